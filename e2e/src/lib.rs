@@ -1,0 +1,1 @@
+//! edgecd end-to-end support: the Kubernetes API emulator (a test fixture), the dev fleet, and benchmarks.

@@ -1,0 +1,1 @@
+//! Native renderer of Kubernetes manifests: plain directories and kustomize, shared by hub and spoke.

@@ -1,0 +1,1 @@
+//! Test harnesses shared by the workspace: a throwaway PostgreSQL server and a git server on loopback.
