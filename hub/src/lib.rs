@@ -1,0 +1,1 @@
+//! edgecd hub: fleet store, spoke streams, command fan-out, the fleet API and the console.

@@ -1,0 +1,1 @@
+//! edgecd spoke: the GitOps reconcile engine that runs on each edge cluster and links to the hub.
