@@ -1,1 +1,19 @@
-//! Domain model and pure logic of edgecd: applications, clusters, projects, sync and health vocabulary, and the delivery state machines of the hub-spoke protocol. No IO here.
+//! Domain model and pure logic of edgecd: names, statuses, connection states, and the delivery state machines of the hub-spoke link. No IO here.
+//!
+//! ```text
+//!  names ── AppRef, ClusterName, ProjectName (validated newtypes)
+//!  status ─ SyncStatus, Health (roll-up), ConnectionState (+ tracker)
+//!  link ─── capabilities (negotiation), outbox/inbox (seq, ack, window,
+//!           coalescing, dedup), backoff (jittered exponential), digest
+//! ```
+//!
+//! Everything here is deterministic given its inputs (time is passed in,
+//! randomness is injected), so the hub and spoke share one tested
+//! implementation of the protocol rules.
+
+pub mod link;
+pub mod names;
+pub mod status;
+
+pub use names::{AppRef, ClusterName, NameError, ProjectName};
+pub use status::{ConnectionState, Health, SyncStatus};
