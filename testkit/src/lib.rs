@@ -1,1 +1,56 @@
 //! Test harnesses shared by the workspace: a throwaway PostgreSQL server and a git server on loopback.
+//!
+//! Both start real servers from the machine's packages (PostgreSQL 15 from
+//! Debian, `git daemon`) in a temporary directory, on a free loopback port,
+//! and clean up when dropped. A watchdog process also cleans up if the test
+//! process dies without running destructors.
+
+pub mod git;
+pub mod net;
+pub mod postgres;
+mod watchdog;
+
+pub use git::{GitRepo, GitServer};
+pub use postgres::PgServer;
+
+/// Errors starting or driving a harness.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{command} failed ({status}): {stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// Runs a command to completion and fails with its stderr if it fails.
+pub(crate) fn run(command: &mut std::process::Command) -> Result<String> {
+    let description = format!("{command:?}");
+    let output = command
+        .output()
+        .map_err(io_error(format!("running {description}")))?;
+    if !output.status.success() {
+        return Err(Error::Command {
+            command: description,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}

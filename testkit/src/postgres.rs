@@ -1,0 +1,224 @@
+//! A throwaway PostgreSQL server: `initdb` and `pg_ctl` in a temp dir on a free loopback port, run as the `postgres` user when we are root.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::{Error, Result, io_error, net, run, watchdog};
+
+/// Where Debian installs PostgreSQL's server binaries (off the PATH).
+const DEBIAN_PG_ROOT: &str = "/usr/lib/postgresql";
+
+/// A running PostgreSQL server owned by the test. Dropping it stops the
+/// server and removes its data directory.
+#[derive(Debug)]
+pub struct PgServer {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres_user: bool,
+    running: bool,
+}
+
+static DATABASE_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl PgServer {
+    /// Starts a fresh server. `EDGECD_PG_BIN` overrides the binary directory.
+    pub fn start() -> Result<Self> {
+        let bin = find_bin_dir()?;
+        let as_postgres_user = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("edgecd-pg-")
+            .tempdir()
+            .map_err(io_error("creating the PostgreSQL temp dir"))?;
+        if as_postgres_user {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()))?;
+        }
+        let mut server = Self {
+            bin,
+            dir,
+            port: 0,
+            as_postgres_user,
+            running: false,
+        };
+        server.initdb()?;
+        // A port may be taken between probing and binding: try a few.
+        let mut last_error = None;
+        for _ in 0..5 {
+            server.port = net::free_port()?;
+            match server.pg_ctl_start() {
+                Ok(()) => {
+                    server.running = true;
+                    server.spawn_watchdog()?;
+                    return Ok(server);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Setup("PostgreSQL did not start".into())))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Connection URL of the `postgres` database.
+    pub fn url(&self) -> String {
+        self.database_url("postgres")
+    }
+
+    pub fn database_url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates a new, empty database with a unique name and returns its URL.
+    pub fn create_database(&self) -> Result<String> {
+        let n = DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("edgecd_test_{}_{n}", std::process::id());
+        run(Command::new(self.bin.join("createdb"))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(self.port.to_string())
+            .arg(&name))?;
+        Ok(self.database_url(&name))
+    }
+
+    /// Stops the server abruptly (as a crash would), keeping its data.
+    pub fn stop(&mut self) -> Result<()> {
+        if self.running {
+            self.pg_ctl(&["stop", "-m", "immediate", "-w"])?;
+            self.running = false;
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub fn restart(&mut self) -> Result<()> {
+        if !self.running {
+            self.pg_ctl_start()?;
+            self.running = true;
+        }
+        Ok(())
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres_user {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn initdb(&self) -> Result<()> {
+        run(self.command("initdb").arg("-D").arg(self.data_dir()).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]))?;
+        Ok(())
+    }
+
+    fn pg_ctl_start(&self) -> Result<()> {
+        let data = self.data_dir();
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c full_page_writes=off -c max_connections=300",
+            self.port,
+            data.display()
+        );
+        let log = self.dir.path().join("postgres.log");
+        let result = self.pg_ctl(&[
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            &log.display().to_string(),
+            "-o",
+            &options,
+        ]);
+        if let Err(Error::Command {
+            command, status, ..
+        }) = result
+        {
+            let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(Error::Command {
+                command,
+                status,
+                stderr: log_text,
+            });
+        }
+        result
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<()> {
+        run(self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(args))?;
+        Ok(())
+    }
+
+    fn spawn_watchdog(&self) -> Result<()> {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let prefix = if self.as_postgres_user {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        watchdog::spawn(&format!(
+            "{prefix}{} -D {} stop -m immediate >/dev/null 2>&1; rm -rf {}",
+            pg_ctl.display(),
+            self.data_dir().display(),
+            self.dir.path().display()
+        ))
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        // Best effort: the watchdog catches what this misses.
+        let _ = self.stop();
+    }
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").is_ok_and(|u| u == "root")
+        || run(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
+}
+
+fn find_bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("EDGECD_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let root = Path::new(DEBIAN_PG_ROOT);
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .map_err(|e| {
+            Error::Setup(format!(
+                "PostgreSQL server binaries not found under {DEBIAN_PG_ROOT} ({e}); install the `postgresql` package or set EDGECD_PG_BIN"
+            ))
+        })?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| Error::Setup(format!("no initdb under {DEBIAN_PG_ROOT}/*/bin")))
+}
