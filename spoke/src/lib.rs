@@ -1,1 +1,9 @@
 //! edgecd spoke: the GitOps reconcile engine that runs on each edge cluster and links to the hub.
+//!
+//! ```text
+//!   git ──► render ──► apply (SSA) ──► health/diff ──► status in the CR
+//!                                                       │
+//!   hub ◄──────────── link (outbound Connect stream) ◄──┘
+//! ```
+
+pub mod link;

@@ -1,5 +1,7 @@
 //! Tests of the harnesses themselves: a real PostgreSQL accepts queries and survives a restart; a real git server serves pushed commits.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use edgecd_testkit::{GitRepo, GitServer, PgServer};

@@ -95,7 +95,7 @@ mod tests {
                 }
             }
             // Some acks make it back before the break.
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 out.ack(inbox.ack()).unwrap();
             }
             assert!(round < 10_000, "no progress");

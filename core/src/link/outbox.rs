@@ -66,12 +66,11 @@ impl<K: Eq + Hash + Clone, M: Clone> Outbox<K, M> {
     /// replaced in place (it keeps its position); sent messages are never
     /// altered.
     pub fn push(&mut self, key: Option<K>, message: M) -> Result<(), OutboxError> {
-        if let Some(slot) = key.as_ref().and_then(|k| self.pending_by_key.get(k)) {
-            if let Some(entry) = self.pending.get_mut(slot) {
-                entry.1 = message;
-                self.coalesced += 1;
-                return Ok(());
-            }
+        let slot = key.as_ref().and_then(|k| self.pending_by_key.get(k));
+        if let Some(entry) = slot.and_then(|slot| self.pending.get_mut(slot)) {
+            entry.1 = message;
+            self.coalesced += 1;
+            return Ok(());
         }
         if self.len() >= self.capacity {
             return Err(OutboxError::Full {

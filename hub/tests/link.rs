@@ -1,0 +1,187 @@
+//! The `Connect` stream over real TCP between the hub's SpokeService and the spoke's link client: handshake, capability negotiation, version skew, acknowledgements.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use edgecd_core::link::capabilities::names;
+use edgecd_core::link::{Capabilities, ProtocolVersion};
+use edgecd_hub::link::{LinkConfig, SpokeLink};
+use edgecd_proto::v1::spoke_service_server::SpokeServiceServer;
+use edgecd_proto::v1::{SpokeMessage, go_away, hub_message};
+use edgecd_spoke::link::{HelloParams, LinkError, handshake};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Channel, Server};
+
+async fn start_hub(config: LinkConfig) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        Server::builder()
+            .add_service(SpokeServiceServer::new(SpokeLink::new(config)))
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn hello(capabilities: Capabilities, protocol: ProtocolVersion) -> HelloParams {
+    HelloParams {
+        cluster_name: "cluster-1".into(),
+        spoke_version: "0.1.0".into(),
+        protocol,
+        capabilities,
+        kubernetes_version: "v1.33.0".into(),
+        server_url: "https://10.0.0.1:6443".into(),
+        epoch: "epoch-1".into(),
+        last_hub_seq: 0,
+        desired_version: 0,
+        next_spoke_seq: 1,
+    }
+}
+
+const V1_0: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+
+#[tokio::test]
+async fn hello_welcome_negotiates_the_common_capabilities() {
+    let addr = start_hub(LinkConfig::default()).await;
+    let session = handshake(channel(addr).await, &hello(Capabilities::all_v1(), V1_0))
+        .await
+        .unwrap();
+    let n = &session.negotiated;
+    assert_eq!(n.cluster_name, "cluster-1");
+    assert_eq!(n.hub_protocol, V1_0);
+    assert_eq!(n.capabilities, Capabilities::all_v1());
+    assert_eq!(n.resume_spoke_seq, 0);
+    assert!(
+        n.full_status_resync,
+        "a new epoch needs a full status report"
+    );
+    assert!(n.window >= 1);
+}
+
+/// Version skew: a spoke one minor newer, which lacks one capability and
+/// announces one the hub has never heard of, still works; the negotiated set
+/// excludes both.
+#[tokio::test]
+async fn a_newer_minor_with_a_capability_switched_off_keeps_working() {
+    let addr = start_hub(LinkConfig::default()).await;
+    let spoke_caps = Capabilities::from_names(
+        Capabilities::all_v1()
+            .without(names::RESOURCE_TREES)
+            .iter()
+            .map(str::to_owned)
+            .chain(["from-the-future.v9".to_owned()]),
+    );
+    let newer = ProtocolVersion { major: 1, minor: 1 };
+    let session = handshake(channel(addr).await, &hello(spoke_caps, newer))
+        .await
+        .unwrap();
+    let caps = &session.negotiated.capabilities;
+    assert!(!caps.contains(names::RESOURCE_TREES));
+    assert!(!caps.contains("from-the-future.v9"));
+    assert!(caps.contains(names::STATUS_DELTAS));
+    assert!(caps.contains(names::COMMANDS));
+}
+
+#[tokio::test]
+async fn another_major_version_is_told_to_go_away() {
+    let addr = start_hub(LinkConfig::default()).await;
+    let v2 = ProtocolVersion { major: 2, minor: 0 };
+    let err = handshake(channel(addr).await, &hello(Capabilities::all_v1(), v2))
+        .await
+        .unwrap_err();
+    match err {
+        LinkError::GoAway {
+            reason,
+            message,
+            retry_after,
+        } => {
+            assert_eq!(reason, go_away::Reason::ProtocolUnsupported);
+            assert!(message.contains("major"), "{message}");
+            assert!(retry_after.is_some());
+        }
+        other => panic!("expected GoAway, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_spoke_missing_a_required_capability_is_refused_with_the_reason() {
+    let addr = start_hub(LinkConfig::default()).await;
+    let caps = Capabilities::all_v1().without(names::STATUS_DELTAS);
+    let err = handshake(channel(addr).await, &hello(caps, V1_0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LinkError::GoAway { message, .. } if message.contains(names::STATUS_DELTAS)),
+        "{err:?}"
+    );
+}
+
+/// Sequenced messages are acknowledged cumulatively; replays are
+/// acknowledged again without being processed twice; a message type the hub
+/// does not know (from a newer spoke) is acknowledged and ignored.
+#[tokio::test]
+async fn sequenced_messages_are_acked_including_replays_and_unknown_types() {
+    let addr = start_hub(LinkConfig::default()).await;
+    let mut session = handshake(channel(addr).await, &hello(Capabilities::all_v1(), V1_0))
+        .await
+        .unwrap();
+    let unknown = |seq| SpokeMessage {
+        seq,
+        ack: 0,
+        body: None,
+    };
+    for seq in [1, 2, 2, 3] {
+        session.outbound.send(unknown(seq)).await.unwrap();
+    }
+    let mut acks = Vec::new();
+    while acks.len() < 4 {
+        let message = tokio::time::timeout(Duration::from_secs(5), session.inbound.message())
+            .await
+            .expect("ack in time")
+            .unwrap()
+            .expect("stream open");
+        if message.body.is_none() {
+            acks.push(message.ack);
+        }
+    }
+    assert_eq!(acks, [1, 2, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_gap_in_sequence_numbers_ends_the_stream_with_an_error() {
+    let addr = start_hub(LinkConfig::default()).await;
+    let mut session = handshake(channel(addr).await, &hello(Capabilities::all_v1(), V1_0))
+        .await
+        .unwrap();
+    session
+        .outbound
+        .send(SpokeMessage {
+            seq: 5,
+            ack: 0,
+            body: None,
+        })
+        .await
+        .unwrap();
+    let status = loop {
+        match session.inbound.message().await {
+            Ok(Some(m)) if matches!(m.body, Some(hub_message::Body::Heartbeat(_))) => continue,
+            Ok(other) => panic!("expected an error, got {other:?}"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("expected 1, got 5"), "{status:?}");
+}
