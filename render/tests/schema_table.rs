@@ -4,7 +4,10 @@
 //! Without that variable the test only checks that the committed table matches what the generator produces,
 //! and skips (with a message) when the k8s-openapi 0.29.0 source is not in the local cargo registry.
 
-#![allow(clippy::unwrap_used, reason = "test code: a broken generator input should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a broken generator input should fail loudly"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

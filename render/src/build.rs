@@ -1,0 +1,606 @@
+//! The kustomize build pipeline: accumulate resources, generators and components, then run the built-in
+//! transformers in kustomize's order; at the root add hash suffixes, fix name references and sort.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{RenderError, Result};
+use crate::generators::{self, GeneratedKind};
+use crate::kustomization::{self, Behavior, GeneratorArgs, Kustomization, PatchEntry, SortOptions};
+use crate::loader::{RepoRoot, relative_to};
+use crate::patch::{self, Merged, Selector};
+use crate::resource::{Origin, ResId, Resource, get_at, set_at, str_at};
+use crate::{nameref, sort, transformers, yaml};
+
+/// Builds the kustomization in `dir` and returns the final objects in output order.
+pub(crate) fn build(dir: &Path, repo: &RepoRoot) -> Result<Vec<Value>> {
+    let mut builder = Builder {
+        repo,
+        stack: Vec::new(),
+    };
+    let (kustomization, mut resources) = builder.build_dir(dir, false)?;
+    let file = kustomization_file(dir);
+    // Root-only steps.
+    for resource in resources.iter_mut().filter(|r| r.needs_hash) {
+        let hash = generators::content_hash(&resource.object);
+        let name = format!("{}-{hash}", resource.name());
+        resource.set_name(name);
+    }
+    nameref::fix(&mut resources).map_err(|message| RenderError::transform(&file, message))?;
+    resources.retain(|r| {
+        str_at(
+            &r.object,
+            &[
+                "metadata",
+                "annotations",
+                "config.kubernetes.io/local-config",
+            ],
+        )
+        .is_none_or(|v| v != "true")
+    });
+    match &kustomization.sort_options {
+        Some(SortOptions::Fifo) => {}
+        Some(SortOptions::Legacy {
+            order_first,
+            order_last,
+        }) => {
+            sort::legacy(
+                &mut resources,
+                order_first.as_deref(),
+                order_last.as_deref(),
+            );
+        }
+        None => sort::legacy(&mut resources, None, None),
+    }
+    if kustomization.origin_annotations {
+        for resource in &mut resources {
+            add_origin_annotation(resource, dir);
+        }
+    }
+    Ok(resources.into_iter().map(|r| r.object).collect())
+}
+
+fn kustomization_file(dir: &Path) -> PathBuf {
+    kustomization::find_file(dir).unwrap_or_else(|| dir.join("kustomization.yaml"))
+}
+
+fn add_origin_annotation(resource: &mut Resource, root: &Path) {
+    let text = match &resource.origin {
+        Some(Origin::File(path)) => format!("path: {}\n", relative_to(path, root)),
+        Some(Origin::Generator {
+            kustomization,
+            kind,
+        }) => format!(
+            "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n",
+            relative_to(kustomization, root)
+        ),
+        None => return,
+    };
+    set_at(
+        &mut resource.object,
+        &["metadata", "annotations", "config.kubernetes.io/origin"],
+        Value::String(text),
+    );
+}
+
+struct Builder<'a> {
+    repo: &'a RepoRoot,
+    stack: Vec<PathBuf>,
+}
+
+impl Builder<'_> {
+    /// Loads and fully builds one kustomization directory (without the root-only steps).
+    fn build_dir(
+        &mut self,
+        dir: &Path,
+        as_component: bool,
+    ) -> Result<(Kustomization, Vec<Resource>)> {
+        let kustomization = self.load_kustomization(dir)?;
+        let file = kustomization_file(dir);
+        if as_component && !kustomization.is_component {
+            return Err(RenderError::invalid(
+                &file,
+                "listed under components but its kind is not Component",
+            ));
+        }
+        if !as_component && kustomization.is_component {
+            return Err(RenderError::invalid(
+                &file,
+                "expected kind Kustomization for a resource but found Component; list it under components",
+            ));
+        }
+        if self.stack.iter().any(|d| d == dir) {
+            let chain: Vec<String> = self.stack.iter().map(|d| d.display().to_string()).collect();
+            return Err(RenderError::Cycle {
+                path: dir.to_path_buf(),
+                chain: chain.join(" -> "),
+            });
+        }
+        self.stack.push(dir.to_path_buf());
+        let mut resources = Vec::new();
+        let result = self.accumulate(dir, &file, &kustomization, &mut resources);
+        self.stack.pop();
+        result?;
+        Ok((kustomization, resources))
+    }
+
+    fn load_kustomization(&self, dir: &Path) -> Result<Kustomization> {
+        let Some(file) = kustomization::find_file(dir) else {
+            return Err(RenderError::Io {
+                path: dir.join("kustomization.yaml"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file or directory",
+                ),
+            });
+        };
+        let text = self.repo.read_text(&file)?;
+        let value = yaml::load_one(&text).map_err(|source| RenderError::Yaml {
+            path: file.clone(),
+            source,
+        })?;
+        Kustomization::parse(&value, &file)
+    }
+
+    /// Steps 2.1–2.7 of kustomize's `accumulateTarget`, on `resources`.
+    fn accumulate(
+        &mut self,
+        dir: &Path,
+        file: &Path,
+        k: &Kustomization,
+        resources: &mut Vec<Resource>,
+    ) -> Result<()> {
+        for entry in &k.resources {
+            if is_remote(entry) {
+                return Err(RenderError::Remote {
+                    file: file.to_path_buf(),
+                    url: entry.clone(),
+                });
+            }
+            let path = crate::loader::normalize(&dir.join(entry));
+            if path.is_dir() {
+                self.repo.check(&path)?;
+                let (_, base) = self.build_dir(&path, false)?;
+                for resource in base {
+                    add_resource(resources, resource, file)?;
+                }
+            } else {
+                let path = self.repo.resolve(dir, entry, dir)?;
+                for object in self.load_objects(&path)? {
+                    add_resource(
+                        resources,
+                        Resource::new(object, Some(Origin::File(path.clone()))),
+                        file,
+                    )?;
+                }
+            }
+        }
+        for args in &k.config_map_generator {
+            self.run_generator(dir, file, k, args, GeneratedKind::ConfigMap, resources)?;
+        }
+        for args in &k.secret_generator {
+            self.run_generator(dir, file, k, args, GeneratedKind::Secret, resources)?;
+        }
+        for entry in &k.components {
+            if is_remote(entry) {
+                return Err(RenderError::Remote {
+                    file: file.to_path_buf(),
+                    url: entry.clone(),
+                });
+            }
+            let path = crate::loader::normalize(&dir.join(entry));
+            self.repo.check(&path)?;
+            let component = self.load_kustomization(&path)?;
+            let component_file = kustomization_file(&path);
+            if !component.is_component {
+                return Err(RenderError::invalid(
+                    &component_file,
+                    "listed under components but its kind is not Component",
+                ));
+            }
+            if self.stack.contains(&path) {
+                let chain: Vec<String> =
+                    self.stack.iter().map(|d| d.display().to_string()).collect();
+                return Err(RenderError::Cycle {
+                    path,
+                    chain: chain.join(" -> "),
+                });
+            }
+            self.stack.push(path.clone());
+            let result = self.accumulate(&path, &component_file, &component, resources);
+            self.stack.pop();
+            result?;
+        }
+        self.transform(dir, file, k, resources)
+    }
+
+    fn run_generator(
+        &self,
+        dir: &Path,
+        file: &Path,
+        k: &Kustomization,
+        args: &GeneratorArgs,
+        kind: GeneratedKind,
+        resources: &mut Vec<Resource>,
+    ) -> Result<()> {
+        let (object, needs_hash) =
+            generators::generate(args, &k.generator_options, kind, dir, self.repo, file)?;
+        let kind_name = if kind == GeneratedKind::ConfigMap {
+            "ConfigMapGenerator"
+        } else {
+            "SecretGenerator"
+        };
+        let mut generated = Resource::new(
+            object,
+            Some(Origin::Generator {
+                kustomization: file.to_path_buf(),
+                kind: kind_name,
+            }),
+        );
+        generated.needs_hash = needs_hash;
+        let id = generated.id();
+        let existing = resources.iter().position(|r| {
+            r.kind() == id.kind
+                && r.all_names().any(|n| n == id.name)
+                && (args.namespace.is_none()
+                    || r.all_namespaces()
+                        .any(|n| crate::resource::ns_eq(n, &id.namespace)))
+        });
+        match (args.behavior, existing) {
+            (Behavior::Create, _) => add_resource(resources, generated, file),
+            (_, None) => Err(RenderError::invalid(
+                file,
+                format!("id {id} does not exist; cannot merge or replace"),
+            )),
+            (behavior, Some(index)) => {
+                let target = &mut resources[index];
+                merge_generated(target, &generated.object, behavior);
+                target.needs_hash = target.needs_hash && needs_hash;
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads a resource file: every non-empty document, with `List` kinds flattened.
+    fn load_objects(&self, path: &Path) -> Result<Vec<Value>> {
+        let text = self.repo.read_text(path)?;
+        let documents = yaml::load_documents(&text).map_err(|source| RenderError::Yaml {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut objects = Vec::new();
+        for document in documents {
+            flatten_document(document, path, &mut objects)?;
+        }
+        Ok(objects)
+    }
+
+    /// Step 2.5: the built-in transformers in kustomize's order.
+    fn transform(
+        &self,
+        dir: &Path,
+        file: &Path,
+        k: &Kustomization,
+        resources: &mut Vec<Resource>,
+    ) -> Result<()> {
+        for entry in &k.patches_strategic_merge {
+            let text = if looks_inline(entry) {
+                entry.clone()
+            } else {
+                let path = self.repo.resolve(dir, entry, dir)?;
+                self.repo.read_text(&path)?
+            };
+            let documents = yaml::load_documents(&text).map_err(|source| RenderError::Yaml {
+                path: file.to_path_buf(),
+                source,
+            })?;
+            for document in documents.into_iter().filter(|d| !d.is_null()) {
+                apply_untargeted_smp(resources, &document, file)?;
+            }
+        }
+        for entry in &k.patches {
+            self.apply_patch(dir, file, entry, resources, false)?;
+        }
+        if let Some(namespace) = &k.namespace {
+            transformers::namespace(resources, namespace);
+        }
+        if let Some(prefix) = &k.name_prefix {
+            transformers::prefix_suffix(resources, prefix, "");
+        }
+        if let Some(suffix) = &k.name_suffix {
+            transformers::prefix_suffix(resources, "", suffix);
+        }
+        for entry in &k.labels {
+            transformers::labels(
+                resources,
+                &entry.pairs,
+                entry.include_selectors,
+                entry.include_templates || entry.include_selectors,
+            );
+        }
+        if !k.common_labels.is_empty() {
+            transformers::labels(resources, &k.common_labels, true, true);
+        }
+        if !k.common_annotations.is_empty() {
+            transformers::annotations(resources, &k.common_annotations);
+        }
+        for entry in &k.patches_json6902 {
+            self.apply_patch(dir, file, entry, resources, true)?;
+        }
+        for (name, count) in &k.replicas {
+            transformers::replicas(resources, name, count)
+                .map_err(|m| RenderError::transform(file, m))?;
+        }
+        for image in &k.images {
+            transformers::images(resources, image);
+        }
+        Ok(())
+    }
+
+    fn apply_patch(
+        &self,
+        dir: &Path,
+        file: &Path,
+        entry: &PatchEntry,
+        resources: &mut Vec<Resource>,
+        json_only: bool,
+    ) -> Result<()> {
+        let (text, source) = match (&entry.patch, &entry.path) {
+            (Some(inline), _) => (inline.clone(), file.to_path_buf()),
+            (None, Some(path)) => {
+                let path = self.repo.resolve(dir, path, dir)?;
+                (self.repo.read_text(&path)?, path)
+            }
+            (None, None) => {
+                return Err(RenderError::invalid(file, "patch without path or content"));
+            }
+        };
+        let documents: Vec<Value> = yaml::load_documents(&text)
+            .map_err(|source_err| RenderError::Yaml {
+                path: source.clone(),
+                source: source_err,
+            })?
+            .into_iter()
+            .filter(|d| !d.is_null())
+            .collect();
+        let is_json = documents.len() == 1 && documents[0].is_array();
+        if json_only && !is_json {
+            return Err(RenderError::invalid(
+                &source,
+                "patchesJson6902 content must be a list of operations",
+            ));
+        }
+        let Some(target) = &entry.target else {
+            if is_json {
+                return Err(RenderError::invalid(
+                    &source,
+                    "a JSON6902 patch requires a target",
+                ));
+            }
+            for document in &documents {
+                apply_untargeted_smp(resources, document, &source)?;
+            }
+            return Ok(());
+        };
+        let selector = Selector::compile(target).map_err(|m| RenderError::invalid(file, m))?;
+        if is_json {
+            for resource in resources.iter_mut().filter(|r| selector.matches(r)) {
+                patch::json6902(&mut resource.object, &documents[0]).map_err(|m| {
+                    RenderError::transform(&source, format!("{m} (on {})", resource.id()))
+                })?;
+            }
+            return Ok(());
+        }
+        if documents.len() != 1 {
+            return Err(RenderError::invalid(
+                &source,
+                "a strategic-merge patch with a target must hold exactly one document",
+            ));
+        }
+        let mut deleted = Vec::new();
+        for (index, resource) in resources.iter_mut().enumerate() {
+            if !selector.matches(resource) {
+                continue;
+            }
+            let mut document = documents[0].clone();
+            align_identity(&mut document, resource);
+            if apply_smp(resource, &document) == Merged::Deleted {
+                deleted.push(index);
+            }
+        }
+        for index in deleted.into_iter().rev() {
+            resources.remove(index);
+        }
+        Ok(())
+    }
+}
+
+/// Adds a resource, refusing a second object with the same id.
+fn add_resource(resources: &mut Vec<Resource>, resource: Resource, file: &Path) -> Result<()> {
+    let id = resource.id();
+    if resources.iter().any(|r| r.id().same(&id)) {
+        return Err(RenderError::DuplicateId {
+            path: file.to_path_buf(),
+            id: id.to_string(),
+        });
+    }
+    resources.push(resource);
+    Ok(())
+}
+
+fn flatten_document(document: Value, path: &Path, out: &mut Vec<Value>) -> Result<()> {
+    match document {
+        Value::Null => Ok(()),
+        Value::Object(map) => {
+            let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
+            if kind.ends_with("List") && map.contains_key("items") {
+                if let Some(Value::Array(items)) = map.get("items") {
+                    for item in items {
+                        flatten_document(item.clone(), path, out)?;
+                    }
+                }
+                return Ok(());
+            }
+            if kind.is_empty() {
+                return Err(RenderError::invalid(
+                    path,
+                    "missing kind in resource document",
+                ));
+            }
+            if map.get("metadata").and_then(|m| m.get("name")).is_none() {
+                return Err(RenderError::invalid(
+                    path,
+                    format!("missing metadata.name in {kind} document"),
+                ));
+            }
+            out.push(Value::Object(map));
+            Ok(())
+        }
+        _ => Err(RenderError::invalid(
+            path,
+            "a resource document must be a mapping",
+        )),
+    }
+}
+
+fn is_remote(entry: &str) -> bool {
+    entry.contains("://")
+        || entry.starts_with("git@")
+        || entry.starts_with("github.com/")
+        || entry.starts_with("gitlab.com/")
+}
+
+fn looks_inline(entry: &str) -> bool {
+    entry.contains('\n') || entry.contains(": ")
+}
+
+/// Applies an SMP document to the resource its id names (by current or any earlier name).
+fn apply_untargeted_smp(
+    resources: &mut Vec<Resource>,
+    document: &Value,
+    source: &Path,
+) -> Result<()> {
+    let id = ResId::of(document);
+    let matches: Vec<usize> = resources
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.kind() == id.kind
+                && r.group() == id.group
+                && r.all_names().any(|n| n == id.name)
+                && (id.namespace.is_empty()
+                    || r.all_namespaces()
+                        .any(|n| crate::resource::ns_eq(n, &id.namespace)))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let index = match matches.as_slice() {
+        [] => {
+            return Err(RenderError::transform(
+                source,
+                format!("no matches for id {id}; failed to find unique target for patch"),
+            ));
+        }
+        [index] => *index,
+        _ => {
+            return Err(RenderError::transform(
+                source,
+                format!("multiple matches for id {id}; patch is ambiguous"),
+            ));
+        }
+    };
+    let mut document = document.clone();
+    align_identity(&mut document, &resources[index]);
+    if apply_smp(&mut resources[index], &document) == Merged::Deleted {
+        resources.remove(index);
+    }
+    Ok(())
+}
+
+/// Makes the patch carry the resource's own identity so that merging never renames it.
+fn align_identity(document: &mut Value, resource: &Resource) {
+    let Value::Object(map) = document else { return };
+    for key in ["apiVersion", "kind"] {
+        if map.contains_key(key)
+            && let Some(v) = resource.object.get(key)
+        {
+            map.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(Value::Object(metadata)) = map.get_mut("metadata") {
+        for key in ["name", "namespace"] {
+            if metadata.contains_key(key) {
+                match get_at(&resource.object, &["metadata", key]) {
+                    Some(v) => {
+                        metadata.insert(key.into(), v.clone());
+                    }
+                    None => {
+                        metadata.remove(key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn apply_smp(resource: &mut Resource, document: &Value) -> Merged {
+    let id = resource.id();
+    patch::strategic_merge(
+        &mut resource.object,
+        document,
+        &id.group,
+        &id.version,
+        &id.kind,
+    )
+}
+
+/// `behavior: merge|replace` of a generated object into an existing one.
+fn merge_generated(target: &mut Resource, generated: &Value, behavior: Behavior) {
+    for field in ["data", "binaryData"] {
+        let new = generated
+            .get(field)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        match behavior {
+            Behavior::Replace => {
+                if new.is_empty() {
+                    if let Value::Object(map) = &mut target.object {
+                        map.remove(field);
+                    }
+                } else {
+                    set_at(&mut target.object, &[field], Value::Object(new));
+                }
+            }
+            _ => {
+                if new.is_empty() {
+                    continue;
+                }
+                let mut merged: Map<String, Value> = target
+                    .object
+                    .get(field)
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                merged.extend(new);
+                set_at(&mut target.object, &[field], Value::Object(merged));
+            }
+        }
+    }
+    for field in ["labels", "annotations"] {
+        if let Some(Value::Object(new)) = get_at(generated, &["metadata", field]).cloned() {
+            for (k, v) in new {
+                set_at(&mut target.object, &["metadata", field, &k], v);
+            }
+        }
+    }
+    for field in ["type", "immutable"] {
+        if let Some(v) = generated
+            .get(field)
+            .filter(|_| behavior == Behavior::Replace || field == "immutable")
+        {
+            set_at(&mut target.object, &[field], v.clone());
+        }
+    }
+}

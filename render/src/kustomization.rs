@@ -1,0 +1,471 @@
+//! The `kustomization.yaml` model: parsing with unknown-field checks and the deprecated-field folding.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::error::{RenderError, Result};
+
+/// File names tried, in order, in a kustomization directory.
+pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+const KNOWN_FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "resources",
+    "bases",
+    "components",
+    "namespace",
+    "namePrefix",
+    "nameSuffix",
+    "commonLabels",
+    "labels",
+    "commonAnnotations",
+    "images",
+    "imageTags",
+    "replicas",
+    "patches",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "configMapGenerator",
+    "secretGenerator",
+    "generatorOptions",
+    "sortOptions",
+    "buildMetadata",
+];
+
+const UNSUPPORTED_FIELDS: &[&str] = &[
+    "replacements",
+    "vars",
+    "crds",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+    "helmCharts",
+    "helmGlobals",
+    "helmChartInflationGenerator",
+    "openapi",
+];
+
+/// A parsed kustomization (or component).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Kustomization {
+    pub is_component: bool,
+    pub resources: Vec<String>,
+    pub components: Vec<String>,
+    pub namespace: Option<String>,
+    pub name_prefix: Option<String>,
+    pub name_suffix: Option<String>,
+    pub common_labels: Vec<(String, String)>,
+    pub labels: Vec<LabelEntry>,
+    pub common_annotations: Vec<(String, String)>,
+    pub images: Vec<ImageEntry>,
+    pub replicas: Vec<(String, Value)>,
+    pub patches: Vec<PatchEntry>,
+    pub patches_strategic_merge: Vec<String>,
+    pub patches_json6902: Vec<PatchEntry>,
+    pub config_map_generator: Vec<GeneratorArgs>,
+    pub secret_generator: Vec<GeneratorArgs>,
+    pub generator_options: GeneratorOptions,
+    pub sort_options: Option<SortOptions>,
+    pub origin_annotations: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LabelEntry {
+    pub pairs: Vec<(String, String)>,
+    pub include_selectors: bool,
+    pub include_templates: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ImageEntry {
+    pub name: String,
+    pub new_name: Option<String>,
+    pub new_tag: Option<String>,
+    pub digest: Option<String>,
+    pub tag_suffix: Option<String>,
+}
+
+/// One `patches`/`patchesJson6902` entry.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PatchEntry {
+    pub path: Option<String>,
+    pub patch: Option<String>,
+    pub target: Option<Target>,
+}
+
+/// A patch target selector.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Target {
+    pub group: Option<String>,
+    pub version: Option<String>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub label_selector: Option<String>,
+    pub annotation_selector: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct GeneratorOptions {
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+    pub disable_name_suffix_hash: bool,
+    pub immutable: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct GeneratorArgs {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub behavior: Behavior,
+    pub envs: Vec<String>,
+    pub literals: Vec<String>,
+    pub files: Vec<String>,
+    pub type_: Option<String>,
+    pub options: GeneratorOptions,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Behavior {
+    #[default]
+    Create,
+    Merge,
+    Replace,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum SortOptions {
+    Fifo,
+    Legacy {
+        order_first: Option<Vec<String>>,
+        order_last: Option<Vec<String>>,
+    },
+}
+
+/// Finds the kustomization file of a directory, if any.
+pub(crate) fn find_file(dir: &Path) -> Option<std::path::PathBuf> {
+    KUSTOMIZATION_FILE_NAMES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+impl Kustomization {
+    /// Parses a kustomization document.
+    pub(crate) fn parse(value: &Value, file: &Path) -> Result<Kustomization> {
+        let empty = Map::new();
+        let map = match value {
+            Value::Object(map) => map,
+            Value::Null => &empty,
+            _ => {
+                return Err(RenderError::invalid(
+                    file,
+                    "kustomization must be a mapping",
+                ));
+            }
+        };
+        let p = Parser { file };
+        for key in map.keys() {
+            if UNSUPPORTED_FIELDS.contains(&key.as_str()) {
+                return Err(RenderError::invalid(
+                    file,
+                    format!("field '{key}' is not supported by edgecd's renderer"),
+                ));
+            }
+            if !KNOWN_FIELDS.contains(&key.as_str()) {
+                return Err(RenderError::invalid(
+                    file,
+                    format!("unknown field '{key}' in kustomization"),
+                ));
+            }
+        }
+        let mut k = Kustomization::default();
+        match map.get("kind").and_then(Value::as_str) {
+            None | Some("Kustomization") => {}
+            Some("Component") => k.is_component = true,
+            Some(other) => {
+                return Err(RenderError::invalid(
+                    file,
+                    format!("unknown kustomization kind '{other}'"),
+                ));
+            }
+        }
+        k.resources = p.strings(map.get("resources"), "resources")?;
+        k.resources.extend(p.strings(map.get("bases"), "bases")?);
+        k.components = p.strings(map.get("components"), "components")?;
+        k.namespace = p.opt_string(map.get("namespace"), "namespace")?;
+        k.name_prefix = p.opt_string(map.get("namePrefix"), "namePrefix")?;
+        k.name_suffix = p.opt_string(map.get("nameSuffix"), "nameSuffix")?;
+        k.common_labels = p.string_map(map.get("commonLabels"), "commonLabels")?;
+        k.common_annotations = p.string_map(map.get("commonAnnotations"), "commonAnnotations")?;
+        for entry in p.list(map.get("labels"), "labels")? {
+            k.labels.push(LabelEntry {
+                pairs: p.string_map(entry.get("pairs"), "labels.pairs")?,
+                include_selectors: entry
+                    .get("includeSelectors")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                include_templates: entry
+                    .get("includeTemplates")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            });
+        }
+        for field in ["images", "imageTags"] {
+            for entry in p.list(map.get(field), field)? {
+                k.images.push(ImageEntry {
+                    name: p
+                        .opt_string(entry.get("name"), "images.name")?
+                        .unwrap_or_default(),
+                    new_name: p.opt_string(entry.get("newName"), "images.newName")?,
+                    new_tag: p.opt_string(entry.get("newTag"), "images.newTag")?,
+                    digest: p.opt_string(entry.get("digest"), "images.digest")?,
+                    tag_suffix: p.opt_string(entry.get("tagSuffix"), "images.tagSuffix")?,
+                });
+            }
+        }
+        for entry in p.list(map.get("replicas"), "replicas")? {
+            let name = p
+                .opt_string(entry.get("name"), "replicas.name")?
+                .unwrap_or_default();
+            let count = entry.get("count").cloned().unwrap_or(Value::Null);
+            k.replicas.push((name, count));
+        }
+        for entry in p.list(map.get("patches"), "patches")? {
+            k.patches.push(p.patch(entry)?);
+        }
+        for entry in p.list(map.get("patchesJson6902"), "patchesJson6902")? {
+            k.patches_json6902.push(p.patch(entry)?);
+        }
+        if let Some(Value::Array(items)) = map.get("patchesStrategicMerge") {
+            for item in items {
+                match item {
+                    Value::String(s) => k.patches_strategic_merge.push(s.clone()),
+                    _ => {
+                        return Err(RenderError::invalid(
+                            file,
+                            "patchesStrategicMerge entries must be strings",
+                        ));
+                    }
+                }
+            }
+        }
+        for (field, kind) in [
+            ("configMapGenerator", "configmap"),
+            ("secretGenerator", "secret"),
+        ] {
+            for entry in p.list(map.get(field), field)? {
+                let args = p.generator(entry, kind)?;
+                if field == "configMapGenerator" {
+                    k.config_map_generator.push(args);
+                } else {
+                    k.secret_generator.push(args);
+                }
+            }
+        }
+        if let Some(options) = map.get("generatorOptions") {
+            k.generator_options = p.options(options)?;
+        }
+        if let Some(Value::Object(sort)) = map.get("sortOptions") {
+            k.sort_options = match sort.get("order").and_then(Value::as_str) {
+                Some("fifo") => Some(SortOptions::Fifo),
+                Some("legacy") | None => {
+                    let legacy = sort.get("legacySortOptions");
+                    let first = legacy.and_then(|l| l.get("orderFirst"));
+                    let last = legacy.and_then(|l| l.get("orderLast"));
+                    Some(SortOptions::Legacy {
+                        order_first: first
+                            .map(|v| p.strings(Some(v), "orderFirst"))
+                            .transpose()?,
+                        order_last: last.map(|v| p.strings(Some(v), "orderLast")).transpose()?,
+                    })
+                }
+                Some(other) => {
+                    return Err(RenderError::invalid(
+                        file,
+                        format!("unknown sortOptions order '{other}'"),
+                    ));
+                }
+            };
+        }
+        for item in p.strings(map.get("buildMetadata"), "buildMetadata")? {
+            match item.as_str() {
+                "originAnnotations" => k.origin_annotations = true,
+                "transformerAnnotations" | "managedByLabel" => {
+                    return Err(RenderError::invalid(
+                        file,
+                        format!("buildMetadata '{item}' is not supported"),
+                    ));
+                }
+                other => {
+                    return Err(RenderError::invalid(
+                        file,
+                        format!("unknown buildMetadata option '{other}'"),
+                    ));
+                }
+            }
+        }
+        Ok(k)
+    }
+}
+
+// === impl Parser ===
+
+struct Parser<'a> {
+    file: &'a Path,
+}
+
+impl Parser<'_> {
+    fn err(&self, message: String) -> RenderError {
+        RenderError::invalid(self.file, message)
+    }
+
+    fn strings(&self, value: Option<&Value>, field: &str) -> Result<Vec<String>> {
+        match value {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    scalar_string(item)
+                        .ok_or_else(|| self.err(format!("{field}: entries must be strings")))
+                })
+                .collect(),
+            Some(_) => Err(self.err(format!("{field} must be a list"))),
+        }
+    }
+
+    fn opt_string(&self, value: Option<&Value>, field: &str) -> Result<Option<String>> {
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => scalar_string(v)
+                .map(Some)
+                .ok_or_else(|| self.err(format!("{field} must be a string"))),
+        }
+    }
+
+    fn string_map(&self, value: Option<&Value>, field: &str) -> Result<Vec<(String, String)>> {
+        match value {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(k, v)| {
+                    let v = if v.is_null() {
+                        Some(String::new())
+                    } else {
+                        scalar_string(v)
+                    };
+                    v.map(|v| (k.clone(), v))
+                        .ok_or_else(|| self.err(format!("{field}.{k} must be a string")))
+                })
+                .collect(),
+            Some(_) => Err(self.err(format!("{field} must be a mapping"))),
+        }
+    }
+
+    fn list<'v>(
+        &self,
+        value: Option<&'v Value>,
+        field: &str,
+    ) -> Result<Vec<&'v Map<String, Value>>> {
+        match value {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_object()
+                        .ok_or_else(|| self.err(format!("{field}: entries must be mappings")))
+                })
+                .collect(),
+            Some(_) => Err(self.err(format!("{field} must be a list"))),
+        }
+    }
+
+    fn patch(&self, entry: &Map<String, Value>) -> Result<PatchEntry> {
+        let target = match entry.get("target") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(t)) => Some(Target {
+                group: self.opt_string(t.get("group"), "target.group")?,
+                version: self.opt_string(t.get("version"), "target.version")?,
+                kind: self.opt_string(t.get("kind"), "target.kind")?,
+                name: self.opt_string(t.get("name"), "target.name")?,
+                namespace: self.opt_string(t.get("namespace"), "target.namespace")?,
+                label_selector: self.opt_string(t.get("labelSelector"), "target.labelSelector")?,
+                annotation_selector: self
+                    .opt_string(t.get("annotationSelector"), "target.annotationSelector")?,
+            }),
+            Some(_) => return Err(self.err("patch target must be a mapping".into())),
+        };
+        let patch = PatchEntry {
+            path: self.opt_string(entry.get("path"), "patch.path")?,
+            patch: self.opt_string(entry.get("patch"), "patch.patch")?,
+            target,
+        };
+        if patch.path.is_some() == patch.patch.is_some() {
+            return Err(self.err("a patch needs exactly one of 'path' and 'patch'".into()));
+        }
+        Ok(patch)
+    }
+
+    fn options(&self, value: &Value) -> Result<GeneratorOptions> {
+        Ok(GeneratorOptions {
+            labels: self.string_map(value.get("labels"), "generatorOptions.labels")?,
+            annotations: self
+                .string_map(value.get("annotations"), "generatorOptions.annotations")?,
+            disable_name_suffix_hash: value
+                .get("disableNameSuffixHash")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            immutable: value
+                .get("immutable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+
+    fn generator(&self, entry: &Map<String, Value>, kind: &str) -> Result<GeneratorArgs> {
+        let name = self
+            .opt_string(entry.get("name"), "generator name")?
+            .unwrap_or_default();
+        let behavior = match entry.get("behavior").and_then(Value::as_str) {
+            None | Some("") | Some("create") => Behavior::Create,
+            Some("merge") => Behavior::Merge,
+            Some("replace") => Behavior::Replace,
+            Some(other) => {
+                return Err(self.err(format!("{kind} {name}: unknown behavior '{other}'")));
+            }
+        };
+        let mut envs = self.strings(entry.get("envs"), "envs")?;
+        if let Some(env) = self.opt_string(entry.get("env"), "env")? {
+            envs.push(env);
+        }
+        Ok(GeneratorArgs {
+            name,
+            namespace: self.opt_string(entry.get("namespace"), "namespace")?,
+            behavior,
+            envs,
+            literals: self.strings(entry.get("literals"), "literals")?,
+            files: self.strings(entry.get("files"), "files")?,
+            type_: self.opt_string(entry.get("type"), "type")?,
+            options: entry
+                .get("options")
+                .map(|o| self.options(o))
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// The text of a scalar as kustomize reads it into a Go string.
+fn scalar_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(crate::yaml::format_number_plain(n)),
+        _ => None,
+    }
+}

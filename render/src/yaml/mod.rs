@@ -1,0 +1,490 @@
+//! YAML loading into `serde_json::Value` with kustomize's scalar typing, and bounded alias expansion.
+//!
+//! Scalars are typed the way kustomize's YAML decoder (go-yaml v3) types them before it turns every object
+//! into JSON: plain `true`/`false`/`null`/`~`, Go-style integers (`0x10`, `010`, `1_000`), floats, dates.
+//! Quoted and block scalars are always strings.
+//! Anchors and aliases are expanded; the total number of nodes produced by aliases is capped so that
+//! "billion laughs" documents are refused instead of exhausting memory.
+
+mod emit;
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use serde_json::{Map, Number, Value};
+
+pub(crate) use emit::format_number as format_number_plain;
+pub use emit::{to_yaml, to_yaml_document};
+
+/// Nodes that aliases may add to one file, in total (the largest real manifests stay far below this).
+pub const MAX_ALIAS_EXPANSION: usize = 1_000_000;
+/// Deepest nesting accepted (keeps the recursive transformers far from stack exhaustion).
+pub const MAX_DEPTH: usize = 200;
+
+/// A YAML document could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum YamlError {
+    /// The text is not valid YAML.
+    #[error("yaml: line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// Aliases would expand to too many nodes.
+    #[error(
+        "yaml: alias expansion exceeds the limit of {MAX_ALIAS_EXPANSION} nodes (line {line}); refusing a possible alias bomb"
+    )]
+    AliasLimit {
+        /// 1-based line of the alias that crossed the limit.
+        line: usize,
+    },
+    /// An alias names an anchor that was not defined before it.
+    #[error("yaml: line {line}: unknown anchor referenced by alias")]
+    UnknownAlias {
+        /// 1-based line.
+        line: usize,
+    },
+    /// Nesting is deeper than [`MAX_DEPTH`].
+    #[error("yaml: line {line}: nesting deeper than {MAX_DEPTH} levels")]
+    TooDeep {
+        /// 1-based line.
+        line: usize,
+    },
+    /// A mapping key appears twice.
+    #[error("yaml: line {line}: mapping key {key:?} already defined")]
+    DuplicateKey {
+        /// 1-based line.
+        line: usize,
+        /// The repeated key.
+        key: String,
+    },
+    /// A mapping key is itself a mapping or a sequence.
+    #[error("yaml: line {line}: mapping keys must be scalars")]
+    ComplexKey {
+        /// 1-based line.
+        line: usize,
+    },
+}
+
+/// Parses every document of a YAML stream (empty documents come back as `Value::Null`).
+pub fn load_documents(text: &str) -> Result<Vec<Value>, YamlError> {
+    let mut loader = Loader::default();
+    let mut parser = Parser::new_from_str(text);
+    let mut documents = Vec::new();
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(|e| YamlError::Syntax {
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+            message: e.info().to_string(),
+        })?;
+        match event {
+            Event::DocumentStart(_) => loader.anchors.clear(),
+            Event::DocumentEnd => documents.push(loader.document.take().unwrap_or(Value::Null)),
+            Event::StreamEnd => break,
+            other => loader.event(other, span)?,
+        }
+    }
+    Ok(documents)
+}
+
+/// Parses a single-document YAML text (the first document; `Null` when there is none).
+pub fn load_one(text: &str) -> Result<Value, YamlError> {
+    Ok(load_documents(text)?
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null))
+}
+
+// === impl Loader ===
+
+#[derive(Debug, Default)]
+struct Loader {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, (Value, usize)>,
+    document: Option<Value>,
+    expanded: usize,
+}
+
+#[derive(Debug)]
+enum Frame {
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+        size: usize,
+    },
+    Map {
+        map: Map<String, Value>,
+        key: Option<String>,
+        merges: Vec<Value>,
+        anchor: usize,
+        size: usize,
+    },
+}
+
+impl Loader {
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
+        let line = span.start.line();
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag_suffix = tag.as_ref().map(|t| t.suffix.clone());
+                let value = resolve_scalar(&text, style, tag_suffix.as_deref());
+                if self.expects_key() {
+                    return self.push_key(text.into_owned(), line, anchor, value);
+                }
+                self.finish(value, 1, anchor, line)
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.check_depth(line)?;
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    anchor,
+                    size: 1,
+                });
+                Ok(())
+            }
+            Event::MappingStart(anchor, _) => {
+                self.check_depth(line)?;
+                self.stack.push(Frame::Map {
+                    map: Map::new(),
+                    key: None,
+                    merges: Vec::new(),
+                    anchor,
+                    size: 1,
+                });
+                Ok(())
+            }
+            Event::SequenceEnd => match self.stack.pop() {
+                Some(Frame::Seq {
+                    items,
+                    anchor,
+                    size,
+                }) => self.finish(Value::Array(items), size, anchor, line),
+                _ => Ok(()),
+            },
+            Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Map {
+                    mut map,
+                    merges,
+                    anchor,
+                    size,
+                    ..
+                }) => {
+                    apply_merges(&mut map, merges);
+                    self.finish(Value::Object(map), size, anchor, line)
+                }
+                _ => Ok(()),
+            },
+            Event::Alias(id) => {
+                let Some((value, size)) = self.anchors.get(&id) else {
+                    return Err(YamlError::UnknownAlias { line });
+                };
+                let (value, size) = (value.clone(), *size);
+                self.expanded = self.expanded.saturating_add(size);
+                if self.expanded > MAX_ALIAS_EXPANSION {
+                    return Err(YamlError::AliasLimit { line });
+                }
+                if self.expects_key() {
+                    let Value::String(key) = value else {
+                        return Err(YamlError::ComplexKey { line });
+                    };
+                    return self.push_key(key.clone(), line, 0, Value::String(key));
+                }
+                self.finish(value, size, 0, line)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_depth(&self, line: usize) -> Result<(), YamlError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(YamlError::TooDeep { line });
+        }
+        Ok(())
+    }
+
+    fn expects_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
+    }
+
+    fn push_key(
+        &mut self,
+        text: String,
+        line: usize,
+        anchor: usize,
+        value: Value,
+    ) -> Result<(), YamlError> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (value, 1));
+        }
+        if let Some(Frame::Map { map, key, .. }) = self.stack.last_mut() {
+            if text != "<<" && map.contains_key(&text) {
+                return Err(YamlError::DuplicateKey { line, key: text });
+            }
+            *key = Some(text);
+        }
+        Ok(())
+    }
+
+    /// Attaches a completed node to its parent (or makes it the document).
+    fn finish(
+        &mut self,
+        value: Value,
+        size: usize,
+        anchor: usize,
+        line: usize,
+    ) -> Result<(), YamlError> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (value.clone(), size));
+        }
+        match self.stack.last_mut() {
+            None => self.document = Some(value),
+            Some(Frame::Seq {
+                items,
+                size: parent,
+                ..
+            }) => {
+                items.push(value);
+                *parent = parent.saturating_add(size);
+            }
+            Some(Frame::Map {
+                map,
+                key,
+                merges,
+                size: parent,
+                ..
+            }) => {
+                let Some(key) = key.take() else {
+                    return Err(YamlError::ComplexKey { line });
+                };
+                *parent = parent.saturating_add(size);
+                if key == "<<" {
+                    merges.push(value);
+                } else {
+                    map.insert(key, value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies YAML merge keys (`<<: *base` or `<<: [*a, *b]`): explicit keys win, earlier merges win.
+fn apply_merges(map: &mut Map<String, Value>, merges: Vec<Value>) {
+    for merge in merges {
+        let sources = match merge {
+            Value::Array(items) => items,
+            other => vec![other],
+        };
+        for source in sources {
+            if let Value::Object(source) = source {
+                for (key, value) in source {
+                    map.entry(key).or_insert(value);
+                }
+            }
+        }
+    }
+}
+
+/// Types a scalar like go-yaml v3 decoding into `interface{}`.
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
+    match tag {
+        Some("str") | Some("binary") => return Value::String(text.to_string()),
+        Some("int") | Some("float") | Some("bool") | Some("null") => return resolve_plain(text),
+        _ => {}
+    }
+    if style != ScalarStyle::Plain {
+        return Value::String(text.to_string());
+    }
+    resolve_plain(text)
+}
+
+/// Types a plain scalar.
+pub(crate) fn resolve_plain(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let first = text.as_bytes()[0];
+    if !(first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.') {
+        return Value::String(text.to_string());
+    }
+    let plain: String = text.chars().filter(|c| *c != '_').collect();
+    if let Some(number) = parse_go_int(&plain) {
+        return Value::Number(number);
+    }
+    if is_yaml_float(&plain)
+        && let Ok(f) = plain.parse::<f64>()
+        && let Some(n) = Number::from_f64(f)
+    {
+        return Value::Number(n);
+    }
+    if let Some(date) = date_to_timestamp(text) {
+        return Value::String(date);
+    }
+    Value::String(text.to_string())
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` (then `ParseUint`) accepting `0x`, `0o`, `0b` and leading-zero octal.
+fn parse_go_int(s: &str) -> Option<Number> {
+    let (negative, digits) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let (radix, body) = if let Some(rest) = lower.strip_prefix("0x") {
+        (16, rest)
+    } else if let Some(rest) = lower.strip_prefix("0o") {
+        (8, rest)
+    } else if let Some(rest) = lower.strip_prefix("0b") {
+        (2, rest)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u128::from_str_radix(body, radix).ok()?;
+    if negative {
+        let value = i64::try_from(magnitude)
+            .ok()
+            .map(|v| -v)
+            .or_else(|| (magnitude == u128::from(i64::MIN.unsigned_abs())).then_some(i64::MIN))?;
+        Some(Number::from(value))
+    } else if let Ok(v) = i64::try_from(magnitude) {
+        Some(Number::from(v))
+    } else {
+        u64::try_from(magnitude).ok().map(Number::from)
+    }
+}
+
+/// go-yaml's float syntax: `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`.
+fn is_yaml_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int_digits = i - int_start;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let frac_start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if int_digits == 0 && i == frac_start {
+            return false;
+        }
+    } else if int_digits == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        let exp_start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == exp_start {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// A plain `YYYY-M-D` date becomes the RFC 3339 timestamp Go's JSON encoder prints for it.
+fn date_to_timestamp(s: &str) -> Option<String> {
+    let mut parts = s.split('-');
+    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || year.len() != 4
+        || !(1..=2).contains(&month.len())
+        || !(1..=2).contains(&day.len())
+    {
+        return None;
+    }
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(year) || !all_digits(month) || !all_digits(day) {
+        return None;
+    }
+    let (m, d): (u32, u32) = (month.parse().ok()?, day.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    Some(format!("{year}-{m:02}-{d:02}T00:00:00Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn scalars_are_typed_like_kustomize() {
+        let doc = load_one(
+            "a: 1.0\nb: 0x10\nc: 010\nd: 1_000\ne: yes\nf: \"8080\"\ng: ~\nh: 2020-01-01\ni: 12345678901234567890\nj: 08\nk: true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            doc,
+            json!({"a": 1.0, "b": 16, "c": 8, "d": 1000, "e": "yes", "f": "8080", "g": null,
+                   "h": "2020-01-01T00:00:00Z", "i": 12345678901234567890u64, "j": 8.0, "k": true})
+        );
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys_expand() {
+        let doc =
+            load_one("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\nlist: [*b]\n").unwrap();
+        assert_eq!(
+            doc,
+            json!({"base": {"x": 1, "y": 2}, "other": {"x": 1, "y": 3}, "list": [{"x": 1, "y": 2}]})
+        );
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h"])
+        {
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let err = load_documents(&text).unwrap_err();
+        assert!(err.to_string().contains("alias"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_and_duplicates_are_reported() {
+        assert!(matches!(
+            load_documents("a: [1, 2\n"),
+            Err(YamlError::Syntax { .. })
+        ));
+        assert!(matches!(
+            load_documents("a: 1\na: 2\n"),
+            Err(YamlError::DuplicateKey { .. })
+        ));
+        let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+        assert!(load_documents(&deep).is_err());
+    }
+
+    #[test]
+    fn multiple_documents_keep_empty_ones_as_null() {
+        let docs = load_documents("---\na: 1\n---\n# only a comment\n---\nb: 2\n").unwrap();
+        assert_eq!(docs, vec![json!({"a": 1}), Value::Null, json!({"b": 2})]);
+    }
+}
