@@ -13,6 +13,7 @@
 //! assert_eq!(containers, Some(ListStrategy::Map { keys: &["name"] }));
 //! ```
 
+#[rustfmt::skip]
 mod generated;
 
 /// How a list field merges (server-side apply `x-kubernetes-list-type`, and the key fields of a map list).
