@@ -37,8 +37,8 @@ pub use serde_json::Value;
 /// How to render a directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RenderOptions {
-    /// Directory all file access must stay in (defaults to the rendered directory's git work tree, or the
-    /// rendered directory itself when it is not inside one).
+    /// Directory all file access must stay in. Defaults to the git work tree enclosing the rendered directory;
+    /// outside a git work tree only kustomize's own rule applies (files under their kustomization, bases anywhere).
     pub repo_root: Option<PathBuf>,
     /// Glob patterns (relative to the rendered directory) a plain-directory file must match; empty = all.
     pub include: Vec<String>,
@@ -68,7 +68,7 @@ pub fn render(dir: &Path, options: &RenderOptions) -> Result<Vec<Value>> {
                 })?,
             )
         }
-        None => git_work_tree(&dir).unwrap_or_else(|| dir.clone()),
+        None => git_work_tree(&dir).unwrap_or_else(|| PathBuf::from("/")),
     };
     let repo = loader::RepoRoot::new(&root)?;
     repo.check(&dir)?;
