@@ -11,8 +11,12 @@
 //! randomness is injected), so the hub and spoke share one tested
 //! implementation of the protocol rules.
 
+pub mod app;
+pub mod duration;
 pub mod link;
 pub mod names;
+pub mod project;
+pub mod selector;
 pub mod status;
 
 pub use names::{AppRef, ClusterName, NameError, ProjectName};

@@ -1,0 +1,468 @@
+//! Applications: desired spec and reported status, in Argo CD's vocabulary and JSON field names (the shape of the `applications.edgecd.io` CRD and of the hub's stored spec).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::duration::GoDuration;
+use crate::status::{Health, SyncStatus};
+
+/// Where the manifests come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSource {
+    #[serde(rename = "repoURL")]
+    pub repo_url: String,
+    /// Branch, tag, commit or `HEAD`; empty means `HEAD`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target_revision: String,
+    /// Directory in the repository; empty means the root.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectorySource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize: Option<KustomizeSource>,
+}
+
+/// Plain-manifest directory options.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectorySource {
+    #[serde(default)]
+    pub recurse: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub include: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub exclude: String,
+}
+
+/// Kustomize options applied on top of the kustomization.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KustomizeSource {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name_prefix: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name_suffix: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub common_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub common_annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<KustomizeReplica>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KustomizeReplica {
+    pub name: String,
+    pub count: i64,
+}
+
+/// Where the app is deployed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Destination {
+    /// The edgecd cluster name (Argo CD's `destination.name`).
+    #[serde(default, rename = "name", skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// Argo CD's `destination.server`, resolved to a cluster by the hub.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub server: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automated: Option<AutomatedSync>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_options: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryStrategy>,
+}
+
+impl SyncPolicy {
+    /// Looks up a `Key=value` sync option (case-insensitive key).
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.sync_options.iter().find_map(|opt| {
+            let (k, v) = opt.split_once('=')?;
+            k.trim().eq_ignore_ascii_case(key).then_some(v.trim())
+        })
+    }
+
+    /// Whether a boolean sync option is set to `true`.
+    pub fn option_enabled(&self, key: &str) -> bool {
+        self.option(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutomatedSync {
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default)]
+    pub self_heal: bool,
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryStrategy {
+    /// Attempts; negative means unlimited.
+    #[serde(default)]
+    pub limit: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<RetryBackoff>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryBackoff {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<GoDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<GoDuration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IgnoreDifference {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub json_pointers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields_managers: Vec<String>,
+}
+
+/// The desired state of an application.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSpec {
+    /// The project; empty means `default`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub project: String,
+    pub source: ApplicationSource,
+    #[serde(default)]
+    pub destination: Destination,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_policy: Option<SyncPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_history_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_differences: Vec<IgnoreDifference>,
+}
+
+impl ApplicationSpec {
+    pub const DEFAULT_HISTORY_LIMIT: u32 = 10;
+
+    pub fn history_limit(&self) -> usize {
+        self.revision_history_limit
+            .unwrap_or(Self::DEFAULT_HISTORY_LIMIT) as usize
+    }
+
+    pub fn automated(&self) -> Option<&AutomatedSync> {
+        self.sync_policy.as_ref()?.automated.as_ref()
+    }
+
+    pub fn sync_option_enabled(&self, key: &str) -> bool {
+        self.sync_policy
+            .as_ref()
+            .is_some_and(|p| p.option_enabled(key))
+    }
+}
+
+/// Identifies one Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceKey {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.group)
+        };
+        if self.namespace.is_empty() {
+            write!(f, "{group}{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{group}{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub status: Health,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+impl Default for HealthReport {
+    fn default() -> Self {
+        Self {
+            status: Health::Unknown,
+            message: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub status: SyncStatus,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+}
+
+impl Default for SyncReport {
+    fn default() -> Self {
+        Self {
+            status: SyncStatus::Unknown,
+            revision: String::new(),
+        }
+    }
+}
+
+/// Status of one resource of an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    #[serde(flatten)]
+    pub key: ResourceKey,
+    pub status: SyncStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthReport>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requires_pruning: bool,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sync_wave: i32,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_transition_time: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OperationPhase {
+    Running,
+    Succeeded,
+    Failed,
+    Error,
+    Terminating,
+}
+
+impl OperationPhase {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Error)
+    }
+}
+
+/// Outcome of one resource in one sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceResult {
+    #[serde(flatten)]
+    pub key: ResourceKey,
+    /// Synced, Pruned, PruneSkipped, SyncFailed, Unchanged.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sync_wave: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationState {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub command_id: String,
+    pub phase: OperationPhase,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finished_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceResult>,
+    #[serde(default)]
+    pub retry_count: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub initiated_by: String,
+}
+
+/// One past sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub revision: String,
+    pub source: ApplicationSource,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub deployed_at: OffsetDateTime,
+    pub result: OperationPhase,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub initiated_by: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceResult>,
+}
+
+/// What the spoke reports about an application.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatus {
+    #[serde(default)]
+    pub sync: SyncReport,
+    #[serde(default)]
+    pub health: HealthReport,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_state: Option<OperationState>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reconciled_at: Option<OffsetDateTime>,
+    /// Hub spec version this status was computed for (0: autonomous).
+    #[serde(default)]
+    pub observed_spec_version: u64,
+    /// Monotonic per app at the spoke; makes replays idempotent.
+    #[serde(default)]
+    pub status_version: u64,
+}
+
+/// Who owns the desired state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AppOrigin {
+    /// Desired state at the hub.
+    Managed,
+    /// Created at the edge; read-only at the hub.
+    Autonomous,
+}
+
+impl AppOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Managed => "Managed",
+            Self::Autonomous => "Autonomous",
+        }
+    }
+}
+
+/// What generated an app (an application set, or a parent app).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerRef {
+    pub kind: String,
+    pub project: String,
+    pub name: String,
+    /// "hub" or the name of the spoke's cluster.
+    pub scope: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spec of an Argo CD Application from the talk's demo repo parses
+    /// unchanged into the domain type.
+    #[test]
+    fn argo_cd_spec_json_parses() {
+        let json = r#"{
+            "project": "default",
+            "source": {
+                "repoURL": "https://github.com/example/demo.git",
+                "targetRevision": "HEAD",
+                "path": "deploy/overlays/cluster1"
+            },
+            "destination": {"server": "https://1.2.3.4:6443", "namespace": "demo"},
+            "syncPolicy": {
+                "automated": {"prune": true, "selfHeal": true},
+                "syncOptions": ["CreateNamespace=true"],
+                "retry": {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
+            }
+        }"#;
+        let spec: ApplicationSpec = serde_json::from_str(json).unwrap();
+        assert_eq!(spec.source.path, "deploy/overlays/cluster1");
+        assert_eq!(spec.destination.server, "https://1.2.3.4:6443");
+        assert!(spec.automated().unwrap().self_heal);
+        assert!(spec.sync_option_enabled("createnamespace"));
+        let backoff = spec
+            .sync_policy
+            .as_ref()
+            .unwrap()
+            .retry
+            .as_ref()
+            .unwrap()
+            .backoff
+            .as_ref()
+            .unwrap();
+        assert_eq!(backoff.max_duration.unwrap().0.as_secs(), 180);
+        let back: ApplicationSpec =
+            serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn resource_key_display() {
+        let key = ResourceKey {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            namespace: "web".into(),
+            name: "nginx".into(),
+        };
+        assert_eq!(key.to_string(), "apps/Deployment web/nginx");
+    }
+}
