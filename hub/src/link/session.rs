@@ -110,7 +110,7 @@ pub(super) async fn run(
         }),
         capabilities: agreed.iter().map(str::to_owned).collect(),
         resume_spoke_seq: inbox.ack(),
-        resume_hub_seq: hello.last_hub_seq,
+        resume_hub_seq: 0,
         heartbeat_interval: Some(duration(config.heartbeat_interval)),
         window: config.window,
         hub_replica: config.replica.clone(),
