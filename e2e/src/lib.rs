@@ -1,1 +1,3 @@
 //! edgecd end-to-end support: the Kubernetes API emulator (a test fixture), the dev fleet, and benchmarks.
+
+pub mod emulator;
