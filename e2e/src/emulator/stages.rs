@@ -44,7 +44,7 @@ enum Fault {
     Stuck,
 }
 
-type PendingKey = (String, String, String, String);
+type PendingKey = (usize, String, String, String, String);
 
 #[derive(Debug, Clone)]
 struct Engine {
@@ -343,7 +343,10 @@ impl Engine {
         f: fn(&Engine, &ResourceType, &str, &str),
     ) {
         let (ns, name) = name_ns(obj);
+        // Different stages of one object are scheduled independently.
+        let stage = f as usize;
         let key = (
+            stage,
             group.to_string(),
             plural.to_string(),
             ns.clone(),
