@@ -6,4 +6,6 @@
 //!   hub ◄──────────── link (outbound Connect stream) ◄──┘
 //! ```
 
+pub mod health;
 pub mod link;
+pub mod plan;
