@@ -1,3 +1,4 @@
 //! edgecd end-to-end support: the Kubernetes API emulator (a test fixture), the dev fleet, and benchmarks.
 
+pub mod bench;
 pub mod emulator;

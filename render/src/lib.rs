@@ -15,6 +15,8 @@
 mod build;
 mod cache;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod generators;
 mod kustomization;
 mod loader;

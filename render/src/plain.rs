@@ -102,7 +102,14 @@ fn flatten(document: Value, file: &Path, out: &mut Vec<Value>) -> Result<()> {
                     Ok(())
                 }
                 _ => {
-                    out.push(Value::Object(map));
+                    // Kustomization files met in a plain directory are configuration, not manifests.
+                    let is_kustomize_config = map
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| v.starts_with("kustomize.config.k8s.io/"));
+                    if !is_kustomize_config {
+                        out.push(Value::Object(map));
+                    }
                     Ok(())
                 }
             }

@@ -1,0 +1,3 @@
+//! Benchmarks run by the `edgecd-bench` binary, one module per subcommand.
+
+pub mod render;

@@ -1,0 +1,23 @@
+//! `edgecd-bench`: benchmarks of edgecd components; one subcommand per benchmark.
+
+use clap::{Parser, Subcommand};
+use edgecd_e2e::bench;
+
+#[derive(Debug, Parser)]
+#[command(name = "edgecd-bench", about = "edgecd benchmarks")]
+struct Args {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Native kustomize rendering versus `kubectl kustomize` / `kustomize build`.
+    Render(bench::render::RenderBench),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Bench::Render(render) => render.run(),
+    }
+}
