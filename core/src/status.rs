@@ -74,7 +74,7 @@ impl Health {
     /// Severity used to roll resource health up to the app, as Argo CD does:
     /// the worst resource wins (Healthy < Suspended < Progressing < Missing <
     /// Degraded < Unknown).
-    fn severity(self) -> u8 {
+    pub fn severity(self) -> u8 {
         match self {
             Self::Healthy => 0,
             Self::Suspended => 1,

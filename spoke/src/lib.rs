@@ -6,6 +6,9 @@
 //!   hub ◄──────────── link (outbound Connect stream) ◄──┘
 //! ```
 
+pub mod cluster;
+pub mod crd;
 pub mod health;
 pub mod link;
 pub mod plan;
+pub mod sync;

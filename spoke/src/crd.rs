@@ -1,0 +1,224 @@
+//! The spoke's custom resources in the edge cluster: `applications.edgecd.io` (v1alpha1) holds each app's desired spec and status, so the cluster itself is the spoke's durable store.
+
+use std::borrow::Cow;
+
+use edgecd_core::app::{AppOrigin, ApplicationSpec, ApplicationStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "edgecd.io";
+pub const VERSION: &str = "v1alpha1";
+pub const API_VERSION: &str = "edgecd.io/v1alpha1";
+
+/// Label marking an Application CR written by the spoke on the hub's behalf.
+pub const ORIGIN_LABEL: &str = "edgecd.io/origin";
+/// Annotation with the hub's spec version of a managed app.
+pub const SPEC_VERSION_ANNOTATION: &str = "edgecd.io/spec-version";
+/// Annotation with the app's project on hub-managed CRs (also in spec).
+pub const PROJECT_LABEL: &str = "edgecd.io/project";
+
+/// An edgecd Application as stored in the edge cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    #[serde(default = "api_version")]
+    pub api_version: String,
+    #[serde(default = "kind")]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: ApplicationSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ApplicationStatus>,
+}
+
+fn api_version() -> String {
+    API_VERSION.to_owned()
+}
+
+fn kind() -> String {
+    "Application".to_owned()
+}
+
+impl Application {
+    pub fn new(name: &str, namespace: &str, spec: ApplicationSpec) -> Self {
+        Self {
+            api_version: api_version(),
+            kind: kind(),
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+
+    /// The app's project (`default` when unset).
+    pub fn project(&self) -> &str {
+        if self.spec.project.is_empty() {
+            "default"
+        } else {
+            &self.spec.project
+        }
+    }
+
+    /// The app's name as the hub knows it (see [`cr_name`]).
+    pub fn app_name(&self) -> String {
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        let prefix = format!("{}.", self.project());
+        if self.project() != "default" && self.origin() == AppOrigin::Managed {
+            name.strip_prefix(&prefix).unwrap_or(name).to_owned()
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// `project/name`, the app's identity.
+    pub fn qualified_name(&self) -> String {
+        format!("{}/{}", self.project(), self.app_name())
+    }
+
+    pub fn origin(&self) -> AppOrigin {
+        let hub = self
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(ORIGIN_LABEL))
+            .is_some_and(|v| v == "hub");
+        if hub {
+            AppOrigin::Managed
+        } else {
+            AppOrigin::Autonomous
+        }
+    }
+}
+
+/// The CR name of a hub-managed app: its name in project `default`, and
+/// `project.name` in any other project, so two teams' `nginx` never collide
+/// in the spoke's namespace.
+pub fn cr_name(project: &str, name: &str) -> String {
+    if project.is_empty() || project == "default" {
+        name.to_owned()
+    } else {
+        format!("{project}.{name}")
+    }
+}
+
+impl kube::Resource for Application {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("Application")
+    }
+
+    fn group(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(GROUP)
+    }
+
+    fn version(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(VERSION)
+    }
+
+    fn plural(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("applications")
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The CustomResourceDefinition of `applications.edgecd.io`.
+pub const APPLICATION_CRD_YAML: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: applications.edgecd.io
+spec:
+  group: edgecd.io
+  names:
+    kind: Application
+    listKind: ApplicationList
+    plural: applications
+    singular: application
+    shortNames:
+    - eapp
+    - eapps
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+    additionalPrinterColumns:
+    - name: Sync
+      type: string
+      jsonPath: .status.sync.status
+    - name: Health
+      type: string
+      jsonPath: .status.health.status
+    - name: Revision
+      type: string
+      jsonPath: .status.sync.revision
+      priority: 1
+    - name: Age
+      type: date
+      jsonPath: .metadata.creationTimestamp
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+"#;
+
+/// The CRD as JSON, ready to apply.
+pub fn application_crd() -> serde_json::Value {
+    // The constant is valid YAML; a failure here is a programming error
+    // caught by the unit test below, so fall back to an empty object.
+    edgecd_render::yaml::load_one(APPLICATION_CRD_YAML).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crd_parses() {
+        let crd = application_crd();
+        assert_eq!(crd["metadata"]["name"], "applications.edgecd.io");
+        assert_eq!(
+            crd["spec"]["versions"][0]["subresources"]["status"],
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn names_map_between_hub_and_cr() {
+        assert_eq!(cr_name("default", "cluster-3.nginx"), "cluster-3.nginx");
+        assert_eq!(cr_name("team-a", "nginx"), "team-a.nginx");
+        let mut app = Application::new(
+            "team-a.nginx",
+            "edgecd-system",
+            ApplicationSpec {
+                project: "team-a".into(),
+                ..Default::default()
+            },
+        );
+        app.metadata.labels = Some([(ORIGIN_LABEL.to_owned(), "hub".to_owned())].into());
+        assert_eq!(app.qualified_name(), "team-a/nginx");
+        let local = Application::new("guestbook", "edgecd-system", ApplicationSpec::default());
+        assert_eq!(local.qualified_name(), "default/guestbook");
+        assert_eq!(local.origin(), AppOrigin::Autonomous);
+    }
+}

@@ -1,0 +1,634 @@
+//! Comparing an app's rendered objects with the cluster (through server-side dry-run apply) and running a sync: prerequisites, waves with health gates, prune.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use edgecd_core::Health;
+use edgecd_core::SyncStatus;
+use edgecd_core::app::{HealthReport, OperationPhase, ResourceKey, ResourceResult, ResourceStatus};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::cluster::{ApplyOptions, ClusterError, LiveCluster};
+use crate::health;
+use crate::plan::{self, Planned};
+
+/// The app being compared or synced.
+#[derive(Debug, Clone)]
+pub struct AppTarget {
+    /// `project/name`, written into tracking annotations.
+    pub app: String,
+    /// Value of the `edgecd.io/app` label.
+    pub app_label: String,
+    /// Destination namespace for namespaced objects without one.
+    pub namespace: String,
+    /// Commit the objects were rendered from.
+    pub revision: String,
+    /// Rendered objects.
+    pub objects: Vec<Value>,
+    /// Keys of objects applied by earlier syncs (the inventory).
+    pub inventory: Vec<ResourceKey>,
+}
+
+/// One resource after comparison.
+#[derive(Debug, Clone)]
+pub struct ResourceState {
+    pub key: ResourceKey,
+    pub wave: i32,
+    /// The prepared desired object; `None` for objects to prune.
+    pub desired: Option<Value>,
+    pub live: Option<Value>,
+    /// The live object as it would be after apply (dry run).
+    pub predicted: Option<Value>,
+    pub sync: SyncStatus,
+    pub health: Option<HealthReport>,
+    pub requires_pruning: bool,
+    pub message: String,
+}
+
+/// The result of comparing an app with its cluster.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub revision: String,
+    pub resources: Vec<ResourceState>,
+    /// Objects that could not be prepared (unknown kind, invalid): they make
+    /// the app OutOfSync and are reported as conditions.
+    pub errors: Vec<String>,
+}
+
+impl Comparison {
+    pub fn sync_status(&self) -> SyncStatus {
+        if self.errors.is_empty()
+            && self
+                .resources
+                .iter()
+                .all(|r| r.sync == SyncStatus::Synced && !r.requires_pruning)
+        {
+            SyncStatus::Synced
+        } else {
+            SyncStatus::OutOfSync
+        }
+    }
+
+    pub fn health(&self) -> HealthReport {
+        let worst = self
+            .resources
+            .iter()
+            .filter(|r| !r.requires_pruning)
+            .filter_map(|r| r.health.as_ref())
+            .max_by_key(|h| h.status.severity());
+        match worst {
+            Some(h) => h.clone(),
+            None => HealthReport {
+                status: Health::Healthy,
+                message: String::new(),
+            },
+        }
+    }
+
+    /// Per-resource status for the app's status.
+    pub fn resource_statuses(&self) -> Vec<ResourceStatus> {
+        self.resources
+            .iter()
+            .map(|r| ResourceStatus {
+                key: r.key.clone(),
+                status: r.sync,
+                health: r.health.clone(),
+                requires_pruning: r.requires_pruning,
+                sync_wave: r.wave,
+            })
+            .collect()
+    }
+
+    /// A unified diff per modified resource (live → desired).
+    pub fn diffs(&self) -> Vec<(ResourceKey, String)> {
+        self.resources
+            .iter()
+            .filter(|r| r.sync != SyncStatus::Synced || r.requires_pruning)
+            .map(|r| {
+                let live = r.live.as_ref().map(normalized_yaml).unwrap_or_default();
+                let desired = if r.requires_pruning {
+                    String::new()
+                } else {
+                    r.predicted
+                        .as_ref()
+                        .or(r.desired.as_ref())
+                        .map(normalized_yaml)
+                        .unwrap_or_default()
+                };
+                (r.key.clone(), unified_diff(&r.key, &live, &desired))
+            })
+            .collect()
+    }
+}
+
+/// Fields that differ between two reads of an unchanged object.
+const VOLATILE_METADATA: &[&str] = &[
+    "managedFields",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "uid",
+    "selfLink",
+];
+
+/// The object without server bookkeeping and status, for comparison.
+pub fn normalize(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(map) = obj.as_object_mut() {
+        map.remove("status");
+        if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            for field in VOLATILE_METADATA {
+                meta.remove(*field);
+            }
+        }
+    }
+    obj
+}
+
+fn normalized_yaml(obj: &Value) -> String {
+    edgecd_render::to_yaml(&[normalize(obj)])
+}
+
+fn unified_diff(key: &ResourceKey, live: &str, desired: &str) -> String {
+    similar::TextDiff::from_lines(live, desired)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("live {key}"), &format!("desired {key}"))
+        .to_string()
+}
+
+fn health_of(live: Option<&Value>) -> Option<HealthReport> {
+    match live {
+        None => Some(HealthReport {
+            status: Health::Missing,
+            message: "resource does not exist".into(),
+        }),
+        Some(obj) => health::assess(obj),
+    }
+}
+
+/// Prepares every rendered object (resolving kinds and namespaces); objects
+/// that cannot be prepared become error messages.
+pub async fn prepare_all(cluster: &LiveCluster, target: &AppTarget) -> (Vec<Planned>, Vec<String>) {
+    let mut planned = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for obj in &target.objects {
+        match cluster
+            .prepare(
+                &target.app,
+                &target.app_label,
+                &target.namespace,
+                obj.clone(),
+            )
+            .await
+        {
+            Ok((key, object)) => {
+                if !seen.insert(key.clone()) {
+                    errors.push(format!("{key} is rendered twice"));
+                    continue;
+                }
+                planned.push(Planned {
+                    wave: plan::sync_wave(&object),
+                    key,
+                    object,
+                });
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    (planned, errors)
+}
+
+/// Compares desired objects with live ones. A failure to reach the cluster
+/// is an error; problems with single objects are recorded in the result.
+#[tracing::instrument(skip_all, fields(app = %target.app, revision = %target.revision))]
+pub async fn compare(
+    cluster: &LiveCluster,
+    target: &AppTarget,
+) -> Result<Comparison, ClusterError> {
+    let (planned, mut errors) = prepare_all(cluster, target).await;
+    let desired_keys: BTreeSet<ResourceKey> = planned.iter().map(|p| p.key.clone()).collect();
+    let mut resources = Vec::new();
+    for p in planned {
+        let live = cluster.get(&p.key).await?;
+        let mut message = String::new();
+        let (sync, predicted) = match &live {
+            None => (SyncStatus::OutOfSync, None),
+            Some(live_obj) => {
+                let options = ApplyOptions {
+                    dry_run: true,
+                    force: true,
+                };
+                match cluster.apply(&p.key, &p.object, options).await {
+                    Ok(predicted) => {
+                        let same = normalize(&predicted) == normalize(live_obj);
+                        (
+                            if same {
+                                SyncStatus::Synced
+                            } else {
+                                SyncStatus::OutOfSync
+                            },
+                            Some(predicted),
+                        )
+                    }
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(e) => {
+                        message = e.to_string();
+                        (SyncStatus::OutOfSync, None)
+                    }
+                }
+            }
+        };
+        resources.push(ResourceState {
+            health: health_of(live.as_ref()),
+            key: p.key,
+            wave: p.wave,
+            desired: Some(p.object),
+            live,
+            predicted,
+            sync,
+            requires_pruning: false,
+            message,
+        });
+    }
+    for key in &target.inventory {
+        if desired_keys.contains(key) {
+            continue;
+        }
+        let live = match cluster.get(key).await {
+            Ok(live) => live,
+            // The kind may be gone with its CRD: nothing to prune then.
+            Err(ClusterError::UnknownKind { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(live) = live else { continue };
+        if !plan::is_managed_by(&live, &target.app, key) {
+            continue;
+        }
+        resources.push(ResourceState {
+            key: key.clone(),
+            wave: plan::sync_wave(&live),
+            desired: None,
+            health: health::assess(&live),
+            live: Some(live),
+            predicted: None,
+            sync: SyncStatus::OutOfSync,
+            requires_pruning: true,
+            message: "not in git any more".into(),
+        });
+    }
+    errors.sort();
+    Ok(Comparison {
+        revision: target.revision.clone(),
+        resources,
+        errors,
+    })
+}
+
+/// How to sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub prune: bool,
+    pub dry_run: bool,
+    pub create_namespace: bool,
+    pub prune_last: bool,
+    /// How long a wave may take to become healthy before the next one.
+    pub wave_timeout: Duration,
+    /// How often to poll health while waiting.
+    pub poll_interval: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            prune: false,
+            dry_run: false,
+            create_namespace: false,
+            prune_last: false,
+            wave_timeout: Duration::from_secs(300),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The outcome of a sync.
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    pub phase: OperationPhase,
+    pub message: String,
+    pub resources: Vec<ResourceResult>,
+    pub started_at: OffsetDateTime,
+    pub finished_at: OffsetDateTime,
+    /// Keys applied by this sync: the new inventory.
+    pub applied: Vec<ResourceKey>,
+}
+
+fn result(
+    key: &ResourceKey,
+    wave: i32,
+    status: &str,
+    message: impl Into<String>,
+) -> ResourceResult {
+    ResourceResult {
+        key: key.clone(),
+        status: status.to_owned(),
+        message: message.into(),
+        sync_wave: wave,
+    }
+}
+
+/// Runs a sync of `target`: namespaces and CRDs first (CRDs awaited until
+/// established), then each wave in order, each awaited healthy before the
+/// next, then prune. Stops at the first failure.
+#[tracing::instrument(skip_all, fields(app = %target.app, revision = %target.revision, dry_run = options.dry_run))]
+pub async fn sync(cluster: &LiveCluster, target: &AppTarget, options: &SyncOptions) -> SyncOutcome {
+    let started_at = OffsetDateTime::now_utc();
+    let mut results = Vec::new();
+    let finish = |phase, message: String, results, applied| SyncOutcome {
+        phase,
+        message,
+        resources: results,
+        started_at,
+        finished_at: OffsetDateTime::now_utc(),
+        applied,
+    };
+    let (planned, errors) = prepare_all(cluster, target).await;
+    // A kind that is unknown because its CRD is part of this very sync is
+    // retried after the CRDs are established.
+    let crd_in_sync = planned
+        .iter()
+        .any(|p| p.key.kind == "CustomResourceDefinition");
+    let mut deferred = Vec::new();
+    for error in errors {
+        if crd_in_sync && error.contains("does not know kind") {
+            deferred.push(error);
+        } else {
+            return finish(
+                OperationPhase::Failed,
+                error,
+                results,
+                target.inventory.clone(),
+            );
+        }
+    }
+    let mut live_managed = BTreeMap::new();
+    for key in &target.inventory {
+        if planned.iter().any(|p| &p.key == key) {
+            continue;
+        }
+        match cluster.get(key).await {
+            Ok(Some(live)) if plan::is_managed_by(&live, &target.app, key) => {
+                live_managed.insert(key.clone(), live);
+            }
+            Ok(_) | Err(ClusterError::UnknownKind { .. }) => {}
+            Err(e) => {
+                return finish(
+                    OperationPhase::Error,
+                    e.to_string(),
+                    results,
+                    target.inventory.clone(),
+                );
+            }
+        }
+    }
+    let mut the_plan = plan::plan(planned, &live_managed);
+    let apply_options = ApplyOptions {
+        dry_run: options.dry_run,
+        force: true,
+    };
+    let mut applied: Vec<ResourceKey> = Vec::new();
+
+    if options.create_namespace && !target.namespace.is_empty() {
+        let exists = the_plan
+            .prerequisites
+            .iter()
+            .any(|p| p.key.kind == "Namespace" && p.key.name == target.namespace);
+        if !exists {
+            let ns_key = ResourceKey {
+                group: String::new(),
+                version: "v1".into(),
+                kind: "Namespace".into(),
+                namespace: String::new(),
+                name: target.namespace.clone(),
+            };
+            let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target.namespace}});
+            if let Err(e) = cluster.apply(&ns_key, &ns, apply_options).await {
+                return finish(
+                    OperationPhase::Failed,
+                    e.to_string(),
+                    results,
+                    target.inventory.clone(),
+                );
+            }
+        }
+    }
+
+    for p in &the_plan.prerequisites {
+        match cluster.apply(&p.key, &p.object, apply_options).await {
+            Ok(_) => {
+                results.push(result(&p.key, p.wave, "Synced", ""));
+                applied.push(p.key.clone());
+            }
+            Err(e) => {
+                results.push(result(&p.key, p.wave, "SyncFailed", e.to_string()));
+                return finish(
+                    OperationPhase::Failed,
+                    e.to_string(),
+                    results,
+                    merge_inventory(&target.inventory, &applied),
+                );
+            }
+        }
+    }
+    let crds: Vec<&Planned> = the_plan
+        .prerequisites
+        .iter()
+        .filter(|p| p.key.kind == "CustomResourceDefinition")
+        .collect();
+    if !crds.is_empty() && !options.dry_run {
+        for crd in &crds {
+            if let Err(message) = wait_healthy(cluster, &[&crd.key], options).await {
+                return finish(
+                    OperationPhase::Failed,
+                    message,
+                    results,
+                    merge_inventory(&target.inventory, &applied),
+                );
+            }
+        }
+        cluster.forget_kinds().await;
+        if !deferred.is_empty() {
+            let (replanned, errors) = prepare_all(cluster, target).await;
+            if let Some(error) = errors.into_iter().next() {
+                return finish(
+                    OperationPhase::Failed,
+                    error,
+                    results,
+                    merge_inventory(&target.inventory, &applied),
+                );
+            }
+            the_plan = plan::plan(replanned, &live_managed);
+        }
+    }
+
+    let wave_count = the_plan.waves.len();
+    for (index, (wave, objects)) in the_plan.waves.iter().enumerate() {
+        for p in objects {
+            match cluster.apply(&p.key, &p.object, apply_options).await {
+                Ok(_) => {
+                    results.push(result(&p.key, *wave, "Synced", ""));
+                    applied.push(p.key.clone());
+                }
+                Err(e) => {
+                    results.push(result(&p.key, *wave, "SyncFailed", e.to_string()));
+                    return finish(
+                        OperationPhase::Failed,
+                        e.to_string(),
+                        results,
+                        merge_inventory(&target.inventory, &applied),
+                    );
+                }
+            }
+        }
+        let last = index + 1 == wave_count;
+        if !options.dry_run && (!last || (options.prune_last && options.prune)) {
+            let keys: Vec<&ResourceKey> = objects.iter().map(|p| &p.key).collect();
+            if let Err(message) = wait_healthy(cluster, &keys, options).await {
+                return finish(
+                    OperationPhase::Failed,
+                    format!("wave {wave}: {message}"),
+                    results,
+                    merge_inventory(&target.inventory, &applied),
+                );
+            }
+        }
+    }
+
+    let mut kept = Vec::new();
+    for key in &the_plan.prune {
+        if !options.prune {
+            results.push(result(
+                key,
+                plan::sync_wave(&live_managed[key]),
+                "PruneSkipped",
+                "prune is disabled",
+            ));
+            kept.push(key.clone());
+            continue;
+        }
+        if options.dry_run {
+            results.push(result(key, 0, "Pruned", "(dry run)"));
+            continue;
+        }
+        match cluster.delete(key).await {
+            Ok(_) => results.push(result(key, 0, "Pruned", "")),
+            Err(e) => {
+                results.push(result(key, 0, "SyncFailed", e.to_string()));
+                kept.push(key.clone());
+            }
+        }
+    }
+    // Objects from earlier syncs that were kept stay in the inventory.
+    let mut inventory = applied;
+    inventory.extend(kept);
+    for key in live_managed.keys() {
+        if the_plan.prune.iter().all(|k| k != key) && !inventory.contains(key) {
+            inventory.push(key.clone());
+        }
+    }
+    let failed = results.iter().any(|r| r.status == "SyncFailed");
+    let (phase, message) = if failed {
+        (
+            OperationPhase::Failed,
+            "one or more objects failed to sync".to_owned(),
+        )
+    } else if options.dry_run {
+        (
+            OperationPhase::Succeeded,
+            "dry run: nothing changed".to_owned(),
+        )
+    } else {
+        (
+            OperationPhase::Succeeded,
+            format!("successfully synced (revision {})", short(&target.revision)),
+        )
+    };
+    finish(phase, message, results, inventory)
+}
+
+fn short(revision: &str) -> &str {
+    revision.get(..8).unwrap_or(revision)
+}
+
+fn merge_inventory(previous: &[ResourceKey], applied: &[ResourceKey]) -> Vec<ResourceKey> {
+    let mut all: Vec<ResourceKey> = previous.to_vec();
+    for key in applied {
+        if !all.contains(key) {
+            all.push(key.clone());
+        }
+    }
+    all
+}
+
+/// Polls until every object is healthy (or has no health); fails on Degraded
+/// or when the wave timeout passes.
+async fn wait_healthy(
+    cluster: &LiveCluster,
+    keys: &[&ResourceKey],
+    options: &SyncOptions,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + options.wave_timeout;
+    loop {
+        let mut pending = None;
+        for key in keys {
+            let live = cluster.get(key).await.map_err(|e| e.to_string())?;
+            match health_of(live.as_ref()) {
+                None => {}
+                Some(h) if h.status == Health::Healthy => {}
+                Some(h) if h.status == Health::Degraded => {
+                    return Err(format!("{key} is Degraded: {}", h.message));
+                }
+                Some(h) => pending = Some(format!("{key} is {}: {}", h.status, h.message)),
+            }
+        }
+        let Some(pending) = pending else {
+            return Ok(());
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("timed out waiting for health: {pending}"));
+        }
+        tokio::time::sleep(options.poll_interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn normalization_ignores_bookkeeping_and_status() {
+        let a = json!({"kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1", "managedFields": []}, "data": {"k": "v"}, "status": {"x": 1}});
+        let b = json!({"kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "9", "uid": "u"}, "data": {"k": "v"}});
+        assert_eq!(normalize(&a), normalize(&b));
+        let c = json!({"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "w"}});
+        assert_ne!(normalize(&a), normalize(&c));
+    }
+
+    #[test]
+    fn diff_names_the_object() {
+        let key = ResourceKey {
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: "web".into(),
+            name: "cfg".into(),
+            ..Default::default()
+        };
+        let d = unified_diff(&key, "data:\n  k: v\n", "data:\n  k: w\n");
+        assert!(d.contains("-  k: v") && d.contains("+  k: w"), "{d}");
+        assert!(d.contains("live ConfigMap web/cfg"));
+    }
+}
