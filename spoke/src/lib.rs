@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod crd;
 pub mod health;
+pub mod git;
 pub mod link;
 pub mod plan;
 pub mod sync;

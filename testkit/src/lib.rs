@@ -6,11 +6,13 @@
 //! process dies without running destructors.
 
 pub mod git;
+pub mod git_http;
 pub mod net;
 pub mod postgres;
 mod watchdog;
 
 pub use git::{GitRepo, GitServer};
+pub use git_http::{GitHttpServer, HTTP_PASSWORD, HTTP_USER, TestCa};
 pub use postgres::PgServer;
 
 /// Errors starting or driving a harness.

@@ -1,0 +1,160 @@
+//! Repository credentials matched by URL prefix (longest wins), replaceable at runtime; secrets never print.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use secrecy::SecretString;
+
+use super::url::RepoUrl;
+
+/// Credentials for every repository whose sanitised URL starts with `url_prefix`.
+///
+/// Secrets are [`SecretString`]s: `Debug` prints `[REDACTED]`.
+/// For https, `password` is the password or token (with `username` defaulting to `git`); for ssh,
+/// `ssh_private_key` is a PEM/OpenSSH private key and `ssh_known_hosts` (OpenSSH `known_hosts` lines) pins the
+/// server keys: when it is set, unknown host keys are refused.
+/// `ca_cert_pem` pins the https server certificate to a CA (the server's leaf must be signed by it directly).
+#[derive(Debug, Clone, Default)]
+pub struct RepoCredential {
+    pub url_prefix: String,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub ssh_private_key: Option<SecretString>,
+    pub ssh_passphrase: Option<SecretString>,
+    pub ssh_known_hosts: Option<String>,
+    pub ca_cert_pem: Option<String>,
+}
+
+/// A set of credentials; [`Credentials::find`] picks the longest matching prefix.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    entries: Vec<Arc<RepoCredential>>,
+}
+
+/// The live credential set shared by the git layer and whoever fills it (Kubernetes Secrets, the hub).
+///
+/// Cloning shares the same set; [`CredentialStore::replace`] swaps it atomically for later operations.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialStore {
+    current: Arc<RwLock<Arc<Credentials>>>,
+}
+
+// === impl Credentials ===
+
+impl Credentials {
+    pub fn new(entries: impl IntoIterator<Item = RepoCredential>) -> Self {
+        Self {
+            entries: entries.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    /// The credential with the longest `url_prefix` that the repository's sanitised URL starts with.
+    pub fn find(&self, url: &RepoUrl) -> Option<Arc<RepoCredential>> {
+        self.entries
+            .iter()
+            .filter(|entry| url.sanitized().starts_with(entry.url_prefix.as_str()))
+            .max_by_key(|entry| entry.url_prefix.len())
+            .cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+// === impl CredentialStore ===
+
+impl CredentialStore {
+    pub fn new(credentials: Credentials) -> Self {
+        Self {
+            current: Arc::new(RwLock::new(Arc::new(credentials))),
+        }
+    }
+
+    /// Replaces the whole set; operations already running keep the credential they started with.
+    pub fn replace(&self, credentials: Credentials) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(credentials);
+    }
+
+    pub fn snapshot(&self) -> Arc<Credentials> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn find(&self, url: &RepoUrl) -> Option<Arc<RepoCredential>> {
+        self.snapshot().find(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(prefix: &str, user: &str) -> RepoCredential {
+        RepoCredential {
+            url_prefix: prefix.to_owned(),
+            username: Some(user.to_owned()),
+            password: Some(SecretString::from("hunter2".to_owned())),
+            ..RepoCredential::default()
+        }
+    }
+
+    fn url(text: &str) -> RepoUrl {
+        match RepoUrl::parse(text) {
+            Ok(url) => url,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let store = CredentialStore::new(Credentials::new([
+            credential("https://git.example.com/", "host"),
+            credential("https://git.example.com/team/", "team"),
+            credential("https://other.example.com/", "other"),
+        ]));
+        let found = store.find(&url("https://git.example.com/team/app.git"));
+        assert_eq!(
+            found.and_then(|c| c.username.clone()).as_deref(),
+            Some("team")
+        );
+        let found = store.find(&url("https://git.example.com/infra.git"));
+        assert_eq!(
+            found.and_then(|c| c.username.clone()).as_deref(),
+            Some("host")
+        );
+        assert!(store.find(&url("https://nowhere.example.com/x")).is_none());
+    }
+
+    #[test]
+    fn user_info_in_the_url_does_not_defeat_matching() {
+        let store = CredentialStore::new(Credentials::new([credential(
+            "https://git.example.com/",
+            "host",
+        )]));
+        assert!(store.find(&url("https://tok@git.example.com/x")).is_some());
+    }
+
+    #[test]
+    fn replace_swaps_the_set() {
+        let store = CredentialStore::default();
+        let shared = store.clone();
+        assert!(store.find(&url("https://a.example/x")).is_none());
+        shared.replace(Credentials::new([credential("https://a.example/", "a")]));
+        assert!(store.find(&url("https://a.example/x")).is_some());
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let mut entry = credential("https://a.example/", "a");
+        entry.ssh_private_key = Some(SecretString::from("PRIVATE KEY".to_owned()));
+        let printed = format!("{:?}", Credentials::new([entry]));
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("PRIVATE KEY"), "{printed}");
+    }
+}

@@ -1,0 +1,177 @@
+//! Blocking network operations with libgit2: `ls-remote` and fetches into a bare cache repository.
+
+use std::cell::{Cell, RefCell};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use git2::{AutotagOption, Direction, FetchOptions, FetchPrune, Remote, Repository};
+
+use super::auth;
+use super::credentials::RepoCredential;
+use super::error::{AuthOutcome, GitError, Result, classify};
+use super::revision::{REMOTE_HEAD_REF, RemoteRefs};
+use super::url::RepoUrl;
+
+/// Every branch and tag is mirrored into the cache repository under its own name.
+const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
+
+/// libgit2's `GIT_FETCH_DEPTH_UNSHALLOW`: turn a shallow repository into a complete one.
+const DEPTH_UNSHALLOW: i32 = i32::MAX;
+
+/// How deep a fetch goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Depth {
+    /// Only the tips (`--depth 1`).
+    Shallow,
+    /// Whatever is missing, all history.
+    Full,
+    /// Complete a shallow repository.
+    Unshallow,
+}
+
+/// What one fetch did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fetched {
+    pub(crate) received_bytes: u64,
+    pub(crate) shallow: bool,
+    /// The shallow attempt failed and a full fetch was done instead.
+    pub(crate) fell_back_to_full: bool,
+}
+
+/// Lists the refs `url` advertises (one connection, no objects transferred).
+pub(crate) fn ls_remote(
+    url: &RepoUrl,
+    credential: Option<&Arc<RepoCredential>>,
+) -> Result<RemoteRefs> {
+    let outcome = RefCell::new(AuthOutcome::default());
+    let fail = |error: git2::Error| classify(url.sanitized(), url.raw(), &error, &outcome.borrow());
+    let mut remote = Remote::create_detached(url.raw()).map_err(fail)?;
+    let callbacks = auth::callbacks(credential, &outcome);
+    let connection = remote
+        .connect_auth(Direction::Fetch, Some(callbacks), None)
+        .map_err(fail)?;
+    let refs = connection
+        .list()
+        .map_err(fail)?
+        .iter()
+        .map(|head| (head.name().to_owned(), head.oid()))
+        .collect();
+    Ok(RemoteRefs { refs })
+}
+
+/// Opens the bare cache repository at `path`, creating it if missing; a damaged one is recreated.
+pub(crate) fn open_or_init(url: &RepoUrl, path: &Path) -> Result<Repository> {
+    if path.exists() {
+        match Repository::open_bare(path) {
+            Ok(repo) => return Ok(repo),
+            Err(error) => {
+                tracing::warn!(repo = %url, error = %error.message(), "Cache repository unreadable; recreating it.");
+                std::fs::remove_dir_all(path).map_err(GitError::io(
+                    url.sanitized(),
+                    "removing damaged cache",
+                    path,
+                ))?;
+            }
+        }
+    }
+    Repository::init_bare(path)
+        .map_err(|error| classify(url.sanitized(), url.raw(), &error, &AuthOutcome::default()))
+}
+
+/// Fetches every branch and tag of `url` into `repo` (pruning deleted ones) and records the remote `HEAD`.
+///
+/// A shallow fetch that fails for another reason than authentication, trust or a missing repository is retried
+/// once as a full fetch (servers and transports without shallow support, e.g. libgit2's local transport).
+pub(crate) fn fetch(
+    repo: &Repository,
+    url: &RepoUrl,
+    credential: Option<&Arc<RepoCredential>>,
+    depth: Depth,
+) -> Result<Fetched> {
+    match fetch_once(repo, url, credential, depth) {
+        Ok(fetched) => Ok(fetched),
+        Err(error)
+            if depth == Depth::Shallow
+                && !matches!(
+                    error,
+                    GitError::AuthFailed { .. }
+                        | GitError::UntrustedHost { .. }
+                        | GitError::RepoNotFound { .. }
+                ) =>
+        {
+            tracing::info!(repo = %url, error = %error, "Shallow fetch failed; retrying with a full fetch.");
+            let mut fetched = fetch_once(repo, url, credential, Depth::Full)?;
+            fetched.fell_back_to_full = true;
+            Ok(fetched)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn fetch_once(
+    repo: &Repository,
+    url: &RepoUrl,
+    credential: Option<&Arc<RepoCredential>>,
+    depth: Depth,
+) -> Result<Fetched> {
+    let started = Instant::now();
+    let outcome = RefCell::new(AuthOutcome::default());
+    let fail = |error: git2::Error| classify(url.sanitized(), url.raw(), &error, &outcome.borrow());
+    let mut remote = repo.remote_anonymous(url.raw()).map_err(fail)?;
+    let received = Cell::new(0u64);
+    let mut callbacks = auth::callbacks(credential, &outcome);
+    callbacks.transfer_progress(|progress| {
+        received.set(progress.received_bytes() as u64);
+        true
+    });
+    let mut options = FetchOptions::new();
+    options
+        .remote_callbacks(callbacks)
+        .prune(FetchPrune::On)
+        .download_tags(AutotagOption::None)
+        .update_fetchhead(false);
+    match depth {
+        Depth::Shallow => {
+            options.depth(1);
+        }
+        Depth::Unshallow => {
+            options.depth(DEPTH_UNSHALLOW);
+        }
+        Depth::Full => {}
+    }
+    remote
+        .fetch(&REFSPECS, Some(&mut options), None)
+        .map_err(fail)?;
+    let received_bytes = received.get().max(remote.stats().received_bytes() as u64);
+    // The advertised refs stay available after the fetch disconnected.
+    let head = remote
+        .list()
+        .map_err(fail)?
+        .iter()
+        .find(|head| head.name() == "HEAD")
+        .map(|head| head.oid());
+    drop(remote);
+    if let Some(head) = head
+        && repo.find_commit(head).is_ok()
+    {
+        repo.reference(REMOTE_HEAD_REF, head, true, "edgecd: remote HEAD")
+            .map_err(|error| {
+                classify(url.sanitized(), url.raw(), &error, &AuthOutcome::default())
+            })?;
+    }
+    let shallow = repo.is_shallow();
+    tracing::debug!(
+        repo = %url,
+        ?depth,
+        shallow,
+        received_bytes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Fetched repository."
+    );
+    Ok(Fetched {
+        received_bytes,
+        shallow,
+        fell_back_to_full: false,
+    })
+}
