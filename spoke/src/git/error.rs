@@ -168,7 +168,7 @@ pub(crate) fn classify(
         (git2::ErrorCode::Auth, _) => GitError::AuthFailed { repo, message },
         (git2::ErrorCode::Certificate, _) => GitError::UntrustedHost { repo, message },
         _ if lower.contains("certificate") => GitError::UntrustedHost { repo, message },
-        _ if lower.contains("401") || lower.contains("403") || lower.contains("authentication") => {
+        _ if lower.contains("401") || lower.contains("403") || lower.contains("authenticat") => {
             GitError::AuthFailed { repo, message }
         }
         _ if lower.contains("404")

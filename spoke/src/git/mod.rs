@@ -60,6 +60,9 @@ pub struct GitConfig {
     /// Checkouts kept on disk (least recently used beyond this are removed when not in use).
     pub max_checkouts: usize,
     pub limits: SizeLimits,
+    /// Longest a fetch or ls-remote may take; the caller then gets [`GitError::Network`]. A transfer still
+    /// sending data is aborted at the deadline; a silent server holds the repository until the connection fails.
+    pub network_timeout: Duration,
 }
 
 impl GitConfig {
@@ -71,6 +74,7 @@ impl GitConfig {
             ls_remote_ttl: Duration::from_secs(10),
             max_checkouts: 64,
             limits: SizeLimits::default(),
+            network_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -105,7 +109,7 @@ struct Inner {
     config: GitConfig,
     credentials: CredentialStore,
     metrics: GitMetrics,
-    network: Semaphore,
+    network: Arc<Semaphore>,
     repos: Mutex<HashMap<String, Arc<RepoState>>>,
     checkouts: CheckoutStore,
 }
@@ -117,7 +121,7 @@ struct RepoState {
     key: String,
     path: PathBuf,
     /// Fetches write the bare repository exclusively; resolution and checkouts read it.
-    lock: RwLock<()>,
+    lock: Arc<RwLock<()>>,
     fetch: Flight<FetchReport>,
     ls_remote: Flight<Arc<RemoteRefs>>,
     advertised: Mutex<Option<(Instant, Arc<RemoteRefs>)>>,
@@ -148,7 +152,7 @@ impl GitCache {
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
-                network: Semaphore::new(config.max_parallel_fetches.max(1)),
+                network: Arc::new(Semaphore::new(config.max_parallel_fetches.max(1))),
                 config,
                 credentials,
                 metrics: GitMetrics::default(),
@@ -290,7 +294,7 @@ impl GitCache {
                     url: url.clone(),
                     path: self.repo_cache_path(url),
                     key,
-                    lock: RwLock::new(()),
+                    lock: Arc::new(RwLock::new(())),
                     fetch: Flight::default(),
                     ls_remote: Flight::default(),
                     advertised: Mutex::new(None),
@@ -373,15 +377,20 @@ impl GitCache {
     /// One real fetch: exclusive on the repository, bounded across repositories.
     /// `depth` `None` picks shallow for a new or shallow cache (if configured), full otherwise.
     async fn run_fetch(&self, state: &Arc<RepoState>, depth: Option<Depth>) -> Result<FetchReport> {
-        let _write = state.lock.write().await;
-        let _permit = self.network_permit(&state.url).await?;
+        // Both guards move into the blocking work: if the caller times out, the repository stays locked until
+        // libgit2 really stops.
+        let write = state.lock.clone().write_owned().await;
+        let permit = self.network_permit(&state.url).await?;
         let started = Instant::now();
+        let timeout = self.inner.config.network_timeout;
+        let deadline = started + timeout;
         let credential = self.inner.credentials.find(&state.url);
         let shallow_configured = self.inner.config.shallow;
         let url = state.url.clone();
         let path = state.path.clone();
         self.inner.metrics.inc(Counter::Fetches);
-        let result = blocking(&state.url, move || {
+        let work = blocking(&state.url, move || {
+            let _held = (write, permit);
             let repo = remote::open_or_init(&url, &path)?;
             let depth = depth.unwrap_or_else(|| {
                 let new = repo.is_empty().unwrap_or(true);
@@ -391,9 +400,9 @@ impl GitCache {
                     Depth::Full
                 }
             });
-            remote::fetch(&repo, &url, credential.as_ref(), depth)
-        })
-        .await;
+            remote::fetch(&repo, &url, credential.as_ref(), depth, deadline)
+        });
+        let result = with_timeout(&state.url, timeout, work).await;
         let fetched: Fetched = match result {
             Ok(fetched) => fetched,
             Err(error) => {
@@ -454,16 +463,18 @@ impl GitCache {
     }
 
     async fn run_ls_remote(&self, state: &Arc<RepoState>) -> Result<Arc<RemoteRefs>> {
-        let _permit = self.network_permit(&state.url).await?;
+        let permit = self.network_permit(&state.url).await?;
         let started = Instant::now();
         let credential = self.inner.credentials.find(&state.url);
         let url = state.url.clone();
         self.inner.metrics.inc(Counter::LsRemotes);
-        let refs = blocking(&state.url, move || {
+        let work = blocking(&state.url, move || {
+            let _held = permit;
             remote::ls_remote(&url, credential.as_ref())
-        })
-        .await
-        .map(Arc::new)?;
+        });
+        let refs = with_timeout(&state.url, self.inner.config.network_timeout, work)
+            .await
+            .map(Arc::new)?;
         *state
             .advertised
             .lock()
@@ -476,10 +487,11 @@ impl GitCache {
         Ok(refs)
     }
 
-    async fn network_permit(&self, url: &RepoUrl) -> Result<tokio::sync::SemaphorePermit<'_>> {
+    async fn network_permit(&self, url: &RepoUrl) -> Result<tokio::sync::OwnedSemaphorePermit> {
         self.inner
             .network
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|error| GitError::Task {
                 repo: url.sanitized().to_owned(),
@@ -627,6 +639,22 @@ where
             Err(GitError::Task {
                 repo: url.sanitized().to_owned(),
                 message: error.to_string(),
+            })
+        })
+}
+
+/// Gives up waiting for `work` after `timeout` (the blocking work itself finishes in the background).
+async fn with_timeout<T>(
+    url: &RepoUrl,
+    timeout: Duration,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(GitError::Network {
+                repo: url.sanitized().to_owned(),
+                message: format!("no answer within {} s", timeout.as_secs_f64()),
             })
         })
 }

@@ -88,8 +88,9 @@ pub(crate) fn fetch(
     url: &RepoUrl,
     credential: Option<&Arc<RepoCredential>>,
     depth: Depth,
+    deadline: Instant,
 ) -> Result<Fetched> {
-    match fetch_once(repo, url, credential, depth) {
+    match fetch_once(repo, url, credential, depth, deadline) {
         Ok(fetched) => Ok(fetched),
         Err(error)
             if depth == Depth::Shallow
@@ -101,7 +102,7 @@ pub(crate) fn fetch(
                 ) =>
         {
             tracing::info!(repo = %url, error = %error, "Shallow fetch failed; retrying with a full fetch.");
-            let mut fetched = fetch_once(repo, url, credential, Depth::Full)?;
+            let mut fetched = fetch_once(repo, url, credential, Depth::Full, deadline)?;
             fetched.fell_back_to_full = true;
             Ok(fetched)
         }
@@ -114,6 +115,7 @@ fn fetch_once(
     url: &RepoUrl,
     credential: Option<&Arc<RepoCredential>>,
     depth: Depth,
+    deadline: Instant,
 ) -> Result<Fetched> {
     let started = Instant::now();
     let outcome = RefCell::new(AuthOutcome::default());
@@ -121,10 +123,12 @@ fn fetch_once(
     let mut remote = repo.remote_anonymous(url.raw()).map_err(fail)?;
     let received = Cell::new(0u64);
     let mut callbacks = auth::callbacks(credential, &outcome);
+    // Returning false aborts the transfer: a fetch still receiving data stops at the deadline.
     callbacks.transfer_progress(|progress| {
         received.set(progress.received_bytes() as u64);
-        true
+        Instant::now() < deadline
     });
+    callbacks.sideband_progress(|_| Instant::now() < deadline);
     let mut options = FetchOptions::new();
     options
         .remote_callbacks(callbacks)
@@ -142,7 +146,16 @@ fn fetch_once(
     }
     remote
         .fetch(&REFSPECS, Some(&mut options), None)
-        .map_err(fail)?;
+        .map_err(|error| {
+            if Instant::now() >= deadline {
+                GitError::Network {
+                    repo: url.sanitized().to_owned(),
+                    message: "fetch aborted at the network timeout".into(),
+                }
+            } else {
+                fail(error)
+            }
+        })?;
     let received_bytes = received.get().max(remote.stats().received_bytes() as u64);
     // The advertised refs stay available after the fetch disconnected.
     let head = remote

@@ -12,6 +12,8 @@ use edgecd_spoke::git::{
 use edgecd_testkit::{GitHttpServer, GitRepo, GitServer, HTTP_PASSWORD, HTTP_USER};
 use secrecy::SecretString;
 
+mod ssh;
+
 /// No test may hang on a server that keeps asking for credentials.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -136,6 +138,16 @@ async fn file_url_resolves_branches_tags_commits_and_head() {
         .await
         .unwrap();
     assert_eq!(read(checkout.root(), "app/config.yaml"), "version: 2\n");
+
+    // libgit2's local transport cannot fetch shallow: the first fetch fell back to a full one.
+    let metrics = cache.metrics();
+    assert_eq!(
+        (metrics.fetches, metrics.shallow_fallbacks),
+        (1, 1),
+        "{metrics:?}"
+    );
+    let bare = git2::Repository::open_bare(cache.repo_cache_path(&remote)).unwrap();
+    assert!(!bare.is_shallow());
 
     // A plain absolute path names the same repository (same cache).
     let plain = url(repo.bare_path().to_str().unwrap());
@@ -770,4 +782,43 @@ async fn https_with_a_pinned_ca() {
         matches!(error, GitError::UntrustedHost { .. }),
         "system roots do not know the test CA: {error:?}"
     );
+}
+
+#[tokio::test]
+async fn a_silent_server_is_a_network_error_after_the_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts connections and says nothing; hangs up after a while so libgit2's blocked thread ends too.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(4);
+        while std::time::Instant::now() < until {
+            if let Ok((stream, _)) = listener.accept() {
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let fixture = fixture_with(
+        |c| c.network_timeout = Duration::from_secs(1),
+        Credentials::default(),
+    );
+    let remote = url(&format!("http://127.0.0.1:{port}/silent.git"));
+    let error = tokio::time::timeout(
+        DEADLINE,
+        fixture.cache.ls_remote(&remote, &Revision::new("main")),
+    )
+    .await
+    .expect("ls-remote hung")
+    .unwrap_err();
+    assert!(
+        matches!(&error, GitError::Network { message, .. } if message.contains("no answer")),
+        "{error:?}"
+    );
+    let error = tokio::time::timeout(DEADLINE, fixture.cache.fetch(&remote))
+        .await
+        .expect("fetch hung")
+        .unwrap_err();
+    assert!(matches!(error, GitError::Network { .. }), "{error:?}");
 }
