@@ -64,11 +64,14 @@ pub struct ApplyOptions {
     pub force: bool,
 }
 
+/// (group, version, kind).
+type KindKey = (String, String, String);
+
 /// A cluster reached with one kube client.
 #[derive(Clone)]
 pub struct LiveCluster {
     client: kube::Client,
-    kinds: Arc<RwLock<HashMap<(String, String, String), Resolved>>>,
+    kinds: Arc<RwLock<HashMap<KindKey, Resolved>>>,
 }
 
 /// Splits `group/version` (or `version` for the core group).

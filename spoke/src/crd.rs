@@ -27,9 +27,53 @@ pub struct Application {
     pub kind: String,
     pub metadata: ObjectMeta,
     pub spec: ApplicationSpec,
+    /// A requested operation (sync, rollback), written by the spoke's hub
+    /// link or by a user, cleared by the engine when it has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ApplicationStatus>,
 }
+
+/// A requested operation, as Argo CD's `operation` field.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationRequest {
+    /// The hub command this comes from, if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub command_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub initiated_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRequest {
+    /// Revision to sync to; empty means the target revision.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackRequest {
+    pub id: i64,
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Annotation asking for a refresh: `normal` or `hard` (bypass caches).
+pub const REFRESH_ANNOTATION: &str = "edgecd.io/refresh";
 
 fn api_version() -> String {
     API_VERSION.to_owned()
@@ -50,6 +94,7 @@ impl Application {
                 ..ObjectMeta::default()
             },
             spec,
+            operation: None,
             status: None,
         }
     }
@@ -175,6 +220,9 @@ spec:
         type: object
         properties:
           spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+          operation:
             type: object
             x-kubernetes-preserve-unknown-fields: true
           status:

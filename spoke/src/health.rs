@@ -117,7 +117,9 @@ fn deployment(obj: &Value) -> HealthReport {
     if updated < wanted {
         report(
             Health::Progressing,
-            format!("Waiting for rollout to finish: {updated} out of {wanted} new replicas have been updated..."),
+            format!(
+                "Waiting for rollout to finish: {updated} out of {wanted} new replicas have been updated..."
+            ),
         )
     } else if replicas > updated {
         report(
@@ -130,7 +132,9 @@ fn deployment(obj: &Value) -> HealthReport {
     } else if available < updated {
         report(
             Health::Progressing,
-            format!("Waiting for rollout to finish: {available} of {updated} updated replicas are available..."),
+            format!(
+                "Waiting for rollout to finish: {available} of {updated} updated replicas are available..."
+            ),
         )
     } else {
         healthy()
@@ -206,12 +210,16 @@ fn daemon_set(obj: &Value) -> HealthReport {
     if updated < desired {
         report(
             Health::Progressing,
-            format!("Waiting for daemon set rollout to finish: {updated} out of {desired} new pods have been updated..."),
+            format!(
+                "Waiting for daemon set rollout to finish: {updated} out of {desired} new pods have been updated..."
+            ),
         )
     } else if available < desired {
         report(
             Health::Progressing,
-            format!("Waiting for daemon set rollout to finish: {available} of {desired} updated pods are available..."),
+            format!(
+                "Waiting for daemon set rollout to finish: {available} of {desired} updated pods are available..."
+            ),
         )
     } else {
         healthy()
@@ -233,7 +241,9 @@ fn replica_set(obj: &Value) -> HealthReport {
     if available < wanted {
         return report(
             Health::Progressing,
-            format!("Waiting for rollout to finish: {available} out of {wanted} new replicas are available..."),
+            format!(
+                "Waiting for rollout to finish: {available} out of {wanted} new replicas are available..."
+            ),
         );
     }
     healthy()
@@ -356,7 +366,10 @@ fn crd(obj: &Value) -> HealthReport {
 fn application(obj: &Value) -> Option<HealthReport> {
     let status = str_at(obj, &["status", "health", "status"]);
     let health = Health::parse(status).unwrap_or(Health::Unknown);
-    Some(report(health, str_at(obj, &["status", "health", "message"])))
+    Some(report(
+        health,
+        str_at(obj, &["status", "health", "message"]),
+    ))
 }
 
 /// Custom resources: the common condition conventions (kstatus `Stalled` /
@@ -406,22 +419,32 @@ mod tests {
                    "spec": {"replicas": 3}, "status": status})
         };
         assert_eq!(
-            health(base(json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}))),
+            health(base(
+                json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3})
+            )),
             Health::Healthy
         );
         assert_eq!(
-            health(base(json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}))),
+            health(base(
+                json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3})
+            )),
             Health::Progressing
         );
         assert_eq!(
-            health(base(json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 1}))),
+            health(base(
+                json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 1})
+            )),
             Health::Progressing
         );
         let stuck = assess(&base(json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3,
             "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})))
         .unwrap();
         assert_eq!(stuck.status, Health::Degraded);
-        assert!(stuck.message.contains("progress deadline"), "{}", stuck.message);
+        assert!(
+            stuck.message.contains("progress deadline"),
+            "{}",
+            stuck.message
+        );
         let mut paused = base(json!({}));
         paused["spec"]["paused"] = json!(true);
         assert_eq!(health(paused), Health::Suspended);
@@ -467,7 +490,10 @@ mod tests {
         let cr = json!({"apiVersion": "example.com/v1", "kind": "Cache",
             "status": {"conditions": [{"type": "Ready", "status": "False", "message": "disk full"}]}});
         let r = assess(&cr).unwrap();
-        assert_eq!((r.status, r.message.as_str()), (Health::Degraded, "disk full"));
+        assert_eq!(
+            (r.status, r.message.as_str()),
+            (Health::Degraded, "disk full")
+        );
         let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "status": {"conditions": [{"type": "Established", "status": "True"}]}});
         assert_eq!(health(crd), Health::Healthy);

@@ -8,8 +8,10 @@
 
 pub mod cluster;
 pub mod crd;
-pub mod health;
+pub mod decide;
 pub mod git;
+pub mod health;
 pub mod link;
 pub mod plan;
+pub mod reconcile;
 pub mod sync;

@@ -78,14 +78,13 @@ pub fn is_managed_by(obj: &Value, app: &str, key: &ResourceKey) -> bool {
 
 /// The app named in an object's tracking annotation, if any.
 pub fn tracking_app(obj: &Value) -> Option<&str> {
-    annotation(obj, TRACKING_ANNOTATION)?.split_once(':').map(|(app, _)| app)
+    annotation(obj, TRACKING_ANNOTATION)?
+        .split_once(':')
+        .map(|(app, _)| app)
 }
 
 pub fn annotation<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {
-    obj.get("metadata")?
-        .get("annotations")?
-        .get(name)?
-        .as_str()
+    obj.get("metadata")?.get("annotations")?.get(name)?.as_str()
 }
 
 /// The sync wave of an object (edgecd's annotation first, then Argo CD's).
@@ -131,18 +130,23 @@ pub fn plan(desired: Vec<Planned>, live_managed: &BTreeMap<ResourceKey, Value>) 
     let desired_keys: BTreeSet<&ResourceKey> = desired.iter().map(|p| &p.key).collect();
     let mut prune: Vec<(&ResourceKey, &Value)> = live_managed
         .iter()
-        .filter(|(key, obj)| !desired_keys.contains(key) && !has_object_sync_option(obj, "Prune=false"))
+        .filter(|(key, obj)| {
+            !desired_keys.contains(key) && !has_object_sync_option(obj, "Prune=false")
+        })
         .collect();
     prune.sort_by(|(a, ao), (b, bo)| {
         (sync_wave(bo), kind_rank(&b.kind), *b).cmp(&(sync_wave(ao), kind_rank(&a.kind), *a))
     });
     let prune = prune.into_iter().map(|(k, _)| k.clone()).collect();
 
-    let (mut prerequisites, rest): (Vec<Planned>, Vec<Planned>) = desired.into_iter().partition(|p| {
-        (p.key.group.is_empty() && p.key.kind == "Namespace")
-            || (p.key.group == "apiextensions.k8s.io" && p.key.kind == "CustomResourceDefinition")
-    });
-    prerequisites.sort_by(|a, b| (kind_rank(&a.key.kind), &a.key).cmp(&(kind_rank(&b.key.kind), &b.key)));
+    let (mut prerequisites, rest): (Vec<Planned>, Vec<Planned>) =
+        desired.into_iter().partition(|p| {
+            (p.key.group.is_empty() && p.key.kind == "Namespace")
+                || (p.key.group == "apiextensions.k8s.io"
+                    && p.key.kind == "CustomResourceDefinition")
+        });
+    prerequisites
+        .sort_by(|a, b| (kind_rank(&a.key.kind), &a.key).cmp(&(kind_rank(&b.key.kind), &b.key)));
     let mut waves: BTreeMap<i32, Vec<Planned>> = BTreeMap::new();
     for planned in rest {
         waves.entry(planned.wave).or_default().push(planned);
@@ -150,7 +154,9 @@ pub fn plan(desired: Vec<Planned>, live_managed: &BTreeMap<ResourceKey, Value>) 
     let waves = waves
         .into_iter()
         .map(|(wave, mut objects)| {
-            objects.sort_by(|a, b| (kind_rank(&a.key.kind), &a.key).cmp(&(kind_rank(&b.key.kind), &b.key)));
+            objects.sort_by(|a, b| {
+                (kind_rank(&a.key.kind), &a.key).cmp(&(kind_rank(&b.key.kind), &b.key))
+            });
             (wave, objects)
         })
         .collect();
@@ -192,13 +198,22 @@ mod tests {
             planned("", "Service", "web", 0),
             planned("", "ConfigMap", "cfg", -1),
             planned("", "Namespace", "web", 0),
-            planned("apiextensions.k8s.io", "CustomResourceDefinition", "caches.example.com", 0),
+            planned(
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                "caches.example.com",
+                0,
+            ),
             planned("batch", "Job", "migrate", 5),
         ];
         let plan = plan(desired, &BTreeMap::new());
         let kinds = |v: &[Planned]| v.iter().map(|p| p.key.kind.clone()).collect::<Vec<_>>();
-        assert_eq!(kinds(&plan.prerequisites), ["Namespace", "CustomResourceDefinition"]);
-        let waves: Vec<(i32, Vec<String>)> = plan.waves.iter().map(|(w, v)| (*w, kinds(v))).collect();
+        assert_eq!(
+            kinds(&plan.prerequisites),
+            ["Namespace", "CustomResourceDefinition"]
+        );
+        let waves: Vec<(i32, Vec<String>)> =
+            plan.waves.iter().map(|(w, v)| (*w, kinds(v))).collect();
         assert_eq!(
             waves,
             [
@@ -222,7 +237,11 @@ mod tests {
         ]
         .into();
         let plan = plan(vec![planned("apps", "Deployment", "keep", 0)], &live);
-        let names: Vec<String> = plan.prune.iter().map(|k| format!("{}/{}", k.kind, k.name)).collect();
+        let names: Vec<String> = plan
+            .prune
+            .iter()
+            .map(|k| format!("{}/{}", k.kind, k.name))
+            .collect();
         assert_eq!(names, ["Deployment/old", "Service/old"]);
     }
 
@@ -234,7 +253,11 @@ mod tests {
         let obj = json!({"metadata": {"annotations": {TRACKING_ANNOTATION: id, ARGO_SYNC_WAVE_ANNOTATION: "-2"}}});
         assert!(is_managed_by(&obj, "team-a/nginx", &k));
         assert!(!is_managed_by(&obj, "team-b/nginx", &k));
-        assert!(!is_managed_by(&obj, "team-a/nginx", &key("apps", "Deployment", "web", "copy")));
+        assert!(!is_managed_by(
+            &obj,
+            "team-a/nginx",
+            &key("apps", "Deployment", "web", "copy")
+        ));
         assert_eq!(tracking_app(&obj), Some("team-a/nginx"));
         assert_eq!(sync_wave(&obj), -2);
     }

@@ -1,0 +1,344 @@
+//! The spoke end to end, standalone (no hub): the talk's demo repository on a real git server, three emulated clusters with one spoke engine each; apps end Synced and Healthy with kustomize's objects, and git changes, drift, removals, failing images and broken kustomizations behave as an operator expects.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgecd_core::Health;
+use edgecd_core::SyncStatus;
+use edgecd_core::app::{
+    ApplicationSource, ApplicationSpec, AutomatedSync, Destination, SyncPolicy,
+};
+use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_render::Value;
+use edgecd_spoke::cluster::{ApplyOptions, LiveCluster};
+use edgecd_spoke::crd::{self, Application};
+use edgecd_spoke::git::{CredentialStore, GitCache, GitConfig};
+use edgecd_spoke::reconcile::{self, Engine, EngineConfig};
+use edgecd_spoke::sync::SyncOptions;
+use edgecd_testkit::{GitRepo, GitServer};
+use kube::api::{Api, PostParams};
+use tokio::sync::oneshot;
+
+const STATE_NS: &str = "edgecd-system";
+const APP_NS: &str = "gitops-kubecon-demo";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
+
+/// One emulated cluster with a running spoke engine.
+struct Spoke {
+    cluster: LiveCluster,
+    engine: Arc<Engine>,
+    _stop: oneshot::Sender<()>,
+    _cache: tempfile::TempDir,
+}
+
+async fn install_crd(cluster: &LiveCluster) {
+    let crd = crd::application_crd();
+    let key = edgecd_core::app::ResourceKey {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        namespace: String::new(),
+        name: "applications.edgecd.io".into(),
+    };
+    cluster
+        .apply(&key, &crd, ApplyOptions::default())
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if cluster
+            .resolve(crd::API_VERSION, "Application")
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": STATE_NS}});
+    let ns_key = edgecd_core::app::ResourceKey {
+        version: "v1".into(),
+        kind: "Namespace".into(),
+        name: STATE_NS.into(),
+        ..Default::default()
+    };
+    cluster
+        .apply(&ns_key, &ns, ApplyOptions::default())
+        .await
+        .unwrap();
+}
+
+async fn start_spoke(emulator: &KubeEmulator, index: usize) -> Spoke {
+    let client = emulator.clusters()[index].client().await.unwrap();
+    let cluster = LiveCluster::new(client);
+    install_crd(&cluster).await;
+    let cache = tempfile::tempdir().unwrap();
+    let git_config = GitConfig {
+        ls_remote_ttl: Duration::from_millis(100),
+        ..GitConfig::new(cache.path())
+    };
+    let git = GitCache::new(git_config, CredentialStore::default()).unwrap();
+    let config = EngineConfig {
+        namespace: STATE_NS.into(),
+        poll_interval: Duration::from_millis(500),
+        progress_interval: Duration::from_millis(200),
+        sync: SyncOptions {
+            wave_timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(50),
+            ..SyncOptions::default()
+        },
+        ..EngineConfig::default()
+    };
+    let (engine, triggers) = Engine::new(cluster.clone(), git, config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(reconcile::run(Arc::clone(&engine), triggers, async move {
+        let _ = stopped.await;
+    }));
+    Spoke {
+        cluster,
+        engine,
+        _stop: stop,
+        _cache: cache,
+    }
+}
+
+fn demo_app(name: &str, repo: &GitRepo, path: &str) -> Application {
+    let spec = ApplicationSpec {
+        project: "kubecon-demo".into(),
+        source: ApplicationSource {
+            repo_url: repo.url().to_owned(),
+            target_revision: "HEAD".into(),
+            path: path.into(),
+            ..ApplicationSource::default()
+        },
+        destination: Destination {
+            namespace: APP_NS.into(),
+            ..Destination::default()
+        },
+        sync_policy: Some(SyncPolicy {
+            automated: Some(AutomatedSync {
+                prune: true,
+                self_heal: true,
+                allow_empty: false,
+            }),
+            sync_options: vec!["CreateNamespace=true".into()],
+            retry: None,
+        }),
+        ..ApplicationSpec::default()
+    };
+    Application::new(name, STATE_NS, spec)
+}
+
+async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..600 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn app_status(spoke: &Spoke, name: &str) -> Option<edgecd_core::app::ApplicationStatus> {
+    let api: Api<Application> = Api::namespaced(spoke.cluster.client().clone(), STATE_NS);
+    api.get(name).await.ok().and_then(|a| a.status)
+}
+
+async fn wait_synced_healthy(spoke: &Spoke, name: &str) -> edgecd_core::app::ApplicationStatus {
+    wait_for(&format!("{name} Synced and Healthy"), async || {
+        let status = app_status(spoke, name).await?;
+        (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
+            .then_some(status)
+    })
+    .await
+}
+
+/// Whether every field of `expected` is in `live` with the same value.
+fn is_subset(expected: &Value, live: &Value) -> bool {
+    match (expected, live) {
+        (Value::Object(e), Value::Object(l)) => e
+            .iter()
+            .all(|(k, v)| l.get(k).is_some_and(|lv| is_subset(v, lv))),
+        (Value::Array(e), Value::Array(l)) => {
+            e.len() == l.len() && e.iter().zip(l).all(|(a, b)| is_subset(a, b))
+        }
+        (e, l) => e == l,
+    }
+}
+
+async fn live(spoke: &Spoke, kind: &str, name: &str) -> Option<Value> {
+    let (group, version) = if kind == "Deployment" {
+        ("apps", "v1")
+    } else {
+        ("", "v1")
+    };
+    let key = edgecd_core::app::ResourceKey {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        namespace: APP_NS.into(),
+        name: name.into(),
+    };
+    spoke.cluster.get(&key).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_talks_demo_repo_on_three_clusters() {
+    let emulator = KubeEmulator::start(EmulatorConfig {
+        clusters: 3,
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let server = GitServer::start().unwrap();
+    let repo = server.create_repo("argocd-app-of-apps-demo").unwrap();
+    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+        .unwrap();
+    repo.commit("the talk's demo").unwrap();
+
+    let mut spokes = Vec::new();
+    for i in 0..3 {
+        let spoke = start_spoke(&emulator, i).await;
+        let name = format!("demo-cluster{}", i + 1);
+        let app = demo_app(&name, &repo, &format!("deploy/overlays/cluster{}", i + 1));
+        let api: Api<Application> = Api::namespaced(spoke.cluster.client().clone(), STATE_NS);
+        api.create(&PostParams::default(), &app).await.unwrap();
+        spokes.push(spoke);
+    }
+
+    // Every overlay ends Synced and Healthy with what kustomize renders.
+    for (i, spoke) in spokes.iter().enumerate() {
+        let name = format!("demo-cluster{}", i + 1);
+        let status = wait_synced_healthy(spoke, &name).await;
+        assert_eq!(status.sync.revision, repo.head().unwrap());
+        assert_eq!(status.history.len(), 1);
+        let expected_text = std::fs::read_to_string(
+            fixtures().join(format!("talk-demo-expected/cluster{}.yaml", i + 1)),
+        )
+        .unwrap();
+        let expected = edgecd_render::yaml::load_documents(&expected_text).unwrap();
+        assert_eq!(expected.len(), 2);
+        for doc in expected {
+            let kind = doc["kind"].as_str().unwrap();
+            let live_obj = live(spoke, kind, doc["metadata"]["name"].as_str().unwrap())
+                .await
+                .unwrap();
+            assert!(
+                is_subset(&doc["spec"], &live_obj["spec"]),
+                "cluster{} {kind}: {doc} vs {live_obj}",
+                i + 1
+            );
+        }
+    }
+    let c1 = &spokes[0];
+    let c2 = &spokes[1];
+    let c3 = &spokes[2];
+
+    // A git commit changing the replica count is applied.
+    let deployment =
+        std::fs::read_to_string(repo.work_path().join("deploy/base/deployment.yaml")).unwrap();
+    assert!(deployment.contains("replicas: 1"));
+    repo.write(
+        "deploy/base/deployment.yaml",
+        &deployment.replace("replicas: 1", "replicas: 4"),
+    )
+    .unwrap();
+    let new_head = repo.commit("scale to 4").unwrap();
+    for spoke in &spokes {
+        wait_for("replicas 4", async || {
+            let d = live(spoke, "Deployment", "nginx").await?;
+            (d["spec"]["replicas"] == 4).then_some(())
+        })
+        .await;
+    }
+    let status = wait_synced_healthy(c1, "demo-cluster1").await;
+    assert_eq!(status.sync.revision, new_head);
+    assert!(status.history.len() >= 2);
+
+    // Deleting a managed object in the cluster is healed.
+    let service_key = edgecd_core::app::ResourceKey {
+        version: "v1".into(),
+        kind: "Service".into(),
+        namespace: APP_NS.into(),
+        name: "nginx".into(),
+        ..Default::default()
+    };
+    assert!(c2.cluster.delete(&service_key).await.unwrap());
+    wait_for("the deleted Service to come back", async || {
+        live(c2, "Service", "nginx").await
+    })
+    .await;
+
+    // Removing a file from git prunes its object.
+    repo.write(
+        "deploy/overlays/cluster3/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  k: v\n",
+    )
+    .unwrap();
+    repo.write(
+        "deploy/overlays/cluster3/kustomization.yaml",
+        "resources:\n- ../../base\n- extra.yaml\npatchesStrategicMerge:\n- service.yaml\n",
+    )
+    .unwrap();
+    repo.commit("add extra config").unwrap();
+    wait_for("the extra ConfigMap", async || {
+        live(c3, "ConfigMap", "extra").await
+    })
+    .await;
+    repo.remove("deploy/overlays/cluster3/extra.yaml").unwrap();
+    repo.write(
+        "deploy/overlays/cluster3/kustomization.yaml",
+        "resources:\n- ../../base\npatchesStrategicMerge:\n- service.yaml\n",
+    )
+    .unwrap();
+    repo.commit("remove extra config").unwrap();
+    wait_for("the extra ConfigMap to be pruned", async || {
+        live(c3, "ConfigMap", "extra").await.is_none().then_some(())
+    })
+    .await;
+
+    // An image that never becomes ready gives Degraded.
+    repo.write(
+        "deploy/overlays/cluster2/kustomization.yaml",
+        "resources:\n- ../../base\npatchesStrategicMerge:\n- service.yaml\nimages:\n- name: nginx\n  newName: registry.example/fail\n",
+    )
+    .unwrap();
+    repo.commit("a broken image for cluster2").unwrap();
+    wait_for("demo-cluster2 Degraded", async || {
+        let status = app_status(c2, "demo-cluster2").await?;
+        (status.health.status == Health::Degraded).then_some(())
+    })
+    .await;
+
+    // A broken kustomization gives a clear condition and leaves live objects alone.
+    repo.write(
+        "deploy/overlays/cluster1/kustomization.yaml",
+        "resources:\n- ../../does-not-exist\n",
+    )
+    .unwrap();
+    repo.commit("break cluster1").unwrap();
+    let condition = wait_for("a ComparisonError on demo-cluster1", async || {
+        let status = app_status(c1, "demo-cluster1").await?;
+        status
+            .conditions
+            .into_iter()
+            .find(|c| c.kind == "ComparisonError")
+    })
+    .await;
+    assert!(
+        condition.message.contains("does-not-exist"),
+        "{}",
+        condition.message
+    );
+    let status = app_status(c1, "demo-cluster1").await.unwrap();
+    assert_eq!(status.sync.status, SyncStatus::Unknown);
+    assert!(live(c1, "Deployment", "nginx").await.is_some());
+    assert!(live(c1, "Service", "nginx").await.is_some());
+    assert!(c1.engine.reconcile_count("demo-cluster1") > 0);
+}

@@ -1,0 +1,707 @@
+//! The reconcile loop of one Application: git → render → compare → (auto-)sync → status and history in the CR, driven by kube-runtime's controller, with watchers on managed objects for self-heal.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use edgecd_core::app::{
+    ApplicationSource, ApplicationStatus, HealthReport, HistoryEntry, OperationPhase,
+    OperationState, ResourceKey, SyncReport,
+};
+use edgecd_core::{Health, SyncStatus};
+use edgecd_render::{RenderCache, RenderOptions, Value};
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use rand::Rng;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use crate::cluster::{ClusterError, LiveCluster};
+use crate::crd::{Application, OperationRequest, REFRESH_ANNOTATION};
+use crate::decide::{self, AutoSync, Facts};
+use crate::git::{GitCache, GitError, RefreshMode, RepoUrl, Revision};
+use crate::plan::APP_LABEL;
+use crate::sync::{AppTarget, Comparison, SyncOptions, compare, sync};
+
+/// Condition types the engine sets.
+pub mod conditions {
+    pub const COMPARISON_ERROR: &str = "ComparisonError";
+    pub const SYNC_ERROR: &str = "SyncError";
+    pub const INVALID_SPEC: &str = "InvalidSpecError";
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Namespace holding the Application CRs.
+    pub namespace: String,
+    /// How often every app is re-checked against git (jittered ±10 %).
+    pub poll_interval: Duration,
+    /// Re-check interval while an app is Progressing.
+    pub progress_interval: Duration,
+    /// Apps reconciled at once.
+    pub concurrency: u16,
+    pub sync: SyncOptions,
+    /// Name of the spoke in `initiatedBy`.
+    pub identity: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            namespace: "edgecd-system".into(),
+            poll_interval: Duration::from_secs(180),
+            progress_interval: Duration::from_secs(5),
+            concurrency: 8,
+            sync: SyncOptions::default(),
+            identity: "edgecd-spoke".into(),
+        }
+    }
+}
+
+/// Why one reconcile failed (the app is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClusterError),
+    #[error("writing the status of {app}: {source}")]
+    Status {
+        app: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+/// Shared state of the reconcile loop.
+pub struct Engine {
+    cluster: LiveCluster,
+    git: GitCache,
+    renders: Arc<Mutex<RenderCache>>,
+    config: EngineConfig,
+    triggers: mpsc::UnboundedSender<ObjectRef<Application>>,
+    watched: Mutex<HashSet<(String, String, String)>>,
+    /// Reconciles run, by app (for tests and metrics).
+    reconciles: Mutex<HashMap<String, u64>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the reconcile of one app decided and did, before writing status.
+struct Outcome {
+    status: ApplicationStatus,
+    clear_operation: bool,
+    requeue: Duration,
+}
+
+impl Engine {
+    /// Creates the engine; the returned receiver feeds [`run`].
+    pub fn new(
+        cluster: LiveCluster,
+        git: GitCache,
+        config: EngineConfig,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<ObjectRef<Application>>) {
+        let (triggers, rx) = mpsc::unbounded_channel();
+        let engine = Arc::new(Self {
+            cluster,
+            git,
+            renders: Arc::new(Mutex::new(RenderCache::new(256))),
+            config,
+            triggers,
+            watched: Mutex::default(),
+            reconciles: Mutex::default(),
+        });
+        (engine, rx)
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn cluster(&self) -> &LiveCluster {
+        &self.cluster
+    }
+
+    /// Asks for a reconcile of the app whose CR is named `cr_name`.
+    pub fn trigger(&self, cr_name: &str) {
+        let _ = self
+            .triggers
+            .send(ObjectRef::new(cr_name).within(&self.config.namespace));
+    }
+
+    /// How many times the app's reconcile has run.
+    pub fn reconcile_count(&self, cr_name: &str) -> u64 {
+        self.reconciles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(cr_name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn jittered(&self, interval: Duration) -> Duration {
+        let factor = rand::rng().random_range(0.9..1.1);
+        interval.mul_f64(factor)
+    }
+
+    /// Starts a watcher on `resource` (once per kind) that triggers the owning
+    /// app's reconcile on any change of a managed object: drift detection for
+    /// self-heal, and prompt health updates.
+    fn watch_kind(&self, resource: &ApiResource) {
+        let key = (
+            resource.group.clone(),
+            resource.version.clone(),
+            resource.kind.clone(),
+        );
+        {
+            let mut watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+            if !watched.insert(key) {
+                return;
+            }
+        }
+        let api: Api<DynamicObject> = Api::all_with(self.cluster.client().clone(), resource);
+        let triggers = self.triggers.clone();
+        let namespace = self.config.namespace.clone();
+        let config = watcher::Config::default().labels(APP_LABEL);
+        tokio::spawn(async move {
+            let mut events = watcher(api, config)
+                .default_backoff()
+                .touched_objects()
+                .boxed();
+            while let Some(event) = events.next().await {
+                let Ok(obj) = event else { continue };
+                let owner = obj.metadata.labels.as_ref().and_then(|l| l.get(APP_LABEL));
+                if let Some(owner) = owner
+                    && triggers
+                        .send(ObjectRef::new(owner).within(&namespace))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Renders the app's source at `revision` (or its target revision).
+    async fn render_source(
+        &self,
+        source: &ApplicationSource,
+        revision: &str,
+        mode: RefreshMode,
+    ) -> Result<(String, Vec<Value>), String> {
+        let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
+        let revision = if revision.is_empty() {
+            Revision::head()
+        } else {
+            Revision::new(revision)
+        };
+        let commit = self
+            .git
+            .refresh(&url, &revision, mode)
+            .await
+            .map_err(|e: GitError| e.to_string())?;
+        let checkout = self
+            .git
+            .materialise(&url, commit, &source.path)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut options = RenderOptions {
+            repo_root: Some(checkout.root().to_path_buf()),
+            ..RenderOptions::default()
+        };
+        if let Some(directory) = &source.directory {
+            options.include = split_globs(&directory.include);
+            options.exclude = split_globs(&directory.exclude);
+        }
+        let dir: PathBuf = checkout.dir().to_path_buf();
+        let commit_text = commit.to_string();
+        let cache_key = format!("{}@{commit_text}", url.cache_key());
+        let renders = Arc::clone(&self.renders);
+        let span = tracing::Span::current();
+        let objects = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            // The checkout lease keeps the directory alive while rendering.
+            let _checkout = checkout;
+            let mut cache = renders.lock().unwrap_or_else(PoisonError::into_inner);
+            cache
+                .render(&cache_key, &dir, &options)
+                .map(|objects| objects.as_ref().clone())
+        })
+        .await
+        .map_err(|e| format!("render task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+        Ok((commit_text, objects))
+    }
+
+    async fn reconcile_app(&self, app: &Application) -> Result<Outcome, ReconcileError> {
+        let now = OffsetDateTime::now_utc();
+        let mut status = app.status.clone().unwrap_or_default();
+        let previous = status.clone();
+        let request = app.operation.clone();
+        let hard = app
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REFRESH_ANNOTATION))
+            .is_some_and(|v| v == "hard");
+        let mode = if hard {
+            RefreshMode::Hard
+        } else {
+            RefreshMode::Normal
+        };
+
+        // What to render: the spec, or a history entry for a rollback.
+        let (source, revision) = match request.as_ref().and_then(|r| r.rollback.as_ref()) {
+            Some(rollback) => match status.history.iter().find(|h| h.id == rollback.id) {
+                Some(entry) => (entry.source.clone(), entry.revision.clone()),
+                None => {
+                    let message = format!("rollback: no history entry with id {}", rollback.id);
+                    status.operation_state = Some(finished_operation(
+                        request.as_ref(),
+                        OperationPhase::Failed,
+                        &message,
+                        now,
+                    ));
+                    return Ok(self.finish(status, &previous, true, now));
+                }
+            },
+            None => {
+                let sync_revision = request
+                    .as_ref()
+                    .and_then(|r| r.sync.as_ref())
+                    .map(|s| s.revision.clone())
+                    .filter(|r| !r.is_empty());
+                (
+                    app.spec.source.clone(),
+                    sync_revision.unwrap_or_else(|| app.spec.source.target_revision.clone()),
+                )
+            }
+        };
+
+        let (commit, objects) = match self.render_source(&source, &revision, mode).await {
+            Ok(rendered) => rendered,
+            Err(message) => {
+                // Never touch live objects when the source cannot be rendered.
+                tracing::warn!(app = %app.qualified_name(), error = %message, "Cannot render the app's source.");
+                decide::set_condition(
+                    &mut status.conditions,
+                    conditions::COMPARISON_ERROR,
+                    Some(message.clone()),
+                    now,
+                );
+                status.sync = SyncReport {
+                    status: SyncStatus::Unknown,
+                    revision: status.sync.revision.clone(),
+                };
+                if request.is_some() {
+                    status.operation_state = Some(finished_operation(
+                        request.as_ref(),
+                        OperationPhase::Error,
+                        &message,
+                        now,
+                    ));
+                }
+                return Ok(self.finish(status, &previous, request.is_some(), now));
+            }
+        };
+
+        let inventory: Vec<ResourceKey> = status.resources.iter().map(|r| r.key.clone()).collect();
+        let target = AppTarget {
+            app: app.qualified_name(),
+            app_label: app.metadata.name.clone().unwrap_or_default(),
+            namespace: app.spec.destination.namespace.clone(),
+            revision: commit.clone(),
+            objects,
+            inventory,
+        };
+        let comparison = compare(&self.cluster, &target).await?;
+        self.watch_kinds(&comparison).await;
+        let comparison_errors =
+            (!comparison.errors.is_empty()).then(|| comparison.errors.join("; "));
+        decide::set_condition(
+            &mut status.conditions,
+            conditions::COMPARISON_ERROR,
+            comparison_errors,
+            now,
+        );
+
+        // Run a requested operation, or decide on automated sync.
+        let mut ran = None;
+        if let Some(request) = &request {
+            let (prune, dry_run) = match (&request.sync, &request.rollback) {
+                (_, Some(rollback)) => (rollback.prune, rollback.dry_run),
+                (Some(sync_req), None) => (sync_req.prune, sync_req.dry_run),
+                (None, None) => (false, false),
+            };
+            let initiated = if request.initiated_by.is_empty() {
+                "user".to_owned()
+            } else {
+                request.initiated_by.clone()
+            };
+            ran = Some(
+                self.run_sync(
+                    app,
+                    &source,
+                    &target,
+                    prune,
+                    dry_run,
+                    request.command_id.clone(),
+                    initiated,
+                    0,
+                    &mut status,
+                )
+                .await,
+            );
+        } else {
+            let facts = Facts {
+                spec: &app.spec,
+                sync: comparison.sync_status(),
+                revision: &commit,
+                rendered: target.objects.len(),
+                last_operation: status.operation_state.as_ref(),
+                now,
+            };
+            match decide::auto_sync(&facts) {
+                AutoSync::Sync => {
+                    let prune = app.spec.automated().is_some_and(|a| a.prune);
+                    let retry_count = match &status.operation_state {
+                        Some(last)
+                            if last.revision == commit
+                                && last.phase != OperationPhase::Succeeded =>
+                        {
+                            last.retry_count + 1
+                        }
+                        _ => 0,
+                    };
+                    ran = Some(
+                        self.run_sync(
+                            app,
+                            &source,
+                            &target,
+                            prune,
+                            false,
+                            String::new(),
+                            "automated sync".into(),
+                            retry_count,
+                            &mut status,
+                        )
+                        .await,
+                    );
+                }
+                AutoSync::RetryAfter(delay) => {
+                    let mut outcome = self.status_from(&comparison, status, &previous, false, now);
+                    outcome.requeue = delay;
+                    return Ok(outcome);
+                }
+                AutoSync::Skip(reason) => {
+                    tracing::debug!(app = %app.qualified_name(), reason, "No automated sync.")
+                }
+            }
+        }
+
+        let comparison = match ran {
+            Some(new_inventory) => {
+                let after = AppTarget {
+                    inventory: new_inventory,
+                    ..target
+                };
+                compare(&self.cluster, &after).await?
+            }
+            None => comparison,
+        };
+        Ok(self.status_from(&comparison, status, &previous, request.is_some(), now))
+    }
+
+    /// Runs a sync and records it in `status`; returns the new inventory.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_sync(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        target: &AppTarget,
+        prune: bool,
+        dry_run: bool,
+        command_id: String,
+        initiated_by: String,
+        retry_count: u32,
+        status: &mut ApplicationStatus,
+    ) -> Vec<ResourceKey> {
+        let options = SyncOptions {
+            prune,
+            dry_run,
+            create_namespace: app.spec.sync_option_enabled("CreateNamespace"),
+            prune_last: app.spec.sync_option_enabled("PruneLast"),
+            ..self.config.sync.clone()
+        };
+        let outcome = sync(&self.cluster, target, &options).await;
+        tracing::info!(
+            app = %app.qualified_name(),
+            revision = %target.revision,
+            phase = ?outcome.phase,
+            message = %outcome.message,
+            "Sync finished."
+        );
+        let operation = OperationState {
+            command_id,
+            phase: outcome.phase,
+            message: outcome.message.clone(),
+            started_at: outcome.started_at,
+            finished_at: Some(outcome.finished_at),
+            revision: target.revision.clone(),
+            resources: outcome.resources.clone(),
+            retry_count,
+            initiated_by: initiated_by.clone(),
+        };
+        let sync_error =
+            (outcome.phase != OperationPhase::Succeeded).then(|| outcome.message.clone());
+        decide::set_condition(
+            &mut status.conditions,
+            conditions::SYNC_ERROR,
+            sync_error,
+            outcome.finished_at,
+        );
+        if !dry_run {
+            let entry = HistoryEntry {
+                id: decide::next_history_id(&status.history),
+                revision: target.revision.clone(),
+                source: source.clone(),
+                started_at: outcome.started_at,
+                deployed_at: outcome.finished_at,
+                result: outcome.phase,
+                initiated_by,
+                resources: outcome.resources,
+            };
+            decide::push_history(&mut status.history, entry, app.spec.history_limit());
+        }
+        status.operation_state = Some(operation);
+        if dry_run {
+            target.inventory.clone()
+        } else {
+            outcome.applied
+        }
+    }
+
+    async fn watch_kinds(&self, comparison: &Comparison) {
+        for resource in &comparison.resources {
+            let api_version = if resource.key.group.is_empty() {
+                resource.key.version.clone()
+            } else {
+                format!("{}/{}", resource.key.group, resource.key.version)
+            };
+            if let Ok(resolved) = self.cluster.resolve(&api_version, &resource.key.kind).await {
+                self.watch_kind(&resolved.resource);
+            }
+        }
+    }
+
+    fn status_from(
+        &self,
+        comparison: &Comparison,
+        mut status: ApplicationStatus,
+        previous: &ApplicationStatus,
+        clear_operation: bool,
+        now: OffsetDateTime,
+    ) -> Outcome {
+        status.sync = SyncReport {
+            status: comparison.sync_status(),
+            revision: comparison.revision.clone(),
+        };
+        status.health = comparison.health();
+        status.resources = comparison.resource_statuses();
+        self.finish(status, previous, clear_operation, now)
+    }
+
+    fn finish(
+        &self,
+        mut status: ApplicationStatus,
+        previous: &ApplicationStatus,
+        clear_operation: bool,
+        now: OffsetDateTime,
+    ) -> Outcome {
+        status.reconciled_at = Some(now);
+        if changed(previous, &status) {
+            status.status_version = previous.status_version + 1;
+        }
+        let requeue = match status.health.status {
+            Health::Progressing | Health::Missing => self.config.progress_interval,
+            _ if status
+                .conditions
+                .iter()
+                .any(|c| c.kind == conditions::COMPARISON_ERROR) =>
+            {
+                self.config
+                    .progress_interval
+                    .max(Duration::from_secs(30))
+                    .min(self.config.poll_interval)
+            }
+            _ => self.jittered(self.config.poll_interval),
+        };
+        Outcome {
+            status,
+            clear_operation,
+            requeue,
+        }
+    }
+
+    async fn write(&self, app: &Application, outcome: &Outcome) -> Result<(), ReconcileError> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let api: Api<Application> =
+            Api::namespaced(self.cluster.client().clone(), &self.config.namespace);
+        let status_error = |e| ReconcileError::Status {
+            app: app.qualified_name(),
+            source: Box::new(e),
+        };
+        let patch = serde_json::json!({ "status": outcome.status });
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(status_error)?;
+        let hard_refresh = app
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
+        if outcome.clear_operation || hard_refresh {
+            let mut patch = serde_json::json!({});
+            if outcome.clear_operation {
+                patch["operation"] = Value::Null;
+            }
+            if hard_refresh {
+                patch["metadata"] = serde_json::json!({"annotations": {REFRESH_ANNOTATION: null}});
+            }
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(status_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether anything but the reconcile time and the version changed.
+fn changed(previous: &ApplicationStatus, next: &ApplicationStatus) -> bool {
+    let strip = |s: &ApplicationStatus| ApplicationStatus {
+        reconciled_at: None,
+        status_version: 0,
+        ..s.clone()
+    };
+    strip(previous) != strip(next)
+}
+
+fn finished_operation(
+    request: Option<&OperationRequest>,
+    phase: OperationPhase,
+    message: &str,
+    now: OffsetDateTime,
+) -> OperationState {
+    OperationState {
+        command_id: request.map(|r| r.command_id.clone()).unwrap_or_default(),
+        phase,
+        message: message.to_owned(),
+        started_at: now,
+        finished_at: Some(now),
+        revision: String::new(),
+        resources: vec![],
+        retry_count: 0,
+        initiated_by: request.map(|r| r.initiated_by.clone()).unwrap_or_default(),
+    }
+}
+
+fn split_globs(text: &str) -> Vec<String> {
+    let trimmed = text.trim();
+    let inner = trimmed
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(trimmed);
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn reconcile(app: Arc<Application>, engine: Arc<Engine>) -> Result<Action, ReconcileError> {
+    let name = app.metadata.name.clone().unwrap_or_default();
+    *engine
+        .reconciles
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(name.clone())
+        .or_default() += 1;
+    if app.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let span = tracing::info_span!("reconcile", app = %app.qualified_name());
+    let outcome = tracing::Instrument::instrument(engine.reconcile_app(&app), span).await?;
+    engine.write(&app, &outcome).await?;
+    Ok(Action::requeue(outcome.requeue))
+}
+
+fn error_policy(app: Arc<Application>, error: &ReconcileError, _engine: Arc<Engine>) -> Action {
+    tracing::warn!(app = %app.qualified_name(), %error, "Reconcile failed; retrying.");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    engine: Arc<Engine>,
+    triggers: mpsc::UnboundedReceiver<ObjectRef<Application>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<Application> =
+        Api::namespaced(engine.cluster.client().clone(), &engine.config.namespace);
+    let config = kube::runtime::controller::Config::default()
+        .concurrency(engine.config.concurrency)
+        .debounce(Duration::from_millis(200));
+    Controller::new(api, watcher::Config::default())
+        .with_config(config)
+        .reconcile_on(UnboundedReceiverStream::new(triggers))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, engine)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "Controller event.");
+            }
+        })
+        .await;
+}
+
+/// The health of an app whose status has never been computed.
+pub fn unknown_health() -> HealthReport {
+    HealthReport {
+        status: Health::Unknown,
+        message: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_globs() {
+        assert_eq!(split_globs("{a.yaml, b/*.yml}"), ["a.yaml", "b/*.yml"]);
+        assert_eq!(split_globs("*.yaml"), ["*.yaml"]);
+        assert!(split_globs("").is_empty());
+    }
+
+    #[test]
+    fn status_version_moves_only_on_change() {
+        let a = ApplicationStatus::default();
+        let mut b = a.clone();
+        b.reconciled_at = Some(OffsetDateTime::UNIX_EPOCH);
+        assert!(!changed(&a, &b));
+        b.health.status = Health::Healthy;
+        assert!(changed(&a, &b));
+    }
+}
