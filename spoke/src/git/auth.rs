@@ -11,6 +11,7 @@ use secrecy::ExposeSecret as _;
 
 use super::credentials::RepoCredential;
 use super::error::AuthOutcome;
+use super::url::RepoUrl;
 
 /// libgit2 asks again after a rejected credential; more calls than this means the server keeps refusing.
 const MAX_CREDENTIAL_CALLS: u32 = 4;
@@ -18,15 +19,18 @@ const MAX_CREDENTIAL_CALLS: u32 = 4;
 /// Username for https when a credential has a password/token but no username.
 const DEFAULT_HTTPS_USER: &str = "git";
 
-/// Builds the callbacks of one remote operation; `outcome` records why authentication or trust failed.
+/// Builds the callbacks of one remote operation on `repo`; `outcome` records why authentication or trust failed.
+///
+/// A credential is only handed out for a URL its prefix covers: a server redirecting elsewhere gets nothing.
 pub(crate) fn callbacks<'a>(
+    repo: &'a RepoUrl,
     credential: Option<&'a Arc<RepoCredential>>,
     outcome: &'a RefCell<AuthOutcome>,
 ) -> RemoteCallbacks<'a> {
     let mut callbacks = RemoteCallbacks::new();
     let mut calls = 0u32;
     let mut tried = CredentialType::empty();
-    callbacks.credentials(move |_url, username_from_url, allowed| {
+    callbacks.credentials(move |url, username_from_url, allowed| {
         calls += 1;
         let refuse = |reason: String| {
             outcome.borrow_mut().refused = Some(reason.clone());
@@ -37,6 +41,15 @@ pub(crate) fn callbacks<'a>(
         };
         if calls > MAX_CREDENTIAL_CALLS {
             return refuse("credentials rejected by the server".into());
+        }
+        if url != repo.raw() {
+            let covered = RepoUrl::parse(url)
+                .is_ok_and(|seen| seen.sanitized().starts_with(credential.url_prefix.as_str()));
+            if !covered {
+                return refuse(
+                    "the server redirected to a URL the matching credential does not cover".into(),
+                );
+            }
         }
         let user = credential
             .username

@@ -17,6 +17,7 @@ pub struct GitMetrics {
     checkouts_written: AtomicU64,
     checkouts_reused: AtomicU64,
     checkout_bytes: AtomicU64,
+    cache_resets: AtomicU64,
 }
 
 /// A point-in-time copy of [`GitMetrics`].
@@ -41,6 +42,8 @@ pub struct GitMetricsSnapshot {
     pub checkouts_reused: u64,
     /// Bytes of files written into checkouts.
     pub checkout_bytes: u64,
+    /// Cache repositories found corrupt and fetched again from scratch.
+    pub cache_resets: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +60,7 @@ pub(crate) enum Counter {
     CheckoutsWritten,
     CheckoutsReused,
     CheckoutBytes,
+    CacheResets,
 }
 
 impl GitMetrics {
@@ -74,6 +78,7 @@ impl GitMetrics {
             Counter::CheckoutsWritten => &self.checkouts_written,
             Counter::CheckoutsReused => &self.checkouts_reused,
             Counter::CheckoutBytes => &self.checkout_bytes,
+            Counter::CacheResets => &self.cache_resets,
         };
         cell.fetch_add(value, Ordering::Relaxed);
     }
@@ -97,6 +102,7 @@ impl GitMetrics {
             checkouts_written: get(&self.checkouts_written),
             checkouts_reused: get(&self.checkouts_reused),
             checkout_bytes: get(&self.checkout_bytes),
+            cache_resets: get(&self.cache_resets),
         }
     }
 }

@@ -147,6 +147,7 @@ impl GitCache {
             "creating cache directory",
             &repos_dir,
         ))?;
+        remote::remove_stale_locks(&repos_dir);
         let checkouts = CheckoutStore::open(checkouts_dir.clone(), config.max_checkouts).map_err(
             GitError::io("-", "opening checkout directory", &checkouts_dir),
         )?;
@@ -242,7 +243,7 @@ impl GitCache {
     /// The whole repository is written once per commit into a content-addressed directory reused by later
     /// calls. Symlinks, submodules, unsafe names and trees over the size limits are refused before anything is
     /// written; the directory appears atomically.
-    #[tracing::instrument(skip_all, fields(repo = %url, %commit, path))]
+    #[tracing::instrument(skip_all, fields(repo = %url, %commit, path = %path))]
     pub async fn materialise(
         &self,
         url: &RepoUrl,
@@ -389,18 +390,28 @@ impl GitCache {
         let url = state.url.clone();
         let path = state.path.clone();
         self.inner.metrics.inc(Counter::Fetches);
+        let inner = self.inner.clone();
         let work = blocking(&state.url, move || {
             let _held = (write, permit);
             let repo = remote::open_or_init(&url, &path)?;
-            let depth = depth.unwrap_or_else(|| {
-                let new = repo.is_empty().unwrap_or(true);
-                if shallow_configured && (new || repo.is_shallow()) {
-                    Depth::Shallow
-                } else {
-                    Depth::Full
+            let chosen = pick_depth(&repo, depth, shallow_configured);
+            match remote::fetch(&repo, &url, credential.as_ref(), chosen, deadline) {
+                Err(GitError::Corrupt { message, .. }) => {
+                    // The cache is only a cache: start it over once.
+                    tracing::warn!(repo = %url, error = %message, "Cache repository is corrupt; recreating it.");
+                    inner.metrics.inc(Counter::CacheResets);
+                    drop(repo);
+                    std::fs::remove_dir_all(&path).map_err(GitError::io(
+                        url.sanitized(),
+                        "removing corrupt cache",
+                        &path,
+                    ))?;
+                    let repo = remote::open_or_init(&url, &path)?;
+                    let chosen = pick_depth(&repo, depth, shallow_configured);
+                    remote::fetch(&repo, &url, credential.as_ref(), chosen, deadline)
                 }
-            });
-            remote::fetch(&repo, &url, credential.as_ref(), depth, deadline)
+                other => other,
+            }
         });
         let result = with_timeout(&state.url, timeout, work).await;
         let fetched: Fetched = match result {
@@ -641,6 +652,17 @@ where
                 message: error.to_string(),
             })
         })
+}
+
+/// `requested`, or shallow for a new or shallow cache (when configured) and full otherwise.
+fn pick_depth(repo: &Repository, requested: Option<Depth>, shallow_configured: bool) -> Depth {
+    let new = repo.is_empty().unwrap_or(true);
+    match requested {
+        Some(Depth::Unshallow) if !repo.is_shallow() => Depth::Full,
+        Some(depth) => depth,
+        None if shallow_configured && (new || repo.is_shallow()) => Depth::Shallow,
+        None => Depth::Full,
+    }
 }
 
 /// Gives up waiting for `work` after `timeout` (the blocking work itself finishes in the background).

@@ -47,7 +47,7 @@ pub(crate) fn ls_remote(
     let outcome = RefCell::new(AuthOutcome::default());
     let fail = |error: git2::Error| classify(url.sanitized(), url.raw(), &error, &outcome.borrow());
     let mut remote = Remote::create_detached(url.raw()).map_err(fail)?;
-    let callbacks = auth::callbacks(credential, &outcome);
+    let callbacks = auth::callbacks(url, credential, &outcome);
     let connection = remote
         .connect_auth(Direction::Fetch, Some(callbacks), None)
         .map_err(fail)?;
@@ -58,6 +58,40 @@ pub(crate) fn ls_remote(
         .map(|head| (head.name().to_owned(), head.oid()))
         .collect();
     Ok(RemoteRefs { refs })
+}
+
+/// Removes lock files a killed process left in the cache repositories (this process owns the cache, so no
+/// lock can be live at startup): libgit2 would otherwise refuse to update those refs forever.
+pub(crate) fn remove_stale_locks(repos_dir: &Path) {
+    let Ok(repos) = std::fs::read_dir(repos_dir) else {
+        return;
+    };
+    for repo in repos.flatten() {
+        remove_locks_in(&repo.path(), false);
+        remove_locks_in(&repo.path().join("refs"), true);
+    }
+}
+
+fn remove_locks_in(dir: &Path, recursive: bool) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() && recursive {
+            remove_locks_in(&path, true);
+        } else if kind.is_file() && path.extension().is_some_and(|ext| ext == "lock") {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(path = %path.display(), "Removed a stale git lock file."),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), error = %error, "Could not remove a stale git lock file.");
+                }
+            }
+        }
+    }
 }
 
 /// Opens the bare cache repository at `path`, creating it if missing; a damaged one is recreated.
@@ -122,7 +156,7 @@ fn fetch_once(
     let fail = |error: git2::Error| classify(url.sanitized(), url.raw(), &error, &outcome.borrow());
     let mut remote = repo.remote_anonymous(url.raw()).map_err(fail)?;
     let received = Cell::new(0u64);
-    let mut callbacks = auth::callbacks(credential, &outcome);
+    let mut callbacks = auth::callbacks(url, credential, &outcome);
     // Returning false aborts the transfer: a fetch still receiving data stops at the deadline.
     callbacks.transfer_progress(|progress| {
         received.set(progress.received_bytes() as u64);

@@ -822,3 +822,38 @@ async fn a_silent_server_is_a_network_error_after_the_timeout() {
         .unwrap_err();
     assert!(matches!(error, GitError::Network { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_damaged_cache_does_not_wedge_the_repository() {
+    let repo = GitRepo::local().unwrap();
+    repo.write("a.yaml", "a: 1\n").unwrap();
+    let c1 = repo.commit("one").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let remote = url(repo.url());
+    let open = || GitCache::new(GitConfig::new(dir.path()), CredentialStore::default()).unwrap();
+    let cache = open();
+    assert_eq!(
+        resolve(&cache, &remote, "main").await.unwrap().to_string(),
+        c1
+    );
+    let bare = cache.repo_cache_path(&remote);
+    drop(cache);
+
+    // A process killed mid-fetch leaves lock files; a disk problem leaves a garbled ref.
+    let lock = bare.join("refs/heads/main.lock");
+    std::fs::write(&lock, "").unwrap();
+    std::fs::write(bare.join("refs/heads/main"), "garbage\n").unwrap();
+    let c2 = repo.commit("two").unwrap();
+
+    let cache = open();
+    assert!(!lock.exists(), "stale locks are removed at startup");
+    assert_eq!(
+        resolve(&cache, &remote, "main").await.unwrap().to_string(),
+        c2
+    );
+    let metrics = cache.metrics();
+    assert_eq!(
+        metrics.cache_resets, 1,
+        "the garbled cache was fetched again: {metrics:?}"
+    );
+}
