@@ -9,3 +9,4 @@
 //! ```
 
 pub mod link;
+pub mod store;

@@ -1,0 +1,182 @@
+//! Column encodings shared by both backends: timestamps as Unix milliseconds, enums as their names, JSON documents as text.
+
+use edgecd_core::app::{AppOrigin, OperationPhase};
+use edgecd_core::{Health, SyncStatus};
+use time::OffsetDateTime;
+
+use super::model::{CommandOutcome, ConnectionKind, EventSeverity};
+use super::{Result, StoreError};
+
+/// Timestamps are stored as Unix milliseconds (BIGINT / INTEGER) in both
+/// backends, so comparisons and sorting are identical.
+pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
+    let nanos = t.unix_timestamp_nanos() / 1_000_000;
+    i64::try_from(nanos).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn opt_from_ms(ms: Option<i64>) -> Option<OffsetDateTime> {
+    ms.map(from_ms)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    to_ms(OffsetDateTime::now_utc())
+}
+
+/// Versions are u64 in the domain and BIGINT in the database.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn corrupt(what: &str, text: &str) -> StoreError {
+    StoreError::Corrupt {
+        reason: format!("unknown {what} {text:?}"),
+    }
+}
+
+pub(crate) fn parse_sync(text: &str) -> Result<SyncStatus> {
+    SyncStatus::parse(text).ok_or_else(|| corrupt("sync status", text))
+}
+
+pub(crate) fn parse_health(text: &str) -> Result<Health> {
+    Health::parse(text).ok_or_else(|| corrupt("health", text))
+}
+
+pub(crate) fn parse_origin(text: &str) -> Result<AppOrigin> {
+    match text {
+        "Managed" => Ok(AppOrigin::Managed),
+        "Autonomous" => Ok(AppOrigin::Autonomous),
+        _ => Err(corrupt("origin", text)),
+    }
+}
+
+pub(crate) fn phase_str(phase: OperationPhase) -> &'static str {
+    match phase {
+        OperationPhase::Running => "Running",
+        OperationPhase::Succeeded => "Succeeded",
+        OperationPhase::Failed => "Failed",
+        OperationPhase::Error => "Error",
+        OperationPhase::Terminating => "Terminating",
+    }
+}
+
+pub(crate) fn parse_phase(text: &str) -> Result<Option<OperationPhase>> {
+    Ok(match text {
+        "" => None,
+        "Running" => Some(OperationPhase::Running),
+        "Succeeded" => Some(OperationPhase::Succeeded),
+        "Failed" => Some(OperationPhase::Failed),
+        "Error" => Some(OperationPhase::Error),
+        "Terminating" => Some(OperationPhase::Terminating),
+        _ => return Err(corrupt("operation phase", text)),
+    })
+}
+
+// === impl ConnectionKind ===
+
+impl ConnectionKind {
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Connected,
+        Self::Stale,
+        Self::Disconnected,
+        Self::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Connected => "Connected",
+            Self::Stale => "Stale",
+            Self::Disconnected => "Disconnected",
+            Self::Revoked => "Revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+pub(crate) fn parse_connection(text: &str) -> Result<ConnectionKind> {
+    ConnectionKind::parse(text).ok_or_else(|| corrupt("connection state", text))
+}
+
+// === impl CommandOutcome ===
+
+impl CommandOutcome {
+    pub const ALL: [Self; 8] = [
+        Self::Pending,
+        Self::Delivered,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Expired,
+        Self::Unsupported,
+        Self::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Delivered => "Delivered",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Expired => "Expired",
+            Self::Unsupported => "Unsupported",
+            Self::Rejected => "Rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// Whether the command reached a final outcome.
+    pub fn is_finished(self) -> bool {
+        self.stage() == 3
+    }
+
+    /// Pending < Delivered < Running < finished: an update never moves a
+    /// command to a lower stage, and nothing moves a finished one.
+    pub fn stage(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Delivered => 1,
+            Self::Running => 2,
+            _ => 3,
+        }
+    }
+}
+
+pub(crate) fn parse_outcome(text: &str) -> Result<CommandOutcome> {
+    CommandOutcome::parse(text).ok_or_else(|| corrupt("command outcome", text))
+}
+
+// === impl EventSeverity ===
+
+impl EventSeverity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "Normal",
+            Self::Warning => "Warning",
+        }
+    }
+}
+
+pub(crate) fn parse_severity(text: &str) -> Result<EventSeverity> {
+    match text {
+        "Normal" => Ok(EventSeverity::Normal),
+        "Warning" => Ok(EventSeverity::Warning),
+        _ => Err(corrupt("event severity", text)),
+    }
+}

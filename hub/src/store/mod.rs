@@ -1,0 +1,325 @@
+//! The hub's fleet store: one small `Store` trait over two real backends, embedded SQLite and shared PostgreSQL.
+//!
+//! ```text
+//!   hub (link, api) ── Arc<dyn Store> ──┬── PgStore     (postgres.rs: async fns over PgPool)
+//!                                       └── SqliteStore (sqlite.rs:   async fns over SqlitePool)
+//!   shared: model.rs (records), query.rs (list filter → SQL, cursors), codec.rs (column ⇄ domain)
+//! ```
+//!
+//! The rest of the hub holds an `Arc<dyn Store>`: the backend is chosen at
+//! start-up from configuration, and boxing one future per database call costs
+//! nothing next to the call itself. Each backend implements the trait by
+//! delegating to plain `async fn`s of its module; there is no other layer.
+//! See `docs/store.md` for the schema and the rules.
+
+mod codec;
+pub mod model;
+pub mod postgres;
+mod query;
+pub mod sqlite;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use time::OffsetDateTime;
+
+use edgecd_core::project::ProjectSpec;
+
+pub use self::model::*;
+pub use self::postgres::PgStore;
+pub use self::sqlite::SqliteStore;
+
+/// Channel on which a newly enqueued command is announced; the payload is the
+/// cluster name.
+pub const COMMANDS_CHANNEL: &str = "edgecd_commands";
+
+/// Why a store call failed. Only `Database`, `Unavailable` and `Migrate`
+/// carry driver errors, as sources: their text is for logs, never for
+/// API clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{what} already exists")]
+    AlreadyExists { what: String },
+    #[error("{what} was changed concurrently: expected version {expected}, found {actual}")]
+    Conflict {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{what} is read-only at the hub (created at the edge)")]
+    ReadOnly { what: String },
+    #[error("{what} is still referenced: {reason}")]
+    InUse { what: String, reason: String },
+    #[error("invalid page cursor (expired, malformed, or used with another filter or sort)")]
+    InvalidCursor,
+    #[error("invalid input: {reason}")]
+    Invalid { reason: String },
+    #[error("stored data is corrupt: {reason}")]
+    Corrupt { reason: String },
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The fleet store. Every method is one database round trip or one
+/// transaction; none loads an unbounded set of apps.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // --- projects ---
+    fn create_project<'a>(
+        &'a self,
+        name: &'a str,
+        spec: &'a ProjectSpec,
+    ) -> BoxFuture<'a, Result<ProjectRecord>>;
+    fn get_project<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<ProjectRecord>>;
+    fn list_projects(&self) -> BoxFuture<'_, Result<Vec<ProjectRecord>>>;
+    fn update_project<'a>(
+        &'a self,
+        name: &'a str,
+        expected_version: u64,
+        spec: &'a ProjectSpec,
+    ) -> BoxFuture<'a, Result<ProjectRecord>>;
+    /// Refused with `InUse` while apps belong to the project.
+    fn delete_project<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    // --- clusters ---
+    fn create_cluster<'a>(
+        &'a self,
+        cluster: &'a NewCluster,
+    ) -> BoxFuture<'a, Result<ClusterRecord>>;
+    fn get_cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<ClusterRecord>>;
+    /// All clusters (at most a few thousand) matching a label selector, by name.
+    fn list_clusters<'a>(
+        &'a self,
+        selector: &'a edgecd_core::selector::LabelSelector,
+    ) -> BoxFuture<'a, Result<Vec<ClusterRecord>>>;
+    fn update_cluster_labels<'a>(
+        &'a self,
+        name: &'a str,
+        expected_version: u64,
+        labels: &'a Labels,
+        annotations: &'a Labels,
+    ) -> BoxFuture<'a, Result<ClusterRecord>>;
+    /// Records a handshake: versions, server URL and certificate expiry.
+    fn record_cluster_hello<'a>(
+        &'a self,
+        name: &'a str,
+        server_url: &'a str,
+        versions: &'a ClusterVersions,
+        certificate_not_after: Option<OffsetDateTime>,
+    ) -> BoxFuture<'a, Result<()>>;
+    fn set_cluster_connection<'a>(
+        &'a self,
+        name: &'a str,
+        connection: &'a ClusterConnection,
+    ) -> BoxFuture<'a, Result<()>>;
+    fn revoke_cluster<'a>(&'a self, name: &'a str, at: OffsetDateTime)
+    -> BoxFuture<'a, Result<()>>;
+    /// Refused with `InUse` while managed apps target the cluster; its
+    /// autonomous apps, link state and outbox go with it.
+    fn delete_cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn get_link_state<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<LinkState>>;
+
+    // --- applications ---
+    fn create_app<'a>(&'a self, app: &'a NewApp) -> BoxFuture<'a, Result<AppRecord>>;
+    fn get_app<'a>(&'a self, project: &'a str, name: &'a str) -> BoxFuture<'a, Result<AppRecord>>;
+    /// Replaces spec and labels if the stored `spec_version` is `expected_spec_version`.
+    fn update_app<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        expected_spec_version: u64,
+        spec: &'a edgecd_core::app::ApplicationSpec,
+        labels: &'a Labels,
+    ) -> BoxFuture<'a, Result<AppRecord>>;
+    /// Deletes a managed app and leaves a tombstone in its cluster's desired set.
+    fn delete_app<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        expected_spec_version: Option<u64>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Managed apps of a cluster changed after desired version `since`, with
+    /// tombstones; `since = 0` gives the full desired set (no tombstones).
+    fn desired_changes<'a>(
+        &'a self,
+        cluster: &'a str,
+        since: u64,
+    ) -> BoxFuture<'a, Result<DesiredChanges>>;
+    fn list_apps<'a>(&'a self, query: &'a AppQuery) -> BoxFuture<'a, Result<Page<AppSummary>>>;
+    fn count_apps<'a>(&'a self, filter: &'a AppFilter) -> BoxFuture<'a, Result<AppCounts>>;
+    /// Latest resource tree of an app, if one was reported.
+    fn get_resource_tree<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>>>;
+
+    // --- spoke ingest: each call is one transaction that also records (epoch, seq) ---
+    fn ingest_status_batch<'a>(
+        &'a self,
+        cluster: &'a str,
+        at: &'a SpokeSeq,
+        batch: &'a StatusBatch,
+    ) -> BoxFuture<'a, Result<IngestOutcome>>;
+    fn ingest_resource_tree<'a>(
+        &'a self,
+        cluster: &'a str,
+        at: &'a SpokeSeq,
+        project: &'a str,
+        name: &'a str,
+        tree: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<IngestOutcome>>;
+    fn ingest_events<'a>(
+        &'a self,
+        cluster: &'a str,
+        at: &'a SpokeSeq,
+        events: &'a [EventRecord],
+    ) -> BoxFuture<'a, Result<IngestOutcome>>;
+    fn ingest_command_statuses<'a>(
+        &'a self,
+        cluster: &'a str,
+        at: &'a SpokeSeq,
+        updates: &'a [CommandUpdate],
+    ) -> BoxFuture<'a, Result<IngestOutcome>>;
+
+    // --- command outbox ---
+    /// Stores a Pending command and announces it on `COMMANDS_CHANNEL` in the same transaction.
+    fn enqueue_command<'a>(
+        &'a self,
+        command: &'a NewCommand,
+    ) -> BoxFuture<'a, Result<CommandRecord>>;
+    fn get_command<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<CommandRecord>>;
+    /// Pending or delivered-without-result commands of a cluster whose deadline has not passed, in issue order.
+    fn list_deliverable_commands<'a>(
+        &'a self,
+        cluster: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>>;
+    fn mark_commands_delivered<'a>(
+        &'a self,
+        ids: &'a [String],
+        at: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<u64>>;
+    /// Applies a progress report; returns `false` if ignored (finished
+    /// outcome, or an older stage). Never regresses a finished outcome.
+    fn record_command_status<'a>(
+        &'a self,
+        update: &'a CommandUpdate,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Marks pending/delivered commands past their deadline Expired; returns how many.
+    fn expire_commands(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64>>;
+    /// Newest first.
+    fn list_commands<'a>(
+        &'a self,
+        scope: &'a CommandScope,
+        page_size: u32,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<CommandRecord>>>;
+
+    // --- events and audit ---
+    /// Newest first.
+    fn list_events<'a>(
+        &'a self,
+        filter: &'a EventFilter,
+        page_size: u32,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<EventRecord>>>;
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<()>>;
+    /// Newest first.
+    fn list_audit<'a>(
+        &'a self,
+        page_size: u32,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<AuditEntry>>>;
+
+    // --- accounts (schema and CRUD; authentication lives elsewhere) ---
+    fn create_user<'a>(&'a self, user: &'a UserRecord) -> BoxFuture<'a, Result<UserRecord>>;
+    fn get_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<UserRecord>>;
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserRecord>>>;
+    fn delete_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn create_token<'a>(&'a self, token: &'a TokenRecord) -> BoxFuture<'a, Result<TokenRecord>>;
+    fn find_token_by_hash<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<TokenRecord>>;
+    fn list_tokens<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<TokenRecord>>>;
+    fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<()>>;
+
+    // --- notifications ---
+    fn notify<'a>(&'a self, channel: &'a str, payload: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// A stream of notifications on `channels` that survives reconnects
+    /// (yielding `ListenEvent::Lagged` after one, since notifications sent
+    /// meanwhile are lost).
+    fn listen<'a>(
+        &'a self,
+        channels: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<BoxStream<'static, ListenEvent>>>;
+}
+
+/// The default project every store has.
+pub fn default_project() -> (&'static str, ProjectSpec) {
+    ("default", ProjectSpec::permissive())
+}
+
+// === impl StoreError ===
+
+impl StoreError {
+    /// Classifies a driver error: connection trouble is `Unavailable`, a
+    /// unique or foreign-key violation becomes `AlreadyExists` / `InUse` about `what`.
+    pub(crate) fn classify(
+        what: impl FnOnce() -> String,
+    ) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |error| match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::AlreadyExists { what: what() }
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::InUse {
+                what: what(),
+                reason: "a referenced or referencing row exists".into(),
+            },
+            _ => StoreError::from(error),
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::RowNotFound => StoreError::NotFound { what: "row".into() },
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
+            sqlx::Error::ColumnDecode { index, source } => StoreError::Corrupt {
+                reason: format!("column {index}: {source}"),
+            },
+            // Connection exceptions (08) and operator intervention such as a
+            // shutdown (57): the server is going away, not the query's fault.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57")) =>
+            {
+                StoreError::Unavailable(sqlx::Error::Database(db))
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(error: serde_json::Error) -> Self {
+        StoreError::Corrupt {
+            reason: format!("JSON column: {error}"),
+        }
+    }
+}

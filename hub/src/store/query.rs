@@ -1,0 +1,421 @@
+//! Application list queries for both backends: filters and label selectors to SQL with `$n` binds, keyset order, and the opaque page cursor.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use edgecd_core::selector::{LabelSelector, Operator};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::model::{AppFilter, AppSort, AppSummary, SortKey};
+use super::{Result, StoreError};
+
+/// A value bound to a `$n` placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// SQL text with its binds in placeholder order.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+impl Sql {
+    /// Adds a bind and returns its placeholder.
+    pub fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    fn bind_text(&mut self, value: &str) -> String {
+        self.bind(Bind::Text(value.to_owned()))
+    }
+
+    fn bind_list<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) -> String {
+        let placeholders: Vec<String> = values.into_iter().map(|v| self.bind_text(v)).collect();
+        placeholders.join(", ")
+    }
+}
+
+/// Columns of an `AppSummary` row, over `applications a LEFT JOIN clusters c`.
+pub(crate) const SUMMARY_COLUMNS: &str = "a.project, a.name, a.cluster, a.namespace, a.repo_url, a.path, \
+     a.target_revision, a.sync, a.health, a.revision, a.operation_phase, a.labels, a.updated_at, \
+     a.origin, a.owner_kind, a.owner_project, a.owner_name, a.owner_scope, c.conn_state, \
+     a.spec_version, a.automated, a.error_conditions, a.status_version";
+
+/// The `FROM` clause of list and count queries.
+pub(crate) const FROM_APPS: &str = "applications a LEFT JOIN clusters c ON c.name = a.cluster";
+
+/// Appends the filter's conditions (joined by AND) to `sql`; `TRUE` if none.
+pub(crate) fn where_clause(filter: &AppFilter, sql: &mut Sql) -> String {
+    let mut conditions: Vec<String> = Vec::new();
+    if !filter.projects.is_empty() {
+        let list = sql.bind_list(filter.projects.iter().map(String::as_str));
+        conditions.push(format!("a.project IN ({list})"));
+    }
+    if !filter.clusters.is_empty() {
+        let list = sql.bind_list(filter.clusters.iter().map(String::as_str));
+        conditions.push(format!("a.cluster IN ({list})"));
+    }
+    selector_conditions(
+        &filter.cluster_selector,
+        "a.cluster",
+        "SELECT cluster FROM cluster_labels",
+        sql,
+        &mut conditions,
+    );
+    selector_conditions(
+        &filter.app_selector,
+        "a.id",
+        "SELECT app_id FROM app_labels",
+        sql,
+        &mut conditions,
+    );
+    if !filter.sync.is_empty() {
+        let list = sql.bind_list(filter.sync.iter().map(|s| s.as_str()));
+        conditions.push(format!("a.sync IN ({list})"));
+    }
+    if !filter.health.is_empty() {
+        let list = sql.bind_list(filter.health.iter().map(|h| h.as_str()));
+        conditions.push(format!("a.health IN ({list})"));
+    }
+    if let Some(origin) = filter.origin {
+        let p = sql.bind_text(origin.as_str());
+        conditions.push(format!("a.origin = {p}"));
+    }
+    if let Some(owner) = &filter.owner {
+        let kind = sql.bind_text(&owner.kind);
+        let project = sql.bind_text(&owner.project);
+        let name = sql.bind_text(&owner.name);
+        conditions.push(format!(
+            "a.owner_kind = {kind} AND a.owner_project = {project} AND a.owner_name = {name}"
+        ));
+        if !owner.scope.is_empty() {
+            let scope = sql.bind_text(&owner.scope);
+            conditions.push(format!("a.owner_scope = {scope}"));
+        }
+    }
+    if !filter.connection.is_empty() {
+        let list = sql.bind_list(filter.connection.iter().map(|c| c.as_str()));
+        conditions.push(format!("c.conn_state IN ({list})"));
+    }
+    if !filter.search.is_empty() {
+        let pattern = format!("%{}%", escape_like(&filter.search.to_lowercase()));
+        let p = sql.bind(Bind::Text(pattern));
+        // Names are DNS-1123 (lower case), so a lower-cased pattern makes
+        // the match case-insensitive on both backends.
+        conditions.push(format!("a.name LIKE {p} ESCAPE '\\'"));
+    }
+    if conditions.is_empty() {
+        "1 = 1".to_owned()
+    } else {
+        conditions.join(" AND ")
+    }
+}
+
+/// Whether the filter needs the clusters join (connection state).
+pub(crate) fn needs_cluster_join(filter: &AppFilter) -> bool {
+    !filter.connection.is_empty()
+}
+
+/// Label selector → `column IN (subquery)` / `NOT IN` conditions over a
+/// `(owner, key, value)` label table.
+fn selector_conditions(
+    selector: &LabelSelector,
+    column: &str,
+    subquery: &str,
+    sql: &mut Sql,
+    conditions: &mut Vec<String>,
+) {
+    for (key, value) in &selector.match_labels {
+        let k = sql.bind_text(key);
+        let v = sql.bind_text(value);
+        conditions.push(format!(
+            "{column} IN ({subquery} WHERE key = {k} AND value = {v})"
+        ));
+    }
+    for requirement in &selector.match_expressions {
+        let k = sql.bind_text(&requirement.key);
+        match requirement.operator {
+            Operator::In if requirement.values.is_empty() => conditions.push("1 = 0".into()),
+            Operator::NotIn if requirement.values.is_empty() => {}
+            Operator::In | Operator::NotIn => {
+                let list = sql.bind_list(requirement.values.iter().map(String::as_str));
+                let not = if requirement.operator == Operator::NotIn {
+                    "NOT "
+                } else {
+                    ""
+                };
+                conditions.push(format!(
+                    "{column} {not}IN ({subquery} WHERE key = {k} AND value IN ({list}))"
+                ));
+            }
+            Operator::Exists => {
+                conditions.push(format!("{column} IN ({subquery} WHERE key = {k})"));
+            }
+            Operator::DoesNotExist => {
+                conditions.push(format!("{column} NOT IN ({subquery} WHERE key = {k})"));
+            }
+        }
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The ordered key columns of a sort; the last two are always
+/// `(project, name)` or `(name, project)`, which are unique together.
+pub(crate) fn sort_columns(key: SortKey) -> &'static [&'static str] {
+    match key {
+        SortKey::Name => &["a.name", "a.project"],
+        SortKey::Project => &["a.project", "a.name"],
+        SortKey::Cluster => &["a.cluster", "a.project", "a.name"],
+        SortKey::Sync => &["a.sync", "a.project", "a.name"],
+        SortKey::Health => &["a.health", "a.project", "a.name"],
+        SortKey::UpdatedAt => &["a.updated_at", "a.project", "a.name"],
+    }
+}
+
+/// The full list query for one page: filter, keyset condition after the
+/// cursor, order, and `LIMIT page_size + 1` (the extra row tells whether a
+/// next page exists).
+pub(crate) fn list_sql(
+    filter: &AppFilter,
+    sort: AppSort,
+    cursor: Option<&str>,
+    page_size: u32,
+) -> Result<Sql> {
+    let mut sql = Sql::default();
+    let mut condition = where_clause(filter, &mut sql);
+    let columns = sort_columns(sort.key);
+    if let Some(cursor) = cursor {
+        let values = decode_cursor(cursor, filter, sort)?;
+        if values.len() != columns.len() {
+            return Err(StoreError::InvalidCursor);
+        }
+        let placeholders: Vec<String> = values.into_iter().map(|v| sql.bind(v)).collect();
+        let op = if sort.descending { "<" } else { ">" };
+        condition = format!(
+            "{condition} AND ({}) {op} ({})",
+            columns.join(", "),
+            placeholders.join(", ")
+        );
+    }
+    let direction = if sort.descending { "DESC" } else { "ASC" };
+    let order: Vec<String> = columns.iter().map(|c| format!("{c} {direction}")).collect();
+    let limit = sql.bind(Bind::Int(i64::from(page_size) + 1));
+    sql.text = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM {FROM_APPS} WHERE {condition} ORDER BY {} LIMIT {limit}",
+        order.join(", ")
+    );
+    Ok(sql)
+}
+
+/// `SELECT count(*)` of the filter.
+pub(crate) fn count_sql(filter: &AppFilter) -> Sql {
+    let mut sql = Sql::default();
+    let condition = where_clause(filter, &mut sql);
+    let from = if needs_cluster_join(filter) {
+        FROM_APPS
+    } else {
+        "applications a"
+    };
+    sql.text = format!("SELECT count(*) FROM {from} WHERE {condition}");
+    sql
+}
+
+/// `SELECT group, count(*) ... GROUP BY group` of the filter.
+pub(crate) fn group_count_sql(filter: &AppFilter, group: &str) -> Sql {
+    let mut sql = Sql::default();
+    let condition = where_clause(filter, &mut sql);
+    sql.text =
+        format!("SELECT {group}, count(*) FROM {FROM_APPS} WHERE {condition} GROUP BY {group}");
+    sql
+}
+
+pub(crate) fn clamp_page_size(page_size: u32) -> u32 {
+    page_size.clamp(1, 1000)
+}
+
+// === Cursor ===
+
+/// What an application-list cursor holds: a hash binding it to the filter
+/// and sort, and the last row's sort key values.
+#[derive(Debug, Serialize, Deserialize)]
+struct AppCursor {
+    v: u8,
+    h: String,
+    k: Vec<CursorValue>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum CursorValue {
+    Int(i64),
+    Text(String),
+}
+
+fn filter_hash(filter: &AppFilter, sort: AppSort) -> String {
+    let json = serde_json::to_vec(&(filter, sort)).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The cursor continuing after `last`.
+pub(crate) fn encode_cursor(filter: &AppFilter, sort: AppSort, last: &AppSummary) -> String {
+    let text = |s: &str| CursorValue::Text(s.to_owned());
+    let mut k = match sort.key {
+        SortKey::Name => vec![text(&last.name), text(&last.project)],
+        SortKey::Project => vec![text(&last.project), text(&last.name)],
+        SortKey::Cluster => vec![text(&last.cluster)],
+        SortKey::Sync => vec![text(last.sync.as_str())],
+        SortKey::Health => vec![text(last.health.as_str())],
+        SortKey::UpdatedAt => vec![CursorValue::Int(super::codec::to_ms(last.updated_at))],
+    };
+    if !matches!(sort.key, SortKey::Name | SortKey::Project) {
+        k.push(text(&last.project));
+        k.push(text(&last.name));
+    }
+    let cursor = AppCursor {
+        v: 1,
+        h: filter_hash(filter, sort),
+        k,
+    };
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
+}
+
+fn decode_cursor(cursor: &str, filter: &AppFilter, sort: AppSort) -> Result<Vec<Bind>> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let cursor: AppCursor =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+    if cursor.v != 1 || cursor.h != filter_hash(filter, sort) {
+        return Err(StoreError::InvalidCursor);
+    }
+    let expect_int_first = sort.key == SortKey::UpdatedAt;
+    cursor
+        .k
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match (v, i == 0 && expect_int_first) {
+            (CursorValue::Int(n), true) => Ok(Bind::Int(n)),
+            (CursorValue::Text(s), false) => Ok(Bind::Text(s)),
+            _ => Err(StoreError::InvalidCursor),
+        })
+        .collect()
+}
+
+/// Cursor of the simple id-ordered lists (commands, events, audit): the last
+/// row's id, newest first.
+pub(crate) fn encode_id_cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("id:{id}"))
+}
+
+pub(crate) fn decode_id_cursor(cursor: Option<&str>) -> Result<i64> {
+    let Some(cursor) = cursor else {
+        return Ok(i64::MAX);
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let text = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
+    text.strip_prefix("id:")
+        .and_then(|n| n.parse().ok())
+        .ok_or(StoreError::InvalidCursor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgecd_core::{Health, SyncStatus};
+
+    #[test]
+    fn selector_becomes_subqueries_with_binds() {
+        let filter = AppFilter {
+            cluster_selector: LabelSelector::parse("region=eu,tier in (edge,core),!legacy,gpu")
+                .unwrap(),
+            health: vec![Health::Degraded],
+            search: "Web_1".into(),
+            ..AppFilter::default()
+        };
+        let mut sql = Sql::default();
+        let clause = where_clause(&filter, &mut sql);
+        assert_eq!(
+            clause,
+            "a.cluster IN (SELECT cluster FROM cluster_labels WHERE key = $1 AND value = $2) AND \
+             a.cluster IN (SELECT cluster FROM cluster_labels WHERE key = $3 AND value IN ($4, $5)) AND \
+             a.cluster NOT IN (SELECT cluster FROM cluster_labels WHERE key = $6) AND \
+             a.cluster IN (SELECT cluster FROM cluster_labels WHERE key = $7) AND \
+             a.health IN ($8) AND a.name LIKE $9 ESCAPE '\\'"
+        );
+        assert_eq!(sql.binds[8], Bind::Text("%web\\_1%".into()));
+    }
+
+    #[test]
+    fn cursor_is_bound_to_filter_and_sort() {
+        let filter = AppFilter {
+            sync: vec![SyncStatus::Synced],
+            ..AppFilter::default()
+        };
+        let sort = AppSort {
+            key: SortKey::UpdatedAt,
+            descending: true,
+        };
+        let row = AppSummary {
+            project: "p".into(),
+            name: "n".into(),
+            cluster: "c".into(),
+            namespace: String::new(),
+            repo_url: String::new(),
+            path: String::new(),
+            target_revision: String::new(),
+            sync: SyncStatus::Synced,
+            health: Health::Healthy,
+            revision: String::new(),
+            operation_phase: None,
+            labels: Default::default(),
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            origin: edgecd_core::app::AppOrigin::Managed,
+            owner: None,
+            cluster_connection: None,
+            spec_version: 1,
+            automated: false,
+            error_conditions: 0,
+            status_version: 0,
+        };
+        let cursor = encode_cursor(&filter, sort, &row);
+        let binds = decode_cursor(&cursor, &filter, sort).unwrap();
+        assert_eq!(
+            binds,
+            vec![Bind::Int(0), Bind::Text("p".into()), Bind::Text("n".into())]
+        );
+        let other_sort = AppSort {
+            key: SortKey::Name,
+            ..sort
+        };
+        assert!(matches!(
+            decode_cursor(&cursor, &filter, other_sort),
+            Err(StoreError::InvalidCursor)
+        ));
+        assert!(matches!(
+            decode_cursor(&cursor, &AppFilter::default(), sort),
+            Err(StoreError::InvalidCursor)
+        ));
+        assert!(matches!(
+            decode_cursor("not base64!", &filter, sort),
+            Err(StoreError::InvalidCursor)
+        ));
+    }
+}

@@ -1,0 +1,2133 @@
+//! SQLite backend (the embedded single-node default): plain `async fn`s over a `SqlitePool` or a transaction, in WAL mode, with an in-process broadcast for notifications.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use edgecd_core::app::{AppOrigin, ApplicationSpec, ApplicationStatus, OwnerRef};
+use edgecd_core::project::ProjectSpec;
+use edgecd_core::selector::LabelSelector;
+use edgecd_core::{AppRef, ClusterName, ProjectName};
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Row as _, SqliteConnection};
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use super::codec::{
+    from_ms, now_ms, opt_from_ms, parse_connection, parse_health, parse_origin, parse_outcome,
+    parse_phase, parse_severity, parse_sync, phase_str, to_i64, to_ms, to_u64,
+};
+use super::model::*;
+use super::query::{self, Bind, Sql};
+use super::{COMMANDS_CHANNEL, Result, Store, StoreError};
+
+/// Write transactions take the database lock up front (`BEGIN IMMEDIATE`),
+/// so two writers queue on the busy timeout instead of failing to upgrade.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// The SQLite store. Cloning shares the pool and the notification bus.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    bus: broadcast::Sender<(String, String)>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file in WAL mode, runs the
+    /// migrations and makes sure the `default` project exists.
+    #[tracing::instrument(skip_all, fields(db.system = "sqlite"))]
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(StoreError::Migrate)?;
+        let (name, spec) = super::default_project();
+        sqlx::query(
+            "INSERT INTO projects (name, spec, version, created_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(Json(&spec))
+        .bind(now_ms())
+        .execute(&pool)
+        .await?;
+        let (bus, _) = broadcast::channel(1024);
+        Ok(Self { pool, bus })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+// === Projects ===
+
+fn project_from_row(row: &SqliteRow) -> Result<ProjectRecord> {
+    Ok(ProjectRecord {
+        name: row.try_get("name")?,
+        spec: row.try_get::<Json<ProjectSpec>, _>("spec")?.0,
+        version: to_u64(row.try_get("version")?),
+        created_at: from_ms(row.try_get("created_at")?),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(project = name))]
+pub async fn create_project(
+    pool: &SqlitePool,
+    name: &str,
+    spec: &ProjectSpec,
+) -> Result<ProjectRecord> {
+    ProjectName::parse(name).map_err(invalid)?;
+    let row = sqlx::query(
+        "INSERT INTO projects (name, spec, version, created_at) VALUES ($1, $2, 1, $3) \
+         RETURNING name, spec, version, created_at",
+    )
+    .bind(name)
+    .bind(Json(spec))
+    .bind(now_ms())
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::classify(|| format!("project {name}")))?;
+    project_from_row(&row)
+}
+
+#[tracing::instrument(skip_all, fields(project = name))]
+pub async fn get_project(pool: &SqlitePool, name: &str) -> Result<ProjectRecord> {
+    let row = sqlx::query("SELECT name, spec, version, created_at FROM projects WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| not_found(format!("project {name}")))?;
+    project_from_row(&row)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list_projects(pool: &SqlitePool) -> Result<Vec<ProjectRecord>> {
+    let rows = sqlx::query("SELECT name, spec, version, created_at FROM projects ORDER BY name")
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(project_from_row).collect()
+}
+
+#[tracing::instrument(skip_all, fields(project = name, expected_version))]
+pub async fn update_project(
+    pool: &SqlitePool,
+    name: &str,
+    expected_version: u64,
+    spec: &ProjectSpec,
+) -> Result<ProjectRecord> {
+    let row = sqlx::query(
+        "UPDATE projects SET spec = $2, version = version + 1 WHERE name = $1 AND version = $3 \
+         RETURNING name, spec, version, created_at",
+    )
+    .bind(name)
+    .bind(Json(spec))
+    .bind(to_i64(expected_version))
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        Some(row) => project_from_row(&row),
+        None => {
+            let current = get_project(pool, name).await?;
+            Err(conflict(
+                format!("project {name}"),
+                expected_version,
+                current.version,
+            ))
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(project = name))]
+pub async fn delete_project(pool: &SqlitePool, name: &str) -> Result<()> {
+    let result = sqlx::query("DELETE FROM projects WHERE name = $1")
+        .bind(name)
+        .execute(pool)
+        .await
+        .map_err(StoreError::classify(|| format!("project {name}")))?;
+    if result.rows_affected() == 0 {
+        return Err(not_found(format!("project {name}")));
+    }
+    Ok(())
+}
+
+// === Clusters ===
+
+const CLUSTER_COLUMNS: &str = "name, labels, annotations, server_url, versions, conn_state, \
+     conn_since, last_heartbeat, hub_replica, certificate_not_after, revoked_at, created_at, version";
+
+fn cluster_from_row(row: &SqliteRow) -> Result<ClusterRecord> {
+    Ok(ClusterRecord {
+        name: row.try_get("name")?,
+        labels: row.try_get::<Json<Labels>, _>("labels")?.0,
+        annotations: row.try_get::<Json<Labels>, _>("annotations")?.0,
+        server_url: row.try_get("server_url")?,
+        versions: row.try_get::<Json<ClusterVersions>, _>("versions")?.0,
+        connection: ClusterConnection {
+            state: parse_connection(row.try_get("conn_state")?)?,
+            since: opt_from_ms(row.try_get("conn_since")?),
+            last_heartbeat: opt_from_ms(row.try_get("last_heartbeat")?),
+            hub_replica: row.try_get("hub_replica")?,
+        },
+        certificate_not_after: opt_from_ms(row.try_get("certificate_not_after")?),
+        revoked_at: opt_from_ms(row.try_get("revoked_at")?),
+        created_at: from_ms(row.try_get("created_at")?),
+        version: to_u64(row.try_get("version")?),
+    })
+}
+
+async fn replace_cluster_labels(
+    conn: &mut SqliteConnection,
+    cluster: &str,
+    labels: &Labels,
+) -> Result<()> {
+    sqlx::query("DELETE FROM cluster_labels WHERE cluster = $1")
+        .bind(cluster)
+        .execute(&mut *conn)
+        .await?;
+    if labels.is_empty() {
+        return Ok(());
+    }
+    for (key, value) in labels {
+        sqlx::query("INSERT INTO cluster_labels (cluster, key, value) VALUES ($1, $2, $3)")
+            .bind(cluster)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(cluster = %cluster.name))]
+pub async fn create_cluster(pool: &SqlitePool, cluster: &NewCluster) -> Result<ClusterRecord> {
+    ClusterName::parse(&cluster.name).map_err(invalid)?;
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO clusters (name, labels, annotations, server_url, created_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING {CLUSTER_COLUMNS}"
+    )))
+    .bind(&cluster.name)
+    .bind(Json(&cluster.labels))
+    .bind(Json(&cluster.annotations))
+    .bind(&cluster.server_url)
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(StoreError::classify(|| format!("cluster {}", cluster.name)))?;
+    replace_cluster_labels(&mut tx, &cluster.name, &cluster.labels).await?;
+    tx.commit().await?;
+    cluster_from_row(&row)
+}
+
+#[tracing::instrument(skip_all, fields(cluster = name))]
+pub async fn get_cluster(pool: &SqlitePool, name: &str) -> Result<ClusterRecord> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE name = $1"
+    )))
+    .bind(name)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| not_found(format!("cluster {name}")))?;
+    cluster_from_row(&row)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list_clusters(
+    pool: &SqlitePool,
+    selector: &LabelSelector,
+) -> Result<Vec<ClusterRecord>> {
+    let filter = AppFilter {
+        cluster_selector: selector.clone(),
+        ..AppFilter::default()
+    };
+    let mut sql = Sql::default();
+    let condition = query::where_clause(&filter, &mut sql).replace("a.cluster", "name");
+    sql.text = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE {condition} ORDER BY name");
+    let rows = bind_all(sqlx::query(AssertSqlSafe(sql.text)), sql.binds)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(cluster_from_row).collect()
+}
+
+#[tracing::instrument(skip_all, fields(cluster = name, expected_version))]
+pub async fn update_cluster_labels(
+    pool: &SqlitePool,
+    name: &str,
+    expected_version: u64,
+    labels: &Labels,
+    annotations: &Labels,
+) -> Result<ClusterRecord> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE clusters SET labels = $2, annotations = $3, version = version + 1 \
+         WHERE name = $1 AND version = $4 RETURNING {CLUSTER_COLUMNS}"
+    )))
+    .bind(name)
+    .bind(Json(labels))
+    .bind(Json(annotations))
+    .bind(to_i64(expected_version))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        drop(tx);
+        let current = get_cluster(pool, name).await?;
+        return Err(conflict(
+            format!("cluster {name}"),
+            expected_version,
+            current.version,
+        ));
+    };
+    replace_cluster_labels(&mut tx, name, labels).await?;
+    tx.commit().await?;
+    cluster_from_row(&row)
+}
+
+#[tracing::instrument(skip_all, fields(cluster = name))]
+pub async fn record_cluster_hello(
+    pool: &SqlitePool,
+    name: &str,
+    server_url: &str,
+    versions: &ClusterVersions,
+    certificate_not_after: Option<OffsetDateTime>,
+) -> Result<()> {
+    let result = sqlx::query(
+        "UPDATE clusters SET server_url = $2, versions = $3, certificate_not_after = $4 WHERE name = $1",
+    )
+    .bind(name)
+    .bind(server_url)
+    .bind(Json(versions))
+    .bind(certificate_not_after.map(to_ms))
+    .execute(pool)
+    .await?;
+    expect_one(result.rows_affected(), || format!("cluster {name}"))
+}
+
+#[tracing::instrument(skip_all, fields(cluster = name, state = connection.state.as_str()))]
+pub async fn set_cluster_connection(
+    pool: &SqlitePool,
+    name: &str,
+    connection: &ClusterConnection,
+) -> Result<()> {
+    // A revoked cluster stays revoked whatever a replica reports later.
+    let result = sqlx::query(
+        "UPDATE clusters SET conn_state = CASE WHEN revoked_at IS NULL THEN $2 ELSE 'Revoked' END, \
+         conn_since = $3, last_heartbeat = $4, hub_replica = $5 WHERE name = $1",
+    )
+    .bind(name)
+    .bind(connection.state.as_str())
+    .bind(connection.since.map(to_ms))
+    .bind(connection.last_heartbeat.map(to_ms))
+    .bind(&connection.hub_replica)
+    .execute(pool)
+    .await?;
+    expect_one(result.rows_affected(), || format!("cluster {name}"))
+}
+
+#[tracing::instrument(skip_all, fields(cluster = name))]
+pub async fn revoke_cluster(pool: &SqlitePool, name: &str, at: OffsetDateTime) -> Result<()> {
+    let result = sqlx::query(
+        "UPDATE clusters SET revoked_at = COALESCE(revoked_at, $2), conn_state = 'Revoked', \
+         conn_since = COALESCE(revoked_at, $2), version = version + 1 WHERE name = $1",
+    )
+    .bind(name)
+    .bind(to_ms(at))
+    .execute(pool)
+    .await?;
+    expect_one(result.rows_affected(), || format!("cluster {name}"))
+}
+
+#[tracing::instrument(skip_all, fields(cluster = name))]
+pub async fn delete_cluster(pool: &SqlitePool, name: &str) -> Result<()> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let managed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM applications WHERE cluster = $1 AND origin = 'Managed'",
+    )
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?;
+    if managed > 0 {
+        return Err(StoreError::InUse {
+            what: format!("cluster {name}"),
+            reason: format!("{managed} managed apps target it"),
+        });
+    }
+    let result = sqlx::query("DELETE FROM clusters WHERE name = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    expect_one(result.rows_affected(), || format!("cluster {name}"))?;
+    for statement in [
+        "DELETE FROM applications WHERE cluster = $1",
+        "DELETE FROM cluster_link WHERE cluster = $1",
+        "DELETE FROM app_tombstones WHERE cluster = $1",
+        "DELETE FROM commands WHERE cluster = $1 AND outcome IN ('Pending', 'Delivered')",
+    ] {
+        sqlx::query(statement).bind(name).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(cluster))]
+pub async fn get_link_state(pool: &SqlitePool, cluster: &str) -> Result<LinkState> {
+    let row = sqlx::query(
+        "SELECT spoke_epoch, spoke_seq, desired_version FROM cluster_link WHERE cluster = $1",
+    )
+    .bind(cluster)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        Some(row) => LinkState {
+            spoke_epoch: row.try_get("spoke_epoch")?,
+            spoke_seq: to_u64(row.try_get("spoke_seq")?),
+            desired_version: to_u64(row.try_get("desired_version")?),
+        },
+        None => LinkState::default(),
+    })
+}
+
+/// Allocates the next desired-set version of a cluster. The row lock it
+/// takes serialises desired-set changes of one cluster, so versions commit
+/// in order.
+async fn bump_desired_version(conn: &mut SqliteConnection, cluster: &str) -> Result<i64> {
+    let version: i64 = sqlx::query_scalar(
+        "INSERT INTO cluster_link (cluster, desired_version) VALUES ($1, 1) \
+         ON CONFLICT (cluster) DO UPDATE SET desired_version = cluster_link.desired_version + 1 \
+         RETURNING desired_version",
+    )
+    .bind(cluster)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(version)
+}
+
+/// Records `(epoch, seq)` as processed unless it already was; returns
+/// `false` for a duplicate. Locks the cluster's link row for the transaction.
+async fn advance_spoke_seq(
+    conn: &mut SqliteConnection,
+    cluster: &str,
+    at: &SpokeSeq,
+) -> Result<bool> {
+    sqlx::query("INSERT INTO cluster_link (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING")
+        .bind(cluster)
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query("SELECT spoke_epoch, spoke_seq FROM cluster_link WHERE cluster = $1")
+        .bind(cluster)
+        .fetch_one(&mut *conn)
+        .await?;
+    let epoch: String = row.try_get("spoke_epoch")?;
+    let seq = to_u64(row.try_get("spoke_seq")?);
+    if epoch == at.epoch && at.seq <= seq {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE cluster_link SET spoke_epoch = $2, spoke_seq = $3 WHERE cluster = $1")
+        .bind(cluster)
+        .bind(&at.epoch)
+        .bind(to_i64(at.seq))
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
+// === Applications ===
+
+const APP_COLUMNS: &str = "a.id, a.uid, a.project, a.name, a.spec, a.labels, a.origin, a.owner_kind, \
+     a.owner_project, a.owner_name, a.owner_scope, a.spec_version, a.cluster, a.namespace, \
+     a.desired_version, a.created_at, a.updated_at, s.status";
+
+fn owner_from_row(row: &SqliteRow) -> Result<Option<OwnerRef>> {
+    let kind: Option<String> = row.try_get("owner_kind")?;
+    Ok(match kind {
+        Some(kind) => Some(OwnerRef {
+            kind,
+            project: row
+                .try_get::<Option<String>, _>("owner_project")?
+                .unwrap_or_default(),
+            name: row
+                .try_get::<Option<String>, _>("owner_name")?
+                .unwrap_or_default(),
+            scope: row
+                .try_get::<Option<String>, _>("owner_scope")?
+                .unwrap_or_default(),
+        }),
+        None => None,
+    })
+}
+
+fn app_from_row(row: &SqliteRow) -> Result<AppRecord> {
+    Ok(AppRecord {
+        uid: row.try_get("uid")?,
+        project: row.try_get("project")?,
+        name: row.try_get("name")?,
+        spec: row.try_get::<Json<ApplicationSpec>, _>("spec")?.0,
+        labels: row.try_get::<Json<Labels>, _>("labels")?.0,
+        origin: parse_origin(row.try_get("origin")?)?,
+        owner: owner_from_row(row)?,
+        spec_version: to_u64(row.try_get("spec_version")?),
+        cluster: row.try_get("cluster")?,
+        namespace: row.try_get("namespace")?,
+        desired_version: to_u64(row.try_get("desired_version")?),
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+        status: row
+            .try_get::<Option<Json<ApplicationStatus>>, _>("status")?
+            .map(|s| s.0),
+    })
+}
+
+fn summary_from_row(row: &SqliteRow) -> Result<AppSummary> {
+    let conn: Option<&str> = row.try_get("conn_state")?;
+    Ok(AppSummary {
+        project: row.try_get("project")?,
+        name: row.try_get("name")?,
+        cluster: row.try_get("cluster")?,
+        namespace: row.try_get("namespace")?,
+        repo_url: row.try_get("repo_url")?,
+        path: row.try_get("path")?,
+        target_revision: row.try_get("target_revision")?,
+        sync: parse_sync(row.try_get("sync")?)?,
+        health: parse_health(row.try_get("health")?)?,
+        revision: row.try_get("revision")?,
+        operation_phase: parse_phase(row.try_get("operation_phase")?)?,
+        labels: row.try_get::<Json<Labels>, _>("labels")?.0,
+        updated_at: from_ms(row.try_get("updated_at")?),
+        origin: parse_origin(row.try_get("origin")?)?,
+        owner: owner_from_row(row)?,
+        cluster_connection: conn.map(parse_connection).transpose()?,
+        spec_version: to_u64(row.try_get("spec_version")?),
+        automated: row.try_get("automated")?,
+        error_conditions: u32::try_from(row.try_get::<i32, _>("error_conditions")?).unwrap_or(0),
+        status_version: to_u64(row.try_get("status_version")?),
+    })
+}
+
+async fn fetch_app(conn: &mut SqliteConnection, project: &str, name: &str) -> Result<AppRecord> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {APP_COLUMNS} FROM applications a LEFT JOIN app_status s ON s.app_id = a.id \
+         WHERE a.project = $1 AND a.name = $2"
+    )))
+    .bind(project)
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| not_found(format!("application {project}/{name}")))?;
+    app_from_row(&row)
+}
+
+async fn replace_app_labels(
+    conn: &mut SqliteConnection,
+    app_id: i64,
+    labels: &Labels,
+) -> Result<()> {
+    sqlx::query("DELETE FROM app_labels WHERE app_id = $1")
+        .bind(app_id)
+        .execute(&mut *conn)
+        .await?;
+    if labels.is_empty() {
+        return Ok(());
+    }
+    for (key, value) in labels {
+        sqlx::query("INSERT INTO app_labels (app_id, key, value) VALUES ($1, $2, $3)")
+            .bind(app_id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The destination cluster: `destination.name`, or the registered cluster
+/// whose reported API server URL is `destination.server`.
+async fn resolve_destination(
+    conn: &mut SqliteConnection,
+    spec: &ApplicationSpec,
+) -> Result<String> {
+    if !spec.destination.cluster.is_empty() {
+        ClusterName::parse(&spec.destination.cluster).map_err(invalid)?;
+        return Ok(spec.destination.cluster.clone());
+    }
+    if spec.destination.server.is_empty() {
+        return Err(StoreError::Invalid {
+            reason: "destination names no cluster".into(),
+        });
+    }
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT name FROM clusters WHERE server_url = $1 ORDER BY name LIMIT 1")
+            .bind(&spec.destination.server)
+            .fetch_optional(&mut *conn)
+            .await?;
+    name.ok_or_else(|| StoreError::Invalid {
+        reason: format!("no cluster reports server {}", spec.destination.server),
+    })
+}
+
+async fn require_project(conn: &mut SqliteConnection, project: &str) -> Result<()> {
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM projects WHERE name = $1")
+        .bind(project)
+        .fetch_optional(&mut *conn)
+        .await?;
+    exists
+        .map(|_| ())
+        .ok_or_else(|| not_found(format!("project {project}")))
+}
+
+#[tracing::instrument(skip_all, fields(project = %app.project, app = %app.name))]
+pub async fn create_app(pool: &SqlitePool, app: &NewApp) -> Result<AppRecord> {
+    AppRef::parse(&app.project, &app.name).map_err(invalid)?;
+    let mut spec = app.spec.clone();
+    spec.project = app.project.clone();
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    require_project(&mut tx, &app.project).await?;
+    let cluster = resolve_destination(&mut tx, &spec).await?;
+    let version = bump_desired_version(&mut tx, &cluster).await?;
+    let now = now_ms();
+    let owner = app.owner.as_ref();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO applications (uid, project, name, spec, labels, origin, owner_kind, owner_project, \
+         owner_name, owner_scope, spec_version, cluster, namespace, repo_url, path, target_revision, \
+         automated, desired_version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'Managed', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
+         RETURNING id",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&app.project)
+    .bind(&app.name)
+    .bind(Json(&spec))
+    .bind(Json(&app.labels))
+    .bind(owner.map(|o| o.kind.as_str()))
+    .bind(owner.map(|o| o.project.as_str()))
+    .bind(owner.map(|o| o.name.as_str()))
+    .bind(owner.map(|o| o.scope.as_str()))
+    .bind(&cluster)
+    .bind(&spec.destination.namespace)
+    .bind(&spec.source.repo_url)
+    .bind(&spec.source.path)
+    .bind(&spec.source.target_revision)
+    .bind(spec.automated().is_some())
+    .bind(version)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(StoreError::classify(|| format!("application {}/{}", app.project, app.name)))?;
+    replace_app_labels(&mut tx, id, &app.labels).await?;
+    sqlx::query("DELETE FROM app_tombstones WHERE cluster = $1 AND project = $2 AND name = $3")
+        .bind(&cluster)
+        .bind(&app.project)
+        .bind(&app.name)
+        .execute(&mut *tx)
+        .await?;
+    let record = fetch_app(&mut tx, &app.project, &app.name).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+#[tracing::instrument(skip_all, fields(project, app = name))]
+pub async fn get_app(pool: &SqlitePool, project: &str, name: &str) -> Result<AppRecord> {
+    let mut conn = pool.acquire().await?;
+    fetch_app(&mut conn, project, name).await
+}
+
+/// The locked identity columns of an app, for updates.
+struct LockedApp {
+    id: i64,
+    uid: String,
+    origin: AppOrigin,
+    spec_version: u64,
+    cluster: String,
+    status_version: u64,
+}
+
+async fn lock_app(
+    conn: &mut SqliteConnection,
+    project: &str,
+    name: &str,
+) -> Result<Option<LockedApp>> {
+    let row = sqlx::query(
+        "SELECT id, uid, origin, spec_version, cluster, status_version FROM applications \
+         WHERE project = $1 AND name = $2",
+    )
+    .bind(project)
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        Ok(LockedApp {
+            id: row.try_get("id")?,
+            uid: row.try_get("uid")?,
+            origin: parse_origin(row.try_get("origin")?)?,
+            spec_version: to_u64(row.try_get("spec_version")?),
+            cluster: row.try_get("cluster")?,
+            status_version: to_u64(row.try_get("status_version")?),
+        })
+    })
+    .transpose()
+}
+
+async fn write_tombstone(
+    conn: &mut SqliteConnection,
+    cluster: &str,
+    project: &str,
+    name: &str,
+    uid: &str,
+) -> Result<()> {
+    let version = bump_desired_version(conn, cluster).await?;
+    sqlx::query(
+        "INSERT INTO app_tombstones (cluster, project, name, uid, desired_version, deleted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cluster, project, name) \
+         DO UPDATE SET uid = EXCLUDED.uid, desired_version = EXCLUDED.desired_version, deleted_at = EXCLUDED.deleted_at",
+    )
+    .bind(cluster)
+    .bind(project)
+    .bind(name)
+    .bind(uid)
+    .bind(version)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(project, app = name, expected_spec_version))]
+pub async fn update_app(
+    pool: &SqlitePool,
+    project: &str,
+    name: &str,
+    expected_spec_version: u64,
+    spec: &ApplicationSpec,
+    labels: &Labels,
+) -> Result<AppRecord> {
+    let what = || format!("application {project}/{name}");
+    let mut spec = spec.clone();
+    spec.project = project.to_owned();
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let app = lock_app(&mut tx, project, name)
+        .await?
+        .ok_or_else(|| not_found(what()))?;
+    if app.origin == AppOrigin::Autonomous {
+        return Err(StoreError::ReadOnly { what: what() });
+    }
+    if app.spec_version != expected_spec_version {
+        return Err(conflict(what(), expected_spec_version, app.spec_version));
+    }
+    let cluster = resolve_destination(&mut tx, &spec).await?;
+    if cluster != app.cluster {
+        write_tombstone(&mut tx, &app.cluster, project, name, &app.uid).await?;
+        sqlx::query("DELETE FROM app_tombstones WHERE cluster = $1 AND project = $2 AND name = $3")
+            .bind(&cluster)
+            .bind(project)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let version = bump_desired_version(&mut tx, &cluster).await?;
+    sqlx::query(
+        "UPDATE applications SET spec = $2, labels = $3, spec_version = spec_version + 1, cluster = $4, \
+         namespace = $5, repo_url = $6, path = $7, target_revision = $8, automated = $9, \
+         desired_version = $10, updated_at = $11 WHERE id = $1",
+    )
+    .bind(app.id)
+    .bind(Json(&spec))
+    .bind(Json(labels))
+    .bind(&cluster)
+    .bind(&spec.destination.namespace)
+    .bind(&spec.source.repo_url)
+    .bind(&spec.source.path)
+    .bind(&spec.source.target_revision)
+    .bind(spec.automated().is_some())
+    .bind(version)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    replace_app_labels(&mut tx, app.id, labels).await?;
+    let record = fetch_app(&mut tx, project, name).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+#[tracing::instrument(skip_all, fields(project, app = name))]
+pub async fn delete_app(
+    pool: &SqlitePool,
+    project: &str,
+    name: &str,
+    expected_spec_version: Option<u64>,
+) -> Result<()> {
+    let what = || format!("application {project}/{name}");
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let app = lock_app(&mut tx, project, name)
+        .await?
+        .ok_or_else(|| not_found(what()))?;
+    if app.origin == AppOrigin::Autonomous {
+        return Err(StoreError::ReadOnly { what: what() });
+    }
+    if let Some(expected) = expected_spec_version
+        && expected != app.spec_version
+    {
+        return Err(conflict(what(), expected, app.spec_version));
+    }
+    write_tombstone(&mut tx, &app.cluster, project, name, &app.uid).await?;
+    sqlx::query("DELETE FROM applications WHERE id = $1")
+        .bind(app.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(cluster, since))]
+pub async fn desired_changes(
+    pool: &SqlitePool,
+    cluster: &str,
+    since: u64,
+) -> Result<DesiredChanges> {
+    // One snapshot for the version and the changes.
+    let mut tx = pool.begin().await?;
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT desired_version FROM cluster_link WHERE cluster = $1")
+            .bind(cluster)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let rows = sqlx::query(
+        "SELECT project, name, uid, spec, labels, spec_version, desired_version FROM applications \
+         WHERE cluster = $1 AND origin = 'Managed' AND desired_version > $2 \
+         UNION ALL \
+         SELECT project, name, uid, NULL, NULL, 0, desired_version FROM app_tombstones \
+         WHERE cluster = $1 AND desired_version > $2 AND $2 > 0 \
+         ORDER BY desired_version",
+    )
+    .bind(cluster)
+    .bind(to_i64(since))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let changes = rows
+        .iter()
+        .map(|row| {
+            let project: String = row.try_get("project")?;
+            let name: String = row.try_get("name")?;
+            let uid: String = row.try_get("uid")?;
+            let desired_version = to_u64(row.try_get("desired_version")?);
+            Ok(
+                match row.try_get::<Option<Json<ApplicationSpec>>, _>("spec")? {
+                    Some(spec) => DesiredChange::Upsert(Box::new(DesiredApp {
+                        project,
+                        name,
+                        uid,
+                        spec: spec.0,
+                        labels: row
+                            .try_get::<Option<Json<Labels>>, _>("labels")?
+                            .map(|l| l.0)
+                            .unwrap_or_default(),
+                        spec_version: to_u64(row.try_get("spec_version")?),
+                        desired_version,
+                    })),
+                    None => DesiredChange::Delete {
+                        project,
+                        name,
+                        uid,
+                        desired_version,
+                    },
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(DesiredChanges {
+        version: to_u64(version.unwrap_or(0)),
+        changes,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(sort = ?query.sort.key, page_size = query.page_size))]
+pub async fn list_apps(pool: &SqlitePool, query: &AppQuery) -> Result<Page<AppSummary>> {
+    let page_size = query::clamp_page_size(query.page_size);
+    let list = query::list_sql(
+        &query.filter,
+        query.sort,
+        query.cursor.as_deref(),
+        page_size,
+    )?;
+    let count = query::count_sql(&query.filter);
+    let mut tx = pool.begin().await?;
+    let rows = bind_all(sqlx::query(AssertSqlSafe(list.text)), list.binds)
+        .fetch_all(&mut *tx)
+        .await?;
+    let total: i64 = bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(count.text)), count.binds)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut items = rows
+        .iter()
+        .map(summary_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() > page_size as usize {
+        items.truncate(page_size as usize);
+        items
+            .last()
+            .map(|last| query::encode_cursor(&query.filter, query.sort, last))
+    } else {
+        None
+    };
+    Ok(Page {
+        items,
+        next_cursor,
+        total: Some(to_u64(total)),
+    })
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn count_apps(pool: &SqlitePool, filter: &AppFilter) -> Result<AppCounts> {
+    let mut tx = pool.begin().await?;
+    let mut counts = AppCounts::default();
+    let groups: [(&str, &mut BTreeMap<String, u64>); 4] = [
+        ("a.sync", &mut counts.by_sync),
+        ("a.health", &mut counts.by_health),
+        (
+            "COALESCE(c.conn_state, 'Unregistered')",
+            &mut counts.by_connection,
+        ),
+        ("a.project", &mut counts.by_project),
+    ];
+    for (group, map) in groups {
+        let sql = query::group_count_sql(filter, group);
+        let rows: Vec<(String, i64)> =
+            bind_all_as(sqlx::query_as(AssertSqlSafe(sql.text)), sql.binds)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (key, n) in rows {
+            map.insert(key, to_u64(n));
+        }
+    }
+    tx.commit().await?;
+    counts.total = counts.by_sync.values().sum();
+    Ok(counts)
+}
+
+#[tracing::instrument(skip_all, fields(project, app = name))]
+pub async fn get_resource_tree(
+    pool: &SqlitePool,
+    project: &str,
+    name: &str,
+) -> Result<Option<serde_json::Value>> {
+    let mut conn = pool.acquire().await?;
+    let id = app_id(&mut conn, project, name).await?;
+    let tree: Option<Json<serde_json::Value>> =
+        sqlx::query_scalar("SELECT tree FROM app_trees WHERE app_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(tree.map(|t| t.0))
+}
+
+async fn app_id(conn: &mut SqliteConnection, project: &str, name: &str) -> Result<i64> {
+    sqlx::query_scalar("SELECT id FROM applications WHERE project = $1 AND name = $2")
+        .bind(project)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| not_found(format!("application {project}/{name}")))
+}
+
+// === Status ingest ===
+
+/// Number of conditions of an error type (Argo CD's `*Error` condition types).
+fn error_conditions(status: &ApplicationStatus) -> i32 {
+    let n = status
+        .conditions
+        .iter()
+        .filter(|c| c.kind.ends_with("Error"))
+        .count();
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+async fn write_status(
+    conn: &mut SqliteConnection,
+    app_id: i64,
+    status: &ApplicationStatus,
+    snapshot: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE applications SET sync = $2, health = $3, revision = $4, operation_phase = $5, \
+         error_conditions = $6, status_version = $7, updated_at = $8, snapshot_id = COALESCE($9, snapshot_id) \
+         WHERE id = $1",
+    )
+    .bind(app_id)
+    .bind(status.sync.status.as_str())
+    .bind(status.health.status.as_str())
+    .bind(&status.sync.revision)
+    .bind(status.operation_state.as_ref().map_or("", |o| phase_str(o.phase)))
+    .bind(error_conditions(status))
+    .bind(to_i64(status.status_version))
+    .bind(now)
+    .bind(snapshot)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO app_status (app_id, status) VALUES ($1, $2) \
+         ON CONFLICT (app_id) DO UPDATE SET status = EXCLUDED.status",
+    )
+    .bind(app_id)
+    .bind(Json(status))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Resets the status of a managed app the spoke no longer reports.
+async fn reset_status(
+    conn: &mut SqliteConnection,
+    condition: &str,
+    binds: Vec<Bind>,
+) -> Result<u64> {
+    let ids: Vec<i64> = bind_all_scalar(
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "UPDATE applications SET sync = 'Unknown', health = 'Unknown', revision = '', \
+             operation_phase = '', error_conditions = 0, status_version = 0, updated_at = {} \
+             WHERE origin = 'Managed' AND {condition} RETURNING id",
+            now_ms()
+        ))),
+        binds,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in &ids {
+        sqlx::query("DELETE FROM app_status WHERE app_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(ids.len() as u64)
+}
+
+async fn ingest_report(
+    conn: &mut SqliteConnection,
+    cluster: &str,
+    report: &StatusReport,
+    snapshot: Option<&str>,
+    outcome: &mut IngestOutcome,
+) -> Result<()> {
+    let now = now_ms();
+    let Some(app) = lock_app(conn, &report.project, &report.name).await? else {
+        let Some(autonomous) = &report.autonomous else {
+            outcome.rejected += 1;
+            return Ok(());
+        };
+        if AppRef::parse(&report.project, &report.name).is_err()
+            || require_project(conn, &report.project).await.is_err()
+        {
+            outcome.rejected += 1;
+            return Ok(());
+        }
+        let mut spec = autonomous.spec.clone();
+        spec.project = report.project.clone();
+        let owner = autonomous.owner.as_ref();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO applications (uid, project, name, spec, labels, origin, owner_kind, owner_project, \
+             owner_name, owner_scope, spec_version, cluster, namespace, repo_url, path, target_revision, \
+             automated, desired_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'Autonomous', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, 0, $16, $16) \
+             RETURNING id",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&report.project)
+        .bind(&report.name)
+        .bind(Json(&spec))
+        .bind(Json(&autonomous.labels))
+        .bind(owner.map(|o| o.kind.as_str()))
+        .bind(owner.map(|o| o.project.as_str()))
+        .bind(owner.map(|o| o.name.as_str()))
+        .bind(owner.map(|o| o.scope.as_str()))
+        .bind(cluster)
+        .bind(&spec.destination.namespace)
+        .bind(&spec.source.repo_url)
+        .bind(&spec.source.path)
+        .bind(&spec.source.target_revision)
+        .bind(spec.automated().is_some())
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        replace_app_labels(conn, id, &autonomous.labels).await?;
+        write_status(conn, id, &report.status, snapshot, now).await?;
+        outcome.created += 1;
+        return Ok(());
+    };
+    let origin_matches = (app.origin == AppOrigin::Autonomous) == report.autonomous.is_some();
+    if app.cluster != cluster || !origin_matches {
+        outcome.rejected += 1;
+        return Ok(());
+    }
+    if let Some(snapshot) = snapshot {
+        sqlx::query("UPDATE applications SET snapshot_id = $2 WHERE id = $1")
+            .bind(app.id)
+            .bind(snapshot)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if report.status.status_version <= app.status_version {
+        outcome.stale += 1;
+        return Ok(());
+    }
+    if let Some(autonomous) = &report.autonomous {
+        let mut spec = autonomous.spec.clone();
+        spec.project = report.project.clone();
+        let owner = autonomous.owner.as_ref();
+        sqlx::query(
+            "UPDATE applications SET spec = $2, labels = $3, owner_kind = $4, owner_project = $5, \
+             owner_name = $6, owner_scope = $7, namespace = $8, repo_url = $9, path = $10, \
+             target_revision = $11, automated = $12, \
+             spec_version = spec_version + CASE WHEN spec = $2 AND labels = $3 THEN 0 ELSE 1 END \
+             WHERE id = $1",
+        )
+        .bind(app.id)
+        .bind(Json(&spec))
+        .bind(Json(&autonomous.labels))
+        .bind(owner.map(|o| o.kind.as_str()))
+        .bind(owner.map(|o| o.project.as_str()))
+        .bind(owner.map(|o| o.name.as_str()))
+        .bind(owner.map(|o| o.scope.as_str()))
+        .bind(&spec.destination.namespace)
+        .bind(&spec.source.repo_url)
+        .bind(&spec.source.path)
+        .bind(&spec.source.target_revision)
+        .bind(spec.automated().is_some())
+        .execute(&mut *conn)
+        .await?;
+        replace_app_labels(conn, app.id, &autonomous.labels).await?;
+    }
+    write_status(conn, app.id, &report.status, snapshot, now).await?;
+    outcome.applied += 1;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, reports = batch.reports.len()))]
+pub async fn ingest_status_batch(
+    pool: &SqlitePool,
+    cluster: &str,
+    at: &SpokeSeq,
+    batch: &StatusBatch,
+) -> Result<IngestOutcome> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut outcome = IngestOutcome::default();
+    if !advance_spoke_seq(&mut tx, cluster, at).await? {
+        outcome.duplicate = true;
+        return Ok(outcome);
+    }
+    let snapshot = batch.snapshot.as_ref().map(|s| s.snapshot_id.as_str());
+    for report in &batch.reports {
+        ingest_report(&mut tx, cluster, report, snapshot, &mut outcome).await?;
+    }
+    for (project, name) in &batch.removed {
+        let deleted = sqlx::query(
+            "DELETE FROM applications WHERE project = $1 AND name = $2 AND cluster = $3 AND origin = 'Autonomous'",
+        )
+        .bind(project)
+        .bind(name)
+        .bind(cluster)
+        .execute(&mut *tx)
+        .await?;
+        outcome.deleted += u32::try_from(deleted.rows_affected()).unwrap_or(u32::MAX);
+        let reset = reset_status(
+            &mut tx,
+            "project = $1 AND name = $2 AND cluster = $3",
+            vec![
+                Bind::Text(project.clone()),
+                Bind::Text(name.clone()),
+                Bind::Text(cluster.to_owned()),
+            ],
+        )
+        .await?;
+        outcome.reset += u32::try_from(reset).unwrap_or(u32::MAX);
+    }
+    if let Some(snapshot) = batch.snapshot.as_ref().filter(|s| s.last) {
+        let deleted = sqlx::query(
+            "DELETE FROM applications WHERE cluster = $1 AND origin = 'Autonomous' \
+             AND snapshot_id IS NOT $2",
+        )
+        .bind(cluster)
+        .bind(&snapshot.snapshot_id)
+        .execute(&mut *tx)
+        .await?;
+        outcome.deleted += u32::try_from(deleted.rows_affected()).unwrap_or(u32::MAX);
+        let reset = reset_status(
+            &mut tx,
+            "cluster = $1 AND snapshot_id IS NOT $2 AND status_version > 0",
+            vec![
+                Bind::Text(cluster.to_owned()),
+                Bind::Text(snapshot.snapshot_id.clone()),
+            ],
+        )
+        .await?;
+        outcome.reset += u32::try_from(reset).unwrap_or(u32::MAX);
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+#[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, project, app = name))]
+pub async fn ingest_resource_tree(
+    pool: &SqlitePool,
+    cluster: &str,
+    at: &SpokeSeq,
+    project: &str,
+    name: &str,
+    tree: &serde_json::Value,
+) -> Result<IngestOutcome> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut outcome = IngestOutcome::default();
+    if !advance_spoke_seq(&mut tx, cluster, at).await? {
+        outcome.duplicate = true;
+        return Ok(outcome);
+    }
+    let id: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM applications WHERE project = $1 AND name = $2 AND cluster = $3",
+    )
+    .bind(project)
+    .bind(name)
+    .bind(cluster)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match id {
+        Some(id) => {
+            sqlx::query(
+                "INSERT INTO app_trees (app_id, tree, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (app_id) DO UPDATE SET tree = EXCLUDED.tree, updated_at = EXCLUDED.updated_at",
+            )
+            .bind(id)
+            .bind(Json(tree))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            outcome.applied = 1;
+        }
+        None => outcome.rejected = 1,
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+#[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, events = events.len()))]
+pub async fn ingest_events(
+    pool: &SqlitePool,
+    cluster: &str,
+    at: &SpokeSeq,
+    events: &[EventRecord],
+) -> Result<IngestOutcome> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut outcome = IngestOutcome::default();
+    if !advance_spoke_seq(&mut tx, cluster, at).await? {
+        outcome.duplicate = true;
+        return Ok(outcome);
+    }
+    for event in events {
+        let result = sqlx::query(
+            "INSERT INTO events (cluster, id, project, app, resource, severity, reason, message, time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (cluster, id) DO NOTHING",
+        )
+        .bind(cluster)
+        .bind(&event.id)
+        .bind(&event.project)
+        .bind(&event.app)
+        .bind(&event.resource)
+        .bind(event.severity.as_str())
+        .bind(&event.reason)
+        .bind(&event.message)
+        .bind(to_ms(event.time))
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() == 1 {
+            outcome.applied += 1;
+        } else {
+            outcome.stale += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+#[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, updates = updates.len()))]
+pub async fn ingest_command_statuses(
+    pool: &SqlitePool,
+    cluster: &str,
+    at: &SpokeSeq,
+    updates: &[CommandUpdate],
+) -> Result<IngestOutcome> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut outcome = IngestOutcome::default();
+    if !advance_spoke_seq(&mut tx, cluster, at).await? {
+        outcome.duplicate = true;
+        return Ok(outcome);
+    }
+    for update in updates {
+        match apply_command_update(&mut tx, Some(cluster), update).await? {
+            Some(true) => outcome.applied += 1,
+            Some(false) => outcome.stale += 1,
+            None => outcome.rejected += 1,
+        }
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+// === Commands ===
+
+const COMMAND_COLUMNS: &str = "seq, id, project, app, cluster, kind, payload, issued_by, issued_at, \
+     deadline, outcome, message, result, delivered_at, updated_at";
+
+fn command_from_row(row: &SqliteRow) -> Result<CommandRecord> {
+    Ok(CommandRecord {
+        id: row.try_get("id")?,
+        seq: to_u64(row.try_get("seq")?),
+        project: row.try_get("project")?,
+        app: row.try_get("app")?,
+        cluster: row.try_get("cluster")?,
+        kind: row.try_get("kind")?,
+        payload: row.try_get::<Json<serde_json::Value>, _>("payload")?.0,
+        issued_by: row.try_get("issued_by")?,
+        issued_at: from_ms(row.try_get("issued_at")?),
+        deadline: from_ms(row.try_get("deadline")?),
+        outcome: parse_outcome(row.try_get("outcome")?)?,
+        message: row.try_get("message")?,
+        result: row
+            .try_get::<Option<Json<serde_json::Value>>, _>("result")?
+            .map(|r| r.0),
+        delivered_at: opt_from_ms(row.try_get("delivered_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(project = %command.project, app = %command.app, cluster = %command.cluster, kind = %command.kind))]
+pub async fn enqueue_command(
+    pool: &SqlitePool,
+    bus: &broadcast::Sender<(String, String)>,
+    command: &NewCommand,
+) -> Result<CommandRecord> {
+    let now = now_ms();
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO commands (id, project, app, cluster, kind, payload, issued_by, issued_at, deadline, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) RETURNING {COMMAND_COLUMNS}"
+    )))
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&command.project)
+    .bind(&command.app)
+    .bind(&command.cluster)
+    .bind(&command.kind)
+    .bind(Json(&command.payload))
+    .bind(&command.issued_by)
+    .bind(now)
+    .bind(to_ms(command.deadline))
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let record = command_from_row(&row)?;
+    notify(bus, COMMANDS_CHANNEL, &command.cluster);
+    Ok(record)
+}
+
+#[tracing::instrument(skip_all, fields(command = id))]
+pub async fn get_command(pool: &SqlitePool, id: &str) -> Result<CommandRecord> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| not_found(format!("command {id}")))?;
+    command_from_row(&row)
+}
+
+#[tracing::instrument(skip_all, fields(cluster))]
+pub async fn list_deliverable_commands(
+    pool: &SqlitePool,
+    cluster: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<CommandRecord>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COMMAND_COLUMNS} FROM commands WHERE cluster = $1 \
+         AND outcome IN ('Pending', 'Delivered') AND deadline > $2 ORDER BY seq"
+    )))
+    .bind(cluster)
+    .bind(to_ms(now))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(command_from_row).collect()
+}
+
+#[tracing::instrument(skip_all, fields(commands = ids.len()))]
+pub async fn mark_commands_delivered(
+    pool: &SqlitePool,
+    ids: &[String],
+    at: OffsetDateTime,
+) -> Result<u64> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut marked = 0;
+    for id in ids {
+        let result = sqlx::query(
+            "UPDATE commands SET outcome = 'Delivered', delivered_at = $2, updated_at = $2 \
+             WHERE id = $1 AND outcome = 'Pending'",
+        )
+        .bind(id)
+        .bind(to_ms(at))
+        .execute(&mut *tx)
+        .await?;
+        marked += result.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(marked)
+}
+
+/// Applies one command update; `None` if the command is unknown (or of
+/// another cluster), `Some(false)` if ignored as a regression.
+async fn apply_command_update(
+    conn: &mut SqliteConnection,
+    cluster: Option<&str>,
+    update: &CommandUpdate,
+) -> Result<Option<bool>> {
+    let row = sqlx::query("SELECT cluster, outcome FROM commands WHERE id = $1")
+        .bind(&update.id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let owner: String = row.try_get("cluster")?;
+    if cluster.is_some_and(|c| c != owner) {
+        return Ok(None);
+    }
+    let current = parse_outcome(row.try_get("outcome")?)?;
+    if current.is_finished() || update.outcome.stage() < current.stage() {
+        return Ok(Some(false));
+    }
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE commands SET outcome = $2, message = $3, result = COALESCE($4, result), updated_at = $5, \
+         delivered_at = COALESCE(delivered_at, CASE WHEN $2 <> 'Pending' THEN $5 END) WHERE id = $1",
+    )
+    .bind(&update.id)
+    .bind(update.outcome.as_str())
+    .bind(&update.message)
+    .bind(update.result.as_ref().map(Json))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(true))
+}
+
+#[tracing::instrument(skip_all, fields(command = %update.id, outcome = update.outcome.as_str()))]
+pub async fn record_command_status(pool: &SqlitePool, update: &CommandUpdate) -> Result<bool> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let applied = apply_command_update(&mut tx, None, update)
+        .await?
+        .ok_or_else(|| not_found(format!("command {}", update.id)))?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn expire_commands(pool: &SqlitePool, now: OffsetDateTime) -> Result<u64> {
+    let result = sqlx::query(
+        "UPDATE commands SET outcome = 'Expired', message = 'deadline passed before the command started', \
+         updated_at = $1 WHERE outcome IN ('Pending', 'Delivered') AND deadline <= $1",
+    )
+    .bind(to_ms(now))
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+#[tracing::instrument(skip_all, fields(page_size))]
+pub async fn list_commands(
+    pool: &SqlitePool,
+    scope: &CommandScope,
+    page_size: u32,
+    cursor: Option<&str>,
+) -> Result<Page<CommandRecord>> {
+    let page_size = query::clamp_page_size(page_size);
+    let mut sql = Sql::default();
+    let condition = match scope {
+        CommandScope::App { project, name } => {
+            let p = sql.bind(Bind::Text(project.clone()));
+            let a = sql.bind(Bind::Text(name.clone()));
+            format!("project = {p} AND app = {a}")
+        }
+        CommandScope::Cluster(cluster) => {
+            format!("cluster = {}", sql.bind(Bind::Text(cluster.clone())))
+        }
+    };
+    let after = sql.bind(Bind::Int(query::decode_id_cursor(cursor)?));
+    let limit = sql.bind(Bind::Int(i64::from(page_size) + 1));
+    sql.text = format!(
+        "SELECT {COMMAND_COLUMNS} FROM commands WHERE {condition} AND seq < {after} ORDER BY seq DESC LIMIT {limit}"
+    );
+    let rows = bind_all(sqlx::query(AssertSqlSafe(sql.text)), sql.binds)
+        .fetch_all(pool)
+        .await?;
+    let mut items = rows
+        .iter()
+        .map(command_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(id_page(&mut items, page_size, |c| to_i64(c.seq)))
+}
+
+// === Events and audit ===
+
+fn event_from_row(row: &SqliteRow) -> Result<EventRecord> {
+    Ok(EventRecord {
+        id: row.try_get("id")?,
+        cluster: row.try_get("cluster")?,
+        project: row.try_get("project")?,
+        app: row.try_get("app")?,
+        resource: row.try_get("resource")?,
+        severity: parse_severity(row.try_get("severity")?)?,
+        reason: row.try_get("reason")?,
+        message: row.try_get("message")?,
+        time: from_ms(row.try_get("time")?),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(page_size))]
+pub async fn list_events(
+    pool: &SqlitePool,
+    filter: &EventFilter,
+    page_size: u32,
+    cursor: Option<&str>,
+) -> Result<Page<EventRecord>> {
+    let page_size = query::clamp_page_size(page_size);
+    let mut sql = Sql::default();
+    let mut conditions = Vec::new();
+    if let Some(cluster) = &filter.cluster {
+        conditions.push(format!(
+            "cluster = {}",
+            sql.bind(Bind::Text(cluster.clone()))
+        ));
+    }
+    if let Some((project, app)) = &filter.app {
+        let p = sql.bind(Bind::Text(project.clone()));
+        let a = sql.bind(Bind::Text(app.clone()));
+        conditions.push(format!("project = {p} AND app = {a}"));
+    }
+    let after = sql.bind(Bind::Int(query::decode_id_cursor(cursor)?));
+    conditions.push(format!("seq < {after}"));
+    let limit = sql.bind(Bind::Int(i64::from(page_size) + 1));
+    sql.text = format!(
+        "SELECT seq, cluster, id, project, app, resource, severity, reason, message, time FROM events \
+         WHERE {} ORDER BY seq DESC LIMIT {limit}",
+        conditions.join(" AND ")
+    );
+    let rows = bind_all(sqlx::query(AssertSqlSafe(sql.text)), sql.binds)
+        .fetch_all(pool)
+        .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut seqs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.push(event_from_row(row)?);
+        seqs.push(row.try_get::<i64, _>("seq")?);
+    }
+    Ok(seq_page(items, seqs, page_size))
+}
+
+#[tracing::instrument(skip_all, fields(actor = %entry.actor, action = %entry.action))]
+pub async fn append_audit(pool: &SqlitePool, entry: &AuditEntry) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (actor, action, target, source, result, message, time) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(&entry.source)
+    .bind(&entry.result)
+    .bind(&entry.message)
+    .bind(to_ms(entry.time))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(page_size))]
+pub async fn list_audit(
+    pool: &SqlitePool,
+    page_size: u32,
+    cursor: Option<&str>,
+) -> Result<Page<AuditEntry>> {
+    let page_size = query::clamp_page_size(page_size);
+    let rows = sqlx::query(
+        "SELECT seq, actor, action, target, source, result, message, time FROM audit_log \
+         WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+    )
+    .bind(query::decode_id_cursor(cursor)?)
+    .bind(i64::from(page_size) + 1)
+    .fetch_all(pool)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut seqs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.push(AuditEntry {
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            target: row.try_get("target")?,
+            source: row.try_get("source")?,
+            result: row.try_get("result")?,
+            message: row.try_get("message")?,
+            time: from_ms(row.try_get("time")?),
+        });
+        seqs.push(row.try_get::<i64, _>("seq")?);
+    }
+    Ok(seq_page(items, seqs, page_size))
+}
+
+// === Accounts ===
+
+fn user_from_row(row: &SqliteRow) -> Result<UserRecord> {
+    Ok(UserRecord {
+        name: row.try_get("name")?,
+        password_hash: row
+            .try_get::<Option<String>, _>("password_hash")?
+            .map(Redacted),
+        admin: row.try_get("admin")?,
+        roles: row.try_get::<Json<Vec<String>>, _>("roles")?.0,
+        created_at: from_ms(row.try_get("created_at")?),
+        version: to_u64(row.try_get("version")?),
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        description: row.try_get("description")?,
+        token_hash: Redacted(row.try_get("token_hash")?),
+        roles: row.try_get::<Json<Vec<String>>, _>("roles")?.0,
+        created_at: from_ms(row.try_get("created_at")?),
+        expires_at: opt_from_ms(row.try_get("expires_at")?),
+        revoked_at: opt_from_ms(row.try_get("revoked_at")?),
+    })
+}
+
+const USER_COLUMNS: &str = "name, password_hash, admin, roles, created_at, version";
+const TOKEN_COLUMNS: &str =
+    "id, owner, description, token_hash, roles, created_at, expires_at, revoked_at";
+
+#[tracing::instrument(skip_all, fields(user = %user.name))]
+pub async fn create_user(pool: &SqlitePool, user: &UserRecord) -> Result<UserRecord> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO users (name, password_hash, admin, roles, created_at) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING {USER_COLUMNS}"
+    )))
+    .bind(&user.name)
+    .bind(user.password_hash.as_ref().map(|h| h.0.as_str()))
+    .bind(user.admin)
+    .bind(Json(&user.roles))
+    .bind(to_ms(user.created_at))
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::classify(|| format!("user {}", user.name)))?;
+    user_from_row(&row)
+}
+
+#[tracing::instrument(skip_all, fields(user = name))]
+pub async fn get_user(pool: &SqlitePool, name: &str) -> Result<UserRecord> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE name = $1"
+    )))
+    .bind(name)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| not_found(format!("user {name}")))?;
+    user_from_row(&row)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list_users(pool: &SqlitePool) -> Result<Vec<UserRecord>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users ORDER BY name"
+    )))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(user_from_row).collect()
+}
+
+#[tracing::instrument(skip_all, fields(user = name))]
+pub async fn delete_user(pool: &SqlitePool, name: &str) -> Result<()> {
+    let result = sqlx::query("DELETE FROM users WHERE name = $1")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    expect_one(result.rows_affected(), || format!("user {name}"))
+}
+
+#[tracing::instrument(skip_all, fields(token = %token.id, owner = %token.owner))]
+pub async fn create_token(pool: &SqlitePool, token: &TokenRecord) -> Result<TokenRecord> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO api_tokens (id, owner, description, token_hash, roles, created_at, expires_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {TOKEN_COLUMNS}"
+    )))
+    .bind(&token.id)
+    .bind(&token.owner)
+    .bind(&token.description)
+    .bind(&token.token_hash.0)
+    .bind(Json(&token.roles))
+    .bind(to_ms(token.created_at))
+    .bind(token.expires_at.map(to_ms))
+    .bind(token.revoked_at.map(to_ms))
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::classify(|| format!("token {} (or its owner)", token.id)))?;
+    token_from_row(&row)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find_token_by_hash(pool: &SqlitePool, token_hash: &str) -> Result<TokenRecord> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+    )))
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| not_found("token".to_owned()))?;
+    token_from_row(&row)
+}
+
+#[tracing::instrument(skip_all, fields(owner))]
+pub async fn list_tokens(pool: &SqlitePool, owner: &str) -> Result<Vec<TokenRecord>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE owner = $1 ORDER BY created_at, id"
+    )))
+    .bind(owner)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(token_from_row).collect()
+}
+
+#[tracing::instrument(skip_all, fields(token = id))]
+pub async fn revoke_token(pool: &SqlitePool, id: &str, at: OffsetDateTime) -> Result<()> {
+    let result =
+        sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+            .bind(id)
+            .bind(to_ms(at))
+            .execute(pool)
+            .await?;
+    expect_one(result.rows_affected(), || format!("token {id}"))
+}
+
+// === Notifications ===
+
+/// Publishes on the in-process bus (SQLite serves a single hub process).
+#[tracing::instrument(skip_all, fields(channel))]
+pub fn notify(bus: &broadcast::Sender<(String, String)>, channel: &str, payload: &str) {
+    // No subscriber is not an error: nobody is waiting.
+    let _ = bus.send((channel.to_owned(), payload.to_owned()));
+}
+
+/// Subscribes to the in-process bus, filtered to `channels`; a consumer
+/// that falls behind gets `Lagged`.
+#[tracing::instrument(skip_all, fields(channels = ?channels))]
+pub fn listen(
+    bus: &broadcast::Sender<(String, String)>,
+    channels: &[&str],
+) -> BoxStream<'static, ListenEvent> {
+    let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
+    BroadcastStream::new(bus.subscribe())
+        .filter_map(move |item| {
+            let event = match item {
+                Ok((channel, payload)) => channels
+                    .contains(&channel)
+                    .then_some(ListenEvent::Notification { channel, payload }),
+                Err(BroadcastStreamRecvError::Lagged(_)) => Some(ListenEvent::Lagged),
+            };
+            futures::future::ready(event)
+        })
+        .boxed()
+}
+
+// === Helpers ===
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text),
+            Bind::Int(n) => query.bind(n),
+        };
+    }
+    query
+}
+
+fn bind_all_scalar<'q, O>(
+    mut query: sqlx::query::QueryScalar<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>,
+    binds: Vec<Bind>,
+) -> sqlx::query::QueryScalar<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text),
+            Bind::Int(n) => query.bind(n),
+        };
+    }
+    query
+}
+
+fn bind_all_as<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>,
+    binds: Vec<Bind>,
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text),
+            Bind::Int(n) => query.bind(n),
+        };
+    }
+    query
+}
+
+fn id_page<T>(items: &mut Vec<T>, page_size: u32, id: impl Fn(&T) -> i64) -> Page<T> {
+    let next_cursor = if items.len() > page_size as usize {
+        items.truncate(page_size as usize);
+        items.last().map(|last| query::encode_id_cursor(id(last)))
+    } else {
+        None
+    };
+    Page {
+        items: std::mem::take(items),
+        next_cursor,
+        total: None,
+    }
+}
+
+fn seq_page<T>(mut items: Vec<T>, seqs: Vec<i64>, page_size: u32) -> Page<T> {
+    let next_cursor = if items.len() > page_size as usize {
+        items.truncate(page_size as usize);
+        seqs.get(page_size as usize - 1)
+            .map(|seq| query::encode_id_cursor(*seq))
+    } else {
+        None
+    };
+    Page {
+        items,
+        next_cursor,
+        total: None,
+    }
+}
+
+fn not_found(what: String) -> StoreError {
+    StoreError::NotFound { what }
+}
+
+fn conflict(what: String, expected: u64, actual: u64) -> StoreError {
+    StoreError::Conflict {
+        what,
+        expected,
+        actual,
+    }
+}
+
+fn invalid(error: edgecd_core::NameError) -> StoreError {
+    StoreError::Invalid {
+        reason: error.to_string(),
+    }
+}
+
+fn expect_one(rows: u64, what: impl FnOnce() -> String) -> Result<()> {
+    if rows == 0 {
+        Err(not_found(what()))
+    } else {
+        Ok(())
+    }
+}
+
+// === impl Store ===
+
+impl Store for SqliteStore {
+    fn create_project<'a>(
+        &'a self,
+        name: &'a str,
+        spec: &'a ProjectSpec,
+    ) -> BoxFuture<'a, Result<ProjectRecord>> {
+        Box::pin(create_project(&self.pool, name, spec))
+    }
+    fn get_project<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<ProjectRecord>> {
+        Box::pin(get_project(&self.pool, name))
+    }
+    fn list_projects(&self) -> BoxFuture<'_, Result<Vec<ProjectRecord>>> {
+        Box::pin(list_projects(&self.pool))
+    }
+    fn update_project<'a>(
+        &'a self,
+        name: &'a str,
+        expected_version: u64,
+        spec: &'a ProjectSpec,
+    ) -> BoxFuture<'a, Result<ProjectRecord>> {
+        Box::pin(update_project(&self.pool, name, expected_version, spec))
+    }
+    fn delete_project<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(delete_project(&self.pool, name))
+    }
+    fn create_cluster<'a>(
+        &'a self,
+        cluster: &'a NewCluster,
+    ) -> BoxFuture<'a, Result<ClusterRecord>> {
+        Box::pin(create_cluster(&self.pool, cluster))
+    }
+    fn get_cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<ClusterRecord>> {
+        Box::pin(get_cluster(&self.pool, name))
+    }
+    fn list_clusters<'a>(
+        &'a self,
+        selector: &'a LabelSelector,
+    ) -> BoxFuture<'a, Result<Vec<ClusterRecord>>> {
+        Box::pin(list_clusters(&self.pool, selector))
+    }
+    fn update_cluster_labels<'a>(
+        &'a self,
+        name: &'a str,
+        expected_version: u64,
+        labels: &'a Labels,
+        annotations: &'a Labels,
+    ) -> BoxFuture<'a, Result<ClusterRecord>> {
+        Box::pin(update_cluster_labels(
+            &self.pool,
+            name,
+            expected_version,
+            labels,
+            annotations,
+        ))
+    }
+    fn record_cluster_hello<'a>(
+        &'a self,
+        name: &'a str,
+        server_url: &'a str,
+        versions: &'a ClusterVersions,
+        certificate_not_after: Option<OffsetDateTime>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(record_cluster_hello(
+            &self.pool,
+            name,
+            server_url,
+            versions,
+            certificate_not_after,
+        ))
+    }
+    fn set_cluster_connection<'a>(
+        &'a self,
+        name: &'a str,
+        connection: &'a ClusterConnection,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(set_cluster_connection(&self.pool, name, connection))
+    }
+    fn revoke_cluster<'a>(
+        &'a self,
+        name: &'a str,
+        at: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(revoke_cluster(&self.pool, name, at))
+    }
+    fn delete_cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(delete_cluster(&self.pool, name))
+    }
+    fn get_link_state<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<LinkState>> {
+        Box::pin(get_link_state(&self.pool, cluster))
+    }
+    fn create_app<'a>(&'a self, app: &'a NewApp) -> BoxFuture<'a, Result<AppRecord>> {
+        Box::pin(create_app(&self.pool, app))
+    }
+    fn get_app<'a>(&'a self, project: &'a str, name: &'a str) -> BoxFuture<'a, Result<AppRecord>> {
+        Box::pin(get_app(&self.pool, project, name))
+    }
+    fn update_app<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        expected_spec_version: u64,
+        spec: &'a ApplicationSpec,
+        labels: &'a Labels,
+    ) -> BoxFuture<'a, Result<AppRecord>> {
+        Box::pin(update_app(
+            &self.pool,
+            project,
+            name,
+            expected_spec_version,
+            spec,
+            labels,
+        ))
+    }
+    fn delete_app<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        expected_spec_version: Option<u64>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(delete_app(&self.pool, project, name, expected_spec_version))
+    }
+    fn desired_changes<'a>(
+        &'a self,
+        cluster: &'a str,
+        since: u64,
+    ) -> BoxFuture<'a, Result<DesiredChanges>> {
+        Box::pin(desired_changes(&self.pool, cluster, since))
+    }
+    fn list_apps<'a>(&'a self, query: &'a AppQuery) -> BoxFuture<'a, Result<Page<AppSummary>>> {
+        Box::pin(list_apps(&self.pool, query))
+    }
+    fn count_apps<'a>(&'a self, filter: &'a AppFilter) -> BoxFuture<'a, Result<AppCounts>> {
+        Box::pin(count_apps(&self.pool, filter))
+    }
+    fn get_resource_tree<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>>> {
+        Box::pin(get_resource_tree(&self.pool, project, name))
+    }
+    fn ingest_status_batch<'a>(
+        &'a self,
+        cluster: &'a str,
+        at: &'a SpokeSeq,
+        batch: &'a StatusBatch,
+    ) -> BoxFuture<'a, Result<IngestOutcome>> {
+        Box::pin(ingest_status_batch(&self.pool, cluster, at, batch))
+    }
+    fn ingest_resource_tree<'a>(
+        &'a self,
+        cluster: &'a str,
+        at: &'a SpokeSeq,
+        project: &'a str,
+        name: &'a str,
+        tree: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<IngestOutcome>> {
+        Box::pin(ingest_resource_tree(
+            &self.pool, cluster, at, project, name, tree,
+        ))
+    }
+    fn ingest_events<'a>(
+        &'a self,
+        cluster: &'a str,
+        at: &'a SpokeSeq,
+        events: &'a [EventRecord],
+    ) -> BoxFuture<'a, Result<IngestOutcome>> {
+        Box::pin(ingest_events(&self.pool, cluster, at, events))
+    }
+    fn ingest_command_statuses<'a>(
+        &'a self,
+        cluster: &'a str,
+        at: &'a SpokeSeq,
+        updates: &'a [CommandUpdate],
+    ) -> BoxFuture<'a, Result<IngestOutcome>> {
+        Box::pin(ingest_command_statuses(&self.pool, cluster, at, updates))
+    }
+    fn enqueue_command<'a>(
+        &'a self,
+        command: &'a NewCommand,
+    ) -> BoxFuture<'a, Result<CommandRecord>> {
+        Box::pin(enqueue_command(&self.pool, &self.bus, command))
+    }
+    fn get_command<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<CommandRecord>> {
+        Box::pin(get_command(&self.pool, id))
+    }
+    fn list_deliverable_commands<'a>(
+        &'a self,
+        cluster: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>> {
+        Box::pin(list_deliverable_commands(&self.pool, cluster, now))
+    }
+    fn mark_commands_delivered<'a>(
+        &'a self,
+        ids: &'a [String],
+        at: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(mark_commands_delivered(&self.pool, ids, at))
+    }
+    fn record_command_status<'a>(
+        &'a self,
+        update: &'a CommandUpdate,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(record_command_status(&self.pool, update))
+    }
+    fn expire_commands(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(expire_commands(&self.pool, now))
+    }
+    fn list_commands<'a>(
+        &'a self,
+        scope: &'a CommandScope,
+        page_size: u32,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<CommandRecord>>> {
+        Box::pin(list_commands(&self.pool, scope, page_size, cursor))
+    }
+    fn list_events<'a>(
+        &'a self,
+        filter: &'a EventFilter,
+        page_size: u32,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<EventRecord>>> {
+        Box::pin(list_events(&self.pool, filter, page_size, cursor))
+    }
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<()>> {
+        Box::pin(append_audit(&self.pool, entry))
+    }
+    fn list_audit<'a>(
+        &'a self,
+        page_size: u32,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page<AuditEntry>>> {
+        Box::pin(list_audit(&self.pool, page_size, cursor))
+    }
+    fn create_user<'a>(&'a self, user: &'a UserRecord) -> BoxFuture<'a, Result<UserRecord>> {
+        Box::pin(create_user(&self.pool, user))
+    }
+    fn get_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<UserRecord>> {
+        Box::pin(get_user(&self.pool, name))
+    }
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserRecord>>> {
+        Box::pin(list_users(&self.pool))
+    }
+    fn delete_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(delete_user(&self.pool, name))
+    }
+    fn create_token<'a>(&'a self, token: &'a TokenRecord) -> BoxFuture<'a, Result<TokenRecord>> {
+        Box::pin(create_token(&self.pool, token))
+    }
+    fn find_token_by_hash<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<TokenRecord>> {
+        Box::pin(find_token_by_hash(&self.pool, token_hash))
+    }
+    fn list_tokens<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<TokenRecord>>> {
+        Box::pin(list_tokens(&self.pool, owner))
+    }
+    fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<()>> {
+        Box::pin(revoke_token(&self.pool, id, at))
+    }
+    fn notify<'a>(&'a self, channel: &'a str, payload: &'a str) -> BoxFuture<'a, Result<()>> {
+        notify(&self.bus, channel, payload);
+        Box::pin(async { Ok(()) })
+    }
+    fn listen<'a>(
+        &'a self,
+        channels: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<BoxStream<'static, ListenEvent>>> {
+        let stream = listen(&self.bus, channels);
+        Box::pin(async move { Ok(stream) })
+    }
+}

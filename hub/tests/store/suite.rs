@@ -1,0 +1,1673 @@
+//! The backend-independent store tests: each function takes `&dyn Store` and is run on SQLite and on PostgreSQL by `main.rs`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use edgecd_core::app::{AppOrigin, Condition, OwnerRef};
+use edgecd_core::project::ProjectSpec;
+use edgecd_core::selector::LabelSelector;
+use edgecd_core::{Health, SyncStatus};
+use edgecd_hub::store::*;
+use futures::StreamExt as _;
+use time::OffsetDateTime;
+
+use crate::fixtures::*;
+
+pub async fn projects_crud(store: &dyn Store) {
+    let default = store.get_project("default").await.unwrap();
+    assert_eq!(default.spec, ProjectSpec::permissive());
+    let created = store
+        .create_project("team-a", &ProjectSpec::default())
+        .await
+        .unwrap();
+    assert_eq!(created.version, 1);
+    assert!(matches!(
+        store
+            .create_project("team-a", &ProjectSpec::default())
+            .await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        store
+            .create_project("Team_A", &ProjectSpec::default())
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    let updated = store
+        .update_project("team-a", 1, &ProjectSpec::permissive())
+        .await
+        .unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.spec, ProjectSpec::permissive());
+    match store
+        .update_project("team-a", 1, &ProjectSpec::default())
+        .await
+    {
+        Err(StoreError::Conflict {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (1, 2)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let names: Vec<String> = store
+        .list_projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["default", "team-a"]);
+    store.create_cluster(&cluster("c1", &[])).await.unwrap();
+    store
+        .create_app(&new_app("team-a", "web", "c1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_project("team-a").await,
+        Err(StoreError::InUse { .. })
+    ));
+    store.delete_app("team-a", "web", None).await.unwrap();
+    store.delete_project("team-a").await.unwrap();
+    assert!(matches!(
+        store.get_project("team-a").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn clusters_crud_and_connection(store: &dyn Store) {
+    let created = store
+        .create_cluster(&cluster("edge-1", &[("region", "eu"), ("tier", "edge")]))
+        .await
+        .unwrap();
+    assert_eq!(created.connection.state, ConnectionKind::Pending);
+    assert_eq!(created.version, 1);
+    store
+        .create_cluster(&cluster("edge-2", &[("region", "us")]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_cluster(&cluster("edge-1", &[])).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let eu: Vec<String> = store
+        .list_clusters(&LabelSelector::parse("region=eu").unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(eu, ["edge-1"]);
+    let no_tier: Vec<String> = store
+        .list_clusters(&LabelSelector::parse("!tier").unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(no_tier, ["edge-2"]);
+
+    let new_labels = labels(&[("region", "us"), ("tier", "core")]);
+    let updated = store
+        .update_cluster_labels("edge-1", 1, &new_labels, &labels(&[("owner", "ops")]))
+        .await
+        .unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.labels, new_labels);
+    assert!(matches!(
+        store
+            .update_cluster_labels("edge-1", 1, &new_labels, &Labels::new())
+            .await,
+        Err(StoreError::Conflict {
+            expected: 1,
+            actual: 2,
+            ..
+        })
+    ));
+    let us: Vec<String> = store
+        .list_clusters(&LabelSelector::parse("region in (us)").unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(us, ["edge-1", "edge-2"], "the label index follows updates");
+
+    let versions = ClusterVersions {
+        spoke_version: "1.2.0".into(),
+        kubernetes_version: "v1.33.1".into(),
+        protocol_major: 1,
+        protocol_minor: 2,
+        capabilities: vec!["status-deltas.v1".into()],
+    };
+    let not_after = OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
+    store
+        .record_cluster_hello(
+            "edge-1",
+            "https://10.0.0.1:6443",
+            &versions,
+            Some(not_after),
+        )
+        .await
+        .unwrap();
+    let since = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    store
+        .set_cluster_connection(
+            "edge-1",
+            &ClusterConnection {
+                state: ConnectionKind::Connected,
+                since: Some(since),
+                last_heartbeat: Some(since),
+                hub_replica: "replica-b".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let got = store.get_cluster("edge-1").await.unwrap();
+    assert_eq!(got.versions, versions);
+    assert_eq!(got.server_url, "https://10.0.0.1:6443");
+    assert_eq!(got.certificate_not_after, Some(not_after));
+    assert_eq!(got.connection.state, ConnectionKind::Connected);
+    assert_eq!(got.connection.since, Some(since));
+    assert_eq!(got.connection.hub_replica, "replica-b");
+    assert_eq!(got.annotations, labels(&[("owner", "ops")]));
+
+    store.revoke_cluster("edge-1", since).await.unwrap();
+    store
+        .set_cluster_connection(
+            "edge-1",
+            &ClusterConnection {
+                state: ConnectionKind::Connected,
+                since: Some(since),
+                last_heartbeat: None,
+                hub_replica: "replica-a".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let revoked = store.get_cluster("edge-1").await.unwrap();
+    assert_eq!(
+        revoked.connection.state,
+        ConnectionKind::Revoked,
+        "revocation sticks"
+    );
+    assert_eq!(revoked.revoked_at, Some(since));
+
+    store
+        .create_app(&new_app("default", "web", "edge-2"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_cluster("edge-2").await,
+        Err(StoreError::InUse { .. })
+    ));
+    store.delete_cluster("edge-1").await.unwrap();
+    assert!(matches!(
+        store.get_cluster("edge-1").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_cluster("nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn apps_crud_and_optimistic_concurrency(store: &dyn Store) {
+    store.create_cluster(&cluster("c1", &[])).await.unwrap();
+    let mut app = new_app("default", "web", "c1");
+    app.labels = labels(&[("team", "web")]);
+    app.owner = Some(OwnerRef {
+        kind: "ApplicationSet".into(),
+        project: "default".into(),
+        name: "set".into(),
+        scope: "hub".into(),
+    });
+    let created = store.create_app(&app).await.unwrap();
+    assert_eq!(created.spec_version, 1);
+    assert_eq!(created.origin, AppOrigin::Managed);
+    assert_eq!(created.cluster, "c1");
+    assert_eq!(created.namespace, "web");
+    assert_eq!(created.spec.project, "default");
+    assert_eq!(created.owner, app.owner);
+    assert_eq!(created.status, None);
+    assert!(!created.uid.is_empty());
+    assert_eq!(store.get_app("default", "web").await.unwrap(), created);
+
+    assert!(matches!(
+        store.create_app(&app).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        store.create_app(&new_app("nope", "web", "c1")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .create_app(&new_app("default", "Bad_Name", "c1"))
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    let mut by_server = new_app("default", "by-server", "");
+    by_server.spec.destination.server = "https://c1.example:6443".into();
+    assert_eq!(store.create_app(&by_server).await.unwrap().cluster, "c1");
+    let mut nowhere = new_app("default", "nowhere", "");
+    nowhere.spec.destination.server = "https://unknown:6443".into();
+    assert!(matches!(
+        store.create_app(&nowhere).await,
+        Err(StoreError::Invalid { .. })
+    ));
+
+    let mut spec = app.spec.clone();
+    spec.source.target_revision = "v2".into();
+    let updated = store
+        .update_app("default", "web", 1, &spec, &labels(&[("team", "platform")]))
+        .await
+        .unwrap();
+    assert_eq!(updated.spec_version, 2);
+    assert_eq!(updated.spec.source.target_revision, "v2");
+    assert_eq!(updated.labels, labels(&[("team", "platform")]));
+    assert_eq!(updated.uid, created.uid);
+    // A writer that read version 1 loses.
+    match store
+        .update_app("default", "web", 1, &app.spec, &Labels::new())
+        .await
+    {
+        Err(StoreError::Conflict {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (1, 2)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(matches!(
+        store.delete_app("default", "web", Some(1)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store
+            .update_app("default", "missing", 1, &spec, &Labels::new())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store.delete_app("default", "web", Some(2)).await.unwrap();
+    assert!(matches!(
+        store.get_app("default", "web").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete_app("default", "web", None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn change_names(changes: &DesiredChanges) -> Vec<(String, u64, bool)> {
+    changes
+        .changes
+        .iter()
+        .map(|c| match c {
+            DesiredChange::Upsert(app) => (app.name.clone(), app.desired_version, true),
+            DesiredChange::Delete {
+                name,
+                desired_version,
+                ..
+            } => (name.clone(), *desired_version, false),
+        })
+        .collect()
+}
+
+pub async fn desired_changes_with_tombstones(store: &dyn Store) {
+    store
+        .create_app(&new_app("default", "a1", "c1"))
+        .await
+        .unwrap();
+    store
+        .create_app(&new_app("default", "a2", "c1"))
+        .await
+        .unwrap();
+    store
+        .create_app(&new_app("default", "b1", "c2"))
+        .await
+        .unwrap();
+    let full = store.desired_changes("c1", 0).await.unwrap();
+    assert_eq!(full.version, 2);
+    assert_eq!(
+        change_names(&full),
+        [("a1".into(), 1, true), ("a2".into(), 2, true)]
+    );
+    let DesiredChange::Upsert(first) = &full.changes[0] else {
+        panic!("upsert expected");
+    };
+    assert_eq!(first.spec.source.path, "a1");
+    assert_eq!(first.spec_version, 1);
+
+    let a1 = store.get_app("default", "a1").await.unwrap();
+    let mut spec = a1.spec.clone();
+    spec.source.path = "a1-v2".into();
+    store
+        .update_app("default", "a1", 1, &spec, &Labels::new())
+        .await
+        .unwrap();
+    store.delete_app("default", "a2", None).await.unwrap();
+    let since2 = store.desired_changes("c1", 2).await.unwrap();
+    assert_eq!(since2.version, 4);
+    assert_eq!(
+        change_names(&since2),
+        [("a1".into(), 3, true), ("a2".into(), 4, false)]
+    );
+    // The full set never carries tombstones.
+    assert_eq!(
+        change_names(&store.desired_changes("c1", 0).await.unwrap()),
+        [("a1".into(), 3, true)]
+    );
+    assert!(
+        store
+            .desired_changes("c1", 4)
+            .await
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+
+    // Moving a1 to c2: a tombstone on c1, an upsert on c2.
+    spec.destination.cluster = "c2".into();
+    store
+        .update_app("default", "a1", 2, &spec, &Labels::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        change_names(&store.desired_changes("c1", 4).await.unwrap()),
+        [("a1".into(), 5, false)]
+    );
+    let c2 = store.desired_changes("c2", 1).await.unwrap();
+    assert_eq!(c2.version, 2);
+    assert_eq!(change_names(&c2), [("a1".into(), 2, true)]);
+    assert_eq!(store.get_link_state("c2").await.unwrap().desired_version, 2);
+
+    // Re-creating a deleted app clears its tombstone.
+    store
+        .create_app(&new_app("default", "a2", "c1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        change_names(&store.desired_changes("c1", 3).await.unwrap()),
+        [("a1".into(), 5, false), ("a2".into(), 6, true)]
+    );
+    // Autonomous apps are not part of the desired set.
+    store
+        .ingest_status_batch(
+            "c1",
+            &at("e", 1),
+            &StatusBatch {
+                reports: vec![autonomous_report(
+                    "default",
+                    "edge-made",
+                    "c1",
+                    status(SyncStatus::Synced, Health::Healthy, 1),
+                )],
+                ..StatusBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.desired_changes("c1", 0).await.unwrap().version, 6);
+    assert_eq!(store.desired_changes("c1", 6).await.unwrap().changes, []);
+}
+
+async fn summary(store: &dyn Store, name: &str) -> AppSummary {
+    let page = store
+        .list_apps(&AppQuery {
+            filter: AppFilter {
+                search: name.into(),
+                ..AppFilter::default()
+            },
+            sort: AppSort::default(),
+            page_size: 100,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    page.items
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("listed")
+}
+
+pub async fn status_ingest_is_idempotent_and_ordered(store: &dyn Store) {
+    store.create_cluster(&cluster("c1", &[])).await.unwrap();
+    store
+        .create_app(&new_app("default", "web", "c1"))
+        .await
+        .unwrap();
+    store
+        .create_app(&new_app("default", "db", "c1"))
+        .await
+        .unwrap();
+    store
+        .create_app(&new_app("default", "other", "c2"))
+        .await
+        .unwrap();
+    let mut healthy = status(SyncStatus::Synced, Health::Healthy, 5);
+    healthy.conditions = vec![Condition {
+        kind: "SyncError".into(),
+        message: "boom".into(),
+        last_transition_time: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+    }];
+    let batch = StatusBatch {
+        reports: vec![
+            report("default", "web", healthy.clone()),
+            report(
+                "default",
+                "db",
+                status(SyncStatus::OutOfSync, Health::Progressing, 1),
+            ),
+            // Not this cluster's app, and an unknown app: refused, not fatal.
+            report(
+                "default",
+                "other",
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            ),
+            report(
+                "default",
+                "ghost",
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            ),
+        ],
+        ..StatusBatch::default()
+    };
+    let first = store
+        .ingest_status_batch("c1", &at("epoch-1", 1), &batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.applied, first.rejected, first.duplicate),
+        (2, 2, false)
+    );
+    let link = store.get_link_state("c1").await.unwrap();
+    assert_eq!((link.spoke_epoch.as_str(), link.spoke_seq), ("epoch-1", 1));
+    let web = store.get_app("default", "web").await.unwrap();
+    assert_eq!(web.status.as_ref(), Some(&healthy));
+    let web_row = summary(store, "web").await;
+    assert_eq!(web_row.sync, SyncStatus::Synced);
+    assert_eq!(web_row.health, Health::Healthy);
+    assert_eq!(web_row.revision, "rev-5");
+    assert_eq!(web_row.error_conditions, 1);
+    assert_eq!(web_row.status_version, 5);
+
+    // A replay of the same (epoch, seq) writes nothing.
+    let replay = StatusBatch {
+        reports: vec![report(
+            "default",
+            "web",
+            status(SyncStatus::OutOfSync, Health::Degraded, 9),
+        )],
+        ..StatusBatch::default()
+    };
+    let dup = store
+        .ingest_status_batch("c1", &at("epoch-1", 1), &replay)
+        .await
+        .unwrap();
+    assert!(dup.duplicate);
+    assert_eq!(summary(store, "web").await.health, Health::Healthy);
+
+    // An older status version is ignored, a newer one applied.
+    let older = StatusBatch {
+        reports: vec![report(
+            "default",
+            "web",
+            status(SyncStatus::OutOfSync, Health::Degraded, 4),
+        )],
+        ..StatusBatch::default()
+    };
+    let outcome = store
+        .ingest_status_batch("c1", &at("epoch-1", 2), &older)
+        .await
+        .unwrap();
+    assert_eq!((outcome.applied, outcome.stale), (0, 1));
+    assert_eq!(summary(store, "web").await.health, Health::Healthy);
+    let same = store
+        .ingest_status_batch("c1", &at("epoch-1", 3), &batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        (same.applied, same.stale),
+        (0, 2),
+        "equal versions are not newer"
+    );
+    let outcome = store
+        .ingest_status_batch("c1", &at("epoch-1", 4), &replay)
+        .await
+        .unwrap();
+    assert_eq!(outcome.applied, 1);
+    let web_row = summary(store, "web").await;
+    assert_eq!(
+        (web_row.sync, web_row.health),
+        (SyncStatus::OutOfSync, Health::Degraded)
+    );
+    assert_eq!(store.get_link_state("c1").await.unwrap().spoke_seq, 4);
+
+    // A new spoke epoch starts its sequence again.
+    let restarted = store
+        .ingest_status_batch(
+            "c1",
+            &at("epoch-2", 1),
+            &StatusBatch {
+                reports: vec![report(
+                    "default",
+                    "db",
+                    status(SyncStatus::Synced, Health::Healthy, 2),
+                )],
+                ..StatusBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((restarted.duplicate, restarted.applied), (false, 1));
+    let link = store.get_link_state("c1").await.unwrap();
+    assert_eq!((link.spoke_epoch.as_str(), link.spoke_seq), ("epoch-2", 1));
+}
+
+pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
+    store.create_cluster(&cluster("c1", &[])).await.unwrap();
+    store
+        .create_app(&new_app("default", "managed-a", "c1"))
+        .await
+        .unwrap();
+    store
+        .create_app(&new_app("default", "managed-b", "c1"))
+        .await
+        .unwrap();
+    let first = StatusBatch {
+        reports: vec![
+            autonomous_report(
+                "default",
+                "edge-a",
+                "c1",
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            ),
+            autonomous_report(
+                "default",
+                "edge-b",
+                "c1",
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            ),
+            autonomous_report(
+                "no-such-project",
+                "edge-c",
+                "c1",
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            ),
+            // An edge app may not take over a managed app's name.
+            autonomous_report(
+                "default",
+                "managed-a",
+                "c1",
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            ),
+            report(
+                "default",
+                "managed-a",
+                status(SyncStatus::Synced, Health::Healthy, 3),
+            ),
+            report(
+                "default",
+                "managed-b",
+                status(SyncStatus::Synced, Health::Healthy, 3),
+            ),
+        ],
+        ..StatusBatch::default()
+    };
+    let outcome = store
+        .ingest_status_batch("c1", &at("e", 1), &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.created, outcome.applied, outcome.rejected),
+        (2, 2, 2),
+        "{outcome:?}"
+    );
+    let edge_a = store.get_app("default", "edge-a").await.unwrap();
+    assert_eq!(edge_a.origin, AppOrigin::Autonomous);
+    assert_eq!(edge_a.cluster, "c1");
+    assert_eq!(edge_a.desired_version, 0);
+    assert_eq!(edge_a.labels, labels(&[("created-by", "edge")]));
+    assert!(matches!(
+        store
+            .update_app("default", "edge-a", 1, &edge_a.spec, &Labels::new())
+            .await,
+        Err(StoreError::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        store.delete_app("default", "edge-a", None).await,
+        Err(StoreError::ReadOnly { .. })
+    ));
+    // The same name reported by another cluster is refused.
+    let other = store
+        .ingest_status_batch(
+            "c2",
+            &at("e", 1),
+            &StatusBatch {
+                reports: vec![autonomous_report(
+                    "default",
+                    "edge-a",
+                    "c2",
+                    status(SyncStatus::Synced, Health::Healthy, 9),
+                )],
+                ..StatusBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.rejected, 1);
+
+    // A spec change at the edge bumps the spec version.
+    let mut changed = autonomous_report(
+        "default",
+        "edge-a",
+        "c1",
+        status(SyncStatus::OutOfSync, Health::Healthy, 2),
+    );
+    if let Some(auto) = changed.autonomous.as_mut() {
+        auto.spec.source.target_revision = "v2".into();
+    }
+    let unchanged = autonomous_report(
+        "default",
+        "edge-b",
+        "c1",
+        status(SyncStatus::Synced, Health::Healthy, 2),
+    );
+    store
+        .ingest_status_batch(
+            "c1",
+            &at("e", 2),
+            &StatusBatch {
+                reports: vec![changed, unchanged],
+                ..StatusBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let edge_a = store.get_app("default", "edge-a").await.unwrap();
+    assert_eq!(edge_a.spec_version, 2);
+    assert_eq!(edge_a.spec.source.target_revision, "v2");
+    assert_eq!(
+        store
+            .get_app("default", "edge-b")
+            .await
+            .unwrap()
+            .spec_version,
+        1
+    );
+
+    // AppRemoved for an autonomous app deletes it.
+    let removed = store
+        .ingest_status_batch(
+            "c1",
+            &at("e", 3),
+            &StatusBatch {
+                removed: vec![("default".into(), "edge-b".into())],
+                ..StatusBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.deleted, 1);
+    assert!(matches!(
+        store.get_app("default", "edge-b").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // A full snapshot in two parts that lacks edge-a and managed-b: after
+    // the last part, edge-a is deleted and managed-b's status is reset.
+    store
+        .ingest_status_batch(
+            "c1",
+            &at("e", 4),
+            &StatusBatch {
+                reports: vec![autonomous_report(
+                    "default",
+                    "edge-new",
+                    "c1",
+                    status(SyncStatus::Synced, Health::Healthy, 1),
+                )],
+                snapshot: Some(SnapshotPart {
+                    snapshot_id: "snap-1".into(),
+                    last: false,
+                }),
+                ..StatusBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.get_app("default", "edge-a").await.is_ok(),
+        "not before the last part"
+    );
+    let last = store
+        .ingest_status_batch(
+            "c1",
+            &at("e", 5),
+            &StatusBatch {
+                // A stale report still counts as "present in the snapshot".
+                reports: vec![report(
+                    "default",
+                    "managed-a",
+                    status(SyncStatus::Synced, Health::Healthy, 3),
+                )],
+                snapshot: Some(SnapshotPart {
+                    snapshot_id: "snap-1".into(),
+                    last: true,
+                }),
+                ..StatusBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (last.stale, last.deleted, last.reset),
+        (1, 1, 1),
+        "{last:?}"
+    );
+    assert!(matches!(
+        store.get_app("default", "edge-a").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store.get_app("default", "edge-new").await.is_ok());
+    let managed_b = store.get_app("default", "managed-b").await.unwrap();
+    assert_eq!(managed_b.status, None);
+    let row = summary(store, "managed-b").await;
+    assert_eq!(
+        (row.sync, row.health, row.status_version),
+        (SyncStatus::Unknown, Health::Unknown, 0)
+    );
+    let managed_a = summary(store, "managed-a").await;
+    assert_eq!(managed_a.health, Health::Healthy);
+}
+
+fn query(filter: AppFilter, key: SortKey, descending: bool, page_size: u32) -> AppQuery {
+    AppQuery {
+        filter,
+        sort: AppSort { key, descending },
+        page_size,
+        cursor: None,
+    }
+}
+
+/// Walks every page, checking the reported total on each.
+async fn walk(store: &dyn Store, mut query: AppQuery) -> Vec<AppSummary> {
+    let mut rows = Vec::new();
+    let mut total = None;
+    loop {
+        let page = store.list_apps(&query).await.unwrap();
+        assert!(page.items.len() <= query.page_size as usize);
+        if let Some(t) = total {
+            assert_eq!(page.total, Some(t), "total is stable across pages");
+        }
+        total = page.total;
+        rows.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+        assert!(rows.len() < 10_000, "pagination does not end");
+    }
+    assert_eq!(total, Some(rows.len() as u64));
+    rows
+}
+
+fn key_set<'a>(names: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeSet<(String, String)> {
+    names
+        .into_iter()
+        .map(|(p, n)| (p.to_owned(), n.to_owned()))
+        .collect()
+}
+
+pub async fn every_list_filter_matches_the_oracle(store: &dyn Store) {
+    let fleet = build_fleet(store).await;
+    let owner = OwnerRef {
+        kind: "ApplicationSet".into(),
+        project: "beta".into(),
+        name: "fleet-set".into(),
+        scope: "hub".into(),
+    };
+    let selector = |text: &str| LabelSelector::parse(text).unwrap();
+    let filters: Vec<(&str, AppFilter)> = vec![
+        ("all", AppFilter::default()),
+        (
+            "projects",
+            AppFilter {
+                projects: vec!["alpha".into(), "gamma".into()],
+                ..Default::default()
+            },
+        ),
+        (
+            "clusters",
+            AppFilter {
+                clusters: vec!["edge-2".into(), "edge-6".into()],
+                ..Default::default()
+            },
+        ),
+        (
+            "cluster matchLabels",
+            AppFilter {
+                cluster_selector: selector("region=eu"),
+                ..Default::default()
+            },
+        ),
+        (
+            "cluster In",
+            AppFilter {
+                cluster_selector: selector("region in (us, ap)"),
+                ..Default::default()
+            },
+        ),
+        (
+            "cluster NotIn",
+            AppFilter {
+                cluster_selector: selector("tier notin (edge)"),
+                ..Default::default()
+            },
+        ),
+        (
+            "cluster Exists",
+            AppFilter {
+                cluster_selector: selector("gpu"),
+                ..Default::default()
+            },
+        ),
+        (
+            "cluster DoesNotExist",
+            AppFilter {
+                cluster_selector: selector("!tier"),
+                ..Default::default()
+            },
+        ),
+        (
+            "cluster combined",
+            AppFilter {
+                cluster_selector: selector("region in (eu,us),tier=edge,!legacy"),
+                ..Default::default()
+            },
+        ),
+        (
+            "app matchLabels",
+            AppFilter {
+                app_selector: selector("team=db"),
+                ..Default::default()
+            },
+        ),
+        (
+            "app In",
+            AppFilter {
+                app_selector: selector("team in (web,cache)"),
+                ..Default::default()
+            },
+        ),
+        (
+            "app NotIn",
+            AppFilter {
+                app_selector: selector("tier!=gold"),
+                ..Default::default()
+            },
+        ),
+        (
+            "app Exists",
+            AppFilter {
+                app_selector: selector("tier"),
+                ..Default::default()
+            },
+        ),
+        (
+            "app DoesNotExist",
+            AppFilter {
+                app_selector: selector("!tier"),
+                ..Default::default()
+            },
+        ),
+        (
+            "sync",
+            AppFilter {
+                sync: vec![SyncStatus::OutOfSync],
+                ..Default::default()
+            },
+        ),
+        (
+            "health",
+            AppFilter {
+                health: vec![Health::Degraded, Health::Missing],
+                ..Default::default()
+            },
+        ),
+        (
+            "origin managed",
+            AppFilter {
+                origin: Some(AppOrigin::Managed),
+                ..Default::default()
+            },
+        ),
+        (
+            "origin autonomous",
+            AppFilter {
+                origin: Some(AppOrigin::Autonomous),
+                ..Default::default()
+            },
+        ),
+        (
+            "owner",
+            AppFilter {
+                owner: Some(owner),
+                ..Default::default()
+            },
+        ),
+        (
+            "connection",
+            AppFilter {
+                connection: vec![ConnectionKind::Stale, ConnectionKind::Disconnected],
+                ..Default::default()
+            },
+        ),
+        (
+            "connection pending",
+            AppFilter {
+                connection: vec![ConnectionKind::Pending],
+                ..Default::default()
+            },
+        ),
+        (
+            "search",
+            AppFilter {
+                search: "APP-1".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "search like metachars",
+            AppFilter {
+                search: "_".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "project + search + health",
+            AppFilter {
+                projects: vec!["beta".into()],
+                search: "DB-app-1".into(),
+                health: vec![Health::Healthy, Health::Missing],
+                ..Default::default()
+            },
+        ),
+        (
+            "cluster labels + sync + app labels",
+            AppFilter {
+                cluster_selector: selector("region=us"),
+                app_selector: selector("team=web"),
+                sync: vec![SyncStatus::Synced, SyncStatus::Unknown],
+                ..Default::default()
+            },
+        ),
+    ];
+    for (what, filter) in filters {
+        let expected = fleet.select(&filter);
+        let rows = walk(store, query(filter.clone(), SortKey::Name, false, 10)).await;
+        let got = key_set(rows.iter().map(|r| (r.project.as_str(), r.name.as_str())));
+        let want = key_set(
+            expected
+                .iter()
+                .map(|a| (a.project.as_str(), a.name.as_str())),
+        );
+        assert_eq!(got, want, "filter {what}");
+        if what != "all" && what != "search like metachars" {
+            assert!(
+                !want.is_empty() && want.len() < fleet.apps.len(),
+                "filter {what} should select a proper subset, selects {}",
+                want.len()
+            );
+        }
+        // Every row's denormalised fields agree with the oracle.
+        for row in &rows {
+            let app = expected
+                .iter()
+                .find(|a| a.project == row.project && a.name == row.name)
+                .unwrap();
+            assert_eq!(
+                (row.sync, row.health, row.origin),
+                (app.sync, app.health, app.origin),
+                "{what}"
+            );
+            assert_eq!(
+                row.cluster_connection,
+                fleet.connection.get(&app.cluster).copied()
+            );
+            assert_eq!(row.labels, app.labels);
+        }
+    }
+}
+
+fn oracle_order(
+    fleet: &Fleet,
+    key: SortKey,
+    descending: bool,
+    store_rows: &[AppSummary],
+) -> Vec<(String, String)> {
+    // Updated-at values come from the store; everything else from the oracle.
+    let updated = |a: &FleetApp| {
+        store_rows
+            .iter()
+            .find(|r| r.project == a.project && r.name == a.name)
+            .map(|r| r.updated_at)
+            .unwrap()
+    };
+    let mut apps: Vec<&FleetApp> = fleet.apps.iter().collect();
+    apps.sort_by(|a, b| {
+        let primary = match key {
+            SortKey::Name => a.name.cmp(&b.name).then(a.project.cmp(&b.project)),
+            SortKey::Project => a.project.cmp(&b.project),
+            SortKey::Cluster => a.cluster.cmp(&b.cluster),
+            SortKey::Sync => a.sync.as_str().cmp(b.sync.as_str()),
+            SortKey::Health => a.health.as_str().cmp(b.health.as_str()),
+            SortKey::UpdatedAt => updated(a).cmp(&updated(b)),
+        };
+        primary
+            .then(a.project.cmp(&b.project))
+            .then(a.name.cmp(&b.name))
+    });
+    if descending {
+        apps.reverse();
+    }
+    apps.into_iter()
+        .map(|a| (a.project.clone(), a.name.clone()))
+        .collect()
+}
+
+pub async fn every_sort_walks_all_pages(store: &dyn Store) {
+    let fleet = build_fleet(store).await;
+    let all = walk(
+        store,
+        query(AppFilter::default(), SortKey::Name, false, 1000),
+    )
+    .await;
+    assert_eq!(all.len(), fleet.apps.len());
+    for key in [
+        SortKey::Name,
+        SortKey::Project,
+        SortKey::Cluster,
+        SortKey::Sync,
+        SortKey::Health,
+        SortKey::UpdatedAt,
+    ] {
+        for descending in [false, true] {
+            let rows = walk(store, query(AppFilter::default(), key, descending, 7)).await;
+            let got: Vec<(String, String)> = rows
+                .iter()
+                .map(|r| (r.project.clone(), r.name.clone()))
+                .collect();
+            let unique: BTreeSet<&(String, String)> = got.iter().collect();
+            assert_eq!(
+                unique.len(),
+                got.len(),
+                "{key:?} desc={descending}: duplicates"
+            );
+            assert_eq!(
+                got,
+                oracle_order(&fleet, key, descending, &all),
+                "{key:?} desc={descending}"
+            );
+            // A filtered walk with a sort stays complete too.
+            let filter = AppFilter {
+                health: vec![Health::Healthy, Health::Unknown],
+                ..AppFilter::default()
+            };
+            let filtered = walk(store, query(filter.clone(), key, descending, 5)).await;
+            assert_eq!(
+                filtered.len(),
+                fleet.select(&filter).len(),
+                "{key:?} filtered"
+            );
+        }
+    }
+}
+
+pub async fn cursors_are_bound_to_filter_and_sort(store: &dyn Store) {
+    build_fleet(store).await;
+    let filter = AppFilter {
+        projects: vec!["alpha".into()],
+        ..AppFilter::default()
+    };
+    let first = store
+        .list_apps(&query(filter.clone(), SortKey::Health, false, 5))
+        .await
+        .unwrap();
+    let cursor = first.next_cursor.clone().expect("more pages");
+    let mut other_filter = query(AppFilter::default(), SortKey::Health, false, 5);
+    other_filter.cursor = Some(cursor.clone());
+    assert!(matches!(
+        store.list_apps(&other_filter).await,
+        Err(StoreError::InvalidCursor)
+    ));
+    let mut other_sort = query(filter.clone(), SortKey::Health, true, 5);
+    other_sort.cursor = Some(cursor.clone());
+    assert!(matches!(
+        store.list_apps(&other_sort).await,
+        Err(StoreError::InvalidCursor)
+    ));
+    let mut garbage = query(filter.clone(), SortKey::Health, false, 5);
+    garbage.cursor = Some("eyJ2IjoxfQ".into());
+    assert!(matches!(
+        store.list_apps(&garbage).await,
+        Err(StoreError::InvalidCursor)
+    ));
+    garbage.cursor = Some("%%%".into());
+    assert!(matches!(
+        store.list_apps(&garbage).await,
+        Err(StoreError::InvalidCursor)
+    ));
+    // The same filter and sort continue, even with another page size.
+    let mut next = query(filter, SortKey::Health, false, 3);
+    next.cursor = Some(cursor);
+    let page = store.list_apps(&next).await.unwrap();
+    assert_eq!(page.items.len(), 3);
+    assert!(page.items.iter().all(|r| !first.items.contains(r)));
+}
+
+pub async fn counts_match_the_oracle(store: &dyn Store) {
+    let fleet = build_fleet(store).await;
+    for filter in [
+        AppFilter::default(),
+        AppFilter {
+            cluster_selector: LabelSelector::parse("region=eu").unwrap(),
+            ..AppFilter::default()
+        },
+        AppFilter {
+            projects: vec!["beta".into()],
+            sync: vec![SyncStatus::Synced],
+            ..AppFilter::default()
+        },
+    ] {
+        let counts = store.count_apps(&filter).await.unwrap();
+        let apps = fleet.select(&filter);
+        assert_eq!(counts.total, apps.len() as u64);
+        let mut by_health = std::collections::BTreeMap::new();
+        let mut by_sync = std::collections::BTreeMap::new();
+        let mut by_project = std::collections::BTreeMap::new();
+        let mut by_connection = std::collections::BTreeMap::new();
+        for app in &apps {
+            *by_health
+                .entry(app.health.as_str().to_owned())
+                .or_insert(0u64) += 1;
+            *by_sync.entry(app.sync.as_str().to_owned()).or_insert(0u64) += 1;
+            *by_project.entry(app.project.clone()).or_insert(0u64) += 1;
+            let conn = fleet
+                .connection
+                .get(&app.cluster)
+                .map_or("Unregistered", |c| c.as_str());
+            *by_connection.entry(conn.to_owned()).or_insert(0u64) += 1;
+        }
+        assert_eq!(counts.by_health, by_health);
+        assert_eq!(counts.by_sync, by_sync);
+        assert_eq!(counts.by_project, by_project);
+        assert_eq!(counts.by_connection, by_connection);
+    }
+}
+
+fn command(app: &str, cluster: &str, deadline: OffsetDateTime) -> NewCommand {
+    NewCommand {
+        project: "default".into(),
+        app: app.into(),
+        cluster: cluster.into(),
+        kind: "sync".into(),
+        payload: serde_json::json!({"prune": true}),
+        issued_by: "alice".into(),
+        deadline,
+    }
+}
+
+fn update(id: &str, outcome: CommandOutcome) -> CommandUpdate {
+    CommandUpdate {
+        id: id.into(),
+        outcome,
+        message: outcome.as_str().to_lowercase(),
+        result: None,
+    }
+}
+
+pub async fn command_outbox_lifecycle(store: &dyn Store) {
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::minutes(10);
+    let c1 = store
+        .enqueue_command(&command("web", "c1", later))
+        .await
+        .unwrap();
+    let c2 = store
+        .enqueue_command(&command("db", "c1", later))
+        .await
+        .unwrap();
+    let c3 = store
+        .enqueue_command(&command("web", "c1", later))
+        .await
+        .unwrap();
+    let overdue = store
+        .enqueue_command(&command("web", "c1", now - time::Duration::seconds(1)))
+        .await
+        .unwrap();
+    let elsewhere = store
+        .enqueue_command(&command("api", "c2", later))
+        .await
+        .unwrap();
+    assert_eq!(c1.outcome, CommandOutcome::Pending);
+    assert_eq!(c1.payload, serde_json::json!({"prune": true}));
+    assert!(c1.seq < c2.seq && c2.seq < c3.seq);
+    let ids = |list: Vec<CommandRecord>| list.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_deliverable_commands("c1", now).await.unwrap()),
+        [c1.id.clone(), c2.id.clone(), c3.id.clone()],
+        "issue order, overdue left out"
+    );
+
+    let delivered = store
+        .mark_commands_delivered(&[c1.id.clone(), c2.id.clone()], now)
+        .await
+        .unwrap();
+    assert_eq!(delivered, 2);
+    assert_eq!(
+        store.get_command(&c1.id).await.unwrap().outcome,
+        CommandOutcome::Delivered
+    );
+    // Delivered without a result: redelivered after a reconnect.
+    assert_eq!(
+        ids(store.list_deliverable_commands("c1", now).await.unwrap()),
+        [c1.id.clone(), c2.id.clone(), c3.id.clone()]
+    );
+    assert!(
+        store
+            .record_command_status(&update(&c1.id, CommandOutcome::Running))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ids(store.list_deliverable_commands("c1", now).await.unwrap()),
+        [c2.id.clone(), c3.id.clone()]
+    );
+    let mut done = update(&c1.id, CommandOutcome::Succeeded);
+    done.result = Some(serde_json::json!({"revision": "abc"}));
+    assert!(store.record_command_status(&done).await.unwrap());
+    // Replays and late progress never regress a finished command.
+    assert!(!store.record_command_status(&done).await.unwrap());
+    assert!(
+        !store
+            .record_command_status(&update(&c1.id, CommandOutcome::Running))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_command_status(&update(&c1.id, CommandOutcome::Failed))
+            .await
+            .unwrap()
+    );
+    let finished = store.get_command(&c1.id).await.unwrap();
+    assert_eq!(finished.outcome, CommandOutcome::Succeeded);
+    assert_eq!(
+        finished.result,
+        Some(serde_json::json!({"revision": "abc"}))
+    );
+    assert!(finished.delivered_at.is_some());
+    // Running never goes back to Delivered.
+    assert!(
+        store
+            .record_command_status(&update(&c2.id, CommandOutcome::Running))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_command_status(&update(&c2.id, CommandOutcome::Delivered))
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store
+            .record_command_status(&update("no-such-id", CommandOutcome::Running))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // The spoke reports through the ingest path, for its own commands only.
+    let outcome = store
+        .ingest_command_statuses(
+            "c1",
+            &at("e", 1),
+            &[
+                update(&c2.id, CommandOutcome::Failed),
+                update(&elsewhere.id, CommandOutcome::Running),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!((outcome.applied, outcome.rejected), (1, 1));
+    assert_eq!(
+        store.get_command(&elsewhere.id).await.unwrap().outcome,
+        CommandOutcome::Pending
+    );
+
+    // Expiry: only pending/delivered commands past their deadline.
+    assert_eq!(store.expire_commands(now).await.unwrap(), 1);
+    let expired = store.get_command(&overdue.id).await.unwrap();
+    assert_eq!(expired.outcome, CommandOutcome::Expired);
+    assert!(
+        !store
+            .record_command_status(&update(&overdue.id, CommandOutcome::Running))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.expire_commands(now).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .expire_commands(later + time::Duration::seconds(1))
+            .await
+            .unwrap(),
+        2,
+        "c3 and elsewhere"
+    );
+
+    // Paginated listings, newest first.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_commands(&CommandScope::Cluster("c1".into()), 3, cursor.as_deref())
+            .await
+            .unwrap();
+        seen.extend(page.items.into_iter().map(|c| c.id));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            overdue.id.clone(),
+            c3.id.clone(),
+            c2.id.clone(),
+            c1.id.clone()
+        ]
+    );
+    let web = store
+        .list_commands(
+            &CommandScope::App {
+                project: "default".into(),
+                name: "web".into(),
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(web.items), [overdue.id, c3.id, c1.id]);
+    assert!(matches!(
+        store
+            .list_commands(&CommandScope::Cluster("c1".into()), 3, Some("bogus"))
+            .await,
+        Err(StoreError::InvalidCursor)
+    ));
+}
+
+fn event(id: &str, app: &str) -> EventRecord {
+    EventRecord {
+        id: id.into(),
+        cluster: "ignored-the-stream-names-the-cluster".into(),
+        project: "default".into(),
+        app: app.into(),
+        resource: "Deployment web/web".into(),
+        severity: EventSeverity::Warning,
+        reason: "BackOff".into(),
+        message: format!("event {id}"),
+        time: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+    }
+}
+
+pub async fn events_are_deduplicated(store: &dyn Store) {
+    let first = store
+        .ingest_events(
+            "c1",
+            &at("e", 1),
+            &[event("1", "web"), event("2", "web"), event("3", "db")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.applied, 3);
+    // Replayed under a new seq (e.g. after a spoke restart): ids dedupe.
+    let second = store
+        .ingest_events(
+            "c1",
+            &at("e2", 1),
+            &[event("2", "web"), event("3", "db"), event("4", "web")],
+        )
+        .await
+        .unwrap();
+    assert_eq!((second.applied, second.stale), (1, 2));
+    // The same id on another cluster is another event.
+    store
+        .ingest_events("c2", &at("e", 1), &[event("1", "web")])
+        .await
+        .unwrap();
+    let c1 = EventFilter {
+        cluster: Some("c1".into()),
+        app: None,
+    };
+    let page1 = store.list_events(&c1, 3, None).await.unwrap();
+    let ids: Vec<&str> = page1.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["4", "3", "2"]);
+    assert_eq!(page1.items[0].cluster, "c1");
+    let page2 = store
+        .list_events(&c1, 3, page1.next_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(
+        page2
+            .items
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        ["1"]
+    );
+    assert_eq!(page2.next_cursor, None);
+    let web = EventFilter {
+        cluster: Some("c1".into()),
+        app: Some(("default".into(), "web".into())),
+    };
+    assert_eq!(
+        store.list_events(&web, 10, None).await.unwrap().items.len(),
+        3
+    );
+    assert_eq!(
+        store
+            .list_events(&EventFilter::default(), 10, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
+}
+
+pub async fn audit_log_pages(store: &dyn Store) {
+    for i in 0..5 {
+        store
+            .append_audit(&AuditEntry {
+                actor: "alice".into(),
+                action: "app.update".into(),
+                target: format!("default/app-{i}"),
+                source: "10.0.0.1".into(),
+                result: "ok".into(),
+                message: String::new(),
+                time: OffsetDateTime::from_unix_timestamp(1_700_000_000 + i).unwrap(),
+            })
+            .await
+            .unwrap();
+    }
+    let first = store.list_audit(2, None).await.unwrap();
+    let second = store
+        .list_audit(2, first.next_cursor.as_deref())
+        .await
+        .unwrap();
+    let third = store
+        .list_audit(2, second.next_cursor.as_deref())
+        .await
+        .unwrap();
+    let targets: Vec<String> = [first.items, second.items, third.items.clone()]
+        .into_iter()
+        .flatten()
+        .map(|e| e.target)
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "default/app-4",
+            "default/app-3",
+            "default/app-2",
+            "default/app-1",
+            "default/app-0"
+        ]
+    );
+    assert_eq!(third.next_cursor, None);
+    assert_eq!(
+        third.items[0].time,
+        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+    );
+}
+
+pub async fn users_and_tokens(store: &dyn Store) {
+    let created_at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let user = UserRecord {
+        name: "alice".into(),
+        password_hash: Some(Redacted(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        )),
+        admin: true,
+        roles: vec!["fleet-admin".into()],
+        created_at,
+        version: 1,
+    };
+    assert_eq!(store.create_user(&user).await.unwrap(), user);
+    assert!(
+        !format!("{user:?}").contains("argon2"),
+        "hashes never print"
+    );
+    assert!(matches!(
+        store.create_user(&user).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let token = TokenRecord {
+        id: "tok-1".into(),
+        owner: "alice".into(),
+        description: "ci".into(),
+        token_hash: Redacted("sha256:abcd".into()),
+        roles: vec!["deployer".into()],
+        created_at,
+        expires_at: Some(created_at + time::Duration::days(30)),
+        revoked_at: None,
+    };
+    assert_eq!(store.create_token(&token).await.unwrap(), token);
+    assert_eq!(
+        store.find_token_by_hash("sha256:abcd").await.unwrap().id,
+        "tok-1"
+    );
+    assert!(matches!(
+        store.find_token_by_hash("sha256:other").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store.revoke_token("tok-1", created_at).await.unwrap();
+    assert_eq!(
+        store.list_tokens("alice").await.unwrap()[0].revoked_at,
+        Some(created_at)
+    );
+    let mut orphan = token.clone();
+    orphan.id = "tok-2".into();
+    orphan.owner = "nobody".into();
+    orphan.token_hash = Redacted("sha256:ef".into());
+    assert!(
+        store.create_token(&orphan).await.is_err(),
+        "tokens need an owner"
+    );
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+    store.delete_user("alice").await.unwrap();
+    assert!(matches!(
+        store.get_user("alice").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        store.list_tokens("alice").await.unwrap().is_empty(),
+        "tokens go with their owner"
+    );
+}
+
+pub async fn resource_trees(store: &dyn Store) {
+    store
+        .create_app(&new_app("default", "web", "c1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_resource_tree("default", "web").await.unwrap(),
+        None
+    );
+    let tree = serde_json::json!({"nodes": [{"kind": "Deployment", "name": "web"}]});
+    let outcome = store
+        .ingest_resource_tree("c1", &at("e", 1), "default", "web", &tree)
+        .await
+        .unwrap();
+    assert_eq!(outcome.applied, 1);
+    assert_eq!(
+        store.get_resource_tree("default", "web").await.unwrap(),
+        Some(tree.clone())
+    );
+    let other = store
+        .ingest_resource_tree("c2", &at("e", 1), "default", "web", &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.rejected, 1,
+        "another cluster cannot write this app's tree"
+    );
+    assert_eq!(
+        store.get_resource_tree("default", "web").await.unwrap(),
+        Some(tree)
+    );
+    assert!(matches!(
+        store.get_resource_tree("default", "nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn notifications_reach_listeners(store: &dyn Store) {
+    let mut stream = store
+        .listen(&[COMMANDS_CHANNEL, "edgecd_test"])
+        .await
+        .unwrap();
+    store.notify("edgecd_test", "hello").await.unwrap();
+    store.notify("edgecd_unrelated", "skip me").await.unwrap();
+    let command = store
+        .enqueue_command(&command(
+            "web",
+            "edge-7",
+            OffsetDateTime::now_utc() + time::Duration::minutes(1),
+        ))
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    while received.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(1), stream.next())
+            .await
+            .expect("a notification within a second")
+            .expect("stream open");
+        received.push(event);
+    }
+    assert_eq!(
+        received,
+        [
+            ListenEvent::Notification {
+                channel: "edgecd_test".into(),
+                payload: "hello".into()
+            },
+            ListenEvent::Notification {
+                channel: COMMANDS_CHANNEL.into(),
+                payload: command.cluster
+            },
+        ]
+    );
+}
