@@ -1,0 +1,740 @@
+//! Conversions between protocol v1 messages and `edgecd-core` domain types: the one place where the gRPC edges of hub and spoke translate.
+
+use std::collections::BTreeMap;
+
+use edgecd_core::app::{
+    AppOrigin, ApplicationSource, ApplicationSpec, ApplicationStatus, AutomatedSync, Condition,
+    Destination, DirectorySource, HealthReport, HistoryEntry, IgnoreDifference, KustomizeReplica,
+    KustomizeSource, OperationPhase, OperationState, OwnerRef, ResourceKey, ResourceResult,
+    ResourceStatus, RetryBackoff, RetryStrategy, SyncPolicy, SyncReport,
+};
+use edgecd_core::duration::GoDuration;
+use edgecd_core::selector::{LabelSelector, Operator, Requirement};
+use edgecd_core::{Health, SyncStatus};
+use time::OffsetDateTime;
+
+use crate::v1;
+
+/// A protocol message that does not make a valid domain value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct ConvertError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConvertError {
+    ConvertError {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+// === time ===
+
+pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: t.nanosecond() as i32,
+    }
+}
+
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<OffsetDateTime> {
+    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
+
+fn opt_time(t: &Option<prost_types::Timestamp>) -> Option<OffsetDateTime> {
+    t.as_ref().and_then(from_timestamp)
+}
+
+fn time_or_epoch(t: &Option<prost_types::Timestamp>) -> OffsetDateTime {
+    opt_time(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub fn duration(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+pub fn from_duration(d: &prost_types::Duration) -> Option<std::time::Duration> {
+    std::time::Duration::try_from(*d).ok()
+}
+
+// === enums ===
+
+pub fn sync_code(s: SyncStatus) -> v1::SyncStatusCode {
+    match s {
+        SyncStatus::Synced => v1::SyncStatusCode::Synced,
+        SyncStatus::OutOfSync => v1::SyncStatusCode::OutOfSync,
+        SyncStatus::Unknown => v1::SyncStatusCode::Unknown,
+    }
+}
+
+pub fn from_sync_code(code: i32) -> SyncStatus {
+    match v1::SyncStatusCode::try_from(code) {
+        Ok(v1::SyncStatusCode::Synced) => SyncStatus::Synced,
+        Ok(v1::SyncStatusCode::OutOfSync) => SyncStatus::OutOfSync,
+        _ => SyncStatus::Unknown,
+    }
+}
+
+pub fn health_code(h: Health) -> v1::HealthStatusCode {
+    match h {
+        Health::Healthy => v1::HealthStatusCode::Healthy,
+        Health::Progressing => v1::HealthStatusCode::Progressing,
+        Health::Degraded => v1::HealthStatusCode::Degraded,
+        Health::Suspended => v1::HealthStatusCode::Suspended,
+        Health::Missing => v1::HealthStatusCode::Missing,
+        Health::Unknown => v1::HealthStatusCode::Unknown,
+    }
+}
+
+pub fn from_health_code(code: i32) -> Health {
+    match v1::HealthStatusCode::try_from(code) {
+        Ok(v1::HealthStatusCode::Healthy) => Health::Healthy,
+        Ok(v1::HealthStatusCode::Progressing) => Health::Progressing,
+        Ok(v1::HealthStatusCode::Degraded) => Health::Degraded,
+        Ok(v1::HealthStatusCode::Suspended) => Health::Suspended,
+        Ok(v1::HealthStatusCode::Missing) => Health::Missing,
+        _ => Health::Unknown,
+    }
+}
+
+pub fn phase_code(p: OperationPhase) -> v1::OperationPhase {
+    match p {
+        OperationPhase::Running => v1::OperationPhase::Running,
+        OperationPhase::Succeeded => v1::OperationPhase::Succeeded,
+        OperationPhase::Failed => v1::OperationPhase::Failed,
+        OperationPhase::Error => v1::OperationPhase::Error,
+        OperationPhase::Terminating => v1::OperationPhase::Terminating,
+    }
+}
+
+pub fn from_phase_code(code: i32) -> Option<OperationPhase> {
+    match v1::OperationPhase::try_from(code) {
+        Ok(v1::OperationPhase::Running) => Some(OperationPhase::Running),
+        Ok(v1::OperationPhase::Succeeded) => Some(OperationPhase::Succeeded),
+        Ok(v1::OperationPhase::Failed) => Some(OperationPhase::Failed),
+        Ok(v1::OperationPhase::Error) => Some(OperationPhase::Error),
+        Ok(v1::OperationPhase::Terminating) => Some(OperationPhase::Terminating),
+        _ => None,
+    }
+}
+
+pub fn origin_code(o: AppOrigin) -> v1::AppOrigin {
+    match o {
+        AppOrigin::Managed => v1::AppOrigin::Managed,
+        AppOrigin::Autonomous => v1::AppOrigin::Autonomous,
+    }
+}
+
+pub fn from_origin_code(code: i32) -> AppOrigin {
+    match v1::AppOrigin::try_from(code) {
+        Ok(v1::AppOrigin::Autonomous) => AppOrigin::Autonomous,
+        _ => AppOrigin::Managed,
+    }
+}
+
+// === identity ===
+
+pub fn resource_key(k: &ResourceKey) -> v1::ResourceKey {
+    v1::ResourceKey {
+        group: k.group.clone(),
+        version: k.version.clone(),
+        kind: k.kind.clone(),
+        namespace: k.namespace.clone(),
+        name: k.name.clone(),
+    }
+}
+
+pub fn from_resource_key(k: &v1::ResourceKey) -> ResourceKey {
+    ResourceKey {
+        group: k.group.clone(),
+        version: k.version.clone(),
+        kind: k.kind.clone(),
+        namespace: k.namespace.clone(),
+        name: k.name.clone(),
+    }
+}
+
+pub fn owner_ref(o: &OwnerRef) -> v1::OwnerRef {
+    v1::OwnerRef {
+        kind: o.kind.clone(),
+        project: o.project.clone(),
+        name: o.name.clone(),
+        scope: o.scope.clone(),
+    }
+}
+
+pub fn from_owner_ref(o: &v1::OwnerRef) -> OwnerRef {
+    OwnerRef {
+        kind: o.kind.clone(),
+        project: o.project.clone(),
+        name: o.name.clone(),
+        scope: o.scope.clone(),
+    }
+}
+
+pub fn label_selector(s: &LabelSelector) -> v1::LabelSelector {
+    v1::LabelSelector {
+        match_labels: s.match_labels.clone().into_iter().collect(),
+        match_expressions: s
+            .match_expressions
+            .iter()
+            .map(|r| v1::LabelSelectorRequirement {
+                key: r.key.clone(),
+                operator: format!("{:?}", r.operator),
+                values: r.values.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn from_label_selector(s: &v1::LabelSelector) -> Result<LabelSelector, ConvertError> {
+    let match_expressions = s
+        .match_expressions
+        .iter()
+        .map(|r| {
+            let operator = match r.operator.as_str() {
+                "In" => Operator::In,
+                "NotIn" => Operator::NotIn,
+                "Exists" => Operator::Exists,
+                "DoesNotExist" => Operator::DoesNotExist,
+                other => {
+                    return Err(invalid(
+                        "label selector operator",
+                        format!("{other:?} is not In, NotIn, Exists or DoesNotExist"),
+                    ));
+                }
+            };
+            Ok(Requirement {
+                key: r.key.clone(),
+                operator,
+                values: r.values.clone(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(LabelSelector {
+        match_labels: s.match_labels.clone().into_iter().collect(),
+        match_expressions,
+    })
+}
+
+// === spec ===
+
+pub fn application_spec(spec: &ApplicationSpec) -> v1::ApplicationSpec {
+    let source = &spec.source;
+    let render = if let Some(k) = &source.kustomize {
+        Some(v1::application_source::Render::Kustomize(
+            v1::KustomizeSource {
+                name_prefix: k.name_prefix.clone(),
+                name_suffix: k.name_suffix.clone(),
+                common_labels: k.common_labels.clone().into_iter().collect(),
+                common_annotations: k.common_annotations.clone().into_iter().collect(),
+                images: k.images.clone(),
+                namespace: k.namespace.clone(),
+                replicas: k
+                    .replicas
+                    .iter()
+                    .map(|r| v1::KustomizeReplica {
+                        name: r.name.clone(),
+                        count: r.count,
+                    })
+                    .collect(),
+            },
+        ))
+    } else {
+        source.directory.as_ref().map(|d| {
+            v1::application_source::Render::Directory(v1::DirectorySource {
+                recurse: d.recurse,
+                include: d.include.clone(),
+                exclude: d.exclude.clone(),
+            })
+        })
+    };
+    v1::ApplicationSpec {
+        source: Some(v1::ApplicationSource {
+            repo_url: source.repo_url.clone(),
+            target_revision: source.target_revision.clone(),
+            path: source.path.clone(),
+            render,
+        }),
+        destination: Some(v1::Destination {
+            cluster: spec.destination.cluster.clone(),
+            namespace: spec.destination.namespace.clone(),
+            server: spec.destination.server.clone(),
+        }),
+        sync_policy: spec.sync_policy.as_ref().map(|p| v1::SyncPolicy {
+            automated: p.automated.as_ref().map(|a| v1::AutomatedSync {
+                prune: a.prune,
+                self_heal: a.self_heal,
+                allow_empty: a.allow_empty,
+            }),
+            sync_options: p.sync_options.clone(),
+            retry: p.retry.as_ref().map(|r| {
+                let backoff = r.backoff.clone().unwrap_or_default();
+                v1::RetryStrategy {
+                    limit: r.limit.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+                    backoff_duration: backoff.duration.map(|d| duration(d.0)),
+                    backoff_factor: backoff.factor.unwrap_or(0),
+                    backoff_max_duration: backoff.max_duration.map(|d| duration(d.0)),
+                }
+            }),
+        }),
+        revision_history_limit: spec.revision_history_limit.unwrap_or(0),
+        ignore_differences: spec
+            .ignore_differences
+            .iter()
+            .map(|d| v1::IgnoreDifference {
+                group: d.group.clone(),
+                kind: d.kind.clone(),
+                name: d.name.clone(),
+                namespace: d.namespace.clone(),
+                json_pointers: d.json_pointers.clone(),
+                managed_fields_managers: d.managed_fields_managers.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The domain spec of a protocol spec; `project` comes from the metadata.
+pub fn from_application_spec(
+    spec: &v1::ApplicationSpec,
+    project: &str,
+) -> Result<ApplicationSpec, ConvertError> {
+    let source = spec
+        .source
+        .as_ref()
+        .ok_or_else(|| invalid("spec.source", "is required"))?;
+    if source.repo_url.trim().is_empty() {
+        return Err(invalid("spec.source.repoURL", "is required"));
+    }
+    let (directory, kustomize) = match &source.render {
+        Some(v1::application_source::Render::Directory(d)) => (
+            Some(DirectorySource {
+                recurse: d.recurse,
+                include: d.include.clone(),
+                exclude: d.exclude.clone(),
+            }),
+            None,
+        ),
+        Some(v1::application_source::Render::Kustomize(k)) => (
+            None,
+            Some(KustomizeSource {
+                name_prefix: k.name_prefix.clone(),
+                name_suffix: k.name_suffix.clone(),
+                common_labels: k.common_labels.clone().into_iter().collect(),
+                common_annotations: k.common_annotations.clone().into_iter().collect(),
+                images: k.images.clone(),
+                namespace: k.namespace.clone(),
+                replicas: k
+                    .replicas
+                    .iter()
+                    .map(|r| KustomizeReplica {
+                        name: r.name.clone(),
+                        count: r.count,
+                    })
+                    .collect(),
+            }),
+        ),
+        None => (None, None),
+    };
+    let destination = spec.destination.clone().unwrap_or_default();
+    let sync_policy = spec.sync_policy.as_ref().map(|p| SyncPolicy {
+        automated: p.automated.as_ref().map(|a| AutomatedSync {
+            prune: a.prune,
+            self_heal: a.self_heal,
+            allow_empty: a.allow_empty,
+        }),
+        sync_options: p.sync_options.clone(),
+        retry: p.retry.as_ref().map(|r| RetryStrategy {
+            limit: i64::from(r.limit),
+            backoff: Some(RetryBackoff {
+                duration: r
+                    .backoff_duration
+                    .as_ref()
+                    .and_then(from_duration)
+                    .map(GoDuration),
+                factor: (r.backoff_factor > 0).then_some(r.backoff_factor),
+                max_duration: r
+                    .backoff_max_duration
+                    .as_ref()
+                    .and_then(from_duration)
+                    .map(GoDuration),
+            }),
+        }),
+    });
+    Ok(ApplicationSpec {
+        project: project.to_owned(),
+        source: ApplicationSource {
+            repo_url: source.repo_url.clone(),
+            target_revision: source.target_revision.clone(),
+            path: source.path.clone(),
+            directory,
+            kustomize,
+        },
+        destination: Destination {
+            cluster: destination.cluster,
+            server: destination.server,
+            namespace: destination.namespace,
+        },
+        sync_policy,
+        revision_history_limit: (spec.revision_history_limit > 0)
+            .then_some(spec.revision_history_limit),
+        ignore_differences: spec
+            .ignore_differences
+            .iter()
+            .map(|d| IgnoreDifference {
+                group: d.group.clone(),
+                kind: d.kind.clone(),
+                name: d.name.clone(),
+                namespace: d.namespace.clone(),
+                json_pointers: d.json_pointers.clone(),
+                managed_fields_managers: d.managed_fields_managers.clone(),
+            })
+            .collect(),
+    })
+}
+
+// === status ===
+
+fn health_report(h: &HealthReport) -> v1::HealthStatus {
+    v1::HealthStatus {
+        status: health_code(h.status) as i32,
+        message: h.message.clone(),
+    }
+}
+
+fn from_health_report(h: &Option<v1::HealthStatus>) -> HealthReport {
+    h.as_ref()
+        .map(|h| HealthReport {
+            status: from_health_code(h.status),
+            message: h.message.clone(),
+        })
+        .unwrap_or_default()
+}
+
+fn resource_result(r: &ResourceResult) -> v1::ResourceResult {
+    v1::ResourceResult {
+        key: Some(resource_key(&r.key)),
+        status: r.status.clone(),
+        message: r.message.clone(),
+        sync_wave: r.sync_wave,
+    }
+}
+
+fn from_resource_result(r: &v1::ResourceResult) -> ResourceResult {
+    ResourceResult {
+        key: r.key.as_ref().map(from_resource_key).unwrap_or_default(),
+        status: r.status.clone(),
+        message: r.message.clone(),
+        sync_wave: r.sync_wave,
+    }
+}
+
+pub fn operation_state(o: &OperationState) -> v1::OperationState {
+    v1::OperationState {
+        command_id: o.command_id.clone(),
+        phase: phase_code(o.phase) as i32,
+        message: o.message.clone(),
+        started_at: Some(timestamp(o.started_at)),
+        finished_at: o.finished_at.map(timestamp),
+        revision: o.revision.clone(),
+        resources: o.resources.iter().map(resource_result).collect(),
+        retry_count: o.retry_count,
+        initiated_by: o.initiated_by.clone(),
+    }
+}
+
+pub fn from_operation_state(o: &v1::OperationState) -> Option<OperationState> {
+    Some(OperationState {
+        command_id: o.command_id.clone(),
+        phase: from_phase_code(o.phase)?,
+        message: o.message.clone(),
+        started_at: time_or_epoch(&o.started_at),
+        finished_at: opt_time(&o.finished_at),
+        revision: o.revision.clone(),
+        resources: o.resources.iter().map(from_resource_result).collect(),
+        retry_count: o.retry_count,
+        initiated_by: o.initiated_by.clone(),
+    })
+}
+
+fn history_entry(h: &HistoryEntry) -> v1::HistoryEntry {
+    v1::HistoryEntry {
+        id: h.id,
+        revision: h.revision.clone(),
+        source: application_spec(&ApplicationSpec {
+            source: h.source.clone(),
+            ..ApplicationSpec::default()
+        })
+        .source,
+        started_at: Some(timestamp(h.started_at)),
+        deployed_at: Some(timestamp(h.deployed_at)),
+        result: phase_code(h.result) as i32,
+        initiated_by: h.initiated_by.clone(),
+        resources: h.resources.iter().map(resource_result).collect(),
+    }
+}
+
+fn from_history_entry(h: &v1::HistoryEntry) -> HistoryEntry {
+    let source = h
+        .source
+        .as_ref()
+        .and_then(|s| {
+            let spec = v1::ApplicationSpec {
+                source: Some(s.clone()),
+                ..v1::ApplicationSpec::default()
+            };
+            from_application_spec(&spec, "").ok()
+        })
+        .map(|spec| spec.source)
+        .unwrap_or_default();
+    HistoryEntry {
+        id: h.id,
+        revision: h.revision.clone(),
+        source,
+        started_at: time_or_epoch(&h.started_at),
+        deployed_at: time_or_epoch(&h.deployed_at),
+        result: from_phase_code(h.result).unwrap_or(OperationPhase::Error),
+        initiated_by: h.initiated_by.clone(),
+        resources: h.resources.iter().map(from_resource_result).collect(),
+    }
+}
+
+pub fn application_status(s: &ApplicationStatus) -> v1::ApplicationStatus {
+    v1::ApplicationStatus {
+        sync: Some(v1::SyncStatus {
+            status: sync_code(s.sync.status) as i32,
+            revision: s.sync.revision.clone(),
+        }),
+        health: Some(health_report(&s.health)),
+        resources: s
+            .resources
+            .iter()
+            .map(|r| v1::ResourceStatus {
+                key: Some(resource_key(&r.key)),
+                sync: sync_code(r.status) as i32,
+                health: r.health.as_ref().map(health_report),
+                requires_pruning: r.requires_pruning,
+                sync_wave: r.sync_wave,
+                message: String::new(),
+            })
+            .collect(),
+        conditions: s
+            .conditions
+            .iter()
+            .map(|c| v1::Condition {
+                r#type: c.kind.clone(),
+                message: c.message.clone(),
+                last_transition_time: Some(timestamp(c.last_transition_time)),
+            })
+            .collect(),
+        operation_state: s.operation_state.as_ref().map(operation_state),
+        history: s.history.iter().map(history_entry).collect(),
+        reconciled_at: s.reconciled_at.map(timestamp),
+        observed_spec_version: s.observed_spec_version,
+        status_version: s.status_version,
+    }
+}
+
+pub fn from_application_status(s: &v1::ApplicationStatus) -> ApplicationStatus {
+    ApplicationStatus {
+        sync: s
+            .sync
+            .as_ref()
+            .map(|x| SyncReport {
+                status: from_sync_code(x.status),
+                revision: x.revision.clone(),
+            })
+            .unwrap_or_default(),
+        health: from_health_report(&s.health),
+        resources: s
+            .resources
+            .iter()
+            .map(|r| ResourceStatus {
+                key: r.key.as_ref().map(from_resource_key).unwrap_or_default(),
+                status: from_sync_code(r.sync),
+                health: r
+                    .health
+                    .as_ref()
+                    .map(|h| from_health_report(&Some(h.clone()))),
+                requires_pruning: r.requires_pruning,
+                sync_wave: r.sync_wave,
+            })
+            .collect(),
+        conditions: s
+            .conditions
+            .iter()
+            .map(|c| Condition {
+                kind: c.r#type.clone(),
+                message: c.message.clone(),
+                last_transition_time: time_or_epoch(&c.last_transition_time),
+            })
+            .collect(),
+        operation_state: s.operation_state.as_ref().and_then(from_operation_state),
+        history: s.history.iter().map(from_history_entry).collect(),
+        reconciled_at: opt_time(&s.reconciled_at),
+        observed_spec_version: s.observed_spec_version,
+        status_version: s.status_version,
+    }
+}
+
+/// Labels as the protocol carries them.
+pub fn labels(map: &BTreeMap<String, String>) -> std::collections::HashMap<String, String> {
+    map.clone().into_iter().collect()
+}
+
+pub fn from_labels(map: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
+    map.clone().into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn full_spec() -> ApplicationSpec {
+        ApplicationSpec {
+            project: "team-a".into(),
+            source: ApplicationSource {
+                repo_url: "https://git.example/fleet.git".into(),
+                target_revision: "main".into(),
+                path: "deploy/overlays/cluster-1".into(),
+                directory: None,
+                kustomize: Some(KustomizeSource {
+                    images: vec!["nginx=nginx:1.27".into()],
+                    replicas: vec![KustomizeReplica {
+                        name: "nginx".into(),
+                        count: 3,
+                    }],
+                    ..KustomizeSource::default()
+                }),
+            },
+            destination: Destination {
+                cluster: "cluster-1".into(),
+                server: String::new(),
+                namespace: "web".into(),
+            },
+            sync_policy: Some(SyncPolicy {
+                automated: Some(AutomatedSync {
+                    prune: true,
+                    self_heal: true,
+                    allow_empty: false,
+                }),
+                sync_options: vec!["CreateNamespace=true".into()],
+                retry: Some(RetryStrategy {
+                    limit: 5,
+                    backoff: Some(RetryBackoff {
+                        duration: Some(GoDuration(Duration::from_secs(5))),
+                        factor: Some(2),
+                        max_duration: Some(GoDuration(Duration::from_secs(180))),
+                    }),
+                }),
+            }),
+            revision_history_limit: Some(10),
+            ignore_differences: vec![],
+        }
+    }
+
+    #[test]
+    fn spec_round_trips() {
+        let spec = full_spec();
+        let back = from_application_spec(&application_spec(&spec), "team-a").unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn missing_source_is_named() {
+        let err = from_application_spec(&v1::ApplicationSpec::default(), "p").unwrap_err();
+        assert_eq!(err.to_string(), "invalid spec.source: is required");
+    }
+
+    #[test]
+    fn status_round_trips() {
+        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let status = ApplicationStatus {
+            sync: SyncReport {
+                status: SyncStatus::OutOfSync,
+                revision: "abc".into(),
+            },
+            health: HealthReport {
+                status: Health::Degraded,
+                message: "boom".into(),
+            },
+            resources: vec![ResourceStatus {
+                key: ResourceKey {
+                    group: "apps".into(),
+                    version: "v1".into(),
+                    kind: "Deployment".into(),
+                    namespace: "web".into(),
+                    name: "nginx".into(),
+                },
+                status: SyncStatus::OutOfSync,
+                health: Some(HealthReport {
+                    status: Health::Degraded,
+                    message: "boom".into(),
+                }),
+                requires_pruning: false,
+                sync_wave: 1,
+            }],
+            conditions: vec![Condition {
+                kind: "SyncError".into(),
+                message: "m".into(),
+                last_transition_time: t,
+            }],
+            operation_state: Some(OperationState {
+                command_id: "c1".into(),
+                phase: OperationPhase::Failed,
+                message: "x".into(),
+                started_at: t,
+                finished_at: Some(t),
+                revision: "abc".into(),
+                resources: vec![],
+                retry_count: 2,
+                initiated_by: "u".into(),
+            }),
+            history: vec![HistoryEntry {
+                id: 3,
+                revision: "abc".into(),
+                source: full_spec().source,
+                started_at: t,
+                deployed_at: t,
+                result: OperationPhase::Succeeded,
+                initiated_by: "automated sync".into(),
+                resources: vec![],
+            }],
+            reconciled_at: Some(t),
+            observed_spec_version: 4,
+            status_version: 9,
+        };
+        assert_eq!(
+            from_application_status(&application_status(&status)),
+            status
+        );
+    }
+
+    #[test]
+    fn selectors_round_trip_and_bad_operators_fail() {
+        let s = LabelSelector::parse("region=eu,tier in (edge),!legacy").unwrap();
+        assert_eq!(from_label_selector(&label_selector(&s)).unwrap(), s);
+        let bad = v1::LabelSelector {
+            match_labels: Default::default(),
+            match_expressions: vec![v1::LabelSelectorRequirement {
+                key: "a".into(),
+                operator: "Near".into(),
+                values: vec![],
+            }],
+        };
+        assert!(
+            from_label_selector(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("Near")
+        );
+    }
+}
