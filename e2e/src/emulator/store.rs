@@ -46,6 +46,8 @@ pub struct Event {
     pub namespace: String,
     /// The object after the change (its last state for deletions).
     pub object: Value,
+    /// The object before a modification, so that watches with selectors can tell entering from leaving.
+    pub previous: Option<Value>,
 }
 
 /// Key of a stored object.
@@ -166,6 +168,7 @@ struct State {
     events: VecDeque<Arc<Event>>,
     evicted: u64,
     registry: Registry,
+    allocated: u32,
 }
 
 /// The name of the field manager used by the emulator's own controllers.
@@ -277,6 +280,7 @@ impl Store {
                 events: VecDeque::new(),
                 evicted: 0,
                 registry: Registry::builtin(),
+                allocated: 0,
             }),
             tx,
             history,
@@ -494,6 +498,9 @@ impl Store {
         }
         apply_defaults(&rt.group, &rt.kind, &mut body);
         validate(rt, &body, None)?;
+        if rt.is("", "services") {
+            st.allocate_service_addresses(&mut body);
+        }
         let manager = opts
             .field_manager
             .clone()
@@ -681,6 +688,9 @@ impl Store {
                 map.shift_remove("status");
             }
             apply_defaults(&rt.group, &rt.kind, &mut new);
+            if rt.is("", "services") {
+                st.allocate_service_addresses(&mut new);
+            }
         }
         validate(rt, &new, old.as_ref())?;
         ManagedEntry::write_all(&mut new, &applied.entries);
@@ -721,6 +731,9 @@ impl Store {
             _ => {}
         }
         apply_defaults(&rt.group, &rt.kind, &mut new);
+        if rt.is("", "services") {
+            keep_cluster_ip(&mut new, old);
+        }
         validate(rt, &new, Some(old))?;
         let manager = opts
             .field_manager
@@ -956,7 +969,7 @@ impl Store {
                 let name = key.name.clone();
                 st.registry.unregister_crd(&name);
             }
-            self.publish(st, rt, EventType::Deleted, &key, last.clone());
+            self.publish(st, rt, EventType::Deleted, &key, last.clone(), None);
         }
         if rt.return_deleted {
             last
@@ -1019,7 +1032,14 @@ impl Store {
         } else {
             EventType::Added
         };
-        self.publish(st, rt, kind, &key, new.clone());
+        self.publish(
+            st,
+            rt,
+            kind,
+            &key,
+            new.clone(),
+            old.map(|o| with_type(o, rt)),
+        );
         new
     }
 
@@ -1030,6 +1050,7 @@ impl Store {
         kind: EventType,
         key: &ObjKey,
         object: Value,
+        previous: Option<Value>,
     ) {
         let event = Arc::new(Event {
             rv: st.rv,
@@ -1038,6 +1059,7 @@ impl Store {
             plural: rt.plural.clone(),
             namespace: key.namespace.clone(),
             object,
+            previous,
         });
         st.events.push_back(event.clone());
         while st.events.len() > self.history {
@@ -1069,6 +1091,7 @@ impl Store {
                         plural: k.plural.clone(),
                         namespace: k.namespace.clone(),
                         object: with_type(o, rt),
+                        previous: None,
                     })
                 })
                 .collect(),
@@ -1146,6 +1169,41 @@ impl Store {
 // === impl State ===
 
 impl State {
+    /// Gives a new Service a cluster IP and, for NodePort/LoadBalancer, node ports.
+    fn allocate_service_addresses(&mut self, svc: &mut Value) {
+        let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let kind = spec
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
+        if kind == "ExternalName" {
+            return;
+        }
+        if spec
+            .get("clusterIP")
+            .is_none_or(|ip| ip.as_str().is_none_or(str::is_empty))
+        {
+            self.allocated += 1;
+            let n = self.allocated;
+            let ip = format!("10.96.{}.{}", (n / 250) % 256, n % 250 + 1);
+            spec.insert("clusterIP".into(), json!(ip));
+            spec.insert("clusterIPs".into(), json!([ip]));
+        }
+        if (kind == "NodePort" || kind == "LoadBalancer")
+            && let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut)
+        {
+            for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+                if port.get("nodePort").is_none() {
+                    self.allocated += 1;
+                    port.insert("nodePort".into(), json!(30000 + self.allocated % 2768));
+                }
+            }
+        }
+    }
+
     fn range<'a>(
         &'a self,
         rt: &ResourceType,
@@ -1315,6 +1373,18 @@ fn restore_server_fields(new: &mut Value, old: &Value) {
             if fins.is_empty() {
                 meta.shift_remove("finalizers");
             }
+        }
+    }
+}
+
+/// An update that leaves out the allocated cluster IP keeps it (it is immutable once set).
+fn keep_cluster_ip(new: &mut Value, old: &Value) {
+    for field in ["clusterIP", "clusterIPs"] {
+        if let Some(ip) = old.pointer(&format!("/spec/{field}"))
+            && new.pointer(&format!("/spec/{field}")).is_none()
+            && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert(field.into(), ip.clone());
         }
     }
 }

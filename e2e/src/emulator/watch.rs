@@ -96,7 +96,9 @@ pub async fn run(
     let mut receiver = started.receiver;
     let mut last_seen = started.rv;
     for event in &started.initial {
-        if matches(&params, &event.object) && tx.send(event_line(event)).await.is_err() {
+        if let Some(line) = event_line(&params, event)
+            && tx.send(line).await.is_err()
+        {
             return;
         }
         last_seen = last_seen.max(event.rv);
@@ -140,7 +142,9 @@ pub async fn run(
                     if params.namespace.as_deref().is_some_and(|ns| ns != event.namespace) {
                         continue;
                     }
-                    if matches(&params, &event.object) && tx.send(event_line(&event)).await.is_err() {
+                    if let Some(line) = event_line(&params, &event)
+                        && tx.send(line).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -159,13 +163,20 @@ fn matches(params: &WatchParams, obj: &Value) -> bool {
     params.labels.matches(obj) && params.fields.matches(obj)
 }
 
-fn event_line(event: &Event) -> Bytes {
-    let kind = match event.kind {
-        EventType::Added => "ADDED",
-        EventType::Modified => "MODIFIED",
-        EventType::Deleted => "DELETED",
+/// The line for an event as this watch sees it: objects entering or leaving the selection become
+/// ADDED or DELETED, as on a real API server; events outside the selection produce nothing.
+fn event_line(params: &WatchParams, event: &Event) -> Option<Bytes> {
+    let now = matches(params, &event.object);
+    let before = event.previous.as_ref().map(|p| matches(params, p));
+    let kind = match (event.kind, now, before) {
+        (EventType::Added, true, _) => "ADDED",
+        (EventType::Modified, true, Some(false)) => "ADDED",
+        (EventType::Modified, true, _) => "MODIFIED",
+        (EventType::Modified, false, Some(true)) => "DELETED",
+        (EventType::Deleted, true, _) => "DELETED",
+        _ => return None,
     };
-    line(kind, &event.object)
+    Some(line(kind, &event.object))
 }
 
 fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {

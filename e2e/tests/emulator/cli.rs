@@ -57,8 +57,6 @@ async fn cli_serves_three_clusters() {
 
     // A wrong token gets 401 with a Status body.
     let mut wrong = kubeconfig;
-    let yaml = serde_json::to_value(&wrong).unwrap();
-    let _ = yaml;
     for auth in &mut wrong.auth_infos {
         if let Some(info) = auth.auth_info.as_mut() {
             info.token = Some("not-the-token".to_string().into());
@@ -82,4 +80,48 @@ async fn cli_serves_three_clusters() {
 
     child.start_kill().unwrap();
     child.wait().await.unwrap();
+}
+
+async fn rss_kib_with_clusters(n: usize) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-emulator"))
+        .args(["--clusters", &n.to_string(), "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("ready"));
+    // Let the stage engines settle (node status, bootstrap namespaces).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = child.id().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    rss
+}
+
+/// Measures the resident memory of an idle cluster: RSS with 100 clusters minus RSS with 1, over 99.
+#[tokio::test]
+async fn cli_memory_per_idle_cluster() {
+    let one = rss_kib_with_clusters(1).await;
+    let hundred = rss_kib_with_clusters(100).await;
+    let per_cluster = hundred.saturating_sub(one) / 99;
+    println!(
+        "kube-emulator RSS: 1 cluster {one} KiB, 100 clusters {hundred} KiB, {per_cluster} KiB per idle cluster"
+    );
+    assert!(
+        per_cluster < 1024,
+        "an idle cluster should cost well under 1 MiB, got {per_cluster} KiB"
+    );
 }

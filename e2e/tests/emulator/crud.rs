@@ -150,7 +150,7 @@ async fn a5_14_stale_resource_version_conflict() {
         &deploys,
         "web",
         "spoke",
-        deployment("web", "nginx:1"),
+        quiet(deployment("web", "nginx:1")),
         false,
     )
     .await
@@ -160,7 +160,7 @@ async fn a5_14_stale_resource_version_conflict() {
         &deploys,
         "web",
         "spoke",
-        deployment("web", "nginx:2"),
+        quiet(deployment("web", "nginx:2")),
         false,
     )
     .await

@@ -206,17 +206,18 @@ async fn a5_28_shared_field_stays_with_remaining_owner() {
     );
 }
 
+/// A Deployment whose simulated status writes are postponed, so that its resourceVersion stays still.
+fn quiet_deployment(name: &str) -> Value {
+    let mut d = deployment(name, "nginx:1");
+    d["metadata"]["annotations"] = json!({"emulator.edgecd.io/delay-ms": "600000"});
+    d
+}
+
 async fn edited_deployment(env: &Env) -> kube::api::Api<kube::api::DynamicObject> {
     let deploys = api(&env.client, "apps", "v1", "Deployment", "default");
-    apply(
-        &deploys,
-        "web",
-        "spoke",
-        deployment("web", "nginx:1"),
-        false,
-    )
-    .await
-    .unwrap();
+    apply(&deploys, "web", "spoke", quiet_deployment("web"), false)
+        .await
+        .unwrap();
     deploys
         .patch(
             "web",
@@ -236,7 +237,7 @@ async fn a5_29_conflict_with_update_manager() {
     let env = start().await;
     let deploys = edited_deployment(&env).await;
     let before = deploys.get("web").await.unwrap();
-    let mut config = deployment("web", "nginx:1");
+    let mut config = quiet_deployment("web");
     config["spec"]["replicas"] = json!(3);
     let err = apply(&deploys, "web", "spoke", config, false)
         .await

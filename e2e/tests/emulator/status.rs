@@ -21,7 +21,7 @@ async fn a5_49_dry_run_apply() {
         &deploys,
         "web",
         "spoke",
-        deployment("web", "nginx:1"),
+        quiet(deployment("web", "nginx:1")),
         false,
     )
     .await
@@ -37,7 +37,7 @@ async fn a5_49_dry_run_apply() {
         .await
         .unwrap());
 
-    let mut config = deployment("web", "nginx:2");
+    let mut config = quiet(deployment("web", "nginx:2"));
     config["spec"]["replicas"] = json!(4);
     let (code, body) = raw(&env.client, "PATCH", "/apis/apps/v1/namespaces/default/deployments/web?&dryRun=All&fieldManager=spoke&force=true",
         Some("application/apply-patch+yaml"), Some(config.clone())).await;

@@ -29,9 +29,21 @@ pub async fn start() -> Env {
 }
 
 /// Starts an emulator with the given configuration.
-pub async fn start_with(config: EmulatorConfig) -> Env {
+///
+/// With `EDGECD_EMULATOR_TEST_PREFIXED=1` the emulator hosts two clusters and the tests talk to the
+/// second one under its `/clusters/cluster-2` prefix, so the whole suite also covers multiplexing.
+pub async fn start_with(mut config: EmulatorConfig) -> Env {
+    let prefixed =
+        std::env::var("EDGECD_EMULATOR_TEST_PREFIXED").is_ok_and(|v| !v.is_empty() && v != "0");
+    if prefixed {
+        config.clusters = 2;
+    }
     let emu = KubeEmulator::start(config).await.expect("emulator starts");
-    let client = emu.client().await.expect("client");
+    let cluster = emu.clusters().last().expect("a cluster");
+    if prefixed {
+        assert!(cluster.url().ends_with("/clusters/cluster-2"));
+    }
+    let client = cluster.client().await.expect("client");
     Env { emu, client }
 }
 
@@ -189,6 +201,12 @@ pub fn deployment(name: &str, image: &str) -> Value {
             }
         }
     })
+}
+
+/// Postpones the simulated controllers for an object, so that only the test writes to it.
+pub fn quiet(mut v: Value) -> Value {
+    v["metadata"]["annotations"]["emulator.edgecd.io/delay-ms"] = json!("600000");
+    v
 }
 
 /// Server-side applies `body` as `manager`.

@@ -1,0 +1,361 @@
+//! Behaviour beyond the A.5 list: selector transitions on watches, namespace cascade, bad requests,
+//! subresources, and `TestClusters`.
+
+use std::time::Duration;
+
+use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator, TestClusters};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn watch_reports_objects_entering_and_leaving_a_selector() {
+    let env = start().await;
+    let cms = api(&env.client, "", "v1", "ConfigMap", "default");
+    let created = cms
+        .create(&PostParams::default(), &obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "labels": {"app": "other"}}})))
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v1/namespaces/default/configmaps?&watch=true&labelSelector=app%3Dweb&resourceVersion={}",
+        rv(&created)
+    );
+    let (_, mut lines) = raw_watch(&env.client, &path).await;
+    let set_label = |app: &str| Patch::Merge(json!({"metadata": {"labels": {"app": app}}}));
+    cms.patch("x", &PatchParams::default(), &set_label("web"))
+        .await
+        .unwrap();
+    let entered = next_line_matching(&mut lines, Duration::from_secs(5), |_| true).await;
+    assert_eq!(entered["type"], "ADDED");
+    cms.patch("x", &PatchParams::default(), &set_label("gone"))
+        .await
+        .unwrap();
+    let left = next_line_matching(&mut lines, Duration::from_secs(5), |_| true).await;
+    assert_eq!(left["type"], "DELETED");
+}
+
+#[tokio::test]
+async fn namespace_deletion_cascades_and_blocks_new_content() {
+    let env = start().await;
+    create_ns(&env.client, "doomed").await;
+    let cms = api(&env.client, "", "v1", "ConfigMap", "doomed");
+    cms.create(&PostParams::default(), &configmap("a", json!({})))
+        .await
+        .unwrap();
+    // A finalizer keeps the namespace terminating until it is removed.
+    let held = obj(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+    );
+    cms.create(&PostParams::default(), &held).await.unwrap();
+    let deploys = api(&env.client, "apps", "v1", "Deployment", "doomed");
+    apply(
+        &deploys,
+        "web",
+        "spoke",
+        deployment("web", "nginx:1"),
+        false,
+    )
+    .await
+    .unwrap();
+    let nss = api_all(&env.client, "", "v1", "Namespace");
+    let terminating = nss
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("namespace object");
+    assert_eq!(terminating.data["status"]["phase"], "Terminating");
+    let err = cms
+        .create(&PostParams::default(), &configmap("late", json!({})))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("api error")
+    };
+    assert_eq!(status.code, 403);
+    assert!(
+        status.message.contains("because it is being terminated"),
+        "{}",
+        status.message
+    );
+    eventually(Duration::from_secs(5), || async {
+        cms.get_opt("a").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(
+        nss.get_opt("doomed").await.unwrap().is_some(),
+        "waits for the finalizer"
+    );
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), || async {
+        nss.get_opt("doomed").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    let all_cms = api_all(&env.client, "", "v1", "ConfigMap");
+    assert!(
+        all_cms
+            .list(&ListParams::default().fields("metadata.namespace=doomed"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let all_pods = api_all(&env.client, "", "v1", "Pod");
+    assert!(
+        all_pods
+            .list(&ListParams::default().fields("metadata.namespace=doomed"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+/// Method, path, content type, body, expected code.
+type Case = (
+    &'static str,
+    String,
+    Option<&'static str>,
+    Option<Value>,
+    u16,
+);
+
+#[tokio::test]
+async fn bad_requests_get_status_errors() {
+    let env = start().await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            cms.to_string(),
+            Some("application/json"),
+            Some(json!("not an object")),
+            400,
+        ),
+        (
+            "POST",
+            cms.to_string(),
+            Some("application/json"),
+            Some(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}})),
+            400,
+        ),
+        (
+            "POST",
+            cms.to_string(),
+            Some("application/json"),
+            Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": "nope"})),
+            422,
+        ),
+        (
+            "GET",
+            format!("{cms}?labelSelector=a%20in%20b"),
+            None,
+            None,
+            400,
+        ),
+        ("GET", format!("{cms}?continue=garbage"), None, None, 400),
+        ("GET", format!("{cms}?limit=abc"), None, None, 400),
+        (
+            "GET",
+            format!("{cms}?watch=true&resourceVersion=abc"),
+            None,
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/apis/apps/v1/namespaces/default/widgets".to_string(),
+            None,
+            None,
+            404,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps/a/b/c".to_string(),
+            None,
+            None,
+            404,
+        ),
+        (
+            "PATCH",
+            format!("{cms}/x"),
+            Some("text/plain"),
+            Some(json!({})),
+            415,
+        ),
+        (
+            "PUT",
+            format!("{cms}/x"),
+            Some("application/json"),
+            Some(json!([1, 2])),
+            400,
+        ),
+        (
+            "DELETE",
+            format!("{cms}/x"),
+            Some("application/json"),
+            Some(json!({"propagationPolicy": "Sideways"})),
+            404,
+        ),
+        (
+            "POST",
+            format!("{cms}/x"),
+            Some("application/json"),
+            Some(json!({})),
+            405,
+        ),
+        ("GET", "/clusters/nope/api".to_string(), None, None, 404),
+    ];
+    for (method, path, ct, body, want) in cases {
+        let (code, body) = raw(&env.client, method, &path, ct, body).await;
+        assert_eq!(code, want, "{method} {path}: {body}");
+        assert_eq!(body["kind"], "Status", "{method} {path}");
+        assert_eq!(body["code"], want, "{method} {path}");
+    }
+    // The server is still healthy afterwards.
+    assert_eq!(raw(&env.client, "GET", "/version", None, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn scale_and_status_subresources() {
+    let env = start().await;
+    let deploys = api(&env.client, "apps", "v1", "Deployment", "default");
+    apply(
+        &deploys,
+        "web",
+        "spoke",
+        deployment("web", "nginx:1"),
+        false,
+    )
+    .await
+    .unwrap();
+    let (code, scale) = raw(
+        &env.client,
+        "GET",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()),
+        (Some("Scale"), Some(1))
+    );
+    let (code, scale) = raw(
+        &env.client,
+        "PATCH",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale?fieldManager=hpa",
+        Some("application/merge-patch+json"),
+        Some(json!({"spec": {"replicas": 4}})),
+    )
+    .await;
+    assert_eq!(code, 200, "{scale}");
+    let d = deploys.get("web").await.unwrap();
+    assert_eq!(d.data["spec"]["replicas"], 4);
+    let hpa = d
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .find(|m| m.manager.as_deref() == Some("hpa"))
+        .unwrap();
+    assert_eq!(hpa.subresource.as_deref(), Some("scale"));
+    // Status writes through the main endpoint are ignored; through /status they land.
+    let ignored = deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 99}})),
+        )
+        .await
+        .unwrap();
+    assert_ne!(ignored.data["status"]["replicas"], 99);
+}
+
+#[tokio::test]
+async fn services_get_cluster_ips() {
+    let env = start().await;
+    let svcs = api(&env.client, "", "v1", "Service", "default");
+    let svc = apply(
+        &svcs,
+        "web",
+        "spoke",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+        false,
+    )
+    .await
+    .unwrap();
+    let ip = svc.data["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.96."));
+    assert_eq!(
+        svc.data["spec"]["ports"][0],
+        json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+    );
+    let again = apply(
+        &svcs,
+        "web",
+        "spoke",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again.metadata.resource_version, svc.metadata.resource_version,
+        "re-apply is a no-op"
+    );
+}
+
+#[tokio::test]
+async fn test_clusters_use_kubeconfigs_from_the_environment() {
+    let emu = KubeEmulator::start(EmulatorConfig {
+        clusters: 2,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    emu.write_kubeconfigs(dir.path()).unwrap();
+    let dir_str = dir.path().to_string_lossy().into_owned();
+    let clusters = TestClusters::from_vars_or_emulator(
+        |k| (k == "EDGECD_E2E_CLUSTERS").then(|| dir_str.clone()),
+        2,
+    )
+    .await
+    .unwrap();
+    assert!(
+        clusters.emulator().is_none(),
+        "no emulator when kubeconfigs are given"
+    );
+    let clients = clusters.clients().unwrap();
+    assert_eq!(clients.len(), 2);
+    for client in clients {
+        assert_eq!(client.apiserver_version().await.unwrap().major, "1");
+    }
+    let one = dir
+        .path()
+        .join("cluster-1.kubeconfig")
+        .to_string_lossy()
+        .into_owned();
+    let single = TestClusters::from_vars_or_emulator(
+        |k| (k == "EDGECD_E2E_KUBECONFIG").then(|| one.clone()),
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(single.configs().len(), 1);
+    let emulated = TestClusters::from_vars_or_emulator(|_| None, 3)
+        .await
+        .unwrap();
+    assert_eq!(emulated.emulator().map(|e| e.clusters().len()), Some(3));
+}
