@@ -315,20 +315,17 @@ mod tests {
 
     #[test]
     fn hashes_match_kustomize() {
-        // Values recomputed from kustomize's own tests (configmaps_test.go, generatoroptions_test.go).
-        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bob"},
-            "data": {"a": "x", "b": "y", "c": "\"Hello World\"", "d": "true"}});
-        assert_eq!(content_hash(&cm).len(), 10);
-        let empty = json!({"kind": "ConfigMap", "data": {}});
-        assert_eq!(
-            content_hash(&empty),
-            content_hash(&json!({"kind": "ConfigMap"}))
-        );
+        // Names recorded from kustomize v5.5 (fixture 110-buildmetadata-origin-annotations).
+        let base = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "base-config"}, "data": {"A": "1"}});
+        assert_eq!(content_hash(&base), "89g4tffbfk");
+        let overlay = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"B": "2"}});
+        assert_eq!(content_hash(&overlay), "588tk542k9");
+        // Labels and the name do not enter the hash; the Secret type does.
+        let labelled = json!({"kind": "ConfigMap", "metadata": {"name": "y", "labels": {"a": "b"}}, "data": {"A": "1"}});
+        assert_eq!(content_hash(&labelled), "89g4tffbfk");
         let secret = json!({"kind": "Secret", "type": "Opaque", "data": {"a": "eA=="}});
-        assert_ne!(
-            content_hash(&secret),
-            content_hash(&json!({"kind": "Secret", "type": "tls", "data": {"a": "eA=="}}))
-        );
+        let tls = json!({"kind": "Secret", "type": "kubernetes.io/tls", "data": {"a": "eA=="}});
+        assert_ne!(content_hash(&secret), content_hash(&tls));
     }
 
     #[test]

@@ -94,6 +94,11 @@ impl Node {
         })
     }
 
+    /// The Kubernetes type of this node (e.g. `api.core.v1.PodSpec`), when known.
+    pub fn type_name(self) -> Option<&'static str> {
+        generated::TYPES.get(usize::from(self.0?)).map(|t| t.name)
+    }
+
     /// Returns true when nothing is known about this node.
     pub fn is_unknown(self) -> bool {
         self.0.is_none()
@@ -135,7 +140,6 @@ const NONE: u16 = u16::MAX;
 
 #[derive(Debug)]
 struct TypeDef {
-    #[allow(dead_code)]
     name: &'static str,
     fields: &'static [FieldDef],
 }
