@@ -40,6 +40,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+pub use self::server::InjectedError;
 use self::server::{ClusterEntry, Host};
 use self::stages::StageConfig;
 use self::store::{Store, StoreConfig};
@@ -112,6 +113,7 @@ pub struct ClusterHandle {
     token: String,
     ca_pem: String,
     store: Arc<Store>,
+    injections: Arc<std::sync::Mutex<Vec<InjectedError>>>,
 }
 
 // === impl KubeEmulator ===
@@ -148,14 +150,23 @@ impl KubeEmulator {
             } else {
                 format!("https://{addr}/clusters/{name}")
             };
+            let injections = Arc::new(std::sync::Mutex::new(Vec::new()));
             clusters.push(ClusterHandle {
                 name: name.clone(),
                 url,
                 token: token.clone(),
                 ca_pem: tls.ca_pem.clone(),
                 store: store.clone(),
+                injections: injections.clone(),
             });
-            entries.insert(name, ClusterEntry { token, store });
+            entries.insert(
+                name,
+                ClusterEntry {
+                    token,
+                    store,
+                    injections,
+                },
+            );
         }
         let host = Arc::new(Host {
             clusters: entries,
@@ -285,6 +296,14 @@ impl ClusterHandle {
     /// Direct access to the cluster's store (for tests that inspect state without HTTP).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Answers the next `error.times` requests matching `error` with its error instead of serving them.
+    pub fn inject_error(&self, error: InjectedError) {
+        self.injections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(error);
     }
 
     /// The kubeconfig as YAML text.

@@ -41,6 +41,21 @@ pub struct ClusterEntry {
     pub token: String,
     /// The store.
     pub store: Arc<Store>,
+    /// Errors to answer matching requests with, instead of serving them.
+    pub injections: Arc<std::sync::Mutex<Vec<InjectedError>>>,
+}
+
+/// A canned error for requests matching a method and a path fragment (fault injection for client tests).
+#[derive(Debug, Clone)]
+pub struct InjectedError {
+    /// Method to match, or any.
+    pub method: Option<Method>,
+    /// Substring the request path (below the cluster prefix) must contain.
+    pub path_contains: String,
+    /// The error to return.
+    pub error: ApiError,
+    /// How many matching requests get the error.
+    pub times: usize,
 }
 
 /// Everything the router needs.
@@ -108,6 +123,22 @@ fn ok(value: &Value) -> Response<Body> {
     json_response(StatusCode::OK, value)
 }
 
+fn take_injection(cluster: &ClusterEntry, method: &Method, path: &str) -> Option<ApiError> {
+    let mut injections = cluster
+        .injections
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let hit = injections.iter_mut().find(|i| {
+        i.times > 0
+            && i.method.as_ref().is_none_or(|m| m == method)
+            && path.contains(&i.path_contains)
+    })?;
+    hit.times -= 1;
+    let err = hit.error.clone();
+    injections.retain(|i| i.times > 0);
+    Some(err)
+}
+
 async fn handle(host: &Host, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let (cluster, rest) = match path.strip_prefix("/clusters/") {
@@ -131,6 +162,9 @@ async fn handle(host: &Host, req: Request<Incoming>) -> Response<Body> {
         .is_some_and(|t| t.trim() == cluster.token);
     if !authorized {
         return error_response(&ApiError::unauthorized());
+    }
+    if let Some(err) = take_injection(cluster, req.method(), &rest) {
+        return error_response(&err);
     }
     match route(host, cluster, req, &rest).await {
         Ok(resp) => resp,
@@ -389,10 +423,19 @@ async fn serve_resource(
     let rt = target.rt.clone();
     let ns = target.namespace.clone().unwrap_or_default();
     let method = req.method().clone();
+    let metadata_only = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
     match (&method, target.name.as_deref()) {
         (&Method::GET, None) => {
             if q.flag("watch") {
-                return watch_response(host, store, rt, target.namespace, q);
+                return watch_response(host, store, rt, target.namespace, q, metadata_only);
+            }
+            if metadata_only {
+                let list = store.list(&rt, target.namespace.as_deref(), &q.list_query()?)?;
+                return Ok(ok(&watching::partial_metadata_list(&list)));
             }
             Ok(ok(&store.list(
                 &rt,
@@ -403,7 +446,11 @@ async fn serve_resource(
         (&Method::GET, Some(name)) => match target.sub.as_deref() {
             None | Some("status") => {
                 subresource(&target)?;
-                Ok(ok(&store.get(&rt, &ns, name)?))
+                let obj = store.get(&rt, &ns, name)?;
+                if metadata_only {
+                    return Ok(ok(&watching::partial_metadata(&obj)));
+                }
+                Ok(ok(&obj))
             }
             Some("scale") => Ok(ok(&store.get_scale(&rt, &ns, name)?)),
             Some("log") if rt.is("", "pods") => {
@@ -568,9 +615,11 @@ fn watch_response(
     rt: Arc<ResourceType>,
     namespace: Option<String>,
     q: &Query,
+    metadata_only: bool,
 ) -> ApiResult<Response<Body>> {
     let params = WatchParams {
         namespace,
+        metadata_only,
         resource_version: q.get("resourceVersion").map(str::to_string),
         resource_version_match: q.get("resourceVersionMatch").map(str::to_string),
         send_initial_events: q.flag("sendInitialEvents"),

@@ -20,6 +20,8 @@ pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 pub struct WatchParams {
     /// Namespace, or all namespaces.
     pub namespace: Option<String>,
+    /// Send `PartialObjectMetadata` objects (the client asked for metadata only).
+    pub metadata_only: bool,
     /// `resourceVersion`.
     pub resource_version: Option<String>,
     /// `resourceVersionMatch`.
@@ -176,7 +178,34 @@ fn event_line(params: &WatchParams, event: &Event) -> Option<Bytes> {
         (EventType::Deleted, true, _) => "DELETED",
         _ => return None,
     };
+    if params.metadata_only {
+        return Some(line(kind, &partial_metadata(&event.object)));
+    }
     Some(line(kind, &event.object))
+}
+
+/// The `PartialObjectMetadata` form of an object.
+pub fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// The `PartialObjectMetadataList` form of a list.
+pub fn partial_metadata_list(list: &Value) -> Value {
+    let items: Vec<Value> = list
+        .get("items")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().map(partial_metadata).collect())
+        .unwrap_or_default();
+    json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        "items": items,
+    })
 }
 
 fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {

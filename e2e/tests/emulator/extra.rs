@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator, TestClusters};
+use edgecd_e2e::emulator::status::ApiError;
+use edgecd_e2e::emulator::{EmulatorConfig, InjectedError, KubeEmulator, TestClusters};
+use futures::StreamExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -358,4 +360,62 @@ async fn test_clusters_use_kubeconfigs_from_the_environment() {
         .await
         .unwrap();
     assert_eq!(emulated.emulator().map(|e| e.clusters().len()), Some(3));
+}
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let env = start().await;
+    let cms = api(&env.client, "", "v1", "ConfigMap", "default");
+    cms.create(
+        &PostParams::default(),
+        &configmap("x", json!({"big": "value"})),
+    )
+    .await
+    .unwrap();
+    let meta = cms.get_metadata("x").await.unwrap();
+    assert_eq!(meta.metadata.name.as_deref(), Some("x"));
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+    let (_, _, body) =
+        get_accept(&env.client, "/api/v1/namespaces/default/configmaps", accept).await;
+    assert_eq!(body["kind"], "PartialObjectMetadataList");
+    assert!(body["items"][0].get("data").is_none());
+    let meta_api: kube::Api<kube::core::PartialObjectMeta<kube::api::DynamicObject>> =
+        kube::Api::namespaced_with(env.client.clone(), "default", &ar("", "v1", "ConfigMap"));
+    let mut events =
+        kube::runtime::watcher(meta_api, kube::runtime::watcher::Config::default()).boxed();
+    let mut names = Vec::new();
+    while let Some(event) = events.next().await {
+        match event.unwrap() {
+            kube::runtime::watcher::Event::InitApply(o) => names.push(o.metadata.name.unwrap()),
+            kube::runtime::watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(names, vec!["x".to_string()]);
+}
+
+#[tokio::test]
+async fn injected_errors_answer_matching_requests() {
+    let env = start().await;
+    let cluster = env.emu.clusters().last().unwrap();
+    cluster.inject_error(InjectedError {
+        method: Some(http::Method::POST),
+        path_contains: "/configmaps".into(),
+        error: ApiError::forbidden("configmaps is forbidden: injected", None),
+        times: 1,
+    });
+    let cms = api(&env.client, "", "v1", "ConfigMap", "default");
+    let err = cms
+        .create(&PostParams::default(), &configmap("x", json!({})))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("api error")
+    };
+    assert_eq!(status.code, 403);
+    cms.create(&PostParams::default(), &configmap("x", json!({})))
+        .await
+        .unwrap();
 }
