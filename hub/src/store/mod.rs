@@ -127,6 +127,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- applications ---
     fn create_app<'a>(&'a self, app: &'a NewApp) -> BoxFuture<'a, Result<AppRecord>>;
+    /// Creates many managed apps (with optional initial statuses) in one
+    /// transaction of multi-row inserts; fails if any exists.
+    fn import_apps<'a>(&'a self, apps: &'a [ImportedApp]) -> BoxFuture<'a, Result<u64>>;
     fn get_app<'a>(&'a self, project: &'a str, name: &'a str) -> BoxFuture<'a, Result<AppRecord>>;
     /// Replaces spec and labels if the stored `spec_version` is `expected_spec_version`.
     fn update_app<'a>(
@@ -247,6 +250,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn find_token_by_hash<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<TokenRecord>>;
     fn list_tokens<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<TokenRecord>>>;
     fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<()>>;
+
+    /// Refreshes the query planner's statistics (`ANALYZE`), e.g. after a bulk import.
+    fn analyze(&self) -> BoxFuture<'_, Result<()>>;
 
     // --- notifications ---
     fn notify<'a>(&'a self, channel: &'a str, payload: &'a str) -> BoxFuture<'a, Result<()>>;

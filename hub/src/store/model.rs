@@ -146,6 +146,13 @@ pub struct NewApp {
     pub owner: Option<OwnerRef>,
 }
 
+/// A managed app for a bulk import, with an optional initial status.
+#[derive(Debug, Clone)]
+pub struct ImportedApp {
+    pub app: NewApp,
+    pub status: Option<ApplicationStatus>,
+}
+
 /// One row of an application list: indexed columns only, no status JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppSummary {

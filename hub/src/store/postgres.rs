@@ -647,6 +647,50 @@ pub async fn create_app(pool: &PgPool, app: &NewApp) -> Result<AppRecord> {
     Ok(record)
 }
 
+/// Imports many new managed apps (with optional initial statuses) in one
+/// transaction of multi-row inserts: each destination cluster's desired
+/// version is bumped once for the whole import. Fails with
+/// `AlreadyExists` if any app exists. For migrations and benchmarks.
+#[tracing::instrument(skip_all, fields(apps = apps.len()))]
+pub async fn import_apps(pool: &PgPool, apps: &[ImportedApp]) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let mut versions: BTreeMap<&str, i64> = BTreeMap::new();
+    for imported in apps {
+        AppRef::parse(&imported.app.project, &imported.app.name).map_err(invalid)?;
+        let cluster = imported.app.spec.destination.cluster.as_str();
+        ClusterName::parse(cluster).map_err(invalid)?;
+        if !versions.contains_key(cluster) {
+            let version = bump_desired_version(&mut tx, cluster).await?;
+            versions.insert(cluster, version);
+        }
+    }
+    let now = now_ms();
+    for chunk in apps.chunks(query::IMPORT_CHUNK) {
+        let rows: Vec<query::ImportRow<'_>> = chunk
+            .iter()
+            .map(|imported| {
+                let cluster = imported.app.spec.destination.cluster.as_str();
+                query::ImportRow {
+                    imported,
+                    cluster,
+                    desired_version: versions.get(cluster).copied().unwrap_or(0),
+                    uid: uuid::Uuid::new_v4().to_string(),
+                }
+            })
+            .collect();
+        for sql in query::import_sql(&rows, "::jsonb", now)? {
+            bind_all(sqlx::query(AssertSqlSafe(sql.text)), sql.binds)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::classify(|| {
+                    "an imported application".to_owned()
+                }))?;
+        }
+    }
+    tx.commit().await?;
+    Ok(apps.len() as u64)
+}
+
 #[tracing::instrument(skip_all, fields(project, app = name))]
 pub async fn get_app(pool: &PgPool, project: &str, name: &str) -> Result<AppRecord> {
     let mut conn = pool.acquire().await?;
@@ -1716,6 +1760,14 @@ pub async fn revoke_token(pool: &PgPool, id: &str, at: OffsetDateTime) -> Result
     expect_one(result.rows_affected(), || format!("token {id}"))
 }
 
+// === Maintenance ===
+
+#[tracing::instrument(skip_all)]
+pub async fn analyze(pool: &PgPool) -> Result<()> {
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(())
+}
+
 // === Notifications ===
 
 async fn notify_in(conn: &mut PgConnection, channel: &str, payload: &str) -> Result<()> {
@@ -1802,6 +1854,8 @@ fn bind_all<'q>(
         query = match bind {
             Bind::Text(text) => query.bind(text),
             Bind::Int(n) => query.bind(n),
+            Bind::Bool(b) => query.bind(b),
+            Bind::OptText(text) => query.bind(text),
         };
     }
     query
@@ -1815,6 +1869,8 @@ fn bind_all_scalar<'q, O>(
         query = match bind {
             Bind::Text(text) => query.bind(text),
             Bind::Int(n) => query.bind(n),
+            Bind::Bool(b) => query.bind(b),
+            Bind::OptText(text) => query.bind(text),
         };
     }
     query
@@ -1828,6 +1884,8 @@ fn bind_all_as<'q, O>(
         query = match bind {
             Bind::Text(text) => query.bind(text),
             Bind::Int(n) => query.bind(n),
+            Bind::Bool(b) => query.bind(b),
+            Bind::OptText(text) => query.bind(text),
         };
     }
     query
@@ -1982,6 +2040,9 @@ impl Store for PgStore {
     }
     fn create_app<'a>(&'a self, app: &'a NewApp) -> BoxFuture<'a, Result<AppRecord>> {
         Box::pin(create_app(&self.pool, app))
+    }
+    fn import_apps<'a>(&'a self, apps: &'a [ImportedApp]) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(import_apps(&self.pool, apps))
     }
     fn get_app<'a>(&'a self, project: &'a str, name: &'a str) -> BoxFuture<'a, Result<AppRecord>> {
         Box::pin(get_app(&self.pool, project, name))
@@ -2148,6 +2209,9 @@ impl Store for PgStore {
     }
     fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<()>> {
         Box::pin(revoke_token(&self.pool, id, at))
+    }
+    fn analyze(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(analyze(&self.pool))
     }
     fn notify<'a>(&'a self, channel: &'a str, payload: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(notify(&self.pool, channel, payload))

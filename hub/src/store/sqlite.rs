@@ -646,6 +646,50 @@ pub async fn create_app(pool: &SqlitePool, app: &NewApp) -> Result<AppRecord> {
     Ok(record)
 }
 
+/// Imports many new managed apps (with optional initial statuses) in one
+/// transaction of multi-row inserts: each destination cluster's desired
+/// version is bumped once for the whole import. Fails with
+/// `AlreadyExists` if any app exists. For migrations and benchmarks.
+#[tracing::instrument(skip_all, fields(apps = apps.len()))]
+pub async fn import_apps(pool: &SqlitePool, apps: &[ImportedApp]) -> Result<u64> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut versions: BTreeMap<&str, i64> = BTreeMap::new();
+    for imported in apps {
+        AppRef::parse(&imported.app.project, &imported.app.name).map_err(invalid)?;
+        let cluster = imported.app.spec.destination.cluster.as_str();
+        ClusterName::parse(cluster).map_err(invalid)?;
+        if !versions.contains_key(cluster) {
+            let version = bump_desired_version(&mut tx, cluster).await?;
+            versions.insert(cluster, version);
+        }
+    }
+    let now = now_ms();
+    for chunk in apps.chunks(query::IMPORT_CHUNK) {
+        let rows: Vec<query::ImportRow<'_>> = chunk
+            .iter()
+            .map(|imported| {
+                let cluster = imported.app.spec.destination.cluster.as_str();
+                query::ImportRow {
+                    imported,
+                    cluster,
+                    desired_version: versions.get(cluster).copied().unwrap_or(0),
+                    uid: uuid::Uuid::new_v4().to_string(),
+                }
+            })
+            .collect();
+        for sql in query::import_sql(&rows, "", now)? {
+            bind_all(sqlx::query(AssertSqlSafe(sql.text)), sql.binds)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::classify(|| {
+                    "an imported application".to_owned()
+                }))?;
+        }
+    }
+    tx.commit().await?;
+    Ok(apps.len() as u64)
+}
+
 #[tracing::instrument(skip_all, fields(project, app = name))]
 pub async fn get_app(pool: &SqlitePool, project: &str, name: &str) -> Result<AppRecord> {
     let mut conn = pool.acquire().await?;
@@ -1732,6 +1776,14 @@ pub async fn revoke_token(pool: &SqlitePool, id: &str, at: OffsetDateTime) -> Re
     expect_one(result.rows_affected(), || format!("token {id}"))
 }
 
+// === Maintenance ===
+
+#[tracing::instrument(skip_all)]
+pub async fn analyze(pool: &SqlitePool) -> Result<()> {
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(())
+}
+
 // === Notifications ===
 
 /// Publishes on the in-process bus (SQLite serves a single hub process).
@@ -1772,6 +1824,8 @@ fn bind_all<'q>(
         query = match bind {
             Bind::Text(text) => query.bind(text),
             Bind::Int(n) => query.bind(n),
+            Bind::Bool(b) => query.bind(b),
+            Bind::OptText(text) => query.bind(text),
         };
     }
     query
@@ -1785,6 +1839,8 @@ fn bind_all_scalar<'q, O>(
         query = match bind {
             Bind::Text(text) => query.bind(text),
             Bind::Int(n) => query.bind(n),
+            Bind::Bool(b) => query.bind(b),
+            Bind::OptText(text) => query.bind(text),
         };
     }
     query
@@ -1798,6 +1854,8 @@ fn bind_all_as<'q, O>(
         query = match bind {
             Bind::Text(text) => query.bind(text),
             Bind::Int(n) => query.bind(n),
+            Bind::Bool(b) => query.bind(b),
+            Bind::OptText(text) => query.bind(text),
         };
     }
     query
@@ -1952,6 +2010,9 @@ impl Store for SqliteStore {
     }
     fn create_app<'a>(&'a self, app: &'a NewApp) -> BoxFuture<'a, Result<AppRecord>> {
         Box::pin(create_app(&self.pool, app))
+    }
+    fn import_apps<'a>(&'a self, apps: &'a [ImportedApp]) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(import_apps(&self.pool, apps))
     }
     fn get_app<'a>(&'a self, project: &'a str, name: &'a str) -> BoxFuture<'a, Result<AppRecord>> {
         Box::pin(get_app(&self.pool, project, name))
@@ -2118,6 +2179,9 @@ impl Store for SqliteStore {
     }
     fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<()>> {
         Box::pin(revoke_token(&self.pool, id, at))
+    }
+    fn analyze(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(analyze(&self.pool))
     }
     fn notify<'a>(&'a self, channel: &'a str, payload: &'a str) -> BoxFuture<'a, Result<()>> {
         notify(&self.bus, channel, payload);

@@ -70,4 +70,5 @@ on_both_backends!(
     users_and_tokens,
     resource_trees,
     notifications_reach_listeners,
+    bulk_import,
 );

@@ -1671,3 +1671,52 @@ pub async fn notifications_reach_listeners(store: &dyn Store) {
         ]
     );
 }
+
+pub async fn bulk_import(store: &dyn Store) {
+    store
+        .create_cluster(&cluster("c1", &[("region", "eu")]))
+        .await
+        .unwrap();
+    store
+        .create_app(&new_app("default", "existing", "c1"))
+        .await
+        .unwrap();
+    let apps: Vec<ImportedApp> = (0..1200)
+        .map(|i| {
+            let mut app = new_app(
+                "default",
+                &format!("bulk-{i:04}"),
+                ["c1", "c2", "c3"][i % 3],
+            );
+            app.labels = labels(&[("shard", if i % 2 == 0 { "even" } else { "odd" })]);
+            ImportedApp {
+                app,
+                status: (i % 4 != 0).then(|| status(SyncStatus::Synced, Health::Degraded, 2)),
+            }
+        })
+        .collect();
+    assert_eq!(store.import_apps(&apps).await.unwrap(), 1200);
+    let counts = store.count_apps(&AppFilter::default()).await.unwrap();
+    assert_eq!(counts.total, 1201);
+    assert_eq!(counts.by_health.get("Degraded"), Some(&900));
+    let even = AppFilter {
+        app_selector: LabelSelector::parse("shard=even").unwrap(),
+        cluster_selector: LabelSelector::parse("region=eu").unwrap(),
+        ..AppFilter::default()
+    };
+    assert_eq!(store.count_apps(&even).await.unwrap().total, 200);
+    let app = store.get_app("default", "bulk-0001").await.unwrap();
+    assert_eq!(app.status.map(|s| s.status_version), Some(2));
+    assert_eq!(app.cluster, "c2");
+    // One desired-version bump per cluster for the whole import.
+    let c1 = store.desired_changes("c1", 1).await.unwrap();
+    assert_eq!((c1.version, c1.changes.len()), (2, 400));
+    assert!(matches!(
+        store.import_apps(&apps[..1]).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(
+        store.get_app("default", "bulk-1199").await.is_ok(),
+        "a failed import rolls back alone"
+    );
+}
