@@ -42,9 +42,9 @@ pub(crate) fn callbacks<'a>(
         if calls > MAX_CREDENTIAL_CALLS {
             return refuse("credentials rejected by the server".into());
         }
-        if url != repo.raw() {
+        if url != repo.as_str() {
             let covered = RepoUrl::parse(url)
-                .is_ok_and(|seen| seen.sanitized().starts_with(credential.url_prefix.as_str()));
+                .is_ok_and(|seen| seen.as_str().starts_with(credential.url_prefix.as_str()));
             if !covered {
                 return refuse(
                     "the server redirected to a URL the matching credential does not cover".into(),

@@ -46,7 +46,7 @@ impl RepoPath {
     /// Validates `path` (relative to the repository root; empty or `.` is the root).
     pub fn parse(repo: &RepoUrl, path: &str) -> Result<Self> {
         let invalid = |reason: &str| GitError::InvalidPath {
-            repo: repo.sanitized().to_owned(),
+            repo: repo.as_str().to_owned(),
             path: path.to_owned(),
             reason: reason.to_owned(),
         };
@@ -313,12 +313,11 @@ pub(crate) fn write_tree(
     target: &Path,
     limits: SizeLimits,
 ) -> Result<Written> {
-    let git_error =
-        |error: git2::Error| classify(url.sanitized(), url.raw(), &error, &AuthOutcome::default());
+    let git_error = |error: git2::Error| classify(url, &error, &AuthOutcome::default());
     let tree = repo
         .find_commit(commit.oid())
         .map_err(|_| GitError::RevisionNotFound {
-            repo: url.sanitized().to_owned(),
+            repo: url.as_str().to_owned(),
             revision: commit.to_string(),
         })?
         .tree()
@@ -336,11 +335,7 @@ pub(crate) fn write_tree(
         match entry {
             Planned::Dir(path) => {
                 let full = target.join(path);
-                std::fs::create_dir(&full).map_err(GitError::io(
-                    url.sanitized(),
-                    "creating",
-                    full,
-                ))?;
+                std::fs::create_dir(&full).map_err(GitError::io(url.as_str(), "creating", full))?;
             }
             Planned::File {
                 path,
@@ -350,7 +345,7 @@ pub(crate) fn write_tree(
                 let full = target.join(path);
                 let blob = repo.find_blob(*blob).map_err(git_error)?;
                 write_file(&full, blob.content(), *executable).map_err(GitError::io(
-                    url.sanitized(),
+                    url.as_str(),
                     "writing",
                     full,
                 ))?;
@@ -437,7 +432,7 @@ impl Planner<'_> {
                         })
                         .unwrap_or_default();
                     return Err(GitError::Symlink {
-                        repo: self.url.sanitized().to_owned(),
+                        repo: self.url.as_str().to_owned(),
                         commit: self.commit.to_string(),
                         path: path.display().to_string(),
                         target,
@@ -445,7 +440,7 @@ impl Planner<'_> {
                 }
                 0o160000 => {
                     return Err(GitError::Submodule {
-                        repo: self.url.sanitized().to_owned(),
+                        repo: self.url.as_str().to_owned(),
                         commit: self.commit.to_string(),
                         path: path.display().to_string(),
                     });
@@ -467,7 +462,7 @@ impl Planner<'_> {
             return Ok(());
         };
         Err(GitError::TooLarge {
-            repo: self.url.sanitized().to_owned(),
+            repo: self.url.as_str().to_owned(),
             commit: self.commit.to_string(),
             message,
         })
@@ -475,7 +470,7 @@ impl Planner<'_> {
 
     fn unsafe_path(&self, path: &Path, reason: String) -> GitError {
         GitError::UnsafePath {
-            repo: self.url.sanitized().to_owned(),
+            repo: self.url.as_str().to_owned(),
             commit: self.commit.to_string(),
             path: path.display().to_string(),
             reason,
@@ -483,12 +478,7 @@ impl Planner<'_> {
     }
 
     fn git_error(&self, error: &git2::Error) -> GitError {
-        classify(
-            self.url.sanitized(),
-            self.url.raw(),
-            error,
-            &AuthOutcome::default(),
-        )
+        classify(self.url, error, &AuthOutcome::default())
     }
 }
 

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 
 use super::url::RepoUrl;
 
-/// Credentials for every repository whose sanitised URL starts with `url_prefix`.
+/// Credentials for every repository whose URL starts with `url_prefix`.
 ///
 /// Secrets are [`SecretString`]s: `Debug` prints `[REDACTED]`.
 /// For https, `password` is the password or token (with `username` defaulting to `git`); for ssh,
@@ -47,11 +47,11 @@ impl Credentials {
         }
     }
 
-    /// The credential with the longest `url_prefix` that the repository's sanitised URL starts with.
+    /// The credential with the longest `url_prefix` that the repository URL starts with.
     pub fn find(&self, url: &RepoUrl) -> Option<Arc<RepoCredential>> {
         self.entries
             .iter()
-            .filter(|entry| url.sanitized().starts_with(entry.url_prefix.as_str()))
+            .filter(|entry| url.as_str().starts_with(entry.url_prefix.as_str()))
             .max_by_key(|entry| entry.url_prefix.len())
             .cloned()
     }
@@ -132,12 +132,21 @@ mod tests {
     }
 
     #[test]
-    fn user_info_in_the_url_does_not_defeat_matching() {
+    fn ssh_urls_match_by_their_login() {
         let store = CredentialStore::new(Credentials::new([credential(
-            "https://git.example.com/",
-            "host",
+            "ssh://git@git.example.com/",
+            "git",
         )]));
-        assert!(store.find(&url("https://tok@git.example.com/x")).is_some());
+        assert!(
+            store
+                .find(&url("ssh://git@git.example.com/x.git"))
+                .is_some()
+        );
+        assert!(
+            store
+                .find(&url("ssh://deploy@git.example.com/x.git"))
+                .is_none()
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! `GitError`: every failure of the git layer, naming the repository (credentials stripped) and the cause.
+//! `GitError`: every failure of the git layer, naming the repository URL (which holds no secret) and the cause.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Errors of the git layer. Every variant names the repository by its sanitised URL (no user info).
+use super::url::RepoUrl;
+
+/// Errors of the git layer. Every variant names the repository by its URL (URLs never hold credentials).
 ///
 /// The enum is `Clone` because one fetch result is shared by every caller de-duplicated onto it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -137,20 +139,10 @@ pub(crate) struct AuthOutcome {
     pub(crate) untrusted: Option<String>,
 }
 
-/// Maps a libgit2 error of a remote or local operation on `repo` to a `GitError`.
-///
-/// `raw_url` (which may carry user info) is replaced by `repo` (sanitised) in libgit2's message.
-pub(crate) fn classify(
-    repo: &str,
-    raw_url: &str,
-    error: &git2::Error,
-    auth: &AuthOutcome,
-) -> GitError {
-    let mut message = error.message().to_owned();
-    if !raw_url.is_empty() && raw_url != repo {
-        message = message.replace(raw_url, repo);
-    }
-    let repo = repo.to_owned();
+/// Maps a libgit2 error of a remote or local operation on `url` to a `GitError`.
+pub(crate) fn classify(url: &RepoUrl, error: &git2::Error, auth: &AuthOutcome) -> GitError {
+    let message = error.message().to_owned();
+    let repo = url.as_str().to_owned();
     if let Some(reason) = &auth.untrusted {
         return GitError::UntrustedHost {
             repo,

@@ -237,6 +237,19 @@ impl GitCache {
         Ok(commit)
     }
 
+    /// What `revision` denotes in the cache as last fetched, without any network (the offline fallback).
+    ///
+    /// `None` when the cache has never seen it.
+    #[tracing::instrument(skip_all, fields(repo = %url, revision = %revision))]
+    pub async fn resolve_cached(
+        &self,
+        url: &RepoUrl,
+        revision: &Revision,
+    ) -> Result<Option<CommitId>> {
+        let state = self.state(url);
+        self.resolve_local(&state, revision).await
+    }
+
     /// Materialises the tree of `commit` (which must be in the cache, see [`resolve`](Self::resolve)) and
     /// returns it with `path` (validated, relative to the repository root) inside.
     ///
@@ -267,7 +280,7 @@ impl GitCache {
         let checkout = self.inner.checkouts.finish(&key, lease, &repo_path);
         if !checkout.dir().is_dir() {
             return Err(GitError::PathNotFound {
-                repo: url.sanitized().to_owned(),
+                repo: url.as_str().to_owned(),
                 commit: commit.to_string(),
                 path: repo_path.as_path().display().to_string(),
             });
@@ -402,7 +415,7 @@ impl GitCache {
                     inner.metrics.inc(Counter::CacheResets);
                     drop(repo);
                     std::fs::remove_dir_all(&path).map_err(GitError::io(
-                        url.sanitized(),
+                        url.as_str(),
                         "removing corrupt cache",
                         &path,
                     ))?;
@@ -505,7 +518,7 @@ impl GitCache {
             .acquire_owned()
             .await
             .map_err(|error| GitError::Task {
-                repo: url.sanitized().to_owned(),
+                repo: url.as_str().to_owned(),
                 message: error.to_string(),
             })
     }
@@ -537,9 +550,7 @@ impl GitCache {
             };
             revision::resolve_local(&repo, &revision)
                 .map(|oid| oid.map(CommitId::from_oid))
-                .map_err(|error| {
-                    classify(url.sanitized(), url.raw(), &error, &AuthOutcome::default())
-                })
+                .map_err(|error| classify(&url, &error, &AuthOutcome::default()))
         })
         .await
     }
@@ -554,19 +565,19 @@ impl GitCache {
         let (lease, written) = blocking(&state.url, move || {
             let key = owned_key;
             let not_cached = || GitError::RevisionNotFound {
-                repo: url.sanitized().to_owned(),
+                repo: url.as_str().to_owned(),
                 revision: key.commit.to_string(),
             };
             let repo = Repository::open_bare(&path).map_err(|_| not_cached())?;
             let checkouts = &inner.checkouts;
             let temp = checkouts.temp_dir().map_err(GitError::io(
-                url.sanitized(),
+                url.as_str(),
                 "creating a checkout in",
                 checkouts.path_of(&key),
             ))?;
             let written = checkout::write_tree(&repo, &url, key.commit, temp.path(), limits)?;
             let lease = checkouts.install(&key, temp).map_err(GitError::io(
-                url.sanitized(),
+                url.as_str(),
                 "installing checkout",
                 checkouts.path_of(&key),
             ))?;
@@ -621,7 +632,7 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
             }
             .in_current_span(),
         );
-        let repo = url.sanitized().to_owned();
+        let repo = url.as_str().to_owned();
         let shared = async move {
             handle.await.unwrap_or_else(|error| {
                 Err(GitError::Task {
@@ -648,7 +659,7 @@ where
         .await
         .unwrap_or_else(|error| {
             Err(GitError::Task {
-                repo: url.sanitized().to_owned(),
+                repo: url.as_str().to_owned(),
                 message: error.to_string(),
             })
         })
@@ -675,7 +686,7 @@ async fn with_timeout<T>(
         .await
         .unwrap_or_else(|_| {
             Err(GitError::Network {
-                repo: url.sanitized().to_owned(),
+                repo: url.as_str().to_owned(),
                 message: format!("no answer within {} s", timeout.as_secs_f64()),
             })
         })
@@ -683,7 +694,7 @@ async fn with_timeout<T>(
 
 fn revision_not_found(url: &RepoUrl, revision: &Revision) -> GitError {
     GitError::RevisionNotFound {
-        repo: url.sanitized().to_owned(),
+        repo: url.as_str().to_owned(),
         revision: revision.as_str().to_owned(),
     }
 }

@@ -45,8 +45,8 @@ pub(crate) fn ls_remote(
     credential: Option<&Arc<RepoCredential>>,
 ) -> Result<RemoteRefs> {
     let outcome = RefCell::new(AuthOutcome::default());
-    let fail = |error: git2::Error| classify(url.sanitized(), url.raw(), &error, &outcome.borrow());
-    let mut remote = Remote::create_detached(url.raw()).map_err(fail)?;
+    let fail = |error: git2::Error| classify(url, &error, &outcome.borrow());
+    let mut remote = Remote::create_detached(url.as_str()).map_err(fail)?;
     let callbacks = auth::callbacks(url, credential, &outcome);
     let connection = remote
         .connect_auth(Direction::Fetch, Some(callbacks), None)
@@ -102,15 +102,14 @@ pub(crate) fn open_or_init(url: &RepoUrl, path: &Path) -> Result<Repository> {
             Err(error) => {
                 tracing::warn!(repo = %url, error = %error.message(), "Cache repository unreadable; recreating it.");
                 std::fs::remove_dir_all(path).map_err(GitError::io(
-                    url.sanitized(),
+                    url.as_str(),
                     "removing damaged cache",
                     path,
                 ))?;
             }
         }
     }
-    Repository::init_bare(path)
-        .map_err(|error| classify(url.sanitized(), url.raw(), &error, &AuthOutcome::default()))
+    Repository::init_bare(path).map_err(|error| classify(url, &error, &AuthOutcome::default()))
 }
 
 /// Fetches every branch and tag of `url` into `repo` (pruning deleted ones) and records the remote `HEAD`.
@@ -153,8 +152,8 @@ fn fetch_once(
 ) -> Result<Fetched> {
     let started = Instant::now();
     let outcome = RefCell::new(AuthOutcome::default());
-    let fail = |error: git2::Error| classify(url.sanitized(), url.raw(), &error, &outcome.borrow());
-    let mut remote = repo.remote_anonymous(url.raw()).map_err(fail)?;
+    let fail = |error: git2::Error| classify(url, &error, &outcome.borrow());
+    let mut remote = repo.remote_anonymous(url.as_str()).map_err(fail)?;
     let received = Cell::new(0u64);
     let mut callbacks = auth::callbacks(url, credential, &outcome);
     // Returning false aborts the transfer: a fetch still receiving data stops at the deadline.
@@ -183,7 +182,7 @@ fn fetch_once(
         .map_err(|error| {
             if Instant::now() >= deadline {
                 GitError::Network {
-                    repo: url.sanitized().to_owned(),
+                    repo: url.as_str().to_owned(),
                     message: "fetch aborted at the network timeout".into(),
                 }
             } else {
@@ -203,9 +202,7 @@ fn fetch_once(
         && repo.find_commit(head).is_ok()
     {
         repo.reference(REMOTE_HEAD_REF, head, true, "edgecd: remote HEAD")
-            .map_err(|error| {
-                classify(url.sanitized(), url.raw(), &error, &AuthOutcome::default())
-            })?;
+            .map_err(|error| classify(url, &error, &AuthOutcome::default()))?;
     }
     let shallow = repo.is_shallow();
     tracing::debug!(

@@ -1,4 +1,4 @@
-//! `RepoUrl`: a repository URL, its sanitised form for logs and errors, and its normalised form for cache keys.
+//! `RepoUrl`: a repository URL that carries no secret, and its normalised form for cache keys.
 
 use std::fmt;
 
@@ -6,19 +6,18 @@ use sha2::{Digest as _, Sha256};
 
 use super::error::{GitError, Result};
 
-/// A parsed repository URL.
+/// A parsed repository URL, safe to log: it never carries a password or token.
 ///
 /// Accepted forms: `https://`, `http://`, `ssh://`, `git://`, `file://`, scp-like `user@host:path`, and absolute
 /// local paths (turned into `file://`).
-/// [`Display`](fmt::Display) shows the sanitised URL: user info is removed (for `ssh` only the user name is kept,
-/// it is not a secret), so a URL is safe to log.
+/// Credentials belong in a [`RepoCredential`](super::RepoCredential), never in the URL (URLs end up in
+/// Application specs, logs and the hub): user info is refused, except an ssh login name (`git@host`), which is
+/// no secret.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RepoUrl {
-    /// What libgit2 is given (may carry user info).
-    raw: String,
-    /// The URL without secrets: logs, errors, credential matching.
-    sanitized: String,
-    /// Lower-case scheme and host, no user info, no trailing `/` or `.git`: the cache identity.
+    /// What libgit2 is given; also what logs, errors and credential matching see.
+    url: String,
+    /// Lower-case scheme and host, ssh user kept, no trailing `/` or `.git`: the cache identity.
     normalized: String,
     scheme: Scheme,
 }
@@ -38,7 +37,7 @@ impl RepoUrl {
     pub fn parse(input: &str) -> Result<Self> {
         let input = input.trim();
         let invalid = |reason: &str| GitError::InvalidUrl {
-            url: sanitize_for_error(input),
+            url: redact_user_info(input),
             reason: reason.to_owned(),
         };
         if input.is_empty() {
@@ -49,16 +48,15 @@ impl RepoUrl {
         }
         if input.starts_with('/') {
             let path = input.trim_end_matches('/');
-            let raw = format!("file://{path}");
             return Ok(Self {
-                sanitized: raw.clone(),
+                url: format!("file://{path}"),
                 normalized: normalize_path_part("file://", path),
-                raw,
                 scheme: Scheme::File,
             });
         }
         if let Some((scheme_text, rest)) = input.split_once("://") {
-            let scheme = match scheme_text.to_ascii_lowercase().as_str() {
+            let scheme_text = scheme_text.to_ascii_lowercase();
+            let scheme = match scheme_text.as_str() {
                 "https" => Scheme::Https,
                 "http" => Scheme::Http,
                 "ssh" | "git+ssh" | "ssh+git" => Scheme::Ssh,
@@ -66,15 +64,13 @@ impl RepoUrl {
                 "file" => Scheme::File,
                 _ => return Err(invalid("unsupported scheme")),
             };
-            let scheme_prefix = format!("{}://", scheme_text.to_ascii_lowercase());
             if scheme == Scheme::File {
                 if !rest.starts_with('/') {
                     return Err(invalid("file:// URLs need an absolute path"));
                 }
                 return Ok(Self {
-                    raw: input.to_owned(),
-                    sanitized: input.to_owned(),
-                    normalized: normalize_path_part("file://", rest.trim_end_matches('/')),
+                    url: input.to_owned(),
+                    normalized: normalize_path_part("file://", rest),
                     scheme,
                 });
             }
@@ -82,29 +78,26 @@ impl RepoUrl {
                 Some(index) => rest.split_at(index),
                 None => (rest, ""),
             };
-            let (userinfo, host) = match authority.rsplit_once('@') {
+            let (user, host) = match authority.rsplit_once('@') {
                 Some((userinfo, host)) => (Some(userinfo), host),
                 None => (None, authority),
             };
             if host.is_empty() {
                 return Err(invalid("missing host"));
             }
-            let kept_user = match (scheme, userinfo) {
-                (Scheme::Ssh, Some(userinfo)) => {
-                    let user = userinfo.split(':').next().unwrap_or_default();
+            let user_part = match (scheme, user) {
+                (_, None) => String::new(),
+                (Scheme::Ssh, Some(user)) if !user.is_empty() && !user.contains(':') => {
                     format!("{user}@")
                 }
-                _ => String::new(),
+                (_, Some(_)) => return Err(invalid(CREDENTIALS_IN_URL)),
             };
-            let sanitized = format!("{scheme_prefix}{kept_user}{host}{path}");
-            let normalized = normalize_path_part(
-                &format!("{scheme_prefix}{}", host.to_ascii_lowercase()),
-                path.trim_end_matches('/'),
-            );
             return Ok(Self {
-                raw: input.to_owned(),
-                sanitized,
-                normalized,
+                url: input.to_owned(),
+                normalized: normalize_path_part(
+                    &format!("{scheme_text}://{user_part}{}", host.to_ascii_lowercase()),
+                    path,
+                ),
                 scheme,
             });
         }
@@ -114,17 +107,23 @@ impl RepoUrl {
             && !authority.is_empty()
             && !path.is_empty()
         {
-            let host = authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host);
-            let normalized = normalize_path_part(
-                &format!("ssh://{}", host.to_ascii_lowercase()),
-                &format!("/{}", path.trim_start_matches('/').trim_end_matches('/')),
-            );
+            if path
+                .split('/')
+                .next()
+                .is_some_and(|first| first.contains('@'))
+            {
+                return Err(invalid(CREDENTIALS_IN_URL));
+            }
+            let (user_part, host) = match authority.rsplit_once('@') {
+                Some((user, host)) => (format!("{user}@"), host),
+                None => (String::new(), authority),
+            };
             return Ok(Self {
-                raw: input.to_owned(),
-                sanitized: input.to_owned(),
-                normalized,
+                url: input.to_owned(),
+                normalized: normalize_path_part(
+                    &format!("ssh://{user_part}{}", host.to_ascii_lowercase()),
+                    &format!("/{}", path.trim_start_matches('/')),
+                ),
                 scheme: Scheme::Ssh,
             });
         }
@@ -133,17 +132,12 @@ impl RepoUrl {
         ))
     }
 
-    /// The URL handed to libgit2 (may carry user info; never log it).
-    pub(crate) fn raw(&self) -> &str {
-        &self.raw
+    /// The URL as given (absolute paths as `file://`); carries no secret.
+    pub fn as_str(&self) -> &str {
+        &self.url
     }
 
-    /// The URL without user info: safe to log, used for credential prefix matching.
-    pub fn sanitized(&self) -> &str {
-        &self.sanitized
-    }
-
-    /// The cache identity: lower-case scheme and host, no user info, no trailing `/` or `.git`.
+    /// The cache identity: lower-case scheme and host, ssh user kept, no trailing `/` or `.git`.
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
@@ -161,23 +155,27 @@ impl RepoUrl {
 
 impl fmt::Display for RepoUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.sanitized)
+        f.write_str(&self.url)
     }
 }
 
 impl fmt::Debug for RepoUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RepoUrl").field(&self.sanitized).finish()
+        f.debug_tuple("RepoUrl").field(&self.url).finish()
     }
 }
 
+const CREDENTIALS_IN_URL: &str =
+    "credentials in the URL are not accepted; put them in a repository credential";
+
 fn normalize_path_part(prefix: &str, path: &str) -> String {
+    let path = path.trim_end_matches('/');
     let path = path.strip_suffix(".git").unwrap_or(path);
     format!("{prefix}{}", path.trim_end_matches('/'))
 }
 
-/// Best-effort removal of user info from a string that failed to parse, for the error message.
-fn sanitize_for_error(input: &str) -> String {
+/// Removes user info from a URL that failed to parse, for the error message.
+fn redact_user_info(input: &str) -> String {
     match input.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = match rest.find('/') {
@@ -189,7 +187,10 @@ fn sanitize_for_error(input: &str) -> String {
                 .map_or(authority, |(_, host)| host);
             format!("{scheme}://{host}{path}")
         }
-        None => input.to_owned(),
+        None => match input.rsplit_once('@') {
+            Some((_, rest)) => format!("[redacted]@{rest}"),
+            None => input.to_owned(),
+        },
     }
 }
 
@@ -205,51 +206,75 @@ mod tests {
     }
 
     #[test]
-    fn https_user_info_is_stripped_from_display_and_key() {
-        let url = parse("https://user:s3cret@GitHub.com/Org/Repo.git/");
-        assert_eq!(url.sanitized(), "https://GitHub.com/Org/Repo.git/");
-        assert_eq!(url.normalized(), "https://github.com/Org/Repo");
-        assert!(!format!("{url} {url:?}").contains("s3cret"));
-        assert_eq!(url.raw(), "https://user:s3cret@GitHub.com/Org/Repo.git/");
-    }
-
-    #[test]
     fn same_repository_spelt_differently_shares_a_cache_key() {
         let a = parse("https://github.com/org/repo.git");
-        let b = parse("https://token@GITHUB.com/org/repo/");
+        let b = parse("HTTPS://GITHUB.com/org/repo/");
+        assert_eq!(a.normalized(), "https://github.com/org/repo");
         assert_eq!(a.cache_key(), b.cache_key());
         assert_ne!(
             a.cache_key(),
             parse("https://github.com/org/other").cache_key()
         );
+        assert_ne!(
+            a.cache_key(),
+            parse("https://github.com/Org/repo").cache_key()
+        );
     }
 
     #[test]
-    fn ssh_keeps_the_user_but_not_a_password() {
-        let url = parse("ssh://git:pw@example.com:2222/r.git");
-        assert_eq!(url.sanitized(), "ssh://git@example.com:2222/r.git");
+    fn credentials_in_urls_are_refused_without_being_echoed() {
+        for bad in [
+            "https://user:s3cret@github.com/org/repo.git",
+            "https://s3cret@github.com/org/repo.git",
+            "ssh://git:s3cret@example.com/r.git",
+            "git://s3cret@example.com/r.git",
+            "git:s3cret@example.com:org/r.git",
+        ] {
+            let Err(error) = RepoUrl::parse(bad) else {
+                panic!("{bad} accepted");
+            };
+            assert!(matches!(error, GitError::InvalidUrl { .. }), "{error:?}");
+            assert!(!format!("{error} {error:?}").contains("s3cret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn ssh_login_names_are_kept_and_part_of_the_identity() {
+        let url = parse("ssh://git@example.com:2222/r.git");
+        assert_eq!(url.as_str(), "ssh://git@example.com:2222/r.git");
         assert_eq!(url.scheme(), Scheme::Ssh);
-        let scp = parse("git@example.com:org/r.git");
+        let scp = parse("git@Example.com:org/r.git");
         assert_eq!(scp.scheme(), Scheme::Ssh);
-        assert_eq!(scp.normalized(), "ssh://example.com/org/r");
+        assert_eq!(scp.normalized(), "ssh://git@example.com/org/r");
+        assert_eq!(
+            scp.cache_key(),
+            parse("ssh://git@example.com/org/r").cache_key()
+        );
+        assert_ne!(
+            scp.cache_key(),
+            parse("deploy@example.com:org/r").cache_key()
+        );
     }
 
     #[test]
     fn local_paths_become_file_urls() {
         let url = parse("/srv/git/r.git");
-        assert_eq!(url.raw(), "file:///srv/git/r.git");
+        assert_eq!(url.as_str(), "file:///srv/git/r.git");
         assert_eq!(url.scheme(), Scheme::File);
-        assert_eq!(url.normalized(), parse("file:///srv/git/r").normalized());
+        assert_eq!(url.normalized(), parse("file:///srv/git/r/").normalized());
     }
 
     #[test]
-    fn bad_urls_are_refused_without_leaking_secrets() {
-        for bad in ["", "ftp://x/y", "relative/path", "file://relative"] {
-            assert!(RepoUrl::parse(bad).is_err(), "{bad}");
+    fn malformed_urls_are_refused() {
+        for bad in [
+            "",
+            "ftp://x/y",
+            "relative/path",
+            "file://relative",
+            "https://",
+            "a\nb",
+        ] {
+            assert!(RepoUrl::parse(bad).is_err(), "{bad:?}");
         }
-        let Err(error) = RepoUrl::parse("ftp://u:hunter2@host/x") else {
-            panic!("ftp accepted");
-        };
-        assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 }

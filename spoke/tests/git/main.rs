@@ -284,6 +284,14 @@ async fn polling_sees_new_commits_without_fetching() {
     let resolved = resolve(cache, &remote, "main").await.unwrap();
     assert_eq!(resolved.to_string(), c2);
     assert_eq!(cache.metrics().fetches, 2);
+    let before = cache.metrics();
+    let cached = cache.resolve_cached(&remote, &main).await.unwrap();
+    assert_eq!(
+        cached,
+        Some(resolved),
+        "the offline answer is the last fetched one"
+    );
+    assert_eq!(cache.metrics(), before, "resolve_cached uses no network");
     let checkout = cache.materialise(&remote, resolved, "app").await.unwrap();
     assert_eq!(read(checkout.dir(), "cm.yaml"), "v: 2\n");
 
@@ -376,6 +384,30 @@ async fn concurrent_fetches_of_one_repository_are_deduplicated() {
     // Once done, the next call fetches again.
     assert!(!cache.fetch(&remote).await.unwrap().deduplicated);
     assert_eq!(cache.metrics().fetches, 3);
+
+    // Polls of one repository share one ls-remote too.
+    let main = Revision::new("main");
+    let polls = futures::future::join_all((0..8).map(|_| cache.ls_remote(&remote, &main))).await;
+    assert!(polls.iter().all(|poll| poll.as_ref().unwrap().is_some()));
+    let metrics = cache.metrics();
+    assert_eq!(metrics.ls_remotes, 1, "{metrics:?}");
+    assert_eq!(
+        metrics.ls_remote_dedup_hits + metrics.ls_remote_cache_hits,
+        7,
+        "{metrics:?}"
+    );
+
+    // Concurrent checkouts of one commit end as one directory.
+    let commit = cache.resolve(&remote, &main).await.unwrap();
+    let checkouts =
+        futures::future::join_all((0..4).map(|_| cache.materialise(&remote, commit, "")))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>();
+    assert!(checkouts.iter().all(|c| c.root() == checkouts[0].root()));
+    assert_eq!(cache.checkout_count(), 1);
+    assert_eq!(read(checkouts[3].root(), "f7.yaml"), "n: 7\n");
 }
 
 #[tokio::test]
@@ -722,22 +754,18 @@ async fn http_without_or_with_wrong_credentials_fails_with_an_auth_error() {
     assert!(matches!(error, GitError::AuthFailed { .. }), "{error:?}");
     assert!(!format!("{error} {error:?}").contains("hunter2"));
 
-    // Credentials in the URL itself never reach messages.
-    let with_userinfo = repo_url_with_userinfo(&remote, "hunter3");
-    let error = resolve(&none.cache, &url(&with_userinfo), "main")
-        .await
-        .unwrap_err();
-    assert!(matches!(error, GitError::AuthFailed { .. }), "{error:?}");
+    // Credentials in the URL itself are refused, and not echoed.
+    let with_userinfo = remote.as_str().replacen(
+        "http://",
+        &format!("http://{HTTP_USER}:{HTTP_PASSWORD}@"),
+        1,
+    );
+    let error = RepoUrl::parse(&with_userinfo).unwrap_err();
+    assert!(matches!(error, GitError::InvalidUrl { .. }), "{error:?}");
     assert!(
-        !format!("{error} {error:?}").contains("hunter3"),
+        !format!("{error} {error:?}").contains(HTTP_PASSWORD),
         "{error:?}"
     );
-}
-
-fn repo_url_with_userinfo(remote: &RepoUrl, password: &str) -> String {
-    remote
-        .sanitized()
-        .replacen("http://", &format!("http://{HTTP_USER}:{password}@"), 1)
 }
 
 #[tokio::test]
