@@ -27,7 +27,7 @@ use crate::crd::{Application, OperationRequest, REFRESH_ANNOTATION};
 use crate::decide::{self, AutoSync, Facts};
 use crate::git::{GitCache, GitError, RefreshMode, RepoUrl, Revision};
 use crate::plan::APP_LABEL;
-use crate::sync::{AppTarget, Comparison, SyncOptions, compare, sync};
+use crate::sync::{AppTarget, Comparison, ResourceDiff, SyncOptions, compare, sync};
 
 /// Condition types the engine sets.
 pub mod conditions {
@@ -88,7 +88,54 @@ pub struct Engine {
     watched: Mutex<HashSet<(String, String, String)>>,
     /// Reconciles run, by app (for tests and metrics).
     reconciles: Mutex<HashMap<String, u64>>,
+    /// Observability hooks set by the runtime shell.
+    hooks: Hooks,
 }
+
+// --- observability hooks (runtime shell: `crate::metrics`) ---
+
+/// Told about every reconcile and sync the engine runs (metrics).
+pub trait ReconcileObserver: Send + Sync + 'static {
+    /// One reconcile ended: `ok` is false when it failed and will be retried.
+    fn reconciled(&self, ok: bool, duration: Duration);
+    /// One sync operation ended with `phase`.
+    fn synced(&self, phase: OperationPhase);
+}
+
+/// Hooks filled once by the runtime shell.
+#[derive(Default)]
+struct Hooks {
+    observer: std::sync::OnceLock<Arc<dyn ReconcileObserver>>,
+    apps: std::sync::OnceLock<kube::runtime::reflector::Store<Application>>,
+}
+
+impl Engine {
+    /// Installs the observer of reconciles and syncs (once; later calls are ignored).
+    pub fn set_observer(&self, observer: Arc<dyn ReconcileObserver>) {
+        let _ = self.hooks.observer.set(observer);
+    }
+
+    /// The controller's cache of Application CRs, once [`run`] has started.
+    pub fn apps(&self) -> Option<&kube::runtime::reflector::Store<Application>> {
+        self.hooks.apps.get()
+    }
+
+    /// Entries in the render cache.
+    pub fn render_cache_len(&self) -> usize {
+        self.renders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn observe(&self, f: impl FnOnce(&dyn ReconcileObserver)) {
+        if let Some(observer) = self.hooks.observer.get() {
+            f(observer.as_ref());
+        }
+    }
+}
+
+// --- end of observability hooks ---
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,6 +168,7 @@ impl Engine {
             triggers,
             watched: Mutex::default(),
             reconciles: Mutex::default(),
+            hooks: Hooks::default(),
         });
         (engine, rx)
     }
@@ -452,6 +500,7 @@ impl Engine {
             message = %outcome.message,
             "Sync finished."
         );
+        self.observe(|o| o.synced(outcome.phase));
         let operation = OperationState {
             command_id,
             phase: outcome.phase,
@@ -490,6 +539,57 @@ impl Engine {
         } else {
             outcome.applied
         }
+    }
+
+    /// The per-resource differences between git and the cluster, for the
+    /// hub's `GetApplicationDiff` (only the spoke can see live state).
+    pub async fn diff(&self, app: &Application) -> Result<Vec<ResourceDiff>, String> {
+        let (commit, objects) = self
+            .render_source(
+                &app.spec.source,
+                &app.spec.source.target_revision,
+                RefreshMode::Normal,
+            )
+            .await?;
+        let inventory = app
+            .status
+            .as_ref()
+            .map(|s| s.resources.iter().map(|r| r.key.clone()).collect())
+            .unwrap_or_default();
+        let target = AppTarget {
+            app: app.qualified_name(),
+            app_label: app.metadata.name.clone().unwrap_or_default(),
+            namespace: app.spec.destination.namespace.clone(),
+            revision: commit,
+            objects,
+            inventory,
+        };
+        let comparison = compare(&self.cluster, &target)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(comparison.resource_diffs())
+    }
+
+    /// The rendered manifests of an app at `revision` (its target revision
+    /// when empty), as YAML documents.
+    pub async fn manifests(
+        &self,
+        app: &Application,
+        revision: &str,
+    ) -> Result<(String, Vec<String>), String> {
+        let revision = if revision.is_empty() {
+            app.spec.source.target_revision.as_str()
+        } else {
+            revision
+        };
+        let (commit, objects) = self
+            .render_source(&app.spec.source, revision, RefreshMode::Normal)
+            .await?;
+        let documents = objects
+            .iter()
+            .map(|o| edgecd_render::to_yaml(std::slice::from_ref(o)))
+            .collect();
+        Ok((commit, documents))
     }
 
     async fn watch_kinds(&self, comparison: &Comparison) {
@@ -641,9 +741,16 @@ async fn reconcile(app: Arc<Application>, engine: Arc<Engine>) -> Result<Action,
     if app.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    let started = std::time::Instant::now();
+    let result = reconcile_and_write(&app, &engine).await;
+    engine.observe(|o| o.reconciled(result.is_ok(), started.elapsed()));
+    result
+}
+
+async fn reconcile_and_write(app: &Application, engine: &Engine) -> Result<Action, ReconcileError> {
     let span = tracing::info_span!("reconcile", app = %app.qualified_name());
-    let outcome = tracing::Instrument::instrument(engine.reconcile_app(&app), span).await?;
-    engine.write(&app, &outcome).await?;
+    let outcome = tracing::Instrument::instrument(engine.reconcile_app(app), span).await?;
+    engine.write(app, &outcome).await?;
     Ok(Action::requeue(outcome.requeue))
 }
 
@@ -663,7 +770,9 @@ pub async fn run(
     let config = kube::runtime::controller::Config::default()
         .concurrency(engine.config.concurrency)
         .debounce(Duration::from_millis(200));
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    let _ = engine.hooks.apps.set(controller.store());
+    controller
         .with_config(config)
         .reconcile_on(UnboundedReceiverStream::new(triggers))
         .graceful_shutdown_on(shutdown)

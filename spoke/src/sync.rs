@@ -46,6 +46,16 @@ pub struct ResourceState {
     pub message: String,
 }
 
+/// Desired against live for one resource, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceDiff {
+    pub key: ResourceKey,
+    pub live_yaml: String,
+    pub desired_yaml: String,
+    pub diff: String,
+    pub modified: bool,
+}
+
 /// The result of comparing an app with its cluster.
 #[derive(Debug, Clone)]
 pub struct Comparison {
@@ -96,6 +106,38 @@ impl Comparison {
                 health: r.health.clone(),
                 requires_pruning: r.requires_pruning,
                 sync_wave: r.wave,
+            })
+            .collect()
+    }
+
+    /// Every resource with its normalised live and desired YAML and their diff.
+    pub fn resource_diffs(&self) -> Vec<ResourceDiff> {
+        self.resources
+            .iter()
+            .map(|r| {
+                let live_yaml = r.live.as_ref().map(normalized_yaml).unwrap_or_default();
+                let desired_yaml = if r.requires_pruning {
+                    String::new()
+                } else {
+                    r.predicted
+                        .as_ref()
+                        .or(r.desired.as_ref())
+                        .map(normalized_yaml)
+                        .unwrap_or_default()
+                };
+                let modified = r.sync != SyncStatus::Synced || r.requires_pruning;
+                let diff = if modified {
+                    unified_diff(&r.key, &live_yaml, &desired_yaml)
+                } else {
+                    String::new()
+                };
+                ResourceDiff {
+                    key: r.key.clone(),
+                    live_yaml,
+                    desired_yaml,
+                    diff,
+                    modified,
+                }
             })
             .collect()
     }

@@ -1,22 +1,37 @@
-//! The hub side of `SpokeService`: accepts spoke streams, authenticates the cluster, negotiates the protocol, and runs the sequenced session.
+//! The hub side of `SpokeService`: accepts spoke streams, authenticates the cluster, negotiates the protocol, runs the sequenced session against the store, and routes desired-state and command signals to the replica holding each stream.
+//!
+//! ```text
+//!   store.listen(commands, desired, revoked) ──► router ──► Registry ──► session (one per stream)
+//!   API writes (any replica) ── notify ───────┘                         │
+//!                                                   Connect stream ◄─────┘
+//! ```
 
+mod convert;
 mod session;
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use edgecd_core::ClusterName;
 use edgecd_core::link::{Capabilities, ProtocolVersion};
 use edgecd_proto::v1::spoke_service_server::SpokeService;
 use edgecd_proto::v1::{EnrollRequest, EnrollResponse, HubMessage, SpokeMessage};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-pub use session::SessionError;
+pub use self::convert::{CommandPayload, command_payload_kind};
+pub use self::session::SessionError;
+use crate::store::{COMMANDS_CHANNEL, ListenEvent, Store};
+
+/// Notification channel: a cluster's desired set changed (payload: cluster).
+pub const DESIRED_CHANNEL: &str = "edgecd_desired";
+/// Notification channel: a cluster was revoked or removed (payload: cluster).
+pub const REVOKED_CHANNEL: &str = "edgecd_revoked";
 
 /// How the hub learns which cluster is at the other end of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +50,8 @@ pub struct LinkConfig {
     /// Capabilities a spoke must have to be accepted.
     pub required: Vec<&'static str>,
     pub heartbeat_interval: Duration,
+    /// A connected cluster silent for this long is marked Stale.
+    pub stale_after: Duration,
     pub digest_interval: Duration,
     /// Maximum unacknowledged sequenced messages per direction.
     pub window: u32,
@@ -57,9 +74,11 @@ impl Default for LinkConfig {
         Self {
             replica: format!("hub-{}", uuid::Uuid::new_v4().simple()),
             hub_version: env!("CARGO_PKG_VERSION").to_owned(),
-            capabilities: Capabilities::all_v1(),
+            capabilities: Capabilities::all_v1()
+                .without(edgecd_core::link::capabilities::names::COMMAND_TERMINATE),
             required: vec![edgecd_core::link::capabilities::names::STATUS_DELTAS],
             heartbeat_interval: Duration::from_secs(10),
+            stale_after: Duration::from_secs(30),
             digest_interval: Duration::from_secs(300),
             window: 256,
             hello_timeout: Duration::from_secs(10),
@@ -68,17 +87,145 @@ impl Default for LinkConfig {
     }
 }
 
+/// What a session is told by the rest of the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    DesiredChanged,
+    CommandsPending,
+    /// Notifications may have been missed: check everything.
+    Resync,
+    /// Another stream of the same cluster took over.
+    Replaced,
+    Revoked,
+}
+
+/// The sessions held by this replica, by cluster.
+#[derive(Debug, Default)]
+pub struct Registry {
+    sessions: Mutex<HashMap<String, (u64, mpsc::Sender<Signal>)>>,
+    next_id: Mutex<u64>,
+}
+
+impl Registry {
+    /// Registers a new session, telling an older one of the same cluster to go.
+    fn register(&self, cluster: &str, tx: mpsc::Sender<Signal>) -> u64 {
+        let id = {
+            let mut next = self.next_id.lock().unwrap_or_else(PoisonError::into_inner);
+            *next += 1;
+            *next
+        };
+        let old = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cluster.to_owned(), (id, tx));
+        if let Some((_, old)) = old {
+            let _ = old.try_send(Signal::Replaced);
+        }
+        id
+    }
+
+    fn unregister(&self, cluster: &str, id: u64) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if sessions
+            .get(cluster)
+            .is_some_and(|(current, _)| *current == id)
+        {
+            sessions.remove(cluster);
+        }
+    }
+
+    fn signal(&self, cluster: &str, signal: Signal) {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, tx)) = sessions.get(cluster) {
+            // A full queue already holds a pending wake-up for the session.
+            let _ = tx.try_send(signal);
+        }
+    }
+
+    fn signal_all(&self, signal: Signal) {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, tx) in sessions.values() {
+            let _ = tx.try_send(signal);
+        }
+    }
+
+    /// Clusters with a stream on this replica.
+    pub fn connected(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+}
+
 /// The `SpokeService` implementation.
 #[derive(Debug, Clone)]
 pub struct SpokeLink {
     config: Arc<LinkConfig>,
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
 }
 
 impl SpokeLink {
-    pub fn new(config: LinkConfig) -> Self {
+    pub fn new(config: LinkConfig, store: Arc<dyn Store>) -> Self {
         Self {
             config: Arc::new(config),
+            store,
+            registry: Arc::default(),
         }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn config(&self) -> &LinkConfig {
+        &self.config
+    }
+
+    /// Routes store notifications (from any replica) to the sessions held
+    /// here. Runs until the notification stream ends.
+    pub async fn route_notifications(&self) -> Result<(), crate::store::StoreError> {
+        let mut events = self
+            .store
+            .listen(&[COMMANDS_CHANNEL, DESIRED_CHANNEL, REVOKED_CHANNEL])
+            .await?;
+        while let Some(event) = events.next().await {
+            match event {
+                ListenEvent::Notification { channel, payload } => {
+                    let signal = match channel.as_str() {
+                        COMMANDS_CHANNEL => Signal::CommandsPending,
+                        DESIRED_CHANNEL => Signal::DesiredChanged,
+                        REVOKED_CHANNEL => Signal::Revoked,
+                        _ => continue,
+                    };
+                    self.registry.signal(&payload, signal);
+                }
+                ListenEvent::Lagged => self.registry.signal_all(Signal::Resync),
+            }
+        }
+        Ok(())
+    }
+
+    /// Spawns [`route_notifications`](Self::route_notifications), restarting it on failure.
+    pub fn spawn_router(&self) -> tokio::task::JoinHandle<()> {
+        let link = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = link.route_notifications().await {
+                    tracing::warn!(%error, "Notification routing failed; restarting.");
+                }
+                // Anything may have been missed while not listening.
+                link.registry.signal_all(Signal::Resync);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
     }
 }
 
@@ -109,12 +256,39 @@ impl SpokeService for SpokeLink {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,
         };
         tracing::Span::current().record("cluster", cluster.as_str());
+        // The cluster must be registered at the hub.
+        match self.store.get_cluster(cluster.as_str()).await {
+            Ok(record) if record.revoked_at.is_some() => {
+                return Err(Status::permission_denied(format!(
+                    "cluster {cluster} has been revoked"
+                )));
+            }
+            Ok(_) => {}
+            Err(crate::store::StoreError::NotFound { .. }) => {
+                return Err(Status::not_found(format!(
+                    "cluster {cluster} is not registered at this hub"
+                )));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Cannot read the cluster record.");
+                return Err(Status::unavailable("the hub's database is unavailable"));
+            }
+        }
         let (tx, rx) = mpsc::channel(self.config.window as usize + 16);
-        let config = Arc::clone(&self.config);
+        let (signal_tx, signals) = mpsc::channel(8);
+        let registration = self.registry.register(cluster.as_str(), signal_tx);
+        let context = session::Context {
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            cluster: cluster.clone(),
+        };
+        let registry = Arc::clone(&self.registry);
         tokio::spawn(
             async move {
-                if let Err(error) = session::run(config, cluster, hello, inbound, tx.clone()).await
-                {
+                let result = session::run(&context, hello, inbound, signals, tx.clone()).await;
+                registry.unregister(cluster.as_str(), registration);
+                session::disconnected(&context).await;
+                if let Err(error) = result {
                     tracing::info!(%error, "Spoke session ended.");
                     let _ = tx.send(Err(error.into_status())).await;
                 }

@@ -1,19 +1,26 @@
-//! One spoke stream at the hub: handshake (Hello → Welcome or GoAway), then the sequenced session with acknowledgements and heartbeats.
+//! One spoke stream at the hub: handshake (Hello → Welcome or GoAway), then the sequenced session: durable ingest before every acknowledgement, desired-set and command delivery from the store, heartbeats, staleness and digests.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use edgecd_core::ClusterName;
-use edgecd_core::link::{Capabilities, Inbox, NegotiationError, ProtocolVersion, Receipt};
+use edgecd_core::link::{Capabilities, Inbox, NegotiationError, ProtocolVersion, Receipt, digest};
 use edgecd_proto::v1::{
-    GoAway, Heartbeat, Hello, HubMessage, SpokeMessage, Welcome, go_away, hub_message,
-    spoke_message,
+    GoAway, Heartbeat, Hello, HubMessage, ResyncRequest, SpokeMessage, Welcome, go_away,
+    hub_message, resync_request, spoke_message,
 };
 use futures::StreamExt;
+use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
-use super::LinkConfig;
+use super::convert::{self, CommandPayload};
+use super::{LinkConfig, Signal};
+use crate::store::{
+    AppFilter, AppQuery, ClusterConnection, ClusterVersions, CommandOutcome, CommandUpdate,
+    ConnectionKind, DesiredChange, SpokeSeq, StatusBatch, Store, StoreError,
+};
 
 /// Why a session ended abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +35,10 @@ pub enum SessionError {
     Negotiation(#[from] NegotiationError),
     #[error("spoke skipped sequence numbers: expected {expected}, got {got}")]
     SequenceGap { expected: u64, got: u64 },
+    #[error("spoke acknowledged hub message {acked} but only {sent} were sent")]
+    AckBeyondSent { acked: u64, sent: u64 },
+    #[error("the hub's database is unavailable: {0}")]
+    Store(#[from] StoreError),
     #[error("the spoke went away")]
     ClientGone,
 }
@@ -36,15 +47,26 @@ impl SessionError {
     pub fn into_status(self) -> Status {
         match &self {
             Self::HelloTimeout(_) => Status::deadline_exceeded(self.to_string()),
-            Self::NotHello | Self::SequenceGap { .. } => Status::invalid_argument(self.to_string()),
+            Self::NotHello | Self::SequenceGap { .. } | Self::AckBeyondSent { .. } => {
+                Status::invalid_argument(self.to_string())
+            }
             Self::Negotiation(_) => Status::failed_precondition(self.to_string()),
             Self::Transport(status) => status.clone(),
+            // Never leak database details to the peer.
+            Self::Store(_) => Status::unavailable("the hub's database is unavailable; retry later"),
             Self::ClientGone => Status::cancelled(self.to_string()),
         }
     }
 }
 
 type Outbound = mpsc::Sender<Result<HubMessage, Status>>;
+
+/// What every session needs.
+pub(super) struct Context {
+    pub config: Arc<LinkConfig>,
+    pub store: Arc<dyn Store>,
+    pub cluster: ClusterName,
+}
 
 /// Waits for the first message, which must be Hello.
 pub(super) async fn read_hello(
@@ -60,14 +82,57 @@ pub(super) async fn read_hello(
     }
 }
 
+/// Records that the stream is gone, unless another replica holds the cluster now.
+pub(super) async fn disconnected(ctx: &Context) {
+    let name = ctx.cluster.as_str();
+    let Ok(record) = ctx.store.get_cluster(name).await else {
+        return;
+    };
+    if record.connection.hub_replica != ctx.config.replica || record.revoked_at.is_some() {
+        return;
+    }
+    let connection = ClusterConnection {
+        state: ConnectionKind::Disconnected,
+        since: Some(OffsetDateTime::now_utc()),
+        last_heartbeat: record.connection.last_heartbeat,
+        hub_replica: String::new(),
+    };
+    if let Err(error) = ctx.store.set_cluster_connection(name, &connection).await {
+        tracing::warn!(%error, "Cannot record the disconnect.");
+    }
+}
+
+/// The hub's half of one stream.
+struct Session<'a> {
+    ctx: &'a Context,
+    outbound: Outbound,
+    capabilities: Capabilities,
+    epoch: String,
+    inbox: Inbox,
+    /// Last hub seq used and acknowledged on this stream.
+    hub_seq: u64,
+    hub_acked: u64,
+    /// Command ids carried by each unacknowledged hub seq.
+    delivering: BTreeMap<u64, Vec<String>>,
+    /// Desired-set version the spoke has (as far as this session knows).
+    spoke_desired: u64,
+    sent_commands: HashSet<String>,
+    desired_dirty: bool,
+    commands_dirty: bool,
+    last_seen: Instant,
+    last_seen_at: OffsetDateTime,
+    stale: bool,
+}
+
 /// Runs a session until the spoke disconnects or breaks the protocol.
 pub(super) async fn run(
-    config: Arc<LinkConfig>,
-    cluster: ClusterName,
+    ctx: &Context,
     hello: Hello,
     mut inbound: Streaming<SpokeMessage>,
+    mut signals: mpsc::Receiver<Signal>,
     outbound: Outbound,
 ) -> Result<(), SessionError> {
+    let config = &ctx.config;
     let theirs = hello
         .protocol
         .map(|p| ProtocolVersion {
@@ -84,47 +149,88 @@ pub(super) async fn run(
             Ok(agreed) => agreed,
             Err(error) => {
                 tracing::warn!(%error, "Refusing spoke: protocol negotiation failed.");
-                let go_away = GoAway {
-                    reason: go_away::Reason::ProtocolUnsupported as i32,
-                    message: error.to_string(),
-                    retry_after: Some(duration(Duration::from_secs(300))),
-                };
-                send(&outbound, 0, 0, hub_message::Body::GoAway(go_away)).await?;
+                go_away(
+                    &outbound,
+                    go_away::Reason::ProtocolUnsupported,
+                    error.to_string(),
+                    Duration::from_secs(300),
+                )
+                .await?;
                 return Ok(());
             }
         };
+
+    let name = ctx.cluster.as_str();
+    let link = ctx.store.get_link_state(name).await?;
+    let same_epoch = !hello.spoke_epoch.is_empty() && link.spoke_epoch == hello.spoke_epoch;
+    let resume = if same_epoch { link.spoke_seq } else { 0 };
+    let now = OffsetDateTime::now_utc();
+    let versions = ClusterVersions {
+        spoke_version: hello.spoke_version.clone(),
+        kubernetes_version: hello.kubernetes_version.clone(),
+        protocol_major: theirs.major,
+        protocol_minor: theirs.minor,
+        capabilities: agreed.iter().map(str::to_owned).collect(),
+    };
+    ctx.store
+        .record_cluster_hello(name, &hello.server_url, &versions, None)
+        .await?;
+    ctx.store
+        .set_cluster_connection(
+            name,
+            &ClusterConnection {
+                state: ConnectionKind::Connected,
+                since: Some(now),
+                last_heartbeat: Some(now),
+                hub_replica: config.replica.clone(),
+            },
+        )
+        .await?;
     tracing::info!(
         spoke_version = %hello.spoke_version,
         protocol = %theirs,
-        capabilities = agreed.iter().count(),
+        resume,
+        same_epoch,
         "Spoke connected."
     );
-    // Until the durable store arrives (issue 6), a session starts from the
-    // spoke's own view: nothing of its epoch is stored yet.
-    let mut inbox = Inbox::new(0);
+
+    let mut session = Session {
+        ctx,
+        outbound,
+        capabilities: agreed.clone(),
+        epoch: hello.spoke_epoch.clone(),
+        inbox: Inbox::new(resume),
+        hub_seq: 0,
+        hub_acked: 0,
+        delivering: BTreeMap::new(),
+        spoke_desired: hello.desired_version,
+        sent_commands: HashSet::new(),
+        desired_dirty: true,
+        commands_dirty: true,
+        last_seen: Instant::now(),
+        last_seen_at: now,
+        stale: false,
+    };
     let welcome = Welcome {
-        cluster_name: cluster.to_string(),
+        cluster_name: name.to_owned(),
         protocol: Some(edgecd_proto::v1::ProtocolVersion {
             major: edgecd_proto::PROTOCOL_MAJOR,
             minor: edgecd_proto::PROTOCOL_MINOR,
         }),
         capabilities: agreed.iter().map(str::to_owned).collect(),
-        resume_spoke_seq: inbox.ack(),
+        resume_spoke_seq: resume,
         resume_hub_seq: 0,
-        heartbeat_interval: Some(duration(config.heartbeat_interval)),
+        heartbeat_interval: Some(edgecd_proto::convert::duration(config.heartbeat_interval)),
         window: config.window,
         hub_replica: config.replica.clone(),
         hub_version: config.hub_version.clone(),
-        full_status_resync: true,
-        digest_interval: Some(duration(config.digest_interval)),
+        full_status_resync: !same_epoch,
+        digest_interval: Some(edgecd_proto::convert::duration(config.digest_interval)),
     };
-    send(
-        &outbound,
-        0,
-        inbox.ack(),
-        hub_message::Body::Welcome(welcome),
-    )
-    .await?;
+    session
+        .send_control(hub_message::Body::Welcome(welcome))
+        .await?;
+    session.flush().await?;
 
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.tick().await;
@@ -132,64 +238,465 @@ pub(super) async fn run(
         tokio::select! {
             message = inbound.next() => {
                 let Some(message) = message else { return Ok(()) };
-                let message = message?;
-                if message.seq == 0 {
-                    continue;
-                }
-                match inbox.receive(message.seq) {
-                    Receipt::New => {
-                        // Unknown body types (a newer spoke) are acknowledged
-                        // and otherwise ignored.
-                        if message.body.is_none() {
-                            tracing::debug!(seq = message.seq, "Ignoring an unknown message type.");
-                        }
-                        inbox.processed(message.seq);
+                session.receive(message?).await?;
+                session.flush().await?;
+            }
+            signal = signals.recv() => {
+                match signal {
+                    Some(Signal::DesiredChanged) => session.desired_dirty = true,
+                    Some(Signal::CommandsPending) => session.commands_dirty = true,
+                    Some(Signal::Resync) => {
+                        session.desired_dirty = true;
+                        session.commands_dirty = true;
                     }
-                    Receipt::Duplicate => {}
-                    Receipt::Gap { expected } => {
-                        return Err(SessionError::SequenceGap { expected, got: message.seq });
+                    Some(Signal::Replaced) => {
+                        go_away(&session.outbound, go_away::Reason::Replaced, "a newer stream of this cluster took over".into(), Duration::ZERO).await?;
+                        return Ok(());
+                    }
+                    Some(Signal::Revoked) | None => {
+                        go_away(&session.outbound, go_away::Reason::Revoked, format!("cluster {name} was revoked or removed"), Duration::from_secs(3600)).await?;
+                        return Ok(());
                     }
                 }
-                send_ack(&outbound, inbox.ack()).await?;
+                session.flush().await?;
             }
             _ = heartbeat.tick() => {
-                let beat = Heartbeat { sent_at: Some(SystemTime::now().into()), in_flight: 0, buffered: 0 };
-                send(&outbound, 0, inbox.ack(), hub_message::Body::Heartbeat(beat)).await?;
+                let beat = Heartbeat {
+                    sent_at: Some(edgecd_proto::convert::timestamp(OffsetDateTime::now_utc())),
+                    in_flight: (session.hub_seq - session.hub_acked) as u32,
+                    buffered: 0,
+                };
+                session.send_control(hub_message::Body::Heartbeat(beat)).await?;
+                session.check_staleness().await?;
+                // Commands whose deadline passed are answered here too.
+                session.commands_dirty = true;
+                session.flush().await?;
             }
         }
     }
 }
 
-async fn send(
-    outbound: &Outbound,
-    seq: u64,
-    ack: u64,
-    body: hub_message::Body,
-) -> Result<(), SessionError> {
-    outbound
-        .send(Ok(HubMessage {
-            seq,
-            ack,
-            body: Some(body),
-        }))
-        .await
-        .map_err(|_| SessionError::ClientGone)
+impl Session<'_> {
+    fn name(&self) -> &str {
+        self.ctx.cluster.as_str()
+    }
+
+    fn window_full(&self) -> bool {
+        self.hub_seq - self.hub_acked >= u64::from(self.ctx.config.window)
+    }
+
+    async fn send_control(&self, body: hub_message::Body) -> Result<(), SessionError> {
+        self.outbound
+            .send(Ok(HubMessage {
+                seq: 0,
+                ack: self.inbox.ack(),
+                body: Some(body),
+            }))
+            .await
+            .map_err(|_| SessionError::ClientGone)
+    }
+
+    async fn send_sequenced(
+        &mut self,
+        body: hub_message::Body,
+        commands: Vec<String>,
+    ) -> Result<(), SessionError> {
+        self.hub_seq += 1;
+        if !commands.is_empty() {
+            self.delivering.insert(self.hub_seq, commands);
+        }
+        self.outbound
+            .send(Ok(HubMessage {
+                seq: self.hub_seq,
+                ack: self.inbox.ack(),
+                body: Some(body),
+            }))
+            .await
+            .map_err(|_| SessionError::ClientGone)
+    }
+
+    /// Sends what is pending, as far as the window allows.
+    async fn flush(&mut self) -> Result<(), SessionError> {
+        if self.desired_dirty && !self.window_full() {
+            self.desired_dirty = false;
+            self.send_desired().await?;
+        }
+        if self.commands_dirty && !self.window_full() {
+            self.commands_dirty = false;
+            self.send_commands().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_desired(&mut self) -> Result<(), SessionError> {
+        use edgecd_core::link::capabilities::names;
+        if !self.capabilities.contains(names::DESIRED_APPS) {
+            return Ok(());
+        }
+        let mut since = self.spoke_desired;
+        let mut changes = self.ctx.store.desired_changes(self.name(), since).await?;
+        if since > changes.version {
+            // The spoke is ahead of the database (restored backup): start over.
+            since = 0;
+            changes = self.ctx.store.desired_changes(self.name(), 0).await?;
+        }
+        if since == changes.version && since != 0 {
+            return Ok(());
+        }
+        if since == 0
+            && changes.changes.is_empty()
+            && self.spoke_desired == changes.version
+            && changes.version != 0
+        {
+            return Ok(());
+        }
+        let message = convert::desired_apps(&changes, since);
+        tracing::debug!(
+            base = since,
+            version = changes.version,
+            upserts = message.upserts.len(),
+            deletes = message.deletes.len(),
+            "Sending desired apps."
+        );
+        self.spoke_desired = changes.version;
+        self.send_sequenced(hub_message::Body::DesiredApps(message), vec![])
+            .await
+    }
+
+    async fn send_commands(&mut self) -> Result<(), SessionError> {
+        let now = OffsetDateTime::now_utc();
+        self.ctx.store.expire_commands(now).await?;
+        let commands = self
+            .ctx
+            .store
+            .list_deliverable_commands(self.name(), now)
+            .await?;
+        for record in commands {
+            if self.sent_commands.contains(&record.id) {
+                continue;
+            }
+            if self.window_full() {
+                self.commands_dirty = true;
+                break;
+            }
+            let payload: Result<CommandPayload, _> = serde_json::from_value(record.payload.clone());
+            let payload = match payload {
+                Ok(payload) => payload,
+                Err(error) => {
+                    self.reject(
+                        &record.id,
+                        CommandOutcome::Rejected,
+                        format!("malformed command payload: {error}"),
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            let needed = convert::required_capability(&payload);
+            if !self.capabilities.contains(needed) {
+                self.reject(
+                    &record.id,
+                    CommandOutcome::Unsupported,
+                    format!("the spoke does not support {needed}"),
+                )
+                .await?;
+                continue;
+            }
+            self.sent_commands.insert(record.id.clone());
+            let message = convert::command(&record, &payload);
+            self.send_sequenced(hub_message::Body::Command(message), vec![record.id.clone()])
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn reject(
+        &self,
+        id: &str,
+        outcome: CommandOutcome,
+        message: String,
+    ) -> Result<(), SessionError> {
+        let update = CommandUpdate {
+            id: id.to_owned(),
+            outcome,
+            message,
+            result: None,
+        };
+        self.ctx.store.record_command_status(&update).await?;
+        Ok(())
+    }
+
+    async fn check_staleness(&mut self) -> Result<(), SessionError> {
+        if !self.stale && self.last_seen.elapsed() > self.ctx.config.stale_after {
+            self.stale = true;
+            tracing::warn!(silent_for = ?self.last_seen.elapsed(), "Spoke went silent; marking its cluster Stale.");
+            let connection = ClusterConnection {
+                state: ConnectionKind::Stale,
+                since: Some(self.last_seen_at),
+                last_heartbeat: Some(self.last_seen_at),
+                hub_replica: self.ctx.config.replica.clone(),
+            };
+            self.ctx
+                .store
+                .set_cluster_connection(self.name(), &connection)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn seen(&mut self, heartbeat: bool) -> Result<(), SessionError> {
+        let now = OffsetDateTime::now_utc();
+        let was_stale = self.stale;
+        self.last_seen = Instant::now();
+        self.last_seen_at = now;
+        if was_stale || heartbeat {
+            self.stale = false;
+            let connection = ClusterConnection {
+                state: ConnectionKind::Connected,
+                since: None,
+                last_heartbeat: Some(now),
+                hub_replica: self.ctx.config.replica.clone(),
+            };
+            self.ctx
+                .store
+                .set_cluster_connection(self.name(), &connection)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn receive(&mut self, message: SpokeMessage) -> Result<(), SessionError> {
+        self.seen(matches!(
+            message.body,
+            Some(spoke_message::Body::Heartbeat(_))
+        ))
+        .await?;
+        self.acknowledged(message.ack).await?;
+        if message.seq == 0 {
+            return Ok(());
+        }
+        match self.inbox.receive(message.seq) {
+            Receipt::Duplicate => {}
+            Receipt::Gap { expected } => {
+                return Err(SessionError::SequenceGap {
+                    expected,
+                    got: message.seq,
+                });
+            }
+            Receipt::New => {
+                let at = SpokeSeq {
+                    epoch: self.epoch.clone(),
+                    seq: message.seq,
+                };
+                self.process(&at, message.body).await?;
+                self.inbox.processed(message.seq);
+            }
+        }
+        // Acknowledge only what is durably stored.
+        self.outbound
+            .send(Ok(HubMessage {
+                seq: 0,
+                ack: self.inbox.ack(),
+                body: None,
+            }))
+            .await
+            .map_err(|_| SessionError::ClientGone)
+    }
+
+    async fn acknowledged(&mut self, ack: u64) -> Result<(), SessionError> {
+        if ack > self.hub_seq {
+            return Err(SessionError::AckBeyondSent {
+                acked: ack,
+                sent: self.hub_seq,
+            });
+        }
+        if ack <= self.hub_acked {
+            return Ok(());
+        }
+        self.hub_acked = ack;
+        let still_waiting = self.delivering.split_off(&(ack + 1));
+        let delivered: Vec<String> = std::mem::replace(&mut self.delivering, still_waiting)
+            .into_values()
+            .flatten()
+            .collect();
+        if !delivered.is_empty() {
+            self.ctx
+                .store
+                .mark_commands_delivered(&delivered, OffsetDateTime::now_utc())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores one sequenced message (recording `at` durably in the same transaction).
+    async fn process(
+        &mut self,
+        at: &SpokeSeq,
+        body: Option<spoke_message::Body>,
+    ) -> Result<(), SessionError> {
+        let store = &self.ctx.store;
+        let name = self.ctx.cluster.as_str();
+        match body {
+            Some(spoke_message::Body::AppStatus(batch)) => {
+                let outcome = store
+                    .ingest_status_batch(name, at, &convert::status_batch(&batch))
+                    .await?;
+                if outcome.rejected > 0 {
+                    tracing::warn!(
+                        rejected = outcome.rejected,
+                        "Status reports for apps this cluster does not hold were ignored."
+                    );
+                }
+            }
+            Some(spoke_message::Body::AppRemoved(removed)) => {
+                let batch = StatusBatch {
+                    removed: removed
+                        .app
+                        .into_iter()
+                        .map(|a| (a.project, a.name))
+                        .collect(),
+                    ..StatusBatch::default()
+                };
+                store.ingest_status_batch(name, at, &batch).await?;
+            }
+            Some(spoke_message::Body::ResourceTree(tree)) => {
+                let app = tree.app.clone().unwrap_or_default();
+                let nodes: Vec<serde_json::Value> = tree
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        serde_json::json!({
+                            "key": n.key.as_ref().map(edgecd_proto::convert::from_resource_key),
+                            "uid": n.uid,
+                            "parentUids": n.parent_uids,
+                            "health": n.health.as_ref().map(|h| edgecd_proto::convert::from_health_code(h.status)),
+                            "healthMessage": n.health.as_ref().map(|h| h.message.clone()),
+                            "info": n.info,
+                        })
+                    })
+                    .collect();
+                let value =
+                    serde_json::json!({ "nodes": nodes, "statusVersion": tree.status_version });
+                store
+                    .ingest_resource_tree(name, at, &app.project, &app.name, &value)
+                    .await?;
+            }
+            Some(spoke_message::Body::Events(batch)) => {
+                let events: Vec<_> = batch
+                    .events
+                    .iter()
+                    .map(|e| convert::event(name, e))
+                    .collect();
+                store.ingest_events(name, at, &events).await?;
+            }
+            Some(spoke_message::Body::CommandStatus(batch)) => {
+                let updates: Vec<_> = batch.statuses.iter().map(convert::command_update).collect();
+                store.ingest_command_statuses(name, at, &updates).await?;
+            }
+            Some(spoke_message::Body::Digest(theirs)) => {
+                store.ingest_events(name, at, &[]).await?;
+                self.check_digest(&theirs).await?;
+            }
+            other => {
+                if other.is_none() {
+                    tracing::debug!(
+                        seq = at.seq,
+                        "Acknowledging a message type this hub does not know."
+                    );
+                }
+                // Nothing to store but the sequence number itself.
+                store.ingest_events(name, at, &[]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Anti-entropy: compares the spoke's digest with the store and repairs.
+    async fn check_digest(
+        &mut self,
+        theirs: &edgecd_proto::v1::Digest,
+    ) -> Result<(), SessionError> {
+        let name = self.ctx.cluster.as_str();
+        let desired = self.ctx.store.desired_changes(name, 0).await?;
+        let entries: Vec<(String, String, u64)> = desired
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                DesiredChange::Upsert(app) => {
+                    Some((app.project.clone(), app.name.clone(), app.spec_version))
+                }
+                DesiredChange::Delete { .. } => None,
+            })
+            .collect();
+        let ours = digest::digest(entries.iter().map(|(p, n, v)| (p.as_str(), n.as_str(), *v)));
+        if ours != theirs.desired_hash {
+            tracing::info!(
+                spoke_version = theirs.desired_version,
+                hub_version = desired.version,
+                "Desired-set digest differs; sending a full snapshot."
+            );
+            self.spoke_desired = 0;
+            self.desired_dirty = true;
+        }
+        let mut statuses = Vec::new();
+        let mut cursor = None;
+        loop {
+            let query = AppQuery {
+                filter: AppFilter {
+                    clusters: vec![name.to_owned()],
+                    ..AppFilter::default()
+                },
+                sort: Default::default(),
+                page_size: 1000,
+                cursor: cursor.take(),
+            };
+            let page = self.ctx.store.list_apps(&query).await?;
+            statuses.extend(
+                page.items
+                    .into_iter()
+                    .map(|a| (a.project, a.name, a.status_version)),
+            );
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let ours = digest::digest(
+            statuses
+                .iter()
+                .map(|(p, n, v)| (p.as_str(), n.as_str(), *v)),
+        );
+        if ours != theirs.status_hash && self.ctx.config.window > 0 {
+            tracing::info!("Status digest differs; asking the spoke for a full status report.");
+            let request = ResyncRequest {
+                scope: resync_request::Scope::Status as i32,
+                reason: "status digest mismatch".into(),
+                apps: vec![],
+            };
+            self.send_sequenced(hub_message::Body::Resync(request), vec![])
+                .await?;
+        }
+        Ok(())
+    }
 }
 
-async fn send_ack(outbound: &Outbound, ack: u64) -> Result<(), SessionError> {
+async fn go_away(
+    outbound: &Outbound,
+    reason: go_away::Reason,
+    message: String,
+    retry_after: Duration,
+) -> Result<(), SessionError> {
+    let body = GoAway {
+        reason: reason as i32,
+        message,
+        retry_after: Some(edgecd_proto::convert::duration(retry_after)),
+    };
     outbound
         .send(Ok(HubMessage {
             seq: 0,
-            ack,
-            body: None,
+            ack: 0,
+            body: Some(hub_message::Body::GoAway(body)),
         }))
         .await
         .map_err(|_| SessionError::ClientGone)
-}
-
-fn duration(d: Duration) -> edgecd_proto::Duration {
-    edgecd_proto::Duration {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-    }
 }

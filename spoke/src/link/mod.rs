@@ -1,4 +1,8 @@
-//! The spoke side of the `Connect` stream: dial out, say Hello, and read the hub's Welcome (or GoAway).
+//! The spoke side of the `Connect` stream: dial out, say Hello, read the hub's Welcome (or GoAway), then run the session (`session`).
+
+mod session;
+
+pub use session::{HubLinkConfig, run};
 
 use std::time::Duration;
 
@@ -56,6 +60,7 @@ pub struct Negotiated {
     pub window: u32,
     pub hub_replica: String,
     pub full_status_resync: bool,
+    pub digest_interval: Duration,
 }
 
 /// An open, negotiated stream.
@@ -140,6 +145,10 @@ fn from_welcome(welcome: edgecd_proto::v1::Welcome) -> Negotiated {
         window: welcome.window.max(1),
         hub_replica: welcome.hub_replica,
         full_status_resync: welcome.full_status_resync,
+        digest_interval: welcome
+            .digest_interval
+            .and_then(to_std_duration)
+            .unwrap_or(Duration::from_secs(300)),
     }
 }
 

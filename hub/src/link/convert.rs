@@ -1,0 +1,280 @@
+//! Conversions at the hub's stream edge: store records to hub messages (desired apps, commands) and spoke reports to store inputs.
+
+use edgecd_core::app::AppOrigin;
+use edgecd_proto::convert as pc;
+use edgecd_proto::v1;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{
+    AutonomousApp, CommandOutcome, CommandRecord, CommandUpdate, DesiredChange, DesiredChanges,
+    EventRecord, EventSeverity, SnapshotPart, StatusBatch, StatusReport,
+};
+
+/// What a command asks for, as stored in the outbox (`payload` JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum CommandPayload {
+    #[serde(rename_all = "camelCase")]
+    Sync {
+        #[serde(default)]
+        revision: String,
+        #[serde(default)]
+        prune: bool,
+        #[serde(default)]
+        dry_run: bool,
+        #[serde(default)]
+        force: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Refresh {
+        #[serde(default)]
+        hard: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Rollback {
+        history_id: i64,
+        #[serde(default)]
+        prune: bool,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    Terminate,
+    Diff,
+    #[serde(rename_all = "camelCase")]
+    Manifests {
+        #[serde(default)]
+        revision: String,
+    },
+}
+
+/// The outbox `kind` column of a payload.
+pub fn command_payload_kind(payload: &CommandPayload) -> &'static str {
+    match payload {
+        CommandPayload::Sync { .. } => "sync",
+        CommandPayload::Refresh { .. } => "refresh",
+        CommandPayload::Rollback { .. } => "rollback",
+        CommandPayload::Terminate => "terminate",
+        CommandPayload::Diff => "diff",
+        CommandPayload::Manifests { .. } => "manifests",
+    }
+}
+
+/// The capability a command kind needs at the spoke.
+pub(super) fn required_capability(payload: &CommandPayload) -> &'static str {
+    use edgecd_core::link::capabilities::names;
+    match payload {
+        CommandPayload::Terminate => names::COMMAND_TERMINATE,
+        CommandPayload::Diff | CommandPayload::Manifests { .. } => names::COMMAND_QUERIES,
+        _ => names::COMMANDS,
+    }
+}
+
+pub(super) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::Command {
+    let kind = match payload {
+        CommandPayload::Sync {
+            revision,
+            prune,
+            dry_run,
+            force,
+        } => v1::command::Kind::Sync(v1::SyncCommand {
+            revision: revision.clone(),
+            prune: *prune,
+            dry_run: *dry_run,
+            resources: vec![],
+            force: *force,
+        }),
+        CommandPayload::Refresh { hard } => {
+            v1::command::Kind::Refresh(v1::RefreshCommand { hard: *hard })
+        }
+        CommandPayload::Rollback {
+            history_id,
+            prune,
+            dry_run,
+        } => v1::command::Kind::Rollback(v1::RollbackCommand {
+            history_id: *history_id,
+            prune: *prune,
+            dry_run: *dry_run,
+        }),
+        CommandPayload::Terminate => v1::command::Kind::Terminate(v1::TerminateCommand {}),
+        CommandPayload::Diff => v1::command::Kind::Diff(v1::DiffCommand { resources: vec![] }),
+        CommandPayload::Manifests { revision } => {
+            v1::command::Kind::Manifests(v1::ManifestsCommand {
+                revision: revision.clone(),
+            })
+        }
+    };
+    v1::Command {
+        id: record.id.clone(),
+        app: Some(v1::AppRef {
+            project: record.project.clone(),
+            name: record.app.clone(),
+        }),
+        deadline: Some(pc::timestamp(record.deadline)),
+        issued_by: record.issued_by.clone(),
+        issued_at: Some(pc::timestamp(record.issued_at)),
+        kind: Some(kind),
+    }
+}
+
+pub(super) fn desired_apps(changes: &DesiredChanges, base_version: u64) -> v1::DesiredApps {
+    let mut upserts = Vec::new();
+    let mut deletes = Vec::new();
+    for change in &changes.changes {
+        match change {
+            DesiredChange::Upsert(app) => upserts.push(v1::DesiredApp {
+                meta: Some(v1::ApplicationMeta {
+                    project: app.project.clone(),
+                    name: app.name.clone(),
+                    labels: pc::labels(&app.labels),
+                    uid: app.uid.clone(),
+                    spec_version: app.spec_version,
+                    origin: v1::AppOrigin::Managed as i32,
+                    ..v1::ApplicationMeta::default()
+                }),
+                spec: Some(pc::application_spec(&app.spec)),
+                cascade_delete: true,
+            }),
+            DesiredChange::Delete { project, name, .. } => deletes.push(v1::AppRef {
+                project: project.clone(),
+                name: name.clone(),
+            }),
+        }
+    }
+    v1::DesiredApps {
+        version: changes.version,
+        base_version,
+        full_snapshot: base_version == 0,
+        upserts,
+        deletes,
+    }
+}
+
+pub(super) fn status_batch(batch: &v1::AppStatusBatch) -> StatusBatch {
+    let reports = batch
+        .reports
+        .iter()
+        .filter_map(|report| {
+            let app = report.app.as_ref()?;
+            let status = report
+                .status
+                .as_ref()
+                .map(pc::from_application_status)
+                .unwrap_or_default();
+            let autonomous = (pc::from_origin_code(report.origin) == AppOrigin::Autonomous)
+                .then(|| {
+                    let spec = report
+                        .spec
+                        .as_ref()
+                        .and_then(|s| pc::from_application_spec(s, &app.project).ok())?;
+                    let meta = report.meta.clone().unwrap_or_default();
+                    Some(AutonomousApp {
+                        spec,
+                        labels: pc::from_labels(&meta.labels),
+                        owner: meta.owner.as_ref().map(pc::from_owner_ref),
+                    })
+                })
+                .flatten();
+            Some(StatusReport {
+                project: app.project.clone(),
+                name: app.name.clone(),
+                status,
+                autonomous,
+            })
+        })
+        .collect();
+    StatusBatch {
+        reports,
+        removed: vec![],
+        snapshot: batch.full_snapshot.then(|| SnapshotPart {
+            snapshot_id: batch.snapshot_id.clone(),
+            last: batch.snapshot_last,
+        }),
+    }
+}
+
+pub(super) fn command_update(status: &v1::CommandStatus) -> CommandUpdate {
+    let outcome = match v1::CommandOutcome::try_from(status.outcome) {
+        Ok(v1::CommandOutcome::Delivered) => CommandOutcome::Delivered,
+        Ok(v1::CommandOutcome::Running) => CommandOutcome::Running,
+        Ok(v1::CommandOutcome::Succeeded) => CommandOutcome::Succeeded,
+        Ok(v1::CommandOutcome::Failed) => CommandOutcome::Failed,
+        Ok(v1::CommandOutcome::Expired) => CommandOutcome::Expired,
+        Ok(v1::CommandOutcome::Unsupported) => CommandOutcome::Unsupported,
+        Ok(v1::CommandOutcome::Rejected) => CommandOutcome::Rejected,
+        _ => CommandOutcome::Failed,
+    };
+    let result = match &status.payload {
+        Some(v1::command_status::Payload::Operation(op)) => pc::from_operation_state(op)
+            .and_then(|op| serde_json::to_value(op).ok())
+            .map(|op| serde_json::json!({ "operation": op })),
+        Some(v1::command_status::Payload::Diff(diff)) => Some(serde_json::json!({
+            "diff": diff.resources.iter().map(|r| serde_json::json!({
+                "key": r.key.as_ref().map(pc::from_resource_key),
+                "liveYaml": r.live_yaml,
+                "desiredYaml": r.desired_yaml,
+                "diff": r.diff,
+                "modified": r.modified,
+            })).collect::<Vec<_>>()
+        })),
+        Some(v1::command_status::Payload::Manifests(m)) => Some(serde_json::json!({
+            "manifests": { "revision": m.revision, "yaml": m.manifests_yaml }
+        })),
+        None => None,
+    };
+    CommandUpdate {
+        id: status.command_id.clone(),
+        outcome,
+        message: status.message.clone(),
+        result,
+    }
+}
+
+pub(super) fn event(cluster: &str, e: &v1::Event) -> EventRecord {
+    let app = e.app.clone().unwrap_or_default();
+    EventRecord {
+        id: e.id.clone(),
+        cluster: cluster.to_owned(),
+        project: app.project,
+        app: app.name,
+        resource: e
+            .resource
+            .as_ref()
+            .map(|r| pc::from_resource_key(r).to_string())
+            .unwrap_or_default(),
+        severity: if e.severity == v1::EventSeverity::Warning as i32 {
+            EventSeverity::Warning
+        } else {
+            EventSeverity::Normal
+        },
+        reason: e.reason.clone(),
+        message: e.message.clone(),
+        time: e
+            .time
+            .as_ref()
+            .and_then(pc::from_timestamp)
+            .unwrap_or_else(time::OffsetDateTime::now_utc),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_serialize_with_a_kind_tag() {
+        let p = CommandPayload::Sync {
+            revision: "abc".into(),
+            prune: true,
+            dry_run: false,
+            force: false,
+        };
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["kind"], "sync");
+        assert_eq!(json["dryRun"], false);
+        let back: CommandPayload = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p);
+        let r: CommandPayload =
+            serde_json::from_str(r#"{"kind":"rollback","historyId":3}"#).unwrap();
+        assert_eq!(command_payload_kind(&r), "rollback");
+    }
+}

@@ -1,0 +1,936 @@
+//! The spoke's hub link session: reconnects with jittered backoff, reports app statuses through a coalescing outbox that survives reconnects, writes the hub's desired apps into Application CRs, turns commands into CR operations and reports their results, heartbeats and digests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgecd_core::app::{AppOrigin, OperationPhase};
+use edgecd_core::link::{
+    Backoff, Capabilities, Inbox, Outbox, OutboxError, ProtocolVersion, Receipt, digest,
+};
+use edgecd_proto::convert as pc;
+use edgecd_proto::v1::{
+    self, AppRemoved, AppStatusBatch, AppStatusReport, CommandStatus, CommandStatusBatch,
+    Heartbeat, HubMessage, SpokeMessage, command, command_status, go_away, hub_message,
+    spoke_message,
+};
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tonic::transport::Endpoint;
+
+use super::{HelloParams, LinkError, Negotiated, handshake};
+use crate::crd::{
+    self, Application, ORIGIN_LABEL, OperationRequest, PROJECT_LABEL, REFRESH_ANNOTATION,
+    RollbackRequest, SPEC_VERSION_ANNOTATION, SyncRequest,
+};
+use crate::reconcile::Engine;
+
+/// Field manager for the CRs the link writes.
+const LINK_MANAGER: &str = "edgecd-hub-link";
+/// Reports per status message in a full snapshot.
+const SNAPSHOT_CHUNK: usize = 100;
+/// Commands remembered for idempotent redelivery.
+const REMEMBERED_COMMANDS: usize = 1024;
+
+/// Settings of the hub link.
+#[derive(Debug, Clone)]
+pub struct HubLinkConfig {
+    /// `http(s)://host:port` of the hub's gRPC endpoint.
+    pub endpoint: String,
+    pub cluster_name: String,
+    pub spoke_version: String,
+    /// Namespace of the Application CRs.
+    pub namespace: String,
+    pub capabilities: Capabilities,
+    /// Sequenced messages buffered while the hub is unreachable; beyond it,
+    /// statuses are coalesced per app and a full report follows later.
+    pub buffer_capacity: usize,
+    pub connect_timeout: Duration,
+}
+
+impl HubLinkConfig {
+    pub fn new(
+        endpoint: impl Into<String>,
+        cluster_name: impl Into<String>,
+        namespace: impl Into<String>,
+    ) -> Self {
+        use edgecd_core::link::capabilities::names;
+        Self {
+            endpoint: endpoint.into(),
+            cluster_name: cluster_name.into(),
+            spoke_version: env!("CARGO_PKG_VERSION").to_owned(),
+            namespace: namespace.into(),
+            // Not implemented by this spoke yet: terminate, renewal, repo
+            // credentials and project policies over the stream, trees, events.
+            capabilities: Capabilities::from_names([
+                names::STATUS_DELTAS,
+                names::DIGEST,
+                names::DESIRED_APPS,
+                names::COMMANDS,
+                names::COMMAND_QUERIES,
+                names::AUTONOMOUS_APPS,
+            ]),
+            buffer_capacity: 10_000,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the link tells about one app (the outbox coalesces by app).
+#[derive(Debug, Clone)]
+enum Report {
+    Status(Box<AppStatusReport>),
+    Removed(v1::AppRef),
+    Snapshot(AppStatusBatch),
+    Commands(CommandStatusBatch),
+    Digest(v1::Digest),
+}
+
+impl Report {
+    fn body(self) -> spoke_message::Body {
+        match self {
+            Report::Status(report) => spoke_message::Body::AppStatus(AppStatusBatch {
+                reports: vec![*report],
+                full_snapshot: false,
+                snapshot_id: String::new(),
+                snapshot_last: false,
+            }),
+            Report::Removed(app) => spoke_message::Body::AppRemoved(AppRemoved { app: Some(app) }),
+            Report::Snapshot(batch) => spoke_message::Body::AppStatus(batch),
+            Report::Commands(batch) => spoke_message::Body::CommandStatus(batch),
+            Report::Digest(d) => spoke_message::Body::Digest(d),
+        }
+    }
+}
+
+/// State that outlives a single stream.
+struct Link {
+    config: HubLinkConfig,
+    engine: Arc<Engine>,
+    apps: Api<Application>,
+    epoch: String,
+    outbox: Outbox<String, Report>,
+    /// Status version last queued per app (CR name), to report only changes.
+    reported: HashMap<String, u64>,
+    /// Desired-set version applied in this process (0: ask for a full set).
+    desired_version: u64,
+    /// Desired spec per managed CR, to revert local edits.
+    desired: HashMap<String, v1::DesiredApp>,
+    /// Known results of recent commands, by id.
+    commands: HashMap<String, CommandStatus>,
+    command_order: std::collections::VecDeque<String>,
+    /// Commands waiting for their operation to finish, by CR name.
+    pending_operations: HashMap<String, String>,
+    /// A full status report is owed (after Welcome, a resync request, or a full buffer).
+    snapshot_owed: bool,
+}
+
+/// Runs the hub link until `shutdown` resolves: connect, run a session,
+/// back off, repeat. Statuses are buffered meanwhile.
+pub async fn run(
+    config: HubLinkConfig,
+    engine: Arc<Engine>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let apps: Api<Application> =
+        Api::namespaced(engine.cluster().client().clone(), &config.namespace);
+    let (events_tx, mut events) = mpsc::channel::<watcher::Event<Application>>(1024);
+    let watch_api = apps.clone();
+    let watch = tokio::spawn(async move {
+        let mut stream = watcher(watch_api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = stream.next().await {
+            if let Ok(event) = event
+                && events_tx.send(event).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut link = Link {
+        outbox: Outbox::new(1, 256, config.buffer_capacity),
+        config,
+        engine,
+        apps,
+        epoch: uuid_like(),
+        reported: HashMap::new(),
+        desired_version: 0,
+        desired: HashMap::new(),
+        commands: HashMap::new(),
+        command_order: Default::default(),
+        pending_operations: HashMap::new(),
+        snapshot_owed: true,
+    };
+    let mut backoff = Backoff::reconnect();
+    tokio::pin!(shutdown);
+    loop {
+        let retry_after = tokio::select! {
+            _ = &mut shutdown => break,
+            result = link.connect_and_serve(&mut events) => match result {
+                Ok(()) => {
+                    backoff.reset();
+                    None
+                }
+                Err(LinkError::GoAway { reason, message, retry_after }) => {
+                    tracing::warn!(?reason, %message, "The hub asked this spoke to go away.");
+                    if reason == go_away::Reason::Replaced {
+                        // Another stream of ours is newer: this one is stale.
+                        backoff.reset();
+                    }
+                    retry_after
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Hub link failed.");
+                    None
+                }
+            },
+        };
+        let delay = backoff.next_delay(&mut rand::rng(), retry_after);
+        tracing::info!(
+            ?delay,
+            buffered = link.outbox.len(),
+            "Reconnecting to the hub later."
+        );
+        tokio::select! {
+            _ = &mut shutdown => break,
+            () = tokio::time::sleep(delay) => {}
+            // Keep buffering statuses while disconnected.
+            () = link.buffer_while_waiting(&mut events, delay) => {}
+        }
+    }
+    watch.abort();
+}
+
+fn uuid_like() -> String {
+    use rand::Rng;
+    let value: u128 = rand::rng().random();
+    format!("{value:032x}")
+}
+
+fn is_managed(app: &Application) -> bool {
+    app.origin() == AppOrigin::Managed
+}
+
+impl Link {
+    async fn buffer_while_waiting(
+        &mut self,
+        events: &mut mpsc::Receiver<watcher::Event<Application>>,
+        limit: Duration,
+    ) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
+            self.on_app_event(event).await;
+        }
+    }
+
+    fn hello(&self) -> HelloParams {
+        HelloParams {
+            cluster_name: self.config.cluster_name.clone(),
+            spoke_version: self.config.spoke_version.clone(),
+            protocol: ProtocolVersion {
+                major: edgecd_proto::PROTOCOL_MAJOR,
+                minor: edgecd_proto::PROTOCOL_MINOR,
+            },
+            capabilities: self.config.capabilities.clone(),
+            kubernetes_version: String::new(),
+            server_url: self
+                .engine
+                .cluster()
+                .client()
+                .default_namespace()
+                .to_owned(),
+            epoch: self.epoch.clone(),
+            last_hub_seq: 0,
+            desired_version: self.desired_version,
+            next_spoke_seq: self.outbox.next_seq(),
+        }
+    }
+
+    async fn connect_and_serve(
+        &mut self,
+        events: &mut mpsc::Receiver<watcher::Event<Application>>,
+    ) -> Result<(), LinkError> {
+        let endpoint = Endpoint::from_shared(self.config.endpoint.clone())
+            .map_err(LinkError::Unreachable)?
+            .connect_timeout(self.config.connect_timeout)
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect().await?;
+        let mut hello = self.hello();
+        hello.kubernetes_version = self
+            .engine
+            .cluster()
+            .server_version()
+            .await
+            .unwrap_or_default();
+        hello.server_url = String::new();
+        let mut session = handshake(channel, &hello).await?;
+        let negotiated = session.negotiated.clone();
+        tracing::info!(hub = %negotiated.hub_replica, resume = negotiated.resume_spoke_seq, "Connected to the hub.");
+        // Drop what the hub has and resend the rest first.
+        let resend = match self.outbox.resume(negotiated.resume_spoke_seq) {
+            Ok(resend) => resend,
+            Err(OutboxError::AckBeyondSent { .. }) => {
+                // The hub knows a later seq of this epoch than we ever sent:
+                // start a fresh epoch.
+                self.epoch = uuid_like();
+                self.outbox = Outbox::new(1, 256, self.config.buffer_capacity);
+                self.snapshot_owed = true;
+                return Err(LinkError::UnexpectedBeforeWelcome(
+                    "a resume point beyond what this spoke sent",
+                ));
+            }
+            Err(error) => {
+                return Err(LinkError::UnexpectedBeforeWelcome(
+                    if matches!(error, OutboxError::Full { .. }) {
+                        "full"
+                    } else {
+                        "resume"
+                    },
+                ));
+            }
+        };
+        if negotiated.full_status_resync {
+            self.snapshot_owed = true;
+        }
+        let mut inbox = Inbox::new(negotiated.resume_hub_seq);
+        for (seq, report) in resend {
+            send(&session.outbound, seq, inbox.ack(), report.body()).await?;
+        }
+        let mut heartbeat = tokio::time::interval(negotiated.heartbeat_interval);
+        let mut digest_timer = tokio::time::interval(negotiated.digest_interval);
+        heartbeat.tick().await;
+        loop {
+            if self.snapshot_owed {
+                self.queue_snapshot().await;
+            }
+            self.pump(&session.outbound, &inbox).await?;
+            tokio::select! {
+                message = session.inbound.next() => {
+                    let Some(message) = message else { return Ok(()) };
+                    let message = message?;
+                    self.on_hub_message(message, &mut inbox, &negotiated, &session.outbound).await?;
+                }
+                event = events.recv() => {
+                    match event {
+                        Some(event) => self.on_app_event(event).await,
+                        None => return Ok(()),
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let beat = Heartbeat {
+                        sent_at: Some(pc::timestamp(OffsetDateTime::now_utc())),
+                        in_flight: self.outbox.in_flight() as u32,
+                        buffered: self.outbox.pending() as u32,
+                    };
+                    send(&session.outbound, 0, inbox.ack(), spoke_message::Body::Heartbeat(beat)).await?;
+                }
+                _ = digest_timer.tick() => {
+                    if negotiated.capabilities.contains(edgecd_core::link::capabilities::names::DIGEST) {
+                        let digest = self.digest().await;
+                        self.queue(None, Report::Digest(digest));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends queued reports while the window allows.
+    async fn pump(
+        &mut self,
+        outbound: &mpsc::Sender<SpokeMessage>,
+        inbox: &Inbox,
+    ) -> Result<(), LinkError> {
+        while let Some((seq, report)) = self.outbox.next_to_send() {
+            send(outbound, seq, inbox.ack(), report.body()).await?;
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self, key: Option<String>, report: Report) {
+        if let Err(OutboxError::Full { capacity }) = self.outbox.push(key, report) {
+            // Nothing is dropped: the status stays in the CR and a full
+            // report is sent once the buffer drains.
+            tracing::warn!(
+                capacity,
+                "Hub link buffer is full; a full status report will follow."
+            );
+            self.snapshot_owed = true;
+        }
+    }
+
+    async fn queue_snapshot(&mut self) {
+        if self.outbox.len() + 1 >= self.config.buffer_capacity {
+            return;
+        }
+        let Ok(list) = self.apps.list(&ListParams::default()).await else {
+            return;
+        };
+        self.snapshot_owed = false;
+        let reports: Vec<AppStatusReport> = list.items.iter().map(report_of).collect();
+        for app in &list.items {
+            let status_version = app.status.as_ref().map_or(0, |s| s.status_version);
+            self.reported.insert(
+                app.metadata.name.clone().unwrap_or_default(),
+                status_version,
+            );
+        }
+        let snapshot_id = uuid_like();
+        let chunks: Vec<Vec<AppStatusReport>> = if reports.is_empty() {
+            vec![vec![]]
+        } else {
+            reports.chunks(SNAPSHOT_CHUNK).map(<[_]>::to_vec).collect()
+        };
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let batch = AppStatusBatch {
+                reports: chunk,
+                full_snapshot: true,
+                snapshot_id: snapshot_id.clone(),
+                snapshot_last: i == last,
+            };
+            self.queue(None, Report::Snapshot(batch));
+        }
+    }
+
+    async fn on_app_event(&mut self, event: watcher::Event<Application>) {
+        match event {
+            watcher::Event::Apply(app) | watcher::Event::InitApply(app) => self.on_app(&app).await,
+            watcher::Event::Delete(app) => {
+                let name = app.metadata.name.clone().unwrap_or_default();
+                self.reported.remove(&name);
+                let app_ref = v1::AppRef {
+                    project: app.project().to_owned(),
+                    name: app.app_name(),
+                };
+                self.queue(Some(app.qualified_name()), Report::Removed(app_ref));
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+    }
+
+    async fn on_app(&mut self, app: &Application) {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        // Revert local edits of hub-managed apps.
+        if is_managed(app)
+            && let Some(desired) = self.desired.get(&name).cloned()
+        {
+            let want = desired
+                .spec
+                .as_ref()
+                .and_then(|s| pc::from_application_spec(s, app.project()).ok());
+            if want.as_ref().is_some_and(|w| w != &app.spec) {
+                tracing::info!(app = %app.qualified_name(), "Reverting a local edit of a hub-managed app.");
+                if let Err(error) = self.write_desired(&desired).await {
+                    tracing::warn!(%error, "Cannot revert the managed app.");
+                }
+            }
+        }
+        let status_version = app.status.as_ref().map_or(0, |s| s.status_version);
+        if self.reported.get(&name) != Some(&status_version) {
+            self.reported.insert(name.clone(), status_version);
+            self.queue(
+                Some(app.qualified_name()),
+                Report::Status(Box::new(report_of(app))),
+            );
+        }
+        // A command's operation finished: report its result.
+        if let Some(command_id) = self.pending_operations.get(&name).cloned()
+            && let Some(op) = app.status.as_ref().and_then(|s| s.operation_state.as_ref())
+            && op.command_id == command_id
+            && op.phase.is_finished()
+        {
+            self.pending_operations.remove(&name);
+            let outcome = if op.phase == OperationPhase::Succeeded {
+                v1::CommandOutcome::Succeeded
+            } else {
+                v1::CommandOutcome::Failed
+            };
+            let status = CommandStatus {
+                command_id,
+                outcome: outcome as i32,
+                message: op.message.clone(),
+                updated_at: Some(pc::timestamp(OffsetDateTime::now_utc())),
+                payload: Some(command_status::Payload::Operation(pc::operation_state(op))),
+            };
+            self.report_command(status);
+        }
+    }
+
+    fn report_command(&mut self, status: CommandStatus) {
+        let id = status.command_id.clone();
+        if !self.commands.contains_key(&id) {
+            self.command_order.push_back(id.clone());
+            if self.command_order.len() > REMEMBERED_COMMANDS
+                && let Some(old) = self.command_order.pop_front()
+            {
+                self.commands.remove(&old);
+            }
+        }
+        self.commands.insert(id, status.clone());
+        self.queue(
+            None,
+            Report::Commands(CommandStatusBatch {
+                statuses: vec![status],
+            }),
+        );
+    }
+
+    async fn on_hub_message(
+        &mut self,
+        message: HubMessage,
+        inbox: &mut Inbox,
+        negotiated: &Negotiated,
+        outbound: &mpsc::Sender<SpokeMessage>,
+    ) -> Result<(), LinkError> {
+        if message.ack > 0 {
+            if let Err(error) = self.outbox.ack(message.ack) {
+                tracing::warn!(%error, "The hub acknowledged an unknown message.");
+                return Err(LinkError::UnexpectedBeforeWelcome(
+                    "an acknowledgement beyond what was sent",
+                ));
+            }
+        }
+        if let Some(hub_message::Body::GoAway(go_away)) = &message.body {
+            return Err(LinkError::GoAway {
+                reason: go_away.reason(),
+                message: go_away.message.clone(),
+                retry_after: go_away.retry_after.as_ref().and_then(pc::from_duration),
+            });
+        }
+        if message.seq == 0 {
+            return Ok(());
+        }
+        match inbox.receive(message.seq) {
+            Receipt::Duplicate => {}
+            Receipt::Gap { expected } => {
+                tracing::warn!(
+                    expected,
+                    got = message.seq,
+                    "The hub skipped sequence numbers; reconnecting."
+                );
+                return Err(LinkError::UnexpectedBeforeWelcome(
+                    "a gap in hub sequence numbers",
+                ));
+            }
+            Receipt::New => {
+                self.process(message.body, negotiated).await;
+                inbox.processed(message.seq);
+            }
+        }
+        send(
+            outbound,
+            0,
+            inbox.ack(),
+            spoke_message::Body::Heartbeat(Heartbeat::default()),
+        )
+        .await
+    }
+
+    async fn process(&mut self, body: Option<hub_message::Body>, negotiated: &Negotiated) {
+        match body {
+            Some(hub_message::Body::DesiredApps(desired)) => self.apply_desired(desired).await,
+            Some(hub_message::Body::Command(command)) => self.run_command(command).await,
+            Some(hub_message::Body::Resync(_)) => self.snapshot_owed = true,
+            Some(hub_message::Body::Digest(_)) => {
+                let digest = self.digest().await;
+                self.queue(None, Report::Digest(digest));
+            }
+            Some(other) => {
+                tracing::debug!(capabilities = ?negotiated.capabilities, message = ?std::mem::discriminant(&other), "Ignoring a hub message this spoke does not handle.");
+            }
+            None => tracing::debug!("Ignoring an unknown hub message type."),
+        }
+    }
+
+    async fn apply_desired(&mut self, desired: v1::DesiredApps) {
+        if !desired.full_snapshot && desired.base_version != self.desired_version {
+            tracing::warn!(
+                base = desired.base_version,
+                ours = self.desired_version,
+                "Desired-set delta does not fit; asking for a full set."
+            );
+            self.desired_version = 0;
+            let digest = self.digest().await;
+            self.queue(None, Report::Digest(digest));
+            return;
+        }
+        let mut failed = false;
+        for app in &desired.upserts {
+            if let Err(error) = self.write_desired(app).await {
+                tracing::warn!(%error, "Cannot write a desired app.");
+                failed = true;
+            }
+        }
+        let mut delete: Vec<String> = desired
+            .deletes
+            .iter()
+            .map(|a| crd::cr_name(&a.project, &a.name))
+            .collect();
+        if desired.full_snapshot {
+            let keep: Vec<String> = desired
+                .upserts
+                .iter()
+                .filter_map(|a| a.meta.as_ref())
+                .map(|m| crd::cr_name(&m.project, &m.name))
+                .collect();
+            let selector = format!("{ORIGIN_LABEL}=hub");
+            if let Ok(list) = self
+                .apps
+                .list(&ListParams::default().labels(&selector))
+                .await
+            {
+                delete.extend(
+                    list.items
+                        .into_iter()
+                        .filter_map(|a| a.metadata.name)
+                        .filter(|n| !keep.contains(n)),
+                );
+            }
+            self.desired.retain(|name, _| keep.contains(name));
+        }
+        for name in delete {
+            self.desired.remove(&name);
+            if let Err(error) = self.delete_app(&name).await {
+                tracing::warn!(%error, app = %name, "Cannot delete a removed app.");
+                failed = true;
+            }
+        }
+        if !failed {
+            self.desired_version = desired.version;
+        }
+    }
+
+    async fn write_desired(&mut self, desired: &v1::DesiredApp) -> Result<(), kube::Error> {
+        let Some(meta) = desired.meta.as_ref() else {
+            return Ok(());
+        };
+        let Some(spec) = desired
+            .spec
+            .as_ref()
+            .and_then(|s| pc::from_application_spec(s, &meta.project).ok())
+        else {
+            tracing::warn!(project = %meta.project, app = %meta.name, "Ignoring a desired app with an invalid spec.");
+            return Ok(());
+        };
+        let name = crd::cr_name(&meta.project, &meta.name);
+        let mut labels: BTreeMap<String, String> = pc::from_labels(&meta.labels);
+        labels.insert(ORIGIN_LABEL.into(), "hub".into());
+        labels.insert(PROJECT_LABEL.into(), meta.project.clone());
+        let body = serde_json::json!({
+            "apiVersion": crd::API_VERSION,
+            "kind": "Application",
+            "metadata": {
+                "name": name,
+                "namespace": self.config.namespace,
+                "labels": labels,
+                "annotations": { SPEC_VERSION_ANNOTATION: meta.spec_version.to_string() },
+            },
+            "spec": spec,
+        });
+        let params = PatchParams::apply(LINK_MANAGER).force();
+        self.apps
+            .patch(&name, &params, &Patch::Apply(&body))
+            .await?;
+        self.desired.insert(name, desired.clone());
+        Ok(())
+    }
+
+    /// Deletes a managed app: first its resources in the cluster (cascade),
+    /// then its CR.
+    async fn delete_app(&self, name: &str) -> Result<(), kube::Error> {
+        let Some(app) = self.apps.get_opt(name).await? else {
+            return Ok(());
+        };
+        if let Some(status) = &app.status {
+            for resource in &status.resources {
+                if let Err(error) = self.engine.cluster().delete(&resource.key).await {
+                    tracing::warn!(%error, "Cannot delete a resource of a removed app.");
+                }
+            }
+        }
+        match self.apps.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn run_command(&mut self, command: v1::Command) {
+        let id = command.id.clone();
+        if let Some(known) = self.commands.get(&id).cloned() {
+            // A redelivery: answer with what we know, never run it twice.
+            self.queue(
+                None,
+                Report::Commands(CommandStatusBatch {
+                    statuses: vec![known],
+                }),
+            );
+            return;
+        }
+        let status = |outcome: v1::CommandOutcome, message: String| CommandStatus {
+            command_id: id.clone(),
+            outcome: outcome as i32,
+            message,
+            updated_at: Some(pc::timestamp(OffsetDateTime::now_utc())),
+            payload: None,
+        };
+        let now = OffsetDateTime::now_utc();
+        if command
+            .deadline
+            .as_ref()
+            .and_then(pc::from_timestamp)
+            .is_some_and(|d| d < now)
+        {
+            self.report_command(status(
+                v1::CommandOutcome::Expired,
+                "the command's deadline passed before it could start".into(),
+            ));
+            return;
+        }
+        let app_ref = command.app.clone().unwrap_or_default();
+        let name = crd::cr_name(&app_ref.project, &app_ref.name);
+        let app = match self.apps.get_opt(&name).await {
+            Ok(Some(app)) => app,
+            Ok(None) => {
+                self.report_command(status(
+                    v1::CommandOutcome::Rejected,
+                    format!(
+                        "no application {}/{} on cluster {}",
+                        app_ref.project, app_ref.name, self.config.cluster_name
+                    ),
+                ));
+                return;
+            }
+            Err(error) => {
+                self.report_command(status(
+                    v1::CommandOutcome::Failed,
+                    format!("reading the application: {error}"),
+                ));
+                return;
+            }
+        };
+        let initiated_by = command.issued_by.clone();
+        let result = match command.kind {
+            Some(command::Kind::Sync(sync)) => {
+                let request = OperationRequest {
+                    command_id: id.clone(),
+                    initiated_by,
+                    sync: Some(SyncRequest {
+                        revision: sync.revision,
+                        prune: sync.prune,
+                        dry_run: sync.dry_run,
+                    }),
+                    rollback: None,
+                };
+                self.request_operation(&name, request).await
+            }
+            Some(command::Kind::Rollback(rollback)) => {
+                if app.spec.automated().is_some() {
+                    Err(format!(
+                        "rollback of {} is refused while automated sync is on (it would sync back at once)",
+                        app.qualified_name()
+                    ))
+                } else {
+                    let request = OperationRequest {
+                        command_id: id.clone(),
+                        initiated_by,
+                        sync: None,
+                        rollback: Some(RollbackRequest {
+                            id: rollback.history_id,
+                            prune: rollback.prune,
+                            dry_run: rollback.dry_run,
+                        }),
+                    };
+                    self.request_operation(&name, request).await
+                }
+            }
+            Some(command::Kind::Refresh(refresh)) => {
+                let value = if refresh.hard { "hard" } else { "normal" };
+                let patch =
+                    serde_json::json!({"metadata": {"annotations": {REFRESH_ANNOTATION: value}}});
+                match self
+                    .apps
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => {
+                        self.engine.trigger(&name);
+                        self.report_command(status(
+                            v1::CommandOutcome::Succeeded,
+                            format!("{value} refresh requested"),
+                        ));
+                        return;
+                    }
+                    Err(error) => Err(format!("requesting a refresh: {error}")),
+                }
+            }
+            Some(command::Kind::Diff(_)) => match self.engine.diff(&app).await {
+                Ok(diffs) => {
+                    let payload = v1::DiffResult {
+                        resources: diffs
+                            .into_iter()
+                            .map(|d| v1::ResourceDiff {
+                                key: Some(pc::resource_key(&d.key)),
+                                live_yaml: d.live_yaml,
+                                desired_yaml: d.desired_yaml,
+                                diff: d.diff,
+                                modified: d.modified,
+                            })
+                            .collect(),
+                    };
+                    let mut done = status(v1::CommandOutcome::Succeeded, String::new());
+                    done.payload = Some(command_status::Payload::Diff(payload));
+                    self.report_command(done);
+                    return;
+                }
+                Err(error) => Err(error),
+            },
+            Some(command::Kind::Manifests(manifests)) => {
+                match self.engine.manifests(&app, &manifests.revision).await {
+                    Ok((revision, documents)) => {
+                        let mut done = status(v1::CommandOutcome::Succeeded, String::new());
+                        done.payload =
+                            Some(command_status::Payload::Manifests(v1::ManifestsResult {
+                                revision,
+                                manifests_yaml: documents,
+                            }));
+                        self.report_command(done);
+                        return;
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Some(command::Kind::Terminate(_)) | None => {
+                self.report_command(status(
+                    v1::CommandOutcome::Unsupported,
+                    "this spoke does not support the command".into(),
+                ));
+                return;
+            }
+        };
+        match result {
+            Ok(()) => {
+                self.pending_operations.insert(name, id.clone());
+                let running = status(v1::CommandOutcome::Running, "operation requested".into());
+                // Not remembered as final: the result follows.
+                self.queue(
+                    None,
+                    Report::Commands(CommandStatusBatch {
+                        statuses: vec![running],
+                    }),
+                );
+            }
+            Err(message) => self.report_command(status(v1::CommandOutcome::Failed, message)),
+        }
+    }
+
+    async fn request_operation(&self, name: &str, request: OperationRequest) -> Result<(), String> {
+        let patch = serde_json::json!({ "operation": request });
+        self.apps
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| format!("requesting the operation: {e}"))?;
+        self.engine.trigger(name);
+        Ok(())
+    }
+
+    async fn digest(&self) -> v1::Digest {
+        let Ok(list) = self.apps.list(&ListParams::default()).await else {
+            return v1::Digest::default();
+        };
+        let managed: Vec<(String, String, u64)> = list
+            .items
+            .iter()
+            .filter(|a| is_managed(a))
+            .map(|a| {
+                let version = a
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|an| an.get(SPEC_VERSION_ANNOTATION))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                (a.project().to_owned(), a.app_name(), version)
+            })
+            .collect();
+        let statuses: Vec<(String, String, u64)> = list
+            .items
+            .iter()
+            .map(|a| {
+                (
+                    a.project().to_owned(),
+                    a.app_name(),
+                    a.status.as_ref().map_or(0, |s| s.status_version),
+                )
+            })
+            .collect();
+        v1::Digest {
+            desired_version: self.desired_version,
+            desired_hash: digest::digest(
+                managed.iter().map(|(p, n, v)| (p.as_str(), n.as_str(), *v)),
+            ),
+            status_hash: digest::digest(
+                statuses
+                    .iter()
+                    .map(|(p, n, v)| (p.as_str(), n.as_str(), *v)),
+            ),
+            app_count: list.items.len() as u32,
+        }
+    }
+}
+
+fn report_of(app: &Application) -> AppStatusReport {
+    let origin = app.origin();
+    let mut status = app.status.clone().unwrap_or_default();
+    status.observed_spec_version = app
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SPEC_VERSION_ANNOTATION))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let autonomous = origin == AppOrigin::Autonomous;
+    AppStatusReport {
+        app: Some(v1::AppRef {
+            project: app.project().to_owned(),
+            name: app.app_name(),
+        }),
+        status: Some(pc::application_status(&status)),
+        origin: pc::origin_code(origin) as i32,
+        meta: autonomous.then(|| v1::ApplicationMeta {
+            project: app.project().to_owned(),
+            name: app.app_name(),
+            labels: app
+                .metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            origin: pc::origin_code(origin) as i32,
+            ..v1::ApplicationMeta::default()
+        }),
+        spec: autonomous.then(|| pc::application_spec(&app.spec)),
+    }
+}
+
+async fn send(
+    outbound: &mpsc::Sender<SpokeMessage>,
+    seq: u64,
+    ack: u64,
+    body: spoke_message::Body,
+) -> Result<(), LinkError> {
+    outbound
+        .send(SpokeMessage {
+            seq,
+            ack,
+            body: Some(body),
+        })
+        .await
+        .map_err(|_| LinkError::ClosedBeforeWelcome)
+}
