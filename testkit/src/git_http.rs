@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -33,6 +33,7 @@ pub struct GitHttpServer {
     base: tempfile::TempDir,
     addr: SocketAddr,
     tls: Option<TestCa>,
+    shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -73,7 +74,11 @@ impl GitHttpServer {
             Some(ca) => Some(ca.acceptor()?),
             None => None,
         };
-        let root = Arc::new(base.path().to_path_buf());
+        let shared = Arc::new(Shared {
+            root: base.path().to_path_buf(),
+            redirects: Mutex::new(Vec::new()),
+        });
+        let serving = shared.clone();
         let (shutdown, stop) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -82,12 +87,13 @@ impl GitHttpServer {
             .map_err(io_error("starting the git http server runtime"))?;
         let thread = std::thread::Builder::new()
             .name("git-http-server".into())
-            .spawn(move || runtime.block_on(serve(listener, acceptor, root, stop)))
+            .spawn(move || runtime.block_on(serve(listener, acceptor, serving, stop)))
             .map_err(io_error("starting the git http server thread"))?;
         Ok(Self {
             base,
             addr,
             tls,
+            shared,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
@@ -108,6 +114,20 @@ impl GitHttpServer {
     /// The PEM of the CA that signed the server certificate (TLS only).
     pub fn ca_pem(&self) -> Option<&str> {
         self.tls.as_ref().map(|ca| ca.ca_pem.as_str())
+    }
+
+    /// Answers every request for repository `name` with a `302` to the same path under `target` (a URL
+    /// such as `http://127.0.0.1:1234/other.git`), before any authentication.
+    pub fn redirect(&self, name: &str, target: &str) -> String {
+        self.shared
+            .redirects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((
+                format!("/{name}.git"),
+                target.trim_end_matches('/').to_owned(),
+            ));
+        self.url(name)
     }
 
     /// Serves the bare repository of `repo` (e.g. a [`GitRepo::local`]) as `name` and returns its URL.
@@ -135,10 +155,33 @@ impl Drop for GitHttpServer {
     }
 }
 
+/// What every connection task sees.
+#[derive(Debug)]
+struct Shared {
+    root: PathBuf,
+    /// (path prefix, target URL) pairs.
+    redirects: Mutex<Vec<(String, String)>>,
+}
+
+impl Shared {
+    fn redirect_for(&self, uri: &hyper::Uri) -> Option<String> {
+        let redirects = self
+            .redirects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let path = uri.path();
+        redirects.iter().find_map(|(prefix, target)| {
+            let rest = path.strip_prefix(prefix.as_str())?;
+            let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+            Some(format!("{target}{rest}{query}"))
+        })
+    }
+}
+
 async fn serve(
     listener: std::net::TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
-    root: Arc<PathBuf>,
+    shared: Arc<Shared>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -152,10 +195,10 @@ async fn serve(
         let Ok((stream, _)) = accepted else {
             continue;
         };
-        let root = root.clone();
+        let shared = shared.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(request, root.clone()));
+            let service = service_fn(move |request| handle(request, shared.clone()));
             match acceptor {
                 Some(acceptor) => {
                     if let Ok(tls) = acceptor.accept(stream).await {
@@ -176,8 +219,15 @@ async fn serve(
 
 async fn handle(
     request: Request<Incoming>,
-    root: Arc<PathBuf>,
+    shared: Arc<Shared>,
 ) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(location) = shared.redirect_for(request.uri()) {
+        return Ok(Response::builder()
+            .status(StatusCode::FOUND)
+            .header(hyper::header::LOCATION, location)
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_default());
+    }
     if !authorized(&request) {
         return Ok(Response::builder()
             .status(StatusCode::UNAUTHORIZED)
@@ -185,7 +235,7 @@ async fn handle(
             .body(Full::new(Bytes::from_static(b"authentication required\n")))
             .unwrap_or_default());
     }
-    Ok(match cgi(request, &root).await {
+    Ok(match cgi(request, &shared.root).await {
         Ok(response) => response,
         Err(message) => Response::builder()
             .status(StatusCode::INTERNAL_SERVER_ERROR)

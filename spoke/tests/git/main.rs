@@ -885,3 +885,33 @@ async fn a_damaged_cache_does_not_wedge_the_repository() {
         "the garbled cache was fetched again: {metrics:?}"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_to_another_server_gets_no_credential() {
+    let repo = GitRepo::local().unwrap();
+    repo.write("a.yaml", "a: 1\n").unwrap();
+    repo.commit("one").unwrap();
+    let elsewhere = GitHttpServer::start().unwrap();
+    let target = elsewhere.serve("app", &repo).unwrap();
+    let redirector = GitHttpServer::start().unwrap();
+    let remote = url(&redirector.redirect("app", &target));
+
+    // The credential covers the redirecting server only; the server it redirects to asks for one.
+    let prefix = format!("http://127.0.0.1:{}/", redirector.port());
+    let fixture = fixture_with(
+        |_| {},
+        Credentials::new([http_credential(&prefix, HTTP_PASSWORD)]),
+    );
+    let error = resolve(&fixture.cache, &remote, "main").await.unwrap_err();
+    assert!(
+        matches!(&error, GitError::AuthFailed { message, .. } if message.contains("redirected")),
+        "{error:?}"
+    );
+
+    // A credential that covers the target too is used there.
+    let covering = fixture_with(
+        |_| {},
+        Credentials::new([http_credential("http://127.0.0.1:", HTTP_PASSWORD)]),
+    );
+    assert!(resolve(&covering.cache, &remote, "main").await.is_ok());
+}
