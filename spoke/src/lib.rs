@@ -6,12 +6,16 @@
 //!   hub ◄──────────── link (outbound Connect stream) ◄──┘
 //! ```
 
+pub mod admin;
 pub mod cluster;
+pub mod credentials;
 pub mod crd;
 pub mod decide;
 pub mod git;
 pub mod health;
 pub mod link;
+pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod runtime;
 pub mod sync;

@@ -1,0 +1,469 @@
+//! The `edgecd-spoke run` shell: flags, logging, cluster connection, CRD and namespace setup, and the long-running tasks (engine, credential watcher, admin server) joined on shutdown.
+//!
+//! ```text
+//!  RunArgs ─► Runtime::start ─► admin bound ─► CRD applied+served ─► namespace ─► GitCache ─► engine
+//!                                  │                                                              │
+//!                                  └── tasks: [admin, credentials, engine, …] ◄── Runtime::spawn ─┘
+//!  SIGTERM/SIGINT ─► shutdown signal ─► controller drains in-flight reconciles ─► tasks joined ─► exit 0
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use edgecd_core::duration::GoDuration;
+use futures::FutureExt as _;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{AdminServer, Readiness};
+use crate::cluster::{FIELD_MANAGER, LiveCluster};
+use crate::git::{CredentialStore, GitCache, GitConfig};
+use crate::reconcile::{self, Engine, EngineConfig};
+
+/// Default cache directory; when it cannot be created, `$TMPDIR/edgecd-spoke` is used.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/edgecd-spoke";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `edgecd-spoke run`; every flag also reads a `SPOKE_*` environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Kubeconfig file (default: in-cluster config, else $KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "SPOKE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, env = "SPOKE_CONTEXT")]
+    pub context: Option<String>,
+    /// Name of this cluster in the fleet (a DNS label).
+    #[arg(long, env = "SPOKE_CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// Namespace holding the Application CRs and repository Secrets.
+    #[arg(long, env = "SPOKE_STATE_NAMESPACE", default_value = "edgecd-system")]
+    pub state_namespace: String,
+    /// How often every app is compared with git (jittered ±10 %), e.g. 3m, 90s.
+    #[arg(long, env = "SPOKE_POLL_INTERVAL", default_value = "3m", value_parser = parse_duration)]
+    pub poll_interval: GoDuration,
+    /// Apps reconciled at once.
+    #[arg(long, env = "SPOKE_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Git cache directory (default /var/cache/edgecd-spoke, else $TMPDIR/edgecd-spoke).
+    #[arg(long, env = "SPOKE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Address of the admin HTTP server (/live, /ready, /metrics).
+    #[arg(long, env = "SPOKE_ADMIN_ADDR", default_value = "0.0.0.0:9464")]
+    pub admin_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "SPOKE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing env-filter syntax), e.g. `info,edgecd_spoke=debug`.
+    #[arg(long, env = "SPOKE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+fn parse_duration(text: &str) -> Result<GoDuration, String> {
+    GoDuration::parse(text).map_err(|e| e.to_string())
+}
+
+/// Settings of a [`Runtime`], from [`RunArgs`] minus logging.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster_name: edgecd_core::ClusterName,
+    pub engine: EngineConfig,
+    pub cache_dir: PathBuf,
+    pub admin_addr: SocketAddr,
+}
+
+impl RunArgs {
+    /// Validates the flags into a runtime configuration.
+    pub fn into_config(self) -> anyhow::Result<(RuntimeConfig, LogFormat, String)> {
+        let Self {
+            kubeconfig,
+            context,
+            cluster_name,
+            state_namespace,
+            poll_interval,
+            concurrency,
+            cache_dir,
+            admin_addr,
+            log_format,
+            log,
+        } = self;
+        let cluster_name = edgecd_core::ClusterName::parse(cluster_name.clone())
+            .with_context(|| format!("--cluster-name {cluster_name:?}"))?;
+        anyhow::ensure!(concurrency > 0, "--concurrency must be at least 1");
+        anyhow::ensure!(
+            poll_interval.0 >= Duration::from_secs(1),
+            "--poll-interval must be at least 1s"
+        );
+        let engine = EngineConfig {
+            namespace: state_namespace,
+            poll_interval: poll_interval.0,
+            concurrency,
+            identity: format!("edgecd-spoke/{cluster_name}"),
+            ..EngineConfig::default()
+        };
+        let config = RuntimeConfig {
+            kubeconfig,
+            context,
+            cluster_name,
+            engine,
+            cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
+            admin_addr,
+        };
+        Ok((config, log_format, log))
+    }
+}
+
+/// `/var/cache/edgecd-spoke` when it can be created, else `$TMPDIR/edgecd-spoke`.
+pub fn default_cache_dir() -> PathBuf {
+    let preferred = PathBuf::from(DEFAULT_CACHE_DIR);
+    if std::fs::create_dir_all(&preferred).is_ok() {
+        preferred
+    } else {
+        std::env::temp_dir().join("edgecd-spoke")
+    }
+}
+
+/// Installs the global tracing subscriber.
+pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid --log filter {filter:?}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
+/// Installs rustls' `ring` provider as the process default (before any TLS client is built).
+pub fn install_crypto_provider() {
+    // An error means a provider is already installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// `edgecd-spoke run`: everything until SIGTERM/SIGINT.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    install_crypto_provider();
+    let (config, format, filter) = args.into_config()?;
+    init_logging(format, &filter)?;
+    let runtime = Runtime::start(config).await?;
+    runtime.run_until(shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received; shutting down."),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down."),
+    }
+}
+
+/// A future resolving when shutdown starts; clone it into every task.
+#[derive(Debug, Clone)]
+pub struct ShutdownSignal(watch::Receiver<bool>);
+
+impl ShutdownSignal {
+    /// Resolves once shutdown has started.
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// The running spoke: shared handles and the tasks joined on shutdown.
+///
+/// More tasks (the hub link) are added with [`Runtime::spawn`]; each gets a [`ShutdownSignal`] from
+/// [`Runtime::shutdown_signal`] and must return soon after it fires.
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: RuntimeConfig,
+    pub cluster: LiveCluster,
+    pub git: GitCache,
+    pub engine: Arc<Engine>,
+    pub readiness: Readiness,
+    admin_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl Runtime {
+    /// Connects to the cluster, binds the admin server, installs the CRD and the state namespace, and starts
+    /// the engine, the credential watcher and the admin server.
+    #[tracing::instrument(skip_all, fields(cluster = %config.cluster_name))]
+    pub async fn start(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let (stop, _) = watch::channel(false);
+        let readiness = Readiness::default();
+
+        let kube_config = kube_config(config.kubeconfig.as_deref(), config.context.as_deref())
+            .await
+            .context("loading the Kubernetes client configuration")?;
+        let client = kube::Client::try_from(kube_config).context("building the kube client")?;
+        let cluster = LiveCluster::new(client.clone());
+
+        let git = GitCache::new(
+            GitConfig::new(&config.cache_dir),
+            CredentialStore::default(),
+        )
+        .with_context(|| format!("opening the git cache in {}", config.cache_dir.display()))?;
+        let (engine, triggers) = Engine::new(cluster.clone(), git.clone(), config.engine.clone());
+        let (registry, metrics) = crate::metrics::registry(Arc::clone(&engine), git.clone());
+        engine.set_observer(metrics);
+
+        // The admin server comes first, so /live answers while the CRD is being set up.
+        let admin = AdminServer::bind(config.admin_addr, readiness.clone(), registry).await?;
+        let admin_addr = admin.local_addr().context("reading the admin address")?;
+        tracing::info!(%admin_addr, "Admin server listening.");
+        let mut runtime = Self {
+            config,
+            cluster,
+            git,
+            engine,
+            readiness,
+            admin_addr,
+            stop,
+            tasks: Vec::new(),
+        };
+        let shutdown = runtime.shutdown_signal();
+        runtime.spawn("admin", async move {
+            admin.serve(shutdown.wait()).await?;
+            Ok(())
+        });
+
+        let namespace = runtime.config.engine.namespace.clone();
+        install_crd(&runtime.cluster).await?;
+        ensure_namespace(&client, &namespace).await?;
+
+        let shutdown = runtime.shutdown_signal();
+        let credentials = runtime.git.credentials().clone();
+        let watch_client = client.clone();
+        let watch_namespace = namespace.clone();
+        runtime.spawn("credentials", async move {
+            tokio::select! {
+                () = crate::credentials::watch(watch_client, watch_namespace, credentials) => {}
+                () = shutdown.wait() => {}
+            }
+            Ok(())
+        });
+
+        let shutdown = runtime.shutdown_signal();
+        let engine = Arc::clone(&runtime.engine);
+        runtime.spawn("engine", async move {
+            reconcile::run(engine, triggers, shutdown.wait()).await;
+            Ok(())
+        });
+
+        // Ready once the controller has listed the Applications.
+        let engine = Arc::clone(&runtime.engine);
+        let readiness = runtime.readiness.clone();
+        let shutdown = runtime.shutdown_signal();
+        runtime.spawn("readiness", async move {
+            // Polled: the store's readiness future keeps only one waker (the controller's).
+            let listed = async {
+                loop {
+                    let ready = engine
+                        .apps()
+                        .and_then(|store| store.wait_until_ready().now_or_never());
+                    if let Some(result) = ready {
+                        return result.is_ok();
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            tokio::select! {
+                ok = listed => if ok {
+                    readiness.set_ready(true);
+                    tracing::info!(namespace, "Controller started; ready.");
+                },
+                () = shutdown.wait() => {}
+            }
+            Ok(())
+        });
+        Ok(runtime)
+    }
+
+    /// The admin server's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// A future that resolves when shutdown starts.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        ShutdownSignal(self.stop.subscribe())
+    }
+
+    /// Runs `task` until shutdown; it is joined (and its error reported) by [`Runtime::run_until`].
+    /// A task ending early with an error stops the whole runtime.
+    pub fn spawn(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) {
+        let stop = self.stop.clone();
+        let handle = tokio::spawn(async move {
+            let result = task.await;
+            if let Err(error) = &result {
+                tracing::error!(task = name, error = %format!("{error:#}"), "Task failed; shutting down.");
+                stop.send_replace(true);
+            }
+            result
+        });
+        self.tasks.push((name, handle));
+    }
+
+    /// Waits for `signal` (or a failed task), then stops every task and waits for them: the controller lets
+    /// running reconciles finish first.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let mut stopped = self.stop.subscribe();
+        tokio::select! {
+            () = signal => {}
+            _ = stopped.wait_for(|stop| *stop) => {}
+        }
+        self.readiness.set_ready(false);
+        self.stop.send_replace(true);
+        let mut failure = None;
+        for (name, handle) in self.tasks {
+            match handle.await {
+                Ok(Ok(())) => tracing::debug!(task = name, "Task stopped."),
+                Ok(Err(error)) => {
+                    failure.get_or_insert(error.context(format!("task {name}")));
+                }
+                Err(join) => {
+                    failure.get_or_insert(anyhow::anyhow!("task {name} panicked: {join}"));
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => {
+                tracing::info!("Stopped.");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The kube client configuration: `kubeconfig` if given; else in-cluster; else the default kubeconfig.
+pub async fn kube_config(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Config> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    if let Some(path) = kubeconfig {
+        let file = Kubeconfig::read_from(path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        return kube::Config::from_custom_kubeconfig(file, &options)
+            .await
+            .with_context(|| format!("using kubeconfig {}", path.display()));
+    }
+    if context.is_none()
+        && let Ok(config) = kube::Config::incluster()
+    {
+        return Ok(config);
+    }
+    if context.is_some() {
+        return kube::Config::from_kubeconfig(&options)
+            .await
+            .context("using the default kubeconfig");
+    }
+    kube::Config::infer()
+        .await
+        .context("no in-cluster configuration and no usable kubeconfig")
+}
+
+/// Applies the Application CRD (server-side, field manager `edgecd`) and waits until the kind is served.
+#[tracing::instrument(skip_all)]
+pub async fn install_crd(cluster: &LiveCluster) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(cluster.client().clone());
+    let crd = crate::crd::application_crd();
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("applications.edgecd.io")
+        .to_owned();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .with_context(|| format!("applying CustomResourceDefinition {name}"))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match cluster
+            .resolve(crate::crd::API_VERSION, "Application")
+            .await
+        {
+            Ok(_) => break,
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                return Err(anyhow::Error::new(error).context(format!(
+                    "CustomResourceDefinition {name} not served after 60s"
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    tracing::info!(crd = %name, "Application CRD installed and served.");
+    Ok(())
+}
+
+/// Creates the state namespace unless it exists (needs no update rights on namespaces).
+#[tracing::instrument(skip(client))]
+pub async fn ensure_namespace(client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    if api
+        .get_opt(namespace)
+        .await
+        .with_context(|| format!("reading namespace {namespace}"))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let object = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => {
+            tracing::info!(namespace, "State namespace created.");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(error) => {
+            Err(anyhow::Error::new(error).context(format!("creating namespace {namespace}")))
+        }
+    }
+}
