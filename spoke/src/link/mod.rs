@@ -25,6 +25,10 @@ pub enum LinkError {
     ClosedBeforeWelcome,
     #[error("hub sent {0} before Welcome")]
     UnexpectedBeforeWelcome(&'static str),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("the stream to the hub closed")]
+    Closed,
     #[error("hub asked us to go away ({reason:?}): {message}")]
     GoAway {
         reason: go_away::Reason,

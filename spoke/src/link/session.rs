@@ -274,23 +274,15 @@ impl Link {
         // Drop what the hub has and resend the rest first.
         let resend = match self.outbox.resume(negotiated.resume_spoke_seq) {
             Ok(resend) => resend,
-            Err(OutboxError::AckBeyondSent { .. }) => {
-                // The hub knows a later seq of this epoch than we ever sent:
-                // start a fresh epoch.
+            // Only an acknowledgement beyond what was sent fails here: the
+            // hub knows a later seq of this epoch than we ever sent, so
+            // start a fresh epoch.
+            Err(_) => {
                 self.epoch = uuid_like();
                 self.outbox = Outbox::new(1, 256, self.config.buffer_capacity);
                 self.snapshot_owed = true;
-                return Err(LinkError::UnexpectedBeforeWelcome(
+                return Err(LinkError::Protocol(
                     "a resume point beyond what this spoke sent",
-                ));
-            }
-            Err(error) => {
-                return Err(LinkError::UnexpectedBeforeWelcome(
-                    if matches!(error, OutboxError::Full { .. }) {
-                        "full"
-                    } else {
-                        "resume"
-                    },
                 ));
             }
         };
@@ -487,13 +479,13 @@ impl Link {
         negotiated: &Negotiated,
         outbound: &mpsc::Sender<SpokeMessage>,
     ) -> Result<(), LinkError> {
-        if message.ack > 0 {
-            if let Err(error) = self.outbox.ack(message.ack) {
-                tracing::warn!(%error, "The hub acknowledged an unknown message.");
-                return Err(LinkError::UnexpectedBeforeWelcome(
-                    "an acknowledgement beyond what was sent",
-                ));
-            }
+        if message.ack > 0
+            && let Err(error) = self.outbox.ack(message.ack)
+        {
+            tracing::warn!(%error, "The hub acknowledged an unknown message.");
+            return Err(LinkError::Protocol(
+                "an acknowledgement beyond what was sent",
+            ));
         }
         if let Some(hub_message::Body::GoAway(go_away)) = &message.body {
             return Err(LinkError::GoAway {
@@ -513,9 +505,7 @@ impl Link {
                     got = message.seq,
                     "The hub skipped sequence numbers; reconnecting."
                 );
-                return Err(LinkError::UnexpectedBeforeWelcome(
-                    "a gap in hub sequence numbers",
-                ));
+                return Err(LinkError::Protocol("a gap in hub sequence numbers"));
             }
             Receipt::New => {
                 self.process(message.body, negotiated).await;
@@ -932,5 +922,5 @@ async fn send(
             body: Some(body),
         })
         .await
-        .map_err(|_| LinkError::ClosedBeforeWelcome)
+        .map_err(|_| LinkError::Closed)
 }
