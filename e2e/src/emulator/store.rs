@@ -389,8 +389,10 @@ impl Store {
         let mut items = Vec::new();
         let mut next = None;
         for (key, obj) in st.range(rt, namespace) {
-            let pos = format!("{}/{}", key.namespace, key.name);
-            if after.as_ref().is_some_and(|a| pos <= *a) {
+            // Positions compare as (namespace, name), the order of the map.
+            if after.as_ref().is_some_and(|(ns, name)| {
+                (key.namespace.as_str(), key.name.as_str()) <= (ns.as_str(), name.as_str())
+            }) {
                 continue;
             }
             if !q.labels.matches(obj) || !q.fields.matches(obj) {
@@ -398,10 +400,9 @@ impl Store {
             }
             if q.limit.is_some_and(|l| l > 0 && items.len() >= l) {
                 next = items.last().map(|o: &Value| {
-                    format!(
-                        "{}/{}",
-                        str_at(o, "/metadata/namespace"),
-                        str_at(o, "/metadata/name")
+                    (
+                        str_at(o, "/metadata/namespace").to_string(),
+                        str_at(o, "/metadata/name").to_string(),
                     )
                 });
                 break;
@@ -965,16 +966,36 @@ impl Store {
             if let Some(meta) = meta_mut(&mut last) {
                 meta.insert("resourceVersion".into(), json!(rv.to_string()));
             }
-            if rt.is("apiextensions.k8s.io", "customresourcedefinitions") {
-                let name = key.name.clone();
-                st.registry.unregister_crd(&name);
-            }
             self.publish(st, rt, EventType::Deleted, &key, last.clone(), None);
+            if rt.is("apiextensions.k8s.io", "customresourcedefinitions") {
+                self.remove_custom_resources(st, old);
+                st.registry.unregister_crd(&key.name);
+            }
         }
         if rt.return_deleted {
             last
         } else {
             delete_success(rt.gr(), &key.name, &uid)
+        }
+    }
+
+    /// Removes every object of a deleted CRD's kind (with DELETED events), before its type goes away.
+    fn remove_custom_resources(&self, st: &mut State, crd: &Value) {
+        let group = str_at(crd, "/spec/group");
+        let plural = str_at(crd, "/spec/names/plural");
+        let Some(crt) = st.registry.find_any_version(group, plural) else {
+            return;
+        };
+        let keys: Vec<ObjKey> = st
+            .objects
+            .keys()
+            .filter(|k| k.group == group && k.plural == plural)
+            .cloned()
+            .collect();
+        for key in keys {
+            if let Some(obj) = st.objects.get(&key).cloned() {
+                self.remove(st, &crt, key, &obj, false);
+            }
         }
     }
 
@@ -1539,11 +1560,12 @@ fn strategic_merge(doc: &mut Value, patch: &Value, vs: &FieldSchema) {
     }
 }
 
-fn encode_continue(rv: u64, pos: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(json!({"rv": rv, "start": pos}).to_string())
+fn encode_continue(rv: u64, (namespace, name): &(String, String)) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({"rv": rv, "namespace": namespace, "name": name}).to_string())
 }
 
-fn decode_continue(token: &str) -> ApiResult<(u64, Option<String>)> {
+fn decode_continue(token: &str) -> ApiResult<(u64, Option<(String, String)>)> {
     let bad = || {
         ApiError::bad_request(
             "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
@@ -1554,6 +1576,7 @@ fn decode_continue(token: &str) -> ApiResult<(u64, Option<String>)> {
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
-    let start = v.get("start").and_then(Value::as_str).map(str::to_string);
-    Ok((rv, start))
+    let namespace = v.get("namespace").and_then(Value::as_str).ok_or_else(bad)?;
+    let name = v.get("name").and_then(Value::as_str).ok_or_else(bad)?;
+    Ok((rv, Some((namespace.to_string(), name.to_string()))))
 }

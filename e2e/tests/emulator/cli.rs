@@ -78,8 +78,18 @@ async fn cli_serves_three_clusters() {
     assert_eq!(code, 401);
     assert_eq!(body["kind"], "Status");
 
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    // SIGTERM ends the process cleanly.
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
 }
 
 async fn rss_kib_with_clusters(n: usize) -> u64 {

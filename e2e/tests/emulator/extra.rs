@@ -419,3 +419,75 @@ async fn injected_errors_answer_matching_requests() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn pagination_across_namespaces_visits_every_object_once() {
+    let env = start().await;
+    // `a-b` sorts before `a/` as a string but after `a` as a namespace.
+    for ns in ["a", "a-b", "b"] {
+        create_ns(&env.client, ns).await;
+        let cms = api(&env.client, "", "v1", "ConfigMap", ns);
+        for name in ["x", "y"] {
+            let cm = obj(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"p": "1"}}}),
+            );
+            cms.create(&PostParams::default(), &cm).await.unwrap();
+        }
+    }
+    let all = api_all(&env.client, "", "v1", "ConfigMap");
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut lp = ListParams::default().labels("p=1").limit(1);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = all.list(&lp).await.unwrap();
+        seen.extend(page.items.into_iter().map(|o| {
+            format!(
+                "{}/{}",
+                o.metadata.namespace.unwrap(),
+                o.metadata.name.unwrap()
+            )
+        }));
+        match page.metadata.continue_ {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, vec!["a/x", "a/y", "a-b/x", "a-b/y", "b/x", "b/y"]);
+}
+
+#[tokio::test]
+async fn deleting_a_crd_removes_its_objects_and_endpoints() {
+    let env = start().await;
+    crate::discovery::install_widget_crd(&env.client).await;
+    let widgets = api(&env.client, "example.com", "v1", "Widget", "default");
+    let w = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}});
+    apply(&widgets, "w", "spoke", w, false).await.unwrap();
+    let crds = api_all(
+        &env.client,
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+    );
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        raw(&env.client, "GET", "/apis/example.com/v1", None, None)
+            .await
+            .0,
+        404
+    );
+    // Re-creating the CRD does not resurrect old objects.
+    crate::discovery::install_widget_crd(&env.client).await;
+    assert!(
+        widgets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -149,21 +149,17 @@ async fn a5_44_watcher_resumes_from_bookmark_rv() {
     cms.create(&PostParams::default(), &labelled("w2", "watched"))
         .await
         .unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match events.recv().await.unwrap() {
-                Ok(watcher::Event::Apply(o)) => return o,
-                Ok(other) => panic!(
-                    "unexpected {other:?} (a re-list would mean the bookmark RV was not used)"
-                ),
-                Err(e) => {
-                    panic!("watcher error {e} (a 410 would mean the bookmark RV was not used)")
-                }
-            }
-        }
-    })
-    .await
-    .unwrap();
+    // The next event must be the new object: an error (410) or an Init (re-list) would mean the
+    // bookmark RV was not used.
+    let next = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let got = match next {
+        Ok(watcher::Event::Apply(o)) => o,
+        Ok(other) => panic!("unexpected {other:?}"),
+        Err(e) => panic!("watcher error {e}"),
+    };
     assert_eq!(got.metadata.name.as_deref(), Some("w2"));
 }
 
