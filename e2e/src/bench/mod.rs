@@ -1,3 +1,4 @@
 //! Benchmarks run by the `edgecd-bench` binary, one module per subcommand.
 
 pub mod render;
+pub mod spoke;

@@ -14,10 +14,13 @@ struct Args {
 enum Bench {
     /// Native kustomize rendering versus `kubectl kustomize` / `kustomize build`.
     Render(bench::render::RenderBench),
+    /// Spoke steady state: CPU per reconcile pass over 100 unchanged apps and peak RSS.
+    Spoke(bench::spoke::SpokeBench),
 }
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Bench::Render(render) => render.run(),
+        Bench::Spoke(spoke) => spoke.run(),
     }
 }
