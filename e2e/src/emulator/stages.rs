@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, watch};
 
 use super::resources::ResourceType;
-use super::store::{DeleteOptions, Event, EventType, Store, Subresource, now_rfc3339};
+use super::store::{DeleteOptions, Event, EventType, Store, Subresource, now_rfc3339, set_in};
 
 /// Label (on a workload or its pod template) that injects a fault: `crashloop` or `stuck`.
 pub const FAULT_LABEL: &str = "emulator.edgecd.io/fault";
@@ -608,7 +608,7 @@ impl Engine {
         self.store
             .controller_update(rt, ns, name, Subresource::Main, |p| {
                 if p.pointer("/spec/nodeName").is_none() {
-                    p["spec"]["nodeName"] = json!(NODE_NAME);
+                    set_in(p, &["spec", "nodeName"], json!(NODE_NAME));
                 }
             });
         self.store
@@ -661,7 +661,7 @@ impl Engine {
                     meta["annotations"] = a.clone();
                 }
                 let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
-                spec["nodeName"] = json!(NODE_NAME);
+                set_in(&mut spec, &["nodeName"], json!(NODE_NAME));
                 let body =
                     json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec});
                 self.store.controller_create(&pods_rt, &ns, body);
@@ -706,20 +706,28 @@ impl Engine {
             let old_name = s(&old, "/metadata/name").to_string();
             self.store
                 .controller_update(&rs_rt, ns, &old_name, Subresource::Main, |r| {
-                    r["spec"]["replicas"] = json!(0)
+                    set_in(r, &["spec", "replicas"], json!(0))
                 });
             self.reconcile_rs(&rs_rt, ns, &old_name, fault);
         }
         let mut rs_template = template.clone();
-        rs_template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+        set_in(
+            &mut rs_template,
+            &["metadata", "labels", "pod-template-hash"],
+            json!(hash),
+        );
         let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
-        selector["matchLabels"]["pod-template-hash"] = json!(hash);
+        set_in(
+            &mut selector,
+            &["matchLabels", "pod-template-hash"],
+            json!(hash),
+        );
         if self.store.get_opt(&rs_rt, ns, &rs_name).is_none() {
             let mut labels = template
                 .pointer("/metadata/labels")
                 .cloned()
                 .unwrap_or(json!({}));
-            labels["pod-template-hash"] = json!(hash);
+            set_in(&mut labels, &["pod-template-hash"], json!(hash));
             let body = json!({
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": rs_name, "namespace": ns, "labels": labels,
@@ -731,7 +739,7 @@ impl Engine {
         } else {
             self.store
                 .controller_update(&rs_rt, ns, &rs_name, Subresource::Main, |r| {
-                    r["spec"]["replicas"] = json!(replicas)
+                    set_in(r, &["spec", "replicas"], json!(replicas))
                 });
         }
         let ready = self.reconcile_rs(&rs_rt, ns, &rs_name, fault);
@@ -1005,9 +1013,13 @@ impl Engine {
         self.store
             .controller_update(rt, ns, name, Subresource::Main, |p| {
                 if p.pointer("/spec/volumeName").is_none() {
-                    p["spec"]["volumeName"] = json!(volume);
+                    set_in(p, &["spec", "volumeName"], json!(volume));
                 }
-                p["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
+                set_in(
+                    p,
+                    &["metadata", "annotations", "pv.kubernetes.io/bind-completed"],
+                    json!("yes"),
+                );
             });
         self.store.controller_update(rt, ns, name, Subresource::Status, |p| {
             let capacity = p.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("1Gi"));
@@ -1031,7 +1043,7 @@ impl Engine {
                 } else {
                     json!([{"ip": ip}])
                 };
-                o["status"]["loadBalancer"] = json!({"ingress": ingress});
+                set_in(o, &["status", "loadBalancer"], json!({"ingress": ingress}));
             });
     }
 }

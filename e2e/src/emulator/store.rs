@@ -188,6 +188,32 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// Sets `value` at `path`, turning missing or non-object intermediate values into objects (never panics).
+pub fn set_in(v: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        *v = value;
+        return;
+    };
+    let mut cur = v;
+    for key in parents {
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
+        }
+        let Some(map) = cur.as_object_mut() else {
+            return;
+        };
+        cur = map
+            .entry((*key).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if !cur.is_object() {
+        *cur = Value::Object(Map::new());
+    }
+    if let Some(map) = cur.as_object_mut() {
+        map.insert((*last).to_string(), value);
+    }
+}
+
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer)
         .and_then(Value::as_str)
@@ -785,7 +811,7 @@ impl Store {
             .and_then(Value::as_i64)
             .ok_or_else(|| ApiError::bad_request("spec.replicas is required"))?;
         let mut new = old.clone();
-        new["spec"]["replicas"] = json!(replicas);
+        set_in(&mut new, &["spec", "replicas"], json!(replicas));
         let updated = self.update_object(st, rt, key, old, new, opts, Subresource::Scale)?;
         Ok(scale_of(&updated))
     }
@@ -884,7 +910,7 @@ impl Store {
             }
         }
         if rt.is_namespace() {
-            new["status"]["phase"] = json!("Terminating");
+            set_in(&mut new, &["status", "phase"], json!("Terminating"));
         }
         Ok(self.commit(&mut st, rt, key, Some(&old), new, opts.dry_run))
     }
@@ -1579,4 +1605,29 @@ fn decode_continue(token: &str) -> ApiResult<(u64, Option<(String, String)>)> {
     let namespace = v.get("namespace").and_then(Value::as_str).ok_or_else(bad)?;
     let name = v.get("name").and_then(Value::as_str).ok_or_else(bad)?;
     Ok((rv, Some((namespace.to_string(), name.to_string()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_in_replaces_non_objects_instead_of_panicking() {
+        let mut v = json!({"spec": "not an object"});
+        set_in(&mut v, &["spec", "replicas"], json!(3));
+        assert_eq!(v, json!({"spec": {"replicas": 3}}));
+        let mut v = json!(null);
+        set_in(&mut v, &["a", "b"], json!(1));
+        assert_eq!(v, json!({"a": {"b": 1}}));
+    }
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let token = encode_continue(7, &("a-b".to_string(), "x".to_string()));
+        assert_eq!(
+            decode_continue(&token).unwrap(),
+            (7, Some(("a-b".into(), "x".into())))
+        );
+        assert_eq!(decode_continue("garbage").unwrap_err().code, 400);
+    }
 }

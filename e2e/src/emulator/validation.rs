@@ -124,6 +124,11 @@ fn workload(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
             message: "Required value".into(),
             field: "spec.selector".into(),
         }),
+        Some(sel) if !sel.is_object() => causes.push(Cause {
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: {sel}: must be a label selector object"),
+            field: "spec.selector".into(),
+        }),
         Some(sel) => {
             let labels = obj.pointer("/spec/template/metadata/labels");
             let matches = sel
@@ -153,6 +158,16 @@ fn workload(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
                 });
             }
         }
+    }
+    if obj
+        .pointer("/spec/template/metadata")
+        .is_some_and(|m| !m.is_object())
+    {
+        causes.push(Cause {
+            reason: "FieldValueInvalid",
+            message: "Invalid value: must be an object".into(),
+            field: "spec.template.metadata".into(),
+        });
     }
     let containers = obj
         .pointer("/spec/template/spec/containers")

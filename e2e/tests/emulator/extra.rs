@@ -214,6 +214,16 @@ async fn bad_requests_get_status_errors() {
             405,
         ),
         ("GET", "/clusters/nope/api".to_string(), None, None, 404),
+        (
+            "POST",
+            "/apis/apps/v1/namespaces/default/deployments".to_string(),
+            Some("application/json"),
+            Some(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                "spec": {"selector": "x", "template": {"metadata": "y", "spec": {"containers": [{"name": "c"}]}}}}),
+            ),
+            422,
+        ),
     ];
     for (method, path, ct, body, want) in cases {
         let (code, body) = raw(&env.client, method, &path, ct, body).await;
