@@ -501,3 +501,44 @@ async fn deleting_a_crd_removes_its_objects_and_endpoints() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn delete_collection_and_dry_run_create() {
+    let env = start().await;
+    let cms = api(&env.client, "", "v1", "ConfigMap", "default");
+    for (name, app) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let cm = obj(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": app}}}),
+        );
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("app=x"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, vec!["c".to_string()]);
+
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let would = cms
+        .create(&pp, &configmap("d", json!({"k": "v"})))
+        .await
+        .unwrap();
+    assert_eq!(would.data["data"]["k"], "v");
+    assert!(
+        cms.get_opt("d").await.unwrap().is_none(),
+        "dry-run create stores nothing"
+    );
+}
