@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn remote_lookup_prefers_branches_and_peeled_tags() {
-        let oid = |n: u8| Oid::from_bytes(&[n; 20]).unwrap_or_else(|_| Oid::zero());
+        let oid = |n: u8| Oid::from_bytes(&[n; 20]).unwrap_or(Oid::ZERO_SHA1);
         let refs = RemoteRefs {
             refs: vec![
                 ("HEAD".into(), oid(1)),
