@@ -1,4 +1,5 @@
 //! Benchmarks run by the `edgecd-bench` binary, one module per subcommand.
 
+pub mod list;
 pub mod render;
 pub mod spoke;

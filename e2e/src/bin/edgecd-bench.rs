@@ -16,11 +16,14 @@ enum Bench {
     Render(bench::render::RenderBench),
     /// Spoke steady state: CPU per reconcile pass over 100 unchanged apps and peak RSS.
     Spoke(bench::spoke::SpokeBench),
+    /// Fleet store: filtered, sorted pages of 100 apps out of 100,000 on SQLite and PostgreSQL.
+    List(bench::list::ListBench),
 }
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Bench::Render(render) => render.run(),
         Bench::Spoke(spoke) => spoke.run(),
+        Bench::List(list) => list.run(),
     }
 }
