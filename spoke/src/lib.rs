@@ -8,8 +8,8 @@
 
 pub mod admin;
 pub mod cluster;
-pub mod credentials;
 pub mod crd;
+pub mod credentials;
 pub mod decide;
 pub mod git;
 pub mod health;
