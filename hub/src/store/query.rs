@@ -118,6 +118,60 @@ pub(crate) fn where_clause(filter: &AppFilter, sql: &mut Sql) -> String {
     }
 }
 
+/// Cluster-side filters (label selector, connection state) resolved to the
+/// names of the matching registered clusters before the app query, so that
+/// the app query is a plain `a.cluster IN (…)` served by the
+/// `(cluster, project, name)` index instead of a semi-join per app row.
+///
+/// Only done when it is exact: when a connection state is asked for (which
+/// already requires a registered cluster), or when the selector is purely
+/// positive (`=`, `in`, exists), which an unregistered cluster without
+/// labels never matches.
+pub(crate) fn cluster_prefilter(filter: &AppFilter) -> Option<Sql> {
+    let positive = filter
+        .cluster_selector
+        .match_expressions
+        .iter()
+        .all(|r| matches!(r.operator, Operator::In | Operator::Exists));
+    let selective = !filter.cluster_selector.is_empty() && positive;
+    if !selective && filter.connection.is_empty() {
+        return None;
+    }
+    let cluster_side = AppFilter {
+        cluster_selector: filter.cluster_selector.clone(),
+        connection: filter.connection.clone(),
+        ..AppFilter::default()
+    };
+    let mut sql = Sql::default();
+    let condition = where_clause(&cluster_side, &mut sql)
+        .replace("a.cluster", "name")
+        .replace("c.conn_state", "conn_state");
+    sql.text = format!("SELECT name FROM clusters WHERE {condition}");
+    Some(sql)
+}
+
+/// The filter with its cluster-side part replaced by the resolved cluster
+/// names; `None` if no cluster can match (the answer is empty).
+pub(crate) fn apply_prefilter(filter: &AppFilter, names: Vec<String>) -> Option<AppFilter> {
+    let clusters: Vec<String> = if filter.clusters.is_empty() {
+        names
+    } else {
+        names
+            .into_iter()
+            .filter(|n| filter.clusters.contains(n))
+            .collect()
+    };
+    if clusters.is_empty() {
+        return None;
+    }
+    Some(AppFilter {
+        clusters,
+        cluster_selector: LabelSelector::default(),
+        connection: Vec::new(),
+        ..filter.clone()
+    })
+}
+
 /// Whether the filter needs the clusters join (connection state).
 pub(crate) fn needs_cluster_join(filter: &AppFilter) -> bool {
     !filter.connection.is_empty()
@@ -194,6 +248,7 @@ pub(crate) fn sort_columns(key: SortKey) -> &'static [&'static str] {
 /// next page exists).
 pub(crate) fn list_sql(
     filter: &AppFilter,
+    cursor_filter: &AppFilter,
     sort: AppSort,
     cursor: Option<&str>,
     page_size: u32,
@@ -202,7 +257,7 @@ pub(crate) fn list_sql(
     let mut condition = where_clause(filter, &mut sql);
     let columns = sort_columns(sort.key);
     if let Some(cursor) = cursor {
-        let values = decode_cursor(cursor, filter, sort)?;
+        let values = decode_cursor(cursor, cursor_filter, sort)?;
         if values.len() != columns.len() {
             return Err(StoreError::InvalidCursor);
         }

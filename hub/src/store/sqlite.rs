@@ -905,17 +905,43 @@ pub async fn desired_changes(
     })
 }
 
+/// The filter to run in SQL, with cluster-side filters resolved to cluster
+/// names when that is exact (see `query::cluster_prefilter`); `None` if no
+/// cluster matches.
+async fn resolve_filter(
+    conn: &mut SqliteConnection,
+    filter: &AppFilter,
+) -> Result<Option<AppFilter>> {
+    let Some(pre) = query::cluster_prefilter(filter) else {
+        return Ok(Some(filter.clone()));
+    };
+    let names: Vec<String> =
+        bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(pre.text)), pre.binds)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(query::apply_prefilter(filter, names))
+}
+
 #[tracing::instrument(skip_all, fields(sort = ?query.sort.key, page_size = query.page_size))]
 pub async fn list_apps(pool: &SqlitePool, query: &AppQuery) -> Result<Page<AppSummary>> {
     let page_size = query::clamp_page_size(query.page_size);
+    let mut tx = pool.begin().await?;
+    let Some(sql_filter) = resolve_filter(&mut tx, &query.filter).await? else {
+        tx.commit().await?;
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+            total: Some(0),
+        });
+    };
     let list = query::list_sql(
+        &sql_filter,
         &query.filter,
         query.sort,
         query.cursor.as_deref(),
         page_size,
     )?;
-    let count = query::count_sql(&query.filter);
-    let mut tx = pool.begin().await?;
+    let count = query::count_sql(&sql_filter);
     let rows = bind_all(sqlx::query(AssertSqlSafe(list.text)), list.binds)
         .fetch_all(&mut *tx)
         .await?;
@@ -946,6 +972,10 @@ pub async fn list_apps(pool: &SqlitePool, query: &AppQuery) -> Result<Page<AppSu
 pub async fn count_apps(pool: &SqlitePool, filter: &AppFilter) -> Result<AppCounts> {
     let mut tx = pool.begin().await?;
     let mut counts = AppCounts::default();
+    let Some(filter) = resolve_filter(&mut tx, filter).await? else {
+        tx.commit().await?;
+        return Ok(counts);
+    };
     let groups: [(&str, &mut BTreeMap<String, u64>); 4] = [
         ("a.sync", &mut counts.by_sync),
         ("a.health", &mut counts.by_health),
@@ -956,7 +986,7 @@ pub async fn count_apps(pool: &SqlitePool, filter: &AppFilter) -> Result<AppCoun
         ("a.project", &mut counts.by_project),
     ];
     for (group, map) in groups {
-        let sql = query::group_count_sql(filter, group);
+        let sql = query::group_count_sql(&filter, group);
         let rows: Vec<(String, i64)> =
             bind_all_as(sqlx::query_as(AssertSqlSafe(sql.text)), sql.binds)
                 .fetch_all(&mut *tx)
