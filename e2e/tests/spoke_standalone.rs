@@ -342,3 +342,120 @@ async fn the_talks_demo_repo_on_three_clusters() {
     assert!(live(c1, "Service", "nginx").await.is_some());
     assert!(c1.engine.reconcile_count("demo-cluster1") > 0);
 }
+
+/// History and rollback: with automated sync off, syncs are requested
+/// through the CR's `operation` (as the hub link does); a rollback to the
+/// first history entry restores the first revision's objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_syncs_build_history_and_rollback_restores_a_revision() {
+    let emulator = KubeEmulator::start(EmulatorConfig {
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let server = GitServer::start().unwrap();
+    let repo = server.create_repo("demo").unwrap();
+    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+        .unwrap();
+    let first = repo.commit("the talk's demo").unwrap();
+    let spoke = start_spoke(&emulator, 0).await;
+    let mut app = demo_app("demo", &repo, "deploy/overlays/cluster1");
+    if let Some(policy) = app.spec.sync_policy.as_mut() {
+        policy.automated = None;
+    }
+    let api: Api<Application> = Api::namespaced(spoke.cluster.client().clone(), STATE_NS);
+    api.create(&PostParams::default(), &app).await.unwrap();
+    let operation = |request: serde_json::Value| serde_json::json!({ "operation": request });
+    let patch = kube::api::Patch::Merge(operation(
+        serde_json::json!({"commandId": "c1", "sync": {"prune": true}}),
+    ));
+    api.patch("demo", &kube::api::PatchParams::default(), &patch)
+        .await
+        .unwrap();
+    let status = wait_synced_healthy(&spoke, "demo").await;
+    assert_eq!(status.sync.revision, first);
+    assert_eq!(status.operation_state.as_ref().unwrap().command_id, "c1");
+
+    // A second revision with 3 replicas, synced by request.
+    let deployment =
+        std::fs::read_to_string(repo.work_path().join("deploy/base/deployment.yaml")).unwrap();
+    repo.write(
+        "deploy/base/deployment.yaml",
+        &deployment.replace("replicas: 1", "replicas: 3"),
+    )
+    .unwrap();
+    let second = repo.commit("scale to 3").unwrap();
+    let patch = kube::api::Patch::Merge(operation(
+        serde_json::json!({"commandId": "c2", "sync": {"prune": true}}),
+    ));
+    api.patch("demo", &kube::api::PatchParams::default(), &patch)
+        .await
+        .unwrap();
+    let status = wait_for("the second sync", async || {
+        let status = app_status(&spoke, "demo").await?;
+        (status.history.len() == 2 && status.sync.status == SyncStatus::Synced).then_some(status)
+    })
+    .await;
+    assert_eq!(status.sync.revision, second);
+    assert_eq!(
+        live(&spoke, "Deployment", "nginx").await.unwrap()["spec"]["replicas"],
+        3
+    );
+    assert!(
+        api.get("demo").await.unwrap().operation.is_none(),
+        "a finished operation is cleared"
+    );
+
+    // Roll back to the first history entry.
+    let first_id = status.history[0].id;
+    assert_eq!(status.history[0].revision, first);
+    let patch = kube::api::Patch::Merge(operation(
+        serde_json::json!({"commandId": "c3", "rollback": {"id": first_id}}),
+    ));
+    api.patch("demo", &kube::api::PatchParams::default(), &patch)
+        .await
+        .unwrap();
+    wait_for("the rollback", async || {
+        let d = live(&spoke, "Deployment", "nginx").await?;
+        (d["spec"]["replicas"] == 1).then_some(())
+    })
+    .await;
+    let status = wait_for("the rollback's history entry", async || {
+        let status = app_status(&spoke, "demo").await?;
+        (status.history.len() == 3).then_some(status)
+    })
+    .await;
+    assert_eq!(status.history[2].revision, first);
+    let op = status.operation_state.unwrap();
+    assert_eq!(
+        (op.command_id.as_str(), op.revision.as_str()),
+        ("c3", first.as_str())
+    );
+    // Git still says 3 replicas, so the app is OutOfSync after the rollback.
+    let status = wait_for("OutOfSync after rollback", async || {
+        let status = app_status(&spoke, "demo").await?;
+        (status.sync.status == SyncStatus::OutOfSync).then_some(status)
+    })
+    .await;
+    assert_eq!(status.sync.revision, second);
+
+    // A rollback to an unknown entry fails with a clear message.
+    let patch = kube::api::Patch::Merge(operation(
+        serde_json::json!({"commandId": "c4", "rollback": {"id": 99}}),
+    ));
+    api.patch("demo", &kube::api::PatchParams::default(), &patch)
+        .await
+        .unwrap();
+    let op = wait_for("the failed rollback", async || {
+        let op = app_status(&spoke, "demo").await?.operation_state?;
+        (op.command_id == "c4").then_some(op)
+    })
+    .await;
+    assert_eq!(op.phase, edgecd_core::app::OperationPhase::Failed);
+    assert!(
+        op.message.contains("no history entry with id 99"),
+        "{}",
+        op.message
+    );
+}

@@ -70,7 +70,7 @@ impl Default for EngineConfig {
 pub enum ReconcileError {
     #[error("cluster: {0}")]
     Cluster(#[from] ClusterError),
-    #[error("writing the status of {app}: {source}")]
+    #[error("reading or writing {app}: {source}")]
     Status {
         app: String,
         #[source]
@@ -663,25 +663,41 @@ impl Engine {
             source: Box::new(e),
         };
         let patch = serde_json::json!({ "status": outcome.status });
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        let written = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(status_error)?;
-        let hard_refresh = app
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
-        if outcome.clear_operation || hard_refresh {
-            let mut patch = serde_json::json!({});
-            if outcome.clear_operation {
+        // Clear the operation we ran and the refresh request we served, but
+        // only if nobody wrote a new one meanwhile: compare with the object
+        // as it is now and make the clearing conditional on its version.
+        let annotation = |a: &Application| {
+            a.metadata
+                .annotations
+                .as_ref()
+                .and_then(|m| m.get(REFRESH_ANNOTATION))
+                .cloned()
+        };
+        let clear_operation = outcome.clear_operation && written.operation == app.operation;
+        let clear_refresh = annotation(app).is_some() && annotation(&written) == annotation(app);
+        if clear_operation || clear_refresh {
+            let mut patch = serde_json::json!({
+                "metadata": { "resourceVersion": written.metadata.resource_version },
+            });
+            if clear_operation {
                 patch["operation"] = Value::Null;
             }
-            if hard_refresh {
-                patch["metadata"] = serde_json::json!({"annotations": {REFRESH_ANNOTATION: null}});
+            if clear_refresh {
+                patch["metadata"]["annotations"] = serde_json::json!({ REFRESH_ANNOTATION: null });
             }
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
-                .map_err(status_error)?;
+            {
+                Ok(_) => {}
+                // Changed meanwhile: the next reconcile sees the new request.
+                Err(kube::Error::Api(status)) if status.code == 409 => self.trigger(&name),
+                Err(e) => return Err(status_error(e)),
+            }
         }
         Ok(())
     }
@@ -747,10 +763,32 @@ async fn reconcile(app: Arc<Application>, engine: Arc<Engine>) -> Result<Action,
     result
 }
 
-async fn reconcile_and_write(app: &Application, engine: &Engine) -> Result<Action, ReconcileError> {
+async fn reconcile_and_write(
+    cached: &Application,
+    engine: &Engine,
+) -> Result<Action, ReconcileError> {
+    // The controller's cache may not have our last status write yet; a
+    // reconcile computed from it would drop history or re-run a finished
+    // operation. Read the object fresh: status is read-modify-write.
+    let name = cached.metadata.name.clone().unwrap_or_default();
+    let api: Api<Application> =
+        Api::namespaced(engine.cluster.client().clone(), &engine.config.namespace);
+    let app = match api.get_opt(&name).await {
+        Ok(Some(app)) => app,
+        Ok(None) => return Ok(Action::await_change()),
+        Err(e) => {
+            return Err(ReconcileError::Status {
+                app: cached.qualified_name(),
+                source: Box::new(e),
+            });
+        }
+    };
+    if app.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
     let span = tracing::info_span!("reconcile", app = %app.qualified_name());
-    let outcome = tracing::Instrument::instrument(engine.reconcile_app(app), span).await?;
-    engine.write(app, &outcome).await?;
+    let outcome = tracing::Instrument::instrument(engine.reconcile_app(&app), span).await?;
+    engine.write(&app, &outcome).await?;
     Ok(Action::requeue(outcome.requeue))
 }
 
