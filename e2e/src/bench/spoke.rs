@@ -128,11 +128,14 @@ fn start_emulator(dir: &Path) -> anyhow::Result<(ChildGuard, PathBuf)> {
         .context("starting kube-emulator")?;
     let stdout = child.stdout.take().context("kube-emulator stdout")?;
     let guard = ChildGuard(child);
+    let mut reader = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
+    reader
         .read_line(&mut line)
         .context("waiting for kube-emulator")?;
     anyhow::ensure!(line.trim() == "ready", "kube-emulator said {line:?}");
+    // Keep draining its stdout so it never blocks or dies on a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     Ok((guard, dir.join("cluster-1.kubeconfig")))
 }
 
@@ -193,6 +196,8 @@ struct Report {
     concurrency: u16,
     workers: usize,
     setup_seconds: f64,
+    idle_reconciles_per_s: f64,
+    idle_cpu_ms_per_s: f64,
     cpu_ms_per_pass: Vec<f64>,
     cpu_ms_per_pass_mean: f64,
     cpu_ms_per_app: f64,
@@ -213,7 +218,8 @@ impl SpokeBench {
             .enable_all()
             .build()
             .context("starting tokio")?;
-        runtime.block_on(self.run_async())
+        // On a worker thread, like the spoke's own tasks.
+        runtime.block_on(async move { tokio::spawn(self.run_async()).await })?
     }
 
     async fn run_async(self) -> anyhow::Result<()> {
@@ -258,7 +264,10 @@ impl SpokeBench {
         // All Synced and Healthy, then quiet.
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
-            let list = apps.list(&ListParams::default()).await?;
+            let list =
+                tokio::time::timeout(Duration::from_secs(10), apps.list(&ListParams::default()))
+                    .await
+                    .context("listing the apps timed out")??;
             let done = list
                 .items
                 .iter()
@@ -271,25 +280,47 @@ impl SpokeBench {
             if done == self.apps {
                 break;
             }
+            if let Some(pending) = list.items.iter().find(|a| {
+                a.status.as_ref().is_none_or(|s| {
+                    s.sync.status != SyncStatus::Synced || s.health.status != Health::Healthy
+                })
+            }) {
+                let status = pending.status.clone().unwrap_or_default();
+                eprintln!(
+                    "{done}/{} apps Synced and Healthy; {}: {:?} {:?} {}",
+                    self.apps,
+                    pending.metadata.name.as_deref().unwrap_or("?"),
+                    status.sync.status,
+                    status.health.status,
+                    status
+                        .conditions
+                        .iter()
+                        .map(|c| c.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "only {done}/{} apps Synced and Healthy after 600s",
                 self.apps
             );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        let mut last = finished.0.load(Ordering::Relaxed);
-        loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let now = finished.0.load(Ordering::Relaxed);
-            if now == last {
-                break;
-            }
-            last = now;
         }
         let setup_seconds = started.elapsed().as_secs_f64();
-
         let ticks = clock_ticks();
+
+        // Idle: nothing changes and nothing is triggered; an idle spoke should not reconcile at all.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let idle_window = Duration::from_secs(10);
+        let idle_before = finished.0.load(Ordering::Relaxed);
+        let idle_cpu0 = cpu_time(ticks)?;
+        tokio::time::sleep(idle_window).await;
+        let idle_cpu_ms_per_s =
+            (cpu_time(ticks)? - idle_cpu0).as_secs_f64() * 1e3 / idle_window.as_secs_f64();
+        let idle_reconciles_per_s =
+            (finished.0.load(Ordering::Relaxed) - idle_before) as f64 / idle_window.as_secs_f64();
+        eprintln!("idle: {idle_reconciles_per_s:.1} reconciles/s, {idle_cpu_ms_per_s:.1} CPU ms/s");
         let names: Vec<String> = (0..self.apps).map(|i| format!("app-{i:03}")).collect();
         let mut cpu_ms = Vec::new();
         let mut wall_ms = Vec::new();
@@ -341,6 +372,8 @@ impl SpokeBench {
             concurrency: self.concurrency,
             workers: self.workers,
             setup_seconds,
+            idle_reconciles_per_s,
+            idle_cpu_ms_per_s,
             cpu_ms_per_pass_mean: cpu_mean,
             cpu_ms_per_app: cpu_mean / self.apps.max(1) as f64,
             cpu_ms_per_pass: cpu_ms,
@@ -361,6 +394,14 @@ impl SpokeBench {
         println!(
             "{:<28} {:>10.1} {:>10.1}",
             "peak RSS MiB (VmHWM)", report.peak_rss_mib, report.rss_goal_mib
+        );
+        println!(
+            "{:<28} {:>10.1} {:>10}",
+            "idle reconciles per s", report.idle_reconciles_per_s, "0"
+        );
+        println!(
+            "{:<28} {:>10.1} {:>10}",
+            "idle CPU ms per s", report.idle_cpu_ms_per_s, "-"
         );
         println!(
             "{:<28} {:>10.2} {:>10}",
