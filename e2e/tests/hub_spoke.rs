@@ -17,7 +17,7 @@ use edgecd_hub::store::{
     AppRecord, CommandOutcome, ConnectionKind, NewApp, NewCluster, NewCommand, SqliteStore, Store,
 };
 use edgecd_proto::v1::spoke_service_server::SpokeServiceServer;
-use edgecd_spoke::cluster::{ApplyOptions, LiveCluster};
+use edgecd_spoke::cluster::LiveCluster;
 use edgecd_spoke::crd;
 use edgecd_spoke::git::{CredentialStore, GitCache, GitConfig};
 use edgecd_spoke::link::{self, HubLinkConfig};
@@ -55,37 +55,10 @@ async fn start_hub(store: Arc<dyn Store>) -> SocketAddr {
     addr
 }
 
+/// Installs the CRD and the state namespace as `edgecd-spoke run` does.
 async fn install_crd(cluster: &LiveCluster) {
-    let key = edgecd_core::app::ResourceKey {
-        group: "apiextensions.k8s.io".into(),
-        version: "v1".into(),
-        kind: "CustomResourceDefinition".into(),
-        namespace: String::new(),
-        name: "applications.edgecd.io".into(),
-    };
-    cluster
-        .apply(&key, &crd::application_crd(), ApplyOptions::default())
-        .await
-        .unwrap();
-    for _ in 0..100 {
-        if cluster
-            .resolve(crd::API_VERSION, "Application")
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ns_key = edgecd_core::app::ResourceKey {
-        version: "v1".into(),
-        kind: "Namespace".into(),
-        name: STATE_NS.into(),
-        ..Default::default()
-    };
-    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": STATE_NS}});
-    cluster
-        .apply(&ns_key, &ns, ApplyOptions::default())
+    edgecd_spoke::runtime::install_crd(cluster).await.unwrap();
+    edgecd_spoke::runtime::ensure_namespace(cluster.client(), STATE_NS)
         .await
         .unwrap();
 }

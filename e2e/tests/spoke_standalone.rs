@@ -13,8 +13,8 @@ use edgecd_core::app::{
 };
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
 use edgecd_render::Value;
-use edgecd_spoke::cluster::{ApplyOptions, LiveCluster};
-use edgecd_spoke::crd::{self, Application};
+use edgecd_spoke::cluster::LiveCluster;
+use edgecd_spoke::crd::Application;
 use edgecd_spoke::git::{CredentialStore, GitCache, GitConfig};
 use edgecd_spoke::reconcile::{self, Engine, EngineConfig};
 use edgecd_spoke::sync::SyncOptions;
@@ -37,38 +37,10 @@ struct Spoke {
     _cache: tempfile::TempDir,
 }
 
+/// Installs the CRD and the state namespace as `edgecd-spoke run` does.
 async fn install_crd(cluster: &LiveCluster) {
-    let crd = crd::application_crd();
-    let key = edgecd_core::app::ResourceKey {
-        group: "apiextensions.k8s.io".into(),
-        version: "v1".into(),
-        kind: "CustomResourceDefinition".into(),
-        namespace: String::new(),
-        name: "applications.edgecd.io".into(),
-    };
-    cluster
-        .apply(&key, &crd, ApplyOptions::default())
-        .await
-        .unwrap();
-    for _ in 0..100 {
-        if cluster
-            .resolve(crd::API_VERSION, "Application")
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": STATE_NS}});
-    let ns_key = edgecd_core::app::ResourceKey {
-        version: "v1".into(),
-        kind: "Namespace".into(),
-        name: STATE_NS.into(),
-        ..Default::default()
-    };
-    cluster
-        .apply(&ns_key, &ns, ApplyOptions::default())
+    edgecd_spoke::runtime::install_crd(cluster).await.unwrap();
+    edgecd_spoke::runtime::ensure_namespace(cluster.client(), STATE_NS)
         .await
         .unwrap();
 }

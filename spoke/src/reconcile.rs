@@ -148,6 +148,8 @@ impl std::fmt::Debug for Engine {
 /// What the reconcile of one app decided and did, before writing status.
 struct Outcome {
     status: ApplicationStatus,
+    /// Whether anything but the reconcile time changed.
+    changed: bool,
     clear_operation: bool,
     requeue: Duration,
 }
@@ -630,7 +632,8 @@ impl Engine {
         now: OffsetDateTime,
     ) -> Outcome {
         status.reconciled_at = Some(now);
-        if changed(previous, &status) {
+        let changed = changed(previous, &status);
+        if changed {
             status.status_version = previous.status_version + 1;
         }
         let requeue = match status.health.status {
@@ -649,6 +652,7 @@ impl Engine {
         };
         Outcome {
             status,
+            changed,
             clear_operation,
             requeue,
         }
@@ -662,6 +666,21 @@ impl Engine {
             app: app.qualified_name(),
             source: Box::new(e),
         };
+        // An unchanged status is not written again (a write would wake the
+        // controller's own watch and loop), except to refresh `reconciledAt`
+        // once per poll interval.
+        let refresh_requested = app
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
+        let last_written = app.status.as_ref().and_then(|s| s.reconciled_at);
+        let fresh = last_written.is_some_and(|t| {
+            (OffsetDateTime::now_utc() - t).unsigned_abs() < self.config.poll_interval
+        });
+        if !outcome.changed && !outcome.clear_operation && !refresh_requested && fresh {
+            return Ok(());
+        }
         let patch = serde_json::json!({ "status": outcome.status });
         let written = api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
