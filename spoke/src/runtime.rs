@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Log filter (tracing env-filter syntax), e.g. `info,edgecd_spoke=debug`.
     #[arg(long, env = "SPOKE_LOG", default_value = "info")]
     pub log: String,
+    /// The hub's gRPC address (`http://host:port`); without it the spoke runs standalone.
+    #[arg(long, env = "SPOKE_HUB_ADDRESS")]
+    pub hub_address: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<GoDuration, String> {
@@ -86,6 +89,8 @@ pub struct RuntimeConfig {
     pub engine: EngineConfig,
     pub cache_dir: PathBuf,
     pub admin_addr: SocketAddr,
+    /// The hub to link to; `None` runs standalone.
+    pub hub_address: Option<String>,
 }
 
 impl RunArgs {
@@ -102,6 +107,7 @@ impl RunArgs {
             admin_addr,
             log_format,
             log,
+            hub_address,
         } = self;
         let cluster_name = edgecd_core::ClusterName::parse(cluster_name.clone())
             .with_context(|| format!("--cluster-name {cluster_name:?}"))?;
@@ -124,6 +130,7 @@ impl RunArgs {
             engine,
             cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
             admin_addr,
+            hub_address: hub_address.filter(|a| !a.trim().is_empty()),
         };
         Ok((config, log_format, log))
     }
@@ -279,6 +286,20 @@ impl Runtime {
             reconcile::run(engine, triggers, shutdown.wait()).await;
             Ok(())
         });
+
+        if let Some(address) = runtime.config.hub_address.clone() {
+            let link = crate::link::HubLinkConfig::new(
+                address,
+                runtime.config.cluster_name.to_string(),
+                namespace.clone(),
+            );
+            let shutdown = runtime.shutdown_signal();
+            let engine = Arc::clone(&runtime.engine);
+            runtime.spawn("hub-link", async move {
+                crate::link::run(link, engine, shutdown.wait()).await;
+                Ok(())
+            });
+        }
 
         // Ready once the controller has listed the Applications.
         let engine = Arc::clone(&runtime.engine);
