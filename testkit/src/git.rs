@@ -24,8 +24,9 @@ impl GitServer {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = net::free_port()?;
-            let mut child = Command::new("git")
-                .arg("daemon")
+            // Run `git-daemon` itself: `git daemon` would fork it as a
+            // child that outlives a kill of the `git` wrapper.
+            let mut child = Command::new(git_daemon_path()?)
                 .arg(format!("--base-path={}", base.path().display()))
                 .args(["--export-all", "--reuseaddr", "--enable=receive-pack"])
                 .arg("--listen=127.0.0.1")
@@ -37,6 +38,12 @@ impl GitServer {
                 .spawn()
                 .map_err(io_error("starting git daemon"))?;
             if wait_for_port(port, Duration::from_secs(10)) {
+                // Stop the daemon even if the test process dies first.
+                // (Only if the pid is still our daemon: pids are reused.)
+                let (pid, dir) = (child.id(), base.path().display());
+                crate::watchdog::spawn(&format!(
+                    "grep -q {dir} /proc/{pid}/cmdline 2>/dev/null && kill {pid}; rm -rf {dir}"
+                ))?;
                 return Ok(Self { base, port, child });
             }
             let _ = child.kill();
@@ -70,6 +77,20 @@ impl Drop for GitServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `$(git --exec-path)/git-daemon`.
+fn git_daemon_path() -> Result<PathBuf> {
+    let exec_path = run(Command::new("git").arg("--exec-path"))?;
+    let path = PathBuf::from(exec_path.trim()).join("git-daemon");
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(Error::Setup(format!(
+            "git-daemon not found at {}",
+            path.display()
+        )))
     }
 }
 
