@@ -343,13 +343,6 @@ impl Session<'_> {
         if since == changes.version && since != 0 {
             return Ok(());
         }
-        if since == 0
-            && changes.changes.is_empty()
-            && self.spoke_desired == changes.version
-            && changes.version != 0
-        {
-            return Ok(());
-        }
         let message = convert::desired_apps(&changes, since);
         tracing::debug!(
             base = since,
@@ -666,7 +659,7 @@ impl Session<'_> {
                 .iter()
                 .map(|(p, n, v)| (p.as_str(), n.as_str(), *v)),
         );
-        if ours != theirs.status_hash && self.ctx.config.window > 0 {
+        if ours != theirs.status_hash {
             tracing::info!("Status digest differs; asking the spoke for a full status report.");
             let request = ResyncRequest {
                 scope: resync_request::Scope::Status as i32,
