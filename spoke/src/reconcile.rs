@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use edgecd_core::app::{
-    ApplicationSource, ApplicationStatus, HealthReport, HistoryEntry, OperationPhase,
-    OperationState, ResourceKey, SyncReport,
+    ApplicationSource, ApplicationStatus, HistoryEntry, OperationPhase, OperationState,
+    ResourceKey, SyncReport,
 };
 use edgecd_core::{Health, SyncStatus};
 use edgecd_render::{RenderCache, RenderOptions, Value};
@@ -840,14 +840,6 @@ pub async fn run(
             }
         })
         .await;
-}
-
-/// The health of an app whose status has never been computed.
-pub fn unknown_health() -> HealthReport {
-    HealthReport {
-        status: Health::Unknown,
-        message: String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -144,22 +144,10 @@ impl Comparison {
 
     /// A unified diff per modified resource (live → desired).
     pub fn diffs(&self) -> Vec<(ResourceKey, String)> {
-        self.resources
-            .iter()
-            .filter(|r| r.sync != SyncStatus::Synced || r.requires_pruning)
-            .map(|r| {
-                let live = r.live.as_ref().map(normalized_yaml).unwrap_or_default();
-                let desired = if r.requires_pruning {
-                    String::new()
-                } else {
-                    r.predicted
-                        .as_ref()
-                        .or(r.desired.as_ref())
-                        .map(normalized_yaml)
-                        .unwrap_or_default()
-                };
-                (r.key.clone(), unified_diff(&r.key, &live, &desired))
-            })
+        self.resource_diffs()
+            .into_iter()
+            .filter(|d| d.modified)
+            .map(|d| (d.key, d.diff))
             .collect()
     }
 }
