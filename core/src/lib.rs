@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  names ── AppRef, ClusterName, ProjectName (validated newtypes)
+//!  access ─ Principal, Action, decide (RBAC)
 //!  status ─ SyncStatus, Health (roll-up), ConnectionState (+ tracker)
 //!  link ─── capabilities (negotiation), outbox/inbox (seq, ack, window,
 //!           coalescing, dedup), backoff (jittered exponential), digest
@@ -11,6 +12,7 @@
 //! randomness is injected), so the hub and spoke share one tested
 //! implementation of the protocol rules.
 
+pub mod access;
 pub mod app;
 pub mod duration;
 pub mod link;

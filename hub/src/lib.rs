@@ -8,5 +8,6 @@
 //!                             store   (SQLite | Postgres)   [grows with issue 6]
 //! ```
 
+pub mod access;
 pub mod link;
 pub mod store;

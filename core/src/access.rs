@@ -1,0 +1,232 @@
+//! Who may do what: principals, actions and the pure RBAC decision shared by the hub's API and console.
+//!
+//! ```text
+//!   caller ──authenticate (hub::access)──► Principal ──decide(action, project)──► Ok | Denied
+//! ```
+//!
+//! Roles: a global admin may do everything; inside a project a principal holds
+//! the strongest of the roles the project's bindings give its subject or
+//! groups and the grants it carries itself (API tokens are scoped by grants).
+//! Viewer reads, Deployer also operates (sync, refresh, rollback, terminate),
+//! Owner also edits apps and the project. Cluster and account management need
+//! admin. Nothing here does IO: the caller loads the project spec.
+
+use std::fmt;
+
+use crate::project::{ProjectRole, ProjectSpec};
+
+/// How the principal proved who it is (for audit and `WhoAmI`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Authentication is disabled (`--insecure-disable-auth`, dev fleets only).
+    Disabled,
+    /// A session token obtained by logging in with a local account.
+    Password,
+    /// A session token obtained through OIDC.
+    Oidc,
+    /// A long-lived API token.
+    ApiToken,
+}
+
+/// A role held in one project (or `*` for every project), carried by a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// A project name, or `*`.
+    pub project: String,
+    pub role: ProjectRole,
+}
+
+impl Grant {
+    fn covers(&self, project: &str) -> bool {
+        self.project == "*" || self.project == project
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// User name, or `token:<id>` for an API token.
+    pub subject: String,
+    pub groups: Vec<String>,
+    pub admin: bool,
+    pub grants: Vec<Grant>,
+    pub method: AuthMethod,
+}
+
+impl Principal {
+    /// The caller when authentication is disabled: an admin named `anonymous`.
+    pub fn anonymous_admin() -> Self {
+        Principal {
+            subject: "anonymous".into(),
+            groups: Vec::new(),
+            admin: true,
+            grants: Vec::new(),
+            method: AuthMethod::Disabled,
+        }
+    }
+
+    /// The strongest role held in `project` (`Owner` for admins).
+    pub fn role_in(&self, project: &str, spec: &ProjectSpec) -> Option<ProjectRole> {
+        if self.admin {
+            return Some(ProjectRole::Owner);
+        }
+        let bound = spec.role_of(&self.subject, &self.groups);
+        let granted = self
+            .grants
+            .iter()
+            .filter(|g| g.covers(project))
+            .map(|g| g.role)
+            .max();
+        bound.max(granted)
+    }
+}
+
+/// What a call wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read apps, status, diffs, history, events of a project.
+    Read,
+    /// Sync, refresh, rollback, terminate.
+    Operate,
+    /// Create, update, delete apps and appsets; edit the project.
+    Edit,
+    /// Clusters, projects (create/delete), users, repositories, audit.
+    Admin,
+}
+
+impl Action {
+    fn required(self) -> Option<ProjectRole> {
+        match self {
+            Action::Read => Some(ProjectRole::Viewer),
+            Action::Operate => Some(ProjectRole::Deployer),
+            Action::Edit => Some(ProjectRole::Owner),
+            Action::Admin => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Read => "read",
+            Action::Operate => "operate (sync, refresh, rollback, terminate)",
+            Action::Edit => "edit",
+            Action::Admin => "administer",
+        })
+    }
+}
+
+/// A refused call; the message names subject, action and project.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{subject} may not {action}{}", .project.as_deref().map(|p| format!(" in project {p}")).unwrap_or_default())]
+pub struct Denied {
+    pub subject: String,
+    pub action: Action,
+    pub project: Option<String>,
+}
+
+/// Decide whether `principal` may do `action`, in `project` when the action
+/// is project-scoped (`Admin` ignores it).
+pub fn decide(
+    principal: &Principal,
+    action: Action,
+    project: Option<(&str, &ProjectSpec)>,
+) -> Result<(), Denied> {
+    let denied = || Denied {
+        subject: principal.subject.clone(),
+        action,
+        project: project.map(|(name, _)| name.to_owned()),
+    };
+    if principal.admin {
+        return Ok(());
+    }
+    match (action.required(), project) {
+        (Some(required), Some((name, spec))) => match principal.role_in(name, spec) {
+            Some(held) if held >= required => Ok(()),
+            _ => Err(denied()),
+        },
+        _ => Err(denied()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::RoleBinding;
+
+    fn spec() -> ProjectSpec {
+        ProjectSpec {
+            roles: vec![
+                RoleBinding {
+                    role: ProjectRole::Viewer,
+                    users: vec!["vic".into()],
+                    groups: vec![],
+                },
+                RoleBinding {
+                    role: ProjectRole::Deployer,
+                    users: vec![],
+                    groups: vec!["ops".into()],
+                },
+            ],
+            ..ProjectSpec::default()
+        }
+    }
+
+    fn user(name: &str, groups: &[&str]) -> Principal {
+        Principal {
+            subject: name.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            admin: false,
+            grants: vec![],
+            method: AuthMethod::Password,
+        }
+    }
+
+    #[test]
+    fn viewer_reads_but_cannot_sync() {
+        let vic = user("vic", &[]);
+        assert!(decide(&vic, Action::Read, Some(("a", &spec()))).is_ok());
+        let err = decide(&vic, Action::Operate, Some(("a", &spec()))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "vic may not operate (sync, refresh, rollback, terminate) in project a"
+        );
+    }
+
+    #[test]
+    fn group_binding_gives_deployer_not_owner() {
+        let olga = user("olga", &["ops"]);
+        assert!(decide(&olga, Action::Operate, Some(("a", &spec()))).is_ok());
+        assert!(decide(&olga, Action::Edit, Some(("a", &spec()))).is_err());
+        assert!(decide(&olga, Action::Admin, None).is_err());
+    }
+
+    #[test]
+    fn strangers_and_other_projects_are_refused() {
+        let eve = user("eve", &[]);
+        assert!(decide(&eve, Action::Read, Some(("a", &spec()))).is_err());
+        assert!(decide(&eve, Action::Read, None).is_err());
+    }
+
+    #[test]
+    fn token_grants_are_scoped_to_their_project() {
+        let mut token = user("token:t1", &[]);
+        token.method = AuthMethod::ApiToken;
+        token.grants = vec![Grant {
+            project: "a".into(),
+            role: ProjectRole::Deployer,
+        }];
+        let empty = ProjectSpec::default();
+        assert!(decide(&token, Action::Operate, Some(("a", &empty))).is_ok());
+        assert!(decide(&token, Action::Read, Some(("b", &empty))).is_err());
+        token.grants[0].project = "*".into();
+        assert!(decide(&token, Action::Read, Some(("b", &empty))).is_ok());
+    }
+
+    #[test]
+    fn admin_may_do_everything() {
+        let root = Principal::anonymous_admin();
+        assert!(decide(&root, Action::Admin, None).is_ok());
+        assert!(decide(&root, Action::Edit, Some(("a", &ProjectSpec::default()))).is_ok());
+    }
+}
