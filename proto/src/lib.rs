@@ -4,6 +4,8 @@
 //! explains them. Only this crate and the gRPC edges of the hub and spoke
 //! see these types: domain code converts at the edge.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod convert;
 
 /// Generated code for package `edgecd.v1`.
