@@ -9,5 +9,6 @@
 //! ```
 
 pub mod access;
+pub mod console;
 pub mod link;
 pub mod store;

@@ -1,0 +1,112 @@
+// edgecd console: the JSON client of the hub's /api/v1 face and the live-update stream (SSE).
+
+/** An API error: HTTP status plus the hub's message. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function request(method, path, body) {
+  const init = {
+    method,
+    credentials: "same-origin",
+    headers: { "Accept": "application/json" },
+  };
+  if (method !== "GET") {
+    // The hub refuses state-changing calls without this header: a plain
+    // cross-site form or fetch cannot send it (CSRF protection).
+    init.headers["X-Edgecd-Csrf"] = "1";
+  }
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, "unreachable", "the hub is unreachable");
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch (e) { data = { message: text }; }
+  }
+  if (!response.ok) {
+    const message = (data && data.message) || response.statusText;
+    throw new ApiError(response.status, data && data.code, message);
+  }
+  return data;
+}
+
+/** Turn a filter object into a query string, skipping empty values. */
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v === undefined || v === null || v === "") continue;
+    if (Array.isArray(v)) { if (v.length) q.set(k, v.join(",")); } else q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? "?" + s : "";
+}
+
+const seg = encodeURIComponent;
+
+export const api = {
+  whoami: () => request("GET", "/api/v1/whoami"),
+  login: (username, password) => request("POST", "/api/v1/login", { username, password }),
+  logout: () => request("POST", "/api/v1/logout", {}),
+  apps: (filter) => request("GET", "/api/v1/apps" + query(filter)),
+  counts: (filter) => request("GET", "/api/v1/counts" + query(filter)),
+  app: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}`),
+  tree: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/tree`),
+  diff: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/diff`),
+  appEvents: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/events`),
+  command: (p, n, kind, body) => request("POST", `/api/v1/apps/${seg(p)}/${seg(n)}/${kind}`, body || {}),
+  clusters: () => request("GET", "/api/v1/clusters"),
+  cluster: (name) => request("GET", `/api/v1/clusters/${seg(name)}`),
+  projects: () => request("GET", "/api/v1/projects"),
+  appsets: () => request("GET", "/api/v1/appsets"),
+  events: (limit) => request("GET", "/api/v1/events" + query({ limit })),
+};
+
+/**
+ * Live updates: one EventSource on /api/v1/watch, fanned out to listeners.
+ * The browser reconnects by itself and sends Last-Event-ID, which the hub
+ * uses as the resume token.
+ */
+export class Live {
+  constructor() {
+    this.listeners = new Set();
+    this.source = null;
+    this.connected = false;
+    this.onState = () => {};
+  }
+  start() {
+    if (this.source) return;
+    const source = new EventSource("/api/v1/watch");
+    this.source = source;
+    source.onopen = () => { this.connected = true; this.onState(true); };
+    source.onerror = () => { this.connected = false; this.onState(false); };
+    for (const type of ["app", "app-deleted", "cluster"]) {
+      source.addEventListener(type, (e) => {
+        let data;
+        try { data = JSON.parse(e.data); } catch (err) { return; }
+        for (const l of this.listeners) l(type, data);
+      });
+    }
+  }
+  stop() {
+    if (this.source) this.source.close();
+    this.source = null;
+    this.connected = false;
+    this.onState(false);
+  }
+  subscribe(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+}

@@ -1,0 +1,148 @@
+// edgecd console: boot, hash router, navigation shell and theme switch.
+
+import { api, Live, ApiError } from "./api.js";
+import { el, toast } from "./ui.js";
+import * as login from "./views/login.js";
+import * as overview from "./views/overview.js";
+import * as apps from "./views/apps.js";
+import * as app from "./views/app.js";
+import * as clusters from "./views/clusters.js";
+import * as cluster from "./views/cluster.js";
+import * as projects from "./views/projects.js";
+import * as appsets from "./views/appsets.js";
+
+const routes = [
+  [/^\/login$/, login, "login"],
+  [/^\/?$/, overview, "overview"],
+  [/^\/overview$/, overview, "overview"],
+  [/^\/apps$/, apps, "apps"],
+  [/^\/apps\/([^/]+)\/([^/]+)(?:\/([a-z]+))?$/, app, "apps"],
+  [/^\/clusters$/, clusters, "clusters"],
+  [/^\/clusters\/([^/]+)$/, cluster, "clusters"],
+  [/^\/projects$/, projects, "projects"],
+  [/^\/appsets$/, appsets, "appsets"],
+];
+
+const state = { me: null, live: new Live(), cleanup: null };
+
+/** Parse "#/path?query" into {path, query: URLSearchParams}. */
+function location() {
+  const hash = window.location.hash.replace(/^#/, "") || "/";
+  const [path, qs] = hash.split("?", 2);
+  return { path, query: new URLSearchParams(qs || "") };
+}
+
+/** Navigate to a hash path with a query object (filters live in the URL). */
+export function navigate(path, params, replace) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  }
+  const s = q.toString();
+  const hash = "#" + path + (s ? "?" + s : "");
+  if (replace) history.replaceState(null, "", hash); else history.pushState(null, "", hash);
+  route();
+}
+
+function toggleTheme() {
+  const root = document.documentElement;
+  const dark = root.dataset.theme
+    ? root.dataset.theme === "dark"
+    : window.matchMedia("(prefers-color-scheme: dark)").matches;
+  root.dataset.theme = dark ? "light" : "dark";
+  localStorage.setItem("edgecd.theme", root.dataset.theme);
+}
+
+function shell(active) {
+  const link = (href, text, key) =>
+    el("a", { href, class: active === key ? "active" : "", "aria-current": active === key ? "page" : null }, text);
+  const liveDot = el("span", { class: "live" + (state.live.connected ? " on" : ""), id: "live" },
+    state.live.connected ? "live" : "offline");
+  state.live.onState = (on) => {
+    liveDot.className = "live" + (on ? " on" : "");
+    liveDot.textContent = on ? "live" : "reconnecting";
+  };
+  const me = state.me;
+  const nav = el("nav", { class: "nav", "aria-label": "Main" },
+    el("div", { class: "brand" }, "edge", el("span", {}, "cd")),
+    link("#/overview", "Overview", "overview"),
+    link("#/apps", "Applications", "apps"),
+    link("#/clusters", "Clusters", "clusters"),
+    link("#/projects", "Projects", "projects"),
+    link("#/appsets", "Application sets", "appsets"),
+    el("div", { class: "spacer" }),
+    el("div", { class: "me" },
+      el("div", {}, liveDot),
+      el("div", {}, "Signed in as ", el("strong", { id: "whoami" }, me.subject), me.admin ? " (admin)" : ""),
+      el("div", {},
+        el("button", { type: "button", onclick: toggleTheme, title: "Switch light/dark theme" }, "Theme"), " ",
+        me.authEnabled
+          ? el("button", { type: "button", onclick: logout }, "Sign out")
+          : null)));
+  const main = el("main", { class: "main", id: "main", tabindex: "-1" });
+  return { node: el("div", { class: "shell" }, nav, main), main };
+}
+
+async function logout() {
+  try { await api.logout(); } catch (e) { /* the session may already be gone */ }
+  state.me = null;
+  state.live.stop();
+  navigate("/login");
+}
+
+async function route() {
+  if (state.cleanup) { try { state.cleanup(); } catch (e) { /* ignore */ } state.cleanup = null; }
+  const loc = location();
+  const root = document.getElementById("app");
+  if (!state.me && loc.path !== "/login") {
+    try {
+      state.me = await api.whoami();
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) {
+        navigate("/login", { next: window.location.hash.replace(/^#/, "") }, true);
+        return;
+      }
+      root.replaceChildren(el("div", { class: "error", role: "alert" }, "Cannot reach the hub: " + e.message));
+      return;
+    }
+  }
+  for (const [re, view, key] of routes) {
+    const m = loc.path.match(re);
+    if (!m) continue;
+    const params = m.slice(1).map((s) => (s === undefined ? undefined : decodeURIComponent(s)));
+    if (key === "login") {
+      root.replaceChildren();
+      state.cleanup = await view.render({ root, query: loc.query, onLogin });
+      return;
+    }
+    state.live.start();
+    const { node, main } = shell(key);
+    root.replaceChildren(node);
+    const ctx = { root: main, params, query: loc.query, me: state.me, live: state.live, navigate, toast };
+    try {
+      state.cleanup = await view.render(ctx);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) { state.me = null; navigate("/login", {}, true); return; }
+      main.append(el("div", { class: "error", role: "alert" }, e.message || String(e)));
+    }
+    return;
+  }
+  root.replaceChildren(el("div", { class: "error" }, "No such page: " + loc.path));
+}
+
+async function onLogin(next) {
+  state.me = await api.whoami();
+  history.replaceState(null, "", "#" + (next && next !== "/login" ? next : "/overview"));
+  route();
+}
+
+window.addEventListener("popstate", route);
+window.addEventListener("hashchange", route);
+document.addEventListener("keydown", (e) => {
+  // "/" focuses the page's search box, like most tools.
+  if (e.key === "/" && !/INPUT|SELECT|TEXTAREA/.test(document.activeElement.tagName)) {
+    const search = document.querySelector("input[type=search]");
+    if (search) { search.focus(); e.preventDefault(); }
+  }
+});
+route();

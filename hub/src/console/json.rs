@@ -1,0 +1,413 @@
+//! The console's JSON shapes: protobuf responses of `HubService` mapped to the camelCase objects the browser reads.
+//!
+//! Specs and statuses go through `edgecd_proto::convert` to the domain types
+//! and their serde form (the Argo CD-like shape documented in
+//! `docs/console.md`); list rows and clusters are mapped field by field.
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use edgecd_core::app::AppOrigin;
+use edgecd_core::{Health, SyncStatus};
+use edgecd_proto::convert;
+use edgecd_proto::v1;
+
+fn time(t: Option<&edgecd_proto::Timestamp>) -> Value {
+    t.and_then(convert::from_timestamp)
+        .and_then(|t: OffsetDateTime| t.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
+}
+
+fn sync_name(code: i32) -> &'static str {
+    match convert::from_sync_code(code) {
+        SyncStatus::Synced => "Synced",
+        SyncStatus::OutOfSync => "OutOfSync",
+        SyncStatus::Unknown => "Unknown",
+    }
+}
+
+fn health_name(code: i32) -> &'static str {
+    match convert::from_health_code(code) {
+        Health::Healthy => "Healthy",
+        Health::Progressing => "Progressing",
+        Health::Degraded => "Degraded",
+        Health::Suspended => "Suspended",
+        Health::Missing => "Missing",
+        Health::Unknown => "Unknown",
+    }
+}
+
+fn phase_name(code: i32) -> Value {
+    match v1::OperationPhase::try_from(code) {
+        Ok(v1::OperationPhase::Running) => json!("Running"),
+        Ok(v1::OperationPhase::Succeeded) => json!("Succeeded"),
+        Ok(v1::OperationPhase::Failed) => json!("Failed"),
+        Ok(v1::OperationPhase::Error) => json!("Error"),
+        Ok(v1::OperationPhase::Terminating) => json!("Terminating"),
+        _ => Value::Null,
+    }
+}
+
+/// Name of a connection state code, as the console shows it.
+pub fn connection_name(code: i32) -> &'static str {
+    match v1::ConnectionStateCode::try_from(code) {
+        Ok(v1::ConnectionStateCode::Pending) => "Pending",
+        Ok(v1::ConnectionStateCode::Connected) => "Connected",
+        Ok(v1::ConnectionStateCode::Stale) => "Stale",
+        Ok(v1::ConnectionStateCode::Disconnected) => "Disconnected",
+        Ok(v1::ConnectionStateCode::Revoked) => "Revoked",
+        _ => "Unregistered",
+    }
+}
+
+fn origin_name(code: i32) -> &'static str {
+    match convert::from_origin_code(code) {
+        AppOrigin::Managed => "Managed",
+        AppOrigin::Autonomous => "Autonomous",
+    }
+}
+
+fn owner(o: Option<&v1::OwnerRef>) -> Value {
+    o.filter(|o| !o.name.is_empty()).map_or(
+        Value::Null,
+        |o| json!({"kind": o.kind, "project": o.project, "name": o.name, "scope": o.scope}),
+    )
+}
+
+fn sorted(map: &std::collections::HashMap<String, String>) -> Value {
+    let ordered: std::collections::BTreeMap<_, _> = map.iter().collect();
+    json!(ordered)
+}
+
+fn connection_fields(out: &mut Map<String, Value>, c: Option<&v1::ConnectionState>) {
+    let state = c.map_or(0, |c| c.state);
+    out.insert("connection".into(), json!(connection_name(state)));
+    out.insert(
+        "connectionSince".into(),
+        time(c.and_then(|c| c.since.as_ref())),
+    );
+    out.insert(
+        "lastHeartbeat".into(),
+        time(c.and_then(|c| c.last_heartbeat.as_ref())),
+    );
+    out.insert(
+        "hubReplica".into(),
+        json!(c.map(|c| c.hub_replica.as_str()).unwrap_or_default()),
+    );
+}
+
+/// One row of the application table (also the payload of live `app` events).
+pub fn app_summary(a: &v1::ApplicationSummary) -> Value {
+    let mut out = Map::new();
+    out.insert("project".into(), json!(a.project));
+    out.insert("name".into(), json!(a.name));
+    out.insert("cluster".into(), json!(a.cluster));
+    out.insert("namespace".into(), json!(a.namespace));
+    out.insert("repoUrl".into(), json!(a.repo_url));
+    out.insert("path".into(), json!(a.path));
+    out.insert("targetRevision".into(), json!(a.target_revision));
+    out.insert("sync".into(), json!(sync_name(a.sync)));
+    out.insert("health".into(), json!(health_name(a.health)));
+    out.insert("revision".into(), json!(a.revision));
+    out.insert("operationPhase".into(), phase_name(a.operation_phase));
+    out.insert("labels".into(), sorted(&a.labels));
+    out.insert("updatedAt".into(), time(a.updated_at.as_ref()));
+    out.insert("origin".into(), json!(origin_name(a.origin)));
+    out.insert("owner".into(), owner(a.owner.as_ref()));
+    out.insert("automated".into(), json!(a.automated));
+    out.insert("errorConditions".into(), json!(a.error_conditions));
+    connection_fields(&mut out, a.cluster_connection.as_ref());
+    Value::Object(out)
+}
+
+/// One application with spec and status; `permissions` says which buttons
+/// the console may offer (the hub refuses the calls anyway).
+pub fn application(app: &v1::Application, operate: bool, edit: bool) -> Value {
+    let meta = app.meta.clone().unwrap_or_default();
+    let spec = app
+        .spec
+        .as_ref()
+        .and_then(|s| convert::from_application_spec(s, &meta.project).ok())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    let status = app
+        .status
+        .as_ref()
+        .map(convert::from_application_status)
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    let st = app.status.as_ref();
+    let cluster = app
+        .spec
+        .as_ref()
+        .and_then(|s| s.destination.as_ref())
+        .map(|d| d.cluster.clone())
+        .unwrap_or_default();
+    let mut summary = Map::new();
+    summary.insert("project".into(), json!(meta.project));
+    summary.insert("name".into(), json!(meta.name));
+    summary.insert("cluster".into(), json!(cluster));
+    summary.insert(
+        "sync".into(),
+        json!(sync_name(
+            st.and_then(|s| s.sync.as_ref()).map_or(0, |s| s.status)
+        )),
+    );
+    summary.insert(
+        "health".into(),
+        json!(health_name(
+            st.and_then(|s| s.health.as_ref()).map_or(0, |h| h.status)
+        )),
+    );
+    summary.insert(
+        "revision".into(),
+        json!(
+            st.and_then(|s| s.sync.as_ref())
+                .map(|s| s.revision.as_str())
+                .unwrap_or_default()
+        ),
+    );
+    summary.insert("labels".into(), sorted(&meta.labels));
+    summary.insert("origin".into(), json!(origin_name(meta.origin)));
+    summary.insert("owner".into(), owner(meta.owner.as_ref()));
+    summary.insert("specVersion".into(), json!(meta.spec_version));
+    summary.insert("updatedAt".into(), time(meta.updated_at.as_ref()));
+    connection_fields(&mut summary, app.cluster_connection.as_ref());
+    json!({
+        "app": summary,
+        "spec": spec,
+        "status": status,
+        "permissions": {"operate": operate, "edit": edit},
+    })
+}
+
+/// A resource tree as flat nodes with a `parent` uid (the first parent).
+pub fn tree(t: &v1::ResourceTreeResponse) -> Value {
+    let nodes: Vec<Value> = t
+        .nodes
+        .iter()
+        .map(|n| {
+            let key = n.key.clone().unwrap_or_default();
+            json!({
+                "uid": n.uid,
+                "parent": n.parent_uids.first().cloned().unwrap_or_default(),
+                "group": key.group,
+                "version": key.version,
+                "kind": key.kind,
+                "namespace": key.namespace,
+                "name": key.name,
+                "sync": if n.sync == 0 { Value::Null } else { json!(sync_name(n.sync)) },
+                "health": n.health.as_ref().filter(|h| h.status != 0).map(|h| health_name(h.status)),
+                "healthMessage": n.health.as_ref().map(|h| h.message.as_str()).unwrap_or_default(),
+                "info": sorted(&n.info),
+            })
+        })
+        .collect();
+    json!({"nodes": nodes, "reportedAt": time(t.reported_at.as_ref())})
+}
+
+/// The per-resource diff of an application; only modified resources.
+pub fn diff(d: &v1::DiffResult) -> Value {
+    let resources: Vec<Value> = d
+        .resources
+        .iter()
+        .filter(|r| r.modified)
+        .map(|r| {
+            let key = r.key.clone().unwrap_or_default();
+            json!({
+                "group": key.group, "kind": key.kind, "namespace": key.namespace, "name": key.name,
+                "status": "OutOfSync", "diff": r.diff,
+            })
+        })
+        .collect();
+    json!({ "resources": resources })
+}
+
+pub fn event(e: &v1::Event) -> Value {
+    let app = e.app.clone().unwrap_or_default();
+    let resource = e
+        .resource
+        .as_ref()
+        .filter(|r| !r.kind.is_empty())
+        .map(|r| {
+            if r.namespace.is_empty() {
+                format!("{} {}", r.kind, r.name)
+            } else {
+                format!("{} {}/{}", r.kind, r.namespace, r.name)
+            }
+        })
+        .unwrap_or_default();
+    let severity = if e.severity == v1::EventSeverity::Warning as i32 {
+        "Warning"
+    } else {
+        "Normal"
+    };
+    json!({
+        "id": e.id, "cluster": e.cluster, "project": app.project, "app": app.name,
+        "resource": resource, "severity": severity, "reason": e.reason,
+        "message": e.message, "time": time(e.time.as_ref()),
+    })
+}
+
+pub fn cluster(c: &v1::Cluster) -> Value {
+    let versions = c.versions.clone().unwrap_or_default();
+    let mut out = Map::new();
+    out.insert("name".into(), json!(c.name));
+    out.insert("labels".into(), sorted(&c.labels));
+    out.insert("serverUrl".into(), json!(c.server_url));
+    out.insert(
+        "kubernetesVersion".into(),
+        json!(versions.kubernetes_version),
+    );
+    out.insert("spokeVersion".into(), json!(versions.spoke_version));
+    out.insert(
+        "appCount".into(),
+        c.app_counts
+            .as_ref()
+            .map_or(Value::Null, |a| json!(a.total)),
+    );
+    out.insert(
+        "certificateNotAfter".into(),
+        time(c.certificate_not_after.as_ref()),
+    );
+    out.insert("createdAt".into(), time(c.created_at.as_ref()));
+    connection_fields(&mut out, c.connection.as_ref());
+    Value::Object(out)
+}
+
+fn group_kinds(list: &[v1::GroupKind]) -> Value {
+    json!(
+        list.iter()
+            .map(|g| json!({"group": g.group, "kind": g.kind}))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn role_name(code: i32) -> &'static str {
+    match v1::ProjectRoleKind::try_from(code) {
+        Ok(v1::ProjectRoleKind::Owner) => "Owner",
+        Ok(v1::ProjectRoleKind::Deployer) => "Deployer",
+        _ => "Viewer",
+    }
+}
+
+pub fn project(p: &v1::Project) -> Value {
+    let destinations: Vec<Value> = p
+        .destinations
+        .iter()
+        .map(|d| {
+            let mut out = Map::new();
+            if d.all_clusters {
+                out.insert("clusters".into(), json!("*"));
+            } else if !d.cluster_names.is_empty() {
+                out.insert("clusters".into(), json!(d.cluster_names));
+            }
+            if let Some(sel) = &d.cluster_selector {
+                if !sel.match_labels.is_empty() || !sel.match_expressions.is_empty() {
+                    out.insert("clusterSelector".into(), sorted(&sel.match_labels));
+                }
+            }
+            out.insert(
+                "namespace".into(),
+                json!(if d.namespace.is_empty() {
+                    "*"
+                } else {
+                    &d.namespace
+                }),
+            );
+            Value::Object(out)
+        })
+        .collect();
+    let roles: Vec<Value> = p
+        .roles
+        .iter()
+        .map(|r| json!({"role": role_name(r.role), "users": r.users, "groups": r.groups}))
+        .collect();
+    json!({
+        "name": p.name,
+        "version": p.version,
+        "createdAt": time(p.created_at.as_ref()),
+        "spec": {
+            "description": p.description,
+            "sourceRepos": p.source_repos,
+            "destinations": destinations,
+            "clusterResourceWhitelist": group_kinds(&p.cluster_resource_allow),
+            "clusterResourceBlacklist": group_kinds(&p.cluster_resource_deny),
+            "roles": roles,
+        },
+    })
+}
+
+pub fn appset(s: &v1::ApplicationSet) -> Value {
+    json!({
+        "project": s.project, "name": s.name,
+        "scope": if s.scope.is_empty() { "hub" } else { s.scope.as_str() },
+        "generated": s.generated.len(),
+    })
+}
+
+pub fn command_status(c: &v1::CommandStatus) -> Value {
+    let state = v1::CommandOutcome::try_from(c.outcome)
+        .map(|o| {
+            let name = o.as_str_name().trim_start_matches("COMMAND_OUTCOME_");
+            let mut chars = name.chars();
+            chars.next().map_or(String::new(), |first| {
+                first.to_string() + &chars.as_str().to_lowercase()
+            })
+        })
+        .unwrap_or_default();
+    json!({"id": c.command_id, "state": state, "message": c.message, "updatedAt": time(c.updated_at.as_ref())})
+}
+
+pub fn counts(c: &v1::ApplicationCounts) -> Value {
+    let buckets = |b: &[v1::CountBucket]| {
+        let map: Map<String, Value> = b.iter().map(|b| (b.key.clone(), json!(b.count))).collect();
+        Value::Object(map)
+    };
+    json!({
+        "total": c.total,
+        "bySync": buckets(&c.by_sync),
+        "byHealth": buckets(&c.by_health),
+        "byConnection": buckets(&c.by_cluster_connection),
+        "byProject": buckets(&c.by_project),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_names_states_in_words() {
+        let row = v1::ApplicationSummary {
+            project: "default".into(),
+            name: "nginx".into(),
+            cluster: "cluster-1".into(),
+            sync: v1::SyncStatusCode::OutOfSync as i32,
+            health: v1::HealthStatusCode::Degraded as i32,
+            operation_phase: v1::OperationPhase::Failed as i32,
+            cluster_connection: Some(v1::ConnectionState {
+                state: v1::ConnectionStateCode::Stale as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = app_summary(&row);
+        assert_eq!(v["sync"], "OutOfSync");
+        assert_eq!(v["health"], "Degraded");
+        assert_eq!(v["operationPhase"], "Failed");
+        assert_eq!(v["connection"], "Stale");
+        assert_eq!(v["origin"], "Managed");
+    }
+
+    #[test]
+    fn command_outcomes_read_as_words() {
+        let c = v1::CommandStatus {
+            command_id: "c1".into(),
+            outcome: v1::CommandOutcome::Delivered as i32,
+            ..Default::default()
+        };
+        assert_eq!(command_status(&c)["state"], "Delivered");
+    }
+}

@@ -1,0 +1,975 @@
+//! The web console: embedded static files plus a JSON/HTTP face of `HubService`, with live updates over server-sent events.
+//!
+//! ```text
+//!   browser ── GET /, /js/*          ──► assets (compiled in)
+//!           ── /api/v1/* (JSON)      ──► handlers ──► HubService (same impl as gRPC:
+//!           ── /api/v1/watch (SSE)   ──► Watch      authn, authz, audit, metrics)
+//! ```
+//!
+//! Every JSON call is turned into the corresponding `HubService` request,
+//! carrying the caller's session token and address, so authentication,
+//! authorization, audit and pushback are exactly those of the gRPC API:
+//! the console cannot do anything its user could not do with the CLI.
+//! Sessions: `POST /api/v1/login` stores the hub's session token in an
+//! `HttpOnly; SameSite=Strict` cookie; scripts may instead send
+//! `Authorization: Bearer`. State-changing calls must carry the
+//! `X-Edgecd-Csrf` header, which a cross-site form cannot send.
+
+pub mod assets;
+pub mod json;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use edgecd_core::access::{Action, AuthMethod, Grant, Principal, decide};
+use edgecd_core::project::ProjectRole;
+use edgecd_core::selector::LabelSelector;
+use edgecd_core::{Health, SyncStatus};
+use edgecd_proto::convert;
+use edgecd_proto::v1;
+use edgecd_proto::v1::hub_service_server::HubService;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "edgecd_session";
+/// Header every state-changing console call must carry.
+pub const CSRF_HEADER: &str = "x-edgecd-csrf";
+
+/// Console settings.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleConfig {
+    /// Mark the session cookie `Secure` (the HTTP port serves TLS).
+    pub secure_cookies: bool,
+}
+
+struct Inner<S> {
+    api: Arc<S>,
+    config: ConsoleConfig,
+}
+
+/// Shared state of the console's handlers.
+pub struct Console<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> std::fmt::Debug for Console<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Clone for Console<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// The console's routes (static files and `/api/v1`), over the given
+/// `HubService` implementation. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so the audit log
+/// records callers' addresses.
+pub fn router<S: HubService>(api: Arc<S>, config: ConsoleConfig) -> Router {
+    let state = Console {
+        inner: Arc::new(Inner { api, config }),
+    };
+    Router::new()
+        .route("/api/v1/whoami", get(whoami::<S>))
+        .route("/api/v1/login", post(login::<S>))
+        .route("/api/v1/logout", post(logout::<S>))
+        .route("/api/v1/apps", get(list_apps::<S>))
+        .route("/api/v1/counts", get(counts::<S>))
+        .route("/api/v1/apps/{project}/{name}", get(get_app::<S>))
+        .route("/api/v1/apps/{project}/{name}/tree", get(tree::<S>))
+        .route("/api/v1/apps/{project}/{name}/diff", get(diff::<S>))
+        .route("/api/v1/apps/{project}/{name}/events", get(app_events::<S>))
+        .route(
+            "/api/v1/apps/{project}/{name}/{command}",
+            post(command::<S>),
+        )
+        .route("/api/v1/clusters", get(clusters::<S>))
+        .route("/api/v1/clusters/{name}", get(get_cluster::<S>))
+        .route("/api/v1/projects", get(projects::<S>))
+        .route("/api/v1/appsets", get(appsets::<S>))
+        .route("/api/v1/events", get(events::<S>))
+        .route("/api/v1/watch", get(watch::<S>))
+        .fallback(get(asset))
+        .with_state(state)
+}
+
+// === callers, errors ===
+
+/// Who is calling: the session token (cookie or bearer) and address.
+#[derive(Clone)]
+pub struct Caller {
+    token: Option<String>,
+    peer: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+impl<T: Send + Sync> FromRequestParts<T> for Caller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &T) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).or_else(|| cookie_token(&parts.headers));
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        Ok(Caller { token, peer })
+    }
+}
+
+impl Caller {
+    /// The gRPC request the same call would be, with this caller's
+    /// credentials and address.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.token {
+            if let Ok(value) = format!("Bearer {token}").parse() {
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
+        if let Some(peer) = self.peer {
+            request
+                .extensions_mut()
+                .insert(tonic::transport::server::TcpConnectInfo {
+                    local_addr: None,
+                    remote_addr: Some(peer),
+                });
+        }
+        request
+    }
+}
+
+/// A failed console call: HTTP status and a JSON body `{code, message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_argument",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(s: tonic::Status) -> Self {
+        use tonic::Code;
+        let (status, code) = match s.code() {
+            Code::InvalidArgument | Code::OutOfRange => {
+                (StatusCode::BAD_REQUEST, "invalid_argument")
+            }
+            Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
+            Code::Aborted => (StatusCode::CONFLICT, "conflict"),
+            Code::FailedPrecondition => (StatusCode::PRECONDITION_FAILED, "failed_precondition"),
+            Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
+            Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted"),
+            Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
+            Code::Unimplemented => (StatusCode::NOT_IMPLEMENTED, "unimplemented"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self {
+            status,
+            code,
+            message: s.message().to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"code": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Refuse a state-changing call without the CSRF header.
+fn require_csrf(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(CSRF_HEADER) {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "csrf",
+            message: format!("missing {CSRF_HEADER} header (cross-site request refused)"),
+        })
+    }
+}
+
+// === static files ===
+
+async fn asset(uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let Some(file) = assets::find(uri.path()) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    let etag = assets::etag(file);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag)
+    {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut response = file.body.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(file.content_type),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    response
+}
+
+// === session ===
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+fn user_json(u: &v1::UserInfo) -> Value {
+    let roles: Vec<Value> = u
+        .roles
+        .iter()
+        .map(|r| json!({"project": r.project, "role": r.role}))
+        .collect();
+    let auth_enabled = !matches!(u.source.as_str(), "" | "disabled" | "none");
+    json!({
+        "subject": u.name, "admin": u.admin, "groups": u.groups, "roles": roles,
+        "source": u.source, "authEnabled": auth_enabled,
+    })
+}
+
+async fn whoami<S: HubService>(State(c): State<Console<S>>, caller: Caller) -> ApiResult {
+    let user = c
+        .inner
+        .api
+        .who_am_i(caller.request(v1::WhoAmIRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(user_json(&user)))
+}
+
+async fn login<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Json<LoginBody>,
+) -> Result<Response, ApiError> {
+    require_csrf(&headers)?;
+    let request = v1::LoginRequest {
+        method: Some(v1::login_request::Method::Password(v1::PasswordLogin {
+            username: body.username.clone(),
+            password: body.password.clone(),
+        })),
+    };
+    let session = c
+        .inner
+        .api
+        .login(caller.request(request))
+        .await?
+        .into_inner();
+    let max_age = session
+        .expires_at
+        .as_ref()
+        .and_then(convert::from_timestamp)
+        .map(|t| (t - time::OffsetDateTime::now_utc()).whole_seconds().max(0))
+        .unwrap_or(3600);
+    let secure = if c.inner.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        session.token
+    );
+    let user = session.user.as_ref().map(user_json).unwrap_or(Value::Null);
+    let mut response = Json(json!({"user": user})).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+async fn logout<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_csrf(&headers)?;
+    // The session may already be gone; clearing the cookie is what matters.
+    let _ = c
+        .inner
+        .api
+        .logout(caller.request(v1::LogoutRequest {}))
+        .await;
+    let mut response = Json(json!({})).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("edgecd_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+// === applications ===
+
+/// Query string of the application list and counts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppListQuery {
+    project: Option<String>,
+    cluster: Option<String>,
+    cluster_label: Option<String>,
+    label: Option<String>,
+    health: Option<String>,
+    sync: Option<String>,
+    search: Option<String>,
+    origin: Option<String>,
+    owner: Option<String>,
+    sort: Option<String>,
+    desc: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn split(v: &Option<String>) -> impl Iterator<Item = &str> {
+    v.as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn selector(v: &Option<String>, what: &str) -> Result<Option<v1::LabelSelector>, ApiError> {
+    match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(text) => LabelSelector::parse(text)
+            .map(|s| Some(convert::label_selector(&s)))
+            .map_err(|e| ApiError::bad_request(format!("{what} {text:?}: {e}"))),
+    }
+}
+
+fn health_of(name: &str) -> Result<v1::HealthStatusCode, ApiError> {
+    let h = match name {
+        "Healthy" => Health::Healthy,
+        "Progressing" => Health::Progressing,
+        "Degraded" => Health::Degraded,
+        "Suspended" => Health::Suspended,
+        "Missing" => Health::Missing,
+        "Unknown" => Health::Unknown,
+        other => return Err(ApiError::bad_request(format!("unknown health {other:?}"))),
+    };
+    Ok(convert::health_code(h))
+}
+
+fn sync_of(name: &str) -> Result<v1::SyncStatusCode, ApiError> {
+    let s = match name {
+        "Synced" => SyncStatus::Synced,
+        "OutOfSync" => SyncStatus::OutOfSync,
+        "Unknown" => SyncStatus::Unknown,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown sync status {other:?}"
+            )));
+        }
+    };
+    Ok(convert::sync_code(s))
+}
+
+impl AppListQuery {
+    fn filter(&self) -> Result<v1::ApplicationFilter, ApiError> {
+        let origins = split(&self.origin)
+            .map(|o| match o {
+                "Managed" => Ok(v1::AppOrigin::Managed as i32),
+                "Autonomous" => Ok(v1::AppOrigin::Autonomous as i32),
+                other => Err(ApiError::bad_request(format!("unknown origin {other:?}"))),
+            })
+            .collect::<Result<_, _>>()?;
+        let owner = self
+            .owner
+            .as_deref()
+            .filter(|o| !o.is_empty())
+            .map(|name| v1::OwnerRef {
+                kind: "ApplicationSet".into(),
+                project: self.project.clone().unwrap_or_default(),
+                name: name.to_owned(),
+                scope: String::new(),
+            });
+        Ok(v1::ApplicationFilter {
+            projects: split(&self.project).map(str::to_owned).collect(),
+            clusters: split(&self.cluster).map(str::to_owned).collect(),
+            cluster_selector: selector(&self.cluster_label, "cluster label selector")?,
+            app_selector: selector(&self.label, "label selector")?,
+            sync: split(&self.sync)
+                .map(|s| sync_of(s).map(|c| c as i32))
+                .collect::<Result<_, _>>()?,
+            health: split(&self.health)
+                .map(|h| health_of(h).map(|c| c as i32))
+                .collect::<Result<_, _>>()?,
+            search: self.search.clone().unwrap_or_default(),
+            origins,
+            owner,
+            ..Default::default()
+        })
+    }
+
+    fn sort(&self) -> Result<v1::ApplicationSort, ApiError> {
+        use v1::ApplicationSortField as F;
+        let field = match self.sort.as_deref().unwrap_or("name") {
+            "name" | "" => F::Name,
+            "project" => F::Project,
+            "cluster" => F::Cluster,
+            "sync" => F::Sync,
+            "health" => F::Health,
+            "updated" => F::UpdatedAt,
+            other => return Err(ApiError::bad_request(format!("unknown sort {other:?}"))),
+        };
+        Ok(v1::ApplicationSort {
+            field: field as i32,
+            descending: matches!(self.desc.as_deref(), Some("1" | "true")),
+        })
+    }
+}
+
+async fn list_apps<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Query(q): Query<AppListQuery>,
+) -> ApiResult {
+    let request = v1::ListApplicationsRequest {
+        filter: Some(q.filter()?),
+        sort: Some(q.sort()?),
+        page_size: q.limit.unwrap_or(100).clamp(1, 1000),
+        page_token: q.cursor.clone().unwrap_or_default(),
+    };
+    let page = c
+        .inner
+        .api
+        .list_applications(caller.request(request))
+        .await?
+        .into_inner();
+    let items: Vec<Value> = page.items.iter().map(json::app_summary).collect();
+    let next = (!page.next_page_token.is_empty()).then_some(page.next_page_token);
+    Ok(Json(
+        json!({"items": items, "nextCursor": next, "total": page.total}),
+    ))
+}
+
+async fn counts<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Query(q): Query<AppListQuery>,
+) -> ApiResult {
+    let request = v1::CountApplicationsRequest {
+        filter: Some(q.filter()?),
+    };
+    let counts = c
+        .inner
+        .api
+        .count_applications(caller.request(request))
+        .await?
+        .into_inner();
+    Ok(Json(json::counts(&counts)))
+}
+
+fn app_ref(project: String, name: String) -> Option<v1::AppRef> {
+    Some(v1::AppRef { project, name })
+}
+
+/// What the caller may do with apps of `project`: (operate, edit). Only
+/// decides which buttons to show; the hub checks every call itself.
+async fn permissions<S: HubService>(
+    c: &Console<S>,
+    caller: &Caller,
+    project: &str,
+) -> (bool, bool) {
+    let Ok(user) = c
+        .inner
+        .api
+        .who_am_i(caller.request(v1::WhoAmIRequest {}))
+        .await
+    else {
+        return (false, false);
+    };
+    let user = user.into_inner();
+    if user.admin {
+        return (true, true);
+    }
+    let principal = Principal {
+        subject: user.name.clone(),
+        groups: user.groups.clone(),
+        admin: false,
+        grants: user
+            .roles
+            .iter()
+            .map(|r| Grant {
+                project: r.project.clone(),
+                role: match v1::ProjectRoleKind::try_from(r.role) {
+                    Ok(v1::ProjectRoleKind::Owner) => ProjectRole::Owner,
+                    Ok(v1::ProjectRoleKind::Deployer) => ProjectRole::Deployer,
+                    _ => ProjectRole::Viewer,
+                },
+            })
+            .collect(),
+        method: AuthMethod::Password,
+    };
+    let spec = match c
+        .inner
+        .api
+        .get_project(caller.request(v1::GetProjectRequest {
+            name: project.to_owned(),
+        }))
+        .await
+    {
+        Ok(p) => project_spec(&p.into_inner()),
+        Err(_) => Default::default(),
+    };
+    let may = |action| decide(&principal, action, Some((project, &spec))).is_ok();
+    (may(Action::Operate), may(Action::Edit))
+}
+
+/// The role bindings of a project (all `permissions` needs).
+fn project_spec(p: &v1::Project) -> edgecd_core::project::ProjectSpec {
+    use edgecd_core::project::{ProjectSpec, RoleBinding};
+    ProjectSpec {
+        roles: p
+            .roles
+            .iter()
+            .map(|r| RoleBinding {
+                role: match v1::ProjectRoleKind::try_from(r.role) {
+                    Ok(v1::ProjectRoleKind::Owner) => ProjectRole::Owner,
+                    Ok(v1::ProjectRoleKind::Deployer) => ProjectRole::Deployer,
+                    _ => ProjectRole::Viewer,
+                },
+                users: r.users.clone(),
+                groups: r.groups.clone(),
+            })
+            .collect(),
+        ..ProjectSpec::default()
+    }
+}
+
+async fn get_app<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult {
+    let app = c
+        .inner
+        .api
+        .get_application(caller.request(v1::GetApplicationRequest {
+            app: app_ref(project.clone(), name),
+        }))
+        .await?
+        .into_inner();
+    let (operate, edit) = permissions(&c, &caller, &project).await;
+    Ok(Json(json::application(&app, operate, edit)))
+}
+
+async fn tree<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult {
+    let tree = c
+        .inner
+        .api
+        .get_resource_tree(caller.request(v1::GetResourceTreeRequest {
+            app: app_ref(project, name),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(json::tree(&tree)))
+}
+
+async fn diff<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult {
+    let diff = c
+        .inner
+        .api
+        .get_application_diff(caller.request(v1::GetApplicationDiffRequest {
+            app: app_ref(project, name),
+            resources: Vec::new(),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(json::diff(&diff)))
+}
+
+async fn app_events<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult {
+    let events = c
+        .inner
+        .api
+        .list_events(caller.request(v1::ListEventsRequest {
+            app: app_ref(project, name),
+            page_size: 100,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let items: Vec<Value> = events.items.iter().map(json::event).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CommandBody {
+    /// Rollback target.
+    id: Option<i64>,
+    prune: Option<bool>,
+    hard: Option<bool>,
+    revision: Option<String>,
+}
+
+async fn command<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((project, name, command)): Path<(String, String, String)>,
+    body: Option<Json<CommandBody>>,
+) -> ApiResult {
+    require_csrf(&headers)?;
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let app = app_ref(project, name);
+    let api = &c.inner.api;
+    let status = match command.as_str() {
+        "sync" => {
+            api.sync_application(caller.request(v1::SyncApplicationRequest {
+                app,
+                sync: Some(v1::SyncCommand {
+                    revision: body.revision.unwrap_or_default(),
+                    prune: body.prune.unwrap_or(false),
+                    ..Default::default()
+                }),
+                ttl: None,
+            }))
+            .await?
+        }
+        "refresh" => {
+            api.refresh_application(caller.request(v1::RefreshApplicationRequest {
+                app,
+                hard: body.hard.unwrap_or(false),
+                ttl: None,
+            }))
+            .await?
+        }
+        "rollback" => {
+            let Some(id) = body.id else {
+                return Err(ApiError::bad_request("rollback needs the history id"));
+            };
+            api.rollback_application(caller.request(v1::RollbackApplicationRequest {
+                app,
+                history_id: id,
+                prune: body.prune.unwrap_or(false),
+                dry_run: false,
+                ttl: None,
+            }))
+            .await?
+        }
+        "terminate" => {
+            api.terminate_operation(caller.request(v1::TerminateOperationRequest { app }))
+                .await?
+        }
+        other => {
+            return Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                code: "not_found",
+                message: format!("unknown command {other:?}: sync, refresh, rollback or terminate"),
+            });
+        }
+    };
+    Ok(Json(json::command_status(&status.into_inner())))
+}
+
+// === clusters, projects, appsets, events ===
+
+async fn clusters<S: HubService>(State(c): State<Console<S>>, caller: Caller) -> ApiResult {
+    let mut items = Vec::new();
+    let mut token = String::new();
+    // Clusters are bounded (hundreds to a few thousand): the console shows
+    // them all, a page of 1,000 at a time.
+    loop {
+        let page = c
+            .inner
+            .api
+            .list_clusters(caller.request(v1::ListClustersRequest {
+                filter: None,
+                page_size: 1000,
+                page_token: token,
+            }))
+            .await?
+            .into_inner();
+        items.extend(page.items.iter().map(json::cluster));
+        if page.next_page_token.is_empty() || items.len() >= 20_000 {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn get_cluster<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let cluster = c
+        .inner
+        .api
+        .get_cluster(caller.request(v1::GetClusterRequest { name }))
+        .await?
+        .into_inner();
+    Ok(Json(json::cluster(&cluster)))
+}
+
+async fn projects<S: HubService>(State(c): State<Console<S>>, caller: Caller) -> ApiResult {
+    let page = c
+        .inner
+        .api
+        .list_projects(caller.request(v1::ListProjectsRequest {
+            page_size: 1000,
+            page_token: String::new(),
+        }))
+        .await?
+        .into_inner();
+    let items: Vec<Value> = page.items.iter().map(json::project).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn appsets<S: HubService>(State(c): State<Console<S>>, caller: Caller) -> ApiResult {
+    let page = c
+        .inner
+        .api
+        .list_application_sets(caller.request(v1::ListApplicationSetsRequest {
+            page_size: 1000,
+            ..Default::default()
+        }))
+        .await;
+    match page {
+        Ok(page) => {
+            let items: Vec<Value> = page.into_inner().items.iter().map(json::appset).collect();
+            Ok(Json(json!({ "items": items })))
+        }
+        // Application sets are not served by every hub yet: show none.
+        Err(s) if s.code() == tonic::Code::Unimplemented => Ok(Json(json!({ "items": [] }))),
+        Err(s) => Err(s.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct EventsQuery {
+    limit: Option<u32>,
+    cluster: Option<String>,
+}
+
+async fn events<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult {
+    let events = c
+        .inner
+        .api
+        .list_events(caller.request(v1::ListEventsRequest {
+            cluster: q.cluster.unwrap_or_default(),
+            page_size: q.limit.unwrap_or(50).clamp(1, 500),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let items: Vec<Value> = events.items.iter().map(json::event).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+// === live updates ===
+
+/// `GET /api/v1/watch`: app and cluster changes as server-sent events
+/// (`app`, `app-deleted`, `cluster`), each with the hub's resume token as
+/// its id, so a reconnecting browser (`Last-Event-ID`) misses nothing.
+async fn watch<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let request = v1::WatchRequest {
+        kinds: vec![
+            v1::WatchKind::Applications as i32,
+            v1::WatchKind::Clusters as i32,
+        ],
+        app_filter: None,
+        resume_token: resume,
+    };
+    let stream = c
+        .inner
+        .api
+        .watch(caller.request(request))
+        .await?
+        .into_inner();
+    let events = stream.filter_map(|item| async move {
+        let event = item.ok()?;
+        sse_event(&event).map(Ok)
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn sse_event(e: &v1::WatchEvent) -> Option<Event> {
+    let deleted = e.r#type == v1::WatchEventType::Deleted as i32;
+    let (name, data) = match e.object.as_ref()? {
+        v1::watch_event::Object::Application(a) => (
+            if deleted { "app-deleted" } else { "app" },
+            json::app_summary(a),
+        ),
+        v1::watch_event::Object::Cluster(cl) => ("cluster", json::cluster(cl)),
+        _ => return None,
+    };
+    let mut event = Event::default().event(name).data(data.to_string());
+    if !e.resume_token.is_empty() {
+        event = event.id(e.resume_token.clone());
+    }
+    Some(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; edgecd_session=tok; b=2"),
+        );
+        assert_eq!(cookie_token(&h).as_deref(), Some("tok"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer xyz"),
+        );
+        assert_eq!(bearer_token(&h).as_deref(), Some("xyz"));
+    }
+
+    #[test]
+    fn list_query_maps_to_a_filter() {
+        let q = AppListQuery {
+            cluster: Some("cluster-1,cluster-2".into()),
+            health: Some("Degraded".into()),
+            cluster_label: Some("region=eu".into()),
+            sort: Some("updated".into()),
+            desc: Some("1".into()),
+            ..Default::default()
+        };
+        let f = q.filter().unwrap();
+        assert_eq!(f.clusters, vec!["cluster-1", "cluster-2"]);
+        assert_eq!(f.health, vec![v1::HealthStatusCode::Degraded as i32]);
+        assert!(f.cluster_selector.is_some());
+        let s = q.sort().unwrap();
+        assert!(s.descending);
+        assert_eq!(s.field, v1::ApplicationSortField::UpdatedAt as i32);
+    }
+
+    #[test]
+    fn bad_filters_are_named() {
+        let q = AppListQuery {
+            health: Some("Great".into()),
+            ..Default::default()
+        };
+        let err = q.filter().unwrap_err();
+        assert_eq!(err.message, "unknown health \"Great\"");
+        let q = AppListQuery {
+            cluster_label: Some("region in (".into()),
+            ..Default::default()
+        };
+        assert!(
+            q.filter()
+                .unwrap_err()
+                .message
+                .contains("cluster label selector")
+        );
+    }
+}
