@@ -1,0 +1,568 @@
+//! The command line (clap derive): global flags, every subcommand and its flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// edgecd: GitOps for Kubernetes fleets at the edge.
+///
+/// Exit codes: 0 ok, 1 failure, 2 usage error, 3 not found, 4 unauthenticated or permission
+/// denied, 5 hub unreachable, 6 wait timed out or app not healthy (see docs/cli.md).
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgecd",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file (default: $XDG_CONFIG_HOME/edgecd/config.yaml or ~/.config/edgecd/config.yaml).
+    #[arg(long, env = "EDGECD_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Context to use instead of the current one.
+    #[arg(long, env = "EDGECD_CONTEXT", global = true)]
+    pub context: Option<String>,
+    /// Hub address, overriding the context's (https://host:port, or http://127.0.0.1:port with --plaintext).
+    #[arg(long, env = "EDGECD_SERVER", global = true)]
+    pub server: Option<String>,
+    /// Bearer token, overriding the context's.
+    #[arg(long, env = "EDGECD_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, global = true, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Timeout of each call to the hub, e.g. 30s, 2m.
+    #[arg(long, global = true, default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Wide,
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in to a hub and save it as a context.
+    Login(LoginArgs),
+    /// Log out: end the session and forget the context's token.
+    Logout {
+        /// Context to log out of (default: the current one).
+        name: Option<String>,
+    },
+    /// Show, switch and delete contexts.
+    #[command(subcommand)]
+    Context(ContextCommand),
+    /// Show who the token belongs to.
+    Whoami,
+    /// Show the CLI's and the hub's versions.
+    Version,
+    /// Applications.
+    #[command(subcommand, alias = "apps")]
+    App(AppCommand),
+    /// Clusters.
+    #[command(subcommand, alias = "clusters")]
+    Cluster(ClusterCommand),
+    /// Projects.
+    #[command(subcommand, alias = "projects", alias = "proj")]
+    Project(ProjectCommand),
+    /// Application sets.
+    #[command(subcommand, alias = "appsets")]
+    Appset(AppsetCommand),
+    /// Create or update everything in edgecd or Argo CD YAML (Application, ApplicationSet, AppProject).
+    Apply(ApplyArgs),
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The hub's gRPC address, e.g. https://hub.example.com:8443 or http://127.0.0.1:50051.
+    pub server: String,
+    /// Name of the context to save (default: the server's host:port).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Username for password login.
+    #[arg(long, short = 'u', default_value = "admin")]
+    pub username: String,
+    /// Password (prefer --password-stdin or the prompt: flags end up in shell history).
+    #[arg(
+        long,
+        env = "EDGECD_PASSWORD",
+        hide_env_values = true,
+        conflicts_with = "password_stdin"
+    )]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Use this API token instead of a password login.
+    #[arg(long = "with-token", value_name = "TOKEN", conflicts_with_all = ["password", "password_stdin"])]
+    pub with_token: Option<String>,
+    /// Plaintext gRPC, without TLS: only for a hub on loopback (the dev fleet).
+    #[arg(long)]
+    pub plaintext: bool,
+    /// CA certificate (PEM) to trust instead of the system roots.
+    #[arg(long, value_name = "FILE", conflicts_with = "plaintext")]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// List contexts (the current one is marked with *).
+    List,
+    /// Switch to a context.
+    Use { name: String },
+    /// Print the current context's name.
+    Current,
+    /// Delete a context.
+    Delete { name: String },
+}
+
+/// Filters of `app list` (and of bulk commands).
+#[derive(Debug, Args, Default, Clone)]
+pub struct AppFilterArgs {
+    /// Only apps in these projects (repeatable).
+    #[arg(long = "project", short = 'p')]
+    pub projects: Vec<String>,
+    /// Only apps on these clusters (repeatable).
+    #[arg(long = "cluster", short = 'c')]
+    pub clusters: Vec<String>,
+    /// App label selector, e.g. `team=a,tier!=db`.
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
+    /// Only apps on clusters matching this label selector.
+    #[arg(long)]
+    pub cluster_selector: Option<String>,
+    /// Only apps with this health (repeatable).
+    #[arg(long, value_enum)]
+    pub health: Vec<HealthArg>,
+    /// Only apps with this sync status (repeatable).
+    #[arg(long, value_enum)]
+    pub sync: Vec<SyncArg>,
+    /// Only apps whose name contains this text.
+    #[arg(long)]
+    pub search: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HealthArg {
+    Healthy,
+    Progressing,
+    Degraded,
+    Suspended,
+    Missing,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncArg {
+    Synced,
+    OutOfSync,
+    Unknown,
+}
+
+/// An application: `project/name`, or `name` in `--project` (default `default`).
+#[derive(Debug, Args, Clone)]
+pub struct AppName {
+    /// Application name, or project/name.
+    pub name: String,
+}
+
+/// Flags of `app wait` and of `--wait` on commands.
+#[derive(Debug, Args, Clone)]
+pub struct WaitArgs {
+    /// How long to wait, e.g. 90s, 5m.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// List applications.
+    #[command(alias = "ls")]
+    List {
+        #[command(flatten)]
+        filter: AppFilterArgs,
+        /// Apps per call to the hub.
+        #[arg(long, default_value_t = 500)]
+        page_size: u32,
+    },
+    /// Show one application: spec, status, resources, conditions.
+    Get {
+        #[command(flatten)]
+        app: AppName,
+        /// Project of the app (or write project/name).
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+    },
+    /// Create an application from flags or from a file.
+    Create(AppCreateArgs),
+    /// Create or update the Applications in a file (edgecd or Argo CD YAML).
+    Apply {
+        /// YAML file with one or more Application documents (`-` for stdin).
+        #[arg(long, short = 'f', required = true)]
+        file: Vec<PathBuf>,
+        /// Validate only.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Change an application's spec.
+    Set(AppSetArgs),
+    /// Delete an application (and its resources in the cluster unless --cascade=false).
+    #[command(alias = "rm")]
+    Delete {
+        #[command(flatten)]
+        app: AppName,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        /// Delete the app's resources in its cluster too.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        cascade: bool,
+    },
+    /// Sync an application (queue a sync command).
+    Sync {
+        #[command(flatten)]
+        app: AppName,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        /// Revision to sync to (default: the app's target revision).
+        #[arg(long)]
+        revision: Option<String>,
+        /// Delete resources no longer in git.
+        #[arg(long)]
+        prune: bool,
+        /// Compute what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Re-create resources that fail to apply.
+        #[arg(long)]
+        force: bool,
+        /// Return once the command is queued instead of waiting for Synced and Healthy.
+        #[arg(long)]
+        r#async: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Refresh an application: compare with git again.
+    Refresh {
+        #[command(flatten)]
+        app: AppName,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        /// Re-fetch git and re-render, bypassing caches.
+        #[arg(long)]
+        hard: bool,
+    },
+    /// Show how the live state differs from git.
+    Diff {
+        #[command(flatten)]
+        app: AppName,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        /// Exit with 1 when there are differences (like `git diff --exit-code`).
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Show the sync history.
+    History {
+        #[command(flatten)]
+        app: AppName,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+    },
+    /// Roll back to a history entry (see `app history`).
+    Rollback {
+        #[command(flatten)]
+        app: AppName,
+        /// History id to roll back to.
+        id: i64,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        /// Delete resources not in that revision.
+        #[arg(long)]
+        prune: bool,
+        /// Return once the command is queued.
+        #[arg(long)]
+        r#async: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Wait until applications are Synced and Healthy.
+    Wait {
+        /// Applications (name or project/name).
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        /// Wait for Synced only.
+        #[arg(long, conflicts_with = "health")]
+        sync: bool,
+        /// Wait for Healthy only.
+        #[arg(long)]
+        health: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Print the rendered manifests.
+    Manifests {
+        #[command(flatten)]
+        app: AppName,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        /// Render this revision instead of the app's target.
+        #[arg(long)]
+        revision: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AppCreateArgs {
+    /// Application name (or project/name); not needed with -f.
+    pub name: Option<String>,
+    /// Read the Application from a YAML file (edgecd or Argo CD) instead of flags.
+    #[arg(long, short = 'f', conflicts_with_all = ["repo", "path"])]
+    pub file: Option<PathBuf>,
+    #[arg(long, short = 'p')]
+    pub project: Option<String>,
+    /// Git repository URL.
+    #[arg(long, required_unless_present = "file")]
+    pub repo: Option<String>,
+    /// Directory in the repository.
+    #[arg(long, required_unless_present = "file")]
+    pub path: Option<String>,
+    /// Branch, tag or commit (default HEAD).
+    #[arg(long, default_value = "HEAD")]
+    pub revision: String,
+    /// Cluster to deploy to.
+    #[arg(long = "dest-cluster", required_unless_present = "file")]
+    pub dest_cluster: Option<String>,
+    /// Default namespace for the app's resources.
+    #[arg(long = "dest-namespace", default_value = "")]
+    pub dest_namespace: String,
+    /// Sync automatically when git changes.
+    #[arg(long)]
+    pub auto_sync: bool,
+    /// With --auto-sync: undo changes made in the cluster.
+    #[arg(long, requires = "auto_sync")]
+    pub self_heal: bool,
+    /// With --auto-sync: delete resources no longer in git.
+    #[arg(long, requires = "auto_sync")]
+    pub auto_prune: bool,
+    /// Sync option, e.g. CreateNamespace=true (repeatable).
+    #[arg(long = "sync-option")]
+    pub sync_options: Vec<String>,
+    /// Label key=value (repeatable).
+    #[arg(long = "label", short = 'l')]
+    pub labels: Vec<String>,
+    /// Update the app if it exists.
+    #[arg(long)]
+    pub upsert: bool,
+    /// Validate only.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AppSetArgs {
+    #[command(flatten)]
+    pub app: AppName,
+    #[arg(long, short = 'p')]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub repo: Option<String>,
+    #[arg(long)]
+    pub path: Option<String>,
+    #[arg(long)]
+    pub revision: Option<String>,
+    #[arg(long = "dest-namespace")]
+    pub dest_namespace: Option<String>,
+    /// Turn automated sync on or off.
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub auto_sync: Option<bool>,
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub self_heal: Option<bool>,
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub auto_prune: Option<bool>,
+    /// Add or replace a label key=value (repeatable).
+    #[arg(long = "label", short = 'l')]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// List clusters with their connection state and app counts.
+    #[command(alias = "ls")]
+    List {
+        /// Cluster label selector.
+        #[arg(long, short = 'l')]
+        selector: Option<String>,
+        /// Only clusters whose name contains this text.
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Show one cluster.
+    Get { name: String },
+    /// Register a cluster; prints its one-time bootstrap token and the spoke's install command.
+    Add {
+        name: String,
+        /// Label key=value (repeatable).
+        #[arg(long = "label", short = 'l')]
+        labels: Vec<String>,
+        /// API server URL (matches Argo CD destination.server).
+        #[arg(long)]
+        server_url: Option<String>,
+    },
+    /// Remove a cluster from the fleet.
+    #[command(alias = "rm")]
+    Remove { name: String },
+    /// Revoke a cluster's certificate: its spoke is refused from now on.
+    Revoke {
+        name: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Issue a new bootstrap token for a cluster.
+    Token { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// List projects.
+    #[command(alias = "ls")]
+    List,
+    /// Show one project.
+    Get { name: String },
+    /// Create a project.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Allowed source repository glob (repeatable; default `*`).
+        #[arg(long = "source-repo")]
+        source_repos: Vec<String>,
+        /// Allowed destination `cluster:namespace-glob`, `*` for any cluster (repeatable; default `*:*`).
+        #[arg(long = "dest")]
+        destinations: Vec<String>,
+        /// Update the project if it exists.
+        #[arg(long)]
+        upsert: bool,
+    },
+    /// Delete a project.
+    #[command(alias = "rm")]
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsetCommand {
+    /// List application sets.
+    #[command(alias = "ls")]
+    List {
+        #[arg(long = "project", short = 'p')]
+        projects: Vec<String>,
+    },
+    /// Show one application set.
+    Get {
+        name: String,
+        #[arg(long, short = 'p', default_value = "default")]
+        project: String,
+    },
+    /// Create or update application sets from a file (Argo CD YAML).
+    #[command(alias = "create")]
+    Apply(ApplyArgs),
+    /// Delete an application set.
+    #[command(alias = "rm")]
+    Delete {
+        name: String,
+        #[arg(long, short = 'p', default_value = "default")]
+        project: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// YAML file (`-` for stdin); repeatable.
+    #[arg(long, short = 'f', required = true)]
+    pub file: Vec<PathBuf>,
+    /// Validate only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Project for documents that name none.
+    #[arg(long, default_value = "default")]
+    pub project: String,
+}
+
+/// Parses `90s`, `5m`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    edgecd_core::duration::GoDuration::parse(text)
+        .map(|d| d.0)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        let error = Cli::try_parse_from(["edgecd", "app", "list", "--health", "Fine"])
+            .err()
+            .map(|e| e.exit_code());
+        assert_eq!(error, Some(2));
+    }
+
+    #[test]
+    fn filters_parse() {
+        let cli = Cli::try_parse_from([
+            "edgecd",
+            "app",
+            "list",
+            "-p",
+            "team-a",
+            "--cluster",
+            "cluster-1",
+            "-l",
+            "tier=web",
+            "--health",
+            "degraded",
+            "--sync",
+            "out-of-sync",
+            "-o",
+            "json",
+        ]);
+        let Ok(Cli {
+            command: Command::App(AppCommand::List { filter, .. }),
+            global,
+        }) = cli
+        else {
+            panic!("did not parse: {cli:?}");
+        };
+        assert_eq!(filter.projects, ["team-a"]);
+        assert_eq!(filter.health, [HealthArg::Degraded]);
+        assert_eq!(filter.sync, [SyncArg::OutOfSync]);
+        assert_eq!(global.output, Output::Json);
+    }
+}

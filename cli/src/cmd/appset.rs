@@ -1,0 +1,182 @@
+//! `edgecd appset list|get|apply|delete` and `edgecd apply -f` (edgecd and Argo CD YAML through `ApplyManifests`).
+
+use edgecd_proto::client::Error as SdkError;
+use edgecd_proto::v1;
+use futures::TryStreamExt as _;
+use serde::Serialize;
+
+use super::read_input;
+use crate::args::{ApplyArgs, AppsetCommand};
+use crate::exit::{Exit, FAILURE};
+use crate::output::{Table, print_structured, time_text};
+use crate::session::Session;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppsetView {
+    project: String,
+    name: String,
+    scope: String,
+    generators: usize,
+    generated: Vec<String>,
+    conditions: Vec<String>,
+    created_at: String,
+}
+
+impl From<&v1::ApplicationSet> for AppsetView {
+    fn from(s: &v1::ApplicationSet) -> Self {
+        Self {
+            project: s.project.clone(),
+            name: s.name.clone(),
+            scope: s.scope.clone(),
+            generators: s.generators.len(),
+            generated: s
+                .generated
+                .iter()
+                .map(|a| format!("{}/{}", a.project, a.name))
+                .collect(),
+            conditions: s
+                .conditions
+                .iter()
+                .map(|c| format!("{}: {}", c.r#type, c.message))
+                .collect(),
+            created_at: time_text(s.created_at.as_ref()),
+        }
+    }
+}
+
+pub async fn run(session: &Session, command: AppsetCommand) -> anyhow::Result<()> {
+    let output = session.global.output;
+    match command {
+        AppsetCommand::List { projects } => {
+            let client = session.client().await?;
+            let sets: Vec<v1::ApplicationSet> = client
+                .application_sets(v1::ListApplicationSetsRequest {
+                    projects,
+                    page_size: 500,
+                    page_token: String::new(),
+                })
+                .try_collect()
+                .await
+                .map_err(explain)?;
+            let views: Vec<AppsetView> = sets.iter().map(AppsetView::from).collect();
+            if !print_structured(output, &views)? {
+                let mut table = Table::new(vec!["PROJECT", "NAME", "SCOPE", "APPS", "CONDITIONS"]);
+                for v in views {
+                    table.row(vec![
+                        v.project,
+                        v.name,
+                        v.scope,
+                        v.generated.len().to_string(),
+                        v.conditions.join("; "),
+                    ]);
+                }
+                print!("{}", table.render());
+            }
+            Ok(())
+        }
+        AppsetCommand::Get { name, project } => {
+            let client = session.client().await?;
+            let set = client
+                .get_application_set(v1::GetApplicationSetRequest { project, name })
+                .await
+                .map_err(explain)?;
+            let view = AppsetView::from(&set);
+            if !print_structured(output, &view)? {
+                println!("Name:        {}/{}", view.project, view.name);
+                println!("Scope:       {}", view.scope);
+                println!("Generators:  {}", view.generators);
+                println!("Generated:   {}", view.generated.join(", "));
+                for c in &view.conditions {
+                    println!("Condition:   {c}");
+                }
+            }
+            Ok(())
+        }
+        AppsetCommand::Apply(args) => apply(session, &args).await,
+        AppsetCommand::Delete { name, project } => {
+            let client = session.client().await?;
+            client
+                .delete_application_set(v1::DeleteApplicationSetRequest {
+                    project: project.clone(),
+                    name: name.clone(),
+                })
+                .await
+                .map_err(explain)?;
+            println!("application set {project}/{name} deleted");
+            Ok(())
+        }
+    }
+}
+
+/// Adds what to do when the hub does not support application sets yet.
+fn explain(error: SdkError) -> anyhow::Error {
+    match error {
+        SdkError::Unimplemented { .. } => anyhow::Error::new(error).context(
+            "this hub does not support application sets yet; create the generated Applications with `edgecd app create` or `edgecd app apply -f` instead",
+        ),
+        other => other.into(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ApplyView {
+    source: String,
+    action: String,
+    kind: String,
+    project: String,
+    name: String,
+    message: String,
+}
+
+/// `edgecd apply -f`: every document through the hub's `ApplyManifests`.
+pub async fn apply(session: &Session, args: &ApplyArgs) -> anyhow::Result<()> {
+    let client = session.client().await?;
+    let mut refused = 0;
+    let mut views = Vec::new();
+    for path in &args.file {
+        let yaml = read_input(path)?;
+        let response = client
+            .apply_manifests(v1::ApplyManifestsRequest {
+                yaml,
+                dry_run: args.dry_run,
+                default_project: args.project.clone(),
+            })
+            .await
+            .map_err(explain)?;
+        for r in response.results {
+            if r.action == "refused" {
+                refused += 1;
+            }
+            views.push(ApplyView {
+                source: r.source,
+                action: r.action,
+                kind: r.kind,
+                project: r.project,
+                name: r.name,
+                message: r.message,
+            });
+        }
+    }
+    if !print_structured(session.global.output, &views)? {
+        for v in &views {
+            let suffix = if v.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", v.message)
+            };
+            println!(
+                "{} {}/{} {}{}{suffix}",
+                v.kind,
+                v.project,
+                v.name,
+                v.action,
+                if args.dry_run { " (dry run)" } else { "" }
+            );
+        }
+    }
+    if refused > 0 {
+        anyhow::bail!(Exit::new(FAILURE, format!("{refused} document(s) refused")));
+    }
+    Ok(())
+}

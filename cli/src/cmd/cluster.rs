@@ -1,0 +1,280 @@
+//! `edgecd cluster list|get|add|remove|revoke|token`.
+
+use std::collections::BTreeMap;
+
+use edgecd_proto::v1;
+use futures::TryStreamExt as _;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{parse_pairs, selector};
+use crate::args::{ClusterCommand, Output};
+use crate::output::{
+    Table, age, connection_name, labels_text, or_dash, print_structured, time_text,
+};
+use crate::session::Session;
+
+/// A cluster as printed (table row and YAML/JSON).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterView {
+    pub name: String,
+    pub connection: String,
+    pub since: String,
+    pub last_heartbeat: String,
+    pub hub_replica: String,
+    pub labels: BTreeMap<String, String>,
+    pub server_url: String,
+    pub spoke_version: String,
+    pub kubernetes_version: String,
+    pub apps: u32,
+    pub synced: u32,
+    pub healthy: u32,
+    pub degraded: u32,
+    pub created_at: String,
+    pub certificate_not_after: String,
+}
+
+impl From<&v1::Cluster> for ClusterView {
+    fn from(c: &v1::Cluster) -> Self {
+        let connection = c.connection.clone().unwrap_or_default();
+        let versions = c.versions.clone().unwrap_or_default();
+        let counts = c.app_counts.unwrap_or_default();
+        Self {
+            name: c.name.clone(),
+            connection: connection_name(connection.state).into(),
+            since: time_text(connection.since.as_ref()),
+            last_heartbeat: time_text(connection.last_heartbeat.as_ref()),
+            hub_replica: connection.hub_replica,
+            labels: c.labels.clone().into_iter().collect(),
+            server_url: c.server_url.clone(),
+            spoke_version: versions.spoke_version,
+            kubernetes_version: versions.kubernetes_version,
+            apps: counts.total,
+            synced: counts.synced,
+            healthy: counts.healthy,
+            degraded: counts.degraded,
+            created_at: time_text(c.created_at.as_ref()),
+            certificate_not_after: time_text(c.certificate_not_after.as_ref()),
+        }
+    }
+}
+
+pub fn cluster_table(clusters: &[v1::Cluster], wide: bool, now: OffsetDateTime) -> Table {
+    let mut headers = vec!["NAME", "CONNECTION", "SINCE", "APPS", "SYNCED", "HEALTHY"];
+    if wide {
+        headers.extend(["DEGRADED", "SPOKE", "KUBERNETES", "REPLICA", "LABELS"]);
+    }
+    let mut table = Table::new(headers);
+    for c in clusters {
+        let connection = c.connection.clone().unwrap_or_default();
+        let counts = c.app_counts.unwrap_or_default();
+        let versions = c.versions.clone().unwrap_or_default();
+        let mut row = vec![
+            c.name.clone(),
+            connection_name(connection.state).into(),
+            age(connection.since.as_ref(), now),
+            counts.total.to_string(),
+            counts.synced.to_string(),
+            counts.healthy.to_string(),
+        ];
+        if wide {
+            row.extend([
+                counts.degraded.to_string(),
+                or_dash(&versions.spoke_version),
+                or_dash(&versions.kubernetes_version),
+                or_dash(&connection.hub_replica),
+                labels_text(&c.labels),
+            ]);
+        }
+        table.row(row);
+    }
+    table
+}
+
+pub async fn run(session: &Session, command: ClusterCommand) -> anyhow::Result<()> {
+    let output = session.global.output;
+    let client = session.client().await?;
+    match command {
+        ClusterCommand::List {
+            selector: sel,
+            search,
+        } => {
+            let request = v1::ListClustersRequest {
+                filter: Some(v1::ClusterFilter {
+                    selector: sel
+                        .as_deref()
+                        .map(|s| selector(s, "--selector"))
+                        .transpose()?,
+                    connection: Vec::new(),
+                    search: search.unwrap_or_default(),
+                }),
+                page_size: 500,
+                page_token: String::new(),
+            };
+            let clusters: Vec<v1::Cluster> = client.clusters(request).try_collect().await?;
+            let views: Vec<ClusterView> = clusters.iter().map(ClusterView::from).collect();
+            if !print_structured(output, &views)? {
+                if clusters.is_empty() {
+                    eprintln!("No clusters found.");
+                } else {
+                    let table =
+                        cluster_table(&clusters, output == Output::Wide, OffsetDateTime::now_utc());
+                    print!("{}", table.render());
+                }
+            }
+        }
+        ClusterCommand::Get { name } => {
+            let cluster = client.get_cluster(v1::GetClusterRequest { name }).await?;
+            let view = ClusterView::from(&cluster);
+            if !print_structured(output, &view)? {
+                print!("{}", describe(&view));
+            }
+        }
+        ClusterCommand::Add {
+            name,
+            labels,
+            server_url,
+        } => {
+            let response = client
+                .create_cluster(v1::CreateClusterRequest {
+                    name: name.clone(),
+                    labels: parse_pairs(&labels, "--label")?.into_iter().collect(),
+                    annotations: Default::default(),
+                    server_url: server_url.unwrap_or_default(),
+                    token_ttl: None,
+                })
+                .await?;
+            print_enrollment(output, &name, &response)?;
+        }
+        ClusterCommand::Token { name } => {
+            let response = client
+                .create_bootstrap_token(v1::CreateBootstrapTokenRequest {
+                    cluster: name.clone(),
+                    token_ttl: None,
+                })
+                .await?;
+            print_enrollment(output, &name, &response)?;
+        }
+        ClusterCommand::Remove { name } => {
+            client
+                .delete_cluster(v1::DeleteClusterRequest { name: name.clone() })
+                .await?;
+            println!("cluster {name} removed");
+        }
+        ClusterCommand::Revoke { name, reason } => {
+            client
+                .revoke_cluster(v1::RevokeClusterRequest {
+                    name: name.clone(),
+                    reason,
+                })
+                .await?;
+            println!("cluster {name} revoked: its spoke is refused from now on");
+        }
+    }
+    Ok(())
+}
+
+fn describe(view: &ClusterView) -> String {
+    let labels: std::collections::HashMap<_, _> = view.labels.clone().into_iter().collect();
+    let lines = [
+        ("Name", view.name.clone()),
+        (
+            "Connection",
+            format!("{} since {}", view.connection, view.since),
+        ),
+        ("Last heartbeat", view.last_heartbeat.clone()),
+        ("Hub replica", or_dash(&view.hub_replica)),
+        ("Labels", labels_text(&labels)),
+        ("Server URL", or_dash(&view.server_url)),
+        ("Spoke", or_dash(&view.spoke_version)),
+        ("Kubernetes", or_dash(&view.kubernetes_version)),
+        (
+            "Apps",
+            format!(
+                "{} ({} synced, {} healthy, {} degraded)",
+                view.apps, view.synced, view.healthy, view.degraded
+            ),
+        ),
+        ("Certificate until", view.certificate_not_after.clone()),
+    ];
+    lines
+        .iter()
+        .map(|(k, v)| format!("{:<19}{v}\n", format!("{k}:")))
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrollmentView {
+    cluster: String,
+    bootstrap_token: String,
+    token_expires_at: String,
+    install_command: String,
+    hub_address: String,
+    ca_hash: String,
+}
+
+fn print_enrollment(
+    output: Output,
+    name: &str,
+    r: &v1::CreateClusterResponse,
+) -> anyhow::Result<()> {
+    // The bootstrap token is the point of this command: it is shown once, on purpose.
+    let view = EnrollmentView {
+        cluster: name.to_owned(),
+        bootstrap_token: r.bootstrap_token.clone(),
+        token_expires_at: time_text(r.token_expires_at.as_ref()),
+        install_command: r.install_command.clone(),
+        hub_address: r.hub_address.clone(),
+        ca_hash: r.ca_hash.clone(),
+    };
+    if !print_structured(output, &view)? {
+        println!("cluster {name} registered");
+        if !view.bootstrap_token.is_empty() {
+            println!(
+                "bootstrap token (shown once, expires {}):",
+                view.token_expires_at
+            );
+            println!("  {}", view.bootstrap_token);
+        }
+        if !view.install_command.is_empty() {
+            println!("install its spoke with:");
+            println!("  {}", view.install_command);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_rows() {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(10);
+        let cluster = v1::Cluster {
+            name: "cluster-1".into(),
+            connection: Some(v1::ConnectionState {
+                state: v1::ConnectionStateCode::Stale as i32,
+                since: Some(edgecd_proto::Timestamp {
+                    seconds: 540,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+            app_counts: Some(v1::AppCounts {
+                total: 3,
+                synced: 3,
+                healthy: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            cluster_table(&[cluster], false, now).render(),
+            "NAME        CONNECTION   SINCE   APPS   SYNCED   HEALTHY\n\
+             cluster-1   Stale        1m      3      3        2\n"
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Waiting for commands and for apps to become Synced and Healthy, with a spinner on stderr when it is a terminal.
+
+use std::io::IsTerminal as _;
+use std::time::Duration;
+
+use edgecd_proto::client::Client;
+use edgecd_proto::v1;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::time::Instant;
+
+use super::app::{display, fetch};
+use crate::exit::{Exit, NOT_READY};
+use crate::output::{
+    connection_trusted, effective_health, health_name, outcome_name, phase_name, sync_name,
+};
+
+const POLL: Duration = Duration::from_millis(500);
+
+/// What "ready" means.
+#[derive(Debug, Clone, Copy)]
+pub struct Want {
+    sync: bool,
+    health: bool,
+}
+
+impl Want {
+    pub fn both() -> Self {
+        Self {
+            sync: true,
+            health: true,
+        }
+    }
+    pub fn sync_only() -> Self {
+        Self {
+            sync: true,
+            health: false,
+        }
+    }
+    pub fn health_only() -> Self {
+        Self {
+            sync: false,
+            health: true,
+        }
+    }
+}
+
+/// A spinner on stderr, drawn only on a terminal.
+fn spinner() -> ProgressBar {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Waits until a command has finished; fails (exit 6) if it did not succeed.
+pub async fn command(
+    client: &Client,
+    app: &v1::AppRef,
+    id: &str,
+    timeout: Duration,
+) -> anyhow::Result<v1::CommandStatus> {
+    let bar = spinner();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = client
+            .get_command(v1::GetCommandRequest {
+                command_id: id.to_owned(),
+            })
+            .await?;
+        let outcome = v1::CommandOutcome::try_from(status.outcome).unwrap_or_default();
+        bar.set_message(format!(
+            "{}: command {}",
+            display(app),
+            outcome_name(status.outcome)
+        ));
+        match outcome {
+            v1::CommandOutcome::Succeeded => {
+                bar.finish_and_clear();
+                return Ok(status);
+            }
+            v1::CommandOutcome::Failed
+            | v1::CommandOutcome::Expired
+            | v1::CommandOutcome::Unsupported
+            | v1::CommandOutcome::Rejected => {
+                bar.finish_and_clear();
+                let detail = match &status.payload {
+                    Some(v1::command_status::Payload::Operation(op)) if !op.message.is_empty() => {
+                        op.message.clone()
+                    }
+                    _ => status.message.clone(),
+                };
+                anyhow::bail!(Exit::new(
+                    NOT_READY,
+                    format!(
+                        "{}: command {id} {}{}",
+                        display(app),
+                        outcome_name(status.outcome),
+                        if detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {detail}")
+                        }
+                    )
+                ));
+            }
+            _ => {}
+        }
+        if Instant::now() >= deadline {
+            bar.finish_and_clear();
+            anyhow::bail!(Exit::new(
+                NOT_READY,
+                format!(
+                    "timed out after {}s: command {id} for {} is still {}",
+                    timeout.as_secs(),
+                    display(app),
+                    outcome_name(status.outcome)
+                )
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Why an app is not ready yet, or `None` if it is.
+pub fn not_ready(app: &v1::Application, want: Want) -> Option<String> {
+    let status = app.status.clone().unwrap_or_default();
+    let sync = status.sync.clone().unwrap_or_default();
+    let health = status.health.clone().unwrap_or_default();
+    let connection = app.cluster_connection.as_ref();
+    let mut reasons = Vec::new();
+    if !connection_trusted(connection) {
+        reasons.push(format!(
+            "cluster {}",
+            effective_health(health.status, connection)
+        ));
+    }
+    if want.sync && sync.status != v1::SyncStatusCode::Synced as i32 {
+        reasons.push(sync_name(sync.status).to_owned());
+    }
+    if want.health && health.status != v1::HealthStatusCode::Healthy as i32 {
+        reasons.push(health_name(health.status).to_owned());
+    }
+    if let Some(op) = &status.operation_state
+        && op.phase == v1::OperationPhase::Running as i32
+    {
+        reasons.push(format!("operation {}", phase_name(op.phase)));
+    }
+    let spec_version = app.meta.as_ref().map_or(0, |m| m.spec_version);
+    if status.observed_spec_version != 0 && status.observed_spec_version < spec_version {
+        reasons.push("status not yet for the latest spec".into());
+    }
+    (!reasons.is_empty()).then(|| reasons.join(", "))
+}
+
+/// Waits until every app is ready; fails (exit 6) with what is not after `timeout`.
+pub async fn apps(
+    client: &Client,
+    apps: &[v1::AppRef],
+    want: Want,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let bar = spinner();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut pending = Vec::new();
+        for app in apps {
+            let current = fetch(client, app).await?;
+            if let Some(reason) = not_ready(&current, want) {
+                pending.push(format!("{}: {reason}", display(app)));
+            }
+        }
+        if pending.is_empty() {
+            bar.finish_and_clear();
+            return Ok(());
+        }
+        bar.set_message(format!("waiting for {}", pending.join("; ")));
+        if Instant::now() >= deadline {
+            bar.finish_and_clear();
+            anyhow::bail!(Exit::new(
+                NOT_READY,
+                format!(
+                    "timed out after {}s; not ready: {}",
+                    timeout.as_secs(),
+                    pending.join("; ")
+                )
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(
+        sync: v1::SyncStatusCode,
+        health: v1::HealthStatusCode,
+        conn: v1::ConnectionStateCode,
+    ) -> v1::Application {
+        v1::Application {
+            status: Some(v1::ApplicationStatus {
+                sync: Some(v1::SyncStatus {
+                    status: sync as i32,
+                    revision: String::new(),
+                }),
+                health: Some(v1::HealthStatus {
+                    status: health as i32,
+                    message: String::new(),
+                }),
+                ..Default::default()
+            }),
+            cluster_connection: Some(v1::ConnectionState {
+                state: conn as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn readiness() {
+        use v1::ConnectionStateCode as C;
+        use v1::HealthStatusCode as H;
+        use v1::SyncStatusCode as S;
+        assert_eq!(
+            not_ready(&app(S::Synced, H::Healthy, C::Connected), Want::both()),
+            None
+        );
+        assert_eq!(
+            not_ready(&app(S::OutOfSync, H::Healthy, C::Connected), Want::both()).as_deref(),
+            Some("OutOfSync")
+        );
+        assert_eq!(
+            not_ready(
+                &app(S::OutOfSync, H::Healthy, C::Connected),
+                Want::health_only()
+            ),
+            None
+        );
+        assert_eq!(
+            not_ready(&app(S::Synced, H::Healthy, C::Stale), Want::both()).as_deref(),
+            Some("cluster Stale")
+        );
+    }
+}
