@@ -2,13 +2,18 @@
 //!
 //! ```text
 //!   spokes ──Connect (mTLS)──► link   (SpokeService: handshake, seq/ack, ingest)
-//!   CLI/SDK/console ─────────► api    (HubService)          [grows with issue 6]
+//!   CLI/SDK/console ─────────► api    (HubService: authz, audit, pushback, Watch)
 //!                               │
 //!                               ▼
-//!                             store   (SQLite | Postgres)   [grows with issue 6]
+//!                             store   (SQLite | Postgres)
+//!   server: `edgecd-hub serve` as a library (gRPC + admin HTTP, drain); metrics: Prometheus
 //! ```
 
 pub mod access;
+pub mod admin;
+pub mod api;
 pub mod console;
 pub mod link;
+pub mod metrics;
+pub mod server;
 pub mod store;

@@ -9,6 +9,7 @@ use edgecd_core::app::{
     ResourceStatus, RetryBackoff, RetryStrategy, SyncPolicy, SyncReport,
 };
 use edgecd_core::duration::GoDuration;
+use edgecd_core::project::{GroupKind, ProjectDestination, ProjectRole, ProjectSpec, RoleBinding};
 use edgecd_core::selector::{LabelSelector, Operator, Requirement};
 use edgecd_core::{Health, SyncStatus};
 use time::OffsetDateTime;
@@ -590,6 +591,129 @@ pub fn labels(map: &BTreeMap<String, String>) -> std::collections::HashMap<Strin
 
 pub fn from_labels(map: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
     map.clone().into_iter().collect()
+}
+
+// === projects ===
+
+pub fn project_role_kind(role: ProjectRole) -> v1::ProjectRoleKind {
+    match role {
+        ProjectRole::Owner => v1::ProjectRoleKind::Owner,
+        ProjectRole::Deployer => v1::ProjectRoleKind::Deployer,
+        ProjectRole::Viewer => v1::ProjectRoleKind::Viewer,
+    }
+}
+
+pub fn from_project_role_kind(code: i32) -> Option<ProjectRole> {
+    match v1::ProjectRoleKind::try_from(code) {
+        Ok(v1::ProjectRoleKind::Owner) => Some(ProjectRole::Owner),
+        Ok(v1::ProjectRoleKind::Deployer) => Some(ProjectRole::Deployer),
+        Ok(v1::ProjectRoleKind::Viewer) => Some(ProjectRole::Viewer),
+        _ => None,
+    }
+}
+
+fn group_kinds(list: &[GroupKind]) -> Vec<v1::GroupKind> {
+    list.iter()
+        .map(|g| v1::GroupKind {
+            group: g.group.clone(),
+            kind: g.kind.clone(),
+        })
+        .collect()
+}
+
+fn from_group_kinds(list: &[v1::GroupKind]) -> Vec<GroupKind> {
+    list.iter()
+        .map(|g| GroupKind {
+            group: g.group.clone(),
+            kind: g.kind.clone(),
+        })
+        .collect()
+}
+
+/// A project's protocol form (name, version and creation time come from the caller).
+pub fn project(
+    name: &str,
+    spec: &ProjectSpec,
+    version: u64,
+    created_at: Option<OffsetDateTime>,
+) -> v1::Project {
+    v1::Project {
+        name: name.to_owned(),
+        description: spec.description.clone(),
+        source_repos: spec.source_repos.clone(),
+        destinations: spec
+            .destinations
+            .iter()
+            .map(|d| v1::ProjectDestination {
+                cluster_selector: d.cluster_selector.as_ref().map(label_selector),
+                all_clusters: d.clusters.iter().any(|c| c == "*"),
+                cluster_names: d.clusters.iter().filter(|c| *c != "*").cloned().collect(),
+                namespace: d.namespace.clone(),
+            })
+            .collect(),
+        cluster_resource_allow: group_kinds(&spec.cluster_resource_whitelist),
+        cluster_resource_deny: group_kinds(&spec.cluster_resource_blacklist),
+        namespace_resource_deny: group_kinds(&spec.namespace_resource_blacklist),
+        roles: spec
+            .roles
+            .iter()
+            .map(|r| v1::ProjectRoleBinding {
+                role: project_role_kind(r.role) as i32,
+                users: r.users.clone(),
+                groups: r.groups.clone(),
+            })
+            .collect(),
+        version,
+        created_at: created_at.map(timestamp),
+    }
+}
+
+/// The domain spec of a protocol project.
+pub fn from_project(p: &v1::Project) -> Result<ProjectSpec, ConvertError> {
+    let mut destinations = Vec::with_capacity(p.destinations.len());
+    for (i, d) in p.destinations.iter().enumerate() {
+        let cluster_selector = match &d.cluster_selector {
+            Some(s) if !s.match_labels.is_empty() || !s.match_expressions.is_empty() => {
+                Some(from_label_selector(s).map_err(|e| ConvertError {
+                    field: format!("destinations[{i}].{}", e.field),
+                    reason: e.reason,
+                })?)
+            }
+            _ => None,
+        };
+        let mut clusters = d.cluster_names.clone();
+        if d.all_clusters {
+            clusters.push("*".into());
+        }
+        destinations.push(ProjectDestination {
+            cluster_selector,
+            clusters,
+            namespace: d.namespace.clone(),
+        });
+    }
+    let mut roles = Vec::with_capacity(p.roles.len());
+    for (i, r) in p.roles.iter().enumerate() {
+        let role = from_project_role_kind(r.role).ok_or_else(|| {
+            invalid(
+                &format!("roles[{i}].role"),
+                "must be owner, deployer or viewer",
+            )
+        })?;
+        roles.push(RoleBinding {
+            role,
+            users: r.users.clone(),
+            groups: r.groups.clone(),
+        });
+    }
+    Ok(ProjectSpec {
+        description: p.description.clone(),
+        source_repos: p.source_repos.clone(),
+        destinations,
+        cluster_resource_whitelist: from_group_kinds(&p.cluster_resource_allow),
+        cluster_resource_blacklist: from_group_kinds(&p.cluster_resource_deny),
+        namespace_resource_blacklist: from_group_kinds(&p.namespace_resource_deny),
+        roles,
+    })
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub(super) fn required_capability(payload: &CommandPayload) -> &'static str {
     }
 }
 
-pub(super) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::Command {
+pub(crate) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::Command {
     let kind = match payload {
         CommandPayload::Sync {
             revision,

@@ -24,6 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+pub(crate) use self::convert::command as command_message;
 pub use self::convert::{CommandPayload, command_payload_kind};
 pub use self::session::SessionError;
 use crate::store::{COMMANDS_CHANNEL, ListenEvent, Store};
@@ -32,6 +33,19 @@ use crate::store::{COMMANDS_CHANNEL, ListenEvent, Store};
 pub const DESIRED_CHANNEL: &str = "edgecd_desired";
 /// Notification channel: a cluster was revoked or removed (payload: cluster).
 pub const REVOKED_CHANNEL: &str = "edgecd_revoked";
+/// Notification channel: statuses of a cluster's apps changed (payload: cluster).
+pub const APPS_CHANNEL: &str = "edgecd_apps";
+/// Notification channel: a cluster's connection state changed (payload: cluster).
+pub const CLUSTERS_CHANNEL: &str = "edgecd_clusters";
+
+/// Counters of the link, exported by the hub's `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct LinkCounters {
+    /// Status messages stored.
+    pub ingested: prometheus_client::metrics::counter::Counter,
+    /// Commands acknowledged by spokes.
+    pub commands_delivered: prometheus_client::metrics::counter::Counter,
+}
 
 /// How the hub learns which cluster is at the other end of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +72,7 @@ pub struct LinkConfig {
     /// How long a new stream may take to send Hello.
     pub hello_timeout: Duration,
     pub identity: IdentityMode,
+    pub counters: LinkCounters,
 }
 
 impl LinkConfig {
@@ -83,6 +98,7 @@ impl Default for LinkConfig {
             window: 256,
             hello_timeout: Duration::from_secs(10),
             identity: IdentityMode::TrustHelloInsecure,
+            counters: LinkCounters::default(),
         }
     }
 }
@@ -97,6 +113,8 @@ pub(crate) enum Signal {
     /// Another stream of the same cluster took over.
     Replaced,
     Revoked,
+    /// This replica is shutting down: send `GoAway` (draining) and end.
+    Drain(Duration),
 }
 
 /// The sessions held by this replica, by cluster.
@@ -170,6 +188,7 @@ pub struct SpokeLink {
     config: Arc<LinkConfig>,
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SpokeLink {
@@ -178,6 +197,7 @@ impl SpokeLink {
             config: Arc::new(config),
             store,
             registry: Arc::default(),
+            draining: Arc::default(),
         }
     }
 
@@ -211,6 +231,14 @@ impl SpokeLink {
             }
         }
         Ok(())
+    }
+
+    /// Tells every spoke connected here to go elsewhere (`GoAway`, reason
+    /// draining) and to come back no sooner than `retry_after`.
+    pub fn drain(&self, retry_after: Duration) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.registry.signal_all(Signal::Drain(retry_after));
     }
 
     /// Spawns [`route_notifications`](Self::route_notifications), restarting it on failure.
@@ -249,6 +277,11 @@ impl SpokeService for SpokeLink {
         &self,
         request: Request<Streaming<SpokeMessage>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
+        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Status::unavailable(
+                "this hub replica is shutting down; connect to another",
+            ));
+        }
         let mut inbound = request.into_inner();
         let hello = session::read_hello(&mut inbound, self.config.hello_timeout).await?;
         let cluster = match self.config.identity {

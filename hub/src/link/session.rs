@@ -100,6 +100,15 @@ pub(super) async fn disconnected(ctx: &Context) {
     if let Err(error) = ctx.store.set_cluster_connection(name, &connection).await {
         tracing::warn!(%error, "Cannot record the disconnect.");
     }
+    notify(ctx, super::CLUSTERS_CHANNEL).await;
+}
+
+/// Announces a change of this cluster on `channel` (payload: the cluster
+/// name), for watchers on any replica. Best effort: watchers resync on lag.
+async fn notify(ctx: &Context, channel: &str) {
+    if let Err(error) = ctx.store.notify(channel, ctx.cluster.as_str()).await {
+        tracing::debug!(%error, channel, "Cannot announce a change.");
+    }
 }
 
 /// The hub's half of one stream.
@@ -193,6 +202,7 @@ pub(super) async fn run(
         same_epoch,
         "Spoke connected."
     );
+    notify(ctx, super::CLUSTERS_CHANNEL).await;
 
     let mut session = Session {
         ctx,
@@ -251,6 +261,10 @@ pub(super) async fn run(
                     }
                     Some(Signal::Replaced) => {
                         go_away(&session.outbound, go_away::Reason::Replaced, "a newer stream of this cluster took over".into(), Duration::ZERO).await?;
+                        return Ok(());
+                    }
+                    Some(Signal::Drain(retry_after)) => {
+                        go_away(&session.outbound, go_away::Reason::Draining, "this hub replica is shutting down; reconnect to another".into(), retry_after).await?;
                         return Ok(());
                     }
                     Some(Signal::Revoked) | None => {
@@ -433,6 +447,7 @@ impl Session<'_> {
                 .store
                 .set_cluster_connection(self.name(), &connection)
                 .await?;
+            notify(self.ctx, super::CLUSTERS_CHANNEL).await;
         }
         Ok(())
     }
@@ -454,6 +469,9 @@ impl Session<'_> {
                 .store
                 .set_cluster_connection(self.name(), &connection)
                 .await?;
+            if was_stale {
+                notify(self.ctx, super::CLUSTERS_CHANNEL).await;
+            }
         }
         Ok(())
     }
@@ -517,6 +535,11 @@ impl Session<'_> {
                 .store
                 .mark_commands_delivered(&delivered, OffsetDateTime::now_utc())
                 .await?;
+            self.ctx
+                .config
+                .counters
+                .commands_delivered
+                .inc_by(delivered.len() as u64);
         }
         Ok(())
     }
@@ -534,6 +557,10 @@ impl Session<'_> {
                 let outcome = store
                     .ingest_status_batch(name, at, &convert::status_batch(&batch))
                     .await?;
+                self.ctx.config.counters.ingested.inc();
+                if outcome.applied + outcome.created + outcome.deleted + outcome.reset > 0 {
+                    notify(self.ctx, super::APPS_CHANNEL).await;
+                }
                 if outcome.rejected > 0 {
                     tracing::warn!(
                         rejected = outcome.rejected,
@@ -550,7 +577,11 @@ impl Session<'_> {
                         .collect(),
                     ..StatusBatch::default()
                 };
-                store.ingest_status_batch(name, at, &batch).await?;
+                let outcome = store.ingest_status_batch(name, at, &batch).await?;
+                self.ctx.config.counters.ingested.inc();
+                if outcome.deleted + outcome.reset > 0 {
+                    notify(self.ctx, super::APPS_CHANNEL).await;
+                }
             }
             Some(spoke_message::Body::ResourceTree(tree)) => {
                 let app = tree.app.clone().unwrap_or_default();

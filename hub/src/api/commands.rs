@@ -1,0 +1,396 @@
+//! Command RPCs: sync, refresh, rollback and terminate go to the durable outbox and return at once; diff and manifests wait for the spoke's answer; bulk commands over a filter; get and list.
+
+use std::time::Duration;
+
+use edgecd_core::AppRef;
+use edgecd_core::access::Action;
+use edgecd_core::project::ProjectRole;
+use edgecd_proto::convert as pc;
+use edgecd_proto::v1;
+use time::OffsetDateTime;
+use tonic::Status;
+
+use super::apps::{page_size, scoped_filter};
+use super::convert;
+use super::{Call, HubApi, store_error, with_retry_after};
+use crate::link::{CommandPayload, command_payload_kind};
+use crate::store::{
+    AppQuery, CommandOutcome, CommandRecord, CommandScope, ConnectionKind, NewCommand,
+};
+
+const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Apps one bulk command may address.
+const BULK_LIMIT: usize = 10_000;
+
+fn ttl(requested: Option<&edgecd_proto::Duration>) -> Result<Duration, Status> {
+    match requested {
+        None => Ok(DEFAULT_TTL),
+        Some(d) => match pc::from_duration(d) {
+            Some(d) if d.is_zero() => Ok(DEFAULT_TTL),
+            Some(d) if d <= MAX_TTL => Ok(d),
+            _ => Err(Status::invalid_argument("ttl must be between 0 and 7 days")),
+        },
+    }
+}
+
+/// Enqueues a command for an app the caller may operate; audited.
+async fn issue(
+    api: &HubApi,
+    call: &Call,
+    app: Option<&v1::AppRef>,
+    payload: CommandPayload,
+    ttl: Duration,
+) -> Result<v1::CommandStatus, Status> {
+    let target = app
+        .map(|a| format!("app:{}/{}", a.project, a.name))
+        .unwrap_or_default();
+    let result = async {
+        let app = convert::app_ref(app)?;
+        api.authorize(call, Action::Operate, app.project.as_str())
+            .await?;
+        let record = enqueue(api, call, &app, None, payload, ttl).await?;
+        Ok(convert::command_status(&record))
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
+}
+
+/// Writes one command to the outbox (which announces it to the replica
+/// holding the cluster's stream). `cluster` skips looking the app up.
+async fn enqueue(
+    api: &HubApi,
+    call: &Call,
+    app: &AppRef,
+    cluster: Option<&str>,
+    payload: CommandPayload,
+    ttl: Duration,
+) -> Result<CommandRecord, Status> {
+    let what = format!("application {app}");
+    let cluster = match cluster {
+        Some(cluster) => cluster.to_owned(),
+        None => {
+            api.store()
+                .get_app(app.project.as_str(), app.name.as_str())
+                .await
+                .map_err(|e| store_error(e, what.clone()))?
+                .cluster
+        }
+    };
+    let command = NewCommand {
+        project: app.project.as_str().to_owned(),
+        app: app.name.as_str().to_owned(),
+        cluster,
+        kind: command_payload_kind(&payload).to_owned(),
+        payload: serde_json::to_value(&payload)
+            .map_err(|_| Status::internal("cannot encode the command"))?,
+        issued_by: call.principal.subject.clone(),
+        deadline: OffsetDateTime::now_utc() + ttl,
+    };
+    let record = api
+        .store()
+        .enqueue_command(&command)
+        .await
+        .map_err(|e| store_error(e, format!("a command for {what}")))?;
+    api.metrics().commands_issued.inc();
+    tracing::info!(command = %record.id, kind = %record.kind, app = %app, cluster = %record.cluster, "Command issued.");
+    Ok(record)
+}
+
+fn sync_payload(sync: Option<&v1::SyncCommand>) -> Result<CommandPayload, Status> {
+    let sync = sync.cloned().unwrap_or_default();
+    if !sync.resources.is_empty() {
+        return Err(Status::invalid_argument(
+            "syncing selected resources is not supported yet; sync the whole application",
+        ));
+    }
+    Ok(CommandPayload::Sync {
+        revision: sync.revision,
+        prune: sync.prune,
+        dry_run: sync.dry_run,
+        force: sync.force,
+    })
+}
+
+pub(super) async fn sync(
+    api: &HubApi,
+    call: &Call,
+    req: v1::SyncApplicationRequest,
+) -> Result<v1::CommandStatus, Status> {
+    let payload = sync_payload(req.sync.as_ref())?;
+    issue(api, call, req.app.as_ref(), payload, ttl(req.ttl.as_ref())?).await
+}
+
+pub(super) async fn refresh(
+    api: &HubApi,
+    call: &Call,
+    req: v1::RefreshApplicationRequest,
+) -> Result<v1::CommandStatus, Status> {
+    let payload = CommandPayload::Refresh { hard: req.hard };
+    issue(api, call, req.app.as_ref(), payload, ttl(req.ttl.as_ref())?).await
+}
+
+pub(super) async fn rollback(
+    api: &HubApi,
+    call: &Call,
+    req: v1::RollbackApplicationRequest,
+) -> Result<v1::CommandStatus, Status> {
+    let payload = CommandPayload::Rollback {
+        history_id: req.history_id,
+        prune: req.prune,
+        dry_run: req.dry_run,
+    };
+    issue(api, call, req.app.as_ref(), payload, ttl(req.ttl.as_ref())?).await
+}
+
+pub(super) async fn terminate(
+    api: &HubApi,
+    call: &Call,
+    req: v1::TerminateOperationRequest,
+) -> Result<v1::CommandStatus, Status> {
+    issue(
+        api,
+        call,
+        req.app.as_ref(),
+        CommandPayload::Terminate,
+        DEFAULT_TTL,
+    )
+    .await
+}
+
+/// Sends a query command to the app's spoke and waits for its answer.
+async fn query(
+    api: &HubApi,
+    call: &Call,
+    app: Option<&v1::AppRef>,
+    payload: CommandPayload,
+) -> Result<CommandRecord, Status> {
+    let app = convert::app_ref(app)?;
+    api.authorize(call, Action::Read, app.project.as_str())
+        .await?;
+    let record = api
+        .store()
+        .get_app(app.project.as_str(), app.name.as_str())
+        .await
+        .map_err(|e| store_error(e, format!("application {app}")))?;
+    let cluster = api
+        .store()
+        .get_cluster(&record.cluster)
+        .await
+        .map_err(|e| store_error(e, format!("cluster {}", record.cluster)))?;
+    let retry = api.config().retry_after;
+    if !matches!(
+        cluster.connection.state,
+        ConnectionKind::Connected | ConnectionKind::Stale
+    ) || cluster.revoked_at.is_some()
+    {
+        return Err(with_retry_after(
+            Status::unavailable(format!(
+                "cluster {} is not connected; the spoke computes this answer",
+                cluster.name
+            )),
+            retry,
+        ));
+    }
+    let timeout = api.config().query_timeout;
+    let command = enqueue(api, call, &app, Some(&cluster.name), payload, timeout).await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let current = api
+            .store()
+            .get_command(&command.id)
+            .await
+            .map_err(|e| store_error(e, format!("command {}", command.id)))?;
+        match current.outcome {
+            CommandOutcome::Succeeded => return Ok(current),
+            CommandOutcome::Failed | CommandOutcome::Rejected => {
+                return Err(Status::failed_precondition(format!(
+                    "cluster {} could not answer for application {app}: {}",
+                    cluster.name, current.message
+                )));
+            }
+            CommandOutcome::Unsupported => {
+                return Err(Status::unimplemented(format!(
+                    "the spoke of cluster {} does not support this query: {}",
+                    cluster.name, current.message
+                )));
+            }
+            CommandOutcome::Expired => break,
+            CommandOutcome::Pending | CommandOutcome::Delivered | CommandOutcome::Running => {}
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+    Err(with_retry_after(
+        Status::unavailable(format!(
+            "cluster {} did not answer within {}s",
+            cluster.name,
+            timeout.as_secs()
+        )),
+        retry,
+    ))
+}
+
+pub(super) async fn diff(
+    api: &HubApi,
+    call: &Call,
+    req: v1::GetApplicationDiffRequest,
+) -> Result<v1::DiffResult, Status> {
+    if !req.resources.is_empty() {
+        return Err(Status::invalid_argument(
+            "a diff of selected resources is not supported yet; ask for the whole application",
+        ));
+    }
+    let record = query(api, call, req.app.as_ref(), CommandPayload::Diff).await?;
+    Ok(convert::diff_result(record.result.as_ref()).unwrap_or_default())
+}
+
+pub(super) async fn manifests(
+    api: &HubApi,
+    call: &Call,
+    req: v1::GetApplicationManifestsRequest,
+) -> Result<v1::ManifestsResult, Status> {
+    let payload = CommandPayload::Manifests {
+        revision: req.revision,
+    };
+    let record = query(api, call, req.app.as_ref(), payload).await?;
+    Ok(convert::manifests_result(record.result.as_ref()).unwrap_or_default())
+}
+
+pub(super) async fn bulk(
+    api: &HubApi,
+    call: &Call,
+    req: v1::BulkCommandRequest,
+) -> Result<v1::BulkCommandResponse, Status> {
+    let result = bulk_inner(api, call, &req).await;
+    let target = format!(
+        "bulk:{}",
+        serde_json::to_string(&convert::filter(req.filter.as_ref()).ok()).unwrap_or_default()
+    );
+    api.audit(call, &target, &result).await;
+    result
+}
+
+async fn bulk_inner(
+    api: &HubApi,
+    call: &Call,
+    req: &v1::BulkCommandRequest,
+) -> Result<v1::BulkCommandResponse, Status> {
+    use v1::bulk_command_request::Kind;
+    let payload = match &req.kind {
+        Some(Kind::Sync(sync)) => sync_payload(Some(sync))?,
+        Some(Kind::Refresh(refresh)) => CommandPayload::Refresh { hard: refresh.hard },
+        None => {
+            return Err(Status::invalid_argument(
+                "kind (sync or refresh) is required",
+            ));
+        }
+    };
+    let ttl = ttl(req.ttl.as_ref())?;
+    // Only apps of projects the caller may operate in.
+    let Some(filter) = scoped_filter(api, call, req.filter.as_ref(), ProjectRole::Deployer).await?
+    else {
+        return Ok(v1::BulkCommandResponse::default());
+    };
+    let mut query = AppQuery {
+        filter,
+        sort: Default::default(),
+        page_size: page_size(1000),
+        cursor: None,
+    };
+    let mut targets = Vec::new();
+    loop {
+        let page = api
+            .store()
+            .list_apps(&query)
+            .await
+            .map_err(|e| store_error(e, "applications"))?;
+        if page.total.is_some_and(|t| t as usize > BULK_LIMIT) {
+            return Err(Status::invalid_argument(format!(
+                "the filter matches {} applications; a bulk command addresses at most {BULK_LIMIT}",
+                page.total.unwrap_or(0)
+            )));
+        }
+        targets.extend(
+            page.items
+                .into_iter()
+                .map(|s| (s.project, s.name, s.cluster)),
+        );
+        match page.next_cursor {
+            Some(cursor) if targets.len() < BULK_LIMIT => query.cursor = Some(cursor),
+            _ => break,
+        }
+    }
+    let mut commands = Vec::with_capacity(targets.len());
+    for (project, name, cluster) in targets {
+        let app = AppRef::parse(&project, &name).map_err(|e| Status::internal(e.to_string()))?;
+        let record = enqueue(api, call, &app, Some(&cluster), payload.clone(), ttl).await?;
+        commands.push(convert::command_status(&record));
+    }
+    Ok(v1::BulkCommandResponse { commands })
+}
+
+pub(super) async fn get(
+    api: &HubApi,
+    call: &Call,
+    req: v1::GetCommandRequest,
+) -> Result<v1::CommandStatus, Status> {
+    let what = format!("command {}", req.command_id);
+    let record = api
+        .store()
+        .get_command(&req.command_id)
+        .await
+        .map_err(|e| store_error(e, what.clone()))?;
+    if api
+        .authorize(call, Action::Read, &record.project)
+        .await
+        .is_err()
+    {
+        // Do not reveal commands of other projects.
+        return Err(Status::not_found(format!("{what} not found")));
+    }
+    Ok(convert::command_status(&record))
+}
+
+pub(super) async fn list(
+    api: &HubApi,
+    call: &Call,
+    req: v1::ListCommandsRequest,
+) -> Result<v1::ListCommandsResponse, Status> {
+    let scope = match (&req.app, req.cluster.is_empty()) {
+        (Some(app), true) => {
+            let app = convert::app_ref(Some(app))?;
+            api.authorize(call, Action::Read, app.project.as_str())
+                .await?;
+            CommandScope::App {
+                project: app.project.as_str().to_owned(),
+                name: app.name.as_str().to_owned(),
+            }
+        }
+        (None, false) => {
+            // A cluster's commands span projects.
+            api.authorize_admin(call)?;
+            CommandScope::Cluster(req.cluster.clone())
+        }
+        _ => {
+            return Err(Status::invalid_argument(
+                "exactly one of app and cluster is required",
+            ));
+        }
+    };
+    let cursor = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+    let page = api
+        .store()
+        .list_commands(&scope, page_size(req.page_size), cursor)
+        .await
+        .map_err(|e| store_error(e, "commands"))?;
+    Ok(v1::ListCommandsResponse {
+        items: page.items.iter().map(convert::command_record).collect(),
+        next_page_token: page.next_cursor.unwrap_or_default(),
+    })
+}

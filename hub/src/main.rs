@@ -1,0 +1,114 @@
+//! `edgecd-hub`: the hub binary (`serve`); flags and environment only, the work is in `edgecd_hub::server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use edgecd_hub::access::OpenAccess;
+use edgecd_hub::server::{Database, Server, ServerConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgecd-hub",
+    version,
+    about = "edgecd hub: fleet store, spoke streams and fleet API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve SpokeService and HubService (gRPC) and the admin HTTP port.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// gRPC address for spokes and clients.
+    #[arg(long, env = "EDGECD_HUB_GRPC_LISTEN", default_value = "0.0.0.0:7443")]
+    grpc_listen: SocketAddr,
+    /// HTTP address for /live, /ready and /metrics.
+    #[arg(long, env = "EDGECD_HUB_HTTP_LISTEN", default_value = "0.0.0.0:7080")]
+    http_listen: SocketAddr,
+    /// Directory of the embedded SQLite database (used when --database is not given).
+    #[arg(
+        long,
+        env = "EDGECD_HUB_DATA_DIR",
+        default_value = "/var/lib/edgecd-hub"
+    )]
+    data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://…); several replicas may share one database.
+    #[arg(long, env = "EDGECD_HUB_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// Serve without authentication: every caller is an admin. Development only.
+    #[arg(long, env = "EDGECD_HUB_INSECURE_DISABLE_AUTH")]
+    insecure_disable_auth: bool,
+    /// This replica's name (default: the host name, or a random one).
+    #[arg(long, env = "EDGECD_HUB_REPLICA_ID")]
+    replica_id: Option<String>,
+    /// Log filter (tracing-subscriber syntax).
+    #[arg(long, env = "EDGECD_HUB_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Command::Serve(args) = Cli::parse().command;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+        .init();
+    if !args.insecure_disable_auth {
+        bail!(
+            "authentication is not available in this build yet; start with --insecure-disable-auth (development only)"
+        );
+    }
+    tracing::warn!("Authentication is disabled: every caller is an admin.");
+    let database = match args.database {
+        Some(url) => {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                bail!("--database must be a postgres:// URL");
+            }
+            Database::Postgres(url)
+        }
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("creating {}", args.data_dir.display()))?;
+            Database::Sqlite(args.data_dir.join("hub.db"))
+        }
+    };
+    let mut config = ServerConfig::insecure_local(database);
+    config.grpc_listen = args.grpc_listen;
+    config.http_listen = args.http_listen;
+    config.authenticator = Arc::new(OpenAccess);
+    if let Some(id) = args.replica_id.or_else(|| std::env::var("HOSTNAME").ok()) {
+        config.replica_id = id;
+    }
+    let mut server = Server::start(config).await.context("starting the hub")?;
+    let stop = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = ctrl_c => r,
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        ctrl_c.await
+    };
+    tokio::select! {
+        r = stop => r.context("waiting for a signal")?,
+        r = server.wait() => {
+            r.context("the hub stopped")?;
+            bail!("the hub stopped unexpectedly");
+        }
+    }
+    server.shutdown().await.context("shutting down")?;
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! The `edgecd-hub serve` process as a library: opens the store, serves `SpokeService` and `HubService` on the gRPC port and `/live`, `/ready`, `/metrics` on the HTTP port, runs the background tasks, and drains on shutdown.
+//!
+//! ```text
+//!   Server::start(ServerConfig) ─► RunningServer { grpc_addr, http_addr }
+//!     gRPC  : SpokeService (link) + HubService (api)   [TLS: ServerConfig::tls]
+//!     HTTP  : admin (axum)
+//!     tasks : notification router (link), change feed (Watch), command expiry
+//!   RunningServer::shutdown: GoAway(draining) to spokes ─► stop accepting ─► drain ─► stop
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use edgecd_proto::v1::hub_service_server::HubServiceServer;
+use edgecd_proto::v1::spoke_service_server::SpokeServiceServer;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::access::{Authenticator, OpenAccess};
+use crate::api::{ApiConfig, HubApi};
+use crate::link::{LinkConfig, SpokeLink};
+use crate::metrics::Metrics;
+use crate::store::{PgStore, SqliteStore, Store, StoreError};
+
+/// Where the fleet store lives.
+#[derive(Clone)]
+pub enum Database {
+    /// An embedded SQLite file (single replica).
+    Sqlite(PathBuf),
+    /// A `postgres://` URL (any number of replicas).
+    Postgres(String),
+    /// An already opened store (tests, `edgecd-dev`).
+    Store(Arc<dyn Store>),
+}
+
+impl std::fmt::Debug for Database {
+    // The URL may carry a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.write_str("Postgres(<url>)"),
+            Self::Store(store) => f.debug_tuple("Store").field(store).finish(),
+        }
+    }
+}
+
+/// Everything a hub replica needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub database: Database,
+    /// Turns callers' credentials into principals. `OpenAccess` (every caller
+    /// an admin) is only for `--insecure-disable-auth`.
+    pub authenticator: Arc<dyn Authenticator>,
+    /// TLS for the gRPC port; `None` serves plaintext.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// This replica's name (in cluster records and `GetServerInfo`).
+    pub replica_id: String,
+    /// The link's settings (`replica` is overwritten by `replica_id`).
+    pub link: LinkConfig,
+    /// The API's settings (`replica` is overwritten by `replica_id`).
+    pub api: ApiConfig,
+    /// How long shutdown waits for calls and streams to finish.
+    pub drain_timeout: Duration,
+    /// Spokes told to go away on shutdown come back no sooner than this.
+    pub drain_retry_after: Duration,
+    /// Interval of the command-expiry sweep.
+    pub expiry_interval: Duration,
+}
+
+impl ServerConfig {
+    /// Loopback ports chosen by the OS, the given database, no authentication.
+    pub fn insecure_local(database: Database) -> Self {
+        let replica_id = format!("hub-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        Self {
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database,
+            authenticator: Arc::new(OpenAccess),
+            tls: None,
+            replica_id,
+            link: LinkConfig::default(),
+            api: ApiConfig::default(),
+            drain_timeout: Duration::from_secs(10),
+            drain_retry_after: Duration::from_secs(1),
+            expiry_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a hub could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the fleet store")]
+    Store(#[source] StoreError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid TLS configuration")]
+    Tls(#[source] tonic::transport::Error),
+    #[error("the gRPC server failed")]
+    Grpc(#[source] tonic::transport::Error),
+    #[error("the HTTP server failed")]
+    Http(#[source] std::io::Error),
+}
+
+/// The hub entry point.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Opens the store, binds both ports and starts serving.
+    #[tracing::instrument(skip_all, fields(replica = %config.replica_id))]
+    pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+        let store: Arc<dyn Store> = match &config.database {
+            Database::Sqlite(path) => {
+                Arc::new(SqliteStore::open(path).await.map_err(ServerError::Store)?)
+            }
+            Database::Postgres(url) => Arc::new(
+                PgStore::connect_url(url)
+                    .await
+                    .map_err(ServerError::Store)?,
+            ),
+            Database::Store(store) => Arc::clone(store),
+        };
+        let link_config = LinkConfig {
+            replica: config.replica_id.clone(),
+            ..config.link.clone()
+        };
+        let metrics = Arc::new(Metrics::new(&link_config.counters));
+        let link = SpokeLink::new(link_config, Arc::clone(&store));
+        let api = HubApi::new(
+            ApiConfig {
+                replica: config.replica_id.clone(),
+                ..config.api.clone()
+            },
+            Arc::clone(&store),
+            Arc::clone(&config.authenticator),
+            Arc::clone(&metrics),
+        );
+
+        let grpc_listener = TcpListener::bind(config.grpc_listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.grpc_listen,
+                source,
+            })?;
+        let http_listener = TcpListener::bind(config.http_listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.http_listen,
+                source,
+            })?;
+        let grpc_addr = local_addr(&grpc_listener, config.grpc_listen)?;
+        let http_addr = local_addr(&http_listener, config.http_listen)?;
+
+        let mut background = vec![link.spawn_router(), api.spawn_change_feed()];
+        background.push(spawn_expiry(Arc::clone(&store), config.expiry_interval));
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut builder = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+        if let Some(tls) = config.tls.clone() {
+            builder = builder.tls_config(tls).map_err(ServerError::Tls)?;
+        }
+        let router = builder
+            .add_service(SpokeServiceServer::new(link.clone()))
+            .add_service(HubServiceServer::new(api.clone()));
+        let mut grpc_stop = stop_rx.clone();
+        let (kill, killed) = watch::channel(false);
+        let incoming = TcpListenerStream::new(grpc_listener)
+            .map(move |conn| conn.map(|io| Killable::new(io, killed.clone())));
+        let grpc = tokio::spawn(async move {
+            router
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = grpc_stop.wait_for(|stop| *stop).await;
+                })
+                .await
+                .map_err(ServerError::Grpc)
+        });
+        let admin = crate::admin::router(crate::admin::AdminState {
+            store: Arc::clone(&store),
+            metrics: Arc::clone(&metrics),
+            link: link.clone(),
+        });
+        // The console shares the HTTP port; its JSON face calls the same
+        // `HubApi` as gRPC clients (authn, authz, audit, pushback).
+        let admin = admin.merge(crate::console::router(
+            Arc::new(api.clone()),
+            crate::console::ConsoleConfig::default(),
+        ));
+        let mut http_stop = stop_rx;
+        let http = tokio::spawn(async move {
+            axum::serve(
+                http_listener,
+                admin.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+            .map_err(ServerError::Http)
+        });
+        tracing::info!(%grpc_addr, %http_addr, tls = config.tls.is_some(), "Hub serving.");
+        Ok(RunningServer {
+            grpc_addr,
+            http_addr,
+            store,
+            link,
+            api,
+            stop: stop_tx,
+            kill,
+            grpc: Some(grpc),
+            http: Some(http),
+            background,
+            drain_timeout: config.drain_timeout,
+            drain_retry_after: config.drain_retry_after,
+        })
+    }
+}
+
+fn local_addr(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, ServerError> {
+    listener.local_addr().map_err(|source| ServerError::Listen {
+        addr: wanted,
+        source,
+    })
+}
+
+fn spawn_expiry(store: Arc<dyn Store>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match store.expire_commands(OffsetDateTime::now_utc()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "Commands expired undelivered."),
+                Err(error) => tracing::debug!(%error, "Command expiry sweep failed."),
+            }
+        }
+    })
+}
+
+/// A started hub replica.
+#[derive(Debug)]
+pub struct RunningServer {
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    store: Arc<dyn Store>,
+    link: SpokeLink,
+    api: HubApi,
+    stop: watch::Sender<bool>,
+    /// Closes every accepted gRPC connection at once.
+    kill: watch::Sender<bool>,
+    grpc: Option<JoinHandle<Result<(), ServerError>>>,
+    http: Option<JoinHandle<Result<(), ServerError>>>,
+    background: Vec<JoinHandle<()>>,
+    drain_timeout: Duration,
+    drain_retry_after: Duration,
+}
+
+impl RunningServer {
+    /// The bound gRPC address (`SpokeService` and `HubService`).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The bound HTTP address (`/live`, `/ready`, `/metrics`).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Clusters whose spoke stream this replica holds.
+    pub fn connected_clusters(&self) -> Vec<String> {
+        self.link.registry().connected()
+    }
+
+    /// Waits until the gRPC or HTTP server stops on its own (an error).
+    pub async fn wait(&mut self) -> Result<(), ServerError> {
+        let (Some(grpc), Some(http)) = (self.grpc.as_mut(), self.http.as_mut()) else {
+            return Ok(());
+        };
+        let result = tokio::select! {
+            r = grpc => r,
+            r = http => r,
+        };
+        match result {
+            Ok(result) => result,
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Graceful shutdown: tells connected spokes to reconnect elsewhere
+    /// (`GoAway`, draining, with a retry-after), ends `Watch` streams, stops
+    /// accepting, and waits up to the drain timeout for calls in flight.
+    #[tracing::instrument(skip_all, fields(grpc = %self.grpc_addr))]
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        tracing::info!("Draining the hub replica.");
+        self.link.drain(self.drain_retry_after);
+        self.api.close();
+        // Sessions send GoAway and end their streams on their own.
+        let wait_sessions = async {
+            while !self.link.registry().connected().is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = tokio::time::timeout(self.drain_timeout, wait_sessions).await;
+        let _ = self.stop.send(true);
+        let mut result = Ok(());
+        for task in [self.grpc.take(), self.http.take()].into_iter().flatten() {
+            let abort = task.abort_handle();
+            match tokio::time::timeout(self.drain_timeout, task).await {
+                Ok(Ok(Err(error))) => result = Err(error),
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!("Drain timed out; closing remaining connections.");
+                    let _ = self.kill.send(true);
+                    abort.abort();
+                }
+            }
+        }
+        let _ = self.kill.send(true);
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        tracing::info!("Hub replica stopped.");
+        result
+    }
+
+    /// Stops at once, like a crashed process: no GoAway, no drain.
+    pub fn abort(mut self) {
+        let _ = self.kill.send(true);
+        for task in [self.grpc.take(), self.http.take()].into_iter().flatten() {
+            task.abort();
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.kill.send(true);
+        for task in [self.grpc.take(), self.http.take()].into_iter().flatten() {
+            task.abort();
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// An accepted connection that fails as soon as the server is killed, so
+/// that `abort` (and the end of a drain) leaves no connection served.
+struct Killable {
+    io: tokio::net::TcpStream,
+    killed: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+}
+
+impl Killable {
+    fn new(io: tokio::net::TcpStream, mut killed: watch::Receiver<bool>) -> Self {
+        Self {
+            io,
+            killed: Box::pin(async move {
+                let _ = killed.wait_for(|k| *k).await;
+            }),
+        }
+    }
+
+    fn check(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+        match self.killed.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "hub replica stopped",
+            )),
+            Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Killable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Killable").field("io", &self.io).finish()
+    }
+}
+
+impl AsyncRead for Killable {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.check(cx)?;
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Killable {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.check(cx)?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+impl Connected for Killable {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
