@@ -15,5 +15,6 @@ pub mod api;
 pub mod console;
 pub mod link;
 pub mod metrics;
+pub mod pki;
 pub mod server;
 pub mod store;

@@ -74,9 +74,17 @@ pub struct RunArgs {
     /// The hub's gRPC address (`http://host:port`); without it the spoke runs standalone.
     #[arg(long, env = "SPOKE_HUB_ADDRESS")]
     pub hub_address: Option<String>,
+    /// One-time bootstrap token from `edgecd cluster add`: with an `https://`
+    /// hub address, the spoke enrolls with it on first start and keeps its
+    /// certificate in the Secret `edgecd-spoke-identity`.
+    #[arg(long, env = "SPOKE_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<crate::link::enroll::SecretText>,
+    /// `sha256:<hex>` of the hub CA, when the bootstrap token does not carry it.
+    #[arg(long, env = "SPOKE_HUB_CA_HASH")]
+    pub hub_ca_hash: Option<String>,
 }
 
-fn parse_duration(text: &str) -> Result<GoDuration, String> {
+(text: &str) -> Result<GoDuration, String> {
     GoDuration::parse(text).map_err(|e| e.to_string())
 }
 
@@ -91,6 +99,9 @@ pub struct RuntimeConfig {
     pub admin_addr: SocketAddr,
     /// The hub to link to; `None` runs standalone.
     pub hub_address: Option<String>,
+    /// Enrollment with the hub (bootstrap token, CA hash).
+    pub bootstrap_token: Option<crate::link::enroll::SecretText>,
+    pub hub_ca_hash: Option<String>,
 }
 
 impl RunArgs {
@@ -108,6 +119,8 @@ impl RunArgs {
             log_format,
             log,
             hub_address,
+            bootstrap_token,
+            hub_ca_hash,
         } = self;
         let cluster_name = edgecd_core::ClusterName::parse(cluster_name.clone())
             .with_context(|| format!("--cluster-name {cluster_name:?}"))?;
@@ -131,6 +144,8 @@ impl RunArgs {
             cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
             admin_addr,
             hub_address: hub_address.filter(|a| !a.trim().is_empty()),
+            bootstrap_token: bootstrap_token.filter(|t| !t.0.trim().is_empty()),
+            hub_ca_hash,
         };
         Ok((config, log_format, log))
     }
@@ -288,14 +303,53 @@ impl Runtime {
         });
 
         if let Some(address) = runtime.config.hub_address.clone() {
-            let link = crate::link::HubLinkConfig::new(
-                address,
+            let mut link = crate::link::HubLinkConfig::new(
+                address.clone(),
                 runtime.config.cluster_name.to_string(),
                 namespace.clone(),
             );
             let shutdown = runtime.shutdown_signal();
             let engine = Arc::clone(&runtime.engine);
+            let enrollment = address.starts_with("https://").then(|| {
+                let secret = crate::link::enroll::IdentitySecret::new(
+                    engine.cluster().client().clone(),
+                    &namespace,
+                );
+                let params = runtime.config.bootstrap_token.as_ref().map(|token| {
+                    crate::link::enroll::EnrollParams {
+                        hub_address: address.clone(),
+                        bootstrap_token: token.0.clone(),
+                        ca_hash: runtime.config.hub_ca_hash.clone(),
+                        spoke_version: link.spoke_version.clone(),
+                        connect_timeout: link.connect_timeout,
+                    }
+                });
+                (secret, params)
+            });
             runtime.spawn("hub-link", async move {
+                if let Some((secret, params)) = enrollment {
+                    // Enrollment waits for the hub; the engine runs meanwhile.
+                    let cluster = link.cluster_name.clone();
+                    let enrolled = async {
+                        let mut backoff = edgecd_core::link::Backoff::reconnect();
+                        loop {
+                            match crate::link::enroll::ensure_identity(&secret, &cluster, params.as_ref()).await {
+                                Ok(identity) => break identity,
+                                Err(error) => {
+                                    let delay = backoff.next_delay(&mut rand::rng(), None);
+                                    tracing::warn!(%error, ?delay, "Cannot obtain a hub identity; retrying.");
+                                    tokio::time::sleep(delay).await;
+                                }
+                            }
+                        }
+                    };
+                    let identity = tokio::select! {
+                        identity = enrolled => identity,
+                        () = shutdown.clone().wait() => return Ok(()),
+                    };
+                    link.identity = Some(crate::link::enroll::IdentityManager::new(identity, Some(secret)));
+                    link.capabilities = crate::link::with_renewal(&link.capabilities);
+                }
                 crate::link::run(link, engine, shutdown.wait()).await;
                 Ok(())
             });

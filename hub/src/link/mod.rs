@@ -53,6 +53,10 @@ pub enum IdentityMode {
     /// Trust the name in `Hello`. Only for tests and local development
     /// without TLS; never the default of `edgecd-hub serve`.
     TrustHelloInsecure,
+    /// Take the identity from the verified client certificate only (mTLS):
+    /// a known, live serial issued to a registered cluster; a `Hello`
+    /// naming another cluster is refused. Needs [`SpokeLink::with_pki`].
+    ClientCertificate,
 }
 
 /// Behaviour of the link, fixed at start-up.
@@ -188,6 +192,7 @@ pub struct SpokeLink {
     config: Arc<LinkConfig>,
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    pki: Option<Arc<crate::pki::Pki>>,
     draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -197,8 +202,17 @@ impl SpokeLink {
             config: Arc::new(config),
             store,
             registry: Arc::default(),
+            pki: None,
             draining: Arc::default(),
         }
+    }
+
+    /// Enables `Enroll` and certificate renewal, and takes spoke identities
+    /// from client certificates ([`IdentityMode::ClientCertificate`]).
+    pub fn with_pki(mut self, pki: Arc<crate::pki::Pki>) -> Self {
+        Arc::make_mut(&mut self.config).identity = IdentityMode::ClientCertificate;
+        self.pki = Some(pki);
+        self
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -257,17 +271,51 @@ impl SpokeLink {
     }
 }
 
+impl SpokeLink {
+    /// The cluster identity of a stream's verified client certificate.
+    async fn authorize<T>(&self, request: &Request<T>) -> Result<crate::pki::CertIdentity, Status> {
+        let Some(pki) = &self.pki else {
+            return Err(Status::failed_precondition(
+                "this hub requires client certificates but has no certificate authority",
+            ));
+        };
+        let chain = request.peer_certs();
+        pki.authorize_peer(chain.as_deref().map(Vec::as_slice))
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "Refusing a spoke stream.");
+                error.into_status()
+            })
+    }
+}
+
 type HubStream = Pin<Box<dyn Stream<Item = Result<HubMessage, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl SpokeService for SpokeLink {
+    #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
     async fn enroll(
         &self,
-        _request: Request<EnrollRequest>,
+        request: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
-        Err(Status::unimplemented(
-            "enrollment is not enabled on this hub (no certificate authority configured)",
-        ))
+        let Some(pki) = &self.pki else {
+            return Err(Status::unimplemented(
+                "enrollment is not enabled on this hub (no certificate authority configured)",
+            ));
+        };
+        let request = request.into_inner();
+        match pki.enroll(&request.bootstrap_token, &request.csr_pem).await {
+            Ok(issued) => Ok(Response::new(EnrollResponse {
+                cluster_name: issued.cluster,
+                certificate_pem: issued.certificate_pem,
+                ca_bundle_pem: issued.ca_pem,
+                not_after: Some(edgecd_proto::convert::timestamp(issued.not_after)),
+            })),
+            Err(error) => {
+                tracing::warn!(%error, "Enrollment refused.");
+                Err(error.into_status())
+            }
+        }
     }
 
     type ConnectStream = HubStream;
@@ -282,11 +330,26 @@ impl SpokeService for SpokeLink {
                 "this hub replica is shutting down; connect to another",
             ));
         }
+        let certificate = match self.config.identity {
+            IdentityMode::TrustHelloInsecure => None,
+            IdentityMode::ClientCertificate => Some(self.authorize(&request).await?),
+        };
         let mut inbound = request.into_inner();
         let hello = session::read_hello(&mut inbound, self.config.hello_timeout).await?;
-        let cluster = match self.config.identity {
-            IdentityMode::TrustHelloInsecure => ClusterName::parse(hello.cluster_name.clone())
+        let cluster = match &certificate {
+            None => ClusterName::parse(hello.cluster_name.clone())
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            Some(identity) => {
+                if !hello.cluster_name.is_empty() && hello.cluster_name != identity.cluster {
+                    tracing::warn!(certificate = %identity.cluster, hello = %hello.cluster_name, "Refusing a spoke whose Hello names another cluster.");
+                    return Err(Status::permission_denied(format!(
+                        "the client certificate identifies cluster {} but Hello names cluster {}",
+                        identity.cluster, hello.cluster_name
+                    )));
+                }
+                ClusterName::parse(identity.cluster.clone())
+                    .map_err(|e| Status::permission_denied(e.to_string()))?
+            }
         };
         tracing::Span::current().record("cluster", cluster.as_str());
         // The cluster must be registered at the hub.
@@ -310,10 +373,20 @@ impl SpokeService for SpokeLink {
         let (tx, rx) = mpsc::channel(self.config.window as usize + 16);
         let (signal_tx, signals) = mpsc::channel(8);
         let registration = self.registry.register(cluster.as_str(), signal_tx);
+        if let (Some(pki), Some(identity)) = (&self.pki, &certificate) {
+            // A revocation between the check above and the registration
+            // would have found no session to end: check once more.
+            if let Err(error) = pki.check_still_valid(identity).await {
+                self.registry.unregister(cluster.as_str(), registration);
+                return Err(error.into_status());
+            }
+        }
         let context = session::Context {
             config: Arc::clone(&self.config),
             store: Arc::clone(&self.store),
             cluster: cluster.clone(),
+            pki: self.pki.clone(),
+            certificate_not_after: certificate.as_ref().map(|c| c.not_after),
         };
         let registry = Arc::clone(&self.registry);
         tokio::spawn(

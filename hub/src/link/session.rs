@@ -66,6 +66,10 @@ pub(super) struct Context {
     pub config: Arc<LinkConfig>,
     pub store: Arc<dyn Store>,
     pub cluster: ClusterName,
+    /// Signs renewals; `None` when the hub has no CA.
+    pub pki: Option<Arc<crate::pki::Pki>>,
+    /// Expiry of the client certificate the stream was opened with.
+    pub certificate_not_after: Option<OffsetDateTime>,
 }
 
 /// Waits for the first message, which must be Hello.
@@ -182,7 +186,12 @@ pub(super) async fn run(
         capabilities: agreed.iter().map(str::to_owned).collect(),
     };
     ctx.store
-        .record_cluster_hello(name, &hello.server_url, &versions, None)
+        .record_cluster_hello(
+            name,
+            &hello.server_url,
+            &versions,
+            ctx.certificate_not_after,
+        )
         .await?;
     ctx.store
         .set_cluster_connection(
@@ -617,6 +626,9 @@ impl Session<'_> {
                 let updates: Vec<_> = batch.statuses.iter().map(convert::command_update).collect();
                 store.ingest_command_statuses(name, at, &updates).await?;
             }
+            Some(spoke_message::Body::Renew(request)) => {
+                self.renew(at, &request).await?;
+            }
             Some(spoke_message::Body::Digest(theirs)) => {
                 store.ingest_events(name, at, &[]).await?;
                 self.check_digest(&theirs).await?;
@@ -633,6 +645,42 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Certificate renewal over the stream: signs the CSR for this stream's
+    /// cluster (the identity of its certificate), records the sequence
+    /// number, and answers with a sequenced `RenewResponse`.
+    async fn renew(
+        &mut self,
+        at: &SpokeSeq,
+        request: &edgecd_proto::v1::RenewRequest,
+    ) -> Result<(), SessionError> {
+        use crate::pki::PkiError;
+        let response = match &self.ctx.pki {
+            None => edgecd_proto::v1::RenewResponse {
+                error: "certificate renewal is not enabled on this hub".into(),
+                ..Default::default()
+            },
+            Some(pki) => match pki.renew(self.name(), &request.csr_pem).await {
+                Ok(issued) => edgecd_proto::v1::RenewResponse {
+                    certificate_pem: issued.certificate_pem,
+                    ca_bundle_pem: issued.ca_pem,
+                    not_after: Some(edgecd_proto::convert::timestamp(issued.not_after)),
+                    error: String::new(),
+                },
+                Err(PkiError::Store(error)) => return Err(error.into()),
+                Err(error) => {
+                    tracing::warn!(%error, "Certificate renewal refused.");
+                    edgecd_proto::v1::RenewResponse {
+                        error: error.to_string(),
+                        ..Default::default()
+                    }
+                }
+            },
+        };
+        self.ctx.store.ingest_events(self.name(), at, &[]).await?;
+        self.send_sequenced(hub_message::Body::Renew(response), vec![])
+            .await
     }
 
     /// Anti-entropy: compares the spoke's digest with the store and repairs.

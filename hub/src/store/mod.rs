@@ -16,6 +16,8 @@ mod codec;
 pub mod model;
 pub mod postgres;
 mod query;
+pub mod security;
+mod security_sql;
 pub mod sqlite;
 
 use futures::future::BoxFuture;
@@ -26,6 +28,7 @@ use edgecd_core::project::ProjectSpec;
 
 pub use self::model::*;
 pub use self::postgres::PgStore;
+pub use self::security::SecurityStore;
 pub use self::sqlite::SqliteStore;
 
 /// Channel on which a newly enqueued command is announced; the payload is the

@@ -1,6 +1,8 @@
 //! The spoke side of the `Connect` stream: dial out, say Hello, read the hub's Welcome (or GoAway), then run the session (`session`).
 
+pub mod enroll;
 mod session;
+pub mod tls;
 
 pub use session::{HubLinkConfig, run};
 
@@ -27,6 +29,8 @@ pub enum LinkError {
     UnexpectedBeforeWelcome(&'static str),
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
+    #[error("TLS to the hub: {0}")]
+    Tls(String),
     #[error("the stream to the hub closed")]
     Closed,
     #[error("hub asked us to go away ({reason:?}): {message}")]
@@ -110,6 +114,16 @@ pub async fn handshake(channel: Channel, params: &HelloParams) -> Result<LinkSes
         Some(_) => Err(LinkError::UnexpectedBeforeWelcome("a sequenced message")),
         None => Err(LinkError::UnexpectedBeforeWelcome("an unknown message")),
     }
+}
+
+/// `capabilities` plus certificate renewal (for a spoke with an mTLS identity).
+pub fn with_renewal(capabilities: &Capabilities) -> Capabilities {
+    Capabilities::from_names(
+        capabilities
+            .iter()
+            .map(str::to_owned)
+            .chain([edgecd_core::link::capabilities::names::CERT_RENEWAL.to_owned()]),
+    )
 }
 
 fn to_hello(params: &HelloParams) -> Hello {

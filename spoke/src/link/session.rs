@@ -49,6 +49,9 @@ pub struct HubLinkConfig {
     /// statuses are coalesced per app and a full report follows later.
     pub buffer_capacity: usize,
     pub connect_timeout: Duration,
+    /// mTLS identity (enrolled certificate), renewed over the stream; `None`
+    /// connects without TLS (local development only).
+    pub identity: Option<Arc<super::enroll::IdentityManager>>,
 }
 
 impl HubLinkConfig {
@@ -75,6 +78,7 @@ impl HubLinkConfig {
             ]),
             buffer_capacity: 10_000,
             connect_timeout: Duration::from_secs(10),
+            identity: None,
         }
     }
 }
@@ -87,6 +91,7 @@ enum Report {
     Snapshot(AppStatusBatch),
     Commands(CommandStatusBatch),
     Digest(v1::Digest),
+    Renew(v1::RenewRequest),
 }
 
 impl Report {
@@ -102,6 +107,7 @@ impl Report {
             Report::Snapshot(batch) => spoke_message::Body::AppStatus(batch),
             Report::Commands(batch) => spoke_message::Body::CommandStatus(batch),
             Report::Digest(d) => spoke_message::Body::Digest(d),
+            Report::Renew(r) => spoke_message::Body::Renew(r),
         }
     }
 }
@@ -254,12 +260,24 @@ impl Link {
         &mut self,
         events: &mut mpsc::Receiver<watcher::Event<Application>>,
     ) -> Result<(), LinkError> {
-        let endpoint = Endpoint::from_shared(self.config.endpoint.clone())
-            .map_err(LinkError::Unreachable)?
-            .connect_timeout(self.config.connect_timeout)
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_while_idle(true);
-        let channel = endpoint.connect().await?;
+        let channel = match &self.config.identity {
+            // Built per connection from the current (possibly renewed) certificate.
+            Some(identity) => {
+                let tls = super::tls::mtls_config(&identity.current())
+                    .map_err(|e| LinkError::Tls(e.to_string()))?;
+                super::tls::channel(&self.config.endpoint, tls, self.config.connect_timeout)
+                    .await
+                    .map_err(|e| LinkError::Tls(e.to_string()))?
+            }
+            None => {
+                let endpoint = Endpoint::from_shared(self.config.endpoint.clone())
+                    .map_err(LinkError::Unreachable)?
+                    .connect_timeout(self.config.connect_timeout)
+                    .http2_keep_alive_interval(Duration::from_secs(20))
+                    .keep_alive_while_idle(true);
+                endpoint.connect().await?
+            }
+        };
         let mut hello = self.hello();
         hello.kubernetes_version = self
             .engine
@@ -296,7 +314,20 @@ impl Link {
         let mut heartbeat = tokio::time::interval(negotiated.heartbeat_interval);
         let mut digest_timer = tokio::time::interval(negotiated.digest_interval);
         heartbeat.tick().await;
+        let renewal = negotiated
+            .capabilities
+            .contains(edgecd_core::link::capabilities::names::CERT_RENEWAL);
+        // The renewal point already asked for on this stream (a renewed
+        // certificate moves it, allowing the next one).
+        let mut renewal_asked: Option<OffsetDateTime> = None;
         loop {
+            let due = if renewal { self.renewal_due() } else { None };
+            let renew_in = match due {
+                Some(at) if Some(at) != renewal_asked => {
+                    Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
+                }
+                _ => Duration::from_secs(365 * 24 * 3600),
+            };
             if self.snapshot_owed {
                 self.queue_snapshot().await;
             }
@@ -321,6 +352,10 @@ impl Link {
                     };
                     send(&session.outbound, 0, inbox.ack(), spoke_message::Body::Heartbeat(beat)).await?;
                 }
+                () = tokio::time::sleep(renew_in) => {
+                    renewal_asked = due;
+                    self.request_renewal();
+                }
                 _ = digest_timer.tick() => {
                     if negotiated.capabilities.contains(edgecd_core::link::capabilities::names::DIGEST) {
                         let digest = self.digest().await;
@@ -328,6 +363,30 @@ impl Link {
                     }
                 }
             }
+        }
+    }
+
+    /// When the current certificate is due for renewal (two thirds of its lifetime).
+    fn renewal_due(&self) -> Option<OffsetDateTime> {
+        let identity = self.config.identity.as_ref()?;
+        identity
+            .renew_at()
+            .inspect_err(|error| tracing::warn!(%error, "Cannot read the certificate's lifetime."))
+            .ok()
+    }
+
+    /// Queues a `RenewRequest` with a CSR for a fresh key (sequenced: it
+    /// survives a reconnect until the hub acknowledges it).
+    fn request_renewal(&mut self) {
+        let Some(identity) = &self.config.identity else {
+            return;
+        };
+        match identity.renewal_csr() {
+            Ok(csr_pem) => {
+                tracing::info!("Requesting a renewed certificate from the hub.");
+                self.queue(None, Report::Renew(v1::RenewRequest { csr_pem }));
+            }
+            Err(error) => tracing::warn!(%error, "Cannot create a renewal request."),
         }
     }
 
@@ -526,6 +585,13 @@ impl Link {
             Some(hub_message::Body::DesiredApps(desired)) => self.apply_desired(desired).await,
             Some(hub_message::Body::Command(command)) => self.run_command(command).await,
             Some(hub_message::Body::Resync(_)) => self.snapshot_owed = true,
+            Some(hub_message::Body::Renew(response)) => {
+                if let Some(identity) = &self.config.identity
+                    && let Err(error) = identity.renewed(&response).await
+                {
+                    tracing::warn!(%error, "Certificate renewal failed; retrying on the next connection.");
+                }
+            }
             Some(hub_message::Body::Digest(_)) => {
                 let digest = self.digest().await;
                 self.queue(None, Report::Digest(digest));
