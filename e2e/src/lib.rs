@@ -1,4 +1,5 @@
 //! edgecd end-to-end support: the Kubernetes API emulator (a test fixture), the dev fleet, and benchmarks.
 
 pub mod bench;
+pub mod dev;
 pub mod emulator;

@@ -20,7 +20,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let Cli { global, command } = cli;
     if let Command::Completion { shell } = command {
         let mut command = Cli::command();
-        clap_complete::generate(shell, &mut command, "edgecd", &mut std::io::stdout());
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "edgecd", &mut script);
+        // A closed pipe (`| head`) is not an error worth reporting.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
         return Ok(());
     }
     let mut session = Session::load(global)?;

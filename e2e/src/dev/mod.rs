@@ -1,0 +1,683 @@
+//! `edgecd-dev` as a library: a complete local fleet in one process — hub, emulated clusters, one spoke per cluster, a git server holding `edge-fleet-repo`, and the talk's apps.
+//!
+//! ```text
+//!  Fleet::start ─► hub (Server::start, SQLite in a temp dir) ─► git daemon on loopback + edge-fleet-repo
+//!       ─► emulator (N clusters) ─► clusters registered (CreateCluster) ─► a spoke per cluster
+//!          (spoke runtime, kubeconfig of its emulated cluster, hub link through a freezable relay)
+//!       ─► apps created through HubService (the nginx-per-cluster ApplicationSet's apps, synced once;
+//!          plus M generated apps per cluster with automated sync)
+//!  Fleet::shutdown ─► spokes, hub, emulator stopped; temp dirs and the git daemon removed
+//! ```
+//!
+//! Until application sets (issue #8) land, the apps of `appsets/nginx-per-cluster.yaml` are created
+//! one by one through the API, exactly as the ApplicationSet would generate them. Until enrollment
+//! lands, spokes link without mTLS and the hub trusts the cluster name they send (the insecure
+//! local mode, `IdentityMode::TrustHelloInsecure`); the hub runs without authentication.
+
+pub mod relay;
+pub mod repo;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser as _;
+use edgecd_core::app::{
+    ApplicationSource, ApplicationSpec, AutomatedSync, Destination, KustomizeSource, SyncPolicy,
+};
+use edgecd_hub::link::LinkConfig;
+use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
+use edgecd_proto::client::{Client, ClientConfig, Tls};
+use edgecd_proto::v1;
+use edgecd_spoke::runtime::{Runtime, RuntimeConfig};
+use edgecd_testkit::{GitRepo, GitServer};
+use futures::TryStreamExt as _;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use self::relay::Relay;
+use crate::emulator::{EmulatorConfig, KubeEmulator};
+
+/// Namespace of the spokes' Application CRs in every emulated cluster.
+pub const STATE_NAMESPACE: &str = "edgecd-system";
+/// Name of the git repository on the loopback git server.
+pub const REPO_NAME: &str = "edge-fleet";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the fleet could not start, or did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("{what}: {source}")]
+    Step {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "not every app is Synced and Healthy after {secs}s ({ready} of {total} are); not ready:\n{summary}"
+    )]
+    NotReady {
+        secs: u64,
+        ready: usize,
+        total: usize,
+        summary: String,
+    },
+}
+
+fn step<E: Into<BoxError>>(what: impl Into<String>) -> impl FnOnce(E) -> DevError {
+    let what = what.into();
+    move |e| DevError::Step {
+        what,
+        source: e.into(),
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// Emulated clusters, named cluster-1 … cluster-N.
+    pub clusters: usize,
+    /// Extra generated apps per cluster (besides the nginx app).
+    pub apps_per_cluster: usize,
+    /// SQLite file for the hub; a temp dir's `hub.db` if `None`.
+    pub database: Option<PathBuf>,
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// How often spokes compare every app with git.
+    pub poll_interval: Duration,
+    /// The hub marks a silent spoke Stale after this long.
+    pub stale_after: Duration,
+    /// Delay before the emulator's simulated controllers write status.
+    pub stage_delay: Duration,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            clusters: 3,
+            apps_per_cluster: 0,
+            database: None,
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            poll_interval: Duration::from_secs(30),
+            stale_after: Duration::from_secs(6),
+            stage_delay: Duration::from_millis(300),
+        }
+    }
+}
+
+/// A progress report while starting.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub step: usize,
+    pub steps: usize,
+    pub message: String,
+}
+
+const STEPS: usize = 6;
+
+/// One in-process spoke.
+#[derive(Debug)]
+struct SpokeHandle {
+    cluster: String,
+    relay: Relay,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The running fleet.
+#[derive(Debug)]
+pub struct Fleet {
+    hub: Option<RunningServer>,
+    emulator: Option<KubeEmulator>,
+    spokes: Vec<SpokeHandle>,
+    git: GitServer,
+    repo: GitRepo,
+    client: Client,
+    clusters: Vec<String>,
+    apps: Vec<v1::AppRef>,
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// Starts everything and creates the apps; `progress` is called before each step.
+    pub async fn start(
+        config: FleetConfig,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Self, DevError> {
+        if config.clusters == 0 {
+            return Err(DevError::Config("--clusters must be at least 1".into()));
+        }
+        // The emulator and the spokes' kube clients speak TLS.
+        edgecd_spoke::runtime::install_crypto_provider();
+        let mut report = |step: usize, message: String| {
+            progress(Progress {
+                step,
+                steps: STEPS,
+                message,
+            });
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("edgecd-dev-")
+            .tempdir()
+            .map_err(step("creating the temp dir"))?;
+        let clusters: Vec<String> = (1..=config.clusters)
+            .map(|i| format!("cluster-{i}"))
+            .collect();
+
+        // 1. The hub.
+        let database = config
+            .database
+            .clone()
+            .unwrap_or_else(|| dir.path().join("hub.db"));
+        report(
+            1,
+            format!("starting the hub (SQLite {})", database.display()),
+        );
+        let mut hub_config = ServerConfig::insecure_local(Database::Sqlite(database));
+        hub_config.grpc_listen = config.grpc_listen;
+        hub_config.http_listen = config.http_listen;
+        hub_config.drain_timeout = Duration::from_secs(3);
+        hub_config.link = LinkConfig {
+            heartbeat_interval: (config.stale_after / 3).max(Duration::from_millis(200)),
+            stale_after: config.stale_after,
+            ..LinkConfig::default()
+        };
+        let hub = Server::start(hub_config)
+            .await
+            .map_err(step("starting the hub"))?;
+        let grpc_addr = hub.grpc_addr();
+        let client = Client::connect(
+            ClientConfig::new(format!("http://{grpc_addr}")).with_tls(Tls::InsecurePlaintext),
+        )
+        .await
+        .map_err(step("connecting to the hub"))?;
+
+        // 2. Git.
+        report(2, "starting the git server with edge-fleet-repo".into());
+        let git = GitServer::start().map_err(step("starting git daemon"))?;
+        let repo = git
+            .create_repo(REPO_NAME)
+            .map_err(step("creating the repository"))?;
+        for (path, text) in repo::repository_files(repo.url(), &clusters) {
+            repo.write(&path, &text)
+                .map_err(step(format!("writing {path}")))?;
+        }
+        repo.commit("edge-fleet-repo")
+            .map_err(step("committing edge-fleet-repo"))?;
+
+        // 3. Emulated clusters.
+        report(3, format!("starting {} emulated clusters", config.clusters));
+        let emulator = KubeEmulator::start(EmulatorConfig {
+            clusters: config.clusters,
+            stage_delay: config.stage_delay,
+            ..EmulatorConfig::default()
+        })
+        .await
+        .map_err(step("starting the Kubernetes API emulator"))?;
+        let kubeconfigs = emulator
+            .write_kubeconfigs(&dir.path().join("kubeconfigs"))
+            .map_err(step("writing kubeconfigs"))?;
+
+        // 4. Clusters registered at the hub, then a spoke each.
+        report(4, format!("starting {} spokes", config.clusters));
+        for (i, name) in clusters.iter().enumerate() {
+            let labels = BTreeMap::from([
+                (
+                    "region".to_owned(),
+                    if i % 2 == 0 { "eu" } else { "us" }.to_owned(),
+                ),
+                ("env".to_owned(), "dev".to_owned()),
+            ]);
+            client
+                .create_cluster(v1::CreateClusterRequest {
+                    name: name.clone(),
+                    labels: labels.into_iter().collect(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(step(format!("registering {name}")))?;
+        }
+        let mut spokes = Vec::with_capacity(clusters.len());
+        for (name, kubeconfig) in clusters.iter().zip(&kubeconfigs) {
+            spokes.push(start_spoke(&config, dir.path(), name, kubeconfig, grpc_addr).await?);
+        }
+        let mut fleet = Self {
+            hub: Some(hub),
+            emulator: Some(emulator),
+            spokes,
+            git,
+            repo,
+            client,
+            clusters,
+            apps: Vec::new(),
+            dir,
+        };
+        fleet.wait_connected(Duration::from_secs(120)).await?;
+
+        // 5. Apps: what nginx-per-cluster generates, and the generated extras.
+        report(
+            5,
+            format!(
+                "creating the nginx-per-cluster apps{}",
+                if config.apps_per_cluster > 0 {
+                    format!(
+                        " and {} generated apps per cluster",
+                        config.apps_per_cluster
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        );
+        fleet.create_apps(config.apps_per_cluster).await?;
+
+        // 6. The first sync of the manual apps, as `argocd app sync` after the set created them.
+        report(6, "syncing the nginx apps".into());
+        for app in fleet.apps.clone() {
+            if app.name.ends_with(".nginx") {
+                fleet
+                    .client
+                    .sync_application(v1::SyncApplicationRequest {
+                        app: Some(app.clone()),
+                        sync: Some(v1::SyncCommand::default()),
+                        ttl: None,
+                    })
+                    .await
+                    .map_err(step(format!("syncing {}/{}", app.project, app.name)))?;
+            }
+        }
+        Ok(fleet)
+    }
+
+    async fn create_apps(&mut self, per_cluster: usize) -> Result<(), DevError> {
+        let repo_url = self.repo.url().to_owned();
+        for cluster in self.clusters.clone() {
+            // The template of appsets/nginx-per-cluster.yaml with {{name}} = the cluster.
+            let spec = ApplicationSpec {
+                project: "default".into(),
+                source: ApplicationSource {
+                    repo_url: repo_url.clone(),
+                    target_revision: "HEAD".into(),
+                    path: format!("deploy/overlays/{cluster}"),
+                    ..ApplicationSource::default()
+                },
+                destination: Destination {
+                    cluster: cluster.clone(),
+                    namespace: "nginx".into(),
+                    ..Destination::default()
+                },
+                sync_policy: Some(SyncPolicy {
+                    automated: None,
+                    sync_options: vec!["CreateNamespace=true".into()],
+                    retry: None,
+                }),
+                ..ApplicationSpec::default()
+            };
+            let labels = [("edgecd.io/appset".to_owned(), "nginx".to_owned())];
+            self.create_app(&format!("{cluster}.nginx"), &spec, &labels)
+                .await?;
+            for i in 1..=per_cluster {
+                let spec = ApplicationSpec {
+                    project: "default".into(),
+                    source: ApplicationSource {
+                        repo_url: repo_url.clone(),
+                        target_revision: "HEAD".into(),
+                        path: "deploy/generated".into(),
+                        kustomize: Some(KustomizeSource {
+                            name_prefix: format!("gen-{i}-"),
+                            ..KustomizeSource::default()
+                        }),
+                        ..ApplicationSource::default()
+                    },
+                    destination: Destination {
+                        cluster: cluster.clone(),
+                        namespace: "generated".into(),
+                        ..Destination::default()
+                    },
+                    sync_policy: Some(SyncPolicy {
+                        automated: Some(AutomatedSync {
+                            prune: true,
+                            self_heal: true,
+                            allow_empty: false,
+                        }),
+                        sync_options: vec!["CreateNamespace=true".into()],
+                        retry: None,
+                    }),
+                    ..ApplicationSpec::default()
+                };
+                let labels = [("edgecd.io/generated".to_owned(), "true".to_owned())];
+                self.create_app(&format!("{cluster}.gen-{i}"), &spec, &labels)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_app(
+        &mut self,
+        name: &str,
+        spec: &ApplicationSpec,
+        labels: &[(String, String)],
+    ) -> Result<(), DevError> {
+        self.client
+            .create_application(v1::CreateApplicationRequest {
+                meta: Some(v1::ApplicationMeta {
+                    project: "default".into(),
+                    name: name.to_owned(),
+                    labels: labels.iter().cloned().collect(),
+                    ..Default::default()
+                }),
+                spec: Some(edgecd_proto::convert::application_spec(spec)),
+                dry_run: false,
+                upsert: true,
+            })
+            .await
+            .map_err(step(format!("creating application default/{name}")))?;
+        self.apps.push(v1::AppRef::new("default", name));
+        Ok(())
+    }
+
+    async fn wait_connected(&self, timeout: Duration) -> Result<(), DevError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let clusters: Vec<v1::Cluster> = self
+                .client
+                .clusters(v1::ListClustersRequest::default())
+                .try_collect()
+                .await
+                .map_err(step("listing clusters"))?;
+            let waiting: Vec<String> = clusters
+                .iter()
+                .filter(|c| {
+                    c.connection.as_ref().map(|s| s.state)
+                        != Some(v1::ConnectionStateCode::Connected as i32)
+                })
+                .map(|c| c.name.clone())
+                .collect();
+            if waiting.is_empty() && clusters.len() == self.clusters.len() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DevError::Config(format!(
+                    "spokes did not connect within {}s: {}",
+                    timeout.as_secs(),
+                    waiting.join(", ")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until every app is Synced and Healthy on a connected cluster; the error summarises what is not.
+    pub async fn wait_synced(&self, timeout: Duration) -> Result<(), DevError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let apps: Vec<v1::ApplicationSummary> = self
+                .client
+                .applications(v1::ListApplicationsRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .try_collect()
+                .await
+                .map_err(step("listing applications"))?;
+            let not_ready: Vec<String> = apps
+                .iter()
+                .filter_map(|a| {
+                    not_ready(a).map(|why| format!("  {}/{}: {why}", a.project, a.name))
+                })
+                .collect();
+            if not_ready.is_empty() && apps.len() >= self.apps.len() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let shown: Vec<String> = not_ready.iter().take(20).cloned().collect();
+                let more = not_ready.len().saturating_sub(shown.len());
+                let mut summary = shown.join("\n");
+                if more > 0 {
+                    summary.push_str(&format!("\n  … and {more} more"));
+                }
+                return Err(DevError::NotReady {
+                    secs: timeout.as_secs(),
+                    ready: apps.len() - not_ready.len(),
+                    total: apps.len(),
+                    summary,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the hub's gRPC API (for `edgecd login` and the SDK).
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr())
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.hub.as_ref().map_or(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            RunningServer::grpc_addr,
+        )
+    }
+
+    /// `http://127.0.0.1:PORT` of the hub's HTTP port (console, `/metrics`).
+    pub fn console_url(&self) -> String {
+        let addr = self.hub.as_ref().map_or(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            RunningServer::http_addr,
+        );
+        format!("http://{addr}")
+    }
+
+    /// A client of the hub (no token: the dev hub runs without authentication).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn clusters(&self) -> &[String] {
+        &self.clusters
+    }
+
+    pub fn apps(&self) -> &[v1::AppRef] {
+        &self.apps
+    }
+
+    /// The working copy of the fleet's git repository: write, commit, and spokes see it.
+    pub fn repo(&self) -> &GitRepo {
+        &self.repo
+    }
+
+    pub fn git_port(&self) -> u16 {
+        self.git.port()
+    }
+
+    /// The emulated clusters (to change live objects, i.e. make drift).
+    pub fn emulator(&self) -> Option<&KubeEmulator> {
+        self.emulator.as_ref()
+    }
+
+    /// The fleet's temp dir (hub database unless --database, kubeconfigs, git caches).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Freezes a spoke's link: the stream stays open but nothing flows, as when the spoke hangs
+    /// or its network partitions; the hub marks the cluster Stale.
+    pub fn freeze_spoke(&self, cluster: &str) -> Result<(), DevError> {
+        self.spoke(cluster)?.relay.set_frozen(true);
+        Ok(())
+    }
+
+    pub fn thaw_spoke(&self, cluster: &str) -> Result<(), DevError> {
+        self.spoke(cluster)?.relay.set_frozen(false);
+        Ok(())
+    }
+
+    /// Stops a spoke for good (its stream closes: the hub marks the cluster Disconnected).
+    pub async fn stop_spoke(&mut self, cluster: &str) -> Result<(), DevError> {
+        let spoke = self
+            .spokes
+            .iter_mut()
+            .find(|s| s.cluster == cluster)
+            .ok_or_else(|| DevError::Config(format!("no spoke for cluster {cluster}")))?;
+        spoke.stop().await;
+        Ok(())
+    }
+
+    fn spoke(&self, cluster: &str) -> Result<&SpokeHandle, DevError> {
+        self.spokes
+            .iter()
+            .find(|s| s.cluster == cluster)
+            .ok_or_else(|| DevError::Config(format!("no spoke for cluster {cluster}")))
+    }
+
+    /// Stops spokes, hub and emulator; temp dirs and the git daemon go when `self` is dropped.
+    pub async fn shutdown(mut self) {
+        for spoke in &mut self.spokes {
+            spoke.stop().await;
+        }
+        if let Some(hub) = self.hub.take()
+            && let Err(error) = hub.shutdown().await
+        {
+            tracing::warn!(%error, "The hub did not stop cleanly.");
+        }
+        if let Some(emulator) = self.emulator.take() {
+            emulator.shutdown().await;
+        }
+    }
+}
+
+impl SpokeHandle {
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Unfreeze so the link can say goodbye.
+        self.relay.set_frozen(false);
+        if let Some(task) = self.task.take() {
+            match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => {
+                    tracing::warn!(cluster = %self.cluster, error = %format!("{error:#}"), "Spoke stopped with an error.")
+                }
+                Ok(Err(join)) => {
+                    tracing::warn!(cluster = %self.cluster, %join, "Spoke task failed.")
+                }
+                Err(_) => tracing::warn!(cluster = %self.cluster, "Spoke did not stop within 10s."),
+            }
+        }
+    }
+}
+
+async fn start_spoke(
+    config: &FleetConfig,
+    dir: &std::path::Path,
+    cluster: &str,
+    kubeconfig: &std::path::Path,
+    hub: SocketAddr,
+) -> Result<SpokeHandle, DevError> {
+    let relay = Relay::start(hub)
+        .await
+        .map_err(step(format!("starting the link relay of {cluster}")))?;
+    // Configured exactly as `edgecd-spoke run` with these flags would be.
+    let cache_dir = dir.join("spokes").join(cluster);
+    let poll = format!("{}s", config.poll_interval.as_secs().max(1));
+    let hub_address = format!("http://{}", relay.addr());
+    let argv: Vec<std::ffi::OsString> = vec![
+        "edgecd-spoke".into(),
+        "--cluster-name".into(),
+        cluster.into(),
+        "--kubeconfig".into(),
+        kubeconfig.into(),
+        "--state-namespace".into(),
+        STATE_NAMESPACE.into(),
+        "--poll-interval".into(),
+        poll.into(),
+        "--cache-dir".into(),
+        cache_dir.into(),
+        "--admin-addr".into(),
+        "127.0.0.1:0".into(),
+        "--hub-address".into(),
+        hub_address.into(),
+    ];
+    let args =
+        SpokeFlags::try_parse_from(argv).map_err(step(format!("spoke flags for {cluster}")))?;
+    let (runtime_config, _, _): (RuntimeConfig, _, _) =
+        args.run.into_config().map_err(|e| DevError::Step {
+            what: format!("spoke configuration of {cluster}"),
+            source: e.into(),
+        })?;
+    let runtime = Runtime::start(runtime_config)
+        .await
+        .map_err(|e| DevError::Step {
+            what: format!("starting the spoke of {cluster}"),
+            source: e.into(),
+        })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(runtime.run_until(async move {
+        let _ = stopped.await;
+    }));
+    Ok(SpokeHandle {
+        cluster: cluster.to_owned(),
+        relay,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+/// `edgecd-spoke run`'s flags, parsed from the arguments the dev fleet builds.
+#[derive(Debug, clap::Parser)]
+struct SpokeFlags {
+    #[command(flatten)]
+    run: edgecd_spoke::runtime::RunArgs,
+}
+
+/// Why an app is not ready, or `None` when it is Synced and Healthy on a connected cluster.
+pub fn not_ready(app: &v1::ApplicationSummary) -> Option<String> {
+    let connected = app
+        .cluster_connection
+        .as_ref()
+        .is_none_or(|c| c.state == v1::ConnectionStateCode::Connected as i32);
+    let synced = app.sync == v1::SyncStatusCode::Synced as i32;
+    let healthy = app.health == v1::HealthStatusCode::Healthy as i32;
+    if connected && synced && healthy {
+        return None;
+    }
+    let mut why = Vec::new();
+    if !connected {
+        why.push("cluster not connected".to_owned());
+    }
+    if !synced {
+        why.push(format!("sync {}", sync_text(app.sync)));
+    }
+    if !healthy {
+        why.push(format!("health {}", health_text(app.health)));
+    }
+    Some(why.join(", "))
+}
+
+fn sync_text(code: i32) -> &'static str {
+    match v1::SyncStatusCode::try_from(code) {
+        Ok(v1::SyncStatusCode::Synced) => "Synced",
+        Ok(v1::SyncStatusCode::OutOfSync) => "OutOfSync",
+        Ok(v1::SyncStatusCode::Unknown) => "Unknown",
+        _ => "not reported yet",
+    }
+}
+
+fn health_text(code: i32) -> &'static str {
+    match v1::HealthStatusCode::try_from(code) {
+        Ok(v1::HealthStatusCode::Healthy) => "Healthy",
+        Ok(v1::HealthStatusCode::Progressing) => "Progressing",
+        Ok(v1::HealthStatusCode::Degraded) => "Degraded",
+        Ok(v1::HealthStatusCode::Suspended) => "Suspended",
+        Ok(v1::HealthStatusCode::Missing) => "Missing",
+        Ok(v1::HealthStatusCode::Unknown) => "Unknown",
+        _ => "not reported yet",
+    }
+}
