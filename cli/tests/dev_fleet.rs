@@ -1,0 +1,332 @@
+//! End to end: the `edgecd` binary against the dev fleet (real hub, spokes, git daemon, gRPC over TCP; the Kubernetes API emulator as the only stand-in): login, list, sync a git change, diff drift, history and rollback, cluster states, a frozen spoke shown Stale, and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use edgecd_e2e::dev::{Fleet, FleetConfig};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::Value;
+
+/// The result of one `edgecd` run.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "edgecd failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+struct Cli {
+    config: PathBuf,
+}
+
+impl Cli {
+    async fn run(&self, args: &[&str]) -> Run {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_edgecd"))
+            .args(args)
+            .env("EDGECD_CONFIG", &self.config)
+            .env_remove("EDGECD_SERVER")
+            .env_remove("EDGECD_TOKEN")
+            .env_remove("EDGECD_CONTEXT")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("running edgecd");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// Retries `check` every 500 ms until it returns `Some`, for at most `limit`.
+async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn field<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+async fn deployments(fleet: &Fleet, cluster: usize) -> Api<Deployment> {
+    let emulator = fleet.emulator().unwrap();
+    let client = emulator.clusters()[cluster].client().await.unwrap();
+    Api::namespaced(client, "nginx")
+}
+
+async fn replicas(api: &Api<Deployment>) -> Option<i32> {
+    api.get_opt("nginx").await.ok()??.spec?.replicas
+}
+
+fn set_replicas(repo: &Path, cluster: &str, from: u32, to: u32) {
+    let path = repo.join(format!("deploy/overlays/{cluster}/kustomization.yaml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replace(&format!("count: {from}"), &format!("count: {to}"));
+    assert_ne!(
+        text,
+        changed,
+        "count: {from} not found in {}",
+        path.display()
+    );
+    std::fs::write(&path, changed).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_drives_the_dev_fleet() {
+    let fleet = Fleet::start(
+        FleetConfig {
+            poll_interval: Duration::from_secs(5),
+            stale_after: Duration::from_secs(4),
+            ..FleetConfig::default()
+        },
+        |p| eprintln!("[{}/{}] {}", p.step, p.steps, p.message),
+    )
+    .await
+    .unwrap();
+    fleet.wait_synced(Duration::from_secs(180)).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        config: home.path().join("edgecd/config.yaml"),
+    };
+
+    // Log in: the dev hub has no accounts yet, so the context is saved without a token.
+    let login = cli.run(&["login", &fleet.grpc_url()]).await.ok();
+    assert!(login.stderr.contains("saved"), "{}", login.stderr);
+    let config = std::fs::read_to_string(&cli.config).unwrap();
+    assert!(config.contains(&fleet.grpc_url()), "{config}");
+
+    // The three apps of nginx-per-cluster, Synced and Healthy.
+    let apps = cli.run(&["app", "list", "-o", "json"]).await.ok().json();
+    let apps = apps.as_array().unwrap();
+    assert_eq!(apps.len(), 3, "{apps:?}");
+    for app in apps {
+        assert_eq!(field(app, "/sync"), "Synced", "{app}");
+        assert_eq!(field(app, "/health"), "Healthy", "{app}");
+    }
+    let table = cli
+        .run(&["app", "list", "--cluster", "cluster-1"])
+        .await
+        .ok();
+    assert!(table.stdout.starts_with("PROJECT"), "{}", table.stdout);
+    assert!(table.stdout.contains("cluster-1.nginx"), "{}", table.stdout);
+    assert!(
+        !table.stdout.contains("cluster-2.nginx"),
+        "{}",
+        table.stdout
+    );
+
+    // cluster list: every cluster Connected.
+    let clusters = cli
+        .run(&["cluster", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let clusters = clusters.as_array().unwrap();
+    assert_eq!(clusters.len(), 3);
+    for cluster in clusters {
+        assert_eq!(field(cluster, "/connection"), "Connected", "{cluster}");
+    }
+
+    // A change to cluster-1's overlay in git is applied by `app sync`.
+    let cluster1 = deployments(&fleet, 0).await;
+    assert_eq!(replicas(&cluster1).await, Some(3));
+    set_replicas(fleet.repo().work_path(), "cluster-1", 3, 4);
+    let commit = fleet.repo().commit("cluster-1: 4 replicas").unwrap();
+    eventually(
+        "cluster-1.nginx synced to the new commit",
+        Duration::from_secs(120),
+        async || {
+            cli.run(&["app", "refresh", "cluster-1.nginx", "--hard"])
+                .await
+                .ok();
+            let sync = cli
+                .run(&[
+                    "app",
+                    "sync",
+                    "cluster-1.nginx",
+                    "--timeout",
+                    "60s",
+                    "-o",
+                    "json",
+                ])
+                .await;
+            (sync.code == 0 && field(&sync.json(), "/status/sync/revision") == commit).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(replicas(&cluster1).await, Some(4));
+
+    // Drift on cluster-2 shows in `app diff`.
+    let cluster2 = deployments(&fleet, 1).await;
+    cluster2
+        .patch(
+            "nginx",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .unwrap();
+    let diff = eventually(
+        "a diff on cluster-2.nginx",
+        Duration::from_secs(60),
+        async || {
+            let diff = cli.run(&["app", "diff", "cluster-2.nginx"]).await.ok();
+            diff.stdout.contains("replicas").then_some(diff)
+        },
+    )
+    .await;
+    assert!(
+        diff.stdout.contains("Deployment nginx/nginx"),
+        "{}",
+        diff.stdout
+    );
+    let exit = cli
+        .run(&["app", "diff", "cluster-2.nginx", "--exit-code"])
+        .await;
+    assert_eq!(exit.code, 1, "{exit:?}");
+
+    // History has both syncs of cluster-1; roll back to the first one.
+    let history = cli
+        .run(&["app", "history", "cluster-1.nginx", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let history = history.as_array().unwrap();
+    assert!(history.len() >= 2, "{history:?}");
+    let first = history
+        .iter()
+        .find(|h| field(h, "/revision") != commit)
+        .and_then(|h| h["id"].as_i64())
+        .expect("an entry before the change");
+    cli.run(&[
+        "app",
+        "rollback",
+        "cluster-1.nginx",
+        &first.to_string(),
+        "--timeout",
+        "90s",
+    ])
+    .await
+    .ok();
+    eventually(
+        "cluster-1 back at 3 replicas",
+        Duration::from_secs(60),
+        async || (replicas(&cluster1).await == Some(3)).then_some(()),
+    )
+    .await;
+
+    // Errors and exit codes.
+    let missing = cli.run(&["app", "get", "nope"]).await;
+    assert_eq!(missing.code, 3, "{missing:?}");
+    assert!(
+        missing
+            .stderr
+            .contains("application default/nope not found"),
+        "{}",
+        missing.stderr
+    );
+    let unreachable = cli
+        .run(&["--server", "http://127.0.0.1:1", "app", "list"])
+        .await;
+    assert_eq!(unreachable.code, 5, "{unreachable:?}");
+    assert!(
+        unreachable
+            .stderr
+            .contains("hub unreachable at http://127.0.0.1:1"),
+        "{}",
+        unreachable.stderr
+    );
+    let usage = cli.run(&["app", "list", "--health", "fine"]).await;
+    assert_eq!(usage.code, 2, "{usage:?}");
+    let appset = cli.run(&["appset", "list"]).await;
+    assert_ne!(appset.code, 0);
+    assert!(appset.stderr.contains("not"), "{}", appset.stderr);
+
+    // A spoke that hangs (its stream open, nothing flowing) makes its cluster Stale, and its app
+    // is shown as such, not Healthy.
+    fleet.freeze_spoke("cluster-3").unwrap();
+    eventually("cluster-3 Stale", Duration::from_secs(60), async || {
+        let clusters = cli
+            .run(&["cluster", "list", "-o", "json"])
+            .await
+            .ok()
+            .json();
+        clusters
+            .as_array()?
+            .iter()
+            .any(|c| field(c, "/name") == "cluster-3" && field(c, "/connection") == "Stale")
+            .then_some(())
+    })
+    .await;
+    let table = cli.run(&["cluster", "list"]).await.ok();
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("cluster-3") && l.contains("Stale")),
+        "{}",
+        table.stdout
+    );
+    let apps = cli
+        .run(&["app", "list", "--cluster", "cluster-3", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let apps = apps.as_array().unwrap();
+    assert!(!apps.is_empty());
+    for app in apps {
+        assert_eq!(field(app, "/health"), "Stale", "{app}");
+        assert_eq!(field(app, "/clusterConnection"), "Stale", "{app}");
+    }
+    let table = cli
+        .run(&["app", "list", "--cluster", "cluster-3"])
+        .await
+        .ok();
+    assert!(
+        table.stdout.contains("Stale") && !table.stdout.contains("Healthy"),
+        "{}",
+        table.stdout
+    );
+    let wait = cli
+        .run(&["app", "wait", "cluster-3.nginx", "--timeout", "2s"])
+        .await;
+    assert_eq!(wait.code, 6, "{wait:?}");
+
+    fleet.thaw_spoke("cluster-3").unwrap();
+    fleet.shutdown().await;
+}
