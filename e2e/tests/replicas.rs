@@ -1,0 +1,324 @@
+//! Two hub replicas on one PostgreSQL with a real spoke on the emulator: a command issued on one replica reaches the spoke connected to the other; a replica killed without warning loses nothing (its spoke resumes on the survivor); a PostgreSQL restart is survived without restarting the hub.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_hub::link::LinkConfig;
+use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
+use edgecd_proto::v1;
+use edgecd_proto::v1::hub_service_client::HubServiceClient;
+use edgecd_spoke::cluster::LiveCluster;
+use edgecd_spoke::git::{CredentialStore, GitCache, GitConfig};
+use edgecd_spoke::link::{self, HubLinkConfig};
+use edgecd_spoke::reconcile::{self, Engine, EngineConfig};
+use edgecd_spoke::sync::SyncOptions;
+use edgecd_testkit::{GitServer, PgServer};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+const STATE_NS: &str = "edgecd-system";
+
+type Client = HubServiceClient<Channel>;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
+
+async fn start_replica(url: &str, id: &str) -> RunningServer {
+    let mut config = ServerConfig::insecure_local(Database::Postgres(url.to_owned()));
+    config.replica_id = id.into();
+    config.link = LinkConfig {
+        heartbeat_interval: Duration::from_millis(500),
+        stale_after: Duration::from_secs(2),
+        ..LinkConfig::default()
+    };
+    Server::start(config).await.unwrap()
+}
+
+async fn client(hub: &RunningServer) -> Client {
+    let channel = Channel::from_shared(format!("http://{}", hub.grpc_addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    HubServiceClient::new(channel)
+}
+
+/// A spoke whose link can be pointed at another replica.
+struct Spoke {
+    engine: Arc<Engine>,
+    _engine_stop: oneshot::Sender<()>,
+    link_stop: Option<oneshot::Sender<()>>,
+    link_task: Option<tokio::task::JoinHandle<()>>,
+    _cache: tempfile::TempDir,
+}
+
+impl Spoke {
+    async fn start(emulator: &KubeEmulator, hub: SocketAddr) -> Self {
+        let cluster = LiveCluster::new(emulator.client().await.unwrap());
+        edgecd_spoke::runtime::install_crd(&cluster).await.unwrap();
+        edgecd_spoke::runtime::ensure_namespace(cluster.client(), STATE_NS)
+            .await
+            .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let git_config = GitConfig {
+            ls_remote_ttl: Duration::from_millis(100),
+            ..GitConfig::new(cache.path())
+        };
+        let git = GitCache::new(git_config, CredentialStore::default()).unwrap();
+        let config = EngineConfig {
+            namespace: STATE_NS.into(),
+            poll_interval: Duration::from_secs(1),
+            progress_interval: Duration::from_millis(200),
+            sync: SyncOptions {
+                wave_timeout: Duration::from_secs(30),
+                poll_interval: Duration::from_millis(50),
+                ..SyncOptions::default()
+            },
+            ..EngineConfig::default()
+        };
+        let (engine, triggers) = Engine::new(cluster, git, config);
+        let (engine_stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(reconcile::run(Arc::clone(&engine), triggers, async move {
+            let _ = stopped.await;
+        }));
+        let mut spoke = Self {
+            engine,
+            _engine_stop: engine_stop,
+            link_stop: None,
+            link_task: None,
+            _cache: cache,
+        };
+        spoke.connect(hub);
+        spoke
+    }
+
+    fn connect(&mut self, hub: SocketAddr) {
+        let config = HubLinkConfig::new(format!("http://{hub}"), "cluster-1", STATE_NS);
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.link_task = Some(tokio::spawn(link::run(
+            config,
+            Arc::clone(&self.engine),
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+        self.link_stop = Some(stop);
+    }
+
+    async fn disconnect(&mut self) {
+        if let Some(stop) = self.link_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.link_task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..900 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn demo() -> Option<v1::AppRef> {
+    Some(v1::AppRef {
+        project: "default".into(),
+        name: "demo".into(),
+    })
+}
+
+/// The cluster's connection state and the replica holding its stream.
+async fn holder(api: &mut Client) -> Option<(i32, String)> {
+    let cluster = api
+        .get_cluster(v1::GetClusterRequest {
+            name: "cluster-1".into(),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    let connection = cluster.connection?;
+    Some((connection.state, connection.hub_replica))
+}
+
+async fn wait_connected_to(api: &mut Client, replica: &str) {
+    let connected = v1::ConnectionStateCode::Connected as i32;
+    wait_for(&format!("cluster-1 connected to {replica}"), async || {
+        let (state, holder) = holder(api).await?;
+        (state == connected && holder == replica).then_some(())
+    })
+    .await;
+}
+
+async fn wait_command(api: &mut Client, id: &str) {
+    let succeeded = v1::CommandOutcome::Succeeded as i32;
+    wait_for(&format!("command {id} to succeed"), async || {
+        let status = api
+            .get_command(v1::GetCommandRequest {
+                command_id: id.into(),
+            })
+            .await
+            .ok()?
+            .into_inner();
+        (status.outcome == succeeded).then_some(())
+    })
+    .await;
+}
+
+async fn refresh(api: &mut Client) -> String {
+    api.refresh_application(v1::RefreshApplicationRequest {
+        app: demo(),
+        hard: false,
+        ttl: None,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .command_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_postgres_and_lose_nothing() {
+    let mut pg = PgServer::start().unwrap();
+    let url = pg.create_database().unwrap();
+    let a = start_replica(&url, "hub-a").await;
+    let b = start_replica(&url, "hub-b").await;
+    let mut api_a = client(&a).await;
+    let emulator = KubeEmulator::start(EmulatorConfig {
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let git = GitServer::start().unwrap();
+    let repo = git.create_repo("demo").unwrap();
+    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+        .unwrap();
+    repo.commit("demo").unwrap();
+
+    // Registered and configured on A; the spoke connects to B.
+    api_a
+        .create_cluster(v1::CreateClusterRequest {
+            name: "cluster-1".into(),
+            ..v1::CreateClusterRequest::default()
+        })
+        .await
+        .unwrap();
+    let mut spoke = Spoke::start(&emulator, b.grpc_addr()).await;
+    wait_connected_to(&mut api_a, "hub-b").await;
+    api_a
+        .create_application(v1::CreateApplicationRequest {
+            meta: Some(v1::ApplicationMeta {
+                project: "default".into(),
+                name: "demo".into(),
+                ..v1::ApplicationMeta::default()
+            }),
+            spec: Some(v1::ApplicationSpec {
+                source: Some(v1::ApplicationSource {
+                    repo_url: repo.url().into(),
+                    target_revision: "HEAD".into(),
+                    path: "deploy/overlays/cluster1".into(),
+                    ..v1::ApplicationSource::default()
+                }),
+                destination: Some(v1::Destination {
+                    cluster: "cluster-1".into(),
+                    namespace: "demo".into(),
+                    ..v1::Destination::default()
+                }),
+                sync_policy: Some(v1::SyncPolicy {
+                    sync_options: vec!["CreateNamespace=true".into()],
+                    ..v1::SyncPolicy::default()
+                }),
+                ..v1::ApplicationSpec::default()
+            }),
+            ..v1::CreateApplicationRequest::default()
+        })
+        .await
+        .unwrap();
+
+    // A sync issued on A reaches the spoke through B (routed via Postgres).
+    let sync = api_a
+        .sync_application(v1::SyncApplicationRequest {
+            app: demo(),
+            sync: Some(v1::SyncCommand::default()),
+            ttl: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    wait_command(&mut api_a, &sync.command_id).await;
+    let synced = v1::SyncStatusCode::Synced as i32;
+    let revision = wait_for("demo Synced, as ingested by B and read on A", async || {
+        let app = api_a
+            .get_application(v1::GetApplicationRequest { app: demo() })
+            .await
+            .ok()?
+            .into_inner();
+        let sync = app.status?.sync?;
+        (sync.status == synced).then_some(sync.revision)
+    })
+    .await;
+    assert_eq!(revision, repo.head().unwrap());
+
+    // B dies without warning. A command issued meanwhile waits in the outbox.
+    b.abort();
+    let pending = refresh(&mut api_a).await;
+    // The spoke's link is pointed at the survivor and resumes there.
+    spoke.disconnect().await;
+    spoke.connect(a.grpc_addr());
+    wait_connected_to(&mut api_a, "hub-a").await;
+    wait_command(&mut api_a, &pending).await;
+    // What B ingested before it died is still there.
+    let app = api_a
+        .get_application(v1::GetApplicationRequest { app: demo() })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = app.status.unwrap();
+    assert_eq!(status.sync.unwrap().revision, repo.head().unwrap());
+    assert_eq!(status.history.len(), 1);
+
+    // PostgreSQL restarts under the hub: calls fail UNAVAILABLE meanwhile,
+    // then everything recovers without restarting the hub.
+    pg.stop().unwrap();
+    let err = api_a
+        .list_applications(v1::ListApplicationsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(!err.message().contains("postgres://"));
+    pg.restart().unwrap();
+    wait_for("the API to answer again", async || {
+        api_a
+            .list_applications(v1::ListApplicationsRequest::default())
+            .await
+            .ok()
+    })
+    .await;
+    let after = wait_for("a command to be accepted after the restart", async || {
+        api_a
+            .refresh_application(v1::RefreshApplicationRequest {
+                app: demo(),
+                hard: false,
+                ttl: None,
+            })
+            .await
+            .ok()
+            .map(|r| r.into_inner().command_id)
+    })
+    .await;
+    wait_command(&mut api_a, &after).await;
+
+    spoke.disconnect().await;
+    a.shutdown().await.unwrap();
+}
