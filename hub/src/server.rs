@@ -79,6 +79,9 @@ pub struct ServerConfig {
     pub drain_retry_after: Duration,
     /// Interval of the command-expiry sweep.
     pub expiry_interval: Duration,
+    /// The hub CA, spoke enrollment and mTLS; `None`: no CA (spokes trusted
+    /// by the name in Hello, development only).
+    pub security: Option<crate::pki::SecuritySettings>,
 }
 
 impl ServerConfig {
@@ -97,6 +100,7 @@ impl ServerConfig {
             drain_timeout: Duration::from_secs(10),
             drain_retry_after: Duration::from_secs(1),
             expiry_interval: Duration::from_secs(30),
+            security: None,
         }
     }
 }
@@ -114,6 +118,8 @@ pub enum ServerError {
     },
     #[error("invalid TLS configuration")]
     Tls(#[source] tonic::transport::Error),
+    #[error("cannot set up the hub CA")]
+    Pki(#[source] crate::pki::PkiError),
     #[error("the gRPC server failed")]
     Grpc(#[source] tonic::transport::Error),
     #[error("the HTTP server failed")]
@@ -128,23 +134,55 @@ impl Server {
     /// Opens the store, binds both ports and starts serving.
     #[tracing::instrument(skip_all, fields(replica = %config.replica_id))]
     pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
-        let store: Arc<dyn Store> = match &config.database {
-            Database::Sqlite(path) => {
-                Arc::new(SqliteStore::open(path).await.map_err(ServerError::Store)?)
+        // The concrete stores serve both the fleet and the security records.
+        let (store, security): (Arc<dyn Store>, Option<Arc<dyn crate::store::SecurityStore>>) =
+            match &config.database {
+                Database::Sqlite(path) => {
+                    let store =
+                        Arc::new(SqliteStore::open(path).await.map_err(ServerError::Store)?);
+                    (store.clone(), Some(store))
+                }
+                Database::Postgres(url) => {
+                    let store = Arc::new(
+                        PgStore::connect_url(url)
+                            .await
+                            .map_err(ServerError::Store)?,
+                    );
+                    (store.clone(), Some(store))
+                }
+                Database::Store(store) => (
+                    Arc::clone(store),
+                    config.security.as_ref().and_then(|s| s.store.clone()),
+                ),
+            };
+        let mut tls = config.tls.clone();
+        let pki = match (&config.security, security) {
+            (Some(settings), Some(security)) => {
+                let pki = Arc::new(
+                    settings
+                        .open(Arc::clone(&store), security)
+                        .await
+                        .map_err(ServerError::Pki)?,
+                );
+                if tls.is_none() {
+                    tls = Some(
+                        pki.server_tls_config(&settings.tls_names)
+                            .map_err(ServerError::Pki)?,
+                    );
+                }
+                Some(pki)
             }
-            Database::Postgres(url) => Arc::new(
-                PgStore::connect_url(url)
-                    .await
-                    .map_err(ServerError::Store)?,
-            ),
-            Database::Store(store) => Arc::clone(store),
+            _ => None,
         };
         let link_config = LinkConfig {
             replica: config.replica_id.clone(),
             ..config.link.clone()
         };
         let metrics = Arc::new(Metrics::new(&link_config.counters));
-        let link = SpokeLink::new(link_config, Arc::clone(&store));
+        let mut link = SpokeLink::new(link_config, Arc::clone(&store));
+        if let Some(pki) = &pki {
+            link = link.with_pki(Arc::clone(pki));
+        }
         let api = HubApi::new(
             ApiConfig {
                 replica: config.replica_id.clone(),
@@ -177,7 +215,8 @@ impl Server {
         let mut builder = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)));
-        if let Some(tls) = config.tls.clone() {
+        let tls_enabled = tls.is_some();
+        if let Some(tls) = tls {
             builder = builder.tls_config(tls).map_err(ServerError::Tls)?;
         }
         let router = builder
@@ -218,11 +257,12 @@ impl Server {
             .await
             .map_err(ServerError::Http)
         });
-        tracing::info!(%grpc_addr, %http_addr, tls = config.tls.is_some(), "Hub serving.");
+        tracing::info!(%grpc_addr, %http_addr, tls = tls_enabled, "Hub serving.");
         Ok(RunningServer {
             grpc_addr,
             http_addr,
             store,
+            pki,
             link,
             api,
             stop: stop_tx,
@@ -263,6 +303,7 @@ pub struct RunningServer {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     store: Arc<dyn Store>,
+    pki: Option<Arc<crate::pki::Pki>>,
     link: SpokeLink,
     api: HubApi,
     stop: watch::Sender<bool>,
@@ -288,6 +329,11 @@ impl RunningServer {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The hub CA and enrollment (bootstrap tokens), when configured.
+    pub fn pki(&self) -> Option<&Arc<crate::pki::Pki>> {
+        self.pki.as_ref()
     }
 
     /// Clusters whose spoke stream this replica holds.

@@ -28,7 +28,8 @@ use crate::store::{SecurityStore, Store, StoreError};
 
 /// Purpose (associated data) of the sealed CA key.
 const CA_KEY_PURPOSE: &str = "hub-ca-key";
-/// Clock skew tolerated on a new certificate's `not_before`.
+/// Clock skew tolerated on a new certificate's `not_before` (at most a
+/// tenth of the lifetime, so that renewal at two thirds stays ahead).
 const BACKDATE: time::Duration = time::Duration::minutes(5);
 
 /// Lifetimes of what the PKI issues.
@@ -162,6 +163,73 @@ pub enum CaSource<'a> {
     Store(&'a MasterKey),
     /// Operator-supplied certificate and key (PEM); nothing is stored.
     Supplied { cert_pem: &'a str, key_pem: &'a str },
+}
+
+/// How a hub replica sets up its PKI (`ServerConfig::security`).
+#[derive(Clone)]
+pub struct SecuritySettings {
+    /// Where the CA comes from.
+    pub ca: CaSettings,
+    /// Names (DNS or IP) of the hub's server certificate, as spokes and
+    /// clients dial it.
+    pub tls_names: Vec<String>,
+    pub pki: PkiConfig,
+    /// The security store when `Database::Store` is used (tests, dev fleets).
+    pub store: Option<Arc<dyn SecurityStore>>,
+}
+
+/// Owned form of [`CaSource`].
+#[derive(Clone)]
+pub enum CaSettings {
+    /// Generate on first start, sealed in the store with this master key.
+    Stored(Arc<MasterKey>),
+    /// Operator-supplied PEM certificate and key.
+    Supplied { cert_pem: String, key_pem: String },
+}
+
+impl std::fmt::Debug for CaSettings {
+    // The supplied key is a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Stored(_) => "CaSettings::Stored(<sealed>)",
+            Self::Supplied { .. } => "CaSettings::Supplied(<pem>)",
+        })
+    }
+}
+
+impl std::fmt::Debug for SecuritySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecuritySettings")
+            .field("ca", &self.ca)
+            .field("tls_names", &self.tls_names)
+            .field("pki", &self.pki)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecuritySettings {
+    /// A CA sealed in the store with `master`, a server certificate for `tls_names`.
+    pub fn stored(master: MasterKey, tls_names: Vec<String>) -> Self {
+        Self {
+            ca: CaSettings::Stored(Arc::new(master)),
+            tls_names,
+            pki: PkiConfig::default(),
+            store: None,
+        }
+    }
+
+    /// Opens the PKI over `fleet` and `security`.
+    pub async fn open(
+        &self,
+        fleet: Arc<dyn Store>,
+        security: Arc<dyn SecurityStore>,
+    ) -> Result<Pki, PkiError> {
+        let source = match &self.ca {
+            CaSettings::Stored(master) => CaSource::Store(master),
+            CaSettings::Supplied { cert_pem, key_pem } => CaSource::Supplied { cert_pem, key_pem },
+        };
+        Pki::open(fleet, security, source, self.pki.clone()).await
+    }
 }
 
 /// The hub's PKI service, shared by the link and the API.
@@ -401,9 +469,10 @@ impl Pki {
     fn issue(&self, csr_pem: &str, cluster: &str, now: OffsetDateTime) -> Result<Issued, PkiError> {
         let lifetime = time::Duration::try_from(self.config.client_cert_lifetime)
             .unwrap_or(time::Duration::DAY);
+        let backdate = BACKDATE.min(lifetime / 10);
         Ok(self
             .ca
-            .sign_client(csr_pem, cluster, now - BACKDATE, now + lifetime)?)
+            .sign_client(csr_pem, cluster, now - backdate, now + lifetime)?)
     }
 
     fn answer(&self, cluster: &str, issued: Issued) -> IssuedClient {
