@@ -217,6 +217,7 @@ pub(crate) fn filter(f: Option<&v1::ApplicationFilter>) -> Result<AppFilter, Sta
             .filter_map(|c| from_connection_code(*c))
             .collect(),
         search: f.search.trim().to_owned(),
+        ..AppFilter::default()
     })
 }
 

@@ -299,6 +299,11 @@ pub struct AppFilter {
     pub connection: Vec<ConnectionKind>,
     /// Case-insensitive substring of the app name.
     pub search: String,
+    /// Set by the store only: the ids the app-label selector resolved to
+    /// before the page query (callers leave it `None`).
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub resolved_app_ids: Option<Vec<i64>>,
 }
 
 /// Sort column of an application list; ties break on `(project, name)`.

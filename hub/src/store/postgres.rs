@@ -904,14 +904,31 @@ pub async fn desired_changes(pool: &PgPool, cluster: &str, since: u64) -> Result
 /// names when that is exact (see `query::cluster_prefilter`); `None` if no
 /// cluster matches.
 async fn resolve_filter(conn: &mut PgConnection, filter: &AppFilter) -> Result<Option<AppFilter>> {
-    let Some(pre) = query::cluster_prefilter(filter) else {
-        return Ok(Some(filter.clone()));
+    let mut filter = match query::cluster_prefilter(filter) {
+        None => filter.clone(),
+        Some(pre) => {
+            let names: Vec<String> =
+                bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(pre.text)), pre.binds)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            match query::apply_prefilter(filter, names) {
+                Some(filter) => filter,
+                None => return Ok(None),
+            }
+        }
     };
-    let names: Vec<String> =
-        bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(pre.text)), pre.binds)
+    if let Some(pre) = query::app_label_prefilter(&filter) {
+        let ids: Vec<i64> = bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(pre.text)), pre.binds)
             .fetch_all(&mut *conn)
             .await?;
-    Ok(query::apply_prefilter(filter, names))
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        if ids.len() <= query::MAX_RESOLVED_APPS {
+            filter.resolved_app_ids = Some(ids);
+        }
+    }
+    Ok(Some(filter))
 }
 
 #[tracing::instrument(skip_all, fields(sort = ?query.sort.key, page_size = query.page_size))]
@@ -939,9 +956,17 @@ pub async fn list_apps(pool: &PgPool, query: &AppQuery) -> Result<Page<AppSummar
     let rows = bind_all(sqlx::query(AssertSqlSafe(list.text)), list.binds)
         .fetch_all(&mut *tx)
         .await?;
-    let total: i64 = bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(count.text)), count.binds)
-        .fetch_one(&mut *tx)
-        .await?;
+    // The exact total is computed with the first page only; later pages
+    // follow a cursor and do not pay for a count again.
+    let total: Option<i64> = if query.cursor.is_none() {
+        Some(
+            bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(count.text)), count.binds)
+                .fetch_one(&mut *tx)
+                .await?,
+        )
+    } else {
+        None
+    };
     tx.commit().await?;
     let mut items = rows
         .iter()
@@ -958,7 +983,7 @@ pub async fn list_apps(pool: &PgPool, query: &AppQuery) -> Result<Page<AppSummar
     Ok(Page {
         items,
         next_cursor,
-        total: Some(to_u64(total)),
+        total: total.map(to_u64),
     })
 }
 

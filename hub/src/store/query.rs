@@ -69,13 +69,21 @@ pub(crate) fn where_clause(filter: &AppFilter, sql: &mut Sql) -> String {
         sql,
         &mut conditions,
     );
-    selector_conditions(
-        &filter.app_selector,
-        "a.id",
-        "SELECT app_id FROM app_labels",
-        sql,
-        &mut conditions,
-    );
+    match &filter.resolved_app_ids {
+        // Ids from the database, formatted as integers: nothing to bind.
+        Some(ids) if ids.is_empty() => conditions.push("1 = 0".into()),
+        Some(ids) => {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            conditions.push(format!("a.id IN ({})", list.join(", ")));
+        }
+        None => selector_conditions(
+            &filter.app_selector,
+            "a.id",
+            "SELECT app_id FROM app_labels",
+            sql,
+            &mut conditions,
+        ),
+    }
     if !filter.sync.is_empty() {
         let list = sql.bind_list(filter.sync.iter().map(|s| s.as_str()));
         conditions.push(format!("a.sync IN ({list})"));
@@ -147,6 +155,53 @@ pub(crate) fn cluster_prefilter(filter: &AppFilter) -> Option<Sql> {
         .replace("a.cluster", "name")
         .replace("c.conn_state", "conn_state");
     sql.text = format!("SELECT name FROM clusters WHERE {condition}");
+    Some(sql)
+}
+
+/// At most this many app ids are resolved from an app-label selector; a
+/// less selective selector stays a semi-join.
+pub(crate) const MAX_RESOLVED_APPS: usize = 5_000;
+
+/// A positive app-label selector (`key=value`, `in`, exists) resolved to
+/// app ids before the page query (`LIMIT MAX_RESOLVED_APPS + 1`), so that
+/// the page query is an id lookup instead of a semi-join per row that the
+/// planners order badly next to a sort.
+pub(crate) fn app_label_prefilter(filter: &AppFilter) -> Option<Sql> {
+    let selector = &filter.app_selector;
+    if selector.is_empty()
+        || filter.resolved_app_ids.is_some()
+        || !selector.match_expressions.iter().all(|r| {
+            matches!(r.operator, Operator::Exists)
+                || (matches!(r.operator, Operator::In) && !r.values.is_empty())
+        })
+    {
+        return None;
+    }
+    let mut sql = Sql::default();
+    let mut parts = Vec::new();
+    for (key, value) in &selector.match_labels {
+        let k = sql.bind_text(key);
+        let v = sql.bind_text(value);
+        parts.push(format!(
+            "SELECT app_id FROM app_labels WHERE key = {k} AND value = {v}"
+        ));
+    }
+    for requirement in &selector.match_expressions {
+        let k = sql.bind_text(&requirement.key);
+        if matches!(requirement.operator, Operator::In) {
+            let list = sql.bind_list(requirement.values.iter().map(String::as_str));
+            parts.push(format!(
+                "SELECT app_id FROM app_labels WHERE key = {k} AND value IN ({list})"
+            ));
+        } else {
+            parts.push(format!("SELECT app_id FROM app_labels WHERE key = {k}"));
+        }
+    }
+    let limit = sql.bind(Bind::Int(MAX_RESOLVED_APPS as i64 + 1));
+    sql.text = format!(
+        "SELECT app_id FROM ({}) ids LIMIT {limit}",
+        parts.join(" INTERSECT ")
+    );
     Some(sql)
 }
 
