@@ -53,6 +53,12 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
         &'a self,
         credentials: &'a Credentials,
     ) -> BoxFuture<'a, Result<Principal, AuthError>>;
+
+    /// The account service behind this authenticator, if it has one (the
+    /// API's login, user and token calls use it).
+    fn accounts(&self) -> Option<&crate::auth::Accounts> {
+        None
+    }
 }
 
 /// Authentication disabled: every caller is `anonymous`, an admin.

@@ -120,6 +120,8 @@ pub enum ServerError {
     Tls(#[source] tonic::transport::Error),
     #[error("cannot set up the hub CA")]
     Pki(#[source] crate::pki::PkiError),
+    #[error("cannot set up operator accounts: {0}")]
+    Auth(String),
     #[error("the gRPC server failed")]
     Grpc(#[source] tonic::transport::Error),
     #[error("the HTTP server failed")]
@@ -156,11 +158,12 @@ impl Server {
                 ),
             };
         let mut tls = config.tls.clone();
+        let mut authenticator = Arc::clone(&config.authenticator);
         let pki = match (&config.security, security) {
             (Some(settings), Some(security)) => {
                 let pki = Arc::new(
                     settings
-                        .open(Arc::clone(&store), security)
+                        .open(Arc::clone(&store), Arc::clone(&security))
                         .await
                         .map_err(ServerError::Pki)?,
                 );
@@ -169,6 +172,16 @@ impl Server {
                         pki.server_tls_config(&settings.tls_names)
                             .map_err(ServerError::Pki)?,
                     );
+                }
+                if let Some(auth) = &settings.auth {
+                    let accounts = crate::auth::Accounts::new(
+                        Arc::clone(&store),
+                        security,
+                        auth.clone(),
+                        Some(Arc::clone(&pki)),
+                    )
+                    .map_err(|e| ServerError::Auth(e.to_string()))?;
+                    authenticator = Arc::new(accounts);
                 }
                 Some(pki)
             }
@@ -189,7 +202,7 @@ impl Server {
                 ..config.api.clone()
             },
             Arc::clone(&store),
-            Arc::clone(&config.authenticator),
+            authenticator,
             Arc::clone(&metrics),
         );
 

@@ -77,14 +77,14 @@ pub struct RunArgs {
     /// One-time bootstrap token from `edgecd cluster add`: with an `https://`
     /// hub address, the spoke enrolls with it on first start and keeps its
     /// certificate in the Secret `edgecd-spoke-identity`.
-    #[arg(long, env = "SPOKE_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "SPOKE_HUB_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<crate::link::enroll::SecretText>,
     /// `sha256:<hex>` of the hub CA, when the bootstrap token does not carry it.
     #[arg(long, env = "SPOKE_HUB_CA_HASH")]
     pub hub_ca_hash: Option<String>,
 }
 
-(text: &str) -> Result<GoDuration, String> {
+fn parse_duration(text: &str) -> Result<GoDuration, String> {
     GoDuration::parse(text).map_err(|e| e.to_string())
 }
 

@@ -182,7 +182,10 @@ impl ListBench {
                 for (elapsed, page_rows, total) in calls {
                     samples.push(elapsed);
                     row_counts.push(page_rows as f64);
-                    totals.push(total as f64);
+                    // The total comes with the first page only.
+                    if let Some(total) = total {
+                        totals.push(total as f64);
+                    }
                 }
             }
             all.extend(samples.iter().copied());
@@ -324,7 +327,7 @@ impl ListBench {
         store: &dyn Store,
         scenario: &Scenario,
         rng: &mut StdRng,
-        calls: &mut Vec<(Duration, usize, u64)>,
+        calls: &mut Vec<(Duration, usize, Option<u64>)>,
     ) -> anyhow::Result<()> {
         let filter = (scenario.filter)(rng, self.clusters);
         let mut query = AppQuery {
@@ -336,11 +339,7 @@ impl ListBench {
         for _ in 0..=scenario.continuations {
             let start = Instant::now();
             let page = store.list_apps(&query).await?;
-            calls.push((
-                start.elapsed(),
-                page.items.len(),
-                page.total.unwrap_or_default(),
-            ));
+            calls.push((start.elapsed(), page.items.len(), page.total));
             match page.next_cursor {
                 Some(cursor) => query.cursor = Some(cursor),
                 None => break,

@@ -1,19 +1,44 @@
-//! Server info, caller identity, and the account RPCs (login, users, API tokens, repository credentials, bootstrap tokens) that the security work replaces wholesale.
+//! Server info, caller identity, and the account RPCs: login and logout (password or OIDC), users, API tokens scoped to a subset of the caller's roles, bootstrap tokens, and write-only repository credentials.
 //!
-//! Everything here except `server_info` and `who_am_i` answers UNIMPLEMENTED
-//! until accounts land; the hub then runs with `--insecure-disable-auth`.
+//! All of them go through `crate::auth::Accounts` (the hub's authenticator);
+//! a hub started with `--insecure-disable-auth` has none and answers
+//! FAILED_PRECONDITION. Every mutating call is audited; no answer or log
+//! line carries a password, a hash, or a token other than the one issued.
 
-use edgecd_core::access::AuthMethod;
+use edgecd_core::access::{AuthMethod, Grant};
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1;
+use time::OffsetDateTime;
 use tonic::Status;
 
-use super::{Call, HubApi};
+use super::{Call, HubApi, store_error};
+use crate::auth::{AccountError, Accounts, grant_text, parse_grant};
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "{what}: not implemented yet (accounts and enrollment come with the hub's security work, issue #6 follow-up); run the hub with --insecure-disable-auth"
-    ))
+fn accounts(api: &HubApi) -> Result<&Accounts, Status> {
+    api.inner.auth.accounts().ok_or_else(|| {
+        Status::failed_precondition(
+            "accounts are not enabled on this hub (it runs with --insecure-disable-auth)",
+        )
+    })
+}
+
+fn account_status(error: AccountError) -> Status {
+    match error {
+        AccountError::BadLogin | AccountError::Oidc(_) => {
+            Status::unauthenticated(error.to_string())
+        }
+        AccountError::NoOidc => Status::failed_precondition(error.to_string()),
+        AccountError::Invalid { .. } => Status::invalid_argument(error.to_string()),
+        AccountError::Store(error) => store_error(error, "account"),
+        AccountError::Hash(_) => {
+            tracing::warn!(%error, "Account operation failed.");
+            Status::internal("the hub could not complete the request; see the hub's logs")
+        }
+    }
+}
+
+fn timestamp(at: OffsetDateTime) -> Option<edgecd_proto::Timestamp> {
+    Some(pc::timestamp(at))
 }
 
 pub(super) async fn server_info(
@@ -21,6 +46,15 @@ pub(super) async fn server_info(
     _call: &Call,
     _req: v1::GetServerInfoRequest,
 ) -> Result<v1::ServerInfo, Status> {
+    let accounts = api.inner.auth.accounts();
+    let oidc = accounts.and_then(Accounts::oidc);
+    let mut login_methods = Vec::new();
+    if accounts.is_some() {
+        login_methods.push("local".to_owned());
+    }
+    if oidc.is_some() {
+        login_methods.push("oidc".to_owned());
+    }
     Ok(v1::ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: Some(v1::ProtocolVersionInfo {
@@ -28,10 +62,65 @@ pub(super) async fn server_info(
             minor: edgecd_proto::PROTOCOL_MINOR,
         }),
         replica: api.config().replica.clone(),
-        login_methods: vec![],
-        oidc_issuer: String::new(),
-        oidc_client_id: String::new(),
+        login_methods,
+        oidc_issuer: oidc.map(|o| o.issuer.clone()).unwrap_or_default(),
+        oidc_client_id: oidc.map(|o| o.client_id.clone()).unwrap_or_default(),
     })
+}
+
+fn user_info(principal: &edgecd_core::access::Principal) -> v1::UserInfo {
+    v1::UserInfo {
+        name: principal.subject.clone(),
+        admin: principal.admin,
+        roles: roles(&principal.grants),
+        groups: principal.groups.clone(),
+        source: match principal.method {
+            AuthMethod::Disabled => "disabled",
+            AuthMethod::Password => "local",
+            AuthMethod::Oidc => "oidc",
+            AuthMethod::ApiToken => "token",
+        }
+        .to_owned(),
+    }
+}
+
+fn roles(grants: &[Grant]) -> Vec<v1::ProjectRole> {
+    grants
+        .iter()
+        .map(|g| v1::ProjectRole {
+            project: g.project.clone(),
+            role: pc::project_role_kind(g.role) as i32,
+        })
+        .collect()
+}
+
+/// `project:role` strings from protocol roles.
+fn role_texts(roles: &[v1::ProjectRole]) -> Result<Vec<String>, Status> {
+    roles
+        .iter()
+        .map(|r| {
+            let role = pc::from_project_role_kind(r.role).ok_or_else(|| {
+                Status::invalid_argument(format!("role of project {:?} is unspecified", r.project))
+            })?;
+            Ok(grant_text(&Grant {
+                project: r.project.clone(),
+                role,
+            }))
+        })
+        .collect()
+}
+
+fn stored_roles(texts: &[String]) -> (bool, Vec<Grant>) {
+    let mut admin = false;
+    let mut grants = Vec::new();
+    for text in texts {
+        match parse_grant(text) {
+            Ok(None) => admin = true,
+            Ok(Some(grant)) => grants.push(grant),
+            Err(_) => {}
+        }
+    }
+    (admin, grants)
 }
 
 pub(super) async fn who_am_i(
@@ -39,51 +128,122 @@ pub(super) async fn who_am_i(
     call: &Call,
     _req: v1::WhoAmIRequest,
 ) -> Result<v1::UserInfo, Status> {
-    let p = &call.principal;
-    Ok(v1::UserInfo {
-        name: p.subject.clone(),
-        admin: p.admin,
-        roles: p
-            .grants
-            .iter()
-            .map(|g| v1::ProjectRole {
-                project: g.project.clone(),
-                role: pc::project_role_kind(g.role) as i32,
-            })
-            .collect(),
-        groups: p.groups.clone(),
-        source: match p.method {
-            AuthMethod::Disabled => "disabled",
-            AuthMethod::Password => "local",
-            AuthMethod::Oidc => "oidc",
-            AuthMethod::ApiToken => "token",
-        }
-        .to_owned(),
-    })
+    Ok(user_info(&call.principal))
 }
 
 pub(super) async fn login(
-    _api: &HubApi,
-    _call: &Call,
-    _req: v1::LoginRequest,
+    api: &HubApi,
+    call: &Call,
+    req: v1::LoginRequest,
 ) -> Result<v1::LoginResponse, Status> {
-    Err(not_yet("Login"))
+    let accounts = accounts(api)?;
+    let (target, result) = match req.method {
+        Some(v1::login_request::Method::Password(login)) => (
+            format!("user:{}", login.username),
+            accounts
+                .login_password(&login.username, &login.password)
+                .await,
+        ),
+        Some(v1::login_request::Method::OidcIdToken(token)) => {
+            ("oidc".to_owned(), accounts.login_oidc(&token).await)
+        }
+        None => {
+            return Err(Status::invalid_argument(
+                "login needs a password or an OIDC ID token",
+            ));
+        }
+    };
+    let result = result
+        .map_err(account_status)
+        .map(|issued| v1::LoginResponse {
+            user: Some(user_info(&issued.principal)),
+            expires_at: issued.expires_at.and_then(timestamp),
+            token: issued.token,
+        });
+    api.audit(call, &target, &result).await;
+    result
 }
 
 pub(super) async fn logout(
-    _api: &HubApi,
-    _call: &Call,
+    api: &HubApi,
+    call: &Call,
     _req: v1::LogoutRequest,
 ) -> Result<v1::LogoutResponse, Status> {
-    Err(not_yet("Logout"))
+    let accounts = accounts(api)?;
+    let result = async {
+        if matches!(
+            call.principal.method,
+            AuthMethod::Password | AuthMethod::Oidc
+        ) {
+            accounts
+                .security()
+                .delete_sessions_of(&call.principal.subject)
+                .await
+                .map_err(|e| store_error(e, "sessions"))?;
+        }
+        Ok(v1::LogoutResponse {})
+    }
+    .await;
+    api.audit(call, &format!("user:{}", call.principal.subject), &result)
+        .await;
+    result
 }
 
 pub(super) async fn create_bootstrap_token(
-    _api: &HubApi,
-    _call: &Call,
-    _req: v1::CreateBootstrapTokenRequest,
+    api: &HubApi,
+    call: &Call,
+    req: v1::CreateBootstrapTokenRequest,
 ) -> Result<v1::CreateClusterResponse, Status> {
-    Err(not_yet("CreateBootstrapToken"))
+    let target = format!("cluster:{}", req.cluster);
+    let result = async {
+        api.authorize_admin(call)?;
+        let ttl = req
+            .token_ttl
+            .and_then(|d| std::time::Duration::try_from(d).ok());
+        bootstrap_response(api, &req.cluster, ttl).await
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
+}
+
+/// A fresh bootstrap token for `cluster` with the install command (also
+/// used by `CreateCluster` when the hub has a CA).
+pub(super) async fn bootstrap_response(
+    api: &HubApi,
+    cluster: &str,
+    ttl: Option<std::time::Duration>,
+) -> Result<v1::CreateClusterResponse, Status> {
+    let pki = accounts(api)?.pki().ok_or_else(|| {
+        Status::failed_precondition(
+            "this hub has no certificate authority: enrollment is not available",
+        )
+    })?;
+    let token = pki
+        .create_bootstrap_token(cluster, ttl)
+        .await
+        .map_err(crate::pki::PkiError::into_status)?;
+    let record = api
+        .store()
+        .get_cluster(cluster)
+        .await
+        .map_err(|e| store_error(e, format!("cluster {cluster}")))?;
+    let install_command = format!(
+        "kubectl create namespace edgecd-system && \
+         kubectl -n edgecd-system create secret generic edgecd-bootstrap --from-literal=token='{token}' && \
+         helm install edgecd-spoke charts/edgecd-spoke -n edgecd-system \
+         --set clusterName={cluster} --set hub.address=https://HUB_ADDRESS \
+         --set hub.bootstrapToken.existingSecret=edgecd-bootstrap",
+        token = token.token,
+    );
+    Ok(v1::CreateClusterResponse {
+        cluster: Some(super::convert::cluster(&record, None)),
+        bootstrap_token: token.token.clone(),
+        token_expires_at: timestamp(token.expires_at),
+        install_command,
+        ca_hash: token.ca_hash.clone(),
+        hub_address: String::new(),
+    })
 }
 
 pub(super) async fn set_repository_credential(
@@ -91,7 +251,9 @@ pub(super) async fn set_repository_credential(
     _call: &Call,
     _req: v1::SetRepositoryCredentialRequest,
 ) -> Result<v1::RepositoryInfo, Status> {
-    Err(not_yet("SetRepositoryCredential"))
+    Err(Status::unimplemented(
+        "repository credentials at the hub are not implemented yet; give spokes their credentials as Secrets (docs/spoke.md)",
+    ))
 }
 
 pub(super) async fn list_repositories(
@@ -99,7 +261,9 @@ pub(super) async fn list_repositories(
     _call: &Call,
     _req: v1::ListRepositoriesRequest,
 ) -> Result<v1::ListRepositoriesResponse, Status> {
-    Err(not_yet("ListRepositories"))
+    Err(Status::unimplemented(
+        "repository credentials at the hub are not implemented yet",
+    ))
 }
 
 pub(super) async fn delete_repository_credential(
@@ -107,45 +271,182 @@ pub(super) async fn delete_repository_credential(
     _call: &Call,
     _req: v1::DeleteRepositoryCredentialRequest,
 ) -> Result<v1::DeleteRepositoryCredentialResponse, Status> {
-    Err(not_yet("DeleteRepositoryCredential"))
+    Err(Status::unimplemented(
+        "repository credentials at the hub are not implemented yet",
+    ))
 }
 
 pub(super) async fn create_api_token(
-    _api: &HubApi,
-    _call: &Call,
-    _req: v1::CreateApiTokenRequest,
+    api: &HubApi,
+    call: &Call,
+    req: v1::CreateApiTokenRequest,
 ) -> Result<v1::CreateApiTokenResponse, Status> {
-    Err(not_yet("CreateApiToken"))
+    let accounts = accounts(api)?;
+    let target = format!("token:{}", req.name);
+    let result = async {
+        let caller = &call.principal;
+        if caller.method == AuthMethod::ApiToken {
+            return Err(Status::permission_denied(
+                "an API token cannot create API tokens; log in as a user",
+            ));
+        }
+        // A token carries at most the caller's own rights.
+        let mut roles = role_texts(&req.roles)?;
+        if req.admin {
+            api.authorize_admin(call)?;
+            roles.push(crate::auth::ADMIN_ROLE.to_owned());
+        }
+        for role in &req.roles {
+            let wanted = pc::from_project_role_kind(role.role)
+                .unwrap_or(edgecd_core::project::ProjectRole::Owner);
+            let held = if caller.admin {
+                Some(edgecd_core::project::ProjectRole::Owner)
+            } else {
+                match api.project(&role.project).await {
+                    Ok(project) => caller.role_in(&role.project, &project.spec),
+                    Err(_) => None,
+                }
+            };
+            if held.is_none_or(|held| held < wanted) {
+                return Err(Status::permission_denied(format!(
+                    "{} may not give a token role {:?} in project {}: it holds {held:?}",
+                    caller.subject, wanted, role.project
+                )));
+            }
+        }
+        let ttl = req
+            .ttl
+            .and_then(|d| std::time::Duration::try_from(d).ok())
+            .filter(|d| !d.is_zero());
+        let issued = accounts
+            .create_api_token(caller, &caller.subject, &req.name, &roles, ttl)
+            .await
+            .map_err(account_status)?;
+        Ok(v1::CreateApiTokenResponse {
+            id: issued.id.clone(),
+            expires_at: issued.expires_at.and_then(timestamp),
+            token: issued.token,
+        })
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
 }
 
 pub(super) async fn list_api_tokens(
-    _api: &HubApi,
-    _call: &Call,
+    api: &HubApi,
+    call: &Call,
     _req: v1::ListApiTokensRequest,
 ) -> Result<v1::ListApiTokensResponse, Status> {
-    Err(not_yet("ListApiTokens"))
+    accounts(api)?;
+    let tokens = api
+        .store()
+        .list_tokens(&call.principal.subject)
+        .await
+        .map_err(|e| store_error(e, "API tokens"))?;
+    Ok(v1::ListApiTokensResponse {
+        items: tokens
+            .iter()
+            .map(|t| {
+                let (admin, grants) = stored_roles(&t.roles);
+                v1::ApiTokenInfo {
+                    id: t.id.clone(),
+                    name: t.description.clone(),
+                    owner: t.owner.clone(),
+                    roles: roles(&grants),
+                    admin,
+                    created_at: timestamp(t.created_at),
+                    expires_at: t.expires_at.and_then(timestamp),
+                    revoked_at: t.revoked_at.and_then(timestamp),
+                }
+            })
+            .collect(),
+    })
 }
 
 pub(super) async fn revoke_api_token(
-    _api: &HubApi,
-    _call: &Call,
-    _req: v1::RevokeApiTokenRequest,
+    api: &HubApi,
+    call: &Call,
+    req: v1::RevokeApiTokenRequest,
 ) -> Result<v1::RevokeApiTokenResponse, Status> {
-    Err(not_yet("RevokeApiToken"))
+    let accounts = accounts(api)?;
+    let target = format!("token:{}", req.id);
+    let result = async {
+        if !call.principal.admin {
+            let own = api
+                .store()
+                .list_tokens(&call.principal.subject)
+                .await
+                .map_err(|e| store_error(e, "API tokens"))?;
+            if !own.iter().any(|t| t.id == req.id) {
+                return Err(Status::not_found(format!("API token {}", req.id)));
+            }
+        }
+        accounts
+            .revoke_api_token(&req.id)
+            .await
+            .map_err(account_status)?;
+        Ok(v1::RevokeApiTokenResponse {})
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
 }
 
 pub(super) async fn create_user(
-    _api: &HubApi,
-    _call: &Call,
-    _req: v1::CreateUserRequest,
+    api: &HubApi,
+    call: &Call,
+    req: v1::CreateUserRequest,
 ) -> Result<v1::UserInfo, Status> {
-    Err(not_yet("CreateUser"))
+    let accounts = accounts(api)?;
+    let target = format!("user:{}", req.name);
+    let result = async {
+        api.authorize_admin(call)?;
+        let roles = role_texts(&req.roles)?;
+        let password = (!req.password.is_empty()).then_some(req.password.as_str());
+        let user = accounts
+            .create_user(&req.name, password, req.admin, &roles)
+            .await
+            .map_err(account_status)?;
+        let (admin, grants) = stored_roles(&user.roles);
+        Ok(v1::UserInfo {
+            name: user.name,
+            admin: admin || user.admin,
+            roles: self::roles(&grants),
+            groups: vec![],
+            source: "local".into(),
+        })
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
 }
 
 pub(super) async fn list_users(
-    _api: &HubApi,
-    _call: &Call,
+    api: &HubApi,
+    call: &Call,
     _req: v1::ListUsersRequest,
 ) -> Result<v1::ListUsersResponse, Status> {
-    Err(not_yet("ListUsers"))
+    accounts(api)?;
+    api.authorize_admin(call)?;
+    let users = api
+        .store()
+        .list_users()
+        .await
+        .map_err(|e| store_error(e, "users"))?;
+    Ok(v1::ListUsersResponse {
+        items: users
+            .iter()
+            .map(|u| {
+                let (admin, grants) = stored_roles(&u.roles);
+                v1::UserInfo {
+                    name: u.name.clone(),
+                    admin: admin || u.admin,
+                    roles: roles(&grants),
+                    groups: vec![],
+                    source: "local".into(),
+                }
+            })
+            .collect(),
+    })
 }

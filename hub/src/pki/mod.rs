@@ -176,6 +176,9 @@ pub struct SecuritySettings {
     pub pki: PkiConfig,
     /// The security store when `Database::Store` is used (tests, dev fleets).
     pub store: Option<Arc<dyn SecurityStore>>,
+    /// Operator accounts (`crate::auth::Accounts` becomes the API's
+    /// authenticator); `None` keeps `ServerConfig::authenticator`.
+    pub auth: Option<crate::auth::AuthConfig>,
 }
 
 /// Owned form of [`CaSource`].
@@ -203,6 +206,7 @@ impl std::fmt::Debug for SecuritySettings {
             .field("ca", &self.ca)
             .field("tls_names", &self.tls_names)
             .field("pki", &self.pki)
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +219,7 @@ impl SecuritySettings {
             tls_names,
             pki: PkiConfig::default(),
             store: None,
+            auth: Some(crate::auth::AuthConfig::default()),
         }
     }
 

@@ -115,6 +115,8 @@ pub trait SecurityStore: Send + Sync + std::fmt::Debug {
     fn create_session<'a>(&'a self, session: &'a SessionRecord) -> BoxFuture<'a, Result<()>>;
     fn find_session<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<SessionRecord>>;
     fn delete_session<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Ends every session of `subject` (logout).
+    fn delete_sessions_of<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<u64>>;
 
     /// Creates or replaces the credential of a URL prefix.
     fn put_repo_credential<'a>(

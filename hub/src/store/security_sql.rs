@@ -360,6 +360,20 @@ macro_rules! impl_security_store {
                     .boxed()
                 }
 
+                fn delete_sessions_of<'a>(
+                    &'a self,
+                    subject: &'a str,
+                ) -> futures::future::BoxFuture<'a, Result<u64>> {
+                    async move {
+                        let result = sqlx::query("DELETE FROM sessions WHERE subject = $1")
+                            .bind(subject)
+                            .execute(self.pool())
+                            .await?;
+                        Ok(result.rows_affected())
+                    }
+                    .boxed()
+                }
+
                 fn put_repo_credential<'a>(
                     &'a self,
                     credential: &'a RepoCredentialRecord,

@@ -1,0 +1,273 @@
+//! `edgecd-bench ingest`: simulated spokes stream status changes to a real hub `Server` over gRPC; sustained changes per second persisted (acknowledged by the hub only once stored) and the delay until a change is visible through `HubService.GetApplication`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use edgecd_core::app::{ApplicationSource, ApplicationSpec, Destination};
+use edgecd_hub::server::{Database, Server, ServerConfig};
+use edgecd_hub::store::{ImportedApp, NewApp, NewCluster, PgStore, SqliteStore, Store};
+use edgecd_proto::v1;
+use edgecd_proto::v1::hub_service_client::HubServiceClient;
+
+use super::fanout::Backend;
+use super::simspoke::{self, SimSpoke, percentile_ms};
+
+/// Options of the ingest benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestBench {
+    /// Simulated spokes streaming changes.
+    #[arg(long, default_value_t = 100)]
+    pub spokes: usize,
+    /// Apps per spoke.
+    #[arg(long, default_value_t = 100)]
+    pub apps: usize,
+    /// Status reports per batch message.
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
+    /// Unacknowledged batches per spoke.
+    #[arg(long, default_value_t = 4)]
+    pub window: u64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    #[arg(long, value_enum, default_value_t = Backend::Postgres)]
+    pub backend: Backend,
+}
+
+fn spec(cluster: &str) -> ApplicationSpec {
+    ApplicationSpec {
+        project: "default".into(),
+        source: ApplicationSource {
+            repo_url: "https://git.example.com/web.git".into(),
+            target_revision: "HEAD".into(),
+            path: "deploy".into(),
+            ..ApplicationSource::default()
+        },
+        destination: Destination {
+            cluster: cluster.into(),
+            namespace: "web".into(),
+            ..Destination::default()
+        },
+        ..ApplicationSpec::default()
+    }
+}
+
+impl IngestBench {
+    pub fn run(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?;
+        runtime.block_on(self.run_async())
+    }
+
+    async fn run_async(self) -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let _pg;
+        let store: Arc<dyn Store> = match self.backend {
+            Backend::Sqlite => Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await?),
+            Backend::Postgres => {
+                let server = tokio::task::spawn_blocking(edgecd_testkit::PgServer::start).await??;
+                let url = server.create_database()?;
+                _pg = server;
+                Arc::new(PgStore::connect_url(&url).await?)
+            }
+        };
+        eprintln!(
+            "Loading {} clusters × {} apps (+ 1 probe cluster)…",
+            self.spokes, self.apps
+        );
+        let clusters: Vec<String> = (0..self.spokes)
+            .map(|i| format!("edge-{i:04}"))
+            .chain(std::iter::once("probe".to_owned()))
+            .collect();
+        let mut imported = Vec::new();
+        for cluster in &clusters {
+            store
+                .create_cluster(&NewCluster {
+                    name: cluster.clone(),
+                    ..NewCluster::default()
+                })
+                .await?;
+            let count = if cluster == "probe" { 1 } else { self.apps };
+            for a in 0..count {
+                imported.push(ImportedApp {
+                    app: NewApp {
+                        project: "default".into(),
+                        name: format!("{cluster}-app-{a:03}"),
+                        spec: spec(cluster),
+                        labels: Default::default(),
+                        owner: None,
+                    },
+                    status: None,
+                });
+            }
+        }
+        for chunk in imported.chunks(5_000) {
+            store.import_apps(chunk).await?;
+        }
+        store.analyze().await?;
+        let hub = Server::start(ServerConfig::insecure_local(Database::Store(Arc::clone(
+            &store,
+        ))))
+        .await?;
+        let address = format!("http://{}", hub.grpc_addr());
+
+        let mut spokes = Vec::new();
+        for cluster in &clusters[..self.spokes] {
+            spokes.push(SimSpoke::connect(simspoke::channel(&address)?, cluster).await?);
+        }
+        let mut probe = SimSpoke::connect(simspoke::channel(&address)?, "probe").await?;
+        eprintln!(
+            "{} spokes connected; streaming for {} s…",
+            self.spokes, self.seconds
+        );
+
+        let persisted = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let end = start + Duration::from_secs(self.seconds);
+        let mut tasks = Vec::new();
+        for mut spoke in spokes {
+            let persisted = Arc::clone(&persisted);
+            let names: Vec<String> = (0..self.apps)
+                .map(|a| format!("{}-app-{a:03}", spoke.cluster))
+                .collect();
+            let batch = self.batch.min(self.apps).max(1);
+            let window = self.window.max(1);
+            tasks.push(tokio::spawn(async move {
+                let mut offset = 0;
+                let mut version = 1;
+                let mut acked_before = 0;
+                while Instant::now() < end {
+                    while spoke.in_flight() < window {
+                        let apps: Vec<String> = (0..batch)
+                            .map(|k| names[(offset + k) % names.len()].clone())
+                            .collect();
+                        offset += batch;
+                        if offset >= names.len() {
+                            offset %= names.len();
+                            version += 1;
+                        }
+                        // Each app's version rises with every full cycle,
+                        // so every report is a change that is stored.
+                        let body = SimSpoke::status_batch("default", &apps, version, "r");
+                        if spoke.send(body).await.is_err() {
+                            return;
+                        }
+                    }
+                    if spoke.receive().await.is_err() {
+                        return;
+                    }
+                    let acked = spoke.acked;
+                    persisted.fetch_add((acked - acked_before) * batch as u64, Ordering::Relaxed);
+                    acked_before = acked;
+                }
+            }));
+        }
+
+        // Probe: one change every 100 ms on the probe cluster, polled
+        // through the API until visible.
+        let mut api = HubServiceClient::new(simspoke::channel(&address)?);
+        let mut delays = Vec::new();
+        let mut n = 0_u64;
+        let probe_app = vec!["probe-app-000".to_owned()];
+        while Instant::now() < end {
+            n += 1;
+            let revision = format!("probe-{n}");
+            let sent = Instant::now();
+            probe
+                .send(SimSpoke::status_batch("default", &probe_app, n, &revision))
+                .await?;
+            loop {
+                let app = api
+                    .get_application(v1::GetApplicationRequest {
+                        app: Some(v1::AppRef {
+                            project: "default".into(),
+                            name: "probe-app-000".into(),
+                        }),
+                    })
+                    .await?
+                    .into_inner();
+                let seen = app
+                    .status
+                    .and_then(|s| s.sync)
+                    .is_some_and(|s| s.revision == revision);
+                if seen {
+                    delays.push(sent.elapsed());
+                    break;
+                }
+                if sent.elapsed() > Duration::from_secs(30) {
+                    anyhow::bail!("probe change {n} not visible after 30 s");
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            // Drain the probe's acknowledgements.
+            while probe.in_flight() > 0 {
+                probe.receive().await?;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let changes = persisted.load(Ordering::Relaxed);
+        let rate = changes as f64 / elapsed;
+        let probes = delays.len();
+        let p50 = percentile_ms(&mut delays, 50.0);
+        let p99 = percentile_ms(&mut delays, 99.0);
+        let max = percentile_ms(&mut delays, 100.0);
+        hub.shutdown().await?;
+
+        println!(
+            "{:<9} {:>7} {:>6} {:>6} {:>8} {:>12} {:>11} {:>7} {:>9} {:>9} {:>9}",
+            "backend",
+            "spokes",
+            "batch",
+            "window",
+            "seconds",
+            "changes",
+            "changes/s",
+            "probes",
+            "p50 ms",
+            "p99 ms",
+            "max ms"
+        );
+        println!(
+            "{:<9} {:>7} {:>6} {:>6} {:>8.1} {:>12} {:>11.0} {:>7} {:>9.1} {:>9.1} {:>9.1}",
+            format!("{:?}", self.backend).to_lowercase(),
+            self.spokes,
+            self.batch,
+            self.window,
+            elapsed,
+            changes,
+            rate,
+            probes,
+            p50,
+            p99,
+            max
+        );
+        let figures = serde_json::json!({
+            "bench": "ingest",
+            "backend": self.backend,
+            "spokes": self.spokes,
+            "apps": self.spokes * self.apps,
+            "batch": self.batch,
+            "window": self.window,
+            "seconds": elapsed,
+            "changes_persisted": changes,
+            "changes_per_second": rate,
+            "visibility_probes": probes,
+            "visibility_p50_ms": p50,
+            "visibility_p99_ms": p99,
+            "visibility_max_ms": max,
+            "goal_changes_per_second": 20_000,
+            "goal_visibility_p99_ms": 1000.0,
+            "met": rate >= 20_000.0 && p99 <= 1000.0,
+        });
+        println!("{figures}");
+        Ok(())
+    }
+}

@@ -1,0 +1,681 @@
+//! Attacks on the client API of a hub started as `edgecd-hub serve` does (TLS from the hub CA, real accounts), over real gRPC on TCP, on SQLite and PostgreSQL: a viewer syncing, a member of project A reaching project B, forbidden sources and destinations, tokens after revocation or logout, OIDC tokens that are forged, for another audience or expired. Each fails with a clear error and changes nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use edgecd_hub::auth::{Accounts, AuthConfig, OidcConfig};
+use edgecd_hub::pki::{MasterKey, SecuritySettings};
+use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
+use edgecd_hub::store::{NewApp, NewCluster, PgStore, SecurityStore, SqliteStore, Store};
+use edgecd_proto::v1;
+use edgecd_proto::v1::hub_service_client::HubServiceClient;
+use edgecd_testkit::PgServer;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+fn pg_server() -> &'static PgServer {
+    static SERVER: OnceLock<PgServer> = OnceLock::new();
+    SERVER.get_or_init(|| PgServer::start().expect("starting PostgreSQL"))
+}
+
+/// A hub with two projects, an app `web` in each, and users:
+/// root (admin), alice (deployer in team-a), vic (viewer in team-a), bob (owner of team-b).
+struct Fleet {
+    hub: RunningServer,
+    store: Arc<dyn Store>,
+    channel: Channel,
+    _dir: tempfile::TempDir,
+}
+
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn project(users: &[(&str, &str)]) -> edgecd_core::project::ProjectSpec {
+    let roles: Vec<serde_json::Value> = users
+        .iter()
+        .map(|(user, role)| serde_json::json!({"role": role, "users": [user]}))
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "sourceRepos": ["https://git.example.com/teams/*"],
+        "destinations": [{"clusters": ["edge-*"], "namespace": "team-*"}],
+        "roles": roles,
+    }))
+    .unwrap()
+}
+
+fn app_spec(repo: &str, cluster: &str, namespace: &str) -> edgecd_core::app::ApplicationSpec {
+    serde_json::from_value(serde_json::json!({
+        "source": {"repoURL": repo, "path": "."},
+        "destination": {"name": cluster, "namespace": namespace},
+    }))
+    .unwrap()
+}
+
+async fn fleet(backend: Backend, oidc: Option<OidcConfig>) -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let (database, store, security): (Database, Arc<dyn Store>, Arc<dyn SecurityStore>) =
+        match backend {
+            Backend::Sqlite => {
+                let path = dir.path().join("hub.db");
+                let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+                (Database::Sqlite(path), store.clone(), store)
+            }
+            Backend::Postgres => {
+                let url = pg_server().create_database().unwrap();
+                let store = Arc::new(PgStore::connect_url(&url).await.unwrap());
+                (Database::Postgres(url), store.clone(), store)
+            }
+        };
+    let (master, _) = MasterKey::generate().unwrap();
+    let mut security_settings = SecuritySettings::stored(master, vec!["127.0.0.1".into()]);
+    security_settings.auth = Some(AuthConfig {
+        oidc,
+        ..AuthConfig::default()
+    });
+    let mut config = ServerConfig::insecure_local(database);
+    config.security = Some(security_settings);
+    let hub = Server::start(config).await.unwrap();
+
+    // The first admin and the fixtures, written as an installer would.
+    let accounts = Accounts::new(store.clone(), security, AuthConfig::default(), None).unwrap();
+    accounts
+        .create_user("root", Some("root-password"), true, &[])
+        .await
+        .unwrap();
+    for user in ["alice", "vic", "bob"] {
+        accounts
+            .create_user(user, Some(&format!("{user}-password")), false, &[])
+            .await
+            .unwrap();
+    }
+    store
+        .create_project(
+            "team-a",
+            &project(&[("alice", "Deployer"), ("vic", "Viewer")]),
+        )
+        .await
+        .unwrap();
+    store
+        .create_project("team-b", &project(&[("bob", "Owner")]))
+        .await
+        .unwrap();
+    store
+        .create_cluster(&NewCluster {
+            name: "edge-1".into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    for project in ["team-a", "team-b"] {
+        store
+            .create_app(&NewApp {
+                project: project.into(),
+                name: "web".into(),
+                spec: app_spec(
+                    "https://git.example.com/teams/web",
+                    "edge-1",
+                    &format!("{project}-web"),
+                ),
+                labels: Default::default(),
+                owner: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    // TLS to the client API, trusting the hub CA.
+    let pki = hub.pki().unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(pki.ca_pem().as_bytes()) {
+        let cert: rustls_pki_types::CertificateDer<'static> = cert.unwrap();
+        roots.add(cert).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let address = format!("https://127.0.0.1:{}", hub.grpc_addr().port());
+    let channel = edgecd_spoke::link::tls::channel(&address, Arc::new(tls), Duration::from_secs(5))
+        .await
+        .unwrap();
+    Fleet {
+        hub,
+        store,
+        channel,
+        _dir: dir,
+    }
+}
+
+impl Fleet {
+    fn client(&self) -> HubServiceClient<Channel> {
+        HubServiceClient::new(self.channel.clone())
+    }
+
+    async fn login(&self, user: &str) -> String {
+        self.client()
+            .login(v1::LoginRequest {
+                method: Some(v1::login_request::Method::Password(v1::PasswordLogin {
+                    username: user.into(),
+                    password: format!("{user}-password"),
+                })),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .token
+    }
+
+    async fn commands(&self) -> usize {
+        self.store
+            .list_commands(
+                &edgecd_hub::store::CommandScope::Cluster("edge-1".into()),
+                100,
+                None,
+            )
+            .await
+            .unwrap()
+            .items
+            .len()
+    }
+}
+
+fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+fn app_ref(project: &str) -> Option<v1::AppRef> {
+    Some(v1::AppRef {
+        project: project.into(),
+        name: "web".into(),
+    })
+}
+
+fn sync(project: &str) -> v1::SyncApplicationRequest {
+    v1::SyncApplicationRequest {
+        app: app_ref(project),
+        sync: Some(v1::SyncCommand::default()),
+        ttl: None,
+    }
+}
+
+async fn rbac_attacks(backend: Backend) {
+    let fleet = fleet(backend, None).await;
+    let mut api = fleet.client();
+
+    // No token at all.
+    let err = api
+        .list_applications(v1::ListApplicationsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.message(), "authentication required: no bearer token");
+
+    // A wrong password.
+    let err = api
+        .login(v1::LoginRequest {
+            method: Some(v1::login_request::Method::Password(v1::PasswordLogin {
+                username: "alice".into(),
+                password: "guess".into(),
+            })),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.message(), "invalid username or password");
+
+    // A viewer issuing a sync.
+    let vic = fleet.login("vic").await;
+    let err = api
+        .sync_application(authed(&vic, sync("team-a")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(
+        err.message(),
+        "vic may not operate (sync, refresh, rollback, terminate) in project team-a"
+    );
+    // ... who may still read.
+    api.get_application(authed(
+        &vic,
+        v1::GetApplicationRequest {
+            app: app_ref("team-a"),
+        },
+    ))
+    .await
+    .unwrap();
+
+    // A member of project A listing, reading and syncing apps of project B.
+    let alice = fleet.login("alice").await;
+    let listed = api
+        .list_applications(authed(&alice, v1::ListApplicationsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let projects: Vec<String> = listed.items.iter().map(|a| a.project.clone()).collect();
+    assert_eq!(
+        projects,
+        vec!["team-a".to_owned()],
+        "team-b is invisible to alice"
+    );
+    let only_b = api
+        .list_applications(authed(
+            &alice,
+            v1::ListApplicationsRequest {
+                filter: Some(v1::ApplicationFilter {
+                    projects: vec!["team-b".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
+        .await;
+    match only_b {
+        Ok(page) => assert!(page.into_inner().items.is_empty()),
+        Err(status) => assert_eq!(status.code(), Code::PermissionDenied),
+    }
+    let err = api
+        .get_application(authed(
+            &alice,
+            v1::GetApplicationRequest {
+                app: app_ref("team-b"),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(err.message(), "alice may not read in project team-b");
+    let err = api
+        .sync_application(authed(&alice, sync("team-b")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(
+        err.message(),
+        "alice may not operate (sync, refresh, rollback, terminate) in project team-b"
+    );
+    assert_eq!(fleet.commands().await, 0, "no command was enqueued");
+    // Alice's own project works.
+    api.sync_application(authed(&alice, sync("team-a")))
+        .await
+        .unwrap();
+    assert_eq!(fleet.commands().await, 1);
+
+    // Apps whose source or destination the project forbids.
+    let bob = fleet.login("bob").await;
+    let create = |repo: &str, namespace: &str| v1::CreateApplicationRequest {
+        meta: Some(v1::ApplicationMeta {
+            project: "team-b".into(),
+            name: "rogue".into(),
+            ..Default::default()
+        }),
+        spec: Some(edgecd_proto::convert::application_spec(&app_spec(
+            repo, "edge-1", namespace,
+        ))),
+        dry_run: false,
+        upsert: false,
+    };
+    let err = api
+        .create_application(authed(
+            &bob,
+            create("https://evil.example.com/x", "team-b-web"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("https://evil.example.com/x"),
+        "{}",
+        err.message()
+    );
+    let err = api
+        .create_application(authed(
+            &bob,
+            create("https://git.example.com/teams/x", "kube-system"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("kube-system"), "{}", err.message());
+    assert!(
+        fleet.store.get_app("team-b", "rogue").await.is_err(),
+        "nothing created"
+    );
+
+    // Every refusal above is in the audit log, with the caller.
+    let audit = fleet.store.list_audit(100, None).await.unwrap();
+    assert!(
+        audit
+            .items
+            .iter()
+            .any(|e| e.actor == "alice" && e.result != "ok" && e.target.contains("team-b")),
+        "{:?}",
+        audit.items
+    );
+    drop(fleet.hub);
+}
+
+#[tokio::test]
+async fn rbac_attacks_fail_and_change_nothing_on_sqlite() {
+    rbac_attacks(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn rbac_attacks_fail_and_change_nothing_on_postgres() {
+    rbac_attacks(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn api_tokens_are_scoped_and_dead_after_revocation_sessions_after_logout() {
+    let fleet = fleet(Backend::Sqlite, None).await;
+    let mut api = fleet.client();
+    let alice = fleet.login("alice").await;
+
+    // A token can carry at most the caller's rights.
+    let err = api
+        .create_api_token(authed(
+            &alice,
+            v1::CreateApiTokenRequest {
+                name: "too much".into(),
+                roles: vec![v1::ProjectRole {
+                    project: "team-b".into(),
+                    role: v1::ProjectRoleKind::Viewer as i32,
+                }],
+                admin: false,
+                ttl: None,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // A read-only token for team-a.
+    let issued = api
+        .create_api_token(authed(
+            &alice,
+            v1::CreateApiTokenRequest {
+                name: "ci".into(),
+                roles: vec![v1::ProjectRole {
+                    project: "team-a".into(),
+                    role: v1::ProjectRoleKind::Viewer as i32,
+                }],
+                admin: false,
+                ttl: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = issued.token;
+    // Only its hash is stored.
+    let stored = fleet.store.list_tokens("alice").await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].token_hash.0, token);
+    assert!(!stored[0].token_hash.0.contains(&token));
+
+    api.get_application(authed(
+        &token,
+        v1::GetApplicationRequest {
+            app: app_ref("team-a"),
+        },
+    ))
+    .await
+    .unwrap();
+    let err = api
+        .sync_application(authed(&token, sync("team-a")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "the token is read-only");
+    let err = api
+        .get_application(authed(
+            &token,
+            v1::GetApplicationRequest {
+                app: app_ref("team-b"),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Revoked: refused from then on.
+    api.revoke_api_token(authed(
+        &alice,
+        v1::RevokeApiTokenRequest {
+            id: issued.id.clone(),
+        },
+    ))
+    .await
+    .unwrap();
+    let err = api
+        .get_application(authed(
+            &token,
+            v1::GetApplicationRequest {
+                app: app_ref("team-a"),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.message(), "token revoked");
+
+    // A session after logout.
+    api.logout(authed(&alice, v1::LogoutRequest {}))
+        .await
+        .unwrap();
+    let err = api
+        .who_am_i(authed(&alice, v1::WhoAmIRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(
+        err.message(),
+        "invalid token: unknown or ended session; log in again"
+    );
+
+    // A made-up token.
+    let err = api
+        .who_am_i(authed("ect_abc_def", v1::WhoAmIRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.message(), "invalid token: unknown API token");
+    assert_eq!(fleet.commands().await, 0);
+}
+
+// --- OIDC ---
+
+/// An OIDC provider's signing key (ES256) and its JWKS served over HTTP.
+struct Provider {
+    pkcs8: Vec<u8>,
+    jwks_url: String,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn es256_key() -> (Vec<u8>, serde_json::Value) {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let public = pair.public_key().as_ref();
+    let jwk = serde_json::json!({
+        "kty": "EC", "crv": "P-256", "kid": "key-1", "alg": "ES256", "use": "sig",
+        "x": b64(&public[1..33]), "y": b64(&public[33..65]),
+    });
+    (pkcs8.as_ref().to_vec(), jwk)
+}
+
+/// Serves `body` as JSON to every HTTP request on a loopback port.
+async fn serve_json(body: String) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/keys")
+}
+
+async fn provider() -> Provider {
+    let (pkcs8, jwk) = es256_key();
+    let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
+    Provider {
+        pkcs8,
+        jwks_url: serve_json(jwks).await,
+    }
+}
+
+fn id_token(pkcs8: &[u8], claims: serde_json::Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("key-1".into());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_der(pkcs8),
+    )
+    .unwrap()
+}
+
+fn claims(audience: &str, expires_in: i64, groups: &[&str]) -> serde_json::Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    serde_json::json!({
+        "iss": "https://idp.example.com",
+        "aud": audience,
+        "sub": "u-123",
+        "email": "olga@example.com",
+        "groups": groups,
+        "iat": now,
+        "exp": now + expires_in,
+    })
+}
+
+#[tokio::test]
+async fn oidc_id_tokens_are_checked_against_the_jwks_and_groups_map_to_roles() {
+    let idp = provider().await;
+    let mut oidc = OidcConfig::new("https://idp.example.com", "edgecd", &idp.jwks_url);
+    oidc.admin_groups = vec!["platform".into()];
+    oidc.group_grants = vec![(
+        "team-a-ops".into(),
+        edgecd_core::access::Grant {
+            project: "team-a".into(),
+            role: edgecd_core::project::ProjectRole::Deployer,
+        },
+    )];
+    let fleet = fleet(Backend::Sqlite, Some(oidc)).await;
+    let mut api = fleet.client();
+    let login = |token: String| v1::LoginRequest {
+        method: Some(v1::login_request::Method::OidcIdToken(token)),
+    };
+
+    let info = api
+        .get_server_info(v1::GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.login_methods, vec!["local", "oidc"]);
+
+    // A good token: groups become roles.
+    let session = api
+        .login(login(id_token(
+            &idp.pkcs8,
+            claims("edgecd", 300, &["team-a-ops"]),
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let user = session.user.unwrap();
+    assert_eq!(user.name, "olga@example.com");
+    assert_eq!(user.source, "oidc");
+    assert!(!user.admin);
+    api.sync_application(authed(&session.token, sync("team-a")))
+        .await
+        .unwrap();
+    let err = api
+        .sync_application(authed(&session.token, sync("team-b")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let admin = api
+        .login(login(id_token(
+            &idp.pkcs8,
+            claims("edgecd", 300, &["platform"]),
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(admin.user.unwrap().admin);
+
+    // Forged (another key with the same kid), another audience, expired.
+    let (other_key, _) = es256_key();
+    for (token, why) in [
+        (
+            id_token(&other_key, claims("edgecd", 300, &["platform"])),
+            "InvalidSignature",
+        ),
+        (
+            id_token(&idp.pkcs8, claims("another-app", 300, &["platform"])),
+            "InvalidAudience",
+        ),
+        (
+            id_token(&idp.pkcs8, claims("edgecd", -3600, &["platform"])),
+            "ExpiredSignature",
+        ),
+    ] {
+        let err = api.login(login(token)).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{why}");
+        assert!(
+            err.message()
+                .starts_with("OIDC login failed: ID token rejected"),
+            "{}",
+            err.message()
+        );
+        assert!(err.message().contains(why), "{}", err.message());
+    }
+    // An HMAC token signed with the public JWK as secret is refused outright.
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims("edgecd", 300, &["platform"]),
+        &jsonwebtoken::EncodingKey::from_secret(b"whatever"),
+    )
+    .unwrap();
+    let err = api.login(login(hs)).await.unwrap_err();
+    assert_eq!(
+        err.message(),
+        "OIDC login failed: ID token algorithm HS256 is not accepted"
+    );
+    assert_eq!(fleet.commands().await, 1, "only the legitimate sync");
+}
