@@ -178,7 +178,7 @@ impl SimSpoke {
         status_version: u64,
         revision: &str,
     ) -> v1::spoke_message::Body {
-        let synced = status_version % 2 == 0;
+        let synced = status_version.is_multiple_of(2);
         let reports = apps
             .iter()
             .map(|name| v1::AppStatusReport {
