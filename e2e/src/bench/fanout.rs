@@ -152,8 +152,11 @@ impl FanoutBench {
         }
         drop(ready_tx);
         let mut connected = 0;
-        while let Some(result) = ready.recv().await {
-            result?;
+        while connected < self.spokes {
+            match ready.recv().await {
+                Some(result) => result?,
+                None => anyhow::bail!("spokes stopped before connecting"),
+            }
             connected += 1;
         }
         eprintln!("{connected} spokes connected.");

@@ -118,10 +118,11 @@ impl StreamsBench {
         drop(done_tx);
         let mut opened = 0_usize;
         let mut errors: Vec<String> = Vec::new();
-        while let Some(result) = done.recv().await {
-            match result {
-                Ok(()) => opened += 1,
-                Err(e) => errors.push(e),
+        while opened + errors.len() < self.streams {
+            match done.recv().await {
+                Some(Ok(())) => opened += 1,
+                Some(Err(e)) => errors.push(e),
+                None => break,
             }
         }
         let open_time = start.elapsed();
