@@ -679,3 +679,146 @@ async fn oidc_id_tokens_are_checked_against_the_jwks_and_groups_map_to_roles() {
     );
     assert_eq!(fleet.commands().await, 1, "only the legitimate sync");
 }
+
+// --- repository credentials ---
+
+/// Enrolls `cluster` with the spoke's code and opens its stream; returns the
+/// first `RepositoryCredentials` the hub sends.
+async fn credentials_sent_to(fleet: &Fleet, cluster: &str) -> v1::RepositoryCredentials {
+    use edgecd_spoke::link::{HelloParams, enroll, handshake, tls};
+    let pki = fleet.hub.pki().unwrap();
+    let token = pki.create_bootstrap_token(cluster, None).await.unwrap();
+    let address = format!("https://127.0.0.1:{}", fleet.hub.grpc_addr().port());
+    let identity = enroll::enroll(&enroll::EnrollParams {
+        hub_address: address.clone(),
+        bootstrap_token: token.token,
+        ca_hash: None,
+        spoke_version: "0.1.0".into(),
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let channel = tls::channel(
+        &address,
+        tls::mtls_config(&identity).unwrap(),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let hello = HelloParams {
+        cluster_name: cluster.into(),
+        spoke_version: "0.1.0".into(),
+        protocol: edgecd_core::link::ProtocolVersion { major: 1, minor: 0 },
+        capabilities: edgecd_core::link::Capabilities::all_v1(),
+        kubernetes_version: String::new(),
+        server_url: String::new(),
+        epoch: "e1".into(),
+        last_hub_seq: 0,
+        desired_version: 0,
+        next_spoke_seq: 1,
+    };
+    let mut session = handshake(channel, &hello).await.unwrap();
+    loop {
+        let message = session.inbound.message().await.unwrap().unwrap();
+        if message.seq > 0 {
+            session
+                .outbound
+                .send(v1::SpokeMessage {
+                    seq: 0,
+                    ack: message.seq,
+                    body: None,
+                })
+                .await
+                .unwrap();
+        }
+        if let Some(v1::hub_message::Body::RepositoryCredentials(credentials)) = message.body {
+            return credentials;
+        }
+    }
+}
+
+#[tokio::test]
+async fn repository_credentials_are_write_only_sealed_and_reach_only_entitled_spokes() {
+    let fleet = fleet(Backend::Sqlite, None).await;
+    let mut api = fleet.client();
+    let root = fleet.login("root").await;
+    let alice = fleet.login("alice").await;
+    let request = v1::SetRepositoryCredentialRequest {
+        url_prefix: "https://git.example.com/teams/".into(),
+        projects: vec!["team-a".into()],
+        username: "deploy".into(),
+        password: "s3cret-pass".into(),
+        ssh_private_key: String::new(),
+        ssh_known_hosts: String::new(),
+    };
+
+    // Only admins may set them.
+    let err = api
+        .set_repository_credential(authed(&alice, request.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let info = api
+        .set_repository_credential(authed(&root, request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.kind, "https-basic");
+    let listed = api
+        .list_repositories(authed(&root, v1::ListRepositoriesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.items.len(), 1);
+    assert!(!format!("{listed:?}{info:?}").contains("s3cret-pass"));
+    // Sealed at rest; the audit log names the prefix only.
+    let stored = fleet
+        .hub
+        .pki()
+        .unwrap()
+        .security()
+        .list_repo_credentials()
+        .await
+        .unwrap();
+    assert!(!stored[0].sealed.0.contains("s3cret"));
+    let audit = fleet.store.list_audit(100, None).await.unwrap();
+    assert!(
+        audit
+            .items
+            .iter()
+            .all(|e| !e.message.contains("s3cret") && !e.target.contains("s3cret"))
+    );
+
+    // edge-1 runs a team-a app: it gets the credential. edge-2 runs only a
+    // team-b app: it gets an empty set.
+    fleet
+        .store
+        .create_cluster(&NewCluster {
+            name: "edge-2".into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    fleet
+        .store
+        .create_app(&NewApp {
+            project: "team-b".into(),
+            name: "cache".into(),
+            spec: app_spec(
+                "https://git.example.com/teams/cache",
+                "edge-2",
+                "team-b-cache",
+            ),
+            labels: Default::default(),
+            owner: None,
+        })
+        .await
+        .unwrap();
+    let entitled = credentials_sent_to(&fleet, "edge-1").await;
+    assert_eq!(entitled.credentials.len(), 1);
+    assert_eq!(entitled.credentials[0].password, "s3cret-pass");
+    assert!(entitled.full_snapshot);
+    let other = credentials_sent_to(&fleet, "edge-2").await;
+    assert!(other.credentials.is_empty(), "{other:?}");
+}

@@ -246,34 +246,113 @@ pub(super) async fn bootstrap_response(
     })
 }
 
+fn sealing(api: &HubApi) -> Result<(&crate::pki::Pki, &crate::pki::MasterKey), Status> {
+    let pki = accounts(api)?.pki().ok_or_else(|| {
+        Status::failed_precondition(
+            "this hub has no master key: repository credentials are not available",
+        )
+    })?;
+    let sealer = pki.sealer().ok_or_else(|| {
+        Status::failed_precondition(
+            "this hub has no master key: repository credentials are not available",
+        )
+    })?;
+    Ok((pki, sealer))
+}
+
+fn repository_info(
+    record: &crate::store::security::RepoCredentialRecord,
+    kind: &str,
+) -> v1::RepositoryInfo {
+    v1::RepositoryInfo {
+        url_prefix: record.url_prefix.clone(),
+        projects: record.projects.clone(),
+        kind: kind.to_owned(),
+        updated_at: timestamp(record.updated_at),
+    }
+}
+
 pub(super) async fn set_repository_credential(
-    _api: &HubApi,
-    _call: &Call,
-    _req: v1::SetRepositoryCredentialRequest,
+    api: &HubApi,
+    call: &Call,
+    req: v1::SetRepositoryCredentialRequest,
 ) -> Result<v1::RepositoryInfo, Status> {
-    Err(Status::unimplemented(
-        "repository credentials at the hub are not implemented yet; give spokes their credentials as Secrets (docs/spoke.md)",
-    ))
+    // The target names the prefix only: the secret fields are never logged or audited.
+    let target = format!("repository:{}", req.url_prefix);
+    let result = async {
+        api.authorize_admin(call)?;
+        let (pki, sealer) = sealing(api)?;
+        if req.url_prefix.trim().is_empty() {
+            return Err(Status::invalid_argument("url_prefix is required"));
+        }
+        let secret = crate::pki::repos::RepoSecret {
+            username: req.username.clone(),
+            password: req.password.clone(),
+            ssh_private_key: req.ssh_private_key.clone(),
+            ssh_known_hosts: req.ssh_known_hosts.clone(),
+        };
+        let record = crate::pki::repos::put(
+            pki.security().as_ref(),
+            sealer,
+            &req.url_prefix,
+            &req.projects,
+            &secret,
+        )
+        .await
+        .map_err(crate::pki::PkiError::into_status)?;
+        api.announce(crate::pki::repos::REPO_CREDENTIALS_CHANNEL, &req.url_prefix)
+            .await;
+        Ok(repository_info(&record, secret.kind()))
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
 }
 
 pub(super) async fn list_repositories(
-    _api: &HubApi,
-    _call: &Call,
+    api: &HubApi,
+    call: &Call,
     _req: v1::ListRepositoriesRequest,
 ) -> Result<v1::ListRepositoriesResponse, Status> {
-    Err(Status::unimplemented(
-        "repository credentials at the hub are not implemented yet",
-    ))
+    api.authorize_admin(call)?;
+    let (pki, sealer) = sealing(api)?;
+    let records = pki
+        .security()
+        .list_repo_credentials()
+        .await
+        .map_err(|e| store_error(e, "repository credentials"))?;
+    let items = records
+        .iter()
+        .map(|r| {
+            let kind = crate::pki::repos::open(sealer, r)
+                .map(|s| s.kind())
+                .unwrap_or("unreadable");
+            repository_info(r, kind)
+        })
+        .collect();
+    Ok(v1::ListRepositoriesResponse { items })
 }
 
 pub(super) async fn delete_repository_credential(
-    _api: &HubApi,
-    _call: &Call,
-    _req: v1::DeleteRepositoryCredentialRequest,
+    api: &HubApi,
+    call: &Call,
+    req: v1::DeleteRepositoryCredentialRequest,
 ) -> Result<v1::DeleteRepositoryCredentialResponse, Status> {
-    Err(Status::unimplemented(
-        "repository credentials at the hub are not implemented yet",
-    ))
+    let target = format!("repository:{}", req.url_prefix);
+    let result = async {
+        api.authorize_admin(call)?;
+        let (pki, _) = sealing(api)?;
+        pki.security()
+            .delete_repo_credential(&req.url_prefix)
+            .await
+            .map_err(|e| store_error(e, format!("repository credential {}", req.url_prefix)))?;
+        api.announce(crate::pki::repos::REPO_CREDENTIALS_CHANNEL, &req.url_prefix)
+            .await;
+        Ok(v1::DeleteRepositoryCredentialResponse {})
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
 }
 
 pub(super) async fn create_api_token(

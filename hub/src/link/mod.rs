@@ -228,7 +228,12 @@ impl SpokeLink {
     pub async fn route_notifications(&self) -> Result<(), crate::store::StoreError> {
         let mut events = self
             .store
-            .listen(&[COMMANDS_CHANNEL, DESIRED_CHANNEL, REVOKED_CHANNEL])
+            .listen(&[
+                COMMANDS_CHANNEL,
+                DESIRED_CHANNEL,
+                REVOKED_CHANNEL,
+                crate::pki::repos::REPO_CREDENTIALS_CHANNEL,
+            ])
             .await?;
         while let Some(event) = events.next().await {
             match event {
@@ -237,6 +242,11 @@ impl SpokeLink {
                         COMMANDS_CHANNEL => Signal::CommandsPending,
                         DESIRED_CHANNEL => Signal::DesiredChanged,
                         REVOKED_CHANNEL => Signal::Revoked,
+                        crate::pki::repos::REPO_CREDENTIALS_CHANNEL => {
+                            // Any cluster may be concerned: each session re-checks.
+                            self.registry.signal_all(Signal::Resync);
+                            continue;
+                        }
                         _ => continue,
                     };
                     self.registry.signal(&payload, signal);

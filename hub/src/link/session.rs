@@ -132,6 +132,9 @@ struct Session<'a> {
     sent_commands: HashSet<String>,
     desired_dirty: bool,
     commands_dirty: bool,
+    /// Repository credentials may have changed; and a hash of the set last sent.
+    credentials_dirty: bool,
+    credentials_sent: Option<String>,
     last_seen: Instant,
     last_seen_at: OffsetDateTime,
     stale: bool,
@@ -226,6 +229,8 @@ pub(super) async fn run(
         sent_commands: HashSet::new(),
         desired_dirty: true,
         commands_dirty: true,
+        credentials_dirty: true,
+        credentials_sent: None,
         last_seen: Instant::now(),
         last_seen_at: now,
         stale: false,
@@ -262,11 +267,15 @@ pub(super) async fn run(
             }
             signal = signals.recv() => {
                 match signal {
-                    Some(Signal::DesiredChanged) => session.desired_dirty = true,
+                    Some(Signal::DesiredChanged) => {
+                        session.desired_dirty = true;
+                        session.credentials_dirty = true;
+                    }
                     Some(Signal::CommandsPending) => session.commands_dirty = true,
                     Some(Signal::Resync) => {
                         session.desired_dirty = true;
                         session.commands_dirty = true;
+                        session.credentials_dirty = true;
                     }
                     Some(Signal::Replaced) => {
                         go_away(&session.outbound, go_away::Reason::Replaced, "a newer stream of this cluster took over".into(), Duration::ZERO).await?;
@@ -348,7 +357,73 @@ impl Session<'_> {
             self.commands_dirty = false;
             self.send_commands().await?;
         }
+        if self.credentials_dirty && !self.window_full() {
+            self.credentials_dirty = false;
+            self.send_credentials().await?;
+        }
         Ok(())
+    }
+
+    /// Sends the repository credentials this cluster may use (a full set,
+    /// only when it changed). Never logged.
+    async fn send_credentials(&mut self) -> Result<(), SessionError> {
+        use edgecd_core::link::capabilities::names;
+        let Some(pki) = &self.ctx.pki else {
+            return Ok(());
+        };
+        let Some(sealer) = pki.sealer() else {
+            return Ok(());
+        };
+        if !self.capabilities.contains(names::REPO_CREDENTIALS) {
+            return Ok(());
+        }
+        let credentials = match crate::pki::repos::for_cluster(
+            self.ctx.store.as_ref(),
+            pki.security().as_ref(),
+            sealer,
+            self.name(),
+        )
+        .await
+        {
+            Ok(credentials) => credentials,
+            Err(crate::pki::PkiError::Store(error)) => return Err(error.into()),
+            Err(error) => {
+                tracing::warn!(%error, "Cannot open repository credentials; not sending them.");
+                return Ok(());
+            }
+        };
+        let fingerprint = {
+            use sha2::Digest as _;
+            let pairs: Vec<(&str, &crate::pki::repos::RepoSecret)> = credentials
+                .iter()
+                .map(|c| (c.url_prefix.as_str(), &c.secret))
+                .collect();
+            let bytes = serde_json::to_vec(&pairs).unwrap_or_default();
+            format!("{:x}", sha2::Sha256::digest(&bytes))
+        };
+        let message = edgecd_proto::v1::RepositoryCredentials {
+            credentials: credentials
+                .into_iter()
+                .map(|c| edgecd_proto::v1::RepositoryCredential {
+                    url_prefix: c.url_prefix,
+                    username: c.secret.username,
+                    password: c.secret.password,
+                    ssh_private_key: c.secret.ssh_private_key,
+                    ssh_known_hosts: c.secret.ssh_known_hosts,
+                })
+                .collect(),
+            full_snapshot: true,
+        };
+        if self.credentials_sent.as_deref() == Some(fingerprint.as_str()) {
+            return Ok(());
+        }
+        tracing::info!(
+            count = message.credentials.len(),
+            "Sending repository credentials."
+        );
+        self.credentials_sent = Some(fingerprint);
+        self.send_sequenced(hub_message::Body::RepositoryCredentials(message), vec![])
+            .await
     }
 
     async fn send_desired(&mut self) -> Result<(), SessionError> {

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod ca;
+pub mod repos;
 pub mod seal;
 pub mod token;
 
@@ -233,7 +234,11 @@ impl SecuritySettings {
             CaSettings::Stored(master) => CaSource::Store(master),
             CaSettings::Supplied { cert_pem, key_pem } => CaSource::Supplied { cert_pem, key_pem },
         };
-        Pki::open(fleet, security, source, self.pki.clone()).await
+        let pki = Pki::open(fleet, security, source, self.pki.clone()).await?;
+        Ok(match &self.ca {
+            CaSettings::Stored(master) => pki.with_sealer(Arc::clone(master)),
+            CaSettings::Supplied { .. } => pki,
+        })
     }
 }
 
@@ -241,6 +246,8 @@ impl SecuritySettings {
 #[derive(Debug)]
 pub struct Pki {
     ca: HubCa,
+    /// Seals repository credentials (the master key); `None` with a supplied CA and no key.
+    sealer: Option<Arc<MasterKey>>,
     fleet: Arc<dyn Store>,
     security: Arc<dyn SecurityStore>,
     config: PkiConfig,
@@ -261,10 +268,26 @@ impl Pki {
         tracing::info!(ca_hash = %ca.ca_hash(), "Hub CA ready.");
         Ok(Self {
             ca,
+            sealer: None,
             fleet,
             security,
             config,
         })
+    }
+
+    /// Seals repository credentials with `master`.
+    pub fn with_sealer(mut self, master: Arc<MasterKey>) -> Self {
+        self.sealer = Some(master);
+        self
+    }
+
+    /// The master key, for repository credentials.
+    pub fn sealer(&self) -> Option<&MasterKey> {
+        self.sealer.as_deref()
+    }
+
+    pub fn fleet(&self) -> &Arc<dyn Store> {
+        &self.fleet
     }
 
     pub fn ca(&self) -> &HubCa {
