@@ -431,3 +431,92 @@ async fn manual_syncs_build_history_and_rollback_restores_a_revision() {
         op.message
     );
 }
+
+/// A repository with two waves: wave 0 a Deployment that never becomes ready (the emulator's `stuck`
+/// fault), wave 1 a ConfigMap that a finished sync would apply.
+fn stuck_wave_repo(server: &GitServer) -> GitRepo {
+    let repo = server.create_repo("stuck").unwrap();
+    repo.write(
+        "app/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\n  annotations:\n    edgecd.io/sync-wave: \"0\"\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: stuck}\n  template:\n    metadata:\n      labels: {app: stuck, emulator.edgecd.io/fault: stuck}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
+    )
+    .unwrap();
+    repo.write(
+        "app/after.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n  annotations:\n    edgecd.io/sync-wave: \"1\"\ndata:\n  k: v\n",
+    )
+    .unwrap();
+    repo.commit("two waves, the first never healthy").unwrap();
+    repo
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_a_running_sync_from_the_application_stops_it_at_the_wave_boundary() {
+    use edgecd_core::app::OperationPhase;
+    let emulator = KubeEmulator::start(EmulatorConfig {
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let server = GitServer::start().unwrap();
+    let repo = stuck_wave_repo(&server);
+    let spoke = start_spoke(&emulator, 0).await;
+    let mut app = demo_app("stuck", &repo, "app");
+    if let Some(policy) = app.spec.sync_policy.as_mut() {
+        policy.automated = None;
+    }
+    let api: Api<Application> = Api::namespaced(spoke.cluster.client().clone(), STATE_NS);
+    api.create(&PostParams::default(), &app).await.unwrap();
+    let patch = kube::api::Patch::Merge(serde_json::json!({
+        "operation": {"commandId": "s1", "sync": {"prune": true}},
+    }));
+    api.patch("stuck", &kube::api::PatchParams::default(), &patch)
+        .await
+        .unwrap();
+    // The operation shows as Running while wave 0 waits for health.
+    let running = wait_for("the sync to run", async || {
+        let op = app_status(&spoke, "stuck").await?.operation_state?;
+        (op.phase == OperationPhase::Running && spoke.engine.is_syncing("stuck")).then_some(op)
+    })
+    .await;
+    assert_eq!(running.command_id, "s1");
+    assert!(live(&spoke, "Deployment", "stuck").await.is_some());
+
+    // Argo CD's way: the operation's phase set to Terminating in the status.
+    let terminate = kube::api::Patch::Merge(serde_json::json!({
+        "status": {"operationState": {"phase": "Terminating"}},
+    }));
+    api.patch_status("stuck", &kube::api::PatchParams::default(), &terminate)
+        .await
+        .unwrap();
+    let status = wait_for("the terminated operation", async || {
+        let status = app_status(&spoke, "stuck").await?;
+        let op = status.operation_state.as_ref()?;
+        (op.phase == OperationPhase::Failed).then_some(status)
+    })
+    .await;
+    let op = status.operation_state.as_ref().unwrap();
+    assert_eq!(op.command_id, "s1");
+    assert!(
+        op.message.starts_with("Operation terminated by")
+            && op.message.contains("while waiting for wave 0"),
+        "{}",
+        op.message
+    );
+    assert!(!spoke.engine.is_syncing("stuck"));
+    // Wave 1 was never applied; the history records the terminated sync.
+    assert!(live(&spoke, "ConfigMap", "after").await.is_none());
+    let entry = status.history.last().unwrap();
+    assert_eq!(entry.result, OperationPhase::Failed);
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.kind == "SyncError" && c.message.contains("Operation terminated")),
+        "{:?}",
+        status.conditions
+    );
+    // Nothing is left to terminate.
+    assert!(!spoke.engine.terminate("stuck", "test"));
+}

@@ -10,7 +10,7 @@ use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
 use edgecd_render::{RenderOptions, Value};
 use edgecd_spoke::cluster::LiveCluster;
-use edgecd_spoke::sync::{AppTarget, SyncOptions, compare, sync};
+use edgecd_spoke::sync::{AppTarget, SyncOptions, Termination, compare, sync};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
@@ -102,7 +102,7 @@ async fn talk_overlay_syncs_heals_and_prunes() {
     assert_eq!(comparison.sync_status(), SyncStatus::OutOfSync);
     assert_eq!(comparison.health().status, Health::Missing);
 
-    let outcome = sync(&cluster, &first, &options()).await;
+    let outcome = sync(&cluster, &first, &options(), &Termination::default()).await;
     assert_eq!(
         outcome.phase,
         OperationPhase::Succeeded,
@@ -158,7 +158,7 @@ async fn talk_overlay_syncs_heals_and_prunes() {
         "{}",
         diffs[0].1
     );
-    let outcome = sync(&cluster, &drifted, &options()).await;
+    let outcome = sync(&cluster, &drifted, &options(), &Termination::default()).await;
     assert_eq!(
         outcome.phase,
         OperationPhase::Succeeded,
@@ -179,7 +179,7 @@ async fn talk_overlay_syncs_heals_and_prunes() {
     let comparison = compare(&cluster, &drifted).await.unwrap();
     assert_eq!(comparison.sync_status(), SyncStatus::OutOfSync);
     assert_eq!(comparison.health().status, Health::Missing);
-    let outcome = sync(&cluster, &drifted, &options()).await;
+    let outcome = sync(&cluster, &drifted, &options(), &Termination::default()).await;
     assert_eq!(outcome.phase, OperationPhase::Succeeded);
     assert!(cluster.get(&service_key).await.unwrap().is_some());
 
@@ -196,7 +196,7 @@ async fn talk_overlay_syncs_heals_and_prunes() {
             .iter()
             .any(|r| r.requires_pruning && r.key.kind == "Service")
     );
-    let outcome = sync(&cluster, &pruning, &options()).await;
+    let outcome = sync(&cluster, &pruning, &options(), &Termination::default()).await;
     assert_eq!(
         outcome.phase,
         OperationPhase::Succeeded,
@@ -223,7 +223,7 @@ async fn an_object_of_another_app_is_never_pruned() {
     let repo = demo_repo();
     let objects = render(repo.path(), "deploy/overlays/cluster1");
     let mine = target(objects.clone(), vec![]);
-    let outcome = sync(&cluster, &mine, &options()).await;
+    let outcome = sync(&cluster, &mine, &options(), &Termination::default()).await;
     assert_eq!(
         outcome.phase,
         OperationPhase::Succeeded,
@@ -242,7 +242,9 @@ async fn an_object_of_another_app_is_never_pruned() {
     other.app = "team-b/other".into();
     other.app_label = "team-b.other".into();
     assert_eq!(
-        sync(&cluster, &other, &options()).await.phase,
+        sync(&cluster, &other, &options(), &Termination::default())
+            .await
+            .phase,
         OperationPhase::Succeeded
     );
     let only_deployment: Vec<Value> = render(repo.path(), "deploy/overlays/cluster1")
@@ -260,6 +262,7 @@ async fn an_object_of_another_app_is_never_pruned() {
         &cluster,
         &target(only_deployment, outcome.applied),
         &options(),
+        &Termination::default(),
     )
     .await;
     assert!(outcome.resources.iter().all(|r| r.status != "Pruned"));
@@ -277,7 +280,7 @@ async fn an_image_that_never_becomes_ready_is_degraded() {
         }
     }
     let app = target(objects, vec![]);
-    let outcome = sync(&cluster, &app, &options()).await;
+    let outcome = sync(&cluster, &app, &options(), &Termination::default()).await;
     assert_eq!(
         outcome.phase,
         OperationPhase::Succeeded,
@@ -307,7 +310,7 @@ async fn an_unknown_kind_is_a_clear_error_and_nothing_is_applied() {
         "{:?}",
         comparison.errors
     );
-    let outcome = sync(&cluster, &app, &options()).await;
+    let outcome = sync(&cluster, &app, &options(), &Termination::default()).await;
     assert_eq!(outcome.phase, OperationPhase::Failed);
     assert!(
         outcome.message.contains("does not know kind Cache"),

@@ -78,11 +78,8 @@ async fn hello_welcome_negotiates_the_common_capabilities() {
     let n = &session.negotiated;
     assert_eq!(n.cluster_name, "cluster-1");
     assert_eq!(n.hub_protocol, V1_0);
-    // Everything the hub implements; terminate is not offered yet.
-    assert_eq!(
-        n.capabilities,
-        Capabilities::all_v1().without(names::COMMAND_TERMINATE)
-    );
+    // Everything the hub implements.
+    assert_eq!(n.capabilities, Capabilities::all_v1());
     assert_eq!(n.resume_spoke_seq, 0);
     assert!(
         n.full_status_resync,

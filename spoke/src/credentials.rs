@@ -92,9 +92,9 @@ pub fn credential_from_secret(secret: &Secret) -> Result<RepoCredential, SecretE
         username: text("username"),
         password: secret_text("password"),
         ssh_private_key: secret_text("sshPrivateKey"),
-        ssh_passphrase: None,
+        ssh_passphrase: secret_text("sshPassphrase"),
         ssh_known_hosts: text("sshKnownHosts"),
-        ca_cert_pem: None,
+        ca_cert_pem: text("caCert"),
     })
 }
 
@@ -199,6 +199,10 @@ mod tests {
                 ("url", "https://git.example.com/team/app.git"),
                 ("username", "bot"),
                 ("password", "hunter2"),
+                (
+                    "caCert",
+                    "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                ),
             ],
         ))
         .unwrap();
@@ -206,6 +210,10 @@ mod tests {
         assert_eq!(c.username.as_deref(), Some("bot"));
         assert_eq!(c.password.unwrap().expose_secret(), "hunter2");
         assert!(c.ssh_private_key.is_none());
+        assert_eq!(
+            c.ca_cert_pem.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----")
+        );
     }
 
     #[test]
@@ -216,11 +224,14 @@ mod tests {
                 ("url", "ssh://git@git.example.com/"),
                 ("sshPrivateKey", "-----BEGIN OPENSSH PRIVATE KEY-----\n"),
                 ("sshKnownHosts", "git.example.com ssh-ed25519 AAAA\n"),
+                ("sshPassphrase", "open sesame"),
             ],
         ))
         .unwrap();
         assert_eq!(c.url_prefix, "ssh://git@git.example.com/");
         assert!(c.ssh_private_key.is_some());
+        assert_eq!(c.ssh_passphrase.unwrap().expose_secret(), "open sesame");
+        assert!(c.ca_cert_pem.is_none());
         assert_eq!(
             c.ssh_known_hosts.as_deref(),
             Some("git.example.com ssh-ed25519 AAAA")

@@ -1,9 +1,10 @@
 //! The reconcile loop of one Application: git → render → compare → (auto-)sync → status and history in the CR, driven by kube-runtime's controller, with watchers on managed objects for self-heal.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash as _, Hasher as _};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use edgecd_core::app::{
     ApplicationSource, ApplicationStatus, HistoryEntry, OperationPhase, OperationState,
@@ -11,7 +12,7 @@ use edgecd_core::app::{
 };
 use edgecd_core::{Health, SyncStatus};
 use edgecd_render::{RenderCache, RenderOptions, Value};
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::{Action, Controller};
@@ -26,14 +27,17 @@ use crate::cluster::{ClusterError, LiveCluster};
 use crate::crd::{Application, OperationRequest, REFRESH_ANNOTATION};
 use crate::decide::{self, AutoSync, Facts};
 use crate::git::{GitCache, GitError, RefreshMode, RepoUrl, Revision};
+use crate::live::LiveIndex;
 use crate::plan::APP_LABEL;
-use crate::sync::{AppTarget, Comparison, ResourceDiff, SyncOptions, compare, sync};
+use crate::sync::{AppTarget, Comparison, ResourceDiff, SyncOptions, Termination, compare, sync};
 
 /// Condition types the engine sets.
 pub mod conditions {
     pub const COMPARISON_ERROR: &str = "ComparisonError";
     pub const SYNC_ERROR: &str = "SyncError";
     pub const INVALID_SPEC: &str = "InvalidSpecError";
+    /// The app's project (as the hub sent it) refuses its source or one of its objects: nothing is applied.
+    pub const POLICY_VIOLATION: &str = "ProjectPolicyViolation";
 }
 
 /// Settings of the engine.
@@ -50,6 +54,13 @@ pub struct EngineConfig {
     pub sync: SyncOptions,
     /// Name of the spoke in `initiatedBy`.
     pub identity: String,
+    /// This cluster's name in the fleet, for the destinations of project policies (empty: any destination's
+    /// cluster matches).
+    pub cluster_name: String,
+    /// An app found Synced is re-compared in full (server-side dry runs) at least this often; in between, a
+    /// reconcile whose inputs (commit, source, destination, inventory) and live resourceVersions are unchanged
+    /// reuses the last comparison. Zero compares in full every time.
+    pub full_compare_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +72,8 @@ impl Default for EngineConfig {
             concurrency: 8,
             sync: SyncOptions::default(),
             identity: "edgecd-spoke".into(),
+            cluster_name: String::new(),
+            full_compare_interval: Duration::from_secs(1800),
         }
     }
 }
@@ -88,6 +101,16 @@ pub struct Engine {
     watched: Mutex<HashSet<(String, String, String)>>,
     /// Reconciles run, by app (for tests and metrics).
     reconciles: Mutex<HashMap<String, u64>>,
+    /// resourceVersions of managed objects, from the watchers.
+    live: Arc<LiveIndex>,
+    /// Per app (CR name): what the engine last saw and wrote.
+    memory: Mutex<HashMap<String, AppMemory>>,
+    /// Reconciles that reused the last comparison, and full comparisons (for tests and metrics).
+    compares: CompareCounts,
+    /// Sync operations running now, by CR name, with their termination switch.
+    running: Mutex<HashMap<String, Termination>>,
+    /// Project policies from the hub, enforced before anything is applied.
+    policies: Arc<crate::policy::Policies>,
     /// Observability hooks set by the runtime shell.
     hooks: Hooks,
 }
@@ -145,6 +168,66 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// What the engine remembers about one app between reconciles.
+#[derive(Debug, Default)]
+struct AppMemory {
+    /// resourceVersion of the CR as last read or written by the engine.
+    cr_version: Option<String>,
+    /// resourceVersion produced by the engine's own last write of the CR.
+    own_write: Option<String>,
+    /// When the next reconcile is due (the requeue of the last one).
+    due: Option<Instant>,
+    /// The last full comparison, if it found the app Synced.
+    comparison: Option<ComparisonMemo>,
+}
+
+/// A full comparison that found the app Synced: valid while its inputs and every compared object's
+/// resourceVersion are unchanged.
+#[derive(Debug)]
+struct ComparisonMemo {
+    inputs: u64,
+    live: Vec<(ResourceKey, String)>,
+    at: Instant,
+}
+
+/// Counts of comparisons, by kind.
+#[derive(Debug, Default)]
+pub struct CompareCounts {
+    full: std::sync::atomic::AtomicU64,
+    reused: std::sync::atomic::AtomicU64,
+}
+
+impl CompareCounts {
+    /// (full comparisons, reused comparisons) so far.
+    pub fn get(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.full.load(Relaxed), self.reused.load(Relaxed))
+    }
+}
+
+/// A hash of what a comparison depends on besides the live objects.
+fn comparison_inputs(
+    source: &ApplicationSource,
+    commit: &str,
+    target: &AppTarget,
+    inventory: &[ResourceKey],
+    generation: Option<i64>,
+) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(source)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    commit.hash(&mut hasher);
+    target.app.hash(&mut hasher);
+    target.app_label.hash(&mut hasher);
+    target.namespace.hash(&mut hasher);
+    for key in inventory {
+        key.to_string().hash(&mut hasher);
+    }
+    generation.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// What the reconcile of one app decided and did, before writing status.
 struct Outcome {
     status: ApplicationStatus,
@@ -170,6 +253,11 @@ impl Engine {
             triggers,
             watched: Mutex::default(),
             reconciles: Mutex::default(),
+            live: Arc::default(),
+            memory: Mutex::default(),
+            compares: CompareCounts::default(),
+            running: Mutex::default(),
+            policies: Arc::default(),
             hooks: Hooks::default(),
         });
         (engine, rx)
@@ -200,6 +288,178 @@ impl Engine {
             .unwrap_or(0)
     }
 
+    /// Asks the sync operation running for the app `cr_name` to stop at its next step boundary; `by` names
+    /// who asked. False when no operation is running.
+    pub fn terminate(&self, cr_name: &str, by: &str) -> bool {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        match running.get(cr_name) {
+            Some(termination) => {
+                termination.request(by);
+                tracing::info!(
+                    app = cr_name,
+                    by,
+                    "Termination of the running operation requested."
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The project policies enforced by this engine (updated by the hub link).
+    pub fn policies(&self) -> &crate::policy::Policies {
+        &self.policies
+    }
+
+    /// Every rendered object (and the source) the app's project refuses, as messages naming the object and
+    /// the rule. Kinds the cluster does not know are left to the comparison, which reports them.
+    async fn policy_violations(
+        &self,
+        project: &str,
+        spec: &edgecd_core::project::ProjectSpec,
+        source: &ApplicationSource,
+        target: &AppTarget,
+    ) -> Vec<String> {
+        let mut refused = Vec::new();
+        if let Err(violation) = crate::policy::check_source(spec, project, &source.repo_url) {
+            refused.push(format!("source {}: {violation}", source.repo_url));
+        }
+        let cluster = if self.config.cluster_name.is_empty() {
+            "*"
+        } else {
+            self.config.cluster_name.as_str()
+        };
+        for object in &target.objects {
+            let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+            let (Some(api_version), Some(kind)) = (text("/apiVersion"), text("/kind")) else {
+                continue;
+            };
+            let name = text("/metadata/name").unwrap_or("?");
+            let Ok(resolved) = self.cluster.resolve(api_version, kind).await else {
+                continue;
+            };
+            let namespace = resolved.namespaced.then(|| {
+                text("/metadata/namespace")
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(if target.namespace.is_empty() {
+                        "default"
+                    } else {
+                        target.namespace.as_str()
+                    })
+            });
+            if let Err(violation) = crate::policy::check_object(
+                spec,
+                project,
+                cluster,
+                &resolved.resource.group,
+                kind,
+                namespace,
+            ) {
+                let what = match namespace {
+                    Some(ns) => format!("{kind} {ns}/{name}"),
+                    None => format!("{kind} {name}"),
+                };
+                refused.push(format!("{what}: {violation}"));
+            }
+        }
+        refused
+    }
+
+    /// Whether a sync operation is running for the app `cr_name`.
+    pub fn is_syncing(&self, cr_name: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(cr_name)
+    }
+
+    /// Full and reused comparisons so far.
+    pub fn compare_counts(&self) -> (u64, u64) {
+        self.compares.get()
+    }
+
+    /// The index of managed objects' resourceVersions.
+    pub fn live_index(&self) -> &LiveIndex {
+        &self.live
+    }
+
+    fn remember<R>(&self, cr_name: &str, f: impl FnOnce(&mut AppMemory) -> R) -> R {
+        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        f(memory.entry(cr_name.to_owned()).or_default())
+    }
+
+    /// Forgets everything about an app (deleted).
+    fn forget(&self, cr_name: &str) {
+        self.memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(cr_name);
+    }
+
+    /// Whether the last full comparison of the app still holds: same inputs, every compared object at the
+    /// same resourceVersion (as the watchers see it), and not older than the full-compare interval.
+    fn comparison_holds(&self, cr_name: &str, inputs: u64) -> bool {
+        let interval = self.config.full_compare_interval;
+        self.remember(cr_name, |m| {
+            let Some(memo) = &m.comparison else {
+                return false;
+            };
+            memo.inputs == inputs
+                && memo.at.elapsed() < interval
+                && memo.live.iter().all(|(key, version)| {
+                    self.live
+                        .resource_version(key)
+                        .is_some_and(|v| v.as_deref() == Some(version.as_str()))
+                })
+        })
+    }
+
+    /// Records a full comparison: kept for reuse only when it found the app Synced with every object live.
+    fn memo_comparison(
+        &self,
+        cr_name: &str,
+        source: &ApplicationSource,
+        target: &AppTarget,
+        comparison: &Comparison,
+        generation: Option<i64>,
+    ) {
+        let live: Option<Vec<(ResourceKey, String)>> = comparison
+            .resources
+            .iter()
+            .map(|r| {
+                let version = r
+                    .live
+                    .as_ref()?
+                    .pointer("/metadata/resourceVersion")?
+                    .as_str()?;
+                Some((r.key.clone(), version.to_owned()))
+            })
+            .collect();
+        let memo = match live {
+            Some(live)
+                if comparison.sync_status() == SyncStatus::Synced
+                    && !self.config.full_compare_interval.is_zero() =>
+            {
+                // The next reconcile's inventory is this comparison's resources.
+                let inventory: Vec<ResourceKey> =
+                    comparison.resources.iter().map(|r| r.key.clone()).collect();
+                Some(ComparisonMemo {
+                    inputs: comparison_inputs(
+                        source,
+                        &comparison.revision,
+                        target,
+                        &inventory,
+                        generation,
+                    ),
+                    live,
+                    at: Instant::now(),
+                })
+            }
+            _ => None,
+        };
+        self.remember(cr_name, |m| m.comparison = memo);
+    }
+
     fn jittered(&self, interval: Duration) -> Duration {
         let factor = rand::rng().random_range(0.9..1.1);
         interval.mul_f64(factor)
@@ -220,18 +480,65 @@ impl Engine {
                 return;
             }
         }
-        let api: Api<DynamicObject> = Api::all_with(self.cluster.client().clone(), resource);
+        // Metadata only: the index needs names and resourceVersions, the trigger the app label.
+        let api: Api<kube::core::PartialObjectMeta<DynamicObject>> =
+            Api::all_with(self.cluster.client().clone(), resource);
         let triggers = self.triggers.clone();
         let namespace = self.config.namespace.clone();
+        let live = Arc::clone(&self.live);
+        let (group, kind) = (resource.group.clone(), resource.kind.clone());
         let config = watcher::Config::default().labels(APP_LABEL);
         tokio::spawn(async move {
-            let mut events = watcher(api, config)
-                .default_backoff()
-                .touched_objects()
-                .boxed();
+            let mut events = watcher(api, config).default_backoff().boxed();
             while let Some(event) = events.next().await {
-                let Ok(obj) = event else { continue };
-                let owner = obj.metadata.labels.as_ref().and_then(|l| l.get(APP_LABEL));
+                let Ok(event) = event else { continue };
+                let touched = match event {
+                    watcher::Event::Init => {
+                        live.list_started(&group, &kind);
+                        continue;
+                    }
+                    watcher::Event::InitDone => {
+                        live.list_done(&group, &kind);
+                        continue;
+                    }
+                    watcher::Event::InitApply(obj) => {
+                        let meta = &obj.metadata;
+                        live.listed(
+                            &group,
+                            &kind,
+                            meta.namespace.as_deref().unwrap_or_default(),
+                            meta.name.as_deref().unwrap_or_default(),
+                            meta.resource_version.as_deref().unwrap_or_default(),
+                        );
+                        obj
+                    }
+                    watcher::Event::Apply(obj) => {
+                        let meta = &obj.metadata;
+                        live.applied(
+                            &group,
+                            &kind,
+                            meta.namespace.as_deref().unwrap_or_default(),
+                            meta.name.as_deref().unwrap_or_default(),
+                            meta.resource_version.as_deref().unwrap_or_default(),
+                        );
+                        obj
+                    }
+                    watcher::Event::Delete(obj) => {
+                        let meta = &obj.metadata;
+                        live.deleted(
+                            &group,
+                            &kind,
+                            meta.namespace.as_deref().unwrap_or_default(),
+                            meta.name.as_deref().unwrap_or_default(),
+                        );
+                        obj
+                    }
+                };
+                let owner = touched
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(APP_LABEL));
                 if let Some(owner) = owner
                     && triggers
                         .send(ObjectRef::new(owner).within(&namespace))
@@ -298,6 +605,25 @@ impl Engine {
         let now = OffsetDateTime::now_utc();
         let mut status = app.status.clone().unwrap_or_default();
         let previous = status.clone();
+        if let Some(op) = status.operation_state.as_mut()
+            && matches!(
+                op.phase,
+                OperationPhase::Running | OperationPhase::Terminating
+            )
+        {
+            // The controller never reconciles an app twice at once, so nothing runs for it now: an operation
+            // still shown as running was cut short (the spoke stopped), or termination was asked of nothing.
+            op.message = if op.phase == OperationPhase::Terminating {
+                crate::sync::terminated_message(
+                    "a Terminating request in the Application's status",
+                    "(it was not running)",
+                )
+            } else {
+                "Operation interrupted: the spoke stopped while it ran".to_owned()
+            };
+            op.phase = OperationPhase::Failed;
+            op.finished_at = Some(now);
+        }
         let request = app.operation.clone();
         let hard = app
             .metadata
@@ -375,6 +701,68 @@ impl Engine {
             objects,
             inventory,
         };
+        let cr_name = app.metadata.name.clone().unwrap_or_default();
+        let generation = app.metadata.generation;
+        let refresh_requested = app
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
+        let violations = match self.policies.get(app.project()) {
+            Some(policy) => {
+                self.policy_violations(app.project(), &policy, &source, &target)
+                    .await
+            }
+            None => Vec::new(),
+        };
+        let refused = (!violations.is_empty()).then(|| {
+            format!(
+                "refused by the project's policy, nothing was applied: {}",
+                violations.join("; ")
+            )
+        });
+        decide::set_condition(
+            &mut status.conditions,
+            conditions::POLICY_VIOLATION,
+            refused.clone(),
+            now,
+        );
+        if let Some(message) = refused {
+            tracing::warn!(app = %app.qualified_name(), %message, "Project policy refuses the app.");
+            self.remember(&cr_name, |m| m.comparison = None);
+            status.sync = SyncReport {
+                status: SyncStatus::Unknown,
+                revision: commit.clone(),
+            };
+            if request.is_some() {
+                status.operation_state = Some(finished_operation(
+                    request.as_ref(),
+                    OperationPhase::Failed,
+                    &message,
+                    now,
+                ));
+            }
+            return Ok(self.finish(status, &previous, request.is_some(), now));
+        }
+        if request.is_none()
+            && !refresh_requested
+            && status.sync.status == SyncStatus::Synced
+            && status.sync.revision == commit
+        {
+            let inputs =
+                comparison_inputs(&source, &commit, &target, &target.inventory, generation);
+            if self.comparison_holds(&cr_name, inputs) {
+                // Nothing the comparison depends on changed: its result (in the status) stands.
+                self.compares
+                    .reused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(app = %app.qualified_name(), %commit, "Unchanged since the last comparison.");
+                return Ok(self.finish(status, &previous, false, now));
+            }
+        }
+        self.compares
+            .full
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let comparison = compare(&self.cluster, &target).await?;
         self.watch_kinds(&comparison).await;
         let comparison_errors =
@@ -450,6 +838,7 @@ impl Engine {
                     );
                 }
                 AutoSync::RetryAfter(delay) => {
+                    self.remember(&cr_name, |m| m.comparison = None);
                     let mut outcome = self.status_from(&comparison, status, &previous, false, now);
                     outcome.requeue = delay;
                     return Ok(outcome);
@@ -466,9 +855,15 @@ impl Engine {
                     inventory: new_inventory,
                     ..target
                 };
-                compare(&self.cluster, &after).await?
+                let comparison = compare(&self.cluster, &after).await?;
+                self.watch_kinds(&comparison).await;
+                self.memo_comparison(&cr_name, &source, &after, &comparison, generation);
+                comparison
             }
-            None => comparison,
+            None => {
+                self.memo_comparison(&cr_name, &source, &target, &comparison, generation);
+                comparison
+            }
         };
         Ok(self.status_from(&comparison, status, &previous, request.is_some(), now))
     }
@@ -494,7 +889,31 @@ impl Engine {
             prune_last: app.spec.sync_option_enabled("PruneLast"),
             ..self.config.sync.clone()
         };
-        let outcome = sync(&self.cluster, target, &options).await;
+        let cr_name = app.metadata.name.clone().unwrap_or_default();
+        let termination = Termination::default();
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cr_name.clone(), termination.clone());
+        self.report_running(
+            &cr_name,
+            &target.revision,
+            &command_id,
+            &initiated_by,
+            retry_count,
+        )
+        .await;
+        let watcher = tokio::spawn(watch_for_termination(
+            Api::namespaced(self.cluster.client().clone(), &self.config.namespace),
+            cr_name.clone(),
+            termination.clone(),
+        ));
+        let outcome = sync(&self.cluster, target, &options, &termination).await;
+        watcher.abort();
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&cr_name);
         tracing::info!(
             app = %app.qualified_name(),
             revision = %target.revision,
@@ -540,6 +959,46 @@ impl Engine {
             target.inventory.clone()
         } else {
             outcome.applied
+        }
+    }
+
+    /// Shows the operation as Running in the CR while it runs (so it can be seen and terminated). Best effort:
+    /// the final status is written when the operation ends.
+    async fn report_running(
+        &self,
+        cr_name: &str,
+        revision: &str,
+        command_id: &str,
+        initiated_by: &str,
+        retry_count: u32,
+    ) {
+        let api: Api<Application> =
+            Api::namespaced(self.cluster.client().clone(), &self.config.namespace);
+        let started = OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let patch = serde_json::json!({"status": {"operationState": {
+            "commandId": command_id,
+            "phase": OperationPhase::Running,
+            "message": "sync in progress",
+            "startedAt": started,
+            "finishedAt": null,
+            "revision": revision,
+            "resources": null,
+            "retryCount": retry_count,
+            "initiatedBy": initiated_by,
+        }}});
+        match api
+            .patch_status(cr_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(written) => self.remember(cr_name, |m| {
+                m.cr_version = written.metadata.resource_version.clone();
+                m.own_write = written.metadata.resource_version.clone();
+            }),
+            Err(error) => {
+                tracing::debug!(app = cr_name, %error, "Cannot show the operation as Running.");
+            }
         }
     }
 
@@ -686,6 +1145,10 @@ impl Engine {
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(status_error)?;
+        self.remember(&name, |m| {
+            m.cr_version = written.metadata.resource_version.clone();
+            m.own_write = written.metadata.resource_version.clone();
+        });
         // Clear the operation we ran and the refresh request we served, but
         // only if nobody wrote a new one meanwhile: compare with the object
         // as it is now and make the clearing conditional on its version.
@@ -712,7 +1175,10 @@ impl Engine {
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => {}
+                Ok(cleared) => self.remember(&name, |m| {
+                    m.cr_version = cleared.metadata.resource_version.clone();
+                    m.own_write = cleared.metadata.resource_version.clone();
+                }),
                 // Changed meanwhile: the next reconcile sees the new request.
                 Err(kube::Error::Api(status)) if status.code == 409 => self.trigger(&name),
                 Err(e) => return Err(status_error(e)),
@@ -730,6 +1196,26 @@ fn changed(previous: &ApplicationStatus, next: &ApplicationStatus) -> bool {
         ..s.clone()
     };
     strip(previous) != strip(next)
+}
+
+/// While a sync runs, polls the app's CR for a termination request written into it (Argo CD's way:
+/// `status.operationState.phase: Terminating`, e.g. with `kubectl patch --subresource=status`).
+async fn watch_for_termination(api: Api<Application>, cr_name: String, termination: Termination) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Ok(Some(app)) = api.get_opt(&cr_name).await else {
+            continue;
+        };
+        let requested = app
+            .status
+            .as_ref()
+            .and_then(|s| s.operation_state.as_ref())
+            .is_some_and(|op| op.phase == OperationPhase::Terminating);
+        if requested {
+            termination.request("a Terminating request in the Application's status");
+            return;
+        }
+    }
 }
 
 fn finished_operation(
@@ -767,19 +1253,42 @@ fn split_globs(text: &str) -> Vec<String> {
 
 async fn reconcile(app: Arc<Application>, engine: Arc<Engine>) -> Result<Action, ReconcileError> {
     let name = app.metadata.name.clone().unwrap_or_default();
+    if app.metadata.deletion_timestamp.is_some() {
+        engine.forget(&name);
+        return Ok(Action::await_change());
+    }
+    if let Some(action) = own_write_echo(&app, &engine) {
+        return Ok(action);
+    }
     *engine
         .reconciles
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .entry(name.clone())
         .or_default() += 1;
-    if app.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
     let started = std::time::Instant::now();
     let result = reconcile_and_write(&app, &engine).await;
     engine.observe(|o| o.reconciled(result.is_ok(), started.elapsed()));
     result
+}
+
+/// When the controller wakes up for the engine's own status write (seen through the watch) before the app
+/// is due and nothing else changed, the schedule is kept and nothing runs (not counted as a reconcile).
+fn own_write_echo(cached: &Application, engine: &Engine) -> Option<Action> {
+    let name = cached.metadata.name.as_deref().unwrap_or_default();
+    let cached_version = cached.metadata.resource_version.as_ref()?;
+    let refresh_requested = cached
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
+    if cached.operation.is_some() || refresh_requested {
+        return None;
+    }
+    let (own_write, due) = engine.remember(name, |m| (m.own_write.clone(), m.due));
+    let now = Instant::now();
+    let due = due.filter(|due| *due > now)?;
+    (own_write.as_ref() == Some(cached_version)).then(|| Action::requeue(due - now))
 }
 
 async fn reconcile_and_write(
@@ -790,24 +1299,42 @@ async fn reconcile_and_write(
     // reconcile computed from it would drop history or re-run a finished
     // operation. Read the object fresh: status is read-modify-write.
     let name = cached.metadata.name.clone().unwrap_or_default();
-    let api: Api<Application> =
-        Api::namespaced(engine.cluster.client().clone(), &engine.config.namespace);
-    let app = match api.get_opt(&name).await {
-        Ok(Some(app)) => app,
-        Ok(None) => return Ok(Action::await_change()),
-        Err(e) => {
-            return Err(ReconcileError::Status {
-                app: cached.qualified_name(),
-                source: Box::new(e),
-            });
+    let cached_version = cached.metadata.resource_version.clone();
+    let known = engine.remember(&name, |m| m.cr_version.clone());
+    let app = if cached_version.is_some() && cached_version == known {
+        // The cache holds the version the engine last read or wrote: nothing newer is known.
+        cached.clone()
+    } else {
+        let api: Api<Application> =
+            Api::namespaced(engine.cluster.client().clone(), &engine.config.namespace);
+        match api.get_opt(&name).await {
+            Ok(Some(app)) => app,
+            Ok(None) => {
+                engine.forget(&name);
+                return Ok(Action::await_change());
+            }
+            Err(e) => {
+                return Err(ReconcileError::Status {
+                    app: cached.qualified_name(),
+                    source: Box::new(e),
+                });
+            }
         }
     };
     if app.metadata.deletion_timestamp.is_some() {
+        engine.forget(&name);
         return Ok(Action::await_change());
     }
+    engine.remember(&name, |m| {
+        if m.cr_version != app.metadata.resource_version {
+            m.cr_version = app.metadata.resource_version.clone();
+            m.own_write = None;
+        }
+    });
     let span = tracing::info_span!("reconcile", app = %app.qualified_name());
     let outcome = tracing::Instrument::instrument(engine.reconcile_app(&app), span).await?;
     engine.write(&app, &outcome).await?;
+    engine.remember(&name, |m| m.due = Some(Instant::now() + outcome.requeue));
     Ok(Action::requeue(outcome.requeue))
 }
 
@@ -816,12 +1343,39 @@ fn error_policy(app: Arc<Application>, error: &ReconcileError, _engine: Arc<Engi
     Action::requeue(Duration::from_secs(5))
 }
 
+/// Loads the stored project policies; retried until the API server answers (nothing may be applied before
+/// the policies are known).
+async fn load_policies(engine: &Engine) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match crate::policy::load(engine.cluster.client(), &engine.config.namespace).await {
+            Ok(projects) => {
+                if !projects.is_empty() {
+                    tracing::info!(projects = projects.len(), "Stored project policies loaded.");
+                }
+                engine.policies.update(projects, true);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Cannot read the stored project policies; retrying.");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     engine: Arc<Engine>,
     triggers: mpsc::UnboundedReceiver<ObjectRef<Application>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let shutdown = shutdown.shared();
+    tokio::select! {
+        () = load_policies(&engine) => {}
+        () = shutdown.clone() => return,
+    }
     let api: Api<Application> =
         Api::namespaced(engine.cluster.client().clone(), &engine.config.namespace);
     let config = kube::runtime::controller::Config::default()

@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// Apps reconciled at once.
     #[arg(long, env = "SPOKE_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
+    /// How often a Synced app is compared in full (server-side dry runs) even when nothing it depends on
+    /// changed; `0s` compares in full on every reconcile.
+    #[arg(long, env = "SPOKE_FULL_COMPARE_INTERVAL", default_value = "30m", value_parser = parse_duration)]
+    pub full_compare_interval: GoDuration,
     /// Git cache directory (default /var/cache/edgecd-spoke, else $TMPDIR/edgecd-spoke).
     #[arg(long, env = "SPOKE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -114,6 +118,7 @@ impl RunArgs {
             state_namespace,
             poll_interval,
             concurrency,
+            full_compare_interval,
             cache_dir,
             admin_addr,
             log_format,
@@ -133,7 +138,9 @@ impl RunArgs {
             namespace: state_namespace,
             poll_interval: poll_interval.0,
             concurrency,
+            full_compare_interval: full_compare_interval.0,
             identity: format!("edgecd-spoke/{cluster_name}"),
+            cluster_name: cluster_name.to_string(),
             ..EngineConfig::default()
         };
         let config = RuntimeConfig {

@@ -1,6 +1,7 @@
 //! Comparing an app's rendered objects with the cluster (through server-side dry-run apply) and running a sync: prerequisites, waves with health gates, prune.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use edgecd_core::Health;
@@ -343,6 +344,34 @@ impl Default for SyncOptions {
     }
 }
 
+/// A request to stop a running sync at its next step boundary (before a prerequisite or a wave is applied,
+/// between health polls of a wave, before pruning). Clones share the request.
+#[derive(Debug, Clone, Default)]
+pub struct Termination(Arc<Mutex<Option<String>>>);
+
+impl Termination {
+    /// Asks the sync to stop; `by` says who asked (kept from the first request).
+    pub fn request(&self, by: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| by.to_owned());
+    }
+
+    /// Who asked the sync to stop, if anybody did.
+    pub fn requested(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The message of a terminated operation (Argo CD's wording, plus who asked and where it stopped).
+pub fn terminated_message(by: &str, at: &str) -> String {
+    format!("Operation terminated by {by} {at}")
+}
+
 /// The outcome of a sync.
 #[derive(Debug, Clone)]
 pub struct SyncOutcome {
@@ -353,6 +382,8 @@ pub struct SyncOutcome {
     pub finished_at: OffsetDateTime,
     /// Keys applied by this sync: the new inventory.
     pub applied: Vec<ResourceKey>,
+    /// Whether the sync stopped because termination was requested (the phase is then `Failed`).
+    pub terminated: bool,
 }
 
 fn result(
@@ -373,7 +404,12 @@ fn result(
 /// established), then each wave in order, each awaited healthy before the
 /// next, then prune. Stops at the first failure.
 #[tracing::instrument(skip_all, fields(app = %target.app, revision = %target.revision, dry_run = options.dry_run))]
-pub async fn sync(cluster: &LiveCluster, target: &AppTarget, options: &SyncOptions) -> SyncOutcome {
+pub async fn sync(
+    cluster: &LiveCluster,
+    target: &AppTarget,
+    options: &SyncOptions,
+    termination: &Termination,
+) -> SyncOutcome {
     let started_at = OffsetDateTime::now_utc();
     let mut results = Vec::new();
     let finish = |phase, message: String, results, applied| SyncOutcome {
@@ -383,7 +419,20 @@ pub async fn sync(cluster: &LiveCluster, target: &AppTarget, options: &SyncOptio
         started_at,
         finished_at: OffsetDateTime::now_utc(),
         applied,
+        terminated: false,
     };
+    let terminated = |by: String, at: &str, results, applied| SyncOutcome {
+        phase: OperationPhase::Failed,
+        message: terminated_message(&by, at),
+        resources: results,
+        started_at,
+        finished_at: OffsetDateTime::now_utc(),
+        applied,
+        terminated: true,
+    };
+    if let Some(by) = termination.requested() {
+        return terminated(by, "before it started", results, target.inventory.clone());
+    }
     let (planned, errors) = prepare_all(cluster, target).await;
     // A kind that is unknown because its CRD is part of this very sync is
     // retried after the CRDs are established.
@@ -456,6 +505,14 @@ pub async fn sync(cluster: &LiveCluster, target: &AppTarget, options: &SyncOptio
     }
 
     for p in &the_plan.prerequisites {
+        if let Some(by) = termination.requested() {
+            return terminated(
+                by,
+                &format!("before applying {}", p.key),
+                results,
+                merge_inventory(&target.inventory, &applied),
+            );
+        }
         match cluster.apply(&p.key, &p.object, apply_options).await {
             Ok(_) => {
                 results.push(result(&p.key, p.wave, "Synced", ""));
@@ -479,13 +536,24 @@ pub async fn sync(cluster: &LiveCluster, target: &AppTarget, options: &SyncOptio
         .collect();
     if !crds.is_empty() && !options.dry_run {
         for crd in &crds {
-            if let Err(message) = wait_healthy(cluster, &[&crd.key], options).await {
-                return finish(
-                    OperationPhase::Failed,
-                    message,
-                    results,
-                    merge_inventory(&target.inventory, &applied),
-                );
+            match wait_healthy(cluster, &[&crd.key], options, termination).await {
+                Ok(()) => {}
+                Err(Waited::Terminated(by)) => {
+                    return terminated(
+                        by,
+                        &format!("while waiting for {} to be established", crd.key),
+                        results,
+                        merge_inventory(&target.inventory, &applied),
+                    );
+                }
+                Err(Waited::Failed(message)) => {
+                    return finish(
+                        OperationPhase::Failed,
+                        message,
+                        results,
+                        merge_inventory(&target.inventory, &applied),
+                    );
+                }
             }
         }
         cluster.forget_kinds().await;
@@ -505,6 +573,14 @@ pub async fn sync(cluster: &LiveCluster, target: &AppTarget, options: &SyncOptio
 
     let wave_count = the_plan.waves.len();
     for (index, (wave, objects)) in the_plan.waves.iter().enumerate() {
+        if let Some(by) = termination.requested() {
+            return terminated(
+                by,
+                &format!("before wave {wave}"),
+                results,
+                merge_inventory(&target.inventory, &applied),
+            );
+        }
         for p in objects {
             match cluster.apply(&p.key, &p.object, apply_options).await {
                 Ok(_) => {
@@ -525,17 +601,38 @@ pub async fn sync(cluster: &LiveCluster, target: &AppTarget, options: &SyncOptio
         let last = index + 1 == wave_count;
         if !options.dry_run && (!last || (options.prune_last && options.prune)) {
             let keys: Vec<&ResourceKey> = objects.iter().map(|p| &p.key).collect();
-            if let Err(message) = wait_healthy(cluster, &keys, options).await {
-                return finish(
-                    OperationPhase::Failed,
-                    format!("wave {wave}: {message}"),
-                    results,
-                    merge_inventory(&target.inventory, &applied),
-                );
+            match wait_healthy(cluster, &keys, options, termination).await {
+                Ok(()) => {}
+                Err(Waited::Terminated(by)) => {
+                    return terminated(
+                        by,
+                        &format!("while waiting for wave {wave} to become healthy"),
+                        results,
+                        merge_inventory(&target.inventory, &applied),
+                    );
+                }
+                Err(Waited::Failed(message)) => {
+                    return finish(
+                        OperationPhase::Failed,
+                        format!("wave {wave}: {message}"),
+                        results,
+                        merge_inventory(&target.inventory, &applied),
+                    );
+                }
             }
         }
     }
 
+    if !the_plan.prune.is_empty()
+        && let Some(by) = termination.requested()
+    {
+        return terminated(
+            by,
+            "before pruning",
+            results,
+            merge_inventory(&target.inventory, &applied),
+        );
+    }
     let mut kept = Vec::new();
     for key in &the_plan.prune {
         if !options.prune {
@@ -602,23 +699,37 @@ fn merge_inventory(previous: &[ResourceKey], applied: &[ResourceKey]) -> Vec<Res
     all
 }
 
+/// Why waiting for health ended without success.
+enum Waited {
+    Failed(String),
+    /// Termination was requested (by whom).
+    Terminated(String),
+}
+
 /// Polls until every object is healthy (or has no health); fails on Degraded
-/// or when the wave timeout passes.
+/// or when the wave timeout passes; stops between polls when termination is requested.
 async fn wait_healthy(
     cluster: &LiveCluster,
     keys: &[&ResourceKey],
     options: &SyncOptions,
-) -> Result<(), String> {
+    termination: &Termination,
+) -> Result<(), Waited> {
     let deadline = tokio::time::Instant::now() + options.wave_timeout;
     loop {
+        if let Some(by) = termination.requested() {
+            return Err(Waited::Terminated(by));
+        }
         let mut pending = None;
         for key in keys {
-            let live = cluster.get(key).await.map_err(|e| e.to_string())?;
+            let live = cluster
+                .get(key)
+                .await
+                .map_err(|e| Waited::Failed(e.to_string()))?;
             match health_of(live.as_ref()) {
                 None => {}
                 Some(h) if h.status == Health::Healthy => {}
                 Some(h) if h.status == Health::Degraded => {
-                    return Err(format!("{key} is Degraded: {}", h.message));
+                    return Err(Waited::Failed(format!("{key} is Degraded: {}", h.message)));
                 }
                 Some(h) => pending = Some(format!("{key} is {}: {}", h.status, h.message)),
             }
@@ -627,7 +738,9 @@ async fn wait_healthy(
             return Ok(());
         };
         if tokio::time::Instant::now() >= deadline {
-            return Err(format!("timed out waiting for health: {pending}"));
+            return Err(Waited::Failed(format!(
+                "timed out waiting for health: {pending}"
+            )));
         }
         tokio::time::sleep(options.poll_interval).await;
     }

@@ -93,8 +93,8 @@ impl Default for LinkConfig {
         Self {
             replica: format!("hub-{}", uuid::Uuid::new_v4().simple()),
             hub_version: env!("CARGO_PKG_VERSION").to_owned(),
-            capabilities: Capabilities::all_v1()
-                .without(edgecd_core::link::capabilities::names::COMMAND_TERMINATE),
+            // Every v1 capability; terminate is carried out by spokes that offer it.
+            capabilities: Capabilities::all_v1(),
             required: vec![edgecd_core::link::capabilities::names::STATUS_DELTAS],
             heartbeat_interval: Duration::from_secs(10),
             stale_after: Duration::from_secs(30),

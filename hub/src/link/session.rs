@@ -61,6 +61,9 @@ impl SessionError {
 
 type Outbound = mpsc::Sender<Result<HubMessage, Status>>;
 
+/// Heartbeats between re-checks of the project policies sent to the spoke.
+const POLICY_RECHECK_TICKS: u32 = 6;
+
 /// What every session needs.
 pub(super) struct Context {
     pub config: Arc<LinkConfig>,
@@ -135,6 +138,11 @@ struct Session<'a> {
     /// Repository credentials may have changed; and a hash of the set last sent.
     credentials_dirty: bool,
     credentials_sent: Option<String>,
+    /// Project policies may have changed; and a hash of the set last sent.
+    policies_dirty: bool,
+    policies_sent: Option<u64>,
+    /// Heartbeats since the project policies were last re-checked.
+    policy_ticks: u32,
     last_seen: Instant,
     last_seen_at: OffsetDateTime,
     stale: bool,
@@ -231,6 +239,9 @@ pub(super) async fn run(
         commands_dirty: true,
         credentials_dirty: true,
         credentials_sent: None,
+        policies_dirty: true,
+        policies_sent: None,
+        policy_ticks: 0,
         last_seen: Instant::now(),
         last_seen_at: now,
         stale: false,
@@ -270,12 +281,14 @@ pub(super) async fn run(
                     Some(Signal::DesiredChanged) => {
                         session.desired_dirty = true;
                         session.credentials_dirty = true;
+                        session.policies_dirty = true;
                     }
                     Some(Signal::CommandsPending) => session.commands_dirty = true,
                     Some(Signal::Resync) => {
                         session.desired_dirty = true;
                         session.commands_dirty = true;
                         session.credentials_dirty = true;
+                        session.policies_dirty = true;
                     }
                     Some(Signal::Replaced) => {
                         go_away(&session.outbound, go_away::Reason::Replaced, "a newer stream of this cluster took over".into(), Duration::ZERO).await?;
@@ -302,6 +315,12 @@ pub(super) async fn run(
                 session.check_staleness().await?;
                 // Commands whose deadline passed are answered here too.
                 session.commands_dirty = true;
+                // Project edits carry no signal: re-check the policies every few heartbeats.
+                session.policy_ticks += 1;
+                if session.policy_ticks >= POLICY_RECHECK_TICKS {
+                    session.policy_ticks = 0;
+                    session.policies_dirty = true;
+                }
                 session.flush().await?;
             }
         }
@@ -361,7 +380,59 @@ impl Session<'_> {
             self.credentials_dirty = false;
             self.send_credentials().await?;
         }
+        if self.policies_dirty && !self.window_full() {
+            self.policies_dirty = false;
+            self.send_policies().await?;
+        }
         Ok(())
+    }
+
+    /// Sends the policies of the projects of the cluster's desired apps (a full set, only when it changed),
+    /// so the spoke enforces them again before applying anything.
+    async fn send_policies(&mut self) -> Result<(), SessionError> {
+        use edgecd_core::link::capabilities::names;
+        if !self.capabilities.contains(names::PROJECT_POLICIES) {
+            return Ok(());
+        }
+        let desired = self.ctx.store.desired_changes(self.name(), 0).await?;
+        let names: std::collections::BTreeSet<String> = desired
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                DesiredChange::Upsert(app) => Some(app.project.clone()),
+                DesiredChange::Delete { .. } => None,
+            })
+            .collect();
+        let mut projects = Vec::new();
+        for name in &names {
+            match self.ctx.store.get_project(name).await {
+                Ok(record) => projects.push(edgecd_proto::convert::project(
+                    &record.name,
+                    &record.spec,
+                    record.version,
+                    Some(record.created_at),
+                )),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let hash = {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            format!("{projects:?}").hash(&mut hasher);
+            hasher.finish()
+        };
+        if self.policies_sent == Some(hash) {
+            return Ok(());
+        }
+        self.policies_sent = Some(hash);
+        tracing::debug!(projects = projects.len(), "Sending project policies.");
+        let message = edgecd_proto::v1::ProjectPolicies {
+            projects,
+            full_snapshot: true,
+        };
+        self.send_sequenced(hub_message::Body::ProjectPolicies(message), vec![])
+            .await
     }
 
     /// Sends the repository credentials this cluster may use (a full set,

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tonic::transport::Endpoint;
 
-use super::{HelloParams, LinkError, Negotiated, handshake};
+use super::{HelloParams, LinkError, Negotiated, handshake, reports};
 use crate::crd::{
     self, Application, ORIGIN_LABEL, OperationRequest, PROJECT_LABEL, REFRESH_ANNOTATION,
     RollbackRequest, SPEC_VERSION_ANNOTATION, SyncRequest,
@@ -34,6 +34,8 @@ const LINK_MANAGER: &str = "edgecd-hub-link";
 const SNAPSHOT_CHUNK: usize = 100;
 /// Commands remembered for idempotent redelivery.
 const REMEMBERED_COMMANDS: usize = 1024;
+/// Events buffered while the outbox has no room (beyond, the oldest are dropped and reported as dropped).
+const EVENT_BUFFER: usize = 1000;
 
 /// Settings of the hub link.
 #[derive(Debug, Clone)]
@@ -66,8 +68,8 @@ impl HubLinkConfig {
             cluster_name: cluster_name.into(),
             spoke_version: env!("CARGO_PKG_VERSION").to_owned(),
             namespace: namespace.into(),
-            // Not implemented by this spoke yet: terminate, renewal, repo
-            // credentials and project policies over the stream, trees, events.
+            // Not implemented by this spoke yet: repo credentials over the
+            // stream.
             capabilities: Capabilities::from_names([
                 names::STATUS_DELTAS,
                 names::DIGEST,
@@ -75,6 +77,10 @@ impl HubLinkConfig {
                 names::COMMANDS,
                 names::COMMAND_QUERIES,
                 names::AUTONOMOUS_APPS,
+                names::COMMAND_TERMINATE,
+                names::RESOURCE_TREES,
+                names::EVENTS,
+                names::PROJECT_POLICIES,
             ]),
             buffer_capacity: 10_000,
             connect_timeout: Duration::from_secs(10),
@@ -91,6 +97,8 @@ enum Report {
     Snapshot(AppStatusBatch),
     Commands(CommandStatusBatch),
     Digest(v1::Digest),
+    Tree(Box<v1::ResourceTree>),
+    Events(v1::EventBatch),
     Renew(v1::RenewRequest),
 }
 
@@ -107,6 +115,8 @@ impl Report {
             Report::Snapshot(batch) => spoke_message::Body::AppStatus(batch),
             Report::Commands(batch) => spoke_message::Body::CommandStatus(batch),
             Report::Digest(d) => spoke_message::Body::Digest(d),
+            Report::Tree(tree) => spoke_message::Body::ResourceTree(*tree),
+            Report::Events(batch) => spoke_message::Body::Events(batch),
             Report::Renew(r) => spoke_message::Body::Renew(r),
         }
     }
@@ -130,6 +140,18 @@ struct Link {
     command_order: std::collections::VecDeque<String>,
     /// Commands waiting for their operation to finish, by CR name.
     pending_operations: HashMap<String, String>,
+    /// Terminate commands waiting for the operation they stop to end, by CR name: (command id, asked at).
+    pending_terminations: HashMap<String, (String, OffsetDateTime)>,
+    /// Resource-tree hashes last queued, by CR name.
+    trees: reports::TreeHashes,
+    /// Every app's resource tree is owed (after a resync request or a lost hub state).
+    trees_owed: bool,
+    /// Each app's status as last seen, to derive events.
+    seen: HashMap<String, reports::Seen>,
+    /// Events waiting for room in the outbox.
+    events: reports::EventBuffer,
+    /// Capabilities agreed on the last stream (None before the first Welcome).
+    agreed: Option<Capabilities>,
     /// A full status report is owed (after Welcome, a resync request, or a full buffer).
     snapshot_owed: bool,
 }
@@ -169,6 +191,12 @@ pub async fn run(
         commands: HashMap::new(),
         command_order: Default::default(),
         pending_operations: HashMap::new(),
+        pending_terminations: HashMap::new(),
+        trees: reports::TreeHashes::new(),
+        trees_owed: false,
+        seen: HashMap::new(),
+        events: reports::EventBuffer::new(EVENT_BUFFER),
+        agreed: None,
         snapshot_owed: true,
     };
     let mut backoff = Backoff::reconnect();
@@ -306,7 +334,9 @@ impl Link {
         };
         if negotiated.full_status_resync {
             self.snapshot_owed = true;
+            self.trees_owed = true;
         }
+        self.agreed = Some(negotiated.capabilities.clone());
         let mut inbox = Inbox::new(negotiated.resume_hub_seq);
         for (seq, report) in resend {
             send(&session.outbound, seq, inbox.ack(), report.body()).await?;
@@ -330,6 +360,9 @@ impl Link {
             };
             if self.snapshot_owed {
                 self.queue_snapshot().await;
+            }
+            if self.trees_owed {
+                self.queue_all_trees().await;
             }
             self.pump(&session.outbound, &inbox).await?;
             tokio::select! {
@@ -396,6 +429,13 @@ impl Link {
         outbound: &mpsc::Sender<SpokeMessage>,
         inbox: &Inbox,
     ) -> Result<(), LinkError> {
+        // Buffered events move into the outbox while it has room.
+        while self.events.len() > 0 && self.outbox.len() + 1 < self.config.buffer_capacity {
+            let Some(batch) = self.events.take_batch(&self.config.cluster_name) else {
+                break;
+            };
+            self.queue(None, Report::Events(batch));
+        }
         while let Some((seq, report)) = self.outbox.next_to_send() {
             send(outbound, seq, inbox.ack(), report.body()).await?;
         }
@@ -454,6 +494,8 @@ impl Link {
             watcher::Event::Delete(app) => {
                 let name = app.metadata.name.clone().unwrap_or_default();
                 self.reported.remove(&name);
+                self.trees.remove(&name);
+                self.seen.remove(&name);
                 let app_ref = v1::AppRef {
                     project: app.project().to_owned(),
                     name: app.app_name(),
@@ -488,6 +530,19 @@ impl Link {
                 Some(app.qualified_name()),
                 Report::Status(Box::new(report_of(app))),
             );
+            if self.agreed_to(edgecd_core::link::capabilities::names::RESOURCE_TREES) {
+                self.queue_tree(app).await;
+            }
+        }
+        if let Some(status) = &app.status {
+            let before = self.seen.get(&name);
+            let events = reports::events_between(&self.config.cluster_name, app, before);
+            if self.agreed_to(edgecd_core::link::capabilities::names::EVENTS) {
+                for event in events {
+                    self.events.push(event);
+                }
+            }
+            self.seen.insert(name.clone(), reports::Seen::of(status));
         }
         // A command's operation finished: report its result.
         if let Some(command_id) = self.pending_operations.get(&name).cloned()
@@ -509,6 +564,121 @@ impl Link {
                 payload: Some(command_status::Payload::Operation(pc::operation_state(op))),
             };
             self.report_command(status);
+        }
+        // A terminated operation ended: the terminate command's result.
+        if let Some((command_id, asked_at)) = self.pending_terminations.get(&name).cloned()
+            && let Some(op) = app.status.as_ref().and_then(|s| s.operation_state.as_ref())
+            && op.phase.is_finished()
+            && op.finished_at.is_some_and(|at| at >= asked_at)
+        {
+            self.pending_terminations.remove(&name);
+            let terminated = op.message.starts_with("Operation terminated");
+            let (outcome, message) = if terminated {
+                (v1::CommandOutcome::Succeeded, op.message.clone())
+            } else {
+                (
+                    v1::CommandOutcome::Failed,
+                    format!(
+                        "the operation ended ({:?}) before it could be terminated: {}",
+                        op.phase, op.message
+                    ),
+                )
+            };
+            let status = CommandStatus {
+                command_id,
+                outcome: outcome as i32,
+                message,
+                updated_at: Some(pc::timestamp(OffsetDateTime::now_utc())),
+                payload: Some(command_status::Payload::Operation(pc::operation_state(op))),
+            };
+            self.report_command(status);
+        }
+    }
+
+    /// Whether the hub agreed to `capability` on the last stream (assumed before the first one).
+    fn agreed_to(&self, capability: &str) -> bool {
+        self.agreed.as_ref().is_none_or(|c| c.contains(capability))
+    }
+
+    /// Queues the app's resource tree if it changed since it was last queued (coalesced per app: the newest
+    /// tree wins).
+    async fn queue_tree(&mut self, app: &Application) {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let tree = reports::resource_tree(self.engine.cluster(), app).await;
+        let hash = reports::tree_hash(&tree);
+        if self.trees.get(&name) == Some(&hash) {
+            return;
+        }
+        let key = format!("tree:{}", app.qualified_name());
+        match self.outbox.push(Some(key), Report::Tree(Box::new(tree))) {
+            Ok(()) => {
+                self.trees.insert(name, hash);
+            }
+            Err(OutboxError::Full { capacity }) => {
+                // Not recorded as sent: the next change (or a resync) sends it.
+                tracing::warn!(capacity, app = %app.qualified_name(), "Hub link buffer is full; the resource tree follows later.");
+                self.trees.remove(&name);
+            }
+            Err(error) => tracing::warn!(%error, "Cannot queue a resource tree."),
+        }
+    }
+
+    /// Queues every app's resource tree (after a resync request or when the hub lost its state).
+    async fn queue_all_trees(&mut self) {
+        if !self.agreed_to(edgecd_core::link::capabilities::names::RESOURCE_TREES) {
+            self.trees_owed = false;
+            return;
+        }
+        let Ok(list) = self.apps.list(&ListParams::default()).await else {
+            return;
+        };
+        self.trees_owed = false;
+        self.trees.clear();
+        for app in &list.items {
+            self.queue_tree(app).await;
+        }
+    }
+
+    /// Keeps the project policies the hub sent (durably, in the state namespace) and has every app
+    /// re-checked against them.
+    async fn apply_policies(&mut self, policies: v1::ProjectPolicies) {
+        let mut projects = if policies.full_snapshot {
+            HashMap::new()
+        } else {
+            self.engine.policies().all()
+        };
+        for project in &policies.projects {
+            match pc::from_project(project) {
+                Ok(spec) => {
+                    projects.insert(project.name.clone(), spec);
+                }
+                Err(error) => {
+                    tracing::warn!(project = %project.name, %error, "Ignoring a project policy that cannot be read.");
+                }
+            }
+        }
+        tracing::info!(
+            projects = projects.len(),
+            full = policies.full_snapshot,
+            "Project policies received."
+        );
+        if let Err(error) = crate::policy::store(
+            self.engine.cluster().client(),
+            &self.config.namespace,
+            &projects,
+        )
+        .await
+        {
+            // Still enforced from memory; stored with the next update.
+            tracing::warn!(%error, "Cannot store the project policies.");
+        }
+        self.engine.policies().update(projects, true);
+        if let Some(store) = self.engine.apps() {
+            for app in store.state() {
+                if let Some(name) = &app.metadata.name {
+                    self.engine.trigger(name);
+                }
+            }
         }
     }
 
@@ -584,7 +754,19 @@ impl Link {
         match body {
             Some(hub_message::Body::DesiredApps(desired)) => self.apply_desired(desired).await,
             Some(hub_message::Body::Command(command)) => self.run_command(command).await,
-            Some(hub_message::Body::Resync(_)) => self.snapshot_owed = true,
+            Some(hub_message::Body::Resync(resync)) => {
+                use v1::resync_request::Scope;
+                let scope = resync.scope();
+                if matches!(scope, Scope::Status | Scope::All | Scope::Unspecified) {
+                    self.snapshot_owed = true;
+                }
+                if matches!(scope, Scope::ResourceTrees | Scope::All) {
+                    self.trees_owed = true;
+                }
+            }
+            Some(hub_message::Body::ProjectPolicies(policies)) => {
+                self.apply_policies(policies).await;
+            }
             Some(hub_message::Body::Renew(response)) => {
                 if let Some(identity) = &self.config.identity
                     && let Err(error) = identity.renewed(&response).await
@@ -861,7 +1043,38 @@ impl Link {
                     Err(error) => Err(error),
                 }
             }
-            Some(command::Kind::Terminate(_)) | None => {
+            Some(command::Kind::Terminate(_)) => {
+                let by = if command.issued_by.is_empty() {
+                    "the hub".to_owned()
+                } else {
+                    command.issued_by.clone()
+                };
+                if self.engine.terminate(&name, &by) {
+                    self.pending_terminations
+                        .insert(name, (id.clone(), OffsetDateTime::now_utc()));
+                    let running = status(
+                        v1::CommandOutcome::Running,
+                        "termination requested; the operation stops at its next step".into(),
+                    );
+                    // Not remembered as final: the result follows when the operation ends.
+                    self.queue(
+                        None,
+                        Report::Commands(CommandStatusBatch {
+                            statuses: vec![running],
+                        }),
+                    );
+                } else {
+                    self.report_command(status(
+                        v1::CommandOutcome::Failed,
+                        format!(
+                            "no operation is running for {}; nothing to terminate",
+                            app.qualified_name()
+                        ),
+                    ));
+                }
+                return;
+            }
+            None => {
                 self.report_command(status(
                     v1::CommandOutcome::Unsupported,
                     "this spoke does not support the command".into(),

@@ -1,0 +1,527 @@
+//! The spoke's side of the hub link end to end (real gRPC on TCP, the hub on SQLite, the Kubernetes API emulator, a real git server): a terminate command stops a running sync at its wave boundary, resource trees and events reach the hub's store, and the spoke enforces the project policies the hub sends — also after a restart without the hub.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgecd_core::app::{
+    ApplicationSource, ApplicationSpec, AutomatedSync, Destination, OperationPhase, ResourceKey,
+    SyncPolicy,
+};
+use edgecd_core::project::{GroupKind, ProjectDestination, ProjectSpec};
+use edgecd_core::{Health, SyncStatus};
+use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_hub::link::{
+    CommandPayload, DESIRED_CHANNEL, LinkConfig, SpokeLink, command_payload_kind,
+};
+use edgecd_hub::store::{
+    AppRecord, CommandOutcome, EventFilter, NewApp, NewCluster, NewCommand, SqliteStore, Store,
+};
+use edgecd_proto::v1::spoke_service_server::SpokeServiceServer;
+use edgecd_spoke::cluster::LiveCluster;
+use edgecd_spoke::crd::Application;
+use edgecd_spoke::git::{CredentialStore, GitCache, GitConfig};
+use edgecd_spoke::link::{self, HubLinkConfig};
+use edgecd_spoke::reconcile::{self, Engine, EngineConfig};
+use edgecd_spoke::sync::SyncOptions;
+use edgecd_testkit::{GitRepo, GitServer};
+use kube::api::{Api, Patch, PatchParams};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+
+const STATE_NS: &str = "edgecd-system";
+const CLUSTER: &str = "cluster-1";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
+
+async fn start_hub(store: Arc<dyn Store>) -> SocketAddr {
+    let config = LinkConfig {
+        heartbeat_interval: Duration::from_millis(500),
+        stale_after: Duration::from_secs(2),
+        ..LinkConfig::default()
+    };
+    let link = SpokeLink::new(config, store);
+    link.spawn_router();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(SpokeServiceServer::new(link))
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+/// A spoke engine on the emulated cluster, with a hub link when `hub` is given.
+struct Spoke {
+    cluster: LiveCluster,
+    engine: Arc<Engine>,
+    _engine_stop: oneshot::Sender<()>,
+    _link_stop: Option<oneshot::Sender<()>>,
+    _cache: tempfile::TempDir,
+}
+
+impl Spoke {
+    async fn start(emulator: &KubeEmulator, hub: Option<SocketAddr>) -> Self {
+        let cluster = LiveCluster::new(emulator.client().await.unwrap());
+        edgecd_spoke::runtime::install_crd(&cluster).await.unwrap();
+        edgecd_spoke::runtime::ensure_namespace(cluster.client(), STATE_NS)
+            .await
+            .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let git_config = GitConfig {
+            ls_remote_ttl: Duration::from_millis(100),
+            ..GitConfig::new(cache.path())
+        };
+        let git = GitCache::new(git_config, CredentialStore::default()).unwrap();
+        let config = EngineConfig {
+            namespace: STATE_NS.into(),
+            cluster_name: CLUSTER.into(),
+            poll_interval: Duration::from_secs(1),
+            progress_interval: Duration::from_millis(200),
+            sync: SyncOptions {
+                wave_timeout: Duration::from_secs(60),
+                poll_interval: Duration::from_millis(50),
+                ..SyncOptions::default()
+            },
+            ..EngineConfig::default()
+        };
+        let (engine, triggers) = Engine::new(cluster.clone(), git, config);
+        let (engine_stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(reconcile::run(Arc::clone(&engine), triggers, async move {
+            let _ = stopped.await;
+        }));
+        let link_stop = hub.map(|hub| {
+            let config = HubLinkConfig::new(format!("http://{hub}"), CLUSTER, STATE_NS);
+            let (stop, stopped) = oneshot::channel::<()>();
+            tokio::spawn(link::run(config, Arc::clone(&engine), async move {
+                let _ = stopped.await;
+            }));
+            stop
+        });
+        Self {
+            cluster,
+            engine,
+            _engine_stop: engine_stop,
+            _link_stop: link_stop,
+            _cache: cache,
+        }
+    }
+
+    fn apps(&self) -> Api<Application> {
+        Api::namespaced(self.cluster.client().clone(), STATE_NS)
+    }
+
+    async fn exists(&self, group: &str, kind: &str, namespace: &str, name: &str) -> bool {
+        let key = ResourceKey {
+            group: group.into(),
+            version: "v1".into(),
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.cluster.get(&key).await.unwrap().is_some()
+    }
+}
+
+async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..600 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn hub_with_cluster() -> (tempfile::TempDir, Arc<dyn Store>, SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
+    store
+        .create_cluster(&NewCluster {
+            name: CLUSTER.into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    let hub = start_hub(Arc::clone(&store)).await;
+    (dir, store, hub)
+}
+
+async fn emulator() -> KubeEmulator {
+    KubeEmulator::start(EmulatorConfig {
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Creates an app at the hub straight in its store (no API checks) and tells the link.
+async fn create_app(
+    store: &dyn Store,
+    project: &str,
+    repo: &GitRepo,
+    path: &str,
+    namespace: &str,
+    automated: bool,
+) {
+    let spec = ApplicationSpec {
+        project: project.into(),
+        source: ApplicationSource {
+            repo_url: repo.url().into(),
+            target_revision: "HEAD".into(),
+            path: path.into(),
+            ..ApplicationSource::default()
+        },
+        destination: Destination {
+            cluster: CLUSTER.into(),
+            namespace: namespace.into(),
+            ..Destination::default()
+        },
+        sync_policy: Some(SyncPolicy {
+            automated: automated.then(|| AutomatedSync {
+                prune: true,
+                self_heal: true,
+                allow_empty: false,
+            }),
+            sync_options: vec!["CreateNamespace=true".into()],
+            retry: None,
+        }),
+        ..ApplicationSpec::default()
+    };
+    store
+        .create_app(&NewApp {
+            project: project.into(),
+            name: "demo".into(),
+            spec,
+            labels: Default::default(),
+            owner: None,
+        })
+        .await
+        .unwrap();
+    store.notify(DESIRED_CHANNEL, CLUSTER).await.unwrap();
+}
+
+async fn app(store: &dyn Store, project: &str) -> AppRecord {
+    store.get_app(project, "demo").await.unwrap()
+}
+
+async fn enqueue(store: &dyn Store, project: &str, payload: CommandPayload) -> String {
+    let command = NewCommand {
+        project: project.into(),
+        app: "demo".into(),
+        cluster: CLUSTER.into(),
+        kind: command_payload_kind(&payload).into(),
+        payload: serde_json::to_value(&payload).unwrap(),
+        issued_by: "alice".into(),
+        deadline: OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    store.enqueue_command(&command).await.unwrap().id
+}
+
+async fn wait_command(store: &dyn Store, id: &str, want: CommandOutcome) -> serde_json::Value {
+    wait_for(&format!("command {id} {want:?}"), async || {
+        let record = store.get_command(id).await.ok()?;
+        (record.outcome == want)
+            .then(|| serde_json::json!({"message": record.message, "result": record.result}))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminate_command_from_the_hub_stops_a_running_sync_at_its_wave_boundary() {
+    let (_dir, store, hub) = hub_with_cluster().await;
+    let emulator = emulator().await;
+    let git = GitServer::start().unwrap();
+    let repo = git.create_repo("stuck").unwrap();
+    // Wave 0 never becomes healthy (the emulator's `stuck` fault); wave 1 must never be applied.
+    repo.write(
+        "app/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\n  annotations:\n    argocd.argoproj.io/sync-wave: \"0\"\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: stuck}\n  template:\n    metadata:\n      labels: {app: stuck, emulator.edgecd.io/fault: stuck}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
+    )
+    .unwrap();
+    repo.write(
+        "app/after.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n  annotations:\n    argocd.argoproj.io/sync-wave: \"1\"\ndata:\n  k: v\n",
+    )
+    .unwrap();
+    repo.commit("two waves").unwrap();
+    let spoke = Spoke::start(&emulator, Some(hub)).await;
+    create_app(store.as_ref(), "default", &repo, "app", "stuck", false).await;
+    wait_for("the app at the spoke", async || {
+        spoke.apps().get_opt("demo").await.ok().flatten()
+    })
+    .await;
+
+    let sync = enqueue(
+        store.as_ref(),
+        "default",
+        CommandPayload::Sync {
+            revision: String::new(),
+            prune: true,
+            dry_run: false,
+            force: false,
+        },
+    )
+    .await;
+    wait_command(store.as_ref(), &sync, CommandOutcome::Running).await;
+    wait_for("wave 0 applied and waited on", async || {
+        (spoke.engine.is_syncing("demo")
+            && spoke.exists("apps", "Deployment", "stuck", "stuck").await)
+            .then_some(())
+    })
+    .await;
+
+    let terminate = enqueue(store.as_ref(), "default", CommandPayload::Terminate).await;
+    let done = wait_command(store.as_ref(), &terminate, CommandOutcome::Succeeded).await;
+    let message = done["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Operation terminated by alice while waiting for wave 0"),
+        "{message}"
+    );
+    assert_eq!(done["result"]["operation"]["phase"], "Failed");
+    // The sync command itself ends Failed with the same message.
+    let synced = wait_command(store.as_ref(), &sync, CommandOutcome::Failed).await;
+    assert!(
+        synced["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Operation terminated")
+    );
+    assert!(!spoke.engine.is_syncing("demo"));
+    assert!(!spoke.exists("", "ConfigMap", "stuck", "after").await);
+    let op = spoke
+        .apps()
+        .get("demo")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .operation_state
+        .unwrap();
+    assert_eq!(op.phase, OperationPhase::Failed);
+    assert_eq!(op.message, message);
+
+    // Nothing runs any more: a second terminate fails with a clear message.
+    let again = enqueue(store.as_ref(), "default", CommandPayload::Terminate).await;
+    let failed = wait_command(store.as_ref(), &again, CommandOutcome::Failed).await;
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("no operation is running"),
+        "{failed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_trees_and_events_reach_the_hub_store() {
+    let (_dir, store, hub) = hub_with_cluster().await;
+    let emulator = emulator().await;
+    let git = GitServer::start().unwrap();
+    let repo = git.create_repo("demo").unwrap();
+    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+        .unwrap();
+    repo.commit("demo").unwrap();
+    let _spoke = Spoke::start(&emulator, Some(hub)).await;
+    create_app(
+        store.as_ref(),
+        "default",
+        &repo,
+        "deploy/overlays/cluster1",
+        "demo",
+        true,
+    )
+    .await;
+    wait_for("demo Synced and Healthy at the hub", async || {
+        let status = app(store.as_ref(), "default").await.status?;
+        (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
+            .then_some(())
+    })
+    .await;
+
+    // The tree: the Deployment, its ReplicaSet (parent: the Deployment) and its Pod (parent: the ReplicaSet).
+    let tree = wait_for("a tree with the Deployment's Pod", async || {
+        let tree = store.get_resource_tree("default", "demo").await.ok()??;
+        let nodes = tree["nodes"].as_array()?.clone();
+        nodes
+            .iter()
+            .any(|n| n["key"]["kind"] == "Pod")
+            .then_some(nodes)
+    })
+    .await;
+    let find = |kind: &str| {
+        tree.iter()
+            .find(|n| n["key"]["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {tree:?}"))
+    };
+    let deployment = find("Deployment");
+    let replica_set = find("ReplicaSet");
+    let pod = find("Pod");
+    assert!(!deployment["uid"].as_str().unwrap().is_empty());
+    assert_eq!(replica_set["parentUids"][0], deployment["uid"]);
+    assert_eq!(pod["parentUids"][0], replica_set["uid"]);
+    assert_eq!(deployment["health"], "Healthy");
+    assert!(tree.iter().any(|n| n["key"]["kind"] == "Service"));
+
+    // Events: the automated sync and the health changes.
+    let events = wait_for("sync and health events", async || {
+        let filter = EventFilter {
+            cluster: Some(CLUSTER.into()),
+            app: Some(("default".into(), "demo".into())),
+        };
+        let page = store.list_events(&filter, 100, None).await.ok()?;
+        let reasons: Vec<String> = page.items.iter().map(|e| e.reason.clone()).collect();
+        (reasons.iter().any(|r| r == "SyncSucceeded")
+            && reasons.iter().any(|r| r == "HealthChanged"))
+        .then_some(page.items)
+    })
+    .await;
+    let succeeded = events.iter().find(|e| e.reason == "SyncSucceeded").unwrap();
+    assert!(
+        succeeded.message.contains("successfully synced"),
+        "{}",
+        succeeded.message
+    );
+    assert_eq!(succeeded.app, "demo");
+}
+
+/// A project that allows no cluster-scoped kinds and only `team-*` namespaces.
+fn restrictive_project() -> ProjectSpec {
+    ProjectSpec {
+        source_repos: vec!["*".into()],
+        destinations: vec![ProjectDestination {
+            cluster_selector: None,
+            clusters: vec!["*".into()],
+            namespace: "team-*".into(),
+        }],
+        cluster_resource_whitelist: vec![GroupKind {
+            group: String::new(),
+            kind: "Namespace".into(),
+        }],
+        ..ProjectSpec::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoke_refuses_a_cluster_role_its_project_denies_even_when_the_hub_delivers_it_and_after_a_restart_without_the_hub()
+ {
+    let (_dir, store, hub) = hub_with_cluster().await;
+    store
+        .create_project("team", &restrictive_project())
+        .await
+        .unwrap();
+    let emulator = emulator().await;
+    let git = GitServer::start().unwrap();
+    let repo = git.create_repo("escalate").unwrap();
+    repo.write(
+        "app/role.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: everything\nrules:\n- apiGroups: [\"*\"]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n",
+    )
+    .unwrap();
+    repo.write(
+        "app/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: harmless\ndata:\n  k: v\n",
+    )
+    .unwrap();
+    repo.commit("a ClusterRole the project does not allow")
+        .unwrap();
+    let spoke = Spoke::start(&emulator, Some(hub)).await;
+    // Straight into the store: the hub's API checks are bypassed, the spoke is the last line.
+    create_app(store.as_ref(), "team", &repo, "app", "team-a", true).await;
+
+    let status = wait_for("the policy condition", async || {
+        let app = spoke.apps().get_opt("team.demo").await.ok()??;
+        let status = app.status?;
+        status
+            .conditions
+            .iter()
+            .any(|c| c.kind == "ProjectPolicyViolation")
+            .then_some(status)
+    })
+    .await;
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.kind == "ProjectPolicyViolation")
+        .unwrap();
+    assert!(
+        condition.message.contains(
+            "ClusterRole everything: project team does not allow cluster-scoped ClusterRole.rbac.authorization.k8s.io"
+        ),
+        "{}",
+        condition.message
+    );
+    assert!(condition.message.contains("nothing was applied"));
+    assert_eq!(status.sync.status, SyncStatus::Unknown);
+    // The condition reaches the hub too.
+    wait_for("the condition at the hub", async || {
+        let status = app(store.as_ref(), "team").await.status?;
+        status
+            .conditions
+            .iter()
+            .any(|c| c.kind == "ProjectPolicyViolation")
+            .then_some(())
+    })
+    .await;
+    // Nothing was applied: neither the ClusterRole nor the harmless ConfigMap of the same app.
+    assert!(
+        !spoke
+            .exists("rbac.authorization.k8s.io", "ClusterRole", "", "everything")
+            .await
+    );
+    assert!(!spoke.exists("", "ConfigMap", "team-a", "harmless").await);
+    // The policies are stored in the cluster.
+    let stored = edgecd_spoke::policy::load(spoke.cluster.client(), STATE_NS)
+        .await
+        .unwrap();
+    assert_eq!(stored.get("team"), Some(&restrictive_project()));
+
+    // A restart without the hub still enforces the stored policy, for a requested sync too.
+    drop(spoke);
+    let spoke = Spoke::start(&emulator, None).await;
+    let request = serde_json::json!({"operation": {"commandId": "local", "sync": {"prune": true}}});
+    spoke
+        .apps()
+        .patch(
+            "team.demo",
+            &PatchParams::default(),
+            &Patch::Merge(&request),
+        )
+        .await
+        .unwrap();
+    let op = wait_for("the refused local sync", async || {
+        let op = spoke
+            .apps()
+            .get_opt("team.demo")
+            .await
+            .ok()??
+            .status?
+            .operation_state?;
+        (op.command_id == "local" && op.phase.is_finished()).then_some(op)
+    })
+    .await;
+    assert_eq!(op.phase, OperationPhase::Failed);
+    assert!(
+        op.message.contains("ClusterRole everything"),
+        "{}",
+        op.message
+    );
+    assert!(
+        !spoke
+            .exists("rbac.authorization.k8s.io", "ClusterRole", "", "everything")
+            .await
+    );
+    assert!(!spoke.exists("", "ConfigMap", "team-a", "harmless").await);
+}
