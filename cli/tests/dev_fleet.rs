@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use edgecd_e2e::dev::{Fleet, FleetConfig};
+use futures::TryStreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::Value;
@@ -39,16 +40,27 @@ struct Cli {
 
 impl Cli {
     async fn run(&self, args: &[&str]) -> Run {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_edgecd"))
+        self.run_with_stdin(args, "").await
+    }
+
+    async fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use tokio::io::AsyncWriteExt as _;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_edgecd"))
             .args(args)
             .env("EDGECD_CONFIG", &self.config)
             .env_remove("EDGECD_SERVER")
             .env_remove("EDGECD_TOKEN")
             .env_remove("EDGECD_CONTEXT")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
+            .env_remove("EDGECD_PASSWORD")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("running edgecd");
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.as_bytes()).await.unwrap();
+        }
+        let output = child.wait_with_output().await.expect("running edgecd");
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -124,11 +136,44 @@ async fn the_cli_drives_the_dev_fleet() {
         config: home.path().join("edgecd/config.yaml"),
     };
 
-    // Log in: the dev hub has no accounts yet, so the context is saved without a token.
-    let login = cli.run(&["login", &fleet.grpc_url()]).await.ok();
-    assert!(login.stderr.contains("saved"), "{}", login.stderr);
+    // Log in over TLS (the hub's CA) as the dev fleet's admin; the session token is saved 0600.
+    let ca_file = fleet.ca_file().to_string_lossy().into_owned();
+    let login = cli
+        .run_with_stdin(
+            &[
+                "login",
+                &fleet.grpc_url(),
+                "--ca-file",
+                &ca_file,
+                "--username",
+                "admin",
+                "--password-stdin",
+            ],
+            fleet.admin_password(),
+        )
+        .await
+        .ok();
+    assert!(
+        login.stderr.contains("Logged in as admin"),
+        "{}",
+        login.stderr
+    );
     let config = std::fs::read_to_string(&cli.config).unwrap();
     assert!(config.contains(&fleet.grpc_url()), "{config}");
+    assert!(config.contains("token:"), "{config}");
+    assert!(
+        !config.contains(fleet.admin_password()),
+        "the password is not stored"
+    );
+    let mode = std::fs::metadata(&cli.config).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let whoami = cli.run(&["whoami"]).await.ok();
+    assert!(whoami.stdout.starts_with("admin"), "{}", whoami.stdout);
+    let forged = cli.run(&["--token", "not-a-token", "app", "list"]).await;
+    assert_eq!(forged.code, 4, "{forged:?}");
 
     // The three apps of nginx-per-cluster, Synced and Healthy.
     let apps = cli.run(&["app", "list", "-o", "json"]).await.ok().json();
@@ -149,6 +194,18 @@ async fn the_cli_drives_the_dev_fleet() {
         "{}",
         table.stdout
     );
+
+    // The SDK follows the hub's pagination: pages of 2 still yield the 3 apps.
+    let paged: Vec<edgecd_proto::v1::ApplicationSummary> = fleet
+        .client()
+        .applications(edgecd_proto::v1::ListApplicationsRequest {
+            page_size: 2,
+            ..Default::default()
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(paged.len(), 3);
 
     // cluster list: every cluster Connected.
     let clusters = cli

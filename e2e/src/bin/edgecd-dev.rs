@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use edgecd_e2e::dev::{Fleet, FleetConfig};
+use edgecd_e2e::dev::{ADMIN_USER, Fleet, FleetConfig};
 
 /// A local edgecd fleet: a hub, N emulated Kubernetes clusters with a spoke each, a git server
 /// holding edge-fleet-repo, and the nginx-per-cluster apps. Runs until Ctrl-C.
@@ -144,14 +144,19 @@ fn print_banner(fleet: &Fleet) {
     println!("edgecd dev fleet");
     println!("  console:   {}", fleet.console_url());
     println!("  hub gRPC:  {}", fleet.grpc_url());
-    println!(
-        "  login:     authentication is disabled in the dev hub (no admin password yet: accounts"
-    );
-    println!("             and enrollment come with the security work); spokes link without mTLS");
+    println!("  hub CA:    {}", fleet.ca_file().display());
+    println!("  login:     {} / {}", ADMIN_USER, fleet.admin_password());
+    println!("  spokes:    enrolled with one-time bootstrap tokens, linked over mTLS");
     println!("  git:       {}", fleet.repo().url());
     println!("  work copy: {}", fleet.repo().work_path().display());
     println!();
-    println!("  edgecd login {}", fleet.grpc_url());
+    println!(
+        "  edgecd login {} --ca-file {} --username {} --password {}",
+        fleet.grpc_url(),
+        fleet.ca_file().display(),
+        ADMIN_USER,
+        fleet.admin_password()
+    );
     println!("  edgecd app list");
     println!();
     println!(

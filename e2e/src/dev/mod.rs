@@ -9,10 +9,12 @@
 //!  Fleet::shutdown ─► spokes, hub, emulator stopped; temp dirs and the git daemon removed
 //! ```
 //!
-//! Until application sets (issue #8) land, the apps of `appsets/nginx-per-cluster.yaml` are created
-//! one by one through the API, exactly as the ApplicationSet would generate them. Until enrollment
-//! lands, spokes link without mTLS and the hub trusts the cluster name they send (the insecure
-//! local mode, `IdentityMode::TrustHelloInsecure`); the hub runs without authentication.
+//! The hub serves TLS with its own CA (sealed in its store with a master key generated for the
+//! run, or kept next to `--database`); each spoke enrolls with a one-time bootstrap token from the
+//! hub's PKI and links over mTLS, its identity taken from its client certificate. Operators log in
+//! as `admin` with a password generated for the run (kept next to `--database`). Until application sets
+//! (issue #8) land, the apps of `appsets/nginx-per-cluster.yaml` are created one by one through the
+//! API, exactly as the ApplicationSet would generate them.
 
 pub mod relay;
 pub mod repo;
@@ -20,13 +22,16 @@ pub mod repo;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser as _;
 use edgecd_core::app::{
     ApplicationSource, ApplicationSpec, AutomatedSync, Destination, KustomizeSource, SyncPolicy,
 };
+use edgecd_hub::auth::{Accounts, AuthConfig};
 use edgecd_hub::link::LinkConfig;
+use edgecd_hub::pki::{MasterKey, SecuritySettings};
 use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
 use edgecd_proto::client::{Client, ClientConfig, Tls};
 use edgecd_proto::v1;
@@ -140,6 +145,8 @@ pub struct Fleet {
     client: Client,
     clusters: Vec<String>,
     apps: Vec<v1::AppRef>,
+    ca_file: PathBuf,
+    admin_password: String,
     dir: tempfile::TempDir,
 }
 
@@ -187,15 +194,35 @@ impl Fleet {
             stale_after: config.stale_after,
             ..LinkConfig::default()
         };
+        let master = master_key(config.database.as_deref())?;
+        hub_config.security = Some(SecuritySettings::stored(
+            master,
+            vec!["127.0.0.1".into(), "localhost".into()],
+        ));
         let hub = Server::start(hub_config)
             .await
             .map_err(step("starting the hub"))?;
         let grpc_addr = hub.grpc_addr();
-        let client = Client::connect(
-            ClientConfig::new(format!("http://{grpc_addr}")).with_tls(Tls::InsecurePlaintext),
+        let ca_pem = hub
+            .pki()
+            .map(|pki| pki.ca_pem().to_owned())
+            .ok_or_else(|| DevError::Config("the hub started without its PKI".into()))?;
+        let ca_file = dir.path().join("hub-ca.pem");
+        std::fs::write(&ca_file, &ca_pem).map_err(step("writing the hub's CA certificate"))?;
+        let admin_password = admin_account(&hub, config.database.as_deref()).await?;
+        let anonymous = Client::connect(
+            ClientConfig::new(format!("https://127.0.0.1:{}", grpc_addr.port()))
+                .with_tls(Tls::CaPem(ca_pem)),
         )
         .await
         .map_err(step("connecting to the hub"))?;
+        let session = anonymous
+            .login_password(ADMIN_USER, &admin_password)
+            .await
+            .map_err(step("logging in as admin"))?;
+        let client = anonymous
+            .with_session(&session)
+            .map_err(step("using the admin session"))?;
 
         // 2. Git.
         report(2, "starting the git server with edge-fleet-repo".into());
@@ -225,6 +252,7 @@ impl Fleet {
 
         // 4. Clusters registered at the hub, then a spoke each.
         report(4, format!("starting {} spokes", config.clusters));
+        let mut tokens = BTreeMap::new();
         for (i, name) in clusters.iter().enumerate() {
             let labels = BTreeMap::from([
                 (
@@ -233,7 +261,7 @@ impl Fleet {
                 ),
                 ("env".to_owned(), "dev".to_owned()),
             ]);
-            client
+            let created = client
                 .create_cluster(v1::CreateClusterRequest {
                     name: name.clone(),
                     labels: labels.into_iter().collect(),
@@ -241,10 +269,28 @@ impl Fleet {
                 })
                 .await
                 .map_err(step(format!("registering {name}")))?;
+            // The one-time token the spoke enrolls with: from CreateCluster, or asked for.
+            let token = if created.bootstrap_token.is_empty() {
+                client
+                    .create_bootstrap_token(v1::CreateBootstrapTokenRequest {
+                        cluster: name.clone(),
+                        token_ttl: None,
+                    })
+                    .await
+                    .map_err(step(format!("issuing a bootstrap token for {name}")))?
+                    .bootstrap_token
+            } else {
+                created.bootstrap_token
+            };
+            tokens.insert(name.clone(), token);
         }
         let mut spokes = Vec::with_capacity(clusters.len());
         for (name, kubeconfig) in clusters.iter().zip(&kubeconfigs) {
-            spokes.push(start_spoke(&config, dir.path(), name, kubeconfig, grpc_addr).await?);
+            let token = tokens
+                .remove(name)
+                .ok_or_else(|| DevError::Config(format!("no bootstrap token for {name}")))?;
+            spokes
+                .push(start_spoke(&config, dir.path(), name, kubeconfig, grpc_addr, &token).await?);
         }
         let mut fleet = Self {
             hub: Some(hub),
@@ -255,6 +301,8 @@ impl Fleet {
             client,
             clusters,
             apps: Vec::new(),
+            ca_file,
+            admin_password,
             dir,
         };
         fleet.wait_connected(Duration::from_secs(120)).await?;
@@ -453,9 +501,19 @@ impl Fleet {
         }
     }
 
-    /// `http://127.0.0.1:PORT` of the hub's gRPC API (for `edgecd login` and the SDK).
+    /// `https://127.0.0.1:PORT` of the hub's gRPC API (for `edgecd login` and the SDK).
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc_addr())
+        format!("https://127.0.0.1:{}", self.grpc_addr().port())
+    }
+
+    /// The password of the `admin` user (printed by `edgecd-dev`: a dev fleet's login is its purpose).
+    pub fn admin_password(&self) -> &str {
+        &self.admin_password
+    }
+
+    /// The hub's CA certificate (PEM file), to trust for [`Fleet::grpc_url`].
+    pub fn ca_file(&self) -> &std::path::Path {
+        &self.ca_file
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -580,6 +638,7 @@ async fn start_spoke(
     cluster: &str,
     kubeconfig: &std::path::Path,
     hub: SocketAddr,
+    bootstrap_token: &str,
 ) -> Result<SpokeHandle, DevError> {
     let relay = Relay::start(hub)
         .await
@@ -587,7 +646,8 @@ async fn start_spoke(
     // Configured exactly as `edgecd-spoke run` with these flags would be.
     let cache_dir = dir.join("spokes").join(cluster);
     let poll = format!("{}s", config.poll_interval.as_secs().max(1));
-    let hub_address = format!("http://{}", relay.addr());
+    // The relay listens on 127.0.0.1 too, so the hub's certificate (for 127.0.0.1) matches.
+    let hub_address = format!("https://127.0.0.1:{}", relay.addr().port());
     let argv: Vec<std::ffi::OsString> = vec![
         "edgecd-spoke".into(),
         "--cluster-name".into(),
@@ -604,6 +664,8 @@ async fn start_spoke(
         "127.0.0.1:0".into(),
         "--hub-address".into(),
         hub_address.into(),
+        "--bootstrap-token".into(),
+        bootstrap_token.into(),
     ];
     let args =
         SpokeFlags::try_parse_from(argv).map_err(step(format!("spoke flags for {cluster}")))?;
@@ -628,6 +690,79 @@ async fn start_spoke(
         stop: Some(stop),
         task: Some(task),
     })
+}
+
+/// The operator account of the dev fleet.
+pub const ADMIN_USER: &str = "admin";
+
+/// Creates the `admin` user with a random password, or, for `--database FILE` that has one
+/// already, reads its password from `FILE.admin-password` (mode 0600).
+async fn admin_account(
+    hub: &RunningServer,
+    database: Option<&std::path::Path>,
+) -> Result<String, DevError> {
+    use rand::Rng as _;
+    let saved = database.map(|d| PathBuf::from(format!("{}.admin-password", d.display())));
+    if let Some(path) = &saved
+        && path.exists()
+    {
+        return std::fs::read_to_string(path)
+            .map(|p| p.trim().to_owned())
+            .map_err(step(format!("reading {}", path.display())));
+    }
+    let password: String = rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    let pki = hub
+        .pki()
+        .ok_or_else(|| DevError::Config("the hub started without its PKI".into()))?;
+    let accounts = Accounts::new(
+        Arc::clone(hub.store()),
+        Arc::clone(pki.security()),
+        AuthConfig::default(),
+        Some(Arc::clone(pki)),
+    )
+    .map_err(step("opening the hub's accounts"))?;
+    accounts
+        .create_user(ADMIN_USER, Some(&password), true, &[])
+        .await
+        .map_err(step("creating the admin user"))?;
+    if let Some(path) = &saved {
+        write_private(path, &password)?;
+    }
+    Ok(password)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), DevError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(step(format!("writing {}", path.display())))
+}
+
+/// A master key for the hub's sealed CA: fresh for a throwaway database; for `--database FILE`,
+/// kept in `FILE.master-key` (mode 0600) so the CA can be unsealed on the next run.
+fn master_key(database: Option<&std::path::Path>) -> Result<MasterKey, DevError> {
+    let Some(database) = database else {
+        return MasterKey::generate()
+            .map(|(key, _)| key)
+            .map_err(step("generating the hub's master key"));
+    };
+    let path = PathBuf::from(format!("{}.master-key", database.display()));
+    if path.exists() {
+        return MasterKey::from_file(&path)
+            .map_err(step(format!("reading the master key {}", path.display())));
+    }
+    let (key, text) = MasterKey::generate().map_err(step("generating the hub's master key"))?;
+    write_private(&path, &text)?;
+    Ok(key)
 }
 
 /// `edgecd-spoke run`'s flags, parsed from the arguments the dev fleet builds.
