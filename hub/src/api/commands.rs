@@ -7,6 +7,7 @@ use edgecd_core::access::Action;
 use edgecd_core::project::ProjectRole;
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1;
+use futures::{StreamExt as _, TryStreamExt as _};
 use time::OffsetDateTime;
 use tonic::Status;
 
@@ -22,6 +23,8 @@ const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Apps one bulk command may address.
 const BULK_LIMIT: usize = 10_000;
+/// Commands of a bulk command enqueued at once.
+const BULK_PARALLELISM: usize = 8;
 
 fn ttl(requested: Option<&edgecd_proto::Duration>) -> Result<Duration, Status> {
     match requested {
@@ -326,12 +329,19 @@ async fn bulk_inner(
             _ => break,
         }
     }
-    let mut commands = Vec::with_capacity(targets.len());
-    for (project, name, cluster) in targets {
-        let app = AppRef::parse(&project, &name).map_err(|e| Status::internal(e.to_string()))?;
-        let record = enqueue(api, call, &app, Some(&cluster), payload.clone(), ttl).await?;
-        commands.push(convert::command_status(&record));
-    }
+    // One transaction per command (each announces its cluster), several at
+    // once: the pool's connections work in parallel on PostgreSQL.
+    let payload = &payload;
+    let commands: Vec<v1::CommandStatus> = futures::stream::iter(targets)
+        .map(|(project, name, cluster)| async move {
+            let app =
+                AppRef::parse(&project, &name).map_err(|e| Status::internal(e.to_string()))?;
+            let record = enqueue(api, call, &app, Some(&cluster), payload.clone(), ttl).await?;
+            Ok::<_, Status>(convert::command_status(&record))
+        })
+        .buffered(BULK_PARALLELISM)
+        .try_collect()
+        .await?;
     Ok(v1::BulkCommandResponse { commands })
 }
 
