@@ -181,6 +181,12 @@ impl Server {
                         Some(Arc::clone(&pki)),
                     )
                     .map_err(|e| ServerError::Auth(e.to_string()))?;
+                    if let Some(password) = &settings.initial_admin_password {
+                        accounts
+                            .ensure_admin(password)
+                            .await
+                            .map_err(|e| ServerError::Auth(e.to_string()))?;
+                    }
                     authenticator = Arc::new(accounts);
                 }
                 Some(pki)

@@ -278,6 +278,23 @@ impl Accounts {
         Ok(self.fleet.create_user(&user).await?)
     }
 
+    /// Creates the admin `admin` with `password` when the hub has no users
+    /// yet; returns whether it did.
+    pub async fn ensure_admin(&self, password: &str) -> Result<bool, AccountError> {
+        if !self.fleet.list_users().await?.is_empty() {
+            return Ok(false);
+        }
+        match self.create_user("admin", Some(password), true, &[]).await {
+            Ok(_) => {
+                tracing::info!("Created the first admin, `admin`.");
+                Ok(true)
+            }
+            // Another replica created it first.
+            Err(AccountError::Store(StoreError::AlreadyExists { .. })) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// `Login` with a password: a session token.
     #[tracing::instrument(skip(self, password))]
     pub async fn login_password(

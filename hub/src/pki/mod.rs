@@ -9,6 +9,7 @@
 //!   revoke_cluster ─► cluster + certificates revoked ─► REVOKED_CHANNEL ─► streams closed everywhere
 //! ```
 
+pub mod args;
 pub mod ca;
 pub mod repos;
 pub mod seal;
@@ -180,6 +181,8 @@ pub struct SecuritySettings {
     /// Operator accounts (`crate::auth::Accounts` becomes the API's
     /// authenticator); `None` keeps `ServerConfig::authenticator`.
     pub auth: Option<crate::auth::AuthConfig>,
+    /// Password of the first admin (`admin`), created when there are no users.
+    pub initial_admin_password: Option<String>,
 }
 
 /// Owned form of [`CaSource`].
@@ -221,6 +224,7 @@ impl SecuritySettings {
             pki: PkiConfig::default(),
             store: None,
             auth: Some(crate::auth::AuthConfig::default()),
+            initial_admin_password: None,
         }
     }
 
