@@ -214,7 +214,7 @@ impl ListBench {
 
     /// Creates the projects and clusters, then bulk-imports the apps with
     /// a realistic spread of statuses.
-    async fn load(&self, store: &dyn Store) -> anyhow::Result<()> {
+    pub(crate) async fn load(&self, store: &dyn Store) -> anyhow::Result<()> {
         for p in 0..PROJECTS {
             store
                 .create_project(&format!("team-{p:02}"), &ProjectSpec::permissive())

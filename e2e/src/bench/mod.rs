@@ -1,5 +1,6 @@
 //! Benchmarks run by the `edgecd-bench` binary, one module per subcommand.
 
+pub mod console;
 pub mod fanout;
 pub mod ingest;
 pub mod list;

@@ -24,6 +24,8 @@ enum Bench {
     Fanout(bench::fanout::FanoutBench),
     /// Hub streams: N concurrent spoke streams on one replica; memory per stream.
     Streams(bench::streams::StreamsBench),
+    /// Console in headless Chromium: first rendered app-table page and filter changes over 100,000 apps.
+    Console(bench::console::ConsoleBench),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Ingest(ingest) => ingest.run(),
         Bench::Fanout(fanout) => fanout.run(),
         Bench::Streams(streams) => streams.run(),
+        Bench::Console(console) => console.run(),
     }
 }

@@ -55,6 +55,17 @@ export function query(params) {
 
 const seg = encodeURIComponent;
 
+/** Reuse a slow-changing answer (filter choices) for a few seconds. */
+const memo = new Map();
+function cached(key, ttlMs, load) {
+  const hit = memo.get(key);
+  if (hit && Date.now() - hit.at < ttlMs) return hit.promise;
+  const promise = load();
+  memo.set(key, { at: Date.now(), promise });
+  promise.catch(() => memo.delete(key));
+  return promise;
+}
+
 export const api = {
   whoami: () => request("GET", "/api/v1/whoami"),
   login: (username, password) => request("POST", "/api/v1/login", { username, password }),
@@ -67,6 +78,8 @@ export const api = {
   appEvents: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/events`),
   command: (p, n, kind, body) => request("POST", `/api/v1/apps/${seg(p)}/${seg(n)}/${kind}`, body || {}),
   clusters: () => request("GET", "/api/v1/clusters"),
+  clusterChoices: () => cached("clusters", 30000, () => request("GET", "/api/v1/clusters")),
+  projectChoices: () => cached("projects", 30000, () => request("GET", "/api/v1/projects")),
   cluster: (name) => request("GET", `/api/v1/clusters/${seg(name)}`),
   projects: () => request("GET", "/api/v1/projects"),
   appsets: () => request("GET", "/api/v1/appsets"),

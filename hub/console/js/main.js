@@ -77,7 +77,7 @@ function shell(active) {
       el("div", {},
         el("button", { type: "button", onclick: toggleTheme, title: "Switch light/dark theme" }, "Theme"), " ",
         me.authEnabled
-          ? el("button", { type: "button", onclick: logout }, "Sign out")
+          ? el("button", { type: "button", id: "sign-out", onclick: logout }, "Sign out")
           : null)));
   const main = el("main", { class: "main", id: "main", tabindex: "-1" });
   return { node: el("div", { class: "shell" }, nav, main), main };

@@ -55,7 +55,7 @@ const PHASE = {
 
 function badge(map, value, title) {
   const [cls, icon] = map[value] || ["b-neutral", "?"];
-  return el("span", { class: "badge " + cls, title: title || value },
+  return el("span", { class: "badge " + cls, title: title || value, dataset: { status: value || "Unknown" } },
     el("span", { class: "i", "aria-hidden": "true" }, icon), value || "Unknown");
 }
 
@@ -82,7 +82,7 @@ export const shortRev = (r) => (r ? r.slice(0, 8) : "");
 export function labels(obj) {
   const entries = Object.entries(obj || {});
   if (!entries.length) return el("span", { class: "muted" }, "—");
-  return entries.map(([k, v]) => el("code", { class: "badge b-neutral", style: "margin-right:4px" }, `${k}=${v}`));
+  return entries.map(([k, v]) => el("code", { class: "badge b-neutral label" }, `${k}=${v}`));
 }
 
 export function toast(text) {

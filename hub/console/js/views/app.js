@@ -72,7 +72,7 @@ export async function render({ root, params, live, toast }) {
         el("dt", {}, "Last reconciled"), el("dd", {}, ago(st.reconciledAt)))),
       el("div", {},
         el("div", { class: "panel" },
-          el("h2", { style: "margin-top:0" }, "Operation"),
+          el("h2", { class: "first" }, "Operation"),
           op ? el("dl", { class: "kv" },
             el("dt", {}, "Phase"), el("dd", {}, phaseBadge(op.phase)),
             el("dt", {}, "Message"), el("dd", {}, op.message || "—"),

@@ -1,0 +1,178 @@
+//! Headless Chromium driven over WebDriver (Debian's chromedriver + fantoccini), for the console's browser tests and benchmark.
+//!
+//! `Browser::start` runs `chromedriver` on a free loopback port and opens one
+//! headless Chromium session at 1280×900. The driver process is killed when
+//! the `Browser` is dropped. Screenshots go to a directory given by the
+//! caller (the console test writes them to `docs/console/` when
+//! `EDGECD_SCREENSHOTS` names that directory).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// Why the browser could not be driven.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserError {
+    #[error("{what} not found (install Debian's chromium and chromium-driver; scripts/test does)")]
+    Missing { what: &'static str },
+    #[error("starting chromedriver")]
+    Spawn(#[source] std::io::Error),
+    #[error("chromedriver did not become ready on port {port}")]
+    NotReady { port: u16 },
+    #[error("opening a Chromium session")]
+    Session(#[source] fantoccini::error::NewSessionError),
+    #[error("webdriver command failed: {0}")]
+    Command(#[from] fantoccini::error::CmdError),
+    #[error("writing screenshot {path}")]
+    Screenshot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+}
+
+fn find_binary(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in names {
+        for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// A headless Chromium session.
+#[derive(Debug)]
+pub struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+}
+
+impl Browser {
+    /// Start chromedriver and a headless Chromium session.
+    pub async fn start() -> Result<Self, BrowserError> {
+        let chromium = find_binary(&["chromium", "chromium-browser", "google-chrome"])
+            .ok_or(BrowserError::Missing { what: "chromium" })?;
+        let driver_bin = find_binary(&["chromedriver"]).ok_or(BrowserError::Missing {
+            what: "chromedriver",
+        })?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(BrowserError::Spawn)?
+            .port();
+        let driver = tokio::process::Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(BrowserError::Spawn)?;
+        let url = format!("http://127.0.0.1:{port}");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,900", "--force-device-scale-factor=1",
+                    "--disable-extensions", "--no-first-run",
+                ],
+            }),
+        );
+        let mut last = None;
+        for _ in 0..100 {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => {
+                    return Ok(Browser {
+                        client,
+                        _driver: driver,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(last.map_or(BrowserError::NotReady { port }, BrowserError::Session))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub async fn goto(&self, url: &str) -> Result<(), BrowserError> {
+        Ok(self.client.goto(url).await?)
+    }
+
+    /// Wait until `css` matches an element (at most `timeout`).
+    pub async fn wait_for(
+        &self,
+        css: &str,
+        timeout: Duration,
+    ) -> Result<fantoccini::elements::Element, BrowserError> {
+        self.client
+            .wait()
+            .at_most(timeout)
+            .every(Duration::from_millis(50))
+            .for_element(Locator::Css(css))
+            .await
+            .map_err(|e| match e {
+                fantoccini::error::CmdError::WaitTimeout => {
+                    BrowserError::Timeout(timeout, format!("element {css}"))
+                }
+                other => BrowserError::Command(other),
+            })
+    }
+
+    /// Wait until the JavaScript expression `js` (a function body returning
+    /// a value) returns `true`.
+    pub async fn wait_until(&self, js: &str, timeout: Duration) -> Result<(), BrowserError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let value = self.client.execute(js, Vec::new()).await?;
+            if value == json!(true) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BrowserError::Timeout(timeout, js.to_owned()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Run `js` (a function body) and return its value.
+    pub async fn eval(&self, js: &str) -> Result<serde_json::Value, BrowserError> {
+        Ok(self.client.execute(js, Vec::new()).await?)
+    }
+
+    /// Save a PNG of the viewport as `dir/name.png`.
+    pub async fn screenshot(&self, dir: &Path, name: &str) -> Result<PathBuf, BrowserError> {
+        let png = self.client.screenshot().await?;
+        let path = dir.join(format!("{name}.png"));
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&path, png))
+            .map_err(|source| BrowserError::Screenshot {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(path)
+    }
+
+    /// End the session (the driver stops when dropped).
+    pub async fn close(self) -> Result<(), BrowserError> {
+        Ok(self.client.close().await?)
+    }
+}

@@ -1,0 +1,281 @@
+//! Browser tests of the web console: headless Chromium against a real hub with spokes on emulated clusters (the dev fleet).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use edgecd_e2e::browser::Browser;
+use edgecd_e2e::dev::{Fleet, FleetConfig};
+use edgecd_proto::v1;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Where screenshots go: `EDGECD_SCREENSHOTS` (the docs use `docs/console`)
+/// or a directory under the target dir.
+fn screenshot_dir() -> PathBuf {
+    std::env::var_os("EDGECD_SCREENSHOTS").map_or_else(
+        || std::env::temp_dir().join("edgecd-console-screenshots"),
+        PathBuf::from,
+    )
+}
+
+fn rows_js(expected: usize) -> String {
+    format!(
+        "return document.querySelectorAll('#apps-table tbody tr').length === {expected} \
+         && performance.getEntriesByName('edgecd:apps-rendered').length > 0"
+    )
+}
+
+/// Fill in and submit the sign-in form; wait until the console shows the user.
+async fn sign_in(browser: &Browser, user: &str, password: &str) {
+    browser
+        .eval(&format!(
+            "document.querySelector('input[name=username]').value = {user:?}; \
+             document.querySelector('input[name=password]').value = {password:?}; \
+             document.querySelector('form button[type=submit]').click(); return true"
+        ))
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            &format!("return (document.querySelector('#whoami') || {{}}).textContent === {user:?}"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+}
+
+/// Change a filter control as a user does (set it and fire `change`).
+async fn set_filter(browser: &Browser, selector: &str, value: &str) {
+    browser
+        .eval("performance.clearMarks('edgecd:apps-rendered'); return true")
+        .await
+        .unwrap();
+    browser
+        .eval(&format!(
+            "const e = document.querySelector({selector:?}); e.value = {value:?}; \
+             e.dispatchEvent(new Event('change')); return true"
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_shows_the_fleet_and_acts_on_it_live() {
+    let fleet = Fleet::start(
+        FleetConfig {
+            stale_after: Duration::from_secs(4),
+            ..FleetConfig::default()
+        },
+        |_| {},
+    )
+    .await
+    .expect("dev fleet");
+    fleet.wait_synced(Duration::from_secs(180)).await.unwrap();
+    let base = fleet.console_url();
+    let shots = screenshot_dir();
+    let browser = Browser::start().await.expect("headless Chromium");
+
+    // --- sign in through the form ---
+    browser.goto(&format!("{base}/#/overview")).await.unwrap();
+    browser.wait_for("input[name=username]", WAIT).await.unwrap();
+    browser.screenshot(&shots, "login").await.unwrap();
+    sign_in(&browser, "admin", fleet.admin_password()).await;
+
+    // --- overview ---
+    if let Err(e) = browser.wait_for("#counts .card", WAIT).await {
+        let body = browser.eval("return document.body.innerHTML").await.unwrap();
+        panic!("{e}: {body}");
+    }
+    browser
+        .wait_until(
+            "return document.querySelector('#counts').textContent.includes('Healthy')",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    browser.screenshot(&shots, "overview").await.unwrap();
+
+    // --- application list, filtered by cluster and by health ---
+    browser.goto(&format!("{base}/#/apps")).await.unwrap();
+    browser.wait_until(&rows_js(3), WAIT).await.unwrap();
+    browser.screenshot(&shots, "applications").await.unwrap();
+    set_filter(&browser, "input[name=cluster]", "cluster-2").await;
+    browser.wait_until(&rows_js(1), WAIT).await.unwrap();
+    let row = browser
+        .eval("return document.querySelector('#apps-table tbody tr').dataset.app")
+        .await
+        .unwrap();
+    assert_eq!(row, "default/cluster-2.nginx");
+    assert!(
+        browser
+            .eval("return location.hash")
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("cluster=cluster-2"),
+        "filters are kept in the URL"
+    );
+    set_filter(&browser, "select[name=health]", "Degraded").await;
+    browser.wait_until(&rows_js(0), WAIT).await.unwrap();
+    set_filter(&browser, "select[name=health]", "Healthy").await;
+    browser.wait_until(&rows_js(1), WAIT).await.unwrap();
+
+    // --- application detail: resource tree and diff of a drifted app ---
+    let apps = fleet.emulator().expect("emulated clusters");
+    let kube = apps.clusters()[0].client().await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(kube, "nginx");
+    deployments
+        .patch(
+            "nginx",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "nginx", "namespace": "nginx"},
+                "spec": {"replicas": 9},
+            })),
+        )
+        .await
+        .unwrap();
+    let app_url = format!("{base}/#/apps/default/cluster-1.nginx");
+    browser.goto(&format!("{app_url}/tree")).await.unwrap();
+    browser
+        .wait_until(
+            "return !!document.querySelector('#resource-tree li[data-kind=Deployment]')",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    browser.screenshot(&shots, "resource-tree").await.unwrap();
+    // The spoke notices the drift (manual sync: it stays OutOfSync).
+    browser.goto(&app_url).await.unwrap();
+    browser
+        .wait_until(
+            "return (document.querySelector('#app-sync .badge') || {dataset: {}}).dataset.status === 'OutOfSync'",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    browser.goto(&format!("{app_url}/diff")).await.unwrap();
+    browser.wait_for("#diff pre.diff", WAIT).await.unwrap();
+    let diff = browser
+        .eval("return document.querySelector('#diff').textContent")
+        .await
+        .unwrap();
+    let diff = diff.as_str().unwrap();
+    assert!(diff.contains("Deployment"), "{diff}");
+    assert!(diff.contains("replicas"), "{diff}");
+    browser.screenshot(&shots, "diff").await.unwrap();
+
+    // --- Sync: the status changes live, without reloading the page ---
+    browser.goto(&app_url).await.unwrap();
+    browser.wait_for("#sync-button", WAIT).await.unwrap();
+    browser
+        .eval("window.__sameDocument = true; document.querySelector('#sync-button').click(); return true")
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "return (document.querySelector('#app-sync .badge') || {dataset: {}}).dataset.status === 'Synced' && window.__sameDocument === true",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    browser.screenshot(&shots, "application").await.unwrap();
+
+    // --- a spoke stops answering: its cluster turns Stale live ---
+    browser.goto(&format!("{base}/#/clusters")).await.unwrap();
+    browser
+        .wait_until(
+            "return document.querySelectorAll('#clusters-table tr[data-connection=Connected]').length === 3",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    browser
+        .eval("window.__sameDocument = true; return true")
+        .await
+        .unwrap();
+    fleet.freeze_spoke("cluster-3").unwrap();
+    browser
+        .wait_until(
+            "return document.querySelector('#clusters-table tr[data-cluster=\"cluster-3\"]').dataset.connection === 'Stale' \
+             && window.__sameDocument === true",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    browser.screenshot(&shots, "clusters").await.unwrap();
+    // Its apps are shown with the cluster's state, not as plainly Healthy.
+    browser
+        .goto(&format!("{base}/#/apps?cluster=cluster-3"))
+        .await
+        .unwrap();
+    browser.wait_until(&rows_js(1), WAIT).await.unwrap();
+    let cell = browser
+        .eval("return document.querySelector('#apps-table tbody tr').textContent")
+        .await
+        .unwrap();
+    assert!(cell.as_str().unwrap().contains("Stale"), "{cell}");
+    browser
+        .goto(&format!("{base}/#/clusters/cluster-1"))
+        .await
+        .unwrap();
+    browser.wait_for("#cluster-connection", WAIT).await.unwrap();
+    browser.screenshot(&shots, "cluster").await.unwrap();
+    browser.goto(&format!("{base}/#/projects")).await.unwrap();
+    browser.wait_for("#projects-table", WAIT).await.unwrap();
+    browser.screenshot(&shots, "projects").await.unwrap();
+    fleet.thaw_spoke("cluster-3").unwrap();
+
+    // --- a forged request (no CSRF header, as a cross-site form would send) is refused ---
+    let forged = "const r = new XMLHttpRequest(); \
+        r.open('POST', '/api/v1/apps/default/cluster-1.nginx/sync', false); \
+        r.setRequestHeader('Content-Type', 'application/json'); r.send('{}'); return r.status";
+    assert_eq!(browser.eval(forged).await.unwrap(), 403);
+
+    // --- a viewer sees no Sync button, and the hub refuses the call anyway ---
+    fleet
+        .client()
+        .create_user(v1::CreateUserRequest {
+            name: "vic".into(),
+            password: "viewer-password-1".into(),
+            admin: false,
+            roles: vec![v1::ProjectRole {
+                project: "default".into(),
+                role: v1::ProjectRoleKind::Viewer as i32,
+            }],
+        })
+        .await
+        .unwrap();
+    browser
+        .eval("document.querySelector('#sign-out').click(); return true")
+        .await
+        .unwrap();
+    browser.wait_for("input[name=username]", WAIT).await.unwrap();
+    sign_in(&browser, "vic", "viewer-password-1").await;
+    browser.goto(&app_url).await.unwrap();
+    browser.wait_for("#app-sync .badge", WAIT).await.unwrap();
+    let buttons = browser
+        .eval("return document.querySelectorAll('#sync-button, #refresh-button').length")
+        .await
+        .unwrap();
+    assert_eq!(buttons, 0, "a viewer is offered no Sync or Refresh");
+    let sync = "const r = new XMLHttpRequest(); \
+        r.open('POST', '/api/v1/apps/default/cluster-1.nginx/sync', false); \
+        r.setRequestHeader('Content-Type', 'application/json'); \
+        r.setRequestHeader('X-Edgecd-Csrf', '1'); r.send('{}'); \
+        return [r.status, JSON.parse(r.responseText).code]";
+    assert_eq!(
+        browser.eval(sync).await.unwrap(),
+        serde_json::json!([403, "permission_denied"])
+    );
+    browser.screenshot(&shots, "viewer").await.unwrap();
+
+    browser.close().await.unwrap();
+    fleet.shutdown().await;
+}
