@@ -70,12 +70,16 @@ impl Hub {
 }
 
 async fn start_hub(db: &Db, master: &MasterKey) -> Hub {
+    start_hub_with(db, master, PkiConfig::default()).await
+}
+
+async fn start_hub_with(db: &Db, master: &MasterKey, pki_config: PkiConfig) -> Hub {
     let pki = Arc::new(
         Pki::open(
             db.fleet.clone(),
             db.security.clone(),
             CaSource::Store(master),
-            PkiConfig::default(),
+            pki_config,
         )
         .await
         .unwrap(),
@@ -635,6 +639,32 @@ async fn removing_a_cluster_refuses_its_certificate() {
         .unwrap_err();
     let message = refused_message(&err);
     assert!(message.ends_with("was not issued by this hub"), "{message}");
+}
+
+#[tokio::test]
+async fn a_stream_outliving_its_certificate_is_told_to_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_db(&dir).await;
+    let (master, _) = MasterKey::generate().unwrap();
+    let config = PkiConfig {
+        client_cert_lifetime: Duration::from_secs(2),
+        ..PkiConfig::default()
+    };
+    let hub = start_hub_with(&db, &master, config).await;
+    let identity = enrolled(&hub, "edge-1").await;
+    let mut session = connect_as(&hub, &identity, &hello("edge-1", "e1", 1))
+        .await
+        .unwrap();
+    // Heartbeats keep the stream alive; once the certificate has expired
+    // the hub ends the stream, and the certificate no longer connects.
+    assert_eq!(
+        until_go_away(&mut session).await,
+        Some(go_away::Reason::Draining)
+    );
+    let err = connect_as(&hub, &identity, &hello("edge-1", "e2", 1))
+        .await
+        .unwrap_err();
+    assert!(!refused_message(&err).is_empty());
 }
 
 // --- rotation ---

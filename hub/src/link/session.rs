@@ -312,6 +312,14 @@ pub(super) async fn run(
                     buffered: 0,
                 };
                 session.send_control(hub_message::Body::Heartbeat(beat)).await?;
+                // The certificate the stream was opened with expired: the
+                // spoke renewed it long ago (at two thirds) and must now
+                // reconnect with the current one.
+                if ctx.certificate_not_after.is_some_and(|at| at <= OffsetDateTime::now_utc()) {
+                    tracing::info!("The stream's client certificate expired; asking the spoke to reconnect.");
+                    go_away(&session.outbound, go_away::Reason::Draining, "the client certificate of this stream expired; reconnect with the renewed one".into(), Duration::ZERO).await?;
+                    return Ok(());
+                }
                 session.check_staleness().await?;
                 // Commands whose deadline passed are answered here too.
                 session.commands_dirty = true;
