@@ -652,3 +652,25 @@ async fn list_filters_pagination_and_counts_on_postgres() {
     check_queries(&hub).await;
     hub.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_go_away_to_connected_spokes() {
+    use edgecd_e2e::bench::simspoke::{self, SimSpoke};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(Database::Sqlite(dir.path().join("hub.db"))).await;
+    let mut api = client(&hub).await;
+    create_cluster(&mut api, "edge-1", &[]).await;
+    let channel = simspoke::channel(&format!("http://{}", hub.grpc_addr())).unwrap();
+    let mut spoke = SimSpoke::connect(channel, "edge-1").await.unwrap();
+    let shutdown = tokio::spawn(hub.shutdown());
+    let error = loop {
+        if let Err(error) = spoke.receive().await {
+            break error;
+        }
+    };
+    assert!(
+        format!("{error:#}").contains("GoAway: this hub replica is shutting down"),
+        "{error:#}"
+    );
+    shutdown.await.unwrap().unwrap();
+}
