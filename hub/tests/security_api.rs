@@ -822,3 +822,52 @@ async fn repository_credentials_are_write_only_sealed_and_reach_only_entitled_sp
     let other = credentials_sent_to(&fleet, "edge-2").await;
     assert!(other.credentials.is_empty(), "{other:?}");
 }
+
+#[tokio::test]
+async fn create_cluster_returns_a_one_time_token_that_pins_the_ca_and_enrolls_once() {
+    use edgecd_spoke::link::enroll;
+    let fleet = fleet(Backend::Sqlite, None).await;
+    let mut api = fleet.client();
+    let root = fleet.login("root").await;
+    let created = api
+        .create_cluster(authed(
+            &root,
+            v1::CreateClusterRequest {
+                name: "edge-9".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let ca_hash = fleet.hub.pki().unwrap().ca_hash();
+    assert_eq!(created.ca_hash, ca_hash);
+    assert!(created.bootstrap_token.ends_with(&ca_hash));
+    assert!(created.install_command.contains("helm install"));
+    assert!(created.token_expires_at.is_some());
+    let params = enroll::EnrollParams {
+        hub_address: format!("https://127.0.0.1:{}", fleet.hub.grpc_addr().port()),
+        bootstrap_token: created.bootstrap_token.clone(),
+        ca_hash: None,
+        spoke_version: "0.1.0".into(),
+        connect_timeout: Duration::from_secs(5),
+    };
+    let identity = enroll::enroll(&params).await.unwrap();
+    assert_eq!(identity.cluster, "edge-9");
+    let err = enroll::enroll(&params).await.unwrap_err();
+    assert!(err.to_string().ends_with("was already used"), "{err}");
+    // The token is not in the audit log.
+    let audit = fleet.store.list_audit(100, None).await.unwrap();
+    let secret = created
+        .bootstrap_token
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert!(
+        audit
+            .items
+            .iter()
+            .all(|e| !e.message.contains(&secret) && !e.target.contains(&secret))
+    );
+}

@@ -138,8 +138,15 @@ pub(super) async fn create(
             .map_err(|e| store_error(e, format!("cluster {}", req.name)))?;
         api.announce(crate::link::CLUSTERS_CHANNEL, &record.name)
             .await;
-        // Registration only: bootstrap tokens come with enrollment (the
-        // hub's certificate authority), which fills the remaining fields.
+        // With a certificate authority, registration also returns the
+        // one-time bootstrap token and the install command.
+        if api.inner.auth.accounts().and_then(|a| a.pki()).is_some() {
+            let ttl = req
+                .token_ttl
+                .and_then(|d| std::time::Duration::try_from(d).ok())
+                .filter(|d| !d.is_zero());
+            return super::accounts::bootstrap_response(api, &record.name, ttl).await;
+        }
         Ok(v1::CreateClusterResponse {
             cluster: Some(convert::cluster(&record, None)),
             ..v1::CreateClusterResponse::default()
