@@ -185,3 +185,91 @@ async fn credentials_follow_repository_secrets() {
     assert!(store.find(&app_repo).is_none());
     watcher.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_secret_with_a_ca_certificate_reaches_an_https_server_with_a_private_ca() {
+    use edgecd_spoke::git::{GitCache, GitConfig, Revision};
+    use edgecd_testkit::{GitHttpServer, GitRepo, HTTP_PASSWORD, HTTP_USER};
+
+    let emulator = KubeEmulator::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let client = emulator.client().await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(STATE_NS.into()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .unwrap();
+    let repo = GitRepo::local().unwrap();
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+    )
+    .unwrap();
+    let commit = repo.commit("one").unwrap();
+    let server = GitHttpServer::start_tls().unwrap();
+    let remote = url(&server.serve("app", &repo).unwrap());
+    let prefix = format!("https://localhost:{}/", server.port());
+
+    let store = CredentialStore::default();
+    let watcher = tokio::spawn(credentials::watch(
+        client.clone(),
+        STATE_NS.into(),
+        store.clone(),
+    ));
+    let cache_dir = tempfile::tempdir().unwrap();
+    let git = GitCache::new(GitConfig::new(cache_dir.path()), store.clone()).unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), STATE_NS);
+
+    // Without the CA the server is not trusted (the system roots do not know the test CA).
+    let data = [
+        ("url", prefix.as_str()),
+        ("username", HTTP_USER),
+        ("password", HTTP_PASSWORD),
+    ];
+    secrets
+        .create(
+            &PostParams::default(),
+            &repo_secret(
+                "private-ca",
+                credentials::SECRET_TYPE_LABEL,
+                "repo-creds",
+                &data,
+            ),
+        )
+        .await
+        .unwrap();
+    wait_until("the credential", || store.find(&remote).is_some()).await;
+    let error = git.resolve(&remote, &Revision::head()).await.unwrap_err();
+    assert!(error.to_string().contains("localhost"), "{error}");
+
+    // With `caCert` in the Secret the same server is reached.
+    let ca = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(server.ca_pem().unwrap())
+    };
+    secrets
+        .patch(
+            "private-ca",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"caCert": ca}})),
+        )
+        .await
+        .unwrap();
+    wait_until("the credential with its CA", || {
+        store.find(&remote).is_some_and(|c| c.ca_cert_pem.is_some())
+    })
+    .await;
+    let resolved = git.resolve(&remote, &Revision::head()).await.unwrap();
+    assert_eq!(resolved.to_string(), commit);
+    watcher.abort();
+}
