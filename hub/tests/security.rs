@@ -345,6 +345,23 @@ async fn a_reused_token_fails_on_every_replica() {
             .len(),
         2
     );
+
+    // Every attempt is audited under the token id, never its secret.
+    let secret = token.token.split('.').nth(1).unwrap().to_owned();
+    let audit = db_a.fleet.list_audit(100, None).await.unwrap().items;
+    let enrolls: Vec<_> = audit.iter().filter(|e| e.action == "Enroll").collect();
+    assert_eq!(enrolls.len(), 5);
+    assert_eq!(enrolls.iter().filter(|e| e.result == "ok").count(), 2);
+    assert!(
+        enrolls
+            .iter()
+            .all(|e| e.actor.starts_with("bootstrap-token:"))
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|e| !e.actor.contains(&secret) && !e.message.contains(&secret))
+    );
 }
 
 #[tokio::test]

@@ -313,8 +313,40 @@ impl SpokeService for SpokeLink {
                 "enrollment is not enabled on this hub (no certificate authority configured)",
             ));
         };
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let request = request.into_inner();
-        match pki.enroll(&request.bootstrap_token, &request.csr_pem).await {
+        // The token id (never its secret) names the actor in the audit log.
+        let token_id = request
+            .bootstrap_token
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(16)
+            .collect::<String>();
+        let result = pki.enroll(&request.bootstrap_token, &request.csr_pem).await;
+        let entry = crate::store::AuditEntry {
+            actor: format!("bootstrap-token:{token_id}"),
+            action: "Enroll".into(),
+            target: match &result {
+                Ok(issued) => format!("cluster:{}", issued.cluster),
+                Err(_) => String::new(),
+            },
+            source: peer,
+            result: if result.is_ok() { "ok" } else { "refused" }.into(),
+            message: match &result {
+                Ok(issued) => format!("certificate {}", issued.serial),
+                Err(error) => error.to_string(),
+            },
+            time: time::OffsetDateTime::now_utc(),
+        };
+        if let Err(error) = self.store.append_audit(&entry).await {
+            tracing::warn!(%error, "Cannot write the audit entry.");
+        }
+        match result {
             Ok(issued) => Ok(Response::new(EnrollResponse {
                 cluster_name: issued.cluster,
                 certificate_pem: issued.certificate_pem,
