@@ -197,9 +197,16 @@ pub(crate) fn app_label_prefilter(filter: &AppFilter) -> Option<Sql> {
             parts.push(format!("SELECT app_id FROM app_labels WHERE key = {k}"));
         }
     }
+    // Restricted to the (resolved) clusters, a common label stays selective.
+    let clusters = if filter.clusters.is_empty() {
+        String::new()
+    } else {
+        let list = sql.bind_list(filter.clusters.iter().map(String::as_str));
+        format!(" WHERE app_id IN (SELECT id FROM applications WHERE cluster IN ({list}))")
+    };
     let limit = sql.bind(Bind::Int(MAX_RESOLVED_APPS as i64 + 1));
     sql.text = format!(
-        "SELECT app_id FROM ({}) ids LIMIT {limit}",
+        "SELECT app_id FROM ({}) ids{clusters} LIMIT {limit}",
         parts.join(" INTERSECT ")
     );
     Some(sql)
