@@ -190,7 +190,7 @@ async fn create_app(
             ..Destination::default()
         },
         sync_policy: Some(SyncPolicy {
-            automated: automated.then(|| AutomatedSync {
+            automated: automated.then_some(AutomatedSync {
                 prune: true,
                 self_heal: true,
                 allow_empty: false,
