@@ -1,38 +1,41 @@
-//! `edgecd-bench spoke`: CPU time per reconcile pass over N unchanged apps and the spoke's peak RSS, with the engine in this process and the Kubernetes API emulator and git daemon in child processes.
+//! `edgecd-bench spoke`: CPU time per reconcile pass over N unchanged apps and peak RSS of the real `edgecd-spoke` binary, run as a child process against the Kubernetes API emulator and a git daemon (each in its own process).
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use edgecd_core::app::{
-    ApplicationSource, ApplicationSpec, AutomatedSync, Destination, OperationPhase, SyncPolicy,
+    ApplicationSource, ApplicationSpec, AutomatedSync, Destination, SyncPolicy,
 };
 use edgecd_core::{Health, SyncStatus};
-use edgecd_spoke::cluster::LiveCluster;
 use edgecd_spoke::crd::Application;
-use edgecd_spoke::git::{CredentialStore, GitCache, GitConfig};
-use edgecd_spoke::reconcile::{self, Engine, EngineConfig, ReconcileObserver};
 use kube::api::{Api, ListParams, PostParams};
 
-/// Measures the spoke's steady state: all apps Synced, nothing changes, every app re-checked once per pass.
+/// Measures the spoke's steady state: all apps Synced, nothing changes, every app re-checked once per poll
+/// interval by the spoke's own poll timer.
 #[derive(Debug, clap::Args)]
 pub struct SpokeBench {
     /// Number of apps (small kustomize apps: a ConfigMap and a Deployment each).
     #[arg(long, default_value_t = 100)]
     apps: usize,
-    /// Measured passes (the CPU figure is their mean).
+    /// The spoke's `--poll-interval` in seconds: one reconcile pass over every app per interval (±10 % jitter).
     #[arg(long, default_value_t = 10)]
-    passes: usize,
-    /// Engine concurrency.
+    poll_seconds: u64,
+    /// Measured windows of `--poll-seconds` each.
+    #[arg(long, default_value_t = 6)]
+    windows: usize,
+    /// The spoke's `--concurrency`.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
-    /// Tokio worker threads of the engine.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    /// The spoke's `--full-compare-interval` in the main run (a second run always compares in full).
+    #[arg(long, default_value = "30m")]
+    full_compare_interval: String,
+    /// Skip the second run, which compares every app in full on every reconcile.
+    #[arg(long)]
+    no_full_compare_run: bool,
     /// Goal: CPU milliseconds per pass.
     #[arg(long, default_value_t = 50.0)]
     cpu_goal_ms: f64,
@@ -42,18 +45,6 @@ pub struct SpokeBench {
 }
 
 const STATE_NS: &str = "edgecd-system";
-
-/// Counts finished reconciles.
-#[derive(Debug, Default)]
-struct Finished(AtomicU64);
-
-impl ReconcileObserver for Finished {
-    fn reconciled(&self, _ok: bool, _duration: Duration) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn synced(&self, _phase: OperationPhase) {}
-}
 
 /// A child process killed on drop.
 struct ChildGuard(Child);
@@ -65,35 +56,36 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Process CPU time (user + system) from `/proc/self/stat`.
-fn cpu_time(ticks_per_second: f64) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+/// CPU time (user + system, all threads) of process `pid` from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32, ticks_per_second: f64) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat
         .rsplit_once(')')
         .map(|(_, r)| r)
-        .context("parsing /proc/self/stat")?;
+        .with_context(|| format!("parsing {path}"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     let ticks: u64 = fields
         .get(11)
         .zip(fields.get(12))
         .and_then(|(u, s)| Some(u.parse::<u64>().ok()? + s.parse::<u64>().ok()?))
-        .context("parsing utime/stime")?;
+        .with_context(|| format!("parsing utime/stime in {path}"))?;
     Ok(Duration::from_secs_f64(ticks as f64 / ticks_per_second))
 }
 
-/// A `/proc/self/status` figure in KiB, e.g. `VmHWM`.
-fn status_kib(field: &str) -> anyhow::Result<u64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+/// A `/proc/<pid>/status` figure in KiB, e.g. `VmHWM`.
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     status
         .lines()
         .find_map(|line| {
             let value = line.strip_prefix(field)?.strip_prefix(':')?;
             value.trim().trim_end_matches("kB").trim().parse().ok()
         })
-        .with_context(|| format!("{field} not in /proc/self/status"))
+        .with_context(|| format!("{field} not in {path}"))
 }
 
 fn clock_ticks() -> f64 {
@@ -111,7 +103,7 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let path = exe.with_file_name(name);
     anyhow::ensure!(
         path.exists(),
-        "{} not found: build it with `cargo build --release -p edgecd-e2e --bins`",
+        "{} not found: build it with `cargo build --release -p edgecd-spoke -p edgecd-e2e --bins`",
         path.display()
     );
     Ok(path)
@@ -137,6 +129,84 @@ fn start_emulator(dir: &Path) -> anyhow::Result<(ChildGuard, PathBuf)> {
     // Keep draining its stdout so it never blocks or dies on a closed pipe.
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     Ok((guard, dir.join("cluster-1.kubeconfig")))
+}
+
+/// Starts `edgecd-spoke run` against the emulated cluster.
+fn start_spoke(
+    bench: &SpokeBench,
+    dir: &Path,
+    kubeconfig: &Path,
+    admin: SocketAddr,
+    full_compare_interval: &str,
+) -> anyhow::Result<ChildGuard> {
+    let child = Command::new(sibling_binary("edgecd-spoke")?)
+        .arg("run")
+        .args(["--cluster-name", "bench"])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--state-namespace", STATE_NS])
+        .args(["--poll-interval", &format!("{}s", bench.poll_seconds)])
+        .args(["--concurrency", &bench.concurrency.to_string()])
+        .args(["--full-compare-interval", full_compare_interval])
+        .arg("--cache-dir")
+        .arg(dir.join("spoke-cache"))
+        .args(["--admin-addr", &admin.to_string()])
+        .args(["--log", "warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting edgecd-spoke")?;
+    Ok(ChildGuard(child))
+}
+
+/// A plain HTTP/1.0 GET on the spoke's admin port: (status code, body).
+fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .with_context(|| format!("reading {path}"))?;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("no status line from {path}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// Sum of `edgecd_spoke_reconciles_total` over both results, and the errors alone.
+fn reconciles(admin: SocketAddr) -> anyhow::Result<(u64, u64)> {
+    let (code, body) = http_get(admin, "/metrics")?;
+    anyhow::ensure!(code == 200, "/metrics answered {code}");
+    let mut total = 0;
+    let mut errors = 0;
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("edgecd_spoke_reconciles_total{") else {
+            continue;
+        };
+        let value: f64 = rest
+            .rsplit_once(' ')
+            .and_then(|(_, v)| v.parse().ok())
+            .with_context(|| format!("parsing {line:?}"))?;
+        total += value as u64;
+        if rest.contains("result=\"error\"") {
+            errors += value as u64;
+        }
+    }
+    Ok((total, errors))
+}
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?)
 }
 
 fn write_apps(repo: &edgecd_testkit::GitRepo, apps: usize) -> anyhow::Result<()> {
@@ -187,42 +257,78 @@ fn app(i: usize, repo_url: &str) -> Application {
     Application::new(&format!("app-{i:03}"), STATE_NS, spec)
 }
 
+/// One measured window.
+#[derive(Debug, serde::Serialize)]
+struct Window {
+    cpu_ms: f64,
+    reconciles: u64,
+    cpu_ms_per_pass: f64,
+}
+
+/// The steady state of one spoke process.
+#[derive(Debug, serde::Serialize)]
+struct Measurement {
+    full_compare_interval: String,
+    windows: Vec<Window>,
+    measured_seconds: f64,
+    cpu_ms_total: f64,
+    reconciles: u64,
+    reconcile_errors: u64,
+    passes: f64,
+    reconciles_per_app_per_poll: f64,
+    cpu_ms_per_reconcile: f64,
+    cpu_ms_per_pass_mean: f64,
+    peak_rss_mib: f64,
+    rss_mib: f64,
+}
+
 /// Results of one run.
 #[derive(Debug, serde::Serialize)]
 struct Report {
     bench: &'static str,
     apps: usize,
-    passes: usize,
+    poll_seconds: u64,
     concurrency: u16,
-    workers: usize,
     setup_seconds: f64,
-    idle_reconciles_per_s: f64,
-    idle_cpu_ms_per_s: f64,
-    cpu_ms_per_pass: Vec<f64>,
     cpu_ms_per_pass_mean: f64,
-    cpu_ms_per_app: f64,
-    wall_ms_per_pass_mean: f64,
     peak_rss_mib: f64,
-    rss_mib: f64,
     cpu_goal_ms: f64,
     rss_goal_mib: f64,
     cpu_goal_met: bool,
     rss_goal_met: bool,
+    /// The spoke as configured (`--full-compare-interval` as given).
+    main: Measurement,
+    /// A fresh spoke process comparing every app in full on every reconcile (`--full-compare-interval 0s`).
+    full_compare: Option<Measurement>,
 }
 
 impl SpokeBench {
     pub fn run(self) -> anyhow::Result<()> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(self.workers.max(1))
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting tokio")?;
-        // On a worker thread, like the spoke's own tasks.
-        runtime.block_on(async move { tokio::spawn(self.run_async()).await })?
+        runtime.block_on(self.run_async())
+    }
+
+    async fn wait_ready(&self, admin: SocketAddr) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if matches!(http_get(admin, "/ready"), Ok((200, _))) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "edgecd-spoke not ready after 120s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     async fn run_async(self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.apps > 0, "--apps must be at least 1");
+        anyhow::ensure!(self.poll_seconds > 0, "--poll-seconds must be at least 1");
         let started = Instant::now();
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
         let (_emulator, kubeconfig) = start_emulator(dir.path())?;
@@ -231,37 +337,121 @@ impl SpokeBench {
         write_apps(&repo, self.apps)?;
         repo.commit("bench apps")?;
 
+        let admin = free_addr()?;
+        let spoke = start_spoke(
+            &self,
+            dir.path(),
+            &kubeconfig,
+            admin,
+            &self.full_compare_interval,
+        )?;
+        self.wait_ready(admin).await?;
+
+        // The bench's own client (its CPU is not the spoke's) creates the apps.
         let config = edgecd_spoke::runtime::kube_config(Some(&kubeconfig), None).await?;
         let client = kube::Client::try_from(config)?;
-        let cluster = LiveCluster::new(client.clone());
-        edgecd_spoke::runtime::install_crd(&cluster).await?;
-        edgecd_spoke::runtime::ensure_namespace(&client, STATE_NS).await?;
-        let git = GitCache::new(
-            GitConfig::new(dir.path().join("cache")),
-            CredentialStore::default(),
-        )?;
-        let engine_config = EngineConfig {
-            namespace: STATE_NS.into(),
-            // Only the passes this benchmark triggers.
-            poll_interval: Duration::from_secs(3600),
-            concurrency: self.concurrency,
-            ..EngineConfig::default()
-        };
-        let (engine, triggers) = Engine::new(cluster, git, engine_config);
-        let finished = Arc::new(Finished::default());
-        engine.set_observer(finished.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let controller = tokio::spawn(reconcile::run(Arc::clone(&engine), triggers, async {
-            let _ = stopped.await;
-        }));
-
         let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
         for i in 0..self.apps {
             apps.create(&PostParams::default(), &app(i, repo.url()))
                 .await
                 .with_context(|| format!("creating app {i}"))?;
         }
-        // All Synced and Healthy, then quiet.
+        self.wait_synced(&apps).await?;
+        let setup_seconds = started.elapsed().as_secs_f64();
+
+        println!(
+            "main run: --poll-interval {}s --full-compare-interval {}",
+            self.poll_seconds, self.full_compare_interval
+        );
+        let main = self
+            .measure(&spoke, admin, &self.full_compare_interval)
+            .await?;
+        drop(spoke);
+
+        let full_compare = if self.no_full_compare_run {
+            None
+        } else {
+            println!();
+            println!(
+                "second run, a fresh process: --poll-interval {}s --full-compare-interval 0s",
+                self.poll_seconds
+            );
+            let admin = free_addr()?;
+            let spoke = start_spoke(&self, dir.path(), &kubeconfig, admin, "0s")?;
+            self.wait_ready(admin).await?;
+            self.wait_synced(&apps).await?;
+            let measured = self.measure(&spoke, admin, "0s").await?;
+            drop(spoke);
+            Some(measured)
+        };
+        drop(client);
+
+        let report = Report {
+            bench: "spoke",
+            apps: self.apps,
+            poll_seconds: self.poll_seconds,
+            concurrency: self.concurrency,
+            setup_seconds,
+            cpu_ms_per_pass_mean: main.cpu_ms_per_pass_mean,
+            peak_rss_mib: main.peak_rss_mib,
+            cpu_goal_ms: self.cpu_goal_ms,
+            rss_goal_mib: self.rss_goal_mib,
+            cpu_goal_met: main.reconciles > 0 && main.cpu_ms_per_pass_mean <= self.cpu_goal_ms,
+            rss_goal_met: main.peak_rss_mib <= self.rss_goal_mib,
+            main,
+            full_compare,
+        };
+        println!();
+        println!(
+            "{:<40} {:>10} {:>12} {:>8}",
+            "figure", "main run", "full compare", "goal"
+        );
+        let full = report.full_compare.as_ref();
+        let row = |name: &str, main: f64, full: Option<f64>, goal: &str, digits: usize| {
+            let full = full.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"));
+            println!("{name:<40} {main:>10.digits$} {full:>12} {goal:>8}");
+        };
+        row(
+            "CPU ms per pass (mean)",
+            report.main.cpu_ms_per_pass_mean,
+            full.map(|m| m.cpu_ms_per_pass_mean),
+            &format!("{}", report.cpu_goal_ms),
+            1,
+        );
+        row(
+            "peak RSS MiB (VmHWM)",
+            report.main.peak_rss_mib,
+            full.map(|m| m.peak_rss_mib),
+            &format!("{}", report.rss_goal_mib),
+            1,
+        );
+        row(
+            "CPU ms per reconcile",
+            report.main.cpu_ms_per_reconcile,
+            full.map(|m| m.cpu_ms_per_reconcile),
+            "-",
+            3,
+        );
+        row(
+            "reconciles per app per poll interval",
+            report.main.reconciles_per_app_per_poll,
+            full.map(|m| m.reconciles_per_app_per_poll),
+            "1",
+            2,
+        );
+        row(
+            "reconcile errors",
+            report.main.reconcile_errors as f64,
+            full.map(|m| m.reconcile_errors as f64),
+            "0",
+            0,
+        );
+        println!("{}", serde_json::to_string(&report)?);
+        Ok(())
+    }
+
+    /// Waits until every app is Synced and Healthy.
+    async fn wait_synced(&self, apps: &Api<Application>) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let list =
@@ -278,7 +468,7 @@ impl SpokeBench {
                 })
                 .count();
             if done == self.apps {
-                break;
+                return Ok(());
             }
             if let Some(pending) = list.items.iter().find(|a| {
                 a.status.as_ref().is_none_or(|s| {
@@ -307,111 +497,73 @@ impl SpokeBench {
             );
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        let setup_seconds = started.elapsed().as_secs_f64();
+    }
+
+    /// Measures the spoke process `spoke` over `--windows` poll intervals, after letting one poll interval
+    /// pass (the reconciles after start-up or after the syncs).
+    async fn measure(
+        &self,
+        spoke: &ChildGuard,
+        admin: SocketAddr,
+        full_compare_interval: &str,
+    ) -> anyhow::Result<Measurement> {
+        let pid = spoke.0.id();
+        let poll = Duration::from_secs(self.poll_seconds);
+        tokio::time::sleep(poll + Duration::from_secs(2)).await;
+
         let ticks = clock_ticks();
-
-        // Idle: nothing changes and nothing is triggered; an idle spoke should not reconcile at all.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let idle_window = Duration::from_secs(10);
-        let idle_before = finished.0.load(Ordering::Relaxed);
-        let idle_cpu0 = cpu_time(ticks)?;
-        tokio::time::sleep(idle_window).await;
-        let idle_cpu_ms_per_s =
-            (cpu_time(ticks)? - idle_cpu0).as_secs_f64() * 1e3 / idle_window.as_secs_f64();
-        let idle_reconciles_per_s =
-            (finished.0.load(Ordering::Relaxed) - idle_before) as f64 / idle_window.as_secs_f64();
-        eprintln!("idle: {idle_reconciles_per_s:.1} reconciles/s, {idle_cpu_ms_per_s:.1} CPU ms/s");
-        let names: Vec<String> = (0..self.apps).map(|i| format!("app-{i:03}")).collect();
-        let mut cpu_ms = Vec::new();
-        let mut wall_ms = Vec::new();
         println!(
-            "{:>5} {:>10} {:>10} {:>12}",
-            "pass", "cpu ms", "wall ms", "reconciles"
+            "{:>7} {:>10} {:>12} {:>14}",
+            "window", "cpu ms", "reconciles", "cpu ms / pass"
         );
-        for pass in 0..self.passes {
-            let before = finished.0.load(Ordering::Relaxed);
-            let cpu0 = cpu_time(ticks)?;
-            let wall0 = Instant::now();
-            for name in &names {
-                engine.trigger(name);
-            }
-            let target = before + self.apps as u64;
-            while finished.0.load(Ordering::Relaxed) < target {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                anyhow::ensure!(
-                    wall0.elapsed() < Duration::from_secs(300),
-                    "pass {pass} did not finish in 300s"
-                );
-            }
-            let wall = wall0.elapsed();
-            let cpu = cpu_time(ticks)? - cpu0;
-            let ran = finished.0.load(Ordering::Relaxed) - before;
-            println!(
-                "{:>5} {:>10.1} {:>10.1} {:>12}",
-                pass,
-                cpu.as_secs_f64() * 1e3,
-                wall.as_secs_f64() * 1e3,
-                ran
-            );
-            cpu_ms.push(cpu.as_secs_f64() * 1e3);
-            wall_ms.push(wall.as_secs_f64() * 1e3);
-            // Let any trailing events settle between passes.
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        let (reconciles0, errors0) = reconciles(admin)?;
+        let cpu0 = cpu_time(pid, ticks)?;
+        let measured = Instant::now();
+        let (mut last_reconciles, mut last_cpu) = (reconciles0, cpu0);
+        let mut windows = Vec::new();
+        for window in 0..self.windows {
+            tokio::time::sleep(poll).await;
+            let cpu = cpu_time(pid, ticks)?;
+            let (count, _) = reconciles(admin)?;
+            let cpu_ms = (cpu - last_cpu).as_secs_f64() * 1e3;
+            let ran = count - last_reconciles;
+            let per_pass = if ran == 0 {
+                0.0
+            } else {
+                cpu_ms * self.apps as f64 / ran as f64
+            };
+            println!("{window:>7} {cpu_ms:>10.1} {ran:>12} {per_pass:>14.1}");
+            windows.push(Window {
+                cpu_ms,
+                reconciles: ran,
+                cpu_ms_per_pass: per_pass,
+            });
+            (last_reconciles, last_cpu) = (count, cpu);
         }
-        let peak_rss_mib = status_kib("VmHWM")? as f64 / 1024.0;
-        let rss_mib = status_kib("VmRSS")? as f64 / 1024.0;
-        let _ = stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
-
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let cpu_mean = mean(&cpu_ms);
-        let report = Report {
-            bench: "spoke",
-            apps: self.apps,
-            passes: self.passes,
-            concurrency: self.concurrency,
-            workers: self.workers,
-            setup_seconds,
-            idle_reconciles_per_s,
-            idle_cpu_ms_per_s,
-            cpu_ms_per_pass_mean: cpu_mean,
-            cpu_ms_per_app: cpu_mean / self.apps.max(1) as f64,
-            cpu_ms_per_pass: cpu_ms,
-            wall_ms_per_pass_mean: mean(&wall_ms),
+        let measured_seconds = measured.elapsed().as_secs_f64();
+        let (reconciles1, errors1) = reconciles(admin)?;
+        let cpu_ms_total = (cpu_time(pid, ticks)? - cpu0).as_secs_f64() * 1e3;
+        let peak_rss_mib = status_kib(pid, "VmHWM")? as f64 / 1024.0;
+        let rss_mib = status_kib(pid, "VmRSS")? as f64 / 1024.0;
+        let ran = reconciles1 - reconciles0;
+        let passes = ran as f64 / self.apps as f64;
+        Ok(Measurement {
+            full_compare_interval: full_compare_interval.to_owned(),
+            windows,
+            measured_seconds,
+            cpu_ms_total,
+            reconciles: ran,
+            reconcile_errors: errors1 - errors0,
+            passes,
+            reconciles_per_app_per_poll: passes * self.poll_seconds as f64 / measured_seconds,
+            cpu_ms_per_reconcile: if ran == 0 {
+                0.0
+            } else {
+                cpu_ms_total / ran as f64
+            },
+            cpu_ms_per_pass_mean: if ran == 0 { 0.0 } else { cpu_ms_total / passes },
             peak_rss_mib,
             rss_mib,
-            cpu_goal_ms: self.cpu_goal_ms,
-            rss_goal_mib: self.rss_goal_mib,
-            cpu_goal_met: cpu_mean <= self.cpu_goal_ms,
-            rss_goal_met: peak_rss_mib <= self.rss_goal_mib,
-        };
-        println!();
-        println!("{:<28} {:>10} {:>10}", "figure", "measured", "goal");
-        println!(
-            "{:<28} {:>10.1} {:>10.1}",
-            "CPU ms per pass (mean)", report.cpu_ms_per_pass_mean, report.cpu_goal_ms
-        );
-        println!(
-            "{:<28} {:>10.1} {:>10.1}",
-            "peak RSS MiB (VmHWM)", report.peak_rss_mib, report.rss_goal_mib
-        );
-        println!(
-            "{:<28} {:>10.1} {:>10}",
-            "idle reconciles per s", report.idle_reconciles_per_s, "0"
-        );
-        println!(
-            "{:<28} {:>10.1} {:>10}",
-            "idle CPU ms per s", report.idle_cpu_ms_per_s, "-"
-        );
-        println!(
-            "{:<28} {:>10.2} {:>10}",
-            "CPU ms per app", report.cpu_ms_per_app, "-"
-        );
-        println!(
-            "{:<28} {:>10.1} {:>10}",
-            "wall ms per pass (mean)", report.wall_ms_per_pass_mean, "-"
-        );
-        println!("{}", serde_json::to_string(&report)?);
-        Ok(())
+        })
     }
 }
