@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use edgecd_hub::access::OpenAccess;
+use edgecd_hub::pki::args::SecurityArgs;
 use edgecd_hub::server::{Database, Server, ServerConfig};
 
 #[derive(Debug, Parser)]
@@ -53,6 +54,8 @@ struct ServeArgs {
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "EDGECD_HUB_LOG", default_value = "info")]
     log: String,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[tokio::main]
@@ -61,12 +64,6 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
         .init();
-    if !args.insecure_disable_auth {
-        bail!(
-            "authentication is not available in this build yet; start with --insecure-disable-auth (development only)"
-        );
-    }
-    tracing::warn!("Authentication is disabled: every caller is an admin.");
     let database = match args.database {
         Some(url) => {
             if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
@@ -83,7 +80,20 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ServerConfig::insecure_local(database);
     config.grpc_listen = args.grpc_listen;
     config.http_listen = args.http_listen;
-    config.authenticator = Arc::new(OpenAccess);
+    if args.insecure_disable_auth {
+        // No CA, no TLS, no accounts: every caller is an admin and spokes
+        // are trusted by the name they send. Development only.
+        tracing::warn!("Authentication is disabled: every caller is an admin.");
+        config.authenticator = Arc::new(OpenAccess);
+    } else {
+        // The hub's CA (sealed with the master key, or supplied), TLS on
+        // the gRPC port, mTLS identities for spokes, accounts and tokens.
+        config.security = Some(
+            args.security
+                .into_settings()
+                .context("security settings (or --insecure-disable-auth for development)")?,
+        );
+    }
     if let Some(id) = args.replica_id.or_else(|| std::env::var("HOSTNAME").ok()) {
         config.replica_id = id;
     }

@@ -129,10 +129,18 @@ impl ConsoleBench {
                      s.dispatchEvent(new Event('change')); return true"
                 ))
                 .await?;
-            browser
-                .wait_until(RENDERED, Duration::from_secs(30))
-                .await
-                .context("filtered page")?;
+            if let Err(error) = browser.wait_until(RENDERED, Duration::from_secs(30)).await {
+                let state = browser
+                    .eval(
+                        "return location.hash + ' | ' + ((document.querySelector('#apps-status') || {}).textContent || '') \
+                         + ' | ' + document.body.textContent.slice(0, 300)",
+                    )
+                    .await
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "iteration {i}: filtered page (health={health}) not rendered: {error}; page: {state}"
+                );
+            }
             let ms = browser
                 .eval(
                     "return performance.getEntriesByName('edgecd:apps-rendered')[0].startTime - window.__edgecdFilterStart",

@@ -89,34 +89,53 @@ export const api = {
 /**
  * Live updates: one EventSource on /api/v1/watch, fanned out to listeners.
  * The browser reconnects by itself and sends Last-Event-ID, which the hub
- * uses as the resume token.
+ * uses as the resume token. While the page is hidden or put in the
+ * back-forward cache the stream is closed (browsers allow only six HTTP/1.1
+ * connections per host, and idle tabs must not hold them); it is reopened
+ * from the last event seen, so nothing is missed.
  */
 export class Live {
   constructor() {
     this.listeners = new Set();
     this.source = null;
     this.connected = false;
+    this.lastId = "";
+    this.wanted = false;
     this.onState = () => {};
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) this.close(); else if (this.wanted) this.open();
+    });
+    window.addEventListener("pagehide", () => this.close());
+    window.addEventListener("pageshow", () => { if (this.wanted && !document.hidden) this.open(); });
   }
   start() {
+    this.wanted = true;
+    if (!document.hidden) this.open();
+  }
+  open() {
     if (this.source) return;
-    const source = new EventSource("/api/v1/watch");
+    const url = "/api/v1/watch" + (this.lastId ? "?resume=" + encodeURIComponent(this.lastId) : "");
+    const source = new EventSource(url);
     this.source = source;
     source.onopen = () => { this.connected = true; this.onState(true); };
     source.onerror = () => { this.connected = false; this.onState(false); };
     for (const type of ["app", "app-deleted", "cluster"]) {
       source.addEventListener(type, (e) => {
+        if (e.lastEventId) this.lastId = e.lastEventId;
         let data;
         try { data = JSON.parse(e.data); } catch (err) { return; }
         for (const l of this.listeners) l(type, data);
       });
     }
   }
-  stop() {
+  close() {
     if (this.source) this.source.close();
     this.source = null;
-    this.connected = false;
-    this.onState(false);
+    if (this.connected) { this.connected = false; this.onState(false); }
+  }
+  stop() {
+    this.wanted = false;
+    this.close();
   }
   subscribe(fn) {
     this.listeners.add(fn);

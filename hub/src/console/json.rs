@@ -303,10 +303,10 @@ pub fn project(p: &v1::Project) -> Value {
             } else if !d.cluster_names.is_empty() {
                 out.insert("clusters".into(), json!(d.cluster_names));
             }
-            if let Some(sel) = &d.cluster_selector {
-                if !sel.match_labels.is_empty() || !sel.match_expressions.is_empty() {
-                    out.insert("clusterSelector".into(), sorted(&sel.match_labels));
-                }
+            if let Some(sel) = &d.cluster_selector
+                && (!sel.match_labels.is_empty() || !sel.match_expressions.is_empty())
+            {
+                out.insert("clusterSelector".into(), sorted(&sel.match_labels));
             }
             out.insert(
                 "namespace".into(),

@@ -169,10 +169,10 @@ impl Caller {
     /// credentials and address.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
-        if let Some(token) = &self.token {
-            if let Ok(value) = format!("Bearer {token}").parse() {
-                request.metadata_mut().insert("authorization", value);
-            }
+        if let Some(token) = &self.token
+            && let Ok(value) = format!("Bearer {token}").parse()
+        {
+            request.metadata_mut().insert("authorization", value);
         }
         if let Some(peer) = self.peer {
             request
@@ -864,6 +864,11 @@ async fn events<S: HubService>(
 
 // === live updates ===
 
+#[derive(Debug, Default, Deserialize)]
+struct WatchQuery {
+    resume: Option<String>,
+}
+
 /// `GET /api/v1/watch`: app and cluster changes as server-sent events
 /// (`app`, `app-deleted`, `cluster`), each with the hub's resume token as
 /// its id, so a reconnecting browser (`Last-Event-ID`) misses nothing.
@@ -871,12 +876,16 @@ async fn watch<S: HubService>(
     State(c): State<Console<S>>,
     caller: Caller,
     headers: HeaderMap,
+    Query(q): Query<WatchQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // The browser's own reconnect sends Last-Event-ID; a stream reopened
+    // by the console (after the tab was hidden) passes `?resume=`.
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+        .map(str::to_owned)
+        .or(q.resume)
+        .unwrap_or_default();
     let request = v1::WatchRequest {
         kinds: vec![
             v1::WatchKind::Applications as i32,
