@@ -81,13 +81,19 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
 
     // --- sign in through the form ---
     browser.goto(&format!("{base}/#/overview")).await.unwrap();
-    browser.wait_for("input[name=username]", WAIT).await.unwrap();
+    browser
+        .wait_for("input[name=username]", WAIT)
+        .await
+        .unwrap();
     browser.screenshot(&shots, "login").await.unwrap();
     sign_in(&browser, "admin", fleet.admin_password()).await;
 
     // --- overview ---
     if let Err(e) = browser.wait_for("#counts .card", WAIT).await {
-        let body = browser.eval("return document.body.innerHTML").await.unwrap();
+        let body = browser
+            .eval("return document.body.innerHTML")
+            .await
+            .unwrap();
         panic!("{e}: {body}");
     }
     browser
@@ -256,7 +262,10 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         .eval("document.querySelector('#sign-out').click(); return true")
         .await
         .unwrap();
-    browser.wait_for("input[name=username]", WAIT).await.unwrap();
+    browser
+        .wait_for("input[name=username]", WAIT)
+        .await
+        .unwrap();
     sign_in(&browser, "vic", "viewer-password-1").await;
     browser.goto(&app_url).await.unwrap();
     browser.wait_for("#app-sync .badge", WAIT).await.unwrap();
