@@ -49,11 +49,28 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
     None
 }
 
+/// The chromedriver process; its process group is ended on drop.
+#[derive(Debug)]
+struct Driver(tokio::process::Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            // `kill -- -PGID`: chromedriver and every Chromium process.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// A headless Chromium session.
 #[derive(Debug)]
 pub struct Browser {
     client: Client,
-    _driver: tokio::process::Child,
+    _driver: Driver,
 }
 
 impl Browser {
@@ -68,13 +85,18 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .map_err(BrowserError::Spawn)?
             .port();
+        // chromedriver leads its own process group, which the Chromium it
+        // starts joins: dropping the `Browser` (also on a panic) ends the
+        // whole group, so no browser outlives a failed test.
         let driver = tokio::process::Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(BrowserError::Spawn)?;
+        let driver = Driver(driver);
         let url = format!("http://127.0.0.1:{port}");
         let mut caps = serde_json::Map::new();
         caps.insert(
