@@ -276,66 +276,17 @@ pub fn cluster(c: &v1::Cluster) -> Value {
     Value::Object(out)
 }
 
-fn group_kinds(list: &[v1::GroupKind]) -> Value {
-    json!(
-        list.iter()
-            .map(|g| json!({"group": g.group, "kind": g.kind}))
-            .collect::<Vec<_>>()
-    )
-}
-
-fn role_name(code: i32) -> &'static str {
-    match v1::ProjectRoleKind::try_from(code) {
-        Ok(v1::ProjectRoleKind::Owner) => "Owner",
-        Ok(v1::ProjectRoleKind::Deployer) => "Deployer",
-        _ => "Viewer",
-    }
-}
-
+/// A project: its spec in the domain's serde form (the shape of `edgecd project get -o json`).
 pub fn project(p: &v1::Project) -> Value {
-    let destinations: Vec<Value> = p
-        .destinations
-        .iter()
-        .map(|d| {
-            let mut out = Map::new();
-            if d.all_clusters {
-                out.insert("clusters".into(), json!("*"));
-            } else if !d.cluster_names.is_empty() {
-                out.insert("clusters".into(), json!(d.cluster_names));
-            }
-            if let Some(sel) = &d.cluster_selector
-                && (!sel.match_labels.is_empty() || !sel.match_expressions.is_empty())
-            {
-                out.insert("clusterSelector".into(), sorted(&sel.match_labels));
-            }
-            out.insert(
-                "namespace".into(),
-                json!(if d.namespace.is_empty() {
-                    "*"
-                } else {
-                    &d.namespace
-                }),
-            );
-            Value::Object(out)
-        })
-        .collect();
-    let roles: Vec<Value> = p
-        .roles
-        .iter()
-        .map(|r| json!({"role": role_name(r.role), "users": r.users, "groups": r.groups}))
-        .collect();
+    let spec = convert::from_project(p)
+        .ok()
+        .and_then(|spec| serde_json::to_value(spec).ok())
+        .unwrap_or(Value::Null);
     json!({
         "name": p.name,
         "version": p.version,
         "createdAt": time(p.created_at.as_ref()),
-        "spec": {
-            "description": p.description,
-            "sourceRepos": p.source_repos,
-            "destinations": destinations,
-            "clusterResourceWhitelist": group_kinds(&p.cluster_resource_allow),
-            "clusterResourceBlacklist": group_kinds(&p.cluster_resource_deny),
-            "roles": roles,
-        },
+        "spec": spec,
     })
 }
 

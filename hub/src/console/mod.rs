@@ -35,7 +35,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use edgecd_core::access::{Action, AuthMethod, Grant, Principal, decide};
-use edgecd_core::project::ProjectRole;
 use edgecd_core::selector::LabelSelector;
 use edgecd_core::{Health, SyncStatus};
 use edgecd_proto::convert;
@@ -577,13 +576,11 @@ async fn permissions<S: HubService>(
         grants: user
             .roles
             .iter()
-            .map(|r| Grant {
-                project: r.project.clone(),
-                role: match v1::ProjectRoleKind::try_from(r.role) {
-                    Ok(v1::ProjectRoleKind::Owner) => ProjectRole::Owner,
-                    Ok(v1::ProjectRoleKind::Deployer) => ProjectRole::Deployer,
-                    _ => ProjectRole::Viewer,
-                },
+            .filter_map(|r| {
+                convert::from_project_role_kind(r.role).map(|role| Grant {
+                    project: r.project.clone(),
+                    role,
+                })
             })
             .collect(),
         method: AuthMethod::Password,
@@ -596,32 +593,11 @@ async fn permissions<S: HubService>(
         }))
         .await
     {
-        Ok(p) => project_spec(&p.into_inner()),
+        Ok(p) => convert::from_project(&p.into_inner()).unwrap_or_default(),
         Err(_) => Default::default(),
     };
     let may = |action| decide(&principal, action, Some((project, &spec))).is_ok();
     (may(Action::Operate), may(Action::Edit))
-}
-
-/// The role bindings of a project (all `permissions` needs).
-fn project_spec(p: &v1::Project) -> edgecd_core::project::ProjectSpec {
-    use edgecd_core::project::{ProjectSpec, RoleBinding};
-    ProjectSpec {
-        roles: p
-            .roles
-            .iter()
-            .map(|r| RoleBinding {
-                role: match v1::ProjectRoleKind::try_from(r.role) {
-                    Ok(v1::ProjectRoleKind::Owner) => ProjectRole::Owner,
-                    Ok(v1::ProjectRoleKind::Deployer) => ProjectRole::Deployer,
-                    _ => ProjectRole::Viewer,
-                },
-                users: r.users.clone(),
-                groups: r.groups.clone(),
-            })
-            .collect(),
-        ..ProjectSpec::default()
-    }
 }
 
 async fn get_app<S: HubService>(
