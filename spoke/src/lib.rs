@@ -11,7 +11,7 @@ pub mod cluster;
 pub mod crd;
 pub mod credentials;
 pub mod decide;
-pub mod git;
+pub use edgecd_git as git;
 pub mod health;
 pub mod link;
 pub mod live;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use edgecd_spoke::git::{Credentials, GitError, RepoCredential};
+use edgecd_git::{Credentials, GitError, RepoCredential};
 use edgecd_testkit::GitRepo;
 use secrecy::SecretString;
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use edgecd_spoke::git::{
+use edgecd_git::{
     CommitId, CredentialStore, Credentials, GitCache, GitConfig, GitError, RefreshMode,
     RepoCredential, RepoUrl, Revision, SizeLimits,
 };

@@ -1,4 +1,4 @@
-//! The spoke's git layer: a shared, de-duplicating cache of repositories and safe checkouts of commits to render.
+//! edgecd's git layer, shared by hub and spoke: a de-duplicating cache of repositories and safe checkouts of commits to render.
 //!
 //! ```text
 //!  ls_remote(url, rev) ──► advertised refs (TTL cache, single-flight) ──► Some(commit) | None (a commit id)
@@ -98,7 +98,7 @@ pub struct FetchReport {
     pub shallow: bool,
 }
 
-/// The git cache: one per spoke process, cheap to clone (shared state).
+/// The git cache: one per process (spoke or hub), cheap to clone (shared state).
 #[derive(Debug, Clone)]
 pub struct GitCache {
     inner: Arc<Inner>,
