@@ -30,6 +30,8 @@ pub mod names {
     pub const PROJECT_POLICIES: &str = "project-policies.v1";
     /// Autonomous (edge-created) apps reported read-only.
     pub const AUTONOMOUS_APPS: &str = "autonomous-apps.v1";
+    /// Hub assigns application sets for the spoke to evaluate (SpokeApplicationSets).
+    pub const APPLICATION_SETS: &str = "application-sets.v1";
 }
 
 /// Every capability this build implements.
@@ -46,6 +48,7 @@ pub const ALL_V1: &[&str] = &[
     names::REPO_CREDENTIALS,
     names::PROJECT_POLICIES,
     names::AUTONOMOUS_APPS,
+    names::APPLICATION_SETS,
 ];
 
 /// `major.minor` of the wire protocol.
