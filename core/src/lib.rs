@@ -14,6 +14,8 @@
 
 pub mod access;
 pub mod app;
+pub mod appset;
+pub mod argo;
 pub mod duration;
 pub mod link;
 pub mod names;

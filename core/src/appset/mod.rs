@@ -1,0 +1,300 @@
+//! Argo CD–compatible ApplicationSets: the spec, its strict validation, generators (list, clusters, git, matrix, merge), fasttemplate rendering and the create/update/delete plan.
+//!
+//! ```text
+//!  from_json ── strict key walk (check) ─► ApplicationSetSpec
+//!  generate ─── generators → param sets ─► render template ─► GeneratedApp (sorted)
+//!  plan ─────── existing apps × generated apps × policy ─► Plan
+//! ```
+//!
+//! Only Argo CD's default (non-`goTemplate`) "fasttemplate" mode is supported.
+
+mod check;
+mod eval;
+mod glob;
+mod plan;
+mod template;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::ApplicationSpec;
+use crate::selector::LabelSelector;
+
+pub use eval::generate;
+pub use glob::glob_match;
+pub use plan::plan;
+pub use template::{flatten_params, render_str, sanitize_name};
+
+/// One generator's parameter set: placeholder name → value.
+pub type Params = BTreeMap<String, String>;
+
+/// An ApplicationSet spec refused or failing to generate; `path` names the field (`spec.generators[0].git.directories[1].path`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct AppSetError {
+    pub path: String,
+    pub message: String,
+}
+
+impl AppSetError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Argo CD ApplicationSet `spec`, in the camelCase JSON shape of Argo's YAML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSetSpec {
+    pub generators: Vec<Generator>,
+    pub template: AppTemplate,
+    /// Go templates are not supported: `true` is refused by [`ApplicationSetSpec::from_json`].
+    #[serde(default)]
+    pub go_template: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_policy: Option<AppSetSyncPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppSetSyncPolicy {
+    /// Keep the generated apps' cluster resources when the set (or an app) is deleted.
+    #[serde(default)]
+    pub preserve_resources_on_deletion: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applications_sync: Option<ApplicationsSyncPolicy>,
+}
+
+/// What the set may do to the apps it generated (Argo's `syncPolicy.applicationsSync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ApplicationsSyncPolicy {
+    #[serde(rename = "create-only")]
+    CreateOnly,
+    #[serde(rename = "create-update")]
+    CreateUpdate,
+    #[serde(rename = "create-delete")]
+    CreateDelete,
+    #[default]
+    #[serde(rename = "sync")]
+    Sync,
+}
+
+impl ApplicationsSyncPolicy {
+    pub fn allows_update(self) -> bool {
+        matches!(self, Self::CreateUpdate | Self::Sync)
+    }
+
+    pub fn allows_delete(self) -> bool {
+        matches!(self, Self::CreateDelete | Self::Sync)
+    }
+}
+
+/// The Application template; `spec` stays JSON because placeholders may sit anywhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppTemplate {
+    pub metadata: TemplateMeta,
+    pub spec: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TemplateMeta {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Accepted and ignored (edgecd always cleans up per `preserveResourcesOnDeletion`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
+}
+
+/// One generator, externally tagged by Argo's key (`- list: {...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Generator {
+    List(ListGenerator),
+    Clusters(ClustersGenerator),
+    Git(GitGenerator),
+    Matrix(MatrixGenerator),
+    Merge(MergeGenerator),
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ListGenerator {
+    #[serde(default)]
+    pub elements: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClustersGenerator {
+    /// Empty selects every cluster.
+    #[serde(default, skip_serializing_if = "LabelSelector::is_empty")]
+    pub selector: LabelSelector,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitGenerator {
+    #[serde(rename = "repoURL")]
+    pub repo_url: String,
+    #[serde(default)]
+    pub revision: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directories: Vec<GitDirectoryItem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<GitFileItem>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path_param_prefix: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GitDirectoryItem {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclude: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GitFileItem {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclude: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MatrixGenerator {
+    pub generators: Vec<Generator>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeGenerator {
+    pub merge_keys: Vec<String>,
+    pub generators: Vec<Generator>,
+}
+
+impl ApplicationSetSpec {
+    /// Strict check of a raw Argo `spec` JSON value, then deserialization: unknown or unsupported fields are refused naming their path (rooted at `spec`).
+    pub fn from_json(spec: &serde_json::Value) -> Result<Self, AppSetError> {
+        check::check_spec(spec, "spec")?;
+        serde_json::from_value(spec.clone()).map_err(|e| AppSetError::new("spec", e.to_string()))
+    }
+
+    /// Git (repo URL, revision) pairs whose trees [`generate`] will ask for, matrix and merge children included; pairs that still hold a `{{placeholder}}` (resolved only while generating) are left out.
+    pub fn git_sources(&self) -> Vec<(String, String)> {
+        fn walk(generators: &[Generator], out: &mut Vec<(String, String)>) {
+            for g in generators {
+                match g {
+                    Generator::Git(git) => {
+                        if !git.repo_url.contains("{{") && !git.revision.contains("{{") {
+                            let pair = (git.repo_url.clone(), git.revision.clone());
+                            if !out.contains(&pair) {
+                                out.push(pair);
+                            }
+                        }
+                    }
+                    Generator::Matrix(m) => walk(&m.generators, out),
+                    Generator::Merge(m) => walk(&m.generators, out),
+                    Generator::List(_) | Generator::Clusters(_) => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.generators, &mut out);
+        out
+    }
+
+    /// The policy in effect (`sync` when unset).
+    pub fn applications_sync(&self) -> ApplicationsSyncPolicy {
+        self.sync_policy
+            .as_ref()
+            .and_then(|p| p.applications_sync)
+            .unwrap_or_default()
+    }
+}
+
+/// What the clusters generator knows about one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterFacts {
+    pub name: String,
+    pub server: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A snapshot of one repository at one revision (adapters implement it over a checkout). Paths are relative to the repository root, `/`-separated, without a leading `./`.
+pub trait RepoFiles {
+    /// Every directory of the tree (the root excluded).
+    fn directories(&self) -> Vec<String>;
+    /// Every file of the tree.
+    fn files(&self) -> Vec<String>;
+    /// The parsed JSON/YAML document at `path` (the adapter parses YAML safely).
+    fn read_document(&self, path: &str) -> Result<serde_json::Value, String>;
+}
+
+/// Resolves a (repository, revision) to its tree.
+pub trait GitLookup {
+    fn repo(&self, repo_url: &str, revision: &str) -> Result<&dyn RepoFiles, String>;
+}
+
+/// Everything generators read.
+pub struct EvalContext<'a> {
+    pub clusters: &'a [ClusterFacts],
+    pub git: &'a dyn GitLookup,
+}
+
+impl std::fmt::Debug for EvalContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvalContext")
+            .field("clusters", &self.clusters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One Application produced by the set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedApp {
+    pub name: String,
+    /// From the rendered `spec.project`; empty becomes `default`.
+    pub project: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub spec: ApplicationSpec,
+    /// The parameter set it was rendered from.
+    pub params: Params,
+}
+
+/// An Application that exists now, as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingApp {
+    pub name: String,
+    pub project: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub spec: ApplicationSpec,
+    /// Whether this set created it (owner reference); others are never touched.
+    pub owned_by_this_set: bool,
+}
+
+/// What to do to reach the generated state. Every list is sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub create: Vec<GeneratedApp>,
+    pub update: Vec<GeneratedApp>,
+    pub delete: Vec<String>,
+    /// Owned apps left as they are: up to date, or changes/removals the policy does not allow.
+    pub unchanged: Vec<String>,
+    /// (name, why): an app with a generated name exists but is not owned by this set; never touched.
+    pub conflicts: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests;

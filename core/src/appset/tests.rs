@@ -1,0 +1,739 @@
+//! Unit tests of ApplicationSets: generators, rendering, refusals and plans, partly against the shared fixtures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn fixtures() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    assert!(
+        dir.is_dir(),
+        "fixtures missing at {} — these tests need /work/shared/fixtures",
+        dir.display()
+    );
+    dir
+}
+
+fn load_yaml(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
+    edgecd_render::yaml::load_documents(&text)
+        .unwrap()
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+fn appset_fixture(name: &str) -> ApplicationSetSpec {
+    let docs = load_yaml(&fixtures().join("edge-fleet-repo/appsets").join(name));
+    ApplicationSetSpec::from_json(&docs[0]["spec"]).unwrap()
+}
+
+/// An in-memory tree.
+#[derive(Default)]
+struct MemRepo {
+    dirs: Vec<String>,
+    files: BTreeMap<String, Value>,
+}
+
+impl MemRepo {
+    fn with_dirs(dirs: &[&str]) -> Self {
+        Self {
+            dirs: dirs.iter().map(|d| (*d).to_owned()).collect(),
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Walks a real directory (files are not parsed: only the tree matters here).
+    fn from_disk(root: &Path) -> Self {
+        fn walk(root: &Path, dir: &Path, repo: &mut MemRepo) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                if path.is_dir() {
+                    repo.dirs.push(rel);
+                    walk(root, &path, repo);
+                } else {
+                    repo.files.insert(rel, Value::Null);
+                }
+            }
+        }
+        let mut repo = MemRepo::default();
+        walk(root, root, &mut repo);
+        repo
+    }
+}
+
+impl RepoFiles for MemRepo {
+    fn directories(&self) -> Vec<String> {
+        self.dirs.clone()
+    }
+
+    fn files(&self) -> Vec<String> {
+        self.files.keys().cloned().collect()
+    }
+
+    fn read_document(&self, path: &str) -> Result<Value, String> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| format!("no file {path}"))
+    }
+}
+
+#[derive(Default)]
+struct Repos(BTreeMap<(String, String), MemRepo>);
+
+impl Repos {
+    fn one(url: &str, rev: &str, repo: MemRepo) -> Self {
+        let mut map = BTreeMap::new();
+        map.insert((url.to_owned(), rev.to_owned()), repo);
+        Self(map)
+    }
+}
+
+impl GitLookup for Repos {
+    fn repo(&self, repo_url: &str, revision: &str) -> Result<&dyn RepoFiles, String> {
+        self.0
+            .get(&(repo_url.to_owned(), revision.to_owned()))
+            .map(|r| r as &dyn RepoFiles)
+            .ok_or_else(|| "not fetched".to_owned())
+    }
+}
+
+fn cluster(name: &str, server: &str, labels: &[(&str, &str)]) -> ClusterFacts {
+    ClusterFacts {
+        name: name.into(),
+        server: server.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+        annotations: BTreeMap::new(),
+    }
+}
+
+fn three_clusters() -> Vec<ClusterFacts> {
+    (1..=3)
+        .map(|i| {
+            cluster(
+                &format!("cluster-{i}"),
+                &format!("https://10.0.0.{i}:6443"),
+                &[("region", if i == 3 { "us" } else { "eu" })],
+            )
+        })
+        .collect()
+}
+
+fn run(
+    spec: &Value,
+    clusters: &[ClusterFacts],
+    repos: &Repos,
+) -> Result<Vec<GeneratedApp>, AppSetError> {
+    let spec = ApplicationSetSpec::from_json(spec)?;
+    generate(
+        &spec,
+        &EvalContext {
+            clusters,
+            git: repos,
+        },
+    )
+}
+
+fn names(apps: &[GeneratedApp]) -> Vec<&str> {
+    apps.iter().map(|a| a.name.as_str()).collect()
+}
+
+fn spec_with(generators: Value, name: &str, path: &str) -> Value {
+    json!({
+        "generators": generators,
+        "template": {
+            "metadata": {"name": name},
+            "spec": {
+                "source": {"repoURL": "https://git.example/r", "targetRevision": "HEAD", "path": path},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": "apps"}
+            }
+        }
+    })
+}
+
+#[test]
+fn nginx_per_cluster_fixture() {
+    let spec = appset_fixture("nginx-per-cluster.yaml");
+    assert!(spec.git_sources().is_empty());
+    let clusters = three_clusters();
+    let apps = generate(
+        &spec,
+        &EvalContext {
+            clusters: &clusters,
+            git: &Repos::default(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        names(&apps),
+        ["cluster-1.nginx", "cluster-2.nginx", "cluster-3.nginx"]
+    );
+    for (i, app) in apps.iter().enumerate() {
+        let n = i + 1;
+        assert_eq!(app.project, "default");
+        assert_eq!(app.spec.source.path, format!("deploy/overlays/cluster-{n}"));
+        assert_eq!(app.spec.source.repo_url, "https://github.com/example/repo");
+        assert_eq!(
+            app.spec.destination.server,
+            format!("https://10.0.0.{n}:6443")
+        );
+        assert_eq!(app.spec.destination.namespace, "nginx");
+        assert_eq!(app.params["name"], format!("cluster-{n}"));
+    }
+}
+
+#[test]
+fn cluster_addons_fixture_over_real_tree() {
+    let spec = appset_fixture("cluster-addons.yaml");
+    assert_eq!(
+        spec.git_sources(),
+        [(
+            "https://github.com/example/repo".to_owned(),
+            "HEAD".to_owned()
+        )]
+    );
+    let repo = MemRepo::from_disk(&fixtures().join("edge-fleet-repo"));
+    let repos = Repos::one("https://github.com/example/repo", "HEAD", repo);
+    let apps = generate(
+        &spec,
+        &EvalContext {
+            clusters: &[],
+            git: &repos,
+        },
+    )
+    .unwrap();
+    assert_eq!(names(&apps), ["guestbook", "minecraft", "nginx"]);
+    for app in &apps {
+        assert_eq!(
+            app.spec.source.path,
+            format!("deploy/clusters/cluster-3/{}", app.name)
+        );
+        assert_eq!(app.project, "default");
+        assert_eq!(
+            app.spec.destination.server,
+            "https://kubernetes.default.svc"
+        );
+        assert_eq!(app.params["path[3]"], app.name);
+        assert_eq!(app.params["path.basenameNormalized"], app.name);
+    }
+}
+
+#[test]
+fn list_generator_flattens_and_adds_values() {
+    let spec = spec_with(
+        json!([{"list": {"elements": [
+            {"cluster": "Edge_A", "cfg": {"replicas": 3, "tags": ["x", "y"], "on": true}, "values": {"tier": "gold"}},
+            {"cluster": "edge-b", "cfg": {"replicas": 1.5}, "values": {"tier": "silver"}}
+        ]}}]),
+        "{{ cluster }}-app",
+        "apps/{{values.tier}}/{{cfg.replicas}}/{{cfg.tags.1}}/{{unknown}}",
+    );
+    let err = run(&spec, &[], &Repos::default()).unwrap_err();
+    assert_eq!(err.path, "spec.template.metadata.name");
+    assert!(err.message.contains("Edge_A-app"), "{err}");
+
+    let spec = spec_with(
+        json!([{"list": {"elements": [
+            {"cluster": "edge-a", "cfg": {"replicas": 3, "tags": ["x", "y"], "on": true}, "values": {"tier": "gold"}},
+            {"cluster": "edge-b", "cfg": {"replicas": 1.5}, "values": {"tier": "silver"}}
+        ]}}]),
+        "{{ cluster }}-app",
+        "apps/{{values.tier}}/{{cfg.replicas}}/{{cfg.tags.1}}/{{unknown}}",
+    );
+    let apps = run(&spec, &[], &Repos::default()).unwrap();
+    assert_eq!(names(&apps), ["edge-a-app", "edge-b-app"]);
+    assert_eq!(apps[0].spec.source.path, "apps/gold/3/y/{{unknown}}");
+    assert_eq!(apps[0].params["cfg.on"], "true");
+    assert_eq!(
+        apps[1].spec.source.path,
+        "apps/silver/1.5/{{cfg.tags.1}}/{{unknown}}"
+    );
+}
+
+#[test]
+fn clusters_selector_values_and_normalized_names() {
+    let mut clusters = three_clusters();
+    clusters.push(cluster(
+        "Edge_Paris.01",
+        "https://10.0.0.9:6443",
+        &[("region", "eu")],
+    ));
+    clusters[0]
+        .annotations
+        .insert("owner".into(), "team-a".into());
+    let spec = json!({
+        "generators": [{"clusters": {
+            "selector": {"matchLabels": {"region": "eu"}, "matchExpressions": [{"key": "region", "operator": "In", "values": ["eu", "ap"]}]},
+            "values": {"ns": "ns-{{nameNormalized}}", "owner": "{{metadata.annotations.owner}}"}
+        }}],
+        "template": {
+            "metadata": {"name": "{{nameNormalized}}-web", "labels": {"region": "{{metadata.labels.region}}"}},
+            "spec": {
+                "project": "edge",
+                "source": {"repoURL": "https://git.example/r", "path": "web"},
+                "destination": {"name": "{{name}}", "namespace": "{{values.ns}}"}
+            }
+        }
+    });
+    let apps = run(&spec, &clusters, &Repos::default()).unwrap();
+    assert_eq!(
+        names(&apps),
+        ["cluster-1-web", "cluster-2-web", "edge-paris.01-web"]
+    );
+    assert_eq!(apps[0].project, "edge");
+    assert_eq!(apps[0].labels["region"], "eu");
+    assert_eq!(apps[0].spec.destination.namespace, "ns-cluster-1");
+    assert_eq!(apps[0].params["values.owner"], "team-a");
+    // No annotation on cluster-2: the placeholder stays, as in Argo CD.
+    assert_eq!(
+        apps[1].params["values.owner"],
+        "{{metadata.annotations.owner}}"
+    );
+    assert_eq!(apps[2].spec.destination.cluster, "Edge_Paris.01");
+    assert_eq!(apps[2].spec.destination.namespace, "ns-edge-paris.01");
+}
+
+#[test]
+fn sanitize_name_follows_argo() {
+    assert_eq!(sanitize_name("Edge_Paris.01"), "edge-paris.01");
+    assert_eq!(sanitize_name("--My Cluster!."), "my-cluster");
+    assert_eq!(sanitize_name(&"a".repeat(300)).len(), 253);
+    assert_eq!(
+        render_str(
+            "{{a}}{{ a }}{{b}}{{}}",
+            &Params::from([("a".into(), "x".into())])
+        )
+        .unwrap(),
+        "xx{{b}}{{}}"
+    );
+    assert!(render_str("{{a", &Params::new()).is_err());
+}
+
+fn files_repo() -> MemRepo {
+    let mut repo = MemRepo::with_dirs(&["clusters", "clusters/eu", "clusters/eu/paris"]);
+    repo.files.insert(
+        "clusters/eu/paris/config.json".into(),
+        json!({"cluster": {"name": "paris", "address": "https://1.2.3.4"}, "zones": [{"id": "a"}, {"id": "b"}]}),
+    );
+    repo.files.insert(
+        "clusters/us/config.json".into(),
+        json!([{"cluster": {"name": "nyc", "address": "https://5.6.7.8"}}, {"cluster": {"name": "sfo", "address": "https://9.9.9.9"}}]),
+    );
+    repo.files.insert(
+        "clusters/us/skip/config.json".into(),
+        json!({"cluster": {"name": "skipped", "address": "x"}}),
+    );
+    repo
+}
+
+#[test]
+fn git_files_flatten_and_path_params() {
+    let repos = Repos::one("https://git.example/cfg", "main", files_repo());
+    let spec = spec_with(
+        json!([{"git": {"repoURL": "https://git.example/cfg", "revision": "main",
+            "files": [{"path": "clusters/**/config.json"}, {"path": "clusters/us/skip/*", "exclude": true}],
+            "values": {"where": "{{path.basename}}"}}}]),
+        "{{cluster.name}}",
+        "{{path}}/{{path.filename}}/{{zones.1.id}}/{{values.where}}/{{path[1]}}",
+    );
+    let apps = run(&spec, &[], &repos).unwrap();
+    assert_eq!(names(&apps), ["nyc", "paris", "sfo"]);
+    assert_eq!(
+        apps[1].spec.source.path,
+        "clusters/eu/paris/config.json/b/paris/eu"
+    );
+    assert_eq!(apps[1].params["cluster.address"], "https://1.2.3.4");
+    assert_eq!(apps[1].params["path.filenameNormalized"], "config.json");
+    assert_eq!(apps[0].params["path"], "clusters/us");
+    assert_eq!(
+        apps[0].spec.source.path,
+        "clusters/us/config.json/{{zones.1.id}}/us/us"
+    );
+}
+
+#[test]
+fn git_directories_exclude_and_path_param_prefix() {
+    let repo = MemRepo::with_dirs(&[
+        "apps",
+        "apps/a",
+        "apps/b",
+        "apps/b/nested",
+        "apps/Legacy_C",
+        "other",
+    ]);
+    let repos = Repos::one("https://git.example/r", "HEAD", repo);
+    let spec = spec_with(
+        json!([{"git": {"repoURL": "https://git.example/r", "revision": "HEAD", "pathParamPrefix": "src",
+            "directories": [{"path": "apps/*"}, {"path": "apps/b", "exclude": true}]}}]),
+        "{{src.path.basenameNormalized}}",
+        "{{src.path}}|{{src.path[0]}}|{{path}}",
+    );
+    let apps = run(&spec, &[], &repos).unwrap();
+    assert_eq!(names(&apps), ["a", "legacy-c"]);
+    assert_eq!(apps[0].spec.source.path, "apps/a|apps|{{path}}");
+    assert_eq!(apps[1].params["src.path.basename"], "Legacy_C");
+
+    let bad = spec_with(
+        json!([{"git": {"repoURL": "https://git.example/r", "revision": "HEAD",
+            "directories": [{"path": "apps/*"}, {"path": "apps/[b"}]}}]),
+        "{{path.basename}}",
+        "{{path}}",
+    );
+    let err = run(&bad, &[], &repos).unwrap_err();
+    assert_eq!(err.path, "spec.generators[0].git.directories[1].path");
+}
+
+#[test]
+fn matrix_clusters_by_git_directories() {
+    let repo = MemRepo::with_dirs(&[
+        "deploy",
+        "deploy/cluster-1",
+        "deploy/cluster-1/web",
+        "deploy/cluster-1/db",
+        "deploy/cluster-3",
+        "deploy/cluster-3/cache",
+    ]);
+    let repos = Repos::one("https://git.example/r", "HEAD", repo);
+    let spec = json!({
+        "generators": [{"matrix": {"generators": [
+            {"clusters": {"selector": {"matchExpressions": [{"key": "region", "operator": "Exists"}]}}},
+            {"git": {"repoURL": "https://git.example/r", "revision": "HEAD", "directories": [{"path": "deploy/{{name}}/*"}]}}
+        ]}}],
+        "template": {
+            "metadata": {"name": "{{name}}-{{path.basename}}"},
+            "spec": {"source": {"repoURL": "https://git.example/r", "path": "{{path}}"},
+                     "destination": {"server": "{{server}}", "namespace": "{{path.basename}}"}}
+        }
+    });
+    let parsed = ApplicationSetSpec::from_json(&spec).unwrap();
+    assert_eq!(parsed.git_sources().len(), 1);
+    let apps = run(&spec, &three_clusters(), &repos).unwrap();
+    assert_eq!(
+        names(&apps),
+        ["cluster-1-db", "cluster-1-web", "cluster-3-cache"]
+    );
+    assert_eq!(apps[2].spec.destination.server, "https://10.0.0.3:6443");
+    assert_eq!(apps[2].spec.source.path, "deploy/cluster-3/cache");
+
+    // Both children set `name` differently: refused like Argo CD.
+    let clash = json!({
+        "generators": [{"matrix": {"generators": [
+            {"list": {"elements": [{"name": "a"}]}},
+            {"list": {"elements": [{"name": "b"}]}}
+        ]}}],
+        "template": {"metadata": {"name": "{{name}}"}, "spec": {"source": {"repoURL": "r"}}}
+    });
+    let err = run(&clash, &[], &repos).unwrap_err();
+    assert_eq!(err.path, "spec.generators[0].matrix");
+    assert!(err.message.contains("\"name\""), "{err}");
+}
+
+#[test]
+fn merge_overrides_by_keys() {
+    let spec = json!({
+        "generators": [{"merge": {"mergeKeys": ["name"], "generators": [
+            {"clusters": {"values": {"replicas": "1"}}},
+            {"list": {"elements": [{"name": "cluster-2", "values": {"replicas": "5"}}, {"name": "nowhere", "values": {"replicas": "9"}}]}}
+        ]}}],
+        "template": {
+            "metadata": {"name": "{{name}}-api", "annotations": {"replicas": "{{values.replicas}}"}},
+            "spec": {"source": {"repoURL": "r", "path": "api"}, "destination": {"server": "{{server}}"}}
+        }
+    });
+    let apps = run(&spec, &three_clusters(), &Repos::default()).unwrap();
+    assert_eq!(
+        names(&apps),
+        ["cluster-1-api", "cluster-2-api", "cluster-3-api"]
+    );
+    let replicas: Vec<&str> = apps
+        .iter()
+        .map(|a| a.annotations["replicas"].as_str())
+        .collect();
+    assert_eq!(replicas, ["1", "5", "1"]);
+
+    let dup = json!({
+        "generators": [{"merge": {"mergeKeys": ["k"], "generators": [
+            {"list": {"elements": [{"k": "a"}, {"k": "a"}]}},
+            {"list": {"elements": []}}
+        ]}}],
+        "template": {"metadata": {"name": "x"}, "spec": {"source": {"repoURL": "r"}}}
+    });
+    let err = run(&dup, &[], &Repos::default()).unwrap_err();
+    assert_eq!(err.path, "spec.generators[0].merge.generators[0]");
+}
+
+#[test]
+fn duplicate_and_unresolved_names_are_errors() {
+    let spec = spec_with(
+        json!([{"list": {"elements": [{"app": "a", "env": "x"}, {"app": "a", "env": "y"}]}}]),
+        "{{app}}",
+        "p",
+    );
+    let err = run(&spec, &[], &Repos::default()).unwrap_err();
+    assert!(err.message.contains("generated twice"), "{err}");
+    assert!(
+        err.message.contains("\"env\":\"x\"") && err.message.contains("\"env\":\"y\""),
+        "{err}"
+    );
+
+    let spec = spec_with(
+        json!([{"list": {"elements": [{"app": "a"}]}}]),
+        "{{app}}-{{nope}}",
+        "p",
+    );
+    let err = run(&spec, &[], &Repos::default()).unwrap_err();
+    assert!(err.message.contains("placeholder"), "{err}");
+
+    // A rendered spec edgecd cannot hold is refused with its path.
+    let spec = json!({
+        "generators": [{"list": {"elements": [{"app": "a"}]}}],
+        "template": {"metadata": {"name": "{{app}}"}, "spec": {"source": {"repoURL": "r"}, "revisionHistoryLimit": "many"}}
+    });
+    let err = run(&spec, &[], &Repos::default()).unwrap_err();
+    assert_eq!(err.path, "spec.template.spec");
+
+    // Missing git trees are named.
+    let spec = spec_with(
+        json!([{"git": {"repoURL": "https://git.example/none", "revision": "HEAD", "directories": [{"path": "*"}]}}]),
+        "{{path}}",
+        "p",
+    );
+    let err = run(&spec, &[], &Repos::default()).unwrap_err();
+    assert_eq!(err.path, "spec.generators[0].git.repoURL");
+}
+
+#[test]
+fn unknown_and_unsupported_fields_are_refused_by_path() {
+    let base = spec_with(json!([{"list": {"elements": [{"a": "b"}]}}]), "{{a}}", "p");
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|s| s["goTemplate"] = json!(true)),
+            "spec.goTemplate",
+        ),
+        (
+            Box::new(|s| s["goTemplateOptions"] = json!(["missingkey=error"])),
+            "spec.goTemplateOptions",
+        ),
+        (
+            Box::new(|s| s["strategy"] = json!({"type": "RollingSync"})),
+            "spec.strategy",
+        ),
+        (
+            Box::new(|s| s["templatePatch"] = json!("x")),
+            "spec.templatePatch",
+        ),
+        (
+            Box::new(|s| s["ignoreApplicationDifferences"] = json!([{"jsonPointers": ["/spec"]}])),
+            "spec.ignoreApplicationDifferences",
+        ),
+        (
+            Box::new(|s| s["syncPolicy"] = json!({"applicationsSync": "create-only", "foo": 1})),
+            "spec.syncPolicy.foo",
+        ),
+        (
+            Box::new(|s| s["syncPolicy"] = json!({"applicationsSync": "sometimes"})),
+            "spec.syncPolicy.applicationsSync",
+        ),
+        (
+            Box::new(|s| s["generators"][0] = json!({"scmProvider": {"github": {}}})),
+            "spec.generators[0].scmProvider",
+        ),
+        (
+            Box::new(|s| s["generators"][0] = json!({"pullRequest": {"github": {}}, "list": {}})),
+            "spec.generators[0].pullRequest",
+        ),
+        (
+            Box::new(|s| s["generators"][0] = json!({"clusters": {}, "list": {}})),
+            "spec.generators[0]",
+        ),
+        (
+            Box::new(|s| s["generators"][0] = json!({})),
+            "spec.generators[0]",
+        ),
+        (
+            Box::new(|s| s["generators"][0] = json!({"plugin": {"configMapRef": {"name": "x"}}})),
+            "spec.generators[0].plugin",
+        ),
+        (
+            Box::new(|s| s["generators"][0]["selector"] = json!({"matchLabels": {"a": "b"}})),
+            "spec.generators[0].selector",
+        ),
+        (
+            Box::new(|s| s["generators"][0]["list"]["template"] = json!({"metadata": {}})),
+            "spec.generators[0].list.template",
+        ),
+        (
+            Box::new(
+                |s| s["generators"][0] = json!({"git": {"repoURL": "r", "directories": [{"path": "a"}, {"path": "b", "recurse": true}]}}),
+            ),
+            "spec.generators[0].git.directories[1].recurse",
+        ),
+        (
+            Box::new(|s| s["generators"][0] = json!({"git": {"repoURL": "r"}})),
+            "spec.generators[0].git",
+        ),
+        (
+            Box::new(|s| {
+                s["generators"][0] = json!({"matrix": {"generators": [{"list": {"elements": []}}]}})
+            }),
+            "spec.generators[0].matrix.generators",
+        ),
+        (
+            Box::new(|s| {
+                s["generators"][0] = json!({"merge": {"generators": [{"list": {}}, {"list": {}}]}})
+            }),
+            "spec.generators[0].merge.mergeKeys",
+        ),
+        (
+            Box::new(|s| {
+                s["template"]["spec"]["source"]["helm"] = json!({"valueFiles": ["v.yaml"]})
+            }),
+            "spec.template.spec.source.helm",
+        ),
+        (
+            Box::new(|s| s["template"]["spec"]["sources"] = json!([{"repoURL": "r"}])),
+            "spec.template.spec.sources",
+        ),
+        (
+            Box::new(|s| s["template"]["metadata"]["ownerReferences"] = json!([])),
+            "spec.template.metadata.ownerReferences",
+        ),
+    ];
+    for (edit, path) in cases {
+        let mut spec = base.clone();
+        edit(&mut spec);
+        let err = ApplicationSetSpec::from_json(&spec).unwrap_err();
+        assert_eq!(err.path, path, "{err}");
+        assert!(err.to_string().starts_with(&format!("{path}: ")), "{err}");
+    }
+    // Accepted and ignored / tolerated forms.
+    let mut spec = base.clone();
+    spec["template"]["metadata"]["finalizers"] = json!(["resources-finalizer.argocd.argoproj.io"]);
+    spec["goTemplate"] = json!(false);
+    spec["goTemplateOptions"] = json!([]);
+    spec["syncPolicy"] =
+        json!({"preserveResourcesOnDeletion": true, "applicationsSync": "create-update"});
+    let parsed = ApplicationSetSpec::from_json(&spec).unwrap();
+    assert_eq!(
+        parsed.applications_sync(),
+        ApplicationsSyncPolicy::CreateUpdate
+    );
+    assert!(
+        parsed
+            .sync_policy
+            .as_ref()
+            .unwrap()
+            .preserve_resources_on_deletion
+    );
+    assert_eq!(
+        ApplicationSetSpec::from_json(&base)
+            .unwrap()
+            .applications_sync(),
+        ApplicationsSyncPolicy::Sync
+    );
+    // Round trip through serde keeps the Argo shape.
+    let again: ApplicationSetSpec =
+        serde_json::from_value(serde_json::to_value(&parsed).unwrap()).unwrap();
+    assert_eq!(again, parsed);
+}
+
+fn gen_app(name: &str, path: &str) -> GeneratedApp {
+    GeneratedApp {
+        name: name.into(),
+        project: "default".into(),
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        spec: crate::app::ApplicationSpec {
+            source: crate::app::ApplicationSource {
+                repo_url: "r".into(),
+                path: path.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        params: Params::new(),
+    }
+}
+
+fn existing(app: &GeneratedApp, owned: bool) -> ExistingApp {
+    ExistingApp {
+        name: app.name.clone(),
+        project: app.project.clone(),
+        labels: app.labels.clone(),
+        annotations: app.annotations.clone(),
+        spec: app.spec.clone(),
+        owned_by_this_set: owned,
+    }
+}
+
+#[test]
+fn plan_per_policy() {
+    let current = vec![
+        existing(&gen_app("same", "p"), true),
+        existing(&gen_app("drift", "old"), true),
+        existing(&gen_app("gone", "p"), true),
+        existing(&gen_app("foreign", "p"), false),
+        existing(&gen_app("unrelated", "p"), false),
+    ];
+    let generated = || {
+        vec![
+            gen_app("same", "p"),
+            gen_app("drift", "new"),
+            gen_app("new", "p"),
+            gen_app("foreign", "p"),
+        ]
+    };
+    let names = |apps: &[GeneratedApp]| apps.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+    let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    let p = plan(ApplicationsSyncPolicy::CreateOnly, &current, generated());
+    assert_eq!(names(&p.create), ["new"]);
+    assert!(p.update.is_empty() && p.delete.is_empty());
+    assert_eq!(p.unchanged, strs(&["drift", "gone", "same"]));
+    assert_eq!(p.conflicts.len(), 1);
+    assert_eq!(p.conflicts[0].0, "foreign");
+
+    let p = plan(ApplicationsSyncPolicy::CreateUpdate, &current, generated());
+    assert_eq!(names(&p.create), ["new"]);
+    assert_eq!(names(&p.update), ["drift"]);
+    assert!(p.delete.is_empty());
+    assert_eq!(p.unchanged, strs(&["gone", "same"]));
+
+    let p = plan(ApplicationsSyncPolicy::CreateDelete, &current, generated());
+    assert_eq!(names(&p.create), ["new"]);
+    assert!(p.update.is_empty());
+    assert_eq!(p.delete, strs(&["gone"]));
+    assert_eq!(p.unchanged, strs(&["drift", "same"]));
+
+    let p = plan(ApplicationsSyncPolicy::Sync, &current, generated());
+    assert_eq!(names(&p.create), ["new"]);
+    assert_eq!(names(&p.update), ["drift"]);
+    assert_eq!(p.delete, strs(&["gone"]));
+    assert_eq!(p.unchanged, strs(&["same"]));
+    assert_eq!(p.conflicts.len(), 1);
+
+    // Label-only and project-only changes count as updates.
+    let mut relabeled = gen_app("same", "p");
+    relabeled.labels.insert("team".into(), "a".into());
+    let p = plan(ApplicationsSyncPolicy::Sync, &current[..1], vec![relabeled]);
+    assert_eq!(names(&p.update), ["same"]);
+    let mut moved = gen_app("same", "p");
+    moved.project = "edge".into();
+    let p = plan(ApplicationsSyncPolicy::Sync, &current[..1], vec![moved]);
+    assert_eq!(names(&p.update), ["same"]);
+}

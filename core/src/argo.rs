@@ -1,0 +1,619 @@
+//! Argo CD import: maps `Application`, `ApplicationSet` and `AppProject` documents (JSON values) onto edgecd's types, refusing every field edgecd does not support by name.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::app::ApplicationSpec;
+use crate::appset::ApplicationSetSpec;
+use crate::names::{AppName, ProjectName};
+use crate::project::{GroupKind, ProjectDestination, ProjectSpec, RoleBinding};
+use crate::selector::LabelSelector;
+
+/// One imported document.
+// Documents are transient import results; boxing would only complicate matching.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    Application(ImportedApp),
+    ApplicationSet(ImportedAppSet),
+    Project(ImportedProject),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedApp {
+    pub name: String,
+    /// Empty becomes `default`.
+    pub project: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// `destination.server` / `destination.name` are left as given.
+    pub spec: ApplicationSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedAppSet {
+    pub name: String,
+    /// The template's literal `spec.project` when it holds no placeholder, else `default`.
+    pub project: String,
+    pub spec: ApplicationSetSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedProject {
+    pub name: String,
+    pub spec: ProjectSpec,
+    /// Destinations given by server URL: (index into `spec.destinations`, url); the caller resolves them to cluster names.
+    pub destination_servers: Vec<(usize, String)>,
+}
+
+/// Why a document was refused: `source` names it (`argoproj.io/v1alpha1 Application demo`), `field` the offending field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportError {
+    pub source: String,
+    pub field: String,
+    pub message: String,
+}
+
+// Written by hand: thiserror would take a field named `source` for the error's cause.
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.source, self.field, self.message)
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+const API_VERSIONS: &[&str] = &["argoproj.io/v1alpha1", "edgecd.io/v1alpha1"];
+
+const ARGO_FINALIZERS: &[&str] = &[
+    "resources-finalizer.argocd.argoproj.io",
+    "resources-finalizer.argocd.argoproj.io/background",
+    "resources-finalizer.argocd.argoproj.io/foreground",
+];
+
+/// Whether a value is absent in effect (`null`, `false`, `""`, `[]`, `{}`, `0`): refused fields holding one are tolerated.
+pub(crate) fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+    }
+}
+
+type CheckResult = Result<(), (String, String)>;
+
+fn fail(path: &str, message: impl Into<String>) -> (String, String) {
+    (path.to_owned(), message.into())
+}
+
+fn as_object<'v>(v: &'v Value, path: &str) -> Result<&'v Map<String, Value>, (String, String)> {
+    v.as_object()
+        .ok_or_else(|| fail(path, "expected an object"))
+}
+
+fn as_array<'v>(v: &'v Value, path: &str) -> Result<&'v Vec<Value>, (String, String)> {
+    v.as_array().ok_or_else(|| fail(path, "expected a list"))
+}
+
+/// Refuses keys outside `allowed`; `refused` keys get their specific reason unless their value is empty.
+fn check_keys(
+    obj: &Map<String, Value>,
+    path: &str,
+    allowed: &[&str],
+    refused: &[(&str, &str)],
+) -> CheckResult {
+    for (k, v) in obj {
+        if allowed.contains(&k.as_str()) {
+            continue;
+        }
+        let at = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        if let Some((_, why)) = refused.iter().find(|(r, _)| r == k) {
+            if is_empty_value(v) {
+                continue;
+            }
+            return Err(fail(&at, *why));
+        }
+        return Err(fail(&at, "unknown or unsupported field"));
+    }
+    Ok(())
+}
+
+fn check_list_of_objects(
+    v: &Value,
+    path: &str,
+    each: impl Fn(&Map<String, Value>, &str) -> CheckResult,
+) -> CheckResult {
+    for (i, item) in as_array(v, path)?.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        each(as_object(item, &at)?, &at)?;
+    }
+    Ok(())
+}
+
+/// Strict walk of an Application spec JSON (also used on ApplicationSet templates): every field edgecd does not support is refused, naming its path under `path`. Types of scalars are left to deserialization.
+pub fn check_application_spec(spec: &Value, path: &str) -> CheckResult {
+    let obj = as_object(spec, path)?;
+    check_keys(
+        obj,
+        path,
+        &[
+            "project",
+            "source",
+            "destination",
+            "syncPolicy",
+            "revisionHistoryLimit",
+            "ignoreDifferences",
+            "info",
+        ],
+        &[(
+            "sources",
+            "multi-source applications are not supported; use a single spec.source",
+        )],
+    )?;
+    let source_path = format!("{path}.source");
+    match obj.get("source") {
+        Some(s) => check_source(as_object(s, &source_path)?, &source_path)?,
+        None => return Err(fail(&source_path, "required")),
+    }
+    if let Some(d) = obj.get("destination") {
+        let at = format!("{path}.destination");
+        check_keys(
+            as_object(d, &at)?,
+            &at,
+            &["server", "name", "namespace"],
+            &[],
+        )?;
+    }
+    if let Some(sp) = obj.get("syncPolicy") {
+        let at = format!("{path}.syncPolicy");
+        let sp = as_object(sp, &at)?;
+        check_keys(
+            sp,
+            &at,
+            &["automated", "syncOptions", "retry"],
+            &[(
+                "managedNamespaceMetadata",
+                "managedNamespaceMetadata is not supported",
+            )],
+        )?;
+        if let Some(a) = sp.get("automated") {
+            let ap = format!("{at}.automated");
+            if !a.is_null() {
+                check_keys(
+                    as_object(a, &ap)?,
+                    &ap,
+                    &["prune", "selfHeal", "allowEmpty", "enabled"],
+                    &[],
+                )?;
+            }
+        }
+        if let Some(r) = sp.get("retry") {
+            let rp = format!("{at}.retry");
+            let r = as_object(r, &rp)?;
+            check_keys(r, &rp, &["limit", "backoff"], &[])?;
+            if let Some(b) = r.get("backoff") {
+                let bp = format!("{rp}.backoff");
+                check_keys(
+                    as_object(b, &bp)?,
+                    &bp,
+                    &["duration", "factor", "maxDuration"],
+                    &[],
+                )?;
+            }
+        }
+    }
+    if let Some(ig) = obj.get("ignoreDifferences") {
+        check_list_of_objects(ig, &format!("{path}.ignoreDifferences"), |o, at| {
+            check_keys(
+                o,
+                at,
+                &[
+                    "group",
+                    "kind",
+                    "name",
+                    "namespace",
+                    "jsonPointers",
+                    "managedFieldsManagers",
+                ],
+                &[(
+                    "jqPathExpressions",
+                    "jqPathExpressions are not supported; use jsonPointers",
+                )],
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn check_source(src: &Map<String, Value>, path: &str) -> CheckResult {
+    check_keys(
+        src,
+        path,
+        &[
+            "repoURL",
+            "targetRevision",
+            "path",
+            "directory",
+            "kustomize",
+        ],
+        &[
+            ("helm", "Helm sources are not supported"),
+            ("chart", "Helm charts are not supported"),
+            ("plugin", "config management plugins are not supported"),
+            ("ref", "source refs (multi-source) are not supported"),
+            ("name", "named sources are not supported"),
+        ],
+    )?;
+    if let Some(d) = src.get("directory") {
+        let at = format!("{path}.directory");
+        check_keys(
+            as_object(d, &at)?,
+            &at,
+            &["recurse", "include", "exclude"],
+            &[("jsonnet", "jsonnet is not supported")],
+        )?;
+    }
+    if let Some(k) = src.get("kustomize") {
+        let at = format!("{path}.kustomize");
+        let k = as_object(k, &at)?;
+        check_keys(
+            k,
+            &at,
+            &[
+                "namePrefix",
+                "nameSuffix",
+                "commonLabels",
+                "commonAnnotations",
+                "images",
+                "namespace",
+                "replicas",
+            ],
+            &[],
+        )?;
+        if let Some(r) = k.get("replicas") {
+            check_list_of_objects(r, &format!("{at}.replicas"), |o, at| {
+                check_keys(o, at, &["name", "count"], &[])
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Argo CD spellings edgecd's types do not carry: drops `info`, and `syncPolicy.automated` when `enabled: false` (Argo 3's way to turn it off); drops `enabled` otherwise.
+pub(crate) fn normalize_application_spec(spec: &mut Value) {
+    let Some(obj) = spec.as_object_mut() else {
+        return;
+    };
+    obj.remove("info");
+    if let Some(Value::Object(sp)) = obj.get_mut("syncPolicy") {
+        let disabled = match sp.get_mut("automated") {
+            Some(Value::Object(a)) => a.remove("enabled") == Some(Value::Bool(false)),
+            Some(Value::Null) => true,
+            _ => false,
+        };
+        if disabled {
+            sp.remove("automated");
+        }
+    }
+}
+
+struct Meta {
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+fn string_map(v: Option<&Value>, path: &str) -> Result<BTreeMap<String, String>, (String, String)> {
+    let mut out = BTreeMap::new();
+    if let Some(v) = v {
+        if v.is_null() {
+            return Ok(out);
+        }
+        for (k, val) in as_object(v, path)? {
+            let s = val
+                .as_str()
+                .ok_or_else(|| fail(&format!("{path}.{k}"), "expected a string"))?;
+            out.insert(k.clone(), s.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn parse_meta(meta: &Value) -> Result<Meta, (String, String)> {
+    let obj = as_object(meta, "metadata")?;
+    check_keys(
+        obj,
+        "metadata",
+        &[
+            "name",
+            "namespace",
+            "labels",
+            "annotations",
+            "finalizers",
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "managedFields",
+        ],
+        &[],
+    )?;
+    let name = obj
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| fail("metadata.name", "required"))?
+        .to_owned();
+    if let Some(f) = obj.get("finalizers").filter(|f| !f.is_null()) {
+        for (i, item) in as_array(f, "metadata.finalizers")?.iter().enumerate() {
+            let at = format!("metadata.finalizers[{i}]");
+            let s = item
+                .as_str()
+                .ok_or_else(|| fail(&at, "expected a string"))?;
+            if !ARGO_FINALIZERS.contains(&s) {
+                return Err(fail(&at, format!("finalizer {s:?} is not supported")));
+            }
+        }
+    }
+    Ok(Meta {
+        name,
+        labels: string_map(obj.get("labels"), "metadata.labels")?,
+        annotations: string_map(obj.get("annotations"), "metadata.annotations")?,
+    })
+}
+
+fn project_or_default(project: &str) -> Result<String, (String, String)> {
+    if project.is_empty() {
+        return Ok("default".to_owned());
+    }
+    ProjectName::parse(project)
+        .map(|p| p.to_string())
+        .map_err(|e| fail("spec.project", e.to_string()))
+}
+
+/// Maps one Argo CD (or edgecd) document onto edgecd's types.
+pub fn parse_document(doc: &Value) -> Result<Document, ImportError> {
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
+    let source = format!("{api_version} {kind} {name}");
+    let wrap = |(field, message): (String, String)| ImportError {
+        source: source.clone(),
+        field,
+        message,
+    };
+    parse_inner(doc, api_version, kind).map_err(wrap)
+}
+
+fn parse_inner(doc: &Value, api_version: &str, kind: &str) -> Result<Document, (String, String)> {
+    let obj = as_object(doc, "")
+        .map_err(|_| fail("<document>", "expected a Kubernetes object (a mapping)"))?;
+    if !API_VERSIONS.contains(&api_version) {
+        return Err(fail(
+            "apiVersion",
+            format!("expected one of {}", API_VERSIONS.join(", ")),
+        ));
+    }
+    check_keys(
+        obj,
+        "",
+        &["apiVersion", "kind", "metadata", "spec", "status"],
+        &[(
+            "operation",
+            "a pending operation cannot be imported; remove it",
+        )],
+    )?;
+    let meta = parse_meta(
+        obj.get("metadata")
+            .ok_or_else(|| fail("metadata", "required"))?,
+    )?;
+    let spec = obj.get("spec").ok_or_else(|| fail("spec", "required"))?;
+    match kind {
+        "Application" => {
+            AppName::parse(meta.name.as_str()).map_err(|e| fail("metadata.name", e.to_string()))?;
+            check_application_spec(spec, "spec")?;
+            let mut spec = spec.clone();
+            normalize_application_spec(&mut spec);
+            let spec: ApplicationSpec =
+                serde_json::from_value(spec).map_err(|e| fail("spec", e.to_string()))?;
+            let project = project_or_default(&spec.project)?;
+            Ok(Document::Application(ImportedApp {
+                name: meta.name,
+                project,
+                labels: meta.labels,
+                annotations: meta.annotations,
+                spec,
+            }))
+        }
+        "ApplicationSet" => {
+            AppName::parse(meta.name.as_str()).map_err(|e| fail("metadata.name", e.to_string()))?;
+            let spec = ApplicationSetSpec::from_json(spec).map_err(|e| (e.path, e.message))?;
+            let literal = spec
+                .template
+                .spec
+                .get("project")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let project = if literal.contains("{{") {
+                "default".to_owned()
+            } else {
+                project_or_default(literal)
+                    .map_err(|(_, m)| fail("spec.template.spec.project", m))?
+            };
+            Ok(Document::ApplicationSet(ImportedAppSet {
+                name: meta.name,
+                project,
+                spec,
+            }))
+        }
+        "AppProject" | "Project" => {
+            ProjectName::parse(meta.name.as_str())
+                .map_err(|e| fail("metadata.name", e.to_string()))?;
+            let (spec, destination_servers) =
+                parse_project_spec(spec, api_version == "edgecd.io/v1alpha1")?;
+            Ok(Document::Project(ImportedProject {
+                name: meta.name,
+                spec,
+                destination_servers,
+            }))
+        }
+        _ => Err(fail(
+            "kind",
+            "expected Application, ApplicationSet or AppProject",
+        )),
+    }
+}
+
+fn group_kinds(v: Option<&Value>, path: &str) -> Result<Vec<GroupKind>, (String, String)> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    check_list_of_objects(v, path, |o, at| check_keys(o, at, &["group", "kind"], &[]))?;
+    serde_json::from_value(v.clone()).map_err(|e| fail(path, e.to_string()))
+}
+
+type ProjectParts = (ProjectSpec, Vec<(usize, String)>);
+
+fn parse_project_spec(spec: &Value, edgecd: bool) -> Result<ProjectParts, (String, String)> {
+    let obj = as_object(spec, "spec")?;
+    let mut allowed = vec![
+        "description",
+        "sourceRepos",
+        "destinations",
+        "clusterResourceWhitelist",
+        "clusterResourceBlacklist",
+        "namespaceResourceBlacklist",
+    ];
+    if edgecd {
+        allowed.push("roles");
+    }
+    check_keys(
+        obj,
+        "spec",
+        &allowed,
+        &[
+            (
+                "roles",
+                "Argo CD project roles are not imported; grant edgecd roles instead",
+            ),
+            ("syncWindows", "sync windows are not supported"),
+            ("signatureKeys", "signature verification is not supported"),
+            (
+                "sourceNamespaces",
+                "apps in any namespace are not supported",
+            ),
+            (
+                "orphanedResources",
+                "orphaned resource monitoring is not supported",
+            ),
+            (
+                "namespaceResourceWhitelist",
+                "namespaceResourceWhitelist is not supported; use namespaceResourceBlacklist",
+            ),
+            (
+                "destinationServiceAccounts",
+                "destination service accounts are not supported",
+            ),
+            (
+                "permitOnlyProjectScopedClusters",
+                "project-scoped clusters are not supported",
+            ),
+        ],
+    )?;
+    let mut out = ProjectSpec {
+        description: obj
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        ..ProjectSpec::default()
+    };
+    if let Some(repos) = obj.get("sourceRepos").filter(|v| !v.is_null()) {
+        out.source_repos = serde_json::from_value(repos.clone())
+            .map_err(|e| fail("spec.sourceRepos", e.to_string()))?;
+    }
+    out.cluster_resource_whitelist = group_kinds(
+        obj.get("clusterResourceWhitelist"),
+        "spec.clusterResourceWhitelist",
+    )?;
+    out.cluster_resource_blacklist = group_kinds(
+        obj.get("clusterResourceBlacklist"),
+        "spec.clusterResourceBlacklist",
+    )?;
+    out.namespace_resource_blacklist = group_kinds(
+        obj.get("namespaceResourceBlacklist"),
+        "spec.namespaceResourceBlacklist",
+    )?;
+    if let Some(roles) = obj.get("roles").filter(|v| edgecd && !v.is_null()) {
+        out.roles = serde_json::from_value::<Vec<RoleBinding>>(roles.clone())
+            .map_err(|e| fail("spec.roles", e.to_string()))?;
+    }
+    let mut servers = Vec::new();
+    if let Some(dests) = obj.get("destinations").filter(|v| !v.is_null()) {
+        for (i, d) in as_array(dests, "spec.destinations")?.iter().enumerate() {
+            let at = format!("spec.destinations[{i}]");
+            let d = as_object(d, &at)?;
+            check_keys(
+                d,
+                &at,
+                &["server", "name", "namespace", "clusters", "clusterSelector"],
+                &[],
+            )?;
+            let text = |k: &str| -> Result<String, (String, String)> {
+                match d.get(k) {
+                    None | Some(Value::Null) => Ok(String::new()),
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    Some(_) => Err(fail(&format!("{at}.{k}"), "expected a string")),
+                }
+            };
+            let (server, name) = (text("server")?, text("name")?);
+            let mut dest = ProjectDestination {
+                namespace: text("namespace")?,
+                ..ProjectDestination::default()
+            };
+            if let Some(c) = d.get("clusters").filter(|v| !v.is_null()) {
+                dest.clusters = serde_json::from_value(c.clone())
+                    .map_err(|e| fail(&format!("{at}.clusters"), e.to_string()))?;
+            }
+            if let Some(s) = d.get("clusterSelector").filter(|v| !v.is_null()) {
+                dest.cluster_selector = Some(
+                    serde_json::from_value::<LabelSelector>(s.clone())
+                        .map_err(|e| fail(&format!("{at}.clusterSelector"), e.to_string()))?,
+                );
+            }
+            if !name.is_empty() {
+                dest.clusters.push(name);
+            } else if server == "*" {
+                dest.clusters.push("*".to_owned());
+            } else if !server.is_empty() {
+                servers.push((out.destinations.len(), server));
+            }
+            if dest.clusters.is_empty()
+                && dest.cluster_selector.is_none()
+                && servers
+                    .last()
+                    .is_none_or(|(idx, _)| *idx != out.destinations.len())
+            {
+                return Err(fail(
+                    &at,
+                    "a destination needs a server, a name, clusters or a clusterSelector",
+                ));
+            }
+            out.destinations.push(dest);
+        }
+    }
+    Ok((out, servers))
+}
