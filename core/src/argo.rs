@@ -617,3 +617,354 @@ fn parse_project_spec(spec: &Value, edgecd: bool) -> Result<ProjectParts, (Strin
     }
     Ok((out, servers))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+        assert!(
+            dir.is_dir(),
+            "fixtures missing at {} — these tests need /work/shared/fixtures",
+            dir.display()
+        );
+        dir
+    }
+
+    fn load(rel: &str) -> Vec<Value> {
+        let path = fixtures().join(rel);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()));
+        edgecd_render::yaml::load_documents(&text)
+            .unwrap()
+            .into_iter()
+            .filter(|d| !d.is_null())
+            .collect()
+    }
+
+    fn app(spec: Value) -> Value {
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "demo", "namespace": "argocd"},
+            "spec": spec
+        })
+    }
+
+    fn base_spec() -> Value {
+        json!({
+            "project": "edge",
+            "source": {"repoURL": "https://git.example/r", "targetRevision": "main", "path": "deploy"},
+            "destination": {"name": "paris", "namespace": "web"}
+        })
+    }
+
+    fn refused(doc: &Value) -> ImportError {
+        parse_document(doc).expect_err("document should be refused")
+    }
+
+    #[test]
+    fn talk_demo_applications() {
+        let docs = load("talk-demo-repo/deploy/applications.yaml");
+        assert_eq!(docs.len(), 3);
+        for (i, doc) in docs.iter().enumerate() {
+            let Document::Application(app) = parse_document(doc).unwrap() else {
+                panic!("expected an Application");
+            };
+            let n = i + 1;
+            assert_eq!(app.name, format!("demo-cluster{n}"));
+            assert_eq!(app.project, "kubecon-demo");
+            assert_eq!(app.spec.project, "kubecon-demo");
+            assert_eq!(app.spec.source.path, format!("deploy/overlays/cluster{n}"));
+            assert_eq!(
+                app.spec.source.repo_url,
+                "https://github.com/qingkunl/argocd-app-of-apps-demo.git"
+            );
+            assert_eq!(app.spec.source.target_revision, "HEAD");
+            assert_eq!(app.spec.destination.namespace, "gitops-kubecon-demo");
+            assert!(app.spec.destination.cluster.is_empty());
+        }
+        let servers: Vec<String> = docs
+            .iter()
+            .map(|d| match parse_document(d).unwrap() {
+                Document::Application(a) => a.spec.destination.server,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            servers,
+            [
+                "https://10.62.25.11:6443",
+                "https://10.62.33.11:6443",
+                "https://10.62.45.11:6443"
+            ]
+        );
+    }
+
+    #[test]
+    fn appset_fixtures() {
+        for (file, name, generators) in [
+            ("nginx-per-cluster.yaml", "nginx", 1),
+            ("cluster-addons.yaml", "cluster-addons", 1),
+        ] {
+            let docs = load(&format!("edge-fleet-repo/appsets/{file}"));
+            let Document::ApplicationSet(set) = parse_document(&docs[0]).unwrap() else {
+                panic!("expected an ApplicationSet");
+            };
+            assert_eq!(set.name, name);
+            assert_eq!(set.project, "default");
+            assert_eq!(set.spec.generators.len(), generators);
+        }
+        // A templated project falls back to `default`; a literal one is kept.
+        let mut doc = load("edge-fleet-repo/appsets/nginx-per-cluster.yaml").remove(0);
+        doc["spec"]["template"]["spec"]["project"] = json!("{{name}}");
+        let Document::ApplicationSet(set) = parse_document(&doc).unwrap() else {
+            panic!("expected an ApplicationSet");
+        };
+        assert_eq!(set.project, "default");
+        doc["spec"]["template"]["spec"]["project"] = json!("edge");
+        let Document::ApplicationSet(set) = parse_document(&doc).unwrap() else {
+            panic!("expected an ApplicationSet");
+        };
+        assert_eq!(set.project, "edge");
+        doc["spec"]["generators"][0] = json!({"scmProvider": {"gitlab": {}}});
+        let err = refused(&doc);
+        assert_eq!(err.field, "spec.generators[0].scmProvider");
+        assert_eq!(err.source, "argoproj.io/v1alpha1 ApplicationSet nginx");
+    }
+
+    #[test]
+    fn accepted_and_ignored_fields() {
+        let mut doc = app(base_spec());
+        doc["metadata"]["finalizers"] = json!([
+            "resources-finalizer.argocd.argoproj.io",
+            "resources-finalizer.argocd.argoproj.io/background"
+        ]);
+        doc["metadata"]["uid"] = json!("1234");
+        doc["metadata"]["resourceVersion"] = json!("99");
+        doc["metadata"]["generation"] = json!(3);
+        doc["metadata"]["creationTimestamp"] = json!("2024-01-01T00:00:00Z");
+        doc["metadata"]["managedFields"] = json!([{"manager": "kubectl"}]);
+        doc["metadata"]["labels"] = json!({"team": "web"});
+        doc["status"] = json!({"sync": {"status": "Synced"}});
+        doc["spec"]["info"] = json!([{"name": "url", "value": "https://x"}]);
+        doc["spec"]["syncPolicy"] = json!({
+            "automated": {"enabled": false, "prune": true},
+            "syncOptions": ["CreateNamespace=true", "SomethingNew=true"],
+            "retry": {"limit": 3, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
+        });
+        doc["spec"]["source"]["kustomize"] = json!({"namePrefix": "p-", "images": ["nginx:1.27"]});
+        doc["spec"]["ignoreDifferences"] =
+            json!([{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}]);
+        let Document::Application(app) = parse_document(&doc).unwrap() else {
+            panic!("expected an Application");
+        };
+        assert_eq!(app.project, "edge");
+        assert_eq!(app.labels["team"], "web");
+        assert_eq!(app.spec.destination.cluster, "paris");
+        assert!(
+            app.spec.automated().is_none(),
+            "enabled: false turns automation off"
+        );
+        assert!(app.spec.sync_option_enabled("CreateNamespace"));
+        assert_eq!(app.spec.source.kustomize.unwrap().name_prefix, "p-");
+
+        let mut doc = app_doc_with_automation(json!({"enabled": true, "selfHeal": true}));
+        let Document::Application(app) = parse_document(&doc).unwrap() else {
+            panic!("expected an Application");
+        };
+        assert!(app.spec.automated().unwrap().self_heal);
+        doc["spec"]["project"] = json!("");
+        let Document::Application(app) = parse_document(&doc).unwrap() else {
+            panic!("expected an Application");
+        };
+        assert_eq!(app.project, "default");
+        // edgecd's own apiVersion is accepted too.
+        doc["apiVersion"] = json!("edgecd.io/v1alpha1");
+        assert!(parse_document(&doc).is_ok());
+    }
+
+    fn app_doc_with_automation(automated: Value) -> Value {
+        let mut doc = app(base_spec());
+        doc["spec"]["syncPolicy"] = json!({"automated": automated});
+        doc
+    }
+
+    #[test]
+    fn unsupported_application_fields_are_named() {
+        let cases: Vec<(Value, &str)> = vec![
+            (
+                json!({"helm": {"valueFiles": ["values.yaml"]}}),
+                "spec.source.helm",
+            ),
+            (json!({"chart": "nginx"}), "spec.source.chart"),
+            (json!({"plugin": {"name": "cmp"}}), "spec.source.plugin"),
+            (json!({"ref": "values"}), "spec.source.ref"),
+            (
+                json!({"directory": {"jsonnet": {"tlas": [{"name": "a"}]}}}),
+                "spec.source.directory.jsonnet",
+            ),
+            (
+                json!({"kustomize": {"patches": [{"path": "p.yaml"}]}}),
+                "spec.source.kustomize.patches",
+            ),
+            (
+                json!({"kustomize": {"replicas": [{"name": "web", "count": 2, "x": 1}]}}),
+                "spec.source.kustomize.replicas[0].x",
+            ),
+        ];
+        for (source_patch, field) in cases {
+            let mut spec = base_spec();
+            for (k, v) in source_patch.as_object().unwrap() {
+                spec["source"][k] = v.clone();
+            }
+            let err = refused(&app(spec));
+            assert_eq!(err.field, field, "{err}");
+            assert_eq!(err.source, "argoproj.io/v1alpha1 Application demo");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("argoproj.io/v1alpha1 Application demo: {field}: "))
+            );
+        }
+        let err = refused(&app(
+            json!({"project": "edge", "sources": [{"repoURL": "r"}], "destination": {}}),
+        ));
+        assert_eq!(err.field, "spec.sources");
+        let mut spec = base_spec();
+        spec["syncPolicy"] = json!({"managedNamespaceMetadata": {"labels": {"a": "b"}}});
+        assert_eq!(
+            refused(&app(spec)).field,
+            "spec.syncPolicy.managedNamespaceMetadata"
+        );
+        let mut spec = base_spec();
+        spec["ignoreDifferences"] = json!([{"kind": "Secret", "jqPathExpressions": [".data"]}]);
+        assert_eq!(
+            refused(&app(spec)).field,
+            "spec.ignoreDifferences[0].jqPathExpressions"
+        );
+        let mut spec = base_spec();
+        spec["destination"]["cluster"] = json!("x");
+        assert_eq!(refused(&app(spec)).field, "spec.destination.cluster");
+
+        let mut doc = app(base_spec());
+        doc["operation"] = json!({"sync": {}});
+        assert_eq!(refused(&doc).field, "operation");
+        let mut doc = app(base_spec());
+        doc["metadata"]["finalizers"] = json!(["example.com/keep"]);
+        assert_eq!(refused(&doc).field, "metadata.finalizers[0]");
+        let mut doc = app(base_spec());
+        doc["metadata"]["ownerReferences"] = json!([{"kind": "X"}]);
+        assert_eq!(refused(&doc).field, "metadata.ownerReferences");
+        let mut doc = app(base_spec());
+        doc["apiVersion"] = json!("argoproj.io/v1beta1");
+        assert_eq!(refused(&doc).field, "apiVersion");
+        let mut doc = app(base_spec());
+        doc["kind"] = json!("Rollout");
+        assert_eq!(refused(&doc).field, "kind");
+        let mut doc = app(base_spec());
+        doc["metadata"]["name"] = json!("Not_Valid");
+        assert_eq!(refused(&doc).field, "metadata.name");
+        let mut doc = app(base_spec());
+        doc["spec"]["project"] = json!("Bad Project");
+        assert_eq!(refused(&doc).field, "spec.project");
+        let mut doc = app(base_spec());
+        doc["spec"]["revisionHistoryLimit"] = json!("ten");
+        assert_eq!(refused(&doc).field, "spec");
+    }
+
+    #[test]
+    fn app_projects_map_onto_edgecd_projects() {
+        let doc = json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AppProject",
+            "metadata": {"name": "kubecon-demo", "namespace": "argocd"},
+            "spec": {
+                "description": "demo",
+                "sourceRepos": ["https://github.com/qingkunl/*"],
+                "destinations": [
+                    {"server": "https://10.62.25.11:6443", "namespace": "gitops-*"},
+                    {"name": "edge-*", "namespace": "*"},
+                    {"server": "*", "namespace": "kube-system"}
+                ],
+                "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
+                "clusterResourceBlacklist": [{"group": "rbac.authorization.k8s.io", "kind": "*"}],
+                "namespaceResourceBlacklist": [{"group": "", "kind": "ResourceQuota"}],
+                "roles": [],
+                "orphanedResources": null
+            }
+        });
+        let Document::Project(p) = parse_document(&doc).unwrap() else {
+            panic!("expected a project");
+        };
+        assert_eq!(p.name, "kubecon-demo");
+        assert_eq!(p.spec.description, "demo");
+        assert_eq!(p.spec.source_repos, ["https://github.com/qingkunl/*"]);
+        assert_eq!(p.spec.destinations.len(), 3);
+        assert!(p.spec.destinations[0].clusters.is_empty());
+        assert_eq!(p.spec.destinations[0].namespace, "gitops-*");
+        assert_eq!(
+            p.destination_servers,
+            [(0, "https://10.62.25.11:6443".to_owned())]
+        );
+        assert_eq!(p.spec.destinations[1].clusters, ["edge-*"]);
+        assert_eq!(p.spec.destinations[2].clusters, ["*"]);
+        assert_eq!(p.spec.cluster_resource_whitelist[0].kind, "Namespace");
+        assert_eq!(
+            p.spec.cluster_resource_blacklist[0].group,
+            "rbac.authorization.k8s.io"
+        );
+        assert_eq!(p.spec.namespace_resource_blacklist[0].kind, "ResourceQuota");
+        assert!(p.spec.roles.is_empty());
+
+        for (field, value) in [
+            (
+                "roles",
+                json!([{"name": "ci", "policies": ["p, proj:x:ci, applications, sync, x/*, allow"]}]),
+            ),
+            (
+                "syncWindows",
+                json!([{"kind": "deny", "schedule": "* * * * *", "duration": "1h"}]),
+            ),
+            ("signatureKeys", json!([{"keyID": "ABC"}])),
+            ("sourceNamespaces", json!(["team-*"])),
+            ("orphanedResources", json!({"warn": true})),
+            (
+                "namespaceResourceWhitelist",
+                json!([{"group": "", "kind": "ConfigMap"}]),
+            ),
+        ] {
+            let mut d = doc.clone();
+            d["spec"][field] = value;
+            let err = refused(&d);
+            assert_eq!(err.field, format!("spec.{field}"), "{err}");
+            assert_eq!(err.source, "argoproj.io/v1alpha1 AppProject kubecon-demo");
+        }
+        let mut d = doc.clone();
+        d["spec"]["destinations"][1] = json!({"namespace": "x"});
+        assert_eq!(refused(&d).field, "spec.destinations[1]");
+
+        // edgecd's own Project kind keeps edgecd roles and label-selected destinations.
+        let own = json!({
+            "apiVersion": "edgecd.io/v1alpha1",
+            "kind": "Project",
+            "metadata": {"name": "edge"},
+            "spec": {
+                "sourceRepos": ["*"],
+                "destinations": [{"clusterSelector": {"matchLabels": {"region": "eu"}}, "namespace": "*"}],
+                "roles": [{"role": "Deployer", "groups": ["sre"]}]
+            }
+        });
+        let Document::Project(p) = parse_document(&own).unwrap() else {
+            panic!("expected a project");
+        };
+        assert_eq!(p.spec.roles.len(), 1);
+        assert!(p.spec.destinations[0].cluster_selector.is_some());
+        assert!(p.destination_servers.is_empty());
+    }
+}
