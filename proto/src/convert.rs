@@ -16,6 +16,9 @@ use time::OffsetDateTime;
 
 use crate::v1;
 
+mod appset;
+pub use appset::{appset_spec_from_proto, appset_spec_to_proto};
+
 /// A protocol message that does not make a valid domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field}: {reason}")]

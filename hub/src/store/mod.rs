@@ -12,6 +12,8 @@
 //! delegating to plain `async fn`s of its module; there is no other layer.
 //! See `docs/store.md` for the schema and the rules.
 
+pub mod appsets;
+mod appsets_sql;
 mod codec;
 pub mod model;
 pub mod postgres;
@@ -26,6 +28,7 @@ use time::OffsetDateTime;
 
 use edgecd_core::project::ProjectSpec;
 
+pub use self::appsets::{AppSetRecord, AppSetStatus, AppSetStore, NewAppSet};
 pub use self::model::*;
 pub use self::postgres::PgStore;
 pub use self::security::SecurityStore;
@@ -253,6 +256,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn find_token_by_hash<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<TokenRecord>>;
     fn list_tokens<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<TokenRecord>>>;
     fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<()>>;
+
+    /// The application sets of this store.
+    fn appsets(&self) -> &dyn AppSetStore;
 
     /// Refreshes the query planner's statistics (`ANALYZE`), e.g. after a bulk import.
     fn analyze(&self) -> BoxFuture<'_, Result<()>>;

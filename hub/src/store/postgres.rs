@@ -2262,6 +2262,10 @@ impl Store for PgStore {
     fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<()>> {
         Box::pin(revoke_token(&self.pool, id, at))
     }
+    fn appsets(&self) -> &dyn super::AppSetStore {
+        self
+    }
+
     fn analyze(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(analyze(&self.pool))
     }

@@ -2235,6 +2235,10 @@ impl Store for SqliteStore {
     fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<()>> {
         Box::pin(revoke_token(&self.pool, id, at))
     }
+    fn appsets(&self) -> &dyn super::AppSetStore {
+        self
+    }
+
     fn analyze(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(analyze(&self.pool))
     }

@@ -1,0 +1,90 @@
+//! Application-set records of the fleet store: the Argo CD-shaped spec, where it is evaluated, and the last evaluation's outcome.
+//!
+//! A trait of its own beside `Store` (like `SecurityStore`): both backends
+//! implement it from one macro in `appsets_sql.rs`, because the SQL is
+//! identical on SQLite and PostgreSQL (TEXT JSON, BIGINT milliseconds).
+
+use std::collections::BTreeMap;
+
+use edgecd_core::app::Condition;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::Result;
+
+/// Where a set is evaluated when it names no cluster.
+pub const HUB_SCOPE: &str = "hub";
+
+/// A stored application set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppSetRecord {
+    pub project: String,
+    pub name: String,
+    /// `hub`, or the cluster whose spoke evaluates the set.
+    pub scope: String,
+    /// The Argo CD `spec` as JSON, validated by `ApplicationSetSpec::from_json` before it is stored.
+    pub spec: serde_json::Value,
+    pub status: AppSetStatus,
+    /// Bumped on every spec change; the optimistic-concurrency token.
+    pub version: u64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Outcome of the last evaluation of a set (at the hub), or what its spoke reported.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppSetStatus {
+    /// Names of the apps the set generated, sorted.
+    #[serde(default)]
+    pub generated: Vec<String>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// `repoURL@revision` → the commit the evaluation used.
+    #[serde(default)]
+    pub revisions: BTreeMap<String, String>,
+    /// Spec version the evaluation used.
+    #[serde(default)]
+    pub observed_version: u64,
+}
+
+/// A set to create or replace.
+#[derive(Debug, Clone)]
+pub struct NewAppSet {
+    pub project: String,
+    pub name: String,
+    pub scope: String,
+    pub spec: serde_json::Value,
+}
+
+/// Application sets in the store.
+pub trait AppSetStore: Send + Sync {
+    /// Fails with `AlreadyExists` if the set exists, `NotFound` if its project does not.
+    fn create_appset<'a>(&'a self, set: &'a NewAppSet) -> BoxFuture<'a, Result<AppSetRecord>>;
+    fn get_appset<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<AppSetRecord>>;
+    /// Sets of `projects` (all when empty) and, if given, of one scope, by project and name.
+    fn list_appsets<'a>(
+        &'a self,
+        projects: &'a [String],
+        scope: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<AppSetRecord>>>;
+    /// Replaces spec and scope if the stored version is `expected_version`.
+    fn update_appset<'a>(
+        &'a self,
+        set: &'a NewAppSet,
+        expected_version: u64,
+    ) -> BoxFuture<'a, Result<AppSetRecord>>;
+    /// Records an evaluation; does not bump the version.
+    fn set_appset_status<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        status: &'a AppSetStatus,
+    ) -> BoxFuture<'a, Result<()>>;
+    fn delete_appset<'a>(&'a self, project: &'a str, name: &'a str) -> BoxFuture<'a, Result<()>>;
+}
