@@ -19,6 +19,7 @@ mod error;
 mod metrics;
 mod remote;
 mod revision;
+pub mod tree;
 mod url;
 
 use std::collections::HashMap;
