@@ -7,6 +7,7 @@
 //! ```
 
 pub mod admin;
+pub mod appset;
 pub mod cluster;
 pub mod crd;
 pub mod credentials;

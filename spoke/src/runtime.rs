@@ -237,6 +237,8 @@ pub struct Runtime {
     pub cluster: LiveCluster,
     pub git: GitCache,
     pub engine: Arc<Engine>,
+    /// The ApplicationSet controller's state (cluster labels from the hub, triggers).
+    pub appsets: Arc<crate::appset::AppSets>,
     pub readiness: Readiness,
     admin_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -265,6 +267,8 @@ impl Runtime {
         let (engine, triggers) = Engine::new(cluster.clone(), git.clone(), config.engine.clone());
         let (registry, metrics) = crate::metrics::registry(Arc::clone(&engine), git.clone());
         engine.set_observer(metrics);
+        let (appsets, appset_triggers) =
+            crate::appset::AppSets::new(Arc::clone(&engine), git.clone());
 
         // The admin server comes first, so /live answers while the CRD is being set up.
         let admin = AdminServer::bind(config.admin_addr, readiness.clone(), registry).await?;
@@ -275,6 +279,7 @@ impl Runtime {
             cluster,
             git,
             engine,
+            appsets,
             readiness,
             admin_addr,
             stop,
@@ -309,12 +314,20 @@ impl Runtime {
             Ok(())
         });
 
+        let shutdown = runtime.shutdown_signal();
+        let appsets = Arc::clone(&runtime.appsets);
+        runtime.spawn("appsets", async move {
+            crate::appset::run(appsets, appset_triggers, shutdown.wait()).await;
+            Ok(())
+        });
+
         if let Some(address) = runtime.config.hub_address.clone() {
             let mut link = crate::link::HubLinkConfig::new(
                 address.clone(),
                 runtime.config.cluster_name.to_string(),
                 namespace.clone(),
             );
+            link.appsets = Some(Arc::clone(&runtime.appsets));
             let shutdown = runtime.shutdown_signal();
             let engine = Arc::clone(&runtime.engine);
             let enrollment = address.starts_with("https://").then(|| {
@@ -483,39 +496,42 @@ pub async fn kube_config(
         .context("no in-cluster configuration and no usable kubeconfig")
 }
 
-/// Applies the Application CRD (server-side, field manager `edgecd`) and waits until the kind is served.
+/// Applies the Application and ApplicationSet CRDs (server-side, field manager `edgecd`) and waits until both
+/// kinds are served.
 #[tracing::instrument(skip_all)]
 pub async fn install_crd(cluster: &LiveCluster) -> anyhow::Result<()> {
+    let crds = [
+        (crate::crd::application_crd(), "Application"),
+        (crate::appset::application_set_crd(), "ApplicationSet"),
+    ];
     let api: Api<CustomResourceDefinition> = Api::all(cluster.client().clone());
-    let crd = crate::crd::application_crd();
-    let name = crd
-        .pointer("/metadata/name")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("applications.edgecd.io")
-        .to_owned();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .with_context(|| format!("applying CustomResourceDefinition {name}"))?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match cluster
-            .resolve(crate::crd::API_VERSION, "Application")
-            .await
-        {
-            Ok(_) => break,
-            Err(error) if tokio::time::Instant::now() >= deadline => {
-                return Err(anyhow::Error::new(error).context(format!(
-                    "CustomResourceDefinition {name} not served after 60s"
-                )));
+    for (crd, kind) in crds {
+        let name = crd
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("applying CustomResourceDefinition {name}"))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match cluster.resolve(crate::crd::API_VERSION, kind).await {
+                Ok(_) => break,
+                Err(error) if tokio::time::Instant::now() >= deadline => {
+                    return Err(anyhow::Error::new(error).context(format!(
+                        "CustomResourceDefinition {name} not served after 60s"
+                    )));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+        tracing::info!(crd = %name, "CRD installed and served.");
     }
-    tracing::info!(crd = %name, "Application CRD installed and served.");
     Ok(())
 }
 

@@ -54,6 +54,9 @@ pub struct HubLinkConfig {
     /// mTLS identity (enrolled certificate), renewed over the stream; `None`
     /// connects without TLS (local development only).
     pub identity: Option<Arc<super::enroll::IdentityManager>>,
+    /// The ApplicationSet controller: hub-assigned sets and this cluster's labels go there. Without it the
+    /// spoke does not announce `application-sets.v1`.
+    pub appsets: Option<Arc<crate::appset::AppSets>>,
 }
 
 impl HubLinkConfig {
@@ -85,6 +88,7 @@ impl HubLinkConfig {
             buffer_capacity: 10_000,
             connect_timeout: Duration::from_secs(10),
             identity: None,
+            appsets: None,
         }
     }
 }
@@ -261,6 +265,17 @@ impl Link {
         }
     }
 
+    /// The configured capabilities, plus `application-sets.v1` when the ApplicationSet controller runs.
+    fn announced_capabilities(&self) -> Capabilities {
+        use edgecd_core::link::capabilities::names;
+        if self.config.appsets.is_none() {
+            return self.config.capabilities.clone();
+        }
+        let mut all: Vec<String> = self.config.capabilities.iter().map(str::to_owned).collect();
+        all.push(names::APPLICATION_SETS.to_owned());
+        Capabilities::from_names(all)
+    }
+
     fn hello(&self) -> HelloParams {
         HelloParams {
             cluster_name: self.config.cluster_name.clone(),
@@ -269,7 +284,7 @@ impl Link {
                 major: edgecd_proto::PROTOCOL_MAJOR,
                 minor: edgecd_proto::PROTOCOL_MINOR,
             },
-            capabilities: self.config.capabilities.clone(),
+            capabilities: self.announced_capabilities(),
             kubernetes_version: String::new(),
             server_url: self
                 .engine
@@ -462,7 +477,9 @@ impl Link {
             return;
         };
         self.snapshot_owed = false;
-        let reports: Vec<AppStatusReport> = list.items.iter().map(report_of).collect();
+        let cluster = self.config.cluster_name.clone();
+        let reports: Vec<AppStatusReport> =
+            list.items.iter().map(|a| report_of(a, &cluster)).collect();
         for app in &list.items {
             let status_version = app.status.as_ref().map_or(0, |s| s.status_version);
             self.reported.insert(
@@ -528,7 +545,7 @@ impl Link {
             self.reported.insert(name.clone(), status_version);
             self.queue(
                 Some(app.qualified_name()),
-                Report::Status(Box::new(report_of(app))),
+                Report::Status(Box::new(report_of(app, &self.config.cluster_name))),
             );
             if self.agreed_to(edgecd_core::link::capabilities::names::RESOURCE_TREES) {
                 self.queue_tree(app).await;
@@ -682,6 +699,48 @@ impl Link {
         }
     }
 
+    /// Keeps exactly the hub's sets for this cluster as hub-managed ApplicationSet CRs (local edits reverted,
+    /// hub sets no longer sent deleted with their apps) and the hub's labels of this cluster.
+    async fn apply_application_sets(&mut self, message: v1::SpokeApplicationSets) {
+        let Some(appsets) = self.config.appsets.clone() else {
+            tracing::debug!(
+                "Ignoring application sets: the ApplicationSet controller does not run."
+            );
+            return;
+        };
+        let mut desired = std::collections::BTreeSet::new();
+        for set in &message.sets {
+            let name = crd::cr_name(&set.project, &set.name);
+            desired.insert(name.clone());
+            let spec = match pc::appset_spec_from_proto(set) {
+                Ok(spec) => spec,
+                Err(error) => {
+                    tracing::warn!(project = %set.project, set = %set.name, %error, "Ignoring an application set that cannot be read; its CR is left as it is.");
+                    continue;
+                }
+            };
+            if let Err(error) = appsets.write_hub_set(&name, &set.project, &spec).await {
+                tracing::warn!(set = %name, %error, "Cannot write a hub-assigned ApplicationSet.");
+            }
+        }
+        match appsets.hub_set_names().await {
+            Ok(existing) => {
+                for name in existing.difference(&desired) {
+                    if let Err(error) = appsets.delete_set(name).await {
+                        tracing::warn!(set = %name, %error, "Cannot delete an ApplicationSet the hub no longer assigns.");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "Cannot list the hub-assigned ApplicationSets."),
+        }
+        tracing::info!(sets = desired.len(), "Application sets received.");
+        appsets.set_cluster_metadata(
+            message.cluster_labels.into_iter().collect(),
+            message.cluster_annotations.into_iter().collect(),
+            message.cluster_server_url,
+        );
+    }
+
     fn report_command(&mut self, status: CommandStatus) {
         let id = status.command_id.clone();
         if !self.commands.contains_key(&id) {
@@ -766,6 +825,9 @@ impl Link {
             }
             Some(hub_message::Body::ProjectPolicies(policies)) => {
                 self.apply_policies(policies).await;
+            }
+            Some(hub_message::Body::ApplicationSets(sets)) => {
+                self.apply_application_sets(sets).await;
             }
             Some(hub_message::Body::Renew(response)) => {
                 if let Some(identity) = &self.config.identity
@@ -1153,7 +1215,26 @@ impl Link {
     }
 }
 
-fn report_of(app: &Application) -> AppStatusReport {
+/// The owner of an app generated by a spoke-side ApplicationSet (labels written by the set's controller).
+fn owner_of(app: &Application, cluster: &str) -> Option<v1::OwnerRef> {
+    use crate::appset::{OWNER_KIND, OWNER_KIND_LABEL, OWNER_NAME_LABEL, OWNER_PROJECT_LABEL};
+    let labels = app.metadata.labels.as_ref()?;
+    if labels.get(OWNER_KIND_LABEL).map(String::as_str) != Some(OWNER_KIND) {
+        return None;
+    }
+    Some(v1::OwnerRef {
+        kind: OWNER_KIND.to_owned(),
+        project: labels
+            .get(OWNER_PROJECT_LABEL)
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "default".to_owned()),
+        name: labels.get(OWNER_NAME_LABEL)?.clone(),
+        scope: cluster.to_owned(),
+    })
+}
+
+fn report_of(app: &Application, cluster: &str) -> AppStatusReport {
     let origin = app.origin();
     let mut status = app.status.clone().unwrap_or_default();
     status.observed_spec_version = app
@@ -1182,6 +1263,7 @@ fn report_of(app: &Application) -> AppStatusReport {
                 .into_iter()
                 .collect(),
             origin: pc::origin_code(origin) as i32,
+            owner: owner_of(app, cluster),
             ..v1::ApplicationMeta::default()
         }),
         spec: autonomous.then(|| pc::application_spec(&app.spec)),
