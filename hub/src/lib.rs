@@ -12,6 +12,7 @@
 pub mod access;
 pub mod admin;
 pub mod api;
+pub mod appsets;
 pub mod auth;
 pub mod console;
 pub mod link;

@@ -82,6 +82,11 @@ pub struct ServerConfig {
     /// The hub CA, spoke enrollment and mTLS; `None`: no CA (spokes trusted
     /// by the name in Hello, development only).
     pub security: Option<crate::pki::SecuritySettings>,
+    /// Hub-scoped application sets: evaluation interval.
+    pub appsets: crate::appsets::AppSetConfig,
+    /// Where the hub caches git repositories (application-set git
+    /// generators); `None`: a temporary directory removed at shutdown.
+    pub git_cache_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -101,6 +106,8 @@ impl ServerConfig {
             drain_retry_after: Duration::from_secs(1),
             expiry_interval: Duration::from_secs(30),
             security: None,
+            appsets: crate::appsets::AppSetConfig::default(),
+            git_cache_dir: None,
         }
     }
 }
@@ -110,6 +117,8 @@ impl ServerConfig {
 pub enum ServerError {
     #[error("cannot open the fleet store")]
     Store(#[source] StoreError),
+    #[error("cannot open the hub's git cache")]
+    GitCache(#[source] std::io::Error),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -227,7 +236,28 @@ impl Server {
         let grpc_addr = local_addr(&grpc_listener, config.grpc_listen)?;
         let http_addr = local_addr(&http_listener, config.http_listen)?;
 
+        let (git_dir, git_temp) = match &config.git_cache_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("edgecd-hub-git-")
+                    .tempdir()
+                    .map_err(ServerError::GitCache)?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        // TODO(#7): the hub's own git reads use no repository credentials yet.
+        let git = edgecd_git::GitCache::new(
+            edgecd_git::GitConfig::new(git_dir),
+            edgecd_git::CredentialStore::new(edgecd_git::Credentials::default()),
+        )
+        .map_err(|e| ServerError::GitCache(std::io::Error::other(e.to_string())))?;
+        let appsets =
+            crate::appsets::AppSetController::new(Arc::clone(&store), git, config.appsets.clone());
+        api.set_appset_controller(appsets.clone());
+
         let mut background = vec![link.spawn_router(), api.spawn_change_feed()];
+        background.push(appsets.spawn());
         background.push(spawn_expiry(Arc::clone(&store), config.expiry_interval));
 
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -291,6 +321,7 @@ impl Server {
             background,
             drain_timeout: config.drain_timeout,
             drain_retry_after: config.drain_retry_after,
+            _git_temp: git_temp,
         })
     }
 }
@@ -328,6 +359,8 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     /// Closes every accepted gRPC connection at once.
     kill: watch::Sender<bool>,
+    /// The git cache directory when none was configured.
+    _git_temp: Option<tempfile::TempDir>,
     grpc: Option<JoinHandle<Result<(), ServerError>>>,
     http: Option<JoinHandle<Result<(), ServerError>>>,
     background: Vec<JoinHandle<()>>,

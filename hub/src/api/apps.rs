@@ -182,7 +182,7 @@ pub(super) async fn create(
 }
 
 /// Returns the app and whether this was a dry run.
-async fn create_inner(
+pub(crate) async fn create_inner(
     api: &HubApi,
     call: &Call,
     req: v1::CreateApplicationRequest,

@@ -8,7 +8,9 @@
 //! ```
 
 mod accounts;
-mod apps;
+mod apply;
+pub(crate) mod apps;
+mod appsets;
 mod clusters;
 mod commands;
 mod convert;
@@ -82,6 +84,8 @@ struct Inner {
     changes: broadcast::Sender<Change>,
     /// Set on shutdown: `Watch` streams end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Evaluates hub-scoped application sets (dry runs preview through it).
+    appsets: std::sync::OnceLock<crate::appsets::AppSetController>,
 }
 
 /// One admitted, authenticated call.
@@ -113,12 +117,22 @@ impl HubApi {
                 metrics,
                 changes,
                 closing: tokio::sync::watch::Sender::new(false),
+                appsets: std::sync::OnceLock::new(),
             }),
         }
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    /// Lets dry runs of application sets preview what they generate.
+    pub fn set_appset_controller(&self, controller: crate::appsets::AppSetController) {
+        let _ = self.inner.appsets.set(controller);
+    }
+
+    pub(crate) fn appset_controller(&self) -> Option<&crate::appsets::AppSetController> {
+        self.inner.appsets.get()
     }
 
     pub(crate) fn config(&self) -> &ApiConfig {
@@ -639,39 +653,39 @@ impl HubService for HubApi {
 
     async fn list_application_sets(
         &self,
-        _r: Request<v1::ListApplicationSetsRequest>,
+        r: Request<v1::ListApplicationSetsRequest>,
     ) -> Res<v1::ListApplicationSetsResponse> {
-        Err(issue_8("application sets"))
+        rpc!(self, "ListApplicationSets", r, appsets::list)
     }
     async fn get_application_set(
         &self,
-        _r: Request<v1::GetApplicationSetRequest>,
+        r: Request<v1::GetApplicationSetRequest>,
     ) -> Res<v1::ApplicationSet> {
-        Err(issue_8("application sets"))
+        rpc!(self, "GetApplicationSet", r, appsets::get)
     }
     async fn create_application_set(
         &self,
-        _r: Request<v1::CreateApplicationSetRequest>,
+        r: Request<v1::CreateApplicationSetRequest>,
     ) -> Res<v1::ApplicationSet> {
-        Err(issue_8("application sets"))
+        rpc!(self, "CreateApplicationSet", r, appsets::create)
     }
     async fn update_application_set(
         &self,
-        _r: Request<v1::UpdateApplicationSetRequest>,
+        r: Request<v1::UpdateApplicationSetRequest>,
     ) -> Res<v1::ApplicationSet> {
-        Err(issue_8("application sets"))
+        rpc!(self, "UpdateApplicationSet", r, appsets::update)
     }
     async fn delete_application_set(
         &self,
-        _r: Request<v1::DeleteApplicationSetRequest>,
+        r: Request<v1::DeleteApplicationSetRequest>,
     ) -> Res<v1::DeleteApplicationSetResponse> {
-        Err(issue_8("application sets"))
+        rpc!(self, "DeleteApplicationSet", r, appsets::delete)
     }
     async fn apply_manifests(
         &self,
-        _r: Request<v1::ApplyManifestsRequest>,
+        r: Request<v1::ApplyManifestsRequest>,
     ) -> Res<v1::ApplyManifestsResponse> {
-        Err(issue_8("ApplyManifests"))
+        rpc!(self, "ApplyManifests", r, apply::apply)
     }
 
     async fn set_repository_credential(
@@ -742,10 +756,6 @@ impl HubService for HubApi {
     async fn watch(&self, r: Request<v1::WatchRequest>) -> Res<Self::WatchStream> {
         rpc!(self, "Watch", r, watch::watch)
     }
-}
-
-fn issue_8(what: &str) -> Status {
-    Status::unimplemented(format!("{what}: not implemented yet (issue #8)"))
 }
 
 #[cfg(test)]

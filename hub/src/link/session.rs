@@ -141,6 +141,9 @@ struct Session<'a> {
     /// Project policies may have changed; and a hash of the set last sent.
     policies_dirty: bool,
     policies_sent: Option<u64>,
+    /// Application sets assigned to this cluster may have changed; and a hash of the snapshot last sent.
+    appsets_dirty: bool,
+    appsets_sent: Option<u64>,
     /// Heartbeats since the project policies were last re-checked.
     policy_ticks: u32,
     last_seen: Instant,
@@ -241,6 +244,8 @@ pub(super) async fn run(
         credentials_sent: None,
         policies_dirty: true,
         policies_sent: None,
+        appsets_dirty: true,
+        appsets_sent: None,
         policy_ticks: 0,
         last_seen: Instant::now(),
         last_seen_at: now,
@@ -282,6 +287,7 @@ pub(super) async fn run(
                         session.desired_dirty = true;
                         session.credentials_dirty = true;
                         session.policies_dirty = true;
+                        session.appsets_dirty = true;
                     }
                     Some(Signal::CommandsPending) => session.commands_dirty = true,
                     Some(Signal::Resync) => {
@@ -289,6 +295,7 @@ pub(super) async fn run(
                         session.commands_dirty = true;
                         session.credentials_dirty = true;
                         session.policies_dirty = true;
+                        session.appsets_dirty = true;
                     }
                     Some(Signal::Replaced) => {
                         go_away(&session.outbound, go_away::Reason::Replaced, "a newer stream of this cluster took over".into(), Duration::ZERO).await?;
@@ -328,6 +335,8 @@ pub(super) async fn run(
                 if session.policy_ticks >= POLICY_RECHECK_TICKS {
                     session.policy_ticks = 0;
                     session.policies_dirty = true;
+                    // Cluster relabelling carries no signal to the session either.
+                    session.appsets_dirty = true;
                 }
                 session.flush().await?;
             }
@@ -392,7 +401,84 @@ impl Session<'_> {
             self.policies_dirty = false;
             self.send_policies().await?;
         }
+        if self.appsets_dirty && !self.window_full() {
+            self.appsets_dirty = false;
+            self.send_appsets().await?;
+        }
         Ok(())
+    }
+
+    /// Sends the application sets whose scope is this cluster, with the
+    /// cluster's labels (a full snapshot, only when it changed).
+    async fn send_appsets(&mut self) -> Result<(), SessionError> {
+        use edgecd_core::link::capabilities::names;
+        if !self.capabilities.contains(names::APPLICATION_SETS) {
+            return Ok(());
+        }
+        let records = self
+            .ctx
+            .store
+            .appsets()
+            .list_appsets(&[], Some(self.name()))
+            .await?;
+        let mut sets = Vec::with_capacity(records.len());
+        for record in &records {
+            let converted = edgecd_core::appset::ApplicationSetSpec::from_json(&record.spec)
+                .map_err(|e| e.to_string())
+                .and_then(|spec| {
+                    edgecd_proto::convert::appset_spec_to_proto(
+                        &record.project,
+                        &record.name,
+                        &record.scope,
+                        &spec,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            match converted {
+                Ok(mut set) => {
+                    set.version = record.version;
+                    sets.push(set);
+                }
+                // Stored sets were validated on the way in; one that no
+                // longer converts is skipped, not allowed to stall the rest.
+                Err(error) => {
+                    tracing::warn!(project = %record.project, appset = %record.name, %error, "Cannot send an application set.")
+                }
+            }
+        }
+        let cluster = self.ctx.store.get_cluster(self.name()).await?;
+        let message = edgecd_proto::v1::SpokeApplicationSets {
+            sets,
+            cluster_labels: edgecd_proto::convert::labels(&cluster.labels),
+            cluster_annotations: edgecd_proto::convert::labels(&cluster.annotations),
+            cluster_server_url: cluster.server_url.clone(),
+        };
+        let hash = {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            let mut labels: Vec<_> = message.cluster_labels.iter().collect();
+            labels.sort();
+            let mut annotations: Vec<_> = message.cluster_annotations.iter().collect();
+            annotations.sort();
+            // Versions, not the messages: protobuf maps have no stable order.
+            let versions: Vec<_> = records
+                .iter()
+                .map(|r| (&r.project, &r.name, r.version))
+                .collect();
+            format!(
+                "{versions:?}{labels:?}{annotations:?}{}",
+                message.cluster_server_url
+            )
+            .hash(&mut hasher);
+            hasher.finish()
+        };
+        if self.appsets_sent == Some(hash) {
+            return Ok(());
+        }
+        self.appsets_sent = Some(hash);
+        tracing::debug!(sets = message.sets.len(), "Sending application sets.");
+        self.send_sequenced(hub_message::Body::ApplicationSets(message), vec![])
+            .await
     }
 
     /// Sends the policies of the projects of the cluster's desired apps (a full set, only when it changed),

@@ -111,7 +111,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         labels: &'a Labels,
         annotations: &'a Labels,
     ) -> BoxFuture<'a, Result<ClusterRecord>>;
-    /// Records a handshake: versions, server URL and certificate expiry.
+    /// Records a handshake: versions, certificate expiry, and the server URL the spoke reports
+    /// unless one was set when the cluster was added (the operator's URL is what Argo CD
+    /// `destination.server` values name; an in-cluster spoke only sees its service address).
     fn record_cluster_hello<'a>(
         &'a self,
         name: &'a str,

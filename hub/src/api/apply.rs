@@ -1,0 +1,391 @@
+//! `ApplyManifests`: edgecd and Argo CD YAML (Application, ApplicationSet, AppProject) mapped onto the hub's objects, all documents checked before any is applied.
+//!
+//! ```text
+//!  YAML ─ render::yaml (bounded) ─► documents ─ core::argo::parse_document (strict: unsupported fields named)
+//!       ─► every document valid? ── no ─► INVALID_ARGUMENT naming each refused document and field (nothing applied)
+//!                                └ yes ─► per document: Application → destination (name | server URL) → create/update
+//!                                                       ApplicationSet → scope (hub | request.cluster) → create/update
+//!                                                       AppProject → destinations by server URL → create/update (admins)
+//! ```
+
+use edgecd_core::argo::{Document, ImportedApp, ImportedAppSet, ImportedProject, parse_document};
+use edgecd_core::selector::LabelSelector;
+use edgecd_proto::convert as pc;
+use edgecd_proto::v1;
+use tonic::Status;
+
+use super::{Call, HubApi, store_error};
+use crate::appsets::{IN_CLUSTER_SERVER, resolve_destination};
+use crate::store::appsets::HUB_SCOPE;
+use crate::store::{NewAppSet, StoreError};
+
+/// Largest YAML accepted in one call.
+const MAX_YAML_BYTES: usize = 4 * 1024 * 1024;
+
+pub(super) async fn apply(
+    api: &HubApi,
+    call: &Call,
+    req: v1::ApplyManifestsRequest,
+) -> Result<v1::ApplyManifestsResponse, Status> {
+    if req.yaml.len() > MAX_YAML_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "the manifests are {} bytes; at most {MAX_YAML_BYTES} are accepted in one call",
+            req.yaml.len()
+        )));
+    }
+    let documents = edgecd_render::yaml::load_documents(&req.yaml)
+        .map_err(|e| Status::invalid_argument(format!("manifests: {e}")))?;
+    let mut parsed = Vec::new();
+    let mut refused = Vec::new();
+    for (index, doc) in documents.iter().enumerate() {
+        if doc.is_null() {
+            continue;
+        }
+        match parse_document(doc) {
+            Ok(document) => parsed.push((source(doc), document)),
+            Err(error) => refused.push(format!("document {}: {error}", index + 1)),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "nothing was applied: {}",
+            refused.join("; ")
+        )));
+    }
+    if parsed.is_empty() {
+        return Err(Status::invalid_argument("the manifests hold no document"));
+    }
+    let default_project = if req.default_project.is_empty() {
+        "default"
+    } else {
+        req.default_project.as_str()
+    };
+    let mut results = Vec::with_capacity(parsed.len());
+    // Projects first, so the apps and sets of the same file can use them.
+    parsed.sort_by_key(|(_, d)| !matches!(d, Document::Project(_)));
+    for (source, document) in parsed {
+        let result = match document {
+            Document::Project(project) => apply_project(api, call, project, req.dry_run).await,
+            Document::Application(app) => {
+                apply_app(api, call, app, default_project, &req.cluster, req.dry_run).await
+            }
+            Document::ApplicationSet(set) => {
+                apply_set(api, call, set, default_project, &req.cluster, req.dry_run).await
+            }
+        };
+        let mut result = match result {
+            Ok(result) => result,
+            Err(status) => v1::ApplyResult {
+                action: "refused".into(),
+                message: status.message().to_owned(),
+                ..v1::ApplyResult::default()
+            },
+        };
+        if result.kind.is_empty() {
+            result.kind = source.1.clone();
+            result.name = source.2.clone();
+        }
+        result.source = format!("{} {} {}", source.0, source.1, source.2);
+        results.push(result);
+    }
+    Ok(v1::ApplyManifestsResponse { results })
+}
+
+/// `(apiVersion, kind, name)` of a document, for messages.
+fn source(doc: &serde_json::Value) -> (String, String, String) {
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    (
+        text(doc.get("apiVersion")),
+        text(doc.get("kind")),
+        text(doc.get("metadata").and_then(|m| m.get("name"))),
+    )
+}
+
+fn result(action: &str, kind: &str, project: &str, name: &str, message: String) -> v1::ApplyResult {
+    v1::ApplyResult {
+        action: action.into(),
+        kind: kind.into(),
+        project: project.into(),
+        name: name.into(),
+        message,
+        ..v1::ApplyResult::default()
+    }
+}
+
+async fn apply_app(
+    api: &HubApi,
+    call: &Call,
+    app: ImportedApp,
+    default_project: &str,
+    cluster: &str,
+    dry_run: bool,
+) -> Result<v1::ApplyResult, Status> {
+    let project =
+        if app.project.is_empty() || app.project == "default" && default_project != "default" {
+            default_project.to_owned()
+        } else {
+            app.project.clone()
+        };
+    let mut spec = app.spec;
+    spec.project = project.clone();
+    let clusters = api
+        .store()
+        .list_clusters(&LabelSelector::default())
+        .await
+        .map_err(|e| store_error(e, "clusters"))?;
+    let facts: Vec<edgecd_core::appset::ClusterFacts> = clusters
+        .into_iter()
+        .filter(|c| c.revoked_at.is_none())
+        .map(|c| edgecd_core::appset::ClusterFacts {
+            name: c.name,
+            server: c.server_url,
+            labels: c.labels,
+            annotations: c.annotations,
+        })
+        .collect();
+    let in_cluster = spec.destination.cluster == "in-cluster"
+        || spec.destination.cluster.is_empty()
+            && spec.destination.server.trim_end_matches('/') == IN_CLUSTER_SERVER;
+    let target = if in_cluster && !cluster.is_empty() {
+        cluster.to_owned()
+    } else {
+        resolve_destination(&spec.destination.cluster, &spec.destination.server, &facts)
+            .map_err(|why| {
+                Status::failed_precondition(format!("application {project}/{}: {why}", app.name))
+            })?
+            .name
+            .clone()
+    };
+    spec.destination.cluster = target;
+
+    let existing = match api.store().get_app(&project, &app.name).await {
+        Ok(existing) => Some(existing),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(error) => {
+            return Err(store_error(
+                error,
+                format!("application {project}/{}", app.name),
+            ));
+        }
+    };
+    if let Some(existing) = &existing {
+        if let Some(owner) = &existing.owner {
+            return Err(Status::failed_precondition(format!(
+                "application {project}/{} is owned by {} {}/{}; change that instead",
+                app.name, owner.kind, owner.project, owner.name
+            )));
+        }
+        if existing.spec == spec && existing.labels == app.labels {
+            return Ok(result(
+                "unchanged",
+                "Application",
+                &project,
+                &app.name,
+                String::new(),
+            ));
+        }
+    }
+    let request = v1::CreateApplicationRequest {
+        meta: Some(v1::ApplicationMeta {
+            project: project.clone(),
+            name: app.name.clone(),
+            labels: pc::labels(&app.labels),
+            annotations: pc::labels(&app.annotations),
+            ..v1::ApplicationMeta::default()
+        }),
+        spec: Some(pc::application_spec(&spec)),
+        upsert: true,
+        dry_run,
+    };
+    let target = format!("app:{project}/{}", app.name);
+    let outcome = super::apps::create_inner(api, call, request).await;
+    if !dry_run {
+        api.audit(call, &target, &outcome).await;
+    }
+    outcome?;
+    let action = if existing.is_some() {
+        "updated"
+    } else {
+        "created"
+    };
+    Ok(result(
+        action,
+        "Application",
+        &project,
+        &app.name,
+        format!("deploys to cluster {}", spec.destination.cluster),
+    ))
+}
+
+async fn apply_set(
+    api: &HubApi,
+    call: &Call,
+    set: ImportedAppSet,
+    default_project: &str,
+    cluster: &str,
+    dry_run: bool,
+) -> Result<v1::ApplyResult, Status> {
+    let project =
+        if set.project.is_empty() || set.project == "default" && default_project != "default" {
+            default_project.to_owned()
+        } else {
+            set.project.clone()
+        };
+    let mut proto =
+        pc::appset_spec_to_proto(&project, &set.name, cluster, &set.spec).map_err(|e| {
+            Status::invalid_argument(format!("application set {project}/{}: {e}", set.name))
+        })?;
+    if cluster.is_empty() {
+        proto.scope = HUB_SCOPE.into();
+    }
+    let (new, _): (NewAppSet, _) = super::appsets::parse(api, Some(&proto)).await?;
+    api.authorize(call, edgecd_core::access::Action::Edit, &new.project)
+        .await?;
+    let existing = match api
+        .store()
+        .appsets()
+        .get_appset(&new.project, &new.name)
+        .await
+    {
+        Ok(existing) => Some(existing),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(error) => {
+            return Err(store_error(
+                error,
+                format!("application set {}/{}", new.project, new.name),
+            ));
+        }
+    };
+    if existing
+        .as_ref()
+        .is_some_and(|e| e.spec == new.spec && e.scope == new.scope)
+    {
+        return Ok(result(
+            "unchanged",
+            "ApplicationSet",
+            &new.project,
+            &new.name,
+            String::new(),
+        ));
+    }
+    let where_ = if new.scope == HUB_SCOPE {
+        "evaluated at the hub".to_owned()
+    } else {
+        format!("evaluated at cluster {}'s spoke", new.scope)
+    };
+    if dry_run {
+        return Ok(result(
+            if existing.is_some() {
+                "updated"
+            } else {
+                "created"
+            },
+            "ApplicationSet",
+            &new.project,
+            &new.name,
+            format!("{where_} (dry run)"),
+        ));
+    }
+    let target = format!("appset:{}/{}", new.project, new.name);
+    let outcome = super::appsets::write(api, &new, true, None).await;
+    api.audit(call, &target, &outcome).await;
+    outcome?;
+    Ok(result(
+        if existing.is_some() {
+            "updated"
+        } else {
+            "created"
+        },
+        "ApplicationSet",
+        &new.project,
+        &new.name,
+        where_,
+    ))
+}
+
+async fn apply_project(
+    api: &HubApi,
+    call: &Call,
+    project: ImportedProject,
+    dry_run: bool,
+) -> Result<v1::ApplyResult, Status> {
+    api.authorize_admin(call)?;
+    edgecd_core::ProjectName::parse(project.name.as_str())
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mut spec = project.spec;
+    if !project.destination_servers.is_empty() {
+        let clusters = api
+            .store()
+            .list_clusters(&LabelSelector::default())
+            .await
+            .map_err(|e| store_error(e, "clusters"))?;
+        for (index, server) in &project.destination_servers {
+            let matching: Vec<&str> = clusters
+                .iter()
+                .filter(|c| &c.server_url == server)
+                .map(|c| c.name.as_str())
+                .collect();
+            let Some(destination) = spec.destinations.get_mut(*index) else {
+                continue;
+            };
+            if matching.is_empty() {
+                return Err(Status::failed_precondition(format!(
+                    "project {}: spec.destinations[{index}].server: no enrolled cluster has server URL {server}",
+                    project.name
+                )));
+            }
+            destination
+                .clusters
+                .extend(matching.into_iter().map(str::to_owned));
+        }
+    }
+    let what = format!("project {}", project.name);
+    let existing = match api.store().get_project(&project.name).await {
+        Ok(existing) => Some(existing),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(error) => return Err(store_error(error, what)),
+    };
+    if existing.as_ref().is_some_and(|e| e.spec == spec) {
+        return Ok(result(
+            "unchanged",
+            "AppProject",
+            "",
+            &project.name,
+            String::new(),
+        ));
+    }
+    let action = if existing.is_some() {
+        "updated"
+    } else {
+        "created"
+    };
+    if dry_run {
+        return Ok(result(
+            action,
+            "AppProject",
+            "",
+            &project.name,
+            "dry run".into(),
+        ));
+    }
+    let target = format!("project:{}", project.name);
+    let outcome = match &existing {
+        Some(existing) => {
+            api.store()
+                .update_project(&project.name, existing.version, &spec)
+                .await
+        }
+        None => api.store().create_project(&project.name, &spec).await,
+    }
+    .map_err(|e| store_error(e, what));
+    api.forget_project(&project.name);
+    api.audit(call, &target, &outcome).await;
+    outcome?;
+    Ok(result(
+        action,
+        "AppProject",
+        "",
+        &project.name,
+        String::new(),
+    ))
+}

@@ -1,0 +1,319 @@
+//! Application-set RPCs: list and get (readable projects), create, update and delete (project owners), with dry runs that show what would be generated.
+
+use edgecd_core::access::Action;
+use edgecd_core::appset::ApplicationSetSpec;
+use edgecd_core::project::ProjectRole;
+use edgecd_proto::convert as pc;
+use edgecd_proto::v1;
+use tonic::Status;
+
+use super::apps::page_size;
+use super::clusters::offset_page;
+use super::{Call, HubApi, store_error};
+use crate::appsets::{APPSETS_CHANNEL, OWNER_KIND, delete_owned};
+use crate::link::DESIRED_CHANNEL;
+use crate::store::appsets::HUB_SCOPE;
+use crate::store::{AppSetRecord, NewAppSet, StoreError};
+
+/// The protocol form of a stored set, with its last evaluation.
+pub(crate) fn to_proto(record: &AppSetRecord) -> Result<v1::ApplicationSet, Status> {
+    let spec = ApplicationSetSpec::from_json(&record.spec).map_err(|e| {
+        Status::internal(format!(
+            "stored application set {}/{} no longer parses: {e}",
+            record.project, record.name
+        ))
+    })?;
+    let mut set = pc::appset_spec_to_proto(&record.project, &record.name, &record.scope, &spec)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    set.version = record.version;
+    set.generated = record
+        .status
+        .generated
+        .iter()
+        .map(|qualified| {
+            let (project, name) = qualified.split_once('/').unwrap_or(("", qualified));
+            v1::AppRef {
+                project: project.to_owned(),
+                name: name.to_owned(),
+            }
+        })
+        .collect();
+    set.conditions = record
+        .status
+        .conditions
+        .iter()
+        .map(|c| v1::Condition {
+            r#type: c.kind.clone(),
+            message: c.message.clone(),
+            last_transition_time: Some(pc::timestamp(c.last_transition_time)),
+        })
+        .collect();
+    set.created_at = Some(pc::timestamp(record.created_at));
+    Ok(set)
+}
+
+/// A validated set to store: names, spec as Argo JSON, and scope (`hub` or an enrolled cluster).
+pub(crate) async fn parse(
+    api: &HubApi,
+    set: Option<&v1::ApplicationSet>,
+) -> Result<(NewAppSet, ApplicationSetSpec), Status> {
+    let set = set.ok_or_else(|| Status::invalid_argument("application_set is required"))?;
+    let project = if set.project.is_empty() {
+        "default"
+    } else {
+        set.project.as_str()
+    };
+    edgecd_core::ProjectName::parse(project)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    edgecd_core::names::AppName::parse(set.name.as_str())
+        .map_err(|e| Status::invalid_argument(format!("application set {e}")))?;
+    let spec = pc::appset_spec_from_proto(set).map_err(|e| {
+        Status::invalid_argument(format!("application set {project}/{}: {e}", set.name))
+    })?;
+    let scope = match set.scope.as_str() {
+        "" | HUB_SCOPE => HUB_SCOPE.to_owned(),
+        cluster => {
+            api.store()
+                .get_cluster(cluster)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound { .. } => Status::failed_precondition(format!(
+                        "scope: cluster {cluster} is not registered at this hub"
+                    )),
+                    other => store_error(other, format!("cluster {cluster}")),
+                })?;
+            cluster.to_owned()
+        }
+    };
+    let json = serde_json::to_value(&spec).map_err(|e| Status::internal(e.to_string()))?;
+    Ok((
+        NewAppSet {
+            project: project.to_owned(),
+            name: set.name.clone(),
+            scope,
+            spec: json,
+        },
+        spec,
+    ))
+}
+
+pub(super) async fn list(
+    api: &HubApi,
+    call: &Call,
+    req: v1::ListApplicationSetsRequest,
+) -> Result<v1::ListApplicationSetsResponse, Status> {
+    let readable = api.projects_with(call, ProjectRole::Viewer).await?;
+    let sets: Vec<AppSetRecord> = api
+        .store()
+        .appsets()
+        .list_appsets(&req.projects, None)
+        .await
+        .map_err(|e| store_error(e, "application sets"))?
+        .into_iter()
+        .filter(|s| readable.as_ref().is_none_or(|r| r.contains(&s.project)))
+        .collect();
+    let (page, next_page_token) = offset_page(sets, page_size(req.page_size), &req.page_token)?;
+    Ok(v1::ListApplicationSetsResponse {
+        items: page.iter().map(to_proto).collect::<Result<_, _>>()?,
+        next_page_token,
+    })
+}
+
+pub(super) async fn get(
+    api: &HubApi,
+    call: &Call,
+    req: v1::GetApplicationSetRequest,
+) -> Result<v1::ApplicationSet, Status> {
+    api.authorize(call, Action::Read, &req.project).await?;
+    let record = api
+        .store()
+        .appsets()
+        .get_appset(&req.project, &req.name)
+        .await
+        .map_err(|e| store_error(e, format!("application set {}/{}", req.project, req.name)))?;
+    to_proto(&record)
+}
+
+pub(super) async fn create(
+    api: &HubApi,
+    call: &Call,
+    req: v1::CreateApplicationSetRequest,
+) -> Result<v1::ApplicationSet, Status> {
+    let target = target(req.application_set.as_ref());
+    let dry_run = req.dry_run;
+    let result = async {
+        let (new, spec) = parse(api, req.application_set.as_ref()).await?;
+        api.authorize(call, Action::Edit, &new.project).await?;
+        if dry_run {
+            return preview(api, &new, &spec).await;
+        }
+        let record = write(api, &new, req.upsert, None).await?;
+        to_proto(&record)
+    }
+    .await;
+    if !dry_run {
+        api.audit(call, &target, &result).await;
+    }
+    result
+}
+
+pub(super) async fn update(
+    api: &HubApi,
+    call: &Call,
+    req: v1::UpdateApplicationSetRequest,
+) -> Result<v1::ApplicationSet, Status> {
+    let target = target(req.application_set.as_ref());
+    let result = async {
+        let (new, _) = parse(api, req.application_set.as_ref()).await?;
+        api.authorize(call, Action::Edit, &new.project).await?;
+        let record = write(api, &new, false, Some(req.expected_version)).await?;
+        to_proto(&record)
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
+}
+
+fn target(set: Option<&v1::ApplicationSet>) -> String {
+    set.map(|s| format!("appset:{}/{}", s.project, s.name))
+        .unwrap_or_default()
+}
+
+/// What a create would generate, without writing: the set as it would be stored, `generated` filled.
+async fn preview(
+    api: &HubApi,
+    new: &NewAppSet,
+    spec: &ApplicationSetSpec,
+) -> Result<v1::ApplicationSet, Status> {
+    let mut set = pc::appset_spec_to_proto(&new.project, &new.name, &new.scope, spec)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    if new.scope != HUB_SCOPE {
+        // Evaluated by the spoke, with its own view of git.
+        return Ok(set);
+    }
+    let Some(controller) = api.appset_controller() else {
+        return Ok(set);
+    };
+    let (apps, problems, _) = controller.preview(spec).await.map_err(|e| {
+        Status::invalid_argument(format!("application set {}/{}: {e}", new.project, new.name))
+    })?;
+    set.generated = apps
+        .iter()
+        .map(|a| v1::AppRef {
+            project: a.project.clone(),
+            name: a.name.clone(),
+        })
+        .collect();
+    set.conditions = problems
+        .into_iter()
+        .map(|message| v1::Condition {
+            r#type: "ErrorOccurred".into(),
+            message,
+            last_transition_time: None,
+        })
+        .collect();
+    Ok(set)
+}
+
+/// Creates, upserts or updates a set, then wakes its evaluator (the hub's controller or the scope's spoke).
+pub(crate) async fn write(
+    api: &HubApi,
+    new: &NewAppSet,
+    upsert: bool,
+    expected_version: Option<u64>,
+) -> Result<AppSetRecord, Status> {
+    let what = format!("application set {}/{}", new.project, new.name);
+    let store = api.store().appsets();
+    let existing = match store.get_appset(&new.project, &new.name).await {
+        Ok(existing) => Some(existing),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(error) => return Err(store_error(error, what)),
+    };
+    let record = match (existing, expected_version) {
+        (None, Some(_)) => {
+            return Err(Status::not_found(format!("{what} not found")));
+        }
+        (None, None) => store
+            .create_appset(new)
+            .await
+            .map_err(|e| store_error(e, what.clone()))?,
+        (Some(_), None) if !upsert => {
+            return Err(Status::already_exists(format!("{what} already exists")));
+        }
+        (Some(existing), expected) => {
+            let expected = match expected {
+                Some(0) | None => existing.version,
+                Some(v) => v,
+            };
+            if existing.spec == new.spec
+                && existing.scope == new.scope
+                && expected == existing.version
+            {
+                return Ok(existing);
+            }
+            let record = store
+                .update_appset(new, expected)
+                .await
+                .map_err(|e| store_error(e, what.clone()))?;
+            if existing.scope != record.scope && existing.scope != HUB_SCOPE {
+                api.announce(DESIRED_CHANNEL, &existing.scope).await;
+            }
+            record
+        }
+    };
+    announce(api, &record).await;
+    Ok(record)
+}
+
+async fn announce(api: &HubApi, record: &AppSetRecord) {
+    if record.scope == HUB_SCOPE {
+        api.announce(
+            APPSETS_CHANNEL,
+            &format!("{}/{}", record.project, record.name),
+        )
+        .await;
+    } else {
+        // The spoke's session re-sends its sets on this signal.
+        api.announce(DESIRED_CHANNEL, &record.scope).await;
+    }
+}
+
+pub(super) async fn delete(
+    api: &HubApi,
+    call: &Call,
+    req: v1::DeleteApplicationSetRequest,
+) -> Result<v1::DeleteApplicationSetResponse, Status> {
+    let target = format!("appset:{}/{}", req.project, req.name);
+    let result = async {
+        api.authorize(call, Action::Edit, &req.project).await?;
+        let what = format!("application set {}/{}", req.project, req.name);
+        let record = api
+            .store()
+            .appsets()
+            .get_appset(&req.project, &req.name)
+            .await
+            .map_err(|e| store_error(e, what.clone()))?;
+        api.store()
+            .appsets()
+            .delete_appset(&req.project, &req.name)
+            .await
+            .map_err(|e| store_error(e, what.clone()))?;
+        if record.scope == HUB_SCOPE {
+            // Argo CD deletes the generated apps with their set.
+            let owner = edgecd_core::app::OwnerRef {
+                kind: OWNER_KIND.into(),
+                project: record.project.clone(),
+                name: record.name.clone(),
+                scope: HUB_SCOPE.into(),
+            };
+            delete_owned(api.store(), &owner)
+                .await
+                .map_err(|e| store_error(e, format!("applications of {what}")))?;
+        }
+        announce(api, &record).await;
+        Ok(v1::DeleteApplicationSetResponse {})
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
+}

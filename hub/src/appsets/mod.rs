@@ -1,0 +1,569 @@
+//! Application sets evaluated at the hub: generators over enrolled clusters and git, then the policy's create/update/delete of the apps they own.
+//!
+//! ```text
+//!  triggers: set created/changed (APPSETS_CHANNEL) · cluster joined/relabelled/removed
+//!            (CLUSTERS_CHANNEL, re-evaluated only if cluster facts changed) · git poll tick
+//!      │
+//!      ▼
+//!  evaluate(set) ─ spec ─ clusters (store) ─ RepoSnapshots (edgecd-git) ─► generate (core)
+//!      ─► resolve destination (name | server URL → cluster) ─► project policy
+//!      ─► plan(policy, owned apps, generated) ─► create / update / delete (store)
+//!      ─► announce DESIRED_CHANNEL per touched cluster ─► status (conditions, generated, commits)
+//! ```
+//!
+//! Sets whose scope is a cluster are not evaluated here: the hub hands them
+//! to that cluster's spoke (`SpokeApplicationSets`), which evaluates them for
+//! its own cluster. Every replica evaluates; writes are version-checked and
+//! idempotent, so two replicas evaluating at once converge.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgecd_core::app::{Condition, OwnerRef};
+use edgecd_core::appset::{
+    ApplicationSetSpec, ClusterFacts, EvalContext, ExistingApp, GeneratedApp, generate, plan,
+};
+use edgecd_core::selector::LabelSelector;
+use edgecd_git::GitCache;
+use edgecd_git::tree::RepoSnapshots;
+use futures::StreamExt as _;
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+
+use crate::link::{CLUSTERS_CHANNEL, DESIRED_CHANNEL};
+use crate::store::appsets::HUB_SCOPE;
+use crate::store::{
+    AppFilter, AppQuery, AppSetRecord, AppSetStatus, ClusterRecord, ListenEvent, NewApp, Store,
+    StoreError,
+};
+
+/// Notification channel: an application set was created, changed or deleted (payload `project/name`, or `*`).
+pub const APPSETS_CHANNEL: &str = "edgecd_appsets";
+/// Owner kind recorded on generated apps.
+pub const OWNER_KIND: &str = "ApplicationSet";
+/// The API server URL that means "the cluster evaluating the set" in Argo CD.
+pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+
+/// Settings of the hub's application-set controller.
+#[derive(Debug, Clone)]
+pub struct AppSetConfig {
+    /// How often every hub-scoped set is re-evaluated (git revisions polled).
+    pub interval: Duration,
+}
+
+impl Default for AppSetConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(180),
+        }
+    }
+}
+
+/// Evaluates hub-scoped application sets and applies their plans.
+#[derive(Debug, Clone)]
+pub struct AppSetController {
+    store: Arc<dyn Store>,
+    git: GitCache,
+    config: AppSetConfig,
+}
+
+/// What one evaluation changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+impl AppSetController {
+    pub fn new(store: Arc<dyn Store>, git: GitCache, config: AppSetConfig) -> Self {
+        Self { store, git, config }
+    }
+
+    /// Runs until aborted: evaluates everything at start, then on notifications and every interval.
+    pub fn spawn(self) -> JoinHandle<()> {
+        tokio::spawn(async move { self.run().await })
+    }
+
+    async fn run(self) {
+        let mut notifications = loop {
+            match self
+                .store
+                .listen(&[APPSETS_CHANNEL, CLUSTERS_CHANNEL])
+                .await
+            {
+                Ok(stream) => break stream,
+                Err(error) => {
+                    tracing::warn!(%error, "Application sets: cannot listen for changes; retrying.");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        };
+        let mut tick = tokio::time::interval(self.config.interval);
+        let mut facts_seen: Option<Vec<ClusterFacts>> = None;
+        loop {
+            let only: Option<String> = tokio::select! {
+                _ = tick.tick() => None,
+                event = notifications.next() => match event {
+                    Some(ListenEvent::Notification { channel, payload }) if channel == APPSETS_CHANNEL => {
+                        (payload != "*").then_some(payload)
+                    }
+                    Some(ListenEvent::Notification { .. }) => {
+                        // A cluster changed: connection changes are frequent and
+                        // irrelevant, so re-evaluate only if the facts moved.
+                        match self.cluster_facts().await {
+                            Ok(facts) if facts_seen.as_ref() == Some(&facts) => continue,
+                            Ok(facts) => { facts_seen = Some(facts); None }
+                            Err(error) => {
+                                tracing::debug!(%error, "Application sets: listing clusters failed.");
+                                continue;
+                            }
+                        }
+                    }
+                    Some(ListenEvent::Lagged) => None,
+                    None => return,
+                },
+            };
+            let sets = match self
+                .store
+                .appsets()
+                .list_appsets(&[], Some(HUB_SCOPE))
+                .await
+            {
+                Ok(sets) => sets,
+                Err(error) => {
+                    tracing::warn!(%error, "Application sets: listing failed.");
+                    continue;
+                }
+            };
+            for set in sets {
+                if only
+                    .as_deref()
+                    .is_some_and(|o| o != format!("{}/{}", set.project, set.name))
+                {
+                    continue;
+                }
+                if let Err(error) = self.reconcile(&set).await {
+                    tracing::warn!(project = %set.project, appset = %set.name, %error, "Application set evaluation failed.");
+                }
+            }
+        }
+    }
+
+    /// Enrolled, unrevoked clusters as generator input, by name.
+    pub async fn cluster_facts(&self) -> Result<Vec<ClusterFacts>, StoreError> {
+        let clusters = self.store.list_clusters(&LabelSelector::default()).await?;
+        Ok(clusters
+            .into_iter()
+            .filter(|c| c.revoked_at.is_none())
+            .map(|c: ClusterRecord| ClusterFacts {
+                name: c.name,
+                server: c.server_url,
+                labels: c.labels,
+                annotations: c.annotations,
+            })
+            .collect())
+    }
+
+    /// Evaluates one set, applies its plan and records its status; returns what changed.
+    #[tracing::instrument(skip_all, fields(project = %set.project, appset = %set.name))]
+    pub async fn reconcile(&self, set: &AppSetRecord) -> Result<Outcome, StoreError> {
+        let mut status = AppSetStatus {
+            observed_version: set.version,
+            generated: set.status.generated.clone(),
+            ..AppSetStatus::default()
+        };
+        let outcome = match self.evaluate(set, &mut status).await {
+            Ok(outcome) => outcome,
+            Err(message) => {
+                status.conditions.push(condition("ErrorOccurred", message));
+                Outcome::default()
+            }
+        };
+        self.store
+            .appsets()
+            .set_appset_status(&set.project, &set.name, &status)
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Generates the set's apps, resolves their destinations and checks their projects: the valid apps,
+    /// why the others were refused, and the commit of each git source.
+    pub async fn preview(
+        &self,
+        spec: &ApplicationSetSpec,
+    ) -> Result<(Vec<GeneratedApp>, Vec<String>, BTreeMap<String, String>), String> {
+        let clusters = self.cluster_facts().await.map_err(|e| e.to_string())?;
+        let snapshots = RepoSnapshots::load(&self.git, &spec.git_sources())
+            .await
+            .map_err(|e| e.to_string())?;
+        let revisions = snapshots
+            .commits()
+            .into_iter()
+            .map(|((url, rev), commit)| (format!("{url}@{rev}"), commit.to_string()))
+            .collect();
+        let generated = generate(
+            spec,
+            &EvalContext {
+                clusters: &clusters,
+                git: &snapshots,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        // An invalid app is reported and skipped.
+        let mut valid = Vec::with_capacity(generated.len());
+        let mut problems = Vec::new();
+        for mut app in generated {
+            match self.admit(&mut app, &clusters).await {
+                Ok(()) => valid.push(app),
+                Err(why) => problems.push(format!("{}: {why}", app.name)),
+            }
+        }
+        Ok((valid, problems, revisions))
+    }
+
+    /// Generates and applies; an `Err` leaves every app untouched.
+    async fn evaluate(
+        &self,
+        set: &AppSetRecord,
+        status: &mut AppSetStatus,
+    ) -> Result<Outcome, String> {
+        let spec = ApplicationSetSpec::from_json(&set.spec).map_err(|e| e.to_string())?;
+        let (valid, mut problems, revisions) = self.preview(&spec).await?;
+        status.revisions = revisions;
+        let owner = OwnerRef {
+            kind: OWNER_KIND.into(),
+            project: set.project.clone(),
+            name: set.name.clone(),
+            scope: HUB_SCOPE.into(),
+        };
+        let (existing, versions) = self
+            .existing(&owner, &valid)
+            .await
+            .map_err(|e| e.to_string())?;
+        let generated_names: BTreeSet<String> = valid
+            .iter()
+            .map(|a| format!("{}/{}", a.project, a.name))
+            .collect();
+        // Nothing is deleted in a round where an app was refused: it may exist.
+        let mut plan = plan(spec.applications_sync(), &existing, valid);
+        if !problems.is_empty() {
+            plan.delete.clear();
+        }
+
+        let mut outcome = Outcome::default();
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        for app in plan.create {
+            let new = NewApp {
+                project: app.project.clone(),
+                name: app.name.clone(),
+                spec: app.spec.clone(),
+                labels: app.labels.clone(),
+                owner: Some(owner.clone()),
+            };
+            match self.store.create_app(&new).await {
+                Ok(record) => {
+                    touched.insert(record.cluster);
+                    outcome.created.push(app.name);
+                }
+                Err(StoreError::AlreadyExists { .. }) => {
+                    // Another replica may have just created it for this set.
+                    match self.store.get_app(&app.project, &app.name).await {
+                        Ok(record) if record.owner.as_ref() == Some(&owner) => {}
+                        _ => problems.push(format!(
+                            "{}: an application of that name exists and is not owned by this set",
+                            app.name
+                        )),
+                    }
+                }
+                Err(error) => problems.push(format!("{}: {error}", app.name)),
+            }
+        }
+        for app in plan.update {
+            let Some(&(version, ref old_cluster)) =
+                versions.get(&(app.project.clone(), app.name.clone()))
+            else {
+                continue;
+            };
+            match self
+                .store
+                .update_app(&app.project, &app.name, version, &app.spec, &app.labels)
+                .await
+            {
+                Ok(record) => {
+                    touched.insert(old_cluster.clone());
+                    touched.insert(record.cluster);
+                    outcome.updated.push(app.name);
+                }
+                Err(error) => problems.push(format!("{}: {error}", app.name)),
+            }
+        }
+        for name in plan.delete {
+            let Some(old) = existing
+                .iter()
+                .find(|e| e.name == name && e.owned_by_this_set)
+            else {
+                continue;
+            };
+            match self.store.delete_app(&old.project, &name, None).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {
+                    if let Some((_, cluster)) = versions.get(&(old.project.clone(), name.clone())) {
+                        touched.insert(cluster.clone());
+                    }
+                    let _ = self
+                        .store
+                        .notify(
+                            crate::api::apps::APP_DELETED_CHANNEL,
+                            &format!("{}/{name}", old.project),
+                        )
+                        .await;
+                    outcome.deleted.push(name);
+                }
+                Err(error) => problems.push(format!("{name}: {error}")),
+            }
+        }
+        for (name, why) in plan.conflicts {
+            problems.push(format!("{name}: {why}"));
+        }
+        for cluster in &touched {
+            let _ = self.store.notify(DESIRED_CHANNEL, cluster).await;
+        }
+
+        status.generated = generated_names.into_iter().collect();
+        if problems.is_empty() {
+            status.conditions.push(condition(
+                "ResourcesUpToDate",
+                format!(
+                    "{} applications generated ({} created, {} updated, {} deleted)",
+                    status.generated.len(),
+                    outcome.created.len(),
+                    outcome.updated.len(),
+                    outcome.deleted.len()
+                ),
+            ));
+        } else {
+            status
+                .conditions
+                .push(condition("ErrorOccurred", problems.join("; ")));
+        }
+        if !outcome.created.is_empty() || !outcome.updated.is_empty() || !outcome.deleted.is_empty()
+        {
+            tracing::info!(
+                created = outcome.created.len(),
+                updated = outcome.updated.len(),
+                deleted = outcome.deleted.len(),
+                "Application set applied."
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Resolves the destination to an enrolled cluster and checks the app's project limits.
+    async fn admit(&self, app: &mut GeneratedApp, clusters: &[ClusterFacts]) -> Result<(), String> {
+        let cluster = resolve_destination(
+            &app.spec.destination.cluster,
+            &app.spec.destination.server,
+            clusters,
+        )?;
+        app.spec.destination.cluster = cluster.name.clone();
+        if app.project.is_empty() {
+            app.project = "default".into();
+        }
+        app.spec.project = app.project.clone();
+        let project = self
+            .store
+            .get_project(&app.project)
+            .await
+            .map_err(|e| e.to_string())?;
+        project
+            .spec
+            .check_source(&app.project, &app.spec.source.repo_url)
+            .map_err(|v| v.to_string())?;
+        project
+            .spec
+            .check_destination(
+                &app.project,
+                &cluster.name,
+                &cluster.labels,
+                &app.spec.destination.namespace,
+            )
+            .map_err(|v| v.to_string())?;
+        Ok(())
+    }
+
+    /// The apps this set owns, plus any app holding a generated name (a conflict unless owned).
+    /// Also returns each one's spec version and cluster by (project, name).
+    #[allow(clippy::type_complexity)]
+    async fn existing(
+        &self,
+        owner: &OwnerRef,
+        generated: &[GeneratedApp],
+    ) -> Result<(Vec<ExistingApp>, BTreeMap<(String, String), (u64, String)>), StoreError> {
+        let mut existing = Vec::new();
+        let mut versions = BTreeMap::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .store
+                .list_apps(&AppQuery {
+                    filter: AppFilter {
+                        owner: Some(owner.clone()),
+                        ..AppFilter::default()
+                    },
+                    sort: Default::default(),
+                    page_size: 1000,
+                    cursor,
+                })
+                .await?;
+            for summary in &page.items {
+                let record = match self.store.get_app(&summary.project, &summary.name).await {
+                    Ok(record) => record,
+                    Err(StoreError::NotFound { .. }) => continue,
+                    Err(error) => return Err(error),
+                };
+                versions.insert(
+                    (record.project.clone(), record.name.clone()),
+                    (record.spec_version, record.cluster.clone()),
+                );
+                existing.push(ExistingApp {
+                    name: record.name,
+                    project: record.project,
+                    labels: record.labels,
+                    annotations: BTreeMap::new(),
+                    spec: record.spec,
+                    owned_by_this_set: true,
+                });
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        for app in generated {
+            if existing.iter().any(|e| e.name == app.name) {
+                continue;
+            }
+            match self.store.get_app(&app.project, &app.name).await {
+                Ok(record) => existing.push(ExistingApp {
+                    name: record.name,
+                    project: record.project,
+                    labels: record.labels,
+                    annotations: BTreeMap::new(),
+                    spec: record.spec,
+                    owned_by_this_set: false,
+                }),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok((existing, versions))
+    }
+
+    /// Deletes every app the set owns (the set itself is deleted by the caller).
+    pub async fn delete_generated(
+        &self,
+        project: &str,
+        name: &str,
+        scope: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let owner = OwnerRef {
+            kind: OWNER_KIND.into(),
+            project: project.into(),
+            name: name.into(),
+            scope: scope.into(),
+        };
+        delete_owned(self.store.as_ref(), &owner).await
+    }
+}
+
+/// Deletes every app owned by `owner`, announcing the clusters touched; returns their names.
+pub async fn delete_owned(store: &dyn Store, owner: &OwnerRef) -> Result<Vec<String>, StoreError> {
+    let mut deleted = Vec::new();
+    let mut touched = BTreeSet::new();
+    loop {
+        let page = store
+            .list_apps(&AppQuery {
+                filter: AppFilter {
+                    owner: Some(owner.clone()),
+                    ..AppFilter::default()
+                },
+                sort: Default::default(),
+                page_size: 1000,
+                cursor: None,
+            })
+            .await?;
+        if page.items.is_empty() {
+            break;
+        }
+        let before = deleted.len();
+        for app in &page.items {
+            match store.delete_app(&app.project, &app.name, None).await {
+                Ok(()) => {
+                    touched.insert(app.cluster.clone());
+                    let _ = store
+                        .notify(
+                            crate::api::apps::APP_DELETED_CHANNEL,
+                            &format!("{}/{}", app.project, app.name),
+                        )
+                        .await;
+                    deleted.push(app.name.clone());
+                }
+                Err(StoreError::NotFound { .. }) => {}
+                // Autonomous apps reported by a spoke are not the hub's to delete.
+                Err(StoreError::ReadOnly { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if deleted.len() == before {
+            break;
+        }
+    }
+    for cluster in &touched {
+        let _ = store.notify(DESIRED_CHANNEL, cluster).await;
+    }
+    Ok(deleted)
+}
+
+/// The enrolled cluster an Argo CD destination names: `name` first, else the one cluster whose server URL is `server`.
+pub fn resolve_destination<'a>(
+    name: &str,
+    server: &str,
+    clusters: &'a [ClusterFacts],
+) -> Result<&'a ClusterFacts, String> {
+    if !name.is_empty() {
+        return clusters.iter().find(|c| c.name == name).ok_or_else(|| {
+            format!("destination.name: cluster {name} is not enrolled at this hub")
+        });
+    }
+    if server.is_empty() {
+        return Err(
+            "destination names no cluster (set destination.name or destination.server)".into(),
+        );
+    }
+    let matching: Vec<&ClusterFacts> = clusters.iter().filter(|c| c.server == server).collect();
+    match matching.as_slice() {
+        [one] => Ok(one),
+        [] if server.trim_end_matches('/') == IN_CLUSTER_SERVER => Err(format!(
+            "destination.server {server} is the hub's own cluster, which runs no applications: name an enrolled cluster"
+        )),
+        [] => Err(format!(
+            "destination.server: no enrolled cluster has server URL {server} (set it with `edgecd cluster add --server`)"
+        )),
+        many => Err(format!(
+            "destination.server: clusters {} all have server URL {server}; use destination.name",
+            many.iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+fn condition(kind: &str, message: impl Into<String>) -> Condition {
+    Condition {
+        kind: kind.into(),
+        message: message.into(),
+        last_transition_time: OffsetDateTime::now_utc(),
+    }
+}
