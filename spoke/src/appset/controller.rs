@@ -392,7 +392,15 @@ async fn evaluate(
         appset::generate(&spec, &context)
     };
     let generated = match generated {
-        Ok(generated) => generated,
+        Ok(mut generated) => {
+            // The CR carries the project explicitly, so the plan compares like with like.
+            for app in &mut generated {
+                if app.spec.project.is_empty() {
+                    app.spec.project = app.project.clone();
+                }
+            }
+            generated
+        }
         Err(error) => {
             let mut evaluation = Evaluation::failed(
                 "ApplicationGenerationFromParamsError",
@@ -553,10 +561,7 @@ async fn apply_app(
     labels.insert(OWNER_KIND_LABEL.into(), OWNER_KIND.into());
     labels.insert(OWNER_NAME_LABEL.into(), set.set_name());
     labels.insert(OWNER_PROJECT_LABEL.into(), set.project());
-    let mut spec = app.spec.clone();
-    if spec.project.is_empty() {
-        spec.project = app.project.clone();
-    }
+    let spec = &app.spec;
     let mut owner = serde_json::json!({
         "apiVersion": crd::API_VERSION,
         "kind": OWNER_KIND,
