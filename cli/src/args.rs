@@ -85,6 +85,9 @@ pub enum Command {
     Appset(AppsetCommand),
     /// Create or update everything in edgecd or Argo CD YAML (Application, ApplicationSet, AppProject).
     Apply(ApplyArgs),
+    /// Import objects from another tool.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -496,6 +499,14 @@ pub enum AppsetCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Argo CD YAML (argoproj.io/v1alpha1 Application, ApplicationSet, AppProject), mapped onto
+    /// edgecd's objects; anything edgecd does not support is refused naming the field.
+    #[command(alias = "argo")]
+    Argocd(ApplyArgs),
+}
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// YAML file (`-` for stdin); repeatable.
@@ -507,6 +518,10 @@ pub struct ApplyArgs {
     /// Project for documents that name none.
     #[arg(long, default_value = "default")]
     pub project: String,
+    /// Evaluate the application sets in the file at this cluster's spoke (its own cluster is
+    /// `https://kubernetes.default.svc` there) instead of at the hub.
+    #[arg(long)]
+    pub cluster: Option<String>,
 }
 
 /// Parses `90s`, `5m`, `1h30m`.

@@ -330,9 +330,9 @@ async fn the_cli_drives_the_dev_fleet() {
     );
     let usage = cli.run(&["app", "list", "--health", "fine"]).await;
     assert_eq!(usage.code, 2, "{usage:?}");
-    let appset = cli.run(&["appset", "list"]).await;
-    assert_ne!(appset.code, 0);
-    assert!(appset.stderr.contains("not"), "{}", appset.stderr);
+    // The fleet's nginx apps come from the talk's ApplicationSet, applied at the hub.
+    let appset = cli.run(&["appset", "list"]).await.ok();
+    assert!(appset.stdout.contains("nginx"), "{}", appset.stdout);
 
     // A spoke that hangs (its stream open, nothing flowing) makes its cluster Stale, and its app
     // is shown as such, not Healthy.

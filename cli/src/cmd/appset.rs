@@ -141,6 +141,7 @@ pub async fn apply(session: &Session, args: &ApplyArgs) -> anyhow::Result<()> {
                 yaml,
                 dry_run: args.dry_run,
                 default_project: args.project.clone(),
+                cluster: args.cluster.clone().unwrap_or_default(),
             })
             .await
             .map_err(explain)?;

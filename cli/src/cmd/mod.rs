@@ -38,6 +38,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(command) => project::run(&session, command).await,
         Command::Appset(command) => appset::run(&session, command).await,
         Command::Apply(args) => appset::apply(&session, &args).await,
+        Command::Import(crate::args::ImportCommand::Argocd(args)) => {
+            appset::apply(&session, &args).await
+        }
         Command::Completion { .. } => Ok(()),
     }
 }

@@ -4,17 +4,18 @@
 //!  Fleet::start ─► hub (Server::start, SQLite in a temp dir) ─► git daemon on loopback + edge-fleet-repo
 //!       ─► emulator (N clusters) ─► clusters registered (CreateCluster) ─► a spoke per cluster
 //!          (spoke runtime, kubeconfig of its emulated cluster, hub link through a freezable relay)
-//!       ─► apps created through HubService (the nginx-per-cluster ApplicationSet's apps, synced once;
-//!          plus M generated apps per cluster with automated sync)
+//!       ─► appsets/nginx-per-cluster.yaml applied through HubService (ApplyManifests): the hub's
+//!          ApplicationSet controller generates `cluster-N.nginx`, synced once as `argocd app sync`
+//!          would; plus M apps per cluster with automated sync, created directly
 //!  Fleet::shutdown ─► spokes, hub, emulator stopped; temp dirs and the git daemon removed
 //! ```
 //!
 //! The hub serves TLS with its own CA (sealed in its store with a master key generated for the
 //! run, or kept next to `--database`); each spoke enrolls with a one-time bootstrap token from the
 //! hub's PKI and links over mTLS, its identity taken from its client certificate. Operators log in
-//! as `admin` with a password generated for the run (kept next to `--database`). Until application sets
-//! (issue #8) land, the apps of `appsets/nginx-per-cluster.yaml` are created one by one through the
-//! API, exactly as the ApplicationSet would generate them.
+//! as `admin` with a password generated for the run (kept next to `--database`). Clusters are
+//! registered with their emulated API server's URL, which is what the ApplicationSet's
+//! `destination.server: '{{server}}'` resolves against.
 
 pub mod relay;
 pub mod repo;
@@ -48,6 +49,11 @@ use crate::emulator::{EmulatorConfig, KubeEmulator};
 pub const STATE_NAMESPACE: &str = "edgecd-system";
 /// Name of the git repository on the loopback git server.
 pub const REPO_NAME: &str = "edge-fleet";
+/// The talk's ApplicationSet the fleet applies.
+pub const NGINX_APPSET: &str = "appsets/nginx-per-cluster.yaml";
+/// Namespace of the nginx apps, created in every cluster when it is enrolled (the
+/// ApplicationSet's apps do not create it).
+pub const NGINX_NAMESPACE: &str = "nginx";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -98,6 +104,9 @@ pub struct FleetConfig {
     pub stale_after: Duration,
     /// Delay before the emulator's simulated controllers write status.
     pub stage_delay: Duration,
+    /// How many of the emulated clusters are enrolled at start (all if `None`); the others
+    /// can join later with [`Fleet::enroll`].
+    pub enrolled: Option<usize>,
 }
 
 impl Default for FleetConfig {
@@ -111,6 +120,7 @@ impl Default for FleetConfig {
             poll_interval: Duration::from_secs(30),
             stale_after: Duration::from_secs(6),
             stage_delay: Duration::from_millis(300),
+            enrolled: None,
         }
     }
 }
@@ -143,11 +153,18 @@ pub struct Fleet {
     git: GitServer,
     repo: GitRepo,
     client: Client,
+    /// Enrolled clusters, in enrollment order.
     clusters: Vec<String>,
+    /// Every emulated cluster with its kubeconfig.
+    emulated: Vec<(String, PathBuf)>,
+    config: FleetConfig,
     apps: Vec<v1::AppRef>,
     ca_file: PathBuf,
     admin_password: String,
     dir: tempfile::TempDir,
+    grpc_addr: SocketAddr,
+    /// Bootstrap tokens of registered clusters whose spoke has not started.
+    tokens: BTreeMap<String, String>,
 }
 
 impl Fleet {
@@ -251,9 +268,29 @@ impl Fleet {
             .map_err(step("writing kubeconfigs"))?;
 
         // 4. Clusters registered at the hub, then a spoke each.
-        report(4, format!("starting {} spokes", config.clusters));
-        let mut tokens = BTreeMap::new();
-        for (i, name) in clusters.iter().enumerate() {
+        let enrolled = config
+            .enrolled
+            .unwrap_or(config.clusters)
+            .min(config.clusters);
+        report(4, format!("enrolling {enrolled} clusters, a spoke each"));
+        let mut fleet = Self {
+            hub: Some(hub),
+            emulator: Some(emulator),
+            spokes: Vec::new(),
+            git,
+            repo,
+            client,
+            clusters: Vec::new(),
+            emulated: clusters.iter().cloned().zip(kubeconfigs).collect(),
+            config: config.clone(),
+            apps: Vec::new(),
+            ca_file,
+            admin_password,
+            dir,
+            grpc_addr,
+            tokens: BTreeMap::new(),
+        };
+        for (i, name) in clusters.iter().take(enrolled).enumerate() {
             let labels = BTreeMap::from([
                 (
                     "region".to_owned(),
@@ -261,57 +298,18 @@ impl Fleet {
                 ),
                 ("env".to_owned(), "dev".to_owned()),
             ]);
-            let created = client
-                .create_cluster(v1::CreateClusterRequest {
-                    name: name.clone(),
-                    labels: labels.into_iter().collect(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(step(format!("registering {name}")))?;
-            // The one-time token the spoke enrolls with: from CreateCluster, or asked for.
-            let token = if created.bootstrap_token.is_empty() {
-                client
-                    .create_bootstrap_token(v1::CreateBootstrapTokenRequest {
-                        cluster: name.clone(),
-                        token_ttl: None,
-                    })
-                    .await
-                    .map_err(step(format!("issuing a bootstrap token for {name}")))?
-                    .bootstrap_token
-            } else {
-                created.bootstrap_token
-            };
-            tokens.insert(name.clone(), token);
+            fleet.register(name, &labels).await?;
         }
-        let mut spokes = Vec::with_capacity(clusters.len());
-        for (name, kubeconfig) in clusters.iter().zip(&kubeconfigs) {
-            let token = tokens
-                .remove(name)
-                .ok_or_else(|| DevError::Config(format!("no bootstrap token for {name}")))?;
-            spokes
-                .push(start_spoke(&config, dir.path(), name, kubeconfig, grpc_addr, &token).await?);
+        for name in clusters.iter().take(enrolled) {
+            fleet.start_spoke(name).await?;
         }
-        let mut fleet = Self {
-            hub: Some(hub),
-            emulator: Some(emulator),
-            spokes,
-            git,
-            repo,
-            client,
-            clusters,
-            apps: Vec::new(),
-            ca_file,
-            admin_password,
-            dir,
-        };
         fleet.wait_connected(Duration::from_secs(120)).await?;
 
         // 5. Apps: what nginx-per-cluster generates, and the generated extras.
         report(
             5,
             format!(
-                "creating the nginx-per-cluster apps{}",
+                "applying the nginx-per-cluster ApplicationSet{}",
                 if config.apps_per_cluster > 0 {
                     format!(
                         " and {} generated apps per cluster",
@@ -322,6 +320,7 @@ impl Fleet {
                 }
             ),
         );
+        fleet.apply_nginx_appset().await?;
         fleet.create_apps(config.apps_per_cluster).await?;
 
         // 6. The first sync of the manual apps, as `argocd app sync` after the set created them.
@@ -342,33 +341,70 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// Applies `appsets/nginx-per-cluster.yaml` (the fixture, repoURL pointing at the fleet's git
+    /// server) and waits until the hub generated an app for every enrolled cluster.
+    async fn apply_nginx_appset(&mut self) -> Result<(), DevError> {
+        let yaml = repo::fixture_files()
+            .into_iter()
+            .find(|(path, _)| path == NGINX_APPSET)
+            .map(|(_, bytes)| {
+                String::from_utf8_lossy(bytes).replace(repo::PLACEHOLDER_REPO_URL, self.repo.url())
+            })
+            .ok_or_else(|| DevError::Config(format!("the fixture has no {NGINX_APPSET}")))?;
+        self.client
+            .apply_manifests(v1::ApplyManifestsRequest {
+                yaml,
+                ..Default::default()
+            })
+            .await
+            .map_err(step(format!("applying {NGINX_APPSET}")))?;
+        let wanted: Vec<String> = self.clusters.iter().map(|c| format!("{c}.nginx")).collect();
+        self.wait_apps_exist(&wanted, Duration::from_secs(60))
+            .await?;
+        for name in wanted {
+            self.apps.push(v1::AppRef::new("default", &name));
+        }
+        Ok(())
+    }
+
+    /// Waits until every named app (project `default`) exists at the hub.
+    pub async fn wait_apps_exist(
+        &self,
+        names: &[String],
+        timeout: Duration,
+    ) -> Result<(), DevError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut missing = Vec::new();
+            for name in names {
+                if self
+                    .client
+                    .get_application(v1::GetApplicationRequest {
+                        app: Some(v1::AppRef::new("default", name)),
+                    })
+                    .await
+                    .is_err()
+                {
+                    missing.push(name.clone());
+                }
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DevError::Config(format!(
+                    "the application set did not generate {} within {}s",
+                    missing.join(", "),
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     async fn create_apps(&mut self, per_cluster: usize) -> Result<(), DevError> {
         let repo_url = self.repo.url().to_owned();
         for cluster in self.clusters.clone() {
-            // The template of appsets/nginx-per-cluster.yaml with {{name}} = the cluster.
-            let spec = ApplicationSpec {
-                project: "default".into(),
-                source: ApplicationSource {
-                    repo_url: repo_url.clone(),
-                    target_revision: "HEAD".into(),
-                    path: format!("deploy/overlays/{cluster}"),
-                    ..ApplicationSource::default()
-                },
-                destination: Destination {
-                    cluster: cluster.clone(),
-                    namespace: "nginx".into(),
-                    ..Destination::default()
-                },
-                sync_policy: Some(SyncPolicy {
-                    automated: None,
-                    sync_options: vec!["CreateNamespace=true".into()],
-                    retry: None,
-                }),
-                ..ApplicationSpec::default()
-            };
-            let labels = [("edgecd.io/appset".to_owned(), "nginx".to_owned())];
-            self.create_app(&format!("{cluster}.nginx"), &spec, &labels)
-                .await?;
             for i in 1..=per_cluster {
                 let spec = ApplicationSpec {
                     project: "default".into(),
@@ -430,6 +466,111 @@ impl Fleet {
         Ok(())
     }
 
+    /// Registers an emulated cluster at the hub with its API server URL and labels, and creates
+    /// the nginx namespace in it, as an operator bootstrapping the cluster would.
+    async fn register(
+        &mut self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, DevError> {
+        let emulator = self
+            .emulator
+            .as_ref()
+            .ok_or_else(|| DevError::Config("the emulator is stopped".into()))?;
+        let handle = emulator
+            .clusters()
+            .iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| DevError::Config(format!("no emulated cluster {name}")))?;
+        let kube = handle
+            .client()
+            .await
+            .map_err(step(format!("connecting to emulated cluster {name}")))?;
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube);
+        let namespace = k8s_openapi::api::core::v1::Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(NGINX_NAMESPACE.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match namespaces
+            .create(&kube::api::PostParams::default(), &namespace)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(error) => {
+                return Err(step(format!(
+                    "creating namespace {NGINX_NAMESPACE} in {name}"
+                ))(error));
+            }
+        }
+        let created = self
+            .client
+            .create_cluster(v1::CreateClusterRequest {
+                name: name.to_owned(),
+                labels: labels.clone().into_iter().collect(),
+                server_url: handle.url().to_owned(),
+                ..Default::default()
+            })
+            .await
+            .map_err(step(format!("registering {name}")))?;
+        // The one-time token the spoke enrolls with: from CreateCluster, or asked for.
+        let token = if created.bootstrap_token.is_empty() {
+            self.client
+                .create_bootstrap_token(v1::CreateBootstrapTokenRequest {
+                    cluster: name.to_owned(),
+                    token_ttl: None,
+                })
+                .await
+                .map_err(step(format!("issuing a bootstrap token for {name}")))?
+                .bootstrap_token
+        } else {
+            created.bootstrap_token
+        };
+        self.tokens.insert(name.to_owned(), token.clone());
+        Ok(token)
+    }
+
+    /// Starts the spoke of a registered cluster (it enrolls with the cluster's bootstrap token).
+    async fn start_spoke(&mut self, name: &str) -> Result<(), DevError> {
+        let token = self
+            .tokens
+            .remove(name)
+            .ok_or_else(|| DevError::Config(format!("cluster {name} is not registered")))?;
+        let kubeconfig = self
+            .emulated
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, k)| k.clone())
+            .ok_or_else(|| DevError::Config(format!("no emulated cluster {name}")))?;
+        let spoke = start_spoke(
+            &self.config,
+            self.dir.path(),
+            name,
+            &kubeconfig,
+            self.grpc_addr,
+            &token,
+        )
+        .await?;
+        self.spokes.push(spoke);
+        self.clusters.push(name.to_owned());
+        Ok(())
+    }
+
+    /// Enrolls one more emulated cluster (registered with `labels`, its spoke started) and waits
+    /// until it is connected: a cluster joining the fleet.
+    pub async fn enroll(
+        &mut self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), DevError> {
+        self.register(name, labels).await?;
+        self.start_spoke(name).await?;
+        self.wait_connected(Duration::from_secs(60)).await
+    }
+
     async fn wait_connected(&self, timeout: Duration) -> Result<(), DevError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -447,7 +588,7 @@ impl Fleet {
                 })
                 .map(|c| c.name.clone())
                 .collect();
-            if waiting.is_empty() && clusters.len() == self.clusters.len() {
+            if waiting.is_empty() && clusters.len() >= self.clusters.len() {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -548,6 +689,11 @@ impl Fleet {
     /// The working copy of the fleet's git repository: write, commit, and spokes see it.
     pub fn repo(&self) -> &GitRepo {
         &self.repo
+    }
+
+    /// The loopback git server (to host more repositories).
+    pub fn git_server(&self) -> &GitServer {
+        &self.git
     }
 
     pub fn git_port(&self) -> u16 {

@@ -185,7 +185,19 @@ pub(super) async fn update(
                 &pc::from_labels(&req.annotations),
             )
             .await
-            .map_err(|e| store_error(e, what))?;
+            .map_err(|e| store_error(e, what.clone()))?;
+        let record = if !req.server_url.is_empty() && req.server_url != record.server_url {
+            api.store()
+                .set_cluster_server_url(&req.name, &req.server_url)
+                .await
+                .map_err(|e| store_error(e, what.clone()))?;
+            api.store()
+                .get_cluster(&req.name)
+                .await
+                .map_err(|e| store_error(e, what))?
+        } else {
+            record
+        };
         api.announce(crate::link::CLUSTERS_CHANNEL, &record.name)
             .await;
         Ok(convert::cluster(&record, None))

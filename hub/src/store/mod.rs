@@ -121,6 +121,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         versions: &'a ClusterVersions,
         certificate_not_after: Option<OffsetDateTime>,
     ) -> BoxFuture<'a, Result<()>>;
+    /// Sets the API server URL Argo CD `destination.server` values name this cluster by.
+    fn set_cluster_server_url<'a>(
+        &'a self,
+        name: &'a str,
+        server_url: &'a str,
+    ) -> BoxFuture<'a, Result<()>>;
     fn set_cluster_connection<'a>(
         &'a self,
         name: &'a str,

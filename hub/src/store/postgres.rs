@@ -333,6 +333,16 @@ pub async fn record_cluster_hello(
     expect_one(result.rows_affected(), || format!("cluster {name}"))
 }
 
+#[tracing::instrument(skip_all, fields(cluster = name))]
+pub async fn set_cluster_server_url(pool: &PgPool, name: &str, server_url: &str) -> Result<()> {
+    let result = sqlx::query("UPDATE clusters SET server_url = $2 WHERE name = $1")
+        .bind(name)
+        .bind(server_url)
+        .execute(pool)
+        .await?;
+    expect_one(result.rows_affected(), || format!("cluster {name}"))
+}
+
 #[tracing::instrument(skip_all, fields(cluster = name, state = connection.state.as_str()))]
 pub async fn set_cluster_connection(
     pool: &PgPool,
@@ -2071,6 +2081,14 @@ impl Store for PgStore {
             certificate_not_after,
         ))
     }
+    fn set_cluster_server_url<'a>(
+        &'a self,
+        name: &'a str,
+        server_url: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(set_cluster_server_url(&self.pool, name, server_url))
+    }
+
     fn set_cluster_connection<'a>(
         &'a self,
         name: &'a str,

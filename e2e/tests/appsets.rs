@@ -1,0 +1,664 @@
+//! End to end: ApplicationSets evaluated at the hub and Argo CD import, on the dev fleet (real hub, spokes, git daemon, gRPC over TLS; the Kubernetes API emulator as the only stand-in), with the shared fixtures unchanged apart from their repository URL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use edgecd_e2e::dev::{Fleet, FleetConfig};
+use edgecd_proto::v1;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn shared(path: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures")
+        .join(path);
+    assert!(
+        path.exists(),
+        "{} is missing: the tests read ../shared/fixtures",
+        path.display()
+    );
+    path
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Every field of `expected` is in `live` with the same value (lists compared element by element).
+fn contains(expected: &Value, live: &Value, at: &str) -> Result<(), String> {
+    match (expected, live) {
+        (Value::Object(e), Value::Object(l)) => {
+            for (k, v) in e {
+                let next = format!("{at}.{k}");
+                let lv = l.get(k).ok_or_else(|| format!("{next} is missing"))?;
+                contains(v, lv, &next)?;
+            }
+            Ok(())
+        }
+        (Value::Array(e), Value::Array(l)) => {
+            if e.len() != l.len() {
+                return Err(format!("{at}: {} items, live has {}", e.len(), l.len()));
+            }
+            for (i, (ev, lv)) in e.iter().zip(l).enumerate() {
+                contains(ev, lv, &format!("{at}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (e, l) if e == l => Ok(()),
+        // Kubernetes renders port numbers and such as numbers either way; compare as text.
+        (e, l) if e.to_string().trim_matches('"') == l.to_string().trim_matches('"') => Ok(()),
+        (e, l) => Err(format!("{at}: expected {e}, live {l}")),
+    }
+}
+
+/// Waits until the objects of a kustomize output file are in an emulated cluster with their
+/// expected spec (in `namespace` when the file gives none).
+async fn assert_objects(fleet: &Fleet, cluster: &str, expected_file: &Path, namespace: &str) {
+    let emulator = fleet.emulator().expect("the emulator runs");
+    let handle = emulator
+        .clusters()
+        .iter()
+        .find(|c| c.name() == cluster)
+        .unwrap_or_else(|| panic!("no emulated cluster {cluster}"));
+    let client = handle.client().await.unwrap();
+    let documents = edgecd_render::yaml::load_documents(&read(expected_file)).unwrap();
+    assert!(
+        !documents.is_empty(),
+        "{} holds no object",
+        expected_file.display()
+    );
+    for doc in documents {
+        let api_version = doc["apiVersion"].as_str().unwrap();
+        let kind = doc["kind"].as_str().unwrap();
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        let ns = doc["metadata"]["namespace"].as_str().unwrap_or(namespace);
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural: format!("{}s", kind.to_lowercase()),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let outcome = match api.get_opt(name).await.unwrap() {
+                None => Err(format!("{kind} {ns}/{name} does not exist")),
+                Some(live) => {
+                    let live = serde_json::to_value(&live).unwrap();
+                    contains(&doc["spec"], &live["spec"], "spec").and_then(|()| {
+                        contains(
+                            &doc["metadata"]["labels"],
+                            &live["metadata"]["labels"],
+                            "metadata.labels",
+                        )
+                        .or_else(|e| {
+                            if doc["metadata"]["labels"].is_null() {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })
+                    })
+                }
+            };
+            match outcome {
+                Ok(()) => break,
+                Err(why) if tokio::time::Instant::now() >= deadline => {
+                    panic!(
+                        "{cluster}: {kind} {ns}/{name} differs from {}: {why}",
+                        expected_file.display()
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        }
+    }
+}
+
+async fn app(fleet: &Fleet, project: &str, name: &str) -> Option<v1::Application> {
+    fleet
+        .client()
+        .get_application(v1::GetApplicationRequest {
+            app: Some(v1::AppRef::new(project, name)),
+        })
+        .await
+        .ok()
+}
+
+/// Waits until an app exists (`true`) or is gone (`false`).
+async fn wait_exists(fleet: &Fleet, project: &str, name: &str, exists: bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while app(fleet, project, name).await.is_some() != exists {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "application {project}/{name} {} within {}s",
+            if exists {
+                "was not created"
+            } else {
+                "was not deleted"
+            },
+            DEADLINE.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn sync(fleet: &Fleet, project: &str, name: &str) {
+    fleet
+        .client()
+        .sync_application(v1::SyncApplicationRequest {
+            app: Some(v1::AppRef::new(project, name)),
+            sync: Some(v1::SyncCommand::default()),
+            ttl: None,
+        })
+        .await
+        .unwrap();
+}
+
+/// Waits until an app is Synced and Healthy.
+async fn wait_synced_healthy(fleet: &Fleet, project: &str, name: &str) -> v1::Application {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let current = app(fleet, project, name).await;
+        let state = current.as_ref().and_then(|a| a.status.as_ref()).map(|s| {
+            (
+                s.sync.as_ref().map(|x| x.status),
+                s.health.as_ref().map(|h| h.status),
+            )
+        });
+        if state
+            == Some((
+                Some(v1::SyncStatusCode::Synced as i32),
+                Some(v1::HealthStatusCode::Healthy as i32),
+            ))
+        {
+            return current.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "application {project}/{name} is not Synced and Healthy after {}s: {:?}",
+            DEADLINE.as_secs(),
+            current.and_then(|a| a.status)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn apply(fleet: &Fleet, yaml: String, cluster: &str) -> Vec<v1::ApplyResult> {
+    let response = fleet
+        .client()
+        .apply_manifests(v1::ApplyManifestsRequest {
+            yaml,
+            cluster: cluster.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for r in &response.results {
+        assert_ne!(r.action, "refused", "{}: {}", r.source, r.message);
+    }
+    response.results
+}
+
+async fn set_labels(fleet: &Fleet, cluster: &str, labels: &[(&str, &str)]) {
+    let current = fleet
+        .client()
+        .get_cluster(v1::GetClusterRequest {
+            name: cluster.into(),
+        })
+        .await
+        .unwrap();
+    fleet
+        .client()
+        .update_cluster(v1::UpdateClusterRequest {
+            name: cluster.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            annotations: current.annotations,
+            server_url: current.server_url,
+            expected_version: current.version,
+        })
+        .await
+        .unwrap();
+}
+
+/// `appsets/nginx-per-cluster.yaml` at the hub: one app per enrolled cluster with the objects
+/// real kustomize renders for its overlay; a joining cluster gets its app; relabelling and
+/// removing clusters follow each set's policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nginx_per_cluster_follows_the_fleet() {
+    // Fleet::start applies the fixture's nginx-per-cluster.yaml (repoURL = its git server) through
+    // ApplyManifests and syncs what the hub generates, as `argocd app sync` after the set.
+    let mut fleet = Fleet::start(
+        FleetConfig {
+            clusters: 4,
+            enrolled: Some(3),
+            poll_interval: Duration::from_secs(5),
+            ..FleetConfig::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+
+    let set = fleet
+        .client()
+        .get_application_set(v1::GetApplicationSetRequest {
+            project: "default".into(),
+            name: "nginx".into(),
+        })
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        let cluster = format!("cluster-{n}");
+        let name = format!("{cluster}.nginx");
+        let generated = wait_synced_healthy(&fleet, "default", &name).await;
+        let meta = generated.meta.unwrap();
+        let owner = meta.owner.expect("a generated app records its owner");
+        assert_eq!(
+            (
+                owner.kind.as_str(),
+                owner.name.as_str(),
+                owner.scope.as_str()
+            ),
+            ("ApplicationSet", "nginx", "hub")
+        );
+        let spec = generated.spec.unwrap();
+        assert_eq!(spec.destination.as_ref().unwrap().cluster, cluster);
+        assert_eq!(
+            spec.source.as_ref().unwrap().path,
+            format!("deploy/overlays/{cluster}")
+        );
+        assert_objects(
+            &fleet,
+            &cluster,
+            &shared(&format!("edge-fleet-expected/{cluster}.yaml")),
+            "nginx",
+        )
+        .await;
+    }
+    assert!(set.template.is_some());
+
+    // The set's status names what it generated.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let set = fleet
+            .client()
+            .get_application_set(v1::GetApplicationSetRequest {
+                project: "default".into(),
+                name: "nginx".into(),
+            })
+            .await
+            .unwrap();
+        let names: Vec<String> = set.generated.iter().map(|a| a.name.clone()).collect();
+        if names == ["cluster-1.nginx", "cluster-2.nginx", "cluster-3.nginx"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "generated: {names:?}, conditions: {:?}",
+            set.conditions
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // A fourth cluster joins: the set generates its app.
+    fleet
+        .enroll(
+            "cluster-4",
+            &BTreeMap::from([("region".to_owned(), "us".to_owned())]),
+        )
+        .await
+        .unwrap();
+    wait_exists(&fleet, "default", "cluster-4.nginx", true).await;
+    sync(&fleet, "default", "cluster-4.nginx").await;
+    wait_synced_healthy(&fleet, "default", "cluster-4.nginx").await;
+
+    // Two more sets over the clusters labelled region=eu (cluster-1 and cluster-3): one with the
+    // default policy (sync), one create-only. Their apps are never synced (they would manage
+    // the same objects as the nginx apps); only their existence follows the labels.
+    let fixture = read(&shared("edge-fleet-repo/appsets/nginx-per-cluster.yaml"))
+        .replace("https://github.com/example/repo", fleet.repo().url());
+    let eu = fixture
+        .replace("name: nginx\n", "name: nginx-eu\n")
+        .replace(
+            "- clusters: {}",
+            "- clusters:\n      selector:\n        matchLabels:\n          region: eu",
+        )
+        .replace("'{{name}}.nginx'", "'{{name}}.nginx-eu'");
+    let eu_kept = eu
+        .replace("name: nginx-eu\n", "name: nginx-eu-kept\n")
+        .replace("'{{name}}.nginx-eu'", "'{{name}}.nginx-eu-kept'")
+        .replace(
+            "spec:\n  generators:",
+            "spec:\n  syncPolicy:\n    applicationsSync: create-only\n  generators:",
+        );
+    assert_ne!(
+        eu, fixture,
+        "the selector variant must differ from the fixture"
+    );
+    apply(&fleet, format!("{eu}\n---\n{eu_kept}"), "").await;
+    for name in [
+        "cluster-1.nginx-eu",
+        "cluster-3.nginx-eu",
+        "cluster-1.nginx-eu-kept",
+        "cluster-3.nginx-eu-kept",
+    ] {
+        wait_exists(&fleet, "default", name, true).await;
+    }
+    assert!(app(&fleet, "default", "cluster-2.nginx-eu").await.is_none());
+
+    // cluster-3 moves to region=us: the sync set deletes its app, the create-only set keeps it.
+    set_labels(&fleet, "cluster-3", &[("region", "us"), ("env", "dev")]).await;
+    wait_exists(&fleet, "default", "cluster-3.nginx-eu", false).await;
+    assert!(
+        app(&fleet, "default", "cluster-3.nginx-eu-kept")
+            .await
+            .is_some()
+    );
+    assert!(app(&fleet, "default", "cluster-1.nginx-eu").await.is_some());
+    // cluster-2 moves to region=eu: both sets generate its app.
+    set_labels(&fleet, "cluster-2", &[("region", "eu")]).await;
+    wait_exists(&fleet, "default", "cluster-2.nginx-eu", true).await;
+    wait_exists(&fleet, "default", "cluster-2.nginx-eu-kept", true).await;
+
+    // cluster-4 is revoked (removed from the fleet): the nginx set deletes its app, and then the
+    // cluster can be deleted.
+    fleet
+        .client()
+        .revoke_cluster(v1::RevokeClusterRequest {
+            name: "cluster-4".into(),
+            reason: "decommissioned".into(),
+        })
+        .await
+        .unwrap();
+    wait_exists(&fleet, "default", "cluster-4.nginx", false).await;
+    fleet
+        .client()
+        .delete_cluster(v1::DeleteClusterRequest {
+            name: "cluster-4".into(),
+        })
+        .await
+        .unwrap();
+    // The other clusters' apps are untouched.
+    for n in 1..=3 {
+        wait_synced_healthy(&fleet, "default", &format!("cluster-{n}.nginx")).await;
+    }
+
+    // Deleting a set deletes the apps it generated.
+    fleet
+        .client()
+        .delete_application_set(v1::DeleteApplicationSetRequest {
+            project: "default".into(),
+            name: "nginx-eu".into(),
+        })
+        .await
+        .unwrap();
+    wait_exists(&fleet, "default", "cluster-1.nginx-eu", false).await;
+    wait_exists(&fleet, "default", "cluster-2.nginx-eu", false).await;
+    assert!(
+        app(&fleet, "default", "cluster-1.nginx-eu-kept")
+            .await
+            .is_some()
+    );
+    fleet.shutdown().await;
+}
+
+/// The talk's `deploy/applications.yaml` (three Argo CD Applications naming their clusters by API
+/// server URL) imported at the hub deploys each overlay to the right cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn talk_demo_applications_import_to_the_right_clusters() {
+    let fleet = Fleet::start(FleetConfig::default(), |_| {}).await.unwrap();
+    // The clusters are known to Argo CD by these API server URLs.
+    let servers = [
+        ("cluster-1", "https://10.62.25.11:6443", "cluster1"),
+        ("cluster-2", "https://10.62.33.11:6443", "cluster2"),
+        ("cluster-3", "https://10.62.45.11:6443", "cluster3"),
+    ];
+    for (cluster, server, _) in servers {
+        let current = fleet
+            .client()
+            .get_cluster(v1::GetClusterRequest {
+                name: cluster.into(),
+            })
+            .await
+            .unwrap();
+        fleet
+            .client()
+            .update_cluster(v1::UpdateClusterRequest {
+                name: cluster.into(),
+                labels: current.labels,
+                annotations: current.annotations,
+                server_url: server.into(),
+                expected_version: current.version,
+            })
+            .await
+            .unwrap();
+        // The talk's Applications do not create their namespace: the cluster's operator does.
+        let handle = fleet
+            .emulator()
+            .unwrap()
+            .clusters()
+            .iter()
+            .find(|c| c.name() == cluster)
+            .unwrap();
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+            Api::all(handle.client().await.unwrap());
+        namespaces
+            .create(
+                &kube::api::PostParams::default(),
+                &serde_json::from_value(
+                    serde_json::json!({"metadata": {"name": "gitops-kubecon-demo"}}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let repo = fleet.git_server().create_repo("talk-demo").unwrap();
+    repo.copy_dir(&shared("talk-demo-repo"), "").unwrap();
+    repo.commit("the talk's demo repository").unwrap();
+    let yaml = read(&shared("talk-demo-repo/deploy/applications.yaml")).replace(
+        "https://github.com/qingkunl/argocd-app-of-apps-demo.git",
+        repo.url(),
+    );
+
+    // Argo CD needs the project; so does edgecd.
+    let refused = fleet
+        .client()
+        .apply_manifests(v1::ApplyManifestsRequest {
+            yaml: yaml.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .results
+            .iter()
+            .all(|r| r.action == "refused" && r.message.contains("kubecon-demo")),
+        "{refused:?}"
+    );
+    fleet
+        .client()
+        .create_project(v1::CreateProjectRequest {
+            project: Some(v1::Project {
+                name: "kubecon-demo".into(),
+                source_repos: vec!["*".into()],
+                destinations: vec![v1::ProjectDestination {
+                    all_clusters: true,
+                    namespace: "*".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    let results = apply(&fleet, yaml.clone(), "").await;
+    assert_eq!(results.len(), 3, "{results:?}");
+    for (cluster, _, overlay) in servers {
+        let name = format!("demo-{overlay}");
+        let app = app(&fleet, "kubecon-demo", &name).await.expect("imported");
+        let spec = app.spec.unwrap();
+        assert_eq!(
+            spec.destination.as_ref().unwrap().cluster,
+            cluster,
+            "{name}"
+        );
+        sync(&fleet, "kubecon-demo", &name).await;
+        wait_synced_healthy(&fleet, "kubecon-demo", &name).await;
+        assert_objects(
+            &fleet,
+            cluster,
+            &shared(&format!("talk-demo-expected/{overlay}.yaml")),
+            "gitops-kubecon-demo",
+        )
+        .await;
+    }
+    // Applying the same file again changes nothing.
+    let again = apply(&fleet, yaml, "").await;
+    assert!(again.iter().all(|r| r.action == "unchanged"), "{again:?}");
+
+    // A Helm source is refused naming the field, and nothing of the file is applied.
+    let helm = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: helm-app\nspec:\n  project: kubecon-demo\n  source:\n    repoURL: https://charts.example\n    chart: nginx\n    targetRevision: 1.0.0\n    helm:\n      releaseName: nginx\n  destination:\n    name: cluster-1\n    namespace: web\n";
+    let error = fleet
+        .client()
+        .apply_manifests(v1::ApplyManifestsRequest {
+            yaml: helm.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("spec.source.chart") || text.contains("spec.source.helm"),
+        "{text}"
+    );
+    assert!(app(&fleet, "kubecon-demo", "helm-app").await.is_none());
+    fleet.shutdown().await;
+}
+
+/// `appsets/cluster-addons.yaml` applied at the hub for cluster-3 is evaluated by cluster-3's
+/// spoke: one app per folder under its path, deployed there, shown read-only at the hub with
+/// their owner; a folder added in git becomes an app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
+    let fleet = Fleet::start(
+        FleetConfig {
+            poll_interval: Duration::from_secs(5),
+            ..FleetConfig::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    // minecraft's kustomization targets namespace `games`, which its app does not create.
+    let handle = fleet
+        .emulator()
+        .unwrap()
+        .clusters()
+        .iter()
+        .find(|c| c.name() == "cluster-3")
+        .unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(handle.client().await.unwrap());
+    namespaces
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "games"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let yaml = read(&shared("edge-fleet-repo/appsets/cluster-addons.yaml"))
+        .replace("https://github.com/example/repo", fleet.repo().url());
+    let results = apply(&fleet, yaml, "cluster-3").await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(results[0].message.contains("cluster-3"), "{results:?}");
+
+    for name in ["guestbook", "minecraft", "nginx"] {
+        wait_exists(&fleet, "default", name, true).await;
+        let reported = app(&fleet, "default", name).await.unwrap();
+        let meta = reported.meta.unwrap();
+        assert_eq!(meta.origin, v1::AppOrigin::Autonomous as i32, "{name}");
+        let owner = meta.owner.expect("the spoke reports the owner");
+        assert_eq!(
+            (
+                owner.kind.as_str(),
+                owner.name.as_str(),
+                owner.scope.as_str()
+            ),
+            ("ApplicationSet", "cluster-addons", "cluster-3"),
+            "{name}"
+        );
+        assert_eq!(
+            reported.spec.unwrap().source.unwrap().path,
+            format!("deploy/clusters/cluster-3/{name}")
+        );
+        // Commands still reach autonomous apps.
+        sync(&fleet, "default", name).await;
+    }
+    for name in ["guestbook", "minecraft", "nginx"] {
+        wait_synced_healthy(&fleet, "default", name).await;
+    }
+    assert_objects(
+        &fleet,
+        "cluster-3",
+        &shared("edge-fleet-expected/cluster-3-minecraft.yaml"),
+        "default",
+    )
+    .await;
+    assert_objects(
+        &fleet,
+        "cluster-3",
+        &shared("edge-fleet-expected/cluster-3-nginx.yaml"),
+        "default",
+    )
+    .await;
+    assert_objects(
+        &fleet,
+        "cluster-3",
+        &shared("edge-fleet-repo/deploy/clusters/cluster-3/guestbook/guestbook.yaml"),
+        "default",
+    )
+    .await;
+
+    // Read-only at the hub.
+    let current = app(&fleet, "default", "guestbook").await.unwrap();
+    let refused = fleet
+        .client()
+        .update_application(v1::UpdateApplicationRequest {
+            meta: current.meta.clone(),
+            spec: current.spec.clone(),
+            expected_spec_version: 0,
+            dry_run: false,
+        })
+        .await;
+    assert!(
+        refused.is_err(),
+        "an autonomous app must be read-only at the hub"
+    );
+
+    // A folder added in git becomes an app.
+    fleet
+        .repo()
+        .write(
+            "deploy/clusters/cluster-3/redis/redis.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: redis-config\ndata:\n  maxmemory: 64mb\n",
+        )
+        .unwrap();
+    fleet.repo().commit("add redis").unwrap();
+    wait_exists(&fleet, "default", "redis", true).await;
+    fleet.shutdown().await;
+}
