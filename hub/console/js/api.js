@@ -83,6 +83,7 @@ export const api = {
   cluster: (name) => request("GET", `/api/v1/clusters/${seg(name)}`),
   projects: () => request("GET", "/api/v1/projects"),
   appsets: () => request("GET", "/api/v1/appsets"),
+  appset: (p, n) => request("GET", `/api/v1/appsets/${seg(p)}/${seg(n)}`),
   events: (limit) => request("GET", "/api/v1/events" + query({ limit })),
 };
 

@@ -21,6 +21,7 @@ const routes = [
   [/^\/clusters\/([^/]+)$/, cluster, "clusters"],
   [/^\/projects$/, projects, "projects"],
   [/^\/appsets$/, appsets, "appsets"],
+  [/^\/appsets\/([^/]+)\/([^/]+)$/, appsets, "appsets"],
 ];
 
 const state = { me: null, live: new Live(), cleanup: null };

@@ -268,6 +268,16 @@ pub fn cluster(c: &v1::Cluster) -> Value {
             .map_or(Value::Null, |a| json!(a.total)),
     );
     out.insert(
+        "appCounts".into(),
+        c.app_counts.as_ref().map_or(Value::Null, |a| {
+            json!({
+                "total": a.total, "synced": a.synced, "outOfSync": a.out_of_sync,
+                "healthy": a.healthy, "progressing": a.progressing, "degraded": a.degraded,
+                "missing": a.missing, "unknown": a.unknown, "suspended": a.suspended,
+            })
+        }),
+    );
+    out.insert(
         "certificateNotAfter".into(),
         time(c.certificate_not_after.as_ref()),
     );
@@ -290,11 +300,144 @@ pub fn project(p: &v1::Project) -> Value {
     })
 }
 
+/// A label selector as kubectl writes it (`region=eu,tier in (a,b)`); empty for "everything".
+fn selector_text(s: Option<&v1::LabelSelector>) -> String {
+    let Some(s) = s else {
+        return String::new();
+    };
+    let labels: std::collections::BTreeMap<_, _> = s.match_labels.iter().collect();
+    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for e in &s.match_expressions {
+        parts.push(match e.operator.as_str() {
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            op => format!(
+                "{} {} ({})",
+                e.key,
+                if op == "NotIn" { "notin" } else { "in" },
+                e.values.join(",")
+            ),
+        });
+    }
+    parts.join(",")
+}
+
+/// The kind of a generator, as nested generators are named (`matrix(clusters, list)`).
+fn generator_kind(g: &v1::ApplicationSetGenerator) -> String {
+    use v1::application_set_generator::Generator as G;
+    match &g.generator {
+        Some(G::List(_)) => "list".into(),
+        Some(G::Clusters(_)) => "clusters".into(),
+        Some(G::Git(g)) if g.files.is_empty() => "git directories".into(),
+        Some(G::Git(_)) => "git files".into(),
+        Some(G::Matrix(m)) => format!("matrix({})", generator_kinds(&m.generators)),
+        Some(G::Merge(m)) => format!("merge({})", generator_kinds(&m.generators)),
+        None => "unknown".into(),
+    }
+}
+
+fn generator_kinds(gs: &[v1::ApplicationSetGenerator]) -> String {
+    gs.iter().map(generator_kind).collect::<Vec<_>>().join(", ")
+}
+
+/// One line saying what a generator produces: `clusters (all)`,
+/// `git directories deploy/clusters/cluster-3/*`, `list (3 elements)`,
+/// `matrix(clusters, list)`.
+pub fn generator_summary(g: &v1::ApplicationSetGenerator) -> String {
+    use v1::application_set_generator::Generator as G;
+    match &g.generator {
+        Some(G::List(l)) => match l.elements_json.len() {
+            1 => "list (1 element)".into(),
+            n => format!("list ({n} elements)"),
+        },
+        Some(G::Clusters(c)) => {
+            let selector = selector_text(c.selector.as_ref());
+            if selector.is_empty() {
+                "clusters (all)".into()
+            } else {
+                format!("clusters ({selector})")
+            }
+        }
+        Some(G::Git(git)) => {
+            let paths: Vec<String> = if git.files.is_empty() {
+                git.directories
+                    .iter()
+                    .map(|d| {
+                        if d.exclude {
+                            format!("!{}", d.path)
+                        } else {
+                            d.path.clone()
+                        }
+                    })
+                    .collect()
+            } else {
+                git.files
+                    .iter()
+                    .map(|f| {
+                        if f.exclude {
+                            format!("!{}", f.path)
+                        } else {
+                            f.path.clone()
+                        }
+                    })
+                    .collect()
+            };
+            format!("{} {}", generator_kind(g), paths.join(" "))
+                .trim_end()
+                .to_owned()
+        }
+        Some(G::Matrix(_) | G::Merge(_)) | None => generator_kind(g),
+    }
+}
+
+fn policy_name(code: i32) -> &'static str {
+    match v1::ApplicationSetPolicy::try_from(code) {
+        Ok(v1::ApplicationSetPolicy::CreateOnly) => "create-only",
+        Ok(v1::ApplicationSetPolicy::CreateUpdate) => "create-update",
+        Ok(v1::ApplicationSetPolicy::CreateDelete) => "create-delete",
+        _ => "sync",
+    }
+}
+
+fn condition(c: &v1::Condition) -> Value {
+    json!({
+        "type": c.r#type,
+        "message": c.message,
+        "error": c.r#type.contains("Error"),
+        "lastTransitionTime": time(c.last_transition_time.as_ref()),
+    })
+}
+
+/// An application set: where it is evaluated, what generates and what it
+/// stamps out, how many apps it generated and its conditions (errors flagged).
 pub fn appset(s: &v1::ApplicationSet) -> Value {
+    let template = s.template.clone().unwrap_or_default();
+    let spec = template.spec.unwrap_or_default();
+    let source = spec.source.unwrap_or_default();
+    let dest = spec.destination.unwrap_or_default();
+    let generated: Vec<Value> = s
+        .generated
+        .iter()
+        .map(|a| json!({"project": a.project, "name": a.name}))
+        .collect();
     json!({
         "project": s.project, "name": s.name,
         "scope": if s.scope.is_empty() { "hub" } else { s.scope.as_str() },
+        "generators": s.generators.iter().map(generator_summary).collect::<Vec<_>>(),
+        "policy": policy_name(s.policy),
+        "preserveResourcesOnDeletion": s.preserve_resources_on_deletion,
+        "template": {
+            "name": template.name, "project": template.project,
+            "repoUrl": source.repo_url, "path": source.path, "targetRevision": source.target_revision,
+            "cluster": dest.cluster, "server": dest.server, "namespace": dest.namespace,
+            "automated": spec.sync_policy.is_some_and(|p| p.automated.is_some()),
+        },
         "generated": s.generated.len(),
+        "generatedApps": generated,
+        "conditions": s.conditions.iter().map(condition).collect::<Vec<_>>(),
+        "error": s.conditions.iter().any(|c| c.r#type.contains("Error")),
+        "version": s.version,
+        "createdAt": time(s.created_at.as_ref()),
     })
 }
 
@@ -360,5 +503,80 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(command_status(&c)["state"], "Delivered");
+    }
+
+    #[test]
+    fn generators_are_summarised_in_one_line() {
+        use v1::application_set_generator::Generator as G;
+        let clusters = v1::ApplicationSetGenerator {
+            generator: Some(G::Clusters(v1::ClustersGenerator::default())),
+        };
+        assert_eq!(generator_summary(&clusters), "clusters (all)");
+        let eu = v1::ApplicationSetGenerator {
+            generator: Some(G::Clusters(v1::ClustersGenerator {
+                selector: Some(v1::LabelSelector {
+                    match_labels: [("region".to_owned(), "eu".to_owned())].into(),
+                    match_expressions: vec![v1::LabelSelectorRequirement {
+                        key: "tier".into(),
+                        operator: "In".into(),
+                        values: vec!["a".into(), "b".into()],
+                    }],
+                }),
+                ..Default::default()
+            })),
+        };
+        assert_eq!(generator_summary(&eu), "clusters (region=eu,tier in (a,b))");
+        let git = v1::ApplicationSetGenerator {
+            generator: Some(G::Git(v1::GitGenerator {
+                directories: vec![v1::GitDirectory {
+                    path: "deploy/clusters/cluster-3/*".into(),
+                    exclude: false,
+                }],
+                ..Default::default()
+            })),
+        };
+        assert_eq!(
+            generator_summary(&git),
+            "git directories deploy/clusters/cluster-3/*"
+        );
+        let list = v1::ApplicationSetGenerator {
+            generator: Some(G::List(v1::ListGenerator {
+                elements_json: vec!["{}".into(), "{}".into()],
+            })),
+        };
+        assert_eq!(generator_summary(&list), "list (2 elements)");
+        let matrix = v1::ApplicationSetGenerator {
+            generator: Some(G::Matrix(v1::MatrixGenerator {
+                generators: vec![clusters, list],
+            })),
+        };
+        assert_eq!(generator_summary(&matrix), "matrix(clusters, list)");
+    }
+
+    #[test]
+    fn appset_conditions_flag_errors() {
+        let set = v1::ApplicationSet {
+            project: "default".into(),
+            name: "nginx".into(),
+            policy: v1::ApplicationSetPolicy::CreateOnly as i32,
+            conditions: vec![
+                v1::Condition {
+                    r#type: "ErrorOccurred".into(),
+                    message: "cluster x unknown".into(),
+                    last_transition_time: None,
+                },
+                v1::Condition {
+                    r#type: "ResourcesUpToDate".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let v = appset(&set);
+        assert_eq!(v["scope"], "hub");
+        assert_eq!(v["policy"], "create-only");
+        assert_eq!(v["error"], true);
+        assert_eq!(v["conditions"][0]["error"], true);
+        assert_eq!(v["conditions"][1]["error"], false);
     }
 }

@@ -3,6 +3,17 @@
 import { api } from "../api.js";
 import { el, connectionBadge, ago, labels, errorBox, keyboardRows } from "../ui.js";
 
+/** The cluster's app count (linking to its apps), with the out-of-sync and degraded ones when the hub reports them. */
+function appCounts(c) {
+  const name = encodeURIComponent(c.name);
+  const total = el("a", { href: `#/apps?cluster=${name}`, class: "app-count" }, String(c.appCount ?? "—"));
+  const n = c.appCounts;
+  if (!n) return total;
+  return [total,
+    n.outOfSync ? [" ", el("a", { href: `#/apps?cluster=${name}&sync=OutOfSync`, class: "badge b-warn", title: "out of sync" }, `${n.outOfSync} out of sync`)] : "",
+    n.degraded ? [" ", el("a", { href: `#/apps?cluster=${name}&health=Degraded`, class: "badge b-bad", title: "degraded" }, `${n.degraded} degraded`)] : ""];
+}
+
 export function clusterRow(c) {
   const href = `#/clusters/${encodeURIComponent(c.name)}`;
   const since = c.connection !== "Connected" && c.connectionSince;
@@ -12,7 +23,7 @@ export function clusterRow(c) {
     el("td", {}, labels(c.labels)),
     el("td", {}, c.kubernetesVersion || "—"),
     el("td", {}, c.spokeVersion || "—"),
-    el("td", {}, el("a", { href: `#/apps?cluster=${encodeURIComponent(c.name)}` }, String(c.appCount ?? "—"))),
+    el("td", {}, appCounts(c)),
     el("td", {}, c.lastHeartbeat ? ago(c.lastHeartbeat) : el("span", { class: "muted" }, "never")));
 }
 
@@ -39,6 +50,8 @@ export async function render({ root, live }) {
     if (type !== "cluster") return;
     const current = rows.get(c.name);
     const merged = { ...(current ? current.data : {}), ...c };
+    // Live cluster events carry no app counts: keep the listed ones.
+    if (current && c.appCount == null) { merged.appCount = current.data.appCount; merged.appCounts = current.data.appCounts; }
     const fresh = clusterRow(merged);
     if (current) current.node.replaceWith(fresh); else tbody.append(fresh);
     rows.set(c.name, { data: merged, node: fresh });
