@@ -38,6 +38,32 @@ pub struct DirectorySource {
     pub exclude: String,
 }
 
+impl DirectorySource {
+    /// The `include` globs: Argo CD's `{a,b}` or `a,b` lists, one glob each.
+    pub fn include_globs(&self) -> Vec<String> {
+        split_globs(&self.include)
+    }
+
+    /// The `exclude` globs, as [`include_globs`](Self::include_globs).
+    pub fn exclude_globs(&self) -> Vec<String> {
+        split_globs(&self.exclude)
+    }
+}
+
+fn split_globs(text: &str) -> Vec<String> {
+    let trimmed = text.trim();
+    let inner = trimmed
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(trimmed);
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Kustomize options applied on top of the kustomization.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -414,6 +440,18 @@ pub struct OwnerRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_globs() {
+        let d = DirectorySource {
+            recurse: false,
+            include: "{a.yaml, b/*.yml}".into(),
+            exclude: "*.json".into(),
+        };
+        assert_eq!(d.include_globs(), ["a.yaml", "b/*.yml"]);
+        assert_eq!(d.exclude_globs(), ["*.json"]);
+        assert!(DirectorySource::default().include_globs().is_empty());
+    }
 
     /// The spec of an Argo CD Application from the talk's demo repo parses
     /// unchanged into the domain type.

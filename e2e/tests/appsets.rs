@@ -413,18 +413,18 @@ async fn nginx_per_cluster_follows_the_fleet() {
     fleet.shutdown().await;
 }
 
-/// The talk's `deploy/applications.yaml` (three Argo CD Applications naming their clusters by API
-/// server URL) imported at the hub deploys each overlay to the right cluster.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn talk_demo_applications_import_to_the_right_clusters() {
+/// The clusters of the talk's demo: (edgecd cluster, the API server URL Argo CD knows it by, overlay).
+const TALK_CLUSTERS: [(&str, &str, &str); 3] = [
+    ("cluster-1", "https://10.62.25.11:6443", "cluster1"),
+    ("cluster-2", "https://10.62.33.11:6443", "cluster2"),
+    ("cluster-3", "https://10.62.45.11:6443", "cluster3"),
+];
+
+/// A dev fleet whose clusters have the talk's server URLs and namespace, the talk's repository on
+/// its git server, and `deploy/applications.yaml` with the repoURL pointing there.
+async fn talk_demo_fleet() -> (Fleet, edgecd_testkit::GitRepo, String) {
     let fleet = Fleet::start(FleetConfig::default(), |_| {}).await.unwrap();
-    // The clusters are known to Argo CD by these API server URLs.
-    let servers = [
-        ("cluster-1", "https://10.62.25.11:6443", "cluster1"),
-        ("cluster-2", "https://10.62.33.11:6443", "cluster2"),
-        ("cluster-3", "https://10.62.45.11:6443", "cluster3"),
-    ];
-    for (cluster, server, _) in servers {
+    for (cluster, server, _) in TALK_CLUSTERS {
         let current = fleet
             .client()
             .get_cluster(v1::GetClusterRequest {
@@ -466,28 +466,17 @@ async fn talk_demo_applications_import_to_the_right_clusters() {
     }
     let repo = fleet.git_server().create_repo("talk-demo").unwrap();
     repo.copy_dir(&shared("talk-demo-repo"), "").unwrap();
-    repo.commit("the talk's demo repository").unwrap();
+    // The one change to the fixture: its repository URL is this git server's.
     let yaml = read(&shared("talk-demo-repo/deploy/applications.yaml")).replace(
         "https://github.com/qingkunl/argocd-app-of-apps-demo.git",
         repo.url(),
     );
+    repo.write("deploy/applications.yaml", &yaml).unwrap();
+    repo.commit("the talk's demo repository").unwrap();
+    (fleet, repo, yaml)
+}
 
-    // Argo CD needs the project; so does edgecd.
-    let refused = fleet
-        .client()
-        .apply_manifests(v1::ApplyManifestsRequest {
-            yaml: yaml.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(
-        refused
-            .results
-            .iter()
-            .all(|r| r.action == "refused" && r.message.contains("kubecon-demo")),
-        "{refused:?}"
-    );
+async fn create_kubecon_project(fleet: &Fleet) {
     fleet
         .client()
         .create_project(v1::CreateProjectRequest {
@@ -505,27 +494,57 @@ async fn talk_demo_applications_import_to_the_right_clusters() {
         })
         .await
         .unwrap();
-    let results = apply(&fleet, yaml.clone(), "").await;
-    assert_eq!(results.len(), 3, "{results:?}");
-    for (cluster, _, overlay) in servers {
+}
+
+/// Syncs the talk's three apps and checks each overlay's objects on its cluster.
+async fn assert_talk_demo_deployed(fleet: &Fleet) {
+    for (cluster, _, overlay) in TALK_CLUSTERS {
         let name = format!("demo-{overlay}");
-        let app = app(&fleet, "kubecon-demo", &name).await.expect("imported");
+        let app = app(fleet, "kubecon-demo", &name).await.expect("imported");
         let spec = app.spec.unwrap();
         assert_eq!(
             spec.destination.as_ref().unwrap().cluster,
             cluster,
             "{name}"
         );
-        sync(&fleet, "kubecon-demo", &name).await;
-        wait_synced_healthy(&fleet, "kubecon-demo", &name).await;
+        sync(fleet, "kubecon-demo", &name).await;
+        wait_synced_healthy(fleet, "kubecon-demo", &name).await;
         assert_objects(
-            &fleet,
+            fleet,
             cluster,
             &shared(&format!("talk-demo-expected/{overlay}.yaml")),
             "gitops-kubecon-demo",
         )
         .await;
     }
+}
+
+/// The talk's `deploy/applications.yaml` (three Argo CD Applications naming their clusters by API
+/// server URL) imported at the hub deploys each overlay to the right cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn talk_demo_applications_import_to_the_right_clusters() {
+    let (fleet, _repo, yaml) = talk_demo_fleet().await;
+
+    // Argo CD needs the project; so does edgecd.
+    let refused = fleet
+        .client()
+        .apply_manifests(v1::ApplyManifestsRequest {
+            yaml: yaml.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .results
+            .iter()
+            .all(|r| r.action == "refused" && r.message.contains("kubecon-demo")),
+        "{refused:?}"
+    );
+    create_kubecon_project(&fleet).await;
+    let results = apply(&fleet, yaml.clone(), "").await;
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert_talk_demo_deployed(&fleet).await;
     // Applying the same file again changes nothing.
     let again = apply(&fleet, yaml, "").await;
     assert!(again.iter().all(|r| r.action == "unchanged"), "{again:?}");
@@ -660,5 +679,78 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
         .unwrap();
     fleet.repo().commit("add redis").unwrap();
     wait_exists(&fleet, "default", "redis", true).await;
+    fleet.shutdown().await;
+}
+
+/// The talk's app of apps: a parent Application at the hub (destination: the hub itself, Argo CD's
+/// `https://kubernetes.default.svc`) whose path holds `deploy/applications.yaml` creates the three
+/// Applications as its children, which deploy each overlay to its cluster; a child removed from git
+/// is pruned, and deleting the parent deletes its children.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn talk_demo_as_app_of_apps_parent() {
+    let (fleet, repo, yaml) = talk_demo_fleet().await;
+    create_kubecon_project(&fleet).await;
+    let parent = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: demo-apps\n  namespace: argocd\nspec:\n  project: kubecon-demo\n  source:\n    repoURL: {}\n    targetRevision: HEAD\n    path: deploy\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: argocd\n  syncPolicy:\n    automated:\n      prune: true\n",
+        repo.url()
+    );
+    let results = apply(&fleet, parent, "").await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    let created = app(&fleet, "kubecon-demo", "demo-apps").await.unwrap();
+    assert_eq!(
+        created.spec.unwrap().destination.unwrap().cluster,
+        "in-cluster"
+    );
+
+    for (_, _, overlay) in TALK_CLUSTERS {
+        wait_exists(&fleet, "kubecon-demo", &format!("demo-{overlay}"), true).await;
+        let child = app(&fleet, "kubecon-demo", &format!("demo-{overlay}"))
+            .await
+            .unwrap();
+        let owner = child
+            .meta
+            .unwrap()
+            .owner
+            .expect("children record their parent");
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("Application", "demo-apps")
+        );
+    }
+    assert_talk_demo_deployed(&fleet).await;
+    // The parent is Synced and Healthy once its children are.
+    wait_synced_healthy(&fleet, "kubecon-demo", "demo-apps").await;
+
+    // A child removed from git is pruned (the parent prunes automatically).
+    let two = yaml
+        .split("---")
+        .filter(|doc| !doc.contains("demo-cluster3"))
+        .collect::<Vec<_>>()
+        .join("---");
+    repo.write("deploy/applications.yaml", &two).unwrap();
+    repo.commit("drop cluster3").unwrap();
+    fleet
+        .client()
+        .refresh_application(v1::RefreshApplicationRequest {
+            app: Some(v1::AppRef::new("kubecon-demo", "demo-apps")),
+            hard: true,
+            ttl: None,
+        })
+        .await
+        .unwrap();
+    wait_exists(&fleet, "kubecon-demo", "demo-cluster3", false).await;
+    assert!(app(&fleet, "kubecon-demo", "demo-cluster1").await.is_some());
+
+    // Deleting the parent deletes its children.
+    fleet
+        .client()
+        .delete_application(v1::DeleteApplicationRequest {
+            app: Some(v1::AppRef::new("kubecon-demo", "demo-apps")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait_exists(&fleet, "kubecon-demo", "demo-cluster1", false).await;
+    wait_exists(&fleet, "kubecon-demo", "demo-cluster2", false).await;
     fleet.shutdown().await;
 }

@@ -46,6 +46,9 @@ pub struct RenderOptions {
     pub include: Vec<String>,
     /// Glob patterns excluding plain-directory files.
     pub exclude: Vec<String>,
+    /// Plain directories: also read subdirectories (Argo CD's `directory.recurse`; off by default, as there).
+    /// Kustomizations ignore it.
+    pub recurse: bool,
 }
 
 /// Renders `dir`: a kustomize build when it holds a kustomization file, otherwise its manifest files.
@@ -77,7 +80,13 @@ pub fn render(dir: &Path, options: &RenderOptions) -> Result<Vec<Value>> {
     if kustomization::find_file(&dir).is_some() {
         build::build(&dir, &repo)
     } else {
-        plain::render(&dir, &repo, &options.include, &options.exclude)
+        plain::render(
+            &dir,
+            &repo,
+            &options.include,
+            &options.exclude,
+            options.recurse,
+        )
     }
 }
 

@@ -1,4 +1,4 @@
-//! Plain directory source: every `.yaml`/`.yml`/`.json` file below a directory, filtered by globs.
+//! Plain directory source: every `.yaml`/`.yml`/`.json` file in a directory (and below it when recursing), filtered by globs.
 
 use std::path::{Path, PathBuf};
 
@@ -15,11 +15,12 @@ pub(crate) fn render(
     repo: &RepoRoot,
     include: &[String],
     exclude: &[String],
+    recurse: bool,
 ) -> Result<Vec<Value>> {
     let include = glob_set(dir, include)?;
     let exclude = glob_set(dir, exclude)?;
     let mut files = Vec::new();
-    collect(dir, repo, &mut files)?;
+    collect(dir, repo, recurse, &mut files)?;
     files.sort();
     let mut objects = Vec::new();
     for file in files {
@@ -57,7 +58,7 @@ fn glob_set(dir: &Path, patterns: &[String]) -> Result<Option<GlobSet>> {
         .map_err(|e| RenderError::invalid(dir, format!("invalid globs: {e}")))
 }
 
-fn collect(dir: &Path, repo: &RepoRoot, out: &mut Vec<PathBuf>) -> Result<()> {
+fn collect(dir: &Path, repo: &RepoRoot, recurse: bool, out: &mut Vec<PathBuf>) -> Result<()> {
     repo.check(dir)?;
     let entries = std::fs::read_dir(dir).map_err(|source| RenderError::Io {
         path: dir.to_path_buf(),
@@ -74,7 +75,9 @@ fn collect(dir: &Path, repo: &RepoRoot, out: &mut Vec<PathBuf>) -> Result<()> {
             continue;
         }
         if path.is_dir() {
-            collect(&path, repo, out)?;
+            if recurse {
+                collect(&path, repo, recurse, out)?;
+            }
         } else if [".yaml", ".yml", ".json"]
             .iter()
             .any(|ext| name.ends_with(ext))

@@ -111,17 +111,25 @@ fn plain_directories_recurse_and_filter() {
         r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"}}"#,
     );
     write(&temp.path().join("notes.txt"), "not yaml: [");
-    let all = render(temp.path(), &options(temp.path())).unwrap();
+    // As Argo CD: only the directory's own files unless `recurse`.
+    let top = render(temp.path(), &options(temp.path())).unwrap();
+    let kinds: Vec<&str> = top.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ConfigMap"]);
+    let recursive = RenderOptions {
+        recurse: true,
+        ..options(temp.path())
+    };
+    let all = render(temp.path(), &recursive).unwrap();
     let kinds: Vec<&str> = all.iter().map(|o| o["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["ConfigMap", "Secret", "Service"]);
     let filtered = RenderOptions {
         exclude: vec!["sub/*.json".into()],
-        ..options(temp.path())
+        ..recursive.clone()
     };
     assert_eq!(render(temp.path(), &filtered).unwrap().len(), 2);
     let included = RenderOptions {
         include: vec!["sub/**".into()],
-        ..options(temp.path())
+        ..recursive.clone()
     };
     assert_eq!(render(temp.path(), &included).unwrap().len(), 2);
 }

@@ -578,8 +578,9 @@ impl Engine {
             ..RenderOptions::default()
         };
         if let Some(directory) = &source.directory {
-            options.include = split_globs(&directory.include);
-            options.exclude = split_globs(&directory.exclude);
+            options.include = directory.include_globs();
+            options.exclude = directory.exclude_globs();
+            options.recurse = directory.recurse;
         }
         let dir: PathBuf = checkout.dir().to_path_buf();
         let commit_text = commit.to_string();
@@ -1237,20 +1238,6 @@ fn finished_operation(
     }
 }
 
-fn split_globs(text: &str) -> Vec<String> {
-    let trimmed = text.trim();
-    let inner = trimmed
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .unwrap_or(trimmed);
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 async fn reconcile(app: Arc<Application>, engine: Arc<Engine>) -> Result<Action, ReconcileError> {
     let name = app.metadata.name.clone().unwrap_or_default();
     if app.metadata.deletion_timestamp.is_some() {
@@ -1399,13 +1386,6 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn directory_globs() {
-        assert_eq!(split_globs("{a.yaml, b/*.yml}"), ["a.yaml", "b/*.yml"]);
-        assert_eq!(split_globs("*.yaml"), ["*.yaml"]);
-        assert!(split_globs("").is_empty());
-    }
 
     #[test]
     fn status_version_moves_only_on_change() {

@@ -10,6 +10,11 @@ CREATE TABLE application_sets (
     spec        TEXT   NOT NULL,
     status      TEXT   NOT NULL DEFAULT '{}',
     version     BIGINT NOT NULL DEFAULT 1,
+    -- The app-of-apps parent that created the set, if any.
+    owner_kind     TEXT,
+    owner_project  TEXT,
+    owner_name     TEXT,
+    owner_scope    TEXT,
     created_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL,
     PRIMARY KEY (project, name)

@@ -15,7 +15,7 @@ use edgecd_proto::v1;
 use tonic::Status;
 
 use super::{Call, HubApi, store_error};
-use crate::appsets::{IN_CLUSTER_SERVER, resolve_destination};
+use crate::appsets::{HUB_CLUSTER, IN_CLUSTER_SERVER, resolve_destination};
 use crate::store::appsets::HUB_SCOPE;
 use crate::store::{NewAppSet, StoreError};
 
@@ -148,6 +148,9 @@ async fn apply_app(
             && spec.destination.server.trim_end_matches('/') == IN_CLUSTER_SERVER;
     let target = if in_cluster && !cluster.is_empty() {
         cluster.to_owned()
+    } else if in_cluster {
+        // The hub itself: an app-of-apps parent, rendered by the hub.
+        HUB_CLUSTER.to_owned()
     } else {
         resolve_destination(&spec.destination.cluster, &spec.destination.server, &facts)
             .map_err(|why| {

@@ -9,6 +9,7 @@ use tonic::Status;
 
 use super::convert;
 use super::{Call, HubApi, store_error};
+use crate::appsets::HUB_CLUSTER;
 use crate::link::DESIRED_CHANNEL;
 use crate::store::{AppFilter, AppQuery, NewApp, StoreError};
 
@@ -137,17 +138,23 @@ async fn checked_spec(
             "spec.destination.cluster is required (the hub deploys by cluster name)",
         ));
     }
-    let cluster = api
-        .store()
-        .get_cluster(&spec.destination.cluster)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound { .. } => Status::failed_precondition(format!(
-                "cluster {} is not registered at this hub",
-                spec.destination.cluster
-            )),
-            other => store_error(other, format!("cluster {}", spec.destination.cluster)),
-        })?;
+    // `in-cluster` is the hub itself: an app-of-apps parent, rendered by the hub.
+    let (cluster_name, cluster_labels) = if spec.destination.cluster == HUB_CLUSTER {
+        (HUB_CLUSTER.to_owned(), crate::store::Labels::new())
+    } else {
+        let cluster = api
+            .store()
+            .get_cluster(&spec.destination.cluster)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => Status::failed_precondition(format!(
+                    "cluster {} is not registered at this hub",
+                    spec.destination.cluster
+                )),
+                other => store_error(other, format!("cluster {}", spec.destination.cluster)),
+            })?;
+        (cluster.name, cluster.labels)
+    };
     project
         .spec
         .check_source(app.project.as_str(), &spec.source.repo_url)
@@ -156,8 +163,8 @@ async fn checked_spec(
         .spec
         .check_destination(
             app.project.as_str(),
-            &cluster.name,
-            &cluster.labels,
+            &cluster_name,
+            &cluster_labels,
             &spec.destination.namespace,
         )
         .map_err(|v| Status::permission_denied(v.to_string()))?;
@@ -354,7 +361,13 @@ async fn delete_inner(
     api.store()
         .delete_app(app.project.as_str(), app.name.as_str(), None)
         .await
-        .map_err(|e| store_error(e, what))?;
+        .map_err(|e| store_error(e, what.clone()))?;
+    if existing.cluster == HUB_CLUSTER {
+        // An app-of-apps parent: its children go with it.
+        crate::appsets::delete_children(api.store(), app.project.as_str(), app.name.as_str())
+            .await
+            .map_err(|e| store_error(e, format!("children of {what}")))?;
+    }
     api.announce(DESIRED_CHANNEL, &existing.cluster).await;
     api.announce(APP_DELETED_CHANNEL, &app.to_string()).await;
     Ok(v1::DeleteApplicationResponse {})

@@ -92,6 +92,7 @@ pub(crate) async fn parse(
             name: set.name.clone(),
             scope,
             spec: json,
+            owner: None,
         },
         spec,
     ))
@@ -239,6 +240,14 @@ pub(crate) async fn write(
             .map_err(|e| store_error(e, what.clone()))?,
         (Some(_), None) if !upsert => {
             return Err(Status::already_exists(format!("{what} already exists")));
+        }
+        (Some(existing), _) if existing.owner.is_some() => {
+            let owner = existing.owner.as_ref().map_or(String::new(), |o| {
+                format!("{} {}/{}", o.kind, o.project, o.name)
+            });
+            return Err(Status::failed_precondition(format!(
+                "{what} is owned by {owner}; change that instead"
+            )));
         }
         (Some(existing), expected) => {
             let expected = match expected {

@@ -126,6 +126,12 @@ pub(super) async fn create(
         api.authorize_admin(call)?;
         edgecd_core::ClusterName::parse(req.name.clone())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if req.name == crate::appsets::HUB_CLUSTER {
+            return Err(Status::invalid_argument(format!(
+                "cluster name {} is reserved: it means the hub itself (app-of-apps parents)",
+                req.name
+            )));
+        }
         let record = api
             .store()
             .create_cluster(&NewCluster {

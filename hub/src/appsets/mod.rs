@@ -16,6 +16,8 @@
 //! its own cluster. Every replica evaluates; writes are version-checked and
 //! idempotent, so two replicas evaluating at once converge.
 
+mod app_of_apps;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,8 @@ use edgecd_git::tree::RepoSnapshots;
 use futures::StreamExt as _;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
+
+pub use app_of_apps::{HUB_CLUSTER, PARENT_KIND};
 
 use crate::link::{CLUSTERS_CHANNEL, DESIRED_CHANNEL};
 use crate::store::appsets::HUB_SCOPE;
@@ -66,6 +70,9 @@ pub struct AppSetController {
     store: Arc<dyn Store>,
     git: GitCache,
     config: AppSetConfig,
+    /// Clusters where children of app-of-apps parents run: their status
+    /// changes make the parents' health worth recomputing.
+    child_clusters: Arc<std::sync::Mutex<BTreeSet<String>>>,
 }
 
 /// What one evaluation changed.
@@ -78,7 +85,12 @@ pub struct Outcome {
 
 impl AppSetController {
     pub fn new(store: Arc<dyn Store>, git: GitCache, config: AppSetConfig) -> Self {
-        Self { store, git, config }
+        Self {
+            store,
+            git,
+            config,
+            child_clusters: Arc::default(),
+        }
     }
 
     /// Runs until aborted: evaluates everything at start, then on notifications and every interval.
@@ -87,12 +99,15 @@ impl AppSetController {
     }
 
     async fn run(self) {
+        let channels = [
+            APPSETS_CHANNEL,
+            CLUSTERS_CHANNEL,
+            DESIRED_CHANNEL,
+            crate::store::COMMANDS_CHANNEL,
+            crate::link::APPS_CHANNEL,
+        ];
         let mut notifications = loop {
-            match self
-                .store
-                .listen(&[APPSETS_CHANNEL, CLUSTERS_CHANNEL])
-                .await
-            {
+            match self.store.listen(&channels).await {
                 Ok(stream) => break stream,
                 Err(error) => {
                     tracing::warn!(%error, "Application sets: cannot listen for changes; retrying.");
@@ -101,52 +116,84 @@ impl AppSetController {
             }
         };
         let mut tick = tokio::time::interval(self.config.interval);
+        // Children's status changes come in bursts: parents' health is recomputed at most this often.
+        let mut health_tick = tokio::time::interval(Duration::from_secs(2));
+        let mut parents_dirty = false;
         let mut facts_seen: Option<Vec<ClusterFacts>> = None;
         loop {
-            let only: Option<String> = tokio::select! {
-                _ = tick.tick() => None,
-                event = notifications.next() => match event {
-                    Some(ListenEvent::Notification { channel, payload }) if channel == APPSETS_CHANNEL => {
-                        (payload != "*").then_some(payload)
+            // What to do: sets (all, or one `project/name`), parents, or both.
+            let (sets, parents): (Option<Option<String>>, bool) = tokio::select! {
+                _ = tick.tick() => (Some(None), true),
+                _ = health_tick.tick() => {
+                    if !std::mem::take(&mut parents_dirty) {
+                        continue;
                     }
-                    Some(ListenEvent::Notification { .. }) => {
-                        // A cluster changed: connection changes are frequent and
-                        // irrelevant, so re-evaluate only if the facts moved.
-                        match self.cluster_facts().await {
-                            Ok(facts) if facts_seen.as_ref() == Some(&facts) => continue,
-                            Ok(facts) => { facts_seen = Some(facts); None }
-                            Err(error) => {
-                                tracing::debug!(%error, "Application sets: listing clusters failed.");
-                                continue;
+                    (None, true)
+                }
+                event = notifications.next() => match event {
+                    Some(ListenEvent::Notification { channel, payload }) => match channel.as_str() {
+                        APPSETS_CHANNEL => (Some((payload != "*").then_some(payload)), false),
+                        // A parent (an app at the hub itself) changed, or a command for one was queued.
+                        DESIRED_CHANNEL | crate::store::COMMANDS_CHANNEL if payload == HUB_CLUSTER => (None, true),
+                        crate::link::APPS_CHANNEL => {
+                            let watched = self
+                                .child_clusters
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .contains(&payload);
+                            parents_dirty |= watched;
+                            continue;
+                        }
+                        CLUSTERS_CHANNEL => {
+                            // Connection changes are frequent and irrelevant to
+                            // generators: re-evaluate only if the facts moved.
+                            match self.cluster_facts().await {
+                                Ok(facts) if facts_seen.as_ref() == Some(&facts) => continue,
+                                Ok(facts) => {
+                                    facts_seen = Some(facts);
+                                    (Some(None), true)
+                                }
+                                Err(error) => {
+                                    tracing::debug!(%error, "Application sets: listing clusters failed.");
+                                    continue;
+                                }
                             }
                         }
-                    }
-                    Some(ListenEvent::Lagged) => None,
+                        _ => continue,
+                    },
+                    Some(ListenEvent::Lagged) => (Some(None), true),
                     None => return,
                 },
             };
-            let sets = match self
-                .store
-                .appsets()
-                .list_appsets(&[], Some(HUB_SCOPE))
-                .await
-            {
-                Ok(sets) => sets,
-                Err(error) => {
-                    tracing::warn!(%error, "Application sets: listing failed.");
-                    continue;
-                }
-            };
-            for set in sets {
-                if only
-                    .as_deref()
-                    .is_some_and(|o| o != format!("{}/{}", set.project, set.name))
-                {
-                    continue;
-                }
-                if let Err(error) = self.reconcile(&set).await {
-                    tracing::warn!(project = %set.project, appset = %set.name, %error, "Application set evaluation failed.");
-                }
+            if let Some(only) = sets {
+                self.reconcile_sets(only.as_deref()).await;
+            }
+            if parents && let Err(error) = self.reconcile_parents().await {
+                tracing::warn!(%error, "App of apps: reconciling parents failed.");
+            }
+        }
+    }
+
+    /// Evaluates every hub-scoped set, or only `project/name`.
+    async fn reconcile_sets(&self, only: Option<&str>) {
+        let sets = match self
+            .store
+            .appsets()
+            .list_appsets(&[], Some(HUB_SCOPE))
+            .await
+        {
+            Ok(sets) => sets,
+            Err(error) => {
+                tracing::warn!(%error, "Application sets: listing failed.");
+                return;
+            }
+        };
+        for set in sets {
+            if only.is_some_and(|o| o != format!("{}/{}", set.project, set.name)) {
+                continue;
+            }
+            if let Err(error) = self.reconcile(&set).await {
+                tracing::warn!(project = %set.project, appset = %set.name, %error, "Application set evaluation failed.");
             }
         }
     }
@@ -475,6 +522,58 @@ impl AppSetController {
         };
         delete_owned(self.store.as_ref(), &owner).await
     }
+}
+
+/// Deletes the children of an app-of-apps parent: its apps, and its sets with their apps.
+pub async fn delete_children(
+    store: &dyn Store,
+    project: &str,
+    name: &str,
+) -> Result<(), StoreError> {
+    let owner = OwnerRef {
+        kind: PARENT_KIND.into(),
+        project: project.into(),
+        name: name.into(),
+        scope: HUB_SCOPE.into(),
+    };
+    // Nested parents take their own children with them.
+    let apps = store
+        .list_apps(&AppQuery {
+            filter: AppFilter {
+                owner: Some(owner.clone()),
+                clusters: vec![HUB_CLUSTER.into()],
+                ..AppFilter::default()
+            },
+            sort: Default::default(),
+            page_size: 1000,
+            cursor: None,
+        })
+        .await?;
+    for nested in &apps.items {
+        Box::pin(delete_children(store, &nested.project, &nested.name)).await?;
+    }
+    delete_owned(store, &owner).await?;
+    let sets = store
+        .appsets()
+        .list_appsets(&[project.to_owned()], Some(HUB_SCOPE))
+        .await?;
+    for set in sets
+        .into_iter()
+        .filter(|s| s.owner.as_ref() == Some(&owner))
+    {
+        match store.appsets().delete_appset(&set.project, &set.name).await {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        let set_owner = OwnerRef {
+            kind: OWNER_KIND.into(),
+            project: set.project.clone(),
+            name: set.name.clone(),
+            scope: HUB_SCOPE.into(),
+        };
+        delete_owned(store, &set_owner).await?;
+    }
+    Ok(())
 }
 
 /// Deletes every app owned by `owner`, announcing the clusters touched; returns their names.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use edgecd_core::app::Condition;
+use edgecd_core::app::{ApplicationStatus, Condition, OwnerRef};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -26,6 +26,8 @@ pub struct AppSetRecord {
     /// The Argo CD `spec` as JSON, validated by `ApplicationSetSpec::from_json` before it is stored.
     pub spec: serde_json::Value,
     pub status: AppSetStatus,
+    /// The app-of-apps parent that created the set, if any.
+    pub owner: Option<OwnerRef>,
     /// Bumped on every spec change; the optimistic-concurrency token.
     pub version: u64,
     pub created_at: OffsetDateTime,
@@ -36,7 +38,7 @@ pub struct AppSetRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppSetStatus {
-    /// Names of the apps the set generated, sorted.
+    /// The apps the set generated (`project/name`), sorted.
     #[serde(default)]
     pub generated: Vec<String>,
     #[serde(default)]
@@ -56,9 +58,10 @@ pub struct NewAppSet {
     pub name: String,
     pub scope: String,
     pub spec: serde_json::Value,
+    pub owner: Option<OwnerRef>,
 }
 
-/// Application sets in the store.
+/// Application sets in the store, and the status of apps the hub evaluates itself.
 pub trait AppSetStore: Send + Sync {
     /// Fails with `AlreadyExists` if the set exists, `NotFound` if its project does not.
     fn create_appset<'a>(&'a self, set: &'a NewAppSet) -> BoxFuture<'a, Result<AppSetRecord>>;
@@ -87,4 +90,12 @@ pub trait AppSetStore: Send + Sync {
         status: &'a AppSetStatus,
     ) -> BoxFuture<'a, Result<()>>;
     fn delete_appset<'a>(&'a self, project: &'a str, name: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Records the status of an app evaluated by the hub itself (an app-of-apps parent),
+    /// as a spoke's report would: the indexed columns and the full status.
+    fn set_hub_app_status<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        status: &'a ApplicationStatus,
+    ) -> BoxFuture<'a, Result<()>>;
 }

@@ -49,7 +49,18 @@ fn check_names(set: &NewAppSet) -> Result<()> {
     Ok(())
 }
 
-const COLUMNS: &str = "project, name, scope, spec, status, version, created_at, updated_at";
+const COLUMNS: &str = "project, name, scope, spec, status, version, created_at, updated_at, \
+                       owner_kind, owner_project, owner_name, owner_scope";
+
+/// Number of conditions of an error type (Argo CD's `*Error` condition types).
+fn error_conditions(status: &edgecd_core::app::ApplicationStatus) -> i32 {
+    let n = status
+        .conditions
+        .iter()
+        .filter(|c| c.kind.ends_with("Error"))
+        .count();
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
 
 macro_rules! impl_appset_store {
     ($store:ty, $module:ident, $row:ty) => {
@@ -59,7 +70,18 @@ macro_rules! impl_appset_store {
             fn from_row(row: &$row) -> Result<AppSetRecord> {
                 let spec: String = row.try_get("spec")?;
                 let status: String = row.try_get("status")?;
+                let owner_kind: Option<String> = row.try_get("owner_kind")?;
+                let owner = match owner_kind {
+                    Some(kind) => Some(edgecd_core::app::OwnerRef {
+                        kind,
+                        project: row.try_get::<Option<String>, _>("owner_project")?.unwrap_or_default(),
+                        name: row.try_get::<Option<String>, _>("owner_name")?.unwrap_or_default(),
+                        scope: row.try_get::<Option<String>, _>("owner_scope")?.unwrap_or_default(),
+                    }),
+                    None => None,
+                };
                 Ok(AppSetRecord {
+                    owner,
                     project: row.try_get("project")?,
                     name: row.try_get("name")?,
                     scope: row.try_get("scope")?,
@@ -92,14 +114,19 @@ macro_rules! impl_appset_store {
                         let now = now_ms();
                         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                             "INSERT INTO application_sets \
-                             (project, name, scope, spec, status, version, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, '{{}}', 1, $5, $5) RETURNING {COLUMNS}"
+                             (project, name, scope, spec, status, version, created_at, updated_at, \
+                              owner_kind, owner_project, owner_name, owner_scope) \
+                             VALUES ($1, $2, $3, $4, '{{}}', 1, $5, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
                         )))
                         .bind(&set.project)
                         .bind(&set.name)
                         .bind(&set.scope)
                         .bind(serde_json::to_string(&set.spec)?)
                         .bind(now)
+                        .bind(set.owner.as_ref().map(|o| o.kind.clone()))
+                        .bind(set.owner.as_ref().map(|o| o.project.clone()))
+                        .bind(set.owner.as_ref().map(|o| o.name.clone()))
+                        .bind(set.owner.as_ref().map(|o| o.scope.clone()))
                         .fetch_one(self.pool())
                         .await
                         .map_err(StoreError::classify(|| what(&set.project, &set.name)))?;
@@ -240,6 +267,53 @@ macro_rules! impl_appset_store {
                                 what: what(project, name),
                             });
                         }
+                        Ok(())
+                    }
+                    .boxed()
+                }
+
+                #[tracing::instrument(skip_all, fields(project, app = name))]
+                fn set_hub_app_status<'a>(
+                    &'a self,
+                    project: &'a str,
+                    name: &'a str,
+                    status: &'a edgecd_core::app::ApplicationStatus,
+                ) -> futures::future::BoxFuture<'a, Result<()>> {
+                    async move {
+                        let mut tx = self.pool().begin().await?;
+                        let id: Option<i64> = sqlx::query_scalar(
+                            "UPDATE applications SET sync = $3, health = $4, revision = $5, \
+                             operation_phase = $6, error_conditions = $7, \
+                             status_version = status_version + 1, updated_at = $8 \
+                             WHERE project = $1 AND name = $2 RETURNING id",
+                        )
+                        .bind(project)
+                        .bind(name)
+                        .bind(status.sync.status.as_str())
+                        .bind(status.health.status.as_str())
+                        .bind(&status.sync.revision)
+                        .bind(
+                            status
+                                .operation_state
+                                .as_ref()
+                                .map_or("", |o| super::super::codec::phase_str(o.phase)),
+                        )
+                        .bind(error_conditions(status))
+                        .bind(now_ms())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let id = id.ok_or_else(|| StoreError::NotFound {
+                            what: format!("application {project}/{name}"),
+                        })?;
+                        sqlx::query(
+                            "INSERT INTO app_status (app_id, status) VALUES ($1, $2) \
+                             ON CONFLICT (app_id) DO UPDATE SET status = EXCLUDED.status",
+                        )
+                        .bind(id)
+                        .bind(sqlx::types::Json(status))
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
                         Ok(())
                     }
                     .boxed()
