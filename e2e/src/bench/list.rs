@@ -34,6 +34,37 @@ pub struct ListBench {
     pub backend: Backends,
 }
 
+/// `edgecd-bench list-explain`: loads the `list` fleet into PostgreSQL and
+/// prints the `EXPLAIN ANALYZE` plan of every statement of one run of each
+/// scenario (through `auto_explain` at notice level) to stderr.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListExplain {
+    #[command(flatten)]
+    pub list: ListBench,
+}
+
+impl ListExplain {
+    pub fn run(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?;
+        runtime.block_on(async {
+            let server = tokio::task::spawn_blocking(edgecd_testkit::PgServer::start)
+                .await?
+                .context("starting PostgreSQL")?;
+            let url = server.create_database().context("creating the database")?;
+            let store = PgStore::connect_url(&url)
+                .await
+                .context("opening PostgreSQL")?;
+            self.list.load(&store).await?;
+            self.list.explain(&url).await?;
+            drop(server);
+            Ok(())
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backends {
     Sqlite,
@@ -317,6 +348,32 @@ impl ListBench {
             store.import_apps(&batch).await?;
         }
         store.analyze().await?;
+        Ok(())
+    }
+
+    /// Prints the PostgreSQL plans (`EXPLAIN ANALYZE`, via `auto_explain`
+    /// at notice level) of one run of each scenario, to stderr.
+    async fn explain(&self, url: &str) -> anyhow::Result<()> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "sqlx::postgres::notice=trace",
+            ))
+            .with_writer(std::io::stderr)
+            .try_init();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let options = "-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=0 \
+             -c auto_explain.log_analyze=on -c auto_explain.log_buffers=on \
+             -c auto_explain.log_nested_statements=on -c auto_explain.log_level=notice";
+        let url = format!("{url}{separator}options={}", options.replace(' ', "%20"));
+        let store = PgStore::connect_url(&url)
+            .await
+            .context("opening PostgreSQL with auto_explain")?;
+        let mut rng = StdRng::seed_from_u64(11);
+        for scenario in SCENARIOS {
+            eprintln!("===== EXPLAIN ANALYZE: {} =====", scenario.name);
+            self.run_scenario(&store, scenario, &mut rng, &mut Vec::new())
+                .await?;
+        }
         Ok(())
     }
 

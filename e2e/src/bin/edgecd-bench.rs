@@ -18,6 +18,8 @@ enum Bench {
     Spoke(bench::spoke::SpokeBench),
     /// Fleet store: filtered, sorted pages of 100 apps out of 100,000 on SQLite and PostgreSQL.
     List(bench::list::ListBench),
+    /// The `list` fleet on PostgreSQL: `EXPLAIN ANALYZE` of every statement of each scenario (stderr).
+    ListExplain(bench::list::ListExplain),
     /// Hub ingest: simulated spokes streaming status changes; changes/s persisted and delay until visible in the API.
     Ingest(bench::ingest::IngestBench),
     /// Hub fan-out: one bulk sync to 1,000 connected simulated spokes; time until each has it.
@@ -33,6 +35,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Render(render) => render.run(),
         Bench::Spoke(spoke) => spoke.run(),
         Bench::List(list) => list.run(),
+        Bench::ListExplain(explain) => explain.run(),
         Bench::Ingest(ingest) => ingest.run(),
         Bench::Fanout(fanout) => fanout.run(),
         Bench::Streams(streams) => streams.run(),

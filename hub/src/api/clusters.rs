@@ -52,7 +52,7 @@ fn effective_state(c: &ClusterRecord) -> crate::store::ConnectionKind {
 
 pub(super) async fn list(
     api: &HubApi,
-    _call: &Call,
+    call: &Call,
     req: v1::ListClustersRequest,
 ) -> Result<v1::ListClustersResponse, Status> {
     let filter = req.filter.unwrap_or_default();
@@ -78,8 +78,37 @@ pub(super) async fn list(
         .collect();
     let total = clusters.len() as u64;
     let (page, next_page_token) = offset_page(clusters, page_size(req.page_size), &req.page_token)?;
+    // App counts of the page's clusters (apps of projects the caller may
+    // see), in one grouped query; clusters without such apps count zero.
+    let mut filter = AppFilter {
+        clusters: page.iter().map(|c| c.name.clone()).collect(),
+        ..AppFilter::default()
+    };
+    let counts = if !page.is_empty()
+        && scope_filter(
+            &mut filter,
+            api.projects_with(call, ProjectRole::Viewer).await?,
+        ) {
+        Some(
+            api.store()
+                .count_apps_by_cluster(&filter)
+                .await
+                .map_err(|e| store_error(e, "applications of the clusters"))?,
+        )
+    } else {
+        None
+    };
+    let zero = crate::store::AppCounts::default();
     Ok(v1::ListClustersResponse {
-        items: page.iter().map(|c| convert::cluster(c, None)).collect(),
+        items: page
+            .iter()
+            .map(|c| {
+                let counts = counts
+                    .as_ref()
+                    .map(|counts| counts.get(&c.name).unwrap_or(&zero));
+                convert::cluster(c, counts)
+            })
+            .collect(),
         next_page_token,
         total,
     })

@@ -7,7 +7,6 @@ use edgecd_core::access::Action;
 use edgecd_core::project::ProjectRole;
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1;
-use futures::{StreamExt as _, TryStreamExt as _};
 use time::OffsetDateTime;
 use tonic::Status;
 
@@ -23,8 +22,6 @@ const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Apps one bulk command may address.
 const BULK_LIMIT: usize = 10_000;
-/// Commands of a bulk command enqueued at once.
-const BULK_PARALLELISM: usize = 8;
 
 fn ttl(requested: Option<&edgecd_proto::Duration>) -> Result<Duration, Status> {
     match requested {
@@ -329,20 +326,34 @@ async fn bulk_inner(
             _ => break,
         }
     }
-    // One transaction per command (each announces its cluster), several at
-    // once: the pool's connections work in parallel on PostgreSQL.
-    let payload = &payload;
-    let commands: Vec<v1::CommandStatus> = futures::stream::iter(targets)
-        .map(|(project, name, cluster)| async move {
-            let app =
-                AppRef::parse(&project, &name).map_err(|e| Status::internal(e.to_string()))?;
-            let record = enqueue(api, call, &app, Some(&cluster), payload.clone(), ttl).await?;
-            Ok::<_, Status>(convert::command_status(&record))
+    // One transaction for all of them: a multi-row insert and one
+    // announcement per cluster (see `Store::enqueue_commands`).
+    let kind = command_payload_kind(&payload).to_owned();
+    let payload = serde_json::to_value(&payload)
+        .map_err(|_| Status::internal("cannot encode the command"))?;
+    let deadline = OffsetDateTime::now_utc() + ttl;
+    let commands: Vec<NewCommand> = targets
+        .into_iter()
+        .map(|(project, app, cluster)| NewCommand {
+            project,
+            app,
+            cluster,
+            kind: kind.clone(),
+            payload: payload.clone(),
+            issued_by: call.principal.subject.clone(),
+            deadline,
         })
-        .buffered(BULK_PARALLELISM)
-        .try_collect()
-        .await?;
-    Ok(v1::BulkCommandResponse { commands })
+        .collect();
+    let records = api
+        .store()
+        .enqueue_commands(&commands)
+        .await
+        .map_err(|e| store_error(e, "bulk commands"))?;
+    api.metrics().commands_issued.inc_by(records.len() as u64);
+    tracing::info!(commands = records.len(), kind = %kind, "Bulk command issued.");
+    Ok(v1::BulkCommandResponse {
+        commands: records.iter().map(convert::command_status).collect(),
+    })
 }
 
 pub(super) async fn get(

@@ -135,6 +135,10 @@ struct Session<'a> {
     sent_commands: HashSet<String>,
     desired_dirty: bool,
     commands_dirty: bool,
+    /// Expire overdue commands on the next command pass: at start and on
+    /// heartbeat ticks only, not on every wake-up (the expiry is fleet-wide,
+    /// and overdue commands are never delivered anyway).
+    expiry_due: bool,
     /// Repository credentials may have changed; and a hash of the set last sent.
     credentials_dirty: bool,
     credentials_sent: Option<String>,
@@ -240,6 +244,7 @@ pub(super) async fn run(
         sent_commands: HashSet::new(),
         desired_dirty: true,
         commands_dirty: true,
+        expiry_due: true,
         credentials_dirty: true,
         credentials_sent: None,
         policies_dirty: true,
@@ -330,6 +335,7 @@ pub(super) async fn run(
                 session.check_staleness().await?;
                 // Commands whose deadline passed are answered here too.
                 session.commands_dirty = true;
+                session.expiry_due = true;
                 // Project edits carry no signal: re-check the policies every few heartbeats.
                 session.policy_ticks += 1;
                 if session.policy_ticks >= POLICY_RECHECK_TICKS {
@@ -621,7 +627,9 @@ impl Session<'_> {
 
     async fn send_commands(&mut self) -> Result<(), SessionError> {
         let now = OffsetDateTime::now_utc();
-        self.ctx.store.expire_commands(now).await?;
+        if std::mem::take(&mut self.expiry_due) {
+            self.ctx.store.expire_commands(now).await?;
+        }
         let commands = self
             .ctx
             .store

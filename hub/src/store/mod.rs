@@ -211,6 +211,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &'a self,
         command: &'a NewCommand,
     ) -> BoxFuture<'a, Result<CommandRecord>>;
+    /// Stores many Pending commands in one transaction (one multi-row insert)
+    /// and announces each of their clusters once; the records in input order.
+    fn enqueue_commands<'a>(
+        &'a self,
+        commands: &'a [NewCommand],
+    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>>;
+    /// Totals and counts by sync and health of the apps matching `filter`, per
+    /// cluster (one grouped query; `by_connection` and `by_project` stay empty).
+    fn count_apps_by_cluster<'a>(
+        &'a self,
+        filter: &'a AppFilter,
+    ) -> BoxFuture<'a, Result<std::collections::BTreeMap<String, AppCounts>>>;
     fn get_command<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<CommandRecord>>;
     /// Pending or delivered-without-result commands of a cluster whose deadline has not passed, in issue order.
     fn list_deliverable_commands<'a>(

@@ -1,6 +1,6 @@
 //! PostgreSQL backend: plain `async fn`s over a `PgPool` or a transaction, shared by several hub replicas, with LISTEN/NOTIFY.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use edgecd_core::app::{AppOrigin, ApplicationSpec, ApplicationStatus, OwnerRef};
@@ -25,16 +25,22 @@ use super::model::*;
 use super::query::{self, Bind, Sql};
 use super::{COMMANDS_CHANNEL, Result, Store, StoreError};
 
-/// The PostgreSQL store. Cloning shares the pool.
+/// The PostgreSQL store. Cloning shares the pools: one for the API and
+/// everything else, one for the spoke link's ingest and outbox delivery, so
+/// that streams of status reports never queue API reads behind them.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    link: PgPool,
 }
 
 /// Pool settings; the connection options carry the credentials.
 #[derive(Debug, Clone)]
 pub struct PgSettings {
+    /// Connections of the API pool.
     pub max_connections: u32,
+    /// Connections of the link pool (spoke ingest and command delivery).
+    pub link_connections: u32,
     pub acquire_timeout: Duration,
 }
 
@@ -42,6 +48,7 @@ impl Default for PgSettings {
     fn default() -> Self {
         Self {
             max_connections: 16,
+            link_connections: 16,
             acquire_timeout: Duration::from_secs(5),
         }
     }
@@ -52,13 +59,17 @@ impl PgStore {
     /// advisory lock) and makes sure the `default` project exists.
     #[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
     pub async fn connect(options: PgConnectOptions, settings: &PgSettings) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            // A connection broken by a server restart is found and replaced
-            // at checkout instead of failing a query.
-            .test_before_acquire(true)
-            .connect_lazy_with(options);
+        let pool_with = |connections: u32| {
+            PgPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(settings.acquire_timeout)
+                // A connection broken by a server restart is found and replaced
+                // at checkout instead of failing a query.
+                .test_before_acquire(true)
+                .connect_lazy_with(options.clone())
+        };
+        let pool = pool_with(settings.max_connections);
+        let link = pool_with(settings.link_connections);
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
@@ -73,7 +84,7 @@ impl PgStore {
         .bind(now_ms())
         .execute(&pool)
         .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, link })
     }
 
     /// Connects with default settings to a `postgres://` URL.
@@ -445,28 +456,20 @@ async fn bump_desired_version(conn: &mut PgConnection, cluster: &str) -> Result<
 /// Records `(epoch, seq)` as processed unless it already was; returns
 /// `false` for a duplicate. Locks the cluster's link row for the transaction.
 async fn advance_spoke_seq(conn: &mut PgConnection, cluster: &str, at: &SpokeSeq) -> Result<bool> {
-    sqlx::query("INSERT INTO cluster_link (cluster) VALUES ($1) ON CONFLICT (cluster) DO NOTHING")
-        .bind(cluster)
-        .execute(&mut *conn)
-        .await?;
-    let row = sqlx::query(
-        "SELECT spoke_epoch, spoke_seq FROM cluster_link WHERE cluster = $1 FOR UPDATE",
+    // One statement: a conflicting row is locked even when the WHERE clause
+    // leaves it unchanged (a duplicate), and nothing is returned then.
+    let fresh = sqlx::query(
+        "INSERT INTO cluster_link (cluster, spoke_epoch, spoke_seq) VALUES ($1, $2, $3) \
+         ON CONFLICT (cluster) DO UPDATE SET spoke_epoch = EXCLUDED.spoke_epoch, spoke_seq = EXCLUDED.spoke_seq \
+         WHERE NOT (cluster_link.spoke_epoch = EXCLUDED.spoke_epoch AND cluster_link.spoke_seq >= EXCLUDED.spoke_seq) \
+         RETURNING 1",
     )
     .bind(cluster)
-    .fetch_one(&mut *conn)
+    .bind(&at.epoch)
+    .bind(to_i64(at.seq))
+    .fetch_optional(&mut *conn)
     .await?;
-    let epoch: String = row.try_get("spoke_epoch")?;
-    let seq = to_u64(row.try_get("spoke_seq")?);
-    if epoch == at.epoch && at.seq <= seq {
-        return Ok(false);
-    }
-    sqlx::query("UPDATE cluster_link SET spoke_epoch = $2, spoke_seq = $3 WHERE cluster = $1")
-        .bind(cluster)
-        .bind(&at.epoch)
-        .bind(to_i64(at.seq))
-        .execute(&mut *conn)
-        .await?;
-    Ok(true)
+    Ok(fresh.is_some())
 }
 
 // === Applications ===
@@ -1032,6 +1035,27 @@ pub async fn count_apps(pool: &PgPool, filter: &AppFilter) -> Result<AppCounts> 
     Ok(counts)
 }
 
+#[tracing::instrument(skip_all, fields(clusters = filter.clusters.len()))]
+pub async fn count_apps_by_cluster(
+    pool: &PgPool,
+    filter: &AppFilter,
+) -> Result<BTreeMap<String, AppCounts>> {
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let Some(filter) = resolve_filter(&mut tx, filter).await? else {
+        tx.commit().await?;
+        return Ok(BTreeMap::new());
+    };
+    let sql = query::cluster_counts_sql(&filter);
+    let rows: Vec<(String, String, String, i64)> =
+        bind_all_as(sqlx::query_as(AssertSqlSafe(sql.text)), sql.binds)
+            .fetch_all(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(query::fold_cluster_counts(rows))
+}
+
 #[tracing::instrument(skip_all, fields(project, app = name))]
 pub async fn get_resource_tree(
     pool: &PgPool,
@@ -1225,6 +1249,138 @@ async fn ingest_report(
     Ok(())
 }
 
+/// Stores the managed apps' reports of a batch set-based: one lookup of every
+/// reported app, then one statement that updates the status columns of the
+/// newer reports (the stale-version check is repeated in SQL) and upserts their
+/// status documents, and, for a snapshot part, one statement stamping the
+/// snapshot id on reported apps whose status was stale. Same outcome as taking
+/// the reports one by one in order.
+async fn ingest_managed_reports(
+    conn: &mut PgConnection,
+    cluster: &str,
+    reports: &[&StatusReport],
+    snapshot: Option<&str>,
+    outcome: &mut IngestOutcome,
+) -> Result<()> {
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let projects: Vec<&str> = reports.iter().map(|r| r.project.as_str()).collect();
+    let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
+    let rows = sqlx::query(
+        "SELECT a.id, a.project, a.name, a.cluster, a.origin, a.status_version \
+         FROM UNNEST($1::text[], $2::text[]) AS r(project, name) \
+         JOIN applications a ON a.project = r.project COLLATE \"C\" AND a.name = r.name COLLATE \"C\"",
+    )
+    .bind(&projects)
+    .bind(&names)
+    .fetch_all(&mut *conn)
+    .await?;
+    // (project, name) → (id, current status version), for apps this cluster may report.
+    let mut known: HashMap<(String, String), (i64, u64)> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let key = (row.try_get("project")?, row.try_get("name")?);
+        let app_cluster: String = row.try_get("cluster")?;
+        let origin = parse_origin(row.try_get("origin")?)?;
+        // Another cluster's app or an autonomous one: the report is refused.
+        if app_cluster == cluster && origin == AppOrigin::Managed {
+            known.insert(
+                key,
+                (row.try_get("id")?, to_u64(row.try_get("status_version")?)),
+            );
+        }
+    }
+    // The newest report per app, in batch order; reported ids for the snapshot stamp.
+    let mut newest: HashMap<i64, &StatusReport> = HashMap::new();
+    let mut stamped: Vec<i64> = Vec::new();
+    for report in reports {
+        let key = (report.project.clone(), report.name.clone());
+        let Some((id, version)) = known.get_mut(&key) else {
+            outcome.rejected += 1;
+            continue;
+        };
+        stamped.push(*id);
+        if report.status.status_version <= *version {
+            outcome.stale += 1;
+            continue;
+        }
+        *version = report.status.status_version;
+        newest.insert(*id, report);
+        outcome.applied += 1;
+    }
+    if !newest.is_empty() {
+        let mut ids = Vec::with_capacity(newest.len());
+        let mut syncs = Vec::with_capacity(newest.len());
+        let mut healths = Vec::with_capacity(newest.len());
+        let mut revisions = Vec::with_capacity(newest.len());
+        let mut phases = Vec::with_capacity(newest.len());
+        let mut errors = Vec::with_capacity(newest.len());
+        let mut versions = Vec::with_capacity(newest.len());
+        let mut documents = Vec::with_capacity(newest.len());
+        for (id, report) in &newest {
+            let status = &report.status;
+            ids.push(*id);
+            syncs.push(status.sync.status.as_str());
+            healths.push(status.health.status.as_str());
+            revisions.push(status.sync.revision.as_str());
+            phases.push(
+                status
+                    .operation_state
+                    .as_ref()
+                    .map_or("", |o| phase_str(o.phase)),
+            );
+            errors.push(error_conditions(status));
+            versions.push(to_i64(status.status_version));
+            documents.push(serde_json::to_string(status)?);
+        }
+        let written = sqlx::query(
+            "WITH v AS (SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+             $5::text[], $6::int[], $7::bigint[], $8::text[]) \
+             AS v(id, sync, health, revision, phase, errors, status_version, status)), \
+             u AS (UPDATE applications a SET sync = v.sync, health = v.health, revision = v.revision, \
+             operation_phase = v.phase, error_conditions = v.errors, status_version = v.status_version, \
+             updated_at = $9, snapshot_id = COALESCE($10, a.snapshot_id) \
+             FROM v WHERE a.id = v.id AND a.cluster = $11 AND a.origin = 'Managed' \
+             AND a.status_version < v.status_version RETURNING a.id) \
+             INSERT INTO app_status (app_id, status) SELECT v.id, v.status::jsonb FROM v JOIN u ON u.id = v.id \
+             ON CONFLICT (app_id) DO UPDATE SET status = EXCLUDED.status",
+        )
+        .bind(&ids)
+        .bind(&syncs)
+        .bind(&healths)
+        .bind(&revisions)
+        .bind(&phases)
+        .bind(&errors)
+        .bind(&versions)
+        .bind(&documents)
+        .bind(now_ms())
+        .bind(snapshot)
+        .bind(cluster)
+        .execute(&mut *conn)
+        .await?;
+        // A concurrent move of an app to another cluster: not written after all.
+        let lost = (ids.len() as u64).saturating_sub(written.rows_affected());
+        let lost = u32::try_from(lost).unwrap_or(u32::MAX);
+        outcome.applied = outcome.applied.saturating_sub(lost);
+        outcome.rejected += lost;
+    }
+    if let Some(snapshot) = snapshot {
+        stamped.retain(|id| !newest.contains_key(id));
+        if !stamped.is_empty() {
+            sqlx::query(
+                "UPDATE applications SET snapshot_id = $2 WHERE id = ANY($1) AND cluster = $3 \
+                 AND snapshot_id IS DISTINCT FROM $2",
+            )
+            .bind(&stamped)
+            .bind(snapshot)
+            .bind(cluster)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 #[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, reports = batch.reports.len()))]
 pub async fn ingest_status_batch(
     pool: &PgPool,
@@ -1239,7 +1395,10 @@ pub async fn ingest_status_batch(
         return Ok(outcome);
     }
     let snapshot = batch.snapshot.as_ref().map(|s| s.snapshot_id.as_str());
-    for report in &batch.reports {
+    let (managed, autonomous): (Vec<&StatusReport>, Vec<&StatusReport>) =
+        batch.reports.iter().partition(|r| r.autonomous.is_none());
+    ingest_managed_reports(&mut tx, cluster, &managed, snapshot, &mut outcome).await?;
+    for report in autonomous {
         ingest_report(&mut tx, cluster, report, snapshot, &mut outcome).await?;
     }
     for (project, name) in &batch.removed {
@@ -1443,6 +1602,69 @@ pub async fn enqueue_command(pool: &PgPool, command: &NewCommand) -> Result<Comm
     notify_in(&mut tx, COMMANDS_CHANNEL, &command.cluster).await?;
     tx.commit().await?;
     command_from_row(&row)
+}
+
+/// Many commands in one transaction: one multi-row insert (`UNNEST` of
+/// arrays, in input order, so their seqs follow it) and one `pg_notify` per
+/// distinct cluster, all in one statement each.
+#[tracing::instrument(skip_all, fields(commands = commands.len()))]
+pub async fn enqueue_commands(
+    pool: &PgPool,
+    commands: &[NewCommand],
+) -> Result<Vec<CommandRecord>> {
+    if commands.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = now_ms();
+    let ids: Vec<String> = commands
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let column = |f: fn(&NewCommand) -> &str| commands.iter().map(f).collect::<Vec<&str>>();
+    let payloads = commands
+        .iter()
+        .map(|c| serde_json::to_string(&c.payload))
+        .collect::<std::result::Result<Vec<String>, _>>()?;
+    let deadlines: Vec<i64> = commands.iter().map(|c| to_ms(c.deadline)).collect();
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO commands (id, project, app, cluster, kind, payload, issued_by, issued_at, deadline, updated_at) \
+         SELECT id, project, app, cluster, kind, payload::jsonb, issued_by, $9, deadline, $9 \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[]) \
+         WITH ORDINALITY AS c(id, project, app, cluster, kind, payload, issued_by, deadline, ord) \
+         ORDER BY ord RETURNING {COMMAND_COLUMNS}"
+    )))
+    .bind(&ids)
+    .bind(column(|c| c.project.as_str()))
+    .bind(column(|c| c.app.as_str()))
+    .bind(column(|c| c.cluster.as_str()))
+    .bind(column(|c| c.kind.as_str()))
+    .bind(&payloads)
+    .bind(column(|c| c.issued_by.as_str()))
+    .bind(&deadlines)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let clusters: std::collections::BTreeSet<&str> =
+        commands.iter().map(|c| c.cluster.as_str()).collect();
+    let clusters: Vec<&str> = clusters.into_iter().collect();
+    sqlx::query("SELECT pg_notify($1, c) FROM UNNEST($2::text[]) AS c")
+        .bind(COMMANDS_CHANNEL)
+        .bind(&clusters)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut by_id: HashMap<String, CommandRecord> = rows
+        .iter()
+        .map(|row| command_from_row(row).map(|r| (r.id.clone(), r)))
+        .collect::<Result<_>>()?;
+    ids.iter()
+        .map(|id| {
+            by_id.remove(id).ok_or_else(|| StoreError::Corrupt {
+                reason: "an inserted command was not returned".into(),
+            })
+        })
+        .collect()
 }
 
 #[tracing::instrument(skip_all, fields(command = id))]
@@ -1827,7 +2049,11 @@ pub async fn revoke_token(pool: &PgPool, id: &str, at: OffsetDateTime) -> Result
 
 #[tracing::instrument(skip_all)]
 pub async fn analyze(pool: &PgPool) -> Result<()> {
-    sqlx::query("ANALYZE").execute(pool).await?;
+    // VACUUM also sets the visibility map of the freshly written pages, so
+    // that counts and id lookups are index-only scans at once instead of
+    // after the next autovacuum. It cannot run inside a transaction block:
+    // sent as a simple query.
+    sqlx::raw_sql("VACUUM (ANALYZE)").execute(pool).await?;
     Ok(())
 }
 
@@ -2169,7 +2395,7 @@ impl Store for PgStore {
         at: &'a SpokeSeq,
         batch: &'a StatusBatch,
     ) -> BoxFuture<'a, Result<IngestOutcome>> {
-        Box::pin(ingest_status_batch(&self.pool, cluster, at, batch))
+        Box::pin(ingest_status_batch(&self.link, cluster, at, batch))
     }
     fn ingest_resource_tree<'a>(
         &'a self,
@@ -2180,7 +2406,7 @@ impl Store for PgStore {
         tree: &'a serde_json::Value,
     ) -> BoxFuture<'a, Result<IngestOutcome>> {
         Box::pin(ingest_resource_tree(
-            &self.pool, cluster, at, project, name, tree,
+            &self.link, cluster, at, project, name, tree,
         ))
     }
     fn ingest_events<'a>(
@@ -2189,7 +2415,7 @@ impl Store for PgStore {
         at: &'a SpokeSeq,
         events: &'a [EventRecord],
     ) -> BoxFuture<'a, Result<IngestOutcome>> {
-        Box::pin(ingest_events(&self.pool, cluster, at, events))
+        Box::pin(ingest_events(&self.link, cluster, at, events))
     }
     fn ingest_command_statuses<'a>(
         &'a self,
@@ -2197,13 +2423,25 @@ impl Store for PgStore {
         at: &'a SpokeSeq,
         updates: &'a [CommandUpdate],
     ) -> BoxFuture<'a, Result<IngestOutcome>> {
-        Box::pin(ingest_command_statuses(&self.pool, cluster, at, updates))
+        Box::pin(ingest_command_statuses(&self.link, cluster, at, updates))
     }
     fn enqueue_command<'a>(
         &'a self,
         command: &'a NewCommand,
     ) -> BoxFuture<'a, Result<CommandRecord>> {
         Box::pin(enqueue_command(&self.pool, command))
+    }
+    fn enqueue_commands<'a>(
+        &'a self,
+        commands: &'a [NewCommand],
+    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>> {
+        Box::pin(enqueue_commands(&self.pool, commands))
+    }
+    fn count_apps_by_cluster<'a>(
+        &'a self,
+        filter: &'a AppFilter,
+    ) -> BoxFuture<'a, Result<BTreeMap<String, AppCounts>>> {
+        Box::pin(count_apps_by_cluster(&self.pool, filter))
     }
     fn get_command<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<CommandRecord>> {
         Box::pin(get_command(&self.pool, id))
@@ -2213,14 +2451,14 @@ impl Store for PgStore {
         cluster: &'a str,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<Vec<CommandRecord>>> {
-        Box::pin(list_deliverable_commands(&self.pool, cluster, now))
+        Box::pin(list_deliverable_commands(&self.link, cluster, now))
     }
     fn mark_commands_delivered<'a>(
         &'a self,
         ids: &'a [String],
         at: OffsetDateTime,
     ) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(mark_commands_delivered(&self.pool, ids, at))
+        Box::pin(mark_commands_delivered(&self.link, ids, at))
     }
     fn record_command_status<'a>(
         &'a self,
@@ -2229,7 +2467,7 @@ impl Store for PgStore {
         Box::pin(record_command_status(&self.pool, update))
     }
     fn expire_commands(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64>> {
-        Box::pin(expire_commands(&self.pool, now))
+        Box::pin(expire_commands(&self.link, now))
     }
     fn list_commands<'a>(
         &'a self,

@@ -51,6 +51,10 @@ pub(crate) const SUMMARY_COLUMNS: &str = "a.project, a.name, a.cluster, a.namesp
 /// The `FROM` clause of list and count queries.
 pub(crate) const FROM_APPS: &str = "applications a LEFT JOIN clusters c ON c.name = a.cluster";
 
+/// Up to this many projects in a filter, a name search scans the projects'
+/// `(project, name)` index instead of using the trigram index.
+const SEARCH_SCAN_PROJECTS: usize = 3;
+
 /// Appends the filter's conditions (joined by AND) to `sql`; `TRUE` if none.
 pub(crate) fn where_clause(filter: &AppFilter, sql: &mut Sql) -> String {
     let mut conditions: Vec<String> = Vec::new();
@@ -117,7 +121,16 @@ pub(crate) fn where_clause(filter: &AppFilter, sql: &mut Sql) -> String {
         let p = sql.bind(Bind::Text(pattern));
         // Names are DNS-1123 (lower case), so a lower-cased pattern makes
         // the match case-insensitive on both backends.
-        conditions.push(format!("a.name LIKE {p} ESCAPE '\\'"));
+        if !filter.projects.is_empty() && filter.projects.len() <= SEARCH_SCAN_PROJECTS {
+            // A few projects: scanning their (project, name) index range and
+            // matching each name is cheaper than the trigram index, whose
+            // posting lists for trigrams every fleet name shares ("edg",
+            // "-ed") are as long as the table (EXPLAIN ANALYZE: ~20 ms per
+            // query at 100,000 apps). `|| ''` keeps the planner off it.
+            conditions.push(format!("(a.name || '') LIKE {p} ESCAPE '\\'"));
+        } else {
+            conditions.push(format!("a.name LIKE {p} ESCAPE '\\'"));
+        }
     }
     if conditions.is_empty() {
         "1 = 1".to_owned()
@@ -361,6 +374,39 @@ pub(crate) fn group_count_sql(filter: &AppFilter, group: &str) -> Sql {
     sql.text =
         format!("SELECT {group}, count(*) FROM {FROM_APPS} WHERE {condition} GROUP BY {group}");
     sql
+}
+
+/// `SELECT cluster, sync, health, count(*) ... GROUP BY` of the filter: the
+/// per-cluster counts of a page of clusters in one query.
+pub(crate) fn cluster_counts_sql(filter: &AppFilter) -> Sql {
+    let mut sql = Sql::default();
+    let condition = where_clause(filter, &mut sql);
+    let from = if needs_cluster_join(filter) {
+        FROM_APPS
+    } else {
+        "applications a"
+    };
+    sql.text = format!(
+        "SELECT a.cluster, a.sync, a.health, count(*) FROM {from} WHERE {condition} \
+         GROUP BY a.cluster, a.sync, a.health"
+    );
+    sql
+}
+
+/// Folds `(cluster, sync, health, count)` rows into per-cluster counts.
+pub(crate) fn fold_cluster_counts(
+    rows: Vec<(String, String, String, i64)>,
+) -> std::collections::BTreeMap<String, super::model::AppCounts> {
+    let mut counts: std::collections::BTreeMap<String, super::model::AppCounts> =
+        std::collections::BTreeMap::new();
+    for (cluster, sync, health, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        let entry = counts.entry(cluster).or_default();
+        entry.total += n;
+        *entry.by_sync.entry(sync).or_default() += n;
+        *entry.by_health.entry(health).or_default() += n;
+    }
+    counts
 }
 
 pub(crate) fn clamp_page_size(page_size: u32) -> u32 {

@@ -1036,6 +1036,25 @@ pub async fn count_apps(pool: &SqlitePool, filter: &AppFilter) -> Result<AppCoun
     Ok(counts)
 }
 
+#[tracing::instrument(skip_all, fields(clusters = filter.clusters.len()))]
+pub async fn count_apps_by_cluster(
+    pool: &SqlitePool,
+    filter: &AppFilter,
+) -> Result<BTreeMap<String, AppCounts>> {
+    let mut tx = pool.begin().await?;
+    let Some(filter) = resolve_filter(&mut tx, filter).await? else {
+        tx.commit().await?;
+        return Ok(BTreeMap::new());
+    };
+    let sql = query::cluster_counts_sql(&filter);
+    let rows: Vec<(String, String, String, i64)> =
+        bind_all_as(sqlx::query_as(AssertSqlSafe(sql.text)), sql.binds)
+            .fetch_all(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(query::fold_cluster_counts(rows))
+}
+
 #[tracing::instrument(skip_all, fields(project, app = name))]
 pub async fn get_resource_tree(
     pool: &SqlitePool,
@@ -1456,6 +1475,48 @@ pub async fn enqueue_command(
     let record = command_from_row(&row)?;
     notify(bus, COMMANDS_CHANNEL, &command.cluster);
     Ok(record)
+}
+
+/// Many commands in one write transaction (one prepared insert per command,
+/// in process: no round trips), then one announcement per distinct cluster.
+#[tracing::instrument(skip_all, fields(commands = commands.len()))]
+pub async fn enqueue_commands(
+    pool: &SqlitePool,
+    bus: &broadcast::Sender<(String, String)>,
+    commands: &[NewCommand],
+) -> Result<Vec<CommandRecord>> {
+    if commands.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = now_ms();
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let mut records = Vec::with_capacity(commands.len());
+    let sql = format!(
+        "INSERT INTO commands (id, project, app, cluster, kind, payload, issued_by, issued_at, deadline, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) RETURNING {COMMAND_COLUMNS}"
+    );
+    for command in commands {
+        let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(&command.project)
+            .bind(&command.app)
+            .bind(&command.cluster)
+            .bind(&command.kind)
+            .bind(Json(&command.payload))
+            .bind(&command.issued_by)
+            .bind(now)
+            .bind(to_ms(command.deadline))
+            .fetch_one(&mut *tx)
+            .await?;
+        records.push(command_from_row(&row)?);
+    }
+    tx.commit().await?;
+    let clusters: std::collections::BTreeSet<&str> =
+        commands.iter().map(|c| c.cluster.as_str()).collect();
+    for cluster in clusters {
+        notify(bus, COMMANDS_CHANNEL, cluster);
+    }
+    Ok(records)
 }
 
 #[tracing::instrument(skip_all, fields(command = id))]
@@ -2177,6 +2238,18 @@ impl Store for SqliteStore {
         command: &'a NewCommand,
     ) -> BoxFuture<'a, Result<CommandRecord>> {
         Box::pin(enqueue_command(&self.pool, &self.bus, command))
+    }
+    fn enqueue_commands<'a>(
+        &'a self,
+        commands: &'a [NewCommand],
+    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>> {
+        Box::pin(enqueue_commands(&self.pool, &self.bus, commands))
+    }
+    fn count_apps_by_cluster<'a>(
+        &'a self,
+        filter: &'a AppFilter,
+    ) -> BoxFuture<'a, Result<BTreeMap<String, AppCounts>>> {
+        Box::pin(count_apps_by_cluster(&self.pool, filter))
     }
     fn get_command<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<CommandRecord>> {
         Box::pin(get_command(&self.pool, id))

@@ -71,4 +71,7 @@ on_both_backends!(
     resource_trees,
     notifications_reach_listeners,
     bulk_import,
+    batch_ingest_keeps_the_per_report_rules,
+    bulk_enqueue_commands,
+    app_counts_per_cluster,
 );

@@ -163,7 +163,8 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
         .unwrap();
     let got = store.get_cluster("edge-1").await.unwrap();
     assert_eq!(got.versions, versions);
-    assert_eq!(got.server_url, "https://10.0.0.1:6443");
+    // The URL the cluster was added with is kept over the one the spoke reports.
+    assert_eq!(got.server_url, "https://edge-1.example:6443");
     assert_eq!(got.certificate_not_after, Some(not_after));
     assert_eq!(got.connection.state, ConnectionKind::Connected);
     assert_eq!(got.connection.since, Some(since));
@@ -1723,4 +1724,253 @@ pub async fn bulk_import(store: &dyn Store) {
         store.get_app("default", "bulk-1199").await.is_ok(),
         "a failed import rolls back alone"
     );
+}
+
+/// Set-based ingest keeps the report-by-report rules: the same app twice in a
+/// batch (newer then older, older then newer), refused reports, snapshot
+/// stamps on stale reports, and autonomous reports mixed in.
+pub async fn batch_ingest_keeps_the_per_report_rules(store: &dyn Store) {
+    store.create_cluster(&cluster("c1", &[])).await.unwrap();
+    for name in ["a", "b", "c"] {
+        store
+            .create_app(&new_app("default", name, "c1"))
+            .await
+            .unwrap();
+    }
+    store
+        .create_app(&new_app("default", "x", "c2"))
+        .await
+        .unwrap();
+    let batch = StatusBatch {
+        reports: vec![
+            report(
+                "default",
+                "a",
+                status(SyncStatus::OutOfSync, Health::Progressing, 2),
+            ),
+            report(
+                "default",
+                "a",
+                status(SyncStatus::Synced, Health::Healthy, 3),
+            ),
+            report(
+                "default",
+                "b",
+                status(SyncStatus::Synced, Health::Degraded, 5),
+            ),
+            report(
+                "default",
+                "b",
+                status(SyncStatus::OutOfSync, Health::Missing, 4),
+            ),
+            report(
+                "default",
+                "x",
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            ),
+            report(
+                "default",
+                "ghost",
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            ),
+            autonomous_report(
+                "default",
+                "edge-made",
+                "c1",
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            ),
+        ],
+        ..StatusBatch::default()
+    };
+    let outcome = store
+        .ingest_status_batch("c1", &at("e", 1), &batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            outcome.applied,
+            outcome.stale,
+            outcome.rejected,
+            outcome.created
+        ),
+        (3, 1, 2, 1)
+    );
+    let a = store.get_app("default", "a").await.unwrap();
+    assert_eq!(
+        a.status
+            .as_ref()
+            .map(|s| (s.status_version, s.health.status)),
+        Some((3, Health::Healthy))
+    );
+    let b = summary(store, "b").await;
+    assert_eq!((b.status_version, b.health), (5, Health::Degraded));
+    assert_eq!(
+        store
+            .get_app("default", "b")
+            .await
+            .unwrap()
+            .status
+            .map(|s| s.status_version),
+        Some(5)
+    );
+    assert_eq!(
+        summary(store, "x").await.status_version,
+        0,
+        "another cluster's app"
+    );
+
+    // A full snapshot in one part: a stale report still marks its app as
+    // present, and c, never reported, is left alone.
+    let snapshot = StatusBatch {
+        reports: vec![
+            report(
+                "default",
+                "a",
+                status(SyncStatus::Synced, Health::Healthy, 3),
+            ),
+            report(
+                "default",
+                "b",
+                status(SyncStatus::Synced, Health::Healthy, 6),
+            ),
+            autonomous_report(
+                "default",
+                "edge-made",
+                "c1",
+                status(SyncStatus::Synced, Health::Healthy, 2),
+            ),
+        ],
+        snapshot: Some(SnapshotPart {
+            snapshot_id: "snap-1".into(),
+            last: true,
+        }),
+        ..StatusBatch::default()
+    };
+    let outcome = store
+        .ingest_status_batch("c1", &at("e", 2), &snapshot)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            outcome.applied,
+            outcome.stale,
+            outcome.reset,
+            outcome.deleted
+        ),
+        (2, 1, 0, 0)
+    );
+    assert_eq!(summary(store, "a").await.status_version, 3, "not reset");
+    assert_eq!(summary(store, "b").await.health, Health::Healthy);
+    store.get_app("default", "edge-made").await.unwrap();
+
+    // The next snapshot lacks b: its status is reset, a's is kept.
+    let next = StatusBatch {
+        reports: vec![report(
+            "default",
+            "a",
+            status(SyncStatus::Synced, Health::Healthy, 3),
+        )],
+        snapshot: Some(SnapshotPart {
+            snapshot_id: "snap-2".into(),
+            last: true,
+        }),
+        ..StatusBatch::default()
+    };
+    let outcome = store
+        .ingest_status_batch("c1", &at("e", 3), &next)
+        .await
+        .unwrap();
+    assert_eq!((outcome.stale, outcome.reset, outcome.deleted), (1, 1, 1));
+    assert_eq!(summary(store, "a").await.status_version, 3);
+    assert_eq!(summary(store, "b").await.status_version, 0);
+    // A replayed (epoch, seq) is a duplicate.
+    let dup = store
+        .ingest_status_batch("c1", &at("e", 3), &next)
+        .await
+        .unwrap();
+    assert!(dup.duplicate);
+}
+
+/// Many commands in one call: records in input order with increasing seqs,
+/// deliverable per cluster, and one notification per cluster.
+pub async fn bulk_enqueue_commands(store: &dyn Store) {
+    assert!(store.enqueue_commands(&[]).await.unwrap().is_empty());
+    let mut stream = store.listen(&[COMMANDS_CHANNEL]).await.unwrap();
+    let later = OffsetDateTime::now_utc() + time::Duration::minutes(10);
+    let commands = [
+        command("web", "c1", later),
+        command("db", "c2", later),
+        command("api", "c1", later),
+    ];
+    let records = store.enqueue_commands(&commands).await.unwrap();
+    assert_eq!(records.len(), 3);
+    for (record, command) in records.iter().zip(&commands) {
+        assert_eq!(
+            (record.app.as_str(), record.cluster.as_str()),
+            (command.app.as_str(), command.cluster.as_str())
+        );
+        assert_eq!(record.outcome, CommandOutcome::Pending);
+        assert_eq!(record.payload, command.payload);
+        assert_eq!(store.get_command(&record.id).await.unwrap(), *record);
+    }
+    assert!(records[0].seq < records[1].seq && records[1].seq < records[2].seq);
+    let ids: Vec<String> = store
+        .list_deliverable_commands("c1", OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, [records[0].id.clone(), records[2].id.clone()]);
+    let mut clusters = BTreeSet::new();
+    while clusters.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(2), stream.next())
+            .await
+            .expect("a notification")
+            .expect("stream open");
+        if let ListenEvent::Notification { channel, payload } = event {
+            assert_eq!(channel, COMMANDS_CHANNEL);
+            clusters.insert(payload);
+        }
+    }
+    assert_eq!(clusters, BTreeSet::from(["c1".to_owned(), "c2".to_owned()]));
+    // No third notification: one per cluster.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), stream.next())
+            .await
+            .is_err()
+    );
+}
+
+/// Per-cluster counts of a page of clusters match the oracle.
+pub async fn app_counts_per_cluster(store: &dyn Store) {
+    let fleet = build_fleet(store).await;
+    let clusters: BTreeSet<String> = fleet.apps.iter().map(|a| a.cluster.clone()).collect();
+    for projects in [vec![], vec!["beta".to_owned()]] {
+        let filter = AppFilter {
+            clusters: clusters.iter().cloned().collect(),
+            projects: projects.clone(),
+            ..AppFilter::default()
+        };
+        let counts = store.count_apps_by_cluster(&filter).await.unwrap();
+        for cluster in &clusters {
+            let apps = fleet.select(&AppFilter {
+                clusters: vec![cluster.clone()],
+                projects: projects.clone(),
+                ..AppFilter::default()
+            });
+            let got = counts.get(cluster).cloned().unwrap_or_default();
+            assert_eq!(got.total, apps.len() as u64, "{cluster}");
+            let mut by_health = std::collections::BTreeMap::new();
+            let mut by_sync = std::collections::BTreeMap::new();
+            for app in &apps {
+                *by_health
+                    .entry(app.health.as_str().to_owned())
+                    .or_insert(0u64) += 1;
+                *by_sync.entry(app.sync.as_str().to_owned()).or_insert(0u64) += 1;
+            }
+            assert_eq!(got.by_health, by_health, "{cluster}");
+            assert_eq!(got.by_sync, by_sync, "{cluster}");
+        }
+    }
 }
