@@ -180,3 +180,60 @@ pub(crate) fn parse_severity(text: &str) -> Result<EventSeverity> {
         _ => Err(corrupt("event severity", text)),
     }
 }
+
+/// An app as the set-based status ingest looks it up, by (project, name).
+#[derive(Debug, Clone)]
+pub(crate) struct ReportedApp {
+    pub id: i64,
+    pub cluster: String,
+    pub origin: AppOrigin,
+    pub status_version: u64,
+}
+
+/// What to write for a batch's managed-app reports.
+#[derive(Debug, Default)]
+pub(crate) struct ManagedWrites<'a> {
+    /// The newest applicable report per app id, ordered by id.
+    pub newest: Vec<(i64, &'a super::model::StatusReport)>,
+    /// Apps reported with a stale status (stamped with a snapshot id only).
+    pub stale: Vec<i64>,
+}
+
+/// Applies the ingest rules to the managed-app reports of a batch, in batch
+/// order, as if they were stored one by one: unknown apps, apps of another
+/// cluster and autonomous apps are refused; a status version not above the
+/// stored (or an earlier report's) one is stale.
+pub(crate) fn plan_managed_reports<'a>(
+    cluster: &str,
+    reports: &[&'a super::model::StatusReport],
+    mut known: std::collections::HashMap<(String, String), ReportedApp>,
+    outcome: &mut super::model::IngestOutcome,
+) -> ManagedWrites<'a> {
+    let mut newest = std::collections::BTreeMap::new();
+    let mut stale = std::collections::BTreeSet::new();
+    for report in reports {
+        let key = (report.project.clone(), report.name.clone());
+        let Some(app) = known
+            .get_mut(&key)
+            .filter(|app| app.cluster == cluster && app.origin == AppOrigin::Managed)
+        else {
+            outcome.rejected += 1;
+            continue;
+        };
+        if report.status.status_version <= app.status_version {
+            outcome.stale += 1;
+            stale.insert(app.id);
+            continue;
+        }
+        app.status_version = report.status.status_version;
+        newest.insert(app.id, *report);
+        outcome.applied += 1;
+    }
+    ManagedWrites {
+        stale: stale
+            .into_iter()
+            .filter(|id| !newest.contains_key(id))
+            .collect(),
+        newest: newest.into_iter().collect(),
+    }
+}

@@ -18,8 +18,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::codec::{
-    from_ms, now_ms, opt_from_ms, parse_connection, parse_health, parse_origin, parse_outcome,
-    parse_phase, parse_severity, parse_sync, phase_str, to_i64, to_ms, to_u64,
+    ManagedWrites, ReportedApp, from_ms, now_ms, opt_from_ms, parse_connection, parse_health,
+    parse_origin, parse_outcome, parse_phase, parse_severity, parse_sync, phase_str,
+    plan_managed_reports, to_i64, to_ms, to_u64,
 };
 use super::model::*;
 use super::query::{self, Bind, Sql};
@@ -1276,38 +1277,19 @@ async fn ingest_managed_reports(
     .bind(&names)
     .fetch_all(&mut *conn)
     .await?;
-    // (project, name) → (id, current status version), for apps this cluster may report.
-    let mut known: HashMap<(String, String), (i64, u64)> = HashMap::with_capacity(rows.len());
+    let mut known = HashMap::with_capacity(rows.len());
     for row in &rows {
-        let key = (row.try_get("project")?, row.try_get("name")?);
-        let app_cluster: String = row.try_get("cluster")?;
-        let origin = parse_origin(row.try_get("origin")?)?;
-        // Another cluster's app or an autonomous one: the report is refused.
-        if app_cluster == cluster && origin == AppOrigin::Managed {
-            known.insert(
-                key,
-                (row.try_get("id")?, to_u64(row.try_get("status_version")?)),
-            );
-        }
+        known.insert(
+            (row.try_get("project")?, row.try_get("name")?),
+            ReportedApp {
+                id: row.try_get("id")?,
+                cluster: row.try_get("cluster")?,
+                origin: parse_origin(row.try_get("origin")?)?,
+                status_version: to_u64(row.try_get("status_version")?),
+            },
+        );
     }
-    // The newest report per app, in batch order; reported ids for the snapshot stamp.
-    let mut newest: HashMap<i64, &StatusReport> = HashMap::new();
-    let mut stamped: Vec<i64> = Vec::new();
-    for report in reports {
-        let key = (report.project.clone(), report.name.clone());
-        let Some((id, version)) = known.get_mut(&key) else {
-            outcome.rejected += 1;
-            continue;
-        };
-        stamped.push(*id);
-        if report.status.status_version <= *version {
-            outcome.stale += 1;
-            continue;
-        }
-        *version = report.status.status_version;
-        newest.insert(*id, report);
-        outcome.applied += 1;
-    }
+    let ManagedWrites { newest, stale } = plan_managed_reports(cluster, reports, known, outcome);
     if !newest.is_empty() {
         let mut ids = Vec::with_capacity(newest.len());
         let mut syncs = Vec::with_capacity(newest.len());
@@ -1364,19 +1346,18 @@ async fn ingest_managed_reports(
         outcome.applied = outcome.applied.saturating_sub(lost);
         outcome.rejected += lost;
     }
-    if let Some(snapshot) = snapshot {
-        stamped.retain(|id| !newest.contains_key(id));
-        if !stamped.is_empty() {
-            sqlx::query(
-                "UPDATE applications SET snapshot_id = $2 WHERE id = ANY($1) AND cluster = $3 \
-                 AND snapshot_id IS DISTINCT FROM $2",
-            )
-            .bind(&stamped)
-            .bind(snapshot)
-            .bind(cluster)
-            .execute(&mut *conn)
-            .await?;
-        }
+    if let Some(snapshot) = snapshot
+        && !stale.is_empty()
+    {
+        sqlx::query(
+            "UPDATE applications SET snapshot_id = $2 WHERE id = ANY($1) AND cluster = $3 \
+             AND snapshot_id IS DISTINCT FROM $2",
+        )
+        .bind(&stale)
+        .bind(snapshot)
+        .bind(cluster)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
