@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use edgecd_e2e::browser::Browser;
-use edgecd_e2e::dev::{Fleet, FleetConfig};
+use edgecd_e2e::dev::{Fleet, FleetConfig, repo};
 use edgecd_proto::v1;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
@@ -173,7 +173,6 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
             .unwrap(),
         0
     );
-    browser.screenshot(&shots, "appsets").await.unwrap();
     // The generated count opens the application list filtered to the set.
     browser
         .eval(&format!(
@@ -439,6 +438,62 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         r.open('POST', '/api/v1/apps/default/cluster-1.nginx/sync', false); \
         r.setRequestHeader('Content-Type', 'application/json'); r.send('{}'); return r.status";
     assert_eq!(browser.eval(forged).await.unwrap(), 403);
+
+    // --- a set evaluated at cluster-3's spoke: its apps are created at the edge, read-only here ---
+    let yaml = repo::fixture_files()
+        .into_iter()
+        .find(|(path, _)| path == "appsets/cluster-addons.yaml")
+        .map(|(_, bytes)| {
+            String::from_utf8_lossy(bytes).replace(repo::PLACEHOLDER_REPO_URL, fleet.repo().url())
+        })
+        .unwrap();
+    fleet
+        .client()
+        .apply_manifests(v1::ApplyManifestsRequest {
+            yaml,
+            cluster: "cluster-3".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    fleet
+        .wait_apps_exist(&["guestbook".to_owned()], WAIT)
+        .await
+        .unwrap();
+    browser.goto(&format!("{base}/#/appsets")).await.unwrap();
+    let addons_row = "#appsets-table tr[data-appset=\"default/cluster-addons\"]";
+    browser.wait_for(addons_row, WAIT).await.unwrap();
+    let row = browser
+        .eval(&format!(
+            "const r = document.querySelector({addons_row:?}); return [r.dataset.scope, r.textContent]"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(row[0], "cluster-3", "{row}");
+    let text = row[1].as_str().unwrap();
+    assert!(text.contains("cluster-3's spoke"), "{text}");
+    assert!(
+        text.contains("git directories deploy/clusters/cluster-3/*"),
+        "{text}"
+    );
+    browser.screenshot(&shots, "appsets").await.unwrap();
+    browser
+        .goto(&format!("{base}/#/apps/default/guestbook"))
+        .await
+        .unwrap();
+    browser.wait_for("#owner-link", WAIT).await.unwrap();
+    let owner = browser
+        .eval("return document.querySelector('#app-owner').textContent")
+        .await
+        .unwrap();
+    assert_eq!(
+        owner,
+        "Created at the edge by ApplicationSet default/cluster-addons (cluster-3's spoke)"
+    );
+    browser.wait_for("#app-readonly", WAIT).await.unwrap();
+    // Commands are still offered: the API allows them for autonomous apps.
+    browser.wait_for("#sync-button", WAIT).await.unwrap();
+    browser.screenshot(&shots, "autonomous").await.unwrap();
 
     // --- a viewer sees no Sync button, and the hub refuses the call anyway ---
     fleet
