@@ -8,6 +8,10 @@ use time::OffsetDateTime;
 use crate::duration::GoDuration;
 use crate::status::{Health, SyncStatus};
 
+/// Label on an application whose cluster resources stay when the application is deleted
+/// (an ApplicationSet's `preserveResourcesOnDeletion`); the spoke deletes only the CR.
+pub const PRESERVE_RESOURCES_LABEL: &str = "edgecd.io/preserve-resources-on-deletion";
+
 /// Where the manifests come from.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -394,6 +394,23 @@ async fn nginx_per_cluster_follows_the_fleet() {
         wait_synced_healthy(&fleet, "default", &format!("cluster-{n}.nginx")).await;
     }
 
+    let client = fleet.emulator().unwrap().clusters()[0]
+        .client()
+        .await
+        .unwrap();
+    let crs: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        edgecd_e2e::dev::STATE_NAMESPACE,
+        &ApiResource {
+            group: "edgecd.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "edgecd.io/v1alpha1".into(),
+            kind: "Application".into(),
+            plural: "applications".into(),
+        },
+    );
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "nginx");
     // Deleting a set deletes the apps it generated.
     fleet
         .client()
@@ -405,10 +422,82 @@ async fn nginx_per_cluster_follows_the_fleet() {
         .unwrap();
     wait_exists(&fleet, "default", "cluster-1.nginx-eu", false).await;
     wait_exists(&fleet, "default", "cluster-2.nginx-eu", false).await;
+    // cluster-1.nginx-eu rendered the same objects as cluster-1.nginx but never applied them:
+    // removing it must not delete what another app manages.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while crs.get_opt("cluster-1.nginx-eu").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cluster-1's spoke did not delete cluster-1.nginx-eu"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        deployments.get_opt("nginx").await.unwrap().is_some(),
+        "deleting cluster-1.nginx-eu deleted cluster-1.nginx's Deployment"
+    );
     assert!(
         app(&fleet, "default", "cluster-1.nginx-eu-kept")
             .await
             .is_some()
+    );
+
+    // preserveResourcesOnDeletion: deleting the set deletes its apps but keeps their objects.
+    let preserving = fixture.replace(
+        "spec:\n  generators:",
+        "spec:\n  syncPolicy:\n    preserveResourcesOnDeletion: true\n  generators:",
+    );
+    assert_ne!(preserving, fixture);
+    let results = apply(&fleet, preserving, "").await;
+    assert_eq!(results[0].action, "updated", "{results:?}");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while app(&fleet, "default", "cluster-1.nginx")
+        .await
+        .and_then(|a| a.meta)
+        .is_none_or(|m| {
+            !m.labels
+                .contains_key(edgecd_core::app::PRESERVE_RESOURCES_LABEL)
+        })
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the set did not relabel its apps"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The label reached the spoke's CR before the set goes.
+    while crs
+        .get_opt("cluster-1.nginx")
+        .await
+        .unwrap()
+        .and_then(|cr| cr.metadata.labels)
+        .is_none_or(|l| !l.contains_key(edgecd_core::app::PRESERVE_RESOURCES_LABEL))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the label did not reach cluster-1's CR"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    fleet
+        .client()
+        .delete_application_set(v1::DeleteApplicationSetRequest {
+            project: "default".into(),
+            name: "nginx".into(),
+        })
+        .await
+        .unwrap();
+    wait_exists(&fleet, "default", "cluster-1.nginx", false).await;
+    while crs.get_opt("cluster-1.nginx").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cluster-1's spoke did not delete the app"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        deployments.get_opt("nginx").await.unwrap().is_some(),
+        "the app's Deployment must outlive the app (preserveResourcesOnDeletion)"
     );
     fleet.shutdown().await;
 }

@@ -320,6 +320,21 @@ impl LiveCluster {
             })
     }
 
+    /// Deletes one object only if its tracking annotation names `app` (`project/name`): an app
+    /// being removed never deletes an object another app (or nobody) manages. `false` if the
+    /// object was gone or is not the app's.
+    #[tracing::instrument(skip_all, fields(object = %key, app))]
+    pub async fn delete_managed(&self, app: &str, key: &ResourceKey) -> Result<bool, ClusterError> {
+        match self.get(key).await? {
+            Some(live) if crate::plan::is_managed_by(&live, app, key) => self.delete(key).await,
+            Some(_) => {
+                tracing::info!("Not deleting an object the app does not manage.");
+                Ok(false)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Deletes one object (background propagation); `false` if it was gone.
     #[tracing::instrument(skip_all, fields(object = %key))]
     pub async fn delete(&self, key: &ResourceKey) -> Result<bool, ClusterError> {

@@ -277,7 +277,20 @@ impl AppSetController {
         status: &mut AppSetStatus,
     ) -> Result<Outcome, String> {
         let spec = ApplicationSetSpec::from_json(&set.spec).map_err(|e| e.to_string())?;
-        let (valid, mut problems, revisions) = self.preview(&spec).await?;
+        let (mut valid, mut problems, revisions) = self.preview(&spec).await?;
+        if spec
+            .sync_policy
+            .as_ref()
+            .is_some_and(|p| p.preserve_resources_on_deletion)
+        {
+            // The spoke keeps the resources of an app so labelled when it is deleted.
+            for app in &mut valid {
+                app.labels.insert(
+                    edgecd_core::app::PRESERVE_RESOURCES_LABEL.into(),
+                    "true".into(),
+                );
+            }
+        }
         status.revisions = revisions;
         let owner = OwnerRef {
             kind: OWNER_KIND.into(),

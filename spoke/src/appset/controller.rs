@@ -613,8 +613,14 @@ async fn delete_app(
         return Ok(());
     }
     let mut failures = Vec::new();
+    let owner = app.qualified_name();
     for resource in app.status.iter().flat_map(|s| &s.resources) {
-        if let Err(error) = sets.engine.cluster().delete(&resource.key).await {
+        if let Err(error) = sets
+            .engine
+            .cluster()
+            .delete_managed(&owner, &resource.key)
+            .await
+        {
             failures.push(error.to_string());
         }
     }

@@ -940,15 +940,30 @@ impl Link {
         Ok(())
     }
 
-    /// Deletes a managed app: first its resources in the cluster (cascade),
-    /// then its CR.
+    /// Deletes a managed app: first its resources in the cluster (cascade,
+    /// unless the app is labelled to preserve them), then its CR.
     async fn delete_app(&self, name: &str) -> Result<(), kube::Error> {
         let Some(app) = self.apps.get_opt(name).await? else {
             return Ok(());
         };
-        if let Some(status) = &app.status {
+        let preserve = app
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(edgecd_core::app::PRESERVE_RESOURCES_LABEL))
+            .is_some_and(|v| v == "true");
+        if preserve {
+            tracing::info!(app = %name, "Deleting the app and keeping its resources (preserve-resources-on-deletion).");
+        } else if let Some(status) = &app.status {
+            // Only what the app manages: its status also lists objects it never applied.
+            let owner = app.qualified_name();
             for resource in &status.resources {
-                if let Err(error) = self.engine.cluster().delete(&resource.key).await {
+                if let Err(error) = self
+                    .engine
+                    .cluster()
+                    .delete_managed(&owner, &resource.key)
+                    .await
+                {
                     tracing::warn!(%error, "Cannot delete a resource of a removed app.");
                 }
             }
