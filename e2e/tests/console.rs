@@ -491,6 +491,11 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         "Created at the edge by ApplicationSet default/cluster-addons (cluster-3's spoke)"
     );
     browser.wait_for("#app-readonly", WAIT).await.unwrap();
+    // Its cluster is the set's: the spoke's own cluster.
+    browser
+        .wait_for("#tab-content a[href=\"#/clusters/cluster-3\"]", WAIT)
+        .await
+        .unwrap();
     // Commands are still offered: the API allows them for autonomous apps.
     browser.wait_for("#sync-button", WAIT).await.unwrap();
     browser.screenshot(&shots, "autonomous").await.unwrap();

@@ -138,11 +138,20 @@ pub fn application(app: &v1::Application, operate: bool, edit: bool) -> Value {
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or(Value::Null);
     let st = app.status.as_ref();
+    // An app a spoke's application set created names its cluster only as
+    // the set's scope (its destination is the in-cluster server).
     let cluster = app
         .spec
         .as_ref()
         .and_then(|s| s.destination.as_ref())
         .map(|d| d.cluster.clone())
+        .filter(|c| !c.is_empty())
+        .or_else(|| {
+            meta.owner
+                .as_ref()
+                .filter(|o| meta.origin == v1::AppOrigin::Autonomous as i32 && o.scope != "hub")
+                .map(|o| o.scope.clone())
+        })
         .unwrap_or_default();
     let mut summary = Map::new();
     summary.insert("project".into(), json!(meta.project));
