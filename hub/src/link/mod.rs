@@ -126,6 +126,37 @@ pub(crate) enum Signal {
 pub struct Registry {
     sessions: Mutex<HashMap<String, (u64, mpsc::Sender<Signal>)>>,
     next_id: Mutex<u64>,
+    expiry: Arc<ExpiryTurns>,
+}
+
+/// Rate limit of the fleet-wide command expiry: every session asks for it
+/// (at start and on heartbeats), one per second gets it.
+#[derive(Debug, Default)]
+pub struct ExpiryTurns {
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl ExpiryTurns {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    /// Whether the caller should run the expiry now.
+    pub(crate) fn take_turn(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
+        let last = self.last.load(Ordering::Relaxed);
+        let every = u64::try_from(Self::EVERY.as_millis()).unwrap_or(u64::MAX);
+        now.saturating_sub(last) >= every
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 impl Registry {
@@ -429,6 +460,7 @@ impl SpokeService for SpokeLink {
             cluster: cluster.clone(),
             pki: self.pki.clone(),
             certificate_not_after: certificate.as_ref().map(|c| c.not_after),
+            expiry: Arc::clone(&self.registry.expiry),
         };
         let registry = Arc::clone(&self.registry);
         tokio::spawn(

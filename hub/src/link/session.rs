@@ -73,6 +73,8 @@ pub(super) struct Context {
     pub pki: Option<Arc<crate::pki::Pki>>,
     /// Expiry of the client certificate the stream was opened with.
     pub certificate_not_after: Option<OffsetDateTime>,
+    /// This replica's sessions take turns expiring overdue commands.
+    pub expiry: Arc<super::ExpiryTurns>,
 }
 
 /// Waits for the first message, which must be Hello.
@@ -627,7 +629,10 @@ impl Session<'_> {
 
     async fn send_commands(&mut self) -> Result<(), SessionError> {
         let now = OffsetDateTime::now_utc();
-        if std::mem::take(&mut self.expiry_due) {
+        // Fleet-wide, so at most once a second per replica: a session whose
+        // turn it is not keeps the flag and tries again on its next pass.
+        if self.expiry_due && self.ctx.expiry.take_turn() {
+            self.expiry_due = false;
             self.ctx.store.expire_commands(now).await?;
         }
         let commands = self
