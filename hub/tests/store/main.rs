@@ -1,6 +1,7 @@
 //! The store test-suite, written once against `&dyn Store` and run on both real backends: SQLite in a temp file and PostgreSQL from testkit.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod appsets;
 mod fixtures;
 mod postgres_only;
 mod suite;
