@@ -410,6 +410,14 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         )
         .await
         .unwrap();
+    // App counts per cluster come from ListClusters.
+    browser
+        .wait_until(
+            "return [...document.querySelectorAll('#clusters-table a.app-count')].map(a => a.textContent).join() === '1,1,1'",
+            WAIT,
+        )
+        .await
+        .unwrap();
     browser.screenshot(&shots, "clusters").await.unwrap();
     // Its apps are shown with the cluster's state, not as plainly Healthy.
     browser
