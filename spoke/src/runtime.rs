@@ -240,6 +240,8 @@ pub struct Runtime {
     /// The ApplicationSet controller's state (cluster labels from the hub, triggers).
     pub appsets: Arc<crate::appset::AppSets>,
     pub readiness: Readiness,
+    /// The API server URL of the kube client (reported to the hub).
+    pub server_url: String,
     admin_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
@@ -256,6 +258,7 @@ impl Runtime {
         let kube_config = kube_config(config.kubeconfig.as_deref(), config.context.as_deref())
             .await
             .context("loading the Kubernetes client configuration")?;
+        let server_url = kube_config.cluster_url.to_string();
         let client = kube::Client::try_from(kube_config).context("building the kube client")?;
         let cluster = LiveCluster::new(client.clone());
 
@@ -281,6 +284,7 @@ impl Runtime {
             engine,
             appsets,
             readiness,
+            server_url,
             admin_addr,
             stop,
             tasks: Vec::new(),
@@ -328,6 +332,7 @@ impl Runtime {
                 namespace.clone(),
             );
             link.appsets = Some(Arc::clone(&runtime.appsets));
+            link.server_url = runtime.server_url.clone();
             let shutdown = runtime.shutdown_signal();
             let engine = Arc::clone(&runtime.engine);
             let enrollment = address.starts_with("https://").then(|| {

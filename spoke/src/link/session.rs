@@ -57,6 +57,9 @@ pub struct HubLinkConfig {
     /// The ApplicationSet controller: hub-assigned sets and this cluster's labels go there. Without it the
     /// spoke does not announce `application-sets.v1`.
     pub appsets: Option<Arc<crate::appset::AppSets>>,
+    /// The API server URL the spoke's kube client uses, reported in Hello; the hub keeps a URL
+    /// set when the cluster was added (in-cluster, this is only the service address).
+    pub server_url: String,
 }
 
 impl HubLinkConfig {
@@ -89,6 +92,7 @@ impl HubLinkConfig {
             connect_timeout: Duration::from_secs(10),
             identity: None,
             appsets: None,
+            server_url: String::new(),
         }
     }
 }
@@ -286,12 +290,7 @@ impl Link {
             },
             capabilities: self.announced_capabilities(),
             kubernetes_version: String::new(),
-            server_url: self
-                .engine
-                .cluster()
-                .client()
-                .default_namespace()
-                .to_owned(),
+            server_url: self.config.server_url.clone(),
             epoch: self.epoch.clone(),
             last_hub_seq: 0,
             desired_version: self.desired_version,
