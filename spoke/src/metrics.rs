@@ -189,6 +189,16 @@ impl Collector for EngineCollector {
                     .encode(family.encode_family(&[("health", health.as_str())])?)?;
             }
         }
+        let (full, reused) = self.engine.compare_counts();
+        let mut family = encoder.encode_descriptor(
+            "comparisons",
+            "Comparisons of apps with their live objects: full (server-side dry runs) or reused (unchanged inputs)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (kind, n) in [("full", full), ("reused", reused)] {
+            ConstCounter::new(n).encode(family.encode_family(&[("kind", kind)])?)?;
+        }
         let git = self.git.metrics();
         counter(&mut encoder, "git_fetches", "Git fetches run", git.fetches)?;
         counter(

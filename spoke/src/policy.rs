@@ -34,6 +34,8 @@ pub enum PolicyError {
 #[derive(Debug, Default)]
 pub struct Policies {
     projects: RwLock<HashMap<String, ProjectSpec>>,
+    /// Bumped on every update: a comparison remembered under an older generation is not reused.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Policies {
@@ -48,6 +50,13 @@ impl Policies {
         } else {
             known.extend(projects);
         }
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Changes with every [`update`](Self::update).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The policy of `project`, if the hub sent one.
@@ -207,6 +216,17 @@ mod tests {
     use edgecd_core::project::GroupKind;
 
     use super::*;
+
+    #[test]
+    fn every_update_moves_the_generation() {
+        let policies = Policies::default();
+        let before = policies.generation();
+        policies.update(HashMap::from([("team".to_owned(), team())]), false);
+        let after = policies.generation();
+        assert_ne!(before, after);
+        policies.update(HashMap::new(), true);
+        assert_ne!(policies.generation(), after);
+    }
 
     fn team() -> ProjectSpec {
         ProjectSpec {

@@ -205,27 +205,60 @@ impl CompareCounts {
     }
 }
 
-/// A hash of what a comparison depends on besides the live objects.
-fn comparison_inputs(
-    source: &ApplicationSource,
-    commit: &str,
-    target: &AppTarget,
-    inventory: &[ResourceKey],
+/// What a comparison depends on besides the live objects: the rendered objects are a function of the commit and
+/// the source; the rest names the app, its destination and inventory, its spec's generation and the project
+/// policies it was checked against.
+#[derive(Clone, Copy)]
+struct CompareInputs<'a> {
+    source: &'a ApplicationSource,
+    commit: &'a str,
+    app: &'a str,
+    app_label: &'a str,
+    namespace: &'a str,
+    inventory: &'a [ResourceKey],
     generation: Option<i64>,
-) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(source)
-        .unwrap_or_default()
-        .hash(&mut hasher);
-    commit.hash(&mut hasher);
-    target.app.hash(&mut hasher);
-    target.app_label.hash(&mut hasher);
-    target.namespace.hash(&mut hasher);
-    for key in inventory {
-        key.to_string().hash(&mut hasher);
+    policies: u64,
+}
+
+impl CompareInputs<'_> {
+    /// A hash of the inputs (within this process only).
+    fn hash(&self) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        // The source has no `Hash`; its JSON is streamed into the hasher (no string built).
+        let _ = serde_json::to_writer(HashWriter(&mut hasher), self.source);
+        self.commit.hash(&mut hasher);
+        self.app.hash(&mut hasher);
+        self.app_label.hash(&mut hasher);
+        self.namespace.hash(&mut hasher);
+        self.inventory.hash(&mut hasher);
+        self.generation.hash(&mut hasher);
+        self.policies.hash(&mut hasher);
+        hasher.finish()
     }
-    generation.hash(&mut hasher);
-    hasher.finish()
+}
+
+/// Feeds written bytes into a hasher.
+struct HashWriter<'a, H>(&'a mut H);
+
+impl<H: std::hash::Hasher> std::io::Write for HashWriter<'_, H> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the reuse check before rendering found.
+enum Early {
+    /// The last comparison stands.
+    Reused,
+    /// Render and compare (or reuse after rendering, for a commit-id revision).
+    Render,
+    /// The git server could not be asked: as a failed render.
+    GitFailed(String),
 }
 
 /// What the reconcile of one app decided and did, before writing status.
@@ -422,6 +455,7 @@ impl Engine {
         target: &AppTarget,
         comparison: &Comparison,
         generation: Option<i64>,
+        policies: u64,
     ) {
         let live: Option<Vec<(ResourceKey, String)>> = comparison
             .resources
@@ -444,13 +478,17 @@ impl Engine {
                 let inventory: Vec<ResourceKey> =
                     comparison.resources.iter().map(|r| r.key.clone()).collect();
                 Some(ComparisonMemo {
-                    inputs: comparison_inputs(
+                    inputs: CompareInputs {
                         source,
-                        &comparison.revision,
-                        target,
-                        &inventory,
+                        commit: &comparison.revision,
+                        app: &target.app,
+                        app_label: &target.app_label,
+                        namespace: &target.namespace,
+                        inventory: &inventory,
                         generation,
-                    ),
+                        policies,
+                    }
+                    .hash(),
                     live,
                     at: Instant::now(),
                 })
@@ -602,16 +640,77 @@ impl Engine {
         Ok((commit_text, objects))
     }
 
+    /// The reuse check before rendering, for an app found Synced with no operation or refresh requested: when
+    /// its revision still points to the commit of the last full comparison (asked of the git cache's
+    /// `ls-remote`, which answers from memory within its TTL) and nothing else the comparison depends on
+    /// changed (see [`comparison_holds`](Self::comparison_holds)), the result in the status stands and nothing
+    /// is fetched, materialised or rendered.
+    async fn reuse_before_render(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        revision: &str,
+        status: &ApplicationStatus,
+        policies: u64,
+    ) -> Early {
+        let Some(cr_name) = app.metadata.name.as_deref() else {
+            return Early::Render;
+        };
+        if !self.remember(cr_name, |m| m.comparison.is_some()) {
+            return Early::Render;
+        }
+        let Ok(url) = RepoUrl::parse(&source.repo_url) else {
+            return Early::Render;
+        };
+        let revision = if revision.is_empty() {
+            Revision::head()
+        } else {
+            Revision::new(revision)
+        };
+        let commit = match self.git.ls_remote(&url, &revision).await {
+            Ok(Some(commit)) => commit.to_string(),
+            // A commit id: rendered and checked as usual.
+            Ok(None) => return Early::Render,
+            // As the refresh before rendering would fail: reported the same way, without asking the server twice.
+            Err(error) => return Early::GitFailed(error.to_string()),
+        };
+        if status.sync.revision != commit {
+            return Early::Render;
+        }
+        let inventory: Vec<ResourceKey> = status.resources.iter().map(|r| r.key.clone()).collect();
+        let inputs = CompareInputs {
+            source,
+            commit: &commit,
+            app: &app.qualified_name(),
+            app_label: cr_name,
+            namespace: &app.spec.destination.namespace,
+            inventory: &inventory,
+            generation: app.metadata.generation,
+            policies,
+        }
+        .hash();
+        if self.comparison_holds(cr_name, inputs) {
+            Early::Reused
+        } else {
+            Early::Render
+        }
+    }
+
     async fn reconcile_app(&self, app: &Application) -> Result<Outcome, ReconcileError> {
         let now = OffsetDateTime::now_utc();
+        // Read before the policies are checked: a comparison is remembered under the generation it was checked
+        // against, so a policy update in between only causes one more full comparison.
+        let policies = self.policies.generation();
         let mut status = app.status.clone().unwrap_or_default();
         let previous = status.clone();
+        let mut interrupted = false;
         if let Some(op) = status.operation_state.as_mut()
             && matches!(
                 op.phase,
                 OperationPhase::Running | OperationPhase::Terminating
             )
         {
+            interrupted = true;
             // The controller never reconciles an app twice at once, so nothing runs for it now: an operation
             // still shown as running was cut short (the spoke stopped), or termination was asked of nothing.
             op.message = if op.phase == OperationPhase::Terminating {
@@ -666,7 +765,34 @@ impl Engine {
             }
         };
 
-        let (commit, objects) = match self.render_source(&source, &revision, mode).await {
+        let refresh_requested = app
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
+        let early = if request.is_none()
+            && !refresh_requested
+            && !interrupted
+            && status.sync.status == SyncStatus::Synced
+        {
+            self.reuse_before_render(app, &source, &revision, &status, policies)
+                .await
+        } else {
+            Early::Render
+        };
+        let rendered = match early {
+            Early::Reused => {
+                // Nothing the comparison depends on changed: its result (in the status) stands.
+                self.compares
+                    .reused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(app = %app.qualified_name(), "Unchanged since the last comparison (not rendered).");
+                return Ok(self.finish(status, &previous, false, now));
+            }
+            Early::GitFailed(message) => Err(message),
+            Early::Render => self.render_source(&source, &revision, mode).await,
+        };
+        let (commit, objects) = match rendered {
             Ok(rendered) => rendered,
             Err(message) => {
                 // Never touch live objects when the source cannot be rendered.
@@ -704,11 +830,6 @@ impl Engine {
         };
         let cr_name = app.metadata.name.clone().unwrap_or_default();
         let generation = app.metadata.generation;
-        let refresh_requested = app
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
         let violations = match self.policies.get(app.project()) {
             Some(policy) => {
                 self.policy_violations(app.project(), &policy, &source, &target)
@@ -750,8 +871,17 @@ impl Engine {
             && status.sync.status == SyncStatus::Synced
             && status.sync.revision == commit
         {
-            let inputs =
-                comparison_inputs(&source, &commit, &target, &target.inventory, generation);
+            let inputs = CompareInputs {
+                source: &source,
+                commit: &commit,
+                app: &target.app,
+                app_label: &target.app_label,
+                namespace: &target.namespace,
+                inventory: &target.inventory,
+                generation,
+                policies,
+            }
+            .hash();
             if self.comparison_holds(&cr_name, inputs) {
                 // Nothing the comparison depends on changed: its result (in the status) stands.
                 self.compares
@@ -858,11 +988,18 @@ impl Engine {
                 };
                 let comparison = compare(&self.cluster, &after).await?;
                 self.watch_kinds(&comparison).await;
-                self.memo_comparison(&cr_name, &source, &after, &comparison, generation);
+                self.memo_comparison(&cr_name, &source, &after, &comparison, generation, policies);
                 comparison
             }
             None => {
-                self.memo_comparison(&cr_name, &source, &target, &comparison, generation);
+                self.memo_comparison(
+                    &cr_name,
+                    &source,
+                    &target,
+                    &comparison,
+                    generation,
+                    policies,
+                );
                 comparison
             }
         };
@@ -1126,18 +1263,21 @@ impl Engine {
             app: app.qualified_name(),
             source: Box::new(e),
         };
-        // An unchanged status is not written again (a write would wake the
-        // controller's own watch and loop), except to refresh `reconciledAt`
-        // once per poll interval.
+        // An unchanged status is not written again (a write costs an API call and wakes the controller's own
+        // watch), except to refresh `reconciledAt` once it is older than the longer of the poll interval and
+        // the full-compare interval (a full comparison at most that long ago found it as it is).
         let refresh_requested = app
             .metadata
             .annotations
             .as_ref()
             .is_some_and(|a| a.contains_key(REFRESH_ANNOTATION));
         let last_written = app.status.as_ref().and_then(|s| s.reconciled_at);
-        let fresh = last_written.is_some_and(|t| {
-            (OffsetDateTime::now_utc() - t).unsigned_abs() < self.config.poll_interval
-        });
+        let refresh_every = self
+            .config
+            .poll_interval
+            .max(self.config.full_compare_interval);
+        let fresh = last_written
+            .is_some_and(|t| (OffsetDateTime::now_utc() - t).unsigned_abs() < refresh_every);
         if !outcome.changed && !outcome.clear_operation && !refresh_requested && fresh {
             return Ok(());
         }
@@ -1191,12 +1331,25 @@ impl Engine {
 
 /// Whether anything but the reconcile time and the version changed.
 fn changed(previous: &ApplicationStatus, next: &ApplicationStatus) -> bool {
-    let strip = |s: &ApplicationStatus| ApplicationStatus {
-        reconciled_at: None,
-        status_version: 0,
-        ..s.clone()
-    };
-    strip(previous) != strip(next)
+    // Field by field, without cloning; a new field fails to compile here until it is decided on.
+    let ApplicationStatus {
+        sync,
+        health,
+        resources,
+        conditions,
+        operation_state,
+        history,
+        reconciled_at: _,
+        observed_spec_version,
+        status_version: _,
+    } = next;
+    previous.sync != *sync
+        || previous.health != *health
+        || previous.resources != *resources
+        || previous.conditions != *conditions
+        || previous.operation_state != *operation_state
+        || previous.history != *history
+        || previous.observed_spec_version != *observed_spec_version
 }
 
 /// While a sync runs, polls the app's CR for a termination request written into it (Argo CD's way:
@@ -1279,7 +1432,7 @@ fn own_write_echo(cached: &Application, engine: &Engine) -> Option<Action> {
 }
 
 async fn reconcile_and_write(
-    cached: &Application,
+    cached: &Arc<Application>,
     engine: &Engine,
 ) -> Result<Action, ReconcileError> {
     // The controller's cache may not have our last status write yet; a
@@ -1290,12 +1443,12 @@ async fn reconcile_and_write(
     let known = engine.remember(&name, |m| m.cr_version.clone());
     let app = if cached_version.is_some() && cached_version == known {
         // The cache holds the version the engine last read or wrote: nothing newer is known.
-        cached.clone()
+        Arc::clone(cached)
     } else {
         let api: Api<Application> =
             Api::namespaced(engine.cluster.client().clone(), &engine.config.namespace);
         match api.get_opt(&name).await {
-            Ok(Some(app)) => app,
+            Ok(Some(app)) => Arc::new(app),
             Ok(None) => {
                 engine.forget(&name);
                 return Ok(Action::await_change());
@@ -1395,5 +1548,61 @@ mod tests {
         assert!(!changed(&a, &b));
         b.health.status = Health::Healthy;
         assert!(changed(&a, &b));
+    }
+
+    #[test]
+    fn comparison_inputs_cover_commit_source_inventory_and_policies() {
+        let source = ApplicationSource {
+            repo_url: "https://git.example.com/apps".into(),
+            path: "apps/web".into(),
+            ..ApplicationSource::default()
+        };
+        let inventory = [ResourceKey {
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: "web".into(),
+            name: "config".into(),
+            ..ResourceKey::default()
+        }];
+        let base = CompareInputs {
+            source: &source,
+            commit: "a",
+            app: "default/web",
+            app_label: "web",
+            namespace: "web",
+            inventory: &inventory,
+            generation: Some(1),
+            policies: 0,
+        };
+        let hash = base.hash();
+        assert_eq!(hash, CompareInputs { ..base }.hash());
+        let other_source = ApplicationSource {
+            path: "apps/other".into(),
+            ..source.clone()
+        };
+        for changed in [
+            CompareInputs {
+                commit: "b",
+                ..base
+            },
+            CompareInputs {
+                source: &other_source,
+                ..base
+            },
+            CompareInputs {
+                inventory: &[],
+                ..base
+            },
+            CompareInputs {
+                generation: Some(2),
+                ..base
+            },
+            CompareInputs {
+                policies: 1,
+                ..base
+            },
+        ] {
+            assert_ne!(changed.hash(), hash);
+        }
     }
 }

@@ -182,26 +182,46 @@ fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     Ok((code, body))
 }
 
-/// Sum of `edgecd_spoke_reconciles_total` over both results, and the errors alone.
-fn reconciles(admin: SocketAddr) -> anyhow::Result<(u64, u64)> {
+/// Counters read from the spoke's `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Scrape {
+    /// `edgecd_spoke_reconciles_total` over both results.
+    reconciles: u64,
+    /// The errors alone.
+    errors: u64,
+    /// `edgecd_spoke_comparisons_total{kind="full"}`.
+    full_compares: u64,
+    /// `edgecd_spoke_comparisons_total{kind="reused"}`.
+    reused_compares: u64,
+}
+
+fn scrape(admin: SocketAddr) -> anyhow::Result<Scrape> {
     let (code, body) = http_get(admin, "/metrics")?;
     anyhow::ensure!(code == 200, "/metrics answered {code}");
-    let mut total = 0;
-    let mut errors = 0;
+    let mut scrape = Scrape::default();
+    let value = |line: &str, rest: &str| -> anyhow::Result<u64> {
+        rest.rsplit_once(' ')
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .with_context(|| format!("parsing {line:?}"))
+    };
     for line in body.lines() {
-        let Some(rest) = line.strip_prefix("edgecd_spoke_reconciles_total{") else {
-            continue;
-        };
-        let value: f64 = rest
-            .rsplit_once(' ')
-            .and_then(|(_, v)| v.parse().ok())
-            .with_context(|| format!("parsing {line:?}"))?;
-        total += value as u64;
-        if rest.contains("result=\"error\"") {
-            errors += value as u64;
+        if let Some(rest) = line.strip_prefix("edgecd_spoke_reconciles_total{") {
+            let n = value(line, rest)?;
+            scrape.reconciles += n;
+            if rest.contains("result=\"error\"") {
+                scrape.errors += n;
+            }
+        } else if let Some(rest) = line.strip_prefix("edgecd_spoke_comparisons_total{") {
+            let n = value(line, rest)?;
+            if rest.contains("kind=\"full\"") {
+                scrape.full_compares += n;
+            } else if rest.contains("kind=\"reused\"") {
+                scrape.reused_compares += n;
+            }
         }
     }
-    Ok((total, errors))
+    Ok(scrape)
 }
 
 fn free_addr() -> anyhow::Result<SocketAddr> {
@@ -274,6 +294,9 @@ struct Measurement {
     cpu_ms_total: f64,
     reconciles: u64,
     reconcile_errors: u64,
+    /// Full comparisons (server-side dry runs) and reused ones over the windows.
+    full_compares: u64,
+    reused_compares: u64,
     passes: f64,
     reconciles_per_app_per_poll: f64,
     cpu_ms_per_reconcile: f64,
@@ -440,6 +463,20 @@ impl SpokeBench {
             2,
         );
         row(
+            "full comparisons (server-side dry runs)",
+            report.main.full_compares as f64,
+            full.map(|m| m.full_compares as f64),
+            "-",
+            0,
+        );
+        row(
+            "reused comparisons",
+            report.main.reused_compares as f64,
+            full.map(|m| m.reused_compares as f64),
+            "-",
+            0,
+        );
+        row(
             "reconcile errors",
             report.main.reconcile_errors as f64,
             full.map(|m| m.reconcile_errors as f64),
@@ -516,15 +553,15 @@ impl SpokeBench {
             "{:>7} {:>10} {:>12} {:>14}",
             "window", "cpu ms", "reconciles", "cpu ms / pass"
         );
-        let (reconciles0, errors0) = reconciles(admin)?;
+        let first = scrape(admin)?;
         let cpu0 = cpu_time(pid, ticks)?;
         let measured = Instant::now();
-        let (mut last_reconciles, mut last_cpu) = (reconciles0, cpu0);
+        let (mut last_reconciles, mut last_cpu) = (first.reconciles, cpu0);
         let mut windows = Vec::new();
         for window in 0..self.windows {
             tokio::time::sleep(poll).await;
             let cpu = cpu_time(pid, ticks)?;
-            let (count, _) = reconciles(admin)?;
+            let count = scrape(admin)?.reconciles;
             let cpu_ms = (cpu - last_cpu).as_secs_f64() * 1e3;
             let ran = count - last_reconciles;
             let per_pass = if ran == 0 {
@@ -541,11 +578,11 @@ impl SpokeBench {
             (last_reconciles, last_cpu) = (count, cpu);
         }
         let measured_seconds = measured.elapsed().as_secs_f64();
-        let (reconciles1, errors1) = reconciles(admin)?;
+        let last = scrape(admin)?;
         let cpu_ms_total = (cpu_time(pid, ticks)? - cpu0).as_secs_f64() * 1e3;
         let peak_rss_mib = status_kib(pid, "VmHWM")? as f64 / 1024.0;
         let rss_mib = status_kib(pid, "VmRSS")? as f64 / 1024.0;
-        let ran = reconciles1 - reconciles0;
+        let ran = last.reconciles - first.reconciles;
         let passes = ran as f64 / self.apps as f64;
         Ok(Measurement {
             full_compare_interval: full_compare_interval.to_owned(),
@@ -553,7 +590,9 @@ impl SpokeBench {
             measured_seconds,
             cpu_ms_total,
             reconciles: ran,
-            reconcile_errors: errors1 - errors0,
+            reconcile_errors: last.errors - first.errors,
+            full_compares: last.full_compares - first.full_compares,
+            reused_compares: last.reused_compares - first.reused_compares,
             passes,
             reconciles_per_app_per_poll: passes * self.poll_seconds as f64 / measured_seconds,
             cpu_ms_per_reconcile: if ran == 0 {
