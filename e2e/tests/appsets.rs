@@ -843,3 +843,112 @@ async fn talk_demo_as_app_of_apps_parent() {
     wait_exists(&fleet, "kubecon-demo", "demo-cluster2", false).await;
     fleet.shutdown().await;
 }
+
+/// A git generator over a private repository reads it with the hub's sealed repository
+/// credential, and only for the projects that credential is given to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hub_git_reads_use_project_scoped_credentials() {
+    use edgecd_testkit::{GitHttpServer, GitRepo, HTTP_PASSWORD, HTTP_USER};
+    let fleet = Fleet::start(FleetConfig::default(), |_| {}).await.unwrap();
+    let repo = GitRepo::local().unwrap();
+    repo.write(
+        "apps/web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n",
+    )
+    .unwrap();
+    repo.write(
+        "apps/api/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\n",
+    )
+    .unwrap();
+    repo.commit("two apps").unwrap();
+    let server = GitHttpServer::start().unwrap();
+    let url = server.serve("team/apps", &repo).unwrap();
+    let set = |project: &str, name: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: {name}\nspec:\n  generators:\n  - git:\n      repoURL: {url}\n      revision: HEAD\n      directories:\n      - path: apps/*\n  template:\n    metadata:\n      name: '{name}-{{{{path.basename}}}}'\n    spec:\n      project: {project}\n      source:\n        repoURL: {url}\n        path: '{{{{path}}}}'\n      destination:\n        name: cluster-1\n        namespace: '{{{{path.basename}}}}'\n"
+        )
+    };
+    // Without a credential the hub cannot read it: the set says so and generates nothing.
+    apply(&fleet, set("default", "private"), "").await;
+    let condition = |fleet: &Fleet, project: &'static str, name: &'static str| {
+        let client = fleet.client().clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + DEADLINE;
+            loop {
+                let set = client
+                    .get_application_set(v1::GetApplicationSetRequest {
+                        project: project.into(),
+                        name: name.into(),
+                    })
+                    .await
+                    .unwrap();
+                if let Some(c) = set.conditions.first() {
+                    return (c.r#type.clone(), c.message.clone(), set.generated.len());
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{project}/{name} was never evaluated"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let (kind, message, generated) = condition(&fleet, "default", "private").await;
+    assert_eq!(
+        (kind.as_str(), generated),
+        ("ErrorOccurred", 0),
+        "{message}"
+    );
+    assert!(
+        message.contains(&url) || message.contains("auth"),
+        "{message}"
+    );
+
+    // The credential, given to project default only.
+    fleet
+        .client()
+        .set_repository_credential(v1::SetRepositoryCredentialRequest {
+            url_prefix: format!("http://127.0.0.1:{}/team/", server.port()),
+            projects: vec!["default".into()],
+            username: HTTP_USER.into(),
+            password: HTTP_PASSWORD.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait_exists(&fleet, "default", "private-web", true).await;
+    wait_exists(&fleet, "default", "private-api", true).await;
+
+    // Another project may not read through default's credential.
+    fleet
+        .client()
+        .create_project(v1::CreateProjectRequest {
+            project: Some(v1::Project {
+                name: "other".into(),
+                source_repos: vec!["*".into()],
+                destinations: vec![v1::ProjectDestination {
+                    all_clusters: true,
+                    namespace: "*".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    apply(&fleet, set("other", "borrowed"), "").await;
+    let (kind, message, generated) = condition(&fleet, "other", "borrowed").await;
+    assert_eq!(
+        (kind.as_str(), generated),
+        ("ErrorOccurred", 0),
+        "{message}"
+    );
+    assert!(
+        message.contains("not available to project other"),
+        "{message}"
+    );
+    assert!(app(&fleet, "other", "borrowed-web").await.is_none());
+    fleet.shutdown().await;
+}

@@ -246,14 +246,17 @@ impl Server {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        // TODO(#7): the hub's own git reads use no repository credentials yet.
+        // Filled from the hub's sealed repository credentials by the controller.
         let git = edgecd_git::GitCache::new(
             edgecd_git::GitConfig::new(git_dir),
             edgecd_git::CredentialStore::new(edgecd_git::Credentials::default()),
         )
         .map_err(|e| ServerError::GitCache(std::io::Error::other(e.to_string())))?;
-        let appsets =
+        let mut appsets =
             crate::appsets::AppSetController::new(Arc::clone(&store), git, config.appsets.clone());
+        if let Some(pki) = &pki {
+            appsets = appsets.with_pki(Arc::clone(pki));
+        }
         api.set_appset_controller(appsets.clone());
 
         let mut background = vec![link.spawn_router(), api.spawn_change_feed()];

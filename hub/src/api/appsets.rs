@@ -195,7 +195,7 @@ async fn preview(
     let Some(controller) = api.appset_controller() else {
         return Ok(set);
     };
-    let (apps, problems, _) = controller.preview(spec).await.map_err(|e| {
+    let (apps, problems, _) = controller.preview(&new.project, spec).await.map_err(|e| {
         Status::invalid_argument(format!("application set {}/{}: {e}", new.project, new.name))
     })?;
     set.generated = apps

@@ -304,6 +304,7 @@ impl AppSetController {
         hard: bool,
     ) -> Result<(String, Vec<Child>), String> {
         let source = &parent.spec.source;
+        self.check_repo(&parent.project, &source.repo_url).await?;
         let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
         let revision = if source.target_revision.is_empty() {
             Revision::head()

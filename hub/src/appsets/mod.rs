@@ -64,6 +64,9 @@ impl Default for AppSetConfig {
     }
 }
 
+/// A repository credential's URL prefix and the projects it is given to (empty: all).
+type CredentialScope = (String, Vec<String>);
+
 /// Evaluates hub-scoped application sets and applies their plans.
 #[derive(Debug, Clone)]
 pub struct AppSetController {
@@ -73,6 +76,10 @@ pub struct AppSetController {
     /// Clusters where children of app-of-apps parents run: their status
     /// changes make the parents' health worth recomputing.
     child_clusters: Arc<std::sync::Mutex<BTreeSet<String>>>,
+    /// Opens the hub's sealed repository credentials for its own git reads; `None` without a PKI.
+    pki: Option<Arc<crate::pki::Pki>>,
+    /// URL prefix → projects allowed to use its credential (empty: all), as last loaded.
+    credential_projects: Arc<std::sync::Mutex<Vec<CredentialScope>>>,
 }
 
 /// What one evaluation changed.
@@ -90,7 +97,89 @@ impl AppSetController {
             git,
             config,
             child_clusters: Arc::default(),
+            pki: None,
+            credential_projects: Arc::default(),
         }
+    }
+
+    /// Uses the hub's repository credentials (sealed with its master key) for its own git reads.
+    pub fn with_pki(mut self, pki: Arc<crate::pki::Pki>) -> Self {
+        self.pki = Some(pki);
+        self
+    }
+
+    /// Reloads the repository credentials into the git cache. Never logs a secret.
+    pub async fn load_credentials(&self) {
+        let Some(pki) = &self.pki else { return };
+        let Some(sealer) = pki.sealer() else { return };
+        let records = match pki.security().list_repo_credentials().await {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot read the repository credentials.");
+                return;
+            }
+        };
+        let mut entries = Vec::with_capacity(records.len());
+        let mut scopes = Vec::with_capacity(records.len());
+        for record in &records {
+            match crate::pki::repos::open(sealer, record) {
+                Ok(secret) => {
+                    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+                    entries.push(edgecd_git::RepoCredential {
+                        url_prefix: record.url_prefix.clone(),
+                        username: text(&secret.username),
+                        password: text(&secret.password).map(Into::into),
+                        ssh_private_key: text(&secret.ssh_private_key).map(Into::into),
+                        ssh_passphrase: None,
+                        ssh_known_hosts: text(&secret.ssh_known_hosts),
+                        ca_cert_pem: None,
+                    });
+                    scopes.push((record.url_prefix.clone(), record.projects.clone()));
+                }
+                Err(error) => {
+                    tracing::warn!(url_prefix = %record.url_prefix, %error, "Cannot open a repository credential.");
+                }
+            }
+        }
+        self.git
+            .credentials()
+            .replace(edgecd_git::Credentials::new(entries));
+        *self
+            .credential_projects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = scopes;
+    }
+
+    /// Refuses a repository the project may not read from: not in its source repositories, or
+    /// whose credential is reserved to other projects.
+    pub(crate) async fn check_repo(&self, project: &str, repo_url: &str) -> Result<(), String> {
+        let record = self
+            .store
+            .get_project(project)
+            .await
+            .map_err(|e| e.to_string())?;
+        record
+            .spec
+            .check_source(project, repo_url)
+            .map_err(|v| v.to_string())?;
+        let scopes = self
+            .credential_projects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let best = scopes
+            .iter()
+            .filter(|(prefix, _)| repo_url.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len());
+        if let Some((prefix, projects)) = best
+            && !projects.is_empty()
+            && !projects.iter().any(|p| p == project)
+        {
+            return Err(format!(
+                "the repository credential for {prefix} is not available to project {project}"
+            ));
+        }
+        Ok(())
     }
 
     /// Runs until aborted: evaluates everything at start, then on notifications and every interval.
@@ -105,6 +194,7 @@ impl AppSetController {
             DESIRED_CHANNEL,
             crate::store::COMMANDS_CHANNEL,
             crate::link::APPS_CHANNEL,
+            crate::pki::repos::REPO_CREDENTIALS_CHANNEL,
         ];
         let mut notifications = loop {
             match self.store.listen(&channels).await {
@@ -115,6 +205,7 @@ impl AppSetController {
                 }
             }
         };
+        self.load_credentials().await;
         let mut tick = tokio::time::interval(self.config.interval);
         // Children's status changes come in bursts: parents' health is recomputed at most this often.
         let mut health_tick = tokio::time::interval(Duration::from_secs(2));
@@ -135,6 +226,10 @@ impl AppSetController {
                         APPSETS_CHANNEL => (Some((payload != "*").then_some(payload)), false),
                         // A parent (an app at the hub itself) changed, or a command for one was queued.
                         DESIRED_CHANNEL | crate::store::COMMANDS_CHANNEL if payload == HUB_CLUSTER => (None, true),
+                        crate::pki::repos::REPO_CREDENTIALS_CHANNEL => {
+                            self.load_credentials().await;
+                            (Some(None), true)
+                        }
                         crate::link::APPS_CHANNEL => {
                             let watched = self
                                 .child_clusters
@@ -239,8 +334,14 @@ impl AppSetController {
     /// why the others were refused, and the commit of each git source.
     pub async fn preview(
         &self,
+        project: &str,
         spec: &ApplicationSetSpec,
     ) -> Result<(Vec<GeneratedApp>, Vec<String>, BTreeMap<String, String>), String> {
+        for (repo, _) in spec.git_sources() {
+            self.check_repo(project, &repo)
+                .await
+                .map_err(|why| format!("git generator {repo}: {why}"))?;
+        }
         let clusters = self.cluster_facts().await.map_err(|e| e.to_string())?;
         let snapshots = RepoSnapshots::load(&self.git, &spec.git_sources())
             .await
@@ -277,7 +378,7 @@ impl AppSetController {
         status: &mut AppSetStatus,
     ) -> Result<Outcome, String> {
         let spec = ApplicationSetSpec::from_json(&set.spec).map_err(|e| e.to_string())?;
-        let (mut valid, mut problems, revisions) = self.preview(&spec).await?;
+        let (mut valid, mut problems, revisions) = self.preview(&set.project, &spec).await?;
         if spec
             .sync_policy
             .as_ref()
