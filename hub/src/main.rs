@@ -51,6 +51,13 @@ struct ServeArgs {
     /// This replica's name (default: the host name, or a random one).
     #[arg(long, env = "EDGECD_HUB_REPLICA_ID")]
     replica_id: Option<String>,
+    /// How often application sets at the hub are re-evaluated (git revisions polled), e.g. 3m.
+    #[arg(long, env = "EDGECD_HUB_APPSET_INTERVAL", default_value = "3m", value_parser = parse_duration)]
+    appset_interval: std::time::Duration,
+    /// Git cache of the hub's own reads (application-set git generators, app-of-apps parents);
+    /// default: `git` under --data-dir.
+    #[arg(long, env = "EDGECD_HUB_GIT_CACHE_DIR")]
+    git_cache_dir: Option<PathBuf>,
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "EDGECD_HUB_LOG", default_value = "info")]
     log: String,
@@ -80,6 +87,11 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ServerConfig::insecure_local(database);
     config.grpc_listen = args.grpc_listen;
     config.http_listen = args.http_listen;
+    config.appsets.interval = args.appset_interval;
+    config.git_cache_dir = Some(
+        args.git_cache_dir
+            .unwrap_or_else(|| args.data_dir.join("git")),
+    );
     if args.insecure_disable_auth {
         // No CA, no TLS, no accounts: every caller is an admin and spokes
         // are trusted by the name they send. Development only.
@@ -121,4 +133,10 @@ async fn main() -> anyhow::Result<()> {
     }
     server.shutdown().await.context("shutting down")?;
     Ok(())
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    edgecd_core::duration::GoDuration::parse(text)
+        .map(|d| d.0)
+        .map_err(|e| e.to_string())
 }
