@@ -465,7 +465,14 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         .await
         .unwrap();
     fleet
-        .wait_apps_exist(&["guestbook".to_owned()], WAIT)
+        .wait_apps_exist(
+            &[
+                "guestbook".to_owned(),
+                "minecraft".to_owned(),
+                "nginx".to_owned(),
+            ],
+            WAIT,
+        )
         .await
         .unwrap();
     browser.goto(&format!("{base}/#/appsets")).await.unwrap();
@@ -473,11 +480,13 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     browser.wait_for(addons_row, WAIT).await.unwrap();
     let row = browser
         .eval(&format!(
-            "const r = document.querySelector({addons_row:?}); return [r.dataset.scope, r.textContent]"
+            "const r = document.querySelector({addons_row:?}); \
+             return [r.dataset.scope, r.textContent, r.querySelector('a.generated').textContent]"
         ))
         .await
         .unwrap();
     assert_eq!(row[0], "cluster-3", "{row}");
+    assert_eq!(row[2], "3", "the apps cluster-3's spoke reported: {row}");
     let text = row[1].as_str().unwrap();
     assert!(text.contains("cluster-3's spoke"), "{text}");
     assert!(

@@ -822,7 +822,10 @@ async fn appsets<S: HubService>(State(c): State<Console<S>>, caller: Caller) -> 
         .await;
     match page {
         Ok(page) => {
-            let items: Vec<Value> = page.into_inner().items.iter().map(json::appset).collect();
+            let mut items = Vec::new();
+            for set in &page.into_inner().items {
+                items.push(appset_json(&c, &caller, set).await);
+            }
             Ok(Json(json!({ "items": items })))
         }
         // Application sets are not served by every hub yet: show none.
@@ -842,7 +845,42 @@ async fn get_appset<S: HubService>(
         .get_application_set(caller.request(v1::GetApplicationSetRequest { project, name }))
         .await?
         .into_inner();
-    Ok(Json(json::appset(&set)))
+    Ok(Json(appset_json(&c, &caller, &set).await))
+}
+
+/// A set as the console shows it. The apps of a set evaluated at a spoke
+/// are known at the hub from the spoke's reports (each autonomous app names
+/// its owner), not from an evaluation of the hub's own, so they are counted
+/// there (one aggregate query per such set).
+async fn appset_json<S: HubService>(
+    c: &Console<S>,
+    caller: &Caller,
+    set: &v1::ApplicationSet,
+) -> Value {
+    let mut value = json::appset(set);
+    if set.scope.is_empty() || set.scope == "hub" {
+        return value;
+    }
+    let filter = v1::ApplicationFilter {
+        owner: Some(v1::OwnerRef {
+            kind: "ApplicationSet".into(),
+            project: set.project.clone(),
+            name: set.name.clone(),
+            scope: set.scope.clone(),
+        }),
+        ..Default::default()
+    };
+    if let Ok(counts) = c
+        .inner
+        .api
+        .count_applications(caller.request(v1::CountApplicationsRequest {
+            filter: Some(filter),
+        }))
+        .await
+    {
+        value["generated"] = json!(counts.into_inner().total);
+    }
+    value
 }
 
 #[derive(Debug, Default, Deserialize)]
