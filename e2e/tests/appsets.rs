@@ -952,3 +952,72 @@ async fn hub_git_reads_use_project_scoped_credentials() {
     assert!(app(&fleet, "other", "borrowed-web").await.is_none());
     fleet.shutdown().await;
 }
+
+/// App of apps at the edge: an app on cluster-1 whose manifests are an Argo CD Application makes
+/// cluster-1's spoke run that Application as its own (autonomous) app; replacing it in git prunes
+/// the old child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_app_of_apps_at_the_edge_runs_its_children_on_its_cluster() {
+    let fleet = Fleet::start(
+        FleetConfig {
+            poll_interval: Duration::from_secs(5),
+            ..FleetConfig::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let url = fleet.repo().url().to_owned();
+    let child = |name: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: HEAD\n    path: edge-demo/config\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: edge-demo\n  syncPolicy:\n    automated: {{}}\n    syncOptions:\n    - CreateNamespace=true\n"
+        )
+    };
+    fleet
+        .repo()
+        .write(
+            "edge-demo/config/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edge-demo\ndata:\n  cache: warm\n",
+        )
+        .unwrap();
+    fleet
+        .repo()
+        .write("edge-demo/apps/child.yaml", &child("edge-child"))
+        .unwrap();
+    fleet.repo().commit("an edge app of apps").unwrap();
+    let parent = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: edge-parent\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: HEAD\n    path: edge-demo/apps\n  destination:\n    name: cluster-1\n    namespace: edgecd-system\n  syncPolicy:\n    automated:\n      prune: true\n"
+    );
+    apply(&fleet, parent, "").await;
+
+    wait_exists(&fleet, "default", "edge-child", true).await;
+    let reported = wait_synced_healthy(&fleet, "default", "edge-child").await;
+    let meta = reported.meta.unwrap();
+    assert_eq!(meta.origin, v1::AppOrigin::Autonomous as i32);
+    assert_eq!(reported.status.unwrap().sync.unwrap().revision.len(), 40);
+    wait_synced_healthy(&fleet, "default", "edge-parent").await;
+    let client = fleet.emulator().unwrap().clusters()[0]
+        .client()
+        .await
+        .unwrap();
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client, "edge-demo");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while configmaps.get_opt("edge-demo").await.unwrap().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the child's ConfigMap never appeared on cluster-1"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The parent's manifests now name another child: the first is pruned.
+    fleet
+        .repo()
+        .write("edge-demo/apps/child.yaml", &child("edge-child-2"))
+        .unwrap();
+    fleet.repo().commit("rename the child").unwrap();
+    wait_exists(&fleet, "default", "edge-child-2", true).await;
+    wait_exists(&fleet, "default", "edge-child", false).await;
+    fleet.shutdown().await;
+}

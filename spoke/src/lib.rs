@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod appset;
+pub mod argo;
 pub mod cluster;
 pub mod crd;
 pub mod credentials;

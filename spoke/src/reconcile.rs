@@ -637,6 +637,8 @@ impl Engine {
         .await
         .map_err(|e| format!("render task failed: {e}"))?
         .map_err(|e| e.to_string())?;
+        // App of apps: Application/ApplicationSet documents become this spoke's own CRs.
+        let objects = crate::argo::edge_children(objects, &self.config.namespace)?;
         Ok((commit_text, objects))
     }
 
