@@ -333,6 +333,29 @@ async fn the_cli_drives_the_dev_fleet() {
     // The fleet's nginx apps come from the talk's ApplicationSet, applied at the hub.
     let appset = cli.run(&["appset", "list"]).await.ok();
     assert!(appset.stdout.contains("nginx"), "{}", appset.stdout);
+    // Applying the same set again (from stdin) changes nothing.
+    let fixture = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../e2e/fixtures/edge-fleet-repo/appsets/nginx-per-cluster.yaml"),
+    )
+    .unwrap()
+    .replace("https://github.com/example/repo", fleet.repo().url());
+    let again = cli
+        .run_with_stdin(&["apply", "-f", "-"], &fixture)
+        .await
+        .ok();
+    assert!(again.stdout.contains("unchanged"), "{}", again.stdout);
+    // Argo CD import refuses what edgecd does not support, naming the field, and applies nothing.
+    let helm = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: helm-app\nspec:\n  source:\n    repoURL: https://charts.example\n    chart: nginx\n    targetRevision: 1.0.0\n  destination:\n    name: cluster-1\n";
+    let refused = cli
+        .run_with_stdin(&["import", "argocd", "-f", "-"], helm)
+        .await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("spec.source.chart"),
+        "{}",
+        refused.stderr
+    );
 
     // A spoke that hangs (its stream open, nothing flowing) makes its cluster Stale, and its app
     // is shown as such, not Healthy.
