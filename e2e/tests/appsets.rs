@@ -122,6 +122,26 @@ async fn assert_objects(fleet: &Fleet, cluster: &str, expected_file: &Path, name
     }
 }
 
+/// Creates a namespace in an emulated cluster, as the cluster's operator would.
+async fn create_namespace(fleet: &Fleet, cluster: &str, name: &str) {
+    let handle = fleet
+        .emulator()
+        .unwrap()
+        .clusters()
+        .iter()
+        .find(|c| c.name() == cluster)
+        .unwrap_or_else(|| panic!("no emulated cluster {cluster}"));
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(handle.client().await.unwrap());
+    namespaces
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
 async fn app(fleet: &Fleet, project: &str, name: &str) -> Option<v1::Application> {
     fleet
         .client()
@@ -533,25 +553,7 @@ async fn talk_demo_fleet() -> (Fleet, edgecd_testkit::GitRepo, String) {
             .await
             .unwrap();
         // The talk's Applications do not create their namespace: the cluster's operator does.
-        let handle = fleet
-            .emulator()
-            .unwrap()
-            .clusters()
-            .iter()
-            .find(|c| c.name() == cluster)
-            .unwrap();
-        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
-            Api::all(handle.client().await.unwrap());
-        namespaces
-            .create(
-                &kube::api::PostParams::default(),
-                &serde_json::from_value(
-                    serde_json::json!({"metadata": {"name": "gitops-kubecon-demo"}}),
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        create_namespace(&fleet, cluster, "gitops-kubecon-demo").await;
     }
     let repo = fleet.git_server().create_repo("talk-demo").unwrap();
     repo.copy_dir(&shared("talk-demo-repo"), "").unwrap();
@@ -672,22 +674,7 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
     .await
     .unwrap();
     // minecraft's kustomization targets namespace `games`, which its app does not create.
-    let handle = fleet
-        .emulator()
-        .unwrap()
-        .clusters()
-        .iter()
-        .find(|c| c.name() == "cluster-3")
-        .unwrap();
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
-        Api::all(handle.client().await.unwrap());
-    namespaces
-        .create(
-            &kube::api::PostParams::default(),
-            &serde_json::from_value(serde_json::json!({"metadata": {"name": "games"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    create_namespace(&fleet, "cluster-3", "games").await;
 
     let yaml = read(&shared("edge-fleet-repo/appsets/cluster-addons.yaml"))
         .replace("https://github.com/example/repo", fleet.repo().url());

@@ -91,6 +91,16 @@ pub(super) async fn apply(
     Ok(v1::ApplyManifestsResponse { results })
 }
 
+/// A document's project: the one it names, or the request's default when it names none (or Argo
+/// CD's `default` while another default was asked for).
+fn project_of(named: &str, default_project: &str) -> String {
+    if named.is_empty() || named == "default" && default_project != "default" {
+        default_project.to_owned()
+    } else {
+        named.to_owned()
+    }
+}
+
 /// `(apiVersion, kind, name)` of a document, for messages.
 fn source(doc: &serde_json::Value) -> (String, String, String) {
     let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or("").to_owned();
@@ -120,12 +130,7 @@ async fn apply_app(
     cluster: &str,
     dry_run: bool,
 ) -> Result<v1::ApplyResult, Status> {
-    let project =
-        if app.project.is_empty() || app.project == "default" && default_project != "default" {
-            default_project.to_owned()
-        } else {
-            app.project.clone()
-        };
+    let project = project_of(&app.project, default_project);
     let mut spec = app.spec;
     spec.project = project.clone();
     let clusters = api
@@ -228,12 +233,7 @@ async fn apply_set(
     cluster: &str,
     dry_run: bool,
 ) -> Result<v1::ApplyResult, Status> {
-    let project =
-        if set.project.is_empty() || set.project == "default" && default_project != "default" {
-            default_project.to_owned()
-        } else {
-            set.project.clone()
-        };
+    let project = project_of(&set.project, default_project);
     let mut proto =
         pc::appset_spec_to_proto(&project, &set.name, cluster, &set.spec).map_err(|e| {
             Status::invalid_argument(format!("application set {project}/{}: {e}", set.name))

@@ -622,8 +622,9 @@ impl AppSetController {
         }
 
         // Children no longer rendered.
-        let owned_apps = self.owned_apps(owner).await?;
-        for (name, cluster) in owned_apps {
+        let owned_apps = super::owned_summaries(self.store.as_ref(), owner).await?;
+        for app in owned_apps {
+            let (name, cluster) = (app.name, app.cluster);
             if rendered_apps.contains(&name) {
                 continue;
             }
@@ -754,31 +755,6 @@ impl AppSetController {
                 &spec.destination.namespace,
             )
             .map_err(|v| v.to_string())
-    }
-
-    /// `(name, cluster)` of every app `owner` owns.
-    async fn owned_apps(&self, owner: &OwnerRef) -> Result<Vec<(String, String)>, StoreError> {
-        let mut owned = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .store
-                .list_apps(&AppQuery {
-                    filter: AppFilter {
-                        owner: Some(owner.clone()),
-                        ..AppFilter::default()
-                    },
-                    sort: Default::default(),
-                    page_size: 1000,
-                    cursor,
-                })
-                .await?;
-            owned.extend(page.items.into_iter().map(|a| (a.name, a.cluster)));
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(owned),
-            }
-        }
     }
 }
 

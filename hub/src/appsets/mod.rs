@@ -563,43 +563,24 @@ impl AppSetController {
     ) -> Result<(Vec<ExistingApp>, BTreeMap<(String, String), (u64, String)>), StoreError> {
         let mut existing = Vec::new();
         let mut versions = BTreeMap::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .store
-                .list_apps(&AppQuery {
-                    filter: AppFilter {
-                        owner: Some(owner.clone()),
-                        ..AppFilter::default()
-                    },
-                    sort: Default::default(),
-                    page_size: 1000,
-                    cursor,
-                })
-                .await?;
-            for summary in &page.items {
-                let record = match self.store.get_app(&summary.project, &summary.name).await {
-                    Ok(record) => record,
-                    Err(StoreError::NotFound { .. }) => continue,
-                    Err(error) => return Err(error),
-                };
-                versions.insert(
-                    (record.project.clone(), record.name.clone()),
-                    (record.spec_version, record.cluster.clone()),
-                );
-                existing.push(ExistingApp {
-                    name: record.name,
-                    project: record.project,
-                    labels: record.labels,
-                    annotations: BTreeMap::new(),
-                    spec: record.spec,
-                    owned_by_this_set: true,
-                });
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
+        for summary in owned_summaries(self.store.as_ref(), owner).await? {
+            let record = match self.store.get_app(&summary.project, &summary.name).await {
+                Ok(record) => record,
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            versions.insert(
+                (record.project.clone(), record.name.clone()),
+                (record.spec_version, record.cluster.clone()),
+            );
+            existing.push(ExistingApp {
+                name: record.name,
+                project: record.project,
+                labels: record.labels,
+                annotations: BTreeMap::new(),
+                spec: record.spec,
+                owned_by_this_set: true,
+            });
         }
         for app in generated {
             if existing.iter().any(|e| e.name == app.name) {
@@ -635,6 +616,33 @@ impl AppSetController {
             scope: scope.into(),
         };
         delete_owned(self.store.as_ref(), &owner).await
+    }
+}
+
+/// Every app `owner` owns (summaries, all pages).
+pub(crate) async fn owned_summaries(
+    store: &dyn Store,
+    owner: &OwnerRef,
+) -> Result<Vec<crate::store::AppSummary>, StoreError> {
+    let mut owned = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_apps(&AppQuery {
+                filter: AppFilter {
+                    owner: Some(owner.clone()),
+                    ..AppFilter::default()
+                },
+                sort: Default::default(),
+                page_size: 1000,
+                cursor,
+            })
+            .await?;
+        owned.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(owned),
+        }
     }
 }
 
@@ -694,42 +702,22 @@ pub async fn delete_children(
 pub async fn delete_owned(store: &dyn Store, owner: &OwnerRef) -> Result<Vec<String>, StoreError> {
     let mut deleted = Vec::new();
     let mut touched = BTreeSet::new();
-    loop {
-        let page = store
-            .list_apps(&AppQuery {
-                filter: AppFilter {
-                    owner: Some(owner.clone()),
-                    ..AppFilter::default()
-                },
-                sort: Default::default(),
-                page_size: 1000,
-                cursor: None,
-            })
-            .await?;
-        if page.items.is_empty() {
-            break;
-        }
-        let before = deleted.len();
-        for app in &page.items {
-            match store.delete_app(&app.project, &app.name, None).await {
-                Ok(()) => {
-                    touched.insert(app.cluster.clone());
-                    let _ = store
-                        .notify(
-                            crate::api::apps::APP_DELETED_CHANNEL,
-                            &format!("{}/{}", app.project, app.name),
-                        )
-                        .await;
-                    deleted.push(app.name.clone());
-                }
-                Err(StoreError::NotFound { .. }) => {}
-                // Autonomous apps reported by a spoke are not the hub's to delete.
-                Err(StoreError::ReadOnly { .. }) => {}
-                Err(error) => return Err(error),
+    for app in owned_summaries(store, owner).await? {
+        match store.delete_app(&app.project, &app.name, None).await {
+            Ok(()) => {
+                touched.insert(app.cluster.clone());
+                let _ = store
+                    .notify(
+                        crate::api::apps::APP_DELETED_CHANNEL,
+                        &format!("{}/{}", app.project, app.name),
+                    )
+                    .await;
+                deleted.push(app.name);
             }
-        }
-        if deleted.len() == before {
-            break;
+            Err(StoreError::NotFound { .. }) => {}
+            // Autonomous apps reported by a spoke are not the hub's to delete.
+            Err(StoreError::ReadOnly { .. }) => {}
+            Err(error) => return Err(error),
         }
     }
     for cluster in &touched {
