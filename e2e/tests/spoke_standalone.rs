@@ -481,7 +481,11 @@ async fn terminating_a_running_sync_from_the_application_stops_it_at_the_wave_bo
     })
     .await;
     assert_eq!(running.command_id, "s1");
-    assert!(live(&spoke, "Deployment", "stuck").await.is_some());
+    // Running is reported before wave 0 is applied: wait for its Deployment.
+    wait_for("wave 0's Deployment", async || {
+        live(&spoke, "Deployment", "stuck").await
+    })
+    .await;
 
     // Argo CD's way: the operation's phase set to Terminating in the status.
     let terminate = kube::api::Patch::Merge(serde_json::json!({
