@@ -1005,7 +1005,16 @@ impl Engine {
                 comparison
             }
         };
-        Ok(self.status_from(&comparison, status, &previous, request.is_some(), now))
+        let mut outcome = self.status_from(&comparison, status, &previous, request.is_some(), now);
+        // An operation at another source or revision than the spec's (a rollback, a sync to a given
+        // revision) leaves a status that describes what it applied: compare with the spec again
+        // soon, so the app shows OutOfSync against its target as Argo CD does, not at the next poll.
+        if request.is_some()
+            && (source != app.spec.source || revision != app.spec.source.target_revision)
+        {
+            outcome.requeue = outcome.requeue.min(self.config.progress_interval);
+        }
+        Ok(outcome)
     }
 
     /// Runs a sync and records it in `status`; returns the new inventory.
