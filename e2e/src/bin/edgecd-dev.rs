@@ -160,9 +160,9 @@ fn print_banner(fleet: &Fleet) {
     println!("  edgecd app list");
     println!();
     println!(
-        "The apps of appsets/nginx-per-cluster.yaml were created through the API, one per cluster"
+        "The cluster-N.nginx apps come from appsets/nginx-per-cluster.yaml, applied at the hub"
     );
-    println!("(ApplicationSets are not served by the hub yet), and synced once.");
+    println!("(edgecd appset get nginx); they were synced once, as after `argocd app sync`.");
     println!();
 }
 
