@@ -416,197 +416,37 @@ impl AppSetController {
                 namespace: String::new(),
                 name: child.name().to_owned(),
             };
-            let (in_sync, health) = match child {
+            let state = match child {
                 Child::App { name, labels, spec } => {
                     rendered_apps.insert(name.clone());
-                    let mut spec: ApplicationSpec = (**spec).clone();
-                    if spec.destination.cluster != HUB_CLUSTER {
-                        match resolve_destination(
-                            &spec.destination.cluster,
-                            &spec.destination.server,
-                            &clusters,
-                        ) {
-                            Ok(cluster) => spec.destination.cluster = cluster.name.clone(),
-                            Err(why)
-                                if spec.destination.server.trim_end_matches('/')
-                                    == super::IN_CLUSTER_SERVER =>
-                            {
-                                let _ = why;
-                                spec.destination.cluster = HUB_CLUSTER.into();
-                            }
-                            Err(why) => {
-                                problems.push(format!("Application {name}: {why}"));
-                                report.out_of_sync.push(name.clone());
-                                report
-                                    .resources
-                                    .push(resource(key, SyncStatus::OutOfSync, None));
-                                continue;
-                            }
+                    match resolve_child_destination(spec, &clusters) {
+                        Ok(spec) => {
+                            child_clusters.insert(spec.destination.cluster.clone());
+                            self.sync_app_child(
+                                parent,
+                                owner,
+                                name,
+                                labels,
+                                &spec,
+                                &clusters,
+                                apply,
+                                &mut touched,
+                            )
+                            .await?
                         }
-                    }
-                    child_clusters.insert(spec.destination.cluster.clone());
-                    match self.store.get_app(&parent.project, name).await {
-                        Ok(existing) if existing.owner.as_ref() != Some(owner) => {
-                            problems.push(format!(
-                                "Application {name} exists and is not owned by {}/{}",
-                                parent.project, parent.name
-                            ));
-                            (false, None)
-                        }
-                        Ok(existing) if existing.spec == spec && &existing.labels == labels => {
-                            (true, existing.status.as_ref().map(|s| s.health.status))
-                        }
-                        Ok(existing) => {
-                            if apply {
-                                match self.admit_child(&spec, &clusters).await {
-                                    Err(why) => {
-                                        problems.push(format!("Application {name}: {why}"));
-                                        (false, None)
-                                    }
-                                    Ok(()) => match self
-                                        .store
-                                        .update_app(
-                                            &parent.project,
-                                            name,
-                                            existing.spec_version,
-                                            &spec,
-                                            labels,
-                                        )
-                                        .await
-                                    {
-                                        Ok(updated) => {
-                                            touched.insert(existing.cluster.clone());
-                                            touched.insert(updated.cluster);
-                                            (
-                                                true,
-                                                existing.status.as_ref().map(|s| s.health.status),
-                                            )
-                                        }
-                                        Err(error) => {
-                                            problems.push(format!("Application {name}: {error}"));
-                                            (false, None)
-                                        }
-                                    },
-                                }
-                            } else {
-                                (false, existing.status.as_ref().map(|s| s.health.status))
-                            }
-                        }
-                        Err(StoreError::NotFound { .. }) => {
-                            if apply {
-                                match self.admit_child(&spec, &clusters).await {
-                                    Err(why) => {
-                                        problems.push(format!("Application {name}: {why}"));
-                                        (false, Some(Health::Missing))
-                                    }
-                                    Ok(()) => {
-                                        let new = NewApp {
-                                            project: parent.project.clone(),
-                                            name: name.clone(),
-                                            spec: spec.clone(),
-                                            labels: labels.clone(),
-                                            owner: Some(owner.clone()),
-                                        };
-                                        match self.store.create_app(&new).await {
-                                            Ok(created) => {
-                                                touched.insert(created.cluster);
-                                                (true, Some(Health::Missing))
-                                            }
-                                            Err(error) => {
-                                                problems
-                                                    .push(format!("Application {name}: {error}"));
-                                                (false, Some(Health::Missing))
-                                            }
-                                        }
-                                    }
-                                }
-                            } else {
-                                (false, Some(Health::Missing))
-                            }
-                        }
-                        Err(error) => return Err(error),
+                        Err(why) => ChildState::problem(None, format!("Application {name}: {why}")),
                     }
                 }
                 Child::Set { name, spec } => {
                     rendered_sets.insert(name.clone());
-                    match self.store.appsets().get_appset(&parent.project, name).await {
-                        Ok(existing) if existing.owner.as_ref() != Some(owner) => {
-                            problems.push(format!(
-                                "ApplicationSet {name} exists and is not owned by {}/{}",
-                                parent.project, parent.name
-                            ));
-                            (false, None)
-                        }
-                        Ok(existing) if &existing.spec == spec && existing.scope == HUB_SCOPE => {
-                            (true, Some(set_health(&existing.status)))
-                        }
-                        Ok(existing) => {
-                            if apply {
-                                let new = NewAppSet {
-                                    project: parent.project.clone(),
-                                    name: name.clone(),
-                                    scope: HUB_SCOPE.into(),
-                                    spec: spec.clone(),
-                                    owner: Some(owner.clone()),
-                                };
-                                match self
-                                    .store
-                                    .appsets()
-                                    .update_appset(&new, existing.version)
-                                    .await
-                                {
-                                    Ok(_) => {
-                                        let _ = self
-                                            .store
-                                            .notify(
-                                                APPSETS_CHANNEL,
-                                                &format!("{}/{name}", parent.project),
-                                            )
-                                            .await;
-                                        (true, Some(set_health(&existing.status)))
-                                    }
-                                    Err(error) => {
-                                        problems.push(format!("ApplicationSet {name}: {error}"));
-                                        (false, None)
-                                    }
-                                }
-                            } else {
-                                (false, Some(set_health(&existing.status)))
-                            }
-                        }
-                        Err(StoreError::NotFound { .. }) => {
-                            if apply {
-                                let new = NewAppSet {
-                                    project: parent.project.clone(),
-                                    name: name.clone(),
-                                    scope: HUB_SCOPE.into(),
-                                    spec: spec.clone(),
-                                    owner: Some(owner.clone()),
-                                };
-                                match self.store.appsets().create_appset(&new).await {
-                                    Ok(_) => {
-                                        let _ = self
-                                            .store
-                                            .notify(
-                                                APPSETS_CHANNEL,
-                                                &format!("{}/{name}", parent.project),
-                                            )
-                                            .await;
-                                        (true, Some(Health::Progressing))
-                                    }
-                                    Err(error) => {
-                                        problems.push(format!("ApplicationSet {name}: {error}"));
-                                        (false, Some(Health::Missing))
-                                    }
-                                }
-                            } else {
-                                (false, Some(Health::Missing))
-                            }
-                        }
-                        Err(error) => return Err(error),
-                    }
+                    self.sync_set_child(parent, owner, name, spec, apply)
+                        .await?
                 }
             };
+            let (in_sync, health) = (state.in_sync, state.health);
+            if let Some(problem) = state.problem {
+                problems.push(problem);
+            }
             if !in_sync {
                 report.out_of_sync.push(child.name().to_owned());
             }
@@ -726,6 +566,144 @@ impl AppSetController {
         Ok(report)
     }
 
+    /// One Application child: compared with the app it owns, created or updated when `apply`.
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_app_child(
+        &self,
+        parent: &AppRecord,
+        owner: &OwnerRef,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        spec: &ApplicationSpec,
+        clusters: &[edgecd_core::appset::ClusterFacts],
+        apply: bool,
+        touched: &mut BTreeSet<String>,
+    ) -> Result<ChildState, StoreError> {
+        let existing = match self.store.get_app(&parent.project, name).await {
+            Ok(existing) => Some(existing),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(error) => return Err(error),
+        };
+        let health = existing.as_ref().map_or(Some(Health::Missing), |e| {
+            e.status.as_ref().map(|s| s.health.status)
+        });
+        if let Some(existing) = &existing {
+            if existing.owner.as_ref() != Some(owner) {
+                return Ok(ChildState::problem(
+                    None,
+                    format!(
+                        "Application {name} exists and is not owned by {}/{}",
+                        parent.project, parent.name
+                    ),
+                ));
+            }
+            if &existing.spec == spec && &existing.labels == labels {
+                return Ok(ChildState::synced(health));
+            }
+        }
+        if !apply {
+            return Ok(ChildState::out_of_sync(health));
+        }
+        if let Err(why) = self.admit_child(spec, clusters).await {
+            return Ok(ChildState::problem(
+                health,
+                format!("Application {name}: {why}"),
+            ));
+        }
+        let written = match &existing {
+            Some(existing) => self
+                .store
+                .update_app(&parent.project, name, existing.spec_version, spec, labels)
+                .await
+                .map(|updated| {
+                    touched.insert(existing.cluster.clone());
+                    updated.cluster
+                }),
+            None => self
+                .store
+                .create_app(&NewApp {
+                    project: parent.project.clone(),
+                    name: name.to_owned(),
+                    spec: spec.clone(),
+                    labels: labels.clone(),
+                    owner: Some(owner.clone()),
+                })
+                .await
+                .map(|created| created.cluster),
+        };
+        Ok(match written {
+            Ok(cluster) => {
+                touched.insert(cluster);
+                ChildState::synced(health)
+            }
+            Err(error) => ChildState::problem(health, format!("Application {name}: {error}")),
+        })
+    }
+
+    /// One ApplicationSet child: compared with the set it owns, created or updated when `apply`.
+    async fn sync_set_child(
+        &self,
+        parent: &AppRecord,
+        owner: &OwnerRef,
+        name: &str,
+        spec: &serde_json::Value,
+        apply: bool,
+    ) -> Result<ChildState, StoreError> {
+        let existing = match self.store.appsets().get_appset(&parent.project, name).await {
+            Ok(existing) => Some(existing),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(error) => return Err(error),
+        };
+        let health = Some(
+            existing
+                .as_ref()
+                .map_or(Health::Missing, |e| set_health(&e.status)),
+        );
+        if let Some(existing) = &existing {
+            if existing.owner.as_ref() != Some(owner) {
+                return Ok(ChildState::problem(
+                    None,
+                    format!(
+                        "ApplicationSet {name} exists and is not owned by {}/{}",
+                        parent.project, parent.name
+                    ),
+                ));
+            }
+            if &existing.spec == spec && existing.scope == HUB_SCOPE {
+                return Ok(ChildState::synced(health));
+            }
+        }
+        if !apply {
+            return Ok(ChildState::out_of_sync(health));
+        }
+        let new = NewAppSet {
+            project: parent.project.clone(),
+            name: name.to_owned(),
+            scope: HUB_SCOPE.into(),
+            spec: spec.clone(),
+            owner: Some(owner.clone()),
+        };
+        let written = match &existing {
+            Some(existing) => self
+                .store
+                .appsets()
+                .update_appset(&new, existing.version)
+                .await
+                .map(|_| ()),
+            None => self.store.appsets().create_appset(&new).await.map(|_| ()),
+        };
+        Ok(match written {
+            Ok(()) => {
+                let _ = self
+                    .store
+                    .notify(APPSETS_CHANNEL, &format!("{}/{name}", parent.project))
+                    .await;
+                ChildState::synced(health)
+            }
+            Err(error) => ChildState::problem(health, format!("ApplicationSet {name}: {error}")),
+        })
+    }
+
     /// Project limits of a child app (source repository, destination cluster and namespace).
     async fn admit_child(
         &self,
@@ -756,6 +734,63 @@ impl AppSetController {
             )
             .map_err(|v| v.to_string())
     }
+}
+
+/// Where one child stands after a pass.
+#[derive(Debug)]
+struct ChildState {
+    in_sync: bool,
+    health: Option<Health>,
+    problem: Option<String>,
+}
+
+impl ChildState {
+    fn synced(health: Option<Health>) -> Self {
+        Self {
+            in_sync: true,
+            health,
+            problem: None,
+        }
+    }
+
+    fn out_of_sync(health: Option<Health>) -> Self {
+        Self {
+            in_sync: false,
+            health,
+            problem: None,
+        }
+    }
+
+    fn problem(health: Option<Health>, problem: String) -> Self {
+        Self {
+            in_sync: false,
+            health,
+            problem: Some(problem),
+        }
+    }
+}
+
+/// A child's destination as an enrolled cluster (or the hub itself, for a nested parent).
+fn resolve_child_destination(
+    spec: &ApplicationSpec,
+    clusters: &[edgecd_core::appset::ClusterFacts],
+) -> Result<ApplicationSpec, String> {
+    let mut spec = spec.clone();
+    if spec.destination.cluster == HUB_CLUSTER {
+        return Ok(spec);
+    }
+    match resolve_destination(
+        &spec.destination.cluster,
+        &spec.destination.server,
+        clusters,
+    ) {
+        Ok(cluster) => spec.destination.cluster = cluster.name.clone(),
+        Err(_) if spec.destination.server.trim_end_matches('/') == super::IN_CLUSTER_SERVER => {
+            spec.destination.cluster = HUB_CLUSTER.into();
+        }
+        Err(why) => return Err(why),
+    }
+    Ok(spec)
 }
 
 /// Per-child sync and health of one parent.
