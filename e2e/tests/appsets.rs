@@ -122,6 +122,19 @@ async fn assert_objects(fleet: &Fleet, cluster: &str, expected_file: &Path, name
     }
 }
 
+/// The default dev fleet with spokes polling git every 5 s (git changes show within a test's deadline).
+async fn polling_fleet() -> Fleet {
+    Fleet::start(
+        FleetConfig {
+            poll_interval: Duration::from_secs(5),
+            ..FleetConfig::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap()
+}
+
 /// Creates a namespace in an emulated cluster, as the cluster's operator would.
 async fn create_namespace(fleet: &Fleet, cluster: &str, name: &str) {
     let handle = fleet
@@ -664,15 +677,7 @@ async fn talk_demo_applications_import_to_the_right_clusters() {
 /// their owner; a folder added in git becomes an app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
-    let fleet = Fleet::start(
-        FleetConfig {
-            poll_interval: Duration::from_secs(5),
-            ..FleetConfig::default()
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let fleet = polling_fleet().await;
     // minecraft's kustomization targets namespace `games`, which its app does not create.
     create_namespace(&fleet, "cluster-3", "games").await;
 
@@ -945,15 +950,7 @@ async fn hub_git_reads_use_project_scoped_credentials() {
 /// the old child.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_app_of_apps_at_the_edge_runs_its_children_on_its_cluster() {
-    let fleet = Fleet::start(
-        FleetConfig {
-            poll_interval: Duration::from_secs(5),
-            ..FleetConfig::default()
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let fleet = polling_fleet().await;
     let url = fleet.repo().url().to_owned();
     let child = |name: &str| {
         format!(

@@ -1,7 +1,5 @@
 //! The spoke's custom resources in the edge cluster: `applications.edgecd.io` (v1alpha1) holds each app's desired spec and status, so the cluster itself is the spoke's durable store.
 
-use std::borrow::Cow;
-
 use edgecd_core::app::{AppOrigin, ApplicationSpec, ApplicationStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -150,34 +148,44 @@ pub fn cr_name(project: &str, name: &str) -> String {
     }
 }
 
-impl kube::Resource for Application {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
+/// Implements `kube::Resource` for one of the spoke's namespaced `edgecd.io/v1alpha1` kinds.
+macro_rules! edgecd_resource {
+    ($ty:ty, $kind:literal, $plural:literal) => {
+        impl kube::Resource for $ty {
+            type DynamicType = ();
+            type Scope = k8s_openapi::NamespaceResourceScope;
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed("Application")
-    }
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed($kind)
+            }
 
-    fn group(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(GROUP)
-    }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed($crate::crd::GROUP)
+            }
 
-    fn version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(VERSION)
-    }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed($crate::crd::VERSION)
+            }
 
-    fn plural(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed("applications")
-    }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed($plural)
+            }
 
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
+            fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &self.metadata
+            }
 
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn meta_mut(
+                &mut self,
+            ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+pub(crate) use edgecd_resource;
+
+edgecd_resource!(Application, "Application", "applications");
 
 /// The CustomResourceDefinition of `applications.edgecd.io`.
 pub const APPLICATION_CRD_YAML: &str = r#"apiVersion: apiextensions.k8s.io/v1

@@ -11,15 +11,12 @@
 
 mod controller;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 pub use controller::{AppSets, run};
-
-use crate::crd::{GROUP, VERSION};
 
 /// Label on generated Application CRs: the kind of their owner (`ApplicationSet`).
 pub const OWNER_KIND_LABEL: &str = "edgecd.io/owner-kind";
@@ -155,34 +152,7 @@ impl ApplicationSet {
     }
 }
 
-impl kube::Resource for ApplicationSet {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed("ApplicationSet")
-    }
-
-    fn group(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(GROUP)
-    }
-
-    fn version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(VERSION)
-    }
-
-    fn plural(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed("applicationsets")
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+crate::crd::edgecd_resource!(ApplicationSet, "ApplicationSet", "applicationsets");
 
 /// The CustomResourceDefinition of `applicationsets.edgecd.io` (also in the chart's `crds/`).
 pub const APPLICATION_SET_CRD_YAML: &str = r#"apiVersion: apiextensions.k8s.io/v1
