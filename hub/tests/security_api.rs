@@ -5,8 +5,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use edgecd_hub::auth::{Accounts, AuthConfig, OidcConfig};
-use edgecd_hub::pki::{MasterKey, SecuritySettings};
+use edgecd_hub::auth::{Accounts, AttemptLimits, AuthConfig, ManualClock, OidcConfig, Rate};
+use edgecd_hub::pki::{CaSettings, MasterKey, SecuritySettings};
 use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
 use edgecd_hub::store::{NewApp, NewCluster, PgStore, SecurityStore, SqliteStore, Store};
 use edgecd_proto::v1;
@@ -56,6 +56,17 @@ fn app_spec(repo: &str, cluster: &str, namespace: &str) -> edgecd_core::app::App
 }
 
 async fn fleet(backend: Backend, oidc: Option<OidcConfig>) -> Fleet {
+    fleet_with(backend, |settings| {
+        settings.auth = Some(AuthConfig {
+            oidc,
+            ..AuthConfig::default()
+        });
+    })
+    .await
+}
+
+/// The fleet of [`fleet`] with its security settings changed by `configure`.
+async fn fleet_with(backend: Backend, configure: impl FnOnce(&mut SecuritySettings)) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let (database, store, security): (Database, Arc<dyn Store>, Arc<dyn SecurityStore>) =
         match backend {
@@ -72,10 +83,7 @@ async fn fleet(backend: Backend, oidc: Option<OidcConfig>) -> Fleet {
         };
     let (master, _) = MasterKey::generate().unwrap();
     let mut security_settings = SecuritySettings::stored(master, vec!["127.0.0.1".into()]);
-    security_settings.auth = Some(AuthConfig {
-        oidc,
-        ..AuthConfig::default()
-    });
+    configure(&mut security_settings);
     let mut config = ServerConfig::insecure_local(database);
     config.security = Some(security_settings);
     let hub = Server::start(config).await.unwrap();
@@ -869,5 +877,374 @@ async fn create_cluster_returns_a_one_time_token_that_pins_the_ca_and_enrolls_on
             .items
             .iter()
             .all(|e| !e.message.contains(&secret) && !e.target.contains(&secret))
+    );
+}
+
+// --- sessions and rate limits ---
+
+#[tokio::test]
+async fn logout_ends_only_the_presented_session() {
+    let fleet = fleet(Backend::Sqlite, None).await;
+    let mut api = fleet.client();
+    let first = fleet.login("alice").await;
+    let second = fleet.login("alice").await;
+    assert_ne!(first, second);
+    api.logout(authed(&first, v1::LogoutRequest {}))
+        .await
+        .unwrap();
+    let err = api
+        .who_am_i(authed(&first, v1::WhoAmIRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(
+        err.message(),
+        "invalid token: unknown or ended session; log in again"
+    );
+    let me = api
+        .who_am_i(authed(&second, v1::WhoAmIRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.name, "alice");
+    // Logging out twice with the ended session is refused, the other one is still untouched.
+    let err = api
+        .logout(authed(&first, v1::LogoutRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    api.who_am_i(authed(&second, v1::WhoAmIRequest {}))
+        .await
+        .unwrap();
+}
+
+fn password_login(user: &str, password: &str) -> v1::LoginRequest {
+    v1::LoginRequest {
+        method: Some(v1::login_request::Method::Password(v1::PasswordLogin {
+            username: user.into(),
+            password: password.into(),
+        })),
+    }
+}
+
+fn retry_after(status: &tonic::Status) -> String {
+    status
+        .metadata()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_is_rate_limited_per_account_even_for_the_right_password() {
+    let clock = Arc::new(ManualClock::default());
+    let limits = AttemptLimits::new(
+        Some(Rate::new(10, Duration::from_secs(3600))),
+        Some(Rate::new(3, Duration::from_secs(3600))),
+    )
+    .with_clock(clock.clone());
+    let fleet = fleet_with(Backend::Sqlite, |settings| {
+        settings.auth = Some(AuthConfig {
+            login_limits: limits,
+            ..AuthConfig::default()
+        });
+    })
+    .await;
+    let mut api = fleet.client();
+    // Normal use is never slowed: successful logins cost nothing.
+    for _ in 0..5 {
+        fleet.login("alice").await;
+    }
+    for _ in 0..3 {
+        let err = api
+            .login(password_login("alice", "guess"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+    }
+    let err = api
+        .login(password_login("alice", "guess"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(
+        err.message(),
+        "too many failed login attempts for account alice; retry in 1200s"
+    );
+    assert_eq!(retry_after(&err), "1200");
+    // Even the right password waits for the bucket.
+    let err = api
+        .login(password_login("alice", "alice-password"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    // Another account from the same address is unaffected.
+    fleet.login("bob").await;
+    // Every refused attempt is audited with its source.
+    let audit = fleet.store.list_audit(100, None).await.unwrap();
+    let refused: Vec<_> = audit
+        .items
+        .iter()
+        .filter(|e| e.action == "Login" && e.target == "user:alice" && e.result != "ok")
+        .collect();
+    assert_eq!(refused.len(), 5, "{refused:?}");
+    assert!(refused.iter().all(|e| e.source.starts_with("127.0.0.1:")));
+    assert_eq!(
+        refused
+            .iter()
+            .filter(|e| e.message.starts_with("too many failed login attempts"))
+            .count(),
+        2
+    );
+    assert!(
+        audit
+            .items
+            .iter()
+            .all(|e| !e.message.contains("alice-password") && !e.message.contains("guess"))
+    );
+    // Once a token is back (1 h / 3), the right password works again, and one wrong one
+    // empties the bucket again.
+    clock.advance(Duration::from_secs(1200));
+    fleet.login("alice").await;
+    let err = api
+        .login(password_login("alice", "guess"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = api
+        .login(password_login("alice", "alice-password"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn login_limits_are_kept_per_client_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
+    let clock = Arc::new(ManualClock::default());
+    let config = AuthConfig {
+        login_limits: AttemptLimits::new(Some(Rate::new(3, Duration::from_secs(300))), None)
+            .with_clock(clock.clone()),
+        ..AuthConfig::default()
+    };
+    let accounts = Accounts::new(store.clone(), store, config, None).unwrap();
+    for user in ["alice", "bob"] {
+        accounts
+            .create_user(user, Some(&format!("{user}-password")), false, &[])
+            .await
+            .unwrap();
+    }
+    let attacker = Some(std::net::IpAddr::from([10, 0, 0, 66]));
+    let office = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+    for user in ["alice", "bob", "nobody"] {
+        let err = accounts
+            .login_password(attacker, user, "guess")
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "invalid username or password");
+    }
+    // Spraying over accounts from one address: that address is refused, for every account.
+    let err = accounts
+        .login_password(attacker, "bob", "bob-password")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "too many failed login attempts from 10.0.0.66; retry in 100s"
+    );
+    // Another address logs in to the same accounts.
+    accounts
+        .login_password(office, "alice", "alice-password")
+        .await
+        .unwrap();
+    accounts
+        .login_password(office, "bob", "bob-password")
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(100));
+    accounts
+        .login_password(attacker, "bob", "bob-password")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn failed_enrollments_are_rate_limited_per_token_id() {
+    use edgecd_proto::v1::spoke_service_client::SpokeServiceClient;
+    use edgecd_spoke::link::enroll;
+    let clock = Arc::new(ManualClock::default());
+    let fleet = fleet_with(Backend::Sqlite, |settings| {
+        settings.pki.enroll_limits = AttemptLimits::new(
+            Some(Rate::new(20, Duration::from_secs(60))),
+            Some(Rate::new(2, Duration::from_secs(600))),
+        )
+        .with_clock(clock.clone());
+    })
+    .await;
+    let pki = fleet.hub.pki().unwrap();
+    for cluster in ["edge-7", "edge-8"] {
+        fleet
+            .store
+            .create_cluster(&NewCluster {
+                name: cluster.into(),
+                ..NewCluster::default()
+            })
+            .await
+            .unwrap();
+    }
+    let token = pki.create_bootstrap_token("edge-7", None).await.unwrap();
+    let other = pki.create_bootstrap_token("edge-8", None).await.unwrap();
+    // The right id with guessed secrets.
+    let mut parts: Vec<String> = token.token.split('.').map(str::to_owned).collect();
+    parts[1] = "x".repeat(parts[1].len());
+    let forged = parts.join(".");
+    let mut spoke = SpokeServiceClient::new(fleet.channel.clone());
+    let (_, csr_pem) = enroll::new_key_and_csr().unwrap();
+    let attempt = |bootstrap_token: &str| v1::EnrollRequest {
+        bootstrap_token: bootstrap_token.to_owned(),
+        csr_pem: csr_pem.clone(),
+        spoke_version: "0.1.0".into(),
+    };
+    for _ in 0..2 {
+        let err = spoke.enroll(attempt(&forged)).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        assert_eq!(
+            err.message(),
+            format!("bootstrap token {}: wrong secret", token.id)
+        );
+    }
+    let err = spoke.enroll(attempt(&forged)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(
+        err.message(),
+        format!(
+            "too many failed enrollment attempts for bootstrap token {}; retry in 300s",
+            token.id
+        )
+    );
+    assert_eq!(retry_after(&err), "300");
+    // The real token is refused too until the bucket refills, and nothing is issued.
+    let err = spoke.enroll(attempt(&token.token)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(
+        fleet
+            .hub
+            .pki()
+            .unwrap()
+            .security()
+            .list_certificates("edge-7")
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    // Another token from the same address is unaffected.
+    let issued = spoke
+        .enroll(attempt(&other.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(issued.cluster_name, "edge-8");
+    // Every attempt is audited under the token id, with the refusal.
+    let audit = fleet.store.list_audit(100, None).await.unwrap();
+    let actor = format!("bootstrap-token:{}", token.id);
+    let refused: Vec<_> = audit
+        .items
+        .iter()
+        .filter(|e| e.action == "Enroll" && e.actor == actor)
+        .collect();
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert!(refused.iter().all(|e| e.result == "refused"));
+    clock.advance(Duration::from_secs(300));
+    let issued = spoke
+        .enroll(attempt(&token.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(issued.cluster_name, "edge-7");
+}
+
+/// A self-signed CA an operator would supply (PEM certificate and PKCS#8 key).
+fn operator_ca() -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "operator CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn repository_credentials_work_with_an_operator_supplied_ca_and_a_master_key() {
+    let (cert_pem, key_pem) = operator_ca();
+    let (master, _) = MasterKey::generate().unwrap();
+    let master = Arc::new(master);
+    let supplied = CaSettings::Supplied {
+        cert_pem: cert_pem.clone(),
+        key_pem: key_pem.clone(),
+        master: Some(master.clone()),
+    };
+    let fleet = fleet_with(Backend::Sqlite, |settings| settings.ca = supplied).await;
+    assert_eq!(fleet.hub.pki().unwrap().ca_pem().trim(), cert_pem.trim());
+    let mut api = fleet.client();
+    let root = fleet.login("root").await;
+    let request = v1::SetRepositoryCredentialRequest {
+        url_prefix: "https://git.example.com/teams/".into(),
+        projects: vec!["team-a".into()],
+        username: "deploy".into(),
+        password: "s3cret-pass".into(),
+        ..Default::default()
+    };
+    let info = api
+        .set_repository_credential(authed(&root, request.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.kind, "https-basic");
+    // Sealed with the master key given next to the CA, and delivered to the entitled spoke.
+    let stored = fleet
+        .hub
+        .pki()
+        .unwrap()
+        .security()
+        .list_repo_credentials()
+        .await
+        .unwrap();
+    assert!(!stored[0].sealed.0.contains("s3cret"));
+    let opened = edgecd_hub::pki::repos::open(&master, &stored[0]).unwrap();
+    assert_eq!(opened.password, "s3cret-pass");
+    let sent = credentials_sent_to(&fleet, "edge-1").await;
+    assert_eq!(sent.credentials.len(), 1);
+    assert_eq!(sent.credentials[0].password, "s3cret-pass");
+
+    // Without a master key the supplied CA still works, and credentials say why they are unavailable.
+    let fleet = fleet_with(Backend::Sqlite, |settings| {
+        settings.ca = CaSettings::Supplied {
+            cert_pem,
+            key_pem,
+            master: None,
+        }
+    })
+    .await;
+    let root = fleet.login("root").await;
+    let err = fleet
+        .client()
+        .set_repository_credential(authed(&root, request))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(
+        err.message(),
+        "this hub has no master key: repository credentials are not available"
     );
 }

@@ -29,6 +29,10 @@ fn account_status(error: AccountError) -> Status {
         }
         AccountError::NoOidc => Status::failed_precondition(error.to_string()),
         AccountError::Invalid { .. } => Status::invalid_argument(error.to_string()),
+        AccountError::Limited(limited) => super::with_retry_after(
+            Status::resource_exhausted(limited.to_string()),
+            limited.retry_after,
+        ),
         AccountError::Store(error) => store_error(error, "account"),
         AccountError::Hash(_) => {
             tracing::warn!(%error, "Account operation failed.");
@@ -137,15 +141,20 @@ pub(super) async fn login(
     req: v1::LoginRequest,
 ) -> Result<v1::LoginResponse, Status> {
     let accounts = accounts(api)?;
+    let ip = call
+        .peer
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip());
     let (target, result) = match req.method {
         Some(v1::login_request::Method::Password(login)) => (
             format!("user:{}", login.username),
             accounts
-                .login_password(&login.username, &login.password)
+                .login_password(ip, &login.username, &login.password)
                 .await,
         ),
         Some(v1::login_request::Method::OidcIdToken(token)) => {
-            ("oidc".to_owned(), accounts.login_oidc(&token).await)
+            ("oidc".to_owned(), accounts.login_oidc(ip, &token).await)
         }
         None => {
             return Err(Status::invalid_argument(
@@ -171,15 +180,13 @@ pub(super) async fn logout(
 ) -> Result<v1::LogoutResponse, Status> {
     let accounts = accounts(api)?;
     let result = async {
+        // Only the session this call presented ends; the caller's other sessions go on.
         if matches!(
             call.principal.method,
             AuthMethod::Password | AuthMethod::Oidc
-        ) {
-            accounts
-                .security()
-                .delete_sessions_of(&call.principal.subject)
-                .await
-                .map_err(|e| store_error(e, "sessions"))?;
+        ) && let Some(token) = &call.bearer
+        {
+            accounts.logout(&token.0).await.map_err(account_status)?;
         }
         Ok(v1::LogoutResponse {})
     }

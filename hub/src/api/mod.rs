@@ -95,6 +95,8 @@ pub(crate) struct Call {
     pub principal: Principal,
     /// The peer address, for audit.
     pub peer: String,
+    /// The bearer token the call presented (`Logout` ends exactly that session); never printed.
+    pub bearer: Option<crate::store::model::Redacted>,
     started: Instant,
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -208,6 +210,7 @@ impl HubApi {
             method,
             principal,
             peer: credentials.peer.map(|p| p.to_string()).unwrap_or_default(),
+            bearer: credentials.bearer.map(crate::store::model::Redacted),
             started,
             _permit: Some(permit),
         })

@@ -138,6 +138,7 @@ async fn readable_projects_follow_bindings_and_grants() {
         method: "Test",
         principal,
         peer: String::new(),
+        bearer: None,
         started: Instant::now(),
         _permit: None,
     };

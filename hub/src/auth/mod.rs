@@ -10,8 +10,10 @@
 //! Tokens are 256-bit random strings, so a plain SHA-256 is enough to store
 //! them; passwords get argon2id. No token, password or hash is ever logged.
 
+pub mod limit;
 pub mod oidc;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ use time::OffsetDateTime;
 
 use edgecd_core::project::ProjectRole;
 
+pub use self::limit::{AttemptLimits, Limited, ManualClock, Rate};
 pub use self::oidc::{OidcConfig, OidcVerifier};
 use crate::access::{AuthError, AuthMethod, Authenticator, Credentials, Grant, Principal};
 use crate::pki::Pki;
@@ -42,6 +45,8 @@ pub struct AuthConfig {
     /// Lifetime of a login session (default 12 h).
     pub session_ttl: Duration,
     pub oidc: Option<OidcConfig>,
+    /// Rate limits on failed `Login` attempts, per peer IP and per account name.
+    pub login_limits: AttemptLimits,
 }
 
 impl Default for AuthConfig {
@@ -49,6 +54,7 @@ impl Default for AuthConfig {
         Self {
             session_ttl: Duration::from_secs(12 * 3600),
             oidc: None,
+            login_limits: AttemptLimits::login_default(),
         }
     }
 }
@@ -68,6 +74,8 @@ pub enum AccountError {
     Store(#[from] StoreError),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error(transparent)]
+    Limited(#[from] Limited),
 }
 
 /// A new session or API token, shown once.
@@ -98,6 +106,8 @@ pub struct Accounts {
     config: AuthConfig,
     oidc: Option<OidcVerifier>,
     pki: Option<Arc<Pki>>,
+    /// Failed logins per IP and per account.
+    login_limiter: limit::AttemptLimiter,
     /// Argon2 hash checked when a user does not exist, so that timing does
     /// not reveal which names exist.
     decoy: String,
@@ -205,12 +215,14 @@ impl Accounts {
         pki: Option<Arc<Pki>>,
     ) -> Result<Self, AccountError> {
         let oidc = config.oidc.clone().map(OidcVerifier::new);
+        let login_limiter = limit::AttemptLimiter::new("login", "account", &config.login_limits);
         Ok(Self {
             fleet,
             security,
             config,
             oidc,
             pki,
+            login_limiter,
             decoy: hash_password("edgecd decoy password")?,
         })
     }
@@ -295,9 +307,27 @@ impl Accounts {
         }
     }
 
-    /// `Login` with a password: a session token.
+    /// `Login` with a password from `ip`: a session token. Failed attempts are limited per IP and per
+    /// account name (refused with [`AccountError::Limited`], even with the right password, until the
+    /// bucket refills); a successful one costs nothing.
     #[tracing::instrument(skip(self, password))]
     pub async fn login_password(
+        &self,
+        ip: Option<IpAddr>,
+        username: &str,
+        password: &str,
+    ) -> Result<IssuedToken, AccountError> {
+        self.login_limiter
+            .admit(ip, username)
+            .inspect_err(|limited| {
+                tracing::warn!(%limited, "Password login refused by the rate limit.");
+            })?;
+        let issued = self.check_password(username, password).await?;
+        self.login_limiter.succeeded(ip, username);
+        Ok(issued)
+    }
+
+    async fn check_password(
         &self,
         username: &str,
         password: &str,
@@ -330,14 +360,22 @@ impl Accounts {
         self.new_session(principal).await
     }
 
-    /// `Login` with an OIDC ID token: a session token.
-    #[tracing::instrument(skip_all)]
-    pub async fn login_oidc(&self, id_token: &str) -> Result<IssuedToken, AccountError> {
+    /// `Login` with an OIDC ID token from `ip`: a session token. Failed attempts are limited per IP.
+    #[tracing::instrument(skip(self, id_token))]
+    pub async fn login_oidc(
+        &self,
+        ip: Option<IpAddr>,
+        id_token: &str,
+    ) -> Result<IssuedToken, AccountError> {
         let oidc = self.oidc.as_ref().ok_or(AccountError::NoOidc)?;
+        self.login_limiter.admit(ip, "").inspect_err(|limited| {
+            tracing::warn!(%limited, "OIDC login refused by the rate limit.");
+        })?;
         let principal = oidc.verify(id_token).await.map_err(|error| {
             tracing::warn!(%error, "OIDC login refused.");
             AccountError::Oidc(error.to_string())
         })?;
+        self.login_limiter.succeeded(ip, "");
         self.new_session(principal).await
     }
 
@@ -374,10 +412,14 @@ impl Accounts {
         })
     }
 
-    /// `Logout`: ends the session of `token` (API tokens are revoked instead).
+    /// `Logout`: ends the session of `token` only (the caller's other sessions go on; API tokens are
+    /// revoked instead, so for them this does nothing).
     pub async fn logout(&self, token: &str) -> Result<(), AccountError> {
         if token.starts_with(SESSION_PREFIX) {
-            self.security.delete_session(&token_hash(token)).await?;
+            match self.security.delete_session(&token_hash(token)).await {
+                Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
         }
         Ok(())
     }

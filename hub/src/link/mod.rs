@@ -358,7 +358,10 @@ impl SpokeService for SpokeLink {
             .chars()
             .take(16)
             .collect::<String>();
-        let result = pki.enroll(&request.bootstrap_token, &request.csr_pem).await;
+        let peer_ip = peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+        let result = pki
+            .enroll_from(peer_ip, &request.bootstrap_token, &request.csr_pem)
+            .await;
         let entry = crate::store::AuditEntry {
             actor: format!("bootstrap-token:{token_id}"),
             action: "Enroll".into(),

@@ -5,7 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{CaSettings, MasterKey, PkiConfig, SealError, SecuritySettings};
-use crate::auth::{AuthConfig, OidcConfig};
+use crate::auth::{AttemptLimits, AuthConfig, OidcConfig, Rate};
+
+/// A rate limit flag: `BURST/PERIOD` (e.g. `20/1m`: 20 failed attempts at once, then one every 3 s) or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitArg(pub Option<Rate>);
+
+fn parse_limit(text: &str) -> Result<LimitArg, String> {
+    Rate::parse(text).map(LimitArg).map_err(|e| e.to_string())
+}
 
 /// Security flags; every flag also reads an `EDGECD_HUB_*` variable
 /// (the master key itself may also come from `EDGECD_MASTER_KEY`).
@@ -61,6 +69,19 @@ pub struct SecurityArgs {
         value_delimiter = ','
     )]
     pub oidc_admin_groups: Vec<String>,
+    /// Failed `Login` attempts allowed per client IP, as BURST/PERIOD (then one per PERIOD/BURST), or
+    /// `off`. Successful logins cost nothing.
+    #[arg(long, env = "EDGECD_HUB_LOGIN_LIMIT_PER_IP", default_value = "20/1m", value_parser = parse_limit)]
+    pub login_limit_per_ip: LimitArg,
+    /// Failed `Login` attempts allowed per account name, as BURST/PERIOD, or `off`.
+    #[arg(long, env = "EDGECD_HUB_LOGIN_LIMIT_PER_ACCOUNT", default_value = "10/10m", value_parser = parse_limit)]
+    pub login_limit_per_account: LimitArg,
+    /// Failed `Enroll` attempts allowed per spoke IP, as BURST/PERIOD, or `off`.
+    #[arg(long, env = "EDGECD_HUB_ENROLL_LIMIT_PER_IP", default_value = "20/1m", value_parser = parse_limit)]
+    pub enroll_limit_per_ip: LimitArg,
+    /// Failed `Enroll` attempts allowed per bootstrap-token id, as BURST/PERIOD, or `off`.
+    #[arg(long, env = "EDGECD_HUB_ENROLL_LIMIT_PER_TOKEN", default_value = "5/10m", value_parser = parse_limit)]
+    pub enroll_limit_per_token: LimitArg,
 }
 
 /// Why the security flags are unusable. Never contains key material.
@@ -89,9 +110,11 @@ impl SecurityArgs {
             None => MasterKey::from_env()?,
         };
         let ca = match (&self.ca_cert, &self.ca_key, master) {
-            (Some(cert), Some(key), _) => CaSettings::Supplied {
+            // The master key, when given, still seals repository credentials.
+            (Some(cert), Some(key), master) => CaSettings::Supplied {
                 cert_pem: read(cert)?,
                 key_pem: read(key)?,
+                master: master.map(Arc::new),
             },
             (_, _, Some(master)) => CaSettings::Stored(Arc::new(master)),
             (_, _, None) => return Err(SecurityArgsError::NoMasterKey),
@@ -117,11 +140,19 @@ impl SecurityArgs {
             pki: PkiConfig {
                 client_cert_lifetime: Duration::from_secs(self.client_cert_ttl_secs.max(60)),
                 token_ttl: Duration::from_secs(self.bootstrap_token_ttl_secs.max(60)),
+                enroll_limits: AttemptLimits::new(
+                    self.enroll_limit_per_ip.0,
+                    self.enroll_limit_per_token.0,
+                ),
             },
             store: None,
             auth: Some(AuthConfig {
                 session_ttl: Duration::from_secs(self.session_ttl_secs.max(60)),
                 oidc,
+                login_limits: AttemptLimits::new(
+                    self.login_limit_per_ip.0,
+                    self.login_limit_per_account.0,
+                ),
             }),
             initial_admin_password: self
                 .admin_password_file
@@ -168,9 +199,78 @@ mod tests {
             Duration::from_secs(86_400)
         );
 
+        let auth = settings.auth.as_ref().unwrap();
+        assert_eq!(
+            auth.login_limits.per_ip,
+            Some(Rate::new(20, Duration::from_secs(60)))
+        );
+        assert_eq!(
+            auth.login_limits.per_name,
+            Some(Rate::new(10, Duration::from_secs(600)))
+        );
+        assert_eq!(
+            settings.pki.enroll_limits.per_name,
+            Some(Rate::new(5, Duration::from_secs(600)))
+        );
+
         std::fs::write(&key, b"short").unwrap();
         let cli = Cli::try_parse_from(["hub", "--master-key-file", key.to_str().unwrap()]).unwrap();
         let err = cli.security.into_settings().unwrap_err();
         assert!(err.to_string().starts_with("master key"), "{err}");
+    }
+
+    #[test]
+    fn a_supplied_ca_keeps_the_master_key_for_repository_credentials_and_limits_are_configurable() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("master.key");
+        std::fs::write(&key, [7u8; 32]).unwrap();
+        let ca = super::super::HubCa::generate("operator CA").unwrap();
+        let cert = dir.path().join("ca.pem");
+        let ca_key = dir.path().join("ca.key");
+        std::fs::write(&cert, ca.cert_pem()).unwrap();
+        std::fs::write(&ca_key, ca.key_pem()).unwrap();
+        let args = |with_master: bool| {
+            let mut argv = vec![
+                "hub".to_owned(),
+                "--ca-cert".into(),
+                cert.display().to_string(),
+                "--ca-key".into(),
+                ca_key.display().to_string(),
+                "--login-limit-per-ip".into(),
+                "off".into(),
+                "--enroll-limit-per-token".into(),
+                "3/1h".into(),
+            ];
+            if with_master {
+                argv.extend(["--master-key-file".into(), key.display().to_string()]);
+            }
+            Cli::try_parse_from(argv)
+                .unwrap()
+                .security
+                .into_settings()
+                .unwrap()
+        };
+        let settings = args(true);
+        assert!(matches!(
+            settings.ca,
+            CaSettings::Supplied {
+                master: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(settings.auth.as_ref().unwrap().login_limits.per_ip, None);
+        assert_eq!(
+            settings.pki.enroll_limits.per_name,
+            Some(Rate::new(3, Duration::from_secs(3600)))
+        );
+        // Without a master key file (and no variable) the supplied CA runs without one.
+        if std::env::var_os(super::super::MASTER_KEY_ENV).is_none() {
+            assert!(matches!(
+                args(false).ca,
+                CaSettings::Supplied { master: None, .. }
+            ));
+        }
+        let err = Cli::try_parse_from(["hub", "--login-limit-per-account", "10"]).unwrap_err();
+        assert!(err.to_string().contains("expected BURST/PERIOD"), "{err}");
     }
 }

@@ -41,6 +41,8 @@ pub struct PkiConfig {
     pub client_cert_lifetime: Duration,
     /// Default bootstrap token lifetime (1 h).
     pub token_ttl: Duration,
+    /// Rate limits on failed `Enroll` attempts, per peer IP and per bootstrap-token id.
+    pub enroll_limits: crate::auth::AttemptLimits,
 }
 
 impl Default for PkiConfig {
@@ -48,6 +50,7 @@ impl Default for PkiConfig {
         Self {
             client_cert_lifetime: Duration::from_secs(24 * 3600),
             token_ttl: Duration::from_secs(3600),
+            enroll_limits: crate::auth::AttemptLimits::enroll_default(),
         }
     }
 }
@@ -95,6 +98,8 @@ pub enum PkiError {
     Store(#[from] StoreError),
     #[error("TLS configuration: {0}")]
     Tls(String),
+    #[error(transparent)]
+    Limited(#[from] crate::auth::Limited),
 }
 
 impl PkiError {
@@ -112,6 +117,14 @@ impl PkiError {
             | Self::NoClientCertificate
             | Self::Ca(CaError::BadCertificate(_)) => Status::unauthenticated(self.to_string()),
             Self::TokenCaMismatch { .. } => Status::failed_precondition(self.to_string()),
+            Self::Limited(limited) => {
+                let mut status = Status::resource_exhausted(self.to_string());
+                let seconds = limited.retry_after.as_secs().max(1).to_string();
+                if let Ok(value) = seconds.parse() {
+                    status.metadata_mut().insert("retry-after", value);
+                }
+                status
+            }
             Self::UnknownCluster { .. }
             | Self::ClusterRevoked { .. }
             | Self::UnknownCertificate { .. }
@@ -190,8 +203,13 @@ pub struct SecuritySettings {
 pub enum CaSettings {
     /// Generate on first start, sealed in the store with this master key.
     Stored(Arc<MasterKey>),
-    /// Operator-supplied PEM certificate and key.
-    Supplied { cert_pem: String, key_pem: String },
+    /// Operator-supplied PEM certificate and key; `master` (if given) seals repository credentials,
+    /// which are unavailable without it.
+    Supplied {
+        cert_pem: String,
+        key_pem: String,
+        master: Option<Arc<MasterKey>>,
+    },
 }
 
 impl std::fmt::Debug for CaSettings {
@@ -199,7 +217,10 @@ impl std::fmt::Debug for CaSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Stored(_) => "CaSettings::Stored(<sealed>)",
-            Self::Supplied { .. } => "CaSettings::Supplied(<pem>)",
+            Self::Supplied { master: None, .. } => "CaSettings::Supplied(<pem>)",
+            Self::Supplied {
+                master: Some(_), ..
+            } => "CaSettings::Supplied(<pem>, master key)",
         })
     }
 }
@@ -236,12 +257,18 @@ impl SecuritySettings {
     ) -> Result<Pki, PkiError> {
         let source = match &self.ca {
             CaSettings::Stored(master) => CaSource::Store(master),
-            CaSettings::Supplied { cert_pem, key_pem } => CaSource::Supplied { cert_pem, key_pem },
+            CaSettings::Supplied {
+                cert_pem, key_pem, ..
+            } => CaSource::Supplied { cert_pem, key_pem },
         };
         let pki = Pki::open(fleet, security, source, self.pki.clone()).await?;
         Ok(match &self.ca {
-            CaSettings::Stored(master) => pki.with_sealer(Arc::clone(master)),
-            CaSettings::Supplied { .. } => pki,
+            CaSettings::Stored(master)
+            | CaSettings::Supplied {
+                master: Some(master),
+                ..
+            } => pki.with_sealer(Arc::clone(master)),
+            CaSettings::Supplied { master: None, .. } => pki,
         })
     }
 }
@@ -255,6 +282,8 @@ pub struct Pki {
     fleet: Arc<dyn Store>,
     security: Arc<dyn SecurityStore>,
     config: PkiConfig,
+    /// Failed enrollments per IP and per token id.
+    enroll_limiter: crate::auth::limit::AttemptLimiter,
 }
 
 impl Pki {
@@ -270,12 +299,18 @@ impl Pki {
             CaSource::Store(master) => load_or_create_ca(security.as_ref(), master).await?,
         };
         tracing::info!(ca_hash = %ca.ca_hash(), "Hub CA ready.");
+        let enroll_limiter = crate::auth::limit::AttemptLimiter::new(
+            "enrollment",
+            "bootstrap token",
+            &config.enroll_limits,
+        );
         Ok(Self {
             ca,
             sealer: None,
             fleet,
             security,
             config,
+            enroll_limiter,
         })
     }
 
@@ -344,6 +379,27 @@ impl Pki {
             expires_at,
             ca_hash: self.ca_hash(),
         })
+    }
+
+    /// `Enroll` from `peer`, rate-limited: failed attempts are limited per peer IP and per token id
+    /// ([`PkiError::Limited`], even for the right token, until the bucket refills); a successful
+    /// enrollment costs nothing.
+    pub async fn enroll_from(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        token_text: &str,
+        csr_pem: &str,
+    ) -> Result<IssuedClient, PkiError> {
+        // The id as written (never the secret); a malformed token is limited per IP only.
+        let token_id = BootstrapToken::parse(token_text)
+            .map(|t| t.id)
+            .unwrap_or_default();
+        self.enroll_limiter.admit(peer, &token_id).inspect_err(
+            |limited| tracing::warn!(%limited, "Enrollment refused by the rate limit."),
+        )?;
+        let issued = self.enroll(token_text, csr_pem).await?;
+        self.enroll_limiter.succeeded(peer, &token_id);
+        Ok(issued)
     }
 
     /// `Enroll`: checks the token, signs the CSR for the token's cluster, and
