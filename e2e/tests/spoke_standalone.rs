@@ -524,3 +524,128 @@ async fn terminating_a_running_sync_from_the_application_stops_it_at_the_wave_bo
     // Nothing is left to terminate.
     assert!(!spoke.engine.terminate("stuck", "test"));
 }
+
+/// The dev fleet's generated apps (`edgecd-dev --apps-per-cluster`): many automated apps of one path,
+/// each with its own kustomize `namePrefix`, in one namespace they all create. Each must own its own
+/// prefixed objects; before the spoke applied `source.kustomize` they all applied the same objects,
+/// took them from each other on every poll and never converged. Two apps that really do share an
+/// object get Argo CD's SharedResourceWarning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_of_one_path_with_their_own_name_prefix_converge_in_one_created_namespace() {
+    const APPS: usize = 8;
+    const NS: &str = "generated";
+    let emulator = KubeEmulator::start(EmulatorConfig {
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let server = GitServer::start().unwrap();
+    let repo = server.create_repo("generated").unwrap();
+    for (path, text) in edgecd_e2e::dev::repo::repository_files(repo.url(), &[]) {
+        repo.write(&path, &text).unwrap();
+    }
+    repo.commit("fleet").unwrap();
+    let spoke = start_spoke(&emulator, 0).await;
+    let api: Api<Application> = Api::namespaced(spoke.cluster.client().clone(), STATE_NS);
+    let app = |name: &str, prefix: Option<String>| {
+        let mut app = demo_app(name, &repo, "deploy/generated");
+        app.spec.project = "default".into();
+        app.spec.destination.namespace = NS.into();
+        app.spec.source.kustomize = prefix.map(|name_prefix| edgecd_core::app::KustomizeSource {
+            name_prefix,
+            ..Default::default()
+        });
+        app
+    };
+    for i in 1..=APPS {
+        let app = app(&format!("gen-{i}"), Some(format!("gen-{i}-")));
+        api.create(&PostParams::default(), &app).await.unwrap();
+    }
+
+    let key = |kind: &str, name: &str| edgecd_core::app::ResourceKey {
+        group: if kind == "Deployment" { "apps" } else { "" }.into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        namespace: NS.into(),
+        name: name.into(),
+    };
+    for i in 1..=APPS {
+        let name = format!("gen-{i}");
+        let status = wait_synced_healthy(&spoke, &name).await;
+        let mut names: Vec<String> = status
+            .resources
+            .iter()
+            .map(|r| r.key.name.clone())
+            .collect();
+        names.sort();
+        assert_eq!(names, [format!("gen-{i}-settings"), format!("gen-{i}-web")]);
+        let web = spoke
+            .cluster
+            .get(&key("Deployment", &format!("gen-{i}-web")))
+            .await
+            .unwrap()
+            .expect("the app's own Deployment");
+        assert_eq!(
+            edgecd_spoke::plan::tracking_app(&web),
+            Some(format!("default/{name}").as_str())
+        );
+    }
+    // Nobody applied the unprefixed objects.
+    assert!(
+        spoke
+            .cluster
+            .get(&key("Deployment", "web"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Several more polls of every app later, nobody re-synced: one sync each, all still Synced.
+    let counts: Vec<u64> = (1..=APPS)
+        .map(|i| spoke.engine.reconcile_count(&format!("gen-{i}")))
+        .collect();
+    wait_for("three more reconciles of every app", async || {
+        (1..=APPS)
+            .all(|i| spoke.engine.reconcile_count(&format!("gen-{i}")) >= counts[i - 1] + 3)
+            .then_some(())
+    })
+    .await;
+    for i in 1..=APPS {
+        let status = app_status(&spoke, &format!("gen-{i}")).await.unwrap();
+        assert_eq!(status.sync.status, SyncStatus::Synced, "gen-{i}");
+        assert_eq!(status.history.len(), 1, "gen-{i} was synced again");
+        assert!(status.conditions.is_empty(), "{:?}", status.conditions);
+    }
+
+    // Two apps that render the same objects (no prefix): the one that lost them says so.
+    for name in ["plain-a", "plain-b"] {
+        let mut app = app(name, None);
+        if let Some(policy) = app.spec.sync_policy.as_mut() {
+            policy.automated = None;
+        }
+        api.create(&PostParams::default(), &app).await.unwrap();
+    }
+    let sync = |id: &str| {
+        kube::api::Patch::Merge(serde_json::json!({"operation": {"commandId": id, "sync": {}}}))
+    };
+    let params = kube::api::PatchParams::default();
+    api.patch("plain-a", &params, &sync("a1")).await.unwrap();
+    wait_synced_healthy(&spoke, "plain-a").await;
+    api.patch("plain-b", &params, &sync("b1")).await.unwrap();
+    wait_synced_healthy(&spoke, "plain-b").await;
+    let warning = wait_for("plain-a's SharedResourceWarning", async || {
+        let status = app_status(&spoke, "plain-a").await?;
+        status
+            .conditions
+            .into_iter()
+            .find(|c| c.kind == "SharedResourceWarning")
+    })
+    .await;
+    assert!(
+        warning
+            .message
+            .contains("Deployment/web is also managed by application default/plain-b"),
+        "{}",
+        warning.message
+    );
+}

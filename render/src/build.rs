@@ -7,17 +7,24 @@ use serde_json::{Map, Value};
 
 use crate::error::{RenderError, Result};
 use crate::generators::{self, GeneratedKind};
-use crate::kustomization::{self, Behavior, GeneratorArgs, Kustomization, PatchEntry, SortOptions};
+use crate::kustomization::{
+    self, Behavior, GeneratorArgs, Kustomization, KustomizeEdits, PatchEntry, SortOptions,
+};
 use crate::loader::{RepoRoot, relative_to};
 use crate::patch::{self, Merged, Selector};
 use crate::resource::{Origin, ResId, Resource, get_at, set_at, str_at};
 use crate::{nameref, sort, transformers, yaml};
 
 /// Builds the kustomization in `dir` and returns the final objects in output order.
-pub(crate) fn build(dir: &Path, repo: &RepoRoot) -> Result<Vec<Value>> {
+pub(crate) fn build(
+    dir: &Path,
+    repo: &RepoRoot,
+    edits: Option<&KustomizeEdits>,
+) -> Result<Vec<Value>> {
     let mut builder = Builder {
         repo,
         stack: Vec::new(),
+        edits,
     };
     let (kustomization, mut resources) = builder.build_dir(dir, false)?;
     let file = kustomization_file(dir);
@@ -87,6 +94,8 @@ fn add_origin_annotation(resource: &mut Resource, root: &Path) {
 struct Builder<'a> {
     repo: &'a RepoRoot,
     stack: Vec<PathBuf>,
+    /// Applied to the root kustomization only.
+    edits: Option<&'a KustomizeEdits>,
 }
 
 impl Builder<'_> {
@@ -96,8 +105,14 @@ impl Builder<'_> {
         dir: &Path,
         as_component: bool,
     ) -> Result<(Kustomization, Vec<Resource>)> {
-        let kustomization = self.load_kustomization(dir)?;
+        let mut kustomization = self.load_kustomization(dir)?;
         let file = kustomization_file(dir);
+        if self.stack.is_empty()
+            && !as_component
+            && let Some(edits) = self.edits.take()
+        {
+            kustomization.edit(edits);
+        }
         if as_component && !kustomization.is_component {
             return Err(RenderError::invalid(
                 &file,

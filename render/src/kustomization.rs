@@ -147,6 +147,31 @@ pub(crate) enum SortOptions {
     },
 }
 
+/// Argo CD's `spec.source.kustomize` options, applied to an app's kustomization before the build the way
+/// Argo CD applies them with `kustomize edit` (`set nameprefix`, `set namesuffix`, `add label --force`,
+/// `add annotation --force`, `set image`, `set namespace`, `set replicas`): each replaces the kustomization's
+/// own value (labels, annotations, images and replicas entry by entry), so a prefix is not added to one the
+/// kustomization already has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct KustomizeEdits {
+    pub name_prefix: Option<String>,
+    pub name_suffix: Option<String>,
+    pub common_labels: Vec<(String, String)>,
+    pub common_annotations: Vec<(String, String)>,
+    /// `kustomize edit set image` arguments: `nginx:1.21`, `nginx=registry/nginx:1.21`, `nginx@sha256:…`.
+    pub images: Vec<String>,
+    pub namespace: Option<String>,
+    /// `(workload name, count)`.
+    pub replicas: Vec<(String, i64)>,
+}
+
+impl KustomizeEdits {
+    /// Whether there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self == &KustomizeEdits::default()
+    }
+}
+
 /// Finds the kustomization file of a directory, if any.
 pub(crate) fn find_file(dir: &Path) -> Option<std::path::PathBuf> {
     KUSTOMIZATION_FILE_NAMES
@@ -156,6 +181,39 @@ pub(crate) fn find_file(dir: &Path) -> Option<std::path::PathBuf> {
 }
 
 impl Kustomization {
+    /// Applies Argo CD's kustomize options (see [`KustomizeEdits`]).
+    pub(crate) fn edit(&mut self, edits: &KustomizeEdits) {
+        if let Some(prefix) = &edits.name_prefix {
+            self.name_prefix = Some(prefix.clone());
+        }
+        if let Some(suffix) = &edits.name_suffix {
+            self.name_suffix = Some(suffix.clone());
+        }
+        if let Some(namespace) = &edits.namespace {
+            self.namespace = Some(namespace.clone());
+        }
+        for (key, value) in &edits.common_labels {
+            set_pair(&mut self.common_labels, key, value);
+        }
+        for (key, value) in &edits.common_annotations {
+            set_pair(&mut self.common_annotations, key, value);
+        }
+        for argument in &edits.images {
+            let image = parse_set_image(argument);
+            match self.images.iter_mut().find(|i| i.name == image.name) {
+                Some(existing) => *existing = image,
+                None => self.images.push(image),
+            }
+        }
+        for (name, count) in &edits.replicas {
+            let count = Value::from(*count);
+            match self.replicas.iter_mut().find(|(n, _)| n == name) {
+                Some(existing) => existing.1 = count,
+                None => self.replicas.push((name.clone(), count)),
+            }
+        }
+    }
+
     /// Parses a kustomization document.
     pub(crate) fn parse(value: &Value, file: &Path) -> Result<Kustomization> {
         let empty = Map::new();
@@ -314,6 +372,55 @@ impl Kustomization {
     }
 }
 
+fn set_pair(pairs: &mut Vec<(String, String)>, key: &str, value: &str) {
+    match pairs.iter_mut().find(|(k, _)| k == key) {
+        Some(existing) => existing.1 = value.to_owned(),
+        None => pairs.push((key.to_owned(), value.to_owned())),
+    }
+}
+
+/// One `kustomize edit set image` argument as an `images:` entry: `NAME=NEWNAME[:TAG|@DIGEST]`,
+/// or `NAME[:TAG|@DIGEST]` (a new tag or digest only).
+fn parse_set_image(argument: &str) -> ImageEntry {
+    /// (name, tag, digest) of an image reference; a `:` before the last `/` is a registry port.
+    fn split(reference: &str) -> (String, Option<String>, Option<String>) {
+        if let Some((name, digest)) = reference.split_once('@') {
+            return (name.to_owned(), None, Some(digest.to_owned()));
+        }
+        let last_part = reference.rfind('/').map_or(0, |i| i + 1);
+        match reference[last_part..].rfind(':') {
+            Some(i) => (
+                reference[..last_part + i].to_owned(),
+                Some(reference[last_part + i + 1..].to_owned()),
+                None,
+            ),
+            None => (reference.to_owned(), None, None),
+        }
+    }
+    match argument.split_once('=') {
+        Some((name, new)) => {
+            let (new_name, new_tag, digest) = split(new);
+            ImageEntry {
+                name: name.to_owned(),
+                new_name: (!new_name.is_empty()).then_some(new_name),
+                new_tag,
+                digest,
+                tag_suffix: None,
+            }
+        }
+        None => {
+            let (name, new_tag, digest) = split(argument);
+            ImageEntry {
+                name,
+                new_name: None,
+                new_tag,
+                digest,
+                tag_suffix: None,
+            }
+        }
+    }
+}
+
 // === impl Parser ===
 
 struct Parser<'a> {
@@ -467,5 +574,97 @@ fn scalar_string(value: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(crate::yaml::format_number_plain(n)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn image(
+        name: &str,
+        new_name: Option<&str>,
+        tag: Option<&str>,
+        digest: Option<&str>,
+    ) -> String {
+        format!("{name} {new_name:?} {tag:?} {digest:?}")
+    }
+
+    fn parsed(argument: &str) -> String {
+        let i = parse_set_image(argument);
+        image(
+            &i.name,
+            i.new_name.as_deref(),
+            i.new_tag.as_deref(),
+            i.digest.as_deref(),
+        )
+    }
+
+    #[test]
+    fn set_image_arguments() {
+        assert_eq!(
+            parsed("nginx:1.21"),
+            image("nginx", None, Some("1.21"), None)
+        );
+        assert_eq!(
+            parsed("nginx=registry:5000/edge/nginx:1.21"),
+            image(
+                "nginx",
+                Some("registry:5000/edge/nginx"),
+                Some("1.21"),
+                None
+            )
+        );
+        assert_eq!(
+            parsed("registry:5000/nginx"),
+            image("registry:5000/nginx", None, None, None)
+        );
+        assert_eq!(
+            parsed("nginx@sha256:abc"),
+            image("nginx", None, None, Some("sha256:abc"))
+        );
+        assert_eq!(
+            parsed("nginx=mirror/nginx"),
+            image("nginx", Some("mirror/nginx"), None, None)
+        );
+    }
+
+    #[test]
+    fn edits_replace_the_kustomizations_own_values() {
+        let text = "namePrefix: old-\ncommonLabels: {a: '1', b: '2'}\nimages:\n- name: nginx\n  newTag: '1.19'\nreplicas:\n- name: web\n  count: 1\n";
+        let value = crate::yaml::load_one(text).unwrap();
+        let mut k = Kustomization::parse(&value, Path::new("kustomization.yaml")).unwrap();
+        k.edit(&KustomizeEdits {
+            name_prefix: Some("gen-1-".into()),
+            common_labels: vec![("b".into(), "3".into()), ("c".into(), "4".into())],
+            images: vec!["nginx:1.21".into(), "redis=mirror/redis:7".into()],
+            namespace: Some("generated".into()),
+            replicas: vec![("web".into(), 3), ("api".into(), 2)],
+            ..KustomizeEdits::default()
+        });
+        assert_eq!(k.name_prefix.as_deref(), Some("gen-1-"));
+        assert_eq!(k.name_suffix, None);
+        assert_eq!(k.namespace.as_deref(), Some("generated"));
+        assert_eq!(
+            k.common_labels,
+            vec![
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "3".to_owned()),
+                ("c".to_owned(), "4".to_owned())
+            ]
+        );
+        assert_eq!(k.images.len(), 2);
+        assert_eq!(k.images[0].new_tag.as_deref(), Some("1.21"));
+        assert_eq!(k.images[1].new_name.as_deref(), Some("mirror/redis"));
+        assert_eq!(
+            k.replicas,
+            vec![
+                ("web".to_owned(), Value::from(3)),
+                ("api".to_owned(), Value::from(2))
+            ]
+        );
+        assert!(KustomizeEdits::default().is_empty());
     }
 }

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::RenderCache;
 pub use error::{RenderError, Result};
-pub use kustomization::KUSTOMIZATION_FILE_NAMES;
+pub use kustomization::{KUSTOMIZATION_FILE_NAMES, KustomizeEdits};
 pub use serde_json::Value;
 
 /// How to render a directory.
@@ -49,6 +49,9 @@ pub struct RenderOptions {
     /// Plain directories: also read subdirectories (Argo CD's `directory.recurse`; off by default, as there).
     /// Kustomizations ignore it.
     pub recurse: bool,
+    /// Argo CD's `source.kustomize` options, applied to the rendered directory's kustomization before the build
+    /// as `kustomize edit` would (plain directories ignore them).
+    pub kustomize: Option<KustomizeEdits>,
 }
 
 /// Renders `dir`: a kustomize build when it holds a kustomization file, otherwise its manifest files.
@@ -78,7 +81,7 @@ pub fn render(dir: &Path, options: &RenderOptions) -> Result<Vec<Value>> {
     let repo = loader::RepoRoot::new(&root)?;
     repo.check(&dir)?;
     if kustomization::find_file(&dir).is_some() {
-        build::build(&dir, &repo)
+        build::build(&dir, &repo, options.kustomize.as_ref())
     } else {
         plain::render(
             &dir,

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use edgecd_core::app::{
-    ApplicationSource, ApplicationStatus, HistoryEntry, OperationPhase, OperationState,
-    ResourceKey, SyncReport,
+    ApplicationSource, ApplicationStatus, HistoryEntry, KustomizeSource, OperationPhase,
+    OperationState, ResourceKey, SyncReport,
 };
 use edgecd_core::{Health, SyncStatus};
-use edgecd_render::{RenderCache, RenderOptions, Value};
+use edgecd_render::{KustomizeEdits, RenderCache, RenderOptions, Value};
 use futures::{FutureExt as _, StreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
@@ -38,6 +38,8 @@ pub mod conditions {
     pub const INVALID_SPEC: &str = "InvalidSpecError";
     /// The app's project (as the hub sent it) refuses its source or one of its objects: nothing is applied.
     pub const POLICY_VIOLATION: &str = "ProjectPolicyViolation";
+    /// An object of the app is tracked by another app too (Argo CD's condition of the same name).
+    pub const SHARED_RESOURCE_WARNING: &str = "SharedResourceWarning";
 }
 
 /// Settings of the engine.
@@ -620,6 +622,7 @@ impl Engine {
             options.exclude = directory.exclude_globs();
             options.recurse = directory.recurse;
         }
+        options.kustomize = source.kustomize.as_ref().map(kustomize_edits);
         let dir: PathBuf = checkout.dir().to_path_buf();
         let commit_text = commit.to_string();
         let cache_key = format!("{}@{commit_text}", url.cache_key());
@@ -1229,6 +1232,12 @@ impl Engine {
         };
         status.health = comparison.health();
         status.resources = comparison.resource_statuses();
+        decide::set_condition(
+            &mut status.conditions,
+            conditions::SHARED_RESOURCE_WARNING,
+            (!comparison.shared.is_empty()).then(|| comparison.shared.join("; ")),
+            now,
+        );
         self.finish(status, previous, clear_operation, now)
     }
 
@@ -1337,6 +1346,25 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Argo CD's `source.kustomize` options for the renderer, which applies them to the app's kustomization
+/// as Argo CD does with `kustomize edit`.
+fn kustomize_edits(k: &KustomizeSource) -> KustomizeEdits {
+    let text = |s: &String| (!s.is_empty()).then(|| s.clone());
+    KustomizeEdits {
+        name_prefix: text(&k.name_prefix),
+        name_suffix: text(&k.name_suffix),
+        common_labels: k.common_labels.clone().into_iter().collect(),
+        common_annotations: k.common_annotations.clone().into_iter().collect(),
+        images: k.images.clone(),
+        namespace: text(&k.namespace),
+        replicas: k
+            .replicas
+            .iter()
+            .map(|r| (r.name.clone(), r.count))
+            .collect(),
     }
 }
 

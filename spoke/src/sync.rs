@@ -65,6 +65,9 @@ pub struct Comparison {
     /// Objects that could not be prepared (unknown kind, invalid): they make
     /// the app OutOfSync and are reported as conditions.
     pub errors: Vec<String>,
+    /// Objects of this app whose live tracking annotation names another app (Argo CD's
+    /// `SharedResourceWarning`): two apps applying the same object take it from each other.
+    pub shared: Vec<String>,
 }
 
 impl Comparison {
@@ -242,9 +245,18 @@ pub async fn compare(
     let (planned, mut errors) = prepare_all(cluster, target).await;
     let desired_keys: BTreeSet<ResourceKey> = planned.iter().map(|p| p.key.clone()).collect();
     let mut resources = Vec::new();
+    let mut shared = Vec::new();
     for p in planned {
         let live = cluster.get(&p.key).await?;
         let mut message = String::new();
+        if let Some(other) = live.as_ref().and_then(plan::tracking_app)
+            && other != target.app
+        {
+            shared.push(format!(
+                "{}/{} is also managed by application {other}",
+                p.key.kind, p.key.name
+            ));
+        }
         let (sync, predicted) = match &live {
             None => (SyncStatus::OutOfSync, None),
             Some(live_obj) => {
@@ -315,6 +327,7 @@ pub async fn compare(
         revision: target.revision.clone(),
         resources,
         errors,
+        shared,
     })
 }
 
