@@ -56,6 +56,35 @@ impl Credentials {
             .cloned()
     }
 
+    /// `preferred` plus the entries of `other` whose `url_prefix` no entry of `preferred` has: for the
+    /// same prefix, `preferred` wins; otherwise the longest prefix still decides per repository.
+    pub fn merged(preferred: &Credentials, other: &Credentials) -> Self {
+        let mut entries = preferred.entries.clone();
+        entries.extend(
+            other
+                .entries
+                .iter()
+                .filter(|entry| {
+                    !preferred
+                        .entries
+                        .iter()
+                        .any(|p| p.url_prefix == entry.url_prefix)
+                })
+                .cloned(),
+        );
+        Self { entries }
+    }
+
+    /// The entries, in order.
+    pub fn entries(&self) -> impl Iterator<Item = &RepoCredential> {
+        self.entries.iter().map(AsRef::as_ref)
+    }
+
+    /// The URL prefixes of the set, in order (no secrets).
+    pub fn prefixes(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|entry| entry.url_prefix.as_str())
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -156,6 +185,30 @@ mod tests {
         assert!(store.find(&url("https://a.example/x")).is_none());
         shared.replace(Credentials::new([credential("https://a.example/", "a")]));
         assert!(store.find(&url("https://a.example/x")).is_some());
+    }
+
+    #[test]
+    fn merged_prefers_the_first_set_for_the_same_prefix_only() {
+        let local = Credentials::new([credential("https://git.example.com/team/", "local")]);
+        let hub = Credentials::new([
+            credential("https://git.example.com/team/", "hub"),
+            credential("https://git.example.com/", "hub-host"),
+        ]);
+        let merged = Credentials::merged(&local, &hub);
+        assert_eq!(merged.len(), 2);
+        let user = |text: &str| merged.find(&url(text)).and_then(|c| c.username.clone());
+        assert_eq!(
+            user("https://git.example.com/team/app.git").as_deref(),
+            Some("local")
+        );
+        assert_eq!(
+            user("https://git.example.com/infra.git").as_deref(),
+            Some("hub-host")
+        );
+        assert_eq!(
+            merged.prefixes().collect::<Vec<_>>(),
+            ["https://git.example.com/team/", "https://git.example.com/"]
+        );
     }
 
     #[test]

@@ -299,13 +299,33 @@ impl Runtime {
         install_crd(&runtime.cluster).await?;
         ensure_namespace(&client, &namespace).await?;
 
+        // Local Secrets and (with a hub) the hub's credentials, merged; the hub's last set comes from
+        // its Secret first, so a restart while the hub is unreachable can still pull.
+        let credentials =
+            crate::credentials::CredentialSources::new(runtime.git.credentials().clone());
+        if runtime.config.hub_address.is_some() {
+            match crate::credentials::load_hub(&client, &namespace).await {
+                Ok(Some(stored)) => {
+                    let set = crate::credentials::credentials_from_hub(&stored);
+                    tracing::info!(
+                        count = set.len(),
+                        "Using the hub's repository credentials kept in the cluster."
+                    );
+                    credentials.set_hub(set);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "Cannot read the hub's repository credentials kept in the cluster.")
+                }
+            }
+        }
         let shutdown = runtime.shutdown_signal();
-        let credentials = runtime.git.credentials().clone();
+        let watch_credentials = credentials.clone();
         let watch_client = client.clone();
         let watch_namespace = namespace.clone();
         runtime.spawn("credentials", async move {
             tokio::select! {
-                () = crate::credentials::watch(watch_client, watch_namespace, credentials) => {}
+                () = crate::credentials::watch_sources(watch_client, watch_namespace, watch_credentials) => {}
                 () = shutdown.wait() => {}
             }
             Ok(())
@@ -332,6 +352,7 @@ impl Runtime {
                 namespace.clone(),
             );
             link.appsets = Some(Arc::clone(&runtime.appsets));
+            link.credentials = Some(credentials.clone());
             link.server_url = runtime.server_url.clone();
             let shutdown = runtime.shutdown_signal();
             let engine = Arc::clone(&runtime.engine);

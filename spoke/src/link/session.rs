@@ -60,6 +60,10 @@ pub struct HubLinkConfig {
     /// The API server URL the spoke's kube client uses, reported in Hello; the hub keeps a URL
     /// set when the cluster was added (in-cluster, this is only the service address).
     pub server_url: String,
+    /// Where hub-delivered repository credentials go (merged with the local Secrets' and kept in
+    /// the Secret `edgecd-hub-repo-credentials`). Without it the spoke does not announce
+    /// `repo-credentials.v1`.
+    pub credentials: Option<crate::credentials::CredentialSources>,
 }
 
 impl HubLinkConfig {
@@ -74,8 +78,8 @@ impl HubLinkConfig {
             cluster_name: cluster_name.into(),
             spoke_version: env!("CARGO_PKG_VERSION").to_owned(),
             namespace: namespace.into(),
-            // Not implemented by this spoke yet: repo credentials over the
-            // stream.
+            // Repository credentials (`repo-credentials.v1`) are announced when
+            // `credentials` is set.
             capabilities: Capabilities::from_names([
                 names::STATUS_DELTAS,
                 names::DIGEST,
@@ -93,6 +97,7 @@ impl HubLinkConfig {
             identity: None,
             appsets: None,
             server_url: String::new(),
+            credentials: None,
         }
     }
 }
@@ -269,14 +274,17 @@ impl Link {
         }
     }
 
-    /// The configured capabilities, plus `application-sets.v1` when the ApplicationSet controller runs.
+    /// The configured capabilities, plus `application-sets.v1` when the ApplicationSet controller runs and
+    /// `repo-credentials.v1` when hub credentials have somewhere to go.
     fn announced_capabilities(&self) -> Capabilities {
         use edgecd_core::link::capabilities::names;
-        if self.config.appsets.is_none() {
-            return self.config.capabilities.clone();
-        }
         let mut all: Vec<String> = self.config.capabilities.iter().map(str::to_owned).collect();
-        all.push(names::APPLICATION_SETS.to_owned());
+        if self.config.appsets.is_some() {
+            all.push(names::APPLICATION_SETS.to_owned());
+        }
+        if self.config.credentials.is_some() {
+            all.push(names::REPO_CREDENTIALS.to_owned());
+        }
         Capabilities::from_names(all)
     }
 
@@ -698,6 +706,50 @@ impl Link {
         }
     }
 
+    /// Takes the hub's repository credentials: a complete set replaces the previous hub set (a partial one
+    /// adds to it), merged with the local Secrets' (a local Secret wins for the same prefix) and kept in
+    /// the Secret `edgecd-hub-repo-credentials` for restarts without the hub. Only prefixes are logged.
+    async fn apply_credentials(&mut self, message: &v1::RepositoryCredentials) {
+        use crate::credentials::{StoredCredential, credentials_from_hub, store_hub};
+        let Some(sources) = self.config.credentials.clone() else {
+            tracing::debug!("Ignoring repository credentials: this spoke did not ask for them.");
+            return;
+        };
+        let received: Vec<StoredCredential> = message
+            .credentials
+            .iter()
+            .map(StoredCredential::from)
+            .collect();
+        let received = credentials_from_hub(&received);
+        let set = if message.full_snapshot {
+            received
+        } else {
+            crate::git::Credentials::merged(&received, &sources.hub())
+        };
+        let prefixes: Vec<&str> = set.prefixes().collect();
+        tracing::info!(
+            count = set.len(),
+            ?prefixes,
+            full = message.full_snapshot,
+            "Repository credentials received from the hub."
+        );
+        sources.set_hub(set.clone());
+        if let Err(error) =
+            store_hub(self.engine.cluster().client(), &self.config.namespace, &set).await
+        {
+            // Still used from memory; stored with the next set.
+            tracing::warn!(%error, "Cannot keep the hub's repository credentials.");
+        }
+        // Apps that could not read their repository may now.
+        if let Some(store) = self.engine.apps() {
+            for app in store.state() {
+                if let Some(name) = &app.metadata.name {
+                    self.engine.trigger(name);
+                }
+            }
+        }
+    }
+
     /// Keeps exactly the hub's sets for this cluster as hub-managed ApplicationSet CRs (local edits reverted,
     /// hub sets no longer sent deleted with their apps) and the hub's labels of this cluster.
     async fn apply_application_sets(&mut self, message: v1::SpokeApplicationSets) {
@@ -827,6 +879,9 @@ impl Link {
             }
             Some(hub_message::Body::ApplicationSets(sets)) => {
                 self.apply_application_sets(sets).await;
+            }
+            Some(hub_message::Body::RepositoryCredentials(credentials)) => {
+                self.apply_credentials(&credentials).await;
             }
             Some(hub_message::Body::Renew(response)) => {
                 if let Some(identity) = &self.config.identity
