@@ -42,14 +42,30 @@ impl Sql {
     }
 }
 
-/// Columns of an `AppSummary` row, over `applications a LEFT JOIN clusters c`.
+/// Columns of an `AppSummary` row over `applications a`. The cluster's
+/// connection state is a scalar subquery (one primary-key lookup per
+/// returned row), so `clusters` never takes part in the page's join plan:
+/// with a misestimated filter (a name search) PostgreSQL once joined it by
+/// a nested loop with a sequential scan of `clusters` per app row.
 pub(crate) const SUMMARY_COLUMNS: &str = "a.project, a.name, a.cluster, a.namespace, a.repo_url, a.path, \
      a.target_revision, a.sync, a.health, a.revision, a.operation_phase, a.labels, a.updated_at, \
-     a.origin, a.owner_kind, a.owner_project, a.owner_name, a.owner_scope, c.conn_state, \
+     a.origin, a.owner_kind, a.owner_project, a.owner_name, a.owner_scope, \
+     (SELECT cc.conn_state FROM clusters cc WHERE cc.name = a.cluster) AS conn_state, \
      a.spec_version, a.automated, a.error_conditions, a.status_version";
 
-/// The `FROM` clause of list and count queries.
+/// The `FROM` clause of queries that filter or group on the cluster's
+/// connection state.
 pub(crate) const FROM_APPS: &str = "applications a LEFT JOIN clusters c ON c.name = a.cluster";
+
+/// The `FROM` clause for a filter: the clusters join only when the filter
+/// names connection states (normally resolved to cluster names before).
+fn from_for(filter: &AppFilter) -> &'static str {
+    if needs_cluster_join(filter) {
+        FROM_APPS
+    } else {
+        "applications a"
+    }
+}
 
 /// Up to this many projects in a filter, a name search scans the projects'
 /// `(project, name)` index instead of using the trigram index.
@@ -225,6 +241,65 @@ pub(crate) fn app_label_prefilter(filter: &AppFilter) -> Option<Sql> {
     Some(sql)
 }
 
+/// A name search within at most `SEARCH_SCAN_PROJECTS` projects (and no
+/// app-label selector) resolved to app ids before the page query
+/// (`LIMIT MAX_RESOLVED_APPS + 1`): on PostgreSQL an index-only scan of
+/// `(project, name, id)` (migration 0006) matching each name, on SQLite of
+/// the `(project, name)` index (which ends in the rowid). The page query
+/// then looks up the ~100 matches by id instead of visiting every row of
+/// the projects in the heap.
+pub(crate) fn search_prefilter(filter: &AppFilter) -> Option<Sql> {
+    if filter.search.is_empty()
+        || filter.projects.is_empty()
+        || filter.projects.len() > SEARCH_SCAN_PROJECTS
+        || filter.resolved_app_ids.is_some()
+        || !filter.app_selector.is_empty()
+    {
+        return None;
+    }
+    let searched = AppFilter {
+        projects: filter.projects.clone(),
+        search: filter.search.clone(),
+        ..AppFilter::default()
+    };
+    let mut sql = Sql::default();
+    let condition = where_clause(&searched, &mut sql);
+    let limit = sql.bind(Bind::Int(MAX_RESOLVED_APPS as i64 + 1));
+    sql.text = format!("SELECT a.id FROM applications a WHERE {condition} LIMIT {limit}");
+    Some(sql)
+}
+
+/// Which prefilter resolved a filter's app ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prefilter {
+    /// `app_label_prefilter`: the app-label selector within the clusters.
+    AppLabels,
+    /// `search_prefilter`: the name search within the projects.
+    Search,
+}
+
+/// Whether the ids a prefilter resolved are exactly the filter's matches
+/// (nothing else restricts them), so their number is the total and no
+/// count query is needed.
+pub(crate) fn prefilter_is_whole(filter: &AppFilter, prefilter: Prefilter) -> bool {
+    let rest = match prefilter {
+        Prefilter::AppLabels => AppFilter {
+            clusters: Vec::new(),
+            app_selector: LabelSelector::default(),
+            ..filter.clone()
+        },
+        Prefilter::Search => AppFilter {
+            projects: Vec::new(),
+            search: String::new(),
+            ..filter.clone()
+        },
+    };
+    AppFilter {
+        resolved_app_ids: None,
+        ..rest
+    } == AppFilter::default()
+}
+
 /// The filter with its cluster-side part replaced by the resolved cluster
 /// names; `None` if no cluster can match (the answer is empty).
 pub(crate) fn apply_prefilter(filter: &AppFilter, names: Vec<String>) -> Option<AppFilter> {
@@ -321,6 +396,13 @@ pub(crate) fn sort_columns(key: SortKey) -> &'static [&'static str] {
 /// The full list query for one page: filter, keyset condition after the
 /// cursor, order, and `LIMIT page_size + 1` (the extra row tells whether a
 /// next page exists).
+///
+/// Sorted by cluster with exactly one sync status, the sync column (a
+/// constant in every matching row) joins the keyset and the order:
+/// `(cluster, sync, project, name)` is then a prefix-ordered range of the
+/// `applications_cluster_sync` index, where `(cluster, project, name)`
+/// bounded only its first column (a continuation page scanned every later
+/// cluster's rows).
 pub(crate) fn list_sql(
     filter: &AppFilter,
     cursor_filter: &AppFilter,
@@ -330,11 +412,21 @@ pub(crate) fn list_sql(
 ) -> Result<Sql> {
     let mut sql = Sql::default();
     let mut condition = where_clause(filter, &mut sql);
-    let columns = sort_columns(sort.key);
+    let mut columns: Vec<&str> = sort_columns(sort.key).to_vec();
+    let fixed_sync = match filter.sync.as_slice() {
+        [only] if sort.key == SortKey::Cluster => Some(*only),
+        _ => None,
+    };
+    if fixed_sync.is_some() {
+        columns.insert(1, "a.sync");
+    }
     if let Some(cursor) = cursor {
-        let values = decode_cursor(cursor, cursor_filter, sort)?;
-        if values.len() != columns.len() {
+        let mut values = decode_cursor(cursor, cursor_filter, sort)?;
+        if values.len() != sort_columns(sort.key).len() {
             return Err(StoreError::InvalidCursor);
+        }
+        if let Some(sync) = fixed_sync {
+            values.insert(1, Bind::Text(sync.as_str().to_owned()));
         }
         let placeholders: Vec<String> = values.into_iter().map(|v| sql.bind(v)).collect();
         let op = if sort.descending { "<" } else { ">" };
@@ -348,7 +440,8 @@ pub(crate) fn list_sql(
     let order: Vec<String> = columns.iter().map(|c| format!("{c} {direction}")).collect();
     let limit = sql.bind(Bind::Int(i64::from(page_size) + 1));
     sql.text = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM {FROM_APPS} WHERE {condition} ORDER BY {} LIMIT {limit}",
+        "SELECT {SUMMARY_COLUMNS} FROM {} WHERE {condition} ORDER BY {} LIMIT {limit}",
+        from_for(filter),
         order.join(", ")
     );
     Ok(sql)
@@ -358,38 +451,100 @@ pub(crate) fn list_sql(
 pub(crate) fn count_sql(filter: &AppFilter) -> Sql {
     let mut sql = Sql::default();
     let condition = where_clause(filter, &mut sql);
-    let from = if needs_cluster_join(filter) {
-        FROM_APPS
-    } else {
-        "applications a"
-    };
-    sql.text = format!("SELECT count(*) FROM {from} WHERE {condition}");
+    sql.text = format!(
+        "SELECT count(*) FROM {} WHERE {condition}",
+        from_for(filter)
+    );
     sql
 }
 
-/// `SELECT group, count(*) ... GROUP BY group` of the filter.
-pub(crate) fn group_count_sql(filter: &AppFilter, group: &str) -> Sql {
+/// Whether the filter restricts only clusters, sync and health: its counts
+/// are then sums over `app_counts` (migration 0006), which triggers keep
+/// exact in the same transaction as every change of `applications`.
+pub(crate) fn counts_table_serves(filter: &AppFilter) -> bool {
+    let rest = AppFilter {
+        clusters: Vec::new(),
+        sync: Vec::new(),
+        health: Vec::new(),
+        ..filter.clone()
+    };
+    rest == AppFilter::default()
+}
+
+/// The exact total of a filter the counts table serves (see
+/// `counts_table_serves`): a sum over its rows, at most one per
+/// (cluster, sync, health).
+pub(crate) fn counts_total_sql(filter: &AppFilter) -> Option<Sql> {
+    if !counts_table_serves(filter) {
+        return None;
+    }
     let mut sql = Sql::default();
     let condition = where_clause(filter, &mut sql);
     sql.text =
-        format!("SELECT {group}, count(*) FROM {FROM_APPS} WHERE {condition} GROUP BY {group}");
+        format!("SELECT CAST(COALESCE(SUM(a.n), 0) AS BIGINT) FROM app_counts a WHERE {condition}");
+    Some(sql)
+}
+
+/// A grouping of `count_apps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CountGroup {
+    Sync,
+    Health,
+    Connection,
+    Project,
+}
+
+/// `SELECT group, count ... GROUP BY group` of the filter: from the counts
+/// table when it serves the filter (every group but the project), else
+/// over the matching apps.
+pub(crate) fn group_count_sql(filter: &AppFilter, group: CountGroup) -> Sql {
+    let mut sql = Sql::default();
+    let condition = where_clause(filter, &mut sql);
+    let column = match group {
+        CountGroup::Sync => "a.sync",
+        CountGroup::Health => "a.health",
+        CountGroup::Connection => "COALESCE(c.conn_state, 'Unregistered')",
+        CountGroup::Project => "a.project",
+    };
+    sql.text = if group != CountGroup::Project && counts_table_serves(filter) {
+        let from = if group == CountGroup::Connection {
+            "app_counts a LEFT JOIN clusters c ON c.name = a.cluster"
+        } else {
+            "app_counts a"
+        };
+        format!(
+            "SELECT {column}, CAST(SUM(a.n) AS BIGINT) FROM {from} WHERE {condition} \
+             GROUP BY {column} HAVING SUM(a.n) > 0"
+        )
+    } else {
+        let from = if group == CountGroup::Connection {
+            FROM_APPS
+        } else {
+            from_for(filter)
+        };
+        format!("SELECT {column}, count(*) FROM {from} WHERE {condition} GROUP BY {column}")
+    };
     sql
 }
 
-/// `SELECT cluster, sync, health, count(*) ... GROUP BY` of the filter: the
-/// per-cluster counts of a page of clusters in one query.
+/// `SELECT cluster, sync, health, count ... GROUP BY` of the filter: the
+/// per-cluster counts of a page of clusters in one query, from the counts
+/// table when it serves the filter.
 pub(crate) fn cluster_counts_sql(filter: &AppFilter) -> Sql {
     let mut sql = Sql::default();
     let condition = where_clause(filter, &mut sql);
-    let from = if needs_cluster_join(filter) {
-        FROM_APPS
+    sql.text = if counts_table_serves(filter) {
+        format!(
+            "SELECT a.cluster, a.sync, a.health, CAST(SUM(a.n) AS BIGINT) FROM app_counts a \
+             WHERE {condition} GROUP BY a.cluster, a.sync, a.health HAVING SUM(a.n) > 0"
+        )
     } else {
-        "applications a"
+        format!(
+            "SELECT a.cluster, a.sync, a.health, count(*) FROM {} WHERE {condition} \
+             GROUP BY a.cluster, a.sync, a.health",
+            from_for(filter)
+        )
     };
-    sql.text = format!(
-        "SELECT a.cluster, a.sync, a.health, count(*) FROM {from} WHERE {condition} \
-         GROUP BY a.cluster, a.sync, a.health"
-    );
     sql
 }
 

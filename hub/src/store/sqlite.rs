@@ -918,12 +918,15 @@ pub async fn desired_changes(
 }
 
 /// The filter to run in SQL, with cluster-side filters resolved to cluster
-/// names when that is exact (see `query::cluster_prefilter`); `None` if no
-/// cluster matches.
+/// names when that is exact (see `query::cluster_prefilter`) and selective
+/// app-label selectors or name searches resolved to app ids (see
+/// `query::app_label_prefilter`, `query::search_prefilter`); `None` if
+/// nothing can match. The second value is the exact total when the
+/// resolved ids are the whole answer (no count query needed).
 async fn resolve_filter(
     conn: &mut SqliteConnection,
     filter: &AppFilter,
-) -> Result<Option<AppFilter>> {
+) -> Result<Option<(AppFilter, Option<i64>)>> {
     let mut filter = match query::cluster_prefilter(filter) {
         None => filter.clone(),
         Some(pre) => {
@@ -937,7 +940,17 @@ async fn resolve_filter(
             }
         }
     };
-    if let Some(pre) = query::app_label_prefilter(&filter) {
+    let mut total = None;
+    for (kind, pre) in [
+        (
+            query::Prefilter::AppLabels,
+            query::app_label_prefilter(&filter),
+        ),
+        (query::Prefilter::Search, query::search_prefilter(&filter)),
+    ] {
+        // At most one prefilter resolves ids (the search one never runs
+        // with an app-label selector).
+        let Some(pre) = pre else { continue };
         let ids: Vec<i64> = bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(pre.text)), pre.binds)
             .fetch_all(&mut *conn)
             .await?;
@@ -945,17 +958,38 @@ async fn resolve_filter(
             return Ok(None);
         }
         if ids.len() <= query::MAX_RESOLVED_APPS {
+            if query::prefilter_is_whole(&filter, kind) {
+                total = i64::try_from(ids.len()).ok();
+            }
             filter.resolved_app_ids = Some(ids);
         }
     }
-    Ok(Some(filter))
+    Ok(Some((filter, total)))
+}
+
+/// The exact total of a resolved filter: known from the prefilter, a sum
+/// over the counts table, or a `count(*)`.
+async fn filter_total(
+    conn: &mut SqliteConnection,
+    filter: &AppFilter,
+    known: Option<i64>,
+) -> Result<i64> {
+    if let Some(total) = known {
+        return Ok(total);
+    }
+    let count = query::counts_total_sql(filter).unwrap_or_else(|| query::count_sql(filter));
+    Ok(
+        bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(count.text)), count.binds)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 #[tracing::instrument(skip_all, fields(sort = ?query.sort.key, page_size = query.page_size))]
 pub async fn list_apps(pool: &SqlitePool, query: &AppQuery) -> Result<Page<AppSummary>> {
     let page_size = query::clamp_page_size(query.page_size);
     let mut tx = pool.begin().await?;
-    let Some(sql_filter) = resolve_filter(&mut tx, &query.filter).await? else {
+    let Some((sql_filter, known_total)) = resolve_filter(&mut tx, &query.filter).await? else {
         tx.commit().await?;
         return Ok(Page {
             items: Vec::new(),
@@ -970,18 +1004,13 @@ pub async fn list_apps(pool: &SqlitePool, query: &AppQuery) -> Result<Page<AppSu
         query.cursor.as_deref(),
         page_size,
     )?;
-    let count = query::count_sql(&sql_filter);
     let rows = bind_all(sqlx::query(AssertSqlSafe(list.text)), list.binds)
         .fetch_all(&mut *tx)
         .await?;
     // The exact total is computed with the first page only; later pages
     // follow a cursor and do not pay for a count again.
     let total: Option<i64> = if query.cursor.is_none() {
-        Some(
-            bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(count.text)), count.binds)
-                .fetch_one(&mut *tx)
-                .await?,
-        )
+        Some(filter_total(&mut tx, &sql_filter, known_total).await?)
     } else {
         None
     };
@@ -1009,18 +1038,15 @@ pub async fn list_apps(pool: &SqlitePool, query: &AppQuery) -> Result<Page<AppSu
 pub async fn count_apps(pool: &SqlitePool, filter: &AppFilter) -> Result<AppCounts> {
     let mut tx = pool.begin().await?;
     let mut counts = AppCounts::default();
-    let Some(filter) = resolve_filter(&mut tx, filter).await? else {
+    let Some((filter, _)) = resolve_filter(&mut tx, filter).await? else {
         tx.commit().await?;
         return Ok(counts);
     };
-    let groups: [(&str, &mut BTreeMap<String, u64>); 4] = [
-        ("a.sync", &mut counts.by_sync),
-        ("a.health", &mut counts.by_health),
-        (
-            "COALESCE(c.conn_state, 'Unregistered')",
-            &mut counts.by_connection,
-        ),
-        ("a.project", &mut counts.by_project),
+    let groups: [(query::CountGroup, &mut BTreeMap<String, u64>); 4] = [
+        (query::CountGroup::Sync, &mut counts.by_sync),
+        (query::CountGroup::Health, &mut counts.by_health),
+        (query::CountGroup::Connection, &mut counts.by_connection),
+        (query::CountGroup::Project, &mut counts.by_project),
     ];
     for (group, map) in groups {
         let sql = query::group_count_sql(&filter, group);
@@ -1043,7 +1069,7 @@ pub async fn count_apps_by_cluster(
     filter: &AppFilter,
 ) -> Result<BTreeMap<String, AppCounts>> {
     let mut tx = pool.begin().await?;
-    let Some(filter) = resolve_filter(&mut tx, filter).await? else {
+    let Some((filter, _)) = resolve_filter(&mut tx, filter).await? else {
         tx.commit().await?;
         return Ok(BTreeMap::new());
     };

@@ -75,4 +75,5 @@ on_both_backends!(
     batch_ingest_keeps_the_per_report_rules,
     bulk_enqueue_commands,
     app_counts_per_cluster,
+    counts_stay_exact_through_changes,
 );

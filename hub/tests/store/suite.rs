@@ -1123,6 +1123,28 @@ pub async fn every_sort_walks_all_pages(store: &dyn Store) {
                 fleet.select(&filter).len(),
                 "{key:?} filtered"
             );
+            // One sync status (sorted by cluster, the sync column joins the
+            // keyset): complete and in order.
+            let filter = AppFilter {
+                sync: vec![SyncStatus::OutOfSync],
+                ..AppFilter::default()
+            };
+            let selected = key_set(
+                fleet
+                    .select(&filter)
+                    .iter()
+                    .map(|a| (a.project.as_str(), a.name.as_str())),
+            );
+            let want: Vec<(String, String)> = oracle_order(&fleet, key, descending, &all)
+                .into_iter()
+                .filter(|pair| selected.contains(pair))
+                .collect();
+            let got: Vec<(String, String)> = walk(store, query(filter, key, descending, 3))
+                .await
+                .into_iter()
+                .map(|r| (r.project, r.name))
+                .collect();
+            assert_eq!(got, want, "{key:?} desc={descending} one sync status");
         }
     }
 }
@@ -1972,5 +1994,174 @@ pub async fn app_counts_per_cluster(store: &dyn Store) {
             assert_eq!(got.by_health, by_health, "{cluster}");
             assert_eq!(got.by_sync, by_sync, "{cluster}");
         }
+    }
+}
+
+/// Every total and count the store answers from its counts table (filters
+/// over clusters, cluster labels, connection, sync and health) matches the
+/// rows themselves, after status batches, a full snapshot that resets and
+/// deletes, a move to another cluster, a delete and a bulk import.
+pub async fn counts_stay_exact_through_changes(store: &dyn Store) {
+    let fleet = build_fleet(store).await;
+    let on = |cluster: &str| -> Vec<&FleetApp> {
+        fleet
+            .apps
+            .iter()
+            .filter(|a| a.cluster == cluster && a.origin == AppOrigin::Managed)
+            .collect()
+    };
+    // A batch of several reports (the set-based path on PostgreSQL).
+    let batch = StatusBatch {
+        reports: on("edge-1")
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let health = if i % 2 == 0 {
+                    Health::Degraded
+                } else {
+                    Health::Healthy
+                };
+                report(
+                    &a.project,
+                    &a.name,
+                    status(SyncStatus::OutOfSync, health, 5),
+                )
+            })
+            .collect(),
+        ..StatusBatch::default()
+    };
+    let outcome = store
+        .ingest_status_batch("edge-1", &at("e2", 1), &batch)
+        .await
+        .unwrap();
+    assert!(outcome.applied > 1, "{outcome:?}");
+    // A full snapshot of edge-3 naming one app: the other managed apps are
+    // reset to Unknown, its autonomous apps deleted.
+    let kept = on("edge-3")[0];
+    let snapshot = StatusBatch {
+        reports: vec![report(
+            &kept.project,
+            &kept.name,
+            status(SyncStatus::Synced, Health::Missing, 9),
+        )],
+        snapshot: Some(SnapshotPart {
+            snapshot_id: "s1".into(),
+            last: true,
+        }),
+        ..StatusBatch::default()
+    };
+    store
+        .ingest_status_batch("edge-3", &at("e2", 1), &snapshot)
+        .await
+        .unwrap();
+    // A move to another cluster and a delete.
+    let moved = on("edge-2")[0];
+    let record = store.get_app(&moved.project, &moved.name).await.unwrap();
+    store
+        .update_app(
+            &moved.project,
+            &moved.name,
+            record.spec_version,
+            &spec("edge-5", "moved"),
+            &record.labels,
+        )
+        .await
+        .unwrap();
+    let gone = on("edge-4")[0];
+    store
+        .delete_app(&gone.project, &gone.name, None)
+        .await
+        .unwrap();
+    let imported: Vec<ImportedApp> = (0..7)
+        .map(|i| ImportedApp {
+            app: new_app(
+                "alpha",
+                &format!("imported-{i}"),
+                ["edge-1", "edge-4"][i % 2],
+            ),
+            status: (i % 3 != 0).then(|| status(SyncStatus::Synced, Health::Progressing, 1)),
+        })
+        .collect();
+    store.import_apps(&imported).await.unwrap();
+
+    // The oracle: every row, walked by name (its total is itself a sum
+    // over the counts table, checked by `walk`).
+    let all = walk(store, query(AppFilter::default(), SortKey::Name, false, 50)).await;
+    let edge_made_on_edge_3 = fleet
+        .apps
+        .iter()
+        .filter(|a| a.cluster == "edge-3" && a.origin == AppOrigin::Autonomous)
+        .count();
+    assert_eq!(all.len(), fleet.apps.len() - edge_made_on_edge_3 - 1 + 7);
+    let filters = [
+        AppFilter::default(),
+        AppFilter {
+            health: vec![Health::Degraded, Health::Unknown],
+            ..AppFilter::default()
+        },
+        AppFilter {
+            sync: vec![SyncStatus::OutOfSync],
+            clusters: vec!["edge-1".into(), "edge-6".into()],
+            ..AppFilter::default()
+        },
+        AppFilter {
+            cluster_selector: LabelSelector::parse("region=eu").unwrap(),
+            health: vec![Health::Healthy, Health::Degraded],
+            ..AppFilter::default()
+        },
+        AppFilter {
+            connection: vec![ConnectionKind::Connected, ConnectionKind::Stale],
+            ..AppFilter::default()
+        },
+    ];
+    for filter in filters {
+        let matching: Vec<&AppSummary> = all
+            .iter()
+            .filter(|a| {
+                (filter.health.is_empty() || filter.health.contains(&a.health))
+                    && (filter.sync.is_empty() || filter.sync.contains(&a.sync))
+                    && (filter.clusters.is_empty() || filter.clusters.contains(&a.cluster))
+                    && (filter.cluster_selector.is_empty()
+                        || fleet
+                            .cluster_labels
+                            .get(&a.cluster)
+                            .is_some_and(|l| filter.cluster_selector.matches(l)))
+                    && (filter.connection.is_empty()
+                        || a.cluster_connection
+                            .is_some_and(|c| filter.connection.contains(&c)))
+            })
+            .collect();
+        let page = store
+            .list_apps(&query(filter.clone(), SortKey::Health, true, 5))
+            .await
+            .unwrap();
+        assert_eq!(page.total, Some(matching.len() as u64), "{filter:?}");
+        let counts = store.count_apps(&filter).await.unwrap();
+        assert_eq!(counts.total, matching.len() as u64, "{filter:?}");
+        let mut by_health = std::collections::BTreeMap::new();
+        let mut by_sync = std::collections::BTreeMap::new();
+        let mut by_connection = std::collections::BTreeMap::new();
+        let mut by_cluster: std::collections::BTreeMap<String, AppCounts> =
+            std::collections::BTreeMap::new();
+        for a in &matching {
+            *by_health
+                .entry(a.health.as_str().to_owned())
+                .or_insert(0u64) += 1;
+            *by_sync.entry(a.sync.as_str().to_owned()).or_insert(0u64) += 1;
+            let conn = a.cluster_connection.map_or("Unregistered", |c| c.as_str());
+            *by_connection.entry(conn.to_owned()).or_insert(0u64) += 1;
+            let entry = by_cluster.entry(a.cluster.clone()).or_default();
+            entry.total += 1;
+            *entry.by_sync.entry(a.sync.as_str().to_owned()).or_default() += 1;
+            *entry
+                .by_health
+                .entry(a.health.as_str().to_owned())
+                .or_default() += 1;
+        }
+        assert_eq!(counts.by_health, by_health, "{filter:?}");
+        assert_eq!(counts.by_sync, by_sync, "{filter:?}");
+        assert_eq!(counts.by_connection, by_connection, "{filter:?}");
+        let per_cluster = store.count_apps_by_cluster(&filter).await.unwrap();
+        assert_eq!(per_cluster, by_cluster, "{filter:?}");
     }
 }
