@@ -207,35 +207,43 @@ pub(crate) fn app_label_prefilter(filter: &AppFilter) -> Option<Sql> {
         return None;
     }
     let mut sql = Sql::default();
+    // Restricted to the (resolved) clusters, a common label stays selective:
+    // each label row carries its app's cluster (migration 0007), so every
+    // part is one range of `(key, value, cluster, app_id)` per cluster.
+    // (Binds are numbered in the order they appear in the text.)
+    let clusters = |sql: &mut Sql| -> String {
+        if filter.clusters.is_empty() {
+            String::new()
+        } else {
+            let list = sql.bind_list(filter.clusters.iter().map(String::as_str));
+            format!(" AND cluster IN ({list})")
+        }
+    };
     let mut parts = Vec::new();
     for (key, value) in &selector.match_labels {
         let k = sql.bind_text(key);
         let v = sql.bind_text(value);
+        let c = clusters(&mut sql);
         parts.push(format!(
-            "SELECT app_id FROM app_labels WHERE key = {k} AND value = {v}"
+            "SELECT app_id FROM app_labels WHERE key = {k} AND value = {v}{c}"
         ));
     }
     for requirement in &selector.match_expressions {
         let k = sql.bind_text(&requirement.key);
         if matches!(requirement.operator, Operator::In) {
             let list = sql.bind_list(requirement.values.iter().map(String::as_str));
+            let c = clusters(&mut sql);
             parts.push(format!(
-                "SELECT app_id FROM app_labels WHERE key = {k} AND value IN ({list})"
+                "SELECT app_id FROM app_labels WHERE key = {k} AND value IN ({list}){c}"
             ));
         } else {
-            parts.push(format!("SELECT app_id FROM app_labels WHERE key = {k}"));
+            let c = clusters(&mut sql);
+            parts.push(format!("SELECT app_id FROM app_labels WHERE key = {k}{c}"));
         }
     }
-    // Restricted to the (resolved) clusters, a common label stays selective.
-    let clusters = if filter.clusters.is_empty() {
-        String::new()
-    } else {
-        let list = sql.bind_list(filter.clusters.iter().map(String::as_str));
-        format!(" WHERE app_id IN (SELECT id FROM applications WHERE cluster IN ({list}))")
-    };
     let limit = sql.bind(Bind::Int(MAX_RESOLVED_APPS as i64 + 1));
     sql.text = format!(
-        "SELECT app_id FROM ({}) ids{clusters} LIMIT {limit}",
+        "SELECT app_id FROM ({}) ids LIMIT {limit}",
         parts.join(" INTERSECT ")
     );
     Some(sql)
@@ -660,7 +668,8 @@ pub(crate) fn import_sql(rows: &[ImportRow<'_>], json_cast: &str, now: i64) -> R
     }
     if !label_values.is_empty() {
         labels.text = format!(
-            "INSERT INTO app_labels (app_id, key, value) SELECT a.id, v.column2, v.column3 \
+            "INSERT INTO app_labels (app_id, key, value, cluster) \
+             SELECT a.id, v.column2, v.column3, a.cluster \
              FROM (VALUES {}) AS v JOIN applications a ON a.uid = v.column1",
             label_values.join(", ")
         );

@@ -2113,6 +2113,12 @@ pub async fn counts_stay_exact_through_changes(store: &dyn Store) {
             connection: vec![ConnectionKind::Connected, ConnectionKind::Stale],
             ..AppFilter::default()
         },
+        // The moved app's labels moved with it (label rows carry the cluster).
+        AppFilter {
+            cluster_selector: LabelSelector::parse("region=ap").unwrap(),
+            app_selector: LabelSelector::parse("team").unwrap(),
+            ..AppFilter::default()
+        },
     ];
     for filter in filters {
         let matching: Vec<&AppSummary> = all
@@ -2129,8 +2135,17 @@ pub async fn counts_stay_exact_through_changes(store: &dyn Store) {
                     && (filter.connection.is_empty()
                         || a.cluster_connection
                             .is_some_and(|c| filter.connection.contains(&c)))
+                    && (filter.app_selector.is_empty() || filter.app_selector.matches(&a.labels))
             })
             .collect();
+        if !filter.app_selector.is_empty() {
+            assert!(
+                matching
+                    .iter()
+                    .any(|a| a.project == moved.project && a.name == moved.name),
+                "the moved app is found by its labels on its new cluster"
+            );
+        }
         let page = store
             .list_apps(&query(filter.clone(), SortKey::Health, true, 5))
             .await
