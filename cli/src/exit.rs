@@ -61,6 +61,15 @@ pub fn code(error: &anyhow::Error) -> u8 {
     FAILURE
 }
 
+/// Whether the command ended because stdout was closed (a pipe whose reader exited).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +95,9 @@ mod tests {
         );
         assert_eq!(code(&anyhow::anyhow!("bad file")), FAILURE);
         assert_eq!(code(&anyhow::Error::new(crate::config::NoContext)), USAGE);
+        let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("printing the table");
+        assert!(is_broken_pipe(&pipe));
+        assert!(!is_broken_pipe(&unreachable));
     }
 }

@@ -1,5 +1,7 @@
 //! `edgecd`: the operator command-line interface, on the Rust SDK (`edgecd_proto::client`).
 
+#[macro_use]
+mod macros;
 mod args;
 mod cmd;
 mod config;
@@ -19,14 +21,17 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            noteln!("error: cannot start the async runtime: {error}");
             return ExitCode::from(exit::FAILURE);
         }
     };
     match runtime.block_on(cmd::run(cli)) {
         Ok(()) => ExitCode::from(exit::OK),
+        // The reader of stdout went away (`edgecd app list | head -1`): nothing more to say to it, and
+        // nothing went wrong; exit 0 quietly, as ripgrep does.
+        Err(error) if exit::is_broken_pipe(&error) => ExitCode::from(exit::OK),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            noteln!("error: {error:#}");
             ExitCode::from(exit::code(&error))
         }
     }

@@ -1,12 +1,26 @@
 //! Printing: aligned tables (table, wide) and YAML/JSON of serializable views; names for protocol enums.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use edgecd_proto::v1;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::args::Output;
+
+/// Writes results to stdout. Unlike `print!`, which panics, a failed write (`EPIPE` once the reader of a
+/// pipe exited) is returned, so the command stops and `main` exits quietly.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_fmt(args)?;
+    stdout.flush()
+}
+
+/// Writes messages to stderr; errors (a closed stderr) are ignored rather than panicking.
+pub fn write_stderr(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
 
 /// A plain, kubectl-style table: upper-case headers, columns separated by three spaces.
 #[derive(Debug, Default)]
@@ -60,11 +74,11 @@ impl Table {
 pub fn print_structured<T: Serialize + ?Sized>(output: Output, value: &T) -> anyhow::Result<bool> {
     match output {
         Output::Json => {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            outln!("{}", serde_json::to_string_pretty(value)?)?;
             Ok(true)
         }
         Output::Yaml => {
-            print!("{}", to_yaml(value)?);
+            out!("{}", to_yaml(value)?)?;
             Ok(true)
         }
         Output::Table | Output::Wide => Ok(false),

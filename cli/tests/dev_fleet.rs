@@ -69,6 +69,48 @@ impl Cli {
     }
 }
 
+/// How `edgecd` ended when one of its output streams was a pipe whose reader had already exited.
+#[derive(Debug)]
+struct Closed {
+    /// The exit status, `None` if a signal ended it.
+    code: Option<i32>,
+    /// What it wrote on the other stream.
+    other: String,
+}
+
+impl Cli {
+    /// Runs `edgecd` with stdout (or, with `stderr`, stderr) a pipe whose read end is closed before
+    /// it starts, as in `edgecd app list | head -1` once `head` has exited: every write to it fails
+    /// with EPIPE.
+    fn run_closed(&self, args: &[&str], stderr: bool) -> Closed {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_edgecd"));
+        command
+            .args(args)
+            .env("EDGECD_CONFIG", &self.config)
+            .env_remove("EDGECD_SERVER")
+            .env_remove("EDGECD_TOKEN")
+            .env_remove("EDGECD_CONTEXT")
+            .stdin(std::process::Stdio::null());
+        if stderr {
+            command.stdout(std::process::Stdio::piped()).stderr(writer);
+        } else {
+            command.stdout(writer).stderr(std::process::Stdio::piped());
+        }
+        let output = command.output().expect("running edgecd");
+        let other = if stderr {
+            &output.stdout
+        } else {
+            &output.stderr
+        };
+        Closed {
+            code: output.status.code(),
+            other: String::from_utf8_lossy(other).into_owned(),
+        }
+    }
+}
+
 /// Retries `check` every 500 ms until it returns `Some`, for at most `limit`.
 async fn eventually<T>(
     what: &str,
@@ -120,7 +162,7 @@ fn set_replicas(repo: &Path, cluster: &str, from: u32, to: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cli_drives_the_dev_fleet() {
-    let fleet = Fleet::start(
+    let mut fleet = Fleet::start(
         FleetConfig {
             poll_interval: Duration::from_secs(5),
             stale_after: Duration::from_secs(4),
@@ -277,6 +319,85 @@ async fn the_cli_drives_the_dev_fleet() {
         .await;
     assert_eq!(exit.code, 1, "{exit:?}");
 
+    // Every output path with stdout closed early (`edgecd … | head -1` once head has exited): a
+    // quiet exit 0, no panic, nothing on stderr (documented in docs/cli.md).
+    for args in [
+        &["app", "list"][..],
+        &["app", "list", "-o", "wide"],
+        &["app", "list", "-o", "json"],
+        &["app", "list", "-o", "yaml"],
+        &["app", "get", "cluster-1.nginx"],
+        &["app", "get", "cluster-1.nginx", "-o", "yaml"],
+        &["app", "history", "cluster-1.nginx"],
+        &["app", "manifests", "cluster-1.nginx"],
+        &["app", "diff", "cluster-2.nginx"],
+        &["cluster", "list"],
+        &["cluster", "get", "cluster-1"],
+        &["appset", "list"],
+        &["appset", "get", "nginx"],
+        &["project", "list"],
+        &["context", "list"],
+        &["whoami"],
+        &["version"],
+        &["completion", "bash"],
+        &["app", "wait", "cluster-1.nginx", "--timeout", "60s"],
+        &["app", "refresh", "cluster-1.nginx"],
+    ] {
+        let closed = cli.run_closed(args, false);
+        assert_eq!(
+            closed.code,
+            Some(0),
+            "edgecd {args:?} with stdout closed: {closed:?}"
+        );
+        assert!(
+            !closed.other.contains("panicked") && !closed.other.contains("error"),
+            "edgecd {args:?} with stdout closed: {closed:?}"
+        );
+    }
+    // Errors still say what went wrong and keep their exit code when stdout is closed.
+    let closed = cli.run_closed(&["app", "get", "nope"], false);
+    assert_eq!(closed.code, Some(3), "{closed:?}");
+    assert!(closed.other.contains("not found"), "{closed:?}");
+    // A closed stderr does not panic either: the exit code is all that is left to tell.
+    let closed = cli.run_closed(&["app", "get", "nope"], true);
+    assert_eq!(closed.code, Some(3), "{closed:?}");
+    let closed = cli.run_closed(&["app", "list"], true);
+    assert_eq!(closed.code, Some(0), "{closed:?}");
+    assert!(closed.other.contains("cluster-1.nginx"), "{closed:?}");
+    // Through a real shell pipeline: head prints the table's header.
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' app list -o yaml | head -1; '{}' app list | head -1",
+            env!("CARGO_BIN_EXE_edgecd"),
+            env!("CARGO_BIN_EXE_edgecd")
+        ))
+        .env("EDGECD_CONFIG", &cli.config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&piped.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[1].starts_with("PROJECT"), "{stdout}");
+    assert!(
+        !String::from_utf8_lossy(&piped.stderr).contains("panicked"),
+        "{piped:?}"
+    );
+    // Shell completions for the shells clap supports.
+    for shell in ["bash", "zsh", "fish"] {
+        let script = cli.run(&["completion", shell]).await.ok();
+        assert!(
+            script.stdout.contains("edgecd"),
+            "{shell}: {}",
+            script.stdout
+        );
+        assert!(
+            script.stdout.contains("rollback"),
+            "{shell}: {}",
+            script.stdout
+        );
+    }
+
     // History has both syncs of cluster-1; roll back to the first one.
     let history = cli
         .run(&["app", "history", "cluster-1.nginx", "-o", "json"])
@@ -408,5 +529,28 @@ async fn the_cli_drives_the_dev_fleet() {
     assert_eq!(wait.code, 6, "{wait:?}");
 
     fleet.thaw_spoke("cluster-3").unwrap();
+
+    // A spoke stopped for good (its stream closed): its cluster is Disconnected, and so is every
+    // app of it, never Healthy.
+    fleet.stop_spoke("cluster-2").await.unwrap();
+    eventually("cluster-2 Disconnected", Duration::from_secs(60), async || {
+        let cluster = cli
+            .run(&["cluster", "get", "cluster-2", "-o", "json"])
+            .await
+            .ok()
+            .json();
+        (field(&cluster, "/connection") == "Disconnected").then_some(())
+    })
+    .await;
+    let apps = cli
+        .run(&["app", "list", "--cluster", "cluster-2", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let apps = apps.as_array().unwrap();
+    assert!(!apps.is_empty());
+    for app in apps {
+        assert_eq!(field(app, "/health"), "Disconnected", "{app}");
+    }
     fleet.shutdown().await;
 }

@@ -51,7 +51,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
                     cascade,
                 })
                 .await?;
-            println!("application {} deleted", display(&app));
+            outln!("application {} deleted", display(&app))?;
             Ok(())
         }
         AppCommand::Sync {
@@ -78,7 +78,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
                     ttl: None,
                 })
                 .await?;
-            eprintln!(
+            noteln!(
                 "sync of {} queued (command {})",
                 display(&app),
                 status.command_id
@@ -105,11 +105,11 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
                     ttl: None,
                 })
                 .await?;
-            println!(
+            outln!(
                 "refresh of {} queued (command {})",
                 display(&app),
                 status.command_id
-            );
+            )?;
             Ok(())
         }
         AppCommand::Diff {
@@ -146,7 +146,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
                     ttl: None,
                 })
                 .await?;
-            eprintln!(
+            noteln!(
                 "rollback of {} to history {id} queued (command {})",
                 display(&app),
                 status.command_id
@@ -182,7 +182,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             };
             wait::apps(&client, &apps, want, wait.timeout).await?;
             for app in &apps {
-                eprintln!("{} is ready", display(app));
+                noteln!("{} is ready", display(app));
             }
             Ok(())
         }
@@ -200,10 +200,10 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             if !print_structured(output, &ManifestsView::from(&result))? {
                 for (i, manifest) in result.manifests_yaml.iter().enumerate() {
                     if i > 0 {
-                        println!("---");
+                        outln!("---")?;
                     }
-                    print!("{}", manifest.trim_end_matches('\n'));
-                    println!();
+                    out!("{}", manifest.trim_end_matches('\n'))?;
+                    outln!()?;
                 }
             }
             Ok(())
@@ -388,9 +388,9 @@ async fn list(
     let rows: Vec<AppRow> = apps.iter().map(AppRow::from).collect();
     if !print_structured(output, &rows)? {
         if rows.is_empty() {
-            eprintln!("No applications found.");
+            noteln!("No applications found.");
         } else {
-            print!("{}", app_table(&rows, output == Output::Wide).render());
+            out!("{}", app_table(&rows, output == Output::Wide).render())?;
         }
     }
     Ok(())
@@ -485,7 +485,7 @@ async fn get(client: &Client, output: Output, app_ref: &v1::AppRef) -> anyhow::R
     if print_structured(output, &AppView::new(&app))? {
         return Ok(());
     }
-    print!("{}", describe(&app, OffsetDateTime::now_utc()));
+    out!("{}", describe(&app, OffsetDateTime::now_utc()))?;
     Ok(())
 }
 
@@ -691,12 +691,12 @@ async fn apply_file(client: &Client, text: &str, dry_run: bool) -> anyhow::Resul
             .await
             .with_context(|| format!("applying application {}/{}", meta.project, meta.name))?;
         let version = app.meta.map_or(0, |m| m.spec_version);
-        println!(
+        outln!(
             "application {}/{} applied{} (spec version {version})",
             meta.project,
             meta.name,
             if dry_run { " (dry run)" } else { "" }
-        );
+        )?;
     }
     Ok(())
 }
@@ -763,7 +763,7 @@ async fn create(client: &Client, output: Output, args: AppCreateArgs) -> anyhow:
 fn print_created(output: Output, app: &v1::Application, dry_run: bool) -> anyhow::Result<()> {
     if !print_structured(output, &AppView::new(app))? {
         let meta = app.meta.clone().unwrap_or_default();
-        println!(
+        outln!(
             "application {}/{} {}",
             meta.project,
             meta.name,
@@ -772,7 +772,7 @@ fn print_created(output: Output, app: &v1::Application, dry_run: bool) -> anyhow
             } else {
                 "created"
             }
-        );
+        )?;
     }
     Ok(())
 }
@@ -834,11 +834,11 @@ async fn set(client: &Client, output: Output, args: AppSetArgs) -> anyhow::Resul
         })
         .await?;
     if !print_structured(output, &AppView::new(&updated))? {
-        println!(
+        outln!(
             "application {} updated (spec version {})",
             display(&app_ref),
             updated.meta.map_or(0, |m| m.spec_version)
-        );
+        )?;
     }
     Ok(())
 }
@@ -887,14 +887,14 @@ async fn diff(
             } else {
                 format!("{}/", view.namespace)
             };
-            println!("===== {} {ns}{} =====", view.kind, view.name);
-            print!("{}", view.diff);
+            outln!("===== {} {ns}{} =====", view.kind, view.name)?;
+            out!("{}", view.diff)?;
             if !view.diff.ends_with('\n') {
-                println!();
+                outln!()?;
             }
         }
         if modified == 0 {
-            eprintln!("{} has no differences from git", display(app));
+            noteln!("{} has no differences from git", display(app));
         }
     }
     if exit_code && modified > 0 {
@@ -946,7 +946,7 @@ async fn history(client: &Client, output: Output, app: &v1::AppRef) -> anyhow::R
         .collect();
     if !print_structured(output, &views)? {
         if views.is_empty() {
-            eprintln!("{} has no sync history yet", display(app));
+            noteln!("{} has no sync history yet", display(app));
             return Ok(());
         }
         let mut table = Table::new(vec!["ID", "REVISION", "RESULT", "DEPLOYED", "INITIATED BY"]);
@@ -959,7 +959,7 @@ async fn history(client: &Client, output: Output, app: &v1::AppRef) -> anyhow::R
                 or_dash(&v.initiated_by),
             ]);
         }
-        print!("{}", table.render());
+        out!("{}", table.render())?;
     }
     Ok(())
 }

@@ -71,7 +71,7 @@ pub async fn run(session: &Session, command: AppsetCommand) -> anyhow::Result<()
                         v.conditions.join("; "),
                     ]);
                 }
-                print!("{}", table.render());
+                out!("{}", table.render())?;
             }
             Ok(())
         }
@@ -83,12 +83,12 @@ pub async fn run(session: &Session, command: AppsetCommand) -> anyhow::Result<()
                 .map_err(explain)?;
             let view = AppsetView::from(&set);
             if !print_structured(output, &view)? {
-                println!("Name:        {}/{}", view.project, view.name);
-                println!("Scope:       {}", view.scope);
-                println!("Generators:  {}", view.generators);
-                println!("Generated:   {}", view.generated.join(", "));
+                outln!("Name:        {}/{}", view.project, view.name)?;
+                outln!("Scope:       {}", view.scope)?;
+                outln!("Generators:  {}", view.generators)?;
+                outln!("Generated:   {}", view.generated.join(", "))?;
                 for c in &view.conditions {
-                    println!("Condition:   {c}");
+                    outln!("Condition:   {c}")?;
                 }
             }
             Ok(())
@@ -103,7 +103,7 @@ pub async fn run(session: &Session, command: AppsetCommand) -> anyhow::Result<()
                 })
                 .await
                 .map_err(explain)?;
-            println!("application set {project}/{name} deleted");
+            outln!("application set {project}/{name} deleted")?;
             Ok(())
         }
     }
@@ -166,14 +166,14 @@ pub async fn apply(session: &Session, args: &ApplyArgs) -> anyhow::Result<()> {
             } else {
                 format!(": {}", v.message)
             };
-            println!(
+            outln!(
                 "{} {}/{} {}{}{suffix}",
                 v.kind,
                 v.project,
                 v.name,
                 v.action,
                 if args.dry_run { " (dry run)" } else { "" }
-            );
+            )?;
         }
     }
     if refused > 0 {

@@ -36,7 +36,7 @@ pub async fn login(session: &mut Session, args: LoginArgs) -> anyhow::Result<()>
         let user = authed.who_am_i().await.context("checking the token")?;
         context.user = Some(user.name.clone());
         context.token = Some(token);
-        eprintln!("Token accepted: {} ({}).", user.name, user.source);
+        noteln!("Token accepted: {} ({}).", user.name, user.source);
     } else if args.password.is_none()
         && !args.password_stdin
         && client.get_server_info().await?.login_methods.is_empty()
@@ -48,7 +48,7 @@ pub async fn login(session: &mut Session, args: LoginArgs) -> anyhow::Result<()>
             .await
             .context("this hub offers no login, and refuses calls without one")?;
         context.user = Some(user.name.clone());
-        eprintln!(
+        noteln!(
             "warning: this hub has no login (authentication is disabled); saved the context without a token"
         );
     } else {
@@ -65,7 +65,7 @@ pub async fn login(session: &mut Session, args: LoginArgs) -> anyhow::Result<()>
                     .map(|u| u.name.clone())
                     .or(Some(args.username.clone()));
                 context.token = Some(response.token);
-                eprintln!("Logged in as {}.", args.username);
+                noteln!("Logged in as {}.", args.username);
             }
             Err(SdkError::Unimplemented { .. }) => {
                 // A hub without accounts (run with --insecure-disable-auth): save the context without a token
@@ -75,7 +75,7 @@ pub async fn login(session: &mut Session, args: LoginArgs) -> anyhow::Result<()>
                     .await
                     .context("this hub offers no login, and refuses calls without one")?;
                 context.user = Some(user.name.clone());
-                eprintln!(
+                noteln!(
                     "warning: this hub has no login (authentication is disabled); saved the context without a token"
                 );
             }
@@ -83,12 +83,12 @@ pub async fn login(session: &mut Session, args: LoginArgs) -> anyhow::Result<()>
         }
     }
     if context.plaintext && context.token.is_some() {
-        eprintln!("warning: plaintext connection: only use it for a hub on loopback");
+        noteln!("warning: plaintext connection: only use it for a hub on loopback");
     }
     session.config.contexts.insert(name.clone(), context);
     session.config.current_context = Some(name.clone());
     session.config.save(&session.path)?;
-    eprintln!(
+    noteln!(
         "Context {name:?} saved in {} and made current.",
         session.path.display()
     );
@@ -111,7 +111,7 @@ fn prompt_password(user: &str) -> anyhow::Result<String> {
         ));
     }
     // Without a terminal library the prompt echoes; prefer --password-stdin in scripts.
-    eprint!("Password for {user}: ");
+    note!("Password for {user}: ");
     std::io::stderr().flush().ok();
     read_password_stdin()
 }
@@ -126,16 +126,16 @@ pub async fn logout(session: &mut Session, name: Option<String>) -> anyhow::Resu
         match session::connect(&context, session.global.request_timeout).await {
             Ok(client) => match client.logout().await {
                 Ok(_) | Err(SdkError::Unimplemented { .. } | SdkError::Unauthenticated(_)) => {}
-                Err(error) => eprintln!("warning: the hub did not end the session: {error}"),
+                Err(error) => noteln!("warning: the hub did not end the session: {error}"),
             },
-            Err(error) => eprintln!("warning: the hub did not end the session: {error:#}"),
+            Err(error) => noteln!("warning: the hub did not end the session: {error:#}"),
         }
     }
     if let Some(saved) = session.config.contexts.get_mut(&name) {
         saved.token = None;
     }
     session.config.save(&session.path)?;
-    eprintln!("Logged out of {name:?}.");
+    noteln!("Logged out of {name:?}.");
     Ok(())
 }
 
@@ -173,18 +173,18 @@ pub fn context(session: &mut Session, command: ContextCommand) -> anyhow::Result
                         v.user,
                     ]);
                 }
-                print!("{}", table.render());
+                out!("{}", table.render())?;
             }
         }
         ContextCommand::Use { name } => {
             session.config.context(Some(&name))?;
             session.config.current_context = Some(name.clone());
             session.config.save(&session.path)?;
-            eprintln!("Switched to context {name:?}.");
+            noteln!("Switched to context {name:?}.");
         }
         ContextCommand::Current => {
             let (name, _) = session.config.context(None)?;
-            println!("{name}");
+            outln!("{name}")?;
         }
         ContextCommand::Delete { name } => {
             if session.config.contexts.remove(&name).is_none() {
@@ -197,7 +197,7 @@ pub fn context(session: &mut Session, command: ContextCommand) -> anyhow::Result
                 session.config.current_context = None;
             }
             session.config.save(&session.path)?;
-            eprintln!("Deleted context {name:?}.");
+            noteln!("Deleted context {name:?}.");
         }
     }
     Ok(())
@@ -219,18 +219,18 @@ pub async fn whoami(session: &Session) -> anyhow::Result<()> {
         groups: user.groups,
     };
     if !print_structured(session.global.output, &view)? {
-        println!(
+        outln!(
             "{} ({}{})",
             view.name,
             view.source,
             if view.admin { ", admin" } else { "" }
-        );
+        )?;
     }
     Ok(())
 }
 
 pub async fn version(session: &Session) -> anyhow::Result<()> {
-    println!("edgecd {}", env!("CARGO_PKG_VERSION"));
+    outln!("edgecd {}", env!("CARGO_PKG_VERSION"))?;
     if session.global.server.is_none()
         && session
             .config
@@ -241,9 +241,12 @@ pub async fn version(session: &Session) -> anyhow::Result<()> {
     }
     let info = session.client().await?.get_server_info().await?;
     let protocol = info.protocol.unwrap_or_default();
-    println!(
+    outln!(
         "hub {} (protocol {}.{}, replica {})",
-        info.version, protocol.major, protocol.minor, info.replica
-    );
+        info.version,
+        protocol.major,
+        protocol.minor,
+        info.replica
+    )?;
     Ok(())
 }

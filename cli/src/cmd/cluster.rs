@@ -116,11 +116,11 @@ pub async fn run(session: &Session, command: ClusterCommand) -> anyhow::Result<(
             let views: Vec<ClusterView> = clusters.iter().map(ClusterView::from).collect();
             if !print_structured(output, &views)? {
                 if clusters.is_empty() {
-                    eprintln!("No clusters found.");
+                    noteln!("No clusters found.");
                 } else {
                     let table =
                         cluster_table(&clusters, output == Output::Wide, OffsetDateTime::now_utc());
-                    print!("{}", table.render());
+                    out!("{}", table.render())?;
                 }
             }
         }
@@ -128,7 +128,7 @@ pub async fn run(session: &Session, command: ClusterCommand) -> anyhow::Result<(
             let cluster = client.get_cluster(v1::GetClusterRequest { name }).await?;
             let view = ClusterView::from(&cluster);
             if !print_structured(output, &view)? {
-                print!("{}", describe(&view));
+                out!("{}", describe(&view))?;
             }
         }
         ClusterCommand::Add {
@@ -160,7 +160,7 @@ pub async fn run(session: &Session, command: ClusterCommand) -> anyhow::Result<(
             client
                 .delete_cluster(v1::DeleteClusterRequest { name: name.clone() })
                 .await?;
-            println!("cluster {name} removed");
+            outln!("cluster {name} removed")?;
         }
         ClusterCommand::Revoke { name, reason } => {
             client
@@ -169,7 +169,7 @@ pub async fn run(session: &Session, command: ClusterCommand) -> anyhow::Result<(
                     reason,
                 })
                 .await?;
-            println!("cluster {name} revoked: its spoke is refused from now on");
+            outln!("cluster {name} revoked: its spoke is refused from now on")?;
         }
     }
     Ok(())
@@ -230,17 +230,17 @@ fn print_enrollment(
         ca_hash: r.ca_hash.clone(),
     };
     if !print_structured(output, &view)? {
-        println!("cluster {name} registered");
+        outln!("cluster {name} registered")?;
         if !view.bootstrap_token.is_empty() {
-            println!(
+            outln!(
                 "bootstrap token (shown once, expires {}):",
                 view.token_expires_at
-            );
-            println!("  {}", view.bootstrap_token);
+            )?;
+            outln!("  {}", view.bootstrap_token)?;
         }
         if !view.install_command.is_empty() {
-            println!("install its spoke with:");
-            println!("  {}", view.install_command);
+            outln!("install its spoke with:")?;
+            outln!("  {}", view.install_command)?;
         }
     }
     Ok(())

@@ -22,8 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let mut command = Cli::command();
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut command, "edgecd", &mut script);
-        // A closed pipe (`| head`) is not an error worth reporting.
-        let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+        out!("{}", String::from_utf8_lossy(&script))?;
         return Ok(());
     }
     let mut session = Session::load(global)?;

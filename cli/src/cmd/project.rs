@@ -96,18 +96,18 @@ pub async fn run(session: &Session, command: ProjectCommand) -> anyhow::Result<(
                         or_dash(&v.destinations.join(",")),
                     ]);
                 }
-                print!("{}", table.render());
+                out!("{}", table.render())?;
             }
         }
         ProjectCommand::Get { name } => {
             let project = client.get_project(v1::GetProjectRequest { name }).await?;
             let view = ProjectView::from(&project);
             if !print_structured(output, &view)? {
-                println!("Name:          {}", view.name);
-                println!("Description:   {}", or_dash(&view.description));
-                println!("Sources:       {}", or_dash(&view.source_repos.join(", ")));
-                println!("Destinations:  {}", or_dash(&view.destinations.join(", ")));
-                println!("Created:       {}", view.created_at);
+                outln!("Name:          {}", view.name)?;
+                outln!("Description:   {}", or_dash(&view.description))?;
+                outln!("Sources:       {}", or_dash(&view.source_repos.join(", ")))?;
+                outln!("Destinations:  {}", or_dash(&view.destinations.join(", ")))?;
+                outln!("Created:       {}", view.created_at)?;
             }
         }
         ProjectCommand::Create {
@@ -142,13 +142,13 @@ pub async fn run(session: &Session, command: ProjectCommand) -> anyhow::Result<(
                     upsert,
                 })
                 .await?;
-            println!("project {name} created");
+            outln!("project {name} created")?;
         }
         ProjectCommand::Delete { name } => {
             client
                 .delete_project(v1::DeleteProjectRequest { name: name.clone() })
                 .await?;
-            println!("project {name} deleted");
+            outln!("project {name} deleted")?;
         }
     }
     Ok(())
