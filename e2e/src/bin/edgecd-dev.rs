@@ -107,8 +107,20 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "waiting until every app is Synced and Healthy (at most {}s) …",
             args.timeout.as_secs()
         );
+        // A line whenever the count changes, at most every 5 s (and the last one), so a large fleet
+        // shows it is converging.
+        let mut shown: Option<Instant> = None;
+        let progress = |ready: usize, total: usize| {
+            if ready == total || shown.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                eprintln!(
+                    "  {ready}/{total} apps Synced and Healthy ({:.0}s)",
+                    started.elapsed().as_secs_f64()
+                );
+                shown = Some(Instant::now());
+            }
+        };
         let result = tokio::select! {
-            result = fleet.wait_synced(args.timeout) => Some(result),
+            result = fleet.wait_synced_with(args.timeout, progress) => Some(result),
             _ = tokio::signal::ctrl_c() => None,
         };
         let code = match result {

@@ -604,7 +604,17 @@ impl Fleet {
 
     /// Waits until every app is Synced and Healthy on a connected cluster; the error summarises what is not.
     pub async fn wait_synced(&self, timeout: Duration) -> Result<(), DevError> {
+        self.wait_synced_with(timeout, |_, _| {}).await
+    }
+
+    /// [`Fleet::wait_synced`], calling `progress(ready, total)` whenever the number of ready apps changes.
+    pub async fn wait_synced_with(
+        &self,
+        timeout: Duration,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<(), DevError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = None;
         loop {
             let apps: Vec<v1::ApplicationSummary> = self
                 .client
@@ -621,6 +631,14 @@ impl Fleet {
                     not_ready(a).map(|why| format!("  {}/{}: {why}", a.project, a.name))
                 })
                 .collect();
+            let ready = (
+                apps.len() - not_ready.len(),
+                apps.len().max(self.apps.len()),
+            );
+            if last != Some(ready) {
+                progress(ready.0, ready.1);
+                last = Some(ready);
+            }
             if not_ready.is_empty() && apps.len() >= self.apps.len() {
                 return Ok(());
             }
