@@ -478,6 +478,104 @@ async fn the_cli_drives_the_dev_fleet() {
         refused.stderr
     );
 
+    // The life of an app in its own project: create, sync, set, list by label, delete.
+    cli.run(&["project", "create", "team-a", "--description", "team A"])
+        .await
+        .ok();
+    let project = cli
+        .run(&["project", "get", "team-a", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(field(&project, "/name"), "team-a", "{project}");
+    let repo_url = fleet.repo().url().to_owned();
+    cli.run(&[
+        "app",
+        "create",
+        "team-a/web",
+        "--repo",
+        &repo_url,
+        "--path",
+        "deploy/generated",
+        "--dest-cluster",
+        "cluster-1",
+        "--dest-namespace",
+        "team-a",
+        "--sync-option",
+        "CreateNamespace=true",
+    ])
+    .await
+    .ok();
+    let synced = cli
+        .run(&[
+            "app",
+            "sync",
+            "team-a/web",
+            "--timeout",
+            "90s",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(field(&synced, "/status/sync/status"), "Synced", "{synced}");
+    cli.run(&[
+        "app",
+        "set",
+        "team-a/web",
+        "--auto-sync",
+        "true",
+        "--self-heal",
+        "true",
+        "-l",
+        "tier=web",
+    ])
+    .await
+    .ok();
+    let app = cli
+        .run(&["app", "get", "team-a/web", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(field(&app, "/metadata/labels/tier"), "web", "{app}");
+    assert_eq!(
+        app["spec"]["syncPolicy"]["automated"]["selfHeal"], true,
+        "{app}"
+    );
+    let listed = cli
+        .run(&["app", "list", "-l", "tier=web", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    cli.run(&["app", "delete", "team-a/web"]).await.ok();
+    let gone = cli.run(&["app", "get", "team-a/web"]).await;
+    assert_eq!(gone.code, 3, "{gone:?}");
+    cli.run(&["project", "delete", "team-a"]).await.ok();
+
+    // A cluster registered, then revoked and removed.
+    let added = cli
+        .run(&["cluster", "add", "cluster-9", "-l", "region=ap"])
+        .await
+        .ok();
+    assert!(
+        added.stdout.contains("cluster cluster-9 registered"),
+        "{}",
+        added.stdout
+    );
+    assert!(added.stdout.contains("bootstrap token"), "{}", added.stdout);
+    let pending = cli
+        .run(&["cluster", "get", "cluster-9", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(field(&pending, "/connection"), "Pending", "{pending}");
+    cli.run(&["cluster", "revoke", "cluster-9"]).await.ok();
+    cli.run(&["cluster", "remove", "cluster-9"]).await.ok();
+    let gone = cli.run(&["cluster", "get", "cluster-9"]).await;
+    assert_eq!(gone.code, 3, "{gone:?}");
+
     // A spoke that hangs (its stream open, nothing flowing) makes its cluster Stale, and its app
     // is shown as such, not Healthy.
     fleet.freeze_spoke("cluster-3").unwrap();
@@ -533,14 +631,18 @@ async fn the_cli_drives_the_dev_fleet() {
     // A spoke stopped for good (its stream closed): its cluster is Disconnected, and so is every
     // app of it, never Healthy.
     fleet.stop_spoke("cluster-2").await.unwrap();
-    eventually("cluster-2 Disconnected", Duration::from_secs(60), async || {
-        let cluster = cli
-            .run(&["cluster", "get", "cluster-2", "-o", "json"])
-            .await
-            .ok()
-            .json();
-        (field(&cluster, "/connection") == "Disconnected").then_some(())
-    })
+    eventually(
+        "cluster-2 Disconnected",
+        Duration::from_secs(60),
+        async || {
+            let cluster = cli
+                .run(&["cluster", "get", "cluster-2", "-o", "json"])
+                .await
+                .ok()
+                .json();
+            (field(&cluster, "/connection") == "Disconnected").then_some(())
+        },
+    )
     .await;
     let apps = cli
         .run(&["app", "list", "--cluster", "cluster-2", "-o", "json"])
@@ -552,5 +654,16 @@ async fn the_cli_drives_the_dev_fleet() {
     for app in apps {
         assert_eq!(field(app, "/health"), "Disconnected", "{app}");
     }
+
+    // Contexts, and logging out: the token is gone from the file and the hub refuses it.
+    let contexts = cli.run(&["context", "list"]).await.ok();
+    assert!(contexts.stdout.contains("127.0.0.1"), "{}", contexts.stdout);
+    let current = cli.run(&["context", "current"]).await.ok();
+    assert!(!current.stdout.trim().is_empty());
+    cli.run(&["logout"]).await.ok();
+    let config = std::fs::read_to_string(&cli.config).unwrap();
+    assert!(!config.contains("token:"), "{config}");
+    let after = cli.run(&["app", "list"]).await;
+    assert_eq!(after.code, 4, "{after:?}");
     fleet.shutdown().await;
 }
