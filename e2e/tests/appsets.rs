@@ -822,12 +822,12 @@ async fn talk_demo_as_app_of_apps_parent() {
     wait_exists(&fleet, "kubecon-demo", "demo-cluster3", false).await;
     assert!(app(&fleet, "kubecon-demo", "demo-cluster1").await.is_some());
 
-    // Deleting the parent deletes its children.
+    // Deleting the parent (with cascade) deletes its children.
     fleet
         .client()
         .delete_application(v1::DeleteApplicationRequest {
             app: Some(v1::AppRef::new("kubecon-demo", "demo-apps")),
-            ..Default::default()
+            cascade: true,
         })
         .await
         .unwrap();

@@ -290,6 +290,22 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     assert_eq!(upserted.r#type, v1::WatchEventType::Upserted as i32);
     assert!(upserted.resume_token.starts_with("w1:"));
 
+    // Another watcher follows commands and events.
+    let mut activity = api
+        .watch(v1::WatchRequest {
+            kinds: vec![
+                v1::WatchKind::Commands as i32,
+                v1::WatchKind::Events as i32,
+            ],
+            ..v1::WatchRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = activity.message().await.unwrap().unwrap();
+    assert_eq!(first.r#type, v1::WatchEventType::Bookmark as i32);
+    assert!(first.resume_token.contains(":e"), "{}", first.resume_token);
+
     // A sync command reaches the spoke; its result is recorded.
     let command = api
         .sync_application(v1::SyncApplicationRequest {
@@ -311,6 +327,37 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
         }
         other => panic!("expected an operation result, got {other:?}"),
     }
+    // The command watcher saw it issued, then its result; the event
+    // watcher saw the sync's events of demo.
+    let mut outcomes = Vec::new();
+    let mut events = Vec::new();
+    wait_for("the sync's outcome and an event of demo on the watch", async || {
+        let event = tokio::time::timeout(Duration::from_secs(60), activity.message())
+            .await
+            .expect("no watch event within a minute")
+            .ok()??;
+        match event.object {
+            Some(v1::watch_event::Object::Command(c)) if c.command_id == command.command_id => {
+                outcomes.push(c.outcome);
+            }
+            Some(v1::watch_event::Object::Command(c)) => {
+                panic!("a command this test did not issue: {c:?}");
+            }
+            Some(v1::watch_event::Object::Event(e)) => events.push(e),
+            _ => {}
+        }
+        let succeeded = v1::CommandOutcome::Succeeded as i32;
+        (outcomes.contains(&succeeded) && !events.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(outcomes[0], v1::CommandOutcome::Pending as i32, "{outcomes:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.app.as_ref().is_some_and(|a| a.name == "demo")),
+        "{events:?}"
+    );
+
     let synced = v1::SyncStatusCode::Synced as i32;
     let healthy = v1::HealthStatusCode::Healthy as i32;
     let s = wait_for("demo Synced and Healthy in the API", async || {
@@ -418,17 +465,63 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
             .all(|a| a.source.starts_with("127.0.0.1:"))
     );
 
-    // Deleting through the API removes the app at the edge too.
+    // Deleting through the API without cascade removes the app at the
+    // edge but leaves its objects in the cluster.
+    api.delete_application(v1::DeleteApplicationRequest {
+        app: app_ref("default", "demo"),
+        cascade: false,
+    })
+    .await
+    .unwrap();
+    let client = emulator.client().await.unwrap();
+    let crs: kube::Api<edgecd_spoke::crd::Application> =
+        kube::Api::namespaced(client.clone(), STATE_NS);
+    wait_for("the demo CR to be deleted", async || {
+        crs.get_opt("demo").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client.clone(), "demo");
+    assert!(deployments.get_opt("nginx").await.unwrap().is_some());
+
+    // Created again and synced, then deleted with cascade: its objects go too.
+    api.create_application(v1::CreateApplicationRequest {
+        meta: Some(v1::ApplicationMeta {
+            project: "default".into(),
+            name: "demo".into(),
+            ..v1::ApplicationMeta::default()
+        }),
+        spec: Some(spec(
+            repo.url(),
+            "deploy/overlays/cluster1",
+            "cluster-1",
+            "demo",
+        )),
+        ..v1::CreateApplicationRequest::default()
+    })
+    .await
+    .unwrap();
+    wait_for("demo reported again", async || status(&mut api, "default", "demo").await).await;
+    let again = api
+        .sync_application(v1::SyncApplicationRequest {
+            app: app_ref("default", "demo"),
+            sync: Some(v1::SyncCommand::default()),
+            ttl: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    wait_command(&mut api, &again.command_id, v1::CommandOutcome::Succeeded).await;
     api.delete_application(v1::DeleteApplicationRequest {
         app: app_ref("default", "demo"),
         cascade: true,
     })
     .await
     .unwrap();
-    let client = emulator.client().await.unwrap();
-    let crs: kube::Api<edgecd_spoke::crd::Application> = kube::Api::namespaced(client, STATE_NS);
-    wait_for("the demo CR to be deleted", async || {
-        crs.get_opt("demo").await.ok()?.is_none().then_some(())
+    wait_for("the demo CR and its Deployment to be deleted", async || {
+        let cr_gone = crs.get_opt("demo").await.ok()?.is_none();
+        let deployment_gone = deployments.get_opt("nginx").await.ok()?.is_none();
+        (cr_gone && deployment_gone).then_some(())
     })
     .await;
     spoke.disconnect().await;

@@ -77,6 +77,11 @@ impl Metrics {
             link.ingested.clone(),
         );
         registry.register(
+            "status_reports_written",
+            "Application status reports stored (newer than the stored status; superseded reports merged away are not counted)",
+            link.status_reports.clone(),
+        );
+        registry.register(
             "commands_issued",
             "Commands enqueued through the API",
             commands_issued.clone(),

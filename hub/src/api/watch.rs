@@ -1,4 +1,4 @@
-//! `Watch`: application and cluster changes as they happen on any replica, driven by store notifications, with resume tokens (an update-time watermark) and a RESET when a token is too old.
+//! `Watch`: application, cluster, command and event changes as they happen on any replica, driven by store notifications, with resume tokens (an update-time watermark plus an event sequence number) and a RESET when a token is too old.
 //!
 //! ```text
 //!   store.listen(apps, clusters, desired, app-deleted) ─► feed task ─► broadcast<Change>
@@ -9,6 +9,16 @@
 //! The watermark is the newest `updated_at` sent; apps updated within
 //! `SKEW` before it are re-checked (clocks of replicas differ a little) and
 //! de-duplicated by `(project, name, updated_at)`.
+//!
+//! Commands: every change of a command record is announced with its id in
+//! the transaction that made it (`COMMAND_UPDATES_CHANNEL`); the watcher reads
+//! each announced command and sends its status if the caller may read its
+//! project. Events: stored batches announce their cluster (`EVENTS_CHANNEL`);
+//! the watcher sends that cluster's events stored after the last one it sent
+//! (a cluster's events are stored by one stream at a time, so their sequence
+//! numbers grow in commit order). A resume token carries the newest event
+//! sequence number sent; commands are not replayed on resume (re-read them
+//! with `ListCommands`).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -28,7 +38,10 @@ use super::apps::{APP_DELETED_CHANNEL, scoped_filter};
 use super::convert;
 use super::{Call, HubApi, store_error};
 use crate::link::{APPS_CHANNEL, CLUSTERS_CHANNEL, DESIRED_CHANNEL};
-use crate::store::{AppFilter, AppQuery, AppSort, ListenEvent, SortKey, Store};
+use crate::store::{
+    AppFilter, AppQuery, AppSort, COMMAND_UPDATES_CHANNEL, EVENTS_CHANNEL, EventFilter,
+    ListenEvent, SortKey, Store,
+};
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::WatchEvent, Status>> + Send>>;
 
@@ -41,6 +54,10 @@ pub enum Change {
     AppDeleted(String),
     /// This cluster's record or connection changed.
     Cluster(String),
+    /// These commands changed (comma-separated ids).
+    Commands(String),
+    /// Events of this cluster were stored.
+    Events(String),
     /// Notifications may have been missed.
     Lagged,
 }
@@ -66,6 +83,8 @@ pub(super) fn spawn_feed(
                         CLUSTERS_CHANNEL,
                         DESIRED_CHANNEL,
                         APP_DELETED_CHANNEL,
+                        COMMAND_UPDATES_CHANNEL,
+                        EVENTS_CHANNEL,
                     ])
                     .await
                 {
@@ -77,6 +96,8 @@ pub(super) fn spawn_feed(
                                         APPS_CHANNEL | DESIRED_CHANNEL => Change::Apps(payload),
                                         CLUSTERS_CHANNEL => Change::Cluster(payload),
                                         APP_DELETED_CHANNEL => Change::AppDeleted(payload),
+                                        COMMAND_UPDATES_CHANNEL => Change::Commands(payload),
+                                        EVENTS_CHANNEL => Change::Events(payload),
                                         _ => continue,
                                     }
                                 }
@@ -95,13 +116,30 @@ pub(super) fn spawn_feed(
     )
 }
 
-fn token(at: OffsetDateTime) -> String {
-    format!("w1:{}", at.unix_timestamp_nanos())
+/// Events replayed (on resume or lag) before giving up with RESET.
+const MAX_EVENT_REPLAY: usize = 10_000;
+/// How far below the newest event sent a replay of every cluster looks.
+const EVENT_RECHECK: u64 = 1_000;
+
+/// `w1:<app watermark, ns>` or `w1:<app watermark, ns>:e<event seq>`.
+fn token(at: OffsetDateTime, event_seq: Option<u64>) -> String {
+    match event_seq {
+        Some(seq) => format!("w1:{}:e{seq}", at.unix_timestamp_nanos()),
+        None => format!("w1:{}", at.unix_timestamp_nanos()),
+    }
 }
 
-fn parse_token(token: &str) -> Option<OffsetDateTime> {
-    let nanos: i128 = token.strip_prefix("w1:")?.parse().ok()?;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+fn parse_token(token: &str) -> Option<(OffsetDateTime, Option<u64>)> {
+    let rest = token.strip_prefix("w1:")?;
+    let (nanos, event_seq) = match rest.split_once(":e") {
+        Some((nanos, seq)) => (nanos, Some(seq.parse().ok()?)),
+        None => (rest, None),
+    };
+    let nanos: i128 = nanos.parse().ok()?;
+    Some((
+        OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?,
+        event_seq,
+    ))
 }
 
 pub(super) async fn watch(
@@ -111,16 +149,20 @@ pub(super) async fn watch(
 ) -> Result<WatchStream, Status> {
     let mut apps = false;
     let mut clusters = false;
+    let mut commands = false;
+    let mut events = false;
     for kind in &req.kinds {
         match v1::WatchKind::try_from(*kind) {
             Ok(v1::WatchKind::Applications) => apps = true,
             Ok(v1::WatchKind::Clusters) => clusters = true,
-            Ok(v1::WatchKind::Commands | v1::WatchKind::Events) => {
-                return Err(Status::unimplemented(
-                    "watching commands and events is not implemented yet; poll GetCommand and ListEvents",
-                ));
+            Ok(v1::WatchKind::Commands) => commands = true,
+            Ok(v1::WatchKind::Events) => events = true,
+            Ok(v1::WatchKind::Unspecified) => {}
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown watch kind {kind}"
+                )));
             }
-            _ => {}
         }
     }
     if req.kinds.is_empty() {
@@ -129,13 +171,12 @@ pub(super) async fn watch(
     }
     let filter = scoped_filter(api, call, req.app_filter.as_ref(), ProjectRole::Viewer).await?;
     let now = OffsetDateTime::now_utc();
-    let resume = if req.resume_token.is_empty() {
-        None
+    let (resume, resume_events) = if req.resume_token.is_empty() {
+        (None, None)
     } else {
-        Some(
-            parse_token(&req.resume_token)
-                .ok_or_else(|| Status::invalid_argument("invalid resume token"))?,
-        )
+        let (at, event_seq) = parse_token(&req.resume_token)
+            .ok_or_else(|| Status::invalid_argument("invalid resume token"))?;
+        (Some(at), event_seq)
     };
     let (tx, rx) = mpsc::channel(256);
     let mut watcher = Watcher {
@@ -143,8 +184,13 @@ pub(super) async fn watch(
         filter,
         apps,
         clusters,
+        commands,
+        events,
         watermark: resume.unwrap_or(now),
         sent: HashMap::new(),
+        event_seq: None,
+        event_start: 0,
+        event_seq_by_cluster: HashMap::new(),
         tx,
     };
     let changes = api.inner.changes.subscribe();
@@ -152,10 +198,13 @@ pub(super) async fn watch(
     let span = tracing::info_span!("watch", subject = %call.principal.subject);
     tokio::spawn(
         async move {
-            let start = match resume {
-                Some(at) if now - at > MAX_RESUME_AGE => watcher.reset().await,
-                Some(_) => watcher.replay(None).await,
-                None => watcher.bookmark().await,
+            let start = match watcher.start_events(resume_events).await {
+                Err(gone) => Err(gone),
+                Ok(()) => match resume {
+                    Some(at) if now - at > MAX_RESUME_AGE => watcher.reset().await,
+                    Some(_) => watcher.replay(None).await,
+                    None => watcher.bookmark().await,
+                },
             };
             if start.is_ok() {
                 let _ = watcher.run(changes, closing).await;
@@ -173,7 +222,16 @@ struct Watcher {
     filter: Option<AppFilter>,
     apps: bool,
     clusters: bool,
+    commands: bool,
+    events: bool,
     watermark: OffsetDateTime,
+    /// Newest event sequence number sent (or the store's newest when the
+    /// watch started, or the resumed one); `None` unless events are watched.
+    event_seq: Option<u64>,
+    /// The event sequence number the watch started after.
+    event_start: u64,
+    /// Per cluster, the newest event sequence number sent (default `event_start`).
+    event_seq_by_cluster: HashMap<String, u64>,
     /// Apps sent at or after `watermark - SKEW`, with the update time sent.
     sent: HashMap<(String, String), OffsetDateTime>,
     tx: mpsc::Sender<Result<v1::WatchEvent, Status>>,
@@ -187,10 +245,14 @@ impl Watcher {
         self.tx.send(Ok(event)).await.map_err(|_| Gone)
     }
 
+    fn token(&self) -> String {
+        token(self.watermark, self.event_seq)
+    }
+
     async fn bookmark(&self) -> Result<(), Gone> {
         self.send(v1::WatchEvent {
             r#type: v1::WatchEventType::Bookmark as i32,
-            resume_token: token(self.watermark),
+            resume_token: self.token(),
             object: None,
         })
         .await
@@ -201,7 +263,7 @@ impl Watcher {
         self.sent.clear();
         self.send(v1::WatchEvent {
             r#type: v1::WatchEventType::Reset as i32,
-            resume_token: token(self.watermark),
+            resume_token: self.token(),
             object: None,
         })
         .await
@@ -220,8 +282,11 @@ impl Watcher {
                     Ok(Change::Apps(cluster)) => self.replay(Some(cluster)).await?,
                     Ok(Change::AppDeleted(app)) => self.deleted(&app).await?,
                     Ok(Change::Cluster(name)) => self.cluster(&name).await?,
+                    Ok(Change::Commands(ids)) => self.commands(&ids).await?,
+                    Ok(Change::Events(cluster)) => self.events(Some(&cluster)).await?,
                     Ok(Change::Lagged) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         self.replay(None).await?;
+                        self.events(None).await?;
                     }
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
@@ -296,7 +361,7 @@ impl Watcher {
                 .insert((app.project.clone(), app.name.clone()), app.updated_at);
             let event = v1::WatchEvent {
                 r#type: v1::WatchEventType::Upserted as i32,
-                resume_token: token(self.watermark),
+                resume_token: self.token(),
                 object: Some(v1::watch_event::Object::Application(convert::summary(&app))),
             };
             self.send(event).await?;
@@ -321,7 +386,7 @@ impl Watcher {
         self.sent.remove(&(project.to_owned(), name.to_owned()));
         self.send(v1::WatchEvent {
             r#type: v1::WatchEventType::Deleted as i32,
-            resume_token: token(self.watermark),
+            resume_token: self.token(),
             object: Some(v1::watch_event::Object::Application(
                 v1::ApplicationSummary {
                     project: project.to_owned(),
@@ -331,6 +396,156 @@ impl Watcher {
             )),
         })
         .await
+    }
+
+    /// Sets the event watermark: the resumed one (replaying what came after
+    /// it), or the newest stored event.
+    async fn start_events(&mut self, resumed: Option<u64>) -> Result<(), Gone> {
+        if !self.events {
+            return Ok(());
+        }
+        match resumed {
+            Some(seq) => {
+                self.event_seq = Some(seq);
+                self.event_start = seq;
+                self.events(None).await
+            }
+            None => {
+                let newest = match self
+                    .api
+                    .store()
+                    .list_events(&EventFilter::default(), 1, None)
+                    .await
+                {
+                    Ok(page) => page.items.first().map_or(0, |e| e.seq),
+                    Err(error) => {
+                        let _ = self.tx.send(Err(store_error(error, "events"))).await;
+                        return Err(Gone);
+                    }
+                };
+                self.event_seq = Some(newest);
+                self.event_start = newest;
+                Ok(())
+            }
+        }
+    }
+
+    /// May the caller see this project's (or, for `""`, a cluster's) records?
+    fn readable(&self, project: &str, cluster: &str) -> bool {
+        let Some(filter) = &self.filter else {
+            return false;
+        };
+        let project_ok = if project.is_empty() {
+            filter.projects.is_empty()
+        } else {
+            filter.projects.is_empty() || filter.projects.iter().any(|p| p == project)
+        };
+        project_ok && (filter.clusters.is_empty() || filter.clusters.iter().any(|c| c == cluster))
+    }
+
+    /// Sends the status of each announced command the caller may read.
+    async fn commands(&mut self, ids: &str) -> Result<(), Gone> {
+        if !self.commands {
+            return Ok(());
+        }
+        for id in ids.split(',').filter(|id| !id.is_empty()) {
+            let record = match self.api.store().get_command(id).await {
+                Ok(record) => record,
+                Err(error) => {
+                    tracing::debug!(%error, command = id, "Cannot read a changed command.");
+                    continue;
+                }
+            };
+            if !self.readable(&record.project, &record.cluster) {
+                continue;
+            }
+            self.send(v1::WatchEvent {
+                r#type: v1::WatchEventType::Upserted as i32,
+                resume_token: self.token(),
+                object: Some(v1::watch_event::Object::Command(convert::command_status(
+                    &record,
+                ))),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends events (of `cluster`, or of every cluster) stored after the
+    /// newest one sent of their cluster, oldest first. Across clusters the
+    /// sequence numbers do not follow commit order, so a replay of every
+    /// cluster (after a lag) looks `EVENT_RECHECK` numbers further back and
+    /// skips what was sent.
+    async fn events(&mut self, cluster: Option<&str>) -> Result<(), Gone> {
+        let Some(newest) = self.event_seq.filter(|_| self.events) else {
+            return Ok(());
+        };
+        let since = match cluster {
+            Some(c) => self
+                .event_seq_by_cluster
+                .get(c)
+                .copied()
+                .unwrap_or(self.event_start),
+            None => newest.saturating_sub(EVENT_RECHECK).max(self.event_start),
+        };
+        let filter = EventFilter {
+            cluster: cluster.map(str::to_owned),
+            app: None,
+        };
+        let mut newer = Vec::new();
+        let mut cursor: Option<String> = None;
+        'pages: loop {
+            let page = match self
+                .api
+                .store()
+                .list_events(&filter, 500, cursor.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    let _ = self.tx.send(Err(store_error(error, "events"))).await;
+                    return Err(Gone);
+                }
+            };
+            for event in page.items {
+                if event.seq <= since {
+                    break 'pages;
+                }
+                newer.push(event);
+                if newer.len() > MAX_EVENT_REPLAY {
+                    let latest = newer.first().map_or(newest, |e| e.seq.max(newest));
+                    self.event_seq = Some(latest);
+                    self.event_start = latest;
+                    self.event_seq_by_cluster.clear();
+                    return self.reset().await;
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        for event in newer.into_iter().rev() {
+            let seen = self
+                .event_seq_by_cluster
+                .entry(event.cluster.clone())
+                .or_insert(self.event_start);
+            if event.seq <= *seen {
+                continue;
+            }
+            *seen = event.seq;
+            self.event_seq = Some(newest.max(event.seq).max(self.event_seq.unwrap_or(0)));
+            if !self.readable(&event.project, &event.cluster) {
+                continue;
+            }
+            self.send(v1::WatchEvent {
+                r#type: v1::WatchEventType::Upserted as i32,
+                resume_token: self.token(),
+                object: Some(v1::watch_event::Object::Event(convert::event(&event))),
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn cluster(&mut self, name: &str) -> Result<(), Gone> {
@@ -356,7 +571,7 @@ impl Watcher {
         };
         self.send(v1::WatchEvent {
             r#type: kind as i32,
-            resume_token: token(self.watermark),
+            resume_token: self.token(),
             object: Some(v1::watch_event::Object::Cluster(cluster)),
         })
         .await

@@ -119,6 +119,7 @@ pub(crate) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::C
 pub(super) fn desired_apps(changes: &DesiredChanges, base_version: u64) -> v1::DesiredApps {
     let mut upserts = Vec::new();
     let mut deletes = Vec::new();
+    let mut keep_resources = Vec::new();
     for change in &changes.changes {
         match change {
             DesiredChange::Upsert(app) => upserts.push(v1::DesiredApp {
@@ -134,10 +135,21 @@ pub(super) fn desired_apps(changes: &DesiredChanges, base_version: u64) -> v1::D
                 spec: Some(pc::application_spec(&app.spec)),
                 cascade_delete: true,
             }),
-            DesiredChange::Delete { project, name, .. } => deletes.push(v1::AppRef {
-                project: project.clone(),
-                name: name.clone(),
-            }),
+            DesiredChange::Delete {
+                project,
+                name,
+                keep_resources: keep,
+                ..
+            } => {
+                let app = v1::AppRef {
+                    project: project.clone(),
+                    name: name.clone(),
+                };
+                if *keep {
+                    keep_resources.push(app.clone());
+                }
+                deletes.push(app);
+            }
         }
     }
     v1::DesiredApps {
@@ -146,6 +158,7 @@ pub(super) fn desired_apps(changes: &DesiredChanges, base_version: u64) -> v1::D
         full_snapshot: base_version == 0,
         upserts,
         deletes,
+        keep_resources,
     }
 }
 
@@ -233,6 +246,7 @@ pub(super) fn event(cluster: &str, e: &v1::Event) -> EventRecord {
     let app = e.app.clone().unwrap_or_default();
     EventRecord {
         id: e.id.clone(),
+        seq: 0,
         cluster: cluster.to_owned(),
         project: app.project,
         app: app.name,

@@ -43,6 +43,8 @@ pub const CLUSTERS_CHANNEL: &str = "edgecd_clusters";
 pub struct LinkCounters {
     /// Status messages stored.
     pub ingested: prometheus_client::metrics::counter::Counter,
+    /// Application status reports written (newer than the stored status).
+    pub status_reports: prometheus_client::metrics::counter::Counter,
     /// Commands acknowledged by spokes.
     pub commands_delivered: prometheus_client::metrics::counter::Counter,
 }

@@ -1,6 +1,6 @@
 //! One spoke stream at the hub: handshake (Hello → Welcome or GoAway), then the sequenced session: durable ingest before every acknowledgement, desired-set and command delivery from the store, heartbeats, staleness and digests.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use edgecd_proto::v1::{
     GoAway, Heartbeat, Hello, HubMessage, ResyncRequest, SpokeMessage, Welcome, go_away,
     hub_message, resync_request, spoke_message,
 };
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
@@ -19,7 +19,7 @@ use super::convert::{self, CommandPayload};
 use super::{LinkConfig, Signal};
 use crate::store::{
     AppFilter, AppQuery, ClusterConnection, ClusterVersions, CommandOutcome, CommandUpdate,
-    ConnectionKind, DesiredChange, SpokeSeq, StatusBatch, Store, StoreError,
+    ConnectionKind, DesiredChange, SpokeSeq, StatusBatch, StatusReport, Store, StoreError,
 };
 
 /// Why a session ended abnormally.
@@ -60,6 +60,59 @@ impl SessionError {
 }
 
 type Outbound = mpsc::Sender<Result<HubMessage, Status>>;
+
+/// Messages already received that one turn of the session takes together.
+const MAX_MESSAGES_PER_TURN: usize = 16;
+
+/// Consecutive status deltas of one turn, merged: per app only the report
+/// with the highest status version is kept (a status is state, and a newer
+/// one supersedes an older one entirely).
+#[derive(Default)]
+struct MergedStatus {
+    /// Sequence number of the last message merged.
+    last_seq: u64,
+    messages: u64,
+    reports: Vec<StatusReport>,
+    /// Index into `reports` per `(project, name)`.
+    index: HashMap<(String, String), usize>,
+}
+
+impl MergedStatus {
+    fn add(&mut self, seq: u64, batch: StatusBatch) {
+        self.last_seq = seq;
+        self.messages += 1;
+        for report in batch.reports {
+            let key = (report.project.clone(), report.name.clone());
+            match self.index.get(&key) {
+                Some(&at) => {
+                    if report.status.status_version >= self.reports[at].status.status_version {
+                        self.reports[at] = report;
+                    }
+                }
+                None => {
+                    self.index.insert(key, self.reports.len());
+                    self.reports.push(report);
+                }
+            }
+        }
+    }
+
+    /// The merged batch, its last sequence number and how many messages it holds.
+    fn take(&mut self) -> Option<(u64, StatusBatch, u64)> {
+        if self.messages == 0 {
+            return None;
+        }
+        let merged = std::mem::take(self);
+        Some((
+            merged.last_seq,
+            StatusBatch {
+                reports: merged.reports,
+                ..StatusBatch::default()
+            },
+            merged.messages,
+        ))
+    }
+}
 
 /// Heartbeats between re-checks of the project policies sent to the spoke.
 const POLICY_RECHECK_TICKS: u32 = 6;
@@ -285,7 +338,24 @@ pub(super) async fn run(
         tokio::select! {
             message = inbound.next() => {
                 let Some(message) = message else { return Ok(()) };
-                session.receive(message?).await?;
+                // Take what else has already arrived, so that consecutive
+                // status batches are stored in one transaction.
+                let mut messages = vec![message?];
+                let mut ended = false;
+                while messages.len() < MAX_MESSAGES_PER_TURN {
+                    match inbound.next().now_or_never() {
+                        Some(Some(message)) => messages.push(message?),
+                        Some(None) => {
+                            ended = true;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                session.receive(messages).await?;
+                if ended {
+                    return Ok(());
+                }
                 session.flush().await?;
             }
             signal = signals.recv() => {
@@ -738,33 +808,52 @@ impl Session<'_> {
         Ok(())
     }
 
-    async fn receive(&mut self, message: SpokeMessage) -> Result<(), SessionError> {
-        self.seen(matches!(
-            message.body,
-            Some(spoke_message::Body::Heartbeat(_))
-        ))
-        .await?;
-        self.acknowledged(message.ack).await?;
-        if message.seq == 0 {
-            return Ok(());
-        }
-        match self.inbox.receive(message.seq) {
-            Receipt::Duplicate => {}
-            Receipt::Gap { expected } => {
-                return Err(SessionError::SequenceGap {
-                    expected,
-                    got: message.seq,
-                });
+    /// Handles messages that arrived together, in order. Consecutive status
+    /// deltas (not snapshot parts) are merged and stored in one transaction
+    /// that records the last of their sequence numbers; one acknowledgement
+    /// follows, sent only once everything is durably stored.
+    async fn receive(&mut self, messages: Vec<SpokeMessage>) -> Result<(), SessionError> {
+        let mut merged = MergedStatus::default();
+        for message in messages {
+            self.seen(matches!(
+                message.body,
+                Some(spoke_message::Body::Heartbeat(_))
+            ))
+            .await?;
+            self.acknowledged(message.ack).await?;
+            if message.seq == 0 {
+                continue;
             }
-            Receipt::New => {
-                let at = SpokeSeq {
-                    epoch: self.epoch.clone(),
-                    seq: message.seq,
-                };
-                self.process(&at, message.body).await?;
-                self.inbox.processed(message.seq);
+            match self.inbox.receive(message.seq) {
+                Receipt::Duplicate => {}
+                Receipt::Gap { expected } => {
+                    return Err(SessionError::SequenceGap {
+                        expected,
+                        got: message.seq,
+                    });
+                }
+                Receipt::New => match message.body {
+                    Some(spoke_message::Body::AppStatus(batch))
+                        if !batch.full_snapshot && batch.snapshot_id.is_empty() =>
+                    {
+                        merged.add(message.seq, convert::status_batch(&batch));
+                        // Nothing is sent before the merged batch is stored,
+                        // so this cannot acknowledge it early.
+                        self.inbox.processed(message.seq);
+                    }
+                    body => {
+                        self.store_merged(&mut merged).await?;
+                        let at = SpokeSeq {
+                            epoch: self.epoch.clone(),
+                            seq: message.seq,
+                        };
+                        self.process(&at, body).await?;
+                        self.inbox.processed(message.seq);
+                    }
+                },
             }
         }
+        self.store_merged(&mut merged).await?;
         // Acknowledge only what is durably stored.
         self.outbound
             .send(Ok(HubMessage {
@@ -774,6 +863,38 @@ impl Session<'_> {
             }))
             .await
             .map_err(|_| SessionError::ClientGone)
+    }
+
+    /// Stores the merged status deltas, if any, as of their last sequence number.
+    async fn store_merged(&mut self, merged: &mut MergedStatus) -> Result<(), SessionError> {
+        let Some((seq, batch, messages)) = merged.take() else {
+            return Ok(());
+        };
+        let at = SpokeSeq {
+            epoch: self.epoch.clone(),
+            seq,
+        };
+        let outcome = self
+            .ctx
+            .store
+            .ingest_status_batch(self.name(), &at, &batch)
+            .await?;
+        self.ctx.config.counters.ingested.inc_by(messages);
+        self.ctx
+            .config
+            .counters
+            .status_reports
+            .inc_by(u64::from(outcome.applied));
+        if outcome.applied + outcome.created + outcome.deleted + outcome.reset > 0 {
+            notify(self.ctx, super::APPS_CHANNEL).await;
+        }
+        if outcome.rejected > 0 {
+            tracing::warn!(
+                rejected = outcome.rejected,
+                "Status reports for apps this cluster does not hold were ignored."
+            );
+        }
+        Ok(())
     }
 
     async fn acknowledged(&mut self, ack: u64) -> Result<(), SessionError> {
@@ -820,6 +941,11 @@ impl Session<'_> {
                     .ingest_status_batch(name, at, &convert::status_batch(&batch))
                     .await?;
                 self.ctx.config.counters.ingested.inc();
+                self.ctx
+                    .config
+                    .counters
+                    .status_reports
+                    .inc_by(u64::from(outcome.applied));
                 if outcome.applied + outcome.created + outcome.deleted + outcome.reset > 0 {
                     notify(self.ctx, super::APPS_CHANNEL).await;
                 }

@@ -38,6 +38,32 @@ pub use self::sqlite::SqliteStore;
 /// cluster name.
 pub const COMMANDS_CHANNEL: &str = "edgecd_commands";
 
+/// Channel on which every change of a command's record (enqueued, delivered,
+/// progress, result, expiry) is announced, in the same transaction; the
+/// payload is a comma-separated list of command ids (at most
+/// [`IDS_PER_NOTIFICATION`] per notification).
+pub const COMMAND_UPDATES_CHANNEL: &str = "edgecd_command_updates";
+
+/// Channel on which stored Kubernetes and sync events are announced, in the
+/// same transaction; the payload is the cluster name.
+pub const EVENTS_CHANNEL: &str = "edgecd_events";
+
+/// Command ids per notification payload (PostgreSQL limits a payload to 8000 bytes).
+pub const IDS_PER_NOTIFICATION: usize = 150;
+
+/// The payloads announcing `ids` on [`COMMAND_UPDATES_CHANNEL`].
+pub fn command_update_payloads<S: AsRef<str>>(ids: &[S]) -> Vec<String> {
+    ids.chunks(IDS_PER_NOTIFICATION)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<&str>>()
+                .join(",")
+        })
+        .collect()
+}
+
 /// Why a store call failed. Only `Database`, `Unavailable` and `Migrate`
 /// carry driver errors, as sources: their text is for logs, never for
 /// API clients.
@@ -156,6 +182,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<AppRecord>>;
     /// Deletes a managed app and leaves a tombstone in its cluster's desired set.
     fn delete_app<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        expected_spec_version: Option<u64>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Deletes a managed app like [`Store::delete_app`], but its tombstone
+    /// tells the spoke to keep the app's resources in the cluster (delete
+    /// without cascade).
+    fn delete_app_keeping_resources<'a>(
         &'a self,
         project: &'a str,
         name: &'a str,

@@ -191,6 +191,8 @@ pub enum DesiredChange {
         name: String,
         uid: String,
         desired_version: u64,
+        /// Deleted without cascade: the spoke keeps the app's resources.
+        keep_resources: bool,
     },
 }
 
@@ -434,6 +436,9 @@ pub enum EventSeverity {
 pub struct EventRecord {
     /// Unique per cluster: replays are dropped.
     pub id: String,
+    /// Store order (0 until stored): within one cluster, later events have
+    /// higher numbers, since one stream at a time stores a cluster's events.
+    pub seq: u64,
     pub cluster: String,
     pub project: String,
     pub app: String,

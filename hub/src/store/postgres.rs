@@ -24,7 +24,10 @@ use super::codec::{
 };
 use super::model::*;
 use super::query::{self, Bind, Sql};
-use super::{COMMANDS_CHANNEL, Result, Store, StoreError};
+use super::{
+    COMMAND_UPDATES_CHANNEL, COMMANDS_CHANNEL, EVENTS_CHANNEL, Result, Store, StoreError,
+    command_update_payloads,
+};
 
 /// The PostgreSQL store. Cloning shares the pools: one for the API and
 /// everything else, one for the spoke link's ingest and outbox delivery, so
@@ -750,12 +753,14 @@ async fn write_tombstone(
     project: &str,
     name: &str,
     uid: &str,
+    keep_resources: bool,
 ) -> Result<()> {
     let version = bump_desired_version(conn, cluster).await?;
     sqlx::query(
-        "INSERT INTO app_tombstones (cluster, project, name, uid, desired_version, deleted_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cluster, project, name) \
-         DO UPDATE SET uid = EXCLUDED.uid, desired_version = EXCLUDED.desired_version, deleted_at = EXCLUDED.deleted_at",
+        "INSERT INTO app_tombstones (cluster, project, name, uid, desired_version, deleted_at, keep_resources) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cluster, project, name) \
+         DO UPDATE SET uid = EXCLUDED.uid, desired_version = EXCLUDED.desired_version, \
+         deleted_at = EXCLUDED.deleted_at, keep_resources = EXCLUDED.keep_resources",
     )
     .bind(cluster)
     .bind(project)
@@ -763,6 +768,7 @@ async fn write_tombstone(
     .bind(uid)
     .bind(version)
     .bind(now_ms())
+    .bind(keep_resources)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -792,7 +798,8 @@ pub async fn update_app(
     }
     let cluster = resolve_destination(&mut tx, &spec).await?;
     if cluster != app.cluster {
-        write_tombstone(&mut tx, &app.cluster, project, name, &app.uid).await?;
+        // Moved: the old cluster deletes the app's resources.
+        write_tombstone(&mut tx, &app.cluster, project, name, &app.uid, false).await?;
         sqlx::query("DELETE FROM app_tombstones WHERE cluster = $1 AND project = $2 AND name = $3")
             .bind(&cluster)
             .bind(project)
@@ -831,6 +838,7 @@ pub async fn delete_app(
     project: &str,
     name: &str,
     expected_spec_version: Option<u64>,
+    keep_resources: bool,
 ) -> Result<()> {
     let what = || format!("application {project}/{name}");
     let mut tx = pool.begin().await?;
@@ -845,7 +853,15 @@ pub async fn delete_app(
     {
         return Err(conflict(what(), expected, app.spec_version));
     }
-    write_tombstone(&mut tx, &app.cluster, project, name, &app.uid).await?;
+    write_tombstone(
+        &mut tx,
+        &app.cluster,
+        project,
+        name,
+        &app.uid,
+        keep_resources,
+    )
+    .await?;
     sqlx::query("DELETE FROM applications WHERE id = $1")
         .bind(app.id)
         .execute(&mut *tx)
@@ -866,10 +882,11 @@ pub async fn desired_changes(pool: &PgPool, cluster: &str, since: u64) -> Result
             .fetch_optional(&mut *tx)
             .await?;
     let rows = sqlx::query(
-        "SELECT project, name, uid, spec, labels, spec_version, desired_version FROM applications \
+        "SELECT project, name, uid, spec, labels, spec_version, desired_version, FALSE AS keep_resources \
+         FROM applications \
          WHERE cluster = $1 AND origin = 'Managed' AND desired_version > $2 \
          UNION ALL \
-         SELECT project, name, uid, NULL::jsonb, NULL::jsonb, 0, desired_version FROM app_tombstones \
+         SELECT project, name, uid, NULL::jsonb, NULL::jsonb, 0, desired_version, keep_resources FROM app_tombstones \
          WHERE cluster = $1 AND desired_version > $2 AND $2 > 0 \
          ORDER BY desired_version",
     )
@@ -904,6 +921,7 @@ pub async fn desired_changes(pool: &PgPool, cluster: &str, since: u64) -> Result
                         name,
                         uid,
                         desired_version,
+                        keep_resources: row.try_get("keep_resources")?,
                     },
                 },
             )
@@ -1535,6 +1553,9 @@ pub async fn ingest_events(
             outcome.stale += 1;
         }
     }
+    if outcome.applied > 0 {
+        notify_in(&mut tx, EVENTS_CHANNEL, cluster).await?;
+    }
     tx.commit().await?;
     Ok(outcome)
 }
@@ -1552,13 +1573,18 @@ pub async fn ingest_command_statuses(
         outcome.duplicate = true;
         return Ok(outcome);
     }
+    let mut changed = Vec::new();
     for update in updates {
         match apply_command_update(&mut tx, Some(cluster), update).await? {
-            Some(true) => outcome.applied += 1,
+            Some(true) => {
+                outcome.applied += 1;
+                changed.push(update.id.as_str());
+            }
             Some(false) => outcome.stale += 1,
             None => outcome.rejected += 1,
         }
     }
+    announce_commands(&mut tx, &changed).await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -1610,8 +1636,10 @@ pub async fn enqueue_command(pool: &PgPool, command: &NewCommand) -> Result<Comm
     .fetch_one(&mut *tx)
     .await?;
     notify_in(&mut tx, COMMANDS_CHANNEL, &command.cluster).await?;
+    let record = command_from_row(&row)?;
+    announce_commands(&mut tx, &[record.id.as_str()]).await?;
     tx.commit().await?;
-    command_from_row(&row)
+    Ok(record)
 }
 
 /// Many commands in one transaction: one multi-row insert (`UNNEST` of
@@ -1663,6 +1691,7 @@ pub async fn enqueue_commands(
         .bind(&clusters)
         .execute(&mut *tx)
         .await?;
+    announce_commands(&mut tx, &ids).await?;
     tx.commit().await?;
     let mut by_id: HashMap<String, CommandRecord> = rows
         .iter()
@@ -1712,15 +1741,44 @@ pub async fn mark_commands_delivered(
     ids: &[String],
     at: OffsetDateTime,
 ) -> Result<u64> {
-    let result = sqlx::query(
-        "UPDATE commands SET outcome = 'Delivered', delivered_at = $2, updated_at = $2 \
-         WHERE id = ANY($1) AND outcome = 'Pending'",
-    )
+    // One statement: the update and its announcement.
+    let marked: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "WITH u AS (UPDATE commands SET outcome = 'Delivered', delivered_at = $2, updated_at = $2 \
+         WHERE id = ANY($1) AND outcome = 'Pending' RETURNING id) {}",
+        announce_updated("$3")
+    )))
     .bind(ids)
     .bind(to_ms(at))
-    .execute(pool)
+    .bind(COMMAND_UPDATES_CHANNEL)
+    .fetch_one(pool)
     .await?;
-    Ok(result.rows_affected())
+    Ok(to_u64(marked))
+}
+
+/// The tail of a statement whose CTE `u` returns the ids of updated commands:
+/// announces them on the channel bound as `channel` (e.g. `$3`), in chunks of
+/// [`super::IDS_PER_NOTIFICATION`], and returns how many there were.
+fn announce_updated(channel: &str) -> String {
+    format!(
+        "SELECT (SELECT count(*) FROM u) + 0 * (SELECT count(pg_notify({channel}, ids)) \
+         FROM (SELECT string_agg(id, ',') AS ids FROM (SELECT id, (row_number() OVER () - 1) / {per} AS grp \
+         FROM u) x GROUP BY grp) g)",
+        per = super::IDS_PER_NOTIFICATION
+    )
+}
+
+/// Announces changed commands on [`COMMAND_UPDATES_CHANNEL`] (delivered when the transaction commits).
+async fn announce_commands<S: AsRef<str>>(conn: &mut PgConnection, ids: &[S]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let payloads = command_update_payloads(ids);
+    sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
+        .bind(COMMAND_UPDATES_CHANNEL)
+        .bind(&payloads)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Applies one command update; `None` if the command is unknown (or of
@@ -1764,20 +1822,25 @@ pub async fn record_command_status(pool: &PgPool, update: &CommandUpdate) -> Res
     let applied = apply_command_update(&mut tx, None, update)
         .await?
         .ok_or_else(|| not_found(format!("command {}", update.id)))?;
+    if applied {
+        announce_commands(&mut tx, &[update.id.as_str()]).await?;
+    }
     tx.commit().await?;
     Ok(applied)
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn expire_commands(pool: &PgPool, now: OffsetDateTime) -> Result<u64> {
-    let result = sqlx::query(
-        "UPDATE commands SET outcome = 'Expired', message = 'deadline passed before the command started', \
-         updated_at = $1 WHERE outcome IN ('Pending', 'Delivered') AND deadline <= $1",
-    )
+    let expired: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "WITH u AS (UPDATE commands SET outcome = 'Expired', message = 'deadline passed before the command started', \
+         updated_at = $1 WHERE outcome IN ('Pending', 'Delivered') AND deadline <= $1 RETURNING id) {}",
+        announce_updated("$2")
+    )))
     .bind(to_ms(now))
-    .execute(pool)
+    .bind(COMMAND_UPDATES_CHANNEL)
+    .fetch_one(pool)
     .await?;
-    Ok(result.rows_affected())
+    Ok(to_u64(expired))
 }
 
 #[tracing::instrument(skip_all, fields(page_size))]
@@ -1827,6 +1890,7 @@ fn event_from_row(row: &PgRow) -> Result<EventRecord> {
         reason: row.try_get("reason")?,
         message: row.try_get("message")?,
         time: from_ms(row.try_get("time")?),
+        seq: to_u64(row.try_get("seq")?),
     })
 }
 
@@ -2377,7 +2441,28 @@ impl Store for PgStore {
         name: &'a str,
         expected_spec_version: Option<u64>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(delete_app(&self.pool, project, name, expected_spec_version))
+        Box::pin(delete_app(
+            &self.pool,
+            project,
+            name,
+            expected_spec_version,
+            false,
+        ))
+    }
+
+    fn delete_app_keeping_resources<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        expected_spec_version: Option<u64>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(delete_app(
+            &self.pool,
+            project,
+            name,
+            expected_spec_version,
+            true,
+        ))
     }
     fn desired_changes<'a>(
         &'a self,

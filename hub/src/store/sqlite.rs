@@ -29,7 +29,10 @@ use super::codec::{
 };
 use super::model::*;
 use super::query::{self, Bind, Sql};
-use super::{COMMANDS_CHANNEL, Result, Store, StoreError};
+use super::{
+    COMMAND_UPDATES_CHANNEL, COMMANDS_CHANNEL, EVENTS_CHANNEL, Result, Store, StoreError,
+    command_update_payloads,
+};
 
 /// Write transactions take the database lock up front (`BEGIN IMMEDIATE`),
 /// so two writers queue on the busy timeout instead of failing to upgrade.
@@ -750,12 +753,14 @@ async fn write_tombstone(
     project: &str,
     name: &str,
     uid: &str,
+    keep_resources: bool,
 ) -> Result<()> {
     let version = bump_desired_version(conn, cluster).await?;
     sqlx::query(
-        "INSERT INTO app_tombstones (cluster, project, name, uid, desired_version, deleted_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cluster, project, name) \
-         DO UPDATE SET uid = EXCLUDED.uid, desired_version = EXCLUDED.desired_version, deleted_at = EXCLUDED.deleted_at",
+        "INSERT INTO app_tombstones (cluster, project, name, uid, desired_version, deleted_at, keep_resources) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cluster, project, name) \
+         DO UPDATE SET uid = EXCLUDED.uid, desired_version = EXCLUDED.desired_version, \
+         deleted_at = EXCLUDED.deleted_at, keep_resources = EXCLUDED.keep_resources",
     )
     .bind(cluster)
     .bind(project)
@@ -763,6 +768,7 @@ async fn write_tombstone(
     .bind(uid)
     .bind(version)
     .bind(now_ms())
+    .bind(keep_resources)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -792,7 +798,8 @@ pub async fn update_app(
     }
     let cluster = resolve_destination(&mut tx, &spec).await?;
     if cluster != app.cluster {
-        write_tombstone(&mut tx, &app.cluster, project, name, &app.uid).await?;
+        // Moved: the old cluster deletes the app's resources.
+        write_tombstone(&mut tx, &app.cluster, project, name, &app.uid, false).await?;
         sqlx::query("DELETE FROM app_tombstones WHERE cluster = $1 AND project = $2 AND name = $3")
             .bind(&cluster)
             .bind(project)
@@ -831,6 +838,7 @@ pub async fn delete_app(
     project: &str,
     name: &str,
     expected_spec_version: Option<u64>,
+    keep_resources: bool,
 ) -> Result<()> {
     let what = || format!("application {project}/{name}");
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
@@ -845,7 +853,15 @@ pub async fn delete_app(
     {
         return Err(conflict(what(), expected, app.spec_version));
     }
-    write_tombstone(&mut tx, &app.cluster, project, name, &app.uid).await?;
+    write_tombstone(
+        &mut tx,
+        &app.cluster,
+        project,
+        name,
+        &app.uid,
+        keep_resources,
+    )
+    .await?;
     sqlx::query("DELETE FROM applications WHERE id = $1")
         .bind(app.id)
         .execute(&mut *tx)
@@ -868,10 +884,11 @@ pub async fn desired_changes(
             .fetch_optional(&mut *tx)
             .await?;
     let rows = sqlx::query(
-        "SELECT project, name, uid, spec, labels, spec_version, desired_version FROM applications \
+        "SELECT project, name, uid, spec, labels, spec_version, desired_version, FALSE AS keep_resources \
+         FROM applications \
          WHERE cluster = $1 AND origin = 'Managed' AND desired_version > $2 \
          UNION ALL \
-         SELECT project, name, uid, NULL, NULL, 0, desired_version FROM app_tombstones \
+         SELECT project, name, uid, NULL, NULL, 0, desired_version, keep_resources FROM app_tombstones \
          WHERE cluster = $1 AND desired_version > $2 AND $2 > 0 \
          ORDER BY desired_version",
     )
@@ -906,6 +923,7 @@ pub async fn desired_changes(
                         name,
                         uid,
                         desired_version,
+                        keep_resources: row.try_get("keep_resources")?,
                     },
                 },
             )
@@ -1501,6 +1519,7 @@ pub async fn ingest_resource_tree(
 #[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, events = events.len()))]
 pub async fn ingest_events(
     pool: &SqlitePool,
+    bus: &broadcast::Sender<(String, String)>,
     cluster: &str,
     at: &SpokeSeq,
     events: &[EventRecord],
@@ -1534,12 +1553,16 @@ pub async fn ingest_events(
         }
     }
     tx.commit().await?;
+    if outcome.applied > 0 {
+        notify(bus, EVENTS_CHANNEL, cluster);
+    }
     Ok(outcome)
 }
 
 #[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, updates = updates.len()))]
 pub async fn ingest_command_statuses(
     pool: &SqlitePool,
+    bus: &broadcast::Sender<(String, String)>,
     cluster: &str,
     at: &SpokeSeq,
     updates: &[CommandUpdate],
@@ -1550,14 +1573,19 @@ pub async fn ingest_command_statuses(
         outcome.duplicate = true;
         return Ok(outcome);
     }
+    let mut changed = Vec::new();
     for update in updates {
         match apply_command_update(&mut tx, Some(cluster), update).await? {
-            Some(true) => outcome.applied += 1,
+            Some(true) => {
+                outcome.applied += 1;
+                changed.push(update.id.as_str());
+            }
             Some(false) => outcome.stale += 1,
             None => outcome.rejected += 1,
         }
     }
     tx.commit().await?;
+    announce_commands(bus, &changed);
     Ok(outcome)
 }
 
@@ -1614,6 +1642,7 @@ pub async fn enqueue_command(
     tx.commit().await?;
     let record = command_from_row(&row)?;
     notify(bus, COMMANDS_CHANNEL, &command.cluster);
+    announce_commands(bus, &[record.id.as_str()]);
     Ok(record)
 }
 
@@ -1656,6 +1685,8 @@ pub async fn enqueue_commands(
     for cluster in clusters {
         notify(bus, COMMANDS_CHANNEL, cluster);
     }
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    announce_commands(bus, &ids);
     Ok(records)
 }
 
@@ -1691,11 +1722,12 @@ pub async fn list_deliverable_commands(
 #[tracing::instrument(skip_all, fields(commands = ids.len()))]
 pub async fn mark_commands_delivered(
     pool: &SqlitePool,
+    bus: &broadcast::Sender<(String, String)>,
     ids: &[String],
     at: OffsetDateTime,
 ) -> Result<u64> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
-    let mut marked = 0;
+    let mut marked = Vec::new();
     for id in ids {
         let result = sqlx::query(
             "UPDATE commands SET outcome = 'Delivered', delivered_at = $2, updated_at = $2 \
@@ -1705,10 +1737,13 @@ pub async fn mark_commands_delivered(
         .bind(to_ms(at))
         .execute(&mut *tx)
         .await?;
-        marked += result.rows_affected();
+        if result.rows_affected() > 0 {
+            marked.push(id.as_str());
+        }
     }
     tx.commit().await?;
-    Ok(marked)
+    announce_commands(bus, &marked);
+    Ok(marked.len() as u64)
 }
 
 /// Applies one command update; `None` if the command is unknown (or of
@@ -1747,25 +1782,44 @@ async fn apply_command_update(
 }
 
 #[tracing::instrument(skip_all, fields(command = %update.id, outcome = update.outcome.as_str()))]
-pub async fn record_command_status(pool: &SqlitePool, update: &CommandUpdate) -> Result<bool> {
+pub async fn record_command_status(
+    pool: &SqlitePool,
+    bus: &broadcast::Sender<(String, String)>,
+    update: &CommandUpdate,
+) -> Result<bool> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
     let applied = apply_command_update(&mut tx, None, update)
         .await?
         .ok_or_else(|| not_found(format!("command {}", update.id)))?;
     tx.commit().await?;
+    if applied {
+        announce_commands(bus, &[update.id.as_str()]);
+    }
     Ok(applied)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn expire_commands(pool: &SqlitePool, now: OffsetDateTime) -> Result<u64> {
-    let result = sqlx::query(
+pub async fn expire_commands(
+    pool: &SqlitePool,
+    bus: &broadcast::Sender<(String, String)>,
+    now: OffsetDateTime,
+) -> Result<u64> {
+    let expired: Vec<String> = sqlx::query_scalar(
         "UPDATE commands SET outcome = 'Expired', message = 'deadline passed before the command started', \
-         updated_at = $1 WHERE outcome IN ('Pending', 'Delivered') AND deadline <= $1",
+         updated_at = $1 WHERE outcome IN ('Pending', 'Delivered') AND deadline <= $1 RETURNING id",
     )
     .bind(to_ms(now))
-    .execute(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(result.rows_affected())
+    announce_commands(bus, &expired);
+    Ok(expired.len() as u64)
+}
+
+/// Announces changed commands on [`COMMAND_UPDATES_CHANNEL`] (after the commit).
+fn announce_commands<S: AsRef<str>>(bus: &broadcast::Sender<(String, String)>, ids: &[S]) {
+    for payload in command_update_payloads(ids) {
+        notify(bus, COMMAND_UPDATES_CHANNEL, &payload);
+    }
 }
 
 #[tracing::instrument(skip_all, fields(page_size))]
@@ -1815,6 +1869,7 @@ fn event_from_row(row: &SqliteRow) -> Result<EventRecord> {
         reason: row.try_get("reason")?,
         message: row.try_get("message")?,
         time: from_ms(row.try_get("time")?),
+        seq: to_u64(row.try_get("seq")?),
     })
 }
 
@@ -2315,7 +2370,28 @@ impl Store for SqliteStore {
         name: &'a str,
         expected_spec_version: Option<u64>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(delete_app(&self.pool, project, name, expected_spec_version))
+        Box::pin(delete_app(
+            &self.pool,
+            project,
+            name,
+            expected_spec_version,
+            false,
+        ))
+    }
+
+    fn delete_app_keeping_resources<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        expected_spec_version: Option<u64>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(delete_app(
+            &self.pool,
+            project,
+            name,
+            expected_spec_version,
+            true,
+        ))
     }
     fn desired_changes<'a>(
         &'a self,
@@ -2363,7 +2439,7 @@ impl Store for SqliteStore {
         at: &'a SpokeSeq,
         events: &'a [EventRecord],
     ) -> BoxFuture<'a, Result<IngestOutcome>> {
-        Box::pin(ingest_events(&self.pool, cluster, at, events))
+        Box::pin(ingest_events(&self.pool, &self.bus, cluster, at, events))
     }
     fn ingest_command_statuses<'a>(
         &'a self,
@@ -2371,7 +2447,9 @@ impl Store for SqliteStore {
         at: &'a SpokeSeq,
         updates: &'a [CommandUpdate],
     ) -> BoxFuture<'a, Result<IngestOutcome>> {
-        Box::pin(ingest_command_statuses(&self.pool, cluster, at, updates))
+        Box::pin(ingest_command_statuses(
+            &self.pool, &self.bus, cluster, at, updates,
+        ))
     }
     fn enqueue_command<'a>(
         &'a self,
@@ -2406,16 +2484,16 @@ impl Store for SqliteStore {
         ids: &'a [String],
         at: OffsetDateTime,
     ) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(mark_commands_delivered(&self.pool, ids, at))
+        Box::pin(mark_commands_delivered(&self.pool, &self.bus, ids, at))
     }
     fn record_command_status<'a>(
         &'a self,
         update: &'a CommandUpdate,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(record_command_status(&self.pool, update))
+        Box::pin(record_command_status(&self.pool, &self.bus, update))
     }
     fn expire_commands(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64>> {
-        Box::pin(expire_commands(&self.pool, now))
+        Box::pin(expire_commands(&self.pool, &self.bus, now))
     }
     fn list_commands<'a>(
         &'a self,

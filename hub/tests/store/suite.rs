@@ -1437,6 +1437,7 @@ pub async fn command_outbox_lifecycle(store: &dyn Store) {
 fn event(id: &str, app: &str) -> EventRecord {
     EventRecord {
         id: id.into(),
+        seq: 0,
         cluster: "ignored-the-stream-names-the-cluster".into(),
         project: "default".into(),
         app: app.into(),

@@ -1,6 +1,6 @@
 //! The spoke's hub link session: reconnects with jittered backoff, reports app statuses through a coalescing outbox that survives reconnects, writes the hub's desired apps into Application CRs, turns commands into CR operations and reports their results, heartbeats and digests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -925,6 +925,11 @@ impl Link {
             .iter()
             .map(|a| crd::cr_name(&a.project, &a.name))
             .collect();
+        let keep_resources: HashSet<String> = desired
+            .keep_resources
+            .iter()
+            .map(|a| crd::cr_name(&a.project, &a.name))
+            .collect();
         if desired.full_snapshot {
             let keep: Vec<String> = desired
                 .upserts
@@ -949,7 +954,7 @@ impl Link {
         }
         for name in delete {
             self.desired.remove(&name);
-            if let Err(error) = self.delete_app(&name).await {
+            if let Err(error) = self.delete_app(&name, keep_resources.contains(&name)).await {
                 tracing::warn!(%error, app = %name, "Cannot delete a removed app.");
                 failed = true;
             }
@@ -995,8 +1000,9 @@ impl Link {
     }
 
     /// Deletes a managed app: first its resources in the cluster (cascade,
-    /// unless the app is labelled to preserve them), then its CR.
-    async fn delete_app(&self, name: &str) -> Result<(), kube::Error> {
+    /// unless the hub deleted it without cascade or the app is labelled to
+    /// preserve them), then its CR.
+    async fn delete_app(&self, name: &str, keep_resources: bool) -> Result<(), kube::Error> {
         let Some(app) = self.apps.get_opt(name).await? else {
             return Ok(());
         };
@@ -1006,7 +1012,9 @@ impl Link {
             .as_ref()
             .and_then(|l| l.get(edgecd_core::app::PRESERVE_RESOURCES_LABEL))
             .is_some_and(|v| v == "true");
-        if preserve {
+        if keep_resources {
+            tracing::info!(app = %name, "Deleting the app and keeping its resources (deleted without cascade).");
+        } else if preserve {
             tracing::info!(app = %name, "Deleting the app and keeping its resources (preserve-resources-on-deletion).");
         } else if let Some(status) = &app.status {
             // Only what the app manages: its status also lists objects it never applied.
