@@ -1124,27 +1124,37 @@ pub async fn every_sort_walks_all_pages(store: &dyn Store) {
                 "{key:?} filtered"
             );
             // One sync status (sorted by cluster, the sync column joins the
-            // keyset): complete and in order.
-            let filter = AppFilter {
-                sync: vec![SyncStatus::OutOfSync],
-                ..AppFilter::default()
-            };
-            let selected = key_set(
-                fleet
-                    .select(&filter)
-                    .iter()
-                    .map(|a| (a.project.as_str(), a.name.as_str())),
-            );
-            let want: Vec<(String, String)> = oracle_order(&fleet, key, descending, &all)
-                .into_iter()
-                .filter(|pair| selected.contains(pair))
-                .collect();
-            let got: Vec<(String, String)> = walk(store, query(filter, key, descending, 3))
-                .await
-                .into_iter()
-                .map(|r| (r.project, r.name))
-                .collect();
-            assert_eq!(got, want, "{key:?} desc={descending} one sync status");
+            // keyset), and a list of clusters (sorted by cluster, those before
+            // the cursor are left out): complete and in order.
+            for filter in [
+                AppFilter {
+                    sync: vec![SyncStatus::OutOfSync],
+                    ..AppFilter::default()
+                },
+                AppFilter {
+                    sync: vec![SyncStatus::Synced],
+                    clusters: vec!["edge-1".into(), "edge-3".into(), "edge-6".into()],
+                    ..AppFilter::default()
+                },
+            ] {
+                let selected = key_set(
+                    fleet
+                        .select(&filter)
+                        .iter()
+                        .map(|a| (a.project.as_str(), a.name.as_str())),
+                );
+                let want: Vec<(String, String)> = oracle_order(&fleet, key, descending, &all)
+                    .into_iter()
+                    .filter(|pair| selected.contains(pair))
+                    .collect();
+                let got: Vec<(String, String)> =
+                    walk(store, query(filter.clone(), key, descending, 3))
+                        .await
+                        .into_iter()
+                        .map(|r| (r.project, r.name))
+                        .collect();
+                assert_eq!(got, want, "{key:?} desc={descending} {filter:?}");
+            }
         }
     }
 }
