@@ -448,6 +448,17 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     assert_eq!(browser.eval(forged).await.unwrap(), 403);
 
     // --- a set evaluated at cluster-3's spoke: its apps are created at the edge, read-only here ---
+    // The application sets page is open while the set is applied: its row and
+    // its generated count arrive live, without a reload.
+    browser.goto(&format!("{base}/#/appsets")).await.unwrap();
+    browser
+        .wait_for("#appsets-table tr[data-appset=\"default/nginx\"]", WAIT)
+        .await
+        .unwrap();
+    browser
+        .eval("document.querySelector('#appsets-table').dataset.loaded = 'before'; return true")
+        .await
+        .unwrap();
     let yaml = repo::fixture_files()
         .into_iter()
         .find(|(path, _)| path == "appsets/cluster-addons.yaml")
@@ -475,9 +486,25 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         )
         .await
         .unwrap();
-    browser.goto(&format!("{base}/#/appsets")).await.unwrap();
     let addons_row = "#appsets-table tr[data-appset=\"default/cluster-addons\"]";
     browser.wait_for(addons_row, WAIT).await.unwrap();
+    browser
+        .wait_until(
+            &format!(
+                "return document.querySelector({addons_row:?}).querySelector('a.generated').textContent === '3'"
+            ),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#appsets-table').dataset.loaded")
+            .await
+            .unwrap(),
+        "before",
+        "the new set's row arrived in the page that was open (no reload)"
+    );
     let row = browser
         .eval(&format!(
             "const r = document.querySelector({addons_row:?}); \

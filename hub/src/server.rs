@@ -295,7 +295,10 @@ impl Server {
         // `HubApi` as gRPC clients (authn, authz, audit, pushback).
         let admin = admin.merge(crate::console::router(
             Arc::new(api.clone()),
-            crate::console::ConsoleConfig::default(),
+            crate::console::ConsoleConfig {
+                store: Some(Arc::clone(&store)),
+                ..crate::console::ConsoleConfig::default()
+            },
         ));
         let mut http_stop = stop_rx;
         let http = tokio::spawn(async move {

@@ -120,7 +120,7 @@ export class Live {
     this.source = source;
     source.onopen = () => { this.connected = true; this.onState(true); };
     source.onerror = () => { this.connected = false; this.onState(false); };
-    for (const type of ["app", "app-deleted", "cluster"]) {
+    for (const type of ["app", "app-deleted", "cluster", "appset", "appset-deleted"]) {
       source.addEventListener(type, (e) => {
         if (e.lastEventId) this.lastId = e.lastEventId;
         let data;

@@ -44,6 +44,8 @@ use crate::store::{
 
 /// Notification channel: an application set was created, changed or deleted (payload `project/name`, or `*`).
 pub const APPSETS_CHANNEL: &str = "edgecd_appsets";
+/// Notification channel: the hub's evaluation gave a set a new status (payload `project/name`); the console listens, the controller does not.
+pub const APPSET_STATUS_CHANNEL: &str = "edgecd_appset_status";
 /// Owner kind recorded on generated apps.
 pub const OWNER_KIND: &str = "ApplicationSet";
 /// The API server URL that means "the cluster evaluating the set" in Argo CD.
@@ -327,6 +329,15 @@ impl AppSetController {
             .appsets()
             .set_appset_status(&set.project, &set.name, &status)
             .await?;
+        if status_changed(&set.status, &status) {
+            let _ = self
+                .store
+                .notify(
+                    APPSET_STATUS_CHANNEL,
+                    &format!("{}/{}", set.project, set.name),
+                )
+                .await;
+        }
         Ok(outcome)
     }
 
@@ -759,6 +770,21 @@ pub fn resolve_destination<'a>(
                 .join(", ")
         )),
     }
+}
+
+/// Whether a new status differs from the stored one in what a reader sees
+/// (conditions' transition times aside).
+fn status_changed(old: &AppSetStatus, new: &AppSetStatus) -> bool {
+    let conditions = |s: &AppSetStatus| -> Vec<(String, String)> {
+        s.conditions
+            .iter()
+            .map(|c| (c.kind.clone(), c.message.clone()))
+            .collect()
+    };
+    old.generated != new.generated
+        || old.revisions != new.revisions
+        || old.observed_version != new.observed_version
+        || conditions(old) != conditions(new)
 }
 
 fn condition(kind: &str, message: impl Into<String>) -> Condition {

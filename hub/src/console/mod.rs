@@ -20,7 +20,7 @@ pub mod json;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
@@ -40,6 +40,10 @@ use edgecd_core::{Health, SyncStatus};
 use edgecd_proto::convert;
 use edgecd_proto::v1;
 use edgecd_proto::v1::hub_service_server::HubService;
+use tokio::sync::broadcast;
+
+use crate::appsets::{APPSET_STATUS_CHANNEL, APPSETS_CHANNEL};
+use crate::store::{ListenEvent, Store};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "edgecd_session";
@@ -51,11 +55,17 @@ pub const CSRF_HEADER: &str = "x-edgecd-csrf";
 pub struct ConsoleConfig {
     /// Mark the session cookie `Secure` (the HTTP port serves TLS).
     pub secure_cookies: bool,
+    /// The hub's store, for the notifications of application-set changes
+    /// (`appset` events of `/api/v1/watch`); without it the application
+    /// sets page follows only the app events of the sets' apps.
+    pub store: Option<Arc<dyn Store>>,
 }
 
 struct Inner<S> {
     api: Arc<S>,
     config: ConsoleConfig,
+    /// The application-set change feed while some console stream uses it.
+    appsets: std::sync::Mutex<Weak<AppSetFeed>>,
 }
 
 /// Shared state of the console's handlers.
@@ -85,7 +95,11 @@ impl<S> Clone for Console<S> {
 /// records callers' addresses.
 pub fn router<S: HubService>(api: Arc<S>, config: ConsoleConfig) -> Router {
     let state = Console {
-        inner: Arc::new(Inner { api, config }),
+        inner: Arc::new(Inner {
+            api,
+            config,
+            appsets: std::sync::Mutex::new(Weak::new()),
+        }),
     };
     Router::new()
         .route("/api/v1/whoami", get(whoami::<S>))
@@ -946,11 +960,153 @@ async fn watch<S: HubService>(
         .watch(caller.request(request))
         .await?
         .into_inner();
-    let events = stream.filter_map(|item| async move {
-        let event = item.ok()?;
-        sse_event(&event).map(Ok)
-    });
+    let events = stream
+        .filter_map(|item| async move {
+            let event = item.ok()?;
+            sse_event(&event).map(Ok)
+        })
+        .boxed();
+    let events = match c.appset_feed() {
+        // The stream ends when Watch's does (the browser then reconnects
+        // and resumes), whatever the application-set feed does.
+        Some(feed) => {
+            let watch = events
+                .map(Some)
+                .chain(futures::stream::once(async { None }));
+            let appsets = appset_events(c.clone(), caller, feed).map(Some);
+            futures::stream::select(watch, appsets)
+                .take_while(|event| futures::future::ready(event.is_some()))
+                .filter_map(futures::future::ready)
+                .boxed()
+        }
+        None => events,
+    };
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Application-set changes announced on the store's notification channels
+/// (a set applied or deleted through the API, a new status from the hub's
+/// evaluation; payload `project/name`, or `*` when notifications may have
+/// been missed), shared by every console stream of this process. The task
+/// listening for them ends with the last stream using it.
+#[derive(Debug)]
+struct AppSetFeed {
+    changes: broadcast::Sender<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AppSetFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<S> Console<S> {
+    /// The running application-set feed, started if no stream uses one;
+    /// `None` without a store.
+    fn appset_feed(&self) -> Option<Arc<AppSetFeed>> {
+        let store = self.inner.config.store.clone()?;
+        let mut slot = self
+            .inner
+            .appsets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(feed) = slot.upgrade() {
+            return Some(feed);
+        }
+        let (changes, _) = broadcast::channel(256);
+        let sender = changes.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match store
+                    .listen(&[APPSETS_CHANNEL, APPSET_STATUS_CHANNEL])
+                    .await
+                {
+                    Ok(mut events) => {
+                        while let Some(event) = events.next().await {
+                            let payload = match event {
+                                ListenEvent::Notification { payload, .. } => payload,
+                                ListenEvent::Lagged => "*".to_owned(),
+                            };
+                            let _ = sender.send(payload);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "Console: cannot listen for application-set changes; retrying.");
+                    }
+                }
+                let _ = sender.send("*".to_owned());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let feed = Arc::new(AppSetFeed { changes, task });
+        *slot = Arc::downgrade(&feed);
+        Some(feed)
+    }
+}
+
+/// One console stream's `appset` events: for each announced set the caller
+/// may read, the set as `GET /api/v1/appsets/P/N` shows it; `appset-deleted`
+/// (`{project, name}`) when it no longer exists; `{"all": true}` when the
+/// page should re-read the list (missed notifications). Sets of projects
+/// the caller may not read are not announced.
+fn appset_events<S: HubService>(
+    c: Console<S>,
+    caller: Caller,
+    feed: Arc<AppSetFeed>,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let changes = feed.changes.subscribe();
+    futures::stream::unfold(
+        (changes, feed, c, caller),
+        |(mut changes, feed, c, caller)| async move {
+            loop {
+                let payload = match changes.recv().await {
+                    Ok(payload) => payload,
+                    Err(broadcast::error::RecvError::Lagged(_)) => "*".to_owned(),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                if let Some(event) = appset_event(&c, &caller, &payload).await {
+                    return Some((Ok(event), (changes, feed, c, caller)));
+                }
+            }
+        },
+    )
+}
+
+async fn appset_event<S: HubService>(
+    c: &Console<S>,
+    caller: &Caller,
+    payload: &str,
+) -> Option<Event> {
+    let Some((project, name)) = payload.split_once('/') else {
+        return Some(
+            Event::default()
+                .event("appset")
+                .data(json!({"all": true}).to_string()),
+        );
+    };
+    let request = v1::GetApplicationSetRequest {
+        project: project.to_owned(),
+        name: name.to_owned(),
+    };
+    match c
+        .inner
+        .api
+        .get_application_set(caller.request(request))
+        .await
+    {
+        Ok(set) => {
+            let value = appset_json(c, caller, &set.into_inner()).await;
+            Some(Event::default().event("appset").data(value.to_string()))
+        }
+        // Authorization comes first, so NotFound means a readable set is gone.
+        Err(status) if status.code() == tonic::Code::NotFound => Some(
+            Event::default()
+                .event("appset-deleted")
+                .data(json!({"project": project, "name": name}).to_string()),
+        ),
+        Err(_) => None,
+    }
 }
 
 fn sse_event(e: &v1::WatchEvent) -> Option<Event> {
