@@ -219,10 +219,13 @@ impl IngestBench {
         let p50 = percentile_ms(&mut delays, 50.0);
         let p99 = percentile_ms(&mut delays, 99.0);
         let max = percentile_ms(&mut delays, 100.0);
+        // Reports the hub wrote: fewer than the changes when a turn merged
+        // two reports of one app (the newer one is written).
+        let written = metric(hub.http_addr(), "status_reports_written_total").await?;
         hub.shutdown().await?;
 
         println!(
-            "{:<9} {:>7} {:>6} {:>6} {:>8} {:>12} {:>11} {:>7} {:>9} {:>9} {:>9}",
+            "{:<9} {:>7} {:>6} {:>6} {:>8} {:>12} {:>11} {:>10} {:>7} {:>9} {:>9} {:>9}",
             "backend",
             "spokes",
             "batch",
@@ -230,13 +233,14 @@ impl IngestBench {
             "seconds",
             "changes",
             "changes/s",
+            "written/s",
             "probes",
             "p50 ms",
             "p99 ms",
             "max ms"
         );
         println!(
-            "{:<9} {:>7} {:>6} {:>6} {:>8.1} {:>12} {:>11.0} {:>7} {:>9.1} {:>9.1} {:>9.1}",
+            "{:<9} {:>7} {:>6} {:>6} {:>8.1} {:>12} {:>11.0} {:>10.0} {:>7} {:>9.1} {:>9.1} {:>9.1}",
             format!("{:?}", self.backend).to_lowercase(),
             self.spokes,
             self.batch,
@@ -244,6 +248,7 @@ impl IngestBench {
             elapsed,
             changes,
             rate,
+            written / elapsed,
             probes,
             p50,
             p99,
@@ -258,6 +263,8 @@ impl IngestBench {
             "window": self.window,
             "seconds": elapsed,
             "changes_persisted": changes,
+            "reports_written": written,
+            "reports_written_per_second": written / elapsed,
             "changes_per_second": rate,
             "visibility_probes": probes,
             "visibility_p50_ms": p50,
@@ -270,4 +277,23 @@ impl IngestBench {
         println!("{figures}");
         Ok(())
     }
+}
+
+/// The value of one counter on the hub's `/metrics` page (a plain HTTP/1.0 GET).
+async fn metric(http: std::net::SocketAddr, name: &str) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(http).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut page = String::new();
+    stream.read_to_string(&mut page).await?;
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            key.ends_with(name)
+                .then(|| value.trim().parse::<f64>().ok())?
+        })
+        .with_context(|| format!("metric {name} not on the hub's /metrics page"))
 }
