@@ -31,6 +31,13 @@ enum Bench {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Logs of the in-process hub and spokes, when asked for (RUST_LOG=warn).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match Args::parse().command {
         Bench::Render(render) => render.run(),
         Bench::Spoke(spoke) => spoke.run(),

@@ -1315,10 +1315,15 @@ async fn ingest_managed_reports(
     }
     let projects: Vec<&str> = reports.iter().map(|r| r.project.as_str()).collect();
     let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
+    // One unique-index probe per reported app (LATERAL … LIMIT 1): a plain
+    // join of a 100-element array may be planned as a hash join over a
+    // sequential scan, which reads every dead row version a busy status
+    // table accumulates between vacuums (seconds per batch).
     let rows = sqlx::query(
         "SELECT a.id, a.project, a.name, a.cluster, a.origin, a.status_version \
          FROM UNNEST($1::text[], $2::text[]) AS r(project, name) \
-         JOIN applications a ON a.project = r.project COLLATE \"C\" AND a.name = r.name COLLATE \"C\"",
+         CROSS JOIN LATERAL (SELECT id, project, name, cluster, origin, status_version FROM applications \
+         WHERE project = r.project COLLATE \"C\" AND name = r.name COLLATE \"C\" LIMIT 1) a",
     )
     .bind(&projects)
     .bind(&names)
@@ -1362,6 +1367,8 @@ async fn ingest_managed_reports(
             versions.push(to_i64(status.status_version));
             documents.push(serde_json::to_string(status)?);
         }
+        // `a.id = ANY($1)` keeps the update on primary-key probes whatever
+        // the planner estimates for the array (see the lookup above).
         let written = sqlx::query(
             "WITH v AS (SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
              $5::text[], $6::int[], $7::bigint[], $8::text[]) \
@@ -1369,7 +1376,7 @@ async fn ingest_managed_reports(
              u AS (UPDATE applications a SET sync = v.sync, health = v.health, revision = v.revision, \
              operation_phase = v.phase, error_conditions = v.errors, status_version = v.status_version, \
              updated_at = $9, snapshot_id = COALESCE($10, a.snapshot_id) \
-             FROM v WHERE a.id = v.id AND a.cluster = $11 AND a.origin = 'Managed' \
+             FROM v WHERE a.id = ANY($1::bigint[]) AND a.id = v.id AND a.cluster = $11 AND a.origin = 'Managed' \
              AND a.status_version < v.status_version RETURNING a.id) \
              INSERT INTO app_status (app_id, status) SELECT v.id, v.status::jsonb FROM v JOIN u ON u.id = v.id \
              ON CONFLICT (app_id) DO UPDATE SET status = EXCLUDED.status",
