@@ -54,6 +54,47 @@ impl DirectorySource {
     }
 }
 
+impl ApplicationSource {
+    /// How to render this source checked out under `repo_root`: the
+    /// directory options (include/exclude globs, recurse) and the
+    /// `kustomize` options, which the renderer applies to the kustomization
+    /// as Argo CD does with `kustomize edit`. The spoke and the hub (app of
+    /// apps) render with these.
+    pub fn render_options(&self, repo_root: std::path::PathBuf) -> edgecd_render::RenderOptions {
+        let mut options = edgecd_render::RenderOptions {
+            repo_root: Some(repo_root),
+            ..edgecd_render::RenderOptions::default()
+        };
+        if let Some(directory) = &self.directory {
+            options.include = directory.include_globs();
+            options.exclude = directory.exclude_globs();
+            options.recurse = directory.recurse;
+        }
+        options.kustomize = self.kustomize.as_ref().map(KustomizeSource::edits);
+        options
+    }
+}
+
+impl KustomizeSource {
+    /// These options as the renderer's kustomization edits.
+    pub fn edits(&self) -> edgecd_render::KustomizeEdits {
+        let text = |s: &String| (!s.is_empty()).then(|| s.clone());
+        edgecd_render::KustomizeEdits {
+            name_prefix: text(&self.name_prefix),
+            name_suffix: text(&self.name_suffix),
+            common_labels: self.common_labels.clone().into_iter().collect(),
+            common_annotations: self.common_annotations.clone().into_iter().collect(),
+            images: self.images.clone(),
+            namespace: text(&self.namespace),
+            replicas: self
+                .replicas
+                .iter()
+                .map(|r| (r.name.clone(), r.count))
+                .collect(),
+        }
+    }
+}
+
 fn split_globs(text: &str) -> Vec<String> {
     let trimmed = text.trim();
     let inner = trimmed
@@ -443,6 +484,56 @@ pub struct OwnerRef {
 
 #[cfg(test)]
 mod tests {
+
+    /// The source's kustomize options reach the renderer: names prefixed,
+    /// labels added, replicas set, as Argo CD's `kustomize edit` would.
+    #[test]
+    fn render_options_apply_the_kustomize_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        std::fs::write(
+            app.join("kustomization.yaml"),
+            "resources:\n- deploy.yaml\n",
+        )
+        .unwrap();
+        std::fs::write(
+            app.join("deploy.yaml"),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n",
+        )
+        .unwrap();
+        let source = ApplicationSource {
+            path: "app".into(),
+            kustomize: Some(KustomizeSource {
+                name_prefix: "gen-1-".into(),
+                common_labels: [("team".to_owned(), "edge".to_owned())].into(),
+                replicas: vec![KustomizeReplica {
+                    name: "web".into(),
+                    count: 3,
+                }],
+                ..KustomizeSource::default()
+            }),
+            ..ApplicationSource::default()
+        };
+        let options = source.render_options(dir.path().to_path_buf());
+        let objects = edgecd_render::render(&app, &options).unwrap();
+        assert_eq!(objects.len(), 1);
+        let deploy = serde_json::to_value(&objects[0]).unwrap();
+        assert_eq!(deploy["metadata"]["name"], "gen-1-web");
+        assert_eq!(deploy["metadata"]["labels"]["team"], "edge");
+        assert_eq!(deploy["spec"]["replicas"], 3);
+        // No options: rendered as written.
+        let plain = ApplicationSource {
+            path: "app".into(),
+            ..ApplicationSource::default()
+        };
+        let objects =
+            edgecd_render::render(&app, &plain.render_options(dir.path().to_path_buf())).unwrap();
+        assert_eq!(
+            serde_json::to_value(&objects[0]).unwrap()["metadata"]["name"],
+            "web"
+        );
+    }
     use super::*;
 
     #[test]

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use edgecd_core::app::{
-    ApplicationSource, ApplicationStatus, HistoryEntry, KustomizeSource, OperationPhase,
-    OperationState, ResourceKey, SyncReport,
+    ApplicationSource, ApplicationStatus, HistoryEntry, OperationPhase, OperationState,
+    ResourceKey, SyncReport,
 };
 use edgecd_core::{Health, SyncStatus};
-use edgecd_render::{KustomizeEdits, RenderCache, RenderOptions, Value};
+use edgecd_render::{RenderCache, Value};
 use futures::{FutureExt as _, StreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
@@ -613,16 +613,7 @@ impl Engine {
             .materialise(&url, commit, &source.path)
             .await
             .map_err(|e| e.to_string())?;
-        let mut options = RenderOptions {
-            repo_root: Some(checkout.root().to_path_buf()),
-            ..RenderOptions::default()
-        };
-        if let Some(directory) = &source.directory {
-            options.include = directory.include_globs();
-            options.exclude = directory.exclude_globs();
-            options.recurse = directory.recurse;
-        }
-        options.kustomize = source.kustomize.as_ref().map(kustomize_edits);
+        let options = source.render_options(checkout.root().to_path_buf());
         let dir: PathBuf = checkout.dir().to_path_buf();
         let commit_text = commit.to_string();
         let cache_key = format!("{}@{commit_text}", url.cache_key());
@@ -1346,25 +1337,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-}
-
-/// Argo CD's `source.kustomize` options for the renderer, which applies them to the app's kustomization
-/// as Argo CD does with `kustomize edit`.
-fn kustomize_edits(k: &KustomizeSource) -> KustomizeEdits {
-    let text = |s: &String| (!s.is_empty()).then(|| s.clone());
-    KustomizeEdits {
-        name_prefix: text(&k.name_prefix),
-        name_suffix: text(&k.name_suffix),
-        common_labels: k.common_labels.clone().into_iter().collect(),
-        common_annotations: k.common_annotations.clone().into_iter().collect(),
-        images: k.images.clone(),
-        namespace: text(&k.namespace),
-        replicas: k
-            .replicas
-            .iter()
-            .map(|r| (r.name.clone(), r.count))
-            .collect(),
     }
 }
 

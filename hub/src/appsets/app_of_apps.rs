@@ -22,7 +22,6 @@ use edgecd_core::app::{
 use edgecd_core::argo::{Document, parse_document};
 use edgecd_core::{Health, SyncStatus};
 use edgecd_git::{RefreshMode, RepoUrl, Revision};
-use edgecd_render::RenderOptions;
 use time::OffsetDateTime;
 
 use super::{APPSETS_CHANNEL, AppSetController, resolve_destination};
@@ -326,15 +325,7 @@ impl AppSetController {
             .materialise(&url, commit, &source.path)
             .await
             .map_err(|e| e.to_string())?;
-        let mut options = RenderOptions {
-            repo_root: Some(checkout.root().to_path_buf()),
-            ..RenderOptions::default()
-        };
-        if let Some(directory) = &source.directory {
-            options.include = directory.include_globs();
-            options.exclude = directory.exclude_globs();
-            options.recurse = directory.recurse;
-        }
+        let options = source.render_options(checkout.root().to_path_buf());
         let dir = checkout.dir().to_path_buf();
         let objects = tokio::task::spawn_blocking(move || {
             let _checkout = checkout;
