@@ -163,6 +163,22 @@ fn spec(repo: &str, path: &str, cluster: &str, namespace: &str) -> v1::Applicati
     }
 }
 
+/// Creates `default/demo` (the talk's cluster1 overlay on cluster-1, manual sync).
+async fn create_demo(api: &mut Client, repo: &str) -> v1::Application {
+    api.create_application(v1::CreateApplicationRequest {
+        meta: Some(v1::ApplicationMeta {
+            project: "default".into(),
+            name: "demo".into(),
+            ..v1::ApplicationMeta::default()
+        }),
+        spec: Some(spec(repo, "deploy/overlays/cluster1", "cluster-1", "demo")),
+        ..v1::CreateApplicationRequest::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 async fn create_cluster(api: &mut Client, name: &str, labels: &[(&str, &str)]) {
     api.create_cluster(v1::CreateClusterRequest {
         name: name.into(),
@@ -250,24 +266,7 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     .await;
 
     // Created through the API (manual sync): the spoke reports it OutOfSync.
-    let created = api
-        .create_application(v1::CreateApplicationRequest {
-            meta: Some(v1::ApplicationMeta {
-                project: "default".into(),
-                name: "demo".into(),
-                ..v1::ApplicationMeta::default()
-            }),
-            spec: Some(spec(
-                repo.url(),
-                "deploy/overlays/cluster1",
-                "cluster-1",
-                "demo",
-            )),
-            ..v1::CreateApplicationRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let created = create_demo(&mut api, repo.url()).await;
     assert_eq!(created.meta.unwrap().spec_version, 1);
     let out_of_sync = v1::SyncStatusCode::OutOfSync as i32;
     let reported = wait_for("demo OutOfSync in the API", async || {
@@ -293,10 +292,7 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     // Another watcher follows commands and events.
     let mut activity = api
         .watch(v1::WatchRequest {
-            kinds: vec![
-                v1::WatchKind::Commands as i32,
-                v1::WatchKind::Events as i32,
-            ],
+            kinds: vec![v1::WatchKind::Commands as i32, v1::WatchKind::Events as i32],
             ..v1::WatchRequest::default()
         })
         .await
@@ -331,26 +327,33 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     // watcher saw the sync's events of demo.
     let mut outcomes = Vec::new();
     let mut events = Vec::new();
-    wait_for("the sync's outcome and an event of demo on the watch", async || {
-        let event = tokio::time::timeout(Duration::from_secs(60), activity.message())
-            .await
-            .expect("no watch event within a minute")
-            .ok()??;
-        match event.object {
-            Some(v1::watch_event::Object::Command(c)) if c.command_id == command.command_id => {
-                outcomes.push(c.outcome);
+    wait_for(
+        "the sync's outcome and an event of demo on the watch",
+        async || {
+            let event = tokio::time::timeout(Duration::from_secs(60), activity.message())
+                .await
+                .expect("no watch event within a minute")
+                .ok()??;
+            match event.object {
+                Some(v1::watch_event::Object::Command(c)) if c.command_id == command.command_id => {
+                    outcomes.push(c.outcome);
+                }
+                Some(v1::watch_event::Object::Command(c)) => {
+                    panic!("a command this test did not issue: {c:?}");
+                }
+                Some(v1::watch_event::Object::Event(e)) => events.push(e),
+                _ => {}
             }
-            Some(v1::watch_event::Object::Command(c)) => {
-                panic!("a command this test did not issue: {c:?}");
-            }
-            Some(v1::watch_event::Object::Event(e)) => events.push(e),
-            _ => {}
-        }
-        let succeeded = v1::CommandOutcome::Succeeded as i32;
-        (outcomes.contains(&succeeded) && !events.is_empty()).then_some(())
-    })
+            let succeeded = v1::CommandOutcome::Succeeded as i32;
+            (outcomes.contains(&succeeded) && !events.is_empty()).then_some(())
+        },
+    )
     .await;
-    assert_eq!(outcomes[0], v1::CommandOutcome::Pending as i32, "{outcomes:?}");
+    assert_eq!(
+        outcomes[0],
+        v1::CommandOutcome::Pending as i32,
+        "{outcomes:?}"
+    );
     assert!(
         events
             .iter()
@@ -485,23 +488,11 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     assert!(deployments.get_opt("nginx").await.unwrap().is_some());
 
     // Created again and synced, then deleted with cascade: its objects go too.
-    api.create_application(v1::CreateApplicationRequest {
-        meta: Some(v1::ApplicationMeta {
-            project: "default".into(),
-            name: "demo".into(),
-            ..v1::ApplicationMeta::default()
-        }),
-        spec: Some(spec(
-            repo.url(),
-            "deploy/overlays/cluster1",
-            "cluster-1",
-            "demo",
-        )),
-        ..v1::CreateApplicationRequest::default()
+    create_demo(&mut api, repo.url()).await;
+    wait_for("demo reported again", async || {
+        status(&mut api, "default", "demo").await
     })
-    .await
-    .unwrap();
-    wait_for("demo reported again", async || status(&mut api, "default", "demo").await).await;
+    .await;
     let again = api
         .sync_application(v1::SyncApplicationRequest {
             app: app_ref("default", "demo"),

@@ -874,10 +874,21 @@ impl Session<'_> {
             epoch: self.epoch.clone(),
             seq,
         };
+        self.ingest_status(&at, &batch, messages).await
+    }
+
+    /// Stores status reports (of `messages` messages) as of `at`, counts them
+    /// and announces the cluster's apps changed.
+    async fn ingest_status(
+        &self,
+        at: &SpokeSeq,
+        batch: &StatusBatch,
+        messages: u64,
+    ) -> Result<(), SessionError> {
         let outcome = self
             .ctx
             .store
-            .ingest_status_batch(self.name(), &at, &batch)
+            .ingest_status_batch(self.name(), at, batch)
             .await?;
         self.ctx.config.counters.ingested.inc_by(messages);
         self.ctx
@@ -937,24 +948,9 @@ impl Session<'_> {
         let name = self.ctx.cluster.as_str();
         match body {
             Some(spoke_message::Body::AppStatus(batch)) => {
-                let outcome = store
-                    .ingest_status_batch(name, at, &convert::status_batch(&batch))
+                // A snapshot part (deltas are merged, see `receive`).
+                self.ingest_status(at, &convert::status_batch(&batch), 1)
                     .await?;
-                self.ctx.config.counters.ingested.inc();
-                self.ctx
-                    .config
-                    .counters
-                    .status_reports
-                    .inc_by(u64::from(outcome.applied));
-                if outcome.applied + outcome.created + outcome.deleted + outcome.reset > 0 {
-                    notify(self.ctx, super::APPS_CHANNEL).await;
-                }
-                if outcome.rejected > 0 {
-                    tracing::warn!(
-                        rejected = outcome.rejected,
-                        "Status reports for apps this cluster does not hold were ignored."
-                    );
-                }
             }
             Some(spoke_message::Body::AppRemoved(removed)) => {
                 let batch = StatusBatch {
