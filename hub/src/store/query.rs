@@ -867,17 +867,8 @@ mod tests {
         assert_eq!(sql.binds[8], Bind::Text("%web\\_1%".into()));
     }
 
-    #[test]
-    fn cursor_is_bound_to_filter_and_sort() {
-        let filter = AppFilter {
-            sync: vec![SyncStatus::Synced],
-            ..AppFilter::default()
-        };
-        let sort = AppSort {
-            key: SortKey::UpdatedAt,
-            descending: true,
-        };
-        let row = AppSummary {
+    fn summary() -> AppSummary {
+        AppSummary {
             project: "p".into(),
             name: "n".into(),
             cluster: "c".into(),
@@ -898,7 +889,92 @@ mod tests {
             automated: false,
             error_conditions: 0,
             status_version: 0,
+        }
+    }
+
+    #[test]
+    fn totals_come_from_counts_or_prefilters_only_when_exact() {
+        let served = AppFilter {
+            clusters: vec!["c1".into()],
+            sync: vec![SyncStatus::Synced],
+            health: vec![Health::Degraded],
+            ..AppFilter::default()
         };
+        assert!(counts_table_serves(&served));
+        let total = counts_total_sql(&served).unwrap();
+        assert!(total.text.contains("FROM app_counts a"), "{}", total.text);
+        let projects = AppFilter {
+            projects: vec!["p".into()],
+            ..served.clone()
+        };
+        assert!(counts_total_sql(&projects).is_none());
+        assert!(
+            count_sql(&projects)
+                .text
+                .starts_with("SELECT count(*) FROM applications a")
+        );
+
+        let search = AppFilter {
+            projects: vec!["p".into()],
+            search: "web".into(),
+            ..AppFilter::default()
+        };
+        assert!(search_prefilter(&search).is_some());
+        assert!(prefilter_is_whole(&search, Prefilter::Search));
+        let narrower = AppFilter {
+            health: vec![Health::Healthy],
+            ..search.clone()
+        };
+        assert!(!prefilter_is_whole(&narrower, Prefilter::Search));
+        let labelled = AppFilter {
+            app_selector: LabelSelector::parse("app=web").unwrap(),
+            ..search
+        };
+        assert!(search_prefilter(&labelled).is_none());
+    }
+
+    #[test]
+    fn cluster_sort_continuations_skip_clusters_before_the_cursor() {
+        let filter = AppFilter {
+            clusters: vec!["c1".into(), "c2".into(), "c3".into()],
+            sync: vec![SyncStatus::OutOfSync],
+            ..AppFilter::default()
+        };
+        let sort = AppSort {
+            key: SortKey::Cluster,
+            descending: false,
+        };
+        let mut row = summary();
+        row.cluster = "c2".into();
+        let cursor = encode_cursor(&filter, sort, &row);
+        let sql = list_sql(&filter, &filter, sort, Some(&cursor), 10).unwrap();
+        let clusters: Vec<&Bind> = sql.binds.iter().take(2).collect();
+        assert_eq!(
+            clusters,
+            vec![&Bind::Text("c2".into()), &Bind::Text("c3".into())],
+            "{}",
+            sql.text
+        );
+        assert!(
+            sql.text
+                .contains("(a.cluster, a.sync, a.project, a.name) > ($4, $5, $6, $7)"),
+            "{}",
+            sql.text
+        );
+        assert_eq!(sql.binds[4], Bind::Text("OutOfSync".into()));
+    }
+
+    #[test]
+    fn cursor_is_bound_to_filter_and_sort() {
+        let filter = AppFilter {
+            sync: vec![SyncStatus::Synced],
+            ..AppFilter::default()
+        };
+        let sort = AppSort {
+            key: SortKey::UpdatedAt,
+            descending: true,
+        };
+        let row = summary();
         let cursor = encode_cursor(&filter, sort, &row);
         let binds = decode_cursor(&cursor, &filter, sort).unwrap();
         assert_eq!(
