@@ -175,7 +175,8 @@ fn every_hub_message_body_round_trips() {
                 spec: Some(spec()),
                 cascade_delete: true,
             }],
-            deletes: vec![app_ref("gone")],
+            deletes: vec![app_ref("gone"), app_ref("kept")],
+            keep_resources: vec![app_ref("kept")],
         }),
         hub_message::Body::Command(Command {
             id: "c1".into(),
