@@ -690,6 +690,15 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
     for name in ["guestbook", "minecraft", "nginx"] {
         wait_exists(&fleet, "default", name, true).await;
         let reported = app(&fleet, "default", name).await.unwrap();
+        // The hub names the cluster that reported the app.
+        let destination = reported
+            .spec
+            .as_ref()
+            .unwrap()
+            .destination
+            .as_ref()
+            .unwrap();
+        assert_eq!(destination.cluster, "cluster-3", "{name}");
         let meta = reported.meta.unwrap();
         assert_eq!(meta.origin, v1::AppOrigin::Autonomous as i32, "{name}");
         let owner = meta.owner.expect("the spoke reports the owner");

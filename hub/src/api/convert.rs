@@ -99,9 +99,22 @@ pub(crate) fn application(app: &AppRecord, cluster: Option<&ClusterConnection>) 
             owner: app.owner.as_ref().map(pc::owner_ref),
             deletion_requested_at: None,
         }),
-        spec: Some(pc::application_spec(&app.spec)),
+        spec: Some(pc::application_spec(&destined(app))),
         status: app.status.as_ref().map(pc::application_status),
         cluster_connection: cluster.map(connection),
+    }
+}
+
+/// The app's spec as the hub shows it: an app created at the edge names its
+/// destination as the spoke sees it (its own API server, no cluster name), so
+/// the cluster that reported it is filled in.
+fn destined(app: &AppRecord) -> std::borrow::Cow<'_, edgecd_core::app::ApplicationSpec> {
+    if app.origin == AppOrigin::Autonomous && app.spec.destination.cluster != app.cluster {
+        let mut spec = app.spec.clone();
+        spec.destination.cluster = app.cluster.clone();
+        std::borrow::Cow::Owned(spec)
+    } else {
+        std::borrow::Cow::Borrowed(&app.spec)
     }
 }
 
