@@ -71,6 +71,7 @@ on_both_backends!(
     users_and_tokens,
     resource_trees,
     notifications_reach_listeners,
+    command_and_event_changes_are_announced,
     bulk_import,
     batch_ingest_keeps_the_per_report_rules,
     bulk_enqueue_commands,

@@ -1710,6 +1710,107 @@ pub async fn notifications_reach_listeners(store: &dyn Store) {
     );
 }
 
+/// Every change of a command record is announced with its id, and stored
+/// events with their cluster, in the transaction that made them (what
+/// `Watch` of commands and events follows).
+pub async fn command_and_event_changes_are_announced(store: &dyn Store) {
+    let mut stream = store
+        .listen(&[COMMAND_UPDATES_CHANNEL, EVENTS_CHANNEL])
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::minutes(10);
+    let c1 = store
+        .enqueue_command(&command("web", "c1", later))
+        .await
+        .unwrap();
+    store
+        .mark_commands_delivered(std::slice::from_ref(&c1.id), now)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .record_command_status(&update(&c1.id, CommandOutcome::Running))
+            .await
+            .unwrap()
+    );
+    store
+        .ingest_command_statuses(
+            "c1",
+            &at("e", 1),
+            &[update(&c1.id, CommandOutcome::Succeeded)],
+        )
+        .await
+        .unwrap();
+    // A regression is ignored and not announced.
+    assert!(
+        !store
+            .record_command_status(&update(&c1.id, CommandOutcome::Running))
+            .await
+            .unwrap()
+    );
+    let overdue = store
+        .enqueue_command(&command("web", "c1", now - time::Duration::seconds(1)))
+        .await
+        .unwrap();
+    assert_eq!(store.expire_commands(now).await.unwrap(), 1);
+    let bulk = store
+        .enqueue_commands(&[command("web", "c1", later), command("db", "c2", later)])
+        .await
+        .unwrap();
+    store
+        .ingest_events("c2", &at("e", 1), &[event("1", "web")])
+        .await
+        .unwrap();
+    // A replayed event stores nothing and announces nothing.
+    store
+        .ingest_events("c2", &at("e", 2), &[event("1", "web")])
+        .await
+        .unwrap();
+    let want = [
+        (COMMAND_UPDATES_CHANNEL, c1.id.clone()),
+        (COMMAND_UPDATES_CHANNEL, c1.id.clone()),
+        (COMMAND_UPDATES_CHANNEL, c1.id.clone()),
+        (COMMAND_UPDATES_CHANNEL, c1.id.clone()),
+        (COMMAND_UPDATES_CHANNEL, overdue.id.clone()),
+        (COMMAND_UPDATES_CHANNEL, overdue.id.clone()),
+        (
+            COMMAND_UPDATES_CHANNEL,
+            format!("{},{}", bulk[0].id, bulk[1].id),
+        ),
+        (EVENTS_CHANNEL, "c2".to_owned()),
+    ];
+    let mut received = Vec::new();
+    while received.len() < want.len() {
+        let event = tokio::time::timeout(Duration::from_secs(2), stream.next())
+            .await
+            .expect("a notification within two seconds")
+            .expect("stream open");
+        match event {
+            ListenEvent::Notification { channel, payload } => received.push((channel, payload)),
+            ListenEvent::Lagged => panic!("lagged"),
+        }
+    }
+    let received: Vec<(&str, String)> = received
+        .iter()
+        .map(|(c, p)| (c.as_str(), p.clone()))
+        .collect();
+    assert_eq!(received, want);
+    // Nothing else was announced.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), stream.next())
+            .await
+            .is_err()
+    );
+    // Long lists are split to fit PostgreSQL's payload limit.
+    let ids: Vec<String> = (0..IDS_PER_NOTIFICATION + 1)
+        .map(|i| format!("id-{i}"))
+        .collect();
+    let payloads = command_update_payloads(&ids);
+    assert_eq!(payloads.len(), 2);
+    assert_eq!(payloads[1], format!("id-{IDS_PER_NOTIFICATION}"));
+}
+
 pub async fn bulk_import(store: &dyn Store) {
     store
         .create_cluster(&cluster("c1", &[("region", "eu")]))
