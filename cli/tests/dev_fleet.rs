@@ -137,6 +137,18 @@ fn field<'a>(value: &'a Value, pointer: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+/// The apps of `cluster` as `edgecd app list -o json` prints them; there is at least one.
+async fn apps_of(cli: &Cli, cluster: &str) -> Vec<Value> {
+    let apps = cli
+        .run(&["app", "list", "--cluster", cluster, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let apps = apps.as_array().unwrap().clone();
+    assert!(!apps.is_empty(), "no apps on {cluster}");
+    apps
+}
+
 async fn deployments(fleet: &Fleet, cluster: usize) -> Api<Deployment> {
     let emulator = fleet.emulator().unwrap();
     let client = emulator.clusters()[cluster].client().await.unwrap();
@@ -601,14 +613,7 @@ async fn the_cli_drives_the_dev_fleet() {
         "{}",
         table.stdout
     );
-    let apps = cli
-        .run(&["app", "list", "--cluster", "cluster-3", "-o", "json"])
-        .await
-        .ok()
-        .json();
-    let apps = apps.as_array().unwrap();
-    assert!(!apps.is_empty());
-    for app in apps {
+    for app in &apps_of(&cli, "cluster-3").await {
         assert_eq!(field(app, "/health"), "Stale", "{app}");
         assert_eq!(field(app, "/clusterConnection"), "Stale", "{app}");
     }
@@ -644,14 +649,7 @@ async fn the_cli_drives_the_dev_fleet() {
         },
     )
     .await;
-    let apps = cli
-        .run(&["app", "list", "--cluster", "cluster-2", "-o", "json"])
-        .await
-        .ok()
-        .json();
-    let apps = apps.as_array().unwrap();
-    assert!(!apps.is_empty());
-    for app in apps {
+    for app in &apps_of(&cli, "cluster-2").await {
         assert_eq!(field(app, "/health"), "Disconnected", "{app}");
     }
 

@@ -580,26 +580,6 @@ async fn talk_demo_fleet() -> (Fleet, edgecd_testkit::GitRepo, String) {
     (fleet, repo, yaml)
 }
 
-async fn create_kubecon_project(fleet: &Fleet) {
-    fleet
-        .client()
-        .create_project(v1::CreateProjectRequest {
-            project: Some(v1::Project {
-                name: "kubecon-demo".into(),
-                source_repos: vec!["*".into()],
-                destinations: vec![v1::ProjectDestination {
-                    all_clusters: true,
-                    namespace: "*".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            upsert: false,
-        })
-        .await
-        .unwrap();
-}
-
 /// Syncs the talk's three apps and checks each overlay's objects on its cluster.
 async fn assert_talk_demo_deployed(fleet: &Fleet) {
     for (cluster, _, overlay) in TALK_CLUSTERS {
@@ -645,7 +625,7 @@ async fn talk_demo_applications_import_to_the_right_clusters() {
             .all(|r| r.action == "refused" && r.message.contains("kubecon-demo")),
         "{refused:?}"
     );
-    create_kubecon_project(&fleet).await;
+    fleet.create_open_project("kubecon-demo").await.unwrap();
     let results = apply(&fleet, yaml.clone(), "").await;
     assert_eq!(results.len(), 3, "{results:?}");
     assert_talk_demo_deployed(&fleet).await;
@@ -779,7 +759,7 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn talk_demo_as_app_of_apps_parent() {
     let (fleet, repo, yaml) = talk_demo_fleet().await;
-    create_kubecon_project(&fleet).await;
+    fleet.create_open_project("kubecon-demo").await.unwrap();
     let parent = format!(
         "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: demo-apps\n  namespace: argocd\nspec:\n  project: kubecon-demo\n  source:\n    repoURL: {}\n    targetRevision: HEAD\n    path: deploy\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: argocd\n  syncPolicy:\n    automated:\n      prune: true\n",
         repo.url()
@@ -922,23 +902,7 @@ async fn hub_git_reads_use_project_scoped_credentials() {
     wait_exists(&fleet, "default", "private-api", true).await;
 
     // Another project may not read through default's credential.
-    fleet
-        .client()
-        .create_project(v1::CreateProjectRequest {
-            project: Some(v1::Project {
-                name: "other".into(),
-                source_repos: vec!["*".into()],
-                destinations: vec![v1::ProjectDestination {
-                    all_clusters: true,
-                    namespace: "*".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            upsert: false,
-        })
-        .await
-        .unwrap();
+    fleet.create_open_project("other").await.unwrap();
     apply(&fleet, set("other", "borrowed"), "").await;
     let (kind, message, generated) = condition(&fleet, "other", "borrowed").await;
     assert_eq!(

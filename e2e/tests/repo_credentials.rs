@@ -132,23 +132,7 @@ async fn hub_repository_credentials_reach_only_entitled_spokes_and_survive_a_res
     let server = GitHttpServer::start().unwrap();
     let url = server.serve("team/private", &repo).unwrap();
     let team_prefix = format!("http://127.0.0.1:{}/team/", server.port());
-    fleet
-        .client()
-        .create_project(v1::CreateProjectRequest {
-            project: Some(v1::Project {
-                name: "team-a".into(),
-                source_repos: vec!["*".into()],
-                destinations: vec![v1::ProjectDestination {
-                    all_clusters: true,
-                    namespace: "*".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            upsert: false,
-        })
-        .await
-        .unwrap();
+    fleet.create_open_project("team-a").await.unwrap();
     let yaml = format!(
         "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: private\nspec:\n  project: team-a\n  source:\n    repoURL: {url}\n    targetRevision: HEAD\n    path: app\n  destination:\n    name: cluster-1\n    namespace: private\n  syncPolicy:\n    automated:\n      prune: true\n    syncOptions:\n    - CreateNamespace=true\n"
     );

@@ -159,6 +159,16 @@ async fn live(spoke: &Spoke, kind: &str, name: &str) -> Option<Value> {
     spoke.cluster.get(&key).await.unwrap()
 }
 
+/// One emulated cluster whose workloads become ready after 50 ms.
+async fn one_cluster() -> KubeEmulator {
+    KubeEmulator::start(EmulatorConfig {
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_talks_demo_repo_on_three_clusters() {
     let emulator = KubeEmulator::start(EmulatorConfig {
@@ -320,12 +330,7 @@ async fn the_talks_demo_repo_on_three_clusters() {
 /// first history entry restores the first revision's objects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_syncs_build_history_and_rollback_restores_a_revision() {
-    let emulator = KubeEmulator::start(EmulatorConfig {
-        stage_delay: Duration::from_millis(50),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let emulator = one_cluster().await;
     let server = GitServer::start().unwrap();
     let repo = server.create_repo("demo").unwrap();
     repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
@@ -453,12 +458,7 @@ fn stuck_wave_repo(server: &GitServer) -> GitRepo {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminating_a_running_sync_from_the_application_stops_it_at_the_wave_boundary() {
     use edgecd_core::app::OperationPhase;
-    let emulator = KubeEmulator::start(EmulatorConfig {
-        stage_delay: Duration::from_millis(50),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let emulator = one_cluster().await;
     let server = GitServer::start().unwrap();
     let repo = stuck_wave_repo(&server);
     let spoke = start_spoke(&emulator, 0).await;
@@ -534,12 +534,7 @@ async fn terminating_a_running_sync_from_the_application_stops_it_at_the_wave_bo
 async fn apps_of_one_path_with_their_own_name_prefix_converge_in_one_created_namespace() {
     const APPS: usize = 8;
     const NS: &str = "generated";
-    let emulator = KubeEmulator::start(EmulatorConfig {
-        stage_delay: Duration::from_millis(50),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let emulator = one_cluster().await;
     let server = GitServer::start().unwrap();
     let repo = server.create_repo("generated").unwrap();
     for (path, text) in edgecd_e2e::dev::repo::repository_files(repo.url(), &[]) {

@@ -203,6 +203,19 @@ fn authed<T>(token: &str, message: T) -> Request<T> {
     request
 }
 
+/// A call with `token` is refused because its session ended.
+async fn assert_session_ended(api: &mut HubServiceClient<Channel>, token: &str) {
+    let err = api
+        .who_am_i(authed(token, v1::WhoAmIRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(
+        err.message(),
+        "invalid token: unknown or ended session; log in again"
+    );
+}
+
 fn app_ref(project: &str) -> Option<v1::AppRef> {
     Some(v1::AppRef {
         project: project.into(),
@@ -481,15 +494,7 @@ async fn api_tokens_are_scoped_and_dead_after_revocation_sessions_after_logout()
     api.logout(authed(&alice, v1::LogoutRequest {}))
         .await
         .unwrap();
-    let err = api
-        .who_am_i(authed(&alice, v1::WhoAmIRequest {}))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
-    assert_eq!(
-        err.message(),
-        "invalid token: unknown or ended session; log in again"
-    );
+    assert_session_ended(&mut api, &alice).await;
 
     // A made-up token.
     let err = api
@@ -892,15 +897,7 @@ async fn logout_ends_only_the_presented_session() {
     api.logout(authed(&first, v1::LogoutRequest {}))
         .await
         .unwrap();
-    let err = api
-        .who_am_i(authed(&first, v1::WhoAmIRequest {}))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
-    assert_eq!(
-        err.message(),
-        "invalid token: unknown or ended session; log in again"
-    );
+    assert_session_ended(&mut api, &first).await;
     let me = api
         .who_am_i(authed(&second, v1::WhoAmIRequest {}))
         .await

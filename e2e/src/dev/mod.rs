@@ -571,6 +571,28 @@ impl Fleet {
         self.wait_connected(Duration::from_secs(60)).await
     }
 
+    /// Creates project `name` that allows every source repository and every
+    /// destination (cluster and namespace).
+    pub async fn create_open_project(&self, name: &str) -> Result<(), DevError> {
+        self.client
+            .create_project(v1::CreateProjectRequest {
+                project: Some(v1::Project {
+                    name: name.to_owned(),
+                    source_repos: vec!["*".into()],
+                    destinations: vec![v1::ProjectDestination {
+                        all_clusters: true,
+                        namespace: "*".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                upsert: false,
+            })
+            .await
+            .map_err(step(format!("creating project {name}")))?;
+        Ok(())
+    }
+
     async fn wait_connected(&self, timeout: Duration) -> Result<(), DevError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

@@ -884,7 +884,7 @@ async fn appset_json<S: HubService>(
         }),
         ..Default::default()
     };
-    if let Ok(counts) = c
+    match c
         .inner
         .api
         .count_applications(caller.request(v1::CountApplicationsRequest {
@@ -892,7 +892,15 @@ async fn appset_json<S: HubService>(
         }))
         .await
     {
-        value["generated"] = json!(counts.into_inner().total);
+        Ok(counts) => value["generated"] = json!(counts.into_inner().total),
+        // The set is still shown, without its count.
+        Err(status) => tracing::warn!(
+            project = %set.project,
+            set = %set.name,
+            code = ?status.code(),
+            message = status.message(),
+            "Console: cannot count the apps a spoke reported for an application set."
+        ),
     }
     value
 }
@@ -1105,7 +1113,18 @@ async fn appset_event<S: HubService>(
                 .event("appset-deleted")
                 .data(json!({"project": project, "name": name}).to_string()),
         ),
-        Err(_) => None,
+        // A set the caller may not read is not announced.
+        Err(status) if status.code() == tonic::Code::PermissionDenied => None,
+        Err(status) => {
+            tracing::warn!(
+                project,
+                set = name,
+                code = ?status.code(),
+                message = status.message(),
+                "Console: cannot read a changed application set; not announced."
+            );
+            None
+        }
     }
 }
 
