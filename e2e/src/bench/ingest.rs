@@ -32,6 +32,13 @@ pub struct IngestBench {
     /// Measured seconds.
     #[arg(long, default_value_t = 20)]
     pub seconds: u64,
+    /// Offered changes per second over all spokes (open loop: each spoke
+    /// sends its batches on a fixed schedule, still at most `window`
+    /// unacknowledged). Without it every spoke sends as fast as its window
+    /// allows (closed loop: the hub's saturation throughput, where the
+    /// delay until visible is the queue that window builds).
+    #[arg(long)]
+    pub rate: Option<u64>,
     #[arg(long, value_enum, default_value_t = Backend::Postgres)]
     pub backend: Backend,
 }
@@ -126,22 +133,36 @@ impl IngestBench {
         );
 
         let persisted = Arc::new(AtomicU64::new(0));
+        // Nanoseconds from the start to the last counted acknowledgement:
+        // the measured span (a spoke's last receive may end after `end`).
+        let last_ack = Arc::new(AtomicU64::new(0));
+        let sent = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let end = start + Duration::from_secs(self.seconds);
+        let batch = self.batch.min(self.apps).max(1);
+        // One batch per spoke every `pace`, the spokes' schedules staggered.
+        let pace = self
+            .rate
+            .filter(|rate| *rate > 0)
+            .map(|rate| Duration::from_secs_f64(batch as f64 * self.spokes as f64 / rate as f64));
+        let spoke_count = spokes.len();
         let mut tasks = Vec::new();
-        for mut spoke in spokes {
+        for (i, mut spoke) in spokes.into_iter().enumerate() {
             let persisted = Arc::clone(&persisted);
+            let last_ack = Arc::clone(&last_ack);
+            let sent = Arc::clone(&sent);
             let names: Vec<String> = (0..self.apps)
                 .map(|a| format!("{}-app-{a:03}", spoke.cluster))
                 .collect();
-            let batch = self.batch.min(self.apps).max(1);
             let window = self.window.max(1);
+            let mut next =
+                start + pace.map_or(Duration::ZERO, |p| p.mul_f64(i as f64 / spoke_count as f64));
             tasks.push(tokio::spawn(async move {
                 let mut offset = 0;
                 let mut version = 1;
                 let mut acked_before = 0;
                 while Instant::now() < end {
-                    while spoke.in_flight() < window {
+                    if spoke.in_flight() < window && Instant::now() >= next {
                         let apps: Vec<String> = (0..batch)
                             .map(|k| names[(offset + k) % names.len()].clone())
                             .collect();
@@ -156,12 +177,32 @@ impl IngestBench {
                         if spoke.send(body).await.is_err() {
                             return;
                         }
+                        sent.fetch_add(batch as u64, Ordering::Relaxed);
+                        if let Some(pace) = pace {
+                            next += pace;
+                        }
+                        continue;
                     }
-                    if spoke.receive().await.is_err() {
-                        return;
+                    let received = if spoke.in_flight() < window {
+                        // Paced and not yet due: acknowledgements until then.
+                        tokio::time::timeout_at(next.into(), spoke.receive())
+                            .await
+                            .ok()
+                    } else {
+                        Some(spoke.receive().await)
+                    };
+                    match received {
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) => return,
+                        None => continue,
                     }
                     let acked = spoke.acked;
-                    persisted.fetch_add((acked - acked_before) * batch as u64, Ordering::Relaxed);
+                    if acked > acked_before {
+                        persisted
+                            .fetch_add((acked - acked_before) * batch as u64, Ordering::Relaxed);
+                        let at = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                        last_ack.fetch_max(at, Ordering::Relaxed);
+                    }
                     acked_before = acked;
                 }
             }));
@@ -212,7 +253,9 @@ impl IngestBench {
         for task in tasks {
             let _ = task.await;
         }
-        let elapsed = start.elapsed().as_secs_f64();
+        let elapsed = Duration::from_nanos(last_ack.load(Ordering::Relaxed))
+            .as_secs_f64()
+            .max(f64::EPSILON);
         let changes = persisted.load(Ordering::Relaxed);
         let rate = changes as f64 / elapsed;
         let probes = delays.len();
@@ -225,9 +268,10 @@ impl IngestBench {
         hub.shutdown().await?;
 
         println!(
-            "{:<9} {:>7} {:>6} {:>6} {:>8} {:>12} {:>11} {:>10} {:>7} {:>9} {:>9} {:>9}",
+            "{:<9} {:>7} {:>8} {:>6} {:>6} {:>8} {:>12} {:>11} {:>10} {:>7} {:>9} {:>9} {:>9}",
             "backend",
             "spokes",
+            "offered",
             "batch",
             "window",
             "seconds",
@@ -240,9 +284,11 @@ impl IngestBench {
             "max ms"
         );
         println!(
-            "{:<9} {:>7} {:>6} {:>6} {:>8.1} {:>12} {:>11.0} {:>10.0} {:>7} {:>9.1} {:>9.1} {:>9.1}",
+            "{:<9} {:>7} {:>8} {:>6} {:>6} {:>8.1} {:>12} {:>11.0} {:>10.0} {:>7} {:>9.1} {:>9.1} {:>9.1}",
             format!("{:?}", self.backend).to_lowercase(),
             self.spokes,
+            self.rate
+                .map_or_else(|| "max".to_owned(), |r| r.to_string()),
             self.batch,
             self.window,
             elapsed,
@@ -261,7 +307,9 @@ impl IngestBench {
             "apps": self.spokes * self.apps,
             "batch": self.batch,
             "window": self.window,
+            "offered_changes_per_second": self.rate,
             "seconds": elapsed,
+            "changes_sent": sent.load(Ordering::Relaxed),
             "changes_persisted": changes,
             "reports_written": written,
             "reports_written_per_second": written / elapsed,

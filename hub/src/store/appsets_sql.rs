@@ -280,12 +280,12 @@ macro_rules! impl_appset_store {
                     status: &'a edgecd_core::app::ApplicationStatus,
                 ) -> futures::future::BoxFuture<'a, Result<()>> {
                     async move {
-                        let mut tx = self.pool().begin().await?;
                         let id: Option<i64> = sqlx::query_scalar(
-                            "UPDATE applications SET sync = $3, health = $4, revision = $5, \
+                            "UPDATE app_status SET sync = $3, health = $4, revision = $5, \
                              operation_phase = $6, error_conditions = $7, \
-                             status_version = status_version + 1, updated_at = $8 \
-                             WHERE project = $1 AND name = $2 RETURNING id",
+                             status_version = status_version + 1, updated_at = $8, status = $9 \
+                             WHERE app_id = (SELECT id FROM applications WHERE project = $1 AND name = $2) \
+                             RETURNING app_id",
                         )
                         .bind(project)
                         .bind(name)
@@ -300,20 +300,12 @@ macro_rules! impl_appset_store {
                         )
                         .bind(error_conditions(status))
                         .bind(now_ms())
-                        .fetch_optional(&mut *tx)
+                        .bind(sqlx::types::Json(status))
+                        .fetch_optional(self.pool())
                         .await?;
-                        let id = id.ok_or_else(|| StoreError::NotFound {
+                        id.ok_or_else(|| StoreError::NotFound {
                             what: format!("application {project}/{name}"),
                         })?;
-                        sqlx::query(
-                            "INSERT INTO app_status (app_id, status) VALUES ($1, $2) \
-                             ON CONFLICT (app_id) DO UPDATE SET status = EXCLUDED.status",
-                        )
-                        .bind(id)
-                        .bind(sqlx::types::Json(status))
-                        .execute(&mut *tx)
-                        .await?;
-                        tx.commit().await?;
                         Ok(())
                     }
                     .boxed()

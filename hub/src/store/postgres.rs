@@ -480,7 +480,7 @@ async fn advance_spoke_seq(conn: &mut PgConnection, cluster: &str, at: &SpokeSeq
 
 const APP_COLUMNS: &str = "a.id, a.uid, a.project, a.name, a.spec, a.labels, a.origin, a.owner_kind, \
      a.owner_project, a.owner_name, a.owner_scope, a.spec_version, a.cluster, a.namespace, \
-     a.desired_version, a.created_at, a.updated_at, s.status";
+     a.desired_version, a.created_at, s.updated_at, s.status";
 
 fn owner_from_row(row: &PgRow) -> Result<Option<OwnerRef>> {
     let kind: Option<String> = row.try_get("owner_kind")?;
@@ -550,7 +550,7 @@ fn summary_from_row(row: &PgRow) -> Result<AppSummary> {
 
 async fn fetch_app(conn: &mut PgConnection, project: &str, name: &str) -> Result<AppRecord> {
     let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {APP_COLUMNS} FROM applications a LEFT JOIN app_status s ON s.app_id = a.id \
+        "SELECT {APP_COLUMNS} FROM applications a JOIN app_status s ON s.app_id = a.id \
          WHERE a.project = $1 AND a.name = $2"
     )))
     .bind(project)
@@ -629,8 +629,8 @@ pub async fn create_app(pool: &PgPool, app: &NewApp) -> Result<AppRecord> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO applications (uid, project, name, spec, labels, origin, owner_kind, owner_project, \
          owner_name, owner_scope, spec_version, cluster, namespace, repo_url, path, target_revision, \
-         automated, desired_version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'Managed', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
+         automated, desired_version, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'Managed', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, $16, $17) \
          RETURNING id",
     )
     .bind(uuid::Uuid::new_v4().to_string())
@@ -727,8 +727,9 @@ struct LockedApp {
 
 async fn lock_app(conn: &mut PgConnection, project: &str, name: &str) -> Result<Option<LockedApp>> {
     let row = sqlx::query(
-        "SELECT id, uid, origin, spec_version, cluster, status_version FROM applications \
-         WHERE project = $1 AND name = $2 FOR UPDATE",
+        "SELECT a.id, a.uid, a.origin, a.spec_version, a.cluster, s.status_version \
+         FROM applications a JOIN app_status s ON s.app_id = a.id \
+         WHERE a.project = $1 AND a.name = $2 FOR UPDATE",
     )
     .bind(project)
     .bind(name)
@@ -811,7 +812,7 @@ pub async fn update_app(
     sqlx::query(
         "UPDATE applications SET spec = $2, labels = $3, spec_version = spec_version + 1, cluster = $4, \
          namespace = $5, repo_url = $6, path = $7, target_revision = $8, automated = $9, \
-         desired_version = $10, updated_at = $11 WHERE id = $1",
+         desired_version = $10 WHERE id = $1",
     )
     .bind(app.id)
     .bind(Json(&spec))
@@ -823,9 +824,13 @@ pub async fn update_app(
     .bind(&spec.source.target_revision)
     .bind(spec.automated().is_some())
     .bind(version)
-    .bind(now_ms())
     .execute(&mut *tx)
     .await?;
+    sqlx::query("UPDATE app_status SET updated_at = $2 WHERE app_id = $1")
+        .bind(app.id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
     replace_app_labels(&mut tx, app.id, labels).await?;
     let record = fetch_app(&mut tx, project, name).await?;
     tx.commit().await?;
@@ -1149,9 +1154,9 @@ async fn write_status(
     now: i64,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE applications SET sync = $2, health = $3, revision = $4, operation_phase = $5, \
-         error_conditions = $6, status_version = $7, updated_at = $8, snapshot_id = COALESCE($9, snapshot_id) \
-         WHERE id = $1",
+        "UPDATE app_status SET sync = $2, health = $3, revision = $4, operation_phase = $5, \
+         error_conditions = $6, status_version = $7, updated_at = $8, snapshot_id = COALESCE($9, snapshot_id), \
+         status = $10 WHERE app_id = $1",
     )
     .bind(app_id)
     .bind(status.sync.status.as_str())
@@ -1162,39 +1167,28 @@ async fn write_status(
     .bind(to_i64(status.status_version))
     .bind(now)
     .bind(snapshot)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO app_status (app_id, status) VALUES ($1, $2) \
-         ON CONFLICT (app_id) DO UPDATE SET status = EXCLUDED.status",
-    )
-    .bind(app_id)
     .bind(Json(status))
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// Resets the status of a managed app the spoke no longer reports.
+/// Resets the status of a managed app the spoke no longer reports;
+/// `condition` is over its status row `s`.
 async fn reset_status(conn: &mut PgConnection, condition: &str, binds: Vec<Bind>) -> Result<u64> {
-    let ids: Vec<i64> = bind_all_scalar(
-        sqlx::query_scalar(AssertSqlSafe(format!(
-            "UPDATE applications SET sync = 'Unknown', health = 'Unknown', revision = '', \
-             operation_phase = '', error_conditions = 0, status_version = 0, updated_at = {} \
-             WHERE origin = 'Managed' AND {condition} RETURNING id",
+    let reset = bind_all(
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE app_status s SET sync = 'Unknown', health = 'Unknown', revision = '', \
+             operation_phase = '', error_conditions = 0, status_version = 0, updated_at = {}, \
+             status = NULL FROM applications a \
+             WHERE a.id = s.app_id AND a.origin = 'Managed' AND {condition}",
             now_ms()
         ))),
         binds,
     )
-    .fetch_all(&mut *conn)
+    .execute(&mut *conn)
     .await?;
-    if !ids.is_empty() {
-        sqlx::query("DELETE FROM app_status WHERE app_id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(ids.len() as u64)
+    Ok(reset.rows_affected())
 }
 
 async fn ingest_report(
@@ -1222,8 +1216,8 @@ async fn ingest_report(
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO applications (uid, project, name, spec, labels, origin, owner_kind, owner_project, \
              owner_name, owner_scope, spec_version, cluster, namespace, repo_url, path, target_revision, \
-             automated, desired_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'Autonomous', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, 0, $16, $16) \
+             automated, desired_version, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'Autonomous', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, 0, $16) \
              RETURNING id",
         )
         .bind(uuid::Uuid::new_v4().to_string())
@@ -1255,7 +1249,7 @@ async fn ingest_report(
         return Ok(());
     }
     if let Some(snapshot) = snapshot {
-        sqlx::query("UPDATE applications SET snapshot_id = $2 WHERE id = $1")
+        sqlx::query("UPDATE app_status SET snapshot_id = $2 WHERE app_id = $1")
             .bind(app.id)
             .bind(snapshot)
             .execute(&mut *conn)
@@ -1298,9 +1292,9 @@ async fn ingest_report(
 }
 
 /// Stores the managed apps' reports of a batch set-based: one lookup of every
-/// reported app, then one statement that updates the status columns of the
-/// newer reports (the stale-version check is repeated in SQL) and upserts their
-/// status documents, and, for a snapshot part, one statement stamping the
+/// reported app, then one statement that updates the status rows (columns and
+/// document) of the newer reports (the stale-version check is repeated in
+/// SQL), and, for a snapshot part, one statement stamping the
 /// snapshot id on reported apps whose status was stale. Same outcome as taking
 /// the reports one by one in order.
 async fn ingest_managed_reports(
@@ -1322,8 +1316,9 @@ async fn ingest_managed_reports(
     let rows = sqlx::query(
         "SELECT a.id, a.project, a.name, a.cluster, a.origin, a.status_version \
          FROM UNNEST($1::text[], $2::text[]) AS r(project, name) \
-         CROSS JOIN LATERAL (SELECT id, project, name, cluster, origin, status_version FROM applications \
-         WHERE project = r.project COLLATE \"C\" AND name = r.name COLLATE \"C\" LIMIT 1) a",
+         CROSS JOIN LATERAL (SELECT x.id, x.project, x.name, x.cluster, x.origin, st.status_version \
+         FROM applications x JOIN app_status st ON st.app_id = x.id \
+         WHERE x.project = r.project COLLATE \"C\" AND x.name = r.name COLLATE \"C\" LIMIT 1) a",
     )
     .bind(&projects)
     .bind(&names)
@@ -1367,19 +1362,19 @@ async fn ingest_managed_reports(
             versions.push(to_i64(status.status_version));
             documents.push(serde_json::to_string(status)?);
         }
-        // `a.id = ANY($1)` keeps the update on primary-key probes whatever
-        // the planner estimates for the array (see the lookup above).
+        // One narrow status row per app (migration 0011). `s.app_id =
+        // ANY($1)` keeps the update on primary-key probes whatever the
+        // planner estimates for the array (see the lookup above). An app's
+        // origin never changes, so the lookup's Managed check holds.
         let written = sqlx::query(
-            "WITH v AS (SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
-             $5::text[], $6::int[], $7::bigint[], $8::text[]) \
-             AS v(id, sync, health, revision, phase, errors, status_version, status)), \
-             u AS (UPDATE applications a SET sync = v.sync, health = v.health, revision = v.revision, \
+            "UPDATE app_status s SET sync = v.sync, health = v.health, revision = v.revision, \
              operation_phase = v.phase, error_conditions = v.errors, status_version = v.status_version, \
-             updated_at = $9, snapshot_id = COALESCE($10, a.snapshot_id) \
-             FROM v WHERE a.id = ANY($1::bigint[]) AND a.id = v.id AND a.cluster = $11 AND a.origin = 'Managed' \
-             AND a.status_version < v.status_version RETURNING a.id) \
-             INSERT INTO app_status (app_id, status) SELECT v.id, v.status::jsonb FROM v JOIN u ON u.id = v.id \
-             ON CONFLICT (app_id) DO UPDATE SET status = EXCLUDED.status",
+             updated_at = $9, snapshot_id = COALESCE($10, s.snapshot_id), status = v.status::jsonb \
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+             $5::text[], $6::int[], $7::bigint[], $8::text[]) \
+             AS v(id, sync, health, revision, phase, errors, status_version, status) \
+             WHERE s.app_id = ANY($1::bigint[]) AND s.app_id = v.id AND s.cluster = $11 \
+             AND s.status_version < v.status_version",
         )
         .bind(&ids)
         .bind(&syncs)
@@ -1404,7 +1399,7 @@ async fn ingest_managed_reports(
         && !stale.is_empty()
     {
         sqlx::query(
-            "UPDATE applications SET snapshot_id = $2 WHERE id = ANY($1) AND cluster = $3 \
+            "UPDATE app_status SET snapshot_id = $2 WHERE app_id = ANY($1) AND cluster = $3 \
              AND snapshot_id IS DISTINCT FROM $2",
         )
         .bind(&stale)
@@ -1448,7 +1443,7 @@ pub async fn ingest_status_batch(
         outcome.deleted += u32::try_from(deleted.rows_affected()).unwrap_or(u32::MAX);
         let reset = reset_status(
             &mut tx,
-            "project = $1 AND name = $2 AND cluster = $3",
+            "s.project = $1 AND s.name = $2 AND s.cluster = $3",
             vec![
                 Bind::Text(project.clone()),
                 Bind::Text(name.clone()),
@@ -1461,7 +1456,8 @@ pub async fn ingest_status_batch(
     if let Some(snapshot) = batch.snapshot.as_ref().filter(|s| s.last) {
         let deleted = sqlx::query(
             "DELETE FROM applications WHERE cluster = $1 AND origin = 'Autonomous' \
-             AND snapshot_id IS DISTINCT FROM $2",
+             AND id IN (SELECT app_id FROM app_status WHERE cluster = $1 \
+             AND snapshot_id IS DISTINCT FROM $2)",
         )
         .bind(cluster)
         .bind(&snapshot.snapshot_id)
@@ -1470,7 +1466,7 @@ pub async fn ingest_status_batch(
         outcome.deleted += u32::try_from(deleted.rows_affected()).unwrap_or(u32::MAX);
         let reset = reset_status(
             &mut tx,
-            "cluster = $1 AND snapshot_id IS DISTINCT FROM $2 AND status_version > 0",
+            "s.cluster = $1 AND s.snapshot_id IS DISTINCT FROM $2 AND s.status_version > 0",
             vec![
                 Bind::Text(cluster.to_owned()),
                 Bind::Text(snapshot.snapshot_id.clone()),

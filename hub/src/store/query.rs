@@ -42,28 +42,75 @@ impl Sql {
     }
 }
 
-/// Columns of an `AppSummary` row over `applications a`. The cluster's
-/// connection state is a scalar subquery (one primary-key lookup per
-/// returned row), so `clusters` never takes part in the page's join plan:
-/// with a misestimated filter (a name search) PostgreSQL once joined it by
-/// a nested loop with a sequential scan of `clusters` per app row.
+/// Columns of an `AppSummary` row over `applications a` joined with its
+/// `app_status s` row (migration 0011). The cluster's connection state is a
+/// scalar subquery (one primary-key lookup per returned row), so `clusters`
+/// never takes part in the page's join plan: with a misestimated filter (a
+/// name search) PostgreSQL once joined it by a nested loop with a
+/// sequential scan of `clusters` per app row.
 pub(crate) const SUMMARY_COLUMNS: &str = "a.project, a.name, a.cluster, a.namespace, a.repo_url, a.path, \
-     a.target_revision, a.sync, a.health, a.revision, a.operation_phase, a.labels, a.updated_at, \
+     a.target_revision, s.sync, s.health, s.revision, s.operation_phase, a.labels, s.updated_at, \
      a.origin, a.owner_kind, a.owner_project, a.owner_name, a.owner_scope, \
      (SELECT cc.conn_state FROM clusters cc WHERE cc.name = a.cluster) AS conn_state, \
-     a.spec_version, a.automated, a.error_conditions, a.status_version";
+     a.spec_version, a.automated, s.error_conditions, s.status_version";
 
-/// The `FROM` clause of queries that filter or group on the cluster's
-/// connection state.
-pub(crate) const FROM_APPS: &str = "applications a LEFT JOIN clusters c ON c.name = a.cluster";
+/// Which table alias a condition reads an app's columns from. `app_status s`
+/// carries copies of the app's project, name and cluster (and its id as
+/// `app_id`), so a query driven by a status index (a page sorted by sync,
+/// health or update time) keeps every key condition on that table, where
+/// its index ranges apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Aliases {
+    /// Project, name, cluster and id: `a` (`applications`) or `s`.
+    pub keys: &'static str,
+    /// Sync and health: `s`, or `a` over the counts table.
+    pub status: &'static str,
+}
 
-/// The `FROM` clause for a filter: the clusters join only when the filter
+/// Keys from `applications a`, status from `app_status s`.
+pub(crate) const APPS: Aliases = Aliases {
+    keys: "a",
+    status: "s",
+};
+
+/// Everything from `app_status s` (a page ordered by a status index).
+const STATUS_DRIVEN: Aliases = Aliases {
+    keys: "s",
+    status: "s",
+};
+
+/// The `app_counts a` table: keys and status columns of one row.
+const COUNTS: Aliases = Aliases {
+    keys: "a",
+    status: "a",
+};
+
+impl Aliases {
+    fn id(self) -> &'static str {
+        if self.keys == "s" { "s.app_id" } else { "a.id" }
+    }
+}
+
+/// The `FROM` clause of queries that group on the cluster's connection
+/// state.
+const FROM_APPS_CLUSTERS: &str = "applications a JOIN app_status s ON s.app_id = a.id \
+     LEFT JOIN clusters c ON c.name = a.cluster";
+
+/// The `FROM` clause for a filter over apps: the status row joins when the
+/// filter (or the caller, `status`) needs it, the clusters when the filter
 /// names connection states (normally resolved to cluster names before).
-fn from_for(filter: &AppFilter) -> &'static str {
-    if needs_cluster_join(filter) {
-        FROM_APPS
-    } else {
-        "applications a"
+fn from_for(filter: &AppFilter, aliases: Aliases, status: bool) -> &'static str {
+    let status = status || !filter.sync.is_empty() || !filter.health.is_empty();
+    match (aliases.keys == "s", status, needs_cluster_join(filter)) {
+        (true, _, false) => "app_status s JOIN applications a ON a.id = s.app_id",
+        (true, _, true) => {
+            "app_status s JOIN applications a ON a.id = s.app_id \
+             LEFT JOIN clusters c ON c.name = a.cluster"
+        }
+        (false, true, false) => "applications a JOIN app_status s ON s.app_id = a.id",
+        (false, true, true) => FROM_APPS_CLUSTERS,
+        (false, false, false) => "applications a",
+        (false, false, true) => "applications a LEFT JOIN clusters c ON c.name = a.cluster",
     }
 }
 
@@ -72,19 +119,26 @@ fn from_for(filter: &AppFilter) -> &'static str {
 const SEARCH_SCAN_PROJECTS: usize = 3;
 
 /// Appends the filter's conditions (joined by AND) to `sql`; `TRUE` if none.
+/// Keys over `applications a`, status over `app_status s`.
 pub(crate) fn where_clause(filter: &AppFilter, sql: &mut Sql) -> String {
+    where_clause_on(filter, sql, APPS)
+}
+
+/// `where_clause` with the columns read from the given aliases.
+fn where_clause_on(filter: &AppFilter, sql: &mut Sql, aliases: Aliases) -> String {
+    let Aliases { keys, status } = aliases;
     let mut conditions: Vec<String> = Vec::new();
     if !filter.projects.is_empty() {
         let list = sql.bind_list(filter.projects.iter().map(String::as_str));
-        conditions.push(format!("a.project IN ({list})"));
+        conditions.push(format!("{keys}.project IN ({list})"));
     }
     if !filter.clusters.is_empty() {
         let list = sql.bind_list(filter.clusters.iter().map(String::as_str));
-        conditions.push(format!("a.cluster IN ({list})"));
+        conditions.push(format!("{keys}.cluster IN ({list})"));
     }
     selector_conditions(
         &filter.cluster_selector,
-        "a.cluster",
+        &format!("{keys}.cluster"),
         "SELECT cluster FROM cluster_labels",
         sql,
         &mut conditions,
@@ -94,11 +148,11 @@ pub(crate) fn where_clause(filter: &AppFilter, sql: &mut Sql) -> String {
         Some(ids) if ids.is_empty() => conditions.push("1 = 0".into()),
         Some(ids) => {
             let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-            conditions.push(format!("a.id IN ({})", list.join(", ")));
+            conditions.push(format!("{} IN ({})", aliases.id(), list.join(", ")));
         }
         None => selector_conditions(
             &filter.app_selector,
-            "a.id",
+            aliases.id(),
             "SELECT app_id FROM app_labels",
             sql,
             &mut conditions,
@@ -106,11 +160,11 @@ pub(crate) fn where_clause(filter: &AppFilter, sql: &mut Sql) -> String {
     }
     if !filter.sync.is_empty() {
         let list = sql.bind_list(filter.sync.iter().map(|s| s.as_str()));
-        conditions.push(format!("a.sync IN ({list})"));
+        conditions.push(format!("{status}.sync IN ({list})"));
     }
     if !filter.health.is_empty() {
         let list = sql.bind_list(filter.health.iter().map(|h| h.as_str()));
-        conditions.push(format!("a.health IN ({list})"));
+        conditions.push(format!("{status}.health IN ({list})"));
     }
     if let Some(origin) = filter.origin {
         let p = sql.bind_text(origin.as_str());
@@ -143,7 +197,7 @@ pub(crate) fn where_clause(filter: &AppFilter, sql: &mut Sql) -> String {
             // posting lists for trigrams every fleet name shares ("edg",
             // "-ed") are as long as the table (EXPLAIN ANALYZE: ~20 ms per
             // query at 100,000 apps). `|| ''` keeps the planner off it.
-            conditions.push(format!("(a.name || '') LIKE {p} ESCAPE '\\'"));
+            conditions.push(format!("({keys}.name || '') LIKE {p} ESCAPE '\\'"));
         } else {
             conditions.push(format!("a.name LIKE {p} ESCAPE '\\'"));
         }
@@ -389,15 +443,17 @@ fn escape_like(text: &str) -> String {
 }
 
 /// The ordered key columns of a sort; the last two are always
-/// `(project, name)` or `(name, project)`, which are unique together.
+/// `(project, name)` or `(name, project)`, which are unique together. A
+/// status sort reads all of them from `app_status s`, whose indexes hold
+/// them in that order.
 pub(crate) fn sort_columns(key: SortKey) -> &'static [&'static str] {
     match key {
         SortKey::Name => &["a.name", "a.project"],
         SortKey::Project => &["a.project", "a.name"],
         SortKey::Cluster => &["a.cluster", "a.project", "a.name"],
-        SortKey::Sync => &["a.sync", "a.project", "a.name"],
-        SortKey::Health => &["a.health", "a.project", "a.name"],
-        SortKey::UpdatedAt => &["a.updated_at", "a.project", "a.name"],
+        SortKey::Sync => &["s.sync", "s.project", "s.name"],
+        SortKey::Health => &["s.health", "s.project", "s.name"],
+        SortKey::UpdatedAt => &["s.updated_at", "s.project", "s.name"],
     }
 }
 
@@ -408,7 +464,7 @@ pub(crate) fn sort_columns(key: SortKey) -> &'static [&'static str] {
 /// Sorted by cluster with exactly one sync status, the sync column (a
 /// constant in every matching row) joins the keyset and the order:
 /// `(cluster, sync, project, name)` is then a prefix-ordered range of the
-/// `applications_cluster_sync` index, where `(cluster, project, name)`
+/// `app_status_cluster_sync` index, where `(cluster, project, name)`
 /// bounded only its first column (a continuation page scanned every later
 /// cluster's rows).
 pub(crate) fn list_sql(
@@ -463,16 +519,21 @@ pub(crate) fn list_sql(
         _ => filter.clone(),
     };
     let filter = &filter;
-    let mut sql = Sql::default();
-    let mut condition = where_clause(filter, &mut sql);
-    let mut columns: Vec<&str> = sort_columns(sort.key).to_vec();
     let fixed_sync = match filter.sync.as_slice() {
         [only] if sort.key == SortKey::Cluster => Some(*only),
         _ => None,
     };
+    let mut columns: Vec<&str> = sort_columns(sort.key).to_vec();
     if fixed_sync.is_some() {
-        columns.insert(1, "a.sync");
+        columns = vec!["s.cluster", "s.sync", "s.project", "s.name"];
     }
+    let aliases = if columns[0].starts_with("s.") {
+        STATUS_DRIVEN
+    } else {
+        APPS
+    };
+    let mut sql = Sql::default();
+    let mut condition = where_clause_on(filter, &mut sql, aliases);
     if let Some(mut values) = values {
         if let Some(sync) = fixed_sync {
             values.insert(1, Bind::Text(sync.as_str().to_owned()));
@@ -490,7 +551,7 @@ pub(crate) fn list_sql(
     let limit = sql.bind(Bind::Int(i64::from(page_size) + 1));
     sql.text = format!(
         "SELECT {SUMMARY_COLUMNS} FROM {} WHERE {condition} ORDER BY {} LIMIT {limit}",
-        from_for(filter),
+        from_for(filter, aliases, true),
         order.join(", ")
     );
     Ok(sql)
@@ -502,7 +563,7 @@ pub(crate) fn count_sql(filter: &AppFilter) -> Sql {
     let condition = where_clause(filter, &mut sql);
     sql.text = format!(
         "SELECT count(*) FROM {} WHERE {condition}",
-        from_for(filter)
+        from_for(filter, APPS, false)
     );
     sql
 }
@@ -528,7 +589,7 @@ pub(crate) fn counts_total_sql(filter: &AppFilter) -> Option<Sql> {
         return None;
     }
     let mut sql = Sql::default();
-    let condition = where_clause(filter, &mut sql);
+    let condition = where_clause_on(filter, &mut sql, COUNTS);
     sql.text =
         format!("SELECT CAST(COALESCE(SUM(a.n), 0) AS BIGINT) FROM app_counts a WHERE {condition}");
     Some(sql)
@@ -548,14 +609,17 @@ pub(crate) enum CountGroup {
 /// over the matching apps.
 pub(crate) fn group_count_sql(filter: &AppFilter, group: CountGroup) -> Sql {
     let mut sql = Sql::default();
-    let condition = where_clause(filter, &mut sql);
+    let from_counts = group != CountGroup::Project && counts_table_serves(filter);
+    let aliases = if from_counts { COUNTS } else { APPS };
+    let condition = where_clause_on(filter, &mut sql, aliases);
+    let status = aliases.status;
     let column = match group {
-        CountGroup::Sync => "a.sync",
-        CountGroup::Health => "a.health",
-        CountGroup::Connection => "COALESCE(c.conn_state, 'Unregistered')",
-        CountGroup::Project => "a.project",
+        CountGroup::Sync => format!("{status}.sync"),
+        CountGroup::Health => format!("{status}.health"),
+        CountGroup::Connection => "COALESCE(c.conn_state, 'Unregistered')".to_owned(),
+        CountGroup::Project => "a.project".to_owned(),
     };
-    sql.text = if group != CountGroup::Project && counts_table_serves(filter) {
+    sql.text = if from_counts {
         let from = if group == CountGroup::Connection {
             "app_counts a LEFT JOIN clusters c ON c.name = a.cluster"
         } else {
@@ -567,9 +631,13 @@ pub(crate) fn group_count_sql(filter: &AppFilter, group: CountGroup) -> Sql {
         )
     } else {
         let from = if group == CountGroup::Connection {
-            FROM_APPS
+            FROM_APPS_CLUSTERS
         } else {
-            from_for(filter)
+            from_for(
+                filter,
+                APPS,
+                matches!(group, CountGroup::Sync | CountGroup::Health),
+            )
         };
         format!("SELECT {column}, count(*) FROM {from} WHERE {condition} GROUP BY {column}")
     };
@@ -581,17 +649,18 @@ pub(crate) fn group_count_sql(filter: &AppFilter, group: CountGroup) -> Sql {
 /// table when it serves the filter.
 pub(crate) fn cluster_counts_sql(filter: &AppFilter) -> Sql {
     let mut sql = Sql::default();
-    let condition = where_clause(filter, &mut sql);
     sql.text = if counts_table_serves(filter) {
+        let condition = where_clause_on(filter, &mut sql, COUNTS);
         format!(
             "SELECT a.cluster, a.sync, a.health, CAST(SUM(a.n) AS BIGINT) FROM app_counts a \
              WHERE {condition} GROUP BY a.cluster, a.sync, a.health HAVING SUM(a.n) > 0"
         )
     } else {
+        let condition = where_clause(filter, &mut sql);
         format!(
-            "SELECT a.cluster, a.sync, a.health, count(*) FROM {} WHERE {condition} \
-             GROUP BY a.cluster, a.sync, a.health",
-            from_for(filter)
+            "SELECT a.cluster, s.sync, s.health, count(*) FROM {} WHERE {condition} \
+             GROUP BY a.cluster, s.sync, s.health",
+            from_for(filter, APPS, true)
         )
     };
     sql
@@ -640,20 +709,10 @@ pub(crate) fn import_sql(rows: &[ImportRow<'_>], json_cast: &str, now: i64) -> R
     let mut values = Vec::with_capacity(rows.len());
     for row in rows {
         let app = &row.imported.app;
-        let status = row.imported.status.clone().unwrap_or_default();
         let mut spec = app.spec.clone();
         spec.project = app.project.clone();
         let owner = app.owner.as_ref();
-        let phase = status
-            .operation_state
-            .as_ref()
-            .map_or("", |o| super::codec::phase_str(o.phase));
-        let errors = status
-            .conditions
-            .iter()
-            .filter(|c| c.kind.ends_with("Error"))
-            .count();
-        let mut p = Vec::with_capacity(24);
+        let mut p = Vec::with_capacity(20);
         p.push(apps.bind(Bind::Text(row.uid.clone())));
         p.push(apps.bind(Bind::Text(app.project.clone())));
         p.push(apps.bind(Bind::Text(app.name.clone())));
@@ -679,20 +738,13 @@ pub(crate) fn import_sql(rows: &[ImportRow<'_>], json_cast: &str, now: i64) -> R
         p.push(apps.bind(Bind::Bool(spec.automated().is_some())));
         p.push(apps.bind(Bind::Int(row.desired_version)));
         p.push(now.to_string());
-        p.push(now.to_string());
-        p.push(apps.bind(Bind::Text(status.sync.status.as_str().into())));
-        p.push(apps.bind(Bind::Text(status.health.status.as_str().into())));
-        p.push(apps.bind(Bind::Text(status.sync.revision.clone())));
-        p.push(apps.bind(Bind::Text(phase.into())));
-        p.push(errors.min(i32::MAX as usize).to_string());
-        p.push(apps.bind(Bind::Int(super::codec::to_i64(status.status_version))));
         values.push(format!("({})", p.join(", ")));
     }
+    // The insert trigger of migration 0011 adds each app's status row.
     apps.text = format!(
         "INSERT INTO applications (uid, project, name, spec, labels, origin, owner_kind, owner_project, \
          owner_name, owner_scope, spec_version, cluster, namespace, repo_url, path, target_revision, \
-         automated, desired_version, created_at, updated_at, sync, health, revision, operation_phase, \
-         error_conditions, status_version) VALUES {}",
+         automated, desired_version, created_at) VALUES {}",
         values.join(", ")
     );
     let mut statements = vec![apps];
@@ -721,15 +773,35 @@ pub(crate) fn import_sql(rows: &[ImportRow<'_>], json_cast: &str, now: i64) -> R
     let mut status_values = Vec::new();
     for row in rows {
         if let Some(document) = &row.imported.status {
-            let uid = status.bind(Bind::Text(row.uid.clone()));
-            let doc = status.bind(Bind::Text(json(document)?));
-            status_values.push(format!("({uid}, {doc})"));
+            let phase = document
+                .operation_state
+                .as_ref()
+                .map_or("", |o| super::codec::phase_str(o.phase));
+            let errors = document
+                .conditions
+                .iter()
+                .filter(|c| c.kind.ends_with("Error"))
+                .count();
+            let p = [
+                status.bind(Bind::Text(row.uid.clone())),
+                status.bind(Bind::Text(document.sync.status.as_str().into())),
+                status.bind(Bind::Text(document.health.status.as_str().into())),
+                status.bind(Bind::Text(document.sync.revision.clone())),
+                status.bind(Bind::Text(phase.into())),
+                errors.min(i32::MAX as usize).to_string(),
+                status.bind(Bind::Int(super::codec::to_i64(document.status_version))),
+                status.bind(Bind::Text(json(document)?)),
+            ];
+            status_values.push(format!("({})", p.join(", ")));
         }
     }
     if !status_values.is_empty() {
         status.text = format!(
-            "INSERT INTO app_status (app_id, status) SELECT a.id, v.column2{json_cast} \
-             FROM (VALUES {}) AS v JOIN applications a ON a.uid = v.column1",
+            "UPDATE app_status SET sync = v.column2, health = v.column3, revision = v.column4, \
+             operation_phase = v.column5, error_conditions = v.column6, status_version = v.column7, \
+             status = v.column8{json_cast} \
+             FROM (VALUES {}) AS v JOIN applications a ON a.uid = v.column1 \
+             WHERE app_status.app_id = a.id",
             status_values.join(", ")
         );
         statements.push(status);
@@ -862,7 +934,7 @@ mod tests {
              a.cluster IN (SELECT cluster FROM cluster_labels WHERE key = $3 AND value IN ($4, $5)) AND \
              a.cluster NOT IN (SELECT cluster FROM cluster_labels WHERE key = $6) AND \
              a.cluster IN (SELECT cluster FROM cluster_labels WHERE key = $7) AND \
-             a.health IN ($8) AND a.name LIKE $9 ESCAPE '\\'"
+             s.health IN ($8) AND a.name LIKE $9 ESCAPE '\\'"
         );
         assert_eq!(sql.binds[8], Bind::Text("%web\\_1%".into()));
     }
@@ -957,7 +1029,7 @@ mod tests {
         );
         assert!(
             sql.text
-                .contains("(a.cluster, a.sync, a.project, a.name) > ($4, $5, $6, $7)"),
+                .contains("(s.cluster, s.sync, s.project, s.name) > ($4, $5, $6, $7)"),
             "{}",
             sql.text
         );

@@ -472,7 +472,7 @@ async fn advance_spoke_seq(
 
 const APP_COLUMNS: &str = "a.id, a.uid, a.project, a.name, a.spec, a.labels, a.origin, a.owner_kind, \
      a.owner_project, a.owner_name, a.owner_scope, a.spec_version, a.cluster, a.namespace, \
-     a.desired_version, a.created_at, a.updated_at, s.status";
+     a.desired_version, a.created_at, s.updated_at, s.status";
 
 fn owner_from_row(row: &SqliteRow) -> Result<Option<OwnerRef>> {
     let kind: Option<String> = row.try_get("owner_kind")?;
@@ -542,7 +542,7 @@ fn summary_from_row(row: &SqliteRow) -> Result<AppSummary> {
 
 async fn fetch_app(conn: &mut SqliteConnection, project: &str, name: &str) -> Result<AppRecord> {
     let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {APP_COLUMNS} FROM applications a LEFT JOIN app_status s ON s.app_id = a.id \
+        "SELECT {APP_COLUMNS} FROM applications a JOIN app_status s ON s.app_id = a.id \
          WHERE a.project = $1 AND a.name = $2"
     )))
     .bind(project)
@@ -625,8 +625,8 @@ pub async fn create_app(pool: &SqlitePool, app: &NewApp) -> Result<AppRecord> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO applications (uid, project, name, spec, labels, origin, owner_kind, owner_project, \
          owner_name, owner_scope, spec_version, cluster, namespace, repo_url, path, target_revision, \
-         automated, desired_version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'Managed', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
+         automated, desired_version, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'Managed', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, $16, $17) \
          RETURNING id",
     )
     .bind(uuid::Uuid::new_v4().to_string())
@@ -727,8 +727,9 @@ async fn lock_app(
     name: &str,
 ) -> Result<Option<LockedApp>> {
     let row = sqlx::query(
-        "SELECT id, uid, origin, spec_version, cluster, status_version FROM applications \
-         WHERE project = $1 AND name = $2",
+        "SELECT a.id, a.uid, a.origin, a.spec_version, a.cluster, s.status_version \
+         FROM applications a JOIN app_status s ON s.app_id = a.id \
+         WHERE a.project = $1 AND a.name = $2",
     )
     .bind(project)
     .bind(name)
@@ -811,7 +812,7 @@ pub async fn update_app(
     sqlx::query(
         "UPDATE applications SET spec = $2, labels = $3, spec_version = spec_version + 1, cluster = $4, \
          namespace = $5, repo_url = $6, path = $7, target_revision = $8, automated = $9, \
-         desired_version = $10, updated_at = $11 WHERE id = $1",
+         desired_version = $10 WHERE id = $1",
     )
     .bind(app.id)
     .bind(Json(&spec))
@@ -823,9 +824,13 @@ pub async fn update_app(
     .bind(&spec.source.target_revision)
     .bind(spec.automated().is_some())
     .bind(version)
-    .bind(now_ms())
     .execute(&mut *tx)
     .await?;
+    sqlx::query("UPDATE app_status SET updated_at = $2 WHERE app_id = $1")
+        .bind(app.id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
     replace_app_labels(&mut tx, app.id, labels).await?;
     let record = fetch_app(&mut tx, project, name).await?;
     tx.commit().await?;
@@ -1145,9 +1150,9 @@ async fn write_status(
     now: i64,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE applications SET sync = $2, health = $3, revision = $4, operation_phase = $5, \
-         error_conditions = $6, status_version = $7, updated_at = $8, snapshot_id = COALESCE($9, snapshot_id) \
-         WHERE id = $1",
+        "UPDATE app_status SET sync = $2, health = $3, revision = $4, operation_phase = $5, \
+         error_conditions = $6, status_version = $7, updated_at = $8, snapshot_id = COALESCE($9, snapshot_id), \
+         status = $10 WHERE app_id = $1",
     )
     .bind(app_id)
     .bind(status.sync.status.as_str())
@@ -1158,43 +1163,32 @@ async fn write_status(
     .bind(to_i64(status.status_version))
     .bind(now)
     .bind(snapshot)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO app_status (app_id, status) VALUES ($1, $2) \
-         ON CONFLICT (app_id) DO UPDATE SET status = EXCLUDED.status",
-    )
-    .bind(app_id)
     .bind(Json(status))
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// Resets the status of a managed app the spoke no longer reports.
+/// Resets the status of a managed app the spoke no longer reports;
+/// `condition` is over its status row `s`.
 async fn reset_status(
     conn: &mut SqliteConnection,
     condition: &str,
     binds: Vec<Bind>,
 ) -> Result<u64> {
-    let ids: Vec<i64> = bind_all_scalar(
-        sqlx::query_scalar(AssertSqlSafe(format!(
-            "UPDATE applications SET sync = 'Unknown', health = 'Unknown', revision = '', \
-             operation_phase = '', error_conditions = 0, status_version = 0, updated_at = {} \
-             WHERE origin = 'Managed' AND {condition} RETURNING id",
+    let reset = bind_all(
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE app_status AS s SET sync = 'Unknown', health = 'Unknown', revision = '', \
+             operation_phase = '', error_conditions = 0, status_version = 0, updated_at = {}, \
+             status = NULL FROM applications a \
+             WHERE a.id = s.app_id AND a.origin = 'Managed' AND {condition}",
             now_ms()
         ))),
         binds,
     )
-    .fetch_all(&mut *conn)
+    .execute(&mut *conn)
     .await?;
-    for id in &ids {
-        sqlx::query("DELETE FROM app_status WHERE app_id = $1")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(ids.len() as u64)
+    Ok(reset.rows_affected())
 }
 
 async fn ingest_report(
@@ -1222,8 +1216,8 @@ async fn ingest_report(
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO applications (uid, project, name, spec, labels, origin, owner_kind, owner_project, \
              owner_name, owner_scope, spec_version, cluster, namespace, repo_url, path, target_revision, \
-             automated, desired_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'Autonomous', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, 0, $16, $16) \
+             automated, desired_version, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'Autonomous', $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15, 0, $16) \
              RETURNING id",
         )
         .bind(uuid::Uuid::new_v4().to_string())
@@ -1255,7 +1249,7 @@ async fn ingest_report(
         return Ok(());
     }
     if let Some(snapshot) = snapshot {
-        sqlx::query("UPDATE applications SET snapshot_id = $2 WHERE id = $1")
+        sqlx::query("UPDATE app_status SET snapshot_id = $2 WHERE app_id = $1")
             .bind(app.id)
             .bind(snapshot)
             .execute(&mut *conn)
@@ -1300,9 +1294,10 @@ async fn ingest_report(
 /// Stores the managed apps' reports of a batch set-based, as on PostgreSQL:
 /// one lookup of every reported app (`json_each` over the (project, name)
 /// pairs), the ingest rules applied in memory in batch order, then one
-/// `UPDATE … FROM` of the newest report per app (stale versions filtered
-/// again in SQL), one upsert of their status documents, and one snapshot
-/// stamp for stale reports: four statements instead of about three per report.
+/// `UPDATE … FROM` of the status rows (columns and document) of the newest
+/// report per app (stale versions filtered again in SQL), and one snapshot
+/// stamp for stale reports: three statements instead of about three per
+/// report.
 async fn ingest_managed_reports(
     conn: &mut SqliteConnection,
     cluster: &str,
@@ -1318,9 +1313,10 @@ async fn ingest_managed_reports(
         .map(|r| (r.project.as_str(), r.name.as_str()))
         .collect();
     let rows = sqlx::query(
-        "SELECT DISTINCT a.id, a.project, a.name, a.cluster, a.origin, a.status_version \
+        "SELECT DISTINCT a.id, a.project, a.name, a.cluster, a.origin, s.status_version \
          FROM json_each($1) AS r JOIN applications a \
-         ON a.project = json_extract(r.value, '$[0]') AND a.name = json_extract(r.value, '$[1]')",
+         ON a.project = json_extract(r.value, '$[0]') AND a.name = json_extract(r.value, '$[1]') \
+         JOIN app_status s ON s.app_id = a.id",
     )
     .bind(serde_json::to_string(&keys)?)
     .fetch_all(&mut *conn)
@@ -1357,16 +1353,19 @@ async fn ingest_managed_reports(
             })
             .collect::<std::result::Result<Vec<_>, serde_json::Error>>()?;
         let values = serde_json::to_string(&values)?;
+        // One narrow status row per app (migration 0011); an app's origin
+        // never changes, so the lookup's Managed check holds.
         let written: Vec<i64> = sqlx::query_scalar(
-            "UPDATE applications AS a SET sync = v.sync, health = v.health, revision = v.revision, \
+            "UPDATE app_status AS s SET sync = v.sync, health = v.health, revision = v.revision, \
              operation_phase = v.phase, error_conditions = v.errors, status_version = v.version, \
-             updated_at = $2, snapshot_id = COALESCE($3, a.snapshot_id) \
+             updated_at = $2, snapshot_id = COALESCE($3, s.snapshot_id), status = v.status \
              FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.sync') AS sync, \
              json_extract(value, '$.health') AS health, json_extract(value, '$.revision') AS revision, \
              json_extract(value, '$.phase') AS phase, json_extract(value, '$.errors') AS errors, \
-             json_extract(value, '$.version') AS version FROM json_each($1)) AS v \
-             WHERE a.id = v.id AND a.cluster = $4 AND a.origin = 'Managed' AND a.status_version < v.version \
-             RETURNING id",
+             json_extract(value, '$.version') AS version, json_extract(value, '$.status') AS status \
+             FROM json_each($1)) AS v \
+             WHERE s.app_id = v.id AND s.cluster = $4 AND s.status_version < v.version \
+             RETURNING app_id",
         )
         .bind(&values)
         .bind(now_ms())
@@ -1374,18 +1373,6 @@ async fn ingest_managed_reports(
         .bind(cluster)
         .fetch_all(&mut *conn)
         .await?;
-        if !written.is_empty() {
-            sqlx::query(
-                "INSERT INTO app_status (app_id, status) \
-                 SELECT json_extract(value, '$.id'), json_extract(value, '$.status') FROM json_each($1) \
-                 WHERE json_extract(value, '$.id') IN (SELECT value FROM json_each($2)) \
-                 ON CONFLICT (app_id) DO UPDATE SET status = excluded.status",
-            )
-            .bind(&values)
-            .bind(serde_json::to_string(&written)?)
-            .execute(&mut *conn)
-            .await?;
-        }
         // A concurrent move of an app to another cluster: not written after all.
         let lost = u32::try_from(newest.len().saturating_sub(written.len())).unwrap_or(u32::MAX);
         outcome.applied = outcome.applied.saturating_sub(lost);
@@ -1395,8 +1382,8 @@ async fn ingest_managed_reports(
         && !stale.is_empty()
     {
         sqlx::query(
-            "UPDATE applications SET snapshot_id = $2 \
-             WHERE id IN (SELECT value FROM json_each($1)) AND cluster = $3",
+            "UPDATE app_status SET snapshot_id = $2 \
+             WHERE app_id IN (SELECT value FROM json_each($1)) AND cluster = $3",
         )
         .bind(serde_json::to_string(&stale)?)
         .bind(snapshot)
@@ -1439,7 +1426,7 @@ pub async fn ingest_status_batch(
         outcome.deleted += u32::try_from(deleted.rows_affected()).unwrap_or(u32::MAX);
         let reset = reset_status(
             &mut tx,
-            "project = $1 AND name = $2 AND cluster = $3",
+            "s.project = $1 AND s.name = $2 AND s.cluster = $3",
             vec![
                 Bind::Text(project.clone()),
                 Bind::Text(name.clone()),
@@ -1452,7 +1439,7 @@ pub async fn ingest_status_batch(
     if let Some(snapshot) = batch.snapshot.as_ref().filter(|s| s.last) {
         let deleted = sqlx::query(
             "DELETE FROM applications WHERE cluster = $1 AND origin = 'Autonomous' \
-             AND snapshot_id IS NOT $2",
+             AND id IN (SELECT app_id FROM app_status WHERE cluster = $1 AND snapshot_id IS NOT $2)",
         )
         .bind(cluster)
         .bind(&snapshot.snapshot_id)
@@ -1461,7 +1448,7 @@ pub async fn ingest_status_batch(
         outcome.deleted += u32::try_from(deleted.rows_affected()).unwrap_or(u32::MAX);
         let reset = reset_status(
             &mut tx,
-            "cluster = $1 AND snapshot_id IS NOT $2 AND status_version > 0",
+            "s.cluster = $1 AND s.snapshot_id IS NOT $2 AND s.status_version > 0",
             vec![
                 Bind::Text(cluster.to_owned()),
                 Bind::Text(snapshot.snapshot_id.clone()),

@@ -2263,6 +2263,24 @@ pub async fn counts_stay_exact_through_changes(store: &dyn Store) {
             .await
             .unwrap();
         assert_eq!(page.total, Some(matching.len() as u64), "{filter:?}");
+        // Every page walk finds the same apps, whether it is driven by the
+        // status table's copies of project, name and cluster (health and
+        // update-time sorts, a cluster sort with one sync status) or by
+        // `applications` (name): the moved app's status row moved too.
+        let mut want: Vec<(&str, &str)> = matching
+            .iter()
+            .map(|a| (a.project.as_str(), a.name.as_str()))
+            .collect();
+        want.sort_unstable();
+        for key in [SortKey::Health, SortKey::UpdatedAt, SortKey::Cluster] {
+            let walked = walk(store, query(filter.clone(), key, false, 4)).await;
+            let mut got: Vec<(&str, &str)> = walked
+                .iter()
+                .map(|a| (a.project.as_str(), a.name.as_str()))
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, want, "{filter:?} sorted by {key:?}");
+        }
         let counts = store.count_apps(&filter).await.unwrap();
         assert_eq!(counts.total, matching.len() as u64, "{filter:?}");
         let mut by_health = std::collections::BTreeMap::new();
