@@ -74,42 +74,30 @@ pub(super) fn spawn_feed(
     store: Arc<dyn Store>,
     changes: broadcast::Sender<Change>,
 ) -> tokio::task::JoinHandle<()> {
+    const CHANNELS: &[&str] = &[
+        APPS_CHANNEL,
+        CLUSTERS_CHANNEL,
+        DESIRED_CHANNEL,
+        APP_DELETED_CHANNEL,
+        COMMAND_UPDATES_CHANNEL,
+        EVENTS_CHANNEL,
+    ];
     tokio::spawn(
         async move {
-            loop {
-                match store
-                    .listen(&[
-                        APPS_CHANNEL,
-                        CLUSTERS_CHANNEL,
-                        DESIRED_CHANNEL,
-                        APP_DELETED_CHANNEL,
-                        COMMAND_UPDATES_CHANNEL,
-                        EVENTS_CHANNEL,
-                    ])
-                    .await
-                {
-                    Ok(mut events) => {
-                        while let Some(event) = events.next().await {
-                            let change = match event {
-                                ListenEvent::Notification { channel, payload } => {
-                                    match channel.as_str() {
-                                        APPS_CHANNEL | DESIRED_CHANNEL => Change::Apps(payload),
-                                        CLUSTERS_CHANNEL => Change::Cluster(payload),
-                                        APP_DELETED_CHANNEL => Change::AppDeleted(payload),
-                                        COMMAND_UPDATES_CHANNEL => Change::Commands(payload),
-                                        EVENTS_CHANNEL => Change::Events(payload),
-                                        _ => continue,
-                                    }
-                                }
-                                ListenEvent::Lagged => Change::Lagged,
-                            };
-                            let _ = changes.send(change);
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "Cannot listen for changes; retrying."),
-                }
-                let _ = changes.send(Change::Lagged);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            let mut events = crate::store::follow(store, CHANNELS, "watch");
+            while let Some(event) = events.next().await {
+                let change = match event {
+                    ListenEvent::Notification { channel, payload } => match channel.as_str() {
+                        APPS_CHANNEL | DESIRED_CHANNEL => Change::Apps(payload),
+                        CLUSTERS_CHANNEL => Change::Cluster(payload),
+                        APP_DELETED_CHANNEL => Change::AppDeleted(payload),
+                        COMMAND_UPDATES_CHANNEL => Change::Commands(payload),
+                        EVENTS_CHANNEL => Change::Events(payload),
+                        _ => continue,
+                    },
+                    ListenEvent::Lagged => Change::Lagged,
+                };
+                let _ = changes.send(change);
             }
         }
         .instrument(tracing::info_span!("watch_feed")),
@@ -448,14 +436,23 @@ impl Watcher {
         if !self.commands {
             return Ok(());
         }
-        for id in ids.split(',').filter(|id| !id.is_empty()) {
-            let record = match self.api.store().get_command(id).await {
-                Ok(record) => record,
-                Err(error) => {
-                    tracing::debug!(%error, command = id, "Cannot read a changed command.");
-                    continue;
-                }
-            };
+        let ids: Vec<String> = ids
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // One read per notification (up to 150 ids).
+        let records = match self.api.store().get_commands(&ids).await {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%error, commands = ids.len(), "Cannot read changed commands.");
+                return Ok(());
+            }
+        };
+        for record in records {
             if !self.readable(&record.project, &record.cluster) {
                 continue;
             }

@@ -1025,26 +1025,17 @@ impl<S> Console<S> {
         let (changes, _) = broadcast::channel(256);
         let sender = changes.clone();
         let task = tokio::spawn(async move {
-            loop {
-                match store
-                    .listen(&[APPSETS_CHANNEL, APPSET_STATUS_CHANNEL])
-                    .await
-                {
-                    Ok(mut events) => {
-                        while let Some(event) = events.next().await {
-                            let payload = match event {
-                                ListenEvent::Notification { payload, .. } => payload,
-                                ListenEvent::Lagged => "*".to_owned(),
-                            };
-                            let _ = sender.send(payload);
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "Console: cannot listen for application-set changes; retrying.");
-                    }
-                }
-                let _ = sender.send("*".to_owned());
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            let mut events = crate::store::follow(
+                store,
+                &[APPSETS_CHANNEL, APPSET_STATUS_CHANNEL],
+                "console application sets",
+            );
+            while let Some(event) = events.next().await {
+                let payload = match event {
+                    ListenEvent::Notification { payload, .. } => payload,
+                    ListenEvent::Lagged => "*".to_owned(),
+                };
+                let _ = sender.send(payload);
             }
         });
         let feed = Arc::new(AppSetFeed { changes, task });

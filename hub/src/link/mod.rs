@@ -257,17 +257,16 @@ impl SpokeLink {
     }
 
     /// Routes store notifications (from any replica) to the sessions held
-    /// here. Runs until the notification stream ends.
-    pub async fn route_notifications(&self) -> Result<(), crate::store::StoreError> {
-        let mut events = self
-            .store
-            .listen(&[
-                COMMANDS_CHANNEL,
-                DESIRED_CHANNEL,
-                REVOKED_CHANNEL,
-                crate::pki::repos::REPO_CREDENTIALS_CHANNEL,
-            ])
-            .await?;
+    /// here, for as long as the hub runs; after a gap in listening every
+    /// session re-checks (`Resync`).
+    pub async fn route_notifications(&self) {
+        const CHANNELS: &[&str] = &[
+            COMMANDS_CHANNEL,
+            DESIRED_CHANNEL,
+            REVOKED_CHANNEL,
+            crate::pki::repos::REPO_CREDENTIALS_CHANNEL,
+        ];
+        let mut events = crate::store::follow(Arc::clone(&self.store), CHANNELS, "link router");
         while let Some(event) = events.next().await {
             match event {
                 ListenEvent::Notification { channel, payload } => {
@@ -287,7 +286,6 @@ impl SpokeLink {
                 ListenEvent::Lagged => self.registry.signal_all(Signal::Resync),
             }
         }
-        Ok(())
     }
 
     /// Tells every spoke connected here to go elsewhere (`GoAway`, reason
@@ -298,19 +296,13 @@ impl SpokeLink {
         self.registry.signal_all(Signal::Drain(retry_after));
     }
 
-    /// Spawns [`route_notifications`](Self::route_notifications), restarting it on failure.
+    /// Spawns [`route_notifications`](Self::route_notifications).
     pub fn spawn_router(&self) -> tokio::task::JoinHandle<()> {
         let link = self.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(error) = link.route_notifications().await {
-                    tracing::warn!(%error, "Notification routing failed; restarting.");
-                }
-                // Anything may have been missed while not listening.
-                link.registry.signal_all(Signal::Resync);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        })
+        tokio::spawn(
+            async move { link.route_notifications().await }
+                .instrument(tracing::info_span!("link_router")),
+        )
     }
 }
 

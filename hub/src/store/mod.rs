@@ -259,6 +259,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         filter: &'a AppFilter,
     ) -> BoxFuture<'a, Result<std::collections::BTreeMap<String, AppCounts>>>;
     fn get_command<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<CommandRecord>>;
+    /// The commands with these ids that exist, in issue order (one query;
+    /// unknown ids are skipped).
+    fn get_commands<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<CommandRecord>>>;
     /// Pending or delivered-without-result commands of a cluster whose deadline has not passed, in issue order.
     fn list_deliverable_commands<'a>(
         &'a self,
@@ -392,4 +395,59 @@ impl From<serde_json::Error> for StoreError {
             reason: format!("JSON column: {error}"),
         }
     }
+}
+
+/// How long a feed waits before listening again after a failure.
+const FOLLOW_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`Store::listen`] that never gives up, for the hub's long-running feeds
+/// (watch changes, the spoke link's router, the console's set feed): a
+/// stream of notifications on `channels` that, when listening fails or
+/// ends, logs why, waits a second and listens again, then yields
+/// `ListenEvent::Lagged` (notifications sent while not listening are lost).
+/// `feed` names the caller in the log.
+pub fn follow(
+    store: std::sync::Arc<dyn Store>,
+    channels: &'static [&'static str],
+    feed: &'static str,
+) -> BoxStream<'static, ListenEvent> {
+    use futures::StreamExt as _;
+    struct State {
+        store: std::sync::Arc<dyn Store>,
+        events: Option<BoxStream<'static, ListenEvent>>,
+        /// Listening failed or ended since the last `Lagged`.
+        missed: bool,
+    }
+    let state = State {
+        store,
+        events: None,
+        missed: false,
+    };
+    futures::stream::unfold(state, move |mut state| async move {
+        loop {
+            if let Some(events) = state.events.as_mut() {
+                if let Some(event) = events.next().await {
+                    return Some((event, state));
+                }
+                tracing::warn!(feed, "Store notifications ended; listening again.");
+                state.events = None;
+                state.missed = true;
+                tokio::time::sleep(FOLLOW_RETRY).await;
+            }
+            match state.store.listen(channels).await {
+                Ok(events) => {
+                    state.events = Some(events);
+                    if std::mem::take(&mut state.missed) {
+                        return Some((ListenEvent::Lagged, state));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, feed, "Cannot listen for store notifications; retrying.");
+                    state.missed = true;
+                    tokio::time::sleep(FOLLOW_RETRY).await;
+                }
+            }
+        }
+    })
+    .boxed()
 }

@@ -1721,6 +1721,17 @@ pub async fn get_command(pool: &PgPool, id: &str) -> Result<CommandRecord> {
     command_from_row(&row)
 }
 
+#[tracing::instrument(skip_all, fields(ids = ids.len()))]
+pub async fn get_commands(pool: &PgPool, ids: &[String]) -> Result<Vec<CommandRecord>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COMMAND_COLUMNS} FROM commands WHERE id = ANY($1) ORDER BY seq"
+    )))
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(command_from_row).collect()
+}
+
 #[tracing::instrument(skip_all, fields(cluster))]
 pub async fn list_deliverable_commands(
     pool: &PgPool,
@@ -2543,6 +2554,9 @@ impl Store for PgStore {
     }
     fn get_command<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<CommandRecord>> {
         Box::pin(get_command(&self.pool, id))
+    }
+    fn get_commands<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<CommandRecord>>> {
+        Box::pin(get_commands(&self.pool, ids))
     }
     fn list_deliverable_commands<'a>(
         &'a self,

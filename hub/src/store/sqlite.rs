@@ -1689,6 +1689,18 @@ pub async fn get_command(pool: &SqlitePool, id: &str) -> Result<CommandRecord> {
     command_from_row(&row)
 }
 
+#[tracing::instrument(skip_all, fields(ids = ids.len()))]
+pub async fn get_commands(pool: &SqlitePool, ids: &[String]) -> Result<Vec<CommandRecord>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COMMAND_COLUMNS} FROM commands WHERE id IN (SELECT value FROM json_each($1)) \
+         ORDER BY seq"
+    )))
+    .bind(serde_json::to_string(ids)?)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(command_from_row).collect()
+}
+
 #[tracing::instrument(skip_all, fields(cluster))]
 pub async fn list_deliverable_commands(
     pool: &SqlitePool,
@@ -2458,6 +2470,9 @@ impl Store for SqliteStore {
     }
     fn get_command<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<CommandRecord>> {
         Box::pin(get_command(&self.pool, id))
+    }
+    fn get_commands<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<CommandRecord>>> {
+        Box::pin(get_commands(&self.pool, ids))
     }
     fn list_deliverable_commands<'a>(
         &'a self,

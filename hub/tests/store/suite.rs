@@ -2048,6 +2048,17 @@ pub async fn bulk_enqueue_commands(store: &dyn Store) {
         assert_eq!(store.get_command(&record.id).await.unwrap(), *record);
     }
     assert!(records[0].seq < records[1].seq && records[1].seq < records[2].seq);
+    // A bulk read: issue order whatever the order asked, unknown ids skipped.
+    let asked = [
+        records[2].id.clone(),
+        "no-such-command".to_owned(),
+        records[0].id.clone(),
+    ];
+    assert_eq!(
+        store.get_commands(&asked).await.unwrap(),
+        [records[0].clone(), records[2].clone()]
+    );
+    assert!(store.get_commands(&[]).await.unwrap().is_empty());
     let ids: Vec<String> = store
         .list_deliverable_commands("c1", OffsetDateTime::now_utc())
         .await
