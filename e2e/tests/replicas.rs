@@ -1,4 +1,4 @@
-//! Two hub replicas on one PostgreSQL with a real spoke on the emulator: a command issued on one replica reaches the spoke connected to the other; a replica killed without warning loses nothing (its spoke resumes on the survivor); a PostgreSQL restart is survived without restarting the hub.
+//! Two hub replicas on one PostgreSQL with a real spoke on the emulator: a command issued on one replica reaches the spoke connected to the other; a replica killed without warning loses nothing (its spoke resumes on the survivor, which also takes over evaluating application sets); a PostgreSQL restart is survived without restarting the hub.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -121,6 +121,14 @@ impl Spoke {
     }
 }
 
+/// Whether the replica reports that it evaluates the hub's application sets.
+async fn leads_appsets(hub: &RunningServer) -> bool {
+    edgecd_e2e::hub_metric(hub.http_addr(), "edgecd_hub_appsets_leader")
+        .await
+        .unwrap()
+        == 1.0
+}
+
 async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..900 {
         if let Some(value) = check().await {
@@ -191,8 +199,14 @@ async fn refresh(api: &mut Client) -> String {
 async fn replicas_share_one_postgres_and_lose_nothing() {
     let mut pg = PgServer::start().unwrap();
     let url = pg.create_database().unwrap();
-    let a = start_replica(&url, "hub-a").await;
+    // B starts first and takes the application-set role; A, started after,
+    // must not take it while B lives.
     let b = start_replica(&url, "hub-b").await;
+    wait_for("B to evaluate application sets", async || {
+        leads_appsets(&b).await.then_some(())
+    })
+    .await;
+    let a = start_replica(&url, "hub-a").await;
     let mut api_a = client(&a).await;
     let emulator = KubeEmulator::start(EmulatorConfig {
         stage_delay: Duration::from_millis(50),
@@ -269,6 +283,9 @@ async fn replicas_share_one_postgres_and_lose_nothing() {
     })
     .await;
     assert_eq!(revision, repo.head().unwrap());
+    // A has tried to take the role (at its start, seconds ago) and was refused.
+    assert!(leads_appsets(&b).await);
+    assert!(!leads_appsets(&a).await, "one replica evaluates the sets");
 
     // B dies without warning. A command issued meanwhile waits in the outbox.
     b.abort();
@@ -287,6 +304,11 @@ async fn replicas_share_one_postgres_and_lose_nothing() {
     let status = app.status.unwrap();
     assert_eq!(status.sync.unwrap().revision, repo.head().unwrap());
     assert_eq!(status.history.len(), 1);
+    // With B's database session gone, A takes the application sets over.
+    wait_for("A to take over evaluating application sets", async || {
+        leads_appsets(&a).await.then_some(())
+    })
+    .await;
 
     // PostgreSQL restarts under the hub: calls fail UNAVAILABLE meanwhile,
     // then everything recovers without restarting the hub.

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub rpc_shed: Counter,
     pub connected_spokes: Gauge,
     pub commands_issued: Counter,
+    /// 1 while this replica evaluates the hub's application sets.
+    pub appsets_leader: Gauge,
 }
 
 impl Metrics {
@@ -51,6 +53,12 @@ impl Metrics {
         let rpc_shed = Counter::default();
         let connected_spokes = Gauge::default();
         let commands_issued = Counter::default();
+        let appsets_leader = Gauge::default();
+        registry.register(
+            "appsets_leader",
+            "1 while this replica is the one evaluating the hub's application sets (leader among the replicas sharing the store)",
+            appsets_leader.clone(),
+        );
         registry.register(
             "rpc_calls",
             "HubService calls by method and gRPC code",
@@ -98,6 +106,7 @@ impl Metrics {
             rpc_shed,
             connected_spokes,
             commands_issued,
+            appsets_leader,
         }
     }
 

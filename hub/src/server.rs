@@ -257,6 +257,7 @@ impl Server {
         if let Some(pki) = &pki {
             appsets = appsets.with_pki(Arc::clone(pki));
         }
+        appsets = appsets.with_leader_gauge(metrics.appsets_leader.clone());
         api.set_appset_controller(appsets.clone());
 
         let mut background = vec![link.spawn_router(), api.spawn_change_feed()];

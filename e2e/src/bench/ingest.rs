@@ -264,7 +264,7 @@ impl IngestBench {
         let max = percentile_ms(&mut delays, 100.0);
         // Reports the hub wrote: fewer than the changes when a turn merged
         // two reports of one app (the newer one is written).
-        let written = metric(hub.http_addr(), "status_reports_written_total").await?;
+        let written = crate::hub_metric(hub.http_addr(), "status_reports_written_total").await?;
         hub.shutdown().await?;
 
         println!(
@@ -325,23 +325,4 @@ impl IngestBench {
         println!("{figures}");
         Ok(())
     }
-}
-
-/// The value of one counter on the hub's `/metrics` page (a plain HTTP/1.0 GET).
-async fn metric(http: std::net::SocketAddr, name: &str) -> anyhow::Result<f64> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(http).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await?;
-    let mut page = String::new();
-    stream.read_to_string(&mut page).await?;
-    page.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (key, value) = line.split_once(' ')?;
-            key.ends_with(name)
-                .then(|| value.trim().parse::<f64>().ok())?
-        })
-        .with_context(|| format!("metric {name} not on the hub's /metrics page"))
 }

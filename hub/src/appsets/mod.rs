@@ -13,8 +13,10 @@
 //!
 //! Sets whose scope is a cluster are not evaluated here: the hub hands them
 //! to that cluster's spoke (`SpokeApplicationSets`), which evaluates them for
-//! its own cluster. Every replica evaluates; writes are version-checked and
-//! idempotent, so two replicas evaluating at once converge.
+//! its own cluster. One replica evaluates: the one holding the store's
+//! `appsets` role (`Store::try_lead`); the others try to take it over every
+//! `LEAD_RETRY`. Writes are version-checked and idempotent, so two replicas
+//! evaluating at once (a lost role noticed late) still converge.
 
 mod app_of_apps;
 
@@ -46,6 +48,10 @@ use crate::store::{
 pub const APPSETS_CHANNEL: &str = "edgecd_appsets";
 /// Notification channel: the hub's evaluation gave a set a new status (payload `project/name`); the console listens, the controller does not.
 pub const APPSET_STATUS_CHANNEL: &str = "edgecd_appset_status";
+/// The store role whose holder evaluates the hub's sets and parents.
+pub const LEADER_ROLE: &str = "appsets";
+/// How often a replica that does not evaluate tries to take the role over.
+const LEAD_RETRY: Duration = Duration::from_secs(10);
 /// Owner kind recorded on generated apps.
 pub const OWNER_KIND: &str = "ApplicationSet";
 /// The API server URL that means "the cluster evaluating the set" in Argo CD.
@@ -82,6 +88,8 @@ pub struct AppSetController {
     pki: Option<Arc<crate::pki::Pki>>,
     /// URL prefix → projects allowed to use its credential (empty: all), as last loaded.
     credential_projects: Arc<std::sync::Mutex<Vec<CredentialScope>>>,
+    /// Set to 1 while this replica holds `LEADER_ROLE`.
+    leader_gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// What one evaluation changed.
@@ -101,6 +109,48 @@ impl AppSetController {
             child_clusters: Arc::default(),
             pki: None,
             credential_projects: Arc::default(),
+            leader_gauge: prometheus_client::metrics::gauge::Gauge::default(),
+        }
+    }
+
+    /// Reports whether this replica evaluates the sets on `gauge`.
+    pub fn with_leader_gauge(mut self, gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
+        self.leader_gauge = gauge;
+        self
+    }
+
+    /// Whether this replica still holds the role; forgets a lost one.
+    fn holds(&self, leadership: &mut Option<crate::store::Leadership>) -> bool {
+        if leadership
+            .as_ref()
+            .is_some_and(crate::store::Leadership::is_lost)
+        {
+            *leadership = None;
+            self.leader_gauge.set(0);
+            tracing::warn!(
+                "Application sets: this replica lost the role; another one evaluates now."
+            );
+        }
+        leadership.is_some()
+    }
+
+    /// Tries to take the role; true if this replica holds it now.
+    async fn take_lead(&self, leadership: &mut Option<crate::store::Leadership>) -> bool {
+        if self.holds(leadership) {
+            return true;
+        }
+        match self.store.try_lead(LEADER_ROLE).await {
+            Ok(Some(held)) => {
+                *leadership = Some(held);
+                self.leader_gauge.set(1);
+                tracing::info!("Application sets: this replica evaluates them now.");
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(%error, "Application sets: cannot try to take the evaluation role.");
+                false
+            }
         }
     }
 
@@ -213,9 +263,20 @@ impl AppSetController {
         let mut health_tick = tokio::time::interval(Duration::from_secs(2));
         let mut parents_dirty = false;
         let mut facts_seen: Option<Vec<ClusterFacts>> = None;
+        // Only the replica holding the role evaluates; the first try is at once.
+        let mut leadership: Option<crate::store::Leadership> = None;
+        let mut lead_tick = tokio::time::interval(LEAD_RETRY);
         loop {
             // What to do: sets (all, or one `project/name`), parents, or both.
             let (sets, parents): (Option<Option<String>>, bool) = tokio::select! {
+                _ = lead_tick.tick() => {
+                    if self.holds(&mut leadership) || !self.take_lead(&mut leadership).await {
+                        continue;
+                    }
+                    // Taken (at start, or over from a replica that stopped):
+                    // everything, since nobody evaluated meanwhile.
+                    (Some(None), true)
+                }
                 _ = tick.tick() => (Some(None), true),
                 _ = health_tick.tick() => {
                     if !std::mem::take(&mut parents_dirty) {
@@ -262,6 +323,10 @@ impl AppSetController {
                     None => return,
                 },
             };
+            if !self.holds(&mut leadership) {
+                // Another replica evaluates (it hears the same notifications).
+                continue;
+            }
             if let Some(only) = sets {
                 self.reconcile_sets(only.as_deref()).await;
             }

@@ -321,6 +321,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Refreshes the query planner's statistics (`ANALYZE`), e.g. after a bulk import.
     fn analyze(&self) -> BoxFuture<'_, Result<()>>;
 
+    /// Tries to become the one replica, among those sharing this store, that
+    /// holds `role`; `None` if another holds it. The role is held until the
+    /// returned [`Leadership`] is dropped or reports itself lost (on
+    /// PostgreSQL a session advisory lock on a connection of its own, checked
+    /// every few seconds; on SQLite, one hub process, always granted).
+    fn try_lead<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<Option<Leadership>>>;
+
     // --- notifications ---
     fn notify<'a>(&'a self, channel: &'a str, payload: &'a str) -> BoxFuture<'a, Result<()>>;
     /// A stream of notifications on `channels` that survives reconnects
@@ -450,4 +457,46 @@ pub fn follow(
         }
     })
     .boxed()
+}
+
+/// A role held by this replica (see [`Store::try_lead`]). Dropping it gives
+/// the role up.
+#[derive(Debug)]
+pub struct Leadership {
+    lost: tokio::sync::watch::Receiver<bool>,
+    /// Keeps the lock's database session alive; aborted on drop.
+    keeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Leadership {
+    /// A role that is never lost (a single hub process).
+    pub fn unshared() -> Self {
+        let (_, lost) = tokio::sync::watch::channel(false);
+        Self { lost, keeper: None }
+    }
+
+    /// A role held as long as `keeper` runs; it reports loss on `lost`.
+    pub(crate) fn kept(
+        lost: tokio::sync::watch::Receiver<bool>,
+        keeper: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        Self {
+            lost,
+            keeper: Some(keeper),
+        }
+    }
+
+    /// Whether the role may have passed to another replica (its database
+    /// session failed a check); the holder should stop acting and drop it.
+    pub fn is_lost(&self) -> bool {
+        *self.lost.borrow()
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        if let Some(keeper) = &self.keeper {
+            keeper.abort();
+        }
+    }
 }

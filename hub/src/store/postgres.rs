@@ -2164,6 +2164,42 @@ pub async fn notify(pool: &PgPool, channel: &str, payload: &str) -> Result<()> {
     notify_in(&mut conn, channel, payload).await
 }
 
+/// How often a held role's session is checked, and how long a check may take.
+const LEADER_CHECK: Duration = Duration::from_secs(5);
+
+/// A session advisory lock on `edgecd:<role>`, taken on a connection
+/// detached from the pool and kept by a task that checks it every
+/// `LEADER_CHECK`. When a check fails the role is reported lost and the
+/// connection dropped: PostgreSQL releases the lock when the session ends
+/// (at once, or when it notices a dead connection), and only then can
+/// another replica take it.
+#[tracing::instrument(skip(pool))]
+pub async fn try_lead(pool: &PgPool, role: &str) -> Result<Option<super::Leadership>> {
+    let mut conn = pool.acquire().await?.detach();
+    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(format!("edgecd:{role}"))
+        .fetch_one(&mut conn)
+        .await?;
+    if !held {
+        return Ok(None);
+    }
+    let (report, lost) = tokio::sync::watch::channel(false);
+    let role = role.to_owned();
+    let keeper = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LEADER_CHECK).await;
+            let check =
+                tokio::time::timeout(LEADER_CHECK, sqlx::query("SELECT 1").execute(&mut conn));
+            if !matches!(check.await, Ok(Ok(_))) {
+                tracing::warn!(%role, "The database session holding this role failed a check; giving the role up.");
+                let _ = report.send(true);
+                return;
+            }
+        }
+    });
+    Ok(Some(super::Leadership::kept(lost, keeper)))
+}
+
 /// Listens on `channels` with a dedicated connection, reconnecting and
 /// re-subscribing after a connection loss (then yielding `Lagged`).
 #[tracing::instrument(skip_all, fields(channels = ?channels))]
@@ -2646,5 +2682,8 @@ impl Store for PgStore {
         channels: &'a [&'a str],
     ) -> BoxFuture<'a, Result<BoxStream<'static, ListenEvent>>> {
         Box::pin(listen(&self.pool, channels))
+    }
+    fn try_lead<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<Option<super::Leadership>>> {
+        Box::pin(try_lead(&self.pool, role))
     }
 }

@@ -2565,4 +2565,8 @@ impl Store for SqliteStore {
         let stream = listen(&self.bus, channels);
         Box::pin(async move { Ok(stream) })
     }
+    /// One hub process owns a SQLite store: every role is granted.
+    fn try_lead<'a>(&'a self, _role: &'a str) -> BoxFuture<'a, Result<Option<super::Leadership>>> {
+        Box::pin(async { Ok(Some(super::Leadership::unshared())) })
+    }
 }

@@ -193,3 +193,64 @@ async fn the_store_survives_a_postgres_restart() {
     );
     drop(server);
 }
+
+/// Polls `try` every 100 ms for up to 20 s until it yields something.
+async fn within_20s<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One replica at a time holds a role (the hub's application-set
+/// evaluation): a second store is refused while the first holds it and gets
+/// it once the first gives it up; a holder whose database session is
+/// terminated reports the role lost, and another replica can then take it.
+#[tokio::test]
+async fn one_replica_holds_a_role_at_a_time() {
+    let url = crate::pg_server().create_database().unwrap();
+    let a = PgStore::connect_url(&url).await.unwrap();
+    let b = PgStore::connect_url(&url).await.unwrap();
+    let held_by_a = a
+        .try_lead("appsets")
+        .await
+        .unwrap()
+        .expect("a free role is granted");
+    assert!(b.try_lead("appsets").await.unwrap().is_none());
+    let other = b.try_lead("other").await.unwrap();
+    assert!(other.is_some(), "roles are independent");
+    drop(other);
+    assert!(!held_by_a.is_lost());
+
+    drop(held_by_a);
+    let held_by_b = within_20s("b takes the role a gave up", || async {
+        b.try_lead("appsets").await.unwrap()
+    })
+    .await;
+    assert!(a.try_lead("appsets").await.unwrap().is_none());
+
+    // The database ends b's session (an administrator, a failover).
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    )
+    .fetch_all(a.pool())
+    .await
+    .unwrap();
+    assert_eq!(terminated, [true], "one session holds an advisory lock");
+    within_20s("b notices the role is lost", || async {
+        held_by_b.is_lost().then_some(())
+    })
+    .await;
+    within_20s("a takes the role over", || async {
+        a.try_lead("appsets").await.unwrap()
+    })
+    .await;
+}
