@@ -472,6 +472,8 @@ impl SpokeService for SpokeLink {
             }
             .in_current_span(),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(rx).map(|item| item.map(|message| *message)),
+        )))
     }
 }
