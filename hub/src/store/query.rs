@@ -60,15 +60,15 @@ pub(crate) const SUMMARY_COLUMNS: &str = "a.project, a.name, a.cluster, a.namesp
 /// health or update time) keeps every key condition on that table, where
 /// its index ranges apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Aliases {
+struct Aliases {
     /// Project, name, cluster and id: `a` (`applications`) or `s`.
-    pub keys: &'static str,
+    keys: &'static str,
     /// Sync and health: `s`, or `a` over the counts table.
-    pub status: &'static str,
+    status: &'static str,
 }
 
 /// Keys from `applications a`, status from `app_status s`.
-pub(crate) const APPS: Aliases = Aliases {
+const APPS: Aliases = Aliases {
     keys: "a",
     status: "s",
 };
