@@ -758,3 +758,133 @@ async fn shutdown_sends_go_away_to_connected_spokes() {
     );
     shutdown.await.unwrap().unwrap();
 }
+
+/// `Watch` of application sets: a set applied at the hub is announced as
+/// written (and again when its evaluation gives it a status), and its
+/// deletion as DELETED with its project and name; a watcher of other
+/// kinds hears nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_sets_are_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(Database::Sqlite(dir.path().join("hub.db"))).await;
+    let mut api = client(&hub).await;
+    create_cluster(&mut api, "c1", &[]).await;
+    let mut sets = api
+        .watch(v1::WatchRequest {
+            kinds: vec![v1::WatchKind::ApplicationSets as i32],
+            ..v1::WatchRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = sets.message().await.unwrap().unwrap();
+    assert_eq!(first.r#type, v1::WatchEventType::Bookmark as i32);
+    let mut apps_only = api
+        .watch(v1::WatchRequest {
+            kinds: vec![v1::WatchKind::Applications as i32],
+            ..v1::WatchRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        apps_only.message().await.unwrap().unwrap().r#type,
+        v1::WatchEventType::Bookmark as i32
+    );
+
+    let yaml = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: web
+spec:
+  generators:
+  - list:
+      elements:
+      - cluster: c1
+  template:
+    metadata:
+      name: 'web-{{cluster}}'
+    spec:
+      project: default
+      source:
+        repoURL: https://git.example.com/web.git
+        targetRevision: HEAD
+        path: deploy
+      destination:
+        name: '{{cluster}}'
+        namespace: web
+"#;
+    let applied = api
+        .apply_manifests(v1::ApplyManifestsRequest {
+            yaml: yaml.into(),
+            ..v1::ApplyManifestsRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for r in &applied.results {
+        assert_ne!(r.action, "refused", "{}: {}", r.source, r.message);
+    }
+    // Written, then evaluated: the watcher ends up with the generated app.
+    let evaluated = wait_for("the set evaluated, on the watch", async || {
+        let event = tokio::time::timeout(Duration::from_secs(60), sets.message())
+            .await
+            .expect("no watch event within a minute")
+            .ok()??;
+        assert_eq!(event.r#type, v1::WatchEventType::Upserted as i32);
+        match event.object {
+            Some(v1::watch_event::Object::ApplicationSet(set)) => {
+                assert_eq!(
+                    (set.project.as_str(), set.name.as_str()),
+                    ("default", "web")
+                );
+                (!set.generated.is_empty()).then_some(set)
+            }
+            other => panic!("not an application set: {other:?}"),
+        }
+    })
+    .await;
+    assert_eq!(evaluated.generated[0].name, "web-c1");
+
+    api.delete_application_set(v1::DeleteApplicationSetRequest {
+        project: "default".into(),
+        name: "web".into(),
+    })
+    .await
+    .unwrap();
+    let deleted = wait_for("the set's deletion, on the watch", async || {
+        let event = tokio::time::timeout(Duration::from_secs(60), sets.message())
+            .await
+            .expect("no watch event within a minute")
+            .ok()??;
+        (event.r#type == v1::WatchEventType::Deleted as i32).then_some(event)
+    })
+    .await;
+    match deleted.object {
+        Some(v1::watch_event::Object::ApplicationSet(set)) => {
+            assert_eq!(
+                (set.project.as_str(), set.name.as_str()),
+                ("default", "web")
+            );
+        }
+        other => panic!("not an application set: {other:?}"),
+    }
+    // The applications watcher saw the generated app, never a set.
+    let app_event = wait_for("the generated app, on the applications watch", async || {
+        let event = tokio::time::timeout(Duration::from_secs(60), apps_only.message())
+            .await
+            .expect("no watch event within a minute")
+            .ok()??;
+        match event.object {
+            Some(v1::watch_event::Object::Application(app)) => Some(app),
+            Some(v1::watch_event::Object::ApplicationSet(set)) => {
+                panic!("a set on an applications watch: {set:?}")
+            }
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(app_event.name, "web-c1");
+    hub.shutdown().await.unwrap();
+}

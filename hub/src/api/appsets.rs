@@ -274,15 +274,16 @@ pub(crate) async fn write(
     Ok(record)
 }
 
+/// Announces a written or deleted set to watchers and the hub's controller
+/// (which evaluates hub-scoped sets only), and a spoke-scoped set to its
+/// spoke's session, which re-sends its sets on that signal.
 async fn announce(api: &HubApi, record: &AppSetRecord) {
-    if record.scope == HUB_SCOPE {
-        api.announce(
-            APPSETS_CHANNEL,
-            &format!("{}/{}", record.project, record.name),
-        )
-        .await;
-    } else {
-        // The spoke's session re-sends its sets on this signal.
+    api.announce(
+        APPSETS_CHANNEL,
+        &format!("{}/{}", record.project, record.name),
+    )
+    .await;
+    if record.scope != HUB_SCOPE {
         api.announce(DESIRED_CHANNEL, &record.scope).await;
     }
 }

@@ -18,9 +18,13 @@
 //! (a cluster's events are stored by one stream at a time, so their sequence
 //! numbers grow in commit order). A resume token carries the newest event
 //! sequence number sent; commands are not replayed on resume (re-read them
-//! with `ListCommands`).
+//! with `ListCommands`). Application sets: a written, deleted or
+//! re-evaluated set is announced as `project/name` (`APPSETS_CHANNEL`,
+//! `APPSET_STATUS_CHANNEL`); the watcher re-reads it and sends it, or its
+//! deletion; after a lag it re-lists the readable sets and sends each, and
+//! the deletion of any set it had sent that is gone. Not replayed on resume.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +41,7 @@ use tracing::Instrument;
 use super::apps::{APP_DELETED_CHANNEL, scoped_filter};
 use super::convert;
 use super::{Call, HubApi, store_error};
+use crate::appsets::{APPSET_STATUS_CHANNEL, APPSETS_CHANNEL};
 use crate::link::{APPS_CHANNEL, CLUSTERS_CHANNEL, DESIRED_CHANNEL};
 use crate::store::{
     AppFilter, AppQuery, AppSort, COMMAND_UPDATES_CHANNEL, EVENTS_CHANNEL, EventFilter,
@@ -58,6 +63,9 @@ pub enum Change {
     Commands(String),
     /// Events of this cluster were stored.
     Events(String),
+    /// This application set (`project/name`) was written, deleted or
+    /// re-evaluated with a new status; `*`: any may have.
+    AppSet(String),
     /// Notifications may have been missed.
     Lagged,
 }
@@ -81,6 +89,8 @@ pub(super) fn spawn_feed(
         APP_DELETED_CHANNEL,
         COMMAND_UPDATES_CHANNEL,
         EVENTS_CHANNEL,
+        APPSETS_CHANNEL,
+        APPSET_STATUS_CHANNEL,
     ];
     tokio::spawn(
         async move {
@@ -93,6 +103,7 @@ pub(super) fn spawn_feed(
                         APP_DELETED_CHANNEL => Change::AppDeleted(payload),
                         COMMAND_UPDATES_CHANNEL => Change::Commands(payload),
                         EVENTS_CHANNEL => Change::Events(payload),
+                        APPSETS_CHANNEL | APPSET_STATUS_CHANNEL => Change::AppSet(payload),
                         _ => continue,
                     },
                     ListenEvent::Lagged => Change::Lagged,
@@ -139,12 +150,14 @@ pub(super) async fn watch(
     let mut clusters = false;
     let mut commands = false;
     let mut events = false;
+    let mut appsets = false;
     for kind in &req.kinds {
         match v1::WatchKind::try_from(*kind) {
             Ok(v1::WatchKind::Applications) => apps = true,
             Ok(v1::WatchKind::Clusters) => clusters = true,
             Ok(v1::WatchKind::Commands) => commands = true,
             Ok(v1::WatchKind::Events) => events = true,
+            Ok(v1::WatchKind::ApplicationSets) => appsets = true,
             Ok(v1::WatchKind::Unspecified) => {}
             Err(_) => {
                 return Err(Status::invalid_argument(format!(
@@ -174,6 +187,8 @@ pub(super) async fn watch(
         clusters,
         commands,
         events,
+        appsets,
+        sets_sent: BTreeSet::new(),
         watermark: resume.unwrap_or(now),
         sent: HashMap::new(),
         event_seq: None,
@@ -212,6 +227,9 @@ struct Watcher {
     clusters: bool,
     commands: bool,
     events: bool,
+    appsets: bool,
+    /// Application sets sent as existing (to announce their deletion after a lag).
+    sets_sent: BTreeSet<(String, String)>,
     watermark: OffsetDateTime,
     /// Newest event sequence number sent (or the store's newest when the
     /// watch started, or the resumed one); `None` unless events are watched.
@@ -272,9 +290,11 @@ impl Watcher {
                     Ok(Change::Cluster(name)) => self.cluster(&name).await?,
                     Ok(Change::Commands(ids)) => self.commands(&ids).await?,
                     Ok(Change::Events(cluster)) => self.events(Some(&cluster)).await?,
+                    Ok(Change::AppSet(set)) => self.appset(&set).await?,
                     Ok(Change::Lagged) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         self.replay(None).await?;
                         self.events(None).await?;
+                        self.appset("*").await?;
                     }
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
@@ -429,6 +449,107 @@ impl Watcher {
             filter.projects.is_empty() || filter.projects.iter().any(|p| p == project)
         };
         project_ok && (filter.clusters.is_empty() || filter.clusters.iter().any(|c| c == cluster))
+    }
+
+    /// Whether the caller may read this project's application sets (the
+    /// watch's project filter applies; its cluster filter does not).
+    fn set_readable(&self, project: &str) -> bool {
+        self.filter
+            .as_ref()
+            .is_some_and(|f| f.projects.is_empty() || f.projects.iter().any(|p| p == project))
+    }
+
+    /// Sends an announced application set (`project/name`) as it is now, or
+    /// its deletion; `*` re-lists every readable set.
+    async fn appset(&mut self, payload: &str) -> Result<(), Gone> {
+        if !self.appsets {
+            return Ok(());
+        }
+        let Some((project, name)) = payload.split_once('/') else {
+            return self.all_appsets().await;
+        };
+        if !self.set_readable(project) {
+            return Ok(());
+        }
+        match self.api.store().appsets().get_appset(project, name).await {
+            Ok(record) => self.send_appset(&record).await,
+            Err(crate::store::StoreError::NotFound { .. }) => {
+                self.send_appset_deleted(project.to_owned(), name.to_owned())
+                    .await
+            }
+            Err(error) => {
+                tracing::warn!(%error, project, set = name, "Cannot read a changed application set.");
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends every readable set, and the deletion of sets sent before that
+    /// are gone.
+    async fn all_appsets(&mut self) -> Result<(), Gone> {
+        let projects = match &self.filter {
+            Some(filter) => filter.projects.clone(),
+            None => return Ok(()),
+        };
+        let sets = match self
+            .api
+            .store()
+            .appsets()
+            .list_appsets(&projects, None)
+            .await
+        {
+            Ok(sets) => sets,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot list application sets for a watch.");
+                return Ok(());
+            }
+        };
+        let existing: BTreeSet<(String, String)> = sets
+            .iter()
+            .map(|s| (s.project.clone(), s.name.clone()))
+            .collect();
+        let gone: Vec<(String, String)> = self.sets_sent.difference(&existing).cloned().collect();
+        for set in &sets {
+            self.send_appset(set).await?;
+        }
+        for (project, name) in gone {
+            self.send_appset_deleted(project, name).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_appset(&mut self, record: &crate::store::AppSetRecord) -> Result<(), Gone> {
+        let set = match super::appsets::to_proto(record) {
+            Ok(set) => set,
+            Err(status) => {
+                tracing::warn!(project = %record.project, set = %record.name, message = status.message(), "Cannot convert an application set for a watch.");
+                return Ok(());
+            }
+        };
+        self.sets_sent
+            .insert((record.project.clone(), record.name.clone()));
+        self.send(v1::WatchEvent {
+            r#type: v1::WatchEventType::Upserted as i32,
+            resume_token: self.token(),
+            object: Some(v1::watch_event::Object::ApplicationSet(set)),
+        })
+        .await
+    }
+
+    async fn send_appset_deleted(&mut self, project: String, name: String) -> Result<(), Gone> {
+        self.sets_sent.remove(&(project.clone(), name.clone()));
+        self.send(v1::WatchEvent {
+            r#type: v1::WatchEventType::Deleted as i32,
+            resume_token: self.token(),
+            object: Some(v1::watch_event::Object::ApplicationSet(
+                v1::ApplicationSet {
+                    project,
+                    name,
+                    ..v1::ApplicationSet::default()
+                },
+            )),
+        })
+        .await
     }
 
     /// Sends the status of each announced command the caller may read.
