@@ -214,6 +214,25 @@ async fn status(api: &mut Client, project: &str, name: &str) -> Option<v1::Appli
     .status
 }
 
+/// Opens a watch of these kinds; its first event, returned, is the BOOKMARK
+/// every watch without a resume token starts with.
+async fn watch_kinds(
+    api: &mut Client,
+    kinds: &[v1::WatchKind],
+) -> (tonic::Streaming<v1::WatchEvent>, v1::WatchEvent) {
+    let mut watch = api
+        .watch(v1::WatchRequest {
+            kinds: kinds.iter().map(|k| *k as i32).collect(),
+            ..v1::WatchRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.r#type, v1::WatchEventType::Bookmark as i32);
+    (watch, first)
+}
+
 async fn wait_command(api: &mut Client, id: &str, want: v1::CommandOutcome) -> v1::CommandStatus {
     wait_for(&format!("command {id} {want:?}"), async || {
         let status = api
@@ -246,16 +265,7 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     repo.commit("demo").unwrap();
 
     // A watcher sees what follows.
-    let mut watch = api
-        .watch(v1::WatchRequest {
-            kinds: vec![v1::WatchKind::Applications as i32],
-            ..v1::WatchRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let first = watch.message().await.unwrap().unwrap();
-    assert_eq!(first.r#type, v1::WatchEventType::Bookmark as i32);
+    let (mut watch, _) = watch_kinds(&mut api, &[v1::WatchKind::Applications]).await;
 
     create_cluster(&mut api, "cluster-1", &[("region", "eu")]).await;
     let mut spoke = Spoke::start(&emulator, "cluster-1", hub.grpc_addr()).await;
@@ -290,16 +300,8 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     assert!(upserted.resume_token.starts_with("w1:"));
 
     // Another watcher follows commands and events.
-    let mut activity = api
-        .watch(v1::WatchRequest {
-            kinds: vec![v1::WatchKind::Commands as i32, v1::WatchKind::Events as i32],
-            ..v1::WatchRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let first = activity.message().await.unwrap().unwrap();
-    assert_eq!(first.r#type, v1::WatchEventType::Bookmark as i32);
+    let (mut activity, first) =
+        watch_kinds(&mut api, &[v1::WatchKind::Commands, v1::WatchKind::Events]).await;
     assert!(first.resume_token.contains(":e"), "{}", first.resume_token);
 
     // A sync command reaches the spoke; its result is recorded.
@@ -769,28 +771,8 @@ async fn application_sets_are_watched() {
     let hub = start_hub(Database::Sqlite(dir.path().join("hub.db"))).await;
     let mut api = client(&hub).await;
     create_cluster(&mut api, "c1", &[]).await;
-    let mut sets = api
-        .watch(v1::WatchRequest {
-            kinds: vec![v1::WatchKind::ApplicationSets as i32],
-            ..v1::WatchRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let first = sets.message().await.unwrap().unwrap();
-    assert_eq!(first.r#type, v1::WatchEventType::Bookmark as i32);
-    let mut apps_only = api
-        .watch(v1::WatchRequest {
-            kinds: vec![v1::WatchKind::Applications as i32],
-            ..v1::WatchRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        apps_only.message().await.unwrap().unwrap().r#type,
-        v1::WatchEventType::Bookmark as i32
-    );
+    let (mut sets, _) = watch_kinds(&mut api, &[v1::WatchKind::ApplicationSets]).await;
+    let (mut apps_only, _) = watch_kinds(&mut api, &[v1::WatchKind::Applications]).await;
 
     let yaml = r#"
 apiVersion: argoproj.io/v1alpha1

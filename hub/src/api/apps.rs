@@ -358,16 +358,10 @@ async fn delete_inner(
         .get_app(app.project.as_str(), app.name.as_str())
         .await
         .map_err(|e| store_error(e, what.clone()))?;
-    let deleted = if req.cascade {
-        api.store()
-            .delete_app(app.project.as_str(), app.name.as_str(), None)
-            .await
-    } else {
-        api.store()
-            .delete_app_keeping_resources(app.project.as_str(), app.name.as_str(), None)
-            .await
-    };
-    deleted.map_err(|e| store_error(e, what.clone()))?;
+    api.store()
+        .delete_app_with(app.project.as_str(), app.name.as_str(), None, !req.cascade)
+        .await
+        .map_err(|e| store_error(e, what.clone()))?;
     if existing.cluster == HUB_CLUSTER && req.cascade {
         // An app-of-apps parent: its children go with it (without cascade
         // they stay, as Argo CD leaves a parent's child Applications).

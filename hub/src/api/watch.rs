@@ -380,15 +380,10 @@ impl Watcher {
     }
 
     async fn deleted(&mut self, app: &str) -> Result<(), Gone> {
-        let Some(filter) = &self.filter else {
-            return Ok(());
-        };
         let Some((project, name)) = app.split_once('/') else {
             return Ok(());
         };
-        if !self.apps
-            || !(filter.projects.is_empty() || filter.projects.iter().any(|p| p == project))
-        {
+        if !self.apps || !self.project_readable(project) {
             return Ok(());
         }
         self.sent.remove(&(project.to_owned(), name.to_owned()));
@@ -440,20 +435,17 @@ impl Watcher {
 
     /// May the caller see this project's (or, for `""`, a cluster's) records?
     fn readable(&self, project: &str, cluster: &str) -> bool {
-        let Some(filter) = &self.filter else {
-            return false;
-        };
-        let project_ok = if project.is_empty() {
-            filter.projects.is_empty()
-        } else {
-            filter.projects.is_empty() || filter.projects.iter().any(|p| p == project)
-        };
-        project_ok && (filter.clusters.is_empty() || filter.clusters.iter().any(|c| c == cluster))
+        self.project_readable(project)
+            && self
+                .filter
+                .as_ref()
+                .is_some_and(|f| f.clusters.is_empty() || f.clusters.iter().any(|c| c == cluster))
     }
 
-    /// Whether the caller may read this project's application sets (the
-    /// watch's project filter applies; its cluster filter does not).
-    fn set_readable(&self, project: &str) -> bool {
+    /// May the caller see this project's records (the watch's project
+    /// filter applies, its cluster filter does not)? `""` (no project) only
+    /// when every project is readable.
+    fn project_readable(&self, project: &str) -> bool {
         self.filter
             .as_ref()
             .is_some_and(|f| f.projects.is_empty() || f.projects.iter().any(|p| p == project))
@@ -468,7 +460,7 @@ impl Watcher {
         let Some((project, name)) = payload.split_once('/') else {
             return self.all_appsets().await;
         };
-        if !self.set_readable(project) {
+        if !self.project_readable(project) {
             return Ok(());
         }
         match self.api.store().appsets().get_appset(project, name).await {

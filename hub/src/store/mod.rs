@@ -180,22 +180,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         spec: &'a edgecd_core::app::ApplicationSpec,
         labels: &'a Labels,
     ) -> BoxFuture<'a, Result<AppRecord>>;
-    /// Deletes a managed app and leaves a tombstone in its cluster's desired set.
+    /// Deletes a managed app and leaves a tombstone in its cluster's desired
+    /// set; with `keep_resources` the tombstone tells the spoke to keep the
+    /// app's resources in the cluster (delete without cascade).
+    fn delete_app_with<'a>(
+        &'a self,
+        project: &'a str,
+        name: &'a str,
+        expected_spec_version: Option<u64>,
+        keep_resources: bool,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Deletes a managed app with its resources (`delete_app_with`, cascade).
     fn delete_app<'a>(
         &'a self,
         project: &'a str,
         name: &'a str,
         expected_spec_version: Option<u64>,
-    ) -> BoxFuture<'a, Result<()>>;
-    /// Deletes a managed app like [`Store::delete_app`], but its tombstone
-    /// tells the spoke to keep the app's resources in the cluster (delete
-    /// without cascade).
-    fn delete_app_keeping_resources<'a>(
-        &'a self,
-        project: &'a str,
-        name: &'a str,
-        expected_spec_version: Option<u64>,
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> BoxFuture<'a, Result<()>> {
+        self.delete_app_with(project, name, expected_spec_version, false)
+    }
     /// Managed apps of a cluster changed after desired version `since`, with
     /// tombstones; `since = 0` gives the full desired set (no tombstones).
     fn desired_changes<'a>(

@@ -2363,33 +2363,19 @@ impl Store for SqliteStore {
             labels,
         ))
     }
-    fn delete_app<'a>(
+    fn delete_app_with<'a>(
         &'a self,
         project: &'a str,
         name: &'a str,
         expected_spec_version: Option<u64>,
+        keep_resources: bool,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(delete_app(
             &self.pool,
             project,
             name,
             expected_spec_version,
-            false,
-        ))
-    }
-
-    fn delete_app_keeping_resources<'a>(
-        &'a self,
-        project: &'a str,
-        name: &'a str,
-        expected_spec_version: Option<u64>,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(delete_app(
-            &self.pool,
-            project,
-            name,
-            expected_spec_version,
-            true,
+            keep_resources,
         ))
     }
     fn desired_changes<'a>(
