@@ -43,6 +43,8 @@ pub struct CheckoutFiles {
     directories: Vec<String>,
     /// Sorted.
     files: Vec<String>,
+    /// What YAML aliases may add across every document read from this snapshot (clones share it).
+    yaml_budget: edgecd_render::yaml::Budget,
 }
 
 impl CheckoutFiles {
@@ -89,6 +91,7 @@ impl CheckoutFiles {
             root: root.to_path_buf(),
             directories,
             files,
+            yaml_budget: edgecd_render::yaml::Budget::default(),
         })
     }
 
@@ -140,7 +143,7 @@ impl RepoFiles for CheckoutFiles {
         }
         let text = std::fs::read_to_string(&full).map_err(|e| format!("reading {path:?}: {e}"))?;
         // YAML is a superset of JSON; the loader bounds alias expansion and nesting.
-        edgecd_render::yaml::load_one(&text).map_err(|e| format!("parsing {path:?}: {e}"))
+        edgecd_render::yaml::load_one_within(&text, &self.yaml_budget).map_err(|e| format!("parsing {path:?}: {e}"))
     }
 }
 

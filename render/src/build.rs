@@ -151,7 +151,7 @@ impl Builder<'_> {
             });
         };
         let text = self.repo.read_text(&file)?;
-        let value = yaml::load_one(&text).map_err(|source| RenderError::Yaml {
+        let value = yaml::load_one_within(&text, self.repo.yaml_budget()).map_err(|source| RenderError::Yaml {
             path: file.clone(),
             source,
         })?;
@@ -280,7 +280,7 @@ impl Builder<'_> {
     /// Reads a resource file: every non-empty document, with `List` kinds flattened.
     fn load_objects(&self, path: &Path) -> Result<Vec<Value>> {
         let text = self.repo.read_text(path)?;
-        let documents = yaml::load_documents(&text).map_err(|source| RenderError::Yaml {
+        let documents = yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|source| RenderError::Yaml {
             path: path.to_path_buf(),
             source,
         })?;
@@ -306,7 +306,7 @@ impl Builder<'_> {
                 let path = self.repo.resolve(dir, entry, dir)?;
                 self.repo.read_text(&path)?
             };
-            let documents = yaml::load_documents(&text).map_err(|source| RenderError::Yaml {
+            let documents = yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|source| RenderError::Yaml {
                 path: file.to_path_buf(),
                 source,
             })?;
@@ -371,7 +371,7 @@ impl Builder<'_> {
                 return Err(RenderError::invalid(file, "patch without path or content"));
             }
         };
-        let documents: Vec<Value> = yaml::load_documents(&text)
+        let documents: Vec<Value> = yaml::load_documents_within(&text, self.repo.yaml_budget())
             .map_err(|source_err| RenderError::Yaml {
                 path: source.clone(),
                 source: source_err,

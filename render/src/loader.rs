@@ -4,10 +4,11 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{RenderError, Result};
 
-/// File access confined to one repository root.
+/// File access confined to one repository root, and the YAML alias budget shared by every file of one render.
 #[derive(Debug, Clone)]
 pub(crate) struct RepoRoot {
     root: PathBuf,
+    budget: crate::yaml::Budget,
 }
 
 impl RepoRoot {
@@ -17,7 +18,15 @@ impl RepoRoot {
             path: root.to_path_buf(),
             source,
         })?;
-        Ok(RepoRoot { root })
+        Ok(RepoRoot {
+            root,
+            budget: crate::yaml::Budget::default(),
+        })
+    }
+
+    /// The alias budget of this render: every YAML file loaded for it is charged to the same one.
+    pub(crate) fn yaml_budget(&self) -> &crate::yaml::Budget {
+        &self.budget
     }
 
     /// Resolves `relative` against `base`, requiring the result to be under `within` (lexically and after

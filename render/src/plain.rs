@@ -31,7 +31,7 @@ pub(crate) fn render(
             continue;
         }
         let text = repo.read_text(&file)?;
-        let documents = yaml::load_documents(&text).map_err(|source| RenderError::Yaml {
+        let documents = yaml::load_documents_within(&text, repo.yaml_budget()).map_err(|source| RenderError::Yaml {
             path: file.clone(),
             source,
         })?;

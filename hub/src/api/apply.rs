@@ -21,6 +21,9 @@ use crate::store::{NewAppSet, StoreError};
 
 /// Largest YAML accepted in one call.
 const MAX_YAML_BYTES: usize = 4 * 1024 * 1024;
+/// What YAML aliases may add to one call's documents, in bytes of the loaded value: the documents
+/// this call takes (Applications, sets, projects) are small, and every caller may send one.
+const MAX_ALIAS_BYTES: u64 = 4 * 1024 * 1024;
 
 pub(super) async fn apply(
     api: &HubApi,
@@ -33,7 +36,8 @@ pub(super) async fn apply(
             req.yaml.len()
         )));
     }
-    let documents = edgecd_render::yaml::load_documents(&req.yaml)
+    let budget = edgecd_render::yaml::Budget::new(MAX_ALIAS_BYTES);
+    let documents = edgecd_render::yaml::load_documents_within(&req.yaml, &budget)
         .map_err(|e| Status::invalid_argument(format!("manifests: {e}")))?;
     let mut parsed = Vec::new();
     let mut refused = Vec::new();

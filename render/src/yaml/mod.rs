@@ -3,12 +3,17 @@
 //! Scalars are typed the way kustomize's YAML decoder (go-yaml v3) types them before it turns every object
 //! into JSON: plain `true`/`false`/`null`/`~`, Go-style integers (`0x10`, `010`, `1_000`), floats, dates.
 //! Quoted and block scalars are always strings.
-//! Anchors and aliases are expanded; the total number of nodes produced by aliases is capped so that
-//! "billion laughs" documents are refused instead of exhausting memory.
+//! Anchors and aliases are expanded. What aliases add is measured in bytes of the loaded value (every node
+//! costs [`NODE_COST`] plus the bytes of its string or key), not in nodes, and charged to a [`Budget`]:
+//! a one-megabyte string referenced twenty thousand times is refused as surely as a "billion laughs"
+//! tree of tiny nodes. Every YAML entry point (the renderer, the hub's `ApplyManifests`, git generators)
+//! loads through this module; the renderer shares one budget across all files of a render.
 
 mod emit;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
@@ -16,8 +21,12 @@ use serde_json::{Map, Number, Value};
 pub(crate) use emit::format_number as format_number_plain;
 pub use emit::{to_yaml, to_yaml_document};
 
-/// Nodes that aliases may add to one file, in total (the largest real manifests stay far below this).
-pub const MAX_ALIAS_EXPANSION: usize = 1_000_000;
+/// Bytes that aliases may add to one load (one file, or one `ApplyManifests` call) when no shared
+/// [`Budget`] is given (the largest real manifests stay far below this).
+pub const MAX_ALIAS_EXPANSION_BYTES: u64 = 32 * 1024 * 1024;
+/// What one node of a loaded value costs, besides the bytes of its string or mapping key: about the size
+/// of a `serde_json::Value` plus a map entry's bookkeeping.
+pub const NODE_COST: u64 = 48;
 /// Deepest nesting accepted (keeps the recursive transformers far from stack exhaustion).
 pub const MAX_DEPTH: usize = 200;
 
@@ -34,13 +43,15 @@ pub enum YamlError {
         /// The parser's message.
         message: String,
     },
-    /// Aliases would expand to too many nodes.
+    /// Aliases would expand to more bytes than the budget allows.
     #[error(
-        "yaml: alias expansion exceeds the limit of {MAX_ALIAS_EXPANSION} nodes (line {line}); refusing a possible alias bomb"
+        "yaml: line {line}: aliases expand to more than {limit} bytes; refusing a possible alias bomb"
     )]
     AliasLimit {
         /// 1-based line of the alias that crossed the limit.
         line: usize,
+        /// The budget in bytes that was exhausted.
+        limit: u64,
     },
     /// An alias names an anchor that was not defined before it.
     #[error("yaml: line {line}: unknown anchor referenced by alias")]
@@ -70,9 +81,60 @@ pub enum YamlError {
     },
 }
 
-/// Parses every document of a YAML stream (empty documents come back as `Value::Null`).
+/// A byte budget for alias expansion, shared by every load that is given it (clones share it).
+#[derive(Debug, Clone)]
+pub struct Budget {
+    limit: u64,
+    used: Arc<AtomicU64>,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Budget {
+        Budget {
+            limit,
+            used: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The budget's size in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes charged so far.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Charges `bytes`; `false` (and nothing charged) when that would exceed the limit.
+    fn charge(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Budget {
+        Budget::new(MAX_ALIAS_EXPANSION_BYTES)
+    }
+}
+
+/// Parses every document of a YAML stream (empty documents come back as `Value::Null`), with a
+/// budget of [`MAX_ALIAS_EXPANSION_BYTES`] for aliases.
 pub fn load_documents(text: &str) -> Result<Vec<Value>, YamlError> {
-    let mut loader = Loader::default();
+    load_documents_within(text, &Budget::default())
+}
+
+/// Parses every document of a YAML stream, charging what aliases add to `budget`.
+pub fn load_documents_within(text: &str, budget: &Budget) -> Result<Vec<Value>, YamlError> {
+    let mut loader = Loader {
+        budget: budget.clone(),
+        ..Loader::default()
+    };
     let mut parser = Parser::new_from_str(text);
     let mut documents = Vec::new();
     while let Some(next) = parser.next_event() {
@@ -93,7 +155,12 @@ pub fn load_documents(text: &str) -> Result<Vec<Value>, YamlError> {
 
 /// Parses a single-document YAML text (the first document; `Null` when there is none).
 pub fn load_one(text: &str) -> Result<Value, YamlError> {
-    Ok(load_documents(text)?
+    load_one_within(text, &Budget::default())
+}
+
+/// Parses a single-document YAML text, charging what aliases add to `budget`.
+pub fn load_one_within(text: &str, budget: &Budget) -> Result<Value, YamlError> {
+    Ok(load_documents_within(text, budget)?
         .into_iter()
         .next()
         .unwrap_or(Value::Null))
@@ -104,9 +171,10 @@ pub fn load_one(text: &str) -> Result<Value, YamlError> {
 #[derive(Debug, Default)]
 struct Loader {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Value, usize)>,
+    /// Each anchored value with its cost in bytes.
+    anchors: HashMap<usize, (Value, u64)>,
     document: Option<Value>,
-    expanded: usize,
+    budget: Budget,
 }
 
 #[derive(Debug)]
@@ -114,14 +182,16 @@ enum Frame {
     Seq {
         items: Vec<Value>,
         anchor: usize,
-        size: usize,
+        /// Cost in bytes of the node so far.
+        size: u64,
     },
     Map {
         map: Map<String, Value>,
         key: Option<String>,
         merges: Vec<Value>,
         anchor: usize,
-        size: usize,
+        /// Cost in bytes of the node so far (keys included).
+        size: u64,
     },
 }
 
@@ -132,17 +202,18 @@ impl Loader {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag_suffix = tag.as_ref().map(|t| t.suffix.clone());
                 let value = resolve_scalar(&text, style, tag_suffix.as_deref());
+                let cost = scalar_cost(&text);
                 if self.expects_key() {
                     return self.push_key(text.into_owned(), line, anchor, value);
                 }
-                self.finish(value, 1, anchor, line)
+                self.finish(value, cost, anchor, line)
             }
             Event::SequenceStart(anchor, _) => {
                 self.check_depth(line)?;
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
                     anchor,
-                    size: 1,
+                    size: NODE_COST,
                 });
                 Ok(())
             }
@@ -153,7 +224,7 @@ impl Loader {
                     key: None,
                     merges: Vec::new(),
                     anchor,
-                    size: 1,
+                    size: NODE_COST,
                 });
                 Ok(())
             }
@@ -182,11 +253,15 @@ impl Loader {
                 let Some((value, size)) = self.anchors.get(&id) else {
                     return Err(YamlError::UnknownAlias { line });
                 };
-                let (value, size) = (value.clone(), *size);
-                self.expanded = self.expanded.saturating_add(size);
-                if self.expanded > MAX_ALIAS_EXPANSION {
-                    return Err(YamlError::AliasLimit { line });
+                // Charged before the copy is made: the budget, not the allocator, says no.
+                let size = *size;
+                if !self.budget.charge(size) {
+                    return Err(YamlError::AliasLimit {
+                        line,
+                        limit: self.budget.limit(),
+                    });
                 }
+                let value = value.clone();
                 if self.expects_key() {
                     let Value::String(key) = value else {
                         return Err(YamlError::ComplexKey { line });
@@ -218,9 +293,16 @@ impl Loader {
         value: Value,
     ) -> Result<(), YamlError> {
         if anchor != 0 {
-            self.anchors.insert(anchor, (value, 1));
+            self.anchors.insert(anchor, (value, scalar_cost(&text)));
         }
-        if let Some(Frame::Map { map, key, .. }) = self.stack.last_mut() {
+        if let Some(Frame::Map {
+            map,
+            key,
+            size: parent,
+            ..
+        }) = self.stack.last_mut()
+        {
+            *parent = parent.saturating_add(text.len() as u64);
             if text != "<<" && map.contains_key(&text) {
                 return Err(YamlError::DuplicateKey { line, key: text });
             }
@@ -233,7 +315,7 @@ impl Loader {
     fn finish(
         &mut self,
         value: Value,
-        size: usize,
+        size: u64,
         anchor: usize,
         line: usize,
     ) -> Result<(), YamlError> {
@@ -270,6 +352,11 @@ impl Loader {
         }
         Ok(())
     }
+}
+
+/// What a scalar node costs in a loaded value.
+fn scalar_cost(text: &str) -> u64 {
+    NODE_COST.saturating_add(text.len() as u64)
 }
 
 /// Applies YAML merge keys (`<<: *base` or `<<: [*a, *b]`): explicit keys win, earlier merges win.
@@ -466,6 +553,51 @@ mod tests {
         }
         let err = load_documents(&text).unwrap_err();
         assert!(err.to_string().contains("alias"), "{err}");
+    }
+
+    /// The review's file: one large string referenced many times. Counting nodes let it expand to
+    /// gigabytes; counting bytes refuses it before the budget's worth is copied.
+    #[test]
+    fn aliases_of_a_large_string_are_refused_by_bytes() {
+        let text = amplifying_file(1 << 20, 20_000);
+        assert!(text.len() < 1_200_000, "{}", text.len());
+        let err = load_documents(&text).unwrap_err();
+        assert!(
+            matches!(err, YamlError::AliasLimit { line: 2, limit } if limit == MAX_ALIAS_EXPANSION_BYTES),
+            "{err}"
+        );
+        assert!(err.to_string().contains("bytes"), "{err}");
+        // As a mapping key too, and through a merge key.
+        let big = "v".repeat(1 << 20);
+        let keys: String = (0..64).map(|i| format!("k{i}: *a\n")).collect();
+        let err = load_documents(&format!("a: &a \"{big}\"\nm:\n{keys}")).unwrap_err();
+        assert!(matches!(err, YamlError::AliasLimit { .. }), "{err}");
+        let merges: String = (0..64).map(|i| format!("m{i}: {{<<: *a}}\n")).collect();
+        let err = load_documents(&format!("a: &a {{x: \"{big}\"}}\n{merges}")).unwrap_err();
+        assert!(matches!(err, YamlError::AliasLimit { .. }), "{err}");
+    }
+
+    /// Small aliases stay well inside the budget, and what they add is what is charged.
+    #[test]
+    fn a_shared_budget_is_charged_by_every_load() {
+        let budget = Budget::new(10 * 1024);
+        let text = amplifying_file(1000, 4);
+        let doc = load_one_within(&text, &budget).unwrap();
+        assert_eq!(doc["y"].as_array().map(Vec::len), Some(4));
+        let charged = budget.used();
+        assert_eq!(charged, 4 * (NODE_COST + 1000), "{charged}");
+        // The same file again fits; a third time no longer does.
+        load_one_within(&text, &budget).unwrap();
+        let err = load_one_within(&text, &budget).unwrap_err();
+        assert!(matches!(err, YamlError::AliasLimit { limit: 10240, .. }), "{err}");
+        // A fresh default budget per plain load.
+        load_one(&text).unwrap();
+    }
+
+    /// `x: &a "<len chars>"` and `y: [*a, …]` with `refs` aliases.
+    fn amplifying_file(len: usize, refs: usize) -> String {
+        let refs = vec!["*a"; refs].join(", ");
+        format!("x: &a \"{}\"\ny: [{refs}]\n", "v".repeat(len))
     }
 
     #[test]
