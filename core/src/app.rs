@@ -261,6 +261,291 @@ impl ApplicationSpec {
     }
 }
 
+/// Why a spec, its labels or one of its fields was refused: the field path (`spec.source.path`) and the cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    pub field: String,
+    pub message: String,
+}
+
+impl SpecError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Longest `source.path` accepted, in bytes.
+pub const MAX_SOURCE_PATH_BYTES: usize = 1024;
+/// Longest `source.repoURL` accepted, in bytes.
+pub const MAX_REPO_URL_BYTES: usize = 2048;
+/// Longest `source.targetRevision` accepted, in bytes (a ref name or a commit).
+pub const MAX_REVISION_BYTES: usize = 255;
+
+/// A value quoted for an error message: at most 64 characters, so a huge input is not echoed back.
+fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    if value.chars().count() <= MAX {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX).collect();
+        format!("{head:?}… ({} bytes)", value.len())
+    }
+}
+
+/// Checks `source.path`: relative to the repository root and inside it. Empty (or `.`) is the root.
+pub fn check_source_path(path: &str) -> Result<(), String> {
+    if path.len() > MAX_SOURCE_PATH_BYTES {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_SOURCE_PATH_BYTES} are accepted",
+            path.len()
+        ));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(format!(
+            "{} holds a control character (NUL, newline, …)",
+            shown(path)
+        ));
+    }
+    if path.starts_with('/') || path.starts_with('\\') {
+        return Err(format!(
+            "{} is absolute; name a directory relative to the repository root",
+            shown(path)
+        ));
+    }
+    let mut depth: usize = 0;
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                depth = depth.checked_sub(1).ok_or_else(|| {
+                    format!(
+                        "{} leaves the repository ('..' above its root)",
+                        shown(path)
+                    )
+                })?;
+            }
+            _ => depth += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Checks a repository URL: `https://`, `http://`, `ssh://` (also `git+ssh://`, `ssh+git://`), `git://`,
+/// `file://` and absolute paths (as the git cache accepts them), or scp-like `user@host:path` (as Argo CD, the
+/// user is required, so `javascript:…` is not taken for a host). No credentials in the URL: they belong in
+/// repository credentials.
+pub fn check_repo_url(url: &str) -> Result<(), String> {
+    if url.trim().is_empty() {
+        return Err("required".into());
+    }
+    if url.len() > MAX_REPO_URL_BYTES {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_REPO_URL_BYTES} are accepted",
+            url.len()
+        ));
+    }
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "{} holds whitespace or a control character",
+            shown(url)
+        ));
+    }
+    const EXPECTED: &str =
+        "expected https://, http://, ssh://, git://, file://, an absolute path or user@host:path";
+    if url.starts_with('/') {
+        return Ok(());
+    }
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        let ssh = match scheme.as_str() {
+            "https" | "http" | "git" => false,
+            "ssh" | "git+ssh" | "ssh+git" => true,
+            "file" => {
+                return if rest.starts_with('/') {
+                    Ok(())
+                } else {
+                    Err("file:// URLs need an absolute path".into())
+                };
+            }
+            _ => {
+                return Err(format!(
+                    "{} has an unsupported scheme {scheme:?} ({EXPECTED})",
+                    shown(url)
+                ));
+            }
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (user, host) = match authority.rsplit_once('@') {
+            Some((user, host)) => (Some(user), host),
+            None => (None, authority),
+        };
+        if host.is_empty() {
+            return Err(format!("{} names no host", shown(url)));
+        }
+        if !host_chars_ok(host) {
+            return Err(format!("{} has an invalid host", shown(url)));
+        }
+        return match user {
+            None => Ok(()),
+            Some(user) if ssh && !user.is_empty() && !user.contains(':') => Ok(()),
+            Some(_) => Err(format!(
+                "{} carries credentials; store them as repository credentials instead",
+                shown(url)
+            )),
+        };
+    }
+    // scp-like: user@host:path, the colon before any slash.
+    if let Some((authority, path)) = url.split_once(':')
+        && !authority.contains('/')
+        && let Some((user, host)) = authority.rsplit_once('@')
+    {
+        if user.is_empty() || user.contains(':') || host.is_empty() || !host_chars_ok(host) {
+            return Err(format!("{} is not a valid user@host:path URL", shown(url)));
+        }
+        if path.is_empty() {
+            return Err(format!("{} names no repository path", shown(url)));
+        }
+        return Ok(());
+    }
+    Err(format!(
+        "{} is not a supported URL ({EXPECTED})",
+        shown(url)
+    ))
+}
+
+/// Host names, IPv4 and `[IPv6]` addresses, with an optional port.
+fn host_chars_ok(host: &str) -> bool {
+    host.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'))
+}
+
+/// A DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+fn is_dns_label(text: &str) -> bool {
+    let b = text.as_bytes();
+    let end_ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|&c| end_ok(c) || c == b'-')
+        && b.first().is_some_and(|&c| end_ok(c))
+        && b.last().is_some_and(|&c| end_ok(c))
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+fn is_dns_subdomain(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 253 && text.split('.').all(is_dns_label)
+}
+
+/// A label name or value: `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, at most 63 characters.
+fn is_label_name(text: &str) -> bool {
+    let b = text.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// Checks a destination namespace: empty (the manifests name their own) or a DNS-1123 label.
+pub fn check_namespace(namespace: &str) -> Result<(), String> {
+    if namespace.is_empty() || is_dns_label(namespace) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a valid namespace: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
+            shown(namespace)
+        ))
+    }
+}
+
+/// Checks a label key as Kubernetes does: an optional DNS-subdomain prefix (at most 253 characters) and `/`,
+/// then a name of at most 63 characters (`[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`).
+pub fn check_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix
+        && !is_dns_subdomain(prefix)
+    {
+        return Err(format!(
+            "key {}: the prefix must be a DNS subdomain of at most 253 characters",
+            shown(key)
+        ));
+    }
+    if !is_label_name(name) {
+        return Err(format!(
+            "key {}: the name must be 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+            shown(key)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a label value as Kubernetes does: empty, or at most 63 characters (`[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`).
+pub fn check_label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() || is_label_name(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "value {} must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+            shown(value)
+        ))
+    }
+}
+
+/// Checks every key and value of a label map; `field` names it in the error (`metadata.labels`).
+pub fn validate_labels(labels: &BTreeMap<String, String>, field: &str) -> Result<(), SpecError> {
+    for (key, value) in labels {
+        let at = || format!("{field}[{}]", shown(key));
+        check_label_key(key).map_err(|m| SpecError::new(field, m))?;
+        check_label_value(value).map_err(|m| SpecError::new(at(), m))?;
+    }
+    Ok(())
+}
+
+impl ApplicationSource {
+    /// Checks what the hub can check before any spoke sees the source: the repository URL's form, a
+    /// bounded revision, and a path that stays inside the repository. Fields are named `source.*`.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_repo_url(&self.repo_url).map_err(|m| SpecError::new("source.repoURL", m))?;
+        if self.target_revision.len() > MAX_REVISION_BYTES
+            || self.target_revision.chars().any(char::is_control)
+        {
+            return Err(SpecError::new(
+                "source.targetRevision",
+                format!(
+                    "{} is not a revision (at most {MAX_REVISION_BYTES} bytes, no control characters)",
+                    shown(&self.target_revision)
+                ),
+            ));
+        }
+        check_source_path(&self.path).map_err(|m| SpecError::new("source.path", m))
+    }
+}
+
+impl Destination {
+    /// Checks the namespace (fields named `destination.*`); cluster names are resolved by the hub.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_namespace(&self.namespace).map_err(|m| SpecError::new("destination.namespace", m))
+    }
+}
+
+impl ApplicationSpec {
+    /// Checks the source and destination (fields named `spec.source.path`, `spec.destination.namespace`, …).
+    /// The hub calls this on every create and update (API, `ApplyManifests`, application sets, app of
+    /// apps), so a spec a spoke cannot use is refused where it is written.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let in_spec = |e: SpecError| SpecError::new(format!("spec.{}", e.field), e.message);
+        self.source.validate().map_err(in_spec)?;
+        self.destination.validate().map_err(in_spec)
+    }
+}
+
 /// Identifies one Kubernetes object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -585,6 +870,86 @@ mod tests {
         let back: ApplicationSpec =
             serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
         assert_eq!(back, spec);
+    }
+
+    /// What the hub refuses before a spoke sees it: paths leaving the repository, absolute or with
+    /// control characters, invalid namespaces and label keys, and URLs of other schemes.
+    #[test]
+    fn specs_are_validated_field_by_field() {
+        let spec = |repo: &str, path: &str, namespace: &str| ApplicationSpec {
+            source: ApplicationSource {
+                repo_url: repo.into(),
+                path: path.into(),
+                ..ApplicationSource::default()
+            },
+            destination: Destination {
+                cluster: "edge-1".into(),
+                namespace: namespace.into(),
+                ..Destination::default()
+            },
+            ..ApplicationSpec::default()
+        };
+        let field = |s: ApplicationSpec| s.validate().unwrap_err().field;
+        for repo in [
+            "https://git.example/r.git",
+            "http://127.0.0.1:8080/r",
+            "ssh://git@git.example:22/r",
+            "git://127.0.0.1:9418/r.git",
+            "git@github.com:org/repo.git",
+            "file:///srv/git/r",
+            "/srv/git/r",
+        ] {
+            spec(repo, "apps/web", "web").validate().unwrap();
+        }
+        for path in ["", ".", "apps/../base", "./apps/web/"] {
+            spec("https://git.example/r", path, "").validate().unwrap();
+        }
+        for path in ["../../etc", "apps/../../etc", "/etc", "apps\0x", "a\nb"] {
+            assert_eq!(
+                field(spec("https://git.example/r", path, "web")),
+                "spec.source.path",
+                "{path:?}"
+            );
+        }
+        assert!(check_source_path(&"a/".repeat(600)).is_err());
+        for repo in [
+            "javascript:alert(1)",
+            "javascript://alert(1)",
+            "data:text/html,x",
+            "ftp://git.example/r",
+            "https://user:secret@git.example/r",
+            "",
+        ] {
+            let error = spec(repo, "x", "web").validate().unwrap_err();
+            assert_eq!(error.field, "spec.source.repoURL", "{repo:?}");
+        }
+        for namespace in ["Web", "web_1", "-web", &"n".repeat(64), "a.b"] {
+            assert_eq!(
+                field(spec("https://git.example/r", "x", namespace)),
+                "spec.destination.namespace"
+            );
+        }
+        let labels = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        validate_labels(
+            &labels("app.kubernetes.io/name", "web-1.2_x"),
+            "metadata.labels",
+        )
+        .unwrap();
+        validate_labels(&labels("team", ""), "metadata.labels").unwrap();
+        for (k, v) in [
+            ("k".repeat(10_000), String::new()),
+            ("Bad_Prefix/name".into(), String::new()),
+            (format!("{}/n", "p".repeat(254)), String::new()),
+            ("-k".into(), String::new()),
+            ("".into(), String::new()),
+            ("team".into(), "v".repeat(64)),
+            ("team".into(), "a b".into()),
+        ] {
+            let error = validate_labels(&labels(&k, &v), "metadata.labels").unwrap_err();
+            assert!(error.field.starts_with("metadata.labels"), "{error}");
+            // Huge keys are not echoed back whole.
+            assert!(error.to_string().len() < 400, "{error}");
+        }
     }
 
     #[test]

@@ -429,6 +429,11 @@ fn parse_inner(doc: &Value, api_version: &str, kind: &str) -> Result<Document, (
             normalize_application_spec(&mut spec);
             let spec: ApplicationSpec =
                 serde_json::from_value(spec).map_err(|e| fail("spec", e.to_string()))?;
+            // What a spoke could not use (a path leaving the repository, an invalid namespace or
+            // label, a URL of another scheme) is refused here, not at the spoke.
+            spec.validate().map_err(|e| (e.field, e.message))?;
+            crate::app::validate_labels(&meta.labels, "metadata.labels")
+                .map_err(|e| (e.field, e.message))?;
             let project = project_or_default(&spec.project)?;
             Ok(Document::Application(ImportedApp {
                 name: meta.name,
@@ -794,6 +799,33 @@ mod tests {
         let mut doc = app(base_spec());
         doc["spec"]["syncPolicy"] = json!({"automated": automated});
         doc
+    }
+
+    /// Paths leaving the repository, invalid namespaces and labels, and `javascript:` URLs refuse
+    /// the document, naming the field.
+    #[test]
+    fn invalid_application_values_are_refused_by_field() {
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("path", json!("../../etc"), "spec.source.path"),
+            ("path", json!("/etc"), "spec.source.path"),
+            ("path", json!("a\u{0}b"), "spec.source.path"),
+            (
+                "repoURL",
+                json!("javascript:alert(1)"),
+                "spec.source.repoURL",
+            ),
+        ];
+        for (key, value, field) in cases {
+            let mut spec = base_spec();
+            spec["source"][key] = value;
+            assert_eq!(refused(&app(spec)).field, field);
+        }
+        let mut spec = base_spec();
+        spec["destination"]["namespace"] = json!("Not_A_Namespace");
+        assert_eq!(refused(&app(spec)).field, "spec.destination.namespace");
+        let mut doc = app(base_spec());
+        doc["metadata"]["labels"] = json!({"k".repeat(10_000): "v"});
+        assert_eq!(refused(&doc).field, "metadata.labels");
     }
 
     #[test]
