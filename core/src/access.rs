@@ -51,6 +51,10 @@ pub struct Principal {
     pub admin: bool,
     pub grants: Vec<Grant>,
     pub method: AuthMethod,
+    /// For an API token: its owner as the hub knows them now. The token never
+    /// holds more than its owner does (a role lost by the owner is lost by
+    /// their tokens at their next call). `admin` is already the conjunction.
+    pub on_behalf_of: Option<Box<Principal>>,
 }
 
 impl Principal {
@@ -62,22 +66,30 @@ impl Principal {
             admin: true,
             grants: Vec::new(),
             method: AuthMethod::Disabled,
+            on_behalf_of: None,
         }
     }
 
-    /// The strongest role held in `project` (`Owner` for admins).
+    /// The strongest role held in `project` (`Owner` for admins), capped by
+    /// the role of the owner it acts for, if any.
     pub fn role_in(&self, project: &str, spec: &ProjectSpec) -> Option<ProjectRole> {
-        if self.admin {
-            return Some(ProjectRole::Owner);
+        let own = if self.admin {
+            Some(ProjectRole::Owner)
+        } else {
+            let bound = spec.role_of(&self.subject, &self.groups);
+            let granted = self
+                .grants
+                .iter()
+                .filter(|g| g.covers(project))
+                .map(|g| g.role)
+                .max();
+            bound.max(granted)
+        };
+        match &self.on_behalf_of {
+            // `None` (no role) is the smallest: either side lacking a role denies.
+            Some(owner) => own.min(owner.role_in(project, spec)),
+            None => own,
         }
-        let bound = spec.role_of(&self.subject, &self.groups);
-        let granted = self
-            .grants
-            .iter()
-            .filter(|g| g.covers(project))
-            .map(|g| g.role)
-            .max();
-        bound.max(granted)
     }
 }
 
@@ -179,6 +191,7 @@ mod tests {
             admin: false,
             grants: vec![],
             method: AuthMethod::Password,
+            on_behalf_of: None,
         }
     }
 
@@ -221,6 +234,27 @@ mod tests {
         assert!(decide(&token, Action::Read, Some(("b", &empty))).is_err());
         token.grants[0].project = "*".into();
         assert!(decide(&token, Action::Read, Some(("b", &empty))).is_ok());
+    }
+
+    /// A token holds no more than its owner holds now: an owner demoted from
+    /// deployer to viewer leaves the token read-only, removed leaves it nothing.
+    #[test]
+    fn a_token_is_capped_by_its_owners_current_role() {
+        let mut token = user("token:t1", &[]);
+        token.method = AuthMethod::ApiToken;
+        token.grants = vec![Grant {
+            project: "*".into(),
+            role: ProjectRole::Owner,
+        }];
+        // vic is bound as viewer in `spec()`; olga is deployer through her group.
+        token.on_behalf_of = Some(Box::new(user("vic", &[])));
+        assert!(decide(&token, Action::Read, Some(("a", &spec()))).is_ok());
+        assert!(decide(&token, Action::Operate, Some(("a", &spec()))).is_err());
+        token.on_behalf_of = Some(Box::new(user("olga", &["ops"])));
+        assert!(decide(&token, Action::Operate, Some(("a", &spec()))).is_ok());
+        assert!(decide(&token, Action::Edit, Some(("a", &spec()))).is_err());
+        token.on_behalf_of = Some(Box::new(user("eve", &[])));
+        assert!(decide(&token, Action::Read, Some(("a", &spec()))).is_err());
     }
 
     #[test]

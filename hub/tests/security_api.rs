@@ -505,6 +505,246 @@ async fn api_tokens_are_scoped_and_dead_after_revocation_sessions_after_logout()
     assert_eq!(fleet.commands().await, 0);
 }
 
+/// Review finding 5: an API token carried the grants it was created with,
+/// whatever happened to its owner since. Now it holds no more than its owner
+/// holds at each call; deleting a user ends their sessions and tokens; admins
+/// can list anyone's tokens, others only their own.
+#[tokio::test]
+async fn api_tokens_follow_their_owners_current_roles_and_users_can_be_deleted() {
+    let fleet = fleet(Backend::Sqlite, None).await;
+    let mut api = fleet.client();
+    let root = fleet.login("root").await;
+    let alice = fleet.login("alice").await;
+    let token_for = |roles: Vec<v1::ProjectRole>| v1::CreateApiTokenRequest {
+        name: "ci".into(),
+        roles,
+        admin: false,
+        ttl: None,
+    };
+    let deployer = v1::ProjectRole {
+        project: "team-a".into(),
+        role: v1::ProjectRoleKind::Deployer as i32,
+    };
+    let token = api
+        .create_api_token(authed(&alice, token_for(vec![deployer.clone()])))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    api.sync_application(authed(&token, sync("team-a")))
+        .await
+        .unwrap();
+    let synced = fleet.commands().await;
+
+    // An admin takes alice's binding in team-a away (vic stays a viewer).
+    let mut project = api
+        .get_project(authed(
+            &root,
+            v1::GetProjectRequest {
+                name: "team-a".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    project
+        .roles
+        .retain(|binding| !binding.users.iter().any(|u| u == "alice"));
+    api.update_project(authed(
+        &root,
+        v1::UpdateProjectRequest {
+            project: Some(project),
+            expected_version: 0,
+        },
+    ))
+    .await
+    .unwrap();
+    // Her token is refused at its next call, reading as well as syncing; so is her session.
+    for (who, credential) in [("token", &token), ("session", &alice)] {
+        let err = api
+            .sync_application(authed(credential, sync("team-a")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{who}: {err:?}");
+        let err = api
+            .get_application(authed(
+                credential,
+                v1::GetApplicationRequest {
+                    app: app_ref("team-a"),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{who}: {err:?}");
+    }
+    assert_eq!(fleet.commands().await, synced, "nothing was enqueued");
+
+    // Admins list anyone's tokens; alice may not list root's.
+    let listed = api
+        .list_api_tokens(authed(
+            &root,
+            v1::ListApiTokensRequest {
+                owner: "alice".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.items.len(), 1, "{listed:?}");
+    assert_eq!(listed.items[0].owner, "alice");
+    let err = api
+        .list_api_tokens(authed(
+            &alice,
+            v1::ListApiTokensRequest {
+                owner: "root".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Deleting vic ends his session and his token; non-admins cannot delete users.
+    let vic = fleet.login("vic").await;
+    let viewer = v1::ProjectRole {
+        project: "team-a".into(),
+        role: v1::ProjectRoleKind::Viewer as i32,
+    };
+    let vic_token = api
+        .create_api_token(authed(&vic, token_for(vec![viewer])))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let err = api
+        .delete_user(authed(&alice, v1::DeleteUserRequest { name: "vic".into() }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let deleted = api
+        .delete_user(authed(&root, v1::DeleteUserRequest { name: "vic".into() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((deleted.sessions_ended, deleted.tokens_revoked), (1, 1));
+    assert_session_ended(&mut api, &vic).await;
+    let err = api
+        .who_am_i(authed(&vic_token, v1::WhoAmIRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = api
+        .delete_user(authed(&root, v1::DeleteUserRequest { name: "root".into() }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+}
+
+/// Review finding 3: a project owner widened their own project's limits (every
+/// cluster, every cluster-scoped kind) and then synced a ClusterRoleBinding
+/// onto another team's cluster. Limits are the admins' to change; owners may
+/// change the description.
+#[tokio::test]
+async fn a_project_owner_cannot_widen_the_projects_limits() {
+    let fleet = fleet(Backend::Sqlite, None).await;
+    let mut api = fleet.client();
+    let bob = fleet.login("bob").await;
+    let root = fleet.login("root").await;
+    let current = api
+        .get_project(authed(
+            &bob,
+            v1::GetProjectRequest {
+                name: "team-b".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let update = |project: v1::Project| v1::UpdateProjectRequest {
+        project: Some(project),
+        expected_version: 0,
+    };
+    let every = |namespace: &str| v1::ProjectDestination {
+        cluster_selector: None,
+        cluster_names: vec![],
+        all_clusters: true,
+        namespace: namespace.into(),
+    };
+    let widenings: Vec<(&str, v1::Project)> = vec![
+        (
+            "destinations",
+            v1::Project {
+                destinations: vec![every("*")],
+                ..current.clone()
+            },
+        ),
+        (
+            "cluster-scoped kinds",
+            v1::Project {
+                cluster_resource_allow: vec![v1::GroupKind {
+                    group: "*".into(),
+                    kind: "*".into(),
+                }],
+                ..current.clone()
+            },
+        ),
+        (
+            "source repositories",
+            v1::Project {
+                source_repos: vec!["*".into()],
+                ..current.clone()
+            },
+        ),
+        (
+            "namespaced kinds",
+            v1::Project {
+                namespace_resource_deny: vec![v1::GroupKind {
+                    group: "".into(),
+                    kind: "Secret".into(),
+                }],
+                ..current.clone()
+            },
+        ),
+    ];
+    for (field, project) in widenings {
+        let err = api
+            .update_project(authed(&bob, update(project)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{field}: {err:?}");
+        assert!(
+            err.message()
+                .contains(&format!("bob may not change the {field} of project team-b")),
+            "{field}: {}",
+            err.message()
+        );
+    }
+    // Nothing changed.
+    let after = fleet.store.get_project("team-b").await.unwrap();
+    assert_eq!(after.version, current.version);
+    // The description is the owner's; the limits are the admins'.
+    api.update_project(authed(
+        &bob,
+        update(v1::Project {
+            description: "web of team b".into(),
+            ..current.clone()
+        }),
+    ))
+    .await
+    .unwrap();
+    let widened = api
+        .update_project(authed(
+            &root,
+            update(v1::Project {
+                destinations: vec![every("team-*")],
+                ..current.clone()
+            }),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(widened.destinations[0].all_clusters);
+}
+
 // --- OIDC ---
 
 /// An OIDC provider's signing key (ES256) and its JWKS served over HTTP.

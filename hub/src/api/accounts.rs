@@ -422,12 +422,19 @@ pub(super) async fn create_api_token(
 pub(super) async fn list_api_tokens(
     api: &HubApi,
     call: &Call,
-    _req: v1::ListApiTokensRequest,
+    req: v1::ListApiTokensRequest,
 ) -> Result<v1::ListApiTokensResponse, Status> {
     accounts(api)?;
+    let owner = if req.owner.is_empty() || req.owner == call.principal.subject {
+        call.principal.subject.as_str()
+    } else {
+        // Another owner's tokens: admins only.
+        api.authorize_admin(call)?;
+        req.owner.as_str()
+    };
     let tokens = api
         .store()
-        .list_tokens(&call.principal.subject)
+        .list_tokens(owner)
         .await
         .map_err(|e| store_error(e, "API tokens"))?;
     Ok(v1::ListApiTokensResponse {
@@ -501,6 +508,64 @@ pub(super) async fn create_user(
             roles: self::roles(&grants),
             groups: vec![],
             source: "local".into(),
+        })
+    }
+    .await;
+    api.audit(call, &target, &result).await;
+    result
+}
+
+/// `DeleteUser` (admins): ends the user's sessions, revokes their API tokens,
+/// then removes the account. An admin cannot delete their own account.
+pub(super) async fn delete_user(
+    api: &HubApi,
+    call: &Call,
+    req: v1::DeleteUserRequest,
+) -> Result<v1::DeleteUserResponse, Status> {
+    let accounts = accounts(api)?;
+    let target = format!("user:{}", req.name);
+    let result = async {
+        api.authorize_admin(call)?;
+        if req.name == call.principal.subject {
+            return Err(Status::failed_precondition(format!(
+                "{} cannot delete their own account; another admin can",
+                req.name
+            )));
+        }
+        let what = format!("user {}", req.name);
+        api.store()
+            .get_user(&req.name)
+            .await
+            .map_err(|e| store_error(e, what.clone()))?;
+        let now = OffsetDateTime::now_utc();
+        let mut tokens_revoked = 0u32;
+        for token in api
+            .store()
+            .list_tokens(&req.name)
+            .await
+            .map_err(|e| store_error(e, what.clone()))?
+        {
+            if token.revoked_at.is_none() {
+                api.store()
+                    .revoke_token(&token.id, now)
+                    .await
+                    .map_err(|e| store_error(e, format!("API token {}", token.id)))?;
+                tokens_revoked += 1;
+            }
+        }
+        let sessions_ended = accounts
+            .security()
+            .delete_sessions_of(&req.name)
+            .await
+            .map_err(|e| store_error(e, what.clone()))?;
+        api.store()
+            .delete_user(&req.name)
+            .await
+            .map_err(|e| store_error(e, what))?;
+        tracing::info!(user = %req.name, sessions_ended, tokens_revoked, "User deleted.");
+        Ok(v1::DeleteUserResponse {
+            sessions_ended: u32::try_from(sessions_ended).unwrap_or(u32::MAX),
+            tokens_revoked,
         })
     }
     .await;

@@ -203,6 +203,7 @@ impl HubApi {
                 admin: false,
                 grants: vec![],
                 method: edgecd_core::access::AuthMethod::Disabled,
+                on_behalf_of: None,
             }
         };
         tracing::Span::current().record("subject", principal.subject.as_str());
@@ -742,6 +743,12 @@ impl HubService for HubApi {
     }
     async fn list_users(&self, r: Request<v1::ListUsersRequest>) -> Res<v1::ListUsersResponse> {
         rpc!(self, "ListUsers", r, accounts::list_users)
+    }
+    async fn delete_user(
+        &self,
+        r: Request<v1::DeleteUserRequest>,
+    ) -> Res<v1::DeleteUserResponse> {
+        rpc!(self, "DeleteUser", r, accounts::delete_user)
     }
 
     async fn list_events(&self, r: Request<v1::ListEventsRequest>) -> Res<v1::ListEventsResponse> {

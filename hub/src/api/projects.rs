@@ -113,12 +113,17 @@ pub(super) async fn update(
         let (name, spec) = parse(req.project.as_ref())?;
         let current = api.authorize(call, Action::Edit, &name).await?;
         let what = format!("project {name}");
-        // Only admins may change who holds which role.
-        if !call.principal.admin && spec.roles != current.spec.roles {
-            return Err(Status::permission_denied(format!(
-                "{} may not change the role bindings of {what} (admins only)",
-                call.principal.subject
-            )));
+        // Only admins may change who holds which role, or the project's
+        // limits: an owner who could widen them could reach clusters,
+        // namespaces, repositories and cluster-scoped kinds the admin kept
+        // from the project.
+        if !call.principal.admin {
+            if let Some(field) = changed_limit(&current.spec, &spec) {
+                return Err(Status::permission_denied(format!(
+                    "{} may not change the {field} of {what} (admins only; a project owner may change its description)",
+                    call.principal.subject
+                )));
+            }
         }
         let expected = match req.expected_version {
             0 => current.version,
@@ -135,6 +140,39 @@ pub(super) async fn update(
     .await;
     api.audit(call, &target, &result).await;
     result
+}
+
+/// The first admin-only part of a project that `new` changes, named as the
+/// API names it; `None` when only what owners may edit changed.
+fn changed_limit(
+    old: &edgecd_core::project::ProjectSpec,
+    new: &edgecd_core::project::ProjectSpec,
+) -> Option<&'static str> {
+    // Destructured so that a new field cannot be added without deciding who may change it.
+    let edgecd_core::project::ProjectSpec {
+        description: _,
+        source_repos,
+        destinations,
+        cluster_resource_whitelist,
+        cluster_resource_blacklist,
+        namespace_resource_blacklist,
+        roles,
+    } = new;
+    if &old.roles != roles {
+        Some("role bindings")
+    } else if &old.source_repos != source_repos {
+        Some("source repositories")
+    } else if &old.destinations != destinations {
+        Some("destinations")
+    } else if &old.cluster_resource_whitelist != cluster_resource_whitelist
+        || &old.cluster_resource_blacklist != cluster_resource_blacklist
+    {
+        Some("cluster-scoped kinds")
+    } else if &old.namespace_resource_blacklist != namespace_resource_blacklist {
+        Some("namespaced kinds")
+    } else {
+        None
+    }
 }
 
 pub(super) async fn delete(

@@ -148,6 +148,7 @@ async fn readable_projects_follow_bindings_and_grants() {
         admin: false,
         grants: vec![],
         method: AuthMethod::Password,
+        on_behalf_of: None,
     };
     let readable = api
         .projects_with(&call(vic.clone()), ProjectRole::Viewer)

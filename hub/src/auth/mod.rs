@@ -356,6 +356,7 @@ impl Accounts {
             admin: admin || user.admin,
             grants,
             method: AuthMethod::Password,
+            on_behalf_of: None,
         };
         self.new_session(principal).await
     }
@@ -471,6 +472,7 @@ impl Accounts {
                 admin,
                 grants,
                 method: AuthMethod::ApiToken,
+                on_behalf_of: None,
             },
         })
     }
@@ -496,18 +498,49 @@ impl Accounts {
         if session.expires_at <= OffsetDateTime::now_utc() {
             return Err(AuthError::Expired);
         }
-        let (admin, grants) = roles_to_grants(&session.grants);
-        Ok(Principal {
-            subject: session.subject,
-            groups: session.groups,
-            admin: admin || session.admin,
+        if session.method == "oidc" {
+            // The provider is the source of an OIDC user's groups; they are
+            // learned at login and kept for the session's life.
+            let (admin, grants) = roles_to_grants(&session.grants);
+            return Ok(Principal {
+                subject: session.subject,
+                groups: session.groups,
+                admin: admin || session.admin,
+                grants,
+                method: AuthMethod::Oidc,
+                on_behalf_of: None,
+            });
+        }
+        // A local user's session carries what the account holds now: a user
+        // removed or demoted is so at their next call, not at the session's end.
+        match self.local_user(&session.subject).await? {
+            Some(user) => Ok(Principal {
+                method: AuthMethod::Password,
+                ..user
+            }),
+            None => Err(AuthError::Invalid(format!(
+                "user {} no longer exists; log in again",
+                session.subject
+            ))),
+        }
+    }
+
+    /// A local account as it is now (`None`: there is no such account).
+    async fn local_user(&self, name: &str) -> Result<Option<Principal>, AuthError> {
+        let user = match self.fleet.get_user(name).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(store_unavailable(error)),
+        };
+        let (admin, grants) = roles_to_grants(&user.roles);
+        Ok(Some(Principal {
+            subject: user.name,
+            groups: Vec::new(),
+            admin: admin || user.admin,
             grants,
-            method: if session.method == "oidc" {
-                AuthMethod::Oidc
-            } else {
-                AuthMethod::Password
-            },
-        })
+            method: AuthMethod::Password,
+            on_behalf_of: None,
+        }))
     }
 
     async fn authenticate_api_token(&self, token: &str) -> Result<Principal, AuthError> {
@@ -528,12 +561,29 @@ impl Accounts {
             return Err(AuthError::Expired);
         }
         let (admin, grants) = roles_to_grants(&record.roles);
+        // The token acts for its owner as the owner is now: never more than
+        // they hold at this call. A local owner's account must still exist
+        // (deleting a user also revokes their tokens); an owner without a
+        // local account (OIDC) is bounded by the project bindings that name
+        // them, since the hub learns their groups only when they log in.
+        let owner = match self.local_user(&record.owner).await? {
+            Some(owner) => owner,
+            None => Principal {
+                subject: record.owner.clone(),
+                groups: Vec::new(),
+                admin: false,
+                grants: Vec::new(),
+                method: AuthMethod::Oidc,
+                on_behalf_of: None,
+            },
+        };
         Ok(Principal {
             subject: format!("token:{}", record.id),
             groups: Vec::new(),
-            admin,
+            admin: admin && owner.admin,
             grants,
             method: AuthMethod::ApiToken,
+            on_behalf_of: Some(Box::new(owner)),
         })
     }
 }

@@ -142,6 +142,7 @@ impl OidcVerifier {
             admin,
             grants,
             method: AuthMethod::Oidc,
+            on_behalf_of: None,
         })
     }
 

@@ -610,6 +610,7 @@ async fn permissions<S: HubService>(
             })
             .collect(),
         method: AuthMethod::Password,
+        on_behalf_of: None,
     };
     let spec = match c
         .inner

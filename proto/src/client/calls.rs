@@ -50,6 +50,19 @@ macro_rules! nullary {
     };
 }
 
+impl Client {
+    /// API tokens of `owner` (admins may name anyone; others only themselves).
+    pub async fn list_api_tokens_of(&self, owner: &str) -> Result<ListApiTokensResponse> {
+        self.raw()
+            .list_api_tokens(ListApiTokensRequest {
+                owner: owner.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| Error::from_status(status, "ListApiTokens", &self.endpoint, None))
+    }
+}
+
 fn named(kind: &str, name: &str) -> Option<String> {
     Some(format!("{kind} {name}"))
 }
@@ -73,7 +86,7 @@ nullary! {
     /// Repository credentials (their secrets are never returned).
     list_repositories(ListRepositoriesRequest {}) -> ListRepositoriesResponse, "ListRepositories";
     /// The caller's API tokens.
-    list_api_tokens(ListApiTokensRequest {}) -> ListApiTokensResponse, "ListApiTokens";
+    list_api_tokens(ListApiTokensRequest::default()) -> ListApiTokensResponse, "ListApiTokens";
     /// Local users.
     list_users(ListUsersRequest {}) -> ListUsersResponse, "ListUsers";
 }
@@ -170,6 +183,8 @@ unary! {
     revoke_api_token(RevokeApiTokenRequest) -> RevokeApiTokenResponse, "RevokeApiToken", |r| named("API token", &r.id);
     /// Creates a local user.
     create_user(CreateUserRequest) -> UserInfo, "CreateUser", |_r| None;
+    /// Removes a local user (admins): their sessions end and their API tokens are revoked.
+    delete_user(DeleteUserRequest) -> DeleteUserResponse, "DeleteUser", |r| named("user", &r.name);
     /// One page of events; see [`Client::events`].
     list_events(ListEventsRequest) -> ListEventsResponse, "ListEvents", |_r| None;
     /// One page of the audit log; see [`Client::audit_log`].
