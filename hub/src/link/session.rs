@@ -418,6 +418,9 @@ pub(super) async fn run(
                     session.policies_dirty = true;
                     // Cluster relabelling carries no signal to the session either.
                     session.appsets_dirty = true;
+                    // Nor does a set scoped to this cluster, which entitles it
+                    // to its project's credentials (sent only when changed).
+                    session.credentials_dirty = true;
                 }
                 session.flush().await?;
             }
@@ -888,6 +891,8 @@ impl Session<'_> {
         batch: &StatusBatch,
         messages: u64,
     ) -> Result<(), SessionError> {
+        let admitted = self.admit_edge_apps(batch).await?;
+        let batch = admitted.as_ref().unwrap_or(batch);
         let outcome = self
             .ctx
             .store
@@ -909,6 +914,102 @@ impl Session<'_> {
             );
         }
         Ok(())
+    }
+
+    /// Edge-created apps are admitted by hub-defined facts only, never by what
+    /// the spoke says of them (docs/security.md, "Edge-created apps"): the
+    /// owner it names must be of its own cluster, and the app's project must
+    /// exist and either allow this cluster (and the app's namespace and
+    /// repository) by its policy, or own a set that the hub scoped to this
+    /// cluster and that the app names as its owner. `None`: every report
+    /// stands; otherwise the batch without the refused reports.
+    async fn admit_edge_apps(
+        &self,
+        batch: &StatusBatch,
+    ) -> Result<Option<StatusBatch>, SessionError> {
+        if batch.reports.iter().all(|r| r.autonomous.is_none()) {
+            return Ok(None);
+        }
+        let cluster = self.name();
+        let record = self.ctx.store.get_cluster(cluster).await?;
+        let sets: HashSet<(String, String)> = self
+            .ctx
+            .store
+            .appsets()
+            .list_appsets(&[], Some(cluster))
+            .await?
+            .into_iter()
+            .map(|s| (s.project, s.name))
+            .collect();
+        let mut projects: HashMap<String, Option<edgecd_core::project::ProjectSpec>> =
+            HashMap::new();
+        let mut refused = Vec::new();
+        for (index, report) in batch.reports.iter().enumerate() {
+            let Some(edge) = &report.autonomous else {
+                continue;
+            };
+            let spec = match projects.get(&report.project) {
+                Some(spec) => spec.clone(),
+                None => {
+                    let spec = match self.ctx.store.get_project(&report.project).await {
+                        Ok(record) => Some(record.spec),
+                        Err(StoreError::NotFound { .. }) => None,
+                        Err(error) => return Err(error.into()),
+                    };
+                    projects.insert(report.project.clone(), spec.clone());
+                    spec
+                }
+            };
+            let why = match (&edge.owner, spec) {
+                (Some(owner), _) if owner.scope != cluster => Some(format!(
+                    "it names an owner of scope {:?}, not of this cluster",
+                    owner.scope
+                )),
+                (_, None) => Some(format!("project {} does not exist", report.project)),
+                (Some(owner), Some(_))
+                    if owner.kind == "ApplicationSet"
+                        && owner.project == report.project
+                        && sets.contains(&(owner.project.clone(), owner.name.clone())) =>
+                {
+                    None
+                }
+                (_, Some(spec)) => spec
+                    .check_destination(
+                        &report.project,
+                        cluster,
+                        &record.labels,
+                        &edge.spec.destination.namespace,
+                    )
+                    .and_then(|()| spec.check_source(&report.project, &edge.spec.source.repo_url))
+                    .err()
+                    .map(|violation| violation.to_string()),
+            };
+            if let Some(why) = why {
+                tracing::warn!(
+                    project = %report.project,
+                    app = %report.name,
+                    reason = %why,
+                    "An edge-created app was refused."
+                );
+                refused.push(index);
+            }
+        }
+        if refused.is_empty() {
+            return Ok(None);
+        }
+        let mut admitted = batch.clone();
+        let mut index = 0;
+        admitted.reports.retain(|_| {
+            let keep = !refused.contains(&index);
+            index += 1;
+            keep
+        });
+        self.ctx
+            .config
+            .counters
+            .edge_apps_refused
+            .inc_by(refused.len() as u64);
+        Ok(Some(admitted))
     }
 
     async fn acknowledged(&mut self, ack: u64) -> Result<(), SessionError> {

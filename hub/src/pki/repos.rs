@@ -1,4 +1,4 @@
-//! Repository credentials at the hub: sealed at rest with the master key, never returned by the API, and selected per cluster for delivery over its stream (only credentials of projects that have apps on that cluster).
+//! Repository credentials at the hub: sealed at rest with the master key, never returned by the API, and selected per cluster for delivery over its stream (only credentials of projects the hub put on that cluster).
 
 use std::collections::BTreeSet;
 
@@ -9,6 +9,7 @@ use super::{MasterKey, PkiError};
 use crate::store::model::Redacted;
 use crate::store::security::RepoCredentialRecord;
 use crate::store::{AppFilter, AppQuery, SecurityStore, Store};
+use edgecd_core::app::AppOrigin;
 
 /// The secret part of a credential, sealed as JSON.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,15 +84,26 @@ pub fn open(sealer: &MasterKey, record: &RepoCredentialRecord) -> Result<RepoSec
     })
 }
 
-/// Projects with at least one app on `cluster`.
+/// Projects the hub itself put on `cluster`: those of the hub-defined apps
+/// whose destination it is, and those of the application sets the hub scoped
+/// to it (their apps are generated at the edge). Never what the spoke reports:
+/// an edge-created app entitles its cluster to nothing, so a compromised spoke
+/// cannot claim a project to obtain its credentials.
 async fn projects_on(fleet: &dyn Store, cluster: &str) -> Result<BTreeSet<String>, PkiError> {
-    let mut projects = BTreeSet::new();
+    let mut projects: BTreeSet<String> = fleet
+        .appsets()
+        .list_appsets(&[], Some(cluster))
+        .await?
+        .into_iter()
+        .map(|set| set.project)
+        .collect();
     let mut cursor = None;
     loop {
         let page = fleet
             .list_apps(&AppQuery {
                 filter: AppFilter {
                     clusters: vec![cluster.to_owned()],
+                    origin: Some(AppOrigin::Managed),
                     ..AppFilter::default()
                 },
                 sort: Default::default(),

@@ -1519,8 +1519,14 @@ pub async fn ingest_events(
     }
     for event in events {
         let result = sqlx::query(
+            // A cluster speaks only for its own apps: an event naming an app
+            // that runs elsewhere (or nowhere) is dropped; cluster-wide
+            // events (no app) are kept for the cluster's own event list.
             "INSERT INTO events (cluster, id, project, app, resource, severity, reason, message, time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (cluster, id) DO NOTHING",
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+             WHERE ($3 = '' AND $4 = '') OR EXISTS (SELECT 1 FROM applications \
+               WHERE project = $3 AND name = $4 AND cluster = $1) \
+             ON CONFLICT (cluster, id) DO NOTHING",
         )
         .bind(cluster)
         .bind(&event.id)
