@@ -56,3 +56,27 @@ pub(crate) fn run(command: &mut std::process::Command) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// Caps this process's address space at `bytes` (`RLIMIT_AS`, set with
+/// util-linux's `prlimit`), so that a test of an amplification attack fails
+/// with an allocation failure instead of exhausting the machine. Set it once,
+/// early, in a test binary of its own: it applies to every thread.
+pub fn limit_address_space(bytes: u64) -> Result<(), Error> {
+    let pid = std::process::id().to_string();
+    let limit = format!("--as={bytes}");
+    let output = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &limit])
+        .output()
+        .map_err(|source| Error::Io {
+            what: "running prlimit".into(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(Error::Command {
+            command: format!("prlimit --pid {pid} {limit}"),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
