@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgecd_core::app::{AppOrigin, OperationPhase};
+use edgecd_core::link::backoff::SessionOutcome;
 use edgecd_core::link::{
     Backoff, Capabilities, Inbox, Outbox, OutboxError, ProtocolVersion, Receipt, digest,
 };
@@ -64,6 +65,8 @@ pub struct HubLinkConfig {
     /// the Secret `edgecd-hub-repo-credentials`). Without it the spoke does not announce
     /// `repo-credentials.v1`.
     pub credentials: Option<crate::credentials::CredentialSources>,
+    /// Receives every reconnect delay the link chooses (tests and diagnostics); `None` in production.
+    pub reconnect_delays: Option<mpsc::UnboundedSender<Duration>>,
 }
 
 impl HubLinkConfig {
@@ -98,6 +101,7 @@ impl HubLinkConfig {
             appsets: None,
             server_url: String::new(),
             credentials: None,
+            reconnect_delays: None,
         }
     }
 }
@@ -167,6 +171,8 @@ struct Link {
     agreed: Option<Capabilities>,
     /// A full status report is owed (after Welcome, a resync request, or a full buffer).
     snapshot_owed: bool,
+    /// When the current stream got its Welcome (`None` before, and for a failed attempt).
+    established_at: Option<tokio::time::Instant>,
 }
 
 /// Runs the hub link until `shutdown` resolves: connect, run a session,
@@ -211,37 +217,35 @@ pub async fn run(
         events: reports::EventBuffer::new(EVENT_BUFFER),
         agreed: None,
         snapshot_owed: true,
+        established_at: None,
     };
     let mut backoff = Backoff::reconnect();
     tokio::pin!(shutdown);
     loop {
-        let retry_after = tokio::select! {
+        link.established_at = None;
+        let result = tokio::select! {
             _ = &mut shutdown => break,
-            result = link.connect_and_serve(&mut events) => match result {
-                Ok(()) => {
-                    backoff.reset();
-                    None
-                }
-                Err(LinkError::GoAway { reason, message, retry_after }) => {
-                    tracing::warn!(?reason, %message, "The hub asked this spoke to go away.");
-                    if reason == go_away::Reason::Replaced {
-                        // Another stream of ours is newer: this one is stale.
-                        backoff.reset();
-                    }
-                    retry_after
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "Hub link failed.");
-                    None
-                }
-            },
+            result = link.connect_and_serve(&mut events) => result,
         };
-        let delay = backoff.next_delay(&mut rand::rng(), retry_after);
+        let lasted = link.established_at.map(|at| at.elapsed());
+        match &result {
+            Ok(()) => tracing::info!("The hub closed the stream."),
+            Err(LinkError::GoAway {
+                reason, message, ..
+            }) => {
+                tracing::warn!(?reason, %message, "The hub asked this spoke to go away.");
+            }
+            Err(error) => tracing::warn!(%error, "Hub link failed."),
+        }
+        let delay = backoff.delay_after(&mut rand::rng(), session_outcome(&result, lasted));
         tracing::info!(
             ?delay,
             buffered = link.outbox.len(),
             "Reconnecting to the hub later."
         );
+        if let Some(observer) = &link.config.reconnect_delays {
+            let _ = observer.send(delay);
+        }
         tokio::select! {
             _ = &mut shutdown => break,
             () = tokio::time::sleep(delay) => {}
@@ -250,6 +254,35 @@ pub async fn run(
         }
     }
     watch.abort();
+}
+
+/// How a connection attempt ended, for the reconnect backoff: `lasted` is how long the session ran
+/// after the hub's Welcome (`None`: it never got one).
+///
+/// A `GoAway` draining or replaced ending an established session is the hub moving this spoke on
+/// purpose: the backoff resets and the hub's retry-after is the delay. A session that ran for a
+/// while resets it too; failures before Welcome (unreachable, TLS, refused, `GoAway` instead of
+/// Welcome) grow it.
+fn session_outcome(result: &Result<(), LinkError>, lasted: Option<Duration>) -> SessionOutcome {
+    let hinted = match result {
+        Err(LinkError::GoAway {
+            reason,
+            retry_after,
+            ..
+        }) => Some((*reason, *retry_after)),
+        _ => None,
+    };
+    match (lasted, hinted) {
+        (None, hinted) => SessionOutcome::Failed {
+            retry_after: hinted.and_then(|(_, retry_after)| retry_after),
+        },
+        (Some(_), Some((go_away::Reason::Draining | go_away::Reason::Replaced, retry_after))) => {
+            SessionOutcome::Redirected { retry_after }
+        }
+        // Revoked, overloaded, an unsupported protocol: not a healthy end, the hint is a floor.
+        (Some(_), Some((_, retry_after))) => SessionOutcome::Failed { retry_after },
+        (Some(lasted), None) => SessionOutcome::Ended { lasted },
+    }
 }
 
 fn uuid_like() -> String {
@@ -337,6 +370,7 @@ impl Link {
             .unwrap_or_default();
         hello.server_url = String::new();
         let mut session = handshake(channel, &hello).await?;
+        self.established_at = Some(tokio::time::Instant::now());
         let negotiated = session.negotiated.clone();
         tracing::info!(hub = %negotiated.hub_replica, resume = negotiated.resume_spoke_seq, "Connected to the hub.");
         // Drop what the hub has and resend the rest first.
@@ -1361,4 +1395,73 @@ async fn send(
         })
         .await
         .map_err(|_| LinkError::Closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn go_away(reason: go_away::Reason, retry_after: Option<Duration>) -> Result<(), LinkError> {
+        Err(LinkError::GoAway {
+            reason,
+            message: "draining".into(),
+            retry_after,
+        })
+    }
+
+    /// Regression (issue 17, finding 7): a drain of an established session used to grow the backoff like a
+    /// failure, so every hub drain pushed the next reconnect further out (1.9 s → 51 s).
+    #[test]
+    fn a_drain_or_replacement_of_an_established_session_is_a_redirect() {
+        let hint = Some(Duration::from_secs(1));
+        for reason in [go_away::Reason::Draining, go_away::Reason::Replaced] {
+            assert_eq!(
+                session_outcome(&go_away(reason, hint), Some(Duration::from_millis(50))),
+                SessionOutcome::Redirected { retry_after: hint }
+            );
+        }
+        let mut backoff = Backoff::reconnect();
+        let mut rng = rand::rng();
+        for _ in 0..10 {
+            let outcome = session_outcome(
+                &go_away(go_away::Reason::Draining, hint),
+                Some(Duration::from_secs(1)),
+            );
+            let delay = backoff.delay_after(&mut rng, outcome);
+            assert!(delay <= Duration::from_millis(1200), "{delay:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_before_welcome_and_revocations_are_failures() {
+        let hint = Some(Duration::from_secs(3));
+        assert_eq!(
+            session_outcome(&go_away(go_away::Reason::Draining, hint), None),
+            SessionOutcome::Failed { retry_after: hint }
+        );
+        assert_eq!(
+            session_outcome(
+                &go_away(go_away::Reason::Revoked, None),
+                Some(Duration::from_secs(60))
+            ),
+            SessionOutcome::Failed { retry_after: None }
+        );
+        assert_eq!(
+            session_outcome(&Err(LinkError::Closed), None),
+            SessionOutcome::Failed { retry_after: None }
+        );
+    }
+
+    #[test]
+    fn a_broken_established_stream_reports_how_long_it_ran() {
+        let lasted = Duration::from_secs(42);
+        assert_eq!(
+            session_outcome(&Err(LinkError::Closed), Some(lasted)),
+            SessionOutcome::Ended { lasted }
+        );
+        assert_eq!(
+            session_outcome(&Ok(()), Some(lasted)),
+            SessionOutcome::Ended { lasted }
+        );
+    }
 }
