@@ -260,7 +260,11 @@ impl Server {
         appsets = appsets.with_leader_gauge(metrics.appsets_leader.clone());
         api.set_appset_controller(appsets.clone());
 
-        let mut background = vec![link.spawn_router(), api.spawn_change_feed()];
+        let mut background = vec![
+            link.spawn_router(),
+            link.spawn_sweeper(),
+            api.spawn_change_feed(),
+        ];
         background.push(appsets.spawn());
         background.push(spawn_expiry(Arc::clone(&store), config.expiry_interval));
 

@@ -298,6 +298,47 @@ impl SpokeLink {
         self.registry.signal_all(Signal::Drain(retry_after));
     }
 
+    /// Spawns the sweep of silent clusters: every `stale_after`, clusters
+    /// recorded Connected or Stale whose last heartbeat is older than twice
+    /// `stale_after` (and three heartbeats) are marked Disconnected. A live stream refreshes its
+    /// cluster's heartbeat on every replica's behalf, so what the sweep finds
+    /// was held by a replica that crashed or lost its database: without it
+    /// such a cluster stayed Connected (and its apps' last status trusted)
+    /// until its spoke came back, across hub restarts (invariant 5).
+    pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let period = self.config.stale_after.max(Duration::from_millis(100));
+        // Well past what a live session tolerates before it marks its own
+        // cluster Stale, and past several heartbeats.
+        let silence = period
+            .saturating_mul(2)
+            .max(self.config.heartbeat_interval.saturating_mul(3));
+        tokio::spawn(
+            async move {
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let cutoff = time::OffsetDateTime::now_utc() - silence;
+                    match store.disconnect_silent_clusters(cutoff).await {
+                        Ok(clusters) => {
+                            for cluster in clusters {
+                                tracing::warn!(%cluster, silent_for = ?silence, "No replica holds this cluster's stream and it has been silent; marking it Disconnected.");
+                                if let Err(error) = store.notify(CLUSTERS_CHANNEL, &cluster).await {
+                                    tracing::debug!(%error, "Cannot announce a change.");
+                                }
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "Cannot sweep silent clusters; retrying.");
+                        }
+                    }
+                }
+            }
+            .instrument(tracing::info_span!("link_sweeper")),
+        )
+    }
+
     /// Spawns [`route_notifications`](Self::route_notifications).
     pub fn spawn_router(&self) -> tokio::task::JoinHandle<()> {
         let link = self.clone();

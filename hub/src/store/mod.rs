@@ -160,6 +160,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<()>>;
     fn revoke_cluster<'a>(&'a self, name: &'a str, at: OffsetDateTime)
     -> BoxFuture<'a, Result<()>>;
+    /// Marks Disconnected (since their last heartbeat) the clusters recorded
+    /// Connected or Stale whose last heartbeat is older than `silent_since`:
+    /// the replica that held their stream is gone (crashed, or lost its
+    /// database) and no replica holds them now, since a held stream's
+    /// heartbeats keep `last_heartbeat` fresh. Returns their names.
+    fn disconnect_silent_clusters(
+        &self,
+        silent_since: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<Vec<String>>>;
     /// Refused with `InUse` while managed apps target the cluster; its
     /// autonomous apps, link state and outbox go with it.
     fn delete_cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;

@@ -379,6 +379,21 @@ pub async fn set_cluster_connection(
     expect_one(result.rows_affected(), || format!("cluster {name}"))
 }
 
+#[tracing::instrument(skip_all)]
+pub async fn disconnect_silent_clusters(
+    pool: &PgPool,
+    silent_since: OffsetDateTime,
+) -> Result<Vec<String>> {
+    let names = sqlx::query_scalar(
+        "UPDATE clusters SET conn_state = 'Disconnected', conn_since = last_heartbeat \
+         WHERE conn_state IN ('Connected', 'Stale') AND last_heartbeat < $1 RETURNING name",
+    )
+    .bind(to_ms(silent_since))
+    .fetch_all(pool)
+    .await?;
+    Ok(names)
+}
+
 #[tracing::instrument(skip_all, fields(cluster = name))]
 pub async fn revoke_cluster(pool: &PgPool, name: &str, at: OffsetDateTime) -> Result<()> {
     let result = sqlx::query(
@@ -2445,6 +2460,12 @@ impl Store for PgStore {
         Box::pin(set_cluster_server_url(&self.pool, name, server_url))
     }
 
+    fn disconnect_silent_clusters(
+        &self,
+        silent_since: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(disconnect_silent_clusters(&self.pool, silent_since))
+    }
     fn set_cluster_connection<'a>(
         &'a self,
         name: &'a str,

@@ -57,6 +57,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     projects_crud,
     clusters_crud_and_connection,
+    silent_clusters_are_disconnected,
     apps_crud_and_optimistic_concurrency,
     desired_changes_with_tombstones,
     status_ingest_is_idempotent_and_ordered,

@@ -211,6 +211,83 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
     ));
 }
 
+/// Review finding 6: clusters left Connected or Stale by a replica that died
+/// are marked Disconnected (since their last heartbeat) once silent long
+/// enough; fresh, pending, disconnected and revoked ones are left alone.
+pub async fn silent_clusters_are_disconnected(store: &dyn Store) {
+    let now = OffsetDateTime::now_utc();
+    let old = now - time::Duration::minutes(10);
+    let states = [
+        ("crashed-connected", ConnectionKind::Connected, Some(old)),
+        ("crashed-stale", ConnectionKind::Stale, Some(old)),
+        ("live", ConnectionKind::Connected, Some(now)),
+        ("gone", ConnectionKind::Disconnected, Some(old)),
+        ("new", ConnectionKind::Pending, None),
+    ];
+    for (name, state, heartbeat) in states {
+        store
+            .create_cluster(&NewCluster {
+                name: name.into(),
+                ..NewCluster::default()
+            })
+            .await
+            .unwrap();
+        if state != ConnectionKind::Pending {
+            store
+                .set_cluster_connection(
+                    name,
+                    &ClusterConnection {
+                        state,
+                        since: heartbeat,
+                        last_heartbeat: heartbeat,
+                        hub_replica: "replica-a".into(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    store
+        .create_cluster(&NewCluster {
+            name: "revoked".into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    store.revoke_cluster("revoked", old).await.unwrap();
+
+    let mut swept = store
+        .disconnect_silent_clusters(now - time::Duration::minutes(1))
+        .await
+        .unwrap();
+    swept.sort();
+    assert_eq!(swept, ["crashed-connected", "crashed-stale"]);
+    for name in ["crashed-connected", "crashed-stale"] {
+        let cluster = store.get_cluster(name).await.unwrap();
+        assert_eq!(cluster.connection.state, ConnectionKind::Disconnected);
+        assert_eq!(
+            cluster.connection.since.map(|t| t.unix_timestamp()),
+            Some(old.unix_timestamp())
+        );
+    }
+    for (name, state) in [
+        ("live", ConnectionKind::Connected),
+        ("gone", ConnectionKind::Disconnected),
+        ("new", ConnectionKind::Pending),
+        ("revoked", ConnectionKind::Revoked),
+    ] {
+        assert_eq!(store.get_cluster(name).await.unwrap().connection.state, state, "{name}");
+    }
+    // Nothing left to sweep.
+    assert!(
+        store
+            .disconnect_silent_clusters(now - time::Duration::minutes(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn apps_crud_and_optimistic_concurrency(store: &dyn Store) {
     store.create_cluster(&cluster("c1", &[])).await.unwrap();
     let mut app = new_app("default", "web", "c1");
