@@ -370,16 +370,21 @@ impl Runtime {
                         connect_timeout: link.connect_timeout,
                     }
                 });
-                (secret, params)
+                let renew = crate::link::enroll::RenewParams {
+                    hub_address: address.clone(),
+                    spoke_version: link.spoke_version.clone(),
+                    connect_timeout: link.connect_timeout,
+                };
+                (secret, renew, params)
             });
             runtime.spawn("hub-link", async move {
-                if let Some((secret, params)) = enrollment {
+                if let Some((secret, renew, params)) = enrollment {
                     // Enrollment waits for the hub; the engine runs meanwhile.
                     let cluster = link.cluster_name.clone();
                     let enrolled = async {
                         let mut backoff = edgecd_core::link::Backoff::reconnect();
                         loop {
-                            match crate::link::enroll::ensure_identity(&secret, &cluster, params.as_ref()).await {
+                            match crate::link::enroll::obtain_identity(&secret, &cluster, Some(&renew), params.as_ref()).await {
                                 Ok(identity) => break identity,
                                 Err(error) => {
                                     let delay = backoff.next_delay(&mut rand::rng(), None);

@@ -17,7 +17,9 @@ use std::time::Duration;
 use edgecd_core::ClusterName;
 use edgecd_core::link::{Capabilities, ProtocolVersion};
 use edgecd_proto::v1::spoke_service_server::SpokeService;
-use edgecd_proto::v1::{EnrollRequest, EnrollResponse, HubMessage, SpokeMessage};
+use edgecd_proto::v1::{
+    EnrollRequest, EnrollResponse, HubMessage, RenewCertificateRequest, SpokeMessage,
+};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -81,7 +83,14 @@ pub struct LinkConfig {
     pub hello_timeout: Duration,
     pub identity: IdentityMode,
     pub counters: LinkCounters,
+    /// How long after its expiry a certificate may still be renewed through `RenewCertificate` (a spoke that
+    /// was offline longer than its certificate's remaining life); beyond it the spoke needs a new bootstrap
+    /// token. Zero disables the grace (only unexpired certificates renew).
+    pub renew_grace: Duration,
 }
+
+/// Default of [`LinkConfig::renew_grace`]: seven days.
+pub const DEFAULT_RENEW_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl LinkConfig {
     pub fn protocol() -> ProtocolVersion {
@@ -107,6 +116,7 @@ impl Default for LinkConfig {
             hello_timeout: Duration::from_secs(10),
             identity: IdentityMode::TrustHelloInsecure,
             counters: LinkCounters::default(),
+            renew_grace: DEFAULT_RENEW_GRACE,
         }
     }
 }
@@ -426,6 +436,70 @@ impl SpokeService for SpokeLink {
             })),
             Err(error) => {
                 tracing::warn!(%error, "Enrollment refused.");
+                Err(error.into_status())
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
+    async fn renew_certificate(
+        &self,
+        request: Request<RenewCertificateRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let Some(pki) = &self.pki else {
+            return Err(Status::unimplemented(
+                "certificate renewal is not enabled on this hub (no certificate authority configured)",
+            ));
+        };
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let request = request.into_inner();
+        let result = pki
+            .renew_expired(
+                &request.certificate_pem,
+                &request.csr_pem,
+                self.config.renew_grace,
+            )
+            .await;
+        // The presented certificate names the actor (its cluster and serial), whatever the outcome.
+        let presented = {
+            use rustls_pki_types::pem::PemObject as _;
+            rustls_pki_types::CertificateDer::from_pem_slice(request.certificate_pem.as_bytes())
+                .ok()
+                .and_then(|der| crate::pki::cert_identity(der.as_ref()).ok())
+        };
+        let entry = crate::store::AuditEntry {
+            actor: presented.as_ref().map_or_else(
+                || "certificate:unreadable".to_owned(),
+                |c| format!("certificate:{}", c.serial),
+            ),
+            action: "RenewCertificate".into(),
+            target: presented
+                .as_ref()
+                .map(|c| format!("cluster:{}", c.cluster))
+                .unwrap_or_default(),
+            source: peer,
+            result: if result.is_ok() { "ok" } else { "refused" }.into(),
+            message: match &result {
+                Ok(issued) => format!("certificate {}", issued.serial),
+                Err(error) => error.to_string(),
+            },
+            time: time::OffsetDateTime::now_utc(),
+        };
+        if let Err(error) = self.store.append_audit(&entry).await {
+            tracing::warn!(%error, "Cannot write the audit entry.");
+        }
+        match result {
+            Ok(issued) => Ok(Response::new(EnrollResponse {
+                cluster_name: issued.cluster,
+                certificate_pem: issued.certificate_pem,
+                ca_bundle_pem: issued.ca_pem,
+                not_after: Some(edgecd_proto::convert::timestamp(issued.not_after)),
+            })),
+            Err(error) => {
+                tracing::warn!(%error, "Certificate renewal refused.");
                 Err(error.into_status())
             }
         }

@@ -90,6 +90,15 @@ pub enum PkiError {
         cluster: String,
         at: OffsetDateTime,
     },
+    #[error(
+        "certificate {serial} of cluster {cluster} expired at {at}, more than the renewal grace of {grace_secs}s ago: enroll again with a new bootstrap token"
+    )]
+    CertificateExpiredBeyondGrace {
+        serial: String,
+        cluster: String,
+        at: OffsetDateTime,
+        grace_secs: u64,
+    },
     #[error(transparent)]
     Ca(#[from] CaError),
     #[error(transparent)]
@@ -129,7 +138,10 @@ impl PkiError {
             | Self::ClusterRevoked { .. }
             | Self::UnknownCertificate { .. }
             | Self::CertificateRevoked { .. }
-            | Self::CertificateExpired { .. } => Status::permission_denied(self.to_string()),
+            | Self::CertificateExpired { .. }
+            | Self::CertificateExpiredBeyondGrace { .. } => {
+                Status::permission_denied(self.to_string())
+            }
             Self::Store(error) if error.is_transient() => {
                 Status::unavailable("the hub's database is unavailable; retry later")
             }
@@ -457,6 +469,89 @@ impl Pki {
         Ok(self.answer(cluster, issued))
     }
 
+    /// `RenewCertificate`: the way back for a spoke whose certificate expired while it could not renew on
+    /// the stream. `certificate_pem` is its current certificate and `csr_pem` a CSR for the same key (the
+    /// CSR's signature proves possession of that key; this call has no client certificate at the TLS level).
+    /// The certificate must be signed by this hub's CA (checked as of its own expiry, the only check relaxed),
+    /// recorded as issued to its cluster, not revoked, the cluster registered and not revoked, and it must
+    /// have expired less than `grace` ago (an unexpired one is accepted too). A foreign, unknown, revoked
+    /// certificate, or one expired longer ago, never renews. Issues a fresh certificate for the same cluster.
+    #[tracing::instrument(skip_all, fields(cluster, serial))]
+    pub async fn renew_expired(
+        &self,
+        certificate_pem: &str,
+        csr_pem: &str,
+        grace: Duration,
+    ) -> Result<IssuedClient, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let identity = self.verify_issued_ignoring_expiry(certificate_pem, now)?;
+        tracing::Span::current().record("cluster", identity.cluster.as_str());
+        tracing::Span::current().record("serial", identity.serial.as_str());
+        let grace_time = time::Duration::try_from(grace).unwrap_or(time::Duration::ZERO);
+        if identity.not_after + grace_time <= now {
+            return Err(PkiError::CertificateExpiredBeyondGrace {
+                serial: identity.serial,
+                cluster: identity.cluster,
+                at: identity.not_after,
+                grace_secs: grace.as_secs(),
+            });
+        }
+        // Proof of possession: the CSR (its signature verified) is for the certificate's own key.
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| CaError::Csr(e.to_string()))?;
+        if rcgen::PublicKeyData::der_bytes(&csr.public_key)
+            != identity_key(certificate_pem)?.as_slice()
+        {
+            return Err(PkiError::Ca(CaError::Csr(
+                "the CSR is not for the key of the presented certificate".into(),
+            )));
+        }
+        self.check_still_valid(&identity).await?;
+        let issued = self.issue(csr_pem, &identity.cluster, now)?;
+        self.security
+            .record_certificate(&certificate_record(&identity.cluster, &issued, now))
+            .await?;
+        tracing::info!(
+            expired_at = %identity.not_after,
+            new_serial = %issued.serial,
+            not_after = %issued.not_after,
+            "Spoke certificate renewed through the expiry grace."
+        );
+        Ok(self.answer(&identity.cluster, issued))
+    }
+
+    /// The identity of a PEM client certificate that this hub's CA signed (chain, signature, client-auth
+    /// usage), checked as of the certificate's own validity so that an expired one passes; the caller
+    /// decides about expiry.
+    fn verify_issued_ignoring_expiry(
+        &self,
+        certificate_pem: &str,
+        now: OffsetDateTime,
+    ) -> Result<CertIdentity, PkiError> {
+        use rustls_pki_types::pem::PemObject as _;
+        let bad = |reason: String| PkiError::Ca(CaError::BadCertificate(reason));
+        let leaf = CertificateDer::from_pem_slice(certificate_pem.as_bytes())
+            .map_err(|e| bad(format!("no PEM certificate: {e}")))?;
+        let identity = cert_identity(leaf.as_ref())?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(self.ca.cert_der().to_vec()))
+            .map_err(|e| PkiError::Tls(e.to_string()))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .map_err(|e| PkiError::Tls(e.to_string()))?;
+        // The moment the chain is checked at: now, or the last second of the certificate's validity.
+        let at = now.min(identity.not_after - time::Duration::SECOND);
+        let at = Duration::try_from(at - OffsetDateTime::UNIX_EPOCH).unwrap_or_default();
+        verifier
+            .verify_client_cert(&leaf, &[], rustls_pki_types::UnixTime::since_unix_epoch(at))
+            .map_err(|e| bad(format!("not issued by this hub's CA: {e}")))?;
+        Ok(identity)
+    }
+
     /// The cluster a verified client chain belongs to. rustls has checked
     /// the chain against the CA; this checks the hub's own records: the
     /// serial was issued to that cluster, is not revoked or expired, and
@@ -572,6 +667,17 @@ impl Pki {
             not_after: issued.not_after,
         }
     }
+}
+
+/// The subject public key (bit string contents) of a PEM certificate.
+fn identity_key(certificate_pem: &str) -> Result<Vec<u8>, PkiError> {
+    use rustls_pki_types::pem::PemObject as _;
+    let bad = |reason: String| PkiError::Ca(CaError::BadCertificate(reason));
+    let der = CertificateDer::from_pem_slice(certificate_pem.as_bytes())
+        .map_err(|e| bad(format!("no PEM certificate: {e}")))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| bad(format!("unparsable: {e}")))?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
 }
 
 fn certificate_record(cluster: &str, issued: &Issued, now: OffsetDateTime) -> CertificateRecord {

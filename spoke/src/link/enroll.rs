@@ -4,6 +4,9 @@
 //!   start ─► Secret edgecd-spoke-identity? ──yes, unexpired──► use it
 //!                      └─no─► key+CSR ─Enroll(token)─► verify CA pin, key match ─► Secret ─► use it
 //!   stream: renew_at (2/3 of lifetime) ─► RenewRequest(new CSR) ─► RenewResponse ─► Secret, next connection uses it
+//!   before a connection (or at start) with a certificate expired or in its last sixth:
+//!           RenewCertificate(certificate, CSR of the same key) over server-auth TLS ─► Secret, connect with it
+//!           (the hub accepts a certificate expired less than its grace ago; beyond: a new bootstrap token)
 //! ```
 
 use std::collections::BTreeMap;
@@ -11,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use edgecd_proto::v1::spoke_service_client::SpokeServiceClient;
-use edgecd_proto::v1::{EnrollRequest, RenewResponse};
+use edgecd_proto::v1::{EnrollRequest, RenewCertificateRequest, RenewResponse};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
@@ -40,6 +43,8 @@ pub enum EnrollError {
     Refused(String),
     #[error("the hub refused renewal: {0}")]
     RenewalRefused(String),
+    #[error("the hub does not offer renewal of an expired certificate: {0}")]
+    RenewalUnsupported(String),
     #[error("no renewal was requested")]
     NoPendingRenewal,
     #[error("cannot generate a key or CSR: {0}")]
@@ -183,6 +188,88 @@ pub async fn enroll(params: &EnrollParams) -> Result<SpokeIdentity, EnrollError>
     Ok(identity)
 }
 
+/// Where and how to reach the hub for `RenewCertificate`.
+#[derive(Debug, Clone)]
+pub struct RenewParams {
+    /// `https://host:port` of the hub.
+    pub hub_address: String,
+    pub spoke_version: String,
+    pub connect_timeout: Duration,
+}
+
+/// A CSR for the key of `identity` (its signature proves possession of the certificate's key).
+pub fn csr_for_key(identity: &SpokeIdentity) -> Result<String, EnrollError> {
+    let key =
+        rcgen::KeyPair::from_pem(&identity.key_pem).map_err(|e| EnrollError::Key(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "edgecd-spoke");
+    params
+        .serialize_request(&key)
+        .and_then(|csr| csr.pem())
+        .map_err(|e| EnrollError::Key(e.to_string()))
+}
+
+/// `RenewCertificate`: presents the current (possibly expired) certificate and a CSR for its key over
+/// TLS that verifies the hub against the identity's CA, and checks the answer (same cluster, same CA, the
+/// same key). The hub accepts it for a certificate expired less than its renewal grace ago.
+#[tracing::instrument(skip_all, fields(hub = %params.hub_address, cluster = %identity.cluster))]
+pub async fn renew_certificate(
+    params: &RenewParams,
+    identity: &SpokeIdentity,
+) -> Result<SpokeIdentity, EnrollError> {
+    let csr_pem = csr_for_key(identity)?;
+    let channel = tls::channel(
+        &params.hub_address,
+        tls::server_auth_config(identity)?,
+        params.connect_timeout,
+    )
+    .await?;
+    let response = SpokeServiceClient::new(channel)
+        .renew_certificate(RenewCertificateRequest {
+            certificate_pem: identity.cert_pem.clone(),
+            csr_pem,
+            spoke_version: params.spoke_version.clone(),
+        })
+        .await
+        .map_err(|status| match status.code() {
+            tonic::Code::Unimplemented => {
+                EnrollError::RenewalUnsupported(status.message().to_owned())
+            }
+            _ => EnrollError::RenewalRefused(status.message().to_owned()),
+        })?
+        .into_inner();
+    if response.cluster_name != identity.cluster {
+        return Err(EnrollError::RenewalRefused(format!(
+            "the hub renewed the certificate for cluster {}, but this spoke is {}",
+            response.cluster_name, identity.cluster
+        )));
+    }
+    let next = SpokeIdentity {
+        cluster: identity.cluster.clone(),
+        key_pem: identity.key_pem.clone(),
+        cert_pem: response.certificate_pem,
+        ca_pem: if response.ca_bundle_pem.is_empty() {
+            identity.ca_pem.clone()
+        } else {
+            response.ca_bundle_pem
+        },
+    };
+    if next.ca_hash()? != identity.ca_hash()? {
+        return Err(EnrollError::CaMismatch {
+            pinned: identity.ca_hash()?,
+            actual: next.ca_hash()?,
+        });
+    }
+    if !next.key_matches()? {
+        return Err(EnrollError::KeyMismatch);
+    }
+    tracing::info!("Hub certificate renewed with RenewCertificate.");
+    Ok(next)
+}
+
 /// The identity Secret in the spoke's namespace.
 #[derive(Clone)]
 pub struct IdentitySecret {
@@ -292,21 +379,56 @@ pub async fn ensure_identity(
     cluster: &str,
     params: Option<&EnrollParams>,
 ) -> Result<SpokeIdentity, EnrollError> {
+    let renew = params.map(|p| RenewParams {
+        hub_address: p.hub_address.clone(),
+        spoke_version: p.spoke_version.clone(),
+        connect_timeout: p.connect_timeout,
+    });
+    obtain_identity(secret, cluster, renew.as_ref(), params).await
+}
+
+/// The stored identity if it is still valid and bound to `cluster`; if it expired, a renewed one from
+/// `RenewCertificate` (with `renew`: the hub's grace path, no token needed); else a new one from `Enroll`
+/// (with `params`). A new identity is stored in the Secret.
+pub async fn obtain_identity(
+    secret: &IdentitySecret,
+    cluster: &str,
+    renew: Option<&RenewParams>,
+    params: Option<&EnrollParams>,
+) -> Result<SpokeIdentity, EnrollError> {
+    let mut renewal_error = None;
     if let Some(identity) = secret.load().await? {
+        let ours = identity.cluster == cluster && identity.key_matches().unwrap_or(false);
         let fresh = identity
             .validity()
             .is_ok_and(|(_, not_after)| not_after > OffsetDateTime::now_utc());
-        if identity.cluster == cluster && fresh && identity.key_matches().unwrap_or(false) {
+        if ours && fresh {
             tracing::info!(%cluster, "Reusing the stored hub identity.");
             return Ok(identity);
         }
-        tracing::warn!(%cluster, "The stored hub identity is expired or for another cluster; enrolling again.");
+        if ours && let Some(renew) = renew {
+            tracing::warn!(%cluster, "The stored hub certificate expired; renewing it through the hub's grace.");
+            match renew_certificate(renew, &identity).await {
+                Ok(next) => {
+                    secret.save(&next).await?;
+                    return Ok(next);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Cannot renew the expired hub certificate.");
+                    renewal_error = Some(error);
+                }
+            }
+        } else {
+            tracing::warn!(%cluster, "The stored hub identity is expired or for another cluster; enrolling again.");
+        }
     }
-    let params = params.ok_or_else(|| {
-        EnrollError::Refused(
-            "no valid stored identity and no --bootstrap-token to enroll with".into(),
-        )
-    })?;
+    let Some(params) = params else {
+        return Err(renewal_error.unwrap_or_else(|| {
+            EnrollError::Refused(
+                "no valid stored identity and no --bootstrap-token to enroll with".into(),
+            )
+        }));
+    };
     let identity = enroll(params).await?;
     if identity.cluster != cluster {
         return Err(EnrollError::Refused(format!(
@@ -354,6 +476,22 @@ impl IdentityManager {
     /// When the current certificate should be renewed.
     pub fn renew_at(&self) -> Result<OffsetDateTime, EnrollError> {
         Ok(self.current().renew_at()?)
+    }
+
+    /// Renews the certificate with `RenewCertificate` if it expired or is in the last sixth of its lifetime
+    /// (before connecting: an expired certificate cannot open the stream). Returns whether it renewed.
+    #[tracing::instrument(skip_all, fields(cluster = %self.current().cluster))]
+    pub async fn renew_before_connect(&self, params: &RenewParams) -> Result<bool, EnrollError> {
+        let identity = self.current();
+        if !identity.needs_renewal_before_connect(OffsetDateTime::now_utc())? {
+            return Ok(false);
+        }
+        let next = renew_certificate(params, &identity).await?;
+        if let Some(secret) = &self.secret {
+            secret.save(&next).await?;
+        }
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(true)
     }
 
     /// A CSR for a fresh key, remembered until the answer arrives.

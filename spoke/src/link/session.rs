@@ -346,6 +346,20 @@ impl Link {
         let channel = match &self.config.identity {
             // Built per connection from the current (possibly renewed) certificate.
             Some(identity) => {
+                // A certificate that expired (or nearly) while the stream could not renew it is renewed
+                // first, through the hub's expiry grace: an expired one cannot open the stream.
+                let renew = super::enroll::RenewParams {
+                    hub_address: self.config.endpoint.clone(),
+                    spoke_version: self.config.spoke_version.clone(),
+                    connect_timeout: self.config.connect_timeout,
+                };
+                match identity.renew_before_connect(&renew).await {
+                    Ok(true) => tracing::info!("Renewed the hub certificate before connecting."),
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "Cannot renew the hub certificate before connecting; trying it as it is.");
+                    }
+                }
                 let tls = super::tls::mtls_config(&identity.current())
                     .map_err(|e| LinkError::Tls(e.to_string()))?;
                 super::tls::channel(&self.config.endpoint, tls, self.config.connect_timeout)

@@ -102,6 +102,13 @@ impl SpokeIdentity {
         Ok(not_before + (not_after - not_before) * 2 / 3)
     }
 
+    /// Whether the certificate must be renewed before connecting: it expired, or less than a sixth of its
+    /// lifetime is left (renewal on the stream, due at two thirds, did not happen in time).
+    pub fn needs_renewal_before_connect(&self, now: OffsetDateTime) -> Result<bool, TlsError> {
+        let (not_before, not_after) = self.validity()?;
+        Ok(now >= not_after - (not_after - not_before) / 6)
+    }
+
     /// `sha256:<hex>` of the hub CA.
     pub fn ca_hash(&self) -> Result<String, TlsError> {
         let ca = certs(&self.ca_pem, "hub CA")?;
@@ -156,6 +163,22 @@ pub fn mtls_config(identity: &SpokeIdentity) -> Result<Arc<rustls::ClientConfig>
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
         .map_err(invalid("spoke certificate"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Server-authenticated TLS to the hub, without a client certificate: the hub verified against the
+/// identity's CA. For `RenewCertificate`, whose certificate (possibly expired) travels as request data.
+pub fn server_auth_config(identity: &SpokeIdentity) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for ca in certs(&identity.ca_pem, "hub CA")? {
+        roots.add(ca).map_err(invalid("hub CA"))?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(invalid("TLS versions"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
