@@ -605,14 +605,18 @@ impl Engine {
         };
         let commit = self
             .git
+        // `<cache>/repos/<key>.git`: the cache directory, hidden from messages.
+        let repo_cache = self.git.repo_cache_path(&url);
+        let cache_dir = repo_cache.parent().and_then(std::path::Path::parent);
             .refresh(&url, &revision, mode)
             .await
-            .map_err(|e: GitError| e.to_string())?;
+            .map_err(|e: GitError| without_host_paths(&e.to_string(), None, cache_dir))?;
         let checkout = self
             .git
             .materialise(&url, commit, &source.path)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| without_host_paths(&e.to_string(), None, cache_dir))?;
+        let root = checkout.root().to_path_buf();
         let options = source.render_options(checkout.root().to_path_buf());
         let dir: PathBuf = checkout.dir().to_path_buf();
         let commit_text = commit.to_string();
@@ -630,7 +634,7 @@ impl Engine {
         })
         .await
         .map_err(|e| format!("render task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| without_host_paths(&e.to_string(), Some(&root), cache_dir))?;
         // App of apps: Application/ApplicationSet documents become this spoke's own CRs.
         let objects = crate::argo::edge_children(objects, &self.config.namespace)?;
         Ok((commit_text, objects))
@@ -1598,10 +1602,92 @@ mod tests {
             },
             CompareInputs {
                 source: &other_source,
+/// A git or render error as viewers see it (app conditions, the hub, the console): paths inside the
+/// checkout are named relative to the repository root (`overlays/prod/kustomization.yaml: …`, the root
+/// itself as `.`), and any other path in the git cache as `<git cache>/…`, so no host path of the spoke
+/// leaves it. Canonical forms (symlinks resolved, as the renderer reports paths leaving the root) too.
+pub(crate) fn without_host_paths(
+    message: &str,
+    checkout_root: Option<&std::path::Path>,
+    cache_dir: Option<&std::path::Path>,
+) -> String {
+    let variants = |path: &std::path::Path| {
+        let mut texts = vec![path.display().to_string()];
+        if let Ok(canonical) = std::fs::canonicalize(path) {
+            let canonical = canonical.display().to_string();
+            if !texts.contains(&canonical) {
+                texts.push(canonical);
+            }
+        }
+        texts.retain(|t| t.len() > 1);
+        texts
+    };
+    let mut out = message.to_owned();
+    for root in checkout_root.map(variants).unwrap_or_default() {
+        out = out.replace(&format!("{root}/"), "");
+        out = out.replace(&root, ".");
+    }
+    for cache in cache_dir.map(variants).unwrap_or_default() {
+        out = out.replace(&cache, "<git cache>");
+    }
+    out
+}
+
                 ..base
             },
             CompareInputs {
                 inventory: &[],
+    /// Render errors name files relative to the repository root, never the checkout's host path.
+    #[test]
+    fn render_errors_name_paths_relative_to_the_repository_root() {
+        let cache = tempfile::tempdir().unwrap();
+        let root = cache.path().join("checkouts").join("0123abcd");
+        let overlay = root.join("overlays/prod");
+        std::fs::create_dir_all(&overlay).unwrap();
+        std::fs::write(
+            overlay.join("kustomization.yaml"),
+            "resources: [missing.yaml]\n",
+        )
+        .unwrap();
+        let error = edgecd_render::render(
+            &overlay,
+            &edgecd_render::RenderOptions {
+                repo_root: Some(root.clone()),
+                ..edgecd_render::RenderOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains(&root.display().to_string()), "{error}");
+        let shown = without_host_paths(&error, Some(&root), Some(cache.path()));
+        assert!(shown.starts_with("overlays/prod/"), "{shown}");
+        assert!(
+            !shown.contains(&cache.path().display().to_string()),
+            "{shown}"
+        );
+
+        // A path leaving the root: the root itself is `.`.
+        let message = format!(
+            "security; file '{}/../x' is not in or below '{}'",
+            root.display(),
+            root.display()
+        );
+        assert_eq!(
+            without_host_paths(&message, Some(&root), Some(cache.path())),
+            "security; file '../x' is not in or below '.'"
+        );
+        // Git errors about the cache name no host path either.
+        let message = format!(
+            "create {:?} for repository r: denied",
+            cache.path().join("repos/k.git")
+        );
+        let shown = without_host_paths(&message, None, Some(cache.path()));
+        assert_eq!(
+            shown,
+            "create \"<git cache>/repos/k.git\" for repository r: denied"
+        );
+    }
+
                 ..base
             },
             CompareInputs {

@@ -129,7 +129,9 @@ async fn checked_spec(
     }))?;
     let spec = spec.ok_or_else(|| Status::invalid_argument("spec is required"))?;
     let spec = pc::from_application_spec(spec, app.project.as_str())
-        .map_err(|e| Status::invalid_argument(format!("spec: {e}")))?;
+        .map_err(|e| Status::invalid_argument(format!("application {app}: spec: {e}")))?;
+    let labels = pc::from_labels(&meta.labels);
+    validate(&app, &spec, &labels)?;
     let project = api
         .authorize(call, Action::Edit, app.project.as_str())
         .await?;
@@ -168,7 +170,19 @@ async fn checked_spec(
             &spec.destination.namespace,
         )
         .map_err(|v| Status::permission_denied(v.to_string()))?;
-    Ok((app, spec, pc::from_labels(&meta.labels)))
+    Ok((app, spec, labels))
+}
+
+/// Refuses, before anything is stored, a spec or labels no spoke could use (`ApplicationSpec::validate`,
+/// Kubernetes' label rules): INVALID_ARGUMENT naming the app, the field and the cause.
+pub(crate) fn validate(
+    app: &impl std::fmt::Display,
+    spec: &ApplicationSpec,
+    labels: &crate::store::Labels,
+) -> Result<(), Status> {
+    spec.validate()
+        .and_then(|()| edgecd_core::app::validate_labels(labels, "meta.labels"))
+        .map_err(|e| Status::invalid_argument(format!("application {app}: {e}")))
 }
 
 pub(super) async fn create(

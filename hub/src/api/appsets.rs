@@ -207,9 +207,9 @@ async fn preview(
         .collect();
     set.conditions = problems
         .into_iter()
-        .map(|message| v1::Condition {
+        .map(|(name, why)| v1::Condition {
             r#type: "ErrorOccurred".into(),
-            message,
+            message: format!("{name}: {why}"),
             last_transition_time: None,
         })
         .collect();

@@ -1,7 +1,6 @@
 //! Cluster RPCs: list and get with connection state (any authenticated caller), and registration, labels, deletion and revocation (admins).
 
 use edgecd_core::project::ProjectRole;
-use edgecd_core::selector::LabelSelector;
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1;
 use time::OffsetDateTime;
@@ -56,11 +55,9 @@ pub(super) async fn list(
     req: v1::ListClustersRequest,
 ) -> Result<v1::ListClustersResponse, Status> {
     let filter = req.filter.unwrap_or_default();
-    let selector = match &filter.selector {
-        Some(s) => pc::from_label_selector(s)
-            .map_err(|e| Status::invalid_argument(format!("filter.selector: {e}")))?,
-        None => LabelSelector::default(),
-    };
+    convert::bounded_search(&filter.search, "filter.search")?;
+    convert::bounded_list(&filter.connection, "filter.connection")?;
+    let selector = convert::label_selector(filter.selector.as_ref(), "filter.selector")?;
     let states: Vec<_> = filter
         .connection
         .iter()

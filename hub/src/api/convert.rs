@@ -182,15 +182,101 @@ pub(crate) fn counts(c: &AppCounts) -> v1::ApplicationCounts {
     }
 }
 
-/// The store filter of a request filter.
+/// Longest `search` text accepted in a filter, in characters.
+pub(crate) const MAX_SEARCH_CHARS: usize = 256;
+/// Most entries accepted in one list of a filter (projects, clusters, owners' names…): a fleet has
+/// around a hundred clusters, and every entry becomes a bound parameter of the query.
+pub(crate) const MAX_FILTER_ENTRIES: usize = 1000;
+/// Most requirements (match labels plus expressions) in one label selector, and values in one requirement.
+pub(crate) const MAX_SELECTOR_ENTRIES: usize = 100;
+/// Longest label key or value accepted in a selector, in bytes (Kubernetes allows 253 + 1 + 63).
+const MAX_SELECTOR_TEXT: usize = 317;
+
+/// Refuses a list with more than [`MAX_FILTER_ENTRIES`] entries, naming the field.
+pub(crate) fn bounded_list<T>(items: &[T], field: &str) -> Result<(), Status> {
+    if items.len() > MAX_FILTER_ENTRIES {
+        return Err(Status::invalid_argument(format!(
+            "{field} has {} entries; at most {MAX_FILTER_ENTRIES} are accepted",
+            items.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a search text longer than [`MAX_SEARCH_CHARS`], naming the field.
+pub(crate) fn bounded_search(search: &str, field: &str) -> Result<(), Status> {
+    let chars = search.chars().count();
+    if chars > MAX_SEARCH_CHARS {
+        return Err(Status::invalid_argument(format!(
+            "{field} is {chars} characters long; at most {MAX_SEARCH_CHARS} are accepted"
+        )));
+    }
+    Ok(())
+}
+
+/// A request's label selector, bounded (requirements, values, key and value lengths) and converted.
+pub(crate) fn label_selector(
+    s: Option<&v1::LabelSelector>,
+    field: &str,
+) -> Result<edgecd_core::selector::LabelSelector, Status> {
+    let Some(s) = s else {
+        return Ok(Default::default());
+    };
+    let requirements = s.match_labels.len() + s.match_expressions.len();
+    if requirements > MAX_SELECTOR_ENTRIES {
+        return Err(Status::invalid_argument(format!(
+            "{field} has {requirements} requirements; at most {MAX_SELECTOR_ENTRIES} are accepted"
+        )));
+    }
+    let too_long = |text: &str| text.len() > MAX_SELECTOR_TEXT;
+    for r in &s.match_expressions {
+        if r.values.len() > MAX_SELECTOR_ENTRIES {
+            return Err(Status::invalid_argument(format!(
+                "{field}.match_expressions: a requirement has {} values; at most {MAX_SELECTOR_ENTRIES} are accepted",
+                r.values.len()
+            )));
+        }
+        if too_long(&r.key) || r.values.iter().any(|v| too_long(v)) {
+            return Err(Status::invalid_argument(format!(
+                "{field}.match_expressions: a key or value is longer than {MAX_SELECTOR_TEXT} bytes"
+            )));
+        }
+    }
+    if s.match_labels
+        .iter()
+        .any(|(k, v)| too_long(k) || too_long(v))
+    {
+        return Err(Status::invalid_argument(format!(
+            "{field}.match_labels: a key or value is longer than {MAX_SELECTOR_TEXT} bytes"
+        )));
+    }
+    pc::from_label_selector(s).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
+}
+
+/// The store filter of a request filter. Every list and text is bounded: a request over the limits is
+/// INVALID_ARGUMENT naming the field and the limit, never a query the database refuses.
 pub(crate) fn filter(f: Option<&v1::ApplicationFilter>) -> Result<AppFilter, Status> {
     let Some(f) = f else {
         return Ok(AppFilter::default());
     };
-    let selector = |s: &Option<v1::LabelSelector>, field: &str| match s {
-        Some(s) => pc::from_label_selector(s)
-            .map_err(|e| Status::invalid_argument(format!("filter.{field}: {e}"))),
-        None => Ok(Default::default()),
+    bounded_search(&f.search, "filter.search")?;
+    bounded_list(&f.projects, "filter.projects")?;
+    bounded_list(&f.clusters, "filter.clusters")?;
+    bounded_list(&f.sync, "filter.sync")?;
+    bounded_list(&f.health, "filter.health")?;
+    bounded_list(&f.origins, "filter.origins")?;
+    bounded_list(&f.cluster_connection, "filter.cluster_connection")?;
+    if let Some(owner) = &f.owner
+        && [&owner.kind, &owner.project, &owner.name, &owner.scope]
+            .iter()
+            .any(|text| text.len() > 253)
+    {
+        return Err(Status::invalid_argument(
+            "filter.owner: kind, project, name and scope are at most 253 bytes each",
+        ));
+    }
+    let selector = |s: &Option<v1::LabelSelector>, field: &str| {
+        label_selector(s.as_ref(), &format!("filter.{field}"))
     };
     if !f.repo_urls.is_empty() {
         return Err(Status::invalid_argument(

@@ -407,12 +407,20 @@ impl AppSetController {
     }
 
     /// Generates the set's apps, resolves their destinations and checks their projects: the valid apps,
-    /// why the others were refused, and the commit of each git source.
+    /// the refused ones (name, why), and the commit of each git source.
+    #[allow(clippy::type_complexity)]
     pub async fn preview(
         &self,
         project: &str,
         spec: &ApplicationSetSpec,
-    ) -> Result<(Vec<GeneratedApp>, Vec<String>, BTreeMap<String, String>), String> {
+    ) -> Result<
+        (
+            Vec<GeneratedApp>,
+            Vec<(String, String)>,
+            BTreeMap<String, String>,
+        ),
+        String,
+    > {
         for (repo, _) in spec.git_sources() {
             self.check_repo(project, &repo)
                 .await
@@ -437,14 +445,14 @@ impl AppSetController {
         .map_err(|e| e.to_string())?;
         // An invalid app is reported and skipped.
         let mut valid = Vec::with_capacity(generated.len());
-        let mut problems = Vec::new();
+        let mut refused = Vec::new();
         for mut app in generated {
             match self.admit(&mut app, &clusters).await {
                 Ok(()) => valid.push(app),
-                Err(why) => problems.push(format!("{}: {why}", app.name)),
+                Err(why) => refused.push((app.name, why)),
             }
         }
-        Ok((valid, problems, revisions))
+        Ok((valid, refused, revisions))
     }
 
     /// Generates and applies; an `Err` leaves every app untouched.
@@ -454,7 +462,7 @@ impl AppSetController {
         status: &mut AppSetStatus,
     ) -> Result<Outcome, String> {
         let spec = ApplicationSetSpec::from_json(&set.spec).map_err(|e| e.to_string())?;
-        let (mut valid, mut problems, revisions) = self.preview(&set.project, &spec).await?;
+        let (mut valid, refused, revisions) = self.preview(&set.project, &spec).await?;
         if spec
             .sync_policy
             .as_ref()
@@ -483,11 +491,16 @@ impl AppSetController {
             .iter()
             .map(|a| format!("{}/{}", a.project, a.name))
             .collect();
-        // Nothing is deleted in a round where an app was refused: it may exist.
+        // A refused app is still generated: if it exists it is kept (left as it was), as Argo CD
+        // deletes only what its generators no longer produce. Everything else no longer
+        // generated (a revoked cluster's app) is deleted per the policy.
         let mut plan = plan(spec.applications_sync(), &existing, valid);
-        if !problems.is_empty() {
-            plan.delete.clear();
-        }
+        plan.delete
+            .retain(|name| !refused.iter().any(|(refused, _)| refused == name));
+        let mut problems: Vec<String> = refused
+            .iter()
+            .map(|(name, why)| format!("{name}: {why}"))
+            .collect();
 
         let mut outcome = Outcome::default();
         let mut touched: BTreeSet<String> = BTreeSet::new();
@@ -596,13 +609,20 @@ impl AppSetController {
         Ok(outcome)
     }
 
-    /// Resolves the destination to an enrolled cluster and checks the app's project limits.
+    /// Checks the rendered spec and labels (`ApplicationSpec::validate`, Kubernetes' label rules),
+    /// resolves the destination to an enrolled cluster and checks the app's project limits.
     async fn admit(&self, app: &mut GeneratedApp, clusters: &[ClusterFacts]) -> Result<(), String> {
-        let cluster = resolve_destination(
-            &app.spec.destination.cluster,
-            &app.spec.destination.server,
-            clusters,
-        )?;
+        app.spec.validate().map_err(|e| e.to_string())?;
+        edgecd_core::app::validate_labels(&app.labels, "spec.template.metadata.labels")
+            .map_err(|e| e.to_string())?;
+        let cluster = match element_cluster(app, clusters) {
+            Some(cluster) => cluster,
+            None => resolve_destination(
+                &app.spec.destination.cluster,
+                &app.spec.destination.server,
+                clusters,
+            )?,
+        };
         app.spec.destination.cluster = cluster.name.clone();
         if app.project.is_empty() {
             app.project = "default".into();
@@ -800,6 +820,28 @@ pub async fn delete_owned(store: &dyn Store, owner: &OwnerRef) -> Result<Vec<Str
         let _ = store.notify(DESIRED_CHANNEL, cluster).await;
     }
     Ok(deleted)
+}
+
+/// The cluster of a clusters-generator element whose server URL is not known yet (registered without
+/// `--server`, never connected): its `server` parameter is empty, so a template addressing clusters by
+/// `destination.server: '{{server}}'` renders a destination naming no cluster. Such an app goes to the
+/// element's cluster (its `name` parameter), so a cluster that has not connected yet is a valid
+/// element, as every cluster secret is one in Argo CD, instead of an error that stops the set.
+fn element_cluster<'a>(
+    app: &GeneratedApp,
+    clusters: &'a [ClusterFacts],
+) -> Option<&'a ClusterFacts> {
+    let destination = &app.spec.destination;
+    if !destination.cluster.is_empty() || !destination.server.is_empty() {
+        return None;
+    }
+    if app.params.get("server").map(String::as_str) != Some("") {
+        return None;
+    }
+    let name = app.params.get("name")?;
+    clusters
+        .iter()
+        .find(|c| &c.name == name && c.server.is_empty())
 }
 
 /// The enrolled cluster an Argo CD destination names: `name` first, else the one cluster whose server URL is `server`.
