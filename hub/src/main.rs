@@ -58,6 +58,11 @@ struct ServeArgs {
     /// default: `git` under --data-dir.
     #[arg(long, env = "EDGECD_HUB_GIT_CACHE_DIR")]
     git_cache_dir: Option<PathBuf>,
+    /// Create a new, empty fleet (database and CA) even where an existing one is evidenced:
+    /// the SQLite database is missing but its marker (`hub.db.fleet`) is present, or the store
+    /// has no CA but records certificates issued to spokes. Every spoke must then enroll again.
+    #[arg(long, env = "EDGECD_HUB_INIT_NEW_FLEET")]
+    init_new_fleet: bool,
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "EDGECD_HUB_LOG", default_value = "info")]
     log: String,
@@ -88,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
     config.grpc_listen = args.grpc_listen;
     config.http_listen = args.http_listen;
     config.appsets.interval = args.appset_interval;
+    config.init_new_fleet = args.init_new_fleet;
     config.git_cache_dir = Some(
         args.git_cache_dir
             .unwrap_or_else(|| args.data_dir.join("git")),

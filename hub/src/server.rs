@@ -3,16 +3,19 @@
 //! ```text
 //!   Server::start(ServerConfig) ─► RunningServer { grpc_addr, http_addr }
 //!     gRPC  : SpokeService (link) + HubService (api)   [TLS: ServerConfig::tls]
-//!     HTTP  : admin (axum)
+//!             a connection without a request within grpc_handshake_timeout is closed
+//!     HTTP  : admin + console (axum, HTTP/1.1)   [header timeout, connection cap: HttpLimits]
 //!     tasks : notification router (link), change feed (Watch), command expiry
 //!   RunningServer::shutdown: GoAway(draining) to spokes ─► stop accepting ─► drain ─► stop
 //! ```
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -87,6 +90,15 @@ pub struct ServerConfig {
     /// Where the hub caches git repositories (application-set git
     /// generators); `None`: a temporary directory removed at shutdown.
     pub git_cache_dir: Option<std::path::PathBuf>,
+    /// Bounds on the HTTP port's connections (header timeout, cap).
+    pub http: crate::admin::HttpLimits,
+    /// A gRPC connection that has not sent a request this long after it
+    /// was accepted (TLS handshake, HTTP/2 preface, first call) is closed.
+    pub grpc_handshake_timeout: Duration,
+    /// Start a new fleet even where there is evidence of an existing one:
+    /// a SQLite database whose marker says it existed, or issued spoke
+    /// certificates without a CA (`--init-new-fleet`). See [`Server::start`].
+    pub init_new_fleet: bool,
 }
 
 impl ServerConfig {
@@ -108,6 +120,9 @@ impl ServerConfig {
             security: None,
             appsets: crate::appsets::AppSetConfig::default(),
             git_cache_dir: None,
+            http: crate::admin::HttpLimits::default(),
+            grpc_handshake_timeout: Duration::from_secs(10),
+            init_new_fleet: false,
         }
     }
 }
@@ -117,6 +132,22 @@ impl ServerConfig {
 pub enum ServerError {
     #[error("cannot open the fleet store")]
     Store(#[source] StoreError),
+    #[error(
+        "the fleet database {} is missing, but {} shows that it held this hub's fleet; \
+         starting would create an empty database and a new CA and lock out every enrolled spoke. \
+         Restore the database from a backup, or start with --init-new-fleet \
+         (EDGECD_HUB_INIT_NEW_FLEET=true) to create a new, empty fleet deliberately",
+        database.display(),
+        marker.display()
+    )]
+    FleetDatabaseMissing { database: PathBuf, marker: PathBuf },
+    #[error(
+        "the fleet store has no CA, but spoke certificates were issued by one (cluster {cluster}); \
+         minting a new CA would lock out every enrolled spoke. Restore the database, or start \
+         with --init-new-fleet (EDGECD_HUB_INIT_NEW_FLEET=true) to mint a new CA deliberately \
+         (every spoke must then enroll again)"
+    )]
+    FleetWithoutCa { cluster: String },
     #[error("cannot open the hub's git cache")]
     GitCache(#[source] std::io::Error),
     #[error("cannot listen on {addr}")]
@@ -149,6 +180,7 @@ impl Server {
         let (store, security): (Arc<dyn Store>, Option<Arc<dyn crate::store::SecurityStore>>) =
             match &config.database {
                 Database::Sqlite(path) => {
+                    check_fleet_database(path, config.init_new_fleet)?;
                     let store =
                         Arc::new(SqliteStore::open(path).await.map_err(ServerError::Store)?);
                     (store.clone(), Some(store))
@@ -170,6 +202,11 @@ impl Server {
         let mut authenticator = Arc::clone(&config.authenticator);
         let pki = match (&config.security, security) {
             (Some(settings), Some(security)) => {
+                if matches!(settings.ca, crate::pki::CaSettings::Stored(_))
+                    && !config.init_new_fleet
+                {
+                    refuse_ca_over_fleet(store.as_ref(), security.as_ref()).await?;
+                }
                 let pki = Arc::new(
                     settings
                         .open(Arc::clone(&store), Arc::clone(&security))
@@ -202,6 +239,9 @@ impl Server {
             }
             _ => None,
         };
+        if let Database::Sqlite(path) = &config.database {
+            mark_fleet_database(path, pki.as_deref(), config.init_new_fleet);
+        }
         let link_config = LinkConfig {
             replica: config.replica_id.clone(),
             ..config.link.clone()
@@ -269,9 +309,20 @@ impl Server {
         background.push(spawn_expiry(Arc::clone(&store), config.expiry_interval));
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        let handshakes = Arc::new(Handshakes::default());
+        let served = Arc::clone(&handshakes);
         let mut builder = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // The first call on a connection ends its handshake deadline.
+            .layer(tonic::service::InterceptorLayer::new(
+                move |request: tonic::Request<()>| {
+                    if let Some(peer) = request.remote_addr() {
+                        served.served(peer);
+                    }
+                    Ok(request)
+                },
+            ));
         let tls_enabled = tls.is_some();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls).map_err(ServerError::Tls)?;
@@ -281,8 +332,12 @@ impl Server {
             .add_service(HubServiceServer::new(api.clone()));
         let mut grpc_stop = stop_rx.clone();
         let (kill, killed) = watch::channel(false);
-        let incoming = TcpListenerStream::new(grpc_listener)
-            .map(move |conn| conn.map(|io| Killable::new(io, killed.clone())));
+        let handshake_timeout = config.grpc_handshake_timeout;
+        let incoming = TcpListenerStream::new(grpc_listener).map(move |conn| {
+            conn.map(|io| {
+                Killable::new(io, killed.clone()).with_handshake(&handshakes, handshake_timeout)
+            })
+        });
         let grpc = tokio::spawn(async move {
             router
                 .serve_with_incoming_shutdown(incoming, async move {
@@ -306,12 +361,9 @@ impl Server {
             },
         ));
         let mut http_stop = stop_rx;
+        let http_limits = config.http.clone();
         let http = tokio::spawn(async move {
-            axum::serve(
-                http_listener,
-                admin.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+            crate::admin::serve(http_listener, admin, http_limits, async move {
                 let _ = http_stop.wait_for(|stop| *stop).await;
             })
             .await
@@ -335,6 +387,104 @@ impl Server {
             _git_temp: git_temp,
         })
     }
+}
+
+/// The marker next to a SQLite database (`hub.db` -> `hub.db.fleet`): the
+/// path held a fleet's database. Outside the database, so that it survives
+/// the database's removal; `hub.db*` globs include it on purpose (removing
+/// everything is a deliberate reset).
+pub fn fleet_marker_path(database: &Path) -> PathBuf {
+    let mut name = database
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    name.push(".fleet");
+    database.with_file_name(name)
+}
+
+/// Refuses to create a new SQLite database where the marker says one
+/// existed, unless `init_new_fleet`.
+fn check_fleet_database(database: &Path, init_new_fleet: bool) -> Result<(), ServerError> {
+    let missing = matches!(
+        std::fs::symlink_metadata(database),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound
+    );
+    let marker = fleet_marker_path(database);
+    if missing && marker.exists() {
+        if !init_new_fleet {
+            return Err(ServerError::FleetDatabaseMissing {
+                database: database.to_path_buf(),
+                marker,
+            });
+        }
+        tracing::warn!(
+            database = %database.display(),
+            "The fleet database is missing: creating a new, empty fleet (--init-new-fleet)."
+        );
+    }
+    Ok(())
+}
+
+/// Writes the marker of [`check_fleet_database`] (with the CA's hash) if it
+/// is absent or a new fleet was started. Best effort: a hub that cannot
+/// write it runs, without that protection, and says so.
+fn mark_fleet_database(database: &Path, pki: Option<&crate::pki::Pki>, init_new_fleet: bool) {
+    let marker = fleet_marker_path(database);
+    if marker.exists() && !init_new_fleet {
+        return;
+    }
+    let name = database
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = format!(
+        "# edgecd hub: {name} next to this file holds a fleet's database.\n\
+         # If {name} is missing, edgecd-hub refuses to start (it would create an empty\n\
+         # database and a new CA): restore {name}, or start with --init-new-fleet.\n\
+         database={name}\n\
+         marked_at={}\n\
+         ca={}\n",
+        OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        pki.map(crate::pki::Pki::ca_hash).unwrap_or_default(),
+    );
+    if let Err(error) = std::fs::write(&marker, text) {
+        tracing::warn!(
+            marker = %marker.display(),
+            %error,
+            "Cannot write the fleet marker: a lost database would not be noticed at the next start."
+        );
+    }
+}
+
+/// Refuses to mint a CA when the store has none but records certificates
+/// issued to spokes (by a CA that is gone): evidence of an enrolled fleet.
+async fn refuse_ca_over_fleet(
+    store: &dyn Store,
+    security: &dyn crate::store::SecurityStore,
+) -> Result<(), ServerError> {
+    let io = |error| ServerError::Pki(crate::pki::PkiError::Store(error));
+    if security.get_hub_ca().await.map_err(io)?.is_some() {
+        return Ok(());
+    }
+    let clusters = store
+        .list_clusters(&edgecd_core::selector::LabelSelector::default())
+        .await
+        .map_err(ServerError::Store)?;
+    for cluster in clusters {
+        if !security
+            .list_certificates(&cluster.name)
+            .await
+            .map_err(io)?
+            .is_empty()
+        {
+            return Err(ServerError::FleetWithoutCa {
+                cluster: cluster.name,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn local_addr(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, ServerError> {
@@ -480,11 +630,55 @@ impl Drop for RunningServer {
     }
 }
 
+/// gRPC connections still waiting for their first call, by peer address
+/// (unique among a listener's open connections): the call's interceptor
+/// marks the connection, which then drops its handshake deadline.
+#[derive(Debug, Default)]
+struct Handshakes(std::sync::Mutex<HashMap<SocketAddr, Arc<AtomicBool>>>);
+
+impl Handshakes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<AtomicBool>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn register(&self, peer: SocketAddr) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.lock().insert(peer, Arc::clone(&flag));
+        flag
+    }
+
+    fn served(&self, peer: SocketAddr) {
+        if let Some(flag) = self.lock().remove(&peer) {
+            flag.store(true, Ordering::Release);
+        }
+    }
+
+    fn forget(&self, peer: SocketAddr, flag: &Arc<AtomicBool>) {
+        let mut waiting = self.lock();
+        if waiting.get(&peer).is_some_and(|f| Arc::ptr_eq(f, flag)) {
+            waiting.remove(&peer);
+        }
+    }
+}
+
+/// A connection's deadline for its first call.
+struct Handshake {
+    peer: SocketAddr,
+    served: Arc<AtomicBool>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    registry: Arc<Handshakes>,
+}
+
 /// An accepted connection that fails as soon as the server is killed, so
-/// that `abort` (and the end of a drain) leaves no connection served.
+/// that `abort` (and the end of a drain) leaves no connection served, or
+/// when it has not sent a call by its handshake deadline (a client that
+/// never finishes TLS or never sends the HTTP/2 preface).
 struct Killable {
     io: tokio::net::TcpStream,
     killed: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+    handshake: Option<Handshake>,
 }
 
 impl Killable {
@@ -494,16 +688,48 @@ impl Killable {
             killed: Box::pin(async move {
                 let _ = killed.wait_for(|k| *k).await;
             }),
+            handshake: None,
         }
     }
 
+    fn with_handshake(mut self, registry: &Arc<Handshakes>, timeout: Duration) -> Self {
+        if let Ok(peer) = self.io.peer_addr() {
+            self.handshake = Some(Handshake {
+                peer,
+                served: registry.register(peer),
+                deadline: Box::pin(tokio::time::sleep(timeout)),
+                registry: Arc::clone(registry),
+            });
+        }
+        self
+    }
+
     fn check(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
-        match self.killed.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(std::io::Error::new(
+        if let Poll::Ready(()) = self.killed.as_mut().poll(cx) {
+            return Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
                 "hub replica stopped",
-            )),
-            Poll::Pending => Ok(()),
+            ));
+        }
+        if let Some(handshake) = &mut self.handshake {
+            if handshake.served.load(Ordering::Acquire) {
+                self.handshake = None;
+            } else if handshake.deadline.as_mut().poll(cx).is_ready() {
+                tracing::debug!(peer = %handshake.peer, "No gRPC call before the handshake deadline: closing.");
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no call within the handshake timeout",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Killable {
+    fn drop(&mut self) {
+        if let Some(handshake) = &self.handshake {
+            handshake.registry.forget(handshake.peer, &handshake.served);
         }
     }
 }

@@ -379,8 +379,15 @@ fn credentials<T>(request: &Request<T>) -> Credentials {
 fn auth_status(error: AuthError) -> Status {
     match error {
         AuthError::Unavailable(_) => {
+            // The accounts live in the store: an outage of the database
+            // reaches every authenticated call here first.
             tracing::warn!(%error, "Authentication backend unavailable.");
-            Status::unavailable("authentication is unavailable; retry later")
+            with_retry_after(
+                Status::unavailable(
+                    "authentication is unavailable: the hub's database is unavailable; retry later",
+                ),
+                Duration::from_secs(1),
+            )
         }
         other => Status::unauthenticated(other.to_string()),
     }
@@ -441,6 +448,17 @@ pub(crate) fn store_error(error: StoreError, what: impl Into<String>) -> Status 
             with_retry_after(
                 Status::unavailable("the hub's database is unavailable; retry later"),
                 Duration::from_secs(1),
+            )
+        }
+        StoreError::Lost { reason } => {
+            tracing::error!(%reason, what, "The database cannot be written.");
+            // Not a blip: only an operator (restore, restart) ends it.
+            with_retry_after(
+                Status::unavailable(format!(
+                    "the hub's database is unavailable: {reason}; \
+                     writes are refused until an operator restores it and restarts the hub"
+                )),
+                Duration::from_secs(30),
             )
         }
         StoreError::Database(source) => {

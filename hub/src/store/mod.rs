@@ -91,6 +91,11 @@ pub enum StoreError {
     Corrupt { reason: String },
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// The database can no longer be written until an operator acts (its
+    /// SQLite file was removed or replaced under the running hub, or is
+    /// read-only); retrying does not help.
+    #[error("the database cannot be written: {reason}")]
+    Lost { reason: String },
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("database migration failed")]
@@ -102,6 +107,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The fleet store. Every method is one database round trip or one
 /// transaction; none loads an unbounded set of apps.
 pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Whether the database this store opened is still the one it writes:
+    /// `Err(StoreError::Lost)` once an embedded database file was removed or
+    /// replaced under the running hub (writes are then refused). No query;
+    /// `/ready` calls it.
+    fn check_intact(&self) -> Result<()> {
+        Ok(())
+    }
+
     // --- projects ---
     fn create_project<'a>(
         &'a self,
@@ -391,6 +404,13 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
+            sqlx::Error::Database(db) if sqlite_unwritable(db.as_ref()) => StoreError::Lost {
+                reason: format!(
+                    "the SQLite database file was removed or replaced while the hub ran, \
+                     or is read-only ({})",
+                    db.message()
+                ),
+            },
             sqlx::Error::ColumnDecode { index, source } => StoreError::Corrupt {
                 reason: format!("column {index}: {source}"),
             },
@@ -406,6 +426,17 @@ impl From<sqlx::Error> for StoreError {
             other => StoreError::Database(other),
         }
     }
+}
+
+/// SQLITE_READONLY (a connection of a removed or replaced file is switched
+/// to `query_only`, see `sqlite::DbFile`) and SQLITE_CANTOPEN (the file is
+/// gone when the pool opens a connection), extended codes included.
+fn sqlite_unwritable(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 8 | 14))
 }
 
 impl From<serde_json::Error> for StoreError {

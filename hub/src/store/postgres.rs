@@ -45,7 +45,14 @@ pub struct PgSettings {
     pub max_connections: u32,
     /// Connections of the link pool (spoke ingest and command delivery).
     pub link_connections: u32,
+    /// How long an API call waits for a connection (a free one, or a new
+    /// one while the server refuses connections) before it fails with
+    /// `StoreError::Unavailable`: short, so that during an outage calls
+    /// fail fast with UNAVAILABLE and `retry-after` instead of piling up.
     pub acquire_timeout: Duration,
+    /// The same for the link pool: spoke sessions end on a store error, so
+    /// they wait longer through a saturated pool.
+    pub link_acquire_timeout: Duration,
 }
 
 impl Default for PgSettings {
@@ -53,7 +60,8 @@ impl Default for PgSettings {
         Self {
             max_connections: 16,
             link_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(1),
+            link_acquire_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -63,19 +71,22 @@ impl PgStore {
     /// advisory lock) and makes sure the `default` project exists.
     #[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
     pub async fn connect(options: PgConnectOptions, settings: &PgSettings) -> Result<Self> {
-        let pool_with = |connections: u32| {
+        let pool_with = |connections: u32, acquire_timeout: Duration| {
             PgPoolOptions::new()
                 .max_connections(connections)
-                .acquire_timeout(settings.acquire_timeout)
+                // sqlx retries a refused connection until this deadline.
+                .acquire_timeout(acquire_timeout)
                 // A connection broken by a server restart is found and replaced
                 // at checkout instead of failing a query.
                 .test_before_acquire(true)
                 .connect_lazy_with(options.clone())
         };
-        let pool = pool_with(settings.max_connections);
-        let link = pool_with(settings.link_connections);
+        let pool = pool_with(settings.max_connections, settings.acquire_timeout);
+        let link = pool_with(settings.link_connections, settings.link_acquire_timeout);
+        // Start-up goes through the more patient link pool: a database that
+        // is still starting gets the link pool's acquire timeout.
         sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
+            .run(&link)
             .await
             .map_err(StoreError::Migrate)?;
         let (name, spec) = super::default_project();
@@ -86,7 +97,7 @@ impl PgStore {
         .bind(name)
         .bind(Json(&spec))
         .bind(now_ms())
-        .execute(&pool)
+        .execute(&link)
         .await?;
         Ok(Self { pool, link })
     }

@@ -43,6 +43,74 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 pub struct SqliteStore {
     pool: SqlitePool,
     bus: broadcast::Sender<(String, String)>,
+    file: std::sync::Arc<DbFile>,
+}
+
+/// The database file a store opened. Removing or replacing it under a
+/// running hub leaves the open connections on the old, unlinked file:
+/// writes would be acknowledged and lost. Every connection checks the
+/// path's identity (device and inode) when the pool hands it out or opens
+/// it; once the path no longer names the file opened, connections are
+/// switched to `query_only` (writes fail with SQLITE_READONLY, which the
+/// store reports as `StoreError::Lost`) and `check_intact` fails, for good.
+#[derive(Debug)]
+struct DbFile {
+    path: std::path::PathBuf,
+    /// Set once the database is open; `None` until then (or if the path
+    /// cannot be examined, e.g. not a regular file).
+    identity: std::sync::OnceLock<(u64, u64)>,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl DbFile {
+    fn check(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let Some(opened) = self.identity.get() else {
+            return Ok(());
+        };
+        if !self.lost.load(Ordering::Acquire) {
+            match file_identity(&self.path) {
+                Ok(now) if now == *opened => return Ok(()),
+                Ok(_) => self.mark_lost("replaced by another file"),
+                Err(error) => self.mark_lost(&error.to_string()),
+            }
+        }
+        Err(StoreError::Lost {
+            reason: "the SQLite database file was removed or replaced while the hub ran".into(),
+        })
+    }
+
+    fn mark_lost(&self, why: &str) {
+        if !self.lost.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tracing::error!(
+                path = %self.path.display(),
+                why,
+                "The hub's SQLite database file was removed or replaced while the hub ran: \
+                 writes are refused from now on. Restore the file and restart the hub."
+            );
+        }
+    }
+
+    /// Switches `conn` to read-only if the file is no longer the one opened.
+    async fn guard(&self, conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {
+        if self.check().is_err() {
+            sqlx::query("PRAGMA query_only = ON").execute(conn).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    // Only removal is noticed where inodes are not available.
+    std::fs::metadata(path).map(|_| (0, 0))
 }
 
 impl SqliteStore {
@@ -59,10 +127,31 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
+        let file = std::sync::Arc::new(DbFile {
+            path: path.to_path_buf(),
+            identity: std::sync::OnceLock::new(),
+            lost: std::sync::atomic::AtomicBool::new(false),
+        });
+        let (on_acquire, on_connect) = (file.clone(), file.clone());
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .before_acquire(move |conn, _| {
+                let file = on_acquire.clone();
+                Box::pin(async move { file.guard(conn).await.map(|()| true) })
+            })
+            .after_connect(move |conn, _| {
+                let file = on_connect.clone();
+                Box::pin(async move { file.guard(conn).await })
+            })
+            .connect_with(options.clone())
             .await?;
+        // From now on the pool never creates the file: a connection opened
+        // after a removal fails (SQLITE_CANTOPEN) instead of starting an
+        // empty database.
+        pool.set_connect_options(options.create_if_missing(false));
+        if let Ok(identity) = file_identity(path) {
+            let _ = file.identity.set(identity);
+        }
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
@@ -78,7 +167,7 @@ impl SqliteStore {
         .execute(&pool)
         .await?;
         let (bus, _) = broadcast::channel(1024);
-        Ok(Self { pool, bus })
+        Ok(Self { pool, bus, file })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -2261,6 +2350,9 @@ fn expect_one(rows: u64, what: impl FnOnce() -> String) -> Result<()> {
 // === impl Store ===
 
 impl Store for SqliteStore {
+    fn check_intact(&self) -> Result<()> {
+        self.file.check()
+    }
     fn create_project<'a>(
         &'a self,
         name: &'a str,
