@@ -22,6 +22,7 @@ pub mod names;
 pub mod project;
 pub mod selector;
 pub mod status;
+pub mod status_budget;
 
 pub use names::{AppRef, ClusterName, NameError, ProjectName};
 pub use status::{ConnectionState, Health, SyncStatus};

@@ -40,6 +40,8 @@ pub mod conditions {
     pub const POLICY_VIOLATION: &str = "ProjectPolicyViolation";
     /// An object of the app is tracked by another app too (Argo CD's condition of the same name).
     pub const SHARED_RESOURCE_WARNING: &str = "SharedResourceWarning";
+    /// The API server refused the full status for its size; it was written without its resource lists.
+    pub const STATUS_WRITE_ERROR: &str = "StatusWriteError";
 }
 
 /// Settings of the engine.
@@ -1243,6 +1245,15 @@ impl Engine {
         clear_operation: bool,
         now: OffsetDateTime,
     ) -> Outcome {
+        // A large app's lists are shortened to keep the object writable
+        // (etcd refuses objects over 1.5 MiB); the status says what was left out.
+        let truncated = status.fit_within(edgecd_core::status_budget::MAX_STATUS_BYTES);
+        decide::set_condition(
+            &mut status.conditions,
+            edgecd_core::status_budget::TRUNCATED_CONDITION,
+            truncated,
+            now,
+        );
         status.reconciled_at = Some(now);
         let changed = changed(previous, &status);
         if changed {
@@ -1297,10 +1308,40 @@ impl Engine {
             return Ok(());
         }
         let patch = serde_json::json!({ "status": outcome.status });
-        let written = api
+        let written = match api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(status_error)?;
+        {
+            Ok(written) => written,
+            // Still too large for the API server: write the status without
+            // its lists, saying why, so that the hub sees it and the
+            // operation ends instead of showing Running forever.
+            Err(error) if too_large(&error) => {
+                tracing::warn!(app = %app.qualified_name(), %error, "The status is too large to write; writing it without its resource lists.");
+                let mut minimal = outcome.status.clone();
+                minimal.resources.clear();
+                for entry in &mut minimal.history {
+                    entry.resources.clear();
+                }
+                if let Some(operation) = &mut minimal.operation_state {
+                    operation.resources.clear();
+                }
+                decide::set_condition(
+                    &mut minimal.conditions,
+                    conditions::STATUS_WRITE_ERROR,
+                    Some(format!(
+                        "the full status of {} resources could not be written ({error}); it is shown without its resource lists",
+                        outcome.status.resources.len()
+                    )),
+                    OffsetDateTime::now_utc(),
+                );
+                let patch = serde_json::json!({ "status": minimal });
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(status_error)?
+            }
+            Err(error) => return Err(status_error(error)),
+        };
         self.remember(&name, |m| {
             m.cr_version = written.metadata.resource_version.clone();
             m.own_write = written.metadata.resource_version.clone();
@@ -1341,6 +1382,18 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether the API server refused a write for its size (413, or etcd's "request is too large").
+fn too_large(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => {
+            status.code == 413
+                || status.message.contains("too large")
+                || status.message.contains("Too long")
+        }
+        _ => false,
     }
 }
 

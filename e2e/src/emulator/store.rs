@@ -542,6 +542,7 @@ impl Store {
         let entries = ssa::update(&json!({}), &body, Vec::new(), &writer, &rt.schema);
         ManagedEntry::write_all(&mut body, &entries);
         init_identity(&mut body, rt);
+        check_size(&body)?;
         Ok(self.commit(&mut st, rt, key, None, body, opts.dry_run))
     }
 
@@ -721,6 +722,7 @@ impl Store {
         }
         validate(rt, &new, old.as_ref())?;
         ManagedEntry::write_all(&mut new, &applied.entries);
+        check_size(&new)?;
         match &old {
             Some(old) => {
                 bump_generation(&mut new, old, rt);
@@ -791,6 +793,7 @@ impl Store {
         );
         ManagedEntry::write_all(&mut new, &entries);
         bump_generation(&mut new, old, rt);
+        check_size(&new)?;
         Ok(self.commit(st, rt, key, Some(old), new, opts.dry_run))
     }
 
@@ -1211,6 +1214,18 @@ impl Store {
             self.remove(&mut st, rt, key, &old, false);
         }
     }
+}
+
+/// etcd's default request limit (`--max-request-bytes`): the API server cannot store a larger object.
+const MAX_OBJECT_BYTES: usize = 1_572_864;
+
+/// Refuses an object too large for etcd, as a real API server does (500, "etcdserver: request is too large").
+fn check_size(object: &Value) -> ApiResult<()> {
+    let size = serde_json::to_vec(object).map_or(usize::MAX, |bytes| bytes.len());
+    if size > MAX_OBJECT_BYTES {
+        return Err(ApiError::internal("etcdserver: request is too large"));
+    }
+    Ok(())
 }
 
 // === impl State ===
