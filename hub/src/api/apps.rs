@@ -130,11 +130,11 @@ async fn checked_spec(
     let spec = spec.ok_or_else(|| Status::invalid_argument("spec is required"))?;
     let spec = pc::from_application_spec(spec, app.project.as_str())
         .map_err(|e| Status::invalid_argument(format!("application {app}: spec: {e}")))?;
-    let labels = pc::from_labels(&meta.labels);
-    validate(&app, &spec, &labels)?;
     let project = api
         .authorize(call, Action::Edit, app.project.as_str())
         .await?;
+    let labels = pc::from_labels(&meta.labels);
+    validate(&app, &spec, &labels)?;
     if spec.destination.cluster.is_empty() {
         return Err(Status::invalid_argument(
             "spec.destination.cluster is required (the hub deploys by cluster name)",
