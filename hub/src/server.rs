@@ -3,7 +3,8 @@
 //! ```text
 //!   Server::start(ServerConfig) ─► RunningServer { grpc_addr, http_addr }
 //!     gRPC  : SpokeService (link) + HubService (api)   [TLS: ServerConfig::tls]
-//!             a connection without a request within grpc_handshake_timeout is closed
+//!             a connection without a call within grpc_handshake_timeout is closed,
+//!             at most grpc_max_handshakes wait for their first call
 //!     HTTP  : admin + console (axum, HTTP/1.1)   [header timeout, connection cap: HttpLimits]
 //!     tasks : notification router (link), change feed (Watch), command expiry
 //!   RunningServer::shutdown: GoAway(draining) to spokes ─► stop accepting ─► drain ─► stop
@@ -95,6 +96,11 @@ pub struct ServerConfig {
     /// A gRPC connection that has not sent a request this long after it
     /// was accepted (TLS handshake, HTTP/2 preface, first call) is closed.
     pub grpc_handshake_timeout: Duration,
+    /// Connections that may wait for their first call at once; a new one
+    /// beyond it is closed when accepted (established connections are not
+    /// counted), so a flood of silent connections cannot take every file
+    /// descriptor.
+    pub grpc_max_handshakes: usize,
     /// Start a new fleet even where there is evidence of an existing one:
     /// a SQLite database whose marker says it existed, or issued spoke
     /// certificates without a CA (`--init-new-fleet`). See [`Server::start`].
@@ -121,7 +127,8 @@ impl ServerConfig {
             appsets: crate::appsets::AppSetConfig::default(),
             git_cache_dir: None,
             http: crate::admin::HttpLimits::default(),
-            grpc_handshake_timeout: Duration::from_secs(10),
+            grpc_handshake_timeout: Duration::from_secs(30),
+            grpc_max_handshakes: 512,
             init_new_fleet: false,
         }
     }
@@ -333,10 +340,22 @@ impl Server {
         let mut grpc_stop = stop_rx.clone();
         let (kill, killed) = watch::channel(false);
         let handshake_timeout = config.grpc_handshake_timeout;
-        let incoming = TcpListenerStream::new(grpc_listener).map(move |conn| {
-            conn.map(|io| {
-                Killable::new(io, killed.clone()).with_handshake(&handshakes, handshake_timeout)
-            })
+        let max_handshakes = config.grpc_max_handshakes;
+        let incoming = TcpListenerStream::new(grpc_listener).filter_map(move |conn| {
+            let conn = match conn {
+                Ok(io) if handshakes.waiting() >= max_handshakes => {
+                    tracing::warn!(
+                        peer = ?io.peer_addr().ok(),
+                        max_handshakes,
+                        "Too many gRPC connections without a call: closing a new one."
+                    );
+                    None
+                }
+                conn => Some(conn.map(|io| {
+                    Killable::new(io, killed.clone()).with_handshake(&handshakes, handshake_timeout)
+                })),
+            };
+            std::future::ready(conn)
         });
         let grpc = tokio::spawn(async move {
             router
@@ -647,6 +666,10 @@ impl Handshakes {
         let flag = Arc::new(AtomicBool::new(false));
         self.lock().insert(peer, Arc::clone(&flag));
         flag
+    }
+
+    fn waiting(&self) -> usize {
+        self.lock().len()
     }
 
     fn served(&self, peer: SocketAddr) {

@@ -312,7 +312,8 @@ async fn grpc_port_closes_connections_without_a_call() {
     assert!(closed_by_server(&mut half).await);
     assert!(closed_by_server(&mut silent).await);
 
-    // A connection that has made a call is kept past the deadline.
+    // A connection that has made a call is kept past the deadline (and is
+    // not counted among those waiting for their first call).
     let mut api = plaintext_client(&hub).await;
     api.get_server_info(v1::GetServerInfoRequest {})
         .await
@@ -321,6 +322,33 @@ async fn grpc_port_closes_connections_without_a_call() {
     api.get_server_info(v1::GetServerInfoRequest {})
         .await
         .expect("an active connection is not closed");
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn grpc_port_caps_connections_without_a_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::insecure_local(Database::Sqlite(dir.path().join("hub.db")));
+    config.grpc_max_handshakes = 1;
+    let hub = Server::start(config).await.unwrap();
+    let mut api = plaintext_client(&hub).await;
+    api.get_server_info(v1::GetServerInfoRequest {})
+        .await
+        .unwrap();
+    // One silent connection fills the waiting room (30 s deadline)...
+    let _silent = TcpStream::connect(hub.grpc_addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...so another one is closed at once, while a serving one still works.
+    let mut second = TcpStream::connect(hub.grpc_addr()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the connection over the cap is closed: {read:?}"
+    );
+    api.get_server_info(v1::GetServerInfoRequest {})
+        .await
+        .expect("an established connection keeps working");
     hub.shutdown().await.unwrap();
 }
 
