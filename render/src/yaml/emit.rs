@@ -216,9 +216,13 @@ impl Emitter {
             if i > 0 || !inline {
                 self.indent_to(indent);
             }
+            let Some(value) = map.get(key) else { continue };
+            if !simple_key(key) {
+                self.complex_entry(key, value, indent);
+                continue;
+            }
             self.string(key, indent + INDENT, true);
             self.push_char(':');
-            let Some(value) = map.get(key) else { continue };
             match value {
                 Value::Object(child) if !child.is_empty() => {
                     self.newline();
@@ -233,6 +237,24 @@ impl Emitter {
                     self.inline_value(scalar, indent + INDENT);
                     self.newline();
                 }
+            }
+        }
+    }
+
+    /// Writes `? key` and `: value` at `indent`, as go-yaml does for a key that cannot be a simple key (longer
+    /// than 128 bytes, or spanning lines: a YAML parser reads at most 1024 characters of a simple key).
+    fn complex_entry(&mut self, key: &str, value: &Value, indent: usize) {
+        self.push("? ");
+        self.string(key, indent + INDENT, false);
+        self.newline();
+        self.indent_to(indent);
+        self.push(": ");
+        match value {
+            Value::Object(child) if !child.is_empty() => self.map(child, indent + INDENT, true),
+            Value::Array(items) if !items.is_empty() => self.seq(items, indent + INDENT, true),
+            scalar => {
+                self.inline_value(scalar, indent + INDENT);
+                self.newline();
             }
         }
     }
@@ -555,6 +577,11 @@ impl Analysis {
     }
 }
 
+/// Whether go-yaml writes `key` as a simple key (`key: value`): at most 128 bytes, on one line.
+fn simple_key(key: &str) -> bool {
+    key.len() <= 128 && !key.chars().any(is_break)
+}
+
 fn is_break(c: char) -> bool {
     matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
@@ -701,6 +728,30 @@ mod tests {
             to_yaml_document(&doc),
             "a: 1\nb: 1.5e-07\nc: 1e+21\nd: 0.1\ne: 1.2345675e+06\nf: 12345678901234567890\n"
         );
+    }
+
+    /// Keys over 128 bytes or spanning lines are written as go-yaml writes them (`? key` then `: value`),
+    /// byte for byte as `kubectl kustomize` printed this object; simple keys of 1024+ characters would not
+    /// load again (found by the fuzzer).
+    #[test]
+    fn long_and_multi_line_keys_become_complex_keys() {
+        let a = "a".repeat(129);
+        let b = "b".repeat(128);
+        let doc = json!({"spec": {
+            a.clone(): {"inner": 1, "other": {"deep": 2}},
+            b.clone(): 1,
+            "empty": {},
+            "multi\nline": 3,
+            "list": [{a.clone(): 1, "b": 2}, {a.clone(): ["a"]}],
+        }});
+        let expected = format!(
+            "spec:\n  ? {a}\n  : inner: 1\n    other:\n      deep: 2\n  {b}: 1\n  empty: {{}}\n  list:\n  - ? {a}\n    : 1\n    b: 2\n  - ? {a}\n    : - a\n  ? |-\n    multi\n    line\n  : 3\n"
+        );
+        let emitted = to_yaml_document(&doc);
+        assert_eq!(emitted, expected);
+        assert_eq!(crate::yaml::load_one(&emitted).unwrap(), doc);
+        let long = json!({"x".repeat(2000): null});
+        assert_eq!(crate::yaml::load_one(&to_yaml_document(&long)).unwrap(), long);
     }
 
     #[test]
