@@ -100,6 +100,31 @@ pub(crate) fn go_key_cmp(a: &str, b: &str) -> Ordering {
     ar.len().cmp(&br.len())
 }
 
+/// Sorts keys by [`go_key_cmp`] with a stable merge sort that tolerates its inconsistencies. go-yaml's order
+/// is not a total order for every set of keys (digit runs against other characters can make it cyclic); Go's
+/// sort then returns some order, while the standard library's sort may panic on a comparison that is not a
+/// total order. For keys it orders consistently, the result is the one stable sorted order.
+fn sort_keys(keys: Vec<&String>) -> Vec<&String> {
+    if keys.len() <= 1 {
+        return keys;
+    }
+    let mut right = keys;
+    let left: Vec<&String> = right.drain(..right.len() / 2).collect();
+    let (left, right) = (sort_keys(left), sort_keys(right));
+    let mut merged = Vec::with_capacity(left.len() + right.len());
+    let (mut l, mut r) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(a), Some(b)) = (l.peek(), r.peek()) {
+        if go_key_cmp(b, a) == Ordering::Less {
+            merged.extend(r.next());
+        } else {
+            merged.extend(l.next());
+        }
+    }
+    merged.extend(l);
+    merged.extend(r);
+    merged
+}
+
 /// Formats a JSON number the way it comes out of Go's JSON encoder and then go-yaml v2.
 pub(crate) fn format_number(number: &Number) -> String {
     if let Some(i) = number.as_i64() {
@@ -210,8 +235,7 @@ impl Emitter {
 
     /// Writes a block mapping whose keys sit at `indent`; the first key continues the current line if `inline`.
     fn map(&mut self, map: &Map<String, Value>, indent: usize, inline: bool) {
-        let mut keys: Vec<&String> = map.keys().collect();
-        keys.sort_by(|a, b| go_key_cmp(a, b));
+        let keys = sort_keys(map.keys().collect());
         for (i, key) in keys.into_iter().enumerate() {
             if i > 0 || !inline {
                 self.indent_to(indent);
@@ -751,7 +775,10 @@ mod tests {
         assert_eq!(emitted, expected);
         assert_eq!(crate::yaml::load_one(&emitted).unwrap(), doc);
         let long = json!({"x".repeat(2000): null});
-        assert_eq!(crate::yaml::load_one(&to_yaml_document(&long)).unwrap(), long);
+        assert_eq!(
+            crate::yaml::load_one(&to_yaml_document(&long)).unwrap(),
+            long
+        );
     }
 
     #[test]
