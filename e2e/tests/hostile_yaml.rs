@@ -79,7 +79,10 @@ async fn an_alias_amplification_file_is_refused_at_every_entry_point() {
         })
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("aliases expand to more than"), "{err}");
+    assert!(
+        err.to_string().contains("aliases expand to more than"),
+        "{err}"
+    );
     fleet.client().get_server_info().await.unwrap();
 
     // 2 and 3. From git: rendered at the spoke (an app on cluster-1) and at the

@@ -605,11 +605,11 @@ impl Engine {
         } else {
             Revision::new(revision)
         };
-        let commit = self
-            .git
         // `<cache>/repos/<key>.git`: the cache directory, hidden from messages.
         let repo_cache = self.git.repo_cache_path(&url);
         let cache_dir = repo_cache.parent().and_then(std::path::Path::parent);
+        let commit = self
+            .git
             .refresh(&url, &revision, mode)
             .await
             .map_err(|e: GitError| without_host_paths(&e.to_string(), None, cache_dir))?;
@@ -1604,57 +1604,6 @@ pub async fn run(
         .await;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_version_moves_only_on_change() {
-        let a = ApplicationStatus::default();
-        let mut b = a.clone();
-        b.reconciled_at = Some(OffsetDateTime::UNIX_EPOCH);
-        assert!(!changed(&a, &b));
-        b.health.status = Health::Healthy;
-        assert!(changed(&a, &b));
-    }
-
-    #[test]
-    fn comparison_inputs_cover_commit_source_inventory_and_policies() {
-        let source = ApplicationSource {
-            repo_url: "https://git.example.com/apps".into(),
-            path: "apps/web".into(),
-            ..ApplicationSource::default()
-        };
-        let inventory = [ResourceKey {
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: "web".into(),
-            name: "config".into(),
-            ..ResourceKey::default()
-        }];
-        let base = CompareInputs {
-            source: &source,
-            commit: "a",
-            app: "default/web",
-            app_label: "web",
-            namespace: "web",
-            inventory: &inventory,
-            generation: Some(1),
-            policies: 0,
-        };
-        let hash = base.hash();
-        assert_eq!(hash, CompareInputs { ..base }.hash());
-        let other_source = ApplicationSource {
-            path: "apps/other".into(),
-            ..source.clone()
-        };
-        for changed in [
-            CompareInputs {
-                commit: "b",
-                ..base
-            },
-            CompareInputs {
-                source: &other_source,
 /// A git or render error as viewers see it (app conditions, the hub, the console): paths inside the
 /// checkout are named relative to the repository root (`overlays/prod/kustomization.yaml: …`, the root
 /// itself as `.`), and any other path in the git cache as `<git cache>/…`, so no host path of the spoke
@@ -1686,10 +1635,10 @@ pub(crate) fn without_host_paths(
     out
 }
 
-                ..base
-            },
-            CompareInputs {
-                inventory: &[],
+#[cfg(test)]
+mod tests {
+    use super::*;
+
     /// Render errors name files relative to the repository root, never the checkout's host path.
     #[test]
     fn render_errors_name_paths_relative_to_the_repository_root() {
@@ -1741,6 +1690,57 @@ pub(crate) fn without_host_paths(
         );
     }
 
+    #[test]
+    fn status_version_moves_only_on_change() {
+        let a = ApplicationStatus::default();
+        let mut b = a.clone();
+        b.reconciled_at = Some(OffsetDateTime::UNIX_EPOCH);
+        assert!(!changed(&a, &b));
+        b.health.status = Health::Healthy;
+        assert!(changed(&a, &b));
+    }
+
+    #[test]
+    fn comparison_inputs_cover_commit_source_inventory_and_policies() {
+        let source = ApplicationSource {
+            repo_url: "https://git.example.com/apps".into(),
+            path: "apps/web".into(),
+            ..ApplicationSource::default()
+        };
+        let inventory = [ResourceKey {
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: "web".into(),
+            name: "config".into(),
+            ..ResourceKey::default()
+        }];
+        let base = CompareInputs {
+            source: &source,
+            commit: "a",
+            app: "default/web",
+            app_label: "web",
+            namespace: "web",
+            inventory: &inventory,
+            generation: Some(1),
+            policies: 0,
+        };
+        let hash = base.hash();
+        assert_eq!(hash, CompareInputs { ..base }.hash());
+        let other_source = ApplicationSource {
+            path: "apps/other".into(),
+            ..source.clone()
+        };
+        for changed in [
+            CompareInputs {
+                commit: "b",
+                ..base
+            },
+            CompareInputs {
+                source: &other_source,
+                ..base
+            },
+            CompareInputs {
+                inventory: &[],
                 ..base
             },
             CompareInputs {
