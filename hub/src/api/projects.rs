@@ -117,13 +117,13 @@ pub(super) async fn update(
         // limits: an owner who could widen them could reach clusters,
         // namespaces, repositories and cluster-scoped kinds the admin kept
         // from the project.
-        if !call.principal.admin {
-            if let Some(field) = changed_limit(&current.spec, &spec) {
-                return Err(Status::permission_denied(format!(
-                    "{} may not change the {field} of {what} (admins only; a project owner may change its description)",
-                    call.principal.subject
-                )));
-            }
+        if !call.principal.admin
+            && let Some(field) = changed_limit(&current.spec, &spec)
+        {
+            return Err(Status::permission_denied(format!(
+                "{} may not change the {field} of {what} (admins only; a project owner may change its description)",
+                call.principal.subject
+            )));
         }
         let expected = match req.expected_version {
             0 => current.version,
