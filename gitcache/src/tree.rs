@@ -143,7 +143,8 @@ impl RepoFiles for CheckoutFiles {
         }
         let text = std::fs::read_to_string(&full).map_err(|e| format!("reading {path:?}: {e}"))?;
         // YAML is a superset of JSON; the loader bounds alias expansion and nesting.
-        edgecd_render::yaml::load_one_within(&text, &self.yaml_budget).map_err(|e| format!("parsing {path:?}: {e}"))
+        edgecd_render::yaml::load_one_within(&text, &self.yaml_budget)
+            .map_err(|e| format!("parsing {path:?}: {e}"))
     }
 }
 

@@ -633,7 +633,12 @@ async fn api_tokens_follow_their_owners_current_roles_and_users_can_be_deleted()
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let err = api
-        .delete_user(authed(&root, v1::DeleteUserRequest { name: "root".into() }))
+        .delete_user(authed(
+            &root,
+            v1::DeleteUserRequest {
+                name: "root".into(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -1249,7 +1254,10 @@ async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
     assert!(exists("team-a", "steal").await);
     assert!(exists("team-b", "edge-made").await);
     for (project, name) in [("team-c", "squat"), ("nope", "squat"), ("team-b", "system")] {
-        assert!(!exists(project, name).await, "{project}/{name} was admitted");
+        assert!(
+            !exists(project, name).await,
+            "{project}/{name} was admitted"
+        );
     }
     // The forged event did not stick to team-a's app; edge-2's own event did.
     let events = |project: &str, name: &str| {

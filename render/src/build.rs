@@ -151,9 +151,11 @@ impl Builder<'_> {
             });
         };
         let text = self.repo.read_text(&file)?;
-        let value = yaml::load_one_within(&text, self.repo.yaml_budget()).map_err(|source| RenderError::Yaml {
-            path: file.clone(),
-            source,
+        let value = yaml::load_one_within(&text, self.repo.yaml_budget()).map_err(|source| {
+            RenderError::Yaml {
+                path: file.clone(),
+                source,
+            }
         })?;
         Kustomization::parse(&value, &file)
     }
@@ -280,10 +282,13 @@ impl Builder<'_> {
     /// Reads a resource file: every non-empty document, with `List` kinds flattened.
     fn load_objects(&self, path: &Path) -> Result<Vec<Value>> {
         let text = self.repo.read_text(path)?;
-        let documents = yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|source| RenderError::Yaml {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let documents =
+            yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|source| {
+                RenderError::Yaml {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         let mut objects = Vec::new();
         for document in documents {
             flatten_document(document, path, &mut objects)?;
@@ -306,10 +311,13 @@ impl Builder<'_> {
                 let path = self.repo.resolve(dir, entry, dir)?;
                 self.repo.read_text(&path)?
             };
-            let documents = yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|source| RenderError::Yaml {
-                path: file.to_path_buf(),
-                source,
-            })?;
+            let documents =
+                yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|source| {
+                    RenderError::Yaml {
+                        path: file.to_path_buf(),
+                        source,
+                    }
+                })?;
             for document in documents.into_iter().filter(|d| !d.is_null()) {
                 apply_untargeted_smp(resources, &document, file)?;
             }

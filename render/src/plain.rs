@@ -31,10 +31,13 @@ pub(crate) fn render(
             continue;
         }
         let text = repo.read_text(&file)?;
-        let documents = yaml::load_documents_within(&text, repo.yaml_budget()).map_err(|source| RenderError::Yaml {
-            path: file.clone(),
-            source,
-        })?;
+        let documents =
+            yaml::load_documents_within(&text, repo.yaml_budget()).map_err(|source| {
+                RenderError::Yaml {
+                    path: file.clone(),
+                    source,
+                }
+            })?;
         for document in documents {
             flatten(document, &file, &mut objects)?;
         }

@@ -762,10 +762,7 @@ impl HubService for HubApi {
     async fn list_users(&self, r: Request<v1::ListUsersRequest>) -> Res<v1::ListUsersResponse> {
         rpc!(self, "ListUsers", r, accounts::list_users)
     }
-    async fn delete_user(
-        &self,
-        r: Request<v1::DeleteUserRequest>,
-    ) -> Res<v1::DeleteUserResponse> {
+    async fn delete_user(&self, r: Request<v1::DeleteUserRequest>) -> Res<v1::DeleteUserResponse> {
         rpc!(self, "DeleteUser", r, accounts::delete_user)
     }
 

@@ -276,7 +276,11 @@ pub async fn silent_clusters_are_disconnected(store: &dyn Store) {
         ("new", ConnectionKind::Pending),
         ("revoked", ConnectionKind::Revoked),
     ] {
-        assert_eq!(store.get_cluster(name).await.unwrap().connection.state, state, "{name}");
+        assert_eq!(
+            store.get_cluster(name).await.unwrap().connection.state,
+            state,
+            "{name}"
+        );
     }
     // Nothing left to sweep.
     assert!(

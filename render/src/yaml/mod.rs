@@ -589,7 +589,10 @@ mod tests {
         // The same file again fits; a third time no longer does.
         load_one_within(&text, &budget).unwrap();
         let err = load_one_within(&text, &budget).unwrap_err();
-        assert!(matches!(err, YamlError::AliasLimit { limit: 10240, .. }), "{err}");
+        assert!(
+            matches!(err, YamlError::AliasLimit { limit: 10240, .. }),
+            "{err}"
+        );
         // A fresh default budget per plain load.
         load_one(&text).unwrap();
     }
