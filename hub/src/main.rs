@@ -63,6 +63,10 @@ struct ServeArgs {
     /// has no CA but records certificates issued to spokes. Every spoke must then enroll again.
     #[arg(long, env = "EDGECD_HUB_INIT_NEW_FLEET")]
     init_new_fleet: bool,
+    /// How long after its certificate expired a spoke may still renew it (`RenewCertificate`, with
+    /// its key) instead of enrolling again with a new bootstrap token, e.g. 168h; 0s turns it off.
+    #[arg(long, env = "EDGECD_HUB_RENEW_GRACE", default_value = "168h", value_parser = parse_duration)]
+    renew_grace: std::time::Duration,
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "EDGECD_HUB_LOG", default_value = "info")]
     log: String,
@@ -94,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
     config.http_listen = args.http_listen;
     config.appsets.interval = args.appset_interval;
     config.init_new_fleet = args.init_new_fleet;
+    config.link.renew_grace = args.renew_grace;
     config.git_cache_dir = Some(
         args.git_cache_dir
             .unwrap_or_else(|| args.data_dir.join("git")),

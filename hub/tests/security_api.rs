@@ -1272,6 +1272,33 @@ async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
     let own = events("team-b", "cache").await;
     assert_eq!(own.len(), 1, "{own:?}");
     assert_eq!(own[0].message, "cache warmed");
+
+    // An edge-created app the hub should not show is deleted by an admin
+    // (its record only); revoking the cluster removes the rest of them.
+    api.delete_application(authed(
+        &root,
+        v1::DeleteApplicationRequest {
+            app: Some(v1::AppRef {
+                project: "team-a".into(),
+                name: "steal".into(),
+            }),
+            cascade: true,
+        },
+    ))
+    .await
+    .unwrap();
+    assert!(!exists("team-a", "steal").await);
+    api.revoke_cluster(authed(
+        &root,
+        v1::RevokeClusterRequest {
+            name: "edge-2".into(),
+            reason: "compromised".into(),
+        },
+    ))
+    .await
+    .unwrap();
+    assert!(!exists("team-b", "edge-made").await);
+    assert!(exists("team-b", "cache").await, "hub-defined apps stay");
 }
 
 #[tokio::test]

@@ -372,6 +372,20 @@ async fn delete_inner(
         .get_app(app.project.as_str(), app.name.as_str())
         .await
         .map_err(|e| store_error(e, what.clone()))?;
+    if existing.origin == edgecd_core::app::AppOrigin::Autonomous {
+        // Created at the edge: the hub only forgets its record (it never
+        // manages the app). The spoke brings it back if it reports it again
+        // and its project admits it there; revoking the cluster removes all.
+        api.store()
+            .delete_edge_apps(
+                &existing.cluster,
+                Some((app.project.as_str(), app.name.as_str())),
+            )
+            .await
+            .map_err(|e| store_error(e, what.clone()))?;
+        api.announce(APP_DELETED_CHANNEL, &app.to_string()).await;
+        return Ok(v1::DeleteApplicationResponse {});
+    }
     api.store()
         .delete_app_with(app.project.as_str(), app.name.as_str(), None, !req.cascade)
         .await

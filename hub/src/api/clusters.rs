@@ -274,8 +274,15 @@ pub(super) async fn revoke(
             .await
             .map_err(|e| store_error(e, what.clone()))?;
         api.announce(REVOKED_CHANNEL, &req.name).await;
+        // What its spoke created is no longer vouched for by anyone.
+        let forgotten = api
+            .store()
+            .delete_edge_apps(&req.name, None)
+            .await
+            .map_err(|e| store_error(e, what.clone()))?;
         api.announce(crate::link::CLUSTERS_CHANNEL, &req.name).await;
-        tracing::info!(cluster = %req.name, reason = %req.reason, "Cluster revoked.");
+        api.announce(crate::link::APPS_CHANNEL, &req.name).await;
+        tracing::info!(cluster = %req.name, reason = %req.reason, edge_apps_removed = forgotten, "Cluster revoked.");
         let record = api
             .store()
             .get_cluster(&req.name)

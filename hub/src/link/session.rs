@@ -53,7 +53,10 @@ impl SessionError {
             Self::Negotiation(_) => Status::failed_precondition(self.to_string()),
             Self::Transport(status) => status.clone(),
             // Never leak database details to the peer.
-            Self::Store(_) => Status::unavailable("the hub's database is unavailable; retry later"),
+            Self::Store(_) => crate::api::with_retry_after(
+                Status::unavailable("the hub's database is unavailable; retry later"),
+                Duration::from_secs(1),
+            ),
             Self::ClientGone => Status::cancelled(self.to_string()),
         }
     }

@@ -142,9 +142,10 @@ impl PkiError {
             | Self::CertificateExpiredBeyondGrace { .. } => {
                 Status::permission_denied(self.to_string())
             }
-            Self::Store(error) if error.is_transient() => {
-                Status::unavailable("the hub's database is unavailable; retry later")
-            }
+            Self::Store(error) if error.is_transient() => crate::api::with_retry_after(
+                Status::unavailable("the hub's database is unavailable; retry later"),
+                std::time::Duration::from_secs(1),
+            ),
             Self::Store(_) | Self::Ca(_) | Self::Seal(_) | Self::Tls(_) => {
                 Status::internal("the hub could not complete the request; see the hub's logs")
             }

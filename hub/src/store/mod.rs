@@ -173,6 +173,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<()>>;
     fn revoke_cluster<'a>(&'a self, name: &'a str, at: OffsetDateTime)
     -> BoxFuture<'a, Result<()>>;
+    /// Deletes the hub's records of apps created at the edge of `cluster`
+    /// (only the one named by `app`, if given): what an admin does to an
+    /// edge-created app the hub should not show, and what revoking a cluster
+    /// does to all of them. Nothing is sent to the spoke (the hub never
+    /// manages these apps); a spoke that reports one again and is entitled
+    /// to it brings it back. Returns how many were deleted.
+    fn delete_edge_apps<'a>(
+        &'a self,
+        cluster: &'a str,
+        app: Option<(&'a str, &'a str)>,
+    ) -> BoxFuture<'a, Result<u64>>;
     /// Marks Disconnected (since their last heartbeat) the clusters recorded
     /// Connected or Stale whose last heartbeat is older than `silent_since`:
     /// the replica that held their stream is gone (crashed, or lost its

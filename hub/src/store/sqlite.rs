@@ -450,6 +450,25 @@ pub async fn set_cluster_connection(
     expect_one(result.rows_affected(), || format!("cluster {name}"))
 }
 
+#[tracing::instrument(skip_all, fields(cluster))]
+pub async fn delete_edge_apps(
+    pool: &SqlitePool,
+    cluster: &str,
+    app: Option<(&str, &str)>,
+) -> Result<u64> {
+    let (project, name) = app.unwrap_or_default();
+    let deleted = sqlx::query(
+        "DELETE FROM applications WHERE cluster = $1 AND origin = 'Autonomous' \
+         AND ($2 = '' OR (project = $2 AND name = $3))",
+    )
+    .bind(cluster)
+    .bind(project)
+    .bind(name)
+    .execute(pool)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn disconnect_silent_clusters(
     pool: &SqlitePool,
@@ -2430,6 +2449,13 @@ impl Store for SqliteStore {
         Box::pin(set_cluster_server_url(&self.pool, name, server_url))
     }
 
+    fn delete_edge_apps<'a>(
+        &'a self,
+        cluster: &'a str,
+        app: Option<(&'a str, &'a str)>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(delete_edge_apps(&self.pool, cluster, app))
+    }
     fn disconnect_silent_clusters(
         &self,
         silent_since: OffsetDateTime,

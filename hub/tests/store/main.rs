@@ -62,6 +62,7 @@ on_both_backends!(
     desired_changes_with_tombstones,
     status_ingest_is_idempotent_and_ordered,
     autonomous_apps_and_full_snapshots,
+    edge_apps_are_deleted_by_cluster,
     every_list_filter_matches_the_oracle,
     every_sort_walks_all_pages,
     cursors_are_bound_to_filter_and_sort,

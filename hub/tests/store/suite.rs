@@ -644,6 +644,65 @@ pub async fn status_ingest_is_idempotent_and_ordered(store: &dyn Store) {
     assert_eq!((link.spoke_epoch.as_str(), link.spoke_seq), ("epoch-2", 1));
 }
 
+/// Deleting edge-created apps' records: one by name, or every one of a
+/// cluster (revocation); managed apps and other clusters' apps stay.
+pub async fn edge_apps_are_deleted_by_cluster(store: &dyn Store) {
+    for name in ["c1", "c2"] {
+        store.create_cluster(&cluster(name, &[])).await.unwrap();
+    }
+    store
+        .create_app(&new_app("default", "managed", "c1"))
+        .await
+        .unwrap();
+    for (cluster, apps) in [("c1", ["edge-a", "edge-b"]), ("c2", ["edge-c", "edge-d"])] {
+        let batch = StatusBatch {
+            reports: apps
+                .iter()
+                .map(|app| {
+                    autonomous_report(
+                        "default",
+                        app,
+                        cluster,
+                        status(SyncStatus::Synced, Health::Healthy, 1),
+                    )
+                })
+                .collect(),
+            ..StatusBatch::default()
+        };
+        store
+            .ingest_status_batch(cluster, &at("e", 1), &batch)
+            .await
+            .unwrap();
+    }
+    let exists = async |name: &str| store.get_app("default", name).await.is_ok();
+    // Named on the wrong cluster: nothing; a managed app: never.
+    assert_eq!(
+        store
+            .delete_edge_apps("c2", Some(("default", "edge-a")))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_edge_apps("c1", Some(("default", "managed")))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_edge_apps("c1", Some(("default", "edge-a")))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!exists("edge-a").await && exists("edge-b").await);
+    assert_eq!(store.delete_edge_apps("c1", None).await.unwrap(), 1);
+    assert!(!exists("edge-b").await);
+    assert!(exists("managed").await && exists("edge-c").await && exists("edge-d").await);
+}
+
 pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
     store.create_cluster(&cluster("c1", &[])).await.unwrap();
     store
