@@ -469,7 +469,7 @@ async fn the_cli_drives_the_dev_fleet() {
     // Applying the same set again (from stdin) changes nothing.
     let fixture = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../e2e/fixtures/edge-fleet-repo/appsets/nginx-per-cluster.yaml"),
+            .join("../testdata/edge-fleet-repo/appsets/nginx-per-cluster.yaml"),
     )
     .unwrap()
     .replace("https://github.com/example/repo", fleet.repo().url());

@@ -633,10 +633,10 @@ mod tests {
     use super::*;
 
     fn fixtures() -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
         assert!(
             dir.is_dir(),
-            "fixtures missing at {} — these tests need /work/shared/fixtures",
+            "fixtures missing at {} — these tests read the repository's testdata/",
             dir.display()
         );
         dir

@@ -5,6 +5,11 @@ pub mod browser;
 pub mod dev;
 pub mod emulator;
 
+/// The repository's `testdata/` folder: the fixtures that the tests, the benchmarks and the dev fleet read.
+pub fn testdata() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
+
 /// The value of one metric on a hub's `/metrics` page (a plain HTTP/1.0 GET):
 /// the first sample whose name ends in `name`.
 pub async fn hub_metric(http: std::net::SocketAddr, name: &str) -> anyhow::Result<f64> {

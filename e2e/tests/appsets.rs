@@ -1,4 +1,4 @@
-//! End to end: ApplicationSets evaluated at the hub and Argo CD import, on the dev fleet (real hub, spokes, git daemon, gRPC over TLS; the Kubernetes API emulator as the only stand-in), with the shared fixtures unchanged apart from their repository URL.
+//! End to end: ApplicationSets evaluated at the hub and Argo CD import, on the dev fleet (real hub, spokes, git daemon, gRPC over TLS; the Kubernetes API emulator as the only stand-in), with the repository's `testdata/` fixtures unchanged apart from their repository URL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -13,13 +13,11 @@ use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn shared(path: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
-        .join(path);
+fn fixture(path: &str) -> PathBuf {
+    let path = edgecd_e2e::testdata().join(path);
     assert!(
         path.exists(),
-        "{} is missing: the tests read ../shared/fixtures",
+        "{} is missing: the tests read the repository's testdata/",
         path.display()
     );
     path
@@ -314,7 +312,7 @@ async fn nginx_per_cluster_follows_the_fleet() {
         assert_objects(
             &fleet,
             &cluster,
-            &shared(&format!("edge-fleet-expected/{cluster}.yaml")),
+            &fixture(&format!("edge-fleet-expected/{cluster}.yaml")),
             "nginx",
         )
         .await;
@@ -359,7 +357,7 @@ async fn nginx_per_cluster_follows_the_fleet() {
     // Two more sets over the clusters labelled region=eu (cluster-1 and cluster-3): one with the
     // default policy (sync), one create-only. Their apps are never synced (they would manage
     // the same objects as the nginx apps); only their existence follows the labels.
-    let fixture = read(&shared("edge-fleet-repo/appsets/nginx-per-cluster.yaml"))
+    let fixture = read(&fixture("edge-fleet-repo/appsets/nginx-per-cluster.yaml"))
         .replace("https://github.com/example/repo", fleet.repo().url());
     let eu = fixture
         .replace("name: nginx\n", "name: nginx-eu\n")
@@ -569,9 +567,9 @@ async fn talk_demo_fleet() -> (Fleet, edgecd_testkit::GitRepo, String) {
         create_namespace(&fleet, cluster, "gitops-kubecon-demo").await;
     }
     let repo = fleet.git_server().create_repo("talk-demo").unwrap();
-    repo.copy_dir(&shared("talk-demo-repo"), "").unwrap();
+    repo.copy_dir(&fixture("talk-demo-repo"), "").unwrap();
     // The one change to the fixture: its repository URL is this git server's.
-    let yaml = read(&shared("talk-demo-repo/deploy/applications.yaml")).replace(
+    let yaml = read(&fixture("talk-demo-repo/deploy/applications.yaml")).replace(
         "https://github.com/qingkunl/argocd-app-of-apps-demo.git",
         repo.url(),
     );
@@ -596,7 +594,7 @@ async fn assert_talk_demo_deployed(fleet: &Fleet) {
         assert_objects(
             fleet,
             cluster,
-            &shared(&format!("talk-demo-expected/{overlay}.yaml")),
+            &fixture(&format!("talk-demo-expected/{overlay}.yaml")),
             "gitops-kubecon-demo",
         )
         .await;
@@ -661,7 +659,7 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
     // minecraft's kustomization targets namespace `games`, which its app does not create.
     create_namespace(&fleet, "cluster-3", "games").await;
 
-    let yaml = read(&shared("edge-fleet-repo/appsets/cluster-addons.yaml"))
+    let yaml = read(&fixture("edge-fleet-repo/appsets/cluster-addons.yaml"))
         .replace("https://github.com/example/repo", fleet.repo().url());
     let results = apply(&fleet, yaml, "cluster-3").await;
     assert_eq!(results.len(), 1, "{results:?}");
@@ -704,21 +702,21 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
     assert_objects(
         &fleet,
         "cluster-3",
-        &shared("edge-fleet-expected/cluster-3-minecraft.yaml"),
+        &fixture("edge-fleet-expected/cluster-3-minecraft.yaml"),
         "default",
     )
     .await;
     assert_objects(
         &fleet,
         "cluster-3",
-        &shared("edge-fleet-expected/cluster-3-nginx.yaml"),
+        &fixture("edge-fleet-expected/cluster-3-nginx.yaml"),
         "default",
     )
     .await;
     assert_objects(
         &fleet,
         "cluster-3",
-        &shared("edge-fleet-repo/deploy/clusters/cluster-3/guestbook/guestbook.yaml"),
+        &fixture("edge-fleet-repo/deploy/clusters/cluster-3/guestbook/guestbook.yaml"),
         "default",
     )
     .await;

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::testdata;
 use edgecd_hub::link::LinkConfig;
 use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
 use edgecd_proto::v1;
@@ -25,10 +25,6 @@ use tonic::transport::Channel;
 const STATE_NS: &str = "edgecd-system";
 
 type Client = HubServiceClient<Channel>;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
 
 async fn start_hub(database: Database) -> RunningServer {
     let mut config = ServerConfig::insecure_local(database);
@@ -260,7 +256,7 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     .unwrap();
     let git = GitServer::start().unwrap();
     let repo = git.create_repo("demo").unwrap();
-    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
         .unwrap();
     repo.commit("demo").unwrap();
 

@@ -3,13 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use edgecd_core::app::{ApplicationSource, ApplicationSpec, Destination, SyncPolicy};
 use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::testdata;
 use edgecd_hub::link::{
     CommandPayload, DESIRED_CHANNEL, LinkConfig, SpokeLink, command_payload_kind,
 };
@@ -30,10 +30,6 @@ use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
 
 const STATE_NS: &str = "edgecd-system";
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
 
 async fn start_hub(store: Arc<dyn Store>) -> SocketAddr {
     let config = LinkConfig {
@@ -190,7 +186,7 @@ async fn an_app_created_at_the_hub_is_synced_and_commands_reach_the_spoke() {
     .unwrap();
     let git = GitServer::start().unwrap();
     let repo = git.create_repo("demo").unwrap();
-    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
         .unwrap();
     repo.commit("demo").unwrap();
 

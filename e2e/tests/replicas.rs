@@ -3,11 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::testdata;
 use edgecd_hub::link::LinkConfig;
 use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
 use edgecd_proto::v1;
@@ -24,10 +24,6 @@ use tonic::transport::Channel;
 const STATE_NS: &str = "edgecd-system";
 
 type Client = HubServiceClient<Channel>;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
 
 async fn start_replica(url: &str, id: &str) -> RunningServer {
     let mut config = ServerConfig::insecure_local(Database::Postgres(url.to_owned()));
@@ -216,7 +212,7 @@ async fn replicas_share_one_postgres_and_lose_nothing() {
     .unwrap();
     let git = GitServer::start().unwrap();
     let repo = git.create_repo("demo").unwrap();
-    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
         .unwrap();
     repo.commit("demo").unwrap();
 

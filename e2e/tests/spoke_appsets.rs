@@ -3,13 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use edgecd_core::Health;
 use edgecd_core::SyncStatus;
 use edgecd_core::app::ResourceKey;
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::testdata;
 use edgecd_spoke::appset::{ApplicationSet, OWNER_KIND_LABEL, OWNER_NAME_LABEL};
 use edgecd_spoke::cluster::LiveCluster;
 use edgecd_spoke::crd::Application;
@@ -23,12 +24,8 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 const STATE_NS: &str = "edgecd-system";
 const CLUSTER: &str = "cluster-3";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
-
-fn vendored_repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/edge-fleet-repo")
+fn edge_fleet_repo() -> PathBuf {
+    testdata().join("edge-fleet-repo")
 }
 
 /// Polls `check` until it answers, for at most a minute.
@@ -118,7 +115,7 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
     .unwrap();
     let server = GitServer::start().unwrap();
     let repo = server.create_repo("edge-fleet").unwrap();
-    repo.copy_dir(&vendored_repo(), "").unwrap();
+    repo.copy_dir(&edge_fleet_repo(), "").unwrap();
     repo.commit("the edge fleet").unwrap();
 
     // The real spoke runtime, configured as `edgecd-spoke run --cluster-name cluster-3` would be.
@@ -173,7 +170,7 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
         .unwrap();
 
     // The fixture's set, with the test's git URL, as an edgecd ApplicationSet CR.
-    let text = std::fs::read_to_string(vendored_repo().join("appsets/cluster-addons.yaml"))
+    let text = std::fs::read_to_string(edge_fleet_repo().join("appsets/cluster-addons.yaml"))
         .unwrap()
         .replace("https://github.com/example/repo", repo.url());
     let document = edgecd_render::yaml::load_one(&text).unwrap();
@@ -226,9 +223,9 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
     for name in &three {
         request_sync(&apps, name).await;
     }
-    let expected_dir = fixtures().join("edge-fleet-expected");
+    let expected_dir = testdata().join("edge-fleet-expected");
     let guestbook_text = std::fs::read_to_string(
-        vendored_repo().join("deploy/clusters/cluster-3/guestbook/guestbook.yaml"),
+        edge_fleet_repo().join("deploy/clusters/cluster-3/guestbook/guestbook.yaml"),
     )
     .unwrap();
     let expectations = [

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use edgecd_core::app::{
 use edgecd_core::project::{GroupKind, ProjectDestination, ProjectSpec};
 use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::testdata;
 use edgecd_hub::link::{
     CommandPayload, DESIRED_CHANNEL, LinkConfig, SpokeLink, command_payload_kind,
 };
@@ -36,10 +36,6 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 const STATE_NS: &str = "edgecd-system";
 const CLUSTER: &str = "cluster-1";
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
 
 async fn start_hub(store: Arc<dyn Store>) -> SocketAddr {
     let config = LinkConfig {
@@ -331,7 +327,7 @@ async fn resource_trees_and_events_reach_the_hub_store() {
     let emulator = emulator().await;
     let git = GitServer::start().unwrap();
     let repo = git.create_repo("demo").unwrap();
-    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
         .unwrap();
     repo.commit("demo").unwrap();
     let _spoke = Spoke::start(&emulator, Some(hub)).await;

@@ -2,7 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use edgecd_core::app::{
     ApplicationSource, ApplicationSpec, AutomatedSync, Destination, SyncPolicy,
 };
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::testdata;
 use edgecd_render::Value;
 use edgecd_spoke::cluster::LiveCluster;
 use edgecd_spoke::crd::Application;
@@ -24,10 +24,6 @@ use tokio::sync::oneshot;
 
 const STATE_NS: &str = "edgecd-system";
 const APP_NS: &str = "gitops-kubecon-demo";
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
 
 /// One emulated cluster with a running spoke engine.
 struct Spoke {
@@ -180,7 +176,7 @@ async fn the_talks_demo_repo_on_three_clusters() {
     .unwrap();
     let server = GitServer::start().unwrap();
     let repo = server.create_repo("argocd-app-of-apps-demo").unwrap();
-    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
         .unwrap();
     repo.commit("the talk's demo").unwrap();
 
@@ -201,7 +197,7 @@ async fn the_talks_demo_repo_on_three_clusters() {
         assert_eq!(status.sync.revision, repo.head().unwrap());
         assert_eq!(status.history.len(), 1);
         let expected_text = std::fs::read_to_string(
-            fixtures().join(format!("talk-demo-expected/cluster{}.yaml", i + 1)),
+            testdata().join(format!("talk-demo-expected/cluster{}.yaml", i + 1)),
         )
         .unwrap();
         let expected = edgecd_render::yaml::load_documents(&expected_text).unwrap();
@@ -333,7 +329,7 @@ async fn manual_syncs_build_history_and_rollback_restores_a_revision() {
     let emulator = one_cluster().await;
     let server = GitServer::start().unwrap();
     let repo = server.create_repo("demo").unwrap();
-    repo.copy_dir(&fixtures().join("talk-demo-repo"), "")
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
         .unwrap();
     let first = repo.commit("the talk's demo").unwrap();
     let spoke = start_spoke(&emulator, 0).await;

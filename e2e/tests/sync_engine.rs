@@ -2,19 +2,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use edgecd_core::app::OperationPhase;
 use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::testdata;
 use edgecd_render::{RenderOptions, Value};
 use edgecd_spoke::cluster::LiveCluster;
 use edgecd_spoke::sync::{AppTarget, SyncOptions, Termination, compare, sync};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -32,7 +29,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// A copy of the talk's demo repository in a temp dir.
 fn demo_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_tree(&fixtures().join("talk-demo-repo"), dir.path());
+    copy_tree(&testdata().join("talk-demo-repo"), dir.path());
     dir
 }
 

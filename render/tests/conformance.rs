@@ -1,4 +1,4 @@
-//! Conformance: every case in `shared/fixtures/kustomize` and the talk/edge-fleet overlays, against the
+//! Conformance: every case in `testdata/kustomize` and the talk/edge-fleet overlays, against the
 //! outputs recorded from real `kustomize build` v5.5.
 //!
 //! Success cases compare documents structurally in order (and count byte-for-byte matches); error cases
@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use edgecd_render::{RenderOptions, Value, render, to_yaml, yaml};
 
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+/// The repository's `testdata/` folder.
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -103,11 +104,8 @@ fn check_case(case: &Path, tally: &mut Tally) {
 
 #[test]
 fn kustomize_conformance_cases() {
-    let fixtures = shared().join("fixtures/kustomize");
-    if !fixtures.is_dir() {
-        eprintln!("skipping: {} not found", fixtures.display());
-        return;
-    }
+    let fixtures = testdata().join("kustomize");
+    assert!(fixtures.is_dir(), "{} not found", fixtures.display());
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&fixtures)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -146,20 +144,12 @@ fn kustomize_conformance_cases() {
 
 /// Renders each overlay of a demo repository and compares it with the recorded output.
 fn check_repo(repo: &str, expected_dir: &str, pairs: &[(&str, &str)]) {
-    let root = shared().join("fixtures").join(repo);
-    if !root.is_dir() {
-        eprintln!("skipping: {} not found", root.display());
-        return;
-    }
+    let root = testdata().join(repo);
+    assert!(root.is_dir(), "{} not found", root.display());
     let mut failures = Vec::new();
     for (relative, expected_file) in pairs {
-        let expected_text = std::fs::read_to_string(
-            shared()
-                .join("fixtures")
-                .join(expected_dir)
-                .join(expected_file),
-        )
-        .unwrap();
+        let expected_text =
+            std::fs::read_to_string(testdata().join(expected_dir).join(expected_file)).unwrap();
         let (result, _temp) = render_copy(&root, relative);
         match result {
             Ok(objects) if objects == parse_expected(&expected_text) => {
@@ -175,7 +165,7 @@ fn check_repo(repo: &str, expected_dir: &str, pairs: &[(&str, &str)]) {
 }
 
 fn expected_pairs(expected_dir: &str) -> Vec<(String, String)> {
-    let dir = shared().join("fixtures").join(expected_dir);
+    let dir = testdata().join(expected_dir);
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return out;
@@ -202,16 +192,12 @@ fn talk_demo_overlays_match_expected() {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    assert!(!refs.is_empty() || !shared().is_dir());
+    assert!(!refs.is_empty());
     check_repo("talk-demo-repo", "talk-demo-expected", &refs);
 }
 
 #[test]
 fn edge_fleet_sources_match_expected() {
-    let map_path = shared().join("fixtures/edge-fleet-expected");
-    if !map_path.is_dir() {
-        return;
-    }
     let pairs = edge_fleet_pairs();
     let refs: Vec<(&str, &str)> = pairs
         .iter()
@@ -223,7 +209,7 @@ fn edge_fleet_sources_match_expected() {
 
 /// Maps each expected file of the edge fleet to the source directory it was rendered from.
 fn edge_fleet_pairs() -> Vec<(String, String)> {
-    let expected = shared().join("fixtures/edge-fleet-expected");
+    let expected = testdata().join("edge-fleet-expected");
     let mut out = Vec::new();
     let mut files: Vec<String> = std::fs::read_dir(&expected)
         .unwrap()

@@ -22,9 +22,10 @@ const EDGE_CASES: &[&str] = &[
 
 fn seeds() -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = EDGE_CASES.iter().map(|s| s.as_bytes().to_vec()).collect();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/kustomize");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/kustomize");
     let mut files = Vec::new();
     collect(&fixtures, &mut files);
+    assert!(!files.is_empty(), "no seeds under {}", fixtures.display());
     files.sort();
     out.extend(files.iter().filter_map(|f| std::fs::read(f).ok()));
     out

@@ -20,7 +20,7 @@ const STATE_NS: &str = "edgecd-system";
 const APP_NS: &str = "gitops-kubecon-demo";
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 /// A plain HTTP/1.1 GET: (status code, body); `None` when nothing listens.

@@ -1,4 +1,4 @@
-//! Unit tests of ApplicationSets: generators, rendering, refusals and plans, partly against the shared fixtures.
+//! Unit tests of ApplicationSets: generators, rendering, refusals and plans, partly against the fixtures in `testdata/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use super::*;
 
 fn fixtures() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
     assert!(
         dir.is_dir(),
-        "fixtures missing at {} — these tests need /work/shared/fixtures",
+        "fixtures missing at {} — these tests read the repository's testdata/",
         dir.display()
     );
     dir

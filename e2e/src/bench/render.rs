@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 /// Options of the render benchmark.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RenderBench {
-    /// Overlay directories to render (default: the talk demo overlays under shared/fixtures).
+    /// Overlay directories to render (default: the talk demo overlays under testdata/).
     #[arg(long = "dir")]
     pub dirs: Vec<PathBuf>,
     /// Native renders per overlay.
@@ -98,8 +98,7 @@ impl RenderBench {
 }
 
 fn default_overlays() -> anyhow::Result<Vec<PathBuf>> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/talk-demo-repo/deploy/overlays");
+    let base = crate::testdata().join("talk-demo-repo/deploy/overlays");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
         .with_context(|| format!("listing {}", base.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use include_dir::{Dir, include_dir};
 
-/// `e2e/fixtures/edge-fleet-repo` (a copy of `shared/fixtures/edge-fleet-repo`), compiled into the binary.
+/// The repository's `testdata/edge-fleet-repo`, compiled into the binary.
 pub static EDGE_FLEET_REPO: Dir<'static> =
-    include_dir!("$CARGO_MANIFEST_DIR/fixtures/edge-fleet-repo");
+    include_dir!("$CARGO_MANIFEST_DIR/../testdata/edge-fleet-repo");
 
 /// The placeholder `repoURL` of the fixture's ApplicationSets.
 pub const PLACEHOLDER_REPO_URL: &str = "https://github.com/example/repo";
@@ -138,15 +138,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_embedded_fixture_equals_the_shared_one() {
-        let shared =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/edge-fleet-repo");
-        if !shared.exists() {
-            // A fresh clone without ../shared: nothing to compare with.
-            return;
-        }
+    fn the_embedded_fixture_equals_the_one_on_disk() {
+        let dir = crate::testdata().join("edge-fleet-repo");
         let mut on_disk = Vec::new();
-        read_tree(&shared, &shared, &mut on_disk);
+        read_tree(&dir, &dir, &mut on_disk);
         on_disk.sort_by(|a, b| a.0.cmp(&b.0));
         let embedded: Vec<(String, Vec<u8>)> = fixture_files()
             .into_iter()
@@ -157,7 +152,7 @@ mod tests {
         for ((path, a), (_, b)) in embedded.iter().zip(&on_disk) {
             assert!(
                 a == b,
-                "{path} differs from ../shared/fixtures/edge-fleet-repo/{path}"
+                "{path} differs from testdata/edge-fleet-repo/{path}"
             );
         }
     }
