@@ -1599,7 +1599,25 @@ fn event(id: &str, app: &str) -> EventRecord {
     }
 }
 
+/// A cluster's own event, about no app.
+fn cluster_event(id: &str) -> EventRecord {
+    EventRecord {
+        project: String::new(),
+        app: String::new(),
+        ..event(id, "")
+    }
+}
+
 pub async fn events_are_deduplicated(store: &dyn Store) {
+    for name in ["c1", "c2"] {
+        store.create_cluster(&cluster(name, &[])).await.unwrap();
+    }
+    for (app, on) in [("web", "c1"), ("db", "c1"), ("cache", "c2")] {
+        store
+            .create_app(&new_app("default", app, on))
+            .await
+            .unwrap();
+    }
     let first = store
         .ingest_events(
             "c1",
@@ -1619,11 +1637,22 @@ pub async fn events_are_deduplicated(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!((second.applied, second.stale), (1, 2));
-    // The same id on another cluster is another event.
-    store
-        .ingest_events("c2", &at("e", 1), &[event("1", "web")])
+    // The same id on another cluster is another event; an event naming an
+    // app of another cluster (or none) is dropped, a cluster's own is kept.
+    let other = store
+        .ingest_events(
+            "c2",
+            &at("e", 1),
+            &[
+                event("1", "cache"),
+                event("5", "web"),
+                event("6", "nope"),
+                cluster_event("7"),
+            ],
+        )
         .await
         .unwrap();
+    assert_eq!((other.applied, other.stale), (2, 2));
     let c1 = EventFilter {
         cluster: Some("c1".into()),
         app: None,
@@ -1660,7 +1689,7 @@ pub async fn events_are_deduplicated(store: &dyn Store) {
             .unwrap()
             .items
             .len(),
-        5
+        6
     );
 }
 
@@ -1899,12 +1928,12 @@ pub async fn command_and_event_changes_are_announced(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .ingest_events("c2", &at("e", 1), &[event("1", "web")])
+        .ingest_events("c2", &at("e", 1), &[cluster_event("1")])
         .await
         .unwrap();
     // A replayed event stores nothing and announces nothing.
     store
-        .ingest_events("c2", &at("e", 2), &[event("1", "web")])
+        .ingest_events("c2", &at("e", 2), &[cluster_event("1")])
         .await
         .unwrap();
     let want = [
