@@ -430,6 +430,47 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         .await
         .unwrap();
     assert!(cell.as_str().unwrap().contains("Stale"), "{cell}");
+    // Its health counts as Unknown (invariant 5), the last report beside it:
+    // in the list, on the app's page and in the overview's counts.
+    assert!(
+        cell.as_str().unwrap().contains("Unknown (last: Healthy)"),
+        "{cell}"
+    );
+    let stale_app = browser
+        .eval("return document.querySelector('#apps-table tbody tr').dataset.app")
+        .await
+        .unwrap();
+    let stale_app = stale_app.as_str().unwrap().to_owned();
+    browser
+        .goto(&format!("{base}/#/apps/{stale_app}"))
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "const b = document.querySelector('#app-health .badge'); \
+             return !!b && b.dataset.status === 'Unknown' \
+             && document.querySelector('#app-health').textContent.includes('last: Healthy')",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let counts = fleet
+        .client()
+        .count_applications(v1::CountApplicationsRequest {
+            filter: Some(v1::ApplicationFilter {
+                clusters: vec!["cluster-3".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let unknown = counts
+        .by_health
+        .iter()
+        .find(|b| b.key == "Unknown")
+        .map_or(0, |b| b.count);
+    assert!(counts.total >= 1, "{counts:?}");
+    assert_eq!(unknown, counts.total, "{counts:?}");
     browser
         .goto(&format!("{base}/#/clusters/cluster-1"))
         .await

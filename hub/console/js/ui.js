@@ -60,6 +60,18 @@ function badge(map, value, title) {
 }
 
 export const healthBadge = (h, title) => badge(HEALTH, h || "Unknown", title);
+
+/**
+ * The health the hub counts an app by (invariant 5): its last report while its cluster is connected,
+ * Unknown while the cluster is pending, stale, disconnected or revoked, with the last report beside it.
+ */
+export function shownHealthBadge(a) {
+  if (!a.connection || a.connection === "Connected" || a.connection === "Unregistered") return healthBadge(a.health);
+  const last = a.health || "Unknown";
+  return el("span", { class: "shown-health" },
+    healthBadge("Unknown", `the cluster is ${a.connection}: last reported ${last}`),
+    el("span", { class: "muted" }, ` (last: ${last})`));
+}
 export const syncBadge = (s, title) => badge(SYNC, s || "Unknown", title);
 export const connectionBadge = (c, title) => badge(CONNECTION, c || "Unregistered", title);
 export const phaseBadge = (p) => (p ? badge(PHASE, p) : "");

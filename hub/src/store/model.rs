@@ -48,6 +48,15 @@ pub enum ConnectionKind {
     Revoked,
 }
 
+impl ConnectionKind {
+    /// Whether the hub hears from the cluster now: only then is what its
+    /// apps last reported shown, counted and filtered as their health
+    /// (invariant 5); otherwise they count as Unknown.
+    pub fn reachable(self) -> bool {
+        matches!(self, Self::Connected)
+    }
+}
+
 /// A cluster's connection as last recorded by the hub replica holding (or
 /// last holding) its stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +187,20 @@ pub struct AppSummary {
     pub automated: bool,
     pub error_conditions: u32,
     pub status_version: u64,
+}
+
+impl AppSummary {
+    /// The health the hub counts and filters by: the reported one while the
+    /// app's cluster is connected (or is no registered cluster: the hub's own
+    /// app-of-apps parents), Unknown while it is pending, stale, disconnected
+    /// or revoked. `health` keeps the last report, shown beside the cluster's
+    /// connection state.
+    pub fn health_shown(&self) -> Health {
+        match self.cluster_connection {
+            Some(connection) if !connection.reachable() => Health::Unknown,
+            _ => self.health,
+        }
+    }
 }
 
 /// One change of a cluster's desired set.

@@ -6,6 +6,8 @@ use edgecd_core::selector::{LabelSelector, Operator};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use edgecd_core::Health;
+
 use super::model::{AppFilter, AppSort, AppSummary, ImportedApp, SortKey};
 use super::{Result, StoreError};
 
@@ -114,6 +116,19 @@ fn from_for(filter: &AppFilter, aliases: Aliases, status: bool) -> &'static str 
     }
 }
 
+/// The clusters whose apps count as health Unknown whatever they last
+/// reported (`ConnectionKind::reachable`: all but Connected). A handful of
+/// rows at most; both backends run it once per query as a hashed subplan.
+const UNREACHABLE_CLUSTERS: &str =
+    "SELECT name FROM clusters WHERE conn_state IN ('Pending', 'Stale', 'Disconnected', 'Revoked')";
+
+/// The health an app is counted and filtered by (`AppSummary::health_shown`).
+fn health_shown(keys: &str, status: &str) -> String {
+    format!(
+        "CASE WHEN {keys}.cluster IN ({UNREACHABLE_CLUSTERS}) THEN 'Unknown' ELSE {status}.health END"
+    )
+}
+
 /// Up to this many projects in a filter, a name search scans the projects'
 /// `(project, name)` index instead of using the trigram index.
 const SEARCH_SCAN_PROJECTS: usize = 3;
@@ -163,8 +178,28 @@ fn where_clause_on(filter: &AppFilter, sql: &mut Sql, aliases: Aliases) -> Strin
         conditions.push(format!("{status}.sync IN ({list})"));
     }
     if !filter.health.is_empty() {
-        let list = sql.bind_list(filter.health.iter().map(|h| h.as_str()));
-        conditions.push(format!("{status}.health IN ({list})"));
+        // By the health shown: a reported health on a reachable cluster, or
+        // Unknown for every app of an unreachable one. Kept as two index-
+        // friendly branches rather than one CASE.
+        let reported: Vec<&str> = filter
+            .health
+            .iter()
+            .filter(|h| **h != Health::Unknown)
+            .map(|h| h.as_str())
+            .collect();
+        let mut branches = Vec::new();
+        if !reported.is_empty() {
+            let list = sql.bind_list(reported);
+            branches.push(format!(
+                "({status}.health IN ({list}) AND {keys}.cluster NOT IN ({UNREACHABLE_CLUSTERS}))"
+            ));
+        }
+        if filter.health.contains(&Health::Unknown) {
+            branches.push(format!(
+                "({status}.health = 'Unknown' OR {keys}.cluster IN ({UNREACHABLE_CLUSTERS}))"
+            ));
+        }
+        conditions.push(format!("({})", branches.join(" OR ")));
     }
     if let Some(origin) = filter.origin {
         let p = sql.bind_text(origin.as_str());
@@ -615,7 +650,7 @@ pub(crate) fn group_count_sql(filter: &AppFilter, group: CountGroup) -> Sql {
     let status = aliases.status;
     let column = match group {
         CountGroup::Sync => format!("{status}.sync"),
-        CountGroup::Health => format!("{status}.health"),
+        CountGroup::Health => health_shown(aliases.keys, status),
         CountGroup::Connection => "COALESCE(c.conn_state, 'Unregistered')".to_owned(),
         CountGroup::Project => "a.project".to_owned(),
     };
@@ -651,15 +686,17 @@ pub(crate) fn cluster_counts_sql(filter: &AppFilter) -> Sql {
     let mut sql = Sql::default();
     sql.text = if counts_table_serves(filter) {
         let condition = where_clause_on(filter, &mut sql, COUNTS);
+        let health = health_shown("a", "a");
         format!(
-            "SELECT a.cluster, a.sync, a.health, CAST(SUM(a.n) AS BIGINT) FROM app_counts a \
-             WHERE {condition} GROUP BY a.cluster, a.sync, a.health HAVING SUM(a.n) > 0"
+            "SELECT a.cluster, a.sync, {health}, CAST(SUM(a.n) AS BIGINT) FROM app_counts a \
+             WHERE {condition} GROUP BY a.cluster, a.sync, {health} HAVING SUM(a.n) > 0"
         )
     } else {
         let condition = where_clause(filter, &mut sql);
+        let health = health_shown("a", "s");
         format!(
-            "SELECT a.cluster, s.sync, s.health, count(*) FROM {} WHERE {condition} \
-             GROUP BY a.cluster, s.sync, s.health",
+            "SELECT a.cluster, s.sync, {health}, count(*) FROM {} WHERE {condition} \
+             GROUP BY a.cluster, s.sync, {health}",
             from_for(filter, APPS, true)
         )
     };

@@ -282,6 +282,15 @@ pub async fn build_fleet(store: &dyn Store) -> Fleet {
 }
 
 impl Fleet {
+    /// The health the hub counts and filters `app` by: Unknown while its
+    /// cluster is registered and not connected (`AppSummary::health_shown`).
+    pub fn health_shown(&self, app: &FleetApp) -> Health {
+        match self.connection.get(&app.cluster) {
+            Some(connection) if !connection.reachable() => Health::Unknown,
+            _ => app.health,
+        }
+    }
+
     /// The oracle: which apps a filter selects.
     pub fn select(&self, filter: &AppFilter) -> Vec<&FleetApp> {
         self.apps
@@ -297,7 +306,7 @@ impl Fleet {
                     && filter.cluster_selector.matches(&cluster_labels)
                     && filter.app_selector.matches(&app.labels)
                     && (filter.sync.is_empty() || filter.sync.contains(&app.sync))
-                    && (filter.health.is_empty() || filter.health.contains(&app.health))
+                    && (filter.health.is_empty() || filter.health.contains(&self.health_shown(app)))
                     && filter.origin.is_none_or(|o| o == app.origin)
                     && filter
                         .owner

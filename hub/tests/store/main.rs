@@ -58,6 +58,7 @@ on_both_backends!(
     projects_crud,
     clusters_crud_and_connection,
     silent_clusters_are_disconnected,
+    unreachable_clusters_count_their_apps_as_unknown,
     apps_crud_and_optimistic_concurrency,
     desired_changes_with_tombstones,
     status_ingest_is_idempotent_and_ordered,

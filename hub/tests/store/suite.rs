@@ -292,6 +292,130 @@ pub async fn silent_clusters_are_disconnected(store: &dyn Store) {
     );
 }
 
+/// Invariant 5 in numbers: an app whose cluster is not connected is counted
+/// and filtered as Unknown, whatever it last reported (which the summary
+/// keeps beside the connection state); apps of a connected cluster and of
+/// no registered cluster count as reported.
+pub async fn unreachable_clusters_count_their_apps_as_unknown(store: &dyn Store) {
+    let states = [
+        ("c-up", ConnectionKind::Connected),
+        ("c-stale", ConnectionKind::Stale),
+        ("c-gone", ConnectionKind::Disconnected),
+    ];
+    for (name, state) in states {
+        store.create_cluster(&cluster(name, &[])).await.unwrap();
+        store
+            .create_app(&new_app("default", &format!("web-{name}"), name))
+            .await
+            .unwrap();
+        let batch = StatusBatch {
+            reports: vec![report(
+                "default",
+                &format!("web-{name}"),
+                status(SyncStatus::Synced, Health::Healthy, 1),
+            )],
+            ..StatusBatch::default()
+        };
+        store
+            .ingest_status_batch(name, &at("e", 1), &batch)
+            .await
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        store
+            .set_cluster_connection(
+                name,
+                &ClusterConnection {
+                    state,
+                    since: Some(now),
+                    last_heartbeat: Some(now),
+                    hub_replica: "r".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let names = |page: Page<AppSummary>| -> Vec<String> {
+        let mut names: Vec<String> = page.items.into_iter().map(|a| a.name).collect();
+        names.sort();
+        names
+    };
+    for key in [SortKey::Name, SortKey::Health] {
+        let healthy = store
+            .list_apps(&query(
+                AppFilter {
+                    health: vec![Health::Healthy],
+                    ..AppFilter::default()
+                },
+                key,
+                false,
+                100,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(healthy.total, Some(1));
+        assert_eq!(names(healthy), ["web-c-up"], "{key:?}");
+        let unknown = store
+            .list_apps(&query(
+                AppFilter {
+                    health: vec![Health::Unknown, Health::Degraded],
+                    ..AppFilter::default()
+                },
+                key,
+                false,
+                100,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(names(unknown), ["web-c-gone", "web-c-stale"], "{key:?}");
+    }
+    // The summary keeps the last report beside the connection.
+    let all = store
+        .list_apps(&query(AppFilter::default(), SortKey::Name, false, 100))
+        .await
+        .unwrap();
+    let stale = all.items.iter().find(|a| a.name == "web-c-stale").unwrap();
+    assert_eq!(
+        (stale.health, stale.health_shown(), stale.cluster_connection),
+        (
+            Health::Healthy,
+            Health::Unknown,
+            Some(ConnectionKind::Stale)
+        )
+    );
+    // Counts: whole fleet (served by the counts table), a filter that is not,
+    // and per cluster.
+    for filter in [
+        AppFilter::default(),
+        AppFilter {
+            projects: vec!["default".into()],
+            ..AppFilter::default()
+        },
+    ] {
+        let counts = store.count_apps(&filter).await.unwrap();
+        assert_eq!(counts.by_health.get("Healthy"), Some(&1), "{filter:?}");
+        assert_eq!(counts.by_health.get("Unknown"), Some(&2), "{filter:?}");
+        let per_cluster = store.count_apps_by_cluster(&filter).await.unwrap();
+        assert_eq!(per_cluster["c-up"].by_health.get("Healthy"), Some(&1));
+        assert_eq!(per_cluster["c-stale"].by_health.get("Unknown"), Some(&1));
+        assert_eq!(per_cluster["c-stale"].by_health.get("Healthy"), None);
+    }
+    // Reconnected: counted as reported again.
+    store
+        .set_cluster_connection(
+            "c-stale",
+            &ClusterConnection {
+                state: ConnectionKind::Connected,
+                since: None,
+                last_heartbeat: Some(OffsetDateTime::now_utc()),
+                hub_replica: "r".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let counts = store.count_apps(&AppFilter::default()).await.unwrap();
+    assert_eq!(counts.by_health.get("Healthy"), Some(&2));
+}
+
 pub async fn apps_crud_and_optimistic_concurrency(store: &dyn Store) {
     store.create_cluster(&cluster("c1", &[])).await.unwrap();
     let mut app = new_app("default", "web", "c1");
@@ -1364,7 +1488,7 @@ pub async fn counts_match_the_oracle(store: &dyn Store) {
         let mut by_connection = std::collections::BTreeMap::new();
         for app in &apps {
             *by_health
-                .entry(app.health.as_str().to_owned())
+                .entry(fleet.health_shown(app).as_str().to_owned())
                 .or_insert(0u64) += 1;
             *by_sync.entry(app.sync.as_str().to_owned()).or_insert(0u64) += 1;
             *by_project.entry(app.project.clone()).or_insert(0u64) += 1;
@@ -2004,6 +2128,20 @@ pub async fn bulk_import(store: &dyn Store) {
         })
         .collect();
     assert_eq!(store.import_apps(&apps).await.unwrap(), 1200);
+    // c1 is connected (a pending cluster's apps count as Unknown); c2 and
+    // c3 are not registered, so their imported health counts as it is.
+    store
+        .set_cluster_connection(
+            "c1",
+            &ClusterConnection {
+                state: ConnectionKind::Connected,
+                since: None,
+                last_heartbeat: Some(OffsetDateTime::now_utc()),
+                hub_replica: "r".into(),
+            },
+        )
+        .await
+        .unwrap();
     let counts = store.count_apps(&AppFilter::default()).await.unwrap();
     assert_eq!(counts.total, 1201);
     assert_eq!(counts.by_health.get("Degraded"), Some(&900));
@@ -2279,7 +2417,7 @@ pub async fn app_counts_per_cluster(store: &dyn Store) {
             let mut by_sync = std::collections::BTreeMap::new();
             for app in &apps {
                 *by_health
-                    .entry(app.health.as_str().to_owned())
+                    .entry(fleet.health_shown(app).as_str().to_owned())
                     .or_insert(0u64) += 1;
                 *by_sync.entry(app.sync.as_str().to_owned()).or_insert(0u64) += 1;
             }
@@ -2416,7 +2554,7 @@ pub async fn counts_stay_exact_through_changes(store: &dyn Store) {
         let matching: Vec<&AppSummary> = all
             .iter()
             .filter(|a| {
-                (filter.health.is_empty() || filter.health.contains(&a.health))
+                (filter.health.is_empty() || filter.health.contains(&a.health_shown()))
                     && (filter.sync.is_empty() || filter.sync.contains(&a.sync))
                     && (filter.clusters.is_empty() || filter.clusters.contains(&a.cluster))
                     && (filter.cluster_selector.is_empty()
@@ -2470,7 +2608,7 @@ pub async fn counts_stay_exact_through_changes(store: &dyn Store) {
             std::collections::BTreeMap::new();
         for a in &matching {
             *by_health
-                .entry(a.health.as_str().to_owned())
+                .entry(a.health_shown().as_str().to_owned())
                 .or_insert(0u64) += 1;
             *by_sync.entry(a.sync.as_str().to_owned()).or_insert(0u64) += 1;
             let conn = a.cluster_connection.map_or("Unregistered", |c| c.as_str());
@@ -2480,7 +2618,7 @@ pub async fn counts_stay_exact_through_changes(store: &dyn Store) {
             *entry.by_sync.entry(a.sync.as_str().to_owned()).or_default() += 1;
             *entry
                 .by_health
-                .entry(a.health.as_str().to_owned())
+                .entry(a.health_shown().as_str().to_owned())
                 .or_default() += 1;
         }
         assert_eq!(counts.by_health, by_health, "{filter:?}");

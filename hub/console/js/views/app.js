@@ -1,7 +1,7 @@
 // edgecd console: one application (summary, resource tree, diff, history with rollback, conditions and events, actions).
 
 import { api } from "../api.js";
-import { el, healthBadge, syncBadge, connectionBadge, phaseBadge, ago, shortRev, errorBox, labels } from "../ui.js";
+import { el, healthBadge, shownHealthBadge, syncBadge, connectionBadge, phaseBadge, ago, shortRev, errorBox, labels } from "../ui.js";
 
 const TABS = [["", "Summary"], ["tree", "Resources"], ["diff", "Diff"], ["history", "History"], ["events", "Events"]];
 
@@ -60,7 +60,7 @@ export async function render({ root, params, live, toast }) {
         el("h1", {}, el("span", { class: "muted" }, a.project + " / "), a.name),
         a.origin === "Autonomous" ? el("span", { class: "badge b-neutral readonly", id: "app-readonly", title: "created at the edge: its spec is owned by the spoke" }, "read-only") : "",
         el("span", { id: "app-sync" }, syncBadge(a.sync)),
-        el("span", { id: "app-health" }, healthBadge(a.health)),
+        el("span", { id: "app-health" }, shownHealthBadge(a)),
         stale ? connectionBadge(a.connection, "the cluster is " + a.connection + "; this is the last reported status") : "",
         el("span", { class: "grow" }),
         may.operate ? el("button", { type: "button", class: "primary", id: "sync-button", onclick: () => act("sync") }, "Sync") : "",

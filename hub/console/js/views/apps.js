@@ -1,7 +1,7 @@
 // edgecd console: the application table (server-side filters kept in the URL, sorting, cursor pages, live row updates).
 
 import { api } from "../api.js";
-import { el, healthBadge, syncBadge, connectionBadge, phaseBadge, ago, shortRev, errorBox, keyboardRows } from "../ui.js";
+import { el, shownHealthBadge, syncBadge, connectionBadge, phaseBadge, ago, shortRev, errorBox, keyboardRows } from "../ui.js";
 
 const FILTER_KEYS = ["project", "cluster", "clusterLabel", "label", "health", "sync", "search", "sort", "desc", "origin", "owner", "ownerScope"];
 const HEALTHS = ["", "Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"];
@@ -105,7 +105,7 @@ export async function render({ root, query, navigate, live }) {
       el("td", {}, el("a", { href: `#/clusters/${encodeURIComponent(a.cluster)}` }, a.cluster), " ",
         stale ? connectionBadge(a.connection, "cluster is " + a.connection + ": status is the last report") : ""),
       el("td", {}, syncBadge(a.sync)),
-      el("td", {}, healthBadge(a.health), stale ? el("span", { class: "muted" }, " (last known)") : ""),
+      el("td", {}, shownHealthBadge(a)),
       el("td", { class: "mono" }, shortRev(a.revision)),
       el("td", {}, phaseBadge(a.operationPhase)),
       el("td", {}, ago(a.updatedAt)));

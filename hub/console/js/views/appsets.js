@@ -1,7 +1,7 @@
 // edgecd console: application sets (where each is evaluated, generators, policy, generated apps, conditions) and one set's page.
 
 import { api } from "../api.js";
-import { el, errorBox, healthBadge, syncBadge, connectionBadge, ago, keyboardRows } from "../ui.js";
+import { el, errorBox, shownHealthBadge, syncBadge, connectionBadge, ago, keyboardRows } from "../ui.js";
 
 const seg = encodeURIComponent;
 
@@ -190,7 +190,7 @@ async function detail({ root, params, live }) {
       el("td", {}, el("a", { href: `#/clusters/${seg(a.cluster)}` }, a.cluster), " ",
         stale ? connectionBadge(a.connection, "cluster is " + a.connection + ": status is the last report") : ""),
       el("td", {}, syncBadge(a.sync)),
-      el("td", {}, healthBadge(a.health), stale ? el("span", { class: "muted" }, " (last known)") : ""),
+      el("td", {}, shownHealthBadge(a)),
       el("td", {}, ago(a.updatedAt)));
   };
   let page;

@@ -1,7 +1,7 @@
 // edgecd console: one cluster (connection, versions, labels) and its applications.
 
 import { api } from "../api.js";
-import { el, connectionBadge, healthBadge, syncBadge, ago, labels, errorBox, keyboardRows } from "../ui.js";
+import { el, connectionBadge, shownHealthBadge, syncBadge, ago, labels, errorBox, keyboardRows } from "../ui.js";
 
 export async function render({ root, params, live }) {
   const [name] = params;
@@ -28,7 +28,7 @@ export async function render({ root, params, live }) {
       for (const a of list.items) {
         tbody.append(el("tr", { tabindex: "0" },
           el("td", {}, el("a", { href: `#/apps/${encodeURIComponent(a.project)}/${encodeURIComponent(a.name)}` }, `${a.project}/${a.name}`)),
-          el("td", {}, syncBadge(a.sync)), el("td", {}, healthBadge(a.health)), el("td", {}, ago(a.updatedAt))));
+          el("td", {}, syncBadge(a.sync)), el("td", {}, shownHealthBadge(a)), el("td", {}, ago(a.updatedAt))));
       }
       apps.replaceChildren(list.items.length
         ? [el("table", { class: "data" }, el("thead", {}, el("tr", {}, el("th", {}, "Application"), el("th", {}, "Sync"), el("th", {}, "Health"), el("th", {}, "Updated"))), tbody),

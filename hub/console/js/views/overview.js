@@ -1,7 +1,7 @@
 // edgecd console: the overview page (counts by health, sync and connection; failing apps; recent events).
 
 import { api } from "../api.js";
-import { el, healthBadge, syncBadge, connectionBadge, ago, errorBox } from "../ui.js";
+import { el, healthBadge, shownHealthBadge, syncBadge, connectionBadge, ago, errorBox } from "../ui.js";
 
 const HEALTHS = ["Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"];
 const SYNCS = ["Synced", "OutOfSync", "Unknown"];
@@ -55,7 +55,7 @@ export async function render({ root, live }) {
               el("thead", {}, el("tr", {}, el("th", {}, "Application"), el("th", {}, "Cluster"), el("th", {}, "Health"), el("th", {}, "Updated"))),
               el("tbody", {}, failing.items.map((a) => el("tr", {},
                 el("td", {}, el("a", { href: `#/apps/${encodeURIComponent(a.project)}/${encodeURIComponent(a.name)}` }, `${a.project}/${a.name}`)),
-                el("td", {}, a.cluster), el("td", {}, healthBadge(a.health)), el("td", {}, ago(a.updatedAt))))))
+                el("td", {}, a.cluster), el("td", {}, shownHealthBadge(a)), el("td", {}, ago(a.updatedAt))))))
             : el("p", { class: "muted" }, "No failing applications.")),
         el("div", {},
           el("h2", {}, "Recent events"),
