@@ -9,11 +9,13 @@ pub mod git;
 pub mod git_http;
 pub mod net;
 pub mod postgres;
+pub mod realkube;
 mod watchdog;
 
 pub use git::{GitRepo, GitServer};
 pub use git_http::{GitHttpServer, HTTP_PASSWORD, HTTP_USER, TestCa};
 pub use postgres::PgServer;
+pub use realkube::RealCluster;
 
 /// Errors starting or driving a harness.
 #[derive(Debug, thiserror::Error)]
