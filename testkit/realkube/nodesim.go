@@ -225,7 +225,6 @@ func (s *nodeSim) start(pod *corev1.Pod) {
 	pod.Status.PodIP = ip
 	pod.Status.PodIPs = []corev1.PodIP{{IP: ip}}
 	pod.Status.StartTime = &now
-	pod.Status.QOSClass = corev1.PodQOSBestEffort
 	pod.Status.InitContainerStatuses = nil
 	for _, c := range pod.Spec.InitContainers {
 		pod.Status.InitContainerStatuses = append(pod.Status.InitContainerStatuses, corev1.ContainerStatus{
