@@ -41,23 +41,45 @@ impl RealCluster {
     /// `EDGECD_REALKUBE_READY_TIMEOUT` (seconds) bounds the wait.
     pub fn start() -> Result<Self> {
         let bin = binary()?;
-        Self::start_with(&bin, &[])
+        // etcd's ports are probed free, then bound: retry an early exit
+        // (the rare race), not a timeout.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::spawn(&bin, &[]) {
+                Ok(cluster) => return Ok(cluster),
+                Err((early_exit, e)) if !early_exit || attempts == 3 => return Err(e),
+                Err(_) => {}
+            }
+        }
     }
 
     /// Starts `bin` with extra `realkube` flags (for example
     /// `--apiserver-flag=--feature-gates=...` or `--controllers=false`).
     pub fn start_with(bin: &Path, extra_args: &[&str]) -> Result<Self> {
+        Self::spawn(bin, extra_args).map_err(|(_, e)| e)
+    }
+
+    /// Starts `bin` and waits for "ready"; the flag of an error says whether
+    /// the process exited by itself before it was ready.
+    fn spawn(bin: &Path, extra_args: &[&str]) -> Result<Self, (bool, Error)> {
+        let setup = |e: Error| (false, e);
         let dir = tempfile::Builder::new()
             .prefix("edgecd-realkube-")
             .tempdir()
-            .map_err(io_error("creating the realkube temp dir"))?;
+            .map_err(io_error("creating the realkube temp dir"))
+            .map_err(setup)?;
         let root = dir.path().to_path_buf();
         let data = root.join("data");
         let kubeconfig = root.join("kubeconfig");
         let stdout_path = root.join("stdout.log");
         let log_path = root.join("realkube.log");
-        let stdout = File::create(&stdout_path).map_err(io_error("creating stdout.log"))?;
-        let stderr = File::create(&log_path).map_err(io_error("creating realkube.log"))?;
+        let stdout = File::create(&stdout_path)
+            .map_err(io_error("creating stdout.log"))
+            .map_err(setup)?;
+        let stderr = File::create(&log_path)
+            .map_err(io_error("creating realkube.log"))
+            .map_err(setup)?;
         let started = Instant::now();
         let mut child = Command::new(bin)
             .arg("--dir")
@@ -69,11 +91,12 @@ impl RealCluster {
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .map_err(io_error(format!("starting {}", bin.display())))?;
+            .map_err(io_error(format!("starting {}", bin.display())))
+            .map_err(setup)?;
         let Some(stdin) = child.stdin.take() else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::Setup("realkube's stdin was not piped".into()));
+            return Err(setup(Error::Setup("realkube's stdin was not piped".into())));
         };
         // Stop it and remove its data even if the test process dies first
         // (the stdin pipe already makes it exit; only if the pid is still
@@ -82,7 +105,8 @@ impl RealCluster {
         watchdog::spawn(&format!(
             "grep -q {data} /proc/{pid}/cmdline 2>/dev/null && kill -9 {pid}; rm -rf {data}",
             data = data.display()
-        ))?;
+        ))
+        .map_err(setup)?;
         let mut cluster = Self {
             child,
             _stdin: stdin,
@@ -103,19 +127,22 @@ impl RealCluster {
             }
             if let Ok(Some(status)) = cluster.child.try_wait() {
                 let tail = cluster.keep_logs();
-                return Err(Error::Setup(format!(
-                    "realkube exited before it was ready ({status}); logs in {}:\n{tail}",
-                    cluster.root.display()
-                )));
+                return Err((
+                    true,
+                    Error::Setup(format!(
+                        "realkube exited before it was ready ({status}); logs in {}:\n{tail}",
+                        cluster.root.display()
+                    )),
+                ));
             }
             if started.elapsed() > timeout {
                 let _ = cluster.child.kill();
                 let _ = cluster.child.wait();
                 let tail = cluster.keep_logs();
-                return Err(Error::Setup(format!(
+                return Err(setup(Error::Setup(format!(
                     "realkube was not ready within {timeout:?}; logs in {}:\n{tail}",
                     cluster.root.display()
-                )));
+                ))));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
