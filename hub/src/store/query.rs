@@ -199,7 +199,11 @@ fn where_clause_on(filter: &AppFilter, sql: &mut Sql, aliases: Aliases) -> Strin
                 "({status}.health = 'Unknown' OR {keys}.cluster IN ({UNREACHABLE_CLUSTERS}))"
             ));
         }
-        conditions.push(format!("({})", branches.join(" OR ")));
+        conditions.push(if branches.len() == 1 {
+            branches.concat()
+        } else {
+            format!("({})", branches.join(" OR "))
+        });
     }
     if let Some(origin) = filter.origin {
         let p = sql.bind_text(origin.as_str());
@@ -971,7 +975,8 @@ mod tests {
              a.cluster IN (SELECT cluster FROM cluster_labels WHERE key = $3 AND value IN ($4, $5)) AND \
              a.cluster NOT IN (SELECT cluster FROM cluster_labels WHERE key = $6) AND \
              a.cluster IN (SELECT cluster FROM cluster_labels WHERE key = $7) AND \
-             s.health IN ($8) AND a.name LIKE $9 ESCAPE '\\'"
+             (s.health IN ($8) AND a.cluster NOT IN (SELECT name FROM clusters WHERE conn_state IN \
+             ('Pending', 'Stale', 'Disconnected', 'Revoked'))) AND a.name LIKE $9 ESCAPE '\\'"
         );
         assert_eq!(sql.binds[8], Bind::Text("%web\\_1%".into()));
     }
