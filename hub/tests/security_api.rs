@@ -943,56 +943,8 @@ async fn oidc_id_tokens_are_checked_against_the_jwks_and_groups_map_to_roles() {
 /// Enrolls `cluster` with the spoke's code and opens its stream; returns the
 /// first `RepositoryCredentials` the hub sends.
 async fn credentials_sent_to(fleet: &Fleet, cluster: &str) -> v1::RepositoryCredentials {
-    use edgecd_spoke::link::{HelloParams, enroll, handshake, tls};
-    let pki = fleet.hub.pki().unwrap();
-    let token = pki.create_bootstrap_token(cluster, None).await.unwrap();
-    let address = format!("https://127.0.0.1:{}", fleet.hub.grpc_addr().port());
-    let identity = enroll::enroll(&enroll::EnrollParams {
-        hub_address: address.clone(),
-        bootstrap_token: token.token,
-        ca_hash: None,
-        spoke_version: "0.1.0".into(),
-        connect_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
-    let channel = tls::channel(
-        &address,
-        tls::mtls_config(&identity).unwrap(),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    let hello = HelloParams {
-        cluster_name: cluster.into(),
-        spoke_version: "0.1.0".into(),
-        protocol: edgecd_core::link::ProtocolVersion { major: 1, minor: 0 },
-        capabilities: edgecd_core::link::Capabilities::all_v1(),
-        kubernetes_version: String::new(),
-        server_url: String::new(),
-        epoch: "e1".into(),
-        last_hub_seq: 0,
-        desired_version: 0,
-        next_spoke_seq: 1,
-    };
-    let mut session = handshake(channel, &hello).await.unwrap();
-    loop {
-        let message = session.inbound.message().await.unwrap().unwrap();
-        if message.seq > 0 {
-            session
-                .outbound
-                .send(v1::SpokeMessage {
-                    seq: 0,
-                    ack: message.seq,
-                    body: None,
-                })
-                .await
-                .unwrap();
-        }
-        if let Some(v1::hub_message::Body::RepositoryCredentials(credentials)) = message.body {
-            return credentials;
-        }
-    }
+    let (mut spoke, _) = HandDriven::connect(fleet, cluster, "e1").await;
+    spoke.credentials().await
 }
 
 /// A spoke's stream driven by hand with its real certificate (mTLS), as a
