@@ -181,6 +181,31 @@ impl Fleet {
             .token
     }
 
+    /// Registers cluster edge-2 with one app, team-b/cache, on it.
+    async fn add_edge_2_running_team_b_cache(&self) {
+        self.store
+            .create_cluster(&NewCluster {
+                name: "edge-2".into(),
+                ..NewCluster::default()
+            })
+            .await
+            .unwrap();
+        self.store
+            .create_app(&NewApp {
+                project: "team-b".into(),
+                name: "cache".into(),
+                spec: app_spec(
+                    "https://git.example.com/teams/cache",
+                    "edge-2",
+                    "team-b-cache",
+                ),
+                labels: Default::default(),
+                owner: None,
+            })
+            .await
+            .unwrap();
+    }
+
     async fn commands(&self) -> usize {
         self.store
             .list_commands(
@@ -956,14 +981,29 @@ struct HandDriven {
 
 impl HandDriven {
     /// Enrolls `cluster` with the spoke's code and opens its stream.
-    async fn connect(fleet: &Fleet, cluster: &str, epoch: &str) -> (Self, tls_identity::Identity) {
-        let identity = tls_identity::enroll(fleet, cluster).await;
+    async fn connect(
+        fleet: &Fleet,
+        cluster: &str,
+        epoch: &str,
+    ) -> (Self, edgecd_spoke::link::tls::SpokeIdentity) {
+        use edgecd_spoke::link::enroll;
+        let pki = fleet.hub.pki().unwrap();
+        let token = pki.create_bootstrap_token(cluster, None).await.unwrap();
+        let identity = enroll::enroll(&enroll::EnrollParams {
+            hub_address: format!("https://127.0.0.1:{}", fleet.hub.grpc_addr().port()),
+            bootstrap_token: token.token,
+            ca_hash: None,
+            spoke_version: "0.1.0".into(),
+            connect_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
         (Self::reconnect(fleet, &identity, epoch, 1).await, identity)
     }
 
     async fn reconnect(
         fleet: &Fleet,
-        identity: &tls_identity::Identity,
+        identity: &edgecd_spoke::link::tls::SpokeIdentity,
         epoch: &str,
         next_seq: u64,
     ) -> Self {
@@ -1047,26 +1087,6 @@ impl HandDriven {
     }
 }
 
-/// Enrollment of a hand-driven spoke.
-mod tls_identity {
-    pub type Identity = edgecd_spoke::link::tls::SpokeIdentity;
-
-    pub async fn enroll(fleet: &super::Fleet, cluster: &str) -> Identity {
-        use edgecd_spoke::link::enroll;
-        let pki = fleet.hub.pki().unwrap();
-        let token = pki.create_bootstrap_token(cluster, None).await.unwrap();
-        enroll::enroll(&enroll::EnrollParams {
-            hub_address: format!("https://127.0.0.1:{}", fleet.hub.grpc_addr().port()),
-            bootstrap_token: token.token,
-            ca_hash: None,
-            spoke_version: "0.1.0".into(),
-            connect_timeout: std::time::Duration::from_secs(5),
-        })
-        .await
-        .unwrap()
-    }
-}
-
 /// An edge-created app's report as a spoke sends it.
 fn edge_app(project: &str, name: &str, cluster: &str, namespace: &str) -> v1::AppStatusReport {
     let spec = app_spec("https://git.example.com/teams/web", cluster, namespace);
@@ -1115,29 +1135,7 @@ async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
     .await
     .unwrap();
     // edge-2 runs a team-b app only; team-c allows edge-1 alone.
-    fleet
-        .store
-        .create_cluster(&NewCluster {
-            name: "edge-2".into(),
-            ..NewCluster::default()
-        })
-        .await
-        .unwrap();
-    fleet
-        .store
-        .create_app(&NewApp {
-            project: "team-b".into(),
-            name: "cache".into(),
-            spec: app_spec(
-                "https://git.example.com/teams/cache",
-                "edge-2",
-                "team-b-cache",
-            ),
-            labels: Default::default(),
-            owner: None,
-        })
-        .await
-        .unwrap();
+    fleet.add_edge_2_running_team_b_cache().await;
     let mut team_c = project(&[]);
     team_c.destinations[0].clusters = vec!["edge-1".into()];
     fleet.store.create_project("team-c", &team_c).await.unwrap();
@@ -1308,29 +1306,7 @@ async fn repository_credentials_are_write_only_sealed_and_reach_only_entitled_sp
 
     // edge-1 runs a team-a app: it gets the credential. edge-2 runs only a
     // team-b app: it gets an empty set.
-    fleet
-        .store
-        .create_cluster(&NewCluster {
-            name: "edge-2".into(),
-            ..NewCluster::default()
-        })
-        .await
-        .unwrap();
-    fleet
-        .store
-        .create_app(&NewApp {
-            project: "team-b".into(),
-            name: "cache".into(),
-            spec: app_spec(
-                "https://git.example.com/teams/cache",
-                "edge-2",
-                "team-b-cache",
-            ),
-            labels: Default::default(),
-            owner: None,
-        })
-        .await
-        .unwrap();
+    fleet.add_edge_2_running_team_b_cache().await;
     let entitled = credentials_sent_to(&fleet, "edge-1").await;
     assert_eq!(entitled.credentials.len(), 1);
     assert_eq!(entitled.credentials[0].password, "s3cret-pass");

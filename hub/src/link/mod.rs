@@ -377,6 +377,49 @@ impl SpokeLink {
     }
 }
 
+impl SpokeLink {
+    /// Audits an attempt to obtain a certificate (`Enroll`, `RenewCertificate`)
+    /// by `actor` from `source`, for `cluster` when the request names one
+    /// whatever its outcome (else the issued certificate's), and answers it.
+    async fn audit_issuance(
+        &self,
+        action: &str,
+        actor: String,
+        cluster: Option<String>,
+        source: String,
+        result: Result<crate::pki::IssuedClient, crate::pki::PkiError>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let cluster = cluster.or_else(|| result.as_ref().ok().map(|i| i.cluster.clone()));
+        let entry = crate::store::AuditEntry {
+            actor,
+            action: action.into(),
+            target: cluster.map(|c| format!("cluster:{c}")).unwrap_or_default(),
+            source,
+            result: if result.is_ok() { "ok" } else { "refused" }.into(),
+            message: match &result {
+                Ok(issued) => format!("certificate {}", issued.serial),
+                Err(error) => error.to_string(),
+            },
+            time: time::OffsetDateTime::now_utc(),
+        };
+        if let Err(error) = self.store.append_audit(&entry).await {
+            tracing::warn!(%error, "Cannot write the audit entry.");
+        }
+        match result {
+            Ok(issued) => Ok(Response::new(EnrollResponse {
+                cluster_name: issued.cluster,
+                certificate_pem: issued.certificate_pem,
+                ca_bundle_pem: issued.ca_pem,
+                not_after: Some(edgecd_proto::convert::timestamp(issued.not_after)),
+            })),
+            Err(error) => {
+                tracing::warn!(%error, action, "Certificate request refused.");
+                Err(error.into_status())
+            }
+        }
+    }
+}
+
 type HubStream = Pin<Box<dyn Stream<Item = Result<HubMessage, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -409,36 +452,14 @@ impl SpokeService for SpokeLink {
         let result = pki
             .enroll_from(peer_ip, &request.bootstrap_token, &request.csr_pem)
             .await;
-        let entry = crate::store::AuditEntry {
-            actor: format!("bootstrap-token:{token_id}"),
-            action: "Enroll".into(),
-            target: match &result {
-                Ok(issued) => format!("cluster:{}", issued.cluster),
-                Err(_) => String::new(),
-            },
-            source: peer,
-            result: if result.is_ok() { "ok" } else { "refused" }.into(),
-            message: match &result {
-                Ok(issued) => format!("certificate {}", issued.serial),
-                Err(error) => error.to_string(),
-            },
-            time: time::OffsetDateTime::now_utc(),
-        };
-        if let Err(error) = self.store.append_audit(&entry).await {
-            tracing::warn!(%error, "Cannot write the audit entry.");
-        }
-        match result {
-            Ok(issued) => Ok(Response::new(EnrollResponse {
-                cluster_name: issued.cluster,
-                certificate_pem: issued.certificate_pem,
-                ca_bundle_pem: issued.ca_pem,
-                not_after: Some(edgecd_proto::convert::timestamp(issued.not_after)),
-            })),
-            Err(error) => {
-                tracing::warn!(%error, "Enrollment refused.");
-                Err(error.into_status())
-            }
-        }
+        self.audit_issuance(
+            "Enroll",
+            format!("bootstrap-token:{token_id}"),
+            None,
+            peer,
+            result,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
@@ -470,39 +491,17 @@ impl SpokeService for SpokeLink {
                 .ok()
                 .and_then(|der| crate::pki::cert_identity(der.as_ref()).ok())
         };
-        let entry = crate::store::AuditEntry {
-            actor: presented.as_ref().map_or_else(
+        self.audit_issuance(
+            "RenewCertificate",
+            presented.as_ref().map_or_else(
                 || "certificate:unreadable".to_owned(),
                 |c| format!("certificate:{}", c.serial),
             ),
-            action: "RenewCertificate".into(),
-            target: presented
-                .as_ref()
-                .map(|c| format!("cluster:{}", c.cluster))
-                .unwrap_or_default(),
-            source: peer,
-            result: if result.is_ok() { "ok" } else { "refused" }.into(),
-            message: match &result {
-                Ok(issued) => format!("certificate {}", issued.serial),
-                Err(error) => error.to_string(),
-            },
-            time: time::OffsetDateTime::now_utc(),
-        };
-        if let Err(error) = self.store.append_audit(&entry).await {
-            tracing::warn!(%error, "Cannot write the audit entry.");
-        }
-        match result {
-            Ok(issued) => Ok(Response::new(EnrollResponse {
-                cluster_name: issued.cluster,
-                certificate_pem: issued.certificate_pem,
-                ca_bundle_pem: issued.ca_pem,
-                not_after: Some(edgecd_proto::convert::timestamp(issued.not_after)),
-            })),
-            Err(error) => {
-                tracing::warn!(%error, "Certificate renewal refused.");
-                Err(error.into_status())
-            }
-        }
+            presented.map(|c| c.cluster),
+            peer,
+            result,
+        )
+        .await
     }
 
     type ConnectStream = HubStream;
