@@ -4,6 +4,7 @@ pub mod bench;
 pub mod browser;
 pub mod dev;
 pub mod emulator;
+pub mod harness;
 
 /// The repository's `testdata/` folder: the fixtures that the tests, the benchmarks and the dev fleet read.
 pub fn testdata() -> std::path::PathBuf {

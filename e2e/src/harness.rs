@@ -1,0 +1,177 @@
+//! What end-to-end tests share: a Kubernetes back end (the API emulator or a real control plane), a spoke engine running on it with an optional hub link, and polling with a deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use edgecd_spoke::cluster::LiveCluster;
+use edgecd_spoke::crd::Application;
+use edgecd_spoke::git::{CredentialStore, GitCache, GitConfig};
+use edgecd_spoke::link::{self, HubLinkConfig};
+use edgecd_spoke::reconcile::{self, Engine, EngineConfig};
+use edgecd_spoke::sync::SyncOptions;
+use edgecd_testkit::{RealCluster, realkube};
+use kube::Api;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::emulator::{EmulatorConfig, KubeEmulator};
+
+/// The namespace of the spoke's Application CRs in these tests.
+pub const STATE_NS: &str = "edgecd-system";
+
+/// Where a test's Kubernetes API comes from: the project's emulator (fast,
+/// many clusters per process) or `testkit`'s real control plane (etcd,
+/// kube-apiserver, kube-controller-manager and a node simulator).
+#[allow(missing_debug_implementations)]
+pub enum Backend {
+    /// One emulated cluster whose workloads become ready after 50 ms.
+    Emulator(KubeEmulator),
+    /// A real control plane.
+    Real(RealCluster),
+}
+
+impl Backend {
+    /// A fresh emulated cluster.
+    pub async fn emulator() -> anyhow::Result<Self> {
+        let emulator = KubeEmulator::start(EmulatorConfig {
+            stage_delay: Duration::from_millis(50),
+            ..EmulatorConfig::default()
+        })
+        .await?;
+        Ok(Self::Emulator(emulator))
+    }
+
+    /// A fresh real control plane, or `None` (after printing `SKIPPED`)
+    /// where neither `EDGECD_REALKUBE_BIN` nor Go is there to build one.
+    pub async fn real() -> anyhow::Result<Option<Self>> {
+        if std::env::var_os("EDGECD_REALKUBE_BIN").is_none() && !realkube::go_available() {
+            eprintln!(
+                "SKIPPED: Go is not installed, so the real control plane (testkit/realkube) cannot be built"
+            );
+            return Ok(None);
+        }
+        let cluster = tokio::task::spawn_blocking(RealCluster::start)
+            .await
+            .context("starting realkube")??;
+        eprintln!(
+            "realkube ready in {:?} ({})",
+            cluster.started_in(),
+            cluster.dir().display()
+        );
+        Ok(Some(Self::Real(cluster)))
+    }
+
+    /// Whether this is the real control plane.
+    pub fn is_real(&self) -> bool {
+        matches!(self, Self::Real(_))
+    }
+
+    /// A client with the back end's admin credential.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        Ok(match self {
+            Self::Emulator(emulator) => emulator.client().await?,
+            Self::Real(real) => real.client().await?,
+        })
+    }
+}
+
+/// A spoke engine (reconcile loop, git cache) on one cluster, with a hub
+/// link that can be started and stopped. Everything stops when dropped.
+#[allow(missing_debug_implementations)]
+pub struct SpokeEngine {
+    /// The cluster it reconciles.
+    pub cluster: LiveCluster,
+    /// The engine.
+    pub engine: Arc<Engine>,
+    _engine_stop: oneshot::Sender<()>,
+    link: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    _cache: tempfile::TempDir,
+}
+
+impl SpokeEngine {
+    /// Installs the spoke's CRDs and state namespace as `edgecd-spoke run`
+    /// does, then starts an engine that polls git every 500 ms and waits
+    /// at most `wave_timeout` for a wave to become healthy.
+    pub async fn start(
+        client: kube::Client,
+        cluster_name: &str,
+        wave_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let cluster = LiveCluster::new(client);
+        edgecd_spoke::runtime::install_crd(&cluster).await?;
+        edgecd_spoke::runtime::ensure_namespace(cluster.client(), STATE_NS).await?;
+        let cache = tempfile::tempdir()?;
+        let git_config = GitConfig {
+            ls_remote_ttl: Duration::from_millis(100),
+            ..GitConfig::new(cache.path())
+        };
+        let git = GitCache::new(git_config, CredentialStore::default())?;
+        let config = EngineConfig {
+            namespace: STATE_NS.into(),
+            cluster_name: cluster_name.into(),
+            poll_interval: Duration::from_millis(500),
+            progress_interval: Duration::from_millis(200),
+            sync: SyncOptions {
+                wave_timeout,
+                poll_interval: Duration::from_millis(100),
+                ..SyncOptions::default()
+            },
+            ..EngineConfig::default()
+        };
+        let (engine, triggers) = Engine::new(cluster.clone(), git, config);
+        let (engine_stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(reconcile::run(Arc::clone(&engine), triggers, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            cluster,
+            engine,
+            _engine_stop: engine_stop,
+            link: None,
+            _cache: cache,
+        })
+    }
+
+    /// Opens the hub link with `config` (a running link is stopped first).
+    pub async fn connect(&mut self, config: HubLinkConfig) {
+        self.disconnect().await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(link::run(config, Arc::clone(&self.engine), async move {
+            let _ = stopped.await;
+        }));
+        self.link = Some((stop, task));
+    }
+
+    /// Stops the hub link, if any, and waits for it to end.
+    pub async fn disconnect(&mut self) {
+        if let Some((stop, task)) = self.link.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+
+    /// The Application CRs of the state namespace.
+    pub fn apps(&self) -> Api<Application> {
+        Api::namespaced(self.cluster.client().clone(), STATE_NS)
+    }
+}
+
+/// Polls `check` every 200 ms until it gives a value; panics naming
+/// `what` (and the last value `check` saw, if it keeps one) after `timeout`.
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
