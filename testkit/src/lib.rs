@@ -7,6 +7,7 @@
 
 pub mod git;
 pub mod git_http;
+pub mod helm;
 pub mod net;
 pub mod postgres;
 pub mod realkube;

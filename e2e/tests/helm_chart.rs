@@ -1,0 +1,630 @@
+//! The spoke's Helm chart (`charts/edgecd-spoke`) under real Helm v4 (`scripts/helm-build`, or `EDGECD_HELM_BIN`): `helm lint --strict`, `helm template` compared byte for byte with the golden renders in `charts/edgecd-spoke/tests/golden/` (`EDGECD_UPDATE_GOLDEN=1` rewrites them), `helm install --wait` into a real API server (testkit's `RealCluster`), and the real `edgecd-spoke` binary syncing apps with only the chart's ServiceAccount token and RBAC, the default rules and the narrowed ones of `charts/edgecd-spoke/tests/narrow-rbac-values.yaml` (under which the API server refuses a kind outside them as Forbidden for the ServiceAccount).
+//!
+//! Without `EDGECD_HELM_BIN` and without Go, every test says SKIPPED.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use edgecd_core::app::{
+    ApplicationSource, ApplicationSpec, ApplicationStatus, AutomatedSync, Destination, SyncPolicy,
+};
+use edgecd_core::{Health, SyncStatus};
+use edgecd_spoke::crd::Application;
+use edgecd_testkit::{GitRepo, RealCluster, helm, net, realkube};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::api::{Api, PostParams};
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/edgecd-spoke");
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+/// The release, its namespace (also the spoke's state namespace) and hence
+/// the ServiceAccount's name (the release name contains the chart's).
+const RELEASE: &str = "edgecd-spoke";
+const RELEASE_NS: &str = "edgecd-system";
+const APP_NS: &str = "helm-demo";
+
+/// One golden render: `helm template RELEASE CHART -n NAMESPACE --set ...`.
+struct Golden {
+    file: &'static str,
+    release: &'static str,
+    namespace: &'static str,
+    sets: &'static [&'static str],
+}
+
+const GOLDEN: &[Golden] = &[
+    Golden {
+        file: "default.yaml",
+        release: "edgecd-spoke",
+        namespace: "edgecd-system",
+        sets: &["clusterName=ci-edge-01"],
+    },
+    Golden {
+        file: "hub.yaml",
+        release: "edge",
+        namespace: "edgecd-agents",
+        sets: &[
+            "clusterName=par-edge-01",
+            "hub.address=https://hub.example.com:8443",
+            "hub.bootstrapToken.existingSecret=edgecd-bootstrap",
+            "stateNamespace=edgecd-apps",
+            "log.format=text",
+            "service.create=false",
+            "cache.medium=Memory",
+            "image.tag=0.1.0-rc.1",
+        ],
+    },
+];
+
+/// The helm binary, or `None` (with a message) where it cannot be had.
+fn helm_binary() -> Option<PathBuf> {
+    if !helm::available() {
+        eprintln!(
+            "SKIPPED: neither EDGECD_HELM_BIN is set nor Go installed, so helm cannot be built"
+        );
+        return None;
+    }
+    Some(helm::helm_binary().unwrap())
+}
+
+/// Runs helm with its cache, config and data homes in a private temp dir
+/// (nothing read from or written to the user's), failing with its output.
+fn helm(bin: &Path, args: &[&str]) -> String {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let home = HOME.get_or_init(|| tempfile::tempdir().unwrap()).path();
+    let output = Command::new(bin)
+        .args(args)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "helm {} failed ({}):\n{stdout}\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn with_sets<'a>(mut args: Vec<&'a str>, sets: &[&'a str]) -> Vec<&'a str> {
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    args
+}
+
+#[test]
+fn the_chart_lints_strictly_and_renders_as_its_golden_files() {
+    let Some(bin) = helm_binary() else {
+        return;
+    };
+    let update = std::env::var_os("EDGECD_UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let golden_dir = Path::new(CHART).join("tests/golden");
+    for golden in GOLDEN {
+        let lint = helm(
+            &bin,
+            &with_sets(vec!["lint", "--strict", CHART], golden.sets),
+        );
+        assert!(lint.contains("0 chart(s) failed"), "{lint}");
+
+        let rendered = helm(
+            &bin,
+            &with_sets(
+                vec![
+                    "template",
+                    golden.release,
+                    CHART,
+                    "--namespace",
+                    golden.namespace,
+                ],
+                golden.sets,
+            ),
+        );
+        let path = golden_dir.join(golden.file);
+        if update {
+            std::fs::create_dir_all(&golden_dir).unwrap();
+            std::fs::write(&path, &rendered).unwrap();
+            eprintln!("rewrote {}", path.display());
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "reading {}: {e} (EDGECD_UPDATE_GOLDEN=1 writes it)",
+                path.display()
+            )
+        });
+        if rendered != expected {
+            let line = rendered
+                .lines()
+                .zip(expected.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or_else(|| rendered.lines().count().min(expected.lines().count()));
+            panic!(
+                "helm template differs from {} at line {}:\n  rendered: {:?}\n  golden:   {:?}\n\
+                 If the change is intended, rerun with EDGECD_UPDATE_GOLDEN=1 and commit the golden file.",
+                path.display(),
+                line + 1,
+                rendered.lines().nth(line),
+                expected.lines().nth(line),
+            );
+        }
+    }
+}
+
+/// A running `edgecd-spoke run`, killed on drop; its log is kept in a file.
+struct SpokeProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl SpokeProcess {
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for SpokeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `edgecd-spoke` binary of this build's profile, built (or found up to
+/// date) by cargo into the same target directory, once per test process.
+fn spoke_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            // This test runs from <target>/<profile>/deps/.
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+            let target_dir = profile_dir.parent().unwrap();
+            let profile = profile_dir
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo
+                .current_dir(WORKSPACE)
+                .args([
+                    "build",
+                    "--locked",
+                    "-p",
+                    "edgecd-spoke",
+                    "--bin",
+                    "edgecd-spoke",
+                ])
+                .env("CARGO_TARGET_DIR", target_dir)
+                .stdin(Stdio::null());
+            match profile.as_str() {
+                "debug" => {}
+                "release" => {
+                    cargo.arg("--release");
+                }
+                other => {
+                    cargo.args(["--profile", other]);
+                }
+            }
+            let start = Instant::now();
+            let status = cargo.status().unwrap();
+            assert!(status.success(), "building edgecd-spoke failed ({status})");
+            eprintln!(
+                "edgecd-spoke built (or up to date) in {:?}",
+                start.elapsed()
+            );
+            let bin = profile_dir.join("edgecd-spoke");
+            assert!(bin.exists(), "{} is missing after the build", bin.display());
+            bin
+        })
+        .clone()
+}
+
+/// A real control plane with the chart installed (`--wait`: the node
+/// simulator starts the spoke's pod, so the Deployment becomes available), or
+/// `None` where helm or realkube cannot be had.
+async fn installed(extra: &[&str]) -> Option<(PathBuf, RealCluster)> {
+    let helm_bin = helm_binary()?;
+    if std::env::var_os("EDGECD_REALKUBE_BIN").is_none() && !realkube::go_available() {
+        eprintln!(
+            "SKIPPED: Go is not installed, so the real control plane (testkit/realkube) cannot be built"
+        );
+        return None;
+    }
+    let real = RealCluster::start().unwrap();
+    eprintln!(
+        "realkube ready in {:?} ({})",
+        real.started_in(),
+        real.dir().display()
+    );
+    let kubeconfig = real.kubeconfig_path().to_str().unwrap().to_owned();
+    let start = Instant::now();
+    let mut args = vec![
+        "install",
+        RELEASE,
+        CHART,
+        "--kubeconfig",
+        &kubeconfig,
+        "--namespace",
+        RELEASE_NS,
+        "--create-namespace",
+        "--set",
+        "clusterName=helm-ci",
+        "--wait",
+        "--timeout",
+        "180s",
+    ];
+    args.extend(extra);
+    let out = helm(&helm_bin, &args);
+    eprintln!("helm install --wait took {:?}:\n{out}", start.elapsed());
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    Some((helm_bin, real))
+}
+
+/// A kubeconfig with the API server and CA of `real` and a fresh token of
+/// the chart's ServiceAccount (TokenRequest), written into `dir`.
+async fn service_account_kubeconfig(real: &RealCluster, dir: &Path) -> PathBuf {
+    let admin = real.client().await.unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin, RELEASE_NS);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let token = accounts
+        .create_token_request(RELEASE, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let admin_config = kube::config::Kubeconfig::read_from(real.kubeconfig_path()).unwrap();
+    let cluster = admin_config.clusters[0].cluster.clone().unwrap();
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "realkube", "cluster": {
+            "server": cluster.server.unwrap(),
+            "certificate-authority-data": cluster.certificate_authority_data.unwrap(),
+        }}],
+        "users": [{"name": "edgecd-spoke", "user": {"token": token}}],
+        "contexts": [{"name": "edgecd-spoke", "context": {
+            "cluster": "realkube", "user": "edgecd-spoke", "namespace": RELEASE_NS,
+        }}],
+        "current-context": "edgecd-spoke",
+    });
+    let path = dir.join("service-account.kubeconfig");
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    path
+}
+
+async fn client_for(kubeconfig: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Starts the real `edgecd-spoke run`, standalone, with `kubeconfig`.
+fn start_spoke(kubeconfig: &Path, dir: &Path) -> SpokeProcess {
+    let bin = spoke_binary();
+    let log = dir.join("spoke.log");
+    let admin_addr = format!("127.0.0.1:{}", net::free_port().unwrap());
+    let child = Command::new(&bin)
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--cluster-name", "helm-ci"])
+        .args(["--state-namespace", RELEASE_NS])
+        .args(["--poll-interval", "2s"])
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args(["--admin-addr", &admin_addr])
+        .args(["--log-format", "text", "--log", "info"])
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(File::create(dir.join("spoke.stdout")).unwrap())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    SpokeProcess { child, log }
+}
+
+fn app(name: &str, repo: &GitRepo, path: &str) -> Application {
+    let spec = ApplicationSpec {
+        project: "default".into(),
+        source: ApplicationSource {
+            repo_url: repo.url().to_owned(),
+            target_revision: "HEAD".into(),
+            path: path.into(),
+            ..ApplicationSource::default()
+        },
+        destination: Destination {
+            namespace: APP_NS.into(),
+            ..Destination::default()
+        },
+        sync_policy: Some(SyncPolicy {
+            automated: Some(AutomatedSync {
+                prune: true,
+                self_heal: true,
+                allow_empty: false,
+            }),
+            sync_options: vec!["CreateNamespace=true".into()],
+            retry: None,
+        }),
+        ..ApplicationSpec::default()
+    };
+    Application::new(name, RELEASE_NS, spec)
+}
+
+/// Polls the app's status until `done` holds; on timeout fails with the
+/// last status and the spoke's log.
+async fn wait_for_app(
+    apps: &Api<Application>,
+    name: &str,
+    what: &str,
+    spoke: &mut SpokeProcess,
+    done: impl Fn(&ApplicationStatus) -> bool,
+) -> ApplicationStatus {
+    let timeout = Duration::from_secs(120);
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < timeout {
+        if let Ok(Some(status)) = spoke.child.try_wait() {
+            panic!(
+                "edgecd-spoke exited ({status}) while waiting for {what}:\n{}",
+                spoke.log_tail()
+            );
+        }
+        if let Some(status) = apps.get(name).await.ok().and_then(|a| a.status) {
+            if done(&status) {
+                eprintln!("{name}: {what} after {:?}", start.elapsed());
+                return status;
+            }
+            last = Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "timed out after {timeout:?} waiting for {name} to be {what}; last status {}\nspoke log:\n{}",
+        serde_json::to_string_pretty(&last).unwrap(),
+        spoke.log_tail()
+    );
+}
+
+fn synced_and_healthy(status: &ApplicationStatus) -> bool {
+    status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy
+}
+
+const WEB_YAML: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  greeting: hello
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          ports:
+            - containerPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+    - port: 80
+      targetPort: 80
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_installed_chart_runs_the_spoke_with_its_own_service_account() {
+    let Some((_helm, real)) = installed(&[]).await else {
+        return;
+    };
+    let admin = real.client().await.unwrap();
+
+    // What the chart made: its Deployment rolled out (pod started by the
+    // node simulator), its ClusterRole, the Application CRDs from crds/.
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), RELEASE_NS);
+    let spoke_deployment = deployments.get(RELEASE).await.unwrap();
+    assert_eq!(spoke_deployment.status.unwrap().available_replicas, Some(1));
+    Api::<ClusterRole>::all(admin.clone())
+        .get(RELEASE)
+        .await
+        .unwrap();
+    Api::<Service>::namespaced(admin.clone(), RELEASE_NS)
+        .get("edgecd-spoke-admin")
+        .await
+        .unwrap();
+
+    // The spoke as the chart's ServiceAccount, not as admin.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = service_account_kubeconfig(&real, dir.path()).await;
+    let review = Api::<SelfSubjectReview>::all(client_for(&kubeconfig).await)
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        review
+            .status
+            .unwrap()
+            .user_info
+            .unwrap()
+            .username
+            .as_deref(),
+        Some("system:serviceaccount:edgecd-system:edgecd-spoke")
+    );
+    let mut spoke = start_spoke(&kubeconfig, dir.path());
+
+    let repo = GitRepo::local().unwrap();
+    repo.write("web/all.yaml", WEB_YAML).unwrap();
+    let head = repo.commit("a plain-YAML app").unwrap();
+    let apps: Api<Application> = Api::namespaced(admin.clone(), RELEASE_NS);
+    apps.create(&PostParams::default(), &app("web", &repo, "web"))
+        .await
+        .unwrap();
+    let status = wait_for_app(
+        &apps,
+        "web",
+        "Synced and Healthy",
+        &mut spoke,
+        synced_and_healthy,
+    )
+    .await;
+    assert_eq!(status.sync.revision, head);
+
+    let web = Api::<Deployment>::namespaced(admin.clone(), APP_NS)
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(web.status.unwrap().ready_replicas, Some(2));
+    Api::<Service>::namespaced(admin.clone(), APP_NS)
+        .get("web")
+        .await
+        .unwrap();
+    let settings = Api::<ConfigMap>::namespaced(admin.clone(), APP_NS)
+        .get("settings")
+        .await
+        .unwrap();
+    assert_eq!(settings.data.unwrap()["greeting"], "hello");
+    // Applied by the spoke with the ServiceAccount's token: the API server
+    // recorded the spoke's field manager on the object.
+    let managers: Vec<String> = settings
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.iter().any(|m| m.contains("edgecd")),
+        "{managers:?}"
+    );
+    drop(spoke);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowed_rbac_syncs_the_kinds_it_allows_and_refuses_others_as_forbidden() {
+    let values = Path::new(CHART).join("tests/narrow-rbac-values.yaml");
+    let values = values.to_str().unwrap().to_owned();
+    let Some((_helm, real)) = installed(&["--values", &values]).await else {
+        return;
+    };
+    let admin = real.client().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = service_account_kubeconfig(&real, dir.path()).await;
+    let mut spoke = start_spoke(&kubeconfig, dir.path());
+
+    let repo = GitRepo::local().unwrap();
+    repo.write(
+        "allowed/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  greeting: hello\n",
+    )
+    .unwrap();
+    repo.write(
+        "outside/account.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: outsider\n",
+    )
+    .unwrap();
+    repo.commit("one app within the rules, one outside")
+        .unwrap();
+    let apps: Api<Application> = Api::namespaced(admin.clone(), RELEASE_NS);
+
+    // Within the narrowed rules (the list in docs/spoke.md): synced.
+    apps.create(&PostParams::default(), &app("allowed", &repo, "allowed"))
+        .await
+        .unwrap();
+    wait_for_app(
+        &apps,
+        "allowed",
+        "Synced and Healthy",
+        &mut spoke,
+        synced_and_healthy,
+    )
+    .await;
+    Api::<ConfigMap>::namespaced(admin.clone(), APP_NS)
+        .get("settings")
+        .await
+        .unwrap();
+
+    // A ServiceAccount is outside them: the API server refuses the
+    // ServiceAccount's token (its user is named in the refusal), and nothing
+    // is created. The spoke fails the comparison on reading the live object
+    // and retries; the refusal is in its log (the app's status does not carry
+    // it yet: a comparison error is not written to the status).
+    apps.create(&PostParams::default(), &app("outside", &repo, "outside"))
+        .await
+        .unwrap();
+    let refusal = "serviceaccounts \"outsider\" is forbidden: \
+                   User \"system:serviceaccount:edgecd-system:edgecd-spoke\" cannot get resource \"serviceaccounts\"";
+    let start = Instant::now();
+    while !std::fs::read_to_string(&spoke.log)
+        .unwrap_or_default()
+        .contains(refusal)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no Forbidden for ServiceAccount outsider within 60s; spoke log:\n{}",
+            spoke.log_tail()
+        );
+        if let Ok(Some(status)) = spoke.child.try_wait() {
+            panic!("edgecd-spoke exited ({status}):\n{}", spoke.log_tail());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if let Some(status) = apps.get("outside").await.unwrap().status {
+        assert_ne!(
+            status.sync.status,
+            SyncStatus::Synced,
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap()
+        );
+    }
+    let outsider = Api::<ServiceAccount>::namespaced(admin.clone(), APP_NS)
+        .get_opt("outsider")
+        .await
+        .unwrap();
+    assert!(outsider.is_none(), "the refused ServiceAccount was created");
+    drop(spoke);
+}
