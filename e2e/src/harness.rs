@@ -29,6 +29,19 @@ pub enum Backend {
     Emulator(KubeEmulator),
     /// A real control plane.
     Real(RealCluster),
+    /// The cluster of `EDGECD_TEST_KUBECONFIG` (kind, k3s, any cluster).
+    External(Box<kube::Config>),
+}
+
+/// What a test leaves behind on a cluster: on a cluster named by
+/// `EDGECD_TEST_KUBECONFIG`, which outlives the test, it is deleted
+/// before the test starts (run such tests one at a time).
+#[derive(Debug, Clone, Copy)]
+pub struct Leftovers<'a> {
+    /// Namespaces the test creates.
+    pub namespaces: &'a [&'a str],
+    /// CustomResourceDefinitions the test creates.
+    pub crds: &'a [&'a str],
 }
 
 impl Backend {
@@ -42,9 +55,23 @@ impl Backend {
         Ok(Self::Emulator(emulator))
     }
 
-    /// A fresh real control plane, or `None` (after printing `SKIPPED`)
-    /// where neither `EDGECD_REALKUBE_BIN` nor Go is there to build one.
-    pub async fn real() -> anyhow::Result<Option<Self>> {
+    /// A real API server: the cluster of `EDGECD_TEST_KUBECONFIG` (with
+    /// `EDGECD_TEST_CONTEXT`, if set), cleared of `leftovers` and the
+    /// spoke's state namespace; else a fresh real control plane; else
+    /// `None` (after printing `SKIPPED`) where neither
+    /// `EDGECD_REALKUBE_BIN` nor Go is there to build one.
+    pub async fn real(leftovers: Leftovers<'_>) -> anyhow::Result<Option<Self>> {
+        if let Some(path) = std::env::var_os("EDGECD_TEST_KUBECONFIG") {
+            let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+                .with_context(|| format!("reading EDGECD_TEST_KUBECONFIG {path:?}"))?;
+            let options = kube::config::KubeConfigOptions {
+                context: std::env::var("EDGECD_TEST_CONTEXT").ok(),
+                ..Default::default()
+            };
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+            clear(kube::Client::try_from(config.clone())?, leftovers).await?;
+            return Ok(Some(Self::External(Box::new(config))));
+        }
         if std::env::var_os("EDGECD_REALKUBE_BIN").is_none() && !realkube::go_available() {
             eprintln!(
                 "SKIPPED: Go is not installed, so the real control plane (testkit/realkube) cannot be built"
@@ -62,9 +89,9 @@ impl Backend {
         Ok(Some(Self::Real(cluster)))
     }
 
-    /// Whether this is the real control plane.
+    /// Whether this is a real API server.
     pub fn is_real(&self) -> bool {
-        matches!(self, Self::Real(_))
+        !matches!(self, Self::Emulator(_))
     }
 
     /// A client with the back end's admin credential.
@@ -72,7 +99,49 @@ impl Backend {
         Ok(match self {
             Self::Emulator(emulator) => emulator.client().await?,
             Self::Real(real) => real.client().await?,
+            Self::External(config) => kube::Client::try_from((**config).clone())?,
         })
+    }
+}
+
+/// Deletes `leftovers` and the spoke's state namespace, and waits until
+/// they are gone.
+async fn clear(client: kube::Client, leftovers: Leftovers<'_>) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::DeleteParams;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    let all_namespaces = || leftovers.namespaces.iter().chain([&STATE_NS]);
+    for name in all_namespaces() {
+        namespaces.delete(name, &DeleteParams::default()).await.ok();
+    }
+    for name in leftovers.crds {
+        crds.delete(name, &DeleteParams::default()).await.ok();
+    }
+    let start = Instant::now();
+    loop {
+        let mut left = Vec::new();
+        for name in all_namespaces() {
+            if namespaces.get_opt(name).await?.is_some() {
+                left.push(format!("namespace {name}"));
+            }
+        }
+        for name in leftovers.crds {
+            if crds.get_opt(name).await?.is_some() {
+                left.push(format!("CRD {name}"));
+            }
+        }
+        if left.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(180) {
+            anyhow::bail!(
+                "an earlier test's {} is still being deleted",
+                left.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -16,7 +16,7 @@ use edgecd_core::app::{
     ApplicationSource, ApplicationSpec, ApplicationStatus, AutomatedSync, Destination, SyncPolicy,
 };
 use edgecd_core::{Health, SyncStatus};
-use edgecd_e2e::harness::{Backend, STATE_NS, SpokeEngine, wait_for};
+use edgecd_e2e::harness::{Backend, Leftovers, STATE_NS, SpokeEngine, wait_for};
 use edgecd_e2e::testdata;
 use edgecd_spoke::crd::Application;
 use edgecd_testkit::GitRepo;
@@ -34,6 +34,16 @@ const WAVE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long any one expected state may take to appear.
 const PATIENCE: Duration = Duration::from_secs(120);
 
+/// What the scenarios create, deleted first on a cluster that outlives
+/// them (`EDGECD_TEST_KUBECONFIG`).
+const LEFTOVERS: Leftovers<'static> = Leftovers {
+    namespaces: &[APP_NS, "scenario-kept", "scenario-removed"],
+    crds: &[
+        "widgets.scenario.example.com",
+        "gadgets.scenario.example.com",
+    ],
+};
+
 /// Runs each named scenario (an `async fn(Backend)`) on the emulator and on
 /// a real control plane, as `<scenario>::emulator` and
 /// `<scenario>::real_cluster`.
@@ -48,7 +58,8 @@ macro_rules! on_both_back_ends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn real_cluster() {
-                if let Some(backend) = edgecd_e2e::harness::Backend::real().await.unwrap() {
+                let leftovers = super::LEFTOVERS;
+                if let Some(backend) = edgecd_e2e::harness::Backend::real(leftovers).await.unwrap() {
                     super::$scenario(backend).await;
                 }
             }
