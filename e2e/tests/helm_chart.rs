@@ -589,38 +589,21 @@ async fn narrowed_rbac_syncs_the_kinds_it_allows_and_refuses_others_as_forbidden
         .unwrap();
 
     // A ServiceAccount is outside them: the API server refuses the
-    // ServiceAccount's token (its user is named in the refusal), and nothing
-    // is created. The spoke fails the comparison on reading the live object
-    // and retries; the refusal is in its log (the app's status does not carry
-    // it yet: a comparison error is not written to the status).
+    // ServiceAccount's token (its user is named in the refusal), the app
+    // says so in a ComparisonError, and nothing is created.
     apps.create(&PostParams::default(), &app("outside", &repo, "outside"))
         .await
         .unwrap();
     let refusal = "serviceaccounts \"outsider\" is forbidden: \
                    User \"system:serviceaccount:edgecd-system:edgecd-spoke\" cannot get resource \"serviceaccounts\"";
-    let start = Instant::now();
-    while !std::fs::read_to_string(&spoke.log)
-        .unwrap_or_default()
-        .contains(refusal)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no Forbidden for ServiceAccount outsider within 60s; spoke log:\n{}",
-            spoke.log_tail()
-        );
-        if let Ok(Some(status)) = spoke.child.try_wait() {
-            panic!("edgecd-spoke exited ({status}):\n{}", spoke.log_tail());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    if let Some(status) = apps.get("outside").await.unwrap().status {
-        assert_ne!(
-            status.sync.status,
-            SyncStatus::Synced,
-            "{}",
-            serde_json::to_string_pretty(&status).unwrap()
-        );
-    }
+    let status = wait_for_app(&apps, "outside", "refused", &mut spoke, |status| {
+        status
+            .conditions
+            .iter()
+            .any(|c| c.kind == "ComparisonError" && c.message.contains(refusal))
+    })
+    .await;
+    assert_eq!(status.sync.status, SyncStatus::Unknown);
     let outsider = Api::<ServiceAccount>::namespaced(admin.clone(), APP_NS)
         .get_opt("outsider")
         .await

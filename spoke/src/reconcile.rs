@@ -44,6 +44,9 @@ pub mod conditions {
     pub const STATUS_WRITE_ERROR: &str = "StatusWriteError";
 }
 
+/// When an app whose comparison the cluster refused (for example Forbidden by RBAC) is looked at again.
+const COMPARE_RETRY: Duration = Duration::from_secs(30);
+
 /// Settings of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -896,7 +899,40 @@ impl Engine {
         self.compares
             .full
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let comparison = compare(&self.cluster, &target).await?;
+        let comparison = match compare(&self.cluster, &target).await {
+            Ok(comparison) => comparison,
+            // The network or an overloaded server: retried soon, the status left as it was.
+            Err(error) if error.is_transient() => return Err(error.into()),
+            Err(error) => {
+                // A live object the spoke may not read (RBAC), or one the server refuses to show: the app
+                // says why, and nothing is applied.
+                let message = format!("cannot compare with the cluster: {error}");
+                tracing::warn!(app = %app.qualified_name(), error = %message, "Cannot compare the app with the cluster.");
+                self.remember(&cr_name, |m| m.comparison = None);
+                decide::set_condition(
+                    &mut status.conditions,
+                    conditions::COMPARISON_ERROR,
+                    Some(message.clone()),
+                    now,
+                );
+                status.sync = SyncReport {
+                    status: SyncStatus::Unknown,
+                    revision: commit.clone(),
+                };
+                if request.is_some() {
+                    status.operation_state = Some(finished_operation(
+                        request.as_ref(),
+                        OperationPhase::Error,
+                        &message,
+                        now,
+                    ));
+                }
+                let mut outcome = self.finish(status, &previous, request.is_some(), now);
+                // Permissions are often fixed by hand: look again well before the next poll.
+                outcome.requeue = outcome.requeue.min(COMPARE_RETRY);
+                return Ok(outcome);
+            }
+        };
         self.watch_kinds(&comparison).await;
         let comparison_errors =
             (!comparison.errors.is_empty()).then(|| comparison.errors.join("; "));
