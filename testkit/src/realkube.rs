@@ -240,6 +240,24 @@ pub fn binary() -> Result<PathBuf> {
         .map_err(Error::Setup)
 }
 
+/// The `kubectl` built from the Kubernetes modules at realkube's release: `EDGECD_KUBECTL_BIN`, or the
+/// `kubectl` that `scripts/realkube-build` puts beside the `realkube` binary (building both if needed).
+pub fn kubectl_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("EDGECD_KUBECTL_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let realkube = binary()?;
+    let kubectl = realkube.with_file_name("kubectl");
+    if kubectl.is_file() {
+        Ok(kubectl)
+    } else {
+        Err(Error::Setup(format!(
+            "no kubectl beside {} (EDGECD_REALKUBE_BIN names a binary built without it; rerun scripts/realkube-build)",
+            realkube.display()
+        )))
+    }
+}
+
 /// Whether Go is installed, so that `realkube` can be built.
 pub fn go_available() -> bool {
     Command::new("go")

@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         stage_delay: Duration::from_millis(stage_delay_ms),
         watch_history,
         bookmark_interval: Duration::from_secs(bookmark_seconds),
+        ..EmulatorConfig::default()
     };
     let emulator = KubeEmulator::start(config)
         .await

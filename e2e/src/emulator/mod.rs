@@ -16,6 +16,8 @@
 
 pub mod defaults;
 pub mod discovery;
+pub mod openapi;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod selectors;
@@ -24,6 +26,7 @@ pub mod ssa;
 pub mod stages;
 pub mod status;
 pub mod store;
+pub mod table;
 pub mod tls;
 pub mod validation;
 pub mod watch;
@@ -81,6 +84,11 @@ pub struct EmulatorConfig {
     pub watch_history: usize,
     /// Interval of periodic BOOKMARK events on watches that asked for them.
     pub bookmark_interval: Duration,
+    /// The longest a Deployment that makes no progress (crash-looping pods) stays `Progressing` before
+    /// `Progressing=False, ProgressDeadlineExceeded`: its `spec.progressDeadlineSeconds` (default 600 s, as the
+    /// real deployment controller waits), capped at this so that tests of failing images stay fast.
+    /// `None` honours the deadline in full.
+    pub max_progress_deadline: Option<Duration>,
 }
 
 impl Default for EmulatorConfig {
@@ -91,6 +99,7 @@ impl Default for EmulatorConfig {
             stage_delay: Duration::from_millis(100),
             watch_history: 1000,
             bookmark_interval: Duration::from_secs(5),
+            max_progress_deadline: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -142,6 +151,7 @@ impl KubeEmulator {
                 store.clone(),
                 StageConfig {
                     delay: config.stage_delay,
+                    max_progress_deadline: config.max_progress_deadline,
                 },
                 shutdown_rx.clone(),
             )));

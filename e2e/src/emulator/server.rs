@@ -22,11 +22,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::discovery;
+use super::openapi;
+use super::protobuf;
 use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::stages;
 use super::status::{ApiError, ApiResult, Cause};
 use super::store::{DeleteOptions, ListQuery, PatchBody, Store, Subresource, WriteOptions};
+use super::table;
 use super::watch::{self as watching, WatchParams};
 
 /// The response body type.
@@ -269,6 +272,17 @@ async fn route(
                 .map(|v| ok(&v))
                 .ok_or_else(ApiError::path_not_found);
         }
+        ["openapi", "v3"] if is_get => return Ok(ok(&openapi::root(&registry))),
+        ["openapi", "v3", "api", version] if is_get => {
+            return openapi::group_version(&registry, "", version)
+                .map(|v| ok(&v))
+                .ok_or_else(ApiError::path_not_found);
+        }
+        ["openapi", "v3", "apis", group, version] if is_get => {
+            return openapi::group_version(&registry, group, version)
+                .map(|v| ok(&v))
+                .ok_or_else(ApiError::path_not_found);
+        }
         _ => {}
     }
     let (group, version, rest) = match segs.as_slice() {
@@ -357,6 +371,32 @@ async fn read_body(req: Request<Incoming>) -> ApiResult<(http::request::Parts, B
     Ok((parts, bytes))
 }
 
+/// The body of a create or update, decoded by its `Content-Type` as the real server does: JSON (also when
+/// the type is missing) or YAML; anything else (protobuf, CBOR, ...) is answered `415` with the real
+/// server's message. Protobuf is decoded for the kinds kubectl's typed `create` commands send (see
+/// `protobuf`); client-go does not resend a request answered `415` as JSON.
+fn parse_object(parts: &http::request::Parts, bytes: &[u8]) -> ApiResult<Value> {
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match content_type.split(';').next().unwrap_or_default().trim() {
+        "" | "application/json" | "*/*" => parse_json(bytes),
+        "application/yaml" => parse_apply(bytes),
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(bytes).map_err(|e| match e {
+            protobuf::Error::Unsupported(what) => {
+                tracing::debug!("answering 415 to a protobuf body: {what} is not decoded");
+                ApiError::unsupported_body_media_type()
+            }
+            protobuf::Error::Malformed(why) => {
+                ApiError::bad_request(format!("the protobuf request body is malformed: {why}"))
+            }
+        }),
+        _ => Err(ApiError::unsupported_body_media_type()),
+    }
+}
+
 fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
@@ -423,15 +463,21 @@ async fn serve_resource(
     let rt = target.rt.clone();
     let ns = target.namespace.clone().unwrap_or_default();
     let method = req.method().clone();
-    let metadata_only = req
+    let accept = req
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
+        .unwrap_or_default();
+    let metadata_only = accept.contains("as=PartialObjectMetadata");
+    let as_table = table::wants_table(accept);
     match (&method, target.name.as_deref()) {
         (&Method::GET, None) => {
             if q.flag("watch") {
                 return watch_response(host, store, rt, target.namespace, q, metadata_only);
+            }
+            if as_table {
+                let list = store.list(&rt, target.namespace.as_deref(), &q.list_query()?)?;
+                return Ok(ok(&table::table(&rt, &list, q.get("includeObject"))));
             }
             if metadata_only {
                 let list = store.list(&rt, target.namespace.as_deref(), &q.list_query()?)?;
@@ -447,6 +493,9 @@ async fn serve_resource(
             None | Some("status") => {
                 subresource(&target)?;
                 let obj = store.get(&rt, &ns, name)?;
+                if as_table && target.sub.is_none() {
+                    return Ok(ok(&table::table(&rt, &obj, q.get("includeObject"))));
+                }
                 if metadata_only {
                     return Ok(ok(&watching::partial_metadata(&obj)));
                 }
@@ -467,7 +516,7 @@ async fn serve_resource(
         (&Method::POST, None) => {
             let (parts, body) = read_body(req).await?;
             let opts = write_options(&parts, q)?;
-            let created = store.create(&rt, &ns, parse_json(&body)?, &opts)?;
+            let created = store.create(&rt, &ns, parse_object(&parts, &body)?, &opts)?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (&Method::PUT, Some(name)) => {
@@ -478,7 +527,7 @@ async fn serve_resource(
                 &rt,
                 &ns,
                 name,
-                parse_json(&body)?,
+                parse_object(&parts, &body)?,
                 &opts,
                 sub,
             )?))
@@ -529,7 +578,7 @@ async fn serve_resource(
                     }
                     PatchBody::Json(ops)
                 }
-                other => return Err(ApiError::unsupported_media_type(other)),
+                _ => return Err(ApiError::unsupported_patch_media_type()),
             };
             let (obj, created) = store.patch(&rt, &ns, name, patch, &opts, sub)?;
             Ok(json_response(

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::{broadcast, watch};
 
 use super::resources::ResourceType;
@@ -35,6 +37,8 @@ pub const NODE_IP: &str = "172.18.0.2";
 pub struct StageConfig {
     /// Delay before a stage writes status (per object overridable with [`DELAY_ANNOTATION`]).
     pub delay: Duration,
+    /// Cap on a Deployment's `spec.progressDeadlineSeconds` (`None`: honoured in full).
+    pub max_progress_deadline: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +151,21 @@ fn owned_by(obj: &Value, uid: &str) -> bool {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .is_some_and(|refs| refs.iter().any(|r| s(r, "/uid") == uid))
+}
+
+/// When the rollout of ReplicaSet `rs_name` started, from the Deployment's `Progressing` condition
+/// (`now` for a new rollout); `None` when its deadline was already reported exceeded.
+fn progress_started_at(d: &Value, rs_name: &str, now: &str) -> Option<String> {
+    let current = d
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| s(c, "/type") == "Progressing"))
+        .filter(|c| s(c, "/message").contains(&format!("\"{rs_name}\"")));
+    match current.map(|c| s(c, "/reason")) {
+        Some("ProgressDeadlineExceeded") => None,
+        Some("ReplicaSetUpdated") => current.map(|c| s(c, "/lastUpdateTime").to_string()),
+        _ => Some(now.to_string()),
+    }
 }
 
 fn condition(kind: &str, status: &str, reason: &str, message: &str, now: &str) -> Value {
@@ -743,6 +762,23 @@ impl Engine {
                 });
         }
         let ready = self.reconcile_rs(&rs_rt, ns, &rs_name, fault);
+        // Pods that never become ready: `Progressing` (since the rollout of this ReplicaSet started) until
+        // `spec.progressDeadlineSeconds` has passed, then `ProgressDeadlineExceeded`, as the real deployment
+        // controller does; `None` once the deadline has passed.
+        let started_at = progress_started_at(&d, &rs_name, &now);
+        let progress_started = if fault == Fault::CrashLoop {
+            let remaining = started_at
+                .as_deref()
+                .map_or(Duration::ZERO, |t| self.progress_remaining(&d, t));
+            if remaining.is_zero() {
+                None
+            } else {
+                self.recheck_after(rt, ns, name, remaining);
+                started_at.as_deref()
+            }
+        } else {
+            None
+        };
         let generation = d
             .pointer("/metadata/generation")
             .cloned()
@@ -760,9 +796,13 @@ impl Engine {
                 }
                 Fault::CrashLoop => {
                     status["unavailableReplicas"] = json!(replicas);
+                    let progressing = match progress_started {
+                        None => condition("Progressing", "False", "ProgressDeadlineExceeded", &format!("ReplicaSet \"{rs_name}\" has timed out progressing."), &now),
+                        Some(started) => condition("Progressing", "True", "ReplicaSetUpdated", &format!("ReplicaSet \"{rs_name}\" is progressing."), started),
+                    };
                     vec![
                         condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", &now),
-                        condition("Progressing", "False", "ProgressDeadlineExceeded", &format!("ReplicaSet \"{rs_name}\" has timed out progressing."), &now),
+                        progressing,
                     ]
                 }
                 Fault::Stuck => {
@@ -780,6 +820,63 @@ impl Engine {
             }
             status["conditions"] = json!(conditions);
             set_status_stable(obj, status);
+        });
+    }
+
+    /// How long until a Deployment whose rollout started at `started` passes its progress deadline.
+    fn progress_remaining(&self, d: &Value, started: &str) -> Duration {
+        let seconds = d
+            .pointer("/spec/progressDeadlineSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(600);
+        let mut deadline = Duration::from_secs(seconds);
+        if let Some(cap) = self.config.max_progress_deadline {
+            deadline = deadline.min(cap);
+        }
+        let elapsed = OffsetDateTime::parse(started, &Rfc3339)
+            .ok()
+            .map_or(Duration::ZERO, |t| {
+                Duration::try_from(OffsetDateTime::now_utc() - t).unwrap_or(Duration::ZERO)
+            });
+        deadline.saturating_sub(elapsed)
+    }
+
+    /// Reconciles a Deployment again after `after` (once per Deployment at a time): a progress deadline
+    /// passing is not an event.
+    fn recheck_after(&self, rt: &ResourceType, ns: &str, name: &str, after: Duration) {
+        let key = (
+            0,
+            rt.group.clone(),
+            rt.plural.clone(),
+            ns.to_string(),
+            name.to_string(),
+        );
+        if !self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone())
+        {
+            return;
+        }
+        let engine = self.clone();
+        let (group, plural, ns, name) = (
+            rt.group.clone(),
+            rt.plural.clone(),
+            ns.to_string(),
+            name.to_string(),
+        );
+        tokio::spawn(async move {
+            // Timestamps have second precision: wait past the second the deadline falls in.
+            tokio::time::sleep(after + Duration::from_millis(1000)).await;
+            engine
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&key);
+            if let Some(rt) = engine.rt(&group, &plural) {
+                engine.reconcile_deployment(&rt, &ns, &name);
+            }
         });
     }
 

@@ -223,15 +223,24 @@ impl ApiError {
         }
     }
 
-    /// 415 UnsupportedMediaType.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    /// 415 UnsupportedMediaType for a create or update body the server cannot decode (the real server's
+    /// message; it accepts JSON, YAML and protobuf, the emulator JSON and YAML).
+    pub fn unsupported_body_media_type() -> Self {
         Self {
             code: 415,
             reason: "UnsupportedMediaType",
-            message: format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type})"
-            ),
+            message: "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf".into(),
             details: None,
+        }
+    }
+
+    /// 415 UnsupportedMediaType for a PATCH of an unknown patch type, worded as the real server words it.
+    pub fn unsupported_patch_media_type() -> Self {
+        Self {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: "415: Unsupported Media Type".into(),
+            details: Some(json!({})),
         }
     }
 

@@ -749,6 +749,26 @@ impl Store {
         opts: &WriteOptions,
         sub: Subresource,
     ) -> ApiResult<Value> {
+        // As the real server does, managedFields sent with an update of the main resource replace the
+        // live ones (kubectl's client-side to server-side apply migration relies on it); an absent or
+        // empty list, or one that does not decode, keeps the live ones.
+        let sent_entries = match new
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+        {
+            Some(list)
+                if sub == Subresource::Main
+                    && !list.is_empty()
+                    && list.iter().all(|e| {
+                        e.as_object().is_some_and(|m| {
+                            m.is_empty() || m.get("manager").is_some_and(Value::is_string)
+                        })
+                    }) =>
+            {
+                Some(ManagedEntry::read_all(&new))
+            }
+            _ => None,
+        };
         restore_server_fields(&mut new, old);
         match sub {
             Subresource::Main if rt.status => copy_status(&mut new, old),
@@ -787,7 +807,7 @@ impl Store {
         let entries = ssa::update(
             &old_bare,
             &new,
-            ManagedEntry::read_all(old),
+            sent_entries.unwrap_or_else(|| ManagedEntry::read_all(old)),
             &writer,
             &rt.schema,
         );

@@ -146,6 +146,12 @@ impl ManagedEntry {
         if let Some(sub) = &self.subresource {
             v["subresource"] = json!(sub);
         }
+        // An entry sent without a time (kubectl's migrated Apply entries) keeps none, as on a real server.
+        if self.time.is_empty()
+            && let Some(m) = v.as_object_mut()
+        {
+            m.shift_remove("time");
+        }
         v
     }
 
