@@ -29,12 +29,12 @@ pub enum Backend {
     Emulator(KubeEmulator),
     /// A real control plane.
     Real(RealCluster),
-    /// The cluster of `EDGECD_TEST_KUBECONFIG` (kind, k3s, any cluster).
+    /// The cluster of `EDGECD_E2E_KUBECONFIG` (kind, k3s, any cluster).
     External(Box<kube::Config>),
 }
 
 /// What a test leaves behind on a cluster: on a cluster named by
-/// `EDGECD_TEST_KUBECONFIG`, which outlives the test, it is deleted
+/// `EDGECD_E2E_KUBECONFIG`, which outlives the test, it is deleted
 /// before the test starts (run such tests one at a time).
 #[derive(Debug, Clone, Copy)]
 pub struct Leftovers<'a> {
@@ -55,17 +55,21 @@ impl Backend {
         Ok(Self::Emulator(emulator))
     }
 
-    /// A real API server: the cluster of `EDGECD_TEST_KUBECONFIG` (with
-    /// `EDGECD_TEST_CONTEXT`, if set), cleared of `leftovers` and the
+    /// A real API server: the cluster of `EDGECD_E2E_KUBECONFIG` (with
+    /// `EDGECD_E2E_CONTEXT`, if set), cleared of `leftovers` and the
     /// spoke's state namespace; else a fresh real control plane; else
     /// `None` (after printing `SKIPPED`) where neither
     /// `EDGECD_REALKUBE_BIN` nor Go is there to build one.
     pub async fn real(leftovers: Leftovers<'_>) -> anyhow::Result<Option<Self>> {
-        if let Some(path) = std::env::var_os("EDGECD_TEST_KUBECONFIG") {
+        // The first of a `:`-separated list, as `TestClusters` reads it.
+        let external = std::env::var_os("EDGECD_E2E_KUBECONFIG")
+            .and_then(|paths| std::env::split_paths(&paths).next())
+            .filter(|path| !path.as_os_str().is_empty());
+        if let Some(path) = external {
             let kubeconfig = kube::config::Kubeconfig::read_from(&path)
-                .with_context(|| format!("reading EDGECD_TEST_KUBECONFIG {path:?}"))?;
+                .with_context(|| format!("reading EDGECD_E2E_KUBECONFIG {path:?}"))?;
             let options = kube::config::KubeConfigOptions {
-                context: std::env::var("EDGECD_TEST_CONTEXT").ok(),
+                context: std::env::var("EDGECD_E2E_CONTEXT").ok(),
                 ..Default::default()
             };
             let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;

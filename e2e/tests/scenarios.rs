@@ -35,7 +35,7 @@ const WAVE_TIMEOUT: Duration = Duration::from_secs(90);
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// What the scenarios create, deleted first on a cluster that outlives
-/// them (`EDGECD_TEST_KUBECONFIG`).
+/// them (`EDGECD_E2E_KUBECONFIG`).
 const LEFTOVERS: Leftovers<'static> = Leftovers {
     namespaces: &[APP_NS, "scenario-kept", "scenario-removed"],
     crds: &[
