@@ -1,4 +1,4 @@
-//! Validation at the hub over real gRPC (`edgecd_proto::client::Client` against a hub started with `Server::start`): oversized filters, and specs no spoke could use (paths leaving the repository, invalid namespaces and label keys, `javascript:` URLs) through CreateApplication, UpdateApplication, ApplyManifests and application sets, each refused with INVALID_ARGUMENT naming the field; and a clusters generator over a cluster that never connected.
+//! Validation at the hub over real gRPC (`edgecd_proto::client::Client` against a hub started with `Server::start`): oversized filters, and specs no spoke could use (paths leaving the repository, invalid namespaces and label keys, `javascript:` URLs) through CreateApplication, UpdateApplication, ApplyManifests and application sets, each refused with INVALID_ARGUMENT naming the field;, a clusters generator over a cluster that never connected, and a set applied for a second cluster refused rather than moved.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -566,4 +566,61 @@ async fn a_never_connected_cluster_does_not_stop_a_clusters_generator() {
         })
         .await
         .unwrap();
+}
+
+/// The talk's `cluster-addons` set applied for edge-1 and then, unchanged, for edge-2 is not moved:
+/// the second apply fails saying where the set runs and how to run it on edge-2 too, and the set
+/// stays where it was. Applied again for edge-1 it is unchanged.
+#[tokio::test]
+async fn applying_a_set_for_another_cluster_never_moves_it() {
+    let hub = hub().await;
+    let client = &hub.client;
+    client
+        .create_cluster(v1::CreateClusterRequest {
+            name: "edge-2".into(),
+            ..v1::CreateClusterRequest::default()
+        })
+        .await
+        .unwrap();
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: cluster-addons\nspec:\n  generators:\n  - git:\n      repoURL: https://git.example.com/fleet.git\n      revision: HEAD\n      directories:\n      - path: deploy/clusters/edge/*\n  template:\n    metadata:\n      name: '{{path.basename}}'\n    spec:\n      source:\n        repoURL: https://git.example.com/fleet.git\n        targetRevision: HEAD\n        path: '{{path}}'\n      destination:\n        server: https://kubernetes.default.svc\n";
+    let apply = |cluster: &str| {
+        client.apply_manifests(v1::ApplyManifestsRequest {
+            yaml: yaml.into(),
+            cluster: cluster.into(),
+            ..v1::ApplyManifestsRequest::default()
+        })
+    };
+    let first = apply("edge-1").await.unwrap();
+    assert_eq!(first.results[0].action, "created", "{first:?}");
+
+    let moved = apply("edge-2").await.unwrap();
+    assert_eq!(moved.results[0].action, "refused", "{moved:?}");
+    let message = &moved.results[0].message;
+    for needle in [
+        "default/cluster-addons is evaluated at cluster edge-1's spoke",
+        "with --cluster edge-2 would move it",
+        "at cluster edge-2's spoke as well",
+        "Nothing was changed",
+        "another metadata.name",
+        "edgecd appset delete default/cluster-addons",
+    ] {
+        assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    }
+    // Nor to the hub.
+    let to_hub = apply("").await.unwrap();
+    assert_eq!(to_hub.results[0].action, "refused", "{to_hub:?}");
+    assert!(
+        to_hub.results[0].message.contains("without --cluster"),
+        "{to_hub:?}"
+    );
+    let set = client
+        .get_application_set(v1::GetApplicationSetRequest {
+            project: "default".into(),
+            name: "cluster-addons".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(set.scope, "edge-1");
+    let again = apply("edge-1").await.unwrap();
+    assert_eq!(again.results[0].action, "unchanged", "{again:?}");
 }

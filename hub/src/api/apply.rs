@@ -263,6 +263,16 @@ async fn apply_set(
             ));
         }
     };
+    // Applying a set again where it is not evaluated never moves it silently: the apps it generated where it
+    // is would go.
+    if let Some(existing) = existing.as_ref().filter(|e| e.scope != new.scope) {
+        return Err(Status::failed_precondition(moved_set_message(
+            &new.project,
+            &new.name,
+            &existing.scope,
+            &new.scope,
+        )));
+    }
     if existing
         .as_ref()
         .is_some_and(|e| e.spec == new.spec && e.scope == new.scope)
@@ -308,6 +318,32 @@ async fn apply_set(
         &new.name,
         where_,
     ))
+}
+
+/// Why a set evaluated at `was` is not applied for `now`, and what to do instead.
+fn moved_set_message(project: &str, name: &str, was: &str, now: &str) -> String {
+    let place = |scope: &str| {
+        if scope == HUB_SCOPE {
+            "at the hub".to_owned()
+        } else {
+            format!("at cluster {scope}'s spoke")
+        }
+    };
+    let flag = |scope: &str| {
+        if scope == HUB_SCOPE {
+            "without --cluster".to_owned()
+        } else {
+            format!("with --cluster {scope}")
+        }
+    };
+    format!(
+        "application set {project}/{name} is evaluated {}; applying it {} would move it and delete the apps it \
+         generated there. Nothing was changed. To run the same set {} as well, apply it under another \
+         metadata.name; to move it, delete it first (edgecd appset delete {project}/{name}) and apply it again",
+        place(was),
+        flag(now),
+        place(now),
+    )
 }
 
 async fn apply_project(
