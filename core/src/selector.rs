@@ -129,6 +129,26 @@ impl Requirement {
 }
 
 /// Splits on commas outside parentheses.
+impl std::fmt::Display for LabelSelector {
+    /// The text form [`LabelSelector::parse`] reads back: `a=b,c notin (d),e in (x,y),f,!g`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut terms: Vec<String> = self
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for r in &self.match_expressions {
+            terms.push(match r.operator {
+                Operator::In => format!("{} in ({})", r.key, r.values.join(",")),
+                Operator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
+                Operator::Exists => r.key.clone(),
+                Operator::DoesNotExist => format!("!{}", r.key),
+            });
+        }
+        f.write_str(&terms.join(","))
+    }
+}
+
 fn split_terms(text: &str) -> Vec<&str> {
     let mut terms = Vec::new();
     let mut depth = 0usize;
@@ -163,6 +183,18 @@ fn check_key(key: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_text_form_reads_back() {
+        for text in ["a=b", "a=b,c notin (d),e in (x,y),f,!g"] {
+            let selector = super::LabelSelector::parse(text).unwrap();
+            assert_eq!(selector.to_string(), text);
+            assert_eq!(
+                super::LabelSelector::parse(&selector.to_string()).unwrap(),
+                selector
+            );
+        }
+    }
+
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

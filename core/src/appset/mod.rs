@@ -12,6 +12,7 @@ mod check;
 mod eval;
 mod glob;
 mod plan;
+pub mod scope;
 mod template;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use crate::selector::LabelSelector;
 pub use eval::generate;
 pub use glob::glob_match;
 pub use plan::plan;
+pub use scope::{AppSetScope, ScopeError};
 pub use template::{flatten_params, render_str, sanitize_name};
 
 /// One generator's parameter set: placeholder name → value.
