@@ -46,6 +46,16 @@ pub(crate) fn build(
         )
         .is_none_or(|v| v != "true")
     });
+    // kustomize clears its internal annotations at the end and drops `metadata.annotations` left empty or null.
+    for resource in &mut resources {
+        if let Some(Value::Object(metadata)) = resource.object.get_mut("metadata")
+            && metadata
+                .get("annotations")
+                .is_some_and(|a| a.is_null() || a.as_object().is_some_and(Map::is_empty))
+        {
+            metadata.remove("annotations");
+        }
+    }
     match &kustomization.sort_options {
         Some(SortOptions::Fifo) => {}
         Some(SortOptions::Legacy {
@@ -119,7 +129,8 @@ impl Builder<'_> {
                 "listed under components but its kind is not Component",
             ));
         }
-        if !as_component && kustomization.is_component {
+        // A Component is refused as a resource of another kustomization, but kustomize builds one on its own.
+        if !as_component && kustomization.is_component && !self.stack.is_empty() {
             return Err(RenderError::invalid(
                 &file,
                 "expected kind Kustomization for a resource but found Component; list it under components",

@@ -539,11 +539,16 @@ impl Parser<'_> {
             .opt_string(entry.get("name"), "generator name")?
             .unwrap_or_default();
         let behavior = match entry.get("behavior").and_then(Value::as_str) {
-            None | Some("") | Some("create") => Behavior::Create,
+            Some("create") => Behavior::Create,
             Some("merge") => Behavior::Merge,
             Some("replace") => Behavior::Replace,
-            Some(other) => {
-                return Err(self.err(format!("{kind} {name}: unknown behavior '{other}'")));
+            // kustomize treats any other value as unspecified, which creates like `create`.
+            Some(_) => Behavior::Create,
+            None => {
+                if entry.get("behavior").is_some_and(|b| !b.is_null()) {
+                    return Err(self.err(format!("{kind} {name}: behavior must be a string")));
+                }
+                Behavior::Create
             }
         };
         let mut envs = self.strings(entry.get("envs"), "envs")?;

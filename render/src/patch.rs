@@ -27,7 +27,21 @@ pub(crate) fn strategic_merge(
         return Merged::Deleted;
     }
     merge_value(object, patch, schema::root(group, version, kind));
+    drop_null_fields(object);
     Merged::Kept
+}
+
+/// kustomize's merge walks the whole object and leaves out map fields whose value is null
+/// (`nodeAffinity: {preferred…: null}` becomes `nodeAffinity: {}`).
+fn drop_null_fields(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_null_fields);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null_fields),
+        _ => {}
+    }
 }
 
 fn directive(value: &Value) -> Option<&str> {
@@ -78,6 +92,15 @@ fn merge_value(target: &mut Value, patch: &Value, node: Node) {
                         target_map.insert(key.clone(), clean(patch_value));
                     }
                 }
+            }
+            Value::Array(items) if items.iter().any(|i| directive(i) == Some("replace")) => {
+                // A `{$patch: replace}` item makes the patch's list replace the original one.
+                let replaced: Vec<Value> = items
+                    .iter()
+                    .filter(|i| directive(i).is_none())
+                    .map(clean)
+                    .collect();
+                target_map.insert(key.clone(), Value::Array(replaced));
             }
             Value::Array(items) => {
                 let strategy = field.and_then(|f| f.list);

@@ -1,7 +1,5 @@
 //! kustomize's "legacy" output order: kinds by a fixed priority, then group/version/kind, namespace and name.
 
-use std::cmp::Ordering;
-
 use crate::resource::Resource;
 
 const ORDER_FIRST: &[&str] = &[
@@ -81,16 +79,15 @@ pub(crate) fn legacy(
             }
             return ga.cmp(&gb);
         }
+        // kustomize compares `namespace|name` as one string, so `kubeflow-system|x` sorts before `kubeflow|y`.
         let key = |id: &crate::resource::ResId| {
-            (
-                or_tilde(&id.namespace, "~X").to_string(),
-                or_tilde(&id.name, "~N").to_string(),
+            format!(
+                "{}|{}",
+                or_tilde(&id.namespace, "~X"),
+                or_tilde(&id.name, "~N")
             )
         };
-        match key(&ia).cmp(&key(&ib)) {
-            Ordering::Equal => Ordering::Equal,
-            other => other,
-        }
+        key(&ia).cmp(&key(&ib))
     });
 }
 

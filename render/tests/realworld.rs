@@ -5,7 +5,8 @@
 //! repository root of its render. A case passes when it renders to the same documents in the same order;
 //! byte-identical outputs are counted and printed. Cases that do not pass yet are listed in [`KNOWN_FAILURES`]
 //! with the reason: such a case must still fail (a passing one must be removed from the list), and any other
-//! failing case fails the test. `CASE=<substring>` runs only matching cases and prints their differences.
+//! failing case fails the test. `CASE=<substring>` runs only matching cases and prints their differences;
+//! `REALWORLD_DUMP=DIR` writes every output to `DIR/<case>.yaml`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
@@ -16,30 +17,6 @@ use edgecd_render::{RenderOptions, Value, render, to_yaml, yaml};
 
 /// Cases that do not render like kustomize yet, with the reason. Each fix removes its entries.
 const KNOWN_FAILURES: &[(&str, &str)] = &[
-    (
-        "003-microservices-demo-kustomize-tests-memorystore-with-all-components",
-        "block scalar at the end of a file without a final newline keeps a newline",
-    ),
-    (
-        "004-microservices-demo-kustomize-tests-service-mesh-istio-with-all-components",
-        "block scalar at the end of a file without a final newline keeps a newline",
-    ),
-    (
-        "005-microservices-demo-kustomize-tests-spanner-with-all-components",
-        "block scalar at the end of a file without a final newline keeps a newline",
-    ),
-    (
-        "011-argo-cd-manifests-ha-namespace-install",
-        "metadata.annotations: null is kept (kustomize drops it)",
-    ),
-    (
-        "031-argo-rollouts-examples-notifications",
-        "block scalar at the end of a file without a final newline keeps a newline",
-    ),
-    (
-        "033-argo-workflows-manifests-quick-start-base",
-        "block scalar at the end of a file without a final newline keeps a newline",
-    ),
     (
         "043-cluster-api-core-config-default",
         "`replacements` not supported",
@@ -170,36 +147,12 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "`replacements` not supported",
     ),
     (
-        "104-kubeflow-common-istio-istio-install-overlays-ambient-oauth2-proxy",
-        "empty metadata.annotations {} is kept (kustomize drops it)",
-    ),
-    (
-        "105-kubeflow-common-istio-istio-install-overlays-insecure",
-        "metadata.annotations: null is kept (kustomize drops it)",
-    ),
-    (
         "108-kubeflow-common-oauth2-proxy-overlays-m2m-dex-and-kind",
         "`replacements` not supported",
     ),
     (
-        "110-kubeflow-common-kubeflow-namespace-base",
-        "order of namespaces whose names are prefixes of each other",
-    ),
-    (
         "112-kubeflow-applications-training-operator-upstream-overlays-kubeflow",
         "`configurations` not supported",
-    ),
-    (
-        "114-kubeflow-applications-pipeline-upstream-base-postgresql-pipeline",
-        "strategic merge of a patch list ($patch directives in lists)",
-    ),
-    (
-        "115-kubeflow-applications-model-registry-upstream-options-catalog-overlays-odh",
-        "generator behavior 'add' refused",
-    ),
-    (
-        "116-microservices-demo-kustomize-components-network-policies",
-        "a Component built on its own is refused",
     ),
 ];
 
@@ -247,6 +200,11 @@ fn check_case(case: &Path) -> Outcome {
         Err(error) => Outcome::Failed(format!("error: {error}")),
         Ok(objects) => {
             let actual_text = to_yaml(&objects);
+            // `REALWORLD_DUMP=DIR` writes each case's output to DIR/<case>.yaml for inspection.
+            if let Ok(dir) = std::env::var("REALWORLD_DUMP") {
+                let name = case.file_name().unwrap().to_string_lossy().into_owned();
+                std::fs::write(Path::new(&dir).join(format!("{name}.yaml")), &actual_text).unwrap();
+            }
             if actual_text == expected_text {
                 return Outcome::ByteIdentical;
             }

@@ -133,6 +133,10 @@ pub fn load_documents(text: &str) -> Result<Vec<Value>, YamlError> {
 pub fn load_documents_within(text: &str, budget: &Budget) -> Result<Vec<Value>, YamlError> {
     let mut loader = Loader {
         budget: budget.clone(),
+        // go-yaml ends a block scalar that runs to the end of a file without a final newline without a line
+        // break; saphyr adds one. Remember where the unterminated last line starts (in characters).
+        last_line_start: (!text.is_empty() && !text.ends_with('\n'))
+            .then(|| text.rfind('\n').map_or(0, |i| text[..=i].chars().count())),
         ..Loader::default()
     };
     let mut parser = Parser::new_from_str(text);
@@ -175,6 +179,8 @@ struct Loader {
     anchors: HashMap<usize, (Value, u64)>,
     document: Option<Value>,
     budget: Budget,
+    /// Character index where the last line starts when the text does not end with a newline.
+    last_line_start: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -199,7 +205,15 @@ impl Loader {
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
         let line = span.start.line();
         match event {
-            Event::Scalar(text, style, anchor, tag) => {
+            Event::Scalar(mut text, style, anchor, tag) => {
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && self
+                        .last_line_start
+                        .is_some_and(|start| span.end.index() > start)
+                    && text.ends_with('\n')
+                {
+                    text.to_mut().pop();
+                }
                 let tag_suffix = tag.as_ref().map(|t| t.suffix.clone());
                 let value = resolve_scalar(&text, style, tag_suffix.as_deref());
                 let cost = scalar_cost(&text);
