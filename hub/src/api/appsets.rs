@@ -114,10 +114,63 @@ pub(super) async fn list(
         .filter(|s| readable.as_ref().is_none_or(|r| r.contains(&s.project)))
         .collect();
     let (page, next_page_token) = offset_page(sets, page_size(req.page_size), &req.page_token)?;
+    let mut items = Vec::with_capacity(page.len());
+    for record in &page {
+        items.push(with_edge_apps(api, record).await?);
+    }
     Ok(v1::ListApplicationSetsResponse {
-        items: page.iter().map(to_proto).collect::<Result<_, _>>()?,
+        items,
         next_page_token,
     })
+}
+
+/// Most generated apps shown for a set evaluated at a spoke.
+const EDGE_GENERATED_SHOWN: u32 = 1000;
+
+/// The protocol form of a stored set; for a set evaluated at a spoke, whose
+/// evaluations the hub does not hold, `generated` lists the apps that spoke
+/// reported as owned by the set (`name@cluster`, at most 1,000, from the
+/// owner index).
+async fn with_edge_apps(api: &HubApi, record: &AppSetRecord) -> Result<v1::ApplicationSet, Status> {
+    let mut set = to_proto(record)?;
+    if record.scope == HUB_SCOPE {
+        return Ok(set);
+    }
+    let query = crate::store::AppQuery {
+        filter: crate::store::AppFilter {
+            projects: vec![record.project.clone()],
+            clusters: vec![record.scope.clone()],
+            origin: Some(edgecd_core::app::AppOrigin::Autonomous),
+            owner: Some(edgecd_core::app::OwnerRef {
+                kind: "ApplicationSet".into(),
+                project: record.project.clone(),
+                name: record.name.clone(),
+                scope: record.scope.clone(),
+            }),
+            ..crate::store::AppFilter::default()
+        },
+        sort: Default::default(),
+        page_size: EDGE_GENERATED_SHOWN,
+        cursor: None,
+    };
+    let page = api.store().list_apps(&query).await.map_err(|e| {
+        store_error(
+            e,
+            format!(
+                "applications of application set {}/{}",
+                record.project, record.name
+            ),
+        )
+    })?;
+    set.generated = page
+        .items
+        .into_iter()
+        .map(|a| v1::AppRef {
+            project: a.project,
+            name: a.name,
+        })
+        .collect();
+    Ok(set)
 }
 
 pub(super) async fn get(
@@ -132,7 +185,7 @@ pub(super) async fn get(
         .get_appset(&req.project, &req.name)
         .await
         .map_err(|e| store_error(e, format!("application set {}/{}", req.project, req.name)))?;
-    to_proto(&record)
+    with_edge_apps(api, &record).await
 }
 
 pub(super) async fn create(

@@ -107,7 +107,7 @@ pub(crate) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::C
         id: record.id.clone(),
         app: Some(v1::AppRef {
             project: record.project.clone(),
-            name: record.app.clone(),
+            name: spoke_name(&record.app).to_owned(),
         }),
         deadline: Some(pc::timestamp(record.deadline)),
         issued_by: record.issued_by.clone(),
@@ -162,12 +162,40 @@ pub(super) fn desired_apps(changes: &DesiredChanges, base_version: u64) -> v1::D
     }
 }
 
-pub(super) fn status_batch(batch: &v1::AppStatusBatch) -> StatusBatch {
+/// The hub's name for an app a spoke reports as `local`: a hub app keeps
+/// its name, an app created at the edge is `local@cluster`. `None` when
+/// `local` is not an app name a spoke may use (it may not name another
+/// cluster's edge app, `x@other`, nor anything but a DNS subdomain).
+pub(super) fn hub_name(local: &str, edge: bool, cluster: &str) -> Option<String> {
+    edgecd_core::names::AppName::parse(local).ok()?;
+    Some(if edge {
+        edgecd_core::edge_app_name(local, cluster)
+    } else {
+        local.to_owned()
+    })
+}
+
+/// The name the spoke knows an app by: an edge app's name without its `@cluster`.
+pub(super) fn spoke_name(name: &str) -> &str {
+    edgecd_core::split_edge_app_name(name).0
+}
+
+/// A spoke's status batch in the hub's names (see [`hub_name`]): reports of
+/// edge apps are renamed `name@cluster`; reports naming what a spoke may not
+/// name are dropped (and counted in the second value).
+pub(super) fn status_batch(cluster: &str, batch: &v1::AppStatusBatch) -> (StatusBatch, u32) {
+    let mut refused = 0;
     let reports = batch
         .reports
         .iter()
         .filter_map(|report| {
             let app = report.app.as_ref()?;
+            let edge = pc::from_origin_code(report.origin) == AppOrigin::Autonomous;
+            let Some(name) = hub_name(&app.name, edge, cluster) else {
+                tracing::warn!(project = %app.project, app = %app.name, "A status report names an app a spoke may not name; ignored.");
+                refused += 1;
+                return None;
+            };
             let status = report
                 .status
                 .as_ref()
@@ -189,20 +217,21 @@ pub(super) fn status_batch(batch: &v1::AppStatusBatch) -> StatusBatch {
                 .flatten();
             Some(StatusReport {
                 project: app.project.clone(),
-                name: app.name.clone(),
+                name,
                 status,
                 autonomous,
             })
         })
         .collect();
-    StatusBatch {
+    let batch = StatusBatch {
         reports,
         removed: vec![],
         snapshot: batch.full_snapshot.then(|| SnapshotPart {
             snapshot_id: batch.snapshot_id.clone(),
             last: batch.snapshot_last,
         }),
-    }
+    };
+    (batch, refused)
 }
 
 pub(super) fn command_update(status: &v1::CommandStatus) -> CommandUpdate {
@@ -242,14 +271,19 @@ pub(super) fn command_update(status: &v1::CommandStatus) -> CommandUpdate {
     }
 }
 
-pub(super) fn event(cluster: &str, e: &v1::Event) -> EventRecord {
-    let app = e.app.clone().unwrap_or_default();
+/// An event as stored; `app` is the hub's name of the app it is about (see [`hub_name`]).
+pub(super) fn event(cluster: &str, e: &v1::Event, app: String) -> EventRecord {
+    let project = e
+        .app
+        .as_ref()
+        .map(|a| a.project.clone())
+        .unwrap_or_default();
     EventRecord {
         id: e.id.clone(),
         seq: 0,
         cluster: cluster.to_owned(),
-        project: app.project,
-        app: app.name,
+        project,
+        app,
         resource: e
             .resource
             .as_ref()
@@ -273,6 +307,24 @@ pub(super) fn event(cluster: &str, e: &v1::Event) -> EventRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edge_apps_are_renamed_at_the_link() {
+        assert_eq!(
+            hub_name("nginx", true, "cluster-3").as_deref(),
+            Some("nginx@cluster-3")
+        );
+        assert_eq!(
+            hub_name("nginx", false, "cluster-3").as_deref(),
+            Some("nginx")
+        );
+        // A spoke cannot name another cluster's edge app, nor its own in the hub's form.
+        assert_eq!(hub_name("nginx@cluster-1", true, "cluster-2"), None);
+        assert_eq!(hub_name("nginx@cluster-2", false, "cluster-2"), None);
+        assert_eq!(hub_name("", true, "cluster-2"), None);
+        assert_eq!(spoke_name("nginx@cluster-3"), "nginx");
+        assert_eq!(spoke_name("nginx"), "nginx");
+    }
 
     #[test]
     fn payloads_serialize_with_a_kind_tag() {

@@ -18,8 +18,9 @@ use tonic::{Status, Streaming};
 use super::convert::{self, CommandPayload};
 use super::{LinkConfig, Signal};
 use crate::store::{
-    AppFilter, AppQuery, ClusterConnection, ClusterVersions, CommandOutcome, CommandUpdate,
-    ConnectionKind, DesiredChange, SpokeSeq, StatusBatch, StatusReport, Store, StoreError,
+    AppFilter, AppQuery, ClusterConnection, ClusterVersions, CommandOutcome, CommandRecord,
+    CommandUpdate, ConnectionKind, DesiredChange, SpokeSeq, StatusBatch, StatusReport, Store,
+    StoreError,
 };
 
 /// Why a session ended abnormally.
@@ -214,6 +215,10 @@ struct Session<'a> {
     last_seen: Instant,
     last_seen_at: OffsetDateTime,
     stale: bool,
+    /// `(project, name)` of the apps this cluster created at the edge, in the
+    /// spoke's names (the hub's are `name@cluster`): what a message without
+    /// an origin (removal, tree, events) names is an edge app if it is here.
+    edge_apps: HashSet<(String, String)>,
 }
 
 /// Runs a session until the spoke disconnects or breaks the protocol.
@@ -316,7 +321,9 @@ pub(super) async fn run(
         last_seen: Instant::now(),
         last_seen_at: now,
         stale: false,
+        edge_apps: HashSet::new(),
     };
+    session.load_edge_apps().await?;
     let welcome = Welcome {
         cluster_name: name.to_owned(),
         protocol: Some(edgecd_proto::v1::ProtocolVersion {
@@ -434,6 +441,41 @@ pub(super) async fn run(
 impl Session<'_> {
     fn name(&self) -> &str {
         self.ctx.cluster.as_str()
+    }
+
+    /// Reads which of the cluster's apps were created at the edge.
+    async fn load_edge_apps(&mut self) -> Result<(), SessionError> {
+        let mut cursor = None;
+        loop {
+            let query = AppQuery {
+                filter: AppFilter {
+                    clusters: vec![self.name().to_owned()],
+                    origin: Some(edgecd_core::app::AppOrigin::Autonomous),
+                    ..AppFilter::default()
+                },
+                sort: Default::default(),
+                page_size: 1000,
+                cursor: cursor.take(),
+            };
+            let page = self.ctx.store.list_apps(&query).await?;
+            for app in page.items {
+                let local = convert::spoke_name(&app.name).to_owned();
+                self.edge_apps.insert((app.project, local));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The hub's name of the app a message without an origin names as
+    /// `local` (see [`convert::hub_name`]); `None` if a spoke may not name it.
+    fn hub_name(&self, project: &str, local: &str) -> Option<String> {
+        let edge = self
+            .edge_apps
+            .contains(&(project.to_owned(), local.to_owned()));
+        convert::hub_name(local, edge, self.name())
     }
 
     fn window_full(&self) -> bool {
@@ -750,12 +792,59 @@ impl Session<'_> {
                 .await?;
                 continue;
             }
+            if let Some(why) = self.name_conflict(&record).await? {
+                self.reject(&record.id, CommandOutcome::Rejected, why)
+                    .await?;
+                continue;
+            }
             self.sent_commands.insert(record.id.clone());
             let message = convert::command(&record, &payload);
             self.send_sequenced(hub_message::Body::Command(message), vec![record.id.clone()])
                 .await?;
         }
         Ok(())
+    }
+
+    /// Why a command may not be sent because a hub app and an edge app share
+    /// a name on this cluster (docs/appsets.md, "Identity"): the spoke knows
+    /// both by the same `(project, name)`, so it would act on the wrong one.
+    async fn name_conflict(&self, record: &CommandRecord) -> Result<Option<String>, SessionError> {
+        let cluster = self.name();
+        let project = record.project.as_str();
+        let (local, edge) = edgecd_core::split_edge_app_name(&record.app);
+        if edge.is_none() {
+            // A hub app whose name an edge app holds on this cluster: the spoke
+            // never applied it there (it does not overwrite an edge app).
+            if self
+                .edge_apps
+                .contains(&(project.to_owned(), local.to_owned()))
+            {
+                return Ok(Some(format!(
+                    "cluster {cluster} has an application {local} created at the edge \
+                     ({project}/{local}@{cluster} at the hub), so the hub app {project}/{local} is not \
+                     applied there and the command was not sent; rename the hub app or remove the \
+                     edge one"
+                )));
+            }
+            return Ok(None);
+        }
+        if project == "default" {
+            // One Application CR per name: the spoke has only the edge one.
+            return Ok(None);
+        }
+        match self.ctx.store.get_app(project, local).await {
+            Ok(app)
+                if app.cluster == cluster && app.origin == edgecd_core::app::AppOrigin::Managed =>
+            {
+                Ok(Some(format!(
+                    "the hub app {project}/{local} also runs on cluster {cluster}, and its spoke \
+                     knows both it and the edge app {project}/{local}@{cluster} as {project}/{local}; \
+                     the command was not sent. Rename the hub app or the edge one"
+                )))
+            }
+            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn reject(
@@ -845,7 +934,8 @@ impl Session<'_> {
                     Some(spoke_message::Body::AppStatus(batch))
                         if !batch.full_snapshot && batch.snapshot_id.is_empty() =>
                     {
-                        merged.add(message.seq, convert::status_batch(&batch));
+                        let (batch, _) = convert::status_batch(self.name(), &batch);
+                        merged.add(message.seq, batch);
                         // Nothing is sent before the merged batch is stored,
                         // so this cannot acknowledge it early.
                         self.inbox.processed(message.seq);
@@ -889,13 +979,17 @@ impl Session<'_> {
     /// Stores status reports (of `messages` messages) as of `at`, counts them
     /// and announces the cluster's apps changed.
     async fn ingest_status(
-        &self,
+        &mut self,
         at: &SpokeSeq,
         batch: &StatusBatch,
         messages: u64,
     ) -> Result<(), SessionError> {
         let admitted = self.admit_edge_apps(batch).await?;
         let batch = admitted.as_ref().unwrap_or(batch);
+        for report in batch.reports.iter().filter(|r| r.autonomous.is_some()) {
+            let local = convert::spoke_name(&report.name).to_owned();
+            self.edge_apps.insert((report.project.clone(), local));
+        }
         let outcome = self
             .ctx
             .store
@@ -1056,16 +1150,19 @@ impl Session<'_> {
         match body {
             Some(spoke_message::Body::AppStatus(batch)) => {
                 // A snapshot part (deltas are merged, see `receive`).
-                self.ingest_status(at, &convert::status_batch(&batch), 1)
-                    .await?;
+                let (batch, _) = convert::status_batch(name, &batch);
+                self.ingest_status(at, &batch, 1).await?;
             }
             Some(spoke_message::Body::AppRemoved(removed)) => {
+                let mut gone = Vec::new();
+                if let Some(app) = removed.app
+                    && let Some(hub_name) = self.hub_name(&app.project, &app.name)
+                {
+                    self.edge_apps.remove(&(app.project.clone(), app.name));
+                    gone.push((app.project, hub_name));
+                }
                 let batch = StatusBatch {
-                    removed: removed
-                        .app
-                        .into_iter()
-                        .map(|a| (a.project, a.name))
-                        .collect(),
+                    removed: gone,
                     ..StatusBatch::default()
                 };
                 let outcome = store.ingest_status_batch(name, at, &batch).await?;
@@ -1092,15 +1189,31 @@ impl Session<'_> {
                     .collect();
                 let value =
                     serde_json::json!({ "nodes": nodes, "statusVersion": tree.status_version });
-                store
-                    .ingest_resource_tree(name, at, &app.project, &app.name, &value)
-                    .await?;
+                match self.hub_name(&app.project, &app.name) {
+                    Some(app_name) => {
+                        store
+                            .ingest_resource_tree(name, at, &app.project, &app_name, &value)
+                            .await?;
+                    }
+                    // Nothing to store but the sequence number itself.
+                    None => {
+                        store.ingest_events(name, at, &[]).await?;
+                    }
+                }
             }
             Some(spoke_message::Body::Events(batch)) => {
                 let events: Vec<_> = batch
                     .events
                     .iter()
-                    .map(|e| convert::event(name, e))
+                    .filter_map(|e| {
+                        let app = e.app.clone().unwrap_or_default();
+                        let app_name = if app.name.is_empty() {
+                            String::new()
+                        } else {
+                            self.hub_name(&app.project, &app.name)?
+                        };
+                        Some(convert::event(name, e, app_name))
+                    })
                     .collect();
                 store.ingest_events(name, at, &events).await?;
             }
@@ -1205,11 +1318,11 @@ impl Session<'_> {
                 cursor: cursor.take(),
             };
             let page = self.ctx.store.list_apps(&query).await?;
-            statuses.extend(
-                page.items
-                    .into_iter()
-                    .map(|a| (a.project, a.name, a.status_version)),
-            );
+            // In the spoke's names: an edge app's without its `@cluster`.
+            statuses.extend(page.items.into_iter().map(|a| {
+                let local = convert::spoke_name(&a.name).to_owned();
+                (a.project, local, a.status_version)
+            }));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,

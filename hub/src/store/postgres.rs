@@ -662,7 +662,7 @@ async fn require_project(conn: &mut PgConnection, project: &str) -> Result<()> {
 
 #[tracing::instrument(skip_all, fields(project = %app.project, app = %app.name))]
 pub async fn create_app(pool: &PgPool, app: &NewApp) -> Result<AppRecord> {
-    AppRef::parse(&app.project, &app.name).map_err(invalid)?;
+    AppRef::parse_hub(&app.project, &app.name).map_err(invalid)?;
     let mut spec = app.spec.clone();
     spec.project = app.project.clone();
     let mut tx = pool.begin().await?;
@@ -719,7 +719,7 @@ pub async fn import_apps(pool: &PgPool, apps: &[ImportedApp]) -> Result<u64> {
     let mut tx = pool.begin().await?;
     let mut versions: BTreeMap<&str, i64> = BTreeMap::new();
     for imported in apps {
-        AppRef::parse(&imported.app.project, &imported.app.name).map_err(invalid)?;
+        AppRef::parse_hub(&imported.app.project, &imported.app.name).map_err(invalid)?;
         let cluster = imported.app.spec.destination.cluster.as_str();
         ClusterName::parse(cluster).map_err(invalid)?;
         if !versions.contains_key(cluster) {
@@ -1249,7 +1249,10 @@ async fn ingest_report(
             outcome.rejected += 1;
             return Ok(());
         };
+        // An edge app is named `name@cluster` after the cluster that reports it
+        // (the link translates); a report naming another cluster is refused.
         if AppRef::parse(&report.project, &report.name).is_err()
+            || edgecd_core::split_edge_app_name(&report.name).1 != Some(cluster)
             || require_project(conn, &report.project).await.is_err()
         {
             outcome.rejected += 1;

@@ -250,7 +250,7 @@ pub async fn build_fleet(store: &dyn Store) -> Fleet {
     for i in 0..6usize {
         let cluster = destinations[i % 5];
         let project = projects[i % 3];
-        let name = format!("edge-made-{i}");
+        let name = format!("edge-made-{i}@{cluster}");
         let seq = seqs.entry(cluster).or_insert(0);
         *seq += 1;
         let batch = StatusBatch {

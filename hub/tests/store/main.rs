@@ -3,6 +3,7 @@
 
 mod appsets;
 mod fixtures;
+mod migration;
 mod postgres_only;
 mod suite;
 

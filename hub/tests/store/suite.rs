@@ -602,7 +602,7 @@ pub async fn desired_changes_with_tombstones(store: &dyn Store) {
             &StatusBatch {
                 reports: vec![autonomous_report(
                     "default",
-                    "edge-made",
+                    "edge-made@c1",
                     "c1",
                     status(SyncStatus::Synced, Health::Healthy, 1),
                 )],
@@ -778,7 +778,10 @@ pub async fn edge_apps_are_deleted_by_cluster(store: &dyn Store) {
         .create_app(&new_app("default", "managed", "c1"))
         .await
         .unwrap();
-    for (cluster, apps) in [("c1", ["edge-a", "edge-b"]), ("c2", ["edge-c", "edge-d"])] {
+    for (cluster, apps) in [
+        ("c1", ["edge-a@c1", "edge-b@c1"]),
+        ("c2", ["edge-c@c2", "edge-d@c2"]),
+    ] {
         let batch = StatusBatch {
             reports: apps
                 .iter()
@@ -802,7 +805,7 @@ pub async fn edge_apps_are_deleted_by_cluster(store: &dyn Store) {
     // Named on the wrong cluster: nothing; a managed app: never.
     assert_eq!(
         store
-            .delete_edge_apps("c2", Some(("default", "edge-a")))
+            .delete_edge_apps("c2", Some(("default", "edge-a@c1")))
             .await
             .unwrap(),
         0
@@ -816,15 +819,15 @@ pub async fn edge_apps_are_deleted_by_cluster(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .delete_edge_apps("c1", Some(("default", "edge-a")))
+            .delete_edge_apps("c1", Some(("default", "edge-a@c1")))
             .await
             .unwrap(),
         1
     );
-    assert!(!exists("edge-a").await && exists("edge-b").await);
+    assert!(!exists("edge-a@c1").await && exists("edge-b@c1").await);
     assert_eq!(store.delete_edge_apps("c1", None).await.unwrap(), 1);
-    assert!(!exists("edge-b").await);
-    assert!(exists("managed").await && exists("edge-c").await && exists("edge-d").await);
+    assert!(!exists("edge-b@c1").await);
+    assert!(exists("managed").await && exists("edge-c@c2").await && exists("edge-d@c2").await);
 }
 
 pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
@@ -841,19 +844,19 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
         reports: vec![
             autonomous_report(
                 "default",
-                "edge-a",
+                "edge-a@c1",
                 "c1",
                 status(SyncStatus::Synced, Health::Healthy, 1),
             ),
             autonomous_report(
                 "default",
-                "edge-b",
+                "edge-b@c1",
                 "c1",
                 status(SyncStatus::Synced, Health::Healthy, 1),
             ),
             autonomous_report(
                 "no-such-project",
-                "edge-c",
+                "edge-c@c1",
                 "c1",
                 status(SyncStatus::Synced, Health::Healthy, 1),
             ),
@@ -886,19 +889,19 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
         (2, 2, 2),
         "{outcome:?}"
     );
-    let edge_a = store.get_app("default", "edge-a").await.unwrap();
+    let edge_a = store.get_app("default", "edge-a@c1").await.unwrap();
     assert_eq!(edge_a.origin, AppOrigin::Autonomous);
     assert_eq!(edge_a.cluster, "c1");
     assert_eq!(edge_a.desired_version, 0);
     assert_eq!(edge_a.labels, labels(&[("created-by", "edge")]));
     assert!(matches!(
         store
-            .update_app("default", "edge-a", 1, &edge_a.spec, &Labels::new())
+            .update_app("default", "edge-a@c1", 1, &edge_a.spec, &Labels::new())
             .await,
         Err(StoreError::ReadOnly { .. })
     ));
     assert!(matches!(
-        store.delete_app("default", "edge-a", None).await,
+        store.delete_app("default", "edge-a@c1", None).await,
         Err(StoreError::ReadOnly { .. })
     ));
     // The same name reported by another cluster is refused.
@@ -909,7 +912,7 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
             &StatusBatch {
                 reports: vec![autonomous_report(
                     "default",
-                    "edge-a",
+                    "edge-a@c1",
                     "c2",
                     status(SyncStatus::Synced, Health::Healthy, 9),
                 )],
@@ -923,7 +926,7 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
     // A spec change at the edge bumps the spec version.
     let mut changed = autonomous_report(
         "default",
-        "edge-a",
+        "edge-a@c1",
         "c1",
         status(SyncStatus::OutOfSync, Health::Healthy, 2),
     );
@@ -932,7 +935,7 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
     }
     let unchanged = autonomous_report(
         "default",
-        "edge-b",
+        "edge-b@c1",
         "c1",
         status(SyncStatus::Synced, Health::Healthy, 2),
     );
@@ -947,12 +950,12 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
         )
         .await
         .unwrap();
-    let edge_a = store.get_app("default", "edge-a").await.unwrap();
+    let edge_a = store.get_app("default", "edge-a@c1").await.unwrap();
     assert_eq!(edge_a.spec_version, 2);
     assert_eq!(edge_a.spec.source.target_revision, "v2");
     assert_eq!(
         store
-            .get_app("default", "edge-b")
+            .get_app("default", "edge-b@c1")
             .await
             .unwrap()
             .spec_version,
@@ -965,7 +968,7 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
             "c1",
             &at("e", 3),
             &StatusBatch {
-                removed: vec![("default".into(), "edge-b".into())],
+                removed: vec![("default".into(), "edge-b@c1".into())],
                 ..StatusBatch::default()
             },
         )
@@ -973,7 +976,7 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
         .unwrap();
     assert_eq!(removed.deleted, 1);
     assert!(matches!(
-        store.get_app("default", "edge-b").await,
+        store.get_app("default", "edge-b@c1").await,
         Err(StoreError::NotFound { .. })
     ));
 
@@ -986,7 +989,7 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
             &StatusBatch {
                 reports: vec![autonomous_report(
                     "default",
-                    "edge-new",
+                    "edge-new@c1",
                     "c1",
                     status(SyncStatus::Synced, Health::Healthy, 1),
                 )],
@@ -1000,7 +1003,7 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
         .await
         .unwrap();
     assert!(
-        store.get_app("default", "edge-a").await.is_ok(),
+        store.get_app("default", "edge-a@c1").await.is_ok(),
         "not before the last part"
     );
     let last = store
@@ -1029,10 +1032,10 @@ pub async fn autonomous_apps_and_full_snapshots(store: &dyn Store) {
         "{last:?}"
     );
     assert!(matches!(
-        store.get_app("default", "edge-a").await,
+        store.get_app("default", "edge-a@c1").await,
         Err(StoreError::NotFound { .. })
     ));
-    assert!(store.get_app("default", "edge-new").await.is_ok());
+    assert!(store.get_app("default", "edge-new@c1").await.is_ok());
     let managed_b = store.get_app("default", "managed-b").await.unwrap();
     assert_eq!(managed_b.status, None);
     let row = summary(store, "managed-b").await;
@@ -2216,7 +2219,7 @@ pub async fn batch_ingest_keeps_the_per_report_rules(store: &dyn Store) {
             ),
             autonomous_report(
                 "default",
-                "edge-made",
+                "edge-made@c1",
                 "c1",
                 status(SyncStatus::Synced, Health::Healthy, 1),
             ),
@@ -2276,7 +2279,7 @@ pub async fn batch_ingest_keeps_the_per_report_rules(store: &dyn Store) {
             ),
             autonomous_report(
                 "default",
-                "edge-made",
+                "edge-made@c1",
                 "c1",
                 status(SyncStatus::Synced, Health::Healthy, 2),
             ),
@@ -2302,7 +2305,7 @@ pub async fn batch_ingest_keeps_the_per_report_rules(store: &dyn Store) {
     );
     assert_eq!(summary(store, "a").await.status_version, 3, "not reset");
     assert_eq!(summary(store, "b").await.health, Health::Healthy);
-    store.get_app("default", "edge-made").await.unwrap();
+    store.get_app("default", "edge-made@c1").await.unwrap();
 
     // The next snapshot lacks b: its status is reset, a's is kept.
     let next = StatusBatch {
