@@ -152,6 +152,10 @@ struct Link {
     desired_version: u64,
     /// Desired spec per managed CR, to revert local edits.
     desired: HashMap<String, v1::DesiredApp>,
+    /// Hub apps not written because an Application created at the edge holds
+    /// their CR name, by CR name (the edge app is never overwritten; the hub
+    /// app reports a `NameConflictError` until the edge app is gone).
+    conflicts: HashMap<String, v1::DesiredApp>,
     /// Known results of recent commands, by id.
     commands: HashMap<String, CommandStatus>,
     command_order: std::collections::VecDeque<String>,
@@ -205,6 +209,7 @@ pub async fn run(
         apps,
         epoch: uuid_like(),
         reported: HashMap::new(),
+        conflicts: HashMap::new(),
         desired_version: 0,
         desired: HashMap::new(),
         commands: HashMap::new(),
@@ -533,8 +538,13 @@ impl Link {
         };
         self.snapshot_owed = false;
         let cluster = self.config.cluster_name.clone();
-        let reports: Vec<AppStatusReport> =
+        let mut reports: Vec<AppStatusReport> =
             list.items.iter().map(|a| report_of(a, &cluster)).collect();
+        reports.extend(
+            self.conflicts
+                .iter()
+                .filter_map(|(name, desired)| conflict_report(desired, name, &cluster)),
+        );
         for app in &list.items {
             let status_version = app.status.as_ref().map_or(0, |s| s.status_version);
             self.reported.insert(
@@ -573,6 +583,12 @@ impl Link {
                     name: app.app_name(),
                 };
                 self.queue(Some(app.qualified_name()), Report::Removed(app_ref));
+                // The edge app that held a hub app's name is gone: the hub app is written now.
+                if let Some(desired) = self.conflicts.get(&name).cloned()
+                    && let Err(error) = self.write_desired(&desired).await
+                {
+                    tracing::warn!(%error, app = %name, "Cannot write a hub app whose name was freed.");
+                }
             }
             watcher::Event::Init | watcher::Event::InitDone => {}
         }
@@ -999,6 +1015,7 @@ impl Link {
                 );
             }
             self.desired.retain(|name, _| keep.contains(name));
+            self.conflicts.retain(|name, _| keep.contains(name));
         }
         for name in delete {
             self.desired.remove(&name);
@@ -1025,6 +1042,40 @@ impl Link {
             return Ok(());
         };
         let name = crd::cr_name(&meta.project, &meta.name);
+        // Never overwrite an Application created at the edge with a hub app of
+        // the same name (docs/appsets.md, "Identity"): the hub app is not
+        // applied here, and its status names the conflict.
+        if let Some(existing) = self.apps.get_opt(&name).await?
+            && existing.origin() == AppOrigin::Autonomous
+        {
+            let cluster = self.config.cluster_name.clone();
+            if !self.conflicts.contains_key(&name) {
+                tracing::warn!(
+                    app = %format!("{}/{}", meta.project, meta.name),
+                    cr = %name,
+                    "A hub app has the name of an Application created at the edge; not applying it."
+                );
+            }
+            self.conflicts.insert(name.clone(), desired.clone());
+            if let Some(report) = conflict_report(desired, &name, &cluster) {
+                self.queue(
+                    Some(format!("conflict:{}/{}", meta.project, meta.name)),
+                    Report::Status(Box::new(report)),
+                );
+            }
+            return Ok(());
+        }
+        if self.conflicts.remove(&name).is_some() {
+            // The hub forgets the conflict's status; the CR's own reports follow.
+            tracing::info!(cr = %name, "The name is free again; applying the hub app.");
+            self.queue(
+                Some(format!("conflict:{}/{}", meta.project, meta.name)),
+                Report::Removed(v1::AppRef {
+                    project: meta.project.clone(),
+                    name: meta.name.clone(),
+                }),
+            );
+        }
         let mut labels: BTreeMap<String, String> = pc::from_labels(&meta.labels);
         labels.insert(ORIGIN_LABEL.into(), "hub".into());
         labels.insert(PROJECT_LABEL.into(), meta.project.clone());
@@ -1050,10 +1101,18 @@ impl Link {
     /// Deletes a managed app: first its resources in the cluster (cascade,
     /// unless the hub deleted it without cascade or the app is labelled to
     /// preserve them), then its CR.
-    async fn delete_app(&self, name: &str, keep_resources: bool) -> Result<(), kube::Error> {
+    async fn delete_app(&mut self, name: &str, keep_resources: bool) -> Result<(), kube::Error> {
+        if self.conflicts.remove(name).is_some() {
+            tracing::info!(app = %name, "A hub app that was never applied (its name is taken at the edge) was deleted.");
+        }
         let Some(app) = self.apps.get_opt(name).await? else {
             return Ok(());
         };
+        if app.origin() == AppOrigin::Autonomous {
+            // Not the hub's: an app created at the edge holds the name.
+            tracing::info!(app = %name, "Not deleting an Application created at the edge for a deleted hub app.");
+            return Ok(());
+        }
         let preserve = app
             .metadata
             .labels
@@ -1299,6 +1358,19 @@ impl Link {
         let Ok(list) = self.apps.list(&ListParams::default()).await else {
             return v1::Digest::default();
         };
+        // Hub apps held back by a name conflict count as held: the hub knows
+        // them, and their status is the conflict's.
+        let held_back = self
+            .conflicts
+            .values()
+            .filter_map(|d| d.meta.as_ref())
+            .map(|m| (m.project.clone(), m.name.clone(), m.spec_version));
+        let conflict_statuses: Vec<(String, String, u64)> = self
+            .conflicts
+            .values()
+            .filter_map(|d| d.meta.as_ref())
+            .map(|m| (m.project.clone(), m.name.clone(), 1))
+            .collect();
         let managed: Vec<(String, String, u64)> = list
             .items
             .iter()
@@ -1313,6 +1385,7 @@ impl Link {
                     .unwrap_or(0);
                 (a.project().to_owned(), a.app_name(), version)
             })
+            .chain(held_back)
             .collect();
         let statuses: Vec<(String, String, u64)> = list
             .items
@@ -1324,6 +1397,7 @@ impl Link {
                     a.status.as_ref().map_or(0, |s| s.status_version),
                 )
             })
+            .chain(conflict_statuses)
             .collect();
         v1::Digest {
             desired_version: self.desired_version,
@@ -1356,6 +1430,42 @@ fn owner_of(app: &Application, cluster: &str) -> Option<v1::OwnerRef> {
             .unwrap_or_else(|| "default".to_owned()),
         name: labels.get(OWNER_NAME_LABEL)?.clone(),
         scope: cluster.to_owned(),
+    })
+}
+
+/// Condition of a hub app that an Application created at the edge keeps from being applied.
+pub const NAME_CONFLICT_CONDITION: &str = "NameConflictError";
+
+/// The status of a hub app not applied because the edge Application `cr`
+/// holds its name: sync and health Unknown, and a condition naming both apps
+/// and what to do.
+fn conflict_report(desired: &v1::DesiredApp, cr: &str, cluster: &str) -> Option<AppStatusReport> {
+    let meta = desired.meta.as_ref()?;
+    let (project, name) = (&meta.project, &meta.name);
+    let message = format!(
+        "cluster {cluster} already has an Application {cr} created at the edge \
+         ({project}/{name}@{cluster} at the hub); the hub app {project}/{name} is not applied there, \
+         and the edge app is left as it is. Rename the hub app, or delete or rename the edge \
+         Application; the hub app is applied as soon as the name is free"
+    );
+    let status = edgecd_core::app::ApplicationStatus {
+        status_version: 1,
+        conditions: vec![edgecd_core::app::Condition {
+            kind: NAME_CONFLICT_CONDITION.into(),
+            message,
+            last_transition_time: OffsetDateTime::now_utc(),
+        }],
+        ..Default::default()
+    };
+    Some(AppStatusReport {
+        app: Some(v1::AppRef {
+            project: project.clone(),
+            name: name.clone(),
+        }),
+        status: Some(pc::application_status(&status)),
+        origin: pc::origin_code(AppOrigin::Managed) as i32,
+        meta: None,
+        spec: None,
     })
 }
 
