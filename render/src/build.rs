@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{RenderError, Result};
+use crate::fieldspec::TransformerConfig;
 use crate::generators::{self, GeneratedKind};
 use crate::kustomization::{
-    self, Behavior, GeneratorArgs, Kustomization, KustomizeEdits, PatchEntry, SortOptions,
+    self, Behavior, GeneratorArgs, Kustomization, KustomizeEdits, PatchEntry, ReplacementEntry,
+    SortOptions,
 };
 use crate::loader::{RepoRoot, relative_to};
 use crate::patch::{self, Merged, Selector};
+use crate::replacements::{self, Replacement};
 use crate::resource::{Origin, ResId, Resource, get_at, set_at, str_at};
 use crate::{nameref, sort, transformers, yaml};
 
@@ -26,7 +29,7 @@ pub(crate) fn build(
         stack: Vec::new(),
         edits,
     };
-    let (kustomization, mut resources) = builder.build_dir(dir, false)?;
+    let (kustomization, mut resources, config) = builder.build_dir(dir, false)?;
     let file = kustomization_file(dir);
     // Root-only steps.
     for resource in resources.iter_mut().filter(|r| r.needs_hash) {
@@ -34,7 +37,8 @@ pub(crate) fn build(
         let name = format!("{}-{hash}", resource.name());
         resource.set_name(name);
     }
-    nameref::fix(&mut resources).map_err(|message| RenderError::transform(&file, message))?;
+    nameref::fix(&mut resources, &config)
+        .map_err(|message| RenderError::transform(&file, message))?;
     resources.retain(|r| {
         str_at(
             &r.object,
@@ -114,7 +118,7 @@ impl Builder<'_> {
         &mut self,
         dir: &Path,
         as_component: bool,
-    ) -> Result<(Kustomization, Vec<Resource>)> {
+    ) -> Result<(Kustomization, Vec<Resource>, TransformerConfig)> {
         let mut kustomization = self.load_kustomization(dir)?;
         let file = kustomization_file(dir);
         if self.stack.is_empty()
@@ -145,10 +149,11 @@ impl Builder<'_> {
         }
         self.stack.push(dir.to_path_buf());
         let mut resources = Vec::new();
-        let result = self.accumulate(dir, &file, &kustomization, &mut resources);
+        let mut config = TransformerConfig::default();
+        let result = self.accumulate(dir, &file, &kustomization, &mut resources, &mut config);
         self.stack.pop();
         result?;
-        Ok((kustomization, resources))
+        Ok((kustomization, resources, config))
     }
 
     fn load_kustomization(&self, dir: &Path) -> Result<Kustomization> {
@@ -178,6 +183,7 @@ impl Builder<'_> {
         file: &Path,
         k: &Kustomization,
         resources: &mut Vec<Resource>,
+        config: &mut TransformerConfig,
     ) -> Result<()> {
         for entry in &k.resources {
             if is_remote(entry) {
@@ -189,7 +195,10 @@ impl Builder<'_> {
             let path = crate::loader::normalize(&dir.join(entry));
             if path.is_dir() {
                 self.repo.check(&path)?;
-                let (_, base) = self.build_dir(&path, false)?;
+                let (_, base, base_config) = self.build_dir(&path, false)?;
+                config
+                    .merge(&base_config)
+                    .map_err(|m| RenderError::invalid(file, m))?;
                 for resource in base {
                     add_resource(resources, resource, file)?;
                 }
@@ -203,6 +212,22 @@ impl Builder<'_> {
                     )?;
                 }
             }
+        }
+        for entry in &k.configurations {
+            let path = self.repo.resolve(dir, entry, dir)?;
+            let text = self.repo.read_text(&path)?;
+            let value =
+                yaml::load_one_within(&text, self.repo.yaml_budget()).map_err(|source| {
+                    RenderError::Yaml {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            let loaded =
+                TransformerConfig::parse(&value).map_err(|m| RenderError::invalid(&path, m))?;
+            config
+                .merge(&loaded)
+                .map_err(|m| RenderError::invalid(&path, m))?;
         }
         for args in &k.config_map_generator {
             self.run_generator(dir, file, k, args, GeneratedKind::ConfigMap, resources)?;
@@ -236,11 +261,11 @@ impl Builder<'_> {
                 });
             }
             self.stack.push(path.clone());
-            let result = self.accumulate(&path, &component_file, &component, resources);
+            let result = self.accumulate(&path, &component_file, &component, resources, config);
             self.stack.pop();
             result?;
         }
-        self.transform(dir, file, k, resources)
+        self.transform(dir, file, k, resources, config)
     }
 
     fn run_generator(
@@ -314,6 +339,7 @@ impl Builder<'_> {
         file: &Path,
         k: &Kustomization,
         resources: &mut Vec<Resource>,
+        config: &TransformerConfig,
     ) -> Result<()> {
         for entry in &k.patches_strategic_merge {
             let text = if looks_inline(entry) {
@@ -337,7 +363,7 @@ impl Builder<'_> {
             self.apply_patch(dir, file, entry, resources, false)?;
         }
         if let Some(namespace) = &k.namespace {
-            transformers::namespace(resources, namespace);
+            transformers::namespace(resources, namespace, &config.namespace);
         }
         if let Some(prefix) = &k.name_prefix {
             transformers::prefix_suffix(resources, prefix, "");
@@ -351,10 +377,21 @@ impl Builder<'_> {
                 &entry.pairs,
                 entry.include_selectors,
                 entry.include_templates || entry.include_selectors,
+                if entry.include_selectors {
+                    &config.common_labels
+                } else {
+                    &[]
+                },
             );
         }
         if !k.common_labels.is_empty() {
-            transformers::labels(resources, &k.common_labels, true, true);
+            transformers::labels(
+                resources,
+                &k.common_labels,
+                true,
+                true,
+                &config.common_labels,
+            );
         }
         if !k.common_annotations.is_empty() {
             transformers::annotations(resources, &k.common_annotations);
@@ -369,7 +406,41 @@ impl Builder<'_> {
         for image in &k.images {
             transformers::images(resources, image);
         }
-        Ok(())
+        self.run_replacements(dir, file, k, resources)
+    }
+
+    /// The `replacements` field, after the other built-in transformers.
+    fn run_replacements(
+        &self,
+        dir: &Path,
+        file: &Path,
+        k: &Kustomization,
+        resources: &mut [Resource],
+    ) -> Result<()> {
+        let mut all = Vec::new();
+        for entry in &k.replacements {
+            match entry {
+                ReplacementEntry::Inline(replacement) => all.push(replacement.clone()),
+                ReplacementEntry::Path(path) => {
+                    let path = self.repo.resolve(dir, path, dir)?;
+                    let text = self.repo.read_text(&path)?;
+                    let value = yaml::load_one_within(&text, self.repo.yaml_budget()).map_err(
+                        |source| RenderError::Yaml {
+                            path: path.clone(),
+                            source,
+                        },
+                    )?;
+                    all.extend(
+                        Replacement::parse_file(&value)
+                            .map_err(|m| RenderError::invalid(&path, m))?,
+                    );
+                }
+            }
+            if all.len() > crate::replacements::MAX_REPLACEMENTS {
+                return Err(RenderError::invalid(file, "too many replacements"));
+            }
+        }
+        replacements::apply(resources, &all).map_err(|m| RenderError::transform(file, m))
     }
 
     fn apply_patch(

@@ -34,13 +34,13 @@ const KNOWN_FIELDS: &[&str] = &[
     "generatorOptions",
     "sortOptions",
     "buildMetadata",
+    "replacements",
+    "configurations",
 ];
 
 const UNSUPPORTED_FIELDS: &[&str] = &[
-    "replacements",
     "vars",
     "crds",
-    "configurations",
     "generators",
     "transformers",
     "validators",
@@ -72,6 +72,17 @@ pub(crate) struct Kustomization {
     pub generator_options: GeneratorOptions,
     pub sort_options: Option<SortOptions>,
     pub origin_annotations: bool,
+    /// `replacements` entries: inline replacements or files holding them.
+    pub replacements: Vec<ReplacementEntry>,
+    /// Transformer configuration files.
+    pub configurations: Vec<String>,
+}
+
+/// One `replacements` entry.
+#[derive(Debug, Clone)]
+pub(crate) enum ReplacementEntry {
+    Inline(crate::replacements::Replacement),
+    Path(String),
 }
 
 #[derive(Debug, Default, Clone)]
@@ -351,6 +362,25 @@ impl Kustomization {
                 }
             };
         }
+        for entry in p.list(map.get("replacements"), "replacements")? {
+            if let Some(path) = p.opt_string(entry.get("path"), "replacements.path")? {
+                if entry.len() > 1 {
+                    return Err(p.err(
+                        "a replacements entry with 'path' may not hold anything else".into(),
+                    ));
+                }
+                k.replacements.push(ReplacementEntry::Path(path));
+            } else {
+                let replacement =
+                    crate::replacements::Replacement::parse(&Value::Object(entry.clone()))
+                        .map_err(|m| p.err(format!("replacements: {m}")))?;
+                k.replacements.push(ReplacementEntry::Inline(replacement));
+            }
+        }
+        if k.replacements.len() > crate::replacements::MAX_REPLACEMENTS {
+            return Err(p.err("too many replacements".into()));
+        }
+        k.configurations = p.strings(map.get("configurations"), "configurations")?;
         for item in p.strings(map.get("buildMetadata"), "buildMetadata")? {
             match item.as_str() {
                 "originAnnotations" => k.origin_annotations = true,

@@ -15,6 +15,7 @@
 mod build;
 mod cache;
 mod error;
+mod fieldspec;
 #[doc(hidden)]
 pub mod fuzzing;
 mod generators;
@@ -23,6 +24,7 @@ mod loader;
 mod nameref;
 mod patch;
 mod plain;
+mod replacements;
 mod resource;
 pub mod schema;
 mod sort;

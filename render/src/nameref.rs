@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::fieldspec::TransformerConfig;
 use crate::resource::{Resource, ns_eq, str_at, visit_path};
 
 /// Where pod specs live, per kind.
@@ -112,7 +113,7 @@ fn referrers(kind: &str) -> Vec<Referrer> {
 }
 
 /// Rewrites references to renamed objects. Fails when a reference is ambiguous.
-pub(crate) fn fix(resources: &mut [Resource]) -> Result<(), String> {
+pub(crate) fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Result<(), String> {
     let referral_kinds: Vec<String> = {
         let mut kinds: Vec<String> = resources
             .iter()
@@ -178,6 +179,30 @@ pub(crate) fn fix(resources: &mut [Resource]) -> Result<(), String> {
                         return;
                     };
                     match select(&snapshot, referral_kind, current, &referrer) {
+                        Ok(Some(name)) => *current = name,
+                        Ok(None) => {}
+                        Err(message) => error = Some(message),
+                    }
+                });
+            }
+        }
+    }
+    // Referrers added by `configurations:` files.
+    for back in &config.name_reference {
+        if !referral_kinds.contains(&back.kind) {
+            continue;
+        }
+        for spec in &back.specs {
+            for resource in resources.iter_mut() {
+                if !spec.matches(resource) {
+                    continue;
+                }
+                let referrer = Candidate::of_referrer(resource);
+                spec.visit(&mut resource.object, &mut |field| {
+                    let Value::String(current) = field else {
+                        return;
+                    };
+                    match select(&snapshot, &back.kind, current, &referrer) {
                         Ok(Some(name)) => *current = name,
                         Ok(None) => {}
                         Err(message) => error = Some(message),

@@ -227,6 +227,18 @@ pub(crate) fn json6902(object: &mut Value, operations: &Value) -> Result<(), Str
         return Err("a JSON6902 patch must be a list of operations".into());
     };
     for (index, op) in ops.iter().enumerate() {
+        let mut op = op.clone();
+        // kustomize's JSON patch library lets `replace` set a missing key of an existing map.
+        if str_at(&op, &["op"]) == Some("replace")
+            && let Some(path) = str_at(&op, &["path"])
+            && let Some((parent, last)) = path.rsplit_once('/')
+            && let Some(Value::Object(map)) = object.pointer(parent)
+            && !map.contains_key(&last.replace("~1", "/").replace("~0", "~"))
+            && let Value::Object(op_map) = &mut op
+        {
+            op_map.insert("op".into(), Value::String("add".into()));
+        }
+        let op = &op;
         let single: json_patch::Patch = serde_json::from_value(Value::Array(vec![op.clone()]))
             .map_err(|e| format!("operation {index} is not a valid JSON6902 operation: {e}"))?;
         if str_at(op, &["op"]) == Some("add")
@@ -277,7 +289,7 @@ fn ensure_parents(object: &mut Value, path: &str) {
 }
 
 /// A compiled patch target selector.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Selector {
     group: Option<Regex>,
     version: Option<Regex>,
@@ -288,7 +300,7 @@ pub(crate) struct Selector {
     annotations: Vec<Requirement>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Requirement {
     Equals(String, String),
     NotEquals(String, String),
@@ -322,6 +334,25 @@ impl Selector {
     }
 
     pub(crate) fn matches(&self, resource: &Resource) -> bool {
+        self.matches_id(resource) && self.matches_meta(resource)
+    }
+
+    /// Whether any of group, version, kind, name or namespace is set.
+    pub(crate) fn has_id_fields(&self) -> bool {
+        self.group.is_some()
+            || self.version.is_some()
+            || self.kind.is_some()
+            || self.name.is_some()
+            || self.namespace.is_some()
+    }
+
+    /// Whether a label or annotation selector is set.
+    pub(crate) fn has_meta_fields(&self) -> bool {
+        !self.labels.is_empty() || !self.annotations.is_empty()
+    }
+
+    /// The group/version/kind/name/namespace part (current or original name and namespace).
+    pub(crate) fn matches_id(&self, resource: &Resource) -> bool {
         let id = resource.id();
         let hit = |re: &Option<Regex>, value: &str| re.as_ref().is_none_or(|re| re.is_match(value));
         if !hit(&self.group, &id.group)
@@ -340,6 +371,11 @@ impl Selector {
         {
             return false;
         }
+        true
+    }
+
+    /// The label and annotation selectors.
+    pub(crate) fn matches_meta(&self, resource: &Resource) -> bool {
         let labels = resource.object.pointer("/metadata/labels");
         let annotations = resource.object.pointer("/metadata/annotations");
         self.labels.iter().all(|r| r.matches(labels))

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::fieldspec::FieldSpec;
 use crate::kustomization::ImageEntry;
 use crate::resource::{Resource, ns_eq, str_at, visit_path};
 use crate::schema;
@@ -23,7 +24,7 @@ pub(crate) fn is_cluster_scoped(resource: &Resource) -> bool {
 }
 
 /// `namespace:` sets the namespace of namespaced objects and of references that must follow it.
-pub(crate) fn namespace(resources: &mut [Resource], namespace: &str) {
+pub(crate) fn namespace(resources: &mut [Resource], namespace: &str, extra: &[FieldSpec]) {
     // Service accounts in the build, by name and namespace before this transformer.
     let service_accounts: Vec<(String, String)> = resources
         .iter()
@@ -31,6 +32,18 @@ pub(crate) fn namespace(resources: &mut [Resource], namespace: &str) {
         .map(|r| (r.name().to_string(), r.namespace().to_string()))
         .collect();
     for resource in resources.iter_mut() {
+        // Field specs from `configurations:` files.
+        let matching: Vec<&FieldSpec> = extra.iter().filter(|s| s.matches(resource)).collect();
+        for spec in matching {
+            if spec.path == ["metadata", "namespace"] {
+                continue;
+            }
+            spec.visit(&mut resource.object, &mut |field| {
+                if field.is_null() || field.is_string() {
+                    *field = Value::String(namespace.into());
+                }
+            });
+        }
         let kind = resource.kind().to_string();
         if kind == "Namespace" && resource.group().is_empty() {
             resource.set_name(namespace.to_string());
@@ -116,8 +129,22 @@ pub(crate) fn labels(
     pairs: &[(String, String)],
     selectors: bool,
     templates: bool,
+    extra: &[FieldSpec],
 ) {
     for resource in resources.iter_mut() {
+        let matching: Vec<&FieldSpec> = extra.iter().filter(|s| s.matches(resource)).collect();
+        for spec in matching {
+            spec.visit(&mut resource.object, &mut |target| {
+                if target.is_null() {
+                    *target = Value::Object(Map::new());
+                }
+                if let Value::Object(map) = target {
+                    for (k, v) in pairs {
+                        map.insert(k.clone(), Value::String(v.clone()));
+                    }
+                }
+            });
+        }
         let kind = resource.kind().to_string();
         let known = !resource.group().is_empty()
             || schema::is_namespaced("", "v1", &kind).is_some()

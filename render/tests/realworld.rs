@@ -18,38 +18,6 @@ use edgecd_render::{RenderOptions, Value, render, to_yaml, yaml};
 /// Cases that do not render like kustomize yet, with the reason. Each fix removes its entries.
 const KNOWN_FAILURES: &[(&str, &str)] = &[
     (
-        "043-cluster-api-core-config-default",
-        "`replacements` not supported",
-    ),
-    (
-        "044-cluster-api-bootstrap-kubeadm-config-default",
-        "`replacements` not supported",
-    ),
-    (
-        "045-cluster-api-test-infrastructure-docker-config-default",
-        "`replacements` not supported",
-    ),
-    (
-        "046-cluster-api-test-extension-config-default",
-        "`replacements` not supported",
-    ),
-    (
-        "048-kubebuilder-testdata-project-v4-config-default",
-        "`replacements` not supported",
-    ),
-    (
-        "049-kubebuilder-testdata-project-v4-multigroup-config-default",
-        "`replacements` not supported",
-    ),
-    (
-        "050-kubebuilder-testdata-project-v4-with-plugins-config-default",
-        "`replacements` not supported",
-    ),
-    (
-        "051-kubebuilder-docs-book-src-cronjob-tutorial-testdata-project-config-default",
-        "`replacements` not supported",
-    ),
-    (
         "059-kustomize-examples-transformerconfigs-crd",
         "`vars` not supported",
     ),
@@ -75,40 +43,16 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "`vars` not supported",
     ),
     (
-        "082-kubeflow-applications-centraldashboard-overlays-oauth2-proxy",
-        "`replacements` not supported",
-    ),
-    (
-        "083-kubeflow-applications-centraldashboard-upstream-overlays-kserve",
-        "`replacements` not supported",
-    ),
-    (
         "084-kubeflow-applications-jupyter-jupyter-web-app-upstream-overlays-istio",
-        "`configurations` not supported",
+        "`vars` not supported",
     ),
     (
         "085-kubeflow-applications-jupyter-notebook-controller-upstream-overlays-kubeflow",
         "`vars` not supported",
     ),
     (
-        "086-kubeflow-applications-katib-upstream-installs-katib-with-kubeflow",
-        "`configurations` not supported",
-    ),
-    (
-        "089-kubeflow-applications-kserve-models-web-app-overlays-kubeflow",
-        "`configurations` not supported",
-    ),
-    (
-        "091-kubeflow-applications-model-registry-upstream-overlays-postgres",
-        "`replacements` not supported",
-    ),
-    (
-        "093-kubeflow-applications-model-registry-upstream-options-controller-overlays-base",
-        "`replacements` not supported",
-    ),
-    (
         "094-kubeflow-applications-pipeline-upstream-env-plain-multi-user",
-        "`configurations` not supported",
+        "`vars` not supported",
     ),
     (
         "095-kubeflow-applications-pipeline-upstream-env-plain",
@@ -120,11 +64,11 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
     ),
     (
         "097-kubeflow-applications-profiles-upstream-overlays-kubeflow",
-        "`configurations` not supported",
+        "`vars` not supported",
     ),
     (
         "098-kubeflow-applications-profiles-pss",
-        "`configurations` not supported",
+        "`vars` not supported",
     ),
     (
         "099-kubeflow-applications-pvcviewer-controller-upstream-base",
@@ -136,23 +80,11 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
     ),
     (
         "101-kubeflow-applications-tensorboard-tensorboards-web-app-upstream-overlays-istio",
-        "`configurations` not supported",
+        "`vars` not supported",
     ),
     (
         "102-kubeflow-applications-volumes-web-app-upstream-overlays-istio",
-        "`configurations` not supported",
-    ),
-    (
-        "103-kubeflow-common-dex-overlays-oauth2-proxy",
-        "`replacements` not supported",
-    ),
-    (
-        "108-kubeflow-common-oauth2-proxy-overlays-m2m-dex-and-kind",
-        "`replacements` not supported",
-    ),
-    (
-        "112-kubeflow-applications-training-operator-upstream-overlays-kubeflow",
-        "`configurations` not supported",
+        "`vars` not supported",
     ),
 ];
 
