@@ -16,7 +16,7 @@ use crate::loader::{RepoRoot, relative_to};
 use crate::patch::{self, Merged, Selector};
 use crate::replacements::{self, Replacement};
 use crate::resource::{Origin, ResId, Resource, get_at, set_at, str_at};
-use crate::{nameref, sort, transformers, yaml};
+use crate::{nameref, sort, transformers, vars, yaml};
 
 /// Builds the kustomization in `dir` and returns the final objects in output order.
 pub(crate) fn build(
@@ -38,6 +38,8 @@ pub(crate) fn build(
         resource.set_name(name);
     }
     nameref::fix(&mut resources, &config)
+        .map_err(|message| RenderError::transform(&file, message))?;
+    vars::resolve(&mut resources, &config.vars, &config.var_reference)
         .map_err(|message| RenderError::transform(&file, message))?;
     resources.retain(|r| {
         str_at(
@@ -265,7 +267,9 @@ impl Builder<'_> {
             self.stack.pop();
             result?;
         }
-        self.transform(dir, file, k, resources, config)
+        self.transform(dir, file, k, resources, config)?;
+        vars::bind(resources, &k.vars).map_err(|m| RenderError::transform(file, m))?;
+        vars::merge(&mut config.vars, &k.vars).map_err(|m| RenderError::transform(file, m))
     }
 
     fn run_generator(

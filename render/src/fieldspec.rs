@@ -164,6 +164,8 @@ pub(crate) struct TransformerConfig {
     pub var_reference: Vec<FieldSpec>,
     pub images: Vec<FieldSpec>,
     pub replicas: Vec<FieldSpec>,
+    /// Vars declared so far (they travel with the configuration up the build).
+    pub vars: Vec<crate::vars::Var>,
 }
 
 impl TransformerConfig {
@@ -246,6 +248,7 @@ impl TransformerConfig {
         extend(&mut self.var_reference, &other.var_reference);
         extend(&mut self.images, &other.images);
         extend(&mut self.replicas, &other.replicas);
+        crate::vars::merge(&mut self.vars, &other.vars)?;
         for back in &other.name_reference {
             match self
                 .name_reference

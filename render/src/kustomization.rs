@@ -36,10 +36,10 @@ const KNOWN_FIELDS: &[&str] = &[
     "buildMetadata",
     "replacements",
     "configurations",
+    "vars",
 ];
 
 const UNSUPPORTED_FIELDS: &[&str] = &[
-    "vars",
     "crds",
     "generators",
     "transformers",
@@ -76,6 +76,7 @@ pub(crate) struct Kustomization {
     pub replacements: Vec<ReplacementEntry>,
     /// Transformer configuration files.
     pub configurations: Vec<String>,
+    pub vars: Vec<crate::vars::Var>,
 }
 
 /// One `replacements` entry.
@@ -381,6 +382,12 @@ impl Kustomization {
             return Err(p.err("too many replacements".into()));
         }
         k.configurations = p.strings(map.get("configurations"), "configurations")?;
+        for entry in p.list(map.get("vars"), "vars")? {
+            let var = crate::vars::Var::parse(&Value::Object(entry.clone()))
+                .map_err(|m| p.err(format!("vars: {m}")))?;
+            crate::vars::merge(&mut k.vars, std::slice::from_ref(&var))
+                .map_err(|m| p.err(format!("vars: {m}")))?;
+        }
         for item in p.strings(map.get("buildMetadata"), "buildMetadata")? {
             match item.as_str() {
                 "originAnnotations" => k.origin_annotations = true,

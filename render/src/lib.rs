@@ -29,6 +29,7 @@ mod resource;
 pub mod schema;
 mod sort;
 mod transformers;
+mod vars;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

@@ -108,6 +108,8 @@ pub(crate) struct Resource {
     /// Generated ConfigMap/Secret that gets a content hash suffix at the end.
     pub needs_hash: bool,
     pub origin: Option<Origin>,
+    /// Names of the vars bound to this object.
+    pub ref_vars: Vec<String>,
 }
 
 impl Resource {
@@ -122,6 +124,7 @@ impl Resource {
             suffixes: Vec::new(),
             needs_hash: false,
             origin,
+            ref_vars: Vec::new(),
         }
     }
 

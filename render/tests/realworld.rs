@@ -18,15 +18,6 @@ use edgecd_render::{RenderOptions, Value, render, to_yaml, yaml};
 /// Cases that do not render like kustomize yet, with the reason. Each fix removes its entries.
 const KNOWN_FAILURES: &[(&str, &str)] = &[
     (
-        "059-kustomize-examples-transformerconfigs-crd",
-        "`vars` not supported",
-    ),
-    ("060-kustomize-examples-wordpress", "`vars` not supported"),
-    (
-        "069-sveltos-addon-controller-config-default",
-        "`vars` not supported",
-    ),
-    (
         "077-podinfo-deploy-overlays-production",
         "`transformers` not supported",
     ),
@@ -59,19 +50,11 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "`vars` not supported",
     ),
     (
-        "096-kubeflow-applications-pipeline-upstream-base-metadata-overlays-postgres",
-        "`vars` not supported",
-    ),
-    (
         "097-kubeflow-applications-profiles-upstream-overlays-kubeflow",
         "`vars` not supported",
     ),
     (
         "098-kubeflow-applications-profiles-pss",
-        "`vars` not supported",
-    ),
-    (
-        "099-kubeflow-applications-pvcviewer-controller-upstream-base",
         "`vars` not supported",
     ),
     (
