@@ -117,7 +117,7 @@ pub(crate) fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Res
     let referral_kinds: Vec<String> = {
         let mut kinds: Vec<String> = resources
             .iter()
-            .filter(|r| !r.previous_names.is_empty())
+            .filter(|r| !r.previous_names.is_empty() || !r.previous_namespaces.is_empty())
             .map(|r| r.kind().to_string())
             .collect();
         kinds.sort();
@@ -132,6 +132,7 @@ pub(crate) fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Res
             names: r.all_names().map(String::from).collect(),
             name: r.name().to_string(),
             namespace: r.namespace().to_string(),
+            namespaces: r.all_namespaces().map(String::from).collect(),
             prefixes: r.prefixes.clone(),
             suffixes: r.suffixes.clone(),
             cluster_scoped: crate::transformers::is_cluster_scoped(r),
@@ -162,14 +163,22 @@ pub(crate) fn fix(resources: &mut [Resource], config: &TransformerConfig) -> Res
                         let ns = str_at(subject, &["namespace"])
                             .unwrap_or_default()
                             .to_string();
+                        // The subject names the account by any of its names and namespaces; it follows
+                        // both (kustomize sets the subject's name and namespace from the account).
                         let found = snapshot.iter().find(|c| {
                             c.kind == "ServiceAccount"
                                 && c.names.contains(&name)
-                                && c.name != name
-                                && ns_eq(&c.namespace, &ns)
+                                && (c.name != name || !ns_eq(&c.namespace, &ns))
+                                && c.namespaces.iter().any(|n| ns_eq(n, &ns))
                         });
                         if let (Some(found), Value::Object(map)) = (found, subject) {
                             map.insert("name".into(), Value::String(found.name.clone()));
+                            if !ns_eq(&found.namespace, &ns) {
+                                map.insert(
+                                    "namespace".into(),
+                                    Value::String(found.namespace.clone()),
+                                );
+                            }
                         }
                     });
                     continue;
@@ -220,6 +229,8 @@ struct Candidate {
     names: Vec<String>,
     name: String,
     namespace: String,
+    /// The current and every earlier namespace.
+    namespaces: Vec<String>,
     prefixes: Vec<String>,
     suffixes: Vec<String>,
     cluster_scoped: bool,
@@ -232,6 +243,7 @@ impl Candidate {
             names: Vec::new(),
             name: resource.name().to_string(),
             namespace: resource.namespace().to_string(),
+            namespaces: Vec::new(),
             prefixes: resource.prefixes.clone(),
             suffixes: resource.suffixes.clone(),
             cluster_scoped: crate::transformers::is_cluster_scoped(resource),

@@ -45,9 +45,15 @@ impl Var {
                 None => (String::new(), api_version),
             }
         };
+        // kustomize decodes through encoding/json, whose field names match case-insensitively.
         let field_path = map
             .get("fieldref")
-            .and_then(|f| f.get("fieldpath"))
+            .and_then(Value::as_object)
+            .and_then(|f| {
+                f.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("fieldpath"))
+                    .map(|(_, v)| v)
+            })
             .and_then(Value::as_str)
             .filter(|p| !p.is_empty())
             .unwrap_or("metadata.name")

@@ -30,44 +30,16 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "`transformers` not supported",
     ),
     (
-        "081-kubeflow-applications-admission-webhook-upstream-overlays-cert-manager",
-        "`vars` not supported",
-    ),
-    (
-        "084-kubeflow-applications-jupyter-jupyter-web-app-upstream-overlays-istio",
-        "`vars` not supported",
-    ),
-    (
         "085-kubeflow-applications-jupyter-notebook-controller-upstream-overlays-kubeflow",
-        "`vars` not supported",
-    ),
-    (
-        "094-kubeflow-applications-pipeline-upstream-env-plain-multi-user",
-        "`vars` not supported",
-    ),
-    (
-        "095-kubeflow-applications-pipeline-upstream-env-plain",
-        "`vars` not supported",
+        "strategic merge drops every null field; kustomize drops only fields written empty (`x:`), keeping `creationTimestamp: null`",
     ),
     (
         "097-kubeflow-applications-profiles-upstream-overlays-kubeflow",
-        "`vars` not supported",
+        "strategic merge drops every null field; kustomize drops only fields written empty (`x:`), keeping `creationTimestamp: null`",
     ),
     (
         "098-kubeflow-applications-profiles-pss",
-        "`vars` not supported",
-    ),
-    (
-        "100-kubeflow-applications-tensorboard-tensorboard-controller-upstream-overlays-kubeflow",
-        "`vars` not supported",
-    ),
-    (
-        "101-kubeflow-applications-tensorboard-tensorboards-web-app-upstream-overlays-istio",
-        "`vars` not supported",
-    ),
-    (
-        "102-kubeflow-applications-volumes-web-app-upstream-overlays-istio",
-        "`vars` not supported",
+        "strategic merge drops every null field; kustomize drops only fields written empty (`x:`), keeping `creationTimestamp: null`",
     ),
 ];
 
