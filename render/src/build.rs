@@ -9,8 +9,8 @@ use crate::error::{RenderError, Result};
 use crate::fieldspec::TransformerConfig;
 use crate::generators::{self, GeneratedKind};
 use crate::kustomization::{
-    self, Behavior, GeneratorArgs, Kustomization, KustomizeEdits, PatchEntry, ReplacementEntry,
-    SortOptions,
+    self, Behavior, BuiltinTransformer, GeneratorArgs, Kustomization, KustomizeEdits, PatchEntry,
+    ReplacementEntry, SortOptions,
 };
 use crate::loader::{RepoRoot, relative_to};
 use crate::patch::{self, Merged, Selector};
@@ -410,7 +410,84 @@ impl Builder<'_> {
         for image in &k.images {
             transformers::images(resources, image);
         }
-        self.run_replacements(dir, file, k, resources)
+        self.run_replacements(dir, file, k, resources)?;
+        self.run_transformer_files(dir, file, k, resources)
+    }
+
+    /// The `transformers` field: files with built-in transformer configurations, in order.
+    fn run_transformer_files(
+        &self,
+        dir: &Path,
+        file: &Path,
+        k: &Kustomization,
+        resources: &mut Vec<Resource>,
+    ) -> Result<()> {
+        for entry in &k.transformers {
+            if is_remote(entry) {
+                return Err(RenderError::Remote {
+                    file: file.to_path_buf(),
+                    url: entry.clone(),
+                });
+            }
+            let (text, source) = if looks_inline(entry) {
+                (entry.clone(), file.to_path_buf())
+            } else {
+                let path = self.repo.resolve(dir, entry, dir)?;
+                if path.is_dir() {
+                    return Err(RenderError::invalid(
+                        &path,
+                        "a kustomization directory under transformers is not supported; list the transformer files",
+                    ));
+                }
+                (self.repo.read_text(&path)?, path)
+            };
+            let documents =
+                yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|e| {
+                    RenderError::Yaml {
+                        path: source.clone(),
+                        source: e,
+                    }
+                })?;
+            for document in documents.iter().filter(|d| !d.is_null()) {
+                let transformer = BuiltinTransformer::parse(document, &source)?;
+                self.run_builtin(dir, &source, transformer, resources)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn run_builtin(
+        &self,
+        dir: &Path,
+        source: &Path,
+        transformer: BuiltinTransformer,
+        resources: &mut Vec<Resource>,
+    ) -> Result<()> {
+        match transformer {
+            BuiltinTransformer::Labels { pairs, specs }
+            | BuiltinTransformer::Annotations { pairs, specs } => {
+                transformers::set_pairs(resources, &pairs, &specs);
+            }
+            BuiltinTransformer::Namespace(namespace) => {
+                transformers::namespace(resources, &namespace, &[]);
+            }
+            BuiltinTransformer::PrefixSuffix { prefix, suffix } => {
+                transformers::prefix_suffix(resources, &prefix, &suffix);
+            }
+            BuiltinTransformer::Image(image) => transformers::images(resources, &image),
+            BuiltinTransformer::Replicas(name, count) => {
+                transformers::replicas(resources, &name, &count)
+                    .map_err(|m| RenderError::transform(source, m))?;
+            }
+            BuiltinTransformer::Patch(entry) => {
+                self.apply_patch(dir, source, &entry, resources, false)?;
+            }
+            BuiltinTransformer::Replacements(list) => {
+                replacements::apply(resources, &list)
+                    .map_err(|m| RenderError::transform(source, m))?;
+            }
+        }
+        Ok(())
     }
 
     /// The `replacements` field, after the other built-in transformers.
@@ -424,7 +501,7 @@ impl Builder<'_> {
         let mut all = Vec::new();
         for entry in &k.replacements {
             match entry {
-                ReplacementEntry::Inline(replacement) => all.push(replacement.clone()),
+                ReplacementEntry::Inline(replacement) => all.push((**replacement).clone()),
                 ReplacementEntry::Path(path) => {
                     let path = self.repo.resolve(dir, path, dir)?;
                     let text = self.repo.read_text(&path)?;

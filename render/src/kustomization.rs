@@ -37,12 +37,12 @@ const KNOWN_FIELDS: &[&str] = &[
     "replacements",
     "configurations",
     "vars",
+    "transformers",
 ];
 
 const UNSUPPORTED_FIELDS: &[&str] = &[
     "crds",
     "generators",
-    "transformers",
     "validators",
     "helmCharts",
     "helmGlobals",
@@ -77,12 +77,133 @@ pub(crate) struct Kustomization {
     /// Transformer configuration files.
     pub configurations: Vec<String>,
     pub vars: Vec<crate::vars::Var>,
+    /// `transformers` entries: files holding built-in transformer configurations.
+    pub transformers: Vec<String>,
+}
+
+/// A built-in transformer configured in a file listed under `transformers`.
+#[derive(Debug, Clone)]
+pub(crate) enum BuiltinTransformer {
+    Labels {
+        pairs: Vec<(String, String)>,
+        specs: Vec<crate::fieldspec::FieldSpec>,
+    },
+    Annotations {
+        pairs: Vec<(String, String)>,
+        specs: Vec<crate::fieldspec::FieldSpec>,
+    },
+    Namespace(String),
+    PrefixSuffix {
+        prefix: String,
+        suffix: String,
+    },
+    Image(ImageEntry),
+    Replicas(String, Value),
+    Patch(PatchEntry),
+    Replacements(Vec<crate::replacements::Replacement>),
+}
+
+impl BuiltinTransformer {
+    /// Parses one transformer configuration document (`apiVersion: builtin`, a built-in kind).
+    pub(crate) fn parse(value: &Value, file: &Path) -> Result<BuiltinTransformer> {
+        let p = Parser { file };
+        let map = value
+            .as_object()
+            .ok_or_else(|| p.err("a transformer configuration must be a mapping".into()))?;
+        let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api_version = map
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if api_version != "builtin" {
+            return Err(p.err(format!(
+                "transformer {kind} ({api_version}) refused: only the built-in transformers (apiVersion: builtin) are supported, plugins are not run"
+            )));
+        }
+        let specs = |key: &str| -> Result<Vec<crate::fieldspec::FieldSpec>> {
+            p.list_values(map.get(key), key)?
+                .iter()
+                .map(|v| {
+                    crate::fieldspec::FieldSpec::parse(v)
+                        .map_err(|m| p.err(format!("{kind} {key}: {m}")))
+                })
+                .collect()
+        };
+        Ok(match kind {
+            "LabelTransformer" => BuiltinTransformer::Labels {
+                pairs: p.string_map(map.get("labels"), "labels")?,
+                specs: specs("fieldSpecs")?,
+            },
+            "AnnotationsTransformer" => BuiltinTransformer::Annotations {
+                pairs: p.string_map(map.get("annotations"), "annotations")?,
+                specs: specs("fieldSpecs")?,
+            },
+            "NamespaceTransformer" => BuiltinTransformer::Namespace(
+                p.opt_string(
+                    map.get("metadata").and_then(|m| m.get("namespace")),
+                    "metadata.namespace",
+                )?
+                .unwrap_or_default(),
+            ),
+            "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
+                BuiltinTransformer::PrefixSuffix {
+                    prefix: p
+                        .opt_string(map.get("prefix"), "prefix")?
+                        .unwrap_or_default(),
+                    suffix: p
+                        .opt_string(map.get("suffix"), "suffix")?
+                        .unwrap_or_default(),
+                }
+            }
+            "ImageTagTransformer" => {
+                let entry = map
+                    .get("imageTag")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| p.err("ImageTagTransformer needs imageTag".into()))?;
+                BuiltinTransformer::Image(ImageEntry {
+                    name: p
+                        .opt_string(entry.get("name"), "imageTag.name")?
+                        .unwrap_or_default(),
+                    new_name: p.opt_string(entry.get("newName"), "imageTag.newName")?,
+                    new_tag: p.opt_string(entry.get("newTag"), "imageTag.newTag")?,
+                    digest: p.opt_string(entry.get("digest"), "imageTag.digest")?,
+                    tag_suffix: p.opt_string(entry.get("tagSuffix"), "imageTag.tagSuffix")?,
+                })
+            }
+            "ReplicaCountTransformer" => {
+                let replica = map
+                    .get("replica")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| p.err("ReplicaCountTransformer needs replica".into()))?;
+                BuiltinTransformer::Replicas(
+                    p.opt_string(replica.get("name"), "replica.name")?
+                        .unwrap_or_default(),
+                    replica.get("count").cloned().unwrap_or(Value::Null),
+                )
+            }
+            "PatchTransformer" => BuiltinTransformer::Patch(p.patch(map)?),
+            "ReplacementTransformer" => BuiltinTransformer::Replacements(
+                p.list_values(map.get("replacements"), "replacements")?
+                    .iter()
+                    .map(|v| {
+                        crate::replacements::Replacement::parse(v)
+                            .map_err(|m| p.err(format!("ReplacementTransformer: {m}")))
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            other => {
+                return Err(p.err(format!(
+                    "built-in transformer kind '{other}' is not supported in a transformers file"
+                )));
+            }
+        })
+    }
 }
 
 /// One `replacements` entry.
 #[derive(Debug, Clone)]
 pub(crate) enum ReplacementEntry {
-    Inline(crate::replacements::Replacement),
+    Inline(Box<crate::replacements::Replacement>),
     Path(String),
 }
 
@@ -375,13 +496,15 @@ impl Kustomization {
                 let replacement =
                     crate::replacements::Replacement::parse(&Value::Object(entry.clone()))
                         .map_err(|m| p.err(format!("replacements: {m}")))?;
-                k.replacements.push(ReplacementEntry::Inline(replacement));
+                k.replacements
+                    .push(ReplacementEntry::Inline(Box::new(replacement)));
             }
         }
         if k.replacements.len() > crate::replacements::MAX_REPLACEMENTS {
             return Err(p.err("too many replacements".into()));
         }
         k.configurations = p.strings(map.get("configurations"), "configurations")?;
+        k.transformers = p.strings(map.get("transformers"), "transformers")?;
         for entry in p.list(map.get("vars"), "vars")? {
             let var = crate::vars::Var::parse(&Value::Object(entry.clone()))
                 .map_err(|m| p.err(format!("vars: {m}")))?;
@@ -479,6 +602,14 @@ impl Parser<'_> {
                         .ok_or_else(|| self.err(format!("{field}: entries must be strings")))
                 })
                 .collect(),
+            Some(_) => Err(self.err(format!("{field} must be a list"))),
+        }
+    }
+
+    fn list_values<'v>(&self, value: Option<&'v Value>, field: &str) -> Result<&'v [Value]> {
+        match value {
+            None | Some(Value::Null) => Ok(&[]),
+            Some(Value::Array(items)) => Ok(items),
             Some(_) => Err(self.err(format!("{field} must be a list"))),
         }
     }

@@ -206,6 +206,29 @@ pub(crate) fn labels(
     }
 }
 
+/// Adds `pairs` to the map at every field spec's path (a LabelTransformer or AnnotationsTransformer).
+pub(crate) fn set_pairs(
+    resources: &mut [Resource],
+    pairs: &[(String, String)],
+    specs: &[FieldSpec],
+) {
+    for resource in resources.iter_mut() {
+        let matching: Vec<&FieldSpec> = specs.iter().filter(|s| s.matches(resource)).collect();
+        for spec in matching {
+            spec.visit(&mut resource.object, &mut |target| {
+                if target.is_null() {
+                    *target = Value::Object(Map::new());
+                }
+                if let Value::Object(map) = target {
+                    for (k, v) in pairs {
+                        map.insert(k.clone(), Value::String(v.clone()));
+                    }
+                }
+            });
+        }
+    }
+}
+
 fn is_builtin(resource: &Resource) -> bool {
     let id = resource.id();
     schema::is_namespaced(&id.group, &id.version, &id.kind).is_some()

@@ -130,10 +130,7 @@ pub(crate) fn resolve(
     }
     let mut values: Vec<(String, String)> = Vec::new();
     for var in vars {
-        let Some(resource) = resources
-            .iter()
-            .find(|r| r.ref_vars.iter().any(|n| *n == var.name))
-        else {
+        let Some(resource) = resources.iter().find(|r| r.ref_vars.contains(&var.name)) else {
             return Err(format!(
                 "var '{}' cannot be mapped to a field in the set of known resources",
                 var.name

@@ -18,18 +18,6 @@ use edgecd_render::{RenderOptions, Value, render, to_yaml, yaml};
 /// Cases that do not render like kustomize yet, with the reason. Each fix removes its entries.
 const KNOWN_FAILURES: &[(&str, &str)] = &[
     (
-        "077-podinfo-deploy-overlays-production",
-        "`transformers` not supported",
-    ),
-    (
-        "078-podinfo-deploy-overlays-dev",
-        "`transformers` not supported",
-    ),
-    (
-        "079-podinfo-deploy-overlays-staging",
-        "`transformers` not supported",
-    ),
-    (
         "085-kubeflow-applications-jupyter-notebook-controller-upstream-overlays-kubeflow",
         "strategic merge drops every null field; kustomize drops only fields written empty (`x:`), keeping `creationTimestamp: null`",
     ),
