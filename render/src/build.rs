@@ -206,12 +206,10 @@ impl Builder<'_> {
                 }
             } else {
                 let path = self.repo.resolve(dir, entry, dir)?;
-                for object in self.load_objects(&path)? {
-                    add_resource(
-                        resources,
-                        Resource::new(object, Some(Origin::File(path.clone()))),
-                        file,
-                    )?;
+                for (object, empty_values) in self.load_objects(&path)? {
+                    let mut resource = Resource::new(object, Some(Origin::File(path.clone())));
+                    resource.empty_values = empty_values;
+                    add_resource(resources, resource, file)?;
                 }
             }
         }
@@ -320,18 +318,22 @@ impl Builder<'_> {
     }
 
     /// Reads a resource file: every non-empty document, with `List` kinds flattened.
-    fn load_objects(&self, path: &Path) -> Result<Vec<Value>> {
+    /// Each object comes with the pointers of its map values written empty (none for `List` items).
+    fn load_objects(&self, path: &Path) -> Result<Vec<(Value, Vec<String>)>> {
         let text = self.repo.read_text(path)?;
-        let documents =
-            yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|source| {
-                RenderError::Yaml {
-                    path: path.to_path_buf(),
-                    source,
-                }
+        let documents = yaml::load_documents_marking_empty(&text, self.repo.yaml_budget())
+            .map_err(|source| RenderError::Yaml {
+                path: path.to_path_buf(),
+                source,
             })?;
         let mut objects = Vec::new();
-        for document in documents {
-            flatten_document(document, path, &mut objects)?;
+        for (document, empty_values) in documents {
+            let mut flattened = Vec::new();
+            let is_list = flatten_document(document, path, &mut flattened)?;
+            let mut empty_values = Some(empty_values).filter(|_| !is_list);
+            for object in flattened {
+                objects.push((object, empty_values.take().unwrap_or_default()));
+            }
         }
         Ok(objects)
     }
@@ -615,9 +617,9 @@ fn add_resource(resources: &mut Vec<Resource>, resource: Resource, file: &Path) 
     Ok(())
 }
 
-fn flatten_document(document: Value, path: &Path, out: &mut Vec<Value>) -> Result<()> {
+fn flatten_document(document: Value, path: &Path, out: &mut Vec<Value>) -> Result<bool> {
     match document {
-        Value::Null => Ok(()),
+        Value::Null => Ok(false),
         Value::Object(map) => {
             let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
             if kind.ends_with("List") && map.contains_key("items") {
@@ -626,7 +628,7 @@ fn flatten_document(document: Value, path: &Path, out: &mut Vec<Value>) -> Resul
                         flatten_document(item.clone(), path, out)?;
                     }
                 }
-                return Ok(());
+                return Ok(true);
             }
             if kind.is_empty() {
                 return Err(RenderError::invalid(
@@ -641,7 +643,7 @@ fn flatten_document(document: Value, path: &Path, out: &mut Vec<Value>) -> Resul
                 ));
             }
             out.push(Value::Object(map));
-            Ok(())
+            Ok(false)
         }
         _ => Err(RenderError::invalid(
             path,
@@ -732,13 +734,28 @@ fn align_identity(document: &mut Value, resource: &Resource) {
 
 fn apply_smp(resource: &mut Resource, document: &Value) -> Merged {
     let id = resource.id();
-    patch::strategic_merge(
+    let merged = patch::strategic_merge(
         &mut resource.object,
         document,
         &id.group,
         &id.version,
         &id.kind,
-    )
+    );
+    // kustomize's merge drops the map fields that were written empty (`key:`); an explicit null stays.
+    let object = &mut resource.object;
+    resource.empty_values.retain(|pointer| {
+        let Some((parent, key)) = pointer.rsplit_once('/') else {
+            return false;
+        };
+        let key = key.replace("~1", "/").replace("~0", "~");
+        if let Some(Value::Object(map)) = object.pointer_mut(parent)
+            && map.get(&key).is_some_and(Value::is_null)
+        {
+            map.remove(&key);
+        }
+        false
+    });
+    merged
 }
 
 /// `behavior: merge|replace` of a generated object into an existing one.

@@ -27,21 +27,7 @@ pub(crate) fn strategic_merge(
         return Merged::Deleted;
     }
     merge_value(object, patch, schema::root(group, version, kind));
-    drop_null_fields(object);
     Merged::Kept
-}
-
-/// kustomize's merge walks the whole object and leaves out map fields whose value is null
-/// (`nodeAffinity: {preferred…: null}` becomes `nodeAffinity: {}`).
-fn drop_null_fields(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(drop_null_fields);
-        }
-        Value::Array(items) => items.iter_mut().for_each(drop_null_fields),
-        _ => {}
-    }
 }
 
 fn directive(value: &Value) -> Option<&str> {

@@ -110,6 +110,8 @@ pub(crate) struct Resource {
     pub origin: Option<Origin>,
     /// Names of the vars bound to this object.
     pub ref_vars: Vec<String>,
+    /// JSON pointers of map values written empty in the source file (dropped by a strategic merge).
+    pub empty_values: Vec<String>,
 }
 
 impl Resource {
@@ -125,6 +127,7 @@ impl Resource {
             needs_hash: false,
             origin,
             ref_vars: Vec::new(),
+            empty_values: Vec::new(),
         }
     }
 

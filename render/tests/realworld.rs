@@ -16,20 +16,7 @@ use std::process::Command;
 use edgecd_render::{RenderOptions, Value, render, to_yaml, yaml};
 
 /// Cases that do not render like kustomize yet, with the reason. Each fix removes its entries.
-const KNOWN_FAILURES: &[(&str, &str)] = &[
-    (
-        "085-kubeflow-applications-jupyter-notebook-controller-upstream-overlays-kubeflow",
-        "strategic merge drops every null field; kustomize drops only fields written empty (`x:`), keeping `creationTimestamp: null`",
-    ),
-    (
-        "097-kubeflow-applications-profiles-upstream-overlays-kubeflow",
-        "strategic merge drops every null field; kustomize drops only fields written empty (`x:`), keeping `creationTimestamp: null`",
-    ),
-    (
-        "098-kubeflow-applications-profiles-pss",
-        "strategic merge drops every null field; kustomize drops only fields written empty (`x:`), keeping `creationTimestamp: null`",
-    ),
-];
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
 
 fn archive() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/kustomize-realworld/cases.tar.xz")

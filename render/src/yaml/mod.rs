@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+/// Bound on the empty map values remembered per document.
+const MAX_EMPTY_VALUES: usize = 100_000;
 use serde_json::{Map, Number, Value};
 
 pub(crate) use emit::format_number as format_number_plain;
@@ -131,6 +134,19 @@ pub fn load_documents(text: &str) -> Result<Vec<Value>, YamlError> {
 
 /// Parses every document of a YAML stream, charging what aliases add to `budget`.
 pub fn load_documents_within(text: &str, budget: &Budget) -> Result<Vec<Value>, YamlError> {
+    Ok(load_documents_marking_empty(text, budget)?
+        .into_iter()
+        .map(|(document, _)| document)
+        .collect())
+}
+
+/// Like [`load_documents_within`], also returning for each document the JSON pointers of the map values
+/// written empty (`key:` with nothing after it), which kustomize's strategic merge drops while it keeps
+/// an explicit `null`.
+pub(crate) fn load_documents_marking_empty(
+    text: &str,
+    budget: &Budget,
+) -> Result<Vec<(Value, Vec<String>)>, YamlError> {
     let mut loader = Loader {
         budget: budget.clone(),
         // go-yaml ends a block scalar that runs to the end of a file without a final newline without a line
@@ -149,7 +165,10 @@ pub fn load_documents_within(text: &str, budget: &Budget) -> Result<Vec<Value>, 
         })?;
         match event {
             Event::DocumentStart(_) => loader.anchors.clear(),
-            Event::DocumentEnd => documents.push(loader.document.take().unwrap_or(Value::Null)),
+            Event::DocumentEnd => documents.push((
+                loader.document.take().unwrap_or(Value::Null),
+                std::mem::take(&mut loader.empty_values),
+            )),
             Event::StreamEnd => break,
             other => loader.event(other, span)?,
         }
@@ -181,6 +200,8 @@ struct Loader {
     budget: Budget,
     /// Character index where the last line starts when the text does not end with a newline.
     last_line_start: Option<usize>,
+    /// JSON pointers of map values written empty (`key:`) in the current document.
+    empty_values: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -213,6 +234,17 @@ impl Loader {
                     && text.ends_with('\n')
                 {
                     text.to_mut().pop();
+                }
+                if style == ScalarStyle::Plain
+                    && text.is_empty()
+                    && tag.is_none()
+                    && anchor == 0
+                    && !self.expects_key()
+                    && matches!(self.stack.last(), Some(Frame::Map { .. }))
+                    && self.empty_values.len() < MAX_EMPTY_VALUES
+                {
+                    let pointer = self.pointer();
+                    self.empty_values.push(pointer);
                 }
                 let tag_suffix = tag.as_ref().map(|t| t.suffix.clone());
                 let value = resolve_scalar(&text, style, tag_suffix.as_deref());
@@ -293,6 +325,26 @@ impl Loader {
             return Err(YamlError::TooDeep { line });
         }
         Ok(())
+    }
+
+    /// The JSON pointer of the value being read.
+    fn pointer(&self) -> String {
+        let mut out = String::new();
+        for frame in &self.stack {
+            out.push('/');
+            match frame {
+                Frame::Seq { items, .. } => out.push_str(&items.len().to_string()),
+                Frame::Map { key, .. } => {
+                    out.push_str(
+                        &key.as_deref()
+                            .unwrap_or_default()
+                            .replace('~', "~0")
+                            .replace('/', "~1"),
+                    );
+                }
+            }
+        }
+        out
     }
 
     fn expects_key(&self) -> bool {
@@ -629,6 +681,18 @@ mod tests {
         ));
         let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
         assert!(load_documents(&deep).is_err());
+    }
+
+    #[test]
+    fn empty_map_values_are_marked_and_explicit_nulls_are_not() {
+        let documents = load_documents_marking_empty(
+            "a:\n  b:\n  c: null\n  d: ~\nl:\n- x:\n  y: 1\n---\nk/x:\n",
+            &Budget::default(),
+        )
+        .unwrap();
+        assert_eq!(documents[0].1, vec!["/a/b", "/l/0/x"]);
+        assert_eq!(documents[1].1, vec!["/k~1x"]);
+        assert!(documents[0].0["a"]["b"].is_null());
     }
 
     #[test]
