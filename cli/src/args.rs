@@ -522,6 +522,28 @@ pub struct ApplyArgs {
     /// `https://kubernetes.default.svc` there) instead of at the hub.
     #[arg(long)]
     pub cluster: Option<String>,
+    /// Evaluate the application sets in the file at each of these clusters' spokes (comma-separated),
+    /// each generating its own cluster's apps.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["cluster", "cluster_selector"])]
+    pub clusters: Vec<String>,
+    /// Evaluate the application sets in the file at the spoke of every cluster whose labels match
+    /// (e.g. `tier=edge`): a cluster that comes to match gets the sets, one that stops matching loses
+    /// them and their apps.
+    #[arg(long, conflicts_with = "cluster")]
+    pub cluster_selector: Option<String>,
+}
+
+impl ApplyArgs {
+    /// The scope of the file's application sets, in the hub's text form (empty: the hub, or `--cluster`).
+    pub fn scope(&self) -> String {
+        if let Some(selector) = &self.cluster_selector {
+            format!("selector:{selector}")
+        } else if !self.clusters.is_empty() {
+            format!("clusters:{}", self.clusters.join(","))
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// Parses `90s`, `5m`, `1h30m`.

@@ -478,6 +478,46 @@ async fn the_cli_drives_the_dev_fleet() {
         .await
         .ok();
     assert!(again.stdout.contains("unchanged"), "{}", again.stdout);
+    // The talk's cluster-addons set, once for two clusters: each spoke generates its own apps,
+    // counted per cluster and addressed as name@cluster.
+    let addons = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/edge-fleet-repo/appsets/cluster-addons.yaml"),
+    )
+    .unwrap()
+    .replace("https://github.com/example/repo", fleet.repo().url());
+    let applied = cli
+        .run_with_stdin(
+            &["apply", "-f", "-", "--clusters", "cluster-1,cluster-2"],
+            &addons,
+        )
+        .await
+        .ok();
+    assert!(applied.stdout.contains("created"), "{}", applied.stdout);
+    eventually(
+        "cluster-addons' six apps",
+        Duration::from_secs(60),
+        async || {
+            let get = cli.run(&["appset", "get", "cluster-addons"]).await.ok();
+            get.stdout
+                .contains("Apps:        6 (cluster-1: 3, cluster-2: 3)")
+                .then_some(())
+        },
+    )
+    .await;
+    let nginx = cli
+        .run(&["app", "get", "nginx@cluster-2", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(field(&nginx, "/metadata/name"), "nginx@cluster-2", "{nginx}");
+    // Applied again for cluster-1 alone, it would take the set from cluster-2: refused.
+    let shrunk = cli
+        .run_with_stdin(&["apply", "-f", "-", "--cluster", "cluster-1"], &addons)
+        .await;
+    assert_eq!(shrunk.code, 1, "{shrunk:?}");
+    assert!(shrunk.stdout.contains("(on cluster-2)"), "{shrunk:?}");
+    cli.run(&["appset", "delete", "cluster-addons"]).await.ok();
     // Argo CD import refuses what edgecd does not support, naming the field, and applies nothing.
     let helm = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: helm-app\nspec:\n  source:\n    repoURL: https://charts.example\n    chart: nginx\n    targetRevision: 1.0.0\n  destination:\n    name: cluster-1\n";
     let refused = cli

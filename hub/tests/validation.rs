@@ -623,4 +623,50 @@ async fn applying_a_set_for_another_cluster_never_moves_it() {
     assert_eq!(set.scope, "edge-1");
     let again = apply("edge-1").await.unwrap();
     assert_eq!(again.results[0].action, "unchanged", "{again:?}");
+
+    // The scope may grow: a list naming edge-1 and edge-2, then a selector matching both.
+    let apply_scope = |scope: &str| {
+        client.apply_manifests(v1::ApplyManifestsRequest {
+            yaml: yaml.into(),
+            scope: scope.into(),
+            ..v1::ApplyManifestsRequest::default()
+        })
+    };
+    let grown = apply_scope("clusters:edge-1,edge-2").await.unwrap();
+    assert_eq!(grown.results[0].action, "updated", "{grown:?}");
+    for (cluster, tier) in [("edge-1", "edge"), ("edge-2", "edge")] {
+        client
+            .update_cluster(v1::UpdateClusterRequest {
+                name: cluster.into(),
+                labels: [("tier".to_owned(), tier.to_owned())].into(),
+                ..v1::UpdateClusterRequest::default()
+            })
+            .await
+            .unwrap();
+    }
+    let selected = apply_scope("selector:tier=edge").await.unwrap();
+    assert_eq!(selected.results[0].action, "updated", "{selected:?}");
+    let set = client
+        .get_application_set(v1::GetApplicationSetRequest {
+            project: "default".into(),
+            name: "cluster-addons".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(set.scope, "selector:tier=edge");
+    // But not shrink: back to edge-1 alone would take the set from edge-2.
+    let shrunk = apply("edge-1").await.unwrap();
+    assert_eq!(shrunk.results[0].action, "refused", "{shrunk:?}");
+    let message = &shrunk.results[0].message;
+    for needle in [
+        "at the spoke of every cluster matching tier=edge",
+        "(on edge-2)",
+        "--cluster-selector",
+    ] {
+        assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    }
+    // A malformed scope is refused naming it.
+    let bad = apply_scope("selector:").await;
+    let text = format!("{bad:?}");
+    assert!(text.contains("empty selector"), "{text}");
 }

@@ -19,8 +19,35 @@ struct AppsetView {
     scope: String,
     generators: usize,
     generated: Vec<String>,
+    /// Generated apps per cluster, for a set evaluated at spokes (`name@cluster`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    per_cluster: std::collections::BTreeMap<String, usize>,
     conditions: Vec<String>,
     created_at: String,
+}
+
+/// Generated apps per cluster: `guestbook@cluster-1` counts for cluster-1; hub-generated apps count for none.
+fn per_cluster(generated: &[v1::AppRef]) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for app in generated {
+        if let Some((_, cluster)) = app.name.split_once('@') {
+            *counts.entry(cluster.to_owned()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// `12 (cluster-1: 3, cluster-2: 3, …)`, or just the total.
+fn apps_text(view: &AppsetView) -> String {
+    if view.per_cluster.is_empty() {
+        return view.generated.len().to_string();
+    }
+    let clusters: Vec<String> = view
+        .per_cluster
+        .iter()
+        .map(|(cluster, n)| format!("{cluster}: {n}"))
+        .collect();
+    format!("{} ({})", view.generated.len(), clusters.join(", "))
 }
 
 impl From<&v1::ApplicationSet> for AppsetView {
@@ -35,6 +62,7 @@ impl From<&v1::ApplicationSet> for AppsetView {
                 .iter()
                 .map(|a| format!("{}/{}", a.project, a.name))
                 .collect(),
+            per_cluster: per_cluster(&s.generated),
             conditions: s
                 .conditions
                 .iter()
@@ -63,11 +91,12 @@ pub async fn run(session: &Session, command: AppsetCommand) -> anyhow::Result<()
             if !print_structured(output, &views)? {
                 let mut table = Table::new(vec!["PROJECT", "NAME", "SCOPE", "APPS", "CONDITIONS"]);
                 for v in views {
+                    let apps = apps_text(&v);
                     table.row(vec![
                         v.project,
                         v.name,
                         v.scope,
-                        v.generated.len().to_string(),
+                        apps,
                         v.conditions.join("; "),
                     ]);
                 }
@@ -86,6 +115,7 @@ pub async fn run(session: &Session, command: AppsetCommand) -> anyhow::Result<()
                 outln!("Name:        {}/{}", view.project, view.name)?;
                 outln!("Scope:       {}", view.scope)?;
                 outln!("Generators:  {}", view.generators)?;
+                outln!("Apps:        {}", apps_text(&view))?;
                 outln!("Generated:   {}", view.generated.join(", "))?;
                 for c in &view.conditions {
                     outln!("Condition:   {c}")?;
@@ -142,6 +172,7 @@ pub async fn apply(session: &Session, args: &ApplyArgs) -> anyhow::Result<()> {
                 dry_run: args.dry_run,
                 default_project: args.project.clone(),
                 cluster: args.cluster.clone().unwrap_or_default(),
+                scope: args.scope(),
             })
             .await
             .map_err(explain)?;

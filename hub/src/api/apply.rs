@@ -18,6 +18,8 @@ use super::{Call, HubApi, store_error};
 use crate::appsets::{HUB_CLUSTER, IN_CLUSTER_SERVER, resolve_destination};
 use crate::store::appsets::HUB_SCOPE;
 use crate::store::{NewAppSet, StoreError};
+use edgecd_core::appset::AppSetScope;
+use std::collections::BTreeMap;
 
 /// Largest YAML accepted in one call.
 const MAX_YAML_BYTES: usize = 4 * 1024 * 1024;
@@ -74,7 +76,12 @@ pub(super) async fn apply(
                 apply_app(api, call, app, default_project, &req.cluster, req.dry_run).await
             }
             Document::ApplicationSet(set) => {
-                apply_set(api, call, set, default_project, &req.cluster, req.dry_run).await
+                let scope = if req.scope.is_empty() {
+                    &req.cluster
+                } else {
+                    &req.scope
+                };
+                apply_set(api, call, set, default_project, scope, req.dry_run).await
             }
         };
         let mut result = match result {
@@ -229,20 +236,21 @@ async fn apply_app(
     ))
 }
 
+/// Applies one set where `scope` says (the text form of [`AppSetScope`]; empty: the hub).
 async fn apply_set(
     api: &HubApi,
     call: &Call,
     set: ImportedAppSet,
     default_project: &str,
-    cluster: &str,
+    scope: &str,
     dry_run: bool,
 ) -> Result<v1::ApplyResult, Status> {
     let project = project_of(&set.project, default_project);
     let mut proto =
-        pc::appset_spec_to_proto(&project, &set.name, cluster, &set.spec).map_err(|e| {
+        pc::appset_spec_to_proto(&project, &set.name, scope, &set.spec).map_err(|e| {
             Status::invalid_argument(format!("application set {project}/{}: {e}", set.name))
         })?;
-    if cluster.is_empty() {
+    if scope.is_empty() {
         proto.scope = HUB_SCOPE.into();
     }
     let (new, _): (NewAppSet, _) = super::appsets::parse(api, Some(&proto)).await?;
@@ -263,15 +271,28 @@ async fn apply_set(
             ));
         }
     };
-    // Applying a set again where it is not evaluated never moves it silently: the apps it generated where it
-    // is would go.
+    // Applying a set again never moves it silently: a new scope must still reach every cluster the set reaches
+    // (the scope grows), or the apps it generated there would go.
     if let Some(existing) = existing.as_ref().filter(|e| e.scope != new.scope) {
-        return Err(Status::failed_precondition(moved_set_message(
-            &new.project,
-            &new.name,
-            &existing.scope,
-            &new.scope,
-        )));
+        let clusters: Vec<(String, BTreeMap<String, String>)> = api
+            .store()
+            .list_clusters(&LabelSelector::default())
+            .await
+            .map_err(|e| store_error(e, "clusters"))?
+            .into_iter()
+            .map(|c| (c.name, c.labels))
+            .collect();
+        let was = crate::appsets::scope_of(existing);
+        let now = crate::appsets::scope_of(&new_record_scope(&new));
+        if !now.covers(&was, &clusters) {
+            return Err(Status::failed_precondition(moved_set_message(
+                &new.project,
+                &new.name,
+                &was,
+                &now,
+                &clusters,
+            )));
+        }
     }
     if existing
         .as_ref()
@@ -320,29 +341,75 @@ async fn apply_set(
     ))
 }
 
-/// Why a set evaluated at `was` is not applied for `now`, and what to do instead.
-fn moved_set_message(project: &str, name: &str, was: &str, now: &str) -> String {
-    let place = |scope: &str| {
-        if scope == HUB_SCOPE {
-            "at the hub".to_owned()
-        } else {
-            format!("at cluster {scope}'s spoke")
+/// A stored-record view of a set about to be written, for [`crate::appsets::scope_of`].
+fn new_record_scope(new: &NewAppSet) -> crate::store::AppSetRecord {
+    crate::store::AppSetRecord {
+        project: new.project.clone(),
+        name: new.name.clone(),
+        scope: new.scope.clone(),
+        spec: serde_json::Value::Null,
+        status: Default::default(),
+        owner: None,
+        version: 0,
+        created_at: time::OffsetDateTime::UNIX_EPOCH,
+        updated_at: time::OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
+/// Why a set evaluated `was` is not applied `now`, and how to widen its scope or move it instead.
+fn moved_set_message(
+    project: &str,
+    name: &str,
+    was: &AppSetScope,
+    now: &AppSetScope,
+    clusters: &[(String, BTreeMap<String, String>)],
+) -> String {
+    let flag = |scope: &AppSetScope| match scope {
+        AppSetScope::Hub => "without --cluster".to_owned(),
+        AppSetScope::Clusters(names) if names.len() == 1 => {
+            format!("with --cluster {}", names.iter().next().map_or("", |n| n))
         }
+        AppSetScope::Clusters(names) => format!(
+            "with --clusters {}",
+            names
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        AppSetScope::Selector(selector) => format!("with --cluster-selector {selector}"),
     };
-    let flag = |scope: &str| {
-        if scope == HUB_SCOPE {
-            "without --cluster".to_owned()
-        } else {
-            format!("with --cluster {scope}")
+    let lost: Vec<&str> = was
+        .matching(clusters)
+        .into_iter()
+        .filter(|c| !now.matching(clusters).contains(c))
+        .collect();
+    let widen = match (was, now) {
+        (AppSetScope::Clusters(before), AppSetScope::Clusters(after)) => {
+            let all: std::collections::BTreeSet<&str> =
+                before.iter().chain(after).map(String::as_str).collect();
+            format!(
+                "to run it at both, apply it with --clusters {} or with a --cluster-selector that matches them",
+                all.into_iter().collect::<Vec<_>>().join(",")
+            )
         }
+        _ => "to run it at more clusters, apply it with a --clusters list or --cluster-selector that still \
+              includes where it runs now"
+            .to_owned(),
+    };
+    let where_lost = if lost.is_empty() {
+        String::new()
+    } else {
+        format!(" (on {})", lost.join(", "))
     };
     format!(
         "application set {project}/{name} is evaluated {}; applying it {} would move it and delete the apps it \
-         generated there. Nothing was changed. To run the same set {} as well, apply it under another \
-         metadata.name; to move it, delete it first (edgecd appset delete {project}/{name}) and apply it again",
-        place(was),
+         generated there{where_lost}. Nothing was changed. {widen}; to run the same set {} as well, apply it under \
+         another metadata.name; to move it, delete it first (edgecd appset delete {project}/{name}) and apply it \
+         again",
+        was.describe(),
         flag(now),
-        place(now),
+        now.describe(),
     )
 }
 

@@ -10,6 +10,8 @@ use tonic::Status;
 use super::apps::page_size;
 use super::clusters::offset_page;
 use super::{Call, HubApi, store_error};
+use edgecd_core::appset::AppSetScope;
+
 use crate::appsets::{APPSETS_CHANNEL, OWNER_KIND, delete_owned};
 use crate::link::DESIRED_CHANNEL;
 use crate::store::appsets::HUB_SCOPE;
@@ -52,7 +54,7 @@ pub(crate) fn to_proto(record: &AppSetRecord) -> Result<v1::ApplicationSet, Stat
     Ok(set)
 }
 
-/// A validated set to store: names, spec as Argo JSON, and scope (`hub` or an enrolled cluster).
+/// A validated set to store: names, spec as Argo JSON, and scope (`hub`, enrolled clusters, or a selector).
 pub(crate) async fn parse(
     api: &HubApi,
     set: Option<&v1::ApplicationSet>,
@@ -71,8 +73,14 @@ pub(crate) async fn parse(
         Status::invalid_argument(format!("application set {project}/{}: {e}", set.name))
     })?;
     let scope = match set.scope.as_str() {
-        "" | HUB_SCOPE => HUB_SCOPE.to_owned(),
-        cluster => {
+        "" => AppSetScope::Hub,
+        text => AppSetScope::parse(text).map_err(|e| {
+            Status::invalid_argument(format!("application set {project}/{}: {e}", set.name))
+        })?,
+    };
+    // Named clusters must be registered; a selector may match clusters enrolled later.
+    if let AppSetScope::Clusters(names) = &scope {
+        for cluster in names {
             api.store()
                 .get_cluster(cluster)
                 .await
@@ -82,9 +90,9 @@ pub(crate) async fn parse(
                     )),
                     other => store_error(other, format!("cluster {cluster}")),
                 })?;
-            cluster.to_owned()
         }
-    };
+    }
+    let scope = scope.to_string();
     let json = serde_json::to_value(&spec).map_err(|e| Status::internal(e.to_string()))?;
     Ok((
         NewAppSet {
@@ -131,7 +139,7 @@ const EDGE_GENERATED_SHOWN: u32 = 1000;
 /// evaluations the hub does not hold, `generated` lists the apps that spoke
 /// reported as owned by the set (`name@cluster`, at most 1,000, from the
 /// owner index).
-async fn with_edge_apps(api: &HubApi, record: &AppSetRecord) -> Result<v1::ApplicationSet, Status> {
+pub(super) async fn with_edge_apps(api: &HubApi, record: &AppSetRecord) -> Result<v1::ApplicationSet, Status> {
     let mut set = to_proto(record)?;
     if record.scope == HUB_SCOPE {
         return Ok(set);
@@ -139,13 +147,13 @@ async fn with_edge_apps(api: &HubApi, record: &AppSetRecord) -> Result<v1::Appli
     let query = crate::store::AppQuery {
         filter: crate::store::AppFilter {
             projects: vec![record.project.clone()],
-            clusters: vec![record.scope.clone()],
             origin: Some(edgecd_core::app::AppOrigin::Autonomous),
+            // Every cluster's spoke names its own cluster as the owner's scope.
             owner: Some(edgecd_core::app::OwnerRef {
                 kind: "ApplicationSet".into(),
                 project: record.project.clone(),
                 name: record.name.clone(),
-                scope: record.scope.clone(),
+                scope: String::new(),
             }),
             ..crate::store::AppFilter::default()
         },
@@ -317,8 +325,9 @@ pub(crate) async fn write(
                 .update_appset(new, expected)
                 .await
                 .map_err(|e| store_error(e, what.clone()))?;
-            if existing.scope != record.scope && existing.scope != HUB_SCOPE {
-                api.announce(DESIRED_CHANNEL, &existing.scope).await;
+            if existing.scope != record.scope {
+                // The clusters it no longer reaches drop it (and its apps, per its policy).
+                announce_clusters(api, &existing).await;
             }
             record
         }
@@ -336,8 +345,21 @@ async fn announce(api: &HubApi, record: &AppSetRecord) {
         &format!("{}/{}", record.project, record.name),
     )
     .await;
-    if record.scope != HUB_SCOPE {
-        api.announce(DESIRED_CHANNEL, &record.scope).await;
+    announce_clusters(api, record).await;
+}
+
+/// Wakes the sessions of the clusters whose spokes evaluate `record`, which re-send their sets.
+async fn announce_clusters(api: &HubApi, record: &AppSetRecord) {
+    match crate::appsets::clusters_reached(api.store(), &crate::appsets::scope_of(record)).await {
+        Ok(clusters) => {
+            for cluster in clusters {
+                api.announce(DESIRED_CHANNEL, &cluster).await;
+            }
+        }
+        // The sessions re-check their sets every few heartbeats anyway.
+        Err(error) => {
+            tracing::warn!(%error, set = %record.name, "Cannot list the clusters of an application set.")
+        }
     }
 }
 

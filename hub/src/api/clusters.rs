@@ -232,6 +232,10 @@ pub(super) async fn update(
         };
         api.announce(crate::link::CLUSTERS_CHANNEL, &record.name)
             .await;
+        // New labels may bring it into (or out of) the scope of fleet-scoped application sets: its session
+        // re-sends its sets now rather than at its next periodic check.
+        api.announce(crate::link::DESIRED_CHANNEL, &record.name)
+            .await;
         Ok(convert::cluster(&record, None))
     }
     .await;

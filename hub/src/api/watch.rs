@@ -511,7 +511,8 @@ impl Watcher {
     }
 
     async fn send_appset(&mut self, record: &crate::store::AppSetRecord) -> Result<(), Gone> {
-        let set = match super::appsets::to_proto(record) {
+        // A set evaluated at spokes lists the apps they reported (`name@cluster`).
+        let set = match super::appsets::with_edge_apps(&self.api, record).await {
             Ok(set) => set,
             Err(status) => {
                 tracing::warn!(project = %record.project, set = %record.name, message = status.message(), "Cannot convert an application set for a watch.");

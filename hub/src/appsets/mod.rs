@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use edgecd_core::app::{Condition, OwnerRef};
 use edgecd_core::appset::{
-    ApplicationSetSpec, ClusterFacts, EvalContext, ExistingApp, GeneratedApp, generate, plan,
+    AppSetScope, ApplicationSetSpec, ClusterFacts, EvalContext, ExistingApp, GeneratedApp,
+    generate, plan,
 };
 use edgecd_core::selector::LabelSelector;
 use edgecd_git::GitCache;
@@ -56,6 +57,44 @@ const LEAD_RETRY: Duration = Duration::from_secs(10);
 pub const OWNER_KIND: &str = "ApplicationSet";
 /// The API server URL that means "the cluster evaluating the set" in Argo CD.
 pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+
+/// Where a stored set is evaluated. Stored scopes were parsed on the way in; one that no longer parses is
+/// taken as a single cluster's name, as scopes were before fleet scopes existed.
+pub fn scope_of(set: &AppSetRecord) -> AppSetScope {
+    AppSetScope::parse(&set.scope).unwrap_or_else(|_| AppSetScope::cluster(&set.scope))
+}
+
+/// The sets evaluated at `cluster`'s spoke: scoped to it by name, by a list that names it, or by a selector
+/// its labels match (a fleet-scoped set).
+pub async fn evaluated_at(
+    store: &dyn Store,
+    cluster: &ClusterRecord,
+) -> Result<Vec<AppSetRecord>, StoreError> {
+    Ok(store
+        .appsets()
+        .list_appsets(&[], None)
+        .await?
+        .into_iter()
+        .filter(|set| scope_of(set).includes(&cluster.name, &cluster.labels))
+        .collect())
+}
+
+/// The registered clusters a set's scope reaches (none for a hub-scoped set).
+pub async fn clusters_reached(
+    store: &dyn Store,
+    scope: &AppSetScope,
+) -> Result<Vec<String>, StoreError> {
+    if scope.is_hub() {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .list_clusters(&LabelSelector::default())
+        .await?
+        .into_iter()
+        .filter(|c| scope.includes(&c.name, &c.labels))
+        .map(|c| c.name)
+        .collect())
+}
 
 /// Settings of the hub's application-set controller.
 #[derive(Debug, Clone)]

@@ -537,28 +537,26 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Sends the application sets whose scope is this cluster, with the
+    /// Sends the application sets evaluated at this cluster (scoped to it by name, list or selector), with the
     /// cluster's labels (a full snapshot, only when it changed).
     async fn send_appsets(&mut self) -> Result<(), SessionError> {
         use edgecd_core::link::capabilities::names;
         if !self.capabilities.contains(names::APPLICATION_SETS) {
             return Ok(());
         }
-        let records = self
-            .ctx
-            .store
-            .appsets()
-            .list_appsets(&[], Some(self.name()))
-            .await?;
+        let cluster = self.ctx.store.get_cluster(self.name()).await?;
+        let records = crate::appsets::evaluated_at(self.ctx.store.as_ref(), &cluster).await?;
         let mut sets = Vec::with_capacity(records.len());
         for record in &records {
             let converted = edgecd_core::appset::ApplicationSetSpec::from_json(&record.spec)
                 .map_err(|e| e.to_string())
                 .and_then(|spec| {
+                    // The spoke sees a set scoped to its own cluster, also when the set's scope is a list or a
+                    // selector: the apps it generates name this cluster as their owner's scope.
                     edgecd_proto::convert::appset_spec_to_proto(
                         &record.project,
                         &record.name,
-                        &record.scope,
+                        self.name(),
                         &spec,
                     )
                     .map_err(|e| e.to_string())
@@ -575,7 +573,6 @@ impl Session<'_> {
                 }
             }
         }
-        let cluster = self.ctx.store.get_cluster(self.name()).await?;
         let message = edgecd_proto::v1::SpokeApplicationSets {
             sets,
             cluster_labels: edgecd_proto::convert::labels(&cluster.labels),
@@ -1029,15 +1026,12 @@ impl Session<'_> {
         }
         let cluster = self.name();
         let record = self.ctx.store.get_cluster(cluster).await?;
-        let sets: HashSet<(String, String)> = self
-            .ctx
-            .store
-            .appsets()
-            .list_appsets(&[], Some(cluster))
-            .await?
-            .into_iter()
-            .map(|s| (s.project, s.name))
-            .collect();
+        let sets: HashSet<(String, String)> =
+            crate::appsets::evaluated_at(self.ctx.store.as_ref(), &record)
+                .await?
+                .into_iter()
+                .map(|s| (s.project, s.name))
+                .collect();
         let mut projects: HashMap<String, Option<edgecd_core::project::ProjectSpec>> =
             HashMap::new();
         let mut refused = Vec::new();

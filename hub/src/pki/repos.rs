@@ -90,9 +90,8 @@ pub fn open(sealer: &MasterKey, record: &RepoCredentialRecord) -> Result<RepoSec
 /// an edge-created app entitles its cluster to nothing, so a compromised spoke
 /// cannot claim a project to obtain its credentials.
 async fn projects_on(fleet: &dyn Store, cluster: &str) -> Result<BTreeSet<String>, PkiError> {
-    let mut projects: BTreeSet<String> = fleet
-        .appsets()
-        .list_appsets(&[], Some(cluster))
+    let record = fleet.get_cluster(cluster).await?;
+    let mut projects: BTreeSet<String> = crate::appsets::evaluated_at(fleet, &record)
         .await?
         .into_iter()
         .map(|set| set.project)

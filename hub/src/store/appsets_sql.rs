@@ -43,9 +43,9 @@ fn check_names(set: &NewAppSet) -> Result<()> {
     };
     edgecd_core::ProjectName::parse(&set.project).map_err(invalid)?;
     edgecd_core::names::AppName::parse(&set.name).map_err(invalid)?;
-    if set.scope != super::appsets::HUB_SCOPE {
-        edgecd_core::ClusterName::parse(&set.scope).map_err(invalid)?;
-    }
+    edgecd_core::appset::AppSetScope::parse(&set.scope).map_err(|e| StoreError::Invalid {
+        reason: e.to_string(),
+    })?;
     Ok(())
 }
 
