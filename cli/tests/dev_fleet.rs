@@ -510,7 +510,11 @@ async fn the_cli_drives_the_dev_fleet() {
         .await
         .ok()
         .json();
-    assert_eq!(field(&nginx, "/metadata/name"), "nginx@cluster-2", "{nginx}");
+    assert_eq!(
+        field(&nginx, "/metadata/name"),
+        "nginx@cluster-2",
+        "{nginx}"
+    );
     // Applied again for cluster-1 alone, it would take the set from cluster-2: refused.
     let shrunk = cli
         .run_with_stdin(&["apply", "-f", "-", "--cluster", "cluster-1"], &addons)
