@@ -139,7 +139,10 @@ const EDGE_GENERATED_SHOWN: u32 = 1000;
 /// evaluations the hub does not hold, `generated` lists the apps that spoke
 /// reported as owned by the set (`name@cluster`, at most 1,000, from the
 /// owner index).
-pub(super) async fn with_edge_apps(api: &HubApi, record: &AppSetRecord) -> Result<v1::ApplicationSet, Status> {
+pub(super) async fn with_edge_apps(
+    api: &HubApi,
+    record: &AppSetRecord,
+) -> Result<v1::ApplicationSet, Status> {
     let mut set = to_proto(record)?;
     if record.scope == HUB_SCOPE {
         return Ok(set);
