@@ -511,7 +511,8 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         .client()
         .apply_manifests(v1::ApplyManifestsRequest {
             yaml,
-            cluster: "cluster-3".into(),
+            // One set for two clusters: each spoke generates its own three apps.
+            scope: "clusters:cluster-2,cluster-3".into(),
             ..Default::default()
         })
         .await
@@ -519,6 +520,9 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     fleet
         .wait_apps_exist(
             &[
+                "guestbook@cluster-2".to_owned(),
+                "minecraft@cluster-2".to_owned(),
+                "nginx@cluster-2".to_owned(),
                 "guestbook@cluster-3".to_owned(),
                 "minecraft@cluster-3".to_owned(),
                 "nginx@cluster-3".to_owned(),
@@ -532,7 +536,7 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     browser
         .wait_until(
             &format!(
-                "return document.querySelector({addons_row:?}).querySelector('a.generated').textContent === '3'"
+                "return document.querySelector({addons_row:?}).querySelector('a.generated').textContent === '6'"
             ),
             WAIT,
         )
@@ -553,15 +557,29 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         ))
         .await
         .unwrap();
-    assert_eq!(row[0], "cluster-3", "{row}");
-    assert_eq!(row[2], "3", "the apps cluster-3's spoke reported: {row}");
+    assert_eq!(row[0], "clusters:cluster-2,cluster-3", "{row}");
+    assert_eq!(row[2], "6", "the apps both spokes reported: {row}");
     let text = row[1].as_str().unwrap();
-    assert!(text.contains("cluster-3's spoke"), "{text}");
+    assert!(text.contains("the spokes of cluster-2, cluster-3"), "{text}");
     assert!(
         text.contains("git directories deploy/clusters/cluster-3/*"),
         "{text}"
     );
     browser.screenshot(&shots, "appsets").await.unwrap();
+    // The set's page counts its apps per cluster and lists every cluster's.
+    browser
+        .goto(&format!("{base}/#/appsets/default/cluster-addons"))
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "const p = document.querySelector('#appset-per-cluster'); \
+             return !!p && p.textContent === 'cluster-2: 3, cluster-3: 3' \
+               && document.querySelectorAll('#generated-table tbody tr').length === 6",
+            WAIT,
+        )
+        .await
+        .unwrap();
     browser
         .goto(&format!("{base}/#/apps/default/guestbook@cluster-3"))
         .await

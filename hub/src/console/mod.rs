@@ -413,6 +413,8 @@ pub struct AppListQuery {
     health: Option<String>,
     sync: Option<String>,
     search: Option<String>,
+    /// `name=nginx[,guestbook]`: apps named exactly so, at the hub or at any edge (`nginx@cluster`).
+    name: Option<String>,
     origin: Option<String>,
     owner: Option<String>,
     owner_scope: Option<String>,
@@ -507,6 +509,7 @@ impl AppListQuery {
                 .map(|h| health_of(h).map(|c| c as i32))
                 .collect::<Result<_, _>>()?,
             search: self.search.clone().unwrap_or_default(),
+            names: split(&self.name).map(str::to_owned).collect(),
             origins,
             owner,
             ..Default::default()
@@ -877,11 +880,13 @@ async fn appset_json<S: HubService>(
         return value;
     }
     let filter = v1::ApplicationFilter {
+        // Each spoke names its own cluster as the owner's scope: a set evaluated at several (a list or a
+        // selector) counts every cluster's apps.
         owner: Some(v1::OwnerRef {
             kind: "ApplicationSet".into(),
             project: set.project.clone(),
             name: set.name.clone(),
-            scope: set.scope.clone(),
+            scope: String::new(),
         }),
         ..Default::default()
     };

@@ -5,15 +5,41 @@ import { el, errorBox, shownHealthBadge, syncBadge, connectionBadge, ago, keyboa
 
 const seg = encodeURIComponent;
 
-/** Where a set is evaluated: the hub, or a cluster's spoke (linked). */
+/** Where a set is evaluated: the hub, a cluster's spoke, the spokes of listed clusters (linked), or every cluster matching a selector. */
 export function evaluatedAt(scope) {
   if (!scope || scope === "hub") return "hub";
-  return el("span", {}, el("a", { href: `#/clusters/${seg(scope)}` }, scope), "'s spoke");
+  const cluster = (name) => el("a", { href: `#/clusters/${seg(name)}` }, name);
+  if (scope.startsWith("selector:")) {
+    const selector = scope.slice("selector:".length);
+    return el("span", { class: "fleet-scope" }, "every cluster matching ",
+      el("a", { href: `#/clusters?selector=${seg(selector)}`, class: "mono" }, selector));
+  }
+  if (scope.startsWith("clusters:")) {
+    const names = scope.slice("clusters:".length).split(",");
+    const links = [];
+    names.forEach((n, i) => { if (i) links.push(", "); links.push(cluster(n)); });
+    return el("span", { class: "fleet-scope" }, "the spokes of ", ...links);
+  }
+  return el("span", {}, cluster(scope), "'s spoke");
 }
 
-/** The application list filtered to the apps a set generated. */
+/** The application list filtered to the apps a set generated (a set evaluated at spokes: every cluster's). */
 export function generatedHref(s) {
-  return `#/apps?owner=${seg(`${s.project}/${s.name}`)}&ownerScope=${seg(s.scope || "hub")}`;
+  const owner = `#/apps?owner=${seg(`${s.project}/${s.name}`)}`;
+  return !s.scope || s.scope === "hub" ? `${owner}&ownerScope=hub` : owner;
+}
+
+/** Generated apps per cluster of a set evaluated at spokes, from their `name@cluster` names: "cluster-1: 3, cluster-2: 3". */
+export function perCluster(generatedApps) {
+  const counts = new Map();
+  for (const a of generatedApps || []) {
+    const name = typeof a === "string" ? a : a.name;
+    const at = name.lastIndexOf("@");
+    if (at < 0) continue;
+    const cluster = name.slice(at + 1);
+    counts.set(cluster, (counts.get(cluster) || 0) + 1);
+  }
+  return [...counts.entries()].sort(([a], [b]) => a.localeCompare(b));
 }
 
 /** Conditions: errors in red with their message, the others as a neutral badge. */
@@ -148,6 +174,11 @@ async function detail({ root, params, live }) {
     el("div", { class: "grid2" },
       el("div", { class: "panel" }, el("dl", { class: "kv", id: "appset-summary" },
         el("dt", {}, "Evaluated at"), el("dd", {}, evaluatedAt(set.scope)),
+        ...(perCluster(set.generatedApps).length
+          ? [el("dt", {}, "Apps per cluster"), el("dd", { id: "appset-per-cluster" },
+            perCluster(set.generatedApps).map(([c, n], i) => el("span", { dataset: { cluster: c } }, i ? ", " : "",
+              el("a", { href: `#/clusters/${seg(c)}` }, c), `: ${n}`)))]
+          : []),
         el("dt", {}, "Generators"), el("dd", {}, (set.generators || []).map((g) => el("div", { class: "mono" }, g))),
         el("dt", {}, "Policy"), el("dd", {}, set.policy, set.preserveResourcesOnDeletion ? ", resources preserved on deletion" : ""),
         el("dt", {}, "App name"), el("dd", { class: "mono" }, t.name || "—"),
@@ -195,7 +226,8 @@ async function detail({ root, params, live }) {
   };
   let page;
   try {
-    page = await api.apps({ owner: `${set.project}/${set.name}`, ownerScope: set.scope, limit: 100 });
+    const scoped = !set.scope || set.scope === "hub" ? { ownerScope: "hub" } : {};
+    page = await api.apps({ owner: `${set.project}/${set.name}`, ...scoped, limit: 100 });
   } catch (e) {
     status.replaceChildren(errorBox(e));
     return;
