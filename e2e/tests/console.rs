@@ -560,7 +560,10 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     assert_eq!(row[0], "clusters:cluster-2,cluster-3", "{row}");
     assert_eq!(row[2], "6", "the apps both spokes reported: {row}");
     let text = row[1].as_str().unwrap();
-    assert!(text.contains("the spokes of cluster-2, cluster-3"), "{text}");
+    assert!(
+        text.contains("the spokes of cluster-2, cluster-3"),
+        "{text}"
+    );
     assert!(
         text.contains("git directories deploy/clusters/cluster-3/*"),
         "{text}"
