@@ -9,7 +9,10 @@ use time::OffsetDateTime;
 /// Why (or why not) the engine syncs on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AutoSync {
+    /// A new revision (or a first sync, or a retry of a failed one).
     Sync,
+    /// Live objects drifted from the revision last synced, and `selfHeal` is on: sync them back.
+    Heal,
     /// Nothing to do, or not allowed; the reason is for logs.
     Skip(&'static str),
     /// A previous attempt failed; try again after this delay.
@@ -69,11 +72,19 @@ pub fn auto_sync(facts: &Facts<'_>) -> AutoSync {
         }
         return AutoSync::Sync;
     }
-    if same_revision && !automated.self_heal {
-        return AutoSync::Skip("drift on the synced revision and selfHeal is off");
+    if same_revision {
+        if !automated.self_heal {
+            return AutoSync::Skip("drift on the synced revision and selfHeal is off");
+        }
+        return AutoSync::Heal;
     }
     AutoSync::Sync
 }
+
+/// Who started an automated sync, as the operation records it (`initiatedBy`).
+pub const AUTOMATED: &str = "automated sync";
+/// Who started a self-heal sync: only these report `DriftHealed`.
+pub const SELF_HEAL: &str = "automated sync (self-heal)";
 
 /// Backoff before retry `attempt` (0-based): duration × factor^attempt,
 /// capped (defaults as Argo CD: 5 s, factor 2, 3 min).
@@ -211,7 +222,22 @@ mod tests {
             AutoSync::Skip(_)
         ));
         let heal = spec(true, false, 5);
-        assert_eq!(auto_sync(&facts(&heal, Some(&done_b), now)), AutoSync::Sync);
+        assert_eq!(auto_sync(&facts(&heal, Some(&done_b), now)), AutoSync::Heal);
+        // A retry of a failed sync of the synced revision is not a heal, with or without selfHeal.
+        let failed_b = op(
+            "b",
+            OperationPhase::Failed,
+            0,
+            now - time::Duration::minutes(10),
+        );
+        assert_eq!(
+            auto_sync(&facts(&no_heal, Some(&failed_b), now)),
+            AutoSync::Sync
+        );
+        assert_eq!(
+            auto_sync(&facts(&heal, Some(&failed_b), now)),
+            AutoSync::Sync
+        );
         let manual = ApplicationSpec::default();
         assert!(matches!(
             auto_sync(&facts(&manual, None, now)),

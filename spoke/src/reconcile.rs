@@ -980,7 +980,12 @@ impl Engine {
                 now,
             };
             match decide::auto_sync(&facts) {
-                AutoSync::Sync => {
+                decision @ (AutoSync::Sync | AutoSync::Heal) => {
+                    let initiated = if decision == AutoSync::Heal {
+                        decide::SELF_HEAL
+                    } else {
+                        decide::AUTOMATED
+                    };
                     let prune = app.spec.automated().is_some_and(|a| a.prune);
                     let retry_count = match &status.operation_state {
                         Some(last)
@@ -999,7 +1004,7 @@ impl Engine {
                             prune,
                             false,
                             String::new(),
-                            "automated sync".into(),
+                            initiated.into(),
                             retry_count,
                             &mut status,
                         )

@@ -88,7 +88,6 @@ impl EventBuffer {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Seen {
     health: Option<Health>,
-    synced_revision: String,
     operation: Option<(OperationPhase, i128)>,
 }
 
@@ -96,7 +95,6 @@ impl Seen {
     pub(super) fn of(status: &ApplicationStatus) -> Self {
         Self {
             health: Some(status.health.status),
-            synced_revision: status.sync.revision.clone(),
             operation: status
                 .operation_state
                 .as_ref()
@@ -165,8 +163,8 @@ pub(super) fn events_between(
         if finished_now {
             let at = op.finished_at.unwrap_or(op.started_at);
             if op.phase == OperationPhase::Succeeded {
-                let healed = op.initiated_by == "automated sync"
-                    && before.is_some_and(|b| b.synced_revision == op.revision);
+                // Only a sync started to heal drift (never one with selfHeal off: a retry, a first sync).
+                let healed = op.initiated_by == crate::decide::SELF_HEAL;
                 let (reason, message) = if healed {
                     (
                         "DriftHealed",
@@ -455,6 +453,26 @@ mod tests {
         }
     }
 
+    /// An automated sync of the revision already synced that is not a heal (a retry, or selfHeal off) is a plain
+    /// SyncSucceeded, never "DriftHealed … self-heal synced them back".
+    #[test]
+    fn only_a_self_heal_sync_reports_drift_healed() {
+        let mut status = ApplicationStatus::default();
+        status.sync.revision = "abcdef0123".into();
+        status.operation_state = Some(operation(OperationPhase::Succeeded, 5, "alice"));
+        let seen = Seen::of(app_with(status.clone()).status.as_ref().unwrap());
+        for (by, reason) in [
+            (crate::decide::AUTOMATED, "SyncSucceeded"),
+            (crate::decide::SELF_HEAL, "DriftHealed"),
+        ] {
+            let mut after = status.clone();
+            after.operation_state = Some(operation(OperationPhase::Succeeded, 10, by));
+            let events = events_between("c", &app_with(after), Some(&seen));
+            let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+            assert_eq!(reasons, [reason], "{by}");
+        }
+    }
+
     #[test]
     fn sync_health_heal_and_prune_events() {
         let mut status = ApplicationStatus::default();
@@ -475,7 +493,7 @@ mod tests {
         assert_eq!(events[0].reason, "SyncStarted");
         let seen = Seen::of(running.status.as_ref().unwrap());
 
-        let mut op = operation(OperationPhase::Succeeded, 10, "automated sync");
+        let mut op = operation(OperationPhase::Succeeded, 10, crate::decide::SELF_HEAL);
         op.resources.push(ResourceResult {
             key: ResourceKey {
                 version: "v1".into(),
