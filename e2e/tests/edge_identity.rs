@@ -1,4 +1,4 @@
-//! The identity rule end to end (#19): two emulated clusters, each running a spoke-evaluated ApplicationSet that generates apps with the same names (`nginx`, `guestbook`); the hub shows both clusters' apps as `name@cluster`, filters them by cluster and by name, syncs each on its own cluster through the API, counts them under their sets, and deletes one without touching the other.
+//! The identity rule end to end (#19): two emulated clusters, each running a spoke-evaluated ApplicationSet that generates apps with the same names (`nginx`, `guestbook`); the hub shows both clusters' apps as `name@cluster`, filters them by cluster and by name, syncs each on its own cluster through the API, counts them under their sets, and deletes one at its own spoke (its set generates it again) without touching the other.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -269,7 +269,24 @@ async fn same_named_edge_apps_of_two_clusters_are_two_apps() {
         .await;
     }
 
-    // Deleted on its own: the other cluster's nginx stays.
+    // Deleted on its own: cluster-1's spoke deletes its nginx Application (and, cascading, its
+    // ConfigMap); the set there generates it again, as Argo CD's controller re-creates a deleted
+    // generated app. The other cluster's nginx is not touched.
+    let crs = async |cluster: &str| -> kube::Api<edgecd_spoke::crd::Application> {
+        let handle = fleet
+            .emulator()
+            .unwrap()
+            .clusters()
+            .iter()
+            .find(|c| c.name() == cluster)
+            .unwrap();
+        kube::Api::namespaced(
+            handle.client().await.unwrap(),
+            edgecd_e2e::dev::STATE_NAMESPACE,
+        )
+    };
+    let uid = async |cluster: &str| crs(cluster).await.get("nginx").await.unwrap().metadata.uid;
+    let (before_1, before_2) = (uid("cluster-1").await, uid("cluster-2").await);
     fleet
         .client()
         .delete_application(v1::DeleteApplicationRequest {
@@ -278,7 +295,42 @@ async fn same_named_edge_apps_of_two_clusters_are_two_apps() {
         })
         .await
         .unwrap();
-    assert!(app(&fleet, "nginx@cluster-1").await.is_none());
+    let cluster_1 = crs("cluster-1").await;
+    eventually(
+        "cluster-1's nginx deleted (gone, or already generated again)",
+        async || match cluster_1.get_opt("nginx").await.ok()? {
+            None => Some(()),
+            Some(again) => (again.metadata.uid != before_1).then_some(()),
+        },
+    )
+    .await;
+    assert_eq!(uid("cluster-2").await, before_2);
+    let commands = fleet
+        .client()
+        .list_commands(v1::ListCommandsRequest {
+            app: Some(v1::AppRef::new("default", "nginx@cluster-1")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let delete = commands
+        .items
+        .iter()
+        .find(|c| {
+            matches!(
+                c.command.as_ref().and_then(|c| c.kind.as_ref()),
+                Some(v1::command::Kind::Delete(v1::DeleteCommand {
+                    cascade: true
+                }))
+            )
+        })
+        .expect("a delete command");
+    assert_eq!(delete.cluster, "cluster-1");
+    assert_eq!(
+        delete.status.as_ref().map(|s| s.outcome),
+        Some(v1::CommandOutcome::Succeeded as i32),
+        "{delete:?}"
+    );
     assert!(app(&fleet, "nginx@cluster-2").await.is_some());
     assert!(app(&fleet, "guestbook@cluster-1").await.is_some());
 

@@ -22,6 +22,8 @@ pub mod names {
     pub const COMMAND_TERMINATE: &str = "commands.terminate.v1";
     /// Diff and manifests queries answered by the spoke.
     pub const COMMAND_QUERIES: &str = "commands.queries.v1";
+    /// Delete commands for apps created at the edge.
+    pub const COMMAND_DELETE: &str = "commands.delete.v1";
     /// Certificate renewal over the stream.
     pub const CERT_RENEWAL: &str = "cert-renewal.v1";
     /// Repository credentials pushed to the spoke.
@@ -44,6 +46,7 @@ pub const ALL_V1: &[&str] = &[
     names::COMMANDS,
     names::COMMAND_TERMINATE,
     names::COMMAND_QUERIES,
+    names::COMMAND_DELETE,
     names::CERT_RENEWAL,
     names::REPO_CREDENTIALS,
     names::PROJECT_POLICIES,

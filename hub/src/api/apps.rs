@@ -373,9 +373,36 @@ async fn delete_inner(
         .await
         .map_err(|e| store_error(e, what.clone()))?;
     if existing.origin == edgecd_core::app::AppOrigin::Autonomous {
-        // Created at the edge: the hub only forgets its record (it never
-        // manages the app). The spoke brings it back if it reports it again
-        // and its project admits it there; revoking the cluster removes all.
+        // Created at the edge: the hub forgets its record at once (it never
+        // manages the app, and a spoke that does not cooperate cannot keep
+        // it shown), and asks its spoke, if it can, to delete it there (with
+        // its resources when cascading). A set evaluated there generates it
+        // again, as Argo CD's ApplicationSet controller does; a spoke that
+        // reports it again and whose project admits it there brings it back;
+        // revoking the cluster removes all.
+        let cluster = api
+            .store()
+            .get_cluster(&existing.cluster)
+            .await
+            .map_err(|e| store_error(e, format!("cluster {}", existing.cluster)))?;
+        let can_delete = cluster
+            .versions
+            .capabilities
+            .iter()
+            .any(|c| c == edgecd_core::link::capabilities::names::COMMAND_DELETE);
+        if can_delete {
+            super::commands::enqueue(
+                api,
+                call,
+                &app,
+                Some(&existing.cluster),
+                crate::link::CommandPayload::Delete {
+                    cascade: req.cascade,
+                },
+                super::commands::DEFAULT_TTL,
+            )
+            .await?;
+        }
         api.store()
             .delete_edge_apps(
                 &existing.cluster,

@@ -18,7 +18,7 @@ use crate::store::{
     AppQuery, CommandOutcome, CommandRecord, CommandScope, ConnectionKind, NewCommand,
 };
 
-const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+pub(super) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Apps one bulk command may address.
 const BULK_LIMIT: usize = 10_000;
@@ -59,7 +59,7 @@ async fn issue(
 
 /// Writes one command to the outbox (which announces it to the replica
 /// holding the cluster's stream). `cluster` skips looking the app up.
-async fn enqueue(
+pub(super) async fn enqueue(
     api: &HubApi,
     call: &Call,
     app: &AppRef,

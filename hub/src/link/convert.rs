@@ -45,6 +45,12 @@ pub enum CommandPayload {
         #[serde(default)]
         revision: String,
     },
+    /// Deletes an app created at the edge (its CR at the spoke), with its resources when `cascade`.
+    #[serde(rename_all = "camelCase")]
+    Delete {
+        #[serde(default)]
+        cascade: bool,
+    },
 }
 
 /// The outbox `kind` column of a payload.
@@ -56,6 +62,7 @@ pub fn command_payload_kind(payload: &CommandPayload) -> &'static str {
         CommandPayload::Terminate => "terminate",
         CommandPayload::Diff => "diff",
         CommandPayload::Manifests { .. } => "manifests",
+        CommandPayload::Delete { .. } => "delete",
     }
 }
 
@@ -65,6 +72,7 @@ pub(super) fn required_capability(payload: &CommandPayload) -> &'static str {
     match payload {
         CommandPayload::Terminate => names::COMMAND_TERMINATE,
         CommandPayload::Diff | CommandPayload::Manifests { .. } => names::COMMAND_QUERIES,
+        CommandPayload::Delete { .. } => names::COMMAND_DELETE,
         _ => names::COMMANDS,
     }
 }
@@ -101,6 +109,9 @@ pub(crate) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::C
             v1::command::Kind::Manifests(v1::ManifestsCommand {
                 revision: revision.clone(),
             })
+        }
+        CommandPayload::Delete { cascade } => {
+            v1::command::Kind::Delete(v1::DeleteCommand { cascade: *cascade })
         }
     };
     v1::Command {

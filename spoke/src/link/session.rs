@@ -91,6 +91,7 @@ impl HubLinkConfig {
                 names::COMMAND_QUERIES,
                 names::AUTONOMOUS_APPS,
                 names::COMMAND_TERMINATE,
+                names::COMMAND_DELETE,
                 names::RESOURCE_TREES,
                 names::EVENTS,
                 names::PROJECT_POLICIES,
@@ -1113,6 +1114,17 @@ impl Link {
             tracing::info!(app = %name, "Not deleting an Application created at the edge for a deleted hub app.");
             return Ok(());
         }
+        self.delete_cr(name, &app, keep_resources).await
+    }
+
+    /// Deletes the app whose CR is `name`: first its resources in the cluster (unless `keep_resources` or the
+    /// app is labelled to preserve them), then its CR.
+    async fn delete_cr(
+        &self,
+        name: &str,
+        app: &crd::Application,
+        keep_resources: bool,
+    ) -> Result<(), kube::Error> {
         let preserve = app
             .metadata
             .labels
@@ -1177,8 +1189,20 @@ impl Link {
             return;
         }
         let app_ref = command.app.clone().unwrap_or_default();
-        let name = crd::cr_name(&app_ref.project, &app_ref.name);
-        let app = match self.apps.get_opt(&name).await {
+        let mut name = crd::cr_name(&app_ref.project, &app_ref.name);
+        let mut found = self.apps.get_opt(&name).await;
+        // An app created at the edge keeps its own CR name whatever its project.
+        if matches!(found, Ok(None)) && name != app_ref.name {
+            found = self.apps.get_opt(&app_ref.name).await.map(|app| {
+                app.filter(|a| {
+                    a.origin() == AppOrigin::Autonomous && a.project() == app_ref.project
+                })
+            });
+            if matches!(found, Ok(Some(_))) {
+                name = app_ref.name.clone();
+            }
+        }
+        let app = match found {
             Ok(Some(app)) => app,
             Ok(None) => {
                 self.report_command(status(
@@ -1288,6 +1312,38 @@ impl Link {
                     }
                     Err(error) => Err(error),
                 }
+            }
+            Some(command::Kind::Delete(delete)) => {
+                // A hub app goes when the hub stops desiring it; only an app created here is deleted on command.
+                if app.origin() != AppOrigin::Autonomous {
+                    self.report_command(status(
+                        v1::CommandOutcome::Rejected,
+                        format!(
+                            "{} is defined at the hub; it is deleted there, not on command",
+                            app.qualified_name()
+                        ),
+                    ));
+                    return;
+                }
+                let outcome = match self.delete_cr(&name, &app, !delete.cascade).await {
+                    Ok(()) => status(
+                        v1::CommandOutcome::Succeeded,
+                        if delete.cascade {
+                            format!("deleted {} and its resources", app.qualified_name())
+                        } else {
+                            format!(
+                                "deleted {}; its resources are left in the cluster",
+                                app.qualified_name()
+                            )
+                        },
+                    ),
+                    Err(error) => status(
+                        v1::CommandOutcome::Failed,
+                        format!("deleting {}: {error}", app.qualified_name()),
+                    ),
+                };
+                self.report_command(outcome);
+                return;
             }
             Some(command::Kind::Terminate(_)) => {
                 let by = if command.issued_by.is_empty() {
