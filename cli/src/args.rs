@@ -163,6 +163,10 @@ pub struct AppFilterArgs {
     /// Only apps whose name contains this text.
     #[arg(long)]
     pub search: Option<String>,
+    /// Only apps named exactly this, at the hub or at any edge: `--name nginx` lists the hub app
+    /// `nginx` and every cluster's `nginx@CLUSTER` (repeatable).
+    #[arg(long = "name")]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

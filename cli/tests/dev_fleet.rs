@@ -515,6 +515,20 @@ async fn the_cli_drives_the_dev_fleet() {
         "nginx@cluster-2",
         "{nginx}"
     );
+    // `--name nginx`: that name on every cluster (not the hub's `cluster-N.nginx`).
+    let named = cli
+        .run(&["app", "list", "--name", "nginx", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let mut names: Vec<&str> = named
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| field(a, "/name"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["nginx@cluster-1", "nginx@cluster-2"], "{named}");
     // Applied again for cluster-1 alone, it would take the set from cluster-2: refused.
     let shrunk = cli
         .run_with_stdin(&["apply", "-f", "-", "--cluster", "cluster-1"], &addons)

@@ -198,6 +198,20 @@ async fn oversized_filters_are_invalid_arguments_naming_the_field() {
         ),
         (
             v1::ApplicationFilter {
+                names: many.clone(),
+                ..v1::ApplicationFilter::default()
+            },
+            ["filter.names", "100"],
+        ),
+        (
+            v1::ApplicationFilter {
+                names: vec!["nginx".into(), " ".into()],
+                ..v1::ApplicationFilter::default()
+            },
+            ["filter.names", "empty"],
+        ),
+        (
+            v1::ApplicationFilter {
                 app_selector: Some(v1::LabelSelector {
                     match_labels: many.iter().map(|c| (c.clone(), "x".into())).collect(),
                     ..v1::LabelSelector::default()

@@ -274,6 +274,7 @@ pub fn filter(args: &AppFilterArgs) -> anyhow::Result<v1::ApplicationFilter> {
             } as i32)
             .collect(),
         search: args.search.clone().unwrap_or_default(),
+        names: args.names.clone(),
         ..Default::default()
     })
 }

@@ -192,6 +192,39 @@ pub(crate) const MAX_SELECTOR_ENTRIES: usize = 100;
 /// Longest label key or value accepted in a selector, in bytes (Kubernetes allows 253 + 1 + 63).
 const MAX_SELECTOR_TEXT: usize = 317;
 
+/// Most names in `ApplicationFilter.names`: each is an index range of its own.
+pub(crate) const MAX_FILTER_NAMES: usize = 100;
+
+/// `ApplicationFilter.names`, bounded: at most [`MAX_FILTER_NAMES`], each a
+/// non-empty name of at most 253 bytes.
+pub(crate) fn filter_names(names: &[String], field: &str) -> Result<Vec<String>, Status> {
+    if names.len() > MAX_FILTER_NAMES {
+        return Err(Status::invalid_argument(format!(
+            "{field} has {} entries; at most {MAX_FILTER_NAMES} are accepted",
+            names.len()
+        )));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "{field}: an entry is empty; give app names"
+            )));
+        }
+        if name.len() > 253 {
+            return Err(Status::invalid_argument(format!(
+                "{field}: an entry is {} bytes long; app names are at most 253",
+                name.len()
+            )));
+        }
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
+    }
+    Ok(out)
+}
+
 /// Refuses a list with more than [`MAX_FILTER_ENTRIES`] entries, naming the field.
 pub(crate) fn bounded_list<T>(items: &[T], field: &str) -> Result<(), Status> {
     if items.len() > MAX_FILTER_ENTRIES {
@@ -316,6 +349,7 @@ pub(crate) fn filter(f: Option<&v1::ApplicationFilter>) -> Result<AppFilter, Sta
             .filter_map(|c| from_connection_code(*c))
             .collect(),
         search: f.search.trim().to_owned(),
+        names: filter_names(&f.names, "filter.names")?,
         ..AppFilter::default()
     })
 }

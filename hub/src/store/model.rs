@@ -324,6 +324,10 @@ pub struct AppFilter {
     pub connection: Vec<ConnectionKind>,
     /// Case-insensitive substring of the app name.
     pub search: String,
+    /// Apps named exactly one of these: the hub app `nginx` and every edge
+    /// app `nginx@<cluster>` for `nginx`. One range of the `(name, project)`
+    /// index per name.
+    pub names: Vec<String>,
     /// Set by the store only: the ids the app-label selector resolved to
     /// before the page query (callers leave it `None`).
     #[serde(skip)]

@@ -113,6 +113,12 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// The plans of the queries the first page of `query` runs (see
+    /// [`explain_list_apps`]): which indexes answer a filter.
+    pub async fn explain_list_apps(&self, query: &AppQuery) -> Result<Vec<String>> {
+        explain_list_apps(&self.pool, query).await
+    }
 }
 
 // === Projects ===
@@ -1049,6 +1055,39 @@ async fn filter_total(
             .fetch_one(&mut *conn)
             .await?,
     )
+}
+
+/// The plans of the queries the first page of `query` runs after its
+/// prefilters: the page, then the total when one is counted; `EXPLAIN (COSTS OFF)`
+/// lines. For tests and for diagnosing a slow list: which index answers a
+/// filter.
+pub async fn explain_list_apps(pool: &PgPool, query: &AppQuery) -> Result<Vec<String>> {
+    let page_size = query::clamp_page_size(query.page_size);
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let Some((sql_filter, known_total)) = resolve_filter(&mut tx, &query.filter).await? else {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    };
+    let list = query::list_sql(&sql_filter, &query.filter, query.sort, None, page_size)?;
+    let mut statements = vec![list];
+    if known_total.is_none() {
+        statements.push(
+            query::counts_total_sql(&sql_filter).unwrap_or_else(|| query::count_sql(&sql_filter)),
+        );
+    }
+    let mut plan = Vec::new();
+    for statement in statements {
+        let text = format!("EXPLAIN (COSTS OFF) {}", statement.text);
+        let binds = statement.binds;
+        let lines: Vec<String> = bind_all_scalar(sqlx::query_scalar(AssertSqlSafe(text)), binds)
+            .fetch_all(&mut *tx)
+            .await?;
+        plan.extend(lines);
+    }
+    tx.commit().await?;
+    Ok(plan)
 }
 
 #[tracing::instrument(skip_all, fields(sort = ?query.sort.key, page_size = query.page_size))]

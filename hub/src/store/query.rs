@@ -241,6 +241,18 @@ fn where_clause_on(filter: &AppFilter, sql: &mut Sql, aliases: Aliases) -> Strin
             conditions.push(format!("a.name LIKE {p} ESCAPE '\\'"));
         }
     }
+    if !filter.names.is_empty() {
+        let ranges: Vec<String> = filter
+            .names
+            .iter()
+            .map(|name| name_condition(name, sql))
+            .collect();
+        conditions.push(if ranges.len() == 1 {
+            ranges.concat()
+        } else {
+            format!("({})", ranges.join(" OR "))
+        });
+    }
     if conditions.is_empty() {
         "1 = 1".to_owned()
     } else {
@@ -468,6 +480,20 @@ fn selector_conditions(
             }
         }
     }
+}
+
+/// `name` and every `name@<cluster>`: the index range `[name, nameA)` (`A`
+/// follows `@`) of `applications (name, project)`, less the names in it
+/// that continue `name` with a character before `@` (`nginx-2`, `nginx.x`,
+/// `nginx0`). Names compare bytewise on both backends (`COLLATE "C"`,
+/// SQLite's binary collation), so the range holds exactly the names that
+/// start with `name` and continue, if at all, with a byte before `A`.
+fn name_condition(name: &str, sql: &mut Sql) -> String {
+    let low = sql.bind_text(name);
+    let high = sql.bind(Bind::Text(format!("{name}A")));
+    let exact = sql.bind_text(name);
+    let edge = sql.bind(Bind::Text(format!("{name}@")));
+    format!("(a.name >= {low} AND a.name < {high} AND (a.name = {exact} OR a.name >= {edge}))")
 }
 
 fn escape_like(text: &str) -> String {

@@ -173,6 +173,12 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// The plans of the queries the first page of `query` runs (see
+    /// [`explain_list_apps`]): which indexes answer a filter.
+    pub async fn explain_list_apps(&self, query: &AppQuery) -> Result<Vec<String>> {
+        explain_list_apps(&self.pool, query).await
+    }
 }
 
 // === Projects ===
@@ -1129,6 +1135,39 @@ async fn filter_total(
             .fetch_one(&mut *conn)
             .await?,
     )
+}
+
+/// The plans of the queries the first page of `query` runs after its
+/// prefilters: the page, then the total when one is counted; `EXPLAIN QUERY PLAN` (each row's `detail`)
+/// lines. For tests and for diagnosing a slow list: which index answers a
+/// filter.
+pub async fn explain_list_apps(pool: &SqlitePool, query: &AppQuery) -> Result<Vec<String>> {
+    let page_size = query::clamp_page_size(query.page_size);
+    let mut tx = pool.begin().await?;
+    let Some((sql_filter, known_total)) = resolve_filter(&mut tx, &query.filter).await? else {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    };
+    let list = query::list_sql(&sql_filter, &query.filter, query.sort, None, page_size)?;
+    let mut statements = vec![list];
+    if known_total.is_none() {
+        statements.push(
+            query::counts_total_sql(&sql_filter).unwrap_or_else(|| query::count_sql(&sql_filter)),
+        );
+    }
+    let mut plan = Vec::new();
+    for statement in statements {
+        let text = format!("EXPLAIN QUERY PLAN {}", statement.text);
+        let binds = statement.binds;
+        let rows = bind_all(sqlx::query(AssertSqlSafe(text)), binds)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            plan.push(row.try_get::<String, _>("detail")?);
+        }
+    }
+    tx.commit().await?;
+    Ok(plan)
 }
 
 #[tracing::instrument(skip_all, fields(sort = ?query.sort.key, page_size = query.page_size))]

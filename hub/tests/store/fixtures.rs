@@ -318,6 +318,14 @@ impl Fleet {
                             .get(&app.cluster)
                             .is_some_and(|c| filter.connection.contains(c)))
                     && app.name.contains(&filter.search.to_lowercase())
+                    && (filter.names.is_empty()
+                        || filter.names.iter().any(|n| {
+                            app.name == *n
+                                || app
+                                    .name
+                                    .strip_prefix(n.as_str())
+                                    .is_some_and(|rest| rest.starts_with('@'))
+                        }))
             })
             .collect()
     }

@@ -4,6 +4,7 @@
 mod appsets;
 mod fixtures;
 mod migration;
+mod names;
 mod postgres_only;
 mod suite;
 
@@ -81,4 +82,5 @@ on_both_backends!(
     bulk_enqueue_commands,
     app_counts_per_cluster,
     counts_stay_exact_through_changes,
+    names_select_the_hub_app_and_every_edge_app,
 );

@@ -12,6 +12,7 @@ use futures::StreamExt as _;
 use time::OffsetDateTime;
 
 use crate::fixtures::*;
+pub use crate::names::names_select_the_hub_app_and_every_edge_app;
 
 pub async fn projects_crud(store: &dyn Store) {
     let default = store.get_project("default").await.unwrap();
@@ -1251,6 +1252,13 @@ pub async fn every_list_filter_matches_the_oracle(store: &dyn Store) {
             "search like metachars",
             AppFilter {
                 search: "_".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "names: a hub app and an edge app",
+            AppFilter {
+                names: vec!["edge-made-1".into(), "web-app-03".into()],
                 ..Default::default()
             },
         ),
