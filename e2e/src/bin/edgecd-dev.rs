@@ -19,6 +19,10 @@ struct Args {
     /// Extra generated apps per cluster (automated sync), for a larger fleet.
     #[arg(long, default_value_t = 0)]
     apps_per_cluster: usize,
+    /// Also apply the fleet-scoped set appsets/edge-addons.yaml to every cluster (selector
+    /// env=dev): each spoke generates guestbook, minecraft and nginx (name@cluster), synced.
+    #[arg(long)]
+    edge_addons: bool,
     /// Exit 0 once every app is Synced and Healthy (non-zero with a summary after --timeout).
     #[arg(long)]
     exit_when_synced: bool,
@@ -82,6 +86,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = FleetConfig {
         clusters: args.clusters,
         apps_per_cluster: args.apps_per_cluster,
+        edge_addons: args.edge_addons,
         database: args.database.clone(),
         grpc_listen: args.grpc_listen,
         http_listen: args.http_listen,
@@ -175,6 +180,14 @@ fn print_banner(fleet: &Fleet) {
         "The cluster-N.nginx apps come from appsets/nginx-per-cluster.yaml, applied at the hub"
     );
     println!("(edgecd appset get nginx); they were synced once, as after `argocd app sync`.");
+    if fleet.config().edge_addons {
+        println!(
+            "The fleet-scoped set edge-addons ({}, scope {}) runs at every cluster's spoke:",
+            edgecd_e2e::dev::EDGE_ADDONS_APPSET,
+            edgecd_e2e::dev::EDGE_ADDONS_SCOPE
+        );
+        println!("  edgecd appset get edge-addons; edgecd app list --name nginx (one per cluster)");
+    }
     println!();
 }
 

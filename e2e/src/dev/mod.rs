@@ -6,7 +6,9 @@
 //!          (spoke runtime, kubeconfig of its emulated cluster, hub link through a freezable relay)
 //!       ─► appsets/nginx-per-cluster.yaml applied through HubService (ApplyManifests): the hub's
 //!          ApplicationSet controller generates `cluster-N.nginx`, synced once as `argocd app sync`
-//!          would; plus M apps per cluster with automated sync, created directly
+//!          would; plus M apps per cluster with automated sync, created directly; with
+//!          `edge_addons`, the fleet-scoped set `appsets/edge-addons.yaml` (scope `selector:env=dev`:
+//!          every cluster's spoke generates `guestbook`, `minecraft` and `nginx`, `name@cluster`)
 //!  Fleet::shutdown ─► spokes, hub, emulator stopped; temp dirs and the git daemon removed
 //! ```
 //!
@@ -54,6 +56,16 @@ pub const NGINX_APPSET: &str = "appsets/nginx-per-cluster.yaml";
 /// Namespace of the nginx apps, created in every cluster when it is enrolled (the
 /// ApplicationSet's apps do not create it).
 pub const NGINX_NAMESPACE: &str = "nginx";
+/// The fleet-scoped set of [`FleetConfig::edge_addons`], in the fleet's repository.
+pub use self::repo::EDGE_ADDONS_APPSET;
+/// Where the edge-addons set runs: every cluster the fleet enrolls is labelled `env=dev`.
+pub const EDGE_ADDONS_SCOPE: &str = "selector:env=dev";
+/// The apps the edge-addons set generates at each cluster (its folders in the repository).
+pub const EDGE_ADDONS: [&str; 3] = ["guestbook", "minecraft", "nginx"];
+/// Namespace of the edge-addons' minecraft (set by its kustomization, so the app's
+/// `CreateNamespace=true` does not create it): created in every cluster enrolled with
+/// `edge_addons`.
+pub const GAMES_NAMESPACE: &str = "games";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -107,6 +119,9 @@ pub struct FleetConfig {
     /// How many of the emulated clusters are enrolled at start (all if `None`); the others
     /// can join later with [`Fleet::enroll`].
     pub enrolled: Option<usize>,
+    /// Apply the fleet-scoped set [`EDGE_ADDONS_APPSET`] at start: each cluster's spoke generates
+    /// its own [`EDGE_ADDONS`] (automated sync), shown at the hub as `name@cluster`.
+    pub edge_addons: bool,
 }
 
 impl Default for FleetConfig {
@@ -121,6 +136,7 @@ impl Default for FleetConfig {
             stale_after: Duration::from_secs(6),
             stage_delay: Duration::from_millis(300),
             enrolled: None,
+            edge_addons: false,
         }
     }
 }
@@ -305,15 +321,20 @@ impl Fleet {
         }
         fleet.wait_connected(Duration::from_secs(120)).await?;
 
-        // 5. Apps: what nginx-per-cluster generates, and the generated extras.
+        // 5. Apps: what nginx-per-cluster generates, the generated extras, the edge addons.
         report(
             5,
             format!(
-                "applying the nginx-per-cluster ApplicationSet{}",
+                "applying the nginx-per-cluster ApplicationSet{}{}",
                 if config.apps_per_cluster > 0 {
+                    format!(", {} generated apps per cluster", config.apps_per_cluster)
+                } else {
+                    String::new()
+                },
+                if config.edge_addons {
                     format!(
-                        " and {} generated apps per cluster",
-                        config.apps_per_cluster
+                        ", the fleet-scoped set edge-addons ({} apps per cluster, generated at each)",
+                        EDGE_ADDONS.len()
                     )
                 } else {
                     String::new()
@@ -322,6 +343,9 @@ impl Fleet {
         );
         fleet.apply_nginx_appset().await?;
         fleet.create_apps(config.apps_per_cluster).await?;
+        if config.edge_addons {
+            fleet.apply_edge_addons().await?;
+        }
 
         // 6. The first sync of the manual apps, as `argocd app sync` after the set created them.
         report(6, "syncing the nginx apps".into());
@@ -363,6 +387,45 @@ impl Fleet {
             .await?;
         for name in wanted {
             self.apps.push(v1::AppRef::new("default", &name));
+        }
+        Ok(())
+    }
+
+    /// Applies [`EDGE_ADDONS_APPSET`] with scope [`EDGE_ADDONS_SCOPE`]: the hub sends it to every
+    /// enrolled cluster, whose spoke generates and syncs its [`EDGE_ADDONS`]. The apps are counted
+    /// in [`Fleet::apps`] at once (`name@cluster`); [`Fleet::wait_synced`] waits for them.
+    async fn apply_edge_addons(&mut self) -> Result<(), DevError> {
+        let yaml = repo::repository_files(self.repo.url(), &[])
+            .into_iter()
+            .find(|(path, _)| path == EDGE_ADDONS_APPSET)
+            .map(|(_, text)| text)
+            .ok_or_else(|| {
+                DevError::Config(format!("the repository has no {EDGE_ADDONS_APPSET}"))
+            })?;
+        let results = self
+            .client
+            .apply_manifests(v1::ApplyManifestsRequest {
+                yaml,
+                scope: EDGE_ADDONS_SCOPE.into(),
+                ..Default::default()
+            })
+            .await
+            .map_err(step(format!("applying {EDGE_ADDONS_APPSET}")))?
+            .results;
+        if let Some(refused) = results
+            .iter()
+            .find(|r| !matches!(r.action.as_str(), "created" | "updated" | "unchanged"))
+        {
+            return Err(DevError::Config(format!(
+                "applying {EDGE_ADDONS_APPSET}: {} {}: {}",
+                refused.action, refused.name, refused.message
+            )));
+        }
+        for cluster in &self.clusters {
+            for addon in EDGE_ADDONS {
+                self.apps
+                    .push(v1::AppRef::new("default", format!("{addon}@{cluster}")));
+            }
         }
         Ok(())
     }
@@ -487,23 +550,29 @@ impl Fleet {
             .await
             .map_err(step(format!("connecting to emulated cluster {name}")))?;
         let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube);
-        let namespace = k8s_openapi::api::core::v1::Namespace {
-            metadata: kube::api::ObjectMeta {
-                name: Some(NGINX_NAMESPACE.into()),
+        let mut wanted = vec![NGINX_NAMESPACE];
+        if self.config.edge_addons {
+            wanted.push(GAMES_NAMESPACE);
+        }
+        for wanted in wanted {
+            let namespace = k8s_openapi::api::core::v1::Namespace {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(wanted.into()),
+                    ..Default::default()
+                },
                 ..Default::default()
-            },
-            ..Default::default()
-        };
-        match namespaces
-            .create(&kube::api::PostParams::default(), &namespace)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(error) => {
-                return Err(step(format!(
-                    "creating namespace {NGINX_NAMESPACE} in {name}"
-                ))(error));
+            };
+            match namespaces
+                .create(&kube::api::PostParams::default(), &namespace)
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(error) => {
+                    return Err(step(format!("creating namespace {wanted} in {name}"))(
+                        error,
+                    ));
+                }
             }
         }
         let created = self
@@ -720,6 +789,11 @@ impl Fleet {
 
     pub fn clusters(&self) -> &[String] {
         &self.clusters
+    }
+
+    /// What the fleet was started with.
+    pub fn config(&self) -> &FleetConfig {
+        &self.config
     }
 
     pub fn apps(&self) -> &[v1::AppRef] {

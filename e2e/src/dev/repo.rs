@@ -34,7 +34,8 @@ fn path_text(path: &Path) -> String {
 
 /// The files of the dev fleet's repository: the fixture with the ApplicationSets pointing at
 /// `repo_url`, an overlay per cluster (`deploy/overlays/cluster-N` for N > 3 follow the pattern of
-/// the first three), and `deploy/generated` for the extra apps.
+/// the first three), `deploy/generated` for the extra apps, and `appsets/edge-addons.yaml` (the
+/// fleet-scoped set of `--edge-addons`).
 pub fn repository_files(repo_url: &str, clusters: &[String]) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = fixture_files()
         .into_iter()
@@ -54,6 +55,10 @@ pub fn repository_files(repo_url: &str, clusters: &[String]) -> Vec<(String, Str
             files.push((path, overlay(cluster, i + 1)));
         }
     }
+    files.push((
+        EDGE_ADDONS_APPSET.into(),
+        EDGE_ADDONS.replace(PLACEHOLDER_REPO_URL, repo_url),
+    ));
     files.push((
         "deploy/generated/kustomization.yaml".into(),
         GENERATED_KUSTOMIZATION.into(),
@@ -98,6 +103,44 @@ patches:
 "#
     )
 }
+
+/// Path of the fleet-scoped set `edgecd-dev --edge-addons` applies, in the dev fleet's repository.
+pub const EDGE_ADDONS_APPSET: &str = "appsets/edge-addons.yaml";
+
+/// The talk's `cluster-addons` set made to run on its own: the three app folders of
+/// `deploy/clusters/cluster-3` (`guestbook`, `minecraft`, `nginx`) generated at every cluster the
+/// set reaches, with automated sync creating the destination namespace (minecraft's kustomization
+/// puts it in `games`, which the fleet creates when it enrolls a cluster for `--edge-addons`).
+const EDGE_ADDONS: &str = "apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: edge-addons
+spec:
+  generators:
+  - git:
+      repoURL: https://github.com/example/repo
+      revision: HEAD
+      directories:
+      - path: deploy/clusters/cluster-3/*
+  template:
+    metadata:
+      name: '{{path.basename}}'
+    spec:
+      project: default
+      source:
+        repoURL: https://github.com/example/repo
+        targetRevision: HEAD
+        path: '{{path}}'
+      destination:
+        server: https://kubernetes.default.svc
+        namespace: addons
+      syncPolicy:
+        automated:
+          prune: true
+          selfHeal: true
+        syncOptions:
+        - CreateNamespace=true
+";
 
 const GENERATED_KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
