@@ -1,4 +1,4 @@
-//! Spoke-side ApplicationSets end to end: the real spoke runtime against the Kubernetes API emulator evaluates the edge-fleet repo's `cluster-addons` set (one app per folder under its own path) from a real git server; apps follow folders added and removed in git, and a broken generator changes nothing.
+//! Spoke-side ApplicationSets end to end: the real spoke runtime against the Kubernetes API emulator evaluates the edge-fleet repo's `cluster-addons` set (one app per folder under its own path) from a real git server; apps follow folders added and removed in git, a name two folders render is left as it was with a condition naming both while the rest proceeds, and a broken generator changes nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -298,6 +298,60 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
     })
     .await;
 
+    // Two folders rendering one app name: that name is left as it was (not applied, not deleted), a
+    // condition names both paths, and the rest proceeds.
+    repo.write(
+        "extra/nginx/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n",
+    )
+    .unwrap();
+    repo.write(
+        "extra/memcached/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: memcached\n",
+    )
+    .unwrap();
+    repo.commit("extra folders, one named like an existing app")
+        .unwrap();
+    let before = apps.get("nginx").await.unwrap();
+    let patch = serde_json::json!({"spec": {"generators": [
+        {"git": {"repoURL": repo.url(), "revision": "HEAD",
+                 "directories": [{"path": "deploy/clusters/cluster-3/*"}]}},
+        {"git": {"repoURL": repo.url(), "revision": "HEAD", "directories": [{"path": "extra/*"}]}}
+    ]}});
+    sets.patch(
+        "cluster-addons",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let twice = wait_for("the duplicate name's condition", async || {
+        let status = sets.get("cluster-addons").await.ok()?.status?;
+        status
+            .conditions
+            .into_iter()
+            .find(|c| c.status == "True" && c.message.contains("generated twice"))
+    })
+    .await;
+    for needle in [
+        "\"nginx\"",
+        "deploy/clusters/cluster-3/nginx",
+        "extra/nginx",
+    ] {
+        assert!(twice.message.contains(needle), "{needle} not in {twice:?}");
+    }
+    let with_memcached = names(&["memcached", "minecraft", "nginx", "redis"]);
+    wait_for("memcached generated beside the duplicate", async || {
+        (app_names(&apps).await == with_memcached).then_some(())
+    })
+    .await;
+    let after = apps.get("nginx").await.unwrap();
+    assert_eq!(after.metadata.uid, before.metadata.uid);
+    assert_eq!(
+        after.spec, before.spec,
+        "the duplicated app is left as it was"
+    );
+
     // A broken generator is a condition naming the cause; no app is created or deleted.
     let patch = serde_json::json!({"spec": {"generators": [{"git": {
         "repoURL": repo.url(), "revision": "no-such-branch",
@@ -312,15 +366,13 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
     .unwrap();
     let error = wait_for("the ErrorOccurred condition", async || {
         let status = sets.get("cluster-addons").await.ok()?.status?;
-        status
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "ErrorOccurred" && c.status == "True")
+        status.conditions.into_iter().find(|c| {
+            c.type_ == "ErrorOccurred" && c.status == "True" && c.message.contains("no-such-branch")
+        })
     })
     .await;
-    assert!(error.message.contains("no-such-branch"), "{error:?}");
     assert!(error.message.contains("cluster-addons"), "{error:?}");
-    assert_eq!(app_names(&apps).await, without_guestbook);
+    assert_eq!(app_names(&apps).await, with_memcached);
     let status = sets.get("cluster-addons").await.unwrap().status.unwrap();
     assert_eq!(status.applications.len(), 3, "{status:?}");
 
@@ -342,7 +394,7 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
             .then_some(())
     })
     .await;
-    assert_eq!(app_names(&apps).await, without_guestbook);
+    assert_eq!(app_names(&apps).await, with_memcached);
 
     let _ = stop.send(());
     running.await.unwrap().unwrap();

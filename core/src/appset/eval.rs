@@ -18,6 +18,27 @@ pub fn generate(
     spec: &ApplicationSetSpec,
     ctx: &EvalContext<'_>,
 ) -> Result<Vec<GeneratedApp>, AppSetError> {
+    let generation = generate_each(spec, ctx)?;
+    match generation.duplicates.into_iter().next() {
+        Some((_, error)) => Err(error),
+        None => Ok(generation.apps),
+    }
+}
+
+/// What one evaluation generated: the apps, and the names two or more parameter sets rendered (each with an
+/// error naming every parameter set that rendered it), which are left out of `apps`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub apps: Vec<GeneratedApp>,
+    pub duplicates: Vec<(String, AppSetError)>,
+}
+
+/// As [`generate`], but a name rendered more than once leaves out only that name (reported in
+/// [`Generation::duplicates`], naming every parameter set that rendered it): the rest proceeds.
+pub fn generate_each(
+    spec: &ApplicationSetSpec,
+    ctx: &EvalContext<'_>,
+) -> Result<Generation, AppSetError> {
     if spec.go_template {
         return Err(AppSetError::new(
             "spec.goTemplate",
@@ -25,25 +46,40 @@ pub fn generate(
         ));
     }
     let mut apps: BTreeMap<String, GeneratedApp> = BTreeMap::new();
+    let mut twice: BTreeMap<String, Vec<Params>> = BTreeMap::new();
     for (i, g) in spec.generators.iter().enumerate() {
         let path = format!("spec.generators[{i}]");
         for params in eval_generator(g, ctx, &path, 0)? {
             let app = render_app(spec, params)?;
-            if let Some(other) = apps.get(&app.name) {
-                return Err(AppSetError::new(
-                    "spec.template.metadata.name",
-                    format!(
-                        "application name {:?} is generated twice, from params {} and {}",
-                        app.name,
-                        params_text(&other.params),
-                        params_text(&app.params)
-                    ),
-                ));
+            if let Some(seen) = twice.get_mut(&app.name) {
+                seen.push(app.params);
+                continue;
+            }
+            if let Some(other) = apps.remove(&app.name) {
+                twice.insert(app.name.clone(), vec![other.params, app.params]);
+                continue;
             }
             apps.insert(app.name.clone(), app);
         }
     }
-    Ok(apps.into_values().collect())
+    let duplicates = twice
+        .into_iter()
+        .map(|(name, all)| {
+            let from: Vec<String> = all.iter().map(params_text).collect();
+            let error = AppSetError::new(
+                "spec.template.metadata.name",
+                format!(
+                    "application name {name:?} is generated twice, from params {}; neither is applied",
+                    from.join(" and ")
+                ),
+            );
+            (name, error)
+        })
+        .collect();
+    Ok(Generation {
+        apps: apps.into_values().collect(),
+        duplicates,
+    })
 }
 
 fn params_text(params: &Params) -> String {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::ApplicationSpec;
 use crate::selector::LabelSelector;
 
-pub use eval::generate;
+pub use eval::{Generation, generate, generate_each};
 pub use glob::glob_match;
 pub use plan::plan;
 pub use scope::{AppSetScope, ScopeError};

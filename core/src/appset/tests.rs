@@ -476,6 +476,39 @@ fn merge_overrides_by_keys() {
     assert_eq!(err.path, "spec.generators[0].merge.generators[0]");
 }
 
+/// A name two parameter sets render is left out, naming both; the other apps proceed.
+#[test]
+fn a_duplicated_name_leaves_out_only_that_name() {
+    let spec = spec_with(
+        json!([{"list": {"elements": [
+            {"app": "a", "env": "x"}, {"app": "b", "env": "x"}, {"app": "a", "env": "y"}
+        ]}}]),
+        "{{app}}",
+        "p",
+    );
+    let spec = ApplicationSetSpec::from_json(&spec).unwrap();
+    let generation = crate::appset::generate_each(
+        &spec,
+        &EvalContext {
+            clusters: &[],
+            git: &Repos::default(),
+        },
+    )
+    .unwrap();
+    let names: Vec<&str> = generation.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["b"]);
+    assert_eq!(generation.duplicates.len(), 1);
+    let (name, error) = &generation.duplicates[0];
+    assert_eq!(name, "a");
+    let message = error.to_string();
+    assert!(
+        message.contains("\"env\":\"x\"")
+            && message.contains("\"env\":\"y\"")
+            && message.contains("neither is applied"),
+        "{message}"
+    );
+}
+
 #[test]
 fn duplicate_and_unresolved_names_are_errors() {
     let spec = spec_with(

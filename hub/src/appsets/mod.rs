@@ -27,7 +27,7 @@ use std::time::Duration;
 use edgecd_core::app::{Condition, OwnerRef};
 use edgecd_core::appset::{
     AppSetScope, ApplicationSetSpec, ClusterFacts, EvalContext, ExistingApp, GeneratedApp,
-    generate, plan,
+    generate_each, plan,
 };
 use edgecd_core::selector::LabelSelector;
 use edgecd_git::GitCache;
@@ -474,7 +474,7 @@ impl AppSetController {
             .into_iter()
             .map(|((url, rev), commit)| (format!("{url}@{rev}"), commit.to_string()))
             .collect();
-        let generated = generate(
+        let generation = generate_each(
             spec,
             &EvalContext {
                 clusters: &clusters,
@@ -482,9 +482,14 @@ impl AppSetController {
             },
         )
         .map_err(|e| e.to_string())?;
-        // An invalid app is reported and skipped.
+        let generated = generation.apps;
+        // An invalid app, or a name rendered twice, is reported and skipped (an existing one is kept).
         let mut valid = Vec::with_capacity(generated.len());
-        let mut refused = Vec::new();
+        let mut refused: Vec<(String, String)> = generation
+            .duplicates
+            .into_iter()
+            .map(|(name, error)| (name, error.to_string()))
+            .collect();
         for mut app in generated {
             match self.admit(&mut app, &clusters).await {
                 Ok(()) => valid.push(app),

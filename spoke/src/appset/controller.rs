@@ -389,9 +389,18 @@ async fn evaluate(
             clusters: &clusters,
             git: &snapshots,
         };
-        appset::generate(&spec, &context)
+        appset::generate_each(&spec, &context)
     };
-    let generated = match generated {
+    // A name rendered twice is left out and reported; the rest proceeds.
+    let mut duplicated: Vec<(String, String)> = Vec::new();
+    let generated = match generated.map(|g| {
+        duplicated = g
+            .duplicates
+            .into_iter()
+            .map(|(name, error)| (name, format!("ApplicationSet {set_cr}: {error}")))
+            .collect();
+        g.apps
+    }) {
         Ok(mut generated) => {
             // The CR carries the project explicitly, so the plan compares like with like.
             for app in &mut generated {
@@ -448,7 +457,13 @@ async fn evaluate(
                 action: "listing Applications".into(),
                 source: Box::new(source),
             })?;
-    let existing: Vec<ExistingApp> = listed.items.iter().map(|a| existing_app(a, set)).collect();
+    // An app whose name is now rendered twice is neither updated nor deleted: left as it was.
+    let existing: Vec<ExistingApp> = listed
+        .items
+        .iter()
+        .map(|a| existing_app(a, set))
+        .filter(|a| !duplicated.iter().any(|(name, _)| *name == a.name))
+        .collect();
     let generated_names: Vec<String> = generated.iter().map(|a| a.name.clone()).collect();
     let plan = appset::plan(spec.applications_sync(), &existing, generated);
     tracing::debug!(
@@ -460,7 +475,8 @@ async fn evaluate(
         "ApplicationSet planned."
     );
 
-    let mut problems: Vec<String> = plan.conflicts.iter().map(|(_, why)| why.clone()).collect();
+    let mut problems: Vec<String> = duplicated.iter().map(|(_, why)| why.clone()).collect();
+    problems.extend(plan.conflicts.iter().map(|(_, why)| why.clone()));
     for app in plan.create.iter().chain(&plan.update) {
         if let Err(error) = apply_app(&apps, set, app).await {
             problems.push(format!("writing Application {}: {error}", app.name));
