@@ -283,7 +283,7 @@ async fn apply_set(
             .map(|c| (c.name, c.labels))
             .collect();
         let was = crate::appsets::scope_of(existing);
-        let now = crate::appsets::scope_of(&new_record_scope(&new));
+        let now = crate::appsets::scope_from(&new.scope);
         if !now.covers(&was, &clusters) {
             return Err(Status::failed_precondition(moved_set_message(
                 &new.project,
@@ -339,21 +339,6 @@ async fn apply_set(
         &new.name,
         where_,
     ))
-}
-
-/// A stored-record view of a set about to be written, for [`crate::appsets::scope_of`].
-fn new_record_scope(new: &NewAppSet) -> crate::store::AppSetRecord {
-    crate::store::AppSetRecord {
-        project: new.project.clone(),
-        name: new.name.clone(),
-        scope: new.scope.clone(),
-        spec: serde_json::Value::Null,
-        status: Default::default(),
-        owner: None,
-        version: 0,
-        created_at: time::OffsetDateTime::UNIX_EPOCH,
-        updated_at: time::OffsetDateTime::UNIX_EPOCH,
-    }
 }
 
 /// Why a set evaluated `was` is not applied `now`, and how to widen its scope or move it instead.

@@ -61,7 +61,12 @@ pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
 /// Where a stored set is evaluated. Stored scopes were parsed on the way in; one that no longer parses is
 /// taken as a single cluster's name, as scopes were before fleet scopes existed.
 pub fn scope_of(set: &AppSetRecord) -> AppSetScope {
-    AppSetScope::parse(&set.scope).unwrap_or_else(|_| AppSetScope::cluster(&set.scope))
+    scope_from(&set.scope)
+}
+
+/// [`scope_of`] for a stored scope's text.
+pub fn scope_from(text: &str) -> AppSetScope {
+    AppSetScope::parse(text).unwrap_or_else(|_| AppSetScope::cluster(text))
 }
 
 /// The sets evaluated at `cluster`'s spoke: scoped to it by name, by a list that names it, or by a selector
