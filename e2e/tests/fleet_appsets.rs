@@ -6,26 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use edgecd_e2e::dev::{Fleet, FleetConfig};
+use edgecd_e2e::harness::wait_for;
 use edgecd_e2e::testdata;
 use edgecd_proto::v1;
 use kube::Api;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 const ADDONS: [&str; 3] = ["guestbook", "minecraft", "nginx"];
-
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 /// The set's generated apps, as the hub shows them.
 async fn generated(fleet: &Fleet) -> BTreeSet<String> {
@@ -153,11 +140,11 @@ async fn one_set_evaluated_at_every_matching_cluster() {
     let results = apply("clusters:cluster-1,cluster-2,cluster-3", "").await;
     assert_eq!(results[0].action, "created", "{results:?}");
     let three = addons_on(&["cluster-1", "cluster-2", "cluster-3"]);
-    eventually("nine edge apps", async || {
+    wait_for("nine edge apps", DEADLINE, async || {
         (edge_apps(&fleet).await == three).then_some(())
     })
     .await;
-    let listed = eventually("the set to list its nine apps", async || {
+    let listed = wait_for("the set to list its nine apps", DEADLINE, async || {
         let names = generated(&fleet).await;
         (names == three).then_some(names)
     })
@@ -201,7 +188,7 @@ async fn one_set_evaluated_at_every_matching_cluster() {
         })
         .await
         .unwrap();
-    eventually("the sync of guestbook@cluster-2", async || {
+    wait_for("the sync of guestbook@cluster-2", DEADLINE, async || {
         let status = fleet
             .client()
             .get_command(v1::GetCommandRequest {
@@ -228,7 +215,7 @@ async fn one_set_evaluated_at_every_matching_cluster() {
                 .is_some_and(|s| s.status == v1::SyncStatusCode::Synced as i32)
         }
     };
-    eventually("guestbook@cluster-2 Synced", async || {
+    wait_for("guestbook@cluster-2 Synced", DEADLINE, async || {
         synced("guestbook@cluster-2").await.then_some(())
     })
     .await;
@@ -258,18 +245,18 @@ async fn one_set_evaluated_at_every_matching_cluster() {
         .await
         .unwrap();
     let four = addons_on(&["cluster-1", "cluster-2", "cluster-3", "cluster-4"]);
-    eventually("cluster-4's three apps", async || {
+    wait_for("cluster-4's three apps", DEADLINE, async || {
         (edge_apps(&fleet).await == four).then_some(())
     })
     .await;
-    eventually("the set to count cluster-4", async || {
+    wait_for("the set to count cluster-4", DEADLINE, async || {
         (per_cluster(&generated(&fleet).await).get("cluster-4") == Some(&3)).then_some(())
     })
     .await;
 
     // The label removed: cluster-4 loses the set and its apps; the others keep theirs.
     label(&fleet, "cluster-4", &[]).await;
-    eventually("cluster-4's apps removed", async || {
+    wait_for("cluster-4's apps removed", DEADLINE, async || {
         (edge_apps(&fleet).await == three).then_some(())
     })
     .await;

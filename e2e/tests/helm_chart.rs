@@ -418,44 +418,8 @@ fn synced_and_healthy(status: &ApplicationStatus) -> bool {
     status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy
 }
 
-const WEB_YAML: &str = r#"apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: settings
-data:
-  greeting: hello
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 2
-  selector:
-    matchLabels:
-      app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      containers:
-        - name: web
-          image: nginx:1.27
-          ports:
-            - containerPort: 80
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector:
-    app: web
-  ports:
-    - port: 80
-      targetPort: 80
-"#;
+/// A ConfigMap, a Deployment of two `nginx:1.27` replicas and its Service.
+const WEB_YAML: &str = include_str!("../../testdata/web-app/all.yaml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_installed_chart_runs_the_spoke_with_its_own_service_account() {

@@ -579,44 +579,8 @@ async fn a_broken_kustomization_leaves_live_objects_untouched(backend: Backend) 
     running_pods(&spoke, "nginx", 1).await;
 }
 
-const WEB_APP: &str = r#"apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: settings
-data:
-  greeting: hello
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 2
-  selector:
-    matchLabels:
-      app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      containers:
-        - name: web
-          image: nginx:1.27
-          ports:
-            - containerPort: 80
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector:
-    app: web
-  ports:
-    - port: 80
-      targetPort: 80
-"#;
+/// A ConfigMap, a Deployment of two `nginx:1.27` replicas and its Service.
+const WEB_APP: &str = include_str!("../../testdata/web-app/all.yaml");
 
 /// The managed-fields entry of `manager` on `meta`, as JSON text.
 fn fields_of(meta: &kube::api::ObjectMeta, manager: &str) -> String {

@@ -1,7 +1,6 @@
 //! Helm v4 for tests: the binary that `scripts/helm-build` builds from the Go module proxy (or `EDGECD_HELM_BIN`), to lint, render and install the spoke's chart.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use crate::{Error, Result, realkube};
@@ -20,27 +19,7 @@ pub fn available() -> bool {
 pub fn helm_binary() -> Result<PathBuf> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY
-        .get_or_init(|| {
-            if let Some(bin) = std::env::var_os("EDGECD_HELM_BIN") {
-                return Ok(PathBuf::from(bin));
-            }
-            let output = Command::new(BUILD_SCRIPT)
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("running {BUILD_SCRIPT}: {e}"))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "{BUILD_SCRIPT} failed ({}); it needs Go and the Go module proxy",
-                    output.status
-                ));
-            }
-            let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            if path.is_empty() {
-                return Err(format!("{BUILD_SCRIPT} printed no binary path"));
-            }
-            Ok(PathBuf::from(path))
-        })
+        .get_or_init(|| crate::gobuilt::binary("EDGECD_HELM_BIN", BUILD_SCRIPT))
         .clone()
         .map_err(Error::Setup)
 }

@@ -7,6 +7,7 @@
 
 pub mod git;
 pub mod git_http;
+mod gobuilt;
 pub mod helm;
 pub mod net;
 pub mod postgres;

@@ -218,24 +218,7 @@ impl Drop for RealCluster {
 pub fn binary() -> Result<PathBuf> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY
-        .get_or_init(|| {
-            if let Some(bin) = std::env::var_os("EDGECD_REALKUBE_BIN") {
-                return Ok(PathBuf::from(bin));
-            }
-            let output = Command::new(BUILD_SCRIPT)
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("running {BUILD_SCRIPT}: {e}"))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "{BUILD_SCRIPT} failed ({}); it needs Go >= 1.25 and the Go module proxy",
-                    output.status
-                ));
-            }
-            let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            Ok(PathBuf::from(path))
-        })
+        .get_or_init(|| crate::gobuilt::binary("EDGECD_REALKUBE_BIN", BUILD_SCRIPT))
         .clone()
         .map_err(Error::Setup)
 }
