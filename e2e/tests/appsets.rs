@@ -133,26 +133,6 @@ async fn polling_fleet() -> Fleet {
     .unwrap()
 }
 
-/// Creates a namespace in an emulated cluster, as the cluster's operator would.
-async fn create_namespace(fleet: &Fleet, cluster: &str, name: &str) {
-    let handle = fleet
-        .emulator()
-        .unwrap()
-        .clusters()
-        .iter()
-        .find(|c| c.name() == cluster)
-        .unwrap_or_else(|| panic!("no emulated cluster {cluster}"));
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
-        Api::all(handle.client().await.unwrap());
-    namespaces
-        .create(
-            &kube::api::PostParams::default(),
-            &serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap(),
-        )
-        .await
-        .unwrap();
-}
-
 async fn app(fleet: &Fleet, project: &str, name: &str) -> Option<v1::Application> {
     fleet
         .client()
@@ -564,7 +544,10 @@ async fn talk_demo_fleet() -> (Fleet, edgecd_testkit::GitRepo, String) {
             .await
             .unwrap();
         // The talk's Applications do not create their namespace: the cluster's operator does.
-        create_namespace(&fleet, cluster, "gitops-kubecon-demo").await;
+        fleet
+            .create_namespace(cluster, "gitops-kubecon-demo")
+            .await
+            .unwrap();
     }
     let repo = fleet.git_server().create_repo("talk-demo").unwrap();
     repo.copy_dir(&fixture("talk-demo-repo"), "").unwrap();
@@ -657,7 +640,7 @@ async fn talk_demo_applications_import_to_the_right_clusters() {
 async fn cluster_addons_are_evaluated_at_cluster_3s_spoke() {
     let fleet = polling_fleet().await;
     // minecraft's kustomization targets namespace `games`, which its app does not create.
-    create_namespace(&fleet, "cluster-3", "games").await;
+    fleet.create_namespace("cluster-3", "games").await.unwrap();
 
     let yaml = read(&fixture("edge-fleet-repo/appsets/cluster-addons.yaml"))
         .replace("https://github.com/example/repo", fleet.repo().url());

@@ -49,22 +49,6 @@ async fn app(fleet: &Fleet, name: &str) -> Option<v1::Application> {
         .ok()
 }
 
-async fn names(fleet: &Fleet, filter: v1::ApplicationFilter) -> BTreeSet<String> {
-    fleet
-        .client()
-        .list_applications(v1::ListApplicationsRequest {
-            filter: Some(filter),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|a| a.name)
-        .collect()
-}
-
 fn set_of(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
@@ -135,7 +119,7 @@ async fn same_named_edge_apps_of_two_clusters_are_two_apps() {
         ..Default::default()
     };
     eventually("the four edge apps", async || {
-        (names(&fleet, autonomous()).await == edge).then_some(())
+        (fleet.app_names(autonomous()).await.unwrap() == edge).then_some(())
     })
     .await;
     for name in &edge {
@@ -154,37 +138,34 @@ async fn same_named_edge_apps_of_two_clusters_are_two_apps() {
 
     // Filters by cluster and by name.
     assert_eq!(
-        names(
-            &fleet,
-            v1::ApplicationFilter {
+        fleet
+            .app_names(v1::ApplicationFilter {
                 clusters: vec!["cluster-1".into()],
                 ..autonomous()
-            }
-        )
-        .await,
+            })
+            .await
+            .unwrap(),
         set_of(&["guestbook@cluster-1", "nginx@cluster-1"])
     );
     assert_eq!(
-        names(
-            &fleet,
-            v1::ApplicationFilter {
+        fleet
+            .app_names(v1::ApplicationFilter {
                 search: "nginx@".into(),
                 ..Default::default()
-            }
-        )
-        .await,
+            })
+            .await
+            .unwrap(),
         set_of(&["nginx@cluster-1", "nginx@cluster-2"])
     );
     assert_eq!(
-        names(
-            &fleet,
-            v1::ApplicationFilter {
+        fleet
+            .app_names(v1::ApplicationFilter {
                 search: "guestbook".into(),
                 clusters: vec!["cluster-2".into()],
                 ..Default::default()
-            }
-        )
-        .await,
+            })
+            .await
+            .unwrap(),
         set_of(&["guestbook@cluster-2"])
     );
 

@@ -9,7 +9,6 @@ use edgecd_e2e::dev::{Fleet, FleetConfig};
 use edgecd_e2e::harness::wait_for;
 use edgecd_e2e::testdata;
 use edgecd_proto::v1;
-use kube::Api;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 const ADDONS: [&str; 3] = ["guestbook", "minecraft", "nginx"];
@@ -33,21 +32,12 @@ async fn generated(fleet: &Fleet) -> BTreeSet<String> {
 /// Apps generated at the edge, as the hub lists them.
 async fn edge_apps(fleet: &Fleet) -> BTreeSet<String> {
     fleet
-        .client()
-        .list_applications(v1::ListApplicationsRequest {
-            filter: Some(v1::ApplicationFilter {
-                origins: vec![v1::AppOrigin::Autonomous as i32],
-                ..Default::default()
-            }),
-            page_size: 1000,
+        .app_names(v1::ApplicationFilter {
+            origins: vec![v1::AppOrigin::Autonomous as i32],
             ..Default::default()
         })
         .await
         .unwrap()
-        .items
-        .into_iter()
-        .map(|a| a.name)
-        .collect()
 }
 
 fn addons_on(clusters: &[&str]) -> BTreeSet<String> {
@@ -65,26 +55,6 @@ fn per_cluster(names: &BTreeSet<String>) -> BTreeMap<String, usize> {
         *counts.entry(cluster.to_owned()).or_default() += 1;
     }
     counts
-}
-
-/// minecraft's kustomization puts it in namespace `games`, which its app does not create.
-async fn create_games_namespace(fleet: &Fleet, cluster: &str) {
-    let handle = fleet
-        .emulator()
-        .unwrap()
-        .clusters()
-        .iter()
-        .find(|c| c.name() == cluster)
-        .unwrap();
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
-        Api::all(handle.client().await.unwrap());
-    namespaces
-        .create(
-            &kube::api::PostParams::default(),
-            &serde_json::from_value(serde_json::json!({"metadata": {"name": "games"}})).unwrap(),
-        )
-        .await
-        .unwrap();
 }
 
 async fn label(fleet: &Fleet, cluster: &str, labels: &[(&str, &str)]) {
@@ -116,7 +86,8 @@ async fn one_set_evaluated_at_every_matching_cluster() {
     .await
     .unwrap();
     for cluster in ["cluster-1", "cluster-2", "cluster-3", "cluster-4"] {
-        create_games_namespace(&fleet, cluster).await;
+        // minecraft's kustomization puts it in namespace `games`, which its app does not create.
+        fleet.create_namespace(cluster, "games").await.unwrap();
     }
     let yaml =
         std::fs::read_to_string(testdata().join("edge-fleet-repo/appsets/cluster-addons.yaml"))

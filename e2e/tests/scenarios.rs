@@ -122,6 +122,15 @@ async fn talk_repo_spoke(backend: &Backend) -> (SpokeEngine, GitRepo, String) {
     (spoke, repo, first)
 }
 
+/// Creates the Application CR `app` at the spoke.
+async fn create(spoke: &SpokeEngine, app: Application) {
+    spoke
+        .apps()
+        .create(&PostParams::default(), &app)
+        .await
+        .unwrap();
+}
+
 async fn app_status(spoke: &SpokeEngine, name: &str) -> Option<ApplicationStatus> {
     spoke.apps().get(name).await.ok()?.status
 }
@@ -176,14 +185,11 @@ async fn running_pods(spoke: &SpokeEngine, label: &str, count: usize) -> Vec<Pod
 
 async fn talk_repo_follows_git_heals_and_prunes(backend: Backend) {
     let (spoke, repo, first) = talk_repo_spoke(&backend).await;
-    spoke
-        .apps()
-        .create(
-            &PostParams::default(),
-            &app("nginx", &repo, "deploy/overlays/cluster1", automated(true)),
-        )
-        .await
-        .unwrap();
+    create(
+        &spoke,
+        app("nginx", &repo, "deploy/overlays/cluster1", automated(true)),
+    )
+    .await;
     synced_healthy(&spoke, "nginx", &first).await;
 
     // What the controllers made of it: a rolled-out Deployment whose pod
@@ -383,14 +389,7 @@ async fn waves_apply_crds_before_their_custom_resources(backend: Backend) {
         repo.write(path, text).unwrap();
     }
     let head = repo.commit("CRDs and their resources").unwrap();
-    spoke
-        .apps()
-        .create(
-            &PostParams::default(),
-            &app("crds", &repo, "app", automated(true)),
-        )
-        .await
-        .unwrap();
+    create(&spoke, app("crds", &repo, "app", automated(true))).await;
     let status = synced_healthy(&spoke, "crds", &head).await;
     let client = spoke.cluster.client().clone();
     let widgets: Api<DynamicObject> = Api::namespaced_with(
@@ -473,14 +472,7 @@ async fn a_failing_pod_is_degraded(backend: Backend) {
     let repo = GitRepo::local().unwrap();
     repo.write("app/all.yaml", FAILING_APP).unwrap();
     let head = repo.commit("a failing image").unwrap();
-    spoke
-        .apps()
-        .create(
-            &PostParams::default(),
-            &app("failing", &repo, "app", automated(true)),
-        )
-        .await
-        .unwrap();
+    create(&spoke, app("failing", &repo, "app", automated(true))).await;
     let mut last = None;
     let status = wait_for(
         "failing Degraded, with its Pod and Deployment",
@@ -524,14 +516,11 @@ async fn a_failing_pod_is_degraded(backend: Backend) {
 
 async fn a_broken_kustomization_leaves_live_objects_untouched(backend: Backend) {
     let (spoke, repo, first) = talk_repo_spoke(&backend).await;
-    spoke
-        .apps()
-        .create(
-            &PostParams::default(),
-            &app("nginx", &repo, "deploy/overlays/cluster1", automated(true)),
-        )
-        .await
-        .unwrap();
+    create(
+        &spoke,
+        app("nginx", &repo, "deploy/overlays/cluster1", automated(true)),
+    )
+    .await;
     synced_healthy(&spoke, "nginx", &first).await;
     let deployments: Api<Deployment> = namespaced(&spoke);
     let services: Api<Service> = namespaced(&spoke);
@@ -601,14 +590,7 @@ async fn a_field_changed_by_another_manager_is_detected_and_healed(backend: Back
     repo.write("app/all.yaml", WEB_APP).unwrap();
     let head = repo.commit("a web app").unwrap();
     // Automated, but not healing yet: drift is shown, not undone.
-    spoke
-        .apps()
-        .create(
-            &PostParams::default(),
-            &app("web", &repo, "app", automated(false)),
-        )
-        .await
-        .unwrap();
+    create(&spoke, app("web", &repo, "app", automated(false))).await;
     synced_healthy(&spoke, "web", &head).await;
     running_pods(&spoke, "web", 2).await;
     let deployments: Api<Deployment> = namespaced(&spoke);

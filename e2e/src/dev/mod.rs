@@ -529,6 +529,60 @@ impl Fleet {
         Ok(())
     }
 
+    /// The emulated cluster `name`.
+    fn emulated_cluster(&self, name: &str) -> Result<&crate::emulator::ClusterHandle, DevError> {
+        self.emulator
+            .as_ref()
+            .ok_or_else(|| DevError::Config("the emulator is stopped".into()))?
+            .clusters()
+            .iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| DevError::Config(format!("no emulated cluster {name}")))
+    }
+
+    /// Creates `namespace` in emulated cluster `cluster`, as an operator bootstrapping it would; one that
+    /// exists already is left as it is.
+    pub async fn create_namespace(&self, cluster: &str, namespace: &str) -> Result<(), DevError> {
+        let kube = self
+            .emulated_cluster(cluster)?
+            .client()
+            .await
+            .map_err(step(format!("connecting to emulated cluster {cluster}")))?;
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube);
+        let object = k8s_openapi::api::core::v1::Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(namespace.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match namespaces
+            .create(&kube::api::PostParams::default(), &object)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(error) => Err(step(format!("creating namespace {namespace} in {cluster}"))(error)),
+        }
+    }
+
+    /// The names of the apps the hub lists for `filter` (at most 1,000).
+    pub async fn app_names(
+        &self,
+        filter: v1::ApplicationFilter,
+    ) -> Result<std::collections::BTreeSet<String>, DevError> {
+        let page = self
+            .client
+            .list_applications(v1::ListApplicationsRequest {
+                filter: Some(filter),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .map_err(step("listing applications".to_owned()))?;
+        Ok(page.items.into_iter().map(|a| a.name).collect())
+    }
+
     /// Registers an emulated cluster at the hub with its API server URL and labels, and creates
     /// the nginx namespace in it, as an operator bootstrapping the cluster would.
     async fn register(
@@ -536,44 +590,13 @@ impl Fleet {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<String, DevError> {
-        let emulator = self
-            .emulator
-            .as_ref()
-            .ok_or_else(|| DevError::Config("the emulator is stopped".into()))?;
-        let handle = emulator
-            .clusters()
-            .iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| DevError::Config(format!("no emulated cluster {name}")))?;
-        let kube = handle
-            .client()
-            .await
-            .map_err(step(format!("connecting to emulated cluster {name}")))?;
-        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube);
+        let handle = self.emulated_cluster(name)?;
         let mut wanted = vec![NGINX_NAMESPACE];
         if self.config.edge_addons {
             wanted.push(GAMES_NAMESPACE);
         }
-        for wanted in wanted {
-            let namespace = k8s_openapi::api::core::v1::Namespace {
-                metadata: kube::api::ObjectMeta {
-                    name: Some(wanted.into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            match namespaces
-                .create(&kube::api::PostParams::default(), &namespace)
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(error) => {
-                    return Err(step(format!("creating namespace {wanted} in {name}"))(
-                        error,
-                    ));
-                }
-            }
+        for namespace in wanted {
+            self.create_namespace(name, namespace).await?;
         }
         let created = self
             .client

@@ -364,10 +364,11 @@ fn moved_set_message(
         ),
         AppSetScope::Selector(selector) => format!("with --cluster-selector {selector}"),
     };
+    let kept = now.matching(clusters);
     let lost: Vec<&str> = was
         .matching(clusters)
         .into_iter()
-        .filter(|c| !now.matching(clusters).contains(c))
+        .filter(|c| !kept.contains(c))
         .collect();
     let widen = match (was, now) {
         (AppSetScope::Clusters(before), AppSetScope::Clusters(after)) => {
