@@ -525,7 +525,7 @@ impl Analysis {
         }
         let chars: Vec<char> = s.chars().collect();
         let mut block_indicators = s.starts_with("---") || s.starts_with("...");
-        let (mut line_breaks, mut special) = (false, false);
+        let (mut line_breaks, mut special, mut other_break) = (false, false, false);
         let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
             (false, false, false, false);
         let (mut break_space, mut space_break) = (false, false);
@@ -562,6 +562,9 @@ impl Analysis {
                 previous_break = false;
             } else if is_break(c) {
                 line_breaks = true;
+                // A block scalar writes every break as a line feed: any other break (`\r`, NEL, U+2028,
+                // U+2029) would come back as `\n`, so the string is double-quoted with its escape instead.
+                other_break |= c != '\n';
                 leading_break |= i == 0;
                 trailing_break |= last;
                 space_break |= previous_space;
@@ -582,7 +585,7 @@ impl Analysis {
         if leading_space || leading_break || trailing_space || trailing_break {
             analysis.block_plain_allowed = false;
         }
-        if trailing_space {
+        if trailing_space || other_break {
             analysis.block_allowed = false;
         }
         if break_space {
