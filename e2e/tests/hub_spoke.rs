@@ -244,6 +244,8 @@ async fn an_app_created_at_the_hub_is_synced_and_commands_reach_the_spoke() {
             prune: true,
             dry_run: false,
             force: false,
+            resources: vec![],
+            apply_out_of_sync_only: false,
         },
     )
     .await;

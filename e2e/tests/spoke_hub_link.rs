@@ -268,6 +268,8 @@ async fn a_terminate_command_from_the_hub_stops_a_running_sync_at_its_wave_bound
             prune: true,
             dry_run: false,
             force: false,
+            resources: vec![],
+            apply_out_of_sync_only: false,
         },
     )
     .await;

@@ -73,7 +73,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
                         prune,
                         dry_run,
                         force,
-                        resources: Vec::new(),
+                        ..v1::SyncCommand::default()
                     }),
                     ttl: None,
                 })

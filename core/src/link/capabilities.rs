@@ -24,6 +24,11 @@ pub mod names {
     pub const COMMAND_QUERIES: &str = "commands.queries.v1";
     /// Delete commands for apps created at the edge.
     pub const COMMAND_DELETE: &str = "commands.delete.v1";
+    /// Sync commands with options beyond prune and dry run: selected
+    /// resources, force (replace what cannot be patched) and apply out of
+    /// sync only. A spoke without it would sync everything, so such a
+    /// command is refused for it rather than sent.
+    pub const COMMAND_SYNC_OPTIONS: &str = "commands.sync-options.v1";
     /// Certificate renewal over the stream.
     pub const CERT_RENEWAL: &str = "cert-renewal.v1";
     /// Repository credentials pushed to the spoke.
@@ -47,6 +52,7 @@ pub const ALL_V1: &[&str] = &[
     names::COMMAND_TERMINATE,
     names::COMMAND_QUERIES,
     names::COMMAND_DELETE,
+    names::COMMAND_SYNC_OPTIONS,
     names::CERT_RENEWAL,
     names::REPO_CREDENTIALS,
     names::PROJECT_POLICIES,

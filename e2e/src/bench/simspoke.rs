@@ -223,6 +223,7 @@ impl SimSpoke {
                 message: "bench".into(),
                 updated_at: None,
                 payload: None,
+                ..v1::CommandStatus::default()
             }],
         })
     }

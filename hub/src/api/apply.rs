@@ -188,12 +188,7 @@ async fn apply_app(
         }
     };
     if let Some(existing) = &existing {
-        if let Some(owner) = &existing.owner {
-            return Err(Status::failed_precondition(format!(
-                "application {project}/{} is owned by {} {}/{}; change that instead",
-                app.name, owner.kind, owner.project, owner.name
-            )));
-        }
+        super::apps::refuse_owned(existing)?;
         if existing.spec == spec && existing.labels == app.labels {
             return Ok(result(
                 "unchanged",

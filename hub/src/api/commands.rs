@@ -15,13 +15,15 @@ use super::convert;
 use super::{Call, HubApi, store_error, with_retry_after};
 use crate::link::{CommandPayload, command_payload_kind};
 use crate::store::{
-    AppQuery, CommandOutcome, CommandRecord, CommandScope, ConnectionKind, NewCommand,
+    AppQuery, AppRecord, CommandOutcome, CommandRecord, CommandScope, ConnectionKind, NewCommand,
 };
 
 pub(super) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Apps one bulk command may address.
 const BULK_LIMIT: usize = 10_000;
+/// Resources one selective sync may name.
+const MAX_SELECTED_RESOURCES: usize = 1_000;
 
 fn ttl(requested: Option<&edgecd_proto::Duration>) -> Result<Duration, Status> {
     match requested {
@@ -49,12 +51,119 @@ async fn issue(
         let app = convert::app_ref(app)?;
         api.authorize(call, Action::Operate, app.project.as_str())
             .await?;
-        let record = enqueue(api, call, &app, None, payload, ttl).await?;
-        Ok(convert::command_status(&record))
+        let record = api
+            .store()
+            .get_app(app.project.as_str(), app.name.as_str())
+            .await
+            .map_err(|e| store_error(e, format!("application {app}")))?;
+        refuse_up_front(&record, &payload)?;
+        // An identical command still waiting for delivery is the same
+        // request: answer with it instead of queueing the work twice.
+        if let Some(queued) = identical_pending(api, &app, &payload).await? {
+            let mut status = convert::command_status(&queued);
+            status.notice = format!(
+                "an identical {} command queued at {} by {} has not been delivered yet: this request joins it",
+                queued.kind,
+                queued
+                    .issued_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                queued.issued_by
+            );
+            return Ok(status);
+        }
+        let command = enqueue(api, call, &app, Some(&record.cluster), payload, ttl).await?;
+        let mut status = convert::command_status(&command);
+        status.notice = unreachable_notice(api, &command.cluster).await;
+        Ok(status)
     }
     .await;
     api.audit(call, &target, &result).await;
     result
+}
+
+/// Refusals the hub can know before queueing, so the caller hears at once rather than after the spoke answers:
+/// a rollback while automated sync is on (it would sync straight back) or to an entry the app's history lacks.
+fn refuse_up_front(app: &AppRecord, payload: &CommandPayload) -> Result<(), Status> {
+    let CommandPayload::Rollback { history_id, .. } = payload else {
+        return Ok(());
+    };
+    let name = format!("{}/{}", app.project, app.name);
+    let what = format!("application {name}");
+    if app.spec.automated().is_some() {
+        return Err(Status::failed_precondition(format!(
+            "rollback of {name} is refused while automated sync is on (it would sync back at once); \
+             turn it off first (edgecd app set {name} --auto-sync=false)"
+        )));
+    }
+    let history = app
+        .status
+        .as_ref()
+        .map(|s| s.history.as_slice())
+        .unwrap_or_default();
+    if !history.iter().any(|h| h.id == *history_id) {
+        let known = history
+            .iter()
+            .map(|h| h.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Status::not_found(if known.is_empty() {
+            format!("{what} has no deployment history to roll back to (history id {history_id})")
+        } else {
+            format!("{what} has no history entry {history_id} (known: {known})")
+        }));
+    }
+    Ok(())
+}
+
+/// A still-Pending command for the app with exactly this payload.
+async fn identical_pending(
+    api: &HubApi,
+    app: &AppRef,
+    payload: &CommandPayload,
+) -> Result<Option<CommandRecord>, Status> {
+    let kind = command_payload_kind(payload);
+    if !matches!(kind, "sync" | "refresh") {
+        return Ok(None);
+    }
+    let wanted =
+        serde_json::to_value(payload).map_err(|_| Status::internal("cannot encode the command"))?;
+    let now = OffsetDateTime::now_utc();
+    let pending = api
+        .store()
+        .pending_commands_of_app(app.project.as_str(), app.name.as_str(), kind)
+        .await
+        .map_err(|e| store_error(e, format!("the commands of application {app}")))?;
+    Ok(pending
+        .into_iter()
+        .find(|c| c.deadline > now && c.payload == wanted))
+}
+
+/// What the caller should know when the command's cluster is not connected: it waits for the spoke.
+async fn unreachable_notice(api: &HubApi, cluster: &str) -> String {
+    match api.store().get_cluster(cluster).await {
+        Ok(record) => connection_notice(cluster, record.connection.state),
+        Err(error) => {
+            tracing::debug!(%cluster, %error, "No cluster record for a command notice.");
+            String::new()
+        }
+    }
+}
+
+/// The notice for a command queued for a cluster in `state` (empty when connected).
+pub(super) fn connection_notice(cluster: &str, state: ConnectionKind) -> String {
+    let what = match state {
+        ConnectionKind::Connected => return String::new(),
+        ConnectionKind::Pending => "has not connected yet",
+        ConnectionKind::Stale => "is Stale (its spoke has gone quiet)",
+        ConnectionKind::Disconnected => "is Disconnected",
+        ConnectionKind::Revoked => {
+            return format!("cluster {cluster} is revoked: the command will never be delivered");
+        }
+    };
+    format!(
+        "cluster {cluster} {what}: the command is queued and runs when its spoke connects, unless its time to live passes first"
+    )
 }
 
 /// Writes one command to the outbox (which announces it to the replica
@@ -100,16 +209,28 @@ pub(super) async fn enqueue(
 
 fn sync_payload(sync: Option<&v1::SyncCommand>) -> Result<CommandPayload, Status> {
     let sync = sync.cloned().unwrap_or_default();
-    if !sync.resources.is_empty() {
-        return Err(Status::invalid_argument(
-            "syncing selected resources is not supported yet; sync the whole application",
-        ));
+    if sync.resources.len() > MAX_SELECTED_RESOURCES {
+        return Err(Status::invalid_argument(format!(
+            "a sync selects at most {MAX_SELECTED_RESOURCES} resources ({} given); sync the whole application instead",
+            sync.resources.len()
+        )));
+    }
+    let mut resources = Vec::with_capacity(sync.resources.len());
+    for key in &sync.resources {
+        if key.kind.is_empty() || key.name.is_empty() {
+            return Err(Status::invalid_argument(
+                "a selected resource needs a kind and a name (group and namespace as the object has them)",
+            ));
+        }
+        resources.push(pc::from_resource_key(key));
     }
     Ok(CommandPayload::Sync {
         revision: sync.revision,
         prune: sync.prune,
         dry_run: sync.dry_run,
         force: sync.force,
+        resources,
+        apply_out_of_sync_only: sync.apply_out_of_sync_only,
     })
 }
 
@@ -319,7 +440,7 @@ async fn bulk_inner(
         targets.extend(
             page.items
                 .into_iter()
-                .map(|s| (s.project, s.name, s.cluster)),
+                .map(|s| (s.project, s.name, s.cluster, s.cluster_connection)),
         );
         match page.next_cursor {
             Some(cursor) if targets.len() < BULK_LIMIT => query.cursor = Some(cursor),
@@ -332,16 +453,22 @@ async fn bulk_inner(
     let payload = serde_json::to_value(&payload)
         .map_err(|_| Status::internal("cannot encode the command"))?;
     let deadline = OffsetDateTime::now_utc() + ttl;
+    let mut notices = Vec::with_capacity(targets.len());
     let commands: Vec<NewCommand> = targets
         .into_iter()
-        .map(|(project, app, cluster)| NewCommand {
-            project,
-            app,
-            cluster,
-            kind: kind.clone(),
-            payload: payload.clone(),
-            issued_by: call.principal.subject.clone(),
-            deadline,
+        .map(|(project, app, cluster, connection)| {
+            notices.push(
+                connection.map_or_else(String::new, |state| connection_notice(&cluster, state)),
+            );
+            NewCommand {
+                project,
+                app,
+                cluster,
+                kind: kind.clone(),
+                payload: payload.clone(),
+                issued_by: call.principal.subject.clone(),
+                deadline,
+            }
         })
         .collect();
     let records = api
@@ -352,7 +479,14 @@ async fn bulk_inner(
     api.metrics().commands_issued.inc_by(records.len() as u64);
     tracing::info!(commands = records.len(), kind = %kind, "Bulk command issued.");
     Ok(v1::BulkCommandResponse {
-        commands: records.iter().map(convert::command_status).collect(),
+        commands: records
+            .iter()
+            .zip(notices)
+            .map(|(record, notice)| v1::CommandStatus {
+                notice,
+                ..convert::command_status(record)
+            })
+            .collect(),
     })
 }
 

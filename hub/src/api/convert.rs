@@ -455,6 +455,7 @@ pub(crate) fn command_status(c: &CommandRecord) -> v1::CommandStatus {
         message: c.message.clone(),
         updated_at: Some(pc::timestamp(c.updated_at)),
         payload,
+        notice: String::new(),
     }
 }
 

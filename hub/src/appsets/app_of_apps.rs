@@ -166,7 +166,12 @@ impl AppSetController {
         let mut sync_commands = Vec::new();
         for command in commands {
             match serde_json::from_value::<CommandPayload>(command.payload.clone()) {
-                Ok(CommandPayload::Sync { prune, dry_run, .. }) => {
+                Ok(CommandPayload::Sync {
+                    prune,
+                    dry_run,
+                    resources,
+                    ..
+                }) if resources.is_empty() => {
                     let ask = sync_ask.get_or_insert_with(SyncAsk::default);
                     ask.prune |= prune;
                     ask.dry_run |= dry_run;
@@ -181,7 +186,7 @@ impl AppSetController {
                     self.answer(
                         &[command],
                         CommandOutcome::Unsupported,
-                        "not supported for an application evaluated at the hub (sync and refresh are)",
+                        "not supported for an application evaluated at the hub (sync of all its children and refresh are)",
                     )
                     .await;
                 }

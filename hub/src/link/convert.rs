@@ -1,6 +1,7 @@
 //! Conversions at the hub's stream edge: store records to hub messages (desired apps, commands) and spoke reports to store inputs.
 
 use edgecd_core::app::AppOrigin;
+use edgecd_core::app::ResourceKey;
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1;
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,11 @@ pub enum CommandPayload {
         dry_run: bool,
         #[serde(default)]
         force: bool,
+        /// Only these resources (matched by group, kind, namespace and name); empty means all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resources: Vec<ResourceKey>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        apply_out_of_sync_only: bool,
     },
     #[serde(rename_all = "camelCase")]
     Refresh {
@@ -73,6 +79,14 @@ pub(super) fn required_capability(payload: &CommandPayload) -> &'static str {
         CommandPayload::Terminate => names::COMMAND_TERMINATE,
         CommandPayload::Diff | CommandPayload::Manifests { .. } => names::COMMAND_QUERIES,
         CommandPayload::Delete { .. } => names::COMMAND_DELETE,
+        CommandPayload::Sync {
+            force,
+            resources,
+            apply_out_of_sync_only,
+            ..
+        } if *force || !resources.is_empty() || *apply_out_of_sync_only => {
+            names::COMMAND_SYNC_OPTIONS
+        }
         _ => names::COMMANDS,
     }
 }
@@ -84,12 +98,15 @@ pub(crate) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::C
             prune,
             dry_run,
             force,
+            resources,
+            apply_out_of_sync_only,
         } => v1::command::Kind::Sync(v1::SyncCommand {
             revision: revision.clone(),
             prune: *prune,
             dry_run: *dry_run,
-            resources: vec![],
+            resources: resources.iter().map(pc::resource_key).collect(),
             force: *force,
+            apply_out_of_sync_only: *apply_out_of_sync_only,
         }),
         CommandPayload::Refresh { hard } => {
             v1::command::Kind::Refresh(v1::RefreshCommand { hard: *hard })
@@ -344,6 +361,8 @@ mod tests {
             prune: true,
             dry_run: false,
             force: false,
+            resources: vec![],
+            apply_out_of_sync_only: false,
         };
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["kind"], "sync");

@@ -298,6 +298,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The commands with these ids that exist, in issue order (one query;
     /// unknown ids are skipped).
     fn get_commands<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<CommandRecord>>>;
+    /// The newest commands of `kind` for an app that are still Pending (not
+    /// yet delivered), newest first, at most 16; expired ones may be among
+    /// them until the sweep marks them.
+    fn pending_commands_of_app<'a>(
+        &'a self,
+        project: &'a str,
+        app: &'a str,
+        kind: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>>;
     /// Pending or delivered-without-result commands of a cluster whose deadline has not passed, in issue order.
     fn list_deliverable_commands<'a>(
         &'a self,

@@ -1860,6 +1860,26 @@ pub async fn get_command(pool: &SqlitePool, id: &str) -> Result<CommandRecord> {
     command_from_row(&row)
 }
 
+/// The newest still-Pending commands of one kind for an app (at most 16).
+#[tracing::instrument(skip_all, fields(project, app, kind))]
+pub async fn pending_commands_of_app(
+    pool: &SqlitePool,
+    project: &str,
+    app: &str,
+    kind: &str,
+) -> Result<Vec<CommandRecord>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COMMAND_COLUMNS} FROM commands WHERE project = $1 AND app = $2 AND kind = $3 \
+         AND outcome = 'Pending' ORDER BY seq DESC LIMIT 16"
+    )))
+    .bind(project)
+    .bind(app)
+    .bind(kind)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(command_from_row).collect()
+}
+
 #[tracing::instrument(skip_all, fields(ids = ids.len()))]
 pub async fn get_commands(pool: &SqlitePool, ids: &[String]) -> Result<Vec<CommandRecord>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
@@ -2646,6 +2666,14 @@ impl Store for SqliteStore {
     }
     fn get_commands<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<CommandRecord>>> {
         Box::pin(get_commands(&self.pool, ids))
+    }
+    fn pending_commands_of_app<'a>(
+        &'a self,
+        project: &'a str,
+        app: &'a str,
+        kind: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>> {
+        Box::pin(pending_commands_of_app(&self.pool, project, app, kind))
     }
     fn list_deliverable_commands<'a>(
         &'a self,

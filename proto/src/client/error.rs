@@ -26,8 +26,9 @@ pub enum Error {
     /// The caller's roles do not allow the call.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
-    /// The object does not exist; `what` names it, e.g. `application team-a/nginx`.
-    #[error("{what} not found")]
+    /// The object does not exist; `what` names it, e.g. `application team-a/nginx`. Shown as the hub's
+    /// message when that names the object (it says why), else as `{what} not found`, with the message after.
+    #[error("{}", not_found_text(.what, .message))]
     NotFound { what: String, message: String },
     /// The object exists already.
     #[error("{0}")]
@@ -53,6 +54,16 @@ pub enum Error {
     /// The hub answered with a message missing something the protocol requires.
     #[error("protocol error: {0}")]
     Protocol(String),
+}
+
+fn not_found_text(what: &str, message: &str) -> String {
+    if message.is_empty() || message == what {
+        format!("{what} not found")
+    } else if message.contains(what) {
+        message.to_owned()
+    } else {
+        format!("{what} not found ({message})")
+    }
 }
 
 fn detail(message: &str) -> String {
@@ -198,8 +209,36 @@ mod tests {
             "http://127.0.0.1:1",
             Some("application team-a/nginx".into()),
         );
-        assert_eq!(error.to_string(), "application team-a/nginx not found");
+        assert_eq!(
+            error.to_string(),
+            "application team-a/nginx not found (no such app)"
+        );
         assert_eq!(error.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn not_found_says_it_once() {
+        // Without a name from the call, the hub's message is the name: never "... not found not found".
+        let error = Error::from_status(
+            tonic::Status::not_found("application team-a/nginx not found"),
+            "SyncApplication",
+            "http://127.0.0.1:1",
+            None,
+        );
+        assert_eq!(error.to_string(), "application team-a/nginx not found");
+        // A message naming the object says why, and is shown as it is.
+        let error = Error::from_status(
+            tonic::Status::not_found(
+                "application team-a/nginx has no history entry 9 (known: 1, 2)",
+            ),
+            "RollbackApplication",
+            "http://127.0.0.1:1",
+            Some("application team-a/nginx".into()),
+        );
+        assert_eq!(
+            error.to_string(),
+            "application team-a/nginx has no history entry 9 (known: 1, 2)"
+        );
     }
 
     #[test]

@@ -651,6 +651,7 @@ impl Link {
                 message: op.message.clone(),
                 updated_at: Some(pc::timestamp(OffsetDateTime::now_utc())),
                 payload: Some(command_status::Payload::Operation(pc::operation_state(op))),
+                ..CommandStatus::default()
             };
             self.report_command(status);
         }
@@ -679,6 +680,7 @@ impl Link {
                 message,
                 updated_at: Some(pc::timestamp(OffsetDateTime::now_utc())),
                 payload: Some(command_status::Payload::Operation(pc::operation_state(op))),
+                ..CommandStatus::default()
             };
             self.report_command(status);
         }
@@ -1174,6 +1176,7 @@ impl Link {
             message,
             updated_at: Some(pc::timestamp(OffsetDateTime::now_utc())),
             payload: None,
+            ..CommandStatus::default()
         };
         let now = OffsetDateTime::now_utc();
         if command

@@ -1,0 +1,338 @@
+//! One rule on every write path, over real gRPC: an app owned by an ApplicationSet is refused by CreateApplication (upsert), UpdateApplication and ApplyManifests alike; an unchanged spec keeps its version; refusals the hub can know (rollback with auto-sync on, to an unknown history entry) fail at once; commands for a cluster that is not connected say so, and an identical queued command is reused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
+use edgecd_proto::client::{Client, ClientConfig, Error, Tls};
+use edgecd_proto::v1;
+
+struct Hub {
+    hub: RunningServer,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A hub on SQLite (authentication off: every caller is an admin) with cluster `edge-1` registered,
+/// never connected.
+async fn hub() -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::insecure_local(Database::Sqlite(dir.path().join("hub.db")));
+    config.git_cache_dir = Some(dir.path().join("git"));
+    let hub = Server::start(config).await.unwrap();
+    let client = Client::connect(
+        ClientConfig::new(format!("http://{}", hub.grpc_addr())).with_tls(Tls::InsecurePlaintext),
+    )
+    .await
+    .unwrap();
+    client
+        .create_cluster(v1::CreateClusterRequest {
+            name: "edge-1".into(),
+            ..v1::CreateClusterRequest::default()
+        })
+        .await
+        .unwrap();
+    Hub {
+        hub,
+        client,
+        _dir: dir,
+    }
+}
+
+fn spec(path: &str, automated: bool) -> v1::ApplicationSpec {
+    v1::ApplicationSpec {
+        source: Some(v1::ApplicationSource {
+            repo_url: "https://git.example.com/apps.git".into(),
+            target_revision: "HEAD".into(),
+            path: path.into(),
+            ..v1::ApplicationSource::default()
+        }),
+        destination: Some(v1::Destination {
+            cluster: "edge-1".into(),
+            namespace: "web".into(),
+            ..v1::Destination::default()
+        }),
+        sync_policy: automated.then(|| v1::SyncPolicy {
+            automated: Some(v1::AutomatedSync::default()),
+            ..v1::SyncPolicy::default()
+        }),
+        ..v1::ApplicationSpec::default()
+    }
+}
+
+fn meta(name: &str) -> Option<v1::ApplicationMeta> {
+    Some(v1::ApplicationMeta {
+        project: "default".into(),
+        name: name.into(),
+        ..v1::ApplicationMeta::default()
+    })
+}
+
+fn create(name: &str, spec: v1::ApplicationSpec, upsert: bool) -> v1::CreateApplicationRequest {
+    v1::CreateApplicationRequest {
+        meta: meta(name),
+        spec: Some(spec),
+        upsert,
+        dry_run: false,
+    }
+}
+
+fn update(name: &str, spec: v1::ApplicationSpec) -> v1::UpdateApplicationRequest {
+    v1::UpdateApplicationRequest {
+        meta: meta(name),
+        spec: Some(spec),
+        ..v1::UpdateApplicationRequest::default()
+    }
+}
+
+fn version(app: &v1::Application) -> u64 {
+    app.meta.as_ref().map_or(0, |m| m.spec_version)
+}
+
+fn conflict<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
+    match result {
+        Err(Error::Conflict(message)) => message,
+        other => panic!("expected FAILED_PRECONDITION, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_set_owned_app_is_refused_on_every_write_path_with_one_message() {
+    let hub = hub().await;
+    let client = &hub.client;
+    let set = "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: web\nspec:\n  generators:\n  - list:\n      elements:\n      - app: web-edge-1\n  template:\n    metadata:\n      name: '{{app}}'\n    spec:\n      project: default\n      source:\n        repoURL: https://git.example.com/apps.git\n        path: apps/web\n      destination:\n        name: edge-1\n        namespace: web\n";
+    client
+        .apply_manifests(v1::ApplyManifestsRequest {
+            yaml: set.into(),
+            ..v1::ApplyManifestsRequest::default()
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let generated = loop {
+        if let Ok(app) = client
+            .get_application(v1::GetApplicationRequest {
+                app: Some(v1::AppRef::new("default", "web-edge-1")),
+            })
+            .await
+        {
+            break app;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the set generated no app"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let owned = "application default/web-edge-1 is owned by ApplicationSet default/web; change that instead";
+
+    let upsert = conflict(
+        client
+            .create_application(create("web-edge-1", spec("apps/other", true), true))
+            .await,
+    );
+    assert_eq!(upsert, owned);
+    let updated = conflict(
+        client
+            .update_application(update("web-edge-1", spec("apps/other", true)))
+            .await,
+    );
+    assert_eq!(updated, owned);
+    let app_yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web-edge-1\nspec:\n  project: default\n  source:\n    repoURL: https://git.example.com/apps.git\n    path: apps/other\n  destination:\n    name: edge-1\n    namespace: web\n";
+    let applied = client
+        .apply_manifests(v1::ApplyManifestsRequest {
+            yaml: app_yaml.into(),
+            ..v1::ApplyManifestsRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(applied.results[0].action, "refused", "{applied:?}");
+    assert_eq!(applied.results[0].message, owned);
+
+    // Nothing changed: same version, same path.
+    let after = client
+        .get_application(v1::GetApplicationRequest {
+            app: Some(v1::AppRef::new("default", "web-edge-1")),
+        })
+        .await
+        .unwrap();
+    assert_eq!(version(&after), version(&generated));
+    assert_eq!(
+        after.spec.unwrap().source.unwrap().path,
+        "apps/web",
+        "the owned app was changed"
+    );
+    hub.hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unchanged_spec_keeps_its_version_and_a_changed_one_bumps_it() {
+    let hub = hub().await;
+    let client = &hub.client;
+    let created = client
+        .create_application(create("api", spec("apps/api", false), false))
+        .await
+        .unwrap();
+    let same = client
+        .update_application(update("api", spec("apps/api", false)))
+        .await
+        .unwrap();
+    assert_eq!(
+        version(&same),
+        version(&created),
+        "an unchanged update bumped the version"
+    );
+    let upserted = client
+        .create_application(create("api", spec("apps/api", false), true))
+        .await
+        .unwrap();
+    assert_eq!(
+        version(&upserted),
+        version(&created),
+        "an unchanged upsert bumped the version"
+    );
+    let changed = client
+        .update_application(update("api", spec("apps/api-v2", false)))
+        .await
+        .unwrap();
+    assert_eq!(version(&changed), version(&created) + 1);
+    hub.hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_the_hub_can_know_fail_at_once() {
+    let hub = hub().await;
+    let client = &hub.client;
+    client
+        .create_application(create("auto", spec("apps/auto", true), false))
+        .await
+        .unwrap();
+    client
+        .create_application(create("manual", spec("apps/manual", false), false))
+        .await
+        .unwrap();
+    let rollback = |name: &str, history_id: i64| {
+        client.rollback_application(v1::RollbackApplicationRequest {
+            app: Some(v1::AppRef::new("default", name)),
+            history_id,
+            ..v1::RollbackApplicationRequest::default()
+        })
+    };
+    let message = conflict(rollback("auto", 1).await);
+    assert!(
+        message.contains("rollback of default/auto is refused while automated sync is on"),
+        "{message}"
+    );
+    match rollback("manual", 3).await {
+        Err(error @ Error::NotFound { .. }) => assert_eq!(
+            error.to_string(),
+            "application default/manual has no deployment history to roll back to (history id 3)"
+        ),
+        other => panic!("expected NOT_FOUND, got {other:?}"),
+    }
+    // Nothing was queued for either.
+    let commands = client
+        .list_commands(v1::ListCommandsRequest {
+            cluster: "edge-1".into(),
+            ..v1::ListCommandsRequest::default()
+        })
+        .await
+        .unwrap();
+    assert!(commands.items.is_empty(), "{commands:?}");
+
+    // A selected resource without a kind or name is refused naming what it needs.
+    let selective = client
+        .sync_application(v1::SyncApplicationRequest {
+            app: Some(v1::AppRef::new("default", "manual")),
+            sync: Some(v1::SyncCommand {
+                resources: vec![v1::ResourceKey {
+                    name: "web".into(),
+                    ..v1::ResourceKey::default()
+                }],
+                ..v1::SyncCommand::default()
+            }),
+            ttl: None,
+        })
+        .await;
+    match selective {
+        Err(Error::InvalidArgument(message)) => {
+            assert!(message.contains("needs a kind and a name"), "{message}")
+        }
+        other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+    }
+    hub.hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn commands_for_an_unconnected_cluster_say_so_and_identical_ones_are_merged() {
+    let hub = hub().await;
+    let client = &hub.client;
+    client
+        .create_application(create("web", spec("apps/web", false), false))
+        .await
+        .unwrap();
+    let sync = |prune: bool| {
+        client.sync_application(v1::SyncApplicationRequest {
+            app: Some(v1::AppRef::new("default", "web")),
+            sync: Some(v1::SyncCommand {
+                prune,
+                ..v1::SyncCommand::default()
+            }),
+            ttl: None,
+        })
+    };
+    let first = sync(false).await.unwrap();
+    assert_eq!(
+        first.notice,
+        "cluster edge-1 has not connected yet: the command is queued and runs when its spoke connects, unless its time to live passes first"
+    );
+    let again = sync(false).await.unwrap();
+    assert_eq!(
+        again.command_id, first.command_id,
+        "an identical command was queued twice"
+    );
+    assert!(
+        again.notice.contains("an identical sync command queued at")
+            && again.notice.contains("this request joins it"),
+        "{}",
+        again.notice
+    );
+    let other = sync(true).await.unwrap();
+    assert_ne!(
+        other.command_id, first.command_id,
+        "a different sync was merged"
+    );
+    let refresh = client
+        .refresh_application(v1::RefreshApplicationRequest {
+            app: Some(v1::AppRef::new("default", "web")),
+            ..v1::RefreshApplicationRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_ne!(refresh.command_id, first.command_id);
+
+    // A bulk command says it per app, too.
+    let bulk = client
+        .bulk_command(v1::BulkCommandRequest {
+            filter: Some(v1::ApplicationFilter {
+                names: vec!["web".into()],
+                ..v1::ApplicationFilter::default()
+            }),
+            kind: Some(v1::bulk_command_request::Kind::Refresh(
+                v1::RefreshCommand { hard: false },
+            )),
+            ttl: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(bulk.commands.len(), 1);
+    assert!(
+        bulk.commands[0]
+            .notice
+            .starts_with("cluster edge-1 has not connected yet"),
+        "{:?}",
+        bulk.commands[0]
+    );
+    hub.hub.shutdown().await.unwrap();
+}
