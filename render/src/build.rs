@@ -201,16 +201,18 @@ impl Builder<'_> {
                 config
                     .merge(&base_config)
                     .map_err(|m| RenderError::invalid(file, m))?;
-                for resource in base {
-                    add_resource(resources, resource, file)?;
-                }
+                add_resources(resources, base, file)?;
             } else {
                 let path = self.repo.resolve(dir, entry, dir)?;
-                for (object, empty_values) in self.load_objects(&path)? {
-                    let mut resource = Resource::new(object, Some(Origin::File(path.clone())));
-                    resource.empty_values = empty_values;
-                    add_resource(resources, resource, file)?;
-                }
+                let loaded = self
+                    .load_objects(&path)?
+                    .into_iter()
+                    .map(|(object, empty_values)| {
+                        let mut resource = Resource::new(object, Some(Origin::File(path.clone())));
+                        resource.empty_values = empty_values;
+                        resource
+                    });
+                add_resources(resources, loaded, file)?;
             }
         }
         for entry in &k.configurations {
@@ -303,7 +305,7 @@ impl Builder<'_> {
                         .any(|n| crate::resource::ns_eq(n, &id.namespace)))
         });
         match (args.behavior, existing) {
-            (Behavior::Create, _) => add_resource(resources, generated, file),
+            (Behavior::Create, _) => add_resources(resources, [generated], file),
             (_, None) => Err(RenderError::invalid(
                 file,
                 format!("id {id} does not exist; cannot merge or replace"),
@@ -604,16 +606,24 @@ impl Builder<'_> {
     }
 }
 
-/// Adds a resource, refusing a second object with the same id.
-fn add_resource(resources: &mut Vec<Resource>, resource: Resource, file: &Path) -> Result<()> {
-    let id = resource.id();
-    if resources.iter().any(|r| r.id().same(&id)) {
-        return Err(RenderError::DuplicateId {
-            path: file.to_path_buf(),
-            id: id.to_string(),
-        });
+/// Adds resources, refusing a second object with the same id.
+fn add_resources(
+    resources: &mut Vec<Resource>,
+    new: impl IntoIterator<Item = Resource>,
+    file: &Path,
+) -> Result<()> {
+    let mut seen: std::collections::HashSet<ResId> =
+        resources.iter().map(|r| r.id().normalized()).collect();
+    for resource in new {
+        let id = resource.id();
+        if !seen.insert(id.clone().normalized()) {
+            return Err(RenderError::DuplicateId {
+                path: file.to_path_buf(),
+                id: id.to_string(),
+            });
+        }
+        resources.push(resource);
     }
-    resources.push(resource);
     Ok(())
 }
 

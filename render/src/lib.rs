@@ -28,6 +28,8 @@ mod replacements;
 mod resource;
 pub mod schema;
 mod sort;
+#[doc(hidden)]
+pub mod synthetic;
 mod transformers;
 mod vars;
 pub mod yaml;

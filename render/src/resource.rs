@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 /// Group, version, kind, name and namespace of an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ResId {
     pub group: String,
     pub version: String,
@@ -30,6 +30,14 @@ impl ResId {
                 .unwrap_or_default()
                 .to_string(),
         }
+    }
+
+    /// The id with an empty namespace spelled `default`, so that equal normalized ids are [`ResId::same`].
+    pub(crate) fn normalized(mut self) -> ResId {
+        if self.namespace.is_empty() {
+            self.namespace = "default".into();
+        }
+        self
     }
 
     /// Same group, version, kind, name and namespace (an empty namespace equals `default`).
