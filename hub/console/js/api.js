@@ -55,6 +55,11 @@ export function query(params) {
 
 const seg = encodeURIComponent;
 
+function resourceQuery(key) {
+  if (!key) return {};
+  return { group: key.group || "", kind: key.kind, namespace: key.namespace || "", name: key.name };
+}
+
 /** Reuse a slow-changing answer (filter choices) for a few seconds. */
 const memo = new Map();
 function cached(key, ttlMs, load) {
@@ -74,9 +79,16 @@ export const api = {
   counts: (filter) => request("GET", "/api/v1/counts" + query(filter)),
   app: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}`),
   tree: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/tree`),
-  diff: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/diff`),
+  /** The app's diff; with a resource key ({group, kind, namespace, name}) only that resource's, changed or not. */
+  diff: (p, n, key) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/diff` + query(resourceQuery(key))),
+  /** The desired manifests rendered from git; with a resource key only that resource's. */
+  manifests: (p, n, key) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/manifests` + query(resourceQuery(key))),
   appEvents: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/events`),
   command: (p, n, kind, body) => request("POST", `/api/v1/apps/${seg(p)}/${seg(n)}/${kind}`, body || {}),
+  deleteApp: (p, n, cascade) => request("DELETE", `/api/v1/apps/${seg(p)}/${seg(n)}` + query({ cascade: cascade ? "true" : "false" })),
+  getCommand: (id) => request("GET", `/api/v1/commands/${seg(id)}`),
+  /** One command for the listed apps ([{project, name}]): {kind: "sync"|"refresh", apps, ...options}. */
+  bulk: (body) => request("POST", "/api/v1/bulk", body),
   clusters: () => request("GET", "/api/v1/clusters"),
   clusterChoices: () => cached("clusters", 30000, () => request("GET", "/api/v1/clusters")),
   projectChoices: () => cached("projects", 30000, () => request("GET", "/api/v1/projects")),
@@ -84,7 +96,7 @@ export const api = {
   projects: () => request("GET", "/api/v1/projects"),
   appsets: () => request("GET", "/api/v1/appsets"),
   appset: (p, n) => request("GET", `/api/v1/appsets/${seg(p)}/${seg(n)}`),
-  events: (limit) => request("GET", "/api/v1/events" + query({ limit })),
+  events: (filter) => request("GET", "/api/v1/events" + query(filter)),
 };
 
 /**

@@ -1,4 +1,4 @@
-// edgecd console: boot, hash router, navigation shell and theme switch.
+// edgecd console: boot, hash router, navigation shell (always-visible sidebar), keyboard shortcuts and theme switch.
 
 import { api, Live, ApiError } from "./api.js";
 import { el, toast } from "./ui.js";
@@ -10,6 +10,8 @@ import * as clusters from "./views/clusters.js";
 import * as cluster from "./views/cluster.js";
 import * as projects from "./views/projects.js";
 import * as appsets from "./views/appsets.js";
+import * as events from "./views/events.js";
+import * as notFound from "./views/notfound.js";
 
 const routes = [
   [/^\/login$/, login, "login"],
@@ -22,9 +24,10 @@ const routes = [
   [/^\/projects$/, projects, "projects"],
   [/^\/appsets$/, appsets, "appsets"],
   [/^\/appsets\/([^/]+)\/([^/]+)$/, appsets, "appsets"],
+  [/^\/events$/, events, "events"],
 ];
 
-const state = { me: null, live: new Live(), cleanup: null };
+const state = { me: null, live: new Live(), cleanup: null, seq: 0, routed: null };
 
 /** Parse "#/path?query" into {path, query: URLSearchParams}. */
 function location() {
@@ -64,19 +67,27 @@ function shell(active) {
     liveDot.textContent = on ? "live" : "reconnecting";
   };
   const me = state.me;
+  // Find an app from any page: opens the application list searched by name.
+  const find = el("input", { type: "search", id: "nav-search", name: "find", placeholder: "Find app…  ( / )", "aria-label": "Find an application by name" });
+  const findForm = el("form", { class: "nav-find", role: "search", onsubmit: (e) => {
+    e.preventDefault();
+    navigate("/apps", { search: find.value.trim() });
+  } }, find);
   const nav = el("nav", { class: "nav", "aria-label": "Main" },
     el("div", { class: "brand" }, "edge", el("span", {}, "cd")),
+    findForm,
     link("#/overview", "Overview", "overview"),
     link("#/apps", "Applications", "apps"),
     link("#/clusters", "Clusters", "clusters"),
     link("#/projects", "Projects", "projects"),
     link("#/appsets", "Application sets", "appsets"),
+    link("#/events", "Events", "events"),
     el("div", { class: "spacer" }),
-    el("div", { class: "me" },
+    el("div", { class: "me", id: "nav-controls" },
       el("div", {}, liveDot),
       el("div", {}, "Signed in as ", el("strong", { id: "whoami" }, me.subject), me.admin ? " (admin)" : ""),
       el("div", {},
-        el("button", { type: "button", onclick: toggleTheme, title: "Switch light/dark theme" }, "Theme"), " ",
+        el("button", { type: "button", id: "theme-button", onclick: toggleTheme, title: "Switch light/dark theme" }, "Theme"), " ",
         me.authEnabled
           ? el("button", { type: "button", id: "sign-out", onclick: logout }, "Sign out")
           : null)));
@@ -91,7 +102,14 @@ async function logout() {
   navigate("/login");
 }
 
+/**
+ * Render the view of the current URL. Back/Forward fire both `popstate` and
+ * `hashchange`: the second call for the same URL is skipped, and a render
+ * overtaken by a newer navigation is discarded (its cleanup runs at once).
+ */
 async function route() {
+  const seq = ++state.seq;
+  state.routed = window.location.hash;
   if (state.cleanup) { try { state.cleanup(); } catch (e) { /* ignore */ } state.cleanup = null; }
   const loc = location();
   const root = document.getElementById("app");
@@ -99,6 +117,7 @@ async function route() {
     try {
       state.me = await api.whoami();
     } catch (e) {
+      if (seq !== state.seq) return;
       if (e instanceof ApiError && e.status === 401) {
         navigate("/login", { next: window.location.hash.replace(/^#/, "") }, true);
         return;
@@ -106,29 +125,39 @@ async function route() {
       root.replaceChildren(el("div", { class: "error", role: "alert" }, "Cannot reach the hub: " + e.message));
       return;
     }
+    if (seq !== state.seq) return;
   }
-  for (const [re, view, key] of routes) {
+  let view = notFound;
+  let key = "";
+  let params = [loc.path];
+  for (const [re, v, k] of routes) {
     const m = loc.path.match(re);
     if (!m) continue;
-    const params = m.slice(1).map((s) => (s === undefined ? undefined : decodeURIComponent(s)));
-    if (key === "login") {
-      root.replaceChildren();
-      state.cleanup = await view.render({ root, query: loc.query, onLogin });
-      return;
-    }
-    state.live.start();
-    const { node, main } = shell(key);
-    root.replaceChildren(node);
-    const ctx = { root: main, params, query: loc.query, me: state.me, live: state.live, navigate, toast };
-    try {
-      state.cleanup = await view.render(ctx);
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 401) { state.me = null; navigate("/login", {}, true); return; }
-      main.append(el("div", { class: "error", role: "alert" }, e.message || String(e)));
-    }
+    view = v;
+    key = k;
+    params = m.slice(1).map((s) => (s === undefined ? undefined : decodeURIComponent(s)));
+    break;
+  }
+  const keep = (cleanup) => {
+    if (seq === state.seq) state.cleanup = cleanup;
+    else if (typeof cleanup === "function") { try { cleanup(); } catch (e) { /* ignore */ } }
+  };
+  if (key === "login") {
+    root.replaceChildren();
+    keep(await view.render({ root, query: loc.query, onLogin }));
     return;
   }
-  root.replaceChildren(el("div", { class: "error" }, "No such page: " + loc.path));
+  state.live.start();
+  const { node, main } = shell(key);
+  root.replaceChildren(node);
+  const ctx = { root: main, params, query: loc.query, me: state.me, live: state.live, navigate, toast };
+  try {
+    keep(await view.render(ctx));
+  } catch (e) {
+    if (seq !== state.seq) return;
+    if (e instanceof ApiError && e.status === 401) { state.me = null; navigate("/login", {}, true); return; }
+    main.append(el("div", { class: "error", role: "alert" }, e.message || String(e)));
+  }
 }
 
 async function onLogin(next) {
@@ -138,12 +167,22 @@ async function onLogin(next) {
 }
 
 window.addEventListener("popstate", route);
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => { if (window.location.hash !== state.routed) route(); });
+
+/** Whether a key typed at `target` is text (an input that takes text, a textarea, a select, an editable element). */
+function typingInto(target) {
+  if (!target || !target.tagName) return false;
+  if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+  if (target.tagName !== "INPUT") return false;
+  return !["checkbox", "radio", "button", "submit", "reset", "range", "color", "file"].includes(target.type);
+}
+
 document.addEventListener("keydown", (e) => {
-  // "/" focuses the page's search box, like most tools.
-  if (e.key === "/" && !/INPUT|SELECT|TEXTAREA/.test(document.activeElement.tagName)) {
-    const search = document.querySelector("input[type=search]");
-    if (search) { search.focus(); e.preventDefault(); }
-  }
+  // "/" focuses the page's search box (the filter bar's, else the sidebar's
+  // "Find app"), like most tools; typed in a text field it is just a "/".
+  if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+  if (typingInto(e.target) || document.querySelector("dialog[open]")) return;
+  const search = document.querySelector("#main input[type=search]") || document.getElementById("nav-search");
+  if (search) { search.focus(); search.select(); e.preventDefault(); }
 });
 route();

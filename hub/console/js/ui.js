@@ -97,16 +97,128 @@ export function labels(obj) {
   return entries.map(([k, v]) => el("code", { class: "badge b-neutral label" }, `${k}=${v}`));
 }
 
-export function toast(text) {
+/** Natural order for names shown in lists sorted here ("gen-2" before "gen-10"). */
+const collator = new Intl.Collator("en", { numeric: true, sensitivity: "variant" });
+export const natural = (a, b) => collator.compare(String(a ?? ""), String(b ?? ""));
+
+/** "1 application", "3 applications". */
+export const plural = (n, one, many) => `${n} ${n === 1 ? one : many || one + "s"}`;
+
+/**
+ * A message in the corner. Returns a handle: `update(text, kind)` changes it
+ * in place, `close()` removes it, `done(ms)` removes it after `ms`. Every
+ * message can be dismissed; by default it goes after 6 s.
+ */
+export function toast(text, { sticky = false, kind = "" } = {}) {
   let box = document.getElementById("toast");
-  if (!box) { box = el("div", { id: "toast", role: "status" }); document.body.append(box); }
-  const item = el("div", {}, text);
+  if (!box) { box = el("div", { id: "toast", role: "status", "aria-live": "polite" }); document.body.append(box); }
+  const message = el("span", { class: "toast-text" }, text);
+  const item = el("div", { class: "toast " + kind });
+  let timer = null;
+  const handle = {
+    node: item,
+    update(t, k) { message.textContent = t; if (k !== undefined) item.className = "toast " + k; return handle; },
+    close() { clearTimeout(timer); item.remove(); },
+    done(ms) { clearTimeout(timer); timer = setTimeout(() => item.remove(), ms ?? 6000); return handle; },
+  };
+  item.append(message, el("button", { type: "button", class: "toast-close", "aria-label": "Dismiss", onclick: () => handle.close() }, "✕"));
   box.append(item);
-  setTimeout(() => item.remove(), 5000);
+  if (!sticky) handle.done();
+  return handle;
+}
+
+/**
+ * A modal dialog (the native <dialog>): `body` is a node or list of nodes,
+ * `onConfirm()` may return false (or throw) to keep it open. Resolves with
+ * true when confirmed, false when cancelled (Escape, Cancel).
+ */
+export function dialog({ title, body, confirmText = "OK", danger = false, id, onConfirm, confirmEnabled }) {
+  return new Promise((resolve) => {
+    const status = el("div", { class: "dialog-status" });
+    const confirm = el("button", { type: "submit", class: danger ? "danger-fill" : "primary", id: id ? `${id}-confirm` : null }, confirmText);
+    const cancel = el("button", { type: "button", id: id ? `${id}-cancel` : null }, "Cancel");
+    const form = el("form", { method: "dialog" },
+      el("h2", { class: "first" }, title),
+      el("div", { class: "dialog-body" }, body),
+      status,
+      el("div", { class: "dialog-actions" }, cancel, confirm));
+    const node = el("dialog", { class: "modal", id, "aria-label": title }, form);
+    let settled = false;
+    const finish = (value) => {
+      if (settled) return;
+      settled = true;
+      if (node.open) node.close();
+      node.remove();
+      resolve(value);
+    };
+    const refresh = () => { if (confirmEnabled) confirm.disabled = !confirmEnabled(); };
+    form.addEventListener("input", refresh);
+    form.addEventListener("change", refresh);
+    cancel.addEventListener("click", () => finish(false));
+    node.addEventListener("cancel", (e) => { e.preventDefault(); finish(false); });
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (confirmEnabled && !confirmEnabled()) return;
+      confirm.disabled = true;
+      try {
+        const ok = onConfirm ? await onConfirm() : true;
+        if (ok === false) { confirm.disabled = false; return; }
+        finish(true);
+      } catch (err) {
+        status.replaceChildren(errorBox(err));
+        confirm.disabled = false;
+      }
+    });
+    document.body.append(node);
+    node.showModal();
+    refresh();
+  });
 }
 
 export function errorBox(err) {
   return el("div", { class: "error", role: "alert" }, err && err.message ? err.message : String(err));
+}
+
+/** Command outcomes after which nothing more happens. */
+const FINAL = new Set(["Succeeded", "Failed", "Expired", "Unsupported", "Rejected"]);
+
+/**
+ * Follow a queued command in a toast until it ends: "Sync of default/nginx:
+ * Pending — cluster-3 is Stale; …" becomes "… Succeeded" (or Failed, with the
+ * spoke's message). `get(id)` reads the command's current status. A command
+ * still queued after two minutes says so and the toast goes; it never stays
+ * on "Pending" for a command that ended.
+ */
+export function trackCommand(label, result, get) {
+  const line = (r) => `${label}: ${r.state || "Pending"}${r.message ? " — " + r.message : ""}${r.notice ? " (" + r.notice + ")" : ""}`;
+  const kindOf = (r) => (r.state === "Succeeded" ? "ok" : FINAL.has(r.state) ? "bad" : r.notice ? "warn" : "");
+  const t = toast(line(result), { sticky: true, kind: kindOf(result) });
+  t.node.dataset.command = result.id || "";
+  t.node.dataset.state = result.state || "";
+  if (!result.id || FINAL.has(result.state)) { t.done(8000); return t; }
+  const started = Date.now();
+  let notice = result.notice || "";
+  const poll = async () => {
+    if (!t.node.isConnected) return;
+    let r;
+    try { r = await get(result.id); } catch (e) { r = null; }
+    if (r) {
+      notice = r.notice || notice;
+      const shown = { ...r, notice };
+      t.update(line(shown), kindOf(shown));
+      t.node.dataset.state = r.state || "";
+      if (FINAL.has(r.state)) { t.done(8000); return; }
+    }
+    const waited = Date.now() - started;
+    if (waited > 120000) {
+      t.update(`${label}: still queued${notice ? " (" + notice + ")" : ""}; it runs when the spoke takes it, within its time to live`, "warn");
+      t.done(10000);
+      return;
+    }
+    setTimeout(poll, waited < 30000 ? 1000 : 5000);
+  };
+  setTimeout(poll, 700);
+  return t;
 }
 
 /**

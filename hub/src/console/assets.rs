@@ -44,6 +44,9 @@ pub const ASSETS: &[Asset] = &[
     asset!("/js/views/cluster.js", "js/views/cluster.js", JS),
     asset!("/js/views/projects.js", "js/views/projects.js", JS),
     asset!("/js/views/appsets.js", "js/views/appsets.js", JS),
+    asset!("/js/views/graph.js", "js/views/graph.js", JS),
+    asset!("/js/views/events.js", "js/views/events.js", JS),
+    asset!("/js/views/notfound.js", "js/views/notfound.js", JS),
 ];
 
 /// The file served at `path` (`/index.html` is `/`).
@@ -91,6 +94,40 @@ mod tests {
                     asset.path
                 );
             }
+        }
+    }
+
+    #[test]
+    fn every_console_file_is_embedded() {
+        // A file added under hub/console/ but not to the table would 404.
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else if let Ok(rel) = path.strip_prefix(root) {
+                    out.push(format!("/{}", rel.to_string_lossy()));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        assert!(files.len() > 5, "{files:?}");
+        for file in files {
+            assert!(find(&file).is_some(), "{file} is not embedded in ASSETS");
+        }
+    }
+
+    #[test]
+    fn every_js_file_starts_with_a_comment() {
+        for asset in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
+            let text = std::str::from_utf8(asset.body).unwrap_or_default();
+            assert!(
+                text.starts_with("// "),
+                "{} has no one-line comment first",
+                asset.path
+            );
         }
     }
 

@@ -121,9 +121,19 @@ pub fn app_summary(a: &v1::ApplicationSummary) -> Value {
     Value::Object(out)
 }
 
-/// One application with spec and status; `permissions` says which buttons
-/// the console may offer (the hub refuses the calls anyway).
-pub fn application(app: &v1::Application, operate: bool, edit: bool) -> Value {
+/// Which buttons the console may offer for an app (the hub refuses the calls anyway).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Permissions {
+    /// Sync, refresh, rollback, terminate.
+    pub operate: bool,
+    /// Change the spec (never for an app created at the edge).
+    pub edit: bool,
+    /// Delete the app.
+    pub delete: bool,
+}
+
+/// One application with spec and status, and what the caller may do with it.
+pub fn application(app: &v1::Application, may: Permissions) -> Value {
     let meta = app.meta.clone().unwrap_or_default();
     let spec = app
         .spec
@@ -187,7 +197,7 @@ pub fn application(app: &v1::Application, operate: bool, edit: bool) -> Value {
         "app": summary,
         "spec": spec,
         "status": status,
-        "permissions": {"operate": operate, "edit": edit},
+        "permissions": {"operate": may.operate, "edit": may.edit, "delete": may.delete},
     })
 }
 
@@ -216,21 +226,111 @@ pub fn tree(t: &v1::ResourceTreeResponse) -> Value {
     json!({"nodes": nodes, "reportedAt": time(t.reported_at.as_ref())})
 }
 
-/// The per-resource diff of an application; only modified resources.
-pub fn diff(d: &v1::DiffResult) -> Value {
+/// One resource of an app, named by the console: `group`, `kind`, `namespace`, `name`
+/// (the query of `/diff` and `/manifests`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct ResourceFilter {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+impl ResourceFilter {
+    /// Whether the query names a resource (kind and name); otherwise it is the whole app.
+    pub fn is_set(&self) -> bool {
+        !self.kind.is_empty() && !self.name.is_empty()
+    }
+
+    /// Whether `(group, kind, namespace, name)` is this resource. A namespace left out on
+    /// either side (a desired manifest without one, defaulted at apply) matches any.
+    pub fn matches(&self, group: &str, kind: &str, namespace: &str, name: &str) -> bool {
+        self.group == group
+            && self.kind == kind
+            && self.name == name
+            && (self.namespace.is_empty() || namespace.is_empty() || self.namespace == namespace)
+    }
+}
+
+/// The per-resource diff of an application: the modified resources, or with a
+/// filter that resource whether modified or not, with its live (managed fields)
+/// and desired YAML.
+pub fn diff(d: &v1::DiffResult, only: Option<&ResourceFilter>) -> Value {
     let resources: Vec<Value> = d
         .resources
         .iter()
-        .filter(|r| r.modified)
+        .filter(|r| {
+            let key = r.key.clone().unwrap_or_default();
+            match only {
+                Some(f) => f.matches(&key.group, &key.kind, &key.namespace, &key.name),
+                None => r.modified,
+            }
+        })
         .map(|r| {
             let key = r.key.clone().unwrap_or_default();
             json!({
                 "group": key.group, "kind": key.kind, "namespace": key.namespace, "name": key.name,
-                "status": "OutOfSync", "diff": r.diff,
+                "status": if r.modified { "OutOfSync" } else { "Synced" },
+                "modified": r.modified, "diff": r.diff,
+                "liveYaml": r.live_yaml, "desiredYaml": r.desired_yaml,
             })
         })
         .collect();
     json!({ "resources": resources })
+}
+
+/// The identity of a rendered manifest: (group, kind, namespace, name).
+fn manifest_key(doc: &Value) -> (String, String, String, String) {
+    let text = |pointer: &str| {
+        doc.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let api_version = text("/apiVersion");
+    let group = api_version
+        .split_once('/')
+        .map(|(g, _)| g.to_owned())
+        .unwrap_or_default();
+    (
+        group,
+        text("/kind"),
+        text("/metadata/namespace"),
+        text("/metadata/name"),
+    )
+}
+
+/// The desired manifests rendered from git: all, or with a filter only that
+/// resource's document. A document that does not parse is kept when
+/// nothing is filtered and skipped otherwise.
+pub fn manifests(m: &v1::ManifestsResult, only: Option<&ResourceFilter>) -> Value {
+    let mut out: Vec<String> = Vec::new();
+    for text in &m.manifests_yaml {
+        let Some(filter) = only else {
+            out.push(text.clone());
+            continue;
+        };
+        let Ok(documents) = edgecd_render::yaml::load_documents(text) else {
+            continue;
+        };
+        let documents: Vec<&Value> = documents.iter().filter(|d| !d.is_null()).collect();
+        let single = documents.len() == 1;
+        for doc in documents {
+            let (group, kind, namespace, name) = manifest_key(doc);
+            if filter.matches(&group, &kind, &namespace, &name) {
+                out.push(if single {
+                    text.clone()
+                } else {
+                    edgecd_render::yaml::to_yaml_document(doc)
+                });
+            }
+        }
+    }
+    json!({ "revision": m.revision, "manifests": out })
 }
 
 pub fn event(e: &v1::Event) -> Value {
@@ -295,10 +395,46 @@ pub fn cluster(c: &v1::Cluster) -> Value {
     Value::Object(out)
 }
 
-/// A project: its spec in the domain's serde form (the shape of `edgecd project get -o json`).
+/// A project destination in words: "every cluster, any namespace",
+/// "clusters cluster-1, cluster-2 or matching region=eu, namespace nginx".
+pub fn destination_text(d: &edgecd_core::project::ProjectDestination) -> String {
+    let selector = d
+        .cluster_selector
+        .as_ref()
+        .map(ToString::to_string)
+        .filter(|s| !s.is_empty());
+    let every = d.clusters.iter().any(|c| c == "*");
+    let clusters = match (every, d.clusters.is_empty(), selector) {
+        (true, _, _) => "every cluster".to_owned(),
+        (false, true, None) => "no cluster".to_owned(),
+        (false, true, Some(s)) => format!("clusters matching {s}"),
+        (false, false, None) => format!(
+            "{} {}",
+            if d.clusters.len() == 1 {
+                "cluster"
+            } else {
+                "clusters"
+            },
+            d.clusters.join(", ")
+        ),
+        (false, false, Some(s)) => format!("clusters {} or matching {s}", d.clusters.join(", ")),
+    };
+    let namespace = match d.namespace.as_str() {
+        "" | "*" => "any namespace".to_owned(),
+        ns => format!("namespace {ns}"),
+    };
+    format!("{clusters}, {namespace}")
+}
+
+/// A project: its spec in the domain's serde form (the shape of `edgecd project get -o json`)
+/// and its destinations in words.
 pub fn project(p: &v1::Project) -> Value {
-    let spec = convert::from_project(p)
-        .ok()
+    let domain = convert::from_project(p).ok();
+    let destinations: Vec<String> = domain
+        .as_ref()
+        .map(|spec| spec.destinations.iter().map(destination_text).collect())
+        .unwrap_or_default();
+    let spec = domain
         .and_then(|spec| serde_json::to_value(spec).ok())
         .unwrap_or(Value::Null);
     json!({
@@ -306,6 +442,7 @@ pub fn project(p: &v1::Project) -> Value {
         "version": p.version,
         "createdAt": time(p.created_at.as_ref()),
         "spec": spec,
+        "destinations": destinations,
     })
 }
 
@@ -460,7 +597,10 @@ pub fn command_status(c: &v1::CommandStatus) -> Value {
             })
         })
         .unwrap_or_default();
-    json!({"id": c.command_id, "state": state, "message": c.message, "updatedAt": time(c.updated_at.as_ref())})
+    json!({
+        "id": c.command_id, "state": state, "message": c.message, "notice": c.notice,
+        "updatedAt": time(c.updated_at.as_ref()),
+    })
 }
 
 pub fn counts(c: &v1::ApplicationCounts) -> Value {
@@ -512,6 +652,118 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(command_status(&c)["state"], "Delivered");
+    }
+
+    #[test]
+    fn command_notice_is_shown() {
+        let c = v1::CommandStatus {
+            command_id: "c2".into(),
+            outcome: v1::CommandOutcome::Pending as i32,
+            notice: "cluster cluster-3 is Stale: the command runs when its spoke reconnects".into(),
+            ..Default::default()
+        };
+        let v = command_status(&c);
+        assert_eq!(v["state"], "Pending");
+        assert!(v["notice"].as_str().unwrap_or_default().contains("Stale"));
+    }
+
+    #[test]
+    fn destinations_read_as_words() {
+        use edgecd_core::project::ProjectDestination;
+        let every = ProjectDestination {
+            clusters: vec!["*".into()],
+            namespace: "*".into(),
+            ..Default::default()
+        };
+        assert_eq!(destination_text(&every), "every cluster, any namespace");
+        let two = ProjectDestination {
+            clusters: vec!["cluster-1".into(), "cluster-2".into()],
+            namespace: "nginx".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            destination_text(&two),
+            "clusters cluster-1, cluster-2, namespace nginx"
+        );
+        let selected = ProjectDestination {
+            cluster_selector: edgecd_core::selector::LabelSelector::parse("region=eu").ok(),
+            namespace: String::new(),
+            ..Default::default()
+        };
+        assert_eq!(
+            destination_text(&selected),
+            "clusters matching region=eu, any namespace"
+        );
+    }
+
+    #[test]
+    fn a_resource_filter_picks_its_diff_and_manifest() {
+        let key = |kind: &str, name: &str| v1::ResourceKey {
+            group: if kind == "Deployment" {
+                "apps".into()
+            } else {
+                String::new()
+            },
+            version: "v1".into(),
+            kind: kind.into(),
+            namespace: "nginx".into(),
+            name: name.into(),
+        };
+        let d = v1::DiffResult {
+            resources: vec![
+                v1::ResourceDiff {
+                    key: Some(key("Deployment", "nginx")),
+                    modified: true,
+                    diff: "-replicas: 9\n+replicas: 1".into(),
+                    ..Default::default()
+                },
+                v1::ResourceDiff {
+                    key: Some(key("Service", "nginx")),
+                    modified: false,
+                    live_yaml: "kind: Service".into(),
+                    ..Default::default()
+                },
+            ],
+        };
+        assert_eq!(
+            diff(&d, None)["resources"].as_array().map(Vec::len),
+            Some(1)
+        );
+        let service = ResourceFilter {
+            kind: "Service".into(),
+            namespace: "nginx".into(),
+            name: "nginx".into(),
+            ..Default::default()
+        };
+        let v = diff(&d, Some(&service));
+        assert_eq!(v["resources"][0]["modified"], false);
+        assert_eq!(v["resources"][0]["liveYaml"], "kind: Service");
+        let m = v1::ManifestsResult {
+            revision: "abc".into(),
+            manifests_yaml: vec![
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nginx\n".into(),
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: nginx\n".into(),
+                "not: [valid".into(),
+            ],
+        };
+        let deployment = ResourceFilter {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: "nginx".into(),
+            name: "nginx".into(),
+        };
+        let v = manifests(&m, Some(&deployment));
+        assert_eq!(v["manifests"].as_array().map(Vec::len), Some(1));
+        assert!(
+            v["manifests"][0]
+                .as_str()
+                .unwrap_or_default()
+                .contains("kind: Deployment")
+        );
+        assert_eq!(
+            manifests(&m, None)["manifests"].as_array().map(Vec::len),
+            Some(3)
+        );
     }
 
     #[test]

@@ -107,14 +107,23 @@ pub fn router<S: HubService>(api: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/api/v1/logout", post(logout::<S>))
         .route("/api/v1/apps", get(list_apps::<S>))
         .route("/api/v1/counts", get(counts::<S>))
-        .route("/api/v1/apps/{project}/{name}", get(get_app::<S>))
+        .route(
+            "/api/v1/apps/{project}/{name}",
+            get(get_app::<S>).delete(delete_app::<S>),
+        )
         .route("/api/v1/apps/{project}/{name}/tree", get(tree::<S>))
         .route("/api/v1/apps/{project}/{name}/diff", get(diff::<S>))
+        .route(
+            "/api/v1/apps/{project}/{name}/manifests",
+            get(manifests::<S>),
+        )
         .route("/api/v1/apps/{project}/{name}/events", get(app_events::<S>))
         .route(
             "/api/v1/apps/{project}/{name}/{command}",
             post(command::<S>),
         )
+        .route("/api/v1/bulk", post(bulk::<S>))
+        .route("/api/v1/commands/{id}", get(get_command::<S>))
         .route("/api/v1/clusters", get(clusters::<S>))
         .route("/api/v1/clusters/{name}", get(get_cluster::<S>))
         .route("/api/v1/projects", get(projects::<S>))
@@ -256,6 +265,34 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
+
+/// A JSON request body whose errors are the console's own `{code, message}`
+/// (400 `invalid_argument` naming what is wrong), not axum's plain text; an
+/// empty body is the type's default.
+#[derive(Debug)]
+struct JsonBody<T>(T);
+
+impl<T, St> axum::extract::FromRequest<St> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    St: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &St) -> Result<Self, ApiError> {
+        let bytes = <axum::body::Bytes as axum::extract::FromRequest<St>>::from_request(req, state)
+            .await
+            .map_err(|e| {
+                ApiError::bad_request(format!("cannot read the request body: {}", e.body_text()))
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(T::default()));
+        }
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not what this call takes: {e}"))
+        })
+    }
+}
 
 /// Refuse a state-changing call without the CSRF header.
 fn require_csrf(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -539,8 +576,10 @@ async fn list_apps<S: HubService>(
     caller: Caller,
     Query(q): Query<AppListQuery>,
 ) -> ApiResult {
+    let filter = q.filter()?;
+    let later_page = q.cursor.as_deref().is_some_and(|c| !c.is_empty());
     let request = v1::ListApplicationsRequest {
-        filter: Some(q.filter()?),
+        filter: Some(filter.clone()),
         sort: Some(q.sort()?),
         page_size: q.limit.unwrap_or(100).clamp(1, 1000),
         page_token: q.cursor.clone().unwrap_or_default(),
@@ -551,10 +590,31 @@ async fn list_apps<S: HubService>(
         .list_applications(caller.request(request))
         .await?
         .into_inner();
+    // The API counts the total with the first page only; a later page (Next,
+    // a copied link, Back) asks for the count beside it (one aggregate query),
+    // so it never reads "0 applications". Unknown (null) if that fails.
+    let total = if later_page {
+        match c
+            .inner
+            .api
+            .count_applications(caller.request(v1::CountApplicationsRequest {
+                filter: Some(filter),
+            }))
+            .await
+        {
+            Ok(counts) => json!(counts.into_inner().total),
+            Err(status) => {
+                tracing::debug!(code = ?status.code(), "Console: no total for a later page of apps.");
+                Value::Null
+            }
+        }
+    } else {
+        json!(page.total)
+    };
     let items: Vec<Value> = page.items.iter().map(json::app_summary).collect();
     let next = (!page.next_page_token.is_empty()).then_some(page.next_page_token);
     Ok(Json(
-        json!({"items": items, "nextCursor": next, "total": page.total}),
+        json!({"items": items, "nextCursor": next, "total": total}),
     ))
 }
 
@@ -645,12 +705,50 @@ async fn get_app<S: HubService>(
         .into_inner();
     let (operate, edit) = permissions(&c, &caller, &project).await;
     // An app created at the edge is read-only here (its spoke owns the
-    // spec); commands still go to it.
+    // spec); commands still go to it, and deleting it asks its spoke.
     let autonomous = app
         .meta
         .as_ref()
         .is_some_and(|m| m.origin == v1::AppOrigin::Autonomous as i32);
-    Ok(Json(json::application(&app, operate, edit && !autonomous)))
+    let may = json::Permissions {
+        operate,
+        edit: edit && !autonomous,
+        delete: edit,
+    };
+    Ok(Json(json::application(&app, may)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DeleteQuery {
+    cascade: Option<String>,
+}
+
+/// `DELETE /api/v1/apps/P/N?cascade=true|false` (cascade by default, as the CLI).
+async fn delete_app<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((project, name)): Path<(String, String)>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult {
+    require_csrf(&headers)?;
+    let cascade = match q.cascade.as_deref() {
+        None | Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "cascade must be true or false, not {other:?}"
+            )));
+        }
+    };
+    c.inner
+        .api
+        .delete_application(caller.request(v1::DeleteApplicationRequest {
+            app: app_ref(project, name),
+            cascade,
+        }))
+        .await?;
+    Ok(Json(json!({"deleted": true, "cascade": cascade})))
 }
 
 async fn tree<S: HubService>(
@@ -669,11 +767,27 @@ async fn tree<S: HubService>(
     Ok(Json(json::tree(&tree)))
 }
 
+/// `?group&kind&namespace&name` names one resource; the spoke computes the
+/// whole app's diff and the console keeps that resource's.
+fn resource_filter(q: &json::ResourceFilter) -> Result<Option<&json::ResourceFilter>, ApiError> {
+    if q.is_set() {
+        Ok(Some(q))
+    } else if q.kind.is_empty() && q.name.is_empty() {
+        Ok(None)
+    } else {
+        Err(ApiError::bad_request(
+            "a resource is named by kind and name (and group, namespace when it has them)",
+        ))
+    }
+}
+
 async fn diff<S: HubService>(
     State(c): State<Console<S>>,
     caller: Caller,
     Path((project, name)): Path<(String, String)>,
+    Query(q): Query<json::ResourceFilter>,
 ) -> ApiResult {
+    let only = resource_filter(&q)?;
     let diff = c
         .inner
         .api
@@ -683,7 +797,27 @@ async fn diff<S: HubService>(
         }))
         .await?
         .into_inner();
-    Ok(Json(json::diff(&diff)))
+    Ok(Json(json::diff(&diff, only)))
+}
+
+/// The desired manifests (rendered from git by the spoke), or one resource's.
+async fn manifests<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+    Query(q): Query<json::ResourceFilter>,
+) -> ApiResult {
+    let only = resource_filter(&q)?;
+    let manifests = c
+        .inner
+        .api
+        .get_application_manifests(caller.request(v1::GetApplicationManifestsRequest {
+            app: app_ref(project, name),
+            revision: String::new(),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(json::manifests(&manifests, only)))
 }
 
 async fn app_events<S: HubService>(
@@ -705,13 +839,66 @@ async fn app_events<S: HubService>(
     Ok(Json(json!({ "items": items })))
 }
 
+/// A resource named in a sync's `resources`.
 #[derive(Debug, Default, Deserialize)]
+struct ResourceBody {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    version: String,
+    kind: String,
+    #[serde(default)]
+    namespace: String,
+    name: String,
+}
+
+/// Options of a command (those that do not apply to it are ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct CommandBody {
     /// Rollback target.
     id: Option<i64>,
     prune: Option<bool>,
     hard: Option<bool>,
     revision: Option<String>,
+    dry_run: Option<bool>,
+    force: Option<bool>,
+    apply_out_of_sync_only: Option<bool>,
+    /// Sync only these resources (Argo CD's selective sync); all when empty.
+    resources: Option<Vec<ResourceBody>>,
+}
+
+impl CommandBody {
+    /// The sync these options ask for.
+    fn sync(&self) -> Result<v1::SyncCommand, ApiError> {
+        let resources = self
+            .resources
+            .iter()
+            .flatten()
+            .map(|r| {
+                if r.kind.is_empty() || r.name.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "each resource to sync needs its kind and name",
+                    ));
+                }
+                Ok(v1::ResourceKey {
+                    group: r.group.clone(),
+                    version: r.version.clone(),
+                    kind: r.kind.clone(),
+                    namespace: r.namespace.clone(),
+                    name: r.name.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v1::SyncCommand {
+            revision: self.revision.clone().unwrap_or_default().trim().to_owned(),
+            prune: self.prune.unwrap_or(false),
+            dry_run: self.dry_run.unwrap_or(false),
+            resources,
+            force: self.force.unwrap_or(false),
+            apply_out_of_sync_only: self.apply_out_of_sync_only.unwrap_or(false),
+        })
+    }
 }
 
 async fn command<S: HubService>(
@@ -719,21 +906,16 @@ async fn command<S: HubService>(
     caller: Caller,
     headers: HeaderMap,
     Path((project, name, command)): Path<(String, String, String)>,
-    body: Option<Json<CommandBody>>,
+    JsonBody(body): JsonBody<CommandBody>,
 ) -> ApiResult {
     require_csrf(&headers)?;
-    let body = body.map(|b| b.0).unwrap_or_default();
     let app = app_ref(project, name);
     let api = &c.inner.api;
     let status = match command.as_str() {
         "sync" => {
             api.sync_application(caller.request(v1::SyncApplicationRequest {
                 app,
-                sync: Some(v1::SyncCommand {
-                    revision: body.revision.unwrap_or_default(),
-                    prune: body.prune.unwrap_or(false),
-                    ..Default::default()
-                }),
+                sync: Some(body.sync()?),
                 ttl: None,
             }))
             .await?
@@ -772,6 +954,157 @@ async fn command<S: HubService>(
         }
     };
     Ok(Json(json::command_status(&status.into_inner())))
+}
+
+/// `GET /api/v1/commands/ID`: where a command stands (the console follows
+/// the commands it issued until they end).
+async fn get_command<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let status = c
+        .inner
+        .api
+        .get_command(caller.request(v1::GetCommandRequest { command_id: id }))
+        .await?
+        .into_inner();
+    Ok(Json(json::command_status(&status)))
+}
+
+/// Apps one console bulk call may name (a page of the table; the exact-name
+/// filter takes at most 100 names).
+const BULK_APPS: usize = 100;
+
+#[derive(Debug, Default, Deserialize)]
+struct BulkApp {
+    project: String,
+    name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BulkBody {
+    /// `sync` or `refresh`.
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    apps: Vec<BulkApp>,
+    #[serde(flatten)]
+    options: CommandBody,
+}
+
+/// `POST /api/v1/bulk`: Sync or Refresh the apps selected in the table.
+/// They are named exactly (`ApplicationFilter.names` within their
+/// projects) and sent as one `BulkCommand`. A name also matches edge apps
+/// `NAME@cluster` and same-named apps of the other listed projects; when
+/// the filter matches more apps than were selected, each selected app gets
+/// its own command instead, so nothing unselected is touched.
+async fn bulk<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<BulkBody>,
+) -> ApiResult {
+    require_csrf(&headers)?;
+    let mut selected: Vec<(String, String)> = body
+        .apps
+        .iter()
+        .filter(|a| !a.project.is_empty() && !a.name.is_empty())
+        .map(|a| (a.project.clone(), a.name.clone()))
+        .collect();
+    selected.sort();
+    selected.dedup();
+    if selected.is_empty() {
+        return Err(ApiError::bad_request("select at least one application"));
+    }
+    if selected.len() > BULK_APPS {
+        return Err(ApiError::bad_request(format!(
+            "at most {BULK_APPS} applications at once ({} selected)",
+            selected.len()
+        )));
+    }
+    let kind = match body.kind.as_str() {
+        "sync" => v1::bulk_command_request::Kind::Sync(body.options.sync()?),
+        "refresh" => v1::bulk_command_request::Kind::Refresh(v1::RefreshCommand {
+            hard: body.options.hard.unwrap_or(false),
+        }),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown bulk command {other:?}: sync or refresh"
+            )));
+        }
+    };
+    let mut names: Vec<String> = selected.iter().map(|(_, n)| n.clone()).collect();
+    names.sort();
+    names.dedup();
+    let mut projects: Vec<String> = selected.iter().map(|(p, _)| p.clone()).collect();
+    projects.sort();
+    projects.dedup();
+    let filter = v1::ApplicationFilter {
+        projects,
+        names,
+        ..Default::default()
+    };
+    let api = &c.inner.api;
+    let matched = api
+        .count_applications(caller.request(v1::CountApplicationsRequest {
+            filter: Some(filter.clone()),
+        }))
+        .await?
+        .into_inner()
+        .total;
+    if matched == selected.len() as u64 {
+        let response = api
+            .bulk_command(caller.request(v1::BulkCommandRequest {
+                filter: Some(filter),
+                kind: Some(kind),
+                ttl: None,
+            }))
+            .await?
+            .into_inner();
+        let commands: Vec<Value> = response.commands.iter().map(json::command_status).collect();
+        return Ok(Json(
+            json!({"selected": selected.len(), "commands": commands, "failed": []}),
+        ));
+    }
+    // The names match more than the selection: one command per selected app.
+    let mut commands = Vec::new();
+    let mut failed = Vec::new();
+    for (project, name) in &selected {
+        let app = app_ref(project.clone(), name.clone());
+        let result = match &kind {
+            v1::bulk_command_request::Kind::Sync(sync) => {
+                api.sync_application(caller.request(v1::SyncApplicationRequest {
+                    app,
+                    sync: Some(sync.clone()),
+                    ttl: None,
+                }))
+                .await
+            }
+            v1::bulk_command_request::Kind::Refresh(refresh) => {
+                api.refresh_application(caller.request(v1::RefreshApplicationRequest {
+                    app,
+                    hard: refresh.hard,
+                    ttl: None,
+                }))
+                .await
+            }
+        };
+        match result {
+            Ok(status) => {
+                let mut value = json::command_status(&status.into_inner());
+                value["app"] = json!(format!("{project}/{name}"));
+                commands.push(value);
+            }
+            Err(status) => failed.push(json!({
+                "app": format!("{project}/{name}"),
+                "message": status.message(),
+            })),
+        }
+    }
+    Ok(Json(
+        json!({"selected": selected.len(), "commands": commands, "failed": failed}),
+    ))
 }
 
 // === clusters, projects, appsets, events ===
@@ -915,6 +1248,8 @@ async fn appset_json<S: HubService>(
 struct EventsQuery {
     limit: Option<u32>,
     cluster: Option<String>,
+    /// `Warning`: only warnings.
+    severity: Option<String>,
 }
 
 async fn events<S: HubService>(
@@ -922,11 +1257,21 @@ async fn events<S: HubService>(
     caller: Caller,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult {
+    let min_severity = match q.severity.as_deref().unwrap_or_default() {
+        "" | "Normal" => v1::EventSeverity::Unspecified,
+        "Warning" => v1::EventSeverity::Warning,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown severity {other:?}: Normal or Warning"
+            )));
+        }
+    };
     let events = c
         .inner
         .api
         .list_events(caller.request(v1::ListEventsRequest {
             cluster: q.cluster.unwrap_or_default(),
+            min_severity: min_severity as i32,
             page_size: q.limit.unwrap_or(50).clamp(1, 500),
             ..Default::default()
         }))

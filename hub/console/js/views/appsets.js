@@ -1,7 +1,7 @@
 // edgecd console: application sets (where each is evaluated, generators, policy, generated apps, conditions) and one set's page.
 
 import { api } from "../api.js";
-import { el, errorBox, shownHealthBadge, syncBadge, connectionBadge, ago, keyboardRows } from "../ui.js";
+import { el, errorBox, shownHealthBadge, syncBadge, connectionBadge, ago, keyboardRows, natural } from "../ui.js";
 
 const seg = encodeURIComponent;
 
@@ -39,7 +39,7 @@ export function perCluster(generatedApps) {
     const cluster = name.slice(at + 1);
     counts.set(cluster, (counts.get(cluster) || 0) + 1);
   }
-  return [...counts.entries()].sort(([a], [b]) => a.localeCompare(b));
+  return [...counts.entries()].sort(([a], [b]) => natural(a, b));
 }
 
 /** Conditions: errors in red with their message, the others as a neutral badge. */
@@ -103,8 +103,8 @@ export async function render(ctx) {
     const current = rows.get(key(s));
     if (current) current.node.replaceWith(fresh);
     else {
-      // Keep the hub's order (project, then name).
-      const after = [...rows.keys()].filter((k) => k.localeCompare(key(s), "en") > 0).sort()[0];
+      // Keep the list's order (project, then name, naturally).
+      const after = [...rows.keys()].filter((k) => natural(k, key(s)) > 0).sort(natural)[0];
       if (after) tbody.insertBefore(fresh, rows.get(after).node); else tbody.append(fresh);
     }
     rows.set(key(s), { data: s, node: fresh });
@@ -120,7 +120,7 @@ export async function render(ctx) {
     for (const s of items) upsert(s);
     shown();
   };
-  replaceAll(data.items);
+  replaceAll(data.items.slice().sort((a, b) => natural(key(a), key(b))));
 
   // Coalesced re-reads: one set (`project/name`) or the whole list ("*").
   const pending = new Map();
@@ -233,13 +233,14 @@ async function detail({ root, params, live }) {
     return;
   }
   const rows = new Map();
-  for (const a of page.items) {
+  for (const a of page.items.slice().sort((x, y) => natural(x.name, y.name) || natural(x.project, y.project))) {
     const node = row(a);
     rows.set(`${a.project}/${a.name}`, { data: a, node });
     tbody.append(node);
   }
+  const n = page.total ?? page.items.length;
   status.textContent = page.items.length
-    ? `${page.total ?? page.items.length} applications${page.nextCursor ? ", showing the first " + page.items.length : ""}`
+    ? `${n} application${n === 1 ? "" : "s"}${page.nextCursor ? ", showing the first " + page.items.length : ""}`
     : "No applications generated (yet).";
   // Live: rows of this set's apps update in place.
   return live.subscribe((type, data) => {

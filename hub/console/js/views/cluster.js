@@ -1,7 +1,7 @@
 // edgecd console: one cluster (connection, versions, labels) and its applications.
 
 import { api } from "../api.js";
-import { el, connectionBadge, shownHealthBadge, syncBadge, ago, labels, errorBox, keyboardRows } from "../ui.js";
+import { el, connectionBadge, shownHealthBadge, syncBadge, ago, labels, errorBox, keyboardRows, plural } from "../ui.js";
 
 export async function render({ root, params, live }) {
   const [name] = params;
@@ -26,14 +26,18 @@ export async function render({ root, params, live }) {
       const tbody = el("tbody");
       keyboardRows(tbody);
       for (const a of list.items) {
-        tbody.append(el("tr", { tabindex: "0" },
+        tbody.append(el("tr", { tabindex: "0", dataset: { app: `${a.project}/${a.name}`, sync: a.sync, health: a.health } },
           el("td", {}, el("a", { href: `#/apps/${encodeURIComponent(a.project)}/${encodeURIComponent(a.name)}` }, `${a.project}/${a.name}`)),
           el("td", {}, syncBadge(a.sync)), el("td", {}, shownHealthBadge(a)), el("td", {}, ago(a.updatedAt))));
       }
-      apps.replaceChildren(list.items.length
-        ? [el("table", { class: "data" }, el("thead", {}, el("tr", {}, el("th", {}, "Application"), el("th", {}, "Sync"), el("th", {}, "Health"), el("th", {}, "Updated"))), tbody),
-          list.nextCursor ? el("p", {}, el("a", { href: `#/apps?cluster=${encodeURIComponent(name)}` }, "All applications of this cluster →")) : ""]
-        : el("p", { class: "muted" }, "No applications on this cluster."));
+      // replaceChildren takes nodes, not an array (an array would be written as "[object HTMLTableElement],").
+      const total = list.total ?? list.items.length;
+      apps.replaceChildren(...(list.items.length
+        ? [el("p", { class: "muted", id: "cluster-apps-status" }, plural(total, "application"),
+          list.nextCursor ? `, showing the first ${list.items.length}` : ""),
+        el("table", { class: "data", id: "cluster-apps" }, el("thead", {}, el("tr", {}, el("th", {}, "Application"), el("th", {}, "Sync"), el("th", {}, "Health"), el("th", {}, "Updated"))), tbody),
+        el("p", {}, el("a", { href: `#/apps?cluster=${encodeURIComponent(name)}`, id: "cluster-apps-link" }, "Open in the application list →"))]
+        : [el("p", { class: "muted", id: "cluster-apps-status" }, "No applications on this cluster.")]));
     } catch (e) {
       header.replaceChildren(errorBox(e));
     }

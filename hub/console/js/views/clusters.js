@@ -1,7 +1,7 @@
 // edgecd console: the cluster list (connection state with "stale since", labels, versions, app counts), updated live.
 
 import { api } from "../api.js";
-import { el, connectionBadge, ago, labels, errorBox, keyboardRows } from "../ui.js";
+import { el, connectionBadge, ago, labels, errorBox, keyboardRows, natural } from "../ui.js";
 
 /** The cluster's app count (linking to its apps), with the out-of-sync and degraded ones when the hub reports them. */
 function appCounts(c) {
@@ -44,7 +44,9 @@ export async function render({ root, live }) {
     return;
   }
   const rows = new Map();
-  for (const c of data.items) { const r = clusterRow(c); rows.set(c.name, { data: c, node: r }); tbody.append(r); }
+  // Natural order: cluster-2 before cluster-10.
+  const items = data.items.slice().sort((a, b) => natural(a.name, b.name));
+  for (const c of items) { const r = clusterRow(c); rows.set(c.name, { data: c, node: r }); tbody.append(r); }
   if (!data.items.length) status.replaceChildren(el("p", { class: "muted" }, "No clusters yet. Add one with `edgecd cluster add NAME`."));
   return live.subscribe((type, c) => {
     if (type !== "cluster") return;
@@ -53,7 +55,11 @@ export async function render({ root, live }) {
     // Live cluster events carry no app counts: keep the listed ones.
     if (current && c.appCount == null) { merged.appCount = current.data.appCount; merged.appCounts = current.data.appCounts; }
     const fresh = clusterRow(merged);
-    if (current) current.node.replaceWith(fresh); else tbody.append(fresh);
+    if (current) current.node.replaceWith(fresh);
+    else {
+      const after = [...rows.keys()].filter((k) => natural(k, c.name) > 0).sort(natural)[0];
+      if (after) tbody.insertBefore(fresh, rows.get(after).node); else tbody.append(fresh);
+    }
     rows.set(c.name, { data: merged, node: fresh });
   });
 }

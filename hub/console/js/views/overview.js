@@ -23,7 +23,7 @@ export async function render({ root, live }) {
         api.counts({}),
         api.clusters(),
         api.apps({ health: "Degraded,Missing", limit: 10, sort: "updated", desc: 1 }),
-        api.events(15).catch(() => ({ items: [] })),
+        api.events({ limit: 15 }).catch(() => ({ items: [] })),
       ]);
     } catch (e) {
       body.replaceChildren(errorBox(e));
