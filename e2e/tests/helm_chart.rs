@@ -51,6 +51,7 @@ const GOLDEN: &[Golden] = &[
         namespace: "edgecd-agents",
         sets: &[
             "clusterName=par-edge-01",
+            "serverUrl=https://par-edge-01.example.com:6443",
             "hub.address=https://hub.example.com:8443",
             "hub.bootstrapToken.existingSecret=edgecd-bootstrap",
             "stateNamespace=edgecd-apps",

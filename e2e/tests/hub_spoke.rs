@@ -158,11 +158,20 @@ async fn enqueue(store: &dyn Store, payload: CommandPayload) -> String {
 }
 
 async fn wait_command(store: &dyn Store, id: &str, want: CommandOutcome) {
-    wait_for(&format!("command {id} {want:?}"), async || {
-        let record = store.get_command(id).await.ok()?;
-        (record.outcome == want).then_some(())
-    })
-    .await;
+    for _ in 0..600 {
+        let record = store.get_command(id).await.unwrap();
+        if record.outcome == want {
+            return;
+        }
+        if record.outcome.is_finished() {
+            panic!(
+                "command {id} ended {:?} ({}), not {want:?}",
+                record.outcome, record.message
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for command {id} {want:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,6 +245,55 @@ async fn an_app_created_at_the_hub_is_synced_and_commands_reach_the_spoke() {
     .await;
     assert_eq!(status.health.status, Health::Missing);
 
+    // A selective sync reaches the spoke with its resources: only the Service is applied, and it is not
+    // recorded in the history.
+    let selective = enqueue(
+        store.as_ref(),
+        CommandPayload::Sync {
+            revision: String::new(),
+            prune: false,
+            dry_run: false,
+            force: false,
+            resources: vec![edgecd_core::app::ResourceKey {
+                group: String::new(),
+                version: "v1".into(),
+                kind: "Service".into(),
+                namespace: String::new(),
+                name: "nginx".into(),
+            }],
+            apply_out_of_sync_only: false,
+        },
+    )
+    .await;
+    wait_command(store.as_ref(), &selective, CommandOutcome::Succeeded).await;
+    let operation =
+        store.get_command(&selective).await.unwrap().result.unwrap()["operation"].clone();
+    let applied: Vec<&str> = operation["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert_eq!(applied, ["Service"], "{operation}");
+    let status = wait_for("the selective sync reported", async || {
+        let status = app(store.as_ref()).await.status?;
+        status
+            .operation_state
+            .as_ref()
+            .is_some_and(|op| op.command_id == selective)
+            .then_some(status)
+    })
+    .await;
+    assert_eq!(
+        status.sync.status,
+        SyncStatus::OutOfSync,
+        "the Deployment is still missing"
+    );
+    assert!(
+        status.history.is_empty(),
+        "a selective sync entered the history"
+    );
+
     // A sync command reaches the spoke, runs, and its result comes back.
     let id = enqueue(
         store.as_ref(),
@@ -261,6 +319,10 @@ async fn an_app_created_at_the_hub_is_synced_and_commands_reach_the_spoke() {
     .await;
     assert_eq!(status.sync.revision, repo.head().unwrap());
     assert_eq!(status.history.len(), 1);
+    assert_eq!(
+        status.health.message, "",
+        "a Healthy app keeps an old message"
+    );
 
     // The diff query is answered by the spoke.
     let diff = enqueue(store.as_ref(), CommandPayload::Diff).await;

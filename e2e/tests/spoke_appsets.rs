@@ -122,6 +122,7 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfigs = emulator.write_kubeconfigs(dir.path()).unwrap();
     let config = RuntimeConfig {
+        server_url: None,
         kubeconfig: Some(kubeconfigs[0].clone()),
         context: None,
         cluster_name: edgecd_core::ClusterName::parse(CLUSTER.to_owned()).unwrap(),

@@ -1,4 +1,4 @@
-//! The spoke's compare/sync engine against the Kubernetes API emulator: the talk's overlay is applied, becomes Synced and Healthy, drift is detected and healed, dropped objects are pruned, and a failing image reports Degraded.
+//! The spoke's compare/sync engine against the Kubernetes API emulator: the talk's overlay is applied, becomes Synced and Healthy, drift is detected and healed, dropped objects are pruned, a failing image reports Degraded, and the sync options work: selected resources, out-of-sync only, force (replace).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,6 +11,7 @@ use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
 use edgecd_e2e::testdata;
 use edgecd_render::{RenderOptions, Value};
 use edgecd_spoke::cluster::LiveCluster;
+use edgecd_spoke::crd::SyncResource;
 use edgecd_spoke::sync::{AppTarget, SyncOptions, Termination, compare, sync};
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -317,5 +318,272 @@ async fn an_unknown_kind_is_a_clear_error_and_nothing_is_applied() {
     assert!(
         outcome.resources.is_empty(),
         "nothing applied when the render has an unknown kind"
+    );
+}
+
+fn selected(kind: &str, name: &str) -> SyncResource {
+    SyncResource {
+        group: if kind == "Deployment" {
+            "apps".into()
+        } else {
+            String::new()
+        },
+        kind: kind.into(),
+        name: name.into(),
+        namespace: String::new(),
+    }
+}
+
+/// A selective sync applies (and prunes) only the selected resources and keeps the rest of the inventory; a
+/// selection the app does not hold fails naming it, and nothing is applied.
+#[tokio::test]
+async fn a_selective_sync_touches_only_the_selected_resources() {
+    let (_emulator, cluster) = cluster().await;
+    let repo = demo_repo();
+    let objects = render(repo.path(), "deploy/overlays/cluster1");
+    let app = target(objects.clone(), vec![]);
+
+    let unknown = SyncOptions {
+        only: vec![selected("ConfigMap", "nope")],
+        ..options()
+    };
+    let outcome = sync(&cluster, &app, &unknown, &Termination::default()).await;
+    assert_eq!(outcome.phase, OperationPhase::Failed);
+    assert_eq!(
+        outcome.message,
+        "selected resources are not part of the application: ConfigMap nope"
+    );
+    assert!(outcome.resources.is_empty(), "{:?}", outcome.resources);
+
+    let only_service = SyncOptions {
+        only: vec![selected("Service", "nginx")],
+        ..options()
+    };
+    let outcome = sync(&cluster, &app, &only_service, &Termination::default()).await;
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
+    let touched: Vec<String> = outcome
+        .resources
+        .iter()
+        .map(|r| r.key.kind.clone())
+        .collect();
+    assert_eq!(touched, ["Service"], "only the Service is applied");
+    assert!(
+        outcome.message.contains("selected resources"),
+        "{}",
+        outcome.message
+    );
+    let comparison = compare(&cluster, &target(objects.clone(), outcome.applied.clone()))
+        .await
+        .unwrap();
+    let states: Vec<(String, SyncStatus)> = comparison
+        .resources
+        .iter()
+        .map(|r| (r.key.kind.clone(), r.sync))
+        .collect();
+    assert!(
+        states.contains(&("Service".into(), SyncStatus::Synced)),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("Deployment".into(), SyncStatus::OutOfSync)),
+        "{states:?}"
+    );
+
+    // Now all of it; then a selective sync of the Deployment keeps the Service in the inventory.
+    let full = sync(
+        &cluster,
+        &target(objects.clone(), outcome.applied),
+        &options(),
+        &Termination::default(),
+    )
+    .await;
+    assert_eq!(full.phase, OperationPhase::Succeeded, "{}", full.message);
+    let only_deployment = SyncOptions {
+        only: vec![selected("Deployment", "nginx")],
+        ..options()
+    };
+    let partial = sync(
+        &cluster,
+        &target(objects, full.applied.clone()),
+        &only_deployment,
+        &Termination::default(),
+    )
+    .await;
+    assert_eq!(
+        partial.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        partial.message
+    );
+    let mut kept: Vec<String> = partial.applied.iter().map(|k| k.kind.clone()).collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["Deployment", "Service"],
+        "the untouched Service left the inventory"
+    );
+}
+
+/// With only out-of-sync resources applied, a resource in sync is not applied again.
+#[tokio::test]
+async fn apply_out_of_sync_only_leaves_synced_resources_alone() {
+    let (_emulator, cluster) = cluster().await;
+    let repo = demo_repo();
+    let objects = render(repo.path(), "deploy/overlays/cluster1");
+    let first = sync(
+        &cluster,
+        &target(objects.clone(), vec![]),
+        &options(),
+        &Termination::default(),
+    )
+    .await;
+    assert_eq!(first.phase, OperationPhase::Succeeded, "{}", first.message);
+    // The Service changes in git; the Deployment does not.
+    let changed: Vec<Value> = objects
+        .into_iter()
+        .map(|mut o| {
+            if o["kind"] == "Service" {
+                o["metadata"]["labels"] = serde_json::json!({"tier": "edge"});
+            }
+            o
+        })
+        .collect();
+    let app = target(changed, first.applied);
+    let comparison = compare(&cluster, &app).await.unwrap();
+    let skip = comparison
+        .resources
+        .iter()
+        .filter(|r| r.sync == SyncStatus::Synced)
+        .map(|r| r.key.clone())
+        .collect();
+    let outcome = sync(
+        &cluster,
+        &app,
+        &SyncOptions { skip, ..options() },
+        &Termination::default(),
+    )
+    .await;
+    assert_eq!(
+        outcome.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        outcome.message
+    );
+    let touched: Vec<String> = outcome
+        .resources
+        .iter()
+        .map(|r| r.key.kind.clone())
+        .collect();
+    assert_eq!(touched, ["Service"]);
+    assert!(
+        outcome.message.contains("only those out of sync"),
+        "{}",
+        outcome.message
+    );
+    let after = compare(&cluster, &target(app.objects.clone(), outcome.applied))
+        .await
+        .unwrap();
+    assert_eq!(after.sync_status(), SyncStatus::Synced);
+}
+
+/// A change the server refuses in place (a Deployment's selector is immutable) fails a sync; with force the
+/// object is deleted and created again.
+#[tokio::test]
+async fn force_replaces_what_the_server_refuses_to_patch() {
+    let (_emulator, cluster) = cluster().await;
+    let repo = demo_repo();
+    let objects = render(repo.path(), "deploy/overlays/cluster1");
+    let first = sync(
+        &cluster,
+        &target(objects.clone(), vec![]),
+        &options(),
+        &Termination::default(),
+    )
+    .await;
+    assert_eq!(first.phase, OperationPhase::Succeeded, "{}", first.message);
+    let deployment_key = first
+        .applied
+        .iter()
+        .find(|k| k.kind == "Deployment")
+        .cloned()
+        .unwrap();
+    let uid_before =
+        cluster.get(&deployment_key).await.unwrap().unwrap()["metadata"]["uid"].clone();
+    let relabelled: Vec<Value> = objects
+        .into_iter()
+        .map(|mut o| {
+            if o["kind"] == "Deployment" {
+                o["spec"]["selector"]["matchLabels"]["track"] = "stable".into();
+                o["spec"]["template"]["metadata"]["labels"]["track"] = "stable".into();
+            }
+            o
+        })
+        .collect();
+    let app = target(relabelled, first.applied);
+    let refused = sync(&cluster, &app, &options(), &Termination::default()).await;
+    assert_eq!(refused.phase, OperationPhase::Failed);
+    assert!(
+        refused.message.contains("field is immutable"),
+        "{}",
+        refused.message
+    );
+
+    let dry = sync(
+        &cluster,
+        &app,
+        &SyncOptions {
+            replace: true,
+            dry_run: true,
+            ..options()
+        },
+        &Termination::default(),
+    )
+    .await;
+    assert_eq!(dry.phase, OperationPhase::Succeeded, "{}", dry.message);
+    assert!(
+        dry.resources.iter().any(|r| r
+            .message
+            .starts_with("(dry run) would be deleted and created again")),
+        "{:?}",
+        dry.resources
+    );
+    let forced = sync(
+        &cluster,
+        &app,
+        &SyncOptions {
+            replace: true,
+            ..options()
+        },
+        &Termination::default(),
+    )
+    .await;
+    assert_eq!(
+        forced.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        forced.message
+    );
+    let replaced = forced
+        .resources
+        .iter()
+        .find(|r| r.key.kind == "Deployment")
+        .unwrap();
+    assert!(
+        replaced
+            .message
+            .starts_with("replaced (deleted and created again)"),
+        "{}",
+        replaced.message
+    );
+    let live = cluster.get(&deployment_key).await.unwrap().unwrap();
+    assert_eq!(live["spec"]["selector"]["matchLabels"]["track"], "stable");
+    assert_ne!(
+        live["metadata"]["uid"], uid_before,
+        "the Deployment was not created again"
     );
 }

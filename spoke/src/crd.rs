@@ -58,6 +58,45 @@ pub struct SyncRequest {
     pub prune: bool,
     #[serde(default)]
     pub dry_run: bool,
+    /// Only these resources (Argo CD's `operation.sync.resources`); empty means all. A selective sync is not
+    /// recorded in the history (nothing to roll back to), as in Argo CD.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<SyncResource>,
+    /// Replace what cannot be patched: an object the server refuses to change in place (an immutable field) is
+    /// deleted and created again (Argo CD's `--force`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// Argo CD sync options for this operation only, e.g. `ApplyOutOfSyncOnly=true`; they add to the app's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_options: Vec<String>,
+}
+
+/// One resource of a selective sync, as Argo CD's `SyncOperationResource`: the version does not matter, and an
+/// empty namespace matches cluster-scoped objects (and namespaced ones in the app's namespace).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResource {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+}
+
+impl SyncResource {
+    /// Whether `key` is this resource; `default_namespace` stands for an empty namespace here.
+    pub fn matches(&self, key: &edgecd_core::app::ResourceKey, default_namespace: &str) -> bool {
+        let namespace = if self.namespace.is_empty() && !key.namespace.is_empty() {
+            default_namespace
+        } else {
+            self.namespace.as_str()
+        };
+        self.group == key.group
+            && self.kind == key.kind
+            && self.name == key.name
+            && namespace == key.namespace
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,6 +108,9 @@ pub struct RollbackRequest {
     #[serde(default)]
     pub dry_run: bool,
 }
+
+/// The sync option applying only what is out of sync (Argo CD's spelling).
+pub const APPLY_OUT_OF_SYNC_ONLY: &str = "ApplyOutOfSyncOnly=true";
 
 /// Annotation asking for a refresh: `normal` or `hard` (bypass caches).
 pub const REFRESH_ANNOTATION: &str = "edgecd.io/refresh";

@@ -139,6 +139,19 @@ struct Hooks {
     apps: std::sync::OnceLock<kube::runtime::reflector::Store<Application>>,
 }
 
+/// What an operation asks of a sync beyond the app's own sync options.
+#[derive(Debug, Clone, Default)]
+struct Asked {
+    prune: bool,
+    dry_run: bool,
+    /// Replace what cannot be patched.
+    force: bool,
+    /// A selective sync's resources (empty: all).
+    only: Vec<crate::crd::SyncResource>,
+    /// Sync options of this operation only (`ApplyOutOfSyncOnly=true`).
+    options: Vec<String>,
+}
+
 impl Engine {
     /// Installs the observer of reconciles and syncs (once; later calls are ignored).
     pub fn set_observer(&self, observer: Arc<dyn ReconcileObserver>) {
@@ -946,10 +959,20 @@ impl Engine {
         // Run a requested operation, or decide on automated sync.
         let mut ran = None;
         if let Some(request) = &request {
-            let (prune, dry_run) = match (&request.sync, &request.rollback) {
-                (_, Some(rollback)) => (rollback.prune, rollback.dry_run),
-                (Some(sync_req), None) => (sync_req.prune, sync_req.dry_run),
-                (None, None) => (false, false),
+            let asked = match (&request.sync, &request.rollback) {
+                (_, Some(rollback)) => Asked {
+                    prune: rollback.prune,
+                    dry_run: rollback.dry_run,
+                    ..Asked::default()
+                },
+                (Some(sync_req), None) => Asked {
+                    prune: sync_req.prune,
+                    dry_run: sync_req.dry_run,
+                    force: sync_req.force,
+                    only: sync_req.resources.clone(),
+                    options: sync_req.sync_options.clone(),
+                },
+                (None, None) => Asked::default(),
             };
             let initiated = if request.initiated_by.is_empty() {
                 "user".to_owned()
@@ -961,8 +984,8 @@ impl Engine {
                     app,
                     &source,
                     &target,
-                    prune,
-                    dry_run,
+                    &comparison,
+                    &asked,
                     request.command_id.clone(),
                     initiated,
                     0,
@@ -1001,8 +1024,11 @@ impl Engine {
                             app,
                             &source,
                             &target,
-                            prune,
-                            false,
+                            &comparison,
+                            &Asked {
+                                prune,
+                                ..Asked::default()
+                            },
                             String::new(),
                             initiated.into(),
                             retry_count,
@@ -1065,18 +1091,37 @@ impl Engine {
         app: &Application,
         source: &ApplicationSource,
         target: &AppTarget,
-        prune: bool,
-        dry_run: bool,
+        comparison: &Comparison,
+        asked: &Asked,
         command_id: String,
         initiated_by: String,
         retry_count: u32,
         status: &mut ApplicationStatus,
     ) -> Vec<ResourceKey> {
+        let dry_run = asked.dry_run;
+        let out_of_sync_only = app.spec.sync_option_enabled("ApplyOutOfSyncOnly")
+            || asked
+                .options
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(crate::crd::APPLY_OUT_OF_SYNC_ONLY));
+        let skip = if out_of_sync_only {
+            comparison
+                .resources
+                .iter()
+                .filter(|r| r.sync == SyncStatus::Synced && !r.requires_pruning)
+                .map(|r| r.key.clone())
+                .collect()
+        } else {
+            Default::default()
+        };
         let options = SyncOptions {
-            prune,
+            prune: asked.prune,
             dry_run,
             create_namespace: app.spec.sync_option_enabled("CreateNamespace"),
             prune_last: app.spec.sync_option_enabled("PruneLast"),
+            replace: asked.force,
+            only: asked.only.clone(),
+            skip,
             ..self.config.sync.clone()
         };
         let cr_name = app.metadata.name.clone().unwrap_or_default();
@@ -1131,7 +1176,8 @@ impl Engine {
             sync_error,
             outcome.finished_at,
         );
-        if !dry_run {
+        // A selective sync is not a deployment of the revision: nothing to roll back to (as in Argo CD).
+        if !dry_run && options.only.is_empty() {
             let entry = HistoryEntry {
                 id: decide::next_history_id(&status.history),
                 revision: target.revision.clone(),
@@ -1348,7 +1394,8 @@ impl Engine {
         if !outcome.changed && !outcome.clear_operation && !refresh_requested && fresh {
             return Ok(());
         }
-        let patch = serde_json::json!({ "status": outcome.status });
+        let patch =
+            serde_json::json!({ "status": status_patch(app.status.as_ref(), &outcome.status) });
         let written = match api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -1376,7 +1423,8 @@ impl Engine {
                     )),
                     OffsetDateTime::now_utc(),
                 );
-                let patch = serde_json::json!({ "status": minimal });
+                let patch =
+                    serde_json::json!({ "status": status_patch(app.status.as_ref(), &minimal) });
                 api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                     .map_err(status_error)?
@@ -1435,6 +1483,38 @@ fn too_large(error: &kube::Error) -> bool {
                 || status.message.contains("Too long")
         }
         _ => false,
+    }
+}
+
+/// The merge patch that makes the stored status `next`: a JSON merge patch keeps what it does not mention, and
+/// empty fields are left out when a status is serialised (a Healthy report has no message, a status without
+/// conditions no `conditions`), so every field `previous` has and `next` lacks is set to null; otherwise the
+/// message of a past Progressing state, or a cleared condition, would stay forever.
+fn status_patch(
+    previous: Option<&ApplicationStatus>,
+    next: &ApplicationStatus,
+) -> serde_json::Value {
+    let mut patch = serde_json::to_value(next).unwrap_or(serde_json::Value::Null);
+    if let Some(previous) = previous.and_then(|p| serde_json::to_value(p).ok()) {
+        null_removed(&mut patch, &previous);
+    }
+    patch
+}
+
+/// Sets to null, in `patch`, every object member `previous` has and `patch` lacks (recursively through objects
+/// both have; lists are replaced whole by a merge patch).
+fn null_removed(patch: &mut serde_json::Value, previous: &serde_json::Value) {
+    let (serde_json::Value::Object(patch), serde_json::Value::Object(previous)) = (patch, previous)
+    else {
+        return;
+    };
+    for (key, old) in previous {
+        match patch.get_mut(key) {
+            Some(new) => null_removed(new, old),
+            None => {
+                patch.insert(key.clone(), serde_json::Value::Null);
+            }
+        }
     }
 }
 
@@ -1679,6 +1759,59 @@ pub(crate) fn without_host_paths(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Healthy report has no message and a status without conditions no `conditions`: the merge patch must
+    /// clear what the stored status still has, or a past Progressing message stays on a Healthy app.
+    #[test]
+    fn the_status_patch_clears_what_the_new_status_leaves_out() {
+        let mut previous = ApplicationStatus::default();
+        previous.health.status = Health::Progressing;
+        previous.health.message = "Waiting for rollout to finish".into();
+        previous.conditions.push(edgecd_core::app::Condition {
+            kind: "SyncError".into(),
+            message: "boom".into(),
+            last_transition_time: OffsetDateTime::UNIX_EPOCH,
+        });
+        let mut next = ApplicationStatus::default();
+        next.health.status = Health::Healthy;
+        let patch = status_patch(Some(&previous), &next);
+        assert_eq!(patch["health"]["status"], "Healthy");
+        assert_eq!(patch["health"]["message"], serde_json::Value::Null);
+        assert!(patch["health"].as_object().unwrap().contains_key("message"));
+        assert!(patch.as_object().unwrap().contains_key("conditions"));
+        assert_eq!(patch["conditions"], serde_json::Value::Null);
+        // Applied as a merge patch to the stored status, it leaves exactly the new one.
+        let mut stored = serde_json::to_value(&previous).unwrap();
+        json_merge(&mut stored, &patch);
+        assert_eq!(stored, serde_json::to_value(&next).unwrap());
+        // Without a stored status, the patch is the status itself.
+        assert_eq!(
+            status_patch(None, &next),
+            serde_json::to_value(&next).unwrap()
+        );
+    }
+
+    /// RFC 7386 merge, to check the patch above.
+    fn json_merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+        let serde_json::Value::Object(patch) = patch else {
+            *target = patch.clone();
+            return;
+        };
+        if !target.is_object() {
+            *target = serde_json::json!({});
+        }
+        let target = target.as_object_mut().unwrap();
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                json_merge(
+                    target.entry(key.clone()).or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
+        }
+    }
 
     /// Render errors name files relative to the repository root, never the checkout's host path.
     #[test]

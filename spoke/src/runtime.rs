@@ -75,9 +75,16 @@ pub struct RunArgs {
     /// Log filter (tracing env-filter syntax), e.g. `info,edgecd_spoke=debug`.
     #[arg(long, env = "SPOKE_LOG", default_value = "info")]
     pub log: String,
-    /// The hub's gRPC address (`http://host:port`); without it the spoke runs standalone.
+    /// The hub's gRPC address, `https://host:port` (`http://` only for a local hub without TLS); without it
+    /// the spoke runs standalone.
     #[arg(long, env = "SPOKE_HUB_ADDRESS")]
     pub hub_address: Option<String>,
+    /// The URL this cluster is known by in Argo CD manifests (an app's `destination.server`, the clusters
+    /// generator's `{{server}}`), usually its API server's external URL; reported to the hub at every
+    /// connection. Default: the kubeconfig's server, unless that is the in-cluster address (the same on
+    /// every cluster, so it identifies none).
+    #[arg(long, env = "SPOKE_SERVER_URL")]
+    pub server_url: Option<String>,
     /// One-time bootstrap token from `edgecd cluster add`: with an `https://`
     /// hub address, the spoke enrolls with it on first start and keeps its
     /// certificate in the Secret `edgecd-spoke-identity`.
@@ -106,6 +113,8 @@ pub struct RuntimeConfig {
     /// Enrollment with the hub (bootstrap token, CA hash).
     pub bootstrap_token: Option<crate::link::enroll::SecretText>,
     pub hub_ca_hash: Option<String>,
+    /// The URL this cluster is known by (`--server-url`); `None`: the kubeconfig's, unless in-cluster.
+    pub server_url: Option<String>,
 }
 
 impl RunArgs {
@@ -126,6 +135,7 @@ impl RunArgs {
             hub_address,
             bootstrap_token,
             hub_ca_hash,
+            server_url,
         } = self;
         let cluster_name = edgecd_core::ClusterName::parse(cluster_name.clone())
             .with_context(|| format!("--cluster-name {cluster_name:?}"))?;
@@ -143,6 +153,37 @@ impl RunArgs {
             cluster_name: cluster_name.to_string(),
             ..EngineConfig::default()
         };
+        let hub_address = hub_address.filter(|a| !a.trim().is_empty());
+        let bootstrap_token = bootstrap_token.filter(|t| !t.0.trim().is_empty());
+        if let Some(token) = &bootstrap_token {
+            // Checked once here: a token that cannot work is not retried forever.
+            crate::link::enroll::pinned_ca_hash(&token.0, hub_ca_hash.as_deref()).context(
+                "--bootstrap-token (SPOKE_HUB_BOOTSTRAP_TOKEN): copy the whole token `edgecd cluster add` printed",
+            )?;
+            match hub_address.as_deref() {
+                None => anyhow::bail!(
+                    "--bootstrap-token needs --hub-address https://HOST:PORT (the hub to enroll with)"
+                ),
+                Some(address) if !address.starts_with("https://") => anyhow::bail!(
+                    "--hub-address {address:?}: enrolling with a bootstrap token needs https://HOST:PORT"
+                ),
+                Some(_) => {}
+            }
+        }
+        let server_url = match server_url.map(|u| u.trim().to_owned()) {
+            Some(url) if !url.is_empty() => {
+                let parsed: http::Uri = url
+                    .parse()
+                    .with_context(|| format!("--server-url {url:?} is not a URL"))?;
+                anyhow::ensure!(
+                    matches!(parsed.scheme_str(), Some("https" | "http"))
+                        && parsed.host().is_some(),
+                    "--server-url {url:?}: expected https://HOST[:PORT]"
+                );
+                Some(url)
+            }
+            _ => None,
+        };
         let config = RuntimeConfig {
             kubeconfig,
             context,
@@ -150,11 +191,26 @@ impl RunArgs {
             engine,
             cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
             admin_addr,
-            hub_address: hub_address.filter(|a| !a.trim().is_empty()),
-            bootstrap_token: bootstrap_token.filter(|t| !t.0.trim().is_empty()),
+            hub_address,
+            bootstrap_token,
             hub_ca_hash,
+            server_url,
         };
         Ok((config, log_format, log))
+    }
+}
+
+/// The kubeconfig's server as the cluster's URL for the hub, or "" for the in-cluster address
+/// (`kubernetes.default.svc`, or the `KUBERNETES_SERVICE_HOST` service IP), which every cluster shares.
+fn reported_server_url(url: &http::Uri) -> String {
+    let host = url.host().unwrap_or_default();
+    let service_host = std::env::var("KUBERNETES_SERVICE_HOST").unwrap_or_default();
+    let in_cluster = host.starts_with("kubernetes.default")
+        || (!service_host.is_empty() && host.trim_matches(['[', ']']) == service_host);
+    if in_cluster {
+        String::new()
+    } else {
+        url.to_string().trim_end_matches('/').to_owned()
     }
 }
 
@@ -258,7 +314,10 @@ impl Runtime {
         let kube_config = kube_config(config.kubeconfig.as_deref(), config.context.as_deref())
             .await
             .context("loading the Kubernetes client configuration")?;
-        let server_url = kube_config.cluster_url.to_string();
+        let server_url = match &config.server_url {
+            Some(url) => url.clone(),
+            None => reported_server_url(&kube_config.cluster_url),
+        };
         let client = kube::Client::try_from(kube_config).context("building the kube client")?;
         let cluster = LiveCluster::new(client.clone());
 
@@ -594,5 +653,92 @@ pub async fn ensure_namespace(client: &kube::Client, namespace: &str) -> anyhow:
         Err(error) => {
             Err(anyhow::Error::new(error).context(format!("creating namespace {namespace}")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn config(extra: &[&str]) -> anyhow::Result<RuntimeConfig> {
+        let mut argv = vec!["spoke", "--cluster-name", "edge-1"];
+        argv.extend_from_slice(extra);
+        Flags::try_parse_from(argv)?
+            .run
+            .into_config()
+            .map(|(c, _, _)| c)
+    }
+
+    const HASH: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// A token that cannot work is refused once, at start, with what to do; never retried forever.
+    #[test]
+    fn a_malformed_bootstrap_token_or_a_plain_hub_address_is_refused_at_start() {
+        let truncated = config(&[
+            "--hub-address",
+            "https://hub:8443",
+            "--bootstrap-token",
+            "abc",
+        ])
+        .unwrap_err();
+        let text = format!("{truncated:#}");
+        assert!(text.contains("malformed bootstrap token"), "{text}");
+        assert!(text.contains("copy the whole token"), "{text}");
+        assert!(!text.contains("abc"), "the token is echoed: {text}");
+
+        let token = format!("abc.secret.{HASH}");
+        let plain = config(&[
+            "--hub-address",
+            "http://hub:8080",
+            "--bootstrap-token",
+            &token,
+        ])
+        .unwrap_err();
+        assert!(
+            format!("{plain:#}").contains("needs https://HOST:PORT"),
+            "{plain:#}"
+        );
+        let missing = config(&["--bootstrap-token", &token]).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("needs --hub-address"),
+            "{missing:#}"
+        );
+        config(&[
+            "--hub-address",
+            "https://hub:8443",
+            "--bootstrap-token",
+            &token,
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn the_server_url_is_checked_and_the_in_cluster_address_is_never_reported() {
+        let set = config(&["--server-url", "https://edge-1.example.com:6443"]).unwrap();
+        assert_eq!(
+            set.server_url.as_deref(),
+            Some("https://edge-1.example.com:6443")
+        );
+        assert!(config(&["--server-url", "edge-1"]).is_err());
+        let uri = |u: &str| u.parse::<http::Uri>().unwrap();
+        assert_eq!(
+            reported_server_url(&uri("https://kubernetes.default.svc/")),
+            ""
+        );
+        assert_eq!(
+            reported_server_url(&uri("https://kubernetes.default.svc.cluster.local:443")),
+            ""
+        );
+        assert_eq!(
+            reported_server_url(&uri("https://203.0.113.7:6443/")),
+            "https://203.0.113.7:6443"
+        );
     }
 }

@@ -11,8 +11,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::cluster::{ApplyOptions, ClusterError, LiveCluster};
+use crate::crd::SyncResource;
 use crate::health;
-use crate::plan::{self, Planned};
+use crate::plan::{self, Plan, Planned};
 
 /// The app being compared or synced.
 #[derive(Debug, Clone)]
@@ -342,6 +343,12 @@ pub struct SyncOptions {
     pub wave_timeout: Duration,
     /// How often to poll health while waiting.
     pub poll_interval: Duration,
+    /// Delete and create again an object the server refuses to change in place (Argo CD's `--force`).
+    pub replace: bool,
+    /// A selective sync: only these resources are applied or pruned (empty: all).
+    pub only: Vec<SyncResource>,
+    /// Resources left untouched because they are in sync (`ApplyOutOfSyncOnly`).
+    pub skip: BTreeSet<ResourceKey>,
 }
 
 impl Default for SyncOptions {
@@ -353,8 +360,117 @@ impl Default for SyncOptions {
             prune_last: false,
             wave_timeout: Duration::from_secs(300),
             poll_interval: Duration::from_millis(500),
+            replace: false,
+            only: Vec::new(),
+            skip: BTreeSet::new(),
         }
     }
+}
+
+impl SyncOptions {
+    /// Whether the sync touches only part of the app (selected resources, or only what is out of sync).
+    pub fn is_partial(&self) -> bool {
+        !self.only.is_empty() || !self.skip.is_empty()
+    }
+}
+
+/// Keeps in `plan` only what `options` selects: the selected resources (applied or pruned), less those in sync
+/// when only out-of-sync ones are applied. A selected resource the app neither renders nor prunes is an error.
+fn narrow(plan: &mut Plan, options: &SyncOptions, namespace: &str) -> Result<(), String> {
+    if !options.is_partial() {
+        return Ok(());
+    }
+    let selected = |key: &ResourceKey| {
+        options.only.is_empty() || options.only.iter().any(|r| r.matches(key, namespace))
+    };
+    let unknown: Vec<String> = options
+        .only
+        .iter()
+        .filter(|r| {
+            let planned = plan
+                .prerequisites
+                .iter()
+                .chain(plan.waves.iter().flat_map(|(_, objects)| objects))
+                .any(|p| r.matches(&p.key, namespace));
+            !planned && !plan.prune.iter().any(|k| r.matches(k, namespace))
+        })
+        .map(|r| {
+            let group = if r.group.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", r.group)
+            };
+            let namespace = if r.namespace.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", r.namespace)
+            };
+            format!("{group}{} {namespace}{}", r.kind, r.name)
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "selected resources are not part of the application: {}",
+            unknown.join(", ")
+        ));
+    }
+    let keep = |key: &ResourceKey| selected(key) && !options.skip.contains(key);
+    plan.prerequisites.retain(|p| keep(&p.key));
+    for (_, objects) in &mut plan.waves {
+        objects.retain(|p| keep(&p.key));
+    }
+    plan.waves.retain(|(_, objects)| !objects.is_empty());
+    plan.prune.retain(|key| selected(key));
+    Ok(())
+}
+
+/// Whether `error` is the server refusing to change an object in place (an immutable field: 422 Invalid), which
+/// a replace can get past.
+fn needs_replace(error: &ClusterError) -> bool {
+    match error {
+        ClusterError::Api { source, .. } => matches!(
+            source.as_ref(),
+            kube::Error::Api(status) if status.code == 422
+        ),
+        _ => false,
+    }
+}
+
+/// Applies one object; with `options.replace`, an object the server refuses to patch is deleted, awaited gone
+/// and created again. Returns the result's message ("" for a plain apply).
+async fn apply_one(
+    cluster: &LiveCluster,
+    p: &Planned,
+    apply_options: ApplyOptions,
+    options: &SyncOptions,
+) -> Result<String, ClusterError> {
+    let refused = match cluster.apply(&p.key, &p.object, apply_options).await {
+        Ok(_) => return Ok(String::new()),
+        Err(e) if options.replace && needs_replace(&e) => e,
+        Err(e) => return Err(e),
+    };
+    if options.dry_run {
+        return Ok(format!(
+            "(dry run) would be deleted and created again: {refused}"
+        ));
+    }
+    tracing::info!(resource = %p.key, error = %refused, "Replacing an object the server refuses to patch.");
+    cluster.delete(&p.key).await?;
+    let deadline = tokio::time::Instant::now() + options.wave_timeout;
+    while cluster.get(&p.key).await?.is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClusterError::InvalidObject {
+                what: format!("replacing {}", p.key),
+                reason: format!(
+                    "the old object is still there after {:?} (finalizers?)",
+                    options.wave_timeout
+                ),
+            });
+        }
+        tokio::time::sleep(options.poll_interval).await;
+    }
+    cluster.apply(&p.key, &p.object, apply_options).await?;
+    Ok(format!("replaced (deleted and created again): {refused}"))
 }
 
 /// A request to stop a running sync at its next step boundary (before a prerequisite or a wave is applied,
@@ -486,6 +602,14 @@ pub async fn sync(
         }
     }
     let mut the_plan = plan::plan(planned, &live_managed);
+    if let Err(message) = narrow(&mut the_plan, options, &target.namespace) {
+        return finish(
+            OperationPhase::Failed,
+            message,
+            results,
+            target.inventory.clone(),
+        );
+    }
     let apply_options = ApplyOptions {
         dry_run: options.dry_run,
         force: true,
@@ -526,9 +650,9 @@ pub async fn sync(
                 merge_inventory(&target.inventory, &applied),
             );
         }
-        match cluster.apply(&p.key, &p.object, apply_options).await {
-            Ok(_) => {
-                results.push(result(&p.key, p.wave, "Synced", ""));
+        match apply_one(cluster, p, apply_options, options).await {
+            Ok(message) => {
+                results.push(result(&p.key, p.wave, "Synced", message));
                 applied.push(p.key.clone());
             }
             Err(e) => {
@@ -581,6 +705,14 @@ pub async fn sync(
                 );
             }
             the_plan = plan::plan(replanned, &live_managed);
+            if let Err(message) = narrow(&mut the_plan, options, &target.namespace) {
+                return finish(
+                    OperationPhase::Failed,
+                    message,
+                    results,
+                    merge_inventory(&target.inventory, &applied),
+                );
+            }
         }
     }
 
@@ -595,9 +727,9 @@ pub async fn sync(
             );
         }
         for p in objects {
-            match cluster.apply(&p.key, &p.object, apply_options).await {
-                Ok(_) => {
-                    results.push(result(&p.key, *wave, "Synced", ""));
+            match apply_one(cluster, p, apply_options, options).await {
+                Ok(message) => {
+                    results.push(result(&p.key, *wave, "Synced", message));
                     applied.push(p.key.clone());
                 }
                 Err(e) => {
@@ -647,6 +779,7 @@ pub async fn sync(
         );
     }
     let mut kept = Vec::new();
+    let mut pruned = Vec::new();
     for key in &the_plan.prune {
         if !options.prune {
             results.push(result(
@@ -663,7 +796,10 @@ pub async fn sync(
             continue;
         }
         match cluster.delete(key).await {
-            Ok(_) => results.push(result(key, 0, "Pruned", "")),
+            Ok(_) => {
+                results.push(result(key, 0, "Pruned", ""));
+                pruned.push(key.clone());
+            }
             Err(e) => {
                 results.push(result(key, 0, "SyncFailed", e.to_string()));
                 kept.push(key.clone());
@@ -678,6 +814,14 @@ pub async fn sync(
             inventory.push(key.clone());
         }
     }
+    // A partial sync leaves what it did not touch as it was: still applied, still in the inventory.
+    if options.is_partial() {
+        for key in &target.inventory {
+            if !pruned.contains(key) && !inventory.contains(key) {
+                inventory.push(key.clone());
+            }
+        }
+    }
     let failed = results.iter().any(|r| r.status == "SyncFailed");
     let (phase, message) = if failed {
         (
@@ -688,6 +832,23 @@ pub async fn sync(
         (
             OperationPhase::Succeeded,
             "dry run: nothing changed".to_owned(),
+        )
+    } else if options.is_partial() {
+        let touched = results
+            .iter()
+            .filter(|r| r.status != "PruneSkipped")
+            .count();
+        (
+            OperationPhase::Succeeded,
+            format!(
+                "successfully synced {touched} of the app's resources (revision {}; {})",
+                short(&target.revision),
+                if options.only.is_empty() {
+                    "only those out of sync"
+                } else {
+                    "selected resources"
+                }
+            ),
         )
     } else {
         (

@@ -151,8 +151,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         annotations: &'a Labels,
     ) -> BoxFuture<'a, Result<ClusterRecord>>;
     /// Records a handshake: versions, certificate expiry, and the server URL the spoke reports
-    /// unless one was set when the cluster was added (the operator's URL is what Argo CD
-    /// `destination.server` values name; an in-cluster spoke only sees its service address).
+    /// unless one was set when the cluster was added or with `cluster set` (the operator's URL is
+    /// what Argo CD `destination.server` values name), or another cluster has that URL already
+    /// (a URL names one cluster, or `destination.server` would be ambiguous).
     fn record_cluster_hello<'a>(
         &'a self,
         name: &'a str,

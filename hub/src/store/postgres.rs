@@ -353,7 +353,8 @@ pub async fn record_cluster_hello(
     certificate_not_after: Option<OffsetDateTime>,
 ) -> Result<()> {
     let result = sqlx::query(
-        "UPDATE clusters SET server_url = CASE WHEN server_url = '' THEN $2 ELSE server_url END, \
+        "UPDATE clusters SET server_url = CASE WHEN server_url = '' AND NOT EXISTS \
+         (SELECT 1 FROM clusters o WHERE o.server_url = $2 AND o.name <> $1) THEN $2 ELSE server_url END, \
          versions = $3, certificate_not_after = $4 WHERE name = $1",
     )
     .bind(name)

@@ -166,6 +166,22 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
     assert_eq!(got.versions, versions);
     // The URL the cluster was added with is kept over the one the spoke reports.
     assert_eq!(got.server_url, "https://edge-1.example:6443");
+    // A cluster without a URL takes the one its spoke reports, unless another cluster has it: a URL names
+    // one cluster, or `destination.server` would be ambiguous.
+    store.set_cluster_server_url("edge-2", "").await.unwrap();
+    store
+        .record_cluster_hello("edge-2", "https://edge-1.example:6443", &versions, None)
+        .await
+        .unwrap();
+    assert_eq!(store.get_cluster("edge-2").await.unwrap().server_url, "");
+    store
+        .record_cluster_hello("edge-2", "https://edge-2.example:6443", &versions, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_cluster("edge-2").await.unwrap().server_url,
+        "https://edge-2.example:6443"
+    );
     assert_eq!(got.certificate_not_after, Some(not_after));
     assert_eq!(got.connection.state, ConnectionKind::Connected);
     assert_eq!(got.connection.since, Some(since));

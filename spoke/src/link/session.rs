@@ -24,8 +24,8 @@ use tonic::transport::Endpoint;
 
 use super::{HelloParams, LinkError, Negotiated, handshake, reports};
 use crate::crd::{
-    self, Application, ORIGIN_LABEL, OperationRequest, PROJECT_LABEL, REFRESH_ANNOTATION,
-    RollbackRequest, SPEC_VERSION_ANNOTATION, SyncRequest,
+    self, APPLY_OUT_OF_SYNC_ONLY, Application, ORIGIN_LABEL, OperationRequest, PROJECT_LABEL,
+    REFRESH_ANNOTATION, RollbackRequest, SPEC_VERSION_ANNOTATION, SyncRequest, SyncResource,
 };
 use crate::reconcile::Engine;
 
@@ -92,6 +92,7 @@ impl HubLinkConfig {
                 names::AUTONOMOUS_APPS,
                 names::COMMAND_TERMINATE,
                 names::COMMAND_DELETE,
+                names::COMMAND_SYNC_OPTIONS,
                 names::RESOURCE_TREES,
                 names::EVENTS,
                 names::PROJECT_POLICIES,
@@ -388,7 +389,6 @@ impl Link {
             .server_version()
             .await
             .unwrap_or_default();
-        hello.server_url = String::new();
         let mut session = handshake(channel, &hello).await?;
         self.established_at = Some(tokio::time::Instant::now());
         let negotiated = session.negotiated.clone();
@@ -1235,6 +1235,22 @@ impl Link {
                         revision: sync.revision,
                         prune: sync.prune,
                         dry_run: sync.dry_run,
+                        resources: sync
+                            .resources
+                            .iter()
+                            .map(|key| SyncResource {
+                                group: key.group.clone(),
+                                kind: key.kind.clone(),
+                                name: key.name.clone(),
+                                namespace: key.namespace.clone(),
+                            })
+                            .collect(),
+                        force: sync.force,
+                        sync_options: if sync.apply_out_of_sync_only {
+                            vec![APPLY_OUT_OF_SYNC_ONLY.to_owned()]
+                        } else {
+                            Vec::new()
+                        },
                     }),
                     rollback: None,
                 };
