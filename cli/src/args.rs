@@ -83,6 +83,15 @@ pub enum Command {
     /// Application sets.
     #[command(subcommand, alias = "appsets")]
     Appset(AppsetCommand),
+    /// Repository credentials the hub and the spokes read git with.
+    #[command(subcommand, alias = "repos")]
+    Repo(RepoCommand),
+    /// Local user accounts (admins).
+    #[command(subcommand, alias = "users")]
+    User(UserCommand),
+    /// API tokens: long-lived bearer tokens for scripts and CI.
+    #[command(subcommand, alias = "tokens")]
+    Token(TokenCommand),
     /// Create or update everything in edgecd or Argo CD YAML (Application, ApplicationSet, AppProject).
     Apply(ApplyArgs),
     /// Import objects from another tool.
@@ -154,11 +163,11 @@ pub struct AppFilterArgs {
     /// Only apps on clusters matching this label selector.
     #[arg(long)]
     pub cluster_selector: Option<String>,
-    /// Only apps with this health (repeatable).
-    #[arg(long, value_enum)]
+    /// Only apps with this health (repeatable; any case: `Healthy` or `healthy`).
+    #[arg(long, value_enum, ignore_case = true)]
     pub health: Vec<HealthArg>,
-    /// Only apps with this sync status (repeatable).
-    #[arg(long, value_enum)]
+    /// Only apps with this sync status (repeatable; any case: `OutOfSync` or `out-of-sync`).
+    #[arg(long, value_enum, ignore_case = true)]
     pub sync: Vec<SyncArg>,
     /// Only apps whose name contains this text.
     #[arg(long)]
@@ -169,6 +178,7 @@ pub struct AppFilterArgs {
     pub names: Vec<String>,
 }
 
+/// A health value; accepted in any case, as printed (`Healthy`) or as typed (`healthy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HealthArg {
     Healthy,
@@ -179,9 +189,11 @@ pub enum HealthArg {
     Unknown,
 }
 
+/// A sync status; accepted in any case, as printed (`OutOfSync`) or as typed (`out-of-sync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SyncArg {
     Synced,
+    #[value(alias = "outofsync")]
     OutOfSync,
     Unknown,
 }
@@ -199,6 +211,28 @@ pub struct WaitArgs {
     /// How long to wait, e.g. 90s, 5m.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
+}
+
+/// Which apps a command acts on: names, or a selection (`-l`, `--cluster`, `--cluster-selector`,
+/// `--project`, `--all`) previewed before anything is done.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Selection {
+    /// With a name: the app's project (or write project/name). Without one: act on every app in
+    /// these projects (repeatable).
+    #[arg(long = "project", short = 'p')]
+    pub projects: Vec<String>,
+    /// Act on every app whose labels match, e.g. `tier=web,env!=dev` (instead of naming one).
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
+    /// Act on every app on these clusters (repeatable).
+    #[arg(long = "cluster", short = 'c')]
+    pub clusters: Vec<String>,
+    /// Act on every app on the clusters whose labels match, e.g. `region=eu`.
+    #[arg(long)]
+    pub cluster_selector: Option<String>,
+    /// Act on every application you may see.
+    #[arg(long, conflicts_with_all = ["selector", "clusters", "cluster_selector", "projects"])]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,23 +267,29 @@ pub enum AppCommand {
     },
     /// Change an application's spec.
     Set(AppSetArgs),
-    /// Delete an application (and its resources in the cluster unless --cascade=false).
+    /// Delete applications (and their resources in the clusters unless --cascade=false); asks first.
     #[command(alias = "rm")]
     Delete {
+        /// Application name, or project/name (or select apps with -l, --cluster, ...).
+        name: Option<String>,
         #[command(flatten)]
-        app: AppName,
-        #[arg(long, short = 'p')]
-        project: Option<String>,
-        /// Delete the app's resources in its cluster too.
+        selection: Selection,
+        /// Delete the apps' resources in their clusters too.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         cascade: bool,
+        /// Do not ask for confirmation (needed when standard input is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
-    /// Sync an application (queue a sync command).
+    /// Sync applications (queue sync commands); a selection is previewed and confirmed first.
     Sync {
+        /// Application name, or project/name (or select apps with -l, --cluster, ...).
+        name: Option<String>,
         #[command(flatten)]
-        app: AppName,
-        #[arg(long, short = 'p')]
-        project: Option<String>,
+        selection: Selection,
+        /// With a selection: do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Revision to sync to (default: the app's target revision).
         #[arg(long)]
         revision: Option<String>,
@@ -268,12 +308,15 @@ pub enum AppCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Refresh an application: compare with git again.
+    /// Refresh applications: compare with git again; a selection is previewed and confirmed first.
     Refresh {
+        /// Application name, or project/name (or select apps with -l, --cluster, ...).
+        name: Option<String>,
         #[command(flatten)]
-        app: AppName,
-        #[arg(long, short = 'p')]
-        project: Option<String>,
+        selection: Selection,
+        /// With a selection: do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Re-fetch git and re-render, bypassing caches.
         #[arg(long)]
         hard: bool,
@@ -295,14 +338,18 @@ pub enum AppCommand {
         #[arg(long, short = 'p')]
         project: Option<String>,
     },
-    /// Roll back to a history entry (see `app history`).
+    /// Roll back to a history entry (see `app history`), by default the previous one; with a
+    /// selection, each app to its own previous entry (previewed and confirmed first).
     Rollback {
+        /// Application name, or project/name (or select apps with -l, --cluster, ...).
+        name: Option<String>,
+        /// History id to roll back to (default: the entry before the current one).
+        id: Option<i64>,
         #[command(flatten)]
-        app: AppName,
-        /// History id to roll back to.
-        id: i64,
-        #[arg(long, short = 'p')]
-        project: Option<String>,
+        selection: Selection,
+        /// With a selection: do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Delete resources not in that revision.
         #[arg(long)]
         prune: bool,
@@ -312,13 +359,12 @@ pub enum AppCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Wait until applications are Synced and Healthy.
+    /// Wait until applications are Synced and Healthy (named, or every app of a selection).
     Wait {
-        /// Applications (name or project/name).
-        #[arg(required = true)]
+        /// Applications (name or project/name), or select them with -l, --cluster, ...
         names: Vec<String>,
-        #[arg(long, short = 'p')]
-        project: Option<String>,
+        #[command(flatten)]
+        selection: Selection,
         /// Wait for Synced only.
         #[arg(long, conflicts_with = "health")]
         sync: bool,
@@ -327,6 +373,14 @@ pub enum AppCommand {
         health: bool,
         #[command(flatten)]
         wait: WaitArgs,
+    },
+    /// Stop the app's running sync or rollback.
+    #[command(name = "terminate-op")]
+    TerminateOp {
+        #[command(flatten)]
+        app: AppName,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
     },
     /// Print the rendered manifests.
     Manifests {
@@ -457,24 +511,195 @@ pub enum ProjectCommand {
     List,
     /// Show one project.
     Get { name: String },
-    /// Create a project.
+    /// Create a project. Without --source-repo and --dest it allows nothing (deny by default).
     Create {
         name: String,
         #[arg(long, default_value = "")]
         description: String,
-        /// Allowed source repository glob (repeatable; default `*`).
+        /// Allowed source repository glob (repeatable; `*` for any). None: no repository.
         #[arg(long = "source-repo")]
         source_repos: Vec<String>,
-        /// Allowed destination `cluster:namespace-glob`, `*` for any cluster (repeatable; default `*:*`).
+        /// Allowed destination `CLUSTER:NAMESPACE` (globs; `*:*` for any). None: no destination.
         #[arg(long = "dest")]
         destinations: Vec<String>,
-        /// Update the project if it exists.
+        /// Update the project if it exists (its sources, destinations and description are replaced).
         #[arg(long)]
         upsert: bool,
     },
     /// Delete a project.
     #[command(alias = "rm")]
     Delete { name: String },
+    /// Allow a source repository (URL glob, `*` for any).
+    AddSource { name: String, repo: String },
+    /// Stop allowing a source repository.
+    RemoveSource { name: String, repo: String },
+    /// Allow a destination `CLUSTER:NAMESPACE` (globs; `*:*` for any).
+    #[command(alias = "add-dest")]
+    AddDestination { name: String, destination: String },
+    /// Stop allowing a destination.
+    #[command(alias = "remove-dest")]
+    RemoveDestination { name: String, destination: String },
+    /// Who holds which role in a project (owner, deployer, viewer).
+    #[command(subcommand)]
+    Role(ProjectRoleCommand),
+}
+
+/// A project role, as the hub names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Edit the project's apps (and the project's description).
+    Owner,
+    /// Sync, refresh and roll back the project's apps.
+    Deployer,
+    /// Read only.
+    Viewer,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectRoleCommand {
+    /// List the project's role bindings.
+    #[command(alias = "ls")]
+    List { project: String },
+    /// Give a role to users and OIDC groups (admins).
+    Add {
+        project: String,
+        #[arg(value_enum, ignore_case = true)]
+        role: RoleArg,
+        /// Local user (repeatable).
+        #[arg(long = "user", short = 'u')]
+        users: Vec<String>,
+        /// OIDC group (repeatable).
+        #[arg(long = "group", short = 'g')]
+        groups: Vec<String>,
+    },
+    /// Take a role from users and groups; with neither, remove the role's whole binding (admins).
+    #[command(alias = "rm")]
+    Remove {
+        project: String,
+        #[arg(value_enum, ignore_case = true)]
+        role: RoleArg,
+        #[arg(long = "user", short = 'u')]
+        users: Vec<String>,
+        #[arg(long = "group", short = 'g')]
+        groups: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Store a credential for every repository URL starting with URL_PREFIX (admins).
+    Add {
+        /// e.g. https://git.example.com/team-a/ or ssh://git@git.example.com/
+        url_prefix: String,
+        /// HTTPS user name.
+        #[arg(long, short = 'u')]
+        username: Option<String>,
+        /// HTTPS password or access token (prefer --password-stdin: flags end up in shell history).
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// SSH private key file (PEM or OpenSSH).
+        #[arg(long, value_name = "FILE")]
+        ssh_private_key_file: Option<PathBuf>,
+        /// known_hosts file for SSH.
+        #[arg(long, value_name = "FILE")]
+        ssh_known_hosts_file: Option<PathBuf>,
+        /// Projects that may use this credential (repeatable; default: every project).
+        #[arg(long = "project", short = 'p')]
+        projects: Vec<String>,
+    },
+    /// List repository credentials (never their secrets).
+    #[command(alias = "ls")]
+    List,
+    /// Delete a repository credential.
+    #[command(alias = "remove", alias = "delete")]
+    Rm { url_prefix: String },
+}
+
+/// `PROJECT:ROLE`, e.g. `team-a:deployer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleGrant {
+    pub project: String,
+    pub role: RoleArg,
+}
+
+/// Parses `PROJECT:ROLE`.
+pub fn parse_role_grant(text: &str) -> Result<RoleGrant, String> {
+    let (project, role) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected PROJECT:ROLE (e.g. team-a:deployer), got {text:?}"))?;
+    if project.is_empty() {
+        return Err(format!("expected PROJECT:ROLE, got {text:?}"));
+    }
+    let role = RoleArg::from_str(role, true)
+        .map_err(|_| format!("unknown role {role:?}: owner, deployer or viewer"))?;
+    Ok(RoleGrant {
+        project: project.to_owned(),
+        role,
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a local user (admins).
+    Create {
+        name: String,
+        /// Password (prefer --password-stdin or the prompt).
+        #[arg(long, conflicts_with_all = ["password_stdin", "no_password"])]
+        password: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long, conflicts_with = "no_password")]
+        password_stdin: bool,
+        /// No password: the user logs in through OIDC only.
+        #[arg(long)]
+        no_password: bool,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+        /// A project role, `PROJECT:ROLE` (owner, deployer, viewer; repeatable).
+        #[arg(long = "role", value_parser = parse_role_grant)]
+        roles: Vec<RoleGrant>,
+    },
+    /// List local users (admins).
+    #[command(alias = "ls")]
+    List,
+    /// Delete a local user: their sessions end and their API tokens are revoked (admins).
+    #[command(alias = "rm")]
+    Delete {
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for yourself; it is printed once.
+    Create {
+        /// What the token is for, e.g. ci-deploy.
+        name: String,
+        /// Lifetime, e.g. 720h (default: no expiry).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+        /// A project role the token carries, `PROJECT:ROLE` (repeatable; at most your own).
+        #[arg(long = "role", value_parser = parse_role_grant)]
+        roles: Vec<RoleGrant>,
+        /// The token acts as an admin (admins only).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List your API tokens (admins: --owner for someone else's).
+    #[command(alias = "ls")]
+    List {
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Revoke an API token by id.
+    #[command(alias = "rm", alias = "delete")]
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]

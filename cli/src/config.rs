@@ -114,16 +114,24 @@ impl Config {
         self.contexts
             .get_key_value(name)
             .map(|(k, v)| (k.as_str(), v))
-            .with_context(|| {
-                format!(
-                    "no context named {name:?} (known: {})",
-                    self.names().join(", ")
-                )
+            .ok_or_else(|| {
+                let known = self.names();
+                anyhow::Error::new(crate::exit::Exit::new(
+                    crate::exit::NOT_FOUND,
+                    if known.is_empty() {
+                        format!("no context named {name:?} (none saved yet: `edgecd login SERVER` saves one)")
+                    } else {
+                        format!("no context named {name:?} (known: {})", known.join(", "))
+                    },
+                ))
             })
     }
 
+    /// Names of the saved contexts, in natural order (`hub-2` before `hub-10`).
     pub fn names(&self) -> Vec<String> {
-        self.contexts.keys().cloned().collect()
+        let mut names: Vec<String> = self.contexts.keys().cloned().collect();
+        names.sort_by(|a, b| crate::output::natural_cmp(a, b));
+        names
     }
 }
 
@@ -190,8 +198,16 @@ mod tests {
     fn unknown_context_lists_the_known_ones() {
         let mut config = Config::default();
         config.contexts.insert("a".into(), Context::default());
-        let error = config.context(Some("b")).err().map(|e| e.to_string());
-        assert_eq!(error.as_deref(), Some("no context named \"b\" (known: a)"));
+        let error = config.context(Some("b")).err();
+        assert_eq!(
+            error.as_ref().map(ToString::to_string).as_deref(),
+            Some("no context named \"b\" (known: a)")
+        );
+        // Exit 3, as for any other name that does not exist.
+        assert_eq!(
+            error.as_ref().map(crate::exit::code),
+            Some(crate::exit::NOT_FOUND)
+        );
     }
 
     #[test]

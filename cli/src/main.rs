@@ -5,6 +5,7 @@ mod macros;
 mod args;
 mod cmd;
 mod config;
+mod confirm;
 mod exit;
 mod output;
 mod session;
@@ -31,7 +32,10 @@ fn main() -> ExitCode {
         // nothing went wrong; exit 0 quietly, as ripgrep does.
         Err(error) if exit::is_broken_pipe(&error) => ExitCode::from(exit::OK),
         Err(error) => {
-            noteln!("error: {error:#}");
+            noteln!("error: {}", exit::render(&error));
+            if let Some(hint) = exit::hint(&error) {
+                noteln!("hint: {hint}");
+            }
             ExitCode::from(exit::code(&error))
         }
     }

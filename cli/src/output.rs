@@ -168,13 +168,55 @@ pub fn effective_health(health: i32, connection: Option<&v1::ConnectionState>) -
     }
 }
 
+/// RFC 3339 in UTC to the second (`2025-06-01T12:00:05Z`), or `-`.
 pub fn time_text(t: Option<&edgecd_proto::Timestamp>) -> String {
     t.and_then(edgecd_proto::convert::from_timestamp)
+        .and_then(|t| t.replace_nanosecond(0).ok())
         .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
+            t.to_offset(time::UtcOffset::UTC)
+                .format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
         .unwrap_or_else(|| "-".into())
+}
+
+/// Compares names in natural order: runs of digits by their value, so `gen-2` sorts before
+/// `gen-10` and `cluster-9` before `cluster-10`; everything else bytewise.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let run = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (run(a), run(b));
+                let (da, db) = (&a[..na], &b[..nb]);
+                let trim = |d: &'_ [u8]| -> usize { d.iter().take_while(|c| **c == b'0').count() };
+                let (va, vb) = (&da[trim(da)..], &db[trim(db)..]);
+                let order = va
+                    .len()
+                    .cmp(&vb.len())
+                    .then_with(|| va.cmp(vb))
+                    // Equal values: fewer leading zeros first, so the order is total.
+                    .then_with(|| na.cmp(&nb));
+                if order != Ordering::Equal {
+                    return order;
+                }
+                a = &a[na..];
+                b = &b[nb..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
 }
 
 /// `5s`, `3m`, `2h`, `4d` since `t`.
@@ -269,6 +311,49 @@ mod tests {
         assert_eq!(age(None, now), "-");
         assert_eq!(short_rev(&"a".repeat(40)), "aaaaaaa");
         assert_eq!(short_rev("main"), "main");
+    }
+
+    #[test]
+    fn natural_order() {
+        let mut names = vec![
+            "gen-10",
+            "gen-2",
+            "gen-1",
+            "cluster-10",
+            "cluster-9",
+            "gen-02",
+            "a",
+            "gen-",
+            "b1c10",
+            "b1c9",
+        ];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            [
+                "a",
+                "b1c9",
+                "b1c10",
+                "cluster-9",
+                "cluster-10",
+                "gen-",
+                "gen-1",
+                "gen-2",
+                "gen-02",
+                "gen-10"
+            ]
+        );
+        assert_eq!(natural_cmp("x", "x"), std::cmp::Ordering::Equal);
+    }
+
+    #[test]
+    fn times_are_readable() {
+        let t = edgecd_proto::Timestamp {
+            seconds: 1_750_000_000,
+            nanos: 123_456_789,
+        };
+        assert_eq!(time_text(Some(&t)), "2025-06-15T15:06:40Z");
+        assert_eq!(time_text(None), "-");
     }
 
     #[test]

@@ -549,9 +549,19 @@ async fn the_cli_drives_the_dev_fleet() {
     );
 
     // The life of an app in its own project: create, sync, set, list by label, delete.
-    cli.run(&["project", "create", "team-a", "--description", "team A"])
-        .await
-        .ok();
+    cli.run(&[
+        "project",
+        "create",
+        "team-a",
+        "--description",
+        "team A",
+        "--source-repo",
+        "*",
+        "--dest",
+        "*:*",
+    ])
+    .await
+    .ok();
     let project = cli
         .run(&["project", "get", "team-a", "-o", "json"])
         .await
@@ -619,7 +629,9 @@ async fn the_cli_drives_the_dev_fleet() {
         .ok()
         .json();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
-    cli.run(&["app", "delete", "team-a/web"]).await.ok();
+    cli.run(&["app", "delete", "team-a/web", "--yes"])
+        .await
+        .ok();
     let gone = cli.run(&["app", "get", "team-a/web"]).await;
     assert_eq!(gone.code, 3, "{gone:?}");
     cli.run(&["project", "delete", "team-a"]).await.ok();

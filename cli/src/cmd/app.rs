@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use edgecd_core::app::ApplicationSpec;
 use edgecd_proto::client::Client;
 use edgecd_proto::convert as pc;
@@ -11,6 +10,7 @@ use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::bulk::{self, Target};
 use super::wait::{self, Want};
 use super::{parse_pairs, read_input, selector};
 use crate::args::{
@@ -18,13 +18,36 @@ use crate::args::{
 };
 use crate::exit::{Exit, FAILURE};
 use crate::output::{
-    Table, age, connection_name, effective_health, health_name, labels_text, or_dash, phase_name,
-    print_structured, short_rev, sync_name, time_text,
+    Table, age, connection_name, effective_health, health_name, labels_text, natural_cmp, or_dash,
+    phase_name, print_structured, short_rev, sync_name, time_text,
 };
 use crate::session::Session;
 
 pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
     let output = session.global.output;
+    // Names and selections that contradict each other are usage errors before any connection.
+    match &command {
+        AppCommand::Delete {
+            name, selection, ..
+        }
+        | AppCommand::Sync {
+            name, selection, ..
+        }
+        | AppCommand::Refresh {
+            name, selection, ..
+        }
+        | AppCommand::Rollback {
+            name, selection, ..
+        } => {
+            bulk::target(name.as_slice(), selection)?;
+        }
+        AppCommand::Wait {
+            names, selection, ..
+        } => {
+            bulk::target(names, selection)?;
+        }
+        _ => {}
+    }
     let client = session.client().await?;
     match command {
         AppCommand::List { filter, page_size } => list(&client, output, &filter, page_size).await,
@@ -40,23 +63,23 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
         }
         AppCommand::Set(args) => set(&client, output, args).await,
         AppCommand::Delete {
-            app,
-            project,
+            name,
+            selection,
             cascade,
-        } => {
-            let app = app_ref(&app.name, project.as_deref())?;
-            client
-                .delete_application(v1::DeleteApplicationRequest {
-                    app: Some(app.clone()),
-                    cascade,
-                })
-                .await?;
-            outln!("application {} deleted", display(&app))?;
-            Ok(())
-        }
+            yes,
+        } => match bulk::target(name.as_slice(), &selection)? {
+            Target::Named(apps) => {
+                for app in &apps {
+                    delete(&client, app, cascade, yes).await?;
+                }
+                Ok(())
+            }
+            Target::Selected(filter) => bulk::delete(&client, output, &filter, yes, cascade).await,
+        },
         AppCommand::Sync {
-            app,
-            project,
+            name,
+            selection,
+            yes,
             revision,
             prune,
             dry_run,
@@ -64,17 +87,24 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             r#async,
             wait,
         } => {
-            let app = app_ref(&app.name, project.as_deref())?;
+            let sync = v1::SyncCommand {
+                revision: revision.unwrap_or_default(),
+                prune,
+                dry_run,
+                force,
+                ..v1::SyncCommand::default()
+            };
+            let app = match bulk::target(name.as_slice(), &selection)? {
+                Target::Selected(filter) => {
+                    return bulk::sync(&client, output, &filter, yes, sync, r#async, wait.timeout)
+                        .await;
+                }
+                Target::Named(apps) => apps.into_iter().next().ok_or_else(no_app)?,
+            };
             let status = client
                 .sync_application(v1::SyncApplicationRequest {
                     app: Some(app.clone()),
-                    sync: Some(v1::SyncCommand {
-                        revision: revision.unwrap_or_default(),
-                        prune,
-                        dry_run,
-                        force,
-                        ..v1::SyncCommand::default()
-                    }),
+                    sync: Some(sync),
                     ttl: None,
                 })
                 .await?;
@@ -83,6 +113,9 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
                 display(&app),
                 status.command_id
             );
+            if !status.notice.is_empty() {
+                noteln!("note: {}", status.notice);
+            }
             if r#async || dry_run {
                 return Ok(());
             }
@@ -96,8 +129,18 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             .await?;
             get(&client, output, &app).await
         }
-        AppCommand::Refresh { app, project, hard } => {
-            let app = app_ref(&app.name, project.as_deref())?;
+        AppCommand::Refresh {
+            name,
+            selection,
+            yes,
+            hard,
+        } => {
+            let app = match bulk::target(name.as_slice(), &selection)? {
+                Target::Selected(filter) => {
+                    return bulk::refresh(&client, output, &filter, yes, hard).await;
+                }
+                Target::Named(apps) => apps.into_iter().next().ok_or_else(no_app)?,
+            };
             let status = client
                 .refresh_application(v1::RefreshApplicationRequest {
                     app: Some(app.clone()),
@@ -105,6 +148,9 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
                     ttl: None,
                 })
                 .await?;
+            if !status.notice.is_empty() {
+                noteln!("note: {}", status.notice);
+            }
             outln!(
                 "refresh of {} queued (command {})",
                 display(&app),
@@ -129,14 +175,36 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             history(&client, output, &app_ref(&app.name, project.as_deref())?).await
         }
         AppCommand::Rollback {
-            app,
+            name,
             id,
-            project,
+            selection,
+            yes,
             prune,
             r#async,
             wait,
         } => {
-            let app = app_ref(&app.name, project.as_deref())?;
+            let app = match bulk::target(name.as_slice(), &selection)? {
+                Target::Selected(filter) => {
+                    // `id` is the second positional: never given without a name.
+                    return bulk::rollback(
+                        &client,
+                        output,
+                        &filter,
+                        yes,
+                        prune,
+                        r#async,
+                        wait.timeout,
+                    )
+                    .await;
+                }
+                Target::Named(apps) => apps.into_iter().next().ok_or_else(no_app)?,
+            };
+            let id = match id {
+                Some(id) => id,
+                None => bulk::previous_id(&client, &app).await?,
+            };
+            // The hub refuses up front what it knows cannot work (automated sync on, an unknown
+            // history id): that error ends the command here, before any wait.
             let status = client
                 .rollback_application(v1::RollbackApplicationRequest {
                     app: Some(app.clone()),
@@ -151,6 +219,9 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
                 display(&app),
                 status.command_id
             );
+            if !status.notice.is_empty() {
+                noteln!("note: {}", status.notice);
+            }
             if r#async {
                 return Ok(());
             }
@@ -166,24 +237,42 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
         }
         AppCommand::Wait {
             names,
-            project,
+            selection,
             sync,
             health,
             wait,
         } => {
-            let apps = names
-                .iter()
-                .map(|n| app_ref(n, project.as_deref()))
-                .collect::<anyhow::Result<Vec<_>>>()?;
             let want = match (sync, health) {
                 (true, false) => Want::sync_only(),
                 (false, true) => Want::health_only(),
                 _ => Want::both(),
             };
-            wait::apps(&client, &apps, want, wait.timeout).await?;
-            for app in &apps {
-                noteln!("{} is ready", display(app));
+            match bulk::target(&names, &selection)? {
+                Target::Selected(filter) => bulk::wait(&client, &filter, want, wait.timeout).await,
+                Target::Named(apps) => {
+                    wait::apps(&client, &apps, want, wait.timeout).await?;
+                    for app in &apps {
+                        noteln!("{} is ready", display(app));
+                    }
+                    Ok(())
+                }
             }
+        }
+        AppCommand::TerminateOp { app, project } => {
+            let app = app_ref(&app.name, project.as_deref())?;
+            let status = client
+                .terminate_operation(v1::TerminateOperationRequest {
+                    app: Some(app.clone()),
+                })
+                .await?;
+            if !status.notice.is_empty() {
+                noteln!("note: {}", status.notice);
+            }
+            outln!(
+                "termination of {}'s running operation queued (command {})",
+                display(&app),
+                status.command_id
+            )?;
             Ok(())
         }
         AppCommand::Manifests {
@@ -209,6 +298,64 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A name was required but none was given (never reached: `bulk::target` asks for one).
+fn no_app() -> anyhow::Error {
+    anyhow::Error::new(Exit::usage("name an application"))
+}
+
+/// `app delete NAME`: says what is deleted and what cascades, asks (unless `--yes`), deletes.
+async fn delete(client: &Client, app: &v1::AppRef, cascade: bool, yes: bool) -> anyhow::Result<()> {
+    // Fetched first: an unknown app is exit 3 at once, and the question can say what goes.
+    let current = fetch(client, app).await?;
+    let cluster = current
+        .spec
+        .as_ref()
+        .and_then(|s| s.destination.as_ref())
+        .map(|d| d.cluster.clone())
+        .unwrap_or_default();
+    let resources = current.status.as_ref().map_or(0, |s| s.resources.len());
+    let cascades = if cascade {
+        format!(
+            "Its {resources} resource{} will be deleted from cluster {cluster} too (--cascade=false keeps them).",
+            if resources == 1 { "" } else { "s" }
+        )
+    } else {
+        format!("Its resources stay in cluster {cluster} (--cascade=false).")
+    };
+    let owner = current
+        .meta
+        .as_ref()
+        .and_then(|m| m.owner.as_ref())
+        .filter(|o| !o.name.is_empty())
+        .map(|o| {
+            format!(
+                " It is owned by {} {}/{}, which may generate it again.",
+                o.kind, o.project, o.name
+            )
+        })
+        .unwrap_or_default();
+    crate::confirm::confirm(
+        &format!("Delete application {}? {cascades}{owner}", display(app)),
+        yes,
+    )?;
+    client
+        .delete_application(v1::DeleteApplicationRequest {
+            app: Some(app.clone()),
+            cascade,
+        })
+        .await?;
+    outln!(
+        "application {} deleted{}",
+        display(app),
+        if cascade {
+            format!(" (its resources are being deleted from cluster {cluster})")
+        } else {
+            format!(" (its resources stay in cluster {cluster})")
+        }
+    )?;
+    Ok(())
 }
 
 /// `project/name`, or `name` in `project` (default `default`).
@@ -386,7 +533,9 @@ async fn list(
         ..Default::default()
     };
     let apps: Vec<v1::ApplicationSummary> = client.applications(request).try_collect().await?;
-    let rows: Vec<AppRow> = apps.iter().map(AppRow::from).collect();
+    let mut rows: Vec<AppRow> = apps.iter().map(AppRow::from).collect();
+    // Natural order (gen-2 before gen-10), by project then name, as the table reads.
+    rows.sort_by(|a, b| natural_cmp(&a.project, &b.project).then(natural_cmp(&a.name, &b.name)));
     if !print_structured(output, &rows)? {
         if rows.is_empty() {
             noteln!("No applications found.");
@@ -421,6 +570,45 @@ struct AppMetaView {
     spec_version: u64,
     created_at: String,
     updated_at: String,
+    /// `Managed` (desired state at the hub) or `Autonomous` (created at the edge).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    origin: String,
+    /// The ApplicationSet or app-of-apps parent that generated the app; change it there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<OwnerView>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnerView {
+    kind: String,
+    project: String,
+    name: String,
+    /// Where the owner is evaluated: `hub` or a cluster's name.
+    scope: String,
+}
+
+fn origin_name(code: i32) -> &'static str {
+    match v1::AppOrigin::try_from(code) {
+        Ok(v1::AppOrigin::Managed) => "Managed",
+        Ok(v1::AppOrigin::Autonomous) => "Autonomous",
+        _ => "",
+    }
+}
+
+/// `ApplicationSet default/nginx (at the hub)`, or `None` for an app nobody generated.
+pub fn owner_text(meta: &v1::ApplicationMeta) -> Option<String> {
+    let owner = meta.owner.as_ref().filter(|o| !o.name.is_empty())?;
+    let project = if owner.project.is_empty() {
+        "default"
+    } else {
+        &owner.project
+    };
+    let at = match owner.scope.as_str() {
+        "" | "hub" => "at the hub".to_owned(),
+        cluster => format!("at cluster {cluster}'s spoke"),
+    };
+    Some(format!("{} {project}/{} ({at})", owner.kind, owner.name))
 }
 
 impl AppView {
@@ -466,6 +654,17 @@ impl AppView {
                 spec_version: meta.spec_version,
                 created_at: time_text(meta.created_at.as_ref()),
                 updated_at: time_text(meta.updated_at.as_ref()),
+                origin: origin_name(meta.origin).to_owned(),
+                owner: meta
+                    .owner
+                    .as_ref()
+                    .filter(|o| !o.name.is_empty())
+                    .map(|o| OwnerView {
+                        kind: o.kind.clone(),
+                        project: o.project.clone(),
+                        name: o.name.clone(),
+                        scope: o.scope.clone(),
+                    }),
             },
             spec,
             status,
@@ -517,8 +716,16 @@ pub fn describe(app: &v1::Application, now: OffsetDateTime) -> String {
         }
         None => "Manual".to_owned(),
     };
-    let mut lines: Vec<(&str, String)> = vec![
-        ("Name", format!("{}/{}", meta.project, meta.name)),
+    let mut lines: Vec<(&str, String)> = vec![("Name", format!("{}/{}", meta.project, meta.name))];
+    if let Some(owner) = owner_text(&meta) {
+        lines.push(("Owner", format!("{owner}; change the app through it")));
+    } else if meta.origin == v1::AppOrigin::Autonomous as i32 {
+        lines.push((
+            "Owner",
+            "none (created at the edge; read-only here)".to_owned(),
+        ));
+    }
+    lines.extend([
         (
             "Cluster",
             format!(
@@ -552,7 +759,7 @@ pub fn describe(app: &v1::Application, now: OffsetDateTime) -> String {
                 format!("{shown}: {}", health.message)
             }
         }),
-    ];
+    ]);
     if let Some(op) = &status.operation_state {
         let mut text = phase_name(op.phase).to_owned();
         if !op.message.is_empty() {
@@ -683,20 +890,85 @@ pub fn parse_apps(text: &str) -> anyhow::Result<Vec<v1::CreateApplicationRequest
     Ok(requests)
 }
 
+/// What creating (or upserting) an application did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+    /// A dry run of a new app.
+    WouldCreate,
+    /// A dry run of an app that exists: the hub checked the spec; it would be updated if it differs.
+    WouldUpdate,
+}
+
+impl Upserted {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+            Self::WouldCreate => "is valid (dry run): it would be created",
+            Self::WouldUpdate => "is valid (dry run): it exists and would be updated if it differs",
+        }
+    }
+}
+
+/// Sends a create (or, with `upsert`, create-or-update) and says truthfully what happened: the
+/// app's spec version before and after tells an update from an unchanged spec (the hub does not
+/// bump the version for a spec equal to the stored one).
+async fn create_or_update(
+    client: &Client,
+    request: v1::CreateApplicationRequest,
+) -> anyhow::Result<(v1::Application, Upserted)> {
+    let meta = request.meta.clone().unwrap_or_default();
+    let app = v1::AppRef::new(meta.project.clone(), meta.name.clone());
+    let before = if request.upsert {
+        match client
+            .get_application(v1::GetApplicationRequest {
+                app: Some(app.clone()),
+            })
+            .await
+        {
+            Ok(existing) => Some(existing.meta.map_or(0, |m| m.spec_version)),
+            Err(edgecd_proto::client::Error::NotFound { .. }) => None,
+            Err(error) => return Err(error.into()),
+        }
+    } else {
+        None
+    };
+    let dry_run = request.dry_run;
+    let result = client.create_application(request).await?;
+    let after = result.meta.as_ref().map_or(0, |m| m.spec_version);
+    let what = match (before, dry_run) {
+        (None, true) => Upserted::WouldCreate,
+        (Some(_), true) => Upserted::WouldUpdate,
+        (None, false) => Upserted::Created,
+        (Some(v), false) if v == after => Upserted::Unchanged,
+        (Some(_), false) => Upserted::Updated,
+    };
+    Ok((result, what))
+}
+
 async fn apply_file(client: &Client, text: &str, dry_run: bool) -> anyhow::Result<()> {
     for mut request in parse_apps(text)? {
         request.dry_run = dry_run;
         let meta = request.meta.clone().unwrap_or_default();
-        let app = client
-            .create_application(request)
-            .await
-            .with_context(|| format!("applying application {}/{}", meta.project, meta.name))?;
+        let name = format!("{}/{}", meta.project, meta.name);
+        let (app, what) = create_or_update(client, request).await.map_err(|error| {
+            // Say which document failed, unless the hub's message already names the app.
+            if crate::exit::render(&error).contains(&name) {
+                error
+            } else {
+                error.context(format!("applying application {name}"))
+            }
+        })?;
         let version = app.meta.map_or(0, |m| m.spec_version);
         outln!(
-            "application {}/{} applied{} (spec version {version})",
+            "application {}/{} {} (spec version {version})",
             meta.project,
             meta.name,
-            if dry_run { " (dry run)" } else { "" }
+            what.word()
         )?;
     }
     Ok(())
@@ -710,8 +982,8 @@ async fn create(client: &Client, output: Output, args: AppCreateArgs) -> anyhow:
             request.dry_run = args.dry_run;
         }
         for request in requests {
-            let app = client.create_application(request).await?;
-            print_created(output, &app, args.dry_run)?;
+            let (app, what) = create_or_update(client, request).await?;
+            print_created(output, &app, what)?;
         }
         return Ok(());
     }
@@ -745,8 +1017,9 @@ async fn create(client: &Client, output: Output, args: AppCreateArgs) -> anyhow:
         }),
         ..Default::default()
     };
-    let created = client
-        .create_application(v1::CreateApplicationRequest {
+    let (created, what) = create_or_update(
+        client,
+        v1::CreateApplicationRequest {
             meta: Some(v1::ApplicationMeta {
                 project: app.project.clone(),
                 name: app.name.clone(),
@@ -756,24 +1029,16 @@ async fn create(client: &Client, output: Output, args: AppCreateArgs) -> anyhow:
             spec: Some(pc::application_spec(&spec)),
             dry_run: args.dry_run,
             upsert: args.upsert,
-        })
-        .await?;
-    print_created(output, &created, args.dry_run)
+        },
+    )
+    .await?;
+    print_created(output, &created, what)
 }
 
-fn print_created(output: Output, app: &v1::Application, dry_run: bool) -> anyhow::Result<()> {
+fn print_created(output: Output, app: &v1::Application, what: Upserted) -> anyhow::Result<()> {
     if !print_structured(output, &AppView::new(app))? {
         let meta = app.meta.clone().unwrap_or_default();
-        outln!(
-            "application {}/{} {}",
-            meta.project,
-            meta.name,
-            if dry_run {
-                "is valid (dry run)"
-            } else {
-                "created"
-            }
-        )?;
+        outln!("application {}/{} {}", meta.project, meta.name, what.word())?;
     }
     Ok(())
 }
@@ -835,10 +1100,15 @@ async fn set(client: &Client, output: Output, args: AppSetArgs) -> anyhow::Resul
         })
         .await?;
     if !print_structured(output, &AppView::new(&updated))? {
+        let version = updated.meta.map_or(0, |m| m.spec_version);
         outln!(
-            "application {} updated (spec version {})",
+            "application {} {} (spec version {version})",
             display(&app_ref),
-            updated.meta.map_or(0, |m| m.spec_version)
+            if version == expected {
+                "unchanged"
+            } else {
+                "updated"
+            }
         )?;
     }
     Ok(())
@@ -950,13 +1220,23 @@ async fn history(client: &Client, output: Output, app: &v1::AppRef) -> anyhow::R
             noteln!("{} has no sync history yet", display(app));
             return Ok(());
         }
-        let mut table = Table::new(vec!["ID", "REVISION", "RESULT", "DEPLOYED", "INITIATED BY"]);
-        for v in &views {
+        let now = OffsetDateTime::now_utc();
+        let mut table = Table::new(vec![
+            "ID",
+            "REVISION",
+            "RESULT",
+            "DEPLOYED",
+            "AGE",
+            "INITIATED BY",
+        ]);
+        for (v, h) in views.iter().zip(&response.entries) {
+            let at = h.deployed_at.as_ref().or(h.started_at.as_ref());
             table.row(vec![
                 v.id.to_string(),
                 short_rev(&v.revision),
                 v.result.clone(),
-                v.deployed_at.clone(),
+                time_text(at),
+                age(at, now),
                 or_dash(&v.initiated_by),
             ]);
         }

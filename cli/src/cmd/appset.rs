@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::read_input;
 use crate::args::{ApplyArgs, AppsetCommand};
 use crate::exit::{Exit, FAILURE};
-use crate::output::{Table, print_structured, time_text};
+use crate::output::{Table, natural_cmp, print_structured, time_text};
 use crate::session::Session;
 
 #[derive(Debug, Serialize)]
@@ -17,7 +17,12 @@ struct AppsetView {
     project: String,
     name: String,
     scope: String,
-    generators: usize,
+    /// The generators, in Argo CD's YAML shape.
+    generators: Vec<serde_json::Value>,
+    /// The Application template (`metadata`, `spec`), placeholders as written.
+    template: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync_policy: Option<serde_json::Value>,
     generated: Vec<String>,
     /// Generated apps per cluster, for a set evaluated at spokes (`name@cluster`).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -42,8 +47,9 @@ fn apps_text(view: &AppsetView) -> String {
     if view.per_cluster.is_empty() {
         return view.generated.len().to_string();
     }
-    let clusters: Vec<String> = view
-        .per_cluster
+    let mut counts: Vec<(&String, &usize)> = view.per_cluster.iter().collect();
+    counts.sort_by(|a, b| natural_cmp(a.0, b.0));
+    let clusters: Vec<String> = counts
         .iter()
         .map(|(cluster, n)| format!("{cluster}: {n}"))
         .collect();
@@ -52,16 +58,40 @@ fn apps_text(view: &AppsetView) -> String {
 
 impl From<&v1::ApplicationSet> for AppsetView {
     fn from(s: &v1::ApplicationSet) -> Self {
+        // Argo CD's shape (`- list: {elements: …}`), as applied; a set the converter cannot read
+        // back still shows how many generators it has.
+        let spec = edgecd_proto::convert::appset_spec_from_proto(s).ok();
+        let (generators, template, sync_policy) = match &spec {
+            Some(spec) => (
+                spec.generators
+                    .iter()
+                    .map(|g| serde_json::to_value(g).unwrap_or(serde_json::Value::Null))
+                    .collect(),
+                serde_json::to_value(&spec.template).unwrap_or(serde_json::Value::Null),
+                spec.sync_policy
+                    .as_ref()
+                    .and_then(|p| serde_json::to_value(p).ok()),
+            ),
+            None => (
+                vec![serde_json::Value::Null; s.generators.len()],
+                serde_json::Value::Null,
+                None,
+            ),
+        };
+        let mut generated: Vec<String> = s
+            .generated
+            .iter()
+            .map(|a| format!("{}/{}", a.project, a.name))
+            .collect();
+        generated.sort_by(|a, b| natural_cmp(a, b));
         Self {
             project: s.project.clone(),
             name: s.name.clone(),
             scope: s.scope.clone(),
-            generators: s.generators.len(),
-            generated: s
-                .generated
-                .iter()
-                .map(|a| format!("{}/{}", a.project, a.name))
-                .collect(),
+            generators,
+            template,
+            sync_policy,
+            generated,
             per_cluster: per_cluster(&s.generated),
             conditions: s
                 .conditions
@@ -87,7 +117,10 @@ pub async fn run(session: &Session, command: AppsetCommand) -> anyhow::Result<()
                 .try_collect()
                 .await
                 .map_err(explain)?;
-            let views: Vec<AppsetView> = sets.iter().map(AppsetView::from).collect();
+            let mut views: Vec<AppsetView> = sets.iter().map(AppsetView::from).collect();
+            views.sort_by(|a, b| {
+                natural_cmp(&a.project, &b.project).then(natural_cmp(&a.name, &b.name))
+            });
             if !print_structured(output, &views)? {
                 let mut table = Table::new(vec!["PROJECT", "NAME", "SCOPE", "APPS", "CONDITIONS"]);
                 for v in views {
@@ -112,14 +145,7 @@ pub async fn run(session: &Session, command: AppsetCommand) -> anyhow::Result<()
                 .map_err(explain)?;
             let view = AppsetView::from(&set);
             if !print_structured(output, &view)? {
-                outln!("Name:        {}/{}", view.project, view.name)?;
-                outln!("Scope:       {}", view.scope)?;
-                outln!("Generators:  {}", view.generators)?;
-                outln!("Apps:        {}", apps_text(&view))?;
-                outln!("Generated:   {}", view.generated.join(", "))?;
-                for c in &view.conditions {
-                    outln!("Condition:   {c}")?;
-                }
+                out!("{}", describe(&view)?)?;
             }
             Ok(())
         }
@@ -137,6 +163,44 @@ pub async fn run(session: &Session, command: AppsetCommand) -> anyhow::Result<()
             Ok(())
         }
     }
+}
+
+/// YAML of `value`, every line indented by `indent` spaces.
+fn indented_yaml(value: &impl Serialize, indent: usize) -> anyhow::Result<String> {
+    let pad = " ".repeat(indent);
+    Ok(crate::output::to_yaml(value)?
+        .lines()
+        .map(|l| format!("{pad}{l}\n"))
+        .collect())
+}
+
+/// The human view of `appset get`: where it runs, what it generates from (generators and
+/// template, in the YAML it was applied as), and what it generated.
+fn describe(view: &AppsetView) -> anyhow::Result<String> {
+    let mut text = String::new();
+    text.push_str(&format!("Name:        {}/{}\n", view.project, view.name));
+    text.push_str(&format!("Scope:       {}\n", view.scope));
+    text.push_str(&format!("Apps:        {}\n", apps_text(view)));
+    text.push_str(&format!(
+        "Generated:   {}\n",
+        if view.generated.is_empty() {
+            "-".to_owned()
+        } else {
+            view.generated.join(", ")
+        }
+    ));
+    for c in &view.conditions {
+        text.push_str(&format!("Condition:   {c}\n"));
+    }
+    text.push_str(&format!("Generators:  {}\n", view.generators.len()));
+    text.push_str(&indented_yaml(&view.generators, 2)?);
+    text.push_str("Template:\n");
+    text.push_str(&indented_yaml(&view.template, 2)?);
+    if let Some(policy) = &view.sync_policy {
+        text.push_str("Sync policy:\n");
+        text.push_str(&indented_yaml(policy, 2)?);
+    }
+    Ok(text)
 }
 
 /// Adds what to do when the hub does not support application sets yet.

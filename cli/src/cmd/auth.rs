@@ -151,7 +151,7 @@ struct ContextView {
 pub fn context(session: &mut Session, command: ContextCommand) -> anyhow::Result<()> {
     match command {
         ContextCommand::List => {
-            let views: Vec<ContextView> = session
+            let mut views: Vec<ContextView> = session
                 .config
                 .contexts
                 .iter()
@@ -163,6 +163,7 @@ pub fn context(session: &mut Session, command: ContextCommand) -> anyhow::Result
                     logged_in: c.token.is_some(),
                 })
                 .collect();
+            views.sort_by(|a, b| crate::output::natural_cmp(&a.name, &b.name));
             if !print_structured(session.global.output, &views)? {
                 let mut table = Table::new(vec!["CURRENT", "NAME", "SERVER", "USER"]);
                 for v in views {
@@ -229,24 +230,57 @@ pub async fn whoami(session: &Session) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Debug, Serialize)]
+struct VersionView {
+    client: ClientVersion,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hub: Option<HubVersion>,
+}
+
+#[derive(Debug, Serialize)]
+struct ClientVersion {
+    version: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct HubVersion {
+    version: String,
+    protocol: String,
+    replica: String,
+}
+
+/// `edgecd version [-o json|yaml]`: the CLI's version, and the hub's when one is configured.
 pub async fn version(session: &Session) -> anyhow::Result<()> {
-    outln!("edgecd {}", env!("CARGO_PKG_VERSION"))?;
-    if session.global.server.is_none()
-        && session
-            .config
-            .context(session.global.context.as_deref())
-            .is_err()
-    {
-        return Ok(());
+    let client = ClientVersion {
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    // No hub configured at all: the CLI's version alone. A context named with --context that does
+    // not exist is an error (exit 3), as everywhere else.
+    let configured = session.global.server.is_some()
+        || session.global.context.is_some()
+        || session.config.current_context.is_some();
+    let hub = if configured {
+        let info = session.client().await?.get_server_info().await?;
+        let protocol = info.protocol.unwrap_or_default();
+        Some(HubVersion {
+            version: info.version,
+            protocol: format!("{}.{}", protocol.major, protocol.minor),
+            replica: info.replica,
+        })
+    } else {
+        None
+    };
+    let view = VersionView { client, hub };
+    if !print_structured(session.global.output, &view)? {
+        outln!("edgecd {}", view.client.version)?;
+        if let Some(hub) = &view.hub {
+            outln!(
+                "hub {} (protocol {}, replica {})",
+                hub.version,
+                hub.protocol,
+                hub.replica
+            )?;
+        }
     }
-    let info = session.client().await?.get_server_info().await?;
-    let protocol = info.protocol.unwrap_or_default();
-    outln!(
-        "hub {} (protocol {}.{}, replica {})",
-        info.version,
-        protocol.major,
-        protocol.minor,
-        info.replica
-    )?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{parse_pairs, selector};
 use crate::args::{ClusterCommand, Output};
 use crate::output::{
-    Table, age, connection_name, labels_text, or_dash, print_structured, time_text,
+    Table, age, connection_name, labels_text, natural_cmp, or_dash, print_structured, time_text,
 };
 use crate::session::Session;
 
@@ -112,7 +112,8 @@ pub async fn run(session: &Session, command: ClusterCommand) -> anyhow::Result<(
                 page_size: 500,
                 page_token: String::new(),
             };
-            let clusters: Vec<v1::Cluster> = client.clusters(request).try_collect().await?;
+            let mut clusters: Vec<v1::Cluster> = client.clusters(request).try_collect().await?;
+            clusters.sort_by(|a, b| natural_cmp(&a.name, &b.name));
             let views: Vec<ClusterView> = clusters.iter().map(ClusterView::from).collect();
             if !print_structured(output, &views)? {
                 if clusters.is_empty() {
@@ -145,7 +146,7 @@ pub async fn run(session: &Session, command: ClusterCommand) -> anyhow::Result<(
                     token_ttl: None,
                 })
                 .await?;
-            print_enrollment(output, &name, &response)?;
+            print_enrollment(output, &name, &response, &hub_server(session)?)?;
         }
         ClusterCommand::Token { name } => {
             let response = client
@@ -154,7 +155,7 @@ pub async fn run(session: &Session, command: ClusterCommand) -> anyhow::Result<(
                     token_ttl: None,
                 })
                 .await?;
-            print_enrollment(output, &name, &response)?;
+            print_enrollment(output, &name, &response, &hub_server(session)?)?;
         }
         ClusterCommand::Remove { name } => {
             client
@@ -215,18 +216,56 @@ struct EnrollmentView {
     ca_hash: String,
 }
 
+/// The address this CLI reaches the hub at (its context's or `--server`).
+fn hub_server(session: &Session) -> anyhow::Result<String> {
+    Ok(session.target()?.server)
+}
+
+/// The hub's SpokeService address for a spoke: what the hub says, else the address this CLI is
+/// connected to, always over TLS (`https://host:port`: the spoke speaks only TLS to the hub).
+pub fn spoke_hub_address(from_hub: &str, cli_server: &str) -> String {
+    let address = if from_hub.is_empty() {
+        cli_server
+    } else {
+        from_hub
+    };
+    let host_port = address
+        .split_once("://")
+        .map_or(address, |(_, rest)| rest)
+        .trim_end_matches('/');
+    format!("https://{host_port}")
+}
+
+/// The install command with the hub's address filled in (the hub writes a placeholder when it
+/// does not know the address its clients reach it at).
+pub fn install_command(command: &str, hub_address: &str) -> String {
+    command
+        .replace("https://HUB_ADDRESS", hub_address)
+        .replace("HUB_ADDRESS", hub_address.trim_start_matches("https://"))
+}
+
+fn is_loopback_address(address: &str) -> bool {
+    let host = address
+        .trim_start_matches("https://")
+        .rsplit_once(':')
+        .map_or(address, |(host, _)| host);
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
 fn print_enrollment(
     output: Output,
     name: &str,
     r: &v1::CreateClusterResponse,
+    cli_server: &str,
 ) -> anyhow::Result<()> {
+    let hub_address = spoke_hub_address(&r.hub_address, cli_server);
     // The bootstrap token is the point of this command: it is shown once, on purpose.
     let view = EnrollmentView {
         cluster: name.to_owned(),
         bootstrap_token: r.bootstrap_token.clone(),
         token_expires_at: time_text(r.token_expires_at.as_ref()),
-        install_command: r.install_command.clone(),
-        hub_address: r.hub_address.clone(),
+        install_command: install_command(&r.install_command, &hub_address),
+        hub_address: hub_address.clone(),
         ca_hash: r.ca_hash.clone(),
     };
     if !print_structured(output, &view)? {
@@ -239,8 +278,18 @@ fn print_enrollment(
             outln!("  {}", view.bootstrap_token)?;
         }
         if !view.install_command.is_empty() {
-            outln!("install its spoke with:")?;
+            outln!(
+                "install its spoke with (the spoke dials the hub at {} over TLS):",
+                view.hub_address
+            )?;
             outln!("  {}", view.install_command)?;
+            if is_loopback_address(&view.hub_address) {
+                noteln!(
+                    "note: {} is this machine's loopback address; a spoke in another cluster needs \
+                     an address of the hub it can reach (change hub.address in the command)",
+                    view.hub_address
+                );
+            }
         }
     }
     Ok(())
@@ -249,6 +298,26 @@ fn print_enrollment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn install_commands_name_the_hub() {
+        let address = spoke_hub_address("", "http://hub.example.com:50051/");
+        assert_eq!(address, "https://hub.example.com:50051");
+        assert_eq!(
+            spoke_hub_address("https://hub.internal:8443", "https://10.0.0.1:50051"),
+            "https://hub.internal:8443"
+        );
+        let command = install_command(
+            "helm install edgecd-spoke charts/edgecd-spoke --set hub.address=https://HUB_ADDRESS",
+            &address,
+        );
+        assert_eq!(
+            command,
+            "helm install edgecd-spoke charts/edgecd-spoke --set hub.address=https://hub.example.com:50051"
+        );
+        assert!(is_loopback_address("https://127.0.0.1:50051"));
+        assert!(!is_loopback_address("https://hub.example.com:50051"));
+    }
 
     #[test]
     fn cluster_rows() {
