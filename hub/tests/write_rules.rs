@@ -1,4 +1,4 @@
-//! One rule on every write path, over real gRPC: an app owned by an ApplicationSet is refused by CreateApplication (upsert), UpdateApplication and ApplyManifests alike; an unchanged spec keeps its version; refusals the hub can know (rollback with auto-sync on, to an unknown history entry) fail at once; commands for a cluster that is not connected say so, and an identical queued command is reused.
+//! One rule on every write path, over real gRPC: an app owned by an ApplicationSet is refused by CreateApplication (upsert), UpdateApplication and ApplyManifests alike; an unchanged spec keeps its version; refusals the hub can know (rollback with auto-sync on, to an unknown history entry) fail at once; commands for a cluster that is not connected say so, and an identical queued command is reused; a set never lists an app another set owns.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -334,5 +334,76 @@ async fn commands_for_an_unconnected_cluster_say_so_and_identical_ones_are_merge
         "{:?}",
         bulk.commands[0]
     );
+    hub.hub.shutdown().await.unwrap();
+}
+
+/// A set that generates a name another set owns lists only its own apps, and its list count and its page agree.
+#[tokio::test]
+async fn a_set_never_lists_an_app_another_set_owns() {
+    let hub = hub().await;
+    let client = &hub.client;
+    let first = "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: first\nspec:\n  generators:\n  - list:\n      elements:\n      - app: shared\n  template:\n    metadata:\n      name: '{{app}}'\n    spec:\n      project: default\n      source:\n        repoURL: https://git.example.com/apps.git\n        path: apps/first\n      destination:\n        name: edge-1\n        namespace: web\n";
+    let matrix = "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: matrix\nspec:\n  generators:\n  - matrix:\n      generators:\n      - list:\n          elements:\n          - app: shared\n          - app: mine\n      - list:\n          elements:\n          - tier: edge\n  template:\n    metadata:\n      name: '{{app}}'\n    spec:\n      project: default\n      source:\n        repoURL: https://git.example.com/apps.git\n        path: 'apps/{{tier}}'\n      destination:\n        name: edge-1\n        namespace: web\n";
+    for yaml in [first, matrix] {
+        client
+            .apply_manifests(v1::ApplyManifestsRequest {
+                yaml: yaml.into(),
+                ..v1::ApplyManifestsRequest::default()
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let set = loop {
+        let set = client
+            .get_application_set(v1::GetApplicationSetRequest {
+                project: "default".into(),
+                name: "matrix".into(),
+            })
+            .await
+            .unwrap();
+        if !set.conditions.is_empty() {
+            break set;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the matrix set was never evaluated"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let generated: Vec<&str> = set.generated.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(generated, ["mine"], "{set:?}");
+    let message = &set.conditions.last().unwrap().message;
+    assert!(
+        message.contains(
+            "shared: application shared already exists and is not owned by this application set"
+        ),
+        "{message}"
+    );
+    // The list shows the same count as the set's own apps.
+    let listed = client
+        .list_application_sets(v1::ListApplicationSetsRequest::default())
+        .await
+        .unwrap();
+    let row = listed.items.iter().find(|s| s.name == "matrix").unwrap();
+    assert_eq!(row.generated.len(), 1, "{row:?}");
+    let owned = client
+        .list_applications(v1::ListApplicationsRequest {
+            filter: Some(v1::ApplicationFilter {
+                owner: Some(v1::OwnerRef {
+                    kind: "ApplicationSet".into(),
+                    project: "default".into(),
+                    name: "matrix".into(),
+                    ..v1::OwnerRef::default()
+                }),
+                ..v1::ApplicationFilter::default()
+            }),
+            ..v1::ListApplicationsRequest::default()
+        })
+        .await
+        .unwrap();
+    let names: Vec<&str> = owned.items.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["mine"]);
     hub.hub.shutdown().await.unwrap();
 }

@@ -553,6 +553,9 @@ impl AppSetController {
 
         let mut outcome = Outcome::default();
         let mut touched: BTreeSet<String> = BTreeSet::new();
+        // Names another owner holds: generated, but not this set's apps (its list and count leave them out).
+        let mut not_ours: BTreeSet<String> =
+            plan.conflicts.iter().map(|(n, _)| n.clone()).collect();
         for app in plan.create {
             let new = NewApp {
                 project: app.project.clone(),
@@ -570,10 +573,13 @@ impl AppSetController {
                     // Another replica may have just created it for this set.
                     match self.store.get_app(&app.project, &app.name).await {
                         Ok(record) if record.owner.as_ref() == Some(&owner) => {}
-                        _ => problems.push(format!(
-                            "{}: an application of that name exists and is not owned by this set",
-                            app.name
-                        )),
+                        _ => {
+                            problems.push(format!(
+                                "{}: an application of that name exists and is not owned by this set",
+                                app.name
+                            ));
+                            not_ours.insert(app.name.clone());
+                        }
                     }
                 }
                 Err(error) => problems.push(format!("{}: {error}", app.name)),
@@ -629,7 +635,15 @@ impl AppSetController {
             let _ = self.store.notify(DESIRED_CHANNEL, cluster).await;
         }
 
-        status.generated = generated_names.into_iter().collect();
+        status.generated = generated_names
+            .into_iter()
+            .filter(|qualified| {
+                let name = qualified
+                    .split_once('/')
+                    .map_or(qualified.as_str(), |(_, n)| n);
+                !not_ours.contains(name)
+            })
+            .collect();
         if problems.is_empty() {
             status.conditions.push(condition(
                 "ResourcesUpToDate",
