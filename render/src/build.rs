@@ -2,6 +2,7 @@
 //! transformers in kustomize's order; at the root add hash suffixes, fix name references and sort.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -9,14 +10,23 @@ use crate::error::{RenderError, Result};
 use crate::fieldspec::TransformerConfig;
 use crate::generators::{self, GeneratedKind};
 use crate::kustomization::{
-    self, Behavior, BuiltinTransformer, GeneratorArgs, Kustomization, KustomizeEdits, PatchEntry,
-    ReplacementEntry, SortOptions,
+    self, Behavior, BuiltinTransformer, GeneratorArgs, Kustomization, KustomizeEdits, OpenApi,
+    PatchEntry, ReplacementEntry, SortOptions,
 };
 use crate::loader::{RepoRoot, relative_to};
+use crate::openapi::{self, CustomSchema, SchemaGuard};
 use crate::patch::{self, Merged, Selector};
 use crate::replacements::{self, Replacement};
 use crate::resource::{Origin, ResId, Resource, get_at, set_at, str_at};
+use crate::transformers::NamespaceArgs;
 use crate::{nameref, sort, transformers, vars, yaml};
+
+/// The `app.kubernetes.io/managed-by` value of `buildMetadata: [managedByLabel]`: kustomize writes
+/// `kustomize-` and its version, and the kustomize built into kubectl (the reference here) has none.
+pub(crate) const MANAGED_BY: &str = "kustomize-(devel)";
+
+/// The only built-in OpenAPI version kustomize 5.5 accepts in `openapi: {version}`.
+const BUILTIN_OPENAPI_VERSION: &str = "v1.21.2";
 
 /// Builds the kustomization in `dir` and returns the final objects in output order.
 pub(crate) fn build(
@@ -28,11 +38,16 @@ pub(crate) fn build(
         repo,
         stack: Vec::new(),
         edits,
+        root: dir.to_path_buf(),
+        track_transformations: false,
+        schema_set: false,
+        schema_guard: None,
     };
     let (kustomization, mut resources, config) = builder.build_dir(dir, false)?;
     let file = kustomization_file(dir);
     // Root-only steps.
     for resource in resources.iter_mut().filter(|r| r.needs_hash) {
+        resource.store_previous_id();
         let hash = generators::content_hash(&resource.object);
         let name = format!("{}-{hash}", resource.name());
         resource.set_name(name);
@@ -76,12 +91,64 @@ pub(crate) fn build(
         }
         None => sort::legacy(&mut resources, None, None),
     }
+    if kustomization.managed_by_label {
+        for resource in &mut resources {
+            set_at(
+                &mut resource.object,
+                &["metadata", "labels", "app.kubernetes.io/managed-by"],
+                Value::String(MANAGED_BY.into()),
+            );
+        }
+    }
     if kustomization.origin_annotations {
         for resource in &mut resources {
             add_origin_annotation(resource, dir);
         }
     }
+    if kustomization.transformer_annotations {
+        for resource in resources
+            .iter_mut()
+            .filter(|r| !r.transformations.is_empty())
+        {
+            let text: String = resource.transformations.iter().map(|t| &**t).collect();
+            set_at(
+                &mut resource.object,
+                &[
+                    "metadata",
+                    "annotations",
+                    "alpha.config.kubernetes.io/transformations",
+                ],
+                Value::String(text),
+            );
+        }
+    }
+    drop(builder);
     Ok(resources.into_iter().map(|r| r.object).collect())
+}
+
+/// One entry of the `alpha.config.kubernetes.io/transformations` annotation (kustomize's `Origin` as YAML).
+fn transformation_entry(
+    configured_in: &str,
+    kind: &str,
+    name: Option<&str>,
+    namespace: Option<&str>,
+) -> Arc<str> {
+    let scalar = |s: &str| {
+        yaml::to_yaml_document(&Value::String(s.to_string()))
+            .trim_end_matches('\n')
+            .to_string()
+    };
+    let mut text = format!(
+        "- configuredIn: {}\n  configuredBy:\n    apiVersion: builtin\n    kind: {}\n",
+        scalar(configured_in),
+        scalar(kind)
+    );
+    for (key, value) in [("name", name), ("namespace", namespace)] {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            text.push_str(&format!("    {key}: {}\n", scalar(value)));
+        }
+    }
+    Arc::from(text)
 }
 
 fn kustomization_file(dir: &Path) -> PathBuf {
@@ -112,6 +179,15 @@ struct Builder<'a> {
     stack: Vec<PathBuf>,
     /// Applied to the root kustomization only.
     edits: Option<&'a KustomizeEdits>,
+    /// The directory being built (origins are relative to it).
+    root: PathBuf,
+    /// `buildMetadata: [transformerAnnotations]` of the root: every transformer run is recorded on every
+    /// object it ran over.
+    track_transformations: bool,
+    /// An `openapi` field took effect (kustomize sets the schema once: the root's, else the first base's).
+    schema_set: bool,
+    /// Keeps a custom schema installed for this build.
+    schema_guard: Option<SchemaGuard>,
 }
 
 impl Builder<'_> {
@@ -129,6 +205,14 @@ impl Builder<'_> {
         {
             kustomization.edit(edits);
         }
+        if kustomization.empty {
+            return Err(RenderError::invalid(&file, "kustomization.yaml is empty"));
+        }
+        let is_root = self.stack.is_empty() && !as_component;
+        if is_root {
+            self.track_transformations = kustomization.transformer_annotations;
+        }
+        self.set_schema(dir, &file, &kustomization, is_root)?;
         if as_component && !kustomization.is_component {
             return Err(RenderError::invalid(
                 &file,
@@ -156,6 +240,86 @@ impl Builder<'_> {
         self.stack.pop();
         result?;
         Ok((kustomization, resources, config))
+    }
+
+    /// kustomize's `openapi.SetSchema`: the root's `openapi` field (or none) decides; otherwise the first
+    /// kustomization loaded with one sets the schema for the rest of the build. A custom schema's file is read
+    /// even when another schema is already in effect.
+    fn set_schema(
+        &mut self,
+        dir: &Path,
+        file: &Path,
+        k: &Kustomization,
+        reset: bool,
+    ) -> Result<()> {
+        let text = match &k.openapi {
+            Some(OpenApi::Path(path)) => {
+                if is_remote(path) {
+                    return Err(RenderError::Remote {
+                        file: file.to_path_buf(),
+                        url: path.clone(),
+                    });
+                }
+                let path = self.repo.resolve(dir, path, dir)?;
+                Some((self.repo.read_text(&path)?, path))
+            }
+            _ => None,
+        };
+        if self.schema_set && !reset {
+            return Ok(());
+        }
+        match (&k.openapi, text) {
+            (Some(OpenApi::Path(_)), Some((text, path))) => {
+                let document =
+                    yaml::load_one_within(&text, self.repo.yaml_budget()).map_err(|source| {
+                        RenderError::Yaml {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                let schema = CustomSchema::parse(&document).map_err(|m| {
+                    RenderError::invalid(&path, format!("invalid schema file: {m}"))
+                })?;
+                if self.schema_guard.is_none() {
+                    self.schema_guard = Some(openapi::install(Some(Arc::new(schema))));
+                }
+                self.schema_set = true;
+            }
+            (Some(OpenApi::Version(version)), _) if !version.is_empty() => {
+                if version != BUILTIN_OPENAPI_VERSION {
+                    return Err(RenderError::invalid(
+                        file,
+                        format!("the specified OpenAPI version is not built in ({version})"),
+                    ));
+                }
+                self.schema_set = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Records a transformer run on every object (for `buildMetadata: [transformerAnnotations]`).
+    fn record(
+        &self,
+        resources: &mut [Resource],
+        configured_in: &Path,
+        kind: &str,
+        name: Option<&str>,
+        namespace: Option<&str>,
+    ) {
+        if !self.track_transformations {
+            return;
+        }
+        let entry = transformation_entry(
+            &relative_to(configured_in, &self.root),
+            kind,
+            name,
+            namespace,
+        );
+        for resource in resources {
+            resource.transformations.push(entry.clone());
+        }
     }
 
     fn load_kustomization(&self, dir: &Path) -> Result<Kustomization> {
@@ -215,18 +379,24 @@ impl Builder<'_> {
                 add_resources(resources, loaded, file)?;
             }
         }
+        // kustomize's defaults, extended by the configuration files, join the configuration from below.
+        let mut configured = TransformerConfig::defaults().clone();
         for entry in &k.configurations {
-            let path = self.repo.resolve(dir, entry, dir)?;
-            let text = self.repo.read_text(&path)?;
-            let value =
-                yaml::load_one_within(&text, self.repo.yaml_budget()).map_err(|source| {
-                    RenderError::Yaml {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
+            let (value, path) = self.load_single(dir, entry)?;
             let loaded =
                 TransformerConfig::parse(&value).map_err(|m| RenderError::invalid(&path, m))?;
+            configured
+                .merge(&loaded)
+                .map_err(|m| RenderError::invalid(&path, m))?;
+        }
+        config
+            .merge(&configured)
+            .map_err(|m| RenderError::invalid(file, m))?;
+        for entry in &k.crds {
+            let (value, path) = self.load_single(dir, entry)?;
+            let loaded = openapi::config_from_crds(&value).map_err(|m| {
+                RenderError::invalid(&path, format!("unable to parse open API definition: {m}"))
+            })?;
             config
                 .merge(&loaded)
                 .map_err(|m| RenderError::invalid(&path, m))?;
@@ -248,6 +418,13 @@ impl Builder<'_> {
             self.repo.check(&path)?;
             let component = self.load_kustomization(&path)?;
             let component_file = kustomization_file(&path);
+            if component.empty {
+                return Err(RenderError::invalid(
+                    &component_file,
+                    "kustomization.yaml is empty",
+                ));
+            }
+            self.set_schema(&path, &component_file, &component, false)?;
             if !component.is_component {
                 return Err(RenderError::invalid(
                     &component_file,
@@ -340,87 +517,133 @@ impl Builder<'_> {
         Ok(objects)
     }
 
-    /// Step 2.5: the built-in transformers in kustomize's order.
+    /// Reads a single-document YAML (or JSON) file named relative to `dir`.
+    fn load_single(&self, dir: &Path, entry: &str) -> Result<(Value, PathBuf)> {
+        let path = self.repo.resolve(dir, entry, dir)?;
+        let text = self.repo.read_text(&path)?;
+        let value = yaml::load_one_within(&text, self.repo.yaml_budget()).map_err(|source| {
+            RenderError::Yaml {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok((value, path))
+    }
+
+    /// Step 2.5: the built-in transformers in kustomize's order, then the `transformers` entries.
     fn transform(
-        &self,
+        &mut self,
         dir: &Path,
         file: &Path,
         k: &Kustomization,
         resources: &mut Vec<Resource>,
         config: &TransformerConfig,
     ) -> Result<()> {
-        for entry in &k.patches_strategic_merge {
-            let text = if looks_inline(entry) {
-                entry.clone()
-            } else {
-                let path = self.repo.resolve(dir, entry, dir)?;
-                self.repo.read_text(&path)?
-            };
-            let documents =
-                yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|source| {
-                    RenderError::Yaml {
-                        path: file.to_path_buf(),
-                        source,
-                    }
-                })?;
-            for document in documents.into_iter().filter(|d| !d.is_null()) {
-                apply_untargeted_smp(resources, &document, file)?;
+        let invalid = |m: String| RenderError::invalid(file, m);
+        if !k.patches_strategic_merge.is_empty() {
+            for entry in &k.patches_strategic_merge {
+                self.apply_strategic_merge_entry(dir, file, entry, resources)?;
             }
+            self.record(
+                resources,
+                file,
+                "PatchStrategicMergeTransformer",
+                None,
+                None,
+            );
         }
         for entry in &k.patches {
             self.apply_patch(dir, file, entry, resources, false)?;
+            self.record(resources, file, "PatchTransformer", None, None);
         }
-        if let Some(namespace) = &k.namespace {
-            transformers::namespace(resources, namespace, &config.namespace);
+        if let Some(namespace) = k.namespace.as_ref().filter(|n| !n.is_empty()) {
+            let args = NamespaceArgs {
+                namespace: namespace.clone(),
+                specs: config.namespace.clone(),
+                ..NamespaceArgs::default()
+            };
+            transformers::namespace(resources, &args)
+                .map_err(|m| RenderError::transform(file, m))?;
+            self.record(resources, file, "NamespaceTransformer", None, None);
         }
-        if let Some(prefix) = &k.name_prefix {
-            transformers::prefix_suffix(resources, prefix, "");
+        if let Some(prefix) = k.name_prefix.as_ref().filter(|p| !p.is_empty()) {
+            transformers::affix(resources, prefix, false, &config.name_prefix);
+            self.record(resources, file, "PrefixTransformer", None, None);
         }
-        if let Some(suffix) = &k.name_suffix {
-            transformers::prefix_suffix(resources, "", suffix);
+        if let Some(suffix) = k.name_suffix.as_ref().filter(|s| !s.is_empty()) {
+            transformers::affix(resources, suffix, true, &config.name_suffix);
+            self.record(resources, file, "SuffixTransformer", None, None);
         }
-        for entry in &k.labels {
-            transformers::labels(
-                resources,
-                &entry.pairs,
-                entry.include_selectors,
-                entry.include_templates || entry.include_selectors,
-                if entry.include_selectors {
-                    &config.common_labels
-                } else {
-                    &[]
-                },
-            );
-        }
-        if !k.common_labels.is_empty() {
-            transformers::labels(
-                resources,
-                &k.common_labels,
-                true,
-                true,
-                &config.common_labels,
-            );
+        if !k.labels.is_empty() || !k.common_labels.is_empty() {
+            for entry in &k.labels {
+                let specs = transformers::label_entry_specs(
+                    &entry.fields,
+                    entry.include_selectors,
+                    entry.include_templates,
+                    config,
+                )
+                .map_err(invalid)?;
+                transformers::set_pairs(resources, &entry.pairs, &specs);
+                self.record(resources, file, "LabelTransformer", None, None);
+            }
+            transformers::set_pairs(resources, &k.common_labels, &config.common_labels);
+            self.record(resources, file, "LabelTransformer", None, None);
         }
         if !k.common_annotations.is_empty() {
-            transformers::annotations(resources, &k.common_annotations);
+            transformers::set_pairs(resources, &k.common_annotations, &config.common_annotations);
+            self.record(resources, file, "AnnotationsTransformer", None, None);
         }
         for entry in &k.patches_json6902 {
             self.apply_patch(dir, file, entry, resources, true)?;
+            self.record(resources, file, "PatchJson6902Transformer", None, None);
         }
         for (name, count) in &k.replicas {
-            transformers::replicas(resources, name, count)
+            transformers::replicas(resources, name, count, &config.replicas)
                 .map_err(|m| RenderError::transform(file, m))?;
+            self.record(resources, file, "ReplicaCountTransformer", None, None);
         }
         for image in &k.images {
-            transformers::images(resources, image);
+            transformers::images(resources, image, &config.images);
+            self.record(resources, file, "ImageTagTransformer", None, None);
         }
-        self.run_replacements(dir, file, k, resources)?;
-        self.run_transformer_files(dir, file, k, resources)
+        if !k.replacements.is_empty() {
+            self.run_replacements(dir, file, k, resources)?;
+            self.record(resources, file, "ReplacementTransformer", None, None);
+        }
+        self.run_transformer_entries(dir, file, k, resources)
     }
 
-    /// The `transformers` field: files with built-in transformer configurations, in order.
-    fn run_transformer_files(
+    /// One `patchesStrategicMerge` entry: a file or an inline patch, each document applied by id.
+    fn apply_strategic_merge_entry(
         &self,
+        dir: &Path,
+        file: &Path,
+        entry: &str,
+        resources: &mut Vec<Resource>,
+    ) -> Result<()> {
+        let (text, source) = if looks_inline(entry) {
+            (entry.to_string(), file.to_path_buf())
+        } else {
+            let path = self.repo.resolve(dir, entry, dir)?;
+            (self.repo.read_text(&path)?, path)
+        };
+        let documents =
+            yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|source_err| {
+                RenderError::Yaml {
+                    path: source.clone(),
+                    source: source_err,
+                }
+            })?;
+        for document in documents.into_iter().filter(|d| !d.is_null()) {
+            apply_untargeted_smp(resources, &document, &source)?;
+        }
+        Ok(())
+    }
+
+    /// The `transformers` field: built-in transformer configurations, inline, in files, or produced by
+    /// building a kustomization directory; each configuration runs in order.
+    fn run_transformer_entries(
+        &mut self,
         dir: &Path,
         file: &Path,
         k: &Kustomization,
@@ -433,28 +656,50 @@ impl Builder<'_> {
                     url: entry.clone(),
                 });
             }
-            let (text, source) = if looks_inline(entry) {
-                (entry.clone(), file.to_path_buf())
-            } else {
-                let path = self.repo.resolve(dir, entry, dir)?;
-                if path.is_dir() {
-                    return Err(RenderError::invalid(
-                        &path,
-                        "a kustomization directory under transformers is not supported; list the transformer files",
-                    ));
-                }
-                (self.repo.read_text(&path)?, path)
-            };
-            let documents =
-                yaml::load_documents_within(&text, self.repo.yaml_budget()).map_err(|e| {
-                    RenderError::Yaml {
-                        path: source.clone(),
+            // (configuration, the file it was read from)
+            let mut configs: Vec<(Value, PathBuf)> = Vec::new();
+            if looks_inline(entry) {
+                let documents = yaml::load_documents_within(entry, self.repo.yaml_budget())
+                    .map_err(|e| RenderError::Yaml {
+                        path: file.to_path_buf(),
                         source: e,
+                    })?;
+                configs.extend(
+                    documents
+                        .into_iter()
+                        .filter(|d| !d.is_null())
+                        .map(|d| (d, file.to_path_buf())),
+                );
+            } else {
+                let path = crate::loader::normalize(&dir.join(entry));
+                if path.is_dir() {
+                    // kustomize builds the directory (without the root-only steps) and uses what it
+                    // produces as transformer configurations.
+                    self.repo.check(&path)?;
+                    let (_, built, _) = self.build_dir(&path, false)?;
+                    for resource in built {
+                        let source = match &resource.origin {
+                            Some(crate::resource::Origin::File(source)) => source.clone(),
+                            _ => kustomization_file(&path),
+                        };
+                        configs.push((resource.object, source));
                     }
-                })?;
-            for document in documents.iter().filter(|d| !d.is_null()) {
-                let transformer = BuiltinTransformer::parse(document, &source)?;
-                self.run_builtin(dir, &source, transformer, resources)?;
+                } else {
+                    let path = self.repo.resolve(dir, entry, dir)?;
+                    for (object, _) in self.load_objects(&path)? {
+                        configs.push((object, path.clone()));
+                    }
+                }
+            }
+            for (config, source) in configs {
+                let transformers = BuiltinTransformer::parse(&config, &source)?;
+                for transformer in transformers {
+                    self.run_builtin(dir, &source, transformer, resources)?;
+                }
+                let kind = str_at(&config, &["kind"]).unwrap_or_default();
+                let name = str_at(&config, &["metadata", "name"]);
+                let namespace = str_at(&config, &["metadata", "namespace"]);
+                self.record(resources, &source, kind, name, namespace);
             }
         }
         Ok(())
@@ -468,23 +713,35 @@ impl Builder<'_> {
         resources: &mut Vec<Resource>,
     ) -> Result<()> {
         match transformer {
-            BuiltinTransformer::Labels { pairs, specs }
-            | BuiltinTransformer::Annotations { pairs, specs } => {
+            BuiltinTransformer::Pairs { pairs, specs } => {
                 transformers::set_pairs(resources, &pairs, &specs);
             }
-            BuiltinTransformer::Namespace(namespace) => {
-                transformers::namespace(resources, &namespace, &[]);
+            BuiltinTransformer::Namespace(args) => {
+                transformers::namespace(resources, &args)
+                    .map_err(|m| RenderError::transform(source, m))?;
             }
-            BuiltinTransformer::PrefixSuffix { prefix, suffix } => {
-                transformers::prefix_suffix(resources, &prefix, &suffix);
+            BuiltinTransformer::Affix {
+                affix,
+                suffix,
+                specs,
+            } => transformers::affix(resources, &affix, suffix, &specs),
+            BuiltinTransformer::Image { image, specs } => {
+                transformers::images(resources, &image, &specs);
             }
-            BuiltinTransformer::Image(image) => transformers::images(resources, &image),
-            BuiltinTransformer::Replicas(name, count) => {
-                transformers::replicas(resources, &name, &count)
+            BuiltinTransformer::Replicas { name, count, specs } => {
+                transformers::replicas(resources, &name, &count, &specs)
                     .map_err(|m| RenderError::transform(source, m))?;
             }
             BuiltinTransformer::Patch(entry) => {
                 self.apply_patch(dir, source, &entry, resources, false)?;
+            }
+            BuiltinTransformer::Json6902(entry) => {
+                self.apply_patch(dir, source, &entry, resources, true)?;
+            }
+            BuiltinTransformer::StrategicMerge(entries) => {
+                for entry in &entries {
+                    self.apply_strategic_merge_entry(dir, source, entry, resources)?;
+                }
             }
             BuiltinTransformer::Replacements(list) => {
                 replacements::apply(resources, &list)
@@ -576,6 +833,10 @@ impl Builder<'_> {
         let selector = Selector::compile(target).map_err(|m| RenderError::invalid(file, m))?;
         if is_json {
             for resource in resources.iter_mut().filter(|r| selector.matches(r)) {
+                if !json_only {
+                    // The patch transformer records the id first (the deprecated field does not).
+                    resource.store_previous_id();
+                }
                 patch::json6902(&mut resource.object, &documents[0]).map_err(|m| {
                     RenderError::transform(&source, format!("{m} (on {})", resource.id()))
                 })?;

@@ -46,10 +46,21 @@ impl FieldSpec {
 
     /// A spec from a compact `path` and optional kind.
     pub(crate) fn new(group: &str, kind: &str, path: &str, create: bool) -> FieldSpec {
+        FieldSpec::with_version(group, "", kind, path, create)
+    }
+
+    /// A spec from a compact `path` and optional group, version and kind (empty = any).
+    pub(crate) fn with_version(
+        group: &str,
+        version: &str,
+        kind: &str,
+        path: &str,
+        create: bool,
+    ) -> FieldSpec {
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
         FieldSpec {
             group: opt(group),
-            version: None,
+            version: opt(version),
             kind: opt(kind),
             path: split_path(path),
             create,
@@ -58,8 +69,30 @@ impl FieldSpec {
 
     /// Whether the spec applies to the resource's group, version and kind (unset parts match anything).
     pub(crate) fn matches(&self, resource: &Resource) -> bool {
-        let id = resource.id();
-        self.matches_gvk(&id.group, &id.version, &id.kind)
+        let (group, version) = resource.group_version();
+        self.matches_gvk(group, version, resource.kind())
+    }
+
+    /// kustomize's `effectivelyEquals`: the same path, and this spec's kind is selected by the other's.
+    fn effectively_equals(&self, other: &FieldSpec) -> bool {
+        self.path == other.path
+            && other
+                .group
+                .as_deref()
+                .is_none_or(|g| self.group.as_deref() == Some(g))
+            && other
+                .version
+                .as_deref()
+                .is_none_or(|v| self.version.as_deref() == Some(v))
+            && other
+                .kind
+                .as_deref()
+                .is_none_or(|k| self.kind.as_deref() == Some(k))
+    }
+
+    /// The path as written in a configuration (`/`-separated).
+    pub(crate) fn path_is(&self, path: &[&str]) -> bool {
+        self.path.len() == path.len() && self.path.iter().zip(path).all(|(a, b)| a == b)
     }
 
     pub(crate) fn matches_gvk(&self, group: &str, version: &str, kind: &str) -> bool {
@@ -147,20 +180,43 @@ fn scalar_text(value: &Value) -> Option<String> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NameBackRef {
     pub group: Option<String>,
+    pub version: Option<String>,
     pub kind: String,
     pub specs: Vec<FieldSpec>,
 }
 
-/// Field specs added by `configurations:` files (on top of the built-in defaults).
+/// Adds `spec` to `list` unless an equivalent spec is there (kustomize's `FsSlice.MergeOne`): same path, and
+/// the existing spec is selected by the new one's group, version and kind. Equivalent specs that disagree on
+/// `create` conflict.
+pub(crate) fn merge_one(list: &mut Vec<FieldSpec>, spec: FieldSpec) -> Result<(), String> {
+    match list.iter().find(|s| s.effectively_equals(&spec)) {
+        Some(existing) if existing.create != spec.create => Err(format!(
+            "conflicting fieldspecs for path '{}'",
+            spec.path.join("/")
+        )),
+        Some(_) => Ok(()),
+        None => {
+            list.push(spec);
+            Ok(())
+        }
+    }
+}
+
+/// The field specs the built-in transformers use: kustomize's defaults, extended by `configurations:` files
+/// (and `crds:` schemas) of the kustomization and of every kustomization below it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TransformerConfig {
+    /// Extra `nameReference` entries (the built-in ones are in `nameref`).
     pub name_reference: Vec<NameBackRef>,
     pub namespace: Vec<FieldSpec>,
     pub common_labels: Vec<FieldSpec>,
+    /// Specs `labels` entries always use (the `labels` key of a configuration file).
+    pub labels: Vec<FieldSpec>,
     pub template_labels: Vec<FieldSpec>,
     pub common_annotations: Vec<FieldSpec>,
     pub name_prefix: Vec<FieldSpec>,
     pub name_suffix: Vec<FieldSpec>,
+    /// Extra `varReference` specs (the built-in ones are in `vars`).
     pub var_reference: Vec<FieldSpec>,
     pub images: Vec<FieldSpec>,
     pub replicas: Vec<FieldSpec>,
@@ -168,8 +224,243 @@ pub(crate) struct TransformerConfig {
     pub vars: Vec<crate::vars::Var>,
 }
 
+/// kustomize's default field specs: (group, version, kind, path, create); empty parts match anything.
+type DefaultSpec = (&'static str, &'static str, &'static str, &'static str, bool);
+
+/// Where labels go besides selectors: metadata and the templates of workloads.
+const METADATA_LABELS: &[DefaultSpec] = &[
+    ("", "", "", "metadata/labels", true),
+    (
+        "",
+        "v1",
+        "ReplicationController",
+        "spec/template/metadata/labels",
+        true,
+    ),
+    ("", "", "Deployment", "spec/template/metadata/labels", true),
+    ("", "", "ReplicaSet", "spec/template/metadata/labels", true),
+    ("", "", "DaemonSet", "spec/template/metadata/labels", true),
+    (
+        "apps",
+        "",
+        "StatefulSet",
+        "spec/template/metadata/labels",
+        true,
+    ),
+    (
+        "apps",
+        "",
+        "StatefulSet",
+        "spec/volumeClaimTemplates[]/metadata/labels",
+        true,
+    ),
+    ("batch", "", "Job", "spec/template/metadata/labels", true),
+    (
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/metadata/labels",
+        true,
+    ),
+    (
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/spec/template/metadata/labels",
+        true,
+    ),
+];
+
+/// Label selectors `commonLabels` (and `labels` with `includeSelectors`) reach, besides [`METADATA_LABELS`].
+const SELECTOR_LABELS: &[DefaultSpec] = &[
+    ("", "v1", "Service", "spec/selector", true),
+    ("", "v1", "ReplicationController", "spec/selector", true),
+    ("", "", "Deployment", "spec/selector/matchLabels", true),
+    ("", "", "ReplicaSet", "spec/selector/matchLabels", true),
+    ("", "", "DaemonSet", "spec/selector/matchLabels", true),
+    ("apps", "", "StatefulSet", "spec/selector/matchLabels", true),
+    ("batch", "", "Job", "spec/selector/matchLabels", false),
+    (
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/spec/selector/matchLabels",
+        false,
+    ),
+    (
+        "policy",
+        "",
+        "PodDisruptionBudget",
+        "spec/selector/matchLabels",
+        false,
+    ),
+    (
+        "networking.k8s.io",
+        "",
+        "NetworkPolicy",
+        "spec/podSelector/matchLabels",
+        false,
+    ),
+    (
+        "networking.k8s.io",
+        "",
+        "NetworkPolicy",
+        "spec/ingress/from/podSelector/matchLabels",
+        false,
+    ),
+    (
+        "networking.k8s.io",
+        "",
+        "NetworkPolicy",
+        "spec/egress/to/podSelector/matchLabels",
+        false,
+    ),
+];
+
+/// Pod affinity and topology-spread selectors of Deployments and StatefulSets (also reached by selectors).
+const AFFINITY_LABEL_PATHS: &[&str] = &[
+    "spec/template/spec/affinity/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
+    "spec/template/spec/affinity/podAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
+    "spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
+    "spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
+    "spec/template/spec/topologySpreadConstraints/labelSelector/matchLabels",
+];
+
+const COMMON_ANNOTATIONS: &[DefaultSpec] = &[
+    ("", "", "", "metadata/annotations", true),
+    (
+        "",
+        "v1",
+        "ReplicationController",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "",
+        "",
+        "Deployment",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "",
+        "",
+        "ReplicaSet",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "",
+        "",
+        "DaemonSet",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "",
+        "",
+        "StatefulSet",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "batch",
+        "",
+        "Job",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/metadata/annotations",
+        true,
+    ),
+    (
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/spec/template/metadata/annotations",
+        true,
+    ),
+];
+
+const NAMESPACE: &[DefaultSpec] = &[
+    ("", "", "Namespace", "metadata/name", true),
+    (
+        "apiregistration.k8s.io",
+        "",
+        "APIService",
+        "spec/service/namespace",
+        true,
+    ),
+    (
+        "apiextensions.k8s.io",
+        "",
+        "CustomResourceDefinition",
+        "spec/conversion/webhook/clientConfig/service/namespace",
+        false,
+    ),
+];
+
+const IMAGES: &[DefaultSpec] = &[
+    ("", "", "", "spec/containers[]/image", true),
+    ("", "", "", "spec/initContainers[]/image", true),
+    ("", "", "", "spec/template/spec/containers[]/image", true),
+    (
+        "",
+        "",
+        "",
+        "spec/template/spec/initContainers[]/image",
+        true,
+    ),
+];
+
+const REPLICAS: &[DefaultSpec] = &[
+    ("", "", "Deployment", "spec/replicas", true),
+    ("", "", "ReplicationController", "spec/replicas", true),
+    ("", "", "ReplicaSet", "spec/replicas", true),
+    ("", "", "StatefulSet", "spec/replicas", true),
+];
+
+fn specs(table: &[DefaultSpec]) -> Vec<FieldSpec> {
+    table
+        .iter()
+        .map(|(group, version, kind, path, create)| {
+            FieldSpec::with_version(group, version, kind, path, *create)
+        })
+        .collect()
+}
+
 impl TransformerConfig {
-    /// Parses a configuration document.
+    /// kustomize's built-in field specs.
+    pub(crate) fn defaults() -> &'static TransformerConfig {
+        static DEFAULTS: std::sync::OnceLock<TransformerConfig> = std::sync::OnceLock::new();
+        DEFAULTS.get_or_init(|| {
+            let metadata_labels = specs(METADATA_LABELS);
+            let mut common_labels = specs(SELECTOR_LABELS);
+            for kind in ["Deployment", "StatefulSet"] {
+                for path in AFFINITY_LABEL_PATHS {
+                    common_labels.push(FieldSpec::with_version("apps", "", kind, path, false));
+                }
+            }
+            common_labels.extend(metadata_labels.iter().cloned());
+            TransformerConfig {
+                namespace: specs(NAMESPACE),
+                common_labels,
+                template_labels: metadata_labels,
+                common_annotations: specs(COMMON_ANNOTATIONS),
+                name_prefix: vec![FieldSpec::with_version("", "", "", "metadata/name", false)],
+                name_suffix: vec![FieldSpec::with_version("", "", "", "metadata/name", false)],
+                images: specs(IMAGES),
+                replicas: specs(REPLICAS),
+                ..TransformerConfig::default()
+            }
+        })
+    }
+
+    /// Parses a configuration document (kustomize reads it strictly: unknown keys are errors).
     pub(crate) fn parse(value: &Value) -> Result<TransformerConfig, String> {
         let mut config = TransformerConfig::default();
         let map = match value {
@@ -185,33 +476,38 @@ impl TransformerConfig {
             };
             if key == "nameReference" {
                 for entry in list {
-                    let kind = entry
-                        .get("kind")
-                        .and_then(Value::as_str)
-                        .ok_or("a nameReference entry needs a kind")?;
+                    let text = |field: &str| {
+                        entry
+                            .get(field)
+                            .and_then(Value::as_str)
+                            .filter(|g| !g.is_empty())
+                            .map(String::from)
+                    };
+                    let kind = text("kind").ok_or("a nameReference entry needs a kind")?;
                     let mut specs = Vec::new();
                     for spec in entry
                         .get("fieldSpecs")
                         .and_then(Value::as_array)
                         .map_or(&[][..], Vec::as_slice)
                     {
-                        specs.push(FieldSpec::parse(spec).map_err(|e| format!("{key}: {e}"))?);
+                        merge_one(
+                            &mut specs,
+                            FieldSpec::parse(spec).map_err(|e| format!("{key}: {e}"))?,
+                        )?;
                     }
-                    config.name_reference.push(NameBackRef {
-                        group: entry
-                            .get("group")
-                            .and_then(Value::as_str)
-                            .filter(|g| !g.is_empty())
-                            .map(String::from),
-                        kind: kind.to_string(),
+                    config.add_name_reference(NameBackRef {
+                        group: text("group"),
+                        version: text("version"),
+                        kind,
                         specs,
-                    });
+                    })?;
                 }
                 continue;
             }
             let target = match key.as_str() {
                 "namespace" => &mut config.namespace,
                 "commonLabels" => &mut config.common_labels,
+                "labels" => &mut config.labels,
                 "templateLabels" => &mut config.template_labels,
                 "commonAnnotations" => &mut config.common_annotations,
                 "namePrefix" => &mut config.name_prefix,
@@ -219,45 +515,56 @@ impl TransformerConfig {
                 "varReference" => &mut config.var_reference,
                 "images" => &mut config.images,
                 "replicas" => &mut config.replicas,
-                // Specs kustomize reads but that no transformer here uses on their own.
-                "metadataLabels" | "nameSuffixes" => continue,
                 other => return Err(format!("unknown transformer configuration field '{other}'")),
             };
             for spec in list {
-                target.push(FieldSpec::parse(spec).map_err(|e| format!("{key}: {e}"))?);
+                merge_one(
+                    target,
+                    FieldSpec::parse(spec).map_err(|e| format!("{key}: {e}"))?,
+                )?;
             }
         }
         Ok(config)
     }
 
-    /// Adds another configuration's specs (duplicates are kept once).
-    pub(crate) fn merge(&mut self, other: &TransformerConfig) -> Result<(), String> {
-        fn extend(into: &mut Vec<FieldSpec>, from: &[FieldSpec]) {
-            for spec in from {
-                if !into.contains(spec) {
-                    into.push(spec.clone());
+    /// Adds a `nameReference` entry, merging its specs into an entry for the same group, version and kind.
+    pub(crate) fn add_name_reference(&mut self, back: NameBackRef) -> Result<(), String> {
+        match self
+            .name_reference
+            .iter_mut()
+            .find(|b| b.kind == back.kind && b.group == back.group && b.version == back.version)
+        {
+            Some(existing) => {
+                for spec in back.specs {
+                    merge_one(&mut existing.specs, spec)?;
                 }
             }
+            None => self.name_reference.push(back),
         }
-        extend(&mut self.namespace, &other.namespace);
-        extend(&mut self.common_labels, &other.common_labels);
-        extend(&mut self.template_labels, &other.template_labels);
-        extend(&mut self.common_annotations, &other.common_annotations);
-        extend(&mut self.name_prefix, &other.name_prefix);
-        extend(&mut self.name_suffix, &other.name_suffix);
-        extend(&mut self.var_reference, &other.var_reference);
-        extend(&mut self.images, &other.images);
-        extend(&mut self.replicas, &other.replicas);
+        Ok(())
+    }
+
+    /// Adds another configuration's specs (kustomize's `TransformerConfig.Merge`).
+    pub(crate) fn merge(&mut self, other: &TransformerConfig) -> Result<(), String> {
+        fn extend(into: &mut Vec<FieldSpec>, from: &[FieldSpec]) -> Result<(), String> {
+            for spec in from {
+                merge_one(into, spec.clone())?;
+            }
+            Ok(())
+        }
+        extend(&mut self.namespace, &other.namespace)?;
+        extend(&mut self.common_labels, &other.common_labels)?;
+        extend(&mut self.labels, &other.labels)?;
+        extend(&mut self.template_labels, &other.template_labels)?;
+        extend(&mut self.common_annotations, &other.common_annotations)?;
+        extend(&mut self.name_prefix, &other.name_prefix)?;
+        extend(&mut self.name_suffix, &other.name_suffix)?;
+        extend(&mut self.var_reference, &other.var_reference)?;
+        extend(&mut self.images, &other.images)?;
+        extend(&mut self.replicas, &other.replicas)?;
         crate::vars::merge(&mut self.vars, &other.vars)?;
         for back in &other.name_reference {
-            match self
-                .name_reference
-                .iter_mut()
-                .find(|b| b.kind == back.kind && b.group == back.group)
-            {
-                Some(existing) => extend(&mut existing.specs, &back.specs),
-                None => self.name_reference.push(back.clone()),
-            }
+            self.add_name_reference(back.clone())?;
         }
         if self.size() > MAX_FIELD_SPECS {
             return Err(format!(
@@ -270,6 +577,7 @@ impl TransformerConfig {
     fn size(&self) -> usize {
         self.namespace.len()
             + self.common_labels.len()
+            + self.labels.len()
             + self.template_labels.len()
             + self.common_annotations.len()
             + self.name_prefix.len()

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::error::{RenderError, Result};
+use crate::fieldspec::FieldSpec;
 
 /// File names tried, in order, in a kustomization directory.
 pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
@@ -38,21 +39,33 @@ const KNOWN_FIELDS: &[&str] = &[
     "configurations",
     "vars",
     "transformers",
+    "crds",
+    "openapi",
 ];
 
-const UNSUPPORTED_FIELDS: &[&str] = &[
-    "crds",
-    "generators",
-    "validators",
-    "helmCharts",
-    "helmGlobals",
-    "helmChartInflationGenerator",
-    "openapi",
+/// Fields kustomize builds with programs edgecd does not run, and why they are refused.
+const REFUSED_FIELDS: &[(&str, &str)] = &[
+    (
+        "generators",
+        "generator plugins are external programs; edgecd runs none",
+    ),
+    (
+        "validators",
+        "validator plugins are external programs; edgecd runs none",
+    ),
+    ("helmCharts", "inflating a chart needs the helm program"),
+    ("helmGlobals", "inflating a chart needs the helm program"),
+    (
+        "helmChartInflationGenerator",
+        "inflating a chart needs the helm program",
+    ),
 ];
 
 /// A parsed kustomization (or component).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Kustomization {
+    /// Nothing but `apiVersion` and `kind` is set: kustomize refuses to build it.
+    pub empty: bool,
     pub is_component: bool,
     pub resources: Vec<String>,
     pub components: Vec<String>,
@@ -71,7 +84,14 @@ pub(crate) struct Kustomization {
     pub secret_generator: Vec<GeneratorArgs>,
     pub generator_options: GeneratorOptions,
     pub sort_options: Option<SortOptions>,
+    /// `buildMetadata` options.
     pub origin_annotations: bool,
+    pub transformer_annotations: bool,
+    pub managed_by_label: bool,
+    /// `crds`: files of OpenAPI definitions whose extensions add field specs.
+    pub crds: Vec<String>,
+    /// `openapi`: a schema file (`path`) or a built-in schema version (`version`).
+    pub openapi: Option<OpenApi>,
     /// `replacements` entries: inline replacements or files holding them.
     pub replacements: Vec<ReplacementEntry>,
     /// Transformer configuration files.
@@ -84,28 +104,38 @@ pub(crate) struct Kustomization {
 /// A built-in transformer configured in a file listed under `transformers`.
 #[derive(Debug, Clone)]
 pub(crate) enum BuiltinTransformer {
-    Labels {
+    /// `LabelTransformer` and `AnnotationsTransformer`: pairs set at the field specs.
+    Pairs {
         pairs: Vec<(String, String)>,
-        specs: Vec<crate::fieldspec::FieldSpec>,
+        specs: Vec<FieldSpec>,
     },
-    Annotations {
-        pairs: Vec<(String, String)>,
-        specs: Vec<crate::fieldspec::FieldSpec>,
+    Namespace(crate::transformers::NamespaceArgs),
+    /// `PrefixTransformer`/`SuffixTransformer` (`PrefixSuffixTransformer` is both, prefix first).
+    Affix {
+        affix: String,
+        suffix: bool,
+        specs: Vec<FieldSpec>,
     },
-    Namespace(String),
-    PrefixSuffix {
-        prefix: String,
-        suffix: String,
+    Image {
+        image: ImageEntry,
+        specs: Vec<FieldSpec>,
     },
-    Image(ImageEntry),
-    Replicas(String, Value),
+    Replicas {
+        name: String,
+        count: Value,
+        specs: Vec<FieldSpec>,
+    },
     Patch(PatchEntry),
+    /// `PatchStrategicMergeTransformer`: `paths` (files or inline patches) and inline `patches`.
+    StrategicMerge(Vec<String>),
+    /// `PatchJson6902Transformer`: one JSON6902 patch on a named target.
+    Json6902(PatchEntry),
     Replacements(Vec<crate::replacements::Replacement>),
 }
 
 impl BuiltinTransformer {
     /// Parses one transformer configuration document (`apiVersion: builtin`, a built-in kind).
-    pub(crate) fn parse(value: &Value, file: &Path) -> Result<BuiltinTransformer> {
+    pub(crate) fn parse(value: &Value, file: &Path) -> Result<Vec<BuiltinTransformer>> {
         let p = Parser { file };
         let map = value
             .as_object()
@@ -120,69 +150,149 @@ impl BuiltinTransformer {
                 "transformer {kind} ({api_version}) refused: only the built-in transformers (apiVersion: builtin) are supported, plugins are not run"
             )));
         }
-        let specs = |key: &str| -> Result<Vec<crate::fieldspec::FieldSpec>> {
+        let specs = |key: &str| -> Result<Vec<FieldSpec>> {
             p.list_values(map.get(key), key)?
                 .iter()
-                .map(|v| {
-                    crate::fieldspec::FieldSpec::parse(v)
-                        .map_err(|m| p.err(format!("{kind} {key}: {m}")))
-                })
+                .map(|v| FieldSpec::parse(v).map_err(|m| p.err(format!("{kind} {key}: {m}"))))
                 .collect()
         };
+        let required_specs = || -> Result<Vec<FieldSpec>> {
+            if map.get("fieldSpecs").is_none_or(Value::is_null) {
+                return Err(p.err(format!("{kind}: fieldSpecs is not expected to be nil")));
+            }
+            specs("fieldSpecs")
+        };
         Ok(match kind {
-            "LabelTransformer" => BuiltinTransformer::Labels {
+            "LabelTransformer" => vec![BuiltinTransformer::Pairs {
                 pairs: p.string_map(map.get("labels"), "labels")?,
                 specs: specs("fieldSpecs")?,
-            },
-            "AnnotationsTransformer" => BuiltinTransformer::Annotations {
+            }],
+            "AnnotationsTransformer" => vec![BuiltinTransformer::Pairs {
                 pairs: p.string_map(map.get("annotations"), "annotations")?,
                 specs: specs("fieldSpecs")?,
-            },
-            "NamespaceTransformer" => BuiltinTransformer::Namespace(
-                p.opt_string(
-                    map.get("metadata").and_then(|m| m.get("namespace")),
-                    "metadata.namespace",
-                )?
-                .unwrap_or_default(),
-            ),
-            "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
-                BuiltinTransformer::PrefixSuffix {
-                    prefix: p
-                        .opt_string(map.get("prefix"), "prefix")?
-                        .unwrap_or_default(),
-                    suffix: p
-                        .opt_string(map.get("suffix"), "suffix")?
-                        .unwrap_or_default(),
+            }],
+            "NamespaceTransformer" => {
+                use crate::transformers::SubjectMode;
+                let subjects = match p
+                    .opt_string(map.get("setRoleBindingSubjects"), "setRoleBindingSubjects")?
+                    .as_deref()
+                {
+                    None | Some("" | "defaultOnly") => SubjectMode::DefaultOnly,
+                    Some("allServiceAccounts") => SubjectMode::AllServiceAccounts,
+                    Some("none") => SubjectMode::None,
+                    Some(other) => {
+                        return Err(p.err(format!(
+                            "invalid value \"{other}\" for setRoleBindingSubjects: must be one of \"defaultOnly\", \"none\" or \"allServiceAccounts\""
+                        )));
+                    }
+                };
+                vec![BuiltinTransformer::Namespace(
+                    crate::transformers::NamespaceArgs {
+                        namespace: p
+                            .opt_string(
+                                map.get("metadata").and_then(|m| m.get("namespace")),
+                                "metadata.namespace",
+                            )?
+                            .unwrap_or_default(),
+                        specs: specs("fieldSpecs")?,
+                        unset_only: p.bool(map.get("unsetOnly"), "unsetOnly")?,
+                        subjects,
+                    },
+                )]
+            }
+            "PrefixTransformer" | "SuffixTransformer" | "PrefixSuffixTransformer" => {
+                let specs = required_specs()?;
+                let mut out = Vec::new();
+                if kind != "SuffixTransformer" {
+                    out.push(BuiltinTransformer::Affix {
+                        affix: p
+                            .opt_string(map.get("prefix"), "prefix")?
+                            .unwrap_or_default(),
+                        suffix: false,
+                        specs: specs.clone(),
+                    });
                 }
+                if kind != "PrefixTransformer" {
+                    out.push(BuiltinTransformer::Affix {
+                        affix: p
+                            .opt_string(map.get("suffix"), "suffix")?
+                            .unwrap_or_default(),
+                        suffix: true,
+                        specs,
+                    });
+                }
+                out
             }
             "ImageTagTransformer" => {
-                let entry = map
-                    .get("imageTag")
-                    .and_then(Value::as_object)
-                    .ok_or_else(|| p.err("ImageTagTransformer needs imageTag".into()))?;
-                BuiltinTransformer::Image(ImageEntry {
-                    name: p
-                        .opt_string(entry.get("name"), "imageTag.name")?
-                        .unwrap_or_default(),
-                    new_name: p.opt_string(entry.get("newName"), "imageTag.newName")?,
-                    new_tag: p.opt_string(entry.get("newTag"), "imageTag.newTag")?,
-                    digest: p.opt_string(entry.get("digest"), "imageTag.digest")?,
-                    tag_suffix: p.opt_string(entry.get("tagSuffix"), "imageTag.tagSuffix")?,
-                })
+                let empty = Map::new();
+                let entry = match map.get("imageTag") {
+                    None | Some(Value::Null) => &empty,
+                    Some(Value::Object(entry)) => entry,
+                    Some(_) => return Err(p.err("imageTag must be a mapping".into())),
+                };
+                vec![BuiltinTransformer::Image {
+                    image: p.image(entry, "imageTag")?,
+                    specs: specs("fieldSpecs")?,
+                }]
             }
             "ReplicaCountTransformer" => {
                 let replica = map
                     .get("replica")
                     .and_then(Value::as_object)
                     .ok_or_else(|| p.err("ReplicaCountTransformer needs replica".into()))?;
-                BuiltinTransformer::Replicas(
-                    p.opt_string(replica.get("name"), "replica.name")?
+                vec![BuiltinTransformer::Replicas {
+                    name: p
+                        .opt_string(replica.get("name"), "replica.name")?
                         .unwrap_or_default(),
-                    replica.get("count").cloned().unwrap_or(Value::Null),
-                )
+                    count: replica.get("count").cloned().unwrap_or(Value::from(0)),
+                    specs: specs("fieldSpecs")?,
+                }]
             }
-            "PatchTransformer" => BuiltinTransformer::Patch(p.patch(map)?),
-            "ReplacementTransformer" => BuiltinTransformer::Replacements(
+            "PatchTransformer" => vec![BuiltinTransformer::Patch(p.patch(map)?)],
+            "PatchStrategicMergeTransformer" => {
+                let mut patches = p.strings(map.get("paths"), "paths")?;
+                if let Some(inline) = p.opt_string(map.get("patches"), "patches")?
+                    && !inline.is_empty()
+                {
+                    patches.push(inline);
+                }
+                if patches.is_empty() {
+                    return Err(p.err("empty file path and empty patch content".into()));
+                }
+                vec![BuiltinTransformer::StrategicMerge(patches)]
+            }
+            "PatchJson6902Transformer" => {
+                let mut entry = Map::new();
+                if let Some(target) = map.get("target") {
+                    entry.insert("target".into(), target.clone());
+                }
+                let path = p
+                    .opt_string(map.get("path"), "path")?
+                    .filter(|s| !s.is_empty());
+                let op = p
+                    .opt_string(map.get("jsonOp"), "jsonOp")?
+                    .filter(|s| !s.is_empty());
+                match (path, op) {
+                    (Some(path), None) => entry.insert("path".into(), Value::String(path)),
+                    (None, Some(op)) => entry.insert("patch".into(), Value::String(op)),
+                    (Some(_), Some(_)) => {
+                        return Err(p.err("must specify a file path or jsonOp, not both".into()));
+                    }
+                    (None, None) => {
+                        return Err(p.err("empty file path and empty jsonOp".into()));
+                    }
+                };
+                let patch = p.patch(&entry)?;
+                if patch
+                    .target
+                    .as_ref()
+                    .is_none_or(|t| t.name.as_deref().is_none_or(str::is_empty))
+                {
+                    return Err(p.err("must specify the target name".into()));
+                }
+                vec![BuiltinTransformer::Json6902(patch)]
+            }
+            "ReplacementTransformer" => vec![BuiltinTransformer::Replacements(
                 p.list_values(map.get("replacements"), "replacements")?
                     .iter()
                     .map(|v| {
@@ -190,14 +300,28 @@ impl BuiltinTransformer {
                             .map_err(|m| p.err(format!("ReplacementTransformer: {m}")))
                     })
                     .collect::<Result<_>>()?,
-            ),
+            )],
+            "HashTransformer" | "ValueAddTransformer" | "SortOrderTransformer" => {
+                return Err(p.err(format!(
+                    "built-in transformer kind '{kind}' is not supported in a transformers file"
+                )));
+            }
             other => {
                 return Err(p.err(format!(
-                    "built-in transformer kind '{other}' is not supported in a transformers file"
+                    "transformer kind '{other}' is not a built-in transformer; plugins are not run"
                 )));
             }
         })
     }
+}
+
+/// The `openapi` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpenApi {
+    /// A custom schema file (JSON or YAML), relative to the kustomization.
+    Path(String),
+    /// A built-in Kubernetes schema version (kustomize 5.5 has only `v1.21.2`).
+    Version(String),
 }
 
 /// One `replacements` entry.
@@ -212,6 +336,8 @@ pub(crate) struct LabelEntry {
     pub pairs: Vec<(String, String)>,
     pub include_selectors: bool,
     pub include_templates: bool,
+    /// Extra field specs (`fields`).
+    pub fields: Vec<FieldSpec>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -316,6 +442,9 @@ pub(crate) fn find_file(dir: &Path) -> Option<std::path::PathBuf> {
 impl Kustomization {
     /// Applies Argo CD's kustomize options (see [`KustomizeEdits`]).
     pub(crate) fn edit(&mut self, edits: &KustomizeEdits) {
+        if !edits.is_empty() {
+            self.empty = false;
+        }
         if let Some(prefix) = &edits.name_prefix {
             self.name_prefix = Some(prefix.clone());
         }
@@ -362,10 +491,10 @@ impl Kustomization {
         };
         let p = Parser { file };
         for key in map.keys() {
-            if UNSUPPORTED_FIELDS.contains(&key.as_str()) {
+            if let Some((_, why)) = REFUSED_FIELDS.iter().find(|(f, _)| f == key) {
                 return Err(RenderError::invalid(
                     file,
-                    format!("field '{key}' is not supported by edgecd's renderer"),
+                    format!("field '{key}' refused: {why}"),
                 ));
             }
             if !KNOWN_FIELDS.contains(&key.as_str()) {
@@ -375,7 +504,10 @@ impl Kustomization {
                 ));
             }
         }
-        let mut k = Kustomization::default();
+        let mut k = Kustomization {
+            empty: is_empty(map),
+            ..Kustomization::default()
+        };
         match map.get("kind").and_then(Value::as_str) {
             None | Some("Kustomization") => {}
             Some("Component") => k.is_component = true,
@@ -405,19 +537,16 @@ impl Kustomization {
                     .get("includeTemplates")
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
+                fields: p
+                    .list_values(entry.get("fields"), "labels.fields")?
+                    .iter()
+                    .map(|v| FieldSpec::parse(v).map_err(|m| p.err(format!("labels.fields: {m}"))))
+                    .collect::<Result<_>>()?,
             });
         }
         for field in ["images", "imageTags"] {
             for entry in p.list(map.get(field), field)? {
-                k.images.push(ImageEntry {
-                    name: p
-                        .opt_string(entry.get("name"), "images.name")?
-                        .unwrap_or_default(),
-                    new_name: p.opt_string(entry.get("newName"), "images.newName")?,
-                    new_tag: p.opt_string(entry.get("newTag"), "images.newTag")?,
-                    digest: p.opt_string(entry.get("digest"), "images.digest")?,
-                    tag_suffix: p.opt_string(entry.get("tagSuffix"), "images.tagSuffix")?,
-                });
+                k.images.push(p.image(entry, "images")?);
             }
         }
         for entry in p.list(map.get("replicas"), "replicas")? {
@@ -514,12 +643,8 @@ impl Kustomization {
         for item in p.strings(map.get("buildMetadata"), "buildMetadata")? {
             match item.as_str() {
                 "originAnnotations" => k.origin_annotations = true,
-                "transformerAnnotations" | "managedByLabel" => {
-                    return Err(RenderError::invalid(
-                        file,
-                        format!("buildMetadata '{item}' is not supported"),
-                    ));
-                }
+                "transformerAnnotations" => k.transformer_annotations = true,
+                "managedByLabel" => k.managed_by_label = true,
                 other => {
                     return Err(RenderError::invalid(
                         file,
@@ -528,8 +653,51 @@ impl Kustomization {
                 }
             }
         }
+        k.crds = p.strings(map.get("crds"), "crds")?;
+        k.openapi = match map.get("openapi") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(openapi)) => {
+                for key in openapi.keys() {
+                    if key != "path" && key != "version" {
+                        return Err(p.err(format!("openapi: unknown key '{key}'")));
+                    }
+                }
+                let path = p.opt_string(openapi.get("path"), "openapi.path")?;
+                let version = p.opt_string(openapi.get("version"), "openapi.version")?;
+                match (path, version) {
+                    (Some(_), Some(_)) => {
+                        return Err(p.err(
+                            "builtin version and custom schema provided, cannot use both".into(),
+                        ));
+                    }
+                    (Some(path), None) => Some(OpenApi::Path(path)),
+                    (None, Some(version)) => Some(OpenApi::Version(version)),
+                    (None, None) => None,
+                }
+            }
+            Some(_) => return Err(p.err("openapi must be a mapping".into())),
+        };
         Ok(k)
     }
+}
+
+/// kustomize's `CheckEmpty`: nothing but `apiVersion` and `kind` set, where null, `""` and `false` count as
+/// unset but an empty list or map does not (except the deprecated lists folded into others: `bases`,
+/// `imageTags`, `helmChartInflationGenerator`).
+fn is_empty(map: &Map<String, Value>) -> bool {
+    map.iter().all(|(key, value)| match value {
+        _ if key == "apiVersion" || key == "kind" => true,
+        Value::Null | Value::Bool(false) => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(items) => {
+            items.is_empty()
+                && matches!(
+                    key.as_str(),
+                    "bases" | "imageTags" | "helmChartInflationGenerator"
+                )
+        }
+        _ => false,
+    })
 }
 
 fn set_pair(pairs: &mut Vec<(String, String)>, key: &str, value: &str) {
@@ -603,6 +771,29 @@ impl Parser<'_> {
                 })
                 .collect(),
             Some(_) => Err(self.err(format!("{field} must be a list"))),
+        }
+    }
+
+    fn image(&self, entry: &Map<String, Value>, field: &str) -> Result<ImageEntry> {
+        let text = |key: &str| -> Result<Option<String>> {
+            Ok(self
+                .opt_string(entry.get(key), &format!("{field}.{key}"))?
+                .filter(|s| !s.is_empty()))
+        };
+        Ok(ImageEntry {
+            name: text("name")?.unwrap_or_default(),
+            new_name: text("newName")?,
+            new_tag: text("newTag")?,
+            digest: text("digest")?,
+            tag_suffix: text("tagSuffix")?,
+        })
+    }
+
+    fn bool(&self, value: Option<&Value>, field: &str) -> Result<bool> {
+        match value {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.err(format!("{field} must be a boolean"))),
         }
     }
 

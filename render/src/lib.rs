@@ -22,6 +22,7 @@ mod generators;
 mod kustomization;
 mod loader;
 mod nameref;
+mod openapi;
 mod patch;
 mod plain;
 mod replacements;

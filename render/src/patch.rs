@@ -4,8 +4,92 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::kustomization::Target;
+use crate::openapi::{CustomList, CustomSchema};
 use crate::resource::{Resource, str_at};
-use crate::schema::{self, ListStrategy, Node};
+use crate::schema::{self, ListStrategy, Node as BuiltinNode};
+
+/// A position in the schema a merge follows: the built-in table, or a custom schema (`openapi:`), which
+/// replaces the built-in table entirely, as in kustomize.
+#[derive(Debug, Clone, Copy)]
+enum Node<'a> {
+    Builtin(BuiltinNode),
+    Custom(&'a CustomSchema, usize),
+    Unknown,
+}
+
+/// How a list field merges.
+#[derive(Debug, Clone, Copy)]
+enum ListMerge<'a> {
+    /// Replaced by the patch's list.
+    Atomic,
+    /// Scalars merged as a set.
+    Set,
+    /// Objects merged by this key.
+    Key(&'a str),
+}
+
+/// What the schema says about one field.
+#[derive(Debug, Clone, Copy)]
+struct FieldInfo<'a> {
+    list: Option<ListMerge<'a>>,
+    map_atomic: bool,
+    keyed: bool,
+    child: Node<'a>,
+}
+
+impl<'a> Node<'a> {
+    const UNKNOWN: Node<'static> = Node::Unknown;
+
+    fn root(custom: Option<&'a CustomSchema>, group: &str, version: &str, kind: &str) -> Node<'a> {
+        match custom {
+            None => Node::Builtin(schema::root(group, version, kind)),
+            Some(custom) => {
+                let api_version = if group.is_empty() {
+                    version.to_string()
+                } else {
+                    format!("{group}/{version}")
+                };
+                custom
+                    .root(&api_version, kind)
+                    .map_or(Node::Unknown, |i| Node::Custom(custom, i))
+            }
+        }
+    }
+
+    fn field(self, name: &str) -> Option<FieldInfo<'a>> {
+        match self {
+            Node::Builtin(node) => {
+                let f = node.field(name)?;
+                Some(FieldInfo {
+                    list: f.list.map(|l| match l {
+                        ListStrategy::Map { keys } => keys
+                            .first()
+                            .map_or(ListMerge::Atomic, |k| ListMerge::Key(k)),
+                        ListStrategy::Set => ListMerge::Set,
+                        ListStrategy::Atomic => ListMerge::Atomic,
+                    }),
+                    map_atomic: f.map_atomic,
+                    keyed: f.keyed,
+                    child: Node::Builtin(f.child),
+                })
+            }
+            Node::Custom(custom, index) => {
+                let f = custom.field(index, name)?;
+                Some(FieldInfo {
+                    list: f.list.map(|l| match l {
+                        CustomList::Replace => ListMerge::Atomic,
+                        CustomList::Set => ListMerge::Set,
+                        CustomList::Key(k) => ListMerge::Key(k),
+                    }),
+                    map_atomic: false,
+                    keyed: false,
+                    child: f.child.map_or(Node::Unknown, |c| Node::Custom(custom, c)),
+                })
+            }
+            Node::Unknown => None,
+        }
+    }
+}
 
 /// Outcome of merging a patch into an object.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,7 +110,12 @@ pub(crate) fn strategic_merge(
     if directive(patch) == Some("delete") {
         return Merged::Deleted;
     }
-    merge_value(object, patch, schema::root(group, version, kind));
+    let custom = crate::openapi::current();
+    merge_value(
+        object,
+        patch,
+        Node::root(custom.as_deref(), group, version, kind),
+    );
     Merged::Kept
 }
 
@@ -39,7 +128,7 @@ fn is_directive_key(key: &str) -> bool {
 }
 
 /// Merges `patch` into `target` where both are maps (or replaces `target`).
-fn merge_value(target: &mut Value, patch: &Value, node: Node) {
+fn merge_value(target: &mut Value, patch: &Value, node: Node<'_>) {
     let Value::Object(patch_map) = patch else {
         *target = patch.clone();
         return;
@@ -91,13 +180,11 @@ fn merge_value(target: &mut Value, patch: &Value, node: Node) {
             Value::Array(items) => {
                 let strategy = field.and_then(|f| f.list);
                 match (strategy, target_map.get_mut(key)) {
-                    (Some(ListStrategy::Map { keys }), Some(Value::Array(existing)))
-                        if !keys.is_empty() =>
-                    {
-                        let merged = merge_list_by_key(existing, items, keys[0], child);
+                    (Some(ListMerge::Key(merge_key)), Some(Value::Array(existing))) => {
+                        let merged = merge_list_by_key(existing, items, merge_key, child);
                         *existing = merged;
                     }
-                    (Some(ListStrategy::Set), Some(Value::Array(existing))) => {
+                    (Some(ListMerge::Set), Some(Value::Array(existing))) => {
                         let mut merged: Vec<Value> = items.iter().map(clean).collect();
                         merged.extend(existing.iter().filter(|v| !items.contains(v)).cloned());
                         *existing = merged;
@@ -120,7 +207,7 @@ fn merge_value(target: &mut Value, patch: &Value, node: Node) {
 }
 
 /// Merges a map of objects (e.g. CRD schema `properties`) entry by entry.
-fn merge_keyed_map(existing: &mut Value, patch: &Map<String, Value>, child: Node) {
+fn merge_keyed_map(existing: &mut Value, patch: &Map<String, Value>, child: Node<'_>) {
     let Value::Object(existing) = existing else {
         return;
     };
@@ -143,7 +230,7 @@ fn merge_list_by_key(
     existing: &[Value],
     patch: &[Value],
     key: &str,
-    item_node: Node,
+    item_node: Node<'_>,
 ) -> Vec<Value> {
     let key_of = |v: &Value| key_value(v, key).cloned();
     let mut result = Vec::new();

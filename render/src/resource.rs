@@ -32,21 +32,12 @@ impl ResId {
         }
     }
 
-    /// The id with an empty namespace spelled `default`, so that equal normalized ids are [`ResId::same`].
+    /// The id with an empty namespace spelled `default` (ids equal after this are the same object).
     pub(crate) fn normalized(mut self) -> ResId {
         if self.namespace.is_empty() {
             self.namespace = "default".into();
         }
         self
-    }
-
-    /// Same group, version, kind, name and namespace (an empty namespace equals `default`).
-    pub(crate) fn same(&self, other: &ResId) -> bool {
-        self.group == other.group
-            && self.version == other.version
-            && self.kind == other.kind
-            && self.name == other.name
-            && ns_eq(&self.namespace, &other.namespace)
     }
 }
 
@@ -100,6 +91,15 @@ pub(crate) enum Origin {
     },
 }
 
+/// An id kustomize recorded for an object before a transformer changed it (its "previous ids").
+#[derive(Debug, Clone)]
+pub(crate) struct EarlierId {
+    pub kind: String,
+    pub name: String,
+    /// The namespace, `default` for none.
+    pub namespace: String,
+}
+
 /// One object in the accumulator.
 #[derive(Debug, Clone)]
 pub(crate) struct Resource {
@@ -120,6 +120,11 @@ pub(crate) struct Resource {
     pub ref_vars: Vec<String>,
     /// JSON pointers of map values written empty in the source file (dropped by a strategic merge).
     pub empty_values: Vec<String>,
+    /// Transformer runs over this object, as entries of `alpha.config.kubernetes.io/transformations`.
+    pub transformations: Vec<std::sync::Arc<str>>,
+    /// The ids kustomize recorded before changing the object (namespace, prefix, suffix, hash suffix and
+    /// JSON6902 patches record one), oldest first; name references look objects up by them.
+    pub earlier_ids: Vec<EarlierId>,
 }
 
 impl Resource {
@@ -136,6 +141,8 @@ impl Resource {
             origin,
             ref_vars: Vec::new(),
             empty_values: Vec::new(),
+            transformations: Vec::new(),
+            earlier_ids: Vec::new(),
         }
     }
 
@@ -151,12 +158,30 @@ impl Resource {
         split_api_version(str_at(&self.object, &["apiVersion"]).unwrap_or_default()).0
     }
 
+    /// Group and version of the object's `apiVersion`.
+    pub(crate) fn group_version(&self) -> (&str, &str) {
+        split_api_version(str_at(&self.object, &["apiVersion"]).unwrap_or_default())
+    }
+
     pub(crate) fn name(&self) -> &str {
         str_at(&self.object, &["metadata", "name"]).unwrap_or_default()
     }
 
     pub(crate) fn namespace(&self) -> &str {
         str_at(&self.object, &["metadata", "namespace"]).unwrap_or_default()
+    }
+
+    /// Records the current id as an earlier id (kustomize's `StorePreviousId`).
+    pub(crate) fn store_previous_id(&mut self) {
+        let id = EarlierId {
+            kind: self.kind().to_string(),
+            name: self.name().to_string(),
+            namespace: match self.namespace() {
+                "" => "default".to_string(),
+                namespace => namespace.to_string(),
+            },
+        };
+        self.earlier_ids.push(id);
     }
 
     /// Renames the object, remembering the old name.

@@ -32,6 +32,17 @@ const ORDER_LAST: &[&str] = &[
     "ValidatingWebhookConfiguration",
 ];
 
+/// The rank of a kind in the default legacy order (negative first, 0 unlisted, positive last).
+pub(crate) fn default_rank(kind: &str) -> i64 {
+    if let Some(i) = ORDER_FIRST.iter().position(|k| *k == kind) {
+        return i as i64 - ORDER_FIRST.len() as i64;
+    }
+    ORDER_LAST
+        .iter()
+        .position(|k| *k == kind)
+        .map_or(0, |i| i as i64 + 1)
+}
+
 /// Sorts resources in legacy order, with optional custom first/last kind lists.
 pub(crate) fn legacy(
     resources: &mut [Resource],

@@ -4,217 +4,189 @@ use serde_json::{Map, Value};
 
 use crate::fieldspec::FieldSpec;
 use crate::kustomization::ImageEntry;
-use crate::resource::{Resource, ns_eq, str_at, visit_path};
+use crate::resource::{Resource, str_at, visit_path};
 use crate::schema;
 
-/// Kinds whose pod template sits at `spec/template`.
-const TEMPLATE_KINDS: &[&str] = &[
-    "Deployment",
-    "ReplicaSet",
-    "DaemonSet",
-    "StatefulSet",
-    "Job",
-    "ReplicationController",
-];
-
 /// Returns true when the object is cluster-scoped (kinds unknown to the schema are namespaced).
+/// A custom schema (`openapi:`) decides for kinds the built-in table does not know, from its `paths`.
 pub(crate) fn is_cluster_scoped(resource: &Resource) -> bool {
-    let id = resource.id();
-    schema::is_namespaced(&id.group, &id.version, &id.kind) == Some(false)
+    let (group, version) = resource.group_version();
+    let kind = resource.kind();
+    match schema::is_namespaced(group, version, kind) {
+        Some(namespaced) => !namespaced,
+        None => crate::openapi::current().is_some_and(|custom| {
+            let api_version = str_at(&resource.object, &["apiVersion"]).unwrap_or_default();
+            custom.is_namespaced(api_version, kind) == Some(false)
+        }),
+    }
 }
 
-/// `namespace:` sets the namespace of namespaced objects and of references that must follow it.
-pub(crate) fn namespace(resources: &mut [Resource], namespace: &str, extra: &[FieldSpec]) {
-    // Service accounts in the build, by name and namespace before this transformer.
-    let service_accounts: Vec<(String, String)> = resources
-        .iter()
-        .filter(|r| r.kind() == "ServiceAccount")
-        .map(|r| (r.name().to_string(), r.namespace().to_string()))
-        .collect();
+/// How a namespace transformer treats RoleBinding/ClusterRoleBinding subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum SubjectMode {
+    /// Subjects named `default` (the kustomization's `namespace` field).
+    #[default]
+    DefaultOnly,
+    /// Every subject of kind ServiceAccount.
+    AllServiceAccounts,
+    /// No subject.
+    None,
+}
+
+/// A namespace transformer: the namespace, the field specs, and the options of `NamespaceTransformer`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NamespaceArgs {
+    pub namespace: String,
+    pub specs: Vec<FieldSpec>,
+    pub unset_only: bool,
+    pub subjects: SubjectMode,
+}
+
+/// Sets the namespace of namespaced objects, of RoleBinding subjects and of the fields the specs name
+/// (kustomize's namespace filter); a `v1` Namespace object is renamed.
+pub(crate) fn namespace(resources: &mut [Resource], args: &NamespaceArgs) -> Result<(), String> {
+    if args.namespace.is_empty() {
+        return Ok(());
+    }
+    let namespace = args.namespace.as_str();
+    let set = |field: &mut Value| {
+        let empty = match field {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            _ => false,
+        };
+        if !args.unset_only || empty {
+            *field = Value::String(namespace.into());
+        }
+    };
     for resource in resources.iter_mut() {
-        // Field specs from `configurations:` files.
-        let matching: Vec<&FieldSpec> = extra.iter().filter(|s| s.matches(resource)).collect();
-        for spec in matching {
-            if spec.path == ["metadata", "namespace"] {
+        if resource.object.as_object().is_none_or(Map::is_empty) {
+            continue;
+        }
+        resource.store_previous_id();
+        let is_v1 = str_at(&resource.object, &["apiVersion"]) == Some("v1");
+        let kind = resource.kind().to_string();
+        let binding = kind == "RoleBinding" || kind == "ClusterRoleBinding";
+        if !is_cluster_scoped(resource) {
+            let current = resource.namespace().to_string();
+            let empty = current.is_empty();
+            if !args.unset_only || empty {
+                resource.set_namespace(namespace);
+            }
+        }
+        if binding && args.subjects != SubjectMode::None {
+            visit_path(&mut resource.object, "subjects[]", false, &mut |subject| {
+                let selected = match args.subjects {
+                    SubjectMode::DefaultOnly => str_at(subject, &["name"]) == Some("default"),
+                    _ => str_at(subject, &["kind"]) == Some("ServiceAccount"),
+                };
+                if selected && let Value::Object(map) = subject {
+                    let field = map.entry("namespace").or_insert(Value::Null);
+                    set(field);
+                }
+            });
+        }
+        for spec in &args.specs {
+            if spec.path_is(&["metadata", "namespace"])
+                || (!is_v1 && spec.path_is(&["metadata", "name"]))
+                || (binding
+                    && spec.path_is(&["subjects", "namespace"])
+                    && matches!(
+                        spec.kind.as_deref(),
+                        Some("RoleBinding" | "ClusterRoleBinding")
+                    ))
+                || !spec.matches(resource)
+            {
+                continue;
+            }
+            if spec.path_is(&["metadata", "name"]) {
+                // The namespace's own name follows the transformer (and is remembered as a rename).
+                let name = resource.name().to_string();
+                if !args.unset_only || name.is_empty() {
+                    resource.set_name(namespace.to_string());
+                }
                 continue;
             }
             spec.visit(&mut resource.object, &mut |field| {
-                if field.is_null() || field.is_string() {
-                    *field = Value::String(namespace.into());
+                if field.is_null() || !field.is_object() && !field.is_array() {
+                    set(field)
                 }
             });
         }
-        let kind = resource.kind().to_string();
-        if kind == "Namespace" && resource.group().is_empty() {
-            resource.set_name(namespace.to_string());
+    }
+    Ok(())
+}
+
+/// kustomize skips these kinds (by original group and kind) when adding a prefix or suffix.
+fn skips_prefix_suffix(resource: &Resource) -> bool {
+    let id = &resource.original;
+    id.kind == "CustomResourceDefinition"
+        || id.kind == "Namespace"
+        || (id.kind == "APIService" && id.group == "apiregistration.k8s.io")
+}
+
+/// `namePrefix` (`suffix == false`) or `nameSuffix`: every spec selecting an object (by its original kind)
+/// gets the affix on the scalar it names; `metadata/name` renames the object and records the affix.
+pub(crate) fn affix(resources: &mut [Resource], affix: &str, suffix: bool, specs: &[FieldSpec]) {
+    let apply = |value: &str| {
+        if suffix {
+            format!("{value}{affix}")
+        } else {
+            format!("{affix}{value}")
+        }
+    };
+    for resource in resources.iter_mut() {
+        if skips_prefix_suffix(resource) {
             continue;
         }
-        if !is_cluster_scoped(resource) {
-            resource.set_namespace(namespace);
-        }
-        match kind.as_str() {
-            "RoleBinding" | "ClusterRoleBinding" => {
-                visit_path(&mut resource.object, "subjects[]", false, &mut |subject| {
-                    if str_at(subject, &["kind"]) != Some("ServiceAccount") {
-                        return;
-                    }
-                    let name = str_at(subject, &["name"]).unwrap_or_default();
-                    let ns = str_at(subject, &["namespace"]).unwrap_or_default();
-                    let in_build = service_accounts
-                        .iter()
-                        .any(|(n, sns)| n == name && ns_eq(sns, ns));
-                    if (name == "default" || in_build)
-                        && let Value::Object(map) = subject
-                    {
-                        map.insert("namespace".into(), Value::String(namespace.into()));
-                    }
-                });
+        for spec in specs {
+            let original = &resource.original;
+            if !spec.matches_gvk(&original.group, &original.version, &original.kind)
+                || !spec.matches(resource)
+            {
+                continue;
             }
-            "APIService" => {
-                set_existing(&mut resource.object, "spec/service", "namespace", namespace)
-            }
-            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
-                set_existing(
-                    &mut resource.object,
-                    "webhooks[]/clientConfig/service",
-                    "namespace",
-                    namespace,
-                );
-            }
-            "CustomResourceDefinition" => {
-                set_existing(
-                    &mut resource.object,
-                    "spec/conversion/webhook/clientConfig/service",
-                    "namespace",
-                    namespace,
-                );
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Sets `field` in every map found at `path` (without creating the path).
-fn set_existing(object: &mut Value, path: &str, field: &str, value: &str) {
-    visit_path(object, path, false, &mut |target| {
-        if let Value::Object(map) = target {
-            map.insert(field.into(), Value::String(value.into()));
-        }
-    });
-}
-
-/// `namePrefix`/`nameSuffix`.
-pub(crate) fn prefix_suffix(resources: &mut [Resource], prefix: &str, suffix: &str) {
-    for resource in resources.iter_mut() {
-        if matches!(
-            resource.kind(),
-            "CustomResourceDefinition" | "APIService" | "Namespace"
-        ) {
-            continue;
-        }
-        let name = format!("{prefix}{}{suffix}", resource.name());
-        resource.set_name(name);
-        if !prefix.is_empty() {
-            resource.prefixes.push(prefix.to_string());
-        }
-        if !suffix.is_empty() {
-            resource.suffixes.push(suffix.to_string());
-        }
-    }
-}
-
-/// Adds labels to metadata, and to selectors and templates where kustomize puts them.
-pub(crate) fn labels(
-    resources: &mut [Resource],
-    pairs: &[(String, String)],
-    selectors: bool,
-    templates: bool,
-    extra: &[FieldSpec],
-) {
-    for resource in resources.iter_mut() {
-        let matching: Vec<&FieldSpec> = extra.iter().filter(|s| s.matches(resource)).collect();
-        for spec in matching {
-            spec.visit(&mut resource.object, &mut |target| {
-                if target.is_null() {
-                    *target = Value::Object(Map::new());
-                }
-                if let Value::Object(map) = target {
-                    for (k, v) in pairs {
-                        map.insert(k.clone(), Value::String(v.clone()));
+            if spec.path_is(&["metadata", "name"]) {
+                if !affix.is_empty() {
+                    resource.store_previous_id();
+                    if suffix {
+                        resource.suffixes.push(affix.to_string());
+                    } else {
+                        resource.prefixes.push(affix.to_string());
                     }
                 }
+                let name = apply(resource.name());
+                resource.set_name(name);
+                continue;
+            }
+            spec.visit(&mut resource.object, &mut |field| {
+                let text = match field {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => crate::yaml::format_number_plain(n),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => String::new(),
+                    _ => return,
+                };
+                *field = Value::String(apply(&text));
             });
         }
-        let kind = resource.kind().to_string();
-        let known = !resource.group().is_empty()
-            || schema::is_namespaced("", "v1", &kind).is_some()
-            || is_builtin(resource);
-        let mut paths: Vec<(String, bool)> = vec![("metadata/labels".into(), true)];
-        let mut add = |path: &str, create: bool| paths.push((path.to_string(), create));
-        if known && selectors {
-            match kind.as_str() {
-                "Service" => add("spec/selector", true),
-                "ReplicationController" => add("spec/selector", true),
-                "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" => {
-                    add("spec/selector/matchLabels", true);
-                }
-                "Job" => add("spec/selector/matchLabels", false),
-                "CronJob" => add("spec/jobTemplate/spec/selector/matchLabels", false),
-                "PodDisruptionBudget" => add("spec/selector/matchLabels", false),
-                "NetworkPolicy" => {
-                    add("spec/podSelector/matchLabels", false);
-                    add("spec/ingress[]/from[]/podSelector/matchLabels", false);
-                    add("spec/egress[]/to[]/podSelector/matchLabels", false);
-                }
-                _ => {}
-            }
-            if TEMPLATE_KINDS.contains(&kind.as_str()) {
-                for affinity in ["podAffinity", "podAntiAffinity"] {
-                    for term in [
-                        "preferredDuringSchedulingIgnoredDuringExecution[]/podAffinityTerm",
-                        "requiredDuringSchedulingIgnoredDuringExecution[]",
-                    ] {
-                        add(
-                            &format!(
-                                "spec/template/spec/affinity/{affinity}/{term}/labelSelector/matchLabels"
-                            ),
-                            false,
-                        );
-                    }
-                }
-                add(
-                    "spec/template/spec/topologySpreadConstraints[]/labelSelector/matchLabels",
-                    false,
-                );
-            }
-        }
-        if known && templates {
-            if TEMPLATE_KINDS.contains(&kind.as_str()) {
-                add("spec/template/metadata/labels", true);
-            }
-            if kind == "CronJob" {
-                add("spec/jobTemplate/metadata/labels", true);
-                add("spec/jobTemplate/spec/template/metadata/labels", true);
-            }
-            if kind == "StatefulSet" && selectors {
-                add("spec/volumeClaimTemplates[]/metadata/labels", true);
-            }
-        }
-        for (path, create) in paths {
-            add_pairs(&mut resource.object, &path, create, pairs);
-        }
     }
 }
 
-/// Adds `pairs` to the map at every field spec's path (a LabelTransformer or AnnotationsTransformer).
+/// Adds `pairs` to the map at every field spec's path (kustomize's label and annotation transformers).
 pub(crate) fn set_pairs(
     resources: &mut [Resource],
     pairs: &[(String, String)],
     specs: &[FieldSpec],
 ) {
+    if pairs.is_empty() {
+        return;
+    }
     for resource in resources.iter_mut() {
-        let matching: Vec<&FieldSpec> = specs.iter().filter(|s| s.matches(resource)).collect();
-        for spec in matching {
+        for spec in specs {
+            if !spec.matches(resource) {
+                continue;
+            }
             spec.visit(&mut resource.object, &mut |target| {
                 if target.is_null() {
                     *target = Value::Object(Map::new());
@@ -229,92 +201,120 @@ pub(crate) fn set_pairs(
     }
 }
 
-fn is_builtin(resource: &Resource) -> bool {
-    let id = resource.id();
-    schema::is_namespaced(&id.group, &id.version, &id.kind).is_some()
-}
-
-/// `commonAnnotations`: metadata and pod templates.
-pub(crate) fn annotations(resources: &mut [Resource], pairs: &[(String, String)]) {
-    for resource in resources.iter_mut() {
-        let kind = resource.kind().to_string();
-        let builtin = is_builtin(resource);
-        add_pairs(&mut resource.object, "metadata/annotations", true, pairs);
-        if builtin && TEMPLATE_KINDS.contains(&kind.as_str()) {
-            add_pairs(
-                &mut resource.object,
-                "spec/template/metadata/annotations",
-                true,
-                pairs,
-            );
+/// The field specs of one `labels` entry: its own `fields`, the configured `labels` specs, and selectors
+/// and templates (`includeSelectors`) or templates only (`includeTemplates`) or metadata only.
+pub(crate) fn label_entry_specs(
+    fields: &[FieldSpec],
+    include_selectors: bool,
+    include_templates: bool,
+    config: &crate::fieldspec::TransformerConfig,
+) -> Result<Vec<FieldSpec>, String> {
+    use crate::fieldspec::merge_one;
+    let mut specs = fields.to_vec();
+    let merge = |specs: &mut Vec<FieldSpec>, more: &[FieldSpec]| -> Result<(), String> {
+        for spec in more {
+            merge_one(specs, spec.clone()).map_err(|e| format!("failed to merge labels: {e}"))?;
         }
-        if builtin && kind == "CronJob" {
-            add_pairs(
-                &mut resource.object,
-                "spec/jobTemplate/metadata/annotations",
-                true,
-                pairs,
-            );
-            add_pairs(
-                &mut resource.object,
-                "spec/jobTemplate/spec/template/metadata/annotations",
-                true,
-                pairs,
-            );
+        Ok(())
+    };
+    merge(&mut specs, &config.labels)?;
+    if include_selectors {
+        merge(&mut specs, &config.common_labels)?;
+    } else {
+        if include_templates {
+            merge(&mut specs, &config.template_labels)?;
         }
+        merge(
+            &mut specs,
+            &[FieldSpec::new("", "", "metadata/labels", true)],
+        )?;
     }
+    Ok(specs)
 }
 
-fn add_pairs(object: &mut Value, path: &str, create: bool, pairs: &[(String, String)]) {
-    visit_path(object, path, create, &mut |target| {
-        if target.is_null() {
-            *target = Value::Object(Map::new());
-        }
-        if let Value::Object(map) = target {
-            for (k, v) in pairs {
-                map.insert(k.clone(), Value::String(v.clone()));
-            }
-        }
-    });
-}
-
-/// `replicas:` sets `spec.replicas` of the named workload; an entry matching nothing is an error.
+/// `replicas:` sets the count of the named workload in every spec's field; an entry matching nothing is
+/// an error listing the kinds tried.
 pub(crate) fn replicas(
     resources: &mut [Resource],
     name: &str,
     count: &Value,
+    specs: &[FieldSpec],
 ) -> Result<(), String> {
     let mut matched = false;
-    for resource in resources.iter_mut() {
-        if !matches!(
-            resource.kind(),
-            "Deployment" | "ReplicationController" | "ReplicaSet" | "StatefulSet"
-        ) {
-            continue;
+    for spec in specs {
+        for resource in resources.iter_mut() {
+            let id = resource.id();
+            let named = resource.all_names().any(|n| n == name) || resource.original.name == name;
+            if !named || !spec.matches_gvk(&id.group, &id.version, &id.kind) {
+                continue;
+            }
+            matched = true;
+            spec.visit(&mut resource.object, &mut |target| *target = count.clone());
         }
-        if resource.name() != name && resource.original.name != name {
-            continue;
-        }
-        matched = true;
-        visit_path(&mut resource.object, "spec/replicas", true, &mut |target| {
-            *target = count.clone()
-        });
     }
     if !matched {
+        let mut kinds: Vec<(i64, String, String)> = specs
+            .iter()
+            .map(|s| {
+                let group = s.group.as_deref().unwrap_or_default();
+                let version = s.version.as_deref().unwrap_or_default();
+                let kind = s.kind.as_deref().unwrap_or_default();
+                let or = |v: &str, p: &str| {
+                    if v.is_empty() {
+                        p.to_string()
+                    } else {
+                        v.to_string()
+                    }
+                };
+                (
+                    crate::sort::default_rank(kind),
+                    format!(
+                        "{}_{}_{}",
+                        or(group, "~G"),
+                        or(version, "~V"),
+                        or(kind, "~K")
+                    ),
+                    format!(
+                        "{}.{}.{}",
+                        or(kind, "[noKind]"),
+                        or(version, "[noVer]"),
+                        or(group, "[noGrp]")
+                    ),
+                )
+            })
+            .collect();
+        kinds.sort();
+        let names: Vec<String> = kinds.into_iter().map(|(_, _, n)| n).collect();
         return Err(format!(
-            "resource with name {name} does not match a config with the following GVK [apps_v1_Deployment ~G_v1_ReplicationController apps_v1_ReplicaSet apps_v1_StatefulSet]"
+            "resource with name {name} does not match a config with the following GVK [{}]",
+            names.join(" ")
         ));
     }
     Ok(())
 }
 
-/// `images:` rewrites matching image references in every `containers`/`initContainers` list.
-pub(crate) fn images(resources: &mut [Resource], image: &ImageEntry) {
+/// `images:` rewrites matching image references in every `containers`/`initContainers` list, then in the
+/// fields the image specs name (kustomize applies both, so a `tagSuffix` lands twice on those fields).
+pub(crate) fn images(resources: &mut [Resource], image: &ImageEntry, specs: &[FieldSpec]) {
     for resource in resources.iter_mut() {
         if resource.kind() == "CustomResourceDefinition" {
             continue;
         }
         rewrite_images(&mut resource.object, image);
+        for spec in specs {
+            if !spec.matches(resource) {
+                continue;
+            }
+            let mut lookup = spec.clone();
+            lookup.create = false;
+            lookup.visit(&mut resource.object, &mut |field| {
+                if let Value::String(current) = field
+                    && let Some(updated) = update_image(current, image)
+                {
+                    *current = updated;
+                }
+            });
+        }
     }
 }
 
@@ -322,6 +322,7 @@ fn rewrite_images(value: &mut Value, image: &ImageEntry) {
     match value {
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {
+                rewrite_images(child, image);
                 if (key == "containers" || key == "initContainers")
                     && let Value::Array(items) = child
                 {
@@ -333,7 +334,6 @@ fn rewrite_images(value: &mut Value, image: &ImageEntry) {
                         }
                     }
                 }
-                rewrite_images(child, image);
             }
         }
         Value::Array(items) => items
@@ -370,10 +370,7 @@ fn update_image(current: &str, image: &ImageEntry) -> Option<String> {
         (Some(t), Some(d), _) => (Some(t.clone()), Some(d.clone())),
         (Some(t), None, _) => (Some(t.clone()), None),
         (None, Some(d), _) => (None, Some(d.clone())),
-        (None, None, Some(suffix)) => (
-            Some(format!("{}{suffix}", tag.unwrap_or_default())),
-            digest.map(String::from),
-        ),
+        (None, None, Some(suffix)) => (Some(format!("{}{suffix}", tag.unwrap_or_default())), None),
         (None, None, None) => (tag.map(String::from), digest.map(String::from)),
     };
     let mut out = new_name.to_string();
