@@ -16,6 +16,7 @@ pub mod access;
 pub mod app;
 pub mod appset;
 pub mod argo;
+pub mod argo_spec;
 pub mod duration;
 pub mod link;
 pub mod names;

@@ -18,5 +18,6 @@ pub mod console;
 pub mod link;
 pub mod metrics;
 pub mod pki;
+mod retry;
 pub mod server;
 pub mod store;

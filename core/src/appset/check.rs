@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::AppSetError;
-use crate::argo::{check_application_spec, is_empty_value};
+use crate::argo_spec::{check_application_spec, is_empty_value};
 
 type Res = Result<(), AppSetError>;
 

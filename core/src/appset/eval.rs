@@ -10,7 +10,7 @@ use super::{
     GitGenerator, ListGenerator, MergeGenerator, Params, glob_match,
 };
 use crate::app::ApplicationSpec;
-use crate::argo::{check_application_spec, normalize_application_spec};
+use crate::argo_spec::{check_application_spec, normalize_application_spec};
 use crate::names::AppName;
 
 /// Runs every generator and renders the template once per parameter set. Apps come back sorted by name; two sets rendering the same name, an invalid name, or a rendered spec edgecd does not support are errors.

@@ -13,8 +13,7 @@ use crate::appsets::HUB_CLUSTER;
 use crate::link::DESIRED_CHANNEL;
 use crate::store::{AppFilter, AppQuery, AppRecord, NewApp, StoreError};
 
-/// Notification channel: a managed app was deleted (payload `project/name`).
-pub const APP_DELETED_CHANNEL: &str = "edgecd_app_deleted";
+pub use crate::store::APP_DELETED_CHANNEL;
 
 /// Restricts `filter` to the projects the caller may read (`None`: all).
 /// Returns `false` if nothing can match, so the caller can skip the query.

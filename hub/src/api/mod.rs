@@ -404,14 +404,7 @@ pub(crate) fn denied(principal: &Principal, action: Action, project: Option<&str
     )
 }
 
-/// Adds `retry-after` (whole seconds, at least 1) to a status.
-pub(crate) fn with_retry_after(mut status: Status, after: Duration) -> Status {
-    let seconds = after.as_secs().max(1).to_string();
-    if let Ok(value) = seconds.parse() {
-        status.metadata_mut().insert("retry-after", value);
-    }
-    status
-}
+pub(crate) use crate::retry::with_retry_after;
 
 /// Maps a store error to a gRPC status whose message names `what` (e.g.
 /// "application team-a/nginx"); driver text goes to the log, never to the client.

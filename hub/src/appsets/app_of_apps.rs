@@ -471,7 +471,7 @@ impl AppSetController {
                         let _ = self
                             .store
                             .notify(
-                                crate::api::apps::APP_DELETED_CHANNEL,
+                                crate::store::APP_DELETED_CHANNEL,
                                 &format!("{}/{name}", parent.project),
                             )
                             .await;

@@ -45,8 +45,7 @@ use crate::store::{
     StoreError,
 };
 
-/// Notification channel: an application set was created, changed or deleted (payload `project/name`, or `*`).
-pub const APPSETS_CHANNEL: &str = "edgecd_appsets";
+pub use crate::store::APPSETS_CHANNEL;
 /// Notification channel: the hub's evaluation gave a set a new status (payload `project/name`); the console listens, the controller does not.
 pub const APPSET_STATUS_CHANNEL: &str = "edgecd_appset_status";
 /// The store role whose holder evaluates the hub's sets and parents.
@@ -58,31 +57,7 @@ pub const OWNER_KIND: &str = "ApplicationSet";
 /// The API server URL that means "the cluster evaluating the set" in Argo CD.
 pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
 
-/// Where a stored set is evaluated. Stored scopes were parsed on the way in; one that no longer parses is
-/// taken as a single cluster's name, as scopes were before fleet scopes existed.
-pub fn scope_of(set: &AppSetRecord) -> AppSetScope {
-    scope_from(&set.scope)
-}
-
-/// [`scope_of`] for a stored scope's text.
-pub fn scope_from(text: &str) -> AppSetScope {
-    AppSetScope::parse(text).unwrap_or_else(|_| AppSetScope::cluster(text))
-}
-
-/// The sets evaluated at `cluster`'s spoke: scoped to it by name, by a list that names it, or by a selector
-/// its labels match (a fleet-scoped set).
-pub async fn evaluated_at(
-    store: &dyn Store,
-    cluster: &ClusterRecord,
-) -> Result<Vec<AppSetRecord>, StoreError> {
-    Ok(store
-        .appsets()
-        .list_appsets(&[], None)
-        .await?
-        .into_iter()
-        .filter(|set| scope_of(set).includes(&cluster.name, &cluster.labels))
-        .collect())
-}
+pub use crate::store::appsets::{evaluated_at, scope_from, scope_of};
 
 /// The registered clusters a set's scope reaches (none for a hub-scoped set).
 pub async fn clusters_reached(
@@ -619,7 +594,7 @@ impl AppSetController {
                     let _ = self
                         .store
                         .notify(
-                            crate::api::apps::APP_DELETED_CHANNEL,
+                            crate::store::APP_DELETED_CHANNEL,
                             &format!("{}/{name}", old.project),
                         )
                         .await;
@@ -867,7 +842,7 @@ pub async fn delete_owned(store: &dyn Store, owner: &OwnerRef) -> Result<Vec<Str
                 touched.insert(app.cluster.clone());
                 let _ = store
                     .notify(
-                        crate::api::apps::APP_DELETED_CHANNEL,
+                        crate::store::APP_DELETED_CHANNEL,
                         &format!("{}/{}", app.project, app.name),
                     )
                     .await;

@@ -31,10 +31,7 @@ pub use self::convert::{CommandPayload, command_payload_kind};
 pub use self::session::SessionError;
 use crate::store::{COMMANDS_CHANNEL, ListenEvent, Store};
 
-/// Notification channel: a cluster's desired set changed (payload: cluster).
-pub const DESIRED_CHANNEL: &str = "edgecd_desired";
-/// Notification channel: a cluster was revoked or removed (payload: cluster).
-pub const REVOKED_CHANNEL: &str = "edgecd_revoked";
+pub use crate::store::{DESIRED_CHANNEL, REVOKED_CHANNEL};
 /// Notification channel: statuses of a cluster's apps changed (payload: cluster).
 pub const APPS_CHANNEL: &str = "edgecd_apps";
 /// Notification channel: a cluster's connection state changed (payload: cluster).

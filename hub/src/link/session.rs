@@ -54,7 +54,7 @@ impl SessionError {
             Self::Negotiation(_) => Status::failed_precondition(self.to_string()),
             Self::Transport(status) => status.clone(),
             // Never leak database details to the peer.
-            Self::Store(_) => crate::api::with_retry_after(
+            Self::Store(_) => crate::retry::with_retry_after(
                 Status::unavailable("the hub's database is unavailable; retry later"),
                 Duration::from_secs(1),
             ),
@@ -545,7 +545,8 @@ impl Session<'_> {
             return Ok(());
         }
         let cluster = self.ctx.store.get_cluster(self.name()).await?;
-        let records = crate::appsets::evaluated_at(self.ctx.store.as_ref(), &cluster).await?;
+        let records =
+            crate::store::appsets::evaluated_at(self.ctx.store.as_ref(), &cluster).await?;
         let mut sets = Vec::with_capacity(records.len());
         for record in &records {
             let converted = edgecd_core::appset::ApplicationSetSpec::from_json(&record.spec)
@@ -1027,7 +1028,7 @@ impl Session<'_> {
         let cluster = self.name();
         let record = self.ctx.store.get_cluster(cluster).await?;
         let sets: HashSet<(String, String)> =
-            crate::appsets::evaluated_at(self.ctx.store.as_ref(), &record)
+            crate::store::appsets::evaluated_at(self.ctx.store.as_ref(), &record)
                 .await?
                 .into_iter()
                 .map(|s| (s.project, s.name))

@@ -142,7 +142,7 @@ impl PkiError {
             | Self::CertificateExpiredBeyondGrace { .. } => {
                 Status::permission_denied(self.to_string())
             }
-            Self::Store(error) if error.is_transient() => crate::api::with_retry_after(
+            Self::Store(error) if error.is_transient() => crate::retry::with_retry_after(
                 Status::unavailable("the hub's database is unavailable; retry later"),
                 std::time::Duration::from_secs(1),
             ),
@@ -616,7 +616,7 @@ impl Pki {
         }
         let revoked = self.security.revoke_certificates(cluster, now).await?;
         self.fleet
-            .notify(crate::link::REVOKED_CHANNEL, cluster)
+            .notify(crate::store::REVOKED_CHANNEL, cluster)
             .await?;
         tracing::warn!(certificates = revoked, "Cluster revoked.");
         Ok(())

@@ -91,7 +91,7 @@ pub fn open(sealer: &MasterKey, record: &RepoCredentialRecord) -> Result<RepoSec
 /// cannot claim a project to obtain its credentials.
 async fn projects_on(fleet: &dyn Store, cluster: &str) -> Result<BTreeSet<String>, PkiError> {
     let record = fleet.get_cluster(cluster).await?;
-    let mut projects: BTreeSet<String> = crate::appsets::evaluated_at(fleet, &record)
+    let mut projects: BTreeSet<String> = crate::store::appsets::evaluated_at(fleet, &record)
         .await?
         .into_iter()
         .map(|set| set.project)

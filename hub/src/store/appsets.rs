@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use edgecd_core::app::{ApplicationStatus, Condition, OwnerRef};
+use edgecd_core::appset::AppSetScope;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -15,6 +16,32 @@ use super::Result;
 
 /// Where a set is evaluated when it names no cluster.
 pub const HUB_SCOPE: &str = "hub";
+
+/// Where a stored set is evaluated. Stored scopes were parsed on the way in; one that no longer parses is
+/// taken as a single cluster's name, as scopes were before fleet scopes existed.
+pub fn scope_of(set: &AppSetRecord) -> AppSetScope {
+    scope_from(&set.scope)
+}
+
+/// [`scope_of`] for a stored scope's text.
+pub fn scope_from(text: &str) -> AppSetScope {
+    AppSetScope::parse(text).unwrap_or_else(|_| AppSetScope::cluster(text))
+}
+
+/// The sets evaluated at `cluster`'s spoke: scoped to it by name, by a list that names it, or by a selector
+/// its labels match (a fleet-scoped set).
+pub async fn evaluated_at(
+    store: &dyn super::Store,
+    cluster: &super::ClusterRecord,
+) -> Result<Vec<AppSetRecord>> {
+    Ok(store
+        .appsets()
+        .list_appsets(&[], None)
+        .await?
+        .into_iter()
+        .filter(|set| scope_of(set).includes(&cluster.name, &cluster.labels))
+        .collect())
+}
 
 /// A stored application set.
 #[derive(Debug, Clone, PartialEq)]

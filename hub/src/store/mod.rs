@@ -38,6 +38,19 @@ pub use self::sqlite::SqliteStore;
 /// cluster name.
 pub const COMMANDS_CHANNEL: &str = "edgecd_commands";
 
+// The notification channels of the modules above the store live here, below all of them, so that a module
+// announcing on another's channel (the PKI on the link's, the set controller on the API's) needs no import
+// of that module: every arrow points down to the store.
+
+/// Notification channel: a cluster's desired set changed (payload: cluster).
+pub const DESIRED_CHANNEL: &str = "edgecd_desired";
+/// Notification channel: a cluster was revoked or removed (payload: cluster).
+pub const REVOKED_CHANNEL: &str = "edgecd_revoked";
+/// Notification channel: a managed app was deleted (payload `project/name`).
+pub const APP_DELETED_CHANNEL: &str = "edgecd_app_deleted";
+/// Notification channel: an application set was created, changed or deleted (payload `project/name`, or `*`).
+pub const APPSETS_CHANNEL: &str = "edgecd_appsets";
+
 /// Channel on which every change of a command's record (enqueued, delivered,
 /// progress, result, expiry) is announced, in the same transaction; the
 /// payload is a comma-separated list of command ids (at most
