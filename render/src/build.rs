@@ -39,7 +39,7 @@ pub(crate) fn build(
         stack: Vec::new(),
         edits,
         root: dir.to_path_buf(),
-        track_transformations: false,
+        track_origin: false,
         schema_set: false,
         schema_guard: None,
     };
@@ -67,12 +67,23 @@ pub(crate) fn build(
         )
         .is_none_or(|v| v != "true")
     });
-    // kustomize clears its internal annotations at the end and drops `metadata.annotations` left empty or null.
+    // kustomize clears its internal annotations at the end (the origin and transformation records unless
+    // `buildMetadata` asks for them) and drops `metadata.annotations` left empty or null.
     for resource in &mut resources {
-        if let Some(Value::Object(metadata)) = resource.object.get_mut("metadata")
-            && metadata
-                .get("annotations")
-                .is_some_and(|a| a.is_null() || a.as_object().is_some_and(Map::is_empty))
+        let Some(Value::Object(metadata)) = resource.object.get_mut("metadata") else {
+            continue;
+        };
+        if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
+            if !kustomization.origin_annotations {
+                annotations.shift_remove(ORIGIN_ANNOTATION);
+            }
+            if !kustomization.transformer_annotations {
+                annotations.shift_remove(TRANSFORMATIONS_ANNOTATION);
+            }
+        }
+        if metadata
+            .get("annotations")
+            .is_some_and(|a| a.is_null() || a.as_object().is_some_and(Map::is_empty))
         {
             metadata.remove("annotations");
         }
@@ -100,78 +111,61 @@ pub(crate) fn build(
             );
         }
     }
-    if kustomization.origin_annotations {
-        for resource in &mut resources {
-            add_origin_annotation(resource, dir);
-        }
-    }
-    if kustomization.transformer_annotations {
-        for resource in resources
-            .iter_mut()
-            .filter(|r| !r.transformations.is_empty())
-        {
-            let text: String = resource.transformations.iter().map(|t| &**t).collect();
-            set_at(
-                &mut resource.object,
-                &[
-                    "metadata",
-                    "annotations",
-                    "alpha.config.kubernetes.io/transformations",
-                ],
-                Value::String(text),
-            );
-        }
-    }
     drop(builder);
     Ok(resources.into_iter().map(|r| r.object).collect())
 }
 
-/// One entry of the `alpha.config.kubernetes.io/transformations` annotation (kustomize's `Origin` as YAML).
-fn transformation_entry(
+/// Where kustomize records an object's origin (with `buildMetadata`).
+const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
+/// Where kustomize records the transformers that ran over an object (with `buildMetadata`).
+const TRANSFORMATIONS_ANNOTATION: &str = "alpha.config.kubernetes.io/transformations";
+
+/// A YAML scalar as kustomize's origin records write it.
+fn scalar(s: &str) -> String {
+    yaml::to_yaml_document(&Value::String(s.to_string()))
+        .trim_end_matches('\n')
+        .to_string()
+}
+
+/// kustomize's `Origin` of a transformer or generator, as YAML with `indent` before every line and the
+/// first line starting with `first` (`- ` in a list).
+fn origin_text(
     configured_in: &str,
     kind: &str,
     name: Option<&str>,
     namespace: Option<&str>,
-) -> Arc<str> {
-    let scalar = |s: &str| {
-        yaml::to_yaml_document(&Value::String(s.to_string()))
-            .trim_end_matches('\n')
-            .to_string()
-    };
+    first: &str,
+    indent: &str,
+) -> String {
     let mut text = format!(
-        "- configuredIn: {}\n  configuredBy:\n    apiVersion: builtin\n    kind: {}\n",
+        "{first}configuredIn: {}\n{indent}configuredBy:\n{indent}  apiVersion: builtin\n{indent}  kind: {}\n",
         scalar(configured_in),
         scalar(kind)
     );
     for (key, value) in [("name", name), ("namespace", namespace)] {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
-            text.push_str(&format!("    {key}: {}\n", scalar(value)));
+            text.push_str(&format!("{indent}  {key}: {}\n", scalar(value)));
         }
     }
-    Arc::from(text)
+    text
+}
+
+/// The annotations of an object, created when missing.
+fn annotations_mut(object: &mut Value) -> Option<&mut Map<String, Value>> {
+    let metadata = object
+        .as_object_mut()?
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let metadata = metadata.as_object_mut()?;
+    let annotations = metadata.entry("annotations").or_insert(Value::Null);
+    if !annotations.is_object() {
+        *annotations = Value::Object(Map::new());
+    }
+    annotations.as_object_mut()
 }
 
 fn kustomization_file(dir: &Path) -> PathBuf {
     kustomization::find_file(dir).unwrap_or_else(|| dir.join("kustomization.yaml"))
-}
-
-fn add_origin_annotation(resource: &mut Resource, root: &Path) {
-    let text = match &resource.origin {
-        Some(Origin::File(path)) => format!("path: {}\n", relative_to(path, root)),
-        Some(Origin::Generator {
-            kustomization,
-            kind,
-        }) => format!(
-            "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n",
-            relative_to(kustomization, root)
-        ),
-        None => return,
-    };
-    set_at(
-        &mut resource.object,
-        &["metadata", "annotations", "config.kubernetes.io/origin"],
-        Value::String(text),
-    );
 }
 
 struct Builder<'a> {
@@ -181,9 +175,9 @@ struct Builder<'a> {
     edits: Option<&'a KustomizeEdits>,
     /// The directory being built (origins are relative to it).
     root: PathBuf,
-    /// `buildMetadata: [transformerAnnotations]` of the root: every transformer run is recorded on every
-    /// object it ran over.
-    track_transformations: bool,
+    /// The root has `buildMetadata`: like kustomize, record each object's origin (file or generator) and the
+    /// transformers that ran over it in its annotations during the build.
+    track_origin: bool,
     /// An `openapi` field took effect (kustomize sets the schema once: the root's, else the first base's).
     schema_set: bool,
     /// Keeps a custom schema installed for this build.
@@ -210,7 +204,9 @@ impl Builder<'_> {
         }
         let is_root = self.stack.is_empty() && !as_component;
         if is_root {
-            self.track_transformations = kustomization.transformer_annotations;
+            self.track_origin = kustomization.origin_annotations
+                || kustomization.transformer_annotations
+                || kustomization.managed_by_label;
         }
         self.set_schema(dir, &file, &kustomization, is_root)?;
         if as_component && !kustomization.is_component {
@@ -299,7 +295,8 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Records a transformer run on every object (for `buildMetadata: [transformerAnnotations]`).
+    /// Records a transformer run on every object (kustomize's `AddTransformerAnnotation`): an object without
+    /// an origin gets the transformer as its origin, the others get it appended to their transformations.
     fn record(
         &self,
         resources: &mut [Resource],
@@ -308,17 +305,58 @@ impl Builder<'_> {
         name: Option<&str>,
         namespace: Option<&str>,
     ) {
-        if !self.track_transformations {
+        if !self.track_origin {
             return;
         }
-        let entry = transformation_entry(
-            &relative_to(configured_in, &self.root),
-            kind,
-            name,
-            namespace,
-        );
+        let configured_in = relative_to(configured_in, &self.root);
+        let as_origin = origin_text(&configured_in, kind, name, namespace, "", "");
+        let as_entry = origin_text(&configured_in, kind, name, namespace, "- ", "  ");
         for resource in resources {
-            resource.transformations.push(entry.clone());
+            let Some(annotations) = annotations_mut(&mut resource.object) else {
+                continue;
+            };
+            if !annotations.contains_key(ORIGIN_ANNOTATION) {
+                annotations.insert(ORIGIN_ANNOTATION.into(), Value::String(as_origin.clone()));
+                continue;
+            }
+            match annotations.get_mut(TRANSFORMATIONS_ANNOTATION) {
+                Some(Value::String(list)) => list.push_str(&as_entry),
+                _ => {
+                    annotations.insert(
+                        TRANSFORMATIONS_ANNOTATION.into(),
+                        Value::String(as_entry.clone()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sets the origin record of a new object (with `buildMetadata`), unless it has one.
+    fn set_origin(&self, resource: &mut Resource) {
+        if !self.track_origin {
+            return;
+        }
+        let text = match &resource.origin {
+            Some(Origin::File(path)) => {
+                format!("path: {}\n", scalar(&relative_to(path, &self.root)))
+            }
+            Some(Origin::Generator {
+                kustomization,
+                kind,
+            }) => origin_text(
+                &relative_to(kustomization, &self.root),
+                kind,
+                None,
+                None,
+                "",
+                "",
+            ),
+            None => return,
+        };
+        if let Some(annotations) = annotations_mut(&mut resource.object) {
+            annotations
+                .entry(ORIGIN_ANNOTATION)
+                .or_insert(Value::String(text));
         }
     }
 
@@ -374,6 +412,7 @@ impl Builder<'_> {
                     .map(|(object, empty_values)| {
                         let mut resource = Resource::new(object, Some(Origin::File(path.clone())));
                         resource.empty_values = empty_values;
+                        self.set_origin(&mut resource);
                         resource
                     });
                 add_resources(resources, loaded, file)?;
@@ -473,6 +512,7 @@ impl Builder<'_> {
             }),
         );
         generated.needs_hash = needs_hash;
+        self.set_origin(&mut generated);
         let id = generated.id();
         let existing = resources.iter().position(|r| {
             r.kind() == id.kind
@@ -649,48 +689,51 @@ impl Builder<'_> {
         k: &Kustomization,
         resources: &mut Vec<Resource>,
     ) -> Result<()> {
-        for entry in &k.transformers {
+        // kustomize takes the inline configurations first, then loads the files and directories in order.
+        let mut configs: Vec<(Value, PathBuf)> = Vec::new();
+        for entry in k.transformers.iter().filter(|e| looks_inline(e)) {
+            let documents =
+                yaml::load_documents_within(entry, self.repo.yaml_budget()).map_err(|e| {
+                    RenderError::Yaml {
+                        path: file.to_path_buf(),
+                        source: e,
+                    }
+                })?;
+            configs.extend(
+                documents
+                    .into_iter()
+                    .filter(|d| !d.is_null())
+                    .map(|d| (d, file.to_path_buf())),
+            );
+        }
+        for entry in k.transformers.iter().filter(|e| !looks_inline(e)) {
             if is_remote(entry) {
                 return Err(RenderError::Remote {
                     file: file.to_path_buf(),
                     url: entry.clone(),
                 });
             }
-            // (configuration, the file it was read from)
-            let mut configs: Vec<(Value, PathBuf)> = Vec::new();
-            if looks_inline(entry) {
-                let documents = yaml::load_documents_within(entry, self.repo.yaml_budget())
-                    .map_err(|e| RenderError::Yaml {
-                        path: file.to_path_buf(),
-                        source: e,
-                    })?;
-                configs.extend(
-                    documents
-                        .into_iter()
-                        .filter(|d| !d.is_null())
-                        .map(|d| (d, file.to_path_buf())),
-                );
+            let path = crate::loader::normalize(&dir.join(entry));
+            if path.is_dir() {
+                // kustomize builds the directory (without the root-only steps) and uses what it
+                // produces as transformer configurations.
+                self.repo.check(&path)?;
+                let (_, built, _) = self.build_dir(&path, false)?;
+                for resource in built {
+                    let source = match &resource.origin {
+                        Some(Origin::File(source)) => source.clone(),
+                        _ => kustomization_file(&path),
+                    };
+                    configs.push((resource.object, source));
+                }
             } else {
-                let path = crate::loader::normalize(&dir.join(entry));
-                if path.is_dir() {
-                    // kustomize builds the directory (without the root-only steps) and uses what it
-                    // produces as transformer configurations.
-                    self.repo.check(&path)?;
-                    let (_, built, _) = self.build_dir(&path, false)?;
-                    for resource in built {
-                        let source = match &resource.origin {
-                            Some(crate::resource::Origin::File(source)) => source.clone(),
-                            _ => kustomization_file(&path),
-                        };
-                        configs.push((resource.object, source));
-                    }
-                } else {
-                    let path = self.repo.resolve(dir, entry, dir)?;
-                    for (object, _) in self.load_objects(&path)? {
-                        configs.push((object, path.clone()));
-                    }
+                let path = self.repo.resolve(dir, entry, dir)?;
+                for (object, _) in self.load_objects(&path)? {
+                    configs.push((object, path.clone()));
                 }
             }
+        }
+        {
             for (config, source) in configs {
                 let transformers = BuiltinTransformer::parse(&config, &source)?;
                 for transformer in transformers {
@@ -1065,6 +1108,17 @@ fn merge_generated(target: &mut Resource, generated: &Value, behavior: Behavior)
     for field in ["labels", "annotations"] {
         if let Some(Value::Object(new)) = get_at(generated, &["metadata", field]).cloned() {
             for (k, v) in new {
+                // A merge keeps the origin recorded for the object it merges into.
+                if behavior == Behavior::Merge
+                    && k == ORIGIN_ANNOTATION
+                    && get_at(
+                        &target.object,
+                        &["metadata", "annotations", ORIGIN_ANNOTATION],
+                    )
+                    .is_some()
+                {
+                    continue;
+                }
                 set_at(&mut target.object, &["metadata", field, &k], v);
             }
         }

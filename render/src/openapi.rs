@@ -232,10 +232,13 @@ impl Drop for SchemaGuard {
     }
 }
 
-/// The `x-kubernetes-group-version-kind` entries of a definition or operation, as (apiVersion, kind).
+/// The `x-kubernetes-group-version-kind` entries of a definition (a list) or an operation (one entry), as
+/// (apiVersion, kind).
 fn group_version_kinds(value: &Value) -> Vec<(String, String)> {
-    let Some(Value::Array(entries)) = value.get("x-kubernetes-group-version-kind") else {
-        return Vec::new();
+    let entries = match value.get("x-kubernetes-group-version-kind") {
+        Some(Value::Array(entries)) => entries.as_slice(),
+        Some(entry @ Value::Object(_)) => std::slice::from_ref(entry),
+        _ => return Vec::new(),
     };
     entries
         .iter()

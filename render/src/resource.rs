@@ -120,8 +120,6 @@ pub(crate) struct Resource {
     pub ref_vars: Vec<String>,
     /// JSON pointers of map values written empty in the source file (dropped by a strategic merge).
     pub empty_values: Vec<String>,
-    /// Transformer runs over this object, as entries of `alpha.config.kubernetes.io/transformations`.
-    pub transformations: Vec<std::sync::Arc<str>>,
     /// The ids kustomize recorded before changing the object (namespace, prefix, suffix, hash suffix and
     /// JSON6902 patches record one), oldest first; name references look objects up by them.
     pub earlier_ids: Vec<EarlierId>,
@@ -141,7 +139,6 @@ impl Resource {
             origin,
             ref_vars: Vec::new(),
             empty_values: Vec::new(),
-            transformations: Vec::new(),
             earlier_ids: Vec::new(),
         }
     }

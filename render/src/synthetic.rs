@@ -101,7 +101,11 @@ patches:
 }
 
 fn app_objects(out: &mut String, app: usize) {
-    let tier = if app.is_multiple_of(2) { "web" } else { "cache" };
+    let tier = if app.is_multiple_of(2) {
+        "web"
+    } else {
+        "cache"
+    };
     let _ = write!(
         out,
         "apiVersion: apps/v1
