@@ -491,6 +491,19 @@ pub enum ClusterCommand {
         #[arg(long)]
         server_url: Option<String>,
     },
+    /// Change a cluster's labels or API server URL (admins).
+    Set {
+        name: String,
+        /// Add or replace a label key=value (repeatable).
+        #[arg(long = "label", short = 'l')]
+        labels: Vec<String>,
+        /// Remove a label (repeatable).
+        #[arg(long = "remove-label", value_name = "KEY")]
+        remove_labels: Vec<String>,
+        /// API server URL, what Argo CD's `destination.server` and a set's `{{server}}` match.
+        #[arg(long)]
+        server_url: Option<String>,
+    },
     /// Remove a cluster from the fleet.
     #[command(alias = "rm")]
     Remove { name: String },

@@ -282,7 +282,7 @@ async fn missing_commands_hints_and_papercuts() {
         "Generators:  1",
         "- clusters: {}",
         "Template:",
-        "name: '{{name}}.nginx'",
+        "name: \"{{name}}.nginx\"",
         "path: deploy/overlays/{{name}}",
         "default/cluster-1.nginx, default/cluster-2.nginx",
     ] {
@@ -316,6 +316,52 @@ async fn missing_commands_hints_and_papercuts() {
     );
     assert!(added.stderr.contains("loopback"), "{added:?}");
     cli.run(&["cluster", "add", "cluster-9"]).await.ok();
+    // `cluster set` changes labels and the API server URL (what `{{server}}` matches).
+    let set = cli
+        .run(&[
+            "cluster",
+            "set",
+            "cluster-9",
+            "-l",
+            "region=ap",
+            "--server-url",
+            "https://k8s.example.com:6443",
+        ])
+        .await
+        .ok();
+    assert!(set.stdout.contains("cluster cluster-9 updated"), "{set:?}");
+    let got = cli
+        .run(&["cluster", "get", "cluster-9", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(field(&got, "/labels/region"), "ap", "{got}");
+    assert_eq!(
+        field(&got, "/serverUrl"),
+        "https://k8s.example.com:6443",
+        "{got}"
+    );
+    let same = cli
+        .run(&["cluster", "set", "cluster-9", "-l", "region=ap"])
+        .await
+        .ok();
+    assert!(
+        same.stdout.contains("cluster cluster-9 unchanged"),
+        "{same:?}"
+    );
+    cli.run(&["cluster", "set", "cluster-9", "--remove-label", "region"])
+        .await
+        .ok();
+    let got = cli
+        .run(&["cluster", "get", "cluster-9", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert!(got["labels"].get("region").is_none(), "{got}");
+    cli.run(&["cluster", "set", "cluster-9", "--remove-label", "region"])
+        .await
+        .code(3);
+    cli.run(&["cluster", "set", "cluster-9"]).await.code(2);
     let clusters = cli.run(&["cluster", "list"]).await.ok();
     assert_eq!(
         first_column(&clusters.stdout),

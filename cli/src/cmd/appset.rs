@@ -261,11 +261,15 @@ pub async fn apply(session: &Session, args: &ApplyArgs) -> anyhow::Result<()> {
             } else {
                 format!(": {}", v.message)
             };
+            // A refused document may come back without its project: its name alone then.
+            let name = if v.project.is_empty() {
+                v.name.clone()
+            } else {
+                format!("{}/{}", v.project, v.name)
+            };
             outln!(
-                "{} {}/{} {}{}{suffix}",
+                "{} {name} {}{}{suffix}",
                 v.kind,
-                v.project,
-                v.name,
                 v.action,
                 if args.dry_run { " (dry run)" } else { "" }
             )?;

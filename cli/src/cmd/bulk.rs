@@ -205,8 +205,9 @@ impl Outcome {
     }
 }
 
-/// Prints every outcome (stdout), then fails with the first failure's exit code if any app failed.
-fn finish(output: Output, verb: &str, outcomes: &[Outcome]) -> anyhow::Result<()> {
+/// Prints every outcome (stdout), then fails with the first failure's exit code if any app failed;
+/// else says how many apps were `done` (e.g. "synced").
+fn finish(output: Output, verb: &str, done: &str, outcomes: &[Outcome]) -> anyhow::Result<()> {
     if !print_structured(output, outcomes)? {
         let mut table = Table::new(vec!["PROJECT", "NAME", "CLUSTER", "RESULT", "MESSAGE"]);
         for o in outcomes {
@@ -236,7 +237,7 @@ fn finish(output: Output, verb: &str, outcomes: &[Outcome]) -> anyhow::Result<()
         ));
     }
     noteln!(
-        "{verb}: {} application{} done",
+        "{verb}: {} application{} {done}",
         outcomes.len(),
         plural(outcomes.len())
     );
@@ -450,14 +451,14 @@ async fn bulk_result(
                 o
             })
             .collect();
-        return finish(output, &format!("{verb} queued"), &outcomes);
+        return finish(output, verb, "queued", &outcomes);
     }
     let queued = pairs
         .iter()
         .map(|(app, status)| ((*app).clone(), status.command_id.clone()))
         .collect();
     let outcomes = wait_all(client, filter, queued, want, timeout).await?;
-    finish(output, verb, &outcomes)
+    finish(output, verb, "synced", &outcomes)
 }
 
 /// `app delete` of a selection: every app deleted by its own call; failures do not stop the rest.
@@ -497,7 +498,7 @@ pub async fn delete(
             Err(error) => Outcome::failed(app, &anyhow::Error::new(error)),
         });
     }
-    finish(output, "delete", &outcomes)
+    finish(output, "delete", "deleted", &outcomes)
 }
 
 /// The history entry before the current (latest) one: where a rollback without an id goes.
@@ -600,7 +601,12 @@ pub async fn rollback(
     }
     outcomes
         .sort_by(|a, b| natural_cmp(&a.project, &b.project).then(natural_cmp(&a.name, &b.name)));
-    finish(output, "rollback", &outcomes)
+    finish(
+        output,
+        "rollback",
+        if no_wait { "queued" } else { "rolled back" },
+        &outcomes,
+    )
 }
 
 /// `app wait` of a selection: every matching app ready, or exit 6 naming those that are not.

@@ -1,4 +1,4 @@
-//! `edgecd cluster list|get|add|remove|revoke|token`.
+//! `edgecd cluster list|get|add|set|remove|revoke|token`.
 
 use std::collections::BTreeMap;
 
@@ -156,6 +156,53 @@ pub async fn run(session: &Session, command: ClusterCommand) -> anyhow::Result<(
                 })
                 .await?;
             print_enrollment(output, &name, &response, &hub_server(session)?)?;
+        }
+        ClusterCommand::Set {
+            name,
+            labels,
+            remove_labels,
+            server_url,
+        } => {
+            let added = parse_pairs(&labels, "--label")?;
+            if added.is_empty() && remove_labels.is_empty() && server_url.is_none() {
+                anyhow::bail!(crate::exit::Exit::usage(
+                    "nothing to change: pass --label, --remove-label or --server-url"
+                ));
+            }
+            let current = client
+                .get_cluster(v1::GetClusterRequest { name: name.clone() })
+                .await?;
+            let mut wanted = current.labels.clone();
+            for key in &remove_labels {
+                if wanted.remove(key).is_none() {
+                    anyhow::bail!(crate::exit::Exit::new(
+                        crate::exit::NOT_FOUND,
+                        format!("cluster {name} has no label {key:?}")
+                    ));
+                }
+            }
+            wanted.extend(added);
+            let server_url = server_url.unwrap_or_default();
+            if wanted == current.labels
+                && (server_url.is_empty() || server_url == current.server_url)
+            {
+                outln!("cluster {name} unchanged")?;
+                return Ok(());
+            }
+            let updated = client
+                .update_cluster(v1::UpdateClusterRequest {
+                    name: name.clone(),
+                    labels: wanted,
+                    annotations: current.annotations.clone(),
+                    server_url,
+                    expected_version: current.version,
+                })
+                .await?;
+            let view = ClusterView::from(&updated);
+            if !print_structured(output, &view)? {
+                outln!("cluster {name} updated")?;
+                out!("{}", describe(&view))?;
+            }
         }
         ClusterCommand::Remove { name } => {
             client

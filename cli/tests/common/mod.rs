@@ -7,6 +7,19 @@ use std::time::Duration;
 use edgecd_e2e::dev::{Fleet, FleetConfig};
 use serde_json::Value;
 
+/// With `EDGECD_TEST_ECHO=1` (and `--nocapture`), every run is printed: to read what users see.
+fn echo(args: &[&str], run: &Run) {
+    if std::env::var_os("EDGECD_TEST_ECHO").is_some() {
+        eprintln!(
+            "$ edgecd {}\n{}{}[exit {}]\n",
+            args.join(" "),
+            run.stdout,
+            run.stderr,
+            run.code
+        );
+    }
+}
+
 /// The result of one `edgecd` run.
 #[derive(Debug)]
 pub struct Run {
@@ -79,11 +92,13 @@ impl Cli {
             input.write_all(stdin.as_bytes()).await.unwrap();
         }
         let output = child.wait_with_output().await.expect("running edgecd");
-        Run {
+        let run = Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        };
+        echo(args, &run);
+        run
     }
 
     /// Runs with standard input (and output) a pseudo-terminal, as a person at a shell, typing
@@ -114,11 +129,13 @@ impl Cli {
             input.write_all(typed.as_bytes()).await.unwrap();
         }
         let output = child.wait_with_output().await.expect("running script");
-        Run {
+        let run = Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n"),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        };
+        echo(args, &run);
+        run
     }
 
     /// Logs in to the fleet's hub over TLS as its admin.
