@@ -204,9 +204,7 @@ impl Builder<'_> {
         }
         let is_root = self.stack.is_empty() && !as_component;
         if is_root {
-            self.track_origin = kustomization.origin_annotations
-                || kustomization.transformer_annotations
-                || kustomization.managed_by_label;
+            self.track_origin = kustomization.build_metadata;
         }
         self.set_schema(dir, &file, &kustomization, is_root)?;
         if as_component && !kustomization.is_component {
@@ -389,6 +387,8 @@ impl Builder<'_> {
         resources: &mut Vec<Resource>,
         config: &mut TransformerConfig,
     ) -> Result<()> {
+        // Ids do not change until the transformers run: one set serves resources and generators.
+        let mut seen = id_set(resources);
         for entry in &k.resources {
             if is_remote(entry) {
                 return Err(RenderError::Remote {
@@ -403,7 +403,7 @@ impl Builder<'_> {
                 config
                     .merge(&base_config)
                     .map_err(|m| RenderError::invalid(file, m))?;
-                add_resources(resources, base, file)?;
+                add_resources(resources, &mut seen, base, file)?;
             } else {
                 let path = self.repo.resolve(dir, entry, dir)?;
                 let loaded = self
@@ -415,7 +415,7 @@ impl Builder<'_> {
                         self.set_origin(&mut resource);
                         resource
                     });
-                add_resources(resources, loaded, file)?;
+                add_resources(resources, &mut seen, loaded, file)?;
             }
         }
         // kustomize's defaults, extended by the configuration files, join the configuration from below.
@@ -441,10 +441,26 @@ impl Builder<'_> {
                 .map_err(|m| RenderError::invalid(&path, m))?;
         }
         for args in &k.config_map_generator {
-            self.run_generator(dir, file, k, args, GeneratedKind::ConfigMap, resources)?;
+            self.run_generator(
+                dir,
+                file,
+                k,
+                args,
+                GeneratedKind::ConfigMap,
+                resources,
+                &mut seen,
+            )?;
         }
         for args in &k.secret_generator {
-            self.run_generator(dir, file, k, args, GeneratedKind::Secret, resources)?;
+            self.run_generator(
+                dir,
+                file,
+                k,
+                args,
+                GeneratedKind::Secret,
+                resources,
+                &mut seen,
+            )?;
         }
         for entry in &k.components {
             if is_remote(entry) {
@@ -496,6 +512,7 @@ impl Builder<'_> {
         args: &GeneratorArgs,
         kind: GeneratedKind,
         resources: &mut Vec<Resource>,
+        seen: &mut IdSet,
     ) -> Result<()> {
         let (object, needs_hash) =
             generators::generate(args, &k.generator_options, kind, dir, self.repo, file)?;
@@ -522,7 +539,7 @@ impl Builder<'_> {
                         .any(|n| crate::resource::ns_eq(n, &id.namespace)))
         });
         match (args.behavior, existing) {
-            (Behavior::Create, _) => add_resources(resources, [generated], file),
+            (Behavior::Create, _) => add_resources(resources, seen, [generated], file),
             (_, None) => Err(RenderError::invalid(
                 file,
                 format!("id {id} does not exist; cannot merge or replace"),
@@ -580,9 +597,12 @@ impl Builder<'_> {
         config: &TransformerConfig,
     ) -> Result<()> {
         let invalid = |m: String| RenderError::invalid(file, m);
+        // Untargeted strategic-merge patches find their object through an index of names, kept while only
+        // such patches run (they never rename, and a deletion drops the index).
+        let mut names = None;
         if !k.patches_strategic_merge.is_empty() {
             for entry in &k.patches_strategic_merge {
-                self.apply_strategic_merge_entry(dir, file, entry, resources)?;
+                self.apply_strategic_merge_entry(dir, file, entry, resources, &mut names)?;
             }
             self.record(
                 resources,
@@ -593,7 +613,7 @@ impl Builder<'_> {
             );
         }
         for entry in &k.patches {
-            self.apply_patch(dir, file, entry, resources, false)?;
+            self.apply_patch(dir, file, entry, resources, false, &mut names)?;
             self.record(resources, file, "PatchTransformer", None, None);
         }
         if let Some(namespace) = k.namespace.as_ref().filter(|n| !n.is_empty()) {
@@ -634,7 +654,7 @@ impl Builder<'_> {
             self.record(resources, file, "AnnotationsTransformer", None, None);
         }
         for entry in &k.patches_json6902 {
-            self.apply_patch(dir, file, entry, resources, true)?;
+            self.apply_patch(dir, file, entry, resources, true, &mut None)?;
             self.record(resources, file, "PatchJson6902Transformer", None, None);
         }
         for (name, count) in &k.replicas {
@@ -660,6 +680,7 @@ impl Builder<'_> {
         file: &Path,
         entry: &str,
         resources: &mut Vec<Resource>,
+        names: &mut Option<NameIndex>,
     ) -> Result<()> {
         let (text, source) = if looks_inline(entry) {
             (entry.to_string(), file.to_path_buf())
@@ -675,7 +696,7 @@ impl Builder<'_> {
                 }
             })?;
         for document in documents.into_iter().filter(|d| !d.is_null()) {
-            apply_untargeted_smp(resources, &document, &source)?;
+            apply_untargeted_smp(resources, &document, &source, names)?;
         }
         Ok(())
     }
@@ -776,14 +797,14 @@ impl Builder<'_> {
                     .map_err(|m| RenderError::transform(source, m))?;
             }
             BuiltinTransformer::Patch(entry) => {
-                self.apply_patch(dir, source, &entry, resources, false)?;
+                self.apply_patch(dir, source, &entry, resources, false, &mut None)?;
             }
             BuiltinTransformer::Json6902(entry) => {
-                self.apply_patch(dir, source, &entry, resources, true)?;
+                self.apply_patch(dir, source, &entry, resources, true, &mut None)?;
             }
             BuiltinTransformer::StrategicMerge(entries) => {
                 for entry in &entries {
-                    self.apply_strategic_merge_entry(dir, source, entry, resources)?;
+                    self.apply_strategic_merge_entry(dir, source, entry, resources, &mut None)?;
                 }
             }
             BuiltinTransformer::Replacements(list) => {
@@ -835,6 +856,7 @@ impl Builder<'_> {
         entry: &PatchEntry,
         resources: &mut Vec<Resource>,
         json_only: bool,
+        names: &mut Option<NameIndex>,
     ) -> Result<()> {
         let (text, source) = match (&entry.patch, &entry.path) {
             (Some(inline), _) => (inline.clone(), file.to_path_buf()),
@@ -869,11 +891,13 @@ impl Builder<'_> {
                 ));
             }
             for document in &documents {
-                apply_untargeted_smp(resources, document, &source)?;
+                apply_untargeted_smp(resources, document, &source, names)?;
             }
             return Ok(());
         };
         let selector = Selector::compile(target).map_err(|m| RenderError::invalid(file, m))?;
+        // A targeted patch may rename (JSON6902) or delete objects.
+        *names = None;
         if is_json {
             for resource in resources.iter_mut().filter(|r| selector.matches(r)) {
                 if !json_only {
@@ -910,14 +934,20 @@ impl Builder<'_> {
     }
 }
 
-/// Adds resources, refusing a second object with the same id.
+/// The ids of the objects accumulated so far, to refuse a duplicate without a scan.
+type IdSet = std::collections::HashSet<ResId>;
+
+fn id_set(resources: &[Resource]) -> IdSet {
+    resources.iter().map(|r| r.id().normalized()).collect()
+}
+
+/// Adds resources, refusing a second object with the same id; `seen` holds the ids of `resources`.
 fn add_resources(
     resources: &mut Vec<Resource>,
+    seen: &mut IdSet,
     new: impl IntoIterator<Item = Resource>,
     file: &Path,
 ) -> Result<()> {
-    let mut seen: std::collections::HashSet<ResId> =
-        resources.iter().map(|r| r.id().normalized()).collect();
     for resource in new {
         let id = resource.id();
         if !seen.insert(id.clone().normalized()) {
@@ -977,25 +1007,45 @@ fn looks_inline(entry: &str) -> bool {
     entry.contains('\n') || entry.contains(": ")
 }
 
+/// The objects by every name they have had (positions in the accumulator).
+type NameIndex = std::collections::HashMap<String, Vec<usize>>;
+
+fn name_index(resources: &[Resource]) -> NameIndex {
+    let mut index = NameIndex::new();
+    for (position, resource) in resources.iter().enumerate() {
+        for name in resource.all_names() {
+            let list = index.entry(name.to_string()).or_default();
+            if list.last() != Some(&position) {
+                list.push(position);
+            }
+        }
+    }
+    index
+}
+
 /// Applies an SMP document to the resource its id names (by current or any earlier name).
 fn apply_untargeted_smp(
     resources: &mut Vec<Resource>,
     document: &Value,
     source: &Path,
+    names: &mut Option<NameIndex>,
 ) -> Result<()> {
     let id = ResId::of(document);
-    let matches: Vec<usize> = resources
+    let index = names.get_or_insert_with(|| name_index(resources));
+    let matches: Vec<usize> = index
+        .get(&id.name)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
         .iter()
-        .enumerate()
-        .filter(|(_, r)| {
+        .copied()
+        .filter(|&i| {
+            let r = &resources[i];
             r.kind() == id.kind
                 && r.group() == id.group
-                && r.all_names().any(|n| n == id.name)
                 && (id.namespace.is_empty()
                     || r.all_namespaces()
                         .any(|n| crate::resource::ns_eq(n, &id.namespace)))
         })
-        .map(|(i, _)| i)
         .collect();
     let index = match matches.as_slice() {
         [] => {
@@ -1016,6 +1066,7 @@ fn apply_untargeted_smp(
     align_identity(&mut document, &resources[index]);
     if apply_smp(&mut resources[index], &document) == Merged::Deleted {
         resources.remove(index);
+        *names = None;
     }
     Ok(())
 }

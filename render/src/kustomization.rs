@@ -84,6 +84,8 @@ pub(crate) struct Kustomization {
     pub secret_generator: Vec<GeneratorArgs>,
     pub generator_options: GeneratorOptions,
     pub sort_options: Option<SortOptions>,
+    /// `buildMetadata` is set (kustomize then records origins and transformations during the build).
+    pub build_metadata: bool,
     /// `buildMetadata` options.
     pub origin_annotations: bool,
     pub transformer_annotations: bool,
@@ -640,17 +642,15 @@ impl Kustomization {
             crate::vars::merge(&mut k.vars, std::slice::from_ref(&var))
                 .map_err(|m| p.err(format!("vars: {m}")))?;
         }
-        for item in p.strings(map.get("buildMetadata"), "buildMetadata")? {
+        let build_metadata = p.strings(map.get("buildMetadata"), "buildMetadata")?;
+        // kustomize tracks origins for any non-empty list and ignores options it does not know.
+        k.build_metadata = !build_metadata.is_empty();
+        for item in build_metadata {
             match item.as_str() {
                 "originAnnotations" => k.origin_annotations = true,
                 "transformerAnnotations" => k.transformer_annotations = true,
                 "managedByLabel" => k.managed_by_label = true,
-                other => {
-                    return Err(RenderError::invalid(
-                        file,
-                        format!("unknown buildMetadata option '{other}'"),
-                    ));
-                }
+                _ => {}
             }
         }
         k.crds = p.strings(map.get("crds"), "crds")?;

@@ -45,7 +45,7 @@ pub(crate) fn default_rank(kind: &str) -> i64 {
 
 /// Sorts resources in legacy order, with optional custom first/last kind lists.
 pub(crate) fn legacy(
-    resources: &mut [Resource],
+    resources: &mut Vec<Resource>,
     first: Option<&[String]>,
     last: Option<&[String]>,
 ) {
@@ -66,40 +66,57 @@ pub(crate) fn legacy(
         }
         0
     };
-    resources.sort_by(|a, b| {
-        let (ra, rb) = (rank(a.kind()), rank(b.kind()));
-        if ra != rb {
-            return ra.cmp(&rb);
-        }
-        let (ia, ib) = (a.id(), b.id());
-        let gvk = |id: &crate::resource::ResId| {
-            format!(
-                "{}_{}_{}",
-                or_tilde(&id.group, "~G"),
-                or_tilde(&id.version, "~V"),
-                or_tilde(&id.kind, "~K")
-            )
-        };
-        let (ga, gb) = (gvk(&ia), gvk(&ib));
-        if ga != gb {
-            if ia.kind == "Namespace"
-                && ib.kind == "Namespace"
-                && (ia.group.is_empty() || ib.group.is_empty())
-            {
-                return gb.cmp(&ga);
+    // The comparison keys, computed once per object rather than once per comparison.
+    struct Key {
+        rank: i64,
+        gvk: String,
+        namespace_kind_without_group: Option<bool>,
+        name_key: String,
+    }
+    let keys: Vec<Key> = resources
+        .iter()
+        .map(|r| {
+            let id = r.id();
+            Key {
+                rank: rank(&id.kind),
+                gvk: format!(
+                    "{}_{}_{}",
+                    or_tilde(&id.group, "~G"),
+                    or_tilde(&id.version, "~V"),
+                    or_tilde(&id.kind, "~K")
+                ),
+                namespace_kind_without_group: (id.kind == "Namespace")
+                    .then_some(id.group.is_empty()),
+                // kustomize compares `namespace|name` as one string, so `kubeflow-system|x` sorts before
+                // `kubeflow|y`.
+                name_key: format!(
+                    "{}|{}",
+                    or_tilde(&id.namespace, "~X"),
+                    or_tilde(&id.name, "~N")
+                ),
             }
-            return ga.cmp(&gb);
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..resources.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ka, kb) = (&keys[a], &keys[b]);
+        if ka.rank != kb.rank {
+            return ka.rank.cmp(&kb.rank);
         }
-        // kustomize compares `namespace|name` as one string, so `kubeflow-system|x` sorts before `kubeflow|y`.
-        let key = |id: &crate::resource::ResId| {
-            format!(
-                "{}|{}",
-                or_tilde(&id.namespace, "~X"),
-                or_tilde(&id.name, "~N")
-            )
-        };
-        key(&ia).cmp(&key(&ib))
+        if ka.gvk != kb.gvk {
+            if let (Some(a_core), Some(b_core)) = (
+                ka.namespace_kind_without_group,
+                kb.namespace_kind_without_group,
+            ) && (a_core || b_core)
+            {
+                return kb.gvk.cmp(&ka.gvk);
+            }
+            return ka.gvk.cmp(&kb.gvk);
+        }
+        ka.name_key.cmp(&kb.name_key)
     });
+    let mut taken: Vec<Option<Resource>> = resources.drain(..).map(Some).collect();
+    resources.extend(order.iter().filter_map(|&i| taken[i].take()));
 }
 
 fn or_tilde<'a>(value: &'a str, placeholder: &'a str) -> &'a str {

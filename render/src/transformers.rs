@@ -21,6 +21,28 @@ pub(crate) fn is_cluster_scoped(resource: &Resource) -> bool {
     }
 }
 
+/// An object's group, version and kind, read once for matching many field specs.
+struct Gvk {
+    group: String,
+    version: String,
+    kind: String,
+}
+
+impl Gvk {
+    fn of(resource: &Resource) -> Gvk {
+        let (group, version) = resource.group_version();
+        Gvk {
+            group: group.to_string(),
+            version: version.to_string(),
+            kind: resource.kind().to_string(),
+        }
+    }
+
+    fn selected_by(&self, spec: &FieldSpec) -> bool {
+        spec.matches_gvk(&self.group, &self.version, &self.kind)
+    }
+}
+
 /// How a namespace transformer treats RoleBinding/ClusterRoleBinding subjects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum SubjectMode {
@@ -183,8 +205,9 @@ pub(crate) fn set_pairs(
         return;
     }
     for resource in resources.iter_mut() {
+        let gvk = Gvk::of(resource);
         for spec in specs {
-            if !spec.matches(resource) {
+            if !gvk.selected_by(spec) {
                 continue;
             }
             spec.visit(&mut resource.object, &mut |target| {
@@ -301,8 +324,9 @@ pub(crate) fn images(resources: &mut [Resource], image: &ImageEntry, specs: &[Fi
             continue;
         }
         rewrite_images(&mut resource.object, image);
+        let gvk = Gvk::of(resource);
         for spec in specs {
-            if !spec.matches(resource) {
+            if !gvk.selected_by(spec) {
                 continue;
             }
             let mut lookup = spec.clone();

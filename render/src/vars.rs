@@ -156,7 +156,12 @@ pub(crate) fn resolve(
         }
     }
     for resource in resources.iter_mut() {
-        let matching: Vec<&FieldSpec> = specs.iter().filter(|s| s.matches(resource)).collect();
+        let (group, version) = resource.group_version();
+        let kind = resource.kind();
+        let matching: Vec<&FieldSpec> = specs
+            .iter()
+            .filter(|s| s.matches_gvk(group, version, kind))
+            .collect();
         for spec in matching {
             spec.visit(&mut resource.object, &mut |field| {
                 expand_node(field, &values)

@@ -121,17 +121,24 @@ fn field_at(group: &str, version: &str, kind: &str, path: &[&str]) -> Option<Fie
 }
 
 fn find_kind(group: &str, version: &str, kind: &str) -> Option<&'static KindDef> {
-    let same = |k: &&KindDef| k.group == group && k.kind == kind;
-    generated::KINDS
-        .iter()
-        .filter(same)
+    // The kinds by name, built once: renders ask for every object, often several times.
+    static BY_KIND: std::sync::OnceLock<
+        std::collections::HashMap<&'static str, Vec<&'static KindDef>>,
+    > = std::sync::OnceLock::new();
+    let index = BY_KIND.get_or_init(|| {
+        let mut index: std::collections::HashMap<_, Vec<&'static KindDef>> =
+            std::collections::HashMap::new();
+        for def in generated::KINDS {
+            index.entry(def.kind).or_default().push(def);
+        }
+        index
+    });
+    let defs = index.get(kind)?;
+    let same_group = || defs.iter().filter(|k| k.group == group);
+    same_group()
         .find(|k| k.version == version)
-        .or_else(|| {
-            generated::KINDS
-                .iter()
-                .filter(same)
-                .max_by_key(|k| k.version)
-        })
+        .or_else(|| same_group().max_by_key(|k| k.version))
+        .copied()
 }
 
 // === generated table types ===
