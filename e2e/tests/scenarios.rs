@@ -801,7 +801,8 @@ mod hub {
 
     use super::*;
     use edgecd_hub::auth::AuthConfig;
-    use edgecd_hub::pki::{MasterKey, SecuritySettings};
+    use edgecd_hub::pki::MasterKey;
+    use edgecd_hub::security::SecuritySettings;
     use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
     use edgecd_hub::store::NewCluster;
     use edgecd_proto::v1;

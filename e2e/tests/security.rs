@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
-use edgecd_hub::pki::{MasterKey, PkiConfig, SecuritySettings};
+use edgecd_hub::pki::{MasterKey, PkiConfig};
+use edgecd_hub::security::SecuritySettings;
 use edgecd_hub::server::{Database, Server, ServerConfig};
 use edgecd_hub::store::{ConnectionKind, NewCluster};
 use edgecd_spoke::cluster::LiveCluster;

@@ -54,9 +54,9 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
         credentials: &'a Credentials,
     ) -> BoxFuture<'a, Result<Principal, AuthError>>;
 
-    /// The account service behind this authenticator, if it has one (the
-    /// API's login, user and token calls use it).
-    fn accounts(&self) -> Option<&crate::auth::Accounts> {
+    /// The authenticator as `Any`, for the API to find the account service behind it (its login, user and
+    /// token calls use `auth::Accounts`) without this module naming the module above it.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use edgecd_hub::access::OpenAccess;
-use edgecd_hub::pki::args::SecurityArgs;
+use edgecd_hub::security::args::SecurityArgs;
 use edgecd_hub::server::{Database, Server, ServerConfig};
 
 #[derive(Debug, Parser)]

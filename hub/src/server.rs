@@ -85,7 +85,7 @@ pub struct ServerConfig {
     pub expiry_interval: Duration,
     /// The hub CA, spoke enrollment and mTLS; `None`: no CA (spokes trusted
     /// by the name in Hello, development only).
-    pub security: Option<crate::pki::SecuritySettings>,
+    pub security: Option<crate::security::SecuritySettings>,
     /// Hub-scoped application sets: evaluation interval.
     pub appsets: crate::appsets::AppSetConfig,
     /// Where the hub caches git repositories (application-set git
@@ -207,9 +207,11 @@ impl Server {
             };
         let mut tls = config.tls.clone();
         let mut authenticator = Arc::clone(&config.authenticator);
+        // The API issues bootstrap tokens and seals repository credentials only with operator accounts.
+        let mut api_pki = None;
         let pki = match (&config.security, security) {
             (Some(settings), Some(security)) => {
-                if matches!(settings.ca, crate::pki::CaSettings::Stored(_))
+                if matches!(settings.ca, crate::security::CaSettings::Stored(_))
                     && !config.init_new_fleet
                 {
                     refuse_ca_over_fleet(store.as_ref(), security.as_ref()).await?;
@@ -227,13 +229,9 @@ impl Server {
                     );
                 }
                 if let Some(auth) = &settings.auth {
-                    let accounts = crate::auth::Accounts::new(
-                        Arc::clone(&store),
-                        security,
-                        auth.clone(),
-                        Some(Arc::clone(&pki)),
-                    )
-                    .map_err(|e| ServerError::Auth(e.to_string()))?;
+                    let accounts =
+                        crate::auth::Accounts::new(Arc::clone(&store), security, auth.clone())
+                            .map_err(|e| ServerError::Auth(e.to_string()))?;
                     if let Some(password) = &settings.initial_admin_password {
                         accounts
                             .ensure_admin(password)
@@ -241,6 +239,7 @@ impl Server {
                             .map_err(|e| ServerError::Auth(e.to_string()))?;
                     }
                     authenticator = Arc::new(accounts);
+                    api_pki = Some(Arc::clone(&pki));
                 }
                 Some(pki)
             }
@@ -267,6 +266,9 @@ impl Server {
             authenticator,
             Arc::clone(&metrics),
         );
+        if let Some(pki) = api_pki {
+            api.set_pki(pki);
+        }
 
         let grpc_listener = TcpListener::bind(config.grpc_listen)
             .await

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edgecd_hub::pki::{MasterKey, SecuritySettings};
+use edgecd_hub::pki::MasterKey;
+use edgecd_hub::security::SecuritySettings;
 use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig, ServerError};
 use edgecd_hub::store::security::CertificateRecord;
 use edgecd_hub::store::{NewCluster, SecurityStore, SqliteStore, Store};
@@ -186,7 +187,7 @@ async fn no_new_ca_over_enrolled_spokes() {
     let secure = |init_new_fleet: bool| {
         let mut config = ServerConfig::insecure_local(Database::Sqlite(path.clone()));
         config.security = Some(SecuritySettings {
-            ca: edgecd_hub::pki::CaSettings::Stored(Arc::clone(&master)),
+            ca: edgecd_hub::security::CaSettings::Stored(Arc::clone(&master)),
             ..SecuritySettings::stored(MasterKey::generate().unwrap().0, vec!["127.0.0.1".into()])
         });
         config.init_new_fleet = init_new_fleet;

@@ -6,7 +6,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use edgecd_hub::auth::{Accounts, AttemptLimits, AuthConfig, ManualClock, OidcConfig, Rate};
-use edgecd_hub::pki::{CaSettings, MasterKey, SecuritySettings};
+use edgecd_hub::pki::MasterKey;
+use edgecd_hub::security::{CaSettings, SecuritySettings};
 use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
 use edgecd_hub::store::{NewApp, NewCluster, PgStore, SecurityStore, SqliteStore, Store};
 use edgecd_proto::v1;
@@ -89,7 +90,7 @@ async fn fleet_with(backend: Backend, configure: impl FnOnce(&mut SecuritySettin
     let hub = Server::start(config).await.unwrap();
 
     // The first admin and the fixtures, written as an installer would.
-    let accounts = Accounts::new(store.clone(), security, AuthConfig::default(), None).unwrap();
+    let accounts = Accounts::new(store.clone(), security, AuthConfig::default()).unwrap();
     accounts
         .create_user("root", Some("root-password"), true, &[])
         .await
@@ -1525,7 +1526,7 @@ async fn login_limits_are_kept_per_client_ip() {
             .with_clock(clock.clone()),
         ..AuthConfig::default()
     };
-    let accounts = Accounts::new(store.clone(), store, config, None).unwrap();
+    let accounts = Accounts::new(store.clone(), store, config).unwrap();
     for user in ["alice", "bob"] {
         accounts
             .create_user(user, Some(&format!("{user}-password")), false, &[])

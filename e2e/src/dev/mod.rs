@@ -34,7 +34,8 @@ use edgecd_core::app::{
 };
 use edgecd_hub::auth::{Accounts, AuthConfig};
 use edgecd_hub::link::LinkConfig;
-use edgecd_hub::pki::{MasterKey, SecuritySettings};
+use edgecd_hub::pki::MasterKey;
+use edgecd_hub::security::SecuritySettings;
 use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
 use edgecd_proto::client::{Client, ClientConfig, Tls};
 use edgecd_proto::v1;
@@ -1005,7 +1006,6 @@ async fn admin_account(
         Arc::clone(hub.store()),
         Arc::clone(pki.security()),
         AuthConfig::default(),
-        Some(Arc::clone(pki)),
     )
     .map_err(step("opening the hub's accounts"))?;
     accounts

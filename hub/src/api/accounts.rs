@@ -15,7 +15,7 @@ use super::{Call, HubApi, store_error};
 use crate::auth::{AccountError, Accounts, grant_text, parse_grant};
 
 fn accounts(api: &HubApi) -> Result<&Accounts, Status> {
-    api.inner.auth.accounts().ok_or_else(|| {
+    api.accounts().ok_or_else(|| {
         Status::failed_precondition(
             "accounts are not enabled on this hub (it runs with --insecure-disable-auth)",
         )
@@ -50,7 +50,7 @@ pub(super) async fn server_info(
     _call: &Call,
     _req: v1::GetServerInfoRequest,
 ) -> Result<v1::ServerInfo, Status> {
-    let accounts = api.inner.auth.accounts();
+    let accounts = api.accounts();
     let oidc = accounts.and_then(Accounts::oidc);
     let mut login_methods = Vec::new();
     if accounts.is_some() {
@@ -221,7 +221,7 @@ pub(super) async fn bootstrap_response(
     cluster: &str,
     ttl: Option<std::time::Duration>,
 ) -> Result<v1::CreateClusterResponse, Status> {
-    let pki = accounts(api)?.pki().ok_or_else(|| {
+    let pki = api.pki().ok_or_else(|| {
         Status::failed_precondition(
             "this hub has no certificate authority: enrollment is not available",
         )
@@ -254,7 +254,7 @@ pub(super) async fn bootstrap_response(
 }
 
 fn sealing(api: &HubApi) -> Result<(&crate::pki::Pki, &crate::pki::MasterKey), Status> {
-    let pki = accounts(api)?.pki().ok_or_else(|| {
+    let pki = api.pki().ok_or_else(|| {
         Status::failed_precondition(
             "this hub has no master key: repository credentials are not available",
         )

@@ -172,7 +172,7 @@ pub(super) async fn create(
             .await;
         // With a certificate authority, registration also returns the
         // one-time bootstrap token and the install command.
-        if api.inner.auth.accounts().and_then(|a| a.pki()).is_some() {
+        if api.pki().is_some() {
             let ttl = req
                 .token_ttl
                 .and_then(|d| std::time::Duration::try_from(d).ok())

@@ -86,6 +86,9 @@ struct Inner {
     closing: tokio::sync::watch::Sender<bool>,
     /// Evaluates hub-scoped application sets (dry runs preview through it).
     appsets: std::sync::OnceLock<crate::appsets::AppSetController>,
+    /// The hub CA, for bootstrap tokens and sealed repository credentials (set when the hub has operator
+    /// accounts and a CA).
+    pki: std::sync::OnceLock<Arc<crate::pki::Pki>>,
 }
 
 /// One admitted, authenticated call.
@@ -120,6 +123,7 @@ impl HubApi {
                 changes,
                 closing: tokio::sync::watch::Sender::new(false),
                 appsets: std::sync::OnceLock::new(),
+                pki: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -135,6 +139,24 @@ impl HubApi {
 
     pub(crate) fn appset_controller(&self) -> Option<&crate::appsets::AppSetController> {
         self.inner.appsets.get()
+    }
+
+    /// Gives the API the hub's CA: bootstrap tokens (`CreateCluster`, `CreateBootstrapToken`) and sealed
+    /// repository credentials become available.
+    pub fn set_pki(&self, pki: Arc<crate::pki::Pki>) {
+        let _ = self.inner.pki.set(pki);
+    }
+
+    pub(crate) fn pki(&self) -> Option<&Arc<crate::pki::Pki>> {
+        self.inner.pki.get()
+    }
+
+    /// The operator accounts, when the authenticator is `auth::Accounts`.
+    pub(crate) fn accounts(&self) -> Option<&crate::auth::Accounts> {
+        self.inner
+            .auth
+            .as_any()
+            .and_then(|any| any.downcast_ref::<crate::auth::Accounts>())
     }
 
     pub(crate) fn config(&self) -> &ApiConfig {

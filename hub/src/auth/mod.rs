@@ -10,7 +10,6 @@
 //! Tokens are 256-bit random strings, so a plain SHA-256 is enough to store
 //! them; passwords get argon2id. No token, password or hash is ever logged.
 
-pub mod limit;
 pub mod oidc;
 
 use std::net::IpAddr;
@@ -26,10 +25,9 @@ use time::OffsetDateTime;
 
 use edgecd_core::project::ProjectRole;
 
-pub use self::limit::{AttemptLimits, Limited, ManualClock, Rate};
 pub use self::oidc::{OidcConfig, OidcVerifier};
 use crate::access::{AuthError, AuthMethod, Authenticator, Credentials, Grant, Principal};
-use crate::pki::Pki;
+pub use crate::limit::{AttemptLimits, Limited, ManualClock, Rate};
 use crate::store::model::Redacted;
 use crate::store::security::SessionRecord;
 use crate::store::{SecurityStore, Store, StoreError, TokenRecord, UserRecord};
@@ -105,9 +103,8 @@ pub struct Accounts {
     security: Arc<dyn SecurityStore>,
     config: AuthConfig,
     oidc: Option<OidcVerifier>,
-    pki: Option<Arc<Pki>>,
     /// Failed logins per IP and per account.
-    login_limiter: limit::AttemptLimiter,
+    login_limiter: crate::limit::AttemptLimiter,
     /// Argon2 hash checked when a user does not exist, so that timing does
     /// not reveal which names exist.
     decoy: String,
@@ -212,16 +209,15 @@ impl Accounts {
         fleet: Arc<dyn Store>,
         security: Arc<dyn SecurityStore>,
         config: AuthConfig,
-        pki: Option<Arc<Pki>>,
     ) -> Result<Self, AccountError> {
         let oidc = config.oidc.clone().map(OidcVerifier::new);
-        let login_limiter = limit::AttemptLimiter::new("login", "account", &config.login_limits);
+        let login_limiter =
+            crate::limit::AttemptLimiter::new("login", "account", &config.login_limits);
         Ok(Self {
             fleet,
             security,
             config,
             oidc,
-            pki,
             login_limiter,
             decoy: hash_password("edgecd decoy password")?,
         })
@@ -233,11 +229,6 @@ impl Accounts {
 
     pub fn security(&self) -> &Arc<dyn SecurityStore> {
         &self.security
-    }
-
-    /// The PKI, for bootstrap tokens (when the hub has a CA).
-    pub fn pki(&self) -> Option<&Arc<Pki>> {
-        self.pki.as_ref()
     }
 
     pub fn oidc(&self) -> Option<&OidcConfig> {
@@ -605,7 +596,7 @@ impl Authenticator for Accounts {
         })
     }
 
-    fn accounts(&self) -> Option<&Accounts> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
 }

@@ -9,7 +9,6 @@
 //!   revoke_cluster ─► cluster + certificates revoked ─► REVOKED_CHANNEL ─► streams closed everywhere
 //! ```
 
-pub mod args;
 pub mod ca;
 pub mod repos;
 pub mod seal;
@@ -42,7 +41,7 @@ pub struct PkiConfig {
     /// Default bootstrap token lifetime (1 h).
     pub token_ttl: Duration,
     /// Rate limits on failed `Enroll` attempts, per peer IP and per bootstrap-token id.
-    pub enroll_limits: crate::auth::AttemptLimits,
+    pub enroll_limits: crate::limit::AttemptLimits,
 }
 
 impl Default for PkiConfig {
@@ -50,7 +49,7 @@ impl Default for PkiConfig {
         Self {
             client_cert_lifetime: Duration::from_secs(24 * 3600),
             token_ttl: Duration::from_secs(3600),
-            enroll_limits: crate::auth::AttemptLimits::enroll_default(),
+            enroll_limits: crate::limit::AttemptLimits::enroll_default(),
         }
     }
 }
@@ -108,7 +107,7 @@ pub enum PkiError {
     #[error("TLS configuration: {0}")]
     Tls(String),
     #[error(transparent)]
-    Limited(#[from] crate::auth::Limited),
+    Limited(#[from] crate::limit::Limited),
 }
 
 impl PkiError {
@@ -193,99 +192,6 @@ pub enum CaSource<'a> {
     Supplied { cert_pem: &'a str, key_pem: &'a str },
 }
 
-/// How a hub replica sets up its PKI (`ServerConfig::security`).
-#[derive(Clone)]
-pub struct SecuritySettings {
-    /// Where the CA comes from.
-    pub ca: CaSettings,
-    /// Names (DNS or IP) of the hub's server certificate, as spokes and
-    /// clients dial it.
-    pub tls_names: Vec<String>,
-    pub pki: PkiConfig,
-    /// The security store when `Database::Store` is used (tests, dev fleets).
-    pub store: Option<Arc<dyn SecurityStore>>,
-    /// Operator accounts (`crate::auth::Accounts` becomes the API's
-    /// authenticator); `None` keeps `ServerConfig::authenticator`.
-    pub auth: Option<crate::auth::AuthConfig>,
-    /// Password of the first admin (`admin`), created when there are no users.
-    pub initial_admin_password: Option<String>,
-}
-
-/// Owned form of [`CaSource`].
-#[derive(Clone)]
-pub enum CaSettings {
-    /// Generate on first start, sealed in the store with this master key.
-    Stored(Arc<MasterKey>),
-    /// Operator-supplied PEM certificate and key; `master` (if given) seals repository credentials,
-    /// which are unavailable without it.
-    Supplied {
-        cert_pem: String,
-        key_pem: String,
-        master: Option<Arc<MasterKey>>,
-    },
-}
-
-impl std::fmt::Debug for CaSettings {
-    // The supplied key is a secret.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Stored(_) => "CaSettings::Stored(<sealed>)",
-            Self::Supplied { master: None, .. } => "CaSettings::Supplied(<pem>)",
-            Self::Supplied {
-                master: Some(_), ..
-            } => "CaSettings::Supplied(<pem>, master key)",
-        })
-    }
-}
-
-impl std::fmt::Debug for SecuritySettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecuritySettings")
-            .field("ca", &self.ca)
-            .field("tls_names", &self.tls_names)
-            .field("pki", &self.pki)
-            .field("auth", &self.auth)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SecuritySettings {
-    /// A CA sealed in the store with `master`, a server certificate for `tls_names`.
-    pub fn stored(master: MasterKey, tls_names: Vec<String>) -> Self {
-        Self {
-            ca: CaSettings::Stored(Arc::new(master)),
-            tls_names,
-            pki: PkiConfig::default(),
-            store: None,
-            auth: Some(crate::auth::AuthConfig::default()),
-            initial_admin_password: None,
-        }
-    }
-
-    /// Opens the PKI over `fleet` and `security`.
-    pub async fn open(
-        &self,
-        fleet: Arc<dyn Store>,
-        security: Arc<dyn SecurityStore>,
-    ) -> Result<Pki, PkiError> {
-        let source = match &self.ca {
-            CaSettings::Stored(master) => CaSource::Store(master),
-            CaSettings::Supplied {
-                cert_pem, key_pem, ..
-            } => CaSource::Supplied { cert_pem, key_pem },
-        };
-        let pki = Pki::open(fleet, security, source, self.pki.clone()).await?;
-        Ok(match &self.ca {
-            CaSettings::Stored(master)
-            | CaSettings::Supplied {
-                master: Some(master),
-                ..
-            } => pki.with_sealer(Arc::clone(master)),
-            CaSettings::Supplied { master: None, .. } => pki,
-        })
-    }
-}
-
 /// The hub's PKI service, shared by the link and the API.
 #[derive(Debug)]
 pub struct Pki {
@@ -296,7 +202,7 @@ pub struct Pki {
     security: Arc<dyn SecurityStore>,
     config: PkiConfig,
     /// Failed enrollments per IP and per token id.
-    enroll_limiter: crate::auth::limit::AttemptLimiter,
+    enroll_limiter: crate::limit::AttemptLimiter,
 }
 
 impl Pki {
@@ -312,7 +218,7 @@ impl Pki {
             CaSource::Store(master) => load_or_create_ca(security.as_ref(), master).await?,
         };
         tracing::info!(ca_hash = %ca.ca_hash(), "Hub CA ready.");
-        let enroll_limiter = crate::auth::limit::AttemptLimiter::new(
+        let enroll_limiter = crate::limit::AttemptLimiter::new(
             "enrollment",
             "bootstrap token",
             &config.enroll_limits,

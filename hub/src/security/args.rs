@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CaSettings, MasterKey, PkiConfig, SealError, SecuritySettings};
+use super::{CaSettings, SecuritySettings};
 use crate::auth::{AttemptLimits, AuthConfig, OidcConfig, Rate};
+use crate::pki::{MasterKey, PkiConfig, SealError};
 
 /// A rate limit flag: `BURST/PERIOD` (e.g. `20/1m`: 20 failed attempts at once, then one every 3 s) or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +90,7 @@ pub struct SecurityArgs {
 pub enum SecurityArgsError {
     #[error(transparent)]
     Key(#[from] SealError),
-    #[error("no master key: give --master-key-file or {env}", env = super::MASTER_KEY_ENV)]
+    #[error("no master key: give --master-key-file or {env}", env = crate::pki::MASTER_KEY_ENV)]
     NoMasterKey,
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
@@ -224,7 +225,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("master.key");
         std::fs::write(&key, [7u8; 32]).unwrap();
-        let ca = super::super::HubCa::generate("operator CA").unwrap();
+        let ca = crate::pki::HubCa::generate("operator CA").unwrap();
         let cert = dir.path().join("ca.pem");
         let ca_key = dir.path().join("ca.key");
         std::fs::write(&cert, ca.cert_pem()).unwrap();
@@ -264,7 +265,7 @@ mod tests {
             Some(Rate::new(3, Duration::from_secs(3600)))
         );
         // Without a master key file (and no variable) the supplied CA runs without one.
-        if std::env::var_os(super::super::MASTER_KEY_ENV).is_none() {
+        if std::env::var_os(crate::pki::MASTER_KEY_ENV).is_none() {
             assert!(matches!(
                 args(false).ca,
                 CaSettings::Supplied { master: None, .. }
