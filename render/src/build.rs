@@ -442,8 +442,7 @@ impl Builder<'_> {
         }
         for args in &k.config_map_generator {
             self.run_generator(
-                dir,
-                file,
+                (dir, file),
                 k,
                 args,
                 GeneratedKind::ConfigMap,
@@ -453,8 +452,7 @@ impl Builder<'_> {
         }
         for args in &k.secret_generator {
             self.run_generator(
-                dir,
-                file,
+                (dir, file),
                 k,
                 args,
                 GeneratedKind::Secret,
@@ -504,10 +502,10 @@ impl Builder<'_> {
         vars::merge(&mut config.vars, &k.vars).map_err(|m| RenderError::transform(file, m))
     }
 
+    /// Runs one generator of the kustomization in `dir` (whose file is `file`).
     fn run_generator(
         &self,
-        dir: &Path,
-        file: &Path,
+        (dir, file): (&Path, &Path),
         k: &Kustomization,
         args: &GeneratorArgs,
         kind: GeneratedKind,
