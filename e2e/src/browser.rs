@@ -34,6 +34,8 @@ pub enum BrowserError {
     },
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, String),
+    #[error("no element matches {0}")]
+    NoElement(String),
 }
 
 fn find_binary(names: &[&str]) -> Option<PathBuf> {
@@ -178,6 +180,93 @@ impl Browser {
     /// Run `js` (a function body) and return its value.
     pub async fn eval(&self, js: &str) -> Result<serde_json::Value, BrowserError> {
         Ok(self.client.execute(js, Vec::new()).await?)
+    }
+
+    /// The `textContent` of the first element matching `css` (`None` when nothing matches).
+    pub async fn text(&self, css: &str) -> Result<Option<String>, BrowserError> {
+        let value = self
+            .eval(&format!(
+                "const e = document.querySelector({css:?}); return e ? e.textContent : null"
+            ))
+            .await?;
+        Ok(value.as_str().map(str::to_owned))
+    }
+
+    /// The `textContent` of every element matching `css`, in document order.
+    pub async fn texts(&self, css: &str) -> Result<Vec<String>, BrowserError> {
+        let value = self
+            .eval(&format!(
+                "return [...document.querySelectorAll({css:?})].map(e => e.textContent)"
+            ))
+            .await?;
+        Ok(value
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Wait until the text of the first element matching `css` satisfies `ok`; the
+    /// timeout error names the text last seen.
+    pub async fn wait_text(
+        &self,
+        css: &str,
+        timeout: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> Result<String, BrowserError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let text = self.text(css).await?;
+            if let Some(text) = &text
+                && ok(text)
+            {
+                return Ok(text.clone());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BrowserError::Timeout(
+                    timeout,
+                    format!("the text of {css} (last seen: {text:?})"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Click the first element matching `css` (as a user would: its `click()`).
+    pub async fn click(&self, css: &str) -> Result<(), BrowserError> {
+        let found = self
+            .eval(&format!(
+                "const e = document.querySelector({css:?}); if (!e) return false; e.click(); return true"
+            ))
+            .await?;
+        if found == json!(true) {
+            Ok(())
+        } else {
+            Err(BrowserError::NoElement(css.to_owned()))
+        }
+    }
+
+    /// Press and release one key where the focus is (a real key event: it types
+    /// into a focused text field).
+    pub async fn press_key(&self, key: char) -> Result<(), BrowserError> {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let actions = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        Ok(self.client.perform_actions(actions).await?)
+    }
+
+    /// Go back one entry in the tab's history (the browser's Back button).
+    pub async fn back(&self) -> Result<(), BrowserError> {
+        Ok(self.client.back().await?)
+    }
+
+    /// Reload the page (a copied link opened afresh, once sessionStorage is cleared).
+    pub async fn reload(&self) -> Result<(), BrowserError> {
+        Ok(self.client.refresh().await?)
     }
 
     /// Save a PNG of the viewport as `dir/name.png`.

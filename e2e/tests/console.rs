@@ -63,6 +63,17 @@ async fn set_filter(browser: &Browser, selector: &str, value: &str) {
         .unwrap();
 }
 
+/// Press Sync and confirm the Sync dialog with its defaults (the whole app, no options).
+async fn sync_from_dialog(browser: &Browser) {
+    browser.click("#sync-button").await.unwrap();
+    browser.wait_for("#sync-dialog[open]", WAIT).await.unwrap();
+    browser.click("#sync-dialog-confirm").await.unwrap();
+    browser
+        .wait_until("return !document.querySelector('#sync-dialog')", WAIT)
+        .await
+        .unwrap();
+}
+
 /// Polls the live Deployment's image until it ends with `suffix` (deadline: `WAIT`).
 async fn wait_for_image<F, Fut>(live_image: &F, suffix: &str)
 where
@@ -294,9 +305,10 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     browser.goto(&app_url).await.unwrap();
     browser.wait_for("#sync-button", WAIT).await.unwrap();
     browser
-        .eval("window.__sameDocument = true; document.querySelector('#sync-button').click(); return true")
+        .eval("window.__sameDocument = true; return true")
         .await
         .unwrap();
+    sync_from_dialog(&browser).await;
     browser
         .wait_until(
             "return (document.querySelector('#app-sync .badge') || {dataset: {}}).dataset.status === 'Synced' && window.__sameDocument === true",
@@ -340,10 +352,7 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         )
         .await
         .unwrap();
-    browser
-        .eval("document.querySelector('#sync-button').click(); return true")
-        .await
-        .unwrap();
+    sync_from_dialog(&browser).await;
     browser
         .wait_until(
             "return (document.querySelector('#app-sync .badge') || {dataset: {}}).dataset.status === 'Synced'",
@@ -366,7 +375,15 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         .await
         .unwrap();
     wait_for_image(&live_image, ":1.20.0").await;
-    // Roll back to the newest entry of the previous commit.
+    // The current entry offers no rollback.
+    assert_eq!(
+        browser
+            .eval("const r = document.querySelector('#history tbody tr'); return [r.dataset.current, r.querySelectorAll('button.rollback').length]")
+            .await
+            .unwrap(),
+        serde_json::json!(["true", 0])
+    );
+    // Roll back to the newest entry of the previous commit, after confirming.
     browser
         .eval(&format!(
             "const r = [...document.querySelectorAll('#history tbody tr')] \
@@ -375,6 +392,16 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         ))
         .await
         .unwrap();
+    browser
+        .wait_for("#rollback-dialog[open]", WAIT)
+        .await
+        .unwrap();
+    let text = browser.text("#rollback-dialog").await.unwrap().unwrap();
+    assert!(
+        text.contains(&old_commit[..8]),
+        "the dialog names the revision: {text}"
+    );
+    browser.click("#rollback-dialog-confirm").await.unwrap();
     browser
         .wait_until(
             &format!(
@@ -471,15 +498,34 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         .map_or(0, |b| b.count);
     assert!(counts.total >= 1, "{counts:?}");
     assert_eq!(unknown, counts.total, "{counts:?}");
+    // The cluster's page lists its apps (not "[object HTMLTableElement]").
     browser
-        .goto(&format!("{base}/#/clusters/cluster-1"))
+        .goto(&format!("{base}/#/clusters/cluster-3"))
         .await
         .unwrap();
     browser.wait_for("#cluster-connection", WAIT).await.unwrap();
+    browser
+        .wait_text("#cluster-apps-status", WAIT, |t| t == "1 application")
+        .await
+        .unwrap();
+    let row = browser
+        .text("#cluster-apps tbody tr")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        row.contains("default/cluster-3.nginx") && row.contains("Unknown (last: Healthy)"),
+        "{row}"
+    );
+    assert!(
+        !browser
+            .text("#main")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("[object")
+    );
     browser.screenshot(&shots, "cluster").await.unwrap();
-    browser.goto(&format!("{base}/#/projects")).await.unwrap();
-    browser.wait_for("#projects-table", WAIT).await.unwrap();
-    browser.screenshot(&shots, "projects").await.unwrap();
     fleet.thaw_spoke("cluster-3").unwrap();
 
     // --- a forged request (no CSRF header, as a cross-site form would send) is refused ---
@@ -632,10 +678,10 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     browser.goto(&app_url).await.unwrap();
     browser.wait_for("#app-sync .badge", WAIT).await.unwrap();
     let buttons = browser
-        .eval("return document.querySelectorAll('#sync-button, #refresh-button').length")
+        .eval("return document.querySelectorAll('#sync-button, #refresh-button, #delete-button').length")
         .await
         .unwrap();
-    assert_eq!(buttons, 0, "a viewer is offered no Sync or Refresh");
+    assert_eq!(buttons, 0, "a viewer is offered no Sync, Refresh or Delete");
     let sync = "const r = new XMLHttpRequest(); \
         r.open('POST', '/api/v1/apps/default/cluster-1.nginx/sync', false); \
         r.setRequestHeader('Content-Type', 'application/json'); \

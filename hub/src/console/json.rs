@@ -216,7 +216,15 @@ pub fn tree(t: &v1::ResourceTreeResponse) -> Value {
                 "kind": key.kind,
                 "namespace": key.namespace,
                 "name": key.name,
-                "sync": if n.sync == 0 { Value::Null } else { json!(sync_name(n.sync)) },
+                // The node's own sync status: the hub's field, else what the spoke put in `info`.
+                "sync": if n.sync != 0 {
+                    json!(sync_name(n.sync))
+                } else {
+                    match n.info.get("sync").map(String::as_str) {
+                        Some(s @ ("Synced" | "OutOfSync")) => json!(s),
+                        _ => Value::Null,
+                    }
+                },
                 "health": n.health.as_ref().filter(|h| h.status != 0).map(|h| health_name(h.status)),
                 "healthMessage": n.health.as_ref().map(|h| h.message.as_str()).unwrap_or_default(),
                 "info": sorted(&n.info),

@@ -274,6 +274,8 @@ export async function render({ root, params, query, live, navigate }) {
   }
   const treeArea = el("div", { class: "tree-area" });
   const detailsPanel = el("div", { class: "panel resource-details", id: "resource-details", hidden: true });
+  // Made once: live updates redraw the tree inside it, the details stay.
+  const treeLayout = el("div", { class: "tree-layout" }, treeArea, detailsPanel);
   const eventsCache = { items: null };
 
   /** Facts of one node: kind, name, its own sync and health with message, images, replicas, phase. */
@@ -335,6 +337,8 @@ export async function render({ root, params, query, live, navigate }) {
         ? graph(nodes, { root: `${project}/${name}`, selected: treeState.selected, keyOf: resourceKey, onSelect: select })
         : treeList(nodes);
     treeArea.replaceChildren(el("div", { class: "topline" }, switcher, summaryLine), body);
+    // The graph is wide: its details go below it rather than beside.
+    treeLayout.classList.toggle("graph-view", treeState.view === "graph");
   }
 
   function select(key) {
@@ -425,7 +429,7 @@ export async function render({ root, params, query, live, navigate }) {
     treeState.nodes = data.nodes || [];
     renderTreeArea();
     await renderDetails(false);
-    return el("div", { class: "tree-layout" }, treeArea, detailsPanel);
+    return treeLayout;
   }
 
   async function diff() {
@@ -454,7 +458,7 @@ export async function render({ root, params, query, live, navigate }) {
     });
   }
 
-  function history() {
+  function historyTab() {
     const entries = ((detail.status || {}).history || []).slice().sort((a, b) => b.id - a.id);
     if (!entries.length) return el("p", { class: "muted" }, "No syncs yet.");
     const may = detail.permissions || {};
@@ -498,9 +502,10 @@ export async function render({ root, params, query, live, navigate }) {
         if (!treeShown) { content.replaceChildren(body); treeShown = true; }
         return;
       }
+      treeShown = false;
       let body;
       if (tab === "diff") body = await diff();
-      else if (tab === "history") body = history();
+      else if (tab === "history") body = historyTab();
       else if (tab === "events") body = await events();
       else body = summary();
       content.replaceChildren(body);

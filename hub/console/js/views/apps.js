@@ -7,7 +7,7 @@ import { syncOptionsForm } from "./app.js";
 const FILTER_KEYS = ["project", "cluster", "clusterLabel", "label", "health", "sync", "search", "sort", "desc", "origin", "owner", "ownerScope"];
 const HEALTHS = ["", "Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"];
 const SYNCS = ["", "Synced", "OutOfSync", "Unknown"];
-/** Rows per page: 100 unless the URL says otherwise (`limit=`, 10 to 500). */
+/** Rows per page: 100 unless the URL says otherwise (`limit=`, 1 to 500). */
 const PAGE = 100;
 const PAGE_SIZES = [25, 50, 100, 250, 500];
 
@@ -46,7 +46,7 @@ export async function render({ root, query, navigate, live }) {
   const cursor = query.get("cursor") || "";
   const pageNo = cursor ? Math.max(1, parseInt(query.get("page") || "1", 10) || 1) : 1;
   const requested = parseInt(query.get("limit") || "", 10);
-  const limit = requested >= 10 && requested <= 500 ? requested : PAGE;
+  const limit = requested >= 1 && requested <= 500 ? requested : PAGE;
   const filterKey = JSON.stringify({ ...filter, limit });
   const previous = cursor ? previousCursors()[filterKey + "|" + cursor] : undefined;
 
@@ -169,7 +169,7 @@ export async function render({ root, query, navigate, live }) {
     page = await pageRequest;
   } catch (e) {
     status.replaceChildren(errorBox(e));
-    return;
+    return () => clearTimeout(searchTimer);
   }
   for (const a of page.items) {
     const node = row(a);
@@ -193,7 +193,7 @@ export async function render({ root, query, navigate, live }) {
     } }, "Next →"),
     el("label", { class: "page-size" }, "Rows per page ",
       el("select", { name: "limit", "aria-label": "Rows per page", onchange: (e) => go({ limit: e.target.value === String(PAGE) ? "" : e.target.value }) },
-        PAGE_SIZES.map((n) => el("option", { value: String(n), selected: n === limit }, String(n))))));
+        [...new Set([...PAGE_SIZES, limit])].sort((a, b) => a - b).map((n) => el("option", { value: String(n), selected: n === limit }, String(n))))));
   syncChecks();
 
   /** Sync or Refresh the selected apps: one confirmation showing the count, then one bulk command. */
@@ -226,6 +226,7 @@ export async function render({ root, query, navigate, live }) {
     const t = toast(`${kind === "sync" ? "Sync" : "Refresh"} queued for ${plural(commands.length, "application")}` +
       (notices.length ? ` (${notices.length} not delivered yet: ${notices[0].notice}${notices.length > 1 ? ", …" : ""})` : ""),
     { kind: notices.length ? "warn" : "ok" });
+    for (const earlier of document.querySelectorAll("#bulk-result")) earlier.removeAttribute("id");
     t.node.id = "bulk-result";
     if (commands.length === 1) trackCommand(`${kind} of ${apps[0].project}/${apps[0].name}`, commands[0], api.getCommand);
     selected.clear();
@@ -254,5 +255,6 @@ export async function render({ root, query, navigate, live }) {
       }
     }
   });
-  return unsubscribe;
+  // Leaving the page drops a search still waiting to be applied (it must not navigate back here).
+  return () => { clearTimeout(searchTimer); unsubscribe(); };
 }
