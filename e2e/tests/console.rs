@@ -29,6 +29,14 @@ fn rows_js(expected: usize) -> String {
     )
 }
 
+/// Dismiss the corner messages (the commands' toasts) before a screenshot of something else.
+async fn clear_toasts(browser: &Browser) {
+    browser
+        .eval("document.querySelectorAll('#toast .toast').forEach(t => t.remove()); return true")
+        .await
+        .unwrap();
+}
+
 /// Fill in and submit the sign-in form; wait until the console shows the user.
 async fn sign_in(browser: &Browser, user: &str, password: &str) {
     browser
@@ -445,6 +453,7 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         )
         .await
         .unwrap();
+    clear_toasts(&browser).await;
     browser.screenshot(&shots, "clusters").await.unwrap();
     // Its apps are shown with the cluster's state, not as plainly Healthy.
     browser
@@ -525,6 +534,7 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
             .unwrap()
             .contains("[object")
     );
+    clear_toasts(&browser).await;
     browser.screenshot(&shots, "cluster").await.unwrap();
     fleet.thaw_spoke("cluster-3").unwrap();
 
@@ -614,6 +624,7 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         text.contains("git directories deploy/clusters/cluster-3/*"),
         "{text}"
     );
+    clear_toasts(&browser).await;
     browser.screenshot(&shots, "appsets").await.unwrap();
     // The set's page counts its apps per cluster and lists every cluster's.
     browser
@@ -650,6 +661,7 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         .unwrap();
     // Commands are still offered: the API allows them for autonomous apps.
     browser.wait_for("#sync-button", WAIT).await.unwrap();
+    clear_toasts(&browser).await;
     browser.screenshot(&shots, "autonomous").await.unwrap();
 
     // --- a viewer sees no Sync button, and the hub refuses the call anyway ---
@@ -691,6 +703,7 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         browser.eval(sync).await.unwrap(),
         serde_json::json!([403, "permission_denied"])
     );
+    clear_toasts(&browser).await;
     browser.screenshot(&shots, "viewer").await.unwrap();
 
     browser.close().await.unwrap();

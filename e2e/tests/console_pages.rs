@@ -20,6 +20,14 @@ fn screenshot_dir() -> PathBuf {
     )
 }
 
+/// Dismiss the corner messages (the commands' toasts) before a screenshot of something else.
+async fn clear_toasts(browser: &Browser) {
+    browser
+        .eval("document.querySelectorAll('#toast .toast').forEach(t => t.remove()); return true")
+        .await
+        .unwrap();
+}
+
 /// Fill in and submit the sign-in form; wait until the console shows the user.
 async fn sign_in(browser: &Browser, user: &str, password: &str) {
     browser
@@ -223,6 +231,7 @@ async fn every_console_page_shows_the_fleet() {
         .wait_text("#bulk-count", WAIT, |t| t == "2 applications selected")
         .await
         .unwrap();
+    clear_toasts(&browser).await;
     browser.screenshot(&shots, "bulk").await.unwrap();
     browser.click("#bulk-refresh").await.unwrap();
     browser
@@ -382,6 +391,7 @@ async fn every_console_page_shows_the_fleet() {
         url.contains("resource=apps%2FDeployment%2Fnginx%2Fnginx"),
         "the selected resource is in the URL: {url}"
     );
+    clear_toasts(&browser).await;
     browser
         .screenshot(&shots, "resource-details")
         .await
@@ -417,6 +427,7 @@ async fn every_console_page_shows_the_fleet() {
     )
     .await;
     assert!(hash(&browser).await.contains("view=graph"));
+    clear_toasts(&browser).await;
     browser.screenshot(&shots, "resource-graph").await.unwrap();
     browser
         .eval("document.querySelector('#resource-graph g[data-kind=Service]').dispatchEvent(new MouseEvent('click', {bubbles: true})); return true")
@@ -463,6 +474,61 @@ async fn every_console_page_shows_the_fleet() {
     browser.click("#sync-dialog-confirm").await.unwrap();
     wait(&browser, "const t = [...document.querySelectorAll('#toast .toast')].find(t => t.textContent.startsWith('Sync of default/cluster-1.nginx')); \
              return !!t && ['Succeeded', 'Failed'].includes(t.dataset.state)").await;
+
+    // Only the picked resource, forced and out-of-sync only: the command carries exactly that.
+    browser.click("#sync-button").await.unwrap();
+    browser.wait_for("#sync-dialog[open]", WAIT).await.unwrap();
+    browser
+        .click("#sync-resources input[data-kind=Deployment]")
+        .await
+        .unwrap();
+    browser
+        .click("#sync-dialog input[name=force]")
+        .await
+        .unwrap();
+    browser
+        .click("#sync-dialog input[name=applyOutOfSyncOnly]")
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#sync-dialog input[name=which][value=some]').checked")
+            .await
+            .unwrap(),
+        true,
+        "picking a resource selects 'Only the selected ones'"
+    );
+    browser.click("#sync-dialog-confirm").await.unwrap();
+    wait(&browser, "return !document.querySelector('#sync-dialog')").await;
+    let commands = fleet
+        .client()
+        .list_commands(v1::ListCommandsRequest {
+            app: Some(v1::AppRef {
+                project: "default".into(),
+                name: "cluster-1.nginx".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let selective = commands
+        .items
+        .iter()
+        .filter_map(|c| match c.command.as_ref().and_then(|c| c.kind.as_ref()) {
+            Some(v1::command::Kind::Sync(sync)) if !sync.resources.is_empty() => Some(sync.clone()),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(selective.len(), 1, "{commands:?}");
+    let sync = &selective[0];
+    assert_eq!(
+        sync.resources
+            .iter()
+            .map(|r| format!("{}/{} {}/{}", r.group, r.kind, r.namespace, r.name))
+            .collect::<Vec<_>>(),
+        ["apps/Deployment nginx/nginx"]
+    );
+    assert!(sync.force && sync.apply_out_of_sync_only && !sync.prune && !sync.dry_run);
 
     // --- history: the current entry offers no rollback ---
     browser.goto(&format!("{app_url}/history")).await.unwrap();
@@ -545,6 +611,7 @@ async fn every_console_page_shows_the_fleet() {
             .as_deref(),
         Some("9")
     );
+    clear_toasts(&browser).await;
     browser.screenshot(&shots, "projects").await.unwrap();
 
     // --- application sets: nginx generated 3 apps ---
@@ -574,6 +641,7 @@ async fn every_console_page_shows_the_fleet() {
         objects.iter().any(|o| o.starts_with("Application ")),
         "{objects:?}"
     );
+    clear_toasts(&browser).await;
     browser.screenshot(&shots, "events").await.unwrap();
     // The app's own Events tab names the object too.
     browser.goto(&format!("{app_url}/events")).await.unwrap();
@@ -657,6 +725,34 @@ async fn every_console_page_shows_the_fleet() {
         .await
         .unwrap();
     assert_eq!(sorted, json!(["gen-1", "gen-2", "gen-10"]));
+
+    // --- the JSON API's errors are JSON, naming what is wrong ---
+    let errors = browser
+        .eval(
+            "const call = (method, url, body) => { const r = new XMLHttpRequest(); r.open(method, url, false); \
+               r.setRequestHeader('X-Edgecd-Csrf', '1'); r.setRequestHeader('Content-Type', 'application/json'); \
+               r.send(body); const j = JSON.parse(r.responseText); return [r.status, j.code, j.message]; }; \
+             return [call('GET', '/api/v1/apps?limit=many'), call('POST', '/api/v1/bulk', '{\"kind\": '), \
+               call('POST', '/api/v1/bulk', '{\"kind\": \"sync\", \"apps\": []}'), \
+               call('GET', '/api/v1/apps?health=Great')]",
+        )
+        .await
+        .unwrap();
+    let errors: Vec<(u16, String, String)> = serde_json::from_value(errors).unwrap();
+    for (status, code, message) in &errors {
+        assert_eq!(
+            (*status, code.as_str()),
+            (400, "invalid_argument"),
+            "{errors:?}"
+        );
+        assert!(!message.is_empty(), "{errors:?}");
+    }
+    assert!(errors[0].2.contains("limit"), "{errors:?}");
+    assert!(
+        errors[2].2.contains("select at least one application"),
+        "{errors:?}"
+    );
+    assert!(errors[3].2.contains("Great"), "{errors:?}");
 
     // --- delete asks for the app's name, says what cascades, then the app is gone ---
     browser

@@ -266,6 +266,25 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
+/// A query string whose errors are the console's own `{code, message}` (400
+/// `invalid_argument` naming the bad parameter), not axum's plain text.
+#[derive(Debug)]
+struct ApiQuery<T>(T);
+
+impl<T, St> FromRequestParts<St> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    St: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))
+    }
+}
+
 /// A JSON request body whose errors are the console's own `{code, message}`
 /// (400 `invalid_argument` naming what is wrong), not axum's plain text; an
 /// empty body is the type's default.
@@ -574,7 +593,7 @@ impl AppListQuery {
 async fn list_apps<S: HubService>(
     State(c): State<Console<S>>,
     caller: Caller,
-    Query(q): Query<AppListQuery>,
+    ApiQuery(q): ApiQuery<AppListQuery>,
 ) -> ApiResult {
     let filter = q.filter()?;
     let later_page = q.cursor.as_deref().is_some_and(|c| !c.is_empty());
@@ -621,7 +640,7 @@ async fn list_apps<S: HubService>(
 async fn counts<S: HubService>(
     State(c): State<Console<S>>,
     caller: Caller,
-    Query(q): Query<AppListQuery>,
+    ApiQuery(q): ApiQuery<AppListQuery>,
 ) -> ApiResult {
     let request = v1::CountApplicationsRequest {
         filter: Some(q.filter()?),
@@ -729,7 +748,7 @@ async fn delete_app<S: HubService>(
     caller: Caller,
     headers: HeaderMap,
     Path((project, name)): Path<(String, String)>,
-    Query(q): Query<DeleteQuery>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> ApiResult {
     require_csrf(&headers)?;
     let cascade = match q.cascade.as_deref() {
@@ -785,7 +804,7 @@ async fn diff<S: HubService>(
     State(c): State<Console<S>>,
     caller: Caller,
     Path((project, name)): Path<(String, String)>,
-    Query(q): Query<json::ResourceFilter>,
+    ApiQuery(q): ApiQuery<json::ResourceFilter>,
 ) -> ApiResult {
     let only = resource_filter(&q)?;
     let diff = c
@@ -805,7 +824,7 @@ async fn manifests<S: HubService>(
     State(c): State<Console<S>>,
     caller: Caller,
     Path((project, name)): Path<(String, String)>,
-    Query(q): Query<json::ResourceFilter>,
+    ApiQuery(q): ApiQuery<json::ResourceFilter>,
 ) -> ApiResult {
     let only = resource_filter(&q)?;
     let manifests = c
@@ -1255,7 +1274,7 @@ struct EventsQuery {
 async fn events<S: HubService>(
     State(c): State<Console<S>>,
     caller: Caller,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult {
     let min_severity = match q.severity.as_deref().unwrap_or_default() {
         "" | "Normal" => v1::EventSeverity::Unspecified,
@@ -1295,7 +1314,7 @@ async fn watch<S: HubService>(
     State(c): State<Console<S>>,
     caller: Caller,
     headers: HeaderMap,
-    Query(q): Query<WatchQuery>,
+    ApiQuery(q): ApiQuery<WatchQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // The browser's own reconnect sends Last-Event-ID; a stream reopened
     // by the console (after the tab was hidden) passes `?resume=`.

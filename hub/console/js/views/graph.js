@@ -3,9 +3,9 @@
 import { el, natural } from "../ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const W = 236;
+const W = 204;
 const H = 58;
-const COL_GAP = 56;
+const COL_GAP = 44;
 const ROW_GAP = 14;
 const PAD = 10;
 
@@ -104,10 +104,10 @@ export function graph(nodes, { root, selected, keyOf, onSelect }) {
     svg("rect", { class: "box", width: W, height: H, rx: 6, ry: 6 }),
     svg("rect", { class: "stripe", width: 5, height: H, rx: 2, ry: 2 }),
     svg("text", { class: "gkind", x: 14, y: 16 }, n.kind),
-    svg("text", { class: "gname", x: 14, y: 33 }, clip(n.name, 28)),
-    detail ? svg("text", { class: "gdetail", x: 14, y: 49 }, clip(detail, 34)) : "",
-    health ? svg("text", { class: "gicon health", x: W - 10, y: 18, "text-anchor": "end" }, HEALTH_ICON[health] || "?") : "",
-    n.sync ? svg("text", { class: "gicon sync s-" + n.sync, x: W - 10, y: 36, "text-anchor": "end" }, SYNC_ICON[n.sync] || "?") : "");
+    svg("text", { class: "gname", x: 14, y: 33 }, clip(n.name, 25)),
+    detail ? svg("text", { class: "gdetail", x: 14, y: 49 }, clip(detail, 30)) : "",
+    health ? svg("text", { class: "gicon health", x: W - 10, y: 17, "text-anchor": "end" }, HEALTH_ICON[health] || "?") : "",
+    n.sync ? svg("text", { class: "gicon sync s-" + n.sync, x: W - 28, y: 17, "text-anchor": "end" }, SYNC_ICON[n.sync] || "?") : "");
   });
 
   const picture = svg("svg", { class: "graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "group", "aria-label": "Resource graph" },
