@@ -149,6 +149,10 @@ async fn a_set_owned_app_is_refused_on_every_write_path_with_one_message() {
         .unwrap();
     assert_eq!(applied.results[0].action, "refused", "{applied:?}");
     assert_eq!(applied.results[0].message, owned);
+    assert_eq!(
+        applied.results[0].project, "default",
+        "a refusal names the project"
+    );
 
     // Nothing changed: same version, same path.
     let after = client
@@ -327,6 +331,11 @@ async fn commands_for_an_unconnected_cluster_say_so_and_identical_ones_are_merge
         .await
         .unwrap();
     assert_eq!(bulk.commands.len(), 1);
+    assert_eq!(
+        bulk.commands[0].app,
+        Some(v1::AppRef::new("default", "web")),
+        "each command names its app"
+    );
     assert!(
         bulk.commands[0]
             .notice

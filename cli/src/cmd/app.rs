@@ -10,6 +10,7 @@ use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::appref::{app_ref, display, fetch};
 use super::bulk::{self, Target};
 use super::wait::{self, Want};
 use super::{parse_pairs, read_input, selector};
@@ -358,33 +359,6 @@ async fn delete(client: &Client, app: &v1::AppRef, cascade: bool, yes: bool) -> 
     Ok(())
 }
 
-/// `project/name`, or `name` in `project` (default `default`).
-pub fn app_ref(name: &str, project: Option<&str>) -> anyhow::Result<v1::AppRef> {
-    let (project, name) = match name.split_once('/') {
-        Some((p, n)) => {
-            if let Some(flag) = project
-                && flag != p
-            {
-                anyhow::bail!(Exit::usage(format!(
-                    "{name:?} names project {p:?} but --project is {flag:?}"
-                )));
-            }
-            (p, n)
-        }
-        None => (project.unwrap_or("default"), name),
-    };
-    if project.is_empty() || name.is_empty() || name.contains('/') {
-        anyhow::bail!(Exit::usage(format!(
-            "invalid application name {name:?}: use NAME or PROJECT/NAME"
-        )));
-    }
-    Ok(v1::AppRef::new(project, name))
-}
-
-pub fn display(app: &v1::AppRef) -> String {
-    format!("{}/{}", app.project, app.name)
-}
-
 pub fn filter(args: &AppFilterArgs) -> anyhow::Result<v1::ApplicationFilter> {
     Ok(v1::ApplicationFilter {
         projects: args.projects.clone(),
@@ -670,14 +644,6 @@ impl AppView {
             status,
         }
     }
-}
-
-pub async fn fetch(client: &Client, app: &v1::AppRef) -> anyhow::Result<v1::Application> {
-    Ok(client
-        .get_application(v1::GetApplicationRequest {
-            app: Some(app.clone()),
-        })
-        .await?)
 }
 
 async fn get(client: &Client, output: Output, app_ref: &v1::AppRef) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use edgecd_proto::v1;
 use futures::TryStreamExt as _;
 use serde::Serialize;
 
-use super::app::{app_ref, display};
+use super::appref::{app_ref, display};
 use super::selector;
 use super::wait::{self, Want};
 use crate::args::{Output, Selection};
@@ -259,12 +259,28 @@ fn notices(commands: &[v1::CommandStatus]) {
     }
 }
 
-/// Pairs the commands `BulkCommand` returned with the previewed apps: both follow the hub's order
-/// for the same filter. `None` if the selection changed in between (the counts differ).
+/// Pairs the commands `BulkCommand` returned with the previewed apps: by the app each command names
+/// (hubs that name it), else by position (both follow the hub's order for the same filter). `None` if
+/// the selection changed in between (a command for an app not previewed, or other counts).
 fn pair<'a>(
     apps: &'a [v1::ApplicationSummary],
     commands: &'a [v1::CommandStatus],
 ) -> Option<Vec<(&'a v1::ApplicationSummary, &'a v1::CommandStatus)>> {
+    if !commands.is_empty() && commands.iter().all(|c| c.app.is_some()) {
+        let by_name: std::collections::HashMap<(&str, &str), &v1::ApplicationSummary> = apps
+            .iter()
+            .map(|a| ((a.project.as_str(), a.name.as_str()), a))
+            .collect();
+        return commands
+            .iter()
+            .map(|c| {
+                let app = c.app.as_ref()?;
+                by_name
+                    .get(&(app.project.as_str(), app.name.as_str()))
+                    .map(|summary| (*summary, c))
+            })
+            .collect();
+    }
     (apps.len() == commands.len()).then(|| apps.iter().zip(commands).collect())
 }
 

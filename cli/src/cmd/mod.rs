@@ -2,6 +2,7 @@
 
 mod account;
 mod app;
+mod appref;
 mod appset;
 mod auth;
 mod bulk;

@@ -8,7 +8,7 @@ use edgecd_proto::v1;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
-use super::app::{display, fetch};
+use super::appref::{display, fetch};
 use crate::exit::{Exit, NOT_FOUND, NOT_READY};
 use crate::output::{
     connection_trusted, effective_health, health_name, outcome_name, phase_name, sync_name,

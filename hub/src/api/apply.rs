@@ -70,6 +70,12 @@ pub(super) async fn apply(
     // Projects first, so the apps and sets of the same file can use them.
     parsed.sort_by_key(|(_, d)| !matches!(d, Document::Project(_)));
     for (source, document) in parsed {
+        // The project a refusal names: the document's, as it would have been applied.
+        let project = match &document {
+            Document::Project(project) => project.name.clone(),
+            Document::Application(app) => project_of(&app.project, default_project),
+            Document::ApplicationSet(set) => project_of(&set.project, default_project),
+        };
         let result = match document {
             Document::Project(project) => apply_project(api, call, project, req.dry_run).await,
             Document::Application(app) => {
@@ -89,6 +95,7 @@ pub(super) async fn apply(
             Err(status) => v1::ApplyResult {
                 action: "refused".into(),
                 message: status.message().to_owned(),
+                project,
                 ..v1::ApplyResult::default()
             },
         };

@@ -456,6 +456,10 @@ pub(crate) fn command_status(c: &CommandRecord) -> v1::CommandStatus {
         updated_at: Some(pc::timestamp(c.updated_at)),
         payload,
         notice: String::new(),
+        app: Some(v1::AppRef {
+            project: c.project.clone(),
+            name: c.app.clone(),
+        }),
     }
 }
 
