@@ -809,6 +809,42 @@ impl Builder<'_> {
                 replacements::apply(resources, &list)
                     .map_err(|m| RenderError::transform(source, m))?;
             }
+            BuiltinTransformer::Hash => {
+                for resource in resources.iter_mut().filter(|r| r.needs_hash) {
+                    resource.store_previous_id();
+                    let hash = generators::content_hash(&resource.object);
+                    let name = format!("{}-{hash}", resource.name());
+                    resource.set_name(name);
+                }
+            }
+            BuiltinTransformer::ValueAdd {
+                value,
+                mut targets,
+                target_file,
+            } => {
+                let value = if value.is_empty() {
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                } else {
+                    value
+                };
+                if let Some(target_file) = target_file {
+                    let (document, path) = self.load_single(dir, &target_file)?;
+                    targets.extend(kustomization::ValueAddTarget::parse_list(
+                        document.get("targets"),
+                        &path,
+                    )?);
+                }
+                if targets.is_empty() {
+                    return Err(RenderError::invalid(
+                        source,
+                        "ValueAddTransformer: must specify at least one target",
+                    ));
+                }
+                transformers::value_add(resources, &value, &targets)
+                    .map_err(|m| RenderError::transform(source, m))?;
+            }
         }
         Ok(())
     }

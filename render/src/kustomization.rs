@@ -133,6 +133,60 @@ pub(crate) enum BuiltinTransformer {
     /// `PatchJson6902Transformer`: one JSON6902 patch on a named target.
     Json6902(PatchEntry),
     Replacements(Vec<crate::replacements::Replacement>),
+    /// `HashTransformer`: generated objects that want a hash suffix get it now (and again at the end).
+    Hash,
+    /// `ValueAddTransformer`: a value (default: the kustomization directory's name) written at field paths.
+    ValueAdd {
+        value: String,
+        targets: Vec<ValueAddTarget>,
+        /// `targetFilePath`: more targets, in a file relative to the kustomization.
+        target_file: Option<String>,
+    },
+}
+
+/// One target of a `ValueAddTransformer`.
+#[derive(Debug, Clone)]
+pub(crate) struct ValueAddTarget {
+    pub selector: Option<Target>,
+    /// `/`-separated (a `\/` stays in the segment).
+    pub field_path: String,
+    /// Inserts the value as this (1-based) part of the path the field holds; 0 replaces the field.
+    pub file_path_position: i64,
+}
+
+impl ValueAddTarget {
+    /// Parses the `targets` list of a `ValueAddTransformer` (or of its `targetFilePath`).
+    pub(crate) fn parse_list(value: Option<&Value>, file: &Path) -> Result<Vec<ValueAddTarget>> {
+        let p = Parser { file };
+        p.list(value, "targets")?
+            .into_iter()
+            .map(|entry| {
+                let selector = p.target(entry.get("selector"))?;
+                let field_path = p
+                    .opt_string(entry.get("fieldPath"), "targets.fieldPath")?
+                    .unwrap_or_default();
+                if field_path.is_empty() {
+                    return Err(p.err("fieldPath cannot be empty".into()));
+                }
+                let file_path_position = match entry.get("filePathPosition") {
+                    None | Some(Value::Null) => 0,
+                    Some(v) => v
+                        .as_i64()
+                        .ok_or_else(|| p.err("targets.filePathPosition must be a number".into()))?,
+                };
+                if file_path_position < 0 {
+                    return Err(p.err(format!(
+                        "value of FilePathPosition ({file_path_position}) cannot be negative"
+                    )));
+                }
+                Ok(ValueAddTarget {
+                    selector,
+                    field_path,
+                    file_path_position,
+                })
+            })
+            .collect()
+    }
 }
 
 impl BuiltinTransformer {
@@ -303,11 +357,18 @@ impl BuiltinTransformer {
                     })
                     .collect::<Result<_>>()?,
             )],
-            "HashTransformer" | "ValueAddTransformer" | "SortOrderTransformer" => {
-                return Err(p.err(format!(
-                    "built-in transformer kind '{kind}' is not supported in a transformers file"
-                )));
-            }
+            "HashTransformer" => vec![BuiltinTransformer::Hash],
+            "ValueAddTransformer" => vec![BuiltinTransformer::ValueAdd {
+                value: p
+                    .opt_string(map.get("value"), "value")?
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+                targets: ValueAddTarget::parse_list(map.get("targets"), file)?,
+                target_file: p
+                    .opt_string(map.get("targetFilePath"), "targetFilePath")?
+                    .filter(|s| !s.is_empty()),
+            }],
             other => {
                 return Err(p.err(format!(
                     "transformer kind '{other}' is not a built-in transformer; plugins are not run"
@@ -852,7 +913,21 @@ impl Parser<'_> {
     }
 
     fn patch(&self, entry: &Map<String, Value>) -> Result<PatchEntry> {
-        let target = match entry.get("target") {
+        let target = self.target(entry.get("target"))?;
+        let patch = PatchEntry {
+            path: self.opt_string(entry.get("path"), "patch.path")?,
+            patch: self.opt_string(entry.get("patch"), "patch.patch")?,
+            target,
+        };
+        if patch.path.is_some() == patch.patch.is_some() {
+            return Err(self.err("a patch needs exactly one of 'path' and 'patch'".into()));
+        }
+        Ok(patch)
+    }
+
+    /// A selector (`group`, `version`, `kind`, `name`, `namespace`, label and annotation selectors).
+    fn target(&self, value: Option<&Value>) -> Result<Option<Target>> {
+        Ok(match value {
             None | Some(Value::Null) => None,
             Some(Value::Object(t)) => Some(Target {
                 group: self.opt_string(t.get("group"), "target.group")?,
@@ -865,16 +940,7 @@ impl Parser<'_> {
                     .opt_string(t.get("annotationSelector"), "target.annotationSelector")?,
             }),
             Some(_) => return Err(self.err("patch target must be a mapping".into())),
-        };
-        let patch = PatchEntry {
-            path: self.opt_string(entry.get("path"), "patch.path")?,
-            patch: self.opt_string(entry.get("patch"), "patch.patch")?,
-            target,
-        };
-        if patch.path.is_some() == patch.patch.is_some() {
-            return Err(self.err("a patch needs exactly one of 'path' and 'patch'".into()));
-        }
-        Ok(patch)
+        })
     }
 
     fn options(&self, value: &Value) -> Result<GeneratorOptions> {

@@ -367,6 +367,102 @@ fn rewrite_images(value: &mut Value, image: &ImageEntry) {
     }
 }
 
+/// `ValueAddTransformer`: writes `value` at each target's field path (created as needed) of the selected
+/// objects, or inserts it as a part of the file path the field holds; `metadata/namespace` runs the namespace
+/// transformer's metadata and subject rules instead.
+pub(crate) fn value_add(
+    resources: &mut [Resource],
+    value: &str,
+    targets: &[crate::kustomization::ValueAddTarget],
+) -> Result<(), String> {
+    for target in targets {
+        let selector = target
+            .selector
+            .as_ref()
+            .map(crate::patch::Selector::compile)
+            .transpose()?;
+        let path = crate::fieldspec::split_path(&target.field_path);
+        for resource in resources.iter_mut() {
+            if selector.as_ref().is_some_and(|s| !s.matches(resource)) {
+                continue;
+            }
+            if path == ["metadata", "namespace"] {
+                namespace(
+                    std::slice::from_mut(resource),
+                    &NamespaceArgs {
+                        namespace: value.to_string(),
+                        ..NamespaceArgs::default()
+                    },
+                )?;
+                continue;
+            }
+            let mut current = &mut resource.object;
+            for segment in &path {
+                current = match current {
+                    Value::Object(map) => map
+                        .entry(segment.clone())
+                        .or_insert_with(|| Value::Object(Map::new())),
+                    // A number selects a list item, as in kustomize's path lookups.
+                    Value::Array(items) => match segment.parse::<usize>() {
+                        Ok(index) if index < items.len() => &mut items[index],
+                        _ => {
+                            return Err(format!(
+                                "ValueAddTransformer: no item '{segment}' in '{}'",
+                                target.field_path
+                            ));
+                        }
+                    },
+                    _ => {
+                        return Err(format!(
+                            "ValueAddTransformer: '{}' does not lead to a scalar",
+                            target.field_path
+                        ));
+                    }
+                };
+            }
+            if current.as_object().is_some_and(Map::is_empty) {
+                *current = Value::String(String::new());
+            }
+            let old = match current {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => crate::yaml::format_number_plain(n),
+                Value::Bool(b) => b.to_string(),
+                Value::Null => String::new(),
+                _ => {
+                    return Err(format!(
+                        "ValueAddTransformer: '{}' does not lead to a scalar",
+                        target.field_path
+                    ));
+                }
+            };
+            let new = if target.file_path_position > 0 {
+                insert_path_part(&old, (target.file_path_position - 1) as usize, value)
+            } else {
+                value.to_string()
+            };
+            *current = Value::String(new);
+        }
+    }
+    Ok(())
+}
+
+/// kustomize's `InsertPathPart`: `part` becomes the `pos`-th part of `path` (an absolute path stays absolute).
+fn insert_path_part(path: &str, pos: usize, part: &str) -> String {
+    if part.is_empty() {
+        return path.to_string();
+    }
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let pos = pos.min(parts.len());
+    parts.insert(pos, part);
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
 /// Splits an image reference into name, tag and digest.
 fn split_image(reference: &str) -> (&str, Option<&str>, Option<&str>) {
     let (rest, digest) = match reference.split_once('@') {
