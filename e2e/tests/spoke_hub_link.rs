@@ -393,6 +393,73 @@ async fn resource_trees_and_events_reach_the_hub_store() {
         succeeded.message
     );
     assert_eq!(succeeded.app, "demo");
+
+    // Kubernetes events of the app's objects (here its Pod) reach the hub beside edgecd's own, named by
+    // the app and the object; an event about an object of no app does not.
+    let client = emulator.client().await.unwrap();
+    let namespace = pod["key"]["namespace"].as_str().unwrap().to_owned();
+    let events_api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, &namespace);
+    for (name, uid, object, reason) in [
+        (
+            "backoff",
+            pod["uid"].as_str().unwrap(),
+            pod["key"]["name"].as_str().unwrap(),
+            "BackOff",
+        ),
+        ("stranger", "no-such-uid", "stranger", "Stranger"),
+    ] {
+        let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": object, "namespace": namespace, "uid": uid},
+            "reason": reason,
+            "message": "Back-off restarting failed container nginx",
+            "type": "Warning",
+            "count": 2,
+            "lastTimestamp": "2026-12-04T10:00:00Z",
+        }))
+        .unwrap();
+        events_api
+            .create(&Default::default(), &event)
+            .await
+            .unwrap();
+    }
+    let kube_event = wait_for("the Pod's Kubernetes event at the hub", async || {
+        let filter = EventFilter {
+            cluster: Some(CLUSTER.into()),
+            app: Some(("default".into(), "demo".into())),
+        };
+        let page = store.list_events(&filter, 100, None).await.ok()?;
+        page.items.into_iter().find(|e| e.reason == "BackOff")
+    })
+    .await;
+    assert_eq!(
+        kube_event.severity,
+        edgecd_hub::store::EventSeverity::Warning
+    );
+    assert!(
+        kube_event.resource.starts_with("Pod "),
+        "{}",
+        kube_event.resource
+    );
+    assert_eq!(
+        kube_event.message,
+        "Back-off restarting failed container nginx (x2)"
+    );
+    let all = store
+        .list_events(
+            &EventFilter {
+                cluster: Some(CLUSTER.into()),
+                app: None,
+            },
+            500,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        all.items.iter().all(|e| e.reason != "Stranger"),
+        "an event of no app's object was forwarded"
+    );
 }
 
 /// A project that allows no cluster-scoped kinds and only `team-*` namespaces.

@@ -1,6 +1,7 @@
 //! The spoke side of the `Connect` stream: dial out, say Hello, read the hub's Welcome (or GoAway), then run the session (`session`).
 
 pub mod enroll;
+mod kube_events;
 mod reports;
 mod session;
 pub mod tls;

@@ -173,6 +173,8 @@ struct Link {
     seen: HashMap<String, reports::Seen>,
     /// Events waiting for room in the outbox.
     events: reports::EventBuffer,
+    /// The objects of every app's last resource tree, to forward Kubernetes events about them.
+    involved: super::kube_events::Involved,
     /// Capabilities agreed on the last stream (None before the first Welcome).
     agreed: Option<Capabilities>,
     /// A full status report is owed (after Welcome, a resync request, or a full buffer).
@@ -190,20 +192,25 @@ pub async fn run(
 ) {
     let apps: Api<Application> =
         Api::namespaced(engine.cluster().client().clone(), &config.namespace);
-    let (events_tx, mut events) = mpsc::channel::<watcher::Event<Application>>(1024);
+    let (events_tx, mut events) = mpsc::channel::<Input>(1024);
     let watch_api = apps.clone();
+    let apps_tx = events_tx.clone();
     let watch = tokio::spawn(async move {
         let mut stream = watcher(watch_api, watcher::Config::default())
             .default_backoff()
             .boxed();
         while let Some(event) = stream.next().await {
             if let Ok(event) = event
-                && events_tx.send(event).await.is_err()
+                && apps_tx.send(Input::App(event)).await.is_err()
             {
                 return;
             }
         }
     });
+    let kube_watch = tokio::spawn(watch_kube_events(
+        engine.cluster().client().clone(),
+        events_tx,
+    ));
     let mut link = Link {
         outbox: Outbox::new(1, 256, config.buffer_capacity),
         config,
@@ -222,6 +229,7 @@ pub async fn run(
         trees_owed: false,
         seen: HashMap::new(),
         events: reports::EventBuffer::new(EVENT_BUFFER),
+        involved: super::kube_events::Involved::default(),
         agreed: None,
         snapshot_owed: true,
         established_at: None,
@@ -261,6 +269,41 @@ pub async fn run(
         }
     }
     watch.abort();
+    kube_watch.abort();
+}
+
+/// What the link's loop reads besides the hub's messages.
+enum Input {
+    /// A change of an Application CR.
+    App(watcher::Event<Application>),
+    /// A Kubernetes Event somewhere in the cluster (forwarded if it concerns an app's object).
+    Kube(Box<k8s_openapi::api::core::v1::Event>),
+}
+
+/// Watches every core/v1 Event of the cluster for the link. Without the right to list events (narrowed
+/// RBAC) it says so once an hour and keeps retrying with backoff; the rest of the link is unaffected.
+async fn watch_kube_events(client: kube::Client, tx: mpsc::Sender<Input>) {
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::all(client);
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut last_warning: Option<tokio::time::Instant> = None;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                if tx.send(Input::Kube(Box::new(object))).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                if last_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+                    last_warning = Some(tokio::time::Instant::now());
+                    tracing::warn!(%error, "Cannot watch Kubernetes events; the hub shows edgecd's events only.");
+                }
+            }
+        }
+    }
 }
 
 /// How a connection attempt ended, for the reconnect backoff: `lasted` is how long the session ran
@@ -303,14 +346,25 @@ fn is_managed(app: &Application) -> bool {
 }
 
 impl Link {
-    async fn buffer_while_waiting(
-        &mut self,
-        events: &mut mpsc::Receiver<watcher::Event<Application>>,
-        limit: Duration,
-    ) {
+    async fn buffer_while_waiting(&mut self, events: &mut mpsc::Receiver<Input>, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
-            self.on_app_event(event).await;
+            self.on_input(event).await;
+        }
+    }
+
+    async fn on_input(&mut self, input: Input) {
+        match input {
+            Input::App(event) => self.on_app_event(event).await,
+            Input::Kube(event) => {
+                if self.agreed_to(edgecd_core::link::capabilities::names::EVENTS)
+                    && let Some(event) = self
+                        .involved
+                        .to_hub_event(&self.config.cluster_name, &event)
+                {
+                    self.events.push(event);
+                }
+            }
         }
     }
 
@@ -348,7 +402,7 @@ impl Link {
 
     async fn connect_and_serve(
         &mut self,
-        events: &mut mpsc::Receiver<watcher::Event<Application>>,
+        events: &mut mpsc::Receiver<Input>,
     ) -> Result<(), LinkError> {
         let channel = match &self.config.identity {
             // Built per connection from the current (possibly renewed) certificate.
@@ -449,7 +503,7 @@ impl Link {
                 }
                 event = events.recv() => {
                     match event {
-                        Some(event) => self.on_app_event(event).await,
+                        Some(event) => self.on_input(event).await,
                         None => return Ok(()),
                     }
                 }
@@ -578,6 +632,7 @@ impl Link {
                 let name = app.metadata.name.clone().unwrap_or_default();
                 self.reported.remove(&name);
                 self.trees.remove(&name);
+                self.involved.forget(&name);
                 self.seen.remove(&name);
                 let app_ref = v1::AppRef {
                     project: app.project().to_owned(),
@@ -696,6 +751,7 @@ impl Link {
     async fn queue_tree(&mut self, app: &Application) {
         let name = app.metadata.name.clone().unwrap_or_default();
         let tree = reports::resource_tree(self.engine.cluster(), app).await;
+        self.involved.record(&name, &tree);
         let hash = reports::tree_hash(&tree);
         if self.trees.get(&name) == Some(&hash) {
             return;
