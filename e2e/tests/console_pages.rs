@@ -588,6 +588,25 @@ async fn every_console_page_shows_the_fleet() {
         ["3", "3", "3"]
     );
 
+    // A label selector (as a fleet-scoped set links it): only the matching clusters.
+    browser
+        .goto(&format!("{base}/#/clusters?selector=region%3Deu"))
+        .await
+        .unwrap();
+    wait(
+        &browser,
+        "return [...document.querySelectorAll('#clusters-table tbody tr')].map(r => r.dataset.cluster).join() === 'cluster-1,cluster-3'",
+    )
+    .await;
+    assert_eq!(
+        browser
+            .text("#cluster-selector code")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("region=eu")
+    );
+
     // --- projects: destinations in words, real app counts ---
     browser.goto(&format!("{base}/#/projects")).await.unwrap();
     browser

@@ -89,7 +89,7 @@ export const api = {
   getCommand: (id) => request("GET", `/api/v1/commands/${seg(id)}`),
   /** One command for the listed apps ([{project, name}]): {kind: "sync"|"refresh", apps, ...options}. */
   bulk: (body) => request("POST", "/api/v1/bulk", body),
-  clusters: () => request("GET", "/api/v1/clusters"),
+  clusters: (selector) => request("GET", "/api/v1/clusters" + query({ selector })),
   clusterChoices: () => cached("clusters", 30000, () => request("GET", "/api/v1/clusters")),
   projectChoices: () => cached("projects", 30000, () => request("GET", "/api/v1/projects")),
   cluster: (name) => request("GET", `/api/v1/clusters/${seg(name)}`),

@@ -1128,7 +1128,21 @@ async fn bulk<S: HubService>(
 
 // === clusters, projects, appsets, events ===
 
-async fn clusters<S: HubService>(State(c): State<Console<S>>, caller: Caller) -> ApiResult {
+#[derive(Debug, Default, Deserialize)]
+struct ClustersQuery {
+    /// A label selector (`env=dev,region in (eu,us)`): only the clusters it matches.
+    selector: Option<String>,
+}
+
+async fn clusters<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ClustersQuery>,
+) -> ApiResult {
+    let filter = selector(&q.selector, "cluster label selector")?.map(|s| v1::ClusterFilter {
+        selector: Some(s),
+        ..Default::default()
+    });
     let mut items = Vec::new();
     let mut token = String::new();
     // Clusters are bounded (hundreds to a few thousand): the console shows
@@ -1138,7 +1152,7 @@ async fn clusters<S: HubService>(State(c): State<Console<S>>, caller: Caller) ->
             .inner
             .api
             .list_clusters(caller.request(v1::ListClustersRequest {
-                filter: None,
+                filter: filter.clone(),
                 page_size: 1000,
                 page_token: token,
             }))

@@ -27,18 +27,23 @@ export function clusterRow(c) {
     el("td", {}, c.lastHeartbeat ? ago(c.lastHeartbeat) : el("span", { class: "muted" }, "never")));
 }
 
-export async function render({ root, live }) {
+export async function render({ root, live, query, navigate }) {
+  // `#/clusters?selector=env=dev`: only the clusters matching a label selector (linked from a fleet-scoped set).
+  const selector = (query && query.get("selector")) || "";
   const tbody = el("tbody");
   keyboardRows(tbody);
   const status = el("div");
-  root.append(el("div", { class: "topline" }, el("h1", {}, "Clusters")), status,
+  root.append(el("div", { class: "topline" }, el("h1", {}, "Clusters"),
+    selector ? el("span", { class: "field owner-filter", id: "cluster-selector" }, "matching ", el("code", {}, selector),
+      el("button", { type: "button", "aria-label": "Show every cluster", onclick: () => navigate("/clusters", {}) }, "✕")) : ""),
+  status,
     el("table", { class: "data", id: "clusters-table" },
       el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Connection"), el("th", {}, "Labels"),
         el("th", {}, "Kubernetes"), el("th", {}, "Spoke"), el("th", {}, "Apps"), el("th", {}, "Last heartbeat"))),
       tbody));
   let data;
   try {
-    data = await api.clusters();
+    data = await api.clusters(selector);
   } catch (e) {
     status.replaceChildren(errorBox(e));
     return;
@@ -51,6 +56,8 @@ export async function render({ root, live }) {
   return live.subscribe((type, c) => {
     if (type !== "cluster") return;
     const current = rows.get(c.name);
+    // With a selector the console cannot tell whether a cluster it has not listed matches: it waits for a reload.
+    if (!current && selector) return;
     const merged = { ...(current ? current.data : {}), ...c };
     // Live cluster events carry no app counts: keep the listed ones.
     if (current && c.appCount == null) { merged.appCount = current.data.appCount; merged.appCounts = current.data.appCounts; }
