@@ -104,17 +104,17 @@ pub(crate) fn go_key_cmp(a: &str, b: &str) -> Ordering {
 /// is not a total order for every set of keys (digit runs against other characters can make it cyclic); Go's
 /// sort then returns some order, while the standard library's sort may panic on a comparison that is not a
 /// total order. For keys it orders consistently, the result is the one stable sorted order.
-fn sort_keys(keys: Vec<&String>) -> Vec<&String> {
+fn sort_keys<T>(keys: Vec<(&String, T)>) -> Vec<(&String, T)> {
     if keys.len() <= 1 {
         return keys;
     }
     let mut right = keys;
-    let left: Vec<&String> = right.drain(..right.len() / 2).collect();
+    let left: Vec<(&String, T)> = right.drain(..right.len() / 2).collect();
     let (left, right) = (sort_keys(left), sort_keys(right));
     let mut merged = Vec::with_capacity(left.len() + right.len());
     let (mut l, mut r) = (left.into_iter().peekable(), right.into_iter().peekable());
     while let (Some(a), Some(b)) = (l.peek(), r.peek()) {
-        if go_key_cmp(b, a) == Ordering::Less {
+        if go_key_cmp(b.0, a.0) == Ordering::Less {
             merged.extend(r.next());
         } else {
             merged.extend(l.next());
@@ -209,8 +209,11 @@ enum Style {
 
 impl Emitter {
     fn push(&mut self, s: &str) {
-        for c in s.chars() {
-            self.push_char(c);
+        self.out.push_str(s);
+        match s.rfind('\n') {
+            Some(at) => self.column = s[at + 1..].chars().count(),
+            None if s.is_ascii() => self.column += s.len(),
+            None => self.column += s.chars().count(),
         }
     }
 
@@ -228,19 +231,23 @@ impl Emitter {
     }
 
     fn indent_to(&mut self, indent: usize) {
-        for _ in 0..indent {
-            self.push_char(' ');
+        const SPACES: &str = "                                                                ";
+        let mut left = indent;
+        while left > 0 {
+            let n = left.min(SPACES.len());
+            self.out.push_str(&SPACES[..n]);
+            left -= n;
         }
+        self.column += indent;
     }
 
     /// Writes a block mapping whose keys sit at `indent`; the first key continues the current line if `inline`.
     fn map(&mut self, map: &Map<String, Value>, indent: usize, inline: bool) {
-        let keys = sort_keys(map.keys().collect());
-        for (i, key) in keys.into_iter().enumerate() {
+        let entries = sort_keys(map.iter().collect());
+        for (i, (key, value)) in entries.into_iter().enumerate() {
             if i > 0 || !inline {
                 self.indent_to(indent);
             }
-            let Some(value) = map.get(key) else { continue };
             if !simple_key(key) {
                 self.complex_entry(key, value, indent);
                 continue;
@@ -351,6 +358,11 @@ impl Emitter {
     }
 
     fn plain(&mut self, s: &str, indent: usize, allow_breaks: bool) {
+        // A line is folded only at a space past the best width: most strings cannot reach it.
+        if !allow_breaks || !s.contains(' ') || self.column + s.chars().count() <= BEST_WIDTH + 1 {
+            self.push(s);
+            return;
+        }
         let chars: Vec<char> = s.chars().collect();
         let mut spaces = false;
         for (i, &c) in chars.iter().enumerate() {
@@ -477,21 +489,35 @@ impl Emitter {
             _ => {}
         }
         self.newline();
-        let mut breaks = true;
-        for c in chars {
-            if is_break(c) {
-                self.newline();
-                breaks = true;
-            } else {
-                if breaks {
+        if chars.iter().all(|&c| c == '\n' || !is_break(c)) {
+            // Line by line: every non-empty line indented, every line feed kept.
+            let mut lines = s.split('\n').peekable();
+            while let Some(line) = lines.next() {
+                if !line.is_empty() {
                     self.indent_to(indent);
-                    breaks = false;
+                    self.push(line);
                 }
-                self.push_char(c);
+                if lines.peek().is_some() || !line.is_empty() {
+                    self.newline();
+                }
             }
-        }
-        if !breaks {
-            self.newline();
+        } else {
+            let mut breaks = true;
+            for c in chars {
+                if is_break(c) {
+                    self.newline();
+                    breaks = true;
+                } else {
+                    if breaks {
+                        self.indent_to(indent);
+                        breaks = false;
+                    }
+                    self.push_char(c);
+                }
+            }
+            if !breaks {
+                self.newline();
+            }
         }
         // The caller writes the line break that ends the value; a block scalar already ended its line.
         if self.out.ends_with('\n') {
@@ -523,7 +549,21 @@ impl Analysis {
                 block_allowed: false,
             };
         }
-        let chars: Vec<char> = s.chars().collect();
+        // Most keys and values are words: nothing in them constrains the style.
+        let bytes = s.as_bytes();
+        if bytes[0].is_ascii_alphanumeric()
+            && bytes[1..]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/'))
+        {
+            return Analysis {
+                multiline: false,
+                block_plain_allowed: true,
+                single_quoted_allowed: true,
+                block_allowed: true,
+            };
+        }
+        let mut chars = s.chars().peekable();
         let mut block_indicators = s.starts_with("---") || s.starts_with("...");
         let (mut line_breaks, mut special, mut other_break) = (false, false, false);
         let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
@@ -531,10 +571,11 @@ impl Analysis {
         let (mut break_space, mut space_break) = (false, false);
         let (mut previous_space, mut previous_break) = (false, false);
         let mut preceded_by_whitespace = true;
-        for (i, &c) in chars.iter().enumerate() {
-            let next = chars.get(i + 1).copied();
+        let mut i = 0;
+        while let Some(c) = chars.next() {
+            let next = chars.peek().copied();
             let followed_by_whitespace = next.is_none_or(|n| n == ' ' || n == '\t' || is_break(n));
-            let last = i + 1 == chars.len();
+            let last = next.is_none();
             if i == 0 {
                 match c {
                     '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\''
@@ -575,6 +616,7 @@ impl Analysis {
                 previous_break = false;
             }
             preceded_by_whitespace = c == ' ' || c == '\t' || is_break(c) || c == '\0';
+            i += 1;
         }
         let mut analysis = Analysis {
             multiline: line_breaks,
