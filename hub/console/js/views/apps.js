@@ -222,10 +222,14 @@ export async function render({ root, query, navigate, live }) {
     });
     if (!ok || !result) return;
     const commands = result.commands || [];
+    const failed = result.failed || [];
     const notices = commands.filter((c) => c.notice);
-    const t = toast(`${kind === "sync" ? "Sync" : "Refresh"} queued for ${plural(commands.length, "application")}` +
-      (notices.length ? ` (${notices.length} not delivered yet: ${notices[0].notice}${notices.length > 1 ? ", …" : ""})` : ""),
-    { kind: notices.length ? "warn" : "ok" });
+    // Fewer commands than apps: the hub queues only for apps the user may operate.
+    const queued = commands.length === apps.length ? plural(commands.length, "application") : `${commands.length} of ${plural(apps.length, "application")}`;
+    const t = toast(`${kind === "sync" ? "Sync" : "Refresh"} queued for ${queued}` +
+      (notices.length ? ` (${notices.length} not delivered yet: ${notices[0].notice}${notices.length > 1 ? ", …" : ""})` : "") +
+      (failed.length ? `; not queued: ${failed.map((f) => `${f.app} (${f.message})`).join(", ")}` : ""),
+    { kind: failed.length || commands.length < apps.length ? "bad" : notices.length ? "warn" : "ok", sticky: failed.length > 0 });
     for (const earlier of document.querySelectorAll("#bulk-result")) earlier.removeAttribute("id");
     t.node.id = "bulk-result";
     if (commands.length === 1) trackCommand(`${kind} of ${apps[0].project}/${apps[0].name}`, commands[0], api.getCommand);
