@@ -1,4 +1,11 @@
 //! `edgecd-bench render`: native kustomize rendering versus the external `kubectl kustomize` process.
+//!
+//! Inputs (by default all of them): the talk-demo overlays, the largest real-world corpus cases
+//! (kube-prometheus, Argo CD's cluster install, Kubeflow Pipelines' multi-user overlay; unpacked from
+//! `testdata/kustomize-realworld/cases.tar.xz` with the system `tar`) and a generated kustomization of 4,000
+//! objects (`edgecd_render::synthetic`). Every input is rendered natively and by the external tool in the same
+//! run; the external tool's start-up is measured on a one-object kustomization, so the ratio is reported with
+//! and without it. Native output is checked byte for byte against the external tool's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -6,98 +13,284 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+/// Real-world corpus cases measured by default: (case folder, label).
+const CORPUS_CASES: &[(&str, &str)] = &[
+    ("071-kube-prometheus", "kube-prometheus"),
+    (
+        "009-argo-cd-manifests-cluster-install",
+        "argo-cd cluster-install",
+    ),
+    (
+        "094-kubeflow-applications-pipeline-upstream-env-plain-multi-user",
+        "kubeflow pipelines multi-user",
+    ),
+];
+
 /// Options of the render benchmark.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RenderBench {
-    /// Overlay directories to render (default: the talk demo overlays under testdata/).
+    /// Directories to render instead of the default inputs.
     #[arg(long = "dir")]
     pub dirs: Vec<PathBuf>,
-    /// Native renders per overlay.
+    /// Most native renders per input.
     #[arg(long, default_value_t = 300)]
     pub iterations: usize,
-    /// External-process runs per overlay.
+    /// Most external-process runs per input.
     #[arg(long, default_value_t = 10)]
     pub external_iterations: usize,
+    /// Time budget of the native renders of one input, in seconds (at least 5 renders are made).
+    #[arg(long, default_value_t = 10.0)]
+    pub native_seconds: f64,
+    /// Time budget of the external runs of one input, in seconds (at least 3 runs are made).
+    #[arg(long, default_value_t = 60.0)]
+    pub external_seconds: f64,
+    /// Apps of the generated kustomization (4 objects each; 0 leaves it out).
+    #[arg(long, default_value_t = edgecd_render::synthetic::APPS_FOR_4000_OBJECTS)]
+    pub synthetic_apps: usize,
+    /// Leave out the real-world corpus cases.
+    #[arg(long)]
+    pub no_corpus: bool,
+    /// Leave out the talk-demo overlays.
+    #[arg(long)]
+    pub no_talk: bool,
 }
 
-/// Figures for one overlay.
+/// Figures for one input.
 #[derive(Debug, serde::Serialize)]
 struct Row {
-    overlay: String,
+    input: String,
+    objects: usize,
+    output_bytes: usize,
+    native_runs: usize,
     native_median_us: f64,
     native_renders_per_sec: f64,
+    external_runs: usize,
     external_median_us: Option<f64>,
+    external_renders_per_sec: Option<f64>,
+    /// External median / native median.
     ratio: Option<f64>,
+    /// (External median − external start-up) / native median.
+    ratio_without_startup: Option<f64>,
+    /// Native output equals the external tool's stdout byte for byte.
+    identical: Option<bool>,
+}
+
+/// One input to measure.
+struct Input {
+    label: String,
+    dir: PathBuf,
 }
 
 impl RenderBench {
     /// Runs the benchmark, printing a table and, as the last line, a JSON summary.
     pub fn run(self) -> anyhow::Result<()> {
-        let dirs = if self.dirs.is_empty() {
-            default_overlays()?
-        } else {
-            self.dirs.clone()
-        };
+        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+        let inputs = self.inputs(scratch.path())?;
         let external = find_external();
+        let startup = match &external {
+            Some(tool) => Some(self.measure_startup(tool, scratch.path())?),
+            None => None,
+        };
+        let startup_us = startup.map(micros);
         let mut rows = Vec::new();
-        for dir in &dirs {
-            let native = time_native(dir, self.iterations.max(1))?;
-            let external_median = match &external {
-                Some(tool) => Some(time_external(tool, dir, self.external_iterations.max(1))?),
-                None => None,
-            };
-            let native_median_us = micros(median(&native));
-            let total: Duration = native.iter().sum();
-            let external_median_us = external_median.map(micros);
-            rows.push(Row {
-                overlay: dir.display().to_string(),
-                native_median_us,
-                native_renders_per_sec: native.len() as f64 / total.as_secs_f64(),
-                external_median_us,
-                ratio: external_median_us.map(|e| e / native_median_us),
-            });
+        for input in &inputs {
+            eprintln!("measuring {} …", input.label);
+            rows.push(self.measure(input, external.as_deref(), startup_us)?);
         }
         let tool = external
             .as_ref()
             .map_or("none".to_string(), |t| t.join(" "));
         println!(
-            "{:<50} {:>14} {:>12} {:>16} {:>8}",
-            "overlay", "native µs(med)", "renders/s", "external µs(med)", "ratio"
+            "external tool: {tool}; start-up (one-object kustomization, median): {}",
+            startup_us.map_or("-".into(), |s| format!("{:.1} ms", s / 1000.0))
+        );
+        println!(
+            "{:<32} {:>7} {:>12} {:>10} {:>14} {:>10} {:>9} {:>13} {:>9}",
+            "input",
+            "objects",
+            "native ms",
+            "native/s",
+            "external ms",
+            "ext/s",
+            "ratio",
+            "ratio-startup",
+            "identical"
         );
         for row in &rows {
             println!(
-                "{:<50} {:>14.1} {:>12.0} {:>16} {:>8}",
-                shorten(&row.overlay),
-                row.native_median_us,
+                "{:<32} {:>7} {:>12.2} {:>10.1} {:>14} {:>10} {:>9} {:>13} {:>9}",
+                row.input,
+                row.objects,
+                row.native_median_us / 1000.0,
                 row.native_renders_per_sec,
                 row.external_median_us
-                    .map_or("-".into(), |v| format!("{v:.0}")),
+                    .map_or("-".into(), |v| format!("{:.1}", v / 1000.0)),
+                row.external_renders_per_sec
+                    .map_or("-".into(), |v| format!("{v:.2}")),
                 row.ratio.map_or("-".into(), |v| format!("{v:.0}x")),
+                row.ratio_without_startup
+                    .map_or("-".into(), |v| format!("{v:.0}x")),
+                row.identical
+                    .map_or("-".into(), |v| if v { "yes" } else { "NO" }.to_string()),
             );
         }
-        let native_median = median_f64(rows.iter().map(|r| r.native_median_us).collect());
-        let external_median = rows
-            .iter()
-            .map(|r| r.external_median_us)
-            .collect::<Option<Vec<f64>>>()
-            .map(median_f64);
         let summary = serde_json::json!({
             "bench": "render",
             "external_tool": tool,
-            "overlays": rows.len(),
-            "iterations": self.iterations,
-            "native_median_us": native_median,
-            "native_renders_per_sec": rows.iter().map(|r| r.native_renders_per_sec).sum::<f64>() / rows.len().max(1) as f64,
-            "external_median_us": external_median,
-            "ratio": external_median.map(|e| e / native_median),
+            "external_startup_us": startup_us,
+            "inputs": rows.len(),
             "rows": rows,
         });
         println!("{summary}");
+        if rows.iter().any(|r| r.identical == Some(false)) {
+            bail!("native output differs from the external tool's for some input");
+        }
         Ok(())
+    }
+
+    fn inputs(&self, scratch: &Path) -> anyhow::Result<Vec<Input>> {
+        if !self.dirs.is_empty() {
+            return Ok(self
+                .dirs
+                .iter()
+                .map(|dir| Input {
+                    label: shorten(&dir.display().to_string()),
+                    dir: dir.clone(),
+                })
+                .collect());
+        }
+        let mut inputs = Vec::new();
+        if !self.no_talk {
+            for dir in talk_overlays()? {
+                inputs.push(Input {
+                    label: format!("talk {}", shorten(&dir.display().to_string())),
+                    dir,
+                });
+            }
+        }
+        if !self.no_corpus {
+            let corpus = scratch.join("corpus");
+            std::fs::create_dir_all(&corpus)?;
+            let archive = crate::testdata().join("kustomize-realworld/cases.tar.xz");
+            let mut tar = Command::new("tar");
+            tar.arg("-xJf").arg(&archive).arg("-C").arg(&corpus);
+            for (case, _) in CORPUS_CASES {
+                tar.arg(format!("./{case}"));
+            }
+            let status = tar
+                .status()
+                .with_context(|| format!("running tar on {}", archive.display()))?;
+            if !status.success() {
+                bail!("tar could not unpack {}", archive.display());
+            }
+            for (case, label) in CORPUS_CASES {
+                let case_dir = corpus.join(case);
+                let build_dir = std::fs::read_to_string(case_dir.join("build-dir"))
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "input".into());
+                inputs.push(Input {
+                    label: (*label).to_string(),
+                    dir: case_dir.join(build_dir),
+                });
+            }
+        }
+        if self.synthetic_apps > 0 {
+            let dir = edgecd_render::synthetic::write_kustomization(
+                &scratch.join("synthetic"),
+                self.synthetic_apps,
+            )?;
+            inputs.push(Input {
+                label: format!("generated {} objects", self.synthetic_apps * 4 + 1),
+                dir,
+            });
+        }
+        Ok(inputs)
+    }
+
+    /// Median time of the external tool on a one-object kustomization: its process start-up.
+    fn measure_startup(&self, tool: &[String], scratch: &Path) -> anyhow::Result<Duration> {
+        let dir = scratch.join("startup");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("kustomization.yaml"), "resources:\n- cm.yaml\n")?;
+        std::fs::write(
+            dir.join("cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: startup\n",
+        )?;
+        let runs = self.external_iterations.max(5);
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            samples.push(run_external(tool, &dir)?.0);
+        }
+        Ok(median(&samples))
+    }
+
+    fn measure(
+        &self,
+        input: &Input,
+        external: Option<&[String]>,
+        startup_us: Option<f64>,
+    ) -> anyhow::Result<Row> {
+        let options = edgecd_render::RenderOptions::default();
+        let budget = Duration::from_secs_f64(self.native_seconds);
+        let started = Instant::now();
+        let mut native = Vec::new();
+        let mut text = String::new();
+        let mut objects = 0;
+        while native.len() < self.iterations.max(1)
+            && (native.len() < 5 || started.elapsed() < budget)
+        {
+            let start = Instant::now();
+            let rendered = edgecd_render::render(&input.dir, &options)
+                .with_context(|| format!("rendering {}", input.dir.display()))?;
+            text = edgecd_render::to_yaml(&rendered);
+            native.push(start.elapsed());
+            objects = rendered.len();
+            std::hint::black_box(&text);
+        }
+        let native_median_us = micros(median(&native));
+        let native_total: Duration = native.iter().sum();
+        let mut row = Row {
+            input: input.label.clone(),
+            objects,
+            output_bytes: text.len(),
+            native_runs: native.len(),
+            native_median_us,
+            native_renders_per_sec: native.len() as f64 / native_total.as_secs_f64(),
+            external_runs: 0,
+            external_median_us: None,
+            external_renders_per_sec: None,
+            ratio: None,
+            ratio_without_startup: None,
+            identical: None,
+        };
+        let Some(tool) = external else {
+            return Ok(row);
+        };
+        let budget = Duration::from_secs_f64(self.external_seconds);
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        let mut identical = true;
+        while samples.len() < self.external_iterations.max(1)
+            && (samples.len() < 3 || started.elapsed() < budget)
+        {
+            let (elapsed, stdout) = run_external(tool, &input.dir)?;
+            identical &= stdout == text.as_bytes();
+            samples.push(elapsed);
+        }
+        let external_median_us = micros(median(&samples));
+        let external_total: Duration = samples.iter().sum();
+        row.external_runs = samples.len();
+        row.external_median_us = Some(external_median_us);
+        row.external_renders_per_sec = Some(samples.len() as f64 / external_total.as_secs_f64());
+        row.ratio = Some(external_median_us / native_median_us);
+        row.ratio_without_startup =
+            startup_us.map(|s| (external_median_us - s).max(0.0) / native_median_us);
+        row.identical = Some(identical);
+        Ok(row)
     }
 }
 
-fn default_overlays() -> anyhow::Result<Vec<PathBuf>> {
+fn talk_overlays() -> anyhow::Result<Vec<PathBuf>> {
     let base = crate::testdata().join("talk-demo-repo/deploy/overlays");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
         .with_context(|| format!("listing {}", base.display()))?
@@ -109,20 +302,6 @@ fn default_overlays() -> anyhow::Result<Vec<PathBuf>> {
         bail!("no overlays under {}", base.display());
     }
     Ok(dirs)
-}
-
-fn time_native(dir: &Path, iterations: usize) -> anyhow::Result<Vec<Duration>> {
-    let options = edgecd_render::RenderOptions::default();
-    let mut samples = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let start = Instant::now();
-        let objects = edgecd_render::render(dir, &options)
-            .with_context(|| format!("rendering {}", dir.display()))?;
-        let text = edgecd_render::to_yaml(&objects);
-        std::hint::black_box(text);
-        samples.push(start.elapsed());
-    }
-    Ok(samples)
 }
 
 /// `kustomize build` if installed, else `kubectl kustomize`.
@@ -142,26 +321,24 @@ fn find_external() -> Option<Vec<String>> {
     None
 }
 
-fn time_external(tool: &[String], dir: &Path, iterations: usize) -> anyhow::Result<Duration> {
-    let mut samples = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let start = Instant::now();
-        let output = Command::new(&tool[0])
-            .args(&tool[1..])
-            .arg(dir)
-            .output()
-            .context("running the external tool")?;
-        samples.push(start.elapsed());
-        if !output.status.success() {
-            bail!(
-                "{} failed on {}: {}",
-                tool.join(" "),
-                dir.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+/// One run of the external tool: its wall time and stdout.
+fn run_external(tool: &[String], dir: &Path) -> anyhow::Result<(Duration, Vec<u8>)> {
+    let start = Instant::now();
+    let output = Command::new(&tool[0])
+        .args(&tool[1..])
+        .arg(dir)
+        .output()
+        .context("running the external tool")?;
+    let elapsed = start.elapsed();
+    if !output.status.success() {
+        bail!(
+            "{} failed on {}: {}",
+            tool.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    Ok(median(&samples))
+    Ok((elapsed, output.stdout))
 }
 
 fn median(samples: &[Duration]) -> Duration {
@@ -170,16 +347,10 @@ fn median(samples: &[Duration]) -> Duration {
     sorted.get(sorted.len() / 2).copied().unwrap_or_default()
 }
 
-fn median_f64(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or_default()
-}
-
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
 fn shorten(path: &str) -> String {
-    let parts: Vec<&str> = path.rsplit('/').take(3).collect();
-    parts.into_iter().rev().collect::<Vec<_>>().join("/")
+    path.rsplit('/').next().unwrap_or(path).to_string()
 }
