@@ -412,7 +412,7 @@ export async function render({ root, params, query, live, navigate }) {
             el("tbody", {}, mine.map((e) => el("tr", {}, el("td", {}, ago(e.time)),
               el("td", {}, e.severity === "Warning" ? el("span", { class: "badge b-warn" }, e.reason) : e.reason),
               el("td", { class: "wrap" }, e.message)))))
-          : el("p", { class: "muted", id: "details-no-events" }, `No events of this ${n.kind} yet. edgecd reports its own events per resource (prune, sync); the cluster's Kubernetes events are not forwarded yet.`);
+          : el("p", { class: "muted", id: "details-no-events" }, `No events of this ${n.kind} yet (edgecd's own and the cluster's Kubernetes events about it show here).`);
       } else {
         out = el("p", { class: "muted", id: "details-live-later" }, n.kind === "Pod"
           ? "The full live manifest and the pod's logs are not available in the console yet (they come with the logs work). The Diff tab shows the live fields edgecd manages."
