@@ -399,6 +399,26 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
         .unwrap()
         .into_inner();
     assert_eq!(diff.resources.len(), 2);
+    // Selected resources: only those (any version).
+    let service = diff
+        .resources
+        .iter()
+        .filter_map(|d| d.key.clone())
+        .find(|k| k.kind == "Service")
+        .unwrap();
+    let only = api
+        .get_application_diff(v1::GetApplicationDiffRequest {
+            app: app_ref("default", "demo"),
+            resources: vec![v1::ResourceKey {
+                version: String::new(),
+                ..service.clone()
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(only.resources.len(), 1);
+    assert_eq!(only.resources[0].key, Some(service));
 
     // With the spoke away, queries fail naming the cluster, and commands wait...
     spoke.disconnect().await;

@@ -371,6 +371,7 @@ async fn resource_trees_and_events_reach_the_hub_store() {
     assert_eq!(replica_set["parentUids"][0], deployment["uid"]);
     assert_eq!(pod["parentUids"][0], replica_set["uid"]);
     assert_eq!(deployment["health"], "Healthy");
+    assert_eq!(deployment["info"]["replicas"], "1/1", "{deployment}");
     assert!(tree.iter().any(|n| n["key"]["kind"] == "Service"));
 
     // Events: the automated sync and the health changes.

@@ -362,13 +362,26 @@ pub(super) async fn diff(
     call: &Call,
     req: v1::GetApplicationDiffRequest,
 ) -> Result<v1::DiffResult, Status> {
-    if !req.resources.is_empty() {
-        return Err(Status::invalid_argument(
-            "a diff of selected resources is not supported yet; ask for the whole application",
-        ));
+    if req.resources.len() > MAX_SELECTED_RESOURCES {
+        return Err(Status::invalid_argument(format!(
+            "a diff selects at most {MAX_SELECTED_RESOURCES} resources ({} given)",
+            req.resources.len()
+        )));
     }
     let record = query(api, call, req.app.as_ref(), CommandPayload::Diff).await?;
-    Ok(convert::diff_result(record.result.as_ref()).unwrap_or_default())
+    let mut result = convert::diff_result(record.result.as_ref()).unwrap_or_default();
+    // Selected resources: matched by group, kind, namespace and name (any version), as a selective sync.
+    if !req.resources.is_empty() {
+        let same = |a: &v1::ResourceKey, b: &v1::ResourceKey| {
+            a.group == b.group && a.kind == b.kind && a.namespace == b.namespace && a.name == b.name
+        };
+        result.resources.retain(|diff| {
+            diff.key
+                .as_ref()
+                .is_some_and(|key| req.resources.iter().any(|wanted| same(key, wanted)))
+        });
+    }
+    Ok(result)
 }
 
 pub(super) async fn manifests(

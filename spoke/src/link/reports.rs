@@ -324,6 +324,9 @@ pub(super) async fn resource_tree(cluster: &LiveCluster, app: &Application) -> v
         if let Some(images) = live.as_ref().and_then(images_of) {
             info.insert("images".to_owned(), images);
         }
+        if let Some(replicas) = live.as_ref().and_then(|l| replicas_of(&resource.key, l)) {
+            info.insert("replicas".to_owned(), replicas);
+        }
         let created = live
             .as_ref()
             .and_then(|l| l.pointer("/metadata/creationTimestamp"))
@@ -399,6 +402,27 @@ pub(super) async fn resource_tree(cluster: &LiveCluster, app: &Application) -> v
         }),
         nodes,
         status_version: status.status_version,
+    }
+}
+
+/// `ready/desired` of a workload: Deployments and StatefulSets by their replicas, DaemonSets by the pods they
+/// should run.
+fn replicas_of(key: &ResourceKey, obj: &Value) -> Option<String> {
+    let number = |pointer: &str| obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
+    match (key.group.as_str(), key.kind.as_str()) {
+        ("apps", "Deployment" | "StatefulSet") => {
+            let desired = obj
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            Some(format!("{}/{desired}", number("/status/readyReplicas")))
+        }
+        ("apps", "DaemonSet") => Some(format!(
+            "{}/{}",
+            number("/status/numberReady"),
+            number("/status/desiredNumberScheduled")
+        )),
+        _ => None,
     }
 }
 
