@@ -1,8 +1,7 @@
 //! Application-set records of the fleet store: the Argo CD-shaped spec, where it is evaluated, and the last evaluation's outcome.
 //!
-//! A trait of its own beside `Store` (like `SecurityStore`): both backends
-//! implement it from one macro in `appsets_sql.rs`, because the SQL is
-//! identical on SQLite and PostgreSQL (TEXT JSON, BIGINT milliseconds).
+//! A trait of its own beside `Store` (like `SecurityStore`), implemented for
+//! both backends by `appsets_sql.rs`, part of the queries written once.
 
 use std::collections::BTreeMap;
 

@@ -19,6 +19,22 @@ pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// [`from_ms`] that reports a timestamp out of range as corrupt data.
+pub(crate) fn checked_from_ms(ms: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|error| {
+        StoreError::Corrupt {
+            reason: format!("timestamp {ms}: {error}"),
+        }
+    })
+}
+
+/// [`to_u64`] that reports a negative version as corrupt data.
+pub(crate) fn checked_version(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt {
+        reason: format!("negative version {v}"),
+    })
+}
+
 pub(crate) fn opt_from_ms(ms: Option<i64>) -> Option<OffsetDateTime> {
     ms.map(from_ms)
 }
@@ -179,6 +195,16 @@ pub(crate) fn parse_severity(text: &str) -> Result<EventSeverity> {
         "Warning" => Ok(EventSeverity::Warning),
         _ => Err(corrupt("event severity", text)),
     }
+}
+
+/// Number of conditions of an error type (Argo CD's `*Error` condition types).
+pub(crate) fn error_conditions(status: &edgecd_core::app::ApplicationStatus) -> i32 {
+    let n = status
+        .conditions
+        .iter()
+        .filter(|c| c.kind.ends_with("Error"))
+        .count();
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// An app as the set-based status ingest looks it up, by (project, name).

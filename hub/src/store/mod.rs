@@ -1,25 +1,24 @@
-//! The hub's fleet store: one small `Store` trait over two real backends, embedded SQLite and shared PostgreSQL.
+//! The hub's fleet store: one small `Store` trait over two real backends, embedded SQLite and shared PostgreSQL, with every query written once.
 //!
 //! ```text
-//!   hub (link, api) ── Arc<dyn Store> ──┬── PgStore     (postgres.rs: async fns over PgPool)
-//!                                       └── SqliteStore (sqlite.rs:   async fns over SqlitePool)
+//!   hub (link, api) ── Arc<dyn Store> ──┬── PgStore     (postgres.rs: pools, dialect) ┐ sql.rs: the queries,
+//!                                       └── SqliteStore (sqlite.rs:   pool, dialect)  ┘ compiled in each
 //!   shared: model.rs (records), query.rs (list filter → SQL, cursors), codec.rs (column ⇄ domain)
 //! ```
 //!
 //! The rest of the hub holds an `Arc<dyn Store>`: the backend is chosen at
 //! start-up from configuration, and boxing one future per database call costs
-//! nothing next to the call itself. Each backend implements the trait by
-//! delegating to plain `async fn`s of its module; there is no other layer.
-//! See `docs/store.md` for the schema and the rules.
+//! nothing next to the call itself. `sql.rs` implements the traits once, as
+//! plain `async fn`s compiled inside each backend module; what the two SQL
+//! dialects do differently is that module's `dialect` section; there is no
+//! other layer. See `docs/store.md` for the schema and the rules.
 
 pub mod appsets;
-mod appsets_sql;
 mod codec;
 pub mod model;
 pub mod postgres;
 mod query;
 pub mod security;
-mod security_sql;
 pub mod sqlite;
 
 use futures::future::BoxFuture;

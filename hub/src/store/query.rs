@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 
 use edgecd_core::Health;
 
-use super::model::{AppFilter, AppSort, AppSummary, ImportedApp, SortKey};
+use super::model::{AppFilter, AppSort, AppSummary, SortKey};
 use super::{Result, StoreError};
 
 /// A value bound to a `$n` placeholder.
@@ -16,8 +16,6 @@ use super::{Result, StoreError};
 pub(crate) enum Bind {
     Text(String),
     Int(i64),
-    Bool(bool),
-    OptText(Option<String>),
 }
 
 /// SQL text with its binds in placeholder order.
@@ -755,141 +753,8 @@ pub(crate) fn clamp_page_size(page_size: u32) -> u32 {
 
 // === Bulk import ===
 
-/// Apps per multi-row statement: 20 binds each stays far below both
-/// backends' bind limits.
+/// Apps per statement of a bulk import.
 pub(crate) const IMPORT_CHUNK: usize = 500;
-
-/// One app of a bulk import, resolved: its cluster and desired version.
-#[derive(Debug)]
-pub(crate) struct ImportRow<'a> {
-    pub imported: &'a ImportedApp,
-    pub cluster: &'a str,
-    pub desired_version: i64,
-    pub uid: String,
-}
-
-/// The multi-row statements importing one chunk: applications, their labels
-/// and their status documents. `json_cast` is `::jsonb` on PostgreSQL.
-pub(crate) fn import_sql(rows: &[ImportRow<'_>], json_cast: &str, now: i64) -> Result<Vec<Sql>> {
-    let json = |value: &dyn erased::Json| value.to_text();
-    let mut apps = Sql::default();
-    let mut values = Vec::with_capacity(rows.len());
-    for row in rows {
-        let app = &row.imported.app;
-        let mut spec = app.spec.clone();
-        spec.project = app.project.clone();
-        let owner = app.owner.as_ref();
-        let mut p = Vec::with_capacity(20);
-        p.push(apps.bind(Bind::Text(row.uid.clone())));
-        p.push(apps.bind(Bind::Text(app.project.clone())));
-        p.push(apps.bind(Bind::Text(app.name.clone())));
-        p.push(format!(
-            "{}{json_cast}",
-            apps.bind(Bind::Text(json(&spec)?))
-        ));
-        p.push(format!(
-            "{}{json_cast}",
-            apps.bind(Bind::Text(json(&app.labels)?))
-        ));
-        p.push("'Managed'".into());
-        p.push(apps.bind(Bind::OptText(owner.map(|o| o.kind.clone()))));
-        p.push(apps.bind(Bind::OptText(owner.map(|o| o.project.clone()))));
-        p.push(apps.bind(Bind::OptText(owner.map(|o| o.name.clone()))));
-        p.push(apps.bind(Bind::OptText(owner.map(|o| o.scope.clone()))));
-        p.push("1".into());
-        p.push(apps.bind(Bind::Text(row.cluster.to_owned())));
-        p.push(apps.bind(Bind::Text(spec.destination.namespace.clone())));
-        p.push(apps.bind(Bind::Text(spec.source.repo_url.clone())));
-        p.push(apps.bind(Bind::Text(spec.source.path.clone())));
-        p.push(apps.bind(Bind::Text(spec.source.target_revision.clone())));
-        p.push(apps.bind(Bind::Bool(spec.automated().is_some())));
-        p.push(apps.bind(Bind::Int(row.desired_version)));
-        p.push(now.to_string());
-        values.push(format!("({})", p.join(", ")));
-    }
-    // The insert trigger of migration 0011 adds each app's status row.
-    apps.text = format!(
-        "INSERT INTO applications (uid, project, name, spec, labels, origin, owner_kind, owner_project, \
-         owner_name, owner_scope, spec_version, cluster, namespace, repo_url, path, target_revision, \
-         automated, desired_version, created_at) VALUES {}",
-        values.join(", ")
-    );
-    let mut statements = vec![apps];
-
-    let mut labels = Sql::default();
-    let mut label_values = Vec::new();
-    for row in rows {
-        for (key, value) in &row.imported.app.labels {
-            let uid = labels.bind(Bind::Text(row.uid.clone()));
-            let k = labels.bind(Bind::Text(key.clone()));
-            let v = labels.bind(Bind::Text(value.clone()));
-            label_values.push(format!("({uid}, {k}, {v})"));
-        }
-    }
-    if !label_values.is_empty() {
-        labels.text = format!(
-            "INSERT INTO app_labels (app_id, key, value, cluster) \
-             SELECT a.id, v.column2, v.column3, a.cluster \
-             FROM (VALUES {}) AS v JOIN applications a ON a.uid = v.column1",
-            label_values.join(", ")
-        );
-        statements.push(labels);
-    }
-
-    let mut status = Sql::default();
-    let mut status_values = Vec::new();
-    for row in rows {
-        if let Some(document) = &row.imported.status {
-            let phase = document
-                .operation_state
-                .as_ref()
-                .map_or("", |o| super::codec::phase_str(o.phase));
-            let errors = document
-                .conditions
-                .iter()
-                .filter(|c| c.kind.ends_with("Error"))
-                .count();
-            let p = [
-                status.bind(Bind::Text(row.uid.clone())),
-                status.bind(Bind::Text(document.sync.status.as_str().into())),
-                status.bind(Bind::Text(document.health.status.as_str().into())),
-                status.bind(Bind::Text(document.sync.revision.clone())),
-                status.bind(Bind::Text(phase.into())),
-                errors.min(i32::MAX as usize).to_string(),
-                status.bind(Bind::Int(super::codec::to_i64(document.status_version))),
-                status.bind(Bind::Text(json(document)?)),
-            ];
-            status_values.push(format!("({})", p.join(", ")));
-        }
-    }
-    if !status_values.is_empty() {
-        status.text = format!(
-            "UPDATE app_status SET sync = v.column2, health = v.column3, revision = v.column4, \
-             operation_phase = v.column5, error_conditions = v.column6, status_version = v.column7, \
-             status = v.column8{json_cast} \
-             FROM (VALUES {}) AS v JOIN applications a ON a.uid = v.column1 \
-             WHERE app_status.app_id = a.id",
-            status_values.join(", ")
-        );
-        statements.push(status);
-    }
-    Ok(statements)
-}
-
-/// JSON encoding behind a trait object, so one closure serves every type.
-mod erased {
-    pub(crate) trait Json {
-        fn to_text(&self) -> super::Result<String>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_text(&self) -> super::Result<String> {
-            serde_json::to_string(self).map_err(|e| super::StoreError::Invalid {
-                reason: format!("cannot encode JSON: {e}"),
-            })
-        }
-    }
-}
 
 // === Cursor ===
 

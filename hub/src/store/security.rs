@@ -2,7 +2,7 @@
 //!
 //! A separate trait from `Store` so that the security layer (`crate::pki`,
 //! `crate::auth`) evolves without touching the fleet store's surface; both
-//! backends implement it in `security_sql.rs`. Secrets never reach this
+//! backends implement it in `security_sql.rs` (written once). Secrets never reach this
 //! layer in clear: tokens arrive as hashes, keys and credentials sealed.
 
 use futures::future::BoxFuture;
