@@ -519,15 +519,12 @@ async fn insert_apps(
         .opt_text("owner_name", owner(|o| &o.name))
         .opt_text("owner_scope", owner(|o| &o.scope))
         .text("cluster", rows.iter().map(|r| r.cluster))
-        .text(
-            "namespace",
-            spec().map(|s| s.destination.namespace.as_str()),
-        )
-        .text("repo_url", spec().map(|s| s.source.repo_url.as_str()))
-        .text("path", spec().map(|s| s.source.path.as_str()))
+        .text("namespace", spec().map(|s| &*s.destination.namespace))
+        .text("repo_url", spec().map(|s| &*s.source.repo_url))
+        .text("path", spec().map(|s| &*s.source.path))
         .text(
             "target_revision",
-            spec().map(|s| s.source.target_revision.as_str()),
+            spec().map(|s| &*s.source.target_revision),
         )
         .bool("automated", spec().map(|s| s.automated().is_some()))
         .bigint("desired_version", rows.iter().map(|r| r.desired_version))
@@ -1018,25 +1015,14 @@ fn status_columns<'a>(
     documents: &'a [String],
 ) -> Table<'a> {
     let phase = |s: &ApplicationStatus| s.operation_state.as_ref().map(|o| phase_str(o.phase));
+    let each = || statuses.iter();
     table
-        .text("sync", statuses.iter().map(|s| s.sync.status.as_str()))
-        .text("health", statuses.iter().map(|s| s.health.status.as_str()))
-        .text(
-            "revision",
-            statuses.iter().map(|s| s.sync.revision.as_str()),
-        )
-        .text(
-            "phase",
-            statuses.iter().map(|s| phase(s).unwrap_or_default()),
-        )
-        .bigint(
-            "errors",
-            statuses.iter().map(|s| i64::from(error_conditions(s))),
-        )
-        .bigint(
-            "status_version",
-            statuses.iter().map(|s| to_i64(s.status_version)),
-        )
+        .text("sync", each().map(|s| s.sync.status.as_str()))
+        .text("health", each().map(|s| s.health.status.as_str()))
+        .text("revision", each().map(|s| s.sync.revision.as_str()))
+        .text("phase", each().map(|s| phase(s).unwrap_or_default()))
+        .bigint("errors", each().map(|s| i64::from(error_conditions(s))))
+        .bigint("status_version", each().map(|s| to_i64(s.status_version)))
         .text("status", documents.iter().map(String::as_str))
 }
 
@@ -1106,10 +1092,8 @@ async fn newest_first(
     cursor: Option<&str>,
 ) -> Result<Rows> {
     let page_size = query::clamp_page_size(page_size) as usize;
-    conditions.push(format!(
-        "seq < {}",
-        args.add(query::decode_id_cursor(cursor)?)?
-    ));
+    let after = args.add(query::decode_id_cursor(cursor)?)?;
+    conditions.push(format!("seq < {after}"));
     let limit = args.add(page_size as i64 + 1)?;
     let conditions = conditions.join(" AND ");
     let text = format!("{select} WHERE {conditions} ORDER BY seq DESC LIMIT {limit}");
