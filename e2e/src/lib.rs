@@ -1,10 +1,12 @@
-//! edgecd end-to-end support: the Kubernetes API emulator (a test fixture), the dev fleet, and benchmarks.
+//! edgecd end-to-end support: the dev fleet, benchmarks, the browser driver and the test harness (the Kubernetes API emulator lives in `emulator/`, crate `edgecd-kube-emulator`, re-exported here as `emulator`).
 
 pub mod bench;
 pub mod browser;
 pub mod dev;
-pub mod emulator;
 pub mod harness;
+
+/// The Kubernetes API emulator (`emulator/`, crate `edgecd-kube-emulator`).
+pub use edgecd_kube_emulator as emulator;
 
 /// The repository's `testdata/` folder: the fixtures that the tests, the benchmarks and the dev fleet read.
 pub fn testdata() -> std::path::PathBuf {

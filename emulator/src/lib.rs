@@ -1,7 +1,7 @@
 //! A Kubernetes API emulator for tests: a test fixture, not a Kubernetes implementation.
 //!
 //! It serves, over HTTPS with bearer tokens, the part of the Kubernetes API that edgecd's spoke uses through
-//! kube-rs, closely enough that the spoke cannot tell it from a real API server (see `e2e/README.md` for the
+//! kube-rs, closely enough that the spoke cannot tell it from a real API server (see `emulator/README.md` for the
 //! coverage and the known differences). One process can host many independent clusters.
 //!
 //! ```text

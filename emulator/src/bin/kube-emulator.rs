@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_kube_emulator::{EmulatorConfig, KubeEmulator};
 
 /// Kubernetes API emulator for edgecd tests (not a real Kubernetes).
 #[derive(Debug, Parser)]

@@ -4,8 +4,8 @@ use serde_json::{Value, json};
 
 use super::fieldpath::{FieldSet, PathElement, display_path};
 use super::walk::{compare, merge, remove_at, to_field_set};
-use crate::emulator::schema::Schema;
-use crate::emulator::status::{ApiError, Cause};
+use crate::schema::Schema;
+use crate::status::{ApiError, Cause};
 
 /// The operation that produced a managed-fields entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

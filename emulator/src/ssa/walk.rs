@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::fieldpath::{FieldSet, Path, PathElement};
-use crate::emulator::schema::{FieldSchema, ListType, Schema};
+use crate::schema::{FieldSchema, ListType, Schema};
 
 /// The value schema of an object root.
 pub fn root_schema(schema: &Schema) -> FieldSchema {

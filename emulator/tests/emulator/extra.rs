@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use edgecd_e2e::emulator::status::ApiError;
-use edgecd_e2e::emulator::{EmulatorConfig, InjectedError, KubeEmulator, TestClusters};
+use edgecd_kube_emulator::status::ApiError;
+use edgecd_kube_emulator::{EmulatorConfig, InjectedError, KubeEmulator, TestClusters};
 use futures::StreamExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_kube_emulator::{EmulatorConfig, KubeEmulator};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use kube::Client;

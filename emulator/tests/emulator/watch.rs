@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use edgecd_e2e::emulator::EmulatorConfig;
+use edgecd_kube_emulator::EmulatorConfig;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::runtime::watcher;

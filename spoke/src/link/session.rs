@@ -201,7 +201,7 @@ pub async fn run(
             .boxed();
         while let Some(event) = stream.next().await {
             if let Ok(event) = event
-                && apps_tx.send(Input::App(event)).await.is_err()
+                && apps_tx.send(Input::App(Box::new(event))).await.is_err()
             {
                 return;
             }
@@ -275,7 +275,7 @@ pub async fn run(
 /// What the link's loop reads besides the hub's messages.
 enum Input {
     /// A change of an Application CR.
-    App(watcher::Event<Application>),
+    App(Box<watcher::Event<Application>>),
     /// A Kubernetes Event somewhere in the cluster (forwarded if it concerns an app's object).
     Kube(Box<k8s_openapi::api::core::v1::Event>),
 }
@@ -355,7 +355,7 @@ impl Link {
 
     async fn on_input(&mut self, input: Input) {
         match input {
-            Input::App(event) => self.on_app_event(event).await,
+            Input::App(event) => self.on_app_event(*event).await,
             Input::Kube(event) => {
                 if self.agreed_to(edgecd_core::link::capabilities::names::EVENTS)
                     && let Some(event) = self
