@@ -956,9 +956,20 @@ impl Builder<'_> {
                 continue;
             }
             let mut document = documents[0].clone();
-            align_identity(&mut document, resource);
+            let changes = IdentityChanges {
+                name: entry.allow_name_change,
+                kind: entry.allow_kind_change,
+            };
+            align_identity(&mut document, resource, changes);
+            if changes.name || changes.kind {
+                // The patch transformer records the id before a patch that may change it.
+                resource.store_previous_id();
+            }
+            let old_name = resource.name().to_string();
             if apply_smp(resource, &document) == Merged::Deleted {
                 deleted.push(index);
+            } else if resource.name() != old_name {
+                resource.previous_names.push(old_name);
             }
         }
         for index in deleted.into_iter().rev() {
@@ -1097,7 +1108,7 @@ fn apply_untargeted_smp(
         }
     };
     let mut document = document.clone();
-    align_identity(&mut document, &resources[index]);
+    align_identity(&mut document, &resources[index], IdentityChanges::default());
     if apply_smp(&mut resources[index], &document) == Merged::Deleted {
         resources.remove(index);
         *names = None;
@@ -1105,10 +1116,21 @@ fn apply_untargeted_smp(
     Ok(())
 }
 
-/// Makes the patch carry the resource's own identity so that merging never renames it.
-fn align_identity(document: &mut Value, resource: &Resource) {
+/// What a strategic-merge patch may change of its object's identity (`options` of a `patches` entry).
+#[derive(Debug, Clone, Copy, Default)]
+struct IdentityChanges {
+    name: bool,
+    kind: bool,
+}
+
+/// Makes the patch carry the resource's own identity so that merging never renames it (unless `changes`
+/// allow a new name or kind; the namespace always stays).
+fn align_identity(document: &mut Value, resource: &Resource, changes: IdentityChanges) {
     let Value::Object(map) = document else { return };
     for key in ["apiVersion", "kind"] {
+        if changes.kind {
+            continue;
+        }
         if map.contains_key(key)
             && let Some(v) = resource.object.get(key)
         {
@@ -1117,6 +1139,9 @@ fn align_identity(document: &mut Value, resource: &Resource) {
     }
     if let Some(Value::Object(metadata)) = map.get_mut("metadata") {
         for key in ["name", "namespace"] {
+            if key == "name" && changes.name {
+                continue;
+            }
             if metadata.contains_key(key) {
                 match get_at(&resource.object, &["metadata", key]) {
                     Some(v) => {

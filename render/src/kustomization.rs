@@ -418,6 +418,10 @@ pub(crate) struct PatchEntry {
     pub path: Option<String>,
     pub patch: Option<String>,
     pub target: Option<Target>,
+    /// `options.allowNameChange`: a strategic-merge patch may rename its objects.
+    pub allow_name_change: bool,
+    /// `options.allowKindChange`: a strategic-merge patch may change the kind of its objects.
+    pub allow_kind_change: bool,
 }
 
 /// A patch target selector.
@@ -914,10 +918,19 @@ impl Parser<'_> {
 
     fn patch(&self, entry: &Map<String, Value>) -> Result<PatchEntry> {
         let target = self.target(entry.get("target"))?;
+        let option = |name: &str| {
+            entry
+                .get("options")
+                .and_then(|o| o.get(name))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
         let patch = PatchEntry {
             path: self.opt_string(entry.get("path"), "patch.path")?,
             patch: self.opt_string(entry.get("patch"), "patch.patch")?,
             target,
+            allow_name_change: option("allowNameChange"),
+            allow_kind_change: option("allowKindChange"),
         };
         if patch.path.is_some() == patch.patch.is_some() {
             return Err(self.err("a patch needs exactly one of 'path' and 'patch'".into()));
