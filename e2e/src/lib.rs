@@ -1,9 +1,11 @@
-//! edgecd end-to-end support: the dev fleet, benchmarks, the browser driver and the test harness (the Kubernetes API emulator lives in `emulator/`, crate `edgecd-kube-emulator`, re-exported here as `emulator`).
+//! edgecd end-to-end support: benchmarks, the browser driver and the test harness (the dev fleet lives in `dev/`, crate `edgecd-dev`, and the Kubernetes API emulator in `emulator/`, crate `edgecd-kube-emulator`; both are re-exported here).
 
 pub mod bench;
 pub mod browser;
-pub mod dev;
 pub mod harness;
+
+/// The local dev fleet (`dev/`, crate `edgecd-dev`).
+pub use edgecd_dev as dev;
 
 /// The Kubernetes API emulator (`emulator/`, crate `edgecd-kube-emulator`).
 pub use edgecd_kube_emulator as emulator;

@@ -1,4 +1,4 @@
-//! `edgecd-dev`: a complete local fleet in one command (hub, emulated clusters, spokes, git, the talk's apps); see `edgecd_e2e::dev`.
+//! `edgecd-dev`: a complete local fleet in one command (hub, emulated clusters, spokes, git, the talk's apps); see the `edgecd_dev` library.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use edgecd_e2e::dev::{ADMIN_USER, Fleet, FleetConfig};
+use edgecd_dev::{ADMIN_USER, Fleet, FleetConfig};
 
 /// A local edgecd fleet: a hub, N emulated Kubernetes clusters with a spoke each, a git server
 /// holding edge-fleet-repo, and the nginx-per-cluster apps. Runs until Ctrl-C.
@@ -183,8 +183,8 @@ fn print_banner(fleet: &Fleet) {
     if fleet.config().edge_addons {
         println!(
             "The fleet-scoped set edge-addons ({}, scope {}) runs at every cluster's spoke:",
-            edgecd_e2e::dev::EDGE_ADDONS_APPSET,
-            edgecd_e2e::dev::EDGE_ADDONS_SCOPE
+            edgecd_dev::EDGE_ADDONS_APPSET,
+            edgecd_dev::EDGE_ADDONS_SCOPE
         );
         println!("  edgecd appset get edge-addons; edgecd app list --name nginx (one per cluster)");
     }

@@ -22,6 +22,11 @@
 pub mod relay;
 pub mod repo;
 
+/// The repository's `testdata/` folder (the fleet's git repository is compiled in from there).
+pub fn testdata() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,7 +51,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use self::relay::Relay;
-use crate::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_kube_emulator::{EmulatorConfig, KubeEmulator};
 
 /// Namespace of the spokes' Application CRs in every emulated cluster.
 pub const STATE_NAMESPACE: &str = "edgecd-system";
@@ -531,7 +536,7 @@ impl Fleet {
     }
 
     /// The emulated cluster `name`.
-    fn emulated_cluster(&self, name: &str) -> Result<&crate::emulator::ClusterHandle, DevError> {
+    fn emulated_cluster(&self, name: &str) -> Result<&edgecd_kube_emulator::ClusterHandle, DevError> {
         self.emulator
             .as_ref()
             .ok_or_else(|| DevError::Config("the emulator is stopped".into()))?
