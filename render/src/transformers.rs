@@ -136,6 +136,16 @@ pub(crate) fn namespace(resources: &mut [Resource], args: &NamespaceArgs) -> Res
             });
         }
     }
+    // kustomize refuses a namespace that makes two objects the same.
+    let mut seen = std::collections::HashSet::new();
+    for resource in resources.iter() {
+        let id = resource.id();
+        if !seen.insert(id.clone().normalized()) {
+            return Err(format!(
+                "namespace transformation produces ID conflict: {id}"
+            ));
+        }
+    }
     Ok(())
 }
 
