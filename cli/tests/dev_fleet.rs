@@ -654,7 +654,17 @@ async fn the_cli_drives_the_dev_fleet() {
         .json();
     assert_eq!(field(&pending, "/connection"), "Pending", "{pending}");
     cli.run(&["cluster", "revoke", "cluster-9"]).await.ok();
-    cli.run(&["cluster", "remove", "cluster-9"]).await.ok();
+    // The nginx-per-cluster set generated an app for cluster-9 when it was added; revoking the cluster
+    // makes the set delete it at its next evaluation, and until then the cluster is still referenced.
+    eventually("cluster-9 removable", Duration::from_secs(30), async || {
+        let removed = cli.run(&["cluster", "remove", "cluster-9"]).await;
+        if removed.code == 0 {
+            return Some(());
+        }
+        assert!(removed.stderr.contains("still referenced"), "{removed:?}");
+        None
+    })
+    .await;
     let gone = cli.run(&["cluster", "get", "cluster-9"]).await;
     assert_eq!(gone.code, 3, "{gone:?}");
 
