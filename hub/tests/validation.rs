@@ -2,45 +2,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod local_hub;
+
 use std::time::Duration;
 
 use edgecd_core::link::{Capabilities, ProtocolVersion};
-use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
-use edgecd_proto::client::{Client, ClientConfig, Error, Tls};
+use edgecd_hub::server::RunningServer;
+use edgecd_proto::client::{Client, Error};
 use edgecd_proto::v1;
+
 use edgecd_spoke::link::{HelloParams, LinkSession, handshake};
+use local_hub::hub;
 use tonic::transport::Channel;
-
-struct Hub {
-    hub: RunningServer,
-    client: Client,
-    _dir: tempfile::TempDir,
-}
-
-/// A hub on SQLite (authentication off: every caller is an admin) with cluster `edge-1` registered.
-async fn hub() -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::insecure_local(Database::Sqlite(dir.path().join("hub.db")));
-    config.git_cache_dir = Some(dir.path().join("git"));
-    let hub = Server::start(config).await.unwrap();
-    let client = Client::connect(
-        ClientConfig::new(format!("http://{}", hub.grpc_addr())).with_tls(Tls::InsecurePlaintext),
-    )
-    .await
-    .unwrap();
-    client
-        .create_cluster(v1::CreateClusterRequest {
-            name: "edge-1".into(),
-            ..v1::CreateClusterRequest::default()
-        })
-        .await
-        .unwrap();
-    Hub {
-        hub,
-        client,
-        _dir: dir,
-    }
-}
 
 /// The message of an INVALID_ARGUMENT error, after checking that it names every one of `needles`.
 fn invalid_argument<T: std::fmt::Debug>(result: Result<T, Error>, needles: &[&str]) -> String {

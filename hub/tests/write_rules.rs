@@ -2,43 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod local_hub;
+
 use std::time::Duration;
 
-use edgecd_hub::server::{Database, RunningServer, Server, ServerConfig};
-use edgecd_proto::client::{Client, ClientConfig, Error, Tls};
+use edgecd_proto::client::Error;
 use edgecd_proto::v1;
 
-struct Hub {
-    hub: RunningServer,
-    client: Client,
-    _dir: tempfile::TempDir,
-}
-
-/// A hub on SQLite (authentication off: every caller is an admin) with cluster `edge-1` registered,
-/// never connected.
-async fn hub() -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::insecure_local(Database::Sqlite(dir.path().join("hub.db")));
-    config.git_cache_dir = Some(dir.path().join("git"));
-    let hub = Server::start(config).await.unwrap();
-    let client = Client::connect(
-        ClientConfig::new(format!("http://{}", hub.grpc_addr())).with_tls(Tls::InsecurePlaintext),
-    )
-    .await
-    .unwrap();
-    client
-        .create_cluster(v1::CreateClusterRequest {
-            name: "edge-1".into(),
-            ..v1::CreateClusterRequest::default()
-        })
-        .await
-        .unwrap();
-    Hub {
-        hub,
-        client,
-        _dir: dir,
-    }
-}
+use local_hub::hub;
 
 fn spec(path: &str, automated: bool) -> v1::ApplicationSpec {
     v1::ApplicationSpec {
