@@ -536,7 +536,10 @@ impl Fleet {
     }
 
     /// The emulated cluster `name`.
-    fn emulated_cluster(&self, name: &str) -> Result<&edgecd_kube_emulator::ClusterHandle, DevError> {
+    fn emulated_cluster(
+        &self,
+        name: &str,
+    ) -> Result<&edgecd_kube_emulator::ClusterHandle, DevError> {
         self.emulator
             .as_ref()
             .ok_or_else(|| DevError::Config("the emulator is stopped".into()))?
