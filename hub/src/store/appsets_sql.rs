@@ -6,7 +6,7 @@ use sqlx::{AssertSqlSafe, Row as _};
 use super::{Backend, Row, expect_one, not_found, owner_from_row, require_project};
 use crate::store::appsets::{AppSetRecord, AppSetStatus, AppSetStore, NewAppSet};
 use crate::store::codec::{
-    checked_from_ms, checked_version, error_conditions, now_ms, phase_str, to_i64,
+    checked_from_ms, checked_version, error_conditions, now_ms, phase_of, to_i64,
 };
 use crate::store::{Result, StoreError};
 
@@ -101,14 +101,9 @@ impl Backend {
         .bind(scope)
         .fetch_all(self.pool())
         .await?;
-        let mut sets = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let set = from_row(row)?;
-            if projects.is_empty() || projects.contains(&set.project) {
-                sets.push(set);
-            }
-        }
-        Ok(sets)
+        let sets = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        let readable = |set: &AppSetRecord| projects.is_empty() || projects.contains(&set.project);
+        Ok(sets.into_iter().filter(readable).collect())
     }
 
     #[tracing::instrument(skip_all, fields(project = %set.project, appset = %set.name, expected_version))]
@@ -186,28 +181,19 @@ impl Backend {
         .bind(status.sync.status.as_str())
         .bind(status.health.status.as_str())
         .bind(&status.sync.revision)
-        .bind(
-            status
-                .operation_state
-                .as_ref()
-                .map_or("", |o| phase_str(o.phase)),
-        )
+        .bind(phase_of(status))
         .bind(error_conditions(status))
         .bind(now_ms())
         .bind(sqlx::types::Json(status))
         .fetch_optional(self.pool())
         .await?;
-        id.ok_or_else(|| StoreError::NotFound {
-            what: format!("application {project}/{name}"),
-        })?;
-        Ok(())
+        id.map(|_| ())
+            .ok_or_else(|| not_found(format!("application {project}/{name}")))
     }
 }
 
 boxed_impl! {
-    impl AppSetStore {
-
-    }
+    impl AppSetStore {}
     fn create_appset(&self, set: &'a NewAppSet) -> AppSetRecord;
     fn get_appset(&self, project: &'a str, name: &'a str) -> AppSetRecord;
     fn list_appsets(&self, projects: &'a [String], scope: Option<&'a str>) -> Vec<AppSetRecord>;

@@ -96,67 +96,42 @@ pub(crate) fn parse_phase(text: &str) -> Result<Option<OperationPhase>> {
     })
 }
 
-// === impl ConnectionKind ===
+/// `ALL`, `as_str` and `parse` of an enum stored as its variants' names.
+macro_rules! stored_by_name {
+    ($enum:ident: $($variant:ident),+) => {
+        impl $enum {
+            pub const ALL: [Self; [$(stringify!($variant)),+].len()] = [$(Self::$variant),+];
 
-impl ConnectionKind {
-    pub const ALL: [Self; 5] = [
-        Self::Pending,
-        Self::Connected,
-        Self::Stale,
-        Self::Disconnected,
-        Self::Revoked,
-    ];
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant)),+
+                }
+            }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Connected => "Connected",
-            Self::Stale => "Stale",
-            Self::Disconnected => "Disconnected",
-            Self::Revoked => "Revoked",
+            pub fn parse(text: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|v| v.as_str() == text)
+            }
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == text)
-    }
+    };
 }
+
+stored_by_name!(ConnectionKind: Pending, Connected, Stale, Disconnected, Revoked);
+stored_by_name!(CommandOutcome: Pending, Delivered, Running, Succeeded, Failed, Expired, Unsupported, Rejected);
+stored_by_name!(EventSeverity: Normal, Warning);
 
 pub(crate) fn parse_connection(text: &str) -> Result<ConnectionKind> {
     ConnectionKind::parse(text).ok_or_else(|| corrupt("connection state", text))
 }
 
-// === impl CommandOutcome ===
+pub(crate) fn parse_outcome(text: &str) -> Result<CommandOutcome> {
+    CommandOutcome::parse(text).ok_or_else(|| corrupt("command outcome", text))
+}
+
+pub(crate) fn parse_severity(text: &str) -> Result<EventSeverity> {
+    EventSeverity::parse(text).ok_or_else(|| corrupt("event severity", text))
+}
 
 impl CommandOutcome {
-    pub const ALL: [Self; 8] = [
-        Self::Pending,
-        Self::Delivered,
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Expired,
-        Self::Unsupported,
-        Self::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Delivered => "Delivered",
-            Self::Running => "Running",
-            Self::Succeeded => "Succeeded",
-            Self::Failed => "Failed",
-            Self::Expired => "Expired",
-            Self::Unsupported => "Unsupported",
-            Self::Rejected => "Rejected",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == text)
-    }
-
     /// Whether the command reached a final outcome.
     pub fn is_finished(self) -> bool {
         self.stage() == 3
@@ -174,27 +149,12 @@ impl CommandOutcome {
     }
 }
 
-pub(crate) fn parse_outcome(text: &str) -> Result<CommandOutcome> {
-    CommandOutcome::parse(text).ok_or_else(|| corrupt("command outcome", text))
-}
-
-// === impl EventSeverity ===
-
-impl EventSeverity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Normal => "Normal",
-            Self::Warning => "Warning",
-        }
-    }
-}
-
-pub(crate) fn parse_severity(text: &str) -> Result<EventSeverity> {
-    match text {
-        "Normal" => Ok(EventSeverity::Normal),
-        "Warning" => Ok(EventSeverity::Warning),
-        _ => Err(corrupt("event severity", text)),
-    }
+/// The stored operation phase of a status (empty without an operation).
+pub(crate) fn phase_of(status: &edgecd_core::app::ApplicationStatus) -> &'static str {
+    status
+        .operation_state
+        .as_ref()
+        .map_or("", |o| phase_str(o.phase))
 }
 
 /// Number of conditions of an error type (Argo CD's `*Error` condition types).

@@ -313,9 +313,7 @@ impl Backend {
 }
 
 boxed_impl! {
-    impl SecurityStore {
-
-    }
+    impl SecurityStore {}
     fn get_hub_ca(&self) -> Option<StoredCa>;
     fn insert_hub_ca(&self, ca: &'a StoredCa) -> bool;
     fn create_bootstrap_token(&self, token: &'a BootstrapTokenRecord) -> ();

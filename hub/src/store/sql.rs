@@ -3,21 +3,11 @@
 //! PostgreSQL and SQLite take the same SQL for nearly everything: `$n`
 //! placeholders, times as BIGINT Unix milliseconds (`codec::to_ms`), JSON
 //! bound with `sqlx::types::Json` (JSONB on PostgreSQL, TEXT on SQLite),
-//! `INSERT … ON CONFLICT`, `UPDATE … FROM`, `RETURNING`. Where they really
-//! differ, the code here asks `dialect` (the backend module), and only there:
-//!
-//! | `dialect::` | PostgreSQL | SQLite |
-//! | --- | --- | --- |
-//! | `BEGIN_WRITE`, `BEGIN_READ` | `BEGIN`; `REPEATABLE READ READ ONLY` | `BEGIN IMMEDIATE` (one writer); `BEGIN` (a WAL snapshot) |
-//! | `FOR_UPDATE` | row lock | nothing (the write transaction holds the database) |
-//! | `table`, `in_list` | `UNNEST` of one array per column, `= ANY($n)` | `json_each` of one JSON text |
-//! | `reported_apps` | one unique-index probe per pair (`LATERAL … LIMIT 1`) | a join |
-//! | `JSONB` | `::jsonb` (JSON text built in a statement) | nothing |
-//! | `commit`, `update_commands`, `notify`, `listen` | `pg_notify` inside the transaction, `LISTEN` | the in-process bus, after the commit |
-//! | `try_lead`, `check_intact` | a session advisory lock | always granted; the database file's identity |
-//! | `EXPLAIN`, `PLAN_COLUMN`, `ANALYZE` | `EXPLAIN (COSTS OFF)`, `VACUUM (ANALYZE)` | `EXPLAIN QUERY PLAN`, `ANALYZE` |
-//!
-//! Every method is one database round trip or one transaction, with a
+//! `ON CONFLICT`, `UPDATE … FROM`, `RETURNING`. Where they really differ
+//! (transactions and row locks, arrays, the ingest lookup, notifications,
+//! roles, plans) the code here asks `dialect`: the backend module's
+//! `// === The dialect` section, tabled in docs/store.md ("One body, two
+//! backends"). Every query is one round trip or one transaction, with a
 //! `tracing` span naming what it touches.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -36,7 +26,7 @@ use super as dialect;
 use super::{Backend, Db};
 use crate::store::codec::{
     ManagedWrites, ReportedApp, error_conditions, from_ms, now_ms, opt_from_ms, parse_connection,
-    parse_health, parse_origin, parse_outcome, parse_phase, parse_severity, parse_sync, phase_str,
+    parse_health, parse_origin, parse_outcome, parse_phase, parse_severity, parse_sync, phase_of,
     plan_managed_reports, to_i64, to_ms, to_u64,
 };
 use crate::store::model::*;
@@ -767,15 +757,6 @@ pub(super) async fn create_default_project(pool: &sqlx::Pool<Db>) -> Result<()> 
     Ok(())
 }
 
-async fn app_id(conn: &mut Conn, project: &str, name: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT id FROM applications WHERE project = $1 AND name = $2")
-        .bind(project)
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| not_found(format!("application {project}/{name}")))
-}
-
 // === Status ingest ===
 
 async fn write_status(
@@ -794,7 +775,7 @@ async fn write_status(
     .bind(status.sync.status.as_str())
     .bind(status.health.status.as_str())
     .bind(&status.sync.revision)
-    .bind(status.operation_state.as_ref().map_or("", |o| phase_str(o.phase)))
+    .bind(phase_of(status))
     .bind(error_conditions(status))
     .bind(to_i64(status.status_version))
     .bind(now)
@@ -805,22 +786,33 @@ async fn write_status(
     Ok(())
 }
 
-/// Resets the status of managed apps the spoke no longer reports;
-/// `condition` is over their status rows `s`.
-async fn reset_status(conn: &mut Conn, condition: &str, binds: Vec<Bind>) -> Result<u32> {
-    let reset = sqlx::query_with(
-        AssertSqlSafe(format!(
-            "UPDATE app_status AS s SET sync = 'Unknown', health = 'Unknown', revision = '', \
-             operation_phase = '', error_conditions = 0, status_version = 0, updated_at = {}, \
-             status = NULL FROM applications a \
-             WHERE a.id = s.app_id AND a.origin = 'Managed' AND {condition}",
-            now_ms()
-        )),
-        args(binds)?,
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(to_u32(reset.rows_affected()))
+/// Forgets apps the spoke no longer reports: deletes the autonomous ones
+/// `apps` selects (over `applications`) and resets the status of the managed
+/// ones `statuses` selects (over their status rows `s`), both with `binds`.
+async fn forget(
+    conn: &mut Conn,
+    apps: &str,
+    statuses: &str,
+    binds: Vec<Bind>,
+    outcome: &mut IngestOutcome,
+) -> Result<()> {
+    let delete = format!("DELETE FROM applications WHERE origin = 'Autonomous' AND {apps}");
+    let deleted = sqlx::query_with(AssertSqlSafe(delete), args(binds.clone())?)
+        .execute(&mut *conn)
+        .await?;
+    outcome.deleted += to_u32(deleted.rows_affected());
+    let reset = format!(
+        "UPDATE app_status AS s SET sync = 'Unknown', health = 'Unknown', revision = '', \
+         operation_phase = '', error_conditions = 0, status_version = 0, updated_at = {}, \
+         status = NULL FROM applications a \
+         WHERE a.id = s.app_id AND a.origin = 'Managed' AND {statuses}",
+        now_ms()
+    );
+    let reset = sqlx::query_with(AssertSqlSafe(reset), args(binds)?)
+        .execute(&mut *conn)
+        .await?;
+    outcome.reset += to_u32(reset.rows_affected());
+    Ok(())
 }
 
 async fn ingest_report(
@@ -1014,13 +1006,12 @@ fn status_columns<'a>(
     statuses: &[&'a ApplicationStatus],
     documents: &'a [String],
 ) -> Table<'a> {
-    let phase = |s: &ApplicationStatus| s.operation_state.as_ref().map(|o| phase_str(o.phase));
     let each = || statuses.iter();
     table
         .text("sync", each().map(|s| s.sync.status.as_str()))
         .text("health", each().map(|s| s.health.status.as_str()))
         .text("revision", each().map(|s| s.sync.revision.as_str()))
-        .text("phase", each().map(|s| phase(s).unwrap_or_default()))
+        .text("phase", each().map(|s| phase_of(s)))
         .bigint("errors", each().map(|s| i64::from(error_conditions(s))))
         .bigint("status_version", each().map(|s| to_i64(s.status_version)))
         .text("status", documents.iter().map(String::as_str))
@@ -1767,13 +1758,15 @@ impl Backend {
         project: &str,
         name: &str,
     ) -> Result<Option<serde_json::Value>> {
-        let mut conn = self.pool().acquire().await?;
-        let id = app_id(&mut conn, project, name).await?;
-        let tree: Option<Json<serde_json::Value>> =
-            sqlx::query_scalar("SELECT tree FROM app_trees WHERE app_id = $1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let tree: Option<Json<serde_json::Value>> = sqlx::query_scalar(
+            "SELECT t.tree FROM applications a LEFT JOIN app_trees t ON t.app_id = a.id \
+             WHERE a.project = $1 AND a.name = $2",
+        )
+        .bind(project)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| not_found(format!("application {project}/{name}")))?;
         Ok(tree.map(|t| t.0))
     }
 
@@ -1797,47 +1790,25 @@ impl Backend {
             ingest_report(&mut tx, cluster, report, snapshot, &mut outcome).await?;
         }
         for (project, name) in &batch.removed {
-            let deleted = sqlx::query(
-                "DELETE FROM applications WHERE project = $1 AND name = $2 AND cluster = $3 \
-                 AND origin = 'Autonomous'",
-            )
-            .bind(project)
-            .bind(name)
-            .bind(cluster)
-            .execute(&mut *tx)
-            .await?;
-            outcome.deleted += to_u32(deleted.rows_affected());
-            outcome.reset += reset_status(
-                &mut tx,
-                "s.project = $1 AND s.name = $2 AND s.cluster = $3",
-                vec![
-                    Bind::Text(project.clone()),
-                    Bind::Text(name.clone()),
-                    Bind::Text(cluster.to_owned()),
-                ],
-            )
-            .await?;
+            let binds = vec![
+                Bind::Text(project.clone()),
+                Bind::Text(name.clone()),
+                Bind::Text(cluster.to_owned()),
+            ];
+            let apps = "project = $1 AND name = $2 AND cluster = $3";
+            let statuses = "s.project = $1 AND s.name = $2 AND s.cluster = $3";
+            forget(&mut tx, apps, statuses, binds, &mut outcome).await?;
         }
         if let Some(snapshot) = batch.snapshot.as_ref().filter(|s| s.last) {
-            let deleted = sqlx::query(
-                "DELETE FROM applications WHERE cluster = $1 AND origin = 'Autonomous' \
-                 AND id IN (SELECT app_id FROM app_status WHERE cluster = $1 \
-                 AND snapshot_id IS DISTINCT FROM $2)",
-            )
-            .bind(cluster)
-            .bind(&snapshot.snapshot_id)
-            .execute(&mut *tx)
-            .await?;
-            outcome.deleted += to_u32(deleted.rows_affected());
-            outcome.reset += reset_status(
-                &mut tx,
-                "s.cluster = $1 AND s.snapshot_id IS DISTINCT FROM $2 AND s.status_version > 0",
-                vec![
-                    Bind::Text(cluster.to_owned()),
-                    Bind::Text(snapshot.snapshot_id.clone()),
-                ],
-            )
-            .await?;
+            let binds = vec![
+                Bind::Text(cluster.to_owned()),
+                Bind::Text(snapshot.snapshot_id.clone()),
+            ];
+            let apps = "cluster = $1 AND id IN (SELECT app_id FROM app_status \
+                        WHERE cluster = $1 AND snapshot_id IS DISTINCT FROM $2)";
+            let statuses =
+                "s.cluster = $1 AND s.snapshot_id IS DISTINCT FROM $2 AND s.status_version > 0";
+            forget(&mut tx, apps, statuses, binds, &mut outcome).await?;
         }
         tx.commit().await?;
         Ok(outcome)
