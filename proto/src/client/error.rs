@@ -57,7 +57,7 @@ pub enum Error {
 }
 
 fn not_found_text(what: &str, message: &str) -> String {
-    if message.is_empty() || message == what {
+    if message.is_empty() {
         format!("{what} not found")
     } else if message.contains(what) {
         message.to_owned()
