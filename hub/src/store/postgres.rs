@@ -152,6 +152,16 @@ fn in_list(args: &mut Args, column: Column<'_>) -> Result<String> {
     Ok(format!("= ANY({})", array(args, column)?))
 }
 
+/// `column = ANY($n) AND `: keeps a join with a table of values on
+/// primary-key probes of `column` whatever the planner estimates for the
+/// arrays (see `reported_apps`).
+fn probe_ids(args: &mut Args, column: &str, ids: Vec<i64>) -> Result<String> {
+    Ok(format!(
+        "{column} {} AND ",
+        in_list(args, Column::BigInt(ids))?
+    ))
+}
+
 /// The lookup of a status batch's apps, `pairs` being `r(project, name)`:
 /// one unique-index probe per reported app (`LATERAL … LIMIT 1`). A plain
 /// join of a 100-element array may be planned as a hash join over a

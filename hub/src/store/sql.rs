@@ -948,19 +948,16 @@ async fn ingest_managed_reports(
         let now = args.add(now_ms())?;
         let snapshot_id = args.add(snapshot)?;
         let cluster_p = args.add(cluster)?;
-        // `s.app_id` in the list keeps the update on primary-key probes
-        // whatever the planner estimates for the table of values (see
-        // `dialect::reported_apps`). One narrow status row per app
-        // (migration 0011); an app's origin never changes, so the lookup's
-        // Managed check holds.
-        let ids = dialect::in_list(&mut args, Column::BigInt(ids))?;
+        // One narrow status row per app (migration 0011); an app's origin
+        // never changes, so the lookup's Managed check holds.
+        let probe = dialect::probe_ids(&mut args, "s.app_id", ids)?;
         let written = sqlx::query_with(
             AssertSqlSafe(format!(
                 "UPDATE app_status AS s SET sync = v.sync, health = v.health, revision = v.revision, \
                  operation_phase = v.phase, error_conditions = v.errors, status_version = v.status_version, \
                  updated_at = {now}, snapshot_id = COALESCE({snapshot_id}, s.snapshot_id), \
                  status = v.status{jsonb} FROM {v} \
-                 WHERE s.app_id {ids} AND s.app_id = v.id AND s.cluster = {cluster_p} \
+                 WHERE {probe}s.app_id = v.id AND s.cluster = {cluster_p} \
                  AND s.status_version < v.status_version",
                 jsonb = dialect::JSONB
             )),

@@ -208,6 +208,12 @@ fn in_list(args: &mut Args, column: Column<'_>) -> Result<String> {
     Ok(format!("IN (SELECT value FROM json_each({list}))"))
 }
 
+/// Nothing: SQLite probes the primary key by itself, and an `IN` list
+/// beside the join makes it scan the table of values once per row.
+fn probe_ids(_: &mut Args, _: &str, _: Vec<i64>) -> Result<String> {
+    Ok(String::new())
+}
+
 /// The lookup of a status batch's apps, `pairs` being `r(project, name)`:
 /// a join probing the `(project, name)` index per pair.
 fn reported_apps(pairs: &str) -> String {
