@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 
 use edgecd_core::app::{ApplicationStatus, Condition, OwnerRef};
 use edgecd_core::appset::AppSetScope;
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::Result;
+use super::{Result, StoreFuture};
 
 /// Where a set is evaluated when it names no cluster.
 pub const HUB_SCOPE: &str = "hub";
@@ -90,32 +89,28 @@ pub struct NewAppSet {
 /// Application sets in the store, and the status of apps the hub evaluates itself.
 pub trait AppSetStore: Send + Sync {
     /// Fails with `AlreadyExists` if the set exists, `NotFound` if its project does not.
-    fn create_appset<'a>(&'a self, set: &'a NewAppSet) -> BoxFuture<'a, Result<AppSetRecord>>;
-    fn get_appset<'a>(
-        &'a self,
-        project: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<AppSetRecord>>;
+    fn create_appset<'a>(&'a self, set: &'a NewAppSet) -> StoreFuture<'a, AppSetRecord>;
+    fn get_appset<'a>(&'a self, project: &'a str, name: &'a str) -> StoreFuture<'a, AppSetRecord>;
     /// Sets of `projects` (all when empty) and, if given, of one scope, by project and name.
     fn list_appsets<'a>(
         &'a self,
         projects: &'a [String],
         scope: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Vec<AppSetRecord>>>;
+    ) -> StoreFuture<'a, Vec<AppSetRecord>>;
     /// Replaces spec and scope if the stored version is `expected_version`.
     fn update_appset<'a>(
         &'a self,
         set: &'a NewAppSet,
         expected_version: u64,
-    ) -> BoxFuture<'a, Result<AppSetRecord>>;
+    ) -> StoreFuture<'a, AppSetRecord>;
     /// Records an evaluation; does not bump the version.
     fn set_appset_status<'a>(
         &'a self,
         project: &'a str,
         name: &'a str,
         status: &'a AppSetStatus,
-    ) -> BoxFuture<'a, Result<()>>;
-    fn delete_appset<'a>(&'a self, project: &'a str, name: &'a str) -> BoxFuture<'a, Result<()>>;
+    ) -> StoreFuture<'a, ()>;
+    fn delete_appset<'a>(&'a self, project: &'a str, name: &'a str) -> StoreFuture<'a, ()>;
     /// Records the status of an app evaluated by the hub itself (an app-of-apps parent),
     /// as a spoke's report would: the indexed columns and the full status.
     fn set_hub_app_status<'a>(
@@ -123,5 +118,5 @@ pub trait AppSetStore: Send + Sync {
         project: &'a str,
         name: &'a str,
         status: &'a ApplicationStatus,
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> StoreFuture<'a, ()>;
 }

@@ -1,9 +1,10 @@
 //! `AppSetStore` for both backends: part of the queries written once (`sql.rs`), so compiled inside each backend module.
 
-use futures::future::BoxFuture;
 use sqlx::{AssertSqlSafe, Row as _};
 
-use super::{Backend, Row, expect_one, not_found, owner_from_row, require_project};
+use super::{
+    Backend, Row, conflict, expect_one, invalid, not_found, owner_from_row, require_project,
+};
 use crate::store::appsets::{AppSetRecord, AppSetStatus, AppSetStore, NewAppSet};
 use crate::store::codec::{
     checked_from_ms, checked_version, error_conditions, now_ms, phase_of, to_i64,
@@ -15,9 +16,6 @@ fn what(project: &str, name: &str) -> String {
 }
 
 fn check_names(set: &NewAppSet) -> Result<()> {
-    let invalid = |e: edgecd_core::NameError| StoreError::Invalid {
-        reason: e.to_string(),
-    };
     edgecd_core::ProjectName::parse(&set.project).map_err(invalid)?;
     edgecd_core::names::AppName::parse(&set.name).map_err(invalid)?;
     edgecd_core::appset::AppSetScope::parse(&set.scope).map_err(|e| StoreError::Invalid {
@@ -126,11 +124,8 @@ impl Backend {
             Some(row) => from_row(&row),
             None => {
                 let current = self.get_appset(&set.project, &set.name).await?;
-                Err(StoreError::Conflict {
-                    what: what(&set.project, &set.name),
-                    expected: expected_version,
-                    actual: current.version,
-                })
+                let what = what(&set.project, &set.name);
+                Err(conflict(what, expected_version, current.version))
             }
         }
     }
@@ -169,12 +164,11 @@ impl Backend {
         name: &str,
         status: &edgecd_core::app::ApplicationStatus,
     ) -> Result<()> {
-        let id: Option<i64> = sqlx::query_scalar(
+        let result = sqlx::query(
             "UPDATE app_status SET sync = $3, health = $4, revision = $5, \
              operation_phase = $6, error_conditions = $7, \
              status_version = status_version + 1, updated_at = $8, status = $9 \
-             WHERE app_id = (SELECT id FROM applications WHERE project = $1 AND name = $2) \
-             RETURNING app_id",
+             WHERE app_id = (SELECT id FROM applications WHERE project = $1 AND name = $2)",
         )
         .bind(project)
         .bind(name)
@@ -185,10 +179,11 @@ impl Backend {
         .bind(error_conditions(status))
         .bind(now_ms())
         .bind(sqlx::types::Json(status))
-        .fetch_optional(self.pool())
+        .execute(self.pool())
         .await?;
-        id.map(|_| ())
-            .ok_or_else(|| not_found(format!("application {project}/{name}")))
+        expect_one(result.rows_affected(), || {
+            format!("application {project}/{name}")
+        })
     }
 }
 

@@ -116,6 +116,10 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What every store method returns: one boxed future of a `Result` (the
+/// store traits are object safe; the hub holds an `Arc<dyn Store>`).
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T>>;
+
 /// The fleet store. Every method is one database round trip or one
 /// transaction; none loads an unbounded set of apps.
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -132,36 +136,33 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &'a self,
         name: &'a str,
         spec: &'a ProjectSpec,
-    ) -> BoxFuture<'a, Result<ProjectRecord>>;
-    fn get_project<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<ProjectRecord>>;
-    fn list_projects(&self) -> BoxFuture<'_, Result<Vec<ProjectRecord>>>;
+    ) -> StoreFuture<'a, ProjectRecord>;
+    fn get_project<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ProjectRecord>;
+    fn list_projects(&self) -> StoreFuture<'_, Vec<ProjectRecord>>;
     fn update_project<'a>(
         &'a self,
         name: &'a str,
         expected_version: u64,
         spec: &'a ProjectSpec,
-    ) -> BoxFuture<'a, Result<ProjectRecord>>;
+    ) -> StoreFuture<'a, ProjectRecord>;
     /// Refused with `InUse` while apps belong to the project.
-    fn delete_project<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn delete_project<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
 
     // --- clusters ---
-    fn create_cluster<'a>(
-        &'a self,
-        cluster: &'a NewCluster,
-    ) -> BoxFuture<'a, Result<ClusterRecord>>;
-    fn get_cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<ClusterRecord>>;
+    fn create_cluster<'a>(&'a self, cluster: &'a NewCluster) -> StoreFuture<'a, ClusterRecord>;
+    fn get_cluster<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ClusterRecord>;
     /// All clusters (at most a few thousand) matching a label selector, by name.
     fn list_clusters<'a>(
         &'a self,
         selector: &'a edgecd_core::selector::LabelSelector,
-    ) -> BoxFuture<'a, Result<Vec<ClusterRecord>>>;
+    ) -> StoreFuture<'a, Vec<ClusterRecord>>;
     fn update_cluster_labels<'a>(
         &'a self,
         name: &'a str,
         expected_version: u64,
         labels: &'a Labels,
         annotations: &'a Labels,
-    ) -> BoxFuture<'a, Result<ClusterRecord>>;
+    ) -> StoreFuture<'a, ClusterRecord>;
     /// Records a handshake: versions, certificate expiry, and the server URL the spoke reports
     /// unless one was set when the cluster was added or with `cluster set` (the operator's URL is
     /// what Argo CD `destination.server` values name), or another cluster has that URL already
@@ -172,20 +173,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         server_url: &'a str,
         versions: &'a ClusterVersions,
         certificate_not_after: Option<OffsetDateTime>,
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> StoreFuture<'a, ()>;
     /// Sets the API server URL Argo CD `destination.server` values name this cluster by.
     fn set_cluster_server_url<'a>(
         &'a self,
         name: &'a str,
         server_url: &'a str,
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> StoreFuture<'a, ()>;
     fn set_cluster_connection<'a>(
         &'a self,
         name: &'a str,
         connection: &'a ClusterConnection,
-    ) -> BoxFuture<'a, Result<()>>;
-    fn revoke_cluster<'a>(&'a self, name: &'a str, at: OffsetDateTime)
-    -> BoxFuture<'a, Result<()>>;
+    ) -> StoreFuture<'a, ()>;
+    fn revoke_cluster<'a>(&'a self, name: &'a str, at: OffsetDateTime) -> StoreFuture<'a, ()>;
     /// Deletes the hub's records of apps created at the edge of `cluster`
     /// (only the one named by `app`, if given): what an admin does to an
     /// edge-created app the hub should not show, and what revoking a cluster
@@ -196,7 +196,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &'a self,
         cluster: &'a str,
         app: Option<(&'a str, &'a str)>,
-    ) -> BoxFuture<'a, Result<u64>>;
+    ) -> StoreFuture<'a, u64>;
     /// Marks Disconnected (since their last heartbeat) the clusters recorded
     /// Connected or Stale whose last heartbeat is older than `silent_since`:
     /// the replica that held their stream is gone (crashed, or lost its
@@ -205,18 +205,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn disconnect_silent_clusters(
         &self,
         silent_since: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<Vec<String>>>;
+    ) -> StoreFuture<'_, Vec<String>>;
     /// Refused with `InUse` while managed apps target the cluster; its
     /// autonomous apps, link state and outbox go with it.
-    fn delete_cluster<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
-    fn get_link_state<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<LinkState>>;
+    fn delete_cluster<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
+    fn get_link_state<'a>(&'a self, cluster: &'a str) -> StoreFuture<'a, LinkState>;
 
     // --- applications ---
-    fn create_app<'a>(&'a self, app: &'a NewApp) -> BoxFuture<'a, Result<AppRecord>>;
+    fn create_app<'a>(&'a self, app: &'a NewApp) -> StoreFuture<'a, AppRecord>;
     /// Creates many managed apps (with optional initial statuses) in one
     /// transaction of multi-row inserts; fails if any exists.
-    fn import_apps<'a>(&'a self, apps: &'a [ImportedApp]) -> BoxFuture<'a, Result<u64>>;
-    fn get_app<'a>(&'a self, project: &'a str, name: &'a str) -> BoxFuture<'a, Result<AppRecord>>;
+    fn import_apps<'a>(&'a self, apps: &'a [ImportedApp]) -> StoreFuture<'a, u64>;
+    fn get_app<'a>(&'a self, project: &'a str, name: &'a str) -> StoreFuture<'a, AppRecord>;
     /// Replaces spec and labels if the stored `spec_version` is `expected_spec_version`.
     fn update_app<'a>(
         &'a self,
@@ -225,7 +225,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         expected_spec_version: u64,
         spec: &'a edgecd_core::app::ApplicationSpec,
         labels: &'a Labels,
-    ) -> BoxFuture<'a, Result<AppRecord>>;
+    ) -> StoreFuture<'a, AppRecord>;
     /// Deletes a managed app and leaves a tombstone in its cluster's desired
     /// set; with `keep_resources` the tombstone tells the spoke to keep the
     /// app's resources in the cluster (delete without cascade).
@@ -235,14 +235,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         name: &'a str,
         expected_spec_version: Option<u64>,
         keep_resources: bool,
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> StoreFuture<'a, ()>;
     /// Deletes a managed app with its resources (`delete_app_with`, cascade).
     fn delete_app<'a>(
         &'a self,
         project: &'a str,
         name: &'a str,
         expected_spec_version: Option<u64>,
-    ) -> BoxFuture<'a, Result<()>> {
+    ) -> StoreFuture<'a, ()> {
         self.delete_app_with(project, name, expected_spec_version, false)
     }
     /// Managed apps of a cluster changed after desired version `since`, with
@@ -251,15 +251,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &'a self,
         cluster: &'a str,
         since: u64,
-    ) -> BoxFuture<'a, Result<DesiredChanges>>;
-    fn list_apps<'a>(&'a self, query: &'a AppQuery) -> BoxFuture<'a, Result<Page<AppSummary>>>;
-    fn count_apps<'a>(&'a self, filter: &'a AppFilter) -> BoxFuture<'a, Result<AppCounts>>;
+    ) -> StoreFuture<'a, DesiredChanges>;
+    fn list_apps<'a>(&'a self, query: &'a AppQuery) -> StoreFuture<'a, Page<AppSummary>>;
+    fn count_apps<'a>(&'a self, filter: &'a AppFilter) -> StoreFuture<'a, AppCounts>;
     /// Latest resource tree of an app, if one was reported.
     fn get_resource_tree<'a>(
         &'a self,
         project: &'a str,
         name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<serde_json::Value>>>;
+    ) -> StoreFuture<'a, Option<serde_json::Value>>;
 
     // --- spoke ingest: each call is one transaction that also records (epoch, seq) ---
     fn ingest_status_batch<'a>(
@@ -267,7 +267,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         cluster: &'a str,
         at: &'a SpokeSeq,
         batch: &'a StatusBatch,
-    ) -> BoxFuture<'a, Result<IngestOutcome>>;
+    ) -> StoreFuture<'a, IngestOutcome>;
     fn ingest_resource_tree<'a>(
         &'a self,
         cluster: &'a str,
@@ -275,42 +275,39 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         project: &'a str,
         name: &'a str,
         tree: &'a serde_json::Value,
-    ) -> BoxFuture<'a, Result<IngestOutcome>>;
+    ) -> StoreFuture<'a, IngestOutcome>;
     fn ingest_events<'a>(
         &'a self,
         cluster: &'a str,
         at: &'a SpokeSeq,
         events: &'a [EventRecord],
-    ) -> BoxFuture<'a, Result<IngestOutcome>>;
+    ) -> StoreFuture<'a, IngestOutcome>;
     fn ingest_command_statuses<'a>(
         &'a self,
         cluster: &'a str,
         at: &'a SpokeSeq,
         updates: &'a [CommandUpdate],
-    ) -> BoxFuture<'a, Result<IngestOutcome>>;
+    ) -> StoreFuture<'a, IngestOutcome>;
 
     // --- command outbox ---
     /// Stores a Pending command and announces it on `COMMANDS_CHANNEL` in the same transaction.
-    fn enqueue_command<'a>(
-        &'a self,
-        command: &'a NewCommand,
-    ) -> BoxFuture<'a, Result<CommandRecord>>;
+    fn enqueue_command<'a>(&'a self, command: &'a NewCommand) -> StoreFuture<'a, CommandRecord>;
     /// Stores many Pending commands in one transaction (one multi-row insert)
     /// and announces each of their clusters once; the records in input order.
     fn enqueue_commands<'a>(
         &'a self,
         commands: &'a [NewCommand],
-    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>>;
+    ) -> StoreFuture<'a, Vec<CommandRecord>>;
     /// Totals and counts by sync and health of the apps matching `filter`, per
     /// cluster (one grouped query; `by_connection` and `by_project` stay empty).
     fn count_apps_by_cluster<'a>(
         &'a self,
         filter: &'a AppFilter,
-    ) -> BoxFuture<'a, Result<std::collections::BTreeMap<String, AppCounts>>>;
-    fn get_command<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<CommandRecord>>;
+    ) -> StoreFuture<'a, std::collections::BTreeMap<String, AppCounts>>;
+    fn get_command<'a>(&'a self, id: &'a str) -> StoreFuture<'a, CommandRecord>;
     /// The commands with these ids that exist, in issue order (one query;
     /// unknown ids are skipped).
-    fn get_commands<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<CommandRecord>>>;
+    fn get_commands<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<CommandRecord>>;
     /// The newest commands of `kind` for an app that are still Pending (not
     /// yet delivered), newest first, at most 16; expired ones may be among
     /// them until the sweep marks them.
@@ -319,33 +316,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         project: &'a str,
         app: &'a str,
         kind: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>>;
+    ) -> StoreFuture<'a, Vec<CommandRecord>>;
     /// Pending or delivered-without-result commands of a cluster whose deadline has not passed, in issue order.
     fn list_deliverable_commands<'a>(
         &'a self,
         cluster: &'a str,
         now: OffsetDateTime,
-    ) -> BoxFuture<'a, Result<Vec<CommandRecord>>>;
+    ) -> StoreFuture<'a, Vec<CommandRecord>>;
     fn mark_commands_delivered<'a>(
         &'a self,
         ids: &'a [String],
         at: OffsetDateTime,
-    ) -> BoxFuture<'a, Result<u64>>;
+    ) -> StoreFuture<'a, u64>;
     /// Applies a progress report; returns `false` if ignored (finished
     /// outcome, or an older stage). Never regresses a finished outcome.
-    fn record_command_status<'a>(
-        &'a self,
-        update: &'a CommandUpdate,
-    ) -> BoxFuture<'a, Result<bool>>;
+    fn record_command_status<'a>(&'a self, update: &'a CommandUpdate) -> StoreFuture<'a, bool>;
     /// Marks pending/delivered commands past their deadline Expired; returns how many.
-    fn expire_commands(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64>>;
+    fn expire_commands(&self, now: OffsetDateTime) -> StoreFuture<'_, u64>;
     /// Newest first.
     fn list_commands<'a>(
         &'a self,
         scope: &'a CommandScope,
         page_size: u32,
         cursor: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Page<CommandRecord>>>;
+    ) -> StoreFuture<'a, Page<CommandRecord>>;
 
     // --- events and audit ---
     /// Newest first.
@@ -354,47 +348,47 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         filter: &'a EventFilter,
         page_size: u32,
         cursor: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Page<EventRecord>>>;
-    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<()>>;
+    ) -> StoreFuture<'a, Page<EventRecord>>;
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> StoreFuture<'a, ()>;
     /// Newest first.
     fn list_audit<'a>(
         &'a self,
         page_size: u32,
         cursor: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Page<AuditEntry>>>;
+    ) -> StoreFuture<'a, Page<AuditEntry>>;
 
     // --- accounts (schema and CRUD; authentication lives elsewhere) ---
-    fn create_user<'a>(&'a self, user: &'a UserRecord) -> BoxFuture<'a, Result<UserRecord>>;
-    fn get_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<UserRecord>>;
-    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserRecord>>>;
-    fn delete_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
-    fn create_token<'a>(&'a self, token: &'a TokenRecord) -> BoxFuture<'a, Result<TokenRecord>>;
-    fn find_token_by_hash<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<TokenRecord>>;
-    fn list_tokens<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<TokenRecord>>>;
-    fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<()>>;
+    fn create_user<'a>(&'a self, user: &'a UserRecord) -> StoreFuture<'a, UserRecord>;
+    fn get_user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, UserRecord>;
+    fn list_users(&self) -> StoreFuture<'_, Vec<UserRecord>>;
+    fn delete_user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
+    fn create_token<'a>(&'a self, token: &'a TokenRecord) -> StoreFuture<'a, TokenRecord>;
+    fn find_token_by_hash<'a>(&'a self, token_hash: &'a str) -> StoreFuture<'a, TokenRecord>;
+    fn list_tokens<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<TokenRecord>>;
+    fn revoke_token<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> StoreFuture<'a, ()>;
 
     /// The application sets of this store.
     fn appsets(&self) -> &dyn AppSetStore;
 
     /// Refreshes the query planner's statistics (`ANALYZE`), e.g. after a bulk import.
-    fn analyze(&self) -> BoxFuture<'_, Result<()>>;
+    fn analyze(&self) -> StoreFuture<'_, ()>;
 
     /// Tries to become the one replica, among those sharing this store, that
     /// holds `role`; `None` if another holds it. The role is held until the
     /// returned [`Leadership`] is dropped or reports itself lost (on
     /// PostgreSQL a session advisory lock on a connection of its own, checked
     /// every few seconds; on SQLite, one hub process, always granted).
-    fn try_lead<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<Option<Leadership>>>;
+    fn try_lead<'a>(&'a self, role: &'a str) -> StoreFuture<'a, Option<Leadership>>;
 
     // --- notifications ---
-    fn notify<'a>(&'a self, channel: &'a str, payload: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn notify<'a>(&'a self, channel: &'a str, payload: &'a str) -> StoreFuture<'a, ()>;
     /// A stream of notifications on `channels` that survives reconnects
     /// (yielding `ListenEvent::Lagged` after one, since notifications sent
     /// meanwhile are lost).
     fn listen<'a>(
         &'a self,
         channels: &'a [&'a str],
-    ) -> BoxFuture<'a, Result<BoxStream<'static, ListenEvent>>>;
+    ) -> StoreFuture<'a, BoxStream<'static, ListenEvent>>;
 }
 
 /// The default project every store has.

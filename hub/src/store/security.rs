@@ -5,10 +5,9 @@
 //! backends implement it in `security_sql.rs` (written once). Secrets never reach this
 //! layer in clear: tokens arrive as hashes, keys and credentials sealed.
 
-use futures::future::BoxFuture;
 use time::OffsetDateTime;
 
-use super::Result;
+use super::StoreFuture;
 use super::model::Redacted;
 
 /// The hub CA as stored: the certificate and its key sealed with the master key.
@@ -71,19 +70,14 @@ pub struct RepoCredentialRecord {
 
 /// Storage of the security layer. Every method is one statement or one transaction.
 pub trait SecurityStore: Send + Sync + std::fmt::Debug {
-    fn get_hub_ca(&self) -> BoxFuture<'_, Result<Option<StoredCa>>>;
+    fn get_hub_ca(&self) -> StoreFuture<'_, Option<StoredCa>>;
     /// Stores the CA unless one exists; returns whether this call stored it
     /// (two replicas starting at once: the first wins, both use its CA).
-    fn insert_hub_ca<'a>(&'a self, ca: &'a StoredCa) -> BoxFuture<'a, Result<bool>>;
+    fn insert_hub_ca<'a>(&'a self, ca: &'a StoredCa) -> StoreFuture<'a, bool>;
 
-    fn create_bootstrap_token<'a>(
-        &'a self,
-        token: &'a BootstrapTokenRecord,
-    ) -> BoxFuture<'a, Result<()>>;
-    fn get_bootstrap_token<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<BootstrapTokenRecord>>;
+    fn create_bootstrap_token<'a>(&'a self, token: &'a BootstrapTokenRecord)
+    -> StoreFuture<'a, ()>;
+    fn get_bootstrap_token<'a>(&'a self, id: &'a str) -> StoreFuture<'a, BootstrapTokenRecord>;
     /// In one transaction: marks the token used if it is unused, unexpired
     /// at `now` and its secret hash matches, and records the certificate.
     /// Returns `false` (and changes nothing) if the token was not usable —
@@ -94,35 +88,30 @@ pub trait SecurityStore: Send + Sync + std::fmt::Debug {
         secret_hash: &'a str,
         now: OffsetDateTime,
         certificate: &'a CertificateRecord,
-    ) -> BoxFuture<'a, Result<bool>>;
+    ) -> StoreFuture<'a, bool>;
 
-    fn record_certificate<'a>(
-        &'a self,
-        certificate: &'a CertificateRecord,
-    ) -> BoxFuture<'a, Result<()>>;
-    fn get_certificate<'a>(&'a self, serial: &'a str) -> BoxFuture<'a, Result<CertificateRecord>>;
-    fn list_certificates<'a>(
-        &'a self,
-        cluster: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<CertificateRecord>>>;
+    fn record_certificate<'a>(&'a self, certificate: &'a CertificateRecord) -> StoreFuture<'a, ()>;
+    fn get_certificate<'a>(&'a self, serial: &'a str) -> StoreFuture<'a, CertificateRecord>;
+    fn list_certificates<'a>(&'a self, cluster: &'a str)
+    -> StoreFuture<'a, Vec<CertificateRecord>>;
     /// Revokes every certificate of a cluster; returns how many were live.
     fn revoke_certificates<'a>(
         &'a self,
         cluster: &'a str,
         at: OffsetDateTime,
-    ) -> BoxFuture<'a, Result<u64>>;
+    ) -> StoreFuture<'a, u64>;
 
-    fn create_session<'a>(&'a self, session: &'a SessionRecord) -> BoxFuture<'a, Result<()>>;
-    fn find_session<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<SessionRecord>>;
-    fn delete_session<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn create_session<'a>(&'a self, session: &'a SessionRecord) -> StoreFuture<'a, ()>;
+    fn find_session<'a>(&'a self, token_hash: &'a str) -> StoreFuture<'a, SessionRecord>;
+    fn delete_session<'a>(&'a self, token_hash: &'a str) -> StoreFuture<'a, ()>;
     /// Ends every session of `subject` (logout).
-    fn delete_sessions_of<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<u64>>;
+    fn delete_sessions_of<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, u64>;
 
     /// Creates or replaces the credential of a URL prefix.
     fn put_repo_credential<'a>(
         &'a self,
         credential: &'a RepoCredentialRecord,
-    ) -> BoxFuture<'a, Result<()>>;
-    fn list_repo_credentials(&self) -> BoxFuture<'_, Result<Vec<RepoCredentialRecord>>>;
-    fn delete_repo_credential<'a>(&'a self, url_prefix: &'a str) -> BoxFuture<'a, Result<()>>;
+    ) -> StoreFuture<'a, ()>;
+    fn list_repo_credentials(&self) -> StoreFuture<'_, Vec<RepoCredentialRecord>>;
+    fn delete_repo_credential<'a>(&'a self, url_prefix: &'a str) -> StoreFuture<'a, ()>;
 }

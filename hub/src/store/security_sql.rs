@@ -1,6 +1,5 @@
 //! `SecurityStore` for both backends: part of the queries written once (`sql.rs`), so compiled inside each backend module.
 
-use futures::future::BoxFuture;
 use sqlx::{AssertSqlSafe, Row as _};
 use time::OffsetDateTime;
 

@@ -16,7 +16,6 @@ use edgecd_core::app::{AppOrigin, ApplicationSpec, ApplicationStatus, OwnerRef};
 use edgecd_core::project::ProjectSpec;
 use edgecd_core::selector::LabelSelector;
 use edgecd_core::{AppRef, ClusterName, ProjectName};
-use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row as _};
@@ -47,7 +46,7 @@ macro_rules! boxed_impl {
     ) => {
         impl $trait for Backend {
             $($item)*
-            $(fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$out>> {
+            $(fn $name<'a>(&'a self $(, $arg: $ty)*) -> crate::store::StoreFuture<'a, $out> {
                 Box::pin(Backend::$name(self $(, $arg)*))
             })*
         }
@@ -145,10 +144,6 @@ impl<'a> Table<'a> {
 pub(super) struct Notes(pub(super) Vec<(&'static str, String)>);
 
 impl Notes {
-    fn add(&mut self, channel: &'static str, payload: &str) {
-        self.0.push((channel, payload.to_owned()));
-    }
-
     /// Announces changed commands on `COMMAND_UPDATES_CHANNEL`.
     pub(super) fn commands<S: AsRef<str>>(&mut self, ids: &[S]) {
         for payload in command_update_payloads(ids) {
@@ -1202,9 +1197,12 @@ impl Backend {
         match row {
             Some(row) => project_from_row(&row),
             None => {
-                let current = self.get_project(name).await?;
-                let what = format!("project {name}");
-                Err(conflict(what, expected_version, current.version))
+                let current = self.get_project(name).await?.version;
+                Err(conflict(
+                    format!("project {name}"),
+                    expected_version,
+                    current,
+                ))
             }
         }
     }
@@ -1291,9 +1289,12 @@ impl Backend {
         .await?;
         let Some(row) = row else {
             drop(tx);
-            let current = self.get_cluster(name).await?;
-            let what = format!("cluster {name}");
-            return Err(conflict(what, expected_version, current.version));
+            let current = self.get_cluster(name).await?.version;
+            return Err(conflict(
+                format!("cluster {name}"),
+                expected_version,
+                current,
+            ));
         };
         replace_labels(&mut tx, "cluster_labels", "cluster", name, labels).await?;
         tx.commit().await?;
@@ -1892,7 +1893,7 @@ impl Backend {
         }
         let mut notes = Notes::default();
         if outcome.applied > 0 {
-            notes.add(EVENTS_CHANNEL, cluster);
+            notes.0.push((EVENTS_CHANNEL, cluster.to_owned()));
         }
         dialect::commit(self, tx, notes).await?;
         Ok(outcome)
@@ -1978,7 +1979,7 @@ impl Backend {
         let mut notes = Notes::default();
         let clusters: BTreeSet<&str> = commands.iter().map(|c| c.cluster.as_str()).collect();
         for cluster in clusters {
-            notes.add(COMMANDS_CHANNEL, cluster);
+            notes.0.push((COMMANDS_CHANNEL, cluster.to_owned()));
         }
         notes.commands(&ids);
         dialect::commit(self, tx, notes).await?;
