@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, Row as _};
 
 use super::{
-    Backend, Row, conflict, expect_one, invalid, not_found, owner_from_row, require_project,
+    Backend, Row, conflict, expect_one, invalid, keyed, owner_from_row, require_project, row_by,
 };
 use crate::store::appsets::{AppSetRecord, AppSetStatus, AppSetStore, NewAppSet};
 use crate::store::codec::{
@@ -72,14 +72,12 @@ impl Backend {
 
     #[tracing::instrument(skip_all, fields(project, appset = name))]
     async fn get_appset(&self, project: &str, name: &str) -> Result<AppSetRecord> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM application_sets WHERE project = $1 AND name = $2"
-        )))
-        .bind(project)
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or_else(|| not_found(what(project, name)))?;
+        let select =
+            format!("SELECT {COLUMNS} FROM application_sets WHERE project = $1 AND name = $2");
+        let row = row_by(self.pool(), &select, &[project, name], || {
+            what(project, name)
+        })
+        .await?;
         from_row(&row)
     }
 
@@ -149,11 +147,8 @@ impl Backend {
 
     #[tracing::instrument(skip_all, fields(project, appset = name))]
     async fn delete_appset(&self, project: &str, name: &str) -> Result<()> {
-        let result = sqlx::query("DELETE FROM application_sets WHERE project = $1 AND name = $2")
-            .bind(project)
-            .bind(name)
-            .execute(self.pool())
-            .await?;
+        let delete = "DELETE FROM application_sets WHERE project = $1 AND name = $2";
+        let result = keyed(delete, &[project, name]).execute(self.pool()).await?;
         expect_one(result.rows_affected(), || what(project, name))
     }
 

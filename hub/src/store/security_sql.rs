@@ -1,9 +1,9 @@
 //! `SecurityStore` for both backends: part of the queries written once (`sql.rs`), so compiled inside each backend module.
 
-use sqlx::{AssertSqlSafe, Row as _};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 
-use super::{Backend, Conn, Row, dialect, expect_one, not_found};
+use super::{Backend, Conn, Row, dialect, expect_one, keyed, row_by, rows_by};
 use crate::store::codec::{checked_from_ms, to_ms};
 use crate::store::model::Redacted;
 use crate::store::security::{
@@ -134,14 +134,12 @@ impl Backend {
     }
 
     async fn get_bootstrap_token(&self, id: &str) -> Result<BootstrapTokenRecord> {
-        let row = sqlx::query(
-            "SELECT id, cluster, secret_hash, created_at, expires_at, used_at \
-             FROM bootstrap_tokens WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or_else(|| not_found(format!("bootstrap token {id}")))?;
+        let select = "SELECT id, cluster, secret_hash, created_at, expires_at, used_at \
+                      FROM bootstrap_tokens WHERE id = $1";
+        let row = row_by(self.pool(), select, &[id], || {
+            format!("bootstrap token {id}")
+        })
+        .await?;
         token_from_row(&row)
     }
 
@@ -185,25 +183,19 @@ impl Backend {
     }
 
     async fn get_certificate(&self, serial: &str) -> Result<CertificateRecord> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CERT_COLUMNS} FROM cluster_certificates WHERE serial = $1"
-        )))
-        .bind(serial)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or_else(|| not_found(format!("certificate {serial}")))?;
+        let select = format!("SELECT {CERT_COLUMNS} FROM cluster_certificates WHERE serial = $1");
+        let row = row_by(self.pool(), &select, &[serial], || {
+            format!("certificate {serial}")
+        })
+        .await?;
         certificate_from_row(&row)
     }
 
     async fn list_certificates(&self, cluster: &str) -> Result<Vec<CertificateRecord>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CERT_COLUMNS} FROM cluster_certificates \
-             WHERE cluster = $1 ORDER BY issued_at, serial"
-        )))
-        .bind(cluster)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(certificate_from_row).collect()
+        let select = format!(
+            "SELECT {CERT_COLUMNS} FROM cluster_certificates WHERE cluster = $1 ORDER BY issued_at, serial"
+        );
+        rows_by(self.pool(), &select, &[cluster], certificate_from_row).await
     }
 
     async fn revoke_certificates(&self, cluster: &str, at: OffsetDateTime) -> Result<u64> {
@@ -246,31 +238,21 @@ impl Backend {
     }
 
     async fn find_session(&self, token_hash: &str) -> Result<SessionRecord> {
-        let row = sqlx::query(
-            "SELECT token_hash, subject, groups_json, admin, grants_json, \
-             method, created_at, expires_at FROM sessions WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or_else(|| not_found("session".to_owned()))?;
+        let select = "SELECT token_hash, subject, groups_json, admin, grants_json, method, \
+                      created_at, expires_at FROM sessions WHERE token_hash = $1";
+        let row = row_by(self.pool(), select, &[token_hash], || "session".to_owned()).await?;
         session_from_row(&row)
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(self.pool())
-            .await?;
+        let delete = keyed("DELETE FROM sessions WHERE token_hash = $1", &[token_hash]);
+        delete.execute(self.pool()).await?;
         Ok(())
     }
 
     async fn delete_sessions_of(&self, subject: &str) -> Result<u64> {
-        let result = sqlx::query("DELETE FROM sessions WHERE subject = $1")
-            .bind(subject)
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected())
+        let delete = keyed("DELETE FROM sessions WHERE subject = $1", &[subject]);
+        Ok(delete.execute(self.pool()).await?.rows_affected())
     }
 
     async fn put_repo_credential(&self, credential: &RepoCredentialRecord) -> Result<()> {
@@ -291,23 +273,18 @@ impl Backend {
     }
 
     async fn list_repo_credentials(&self) -> Result<Vec<RepoCredentialRecord>> {
-        let rows = sqlx::query(
-            "SELECT url_prefix, projects_json, sealed, updated_at \
-             FROM repo_credentials ORDER BY url_prefix",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(repo_from_row).collect()
+        let select = "SELECT url_prefix, projects_json, sealed, updated_at FROM repo_credentials \
+                      ORDER BY url_prefix";
+        rows_by(self.pool(), select, &[], repo_from_row).await
     }
 
     async fn delete_repo_credential(&self, url_prefix: &str) -> Result<()> {
-        let result = sqlx::query("DELETE FROM repo_credentials WHERE url_prefix = $1")
-            .bind(url_prefix)
-            .execute(self.pool())
-            .await?;
-        expect_one(result.rows_affected(), || {
-            format!("repository credential {url_prefix}")
-        })
+        let delete = keyed(
+            "DELETE FROM repo_credentials WHERE url_prefix = $1",
+            &[url_prefix],
+        );
+        let deleted = delete.execute(self.pool()).await?.rows_affected();
+        expect_one(deleted, || format!("repository credential {url_prefix}"))
     }
 }
 

@@ -403,16 +403,12 @@ async fn begin_ingest<'c>(
 }
 
 async fn fetch_app(conn: &mut Conn, project: &str, name: &str) -> Result<AppRecord> {
-    let row = sqlx::query(AssertSqlSafe(format!(
+    let sql = format!(
         "SELECT {APP_COLUMNS} FROM applications a JOIN app_status s ON s.app_id = a.id \
          WHERE a.project = $1 AND a.name = $2"
-    )))
-    .bind(project)
-    .bind(name)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| not_found(format!("application {project}/{name}")))?;
-    app_from_row(&row)
+    );
+    let row = keyed(&sql, &[project, name]).fetch_optional(conn).await?;
+    app_from_row(&row.ok_or_else(|| not_found(format!("application {project}/{name}")))?)
 }
 
 /// The destination cluster: `destination.name`, or the registered cluster
@@ -438,11 +434,8 @@ async fn resolve_destination(conn: &mut Conn, spec: &ApplicationSpec) -> Result<
 }
 
 async fn require_project(conn: &mut Conn, project: &str) -> Result<()> {
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM projects WHERE name = $1")
-        .bind(project)
-        .fetch_optional(&mut *conn)
-        .await?;
-    exists
+    let row = keyed("SELECT 1 FROM projects WHERE name = $1", &[project]).fetch_optional(conn);
+    row.await?
         .map(|_| ())
         .ok_or_else(|| not_found(format!("project {project}")))
 }
@@ -564,11 +557,9 @@ async fn insert_apps(
 }
 
 async fn delete_tombstone(conn: &mut Conn, cluster: &str, project: &str, name: &str) -> Result<()> {
-    sqlx::query("DELETE FROM app_tombstones WHERE cluster = $1 AND project = $2 AND name = $3")
-        .bind(cluster)
-        .bind(project)
-        .bind(name)
-        .execute(&mut *conn)
+    let delete = "DELETE FROM app_tombstones WHERE cluster = $1 AND project = $2 AND name = $3";
+    keyed(delete, &[cluster, project, name])
+        .execute(conn)
         .await?;
     Ok(())
 }
@@ -584,16 +575,13 @@ struct LockedApp {
 }
 
 async fn lock_app(conn: &mut Conn, project: &str, name: &str) -> Result<Option<LockedApp>> {
-    let row = sqlx::query(AssertSqlSafe(format!(
+    let sql = format!(
         "SELECT a.id, a.uid, a.origin, a.spec_version, a.cluster, s.status_version \
          FROM applications a JOIN app_status s ON s.app_id = a.id \
          WHERE a.project = $1 AND a.name = $2{}",
         dialect::FOR_UPDATE
-    )))
-    .bind(project)
-    .bind(name)
-    .fetch_optional(&mut *conn)
-    .await?;
+    );
+    let row = keyed(&sql, &[project, name]).fetch_optional(conn).await?;
     row.map(|row| {
         Ok(LockedApp {
             id: row.try_get("id")?,
@@ -1016,13 +1004,13 @@ async fn apply_command_update(
     cluster: Option<&str>,
     update: &CommandUpdate,
 ) -> Result<Option<bool>> {
-    let row = sqlx::query(AssertSqlSafe(format!(
+    let sql = format!(
         "SELECT cluster, outcome FROM commands WHERE id = $1{}",
         dialect::FOR_UPDATE
-    )))
-    .bind(&update.id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    );
+    let row = keyed(&sql, &[&update.id])
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(row) = row else { return Ok(None) };
     let owner: String = row.try_get("cluster")?;
     if cluster.is_some_and(|c| c != owner) {
@@ -1093,6 +1081,34 @@ async fn newest_first(
     Ok(Rows { rows, next_cursor })
 }
 
+/// `sql` with its `$1…` text keys bound.
+fn keyed<'q>(sql: &'q str, keys: &[&'q str]) -> sqlx::query::Query<'q, Db, DbArgs> {
+    let query = sqlx::query(AssertSqlSafe(sql));
+    keys.iter().fold(query, |query, key| query.bind(*key))
+}
+
+/// The row `sql` finds by its `$1…` keys, or `NotFound` naming `what`.
+async fn row_by(
+    pool: &sqlx::Pool<Db>,
+    sql: &str,
+    keys: &[&str],
+    what: impl FnOnce() -> String,
+) -> Result<Row> {
+    let row = keyed(sql, keys).fetch_optional(pool).await?;
+    row.ok_or_else(|| not_found(what()))
+}
+
+/// Every row `sql` finds by its `$1…` keys, decoded.
+async fn rows_by<T>(
+    pool: &sqlx::Pool<Db>,
+    sql: &str,
+    keys: &[&str],
+    from_row: fn(&Row) -> Result<T>,
+) -> Result<Vec<T>> {
+    let rows = keyed(sql, keys).fetch_all(pool).await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// What storing a message already stored did: nothing.
 fn duplicate() -> IngestOutcome {
     IngestOutcome {
@@ -1160,22 +1176,15 @@ impl Backend {
 
     #[tracing::instrument(skip_all, fields(project = name))]
     async fn get_project(&self, name: &str) -> Result<ProjectRecord> {
-        let row =
-            sqlx::query("SELECT name, spec, version, created_at FROM projects WHERE name = $1")
-                .bind(name)
-                .fetch_optional(self.pool())
-                .await?
-                .ok_or_else(|| not_found(format!("project {name}")))?;
+        let select = "SELECT name, spec, version, created_at FROM projects WHERE name = $1";
+        let row = row_by(self.pool(), select, &[name], || format!("project {name}")).await?;
         project_from_row(&row)
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_projects(&self) -> Result<Vec<ProjectRecord>> {
-        let rows =
-            sqlx::query("SELECT name, spec, version, created_at FROM projects ORDER BY name")
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter().map(project_from_row).collect()
+        let select = "SELECT name, spec, version, created_at FROM projects ORDER BY name";
+        rows_by(self.pool(), select, &[], project_from_row).await
     }
 
     #[tracing::instrument(skip_all, fields(project = name, expected_version))]
@@ -1209,9 +1218,8 @@ impl Backend {
 
     #[tracing::instrument(skip_all, fields(project = name))]
     async fn delete_project(&self, name: &str) -> Result<()> {
-        let result = sqlx::query("DELETE FROM projects WHERE name = $1")
-            .bind(name)
-            .execute(self.pool())
+        let delete = keyed("DELETE FROM projects WHERE name = $1", &[name]).execute(self.pool());
+        let result = delete
             .await
             .map_err(StoreError::classify(|| format!("project {name}")))?;
         expect_one(result.rows_affected(), || format!("project {name}"))
@@ -1242,13 +1250,8 @@ impl Backend {
 
     #[tracing::instrument(skip_all, fields(cluster = name))]
     async fn get_cluster(&self, name: &str) -> Result<ClusterRecord> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE name = $1"
-        )))
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or_else(|| not_found(format!("cluster {name}")))?;
+        let select = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE name = $1");
+        let row = row_by(self.pool(), &select, &[name], || format!("cluster {name}")).await?;
         cluster_from_row(&row)
     }
 
@@ -1325,12 +1328,13 @@ impl Backend {
 
     #[tracing::instrument(skip_all, fields(cluster = name))]
     async fn set_cluster_server_url(&self, name: &str, server_url: &str) -> Result<()> {
-        let result = sqlx::query("UPDATE clusters SET server_url = $2 WHERE name = $1")
-            .bind(name)
-            .bind(server_url)
-            .execute(self.pool())
-            .await?;
-        expect_one(result.rows_affected(), || format!("cluster {name}"))
+        let update = keyed(
+            "UPDATE clusters SET server_url = $2 WHERE name = $1",
+            &[name, server_url],
+        );
+        expect_one(update.execute(self.pool()).await?.rows_affected(), || {
+            format!("cluster {name}")
+        })
     }
 
     #[tracing::instrument(skip_all, fields(cluster = name, state = connection.state.as_str()))]
@@ -1370,15 +1374,11 @@ impl Backend {
     #[tracing::instrument(skip_all, fields(cluster))]
     async fn delete_edge_apps(&self, cluster: &str, app: Option<(&str, &str)>) -> Result<u64> {
         let (project, name) = app.unwrap_or_default();
-        let deleted = sqlx::query(
-            "DELETE FROM applications WHERE cluster = $1 AND origin = 'Autonomous' \
-             AND ($2 = '' OR (project = $2 AND name = $3))",
-        )
-        .bind(cluster)
-        .bind(project)
-        .bind(name)
-        .execute(self.pool())
-        .await?;
+        let delete = "DELETE FROM applications WHERE cluster = $1 AND origin = 'Autonomous' \
+                      AND ($2 = '' OR (project = $2 AND name = $3))";
+        let deleted = keyed(delete, &[cluster, project, name])
+            .execute(self.pool())
+            .await?;
         Ok(deleted.rows_affected())
     }
 
@@ -1431,12 +1431,11 @@ impl Backend {
 
     #[tracing::instrument(skip_all, fields(cluster))]
     async fn get_link_state(&self, cluster: &str) -> Result<LinkState> {
-        let row = sqlx::query(
-            "SELECT spoke_epoch, spoke_seq, desired_version FROM cluster_link WHERE cluster = $1",
-        )
-        .bind(cluster)
-        .fetch_optional(self.pool())
-        .await?;
+        let select =
+            "SELECT spoke_epoch, spoke_seq, desired_version FROM cluster_link WHERE cluster = $1";
+        let row = keyed(select, &[cluster])
+            .fetch_optional(self.pool())
+            .await?;
         Ok(match row {
             Some(row) => LinkState {
                 spoke_epoch: row.try_get("spoke_epoch")?,
@@ -2041,16 +2040,17 @@ impl Backend {
         app: &str,
         kind: &str,
     ) -> Result<Vec<CommandRecord>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let select = format!(
             "SELECT {COMMAND_COLUMNS} FROM commands WHERE project = $1 AND app = $2 AND kind = $3 \
              AND outcome = 'Pending' ORDER BY seq DESC LIMIT 16"
-        )))
-        .bind(project)
-        .bind(app)
-        .bind(kind)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(command_from_row).collect()
+        );
+        rows_by(
+            self.pool(),
+            &select,
+            &[project, app, kind],
+            command_from_row,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(cluster))]
@@ -2220,33 +2220,23 @@ impl Backend {
 
     #[tracing::instrument(skip_all, fields(user = name))]
     async fn get_user(&self, name: &str) -> Result<UserRecord> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE name = $1"
-        )))
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or_else(|| not_found(format!("user {name}")))?;
+        let select = format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1");
+        let row = row_by(self.pool(), &select, &[name], || format!("user {name}")).await?;
         user_from_row(&row)
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users ORDER BY name"
-        )))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(user_from_row).collect()
+        let select = format!("SELECT {USER_COLUMNS} FROM users ORDER BY name");
+        rows_by(self.pool(), &select, &[], user_from_row).await
     }
 
     #[tracing::instrument(skip_all, fields(user = name))]
     async fn delete_user(&self, name: &str) -> Result<()> {
-        let result = sqlx::query("DELETE FROM users WHERE name = $1")
-            .bind(name)
-            .execute(self.pool())
-            .await?;
-        expect_one(result.rows_affected(), || format!("user {name}"))
+        let delete = keyed("DELETE FROM users WHERE name = $1", &[name]);
+        expect_one(delete.execute(self.pool()).await?.rows_affected(), || {
+            format!("user {name}")
+        })
     }
 
     #[tracing::instrument(skip_all, fields(token = %token.id, owner = %token.owner))]
@@ -2271,25 +2261,17 @@ impl Backend {
 
     #[tracing::instrument(skip_all)]
     async fn find_token_by_hash(&self, token_hash: &str) -> Result<TokenRecord> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
-        )))
-        .bind(token_hash)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or_else(|| not_found("token".to_owned()))?;
+        let select = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
+        let row = row_by(self.pool(), &select, &[token_hash], || "token".to_owned()).await?;
         token_from_row(&row)
     }
 
     #[tracing::instrument(skip_all, fields(owner))]
     async fn list_tokens(&self, owner: &str) -> Result<Vec<TokenRecord>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let select = format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE owner = $1 ORDER BY created_at, id"
-        )))
-        .bind(owner)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(token_from_row).collect()
+        );
+        rows_by(self.pool(), &select, &[owner], token_from_row).await
     }
 
     #[tracing::instrument(skip_all, fields(token = id))]
