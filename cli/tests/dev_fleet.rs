@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use edgecd_e2e::dev::{Fleet, FleetConfig};
+use edgecd_dev::{Fleet, FleetConfig};
 use futures::TryStreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};

@@ -23,9 +23,7 @@ pub mod relay;
 pub mod repo;
 
 /// The repository's `testdata/` folder (the fleet's git repository is compiled in from there).
-pub fn testdata() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
+pub use edgecd_testkit::testdata;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

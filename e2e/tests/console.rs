@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgecd_e2e::browser::Browser;
 use edgecd_e2e::dev::{Fleet, FleetConfig, repo};
 use edgecd_proto::v1;
+use edgecd_testkit::browser::Browser;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::{Patch, PatchParams};

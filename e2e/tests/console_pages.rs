@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgecd_e2e::browser::Browser;
 use edgecd_e2e::dev::{Fleet, FleetConfig};
 use edgecd_proto::v1;
+use edgecd_testkit::browser::Browser;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);

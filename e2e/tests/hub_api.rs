@@ -757,7 +757,7 @@ async fn list_filters_pagination_and_counts_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_sends_go_away_to_connected_spokes() {
-    use edgecd_e2e::bench::simspoke::{self, SimSpoke};
+    use edgecd_bench::simspoke::{self, SimSpoke};
     let dir = tempfile::tempdir().unwrap();
     let hub = start_hub(Database::Sqlite(dir.path().join("hub.db"))).await;
     let mut api = client(&hub).await;

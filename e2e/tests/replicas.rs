@@ -119,7 +119,7 @@ impl Spoke {
 
 /// Whether the replica reports that it evaluates the hub's application sets.
 async fn leads_appsets(hub: &RunningServer) -> bool {
-    edgecd_e2e::hub_metric(hub.http_addr(), "edgecd_hub_appsets_leader")
+    edgecd_bench::hub_metric(hub.http_addr(), "edgecd_hub_appsets_leader")
         .await
         .unwrap()
         == 1.0

@@ -10,7 +10,7 @@ use edgecd_core::app::{
     ApplicationSource, ApplicationSpec, AutomatedSync, Destination, SyncPolicy,
 };
 use edgecd_core::{Health, SyncStatus};
-use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_kube_emulator::{EmulatorConfig, KubeEmulator};
 use edgecd_spoke::crd::Application;
 use edgecd_testkit::GitServer;
 use kube::api::{Api, PostParams};

@@ -1,10 +1,11 @@
-//! Test harnesses shared by the workspace: a throwaway PostgreSQL server and a git server on loopback.
+//! Test harnesses shared by the workspace: real PostgreSQL, git servers, a Kubernetes control plane, Helm and headless Chromium.
 //!
-//! Both start real servers from the machine's packages (PostgreSQL 15 from
+//! The database and git harnesses start real servers from the machine's packages (PostgreSQL 15 from
 //! Debian, `git daemon`) in a temporary directory, on a free loopback port,
 //! and clean up when dropped. A watchdog process also cleans up if the test
 //! process dies without running destructors.
 
+pub mod browser;
 pub mod git;
 pub mod git_http;
 mod gobuilt;
@@ -18,6 +19,11 @@ pub use git::{GitRepo, GitServer};
 pub use git_http::{GitHttpServer, HTTP_PASSWORD, HTTP_USER, TestCa};
 pub use postgres::PgServer;
 pub use realkube::RealCluster;
+
+/// The repository's `testdata/` folder: the fixtures that the tests, the benchmarks and the dev fleet read (one copy, in the repository).
+pub fn testdata() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
 
 /// Errors starting or driving a harness.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgecd_e2e::dev::{Fleet, FleetConfig};
+use edgecd_dev::{Fleet, FleetConfig};
 use serde_json::Value;
 
 /// With `EDGECD_TEST_ECHO=1` (and `--nocapture`), every run is printed: to read what users see.

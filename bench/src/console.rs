@@ -13,8 +13,8 @@ use anyhow::Context as _;
 use edgecd_hub::server::{Database, Server, ServerConfig};
 use edgecd_hub::store::{SqliteStore, Store};
 
-use crate::bench::list::ListBench;
-use crate::browser::Browser;
+use crate::list::ListBench;
+use edgecd_testkit::browser::Browser;
 
 /// Options of the console benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -75,7 +75,7 @@ impl ConsoleBench {
             clusters: self.clusters,
             page_size: 100,
             iterations: 0,
-            backend: crate::bench::list::Backends::Sqlite,
+            backend: crate::list::Backends::Sqlite,
         };
         let started = std::time::Instant::now();
         loader.load(&store).await.context("loading the fleet")?;

@@ -103,7 +103,7 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let path = exe.with_file_name(name);
     anyhow::ensure!(
         path.exists(),
-        "{} not found: build it with `cargo build --release -p edgecd-spoke -p edgecd-e2e --bins`",
+        "{} not found: build it with `cargo build --release -p edgecd-spoke -p edgecd-kube-emulator -p edgecd-bench --bins`",
         path.display()
     );
     Ok(path)

@@ -171,7 +171,7 @@ impl RenderBench {
         if !self.no_corpus {
             let corpus = scratch.join("corpus");
             std::fs::create_dir_all(&corpus)?;
-            let archive = crate::testdata().join("kustomize-realworld/cases.tar.xz");
+            let archive = edgecd_testkit::testdata().join("kustomize-realworld/cases.tar.xz");
             let mut tar = Command::new("tar");
             tar.arg("-xJf").arg(&archive).arg("-C").arg(&corpus);
             for (case, _) in CORPUS_CASES {
@@ -291,7 +291,7 @@ impl RenderBench {
 }
 
 fn talk_overlays() -> anyhow::Result<Vec<PathBuf>> {
-    let base = crate::testdata().join("talk-demo-repo/deploy/overlays");
+    let base = edgecd_testkit::testdata().join("talk-demo-repo/deploy/overlays");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
         .with_context(|| format!("listing {}", base.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

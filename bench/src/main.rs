@@ -1,7 +1,7 @@
 //! `edgecd-bench`: benchmarks of edgecd components; one subcommand per benchmark.
 
 use clap::{Parser, Subcommand};
-use edgecd_e2e::bench;
+use edgecd_bench as bench;
 
 #[derive(Debug, Parser)]
 #[command(name = "edgecd-bench", about = "edgecd benchmarks")]
