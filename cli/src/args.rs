@@ -32,7 +32,8 @@ pub struct Global {
     /// Context to use instead of the current one.
     #[arg(long, env = "EDGECD_CONTEXT", global = true)]
     pub context: Option<String>,
-    /// Hub address, overriding the context's (https://host:port, or http://127.0.0.1:port with --plaintext).
+    /// Hub address, overriding the context's: https://host:port, or http://127.0.0.1:port for a hub on
+    /// loopback (an http:// address connects without TLS).
     #[arg(long, env = "EDGECD_SERVER", global = true)]
     pub server: Option<String>,
     /// Bearer token, overriding the context's.
