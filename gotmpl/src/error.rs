@@ -28,7 +28,9 @@ pub enum Error {
         message: String,
     },
     /// A `goTemplateOptions` entry this engine (and Go) does not know.
-    #[error("unknown goTemplateOptions entry {option:?} (known: missingkey=default|invalid|zero|error)")]
+    #[error(
+        "unknown goTemplateOptions entry {option:?} (known: missingkey=default|invalid|zero|error)"
+    )]
     Option {
         /// The entry as given.
         option: String,

@@ -45,7 +45,11 @@ struct Exec<'t> {
 }
 
 /// Executes `tmpl` with `data` as dot.
-pub(crate) fn execute(tmpl: &Template, data: &serde_json::Value, opts: &Options) -> Result<String, Error> {
+pub(crate) fn execute(
+    tmpl: &Template,
+    data: &serde_json::Value,
+    opts: &Options,
+) -> Result<String, Error> {
     let dot = Value::from_json(data);
     let mut ex = Exec {
         tmpl,
@@ -60,7 +64,9 @@ pub(crate) fn execute(tmpl: &Template, data: &serde_json::Value, opts: &Options)
     match ex.walk_list(&dot, &tmpl.main) {
         Ok(()) => Ok(ex.out),
         Err(Flow::Err(e)) => Err(e),
-        Err(Flow::Break | Flow::Continue) => Err(ex.error("break or continue outside range".into())),
+        Err(Flow::Break | Flow::Continue) => {
+            Err(ex.error("break or continue outside range".into()))
+        }
     }
 }
 
@@ -79,12 +85,25 @@ impl<'t> Exec<'t> {
             At::Arg(a) => (a.pos(), a.to_string()),
             At::Cmd(c) => (c.args.first().map_or(c.pos, Arg::pos), c.to_string()),
             At::Pipe(p) => (p.pos, p.to_string()),
-            At::Template(pos, name) => (pos, format!("{{{{template {}}}}}", crate::fmt::go_quote(name))),
+            At::Template(pos, name) => (
+                pos,
+                format!("{{{{template {}}}}}", crate::fmt::go_quote(name)),
+            ),
             At::Keyword(pos, k) => (pos, k.to_string()),
         };
-        let node = if node.chars().count() > 20 { format!("{}...", node.chars().take(20).collect::<String>()) } else { node };
+        let node = if node.chars().count() > 20 {
+            format!("{}...", node.chars().take(20).collect::<String>())
+        } else {
+            node
+        };
         let (line, col) = line_col(&self.tmpl.text, pos);
-        Error::Execute { line, col, template: self.name.clone(), node, message }
+        Error::Execute {
+            line,
+            col,
+            template: self.name.clone(),
+            node,
+            message,
+        }
     }
 
     fn fail<T>(&self, message: impl Into<String>) -> R<T> {
@@ -101,7 +120,10 @@ impl<'t> Exec<'t> {
 
     fn write(&mut self, s: &str) -> R<()> {
         if self.out.len() + s.len() > self.opts.max_output_bytes {
-            return self.fail(format!("output exceeds {} bytes", self.opts.max_output_bytes));
+            return self.fail(format!(
+                "output exceeds {} bytes",
+                self.opts.max_output_bytes
+            ));
         }
         self.out.push_str(s);
         Ok(())
@@ -153,7 +175,11 @@ impl<'t> Exec<'t> {
         let mark = self.vars.len();
         let val = self.eval_pipeline(dot, &b.pipe)?;
         let result = if val.truth() {
-            if with { self.walk_list(&val, &b.list) } else { self.walk_list(dot, &b.list) }
+            if with {
+                self.walk_list(&val, &b.list)
+            } else {
+                self.walk_list(dot, &b.list)
+            }
         } else if let Some(else_list) = &b.else_list {
             self.walk_list(dot, else_list)
         } else {
@@ -168,19 +194,40 @@ impl<'t> Exec<'t> {
         let val = self.eval_pipeline(dot, &b.pipe)?;
         let inner = self.vars.len();
         let items: Vec<(Value, Value)> = match &val {
-            Value::List(_, items) => items.iter().enumerate().map(|(i, v)| (Value::Int(i as i64), v.clone())).collect(),
-            Value::Map(_, m) => m.borrow().iter().map(|(k, v)| (Value::str(k.as_str()), v.clone())).collect(),
+            Value::List(_, items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Int(i as i64), v.clone()))
+                .collect(),
+            Value::Map(_, m) => m
+                .borrow()
+                .iter()
+                .map(|(k, v)| (Value::str(k.as_str()), v.clone()))
+                .collect(),
             Value::Int(n) | Value::Int64(n) => {
                 if b.pipe.decl.len() > 1 {
                     self.vars.truncate(mark);
-                    return self.fail(format!("can't use {n} to iterate over more than one variable"));
+                    return self.fail(format!(
+                        "can't use {n} to iterate over more than one variable"
+                    ));
                 }
                 let n = *n;
                 if n > 0 {
                     self.step(u64::try_from(n).unwrap_or(u64::MAX))?;
                 }
                 let kind_int = matches!(val, Value::Int(_));
-                (0..n.max(0)).map(|i| (Value::Missing, if kind_int { Value::Int(i) } else { Value::Int64(i) })).collect()
+                (0..n.max(0))
+                    .map(|i| {
+                        (
+                            Value::Missing,
+                            if kind_int {
+                                Value::Int(i)
+                            } else {
+                                Value::Int64(i)
+                            },
+                        )
+                    })
+                    .collect()
             }
             Value::Missing | Value::Nil => Vec::new(),
             other => {
@@ -232,14 +279,25 @@ impl<'t> Exec<'t> {
         result
     }
 
-    fn template(&mut self, dot: &Value, pos: usize, name: &'t str, pipe: Option<&'t Pipe>) -> R<()> {
+    fn template(
+        &mut self,
+        dot: &Value,
+        pos: usize,
+        name: &'t str,
+        pipe: Option<&'t Pipe>,
+    ) -> R<()> {
         self.at = At::Template(pos, name);
         let tmpl: &'t Template = self.tmpl;
         let Some(list) = tmpl.defines.get(name) else {
-            return self.fail(format!("template {} not defined", crate::fmt::go_quote(name)));
+            return self.fail(format!(
+                "template {} not defined",
+                crate::fmt::go_quote(name)
+            ));
         };
         if self.depth >= MAX_TEMPLATE_DEPTH {
-            return self.fail(format!("exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"));
+            return self.fail(format!(
+                "exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"
+            ));
         }
         let new_dot = match pipe {
             Some(p) => self.eval_pipeline(dot, p)?,
@@ -288,7 +346,10 @@ impl<'t> Exec<'t> {
 
     fn not_a_function(&self, cmd: &'t Cmd, fin: &Option<Value>) -> R<()> {
         if cmd.args.len() > 1 || fin.is_some() {
-            return self.fail(format!("can't give argument to non-function {}", cmd.args[0]));
+            return self.fail(format!(
+                "can't give argument to non-function {}",
+                cmd.args[0]
+            ));
         }
         Ok(())
     }
@@ -356,11 +417,11 @@ impl<'t> Exec<'t> {
     }
 
     fn ideal_constant(&self, n: &Num) -> R<Value> {
-        let looks_float = n.text.contains(['.', 'e', 'E', 'p', 'P']) && !n.text.starts_with("0x") && !n.text.starts_with("0X");
-        if looks_float {
-            if let Some(f) = n.float {
-                return Ok(Value::Float(f));
-            }
+        let looks_float = n.text.contains(['.', 'e', 'E', 'p', 'P'])
+            && !n.text.starts_with("0x")
+            && !n.text.starts_with("0X");
+        if looks_float && let Some(f) = n.float {
+            return Ok(Value::Float(f));
         }
         match n.int {
             Some(i) => Ok(Value::Int(i)),
@@ -396,7 +457,10 @@ impl<'t> Exec<'t> {
         match recv {
             Value::Missing => {
                 if self.opts.missing_key == MissingKey::Error {
-                    return self.fail(format!("nil data; no entry for key {}", crate::fmt::go_quote(name)));
+                    return self.fail(format!(
+                        "nil data; no entry for key {}",
+                        crate::fmt::go_quote(name)
+                    ));
                 }
                 Ok(Value::Missing)
             }
@@ -410,8 +474,15 @@ impl<'t> Exec<'t> {
                     Some(v) => Ok(v),
                     None => match self.opts.missing_key {
                         MissingKey::Default => Ok(Value::Missing),
-                        MissingKey::Zero => Ok(if kind == MapKind::Str { Value::str("") } else { Value::Nil }),
-                        MissingKey::Error => self.fail(format!("map has no entry for key {}", crate::fmt::go_quote(name))),
+                        MissingKey::Zero => Ok(if kind == MapKind::Str {
+                            Value::str("")
+                        } else {
+                            Value::Nil
+                        }),
+                        MissingKey::Error => self.fail(format!(
+                            "map has no entry for key {}",
+                            crate::fmt::go_quote(name)
+                        )),
                     },
                 }
             }
@@ -427,23 +498,39 @@ impl<'t> Exec<'t> {
                     "Metadata" => Value::str(v.metadata.as_str()),
                     "Original" => Value::str(v.original.as_str()),
                     "String" => Value::str(v.canonical()),
-                    _ => return self.fail(format!("can't evaluate field {name} in type *semver.Version")),
+                    _ => {
+                        return self.fail(format!(
+                            "can't evaluate field {name} in type *semver.Version"
+                        ));
+                    }
                 })
             }
             other => {
-                let typ = if from_map { "interface {}" } else { other.type_name() };
+                let typ = if from_map {
+                    "interface {}"
+                } else {
+                    other.type_name()
+                };
                 self.fail(format!("can't evaluate field {name} in type {typ}"))
             }
         }
     }
 
-    fn eval_function(&mut self, dot: &Value, name: &'t str, cmd: &'t Cmd, fin: Option<Value>) -> R<Value> {
+    fn eval_function(
+        &mut self,
+        dot: &Value,
+        name: &'t str,
+        cmd: &'t Cmd,
+        fin: Option<Value>,
+    ) -> R<Value> {
         let args = &cmd.args[1..];
         // and/or short-circuit and return one of their operands.
         if name == "and" || name == "or" {
             let n = args.len() + usize::from(fin.is_some());
             if n == 0 {
-                return self.fail(format!("wrong number of args for {name}: want at least 1 got 0"));
+                return self.fail(format!(
+                    "wrong number of args for {name}: want at least 1 got 0"
+                ));
             }
             let mut v = Value::Missing;
             for a in args {
@@ -464,33 +551,54 @@ impl<'t> Exec<'t> {
         let fixed = sig.params.len();
         if sig.variadic.is_some() {
             if num_in < fixed {
-                return self.fail(format!("wrong number of args for {name}: want at least {fixed} got {}", args.len()));
+                return self.fail(format!(
+                    "wrong number of args for {name}: want at least {fixed} got {}",
+                    args.len()
+                ));
             }
         } else if num_in != fixed {
-            return self.fail(format!("wrong number of args for {name}: want {fixed} got {num_in}"));
+            return self.fail(format!(
+                "wrong number of args for {name}: want {fixed} got {num_in}"
+            ));
         }
         let mut argv = Vec::with_capacity(num_in);
         for (i, a) in args.iter().enumerate() {
-            let ty = sig.params.get(i).copied().or(sig.variadic).unwrap_or(Ty::Any);
+            let ty = sig
+                .params
+                .get(i)
+                .copied()
+                .or(sig.variadic)
+                .unwrap_or(Ty::Any);
             argv.push(self.eval_arg(dot, ty, a)?);
         }
         if let Some(f) = fin {
-            let ty = sig.params.get(num_in - 1).copied().or(sig.variadic).unwrap_or(Ty::Any);
+            let ty = sig
+                .params
+                .get(num_in - 1)
+                .copied()
+                .or(sig.variadic)
+                .unwrap_or(Ty::Any);
             self.at = At::Cmd(cmd);
             let v = self.validate(f, ty)?;
             argv.push(v);
         }
         self.at = At::Cmd(cmd);
-        let mut ctx = Ctx { opts: self.opts, steps: 0 };
+        let mut ctx = Ctx {
+            opts: self.opts,
+            steps: 0,
+        };
         let result = funcs::call(&mut ctx, name, argv);
         self.step(ctx.steps)?;
         match result {
             Ok(v) => {
                 self.step(v.weight())?;
-                if let Value::Str(s) = &v {
-                    if s.len() > self.opts.max_output_bytes {
-                        return self.fail(format!("error calling {name}: result exceeds {} bytes", self.opts.max_output_bytes));
-                    }
+                if let Value::Str(s) = &v
+                    && s.len() > self.opts.max_output_bytes
+                {
+                    return self.fail(format!(
+                        "error calling {name}: result exceeds {} bytes",
+                        self.opts.max_output_bytes
+                    ));
                 }
                 Ok(v)
             }
@@ -504,11 +612,12 @@ impl<'t> Exec<'t> {
             (_, Ty::Value) => return Ok(v),
             (Value::Missing, Ty::Any) => return Ok(Value::Nil),
             (Value::Missing, Ty::MapAny) => return Ok(Value::map(BTreeMap::new())),
-            (Value::Missing, _) => return self.fail(format!("invalid value; expected {}", ty.go_name())),
+            (Value::Missing, _) => {
+                return self.fail(format!("invalid value; expected {}", ty.go_name()));
+            }
             (_, Ty::Any) => true,
             (Value::Str(_), Ty::Str) => true,
             (Value::Int(_), Ty::Int) => true,
-            (Value::Int64(_), Ty::Int64) => true,
             (Value::Float(_), Ty::Float) => true,
             (Value::Bool(_), Ty::Bool) => true,
             (Value::Map(MapKind::Any, _), Ty::MapAny) => true,
@@ -518,8 +627,15 @@ impl<'t> Exec<'t> {
         if ok {
             return Ok(v);
         }
-        let got = if matches!(v, Value::Nil) { "interface {}" } else { v.type_name() };
-        self.fail(format!("wrong type for value; expected {}; got {got}", ty.go_name()))
+        let got = if matches!(v, Value::Nil) {
+            "interface {}"
+        } else {
+            v.type_name()
+        };
+        self.fail(format!(
+            "wrong type for value; expected {}; got {got}",
+            ty.go_name()
+        ))
     }
 
     fn eval_arg(&mut self, dot: &Value, ty: Ty, arg: &'t Arg) -> R<Value> {
@@ -533,15 +649,24 @@ impl<'t> Exec<'t> {
                     _ => self.fail(format!("cannot assign nil to {}", ty.go_name())),
                 };
             }
-            Arg::Field { idents, .. } => self.eval_field_chain(dot, dot.clone(), arg, idents, std::slice::from_ref(arg), None)?,
+            Arg::Field { idents, .. } => self.eval_field_chain(
+                dot,
+                dot.clone(),
+                arg,
+                idents,
+                std::slice::from_ref(arg),
+                None,
+            )?,
             Arg::Var { name, fields, .. } => {
                 let v = self.var_value(name)?;
-                if fields.is_empty() { v } else { self.eval_field_chain(dot, v, arg, fields, std::slice::from_ref(arg), None)? }
+                if fields.is_empty() {
+                    v
+                } else {
+                    self.eval_field_chain(dot, v, arg, fields, std::slice::from_ref(arg), None)?
+                }
             }
             Arg::Pipe(p) => self.eval_pipeline(dot, p)?,
-            Arg::Ident(_, name) => {
-                self.eval_bare_function(dot, name, arg)?
-            }
+            Arg::Ident(_, name) => self.eval_bare_function(dot, name, arg)?,
             Arg::Chain { node, fields, .. } => {
                 if matches!(node.as_ref(), Arg::Nil(_)) {
                     return self.fail(format!("indirection through explicit nil in {arg}"));
@@ -559,8 +684,12 @@ impl<'t> Exec<'t> {
             Arg::Num(_, n) => {
                 return match ty {
                     Ty::Any | Ty::Value => self.ideal_constant(n),
-                    Ty::Int | Ty::Int64 => match n.int {
-                        Some(i) => Ok(if ty == Ty::Int { Value::Int(i) } else { Value::Int64(i) }),
+                    Ty::Int => match n.int {
+                        Some(i) => Ok(if ty == Ty::Int {
+                            Value::Int(i)
+                        } else {
+                            Value::Int64(i)
+                        }),
                         None => self.fail(format!("expected integer; found {}", n.text)),
                     },
                     Ty::Float => match n.float.or(n.int.map(|i| i as f64)) {
@@ -573,7 +702,11 @@ impl<'t> Exec<'t> {
             Arg::Str(_, s) => {
                 return match ty {
                     Ty::Str | Ty::Any | Ty::Value => Ok(Value::str(s.as_str())),
-                    _ => self.fail(format!("expected {}; found {}", ty.expect_name(), crate::fmt::go_quote(s))),
+                    _ => self.fail(format!(
+                        "expected {}; found {}",
+                        ty.expect_name(),
+                        crate::fmt::go_quote(s)
+                    )),
                 };
             }
         };
@@ -588,10 +721,16 @@ impl<'t> Exec<'t> {
             return self.fail(format!("{name:?} is not a defined function"));
         };
         if !sig.params.is_empty() {
-            return self.fail(format!("wrong number of args for {name}: want {} got 0", sig.params.len()));
+            return self.fail(format!(
+                "wrong number of args for {name}: want {} got 0",
+                sig.params.len()
+            ));
         }
         self.at = At::Arg(arg);
-        let mut ctx = Ctx { opts: self.opts, steps: 0 };
+        let mut ctx = Ctx {
+            opts: self.opts,
+            steps: 0,
+        };
         match funcs::call(&mut ctx, name, Vec::new()) {
             Ok(v) => Ok(v),
             Err(e) => self.fail(format!("error calling {name}: {e}")),

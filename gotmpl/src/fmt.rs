@@ -22,7 +22,11 @@ fn format_float_g(f: f64, eprec: i32) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let sign = if f.is_sign_negative() { "-" } else { "" };
     if f == 0.0 {
@@ -118,7 +122,9 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        let num = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, argi: &mut usize| -> Option<usize> {
+        let num = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+                   argi: &mut usize|
+         -> Option<usize> {
             if chars.peek() == Some(&'*') {
                 chars.next();
                 let v = match args.get(*argi) {
@@ -126,11 +132,11 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
                     _ => None,
                 };
                 *argi += 1;
-                return v.map(|v| v.min(1 << 16));
+                return v.map(|v| v.min(10_000));
             }
             let mut n: Option<usize> = None;
             while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                n = Some((n.unwrap_or(0) * 10 + d as usize).min(1 << 16));
+                n = Some((n.unwrap_or(0) * 10 + d as usize).min(10_000));
                 chars.next();
             }
             n
@@ -221,8 +227,18 @@ fn format_int(verb: char, spec: &Spec, i: i128) -> Option<String> {
         'X' => format!("{a:X}"),
         'o' => format!("{a:o}"),
         'b' => format!("{a:b}"),
-        'c' => return Some(char::from_u32(u32::try_from(i).ok()?).unwrap_or('\u{fffd}').to_string()),
-        'q' => return Some(go_quote_rune(char::from_u32(u32::try_from(i).ok()?).unwrap_or('\u{fffd}'))),
+        'c' => {
+            return Some(
+                char::from_u32(u32::try_from(i).ok()?)
+                    .unwrap_or('\u{fffd}')
+                    .to_string(),
+            );
+        }
+        'q' => {
+            return Some(go_quote_rune(
+                char::from_u32(u32::try_from(i).ok()?).unwrap_or('\u{fffd}'),
+            ));
+        }
         _ => return None,
     };
     if let Some(p) = spec.prec {
@@ -249,7 +265,11 @@ fn format_f(verb: char, spec: &Spec, f: f64) -> Option<String> {
         let s = if f.is_nan() {
             "NaN".to_string()
         } else if f > 0.0 {
-            if spec.plus { "+Inf".into() } else { "Inf".into() }
+            if spec.plus {
+                "+Inf".into()
+            } else {
+                "Inf".into()
+            }
         } else {
             "-Inf".into()
         };
@@ -332,7 +352,8 @@ fn push_escaped(out: &mut String, c: char, quote: char) {
 
 /// An approximation of Go's `strconv.IsPrint`: not a control or format character, not unassigned.
 fn is_go_printable(c: char) -> bool {
-    !(c.is_control() || matches!(c as u32, 0xad | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb))
+    !(c.is_control()
+        || matches!(c as u32, 0xad | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb))
 }
 
 fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
@@ -340,11 +361,15 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
         ('T', a) => Some((a.type_name().to_string(), false)),
         ('v', Value::Missing | Value::Nil) => Some(("<nil>".into(), false)),
         ('v', Value::Float(f)) => format_f('v', spec, *f).map(|s| (s, true)),
-        ('v', Value::Int(i) | Value::Int64(i)) => format_int('d', spec, i128::from(*i)).map(|s| (s, true)),
+        ('v', Value::Int(i) | Value::Int64(i)) => {
+            format_int('d', spec, i128::from(*i)).map(|s| (s, true))
+        }
         ('v', Value::Uint(u)) => format_int('d', spec, i128::from(*u)).map(|s| (s, true)),
         ('v', a) => Some((a.to_v(), false)),
         ('s', Value::Str(s)) => Some((truncate(s, spec.prec), false)),
-        ('s', a @ (Value::List(..) | Value::Map(..))) if contains_only_strings(a) => Some((a.to_v(), false)),
+        ('s', a @ (Value::List(..) | Value::Map(..))) if contains_only_strings(a) => {
+            Some((a.to_v(), false))
+        }
         ('s', Value::Semver(s)) => Some((s.canonical(), false)),
         ('q', Value::Str(s)) => Some((go_quote(s), false)),
         ('x' | 'X', Value::Str(s)) => {
@@ -357,8 +382,12 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
         ('d' | 'x' | 'X' | 'o' | 'b' | 'c' | 'q', Value::Int(i) | Value::Int64(i)) => {
             format_int(verb, spec, i128::from(*i)).map(|s| (s, true))
         }
-        ('d' | 'x' | 'X' | 'o' | 'b' | 'c' | 'q', Value::Uint(u)) => format_int(verb, spec, i128::from(*u)).map(|s| (s, true)),
-        ('f' | 'F' | 'e' | 'E' | 'g' | 'G', Value::Float(f)) => format_f(verb, spec, *f).map(|s| (s, true)),
+        ('d' | 'x' | 'X' | 'o' | 'b' | 'c' | 'q', Value::Uint(u)) => {
+            format_int(verb, spec, i128::from(*u)).map(|s| (s, true))
+        }
+        ('f' | 'F' | 'e' | 'E' | 'g' | 'G', Value::Float(f)) => {
+            format_f(verb, spec, *f).map(|s| (s, true))
+        }
         ('t', Value::Bool(b)) => Some((b.to_string(), false)),
         _ => None,
     };

@@ -84,24 +84,37 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, LexError> {
         }
         let Some(left) = next else {
             if !text.is_empty() {
-                out.push(Token { tok: Tok::Text(text.to_string()), pos });
+                out.push(Token {
+                    tok: Tok::Text(text.to_string()),
+                    pos,
+                });
             }
-            out.push(Token { tok: Tok::Eof, pos: input.len() });
+            out.push(Token {
+                tok: Tok::Eof,
+                pos: input.len(),
+            });
             return Ok(out);
         };
         // A left trim marker: "{{-" followed by a space character.
-        let left_trim = bytes.get(left + 2) == Some(&b'-') && bytes.get(left + 3).is_some_and(|&c| is_space(c));
+        let left_trim =
+            bytes.get(left + 2) == Some(&b'-') && bytes.get(left + 3).is_some_and(|&c| is_space(c));
         if left_trim {
             text = text.trim_end_matches(SPACE);
         }
         if !text.is_empty() {
-            out.push(Token { tok: Tok::Text(text.to_string()), pos });
+            out.push(Token {
+                tok: Tok::Text(text.to_string()),
+                pos,
+            });
         }
         let mut p = left + 2 + if left_trim { 2 } else { 0 };
         // Comments.
         if input[p..].starts_with("/*") {
             let Some(close) = input[p + 2..].find("*/") else {
-                return Err(LexError { pos: left, message: "unclosed comment".into() });
+                return Err(LexError {
+                    pos: left,
+                    message: "unclosed comment".into(),
+                });
             };
             p = p + 2 + close + 2;
             match at_right(bytes, p) {
@@ -111,24 +124,39 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, LexError> {
                     continue;
                 }
                 None => {
-                    return Err(LexError { pos: left, message: "comment ends before closing delimiter".into() });
+                    return Err(LexError {
+                        pos: left,
+                        message: "comment ends before closing delimiter".into(),
+                    });
                 }
             }
         }
-        out.push(Token { tok: Tok::Left, pos: left });
+        out.push(Token {
+            tok: Tok::Left,
+            pos: left,
+        });
         // Inside the action.
         loop {
             if let Some((len, trim)) = at_right(bytes, p) {
                 if paren_depth > 0 {
-                    return Err(LexError { pos: p, message: "unclosed left paren".into() });
+                    return Err(LexError {
+                        pos: p,
+                        message: "unclosed left paren".into(),
+                    });
                 }
-                out.push(Token { tok: Tok::Right, pos: p });
+                out.push(Token {
+                    tok: Tok::Right,
+                    pos: p,
+                });
                 pos = p + len;
                 trim_next_text = trim;
                 break;
             }
             let Some(c) = input[p..].chars().next() else {
-                return Err(LexError { pos: left, message: "unclosed action".into() });
+                return Err(LexError {
+                    pos: left,
+                    message: "unclosed action".into(),
+                });
             };
             let start = p;
             match c {
@@ -143,68 +171,113 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, LexError> {
                         // " -}}": at_right matched at the space itself.
                         p += 1;
                     }
-                    out.push(Token { tok: Tok::Space, pos: start });
+                    out.push(Token {
+                        tok: Tok::Space,
+                        pos: start,
+                    });
                 }
                 '=' => {
                     p += 1;
-                    out.push(Token { tok: Tok::Assign, pos: start });
+                    out.push(Token {
+                        tok: Tok::Assign,
+                        pos: start,
+                    });
                 }
                 ':' => {
                     if bytes.get(p + 1) != Some(&b'=') {
-                        return Err(LexError { pos: p, message: "expected :=".into() });
+                        return Err(LexError {
+                            pos: p,
+                            message: "expected :=".into(),
+                        });
                     }
                     p += 2;
-                    out.push(Token { tok: Tok::Declare, pos: start });
+                    out.push(Token {
+                        tok: Tok::Declare,
+                        pos: start,
+                    });
                 }
                 '|' => {
                     p += 1;
-                    out.push(Token { tok: Tok::Pipe, pos: start });
+                    out.push(Token {
+                        tok: Tok::Pipe,
+                        pos: start,
+                    });
                 }
                 ',' => {
                     p += 1;
-                    out.push(Token { tok: Tok::Comma, pos: start });
+                    out.push(Token {
+                        tok: Tok::Comma,
+                        pos: start,
+                    });
                 }
                 '(' => {
                     p += 1;
                     paren_depth += 1;
-                    out.push(Token { tok: Tok::LParen, pos: start });
+                    out.push(Token {
+                        tok: Tok::LParen,
+                        pos: start,
+                    });
                 }
                 ')' => {
                     p += 1;
                     if paren_depth == 0 {
-                        return Err(LexError { pos: start, message: "unexpected right paren".into() });
+                        return Err(LexError {
+                            pos: start,
+                            message: "unexpected right paren".into(),
+                        });
                     }
                     paren_depth -= 1;
-                    out.push(Token { tok: Tok::RParen, pos: start });
+                    out.push(Token {
+                        tok: Tok::RParen,
+                        pos: start,
+                    });
                 }
                 '"' => {
                     let (s, len) = quoted(input, p)?;
                     p += len;
-                    out.push(Token { tok: Tok::Str(s), pos: start });
+                    out.push(Token {
+                        tok: Tok::Str(s),
+                        pos: start,
+                    });
                 }
                 '`' => {
                     let Some(close) = input[p + 1..].find('`') else {
-                        return Err(LexError { pos: p, message: "unterminated raw quoted string".into() });
+                        return Err(LexError {
+                            pos: p,
+                            message: "unterminated raw quoted string".into(),
+                        });
                     };
-                    out.push(Token { tok: Tok::Str(input[p + 1..p + 1 + close].to_string()), pos: start });
+                    out.push(Token {
+                        tok: Tok::Str(input[p + 1..p + 1 + close].to_string()),
+                        pos: start,
+                    });
                     p += close + 2;
                 }
                 '\'' => {
                     let (ch, len) = char_constant(input, p)?;
                     p += len;
-                    out.push(Token { tok: Tok::Number(format!("{}", ch as u32)), pos: start });
+                    out.push(Token {
+                        tok: Tok::Number(format!("{}", ch as u32)),
+                        pos: start,
+                    });
                 }
                 '$' => {
                     p += 1;
                     while let Some(c) = input[p..].chars().next().filter(|&c| is_alnum(c)) {
                         p += c.len_utf8();
                     }
-                    out.push(Token { tok: Tok::Var(input[start..p].to_string()), pos: start });
+                    out.push(Token {
+                        tok: Tok::Var(input[start..p].to_string()),
+                        pos: start,
+                    });
                 }
                 '.' => {
                     if bytes.get(p + 1).is_some_and(u8::is_ascii_digit) {
                         p += number(input, p, start)?;
-                        out.push(Token { tok: Tok::Number(input[start..p].to_string()), pos: start });
+                        out.push(Token {
+                            tok: Tok::Number(input[start..p].to_string()),
+                            pos: start,
+                        });
                         continue;
                     }
                     p += 1;
@@ -212,14 +285,23 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, LexError> {
                         p += c.len_utf8();
                     }
                     if p == start + 1 {
-                        out.push(Token { tok: Tok::Dot, pos: start });
+                        out.push(Token {
+                            tok: Tok::Dot,
+                            pos: start,
+                        });
                     } else {
-                        out.push(Token { tok: Tok::Field(input[start + 1..p].to_string()), pos: start });
+                        out.push(Token {
+                            tok: Tok::Field(input[start + 1..p].to_string()),
+                            pos: start,
+                        });
                     }
                 }
                 '+' | '-' | '0'..='9' => {
                     p += number(input, p, start)?;
-                    out.push(Token { tok: Tok::Number(input[start..p].to_string()), pos: start });
+                    out.push(Token {
+                        tok: Tok::Number(input[start..p].to_string()),
+                        pos: start,
+                    });
                 }
                 c if is_alnum(c) => {
                     while let Some(c) = input[p..].chars().next().filter(|&c| is_alnum(c)) {
@@ -235,24 +317,33 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, LexError> {
                     out.push(Token { tok, pos: start });
                 }
                 c => {
-                    return Err(LexError { pos: p, message: format!("unexpected {c:?} in command") });
+                    return Err(LexError {
+                        pos: p,
+                        message: format!("unexpected {c:?} in command"),
+                    });
                 }
             }
             // Operands must be followed by a terminator.
-            if let Some(last) = out.last() {
-                if matches!(last.tok, Tok::Ident(_) | Tok::Var(_) | Tok::Field(_) | Tok::Bool(_) | Tok::Nil) {
-                    let term = match input[p..].chars().next() {
-                        None => true,
-                        Some(c) => {
-                            (c.is_ascii() && is_space(c as u8))
-                                || matches!(c, '.' | ',' | '|' | ':' | ')' | '(' | '=')
-                                || input[p..].starts_with("}}")
-                        }
-                    };
-                    if !term {
-                        let c = input[p..].chars().next().unwrap_or(' ');
-                        return Err(LexError { pos: p, message: format!("bad character {c:?}") });
+            if let Some(last) = out.last()
+                && matches!(
+                    last.tok,
+                    Tok::Ident(_) | Tok::Var(_) | Tok::Field(_) | Tok::Bool(_) | Tok::Nil
+                )
+            {
+                let term = match input[p..].chars().next() {
+                    None => true,
+                    Some(c) => {
+                        (c.is_ascii() && is_space(c as u8))
+                            || matches!(c, '.' | ',' | '|' | ':' | ')' | '(' | '=')
+                            || input[p..].starts_with("}}")
                     }
+                };
+                if !term {
+                    let c = input[p..].chars().next().unwrap_or(' ');
+                    return Err(LexError {
+                        pos: p,
+                        message: format!("bad character {c:?}"),
+                    });
                 }
             }
         }
@@ -261,7 +352,10 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, LexError> {
 
 /// The right delimiter at `p`: its length and whether it trims (" -}}").
 fn at_right(bytes: &[u8], p: usize) -> Option<(usize, bool)> {
-    if bytes.get(p).is_some_and(|&c| is_space(c)) && bytes.get(p + 1) == Some(&b'-') && bytes.get(p + 2..p + 4) == Some(b"}}") {
+    if bytes.get(p).is_some_and(|&c| is_space(c))
+        && bytes.get(p + 1) == Some(&b'-')
+        && bytes.get(p + 2..p + 4) == Some(b"}}")
+    {
         return Some((4, true));
     }
     if bytes.get(p..p + 2) == Some(b"}}") {
@@ -310,15 +404,27 @@ fn number(input: &str, p: usize, start: usize) -> Result<usize, LexError> {
         if matches!(bytes.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
-        while bytes.get(i).is_some_and(|c| c.is_ascii_digit() || *c == b'_') {
+        while bytes
+            .get(i)
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'_')
+        {
             i += 1;
         }
     }
     if bytes.get(i) == Some(&b'i') {
         i += 1;
     }
-    if input[i..].chars().next().is_some_and(is_alnum) || i == p || (i == p + 1 && matches!(bytes[p], b'+' | b'-')) {
-        return Err(LexError { pos: start, message: format!("bad number syntax: {:?}", &input[start..(i + 1).min(input.len())]) });
+    if input[i..].chars().next().is_some_and(is_alnum)
+        || i == p
+        || (i == p + 1 && matches!(bytes[p], b'+' | b'-'))
+    {
+        return Err(LexError {
+            pos: start,
+            message: format!(
+                "bad number syntax: {:?}",
+                &input[start..(i + 1).min(input.len())]
+            ),
+        });
     }
     Ok(i - p)
 }
@@ -327,7 +433,10 @@ fn number(input: &str, p: usize, start: usize) -> Result<usize, LexError> {
 fn quoted(input: &str, p: usize) -> Result<(String, usize), LexError> {
     let mut out = String::new();
     let mut chars = input[p + 1..].char_indices();
-    let err = |m: &str| LexError { pos: p, message: m.to_string() };
+    let err = |m: &str| LexError {
+        pos: p,
+        message: m.to_string(),
+    };
     while let Some((i, c)) = chars.next() {
         match c {
             '"' => return Ok((out, i + 2)),
@@ -352,12 +461,19 @@ fn quoted(input: &str, p: usize) -> Result<(String, usize), LexError> {
                         };
                         let mut v: u32 = 0;
                         for _ in 0..n {
-                            let d = chars.next().and_then(|(_, c)| c.to_digit(16)).ok_or_else(|| err("invalid syntax"))?;
+                            let d = chars
+                                .next()
+                                .and_then(|(_, c)| c.to_digit(16))
+                                .ok_or_else(|| err("invalid syntax"))?;
                             v = v * 16 + d;
                         }
                         if e == 'x' {
                             // A byte; only ASCII keeps the text valid UTF-8.
-                            out.push(char::from_u32(v).filter(|_| v < 0x80).ok_or_else(|| err("non-ASCII \\x escapes are not supported"))?);
+                            out.push(
+                                char::from_u32(v).filter(|_| v < 0x80).ok_or_else(|| {
+                                    err("non-ASCII \\x escapes are not supported")
+                                })?,
+                            );
                         } else {
                             out.push(char::from_u32(v).ok_or_else(|| err("invalid syntax"))?);
                         }
@@ -365,10 +481,17 @@ fn quoted(input: &str, p: usize) -> Result<(String, usize), LexError> {
                     '0'..='7' => {
                         let mut v = e.to_digit(8).unwrap_or(0);
                         for _ in 0..2 {
-                            let d = chars.next().and_then(|(_, c)| c.to_digit(8)).ok_or_else(|| err("invalid syntax"))?;
+                            let d = chars
+                                .next()
+                                .and_then(|(_, c)| c.to_digit(8))
+                                .ok_or_else(|| err("invalid syntax"))?;
                             v = v * 8 + d;
                         }
-                        out.push(char::from_u32(v).filter(|_| v < 0x80).ok_or_else(|| err("non-ASCII octal escapes are not supported"))?);
+                        out.push(
+                            char::from_u32(v)
+                                .filter(|_| v < 0x80)
+                                .ok_or_else(|| err("non-ASCII octal escapes are not supported"))?,
+                        );
                     }
                     _ => return Err(err("invalid syntax")),
                 }
@@ -382,7 +505,10 @@ fn quoted(input: &str, p: usize) -> Result<(String, usize), LexError> {
 /// Scans a character constant at `p`.
 fn char_constant(input: &str, p: usize) -> Result<(char, usize), LexError> {
     let rest = &input[p + 1..];
-    let err = || LexError { pos: p, message: "unterminated character constant".into() };
+    let err = || LexError {
+        pos: p,
+        message: "unterminated character constant".into(),
+    };
     let mut it = rest.char_indices();
     let (_, c) = it.next().ok_or_else(err)?;
     let (ch, after) = if c == '\\' {
@@ -394,7 +520,12 @@ fn char_constant(input: &str, p: usize) -> Result<(char, usize), LexError> {
             '\\' => '\\',
             '\'' => '\'',
             '0' => '\0',
-            _ => return Err(LexError { pos: p, message: "unsupported escape in character constant".into() }),
+            _ => {
+                return Err(LexError {
+                    pos: p,
+                    message: "unsupported escape in character constant".into(),
+                });
+            }
         };
         (v, i + e.len_utf8())
     } else {

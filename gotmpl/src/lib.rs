@@ -69,7 +69,11 @@ impl Options {
                 "missingkey=default" | "missingkey=invalid" => MissingKey::Default,
                 "missingkey=zero" => MissingKey::Zero,
                 "missingkey=error" => MissingKey::Error,
-                _ => return Err(Error::Option { option: opt.clone() }),
+                _ => {
+                    return Err(Error::Option {
+                        option: opt.clone(),
+                    });
+                }
             };
         }
         Ok(options)
@@ -90,7 +94,12 @@ impl Template {
         let tree = parse::parse(text)?;
         Ok(Template {
             main: Arc::new(tree.main),
-            defines: Arc::new(tree.defines.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()),
+            defines: Arc::new(
+                tree.defines
+                    .into_iter()
+                    .map(|(k, v)| (k, Arc::new(v)))
+                    .collect(),
+            ),
             text: Arc::from(text),
         })
     }

@@ -28,7 +28,11 @@ pub(crate) enum Node {
     If(Branch),
     With(Branch),
     Range(Branch),
-    Template { pos: usize, name: String, pipe: Option<Pipe> },
+    Template {
+        pos: usize,
+        name: String,
+        pipe: Option<Pipe>,
+    },
     Break(usize),
     Continue(usize),
 }
@@ -36,7 +40,6 @@ pub(crate) enum Node {
 /// `if`, `with` and `range`: the pipeline, the body and the `else` part.
 #[derive(Clone, Debug)]
 pub(crate) struct Branch {
-    pub pos: usize,
     pub pipe: Pipe,
     pub list: List,
     pub else_list: Option<List>,
@@ -69,15 +72,26 @@ pub(crate) struct Num {
 /// An operand.
 #[derive(Clone, Debug)]
 pub(crate) enum Arg {
-    Field { pos: usize, idents: Vec<String> },
-    Var { pos: usize, name: String, fields: Vec<String> },
+    Field {
+        pos: usize,
+        idents: Vec<String>,
+    },
+    Var {
+        pos: usize,
+        name: String,
+        fields: Vec<String>,
+    },
     Dot(usize),
     Nil(usize),
     Bool(usize, bool),
     Num(usize, Num),
     Str(usize, String),
     Ident(usize, String),
-    Chain { pos: usize, node: Box<Arg>, fields: Vec<String> },
+    Chain {
+        pos: usize,
+        node: Box<Arg>,
+        fields: Vec<String>,
+    },
     Pipe(Box<Pipe>),
 }
 
@@ -150,7 +164,12 @@ impl fmt::Display for Cmd {
 impl fmt::Display for Pipe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.decl.is_empty() {
-            write!(f, "{} {} ", self.decl.join(", "), if self.is_assign { "=" } else { ":=" })?;
+            write!(
+                f,
+                "{} {} ",
+                self.decl.join(", "),
+                if self.is_assign { "=" } else { ":=" }
+            )?;
         }
         for (i, c) in self.cmds.iter().enumerate() {
             if i > 0 {
@@ -164,7 +183,7 @@ impl fmt::Display for Pipe {
 
 /// How an item list ended.
 #[derive(PartialEq)]
-enum End {
+enum Stop {
     End,
     Else,
     Eof,
@@ -184,9 +203,21 @@ struct Parser<'a> {
 pub(crate) fn parse(text: &str) -> Result<Tree, Error> {
     let toks = lex(text).map_err(|e| {
         let (line, col) = line_col(text, e.pos);
-        Error::Parse { line, col, message: e.message }
+        Error::Parse {
+            line,
+            col,
+            message: e.message,
+        }
     })?;
-    let mut p = Parser { text, toks, i: 0, vars: vec!["$".into()], range_depth: 0, depth: 0, defines: HashMap::new() };
+    let mut p = Parser {
+        text,
+        toks,
+        i: 0,
+        vars: vec!["$".into()],
+        range_depth: 0,
+        depth: 0,
+        defines: HashMap::new(),
+    };
     let mut main = Vec::new();
     loop {
         match p.peek().tok.clone() {
@@ -195,16 +226,23 @@ pub(crate) fn parse(text: &str) -> Result<Tree, Error> {
             _ => match p.item(true)? {
                 Ok(node) => main.push(node),
                 Err((end, pos)) => {
-                    let what = if end == End::End { "{{end}}" } else { "{{else}}" };
+                    let what = if end == Stop::End {
+                        "{{end}}"
+                    } else {
+                        "{{else}}"
+                    };
                     return Err(p.error_at(pos, format!("unexpected {what}")));
                 }
             },
         }
     }
-    Ok(Tree { main, defines: p.defines })
+    Ok(Tree {
+        main,
+        defines: p.defines,
+    })
 }
 
-type ItemResult = Result<Result<Node, (End, usize)>, Error>;
+type ItemResult = Result<Result<Node, (Stop, usize)>, Error>;
 
 impl Parser<'_> {
     fn peek(&self) -> &Token {
@@ -282,7 +320,10 @@ impl Parser<'_> {
     fn enter(&mut self, pos: usize) -> Result<(), Error> {
         self.depth += 1;
         if self.depth > MAX_NESTING {
-            return Err(self.error_at(pos, format!("template nested deeper than {MAX_NESTING} levels")));
+            return Err(self.error_at(
+                pos,
+                format!("template nested deeper than {MAX_NESTING} levels"),
+            ));
         }
         Ok(())
     }
@@ -299,17 +340,30 @@ impl Parser<'_> {
         let saved = std::mem::replace(&mut self.vars, vec!["$".into()]);
         let (list, end, pos) = self.item_list()?;
         self.vars = saved;
-        if end != End::End {
-            return Err(self.error_at(pos, if end == End::Eof { "unexpected EOF".into() } else { "unexpected {{else}}".into() }));
+        if end != Stop::End {
+            return Err(self.error_at(
+                pos,
+                if end == Stop::Eof {
+                    "unexpected EOF".into()
+                } else {
+                    "unexpected {{else}}".into()
+                },
+            ));
         }
         self.add_define(left.pos, name, list)
     }
 
     fn add_define(&mut self, pos: usize, name: String, list: List) -> Result<(), Error> {
         if let Some(old) = self.defines.get(&name) {
-            let empty = |l: &List| l.iter().all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()));
+            let empty = |l: &List| {
+                l.iter()
+                    .all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()))
+            };
             if !empty(old) && !empty(&list) {
-                return Err(self.error_at(pos, format!("template: multiple definition of template {name:?}")));
+                return Err(self.error_at(
+                    pos,
+                    format!("template: multiple definition of template {name:?}"),
+                ));
             }
             if empty(&list) {
                 return Ok(());
@@ -320,11 +374,11 @@ impl Parser<'_> {
     }
 
     /// Nodes up to `{{end}}`, `{{else}}` or the end of input.
-    fn item_list(&mut self) -> Result<(List, End, usize), Error> {
+    fn item_list(&mut self) -> Result<(List, Stop, usize), Error> {
         let mut list = Vec::new();
         loop {
             if self.peek().tok == Tok::Eof {
-                return Ok((list, End::Eof, self.peek().pos));
+                return Ok((list, Stop::Eof, self.peek().pos));
             }
             if self.peek().tok == Tok::Left && self.next_keyword_is("define") {
                 let pos = self.peek().pos;
@@ -352,11 +406,11 @@ impl Parser<'_> {
                 "end" => {
                     self.next();
                     self.expect_right("end")?;
-                    return Ok(Err((End::End, t.pos)));
+                    return Ok(Err((Stop::End, t.pos)));
                 }
                 "else" => {
                     self.next();
-                    return Ok(Err((End::Else, t.pos)));
+                    return Ok(Err((Stop::Else, t.pos)));
                 }
                 "if" | "with" | "range" => {
                     self.next();
@@ -369,12 +423,20 @@ impl Parser<'_> {
                 "break" | "continue" => {
                     self.next();
                     if self.range_depth == 0 {
-                        return Err(self.error_at(kw.pos, format!("{{{{{w}}}}} outside {{{{range}}}}")));
+                        return Err(
+                            self.error_at(kw.pos, format!("{{{{{w}}}}} outside {{{{range}}}}"))
+                        );
                     }
                     self.expect_right(w)?;
-                    return Ok(Ok(if w == "break" { Node::Break(kw.pos) } else { Node::Continue(kw.pos) }));
+                    return Ok(Ok(if w == "break" {
+                        Node::Break(kw.pos)
+                    } else {
+                        Node::Continue(kw.pos)
+                    }));
                 }
-                "define" => return Err(self.error_at(kw.pos, "unexpected <define> in command".into())),
+                "define" => {
+                    return Err(self.error_at(kw.pos, "unexpected <define> in command".into()));
+                }
                 _ => {}
             }
         }
@@ -394,13 +456,15 @@ impl Parser<'_> {
             self.range_depth -= 1;
         }
         let else_list = match end {
-            End::Eof => return Err(self.error_at(end_pos, "unexpected EOF".into())),
-            End::End => None,
-            End::Else => {
+            Stop::Eof => return Err(self.error_at(end_pos, "unexpected EOF".into())),
+            Stop::End => None,
+            Stop::Else => {
                 // `{{else if ...}}` / `{{else with ...}}`: a nested control that shares our {{end}}.
                 let next = self.peek_non_space().clone();
                 match &next.tok {
-                    Tok::Ident(w) if (w == "if" && kind == "if") || (w == "with" && kind == "with") => {
+                    Tok::Ident(w)
+                        if (w == "if" && kind == "if") || (w == "with" && kind == "with") =>
+                    {
                         self.next();
                         let nested = self.control(w.clone(), next.pos)?;
                         Some(vec![nested])
@@ -409,9 +473,15 @@ impl Parser<'_> {
                         self.expect_right("else")?;
                         let (else_list, end, end_pos) = self.item_list()?;
                         match end {
-                            End::End => {}
-                            End::Else => return Err(self.error_at(end_pos, "expected end; found {{else}}".into())),
-                            End::Eof => return Err(self.error_at(end_pos, "unexpected EOF".into())),
+                            Stop::End => {}
+                            Stop::Else => {
+                                return Err(
+                                    self.error_at(end_pos, "expected end; found {{else}}".into())
+                                );
+                            }
+                            Stop::Eof => {
+                                return Err(self.error_at(end_pos, "unexpected EOF".into()));
+                            }
                         }
                         Some(else_list)
                     }
@@ -420,7 +490,11 @@ impl Parser<'_> {
         };
         self.vars.truncate(vars);
         self.depth -= 1;
-        let b = Branch { pos, pipe, list, else_list };
+        let b = Branch {
+            pipe,
+            list,
+            else_list,
+        };
         Ok(match kind.as_str() {
             "if" => Node::If(b),
             "with" => Node::With(b),
@@ -431,7 +505,14 @@ impl Parser<'_> {
     fn template(&mut self, block: bool, pos: usize, top: bool) -> Result<Node, Error> {
         let t = self.next_non_space();
         let Tok::Str(name) = t.tok else {
-            return Err(self.unexpected(&t, if block { "block clause" } else { "template clause" }));
+            return Err(self.unexpected(
+                &t,
+                if block {
+                    "block clause"
+                } else {
+                    "template clause"
+                },
+            ));
         };
         let pipe = if self.peek_non_space().tok == Tok::Right {
             self.next();
@@ -448,7 +529,7 @@ impl Parser<'_> {
             self.vars = saved;
             self.range_depth = saved_range;
             self.depth -= 1;
-            if end != End::End {
+            if end != Stop::End {
                 return Err(self.error_at(end_pos, "unexpected EOF".into()));
             }
             self.add_define(pos, name.clone(), list)?;
@@ -482,7 +563,11 @@ impl Parser<'_> {
                     match op.tok {
                         Tok::Declare => {}
                         Tok::Assign => is_assign = true,
-                        _ => return Err(self.error_at(op.pos, "range can only initialize variables".into())),
+                        _ => {
+                            return Err(
+                                self.error_at(op.pos, "range can only initialize variables".into())
+                            );
+                        }
                     }
                     decl.push(name);
                     decl.push(second);
@@ -526,11 +611,22 @@ impl Parser<'_> {
             return Err(self.error_at(pos, format!("missing value for {context}")));
         }
         for (i, c) in cmds.iter().enumerate().skip(1) {
-            if matches!(c.args.first(), Some(Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Num(..) | Arg::Str(..))) {
-                return Err(self.error_at(c.pos, format!("non executable command in pipeline stage {}", i + 1)));
+            if matches!(
+                c.args.first(),
+                Some(Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Num(..) | Arg::Str(..))
+            ) {
+                return Err(self.error_at(
+                    c.pos,
+                    format!("non executable command in pipeline stage {}", i + 1),
+                ));
             }
         }
-        Ok(Pipe { pos, decl, is_assign, cmds })
+        Ok(Pipe {
+            pos,
+            decl,
+            is_assign,
+            cmds,
+        })
     }
 
     fn command(&mut self, end: &Tok) -> Result<Cmd, Error> {
@@ -565,7 +661,9 @@ impl Parser<'_> {
     }
 
     fn operand(&mut self) -> Result<Option<Arg>, Error> {
-        let Some(term) = self.term()? else { return Ok(None) };
+        let Some(term) = self.term()? else {
+            return Ok(None);
+        };
         let mut fields = Vec::new();
         while let Tok::Field(f) = &self.peek().tok {
             fields.push(f.clone());
@@ -579,14 +677,33 @@ impl Parser<'_> {
                 idents.extend(fields);
                 Arg::Field { pos, idents }
             }
-            Arg::Var { pos, name, fields: mut f } => {
+            Arg::Var {
+                pos,
+                name,
+                fields: mut f,
+            } => {
                 f.extend(fields);
-                Arg::Var { pos, name, fields: f }
+                Arg::Var {
+                    pos,
+                    name,
+                    fields: f,
+                }
             }
-            Arg::Bool(pos, _) | Arg::Str(pos, _) | Arg::Num(pos, _) | Arg::Nil(pos) | Arg::Dot(pos) => {
-                return Err(self.error_at(pos, format!("unexpected . after term {:?}", term.to_string())));
+            Arg::Bool(pos, _)
+            | Arg::Str(pos, _)
+            | Arg::Num(pos, _)
+            | Arg::Nil(pos)
+            | Arg::Dot(pos) => {
+                return Err(self.error_at(
+                    pos,
+                    format!("unexpected . after term {:?}", term.to_string()),
+                ));
             }
-            other => Arg::Chain { pos: other.pos(), node: Box::new(other), fields },
+            other => Arg::Chain {
+                pos: other.pos(),
+                node: Box::new(other),
+                fields,
+            },
         }))
     }
 
@@ -597,9 +714,13 @@ impl Parser<'_> {
                 if !funcs::is_defined(&name) {
                     let message = match name.as_str() {
                         n if funcs::refused(n).is_some() => {
-                            format!("function {name:?} not defined (not supported by edgecd: {})", funcs::refused(n).unwrap_or_default())
+                            format!(
+                                "function {name:?} not defined (not supported by edgecd: {})",
+                                funcs::refused(n).unwrap_or_default()
+                            )
                         }
-                        "else" | "end" | "if" | "range" | "with" | "define" | "template" | "block" | "break" | "continue" => {
+                        "else" | "end" | "if" | "range" | "with" | "define" | "template"
+                        | "block" | "break" | "continue" => {
                             format!("unexpected <{name}> in command")
                         }
                         _ => format!("function {name:?} not defined"),
@@ -614,9 +735,16 @@ impl Parser<'_> {
                 if !self.vars.contains(&name) {
                     return Err(self.error_at(t.pos, format!("undefined variable {name:?}")));
                 }
-                Arg::Var { pos: t.pos, name, fields: Vec::new() }
+                Arg::Var {
+                    pos: t.pos,
+                    name,
+                    fields: Vec::new(),
+                }
             }
-            Tok::Field(f) => Arg::Field { pos: t.pos, idents: vec![f] },
+            Tok::Field(f) => Arg::Field {
+                pos: t.pos,
+                idents: vec![f],
+            },
             Tok::Bool(b) => Arg::Bool(t.pos, b),
             Tok::Number(text) => Arg::Num(t.pos, self.number(t.pos, text)?),
             Tok::Str(s) => Arg::Str(t.pos, s),
@@ -645,7 +773,11 @@ impl Parser<'_> {
         if text.ends_with('i') {
             return Err(self.error_at(pos, format!("complex numbers are not supported: {text:?}")));
         }
-        let int = int.or_else(|| float.filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64));
+        let int = int.or_else(|| {
+            float
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                .map(|f| f as i64)
+        });
         Ok(Num { text, int, float })
     }
 }
@@ -657,17 +789,18 @@ pub(crate) fn parse_go_int(text: &str) -> Option<i64> {
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    let (radix, digits, prefixed) = if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, r, true)
-    } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, r, true)
-    } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, r, true)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..], true)
-    } else {
-        (10, body, false)
-    };
+    let (radix, digits, prefixed) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r, true)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r, true)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r, true)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..], true)
+        } else {
+            (10, body, false)
+        };
     if digits.contains('_') {
         // Underscores only between digits, and only with a base prefix (or a leading 0).
         if !prefixed && radix == 10 {

@@ -89,7 +89,10 @@ impl Value {
     }
 
     pub fn str_list(items: Vec<String>) -> Value {
-        Value::List(ListKind::Str, Rc::new(items.into_iter().map(Value::str).collect()))
+        Value::List(
+            ListKind::Str,
+            Rc::new(items.into_iter().map(Value::str).collect()),
+        )
     }
 
     pub fn map(entries: BTreeMap<String, Value>) -> Value {
@@ -104,7 +107,11 @@ impl Value {
             serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
             serde_json::Value::String(s) => Value::str(s.as_str()),
             serde_json::Value::Array(a) => Value::list(a.iter().map(Value::from_json).collect()),
-            serde_json::Value::Object(o) => Value::map(o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()),
+            serde_json::Value::Object(o) => Value::map(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
         }
     }
 
@@ -238,13 +245,17 @@ impl Value {
                     // Whole numbers are written without a fraction, as Go writes them.
                     serde_json::Value::from(*f as i64)
                 } else {
-                    serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+                    serde_json::Number::from_f64(*f)
+                        .map_or(serde_json::Value::Null, serde_json::Value::Number)
                 }
             }
             Value::Str(s) => serde_json::Value::String(s.to_string()),
-            Value::List(_, items) => {
-                serde_json::Value::Array(items.iter().map(|v| v.to_json(depth + 1)).collect::<Result<_, _>>()?)
-            }
+            Value::List(_, items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|v| v.to_json(depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
             Value::Map(_, m) => {
                 let mut o = serde_json::Map::new();
                 for (k, v) in m.borrow().iter() {
@@ -265,10 +276,18 @@ impl Value {
             return self.clone();
         }
         match self {
-            Value::List(k, items) => Value::List(*k, Rc::new(items.iter().map(|v| v.deep_copy(depth + 1)).collect())),
+            Value::List(k, items) => Value::List(
+                *k,
+                Rc::new(items.iter().map(|v| v.deep_copy(depth + 1)).collect()),
+            ),
             Value::Map(k, m) => Value::Map(
                 *k,
-                Rc::new(RefCell::new(m.borrow().iter().map(|(k, v)| (k.clone(), v.deep_copy(depth + 1))).collect())),
+                Rc::new(RefCell::new(
+                    m.borrow()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.deep_copy(depth + 1)))
+                        .collect(),
+                )),
             ),
             other => other.clone(),
         }
@@ -281,7 +300,9 @@ impl Value {
         }
         match self {
             Value::List(_, items) => items.iter().any(|v| v.contains_map(map, depth + 1)),
-            Value::Map(_, m) => Rc::ptr_eq(m, map) || m.borrow().values().any(|v| v.contains_map(map, depth + 1)),
+            Value::Map(_, m) => {
+                Rc::ptr_eq(m, map) || m.borrow().values().any(|v| v.contains_map(map, depth + 1))
+            }
             _ => false,
         }
     }
@@ -317,7 +338,10 @@ pub(crate) fn deep_equal(a: &Value, b: &Value) -> bool {
                 return true;
             }
             let (x, y) = (x.borrow(), y.borrow());
-            k1 == k2 && x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| deep_equal(v, w)))
+            k1 == k2
+                && x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| deep_equal(v, w)))
         }
         (Value::Semver(x), Value::Semver(y)) => x == y,
         _ => false,

@@ -1,4 +1,6 @@
 //! Checks edgecd-gotmpl against what real Go rendered (`testdata/gotemplate/expected.json`, written by
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 //! `gotmpl/oracle`), and that regenerating the expectations with Go gives exactly the committed file.
 
 use std::path::{Path, PathBuf};
@@ -24,8 +26,12 @@ fn matches_go_for_every_case() {
     for case in &cases {
         let name = case["name"].as_str().expect("name");
         let template = case["template"].as_str().expect("template");
-        let options: Vec<String> =
-            case["options"].as_array().expect("options").iter().map(|o| o.as_str().expect("option").to_string()).collect();
+        let options: Vec<String> = case["options"]
+            .as_array()
+            .expect("options")
+            .iter()
+            .map(|o| o.as_str().expect("option").to_string())
+            .collect();
         let opts = Options::from_go_template_options(&options).expect("options");
         let got = render(template, &case["data"], &opts);
         match (case.get("output").and_then(Value::as_str), got) {
@@ -44,10 +50,10 @@ fn matches_go_for_every_case() {
             )),
             (None, Err(e)) => {
                 err_cases += 1;
-                if let Some(part) = case.get("error_contains").and_then(Value::as_str) {
-                    if !e.to_string().contains(part) {
-                        failures.push(format!("{name}: error {:?} does not contain {part:?} (Go: {:?})", e.to_string(), case["error"]));
-                    }
+                if let Some(part) = case.get("error_contains").and_then(Value::as_str)
+                    && !e.to_string().contains(part)
+                {
+                    failures.push(format!("{name}: error {:?} does not contain {part:?} (Go: {:?})", e.to_string(), case["error"]));
                 }
                 let phase = case["phase"].as_str().unwrap_or("");
                 let ours = match e {
@@ -61,7 +67,13 @@ fn matches_go_for_every_case() {
         }
     }
     println!("{ok_cases} success cases, {err_cases} error cases");
-    assert!(failures.is_empty(), "{} of {} cases differ from Go:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from Go:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// Rebuilds the Go oracle (when Go is installed) and checks that it reproduces `expected.json` exactly.
@@ -71,7 +83,8 @@ fn go_oracle_reproduces_expected() {
         println!("SKIPPED: go is not on PATH");
         return;
     }
-    let cache = std::env::var("EDGECD_GOTMPL_ORACLE_CACHE").unwrap_or_else(|_| "/var/tmp/edgecd-gotmpl-oracle".into());
+    let cache = std::env::var("EDGECD_GOTMPL_ORACLE_CACHE")
+        .unwrap_or_else(|_| "/var/tmp/edgecd-gotmpl-oracle".into());
     std::fs::create_dir_all(&cache).expect("create oracle cache");
     let oracle_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("oracle");
     let bin = Path::new(&cache).join(format!("gotmpl-oracle-{}", std::process::id()));
@@ -82,14 +95,22 @@ fn go_oracle_reproduces_expected() {
         .current_dir(&oracle_dir)
         .output()
         .expect("run go build");
-    assert!(build.status.success(), "go build of the oracle failed:\n{}", String::from_utf8_lossy(&build.stderr));
+    assert!(
+        build.status.success(),
+        "go build of the oracle failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
     let run = Command::new(&bin)
         .arg("-cases")
         .arg(testdata().join("cases.yaml"))
         .output()
         .expect("run the oracle");
     let _ = std::fs::remove_file(&bin);
-    assert!(run.status.success(), "the oracle failed:\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "the oracle failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let regenerated = String::from_utf8(run.stdout).expect("utf-8 output");
     assert!(
         regenerated == expected_text(),

@@ -6,7 +6,11 @@ use super::Ctx;
 use crate::fmt::{sprint, sprintf, sprintln};
 use crate::value::{MapKind, Value};
 
-pub(super) fn call(_ctx: &mut Ctx<'_>, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+pub(super) fn call(
+    _ctx: &mut Ctx<'_>,
+    name: &str,
+    args: &[Value],
+) -> Option<Result<Value, String>> {
     Some(match name {
         "not" => Ok(Value::Bool(!args[0].truth())),
         "len" => length(&args[0]),
@@ -17,8 +21,24 @@ pub(super) fn call(_ctx: &mut Ctx<'_>, name: &str, args: &[Value]) -> Option<Res
         "eq" => eq(&args[0], &args[1..]).map(Value::Bool),
         "ne" => eq(&args[0], &args[1..2]).map(|b| Value::Bool(!b)),
         "lt" => lt(&args[0], &args[1]).map(Value::Bool),
-        "le" => lt(&args[0], &args[1]).and_then(|l| if l { Ok(true) } else { eq(&args[0], &args[1..2]) }).map(Value::Bool),
-        "gt" => lt(&args[0], &args[1]).and_then(|l| if l { Ok(false) } else { eq(&args[0], &args[1..2]).map(|e| !e) }).map(Value::Bool),
+        "le" => lt(&args[0], &args[1])
+            .and_then(|l| {
+                if l {
+                    Ok(true)
+                } else {
+                    eq(&args[0], &args[1..2])
+                }
+            })
+            .map(Value::Bool),
+        "gt" => lt(&args[0], &args[1])
+            .and_then(|l| {
+                if l {
+                    Ok(false)
+                } else {
+                    eq(&args[0], &args[1..2]).map(|e| !e)
+                }
+            })
+            .map(Value::Bool),
         "ge" => lt(&args[0], &args[1]).map(|l| Value::Bool(!l)),
         "html" => Ok(Value::str(html_escape(&eval_args(args)))),
         "js" => Ok(Value::str(js_escape(&eval_args(args)))),
@@ -42,7 +62,12 @@ fn index_arg(i: &Value, cap: usize) -> Result<usize, String> {
         Value::Int(n) | Value::Int64(n) => i128::from(*n),
         Value::Uint(n) => i128::from(*n),
         Value::Missing | Value::Nil => return Err("cannot index slice/array with nil".into()),
-        other => return Err(format!("cannot index slice/array with type {}", other.type_name())),
+        other => {
+            return Err(format!(
+                "cannot index slice/array with type {}",
+                other.type_name()
+            ));
+        }
     };
     if x < 0 || x > cap as i128 {
         return Err(format!("index out of range: {x}"));
@@ -74,8 +99,15 @@ fn index(item: &Value, indexes: &[Value]) -> Result<Value, String> {
             Value::Map(kind, m) => {
                 let key = match i {
                     Value::Str(k) => k.clone(),
-                    Value::Missing | Value::Nil => return Err("value is nil; should be of type string".into()),
-                    other => return Err(format!("value has type {}; should be string", other.type_name())),
+                    Value::Missing | Value::Nil => {
+                        return Err("value is nil; should be of type string".into());
+                    }
+                    other => {
+                        return Err(format!(
+                            "value has type {}; should be string",
+                            other.type_name()
+                        ));
+                    }
                 };
                 let found = m.borrow().get(&*key).cloned();
                 match found {
@@ -151,7 +183,11 @@ pub(crate) fn eq(a: &Value, others: &[Value]) -> Result<bool, String> {
                 (Kind::Uint, Kind::Int) => ival(b) >= 0 && uval(a) == ival(b) as u64,
                 _ => {
                     if !matches!(a, Value::Missing) && !matches!(b, Value::Missing) {
-                        return Err(format!("incompatible types for comparison: {} and {}", type_of(a), type_of(b)));
+                        return Err(format!(
+                            "incompatible types for comparison: {} and {}",
+                            type_of(a),
+                            type_of(b)
+                        ));
                     }
                     false
                 }
@@ -191,7 +227,11 @@ pub(crate) fn lt(a: &Value, b: &Value) -> Result<bool, String> {
         return match (k1, k2) {
             (Kind::Int, Kind::Uint) => Ok(ival(a) < 0 || (ival(a) as u64) < uval(b)),
             (Kind::Uint, Kind::Int) => Ok(ival(b) >= 0 && uval(a) < ival(b) as u64),
-            _ => Err(format!("incompatible types for comparison: {} and {}", type_of(a), type_of(b))),
+            _ => Err(format!(
+                "incompatible types for comparison: {} and {}",
+                type_of(a),
+                type_of(b)
+            )),
         };
     }
     Ok(match k1 {
@@ -208,8 +248,16 @@ fn eval_args(args: &[Value]) -> String {
     if let [Value::Str(s)] = args {
         return s.to_string();
     }
-    let printable: Vec<Value> =
-        args.iter().map(|a| if a.is_nil() { Value::str("<no value>") } else { a.clone() }).collect();
+    let printable: Vec<Value> = args
+        .iter()
+        .map(|a| {
+            if a.is_nil() {
+                Value::str("<no value>")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
     sprint(&printable)
 }
 
@@ -253,7 +301,9 @@ pub(crate) fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             b => out.push_str(&format!("%{b:02X}")),
         }

@@ -27,11 +27,19 @@ pub(super) fn call(ctx: &mut Ctx<'_>, name: &str, a: &[Value]) -> Option<Result<
         "fromYamlArray" => Some(from_yaml(s(a, 0), true)),
         "b64enc" => str_ok(base64::engine::general_purpose::STANDARD.encode(s(a, 0))),
         "b64dec" => {
-            let input: String = s(a, 0).chars().filter(|&c| c != '\r' && c != '\n').collect();
-            str_ok(match base64::engine::general_purpose::STANDARD.decode(input.as_bytes()) {
-                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                Err(e) => format!("illegal base64 data at input byte {}", b64_error_offset(&e, input.len())),
-            })
+            let input: String = s(a, 0)
+                .chars()
+                .filter(|&c| c != '\r' && c != '\n')
+                .collect();
+            str_ok(
+                match base64::engine::general_purpose::STANDARD.decode(input.as_bytes()) {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Err(e) => format!(
+                        "illegal base64 data at input byte {}",
+                        b64_error_offset(&e, input.len())
+                    ),
+                },
+            )
         }
         "b32enc" => str_ok(base32_encode(s(a, 0).as_bytes())),
         "b32dec" => str_ok(match base32_decode(s(a, 0)) {
@@ -102,7 +110,7 @@ fn base32_encode(data: &[u8]) -> String {
 
 fn base32_decode(s: &str) -> Result<Vec<u8>, usize> {
     let input: Vec<u8> = s.bytes().filter(|&c| c != b'\r' && c != b'\n').collect();
-    if input.len() % 8 != 0 {
+    if !input.len().is_multiple_of(8) {
         return Err(input.len() - input.len() % 8);
     }
     let mut out = Vec::new();
@@ -145,7 +153,11 @@ fn json_float(f: f64) -> Result<String, String> {
         let s = format!("{f:e}");
         let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
         let exp: i32 = e.parse().unwrap_or(0);
-        return Ok(format!("{m}e{}{}", if exp < 0 { '-' } else { '+' }, exp.abs()));
+        return Ok(format!(
+            "{m}e{}{}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        ));
     }
     // Shortest positional form.
     let v = format_float_v(f);
@@ -162,7 +174,11 @@ fn json_float(f: f64) -> Result<String, String> {
         } else if exp + 1 >= nd {
             format!("{}{}", digits, "0".repeat((exp + 1 - nd) as usize))
         } else {
-            format!("{}.{}", &digits[..(exp + 1) as usize], &digits[(exp + 1) as usize..])
+            format!(
+                "{}.{}",
+                &digits[..(exp + 1) as usize],
+                &digits[(exp + 1) as usize..]
+            )
         };
         return Ok(if neg { format!("-{body}") } else { body });
     }
@@ -205,7 +221,13 @@ fn newline(out: &mut String, indent: Option<&str>, depth: usize) {
     }
 }
 
-fn write_json(out: &mut String, v: &Value, indent: Option<&str>, html: bool, depth: usize) -> Result<(), String> {
+fn write_json(
+    out: &mut String,
+    v: &Value,
+    indent: Option<&str>,
+    html: bool,
+    depth: usize,
+) -> Result<(), String> {
     if depth > MAX_PRINT_DEPTH {
         return Err("json: value nested too deeply".into());
     }
@@ -279,7 +301,9 @@ fn from_yaml(text: &str, array: bool) -> Result<Value, String> {
     match (&doc, array) {
         (serde_json::Value::Null, false) => Ok(Value::map(BTreeMap::new())),
         (serde_json::Value::Null, true) => Ok(Value::list(Vec::new())),
-        (serde_json::Value::Object(_), false) | (serde_json::Value::Array(_), true) => Ok(Value::from_json(&doc)),
+        (serde_json::Value::Object(_), false) | (serde_json::Value::Array(_), true) => {
+            Ok(Value::from_json(&doc))
+        }
         (other, _) => {
             let kind = match other {
                 serde_json::Value::Array(_) => "array",
@@ -288,7 +312,11 @@ fn from_yaml(text: &str, array: bool) -> Result<Value, String> {
                 serde_json::Value::Number(_) => "number",
                 _ => "bool",
             };
-            let target = if array { "[]interface {}" } else { "map[string]interface {}" };
+            let target = if array {
+                "[]interface {}"
+            } else {
+                "map[string]interface {}"
+            };
             Err(format!(
                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {kind} into Go value of type {target}"
             ))
@@ -315,7 +343,10 @@ pub(crate) fn parse_semver(text: &str) -> Result<Semver, String> {
         Some((c, p)) => (c, p.to_string()),
         None => (body, String::new()),
     };
-    let ident_ok = |s: &str| s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    let ident_ok = |s: &str| {
+        s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    };
     if (!pre.is_empty() || body.contains('-')) && !ident_ok(&pre) {
         return Err(invalid());
     }
@@ -326,7 +357,11 @@ pub(crate) fn parse_semver(text: &str) -> Result<Semver, String> {
     if parts.is_empty() || parts.len() > 3 {
         return Err(invalid());
     }
-    let nums: Vec<u64> = parts.iter().map(|p| parse_num(p)).collect::<Option<_>>().ok_or_else(invalid)?;
+    let nums: Vec<u64> = parts
+        .iter()
+        .map(|p| parse_num(p))
+        .collect::<Option<_>>()
+        .ok_or_else(invalid)?;
     // Leading zeros are refused in prerelease numeric identifiers.
     for id in pre.split('.') {
         if id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()) {
@@ -367,7 +402,9 @@ fn cmp_pre(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 fn cmp_ver(a: &Semver, b: &Semver) -> std::cmp::Ordering {
-    (a.major, a.minor, a.patch).cmp(&(b.major, b.minor, b.patch)).then_with(|| cmp_pre(&a.pre, &b.pre))
+    (a.major, a.minor, a.patch)
+        .cmp(&(b.major, b.minor, b.patch))
+        .then_with(|| cmp_pre(&a.pre, &b.pre))
 }
 
 /// One constraint's version: parts may be wildcards.
@@ -431,14 +468,16 @@ fn check_one(op: &str, c: &CVer, v: &Semver) -> bool {
             if c.given == 3 {
                 ord == Equal
             } else {
-                ord != Less && cmp_ver(v, &next(c.given.saturating_sub(1))) == Less || (c.given == 0)
+                ord != Less && cmp_ver(v, &next(c.given.saturating_sub(1))) == Less
+                    || (c.given == 0)
             }
         }
         "!=" => {
             if c.given == 3 {
                 ord != Equal
             } else {
-                !(ord != Less && cmp_ver(v, &next(c.given.saturating_sub(1))) == Less) && c.given != 0
+                !(ord != Less && cmp_ver(v, &next(c.given.saturating_sub(1))) == Less)
+                    && c.given != 0
             }
         }
         ">" => {
@@ -505,7 +544,9 @@ fn semver_compare(constraint: &str, version: &str) -> Result<bool, String> {
                 continue;
             }
             let t = toks[i];
-            let op_len = t.find(|c: char| c.is_ascii_alphanumeric() || c == '*').unwrap_or(t.len());
+            let op_len = t
+                .find(|c: char| c.is_ascii_alphanumeric() || c == '*')
+                .unwrap_or(t.len());
             let (op, ver) = t.split_at(op_len);
             if ver.is_empty() {
                 // An operator separated from its version by a space.
@@ -526,14 +567,22 @@ fn semver_compare(constraint: &str, version: &str) -> Result<bool, String> {
         }
         let mut parsed = Vec::new();
         for (op, ver) in terms {
-            if !matches!(op.as_str(), "" | "=" | "!=" | ">" | "<" | ">=" | "=>" | "<=" | "=<" | "~" | "~>" | "^") {
+            if !matches!(
+                op.as_str(),
+                "" | "=" | "!=" | ">" | "<" | ">=" | "=>" | "<=" | "=<" | "~" | "~>" | "^"
+            ) {
                 return Err(format!("improper constraint: {constraint}"));
             }
-            parsed.push((op, parse_cver(&ver).map_err(|_| format!("improper constraint: {constraint}"))?));
+            parsed.push((
+                op,
+                parse_cver(&ver).map_err(|_| format!("improper constraint: {constraint}"))?,
+            ));
         }
         groups.push(parsed);
     }
-    Ok(groups.iter().any(|g| g.iter().all(|(op, c)| check_one(op, c, &v))))
+    Ok(groups
+        .iter()
+        .any(|g| g.iter().all(|(op, c)| check_one(op, c, &v))))
 }
 
 /// Go's `url.Parse` as sprig's `urlParse` reports it.
@@ -549,12 +598,17 @@ fn url_parse(text: &str) -> Result<Value, String> {
         let cand = &rest[..i];
         if !cand.is_empty()
             && cand.starts_with(|c: char| c.is_ascii_alphabetic())
-            && cand.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && cand
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         {
             scheme = cand.to_ascii_lowercase();
             rest = &rest[i + 1..];
         } else if i == 0 {
-            return Err(format!("unable to parse url: parse {}: missing protocol scheme", crate::fmt::go_quote(text)));
+            return Err(format!(
+                "unable to parse url: parse {}: missing protocol scheme",
+                crate::fmt::go_quote(text)
+            ));
         }
     }
     let mut query = String::new();
@@ -585,9 +639,14 @@ fn url_parse(text: &str) -> Result<Value, String> {
         path = rest.to_string();
     }
     let hostname = if host.starts_with('[') {
-        host.split(']').next().unwrap_or("").trim_start_matches('[').to_string()
+        host.split(']')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .to_string()
     } else {
-        host.rsplit_once(':').map_or(host.clone(), |(h, _)| h.to_string())
+        host.rsplit_once(':')
+            .map_or(host.clone(), |(h, _)| h.to_string())
     };
     let mut m = BTreeMap::new();
     m.insert("scheme".to_string(), Value::str(scheme));
@@ -603,9 +662,21 @@ fn url_parse(text: &str) -> Result<Value, String> {
 
 /// sprig's `urlJoin`: a URL from the parts `urlParse` returns.
 fn url_join(v: &Value) -> String {
-    let Value::Map(_, m) = v else { return String::new() };
+    let Value::Map(_, m) = v else {
+        return String::new();
+    };
     let m = m.borrow();
-    let get = |k: &str| m.get(k).map(|v| if v.is_nil() { String::new() } else { super::strval(v) }).unwrap_or_default();
+    let get = |k: &str| {
+        m.get(k)
+            .map(|v| {
+                if v.is_nil() {
+                    String::new()
+                } else {
+                    super::strval(v)
+                }
+            })
+            .unwrap_or_default()
+    };
     let mut out = String::new();
     let scheme = get("scheme");
     if !scheme.is_empty() {

@@ -20,8 +20,6 @@ pub(crate) enum Ty {
     Str,
     /// `int`
     Int,
-    /// `int64`
-    Int64,
     /// `float64`
     Float,
     /// `bool`
@@ -39,7 +37,6 @@ impl Ty {
             Ty::Any => "interface {}",
             Ty::Str => "string",
             Ty::Int => "int",
-            Ty::Int64 => "int64",
             Ty::Float => "float64",
             Ty::Bool => "bool",
             Ty::MapAny => "map[string]interface {}",
@@ -50,7 +47,7 @@ impl Ty {
     /// What Go's "expected X; found Y" says for a literal of the wrong kind.
     pub fn expect_name(self) -> &'static str {
         match self {
-            Ty::Int | Ty::Int64 => "integer",
+            Ty::Int => "integer",
             Ty::Float => "float",
             Ty::Bool => "bool",
             Ty::Str => "string",
@@ -77,7 +74,10 @@ impl Ctx<'_> {
     /// Refuses a string or list that would exceed the output limit before it is built.
     pub fn check_size(&self, bytes: usize) -> Result<(), String> {
         if bytes > self.opts.max_output_bytes {
-            return Err(format!("result would exceed {} bytes", self.opts.max_output_bytes));
+            return Err(format!(
+                "result would exceed {} bytes",
+                self.opts.max_output_bytes
+            ));
         }
         Ok(())
     }
@@ -89,11 +89,17 @@ pub(crate) const MAX_SEQUENCE: i64 = 100_000;
 use Ty::{Any, Bool, Float, Int, MapAny, Str};
 
 const fn fixed(params: &'static [Ty]) -> Sig {
-    Sig { params, variadic: None }
+    Sig {
+        params,
+        variadic: None,
+    }
 }
 
 const fn var(params: &'static [Ty], v: Ty) -> Sig {
-    Sig { params, variadic: Some(v) }
+    Sig {
+        params,
+        variadic: Some(v),
+    }
 }
 
 /// Functions sprig defines that this engine leaves out, with why.
@@ -129,10 +135,19 @@ const REFUSED: &[(&str, &str)] = &[
     ("buildCustomCert", "certificate generation is not supported"),
     ("genCA", "certificate generation is not supported"),
     ("genCAWithKey", "certificate generation is not supported"),
-    ("genSelfSignedCert", "certificate generation is not supported"),
-    ("genSelfSignedCertWithKey", "certificate generation is not supported"),
+    (
+        "genSelfSignedCert",
+        "certificate generation is not supported",
+    ),
+    (
+        "genSelfSignedCertWithKey",
+        "certificate generation is not supported",
+    ),
     ("genSignedCert", "certificate generation is not supported"),
-    ("genSignedCertWithKey", "certificate generation is not supported"),
+    (
+        "genSignedCertWithKey",
+        "certificate generation is not supported",
+    ),
     ("encryptAES", "encryption is not supported"),
     ("decryptAES", "encryption is not supported"),
     ("env", "Argo CD removes it (environment access)"),
@@ -145,7 +160,10 @@ const REFUSED: &[(&str, &str)] = &[
 
 /// Why a known-but-refused function is refused, if it is.
 pub(crate) fn refused(name: &str) -> Option<&'static str> {
-    REFUSED.iter().find(|(n, _)| *n == name).map(|(_, why)| *why)
+    REFUSED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, why)| *why)
 }
 
 /// Whether `name` is a function templates may use.
@@ -170,38 +188,42 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
         "hello" => fixed(&[]),
         "abbrev" | "trunc" | "repeat" | "indent" | "nindent" | "wrap" => fixed(&[Int, Str]),
         "abbrevboth" | "substr" => fixed(&[Int, Int, Str]),
-        "trim" | "upper" | "lower" | "title" | "untitle" | "nospace" | "initials" | "swapcase" | "snakecase"
-        | "camelcase" | "kebabcase" | "sha1sum" | "sha256sum" | "sha512sum" | "adler32sum" | "atoi" | "b64enc"
-        | "b64dec" | "b32enc" | "b32dec" | "base" | "dir" | "clean" | "ext" | "isAbs" | "osBase" | "osDir"
-        | "osClean" | "osExt" | "osIsAbs" | "fail" | "regexQuoteMeta" | "fromJson" | "mustFromJson" | "semver"
-        | "urlParse" | "normalize" | "fromYaml" | "fromYamlArray" => fixed(&[Str]),
-        "trimall" | "trimAll" | "trimSuffix" | "trimPrefix" | "contains" | "hasPrefix" | "hasSuffix" | "split"
-        | "splitList" | "regexMatch" | "mustRegexMatch" | "regexFind" | "mustRegexFind" | "semverCompare" => {
-            fixed(&[Str, Str])
-        }
+        "trim" | "upper" | "lower" | "title" | "untitle" | "nospace" | "initials" | "swapcase"
+        | "snakecase" | "camelcase" | "kebabcase" | "sha1sum" | "sha256sum" | "sha512sum"
+        | "adler32sum" | "atoi" | "b64enc" | "b64dec" | "b32enc" | "b32dec" | "base" | "dir"
+        | "clean" | "ext" | "isAbs" | "osBase" | "osDir" | "osClean" | "osExt" | "osIsAbs"
+        | "fail" | "regexQuoteMeta" | "fromJson" | "mustFromJson" | "semver" | "urlParse"
+        | "normalize" | "fromYaml" | "fromYamlArray" => fixed(&[Str]),
+        "trimall" | "trimAll" | "trimSuffix" | "trimPrefix" | "contains" | "hasPrefix"
+        | "hasSuffix" | "split" | "splitList" | "regexMatch" | "mustRegexMatch" | "regexFind"
+        | "mustRegexFind" | "semverCompare" => fixed(&[Str, Str]),
         "wrapWith" => fixed(&[Int, Str, Str]),
         "quote" | "squote" | "cat" => var(&[], Any),
         "replace" => fixed(&[Str, Str, Str]),
         "plural" => fixed(&[Str, Str, Int]),
-        "toString" | "int64" | "int" | "float64" | "toDecimal" | "toStrings" | "add1" | "add1f" | "ceil" | "floor"
-        | "sortAlpha" | "empty" | "compact" | "mustCompact" | "toJson" | "toPrettyJson" | "toRawJson" | "mustToJson"
-        | "mustToPrettyJson" | "mustToRawJson" | "deepCopy" | "mustDeepCopy" | "typeOf" | "kindOf" | "first"
-        | "mustFirst" | "rest" | "mustRest" | "last" | "mustLast" | "initial" | "mustInitial" | "reverse"
+        "toString" | "int64" | "int" | "float64" | "toDecimal" | "toStrings" | "add1" | "add1f"
+        | "ceil" | "floor" | "sortAlpha" | "empty" | "compact" | "mustCompact" | "toJson"
+        | "toPrettyJson" | "toRawJson" | "mustToJson" | "mustToPrettyJson" | "mustToRawJson"
+        | "deepCopy" | "mustDeepCopy" | "typeOf" | "kindOf" | "first" | "mustFirst" | "rest"
+        | "mustRest" | "last" | "mustLast" | "initial" | "mustInitial" | "reverse"
         | "mustReverse" | "uniq" | "mustUniq" | "toYaml" => fixed(&[Any]),
         "seq" => var(&[], Int),
         "splitn" => fixed(&[Str, Int, Str]),
         "until" => fixed(&[Int]),
         "untilStep" => fixed(&[Int, Int, Int]),
-        "add" | "addf" | "coalesce" | "all" | "any" | "list" | "tuple" | "dict" | "concat" | "dig" => var(&[], Any),
+        "add" | "addf" | "coalesce" | "all" | "any" | "list" | "tuple" | "dict" | "concat"
+        | "dig" => var(&[], Any),
         "sub" | "div" | "mod" => fixed(&[Any, Any]),
-        "mul" | "subf" | "divf" | "mulf" | "biggest" | "max" | "min" | "maxf" | "minf" => var(&[Any], Any),
+        "mul" | "subf" | "divf" | "mulf" | "biggest" | "max" | "min" | "maxf" | "minf" => {
+            var(&[Any], Any)
+        }
         "round" => var(&[Any, Int], Float),
         "join" => fixed(&[Str, Any]),
         "default" => var(&[Any], Any),
         "ternary" => fixed(&[Any, Any, Bool]),
         "typeIs" | "typeIsLike" | "kindIs" => fixed(&[Str, Any]),
-        "deepEqual" | "append" | "push" | "mustAppend" | "mustPush" | "prepend" | "mustPrepend" | "has"
-        | "mustHas" => fixed(&[Any, Any]),
+        "deepEqual" | "append" | "push" | "mustAppend" | "mustPush" | "prepend" | "mustPrepend"
+        | "has" | "mustHas" => fixed(&[Any, Any]),
         "get" | "unset" | "hasKey" => fixed(&[MapAny, Str]),
         "set" => fixed(&[MapAny, Str, Any]),
         "pluck" => var(&[Str], MapAny),
@@ -211,10 +233,13 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
         "values" | "urlJoin" => fixed(&[MapAny]),
         "without" | "mustWithout" | "slice" | "mustSlice" => var(&[Any], Any),
         "chunk" | "mustChunk" => fixed(&[Int, Any]),
-        "regexFindAll" | "mustRegexFindAll" | "regexSplit" | "mustRegexSplit" => fixed(&[Str, Str, Int]),
-        "regexReplaceAll" | "mustRegexReplaceAll" | "regexReplaceAllLiteral" | "mustRegexReplaceAllLiteral" => {
-            fixed(&[Str, Str, Str])
+        "regexFindAll" | "mustRegexFindAll" | "regexSplit" | "mustRegexSplit" => {
+            fixed(&[Str, Str, Int])
         }
+        "regexReplaceAll"
+        | "mustRegexReplaceAll"
+        | "regexReplaceAllLiteral"
+        | "mustRegexReplaceAllLiteral" => fixed(&[Str, Str, Str]),
         _ => return None,
     })
 }
@@ -284,7 +309,7 @@ pub(crate) fn to_int64(v: &Value) -> i64 {
 
 /// Go's `int64(f)` on amd64: truncation, with out-of-range values giving the minimum int64.
 pub(crate) fn go_f64_to_i64(f: f64) -> i64 {
-    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
+    if f.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
         i64::MIN
     } else {
         f as i64
@@ -315,7 +340,9 @@ pub(crate) fn to_float64(v: &Value) -> f64 {
         Value::Uint(u) => *u as f64,
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
-        Value::Str(s) => crate::parse::parse_go_float(s).or_else(|| crate::parse::parse_go_int(s).map(|i| i as f64)).unwrap_or(0.0),
+        Value::Str(s) => crate::parse::parse_go_float(s)
+            .or_else(|| crate::parse::parse_go_int(s).map(|i| i as f64))
+            .unwrap_or(0.0),
         _ => 0.0,
     }
 }

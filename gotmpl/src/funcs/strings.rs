@@ -22,7 +22,9 @@ pub(super) fn call(ctx: &mut Ctx<'_>, name: &str, a: &[Value]) -> Option<Result<
             if n < 0 {
                 return Some(Err("strings: negative Repeat count".into()));
             }
-            let len = s(a, 1).len().saturating_mul(usize::try_from(n).unwrap_or(usize::MAX));
+            let len = s(a, 1)
+                .len()
+                .saturating_mul(usize::try_from(n).unwrap_or(usize::MAX));
             if let Err(e) = ctx.check_size(len) {
                 return Some(Err(e));
             }
@@ -35,7 +37,12 @@ pub(super) fn call(ctx: &mut Ctx<'_>, name: &str, a: &[Value]) -> Option<Result<
         }
         "trimSuffix" => str_ok(s(a, 1).strip_suffix(s(a, 0)).unwrap_or(s(a, 1)).to_string()),
         "trimPrefix" => str_ok(s(a, 1).strip_prefix(s(a, 0)).unwrap_or(s(a, 1)).to_string()),
-        "nospace" => str_ok(s(a, 0).chars().filter(|c| !(c.is_ascii() && is_go_space(*c))).collect()),
+        "nospace" => str_ok(
+            s(a, 0)
+                .chars()
+                .filter(|c| !(c.is_ascii() && is_go_space(*c)))
+                .collect(),
+        ),
         "initials" => str_ok(initials(s(a, 0))),
         "swapcase" => str_ok(swapcase(s(a, 0))),
         "snakecase" => str_ok(lower_case_words(s(a, 0), '_')),
@@ -46,9 +53,27 @@ pub(super) fn call(ctx: &mut Ctx<'_>, name: &str, a: &[Value]) -> Option<Result<
         "contains" => Some(Ok(Value::Bool(s(a, 1).contains(s(a, 0))))),
         "hasPrefix" => Some(Ok(Value::Bool(s(a, 1).starts_with(s(a, 0))))),
         "hasSuffix" => Some(Ok(Value::Bool(s(a, 1).ends_with(s(a, 0))))),
-        "quote" => str_ok(a.iter().filter(|v| !v.is_nil()).map(|v| go_quote(&strval(v))).collect::<Vec<_>>().join(" ")),
-        "squote" => str_ok(a.iter().filter(|v| !v.is_nil()).map(|v| format!("'{}'", v.to_v())).collect::<Vec<_>>().join(" ")),
-        "cat" => str_ok(a.iter().filter(|v| !v.is_nil()).map(Value::to_v).collect::<Vec<_>>().join(" ")),
+        "quote" => str_ok(
+            a.iter()
+                .filter(|v| !v.is_nil())
+                .map(|v| go_quote(&strval(v)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "squote" => str_ok(
+            a.iter()
+                .filter(|v| !v.is_nil())
+                .map(|v| format!("'{}'", v.to_v()))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "cat" => str_ok(
+            a.iter()
+                .filter(|v| !v.is_nil())
+                .map(Value::to_v)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         "indent" | "nindent" => {
             let n = int(a, 0);
             let pad = " ".repeat(usize::try_from(n.clamp(0, 4096)).unwrap_or(0));
@@ -57,7 +82,11 @@ pub(super) fn call(ctx: &mut Ctx<'_>, name: &str, a: &[Value]) -> Option<Result<
             if let Err(e) = ctx.check_size(body.len() + lines * pad.len() + 1) {
                 return Some(Err(e));
             }
-            let mut out = if name == "nindent" { "\n".to_string() } else { String::new() };
+            let mut out = if name == "nindent" {
+                "\n".to_string()
+            } else {
+                String::new()
+            };
             out.push_str(&pad);
             out.push_str(&body.replace('\n', &format!("\n{pad}")));
             str_ok(out)
@@ -90,17 +119,31 @@ pub(super) fn call(ctx: &mut Ctx<'_>, name: &str, a: &[Value]) -> Option<Result<
         "int64" => Some(Ok(Value::Int64(to_int64(&arg(a, 0))))),
         "int" => Some(Ok(Value::Int(to_int64(&arg(a, 0))))),
         "float64" => Some(Ok(Value::Float(to_float64(&arg(a, 0))))),
-        "toDecimal" => Some(Ok(Value::Int64(i64::from_str_radix(&arg(a, 0).to_v(), 8).unwrap_or(0)))),
+        "toDecimal" => Some(Ok(Value::Int64(
+            i64::from_str_radix(&arg(a, 0).to_v(), 8).unwrap_or(0),
+        ))),
         "split" | "splitn" => {
             let parts: Vec<&str> = if name == "split" {
                 go_split(s(a, 1), s(a, 0), -1)
             } else {
                 go_split(s(a, 2), s(a, 0), int(a, 1))
             };
-            let m = parts.into_iter().enumerate().map(|(i, p)| (format!("_{i}"), Value::str(p))).collect();
-            Some(Ok(Value::Map(MapKind::Str, std::rc::Rc::new(std::cell::RefCell::new(m)))))
+            let m = parts
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (format!("_{i}"), Value::str(p)))
+                .collect();
+            Some(Ok(Value::Map(
+                MapKind::Str,
+                std::rc::Rc::new(std::cell::RefCell::new(m)),
+            )))
         }
-        "splitList" => Some(Ok(Value::str_list(go_split(s(a, 1), s(a, 0), -1).into_iter().map(String::from).collect()))),
+        "splitList" => Some(Ok(Value::str_list(
+            go_split(s(a, 1), s(a, 0), -1)
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        ))),
         "toStrings" => Some(Ok(Value::str_list(strslice(&arg(a, 0))))),
         "join" => str_ok(strslice(&arg(a, 1)).join(s(a, 0))),
         "sortAlpha" => {
@@ -119,7 +162,9 @@ pub(super) fn call(ctx: &mut Ctx<'_>, name: &str, a: &[Value]) -> Option<Result<
         "clean" | "osClean" => str_ok(path_clean(s(a, 0))),
         "ext" | "osExt" => str_ok(path_ext(s(a, 0))),
         "isAbs" | "osIsAbs" => Some(Ok(Value::Bool(s(a, 0).starts_with('/')))),
-        "regexMatch" => Some(Ok(Value::Bool(compile(s(a, 0)).is_ok_and(|r| r.is_match(s(a, 1)))))),
+        "regexMatch" => Some(Ok(Value::Bool(
+            compile(s(a, 0)).is_ok_and(|r| r.is_match(s(a, 1))),
+        ))),
         "mustRegexMatch" => Some(compile(s(a, 0)).map(|r| Value::Bool(r.is_match(s(a, 1))))),
         "regexFind" | "mustRegexFind" => {
             Some(compile(s(a, 0)).map(|r| Value::str(r.find(s(a, 1)).map_or("", |m| m.as_str()))))
@@ -127,30 +172,39 @@ pub(super) fn call(ctx: &mut Ctx<'_>, name: &str, a: &[Value]) -> Option<Result<
         "regexFindAll" | "mustRegexFindAll" => Some(compile(s(a, 0)).map(|r| {
             let n = int(a, 2);
             let all = r.find_iter(s(a, 1)).map(|m| m.as_str().to_string());
-            Value::str_list(if n < 0 { all.collect() } else { all.take(n as usize).collect() })
+            Value::str_list(if n < 0 {
+                all.collect()
+            } else {
+                all.take(n as usize).collect()
+            })
         })),
-        "regexReplaceAll" | "mustRegexReplaceAll" => {
+        "regexReplaceAll" | "mustRegexReplaceAll" => Some(compile(s(a, 0)).and_then(|r| {
+            let out = r.replace_all(s(a, 1), s(a, 2)).into_owned();
+            ctx.check_size(out.len())?;
+            Ok(Value::str(out))
+        })),
+        "regexReplaceAllLiteral" | "mustRegexReplaceAllLiteral" => {
             Some(compile(s(a, 0)).and_then(|r| {
-                let out = r.replace_all(s(a, 1), s(a, 2)).into_owned();
+                let out = r
+                    .replace_all(s(a, 1), regex::NoExpand(s(a, 2)))
+                    .into_owned();
                 ctx.check_size(out.len())?;
                 Ok(Value::str(out))
             }))
         }
-        "regexReplaceAllLiteral" | "mustRegexReplaceAllLiteral" => Some(compile(s(a, 0)).and_then(|r| {
-            let out = r.replace_all(s(a, 1), regex::NoExpand(s(a, 2))).into_owned();
-            ctx.check_size(out.len())?;
-            Ok(Value::str(out))
-        })),
-        "regexSplit" | "mustRegexSplit" => {
-            Some(compile(s(a, 0)).map(|r| Value::str_list(regex_split(&r, s(a, 0), s(a, 1), int(a, 2)))))
-        }
+        "regexSplit" | "mustRegexSplit" => Some(
+            compile(s(a, 0)).map(|r| Value::str_list(regex_split(&r, s(a, 0), s(a, 1), int(a, 2)))),
+        ),
         "regexQuoteMeta" => str_ok(quote_meta(s(a, 0))),
         _ => None,
     }
 }
 
 fn is_go_space(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}')
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}'
+    )
 }
 
 fn upper_char(c: char) -> char {
@@ -175,7 +229,9 @@ fn map_chars(s: &str, f: fn(char) -> char) -> String {
 
 /// Byte-index slicing that refuses to cut a UTF-8 character (Go would produce invalid text).
 fn cut(s: &str, from: usize, to: usize) -> Result<String, String> {
-    s.get(from..to).map(str::to_string).ok_or_else(|| format!("cutting {s:?} at bytes {from}..{to} splits a UTF-8 character"))
+    s.get(from..to)
+        .map(str::to_string)
+        .ok_or_else(|| format!("cutting {s:?} at bytes {from}..{to} splits a UTF-8 character"))
 }
 
 fn trunc(c: i64, s: &str) -> Result<String, String> {
@@ -194,13 +250,17 @@ fn substr(start: i64, end: i64, s: &str) -> Result<String, String> {
     let oob = |a: i64, b: i64| format!("runtime error: slice bounds out of range [{a}:{b}]");
     if start < 0 {
         if end < 0 || end > len {
-            return Err(format!("runtime error: slice bounds out of range [:{end}] with length {len}"));
+            return Err(format!(
+                "runtime error: slice bounds out of range [:{end}] with length {len}"
+            ));
         }
         return cut(s, 0, end as usize);
     }
     if end < 0 || end > len {
         if start > len {
-            return Err(format!("runtime error: slice bounds out of range [{start}:{len}]"));
+            return Err(format!(
+                "runtime error: slice bounds out of range [{start}:{len}]"
+            ));
         }
         return cut(s, start as usize, s.len());
     }
@@ -250,7 +310,10 @@ fn abbreviate_full(s: &str, offset: i64, max: i64) -> Result<String, String> {
         let rest = cut(s, offset as usize, s.len())?;
         return Ok(format!("...{}", abbreviate_full(&rest, 0, max - 3)?));
     }
-    Ok(format!("...{}", cut(s, (len - (max - 3)) as usize, s.len())?))
+    Ok(format!(
+        "...{}",
+        cut(s, (len - (max - 3)) as usize, s.len())?
+    ))
 }
 
 /// Go's `strings.Title`: the first letter of every word in title case.
@@ -348,7 +411,9 @@ fn is_punct(c: char) -> bool {
 /// Splits off the next word the way huandu/xstrings does for snake/kebab case.
 fn next_word(s: &str) -> (Word, &str, &str) {
     let mut it = s.char_indices().peekable();
-    let Some((_, r)) = it.next() else { return (Word::Invalid, "", "") };
+    let Some((_, r)) = it.next() else {
+        return (Word::Invalid, "", "");
+    };
     let end_while = |pred: &dyn Fn(char) -> bool| -> usize {
         let mut end = r.len_utf8();
         for (i, c) in s.char_indices().skip(1) {
@@ -397,11 +462,19 @@ fn next_word(s: &str) -> (Word, &str, &str) {
             _ => (Word::Upper, r.len_utf8()),
         }
     } else if r.is_alphabetic() {
-        (Word::Alpha, end_while(&|c: char| c.is_alphabetic() && !c.is_uppercase()))
+        (
+            Word::Alpha,
+            end_while(&|c: char| c.is_alphabetic() && !c.is_uppercase()),
+        )
     } else if r.is_numeric() {
         (Word::Number, end_while(&|c: char| c.is_numeric()))
     } else {
-        (Word::Other, end_while(&|c: char| !(is_connector(c) || c.is_alphabetic() || c.is_numeric() || is_punct(c))))
+        (
+            Word::Other,
+            end_while(&|c: char| {
+                !(is_connector(c) || c.is_alphabetic() || c.is_numeric() || is_punct(c))
+            }),
+        )
     };
     (wt, &s[..end], &s[end..])
 }
@@ -552,7 +625,10 @@ fn wrap(s: &str, len: i64, newline: &str, long_words: bool) -> String {
             continue;
         }
         let end = (wl + off + 1).min(n);
-        let space = b[off..end].iter().rposition(|&c| c == b' ').map(|i| i + off);
+        let space = b[off..end]
+            .iter()
+            .rposition(|&c| c == b' ')
+            .map(|i| i + off);
         if let Some(sp) = space {
             out.extend_from_slice(&b[off..sp]);
             out.extend_from_slice(newline.as_bytes());
@@ -583,7 +659,13 @@ fn wrap(s: &str, len: i64, newline: &str, long_words: bool) -> String {
 
 fn atoi(s: &str) -> i64 {
     let t = s.strip_prefix('+').unwrap_or(s);
-    if t.is_empty() || !t.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) || t.starts_with("--") {
+    if t.is_empty()
+        || !t
+            .trim_start_matches('-')
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        || t.starts_with("--")
+    {
         return 0;
     }
     t.parse().unwrap_or(0)
@@ -626,8 +708,16 @@ pub(crate) fn strslice(v: &Value) -> Vec<String> {
 /// Argo CD's `normalize`: a DNS-1123-ish name.
 fn normalize(s: &str) -> String {
     let lowered = map_chars(s, lower_char);
-    let mut out: String =
-        lowered.chars().map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' { c } else { '-' }).collect();
+    let mut out: String = lowered
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     out.truncate(253);
     out.trim_matches(['-', '.']).to_string()
 }
@@ -751,7 +841,16 @@ pub(crate) fn compile(pattern: &str) -> Result<regex::Regex, String> {
         .size_limit(1 << 20)
         .nest_limit(100)
         .build()
-        .map_err(|e| format!("error parsing regexp: {}", e.to_string().lines().last().unwrap_or("invalid pattern").trim()))
+        .map_err(|e| {
+            format!(
+                "error parsing regexp: {}",
+                e.to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid pattern")
+                    .trim()
+            )
+        })
 }
 
 /// Go's `Regexp.Split`.
@@ -767,7 +866,10 @@ fn regex_split(r: &regex::Regex, expr: &str, s: &str, n: i64) -> Vec<String> {
     let matches: Vec<(usize, usize)> = if n < 0 {
         r.find_iter(s).map(|m| (m.start(), m.end())).collect()
     } else {
-        r.find_iter(s).take(n as usize).map(|m| (m.start(), m.end())).collect()
+        r.find_iter(s)
+            .take(n as usize)
+            .map(|m| (m.start(), m.end()))
+            .collect()
     };
     for (ms, me) in matches {
         if n > 0 && out.len() as i64 == n - 1 {
