@@ -59,8 +59,19 @@ impl ApplicationSource {
     /// directory options (include/exclude globs, recurse) and the
     /// `kustomize` options, which the renderer applies to the kustomization
     /// as Argo CD does with `kustomize edit`. The spoke and the hub (app of
-    /// apps) render with these.
+    /// apps) render with these. Without a build environment, `$VAR`s in
+    /// kustomize values are replaced by nothing (see [`render_options_in`](Self::render_options_in)).
     pub fn render_options(&self, repo_root: std::path::PathBuf) -> edgecd_render::RenderOptions {
+        self.render_options_in(repo_root, &BuildEnv::default())
+    }
+
+    /// [`render_options`](Self::render_options) with Argo CD's build environment (`ARGOCD_APP_NAME`, …)
+    /// substituted in `commonLabels`, `images` and (with `commonAnnotationsEnvsubst`) `commonAnnotations`.
+    pub fn render_options_in(
+        &self,
+        repo_root: std::path::PathBuf,
+        env: &BuildEnv,
+    ) -> edgecd_render::RenderOptions {
         let mut options = edgecd_render::RenderOptions {
             repo_root: Some(repo_root),
             ..edgecd_render::RenderOptions::default()
@@ -70,27 +81,123 @@ impl ApplicationSource {
             options.exclude = directory.exclude_globs();
             options.recurse = directory.recurse;
         }
-        options.kustomize = self.kustomize.as_ref().map(KustomizeSource::edits);
+        options.kustomize = self.kustomize.as_ref().map(|k| k.edits_in(env));
         options
     }
 }
 
+/// Argo CD's build environment: the variables a source's kustomize values may name (`$ARGOCD_APP_NAME`,
+/// `${ARGOCD_APP_REVISION}`, …), substituted as Go's `os.Expand` does (unknown names become empty, `$$` is `$`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildEnv(pub BTreeMap<String, String>);
+
+impl BuildEnv {
+    /// The variables Argo CD sets for an app rendered at `revision`.
+    pub fn for_app(
+        name: &str,
+        namespace: &str,
+        project: &str,
+        revision: &str,
+        source: &ApplicationSource,
+    ) -> Self {
+        let short = |n: usize| revision.get(..n).unwrap_or(revision).to_owned();
+        let pairs = [
+            ("ARGOCD_APP_NAME", name.to_owned()),
+            ("ARGOCD_APP_NAMESPACE", namespace.to_owned()),
+            ("ARGOCD_APP_PROJECT_NAME", project.to_owned()),
+            ("ARGOCD_APP_REVISION", revision.to_owned()),
+            ("ARGOCD_APP_REVISION_SHORT", short(7)),
+            ("ARGOCD_APP_REVISION_SHORT_8", short(8)),
+            ("ARGOCD_APP_SOURCE_REPO_URL", source.repo_url.clone()),
+            ("ARGOCD_APP_SOURCE_PATH", source.path.clone()),
+            (
+                "ARGOCD_APP_SOURCE_TARGET_REVISION",
+                source.target_revision.clone(),
+            ),
+        ];
+        Self(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
+    /// `text` with `$NAME` and `${NAME}` replaced.
+    pub fn envsubst(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            if let Some(braced) = after.strip_prefix('{') {
+                match braced.find('}') {
+                    Some(end) => {
+                        out.push_str(self.0.get(&braced[..end]).map_or("", String::as_str));
+                        rest = &braced[end + 1..];
+                    }
+                    // Go drops a `${` without its closing brace.
+                    None => rest = "",
+                }
+                continue;
+            }
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+                continue;
+            }
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if end == 0 {
+                // A lone `$` (before a space, a symbol or the end) stays as Go leaves it.
+                out.push('$');
+                rest = after;
+            } else {
+                out.push_str(self.0.get(&after[..end]).map_or("", String::as_str));
+                rest = &after[end..];
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
 impl KustomizeSource {
-    /// These options as the renderer's kustomization edits.
+    /// These options as the renderer's kustomization edits (no build environment).
     pub fn edits(&self) -> edgecd_render::KustomizeEdits {
+        self.edits_in(&BuildEnv::default())
+    }
+
+    /// These options as the renderer's kustomization edits, with `env` substituted where Argo CD does.
+    pub fn edits_in(&self, env: &BuildEnv) -> edgecd_render::KustomizeEdits {
         let text = |s: &String| (!s.is_empty()).then(|| s.clone());
+        let annotations = self.common_annotations.iter().map(|(k, v)| {
+            let v = if self.common_annotations_envsubst {
+                env.envsubst(v)
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        });
         edgecd_render::KustomizeEdits {
             name_prefix: text(&self.name_prefix),
             name_suffix: text(&self.name_suffix),
-            common_labels: self.common_labels.clone().into_iter().collect(),
-            common_annotations: self.common_annotations.clone().into_iter().collect(),
-            images: self.images.clone(),
+            common_labels: self
+                .common_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), env.envsubst(v)))
+                .collect(),
+            common_annotations: annotations.collect(),
+            images: self.images.iter().map(|i| env.envsubst(i)).collect(),
             namespace: text(&self.namespace),
             replicas: self
                 .replicas
                 .iter()
                 .map(|r| (r.name.clone(), r.count))
                 .collect(),
+            force_common_labels: self.force_common_labels,
+            force_common_annotations: self.force_common_annotations,
+            label_without_selector: self.label_without_selector,
+            label_include_templates: self.label_include_templates,
+            patches: self.patches.iter().map(|p| p.to_string()).collect(),
+            components: self.components.clone(),
+            ignore_missing_components: self.ignore_missing_components,
         }
     }
 }
@@ -127,6 +234,33 @@ pub struct KustomizeSource {
     pub namespace: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<KustomizeReplica>,
+    /// Kustomize `patches` entries (`path`, `patch`, `target`, `options`), appended to the kustomization's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<serde_json::Value>,
+    /// Component directories, relative to the kustomization (`kustomize edit add component`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
+    /// Components whose directory does not exist are skipped instead of failing the render.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_missing_components: bool,
+    /// `${ARGOCD_APP_NAME}`-style variables in `commonAnnotations` are substituted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub common_annotations_envsubst: bool,
+    /// `commonLabels` go to metadata only (a `labels` entry without selectors), not to selectors.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub label_without_selector: bool,
+    /// With `labelWithoutSelector`, the labels also reach pod templates.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub label_include_templates: bool,
+    /// A `commonLabels` key the kustomization already has is overwritten (else the render fails, as Argo CD's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_common_labels: bool,
+    /// A `commonAnnotations` key the kustomization already has is overwritten (else the render fails).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_common_annotations: bool,
+    /// The kustomize version Argo CD would run; kept and reported, edgecd always renders with its native kustomize v5.5.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,8 +354,30 @@ pub struct IgnoreDifference {
     pub namespace: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub json_pointers: Vec<String>,
+    /// jq path expressions (`.spec.template.spec.containers[] | select(.name == "x") | .image`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jq_path_expressions: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub managed_fields_managers: Vec<String>,
+}
+
+/// Labels and annotations of the namespace `CreateNamespace=true` creates (Argo CD's
+/// `syncPolicy.managedNamespaceMetadata`; edgecd keeps it beside `syncPolicy`, see [`ApplicationSpec`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedNamespaceMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One `spec.info` entry: a name and a value shown with the app.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InfoItem {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
 }
 
 /// The desired state of an application.
@@ -240,6 +396,13 @@ pub struct ApplicationSpec {
     pub revision_history_limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_differences: Vec<IgnoreDifference>,
+    /// Argo CD's `syncPolicy.managedNamespaceMetadata`. The Argo CD import moves it here: edgecd's
+    /// `SyncPolicy` is built by value in many places, so the field lives one level up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_namespace_metadata: Option<ManagedNamespaceMetadata>,
+    /// Argo CD's `spec.info`: name/value pairs shown with the app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub info: Vec<InfoItem>,
 }
 
 impl ApplicationSpec {

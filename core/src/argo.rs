@@ -7,11 +7,14 @@ use serde_json::Value;
 use crate::app::ApplicationSpec;
 use crate::appset::ApplicationSetSpec;
 use crate::argo_spec::{
-    as_array, as_object, check_application_spec, check_keys, check_list_of_objects, fail,
-    normalize_application_spec,
+    as_array, as_object, check_application_spec_warned, check_keys, check_list_of_objects, fail,
+    is_empty_value, normalize_application_spec,
 };
 use crate::names::{AppName, ProjectName};
-use crate::project::{GroupKind, ProjectDestination, ProjectSpec, RoleBinding};
+use crate::project::{
+    GroupKind, IN_CLUSTER_SERVER, OrphanedResources, ProjectDestination, ProjectRole, ProjectSpec,
+    RoleBinding,
+};
 use crate::selector::LabelSelector;
 
 /// One imported document.
@@ -47,7 +50,9 @@ pub struct ImportedAppSet {
 pub struct ImportedProject {
     pub name: String,
     pub spec: ProjectSpec,
-    /// Destinations given by server URL: (index into `spec.destinations`, url); the caller resolves them to cluster names.
+    /// Destinations given by server URL other than `in-cluster`'s: (index into `spec.destinations`, url). They
+    /// stay URLs in `spec.destinations[index].clusters` (matching any cluster reporting that server URL, now or
+    /// later); this list lets the caller say which enrolled clusters match today.
     pub destination_servers: Vec<(usize, String)>,
 }
 
@@ -98,7 +103,7 @@ fn string_map(v: Option<&Value>, path: &str) -> Result<BTreeMap<String, String>,
     Ok(out)
 }
 
-fn parse_meta(meta: &Value) -> Result<Meta, (String, String)> {
+fn parse_meta(meta: &Value, warnings: &mut Vec<String>) -> Result<Meta, (String, String)> {
     let obj = as_object(meta, "metadata")?;
     check_keys(
         obj,
@@ -131,6 +136,9 @@ fn parse_meta(meta: &Value) -> Result<Meta, (String, String)> {
             if !ARGO_FINALIZERS.contains(&s) {
                 return Err(fail(&at, format!("finalizer {s:?} is not supported")));
             }
+            warnings.push(format!(
+                "{at}: {s} accepted and ignored (edgecd deletes an app's resources with it unless the app carries the label edgecd.io/preserve-resources-on-deletion)"
+            ));
         }
     }
     Ok(Meta {
@@ -151,6 +159,12 @@ fn project_or_default(project: &str) -> Result<String, (String, String)> {
 
 /// Maps one Argo CD (or edgecd) document onto edgecd's types.
 pub fn parse_document(doc: &Value) -> Result<Document, ImportError> {
+    parse_document_warned(doc).map(|(document, _)| document)
+}
+
+/// [`parse_document`], with the warnings about what was accepted but is not acted on (`field: why`):
+/// fields only Argo CD's own controller uses, options edgecd ignores, sync windows not enforced yet.
+pub fn parse_document_warned(doc: &Value) -> Result<(Document, Vec<String>), ImportError> {
     let api_version = doc
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -166,10 +180,17 @@ pub fn parse_document(doc: &Value) -> Result<Document, ImportError> {
         field,
         message,
     };
-    parse_inner(doc, api_version, kind).map_err(wrap)
+    let mut warnings = Vec::new();
+    let document = parse_inner(doc, api_version, kind, &mut warnings).map_err(wrap)?;
+    Ok((document, warnings))
 }
 
-fn parse_inner(doc: &Value, api_version: &str, kind: &str) -> Result<Document, (String, String)> {
+fn parse_inner(
+    doc: &Value,
+    api_version: &str,
+    kind: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Document, (String, String)> {
     let obj = as_object(doc, "")
         .map_err(|_| fail("<document>", "expected a Kubernetes object (a mapping)"))?;
     if !API_VERSIONS.contains(&api_version) {
@@ -181,21 +202,35 @@ fn parse_inner(doc: &Value, api_version: &str, kind: &str) -> Result<Document, (
     check_keys(
         obj,
         "",
-        &["apiVersion", "kind", "metadata", "spec", "status"],
-        &[(
+        &[
+            "apiVersion",
+            "kind",
+            "metadata",
+            "spec",
+            "status",
             "operation",
-            "a pending operation cannot be imported; remove it",
-        )],
+        ],
+        &[],
     )?;
+    if obj.get("operation").is_some_and(|v| !is_empty_value(v)) {
+        warnings.push(
+            "operation: accepted and ignored (a pending Argo CD operation is not run; use edgecd app sync)"
+                .into(),
+        );
+    }
+    if obj.get("status").is_some_and(|v| !is_empty_value(v)) {
+        warnings.push("status: accepted and ignored (the spoke reports the status)".into());
+    }
     let meta = parse_meta(
         obj.get("metadata")
             .ok_or_else(|| fail("metadata", "required"))?,
+        warnings,
     )?;
     let spec = obj.get("spec").ok_or_else(|| fail("spec", "required"))?;
     match kind {
         "Application" => {
             AppName::parse(meta.name.as_str()).map_err(|e| fail("metadata.name", e.to_string()))?;
-            check_application_spec(spec, "spec")?;
+            check_application_spec_warned(spec, "spec", warnings)?;
             let mut spec = spec.clone();
             normalize_application_spec(&mut spec);
             let spec: ApplicationSpec =
@@ -238,8 +273,12 @@ fn parse_inner(doc: &Value, api_version: &str, kind: &str) -> Result<Document, (
         "AppProject" | "Project" => {
             ProjectName::parse(meta.name.as_str())
                 .map_err(|e| fail("metadata.name", e.to_string()))?;
-            let (spec, destination_servers) =
-                parse_project_spec(spec, api_version == "edgecd.io/v1alpha1")?;
+            let (spec, destination_servers) = parse_project_spec(
+                &meta.name,
+                spec,
+                api_version == "edgecd.io/v1alpha1",
+                warnings,
+            )?;
             Ok(Document::Project(ImportedProject {
                 name: meta.name,
                 spec,
@@ -257,58 +296,189 @@ fn group_kinds(v: Option<&Value>, path: &str) -> Result<Vec<GroupKind>, (String,
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
-    check_list_of_objects(v, path, |o, at| check_keys(o, at, &["group", "kind"], &[]))?;
+    check_list_of_objects(v, path, |o, at| {
+        check_keys(o, at, &["group", "kind", "name"], &[])
+    })?;
     serde_json::from_value(v.clone()).map_err(|e| fail(path, e.to_string()))
 }
 
 type ProjectParts = (ProjectSpec, Vec<(usize, String)>);
 
-fn parse_project_spec(spec: &Value, edgecd: bool) -> Result<ProjectParts, (String, String)> {
-    let obj = as_object(spec, "spec")?;
-    let mut allowed = vec![
-        "description",
-        "sourceRepos",
-        "destinations",
-        "clusterResourceWhitelist",
-        "clusterResourceBlacklist",
-        "namespaceResourceBlacklist",
-    ];
-    if edgecd {
-        allowed.push("roles");
+/// Argo CD application actions and the edgecd role that allows them (a role covers those of the roles below).
+fn role_for_action(action: &str) -> Option<ProjectRole> {
+    match action {
+        "get" => Some(ProjectRole::Viewer),
+        "sync" | "action/*" => Some(ProjectRole::Deployer),
+        "create" | "update" | "delete" | "override" | "*" => Some(ProjectRole::Owner),
+        _ if action.starts_with("action/") => Some(ProjectRole::Deployer),
+        _ if action.starts_with("update/") || action.starts_with("delete/") => {
+            Some(ProjectRole::Owner)
+        }
+        _ => None,
     }
+}
+
+/// Maps one Argo CD project role (`name`, `policies` as casbin lines, `groups`, `jwtTokens`) onto an edgecd
+/// role binding: the role is the strongest one its policies need. A policy edgecd cannot express (a deny, an
+/// object narrower than the whole project, another resource) refuses the role, naming the line.
+fn argo_role(
+    project: &str,
+    role: &serde_json::Map<String, Value>,
+    at: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<RoleBinding>, (String, String)> {
+    check_keys(
+        role,
+        at,
+        &["name", "description", "policies", "groups", "jwtTokens"],
+        &[],
+    )?;
+    let name = role.get("name").and_then(Value::as_str).unwrap_or_default();
+    if role.get("jwtTokens").is_some_and(|v| !is_empty_value(v)) {
+        warnings.push(format!(
+            "{at}.jwtTokens: accepted and ignored (edgecd issues its own project-scoped API tokens: edgecd account token create)"
+        ));
+    }
+    let mut strongest: Option<ProjectRole> = None;
+    let policies = match role.get("policies").filter(|v| !v.is_null()) {
+        Some(p) => as_array(p, &format!("{at}.policies"))?.clone(),
+        None => Vec::new(),
+    };
+    for (i, line) in policies.iter().enumerate() {
+        let lp = format!("{at}.policies[{i}]");
+        let text = line
+            .as_str()
+            .ok_or_else(|| fail(&lp, "expected a string"))?;
+        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+        let why = |m: &str| fail(&lp, format!("{text:?}: {m}"));
+        let [p, subject, resource, action, object, effect] = parts.as_slice() else {
+            return Err(why(
+                "expected 'p, proj:PROJECT:ROLE, RESOURCE, ACTION, OBJECT, allow|deny'",
+            ));
+        };
+        if *p != "p" {
+            return Err(why("only 'p' policy lines are understood"));
+        }
+        if *subject != format!("proj:{project}:{name}") {
+            return Err(why(&format!(
+                "the subject must be proj:{project}:{name}, this role"
+            )));
+        }
+        if *effect != "allow" {
+            return Err(why(
+                "deny policies cannot be expressed: edgecd roles only grant",
+            ));
+        }
+        match *resource {
+            "applications" | "applicationsets" => {}
+            "logs" | "exec" => {
+                warnings.push(format!(
+                    "{lp}: {resource} is not an edgecd permission (the spoke exposes no pod {resource}); ignored"
+                ));
+                continue;
+            }
+            other => {
+                return Err(why(&format!(
+                    "resource {other} cannot be granted by a project role in edgecd (only applications and applicationsets)"
+                )));
+            }
+        }
+        let whole = [format!("{project}/*"), "*".to_owned(), "*/*".to_owned()];
+        if !whole.iter().any(|w| w == object) {
+            return Err(why(&format!(
+                "object {object} is narrower than the project: edgecd roles apply to every app of project {project} ({project}/*)"
+            )));
+        }
+        let needed =
+            role_for_action(action).ok_or_else(|| why(&format!("unknown action {action}")))?;
+        if needed == ProjectRole::Owner {
+            warnings.push(format!(
+                "{lp}: mapped to edgecd's Owner role, which also lets the role edit project {project} itself"
+            ));
+        }
+        strongest = strongest.max(Some(needed));
+    }
+    let groups: Vec<String> = match role.get("groups").filter(|v| !v.is_null()) {
+        Some(g) => serde_json::from_value(g.clone())
+            .map_err(|e| fail(&format!("{at}.groups"), e.to_string()))?,
+        None => Vec::new(),
+    };
+    match strongest {
+        None => {
+            warnings.push(format!("{at}: role {name:?} grants nothing; not imported"));
+            Ok(None)
+        }
+        Some(_) if groups.is_empty() => {
+            warnings.push(format!(
+                "{at}: role {name:?} has no groups (Argo CD gives it to JWT tokens only); not imported"
+            ));
+            Ok(None)
+        }
+        Some(role) => Ok(Some(RoleBinding {
+            role,
+            users: Vec::new(),
+            groups,
+        })),
+    }
+}
+
+fn parse_project_spec(
+    project: &str,
+    spec: &Value,
+    edgecd: bool,
+    warnings: &mut Vec<String>,
+) -> Result<ProjectParts, (String, String)> {
+    let obj = as_object(spec, "spec")?;
     check_keys(
         obj,
         "spec",
-        &allowed,
+        &[
+            "description",
+            "sourceRepos",
+            "destinations",
+            "clusterResourceWhitelist",
+            "clusterResourceBlacklist",
+            "namespaceResourceBlacklist",
+            "namespaceResourceWhitelist",
+            "orphanedResources",
+            "roles",
+            "syncWindows",
+            "sourceNamespaces",
+            "permitOnlyProjectScopedClusters",
+        ],
         &[
             (
-                "roles",
-                "Argo CD project roles are not imported; grant edgecd roles instead",
-            ),
-            ("syncWindows", "sync windows are not supported"),
-            ("signatureKeys", "signature verification is not supported"),
-            (
-                "sourceNamespaces",
-                "apps in any namespace are not supported",
+                "signatureKeys",
+                "GnuPG signature verification is not supported: edgecd would deploy commits it cannot verify",
             ),
             (
-                "orphanedResources",
-                "orphaned resource monitoring is not supported",
-            ),
-            (
-                "namespaceResourceWhitelist",
-                "namespaceResourceWhitelist is not supported; use namespaceResourceBlacklist",
+                "sourceIntegrity",
+                "source integrity (GnuPG) verification is not supported: edgecd would deploy commits it cannot verify",
             ),
             (
                 "destinationServiceAccounts",
-                "destination service accounts are not supported",
-            ),
-            (
-                "permitOnlyProjectScopedClusters",
-                "project-scoped clusters are not supported",
+                "impersonation is not supported: the spoke applies with its own service account, wider than the one named here",
             ),
         ],
     )?;
+    if obj
+        .get("permitOnlyProjectScopedClusters")
+        .is_some_and(|v| !is_empty_value(v))
+    {
+        return Err(fail(
+            "spec.permitOnlyProjectScopedClusters",
+            "project-scoped clusters are not supported: every edgecd cluster is enrolled fleet-wide",
+        ));
+    }
+    if obj
+        .get("sourceNamespaces")
+        .is_some_and(|v| !is_empty_value(v))
+    {
+        warnings.push(
+            "spec.sourceNamespaces: accepted and ignored (edgecd apps are not namespaced: every app of the project is admitted)"
+                .into(),
+        );
+    }
     let mut out = ProjectSpec {
         description: obj
             .get("description")
@@ -333,9 +503,49 @@ fn parse_project_spec(spec: &Value, edgecd: bool) -> Result<ProjectParts, (Strin
         obj.get("namespaceResourceBlacklist"),
         "spec.namespaceResourceBlacklist",
     )?;
-    if let Some(roles) = obj.get("roles").filter(|v| edgecd && !v.is_null()) {
-        out.roles = serde_json::from_value::<Vec<RoleBinding>>(roles.clone())
-            .map_err(|e| fail("spec.roles", e.to_string()))?;
+    if let Some(w) = obj
+        .get("namespaceResourceWhitelist")
+        .filter(|v| !v.is_null())
+    {
+        out.namespace_resource_whitelist =
+            Some(group_kinds(Some(w), "spec.namespaceResourceWhitelist")?);
+    }
+    if let Some(o) = obj.get("orphanedResources").filter(|v| !v.is_null()) {
+        let at = "spec.orphanedResources";
+        let o = as_object(o, at)?;
+        check_keys(o, at, &["warn", "ignore"], &[])?;
+        out.orphaned_resources = Some(OrphanedResources {
+            warn: match o.get("warn") {
+                None | Some(Value::Null) => None,
+                Some(Value::Bool(b)) => Some(*b),
+                Some(_) => return Err(fail(&format!("{at}.warn"), "expected true or false")),
+            },
+            ignore: group_kinds(o.get("ignore"), &format!("{at}.ignore"))?,
+        });
+    }
+    if let Some(w) = obj.get("syncWindows").filter(|v| !is_empty_value(v)) {
+        let windows = as_array(w, "spec.syncWindows")?;
+        for (i, window) in windows.iter().enumerate() {
+            as_object(window, &format!("spec.syncWindows[{i}]"))?;
+        }
+        out.sync_windows = windows.clone();
+        warnings.push(format!(
+            "spec.syncWindows: {} window(s) accepted, not enforced yet (syncs run at any time)",
+            windows.len()
+        ));
+    }
+    if let Some(roles) = obj.get("roles").filter(|v| !v.is_null()) {
+        if edgecd {
+            out.roles = serde_json::from_value::<Vec<RoleBinding>>(roles.clone())
+                .map_err(|e| fail("spec.roles", e.to_string()))?;
+        } else {
+            for (i, role) in as_array(roles, "spec.roles")?.iter().enumerate() {
+                let at = format!("spec.roles[{i}]");
+                if let Some(binding) = argo_role(project, as_object(role, &at)?, &at, warnings)? {
+                    out.roles.push(binding);
+                }
+            }
+        }
     }
     let mut servers = Vec::new();
     if let Some(dests) = obj.get("destinations").filter(|v| !v.is_null()) {
@@ -370,22 +580,33 @@ fn parse_project_spec(spec: &Value, edgecd: bool) -> Result<ProjectParts, (Strin
                         .map_err(|e| fail(&format!("{at}.clusterSelector"), e.to_string()))?,
                 );
             }
-            if !name.is_empty() {
-                dest.clusters.push(name);
-            } else if server == "*" {
-                dest.clusters.push("*".to_owned());
-            } else if !server.is_empty() {
-                servers.push((out.destinations.len(), server));
+            let mut add = |entry: String| {
+                if !dest.clusters.contains(&entry) {
+                    dest.clusters.push(entry);
+                }
+            };
+            let server = server.trim_end_matches('/');
+            if name == "in-cluster" || server == IN_CLUSTER_SERVER {
+                add(IN_CLUSTER_SERVER.to_owned());
             }
-            if dest.clusters.is_empty()
-                && dest.cluster_selector.is_none()
-                && servers
-                    .last()
-                    .is_none_or(|(idx, _)| *idx != out.destinations.len())
-            {
-                return Err(fail(
-                    &at,
-                    "a destination needs a server, a name, clusters or a clusterSelector",
+            if !name.is_empty() && name != "in-cluster" {
+                add(name.clone());
+            }
+            if server == "*" {
+                add("*".to_owned());
+            } else if !server.is_empty() && server != IN_CLUSTER_SERVER {
+                if !server.contains("://") {
+                    return Err(fail(
+                        &format!("{at}.server"),
+                        format!("{server:?} is not an API server URL (https://host:port) or *"),
+                    ));
+                }
+                add(server.to_owned());
+                servers.push((out.destinations.len(), server.to_owned()));
+            }
+            if dest.clusters.is_empty() && dest.cluster_selector.is_none() {
+                warnings.push(format!(
+                    "{at}: names no server, name, clusters or clusterSelector, so it matches no cluster (as in Argo CD)"
                 ));
             }
             out.destinations.push(dest);
@@ -532,7 +753,8 @@ mod tests {
         doc["spec"]["info"] = json!([{"name": "url", "value": "https://x"}]);
         doc["spec"]["syncPolicy"] = json!({
             "automated": {"enabled": false, "prune": true},
-            "syncOptions": ["CreateNamespace=true", "SomethingNew=true"],
+            "syncOptions": ["CreateNamespace=true", "ServerSideApply=true", "PrunePropagationPolicy=orphan"],
+            "managedNamespaceMetadata": {"labels": {"team": "web"}, "annotations": {"a": "b"}},
             "retry": {"limit": 3, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
         });
         doc["spec"]["source"]["kustomize"] = json!({"namePrefix": "p-", "images": ["nginx:1.27"]});
@@ -550,6 +772,20 @@ mod tests {
         );
         assert!(app.spec.sync_option_enabled("CreateNamespace"));
         assert_eq!(app.spec.source.kustomize.unwrap().name_prefix, "p-");
+        assert_eq!(
+            app.spec.managed_namespace_metadata.unwrap().labels["team"],
+            "web"
+        );
+        assert_eq!(app.spec.info[0].name, "url");
+        let (_, warnings) = parse_document_warned(&doc).unwrap();
+        for field in ["status", "metadata.finalizers[0]", "metadata.finalizers[1]"] {
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.starts_with(&format!("{field}: "))),
+                "no warning for {field}: {warnings:?}"
+            );
+        }
 
         let mut doc = app_doc_with_automation(json!({"enabled": true, "selfHeal": true}));
         let Document::Application(app) = parse_document(&doc).unwrap() else {
@@ -614,8 +850,20 @@ mod tests {
                 "spec.source.directory.jsonnet",
             ),
             (
-                json!({"kustomize": {"patches": [{"path": "p.yaml"}]}}),
-                "spec.source.kustomize.patches",
+                json!({"kustomize": {"patches": [{"target": {"kind": "X"}}]}}),
+                "spec.source.kustomize.patches[0]",
+            ),
+            (
+                json!({"kustomize": {"patches": [{"path": "../../x.yaml"}]}}),
+                "spec.source.kustomize.patches[0].path",
+            ),
+            (
+                json!({"kustomize": {"components": ["/abs"]}}),
+                "spec.source.kustomize.components[0]",
+            ),
+            (
+                json!({"repoURL": "oci://registry-1.docker.io/x/y"}),
+                "spec.source.repoURL",
             ),
             (
                 json!({"kustomize": {"replicas": [{"name": "web", "count": 2, "x": 1}]}}),
@@ -639,25 +887,60 @@ mod tests {
             json!({"project": "edge", "sources": [{"repoURL": "r"}], "destination": {}}),
         ));
         assert_eq!(err.field, "spec.sources");
-        let mut spec = base_spec();
-        spec["syncPolicy"] = json!({"managedNamespaceMetadata": {"labels": {"a": "b"}}});
+        let err = refused(&app(
+            json!({"project": "edge", "source": {"repoURL": "https://x/r", "helm": {"valueFiles": ["v.yaml"]}}}),
+        ));
         assert_eq!(
-            refused(&app(spec)).field,
-            "spec.syncPolicy.managedNamespaceMetadata"
+            err.message,
+            "Helm sources are not supported yet (issue #26)"
         );
         let mut spec = base_spec();
-        spec["ignoreDifferences"] = json!([{"kind": "Secret", "jqPathExpressions": [".data"]}]);
+        spec["sourceHydrator"] = json!({"drySource": {"repoURL": "https://x/r"}});
+        assert_eq!(refused(&app(spec)).field, "spec.sourceHydrator");
+        let mut spec = base_spec();
+        spec["syncPolicy"] =
+            json!({"managedNamespaceMetadata": {"labels": {"a": "b"}, "finalizers": []}});
         assert_eq!(
             refused(&app(spec)).field,
-            "spec.ignoreDifferences[0].jqPathExpressions"
+            "spec.syncPolicy.managedNamespaceMetadata.finalizers"
         );
+        let mut spec = base_spec();
+        spec["ignoreDifferences"] =
+            json!([{"kind": "Secret", "jqPathExpressions": [".data", "def f: f; f"]}]);
+        let err = refused(&app(spec));
+        assert_eq!(err.field, "spec.ignoreDifferences[0].jqPathExpressions[1]");
+        assert!(err.message.contains("\"def\""), "{err}");
+        let mut spec = base_spec();
+        spec["ignoreDifferences"] = json!([{"kind": "Secret", "jsonPointers": ["data"]}]);
+        assert_eq!(
+            refused(&app(spec)).field,
+            "spec.ignoreDifferences[0].jsonPointers[0]"
+        );
+        for (option, message) in [
+            ("SomethingNew=true", "unknown sync option \"SomethingNew\""),
+            (
+                "PrunePropagationPolicy=later",
+                "expected foreground, background, orphan",
+            ),
+            ("CreateNamespace", "is not Key=value"),
+        ] {
+            let mut spec = base_spec();
+            spec["syncPolicy"] = json!({"syncOptions": ["PruneLast=true", option]});
+            let err = refused(&app(spec));
+            assert_eq!(err.field, "spec.syncPolicy.syncOptions[1]");
+            assert!(err.message.contains(message), "{err}");
+        }
         let mut spec = base_spec();
         spec["destination"]["cluster"] = json!("x");
         assert_eq!(refused(&app(spec)).field, "spec.destination.cluster");
 
         let mut doc = app(base_spec());
         doc["operation"] = json!({"sync": {}});
-        assert_eq!(refused(&doc).field, "operation");
+        let (_, warnings) = parse_document_warned(&doc).unwrap();
+        assert!(
+            warnings[0].starts_with("operation: accepted and ignored"),
+            "{warnings:?}"
+        );
         let mut doc = app(base_spec());
         doc["metadata"]["finalizers"] = json!(["example.com/keep"]);
         assert_eq!(refused(&doc).field, "metadata.finalizers[0]");
@@ -709,7 +992,10 @@ mod tests {
         assert_eq!(p.spec.description, "demo");
         assert_eq!(p.spec.source_repos, ["https://github.com/qingkunl/*"]);
         assert_eq!(p.spec.destinations.len(), 3);
-        assert!(p.spec.destinations[0].clusters.is_empty());
+        assert_eq!(
+            p.spec.destinations[0].clusters,
+            ["https://10.62.25.11:6443"]
+        );
         assert_eq!(p.spec.destinations[0].namespace, "gitops-*");
         assert_eq!(
             p.destination_servers,
@@ -725,32 +1011,113 @@ mod tests {
         assert_eq!(p.spec.namespace_resource_blacklist[0].kind, "ResourceQuota");
         assert!(p.spec.roles.is_empty());
 
-        for (field, value) in [
+        // Argo CD fields edgecd now maps or keeps.
+        let mut d = doc.clone();
+        d["spec"]["roles"] = json!([
+            {"name": "ro", "policies": ["p, proj:kubecon-demo:ro, applications, get, kubecon-demo/*, allow"], "groups": ["viewers"]},
+            {"name": "ci", "policies": [
+                "p, proj:kubecon-demo:ci, applications, get, kubecon-demo/*, allow",
+                "p, proj:kubecon-demo:ci, applications, sync, kubecon-demo/*, allow"
+            ], "groups": ["ci"], "jwtTokens": [{"iat": 1}]},
+            {"name": "admin", "policies": ["p, proj:kubecon-demo:admin, applications, *, kubecon-demo/*, allow"], "groups": ["admins"]}
+        ]);
+        d["spec"]["syncWindows"] =
+            json!([{"kind": "deny", "schedule": "* * * * *", "duration": "1h"}]);
+        d["spec"]["sourceNamespaces"] = json!(["team-*"]);
+        d["spec"]["orphanedResources"] =
+            json!({"warn": true, "ignore": [{"kind": "ConfigMap", "name": "kube-root-ca.crt"}]});
+        d["spec"]["namespaceResourceWhitelist"] = json!([{"group": "apps", "kind": "Deployment"}]);
+        d["spec"]["destinations"][1] = json!({"name": "in-cluster", "server": "https://kubernetes.default.svc", "namespace": "guestbook"});
+        d["spec"]["clusterResourceBlacklist"] =
+            json!([{"group": "", "kind": "Namespace", "name": "kube-*"}]);
+        let (Document::Project(p), warnings) = parse_document_warned(&d).unwrap() else {
+            panic!("expected a project");
+        };
+        let roles: Vec<(ProjectRole, Vec<String>)> = p
+            .spec
+            .roles
+            .iter()
+            .map(|r| (r.role, r.groups.clone()))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (ProjectRole::Viewer, vec!["viewers".to_owned()]),
+                (ProjectRole::Deployer, vec!["ci".to_owned()]),
+                (ProjectRole::Owner, vec!["admins".to_owned()])
+            ]
+        );
+        assert_eq!(p.spec.sync_windows.len(), 1);
+        assert!(p.spec.orphaned_resources.as_ref().unwrap().warns());
+        assert_eq!(
+            p.spec.namespace_resource_whitelist.as_ref().unwrap()[0].kind,
+            "Deployment"
+        );
+        assert_eq!(p.spec.destinations[1].clusters, [IN_CLUSTER_SERVER]);
+        assert_eq!(p.spec.cluster_resource_blacklist[0].name, "kube-*");
+        for field in [
+            "spec.roles[1].jwtTokens",
+            "spec.roles[2].policies[0]",
+            "spec.syncWindows",
+            "spec.sourceNamespaces",
+        ] {
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.starts_with(&format!("{field}: "))),
+                "no warning for {field}: {warnings:?}"
+            );
+        }
+        assert!(warnings.iter().any(|w| w.contains("not enforced yet")));
+
+        // What edgecd refuses, by field and why.
+        for (field, value, path) in [
+            (
+                "signatureKeys",
+                json!([{"keyID": "ABC"}]),
+                "spec.signatureKeys",
+            ),
+            (
+                "destinationServiceAccounts",
+                json!([{"server": "*"}]),
+                "spec.destinationServiceAccounts",
+            ),
+            (
+                "permitOnlyProjectScopedClusters",
+                json!(true),
+                "spec.permitOnlyProjectScopedClusters",
+            ),
             (
                 "roles",
-                json!([{"name": "ci", "policies": ["p, proj:x:ci, applications, sync, x/*, allow"]}]),
+                json!([{"name": "ci", "policies": ["p, proj:kubecon-demo:ci, applications, sync, kubecon-demo/guestbook, allow"], "groups": ["g"]}]),
+                "spec.roles[0].policies[0]",
             ),
             (
-                "syncWindows",
-                json!([{"kind": "deny", "schedule": "* * * * *", "duration": "1h"}]),
+                "roles",
+                json!([{"name": "ci", "policies": ["p, proj:kubecon-demo:ci, applications, get, kubecon-demo/*, deny"], "groups": ["g"]}]),
+                "spec.roles[0].policies[0]",
             ),
-            ("signatureKeys", json!([{"keyID": "ABC"}])),
-            ("sourceNamespaces", json!(["team-*"])),
-            ("orphanedResources", json!({"warn": true})),
             (
-                "namespaceResourceWhitelist",
-                json!([{"group": "", "kind": "ConfigMap"}]),
+                "roles",
+                json!([{"name": "ci", "policies": ["p, proj:kubecon-demo:ci, clusters, get, *, allow"], "groups": ["g"]}]),
+                "spec.roles[0].policies[0]",
             ),
         ] {
             let mut d = doc.clone();
             d["spec"][field] = value;
             let err = refused(&d);
-            assert_eq!(err.field, format!("spec.{field}"), "{err}");
+            assert_eq!(err.field, path, "{err}");
             assert_eq!(err.source, "argoproj.io/v1alpha1 AppProject kubecon-demo");
         }
+        // A destination naming no cluster matches none, as in Argo CD: accepted with a warning.
         let mut d = doc.clone();
         d["spec"]["destinations"][1] = json!({"namespace": "x"});
-        assert_eq!(refused(&d).field, "spec.destinations[1]");
+        let (_, warnings) = parse_document_warned(&d).unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("spec.destinations[1]: "))
+        );
 
         // edgecd's own Project kind keeps edgecd roles and label-selected destinations.
         let own = json!({

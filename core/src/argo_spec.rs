@@ -73,6 +73,87 @@ pub(crate) fn check_list_of_objects(
 
 /// Strict walk of an Application spec JSON (also used on ApplicationSet templates): every field edgecd does not support is refused, naming its path under `path`. Types of scalars are left to deserialization.
 pub fn check_application_spec(spec: &Value, path: &str) -> CheckResult {
+    check_application_spec_warned(spec, path, &mut Vec::new())
+}
+
+/// Helm, OCI and Jsonnet sources are issue #26.
+const HELM_LATER: &str = "Helm sources are not supported yet (issue #26)";
+
+/// Sync options edgecd knows (Argo CD's), with the values each takes (empty: `true`/`false`).
+const SYNC_OPTIONS: &[(&str, &[&str])] = &[
+    ("CreateNamespace", &[]),
+    ("PruneLast", &[]),
+    ("ApplyOutOfSyncOnly", &[]),
+    ("RespectIgnoreDifferences", &[]),
+    ("Replace", &[]),
+    ("Force", &[]),
+    ("ServerSideApply", &[]),
+    ("Validate", &[]),
+    ("FailOnSharedResource", &[]),
+    ("SkipDryRunOnMissingResource", &[]),
+    ("ClientSideApplyMigration", &[]),
+    ("Prune", &[]),
+    ("Delete", &[]),
+    (
+        "PrunePropagationPolicy",
+        &["foreground", "background", "orphan"],
+    ),
+];
+
+/// Checks one `Key=value` sync option: a known key (case-insensitive, as edgecd reads them) and a valid value.
+/// Returns a warning for options edgecd accepts without acting on them.
+pub fn check_sync_option(option: &str) -> Result<Option<String>, String> {
+    let Some((key, value)) = option.split_once('=') else {
+        return Err(format!(
+            "sync option {option:?} is not Key=value (e.g. CreateNamespace=true)"
+        ));
+    };
+    let (key, value) = (key.trim(), value.trim());
+    let Some((known, values)) = SYNC_OPTIONS
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+    else {
+        let names: Vec<&str> = SYNC_OPTIONS.iter().map(|(k, _)| *k).collect();
+        return Err(format!(
+            "unknown sync option {key:?} (edgecd knows {})",
+            names.join(", ")
+        ));
+    };
+    let ok = if values.is_empty() {
+        value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
+    } else {
+        values.iter().any(|v| v.eq_ignore_ascii_case(value))
+    };
+    if !ok {
+        let expected = if values.is_empty() {
+            "true or false".to_owned()
+        } else {
+            values.join(", ")
+        };
+        return Err(format!("sync option {known}={value}: expected {expected}"));
+    }
+    let off = value.eq_ignore_ascii_case("false");
+    Ok(match *known {
+        "ServerSideApply" if off => Some(format!(
+            "{known}=false: edgecd always applies with server-side apply (field manager edgecd)"
+        )),
+        "ClientSideApplyMigration" | "SkipDryRunOnMissingResource" => Some(format!(
+            "{known}: accepted and ignored (edgecd applies server-side only and compares by dry run only when the object exists)"
+        )),
+        "Prune" | "Delete" => Some(format!(
+            "{known}={value}: a per-resource option; set it on resources with the annotation argocd.argoproj.io/sync-options (ignored on the application)"
+        )),
+        _ => None,
+    })
+}
+
+/// [`check_application_spec`] that also collects, in `warnings`, what is accepted but not acted on
+/// (`path: why`).
+pub fn check_application_spec_warned(
+    spec: &Value,
+    path: &str,
+    warnings: &mut Vec<String>,
+) -> CheckResult {
     let obj = as_object(spec, path)?;
     check_keys(
         obj,
@@ -86,14 +167,20 @@ pub fn check_application_spec(spec: &Value, path: &str) -> CheckResult {
             "ignoreDifferences",
             "info",
         ],
-        &[(
-            "sources",
-            "multi-source applications are not supported; use a single spec.source",
-        )],
+        &[
+            (
+                "sources",
+                "multi-source applications are not supported yet (issue #26: Helm value files from another source are their main use); use a single spec.source",
+            ),
+            (
+                "sourceHydrator",
+                "the source hydrator is not supported: edgecd renders spec.source itself at every spoke; point spec.source at the hydrated branch instead",
+            ),
+        ],
     )?;
     let source_path = format!("{path}.source");
     match obj.get("source") {
-        Some(s) => check_source(as_object(s, &source_path)?, &source_path)?,
+        Some(s) => check_source_warned(as_object(s, &source_path)?, &source_path, warnings)?,
         None => return Err(fail(&source_path, "required")),
     }
     if let Some(d) = obj.get("destination") {
@@ -105,17 +192,24 @@ pub fn check_application_spec(spec: &Value, path: &str) -> CheckResult {
             &[],
         )?;
     }
-    if let Some(sp) = obj.get("syncPolicy") {
+    if let Some(info) = obj.get("info").filter(|v| !v.is_null()) {
+        check_list_of_objects(info, &format!("{path}.info"), |o, at| {
+            check_keys(o, at, &["name", "value"], &[])
+        })?;
+    }
+    if let Some(sp) = obj.get("syncPolicy").filter(|v| !v.is_null()) {
         let at = format!("{path}.syncPolicy");
         let sp = as_object(sp, &at)?;
         check_keys(
             sp,
             &at,
-            &["automated", "syncOptions", "retry"],
-            &[(
+            &[
+                "automated",
+                "syncOptions",
+                "retry",
                 "managedNamespaceMetadata",
-                "managedNamespaceMetadata is not supported",
-            )],
+            ],
+            &[],
         )?;
         if let Some(a) = sp.get("automated") {
             let ap = format!("{at}.automated");
@@ -128,11 +222,34 @@ pub fn check_application_spec(spec: &Value, path: &str) -> CheckResult {
                 )?;
             }
         }
-        if let Some(r) = sp.get("retry") {
+        if let Some(options) = sp.get("syncOptions").filter(|v| !v.is_null()) {
+            let op = format!("{at}.syncOptions");
+            for (i, option) in as_array(options, &op)?.iter().enumerate() {
+                let oi = format!("{op}[{i}]");
+                let text = option
+                    .as_str()
+                    .ok_or_else(|| fail(&oi, "expected a string"))?;
+                match check_sync_option(text) {
+                    Ok(Some(warning)) => warnings.push(format!("{oi}: {warning}")),
+                    Ok(None) => {}
+                    Err(why) => return Err(fail(&oi, why)),
+                }
+            }
+        }
+        if let Some(m) = sp.get("managedNamespaceMetadata").filter(|v| !v.is_null()) {
+            let mp = format!("{at}.managedNamespaceMetadata");
+            check_keys(as_object(m, &mp)?, &mp, &["labels", "annotations"], &[])?;
+        }
+        if let Some(r) = sp.get("retry").filter(|v| !v.is_null()) {
             let rp = format!("{at}.retry");
             let r = as_object(r, &rp)?;
-            check_keys(r, &rp, &["limit", "backoff"], &[])?;
-            if let Some(b) = r.get("backoff") {
+            check_keys(r, &rp, &["limit", "backoff", "refresh"], &[])?;
+            if r.get("refresh").is_some_and(|v| !is_empty_value(v)) {
+                warnings.push(format!(
+                    "{rp}.refresh: accepted and ignored (every retry of edgecd renders the target revision again)"
+                ));
+            }
+            if let Some(b) = r.get("backoff").filter(|v| !v.is_null()) {
                 let bp = format!("{rp}.backoff");
                 check_keys(
                     as_object(b, &bp)?,
@@ -143,7 +260,7 @@ pub fn check_application_spec(spec: &Value, path: &str) -> CheckResult {
             }
         }
     }
-    if let Some(ig) = obj.get("ignoreDifferences") {
+    if let Some(ig) = obj.get("ignoreDifferences").filter(|v| !v.is_null()) {
         check_list_of_objects(ig, &format!("{path}.ignoreDifferences"), |o, at| {
             check_keys(
                 o,
@@ -154,19 +271,47 @@ pub fn check_application_spec(spec: &Value, path: &str) -> CheckResult {
                     "name",
                     "namespace",
                     "jsonPointers",
+                    "jqPathExpressions",
                     "managedFieldsManagers",
                 ],
-                &[(
-                    "jqPathExpressions",
-                    "jqPathExpressions are not supported; use jsonPointers",
-                )],
-            )
+                &[],
+            )?;
+            if let Some(pointers) = o.get("jsonPointers").filter(|v| !v.is_null()) {
+                for (i, p) in as_array(pointers, &format!("{at}.jsonPointers"))?
+                    .iter()
+                    .enumerate()
+                {
+                    let pp = format!("{at}.jsonPointers[{i}]");
+                    let p = p.as_str().ok_or_else(|| fail(&pp, "expected a string"))?;
+                    if !p.starts_with('/') {
+                        return Err(fail(
+                            &pp,
+                            format!("{p:?} is not a JSON pointer (it starts with '/')"),
+                        ));
+                    }
+                }
+            }
+            if let Some(exprs) = o.get("jqPathExpressions").filter(|v| !v.is_null()) {
+                for (i, e) in as_array(exprs, &format!("{at}.jqPathExpressions"))?
+                    .iter()
+                    .enumerate()
+                {
+                    let ep = format!("{at}.jqPathExpressions[{i}]");
+                    let e = e.as_str().ok_or_else(|| fail(&ep, "expected a string"))?;
+                    crate::ignore::check_jq_path(e).map_err(|err| fail(&ep, err.to_string()))?;
+                }
+            }
+            Ok(())
         })?;
     }
     Ok(())
 }
 
-pub(crate) fn check_source(src: &Map<String, Value>, path: &str) -> CheckResult {
+pub(crate) fn check_source_warned(
+    src: &Map<String, Value>,
+    path: &str,
+    warnings: &mut Vec<String>,
+) -> CheckResult {
     check_keys(
         src,
         path,
@@ -178,23 +323,56 @@ pub(crate) fn check_source(src: &Map<String, Value>, path: &str) -> CheckResult 
             "kustomize",
         ],
         &[
-            ("helm", "Helm sources are not supported"),
-            ("chart", "Helm charts are not supported"),
-            ("plugin", "config management plugins are not supported"),
-            ("ref", "source refs (multi-source) are not supported"),
-            ("name", "named sources are not supported"),
+            ("helm", HELM_LATER),
+            (
+                "chart",
+                "Helm charts from a chart repository are not supported yet (issue #26)",
+            ),
+            (
+                "plugin",
+                "config management plugins are not supported: a spoke runs no external programs; render the manifests in CI and point the source at them",
+            ),
+            (
+                "ref",
+                "source refs belong to multi-source applications, which are not supported yet (issue #26)",
+            ),
+            (
+                "name",
+                "named sources belong to multi-source applications, which are not supported yet (issue #26)",
+            ),
         ],
     )?;
-    if let Some(d) = src.get("directory") {
-        let at = format!("{path}.directory");
-        check_keys(
-            as_object(d, &at)?,
-            &at,
-            &["recurse", "include", "exclude"],
-            &[("jsonnet", "jsonnet is not supported")],
-        )?;
+    if let Some(url) = src.get("repoURL").and_then(Value::as_str)
+        && url
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("oci://"))
+    {
+        return Err(fail(
+            &format!("{path}.repoURL"),
+            "OCI sources are not supported yet (issue #26); use a git repository",
+        ));
     }
-    if let Some(k) = src.get("kustomize") {
+    if let Some(d) = src.get("directory").filter(|v| !v.is_null()) {
+        let at = format!("{path}.directory");
+        let d = as_object(d, &at)?;
+        check_keys(d, &at, &["recurse", "include", "exclude", "jsonnet"], &[])?;
+        if let Some(j) = d.get("jsonnet") {
+            if is_empty_value(j)
+                || j.as_object()
+                    .is_some_and(|o| o.values().all(is_empty_value))
+            {
+                warnings.push(format!(
+                    "{at}.jsonnet: empty, ignored (Argo CD writes it by default; edgecd does not evaluate Jsonnet)"
+                ));
+            } else {
+                return Err(fail(
+                    &format!("{at}.jsonnet"),
+                    "Jsonnet sources are not supported yet (issue #26)",
+                ));
+            }
+        }
+    }
+    if let Some(k) = src.get("kustomize").filter(|v| !v.is_null()) {
         let at = format!("{path}.kustomize");
         let k = as_object(k, &at)?;
         check_keys(
@@ -205,27 +383,83 @@ pub(crate) fn check_source(src: &Map<String, Value>, path: &str) -> CheckResult 
                 "nameSuffix",
                 "commonLabels",
                 "commonAnnotations",
+                "commonAnnotationsEnvsubst",
                 "images",
                 "namespace",
                 "replicas",
+                "patches",
+                "components",
+                "ignoreMissingComponents",
+                "labelWithoutSelector",
+                "labelIncludeTemplates",
+                "forceCommonLabels",
+                "forceCommonAnnotations",
+                "version",
+                "kubeVersion",
+                "apiVersions",
             ],
             &[],
         )?;
-        if let Some(r) = k.get("replicas") {
+        if let Some(r) = k.get("replicas").filter(|v| !v.is_null()) {
             check_list_of_objects(r, &format!("{at}.replicas"), |o, at| {
                 check_keys(o, at, &["name", "count"], &[])
             })?;
+        }
+        if let Some(p) = k.get("patches").filter(|v| !v.is_null()) {
+            check_list_of_objects(p, &format!("{at}.patches"), |o, at| {
+                check_keys(o, at, &["path", "patch", "target", "options"], &[])?;
+                if o.get("path").is_some() == o.get("patch").is_some() {
+                    return Err(fail(at, "a patch needs exactly one of path and patch"));
+                }
+                if let Some(path) = o.get("path").and_then(Value::as_str) {
+                    crate::app::check_source_path(path)
+                        .map_err(|m| fail(&format!("{at}.path"), m))?;
+                }
+                Ok(())
+            })?;
+        }
+        if let Some(c) = k.get("components").filter(|v| !v.is_null()) {
+            for (i, item) in as_array(c, &format!("{at}.components"))?.iter().enumerate() {
+                let cp = format!("{at}.components[{i}]");
+                let text = item
+                    .as_str()
+                    .ok_or_else(|| fail(&cp, "expected a string"))?;
+                if text.starts_with('/') || text.contains("://") {
+                    return Err(fail(
+                        &cp,
+                        format!(
+                            "{text:?}: components are directories of the repository, relative to the kustomization"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(v) = k.get("version").filter(|v| !is_empty_value(v)) {
+            warnings.push(format!(
+                "{at}.version: {} kept; edgecd renders with its native kustomize v5.5",
+                v.as_str().unwrap_or("?")
+            ));
+        }
+        for key in ["kubeVersion", "apiVersions"] {
+            if k.get(key).is_some_and(|v| !is_empty_value(v)) {
+                warnings.push(format!(
+                    "{at}.{key}: accepted and ignored (it only reaches Helm charts inflated by kustomize, which edgecd does not run)"
+                ));
+            }
         }
     }
     Ok(())
 }
 
-/// Argo CD spellings edgecd's types do not carry: drops `info`, and `syncPolicy.automated` when `enabled: false` (Argo 3's way to turn it off); drops `enabled` otherwise.
+/// Argo CD spellings edgecd's types do not carry: drops `syncPolicy.automated` when `enabled: false` (Argo 3's
+/// way to turn it off) and `enabled` otherwise, `syncPolicy.retry.refresh`, the kustomize `kubeVersion` and
+/// `apiVersions` (Helm only), an empty `directory.jsonnet`; moves `syncPolicy.managedNamespaceMetadata` to
+/// `managedNamespaceMetadata` beside `syncPolicy` (where edgecd's spec keeps it).
 pub(crate) fn normalize_application_spec(spec: &mut Value) {
     let Some(obj) = spec.as_object_mut() else {
         return;
     };
-    obj.remove("info");
+    let mut managed = None;
     if let Some(Value::Object(sp)) = obj.get_mut("syncPolicy") {
         let disabled = match sp.get_mut("automated") {
             Some(Value::Object(a)) => a.remove("enabled") == Some(Value::Bool(false)),
@@ -234,6 +468,24 @@ pub(crate) fn normalize_application_spec(spec: &mut Value) {
         };
         if disabled {
             sp.remove("automated");
+        }
+        if let Some(Value::Object(r)) = sp.get_mut("retry") {
+            r.remove("refresh");
+        }
+        managed = sp
+            .remove("managedNamespaceMetadata")
+            .filter(|m| !m.is_null());
+    }
+    if let Some(managed) = managed {
+        obj.insert("managedNamespaceMetadata".into(), managed);
+    }
+    if let Some(Value::Object(src)) = obj.get_mut("source") {
+        if let Some(Value::Object(k)) = src.get_mut("kustomize") {
+            k.remove("kubeVersion");
+            k.remove("apiVersions");
+        }
+        if let Some(Value::Object(d)) = src.get_mut("directory") {
+            d.remove("jsonnet");
         }
     }
 }

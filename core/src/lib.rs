@@ -18,6 +18,7 @@ pub mod appset;
 pub mod argo;
 pub mod argo_spec;
 pub mod duration;
+pub mod ignore;
 pub mod link;
 pub mod names;
 pub mod project;

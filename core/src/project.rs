@@ -14,7 +14,10 @@ pub struct ProjectDestination {
     /// Clusters by label; combined with `clusters` by OR.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_selector: Option<LabelSelector>,
-    /// Cluster names (globs); `*` means every cluster.
+    /// Cluster names (globs); `*` means every cluster. An entry holding `://` is an API server URL (a glob over
+    /// the server URL a cluster reports: Argo CD's `destination.server`), matched now or once such a cluster
+    /// enrolls; [`IN_CLUSTER_SERVER`] (Argo CD's `in-cluster`) matches every cluster: the cluster an app is
+    /// applied on is its own `in-cluster`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<String>,
     /// Namespace glob.
@@ -22,11 +25,42 @@ pub struct ProjectDestination {
     pub namespace: String,
 }
 
+/// Argo CD's `https://kubernetes.default.svc`: in a project destination, whichever cluster the app runs on.
+pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupKind {
     #[serde(default)]
     pub group: String,
     pub kind: String,
+    /// Object name glob (Argo CD's cluster resource restrictions by name); empty matches every name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+/// Argo CD's `orphanedResources`: report namespaced objects no app manages in the app's namespaces.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanedResources {
+    /// Whether an app with orphans gets an `OrphanedResourceWarning` condition (Argo CD: absent means true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn: Option<bool>,
+    /// Objects never reported (`group`, `kind`, `name` globs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<GroupKind>,
+}
+
+impl OrphanedResources {
+    pub fn warns(&self) -> bool {
+        self.warn.unwrap_or(true)
+    }
+
+    /// Whether an object of `group`/`kind` named `name` is never reported.
+    pub fn ignores(&self, group: &str, kind: &str, name: &str) -> bool {
+        self.ignore
+            .iter()
+            .any(|r| kind_matches(r, group, kind, name))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -63,8 +97,17 @@ pub struct ProjectSpec {
     pub cluster_resource_blacklist: Vec<GroupKind>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespace_resource_blacklist: Vec<GroupKind>,
+    /// Namespaced kinds allowed; `None` allows every kind, an empty list none (as Argo CD's nil and `[]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_resource_whitelist: Option<Vec<GroupKind>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<RoleBinding>,
+    /// Orphaned-resource monitoring, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphaned_resources: Option<OrphanedResources>,
+    /// Argo CD sync windows, kept as given: accepted, not enforced yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_windows: Vec<serde_json::Value>,
 }
 
 /// Why a project refuses something.
@@ -80,10 +123,19 @@ pub enum PolicyViolation {
         cluster: String,
         namespace: String,
     },
-    #[error("project {project} does not allow cluster-scoped {group_kind}")]
-    ClusterKind { project: String, group_kind: String },
-    #[error("project {project} does not allow {group_kind}")]
-    NamespacedKind { project: String, group_kind: String },
+    #[error("project {project} does not allow cluster-scoped {group_kind}{rule}")]
+    ClusterKind {
+        project: String,
+        group_kind: String,
+        /// The rule that decided, as ` (clusterResourceBlacklist: …)`, or "".
+        rule: String,
+    },
+    #[error("project {project} does not allow {group_kind}{rule}")]
+    NamespacedKind {
+        project: String,
+        group_kind: String,
+        rule: String,
+    },
 }
 
 /// Glob match where `*` in a pattern also crosses `/` (repository URLs).
@@ -96,8 +148,34 @@ fn glob_matches(pattern: &str, text: &str) -> bool {
         .unwrap_or(pattern == text)
 }
 
-fn kind_matches(rule: &GroupKind, group: &str, kind: &str) -> bool {
-    glob_matches(&rule.group, group) && glob_matches(&rule.kind, kind)
+fn kind_matches(rule: &GroupKind, group: &str, kind: &str, name: &str) -> bool {
+    glob_matches(&rule.group, group)
+        && glob_matches(&rule.kind, kind)
+        && (rule.name.is_empty() || glob_matches(&rule.name, name))
+}
+
+fn rule_text(list: &str, rule: &GroupKind) -> String {
+    let name = if rule.name.is_empty() {
+        String::new()
+    } else {
+        format!(" name {}", rule.name)
+    };
+    format!(
+        " (rule {list}: group {:?} kind {}{name})",
+        rule.group, rule.kind
+    )
+}
+
+/// Whether destination entry `pattern` (a cluster name glob, a server URL glob, or `in-cluster`'s URL)
+/// names the cluster `cluster` whose API server URL is `server` (empty when unknown).
+pub fn destination_entry_matches(pattern: &str, cluster: &str, server: &str) -> bool {
+    if pattern.contains("://") {
+        let pattern = pattern.trim_end_matches('/');
+        pattern == IN_CLUSTER_SERVER
+            || !server.is_empty() && glob_matches(pattern, server.trim_end_matches('/'))
+    } else {
+        glob_matches(pattern, cluster)
+    }
 }
 
 fn group_kind(group: &str, kind: &str) -> String {
@@ -122,6 +200,7 @@ impl ProjectSpec {
             cluster_resource_whitelist: vec![GroupKind {
                 group: "*".into(),
                 kind: "*".into(),
+                name: String::new(),
             }],
             ..Self::default()
         }
@@ -150,8 +229,24 @@ impl ProjectSpec {
         cluster_labels: &BTreeMap<String, String>,
         namespace: &str,
     ) -> Result<(), PolicyViolation> {
+        self.check_destination_at(project, cluster, "", cluster_labels, namespace)
+    }
+
+    /// [`check_destination`](Self::check_destination) for a cluster whose API server URL is `server` (empty
+    /// when unknown), so destinations given by server URL match it.
+    pub fn check_destination_at(
+        &self,
+        project: &str,
+        cluster: &str,
+        server: &str,
+        cluster_labels: &BTreeMap<String, String>,
+        namespace: &str,
+    ) -> Result<(), PolicyViolation> {
         let allowed = self.destinations.iter().any(|d| {
-            let cluster_ok = d.clusters.iter().any(|c| glob_matches(c, cluster))
+            let cluster_ok = d
+                .clusters
+                .iter()
+                .any(|c| destination_entry_matches(c, cluster, server))
                 || d.cluster_selector
                     .as_ref()
                     .is_some_and(|s| s.matches(cluster_labels));
@@ -178,35 +273,64 @@ impl ProjectSpec {
         kind: &str,
         namespaced: bool,
     ) -> Result<(), PolicyViolation> {
+        self.check_resource(project, group, kind, "", namespaced)
+    }
+
+    /// Checks one object as Argo CD does: a namespaced kind must be in `namespaceResourceWhitelist` (when
+    /// set) and not in `namespaceResourceBlacklist`; a cluster-scoped one in `clusterResourceWhitelist` and not
+    /// in `clusterResourceBlacklist` (rules by group, kind and name globs). The error names the deciding rule.
+    pub fn check_resource(
+        &self,
+        project: &str,
+        group: &str,
+        kind: &str,
+        name: &str,
+        namespaced: bool,
+    ) -> Result<(), PolicyViolation> {
+        let shown = if name.is_empty() {
+            group_kind(group, kind)
+        } else {
+            format!("{} {name}", group_kind(group, kind))
+        };
+        let matching = |list: &[GroupKind]| {
+            list.iter()
+                .find(|r| kind_matches(r, group, kind, name))
+                .cloned()
+        };
         if namespaced {
-            if self
-                .namespace_resource_blacklist
-                .iter()
-                .any(|r| kind_matches(r, group, kind))
+            if let Some(rule) = matching(&self.namespace_resource_blacklist) {
+                return Err(PolicyViolation::NamespacedKind {
+                    project: project.to_owned(),
+                    group_kind: shown,
+                    rule: rule_text("namespaceResourceBlacklist", &rule),
+                });
+            }
+            if let Some(whitelist) = &self.namespace_resource_whitelist
+                && matching(whitelist).is_none()
             {
                 return Err(PolicyViolation::NamespacedKind {
                     project: project.to_owned(),
-                    group_kind: group_kind(group, kind),
+                    group_kind: shown,
+                    rule: " (not in namespaceResourceWhitelist)".into(),
                 });
             }
             return Ok(());
         }
-        let allowed = self
-            .cluster_resource_whitelist
-            .iter()
-            .any(|r| kind_matches(r, group, kind))
-            && !self
-                .cluster_resource_blacklist
-                .iter()
-                .any(|r| kind_matches(r, group, kind));
-        if allowed {
-            Ok(())
-        } else {
-            Err(PolicyViolation::ClusterKind {
+        if let Some(rule) = matching(&self.cluster_resource_blacklist) {
+            return Err(PolicyViolation::ClusterKind {
                 project: project.to_owned(),
-                group_kind: group_kind(group, kind),
-            })
+                group_kind: shown,
+                rule: rule_text("clusterResourceBlacklist", &rule),
+            });
         }
+        if matching(&self.cluster_resource_whitelist).is_none() {
+            return Err(PolicyViolation::ClusterKind {
+                project: project.to_owned(),
+                group_kind: shown,
+                rule: String::new(),
+            });
+        }
+        Ok(())
     }
 
     /// The strongest role a user (or any of their groups) has here.
@@ -236,6 +360,7 @@ mod tests {
             cluster_resource_whitelist: vec![GroupKind {
                 group: "".into(),
                 kind: "Namespace".into(),
+                name: String::new(),
             }],
             roles: vec![
                 RoleBinding {
@@ -283,6 +408,82 @@ mod tests {
             "project a does not allow cluster-scoped ClusterRole.rbac.authorization.k8s.io"
         );
         assert!(p.check_kind("a", "apps", "Deployment", true).is_ok());
+    }
+
+    #[test]
+    fn whitelists_blacklists_by_name_and_server_destinations() {
+        let gk = |group: &str, kind: &str, name: &str| GroupKind {
+            group: group.into(),
+            kind: kind.into(),
+            name: name.into(),
+        };
+        let p = ProjectSpec {
+            destinations: vec![ProjectDestination {
+                clusters: vec!["https://10.0.0.1:6443".into(), IN_CLUSTER_SERVER.into()],
+                namespace: "web".into(),
+                ..Default::default()
+            }],
+            cluster_resource_whitelist: vec![gk("", "Namespace", "")],
+            cluster_resource_blacklist: vec![gk("", "Namespace", "kube-*")],
+            namespace_resource_whitelist: Some(vec![gk("apps", "*", "")]),
+            ..Default::default()
+        };
+        assert!(p.check_resource("a", "", "Namespace", "web", false).is_ok());
+        let err = p
+            .check_resource("a", "", "Namespace", "kube-system", false)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "project a does not allow cluster-scoped Namespace kube-system (rule clusterResourceBlacklist: group \"\" kind Namespace name kube-*)"
+        );
+        assert!(
+            p.check_resource("a", "apps", "Deployment", "x", true)
+                .is_ok()
+        );
+        let err = p
+            .check_resource("a", "", "ConfigMap", "x", true)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "project a does not allow ConfigMap x (not in namespaceResourceWhitelist)"
+        );
+        // An empty whitelist allows no namespaced kind; none allows every one.
+        let none = ProjectSpec {
+            namespace_resource_whitelist: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(none.check_kind("a", "apps", "Deployment", true).is_err());
+        assert!(
+            ProjectSpec::default()
+                .check_kind("a", "apps", "Deployment", true)
+                .is_ok()
+        );
+        // Server URLs match the cluster reporting them; in-cluster matches any cluster.
+        let labels = BTreeMap::new();
+        let only_url = ProjectSpec {
+            destinations: vec![ProjectDestination {
+                clusters: vec!["https://10.0.0.1:6443".into()],
+                namespace: "*".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(
+            only_url
+                .check_destination_at("a", "paris", "https://10.0.0.1:6443/", &labels, "x")
+                .is_ok()
+        );
+        assert!(
+            only_url
+                .check_destination_at("a", "paris", "https://10.0.0.2:6443", &labels, "x")
+                .is_err()
+        );
+        assert!(
+            only_url
+                .check_destination("a", "https:", &labels, "x")
+                .is_err()
+        );
+        assert!(p.check_destination("a", "anything", &labels, "web").is_ok());
     }
 
     #[test]

@@ -475,6 +475,7 @@ fn restrictive_project() -> ProjectSpec {
         cluster_resource_whitelist: vec![GroupKind {
             group: String::new(),
             kind: "Namespace".into(),
+            name: String::new(),
         }],
         ..ProjectSpec::default()
     }

@@ -714,6 +714,7 @@ async fn a_project_owner_cannot_widen_the_projects_limits() {
                 cluster_resource_allow: vec![v1::GroupKind {
                     group: "*".into(),
                     kind: "*".into(),
+                    name: String::new(),
                 }],
                 ..current.clone()
             },
@@ -731,6 +732,7 @@ async fn a_project_owner_cannot_widen_the_projects_limits() {
                 namespace_resource_deny: vec![v1::GroupKind {
                     group: "".into(),
                     kind: "Secret".into(),
+                    name: String::new(),
                 }],
                 ..current.clone()
             },

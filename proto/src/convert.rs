@@ -248,6 +248,15 @@ pub fn application_spec(spec: &ApplicationSpec) -> v1::ApplicationSpec {
                         count: r.count,
                     })
                     .collect(),
+                patches: k.patches.iter().map(|p| p.to_string()).collect(),
+                components: k.components.clone(),
+                ignore_missing_components: k.ignore_missing_components,
+                common_annotations_envsubst: k.common_annotations_envsubst,
+                label_without_selector: k.label_without_selector,
+                label_include_templates: k.label_include_templates,
+                force_common_labels: k.force_common_labels,
+                force_common_annotations: k.force_common_annotations,
+                version: k.version.clone(),
             },
         ))
     } else {
@@ -299,6 +308,21 @@ pub fn application_spec(spec: &ApplicationSpec) -> v1::ApplicationSpec {
                 namespace: d.namespace.clone(),
                 json_pointers: d.json_pointers.clone(),
                 managed_fields_managers: d.managed_fields_managers.clone(),
+                jq_path_expressions: d.jq_path_expressions.clone(),
+            })
+            .collect(),
+        managed_namespace_metadata: spec.managed_namespace_metadata.as_ref().map(|m| {
+            v1::ManagedNamespaceMetadata {
+                labels: m.labels.clone().into_iter().collect(),
+                annotations: m.annotations.clone().into_iter().collect(),
+            }
+        }),
+        info: spec
+            .info
+            .iter()
+            .map(|i| v1::InfoItem {
+                name: i.name.clone(),
+                value: i.value.clone(),
             })
             .collect(),
     }
@@ -328,6 +352,27 @@ pub fn from_application_spec(
         Some(v1::application_source::Render::Kustomize(k)) => (
             None,
             Some(KustomizeSource {
+                patches: k
+                    .patches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        serde_json::from_str(p).map_err(|e| {
+                            invalid(
+                                &format!("spec.source.kustomize.patches[{i}]"),
+                                format!("is not a JSON object: {e}"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                components: k.components.clone(),
+                ignore_missing_components: k.ignore_missing_components,
+                common_annotations_envsubst: k.common_annotations_envsubst,
+                label_without_selector: k.label_without_selector,
+                label_include_templates: k.label_include_templates,
+                force_common_labels: k.force_common_labels,
+                force_common_annotations: k.force_common_annotations,
+                version: k.version.clone(),
                 name_prefix: k.name_prefix.clone(),
                 name_suffix: k.name_suffix.clone(),
                 common_labels: k.common_labels.clone().into_iter().collect(),
@@ -398,6 +443,21 @@ pub fn from_application_spec(
                 namespace: d.namespace.clone(),
                 json_pointers: d.json_pointers.clone(),
                 managed_fields_managers: d.managed_fields_managers.clone(),
+                jq_path_expressions: d.jq_path_expressions.clone(),
+            })
+            .collect(),
+        managed_namespace_metadata: spec.managed_namespace_metadata.as_ref().map(|m| {
+            edgecd_core::app::ManagedNamespaceMetadata {
+                labels: m.labels.clone().into_iter().collect(),
+                annotations: m.annotations.clone().into_iter().collect(),
+            }
+        }),
+        info: spec
+            .info
+            .iter()
+            .map(|i| edgecd_core::app::InfoItem {
+                name: i.name.clone(),
+                value: i.value.clone(),
             })
             .collect(),
     })
@@ -620,6 +680,7 @@ fn group_kinds(list: &[GroupKind]) -> Vec<v1::GroupKind> {
         .map(|g| v1::GroupKind {
             group: g.group.clone(),
             kind: g.kind.clone(),
+            name: g.name.clone(),
         })
         .collect()
 }
@@ -629,6 +690,7 @@ fn from_group_kinds(list: &[v1::GroupKind]) -> Vec<GroupKind> {
         .map(|g| GroupKind {
             group: g.group.clone(),
             kind: g.kind.clone(),
+            name: g.name.clone(),
         })
         .collect()
 }
@@ -668,6 +730,24 @@ pub fn project(
             .collect(),
         version,
         created_at: created_at.map(timestamp),
+        namespace_resource_allow: spec
+            .namespace_resource_whitelist
+            .as_deref()
+            .map(group_kinds)
+            .unwrap_or_default(),
+        namespace_resource_allow_listed: spec.namespace_resource_whitelist.is_some(),
+        orphaned_resources: spec
+            .orphaned_resources
+            .as_ref()
+            .map(|o| v1::OrphanedResources {
+                warn: o.warn,
+                ignore: group_kinds(&o.ignore),
+            }),
+        sync_windows_json: if spec.sync_windows.is_empty() {
+            String::new()
+        } else {
+            serde_json::Value::Array(spec.sync_windows.clone()).to_string()
+        },
     }
 }
 
@@ -716,6 +796,21 @@ pub fn from_project(p: &v1::Project) -> Result<ProjectSpec, ConvertError> {
         cluster_resource_blacklist: from_group_kinds(&p.cluster_resource_deny),
         namespace_resource_blacklist: from_group_kinds(&p.namespace_resource_deny),
         roles,
+        namespace_resource_whitelist: p
+            .namespace_resource_allow_listed
+            .then(|| from_group_kinds(&p.namespace_resource_allow)),
+        orphaned_resources: p.orphaned_resources.as_ref().map(|o| {
+            edgecd_core::project::OrphanedResources {
+                warn: o.warn,
+                ignore: from_group_kinds(&o.ignore),
+            }
+        }),
+        sync_windows: if p.sync_windows_json.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(&p.sync_windows_json)
+                .map_err(|e| invalid("sync_windows_json", format!("is not a JSON list: {e}")))?
+        },
     })
 }
 
@@ -739,6 +834,17 @@ mod tests {
                         name: "nginx".into(),
                         count: 3,
                     }],
+                    patches: vec![
+                        serde_json::json!({"path": "p.yaml", "target": {"kind": "Deployment"}}),
+                    ],
+                    components: vec!["../c".into()],
+                    ignore_missing_components: true,
+                    common_annotations_envsubst: true,
+                    label_without_selector: true,
+                    label_include_templates: true,
+                    force_common_labels: true,
+                    force_common_annotations: true,
+                    version: "v5.4.3".into(),
                     ..KustomizeSource::default()
                 }),
             },
@@ -764,7 +870,22 @@ mod tests {
                 }),
             }),
             revision_history_limit: Some(10),
-            ignore_differences: vec![],
+            ignore_differences: vec![IgnoreDifference {
+                group: "apps".into(),
+                kind: "Deployment".into(),
+                json_pointers: vec!["/spec/replicas".into()],
+                jq_path_expressions: vec![".spec.template.spec.containers[].image".into()],
+                managed_fields_managers: vec!["hpa".into()],
+                ..IgnoreDifference::default()
+            }],
+            managed_namespace_metadata: Some(edgecd_core::app::ManagedNamespaceMetadata {
+                labels: [("team".to_owned(), "web".to_owned())].into(),
+                annotations: [("a".to_owned(), "b".to_owned())].into(),
+            }),
+            info: vec![edgecd_core::app::InfoItem {
+                name: "url".into(),
+                value: "https://x".into(),
+            }],
         }
     }
 

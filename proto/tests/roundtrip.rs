@@ -53,6 +53,7 @@ fn spec() -> ApplicationSpec {
         }),
         revision_history_limit: 10,
         ignore_differences: vec![],
+        ..Default::default()
     }
 }
 

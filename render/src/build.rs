@@ -197,7 +197,7 @@ impl Builder<'_> {
             && !as_component
             && let Some(edits) = self.edits.take()
         {
-            kustomization.edit(edits);
+            kustomization.edit(edits, &file, dir)?;
         }
         if kustomization.empty {
             return Err(RenderError::invalid(&file, "kustomization.yaml is empty"));

@@ -474,10 +474,12 @@ pub(crate) enum SortOptions {
 }
 
 /// Argo CD's `spec.source.kustomize` options, applied to an app's kustomization before the build the way
-/// Argo CD applies them with `kustomize edit` (`set nameprefix`, `set namesuffix`, `add label --force`,
-/// `add annotation --force`, `set image`, `set namespace`, `set replicas`): each replaces the kustomization's
-/// own value (labels, annotations, images and replicas entry by entry), so a prefix is not added to one the
-/// kustomization already has.
+/// Argo CD applies them with `kustomize edit` (`set nameprefix`, `set namesuffix`, `set image`, `set replicas`,
+/// `add label [--force] [--without-selector] [--include-templates]`, `add annotation [--force]`,
+/// `set namespace`, `add component`) and by appending `patches`: each replaces the kustomization's own value
+/// (images and replicas entry by entry), so a prefix is not added to one the kustomization already has. As with
+/// `kustomize edit add label` without `--force`, a label or annotation key the kustomization already has fails
+/// the build unless forced. Values arrive already substituted (Argo CD's `envsubst` is the caller's).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct KustomizeEdits {
     pub name_prefix: Option<String>,
@@ -489,6 +491,20 @@ pub struct KustomizeEdits {
     pub namespace: Option<String>,
     /// `(workload name, count)`.
     pub replicas: Vec<(String, i64)>,
+    /// `commonLabels` overwrite the kustomization's own keys (`add label --force`).
+    pub force_common_labels: bool,
+    /// `commonAnnotations` overwrite the kustomization's own keys (`add annotation --force`).
+    pub force_common_annotations: bool,
+    /// `commonLabels` become a `labels` entry without selectors (`add label --without-selector`).
+    pub label_without_selector: bool,
+    /// With `label_without_selector`, the entry also reaches templates (`--include-templates`).
+    pub label_include_templates: bool,
+    /// `patches` entries as JSON objects (`path`, `patch`, `target`, `options`), appended to the kustomization's.
+    pub patches: Vec<String>,
+    /// Component paths, relative to the kustomization directory, appended to its `components`.
+    pub components: Vec<String>,
+    /// Components whose directory does not exist are left out instead of failing the build.
+    pub ignore_missing_components: bool,
 }
 
 impl KustomizeEdits {
@@ -507,25 +523,17 @@ pub(crate) fn find_file(dir: &Path) -> Option<std::path::PathBuf> {
 }
 
 impl Kustomization {
-    /// Applies Argo CD's kustomize options (see [`KustomizeEdits`]).
-    pub(crate) fn edit(&mut self, edits: &KustomizeEdits) {
+    /// Applies Argo CD's kustomize options (see [`KustomizeEdits`]) to the kustomization `file` of directory `dir`.
+    pub(crate) fn edit(&mut self, edits: &KustomizeEdits, file: &Path, dir: &Path) -> Result<()> {
         if !edits.is_empty() {
             self.empty = false;
         }
+        let p = Parser { file };
         if let Some(prefix) = &edits.name_prefix {
             self.name_prefix = Some(prefix.clone());
         }
         if let Some(suffix) = &edits.name_suffix {
             self.name_suffix = Some(suffix.clone());
-        }
-        if let Some(namespace) = &edits.namespace {
-            self.namespace = Some(namespace.clone());
-        }
-        for (key, value) in &edits.common_labels {
-            set_pair(&mut self.common_labels, key, value);
-        }
-        for (key, value) in &edits.common_annotations {
-            set_pair(&mut self.common_annotations, key, value);
         }
         for argument in &edits.images {
             let image = parse_set_image(argument);
@@ -541,6 +549,65 @@ impl Kustomization {
                 None => self.replicas.push((name.clone(), count)),
             }
         }
+        if !edits.common_labels.is_empty() {
+            let force = edits.force_common_labels;
+            let pairs = if edits.label_without_selector {
+                let include_templates = edits.label_include_templates;
+                let index = match self.labels.iter().position(|l| {
+                    !l.include_selectors
+                        && l.include_templates == include_templates
+                        && l.fields.is_empty()
+                }) {
+                    Some(index) => index,
+                    None => {
+                        self.labels.push(LabelEntry {
+                            include_templates,
+                            ..LabelEntry::default()
+                        });
+                        self.labels.len() - 1
+                    }
+                };
+                &mut self.labels[index].pairs
+            } else {
+                &mut self.common_labels
+            };
+            add_pairs(
+                &p,
+                pairs,
+                &edits.common_labels,
+                force,
+                "label",
+                "forceCommonLabels",
+            )?;
+        }
+        add_pairs(
+            &p,
+            &mut self.common_annotations,
+            &edits.common_annotations,
+            edits.force_common_annotations,
+            "annotation",
+            "forceCommonAnnotations",
+        )?;
+        if let Some(namespace) = &edits.namespace {
+            self.namespace = Some(namespace.clone());
+        }
+        for text in &edits.patches {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| p.err(format!("source.kustomize.patches: {e}")))?;
+            let entry = value.as_object().ok_or_else(|| {
+                p.err("source.kustomize.patches: entries must be mappings".into())
+            })?;
+            self.patches.push(p.patch(entry)?);
+        }
+        for component in &edits.components {
+            if edits.ignore_missing_components && !dir.join(component).exists() {
+                continue;
+            }
+            if !self.components.contains(component) {
+                self.components.push(component.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Parses a kustomization document.
@@ -765,11 +832,28 @@ fn is_empty(map: &Map<String, Value>) -> bool {
     })
 }
 
-fn set_pair(pairs: &mut Vec<(String, String)>, key: &str, value: &str) {
-    match pairs.iter_mut().find(|(k, _)| k == key) {
-        Some(existing) => existing.1 = value.to_owned(),
-        None => pairs.push((key.to_owned(), value.to_owned())),
+/// `kustomize edit add label|annotation`: a key already present fails unless `force`, which overwrites it.
+fn add_pairs(
+    p: &Parser<'_>,
+    pairs: &mut Vec<(String, String)>,
+    added: &[(String, String)],
+    force: bool,
+    what: &str,
+    flag: &str,
+) -> Result<()> {
+    for (key, value) in added {
+        match pairs.iter_mut().find(|(k, _)| k == key) {
+            Some(existing) if force => existing.1 = value.clone(),
+            Some(_) => {
+                return Err(p.err(format!(
+                    "{what} {key} is already in the kustomization; set source.kustomize.{flag}: true to \
+                     overwrite it (as Argo CD's kustomize edit add {what} --force)"
+                )));
+            }
+            None => pairs.push((key.clone(), value.clone())),
+        }
     }
+    Ok(())
 }
 
 /// One `kustomize edit set image` argument as an `images:` entry: `NAME=NEWNAME[:TAG|@DIGEST]`,
@@ -1079,14 +1163,43 @@ mod tests {
         let text = "namePrefix: old-\ncommonLabels: {a: '1', b: '2'}\nimages:\n- name: nginx\n  newTag: '1.19'\nreplicas:\n- name: web\n  count: 1\n";
         let value = crate::yaml::load_one(text).unwrap();
         let mut k = Kustomization::parse(&value, Path::new("kustomization.yaml")).unwrap();
-        k.edit(&KustomizeEdits {
-            name_prefix: Some("gen-1-".into()),
-            common_labels: vec![("b".into(), "3".into()), ("c".into(), "4".into())],
-            images: vec!["nginx:1.21".into(), "redis=mirror/redis:7".into()],
-            namespace: Some("generated".into()),
-            replicas: vec![("web".into(), 3), ("api".into(), 2)],
-            ..KustomizeEdits::default()
-        });
+        let file = Path::new("kustomization.yaml");
+        let labels = vec![
+            ("b".to_owned(), "3".to_owned()),
+            ("c".to_owned(), "4".to_owned()),
+        ];
+        // As `kustomize edit add label` without --force: a key the kustomization has fails, naming it.
+        let err = k
+            .clone()
+            .edit(
+                &KustomizeEdits {
+                    common_labels: labels.clone(),
+                    ..KustomizeEdits::default()
+                },
+                file,
+                Path::new("."),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("label b is already in the kustomization")
+                && err.to_string().contains("forceCommonLabels"),
+            "{err}"
+        );
+        k.edit(
+            &KustomizeEdits {
+                name_prefix: Some("gen-1-".into()),
+                common_labels: labels,
+                force_common_labels: true,
+                images: vec!["nginx:1.21".into(), "redis=mirror/redis:7".into()],
+                namespace: Some("generated".into()),
+                replicas: vec![("web".into(), 3), ("api".into(), 2)],
+                ..KustomizeEdits::default()
+            },
+            file,
+            Path::new("."),
+        )
+        .unwrap();
         assert_eq!(k.name_prefix.as_deref(), Some("gen-1-"));
         assert_eq!(k.name_suffix, None);
         assert_eq!(k.namespace.as_deref(), Some("generated"));

@@ -77,10 +77,13 @@ impl Policies {
     }
 }
 
-/// Whether `destination` may be this cluster: named by a glob, or chosen by a label selector (the spoke does
-/// not know its own labels; the hub checked the selector when it placed the app).
+/// Whether `destination` may be this cluster: named by a glob, chosen by a label selector or given by an API
+/// server URL (the spoke knows neither its own labels nor the URL the hub has for it; the hub checked those
+/// when it placed the app). `in-cluster` is every cluster's own.
 fn names_this_cluster(destination: &ProjectDestination, cluster: &str) -> bool {
-    if destination.cluster_selector.is_some() {
+    if destination.cluster_selector.is_some()
+        || destination.clusters.iter().any(|c| c.contains("://"))
+    {
         return true;
     }
     let probe = ProjectSpec {
@@ -115,18 +118,20 @@ pub fn check_source(spec: &ProjectSpec, project: &str, repo: &str) -> Result<(),
     spec.check_source(project, repo)
 }
 
-/// Checks one object the app would apply: its kind (cluster-scoped kinds must be allowed, namespaced kinds
-/// not denied) and, for a namespaced object, its namespace against the project's destinations for this
-/// cluster.
+/// Checks one object the app would apply: its kind and name against the project's resource white- and
+/// blacklists (cluster-scoped kinds must be allowed, namespaced kinds allowed when a whitelist is set and not
+/// denied; the error names the rule) and, for a namespaced object, its namespace against the project's
+/// destinations for this cluster.
 pub fn check_object(
     spec: &ProjectSpec,
     project: &str,
     cluster: &str,
     group: &str,
     kind: &str,
+    name: &str,
     namespace: Option<&str>,
 ) -> Result<(), PolicyViolation> {
-    spec.check_kind(project, group, kind, namespace.is_some())?;
+    spec.check_resource(project, group, kind, name, namespace.is_some())?;
     if let Some(namespace) = namespace {
         let allowed = spec
             .destinations
@@ -239,6 +244,7 @@ mod tests {
             cluster_resource_whitelist: vec![GroupKind {
                 group: String::new(),
                 kind: "Namespace".into(),
+                name: String::new(),
             }],
             ..ProjectSpec::default()
         }
@@ -248,21 +254,76 @@ mod tests {
     fn kinds_and_namespaces_are_checked_for_this_cluster() {
         let spec = team();
         let ok = |group: &str, kind: &str, ns: Option<&str>| {
-            check_object(&spec, "team", "edge-1", group, kind, ns)
+            check_object(&spec, "team", "edge-1", group, kind, "x", ns)
         };
         assert!(ok("", "ConfigMap", Some("team-a")).is_ok());
         assert!(ok("", "Namespace", None).is_ok());
         let refused = ok("rbac.authorization.k8s.io", "ClusterRole", None).unwrap_err();
         assert_eq!(
             refused.to_string(),
-            "project team does not allow cluster-scoped ClusterRole.rbac.authorization.k8s.io"
+            "project team does not allow cluster-scoped ClusterRole.rbac.authorization.k8s.io x"
         );
         assert!(matches!(
             ok("", "ConfigMap", Some("kube-system")),
             Err(PolicyViolation::Destination { .. })
         ));
         // A cluster the project's destinations do not name allows no namespace at all.
-        assert!(check_object(&spec, "team", "core-1", "", "ConfigMap", Some("team-a")).is_err());
+        assert!(
+            check_object(
+                &spec,
+                "team",
+                "core-1",
+                "",
+                "ConfigMap",
+                "x",
+                Some("team-a")
+            )
+            .is_err()
+        );
+        // A namespaced whitelist admits only its kinds; a name rule only its names.
+        let mut listed = team();
+        listed.namespace_resource_whitelist = Some(vec![GroupKind {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            name: String::new(),
+        }]);
+        listed.cluster_resource_blacklist = vec![GroupKind {
+            group: String::new(),
+            kind: "Namespace".into(),
+            name: "kube-*".into(),
+        }];
+        let check = |group: &str, kind: &str, name: &str, ns: Option<&str>| {
+            check_object(&listed, "team", "edge-1", group, kind, name, ns)
+        };
+        assert!(check("apps", "Deployment", "web", Some("team-a")).is_ok());
+        assert_eq!(
+            check("", "ConfigMap", "cfg", Some("team-a"))
+                .unwrap_err()
+                .to_string(),
+            "project team does not allow ConfigMap cfg (not in namespaceResourceWhitelist)"
+        );
+        assert!(check("", "Namespace", "team-a", None).is_ok());
+        assert!(
+            check("", "Namespace", "kube-public", None)
+                .unwrap_err()
+                .to_string()
+                .contains("rule clusterResourceBlacklist")
+        );
+        // A destination by server URL or in-cluster is trusted at the edge (the hub placed the app).
+        let mut by_url = team();
+        by_url.destinations[0].clusters = vec![edgecd_core::project::IN_CLUSTER_SERVER.into()];
+        assert!(
+            check_object(
+                &by_url,
+                "team",
+                "core-1",
+                "",
+                "ConfigMap",
+                "x",
+                Some("team-a")
+            )
+            .is_ok()
+        );
         assert!(check_source(&spec, "team", "https://git.example.com/other/x.git").is_err());
     }
 

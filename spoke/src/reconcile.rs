@@ -406,6 +406,7 @@ impl Engine {
                 cluster,
                 &resolved.resource.group,
                 kind,
+                name,
                 namespace,
             ) {
                 let what = match namespace {

@@ -221,6 +221,9 @@ struct ApplyView {
     project: String,
     name: String,
     message: String,
+    /// What was accepted but is not acted on (`field: why`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 /// `edgecd apply -f`: every document through the hub's `ApplyManifests`.
@@ -251,6 +254,7 @@ pub async fn apply(session: &Session, args: &ApplyArgs) -> anyhow::Result<()> {
                 project: r.project,
                 name: r.name,
                 message: r.message,
+                warnings: r.warnings,
             });
         }
     }
@@ -273,6 +277,9 @@ pub async fn apply(session: &Session, args: &ApplyArgs) -> anyhow::Result<()> {
                 v.action,
                 if args.dry_run { " (dry run)" } else { "" }
             )?;
+            for warning in &v.warnings {
+                outln!("  warning: {warning}")?;
+            }
         }
     }
     if refused > 0 {

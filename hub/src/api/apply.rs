@@ -8,7 +8,9 @@
 //!                                                       AppProject → destinations by server URL → create/update (admins)
 //! ```
 
-use edgecd_core::argo::{Document, ImportedApp, ImportedAppSet, ImportedProject, parse_document};
+use edgecd_core::argo::{
+    Document, ImportedApp, ImportedAppSet, ImportedProject, parse_document_warned,
+};
 use edgecd_core::selector::LabelSelector;
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1;
@@ -47,8 +49,8 @@ pub(super) async fn apply(
         if doc.is_null() {
             continue;
         }
-        match parse_document(doc) {
-            Ok(document) => parsed.push((source(doc), document)),
+        match parse_document_warned(doc) {
+            Ok((document, warnings)) => parsed.push((source(doc), document, warnings)),
             Err(error) => refused.push(format!("document {}: {error}", index + 1)),
         }
     }
@@ -68,8 +70,8 @@ pub(super) async fn apply(
     };
     let mut results = Vec::with_capacity(parsed.len());
     // Projects first, so the apps and sets of the same file can use them.
-    parsed.sort_by_key(|(_, d)| !matches!(d, Document::Project(_)));
-    for (source, document) in parsed {
+    parsed.sort_by_key(|(_, d, _)| !matches!(d, Document::Project(_)));
+    for (source, document, warnings) in parsed {
         // The project a refusal names: the document's, as it would have been applied.
         let project = match &document {
             Document::Project(project) => project.name.clone(),
@@ -104,6 +106,7 @@ pub(super) async fn apply(
             result.name = source.2.clone();
         }
         result.source = format!("{} {} {}", source.0, source.1, source.2);
+        result.warnings.extend(warnings);
         results.push(result);
     }
     Ok(v1::ApplyManifestsResponse { results })
@@ -410,7 +413,10 @@ async fn apply_project(
     api.authorize_admin(call)?;
     edgecd_core::ProjectName::parse(project.name.as_str())
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    let mut spec = project.spec;
+    let spec = project.spec;
+    // Destinations by server URL stay URLs (Argo CD never requires a destination's cluster to exist): they
+    // match any cluster reporting that server URL, now or once it enrolls. Say which match today.
+    let mut notes = Vec::new();
     if !project.destination_servers.is_empty() {
         let clusters = api
             .store()
@@ -420,23 +426,24 @@ async fn apply_project(
         for (index, server) in &project.destination_servers {
             let matching: Vec<&str> = clusters
                 .iter()
-                .filter(|c| &c.server_url == server)
+                .filter(|c| {
+                    edgecd_core::project::destination_entry_matches(server, &c.name, &c.server_url)
+                })
                 .map(|c| c.name.as_str())
                 .collect();
-            let Some(destination) = spec.destinations.get_mut(*index) else {
-                continue;
-            };
-            if matching.is_empty() {
-                return Err(Status::failed_precondition(format!(
-                    "project {}: spec.destinations[{index}].server: no enrolled cluster has server URL {server}",
-                    project.name
-                )));
-            }
-            destination
-                .clusters
-                .extend(matching.into_iter().map(str::to_owned));
+            notes.push(if matching.is_empty() {
+                format!(
+                    "spec.destinations[{index}].server {server}: no enrolled cluster has this server URL yet; it will match one that does"
+                )
+            } else {
+                format!(
+                    "spec.destinations[{index}].server {server}: matches cluster(s) {}",
+                    matching.join(", ")
+                )
+            });
         }
     }
+    let message = notes.join("; ");
     let what = format!("project {}", project.name);
     let existing = match api.store().get_project(&project.name).await {
         Ok(existing) => Some(existing),
@@ -449,7 +456,7 @@ async fn apply_project(
             "AppProject",
             "",
             &project.name,
-            String::new(),
+            message,
         ));
     }
     let action = if existing.is_some() {
@@ -463,7 +470,11 @@ async fn apply_project(
             "AppProject",
             "",
             &project.name,
-            "dry run".into(),
+            if message.is_empty() {
+                "dry run".into()
+            } else {
+                format!("{message} (dry run)")
+            },
         ));
     }
     let target = format!("project:{}", project.name);
@@ -479,11 +490,5 @@ async fn apply_project(
     api.forget_project(&project.name);
     api.audit(call, &target, &outcome).await;
     outcome?;
-    Ok(result(
-        action,
-        "AppProject",
-        "",
-        &project.name,
-        String::new(),
-    ))
+    Ok(result(action, "AppProject", "", &project.name, message))
 }

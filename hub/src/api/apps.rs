@@ -140,8 +140,13 @@ async fn checked_spec(
         ));
     }
     // `in-cluster` is the hub itself: an app-of-apps parent, rendered by the hub.
-    let (cluster_name, cluster_labels) = if spec.destination.cluster == HUB_CLUSTER {
-        (HUB_CLUSTER.to_owned(), crate::store::Labels::new())
+    let (cluster_name, cluster_server, cluster_labels) = if spec.destination.cluster == HUB_CLUSTER
+    {
+        (
+            HUB_CLUSTER.to_owned(),
+            String::new(),
+            crate::store::Labels::new(),
+        )
     } else {
         let cluster = api
             .store()
@@ -154,7 +159,7 @@ async fn checked_spec(
                 )),
                 other => store_error(other, format!("cluster {}", spec.destination.cluster)),
             })?;
-        (cluster.name, cluster.labels)
+        (cluster.name, cluster.server_url, cluster.labels)
     };
     project
         .spec
@@ -162,9 +167,10 @@ async fn checked_spec(
         .map_err(|v| Status::permission_denied(v.to_string()))?;
     project
         .spec
-        .check_destination(
+        .check_destination_at(
             app.project.as_str(),
             &cluster_name,
+            &cluster_server,
             &cluster_labels,
             &spec.destination.namespace,
         )

@@ -156,7 +156,11 @@ fn changed_limit(
         cluster_resource_whitelist,
         cluster_resource_blacklist,
         namespace_resource_blacklist,
+        namespace_resource_whitelist,
         roles,
+        // Reporting orphans and (not yet enforced) sync windows widen nothing: owners may change them.
+        orphaned_resources: _,
+        sync_windows: _,
     } = new;
     if &old.roles != roles {
         Some("role bindings")
@@ -168,7 +172,9 @@ fn changed_limit(
         || &old.cluster_resource_blacklist != cluster_resource_blacklist
     {
         Some("cluster-scoped kinds")
-    } else if &old.namespace_resource_blacklist != namespace_resource_blacklist {
+    } else if &old.namespace_resource_blacklist != namespace_resource_blacklist
+        || &old.namespace_resource_whitelist != namespace_resource_whitelist
+    {
         Some("namespaced kinds")
     } else {
         None

@@ -715,16 +715,17 @@ impl AppSetController {
             .spec
             .check_source(&spec.project, &spec.source.repo_url)
             .map_err(|v| v.to_string())?;
-        let labels = clusters
+        let (server, labels) = clusters
             .iter()
             .find(|c| c.name == spec.destination.cluster)
-            .map(|c| c.labels.clone())
+            .map(|c| (c.server.clone(), c.labels.clone()))
             .unwrap_or_default();
         project
             .spec
-            .check_destination(
+            .check_destination_at(
                 &spec.project,
                 &spec.destination.cluster,
+                &server,
                 &labels,
                 &spec.destination.namespace,
             )

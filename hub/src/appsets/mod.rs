@@ -677,9 +677,10 @@ impl AppSetController {
             .map_err(|v| v.to_string())?;
         project
             .spec
-            .check_destination(
+            .check_destination_at(
                 &app.project,
                 &cluster.name,
+                &cluster.server,
                 &cluster.labels,
                 &app.spec.destination.namespace,
             )

@@ -1066,9 +1066,10 @@ impl Session<'_> {
                     None
                 }
                 (_, Some(spec)) => spec
-                    .check_destination(
+                    .check_destination_at(
                         &report.project,
                         cluster,
+                        &record.server_url,
                         &record.labels,
                         &edge.spec.destination.namespace,
                     )
