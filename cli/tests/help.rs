@@ -1,5 +1,7 @@
 //! The help text names only flags that exist where it is shown (the global `--server` once named a `--plaintext` that only `login` has).
 
+#![allow(clippy::expect_used, reason = "test code")]
+
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -27,9 +29,9 @@ fn defined_flags(text: &str) -> BTreeSet<String> {
 
 /// The help paragraph of one flag: its line and the indented lines after it.
 fn paragraph<'t>(text: &'t str, flag: &str) -> Vec<&'t str> {
-    let mut lines = text.lines().skip_while(|l| {
-        !l.trim_start().starts_with(flag) && !l.contains(&format!(", {flag}"))
-    });
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with(flag) && !l.contains(&format!(", {flag}")));
     let mut out: Vec<&str> = lines.next().into_iter().collect();
     out.extend(lines.take_while(|l| !l.trim_start().starts_with('-') && !l.trim().is_empty()));
     out
@@ -46,11 +48,18 @@ fn mentioned_flags(lines: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn global_server_help_mentions_only_flags_that_exist() {
-    for args in [&["--help"][..], &["app", "list", "--help"], &["apply", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["app", "list", "--help"],
+        &["apply", "--help"],
+    ] {
         let text = help(args);
         let defined = defined_flags(&text);
         let server = paragraph(&text, "--server");
-        assert!(!server.is_empty(), "no --server in `edgecd {args:?}`:\n{text}");
+        assert!(
+            !server.is_empty(),
+            "no --server in `edgecd {args:?}`:\n{text}"
+        );
         let mentioned = mentioned_flags(&server[1..]);
         let unknown: Vec<&String> = mentioned.difference(&defined).collect();
         assert!(

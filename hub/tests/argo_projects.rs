@@ -2,6 +2,8 @@
 //! `https://kubernetes.default.svc` or any other) is kept even when no cluster has it yet, as Argo CD keeps it;
 //! what is accepted but not acted on comes back as warnings.
 
+#![allow(clippy::unwrap_used, reason = "test code")]
+
 mod local_hub;
 
 use edgecd_proto::v1;
@@ -32,8 +34,9 @@ spec:
     groups: [viewers]
 ";
 
-/// Regression: on a hub with no clusters, a project whose destination is `https://kubernetes.default.svc`
-/// was refused with "no enrolled cluster has server URL …".
+/// Regression: on a hub where no cluster has the server URL (the test hub has one cluster, `edge-1`, without
+/// one), a project whose destination is `https://kubernetes.default.svc` was refused with "no enrolled cluster
+/// has server URL …".
 #[tokio::test]
 async fn a_project_destination_by_server_url_needs_no_enrolled_cluster() {
     let hub = hub().await;
