@@ -118,8 +118,12 @@ impl BuildEnv {
         Self(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
     }
 
-    /// `text` with `$NAME` and `${NAME}` replaced.
+    /// `text` with `$NAME` and `${NAME}` replaced. Without a build environment (an empty one: a caller that
+    /// does not know the app) the text is left as written rather than emptied.
     pub fn envsubst(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            return text.to_owned();
+        }
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(at) = rest.find('$') {
@@ -983,6 +987,21 @@ mod tests {
         );
     }
     use super::*;
+
+    #[test]
+    fn build_env_substitutes_as_go_os_expand() {
+        let source = ApplicationSource {
+            repo_url: "https://git.example/r".into(),
+            ..ApplicationSource::default()
+        };
+        let env = BuildEnv::for_app("web", "shop", "team", "0123456789abcdef", &source);
+        assert_eq!(
+            env.envsubst("$ARGOCD_APP_NAME-${ARGOCD_APP_REVISION_SHORT} $$ $UNKNOWN! $"),
+            "web-0123456 $ ! $"
+        );
+        // No environment: left as written.
+        assert_eq!(BuildEnv::default().envsubst("a-$B"), "a-$B");
+    }
 
     #[test]
     fn directory_globs() {
