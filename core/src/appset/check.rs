@@ -65,30 +65,97 @@ pub(super) fn check_spec(spec: &Value, path: &str) -> Res {
     keys(
         obj,
         path,
-        &["generators", "template", "goTemplate", "syncPolicy"],
         &[
-            ("goTemplateOptions", "Go templates are not supported"),
-            ("strategy", "progressive sync (strategy) is not supported"),
-            (
-                "ignoreApplicationDifferences",
-                "ignoreApplicationDifferences is not supported",
-            ),
-            ("templatePatch", "templatePatch is not supported"),
-            (
-                "applyNestedSelectors",
-                "nested generator selectors are not supported",
-            ),
-            ("preservedFields", "preservedFields is not supported"),
+            "generators",
+            "template",
+            "goTemplate",
+            "goTemplateOptions",
+            "templatePatch",
+            "syncPolicy",
+            "preservedFields",
+            "ignoreApplicationDifferences",
+            "applyNestedSelectors",
         ],
+        &[(
+            "strategy",
+            "progressive syncs (strategy) are not supported: every generated app syncs on its own policy; roll changes out with sync windows or per-cluster sets",
+        )],
     )?;
     if let Some(go) = obj.get("goTemplate") {
-        let at = format!("{path}.goTemplate");
-        boolean(go, &at)?;
-        if go.as_bool() == Some(true) {
-            return Err(err(
-                &at,
-                "Go templates are not supported; use fasttemplate {{param}} placeholders",
-            ));
+        boolean(go, &format!("{path}.goTemplate"))?;
+    }
+    if let Some(v) = obj.get("applyNestedSelectors") {
+        // Argo CD applies nested selectors whatever this says (the field is deprecated); so does edgecd.
+        boolean(v, &format!("{path}.applyNestedSelectors"))?;
+    }
+    if let Some(opts) = obj.get("goTemplateOptions") {
+        let at = format!("{path}.goTemplateOptions");
+        let mut options = Vec::new();
+        for (i, o) in array(opts, &at)?.iter().enumerate() {
+            let Some(o) = o.as_str() else {
+                return Err(err(&format!("{at}[{i}]"), "expected a string"));
+            };
+            options.push(o.to_owned());
+        }
+        edgecd_gotmpl::Options::from_go_template_options(&options)
+            .map_err(|e| err(&at, e.to_string()))?;
+    }
+    if let Some(patch) = obj.get("templatePatch") {
+        let at = format!("{path}.templatePatch");
+        let Some(text) = patch.as_str() else {
+            return Err(err(&at, "expected a string (a template rendering to YAML)"));
+        };
+        if obj.get("goTemplate").and_then(Value::as_bool) == Some(true) {
+            edgecd_gotmpl::Template::parse(text).map_err(|e| err(&at, e.to_string()))?;
+        }
+    }
+    if let Some(pf) = obj.get("preservedFields") {
+        let at = format!("{path}.preservedFields");
+        let pf = object(pf, &at)?;
+        keys(pf, &at, &["annotations", "labels"], &[])?;
+        for field in ["annotations", "labels"] {
+            if let Some(list) = pf.get(field) {
+                let lp = format!("{at}.{field}");
+                for (i, k) in array(list, &lp)?.iter().enumerate() {
+                    string(k, &format!("{lp}[{i}]"))?;
+                }
+            }
+        }
+    }
+    if let Some(rules) = obj.get("ignoreApplicationDifferences") {
+        let at = format!("{path}.ignoreApplicationDifferences");
+        for (i, rule) in array(rules, &at)?.iter().enumerate() {
+            let rp = format!("{at}[{i}]");
+            let rule = object(rule, &rp)?;
+            keys(
+                rule,
+                &rp,
+                &["name", "names", "jsonPointers"],
+                &[(
+                    "jqPathExpressions",
+                    "jq path expressions are not supported here yet; name the fields with jsonPointers",
+                )],
+            )?;
+            if let Some(n) = rule.get("name") {
+                string(n, &format!("{rp}.name"))?;
+            }
+            for field in ["names", "jsonPointers"] {
+                if let Some(list) = rule.get(field) {
+                    let lp = format!("{rp}.{field}");
+                    for (j, v) in array(list, &lp)?.iter().enumerate() {
+                        let jp = format!("{lp}[{j}]");
+                        let Some(text) = v.as_str() else {
+                            return Err(err(&jp, "expected a string"));
+                        };
+                        if field == "jsonPointers" && !(text.is_empty() || text.starts_with('/')) {
+                            return Err(err(
+                                &jp,
+                                "a JSON pointer starts with / (e.g. /spec/source/targetRevision)",
+                            ));
+                        }
+                    }
+                }
+            }
         }
     }
     if let Some(sp) = obj.get("syncPolicy") {
@@ -131,7 +198,43 @@ pub(super) fn check_spec(spec: &Value, path: &str) -> Res {
     let template = obj
         .get("template")
         .ok_or_else(|| err(&template_path, "required"))?;
-    check_template(template, &template_path)
+    check_template(template, &template_path)?;
+    // A top-level generator's own template merged over the set's must make a whole Application template.
+    for (i, g) in generators.iter().enumerate() {
+        let Some((kind, Value::Object(body))) = g
+            .as_object()
+            .and_then(|g| g.iter().find(|(k, _)| KINDS.contains(&k.as_str())))
+        else {
+            continue;
+        };
+        if let Some(own) = body.get("template").filter(|t| !t.is_null()) {
+            let at = format!("{generators_path}[{i}].{kind}.template");
+            check_generator_template(own, &at)?;
+            let merged = super::eval::merge_template_json(own, template);
+            check_template(&merged, &at)?;
+        }
+    }
+    Ok(())
+}
+
+/// A generator's `template`: the shape of a template, every field optional.
+fn check_generator_template(t: &Value, path: &str) -> Res {
+    let obj = object(t, path)?;
+    keys(obj, path, &["metadata", "spec"], &[])?;
+    if let Some(meta) = obj.get("metadata") {
+        let meta_path = format!("{path}.metadata");
+        let meta = object(meta, &meta_path)?;
+        keys(
+            meta,
+            &meta_path,
+            &["name", "labels", "annotations", "finalizers", "namespace"],
+            &[],
+        )?;
+    }
+    if let Some(spec) = obj.get("spec") {
+        object(spec, &format!("{path}.spec"))?;
+    }
+    Ok(())
 }
 
 fn check_template(t: &Value, path: &str) -> Res {
@@ -176,22 +279,18 @@ const UNSUPPORTED_GENERATORS: &[(&str, &str)] = &[
         "the clusterDecisionResource generator is not supported",
     ),
     ("plugin", "the plugin generator is not supported"),
-    (
-        "selector",
-        "generator-level selectors (post-filters) are not supported",
-    ),
 ];
-
-const NO_TEMPLATE_OVERRIDE: (&str, &str) = (
-    "template",
-    "generator-level template overrides are not supported",
-);
 
 const KINDS: &[&str] = &["list", "clusters", "git", "matrix", "merge"];
 
 pub(super) fn check_generator(g: &Value, path: &str, depth: usize) -> Res {
     let obj = object(g, path)?;
-    keys(obj, path, KINDS, UNSUPPORTED_GENERATORS)?;
+    let mut allowed = KINDS.to_vec();
+    allowed.push("selector");
+    keys(obj, path, &allowed, UNSUPPORTED_GENERATORS)?;
+    if let Some(s) = obj.get("selector").filter(|s| !s.is_null()) {
+        check_selector(s, &format!("{path}.selector"))?;
+    }
     let mut kinds = obj
         .iter()
         .filter(|(k, v)| KINDS.contains(&k.as_str()) && !v.is_null());
@@ -211,32 +310,27 @@ pub(super) fn check_generator(g: &Value, path: &str, depth: usize) -> Res {
     let body = object(body, &at)?;
     match kind.as_str() {
         "list" => {
-            keys(
-                body,
-                &at,
-                &["elements"],
-                &[
-                    NO_TEMPLATE_OVERRIDE,
-                    ("elementsYaml", "elementsYaml is not supported"),
-                ],
-            )?;
+            keys(body, &at, &["elements", "elementsYaml", "template"], &[])?;
             if let Some(e) = body.get("elements") {
                 let ep = format!("{at}.elements");
                 for (i, el) in array(e, &ep)?.iter().enumerate() {
                     object(el, &format!("{ep}[{i}]"))?;
                 }
             }
+            if let Some(y) = body.get("elementsYaml") {
+                string(y, &format!("{at}.elementsYaml"))?;
+            }
         }
         "clusters" => {
             keys(
                 body,
                 &at,
-                &["selector", "values"],
-                &[
-                    NO_TEMPLATE_OVERRIDE,
-                    ("flatList", "flatList is not supported"),
-                ],
+                &["selector", "values", "flatList", "template"],
+                &[],
             )?;
+            if let Some(v) = body.get("flatList") {
+                boolean(v, &format!("{at}.flatList"))?;
+            }
             if let Some(s) = body.get("selector") {
                 check_selector(s, &format!("{at}.selector"))?;
             }
@@ -250,11 +344,11 @@ pub(super) fn check_generator(g: &Value, path: &str, depth: usize) -> Res {
                 return Err(err(&at, "combination generators nest at most two levels"));
             }
             let allowed: &[&str] = if kind == "matrix" {
-                &["generators"]
+                &["generators", "template"]
             } else {
-                &["generators", "mergeKeys"]
+                &["generators", "mergeKeys", "template"]
             };
-            keys(body, &at, allowed, &[NO_TEMPLATE_OVERRIDE])?;
+            keys(body, &at, allowed, &[])?;
             let gp = format!("{at}.generators");
             let children = array(
                 body.get("generators").ok_or_else(|| err(&gp, "required"))?,
@@ -305,15 +399,19 @@ fn check_git(body: &Map<String, Value>, at: &str) -> Res {
             "files",
             "pathParamPrefix",
             "values",
+            "template",
+            "requeueAfterSeconds",
         ],
-        &[
-            NO_TEMPLATE_OVERRIDE,
-            (
-                "requeueAfterSeconds",
-                "requeueAfterSeconds is not supported",
-            ),
-        ],
+        &[],
     )?;
+    if let Some(v) = body.get("requeueAfterSeconds")
+        && !v.is_u64()
+    {
+        return Err(err(
+            &format!("{at}.requeueAfterSeconds"),
+            "expected a whole number of seconds",
+        ));
+    }
     match body.get("repoURL") {
         Some(v) => string(v, &format!("{at}.repoURL"))?,
         None => return Err(err(&format!("{at}.repoURL"), "required")),
@@ -349,11 +447,11 @@ fn check_git(body: &Map<String, Value>, at: &str) -> Res {
             }
         }
     }
-    match present.len() {
-        0 => Err(err(at, "one of directories or files is required")),
-        1 => Ok(()),
-        _ => Err(err(at, "give either directories or files, not both")),
+    // Both given: directories win, as in Argo CD (its generator reads `files` only without `directories`).
+    if present.is_empty() {
+        return Err(err(at, "one of directories or files is required"));
     }
+    Ok(())
 }
 
 fn check_selector(s: &Value, path: &str) -> Res {

@@ -1,4 +1,4 @@
-//! Argo CD–compatible ApplicationSets: the spec, its strict validation, generators (list, clusters, git, matrix, merge), fasttemplate rendering and the create/update/delete plan.
+//! Argo CD–compatible ApplicationSets: the spec, its strict validation, generators (list, clusters, git, matrix, merge), fasttemplate or Go-template rendering and the create/update/delete plan.
 //!
 //! ```text
 //!  from_json ── strict key walk (check) ─► ApplicationSetSpec
@@ -6,7 +6,9 @@
 //!  plan ─────── existing apps × generated apps × policy ─► Plan
 //! ```
 //!
-//! Only Argo CD's default (non-`goTemplate`) "fasttemplate" mode is supported.
+//! Both of Argo CD's template modes: "fasttemplate" (`{{param}}` over flat string parameters, the default) and
+//! `goTemplate: true` (Go `text/template` with sprig over nested parameters, through `edgecd-gotmpl`). Generators
+//! shape their parameters per mode exactly as Argo CD's do.
 
 mod check;
 mod eval;
@@ -28,8 +30,10 @@ pub use plan::plan;
 pub use scope::{AppSetScope, ScopeError};
 pub use template::{flatten_params, render_str, sanitize_name};
 
-/// One generator's parameter set: placeholder name → value.
-pub type Params = BTreeMap<String, String>;
+/// One generator's parameter set. In fasttemplate mode every value is a string under a flat, dotted key
+/// (`metadata.labels.zone`); with `goTemplate` values nest as Argo CD's generators produce them
+/// (`{"metadata": {"labels": {"zone": …}}}`, numbers as JSON numbers).
+pub type Params = serde_json::Map<String, serde_json::Value>;
 
 /// An ApplicationSet spec refused or failing to generate; `path` names the field (`spec.generators[0].git.directories[1].path`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,11 +58,44 @@ impl AppSetError {
 pub struct ApplicationSetSpec {
     pub generators: Vec<Generator>,
     pub template: AppTemplate,
-    /// Go templates are not supported: `true` is refused by [`ApplicationSetSpec::from_json`].
-    #[serde(default)]
+    /// Render with Go's `text/template` and sprig instead of fasttemplate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub go_template: bool,
+    /// `missingkey=default|invalid|zero|error`, as Go's `Template.Option`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub go_template_options: Vec<String>,
+    /// A Go template rendering to YAML, merged into each generated Application (JSON merge semantics; the project cannot be changed by it). Only with `goTemplate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_patch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_policy: Option<AppSetSyncPolicy>,
+    /// Labels and annotations of generated apps that the set leaves as they are on update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserved_fields: Option<PreservedFields>,
+    /// Fields of generated apps the set does not overwrite once the app exists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_application_differences: Vec<AppDifferenceIgnore>,
+}
+
+/// Argo's `preservedFields`: keys of labels and annotations kept from the existing app on update.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PreservedFields {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// One `ignoreApplicationDifferences` rule: the apps it covers (`name`, `names`; none: every app) and the JSON pointers (into the Application: `/spec/source/targetRevision`) whose existing values win over the generated ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppDifferenceIgnore {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub json_pointers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -102,6 +139,15 @@ pub struct AppTemplate {
     pub spec: serde_json::Value,
 }
 
+/// A generator's own `template`: whatever it sets wins over the set's `spec.template`, field by field (Argo CD merges them so); empty fields come from the set's template.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GeneratorTemplate {
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub spec: serde_json::Map<String, serde_json::Value>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TemplateMeta {
     pub name: String,
@@ -114,10 +160,28 @@ pub struct TemplateMeta {
     pub finalizers: Vec<String>,
 }
 
-/// One generator, externally tagged by Argo's key (`- list: {...}`).
+/// One generator: its kind, externally tagged by Argo's key (`- list: {...}`), and an optional post-filter
+/// `selector` over each parameter set (flattened to dotted keys, as Argo CD matches it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    #[serde(flatten)]
+    pub kind: GeneratorKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+impl From<GeneratorKind> for Generator {
+    fn from(kind: GeneratorKind) -> Self {
+        Self {
+            kind,
+            selector: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Generator {
+pub enum GeneratorKind {
     List(ListGenerator),
     Clusters(ClustersGenerator),
     Git(GitGenerator),
@@ -125,22 +189,47 @@ pub enum Generator {
     Merge(MergeGenerator),
 }
 
+impl GeneratorKind {
+    /// The generator's own `template`, if it has one.
+    pub fn template(&self) -> Option<&GeneratorTemplate> {
+        match self {
+            Self::List(g) => g.template.as_ref(),
+            Self::Clusters(g) => g.template.as_ref(),
+            Self::Git(g) => g.template.as_ref(),
+            Self::Matrix(g) => g.template.as_ref(),
+            Self::Merge(g) => g.template.as_ref(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ListGenerator {
     #[serde(default)]
     pub elements: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// A YAML list of elements, appended to `elements` (typically rendered from another generator's parameters in a matrix).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub elements_yaml: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<GeneratorTemplate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ClustersGenerator {
     /// Empty selects every cluster.
     #[serde(default, skip_serializing_if = "LabelSelector::is_empty")]
     pub selector: LabelSelector,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, String>,
+    /// One parameter set `{clusters: [every cluster's parameters]}` instead of one per cluster.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flat_list: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<GeneratorTemplate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GitGenerator {
     #[serde(rename = "repoURL")]
@@ -155,6 +244,8 @@ pub struct GitGenerator {
     pub path_param_prefix: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<GeneratorTemplate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -174,6 +265,8 @@ pub struct GitFileItem {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MatrixGenerator {
     pub generators: Vec<Generator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<GeneratorTemplate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -181,6 +274,8 @@ pub struct MatrixGenerator {
 pub struct MergeGenerator {
     pub merge_keys: Vec<String>,
     pub generators: Vec<Generator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<GeneratorTemplate>,
 }
 
 impl ApplicationSetSpec {
@@ -194,8 +289,8 @@ impl ApplicationSetSpec {
     pub fn git_sources(&self) -> Vec<(String, String)> {
         fn walk(generators: &[Generator], out: &mut Vec<(String, String)>) {
             for g in generators {
-                match g {
-                    Generator::Git(git) => {
+                match &g.kind {
+                    GeneratorKind::Git(git) => {
                         if !git.repo_url.contains("{{") && !git.revision.contains("{{") {
                             let pair = (git.repo_url.clone(), git.revision.clone());
                             if !out.contains(&pair) {
@@ -203,15 +298,40 @@ impl ApplicationSetSpec {
                             }
                         }
                     }
-                    Generator::Matrix(m) => walk(&m.generators, out),
-                    Generator::Merge(m) => walk(&m.generators, out),
-                    Generator::List(_) | Generator::Clusters(_) => {}
+                    GeneratorKind::Matrix(m) => walk(&m.generators, out),
+                    GeneratorKind::Merge(m) => walk(&m.generators, out),
+                    GeneratorKind::List(_) | GeneratorKind::Clusters(_) => {}
                 }
             }
         }
         let mut out = Vec::new();
         walk(&self.generators, &mut out);
         out
+    }
+
+    /// Whether the set uses anything the protocol's typed summary of a set cannot carry (Go templates, a
+    /// template patch, generator selectors or templates, `elementsYaml`, `flatList`, preserved fields, ignored
+    /// differences): such a set travels as its JSON spec only.
+    pub fn needs_full_spec(&self) -> bool {
+        fn walk(generators: &[Generator]) -> bool {
+            generators.iter().any(|g| {
+                g.selector.is_some()
+                    || g.kind.template().is_some()
+                    || match &g.kind {
+                        GeneratorKind::List(l) => !l.elements_yaml.is_empty(),
+                        GeneratorKind::Clusters(c) => c.flat_list,
+                        GeneratorKind::Git(_) => false,
+                        GeneratorKind::Matrix(m) => walk(&m.generators),
+                        GeneratorKind::Merge(m) => walk(&m.generators),
+                    }
+            })
+        }
+        self.go_template
+            || !self.go_template_options.is_empty()
+            || self.template_patch.is_some()
+            || self.preserved_fields.is_some()
+            || !self.ignore_application_differences.is_empty()
+            || walk(&self.generators)
     }
 
     /// The policy in effect (`sync` when unset).

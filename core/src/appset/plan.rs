@@ -1,15 +1,18 @@
-//! The reconcile plan: which generated apps to create or update and which owned apps to delete, as the set's `applicationsSync` policy allows.
+//! The reconcile plan: which generated apps to create or update and which owned apps to delete, as the set's `applicationsSync` policy allows, keeping what `preservedFields` and `ignoreApplicationDifferences` protect.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ApplicationsSyncPolicy, ExistingApp, GeneratedApp, Plan};
+use serde_json::Value;
 
-/// Compares existing apps with generated ones. Every policy creates missing apps; `create-update` and `sync` also update changed ones (spec, labels, annotations, project); `create-delete` and `sync` also delete owned apps no longer generated. Apps not owned by the set are never touched: a generated name that collides with one is a conflict.
+use super::{ApplicationSetSpec, ExistingApp, GeneratedApp, Plan};
+
+/// Compares existing apps with generated ones. Every policy creates missing apps; `create-update` and `sync` also update changed ones (spec, labels, annotations, project); `create-delete` and `sync` also delete owned apps no longer generated. Apps not owned by the set are never touched: a generated name that collides with one is a conflict. Before an existing app is compared, the labels and annotations named by `preservedFields` and the fields named by `ignoreApplicationDifferences` keep their current values.
 pub fn plan(
-    policy: ApplicationsSyncPolicy,
+    spec: &ApplicationSetSpec,
     existing: &[ExistingApp],
     generated: Vec<GeneratedApp>,
 ) -> Plan {
+    let policy = spec.applications_sync();
     let by_name: BTreeMap<&str, &ExistingApp> =
         existing.iter().map(|e| (e.name.as_str(), e)).collect();
     let generated_names: BTreeSet<String> = generated.iter().map(|g| g.name.clone()).collect();
@@ -25,6 +28,7 @@ pub fn plan(
                 ),
             )),
             Some(current) => {
+                let app = keep_existing(spec, current, app);
                 let changed = current.spec != app.spec
                     || current.labels != app.labels
                     || current.annotations != app.annotations
@@ -54,4 +58,144 @@ pub fn plan(
     out.unchanged.dedup();
     out.conflicts.sort();
     out
+}
+
+/// The generated app with what the set leaves alone on update taken from the existing app.
+fn keep_existing(
+    spec: &ApplicationSetSpec,
+    current: &ExistingApp,
+    mut app: GeneratedApp,
+) -> GeneratedApp {
+    if let Some(preserved) = &spec.preserved_fields {
+        for key in &preserved.annotations {
+            if let Some(v) = current.annotations.get(key) {
+                app.annotations.insert(key.clone(), v.clone());
+            }
+        }
+        for key in &preserved.labels {
+            if let Some(v) = current.labels.get(key) {
+                app.labels.insert(key.clone(), v.clone());
+            }
+        }
+    }
+    let pointers: Vec<&str> = spec
+        .ignore_application_differences
+        .iter()
+        .filter(|rule| {
+            (rule.name.is_empty() && rule.names.is_empty())
+                || rule.name == app.name
+                || rule.names.contains(&app.name)
+        })
+        .flat_map(|rule| rule.json_pointers.iter().map(String::as_str))
+        .collect();
+    if pointers.is_empty() {
+        return app;
+    }
+    let as_json = |labels: &BTreeMap<String, String>,
+                   annotations: &BTreeMap<String, String>,
+                   spec: &crate::app::ApplicationSpec| {
+        serde_json::json!({
+            "metadata": {"labels": labels, "annotations": annotations},
+            "spec": spec,
+        })
+    };
+    let live = as_json(&current.labels, &current.annotations, &current.spec);
+    let mut wanted = as_json(&app.labels, &app.annotations, &app.spec);
+    for pointer in pointers {
+        match live.pointer(pointer) {
+            Some(v) => set_pointer(&mut wanted, pointer, v.clone()),
+            None => remove_pointer(&mut wanted, pointer),
+        }
+    }
+    let field = |name: &str| wanted.pointer(name).cloned().unwrap_or(Value::Null);
+    let labels = serde_json::from_value(field("/metadata/labels"));
+    let annotations = serde_json::from_value(field("/metadata/annotations"));
+    let app_spec = serde_json::from_value(field("/spec"));
+    // A pointer that leaves an impossible app (a required field removed) changes nothing.
+    if let (Ok(labels), Ok(annotations), Ok(app_spec)) = (labels, annotations, app_spec) {
+        app.labels = labels;
+        app.annotations = annotations;
+        app.spec = app_spec;
+    }
+    app
+}
+
+/// The reference tokens of a JSON pointer (`~1` is `/`, `~0` is `~`).
+fn tokens(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
+    let tokens = tokens(pointer);
+    let Some((last, parents)) = tokens.split_last() else {
+        *doc = value;
+        return;
+    };
+    let mut at = doc;
+    for t in parents {
+        if !at.is_object() && !at.is_array() {
+            *at = Value::Object(serde_json::Map::new());
+        }
+        at = match at {
+            Value::Object(map) => map
+                .entry(t.clone())
+                .or_insert_with(|| Value::Object(serde_json::Map::new())),
+            Value::Array(items) => match t.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(item) => item,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match at {
+        Value::Object(map) => {
+            map.insert(last.clone(), value);
+        }
+        Value::Array(items) => {
+            if let Some(item) = last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                *item = value;
+            }
+        }
+        other => {
+            let mut map = serde_json::Map::new();
+            map.insert(last.clone(), value);
+            *other = Value::Object(map);
+        }
+    }
+}
+
+fn remove_pointer(doc: &mut Value, pointer: &str) {
+    let tokens = tokens(pointer);
+    let Some((last, parents)) = tokens.split_last() else {
+        return;
+    };
+    let mut at = doc;
+    for t in parents {
+        at = match at {
+            Value::Object(map) => match map.get_mut(t) {
+                Some(v) => v,
+                None => return,
+            },
+            Value::Array(items) => match t.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(item) => item,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match at {
+        Value::Object(map) => {
+            map.remove(last);
+        }
+        Value::Array(items) => {
+            if let Some(i) = last.parse::<usize>().ok().filter(|i| *i < items.len()) {
+                items.remove(i);
+            }
+        }
+        _ => {}
+    }
 }

@@ -1,8 +1,98 @@
-//! Argo CD's fasttemplate mode: `{{ key }}` placeholders, name sanitizing, and flattening of nested values into dot keys.
+//! Rendering strings of a set: Argo CD's fasttemplate mode (`{{ key }}` placeholders) or Go templates (through `edgecd-gotmpl`), name sanitizing, and flattening of nested values into dot keys.
 
 use serde_json::Value;
 
-use super::{AppSetError, Params};
+use super::{AppSetError, ApplicationSetSpec, Params};
+
+/// How a set renders its strings.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    /// Argo CD's default: `{{key}}` over flat string parameters; unknown keys stay as written.
+    Fast,
+    /// `goTemplate: true`: Go's `text/template` with sprig, with the set's `goTemplateOptions`.
+    Go(edgecd_gotmpl::Options),
+}
+
+impl Mode {
+    pub(crate) fn of(spec: &ApplicationSetSpec) -> Result<Self, AppSetError> {
+        if !spec.go_template {
+            return Ok(Self::Fast);
+        }
+        edgecd_gotmpl::Options::from_go_template_options(&spec.go_template_options)
+            .map(Self::Go)
+            .map_err(|e| AppSetError::new("spec.goTemplateOptions", e.to_string()))
+    }
+
+    pub(crate) fn is_go(&self) -> bool {
+        matches!(self, Self::Go(_))
+    }
+
+    /// The same mode with `missingkey=error` (Argo CD resolves generator `values` so before a matrix hands them on).
+    pub(crate) fn strict(&self) -> Self {
+        match self {
+            Self::Fast => Self::Fast,
+            Self::Go(options) => Self::Go(edgecd_gotmpl::Options {
+                missing_key: edgecd_gotmpl::MissingKey::Error,
+                ..options.clone()
+            }),
+        }
+    }
+}
+
+/// Renders strings of one parameter set in one mode.
+#[derive(Debug)]
+pub(crate) struct Renderer<'a> {
+    mode: &'a Mode,
+    params: &'a Params,
+    /// The parameters as one JSON value, for Go templates.
+    data: Value,
+}
+
+impl<'a> Renderer<'a> {
+    pub(crate) fn new(mode: &'a Mode, params: &'a Params) -> Self {
+        let data = if mode.is_go() {
+            Value::Object(params.clone())
+        } else {
+            Value::Null
+        };
+        Self { mode, params, data }
+    }
+
+    /// One string; `path` names it in errors.
+    pub(crate) fn text(&self, text: &str, path: &str) -> Result<String, AppSetError> {
+        match self.mode {
+            Mode::Fast => render_str(text, self.params).map_err(|m| AppSetError::new(path, m)),
+            // Text without an action renders as itself.
+            Mode::Go(_) if !text.contains("{{") => Ok(text.to_owned()),
+            Mode::Go(options) => edgecd_gotmpl::render(text, &self.data, options)
+                .map_err(|e| AppSetError::new(path, e.to_string())),
+        }
+    }
+
+    /// Every string leaf and object key of a JSON value.
+    pub(crate) fn value(&self, value: &Value, path: &str) -> Result<Value, AppSetError> {
+        Ok(match value {
+            Value::String(s) => Value::String(self.text(s, path)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.value(v, &format!("{path}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    let at = format!("{path}.{k}");
+                    let key = self.text(k, &at)?;
+                    out.insert(key, self.value(v, &at)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+}
 
 /// Replaces every `{{ key }}` (whitespace around the key trimmed) by its value; unknown keys stay as written, as in Argo CD. A `{{` without a closing `}}` is an error.
 pub fn render_str(text: &str, params: &Params) -> Result<String, String> {
@@ -15,7 +105,7 @@ pub fn render_str(text: &str, params: &Params) -> Result<String, String> {
             return Err(format!("unterminated placeholder in {text:?}"));
         };
         let tag = &after[..end];
-        match params.get(tag.trim()) {
+        match params.get(tag.trim()).and_then(Value::as_str) {
             Some(value) if !tag.trim().is_empty() => out.push_str(value),
             _ => {
                 out.push_str("{{");
@@ -27,36 +117,6 @@ pub fn render_str(text: &str, params: &Params) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// Renders every string leaf (and object key) of a JSON value; `path` names the value in errors.
-pub(super) fn render_value(
-    value: &Value,
-    params: &Params,
-    path: &str,
-) -> Result<Value, AppSetError> {
-    Ok(match value {
-        Value::String(s) => {
-            Value::String(render_str(s, params).map_err(|m| AppSetError::new(path, m))?)
-        }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| render_value(v, params, &format!("{path}[{i}]")))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => {
-            let mut out = serde_json::Map::new();
-            for (k, v) in map {
-                let at = format!("{path}.{k}");
-                let key = render_str(k, params).map_err(|m| AppSetError::new(&at, m))?;
-                out.insert(key, render_value(v, params, &at)?);
-            }
-            Value::Object(out)
-        }
-        other => other.clone(),
-    })
 }
 
 /// Argo CD's `SanitizeName`: lower-case, every character outside `[-a-z0-9.]` becomes `-`, cut to 253 bytes, then leading and trailing `-` and `.` trimmed.
@@ -78,7 +138,7 @@ pub fn sanitize_name(name: &str) -> String {
 }
 
 /// Go's `%v` of a decoded JSON scalar.
-fn scalar_text(v: &Value) -> String {
+pub(crate) fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "<nil>".to_owned(),
@@ -114,7 +174,7 @@ pub fn flatten_params(object: &serde_json::Map<String, Value>) -> Params {
                 }
             }
             scalar => {
-                out.insert(prefix.to_owned(), scalar_text(scalar));
+                out.insert(prefix.to_owned(), Value::String(scalar_text(scalar)));
             }
         }
     }
@@ -123,7 +183,7 @@ pub fn flatten_params(object: &serde_json::Map<String, Value>) -> Params {
         match v {
             Value::Object(_) | Value::Array(_) => walk(k, v, &mut out),
             scalar => {
-                out.insert(k.clone(), scalar_text(scalar));
+                out.insert(k.clone(), Value::String(scalar_text(scalar)));
             }
         }
     }

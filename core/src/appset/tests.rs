@@ -315,7 +315,7 @@ fn sanitize_name_follows_argo() {
     assert_eq!(
         render_str(
             "{{a}}{{ a }}{{b}}{{}}",
-            &Params::from([("a".into(), "x".into())])
+            &Params::from_iter([("a".to_owned(), json!("x"))])
         )
         .unwrap(),
         "xx{{b}}{{}}"
@@ -555,24 +555,39 @@ fn unknown_and_unsupported_fields_are_refused_by_path() {
     type Edit = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(Edit, &str)> = vec![
         (
-            Box::new(|s| s["goTemplate"] = json!(true)),
-            "spec.goTemplate",
-        ),
-        (
-            Box::new(|s| s["goTemplateOptions"] = json!(["missingkey=error"])),
-            "spec.goTemplateOptions",
-        ),
-        (
             Box::new(|s| s["strategy"] = json!({"type": "RollingSync"})),
             "spec.strategy",
         ),
         (
-            Box::new(|s| s["templatePatch"] = json!("x")),
+            Box::new(|s| s["goTemplateOptions"] = json!(["missingkey=maybe"])),
+            "spec.goTemplateOptions",
+        ),
+        (
+            Box::new(|s| {
+                s["goTemplate"] = json!(true);
+                s["templatePatch"] = json!("{{ if }}");
+            }),
             "spec.templatePatch",
         ),
         (
-            Box::new(|s| s["ignoreApplicationDifferences"] = json!([{"jsonPointers": ["/spec"]}])),
-            "spec.ignoreApplicationDifferences",
+            Box::new(|s| {
+                s["ignoreApplicationDifferences"] = json!([{"jqPathExpressions": [".spec"]}])
+            }),
+            "spec.ignoreApplicationDifferences[0].jqPathExpressions",
+        ),
+        (
+            Box::new(|s| s["ignoreApplicationDifferences"] = json!([{"jsonPointers": ["spec"]}])),
+            "spec.ignoreApplicationDifferences[0].jsonPointers[0]",
+        ),
+        (
+            Box::new(|s| s["generators"][0]["selector"] = json!({"matchLabels": {"a": 1}})),
+            "spec.generators[0].selector.matchLabels.a",
+        ),
+        (
+            Box::new(|s| {
+                s["generators"][0]["list"]["template"] = json!({"metadata": {"owner": "x"}})
+            }),
+            "spec.generators[0].list.template.metadata.owner",
         ),
         (
             Box::new(|s| s["syncPolicy"] = json!({"applicationsSync": "create-only", "foo": 1})),
@@ -601,14 +616,6 @@ fn unknown_and_unsupported_fields_are_refused_by_path() {
         (
             Box::new(|s| s["generators"][0] = json!({"plugin": {"configMapRef": {"name": "x"}}})),
             "spec.generators[0].plugin",
-        ),
-        (
-            Box::new(|s| s["generators"][0]["selector"] = json!({"matchLabels": {"a": "b"}})),
-            "spec.generators[0].selector",
-        ),
-        (
-            Box::new(|s| s["generators"][0]["list"]["template"] = json!({"metadata": {}})),
-            "spec.generators[0].list.template",
         ),
         (
             Box::new(
@@ -659,6 +666,7 @@ fn unknown_and_unsupported_fields_are_refused_by_path() {
     spec["template"]["metadata"]["finalizers"] = json!(["resources-finalizer.argocd.argoproj.io"]);
     spec["goTemplate"] = json!(false);
     spec["goTemplateOptions"] = json!([]);
+    spec["applyNestedSelectors"] = json!(true);
     spec["syncPolicy"] =
         json!({"preserveResourcesOnDeletion": true, "applicationsSync": "create-update"});
     let parsed = ApplicationSetSpec::from_json(&spec).unwrap();
@@ -734,26 +742,34 @@ fn plan_per_policy() {
     let names = |apps: &[GeneratedApp]| apps.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
     let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
 
-    let p = plan(ApplicationsSyncPolicy::CreateOnly, &current, generated());
+    let with_policy = |policy: &str| {
+        ApplicationSetSpec::from_json(&json!({
+            "generators": [{"list": {"elements": []}}],
+            "template": {"metadata": {"name": "x"}, "spec": {"source": {"repoURL": "r"}, "destination": {"name": "c"}}},
+            "syncPolicy": {"applicationsSync": policy}
+        }))
+        .unwrap()
+    };
+    let p = plan(&with_policy("create-only"), &current, generated());
     assert_eq!(names(&p.create), ["new"]);
     assert!(p.update.is_empty() && p.delete.is_empty());
     assert_eq!(p.unchanged, strs(&["drift", "gone", "same"]));
     assert_eq!(p.conflicts.len(), 1);
     assert_eq!(p.conflicts[0].0, "foreign");
 
-    let p = plan(ApplicationsSyncPolicy::CreateUpdate, &current, generated());
+    let p = plan(&with_policy("create-update"), &current, generated());
     assert_eq!(names(&p.create), ["new"]);
     assert_eq!(names(&p.update), ["drift"]);
     assert!(p.delete.is_empty());
     assert_eq!(p.unchanged, strs(&["gone", "same"]));
 
-    let p = plan(ApplicationsSyncPolicy::CreateDelete, &current, generated());
+    let p = plan(&with_policy("create-delete"), &current, generated());
     assert_eq!(names(&p.create), ["new"]);
     assert!(p.update.is_empty());
     assert_eq!(p.delete, strs(&["gone"]));
     assert_eq!(p.unchanged, strs(&["drift", "same"]));
 
-    let p = plan(ApplicationsSyncPolicy::Sync, &current, generated());
+    let p = plan(&with_policy("sync"), &current, generated());
     assert_eq!(names(&p.create), ["new"]);
     assert_eq!(names(&p.update), ["drift"]);
     assert_eq!(p.delete, strs(&["gone"]));
@@ -763,10 +779,246 @@ fn plan_per_policy() {
     // Label-only and project-only changes count as updates.
     let mut relabeled = gen_app("same", "p");
     relabeled.labels.insert("team".into(), "a".into());
-    let p = plan(ApplicationsSyncPolicy::Sync, &current[..1], vec![relabeled]);
+    let p = plan(&with_policy("sync"), &current[..1], vec![relabeled]);
     assert_eq!(names(&p.update), ["same"]);
     let mut moved = gen_app("same", "p");
     moved.project = "edge".into();
-    let p = plan(ApplicationsSyncPolicy::Sync, &current[..1], vec![moved]);
+    let p = plan(&with_policy("sync"), &current[..1], vec![moved]);
     assert_eq!(names(&p.update), ["same"]);
+}
+
+// ---------------------------------------------------------------------------
+// goTemplate: parameters shaped as Argo CD's generators shape them, Go templates, and the set-level fields
+// that only make sense with them. The expected values follow Argo CD's generators (applicationset/generators).
+
+fn go_spec(generators: Value, name: &str, path: &str) -> Value {
+    let mut spec = spec_with(generators, name, path);
+    spec["goTemplate"] = json!(true);
+    spec["goTemplateOptions"] = json!(["missingkey=error"]);
+    spec
+}
+
+#[test]
+fn go_clusters_nest_metadata_and_values() {
+    let mut clusters = three_clusters();
+    clusters[0]
+        .annotations
+        .insert("owner".into(), "team-a".into());
+    let spec = go_spec(
+        json!([{"clusters": {"selector": {"matchLabels": {"region": "eu"}},
+            "values": {"tier": "{{ .metadata.labels.region | upper }}-{{ .nameNormalized }}"}}}]),
+        "{{ .name }}-{{ .values.tier | lower }}",
+        "{{ .server | trimPrefix \"https://\" }}/{{ .metadata.annotations.owner | default \"none\" }}",
+    );
+    // missingkey=error: cluster-2 has no annotations, so `.metadata.annotations` is missing there.
+    let err = run(&spec, &clusters, &Repos::default()).unwrap_err();
+    assert_eq!(err.path, "spec.template.spec.source.path", "{err}");
+    let mut lenient = spec.clone();
+    lenient["goTemplateOptions"] = json!([]);
+    let apps = run(&lenient, &clusters, &Repos::default()).unwrap();
+    assert_eq!(
+        names(&apps),
+        ["cluster-1-eu-cluster-1", "cluster-2-eu-cluster-2"]
+    );
+    assert_eq!(apps[0].spec.source.path, "10.0.0.1:6443/team-a");
+    assert_eq!(apps[1].spec.source.path, "10.0.0.2:6443/none");
+    assert_eq!(apps[0].params["metadata"]["labels"]["region"], "eu");
+    assert_eq!(apps[0].params["values"]["tier"], "EU-cluster-1");
+    assert_eq!(apps[0].params["project"], "");
+}
+
+#[test]
+fn go_git_directories_and_files_nest_path_params() {
+    let repo = MemRepo::with_dirs(&["apps", "apps/a", "apps/Legacy_C"]);
+    let repos = Repos::one("https://git.example/r", "HEAD", repo);
+    let spec = go_spec(
+        json!([{"git": {"repoURL": "https://git.example/r", "revision": "HEAD", "pathParamPrefix": "src",
+            "directories": [{"path": "apps/*"}]}}]),
+        "{{ .src.path.basenameNormalized }}",
+        "{{ .src.path.path }}|{{ index .src.path.segments 0 }}|{{ len .src.path.segments }}",
+    );
+    let apps = run(&spec, &[], &repos).unwrap();
+    assert_eq!(names(&apps), ["a", "legacy-c"]);
+    assert_eq!(apps[1].spec.source.path, "apps/Legacy_C|apps|2");
+
+    let repos = Repos::one("https://git.example/cfg", "main", files_repo());
+    let spec = go_spec(
+        json!([{"git": {"repoURL": "https://git.example/cfg", "revision": "main",
+            "files": [{"path": "clusters/eu/**/config.json"}],
+            "values": {"first": "{{ (index .zones 0).id }}"}}}]),
+        "{{ .cluster.name }}",
+        "{{ .path.path }}/{{ .path.filename }}/{{ .values.first }}/{{ range .zones }}{{ .id }}{{ end }}",
+    );
+    let apps = run(&spec, &[], &repos).unwrap();
+    assert_eq!(names(&apps), ["paris"]);
+    assert_eq!(
+        apps[0].spec.source.path,
+        "clusters/eu/paris/config.json/a/ab"
+    );
+    // Nested, not flattened: the file's objects stay objects.
+    assert_eq!(apps[0].params["cluster"]["address"], "https://1.2.3.4");
+}
+
+#[test]
+fn go_matrix_deep_merges_and_interpolates_the_second_generator() {
+    let repos = Repos::one("https://git.example/cfg", "main", files_repo());
+    let spec = go_spec(
+        json!([{"matrix": {"generators": [
+            {"list": {"elements": [{"region": "eu", "cluster": {"tier": "edge"}}]}},
+            {"git": {"repoURL": "https://git.example/cfg", "revision": "main",
+                "files": [{"path": "clusters/{{ .region }}/**/config.json"}],
+                "values": {"region": "{{ .region }}", "dir": "{{ .path.basename }}"}}}
+        ]}}]),
+        "{{ .cluster.name }}-{{ .cluster.tier }}",
+        "{{ .values.region }}-{{ .values.dir }}",
+    );
+    let apps = run(&spec, &[], &repos).unwrap();
+    // The list's `cluster` object and the file's `cluster` object merge; the first generator wins on a clash.
+    assert_eq!(names(&apps), ["paris-edge"]);
+    assert_eq!(apps[0].spec.source.path, "eu-paris");
+    assert_eq!(apps[0].params["cluster"]["address"], "https://1.2.3.4");
+}
+
+#[test]
+fn go_merge_keys_and_elements_yaml_and_flat_list() {
+    let clusters = three_clusters();
+    let spec = go_spec(
+        json!([{"merge": {"mergeKeys": ["name"], "generators": [
+            {"clusters": {}},
+            {"list": {"elementsYaml": "- name: cluster-2\n  replicas: 5\n"}}
+        ]}}]),
+        "{{ .name }}",
+        "{{ .replicas | default 1 }}",
+    );
+    // missingkey=error: the clusters without an element have no `replicas`.
+    assert!(run(&spec, &clusters, &Repos::default()).is_err());
+    let mut spec = spec;
+    spec["goTemplateOptions"] = json!([]);
+    let apps = run(&spec, &clusters, &Repos::default()).unwrap();
+    let paths: Vec<&str> = apps.iter().map(|a| a.spec.source.path.as_str()).collect();
+    assert_eq!(paths, ["1", "5", "1"]);
+
+    let spec = go_spec(
+        json!([{"clusters": {"flatList": true}}]),
+        "fleet",
+        "{{ range $i, $c := .clusters }}{{ if $i }},{{ end }}{{ $c.name }}{{ end }}",
+    );
+    let apps = run(&spec, &clusters, &Repos::default()).unwrap();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0].spec.source.path, "cluster-1,cluster-2,cluster-3");
+}
+
+#[test]
+fn generator_templates_and_post_selectors() {
+    // Fasttemplate: the generator's own template wins field by field; the selector filters flat params.
+    let spec = json!({
+        "generators": [
+            {"list": {"elements": [{"cluster": "a", "env": "staging"}, {"cluster": "b", "env": "prod"}],
+                "template": {"metadata": {}, "spec": {"source": {"path": "override/{{cluster}}"}, "destination": {}}}},
+             "selector": {"matchLabels": {"env": "staging"}}},
+            {"list": {"elements": [{"cluster": "c", "env": "prod"}]}}
+        ],
+        "template": {
+            "metadata": {"name": "{{cluster}}-app"},
+            "spec": {"source": {"repoURL": "https://git.example/r", "path": "base/{{cluster}}"},
+                     "destination": {"name": "{{cluster}}", "namespace": "apps"}}
+        }
+    });
+    let apps = run(&spec, &[], &Repos::default()).unwrap();
+    assert_eq!(names(&apps), ["a-app", "c-app"]);
+    assert_eq!(apps[0].spec.source.path, "override/a");
+    assert_eq!(apps[0].spec.source.repo_url, "https://git.example/r");
+    assert_eq!(apps[0].spec.destination.cluster, "a");
+    assert_eq!(apps[1].spec.source.path, "base/c");
+
+    // Go templates: the selector matches nested parameters by their flattened keys.
+    let clusters = three_clusters();
+    let spec = go_spec(
+        json!([{"clusters": {}, "selector": {"matchExpressions": [{"key": "metadata.labels.region", "operator": "In", "values": ["us"]}]}}]),
+        "{{ .name }}",
+        "p",
+    );
+    assert_eq!(
+        names(&run(&spec, &clusters, &Repos::default()).unwrap()),
+        ["cluster-3"]
+    );
+}
+
+#[test]
+fn template_patch_merges_into_each_app_but_not_the_project() {
+    let mut spec = go_spec(
+        json!([{"list": {"elements": [{"cluster": "a", "auto": true}, {"cluster": "b", "auto": false}]}}]),
+        "{{ .cluster }}",
+        "p",
+    );
+    spec["template"]["spec"]["project"] = json!("edge");
+    spec["templatePatch"] = json!(
+        "metadata:\n  labels:\n    cluster: {{ .cluster }}\nspec:\n  project: stolen\n{{- if .auto }}\n  syncPolicy:\n    automated:\n      prune: true\n{{- end }}\n"
+    );
+    let apps = run(&spec, &[], &Repos::default()).unwrap();
+    assert_eq!(names(&apps), ["a", "b"]);
+    assert_eq!(apps[0].labels["cluster"], "a");
+    assert!(apps[0].spec.automated().is_some(), "{:?}", apps[0].spec);
+    assert!(apps[1].spec.automated().is_none());
+    assert_eq!(apps[0].project, "edge");
+
+    spec["templatePatch"] = json!("spec: [1, 2]\nstatus: {}\n");
+    let err = run(&spec, &[], &Repos::default()).unwrap_err();
+    assert_eq!(err.path, "spec.templatePatch");
+    assert!(err.message.contains("status"), "{err}");
+}
+
+#[test]
+fn go_template_errors_name_the_field() {
+    let spec = go_spec(
+        json!([{"list": {"elements": [{"cluster": "a"}]}}]),
+        "{{ .cluster }}",
+        "{{ .missing.key }}",
+    );
+    let err = run(&spec, &[], &Repos::default()).unwrap_err();
+    assert_eq!(err.path, "spec.template.spec.source.path");
+    assert!(err.message.contains("missing"), "{err}");
+    let spec = go_spec(
+        json!([{"list": {"elements": [{"cluster": "a"}]}}]),
+        "{{ .cluster | nosuchfunction }}",
+        "p",
+    );
+    let err = run(&spec, &[], &Repos::default()).unwrap_err();
+    assert_eq!(err.path, "spec.template.metadata.name");
+    assert!(err.message.contains("nosuchfunction"), "{err}");
+}
+
+#[test]
+fn plan_keeps_preserved_fields_and_ignored_differences() {
+    let spec = ApplicationSetSpec::from_json(&json!({
+        "generators": [{"list": {"elements": []}}],
+        "template": {"metadata": {"name": "x"}, "spec": {"source": {"repoURL": "r"}, "destination": {"name": "c"}}},
+        "preservedFields": {"annotations": ["note"], "labels": ["owner"]},
+        "ignoreApplicationDifferences": [
+            {"jsonPointers": ["/spec/source/targetRevision"]},
+            {"name": "other", "jsonPointers": ["/spec/source/path"]}
+        ]
+    }))
+    .unwrap();
+    let mut live = gen_app("app", "p");
+    live.spec.source.target_revision = "hotfix".into();
+    live.annotations.insert("note".into(), "kept".into());
+    live.labels.insert("owner".into(), "ops".into());
+    let current = vec![existing(&live, true)];
+    let mut wanted = gen_app("app", "p");
+    wanted.spec.source.target_revision = "main".into();
+    wanted.labels.insert("owner".into(), "generated".into());
+    // Only ignored or preserved fields differ: nothing to update.
+    let p = plan(&spec, &current, vec![wanted.clone()]);
+    assert!(p.update.is_empty(), "{p:?}");
+    assert_eq!(p.unchanged, ["app"]);
+    // A change elsewhere updates the app, keeping the live values of the ignored and preserved fields.
+    wanted.spec.source.path = "moved".into();
+    let p = plan(&spec, &current, vec![wanted]);
+    assert_eq!(p.update.len(), 1);
+    let updated = &p.update[0];
+    assert_eq!(updated.spec.source.path, "moved");
+    assert_eq!(updated.spec.source.target_revision, "hotfix");
+    assert_eq!(updated.annotations["note"], "kept");
+    assert_eq!(updated.labels["owner"], "ops");
 }

@@ -39,6 +39,10 @@ pub mod names {
     pub const AUTONOMOUS_APPS: &str = "autonomous-apps.v1";
     /// Hub assigns application sets for the spoke to evaluate (SpokeApplicationSets).
     pub const APPLICATION_SETS: &str = "application-sets.v1";
+    /// Application sets carry their whole Argo CD spec (`ApplicationSet.spec_json`): Go templates, template
+    /// patches, generator selectors and templates. A set that needs it is not sent to a spoke without it, which
+    /// would generate other apps from the typed summary.
+    pub const APPSET_ARGO_SPEC: &str = "application-sets.argo-spec.v1";
 }
 
 /// Every capability this build implements.
@@ -58,6 +62,7 @@ pub const ALL_V1: &[&str] = &[
     names::PROJECT_POLICIES,
     names::AUTONOMOUS_APPS,
     names::APPLICATION_SETS,
+    names::APPSET_ARGO_SPEC,
 ];
 
 /// `major.minor` of the wire protocol.

@@ -518,7 +518,7 @@ impl AppSetController {
         // A refused app is still generated: if it exists it is kept (left as it was), as Argo CD
         // deletes only what its generators no longer produce. Everything else no longer
         // generated (a revoked cluster's app) is deleted per the policy.
-        let mut plan = plan(spec.applications_sync(), &existing, valid);
+        let mut plan = plan(&spec, &existing, valid);
         plan.delete
             .retain(|name| !refused.iter().any(|(refused, _)| refused == name));
         let mut problems: Vec<String> = refused
@@ -874,13 +874,13 @@ fn element_cluster<'a>(
     if !destination.cluster.is_empty() || !destination.server.is_empty() {
         return None;
     }
-    if app.params.get("server").map(String::as_str) != Some("") {
+    if app.params.get("server").and_then(serde_json::Value::as_str) != Some("") {
         return None;
     }
-    let name = app.params.get("name")?;
+    let name = app.params.get("name")?.as_str()?;
     clusters
         .iter()
-        .find(|c| &c.name == name && c.server.is_empty())
+        .find(|c| c.name == name && c.server.is_empty())
 }
 
 /// The enrolled cluster an Argo CD destination names: `name` first, else the one cluster whose server URL is `server`.

@@ -548,10 +548,18 @@ impl Session<'_> {
         let records =
             crate::store::appsets::evaluated_at(self.ctx.store.as_ref(), &cluster).await?;
         let mut sets = Vec::with_capacity(records.len());
+        let full_specs = self.capabilities.contains(names::APPSET_ARGO_SPEC);
         for record in &records {
             let converted = edgecd_core::appset::ApplicationSetSpec::from_json(&record.spec)
                 .map_err(|e| e.to_string())
                 .and_then(|spec| {
+                    // A spoke that reads only the typed summary would generate other apps than the set says.
+                    if !full_specs && spec.needs_full_spec() {
+                        return Err(format!(
+                            "the spoke does not support {} (Go templates, template patches, generator selectors or templates): upgrade it",
+                            names::APPSET_ARGO_SPEC
+                        ));
+                    }
                     // The spoke sees a set scoped to its own cluster, also when the set's scope is a list or a
                     // selector: the apps it generates name this cluster as their owner's scope.
                     edgecd_proto::convert::appset_spec_to_proto(

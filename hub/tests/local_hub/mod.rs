@@ -5,6 +5,8 @@ use edgecd_proto::client::{Client, ClientConfig, Tls};
 use edgecd_proto::v1;
 
 pub struct Hub {
+    /// Keeps the server running; not every test reads it.
+    #[allow(dead_code)]
     pub hub: RunningServer,
     pub client: Client,
     _dir: tempfile::TempDir,

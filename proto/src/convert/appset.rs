@@ -3,8 +3,8 @@
 use edgecd_core::app::ApplicationSpec;
 use edgecd_core::appset::{
     AppSetSyncPolicy, AppTemplate, ApplicationSetSpec, ApplicationsSyncPolicy, ClustersGenerator,
-    Generator, GitDirectoryItem, GitFileItem, GitGenerator, ListGenerator, MatrixGenerator,
-    MergeGenerator, TemplateMeta,
+    Generator, GeneratorKind, GitDirectoryItem, GitFileItem, GitGenerator, ListGenerator,
+    MatrixGenerator, MergeGenerator, TemplateMeta,
 };
 
 use super::{
@@ -51,14 +51,15 @@ pub fn appset_spec_to_proto(
         preserve_resources_on_deletion: policy.is_some_and(|p| p.preserve_resources_on_deletion),
         go_template: spec.go_template,
         scope: scope.to_owned(),
+        spec_json: serde_json::to_string(spec).map_err(|e| invalid("spec", e.to_string()))?,
         ..v1::ApplicationSet::default()
     })
 }
 
 fn generator(g: &Generator) -> Result<v1::ApplicationSetGenerator, ConvertError> {
     use v1::application_set_generator::Generator as G;
-    let inner = match g {
-        Generator::List(list) => G::List(v1::ListGenerator {
+    let inner = match &g.kind {
+        GeneratorKind::List(list) => G::List(v1::ListGenerator {
             elements_json: list
                 .elements
                 .iter()
@@ -67,11 +68,11 @@ fn generator(g: &Generator) -> Result<v1::ApplicationSetGenerator, ConvertError>
                 })
                 .collect::<Result<_, _>>()?,
         }),
-        Generator::Clusters(c) => G::Clusters(v1::ClustersGenerator {
+        GeneratorKind::Clusters(c) => G::Clusters(v1::ClustersGenerator {
             selector: (!c.selector.is_empty()).then(|| label_selector(&c.selector)),
             values: labels(&c.values),
         }),
-        Generator::Git(git) => G::Git(v1::GitGenerator {
+        GeneratorKind::Git(git) => G::Git(v1::GitGenerator {
             repo_url: git.repo_url.clone(),
             revision: git.revision.clone(),
             directories: git
@@ -93,14 +94,14 @@ fn generator(g: &Generator) -> Result<v1::ApplicationSetGenerator, ConvertError>
             path_param_prefix: git.path_param_prefix.clone(),
             values: labels(&git.values),
         }),
-        Generator::Matrix(m) => G::Matrix(v1::MatrixGenerator {
+        GeneratorKind::Matrix(m) => G::Matrix(v1::MatrixGenerator {
             generators: m
                 .generators
                 .iter()
                 .map(generator)
                 .collect::<Result<_, _>>()?,
         }),
-        Generator::Merge(m) => G::Merge(v1::MergeGenerator {
+        GeneratorKind::Merge(m) => G::Merge(v1::MergeGenerator {
             merge_keys: m.merge_keys.clone(),
             generators: m
                 .generators
@@ -114,10 +115,19 @@ fn generator(g: &Generator) -> Result<v1::ApplicationSetGenerator, ConvertError>
     })
 }
 
-/// The domain spec of a protocol set, checked as strictly as Argo YAML is (`ApplicationSetSpec::from_json`).
+/// The domain spec of a protocol set, checked as strictly as Argo YAML is (`ApplicationSetSpec::from_json`):
+/// from `spec_json` when the set carries it, else from the typed fields.
 pub fn appset_spec_from_proto(
     set: &v1::ApplicationSet,
 ) -> Result<ApplicationSetSpec, ConvertError> {
+    if !set.spec_json.is_empty() {
+        let json: serde_json::Value = serde_json::from_str(&set.spec_json)
+            .map_err(|e| invalid("spec_json", format!("is not JSON: {e}")))?;
+        return ApplicationSetSpec::from_json(&json).map_err(|e| ConvertError {
+            field: e.path,
+            reason: e.message,
+        });
+    }
     let template = set
         .template
         .as_ref()
@@ -165,6 +175,10 @@ pub fn appset_spec_from_proto(
         },
         go_template: set.go_template,
         sync_policy,
+        go_template_options: Vec::new(),
+        template_patch: None,
+        preserved_fields: None,
+        ignore_application_differences: Vec::new(),
     };
     // The same strict checks as Argo YAML gets (goTemplate refused, template spec fields).
     let json = serde_json::to_value(&spec).map_err(|e| invalid("spec", e.to_string()))?;
@@ -187,7 +201,7 @@ fn from_generator(g: &v1::ApplicationSetGenerator, at: &str) -> Result<Generator
             .collect::<Result<Vec<_>, _>>()
     };
     Ok(match inner {
-        G::List(list) => Generator::List(ListGenerator {
+        G::List(list) => GeneratorKind::List(ListGenerator {
             elements: list
                 .elements_json
                 .iter()
@@ -201,8 +215,9 @@ fn from_generator(g: &v1::ApplicationSetGenerator, at: &str) -> Result<Generator
                     })
                 })
                 .collect::<Result<_, _>>()?,
+            ..ListGenerator::default()
         }),
-        G::Clusters(c) => Generator::Clusters(ClustersGenerator {
+        G::Clusters(c) => GeneratorKind::Clusters(ClustersGenerator {
             selector: c
                 .selector
                 .as_ref()
@@ -211,8 +226,9 @@ fn from_generator(g: &v1::ApplicationSetGenerator, at: &str) -> Result<Generator
                 .map_err(|e| invalid(&format!("{at}.clusters.selector"), e.reason))?
                 .unwrap_or_default(),
             values: super::from_labels(&c.values),
+            ..ClustersGenerator::default()
         }),
-        G::Git(git) => Generator::Git(GitGenerator {
+        G::Git(git) => GeneratorKind::Git(GitGenerator {
             repo_url: git.repo_url.clone(),
             revision: git.revision.clone(),
             directories: git
@@ -233,15 +249,19 @@ fn from_generator(g: &v1::ApplicationSetGenerator, at: &str) -> Result<Generator
                 .collect(),
             path_param_prefix: git.path_param_prefix.clone(),
             values: super::from_labels(&git.values),
+            ..GitGenerator::default()
         }),
-        G::Matrix(m) => Generator::Matrix(MatrixGenerator {
+        G::Matrix(m) => GeneratorKind::Matrix(MatrixGenerator {
             generators: children(&m.generators, "matrix")?,
+            template: None,
         }),
-        G::Merge(m) => Generator::Merge(MergeGenerator {
+        G::Merge(m) => GeneratorKind::Merge(MergeGenerator {
             merge_keys: m.merge_keys.clone(),
             generators: children(&m.generators, "merge")?,
+            template: None,
         }),
-    })
+    }
+    .into())
 }
 
 #[cfg(test)]
@@ -292,16 +312,37 @@ mod tests {
         }
     }
 
+    /// What the typed fields cannot say travels in `spec_json`, and the receiving side reads it from there.
     #[test]
-    fn go_template_is_refused_naming_the_field() {
+    fn go_template_sets_travel_as_their_json_spec() {
         let spec = ApplicationSetSpec::from_json(&serde_json::json!({
-            "generators": [{"clusters": {}}],
-            "template": {"metadata": {"name": "{{name}}"}, "spec": {"source": {"repoURL": "r"}, "destination": {"name": "{{name}}"}}}
+            "goTemplate": true,
+            "goTemplateOptions": ["missingkey=error"],
+            "generators": [{
+                "list": {"elements": [{"cluster": "a", "n": 3}], "template": {"metadata": {}, "spec": {"project": "edge"}}},
+                "selector": {"matchLabels": {"cluster": "a"}}
+            }],
+            "templatePatch": "spec:\n  syncPolicy:\n    automated: {}\n",
+            "preservedFields": {"annotations": ["note"]},
+            "template": {"metadata": {"name": "{{ .cluster }}-web"}, "spec": {"source": {"repoURL": "r"}, "destination": {"name": "{{ .cluster }}"}}}
         }))
         .unwrap();
-        let mut proto = appset_spec_to_proto("default", "set", "hub", &spec).unwrap();
-        proto.go_template = true;
-        let err = appset_spec_from_proto(&proto).unwrap_err();
-        assert!(err.field.contains("goTemplate"), "{err}");
+        assert!(spec.needs_full_spec());
+        let proto = appset_spec_to_proto("default", "set", "hub", &spec).unwrap();
+        assert!(proto.go_template);
+        assert_eq!(appset_spec_from_proto(&proto).unwrap(), spec);
+        // Without the JSON, the typed summary alone loses the selector, the patch and the options.
+        let mut typed = proto.clone();
+        typed.spec_json.clear();
+        let summary = appset_spec_from_proto(&typed).unwrap();
+        assert!(summary.go_template);
+        assert_ne!(summary, spec);
+        // Hostile JSON is refused naming the field.
+        let mut broken = proto;
+        broken.spec_json = "{not json".into();
+        assert_eq!(
+            appset_spec_from_proto(&broken).unwrap_err().field,
+            "spec_json"
+        );
     }
 }

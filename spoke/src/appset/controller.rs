@@ -465,7 +465,7 @@ async fn evaluate(
         .filter(|a| !duplicated.iter().any(|(name, _)| *name == a.name))
         .collect();
     let generated_names: Vec<String> = generated.iter().map(|a| a.name.clone()).collect();
-    let plan = appset::plan(spec.applications_sync(), &existing, generated);
+    let plan = appset::plan(&spec, &existing, generated);
     tracing::debug!(
         create = plan.create.len(),
         update = plan.update.len(),

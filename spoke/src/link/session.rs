@@ -368,13 +368,14 @@ impl Link {
         }
     }
 
-    /// The configured capabilities, plus `application-sets.v1` when the ApplicationSet controller runs and
+    /// The configured capabilities, plus `application-sets.v1` and `application-sets.argo-spec.v1` when the ApplicationSet controller runs and
     /// `repo-credentials.v1` when hub credentials have somewhere to go.
     fn announced_capabilities(&self) -> Capabilities {
         use edgecd_core::link::capabilities::names;
         let mut all: Vec<String> = self.config.capabilities.iter().map(str::to_owned).collect();
         if self.config.appsets.is_some() {
             all.push(names::APPLICATION_SETS.to_owned());
+            all.push(names::APPSET_ARGO_SPEC.to_owned());
         }
         if self.config.credentials.is_some() {
             all.push(names::REPO_CREDENTIALS.to_owned());
