@@ -55,11 +55,14 @@ impl OrphanedResources {
         self.warn.unwrap_or(true)
     }
 
-    /// Whether an object of `group`/`kind` named `name` is never reported.
+    /// Whether an object of `group`/`kind` named `name` is never reported (an empty kind is any kind, as in
+    /// Argo CD).
     pub fn ignores(&self, group: &str, kind: &str, name: &str) -> bool {
-        self.ignore
-            .iter()
-            .any(|r| kind_matches(r, group, kind, name))
+        self.ignore.iter().any(|r| {
+            (r.kind.is_empty() || glob_matches(&r.kind, kind))
+                && glob_matches(&r.group, group)
+                && (r.name.is_empty() || glob_matches(&r.name, name))
+        })
     }
 }
 

@@ -61,6 +61,7 @@ fn target(objects: Vec<Value>, inventory: Vec<edgecd_core::app::ResourceKey>) ->
         revision: "0123456789abcdef".into(),
         objects,
         inventory,
+        ..AppTarget::default()
     }
 }
 

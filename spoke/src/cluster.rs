@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use edgecd_core::app::ResourceKey;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    PropagationPolicy, ValidationDirective,
+};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{ApiCapabilities, Scope};
 use serde_json::Value;
@@ -62,7 +65,48 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// Take over fields owned by other managers.
     pub force: bool,
+    /// Ask the API server to drop unknown or duplicate fields without a warning (`fieldValidation=Ignore`,
+    /// Argo CD's `Validate=false`). Otherwise the server's default applies (`Warn`: dropped, with a warning).
+    pub skip_field_validation: bool,
 }
+
+/// How a delete propagates to the object's dependents (Argo CD's `PrunePropagationPolicy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// Dependents are deleted first; the object stays (with a deletion timestamp) until they are gone.
+    Foreground,
+    /// The object goes at once; the garbage collector deletes its dependents afterwards.
+    #[default]
+    Background,
+    /// Dependents stay, without the owner reference.
+    Orphan,
+}
+
+impl Propagation {
+    /// Parses Argo CD's option value (`foreground`, `background`, `orphan`, any case).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "foreground" => Some(Self::Foreground),
+            "background" => Some(Self::Background),
+            "orphan" => Some(Self::Orphan),
+            _ => None,
+        }
+    }
+
+    fn policy(self) -> PropagationPolicy {
+        match self {
+            Self::Foreground => PropagationPolicy::Foreground,
+            Self::Background => PropagationPolicy::Background,
+            Self::Orphan => PropagationPolicy::Orphan,
+        }
+    }
+}
+
+/// How long the list of namespaced kinds found by discovery is reused.
+const LISTABLE_KINDS_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The namespaced kinds the server lists, found by discovery, and when.
+type ListableKinds = Option<(std::time::Instant, Arc<Vec<ApiResource>>)>;
 
 /// (group, version, kind).
 type KindKey = (String, String, String);
@@ -72,6 +116,7 @@ type KindKey = (String, String, String);
 pub struct LiveCluster {
     client: kube::Client,
     kinds: Arc<RwLock<HashMap<KindKey, Resolved>>>,
+    listable: Arc<RwLock<ListableKinds>>,
 }
 
 /// Splits `group/version` (or `version` for the core group).
@@ -102,6 +147,7 @@ impl LiveCluster {
         Self {
             client,
             kinds: Arc::default(),
+            listable: Arc::default(),
         }
     }
 
@@ -165,6 +211,62 @@ impl LiveCluster {
     /// Forgets cached kinds (after CRDs change).
     pub async fn forget_kinds(&self) {
         self.kinds.write().await.clear();
+        *self.listable.write().await = None;
+    }
+
+    /// Every namespaced kind the server can list (the preferred version of each group), by discovery: one call
+    /// per group version, reused for ten minutes.
+    pub async fn listable_namespaced_kinds(&self) -> Result<Arc<Vec<ApiResource>>, ClusterError> {
+        if let Some((at, kinds)) = self.listable.read().await.as_ref()
+            && at.elapsed() < LISTABLE_KINDS_TTL
+        {
+            return Ok(Arc::clone(kinds));
+        }
+        let discovery = kube::discovery::Discovery::new(self.client.clone())
+            .run()
+            .await
+            .map_err(|e| ClusterError::Api {
+                what: "discovering the served kinds".into(),
+                source: Box::new(e),
+            })?;
+        let mut kinds = Vec::new();
+        for group in discovery.groups() {
+            for (resource, capabilities) in group.recommended_resources() {
+                if capabilities.scope == Scope::Namespaced
+                    && capabilities.supports_operation(kube::discovery::verbs::LIST)
+                {
+                    kinds.push(resource);
+                }
+            }
+        }
+        let kinds = Arc::new(kinds);
+        *self.listable.write().await = Some((std::time::Instant::now(), Arc::clone(&kinds)));
+        Ok(kinds)
+    }
+
+    /// The metadata of the objects of one kind in `namespace`, at most `limit` of them; the flag says
+    /// whether the server has more.
+    pub async fn list_metadata(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+        limit: u32,
+    ) -> Result<(Vec<kube::core::ObjectMeta>, bool), ClusterError> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, resource);
+        let list = api
+            .list_metadata(&ListParams::default().limit(limit))
+            .await
+            .map_err(|e| ClusterError::Api {
+                what: format!("listing {} in namespace {namespace}", resource.kind),
+                source: Box::new(e),
+            })?;
+        let more = list
+            .metadata
+            .continue_
+            .as_deref()
+            .is_some_and(|c| !c.is_empty());
+        Ok((list.items.into_iter().map(|o| o.metadata).collect(), more))
     }
 
     /// Resolves a rendered object and makes it ready to apply for `app`:
@@ -288,6 +390,9 @@ impl LiveCluster {
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = options.force;
         params.dry_run = options.dry_run;
+        if options.skip_field_validation {
+            params.field_validation = Some(ValidationDirective::Ignore);
+        }
         let applied = api
             .patch(&key.name, &params, &Patch::Apply(obj))
             .await
@@ -296,6 +401,52 @@ impl LiveCluster {
                 source: Box::new(e),
             })?;
         serde_json::to_value(applied).map_err(|e| ClusterError::InvalidObject {
+            what: key.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Replaces the object with `obj` (an HTTP PUT over the live object's `resourceVersion`, Argo CD's
+    /// `Replace=true`), or creates it when it does not exist; field manager `edgecd`. Fields `obj` does not set
+    /// are dropped, whoever set them.
+    #[tracing::instrument(skip_all, fields(object = %key, dry_run = options.dry_run))]
+    pub async fn replace(
+        &self,
+        key: &ResourceKey,
+        obj: &Value,
+        options: ApplyOptions,
+    ) -> Result<Value, ClusterError> {
+        let api = self.api_for(key).await?;
+        let params = PostParams {
+            dry_run: options.dry_run,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+        };
+        let mut data: DynamicObject =
+            serde_json::from_value(obj.clone()).map_err(|e| ClusterError::InvalidObject {
+                what: key.to_string(),
+                reason: e.to_string(),
+            })?;
+        let api_error = |verb: &str| {
+            let what = format!("{verb} {key}");
+            move |e| ClusterError::Api {
+                what,
+                source: Box::new(e),
+            }
+        };
+        let live = api.get_opt(&key.name).await.map_err(api_error("reading"))?;
+        let written = match live {
+            None => api
+                .create(&params, &data)
+                .await
+                .map_err(api_error("creating"))?,
+            Some(live) => {
+                data.metadata.resource_version = live.metadata.resource_version;
+                api.replace(&key.name, &params, &data)
+                    .await
+                    .map_err(api_error("replacing"))?
+            }
+        };
+        serde_json::to_value(written).map_err(|e| ClusterError::InvalidObject {
             what: key.to_string(),
             reason: e.to_string(),
         })
@@ -321,11 +472,19 @@ impl LiveCluster {
     }
 
     /// Deletes one object only if its tracking annotation names `app` (`project/name`): an app
-    /// being removed never deletes an object another app (or nobody) manages. `false` if the
-    /// object was gone or is not the app's.
+    /// being removed never deletes an object another app (or nobody) manages, nor one that carries the sync
+    /// option `Delete=false` (Argo CD's way to keep a resource when its app is deleted). `false` if the
+    /// object was gone, is not the app's or is kept.
     #[tracing::instrument(skip_all, fields(object = %key, app))]
     pub async fn delete_managed(&self, app: &str, key: &ResourceKey) -> Result<bool, ClusterError> {
         match self.get(key).await? {
+            Some(live)
+                if crate::plan::is_managed_by(&live, app, key)
+                    && crate::plan::has_object_sync_option(&live, "Delete=false") =>
+            {
+                tracing::info!("Keeping an object marked Delete=false.");
+                Ok(false)
+            }
             Some(live) if crate::plan::is_managed_by(&live, app, key) => self.delete(key).await,
             Some(_) => {
                 tracing::info!("Not deleting an object the app does not manage.");
@@ -336,11 +495,20 @@ impl LiveCluster {
     }
 
     /// Deletes one object (background propagation); `false` if it was gone.
-    #[tracing::instrument(skip_all, fields(object = %key))]
     pub async fn delete(&self, key: &ResourceKey) -> Result<bool, ClusterError> {
+        self.delete_with(key, Propagation::Background).await
+    }
+
+    /// Deletes one object with the given propagation to its dependents; `false` if it was gone.
+    #[tracing::instrument(skip_all, fields(object = %key, propagation = ?propagation))]
+    pub async fn delete_with(
+        &self,
+        key: &ResourceKey,
+        propagation: Propagation,
+    ) -> Result<bool, ClusterError> {
         let api = self.api_for(key).await?;
         let params = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
+            propagation_policy: Some(propagation.policy()),
             ..DeleteParams::default()
         };
         match api.delete(&key.name, &params).await {

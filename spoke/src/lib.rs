@@ -18,6 +18,7 @@ pub mod health;
 pub mod link;
 pub mod live;
 pub mod metrics;
+pub mod orphans;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;

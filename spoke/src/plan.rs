@@ -87,6 +87,10 @@ pub fn annotation<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {
     obj.get("metadata")?.get("annotations")?.get(name)?.as_str()
 }
 
+pub fn label<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get("labels")?.get(name)?.as_str()
+}
+
 /// The sync wave of an object (edgecd's annotation first, then Argo CD's).
 pub fn sync_wave(obj: &Value) -> i32 {
     annotation(obj, SYNC_WAVE_ANNOTATION)

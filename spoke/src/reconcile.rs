@@ -40,6 +40,9 @@ pub mod conditions {
     pub const POLICY_VIOLATION: &str = "ProjectPolicyViolation";
     /// An object of the app is tracked by another app too (Argo CD's condition of the same name).
     pub const SHARED_RESOURCE_WARNING: &str = "SharedResourceWarning";
+    /// The app's destination namespace holds objects no app tracks, and its project asks to be warned
+    /// (`orphanedResources`; Argo CD's condition of the same name).
+    pub const ORPHANED_RESOURCE_WARNING: &str = "OrphanedResourceWarning";
     /// The API server refused the full status for its size; it was written without its resource lists.
     pub const STATUS_WRITE_ERROR: &str = "StatusWriteError";
 }
@@ -118,6 +121,8 @@ pub struct Engine {
     running: Mutex<HashMap<String, Termination>>,
     /// Project policies from the hub, enforced before anything is applied.
     policies: Arc<crate::policy::Policies>,
+    /// Orphan candidates by namespace, for projects with `orphanedResources`.
+    orphans: crate::orphans::ListingCache,
     /// Observability hooks set by the runtime shell.
     hooks: Hooks,
 }
@@ -311,6 +316,7 @@ impl Engine {
             compares: CompareCounts::default(),
             running: Mutex::default(),
             policies: Arc::default(),
+            orphans: crate::orphans::ListingCache::default(),
             hooks: Hooks::default(),
         });
         (engine, rx)
@@ -846,6 +852,7 @@ impl Engine {
             revision: commit.clone(),
             objects,
             inventory,
+            ignore_differences: app.spec.ignore_differences.clone(),
         };
         let cr_name = app.metadata.name.clone().unwrap_or_default();
         let generation = app.metadata.generation;
@@ -1073,6 +1080,7 @@ impl Engine {
                 comparison
             }
         };
+        self.check_orphans(app, &mut status.conditions, now).await;
         let mut outcome = self.status_from(&comparison, status, &previous, request.is_some(), now);
         // An operation at another source or revision than the spec's (a rollback, a sync to a given
         // revision) leaves a status that describes what it applied: compare with the spec again
@@ -1115,14 +1123,43 @@ impl Engine {
         } else {
             Default::default()
         };
+        // An option of the operation wins over the app's (Argo CD's `sync --sync-option`).
+        let option = |key: &str| -> Option<String> {
+            asked
+                .options
+                .iter()
+                .find_map(|opt| {
+                    let (k, v) = opt.split_once('=')?;
+                    k.trim()
+                        .eq_ignore_ascii_case(key)
+                        .then(|| v.trim().to_owned())
+                })
+                .or_else(|| {
+                    app.spec
+                        .sync_policy
+                        .as_ref()
+                        .and_then(|p| p.option(key))
+                        .map(str::to_owned)
+                })
+        };
+        let enabled = |key: &str| option(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let options = SyncOptions {
             prune: asked.prune,
             dry_run,
-            create_namespace: app.spec.sync_option_enabled("CreateNamespace"),
-            prune_last: app.spec.sync_option_enabled("PruneLast"),
+            create_namespace: enabled("CreateNamespace"),
+            prune_last: enabled("PruneLast"),
             replace: asked.force,
             only: asked.only.clone(),
             skip,
+            namespace_metadata: app.spec.managed_namespace_metadata.clone(),
+            prune_propagation: option("PrunePropagationPolicy")
+                .and_then(|v| crate::cluster::Propagation::parse(&v))
+                .unwrap_or(self.config.sync.prune_propagation),
+            fail_on_shared_resource: enabled("FailOnSharedResource"),
+            respect_ignore_differences: enabled("RespectIgnoreDifferences"),
+            replace_objects: enabled("Replace"),
+            skip_field_validation: option("Validate")
+                .is_some_and(|v| v.eq_ignore_ascii_case("false")),
             ..self.config.sync.clone()
         };
         let cr_name = app.metadata.name.clone().unwrap_or_default();
@@ -1199,6 +1236,43 @@ impl Engine {
         }
     }
 
+    /// Sets or clears the `OrphanedResourceWarning` condition: only for an app whose project (as the hub sent it)
+    /// has `orphanedResources` with `warn`, and a destination namespace. The namespace's listing is shared by its
+    /// apps and reused for the poll interval (at most a minute). A listing that fails leaves the condition as
+    /// it was.
+    async fn check_orphans(
+        &self,
+        app: &Application,
+        found: &mut Vec<edgecd_core::app::Condition>,
+        now: OffsetDateTime,
+    ) {
+        let namespace = &app.spec.destination.namespace;
+        let policy = self
+            .policies
+            .get(app.project())
+            .and_then(|p| p.orphaned_resources)
+            .filter(|o| o.warns() && !namespace.is_empty());
+        let Some(policy) = policy else {
+            decide::set_condition(found, conditions::ORPHANED_RESOURCE_WARNING, None, now);
+            return;
+        };
+        let ttl = self.config.poll_interval.min(Duration::from_secs(60));
+        match self.orphans.get(&self.cluster, namespace, ttl).await {
+            Ok(listing) => {
+                let report = crate::orphans::Report::of(&listing, &policy);
+                decide::set_condition(
+                    found,
+                    conditions::ORPHANED_RESOURCE_WARNING,
+                    (report.count > 0).then(|| report.message()),
+                    now,
+                );
+            }
+            Err(error) => {
+                tracing::debug!(app = %app.qualified_name(), %error, "Cannot list the namespace's orphans.");
+            }
+        }
+    }
+
     /// Shows the operation as Running in the CR while it runs (so it can be seen and terminated). Best effort:
     /// the final status is written when the operation ends.
     async fn report_running(
@@ -1261,6 +1335,7 @@ impl Engine {
             revision: commit,
             objects,
             inventory,
+            ignore_differences: app.spec.ignore_differences.clone(),
         };
         let comparison = compare(&self.cluster, &target)
             .await

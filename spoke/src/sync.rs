@@ -6,17 +6,20 @@ use std::time::Duration;
 
 use edgecd_core::Health;
 use edgecd_core::SyncStatus;
-use edgecd_core::app::{HealthReport, OperationPhase, ResourceKey, ResourceResult, ResourceStatus};
+use edgecd_core::app::{
+    HealthReport, IgnoreDifference, ManagedNamespaceMetadata, OperationPhase, ResourceKey,
+    ResourceResult, ResourceStatus,
+};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::cluster::{ApplyOptions, ClusterError, LiveCluster};
+use crate::cluster::{ApplyOptions, ClusterError, LiveCluster, Propagation};
 use crate::crd::SyncResource;
 use crate::health;
 use crate::plan::{self, Plan, Planned};
 
 /// The app being compared or synced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AppTarget {
     /// `project/name`, written into tracking annotations.
     pub app: String,
@@ -30,6 +33,8 @@ pub struct AppTarget {
     pub objects: Vec<Value>,
     /// Keys of objects applied by earlier syncs (the inventory).
     pub inventory: Vec<ResourceKey>,
+    /// The app's `ignoreDifferences`: fields that never make an object OutOfSync nor show in its diff.
+    pub ignore_differences: Vec<IgnoreDifference>,
 }
 
 /// One resource after comparison.
@@ -46,6 +51,15 @@ pub struct ResourceState {
     pub health: Option<HealthReport>,
     pub requires_pruning: bool,
     pub message: String,
+    /// The app's `ignoreDifferences` rules that apply to this object.
+    pub ignored: Vec<IgnoreDifference>,
+}
+
+impl ResourceState {
+    /// `obj` as compared and shown: without bookkeeping, status and the fields the app ignores.
+    pub fn compared(&self, obj: &Value) -> Value {
+        ignoring(obj, self.live.as_ref(), &self.ignored)
+    }
 }
 
 /// Desired against live for one resource, for display.
@@ -120,14 +134,15 @@ impl Comparison {
         self.resources
             .iter()
             .map(|r| {
-                let live_yaml = r.live.as_ref().map(normalized_yaml).unwrap_or_default();
+                let shown = |obj: &Value| edgecd_render::to_yaml(&[r.compared(obj)]);
+                let live_yaml = r.live.as_ref().map(shown).unwrap_or_default();
                 let desired_yaml = if r.requires_pruning {
                     String::new()
                 } else {
                     r.predicted
                         .as_ref()
                         .or(r.desired.as_ref())
-                        .map(normalized_yaml)
+                        .map(shown)
                         .unwrap_or_default()
                 };
                 let modified = r.sync != SyncStatus::Synced || r.requires_pruning;
@@ -181,8 +196,64 @@ pub fn normalize(obj: &Value) -> Value {
     obj
 }
 
-fn normalized_yaml(obj: &Value) -> String {
-    edgecd_render::to_yaml(&[normalize(obj)])
+/// `obj` normalised, less the fields `rules` ignore (`live` supplies the field managers of
+/// `managedFieldsManagers` rules).
+fn ignoring(obj: &Value, live: Option<&Value>, rules: &[IgnoreDifference]) -> Value {
+    let normalized = normalize(obj);
+    if rules.is_empty() {
+        return normalized;
+    }
+    let rules: Vec<&IgnoreDifference> = rules.iter().collect();
+    edgecd_core::ignore::strip_ignored(&normalized, live, &rules)
+}
+
+/// The rules of the app's `ignoreDifferences` that apply to the prepared object `obj`.
+fn rules_for(target: &AppTarget, obj: &Value) -> Vec<IgnoreDifference> {
+    edgecd_core::ignore::rules_for(&target.ignore_differences, obj)
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
+/// `desired` with every field `rules` ignore taken from `live` (Argo CD's `RespectIgnoreDifferences=true`):
+/// an ignored field the live object has keeps its live value, one it lacks is left out, so applying the result
+/// changes no ignored field. Lists are taken whole, as a JSON merge patch takes them.
+pub fn keep_live_ignored(desired: &Value, live: &Value, rules: &[IgnoreDifference]) -> Value {
+    fn restore(target: &mut Value, live: &Value, stripped: &Value) {
+        let (Some(live), Some(stripped)) = (live.as_object(), stripped.as_object()) else {
+            return;
+        };
+        if !target.is_object() {
+            *target = Value::Object(Default::default());
+        }
+        let Some(target) = target.as_object_mut() else {
+            return;
+        };
+        for (key, live_value) in live {
+            match stripped.get(key) {
+                None => {
+                    target.insert(key.clone(), live_value.clone());
+                }
+                Some(kept) if kept != live_value && live_value.is_object() && kept.is_object() => {
+                    let entry = target.entry(key.clone()).or_insert(Value::Null);
+                    restore(entry, live_value, kept);
+                }
+                Some(kept) if kept != live_value => {
+                    target.insert(key.clone(), live_value.clone());
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if rules.is_empty() {
+        return desired.clone();
+    }
+    let refs: Vec<&IgnoreDifference> = rules.iter().collect();
+    let mut out = edgecd_core::ignore::strip_ignored(desired, Some(live), &refs);
+    let live_normalized = normalize(live);
+    let live_stripped = edgecd_core::ignore::strip_ignored(&live_normalized, Some(live), &refs);
+    restore(&mut out, &live_normalized, &live_stripped);
+    out
 }
 
 fn unified_diff(key: &ResourceKey, live: &str, desired: &str) -> String {
@@ -249,6 +320,7 @@ pub async fn compare(
     let mut shared = Vec::new();
     for p in planned {
         let live = cluster.get(&p.key).await?;
+        let ignored = rules_for(target, &p.object);
         let mut message = String::new();
         if let Some(other) = live.as_ref().and_then(plan::tracking_app)
             && other != target.app
@@ -264,10 +336,12 @@ pub async fn compare(
                 let options = ApplyOptions {
                     dry_run: true,
                     force: true,
+                    ..ApplyOptions::default()
                 };
                 match cluster.apply(&p.key, &p.object, options).await {
                     Ok(predicted) => {
-                        let same = normalize(&predicted) == normalize(live_obj);
+                        let same = ignoring(&predicted, Some(live_obj), &ignored)
+                            == ignoring(live_obj, Some(live_obj), &ignored);
                         (
                             if same {
                                 SyncStatus::Synced
@@ -295,6 +369,7 @@ pub async fn compare(
             sync,
             requires_pruning: false,
             message,
+            ignored,
         });
     }
     for key in &target.inventory {
@@ -321,6 +396,7 @@ pub async fn compare(
             sync: SyncStatus::OutOfSync,
             requires_pruning: true,
             message: "not in git any more".into(),
+            ignored: Vec::new(),
         });
     }
     errors.sort();
@@ -349,6 +425,21 @@ pub struct SyncOptions {
     pub only: Vec<SyncResource>,
     /// Resources left untouched because they are in sync (`ApplyOutOfSyncOnly`).
     pub skip: BTreeSet<ResourceKey>,
+    /// Labels and annotations of the namespace `create_namespace` creates (`managedNamespaceMetadata`).
+    pub namespace_metadata: Option<ManagedNamespaceMetadata>,
+    /// How pruned objects' dependents are deleted (`PrunePropagationPolicy`).
+    pub prune_propagation: Propagation,
+    /// Fail before applying anything when an object is already tracked by another app
+    /// (`FailOnSharedResource=true`).
+    pub fail_on_shared_resource: bool,
+    /// Keep the fields the app's `ignoreDifferences` ignore out of the apply: live values stay
+    /// (`RespectIgnoreDifferences=true`).
+    pub respect_ignore_differences: bool,
+    /// Replace objects (PUT, or create) instead of applying them server-side (`Replace=true`); one the
+    /// server refuses to replace is deleted and created again.
+    pub replace_objects: bool,
+    /// Ask the server to ignore unknown fields silently (`Validate=false`: `fieldValidation=Ignore`).
+    pub skip_field_validation: bool,
 }
 
 impl Default for SyncOptions {
@@ -363,6 +454,12 @@ impl Default for SyncOptions {
             replace: false,
             only: Vec::new(),
             skip: BTreeSet::new(),
+            namespace_metadata: None,
+            prune_propagation: Propagation::default(),
+            fail_on_shared_resource: false,
+            respect_ignore_differences: false,
+            replace_objects: false,
+            skip_field_validation: false,
         }
     }
 }
@@ -444,9 +541,15 @@ async fn apply_one(
     apply_options: ApplyOptions,
     options: &SyncOptions,
 ) -> Result<String, ClusterError> {
-    let refused = match cluster.apply(&p.key, &p.object, apply_options).await {
+    let first = if options.replace_objects {
+        cluster.replace(&p.key, &p.object, apply_options).await
+    } else {
+        cluster.apply(&p.key, &p.object, apply_options).await
+    };
+    let refused = match first {
+        Ok(_) if options.replace_objects => return Ok("replaced".to_owned()),
         Ok(_) => return Ok(String::new()),
-        Err(e) if options.replace && needs_replace(&e) => e,
+        Err(e) if (options.replace || options.replace_objects) && needs_replace(&e) => e,
         Err(e) => return Err(e),
     };
     if options.dry_run {
@@ -469,7 +572,11 @@ async fn apply_one(
         }
         tokio::time::sleep(options.poll_interval).await;
     }
-    cluster.apply(&p.key, &p.object, apply_options).await?;
+    if options.replace_objects {
+        cluster.replace(&p.key, &p.object, apply_options).await?;
+    } else {
+        cluster.apply(&p.key, &p.object, apply_options).await?;
+    }
     Ok(format!("replaced (deleted and created again): {refused}"))
 }
 
@@ -562,7 +669,7 @@ pub async fn sync(
     if let Some(by) = termination.requested() {
         return terminated(by, "before it started", results, target.inventory.clone());
     }
-    let (planned, errors) = prepare_all(cluster, target).await;
+    let (mut planned, errors) = prepare_all(cluster, target).await;
     // A kind that is unknown because its CRD is part of this very sync is
     // retried after the CRDs are established.
     let crd_in_sync = planned
@@ -580,6 +687,14 @@ pub async fn sync(
                 target.inventory.clone(),
             );
         }
+    }
+    if let Err(message) = adjust_for_options(cluster, target, options, &mut planned).await {
+        return finish(
+            OperationPhase::Failed,
+            message,
+            results,
+            target.inventory.clone(),
+        );
     }
     let mut live_managed = BTreeMap::new();
     for key in &target.inventory {
@@ -613,6 +728,7 @@ pub async fn sync(
     let apply_options = ApplyOptions {
         dry_run: options.dry_run,
         force: true,
+        skip_field_validation: options.skip_field_validation,
     };
     let mut applied: Vec<ResourceKey> = Vec::new();
 
@@ -629,7 +745,17 @@ pub async fn sync(
                 namespace: String::new(),
                 name: target.namespace.clone(),
             };
-            let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target.namespace}});
+            let mut ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target.namespace}});
+            // Applied on every sync by the same field manager: a label or annotation removed from
+            // `managedNamespaceMetadata` is removed from the namespace, others' stay.
+            if let Some(metadata) = &options.namespace_metadata {
+                if !metadata.labels.is_empty() {
+                    ns["metadata"]["labels"] = serde_json::json!(metadata.labels);
+                }
+                if !metadata.annotations.is_empty() {
+                    ns["metadata"]["annotations"] = serde_json::json!(metadata.annotations);
+                }
+            }
             if let Err(e) = cluster.apply(&ns_key, &ns, apply_options).await {
                 return finish(
                     OperationPhase::Failed,
@@ -695,11 +821,20 @@ pub async fn sync(
         }
         cluster.forget_kinds().await;
         if !deferred.is_empty() {
-            let (replanned, errors) = prepare_all(cluster, target).await;
+            let (mut replanned, errors) = prepare_all(cluster, target).await;
             if let Some(error) = errors.into_iter().next() {
                 return finish(
                     OperationPhase::Failed,
                     error,
+                    results,
+                    merge_inventory(&target.inventory, &applied),
+                );
+            }
+            if let Err(message) = adjust_for_options(cluster, target, options, &mut replanned).await
+            {
+                return finish(
+                    OperationPhase::Failed,
+                    message,
                     results,
                     merge_inventory(&target.inventory, &applied),
                 );
@@ -795,7 +930,7 @@ pub async fn sync(
             results.push(result(key, 0, "Pruned", "(dry run)"));
             continue;
         }
-        match cluster.delete(key).await {
+        match cluster.delete_with(key, options.prune_propagation).await {
             Ok(_) => {
                 results.push(result(key, 0, "Pruned", ""));
                 pruned.push(key.clone());
@@ -857,6 +992,65 @@ pub async fn sync(
         )
     };
     finish(phase, message, results, inventory)
+}
+
+/// The app other than `target` that tracks `live`: by its tracking annotation, else by the app label.
+fn other_app(live: &Value, target: &AppTarget) -> Option<String> {
+    match plan::tracking_app(live) {
+        Some(app) if app != target.app => Some(app.to_owned()),
+        Some(_) => None,
+        None => plan::label(live, plan::APP_LABEL)
+            .filter(|label| *label != target.app_label)
+            .map(|label| format!("{label} (by its label {})", plan::APP_LABEL)),
+    }
+}
+
+/// Reads the live objects the sync options need before anything is applied: with `FailOnSharedResource=true`,
+/// fails naming every object another app tracks; with `RespectIgnoreDifferences=true`, gives ignored fields
+/// their live values in the objects to apply.
+async fn adjust_for_options(
+    cluster: &LiveCluster,
+    target: &AppTarget,
+    options: &SyncOptions,
+    planned: &mut [Planned],
+) -> Result<(), String> {
+    let respect = options.respect_ignore_differences && !target.ignore_differences.is_empty();
+    if !options.fail_on_shared_resource && !respect {
+        return Ok(());
+    }
+    let mut shared = Vec::new();
+    for p in planned.iter_mut() {
+        let rules = if respect {
+            rules_for(target, &p.object)
+        } else {
+            Vec::new()
+        };
+        if !options.fail_on_shared_resource && rules.is_empty() {
+            continue;
+        }
+        let Some(live) = cluster.get(&p.key).await.map_err(|e| e.to_string())? else {
+            continue;
+        };
+        if options.fail_on_shared_resource
+            && let Some(other) = other_app(&live, target)
+        {
+            shared.push(format!(
+                "{} is already managed by application {other}",
+                p.key
+            ));
+        }
+        if !rules.is_empty() {
+            p.object = keep_live_ignored(&p.object, &live, &rules);
+        }
+    }
+    if shared.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "shared resource found (FailOnSharedResource=true), nothing was applied: {}",
+            shared.join("; ")
+        ))
+    }
 }
 
 fn short(revision: &str) -> &str {
@@ -933,6 +1127,45 @@ mod tests {
         assert_eq!(normalize(&a), normalize(&b));
         let c = json!({"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "w"}});
         assert_ne!(normalize(&a), normalize(&c));
+    }
+
+    #[test]
+    fn ignored_fields_keep_their_live_values() {
+        let rule = |pointers: &[&str], jq: &[&str]| IgnoreDifference {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            json_pointers: pointers.iter().map(|p| (*p).to_owned()).collect(),
+            jq_path_expressions: jq.iter().map(|p| (*p).to_owned()).collect(),
+            ..IgnoreDifference::default()
+        };
+        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"a": "git"}},
+            "spec": {"replicas": 1, "paused": false, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}});
+        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "resourceVersion": "7", "labels": {"a": "live"}},
+            "spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}},
+            "status": {"replicas": 5}});
+        let rules = [rule(&["/spec/replicas", "/spec/paused"], &[])];
+        let out = keep_live_ignored(&desired, &live, &rules);
+        // The live value stays; a field the live object lacks is left out; the rest is git's.
+        assert_eq!(out["spec"]["replicas"], 5);
+        assert!(out["spec"].get("paused").is_none());
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:2"
+        );
+        assert_eq!(out["metadata"]["labels"]["a"], "git");
+        assert!(out.get("status").is_none() && out["metadata"].get("resourceVersion").is_none());
+
+        // A jq rule inside a list: the list is the live one (a merge patch's semantics).
+        let rules = [rule(&[], &[".spec.template.spec.containers[].image"])];
+        let out = keep_live_ignored(&desired, &live, &rules);
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1"
+        );
+        assert_eq!(out["spec"]["replicas"], 1);
+        assert_eq!(keep_live_ignored(&desired, &live, &[]), desired);
     }
 
     #[test]
