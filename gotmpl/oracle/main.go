@@ -31,15 +31,21 @@ type testCase struct {
 	Data          any      `json:"data"`
 	Options       []string `json:"options,omitempty"`
 	ErrorContains string   `json:"error_contains,omitempty"`
+	// Tree, instead of Template: a JSON document whose every string and
+	// object key is a template, rendered as Argo CD renders an Application
+	// template (the ApplicationSet corpus cases).
+	Tree any `json:"tree,omitempty"`
 }
 
 // result is one entry of expected.json: the case and what Go made of it.
 type result struct {
 	Name          string   `json:"name"`
 	Template      string   `json:"template"`
+	Tree          any      `json:"tree,omitempty"`
 	Data          any      `json:"data"`
 	Options       []string `json:"options"`
 	Output        *string  `json:"output,omitempty"`
+	OutputTree    any      `json:"output_tree,omitempty"`
 	Phase         string   `json:"phase,omitempty"`
 	Error         string   `json:"error,omitempty"`
 	ErrorContains string   `json:"error_contains,omitempty"`
@@ -98,26 +104,78 @@ func fromYAMLArray(text string) ([]any, error) {
 	return out, nil
 }
 
-// run renders one case the way Argo CD renders a goTemplate string field.
-func run(c testCase) result {
-	r := result{Name: c.Name, Template: c.Template, Data: c.Data, Options: c.Options, ErrorContains: c.ErrorContains}
-	if r.Options == nil {
-		r.Options = []string{}
-	}
-	t, err := template.New("").Funcs(funcMap()).Parse(c.Template)
+// render executes one template over data with the case's options; the
+// phase names where it failed.
+func render(text string, data any, options []string) (string, string, error) {
+	t, err := template.New("").Funcs(funcMap()).Parse(text)
 	if err != nil {
-		r.Phase, r.Error = "parse", err.Error()
-		return r
+		return "", "parse", err
 	}
-	for _, o := range c.Options {
+	for _, o := range options {
 		t = t.Option(o)
 	}
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, c.Data); err != nil {
-		r.Phase, r.Error = "execute", err.Error()
+	if err := t.Execute(&buf, data); err != nil {
+		return "", "execute", err
+	}
+	return buf.String(), "", nil
+}
+
+// renderTree renders every string and object key of a JSON document.
+func renderTree(node any, data any, options []string) (any, string, error) {
+	switch v := node.(type) {
+	case string:
+		return render(v, data, options)
+	case []any:
+		out := make([]any, len(v))
+		for i, item := range v {
+			r, phase, err := renderTree(item, data, options)
+			if err != nil {
+				return nil, phase, err
+			}
+			out[i] = r
+		}
+		return out, "", nil
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, item := range v {
+			key, phase, err := render(k, data, options)
+			if err != nil {
+				return nil, phase, err
+			}
+			r, phase, err := renderTree(item, data, options)
+			if err != nil {
+				return nil, phase, err
+			}
+			out[key] = r
+		}
+		return out, "", nil
+	default:
+		return v, "", nil
+	}
+}
+
+// run renders one case the way Argo CD renders a goTemplate string field
+// (or, for a tree, every string of an Application template).
+func run(c testCase) result {
+	r := result{Name: c.Name, Template: c.Template, Tree: c.Tree, Data: c.Data, Options: c.Options, ErrorContains: c.ErrorContains}
+	if r.Options == nil {
+		r.Options = []string{}
+	}
+	if c.Tree != nil {
+		tree, phase, err := renderTree(c.Tree, c.Data, c.Options)
+		if err != nil {
+			r.Phase, r.Error = phase, err.Error()
+			return r
+		}
+		r.OutputTree = tree
 		return r
 	}
-	s := buf.String()
+	s, phase, err := render(c.Template, c.Data, c.Options)
+	if err != nil {
+		r.Phase, r.Error = phase, err.Error()
+		return r
+	}
 	r.Output = &s
 	return r
 }

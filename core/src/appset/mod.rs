@@ -419,4 +419,6 @@ pub struct Plan {
 }
 
 #[cfg(test)]
+mod corpus_tests;
+#[cfg(test)]
 mod tests;
