@@ -812,6 +812,8 @@ impl Engine {
                     .reused
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(app = %app.qualified_name(), "Unchanged since the last comparison (not rendered).");
+                // Objects no app tracks do not change the comparison: looked for on every reconcile.
+                self.check_orphans(app, &mut status.conditions, now).await;
                 return Ok(self.finish(status, &previous, false, now));
             }
             Early::GitFailed(message) => Err(message),
@@ -914,6 +916,7 @@ impl Engine {
                     .reused
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(app = %app.qualified_name(), %commit, "Unchanged since the last comparison.");
+                self.check_orphans(app, &mut status.conditions, now).await;
                 return Ok(self.finish(status, &previous, false, now));
             }
         }
@@ -1237,9 +1240,10 @@ impl Engine {
     }
 
     /// Sets or clears the `OrphanedResourceWarning` condition: only for an app whose project (as the hub sent it)
-    /// has `orphanedResources` with `warn`, and a destination namespace. The namespace's listing is shared by its
-    /// apps and reused for the poll interval (at most a minute). A listing that fails leaves the condition as
-    /// it was.
+    /// has `orphanedResources` with `warn`, and a destination namespace. Run on every reconcile (also those that
+    /// reuse the last comparison); the namespace's listing is shared by its apps and reused for the poll interval
+    /// (at most a minute), so a namespace costs at most one listing pass per interval. A listing that fails
+    /// leaves the condition as it was.
     async fn check_orphans(
         &self,
         app: &Application,
