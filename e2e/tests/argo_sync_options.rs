@@ -183,13 +183,8 @@ async fn ignored_fields_stay_synced_and_respected_fields_keep_live_values(backen
         },
     ];
     let app = synced(&cluster, &app, &options()).await;
-    let first = compare(&cluster, &app).await.unwrap();
-    assert_eq!(
-        first.sync_status(),
-        SyncStatus::Synced,
-        "{:?}",
-        first.diffs()
-    );
+    // Controllers settle first (a real Deployment gets its revision annotation).
+    eventually_synced(&cluster, &app).await;
 
     // Drift in ignored fields only: an HPA scales, a controller edits what it owns, b changes.
     patch_as::<Deployment>(&client, NS, "web", "hpa", json!({"spec": {"replicas": 5}})).await;
@@ -260,10 +255,7 @@ async fn ignored_fields_stay_synced_and_respected_fields_keep_live_values(backen
     assert_eq!((jq["a"].as_str(), jq["b"].as_str()), ("1", "edited"));
     let managers = config_maps.get("managers").await.unwrap().data.unwrap();
     assert_eq!(managers["a"], "theirs");
-    assert_eq!(
-        compare(&cluster, &app).await.unwrap().sync_status(),
-        SyncStatus::Synced
-    );
+    eventually_synced(&cluster, &app).await;
 
     // Without it, git's values are applied.
     synced(&cluster, &app, &options()).await;
@@ -271,6 +263,19 @@ async fn ignored_fields_stay_synced_and_respected_fields_keep_live_values(backen
     assert_eq!(web.spec.unwrap().replicas, Some(2));
     let jq = config_maps.get("jq").await.unwrap().data.unwrap();
     assert_eq!(jq["b"], "2");
+}
+
+/// Waits until `app` compares Synced (panics showing the last diffs after a while).
+async fn eventually_synced(cluster: &LiveCluster, app: &AppTarget) {
+    for _ in 0..100 {
+        let comparison = compare(cluster, app).await.unwrap();
+        if comparison.sync_status() == SyncStatus::Synced {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let diffs = compare(cluster, app).await.unwrap().diffs();
+    panic!("{} not Synced: {diffs:?}", app.app);
 }
 
 async fn prune_propagation_orphan_leaves_dependents(backend: Backend) {
