@@ -377,8 +377,8 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
     let status = sets.get("cluster-addons").await.unwrap().status.unwrap();
     assert_eq!(status.applications.len(), 3, "{status:?}");
 
-    // An invalid spec too.
-    let patch = serde_json::json!({"spec": {"goTemplate": true}});
+    // An invalid spec too (progressive syncs are refused).
+    let patch = serde_json::json!({"spec": {"strategy": {"type": "RollingSync"}}});
     sets.patch(
         "cluster-addons",
         &PatchParams::default(),
@@ -386,12 +386,12 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
     )
     .await
     .unwrap();
-    wait_for("the goTemplate refusal", async || {
+    wait_for("the strategy refusal", async || {
         let status = sets.get("cluster-addons").await.ok()?.status?;
         status
             .conditions
             .iter()
-            .any(|c| c.type_ == "ErrorOccurred" && c.message.contains("goTemplate"))
+            .any(|c| c.type_ == "ErrorOccurred" && c.message.contains("spec.strategy"))
             .then_some(())
     })
     .await;
