@@ -233,3 +233,96 @@ async fn one_set_evaluated_at_every_matching_cluster() {
     .await;
     assert_eq!(generated(&fleet).await, three);
 }
+
+/// An Argo CD set in Go-template form (post-selector, `templatePatch`, `missingkey=error`) scoped to two
+/// clusters: it reaches their spokes as its whole JSON spec (capability `application-sets.argo-spec.v1`) and
+/// each spoke generates the same apps Go templates would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn go_template_sets_are_evaluated_at_the_spokes() {
+    let fleet = Fleet::start(
+        FleetConfig {
+            clusters: 2,
+            poll_interval: Duration::from_secs(5),
+            ..FleetConfig::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let url = fleet.repo().url();
+    let yaml = format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: addons-go
+spec:
+  goTemplate: true
+  goTemplateOptions: ["missingkey=error"]
+  generators:
+  - git:
+      repoURL: {url}
+      revision: HEAD
+      directories:
+      - path: deploy/clusters/cluster-3/*
+    selector:
+      matchExpressions:
+      - {{key: path.basename, operator: NotIn, values: [minecraft]}}
+  templatePatch: |
+    metadata:
+      labels:
+        addon: '{{{{ .path.basename | upper | lower }}}}'
+        depth: '{{{{ len .path.segments }}}}'
+  template:
+    metadata:
+      name: '{{{{ .path.basename }}}}-go'
+    spec:
+      source:
+        repoURL: {url}
+        targetRevision: HEAD
+        path: '{{{{ .path.path }}}}'
+      destination:
+        server: https://kubernetes.default.svc
+"#
+    );
+    let results = fleet
+        .client()
+        .apply_manifests(v1::ApplyManifestsRequest {
+            yaml,
+            scope: "clusters:cluster-1,cluster-2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .results;
+    assert_eq!(results[0].action, "created", "{results:?}");
+    let want: BTreeSet<String> = ["guestbook-go", "nginx-go"]
+        .iter()
+        .flat_map(|a| ["cluster-1", "cluster-2"].map(|c| format!("{a}@{c}")))
+        .collect();
+    wait_for("four Go-template apps at the edge", DEADLINE, async || {
+        (edge_apps(&fleet).await == want).then_some(())
+    })
+    .await;
+    let app = fleet
+        .client()
+        .get_application(v1::GetApplicationRequest {
+            app: Some(v1::AppRef::new("default", "nginx-go@cluster-2")),
+        })
+        .await
+        .unwrap();
+    let labels = app.meta.clone().unwrap_or_default().labels;
+    assert_eq!(
+        labels.get("addon").map(String::as_str),
+        Some("nginx"),
+        "{app:?}"
+    );
+    assert_eq!(
+        labels.get("depth").map(String::as_str),
+        Some("4"),
+        "{app:?}"
+    );
+    assert_eq!(
+        app.spec.and_then(|s| s.source).map(|s| s.path).as_deref(),
+        Some("deploy/clusters/cluster-3/nginx")
+    );
+}
