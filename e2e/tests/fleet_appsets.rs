@@ -1,4 +1,4 @@
-//! Fleet-scoped application sets end to end (#19): the talk's distributed `cluster-addons` set (unchanged apart from its repository URL) applied once at the hub for three clusters, each spoke generating its own `guestbook`, `minecraft` and `nginx`: nine apps at the hub (`name@cluster`), counted per cluster under the set, each synced on its own; then scoped by a cluster label: a fourth cluster enrolled with the label gets its three apps, and loses them when the label is removed.
+//! Fleet-scoped application sets end to end (#19, #23): the talk's distributed `cluster-addons` set (unchanged apart from its repository URL) applied once at the hub for three clusters, each spoke generating its own `guestbook`, `minecraft` and `nginx`: nine apps at the hub (`name@cluster`), counted per cluster under the set, each synced on its own; then scoped by a cluster label: a fourth cluster enrolled with the label gets its three apps, and loses them when the label is removed; and a Go-template set (post-selector, templatePatch) evaluated at two spokes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
