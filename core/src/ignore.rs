@@ -171,7 +171,7 @@ pub fn rule_applies(
 }
 
 /// Removes one RFC 6901 pointer from `object` (nothing when it does not resolve).
-fn delete_pointer(object: &mut Value, pointer: &str) {
+pub(crate) fn delete_pointer(object: &mut Value, pointer: &str) {
     if pointer.is_empty() || pointer == "/" {
         return;
     }

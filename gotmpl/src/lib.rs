@@ -27,6 +27,12 @@ use std::sync::Arc;
 
 pub use error::Error;
 
+/// Argo CD's `SanitizeName` (the template function `normalize`): lower-cased as Go lower-cases, every character
+/// outside `[-a-z0-9.]` replaced by `-`, cut to 253 bytes, leading and trailing `-` and `.` trimmed.
+pub fn normalize(name: &str) -> String {
+    funcs::normalize(name)
+}
+
 /// What a reference to a missing map key yields (Go's `missingkey=` option).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MissingKey {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::tests::MemRepo;
 use super::*;
 use crate::argo_spec::{check_application_spec, normalize_application_spec};
 
@@ -18,30 +19,7 @@ fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
-/// One repository of `git-trees.json`.
-struct Tree {
-    directories: Vec<String>,
-    files: BTreeMap<String, Value>,
-}
-
-impl RepoFiles for Tree {
-    fn directories(&self) -> Vec<String> {
-        self.directories.clone()
-    }
-
-    fn files(&self) -> Vec<String> {
-        self.files.keys().cloned().collect()
-    }
-
-    fn read_document(&self, path: &str) -> Result<Value, String> {
-        self.files
-            .get(path)
-            .cloned()
-            .ok_or_else(|| format!("no file {path}"))
-    }
-}
-
-struct Trees(BTreeMap<String, Tree>);
+struct Trees(BTreeMap<String, MemRepo>);
 
 impl GitLookup for Trees {
     fn repo(&self, repo_url: &str, _revision: &str) -> Result<&dyn RepoFiles, String> {
@@ -59,8 +37,8 @@ fn trees() -> Trees {
         json.into_iter()
             .filter(|(url, _)| !url.starts_with('_'))
             .map(|(url, tree)| {
-                let tree = Tree {
-                    directories: serde_json::from_value(tree["directories"].clone()).unwrap(),
+                let tree = MemRepo {
+                    dirs: serde_json::from_value(tree["directories"].clone()).unwrap(),
                     files: serde_json::from_value(tree["files"].clone()).unwrap(),
                 };
                 (url, tree)

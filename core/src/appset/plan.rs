@@ -104,7 +104,7 @@ fn keep_existing(
     for pointer in pointers {
         match live.pointer(pointer) {
             Some(v) => set_pointer(&mut wanted, pointer, v.clone()),
-            None => remove_pointer(&mut wanted, pointer),
+            None => crate::ignore::delete_pointer(&mut wanted, pointer),
         }
     }
     let field = |name: &str| wanted.pointer(name).cloned().unwrap_or(Value::Null);
@@ -165,37 +165,5 @@ fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
             map.insert(last.clone(), value);
             *other = Value::Object(map);
         }
-    }
-}
-
-fn remove_pointer(doc: &mut Value, pointer: &str) {
-    let tokens = tokens(pointer);
-    let Some((last, parents)) = tokens.split_last() else {
-        return;
-    };
-    let mut at = doc;
-    for t in parents {
-        at = match at {
-            Value::Object(map) => match map.get_mut(t) {
-                Some(v) => v,
-                None => return,
-            },
-            Value::Array(items) => match t.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
-                Some(item) => item,
-                None => return,
-            },
-            _ => return,
-        };
-    }
-    match at {
-        Value::Object(map) => {
-            map.remove(last);
-        }
-        Value::Array(items) => {
-            if let Some(i) = last.parse::<usize>().ok().filter(|i| *i < items.len()) {
-                items.remove(i);
-            }
-        }
-        _ => {}
     }
 }

@@ -119,22 +119,9 @@ pub fn render_str(text: &str, params: &Params) -> Result<String, String> {
     Ok(out)
 }
 
-/// Argo CD's `SanitizeName`: lower-case, every character outside `[-a-z0-9.]` becomes `-`, cut to 253 bytes, then leading and trailing `-` and `.` trimmed.
+/// Argo CD's `SanitizeName`: lower-case, every character outside `[-a-z0-9.]` becomes `-`, cut to 253 bytes, then leading and trailing `-` and `.` trimmed (the Go-template function `normalize` is the same function).
 pub fn sanitize_name(name: &str) -> String {
-    let mapped: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    // Only ASCII remains, so byte truncation is safe.
-    let cut = &mapped[..mapped.len().min(253)];
-    cut.trim_matches(|c| c == '-' || c == '.').to_owned()
+    edgecd_gotmpl::normalize(name)
 }
 
 /// Go's `%v` of a decoded JSON scalar.

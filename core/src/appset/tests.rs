@@ -33,11 +33,11 @@ fn appset_fixture(name: &str) -> ApplicationSetSpec {
     ApplicationSetSpec::from_json(&docs[0]["spec"]).unwrap()
 }
 
-/// An in-memory tree.
+/// An in-memory tree (also the corpus test's git trees).
 #[derive(Default)]
-struct MemRepo {
-    dirs: Vec<String>,
-    files: BTreeMap<String, Value>,
+pub(super) struct MemRepo {
+    pub(super) dirs: Vec<String>,
+    pub(super) files: BTreeMap<String, Value>,
 }
 
 impl MemRepo {

@@ -8,6 +8,8 @@ mod data;
 mod lists;
 mod strings;
 
+pub(crate) use strings::normalize;
+
 use crate::Options;
 use crate::value::Value;
 

@@ -706,7 +706,7 @@ pub(crate) fn strslice(v: &Value) -> Vec<String> {
 }
 
 /// Argo CD's `normalize`: a DNS-1123-ish name.
-fn normalize(s: &str) -> String {
+pub(crate) fn normalize(s: &str) -> String {
     let lowered = map_chars(s, lower_char);
     let mut out: String = lowered
         .chars()
