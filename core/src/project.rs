@@ -352,6 +352,26 @@ impl ProjectSpec {
 mod tests {
     use super::*;
 
+    #[test]
+    fn orphan_ignore_rules_match_as_argo_cd_does() {
+        let rule = |group: &str, kind: &str, name: &str| GroupKind {
+            group: group.into(),
+            kind: kind.into(),
+            name: name.into(),
+        };
+        let orphans = OrphanedResources {
+            warn: None,
+            ignore: vec![rule("", "ConfigMap", "keep-*"), rule("apps", "", "")],
+        };
+        assert!(orphans.warns());
+        assert!(orphans.ignores("", "ConfigMap", "keep-me"));
+        assert!(!orphans.ignores("", "ConfigMap", "stray"));
+        // An empty kind is any kind; an empty group is the core group only.
+        assert!(orphans.ignores("apps", "Deployment", "web"));
+        assert!(!orphans.ignores("batch", "Job", "web"));
+        assert!(!orphans.ignores("other", "ConfigMap", "keep-me"));
+    }
+
     fn team_a() -> ProjectSpec {
         ProjectSpec {
             source_repos: vec!["https://git.example/team-a/*".into()],
