@@ -418,12 +418,11 @@ fn number(input: &str, p: usize, start: usize) -> Result<usize, LexError> {
         || i == p
         || (i == p + 1 && matches!(bytes[p], b'+' | b'-'))
     {
+        // The offending character is part of the quote; it may be wider than one byte.
+        let end = input[i..].chars().next().map_or(i, |c| i + c.len_utf8());
         return Err(LexError {
             pos: start,
-            message: format!(
-                "bad number syntax: {:?}",
-                &input[start..(i + 1).min(input.len())]
-            ),
+            message: format!("bad number syntax: {:?}", &input[start..end]),
         });
     }
     Ok(i - p)

@@ -172,3 +172,32 @@ fn garbage_never_panics() {
         let _ = render(input, &json!({"a": [1, {"b": null}]}), &Options::default());
     }
 }
+
+/// Inputs on which `cargo fuzz` (target `go_template`, `scripts/fuzz`) once failed, one file each in
+/// `render/fuzz/regressions/go_template/`, named for the bug (a number followed by a multi-byte character
+/// was quoted in the error by slicing inside that character). Each must now render or fail cleanly.
+#[test]
+fn fuzzer_findings_stay_fixed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../render/fuzz/regressions/go_template");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no fuzzer findings under {}",
+        dir.display()
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            let _ = render(text, &json!({"a": [1, {"b": null}]}), &Options::default());
+        }
+    }
+    // The same bug, written out: the error quotes the whole character.
+    let err = render("{{2\u{48b}}}", &json!({}), &Options::default()).unwrap_err();
+    assert!(err.to_string().contains("bad number syntax"), "{err}");
+}
