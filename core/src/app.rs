@@ -28,6 +28,85 @@ pub struct ApplicationSource {
     pub directory: Option<DirectorySource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kustomize: Option<KustomizeSource>,
+    /// A chart name in the Helm chart repository `repoURL`; `targetRevision` is then the chart version or a
+    /// semver range (empty: the latest stable version). Empty for git sources.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chart: String,
+    /// Helm options; a git source with them renders the chart directory `path` with `helm template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmSource>,
+}
+
+/// Argo CD's `spec.source.helm`: how `helm template` renders the chart.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmSource {
+    /// The release name; empty means the app's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub release_name: String,
+    /// Values files, relative to the chart directory (`../` allowed up to the repository root), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_files: Vec<String>,
+    /// Values as a YAML document, applied after the files.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub values: String,
+    /// Values as an object; wins over `values` when both are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values_object: Option<serde_json::Value>,
+    /// `--set` (or `--set-string` with `forceString`) parameters, applied after the values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<HelmParameter>,
+    /// `--set-file` parameters: a value read from a file of the repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_parameters: Vec<HelmFileParameter>,
+    /// Leave the chart's `crds/` out (`--skip-crds`); by default they are rendered (`--include-crds`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_crds: bool,
+    /// `--skip-schema-validation`: the chart's `values.schema.json` is not checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_schema_validation: bool,
+    /// `--skip-tests`: test hooks are left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_tests: bool,
+    /// The release namespace (`.Release.Namespace`); empty means the destination namespace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// `.Capabilities.KubeVersion`; empty means the destination cluster's own version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kube_version: String,
+    /// `.Capabilities.APIVersions` (`group/version` or `group/version/Kind`); empty means the destination
+    /// cluster's own, from discovery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_versions: Vec<String>,
+    /// Send the chart repository's credentials also to other hosts the index points the chart to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pass_credentials: bool,
+    /// A missing values file is skipped instead of failing the render.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_missing_value_files: bool,
+    /// Argo CD's Helm version (`v3`); kept, edgecd renders with Helm v4 (v3 chart semantics).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+}
+
+/// One `helm.parameters` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmParameter {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+    /// `--set-string` instead of `--set` (the value stays a string).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_string: bool,
+}
+
+/// One `helm.fileParameters` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmFileParameter {
+    pub name: String,
+    pub path: String,
 }
 
 /// Plain-manifest directory options.
@@ -55,6 +134,12 @@ impl DirectorySource {
 }
 
 impl ApplicationSource {
+    /// Whether this source is a Helm chart: from a chart repository (`chart`) or a chart directory in git
+    /// (`helm` options given).
+    pub fn is_helm(&self) -> bool {
+        !self.chart.is_empty() || self.helm.is_some()
+    }
+
     /// How to render this source checked out under `repo_root`: the
     /// directory options (include/exclude globs, recurse) and the
     /// `kustomize` options, which the renderer applies to the kustomization
@@ -679,6 +764,11 @@ impl ApplicationSource {
     /// Checks what the hub can check before any spoke sees the source: the repository URL's form, a
     /// bounded revision, and a path that stays inside the repository. Fields are named `source.*`.
     pub fn validate(&self) -> Result<(), SpecError> {
+        if !self.chart.is_empty() {
+            check_chart_repo_url(&self.repo_url)
+                .map_err(|m| SpecError::new("source.repoURL", m))?;
+            check_chart_name(&self.chart).map_err(|m| SpecError::new("source.chart", m))?;
+        }
         check_repo_url(&self.repo_url).map_err(|m| SpecError::new("source.repoURL", m))?;
         if self.target_revision.len() > MAX_REVISION_BYTES
             || self.target_revision.chars().any(char::is_control)
@@ -691,7 +781,207 @@ impl ApplicationSource {
                 ),
             ));
         }
-        check_source_path(&self.path).map_err(|m| SpecError::new("source.path", m))
+        check_source_path(&self.path).map_err(|m| SpecError::new("source.path", m))?;
+        if let Some(helm) = &self.helm {
+            helm.validate(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Longest inline `helm.values` (or `valuesObject` as JSON) accepted, in bytes.
+pub const MAX_HELM_VALUES_BYTES: usize = 1024 * 1024;
+
+/// Checks a chart repository URL: `https://` or `http://` with a host and no credentials.
+pub fn check_chart_repo_url(url: &str) -> Result<(), String> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("oci://") {
+        return Err(format!(
+            "{}: OCI chart registries are not supported yet (issue #26); use an https:// chart repository or a chart directory in git",
+            shown(url)
+        ));
+    }
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return Err(format!(
+            "{} is not a chart repository URL (expected https:// or http://)",
+            shown(url)
+        ));
+    }
+    check_repo_url(url)
+}
+
+/// Checks a chart name: one path segment of letters, digits, `-`, `_` and `.` (not `.` or `..`).
+pub fn check_chart_name(chart: &str) -> Result<(), String> {
+    let ok = !chart.is_empty()
+        && chart.len() <= 250
+        && chart != "."
+        && chart != ".."
+        && chart
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a chart name (letters, digits, '-', '_' and '.'; a chart of a repository, not a path)",
+            shown(chart)
+        ))
+    }
+}
+
+/// Checks a file named relative to the chart directory `chart_dir`: it stays inside the repository.
+fn check_file_in_repo(chart_dir: &str, file: &str) -> Result<(), String> {
+    if file.contains("://") {
+        return Err(format!(
+            "{}: remote files are not supported; name a file of the repository",
+            shown(file)
+        ));
+    }
+    if file.starts_with('$') {
+        return Err(format!(
+            "{}: source references ($ref/…) belong to multi-source applications, which are not supported yet (issue #26)",
+            shown(file)
+        ));
+    }
+    if file.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    if file.starts_with('/') || file.starts_with('\\') {
+        return Err(format!(
+            "{} is absolute; name a file relative to the chart directory",
+            shown(file)
+        ));
+    }
+    check_source_path(&format!("{chart_dir}/{file}"))
+        .map_err(|_| format!("{} leaves the repository or is absolute", shown(file)))
+}
+
+/// Checks `.Capabilities.KubeVersion` as Helm parses it: `[v]MAJOR.MINOR[.PATCH]` with an optional suffix.
+fn check_kube_version(version: &str) -> Result<(), String> {
+    let core = version.strip_prefix('v').unwrap_or(version);
+    let core = core.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    let ok = (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
+        && version.len() <= 64
+        && !version.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a Kubernetes version (e.g. v1.33.0 or 1.33)",
+            shown(version)
+        ))
+    }
+}
+
+impl HelmSource {
+    /// Checks names, paths (inside the repository, relative to the chart directory `chart_dir`) and values.
+    /// Fields are named `source.helm.*`.
+    pub fn validate(&self, chart_dir: &str) -> Result<(), SpecError> {
+        let field = |f: &str| format!("source.helm.{f}");
+        let name = &self.release_name;
+        if !name.is_empty()
+            && (name.len() > 53
+                || !name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                })
+                || !name
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric())
+                || !name
+                    .bytes()
+                    .last()
+                    .is_some_and(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(SpecError::new(
+                field("releaseName"),
+                format!(
+                    "{} is not a Helm release name (at most 53 lower-case letters, digits, '-' and '.')",
+                    shown(name)
+                ),
+            ));
+        }
+        for (i, file) in self.value_files.iter().enumerate() {
+            check_file_in_repo(chart_dir, file)
+                .map_err(|m| SpecError::new(field(&format!("valueFiles[{i}]")), m))?;
+        }
+        for (i, p) in self.file_parameters.iter().enumerate() {
+            if p.name.trim().is_empty() {
+                return Err(SpecError::new(
+                    field(&format!("fileParameters[{i}].name")),
+                    "required",
+                ));
+            }
+            check_file_in_repo(chart_dir, &p.path)
+                .map_err(|m| SpecError::new(field(&format!("fileParameters[{i}].path")), m))?;
+        }
+        for (i, p) in self.parameters.iter().enumerate() {
+            if p.name.trim().is_empty() {
+                return Err(SpecError::new(
+                    field(&format!("parameters[{i}].name")),
+                    "required",
+                ));
+            }
+        }
+        if self.values.len() > MAX_HELM_VALUES_BYTES {
+            return Err(SpecError::new(
+                field("values"),
+                format!(
+                    "is {} bytes long; at most {MAX_HELM_VALUES_BYTES} are accepted",
+                    self.values.len()
+                ),
+            ));
+        }
+        if !self.values.trim().is_empty() {
+            match edgecd_render::yaml::load_one(&self.values) {
+                Ok(serde_json::Value::Object(_) | serde_json::Value::Null) => {}
+                Ok(_) => {
+                    return Err(SpecError::new(field("values"), "is not a YAML mapping"));
+                }
+                Err(e) => {
+                    return Err(SpecError::new(field("values"), format!("is not YAML: {e}")));
+                }
+            }
+        }
+        if let Some(object) = &self.values_object {
+            if !(object.is_object() || object.is_null()) {
+                return Err(SpecError::new(field("valuesObject"), "expected an object"));
+            }
+            if object.to_string().len() > MAX_HELM_VALUES_BYTES {
+                return Err(SpecError::new(
+                    field("valuesObject"),
+                    format!("is larger than {MAX_HELM_VALUES_BYTES} bytes as JSON"),
+                ));
+            }
+        }
+        check_namespace(&self.namespace).map_err(|m| SpecError::new(field("namespace"), m))?;
+        if !self.kube_version.is_empty() {
+            check_kube_version(&self.kube_version)
+                .map_err(|m| SpecError::new(field("kubeVersion"), m))?;
+        }
+        for (i, v) in self.api_versions.iter().enumerate() {
+            let parts = v.split('/').count();
+            if v.is_empty()
+                || v.len() > 253
+                || parts > 3
+                || v.split('/').any(str::is_empty)
+                || v.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+            {
+                return Err(SpecError::new(
+                    field(&format!("apiVersions[{i}]")),
+                    format!(
+                        "{} is not an API version (version, group/version or group/version/Kind)",
+                        shown(v)
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1131,6 +1421,122 @@ mod tests {
             assert!(error.field.starts_with("metadata.labels"), "{error}");
             // Huge keys are not echoed back whole.
             assert!(error.to_string().len() < 400, "{error}");
+        }
+    }
+
+    /// Helm sources: chart repository URLs are http(s) (OCI named as not supported yet), chart names are no
+    /// paths, values files and file parameters stay inside the repository, inline values are a mapping.
+    #[test]
+    fn helm_sources_are_validated_field_by_field() {
+        let chart = |url: &str, chart: &str| ApplicationSource {
+            repo_url: url.into(),
+            chart: chart.into(),
+            ..ApplicationSource::default()
+        };
+        assert!(
+            chart("https://charts.example/stable", "nginx")
+                .validate()
+                .is_ok()
+        );
+        let oci = chart("oci://registry.example/charts", "nginx")
+            .validate()
+            .unwrap_err();
+        assert_eq!(oci.field, "source.repoURL");
+        assert!(oci.message.contains("OCI"), "{}", oci.message);
+        assert_eq!(
+            chart("git@github.com:x/y.git", "nginx")
+                .validate()
+                .unwrap_err()
+                .field,
+            "source.repoURL"
+        );
+        assert_eq!(
+            chart("https://charts.example", "../x")
+                .validate()
+                .unwrap_err()
+                .field,
+            "source.chart"
+        );
+        let helm = |h: HelmSource| ApplicationSource {
+            repo_url: "https://git.example/r".into(),
+            path: "charts/web".into(),
+            helm: Some(h),
+            ..ApplicationSource::default()
+        };
+        let ok = HelmSource {
+            value_files: vec![
+                "values-paris.yaml".into(),
+                "../../common/values.yaml".into(),
+            ],
+            values: "replicas: 2\n".into(),
+            kube_version: "v1.33.0".into(),
+            api_versions: vec!["monitoring.coreos.com/v1/ServiceMonitor".into()],
+            ..HelmSource::default()
+        };
+        assert!(helm(ok).validate().is_ok());
+        let cases: Vec<(HelmSource, &str)> = vec![
+            (
+                HelmSource {
+                    value_files: vec!["../../../outside.yaml".into()],
+                    ..HelmSource::default()
+                },
+                "source.helm.valueFiles[0]",
+            ),
+            (
+                HelmSource {
+                    value_files: vec!["https://x.example/v.yaml".into()],
+                    ..HelmSource::default()
+                },
+                "source.helm.valueFiles[0]",
+            ),
+            (
+                HelmSource {
+                    file_parameters: vec![HelmFileParameter {
+                        name: "a".into(),
+                        path: "/etc/passwd".into(),
+                    }],
+                    ..HelmSource::default()
+                },
+                "source.helm.fileParameters[0].path",
+            ),
+            (
+                HelmSource {
+                    values: "- a list\n".into(),
+                    ..HelmSource::default()
+                },
+                "source.helm.values",
+            ),
+            (
+                HelmSource {
+                    release_name: "Not_Valid".into(),
+                    ..HelmSource::default()
+                },
+                "source.helm.releaseName",
+            ),
+            (
+                HelmSource {
+                    kube_version: "latest".into(),
+                    ..HelmSource::default()
+                },
+                "source.helm.kubeVersion",
+            ),
+            (
+                HelmSource {
+                    api_versions: vec!["a b".into()],
+                    ..HelmSource::default()
+                },
+                "source.helm.apiVersions[0]",
+            ),
+            (
+                HelmSource {
+                    parameters: vec![HelmParameter::default()],
+                    ..HelmSource::default()
+                },
+                "source.helm.parameters[0].name",
+            ),
+        ];
+        for (h, field) in cases {
+            assert_eq!(helm(h).validate().unwrap_err().field, field);
         }
     }
 

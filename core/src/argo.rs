@@ -835,14 +835,70 @@ mod tests {
         assert_eq!(refused(&doc).field, "metadata.labels");
     }
 
+    /// Argo CD's Helm sources (a chart directory in git, a chart of a chart repository) map onto
+    /// `source.helm` and `source.chart`, every field kept; `values` written as a mapping is `valuesObject`.
+    #[test]
+    fn helm_sources_are_imported() {
+        let mut spec = base_spec();
+        spec["source"]["helm"] = json!({
+            "releaseName": "web",
+            "valueFiles": ["values-paris.yaml", "../common/values.yaml"],
+            "values": "replicas: 2\n",
+            "parameters": [{"name": "image.tag", "value": "1.2", "forceString": true}],
+            "fileParameters": [{"name": "config", "path": "files/config.txt"}],
+            "skipCrds": true,
+            "skipSchemaValidation": true,
+            "namespace": "web",
+            "kubeVersion": "1.33.0",
+            "apiVersions": ["monitoring.coreos.com/v1"],
+            "passCredentials": false,
+            "ignoreMissingValueFiles": true,
+            "version": "v3"
+        });
+        let Document::Application(imported) = parse_document(&app(spec)).unwrap() else {
+            panic!("expected an Application");
+        };
+        let helm = imported.spec.source.helm.as_ref().unwrap();
+        assert_eq!(helm.release_name, "web");
+        assert_eq!(helm.value_files.len(), 2);
+        assert!(helm.parameters[0].force_string);
+        assert_eq!(helm.file_parameters[0].path, "files/config.txt");
+        assert!(helm.skip_crds && helm.skip_schema_validation && helm.ignore_missing_value_files);
+        assert_eq!(helm.api_versions, ["monitoring.coreos.com/v1"]);
+        assert!(imported.spec.source.is_helm());
+
+        let mut spec = base_spec();
+        spec["source"] = json!({
+            "repoURL": "https://charts.example/stable",
+            "chart": "nginx",
+            "targetRevision": "^1.2.0",
+            "helm": {"values": {"replicaCount": 3}}
+        });
+        let Document::Application(imported) = parse_document(&app(spec)).unwrap() else {
+            panic!("expected an Application");
+        };
+        assert_eq!(imported.spec.source.chart, "nginx");
+        let helm = imported.spec.source.helm.as_ref().unwrap();
+        assert_eq!(helm.values_object, Some(json!({"replicaCount": 3})));
+        assert!(helm.values.is_empty());
+    }
+
     #[test]
     fn unsupported_application_fields_are_named() {
         let cases: Vec<(Value, &str)> = vec![
             (
-                json!({"helm": {"valueFiles": ["values.yaml"]}}),
-                "spec.source.helm",
+                json!({"helm": {"valueFiles": ["values.yaml"], "extra": 1}}),
+                "spec.source.helm.extra",
             ),
-            (json!({"chart": "nginx"}), "spec.source.chart"),
+            (
+                json!({"helm": {"parameters": [{"name": "a", "x": 1}]}}),
+                "spec.source.helm.parameters[0].x",
+            ),
+            (
+                json!({"helm": {"valueFiles": ["../../../etc/passwd"]}}),
+                "spec.source.helm.valueFiles[0]",
+            ),
+            (json!({"chart": "../nginx"}), "spec.source.chart"),
             (json!({"plugin": {"name": "cmp"}}), "spec.source.plugin"),
             (json!({"ref": "values"}), "spec.source.ref"),
             (
@@ -888,12 +944,17 @@ mod tests {
         ));
         assert_eq!(err.field, "spec.sources");
         let err = refused(&app(
-            json!({"project": "edge", "source": {"repoURL": "https://x/r", "helm": {"valueFiles": ["v.yaml"]}}}),
+            json!({"project": "edge", "source": {"repoURL": "https://x/r", "helm": {"valueFiles": ["$values/v.yaml"]}}}),
         ));
-        assert_eq!(
-            err.message,
-            "Helm sources are not supported yet (issue #26)"
+        assert!(
+            err.message.contains("multi-source applications"),
+            "{}",
+            err.message
         );
+        let err = refused(&app(
+            json!({"project": "edge", "source": {"repoURL": "oci://r.example/charts", "chart": "web"}}),
+        ));
+        assert_eq!(err.field, "spec.source.repoURL");
         let mut spec = base_spec();
         spec["sourceHydrator"] = json!({"drySource": {"repoURL": "https://x/r"}});
         assert_eq!(refused(&app(spec)).field, "spec.sourceHydrator");

@@ -76,8 +76,67 @@ pub fn check_application_spec(spec: &Value, path: &str) -> CheckResult {
     check_application_spec_warned(spec, path, &mut Vec::new())
 }
 
-/// Helm, OCI and Jsonnet sources are issue #26.
-const HELM_LATER: &str = "Helm sources are not supported yet (issue #26)";
+/// Checks `source.helm`: Argo CD's fields, each list entry's keys.
+fn check_helm_source(h: &Map<String, Value>, at: &str, warnings: &mut Vec<String>) -> CheckResult {
+    check_keys(
+        h,
+        at,
+        &[
+            "releaseName",
+            "valueFiles",
+            "values",
+            "valuesObject",
+            "parameters",
+            "fileParameters",
+            "skipCrds",
+            "skipSchemaValidation",
+            "skipTests",
+            "namespace",
+            "kubeVersion",
+            "apiVersions",
+            "passCredentials",
+            "ignoreMissingValueFiles",
+            "version",
+        ],
+        &[],
+    )?;
+    if let Some(p) = h.get("parameters").filter(|v| !v.is_null()) {
+        check_list_of_objects(p, &format!("{at}.parameters"), |o, at| {
+            check_keys(o, at, &["name", "value", "forceString"], &[])
+        })?;
+    }
+    if let Some(p) = h.get("fileParameters").filter(|v| !v.is_null()) {
+        check_list_of_objects(p, &format!("{at}.fileParameters"), |o, at| {
+            check_keys(o, at, &["name", "path"], &[])
+        })?;
+    }
+    if let Some(files) = h.get("valueFiles").filter(|v| !v.is_null()) {
+        for (i, f) in as_array(files, &format!("{at}.valueFiles"))?
+            .iter()
+            .enumerate()
+        {
+            let fp = format!("{at}.valueFiles[{i}]");
+            let f = f.as_str().ok_or_else(|| fail(&fp, "expected a string"))?;
+            if f.starts_with('$') {
+                return Err(fail(
+                    &fp,
+                    format!(
+                        "{f:?}: values from another source ($ref/…) belong to multi-source applications, which are not supported yet (issue #26)"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(v) = h.get("version").and_then(Value::as_str)
+        && !v.is_empty()
+        && v != "v3"
+    {
+        warnings.push(format!(
+            "{at}.version: {v} kept; edgecd renders with Helm v4 and Helm v3 chart semantics"
+        ));
+    }
+    Ok(())
+}
 
 /// Sync options edgecd knows (Argo CD's), with the values each takes (empty: `true`/`false`).
 const SYNC_OPTIONS: &[(&str, &[&str])] = &[
@@ -321,13 +380,10 @@ pub(crate) fn check_source_warned(
             "path",
             "directory",
             "kustomize",
+            "helm",
+            "chart",
         ],
         &[
-            ("helm", HELM_LATER),
-            (
-                "chart",
-                "Helm charts from a chart repository are not supported yet (issue #26)",
-            ),
             (
                 "plugin",
                 "config management plugins are not supported: a spoke runs no external programs; render the manifests in CI and point the source at them",
@@ -349,8 +405,15 @@ pub(crate) fn check_source_warned(
     {
         return Err(fail(
             &format!("{path}.repoURL"),
-            "OCI sources are not supported yet (issue #26); use a git repository",
+            "OCI sources are not supported yet (issue #26); use a git repository or an https:// chart repository",
         ));
+    }
+    if let Some(h) = src.get("helm").filter(|v| !v.is_null()) {
+        check_helm_source(
+            as_object(h, &format!("{path}.helm"))?,
+            &format!("{path}.helm"),
+            warnings,
+        )?;
     }
     if let Some(d) = src.get("directory").filter(|v| !v.is_null()) {
         let at = format!("{path}.directory");
@@ -486,6 +549,13 @@ pub(crate) fn normalize_application_spec(spec: &mut Value) {
         }
         if let Some(Value::Object(d)) = src.get_mut("directory") {
             d.remove("jsonnet");
+        }
+        // Argo CD also takes `helm.values` written as a mapping: it is `valuesObject` then.
+        if let Some(Value::Object(h)) = src.get_mut("helm")
+            && h.get("values").is_some_and(Value::is_object)
+            && let Some(values) = h.remove("values")
+        {
+            h.entry("valuesObject").or_insert(values);
         }
     }
 }

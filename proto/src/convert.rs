@@ -8,6 +8,7 @@ use edgecd_core::app::{
     KustomizeSource, OperationPhase, OperationState, OwnerRef, ResourceKey, ResourceResult,
     ResourceStatus, RetryBackoff, RetryStrategy, SyncPolicy, SyncReport,
 };
+use edgecd_core::app::{HelmFileParameter, HelmParameter, HelmSource};
 use edgecd_core::duration::GoDuration;
 use edgecd_core::project::{GroupKind, ProjectDestination, ProjectRole, ProjectSpec, RoleBinding};
 use edgecd_core::selector::{LabelSelector, Operator, Requirement};
@@ -274,6 +275,8 @@ pub fn application_spec(spec: &ApplicationSpec) -> v1::ApplicationSpec {
             target_revision: source.target_revision.clone(),
             path: source.path.clone(),
             render,
+            helm: source.helm.as_ref().map(helm_source),
+            chart: source.chart.clone(),
         }),
         destination: Some(v1::Destination {
             cluster: spec.destination.cluster.clone(),
@@ -326,6 +329,90 @@ pub fn application_spec(spec: &ApplicationSpec) -> v1::ApplicationSpec {
             })
             .collect(),
     }
+}
+
+fn helm_source(h: &HelmSource) -> v1::HelmSource {
+    v1::HelmSource {
+        release_name: h.release_name.clone(),
+        value_files: h.value_files.clone(),
+        values: h.values.clone(),
+        values_object: h
+            .values_object
+            .as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        parameters: h
+            .parameters
+            .iter()
+            .map(|p| v1::HelmParameter {
+                name: p.name.clone(),
+                value: p.value.clone(),
+                force_string: p.force_string,
+            })
+            .collect(),
+        file_parameters: h
+            .file_parameters
+            .iter()
+            .map(|p| v1::HelmFileParameter {
+                name: p.name.clone(),
+                path: p.path.clone(),
+            })
+            .collect(),
+        skip_crds: h.skip_crds,
+        skip_schema_validation: h.skip_schema_validation,
+        skip_tests: h.skip_tests,
+        namespace: h.namespace.clone(),
+        kube_version: h.kube_version.clone(),
+        api_versions: h.api_versions.clone(),
+        pass_credentials: h.pass_credentials,
+        ignore_missing_value_files: h.ignore_missing_value_files,
+        version: h.version.clone(),
+    }
+}
+
+fn from_helm_source(h: &v1::HelmSource) -> Result<HelmSource, ConvertError> {
+    let values_object = if h.values_object.trim().is_empty() {
+        None
+    } else {
+        Some(serde_json::from_str(&h.values_object).map_err(|e| {
+            invalid(
+                "spec.source.helm.valuesObject",
+                format!("is not a JSON object: {e}"),
+            )
+        })?)
+    };
+    Ok(HelmSource {
+        release_name: h.release_name.clone(),
+        value_files: h.value_files.clone(),
+        values: h.values.clone(),
+        values_object,
+        parameters: h
+            .parameters
+            .iter()
+            .map(|p| HelmParameter {
+                name: p.name.clone(),
+                value: p.value.clone(),
+                force_string: p.force_string,
+            })
+            .collect(),
+        file_parameters: h
+            .file_parameters
+            .iter()
+            .map(|p| HelmFileParameter {
+                name: p.name.clone(),
+                path: p.path.clone(),
+            })
+            .collect(),
+        skip_crds: h.skip_crds,
+        skip_schema_validation: h.skip_schema_validation,
+        skip_tests: h.skip_tests,
+        namespace: h.namespace.clone(),
+        kube_version: h.kube_version.clone(),
+        api_versions: h.api_versions.clone(),
+        pass_credentials: h.pass_credentials,
+        ignore_missing_value_files: h.ignore_missing_value_files,
+        version: h.version.clone(),
+    })
 }
 
 /// The domain spec of a protocol spec; `project` comes from the metadata.
@@ -424,6 +511,8 @@ pub fn from_application_spec(
             path: source.path.clone(),
             directory,
             kustomize,
+            chart: source.chart.clone(),
+            helm: source.helm.as_ref().map(from_helm_source).transpose()?,
         },
         destination: Destination {
             cluster: destination.cluster,
@@ -847,6 +936,7 @@ mod tests {
                     version: "v5.4.3".into(),
                     ..KustomizeSource::default()
                 }),
+                ..ApplicationSource::default()
             },
             destination: Destination {
                 cluster: "cluster-1".into(),
@@ -892,6 +982,45 @@ mod tests {
     #[test]
     fn spec_round_trips() {
         let spec = full_spec();
+        let back = from_application_spec(&application_spec(&spec), "team-a").unwrap();
+        assert_eq!(back, spec);
+    }
+
+    /// Every Helm field (a chart of a chart repository with values, parameters, capabilities) survives the
+    /// protocol and comes back equal; `valuesObject` travels as JSON.
+    #[test]
+    fn helm_source_round_trips() {
+        let mut spec = full_spec();
+        spec.source = ApplicationSource {
+            repo_url: "https://charts.example/stable".into(),
+            target_revision: "^1.2.0".into(),
+            chart: "web".into(),
+            helm: Some(HelmSource {
+                release_name: "web".into(),
+                value_files: vec!["values-paris.yaml".into()],
+                values: "a: 1\n".into(),
+                values_object: Some(serde_json::json!({"b": {"c": [1, 2]}})),
+                parameters: vec![HelmParameter {
+                    name: "image.tag".into(),
+                    value: "1.2".into(),
+                    force_string: true,
+                }],
+                file_parameters: vec![HelmFileParameter {
+                    name: "config".into(),
+                    path: "files/c.txt".into(),
+                }],
+                skip_crds: true,
+                skip_schema_validation: true,
+                skip_tests: true,
+                namespace: "web".into(),
+                kube_version: "1.33.0".into(),
+                api_versions: vec!["monitoring.coreos.com/v1".into()],
+                pass_credentials: true,
+                ignore_missing_value_files: true,
+                version: "v3".into(),
+            }),
+            ..ApplicationSource::default()
+        };
         let back = from_application_spec(&application_spec(&spec), "team-a").unwrap();
         assert_eq!(back, spec);
     }

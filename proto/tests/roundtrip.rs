@@ -28,6 +28,7 @@ fn spec() -> ApplicationSpec {
                 images: vec!["nginx=nginx:1.27".into()],
                 ..Default::default()
             })),
+            ..Default::default()
         }),
         destination: Some(Destination {
             cluster: "cluster-1".into(),

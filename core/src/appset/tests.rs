@@ -641,9 +641,10 @@ fn unknown_and_unsupported_fields_are_refused_by_path() {
         ),
         (
             Box::new(|s| {
-                s["template"]["spec"]["source"]["helm"] = json!({"valueFiles": ["v.yaml"]})
+                s["template"]["spec"]["source"]["helm"] =
+                    json!({"valueFiles": ["v.yaml"], "bogus": 1})
             }),
-            "spec.template.spec.source.helm",
+            "spec.template.spec.source.helm.bogus",
         ),
         (
             Box::new(|s| s["template"]["spec"]["sources"] = json!([{"repoURL": "r"}])),
