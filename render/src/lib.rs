@@ -4,7 +4,7 @@
 //!  render(dir, options)
 //!     ├─ dir has kustomization.yaml|.yml|Kustomization ──► build (kustomize pipeline, output like `kustomize build`)
 //!     │      resources / generators / components ─► transformers ─► hash suffixes ─► name refs ─► sort
-//!     └─ otherwise ──► plain directory (recursive *.yaml|*.yml|*.json, include/exclude globs)
+//!     └─ otherwise ──► plain directory (*.yaml|*.yml|*.json, *.jsonnet evaluated; recurse, include/exclude globs)
 //!  to_yaml(objects) ──► multi-document YAML, byte-compatible with kustomize's output style
 //! ```
 //!
@@ -19,6 +19,7 @@ mod fieldspec;
 #[doc(hidden)]
 pub mod fuzzing;
 mod generators;
+mod jsonnet;
 mod kustomization;
 mod loader;
 mod nameref;
@@ -39,6 +40,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::RenderCache;
 pub use error::{RenderError, Result};
+pub use jsonnet::{JsonnetLimits, JsonnetOptions, JsonnetVar};
 pub use kustomization::{KUSTOMIZATION_FILE_NAMES, KustomizeEdits};
 pub use serde_json::Value;
 
@@ -58,6 +60,11 @@ pub struct RenderOptions {
     /// Argo CD's `source.kustomize` options, applied to the rendered directory's kustomization before the build
     /// as `kustomize edit` would (plain directories ignore them).
     pub kustomize: Option<KustomizeEdits>,
+    /// Argo CD's `directory.jsonnet` options for the `.jsonnet` files of a plain directory (kustomizations
+    /// ignore them).
+    pub jsonnet: JsonnetOptions,
+    /// Bounds on the Jsonnet evaluation of one render (time, stack, output).
+    pub jsonnet_limits: JsonnetLimits,
 }
 
 /// Renders `dir`: a kustomize build when it holds a kustomization file, otherwise its manifest files.
@@ -89,13 +96,7 @@ pub fn render(dir: &Path, options: &RenderOptions) -> Result<Vec<Value>> {
     if kustomization::find_file(&dir).is_some() {
         build::build(&dir, &repo, options.kustomize.as_ref())
     } else {
-        plain::render(
-            &dir,
-            &repo,
-            &options.include,
-            &options.exclude,
-            options.recurse,
-        )
+        plain::render(&dir, &repo, options)
     }
 }
 

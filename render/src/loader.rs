@@ -24,6 +24,11 @@ impl RepoRoot {
         })
     }
 
+    /// The repository root (canonical).
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The alias budget of this render: every YAML file loaded for it is charged to the same one.
     pub(crate) fn yaml_budget(&self) -> &crate::yaml::Budget {
         &self.budget

@@ -1,33 +1,44 @@
-//! Plain directory source: every `.yaml`/`.yml`/`.json` file in a directory (and below it when recursing), filtered by globs.
+//! Plain directory source: every `.yaml`/`.yml`/`.json` file in a directory (and below it when recursing), filtered by globs, and every `.jsonnet` program evaluated.
 
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde_json::Value;
 
+use crate::RenderOptions;
 use crate::error::{RenderError, Result};
+use crate::jsonnet;
 use crate::loader::{RepoRoot, relative_to};
 use crate::yaml;
 
-/// Loads all manifests below `dir` in path order (documents in file order, `List` kinds flattened).
-pub(crate) fn render(
-    dir: &Path,
-    repo: &RepoRoot,
-    include: &[String],
-    exclude: &[String],
-    recurse: bool,
-) -> Result<Vec<Value>> {
-    let include = glob_set(dir, include)?;
-    let exclude = glob_set(dir, exclude)?;
+/// Loads all manifests below `dir` in path order (documents in file order, `List` kinds flattened); `.jsonnet`
+/// files are evaluated with the options' Jsonnet settings.
+pub(crate) fn render(dir: &Path, repo: &RepoRoot, options: &RenderOptions) -> Result<Vec<Value>> {
+    let include = glob_set(dir, &options.include)?;
+    let exclude = glob_set(dir, &options.exclude)?;
     let mut files = Vec::new();
-    collect(dir, repo, recurse, &mut files)?;
+    collect(dir, repo, options.recurse, &mut files)?;
     files.sort();
     let mut objects = Vec::new();
+    let mut run = None;
     for file in files {
         let relative = relative_to(&file, dir);
         if include.as_ref().is_some_and(|g| !g.is_match(&relative))
             || exclude.as_ref().is_some_and(|g| g.is_match(&relative))
         {
+            continue;
+        }
+        if relative.ends_with(".jsonnet") {
+            let run = match &mut run {
+                Some(run) => run,
+                None => run.insert(jsonnet::Run::new(
+                    dir,
+                    repo,
+                    &options.jsonnet,
+                    &options.jsonnet_limits,
+                )?),
+            };
+            objects.extend(run.evaluate(&file, repo)?);
             continue;
         }
         let text = repo.read_text(&file)?;
@@ -81,7 +92,7 @@ fn collect(dir: &Path, repo: &RepoRoot, recurse: bool, out: &mut Vec<PathBuf>) -
             if recurse {
                 collect(&path, repo, recurse, out)?;
             }
-        } else if [".yaml", ".yml", ".json"]
+        } else if [".yaml", ".yml", ".json", ".jsonnet"]
             .iter()
             .any(|ext| name.ends_with(ext))
         {
@@ -92,7 +103,7 @@ fn collect(dir: &Path, repo: &RepoRoot, recurse: bool, out: &mut Vec<PathBuf>) -
     Ok(())
 }
 
-fn flatten(document: Value, file: &Path, out: &mut Vec<Value>) -> Result<()> {
+pub(crate) fn flatten(document: Value, file: &Path, out: &mut Vec<Value>) -> Result<()> {
     match document {
         Value::Null => Ok(()),
         Value::Object(map) => {

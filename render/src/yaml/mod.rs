@@ -111,7 +111,7 @@ impl Budget {
     }
 
     /// Charges `bytes`; `false` (and nothing charged) when that would exceed the limit.
-    fn charge(&self, bytes: u64) -> bool {
+    pub(crate) fn charge(&self, bytes: u64) -> bool {
         self.used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
                 used.checked_add(bytes).filter(|total| *total <= self.limit)
