@@ -119,6 +119,55 @@ pub struct DirectorySource {
     pub include: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub exclude: String,
+    /// Argo CD's `directory.jsonnet`: how the directory's `.jsonnet` files are evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jsonnet: Option<JsonnetOptions>,
+}
+
+/// Argo CD's `directory.jsonnet` options.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonnetOptions {
+    /// `std.extVar` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ext_vars: Vec<JsonnetVar>,
+    /// Top-level arguments of a program that is a function.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tlas: Vec<JsonnetVar>,
+    /// Library search paths, relative to the repository root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libs: Vec<String>,
+}
+
+/// A Jsonnet external variable or top-level argument: a string, or Jsonnet code when `code` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JsonnetVar {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub code: bool,
+}
+
+impl JsonnetOptions {
+    /// The renderer's options, with Argo CD's build environment substituted in the values (as Argo CD does
+    /// before evaluating).
+    pub fn render_options(&self, env: &BuildEnv) -> edgecd_render::JsonnetOptions {
+        let vars = |vars: &[JsonnetVar]| {
+            vars.iter()
+                .map(|v| edgecd_render::JsonnetVar {
+                    name: v.name.clone(),
+                    value: env.envsubst(&v.value),
+                    code: v.code,
+                })
+                .collect()
+        };
+        edgecd_render::JsonnetOptions {
+            ext_vars: vars(&self.ext_vars),
+            tlas: vars(&self.tlas),
+            libs: self.libs.clone(),
+        }
+    }
 }
 
 impl DirectorySource {
@@ -165,6 +214,9 @@ impl ApplicationSource {
             options.include = directory.include_globs();
             options.exclude = directory.exclude_globs();
             options.recurse = directory.recurse;
+            if let Some(jsonnet) = &directory.jsonnet {
+                options.jsonnet = jsonnet.render_options(env);
+            }
         }
         options.kustomize = self.kustomize.as_ref().map(|k| k.edits_in(env));
         options
@@ -1227,6 +1279,46 @@ pub struct OwnerRef {
 #[cfg(test)]
 mod tests {
 
+    /// The source's Jsonnet options reach the renderer, with the build environment substituted.
+    #[test]
+    fn render_options_carry_the_jsonnet_options() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("app")).unwrap();
+        std::fs::create_dir_all(dir.path().join("vendor")).unwrap();
+        std::fs::write(
+            dir.path().join("vendor/cm.libsonnet"),
+            "function(n) { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: n } }",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("app/main.jsonnet"),
+            "function(suffix) (import 'cm.libsonnet')(std.extVar('app') + suffix)",
+        )
+        .unwrap();
+        let spec: DirectorySource = serde_json::from_value(serde_json::json!({
+            "jsonnet": {
+                "extVars": [{"name": "app", "value": "$ARGOCD_APP_NAME"}],
+                "tlas": [{"name": "suffix", "value": "'-' + 'x'", "code": true}],
+                "libs": ["vendor"],
+            }
+        }))
+        .unwrap();
+        let source = ApplicationSource {
+            repo_url: "https://example.com/r.git".into(),
+            path: "app".into(),
+            directory: Some(spec),
+            ..ApplicationSource::default()
+        };
+        let env = BuildEnv::for_app("web", "argocd", "default", "abc", &source);
+        let options = source.render_options_in(dir.path().to_path_buf(), &env);
+        let objects = edgecd_render::render(&dir.path().join("app"), &options).unwrap();
+        assert_eq!(objects[0]["metadata"]["name"], "web-x");
+        // The spec serializes back in Argo CD's field names.
+        let back = serde_json::to_value(&source.directory).unwrap();
+        assert_eq!(back["jsonnet"]["extVars"][0]["name"], "app");
+        assert_eq!(back["jsonnet"]["tlas"][0]["code"], true);
+    }
+
     /// The source's kustomize options reach the renderer: names prefixed,
     /// labels added, replicas set, as Argo CD's `kustomize edit` would.
     #[test]
@@ -1299,6 +1391,7 @@ mod tests {
             recurse: false,
             include: "{a.yaml, b/*.yml}".into(),
             exclude: "*.json".into(),
+            jsonnet: None,
         };
         assert_eq!(d.include_globs(), ["a.yaml", "b/*.yml"]);
         assert_eq!(d.exclude_globs(), ["*.json"]);

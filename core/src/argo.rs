@@ -645,6 +645,21 @@ mod tests {
             .collect()
     }
 
+    /// kube-prometheus's Argo CD example (a Jsonnet directory with a vendored library path) imports with its
+    /// Jsonnet options.
+    #[test]
+    fn the_kube_prometheus_jsonnet_application_parses() {
+        let docs = load(
+            "argocd-realworld/059-kube-prometheus-examples-continuous-delivery-argocd-application.yaml",
+        );
+        let Document::Application(imported) = parse_document(&docs[0]).unwrap() else {
+            panic!("not an application");
+        };
+        let directory = imported.spec.source.directory.unwrap();
+        assert!(directory.recurse);
+        assert_eq!(directory.jsonnet.unwrap().libs, ["vendored"]);
+    }
+
     fn app(spec: Value) -> Value {
         json!({
             "apiVersion": "argoproj.io/v1alpha1",
@@ -902,8 +917,20 @@ mod tests {
             (json!({"plugin": {"name": "cmp"}}), "spec.source.plugin"),
             (json!({"ref": "values"}), "spec.source.ref"),
             (
-                json!({"directory": {"jsonnet": {"tlas": [{"name": "a"}]}}}),
-                "spec.source.directory.jsonnet",
+                json!({"directory": {"jsonnet": {"tlas": [{"name": "a", "x": 1}]}}}),
+                "spec.source.directory.jsonnet.tlas[0].x",
+            ),
+            (
+                json!({"directory": {"jsonnet": {"extVars": [{"value": "v"}]}}}),
+                "spec.source.directory.jsonnet.extVars[0].name",
+            ),
+            (
+                json!({"directory": {"jsonnet": {"libs": ["../outside"]}}}),
+                "spec.source.directory.jsonnet.libs[0]",
+            ),
+            (
+                json!({"directory": {"jsonnet": {"jpaths": ["vendor"]}}}),
+                "spec.source.directory.jsonnet.jpaths",
             ),
             (
                 json!({"kustomize": {"patches": [{"target": {"kind": "X"}}]}}),

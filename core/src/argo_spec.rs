@@ -419,20 +419,8 @@ pub(crate) fn check_source_warned(
         let at = format!("{path}.directory");
         let d = as_object(d, &at)?;
         check_keys(d, &at, &["recurse", "include", "exclude", "jsonnet"], &[])?;
-        if let Some(j) = d.get("jsonnet") {
-            if is_empty_value(j)
-                || j.as_object()
-                    .is_some_and(|o| o.values().all(is_empty_value))
-            {
-                warnings.push(format!(
-                    "{at}.jsonnet: empty, ignored (Argo CD writes it by default; edgecd does not evaluate Jsonnet)"
-                ));
-            } else {
-                return Err(fail(
-                    &format!("{at}.jsonnet"),
-                    "Jsonnet sources are not supported yet (issue #26)",
-                ));
-            }
+        if let Some(j) = d.get("jsonnet").filter(|v| !v.is_null()) {
+            check_jsonnet(j, &format!("{at}.jsonnet"))?;
         }
     }
     if let Some(k) = src.get("kustomize").filter(|v| !v.is_null()) {
@@ -514,9 +502,52 @@ pub(crate) fn check_source_warned(
     Ok(())
 }
 
+/// Argo CD's `directory.jsonnet`: `extVars` and `tlas` (`{name, value, code}`), `libs` (repository paths).
+fn check_jsonnet(j: &Value, at: &str) -> CheckResult {
+    let j = as_object(j, at)?;
+    check_keys(j, at, &["extVars", "tlas", "libs"], &[])?;
+    for key in ["extVars", "tlas"] {
+        if let Some(list) = j.get(key).filter(|v| !v.is_null()) {
+            check_list_of_objects(list, &format!("{at}.{key}"), |var, vp| {
+                check_keys(var, vp, &["name", "value", "code"], &[])?;
+                match var.get("name").and_then(Value::as_str) {
+                    Some(name) if !name.is_empty() => Ok(()),
+                    _ => Err(fail(&format!("{vp}.name"), "a name is required")),
+                }
+            })?;
+        }
+    }
+    if let Some(libs) = j.get("libs").filter(|v| !v.is_null()) {
+        for (i, lib) in as_array(libs, &format!("{at}.libs"))?.iter().enumerate() {
+            let lp = format!("{at}.libs[{i}]");
+            let text = lib.as_str().ok_or_else(|| fail(&lp, "expected a string"))?;
+            let mut depth = 0i32;
+            for part in text.split('/') {
+                match part {
+                    "" | "." => {}
+                    ".." => depth -= 1,
+                    _ => depth += 1,
+                }
+                if depth < 0 {
+                    break;
+                }
+            }
+            if text.starts_with('/') || text.contains("://") || depth < 0 {
+                return Err(fail(
+                    &lp,
+                    format!(
+                        "{text:?}: library paths are directories of the repository, relative to its root"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Argo CD spellings edgecd's types do not carry: drops `syncPolicy.automated` when `enabled: false` (Argo 3's
 /// way to turn it off) and `enabled` otherwise, `syncPolicy.retry.refresh`, the kustomize `kubeVersion` and
-/// `apiVersions` (Helm only), an empty `directory.jsonnet`; moves `syncPolicy.managedNamespaceMetadata` to
+/// `apiVersions` (Helm only), an empty `directory.jsonnet` (Argo CD writes `{}` by default); moves `syncPolicy.managedNamespaceMetadata` to
 /// `managedNamespaceMetadata` beside `syncPolicy` (where edgecd's spec keeps it).
 pub(crate) fn normalize_application_spec(spec: &mut Value) {
     let Some(obj) = spec.as_object_mut() else {
@@ -547,7 +578,13 @@ pub(crate) fn normalize_application_spec(spec: &mut Value) {
             k.remove("kubeVersion");
             k.remove("apiVersions");
         }
-        if let Some(Value::Object(d)) = src.get_mut("directory") {
+        if let Some(Value::Object(d)) = src.get_mut("directory")
+            && d.get("jsonnet").is_some_and(|j| {
+                is_empty_value(j)
+                    || j.as_object()
+                        .is_some_and(|o| o.values().all(is_empty_value))
+            })
+        {
             d.remove("jsonnet");
         }
         // Argo CD also takes `helm.values` written as a mapping: it is `valuesObject` then.

@@ -9,6 +9,7 @@ use edgecd_core::app::{
     ResourceStatus, RetryBackoff, RetryStrategy, SyncPolicy, SyncReport,
 };
 use edgecd_core::app::{HelmFileParameter, HelmParameter, HelmSource};
+use edgecd_core::app::{JsonnetOptions, JsonnetVar};
 use edgecd_core::duration::GoDuration;
 use edgecd_core::project::{GroupKind, ProjectDestination, ProjectRole, ProjectSpec, RoleBinding};
 use edgecd_core::selector::{LabelSelector, Operator, Requirement};
@@ -266,6 +267,22 @@ pub fn application_spec(spec: &ApplicationSpec) -> v1::ApplicationSpec {
                 recurse: d.recurse,
                 include: d.include.clone(),
                 exclude: d.exclude.clone(),
+                jsonnet: d.jsonnet.as_ref().map(|j| {
+                    let vars = |vars: &[JsonnetVar]| {
+                        vars.iter()
+                            .map(|v| v1::JsonnetVar {
+                                name: v.name.clone(),
+                                value: v.value.clone(),
+                                code: v.code,
+                            })
+                            .collect()
+                    };
+                    v1::JsonnetSource {
+                        ext_vars: vars(&j.ext_vars),
+                        tlas: vars(&j.tlas),
+                        libs: j.libs.clone(),
+                    }
+                }),
             })
         })
     };
@@ -433,6 +450,22 @@ pub fn from_application_spec(
                 recurse: d.recurse,
                 include: d.include.clone(),
                 exclude: d.exclude.clone(),
+                jsonnet: d.jsonnet.as_ref().map(|j| {
+                    let vars = |vars: &[v1::JsonnetVar]| {
+                        vars.iter()
+                            .map(|v| JsonnetVar {
+                                name: v.name.clone(),
+                                value: v.value.clone(),
+                                code: v.code,
+                            })
+                            .collect()
+                    };
+                    JsonnetOptions {
+                        ext_vars: vars(&j.ext_vars),
+                        tlas: vars(&j.tlas),
+                        libs: j.libs.clone(),
+                    }
+                }),
             }),
             None,
         ),
@@ -982,6 +1015,37 @@ mod tests {
     #[test]
     fn spec_round_trips() {
         let spec = full_spec();
+        let back = from_application_spec(&application_spec(&spec), "team-a").unwrap();
+        assert_eq!(back, spec);
+    }
+
+    /// A directory source's Jsonnet options (extVars and TLAs, string and code; libs) survive the protocol.
+    #[test]
+    fn jsonnet_directory_source_round_trips() {
+        let mut spec = full_spec();
+        spec.source = ApplicationSource {
+            repo_url: "https://git.example/apps.git".into(),
+            path: "jsonnet/web".into(),
+            directory: Some(DirectorySource {
+                recurse: true,
+                include: "*.jsonnet".into(),
+                exclude: String::new(),
+                jsonnet: Some(JsonnetOptions {
+                    ext_vars: vec![JsonnetVar {
+                        name: "env".into(),
+                        value: "prod".into(),
+                        code: false,
+                    }],
+                    tlas: vec![JsonnetVar {
+                        name: "replicas".into(),
+                        value: "1 + 2".into(),
+                        code: true,
+                    }],
+                    libs: vec!["vendor".into()],
+                }),
+            }),
+            ..ApplicationSource::default()
+        };
         let back = from_application_spec(&application_spec(&spec), "team-a").unwrap();
         assert_eq!(back, spec);
     }
