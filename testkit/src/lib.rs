@@ -6,6 +6,7 @@
 //! process dies without running destructors.
 
 pub mod browser;
+pub mod chart_repo;
 pub mod git;
 pub mod git_http;
 mod gobuilt;
