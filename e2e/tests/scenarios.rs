@@ -5,7 +5,8 @@
 //! one app; a failing pod giving Degraded; a broken kustomization leaving live objects alone; a
 //! field changed by another field manager (as `kubectl edit` sends it) detected and healed;
 //! history and rollback; an app created at the hub reaching the cluster through a spoke linked
-//! over mTLS, deleted with and without cascade.
+//! over mTLS, deleted with and without cascade; a Jsonnet directory (extVars, TLAs, a library path) synced,
+//! then broken without touching its live objects.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -75,6 +76,7 @@ on_both_back_ends!(
     a_field_changed_by_another_manager_is_detected_and_healed,
     manual_syncs_build_history_and_rollback_restores_a_revision,
     an_app_from_the_hub_reaches_the_cluster_over_mtls_and_is_deleted_with_and_without_cascade,
+    a_jsonnet_directory_with_ext_vars_and_tlas_is_synced,
 );
 
 fn automated(self_heal: bool) -> Option<AutomatedSync> {
@@ -566,6 +568,67 @@ async fn a_broken_kustomization_leaves_live_objects_untouched(backend: Backend) 
         assert!(after.deletion_timestamp.is_none());
     }
     running_pods(&spoke, "nginx", 1).await;
+}
+
+/// A Jsonnet directory app (Argo CD's `directory.jsonnet`: an extVar, a string and a code TLA, a library path)
+/// renders its objects; a syntax error then surfaces as a ComparisonError naming file and line and leaves them.
+async fn a_jsonnet_directory_with_ext_vars_and_tlas_is_synced(backend: Backend) {
+    let spoke = SpokeEngine::start(backend.client().await.unwrap(), "edge-1", WAVE_TIMEOUT)
+        .await
+        .unwrap();
+    let repo = GitRepo::local().unwrap();
+    repo.write(
+        "vendor/cm.libsonnet",
+        "{ configMap(name, data):: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: name }, data: data } }\n",
+    )
+    .unwrap();
+    repo.write(
+        "jsonnet/web/main.jsonnet",
+        "local k = import 'cm.libsonnet';\nfunction(name, replicas=1)\n  [k.configMap(name + '-' + i, { env: std.extVar('env'), replicas: std.toString(replicas) })\n   for i in std.range(1, 2)]\n",
+    )
+    .unwrap();
+    let first = repo.commit("a jsonnet app").unwrap();
+    let mut jsonnet_app = app("web-jsonnet", &repo, "jsonnet/web", automated(true));
+    jsonnet_app.spec.source.directory = Some(
+        serde_json::from_value(json!({"jsonnet": {
+            "extVars": [{"name": "env", "value": "edge"}],
+            "tlas": [{"name": "name", "value": "web"}, {"name": "replicas", "value": "1 + 2", "code": true}],
+            "libs": ["vendor"],
+        }}))
+        .unwrap(),
+    );
+    create(&spoke, jsonnet_app).await;
+    synced_healthy(&spoke, "web-jsonnet", &first).await;
+    let config_maps: Api<ConfigMap> = namespaced(&spoke);
+    for name in ["web-1", "web-2"] {
+        let data = config_maps.get(name).await.unwrap().data.unwrap();
+        assert_eq!(data["env"], "edge");
+        assert_eq!(data["replicas"], "3");
+    }
+    let before = config_maps.get("web-1").await.unwrap().metadata;
+
+    repo.write(
+        "jsonnet/web/main.jsonnet",
+        "function(name, replicas)\n  [ ,\n",
+    )
+    .unwrap();
+    repo.commit("break the jsonnet").unwrap();
+    let condition = wait_for("a ComparisonError", PATIENCE, async || {
+        let status = app_status(&spoke, "web-jsonnet").await?;
+        status
+            .conditions
+            .into_iter()
+            .find(|c| c.kind == "ComparisonError")
+    })
+    .await;
+    assert!(
+        condition.message.contains("main.jsonnet:2:"),
+        "{}",
+        condition.message
+    );
+    let after = config_maps.get("web-1").await.unwrap().metadata;
+    assert_eq!(before.uid, after.uid);
+    assert!(after.deletion_timestamp.is_none());
 }
 
 /// A ConfigMap, a Deployment of two `nginx:1.27` replicas and its Service.
