@@ -1,4 +1,5 @@
-//! `edgecd-bench render`: native kustomize rendering versus the external `kubectl kustomize` process.
+//! `edgecd-bench render`: native kustomize rendering versus the external `kubectl kustomize` process, and native
+//! Jsonnet evaluation versus the `jsonnet`/`jrsonnet` program.
 //!
 //! Inputs (by default all of them): the talk-demo overlays, the largest real-world corpus cases
 //! (kube-prometheus, Argo CD's cluster install, Kubeflow Pipelines' multi-user overlay; unpacked from
@@ -6,6 +7,9 @@
 //! objects (`edgecd_render::synthetic`). Every input is rendered natively and by the external tool in the same
 //! run; the external tool's start-up is measured on a one-object kustomization, so the ratio is reported with
 //! and without it. Native output is checked byte for byte against the external tool's.
+//! A generated Jsonnet program (a library, an extVar, a comprehension of Deployments, Services and ConfigMaps)
+//! is evaluated natively and, when `jsonnet` or `jrsonnet` is installed, by that program, the objects compared
+//! as JSON; without one the comparison is skipped and the output says so.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,6 +57,9 @@ pub struct RenderBench {
     /// Leave out the talk-demo overlays.
     #[arg(long)]
     pub no_talk: bool,
+    /// Apps of the generated Jsonnet program (3 objects each; 0 leaves it out).
+    #[arg(long, default_value_t = 1000)]
+    pub jsonnet_apps: usize,
 }
 
 /// Figures for one input.
@@ -97,6 +104,11 @@ impl RenderBench {
             eprintln!("measuring {} …", input.label);
             rows.push(self.measure(input, external.as_deref(), startup_us)?);
         }
+        let jsonnet_tool = find_jsonnet();
+        if self.jsonnet_apps > 0 && self.dirs.is_empty() {
+            eprintln!("measuring the generated Jsonnet program …");
+            rows.push(self.measure_jsonnet(scratch.path(), jsonnet_tool.as_deref())?);
+        }
         let tool = external
             .as_ref()
             .map_or("none".to_string(), |t| t.join(" "));
@@ -134,9 +146,20 @@ impl RenderBench {
                     .map_or("-".into(), |v| if v { "yes" } else { "NO" }.to_string()),
             );
         }
+        if self.jsonnet_apps > 0 && self.dirs.is_empty() {
+            match &jsonnet_tool {
+                Some(tool) => println!(
+                    "jsonnet row: external tool {tool}; ratio includes its start-up; identical = same objects as JSON"
+                ),
+                None => println!(
+                    "jsonnet row: no `jsonnet` or `jrsonnet` program found, comparison skipped (native figures only)"
+                ),
+            }
+        }
         let summary = serde_json::json!({
             "bench": "render",
             "external_tool": tool,
+            "jsonnet_tool": jsonnet_tool,
             "external_startup_us": startup_us,
             "inputs": rows.len(),
             "rows": rows,
@@ -288,6 +311,145 @@ impl RenderBench {
         row.identical = Some(identical);
         Ok(row)
     }
+}
+
+impl RenderBench {
+    /// The generated Jsonnet program, natively and by the external program when there is one.
+    fn measure_jsonnet(&self, scratch: &Path, tool: Option<&str>) -> anyhow::Result<Row> {
+        let root = scratch.join("jsonnet");
+        let app = root.join("app");
+        std::fs::create_dir_all(&app)?;
+        std::fs::create_dir_all(root.join("lib"))?;
+        std::fs::write(root.join("lib/k.libsonnet"), JSONNET_LIB)?;
+        std::fs::write(
+            app.join("main.jsonnet"),
+            JSONNET_MAIN.replace("APPS", &self.jsonnet_apps.to_string()),
+        )?;
+        let mut options = edgecd_render::RenderOptions {
+            repo_root: Some(root.clone()),
+            ..edgecd_render::RenderOptions::default()
+        };
+        options.jsonnet.libs = vec!["lib".into()];
+        options.jsonnet.ext_vars = vec![edgecd_render::JsonnetVar {
+            name: "env".into(),
+            value: "bench".into(),
+            code: false,
+        }];
+        let budget = Duration::from_secs_f64(self.native_seconds);
+        let started = Instant::now();
+        let mut native = Vec::new();
+        let mut rendered = Vec::new();
+        while native.len() < self.iterations.max(1)
+            && (native.len() < 5 || started.elapsed() < budget)
+        {
+            let start = Instant::now();
+            rendered =
+                edgecd_render::render(&app, &options).context("rendering the Jsonnet program")?;
+            native.push(start.elapsed());
+            std::hint::black_box(&rendered);
+        }
+        let native_median_us = micros(median(&native));
+        let native_total: Duration = native.iter().sum();
+        let mut row = Row {
+            input: format!("jsonnet {} objects", rendered.len()),
+            objects: rendered.len(),
+            output_bytes: serde_json::to_string(&rendered)?.len(),
+            native_runs: native.len(),
+            native_median_us,
+            native_renders_per_sec: native.len() as f64 / native_total.as_secs_f64(),
+            external_runs: 0,
+            external_median_us: None,
+            external_renders_per_sec: None,
+            ratio: None,
+            ratio_without_startup: None,
+            identical: None,
+        };
+        let Some(tool) = tool else {
+            return Ok(row);
+        };
+        let budget = Duration::from_secs_f64(self.external_seconds);
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        let mut identical = true;
+        while samples.len() < self.external_iterations.max(1)
+            && (samples.len() < 3 || started.elapsed() < budget)
+        {
+            let start = Instant::now();
+            let output = Command::new(tool)
+                .args(["--ext-str", "env=bench", "-J"])
+                .arg(root.join("lib"))
+                .arg(app.join("main.jsonnet"))
+                .output()
+                .with_context(|| format!("running {tool}"))?;
+            samples.push(start.elapsed());
+            if !output.status.success() {
+                bail!("{tool} failed: {}", String::from_utf8_lossy(&output.stderr));
+            }
+            let theirs: serde_json::Value = serde_json::from_slice(&output.stdout)
+                .with_context(|| format!("{tool}'s output is not JSON"))?;
+            let theirs: Vec<serde_json::Value> = match theirs {
+                serde_json::Value::Array(items) => items,
+                other => vec![other],
+            };
+            identical &= theirs == rendered;
+        }
+        let external_median_us = micros(median(&samples));
+        let external_total: Duration = samples.iter().sum();
+        row.external_runs = samples.len();
+        row.external_median_us = Some(external_median_us);
+        row.external_renders_per_sec = Some(samples.len() as f64 / external_total.as_secs_f64());
+        row.ratio = Some(external_median_us / native_median_us);
+        row.identical = Some(identical);
+        Ok(row)
+    }
+}
+
+/// The library of the generated Jsonnet program: object constructors in the style of k8s-libsonnet.
+const JSONNET_LIB: &str = r#"{
+  labels(name):: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'bench' },
+  deployment(name, image, replicas):: {
+    apiVersion: 'apps/v1', kind: 'Deployment',
+    metadata: { name: name, labels: $.labels(name) },
+    spec: {
+      replicas: replicas,
+      selector: { matchLabels: $.labels(name) },
+      template: {
+        metadata: { labels: $.labels(name) },
+        spec: { containers: [{ name: 'main', image: image, ports: [{ containerPort: 8080 }],
+                               env: [{ name: 'ENV', value: std.extVar('env') }] }] },
+      },
+    },
+  },
+  service(name):: {
+    apiVersion: 'v1', kind: 'Service',
+    metadata: { name: name, labels: $.labels(name) },
+    spec: { selector: $.labels(name), ports: [{ port: 80, targetPort: 8080 }] },
+  },
+  configMap(name, data):: {
+    apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: name + '-config' }, data: data,
+  },
+}
+"#;
+
+/// The generated program: `APPS` apps of three objects each.
+const JSONNET_MAIN: &str = r#"local k = import 'k.libsonnet';
+local app(i) = local name = 'app-%04d' % i; [
+  k.deployment(name, 'registry.example/app:%d.%d' % [i % 7, i % 13], 1 + i % 3),
+  k.service(name),
+  k.configMap(name, { index: std.toString(i), hash: std.md5(name), tags: std.join(',', [std.toString(j) for j in std.range(0, i % 5)]) }),
+];
+std.flattenArrays([app(i) for i in std.range(1, APPS)])
+"#;
+
+/// `jsonnet` (go-jsonnet or the C++ one) or `jrsonnet`, if installed.
+fn find_jsonnet() -> Option<String> {
+    ["jsonnet", "jrsonnet"].into_iter().find_map(|tool| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            .then(|| tool.to_string())
+    })
 }
 
 fn talk_overlays() -> anyhow::Result<Vec<PathBuf>> {
