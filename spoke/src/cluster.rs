@@ -117,7 +117,11 @@ pub struct LiveCluster {
     client: kube::Client,
     kinds: Arc<RwLock<HashMap<KindKey, Resolved>>>,
     listable: Arc<RwLock<ListableKinds>>,
+    capabilities: Arc<RwLock<CachedCapabilities>>,
 }
+
+/// The cluster's Helm capabilities found by discovery, and when.
+type CachedCapabilities = Option<(std::time::Instant, Arc<edgecd_helm::Capabilities>)>;
 
 /// Splits `group/version` (or `version` for the core group).
 pub fn split_api_version(api_version: &str) -> (&str, &str) {
@@ -148,7 +152,43 @@ impl LiveCluster {
             client,
             kinds: Arc::default(),
             listable: Arc::default(),
+            capabilities: Arc::default(),
         }
+    }
+
+    /// What Helm charts see as `.Capabilities`: the server's version and every `group/version` and
+    /// `group/version/Kind` it serves (all versions of every group), by discovery; reused for ten minutes
+    /// and forgotten with the kinds (after CRDs change).
+    pub async fn capabilities(&self) -> Result<Arc<edgecd_helm::Capabilities>, ClusterError> {
+        if let Some((at, capabilities)) = self.capabilities.read().await.as_ref()
+            && at.elapsed() < LISTABLE_KINDS_TTL
+        {
+            return Ok(Arc::clone(capabilities));
+        }
+        let kube_version = self.server_version().await?;
+        let discovery = kube::discovery::Discovery::new(self.client.clone())
+            .run()
+            .await
+            .map_err(|e| ClusterError::Api {
+                what: "discovering the served API versions".into(),
+                source: Box::new(e),
+            })?;
+        let mut api_versions = std::collections::BTreeSet::new();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                for (resource, _) in group.versioned_resources(version) {
+                    api_versions.insert(resource.api_version.clone());
+                    api_versions.insert(format!("{}/{}", resource.api_version, resource.kind));
+                }
+            }
+        }
+        let capabilities = Arc::new(edgecd_helm::Capabilities {
+            kube_version,
+            api_versions: api_versions.into_iter().collect(),
+        });
+        *self.capabilities.write().await =
+            Some((std::time::Instant::now(), Arc::clone(&capabilities)));
+        Ok(capabilities)
     }
 
     pub fn client(&self) -> &kube::Client {
@@ -212,6 +252,7 @@ impl LiveCluster {
     pub async fn forget_kinds(&self) {
         self.kinds.write().await.clear();
         *self.listable.write().await = None;
+        *self.capabilities.write().await = None;
     }
 
     /// Every namespaced kind the server can list (the preferred version of each group), by discovery: one call

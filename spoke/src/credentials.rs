@@ -6,7 +6,7 @@
 //!
 //! A Secret counts when it is labelled `edgecd.io/secret-type` or `argocd.argoproj.io/secret-type` with value
 //! `repository` (one repository, `url` is its URL) or `repo-creds` (a template, `url` is a prefix). Data keys:
-//! `url`, `username`, `password`, `sshPrivateKey`, `sshKnownHosts`, and Argo CD's `type` (only `git` is used).
+//! `url`, `username`, `password`, `sshPrivateKey`, `sshKnownHosts`, and Argo CD's `type` (`git`, or `helm` for a chart repository).
 //! Values are never logged; a Secret that cannot be used is skipped with a warning naming it and the key.
 
 use std::collections::BTreeMap;
@@ -48,7 +48,7 @@ pub enum SecretError {
     MissingUrl { secret: String },
     #[error("Secret {secret}: key `{key}` is not UTF-8")]
     NotUtf8 { secret: String, key: String },
-    #[error("Secret {secret}: repository type `{kind}` is not supported (only git)")]
+    #[error("Secret {secret}: repository type `{kind}` is not supported (only git and helm)")]
     UnsupportedType { secret: String, kind: String },
 }
 
@@ -70,9 +70,11 @@ pub fn credential_from_secret(secret: &Secret) -> Result<RepoCredential, SecretE
             values.insert(key.as_str(), value.clone());
         }
     }
+    // `helm`: a chart repository (basic auth, CA), matched by URL prefix like a git repository.
     if let Some(kind) = values.get("type").map(|t| t.trim())
         && !kind.is_empty()
         && kind != "git"
+        && kind != "helm"
     {
         return Err(SecretError::UnsupportedType {
             secret: name,
@@ -500,16 +502,23 @@ mod tests {
     fn unusable_secrets_are_reported_by_name() {
         let (set, errors) = credentials_from_secrets(&[
             secret("no-url", &[("password", "x")]),
+            secret("oci", &[("type", "oci"), ("url", "https://charts.example")]),
             secret(
                 "helm",
-                &[("type", "helm"), ("url", "https://charts.example")],
+                &[
+                    ("type", "helm"),
+                    ("url", "https://charts.example/stable"),
+                    ("password", "p"),
+                ],
             ),
             secret(
                 "good",
                 &[("url", "https://git.example.com/"), ("password", "hunter2")],
             ),
         ]);
-        assert_eq!(set.len(), 1);
+        // A chart repository (`type: helm`) counts, matched by URL prefix like a git repository.
+        assert_eq!(set.len(), 2);
+        assert!(set.find(&url("https://charts.example/stable")).is_some());
         assert_eq!(
             errors,
             [
@@ -517,8 +526,8 @@ mod tests {
                     secret: "no-url".into()
                 },
                 SecretError::UnsupportedType {
-                    secret: "helm".into(),
-                    kind: "helm".into()
+                    secret: "oci".into(),
+                    kind: "oci".into()
                 }
             ]
         );

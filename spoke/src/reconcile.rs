@@ -71,6 +71,10 @@ pub struct EngineConfig {
     /// reconcile whose inputs (commit, source, destination, inventory) and live resourceVersions are unchanged
     /// reuses the last comparison. Zero compares in full every time.
     pub full_compare_interval: Duration,
+    /// The helm binary rendering Helm sources (a bare name is looked up on `PATH` at start).
+    pub helm_binary: PathBuf,
+    /// Helm's home, chart packages and scratch files; `None`: `$TMPDIR/edgecd-helm`.
+    pub helm_dir: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -84,6 +88,8 @@ impl Default for EngineConfig {
             identity: "edgecd-spoke".into(),
             cluster_name: String::new(),
             full_compare_interval: Duration::from_secs(1800),
+            helm_binary: PathBuf::from("helm"),
+            helm_dir: None,
         }
     }
 }
@@ -106,6 +112,8 @@ pub struct Engine {
     cluster: LiveCluster,
     git: GitCache,
     renders: Arc<Mutex<RenderCache>>,
+    /// Helm sources: `helm template` runs and chart repositories.
+    helm: Arc<edgecd_helm::HelmRenderer>,
     config: EngineConfig,
     triggers: mpsc::UnboundedSender<ObjectRef<Application>>,
     watched: Mutex<HashSet<(String, String, String)>>,
@@ -307,6 +315,15 @@ impl Engine {
             cluster,
             git,
             renders: Arc::new(Mutex::new(RenderCache::new(256))),
+            helm: Arc::new(edgecd_helm::HelmRenderer::new(
+                edgecd_helm::HelmConfig::new(
+                    config.helm_binary.clone(),
+                    config
+                        .helm_dir
+                        .clone()
+                        .unwrap_or_else(|| std::env::temp_dir().join("edgecd-helm")),
+                ),
+            )),
             config,
             triggers,
             watched: Mutex::default(),
@@ -615,13 +632,18 @@ impl Engine {
         });
     }
 
-    /// Renders the app's source at `revision` (or its target revision).
+    /// Renders the app's source at `revision` (or its target revision). A Helm chart of a chart repository
+    /// is rendered at the version its target revision resolves to, which is returned as the revision.
     async fn render_source(
         &self,
+        app: &Application,
         source: &ApplicationSource,
         revision: &str,
         mode: RefreshMode,
     ) -> Result<(String, Vec<Value>), String> {
+        if !source.chart.is_empty() {
+            return self.render_repo_chart(app, source, mode).await;
+        }
         let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
         let revision = if revision.is_empty() {
             Revision::head()
@@ -646,6 +668,29 @@ impl Engine {
         let dir: PathBuf = checkout.dir().to_path_buf();
         let commit_text = commit.to_string();
         let cache_key = format!("{}@{commit_text}", url.cache_key());
+        if source.helm.is_some() {
+            let capabilities = self
+                .cluster
+                .capabilities()
+                .await
+                .map_err(|e| e.to_string())?;
+            let app_name = app.app_name();
+            let context = edgecd_helm::RenderContext {
+                app_name: &app_name,
+                namespace: &app.spec.destination.namespace,
+                capabilities: &capabilities,
+            };
+            // The checkout lease keeps the directory alive while rendering.
+            let objects = self
+                .helm
+                .render_dir(source, &context, &root, checkout.dir(), &commit_text)
+                .await
+                .map_err(|e| without_host_paths(&e.to_string(), Some(&root), cache_dir))?;
+            drop(checkout);
+            let objects =
+                crate::argo::edge_children(objects.as_ref().clone(), &self.config.namespace)?;
+            return Ok((commit_text, objects));
+        }
         let renders = Arc::clone(&self.renders);
         let span = tracing::Span::current();
         let objects = tokio::task::spawn_blocking(move || {
@@ -665,6 +710,42 @@ impl Engine {
         Ok((commit_text, objects))
     }
 
+    /// Renders a chart of a Helm chart repository (`source.chart`) with the cluster's capabilities and the
+    /// repository credential whose URL prefix matches; returns the chart version and the objects.
+    async fn render_repo_chart(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        mode: RefreshMode,
+    ) -> Result<(String, Vec<Value>), String> {
+        let capabilities = self
+            .cluster
+            .capabilities()
+            .await
+            .map_err(|e| e.to_string())?;
+        let credential = RepoUrl::parse(&source.repo_url)
+            .ok()
+            .and_then(|url| self.git.credentials().find(&url));
+        let app_name = app.app_name();
+        let context = edgecd_helm::RenderContext {
+            app_name: &app_name,
+            namespace: &app.spec.destination.namespace,
+            capabilities: &capabilities,
+        };
+        let (version, objects) = self
+            .helm
+            .render_repo_chart(
+                source,
+                &context,
+                credential.as_deref(),
+                mode == RefreshMode::Hard,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let objects = crate::argo::edge_children(objects.as_ref().clone(), &self.config.namespace)?;
+        Ok((version, objects))
+    }
+
     /// The reuse check before rendering, for an app found Synced with no operation or refresh requested: when
     /// its revision still points to the commit of the last full comparison (asked of the git cache's
     /// `ls-remote`, which answers from memory within its TTL) and nothing else the comparison depends on
@@ -681,7 +762,8 @@ impl Engine {
         let Some(cr_name) = app.metadata.name.as_deref() else {
             return Early::Render;
         };
-        if !self.remember(cr_name, |m| m.comparison.is_some()) {
+        // A chart of a chart repository has no git revision to ask for: rendered (its index is cached briefly).
+        if !self.remember(cr_name, |m| m.comparison.is_some()) || !source.chart.is_empty() {
             return Early::Render;
         }
         let Ok(url) = RepoUrl::parse(&source.repo_url) else {
@@ -817,7 +899,7 @@ impl Engine {
                 return Ok(self.finish(status, &previous, false, now));
             }
             Early::GitFailed(message) => Err(message),
-            Early::Render => self.render_source(&source, &revision, mode).await,
+            Early::Render => self.render_source(app, &source, &revision, mode).await,
         };
         let (commit, objects) = match rendered {
             Ok(rendered) => rendered,
@@ -1322,6 +1404,7 @@ impl Engine {
     pub async fn diff(&self, app: &Application) -> Result<Vec<ResourceDiff>, String> {
         let (commit, objects) = self
             .render_source(
+                app,
                 &app.spec.source,
                 &app.spec.source.target_revision,
                 RefreshMode::Normal,
@@ -1360,7 +1443,7 @@ impl Engine {
             revision
         };
         let (commit, objects) = self
-            .render_source(&app.spec.source, revision, RefreshMode::Normal)
+            .render_source(app, &app.spec.source, revision, RefreshMode::Normal)
             .await?;
         let documents = objects
             .iter()

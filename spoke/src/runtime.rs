@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Git cache directory (default /var/cache/edgecd-spoke, else $TMPDIR/edgecd-spoke).
     #[arg(long, env = "SPOKE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The helm binary (Helm v4) rendering Helm sources: an absolute path, or a name looked up on PATH at
+    /// start (helm itself runs with an empty environment).
+    #[arg(long, env = "SPOKE_HELM_BINARY", default_value = "helm")]
+    pub helm_binary: PathBuf,
     /// Address of the admin HTTP server (/live, /ready, /metrics).
     #[arg(long, env = "SPOKE_ADMIN_ADDR", default_value = "0.0.0.0:9464")]
     pub admin_addr: SocketAddr,
@@ -129,6 +133,7 @@ impl RunArgs {
             concurrency,
             full_compare_interval,
             cache_dir,
+            helm_binary,
             admin_addr,
             log_format,
             log,
@@ -184,12 +189,18 @@ impl RunArgs {
             }
             _ => None,
         };
+        let cache_dir = cache_dir.unwrap_or_else(default_cache_dir);
+        let engine = EngineConfig {
+            helm_binary,
+            helm_dir: Some(cache_dir.join("helm")),
+            ..engine
+        };
         let config = RuntimeConfig {
             kubeconfig,
             context,
             cluster_name,
             engine,
-            cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
+            cache_dir,
             admin_addr,
             hub_address,
             bootstrap_token,
