@@ -308,6 +308,16 @@ impl AppSetController {
         hard: bool,
     ) -> Result<(String, Vec<Child>), String> {
         let source = &parent.spec.source;
+        if source.is_helm() {
+            return Err(format!(
+                "{}: Helm app-of-apps parents are not rendered by the hub yet (issue #26); render the child Applications from a plain or kustomize directory",
+                if source.chart.is_empty() {
+                    "spec.source.helm"
+                } else {
+                    "spec.source.chart"
+                }
+            ));
+        }
         self.check_repo(&parent.project, &source.repo_url).await?;
         let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
         let revision = if source.target_revision.is_empty() {
