@@ -570,8 +570,9 @@ async fn a_broken_kustomization_leaves_live_objects_untouched(backend: Backend) 
     running_pods(&spoke, "nginx", 1).await;
 }
 
-/// A Jsonnet directory app (Argo CD's `directory.jsonnet`: an extVar, a string and a code TLA, a library path)
-/// renders its objects; a syntax error then surfaces as a ComparisonError naming file and line and leaves them.
+/// A Jsonnet directory app (Argo CD's `directory.jsonnet`: extVars, one naming Argo CD's build environment, a
+/// string and a code TLA, a library path) renders its objects; a syntax error then surfaces as a ComparisonError
+/// naming file and line and leaves them.
 async fn a_jsonnet_directory_with_ext_vars_and_tlas_is_synced(backend: Backend) {
     let spoke = SpokeEngine::start(backend.client().await.unwrap(), "edge-1", WAVE_TIMEOUT)
         .await
@@ -584,14 +585,17 @@ async fn a_jsonnet_directory_with_ext_vars_and_tlas_is_synced(backend: Backend) 
     .unwrap();
     repo.write(
         "jsonnet/web/main.jsonnet",
-        "local k = import 'cm.libsonnet';\nfunction(name, replicas=1)\n  [k.configMap(name + '-' + i, { env: std.extVar('env'), replicas: std.toString(replicas) })\n   for i in std.range(1, 2)]\n",
+        "local k = import 'cm.libsonnet';\nfunction(name, replicas=1)\n  [k.configMap(name + '-' + i, { env: std.extVar('env'), app: std.extVar('app'), replicas: std.toString(replicas) })\n   for i in std.range(1, 2)]\n",
     )
     .unwrap();
     let first = repo.commit("a jsonnet app").unwrap();
     let mut jsonnet_app = app("web-jsonnet", &repo, "jsonnet/web", automated(true));
     jsonnet_app.spec.source.directory = Some(
         serde_json::from_value(json!({"jsonnet": {
-            "extVars": [{"name": "env", "value": "edge"}],
+            "extVars": [
+                {"name": "env", "value": "edge"},
+                {"name": "app", "value": "$ARGOCD_APP_NAME@${ARGOCD_APP_REVISION_SHORT}"},
+            ],
             "tlas": [{"name": "name", "value": "web"}, {"name": "replicas", "value": "1 + 2", "code": true}],
             "libs": ["vendor"],
         }}))
@@ -603,6 +607,7 @@ async fn a_jsonnet_directory_with_ext_vars_and_tlas_is_synced(backend: Backend) 
     for name in ["web-1", "web-2"] {
         let data = config_maps.get(name).await.unwrap().data.unwrap();
         assert_eq!(data["env"], "edge");
+        assert_eq!(data["app"], format!("web-jsonnet@{}", &first[..7]));
         assert_eq!(data["replicas"], "3");
     }
     let before = config_maps.get("web-1").await.unwrap().metadata;

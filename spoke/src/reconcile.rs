@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use edgecd_core::app::{
-    ApplicationSource, ApplicationStatus, HistoryEntry, OperationPhase, OperationState,
+    ApplicationSource, ApplicationStatus, BuildEnv, HistoryEntry, OperationPhase, OperationState,
     ResourceKey, SyncReport,
 };
 use edgecd_core::{Health, SyncStatus};
@@ -664,9 +664,17 @@ impl Engine {
             .await
             .map_err(|e| without_host_paths(&e.to_string(), None, cache_dir))?;
         let root = checkout.root().to_path_buf();
-        let options = source.render_options(checkout.root().to_path_buf());
         let dir: PathBuf = checkout.dir().to_path_buf();
         let commit_text = commit.to_string();
+        // Argo CD's build environment ($ARGOCD_APP_NAME, $ARGOCD_APP_REVISION, …) for kustomize values and Jsonnet variables.
+        let env = BuildEnv::for_app(
+            &app.app_name(),
+            &app.spec.destination.namespace,
+            app.project(),
+            &commit_text,
+            source,
+        );
+        let options = source.render_options_in(checkout.root().to_path_buf(), &env);
         let cache_key = format!("{}@{commit_text}", url.cache_key());
         if source.helm.is_some() {
             let capabilities = self
