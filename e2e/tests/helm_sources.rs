@@ -1,4 +1,4 @@
-//! Helm sources end to end on the Kubernetes API emulator, with the real spoke runtime and testkit's helm (`EDGECD_HELM_BIN`): an ApplicationSet at each of two spokes generates an app of the fixture chart `testdata/helm/web` from git with `valueFiles: [values-{{name}}.yaml]`; each cluster renders its own values, and the chart's `.Capabilities.APIVersions.Has` branch differs on the cluster that serves the Widget API; a values change that drops a `required` value gives a ComparisonError naming the template's file and line and leaves the live objects alone. Then the chart packaged into a chart repository on loopback behind basic auth, the credential an Argo CD repository Secret (`type: helm`): refused without it, synced with it.
+//! Helm sources end to end on the Kubernetes API emulator, with the real spoke runtime and testkit's helm (`EDGECD_HELM_BIN`): an ApplicationSet at each of three spokes generates an app of the fixture chart `testdata/helm/web` from git with `valueFiles: [values-{{name}}.yaml]`; each cluster renders its own values, and the chart's `.Capabilities.APIVersions.Has` branch differs on the cluster that serves the Widget API; a values change that drops a `required` value gives a ComparisonError naming the template's file and line and leaves the live objects alone. Then the chart packaged into a chart repository on loopback behind basic auth, the credential an Argo CD repository Secret (`type: helm`): refused without it, synced with it.
 //!
 //! Without a helm binary (neither `EDGECD_HELM_BIN` nor Go), every test says SKIPPED.
 
@@ -162,7 +162,7 @@ fn web_set(repo_url: &str) -> ApplicationSet {
 async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capabilities() {
     let Some(helm) = helm_binary() else { return };
     let emulator = KubeEmulator::start(EmulatorConfig {
-        clusters: 2,
+        clusters: 3,
         stage_delay: Duration::from_millis(50),
         ..EmulatorConfig::default()
     })
@@ -178,11 +178,13 @@ async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capab
     let kubeconfigs = emulator.write_kubeconfigs(dir.path()).unwrap();
     let paris_client = emulator.clusters()[0].client().await.unwrap();
     let tokyo_client = emulator.clusters()[1].client().await.unwrap();
+    let lima_client = emulator.clusters()[2].client().await.unwrap();
     // Only tokyo serves the Widget API: the chart renders a Widget there and says so in its ConfigMap.
     serve_widgets(&tokyo_client).await;
     let _paris = start_spoke(&kubeconfigs[0], "paris", &helm).await;
     let _tokyo = start_spoke(&kubeconfigs[1], "tokyo", &helm).await;
-    for client in [&paris_client, &tokyo_client] {
+    let _lima = start_spoke(&kubeconfigs[2], "lima", &helm).await;
+    for client in [&paris_client, &tokyo_client, &lima_client] {
         Api::<ApplicationSet>::namespaced(client.clone(), STATE_NS)
             .create(&PostParams::default(), &web_set(repo.url()))
             .await
@@ -191,8 +193,19 @@ async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capab
 
     let paris_apps: Api<Application> = Api::namespaced(paris_client.clone(), STATE_NS);
     let tokyo_apps: Api<Application> = Api::namespaced(tokyo_client.clone(), STATE_NS);
+    let lima_apps: Api<Application> = Api::namespaced(lima_client.clone(), STATE_NS);
     synced_healthy(&paris_apps, "web-paris").await;
     synced_healthy(&tokyo_apps, "web-tokyo").await;
+    synced_healthy(&lima_apps, "web-lima").await;
+    // lima's values file sets only its region: the chart's defaults fill the rest.
+    let lima = Api::<ConfigMap>::namespaced(lima_client.clone(), APP_NS)
+        .get("web-lima-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(lima["region"], "sa-west");
+    assert_eq!(lima["widgets"], "absent");
 
     let paris_maps: Api<ConfigMap> = Api::namespaced(paris_client.clone(), APP_NS);
     let tokyo_maps: Api<ConfigMap> = Api::namespaced(tokyo_client.clone(), APP_NS);
