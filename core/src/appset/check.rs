@@ -35,6 +35,18 @@ fn boolean(v: &Value, path: &str) -> Res {
     }
 }
 
+/// A list of strings; an item that is not one is refused at `path[i]`.
+fn strings<'v>(v: &'v Value, path: &str) -> Result<Vec<&'v str>, AppSetError> {
+    array(v, path)?
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.as_str()
+                .ok_or_else(|| err(&format!("{path}[{i}]"), "expected a string"))
+        })
+        .collect()
+}
+
 fn string_map(v: &Value, path: &str) -> Res {
     for (k, val) in object(v, path)? {
         string(val, &format!("{path}.{k}"))?;
@@ -90,13 +102,7 @@ pub(super) fn check_spec(spec: &Value, path: &str) -> Res {
     }
     if let Some(opts) = obj.get("goTemplateOptions") {
         let at = format!("{path}.goTemplateOptions");
-        let mut options = Vec::new();
-        for (i, o) in array(opts, &at)?.iter().enumerate() {
-            let Some(o) = o.as_str() else {
-                return Err(err(&format!("{at}[{i}]"), "expected a string"));
-            };
-            options.push(o.to_owned());
-        }
+        let options: Vec<String> = strings(opts, &at)?.into_iter().map(str::to_owned).collect();
         edgecd_gotmpl::Options::from_go_template_options(&options)
             .map_err(|e| err(&at, e.to_string()))?;
     }
@@ -115,10 +121,7 @@ pub(super) fn check_spec(spec: &Value, path: &str) -> Res {
         keys(pf, &at, &["annotations", "labels"], &[])?;
         for field in ["annotations", "labels"] {
             if let Some(list) = pf.get(field) {
-                let lp = format!("{at}.{field}");
-                for (i, k) in array(list, &lp)?.iter().enumerate() {
-                    string(k, &format!("{lp}[{i}]"))?;
-                }
+                strings(list, &format!("{at}.{field}"))?;
             }
         }
     }
@@ -142,14 +145,10 @@ pub(super) fn check_spec(spec: &Value, path: &str) -> Res {
             for field in ["names", "jsonPointers"] {
                 if let Some(list) = rule.get(field) {
                     let lp = format!("{rp}.{field}");
-                    for (j, v) in array(list, &lp)?.iter().enumerate() {
-                        let jp = format!("{lp}[{j}]");
-                        let Some(text) = v.as_str() else {
-                            return Err(err(&jp, "expected a string"));
-                        };
+                    for (j, text) in strings(list, &lp)?.into_iter().enumerate() {
                         if field == "jsonPointers" && !(text.is_empty() || text.starts_with('/')) {
                             return Err(err(
-                                &jp,
+                                &format!("{lp}[{j}]"),
                                 "a JSON pointer starts with / (e.g. /spec/source/targetRevision)",
                             ));
                         }
@@ -261,10 +260,7 @@ fn check_template(t: &Value, path: &str) -> Res {
         }
     }
     if let Some(f) = meta.get("finalizers") {
-        let at = format!("{meta_path}.finalizers");
-        for (i, v) in array(f, &at)?.iter().enumerate() {
-            string(v, &format!("{at}[{i}]"))?;
-        }
+        strings(f, &format!("{meta_path}.finalizers"))?;
     }
     let spec_path = format!("{path}.spec");
     let spec = obj.get("spec").ok_or_else(|| err(&spec_path, "required"))?;
@@ -368,15 +364,12 @@ pub(super) fn check_generator(g: &Value, path: &str, depth: usize) -> Res {
                     return Err(err(&gp, "a merge generator takes at least two generators"));
                 }
                 let kp = format!("{at}.mergeKeys");
-                let mk = array(
+                let mk = strings(
                     body.get("mergeKeys").ok_or_else(|| err(&kp, "required"))?,
                     &kp,
                 )?;
                 if mk.is_empty() {
                     return Err(err(&kp, "at least one merge key is required"));
-                }
-                for (i, k) in mk.iter().enumerate() {
-                    string(k, &format!("{kp}[{i}]"))?;
                 }
             }
             for (i, c) in children.iter().enumerate() {
