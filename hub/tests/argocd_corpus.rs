@@ -36,7 +36,7 @@ fn manifests() -> Vec<(String, String, Vec<Value>)> {
         .map(|path| {
             let text = std::fs::read_to_string(&path).unwrap();
             let docs = edgecd_render::yaml::load_documents(&text)
-                .unwrap_or_default()
+                .unwrap_or_else(|e| panic!("{}: not YAML the hub can read: {e}", path.display()))
                 .into_iter()
                 .filter(|d| !d.is_null())
                 .collect();

@@ -117,9 +117,8 @@ fn corpus_sets() -> Vec<(String, usize, ApplicationSetSpec)> {
     for path in files {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&path).unwrap();
-        let Ok(docs) = edgecd_render::yaml::load_documents(&text) else {
-            continue;
-        };
+        let docs = edgecd_render::yaml::load_documents(&text)
+            .unwrap_or_else(|e| panic!("{file}: not YAML edgecd can read: {e}"));
         for (i, doc) in docs.iter().filter(|d| !d.is_null()).enumerate() {
             if doc.get("kind").and_then(Value::as_str) != Some("ApplicationSet") {
                 continue;
