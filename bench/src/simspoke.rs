@@ -36,7 +36,7 @@ impl std::fmt::Debug for SimSpoke {
 /// Something the hub sent, as far as the benchmarks care.
 #[derive(Debug)]
 pub enum Received {
-    Command(v1::Command),
+    Command(Box<v1::Command>),
     /// An acknowledgement (or anything else) that moved `acked`.
     Other,
 }
@@ -158,7 +158,9 @@ impl SimSpoke {
             self.hub_seq = self.hub_seq.max(message.seq);
         }
         match message.body {
-            Some(v1::hub_message::Body::Command(command)) => Ok(Received::Command(command)),
+            Some(v1::hub_message::Body::Command(command)) => {
+                Ok(Received::Command(Box::new(command)))
+            }
             Some(v1::hub_message::Body::GoAway(g)) => {
                 bail!("{}: GoAway: {}", self.cluster, g.message)
             }

@@ -9,6 +9,7 @@ mod confirm;
 mod exit;
 mod output;
 mod session;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -26,7 +27,15 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(cmd::run(cli)) {
+    let result = runtime.block_on(async {
+        let invocation = trace::start(&trace::command_path());
+        let result = cmd::run(cli).await;
+        if let Some(invocation) = invocation {
+            invocation.finish(result.as_ref().err()).await;
+        }
+        result
+    });
+    match result {
         Ok(()) => ExitCode::from(exit::OK),
         // The reader of stdout went away (`edgecd app list | head -1`): nothing more to say to it, and
         // nothing went wrong; exit 0 quietly, as ripgrep does.

@@ -84,6 +84,7 @@ pub fn client_config(
         .with_tls(tls)
         .with_token(context.token.clone().unwrap_or_default());
     config.request_timeout = timeout;
+    config.trace_context = crate::trace::headers().cloned();
     Ok(config)
 }
 

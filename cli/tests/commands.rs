@@ -421,6 +421,43 @@ async fn missing_commands_hints_and_papercuts() {
         "{deployed:?} in {row:?}"
     );
 
+    // One trace per action: the CLI prints its trace id, and the history entry of the sync it started names
+    // the same trace (carried in the command's W3C traceparent through the hub's outbox, the stream and the
+    // Application's operation; nothing exports here, so the ids are passed on unchanged).
+    let sync = cli
+        .run(&["app", "sync", "cluster-1.nginx", "--timeout", "90s"])
+        .await
+        .ok();
+    let printed = sync
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("trace id: "))
+        .unwrap_or_else(|| panic!("no trace id printed: {sync:?}"))
+        .trim()
+        .to_owned();
+    assert_eq!(printed.len(), 32, "{sync:?}");
+    let history = cli
+        .run(&["app", "history", "cluster-1.nginx", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let traced: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.get("traceId").and_then(serde_json::Value::as_str))
+        .collect();
+    assert!(
+        traced.contains(&printed.as_str()),
+        "{printed} not in {history}"
+    );
+    // A second invocation is a trace of its own.
+    let list = cli.run(&["app", "list"]).await.ok();
+    assert!(
+        list.stderr.contains("trace id: ") && !list.stderr.contains(&printed),
+        "{list:?}"
+    );
+
     // An unknown revision is "not found" (exit 3): a sync to it, and the manifests of it.
     let sync = cli
         .run(&[

@@ -1197,6 +1197,9 @@ pub struct OperationState {
     pub retry_count: u32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub initiated_by: String,
+    /// The trace the operation ran in (32 hex digits); empty when the spoke does not trace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
 }
 
 /// One past sync.
@@ -1215,6 +1218,9 @@ pub struct HistoryEntry {
     pub initiated_by: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceResult>,
+    /// The trace the sync ran in; empty when the spoke does not trace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
 }
 
 /// What the spoke reports about an application.

@@ -151,6 +151,7 @@ mod tests {
             result: OperationPhase::Succeeded,
             initiated_by: String::new(),
             resources: results.clone(),
+            trace_id: String::new(),
         };
         ApplicationStatus {
             resources: (0..n)
@@ -172,6 +173,7 @@ mod tests {
                 resources: results.clone(),
                 retry_count: 0,
                 initiated_by: String::new(),
+                trace_id: String::new(),
             }),
             history: vec![entry(0), entry(1), entry(2)],
             ..Default::default()

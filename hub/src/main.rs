@@ -70,6 +70,20 @@ struct ServeArgs {
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "EDGECD_HUB_LOG", default_value = "info")]
     log: String,
+    /// Log line format: `text`, or `json` (one object per line, with `trace_id` and `span_id` inside a traced span).
+    #[arg(long, env = "EDGECD_HUB_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://otel-collector:4317. Without it the
+    /// standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT apply; neither set: off.
+    #[arg(long, env = "EDGECD_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Which spans are exported (tracing-subscriber filter syntax).
+    #[arg(long, env = "EDGECD_TRACE_FILTER", default_value = edgecd_telemetry::DEFAULT_TRACE_FILTER)]
+    trace_filter: String,
+    /// A link to a trace in your tracing UI, shown by the console and the CLI beside trace ids:
+    /// `{trace_id}` is replaced, e.g. 'https://tempo.example/trace/{trace_id}'.
+    #[arg(long, env = "EDGECD_HUB_TRACE_URL_TEMPLATE")]
+    trace_url_template: Option<String>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -77,9 +91,21 @@ struct ServeArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Command::Serve(args) = Cli::parse().command;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
-        .init();
+    let telemetry = edgecd_telemetry::init(&edgecd_telemetry::Settings {
+        service_name: "edgecd-hub",
+        log_filter: args.log.clone(),
+        log_format: if args.log_format == "json" {
+            edgecd_telemetry::LogFormat::Json
+        } else {
+            edgecd_telemetry::LogFormat::Text
+        },
+        otlp_endpoint: args.otlp_endpoint.clone(),
+        trace_filter: args.trace_filter.clone(),
+    })
+    .context("logs and traces")?;
+    if telemetry.tracing_enabled() {
+        tracing::info!("Exporting traces over OTLP.");
+    }
     let database = match args.database {
         Some(url) => {
             if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
@@ -99,6 +125,12 @@ async fn main() -> anyhow::Result<()> {
     config.appsets.interval = args.appset_interval;
     config.init_new_fleet = args.init_new_fleet;
     config.link.renew_grace = args.renew_grace;
+    if let Some(template) = args.trace_url_template {
+        if !template.contains("{trace_id}") {
+            bail!("--trace-url-template must contain {{trace_id}}");
+        }
+        config.api.trace_url_template = template;
+    }
     config.git_cache_dir = Some(
         args.git_cache_dir
             .unwrap_or_else(|| args.data_dir.join("git")),
@@ -143,6 +175,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     server.shutdown().await.context("shutting down")?;
+    telemetry
+        .shutdown_async(std::time::Duration::from_secs(5))
+        .await;
     Ok(())
 }
 

@@ -632,6 +632,7 @@ pub fn operation_state(o: &OperationState) -> v1::OperationState {
         resources: o.resources.iter().map(resource_result).collect(),
         retry_count: o.retry_count,
         initiated_by: o.initiated_by.clone(),
+        trace_id: o.trace_id.clone(),
     }
 }
 
@@ -646,7 +647,21 @@ pub fn from_operation_state(o: &v1::OperationState) -> Option<OperationState> {
         resources: o.resources.iter().map(from_resource_result).collect(),
         retry_count: o.retry_count,
         initiated_by: o.initiated_by.clone(),
+        trace_id: bounded_trace_id(&o.trace_id),
     })
+}
+
+/// A reported trace id kept only when it is one: 32 lower-case hex digits.
+fn bounded_trace_id(id: &str) -> String {
+    if id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        id.to_owned()
+    } else {
+        String::new()
+    }
 }
 
 fn history_entry(h: &HistoryEntry) -> v1::HistoryEntry {
@@ -663,6 +678,7 @@ fn history_entry(h: &HistoryEntry) -> v1::HistoryEntry {
         result: phase_code(h.result) as i32,
         initiated_by: h.initiated_by.clone(),
         resources: h.resources.iter().map(resource_result).collect(),
+        trace_id: h.trace_id.clone(),
     }
 }
 
@@ -688,6 +704,7 @@ fn from_history_entry(h: &v1::HistoryEntry) -> HistoryEntry {
         result: from_phase_code(h.result).unwrap_or(OperationPhase::Error),
         initiated_by: h.initiated_by.clone(),
         resources: h.resources.iter().map(from_resource_result).collect(),
+        trace_id: bounded_trace_id(&h.trace_id),
     }
 }
 
@@ -1138,6 +1155,7 @@ mod tests {
                 resources: vec![],
                 retry_count: 2,
                 initiated_by: "u".into(),
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
             }),
             history: vec![HistoryEntry {
                 id: 3,
@@ -1148,11 +1166,23 @@ mod tests {
                 result: OperationPhase::Succeeded,
                 initiated_by: "automated sync".into(),
                 resources: vec![],
+                trace_id: String::new(),
             }],
             reconciled_at: Some(t),
             observed_spec_version: 4,
             status_version: 9,
         };
+        // A reported trace id that is not 32 lower-case hex digits is dropped, not stored.
+        let mut forged = application_status(&status);
+        if let Some(op) = forged.operation_state.as_mut() {
+            op.trace_id = "<script>".repeat(100);
+        }
+        assert_eq!(
+            from_application_status(&forged)
+                .operation_state
+                .map(|o| o.trace_id),
+            Some(String::new())
+        );
         assert_eq!(
             from_application_status(&application_status(&status)),
             status

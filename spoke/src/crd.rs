@@ -46,6 +46,51 @@ pub struct OperationRequest {
     pub sync: Option<SyncRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackRequest>,
+    /// Argo CD's `operation.info` (name/value pairs); edgecd keeps the W3C `traceparent` and `tracestate`
+    /// of the command behind the operation here, so the reconcile that runs it joins the operator's trace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub info: Vec<OperationInfo>,
+}
+
+/// One `operation.info` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OperationInfo {
+    pub name: String,
+    pub value: String,
+}
+
+impl OperationRequest {
+    /// The trace context recorded in `info`, when valid.
+    pub fn trace_context(&self) -> Option<edgecd_telemetry::TraceContext> {
+        let get = |key: &str| {
+            self.info
+                .iter()
+                .find(|i| i.name == key)
+                .map_or("", |i| i.value.as_str())
+        };
+        edgecd_telemetry::TraceContext::parse(
+            get(edgecd_telemetry::propagation::TRACEPARENT),
+            get(edgecd_telemetry::propagation::TRACESTATE),
+        )
+    }
+
+    /// `info` entries recording `trace`.
+    pub fn trace_info(trace: Option<&edgecd_telemetry::TraceContext>) -> Vec<OperationInfo> {
+        let Some(trace) = trace else {
+            return Vec::new();
+        };
+        let mut info = vec![OperationInfo {
+            name: edgecd_telemetry::propagation::TRACEPARENT.to_owned(),
+            value: trace.traceparent.clone(),
+        }];
+        if !trace.tracestate.is_empty() {
+            info.push(OperationInfo {
+                name: edgecd_telemetry::propagation::TRACESTATE.to_owned(),
+                value: trace.tracestate.clone(),
+            });
+        }
+        info
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

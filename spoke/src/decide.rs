@@ -188,6 +188,7 @@ mod tests {
             resources: vec![],
             retry_count,
             initiated_by: String::new(),
+            trace_id: String::new(),
         }
     }
 
@@ -294,6 +295,7 @@ mod tests {
                 result: OperationPhase::Succeeded,
                 initiated_by: String::new(),
                 resources: vec![],
+                trace_id: String::new(),
             };
             push_history(&mut history, entry, 10);
         }

@@ -1288,6 +1288,7 @@ impl Engine {
             "Sync finished."
         );
         self.observe(|o| o.synced(outcome.phase));
+        let trace_id = operation_trace_id(app.operation.as_ref());
         let operation = OperationState {
             command_id,
             phase: outcome.phase,
@@ -1298,6 +1299,7 @@ impl Engine {
             resources: outcome.resources.clone(),
             retry_count,
             initiated_by: initiated_by.clone(),
+            trace_id: trace_id.clone(),
         };
         let sync_error =
             (outcome.phase != OperationPhase::Succeeded).then(|| outcome.message.clone());
@@ -1318,6 +1320,7 @@ impl Engine {
                 result: outcome.phase,
                 initiated_by,
                 resources: outcome.resources,
+                trace_id,
             };
             decide::push_history(&mut status.history, entry, app.spec.history_limit());
         }
@@ -1748,7 +1751,17 @@ fn finished_operation(
         resources: vec![],
         retry_count: 0,
         initiated_by: request.map(|r| r.initiated_by.clone()).unwrap_or_default(),
+        trace_id: operation_trace_id(request),
     }
+}
+
+/// The id of the trace an operation runs in: the current span's when the spoke traces, else the one its
+/// command brought (so the history names the operator's trace either way); empty when neither.
+fn operation_trace_id(request: Option<&OperationRequest>) -> String {
+    edgecd_telemetry::propagation::current()
+        .or_else(|| request.and_then(OperationRequest::trace_context))
+        .map(|t| t.trace_id().to_owned())
+        .unwrap_or_default()
 }
 
 async fn reconcile(app: Arc<Application>, engine: Arc<Engine>) -> Result<Action, ReconcileError> {
@@ -1831,7 +1844,17 @@ async fn reconcile_and_write(
             m.own_write = None;
         }
     });
-    let span = tracing::info_span!("reconcile", app = %app.qualified_name());
+    let span = tracing::info_span!(
+        "reconcile",
+        app = %app.qualified_name(),
+        project = %app.project(),
+        operation = app.operation.is_some(),
+    );
+    // An operation a command asked for continues the operator's trace; any other reconcile (a poll, a
+    // watch event, self-heal) is a trace of its own.
+    if let Some(parent) = app.operation.as_ref().and_then(|op| op.trace_context()) {
+        edgecd_telemetry::propagation::set_parent(&span, &parent);
+    }
     let outcome = tracing::Instrument::instrument(engine.reconcile_app(&app), span).await?;
     engine.write(&app, &outcome).await?;
     engine.remember(&name, |m| m.due = Some(Instant::now() + outcome.requeue));

@@ -79,6 +79,13 @@ pub struct RunArgs {
     /// Log filter (tracing env-filter syntax), e.g. `info,edgecd_spoke=debug`.
     #[arg(long, env = "SPOKE_LOG", default_value = "info")]
     pub log: String,
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://otel-collector:4317. Without it the
+    /// standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT apply; neither set: off.
+    #[arg(long, env = "EDGECD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Which spans are exported (tracing-subscriber filter syntax).
+    #[arg(long, env = "EDGECD_TRACE_FILTER", default_value = edgecd_telemetry::DEFAULT_TRACE_FILTER)]
+    pub trace_filter: String,
     /// The hub's gRPC address, `https://host:port` (`http://` only for a local hub without TLS); without it
     /// the spoke runs standalone.
     #[arg(long, env = "SPOKE_HUB_ADDRESS")]
@@ -122,6 +129,20 @@ pub struct RuntimeConfig {
 }
 
 impl RunArgs {
+    /// The logging and tracing flags.
+    pub fn telemetry_settings(&self) -> edgecd_telemetry::Settings {
+        edgecd_telemetry::Settings {
+            service_name: "edgecd-spoke",
+            log_filter: self.log.clone(),
+            log_format: match self.log_format {
+                LogFormat::Text => edgecd_telemetry::LogFormat::Text,
+                LogFormat::Json => edgecd_telemetry::LogFormat::Json,
+            },
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            trace_filter: self.trace_filter.clone(),
+        }
+    }
+
     /// Validates the flags into a runtime configuration.
     pub fn into_config(self) -> anyhow::Result<(RuntimeConfig, LogFormat, String)> {
         let Self {
@@ -137,6 +158,8 @@ impl RunArgs {
             admin_addr,
             log_format,
             log,
+            otlp_endpoint: _,
+            trace_filter: _,
             hub_address,
             bootstrap_token,
             hub_ca_hash,
@@ -235,20 +258,6 @@ pub fn default_cache_dir() -> PathBuf {
     }
 }
 
-/// Installs the global tracing subscriber.
-pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .with_context(|| format!("invalid --log filter {filter:?}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    result.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
-}
-
 /// Installs rustls' `ring` provider as the process default (before any TLS client is built).
 pub fn install_crypto_provider() {
     // An error means a provider is already installed, which is fine.
@@ -258,10 +267,12 @@ pub fn install_crypto_provider() {
 /// `edgecd-spoke run`: everything until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     install_crypto_provider();
-    let (config, format, filter) = args.into_config()?;
-    init_logging(format, &filter)?;
+    let telemetry = edgecd_telemetry::init(&args.telemetry_settings())?;
+    let (config, _, _) = args.into_config()?;
     let runtime = Runtime::start(config).await?;
-    runtime.run_until(shutdown_signal()).await
+    let result = runtime.run_until(shutdown_signal()).await;
+    telemetry.shutdown_async(Duration::from_secs(5)).await;
+    result
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1156,6 +1156,9 @@ struct HistoryView {
     started_at: String,
     deployed_at: String,
     initiated_by: String,
+    /// The trace the sync ran in (the operator's, for a sync a command started).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    trace_id: String,
 }
 
 async fn history(client: &Client, output: Output, app: &v1::AppRef) -> anyhow::Result<()> {
@@ -1179,6 +1182,7 @@ async fn history(client: &Client, output: Output, app: &v1::AppRef) -> anyhow::R
             started_at: time_text(h.started_at.as_ref()),
             deployed_at: time_text(h.deployed_at.as_ref()),
             initiated_by: h.initiated_by.clone(),
+            trace_id: h.trace_id.clone(),
         })
         .collect();
     if !print_structured(output, &views)? {

@@ -43,6 +43,9 @@ pub mod names {
     /// patches, generator selectors and templates. A set that needs it is not sent to a spoke without it, which
     /// would generate other apps from the typed summary.
     pub const APPSET_ARGO_SPEC: &str = "application-sets.argo-spec.v1";
+    /// Commands carry the W3C trace context of the action that issued them (`Command.traceparent`), and
+    /// operation states and history entries the trace they ran in (`trace_id`).
+    pub const TRACE_CONTEXT: &str = "trace-context.v1";
 }
 
 /// Every capability this build implements.
@@ -63,6 +66,7 @@ pub const ALL_V1: &[&str] = &[
     names::AUTONOMOUS_APPS,
     names::APPLICATION_SETS,
     names::APPSET_ARGO_SPEC,
+    names::TRACE_CONTEXT,
 ];
 
 /// `major.minor` of the wire protocol.

@@ -69,6 +69,7 @@ pub(super) async fn server_info(
         login_methods,
         oidc_issuer: oidc.map(|o| o.issuer.clone()).unwrap_or_default(),
         oidc_client_id: oidc.map(|o| o.client_id.clone()).unwrap_or_default(),
+        trace_url_template: api.config().trace_url_template.clone(),
     })
 }
 

@@ -26,6 +26,7 @@ use edgecd_core::access::{Action, Principal, decide};
 use edgecd_core::project::ProjectRole;
 use edgecd_proto::v1;
 use edgecd_proto::v1::hub_service_server::HubService;
+use edgecd_telemetry::propagation::{self, TraceContext};
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tonic::{Request, Response, Status};
@@ -52,6 +53,8 @@ pub struct ApiConfig {
     pub query_timeout: Duration,
     /// How long a project's spec is reused for authorization.
     pub project_cache_ttl: Duration,
+    /// A link to a trace in the operator's tracing UI (`{trace_id}` replaced), reported by `GetServerInfo`.
+    pub trace_url_template: String,
 }
 
 impl Default for ApiConfig {
@@ -63,6 +66,7 @@ impl Default for ApiConfig {
             retry_after: Duration::from_secs(1),
             query_timeout: Duration::from_secs(30),
             project_cache_ttl: Duration::from_secs(5),
+            trace_url_template: String::new(),
         }
     }
 }
@@ -100,6 +104,9 @@ pub(crate) struct Call {
     pub peer: String,
     /// The bearer token the call presented (`Logout` ends exactly that session); never printed.
     pub bearer: Option<crate::store::model::Redacted>,
+    /// The trace to continue in what the call leaves behind (a stored command): the RPC span's when this
+    /// hub exports traces, else the caller's unchanged.
+    pub trace: Option<TraceContext>,
     started: Instant,
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -234,6 +241,7 @@ impl HubApi {
             principal,
             peer: credentials.peer.map(|p| p.to_string()).unwrap_or_default(),
             bearer: credentials.bearer.map(crate::store::model::Redacted),
+            trace: None,
             started,
             _permit: Some(permit),
         })
@@ -489,21 +497,45 @@ pub(crate) fn store_error(error: StoreError, what: impl Into<String>) -> Status 
     }
 }
 
-/// Runs one unary RPC: span, admission, authentication, handler, metrics.
+impl Call {
+    /// The trace context to store with a command this call issues.
+    pub fn command_trace(&self) -> crate::store::model::CommandTrace {
+        self.trace
+            .as_ref()
+            .map(|t| crate::store::model::CommandTrace {
+                traceparent: t.traceparent.clone(),
+                tracestate: t.tracestate.clone(),
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Runs one unary RPC: span (a child of the caller's W3C `traceparent`, if it sent one), admission,
+/// authentication, handler, metrics.
 macro_rules! rpc {
     ($api:expr, $method:literal, $request:expr, $handler:path) => {
         rpc!($api, $method, $request, $handler, true)
     };
     ($api:expr, $method:literal, $request:expr, $handler:path, $authenticate:expr) => {{
+        let request = $request;
         let span = tracing::info_span!(
             "rpc",
+            otel.name = $method,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = "edgecd.v1.HubService",
             method = $method,
             subject = tracing::field::Empty,
             code = tracing::field::Empty
         );
+        let received = TraceContext::from_metadata(request.metadata());
+        if let Some(parent) = &received {
+            propagation::set_parent(&span, parent);
+        }
+        let trace = propagation::pass_on(&span, received.as_ref());
         async {
-            let request = $request;
-            let call = $api.begin($method, &request, $authenticate).await?;
+            let mut call = $api.begin($method, &request, $authenticate).await?;
+            call.trace = trace;
             let result = $handler($api, &call, request.into_inner()).await;
             $api.finish(call, result)
         }

@@ -139,6 +139,7 @@ async fn readable_projects_follow_bindings_and_grants() {
         principal,
         peer: String::new(),
         bearer: None,
+        trace: None,
         started: Instant::now(),
         _permit: None,
     };

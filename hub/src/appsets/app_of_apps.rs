@@ -13,6 +13,7 @@
 //! its parent is refused: a parent must not create apps where its owners
 //! may not.
 
+use edgecd_telemetry::propagation::TraceContext;
 use std::collections::{BTreeMap, BTreeSet};
 
 use edgecd_core::app::{
@@ -850,6 +851,11 @@ fn operation(
         initiated_by: commands
             .last()
             .map(|c| c.issued_by.clone())
+            .unwrap_or_default(),
+        trace_id: commands
+            .last()
+            .and_then(|c| TraceContext::parse(&c.trace.traceparent, &c.trace.tracestate))
+            .map(|t| t.trace_id().to_owned())
             .unwrap_or_default(),
     }
 }

@@ -141,6 +141,8 @@ pub(crate) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::C
         issued_by: record.issued_by.clone(),
         issued_at: Some(pc::timestamp(record.issued_at)),
         kind: Some(kind),
+        traceparent: record.trace.traceparent.clone(),
+        tracestate: record.trace.tracestate.clone(),
     }
 }
 

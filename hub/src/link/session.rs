@@ -10,10 +10,12 @@ use edgecd_proto::v1::{
     GoAway, Heartbeat, Hello, HubMessage, ResyncRequest, SpokeMessage, Welcome, go_away,
     hub_message, resync_request, spoke_message,
 };
+use edgecd_telemetry::propagation::{self, TraceContext};
 use futures::{FutureExt as _, StreamExt};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
+use tracing::Instrument as _;
 
 use super::convert::{self, CommandPayload};
 use super::{LinkConfig, Signal};
@@ -804,8 +806,38 @@ impl Session<'_> {
                 continue;
             }
             self.sent_commands.insert(record.id.clone());
-            let message = convert::command(&record, &payload);
+            let mut message = convert::command(&record, &payload);
+            // The delivery is a span of the action's trace (however long after the call it comes), and the
+            // spoke's work continues from it.
+            let span = tracing::info_span!(
+                "deliver_command",
+                otel.kind = "producer",
+                command = %record.id,
+                kind = %record.kind,
+                app = %record.app,
+                project = %record.project,
+                cluster = %record.cluster,
+            );
+            let stored = TraceContext::parse(&record.trace.traceparent, &record.trace.tracestate);
+            if let Some(parent) = &stored {
+                propagation::set_parent(&span, parent);
+            }
+            match propagation::pass_on(&span, stored.as_ref()) {
+                Some(trace)
+                    if self
+                        .capabilities
+                        .contains(edgecd_core::link::capabilities::names::TRACE_CONTEXT) =>
+                {
+                    message.traceparent = trace.traceparent;
+                    message.tracestate = trace.tracestate;
+                }
+                _ => {
+                    message.traceparent.clear();
+                    message.tracestate.clear();
+                }
+            }
             self.send_sequenced(hub_message::Body::Command(message), vec![record.id.clone()])
+                .instrument(span)
                 .await?;
         }
         Ok(())

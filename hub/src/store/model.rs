@@ -411,6 +411,15 @@ pub struct NewCommand {
     pub payload: serde_json::Value,
     pub issued_by: String,
     pub deadline: OffsetDateTime,
+    /// The trace of the action that issued it.
+    pub trace: CommandTrace,
+}
+
+/// The W3C trace context stored with a command (both empty when it has none).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandTrace {
+    pub traceparent: String,
+    pub tracestate: String,
 }
 
 /// A command in the outbox.
@@ -432,6 +441,7 @@ pub struct CommandRecord {
     pub result: Option<serde_json::Value>,
     pub delivered_at: Option<OffsetDateTime>,
     pub updated_at: OffsetDateTime,
+    pub trace: CommandTrace,
 }
 
 /// Progress or result of a command, reported by the spoke.

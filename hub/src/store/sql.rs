@@ -256,7 +256,7 @@ fn summary_from_row(row: &Row) -> Result<AppSummary> {
 }
 
 const COMMAND_COLUMNS: &str = "seq, id, project, app, cluster, kind, payload, issued_by, issued_at, \
-     deadline, outcome, message, result, delivered_at, updated_at";
+     deadline, outcome, message, result, delivered_at, updated_at, traceparent, tracestate";
 
 fn command_from_row(row: &Row) -> Result<CommandRecord> {
     Ok(CommandRecord {
@@ -277,6 +277,10 @@ fn command_from_row(row: &Row) -> Result<CommandRecord> {
             .map(|r| r.0),
         delivered_at: opt_from_ms(row.try_get("delivered_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
+        trace: CommandTrace {
+            traceparent: row.try_get("traceparent")?,
+            tracestate: row.try_get("tracestate")?,
+        },
     })
 }
 
@@ -1961,13 +1965,16 @@ impl Backend {
             .text("payload", payloads.iter().map(String::as_str))
             .text("issued_by", text(|c| &c.issued_by))
             .bigint("deadline", commands.iter().map(|c| to_ms(c.deadline)))
+            .text("traceparent", text(|c| &c.trace.traceparent))
+            .text("tracestate", text(|c| &c.trace.tracestate))
             .bind(&mut args, "c")?;
         let mut tx = self.pool().begin_with(dialect::BEGIN_WRITE).await?;
         let rows = sqlx::query_with(
             AssertSqlSafe(format!(
                 "INSERT INTO commands (id, project, app, cluster, kind, payload, issued_by, issued_at, \
-                 deadline, updated_at) \
-                 SELECT id, project, app, cluster, kind, payload{jsonb}, issued_by, {now}, deadline, {now} \
+                 deadline, updated_at, traceparent, tracestate) \
+                 SELECT id, project, app, cluster, kind, payload{jsonb}, issued_by, {now}, deadline, {now}, \
+                 traceparent, tracestate \
                  FROM {c} ORDER BY ord RETURNING {COMMAND_COLUMNS}",
                 jsonb = dialect::JSONB
             )),

@@ -1541,6 +1541,7 @@ fn command(app: &str, cluster: &str, deadline: OffsetDateTime) -> NewCommand {
         payload: serde_json::json!({"prune": true}),
         issued_by: "alice".into(),
         deadline,
+        trace: Default::default(),
     }
 }
 

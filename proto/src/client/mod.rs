@@ -71,6 +71,18 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Timeout for each unary call (watch streams are not cut by it).
     pub request_timeout: Duration,
+    /// W3C trace context sent with every call (`traceparent`, `tracestate` metadata), so the hub and the
+    /// spokes continue the caller's trace; see [`ClientConfig::with_trace_context`].
+    pub trace_context: Option<TraceHeaders>,
+}
+
+/// The W3C trace-context headers of the caller's span.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TraceHeaders {
+    /// `00-<trace id>-<span id>-<flags>`.
+    pub traceparent: String,
+    /// Vendor state; empty for none.
+    pub tracestate: String,
 }
 
 impl ClientConfig {
@@ -84,7 +96,23 @@ impl ClientConfig {
             tls_server_name: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            trace_context: None,
         }
+    }
+
+    /// Sends `traceparent` (and `tracestate` when not empty) with every call: the hub's span for the call
+    /// becomes a child of that span, and so does what the call sets off (a sync on a spoke, even one that
+    /// connects later).
+    pub fn with_trace_context(
+        mut self,
+        traceparent: impl Into<String>,
+        tracestate: impl Into<String>,
+    ) -> Self {
+        self.trace_context = Some(TraceHeaders {
+            traceparent: traceparent.into(),
+            tracestate: tracestate.into(),
+        });
+        self
     }
 
     /// Sets the bearer token; an empty string means none.
@@ -123,9 +151,12 @@ impl ClientConfig {
     }
 }
 
-/// Adds the bearer token to every call.
+/// Adds the bearer token, and the trace-context headers when set, to every call.
 #[derive(Clone)]
-pub struct BearerToken(Option<MetadataValue<Ascii>>);
+pub struct BearerToken(
+    Option<MetadataValue<Ascii>>,
+    Vec<(&'static str, MetadataValue<Ascii>)>,
+);
 
 impl std::fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,14 +172,35 @@ impl BearerToken {
     /// A header value for `token` (marked sensitive, so it is never logged by the transport).
     pub fn new(token: Option<&SecretString>) -> Result<Self> {
         let Some(token) = token else {
-            return Ok(Self(None));
+            return Ok(Self(None, Vec::new()));
         };
         let mut value = MetadataValue::try_from(format!("Bearer {}", token.expose_secret()))
             .map_err(|_| {
                 Error::Config("the token contains characters not allowed in a header".into())
             })?;
         value.set_sensitive(true);
-        Ok(Self(Some(value)))
+        Ok(Self(Some(value), Vec::new()))
+    }
+
+    /// Also sends `trace`'s headers.
+    fn with_trace(mut self, trace: Option<&TraceHeaders>) -> Result<Self> {
+        let Some(trace) = trace else {
+            return Ok(self);
+        };
+        let header = |name: &'static str, value: &str| {
+            MetadataValue::try_from(value)
+                .map(|v| (name, v))
+                .map_err(|_| {
+                    Error::Config(format!(
+                        "the {name} holds characters not allowed in a header"
+                    ))
+                })
+        };
+        self.1.push(header("traceparent", &trace.traceparent)?);
+        if !trace.tracestate.is_empty() {
+            self.1.push(header("tracestate", &trace.tracestate)?);
+        }
+        Ok(self)
     }
 }
 
@@ -162,6 +214,9 @@ impl Interceptor for BearerToken {
                 .metadata_mut()
                 .insert("authorization", value.clone());
         }
+        for (name, value) in &self.1 {
+            request.metadata_mut().insert(*name, value.clone());
+        }
         Ok(request)
     }
 }
@@ -174,6 +229,8 @@ pub struct Client {
     inner: Inner,
     channel: Channel,
     endpoint: String,
+    headers: BearerToken,
+    trace: Option<TraceHeaders>,
 }
 
 impl Client {
@@ -197,13 +254,15 @@ impl Client {
             .connect()
             .await
             .map_err(|e| Error::from_transport(&e, &uri))?;
-        Self::with_channel(channel, uri, config.token.as_ref())
+        Self::with_channel(channel, uri, config.token.as_ref())?
+            .traced(config.trace_context.as_ref())
     }
 
     /// Builds a client that connects on first use (and reconnects as needed).
     pub fn connect_lazy(config: ClientConfig) -> Result<Self> {
         let (endpoint, uri) = endpoint(&config)?;
-        Self::with_channel(endpoint.connect_lazy(), uri, config.token.as_ref())
+        Self::with_channel(endpoint.connect_lazy(), uri, config.token.as_ref())?
+            .traced(config.trace_context.as_ref())
     }
 
     /// A client on an existing channel; `endpoint` is only used in error messages.
@@ -212,12 +271,28 @@ impl Client {
         endpoint: impl Into<String>,
         token: Option<&SecretString>,
     ) -> Result<Self> {
-        let inner = HubServiceClient::with_interceptor(channel.clone(), BearerToken::new(token)?)
+        let headers = BearerToken::new(token)?;
+        let inner = HubServiceClient::with_interceptor(channel.clone(), headers.clone())
             .max_decoding_message_size(64 * 1024 * 1024);
         Ok(Self {
             inner,
             channel,
             endpoint: endpoint.into(),
+            headers,
+            trace: None,
+        })
+    }
+
+    /// The same connection sending `trace`'s headers with every call (none: no trace headers).
+    pub fn traced(self, trace: Option<&TraceHeaders>) -> Result<Self> {
+        let headers = BearerToken(self.headers.0.clone(), Vec::new()).with_trace(trace)?;
+        let inner = HubServiceClient::with_interceptor(self.channel.clone(), headers.clone())
+            .max_decoding_message_size(64 * 1024 * 1024);
+        Ok(Self {
+            inner,
+            headers,
+            trace: trace.cloned(),
+            ..self
         })
     }
 
@@ -229,7 +304,8 @@ impl Client {
     /// The same connection with a different token (e.g. after [`Client::login`]).
     pub fn with_token(&self, token: Option<&SecretString>) -> Result<Self> {
         // Rebuild the interceptor only; the channel is shared.
-        Self::with_channel(self.channel.clone(), self.endpoint.clone(), token)
+        Self::with_channel(self.channel.clone(), self.endpoint.clone(), token)?
+            .traced(self.trace.as_ref())
     }
 
     fn raw(&self) -> Inner {

@@ -474,6 +474,7 @@ mod tests {
             resources: vec![],
             retry_count: 0,
             initiated_by: by.into(),
+            trace_id: String::new(),
         }
     }
 

@@ -15,12 +15,14 @@ use edgecd_proto::v1::{
     Heartbeat, HubMessage, SpokeMessage, command, command_status, go_away, hub_message,
     spoke_message,
 };
+use edgecd_telemetry::propagation::{self, TraceContext};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tonic::transport::Endpoint;
+use tracing::Instrument as _;
 
 use super::{HelloParams, LinkError, Negotiated, handshake, reports};
 use crate::crd::{
@@ -94,6 +96,7 @@ impl HubLinkConfig {
                 names::COMMAND_DELETE,
                 names::COMMAND_SYNC_OPTIONS,
                 names::RESOURCE_TREES,
+                names::TRACE_CONTEXT,
                 names::EVENTS,
                 names::PROJECT_POLICIES,
             ]),
@@ -1215,7 +1218,36 @@ impl Link {
         }
     }
 
+    /// Runs a command in a span that continues the trace of the action that issued it.
     async fn run_command(&mut self, command: v1::Command) {
+        let kind = match &command.kind {
+            Some(command::Kind::Sync(_)) => "sync",
+            Some(command::Kind::Rollback(_)) => "rollback",
+            Some(command::Kind::Refresh(_)) => "refresh",
+            Some(command::Kind::Terminate(_)) => "terminate",
+            Some(command::Kind::Diff(_)) => "diff",
+            Some(command::Kind::Manifests(_)) => "manifests",
+            Some(command::Kind::Delete(_)) => "delete",
+            None => "unknown",
+        };
+        let app = command.app.clone().unwrap_or_default();
+        let span = tracing::info_span!(
+            "command",
+            otel.kind = "consumer",
+            command = %command.id,
+            kind,
+            app = %format_args!("{}/{}", app.project, app.name),
+            cluster = %self.config.cluster_name,
+        );
+        let received = TraceContext::parse(&command.traceparent, &command.tracestate);
+        if let Some(parent) = &received {
+            propagation::set_parent(&span, parent);
+        }
+        let trace = propagation::pass_on(&span, received.as_ref());
+        self.handle_command(command, trace).instrument(span).await;
+    }
+
+    async fn handle_command(&mut self, command: v1::Command, trace: Option<TraceContext>) {
         let id = command.id.clone();
         if let Some(known) = self.commands.get(&id).cloned() {
             // A redelivery: answer with what we know, never run it twice.
@@ -1310,6 +1342,7 @@ impl Link {
                         },
                     }),
                     rollback: None,
+                    info: OperationRequest::trace_info(trace.as_ref()),
                 };
                 self.request_operation(&name, request).await
             }
@@ -1329,6 +1362,7 @@ impl Link {
                             prune: rollback.prune,
                             dry_run: rollback.dry_run,
                         }),
+                        info: OperationRequest::trace_info(trace.as_ref()),
                     };
                     self.request_operation(&name, request).await
                 }
