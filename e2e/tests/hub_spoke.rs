@@ -153,7 +153,7 @@ async fn enqueue(store: &dyn Store, payload: CommandPayload) -> String {
         payload: serde_json::to_value(&payload).unwrap(),
         issued_by: "test".into(),
         deadline: OffsetDateTime::now_utc() + time::Duration::hours(1),
-        trace: Default::default(),
+        trace: None,
     };
     store.enqueue_command(&command).await.unwrap().id
 }

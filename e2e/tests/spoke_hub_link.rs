@@ -222,7 +222,7 @@ async fn enqueue(store: &dyn Store, project: &str, payload: CommandPayload) -> S
         payload: serde_json::to_value(&payload).unwrap(),
         issued_by: "alice".into(),
         deadline: OffsetDateTime::now_utc() + time::Duration::hours(1),
-        trace: Default::default(),
+        trace: None,
     };
     store.enqueue_command(&command).await.unwrap().id
 }

@@ -73,14 +73,9 @@ struct ServeArgs {
     /// Log line format: `text`, or `json` (one object per line, with `trace_id` and `span_id` inside a traced span).
     #[arg(long, env = "EDGECD_HUB_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
-    /// Export traces over OTLP/gRPC to this collector, e.g. http://otel-collector:4317. Without it the
-    /// standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT apply; neither set: off.
-    #[arg(long, env = "EDGECD_OTLP_ENDPOINT")]
-    otlp_endpoint: Option<String>,
-    /// Which spans are exported (tracing-subscriber filter syntax).
-    #[arg(long, env = "EDGECD_TRACE_FILTER", default_value = edgecd_telemetry::DEFAULT_TRACE_FILTER)]
-    trace_filter: String,
-    /// A link to a trace in your tracing UI, shown by the console and the CLI beside trace ids:
+    #[command(flatten)]
+    trace: edgecd_telemetry::TraceArgs,
+    /// A link to a trace in your tracing UI, reported by GetServerInfo for clients to link trace ids:
     /// `{trace_id}` is replaced, e.g. 'https://tempo.example/trace/{trace_id}'.
     #[arg(long, env = "EDGECD_HUB_TRACE_URL_TEMPLATE")]
     trace_url_template: Option<String>,
@@ -99,8 +94,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             edgecd_telemetry::LogFormat::Text
         },
-        otlp_endpoint: args.otlp_endpoint.clone(),
-        trace_filter: args.trace_filter.clone(),
+        trace: args.trace.clone(),
     })
     .context("logs and traces")?;
     if telemetry.tracing_enabled() {

@@ -784,7 +784,7 @@ async fn certificate_rotation_during_a_live_stream_loses_no_message() {
                 payload: serde_json::json!({"kind": "refresh", "hard": false}),
                 issued_by: "test".into(),
                 deadline: OffsetDateTime::now_utc() + time::Duration::hours(1),
-                trace: Default::default(),
+                trace: None,
             })
             .await
             .unwrap();

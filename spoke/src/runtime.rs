@@ -79,13 +79,8 @@ pub struct RunArgs {
     /// Log filter (tracing env-filter syntax), e.g. `info,edgecd_spoke=debug`.
     #[arg(long, env = "SPOKE_LOG", default_value = "info")]
     pub log: String,
-    /// Export traces over OTLP/gRPC to this collector, e.g. http://otel-collector:4317. Without it the
-    /// standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT apply; neither set: off.
-    #[arg(long, env = "EDGECD_OTLP_ENDPOINT")]
-    pub otlp_endpoint: Option<String>,
-    /// Which spans are exported (tracing-subscriber filter syntax).
-    #[arg(long, env = "EDGECD_TRACE_FILTER", default_value = edgecd_telemetry::DEFAULT_TRACE_FILTER)]
-    pub trace_filter: String,
+    #[command(flatten)]
+    pub trace: edgecd_telemetry::TraceArgs,
     /// The hub's gRPC address, `https://host:port` (`http://` only for a local hub without TLS); without it
     /// the spoke runs standalone.
     #[arg(long, env = "SPOKE_HUB_ADDRESS")]
@@ -138,8 +133,7 @@ impl RunArgs {
                 LogFormat::Text => edgecd_telemetry::LogFormat::Text,
                 LogFormat::Json => edgecd_telemetry::LogFormat::Json,
             },
-            otlp_endpoint: self.otlp_endpoint.clone(),
-            trace_filter: self.trace_filter.clone(),
+            trace: self.trace.clone(),
         }
     }
 
@@ -158,8 +152,7 @@ impl RunArgs {
             admin_addr,
             log_format,
             log,
-            otlp_endpoint: _,
-            trace_filter: _,
+            trace: _,
             hub_address,
             bootstrap_token,
             hub_ca_hash,

@@ -58,23 +58,19 @@ pub struct Settings {
     /// Which events are logged (tracing-subscriber's `EnvFilter` syntax).
     pub log_filter: String,
     pub log_format: LogFormat,
-    /// OTLP/gRPC endpoint (`http://collector:4317`); `None` reads the OpenTelemetry environment.
-    pub otlp_endpoint: Option<String>,
-    /// Which spans are exported (`EnvFilter` syntax), independent of the log filter.
-    pub trace_filter: String,
+    pub trace: TraceArgs,
 }
 
-impl Settings {
-    /// Settings for `service_name` with `info` logs in text and `info` spans exported when tracing is on.
-    pub fn new(service_name: &'static str) -> Self {
-        Self {
-            service_name,
-            log_filter: "info".into(),
-            log_format: LogFormat::Text,
-            otlp_endpoint: None,
-            trace_filter: DEFAULT_TRACE_FILTER.into(),
-        }
-    }
+/// The tracing flags the hub and the spoke share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TraceArgs {
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://otel-collector:4317. Without it the
+    /// standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT apply; neither set: off.
+    #[arg(long, env = "EDGECD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Which spans are exported (tracing-subscriber filter syntax), independent of the log filter.
+    #[arg(long, env = "EDGECD_TRACE_FILTER", default_value = DEFAULT_TRACE_FILTER)]
+    pub trace_filter: String,
 }
 
 /// The spans exported by default: edgecd's own at `info` and above, nothing from libraries (their spans
@@ -117,8 +113,9 @@ impl Telemetry {
 /// configured. Call it inside the Tokio runtime (the exporter's gRPC connection is spawned on it).
 pub fn init(settings: &Settings) -> Result<Telemetry, Error> {
     let log_filter = filter("log", &settings.log_filter)?;
-    let provider = if tracing_configured(settings.otlp_endpoint.as_deref()) {
-        Some(provider(settings)?)
+    let endpoint = settings.trace.otlp_endpoint.as_deref();
+    let provider = if tracing_configured(endpoint) {
+        Some(provider(settings.service_name, endpoint)?)
     } else {
         None
     };
@@ -138,7 +135,7 @@ pub fn init(settings: &Settings) -> Result<Telemetry, Error> {
         Some(provider) => Some(
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("edgecd"))
-                .with_filter(filter("trace", &settings.trace_filter)?),
+                .with_filter(filter("trace", &settings.trace.trace_filter)?),
         ),
         None => None,
     };
@@ -157,10 +154,8 @@ pub fn provider_without_subscriber(
     service_name: &'static str,
     otlp_endpoint: Option<&str>,
 ) -> Result<(SdkTracerProvider, bool), Error> {
-    let mut settings = Settings::new(service_name);
-    settings.otlp_endpoint = otlp_endpoint.map(str::to_owned);
     if tracing_configured(otlp_endpoint) {
-        Ok((provider(&settings)?, true))
+        Ok((provider(service_name, otlp_endpoint)?, true))
     } else {
         Ok((
             SdkTracerProvider::builder()
@@ -182,13 +177,13 @@ pub fn tracing_configured(flag: Option<&str>) -> bool {
             || set("OTEL_EXPORTER_OTLP_ENDPOINT"))
 }
 
-fn provider(settings: &Settings) -> Result<SdkTracerProvider, Error> {
+/// An exporting provider: to `otlp_endpoint`, else where the OpenTelemetry environment says.
+fn provider(
+    service_name: &'static str,
+    otlp_endpoint: Option<&str>,
+) -> Result<SdkTracerProvider, Error> {
     let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
-    if let Some(endpoint) = settings
-        .otlp_endpoint
-        .as_deref()
-        .filter(|e| !e.trim().is_empty())
-    {
+    if let Some(endpoint) = otlp_endpoint.filter(|e| !e.trim().is_empty()) {
         builder = builder.with_endpoint(endpoint.trim());
     }
     if let Ok(path) = std::env::var("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE")
@@ -209,7 +204,7 @@ fn provider(settings: &Settings) -> Result<SdkTracerProvider, Error> {
         .map_err(|e| Error::Exporter(e.to_string()))?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(resource(settings.service_name))
+        .with_resource(resource(service_name))
         .build())
 }
 

@@ -196,7 +196,7 @@ pub(super) async fn enqueue(
             .map_err(|_| Status::internal("cannot encode the command"))?,
         issued_by: call.principal.subject.clone(),
         deadline: OffsetDateTime::now_utc() + ttl,
-        trace: call.command_trace(),
+        trace: call.trace.clone(),
     };
     let record = api
         .store()
@@ -482,7 +482,7 @@ async fn bulk_inner(
                 payload: payload.clone(),
                 issued_by: call.principal.subject.clone(),
                 deadline,
-                trace: call.command_trace(),
+                trace: call.trace.clone(),
             }
         })
         .collect();

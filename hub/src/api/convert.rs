@@ -466,7 +466,7 @@ pub(crate) fn command_status(c: &CommandRecord) -> v1::CommandStatus {
 pub(crate) fn command_record(c: &CommandRecord) -> v1::CommandRecord {
     let command = serde_json::from_value::<crate::link::CommandPayload>(c.payload.clone())
         .ok()
-        .map(|payload| crate::link::command_message(c, &payload));
+        .map(|payload| crate::link::command_message(c, &payload, c.trace.as_ref()));
     v1::CommandRecord {
         command,
         status: Some(command_status(c)),

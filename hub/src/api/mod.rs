@@ -497,19 +497,6 @@ pub(crate) fn store_error(error: StoreError, what: impl Into<String>) -> Status 
     }
 }
 
-impl Call {
-    /// The trace context to store with a command this call issues.
-    pub fn command_trace(&self) -> crate::store::model::CommandTrace {
-        self.trace
-            .as_ref()
-            .map(|t| crate::store::model::CommandTrace {
-                traceparent: t.traceparent.clone(),
-                tracestate: t.tracestate.clone(),
-            })
-            .unwrap_or_default()
-    }
-}
-
 /// Runs one unary RPC: span (a child of the caller's W3C `traceparent`, if it sent one), admission,
 /// authentication, handler, metrics.
 macro_rules! rpc {

@@ -13,7 +13,6 @@
 //! its parent is refused: a parent must not create apps where its owners
 //! may not.
 
-use edgecd_telemetry::propagation::TraceContext;
 use std::collections::{BTreeMap, BTreeSet};
 
 use edgecd_core::app::{
@@ -854,7 +853,7 @@ fn operation(
             .unwrap_or_default(),
         trace_id: commands
             .last()
-            .and_then(|c| TraceContext::parse(&c.trace.traceparent, &c.trace.tracestate))
+            .and_then(|c| c.trace.as_ref())
             .map(|t| t.trace_id().to_owned())
             .unwrap_or_default(),
     }

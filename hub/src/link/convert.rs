@@ -4,6 +4,7 @@ use edgecd_core::app::AppOrigin;
 use edgecd_core::app::ResourceKey;
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1;
+use edgecd_telemetry::TraceContext;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{
@@ -91,7 +92,13 @@ pub(super) fn required_capability(payload: &CommandPayload) -> &'static str {
     }
 }
 
-pub(crate) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::Command {
+/// The stream message of an outbox command; `trace` is the context the spoke continues (none: the spoke's
+/// work starts traces of its own).
+pub(crate) fn command(
+    record: &CommandRecord,
+    payload: &CommandPayload,
+    trace: Option<&TraceContext>,
+) -> v1::Command {
     let kind = match payload {
         CommandPayload::Sync {
             revision,
@@ -141,8 +148,8 @@ pub(crate) fn command(record: &CommandRecord, payload: &CommandPayload) -> v1::C
         issued_by: record.issued_by.clone(),
         issued_at: Some(pc::timestamp(record.issued_at)),
         kind: Some(kind),
-        traceparent: record.trace.traceparent.clone(),
-        tracestate: record.trace.tracestate.clone(),
+        traceparent: trace.map(|t| t.traceparent.clone()).unwrap_or_default(),
+        tracestate: trace.map(|t| t.tracestate.clone()).unwrap_or_default(),
     }
 }
 

@@ -10,7 +10,7 @@ use edgecd_proto::v1::{
     GoAway, Heartbeat, Hello, HubMessage, ResyncRequest, SpokeMessage, Welcome, go_away,
     hub_message, resync_request, spoke_message,
 };
-use edgecd_telemetry::propagation::{self, TraceContext};
+use edgecd_telemetry::propagation;
 use futures::{FutureExt as _, StreamExt};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -806,7 +806,6 @@ impl Session<'_> {
                 continue;
             }
             self.sent_commands.insert(record.id.clone());
-            let mut message = convert::command(&record, &payload);
             // The delivery is a span of the action's trace (however long after the call it comes), and the
             // spoke's work continues from it.
             let span = tracing::info_span!(
@@ -818,24 +817,14 @@ impl Session<'_> {
                 project = %record.project,
                 cluster = %record.cluster,
             );
-            let stored = TraceContext::parse(&record.trace.traceparent, &record.trace.tracestate);
-            if let Some(parent) = &stored {
+            if let Some(parent) = &record.trace {
                 propagation::set_parent(&span, parent);
             }
-            match propagation::pass_on(&span, stored.as_ref()) {
-                Some(trace)
-                    if self
-                        .capabilities
-                        .contains(edgecd_core::link::capabilities::names::TRACE_CONTEXT) =>
-                {
-                    message.traceparent = trace.traceparent;
-                    message.tracestate = trace.tracestate;
-                }
-                _ => {
-                    message.traceparent.clear();
-                    message.tracestate.clear();
-                }
-            }
+            let trace = propagation::pass_on(&span, record.trace.as_ref()).filter(|_| {
+                self.capabilities
+                    .contains(edgecd_core::link::capabilities::names::TRACE_CONTEXT)
+            });
+            let message = convert::command(&record, &payload, trace.as_ref());
             self.send_sequenced(hub_message::Body::Command(message), vec![record.id.clone()])
                 .instrument(span)
                 .await?;

@@ -1,5 +1,6 @@
 //! Hub-local records read from and written to the store; domain types come from `edgecd-core`, and no sqlx type appears here.
 
+use edgecd_telemetry::TraceContext;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -411,15 +412,8 @@ pub struct NewCommand {
     pub payload: serde_json::Value,
     pub issued_by: String,
     pub deadline: OffsetDateTime,
-    /// The trace of the action that issued it.
-    pub trace: CommandTrace,
-}
-
-/// The W3C trace context stored with a command (both empty when it has none).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CommandTrace {
-    pub traceparent: String,
-    pub tracestate: String,
+    /// The W3C trace context of the action that issued it.
+    pub trace: Option<TraceContext>,
 }
 
 /// A command in the outbox.
@@ -441,7 +435,8 @@ pub struct CommandRecord {
     pub result: Option<serde_json::Value>,
     pub delivered_at: Option<OffsetDateTime>,
     pub updated_at: OffsetDateTime,
-    pub trace: CommandTrace,
+    /// The W3C trace context stored with it (read back through `TraceContext::parse`).
+    pub trace: Option<TraceContext>,
 }
 
 /// Progress or result of a command, reported by the spoke.

@@ -277,10 +277,10 @@ fn command_from_row(row: &Row) -> Result<CommandRecord> {
             .map(|r| r.0),
         delivered_at: opt_from_ms(row.try_get("delivered_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
-        trace: CommandTrace {
-            traceparent: row.try_get("traceparent")?,
-            tracestate: row.try_get("tracestate")?,
-        },
+        trace: edgecd_telemetry::TraceContext::parse(
+            row.try_get("traceparent")?,
+            row.try_get("tracestate")?,
+        ),
     })
 }
 
@@ -1965,8 +1965,14 @@ impl Backend {
             .text("payload", payloads.iter().map(String::as_str))
             .text("issued_by", text(|c| &c.issued_by))
             .bigint("deadline", commands.iter().map(|c| to_ms(c.deadline)))
-            .text("traceparent", text(|c| &c.trace.traceparent))
-            .text("tracestate", text(|c| &c.trace.tracestate))
+            .text(
+                "traceparent",
+                text(|c| c.trace.as_ref().map_or("", |t| t.traceparent.as_str())),
+            )
+            .text(
+                "tracestate",
+                text(|c| c.trace.as_ref().map_or("", |t| t.tracestate.as_str())),
+            )
             .bind(&mut args, "c")?;
         let mut tx = self.pool().begin_with(dialect::BEGIN_WRITE).await?;
         let rows = sqlx::query_with(

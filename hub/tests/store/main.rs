@@ -71,6 +71,7 @@ on_both_backends!(
     cursors_are_bound_to_filter_and_sort,
     counts_match_the_oracle,
     command_outbox_lifecycle,
+    commands_keep_their_trace_context,
     events_are_deduplicated,
     audit_log_pages,
     users_and_tokens,

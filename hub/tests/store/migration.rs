@@ -39,7 +39,7 @@ pub async fn fill(store: &dyn Store) {
                 payload: serde_json::json!({"kind": "sync"}),
                 issued_by: "alice".into(),
                 deadline: OffsetDateTime::now_utc() + time::Duration::hours(1),
-                trace: Default::default(),
+                trace: None,
             })
             .await
             .unwrap();

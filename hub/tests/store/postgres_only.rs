@@ -19,7 +19,7 @@ fn command_for(cluster: &str) -> NewCommand {
         payload: serde_json::json!({}),
         issued_by: "alice".into(),
         deadline: OffsetDateTime::now_utc() + time::Duration::minutes(5),
-        trace: Default::default(),
+        trace: None,
     }
 }
 

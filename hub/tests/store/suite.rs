@@ -1541,7 +1541,7 @@ fn command(app: &str, cluster: &str, deadline: OffsetDateTime) -> NewCommand {
         payload: serde_json::json!({"prune": true}),
         issued_by: "alice".into(),
         deadline,
-        trace: Default::default(),
+        trace: None,
     }
 }
 
@@ -1552,6 +1552,34 @@ fn update(id: &str, outcome: CommandOutcome) -> CommandUpdate {
         message: outcome.as_str().to_lowercase(),
         result: None,
     }
+}
+
+/// A command stores the W3C trace context of the action that issued it, singly and in bulk, and reads it back.
+pub async fn commands_keep_their_trace_context(store: &dyn Store) {
+    let later = OffsetDateTime::now_utc() + time::Duration::minutes(10);
+    let trace = edgecd_telemetry::TraceContext::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "vendor=1",
+    );
+    assert!(trace.is_some());
+    let traced = NewCommand {
+        trace: trace.clone(),
+        ..command("web", "traced", later)
+    };
+    let one = store.enqueue_command(&traced).await.unwrap();
+    let bulk = store
+        .enqueue_commands(&[traced.clone(), command("db", "traced", later)])
+        .await
+        .unwrap();
+    assert_eq!(one.trace, trace);
+    assert_eq!(bulk[0].trace, trace);
+    assert_eq!(bulk[1].trace, None);
+    let listed = store
+        .list_deliverable_commands("traced", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let traces: Vec<_> = listed.into_iter().map(|c| c.trace).collect();
+    assert_eq!(traces, [trace.clone(), trace, None]);
 }
 
 pub async fn command_outbox_lifecycle(store: &dyn Store) {
