@@ -1691,6 +1691,26 @@ async fn send(
 mod tests {
     use super::*;
 
+    /// The spoke announces every capability of this build: the default list, plus those announced when
+    /// their feature is configured (application sets, repository credentials, certificate renewal). A
+    /// capability added to `ALL_V1` and forgotten here would silently never be negotiated.
+    #[test]
+    fn the_spoke_announces_every_capability_of_this_build() {
+        use edgecd_core::link::capabilities::{ALL_V1, names};
+        let config = HubLinkConfig::new("https://hub:7443", "c1", "edgecd");
+        let mut announced: Vec<&str> = config.capabilities.iter().collect();
+        announced.extend([
+            names::APPLICATION_SETS,
+            names::APPSET_ARGO_SPEC,
+            names::REPO_CREDENTIALS,
+            names::CERT_RENEWAL,
+        ]);
+        announced.sort_unstable();
+        let mut all = ALL_V1.to_vec();
+        all.sort_unstable();
+        assert_eq!(announced, all);
+    }
+
     fn go_away(reason: go_away::Reason, retry_after: Option<Duration>) -> Result<(), LinkError> {
         Err(LinkError::GoAway {
             reason,
