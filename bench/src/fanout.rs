@@ -4,9 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use edgecd_core::app::{ApplicationSource, ApplicationSpec, Destination};
 use edgecd_hub::server::{Database, Server, ServerConfig};
-use edgecd_hub::store::{ImportedApp, NewApp, NewCluster, PgStore, SqliteStore, Store};
+use edgecd_hub::store::{ImportedApp, NewApp, NewCluster};
 use edgecd_proto::v1;
 use edgecd_proto::v1::hub_service_client::HubServiceClient;
 use tokio::sync::watch;
@@ -55,16 +54,7 @@ impl FanoutBench {
 
     async fn run_async(self) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let _pg;
-        let store: Arc<dyn Store> = match self.backend {
-            Backend::Sqlite => Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await?),
-            Backend::Postgres => {
-                let server = tokio::task::spawn_blocking(edgecd_testkit::PgServer::start).await??;
-                let url = server.create_database()?;
-                _pg = server;
-                Arc::new(PgStore::connect_url(&url).await?)
-            }
-        };
+        let (store, _pg) = crate::open_store(self.backend == Backend::Postgres, dir.path()).await?;
         eprintln!("Registering {} clusters with one app each…", self.spokes);
         let mut apps = Vec::with_capacity(self.spokes);
         for i in 0..self.spokes {
@@ -79,21 +69,7 @@ impl FanoutBench {
                 app: NewApp {
                     project: "default".into(),
                     name: format!("web-{i:05}"),
-                    spec: ApplicationSpec {
-                        project: "default".into(),
-                        source: ApplicationSource {
-                            repo_url: "https://git.example.com/web.git".into(),
-                            target_revision: "HEAD".into(),
-                            path: "deploy".into(),
-                            ..ApplicationSource::default()
-                        },
-                        destination: Destination {
-                            cluster: name,
-                            namespace: "web".into(),
-                            ..Destination::default()
-                        },
-                        ..ApplicationSpec::default()
-                    },
+                    spec: crate::web_app_spec(&name),
                     labels: Default::default(),
                     owner: None,
                 },

@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use edgecd_core::app::{ApplicationSource, ApplicationSpec, Destination};
 use edgecd_hub::server::{Database, Server, ServerConfig};
-use edgecd_hub::store::{ImportedApp, NewApp, NewCluster, PgStore, SqliteStore, Store};
+use edgecd_hub::store::{ImportedApp, NewApp, NewCluster};
 use edgecd_proto::v1;
 use edgecd_proto::v1::hub_service_client::HubServiceClient;
 
@@ -43,24 +42,6 @@ pub struct IngestBench {
     pub backend: Backend,
 }
 
-fn spec(cluster: &str) -> ApplicationSpec {
-    ApplicationSpec {
-        project: "default".into(),
-        source: ApplicationSource {
-            repo_url: "https://git.example.com/web.git".into(),
-            target_revision: "HEAD".into(),
-            path: "deploy".into(),
-            ..ApplicationSource::default()
-        },
-        destination: Destination {
-            cluster: cluster.into(),
-            namespace: "web".into(),
-            ..Destination::default()
-        },
-        ..ApplicationSpec::default()
-    }
-}
-
 impl IngestBench {
     pub fn run(self) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -72,16 +53,7 @@ impl IngestBench {
 
     async fn run_async(self) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let _pg;
-        let store: Arc<dyn Store> = match self.backend {
-            Backend::Sqlite => Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await?),
-            Backend::Postgres => {
-                let server = tokio::task::spawn_blocking(edgecd_testkit::PgServer::start).await??;
-                let url = server.create_database()?;
-                _pg = server;
-                Arc::new(PgStore::connect_url(&url).await?)
-            }
-        };
+        let (store, _pg) = crate::open_store(self.backend == Backend::Postgres, dir.path()).await?;
         eprintln!(
             "Loading {} clusters × {} apps (+ 1 probe cluster)…",
             self.spokes, self.apps
@@ -104,7 +76,7 @@ impl IngestBench {
                     app: NewApp {
                         project: "default".into(),
                         name: format!("{cluster}-app-{a:03}"),
-                        spec: spec(cluster),
+                        spec: crate::web_app_spec(cluster),
                         labels: Default::default(),
                         owner: None,
                     },

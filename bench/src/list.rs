@@ -50,13 +50,7 @@ impl ListExplain {
             .build()
             .context("starting the tokio runtime")?;
         runtime.block_on(async {
-            let server = tokio::task::spawn_blocking(edgecd_testkit::PgServer::start)
-                .await?
-                .context("starting PostgreSQL")?;
-            let url = server.create_database().context("creating the database")?;
-            let store = PgStore::connect_url(&url)
-                .await
-                .context("opening PostgreSQL")?;
+            let (server, url, store) = crate::start_postgres().await?;
             self.list.load(&store).await?;
             self.list.explain(&url).await?;
             drop(server);
@@ -127,13 +121,7 @@ impl ListBench {
             figures.push(backend);
         }
         if self.backend != Backends::Sqlite {
-            let server = tokio::task::spawn_blocking(edgecd_testkit::PgServer::start)
-                .await?
-                .context("starting PostgreSQL")?;
-            let url = server.create_database().context("creating the database")?;
-            let store = PgStore::connect_url(&url)
-                .await
-                .context("opening PostgreSQL")?;
+            let (server, _, store) = crate::start_postgres().await?;
             let (backend_rows, backend) = self.measure("postgres", 20.0, &store).await?;
             rows.extend(backend_rows);
             figures.push(backend);
