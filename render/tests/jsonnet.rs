@@ -22,6 +22,13 @@ fn options(root: &Path, jsonnet: JsonnetOptions) -> RenderOptions {
     }
 }
 
+/// The error of rendering `dir` (its own repository root) with default Jsonnet options.
+fn render_error(dir: &Path) -> String {
+    render(dir, &options(dir, JsonnetOptions::default()))
+        .unwrap_err()
+        .to_string()
+}
+
 fn var(name: &str, value: &str, code: bool) -> JsonnetVar {
     JsonnetVar {
         name: name.into(),
@@ -75,12 +82,7 @@ fn objects_lists_and_nested_lists_render_beside_yaml_and_libsonnet_is_not_render
 fn scalar_output_is_an_error_naming_the_file() {
     let temp = tempfile::tempdir().unwrap();
     write(&temp.path().join("x.jsonnet"), "'just a string'");
-    let err = render(
-        temp.path(),
-        &options(temp.path(), JsonnetOptions::default()),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = render_error(temp.path());
     assert!(
         err.contains("x.jsonnet") && err.contains("a string"),
         "{err}"
@@ -234,34 +236,19 @@ fn imports_and_libs_leaving_the_repository_are_refused() {
 fn syntax_errors_name_file_and_line() {
     let temp = tempfile::tempdir().unwrap();
     write(&temp.path().join("bad.jsonnet"), "{\n  a: 1,\n  b: ,\n}\n");
-    let err = render(
-        temp.path(),
-        &options(temp.path(), JsonnetOptions::default()),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = render_error(temp.path());
     assert!(err.contains("bad.jsonnet:3:"), "{err}");
     // In an imported library too.
     write(&temp.path().join("bad.jsonnet"), "import 'lib.libsonnet'");
     write(&temp.path().join("lib.libsonnet"), "local x = ;\nx");
-    let err = render(
-        temp.path(),
-        &options(temp.path(), JsonnetOptions::default()),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = render_error(temp.path());
     assert!(err.contains("lib.libsonnet:1:"), "{err}");
     // A runtime error names its line.
     write(
         &temp.path().join("bad.jsonnet"),
         "local o = {};\n\n{ x: o.missing }",
     );
-    let err = render(
-        temp.path(),
-        &options(temp.path(), JsonnetOptions::default()),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = render_error(temp.path());
     assert!(
         err.contains("bad.jsonnet:3:") && err.contains("missing"),
         "{err}"
@@ -274,12 +261,7 @@ fn runaway_programs_fail_within_the_limits() {
     let file = temp.path().join("run.jsonnet");
     // Unbounded recursion: the stack limit.
     write(&file, "local f(x) = f(x + 1) + 1;\n{ a: f(0) }");
-    let err = render(
-        temp.path(),
-        &options(temp.path(), JsonnetOptions::default()),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = render_error(temp.path());
     assert!(
         err.contains("run.jsonnet") && err.contains("stack"),
         "{err}"
