@@ -149,6 +149,47 @@ async fn clear(client: kube::Client, leftovers: Leftovers<'_>) -> anyhow::Result
     }
 }
 
+/// The engine settings of the spoke tests: git polled every 500 ms, progress every 200 ms, a wave given
+/// 30 s to become healthy and polled every 50 ms.
+pub fn test_engine_config() -> EngineConfig {
+    EngineConfig {
+        namespace: STATE_NS.into(),
+        poll_interval: Duration::from_millis(500),
+        progress_interval: Duration::from_millis(200),
+        sync: SyncOptions {
+            wave_timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(50),
+            ..SyncOptions::default()
+        },
+        ..EngineConfig::default()
+    }
+}
+
+/// The real spoke runtime's settings for the cluster of `kubeconfig`, as `edgecd-spoke run
+/// --cluster-name NAME` has them (standalone, caches under `cache_dir`), with [`test_engine_config`].
+pub fn test_runtime_config(
+    kubeconfig: &std::path::Path,
+    cluster: &str,
+    cache_dir: std::path::PathBuf,
+) -> anyhow::Result<edgecd_spoke::runtime::RuntimeConfig> {
+    Ok(edgecd_spoke::runtime::RuntimeConfig {
+        server_url: None,
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        context: None,
+        cluster_name: edgecd_core::ClusterName::parse(cluster.to_owned())?,
+        engine: EngineConfig {
+            identity: format!("edgecd-spoke/{cluster}"),
+            cluster_name: cluster.into(),
+            ..test_engine_config()
+        },
+        cache_dir,
+        admin_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        hub_address: None,
+        bootstrap_token: None,
+        hub_ca_hash: None,
+    })
+}
+
 /// A spoke engine (reconcile loop, git cache) on one cluster, with a hub
 /// link that can be started and stopped. Everything stops when dropped.
 #[allow(missing_debug_implementations)]

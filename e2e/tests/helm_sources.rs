@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::harness;
 use edgecd_e2e::testdata;
 use edgecd_spoke::appset::ApplicationSet;
 use edgecd_spoke::cluster::LiveCluster;
 use edgecd_spoke::crd::Application;
-use edgecd_spoke::reconcile::EngineConfig;
-use edgecd_spoke::runtime::{Runtime, RuntimeConfig};
-use edgecd_spoke::sync::SyncOptions;
+use edgecd_spoke::runtime::Runtime;
 use edgecd_testkit::GitServer;
 use edgecd_testkit::chart_repo::{ChartRepoServer, index_repo, package_chart};
 use k8s_openapi::ByteString;
@@ -56,32 +55,10 @@ struct Spoke {
 /// The real spoke runtime for `kubeconfig`, as `edgecd-spoke run --cluster-name NAME --helm-binary HELM`.
 async fn start_spoke(kubeconfig: &Path, name: &str, helm: &Path) -> Spoke {
     let dir = tempfile::tempdir().unwrap();
-    let config = RuntimeConfig {
-        server_url: None,
-        kubeconfig: Some(kubeconfig.to_path_buf()),
-        context: None,
-        cluster_name: edgecd_core::ClusterName::parse(name.to_owned()).unwrap(),
-        engine: EngineConfig {
-            namespace: STATE_NS.into(),
-            poll_interval: Duration::from_millis(500),
-            progress_interval: Duration::from_millis(200),
-            sync: SyncOptions {
-                wave_timeout: Duration::from_secs(30),
-                poll_interval: Duration::from_millis(50),
-                ..SyncOptions::default()
-            },
-            identity: format!("edgecd-spoke/{name}"),
-            cluster_name: name.into(),
-            helm_binary: helm.to_path_buf(),
-            helm_dir: Some(dir.path().join("cache/helm")),
-            ..EngineConfig::default()
-        },
-        cache_dir: dir.path().join("cache"),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        hub_address: None,
-        bootstrap_token: None,
-        hub_ca_hash: None,
-    };
+    let mut config =
+        harness::test_runtime_config(kubeconfig, name, dir.path().join("cache")).unwrap();
+    config.engine.helm_binary = helm.to_path_buf();
+    config.engine.helm_dir = Some(dir.path().join("cache/helm"));
     let runtime = Runtime::start(config).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(runtime.run_until(async move {

@@ -10,13 +10,12 @@ use edgecd_core::Health;
 use edgecd_core::SyncStatus;
 use edgecd_core::app::ResourceKey;
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::harness;
 use edgecd_e2e::testdata;
 use edgecd_spoke::appset::{ApplicationSet, OWNER_KIND_LABEL, OWNER_NAME_LABEL};
 use edgecd_spoke::cluster::LiveCluster;
 use edgecd_spoke::crd::Application;
-use edgecd_spoke::reconcile::EngineConfig;
-use edgecd_spoke::runtime::{Runtime, RuntimeConfig};
-use edgecd_spoke::sync::SyncOptions;
+use edgecd_spoke::runtime::Runtime;
 use edgecd_testkit::GitServer;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
@@ -121,30 +120,8 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
     // The real spoke runtime, configured as `edgecd-spoke run --cluster-name cluster-3` would be.
     let dir = tempfile::tempdir().unwrap();
     let kubeconfigs = emulator.write_kubeconfigs(dir.path()).unwrap();
-    let config = RuntimeConfig {
-        server_url: None,
-        kubeconfig: Some(kubeconfigs[0].clone()),
-        context: None,
-        cluster_name: edgecd_core::ClusterName::parse(CLUSTER.to_owned()).unwrap(),
-        engine: EngineConfig {
-            namespace: STATE_NS.into(),
-            poll_interval: Duration::from_millis(500),
-            progress_interval: Duration::from_millis(200),
-            sync: SyncOptions {
-                wave_timeout: Duration::from_secs(30),
-                poll_interval: Duration::from_millis(50),
-                ..SyncOptions::default()
-            },
-            identity: format!("edgecd-spoke/{CLUSTER}"),
-            cluster_name: CLUSTER.into(),
-            ..EngineConfig::default()
-        },
-        cache_dir: dir.path().join("cache"),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        hub_address: None,
-        bootstrap_token: None,
-        hub_ca_hash: None,
-    };
+    let config =
+        harness::test_runtime_config(&kubeconfigs[0], CLUSTER, dir.path().join("cache")).unwrap();
     let runtime = Runtime::start(config).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(runtime.run_until(async move {

@@ -11,13 +11,13 @@ use edgecd_core::app::{
     ApplicationSource, ApplicationSpec, AutomatedSync, Destination, SyncPolicy,
 };
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
+use edgecd_e2e::harness;
 use edgecd_e2e::testdata;
 use edgecd_render::Value;
 use edgecd_spoke::cluster::LiveCluster;
 use edgecd_spoke::crd::Application;
 use edgecd_spoke::git::{CredentialStore, GitCache, GitConfig};
-use edgecd_spoke::reconcile::{self, Engine, EngineConfig};
-use edgecd_spoke::sync::SyncOptions;
+use edgecd_spoke::reconcile::{self, Engine};
 use edgecd_testkit::{GitRepo, GitServer};
 use kube::api::{Api, PostParams};
 use tokio::sync::oneshot;
@@ -51,17 +51,7 @@ async fn start_spoke(emulator: &KubeEmulator, index: usize) -> Spoke {
         ..GitConfig::new(cache.path())
     };
     let git = GitCache::new(git_config, CredentialStore::default()).unwrap();
-    let config = EngineConfig {
-        namespace: STATE_NS.into(),
-        poll_interval: Duration::from_millis(500),
-        progress_interval: Duration::from_millis(200),
-        sync: SyncOptions {
-            wave_timeout: Duration::from_secs(30),
-            poll_interval: Duration::from_millis(50),
-            ..SyncOptions::default()
-        },
-        ..EngineConfig::default()
-    };
+    let config = harness::test_engine_config();
     let (engine, triggers) = Engine::new(cluster.clone(), git, config);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(reconcile::run(Arc::clone(&engine), triggers, async move {
