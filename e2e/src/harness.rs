@@ -289,3 +289,27 @@ pub async fn wait_for<T>(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Runs each named scenario (an `async fn(Backend)`) on the emulator and on
+/// a real control plane, as `<scenario>::emulator` and
+/// `<scenario>::real_cluster`. The calling test file defines `LEFTOVERS` (what a real cluster may keep).
+#[macro_export]
+macro_rules! on_both_back_ends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn emulator() {
+                let backend = edgecd_e2e::harness::Backend::emulator().await.unwrap();
+                super::$scenario(backend).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn real_cluster() {
+                let leftovers = super::LEFTOVERS;
+                if let Some(backend) = edgecd_e2e::harness::Backend::real(leftovers).await.unwrap() {
+                    super::$scenario(backend).await;
+                }
+            }
+        }
+    )*};
+}

@@ -36,27 +36,7 @@ const LEFTOVERS: Leftovers<'static> = Leftovers {
 /// How long any one expected state may take to appear.
 const PATIENCE: Duration = Duration::from_secs(90);
 
-macro_rules! on_both_back_ends {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn emulator() {
-                let backend = edgecd_e2e::harness::Backend::emulator().await.unwrap();
-                super::$scenario(backend).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn real_cluster() {
-                let leftovers = super::LEFTOVERS;
-                if let Some(backend) = edgecd_e2e::harness::Backend::real(leftovers).await.unwrap() {
-                    super::$scenario(backend).await;
-                }
-            }
-        }
-    )*};
-}
-
-on_both_back_ends!(
+edgecd_e2e::on_both_back_ends!(
     ignored_fields_stay_synced_and_respected_fields_keep_live_values,
     prune_propagation_orphan_leaves_dependents,
     a_shared_resource_fails_the_sync_and_delete_false_keeps_objects,

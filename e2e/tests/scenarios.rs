@@ -45,30 +45,7 @@ const LEFTOVERS: Leftovers<'static> = Leftovers {
     ],
 };
 
-/// Runs each named scenario (an `async fn(Backend)`) on the emulator and on
-/// a real control plane, as `<scenario>::emulator` and
-/// `<scenario>::real_cluster`.
-macro_rules! on_both_back_ends {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn emulator() {
-                let backend = edgecd_e2e::harness::Backend::emulator().await.unwrap();
-                super::$scenario(backend).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn real_cluster() {
-                let leftovers = super::LEFTOVERS;
-                if let Some(backend) = edgecd_e2e::harness::Backend::real(leftovers).await.unwrap() {
-                    super::$scenario(backend).await;
-                }
-            }
-        }
-    )*};
-}
-
-on_both_back_ends!(
+edgecd_e2e::on_both_back_ends!(
     talk_repo_follows_git_heals_and_prunes,
     waves_apply_crds_before_their_custom_resources,
     a_failing_pod_is_degraded,
