@@ -23,7 +23,6 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, PostParams};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/edgecd-spoke");
-const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 /// The release, its namespace (also the spoke's state namespace) and hence
 /// the ServiceAccount's name (the release name contains the chart's).
 const RELEASE: &str = "edgecd-spoke";
@@ -185,57 +184,6 @@ impl Drop for SpokeProcess {
     }
 }
 
-/// The `edgecd-spoke` binary of this build's profile, built (or found up to
-/// date) by cargo into the same target directory, once per test process.
-fn spoke_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            // This test runs from <target>/<profile>/deps/.
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-            let target_dir = profile_dir.parent().unwrap();
-            let profile = profile_dir
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let mut cargo = Command::new(env!("CARGO"));
-            cargo
-                .current_dir(WORKSPACE)
-                .args([
-                    "build",
-                    "--locked",
-                    "-p",
-                    "edgecd-spoke",
-                    "--bin",
-                    "edgecd-spoke",
-                ])
-                .env("CARGO_TARGET_DIR", target_dir)
-                .stdin(Stdio::null());
-            match profile.as_str() {
-                "debug" => {}
-                "release" => {
-                    cargo.arg("--release");
-                }
-                other => {
-                    cargo.args(["--profile", other]);
-                }
-            }
-            let start = Instant::now();
-            let status = cargo.status().unwrap();
-            assert!(status.success(), "building edgecd-spoke failed ({status})");
-            eprintln!(
-                "edgecd-spoke built (or up to date) in {:?}",
-                start.elapsed()
-            );
-            let bin = profile_dir.join("edgecd-spoke");
-            assert!(bin.exists(), "{} is missing after the build", bin.display());
-            bin
-        })
-        .clone()
-}
-
 /// A real control plane with the chart installed (`--wait`: the node
 /// simulator starts the spoke's pod, so the Deployment becomes available), or
 /// `None` where helm or realkube cannot be had.
@@ -329,7 +277,7 @@ async fn client_for(kubeconfig: &Path) -> kube::Client {
 
 /// Starts the real `edgecd-spoke run`, standalone, with `kubeconfig`.
 fn start_spoke(kubeconfig: &Path, dir: &Path) -> SpokeProcess {
-    let bin = spoke_binary();
+    let bin = edgecd_testkit::binaries::workspace_binary("edgecd-spoke", "edgecd-spoke").unwrap();
     let log = dir.join("spoke.log");
     let admin_addr = format!("127.0.0.1:{}", net::free_port().unwrap());
     let child = Command::new(&bin)

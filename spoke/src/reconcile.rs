@@ -634,6 +634,7 @@ impl Engine {
 
     /// Renders the app's source at `revision` (or its target revision). A Helm chart of a chart repository
     /// is rendered at the version its target revision resolves to, which is returned as the revision.
+    #[tracing::instrument(skip_all, fields(app = %app.qualified_name(), repo = %source.repo_url, path = %source.path, revision))]
     async fn render_source(
         &self,
         app: &Application,
@@ -700,7 +701,7 @@ impl Engine {
             return Ok((commit_text, objects));
         }
         let renders = Arc::clone(&self.renders);
-        let span = tracing::Span::current();
+        let span = tracing::info_span!("render", commit = %commit_text);
         let objects = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             // The checkout lease keeps the directory alive while rendering.

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use edgecd_core::Health;
 use edgecd_core::SyncStatus;
@@ -853,6 +854,7 @@ pub async fn sync(
 
     let wave_count = the_plan.waves.len();
     for (index, (wave, objects)) in the_plan.waves.iter().enumerate() {
+        let wave_span = tracing::info_span!("wave", wave = *wave, objects = objects.len());
         if let Some(by) = termination.requested() {
             return terminated(
                 by,
@@ -862,7 +864,10 @@ pub async fn sync(
             );
         }
         for p in objects {
-            match apply_one(cluster, p, apply_options, options).await {
+            match apply_one(cluster, p, apply_options, options)
+                .instrument(wave_span.clone())
+                .await
+            {
                 Ok(message) => {
                     results.push(result(&p.key, *wave, "Synced", message));
                     applied.push(p.key.clone());
@@ -881,7 +886,10 @@ pub async fn sync(
         let last = index + 1 == wave_count;
         if !options.dry_run && (!last || (options.prune_last && options.prune)) {
             let keys: Vec<&ResourceKey> = objects.iter().map(|p| &p.key).collect();
-            match wait_healthy(cluster, &keys, options, termination).await {
+            match wait_healthy(cluster, &keys, options, termination)
+                .instrument(wave_span.clone())
+                .await
+            {
                 Ok(()) => {}
                 Err(Waited::Terminated(by)) => {
                     return terminated(
@@ -915,6 +923,7 @@ pub async fn sync(
     }
     let mut kept = Vec::new();
     let mut pruned = Vec::new();
+    let prune_span = tracing::info_span!("prune", objects = the_plan.prune.len());
     for key in &the_plan.prune {
         if !options.prune {
             results.push(result(
@@ -930,7 +939,11 @@ pub async fn sync(
             results.push(result(key, 0, "Pruned", "(dry run)"));
             continue;
         }
-        match cluster.delete_with(key, options.prune_propagation).await {
+        match cluster
+            .delete_with(key, options.prune_propagation)
+            .instrument(prune_span.clone())
+            .await
+        {
             Ok(_) => {
                 results.push(result(key, 0, "Pruned", ""));
                 pruned.push(key.clone());
@@ -1076,6 +1089,7 @@ enum Waited {
 
 /// Polls until every object is healthy (or has no health); fails on Degraded
 /// or when the wave timeout passes; stops between polls when termination is requested.
+#[tracing::instrument(skip_all, fields(objects = keys.len()))]
 async fn wait_healthy(
     cluster: &LiveCluster,
     keys: &[&ResourceKey],

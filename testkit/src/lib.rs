@@ -5,6 +5,7 @@
 //! and clean up when dropped. A watchdog process also cleans up if the test
 //! process dies without running destructors.
 
+pub mod binaries;
 pub mod browser;
 pub mod chart_repo;
 pub mod git;
@@ -12,6 +13,7 @@ pub mod git_http;
 mod gobuilt;
 pub mod helm;
 pub mod net;
+pub mod otlp;
 pub mod postgres;
 pub mod realkube;
 mod watchdog;

@@ -57,6 +57,8 @@ impl Run {
 /// The `edgecd` binary with its own config file.
 pub struct Cli {
     pub config: PathBuf,
+    /// Environment variables set for every run.
+    pub env: Vec<(String, String)>,
     _home: tempfile::TempDir,
 }
 
@@ -65,6 +67,7 @@ impl Cli {
         let home = tempfile::tempdir().unwrap();
         Self {
             config: home.path().join("edgecd/config.yaml"),
+            env: Vec::new(),
             _home: home,
         }
     }
@@ -83,6 +86,7 @@ impl Cli {
             .env_remove("EDGECD_TOKEN")
             .env_remove("EDGECD_CONTEXT")
             .env_remove("EDGECD_PASSWORD")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
