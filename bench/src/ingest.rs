@@ -40,6 +40,10 @@ pub struct IngestBench {
     pub rate: Option<u64>,
     #[arg(long, value_enum, default_value_t = Backend::Postgres)]
     pub backend: Backend,
+    /// Trace the in-process hub, exporting over OTLP/gRPC to this endpoint (sampling from
+    /// `OTEL_TRACES_SAMPLER`); `ingest-tracing` runs the benchmark with and without it.
+    #[arg(long, hide = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl IngestBench {
@@ -52,6 +56,26 @@ impl IngestBench {
     }
 
     async fn run_async(self) -> anyhow::Result<()> {
+        let telemetry = match &self.otlp_endpoint {
+            Some(endpoint) => Some(edgecd_telemetry::init(&edgecd_telemetry::Settings {
+                service_name: "edgecd-hub",
+                log_filter: "warn".into(),
+                log_format: edgecd_telemetry::LogFormat::Text,
+                trace: edgecd_telemetry::TraceArgs {
+                    otlp_endpoint: Some(endpoint.clone()),
+                    trace_filter: edgecd_telemetry::DEFAULT_TRACE_FILTER.into(),
+                },
+            })?),
+            None => None,
+        };
+        let result = self.measure().await;
+        if let Some(telemetry) = telemetry {
+            telemetry.shutdown_async(Duration::from_secs(10)).await;
+        }
+        result
+    }
+
+    async fn measure(self) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let (store, _pg) = crate::open_store(self.backend == Backend::Postgres, dir.path()).await?;
         eprintln!(

@@ -8,6 +8,7 @@ pub mod render;
 pub mod simspoke;
 pub mod spoke;
 pub mod streams;
+pub mod tracing_overhead;
 
 use std::sync::Arc;
 

@@ -22,6 +22,8 @@ enum Bench {
     ListExplain(bench::list::ListExplain),
     /// Hub ingest: simulated spokes streaming status changes; changes/s persisted and delay until visible in the API.
     Ingest(bench::ingest::IngestBench),
+    /// Hub ingest with tracing on (OTLP export to an in-process receiver, sampled) against off, side by side.
+    IngestTracing(bench::tracing_overhead::TracingOverheadBench),
     /// Hub fan-out: one bulk sync to 1,000 connected simulated spokes; time until each has it.
     Fanout(bench::fanout::FanoutBench),
     /// Hub streams: N concurrent spoke streams on one replica; memory per stream.
@@ -44,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Bench::List(list) => list.run(),
         Bench::ListExplain(explain) => explain.run(),
         Bench::Ingest(ingest) => ingest.run(),
+        Bench::IngestTracing(bench) => bench.run(),
         Bench::Fanout(fanout) => fanout.run(),
         Bench::Streams(streams) => streams.run(),
         Bench::Console(console) => console.run(),
