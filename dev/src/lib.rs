@@ -126,6 +126,8 @@ pub struct FleetConfig {
     /// Apply the fleet-scoped set [`EDGE_ADDONS_APPSET`] at start: each cluster's spoke generates
     /// its own [`EDGE_ADDONS`] (automated sync), shown at the hub as `name@cluster`.
     pub edge_addons: bool,
+    /// The hub's `--trace-url-template` (empty: none).
+    pub trace_url_template: String,
 }
 
 impl Default for FleetConfig {
@@ -141,6 +143,7 @@ impl Default for FleetConfig {
             stage_delay: Duration::from_millis(300),
             enrolled: None,
             edge_addons: false,
+            trace_url_template: String::new(),
         }
     }
 }
@@ -226,6 +229,7 @@ impl Fleet {
         hub_config.grpc_listen = config.grpc_listen;
         hub_config.http_listen = config.http_listen;
         hub_config.drain_timeout = Duration::from_secs(3);
+        hub_config.api.trace_url_template = config.trace_url_template.clone();
         hub_config.link = LinkConfig {
             heartbeat_interval: (config.stale_after / 3).max(Duration::from_millis(200)),
             stale_after: config.stale_after,

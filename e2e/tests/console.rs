@@ -107,6 +107,7 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
     let fleet = Fleet::start(
         FleetConfig {
             stale_after: Duration::from_secs(4),
+            trace_url_template: "https://traces.example/trace/{trace_id}".into(),
             ..FleetConfig::default()
         },
         |_| {},
@@ -383,6 +384,22 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         .await
         .unwrap();
     wait_for_image(&live_image, ":1.20.0").await;
+    // The sync the console started is one trace: its W3C traceparent travelled with the command, and the
+    // history entry links it with the hub's --trace-url-template.
+    let synced_trace = browser
+        .eval(
+            "const a = document.querySelector('#history tbody tr a.trace'); return a ? a.href : ''",
+        )
+        .await
+        .unwrap();
+    let synced_trace = synced_trace.as_str().unwrap_or_default().to_owned();
+    let id = synced_trace
+        .strip_prefix("https://traces.example/trace/")
+        .unwrap_or_else(|| panic!("no trace link on the console's sync: {synced_trace:?}"));
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{synced_trace}"
+    );
     // The current entry offers no rollback.
     assert_eq!(
         browser
@@ -421,6 +438,19 @@ async fn console_shows_the_fleet_and_acts_on_it_live() {
         .await
         .unwrap();
     wait_for_image(&live_image, ":1.19.0").await;
+    // The rollback is an action of its own: a trace of its own.
+    let rollback_trace = browser
+        .eval(
+            "const a = document.querySelector('#history tbody tr a.trace'); return a ? a.href : ''",
+        )
+        .await
+        .unwrap();
+    assert!(
+        rollback_trace
+            .as_str()
+            .is_some_and(|t| t.starts_with("https://traces.example/trace/") && t != synced_trace),
+        "{rollback_trace} after {synced_trace}"
+    );
     browser.screenshot(&shots, "history").await.unwrap();
 
     // --- a spoke stops answering: its cluster turns Stale live ---

@@ -9,6 +9,13 @@ export class ApiError extends Error {
   }
 }
 
+// A W3C traceparent for one operator action: a fresh trace, sampled, so the hub and the spokes record what
+// the action sets off under one trace id (docs/observability.md).
+function traceparent() {
+  const hex = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `00-${hex(16)}-${hex(8)}-01`;
+}
+
 async function request(method, path, body) {
   const init = {
     method,
@@ -19,6 +26,7 @@ async function request(method, path, body) {
     // The hub refuses state-changing calls without this header: a plain
     // cross-site form or fetch cannot send it (CSRF protection).
     init.headers["X-Edgecd-Csrf"] = "1";
+    init.headers["traceparent"] = traceparent();
   }
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";

@@ -1,7 +1,7 @@
 // edgecd console: boot, hash router, navigation shell (always-visible sidebar), keyboard shortcuts and theme switch.
 
 import { api, Live, ApiError } from "./api.js";
-import { el, toast } from "./ui.js";
+import { el, toast, setTraceUrlTemplate } from "./ui.js";
 import * as login from "./views/login.js";
 import * as overview from "./views/overview.js";
 import * as apps from "./views/apps.js";
@@ -116,6 +116,7 @@ async function route() {
   if (!state.me && loc.path !== "/login") {
     try {
       state.me = await api.whoami();
+      setTraceUrlTemplate(state.me.traceUrlTemplate);
     } catch (e) {
       if (seq !== state.seq) return;
       if (e instanceof ApiError && e.status === 401) {
@@ -162,6 +163,7 @@ async function route() {
 
 async function onLogin(next) {
   state.me = await api.whoami();
+  setTraceUrlTemplate(state.me.traceUrlTemplate);
   history.replaceState(null, "", "#" + (next && next !== "/login" ? next : "/overview"));
   route();
 }

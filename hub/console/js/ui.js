@@ -91,6 +91,20 @@ export function ago(iso) {
 
 export const shortRev = (r) => (r ? r.slice(0, 8) : "");
 
+// The hub's --trace-url-template ({trace_id} replaced), from whoami; empty: trace ids are shown, not linked.
+let traceUrlTemplate = "";
+export function setTraceUrlTemplate(template) {
+  traceUrlTemplate = typeof template === "string" && template.includes("{trace_id}") ? template : "";
+}
+
+// A trace id (32 hex digits, checked by the hub) shortened, whole in the title, linked to the tracing UI when configured.
+export function traceLink(id) {
+  if (!id) return "—";
+  const text = id.slice(0, 12);
+  if (!traceUrlTemplate) return el("span", { class: "mono trace", title: id }, text);
+  return el("a", { class: "mono trace", title: id, href: traceUrlTemplate.replaceAll("{trace_id}", id), target: "_blank", rel: "noopener noreferrer" }, text);
+}
+
 export function labels(obj) {
   const entries = Object.entries(obj || {});
   if (!entries.length) return el("span", { class: "muted" }, "—");

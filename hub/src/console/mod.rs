@@ -18,6 +18,7 @@
 pub mod assets;
 pub mod json;
 
+use edgecd_telemetry::propagation::{self, TraceContext};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -142,6 +143,8 @@ pub fn router<S: HubService>(api: Arc<S>, config: ConsoleConfig) -> Router {
 pub struct Caller {
     token: Option<String>,
     peer: Option<SocketAddr>,
+    /// The W3C trace context the browser sent with an action (validated), passed on to the API call.
+    trace: Option<TraceContext>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -149,6 +152,7 @@ impl std::fmt::Debug for Caller {
         f.debug_struct("Caller")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("peer", &self.peer)
+            .field("trace", &self.trace)
             .finish()
     }
 }
@@ -183,7 +187,18 @@ impl<T: Send + Sync> FromRequestParts<T> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
-        Ok(Caller { token, peer })
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        let trace = TraceContext::parse(
+            header(propagation::TRACEPARENT),
+            header(propagation::TRACESTATE),
+        );
+        Ok(Caller { token, peer, trace })
     }
 }
 
@@ -196,6 +211,9 @@ impl Caller {
             && let Ok(value) = format!("Bearer {token}").parse()
         {
             request.metadata_mut().insert("authorization", value);
+        }
+        if let Some(trace) = &self.trace {
+            trace.inject(request.metadata_mut());
         }
         if let Some(peer) = self.peer {
             request
@@ -391,7 +409,16 @@ async fn whoami<S: HubService>(State(c): State<Console<S>>, caller: Caller) -> A
         .who_am_i(caller.request(v1::WhoAmIRequest {}))
         .await?
         .into_inner();
-    Ok(Json(user_json(&user)))
+    let info = c
+        .inner
+        .api
+        .get_server_info(caller.request(v1::GetServerInfoRequest {}))
+        .await?
+        .into_inner();
+    let mut json = user_json(&user);
+    // The console links trace ids (operations, history) with the hub's --trace-url-template.
+    json["traceUrlTemplate"] = Value::String(info.trace_url_template);
+    Ok(Json(json))
 }
 
 async fn login<S: HubService>(

@@ -1,7 +1,7 @@
 // edgecd console: one application (summary, resource tree as list and graph with per-resource details, diff, history with rollback, events, actions behind confirmations).
 
 import { api } from "../api.js";
-import { el, healthBadge, shownHealthBadge, syncBadge, connectionBadge, phaseBadge, ago, shortRev, errorBox, labels, dialog, trackCommand, natural, plural } from "../ui.js";
+import { el, healthBadge, shownHealthBadge, syncBadge, connectionBadge, phaseBadge, ago, shortRev, errorBox, labels, dialog, trackCommand, natural, plural, traceLink } from "../ui.js";
 import { graph } from "./graph.js";
 
 const TABS = [["", "Summary"], ["tree", "Resources"], ["diff", "Diff"], ["history", "History"], ["events", "Events"]];
@@ -247,7 +247,8 @@ export async function render({ root, params, query, live, navigate }) {
             el("dt", {}, "Message"), el("dd", {}, op.message || "—"),
             el("dt", {}, "Started"), el("dd", {}, ago(op.startedAt)),
             el("dt", {}, "Finished"), el("dd", {}, ago(op.finishedAt)),
-            el("dt", {}, "Initiated by"), el("dd", {}, op.initiatedBy || "—"))
+            el("dt", {}, "Initiated by"), el("dd", {}, op.initiatedBy || "—"),
+            el("dt", {}, "Trace"), el("dd", { id: "operation-trace" }, traceLink(op.traceId)))
             : el("p", { class: "muted" }, "No operation yet.")),
         el("h2", {}, "Conditions"),
         (st.conditions || []).length
@@ -467,10 +468,11 @@ export async function render({ root, params, query, live, navigate }) {
     return el("div", {},
       auto && may.operate ? el("p", { class: "muted" }, "Rollback needs automated sync turned off.") : "",
       el("table", { class: "data", id: "history" },
-        el("thead", {}, el("tr", {}, el("th", {}, "ID"), el("th", {}, "Revision"), el("th", {}, "Result"), el("th", {}, "Deployed"), el("th", {}, "By"), el("th", {}, el("span", { class: "sr-only" }, "Action")))),
+        el("thead", {}, el("tr", {}, el("th", {}, "ID"), el("th", {}, "Revision"), el("th", {}, "Result"), el("th", {}, "Deployed"), el("th", {}, "By"), el("th", {}, "Trace"), el("th", {}, el("span", { class: "sr-only" }, "Action")))),
         el("tbody", {}, entries.map((h) => el("tr", { dataset: { id: String(h.id), revision: h.revision || "", current: h.id === current ? "true" : "false" } },
           el("td", {}, String(h.id)), el("td", { class: "mono", title: h.revision }, shortRev(h.revision)),
           el("td", {}, phaseBadge(h.result)), el("td", {}, ago(h.deployedAt)), el("td", {}, h.initiatedBy || ""),
+          el("td", {}, traceLink(h.traceId)),
           el("td", {}, h.id === current
             ? el("span", { class: "badge b-info current" }, "current")
             : may.operate && !auto
