@@ -95,7 +95,13 @@ impl TracingOverheadBench {
         let spans = receiver.spans().len();
         println!(
             "{:<9} {:>6} {:>14} {:>18} {:>16} {:>11} {:>13}",
-            "backend", "rounds", "sampling", "untraced chg/s", "traced chg/s", "traced/off", "spans kept"
+            "backend",
+            "rounds",
+            "sampling",
+            "untraced chg/s",
+            "traced chg/s",
+            "traced/off",
+            "spans kept"
         );
         println!(
             "{:<9} {:>6} {:>14} {:>18.0} {:>16.0} {:>11.3} {:>13}",
