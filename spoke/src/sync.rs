@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tracing::Instrument as _;
 
 use edgecd_core::Health;
 use edgecd_core::SyncStatus;
@@ -13,6 +12,7 @@ use edgecd_core::app::{
 };
 use serde_json::Value;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 use crate::cluster::{ApplyOptions, ClusterError, LiveCluster, Propagation};
 use crate::crd::SyncResource;
@@ -923,7 +923,12 @@ pub async fn sync(
     }
     let mut kept = Vec::new();
     let mut pruned = Vec::new();
-    let prune_span = tracing::info_span!("prune", objects = the_plan.prune.len());
+    // A span only when something is to be pruned (no empty `prune` span in every trace).
+    let prune_span = if the_plan.prune.is_empty() {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!("prune", objects = the_plan.prune.len())
+    };
     for key in &the_plan.prune {
         if !options.prune {
             results.push(result(
