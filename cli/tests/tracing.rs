@@ -1,4 +1,4 @@
-//! End to end across processes: `edgecd app sync` issued while the spoke is away, the `edgecd-hub` and `edgecd-spoke` binaries exporting to a real OTLP/gRPC receiver, and one trace from the CLI's span through the hub's call and the stored command's delivery to the spoke's git, render, apply and health spans, with the same id on the history entry.
+//! End to end across processes: `edgecd app sync` issued while the spoke is away, the `edgecd-hub` and `edgecd-spoke` binaries exporting to a real OTLP/gRPC receiver, and one trace from the CLI's span through the hub's call and the stored command's delivery to the spoke's git, render and apply spans and the report of the result, with the same id on the history entry.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -210,6 +210,7 @@ async fn a_sync_is_one_trace_from_the_cli_to_the_spokes_apply() {
         ("edgecd-spoke", "render"),
         ("edgecd-spoke", "wave"),
         ("edgecd-spoke", "apply"),
+        ("edgecd-spoke", "report_result"),
     ];
     let spans = receiver
         .wait_for_trace(&trace_id, Duration::from_secs(60), |spans| {
@@ -260,6 +261,9 @@ async fn a_sync_is_one_trace_from_the_cli_to_the_spokes_apply() {
             "no {name} span under the reconcile: {spans:#?}"
         );
     }
+    // The way back: the operation's result is reported to the hub in the same trace.
+    let report = one(&spans, "edgecd-spoke", "report_result");
+    assert_eq!(report.parent_span_id, command.span_id, "{report:?}");
     // Attributes name the app and cluster; nothing secret travels (no token, no password).
     assert_eq!(
         command.attributes.get("cluster").map(String::as_str),

@@ -164,8 +164,9 @@ struct Link {
     /// Known results of recent commands, by id.
     commands: HashMap<String, CommandStatus>,
     command_order: std::collections::VecDeque<String>,
-    /// Commands waiting for their operation to finish, by CR name.
-    pending_operations: HashMap<String, String>,
+    /// Commands waiting for their operation to finish, by CR name: the command's id and the trace its
+    /// result report continues.
+    pending_operations: HashMap<String, (String, Option<TraceContext>)>,
     /// Terminate commands waiting for the operation they stop to end, by CR name: (command id, asked at).
     pending_terminations: HashMap<String, (String, OffsetDateTime)>,
     /// Resource-tree hashes last queued, by CR name.
@@ -693,12 +694,24 @@ impl Link {
             self.seen.insert(name.clone(), reports::Seen::of(status));
         }
         // A command's operation finished: report its result.
-        if let Some(command_id) = self.pending_operations.get(&name).cloned()
+        if let Some((command_id, trace)) = self.pending_operations.get(&name).cloned()
             && let Some(op) = app.status.as_ref().and_then(|s| s.operation_state.as_ref())
             && op.command_id == command_id
             && op.phase.is_finished()
         {
             self.pending_operations.remove(&name);
+            // The way back: the result's report is a span of the action's trace.
+            let span = tracing::info_span!(
+                "report_result",
+                otel.kind = "producer",
+                command = %command_id,
+                app = %app.qualified_name(),
+                phase = ?op.phase,
+            );
+            if let Some(parent) = &trace {
+                propagation::set_parent(&span, parent);
+            }
+            let _entered = span.enter();
             let outcome = if op.phase == OperationPhase::Succeeded {
                 v1::CommandOutcome::Succeeded
             } else {
@@ -1496,7 +1509,8 @@ impl Link {
         };
         match result {
             Ok(()) => {
-                self.pending_operations.insert(name, id.clone());
+                self.pending_operations
+                    .insert(name, (id.clone(), trace.clone()));
                 let running = status(v1::CommandOutcome::Running, "operation requested".into());
                 // Not remembered as final: the result follows.
                 self.queue(
