@@ -93,6 +93,8 @@ pub enum Command {
     /// API tokens: long-lived bearer tokens for scripts and CI.
     #[command(subcommand, alias = "tokens")]
     Token(TokenCommand),
+    /// The fleet's deployment record: every sync and rollback on every cluster, newest first.
+    History(HistoryArgs),
     /// Create or update everything in edgecd or Argo CD YAML (Application, ApplicationSet, AppProject).
     Apply(ApplyArgs),
     /// Import objects from another tool.
@@ -103,6 +105,65 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// Filters of `edgecd history` (every one given must match).
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only deployments on this cluster.
+    #[arg(long, short = 'c')]
+    pub cluster: Option<String>,
+    /// Only deployments of apps in this project.
+    #[arg(long, short = 'p')]
+    pub project: Option<String>,
+    /// Only deployments of this app (name, or project/name).
+    #[arg(long, short = 'a')]
+    pub app: Option<String>,
+    /// Only deployments started by this user, or by the spoke itself: `automated sync`,
+    /// `automated sync (self-heal)`.
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Only these results (repeatable): succeeded, failed, error.
+    #[arg(long, value_enum)]
+    pub result: Vec<DeploymentResult>,
+    /// Finished at or after: an RFC 3339 time (2026-12-01T00:00:00Z) or an age (90m, 24h, 7d).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<time::OffsetDateTime>,
+    /// Finished before: an RFC 3339 time or an age.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<time::OffsetDateTime>,
+    /// Show at most this many (0: all that match).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// A finished operation's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeploymentResult {
+    Succeeded,
+    Failed,
+    Error,
+}
+
+/// An RFC 3339 time, or an age before now (`90m`, `24h`, `7d`).
+pub fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    let ago = match text.strip_suffix('d') {
+        Some(days) => days
+            .parse::<u64>()
+            .ok()
+            .and_then(|d| d.checked_mul(86_400))
+            .map(Duration::from_secs),
+        None => parse_duration(text).ok(),
+    };
+    ago.and_then(|ago| time::Duration::try_from(ago).ok())
+        .and_then(|ago| time::OffsetDateTime::now_utc().checked_sub(ago))
+        .ok_or_else(|| {
+            format!("{text:?} is neither an RFC 3339 time (2026-12-01T00:00:00Z) nor an age (90m, 24h, 7d)")
+        })
 }
 
 #[derive(Debug, Args)]
@@ -804,6 +865,31 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn history_times_are_rfc3339_or_ages() {
+        let at = parse_time("2026-12-01T00:00:00Z").unwrap();
+        assert_eq!(at.unix_timestamp(), 1_796_083_200);
+        let week = time::OffsetDateTime::now_utc() - parse_time("7d").unwrap();
+        assert!((week.whole_hours() - 7 * 24).abs() <= 1);
+        let hour = time::OffsetDateTime::now_utc() - parse_time("90m").unwrap();
+        assert_eq!(hour.whole_minutes(), 90);
+        let error = parse_time("yesterday").unwrap_err();
+        assert!(error.contains("RFC 3339"), "{error}");
+        let parsed = Cli::try_parse_from([
+            "edgecd", "history", "--result", "failed", "--result", "error", "-c", "edge-1",
+        ])
+        .unwrap();
+        let Command::History(args) = parsed.command else {
+            panic!("not history: {:?}", parsed.command);
+        };
+        assert_eq!(
+            args.result,
+            [DeploymentResult::Failed, DeploymentResult::Error]
+        );
+        assert_eq!(args.cluster.as_deref(), Some("edge-1"));
+        assert_eq!(args.limit, 50);
     }
 
     #[test]

@@ -1157,6 +1157,30 @@ impl OperationPhase {
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Error)
     }
+
+    /// The phase's name, as Argo CD writes it (`Succeeded`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Error => "Error",
+            Self::Terminating => "Terminating",
+        }
+    }
+
+    /// The phase named `name` (any case).
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Error,
+            Self::Terminating,
+        ]
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(name))
+    }
 }
 
 /// Outcome of one resource in one sync.
@@ -1221,6 +1245,9 @@ pub struct HistoryEntry {
     /// The trace the sync ran in; empty when the spoke does not trace.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub trace_id: String,
+    /// A rollback: the id of the history entry whose source and revision it deployed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<i64>,
 }
 
 /// What the spoke reports about an application.

@@ -3,6 +3,7 @@
 //! ```text
 //!  names ── AppRef, ClusterName, ProjectName (validated newtypes)
 //!  access ─ Principal, Action, decide (RBAC)
+//!  deployment ─ the fleet's deployment record, derived from app history
 //!  status ─ SyncStatus, Health (roll-up), ConnectionState (+ tracker)
 //!  link ─── capabilities (negotiation), outbox/inbox (seq, ack, window,
 //!           coalescing, dedup), backoff (jittered exponential), digest
@@ -17,6 +18,7 @@ pub mod app;
 pub mod appset;
 pub mod argo;
 pub mod argo_spec;
+pub mod deployment;
 pub mod duration;
 pub mod ignore;
 pub mod link;

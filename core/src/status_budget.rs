@@ -152,6 +152,7 @@ mod tests {
             initiated_by: String::new(),
             resources: results.clone(),
             trace_id: String::new(),
+            rollback_of: None,
         };
         ApplicationStatus {
             resources: (0..n)

@@ -10,6 +10,7 @@ use edgecd_core::app::{
 };
 use edgecd_core::app::{HelmFileParameter, HelmParameter, HelmSource};
 use edgecd_core::app::{JsonnetOptions, JsonnetVar};
+use edgecd_core::deployment::Deployment;
 use edgecd_core::duration::GoDuration;
 use edgecd_core::project::{GroupKind, ProjectDestination, ProjectRole, ProjectSpec, RoleBinding};
 use edgecd_core::selector::{LabelSelector, Operator, Requirement};
@@ -653,11 +654,7 @@ pub fn from_operation_state(o: &v1::OperationState) -> Option<OperationState> {
 
 /// A reported trace id kept only when it is one: 32 lower-case hex digits.
 fn bounded_trace_id(id: &str) -> String {
-    if id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if edgecd_core::deployment::is_trace_id(id) {
         id.to_owned()
     } else {
         String::new()
@@ -679,6 +676,8 @@ fn history_entry(h: &HistoryEntry) -> v1::HistoryEntry {
         initiated_by: h.initiated_by.clone(),
         resources: h.resources.iter().map(resource_result).collect(),
         trace_id: h.trace_id.clone(),
+        rollback: h.rollback_of.is_some(),
+        rollback_of: h.rollback_of.unwrap_or_default(),
     }
 }
 
@@ -705,7 +704,72 @@ fn from_history_entry(h: &v1::HistoryEntry) -> HistoryEntry {
         initiated_by: h.initiated_by.clone(),
         resources: h.resources.iter().map(from_resource_result).collect(),
         trace_id: bounded_trace_id(&h.trace_id),
+        rollback_of: h.rollback.then_some(h.rollback_of),
     }
+}
+
+/// A deployment of the fleet's record.
+pub fn deployment(d: &Deployment) -> v1::Deployment {
+    let kind = if d.rollback_of.is_some() {
+        v1::DeploymentKind::Rollback
+    } else {
+        v1::DeploymentKind::Sync
+    };
+    v1::Deployment {
+        cluster: d.cluster.clone(),
+        app: Some(v1::AppRef {
+            project: d.project.clone(),
+            name: d.app.clone(),
+        }),
+        history_id: d.history_id,
+        kind: kind as i32,
+        result: phase_code(d.result) as i32,
+        from_revision: d.from_revision.clone(),
+        to_revision: d.to_revision.clone(),
+        initiated_by: d.initiated_by.clone(),
+        automated: d.automated(),
+        started_at: Some(timestamp(d.started_at)),
+        finished_at: Some(timestamp(d.finished_at)),
+        trace_id: d.trace_id.clone(),
+        message: d.message.clone(),
+        command_id: d.command_id.clone(),
+        rollback_of: d.rollback_of.unwrap_or_default(),
+    }
+}
+
+/// A deployment `cluster` reported, bounded (see [`Deployment::bounded`]); the message's own cluster is not
+/// trusted. Refused without an app, times, or a finished result.
+pub fn from_deployment(cluster: &str, d: &v1::Deployment) -> Result<Deployment, ConvertError> {
+    let app = d
+        .app
+        .as_ref()
+        .filter(|a| !a.project.is_empty() && !a.name.is_empty())
+        .ok_or_else(|| invalid("deployment.app", "missing"))?;
+    let result = from_phase_code(d.result)
+        .filter(|p| p.is_finished())
+        .ok_or_else(|| invalid("deployment.result", "not a finished operation's"))?;
+    let started_at =
+        opt_time(&d.started_at).ok_or_else(|| invalid("deployment.started_at", "missing"))?;
+    let finished_at =
+        opt_time(&d.finished_at).ok_or_else(|| invalid("deployment.finished_at", "missing"))?;
+    let rollback = d.kind == v1::DeploymentKind::Rollback as i32;
+    Ok(Deployment {
+        cluster: cluster.to_owned(),
+        project: app.project.clone(),
+        app: app.name.clone(),
+        history_id: d.history_id,
+        rollback_of: rollback.then_some(d.rollback_of),
+        result,
+        from_revision: d.from_revision.clone(),
+        to_revision: d.to_revision.clone(),
+        initiated_by: d.initiated_by.clone(),
+        started_at,
+        finished_at,
+        trace_id: d.trace_id.clone(),
+        message: d.message.clone(),
+        command_id: d.command_id.clone(),
+    }
+    .bounded())
 }
 
 pub fn application_status(s: &ApplicationStatus) -> v1::ApplicationStatus {
@@ -1167,6 +1231,7 @@ mod tests {
                 initiated_by: "automated sync".into(),
                 resources: vec![],
                 trace_id: String::new(),
+                rollback_of: None,
             }],
             reconciled_at: Some(t),
             observed_spec_version: 4,

@@ -81,10 +81,8 @@ pub fn auto_sync(facts: &Facts<'_>) -> AutoSync {
     AutoSync::Sync
 }
 
-/// Who started an automated sync, as the operation records it (`initiatedBy`).
-pub const AUTOMATED: &str = "automated sync";
-/// Who started a self-heal sync: only these report `DriftHealed`.
-pub const SELF_HEAL: &str = "automated sync (self-heal)";
+/// Who started an automated sync (`initiatedBy`), and a self-heal sync (only these report `DriftHealed`).
+pub use edgecd_core::deployment::{AUTOMATED, SELF_HEAL};
 
 /// Backoff before retry `attempt` (0-based): duration × factor^attempt,
 /// capped (defaults as Argo CD: 5 s, factor 2, 3 min).
@@ -296,6 +294,7 @@ mod tests {
                 initiated_by: String::new(),
                 resources: vec![],
                 trace_id: String::new(),
+                rollback_of: None,
             };
             push_history(&mut history, entry, 10);
         }

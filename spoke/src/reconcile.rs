@@ -163,6 +163,8 @@ struct Asked {
     only: Vec<crate::crd::SyncResource>,
     /// Sync options of this operation only (`ApplyOutOfSyncOnly=true`).
     options: Vec<String>,
+    /// A rollback: the history entry it deploys again.
+    rollback_of: Option<i64>,
 }
 
 impl Engine {
@@ -1065,6 +1067,7 @@ impl Engine {
                 (_, Some(rollback)) => Asked {
                     prune: rollback.prune,
                     dry_run: rollback.dry_run,
+                    rollback_of: Some(rollback.id),
                     ..Asked::default()
                 },
                 (Some(sync_req), None) => Asked {
@@ -1073,6 +1076,7 @@ impl Engine {
                     force: sync_req.force,
                     only: sync_req.resources.clone(),
                     options: sync_req.sync_options.clone(),
+                    rollback_of: None,
                 },
                 (None, None) => Asked::default(),
             };
@@ -1322,6 +1326,7 @@ impl Engine {
                 initiated_by,
                 resources: outcome.resources,
                 trace_id,
+                rollback_of: asked.rollback_of,
             };
             decide::push_history(&mut status.history, entry, app.spec.history_limit());
         }

@@ -7,6 +7,7 @@ mod appset;
 mod auth;
 mod bulk;
 mod cluster;
+mod history;
 mod project;
 mod repo;
 mod wait;
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Repo(command) => repo::run(&session, command).await,
         Command::User(command) => account::user(&session, command).await,
         Command::Token(command) => account::token(&session, command).await,
+        Command::History(args) => history::run(&session, args).await,
         Command::Apply(args) => appset::apply(&session, &args).await,
         Command::Import(crate::args::ImportCommand::Argocd(args)) => {
             appset::apply(&session, &args).await

@@ -46,6 +46,8 @@ pub mod names {
     /// Commands carry the W3C trace context of the action that issued them (`Command.traceparent`), and
     /// operation states and history entries the trace they ran in (`trace_id`).
     pub const TRACE_CONTEXT: &str = "trace-context.v1";
+    /// Spoke sends each finished sync and rollback for the fleet's deployment record (DeploymentBatch).
+    pub const DEPLOYMENTS: &str = "deployments.v1";
 }
 
 /// Every capability this build implements.
@@ -67,6 +69,7 @@ pub const ALL_V1: &[&str] = &[
     names::APPLICATION_SETS,
     names::APPSET_ARGO_SPEC,
     names::TRACE_CONTEXT,
+    names::DEPLOYMENTS,
 ];
 
 /// `major.minor` of the wire protocol.

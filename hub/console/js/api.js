@@ -105,6 +105,8 @@ export const api = {
   appsets: () => request("GET", "/api/v1/appsets"),
   appset: (p, n) => request("GET", `/api/v1/appsets/${seg(p)}/${seg(n)}`),
   events: (filter) => request("GET", "/api/v1/events" + query(filter)),
+  /** The fleet's deployment record, newest first: {items, next} (next: the following page's token). */
+  deployments: (filter) => request("GET", "/api/v1/deployments" + query(filter)),
 };
 
 /**

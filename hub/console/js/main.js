@@ -11,6 +11,7 @@ import * as cluster from "./views/cluster.js";
 import * as projects from "./views/projects.js";
 import * as appsets from "./views/appsets.js";
 import * as events from "./views/events.js";
+import * as deployments from "./views/deployments.js";
 import * as notFound from "./views/notfound.js";
 
 const routes = [
@@ -25,6 +26,7 @@ const routes = [
   [/^\/appsets$/, appsets, "appsets"],
   [/^\/appsets\/([^/]+)\/([^/]+)$/, appsets, "appsets"],
   [/^\/events$/, events, "events"],
+  [/^\/deployments$/, deployments, "deployments"],
 ];
 
 const state = { me: null, live: new Live(), cleanup: null, seq: 0, routed: null };
@@ -81,6 +83,7 @@ function shell(active) {
     link("#/clusters", "Clusters", "clusters"),
     link("#/projects", "Projects", "projects"),
     link("#/appsets", "Application sets", "appsets"),
+    link("#/deployments", "Deployments", "deployments"),
     link("#/events", "Events", "events"),
     el("div", { class: "spacer" }),
     el("div", { class: "me", id: "nav-controls" },

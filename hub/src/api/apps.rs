@@ -18,15 +18,20 @@ pub use crate::store::APP_DELETED_CHANNEL;
 /// Restricts `filter` to the projects the caller may read (`None`: all).
 /// Returns `false` if nothing can match, so the caller can skip the query.
 pub(crate) fn scope_filter(filter: &mut AppFilter, readable: Option<Vec<String>>) -> bool {
+    scope_projects(&mut filter.projects, readable)
+}
+
+/// Restricts `projects` (empty: all) to `readable` (`None`: all); `false` if nothing can match.
+pub(crate) fn scope_projects(projects: &mut Vec<String>, readable: Option<Vec<String>>) -> bool {
     let Some(readable) = readable else {
         return true;
     };
-    if filter.projects.is_empty() {
-        filter.projects = readable;
+    if projects.is_empty() {
+        *projects = readable;
     } else {
-        filter.projects.retain(|p| readable.contains(p));
+        projects.retain(|p| readable.contains(p));
     }
-    !filter.projects.is_empty()
+    !projects.is_empty()
 }
 
 /// The request filter, restricted to projects where the caller holds `role`.

@@ -3,7 +3,7 @@
 //! ```text
 //!   tonic ─► HubService impl (this file: one line per RPC)
 //!              └─ rpc!: admit (RESOURCE_EXHAUSTED + retry-after) ─► authenticate ─► area fn ─► metrics
-//!   area fns: apps · commands · clusters · projects · events · watch · accounts (owned by security)
+//!   area fns: apps · commands · clusters · projects · events · deployments · watch · accounts (owned by security)
 //!   each: authorize (core::access::decide, project spec from a TTL cache) ─► store ─► convert ─► audit
 //! ```
 
@@ -14,6 +14,7 @@ mod appsets;
 mod clusters;
 mod commands;
 mod convert;
+mod deployments;
 mod events;
 mod projects;
 mod watch;
@@ -802,6 +803,12 @@ impl HubService for HubApi {
 
     async fn list_events(&self, r: Request<v1::ListEventsRequest>) -> Res<v1::ListEventsResponse> {
         rpc!(self, "ListEvents", r, events::list_events)
+    }
+    async fn list_deployments(
+        &self,
+        r: Request<v1::ListDeploymentsRequest>,
+    ) -> Res<v1::ListDeploymentsResponse> {
+        rpc!(self, "ListDeployments", r, deployments::list)
     }
     async fn list_audit_log(
         &self,

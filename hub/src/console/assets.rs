@@ -46,6 +46,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("/js/views/appsets.js", "js/views/appsets.js", JS),
     asset!("/js/views/graph.js", "js/views/graph.js", JS),
     asset!("/js/views/events.js", "js/views/events.js", JS),
+    asset!("/js/views/deployments.js", "js/views/deployments.js", JS),
     asset!("/js/views/notfound.js", "js/views/notfound.js", JS),
 ];
 

@@ -341,6 +341,21 @@ pub fn manifests(m: &v1::ManifestsResult, only: Option<&ResourceFilter>) -> Valu
     json!({ "revision": m.revision, "manifests": out })
 }
 
+/// A deployment of the fleet's record.
+pub fn deployment(d: &v1::Deployment) -> Value {
+    let app = d.app.clone().unwrap_or_default();
+    let rollback = d.kind == v1::DeploymentKind::Rollback as i32;
+    json!({
+        "cluster": d.cluster, "project": app.project, "app": app.name, "historyId": d.history_id,
+        "kind": if rollback { "rollback" } else { "sync" },
+        "rollbackOf": if rollback { json!(d.rollback_of) } else { Value::Null },
+        "result": phase_name(d.result), "fromRevision": d.from_revision, "toRevision": d.to_revision,
+        "initiatedBy": d.initiated_by, "automated": d.automated,
+        "startedAt": time(d.started_at.as_ref()), "finishedAt": time(d.finished_at.as_ref()),
+        "traceId": d.trace_id, "message": d.message, "commandId": d.command_id,
+    })
+}
+
 pub fn event(e: &v1::Event) -> Value {
     let app = e.app.clone().unwrap_or_default();
     let resource = e

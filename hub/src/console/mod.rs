@@ -131,6 +131,7 @@ pub fn router<S: HubService>(api: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/api/v1/appsets", get(appsets::<S>))
         .route("/api/v1/appsets/{project}/{name}", get(get_appset::<S>))
         .route("/api/v1/events", get(events::<S>))
+        .route("/api/v1/deployments", get(deployments::<S>))
         .route("/api/v1/watch", get(watch::<S>))
         .fallback(get(asset))
         .with_state(state)
@@ -1339,6 +1340,79 @@ async fn events<S: HubService>(
         .into_inner();
     let items: Vec<Value> = events.items.iter().map(json::event).collect();
     Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DeploymentsQuery {
+    limit: Option<u32>,
+    cluster: Option<String>,
+    project: Option<String>,
+    app: Option<String>,
+    user: Option<String>,
+    /// `Succeeded`, `Failed` or `Error`, comma-separated.
+    result: Option<String>,
+    /// RFC 3339: finished at or after.
+    since: Option<String>,
+    /// RFC 3339: finished before.
+    until: Option<String>,
+    /// The `next` of the previous page.
+    page: Option<String>,
+}
+
+/// An RFC 3339 query parameter.
+fn query_time(
+    value: Option<&str>,
+    name: &str,
+) -> Result<Option<edgecd_proto::Timestamp>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map(|t| Some(edgecd_proto::convert::timestamp(t)))
+        .map_err(|_| ApiError::bad_request(format!("{name}: {value:?} is not an RFC 3339 time")))
+}
+
+/// `GET /api/v1/deployments`: the fleet's deployment record, newest first, a page at a time (`next`).
+async fn deployments<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DeploymentsQuery>,
+) -> ApiResult {
+    let mut results = Vec::new();
+    for name in q.result.as_deref().unwrap_or_default().split(',') {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        match edgecd_core::app::OperationPhase::parse(name).filter(|p| p.is_finished()) {
+            Some(phase) => results.push(edgecd_proto::convert::phase_code(phase) as i32),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown result {name:?}: Succeeded, Failed or Error"
+                )));
+            }
+        }
+    }
+    let page = c
+        .inner
+        .api
+        .list_deployments(caller.request(v1::ListDeploymentsRequest {
+            cluster: q.cluster.unwrap_or_default(),
+            project: q.project.unwrap_or_default(),
+            app: q.app.unwrap_or_default(),
+            initiated_by: q.user.unwrap_or_default(),
+            results,
+            since: query_time(q.since.as_deref(), "since")?,
+            until: query_time(q.until.as_deref(), "until")?,
+            page_size: q.limit.unwrap_or(100).clamp(1, 500),
+            page_token: q.page.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    let items: Vec<Value> = page.items.iter().map(json::deployment).collect();
+    Ok(Json(
+        json!({ "items": items, "next": page.next_page_token }),
+    ))
 }
 
 // === live updates ===

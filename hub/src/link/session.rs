@@ -1242,6 +1242,44 @@ impl Session<'_> {
                     .collect();
                 store.ingest_events(name, at, &events).await?;
             }
+            Some(spoke_message::Body::Deployments(batch)) => {
+                let limit = edgecd_core::deployment::PER_BATCH;
+                if batch.deployments.len() > limit {
+                    tracing::warn!(
+                        sent = batch.deployments.len(),
+                        limit,
+                        "A deployment batch over the limit: only its first deployments are stored."
+                    );
+                }
+                let mut refused = 0usize;
+                let deployments: Vec<_> = batch
+                    .deployments
+                    .iter()
+                    .take(limit)
+                    .filter_map(|d| {
+                        let app = d.app.as_ref()?;
+                        let hub_name = self.hub_name(&app.project, &app.name)?;
+                        match edgecd_proto::convert::from_deployment(name, d) {
+                            Ok(mut deployment) => {
+                                deployment.app = hub_name;
+                                Some(deployment)
+                            }
+                            Err(error) => {
+                                refused += 1;
+                                tracing::debug!(%error, "A deployment refused.");
+                                None
+                            }
+                        }
+                    })
+                    .collect();
+                if refused > 0 {
+                    tracing::warn!(
+                        refused,
+                        "Deployments refused: see debug logs for each cause."
+                    );
+                }
+                store.ingest_deployments(name, at, &deployments).await?;
+            }
             Some(spoke_message::Body::CommandStatus(batch)) => {
                 let updates: Vec<_> = batch.statuses.iter().map(convert::command_update).collect();
                 store.ingest_command_statuses(name, at, &updates).await?;

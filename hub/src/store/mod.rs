@@ -25,6 +25,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use time::OffsetDateTime;
 
+use edgecd_core::deployment::Deployment;
 use edgecd_core::project::ProjectSpec;
 
 pub use self::appsets::{AppSetRecord, AppSetStatus, AppSetStore, NewAppSet};
@@ -288,6 +289,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         at: &'a SpokeSeq,
         updates: &'a [CommandUpdate],
     ) -> StoreFuture<'a, IngestOutcome>;
+    /// Stores the deployments `cluster` reported, each once; one naming an app that is not this cluster's is
+    /// dropped (a spoke speaks only for its own apps).
+    fn ingest_deployments<'a>(
+        &'a self,
+        cluster: &'a str,
+        at: &'a SpokeSeq,
+        deployments: &'a [Deployment],
+    ) -> StoreFuture<'a, IngestOutcome>;
 
     // --- command outbox ---
     /// Stores a Pending command and announces it on `COMMANDS_CHANNEL` in the same transaction.
@@ -349,6 +358,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         page_size: u32,
         cursor: Option<&'a str>,
     ) -> StoreFuture<'a, Page<EventRecord>>;
+    /// The deployment record, newest first (by finish time).
+    fn list_deployments<'a>(
+        &'a self,
+        filter: &'a DeploymentFilter,
+        page_size: u32,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, Page<Deployment>>;
+
     fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> StoreFuture<'a, ()>;
     /// Newest first.
     fn list_audit<'a>(

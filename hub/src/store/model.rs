@@ -489,6 +489,22 @@ pub struct EventFilter {
     pub app: Option<(String, String)>,
 }
 
+/// Which deployments to list (every set field must match).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeploymentFilter {
+    pub cluster: Option<String>,
+    /// Only these projects (empty: all); the API narrows it to what the caller may read.
+    pub projects: Vec<String>,
+    pub app: Option<String>,
+    pub initiated_by: Option<String>,
+    /// Only these results (empty: all).
+    pub results: Vec<edgecd_core::app::OperationPhase>,
+    /// Finished at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Finished before.
+    pub until: Option<OffsetDateTime>,
+}
+
 /// One audit-log entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {

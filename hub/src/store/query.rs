@@ -844,6 +844,26 @@ pub(crate) fn decode_id_cursor(cursor: Option<&str>) -> Result<i64> {
         .ok_or(StoreError::InvalidCursor)
 }
 
+/// Cursor of a time-ordered list (deployments): the last row's time (ms) and id, newest first.
+pub(crate) fn encode_time_cursor(time_ms: i64, id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("at:{time_ms}:{id}"))
+}
+
+/// The position a time cursor names (`(i64::MAX, i64::MAX)` without one: the start).
+pub(crate) fn decode_time_cursor(cursor: Option<&str>) -> Result<(i64, i64)> {
+    let Some(cursor) = cursor else {
+        return Ok((i64::MAX, i64::MAX));
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let text = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
+    text.strip_prefix("at:")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(time, id)| Some((time.parse().ok()?, id.parse().ok()?)))
+        .ok_or(StoreError::InvalidCursor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -967,6 +987,23 @@ mod tests {
             sql.text
         );
         assert_eq!(sql.binds[4], Bind::Text("OutOfSync".into()));
+    }
+
+    #[test]
+    fn time_cursors_round_trip_and_refuse_others() {
+        let cursor = encode_time_cursor(1_700_000_000_123, 42);
+        assert_eq!(
+            decode_time_cursor(Some(&cursor)).unwrap(),
+            (1_700_000_000_123, 42)
+        );
+        assert_eq!(decode_time_cursor(None).unwrap(), (i64::MAX, i64::MAX));
+        let id_cursor = encode_id_cursor(42);
+        for bad in [id_cursor.as_str(), "not base64!", "YXQ6MTI"] {
+            assert!(matches!(
+                decode_time_cursor(Some(bad)),
+                Err(StoreError::InvalidCursor)
+            ));
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use edgecd_core::app::{AppOrigin, ApplicationSpec, ApplicationStatus, OwnerRef};
+use edgecd_core::app::{AppOrigin, ApplicationSpec, ApplicationStatus, OperationPhase, OwnerRef};
+use edgecd_core::deployment::Deployment;
 use edgecd_core::project::ProjectSpec;
 use edgecd_core::selector::LabelSelector;
 use edgecd_core::{AppRef, ClusterName, ProjectName};
@@ -296,6 +297,31 @@ fn event_from_row(row: &Row) -> Result<EventRecord> {
         message: row.try_get("message")?,
         time: from_ms(row.try_get("time")?),
         seq: to_u64(row.try_get("seq")?),
+    })
+}
+
+fn deployment_from_row(row: &Row) -> Result<Deployment> {
+    let result: String = row.try_get("result")?;
+    let kind: String = row.try_get("kind")?;
+    Ok(Deployment {
+        cluster: row.try_get("cluster")?,
+        project: row.try_get("project")?,
+        app: row.try_get("app")?,
+        history_id: row.try_get("history_id")?,
+        rollback_of: (kind == "rollback")
+            .then(|| row.try_get("rollback_of"))
+            .transpose()?,
+        result: OperationPhase::parse(&result).ok_or_else(|| StoreError::Corrupt {
+            reason: format!("deployment result {result:?}"),
+        })?,
+        from_revision: row.try_get("from_revision")?,
+        to_revision: row.try_get("to_revision")?,
+        initiated_by: row.try_get("initiated_by")?,
+        started_at: from_ms(row.try_get("started_at")?),
+        finished_at: from_ms(row.try_get("finished_at")?),
+        trace_id: row.try_get("trace_id")?,
+        message: row.try_get("message")?,
+        command_id: row.try_get("command_id")?,
     })
 }
 
@@ -1902,6 +1928,96 @@ impl Backend {
         Ok(outcome)
     }
 
+    #[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, deployments = deployments.len()))]
+    async fn ingest_deployments(
+        &self,
+        cluster: &str,
+        at: &SpokeSeq,
+        deployments: &[Deployment],
+    ) -> Result<IngestOutcome> {
+        let Some(mut tx) = begin_ingest(self.link(), cluster, at).await? else {
+            return Ok(duplicate());
+        };
+        let mut outcome = IngestOutcome::default();
+        if !deployments.is_empty() {
+            let mut args = Args::default();
+            let cluster_arg = args.add(cluster)?;
+            let kinds: Vec<&str> = deployments
+                .iter()
+                .map(|d| {
+                    if d.rollback_of.is_some() {
+                        "rollback"
+                    } else {
+                        "sync"
+                    }
+                })
+                .collect();
+            let rows = Table::default()
+                .text("project", deployments.iter().map(|d| d.project.as_str()))
+                .text("app", deployments.iter().map(|d| d.app.as_str()))
+                .bigint("history_id", deployments.iter().map(|d| d.history_id))
+                .text("kind", kinds)
+                .bigint(
+                    "rollback_of",
+                    deployments
+                        .iter()
+                        .map(|d| d.rollback_of.unwrap_or_default()),
+                )
+                .text("result", deployments.iter().map(|d| d.result.as_str()))
+                .text(
+                    "from_revision",
+                    deployments.iter().map(|d| d.from_revision.as_str()),
+                )
+                .text(
+                    "to_revision",
+                    deployments.iter().map(|d| d.to_revision.as_str()),
+                )
+                .text(
+                    "initiated_by",
+                    deployments.iter().map(|d| d.initiated_by.as_str()),
+                )
+                .bool("automated", deployments.iter().map(Deployment::automated))
+                .bigint(
+                    "started_at",
+                    deployments.iter().map(|d| to_ms(d.started_at)),
+                )
+                .bigint(
+                    "finished_at",
+                    deployments.iter().map(|d| to_ms(d.finished_at)),
+                )
+                .text("trace_id", deployments.iter().map(|d| d.trace_id.as_str()))
+                .text("message", deployments.iter().map(|d| d.message.as_str()))
+                .text(
+                    "command_id",
+                    deployments.iter().map(|d| d.command_id.as_str()),
+                )
+                .bind(&mut args, "d")?;
+            // A cluster speaks only for its own apps: a deployment of an app that
+            // runs elsewhere (or nowhere) is dropped. A replay is stored once.
+            let text = format!(
+                "INSERT INTO deployments (cluster, project, app, history_id, kind, rollback_of, result, \
+                 from_revision, to_revision, initiated_by, automated, started_at, finished_at, trace_id, \
+                 message, command_id) \
+                 SELECT {cluster_arg}, d.project, d.app, d.history_id, d.kind, d.rollback_of, d.result, \
+                 d.from_revision, d.to_revision, d.initiated_by, d.automated, d.started_at, d.finished_at, \
+                 d.trace_id, d.message, d.command_id FROM {rows} \
+                 WHERE EXISTS (SELECT 1 FROM applications a \
+                   WHERE a.project = d.project AND a.name = d.app AND a.cluster = {cluster_arg}) \
+                 ON CONFLICT (cluster, project, app, history_id, started_at) DO NOTHING"
+            );
+            let result = sqlx::query_with(AssertSqlSafe(text), args.0)
+                .execute(&mut *tx)
+                .await?;
+            let stored = u32::try_from(result.rows_affected()).unwrap_or(u32::MAX);
+            outcome.applied = stored;
+            outcome.stale = u32::try_from(deployments.len())
+                .unwrap_or(u32::MAX)
+                .saturating_sub(stored);
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
     #[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, updates = updates.len()))]
     async fn ingest_command_statuses(
         &self,
@@ -2170,6 +2286,73 @@ impl Backend {
         rows.await?.map(event_from_row)
     }
 
+    #[tracing::instrument(skip_all, fields(page_size))]
+    async fn list_deployments(
+        &self,
+        filter: &DeploymentFilter,
+        page_size: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Deployment>> {
+        let page_size = query::clamp_page_size(page_size) as usize;
+        let (after_time, after_seq) = query::decode_time_cursor(cursor)?;
+        let mut args = Args::default();
+        let mut conditions = Vec::new();
+        if let Some(cluster) = &filter.cluster {
+            conditions.push(format!("cluster = {}", args.add(cluster)?));
+        }
+        if !filter.projects.is_empty() {
+            let projects = filter.projects.iter().map(String::as_str);
+            conditions.push(format!(
+                "project {}",
+                dialect::in_list(&mut args, Column::text(projects))?
+            ));
+        }
+        if let Some(app) = &filter.app {
+            conditions.push(format!("app = {}", args.add(app)?));
+        }
+        if let Some(user) = &filter.initiated_by {
+            conditions.push(format!("initiated_by = {}", args.add(user)?));
+        }
+        if !filter.results.is_empty() {
+            let results = filter.results.iter().map(|r| r.as_str());
+            conditions.push(format!(
+                "result {}",
+                dialect::in_list(&mut args, Column::text(results))?
+            ));
+        }
+        if let Some(since) = filter.since {
+            conditions.push(format!("finished_at >= {}", args.add(to_ms(since))?));
+        }
+        if let Some(until) = filter.until {
+            conditions.push(format!("finished_at < {}", args.add(to_ms(until))?));
+        }
+        let (time, seq) = (args.add(after_time)?, args.add(after_seq)?);
+        conditions.push(format!(
+            "(finished_at < {time} OR (finished_at = {time} AND seq < {seq}))"
+        ));
+        let limit = args.add(page_size as i64 + 1)?;
+        let text = format!(
+            "SELECT seq, cluster, project, app, history_id, kind, rollback_of, result, from_revision, \
+             to_revision, initiated_by, started_at, finished_at, trace_id, message, command_id \
+             FROM deployments WHERE {} ORDER BY finished_at DESC, seq DESC LIMIT {limit}",
+            conditions.join(" AND ")
+        );
+        let mut rows = sqlx::query_with(AssertSqlSafe(text), args.0)
+            .fetch_all(self.pool())
+            .await?;
+        let mut next_cursor = None;
+        if rows.len() > page_size {
+            rows.truncate(page_size);
+            if let Some(last) = rows.last() {
+                next_cursor = Some(query::encode_time_cursor(
+                    last.try_get("finished_at")?,
+                    last.try_get("seq")?,
+                ));
+            }
+        }
+        Rows { rows, next_cursor }.map(deployment_from_row)
+    }
+
     #[tracing::instrument(skip_all, fields(actor = %entry.actor, action = %entry.action))]
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
         sqlx::query(
@@ -2363,6 +2546,7 @@ boxed_impl! {
     fn ingest_resource_tree(&self, cluster: &'a str, at: &'a SpokeSeq, project: &'a str, name: &'a str, tree: &'a serde_json::Value) -> IngestOutcome;
     fn ingest_events(&self, cluster: &'a str, at: &'a SpokeSeq, events: &'a [EventRecord]) -> IngestOutcome;
     fn ingest_command_statuses(&self, cluster: &'a str, at: &'a SpokeSeq, updates: &'a [CommandUpdate]) -> IngestOutcome;
+    fn ingest_deployments(&self, cluster: &'a str, at: &'a SpokeSeq, deployments: &'a [Deployment]) -> IngestOutcome;
     fn enqueue_command(&self, command: &'a NewCommand) -> CommandRecord;
     fn enqueue_commands(&self, commands: &'a [NewCommand]) -> Vec<CommandRecord>;
     fn count_apps_by_cluster(&self, filter: &'a AppFilter) -> BTreeMap<String, AppCounts>;
@@ -2375,6 +2559,7 @@ boxed_impl! {
     fn expire_commands(&self, now: OffsetDateTime) -> u64;
     fn list_commands(&self, scope: &'a CommandScope, page_size: u32, cursor: Option<&'a str>) -> Page<CommandRecord>;
     fn list_events(&self, filter: &'a EventFilter, page_size: u32, cursor: Option<&'a str>) -> Page<EventRecord>;
+    fn list_deployments(&self, filter: &'a DeploymentFilter, page_size: u32, cursor: Option<&'a str>) -> Page<Deployment>;
     fn append_audit(&self, entry: &'a AuditEntry) -> ();
     fn list_audit(&self, page_size: u32, cursor: Option<&'a str>) -> Page<AuditEntry>;
     fn create_user(&self, user: &'a UserRecord) -> UserRecord;

@@ -73,6 +73,7 @@ on_both_backends!(
     command_outbox_lifecycle,
     commands_keep_their_trace_context,
     events_are_deduplicated,
+    deployments_are_stored_once_and_listed_newest_first,
     audit_log_pages,
     users_and_tokens,
     resource_trees,

@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use edgecd_core::app::{AppOrigin, Condition, OwnerRef};
+use edgecd_core::app::{AppOrigin, Condition, OperationPhase, OwnerRef};
+use edgecd_core::deployment::Deployment;
 use edgecd_core::project::ProjectSpec;
 use edgecd_core::selector::LabelSelector;
 use edgecd_core::{Health, SyncStatus};
@@ -2062,6 +2063,197 @@ pub async fn notifications_reach_listeners(store: &dyn Store) {
 /// Every change of a command record is announced with its id, and stored
 /// events with their cluster, in the transaction that made them (what
 /// `Watch` of commands and events follows).
+fn deployment(app: &str, id: i64, minute: i64, result: OperationPhase, by: &str) -> Deployment {
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+        + time::Duration::minutes(minute);
+    Deployment {
+        cluster: "forged".into(),
+        project: "default".into(),
+        app: app.into(),
+        history_id: id,
+        rollback_of: None,
+        result,
+        from_revision: format!("r{}", id - 1),
+        to_revision: format!("r{id}"),
+        initiated_by: by.into(),
+        started_at: at,
+        finished_at: at + time::Duration::seconds(20),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        message: String::new(),
+        command_id: String::new(),
+    }
+}
+
+/// `(cluster, app, history id)` of every deployment `filter` lists, a page of `size` at a time.
+async fn all_deployments(
+    store: &dyn Store,
+    filter: &DeploymentFilter,
+    size: u32,
+) -> Vec<(String, String, i64)> {
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_deployments(filter, size, cursor.as_deref())
+            .await
+            .unwrap();
+        assert!(page.items.len() <= size as usize);
+        found.extend(
+            page.items
+                .iter()
+                .map(|d| (d.cluster.clone(), d.app.clone(), d.history_id)),
+        );
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return found,
+        }
+    }
+}
+
+pub async fn deployments_are_stored_once_and_listed_newest_first(store: &dyn Store) {
+    for name in ["c1", "c2"] {
+        store.create_cluster(&cluster(name, &[])).await.unwrap();
+    }
+    for (app, on) in [("web", "c1"), ("db", "c1"), ("cache", "c2")] {
+        store
+            .create_app(&new_app("default", app, on))
+            .await
+            .unwrap();
+    }
+    use OperationPhase::{Failed, Succeeded};
+    let mut rollback = deployment("web", 3, 30, Succeeded, "alice");
+    rollback.rollback_of = Some(1);
+    rollback.message = "successfully synced".into();
+    let first = store
+        .ingest_deployments(
+            "c1",
+            &at("e", 1),
+            &[
+                deployment("web", 1, 10, Succeeded, "alice"),
+                deployment("web", 2, 20, Failed, edgecd_core::deployment::AUTOMATED),
+                rollback.clone(),
+                deployment("db", 0, 25, Succeeded, "bob"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.applied, first.stale), (4, 0));
+    // A replay (a restarted spoke sends its apps' history again) stores nothing new.
+    let replay = store
+        .ingest_deployments(
+            "c1",
+            &at("e2", 1),
+            &[
+                deployment("web", 2, 20, Failed, edgecd_core::deployment::AUTOMATED),
+                deployment("web", 4, 40, Succeeded, "alice"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!((replay.applied, replay.stale), (1, 1));
+    // A spoke speaks only for its own apps: c2 cannot record a deployment of c1's web, nor of an unknown app.
+    let forged = store
+        .ingest_deployments(
+            "c2",
+            &at("e", 1),
+            &[
+                deployment("web", 9, 50, Succeeded, "mallory"),
+                deployment("nope", 0, 50, Succeeded, "mallory"),
+                deployment("cache", 0, 5, Succeeded, "carol"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.applied, 1);
+
+    let everything = DeploymentFilter::default();
+    let newest_first = [
+        ("c1", "web", 4),
+        ("c1", "web", 3),
+        ("c1", "db", 0),
+        ("c1", "web", 2),
+        ("c1", "web", 1),
+        ("c2", "cache", 0),
+    ];
+    let want: Vec<(String, String, i64)> = newest_first
+        .iter()
+        .map(|(c, a, i)| (c.to_string(), a.to_string(), *i))
+        .collect();
+    for size in [1, 2, 4, 100] {
+        assert_eq!(
+            all_deployments(store, &everything, size).await,
+            want,
+            "pages of {size}"
+        );
+    }
+    // What was stored is what was sent, under the stream's cluster (never the message's).
+    let page = store.list_deployments(&everything, 10, None).await.unwrap();
+    let stored = page.items.iter().find(|d| d.history_id == 3).unwrap();
+    assert_eq!(
+        stored,
+        &Deployment {
+            cluster: "c1".into(),
+            ..rollback
+        }
+    );
+    assert!(
+        page.items
+            .iter()
+            .all(|d| d.app != "nope" && d.initiated_by != "mallory")
+    );
+
+    let only = |f: DeploymentFilter| async move { all_deployments(store, &f, 2).await };
+    let ids = |found: Vec<(String, String, i64)>| -> Vec<(String, i64)> {
+        found.into_iter().map(|(_, a, i)| (a, i)).collect()
+    };
+    let c2 = only(DeploymentFilter {
+        cluster: Some("c2".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(c2), [("cache".to_owned(), 0)]);
+    let web = only(DeploymentFilter {
+        projects: vec!["default".into()],
+        app: Some("web".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(web.len(), 4);
+    let failed = only(DeploymentFilter {
+        results: vec![Failed],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(failed), [("web".to_owned(), 2)]);
+    let automated = only(DeploymentFilter {
+        initiated_by: Some(edgecd_core::deployment::AUTOMATED.into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(automated), [("web".to_owned(), 2)]);
+    let base = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let window = only(DeploymentFilter {
+        since: Some(base + time::Duration::minutes(20)),
+        until: Some(base + time::Duration::minutes(30)),
+        ..Default::default()
+    })
+    .await;
+    // Finished at minute 20:20 and 25:20 (a finish at 30:20 is after `until`).
+    assert_eq!(ids(window), [("db".to_owned(), 0), ("web".to_owned(), 2)]);
+    let nobody = only(DeploymentFilter {
+        projects: vec!["other".into()],
+        ..Default::default()
+    })
+    .await;
+    assert!(nobody.is_empty());
+    assert!(matches!(
+        store
+            .list_deployments(&everything, 10, Some("garbage"))
+            .await,
+        Err(StoreError::InvalidCursor)
+    ));
+}
+
 pub async fn command_and_event_changes_are_announced(store: &dyn Store) {
     let mut stream = store
         .listen(&[COMMAND_UPDATES_CHANNEL, EVENTS_CHANNEL])

@@ -187,6 +187,8 @@ unary! {
     delete_user(DeleteUserRequest) -> DeleteUserResponse, "DeleteUser", |r| named("user", &r.name);
     /// One page of events; see [`Client::events`].
     list_events(ListEventsRequest) -> ListEventsResponse, "ListEvents", |_r| None;
+    /// One page of the fleet's deployment record; see [`Client::deployments`].
+    list_deployments(ListDeploymentsRequest) -> ListDeploymentsResponse, "ListDeployments", |_r| None;
     /// One page of the audit log; see [`Client::audit_log`].
     list_audit_log(ListAuditLogRequest) -> ListAuditLogResponse, "ListAuditLog", |_r| None;
 }

@@ -164,6 +164,24 @@ impl Client {
         })
     }
 
+    /// Every deployment of the fleet's record matching the request, newest first.
+    pub fn deployments(&self, request: ListDeploymentsRequest) -> ItemStream<Deployment> {
+        let client = self.clone();
+        paginate(move |page_token| {
+            let (client, request) = (
+                client.clone(),
+                ListDeploymentsRequest {
+                    page_token,
+                    ..request.clone()
+                },
+            );
+            async move {
+                let page = client.list_deployments(request).await?;
+                Ok((page.items, page.next_page_token))
+            }
+        })
+    }
+
     /// Every audit-log entry matching the request.
     pub fn audit_log(&self, request: ListAuditLogRequest) -> ItemStream<AuditEntry> {
         let client = self.clone();

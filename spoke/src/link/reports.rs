@@ -1,4 +1,4 @@
-//! What the hub link reports besides statuses: each app's live resource tree (managed objects and their children through ownerReferences, sent when its hash changes) and events derived from status transitions (sync started, succeeded or failed, health changed, drift healed, prune), buffered with a bound that never drops silently.
+//! What the hub link reports besides statuses: each app's live resource tree (managed objects and their children through ownerReferences, sent when its hash changes), events derived from status transitions (sync started, succeeded or failed, health changed, drift healed, prune), buffered with a bound that never drops silently, and each new history entry as a deployment for the fleet's record (never dropped: owed again on overflow).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -6,6 +6,7 @@ use std::hash::{Hash as _, Hasher as _};
 
 use edgecd_core::Health;
 use edgecd_core::app::{ApplicationStatus, OperationPhase, ResourceKey};
+use edgecd_core::deployment::Deployment;
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -84,11 +85,80 @@ impl EventBuffer {
     }
 }
 
-/// What the link last saw of an app's status, to derive events from the next one.
+/// Deployments waiting for room in the outbox, oldest first. Nothing is dropped: beyond `capacity` the buffer
+/// is emptied and the deployments are owed (every app's history is sent again; the hub stores each once).
+#[derive(Debug)]
+pub(super) struct DeploymentBuffer {
+    deployments: VecDeque<v1::Deployment>,
+    capacity: usize,
+}
+
+impl DeploymentBuffer {
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            deployments: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Buffers `found`; `false` when it overflowed (the buffer is then empty and everything is owed).
+    #[must_use]
+    pub(super) fn push(&mut self, found: Vec<Deployment>) -> bool {
+        self.deployments.extend(found.iter().map(pc::deployment));
+        if self.deployments.len() > self.capacity {
+            self.deployments.clear();
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.deployments.clear();
+    }
+
+    /// The next batch (at most [`edgecd_core::deployment::PER_BATCH`]), if any.
+    pub(super) fn take_batch(&mut self) -> Option<v1::DeploymentBatch> {
+        let n = self
+            .deployments
+            .len()
+            .min(edgecd_core::deployment::PER_BATCH);
+        (n > 0).then(|| v1::DeploymentBatch {
+            deployments: self.deployments.drain(..n).collect(),
+        })
+    }
+}
+
+/// The deployments of `app` not reported yet: its history entries after the one last seen (all of them for an
+/// app not seen yet, or whose history started over).
+pub(super) fn new_deployments(
+    cluster: &str,
+    app: &Application,
+    before: Option<&Seen>,
+) -> Vec<Deployment> {
+    let Some(status) = app.status.as_ref() else {
+        return Vec::new();
+    };
+    let last = edgecd_core::deployment::last_history_id(&status.history);
+    let after = before
+        .and_then(|b| b.last_history_id)
+        .filter(|seen| last.is_some_and(|now| now >= *seen));
+    edgecd_core::deployment::new_deployments(
+        cluster,
+        app.project(),
+        &app.app_name(),
+        &status.history,
+        status.operation_state.as_ref(),
+        after,
+    )
+}
+
+/// What the link last saw of an app's status, to derive events and deployments from the next one.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Seen {
     health: Option<Health>,
     operation: Option<(OperationPhase, i128)>,
+    /// The highest history id seen (its deployments are reported).
+    last_history_id: Option<i64>,
 }
 
 impl Seen {
@@ -99,6 +169,7 @@ impl Seen {
                 .operation_state
                 .as_ref()
                 .map(|op| (op.phase, op.started_at.unix_timestamp_nanos())),
+            last_history_id: edgecd_core::deployment::last_history_id(&status.history),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use edgecd_core::app::{AppOrigin, OperationPhase};
 use edgecd_core::link::backoff::SessionOutcome;
+use edgecd_core::link::capabilities::names;
 use edgecd_core::link::{
     Backoff, Capabilities, Inbox, Outbox, OutboxError, ProtocolVersion, Receipt, digest,
 };
@@ -39,6 +40,8 @@ const SNAPSHOT_CHUNK: usize = 100;
 const REMEMBERED_COMMANDS: usize = 1024;
 /// Events buffered while the outbox has no room (beyond, the oldest are dropped and reported as dropped).
 const EVENT_BUFFER: usize = 1000;
+/// Deployments buffered while the outbox has no room (beyond, every app's history is sent again later).
+const DEPLOYMENT_BUFFER: usize = 10_000;
 
 /// Settings of the hub link.
 #[derive(Debug, Clone)]
@@ -99,6 +102,7 @@ impl HubLinkConfig {
                 names::TRACE_CONTEXT,
                 names::EVENTS,
                 names::PROJECT_POLICIES,
+                names::DEPLOYMENTS,
             ]),
             buffer_capacity: 10_000,
             connect_timeout: Duration::from_secs(10),
@@ -121,6 +125,7 @@ enum Report {
     Digest(v1::Digest),
     Tree(Box<v1::ResourceTree>),
     Events(v1::EventBatch),
+    Deployments(v1::DeploymentBatch),
     Renew(v1::RenewRequest),
 }
 
@@ -139,6 +144,7 @@ impl Report {
             Report::Digest(d) => spoke_message::Body::Digest(d),
             Report::Tree(tree) => spoke_message::Body::ResourceTree(*tree),
             Report::Events(batch) => spoke_message::Body::Events(batch),
+            Report::Deployments(batch) => spoke_message::Body::Deployments(batch),
             Report::Renew(r) => spoke_message::Body::Renew(r),
         }
     }
@@ -177,6 +183,11 @@ struct Link {
     seen: HashMap<String, reports::Seen>,
     /// Events waiting for room in the outbox.
     events: reports::EventBuffer,
+    /// Finished syncs and rollbacks waiting for room in the outbox.
+    deployments: reports::DeploymentBuffer,
+    /// Every app's deployments are owed (the buffer overflowed, or the hub lost this spoke's reports): sent
+    /// with the next full status report.
+    deployments_owed: bool,
     /// The objects of every app's last resource tree, to forward Kubernetes events about them.
     involved: super::kube_events::Involved,
     /// Capabilities agreed on the last stream (None before the first Welcome).
@@ -233,6 +244,8 @@ pub async fn run(
         trees_owed: false,
         seen: HashMap::new(),
         events: reports::EventBuffer::new(EVENT_BUFFER),
+        deployments: reports::DeploymentBuffer::new(DEPLOYMENT_BUFFER),
+        deployments_owed: false,
         involved: super::kube_events::Involved::default(),
         agreed: None,
         snapshot_owed: true,
@@ -470,6 +483,13 @@ impl Link {
         if negotiated.full_status_resync {
             self.snapshot_owed = true;
             self.trees_owed = true;
+            // A hub that knew this spoke and lost its reports lost its deployments too (on the first stream,
+            // every app's are sent as the watch first lists it).
+            self.deployments_owed |= self.agreed.is_some();
+        }
+        if !negotiated.capabilities.contains(names::DEPLOYMENTS) {
+            self.deployments.clear();
+            self.deployments_owed = false;
         }
         self.agreed = Some(negotiated.capabilities.clone());
         let mut inbox = Inbox::new(negotiated.resume_hub_seq);
@@ -571,6 +591,12 @@ impl Link {
             };
             self.queue(None, Report::Events(batch));
         }
+        while self.outbox.len() + 1 < self.config.buffer_capacity {
+            let Some(batch) = self.deployments.take_batch() else {
+                break;
+            };
+            self.queue(None, Report::Deployments(batch));
+        }
         while let Some((seq, report)) = self.outbox.next_to_send() {
             send(outbound, seq, inbox.ack(), report.body()).await?;
         }
@@ -611,6 +637,13 @@ impl Link {
                 app.metadata.name.clone().unwrap_or_default(),
                 status_version,
             );
+        }
+        if std::mem::take(&mut self.deployments_owed) {
+            tracing::info!("Reporting every app's deployments again.");
+            for app in &list.items {
+                let found = reports::new_deployments(&cluster, app, None);
+                self.buffer_deployments(found);
+            }
         }
         let snapshot_id = uuid_like();
         let chunks: Vec<Vec<AppStatusReport>> = if reports.is_empty() {
@@ -691,6 +724,10 @@ impl Link {
                     self.events.push(event);
                 }
             }
+            if self.agreed_to(names::DEPLOYMENTS) {
+                let found = reports::new_deployments(&self.config.cluster_name, app, before);
+                self.buffer_deployments(found);
+            }
             self.seen.insert(name.clone(), reports::Seen::of(status));
         }
         // A command's operation finished: report its result.
@@ -759,6 +796,21 @@ impl Link {
     }
 
     /// Whether the hub agreed to `capability` on the last stream (assumed before the first one).
+    /// Buffers deployments for the hub; on overflow they are owed with the next full report (never dropped).
+    fn buffer_deployments(&mut self, found: Vec<edgecd_core::deployment::Deployment>) {
+        if found.is_empty() {
+            return;
+        }
+        if !self.deployments.push(found) {
+            tracing::warn!(
+                capacity = DEPLOYMENT_BUFFER,
+                "The deployment buffer is full; every app's deployments will be reported again."
+            );
+            self.deployments_owed = true;
+            self.snapshot_owed = true;
+        }
+    }
+
     fn agreed_to(&self, capability: &str) -> bool {
         self.agreed.as_ref().is_none_or(|c| c.contains(capability))
     }
