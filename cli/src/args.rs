@@ -871,10 +871,16 @@ mod tests {
     fn history_times_are_rfc3339_or_ages() {
         let at = parse_time("2026-12-01T00:00:00Z").unwrap();
         assert_eq!(at.unix_timestamp(), 1_796_083_200);
-        let week = time::OffsetDateTime::now_utc() - parse_time("7d").unwrap();
-        assert!((week.whole_hours() - 7 * 24).abs() <= 1);
-        let hour = time::OffsetDateTime::now_utc() - parse_time("90m").unwrap();
-        assert_eq!(hour.whole_minutes(), 90);
+        let week_ago = parse_time("7d").unwrap();
+        assert_eq!(
+            (time::OffsetDateTime::now_utc() - week_ago).whole_hours(),
+            7 * 24
+        );
+        let ninety_ago = parse_time("90m").unwrap();
+        assert_eq!(
+            (time::OffsetDateTime::now_utc() - ninety_ago).whole_minutes(),
+            90
+        );
         let error = parse_time("yesterday").unwrap_err();
         assert!(error.contains("RFC 3339"), "{error}");
         let parsed = Cli::try_parse_from([

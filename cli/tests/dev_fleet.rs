@@ -1,4 +1,4 @@
-//! End to end: the `edgecd` binary against the dev fleet (real hub, spokes, git daemon, gRPC over TCP; the Kubernetes API emulator as the only stand-in): login, list, sync a git change, diff drift, history and rollback, cluster states, a frozen spoke shown Stale, and exit codes.
+//! End to end: the `edgecd` binary against the dev fleet (real hub, spokes, git daemon, gRPC over TCP; the Kubernetes API emulator as the only stand-in): login, list, sync a git change, diff drift, history and rollback, the fleet's deployment record, cluster states, a frozen spoke shown Stale, and exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -341,6 +341,8 @@ async fn the_cli_drives_the_dev_fleet() {
         &["app", "get", "cluster-1.nginx"],
         &["app", "get", "cluster-1.nginx", "-o", "yaml"],
         &["app", "history", "cluster-1.nginx"],
+        &["history"],
+        &["history", "-o", "json"],
         &["app", "manifests", "cluster-1.nginx"],
         &["app", "diff", "cluster-2.nginx"],
         &["cluster", "list"],
@@ -439,6 +441,93 @@ async fn the_cli_drives_the_dev_fleet() {
         async || (replicas(&cluster1).await == Some(3)).then_some(()),
     )
     .await;
+
+    // The fleet's deployment record (`edgecd history`), newest first: the rollback (deploying the first entry
+    // again over the change) and, before it, the sync that deployed the change. The spoke reports each once it
+    // finished; the record may lag the command's result a little.
+    let record = eventually(
+        "the rollback in the fleet's deployment record",
+        Duration::from_secs(60),
+        async || {
+            let listed = cli
+                .run(&["history", "--cluster", "cluster-1", "-o", "json"])
+                .await
+                .ok()
+                .json();
+            let items = listed.as_array()?.clone();
+            (field(items.first()?, "/kind") == "rollback").then_some(items)
+        },
+    )
+    .await;
+    let rollback = &record[0];
+    assert_eq!(rollback["rollbackOf"].as_i64(), Some(first), "{rollback}");
+    assert_eq!(field(rollback, "/fromRevision"), commit, "{rollback}");
+    assert_ne!(field(rollback, "/toRevision"), commit, "{rollback}");
+    assert_eq!(field(rollback, "/result"), "Succeeded", "{rollback}");
+    assert_eq!(field(rollback, "/initiatedBy"), "admin", "{rollback}");
+    assert_eq!(rollback["automated"], false, "{rollback}");
+    assert!(
+        record
+            .iter()
+            .all(|d| field(d, "/cluster") == "cluster-1" && field(d, "/app") == "cluster-1.nginx"),
+        "{record:?}"
+    );
+    let change = record
+        .iter()
+        .find(|d| field(d, "/toRevision") == commit && field(d, "/result") == "Succeeded")
+        .unwrap_or_else(|| panic!("no deployment of {commit}: {record:?}"));
+    assert_eq!(field(change, "/kind"), "sync", "{change}");
+    assert_ne!(field(change, "/fromRevision"), commit, "{change}");
+    assert!(field(change, "/finishedAt") <= field(rollback, "/finishedAt"));
+    // Filters narrow it in the database; the table says what happened in words.
+    let failed = cli
+        .run(&[
+            "history",
+            "-c",
+            "cluster-1",
+            "--result",
+            "failed",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(failed, serde_json::json!([]), "{failed}");
+    let elsewhere = cli
+        .run(&[
+            "history",
+            "-a",
+            "default/cluster-1.nginx",
+            "-c",
+            "cluster-2",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(elsewhere, serde_json::json!([]), "{elsewhere}");
+    let table = cli
+        .run(&[
+            "history",
+            "-a",
+            "cluster-1.nginx",
+            "--user",
+            "admin",
+            "--since",
+            "1h",
+            "--limit",
+            "1",
+        ])
+        .await
+        .ok();
+    assert!(table.stdout.starts_with("FINISHED "), "{table:?}");
+    assert!(
+        table.stdout.contains(&format!("rollback to {first}")),
+        "{table:?}"
+    );
+    assert!(table.stderr.contains("--limit 0"), "{table:?}");
 
     // Errors and exit codes.
     let missing = cli.run(&["app", "get", "nope"]).await;

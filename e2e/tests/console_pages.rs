@@ -668,6 +668,59 @@ async fn every_console_page_shows_the_fleet() {
     let objects = browser.texts("#events tbody td.object").await.unwrap();
     assert!(objects.iter().all(|o| !o.trim().is_empty()), "{objects:?}");
 
+    // --- deployments: the fleet's record (the sets' apps were deployed by automated sync), filtered in the URL ---
+    browser
+        .goto(&format!("{base}/#/deployments"))
+        .await
+        .unwrap();
+    wait(
+        &browser,
+        "return document.querySelectorAll('#deployments-table tbody tr[data-result=Succeeded]').length > 0",
+    )
+    .await;
+    let clusters = browser
+        .eval("return [...document.querySelectorAll('#deployments-table tbody tr')].map(r => r.dataset.cluster)")
+        .await
+        .unwrap();
+    assert!(
+        clusters.as_array().is_some_and(|c| c.len() >= 3),
+        "{clusters}"
+    );
+    let by = browser
+        .texts("#deployments-table tbody tr td:nth-child(7)")
+        .await
+        .unwrap();
+    assert!(by.iter().any(|b| b == "automated sync"), "{by:?}");
+    let revisions = browser
+        .texts("#deployments-table tbody td .revs")
+        .await
+        .unwrap();
+    assert!(revisions.iter().all(|r| r.contains(" → ")), "{revisions:?}");
+    clear_toasts(&browser).await;
+    browser.screenshot(&shots, "deployments").await.unwrap();
+    browser
+        .goto(&format!("{base}/#/deployments?cluster=cluster-2"))
+        .await
+        .unwrap();
+    wait(
+        &browser,
+        "const rows = [...document.querySelectorAll('#deployments-table tbody tr')]; \
+         return rows.length > 0 && rows.every(r => r.dataset.cluster === 'cluster-2')",
+    )
+    .await;
+    browser
+        .goto(&format!(
+            "{base}/#/deployments?result=Failed&cluster=cluster-2"
+        ))
+        .await
+        .unwrap();
+    browser
+        .wait_text("#deployments-status", WAIT, |t| {
+            t == "No deployments match."
+        })
+        .await
+        .unwrap();
+
     // --- an unknown URL keeps the navigation ---
     browser
         .goto(&format!("{base}/#/no/such/page"))

@@ -1,4 +1,4 @@
-//! The spoke's side of the hub link end to end (real gRPC on TCP, the hub on SQLite, the Kubernetes API emulator, a real git server): a terminate command stops a running sync at its wave boundary, resource trees and events reach the hub's store, and the spoke enforces the project policies the hub sends — also after a restart without the hub.
+//! The spoke's side of the hub link end to end (real gRPC on TCP, the hub on SQLite, the Kubernetes API emulator, a real git server): a terminate command stops a running sync at its wave boundary, resource trees and events reach the hub's store, a deployment made while a partition cut the spoke off reaches the hub's record once it heals, and the spoke enforces the project policies the hub sends — also after a restart without the hub.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,7 +18,8 @@ use edgecd_hub::link::{
     CommandPayload, DESIRED_CHANNEL, LinkConfig, SpokeLink, command_payload_kind,
 };
 use edgecd_hub::store::{
-    AppRecord, CommandOutcome, EventFilter, NewApp, NewCluster, NewCommand, SqliteStore, Store,
+    AppRecord, CommandOutcome, DeploymentFilter, EventFilter, NewApp, NewCluster, NewCommand,
+    SqliteStore, Store,
 };
 use edgecd_proto::v1::spoke_service_server::SpokeServiceServer;
 use edgecd_spoke::cluster::LiveCluster;
@@ -462,6 +463,104 @@ async fn resource_trees_and_events_reach_the_hub_store() {
         all.items.iter().all(|e| e.reason != "Stranger"),
         "an event of no app's object was forwarded"
     );
+}
+
+/// The deployments of `default/demo` in the hub's record, oldest first.
+async fn deployments(store: &dyn Store) -> Vec<edgecd_core::deployment::Deployment> {
+    let filter = DeploymentFilter {
+        app: Some("demo".into()),
+        ..DeploymentFilter::default()
+    };
+    let mut found = store
+        .list_deployments(&filter, 100, None)
+        .await
+        .unwrap()
+        .items;
+    found.reverse();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_made_while_the_hub_is_unreachable_reaches_its_record_once() {
+    let (_dir, store, hub) = hub_with_cluster().await;
+    // The spoke reaches the hub through a relay that can partition them.
+    let relay = edgecd_dev::relay::Relay::start(hub).await.unwrap();
+    let emulator = emulator().await;
+    let git = GitServer::start().unwrap();
+    let repo = git.create_repo("demo").unwrap();
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
+        .unwrap();
+    let first_commit = repo.commit("demo").unwrap();
+    let _spoke = Spoke::start(&emulator, Some(relay.addr())).await;
+    create_app(
+        store.as_ref(),
+        "default",
+        &repo,
+        "deploy/overlays/cluster1",
+        "demo",
+        true,
+    )
+    .await;
+    let first = wait_for("the automated sync in the hub's record", async || {
+        deployments(store.as_ref()).await.pop()
+    })
+    .await;
+    assert_eq!(first.cluster, CLUSTER);
+    assert_eq!(first.to_revision, first_commit);
+    assert_eq!(first.from_revision, "", "the app's first deployment");
+    assert_eq!(first.result, OperationPhase::Succeeded);
+    assert_eq!(first.initiated_by, edgecd_core::deployment::AUTOMATED);
+    assert!(first.automated() && first.rollback_of.is_none());
+    assert!(first.finished_at >= first.started_at);
+
+    // Partitioned: a new commit is deployed by automated sync while no byte reaches the hub.
+    relay.set_frozen(true);
+    repo.write(
+        "deploy/overlays/cluster1/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    repo.write(
+        "deploy/overlays/cluster1/kustomization.yaml",
+        "resources:\n- ../../base\n- extra.yaml\npatchesStrategicMerge:\n- service.yaml\n",
+    )
+    .unwrap();
+    let second_commit = repo.commit("an extra ConfigMap").unwrap();
+    let spoke_apps = _spoke.apps();
+    wait_for("the new commit deployed at the edge", async || {
+        let app = spoke_apps.get("demo").await.ok()?;
+        let history = app.status?.history;
+        history
+            .iter()
+            .any(|h| h.revision == second_commit && h.result == OperationPhase::Succeeded)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        deployments(store.as_ref()).await.len(),
+        1,
+        "nothing crossed the partition"
+    );
+
+    // Healed: the deployment made meanwhile arrives, once, naming the revision it replaced.
+    relay.set_frozen(false);
+    let record = wait_for(
+        "the partitioned deployment in the hub's record",
+        async || {
+            let found = deployments(store.as_ref()).await;
+            (found.len() >= 2).then_some(found)
+        },
+    )
+    .await;
+    assert_eq!(record.len(), 2, "{record:?}");
+    let second = &record[1];
+    assert_eq!(second.from_revision, first_commit);
+    assert_eq!(second.to_revision, second_commit);
+    assert_eq!(second.history_id, first.history_id + 1);
+    assert_eq!(second.result, OperationPhase::Succeeded);
+    // Later reports (a refresh rewrites the status) add nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(deployments(store.as_ref()).await.len(), 2);
 }
 
 /// A project that allows no cluster-scoped kinds and only `team-*` namespaces.

@@ -1019,6 +1019,73 @@ pub fn from_project(p: &v1::Project) -> Result<ProjectSpec, ConvertError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn deployments_round_trip_under_the_streams_cluster_and_bad_ones_are_refused() {
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let sent = Deployment {
+            cluster: "edge-1".into(),
+            project: "web".into(),
+            app: "cache".into(),
+            history_id: 7,
+            rollback_of: Some(3),
+            result: OperationPhase::Failed,
+            from_revision: "a".repeat(40),
+            to_revision: "b".repeat(40),
+            initiated_by: "alice".into(),
+            started_at: at,
+            finished_at: at + time::Duration::seconds(12),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            message: "one or more objects failed to apply".into(),
+            command_id: "cmd-1".into(),
+        };
+        let wire = deployment(&sent);
+        assert_eq!(wire.kind, v1::DeploymentKind::Rollback as i32);
+        assert!(!wire.automated);
+        // The stream's cluster, never the message's.
+        let mut forged = wire.clone();
+        forged.cluster = "edge-2".into();
+        assert_eq!(from_deployment("edge-1", &forged).unwrap(), sent);
+        let sync = v1::Deployment {
+            kind: v1::DeploymentKind::Sync as i32,
+            ..wire.clone()
+        };
+        assert_eq!(from_deployment("edge-1", &sync).unwrap().rollback_of, None);
+        for (what, bad) in [
+            (
+                "no app",
+                v1::Deployment {
+                    app: None,
+                    ..wire.clone()
+                },
+            ),
+            (
+                "a running operation",
+                v1::Deployment {
+                    result: v1::OperationPhase::Running as i32,
+                    ..wire.clone()
+                },
+            ),
+            (
+                "no start",
+                v1::Deployment {
+                    started_at: None,
+                    ..wire.clone()
+                },
+            ),
+        ] {
+            let error = from_deployment("edge-1", &bad).unwrap_err();
+            assert!(error.field.starts_with("deployment."), "{what}: {error}");
+        }
+        let huge = v1::Deployment {
+            message: "x".repeat(1 << 20),
+            trace_id: "not a trace".into(),
+            ..wire
+        };
+        let bounded = from_deployment("edge-1", &huge).unwrap();
+        assert!(bounded.message.len() <= edgecd_core::deployment::MAX_MESSAGE);
+        assert!(bounded.trace_id.is_empty());
+    }
     use std::time::Duration;
 
     use super::*;
