@@ -107,6 +107,35 @@ pub enum Command {
     },
 }
 
+/// Flags of `edgecd app logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub app: AppName,
+    /// KIND/NAME of a pod or of a workload of the app (`deployment/web`, `pod/web-7d9c-x2l`); default: the
+    /// app's only workload.
+    pub resource: Option<String>,
+    #[arg(long, short = 'p')]
+    pub project: Option<String>,
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// The container (default: the pod's default container).
+    #[arg(long, short = 'c')]
+    pub container: Option<String>,
+    /// Keep printing new lines until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only lines newer than this, e.g. 10m, 1h.
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// Only the last N lines of each log.
+    #[arg(long)]
+    pub tail: Option<u32>,
+    /// The previous container's log (after a restart).
+    #[arg(long)]
+    pub previous: bool,
+}
+
 /// Filters of `edgecd history` (every one given must match).
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -444,6 +473,41 @@ pub enum AppCommand {
         #[arg(long, short = 'p')]
         project: Option<String>,
     },
+    /// List the app's live resources: what it manages and what they own (ReplicaSets, Pods, …).
+    Resources {
+        #[command(flatten)]
+        app: AppName,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+    },
+    /// Print a resource's live manifest, read from its cluster now (through its spoke).
+    Manifest {
+        #[command(flatten)]
+        app: AppName,
+        /// KIND/NAME of a resource of the app (`deployment/web`, `pod/web-7d9c-x2l`).
+        resource: String,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        /// The resource's namespace, when the app has two of that kind and name.
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+        /// Keep metadata.managedFields.
+        #[arg(long)]
+        show_managed_fields: bool,
+    },
+    /// Print a resource's events (and its pods'), read from its cluster now.
+    Events {
+        #[command(flatten)]
+        app: AppName,
+        /// KIND/NAME of a resource of the app.
+        resource: String,
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+    },
+    /// Print the logs of a pod, or of every pod of a workload, through the app's spoke.
+    Logs(LogsArgs),
     /// Print the rendered manifests.
     Manifests {
         #[command(flatten)]

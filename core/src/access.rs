@@ -104,15 +104,18 @@ pub enum Action {
     Edit,
     /// Clusters, projects (create/delete), users, repositories, audit.
     Admin,
+    /// Read pod logs through the spoke: the project's `live.logs` role (Deployer by default).
+    ReadLogs,
 }
 
 impl Action {
-    fn required(self) -> Option<ProjectRole> {
+    fn required(self, spec: &ProjectSpec) -> Option<ProjectRole> {
         match self {
             Action::Read => Some(ProjectRole::Viewer),
             Action::Operate => Some(ProjectRole::Deployer),
             Action::Edit => Some(ProjectRole::Owner),
             Action::Admin => None,
+            Action::ReadLogs => Some(spec.live.logs),
         }
     }
 }
@@ -124,6 +127,7 @@ impl fmt::Display for Action {
             Action::Operate => "operate (sync, refresh, rollback, terminate)",
             Action::Edit => "edit",
             Action::Admin => "administer",
+            Action::ReadLogs => "read pod logs",
         })
     }
 }
@@ -152,11 +156,11 @@ pub fn decide(
     if principal.admin {
         return Ok(());
     }
-    match (action.required(), project) {
-        (Some(required), Some((name, spec))) => match principal.role_in(name, spec) {
-            Some(held) if held >= required => Ok(()),
-            _ => Err(denied()),
-        },
+    let Some((name, spec)) = project else {
+        return Err(denied());
+    };
+    match (action.required(spec), principal.role_in(name, spec)) {
+        (Some(required), Some(held)) if held >= required => Ok(()),
         _ => Err(denied()),
     }
 }
@@ -204,6 +208,29 @@ mod tests {
             err.to_string(),
             "vic may not operate (sync, refresh, rollback, terminate) in project a"
         );
+    }
+
+    #[test]
+    fn logs_need_the_projects_log_role() {
+        let vic = user("vic", &[]);
+        let olga = user("olga", &["ops"]);
+        let err = decide(&vic, Action::ReadLogs, Some(("a", &spec()))).unwrap_err();
+        assert_eq!(err.to_string(), "vic may not read pod logs in project a");
+        assert!(decide(&olga, Action::ReadLogs, Some(("a", &spec()))).is_ok());
+        let open = ProjectSpec {
+            live: crate::project::LiveAccess {
+                logs: ProjectRole::Viewer,
+            },
+            ..spec()
+        };
+        assert!(decide(&vic, Action::ReadLogs, Some(("a", &open))).is_ok());
+        let closed = ProjectSpec {
+            live: crate::project::LiveAccess {
+                logs: ProjectRole::Owner,
+            },
+            ..spec()
+        };
+        assert!(decide(&olga, Action::ReadLogs, Some(("a", &closed))).is_err());
     }
 
     #[test]

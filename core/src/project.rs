@@ -111,6 +111,37 @@ pub struct ProjectSpec {
     /// Argo CD sync windows, kept as given: accepted, not enforced yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_windows: Vec<serde_json::Value>,
+    /// Who may read pod logs through the spoke (the live manifest and events need only `Read`).
+    #[serde(default, skip_serializing_if = "LiveAccess::is_default")]
+    pub live: LiveAccess,
+}
+
+/// Live access to a project's clusters through their spokes: separate permissions, as Argo CD keeps logs and
+/// exec apart from reading an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveAccess {
+    /// The least role that reads pod logs (logs can carry what a manifest does not): Deployer by default.
+    #[serde(default = "LiveAccess::default_logs")]
+    pub logs: ProjectRole,
+}
+
+impl LiveAccess {
+    fn default_logs() -> ProjectRole {
+        ProjectRole::Deployer
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl Default for LiveAccess {
+    fn default() -> Self {
+        Self {
+            logs: Self::default_logs(),
+        }
+    }
 }
 
 /// Why a project refuses something.

@@ -411,11 +411,60 @@ async fn every_console_page_shows_the_fleet() {
         .wait_for("#details-events, #details-no-events", WAIT)
         .await
         .unwrap();
+    // Read from the cluster now, through the spoke: the live manifest, and the logs of the Deployment's pods.
     browser.click("#details-tab-live").await.unwrap();
-    browser
-        .wait_text("#details-live-later", WAIT, |t| t.contains("not available"))
+    let live = browser
+        .wait_text("#details-body", WAIT, |t| t.contains("kind: Deployment"))
         .await
         .unwrap();
+    assert!(live.contains("Read from the cluster just now"), "{live}");
+    assert!(!live.contains("managedFields"), "{live}");
+    browser.click("#details-tab-logs").await.unwrap();
+    wait(
+        &browser,
+        "const pre = document.querySelector('#details-logs'); \
+         return !!pre && pre.textContent.includes('started') && pre.textContent.includes('[nginx-')",
+    )
+    .await;
+    // Follow: new lines arrive in the open page; the search keeps only matching lines.
+    browser
+        .eval("document.querySelector('#logs-follow').click(); return true")
+        .await
+        .unwrap();
+    wait(
+        &browser,
+        "const pre = document.querySelector('#details-logs'); return !!pre && pre.textContent.includes(' tick ')",
+    )
+    .await;
+    browser
+        .eval("const s = document.querySelector('#logs-search'); s.value = 'tick'; s.dispatchEvent(new Event('input')); return true")
+        .await
+        .unwrap();
+    wait(
+        &browser,
+        "const spans = [...document.querySelectorAll('#details-logs span')]; \
+         return spans.length > 0 && spans.every(s => s.textContent.includes('tick'))",
+    )
+    .await;
+    clear_toasts(&browser).await;
+    browser.screenshot(&shots, "logs").await.unwrap();
+    // Leaving the tab closes the follow, down to the spoke's request to its API server.
+    let cluster1 = fleet.emulator().unwrap().clusters()[0].store().clone();
+    // One follow per pod of the Deployment.
+    assert!(cluster1.open_log_follows() >= 1);
+    browser.click("#details-tab-events").await.unwrap();
+    browser
+        .wait_for("#details-events, #details-no-events", WAIT)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while cluster1.open_log_follows() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the console's follow was not closed at the spoke"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The graph view: the application, its resources, their children; clicking a box selects it.
     browser.click("#view-graph").await.unwrap();
     wait(

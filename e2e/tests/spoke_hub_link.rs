@@ -14,8 +14,9 @@ use edgecd_core::project::{GroupKind, ProjectDestination, ProjectSpec};
 use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
 use edgecd_e2e::testdata;
+use edgecd_hub::link::live::{LiveEvent, LiveRequest};
 use edgecd_hub::link::{
-    CommandPayload, DESIRED_CHANNEL, LinkConfig, SpokeLink, command_payload_kind,
+    CommandPayload, DESIRED_CHANNEL, LinkConfig, Registry, SpokeLink, command_payload_kind,
 };
 use edgecd_hub::store::{
     AppRecord, CommandOutcome, DeploymentFilter, EventFilter, NewApp, NewCluster, NewCommand,
@@ -39,12 +40,18 @@ const STATE_NS: &str = "edgecd-system";
 const CLUSTER: &str = "cluster-1";
 
 async fn start_hub(store: Arc<dyn Store>) -> SocketAddr {
+    start_hub_with_registry(store).await.0
+}
+
+/// A hub link on loopback, with the registry of the streams it holds (to open live sessions on them).
+async fn start_hub_with_registry(store: Arc<dyn Store>) -> (SocketAddr, Arc<Registry>) {
     let config = LinkConfig {
         heartbeat_interval: Duration::from_millis(500),
         stale_after: Duration::from_secs(2),
         ..LinkConfig::default()
     };
     let link = SpokeLink::new(config, store);
+    let registry = Arc::clone(link.registry());
     link.spawn_router();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -55,7 +62,7 @@ async fn start_hub(store: Arc<dyn Store>) -> SocketAddr {
             .await
             .unwrap();
     });
-    addr
+    (addr, registry)
 }
 
 /// A spoke engine on the emulated cluster, with a hub link when `hub` is given.
@@ -561,6 +568,150 @@ async fn a_deployment_made_while_the_hub_is_unreachable_reaches_its_record_once(
     // Later reports (a refresh rewrites the status) add nothing.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(deployments(store.as_ref()).await.len(), 2);
+}
+
+/// Median and largest of `samples`, in milliseconds.
+fn spread(samples: &mut [Duration]) -> (u128, u128) {
+    samples.sort();
+    let median = samples[samples.len() / 2].as_millis();
+    let max = samples.last().map_or(0, Duration::as_millis);
+    (median, max)
+}
+
+/// Round trips of `n` refresh commands: hub outbox → stream → spoke → reconcile → result reported → hub store.
+async fn refresh_round_trips(store: &dyn Store, n: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let id = enqueue(store, "default", CommandPayload::Refresh { hard: false }).await;
+        wait_command(store, &id, CommandOutcome::Succeeded).await;
+        samples.push(started.elapsed());
+    }
+    samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_log_follows_on_one_spoke_leave_its_reports_flowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
+    store
+        .create_cluster(&NewCluster {
+            name: CLUSTER.into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    let (hub, registry) = start_hub_with_registry(Arc::clone(&store)).await;
+    // Chatty pods: every followed log gets 20 lines each 10 ms (about 200 KB/s per follow).
+    let emulator = KubeEmulator::start(EmulatorConfig {
+        stage_delay: Duration::from_millis(50),
+        log_follow_interval: Duration::from_millis(10),
+        log_follow_lines: 20,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let git = GitServer::start().unwrap();
+    let repo = git.create_repo("demo").unwrap();
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
+        .unwrap();
+    repo.commit("demo").unwrap();
+    let spoke = Spoke::start(&emulator, Some(hub)).await;
+    create_app(
+        store.as_ref(),
+        "default",
+        &repo,
+        "deploy/overlays/cluster1",
+        "demo",
+        true,
+    )
+    .await;
+    wait_for("demo Synced and Healthy at the hub", async || {
+        let status = app(store.as_ref(), "default").await.status?;
+        (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
+            .then_some(())
+    })
+    .await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(spoke.cluster.client().clone(), "demo");
+    let pod = pods.list(&Default::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+
+    let quiet = refresh_round_trips(store.as_ref(), 10).await;
+
+    // Twenty follows of the pod, each read as fast as it comes.
+    let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for _ in 0..20 {
+        let request = LiveRequest {
+            app: edgecd_proto::v1::AppRef {
+                project: "default".into(),
+                name: "demo".into(),
+            },
+            request: edgecd_proto::v1::live_open::Request::Logs(
+                edgecd_proto::v1::LiveLogsRequest {
+                    resource: Some(edgecd_proto::v1::ResourceKey {
+                        group: String::new(),
+                        version: "v1".into(),
+                        kind: "Pod".into(),
+                        namespace: "demo".into(),
+                        name: pod.clone(),
+                    }),
+                    follow: true,
+                    ..Default::default()
+                },
+            ),
+            max_bytes: 1 << 32,
+            max_duration: Duration::from_secs(600),
+        };
+        let mut stream = registry.open_live(CLUSTER, request).unwrap();
+        let bytes = Arc::clone(&bytes);
+        readers.push(tokio::spawn(async move {
+            while let Some(event) = stream.next().await {
+                match event {
+                    LiveEvent::Chunk(chunk) => {
+                        bytes.fetch_add(
+                            chunk.data.len() as u64,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                    }
+                    LiveEvent::End(end) => panic!("a follow ended: {end:?}"),
+                }
+            }
+        }));
+    }
+    let store_of_cluster = emulator.cluster().store().clone();
+    wait_for("twenty follows open at the API server", async || {
+        (store_of_cluster.open_log_follows() == 20).then_some(())
+    })
+    .await;
+    let before = bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let loaded = refresh_round_trips(store.as_ref(), 10).await;
+    let rate = (bytes.load(std::sync::atomic::Ordering::Relaxed) - before) as f64
+        / started.elapsed().as_secs_f64();
+    assert!(rate > 0.0, "no log bytes flowed during the measurement");
+
+    // The readers go away: every follow is closed at the API server.
+    for reader in &readers {
+        reader.abort();
+    }
+    wait_for("the follows cancelled at the spoke", async || {
+        (store_of_cluster.open_log_follows() == 0).then_some(())
+    })
+    .await;
+    let (quiet_median, quiet_max) = spread(&mut quiet.clone());
+    let (loaded_median, loaded_max) = spread(&mut loaded.clone());
+    // Figures for docs/benchmarks.md (measured, not asserted).
+    println!(
+        "live-follows: refresh round trip quiet median {quiet_median} ms max {quiet_max} ms; \
+         with 20 follows median {loaded_median} ms max {loaded_max} ms; logs {:.0} KB/s through the stream",
+        rate / 1000.0
+    );
 }
 
 /// A project that allows no cluster-scoped kinds and only `team-*` namespaces.

@@ -89,6 +89,9 @@ pub struct EmulatorConfig {
     /// real deployment controller waits), capped at this so that tests of failing images stay fast.
     /// `None` honours the deadline in full.
     pub max_progress_deadline: Option<Duration>,
+    /// A followed pod log (`pods/log?follow=true`) gets `log_follow_lines` more lines every `log_follow_interval`.
+    pub log_follow_interval: Duration,
+    pub log_follow_lines: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -99,6 +102,8 @@ impl Default for EmulatorConfig {
             stage_delay: Duration::from_millis(100),
             watch_history: 1000,
             bookmark_interval: Duration::from_secs(5),
+            log_follow_interval: Duration::from_millis(200),
+            log_follow_lines: 1,
             max_progress_deadline: Some(Duration::from_secs(2)),
         }
     }
@@ -182,6 +187,8 @@ impl KubeEmulator {
             clusters: entries,
             server_address: addr.to_string(),
             bookmark_interval: config.bookmark_interval,
+            log_follow_interval: config.log_follow_interval,
+            log_follow_lines: config.log_follow_lines.max(1),
             shutdown: shutdown_rx,
         });
         tasks.push(tokio::spawn(server::serve(

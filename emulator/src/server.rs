@@ -70,6 +70,9 @@ pub struct Host {
     pub server_address: String,
     /// Interval of periodic watch bookmarks.
     pub bookmark_interval: Duration,
+    /// Pace of followed pod logs: this many lines every interval.
+    pub log_follow_interval: Duration,
+    pub log_follow_lines: usize,
     /// Flips to true on shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -504,9 +507,45 @@ async fn serve_resource(
             Some("scale") => Ok(ok(&store.get_scale(&rt, &ns, name)?)),
             Some("log") if rt.is("", "pods") => {
                 let pod = store.get(&rt, &ns, name)?;
+                stages::check_log_container(&pod, q.get("container"))?;
                 let tail = q.get("tailLines").and_then(|t| t.parse().ok());
                 let text = stages::pod_logs(&pod, q.get("container"), tail);
-                let mut resp = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
+                if !q.flag("follow") {
+                    let mut resp = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
+                    resp.headers_mut()
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                    return Ok(resp);
+                }
+                // Follow: the log so far, then more lines at the configured pace until the client goes away.
+                let (tx, rx) = mpsc::channel::<Bytes>(4);
+                let (interval, burst) = (host.log_follow_interval, host.log_follow_lines);
+                let follow = store.log_follow();
+                let container = q.get("container").map(str::to_owned);
+                let mut shutdown = host.shutdown.clone();
+                tokio::spawn(async move {
+                    let _follow = follow;
+                    if tx.send(Bytes::from(text)).await.is_err() {
+                        return;
+                    }
+                    let mut tick = 0u64;
+                    loop {
+                        tokio::select! {
+                            () = tokio::time::sleep(interval) => {}
+                            () = tx.closed() => return,
+                            _ = shutdown.changed() => return,
+                        }
+                        let mut lines = String::new();
+                        for _ in 0..burst {
+                            tick += 1;
+                            lines.push_str(&stages::follow_line(&pod, container.as_deref(), tick));
+                        }
+                        if tx.send(Bytes::from(lines)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let stream = ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+                let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
                 resp.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 Ok(resp)

@@ -300,6 +300,43 @@ fn pod_finished(pod: &Value, success: bool, now: &str) -> Value {
     })
 }
 
+/// Refuses a log request for a container the pod does not have, as the API server does.
+pub fn check_log_container(
+    pod: &Value,
+    container: Option<&str>,
+) -> Result<(), crate::status::ApiError> {
+    let Some(container) = container else {
+        return Ok(());
+    };
+    let names: Vec<&str> = ["/spec/containers", "/spec/initContainers"]
+        .iter()
+        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+        .flatten()
+        .map(|c| s(c, "/name"))
+        .collect();
+    if names.contains(&container) {
+        return Ok(());
+    }
+    let (_, name) = name_ns(pod);
+    Err(crate::status::ApiError::bad_request(format!(
+        "container {container} is not valid for pod {name}"
+    )))
+}
+
+/// One more line of a followed log (`tick` counts from 1).
+pub fn follow_line(pod: &Value, container: Option<&str>, tick: u64) -> String {
+    let first = pod
+        .pointer("/spec/containers/0/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (ns, name) = name_ns(pod);
+    format!(
+        "{} [emulator] {ns}/{name}/{} tick {tick}\n",
+        crate::store::now_rfc3339(),
+        container.unwrap_or(first)
+    )
+}
+
 /// Synthetic log text for a pod container.
 pub fn pod_logs(pod: &Value, container: Option<&str>, tail: Option<usize>) -> String {
     let first = pod

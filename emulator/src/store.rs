@@ -159,6 +159,8 @@ pub struct Store {
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<Event>>,
     history: usize,
+    /// Pod log follows being served (`pods/log?follow=true`).
+    log_follows: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -169,6 +171,16 @@ struct State {
     evicted: u64,
     registry: Registry,
     allocated: u32,
+}
+
+/// One open pod log follow; dropped, it is closed.
+#[derive(Debug)]
+pub(crate) struct LogFollow(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for LogFollow {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The name of the field manager used by the emulator's own controllers.
@@ -310,9 +322,22 @@ impl Store {
             }),
             tx,
             history,
+            log_follows: Arc::default(),
         };
         store.bootstrap();
         store
+    }
+
+    /// Pod log follows open now: a client that went away has closed its follow.
+    pub fn open_log_follows(&self) -> usize {
+        self.log_follows.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Counts a follow for as long as the returned guard lives.
+    pub(crate) fn log_follow(&self) -> LogFollow {
+        self.log_follows
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        LogFollow(Arc::clone(&self.log_follows))
     }
 
     fn bootstrap(&self) {

@@ -269,6 +269,7 @@ impl Server {
         if let Some(pki) = api_pki {
             api.set_pki(pki);
         }
+        api.set_live(Arc::clone(link.registry()));
 
         let grpc_listener = TcpListener::bind(config.grpc_listen)
             .await

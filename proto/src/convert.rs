@@ -951,6 +951,7 @@ pub fn project(
         } else {
             serde_json::Value::Array(spec.sync_windows.clone()).to_string()
         },
+        logs_role: project_role_kind(spec.live.logs) as i32,
     }
 }
 
@@ -1013,6 +1014,13 @@ pub fn from_project(p: &v1::Project) -> Result<ProjectSpec, ConvertError> {
         } else {
             serde_json::from_str(&p.sync_windows_json)
                 .map_err(|e| invalid("sync_windows_json", format!("is not a JSON list: {e}")))?
+        },
+        live: edgecd_core::project::LiveAccess {
+            logs: match p.logs_role {
+                0 => edgecd_core::project::LiveAccess::default().logs,
+                code => from_project_role_kind(code)
+                    .ok_or_else(|| invalid("logs_role", "must be owner, deployer or viewer"))?,
+            },
         },
     })
 }

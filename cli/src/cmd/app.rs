@@ -276,6 +276,36 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             )?;
             Ok(())
         }
+        AppCommand::Resources { app, project } => {
+            super::live::resources(&client, output, &app_ref(&app.name, project.as_deref())?).await
+        }
+        AppCommand::Manifest {
+            app,
+            resource,
+            project,
+            namespace,
+            show_managed_fields,
+        } => {
+            let app = app_ref(&app.name, project.as_deref())?;
+            super::live::manifest(
+                &client,
+                &app,
+                &resource,
+                namespace.as_deref(),
+                show_managed_fields,
+            )
+            .await
+        }
+        AppCommand::Events {
+            app,
+            resource,
+            project,
+            namespace,
+        } => {
+            let app = app_ref(&app.name, project.as_deref())?;
+            super::live::events(&client, output, &app, &resource, namespace.as_deref()).await
+        }
+        AppCommand::Logs(args) => super::live::logs(&client, args).await,
         AppCommand::Manifests {
             app,
             project,

@@ -8,6 +8,7 @@ mod auth;
 mod bulk;
 mod cluster;
 mod history;
+mod live;
 mod project;
 mod repo;
 mod wait;

@@ -48,6 +48,8 @@ pub mod names {
     pub const TRACE_CONTEXT: &str = "trace-context.v1";
     /// Spoke sends each finished sync and rollback for the fleet's deployment record (DeploymentBatch).
     pub const DEPLOYMENTS: &str = "deployments.v1";
+    /// Live sessions on the stream (LiveOpen, LiveChunk, …): a resource's live manifest, its events, pod logs.
+    pub const LIVE_SESSIONS: &str = "live-sessions.v1";
 }
 
 /// Every capability this build implements.
@@ -70,6 +72,7 @@ pub const ALL_V1: &[&str] = &[
     names::APPSET_ARGO_SPEC,
     names::TRACE_CONTEXT,
     names::DEPLOYMENTS,
+    names::LIVE_SESSIONS,
 ];
 
 /// `major.minor` of the wire protocol.

@@ -92,6 +92,12 @@ export const api = {
   /** The desired manifests rendered from git; with a resource key only that resource's. */
   manifests: (p, n, key) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/manifests` + query(resourceQuery(key))),
   appEvents: (p, n) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/events`),
+  /** A resource's live manifest, read from its cluster now through the app's spoke: {yaml}. */
+  liveManifest: (p, n, key) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/live` + query({ ...resourceQuery(key), version: key.version || "" })),
+  /** The logs of a pod or of a workload's pods (opts: container, tail, previous): {items: [{pod, container, text}]}. */
+  logs: (p, n, key, opts) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/logs` + query({ ...resourceQuery(key), ...opts })),
+  /** The URL of a log follow (server-sent `log` events, then `end` if it ends early). */
+  logsFollowUrl: (p, n, key, opts) => `/api/v1/apps/${seg(p)}/${seg(n)}/logs` + query({ ...resourceQuery(key), ...opts, follow: "true" }),
   command: (p, n, kind, body) => request("POST", `/api/v1/apps/${seg(p)}/${seg(n)}/${kind}`, body || {}),
   deleteApp: (p, n, cascade) => request("DELETE", `/api/v1/apps/${seg(p)}/${seg(n)}` + query({ cascade: cascade ? "true" : "false" })),
   getCommand: (id) => request("GET", `/api/v1/commands/${seg(id)}`),

@@ -16,6 +16,7 @@ mod commands;
 mod convert;
 mod deployments;
 mod events;
+mod live;
 mod projects;
 mod watch;
 
@@ -94,6 +95,8 @@ struct Inner {
     /// The hub CA, for bootstrap tokens and sealed repository credentials (set when the hub has operator
     /// accounts and a CA).
     pki: std::sync::OnceLock<Arc<crate::pki::Pki>>,
+    /// The spoke streams this replica holds, for live sessions (set by the server that runs the link).
+    live: std::sync::OnceLock<Arc<crate::link::Registry>>,
 }
 
 /// One admitted, authenticated call.
@@ -132,6 +135,7 @@ impl HubApi {
                 closing: tokio::sync::watch::Sender::new(false),
                 appsets: std::sync::OnceLock::new(),
                 pki: std::sync::OnceLock::new(),
+                live: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -157,6 +161,16 @@ impl HubApi {
 
     pub(crate) fn pki(&self) -> Option<&Arc<crate::pki::Pki>> {
         self.inner.pki.get()
+    }
+
+    /// Gives the API the streams this replica holds: live reads (`GetLiveManifest`, `ListLiveEvents`,
+    /// `StreamPodLogs`) become available for their clusters.
+    pub fn set_live(&self, registry: Arc<crate::link::Registry>) {
+        let _ = self.inner.live.set(registry);
+    }
+
+    pub(crate) fn live(&self) -> Option<&Arc<crate::link::Registry>> {
+        self.inner.live.get()
     }
 
     /// The operator accounts, when the authenticator is `auth::Accounts`.
@@ -815,6 +829,28 @@ impl HubService for HubApi {
         r: Request<v1::ListAuditLogRequest>,
     ) -> Res<v1::ListAuditLogResponse> {
         rpc!(self, "ListAuditLog", r, events::list_audit)
+    }
+
+    async fn get_live_manifest(
+        &self,
+        r: Request<v1::GetLiveManifestRequest>,
+    ) -> Res<v1::LiveManifest> {
+        rpc!(self, "GetLiveManifest", r, live::manifest)
+    }
+    async fn list_live_events(
+        &self,
+        r: Request<v1::ListLiveEventsRequest>,
+    ) -> Res<v1::ListLiveEventsResponse> {
+        rpc!(self, "ListLiveEvents", r, live::events)
+    }
+
+    type StreamPodLogsStream = live::LogStream;
+
+    async fn stream_pod_logs(
+        &self,
+        r: Request<v1::StreamPodLogsRequest>,
+    ) -> Res<Self::StreamPodLogsStream> {
+        rpc!(self, "StreamPodLogs", r, live::logs)
     }
 
     type WatchStream = watch::WatchStream;

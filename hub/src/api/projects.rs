@@ -161,9 +161,12 @@ fn changed_limit(
         // Reporting orphans and (not yet enforced) sync windows widen nothing: owners may change them.
         orphaned_resources: _,
         sync_windows: _,
+        live,
     } = new;
     if &old.roles != roles {
         Some("role bindings")
+    } else if &old.live != live {
+        Some("log role")
     } else if &old.source_repos != source_repos {
         Some("source repositories")
     } else if &old.destinations != destinations {
@@ -199,4 +202,27 @@ pub(super) async fn delete(
     .await;
     api.audit(call, &target, &result).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgecd_core::project::{LiveAccess, ProjectRole, ProjectSpec};
+
+    #[test]
+    fn the_log_role_is_the_admins_like_the_role_bindings() {
+        let old = ProjectSpec::default();
+        let opened = ProjectSpec {
+            live: LiveAccess {
+                logs: ProjectRole::Viewer,
+            },
+            ..ProjectSpec::default()
+        };
+        assert_eq!(changed_limit(&old, &opened), Some("log role"));
+        let described = ProjectSpec {
+            description: "the web team".into(),
+            ..ProjectSpec::default()
+        };
+        assert_eq!(changed_limit(&old, &described), None);
+    }
 }

@@ -120,6 +120,11 @@ pub fn router<S: HubService>(api: Arc<S>, config: ConsoleConfig) -> Router {
         )
         .route("/api/v1/apps/{project}/{name}/events", get(app_events::<S>))
         .route(
+            "/api/v1/apps/{project}/{name}/live",
+            get(live_manifest::<S>),
+        )
+        .route("/api/v1/apps/{project}/{name}/logs", get(pod_logs::<S>))
+        .route(
             "/api/v1/apps/{project}/{name}/{command}",
             post(command::<S>),
         )
@@ -865,6 +870,126 @@ async fn manifests<S: HubService>(
         .await?
         .into_inner();
     Ok(Json(json::manifests(&manifests, only)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LiveQuery {
+    // Not flattened from `json::ResourceFilter`: a flattened query reads every value as text.
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    managed_fields: bool,
+    #[serde(default)]
+    container: String,
+    tail: Option<i64>,
+    since: Option<i64>,
+    #[serde(default)]
+    previous: bool,
+    #[serde(default)]
+    follow: bool,
+}
+
+impl LiveQuery {
+    fn key(&self) -> Result<v1::ResourceKey, ApiError> {
+        if self.kind.is_empty() || self.name.is_empty() {
+            return Err(ApiError::bad_request(
+                "a resource is named by kind and name (and group, namespace when it has them)",
+            ));
+        }
+        Ok(v1::ResourceKey {
+            group: self.group.clone(),
+            version: self.version.clone(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        })
+    }
+}
+
+/// `GET /api/v1/apps/P/N/live?group&version&kind&namespace&name[&managedFields=true]`: a resource's live
+/// manifest, read from its cluster through the app's spoke.
+async fn live_manifest<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<LiveQuery>,
+) -> ApiResult {
+    let manifest = c
+        .inner
+        .api
+        .get_live_manifest(caller.request(v1::GetLiveManifestRequest {
+            app: app_ref(project, name),
+            resource: Some(q.key()?),
+            managed_fields: q.managed_fields,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(json!({ "yaml": manifest.yaml })))
+}
+
+/// `GET /api/v1/apps/P/N/logs?…resource…&container&tail&since&previous[&follow=true]`: the logs of a pod or of
+/// a workload's pods through the app's spoke: `{items: [{pod, container, text}]}`, or with `follow` server-sent
+/// events (`log` with `{pod, container, text}`, then `end` with `{message}` when the session ends early).
+async fn pod_logs<S: HubService>(
+    State(c): State<Console<S>>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<LiveQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    if q.tail.is_some_and(|t| t < 0) || q.since.is_some_and(|s| s < 0) {
+        return Err(ApiError::bad_request("tail and since cannot be negative"));
+    }
+    let mut stream = Box::pin(
+        c.inner
+            .api
+            .stream_pod_logs(caller.request(v1::StreamPodLogsRequest {
+                app: app_ref(project, name),
+                resource: Some(q.key()?),
+                container: q.container.clone(),
+                since_seconds: q.since.unwrap_or(0),
+                tail_lines: q.tail.unwrap_or(0),
+                previous: q.previous,
+                follow: q.follow,
+            }))
+            .await?
+            .into_inner(),
+    );
+    let text = |chunk: &v1::PodLogChunk| {
+        json!({
+            "pod": chunk.pod,
+            "container": chunk.container,
+            "text": String::from_utf8_lossy(&chunk.data),
+        })
+    };
+    if !q.follow {
+        let mut items = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            items.push(text(&chunk?));
+        }
+        return Ok(Json(json!({ "items": items })).into_response());
+    }
+    // The browser closing the EventSource drops this stream, which cancels the session at the spoke.
+    let events = stream.map(move |item| {
+        Ok::<_, Infallible>(match item {
+            Ok(chunk) => Event::default().event("log").data(text(&chunk).to_string()),
+            Err(status) => Event::default()
+                .event("end")
+                .data(json!({ "message": status.message() }).to_string()),
+        })
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }
 
 async fn app_events<S: HubService>(

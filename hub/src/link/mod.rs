@@ -7,6 +7,7 @@
 //! ```
 
 mod convert;
+pub mod live;
 mod session;
 
 use std::collections::HashMap;
@@ -135,9 +136,17 @@ pub(crate) enum Signal {
 /// The sessions held by this replica, by cluster.
 #[derive(Debug, Default)]
 pub struct Registry {
-    sessions: Mutex<HashMap<String, (u64, mpsc::Sender<Signal>)>>,
+    sessions: Mutex<HashMap<String, Held>>,
     next_id: Mutex<u64>,
     expiry: Arc<ExpiryTurns>,
+}
+
+/// One stream held by this replica: its registration, its signals, its live sessions.
+#[derive(Debug)]
+struct Held {
+    id: u64,
+    signals: mpsc::Sender<Signal>,
+    live: mpsc::Sender<live::LiveControl>,
 }
 
 /// Rate limit of the fleet-wide command expiry: every session asks for it
@@ -172,7 +181,12 @@ impl ExpiryTurns {
 
 impl Registry {
     /// Registers a new session, telling an older one of the same cluster to go.
-    fn register(&self, cluster: &str, tx: mpsc::Sender<Signal>) -> u64 {
+    fn register(
+        &self,
+        cluster: &str,
+        tx: mpsc::Sender<Signal>,
+        live: mpsc::Sender<live::LiveControl>,
+    ) -> u64 {
         let id = {
             let mut next = self.next_id.lock().unwrap_or_else(PoisonError::into_inner);
             *next += 1;
@@ -182,35 +196,68 @@ impl Registry {
             .sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(cluster.to_owned(), (id, tx));
-        if let Some((_, old)) = old {
-            let _ = old.try_send(Signal::Replaced);
+            .insert(
+                cluster.to_owned(),
+                Held {
+                    id,
+                    signals: tx,
+                    live,
+                },
+            );
+        if let Some(old) = old {
+            let _ = old.signals.try_send(Signal::Replaced);
         }
         id
     }
 
+    /// Opens a live session on the stream of `cluster`, if this replica holds it.
+    pub fn open_live(
+        &self,
+        cluster: &str,
+        request: live::LiveRequest,
+    ) -> Result<live::LiveStream, live::LiveError> {
+        let control = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(cluster)
+            .map(|held| held.live.clone())
+            .ok_or_else(|| live::LiveError::NotHere {
+                cluster: cluster.to_owned(),
+            })?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (reply, events) = mpsc::unbounded_channel();
+        control
+            .try_send(live::LiveControl::Open {
+                id: id.clone(),
+                request: Box::new(request),
+                reply,
+            })
+            .map_err(|_| live::LiveError::NotHere {
+                cluster: cluster.to_owned(),
+            })?;
+        Ok(live::LiveStream::new(id, events, control))
+    }
+
     fn unregister(&self, cluster: &str, id: u64) {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if sessions
-            .get(cluster)
-            .is_some_and(|(current, _)| *current == id)
-        {
+        if sessions.get(cluster).is_some_and(|held| held.id == id) {
             sessions.remove(cluster);
         }
     }
 
     fn signal(&self, cluster: &str, signal: Signal) {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, tx)) = sessions.get(cluster) {
+        if let Some(held) = sessions.get(cluster) {
             // A full queue already holds a pending wake-up for the session.
-            let _ = tx.try_send(signal);
+            let _ = held.signals.try_send(signal);
         }
     }
 
     fn signal_all(&self, signal: Signal) {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        for (_, tx) in sessions.values() {
-            let _ = tx.try_send(signal);
+        for held in sessions.values() {
+            let _ = held.signals.try_send(signal);
         }
     }
 
@@ -555,7 +602,8 @@ impl SpokeService for SpokeLink {
         }
         let (tx, rx) = mpsc::channel(self.config.window as usize + 16);
         let (signal_tx, signals) = mpsc::channel(8);
-        let registration = self.registry.register(cluster.as_str(), signal_tx);
+        let (live_tx, live_rx) = mpsc::channel(256);
+        let registration = self.registry.register(cluster.as_str(), signal_tx, live_tx);
         if let (Some(pki), Some(identity)) = (&self.pki, &certificate) {
             // A revocation between the check above and the registration
             // would have found no session to end: check once more.
@@ -575,7 +623,8 @@ impl SpokeService for SpokeLink {
         let registry = Arc::clone(&self.registry);
         tokio::spawn(
             async move {
-                let result = session::run(&context, hello, inbound, signals, tx.clone()).await;
+                let result =
+                    session::run(&context, hello, inbound, signals, live_rx, tx.clone()).await;
                 registry.unregister(cluster.as_str(), registration);
                 session::disconnected(&context).await;
                 if let Err(error) = result {

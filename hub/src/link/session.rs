@@ -221,6 +221,8 @@ struct Session<'a> {
     /// spoke's names (the hub's are `name@cluster`): what a message without
     /// an origin (removal, tree, events) names is an edge app if it is here.
     edge_apps: HashSet<(String, String)>,
+    /// Live sessions open on this stream (their readers, by id).
+    live: super::live::Sessions,
 }
 
 /// Runs a session until the spoke disconnects or breaks the protocol.
@@ -229,6 +231,7 @@ pub(super) async fn run(
     hello: Hello,
     mut inbound: Streaming<SpokeMessage>,
     mut signals: mpsc::Receiver<Signal>,
+    mut live: mpsc::Receiver<super::live::LiveControl>,
     outbound: Outbound,
 ) -> Result<(), SessionError> {
     let config = &ctx.config;
@@ -324,6 +327,7 @@ pub(super) async fn run(
         last_seen_at: now,
         stale: false,
         edge_apps: HashSet::new(),
+        live: super::live::Sessions::default(),
     };
     session.load_edge_apps().await?;
     let welcome = Welcome {
@@ -372,6 +376,12 @@ pub(super) async fn run(
                     return Ok(());
                 }
                 session.flush().await?;
+            }
+            Some(control) = live.recv() => {
+                let supported = session.capabilities.contains(edgecd_core::link::capabilities::names::LIVE_SESSIONS);
+                if let Some(body) = session.live.control(control, name, supported) {
+                    session.send_control(body).await?;
+                }
             }
             signal = signals.recv() => {
                 match signal {
@@ -939,6 +949,13 @@ impl Session<'_> {
     /// follows, sent only once everything is durably stored.
     async fn receive(&mut self, messages: Vec<SpokeMessage>) -> Result<(), SessionError> {
         let mut merged = MergedStatus::default();
+        // A turn of live chunks alone needs no acknowledgement (they are not sequenced).
+        let only_live = messages.iter().all(|m| {
+            matches!(
+                m.body,
+                Some(spoke_message::Body::LiveChunk(_) | spoke_message::Body::LiveEnd(_))
+            )
+        });
         for message in messages {
             self.seen(matches!(
                 message.body,
@@ -947,6 +964,15 @@ impl Session<'_> {
             .await?;
             self.acknowledged(message.ack).await?;
             if message.seq == 0 {
+                match message.body {
+                    Some(spoke_message::Body::LiveChunk(chunk)) => {
+                        if let Some(cancel) = self.live.chunk(chunk) {
+                            self.send_control(cancel).await?;
+                        }
+                    }
+                    Some(spoke_message::Body::LiveEnd(end)) => self.live.end(end),
+                    _ => {}
+                }
                 continue;
             }
             match self.inbox.receive(message.seq) {
@@ -980,6 +1006,9 @@ impl Session<'_> {
             }
         }
         self.store_merged(&mut merged).await?;
+        if only_live {
+            return Ok(());
+        }
         // Acknowledge only what is durably stored.
         self.outbound
             .send(Ok(Box::new(HubMessage {

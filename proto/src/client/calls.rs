@@ -187,6 +187,10 @@ unary! {
     delete_user(DeleteUserRequest) -> DeleteUserResponse, "DeleteUser", |r| named("user", &r.name);
     /// One page of events; see [`Client::events`].
     list_events(ListEventsRequest) -> ListEventsResponse, "ListEvents", |_r| None;
+    /// A resource's live manifest, read from its cluster through the app's spoke.
+    get_live_manifest(GetLiveManifestRequest) -> LiveManifest, "GetLiveManifest", |r| Some(app_name(r.app.as_ref()));
+    /// A resource's events (and its pods'), read from its cluster through the app's spoke.
+    list_live_events(ListLiveEventsRequest) -> ListLiveEventsResponse, "ListLiveEvents", |r| Some(app_name(r.app.as_ref()));
     /// One page of the fleet's deployment record; see [`Client::deployments`].
     list_deployments(ListDeploymentsRequest) -> ListDeploymentsResponse, "ListDeployments", |_r| None;
     /// One page of the audit log; see [`Client::audit_log`].

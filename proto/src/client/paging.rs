@@ -218,6 +218,25 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
+    /// The logs of a pod (or of every pod of a workload) of an app, read through its spoke; with `follow`,
+    /// new lines keep coming until the stream is dropped (which stops the read at the spoke).
+    pub async fn stream_pod_logs(
+        &self,
+        request: StreamPodLogsRequest,
+    ) -> Result<ItemStream<PodLogChunk>> {
+        let endpoint = self.endpoint.clone();
+        let what = Some(super::app_name(request.app.as_ref()));
+        let stream = self
+            .raw()
+            .stream_pod_logs(request)
+            .await
+            .map_err(|status| Error::from_status(status, "StreamPodLogs", &endpoint, what))?
+            .into_inner();
+        Ok(stream
+            .map_err(move |status| Error::from_status(status, "StreamPodLogs", &endpoint, None))
+            .boxed())
+    }
+
     pub async fn watch(&self, request: WatchRequest) -> Result<ItemStream<WatchEvent>> {
         let endpoint = self.endpoint.clone();
         let stream = self

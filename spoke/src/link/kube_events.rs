@@ -73,44 +73,55 @@ impl Involved {
     pub(super) fn to_hub_event(&self, cluster: &str, event: &KubeEvent) -> Option<v1::Event> {
         let uid = event.involved_object.uid.as_deref()?;
         let node = self.by_uid.get(uid)?;
-        let event_uid = event.metadata.uid.as_deref()?;
-        let count = event.count.unwrap_or(1);
-        let at = event
-            .last_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or_else(|| event.event_time.as_ref().map(|t| t.0))
-            .or_else(|| event.first_timestamp.as_ref().map(|t| t.0))
-            .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.as_second()).ok())
-            .unwrap_or_else(OffsetDateTime::now_utc);
-        let severity = if event.type_.as_deref() == Some("Warning") {
-            v1::EventSeverity::Warning
-        } else {
-            v1::EventSeverity::Normal
-        };
-        let message = event.message.as_deref().unwrap_or_default();
-        let message = if count > 1 {
-            format!("{} (x{count})", bounded(message, MAX_MESSAGE))
-        } else {
-            bounded(message, MAX_MESSAGE)
-        };
-        Some(v1::Event {
-            id: format!("k8s/{event_uid}/{count}"),
-            cluster: cluster.to_owned(),
-            app: Some(node.app.clone()),
-            resource: Some(node.key.clone()),
-            severity: severity as i32,
-            reason: bounded(event.reason.as_deref().unwrap_or("Event"), MAX_REASON),
-            message,
-            time: Some(edgecd_proto::convert::timestamp(at)),
-        })
+        hub_event(cluster, event, node.app.clone(), node.key.clone())
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.by_uid.len()
     }
+}
+
+/// The hub's form of `event`, about `resource` of `app`: bounded in bytes, its id changing as Kubernetes counts
+/// it again (`None` for an event without a uid).
+pub(super) fn hub_event(
+    cluster: &str,
+    event: &KubeEvent,
+    app: v1::AppRef,
+    resource: v1::ResourceKey,
+) -> Option<v1::Event> {
+    let event_uid = event.metadata.uid.as_deref()?;
+    let count = event.count.unwrap_or(1);
+    let at = event
+        .last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| event.event_time.as_ref().map(|t| t.0))
+        .or_else(|| event.first_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.as_second()).ok())
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    let severity = if event.type_.as_deref() == Some("Warning") {
+        v1::EventSeverity::Warning
+    } else {
+        v1::EventSeverity::Normal
+    };
+    let message = event.message.as_deref().unwrap_or_default();
+    let message = if count > 1 {
+        format!("{} (x{count})", bounded(message, MAX_MESSAGE))
+    } else {
+        bounded(message, MAX_MESSAGE)
+    };
+    Some(v1::Event {
+        id: format!("k8s/{event_uid}/{count}"),
+        cluster: cluster.to_owned(),
+        app: Some(app),
+        resource: Some(resource),
+        severity: severity as i32,
+        reason: bounded(event.reason.as_deref().unwrap_or("Event"), MAX_REASON),
+        message,
+        time: Some(edgecd_proto::convert::timestamp(at)),
+    })
 }
 
 /// `text` cut to at most `max` bytes at a character boundary, with `…` when cut.

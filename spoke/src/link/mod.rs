@@ -2,6 +2,7 @@
 
 pub mod enroll;
 mod kube_events;
+mod live;
 mod reports;
 mod session;
 pub mod tls;

@@ -103,6 +103,7 @@ impl HubLinkConfig {
                 names::EVENTS,
                 names::PROJECT_POLICIES,
                 names::DEPLOYMENTS,
+                names::LIVE_SESSIONS,
             ]),
             buffer_capacity: 10_000,
             connect_timeout: Duration::from_secs(10),
@@ -499,6 +500,18 @@ impl Link {
         let mut heartbeat = tokio::time::interval(negotiated.heartbeat_interval);
         let mut digest_timer = tokio::time::interval(negotiated.digest_interval);
         heartbeat.tick().await;
+        // Live sessions of this stream; they end with it.
+        let mut live = negotiated
+            .capabilities
+            .contains(names::LIVE_SESSIONS)
+            .then(|| {
+                super::live::Live::new(
+                    self.engine.cluster().clone(),
+                    self.apps.clone(),
+                    self.config.cluster_name.clone(),
+                    session.outbound.clone(),
+                )
+            });
         let renewal = negotiated
             .capabilities
             .contains(edgecd_core::link::capabilities::names::CERT_RENEWAL);
@@ -524,6 +537,14 @@ impl Link {
                 message = session.inbound.next() => {
                     let Some(message) = message else { return Ok(()) };
                     let message = message?;
+                    if let Some(live) = live.as_mut() {
+                        match &message.body {
+                            Some(hub_message::Body::LiveOpen(open)) => live.open(open.clone()),
+                            Some(hub_message::Body::LiveCredit(credit)) => live.credit(credit),
+                            Some(hub_message::Body::LiveCancel(cancel)) => live.cancel(cancel),
+                            _ => {}
+                        }
+                    }
                     self.on_hub_message(message, &mut inbox, &negotiated, &session.outbound).await?;
                 }
                 event = events.recv() => {

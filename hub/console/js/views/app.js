@@ -35,6 +35,9 @@ function resourceName(r) {
 export const resourceKey = (r) => `${r.group || ""}/${r.kind}/${r.namespace || ""}/${r.name}`;
 
 /** The resource key back from resourceKey(). */
+/** Kinds whose logs the console shows: a pod's, or those of the pods a workload owns. */
+const LOG_KINDS = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "Job"];
+
 function parseKey(text) {
   const parts = (text || "").split("/");
   if (parts.length < 4) return null;
@@ -314,7 +317,7 @@ export async function render({ root, params, query, live, navigate }) {
         const kids = n.uid && !seen.has(n.uid) ? (seen.add(n.uid), branch(n.uid)) : "";
         return el("li", { dataset: { kind: n.kind, name: n.name, key, health: n.health || "", sync: n.sync || "" } },
           el("button", { type: "button", class: "node" + (treeState.selected === key ? " selected" : ""), "aria-pressed": treeState.selected === key ? "true" : "false",
-            title: `Show ${n.kind} ${n.name}: diff, desired manifest, events`, onclick: () => select(key) },
+            title: `Show ${n.kind} ${n.name}: diff, desired manifest, events, live manifest${LOG_KINDS.includes(n.kind) ? ", logs" : ""}`, onclick: () => select(key) },
           el("span", { class: "kind" }, n.kind), el("strong", { class: "node-name" }, n.namespace ? `${n.namespace}/${n.name}` : n.name),
           nodeFacts(n)),
           kids);
@@ -354,7 +357,10 @@ export async function render({ root, params, query, live, navigate }) {
     if (!n) { detailsPanel.hidden = true; detailsPanel.replaceChildren(); return; }
     detailsPanel.hidden = false;
     const managed = !n.parent;
-    const tabs = [["diff", "Diff"], ["desired", "Desired manifest"], ["events", "Events"], ["live", n.kind === "Pod" ? "Live manifest and logs" : "Live manifest"]];
+    const hasLogs = LOG_KINDS.includes(n.kind);
+    const tabs = [["diff", "Diff"], ["desired", "Desired manifest"], ["events", "Events"], ["live", "Live manifest"], ...(hasLogs ? [["logs", "Logs"]] : [])];
+    if (treeState.detailTab === "logs" && !hasLogs) treeState.detailTab = "live";
+    stopFollow();
     const body = el("div", { class: "details-body", id: "details-body" });
     const head = el("div", { class: "topline" },
       el("h2", { class: "first", id: "details-title" }, el("span", { class: "muted" }, n.kind + " "), n.namespace ? `${n.namespace}/${n.name}` : n.name),
@@ -414,15 +420,81 @@ export async function render({ root, params, query, live, navigate }) {
               el("td", {}, e.severity === "Warning" ? el("span", { class: "badge b-warn" }, e.reason) : e.reason),
               el("td", { class: "wrap" }, e.message)))))
           : el("p", { class: "muted", id: "details-no-events" }, `No events of this ${n.kind} yet (edgecd's own and the cluster's Kubernetes events about it show here).`);
+      } else if (treeState.detailTab === "live") {
+        const m = await api.liveManifest(project, name, { ...key, version: n.version || "" });
+        out = [el("p", { class: "muted" }, "Read from the cluster just now, through its spoke."), codeBlock(m.yaml, false, "details-live")];
       } else {
-        out = el("p", { class: "muted", id: "details-live-later" }, n.kind === "Pod"
-          ? "The full live manifest and the pod's logs are not available in the console yet (they come with the logs work). The Diff tab shows the live fields edgecd manages."
-          : "The full live manifest is not available in the console yet (it comes with the logs work). The Diff tab shows the live fields edgecd manages.");
+        out = logViewer(n, key);
       }
     } catch (e) {
       out = errorBox(e);
     }
     if (stillShown()) body.replaceChildren(...[out].flat(2).filter(Boolean));
+  }
+
+  // --- logs: a viewer with tail, follow (server-sent events), search, wrap and download ---
+  let follow = null;
+  function stopFollow() {
+    if (follow) { follow.close(); follow = null; }
+  }
+
+  function logViewer(n, key) {
+    const several = n.kind !== "Pod";
+    const lines = [];
+    const pre = el("pre", { class: "logs", id: "details-logs" });
+    const status = el("span", { class: "muted", id: "logs-status" }, "Loading…");
+    const search = el("input", { type: "search", id: "logs-search", placeholder: "Search", "aria-label": "Search the logs", oninput: () => draw() });
+    const wrap = el("input", { type: "checkbox", id: "logs-wrap", onchange: () => pre.classList.toggle("wrap-lines", wrap.checked) });
+    const tail = el("select", { id: "logs-tail", "aria-label": "Lines", onchange: () => load() },
+      [["100", "last 100"], ["1000", "last 1000"], ["", "all"]].map(([v, t]) => el("option", { value: v }, t)));
+    const container = el("input", { type: "text", id: "logs-container", placeholder: "default container", "aria-label": "Container", size: "14", onchange: () => load() });
+    const followBox = el("input", { type: "checkbox", id: "logs-follow", onchange: () => load() });
+    const download = el("button", { type: "button", id: "logs-download", onclick: () => {
+      const blob = new Blob([lines.map(lineText).join("\n") + "\n"], { type: "text/plain" });
+      const a = el("a", { href: URL.createObjectURL(blob), download: `${n.name}.log` });
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    } }, "Download");
+    const lineText = (l) => (several ? `[${l.pod}/${l.container}] ` : "") + l.text;
+    function draw() {
+      const needle = search.value.trim().toLowerCase();
+      const shown = needle ? lines.filter((l) => lineText(l).toLowerCase().includes(needle)) : lines;
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.replaceChildren(...shown.slice(-5000).map((l) => el("span", {}, lineText(l) + "\n")));
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+      status.textContent = `${lines.length} lines${needle ? `, ${shown.length} matching` : ""}${follow ? ", following" : ""}`;
+    }
+    function add(item) {
+      for (const text of item.text.replace(/\n$/, "").split("\n")) lines.push({ pod: item.pod, container: item.container, text });
+      if (lines.length > 20000) lines.splice(0, lines.length - 20000);
+    }
+    async function load() {
+      stopFollow();
+      lines.length = 0;
+      const opts = { container: container.value.trim(), tail: tail.value };
+      if (followBox.checked) {
+        follow = new EventSource(api.logsFollowUrl(project, name, key, opts));
+        follow.addEventListener("log", (e) => { add(JSON.parse(e.data)); draw(); });
+        follow.addEventListener("end", (e) => { status.textContent = JSON.parse(e.data).message; stopFollow(); });
+        follow.onerror = () => { if (follow && follow.readyState === EventSource.CLOSED) { stopFollow(); draw(); } };
+        draw();
+        return;
+      }
+      try {
+        const data = await api.logs(project, name, key, opts);
+        for (const item of data.items || []) add(item);
+        draw();
+      } catch (e) {
+        status.replaceChildren(errorBox(e));
+      }
+    }
+    load();
+    return [el("div", { class: "filters", id: "logs-toolbar" },
+      el("label", { class: "field" }, "Container", container),
+      el("label", { class: "field" }, "Lines", tail),
+      el("label", {}, followBox, " Follow"),
+      el("label", {}, wrap, " Wrap"),
+      search, download, status), pre];
   }
 
   async function tree() {
@@ -529,5 +601,5 @@ export async function render({ root, params, query, live, navigate }) {
     if (timer) return;
     timer = setTimeout(() => { timer = null; load(); }, 200);
   });
-  return () => { unsubscribe(); if (timer) clearTimeout(timer); };
+  return () => { unsubscribe(); stopFollow(); if (timer) clearTimeout(timer); };
 }

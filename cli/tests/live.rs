@@ -1,0 +1,290 @@
+//! End to end: live reads through the spoke's outbound stream (issue #25), against the dev fleet (real hub and spokes, the Kubernetes API emulator): an app's live tree, a live manifest, a resource's events and its pods' logs, tail and follow; a follow cancelled at the spoke when the client goes away; a viewer refused the logs; objects outside the app, unknown containers and an unconnected cluster refused with what is wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Cli, eventually, field};
+use edgecd_proto::v1;
+use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
+use kube::api::{Api, PostParams};
+
+const APP: &str = "cluster-1.nginx";
+
+fn key(kind: &str, group: &str, namespace: &str, name: &str) -> v1::ResourceKey {
+    v1::ResourceKey {
+        group: group.into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        namespace: namespace.into(),
+        name: name.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_reads_go_through_the_spokes_stream() {
+    let fleet = common::fleet(2).await;
+    let cli = Cli::new();
+    cli.login(&fleet).await;
+    let emulator = fleet.emulator().unwrap();
+    let cluster1 = emulator.clusters()[0].client().await.unwrap();
+
+    // The live tree: the Deployment the app manages and the pods it owns.
+    let tree = cli
+        .run(&["app", "resources", APP, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let rows = tree.as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| field(r, "/kind") == "Deployment" && field(r, "/name") == "nginx"),
+        "{tree}"
+    );
+    let pod = rows
+        .iter()
+        .find(|r| field(r, "/kind") == "Pod")
+        .map(|r| field(r, "/name").to_owned())
+        .unwrap_or_else(|| panic!("no pod in {tree}"));
+    let table = cli.run(&["app", "resources", APP]).await.ok();
+    assert!(table.stdout.contains("deployment/nginx"), "{table:?}");
+
+    // The live manifest, read from the cluster now: without managedFields unless asked.
+    let manifest = cli
+        .run(&["app", "manifest", APP, "deploy/nginx"])
+        .await
+        .ok();
+    assert!(manifest.stdout.contains("kind: Deployment"), "{manifest:?}");
+    assert!(manifest.stdout.contains("name: nginx"), "{manifest:?}");
+    assert!(!manifest.stdout.contains("managedFields"), "{manifest:?}");
+    let with_fields = cli
+        .run(&[
+            "app",
+            "manifest",
+            APP,
+            "deployment/nginx",
+            "--show-managed-fields",
+        ])
+        .await
+        .ok();
+    assert!(
+        with_fields.stdout.contains("managedFields"),
+        "{with_fields:?}"
+    );
+    let pod_manifest = cli
+        .run(&["app", "manifest", APP, &format!("pod/{pod}")])
+        .await
+        .ok();
+    assert!(
+        pod_manifest.stdout.contains("kind: Pod"),
+        "{pod_manifest:?}"
+    );
+
+    // Events: one recorded for the pod shows among the Deployment's (the resource's and its pods').
+    let events_api: Api<KubeEvent> = Api::namespaced(cluster1.clone(), "nginx");
+    let event: KubeEvent = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "nginx-backoff", "namespace": "nginx"},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": "nginx",
+            "uid": Api::<Pod>::namespaced(cluster1.clone(), "nginx").get(&pod).await.unwrap().metadata.uid},
+        "reason": "BackOff",
+        "message": "Back-off pulling image",
+        "type": "Warning",
+        "count": 1,
+        "lastTimestamp": "2026-12-05T10:00:00Z",
+    }))
+    .unwrap();
+    events_api
+        .create(&PostParams::default(), &event)
+        .await
+        .unwrap();
+    let events = cli
+        .run(&["app", "events", APP, "deployment/nginx", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let backoff = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| field(e, "/reason") == "BackOff")
+        .unwrap_or_else(|| panic!("no BackOff in {events}"));
+    assert_eq!(field(backoff, "/severity"), "Warning");
+    assert_eq!(field(backoff, "/object"), format!("pod/{pod}"));
+
+    // Logs of every pod of the app's only workload, each line naming its pod; the tail of one pod.
+    let logs = cli.run(&["app", "logs", APP]).await.ok();
+    assert!(
+        logs.stdout.lines().all(|l| l.starts_with("[pod/nginx-")),
+        "{logs:?}"
+    );
+    assert!(logs.stdout.contains("started"), "{logs:?}");
+    let tail = cli
+        .run(&["app", "logs", APP, &format!("pod/{pod}"), "--tail", "1"])
+        .await
+        .ok();
+    assert_eq!(tail.stdout.lines().count(), 1, "{tail:?}");
+
+    // Follow: new lines keep coming; when the client goes away, the spoke stops reading.
+    let store = emulator.clusters()[0].store().clone();
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_edgecd"))
+        .args(["app", "logs", APP, &format!("pod/{pod}"), "-f"])
+        .env("EDGECD_CONFIG", &cli.config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let ticks = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains(" tick "))
+            .take(3)
+            .count()
+    });
+    let ticks = tokio::time::timeout(Duration::from_secs(30), ticks)
+        .await
+        .expect("followed lines")
+        .unwrap();
+    assert_eq!(ticks, 3);
+    assert_eq!(store.open_log_follows(), 1);
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    eventually(
+        "the follow cancelled at the spoke",
+        Duration::from_secs(15),
+        async || (store.open_log_follows() == 0).then_some(()),
+    )
+    .await;
+
+    // Bad input is refused with what is wrong, and nothing keeps running at the spoke.
+    let container = cli
+        .run(&["app", "logs", APP, &format!("pod/{pod}"), "-c", "nope"])
+        .await
+        .code(3);
+    assert!(
+        container
+            .stderr
+            .contains("container nope is not valid for pod"),
+        "{container:?}"
+    );
+    let missing = cli.run(&["app", "manifest", APP, "pod/nope"]).await.code(3);
+    assert!(missing.stderr.contains("no pod/nope"), "{missing:?}");
+    // A pod no object of the app owns, asked for through the API (the CLI would not name it).
+    let stranger: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "stranger", "namespace": "nginx"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(cluster1.clone(), "nginx")
+        .create(&PostParams::default(), &stranger)
+        .await
+        .unwrap();
+    let refused = fleet
+        .client()
+        .get_live_manifest(v1::GetLiveManifestRequest {
+            app: Some(v1::AppRef::new("default", APP)),
+            resource: Some(key("Pod", "", "nginx", "stranger")),
+            managed_fields: false,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("is not an object of application default/cluster-1.nginx"),
+        "{refused}"
+    );
+    let secret = fleet
+        .client()
+        .get_live_manifest(v1::GetLiveManifestRequest {
+            app: Some(v1::AppRef::new("default", APP)),
+            resource: Some(key("Secret", "", "kube-system", "anything")),
+            managed_fields: false,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        secret
+            .to_string()
+            .contains("is not an object of application"),
+        "{secret}"
+    );
+
+    // A viewer reads manifests but not logs (the project's log role is deployer by default).
+    cli.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "vic",
+            "--password-stdin",
+            "--role",
+            "default:viewer",
+        ],
+        "vic-password-123\n",
+    )
+    .await
+    .ok();
+    let vic = Cli::new();
+    let ca_file = fleet.ca_file().to_string_lossy().into_owned();
+    vic.run_with_stdin(
+        &[
+            "login",
+            &fleet.grpc_url(),
+            "--ca-file",
+            &ca_file,
+            "-u",
+            "vic",
+            "--password-stdin",
+        ],
+        "vic-password-123\n",
+    )
+    .await
+    .ok();
+    vic.run(&["app", "manifest", APP, "deployment/nginx"])
+        .await
+        .ok();
+    let denied = vic.run(&["app", "logs", APP]).await.code(4);
+    assert!(
+        denied
+            .stderr
+            .contains("may not read pod logs in project default"),
+        "{denied:?}"
+    );
+
+    // A cluster whose spoke never connected answers at once, saying so.
+    cli.run(&["cluster", "add", "edge-offline"]).await.ok();
+    cli.run(&[
+        "app",
+        "create",
+        "offline-web",
+        "--repo",
+        fleet.repo().url(),
+        "--path",
+        "deploy/base",
+        "--dest-cluster",
+        "edge-offline",
+        "--dest-namespace",
+        "web",
+    ])
+    .await
+    .ok();
+    let offline = fleet
+        .client()
+        .get_live_manifest(v1::GetLiveManifestRequest {
+            app: Some(v1::AppRef::new("default", "offline-web")),
+            resource: Some(key("Deployment", "apps", "web", "nginx")),
+            managed_fields: false,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        offline
+            .to_string()
+            .contains("cluster edge-offline is Pending"),
+        "{offline}"
+    );
+}

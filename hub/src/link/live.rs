@@ -1,0 +1,297 @@
+//! Live sessions on spoke streams (`live-sessions.v1`): the API opens one on the stream of a cluster this replica holds; the session forwards the spoke's chunks to its reader, grants the spoke credit as the reader consumes them (so a slow reader slows the spoke, never the stream), and cancels it at the spoke when the reader goes away.
+//!
+//! ```text
+//!  API ─open─► Registry ─LiveControl::Open─► session ─LiveOpen─► spoke
+//!  API ◄─LiveEvent (unbounded; bytes bounded by the window)─ session ◄─LiveChunk / LiveEnd─ spoke
+//!  LiveStream::next ─LiveControl::Credit─► session ─LiveCredit─► spoke      drop ─Cancel─► LiveCancel
+//! ```
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use edgecd_proto::v1;
+use tokio::sync::mpsc;
+
+/// Bytes a spoke may send on one session before it gets credit.
+pub const WINDOW: u32 = 256 * 1024;
+/// Sessions one stream carries at once.
+pub const MAX_SESSIONS_PER_STREAM: usize = 64;
+
+/// What the API asks a spoke for.
+#[derive(Debug, Clone)]
+pub struct LiveRequest {
+    /// The app as its spoke names it.
+    pub app: v1::AppRef,
+    pub request: v1::live_open::Request,
+    pub max_bytes: u64,
+    pub max_duration: Duration,
+}
+
+/// What a session yields.
+#[derive(Debug, Clone)]
+pub enum LiveEvent {
+    Chunk(v1::LiveChunk),
+    End(v1::LiveEnd),
+}
+
+/// Why a session could not be opened here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LiveError {
+    #[error("no stream of cluster {cluster} is held by this hub replica")]
+    NotHere { cluster: String },
+}
+
+/// Messages from the API side to a session.
+#[derive(Debug)]
+pub(crate) enum LiveControl {
+    Open {
+        id: String,
+        request: Box<LiveRequest>,
+        reply: mpsc::UnboundedSender<LiveEvent>,
+    },
+    Credit {
+        id: String,
+        bytes: u32,
+    },
+    Cancel {
+        id: String,
+    },
+}
+
+/// An open session, as the API reads it. Dropped, it cancels the session at the spoke.
+#[derive(Debug)]
+pub struct LiveStream {
+    id: String,
+    events: mpsc::UnboundedReceiver<LiveEvent>,
+    control: mpsc::Sender<LiveControl>,
+    ended: bool,
+}
+
+impl LiveStream {
+    pub(crate) fn new(
+        id: String,
+        events: mpsc::UnboundedReceiver<LiveEvent>,
+        control: mpsc::Sender<LiveControl>,
+    ) -> Self {
+        Self {
+            id,
+            events,
+            control,
+            ended: false,
+        }
+    }
+
+    /// The next chunk or the end; `None` when the stream carrying the session ended first. Each chunk read
+    /// gives its bytes back to the spoke as credit.
+    pub async fn next(&mut self) -> Option<LiveEvent> {
+        let event = self.events.recv().await;
+        match &event {
+            Some(LiveEvent::Chunk(chunk)) => {
+                let bytes = chunk.data.len() + chunk.events.iter().map(event_size).sum::<usize>();
+                if bytes > 0 {
+                    // A full control queue only delays credit: the next chunk's grant carries on.
+                    let _ = self.control.try_send(LiveControl::Credit {
+                        id: self.id.clone(),
+                        bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
+                    });
+                }
+            }
+            Some(LiveEvent::End(_)) | None => self.ended = true,
+        }
+        event
+    }
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.control.try_send(LiveControl::Cancel {
+                id: std::mem::take(&mut self.id),
+            });
+        }
+    }
+}
+
+/// What an event counts against a window (its text).
+pub(crate) fn event_size(event: &v1::Event) -> usize {
+    event.reason.len() + event.message.len() + event.id.len() + 64
+}
+
+/// A session's side of its live sessions: the reader of each, by id.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    readers: HashMap<String, mpsc::UnboundedSender<LiveEvent>>,
+}
+
+impl Sessions {
+    /// Handles one control message: what to send the spoke, if anything. `supported`: the spoke agreed to
+    /// `live-sessions.v1`.
+    pub(crate) fn control(
+        &mut self,
+        control: LiveControl,
+        cluster: &str,
+        supported: bool,
+    ) -> Option<v1::hub_message::Body> {
+        use v1::hub_message::Body;
+        match control {
+            LiveControl::Open { id, request, reply } => {
+                self.readers.retain(|_, r| !r.is_closed());
+                let refuse = |code: v1::LiveEndCode, message: String| {
+                    let _ = reply.send(LiveEvent::End(v1::LiveEnd {
+                        session_id: id.clone(),
+                        code: code as i32,
+                        message,
+                    }));
+                    None
+                };
+                if !supported {
+                    return refuse(
+                        v1::LiveEndCode::Unspecified,
+                        format!(
+                            "the spoke of cluster {cluster} does not serve live sessions (live-sessions.v1): upgrade it"
+                        ),
+                    );
+                }
+                if self.readers.len() >= MAX_SESSIONS_PER_STREAM {
+                    return refuse(
+                        v1::LiveEndCode::Limit,
+                        format!(
+                            "cluster {cluster} already has {MAX_SESSIONS_PER_STREAM} live sessions open; try again later"
+                        ),
+                    );
+                }
+                self.readers.insert(id.clone(), reply);
+                let request = *request;
+                Some(Body::LiveOpen(v1::LiveOpen {
+                    session_id: id,
+                    app: Some(request.app),
+                    window: WINDOW,
+                    max_bytes: request.max_bytes,
+                    max_duration: Some(edgecd_proto::convert::duration(request.max_duration)),
+                    request: Some(request.request),
+                }))
+            }
+            LiveControl::Credit { id, bytes } if self.readers.contains_key(&id) => {
+                Some(Body::LiveCredit(v1::LiveCredit {
+                    session_id: id,
+                    bytes,
+                }))
+            }
+            LiveControl::Credit { .. } => None,
+            LiveControl::Cancel { id } => self
+                .readers
+                .remove(&id)
+                .map(|_| Body::LiveCancel(v1::LiveCancel { session_id: id })),
+        }
+    }
+
+    /// A chunk from the spoke; `Some(cancel)` when its reader is gone (the spoke is told to stop).
+    pub(crate) fn chunk(&mut self, chunk: v1::LiveChunk) -> Option<v1::hub_message::Body> {
+        let id = chunk.session_id.clone();
+        let reader = self.readers.get(&id)?;
+        if reader.send(LiveEvent::Chunk(chunk)).is_err() {
+            self.readers.remove(&id);
+            return Some(v1::hub_message::Body::LiveCancel(v1::LiveCancel {
+                session_id: id,
+            }));
+        }
+        None
+    }
+
+    /// The spoke ended a session.
+    pub(crate) fn end(&mut self, end: v1::LiveEnd) {
+        if let Some(reader) = self.readers.remove(&end.session_id) {
+            let _ = reader.send(LiveEvent::End(end));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(id: &str) -> (LiveControl, mpsc::UnboundedReceiver<LiveEvent>) {
+        let (reply, events) = mpsc::unbounded_channel();
+        let request = LiveRequest {
+            app: v1::AppRef {
+                project: "default".into(),
+                name: "web".into(),
+            },
+            request: v1::live_open::Request::Manifest(v1::LiveManifestRequest::default()),
+            max_bytes: 1024,
+            max_duration: Duration::from_secs(5),
+        };
+        (
+            LiveControl::Open {
+                id: id.into(),
+                request: Box::new(request),
+                reply,
+            },
+            events,
+        )
+    }
+
+    #[test]
+    fn sessions_open_forward_and_cancel() {
+        let mut sessions = Sessions::default();
+        let (control, mut events) = open("s1");
+        let Some(v1::hub_message::Body::LiveOpen(sent)) = sessions.control(control, "edge-1", true)
+        else {
+            panic!("no LiveOpen");
+        };
+        assert_eq!((sent.session_id.as_str(), sent.window), ("s1", WINDOW));
+        let chunk = v1::LiveChunk {
+            session_id: "s1".into(),
+            data: b"hello\n".to_vec(),
+            ..Default::default()
+        };
+        assert!(sessions.chunk(chunk.clone()).is_none());
+        assert!(matches!(events.try_recv(), Ok(LiveEvent::Chunk(c)) if c.data == b"hello\n"));
+        // A chunk of an unknown session is dropped.
+        let stray = v1::LiveChunk {
+            session_id: "nope".into(),
+            ..chunk.clone()
+        };
+        assert!(sessions.chunk(stray).is_none());
+        // The reader went away: the next chunk cancels the session at the spoke.
+        drop(events);
+        assert!(matches!(
+            sessions.chunk(chunk),
+            Some(v1::hub_message::Body::LiveCancel(c)) if c.session_id == "s1"
+        ));
+        assert!(
+            sessions
+                .control(
+                    LiveControl::Credit {
+                        id: "s1".into(),
+                        bytes: 6
+                    },
+                    "edge-1",
+                    true
+                )
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_old_spoke_or_too_many_sessions_are_answered_at_once() {
+        let mut sessions = Sessions::default();
+        let (control, mut events) = open("s1");
+        assert!(sessions.control(control, "edge-1", false).is_none());
+        let Ok(LiveEvent::End(end)) = events.try_recv() else {
+            panic!("not ended");
+        };
+        assert!(end.message.contains("upgrade"), "{}", end.message);
+        let mut open_ones = Vec::new();
+        for i in 0..MAX_SESSIONS_PER_STREAM {
+            let (control, events) = open(&format!("s{i}"));
+            open_ones.push(events);
+            assert!(sessions.control(control, "edge-1", true).is_some());
+        }
+        let (control, mut events) = open("one-more");
+        assert!(sessions.control(control, "edge-1", true).is_none());
+        assert!(
+            matches!(events.try_recv(), Ok(LiveEvent::End(e)) if e.code == v1::LiveEndCode::Limit as i32)
+        );
+    }
+}
