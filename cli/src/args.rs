@@ -681,6 +681,8 @@ pub enum ProjectCommand {
     /// Who holds which role in a project (owner, deployer, viewer).
     #[command(subcommand)]
     Role(ProjectRoleCommand),
+    /// The least role that reads pod logs through the spokes (deployer by default; admins).
+    SetLogRole { name: String, role: RoleArg },
 }
 
 /// A project role, as the hub names it.

@@ -1,4 +1,4 @@
-//! End to end: live reads through the spoke's outbound stream (issue #25), against the dev fleet (real hub and spokes, the Kubernetes API emulator): an app's live tree, a live manifest, a resource's events and its pods' logs, tail and follow; a follow cancelled at the spoke when the client goes away; a viewer refused the logs; objects outside the app, unknown containers and an unconnected cluster refused with what is wrong.
+//! End to end: live reads through the spoke's outbound stream (issue #25), against the dev fleet (real hub and spokes, the Kubernetes API emulator): an app's live tree, a live manifest, a resource's events and its pods' logs, tail and follow; a follow cancelled at the spoke when the client goes away; a viewer refused the logs until an admin opens them to viewers; objects outside the app, unknown containers and an unconnected cluster refused with what is wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -254,6 +254,25 @@ async fn live_reads_go_through_the_spokes_stream() {
             .contains("may not read pod logs in project default"),
         "{denied:?}"
     );
+    // An admin opens the project's logs to viewers.
+    let opened = cli
+        .run(&["project", "set-log-role", "default", "viewer"])
+        .await
+        .ok();
+    assert!(
+        opened.stdout.contains("pod logs for viewer and above"),
+        "{opened:?}"
+    );
+    let shown = cli.run(&["project", "get", "default"]).await.ok();
+    assert!(
+        shown.stdout.contains("Pod logs:      viewer and above"),
+        "{shown:?}"
+    );
+    let read = vic
+        .run(&["app", "logs", APP, &format!("pod/{pod}"), "--tail", "1"])
+        .await
+        .ok();
+    assert_eq!(read.stdout.lines().count(), 1, "{read:?}");
 
     // A cluster whose spoke never connected answers at once, saying so.
     cli.run(&["cluster", "add", "edge-offline"]).await.ok();

@@ -1,4 +1,4 @@
-//! The spoke's side of the hub link end to end (real gRPC on TCP, the hub on SQLite, the Kubernetes API emulator, a real git server): a terminate command stops a running sync at its wave boundary, resource trees and events reach the hub's store, a deployment made while a partition cut the spoke off reaches the hub's record once it heals, and the spoke enforces the project policies the hub sends — also after a restart without the hub.
+//! The spoke's side of the hub link end to end (real gRPC on TCP, the hub on SQLite, the Kubernetes API emulator, a real git server): a terminate command stops a running sync at its wave boundary, resource trees and events reach the hub's store, a deployment made while a partition cut the spoke off reaches the hub's record once it heals, twenty log follows beside the link's own reports and live sessions ended by their limits, and the spoke enforces the project policies the hub sends — also after a restart without the hub.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -701,6 +701,56 @@ async fn twenty_log_follows_on_one_spoke_leave_its_reports_flowing() {
         reader.abort();
     }
     wait_for("the follows cancelled at the spoke", async || {
+        (store_of_cluster.open_log_follows() == 0).then_some(())
+    })
+    .await;
+    // A session past its limits ends with what ran out, and leaves nothing reading at the spoke.
+    let follow = |max_bytes: u64, max_duration: Duration| LiveRequest {
+        app: edgecd_proto::v1::AppRef {
+            project: "default".into(),
+            name: "demo".into(),
+        },
+        request: edgecd_proto::v1::live_open::Request::Logs(edgecd_proto::v1::LiveLogsRequest {
+            resource: Some(edgecd_proto::v1::ResourceKey {
+                group: String::new(),
+                version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: "demo".into(),
+                name: pod.clone(),
+            }),
+            follow: true,
+            ..Default::default()
+        }),
+        max_bytes,
+        max_duration,
+    };
+    for (request, ran_out) in [
+        (follow(1 << 32, Duration::from_secs(1)), "time limit (1s)"),
+        (
+            follow(20_000, Duration::from_secs(600)),
+            "limit of 20000 bytes",
+        ),
+    ] {
+        let mut stream = registry.open_live(CLUSTER, request).unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match stream.next().await {
+                    Some(LiveEvent::Chunk(_)) => {}
+                    Some(LiveEvent::End(end)) => return end,
+                    None => panic!("the stream ended"),
+                }
+            }
+        })
+        .await
+        .expect("the session ended");
+        assert_eq!(
+            end.code,
+            edgecd_proto::v1::LiveEndCode::Limit as i32,
+            "{end:?}"
+        );
+        assert!(end.message.contains(ran_out), "{end:?}");
+    }
+    wait_for("the limited follows closed at the spoke", async || {
         (store_of_cluster.open_log_follows() == 0).then_some(())
     })
     .await;

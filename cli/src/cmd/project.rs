@@ -19,6 +19,8 @@ struct ProjectView {
     source_repos: Vec<String>,
     destinations: Vec<String>,
     roles: Vec<RoleView>,
+    /// The least role that reads pod logs.
+    log_role: String,
     version: u64,
     created_at: String,
 }
@@ -46,6 +48,10 @@ impl From<&v1::Project> for ProjectView {
                     groups: r.groups.clone(),
                 })
                 .collect(),
+            log_role: match p.logs_role {
+                0 => "deployer".to_owned(),
+                code => role_name(code).to_owned(),
+            },
             version: p.version,
             created_at: time_text(p.created_at.as_ref()),
         }
@@ -207,6 +213,7 @@ pub async fn run(session: &Session, command: ProjectCommand) -> anyhow::Result<(
                 for role in &view.roles {
                     outln!("Role:          {}", role_text(role))?;
                 }
+                outln!("Pod logs:      {} and above", view.log_role)?;
                 outln!("Created:       {}", view.created_at)?;
             }
         }
@@ -255,6 +262,19 @@ pub async fn run(session: &Session, command: ProjectCommand) -> anyhow::Result<(
                 .delete_project(v1::DeleteProjectRequest { name: name.clone() })
                 .await?;
             outln!("project {name} deleted")?;
+        }
+        ProjectCommand::SetLogRole { name, role } => {
+            let kind = role_kind(role) as i32;
+            let (_, changed) = modify(&client, &name, |p| {
+                p.logs_role = kind;
+                Ok(())
+            })
+            .await?;
+            outln!(
+                "project {name} {}: pod logs for {} and above",
+                changed_word(changed),
+                role_name(kind)
+            )?;
         }
         ProjectCommand::AddSource { name, repo } => {
             let (_, changed) = modify(&client, &name, |p| {
