@@ -39,10 +39,6 @@ use tokio_stream::wrappers::TcpListenerStream;
 const STATE_NS: &str = "edgecd-system";
 const CLUSTER: &str = "cluster-1";
 
-async fn start_hub(store: Arc<dyn Store>) -> SocketAddr {
-    start_hub_with_registry(store).await.0
-}
-
 /// A hub link on loopback, with the registry of the streams it holds (to open live sessions on them).
 async fn start_hub_with_registry(store: Arc<dyn Store>) -> (SocketAddr, Arc<Registry>) {
     let config = LinkConfig {
@@ -148,6 +144,13 @@ async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T
 }
 
 async fn hub_with_cluster() -> (tempfile::TempDir, Arc<dyn Store>, SocketAddr) {
+    let (dir, store, hub, _) = hub_with_cluster_and_registry().await;
+    (dir, store, hub)
+}
+
+/// A hub on SQLite with cluster-1 registered, and the registry of its streams.
+async fn hub_with_cluster_and_registry()
+-> (tempfile::TempDir, Arc<dyn Store>, SocketAddr, Arc<Registry>) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
@@ -158,8 +161,39 @@ async fn hub_with_cluster() -> (tempfile::TempDir, Arc<dyn Store>, SocketAddr) {
         })
         .await
         .unwrap();
-    let hub = start_hub(Arc::clone(&store)).await;
-    (dir, store, hub)
+    let (hub, registry) = start_hub_with_registry(Arc::clone(&store)).await;
+    (dir, store, hub, registry)
+}
+
+/// The talk's repository on a git server, a spoke linked to `hub`, and its app `default/demo` (automated)
+/// Synced and Healthy at the hub.
+async fn talk_demo_synced(
+    store: &dyn Store,
+    emulator: &KubeEmulator,
+    hub: SocketAddr,
+) -> (GitServer, GitRepo, Spoke) {
+    let git = GitServer::start().unwrap();
+    let repo = git.create_repo("demo").unwrap();
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
+        .unwrap();
+    repo.commit("demo").unwrap();
+    let spoke = Spoke::start(emulator, Some(hub)).await;
+    create_app(
+        store,
+        "default",
+        &repo,
+        "deploy/overlays/cluster1",
+        "demo",
+        true,
+    )
+    .await;
+    wait_for("demo Synced and Healthy at the hub", async || {
+        let status = app(store, "default").await.status?;
+        (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
+            .then_some(())
+    })
+    .await;
+    (git, repo, spoke)
 }
 
 async fn emulator() -> KubeEmulator {
@@ -336,27 +370,7 @@ async fn a_terminate_command_from_the_hub_stops_a_running_sync_at_its_wave_bound
 async fn resource_trees_and_events_reach_the_hub_store() {
     let (_dir, store, hub) = hub_with_cluster().await;
     let emulator = emulator().await;
-    let git = GitServer::start().unwrap();
-    let repo = git.create_repo("demo").unwrap();
-    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
-        .unwrap();
-    repo.commit("demo").unwrap();
-    let _spoke = Spoke::start(&emulator, Some(hub)).await;
-    create_app(
-        store.as_ref(),
-        "default",
-        &repo,
-        "deploy/overlays/cluster1",
-        "demo",
-        true,
-    )
-    .await;
-    wait_for("demo Synced and Healthy at the hub", async || {
-        let status = app(store.as_ref(), "default").await.status?;
-        (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
-            .then_some(())
-    })
-    .await;
+    let _demo = talk_demo_synced(store.as_ref(), &emulator, hub).await;
 
     // The tree: the Deployment, its ReplicaSet (parent: the Deployment) and its Pod (parent: the ReplicaSet).
     let tree = wait_for("a tree with the Deployment's Pod", async || {
@@ -592,17 +606,7 @@ async fn refresh_round_trips(store: &dyn Store, n: usize) -> Vec<Duration> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_log_follows_on_one_spoke_leave_its_reports_flowing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
-    store
-        .create_cluster(&NewCluster {
-            name: CLUSTER.into(),
-            ..NewCluster::default()
-        })
-        .await
-        .unwrap();
-    let (hub, registry) = start_hub_with_registry(Arc::clone(&store)).await;
+    let (_dir, store, hub, registry) = hub_with_cluster_and_registry().await;
     // Chatty pods: every followed log gets 20 lines each 10 ms (about 200 KB/s per follow).
     let emulator = KubeEmulator::start(EmulatorConfig {
         stage_delay: Duration::from_millis(50),
@@ -612,27 +616,7 @@ async fn twenty_log_follows_on_one_spoke_leave_its_reports_flowing() {
     })
     .await
     .unwrap();
-    let git = GitServer::start().unwrap();
-    let repo = git.create_repo("demo").unwrap();
-    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
-        .unwrap();
-    repo.commit("demo").unwrap();
-    let spoke = Spoke::start(&emulator, Some(hub)).await;
-    create_app(
-        store.as_ref(),
-        "default",
-        &repo,
-        "deploy/overlays/cluster1",
-        "demo",
-        true,
-    )
-    .await;
-    wait_for("demo Synced and Healthy at the hub", async || {
-        let status = app(store.as_ref(), "default").await.status?;
-        (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
-            .then_some(())
-    })
-    .await;
+    let (_git, _repo, spoke) = talk_demo_synced(store.as_ref(), &emulator, hub).await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> =
         Api::namespaced(spoke.cluster.client().clone(), "demo");
     let pod = pods.list(&Default::default()).await.unwrap().items[0]

@@ -15,7 +15,8 @@ use super::convert;
 use super::{Call, HubApi, store_error, with_retry_after};
 use crate::link::{CommandPayload, command_payload_kind};
 use crate::store::{
-    AppQuery, AppRecord, CommandOutcome, CommandRecord, CommandScope, ConnectionKind, NewCommand,
+    AppQuery, AppRecord, ClusterRecord, CommandOutcome, CommandRecord, CommandScope,
+    ConnectionKind, NewCommand,
 };
 
 pub(super) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
@@ -281,16 +282,11 @@ pub(super) async fn terminate(
     .await
 }
 
-/// Sends a query command to the app's spoke and waits for its answer.
-async fn query(
+/// The app's record and its cluster's.
+pub(super) async fn app_and_cluster(
     api: &HubApi,
-    call: &Call,
-    app: Option<&v1::AppRef>,
-    payload: CommandPayload,
-) -> Result<CommandRecord, Status> {
-    let app = convert::app_ref(app)?;
-    api.authorize(call, Action::Read, app.project.as_str())
-        .await?;
+    app: &AppRef,
+) -> Result<(AppRecord, ClusterRecord), Status> {
     let record = api
         .store()
         .get_app(app.project.as_str(), app.name.as_str())
@@ -301,6 +297,20 @@ async fn query(
         .get_cluster(&record.cluster)
         .await
         .map_err(|e| store_error(e, format!("cluster {}", record.cluster)))?;
+    Ok((record, cluster))
+}
+
+/// Sends a query command to the app's spoke and waits for its answer.
+async fn query(
+    api: &HubApi,
+    call: &Call,
+    app: Option<&v1::AppRef>,
+    payload: CommandPayload,
+) -> Result<CommandRecord, Status> {
+    let app = convert::app_ref(app)?;
+    api.authorize(call, Action::Read, app.project.as_str())
+        .await?;
+    let (_, cluster) = app_and_cluster(api, &app).await?;
     let retry = api.config().retry_after;
     if !matches!(
         cluster.connection.state,

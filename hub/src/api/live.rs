@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::{Call, HubApi, convert, store_error};
+use super::{Call, HubApi, convert};
 use crate::link::live::{LiveEvent, LiveRequest, LiveStream};
 use crate::retry::with_retry_after;
 use crate::store::ConnectionKind;
@@ -54,16 +54,7 @@ async fn open(
 ) -> Result<(LiveStream, String), Status> {
     let app = convert::app_ref(app)?;
     api.authorize(call, action, app.project.as_str()).await?;
-    let record = api
-        .store()
-        .get_app(app.project.as_str(), app.name.as_str())
-        .await
-        .map_err(|e| store_error(e, format!("application {app}")))?;
-    let cluster = api
-        .store()
-        .get_cluster(&record.cluster)
-        .await
-        .map_err(|e| store_error(e, format!("cluster {}", record.cluster)))?;
+    let (record, cluster) = super::commands::app_and_cluster(api, &app).await?;
     let retry = api.config().retry_after;
     let state = cluster.connection.state;
     if !matches!(state, ConnectionKind::Connected | ConnectionKind::Stale)
@@ -164,6 +155,19 @@ async fn gather(
     Ok((data, events))
 }
 
+/// Reads one answer (a manifest or events) about `app` within the query timeout.
+async fn read_once(
+    api: &HubApi,
+    call: &Call,
+    app: Option<&v1::AppRef>,
+    request: v1::live_open::Request,
+) -> Result<(Vec<u8>, Vec<v1::Event>, String), Status> {
+    let limit = api.config().query_timeout;
+    let (stream, cluster) = open(api, call, app, Action::Read, request, MAX_ANSWER, limit).await?;
+    let (data, events) = gather(stream, &cluster, limit).await?;
+    Ok((data, events, cluster))
+}
+
 pub(super) async fn manifest(
     api: &HubApi,
     call: &Call,
@@ -173,18 +177,7 @@ pub(super) async fn manifest(
         resource: req.resource,
         managed_fields: req.managed_fields,
     });
-    let limit = api.config().query_timeout;
-    let (stream, cluster) = open(
-        api,
-        call,
-        req.app.as_ref(),
-        Action::Read,
-        request,
-        MAX_ANSWER,
-        limit,
-    )
-    .await?;
-    let (data, _) = gather(stream, &cluster, limit).await?;
+    let (data, _, cluster) = read_once(api, call, req.app.as_ref(), request).await?;
     let yaml = String::from_utf8(data).map_err(|_| {
         Status::internal(format!(
             "cluster {cluster} sent a manifest that is not UTF-8"
@@ -201,18 +194,7 @@ pub(super) async fn events(
     let request = v1::live_open::Request::Events(v1::LiveEventsRequest {
         resource: req.resource,
     });
-    let limit = api.config().query_timeout;
-    let (stream, cluster) = open(
-        api,
-        call,
-        req.app.as_ref(),
-        Action::Read,
-        request,
-        MAX_ANSWER,
-        limit,
-    )
-    .await?;
-    let (_, items) = gather(stream, &cluster, limit).await?;
+    let (_, items, _) = read_once(api, call, req.app.as_ref(), request).await?;
     Ok(v1::ListLiveEventsResponse { items })
 }
 
