@@ -24,6 +24,7 @@ pub mod ignore;
 pub mod link;
 pub mod names;
 pub mod project;
+pub mod secrets;
 pub mod selector;
 pub mod status;
 pub mod status_budget;

@@ -5,7 +5,7 @@
 //! one app; a failing pod giving Degraded; a broken kustomization leaving live objects alone; a
 //! field changed by another field manager (as `kubectl edit` sends it) detected and healed;
 //! history and rollback; an app created at the hub reaching the cluster through a spoke linked
-//! over mTLS, deleted with and without cascade; a Jsonnet directory (extVars, TLAs, a library path) synced,
+//! over mTLS, read live through that link (manifests, events, logs whole and followed), deleted with and without cascade; a Jsonnet directory (extVars, TLAs, a library path) synced,
 //! then broken without touching its live objects.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -986,6 +986,75 @@ mod hub {
             self.api.create_application(request).await.unwrap();
         }
 
+        /// The live manifest of `resource` of app `name`, read through its spoke.
+        pub async fn live_manifest(&mut self, name: &str, resource: v1::ResourceKey) -> String {
+            let request = self.request(v1::GetLiveManifestRequest {
+                app: Some(v1::AppRef {
+                    project: "default".into(),
+                    name: name.into(),
+                }),
+                resource: Some(resource),
+                managed_fields: false,
+            });
+            self.api
+                .get_live_manifest(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .yaml
+        }
+
+        /// The logs of `resource` of app `name` through its spoke: the first `lines` lines (a follow is dropped
+        /// once they came, which cancels it at the spoke).
+        pub async fn logs(
+            &mut self,
+            name: &str,
+            resource: v1::ResourceKey,
+            follow: bool,
+            lines: usize,
+        ) -> Vec<String> {
+            let request = self.request(v1::StreamPodLogsRequest {
+                app: Some(v1::AppRef {
+                    project: "default".into(),
+                    name: name.into(),
+                }),
+                resource: Some(resource),
+                follow,
+                ..v1::StreamPodLogsRequest::default()
+            });
+            let mut stream = self
+                .api
+                .stream_pod_logs(request)
+                .await
+                .unwrap()
+                .into_inner();
+            let mut found = Vec::new();
+            while found.len() < lines {
+                let Some(chunk) = stream.message().await.unwrap() else {
+                    break;
+                };
+                let text = String::from_utf8_lossy(&chunk.data).into_owned();
+                found.extend(text.lines().map(|l| format!("{} {l}", chunk.pod)));
+            }
+            found
+        }
+
+        /// The events of `resource` of app `name` (and of its pods), read through its spoke.
+        pub async fn live_events(
+            &mut self,
+            name: &str,
+            resource: v1::ResourceKey,
+        ) -> Result<Vec<v1::Event>, tonic::Status> {
+            let request = self.request(v1::ListLiveEventsRequest {
+                app: Some(v1::AppRef {
+                    project: "default".into(),
+                    name: name.into(),
+                }),
+                resource: Some(resource),
+            });
+            Ok(self.api.list_live_events(request).await?.into_inner().items)
+        }
+
         /// The app's status as the hub shows it.
         pub async fn status(&mut self, name: &str) -> Option<v1::ApplicationStatus> {
             let request = self.request(v1::GetApplicationRequest {
@@ -1067,6 +1136,68 @@ async fn an_app_from_the_hub_reaches_the_cluster_over_mtls_and_is_deleted_with_a
         })
         .await;
     }
+
+    // Live reads through the spoke's mTLS stream, on this back end as on the other: the Deployment's live
+    // manifest, a pod's (owned through its ReplicaSet), and the events of the Deployment and its pods.
+    let key = |group: &str, kind: &str, name: &str| v1::ResourceKey {
+        group: group.into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        namespace: "scenario-kept".into(),
+        name: name.into(),
+    };
+    let manifest = hub
+        .live_manifest("kept", key("apps", "Deployment", "web"))
+        .await;
+    assert!(
+        manifest.contains("kind: Deployment") && manifest.contains("name: web"),
+        "{manifest}"
+    );
+    assert!(!manifest.contains("managedFields"), "{manifest}");
+    let pod = kept_pods.list(&ListParams::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    let pod_manifest = hub.live_manifest("kept", key("", "Pod", &pod)).await;
+    assert!(pod_manifest.contains("kind: Pod"), "{pod_manifest}");
+    let events = hub
+        .live_events("kept", key("apps", "Deployment", "web"))
+        .await
+        .unwrap();
+    assert!(
+        events.iter().all(|e| e
+            .resource
+            .as_ref()
+            .is_some_and(|r| (r.kind == "Deployment" && r.name == "web") || r.kind == "Pod")),
+        "{events:?}"
+    );
+    // Logs of the Deployment's pods through the API server's pods/log (the emulator's, or the real server's
+    // proxy to the node simulator's kubelet endpoint), whole and followed.
+    let logs = hub
+        .logs("kept", key("apps", "Deployment", "web"), false, usize::MAX)
+        .await;
+    assert!(
+        logs.iter().filter(|l| l.contains(" started ")).count() == 2,
+        "one start line per pod: {logs:?}"
+    );
+    let followed = hub.logs("kept", key("", "Pod", &pod), true, 5).await;
+    assert!(
+        followed.iter().any(|l| l.contains(" tick 1")),
+        "{followed:?}"
+    );
+    // Another app's object is not this app's to read.
+    let refused = hub
+        .live_events(
+            "kept",
+            v1::ResourceKey {
+                namespace: "scenario-removed".into(),
+                ..key("apps", "Deployment", "web")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 
     // Without cascade: the app goes, its objects stay.
     hub.delete("kept", false).await;

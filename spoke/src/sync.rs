@@ -135,17 +135,20 @@ impl Comparison {
         self.resources
             .iter()
             .map(|r| {
-                let shown = |obj: &Value| edgecd_render::to_yaml(&[r.compared(obj)]);
-                let live_yaml = r.live.as_ref().map(shown).unwrap_or_default();
-                let desired_yaml = if r.requires_pruning {
-                    String::new()
+                // Compared forms, with a Secret's values masked (equal ones alike, changed ones not).
+                let mut live = r.live.as_ref().map(|obj| r.compared(obj));
+                let mut desired = if r.requires_pruning {
+                    None
                 } else {
                     r.predicted
                         .as_ref()
                         .or(r.desired.as_ref())
-                        .map(shown)
-                        .unwrap_or_default()
+                        .map(|obj| r.compared(obj))
                 };
+                edgecd_core::secrets::mask_pair(live.as_mut(), desired.as_mut());
+                let shown = |obj: Value| edgecd_render::to_yaml(&[obj]);
+                let live_yaml = live.map(shown).unwrap_or_default();
+                let desired_yaml = desired.map(shown).unwrap_or_default();
                 let modified = r.sync != SyncStatus::Synced || r.requires_pruning;
                 let diff = if modified {
                     unified_diff(&r.key, &live_yaml, &desired_yaml)
@@ -1138,6 +1141,50 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_secrets_diff_shows_which_keys_change_never_their_values() {
+        let secret = |password: &str| {
+            json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "db", "namespace": "web"},
+                "data": {"password": password, "user": "YWRtaW4="}})
+        };
+        let comparison = Comparison {
+            revision: "r".into(),
+            resources: vec![ResourceState {
+                key: ResourceKey {
+                    group: String::new(),
+                    version: "v1".into(),
+                    kind: "Secret".into(),
+                    namespace: "web".into(),
+                    name: "db".into(),
+                },
+                wave: 0,
+                desired: Some(secret("bmV3LXBhc3N3b3Jk")),
+                live: Some(secret("b2xkLXBhc3N3b3Jk")),
+                predicted: None,
+                sync: SyncStatus::OutOfSync,
+                health: None,
+                requires_pruning: false,
+                message: String::new(),
+                ignored: Vec::new(),
+            }],
+            errors: Vec::new(),
+            shared: Vec::new(),
+        };
+        let diff = &comparison.resource_diffs()[0];
+        let shown = format!("{}{}{}", diff.live_yaml, diff.desired_yaml, diff.diff);
+        for value in ["bmV3LXBhc3N3b3Jk", "b2xkLXBhc3N3b3Jk", "YWRtaW4="] {
+            assert!(!shown.contains(value), "{value} shown: {shown}");
+        }
+        // The changed key is in the diff; the unchanged one is not.
+        assert!(diff.diff.contains("password"), "{}", diff.diff);
+        assert!(
+            !diff.diff.contains("+  user") && !diff.diff.contains("-  user"),
+            "{}",
+            diff.diff
+        );
+    }
 
     #[test]
     fn normalization_ignores_bookkeeping_and_status() {

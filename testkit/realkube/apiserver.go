@@ -41,6 +41,10 @@ func startAPIServer(ctx context.Context, p *pki, etcdURL string, listener net.Li
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
+		// The node simulator's kubelet endpoint (pods/log) is reached at the Node's InternalIP, its certificate
+		// checked against the test CA.
+		"--kubelet-preferred-address-types=InternalIP",
+		"--kubelet-certificate-authority=" + p.caCert,
 		"--profiling=false",
 		"--cert-dir=" + p.dir,
 	}

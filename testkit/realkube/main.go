@@ -173,7 +173,7 @@ func run(c config) error {
 	}
 	if c.node != "" {
 		go func() {
-			if err := runNodeSim(ctx, client, c.node); err != nil {
+			if err := runNodeSim(ctx, client, c.node, p.serverCert, p.serverKey); err != nil {
 				failed <- fmt.Errorf("node simulator: %w", err)
 			}
 		}()

@@ -1,4 +1,4 @@
-// A node simulator: one Node that binds unscheduled pods to itself and reports them Running and Ready.
+// A node simulator: one Node that binds unscheduled pods to itself and reports them Running and Ready, with a kubelet endpoint for their logs.
 
 package main
 
@@ -37,7 +37,7 @@ type nodeSim struct {
 }
 
 // registerNode creates the Node (idempotently) and reports it Ready.
-func registerNode(ctx context.Context, client kubernetes.Interface, name string) error {
+func registerNode(ctx context.Context, client kubernetes.Interface, name string, kubeletPort int) error {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:              resource.MustParse("32"),
 		corev1.ResourceMemory:           resource.MustParse("128Gi"),
@@ -77,6 +77,10 @@ func registerNode(ctx context.Context, client kubernetes.Interface, name string)
 			{Type: corev1.NodeInternalIP, Address: "127.0.0.1"},
 			{Type: corev1.NodeHostName, Address: name},
 		},
+		// Where kube-apiserver reaches the simulator's kubelet endpoint (pods/log).
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{
+			KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(kubeletPort)},
+		},
 		NodeInfo: corev1.NodeSystemInfo{
 			OperatingSystem:         "linux",
 			Architecture:            "amd64",
@@ -91,11 +95,9 @@ func registerNode(ctx context.Context, client kubernetes.Interface, name string)
 	return nil
 }
 
-// runNodeSim registers the node and handles pods until ctx ends.
-func runNodeSim(ctx context.Context, client kubernetes.Interface, name string) error {
-	if err := registerNode(ctx, client, name); err != nil {
-		return err
-	}
+// runNodeSim registers the node, serves its kubelet endpoint with the given certificate, and handles pods until
+// ctx ends.
+func runNodeSim(ctx context.Context, client kubernetes.Interface, name, certFile, keyFile string) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	podInformer := factory.Core().V1().Pods().Informer()
 	sim := &nodeSim{
@@ -112,6 +114,13 @@ func runNodeSim(ctx context.Context, client kubernetes.Interface, name string) e
 			return nil, exists, err
 		}
 		return obj.(*corev1.Pod), true, nil
+	}
+	kubeletPort, err := startKubelet(ctx, certFile, keyFile, &kubelet{lister: sim.lister})
+	if err != nil {
+		return err
+	}
+	if err := registerNode(ctx, client, name, kubeletPort); err != nil {
+		return err
 	}
 	enqueue := func(obj any) {
 		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {

@@ -555,6 +555,8 @@ impl Server {
         {
             meta.remove("managedFields");
         }
+        // A Secret's values are never shown.
+        edgecd_core::secrets::mask(&mut object);
         let yaml = edgecd_render::to_yaml(&[object]);
         out.data("", "", yaml.as_bytes()).await
     }
