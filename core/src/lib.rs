@@ -4,6 +4,7 @@
 //!  names ── AppRef, ClusterName, ProjectName (validated newtypes)
 //!  access ─ Principal, Action, decide (RBAC)
 //!  deployment ─ the fleet's deployment record, derived from app history
+//!  secrets ── Secret values masked wherever an object is shown
 //!  status ─ SyncStatus, Health (roll-up), ConnectionState (+ tracker)
 //!  link ─── capabilities (negotiation), outbox/inbox (seq, ack, window,
 //!           coalescing, dedup), backoff (jittered exponential), digest
