@@ -1,4 +1,4 @@
-//! End to end: live reads through the spoke's outbound stream (issue #25), against the dev fleet (real hub and spokes, the Kubernetes API emulator): an app's live tree, a live manifest, a resource's events and its pods' logs, tail and follow; a follow cancelled at the spoke when the client goes away; a viewer refused the logs until an admin opens them to viewers; objects outside the app, unknown containers and an unconnected cluster refused with what is wrong.
+//! End to end: live reads through the spoke's outbound stream (issue #25), against the dev fleet (real hub and spokes, the Kubernetes API emulator): an app's live tree, a live manifest, a resource's events and its pods' logs, tail and follow; a follow cancelled at the spoke when the client goes away; a viewer refused the logs until an admin opens them to viewers; objects outside the app, unknown containers and an unconnected cluster refused with what is wrong; a managed Secret's values masked in its live manifest and its diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -273,6 +273,61 @@ async fn live_reads_go_through_the_spokes_stream() {
         .await
         .ok();
     assert_eq!(read.stdout.lines().count(), 1, "{read:?}");
+
+    // A Secret the app manages: its values never leave the spoke, in the live manifest nor in a diff.
+    fleet
+        .repo()
+        .write(
+            "secret-app/secret.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  password: aHVudGVyMg==\n",
+        )
+        .unwrap();
+    fleet.repo().commit("a secret").unwrap();
+    let mut args = common::app_args("secret-app", fleet.repo().url(), "cluster-1", "secrets");
+    args[6] = "secret-app";
+    cli.run(&args).await.ok();
+    // The spoke may still have the branch's previous commit: look again until the sync finds the new one.
+    eventually("secret-app synced", Duration::from_secs(120), async || {
+        cli.run(&["app", "refresh", "secret-app", "--hard"])
+            .await
+            .ok();
+        let sync = cli
+            .run(&["app", "sync", "secret-app", "--timeout", "60s"])
+            .await;
+        (sync.code == 0).then_some(())
+    })
+    .await;
+    let secret = cli
+        .run(&["app", "manifest", "secret-app", "secret/db"])
+        .await
+        .ok();
+    assert!(secret.stdout.contains("kind: Secret"), "{secret:?}");
+    assert!(secret.stdout.contains("password: ++++++++"), "{secret:?}");
+    assert!(!secret.stdout.contains("aHVudGVyMg"), "{secret:?}");
+    let secrets_api: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(cluster1.clone(), "secrets");
+    secrets_api
+        .patch(
+            "db",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"data": {"password": "Y2hhbmdlZA=="}})),
+        )
+        .await
+        .unwrap();
+    cli.run(&["app", "refresh", "secret-app"]).await.ok();
+    let diff = eventually(
+        "the changed Secret in the diff",
+        Duration::from_secs(60),
+        async || {
+            let diff = cli.run(&["app", "diff", "secret-app"]).await;
+            diff.stdout.contains("password").then_some(diff)
+        },
+    )
+    .await;
+    assert!(
+        !diff.stdout.contains("aHVudGVyMg") && !diff.stdout.contains("Y2hhbmdlZA"),
+        "{diff:?}"
+    );
 
     // A cluster whose spoke never connected answers at once, saying so.
     cli.run(&["cluster", "add", "edge-offline"]).await.ok();
