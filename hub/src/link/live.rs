@@ -185,17 +185,21 @@ impl Sessions {
         }
     }
 
-    /// A chunk from the spoke; `Some(cancel)` when its reader is gone (the spoke is told to stop).
+    /// A chunk from the spoke; `Some(cancel)` when no reader takes it (gone, or never known here): the spoke is
+    /// told to stop rather than wait for credit that will not come.
     pub(crate) fn chunk(&mut self, chunk: v1::LiveChunk) -> Option<v1::hub_message::Body> {
         let id = chunk.session_id.clone();
-        let reader = self.readers.get(&id)?;
-        if reader.send(LiveEvent::Chunk(chunk)).is_err() {
-            self.readers.remove(&id);
-            return Some(v1::hub_message::Body::LiveCancel(v1::LiveCancel {
-                session_id: id,
-            }));
+        let delivered = self
+            .readers
+            .get(&id)
+            .is_some_and(|reader| reader.send(LiveEvent::Chunk(chunk)).is_ok());
+        if delivered {
+            return None;
         }
-        None
+        self.readers.remove(&id);
+        Some(v1::hub_message::Body::LiveCancel(v1::LiveCancel {
+            session_id: id,
+        }))
     }
 
     /// The spoke ended a session.
@@ -247,12 +251,15 @@ mod tests {
         };
         assert!(sessions.chunk(chunk.clone()).is_none());
         assert!(matches!(events.try_recv(), Ok(LiveEvent::Chunk(c)) if c.data == b"hello\n"));
-        // A chunk of an unknown session is dropped.
+        // A chunk of a session no reader holds here is dropped, and the spoke told to stop it.
         let stray = v1::LiveChunk {
             session_id: "nope".into(),
             ..chunk.clone()
         };
-        assert!(sessions.chunk(stray).is_none());
+        assert!(matches!(
+            sessions.chunk(stray),
+            Some(v1::hub_message::Body::LiveCancel(c)) if c.session_id == "nope"
+        ));
         // The reader went away: the next chunk cancels the session at the spoke.
         drop(events);
         assert!(matches!(
