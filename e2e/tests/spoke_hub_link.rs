@@ -627,31 +627,31 @@ async fn twenty_log_follows_on_one_spoke_leave_its_reports_flowing() {
 
     let quiet = refresh_round_trips(store.as_ref(), 10).await;
 
+    // A follow of the pod's log, within these limits.
+    let follow = |max_bytes: u64, max_duration: Duration| LiveRequest {
+        app: edgecd_proto::v1::AppRef {
+            project: "default".into(),
+            name: "demo".into(),
+        },
+        request: edgecd_proto::v1::live_open::Request::Logs(edgecd_proto::v1::LiveLogsRequest {
+            resource: Some(edgecd_proto::v1::ResourceKey {
+                group: String::new(),
+                version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: "demo".into(),
+                name: pod.clone(),
+            }),
+            follow: true,
+            ..Default::default()
+        }),
+        max_bytes,
+        max_duration,
+    };
     // Twenty follows of the pod, each read as fast as it comes.
     let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut readers = Vec::new();
     for _ in 0..20 {
-        let request = LiveRequest {
-            app: edgecd_proto::v1::AppRef {
-                project: "default".into(),
-                name: "demo".into(),
-            },
-            request: edgecd_proto::v1::live_open::Request::Logs(
-                edgecd_proto::v1::LiveLogsRequest {
-                    resource: Some(edgecd_proto::v1::ResourceKey {
-                        group: String::new(),
-                        version: "v1".into(),
-                        kind: "Pod".into(),
-                        namespace: "demo".into(),
-                        name: pod.clone(),
-                    }),
-                    follow: true,
-                    ..Default::default()
-                },
-            ),
-            max_bytes: 1 << 32,
-            max_duration: Duration::from_secs(600),
-        };
+        let request = follow(1 << 32, Duration::from_secs(600));
         let mut stream = registry.open_live(CLUSTER, request).unwrap();
         let bytes = Arc::clone(&bytes);
         readers.push(tokio::spawn(async move {
@@ -689,25 +689,6 @@ async fn twenty_log_follows_on_one_spoke_leave_its_reports_flowing() {
     })
     .await;
     // A session past its limits ends with what ran out, and leaves nothing reading at the spoke.
-    let follow = |max_bytes: u64, max_duration: Duration| LiveRequest {
-        app: edgecd_proto::v1::AppRef {
-            project: "default".into(),
-            name: "demo".into(),
-        },
-        request: edgecd_proto::v1::live_open::Request::Logs(edgecd_proto::v1::LiveLogsRequest {
-            resource: Some(edgecd_proto::v1::ResourceKey {
-                group: String::new(),
-                version: "v1".into(),
-                kind: "Pod".into(),
-                namespace: "demo".into(),
-                name: pod.clone(),
-            }),
-            follow: true,
-            ..Default::default()
-        }),
-        max_bytes,
-        max_duration,
-    };
     for (request, ran_out) in [
         (follow(1 << 32, Duration::from_secs(1)), "time limit (1s)"),
         (

@@ -708,6 +708,12 @@ fn from_history_entry(h: &v1::HistoryEntry) -> HistoryEntry {
     }
 }
 
+/// What an event in a live session counts against the session's window: its text and a fixed overhead. The
+/// spoke charges and the hub credits by this one measure, so the window neither leaks nor drifts.
+pub fn live_event_bytes(event: &v1::Event) -> usize {
+    event.reason.len() + event.message.len() + event.id.len() + 64
+}
+
 /// A deployment of the fleet's record.
 pub fn deployment(d: &Deployment) -> v1::Deployment {
     let kind = if d.rollback_of.is_some() {

@@ -235,6 +235,23 @@ pub fn cr_name(project: &str, name: &str) -> String {
     }
 }
 
+/// The Application CR of the app the hub names `project/name`: its CR by [`cr_name`], or an app created at the
+/// edge, which keeps its own CR name whatever its project.
+pub async fn find_app(
+    apps: &kube::Api<Application>,
+    project: &str,
+    name: &str,
+) -> Result<Option<Application>, kube::Error> {
+    let cr = cr_name(project, name);
+    let found = apps.get_opt(&cr).await?;
+    if found.is_some() || cr == name {
+        return Ok(found);
+    }
+    Ok(apps.get_opt(name).await?.filter(|a| {
+        a.origin() == edgecd_core::app::AppOrigin::Autonomous && a.project() == project
+    }))
+}
+
 /// Implements `kube::Resource` for one of the spoke's namespaced `edgecd.io/v1alpha1` kinds.
 macro_rules! edgecd_resource {
     ($ty:ty, $kind:literal, $plural:literal) => {

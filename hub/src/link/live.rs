@@ -87,7 +87,12 @@ impl LiveStream {
         let event = self.events.recv().await;
         match &event {
             Some(LiveEvent::Chunk(chunk)) => {
-                let bytes = chunk.data.len() + chunk.events.iter().map(event_size).sum::<usize>();
+                let bytes = chunk.data.len()
+                    + chunk
+                        .events
+                        .iter()
+                        .map(edgecd_proto::convert::live_event_bytes)
+                        .sum::<usize>();
                 if bytes > 0 {
                     // A full control queue only delays credit: the next chunk's grant carries on.
                     let _ = self.control.try_send(LiveControl::Credit {
@@ -110,11 +115,6 @@ impl Drop for LiveStream {
             });
         }
     }
-}
-
-/// What an event counts against a window (its text).
-pub(crate) fn event_size(event: &v1::Event) -> usize {
-    event.reason.len() + event.message.len() + event.id.len() + 64
 }
 
 /// A session's side of its live sessions: the reader of each, by id.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgecd_core::app::{AppOrigin, ResourceKey};
+use edgecd_core::app::ResourceKey;
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1::{self, LiveEndCode, spoke_message};
 use futures::{AsyncBufReadExt as _, StreamExt as _};
@@ -311,10 +311,7 @@ impl Emitter {
 
     async fn events(&mut self, events: Vec<v1::Event>) -> Outcome {
         for batch in events.chunks(100) {
-            let size: usize = batch
-                .iter()
-                .map(|e| e.reason.len() + e.message.len() + e.id.len() + 64)
-                .sum();
+            let size: usize = batch.iter().map(pc::live_event_bytes).sum();
             self.charge(size).await?;
             self.send(v1::LiveChunk {
                 session_id: self.id.clone(),
@@ -401,30 +398,23 @@ impl Server {
 
     /// The app's CR: by its hub name, or an app created at the edge under its own name.
     async fn find_app(&self, app_ref: &v1::AppRef) -> Result<Application, Failure> {
-        let read = |e: kube::Error| {
-            Failure::new(
-                LiveEndCode::Unavailable,
-                format!("reading the application: {e}"),
-            )
-        };
-        let name = crd::cr_name(&app_ref.project, &app_ref.name);
-        if let Some(app) = self.apps.get_opt(&name).await.map_err(read)? {
-            return Ok(app);
-        }
-        if name != app_ref.name
-            && let Some(app) = self.apps.get_opt(&app_ref.name).await.map_err(read)?
-            && app.origin() == AppOrigin::Autonomous
-            && app.project() == app_ref.project
-        {
-            return Ok(app);
-        }
-        Err(Failure::new(
-            LiveEndCode::NotFound,
-            format!(
-                "no application {}/{} on cluster {}",
-                app_ref.project, app_ref.name, self.cluster_name
-            ),
-        ))
+        crd::find_app(&self.apps, &app_ref.project, &app_ref.name)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    LiveEndCode::Unavailable,
+                    format!("reading the application: {e}"),
+                )
+            })?
+            .ok_or_else(|| {
+                Failure::new(
+                    LiveEndCode::NotFound,
+                    format!(
+                        "no application {}/{} on cluster {}",
+                        app_ref.project, app_ref.name, self.cluster_name
+                    ),
+                )
+            })
     }
 
     /// The live object `key`, if the app manages it or it is a pod an object of the app owns.

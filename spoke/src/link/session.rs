@@ -1367,19 +1367,7 @@ impl Link {
             return;
         }
         let app_ref = command.app.clone().unwrap_or_default();
-        let mut name = crd::cr_name(&app_ref.project, &app_ref.name);
-        let mut found = self.apps.get_opt(&name).await;
-        // An app created at the edge keeps its own CR name whatever its project.
-        if matches!(found, Ok(None)) && name != app_ref.name {
-            found = self.apps.get_opt(&app_ref.name).await.map(|app| {
-                app.filter(|a| {
-                    a.origin() == AppOrigin::Autonomous && a.project() == app_ref.project
-                })
-            });
-            if matches!(found, Ok(Some(_))) {
-                name = app_ref.name.clone();
-            }
-        }
+        let found = crd::find_app(&self.apps, &app_ref.project, &app_ref.name).await;
         let app = match found {
             Ok(Some(app)) => app,
             Ok(None) => {
@@ -1400,6 +1388,8 @@ impl Link {
                 return;
             }
         };
+        // The CR's own name: a hub app's, or the name an app created at the edge keeps.
+        let name = app.metadata.name.clone().unwrap_or_default();
         let initiated_by = command.issued_by.clone();
         let result = match command.kind {
             Some(command::Kind::Sync(sync)) => {
