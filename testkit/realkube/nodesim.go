@@ -1,4 +1,4 @@
-// A node simulator: one Node that binds unscheduled pods to itself and reports them Running and Ready, with a kubelet endpoint for their logs.
+// A node simulator: one Node that binds unscheduled pods to itself and reports them Running and Ready, with a kubelet endpoint for their logs and exec.
 
 package main
 
@@ -77,7 +77,7 @@ func registerNode(ctx context.Context, client kubernetes.Interface, name string,
 			{Type: corev1.NodeInternalIP, Address: "127.0.0.1"},
 			{Type: corev1.NodeHostName, Address: name},
 		},
-		// Where kube-apiserver reaches the simulator's kubelet endpoint (pods/log).
+		// Where kube-apiserver reaches the simulator's kubelet endpoint (pods/log, pods/exec).
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{
 			KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(kubeletPort)},
 		},
@@ -115,7 +115,7 @@ func runNodeSim(ctx context.Context, client kubernetes.Interface, name, certFile
 		}
 		return obj.(*corev1.Pod), true, nil
 	}
-	kubeletPort, err := startKubelet(ctx, certFile, keyFile, &kubelet{lister: sim.lister})
+	kubeletPort, err := startKubelet(ctx, certFile, keyFile, &kubelet{node: name, lister: sim.lister})
 	if err != nil {
 		return err
 	}
