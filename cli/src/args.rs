@@ -136,6 +136,32 @@ pub struct LogsArgs {
     pub previous: bool,
 }
 
+/// Flags of `edgecd app exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub app: AppName,
+    /// The pod (`pod/NAME`, or NAME) or a workload of the app (`deployment/web`: its first running pod);
+    /// default: the app's only workload.
+    pub resource: Option<String>,
+    #[arg(long, short = 'p')]
+    pub project: Option<String>,
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// The container (default: the pod's default container).
+    #[arg(long, short = 'c')]
+    pub container: Option<String>,
+    /// Pass stdin to the command.
+    #[arg(long, short = 'i')]
+    pub stdin: bool,
+    /// Give the command a terminal (with -i; ignored when stdin is not a terminal).
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
 /// Filters of `edgecd history` (every one given must match).
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -508,6 +534,9 @@ pub enum AppCommand {
     },
     /// Print the logs of a pod, or of every pod of a workload, through the app's spoke.
     Logs(LogsArgs),
+    /// Run a command in a container of the app's pod through its spoke (`-it` for a shell); exits with the
+    /// command's exit code. Needs the project's exec permission.
+    Exec(ExecArgs),
     /// Print the rendered manifests.
     Manifests {
         #[command(flatten)]
@@ -683,6 +712,19 @@ pub enum ProjectCommand {
     Role(ProjectRoleCommand),
     /// The least role that reads pod logs through the spokes (deployer by default; admins).
     SetLogRole { name: String, role: RoleArg },
+    /// The least role that runs commands in containers (`app exec`, the console's terminal), or `off` (the
+    /// default: nobody, admins included); admins only. Every exec session is audited.
+    SetExecRole { name: String, role: ExecRoleArg },
+}
+
+/// Who may exec in a project: a least role, or nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecRoleArg {
+    /// Nobody (the default).
+    Off,
+    Owner,
+    Deployer,
+    Viewer,
 }
 
 /// A project role, as the hub names it.

@@ -106,6 +106,9 @@ pub enum Action {
     Admin,
     /// Read pod logs through the spoke: the project's `live.logs` role (Deployer by default).
     ReadLogs,
+    /// Run a command in a container (exec, the web terminal): the project's `live.exec` role; with none set,
+    /// exec is off in the project for everyone, admins included.
+    Exec,
 }
 
 impl Action {
@@ -116,6 +119,7 @@ impl Action {
             Action::Edit => Some(ProjectRole::Owner),
             Action::Admin => None,
             Action::ReadLogs => Some(spec.live.logs),
+            Action::Exec => spec.live.exec,
         }
     }
 }
@@ -128,6 +132,7 @@ impl fmt::Display for Action {
             Action::Edit => "edit",
             Action::Admin => "administer",
             Action::ReadLogs => "read pod logs",
+            Action::Exec => "exec into containers",
         })
     }
 }
@@ -153,6 +158,10 @@ pub fn decide(
         action,
         project: project.map(|(name, _)| name.to_owned()),
     };
+    if action == Action::Exec && project.is_none_or(|(_, spec)| spec.live.exec.is_none()) {
+        // Off in the project: nobody's role turns it on, only the project's setting.
+        return Err(denied());
+    }
     if principal.admin {
         return Ok(());
     }
@@ -220,6 +229,7 @@ mod tests {
         let open = ProjectSpec {
             live: crate::project::LiveAccess {
                 logs: ProjectRole::Viewer,
+                exec: None,
             },
             ..spec()
         };
@@ -227,10 +237,34 @@ mod tests {
         let closed = ProjectSpec {
             live: crate::project::LiveAccess {
                 logs: ProjectRole::Owner,
+                exec: None,
             },
             ..spec()
         };
         assert!(decide(&olga, Action::ReadLogs, Some(("a", &closed))).is_err());
+    }
+
+    #[test]
+    fn exec_is_off_until_the_project_names_a_role_even_for_admins() {
+        let olga = user("olga", &["ops"]);
+        let admin = Principal::anonymous_admin();
+        let err = decide(&olga, Action::Exec, Some(("a", &spec()))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "olga may not exec into containers in project a"
+        );
+        assert!(decide(&admin, Action::Exec, Some(("a", &spec()))).is_err());
+        assert!(decide(&admin, Action::Exec, None).is_err());
+        let on = ProjectSpec {
+            live: crate::project::LiveAccess {
+                exec: Some(ProjectRole::Deployer),
+                ..crate::project::LiveAccess::default()
+            },
+            ..spec()
+        };
+        assert!(decide(&olga, Action::Exec, Some(("a", &on))).is_ok());
+        assert!(decide(&admin, Action::Exec, Some(("a", &on))).is_ok());
+        assert!(decide(&user("vic", &[]), Action::Exec, Some(("a", &on))).is_err());
     }
 
     #[test]

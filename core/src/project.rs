@@ -111,7 +111,8 @@ pub struct ProjectSpec {
     /// Argo CD sync windows, kept as given: accepted, not enforced yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_windows: Vec<serde_json::Value>,
-    /// Who may read pod logs through the spoke (the live manifest and events need only `Read`).
+    /// Who may read pod logs and exec into containers through the spoke (the live manifest and events need only
+    /// `Read`).
     #[serde(default, skip_serializing_if = "LiveAccess::is_default")]
     pub live: LiveAccess,
 }
@@ -124,6 +125,10 @@ pub struct LiveAccess {
     /// The least role that reads pod logs (logs can carry what a manifest does not): Deployer by default.
     #[serde(default = "LiveAccess::default_logs")]
     pub logs: ProjectRole,
+    /// The least role that runs commands in containers (exec, the web terminal); `None`, the default: exec is
+    /// off in the project, for admins too, as Argo CD's `exec.enabled: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ProjectRole>,
 }
 
 impl LiveAccess {
@@ -140,6 +145,7 @@ impl Default for LiveAccess {
     fn default() -> Self {
         Self {
             logs: Self::default_logs(),
+            exec: None,
         }
     }
 }

@@ -187,6 +187,7 @@ pub fn test_runtime_config(
         hub_address: None,
         bootstrap_token: None,
         hub_ca_hash: None,
+        exec: true,
     })
 }
 

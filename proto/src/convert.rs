@@ -958,6 +958,10 @@ pub fn project(
             serde_json::Value::Array(spec.sync_windows.clone()).to_string()
         },
         logs_role: project_role_kind(spec.live.logs) as i32,
+        exec_role: spec
+            .live
+            .exec
+            .map_or(v1::ProjectRoleKind::Unspecified, project_role_kind) as i32,
     }
 }
 
@@ -1026,6 +1030,15 @@ pub fn from_project(p: &v1::Project) -> Result<ProjectSpec, ConvertError> {
                 0 => edgecd_core::project::LiveAccess::default().logs,
                 code => from_project_role_kind(code)
                     .ok_or_else(|| invalid("logs_role", "must be owner, deployer or viewer"))?,
+            },
+            exec: match p.exec_role {
+                0 => None,
+                code => Some(from_project_role_kind(code).ok_or_else(|| {
+                    invalid(
+                        "exec_role",
+                        "must be owner, deployer or viewer (unspecified: off)",
+                    )
+                })?),
             },
         },
     })

@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// `sha256:<hex>` of the hub CA, when the bootstrap token does not carry it.
     #[arg(long, env = "SPOKE_HUB_CA_HASH")]
     pub hub_ca_hash: Option<String>,
+    /// Whether the hub may run commands in this cluster's containers (exec, the console's terminal) for users
+    /// its projects allow; `--exec=false` refuses every exec session here, whatever the hub says.
+    #[arg(long, env = "SPOKE_EXEC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub exec: bool,
 }
 
 fn parse_duration(text: &str) -> Result<GoDuration, String> {
@@ -121,6 +125,8 @@ pub struct RuntimeConfig {
     pub hub_ca_hash: Option<String>,
     /// The URL this cluster is known by (`--server-url`); `None`: the kubeconfig's, unless in-cluster.
     pub server_url: Option<String>,
+    /// Exec sessions are served (`--exec`).
+    pub exec: bool,
 }
 
 impl RunArgs {
@@ -157,6 +163,7 @@ impl RunArgs {
             bootstrap_token,
             hub_ca_hash,
             server_url,
+            exec,
         } = self;
         let cluster_name = edgecd_core::ClusterName::parse(cluster_name.clone())
             .with_context(|| format!("--cluster-name {cluster_name:?}"))?;
@@ -222,6 +229,7 @@ impl RunArgs {
             bootstrap_token,
             hub_ca_hash,
             server_url,
+            exec,
         };
         Ok((config, log_format, log))
     }
@@ -428,6 +436,7 @@ impl Runtime {
             link.appsets = Some(Arc::clone(&runtime.appsets));
             link.credentials = Some(credentials.clone());
             link.server_url = runtime.server_url.clone();
+            link.exec = runtime.config.exec;
             let shutdown = runtime.shutdown_signal();
             let engine = Arc::clone(&runtime.engine);
             let enrollment = address.starts_with("https://").then(|| {

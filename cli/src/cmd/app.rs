@@ -306,6 +306,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             super::live::events(&client, output, &app, &resource, namespace.as_deref()).await
         }
         AppCommand::Logs(args) => super::live::logs(&client, args).await,
+        AppCommand::Exec(args) => super::exec::exec(&client, args).await,
         AppCommand::Manifests {
             app,
             project,

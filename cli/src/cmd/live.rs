@@ -36,7 +36,10 @@ fn kind_alias(kind: &str) -> String {
 }
 
 /// The app's live tree.
-async fn tree(client: &Client, app: &v1::AppRef) -> anyhow::Result<Vec<v1::ResourceNodeInfo>> {
+pub(super) async fn tree(
+    client: &Client,
+    app: &v1::AppRef,
+) -> anyhow::Result<Vec<v1::ResourceNodeInfo>> {
     Ok(client
         .get_resource_tree(v1::GetResourceTreeRequest {
             app: Some(app.clone()),
@@ -46,7 +49,7 @@ async fn tree(client: &Client, app: &v1::AppRef) -> anyhow::Result<Vec<v1::Resou
 }
 
 /// The resource `name` (`KIND/NAME`) of the app's tree.
-fn resolve(
+pub(super) fn resolve(
     nodes: &[v1::ResourceNodeInfo],
     app: &v1::AppRef,
     name: &str,
@@ -227,7 +230,7 @@ pub async fn events(
 }
 
 /// The app's only workload, for `app logs` without a resource.
-fn only_workload(
+pub(super) fn only_workload(
     nodes: &[v1::ResourceNodeInfo],
     app: &v1::AppRef,
 ) -> anyhow::Result<v1::ResourceKey> {

@@ -7,6 +7,7 @@ mod appset;
 mod auth;
 mod bulk;
 mod cluster;
+mod exec;
 mod history;
 mod live;
 mod project;

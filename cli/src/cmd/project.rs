@@ -6,7 +6,7 @@ use futures::TryStreamExt as _;
 use serde::Serialize;
 
 use super::account::{role_kind, role_name};
-use crate::args::{ProjectCommand, ProjectRoleCommand, RoleArg};
+use crate::args::{ExecRoleArg, ProjectCommand, ProjectRoleCommand, RoleArg};
 use crate::exit::Exit;
 use crate::output::{Table, natural_cmp, or_dash, print_structured, time_text};
 use crate::session::Session;
@@ -21,6 +21,8 @@ struct ProjectView {
     roles: Vec<RoleView>,
     /// The least role that reads pod logs.
     log_role: String,
+    /// The least role that execs into containers, or `off`.
+    exec_role: String,
     version: u64,
     created_at: String,
 }
@@ -50,6 +52,10 @@ impl From<&v1::Project> for ProjectView {
                 .collect(),
             log_role: match p.logs_role {
                 0 => "deployer".to_owned(),
+                code => role_name(code).to_owned(),
+            },
+            exec_role: match p.exec_role {
+                0 => "off".to_owned(),
                 code => role_name(code).to_owned(),
             },
             version: p.version,
@@ -214,6 +220,11 @@ pub async fn run(session: &Session, command: ProjectCommand) -> anyhow::Result<(
                     outln!("Role:          {}", role_text(role))?;
                 }
                 outln!("Pod logs:      {} and above", view.log_role)?;
+                if view.exec_role == "off" {
+                    outln!("Exec:          off")?;
+                } else {
+                    outln!("Exec:          {} and above", view.exec_role)?;
+                }
                 outln!("Created:       {}", view.created_at)?;
             }
         }
@@ -275,6 +286,28 @@ pub async fn run(session: &Session, command: ProjectCommand) -> anyhow::Result<(
                 changed_word(changed),
                 role_name(kind)
             )?;
+        }
+        ProjectCommand::SetExecRole { name, role } => {
+            let kind = match role {
+                ExecRoleArg::Off => 0,
+                ExecRoleArg::Owner => role_kind(RoleArg::Owner) as i32,
+                ExecRoleArg::Deployer => role_kind(RoleArg::Deployer) as i32,
+                ExecRoleArg::Viewer => role_kind(RoleArg::Viewer) as i32,
+            };
+            let (_, changed) = modify(&client, &name, |p| {
+                p.exec_role = kind;
+                Ok(())
+            })
+            .await?;
+            if kind == 0 {
+                outln!("project {name} {}: exec off", changed_word(changed))?;
+            } else {
+                outln!(
+                    "project {name} {}: exec for {} and above",
+                    changed_word(changed),
+                    role_name(kind)
+                )?;
+            }
         }
         ProjectCommand::AddSource { name, repo } => {
             let (_, changed) = modify(&client, &name, |p| {

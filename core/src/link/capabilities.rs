@@ -50,6 +50,8 @@ pub mod names {
     pub const DEPLOYMENTS: &str = "deployments.v1";
     /// Live sessions on the stream (LiveOpen, LiveChunk, …): a resource's live manifest, its events, pod logs.
     pub const LIVE_SESSIONS: &str = "live-sessions.v1";
+    /// Exec sessions on the stream (LiveExecRequest, LiveInput, the spoke's input credit, exit codes).
+    pub const LIVE_EXEC: &str = "live-exec.v1";
 }
 
 /// Every capability this build implements.
@@ -73,6 +75,7 @@ pub const ALL_V1: &[&str] = &[
     names::TRACE_CONTEXT,
     names::DEPLOYMENTS,
     names::LIVE_SESSIONS,
+    names::LIVE_EXEC,
 ];
 
 /// `major.minor` of the wire protocol.

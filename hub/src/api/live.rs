@@ -1,4 +1,4 @@
-//! Live reads through the app's spoke (`GetLiveManifest`, `ListLiveEvents`, `StreamPodLogs`): authorized here (logs need the project's log role), opened as a session on the stream this replica holds for the app's cluster, answered from the cluster now and never stored.
+//! Live reads and exec through the app's spoke (`GetLiveManifest`, `ListLiveEvents`, `StreamPodLogs`, `ExecPod`): authorized here (logs need the project's log role, exec its exec role, off by default), opened as a session on the stream this replica holds for the app's cluster, answered from the cluster now and never stored; every exec session is audited when it starts and when it ends.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -12,9 +12,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::{Call, HubApi, convert};
-use crate::link::live::{LiveEvent, LiveRequest, LiveStream};
+use crate::link::live::{INPUT_WINDOW, LiveEvent, LiveRequest, LiveStream, input_cost};
 use crate::retry::with_retry_after;
-use crate::store::ConnectionKind;
+use crate::store::{AuditEntry, ConnectionKind};
 
 /// A manifest or an event list larger than this is refused (bytes).
 const MAX_ANSWER: u64 = 4 * 1024 * 1024;
@@ -25,7 +25,20 @@ const MAX_FOLLOW: Duration = Duration::from_secs(3600);
 /// How long a read of the whole log may take.
 const MAX_READ: Duration = Duration::from_secs(60);
 
+/// How long an exec session lasts at most.
+const MAX_EXEC: Duration = Duration::from_secs(4 * 3600);
+/// Output bytes of one exec session at most.
+const MAX_EXEC_BYTES: u64 = 64 * 1024 * 1024;
+/// How long the client has to send its first request (the start).
+const EXEC_START: Duration = Duration::from_secs(10);
+/// Stdin bytes in one request at most (clients split larger writes).
+pub const MAX_STDIN_CHUNK: usize = 32 * 1024;
+/// A command's arguments, in number and in bytes.
+const MAX_ARGS: usize = 256;
+const MAX_COMMAND_BYTES: usize = 16 * 1024;
+
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<v1::PodLogChunk, Status>> + Send>>;
+pub type ExecStream = Pin<Box<dyn Stream<Item = Result<v1::ExecPodResponse, Status>> + Send>>;
 
 /// The status a session's end maps to (`None`: it ended well).
 fn end_status(end: &v1::LiveEnd, cluster: &str) -> Option<Status> {
@@ -138,6 +151,7 @@ async fn gather(
                 Some(LiveEvent::End(end)) => {
                     return end_status(&end, cluster).map_or(Ok(()), Err);
                 }
+                Some(LiveEvent::InputCredit(_)) => {}
                 None => {
                     return Err(Status::unavailable(format!(
                         "the stream of cluster {cluster} ended before its spoke answered"
@@ -256,6 +270,7 @@ pub(super) async fn logs(
                     None => return,
                     Some(status) => Err(status),
                 },
+                Some(LiveEvent::InputCredit(_)) => continue,
                 None => Err(Status::unavailable(format!(
                     "the stream of cluster {cluster} ended during the log session"
                 ))),
@@ -270,6 +285,258 @@ pub(super) async fn logs(
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
+/// Checks a start request: a command, bounded; a sane terminal size.
+fn check_start(start: &v1::ExecStart) -> Result<(), Status> {
+    if start.command.is_empty() || start.command[0].is_empty() {
+        return Err(Status::invalid_argument("exec needs a command"));
+    }
+    let bytes: usize = start.command.iter().map(String::len).sum();
+    if start.command.len() > MAX_ARGS || bytes > MAX_COMMAND_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "the command is too long: at most {MAX_ARGS} arguments and {MAX_COMMAND_BYTES} bytes"
+        )));
+    }
+    if start.container.len() > 253 {
+        return Err(Status::invalid_argument(
+            "container is longer than 253 bytes",
+        ));
+    }
+    if let Some(size) = &start.size
+        && (size.width > 10_000 || size.height > 10_000)
+    {
+        return Err(Status::invalid_argument(
+            "the terminal is larger than 10000 cells a side",
+        ));
+    }
+    if start.tty && !start.stdin {
+        return Err(Status::invalid_argument("a TTY needs stdin"));
+    }
+    Ok(())
+}
+
+/// What an exec session's audit entries name.
+struct ExecAudit {
+    api: HubApi,
+    actor: String,
+    source: String,
+    target: String,
+    command: String,
+}
+
+impl ExecAudit {
+    async fn write(&self, result: &str, message: String) {
+        let entry = AuditEntry {
+            actor: self.actor.clone(),
+            action: "ExecPod".into(),
+            target: self.target.clone(),
+            source: self.source.clone(),
+            result: result.to_owned(),
+            message,
+            time: time::OffsetDateTime::now_utc(),
+        };
+        if let Err(error) = self.api.store().append_audit(&entry).await {
+            tracing::warn!(%error, target = %self.target, "Cannot write the exec session's audit entry.");
+        }
+    }
+}
+
+/// `ExecPod`: the first request names the command; the session then carries stdin and resizes one way (within the
+/// spoke's input credit, so a fast paste waits for the command rather than piling up at the spoke) and the
+/// command's output the other (within the client's pace), until the command exits, a limit is reached, or the
+/// client goes away (which cancels it at the spoke).
+pub(super) async fn exec(
+    api: &HubApi,
+    call: &Call,
+    mut input: tonic::Streaming<v1::ExecPodRequest>,
+) -> Result<ExecStream, Status> {
+    let first = tokio::time::timeout(EXEC_START, input.message())
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!("no start request within {}s", EXEC_START.as_secs()))
+        })??;
+    let Some(v1::ExecPodRequest {
+        request: Some(v1::exec_pod_request::Request::Start(start)),
+    }) = first
+    else {
+        return Err(Status::invalid_argument(
+            "the first request of an exec session must be its start",
+        ));
+    };
+    check_start(&start)?;
+    let app = start.app.clone().unwrap_or_default();
+    let resource = start
+        .resource
+        .as_ref()
+        .map(|r| format!("{}/{}", r.kind, r.name))
+        .unwrap_or_default();
+    let command = start.command.join(" ");
+    let stdin = start.stdin;
+    let request = v1::live_open::Request::Exec(v1::LiveExecRequest {
+        resource: start.resource,
+        container: start.container,
+        command: start.command,
+        stdin: start.stdin,
+        tty: start.tty,
+        size: start.size,
+    });
+    let opened = open(
+        api,
+        call,
+        start.app.as_ref(),
+        Action::Exec,
+        request,
+        MAX_EXEC_BYTES,
+        MAX_EXEC,
+    )
+    .await;
+    let audit = ExecAudit {
+        api: api.clone(),
+        actor: call.principal.subject.clone(),
+        source: call.peer.clone(),
+        target: format!(
+            "{}/{} {resource} on cluster {}",
+            app.project,
+            app.name,
+            opened.as_ref().map(|(_, c)| c.as_str()).unwrap_or("?")
+        ),
+        command,
+    };
+    let (mut stream, cluster) = match opened {
+        Ok(opened) => opened,
+        Err(status) => {
+            audit
+                .write(
+                    crate::metrics::code_name(status.code()),
+                    format!("refused `{}`: {}", audit.command, status.message()),
+                )
+                .await;
+            return Err(status);
+        }
+    };
+    audit.write("started", format!("`{}`", audit.command)).await;
+    tracing::info!(actor = %audit.actor, target = %audit.target, "Exec session started.");
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let deadline = started + MAX_EXEC + Duration::from_secs(5);
+        let mut outstanding = 0usize;
+        let mut input_open = true;
+        let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+        let mut place = String::new();
+        let ending: Result<i32, Status> = loop {
+            tokio::select! {
+                event = stream.next() => {
+                    let response = match event {
+                        Some(LiveEvent::Chunk(chunk)) => {
+                            bytes_out += chunk.data.len() as u64;
+                            match v1::LiveChannel::try_from(chunk.channel).unwrap_or_default() {
+                                v1::LiveChannel::Unspecified => {
+                                    place = format!("pod {} container {}", chunk.pod, chunk.container);
+                                    v1::exec_pod_response::Response::Started(v1::ExecStarted {
+                                        cluster: cluster.clone(),
+                                        pod: chunk.pod,
+                                        container: chunk.container,
+                                    })
+                                }
+                                v1::LiveChannel::Stdout => v1::exec_pod_response::Response::Stdout(chunk.data),
+                                v1::LiveChannel::Stderr => v1::exec_pod_response::Response::Stderr(chunk.data),
+                            }
+                        }
+                        Some(LiveEvent::InputCredit(bytes)) => {
+                            outstanding = outstanding.saturating_sub(bytes as usize);
+                            continue;
+                        }
+                        Some(LiveEvent::End(end)) => match (end_status(&end, &cluster), end.exit_code) {
+                            (None, Some(code)) => break Ok(code),
+                            (None, None) => break Err(Status::internal(format!("cluster {cluster}: the command ended without an exit code"))),
+                            (Some(status), _) => break Err(status),
+                        },
+                        None => break Err(Status::unavailable(format!("the stream of cluster {cluster} ended during the exec session"))),
+                    };
+                    if tx.send(Ok(v1::ExecPodResponse { response: Some(response) })).await.is_err() {
+                        break Err(Status::cancelled("the client went away"));
+                    }
+                }
+                message = input.message(), if input_open && outstanding < INPUT_WINDOW => {
+                    use v1::exec_pod_request::Request;
+                    let piece = match message {
+                        Ok(Some(v1::ExecPodRequest { request: Some(Request::Stdin(data)) })) if stdin => {
+                            if data.len() > MAX_STDIN_CHUNK {
+                                break Err(Status::invalid_argument(format!("a stdin request carries at most {MAX_STDIN_CHUNK} bytes")));
+                            }
+                            bytes_in += data.len() as u64;
+                            v1::live_input::Input::Stdin(data)
+                        }
+                        Ok(Some(v1::ExecPodRequest { request: Some(Request::Resize(size)) })) => {
+                            if size.width > 10_000 || size.height > 10_000 {
+                                continue;
+                            }
+                            v1::live_input::Input::Resize(size)
+                        }
+                        Ok(Some(v1::ExecPodRequest { request: Some(Request::StdinClosed(_)) })) | Ok(None) => {
+                            // The client closed stdin (or its side of the call): the command reads EOF, its output
+                            // still comes.
+                            input_open = false;
+                            if !stdin {
+                                continue;
+                            }
+                            v1::live_input::Input::StdinClosed(true)
+                        }
+                        Ok(Some(v1::ExecPodRequest { request: Some(Request::Stdin(_)) })) => {
+                            break Err(Status::invalid_argument("stdin was not asked for in the start request"));
+                        }
+                        Ok(Some(v1::ExecPodRequest { request: Some(Request::Start(_)) })) => {
+                            break Err(Status::invalid_argument("an exec session has one start request"));
+                        }
+                        Ok(Some(v1::ExecPodRequest { request: None })) => continue,
+                        Err(status) => break Err(Status::cancelled(format!("the client's requests failed: {}", status.message()))),
+                    };
+                    outstanding += input_cost(&piece);
+                    if !stream.input(piece).await {
+                        break Err(Status::unavailable(format!("the stream of cluster {cluster} ended during the exec session")));
+                    }
+                }
+                () = tx.closed() => break Err(Status::cancelled("the client went away")),
+                () = tokio::time::sleep_until(deadline) => {
+                    break Err(Status::deadline_exceeded(format!("the exec session on cluster {cluster} reached its time limit")));
+                }
+            }
+        };
+        // Dropping the session (below) cancels it at the spoke unless it ended there.
+        drop(stream);
+        let took = started.elapsed().as_secs_f64();
+        let summary = format!(
+            "`{}` in {place}: {took:.1}s, {bytes_in} bytes in, {bytes_out} bytes out",
+            audit.command
+        );
+        match ending {
+            Ok(code) => {
+                audit
+                    .write("ok", format!("{summary}, exit code {code}"))
+                    .await;
+                let _ = tx
+                    .send(Ok(v1::ExecPodResponse {
+                        response: Some(v1::exec_pod_response::Response::Exit(v1::ExecExit {
+                            code,
+                        })),
+                    }))
+                    .await;
+            }
+            Err(status) => {
+                audit
+                    .write(
+                        crate::metrics::code_name(status.code()),
+                        format!("{summary}: {}", status.message()),
+                    )
+                    .await;
+                let _ = tx.send(Err(status)).await;
+            }
+        }
+        tracing::info!(target = %audit.target, seconds = took, "Exec session ended.");
+    });
+    Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +547,7 @@ mod tests {
             session_id: "s".into(),
             code: code as i32,
             message: "pod web-1 does not exist".into(),
+            exit_code: None,
         };
         assert!(end_status(&end(LiveEndCode::Ok), "edge-1").is_none());
         for (code, want) in [

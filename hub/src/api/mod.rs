@@ -332,8 +332,16 @@ impl HubApi {
             }
             Err(error) => return Err(store_error(error, format!("project {project}"))),
         };
-        decide(&call.principal, action, Some((project, &record.spec)))
-            .map_err(|d| Status::permission_denied(d.to_string()))?;
+        decide(&call.principal, action, Some((project, &record.spec))).map_err(|d| {
+            let reader = decide(&call.principal, Action::Read, Some((project, &record.spec))).is_ok();
+            if action == Action::Exec && record.spec.live.exec.is_none() && reader {
+                // Say why to those who may see the project: no role would do.
+                return Status::permission_denied(format!(
+                    "exec is off in project {project}: an admin turns it on with `edgecd project set-exec-role {project} <role>`"
+                ));
+            }
+            Status::permission_denied(d.to_string())
+        })?;
         Ok(record)
     }
 
@@ -851,6 +859,15 @@ impl HubService for HubApi {
         r: Request<v1::StreamPodLogsRequest>,
     ) -> Res<Self::StreamPodLogsStream> {
         rpc!(self, "StreamPodLogs", r, live::logs)
+    }
+
+    type ExecPodStream = live::ExecStream;
+
+    async fn exec_pod(
+        &self,
+        r: Request<tonic::Streaming<v1::ExecPodRequest>>,
+    ) -> Res<Self::ExecPodStream> {
+        rpc!(self, "ExecPod", r, live::exec)
     }
 
     type WatchStream = watch::WatchStream;

@@ -166,7 +166,7 @@ fn changed_limit(
     if &old.roles != roles {
         Some("role bindings")
     } else if &old.live != live {
-        Some("log role")
+        Some("log or exec role")
     } else if &old.source_repos != source_repos {
         Some("source repositories")
     } else if &old.destinations != destinations {
@@ -215,10 +215,19 @@ mod tests {
         let opened = ProjectSpec {
             live: LiveAccess {
                 logs: ProjectRole::Viewer,
+                exec: None,
             },
             ..ProjectSpec::default()
         };
-        assert_eq!(changed_limit(&old, &opened), Some("log role"));
+        assert_eq!(changed_limit(&old, &opened), Some("log or exec role"));
+        let exec_on = ProjectSpec {
+            live: LiveAccess {
+                exec: Some(ProjectRole::Owner),
+                ..LiveAccess::default()
+            },
+            ..ProjectSpec::default()
+        };
+        assert_eq!(changed_limit(&old, &exec_on), Some("log or exec role"));
         let described = ProjectSpec {
             description: "the web team".into(),
             ..ProjectSpec::default()

@@ -4,6 +4,7 @@
 //!  API ─open─► Registry ─LiveControl::Open─► session ─LiveOpen─► spoke
 //!  API ◄─LiveEvent (unbounded; bytes bounded by the window)─ session ◄─LiveChunk / LiveEnd─ spoke
 //!  LiveStream::next ─LiveControl::Credit─► session ─LiveCredit─► spoke      drop ─Cancel─► LiveCancel
+//!  exec: LiveStream::input ─LiveControl::Input─► session ─LiveInput─► spoke ─LiveCredit (input taken)─► LiveEvent::InputCredit
 //! ```
 
 use std::collections::HashMap;
@@ -14,6 +15,9 @@ use tokio::sync::mpsc;
 
 /// Bytes a spoke may send on one session before it gets credit.
 pub const WINDOW: u32 = 256 * 1024;
+/// Bytes of exec input (stdin; a resize or the end of stdin counts one) the hub sends ahead of the spoke's
+/// input credit.
+pub const INPUT_WINDOW: usize = 64 * 1024;
 /// Sessions one stream carries at once.
 pub const MAX_SESSIONS_PER_STREAM: usize = 64;
 
@@ -32,6 +36,8 @@ pub struct LiveRequest {
 pub enum LiveEvent {
     Chunk(v1::LiveChunk),
     End(v1::LiveEnd),
+    /// Exec: the spoke passed this many bytes of input to the command.
+    InputCredit(u32),
 }
 
 /// Why a session could not be opened here.
@@ -56,6 +62,18 @@ pub(crate) enum LiveControl {
     Cancel {
         id: String,
     },
+    Input {
+        input: v1::LiveInput,
+    },
+}
+
+/// What the spoke of a stream agreed to serve.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LiveSupport {
+    /// `live-sessions.v1`.
+    pub sessions: bool,
+    /// `live-exec.v1`.
+    pub exec: bool,
 }
 
 /// An open session, as the API reads it. Dropped, it cancels the session at the spoke.
@@ -102,8 +120,31 @@ impl LiveStream {
                 }
             }
             Some(LiveEvent::End(_)) | None => self.ended = true,
+            Some(LiveEvent::InputCredit(_)) => {}
         }
         event
+    }
+
+    /// Sends exec input to the spoke; the caller keeps within [`INPUT_WINDOW`] of the spoke's input credit.
+    /// `false`: the stream carrying the session is gone.
+    pub async fn input(&self, input: v1::live_input::Input) -> bool {
+        self.control
+            .send(LiveControl::Input {
+                input: v1::LiveInput {
+                    session_id: self.id.clone(),
+                    input: Some(input),
+                },
+            })
+            .await
+            .is_ok()
+    }
+}
+
+/// Bytes a piece of exec input counts against the spoke's input credit.
+pub fn input_cost(input: &v1::live_input::Input) -> usize {
+    match input {
+        v1::live_input::Input::Stdin(data) => data.len().max(1),
+        v1::live_input::Input::Resize(_) | v1::live_input::Input::StdinClosed(_) => 1,
     }
 }
 
@@ -130,7 +171,7 @@ impl Sessions {
         &mut self,
         control: LiveControl,
         cluster: &str,
-        supported: bool,
+        support: LiveSupport,
     ) -> Option<v1::hub_message::Body> {
         use v1::hub_message::Body;
         match control {
@@ -141,14 +182,23 @@ impl Sessions {
                         session_id: id.clone(),
                         code: code as i32,
                         message,
+                        exit_code: None,
                     }));
                     None
                 };
-                if !supported {
+                if !support.sessions {
                     return refuse(
                         v1::LiveEndCode::Unspecified,
                         format!(
                             "the spoke of cluster {cluster} does not serve live sessions (live-sessions.v1): upgrade it"
+                        ),
+                    );
+                }
+                if !support.exec && matches!(request.request, v1::live_open::Request::Exec(_)) {
+                    return refuse(
+                        v1::LiveEndCode::Unspecified,
+                        format!(
+                            "the spoke of cluster {cluster} does not serve exec sessions (live-exec.v1): upgrade it"
                         ),
                     );
                 }
@@ -182,6 +232,17 @@ impl Sessions {
                 .readers
                 .remove(&id)
                 .map(|_| Body::LiveCancel(v1::LiveCancel { session_id: id })),
+            LiveControl::Input { input } if self.readers.contains_key(&input.session_id) => {
+                Some(Body::LiveInput(input))
+            }
+            LiveControl::Input { .. } => None,
+        }
+    }
+
+    /// The spoke passed input of an exec session to its command.
+    pub(crate) fn input_credit(&mut self, credit: &v1::LiveCredit) {
+        if let Some(reader) = self.readers.get(&credit.session_id) {
+            let _ = reader.send(LiveEvent::InputCredit(credit.bytes));
         }
     }
 
@@ -214,6 +275,11 @@ impl Sessions {
 mod tests {
     use super::*;
 
+    const BOTH: LiveSupport = LiveSupport {
+        sessions: true,
+        exec: true,
+    };
+
     fn open(id: &str) -> (LiveControl, mpsc::UnboundedReceiver<LiveEvent>) {
         let (reply, events) = mpsc::unbounded_channel();
         let request = LiveRequest {
@@ -239,7 +305,7 @@ mod tests {
     fn sessions_open_forward_and_cancel() {
         let mut sessions = Sessions::default();
         let (control, mut events) = open("s1");
-        let Some(v1::hub_message::Body::LiveOpen(sent)) = sessions.control(control, "edge-1", true)
+        let Some(v1::hub_message::Body::LiveOpen(sent)) = sessions.control(control, "edge-1", BOTH)
         else {
             panic!("no LiveOpen");
         };
@@ -274,7 +340,7 @@ mod tests {
                         bytes: 6
                     },
                     "edge-1",
-                    true
+                    BOTH
                 )
                 .is_none()
         );
@@ -284,7 +350,18 @@ mod tests {
     fn an_old_spoke_or_too_many_sessions_are_answered_at_once() {
         let mut sessions = Sessions::default();
         let (control, mut events) = open("s1");
-        assert!(sessions.control(control, "edge-1", false).is_none());
+        assert!(
+            sessions
+                .control(
+                    control,
+                    "edge-1",
+                    LiveSupport {
+                        sessions: false,
+                        exec: false
+                    }
+                )
+                .is_none()
+        );
         let Ok(LiveEvent::End(end)) = events.try_recv() else {
             panic!("not ended");
         };
@@ -293,10 +370,10 @@ mod tests {
         for i in 0..MAX_SESSIONS_PER_STREAM {
             let (control, events) = open(&format!("s{i}"));
             open_ones.push(events);
-            assert!(sessions.control(control, "edge-1", true).is_some());
+            assert!(sessions.control(control, "edge-1", BOTH).is_some());
         }
         let (control, mut events) = open("one-more");
-        assert!(sessions.control(control, "edge-1", true).is_none());
+        assert!(sessions.control(control, "edge-1", BOTH).is_none());
         assert!(
             matches!(events.try_recv(), Ok(LiveEvent::End(e)) if e.code == v1::LiveEndCode::Limit as i32)
         );

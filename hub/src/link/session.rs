@@ -378,8 +378,12 @@ pub(super) async fn run(
                 session.flush().await?;
             }
             Some(control) = live.recv() => {
-                let supported = session.capabilities.contains(edgecd_core::link::capabilities::names::LIVE_SESSIONS);
-                if let Some(body) = session.live.control(control, name, supported) {
+                use edgecd_core::link::capabilities::names;
+                let support = super::live::LiveSupport {
+                    sessions: session.capabilities.contains(names::LIVE_SESSIONS),
+                    exec: session.capabilities.contains(names::LIVE_EXEC),
+                };
+                if let Some(body) = session.live.control(control, name, support) {
                     session.send_control(body).await?;
                 }
             }
@@ -953,7 +957,11 @@ impl Session<'_> {
         let only_live = messages.iter().all(|m| {
             matches!(
                 m.body,
-                Some(spoke_message::Body::LiveChunk(_) | spoke_message::Body::LiveEnd(_))
+                Some(
+                    spoke_message::Body::LiveChunk(_)
+                        | spoke_message::Body::LiveEnd(_)
+                        | spoke_message::Body::LiveCredit(_)
+                )
             )
         });
         for message in messages {
@@ -971,6 +979,9 @@ impl Session<'_> {
                         }
                     }
                     Some(spoke_message::Body::LiveEnd(end)) => self.live.end(end),
+                    Some(spoke_message::Body::LiveCredit(credit)) => {
+                        self.live.input_credit(&credit)
+                    }
                     _ => {}
                 }
                 continue;

@@ -25,6 +25,7 @@
 
 mod calls;
 mod error;
+mod exec;
 mod paging;
 
 use std::net::IpAddr;
@@ -37,6 +38,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub use self::error::{Error, ErrorKind};
+pub use self::exec::{ExecInput, MAX_STDIN_CHUNK};
 pub use self::paging::ItemStream;
 use crate::v1::hub_service_client::HubServiceClient;
 

@@ -1,22 +1,25 @@
-//! Live sessions the hub opens on the stream (`live-sessions.v1`): a managed resource's live manifest, its events, its pods' logs (tail or follow), read from this spoke's own API server on an operator's behalf. Only objects the app manages and the pods they own are served. Each session sends at most the hub's credit ahead (so a slow reader slows only its session), is bounded in bytes and time, is cancelled when the hub says so or the stream ends, and goes to the hub behind the link's own reports.
+//! Live sessions the hub opens on the stream (`live-sessions.v1`, `live-exec.v1`): a managed resource's live manifest, its events, its pods' logs (tail or follow), and commands run in their containers (exec, over the API server's `pods/exec` WebSocket), on an operator's behalf. Only objects the app manages and the pods they own are served; exec only while this spoke's `--exec` allows it. Each session sends at most the hub's credit ahead (so a slow reader slows only its session), takes exec input at most its own credit ahead, is bounded in bytes and time, is cancelled when the hub says so or the stream ends, and goes to the hub behind the link's own reports.
 //!
 //! ```text
-//!  LiveOpen ─► Live::open ─► task: find app ─► check object is its own ─► read (get / events / logs)
+//!  LiveOpen ─► Live::open ─► task: find app ─► check object is its own ─► read (get / events / logs) or exec
 //!                                 └─► Emitter: ≤16 KiB chunks, credit (semaphore), byte cap ─► low-priority queue ─► stream
 //!  LiveCredit ─► semaphore += bytes      LiveCancel / stream end ─► task aborted (the API request is dropped)
+//!  LiveInput ─► the session's input (bounded by INPUT_LIMIT) ─► pump ─► the command's stdin / terminal size ─► LiveCredit to the hub
 //! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use edgecd_core::app::ResourceKey;
 use edgecd_proto::convert as pc;
 use edgecd_proto::v1::{self, LiveEndCode, spoke_message};
-use futures::{AsyncBufReadExt as _, StreamExt as _};
+use futures::{AsyncBufReadExt as _, SinkExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
-use kube::api::{Api, ListParams, LogParams};
+use kube::api::{Api, AttachParams, ListParams, LogParams, TerminalSize};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
@@ -37,6 +40,9 @@ const MAX_PODS: usize = 20;
 const OWNER_DEPTH: usize = 3;
 /// Chunks waiting to go on the stream; the link's own reports never wait behind more than this.
 const QUEUE: usize = 8;
+/// Exec input bytes a session holds before its command takes them: twice what the hub sends ahead of this
+/// spoke's input credit (its window, plus one request). A hub sending more ends the session.
+const INPUT_LIMIT: usize = 2 * 64 * 1024 + 32 * 1024;
 
 /// Why a session ended early.
 #[derive(Debug)]
@@ -74,12 +80,16 @@ impl Failure {
 }
 
 type Outcome = Result<(), Failure>;
+/// How a session ended well: an exec session's exit code.
+type Ended = Result<Option<i32>, Failure>;
 
 /// The live sessions of one stream. Dropped (the stream ended), every session is aborted.
 pub(super) struct Live {
     cluster: LiveCluster,
     apps: Api<Application>,
     cluster_name: String,
+    /// Exec sessions are served (`--exec`).
+    exec: bool,
     running: HashMap<String, Running>,
     queue: mpsc::Sender<v1::SpokeMessage>,
     forwarder: JoinHandle<()>,
@@ -89,7 +99,24 @@ struct Running {
     credit: Arc<Semaphore>,
     /// Bytes the hub lets the session have outstanding.
     window: usize,
+    /// Exec input on its way to the command, and its bytes.
+    input: mpsc::UnboundedSender<v1::live_input::Input>,
+    input_held: Arc<AtomicUsize>,
     task: JoinHandle<()>,
+}
+
+/// An exec session's input, as its task takes it.
+struct Input {
+    rx: mpsc::UnboundedReceiver<v1::live_input::Input>,
+    held: Arc<AtomicUsize>,
+}
+
+/// Bytes a piece of input counts (as the hub counts them).
+fn input_cost(input: &v1::live_input::Input) -> usize {
+    match input {
+        v1::live_input::Input::Stdin(data) => data.len().max(1),
+        v1::live_input::Input::Resize(_) | v1::live_input::Input::StdinClosed(_) => 1,
+    }
 }
 
 impl Drop for Live {
@@ -107,6 +134,7 @@ impl Live {
         cluster: LiveCluster,
         apps: Api<Application>,
         cluster_name: String,
+        exec: bool,
         outbound: mpsc::Sender<v1::SpokeMessage>,
     ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
@@ -114,6 +142,7 @@ impl Live {
             cluster,
             apps,
             cluster_name,
+            exec,
             running: HashMap::new(),
             queue,
             forwarder: tokio::spawn(forward(rx, outbound)),
@@ -157,6 +186,13 @@ impl Live {
             cluster: self.cluster.clone(),
             apps: self.apps.clone(),
             cluster_name: self.cluster_name.clone(),
+            exec: self.exec,
+        };
+        let (input_tx, input_rx) = mpsc::unbounded_channel();
+        let input_held = Arc::new(AtomicUsize::new(0));
+        let input = Input {
+            rx: input_rx,
+            held: Arc::clone(&input_held),
         };
         let duration = open
             .max_duration
@@ -169,17 +205,21 @@ impl Live {
             async move {
                 let queue = emitter.queue.clone();
                 let id = emitter.id.clone();
-                let outcome =
-                    match tokio::time::timeout(duration, server.serve(open, emitter)).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(Failure::new(
-                            LiveEndCode::Limit,
-                            format!(
-                                "the session reached its time limit ({}s)",
-                                duration.as_secs()
-                            ),
-                        )),
-                    };
+                let outcome = match tokio::time::timeout(
+                    duration,
+                    server.serve(open, emitter, input),
+                )
+                .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(Failure::new(
+                        LiveEndCode::Limit,
+                        format!(
+                            "the session reached its time limit ({}s)",
+                            duration.as_secs()
+                        ),
+                    )),
+                };
                 if let Err(failure) = &outcome {
                     tracing::debug!(code = ?failure.code, message = %failure.message, "Live session ended early.");
                 }
@@ -192,9 +232,40 @@ impl Live {
             Running {
                 credit,
                 window,
+                input: input_tx,
+                input_held,
                 task,
             },
         );
+    }
+
+    /// Exec input from the hub, for the session's command.
+    pub(super) fn input(&mut self, input: &v1::LiveInput) {
+        let Some(piece) = input.input.clone() else {
+            return;
+        };
+        let Some(running) = self.running.get(&input.session_id) else {
+            return;
+        };
+        let cost = input_cost(&piece);
+        let held = running.input_held.fetch_add(cost, Ordering::AcqRel) + cost;
+        if held > INPUT_LIMIT || running.input.send(piece).is_err() {
+            // A hub ignoring this spoke's input credit: the session ends rather than buffer without bound.
+            if let Some(running) = self.running.remove(&input.session_id) {
+                running.task.abort();
+                let queue = self.queue.clone();
+                let end = end_message(
+                    &input.session_id,
+                    Err(Failure::new(
+                        LiveEndCode::Limit,
+                        format!("more than {INPUT_LIMIT} bytes of input ahead of the command"),
+                    )),
+                );
+                tokio::spawn(async move {
+                    let _ = queue.send(end).await;
+                });
+            }
+        }
     }
 
     pub(super) fn credit(&self, credit: &v1::LiveCredit) {
@@ -217,10 +288,10 @@ impl Live {
     }
 }
 
-fn end_message(id: &str, outcome: Outcome) -> v1::SpokeMessage {
-    let (code, message) = match outcome {
-        Ok(()) => (LiveEndCode::Ok, String::new()),
-        Err(failure) => (failure.code, failure.message),
+fn end_message(id: &str, outcome: Ended) -> v1::SpokeMessage {
+    let (code, message, exit_code) = match outcome {
+        Ok(exit_code) => (LiveEndCode::Ok, String::new(), exit_code),
+        Err(failure) => (failure.code, failure.message, None),
     };
     v1::SpokeMessage {
         seq: 0,
@@ -229,6 +300,19 @@ fn end_message(id: &str, outcome: Outcome) -> v1::SpokeMessage {
             session_id: id.to_owned(),
             code: code as i32,
             message,
+            exit_code,
+        })),
+    }
+}
+
+/// Tells the hub the command took `bytes` of input.
+fn input_credit(id: &str, bytes: usize) -> v1::SpokeMessage {
+    v1::SpokeMessage {
+        seq: 0,
+        ack: 0,
+        body: Some(spoke_message::Body::LiveCredit(v1::LiveCredit {
+            session_id: id.to_owned(),
+            bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
         })),
     }
 }
@@ -302,7 +386,22 @@ impl Emitter {
                 data: piece.to_vec(),
                 pod: pod.to_owned(),
                 container: container.to_owned(),
-                events: Vec::new(),
+                ..Default::default()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A command's output, on `channel`.
+    async fn output(&mut self, channel: v1::LiveChannel, data: &[u8]) -> Outcome {
+        for piece in data.chunks(CHUNK) {
+            self.charge(piece.len()).await?;
+            self.send(v1::LiveChunk {
+                session_id: self.id.clone(),
+                data: piece.to_vec(),
+                channel: channel as i32,
+                ..Default::default()
             })
             .await?;
         }
@@ -329,6 +428,7 @@ struct Server {
     cluster: LiveCluster,
     apps: Api<Application>,
     cluster_name: String,
+    exec: bool,
 }
 
 fn same_object(a: &ResourceKey, b: &ResourceKey) -> bool {
@@ -360,7 +460,7 @@ fn owner_kind(
 }
 
 impl Server {
-    async fn serve(&self, open: v1::LiveOpen, mut out: Emitter) -> Outcome {
+    async fn serve(&self, open: v1::LiveOpen, mut out: Emitter, input: Input) -> Ended {
         let app_ref = open
             .app
             .clone()
@@ -378,16 +478,33 @@ impl Server {
                 let object = self.object_of_app(&app_name, &managed, &key).await?;
                 self.manifest(object, request.managed_fields, &mut out)
                     .await
+                    .map(|()| None)
             }
             Some(v1::live_open::Request::Events(request)) => {
                 let key = key_of(request.resource.as_ref())?;
                 let object = self.object_of_app(&app_name, &managed, &key).await?;
-                self.events(&app_ref, &key, &object, &mut out).await
+                self.events(&app_ref, &key, &object, &mut out)
+                    .await
+                    .map(|()| None)
             }
             Some(v1::live_open::Request::Logs(request)) => {
                 let key = key_of(request.resource.as_ref())?;
                 self.object_of_app(&app_name, &managed, &key).await?;
-                self.logs(&key, &request, &mut out).await
+                self.logs(&key, &request, &mut out).await.map(|()| None)
+            }
+            Some(v1::live_open::Request::Exec(request)) => {
+                if !self.exec {
+                    return Err(Failure::new(
+                        LiveEndCode::Forbidden,
+                        format!(
+                            "exec is turned off on the spoke of cluster {} (its --exec=false, Helm value exec.enabled=false)",
+                            self.cluster_name
+                        ),
+                    ));
+                }
+                let key = key_of(request.resource.as_ref())?;
+                self.object_of_app(&app_name, &managed, &key).await?;
+                self.exec(&key, request, &mut out, input).await.map(Some)
             }
             None => Err(Failure::new(
                 LiveEndCode::Invalid,
@@ -719,6 +836,224 @@ impl Server {
             }
         }
         Ok(())
+    }
+    /// Runs the command in a container of the pod `key` names (or of the first running pod it owns) through the
+    /// API server's `pods/exec`: first a chunk naming pod and container, then the command's output as it comes,
+    /// its input from the hub as the command takes it; the command's exit code ends it.
+    async fn exec(
+        &self,
+        key: &ResourceKey,
+        request: v1::LiveExecRequest,
+        out: &mut Emitter,
+        input: Input,
+    ) -> Result<i32, Failure> {
+        if request.command.is_empty() {
+            return Err(Failure::new(LiveEndCode::Invalid, "exec needs a command"));
+        }
+        let pods: Api<Pod> = Api::namespaced(self.cluster.client().clone(), &key.namespace);
+        let pod = if is_pod(key) {
+            pods.get(&key.name)
+                .await
+                .map_err(|e| Failure::kube(&format!("reading pod {}", key.name), &e))?
+        } else {
+            self.pods_of(key)
+                .await?
+                .into_iter()
+                .find(is_running)
+                .ok_or_else(|| {
+                    Failure::new(LiveEndCode::NotFound, format!("{key} has no running pod"))
+                })?
+        };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if !is_running(&pod) {
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "unknown".into());
+            return Err(Failure::new(
+                LiveEndCode::Invalid,
+                format!("pod {name} is not running (phase {phase}): nothing to exec into"),
+            ));
+        }
+        let container = container_of(&pod, &request.container)?;
+        out.send(v1::LiveChunk {
+            session_id: out.id.clone(),
+            pod: name.clone(),
+            container: container.clone(),
+            ..Default::default()
+        })
+        .await?;
+        let mut params = AttachParams::default()
+            .container(container.clone())
+            .stdin(request.stdin)
+            .stdout(true)
+            .stderr(!request.tty)
+            .tty(request.tty);
+        params.max_stdin_buf_size = Some(CHUNK);
+        params.max_stdout_buf_size = Some(CHUNK);
+        params.max_stderr_buf_size = Some(CHUNK);
+        let mut process = pods
+            .exec(&name, request.command.clone(), &params)
+            .await
+            .map_err(|e| Failure::kube(&format!("exec in {name}/{container}"), &e))?;
+        let status = process.take_status();
+        let mut stdout = process.stdout();
+        let mut stderr = process.stderr();
+        let pump = tokio::spawn(pump_input(
+            input,
+            process.stdin(),
+            process.terminal_size(),
+            request.size,
+            out.id.clone(),
+            out.queue.clone(),
+        ));
+        let _pump = AbortOnDrop(pump);
+        let (mut out_open, mut err_open) = (stdout.is_some(), stderr.is_some());
+        while out_open || err_open {
+            tokio::select! {
+                data = read_chunk(stdout.as_mut()), if out_open => {
+                    if data.is_empty() {
+                        out_open = false;
+                    } else {
+                        out.output(v1::LiveChannel::Stdout, &data).await?;
+                    }
+                }
+                data = read_chunk(stderr.as_mut()), if err_open => {
+                    if data.is_empty() {
+                        err_open = false;
+                    } else {
+                        out.output(v1::LiveChannel::Stderr, &data).await?;
+                    }
+                }
+            }
+        }
+        let status = match status {
+            Some(status) => status.await,
+            None => None,
+        };
+        exit_code(status.as_ref(), &name, &container)
+    }
+}
+
+/// Whether `pod` runs (exec needs it).
+fn is_running(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+/// Up to one chunk from a command's output; empty at its end.
+async fn read_chunk(reader: Option<&mut tokio::io::ReadHalf<tokio::io::SimplexStream>>) -> Vec<u8> {
+    let Some(reader) = reader else {
+        return Vec::new();
+    };
+    let mut buf = vec![0; CHUNK];
+    match reader.read(&mut buf).await {
+        Ok(n) => {
+            buf.truncate(n);
+            buf
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn terminal_size(size: &v1::TerminalSize) -> TerminalSize {
+    TerminalSize {
+        width: u16::try_from(size.width).unwrap_or(u16::MAX),
+        height: u16::try_from(size.height).unwrap_or(u16::MAX),
+    }
+}
+
+/// Passes an exec session's input to its command as the command takes it, and tells the hub how much it took
+/// (its input credit), once what arrived together is written.
+async fn pump_input(
+    mut input: Input,
+    mut stdin: Option<tokio::io::WriteHalf<tokio::io::SimplexStream>>,
+    mut resize: Option<futures::channel::mpsc::Sender<TerminalSize>>,
+    first_size: Option<v1::TerminalSize>,
+    id: String,
+    queue: mpsc::Sender<v1::SpokeMessage>,
+) {
+    if let (Some(size), Some(sizes)) = (first_size.as_ref(), resize.as_mut()) {
+        let _ = sizes.send(terminal_size(size)).await;
+    }
+    let mut owed = 0;
+    while let Some(piece) = input.rx.recv().await {
+        let cost = input_cost(&piece);
+        match piece {
+            v1::live_input::Input::Stdin(data) => {
+                if let Some(writer) = stdin.as_mut()
+                    && writer.write_all(&data).await.is_err()
+                {
+                    stdin = None;
+                }
+            }
+            v1::live_input::Input::Resize(size) => {
+                if let Some(sizes) = resize.as_mut() {
+                    let _ = sizes.send(terminal_size(&size)).await;
+                }
+            }
+            v1::live_input::Input::StdinClosed(_) => {
+                if let Some(mut writer) = stdin.take() {
+                    let _ = writer.shutdown().await;
+                }
+            }
+        }
+        input.held.fetch_sub(cost, Ordering::AcqRel);
+        owed += cost;
+        if input.rx.is_empty() {
+            if queue.send(input_credit(&id, owed)).await.is_err() {
+                return;
+            }
+            owed = 0;
+        }
+    }
+}
+
+/// Aborts a task when dropped (the session ended or was cancelled).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The exit code of a finished command from the status the API server sent (`Success`, or `NonZeroExitCode`
+/// with an `ExitCode` cause); any other status is why the command could not run.
+fn exit_code(
+    status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>,
+    pod: &str,
+    container: &str,
+) -> Result<i32, Failure> {
+    let Some(status) = status else {
+        return Err(Failure::new(
+            LiveEndCode::Unavailable,
+            format!(
+                "exec in {pod}/{container}: the API server ended the session without an exit status"
+            ),
+        ));
+    };
+    if status.status.as_deref() == Some("Success") {
+        return Ok(0);
+    }
+    let code = status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.reason.as_deref() == Some("ExitCode"))
+        .and_then(|c| c.message.as_deref())
+        .and_then(|m| m.trim().parse::<i32>().ok());
+    match code {
+        Some(code) if status.reason.as_deref() == Some("NonZeroExitCode") => Ok(code),
+        _ => Err(Failure::new(
+            LiveEndCode::Unavailable,
+            format!(
+                "exec in {pod}/{container}: {}",
+                status.message.as_deref().unwrap_or("the command failed")
+            ),
+        )),
     }
 }
 

@@ -72,6 +72,8 @@ pub struct HubLinkConfig {
     pub credentials: Option<crate::credentials::CredentialSources>,
     /// Receives every reconnect delay the link chooses (tests and diagnostics); `None` in production.
     pub reconnect_delays: Option<mpsc::UnboundedSender<Duration>>,
+    /// Exec sessions are served (`--exec`); when off, each is refused with FORBIDDEN.
+    pub exec: bool,
 }
 
 impl HubLinkConfig {
@@ -104,6 +106,7 @@ impl HubLinkConfig {
                 names::PROJECT_POLICIES,
                 names::DEPLOYMENTS,
                 names::LIVE_SESSIONS,
+                names::LIVE_EXEC,
             ]),
             buffer_capacity: 10_000,
             connect_timeout: Duration::from_secs(10),
@@ -112,6 +115,7 @@ impl HubLinkConfig {
             server_url: String::new(),
             credentials: None,
             reconnect_delays: None,
+            exec: true,
         }
     }
 }
@@ -509,6 +513,7 @@ impl Link {
                     self.engine.cluster().clone(),
                     self.apps.clone(),
                     self.config.cluster_name.clone(),
+                    self.config.exec,
                     session.outbound.clone(),
                 )
             });
@@ -542,6 +547,7 @@ impl Link {
                             Some(hub_message::Body::LiveOpen(open)) => live.open(open.clone()),
                             Some(hub_message::Body::LiveCredit(credit)) => live.credit(credit),
                             Some(hub_message::Body::LiveCancel(cancel)) => live.cancel(cancel),
+                            Some(hub_message::Body::LiveInput(input)) => live.input(input),
                             _ => {}
                         }
                     }
