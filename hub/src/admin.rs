@@ -10,8 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use hyper::service::Service as _;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -113,9 +112,8 @@ pub(crate) async fn serve(
     let permits = Arc::new(Semaphore::new(max));
     // HTTP/1 only: browsers, probes and Prometheus speak it, and hyper's
     // header timer (which also closes idle connections) is an HTTP/1 one.
-    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let (closing_tx, closing) = watch::channel(false);
@@ -148,9 +146,10 @@ pub(crate) async fn serve(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 service.call(request)
             });
-            // Not `serve_connection_with_upgrades`: it sniffs the version
-            // first, without a timeout, before the header timer starts.
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            // Upgrades for the console's terminal (a WebSocket).
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             let mut connection = std::pin::pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,

@@ -98,6 +98,8 @@ export const api = {
   logs: (p, n, key, opts) => request("GET", `/api/v1/apps/${seg(p)}/${seg(n)}/logs` + query({ ...resourceQuery(key), ...opts })),
   /** The URL of a log follow (server-sent `log` events, then `end` if it ends early). */
   logsFollowUrl: (p, n, key, opts) => `/api/v1/apps/${seg(p)}/${seg(n)}/logs` + query({ ...resourceQuery(key), ...opts, follow: "true" }),
+  /** The WebSocket URL of a terminal in a pod of the app (opts: container, command, cols, rows). */
+  execUrl: (p, n, key, opts) => `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/api/v1/apps/${seg(p)}/${seg(n)}/exec` + query({ ...resourceQuery(key), ...opts }),
   command: (p, n, kind, body) => request("POST", `/api/v1/apps/${seg(p)}/${seg(n)}/${kind}`, body || {}),
   deleteApp: (p, n, cascade) => request("DELETE", `/api/v1/apps/${seg(p)}/${seg(n)}` + query({ cascade: cascade ? "true" : "false" })),
   getCommand: (id) => request("GET", `/api/v1/commands/${seg(id)}`),

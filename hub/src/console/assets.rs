@@ -27,6 +27,7 @@ macro_rules! asset {
 }
 
 const JS: &str = "text/javascript; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Every file of the console, by URL path.
 pub const ASSETS: &[Asset] = &[
@@ -48,6 +49,13 @@ pub const ASSETS: &[Asset] = &[
     asset!("/js/views/events.js", "js/views/events.js", JS),
     asset!("/js/views/deployments.js", "js/views/deployments.js", JS),
     asset!("/js/views/notfound.js", "js/views/notfound.js", JS),
+    // Third-party, from the npm registry at the versions vendor/package-lock.json pins (scripts/console-vendor
+    // checks they are current); loaded when a terminal first opens.
+    asset!("/vendor/xterm/xterm.mjs", "vendor/xterm/xterm.mjs", JS),
+    asset!("/vendor/xterm/addon-fit.mjs", "vendor/xterm/addon-fit.mjs", JS),
+    asset!("/vendor/xterm/xterm.css", "vendor/xterm/xterm.css", "text/css; charset=utf-8"),
+    asset!("/vendor/xterm/LICENSE", "vendor/xterm/LICENSE", TEXT),
+    asset!("/vendor/xterm/addon-fit.LICENSE", "vendor/xterm/addon-fit.LICENSE", TEXT),
 ];
 
 /// The file served at `path` (`/index.html` is `/`).
@@ -115,7 +123,11 @@ mod tests {
         let mut files = Vec::new();
         walk(&root, &root, &mut files);
         assert!(files.len() > 5, "{files:?}");
-        for file in files {
+        // The vendored packages' pins are for scripts/console-vendor, not the browser.
+        for file in files
+            .into_iter()
+            .filter(|f| !f.starts_with("/vendor/") || !f.ends_with(".json"))
+        {
             assert!(find(&file).is_some(), "{file} is not embedded in ASSETS");
         }
     }

@@ -17,6 +17,7 @@
 
 pub mod assets;
 pub mod json;
+mod terminal;
 
 use edgecd_telemetry::propagation::{self, TraceContext};
 use std::convert::Infallible;
@@ -124,6 +125,10 @@ pub fn router<S: HubService>(api: Arc<S>, config: ConsoleConfig) -> Router {
             get(live_manifest::<S>),
         )
         .route("/api/v1/apps/{project}/{name}/logs", get(pod_logs::<S>))
+        .route(
+            "/api/v1/apps/{project}/{name}/exec",
+            get(terminal::exec::<S>),
+        )
         .route(
             "/api/v1/apps/{project}/{name}/{command}",
             post(command::<S>),

@@ -317,7 +317,7 @@ export async function render({ root, params, query, live, navigate }) {
         const kids = n.uid && !seen.has(n.uid) ? (seen.add(n.uid), branch(n.uid)) : "";
         return el("li", { dataset: { kind: n.kind, name: n.name, key, health: n.health || "", sync: n.sync || "" } },
           el("button", { type: "button", class: "node" + (treeState.selected === key ? " selected" : ""), "aria-pressed": treeState.selected === key ? "true" : "false",
-            title: `Show ${n.kind} ${n.name}: diff, desired manifest, events, live manifest${LOG_KINDS.includes(n.kind) ? ", logs" : ""}`, onclick: () => select(key) },
+            title: `Show ${n.kind} ${n.name}: diff, desired manifest, events, live manifest${LOG_KINDS.includes(n.kind) ? ", logs, terminal" : ""}`, onclick: () => select(key) },
           el("span", { class: "kind" }, n.kind), el("strong", { class: "node-name" }, n.namespace ? `${n.namespace}/${n.name}` : n.name),
           nodeFacts(n)),
           kids);
@@ -358,9 +358,12 @@ export async function render({ root, params, query, live, navigate }) {
     detailsPanel.hidden = false;
     const managed = !n.parent;
     const hasLogs = LOG_KINDS.includes(n.kind);
-    const tabs = [["diff", "Diff"], ["desired", "Desired manifest"], ["events", "Events"], ["live", "Live manifest"], ...(hasLogs ? [["logs", "Logs"]] : [])];
-    if (treeState.detailTab === "logs" && !hasLogs) treeState.detailTab = "live";
-    stopFollow();
+    const tabs = [["diff", "Diff"], ["desired", "Desired manifest"], ["events", "Events"], ["live", "Live manifest"], ...(hasLogs ? [["logs", "Logs"], ["terminal", "Terminal"]] : [])];
+    if ((treeState.detailTab === "logs" || treeState.detailTab === "terminal") && !hasLogs) treeState.detailTab = "live";
+    if (fresh || detailsPanel.dataset.key !== treeState.selected || detailsPanel.dataset.tab !== treeState.detailTab) {
+      stopFollow();
+      stopTerminal();
+    }
     const body = el("div", { class: "details-body", id: "details-body" });
     const head = el("div", { class: "topline" },
       el("h2", { class: "first", id: "details-title" }, el("span", { class: "muted" }, n.kind + " "), n.namespace ? `${n.namespace}/${n.name}` : n.name),
@@ -423,6 +426,8 @@ export async function render({ root, params, query, live, navigate }) {
       } else if (treeState.detailTab === "live") {
         const m = await api.liveManifest(project, name, { ...key, version: n.version || "" });
         out = [el("p", { class: "muted" }, "Read from the cluster just now, through its spoke."), codeBlock(m.yaml, false, "details-live")];
+      } else if (treeState.detailTab === "terminal") {
+        out = terminalView(n, key);
       } else {
         out = logViewer(n, key);
       }
@@ -495,6 +500,64 @@ export async function render({ root, params, query, live, navigate }) {
       el("label", {}, followBox, " Follow"),
       el("label", {}, wrap, " Wrap"),
       search, download, status), pre];
+  }
+
+  // --- terminal: xterm.js (hub/console/vendor, loaded when first opened) on a WebSocket carried to ExecPod ---
+  let terminal = null;
+  function stopTerminal() {
+    if (terminal) { terminal.close(); terminal = null; }
+  }
+
+  function terminalView(n, key) {
+    const box = el("div", { class: "terminal", id: "details-terminal" });
+    const status = el("span", { class: "muted", id: "terminal-status" }, "Connecting…");
+    const container = el("input", { type: "text", id: "terminal-container", placeholder: "default container", "aria-label": "Container", size: "14", onchange: () => open() });
+    const shell = el("select", { id: "terminal-shell", "aria-label": "Shell", onchange: () => open() },
+      ["sh", "bash"].map((s) => el("option", { value: s }, s)));
+    const reconnect = el("button", { type: "button", id: "terminal-reconnect", onclick: () => open() }, "Reconnect");
+    async function open() {
+      stopTerminal();
+      if (!document.querySelector("link[data-xterm]")) {
+        document.head.append(el("link", { rel: "stylesheet", href: "/vendor/xterm/xterm.css", "data-xterm": "" }));
+      }
+      let modules;
+      try {
+        modules = await Promise.all([import("/vendor/xterm/xterm.mjs"), import("/vendor/xterm/addon-fit.mjs")]);
+      } catch (e) {
+        status.replaceChildren(errorBox(e));
+        return;
+      }
+      const [{ Terminal }, { FitAddon }] = modules;
+      box.replaceChildren();
+      const xterm = new Terminal({ cursorBlink: true, fontSize: 13, scrollback: 5000, fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" });
+      const fit = new FitAddon();
+      xterm.loadAddon(fit);
+      xterm.open(box);
+      try { fit.fit(); } catch { /* not laid out yet */ }
+      const ws = new WebSocket(api.execUrl(project, name, key, { container: container.value.trim(), command: shell.value, cols: xterm.cols, rows: xterm.rows }));
+      ws.binaryType = "arraybuffer";
+      const encoder = new TextEncoder();
+      let ended = false;
+      ws.onmessage = (e) => {
+        if (typeof e.data !== "string") { xterm.write(new Uint8Array(e.data)); return; }
+        const m = JSON.parse(e.data);
+        if (m.started) status.textContent = `Connected: ${m.started.pod}/${m.started.container} on cluster ${m.started.cluster}`;
+        if (m.exit) { ended = true; status.textContent = `The command exited with code ${m.exit.code}.`; }
+        if (m.error) { ended = true; status.replaceChildren(errorBox({ message: m.error.message })); }
+      };
+      ws.onclose = () => { if (!ended) status.textContent = "Disconnected."; };
+      const typed = xterm.onData((d) => { if (ws.readyState === WebSocket.OPEN) ws.send(encoder.encode(d)); });
+      const resized = xterm.onResize(({ cols, rows }) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ resize: { cols, rows } })); });
+      const observer = new ResizeObserver(() => { try { fit.fit(); } catch { /* hidden */ } });
+      observer.observe(box);
+      terminal = { close: () => { observer.disconnect(); typed.dispose(); resized.dispose(); ws.close(); xterm.dispose(); } };
+      xterm.focus();
+    }
+    open();
+    return [el("div", { class: "filters", id: "terminal-toolbar" },
+      el("label", { class: "field" }, "Container", container),
+      el("label", { class: "field" }, "Shell", shell),
+      reconnect, status), box];
   }
 
   async function tree() {
@@ -601,5 +664,5 @@ export async function render({ root, params, query, live, navigate }) {
     if (timer) return;
     timer = setTimeout(() => { timer = null; load(); }, 200);
   });
-  return () => { unsubscribe(); stopFollow(); if (timer) clearTimeout(timer); };
+  return () => { unsubscribe(); stopFollow(); stopTerminal(); if (timer) clearTimeout(timer); };
 }
