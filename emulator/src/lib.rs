@@ -16,6 +16,8 @@
 
 pub mod defaults;
 pub mod discovery;
+pub mod exec;
+pub mod exec_runtime;
 pub mod openapi;
 pub mod protobuf;
 pub mod resources;
@@ -92,6 +94,10 @@ pub struct EmulatorConfig {
     /// A followed pod log (`pods/log?follow=true`) gets `log_follow_lines` more lines every `log_follow_interval`.
     pub log_follow_interval: Duration,
     pub log_follow_lines: usize,
+    /// The longest a `pods/exec` session may last; then it gets a failure `Status` and is closed.
+    pub exec_timeout: Duration,
+    /// How many `pods/exec` sessions may run at once (over all clusters); more are answered `429`.
+    pub exec_sessions: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -104,6 +110,8 @@ impl Default for EmulatorConfig {
             bookmark_interval: Duration::from_secs(5),
             log_follow_interval: Duration::from_millis(200),
             log_follow_lines: 1,
+            exec_timeout: Duration::from_secs(15 * 60),
+            exec_sessions: 64,
             max_progress_deadline: Some(Duration::from_secs(2)),
         }
     }
@@ -189,6 +197,7 @@ impl KubeEmulator {
             bookmark_interval: config.bookmark_interval,
             log_follow_interval: config.log_follow_interval,
             log_follow_lines: config.log_follow_lines.max(1),
+            exec: exec::ExecLimits::new(config.exec_timeout, config.exec_sessions),
             shutdown: shutdown_rx,
         });
         tasks.push(tokio::spawn(server::serve(

@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::discovery;
+use super::exec::{self, ExecLimits};
 use super::openapi;
 use super::protobuf;
 use super::resources::ResourceType;
@@ -73,6 +74,8 @@ pub struct Host {
     /// Pace of followed pod logs: this many lines every interval.
     pub log_follow_interval: Duration,
     pub log_follow_lines: usize,
+    /// Limits of `pods/exec` sessions.
+    pub exec: ExecLimits,
     /// Flips to true on shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -99,9 +102,13 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, host: Arc<Host>
                 let host = host.clone();
                 async move { Ok::<_, Infallible>(handle(&host, req).await) }
             });
+            // Upgrades: `pods/exec` switches the connection to WebSocket (the listener offers only HTTP/1.1 by
+            // ALPN, as kube-apiserver's clients use for exec: client-go's WebSocket dialer and kube-rs, which
+            // speaks HTTP/1.1 only).
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(tls), service);
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades();
             tokio::select! {
                 _ = conn => {}
                 _ = shutdown.changed() => {}
@@ -466,6 +473,24 @@ async fn serve_resource(
     let rt = target.rt.clone();
     let ns = target.namespace.clone().unwrap_or_default();
     let method = req.method().clone();
+    if target.sub.as_deref() == Some("exec") && rt.is("", "pods") {
+        // kubectl's WebSocket attempt is a GET, its SPDY fallback a POST (answered with the same checks).
+        return match (&method, target.name.as_deref()) {
+            (&Method::GET | &Method::POST, Some(name)) => {
+                exec::serve(
+                    &host.exec,
+                    host.shutdown.clone(),
+                    store,
+                    &rt,
+                    req,
+                    &ns,
+                    name,
+                )
+                .await
+            }
+            (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
+        };
+    }
     let accept = req
         .headers()
         .get(header::ACCEPT)

@@ -7,6 +7,7 @@ mod cli;
 mod crud;
 mod delete;
 mod discovery;
+mod exec;
 mod extra;
 mod patch;
 mod ssa;

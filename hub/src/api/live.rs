@@ -542,6 +542,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_start_is_bounded_and_names_a_command() {
+        let start = |command: Vec<String>| v1::ExecStart {
+            command,
+            stdin: true,
+            tty: true,
+            ..Default::default()
+        };
+        assert!(check_start(&start(vec!["sh".into()])).is_ok());
+        for (bad, why) in [
+            (start(vec![]), "needs a command"),
+            (start(vec![String::new()]), "needs a command"),
+            (start(vec!["x".into(); MAX_ARGS + 1]), "too long"),
+            (start(vec!["x".repeat(MAX_COMMAND_BYTES + 1)]), "too long"),
+            (
+                v1::ExecStart {
+                    stdin: false,
+                    ..start(vec!["sh".into()])
+                },
+                "a TTY needs stdin",
+            ),
+            (
+                v1::ExecStart {
+                    size: Some(v1::TerminalSize {
+                        width: 100_000,
+                        height: 10,
+                    }),
+                    ..start(vec!["sh".into()])
+                },
+                "larger than",
+            ),
+        ] {
+            let status = check_start(&bad).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(status.message().contains(why), "{}", status.message());
+        }
+    }
+
+    #[test]
     fn every_end_maps_to_a_status_naming_the_cluster() {
         let end = |code: LiveEndCode| v1::LiveEnd {
             session_id: "s".into(),

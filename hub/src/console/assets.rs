@@ -52,10 +52,22 @@ pub const ASSETS: &[Asset] = &[
     // Third-party, from the npm registry at the versions vendor/package-lock.json pins (scripts/console-vendor
     // checks they are current); loaded when a terminal first opens.
     asset!("/vendor/xterm/xterm.mjs", "vendor/xterm/xterm.mjs", JS),
-    asset!("/vendor/xterm/addon-fit.mjs", "vendor/xterm/addon-fit.mjs", JS),
-    asset!("/vendor/xterm/xterm.css", "vendor/xterm/xterm.css", "text/css; charset=utf-8"),
+    asset!(
+        "/vendor/xterm/addon-fit.mjs",
+        "vendor/xterm/addon-fit.mjs",
+        JS
+    ),
+    asset!(
+        "/vendor/xterm/xterm.css",
+        "vendor/xterm/xterm.css",
+        "text/css; charset=utf-8"
+    ),
     asset!("/vendor/xterm/LICENSE", "vendor/xterm/LICENSE", TEXT),
-    asset!("/vendor/xterm/addon-fit.LICENSE", "vendor/xterm/addon-fit.LICENSE", TEXT),
+    asset!(
+        "/vendor/xterm/addon-fit.LICENSE",
+        "vendor/xterm/addon-fit.LICENSE",
+        TEXT
+    ),
 ];
 
 /// The file served at `path` (`/index.html` is `/`).

@@ -347,6 +347,63 @@ mod tests {
     }
 
     #[test]
+    fn exec_input_goes_to_open_sessions_and_credit_comes_back() {
+        let mut sessions = Sessions::default();
+        let (control, mut events) = open("s1");
+        assert!(sessions.control(control, "edge-1", BOTH).is_some());
+        let input = |id: &str| LiveControl::Input {
+            input: v1::LiveInput {
+                session_id: id.into(),
+                input: Some(v1::live_input::Input::Stdin(b"ls\n".to_vec())),
+            },
+        };
+        assert!(matches!(
+            sessions.control(input("s1"), "edge-1", BOTH),
+            Some(v1::hub_message::Body::LiveInput(i)) if i.session_id == "s1"
+        ));
+        // Input for a session not open here goes nowhere.
+        assert!(sessions.control(input("nope"), "edge-1", BOTH).is_none());
+        sessions.input_credit(&v1::LiveCredit {
+            session_id: "s1".into(),
+            bytes: 3,
+        });
+        assert!(matches!(events.try_recv(), Ok(LiveEvent::InputCredit(3))));
+        assert_eq!(input_cost(&v1::live_input::Input::Stdin(Vec::new())), 1);
+        assert_eq!(
+            input_cost(&v1::live_input::Input::Resize(v1::TerminalSize::default())),
+            1
+        );
+    }
+
+    #[test]
+    fn exec_needs_a_spoke_that_serves_it() {
+        let mut sessions = Sessions::default();
+        let (reply, mut events) = mpsc::unbounded_channel();
+        let control = LiveControl::Open {
+            id: "x1".into(),
+            request: Box::new(LiveRequest {
+                app: v1::AppRef {
+                    project: "default".into(),
+                    name: "web".into(),
+                },
+                request: v1::live_open::Request::Exec(v1::LiveExecRequest::default()),
+                max_bytes: 1024,
+                max_duration: Duration::from_secs(5),
+            }),
+            reply,
+        };
+        let without_exec = LiveSupport {
+            sessions: true,
+            exec: false,
+        };
+        assert!(sessions.control(control, "edge-1", without_exec).is_none());
+        let Ok(LiveEvent::End(end)) = events.try_recv() else {
+            panic!("not ended");
+        };
+        assert!(end.message.contains("live-exec.v1"), "{}", end.message);
+    }
+
+    #[test]
     fn an_old_spoke_or_too_many_sessions_are_answered_at_once() {
         let mut sessions = Sessions::default();
         let (control, mut events) = open("s1");

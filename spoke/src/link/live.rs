@@ -1139,6 +1139,88 @@ mod tests {
         assert!(container_of(&pod(&[], None), "").is_err());
     }
 
+    fn status(json: serde_json::Value) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Status {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_exit_code_comes_from_the_api_servers_status() {
+        let ok = status(serde_json::json!({"metadata": {}, "status": "Success"}));
+        assert_eq!(exit_code(Some(&ok), "p", "c").unwrap(), 0);
+        let three = status(serde_json::json!({
+            "status": "Failure", "reason": "NonZeroExitCode",
+            "message": "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3",
+            "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+        }));
+        assert_eq!(exit_code(Some(&three), "p", "c").unwrap(), 3);
+        let failed = status(serde_json::json!({
+            "status": "Failure", "reason": "InternalError", "message": "container not found (\"web\")",
+        }));
+        let failure = exit_code(Some(&failed), "web-1", "web").unwrap_err();
+        assert_eq!(failure.code, LiveEndCode::Unavailable);
+        assert_eq!(
+            failure.message,
+            "exec in web-1/web: container not found (\"web\")"
+        );
+        let gone = exit_code(None, "web-1", "web").unwrap_err();
+        assert!(
+            gone.message.contains("without an exit status"),
+            "{}",
+            gone.message
+        );
+    }
+
+    #[tokio::test]
+    async fn input_beyond_the_spokes_credit_ends_the_session() {
+        let (outbound, mut stream) = mpsc::channel(64);
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+        let mut live = Live::new(
+            LiveCluster::new(client.clone()),
+            Api::namespaced(client, "edgecd-system"),
+            "edge-1".into(),
+            true,
+            outbound,
+        );
+        // A session whose task never takes its input (it waits on an API server that is not there).
+        let (input_tx, _input_rx) = mpsc::unbounded_channel();
+        live.running.insert(
+            "s1".into(),
+            Running {
+                credit: Arc::new(Semaphore::new(0)),
+                window: CHUNK,
+                input: input_tx,
+                input_held: Arc::new(AtomicUsize::new(0)),
+                task: tokio::spawn(std::future::pending()),
+            },
+        );
+        let piece = |n: usize| v1::LiveInput {
+            session_id: "s1".into(),
+            input: Some(v1::live_input::Input::Stdin(vec![b'x'; n])),
+        };
+        live.input(&piece(INPUT_LIMIT));
+        assert!(live.running.contains_key("s1"), "within the limit");
+        live.input(&piece(1));
+        assert!(
+            !live.running.contains_key("s1"),
+            "the session kept input beyond its limit"
+        );
+        let end = tokio::time::timeout(Duration::from_secs(5), stream.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let Some(spoke_message::Body::LiveEnd(end)) = end.body else {
+            panic!("not an end: {end:?}");
+        };
+        assert_eq!(end.code, LiveEndCode::Limit as i32);
+        assert!(
+            end.message.contains("input ahead of the command"),
+            "{}",
+            end.message
+        );
+    }
+
     #[tokio::test]
     async fn credit_paces_the_emitter_and_bytes_end_it() {
         let (queue, mut rx) = mpsc::channel(64);
