@@ -1,4 +1,4 @@
-//! End to end: live reads through the spoke's outbound stream (issue #25), against the dev fleet (real hub and spokes, the Kubernetes API emulator): an app's live tree, a live manifest, a resource's events and its pods' logs, tail and follow; a follow cancelled at the spoke when the client goes away; a viewer refused the logs until an admin opens them to viewers; objects outside the app, unknown containers and an unconnected cluster refused with what is wrong; a managed Secret's values masked in its live manifest and its diff.
+//! End to end: live reads through the spoke's outbound stream (issue #25), against the dev fleet (real hub and spokes, the Kubernetes API emulator): an app's live tree, a live manifest, a resource's events and its pods' logs, tail and follow; a follow cancelled at the spoke when the client goes away; a viewer refused the logs until an admin opens them to viewers; objects outside the app, unknown containers and an unconnected cluster refused with what is wrong; a managed Secret's values masked in its live manifest and its diff; exec: off until the project names a role, a command's output and exit code, stdin, a shell in a sized terminal, refusals, the command ended at the spoke when the client goes away, every session audited.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{Cli, eventually, field};
 use edgecd_proto::v1;
+use futures::TryStreamExt as _;
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use kube::api::{Api, PostParams};
 
@@ -273,6 +274,150 @@ async fn live_reads_go_through_the_spokes_stream() {
         .await
         .ok();
     assert_eq!(read.stdout.lines().count(), 1, "{read:?}");
+
+    // Exec is off in a project until an admin names a role, for admins too.
+    let off = cli
+        .run(&[
+            "app",
+            "exec",
+            APP,
+            &format!("pod/{pod}"),
+            "--",
+            "echo",
+            "hi",
+        ])
+        .await
+        .code(4);
+    assert!(
+        off.stderr.contains("exec is off in project default"),
+        "{off:?}"
+    );
+    cli.run(&["project", "set-exec-role", "default", "deployer"])
+        .await
+        .ok();
+    let shown = cli.run(&["project", "get", "default"]).await.ok();
+    assert!(
+        shown.stdout.contains("Exec:          deployer and above"),
+        "{shown:?}"
+    );
+    // A command, its output and exit code; a bare pod name as kubectl takes it.
+    let echo = cli
+        .run(&["app", "exec", APP, &pod, "--", "echo", "hello", "edge"])
+        .await
+        .ok();
+    assert_eq!(echo.stdout, "hello edge\n", "{echo:?}");
+    // The app's only workload (its first running pod); stderr apart; the command's exit code is the CLI's.
+    let failed = cli
+        .run(&[
+            "app",
+            "exec",
+            APP,
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ])
+        .await
+        .code(3);
+    assert_eq!(failed.stdout, "out\n", "{failed:?}");
+    assert!(failed.stderr.starts_with("err\n"), "{failed:?}");
+    assert!(
+        failed
+            .stderr
+            .contains("command terminated with exit code 3"),
+        "{failed:?}"
+    );
+    // Stdin with -i.
+    let cat = cli
+        .run_with_stdin(&["app", "exec", APP, "-i", "--", "cat"], "one\ntwo\n")
+        .await
+        .ok();
+    assert_eq!(cat.stdout, "one\ntwo\n", "{cat:?}");
+    // A shell in a terminal (-it): the terminal's size reaches the container, typed lines run, `exit 5` ends it.
+    let shell = cli
+        .run_tty_sized(
+            &["app", "exec", APP, "-it", "--", "sh"],
+            "stty size\rexit 5\r",
+            Some((33, 99)),
+        )
+        .await;
+    assert_eq!(shell.code, 5, "{shell:?}");
+    assert!(shell.stdout.contains("33 99"), "{shell:?}");
+    assert!(shell.stdout.contains("$ exit 5"), "{shell:?}");
+    // A container that does not exist, and a viewer, are refused.
+    let container = cli
+        .run(&["app", "exec", APP, &pod, "-c", "nope", "--", "true"])
+        .await
+        .code(3);
+    assert!(
+        container
+            .stderr
+            .contains("container nope is not valid for pod"),
+        "{container:?}"
+    );
+    let viewer = vic
+        .run(&["app", "exec", APP, &pod, "--", "true"])
+        .await
+        .code(4);
+    assert!(
+        viewer
+            .stderr
+            .contains("vic may not exec into containers in project default"),
+        "{viewer:?}"
+    );
+    // The client going away ends the command at the spoke.
+    let mut sleeping = Command::new(env!("CARGO_BIN_EXE_edgecd"))
+        .args(["app", "exec", APP, &pod, "--", "sleep", "600"])
+        .env("EDGECD_CONFIG", &cli.config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(
+        "the exec session running",
+        Duration::from_secs(30),
+        async || (store.open_execs() == 1).then_some(()),
+    )
+    .await;
+    sleeping.kill().unwrap();
+    sleeping.wait().unwrap();
+    eventually(
+        "the exec session ended at the spoke",
+        Duration::from_secs(15),
+        async || (store.open_execs() == 0).then_some(()),
+    )
+    .await;
+    // Every session is audited: who, where, when, the command, how long and how it ended.
+    let audit: Vec<v1::AuditEntry> = fleet
+        .client()
+        .audit_log(v1::ListAuditLogRequest::default())
+        .try_collect()
+        .await
+        .unwrap();
+    let execs: Vec<&v1::AuditEntry> = audit.iter().filter(|e| e.action == "ExecPod").collect();
+    let ended = execs
+        .iter()
+        .find(|e| e.result == "ok" && e.message.contains("`sh -c echo out; echo err >&2; exit 3`"))
+        .unwrap_or_else(|| panic!("no audit entry of the ended session in {execs:#?}"));
+    assert_eq!(ended.actor, "admin");
+    assert!(ended.target.contains("on cluster cluster-1"), "{ended:?}");
+    assert!(ended.message.contains("exit code 3"), "{ended:?}");
+    assert!(
+        ended.message.contains(&format!("in pod {}", "nginx-")),
+        "{ended:?}"
+    );
+    assert!(
+        execs
+            .iter()
+            .any(|e| e.result == "PERMISSION_DENIED" && e.actor == "vic"),
+        "{execs:#?}"
+    );
+    assert!(
+        execs
+            .iter()
+            .any(|e| e.result == "CANCELLED" && e.message.contains("`sleep 600`")),
+        "{execs:#?}"
+    );
 
     // A Secret the app manages: its values never leave the spoke, in the live manifest nor in a diff.
     fleet

@@ -5,7 +5,7 @@
 //! one app; a failing pod giving Degraded; a broken kustomization leaving live objects alone; a
 //! field changed by another field manager (as `kubectl edit` sends it) detected and healed;
 //! history and rollback; an app created at the hub reaching the cluster through a spoke linked
-//! over mTLS, read live through that link (manifests, events, logs whole and followed), deleted with and without cascade; a Jsonnet directory (extVars, TLAs, a library path) synced,
+//! over mTLS, read live through that link (manifests, events, logs whole and followed, exec with stdin and exit codes once the project allows it), deleted with and without cascade; a Jsonnet directory (extVars, TLAs, a library path) synced,
 //! then broken without touching its live objects.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -1039,6 +1039,74 @@ mod hub {
             found
         }
 
+        /// Opens exec in the default project to deployers (it is off by default).
+        pub async fn allow_exec(&mut self) {
+            let request = self.request(v1::GetProjectRequest {
+                name: "default".into(),
+            });
+            let mut project = self.api.get_project(request).await.unwrap().into_inner();
+            project.exec_role = v1::ProjectRoleKind::Deployer as i32;
+            let request = self.request(v1::UpdateProjectRequest {
+                project: Some(project),
+                expected_version: 0,
+            });
+            self.api.update_project(request).await.unwrap();
+        }
+
+        /// Runs `command` in a container of `resource` of app `name` through its spoke, with `stdin` written and
+        /// closed: (stdout, stderr, exit code).
+        pub async fn exec(
+            &mut self,
+            name: &str,
+            resource: v1::ResourceKey,
+            command: &[&str],
+            stdin: &str,
+        ) -> Result<(String, String, i32), tonic::Status> {
+            use v1::exec_pod_request::Request;
+            let requests = vec![
+                Request::Start(v1::ExecStart {
+                    app: Some(v1::AppRef {
+                        project: "default".into(),
+                        name: name.into(),
+                    }),
+                    resource: Some(resource),
+                    command: command.iter().map(|c| (*c).to_owned()).collect(),
+                    stdin: true,
+                    ..v1::ExecStart::default()
+                }),
+                Request::Stdin(stdin.as_bytes().to_vec()),
+                Request::StdinClosed(true),
+            ];
+            let requests = futures::stream::iter(
+                requests
+                    .into_iter()
+                    .map(|r| v1::ExecPodRequest { request: Some(r) }),
+            );
+            let mut output = self
+                .api
+                .exec_pod(self.request(requests))
+                .await?
+                .into_inner();
+            let (mut stdout, mut stderr) = (String::new(), String::new());
+            while let Some(answer) = output.message().await? {
+                match answer.response {
+                    Some(v1::exec_pod_response::Response::Stdout(data)) => {
+                        stdout.push_str(&String::from_utf8_lossy(&data));
+                    }
+                    Some(v1::exec_pod_response::Response::Stderr(data)) => {
+                        stderr.push_str(&String::from_utf8_lossy(&data));
+                    }
+                    Some(v1::exec_pod_response::Response::Exit(exit)) => {
+                        return Ok((stdout, stderr, exit.code));
+                    }
+                    _ => {}
+                }
+            }
+            Err(tonic::Status::internal(
+                "the exec session ended without an exit code",
+            ))
+        }
+
         /// The events of `resource` of app `name` (and of its pods), read through its spoke.
         pub async fn live_events(
             &mut self,
@@ -1186,6 +1254,35 @@ async fn an_app_from_the_hub_reaches_the_cluster_over_mtls_and_is_deleted_with_a
         followed.iter().any(|l| l.contains(" tick 1")),
         "{followed:?}"
     );
+    // Exec through the API server's pods/exec (the emulator's WebSocket, or the real server's proxy to the node
+    // simulator's kubelet endpoint): off until the project allows it, then stdin, stdout, stderr and exit codes.
+    let off = hub
+        .exec("kept", key("", "Pod", &pod), &["echo", "hi"], "")
+        .await
+        .unwrap_err();
+    assert_eq!(off.code(), tonic::Code::PermissionDenied, "{off:?}");
+    hub.allow_exec().await;
+    let (stdout, _, code) = hub
+        .exec(
+            "kept",
+            key("", "Pod", &pod),
+            &["cat"],
+            "through the stream\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!((stdout.as_str(), code), ("through the stream\n", 0));
+    let (stdout, stderr, code) = hub
+        .exec(
+            "kept",
+            key("apps", "Deployment", "web"),
+            &["sh", "-c", "hostname; echo no >&2; exit 4"],
+            "",
+        )
+        .await
+        .unwrap();
+    assert!(stdout.starts_with("web-"), "{stdout}");
+    assert_eq!((stderr.as_str(), code), ("no\n", 4));
     // Another app's object is not this app's to read.
     let refused = hub
         .live_events(

@@ -1,4 +1,4 @@
-//! The spoke's side of the hub link end to end (real gRPC on TCP, the hub on SQLite, the Kubernetes API emulator, a real git server): a terminate command stops a running sync at its wave boundary, resource trees and events reach the hub's store, a deployment made while a partition cut the spoke off reaches the hub's record once it heals, twenty log follows beside the link's own reports and live sessions ended by their limits, and the spoke enforces the project policies the hub sends — also after a restart without the hub.
+//! The spoke's side of the hub link end to end (real gRPC on TCP, the hub on SQLite, the Kubernetes API emulator, a real git server): a terminate command stops a running sync at its wave boundary, resource trees and events reach the hub's store, a deployment made while a partition cut the spoke off reaches the hub's record once it heals, twenty log follows beside the link's own reports and live sessions ended by their limits, an exec session carrying a megabyte both ways within credit (and refused by a spoke whose `--exec` is off), and the spoke enforces the project policies the hub sends — also after a restart without the hub.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -72,6 +72,11 @@ struct Spoke {
 
 impl Spoke {
     async fn start(emulator: &KubeEmulator, hub: Option<SocketAddr>) -> Self {
+        Self::start_with_exec(emulator, hub, true).await
+    }
+
+    /// A spoke whose `--exec` is `exec`.
+    async fn start_with_exec(emulator: &KubeEmulator, hub: Option<SocketAddr>, exec: bool) -> Self {
         let cluster = LiveCluster::new(emulator.client().await.unwrap());
         edgecd_spoke::runtime::install_crd(&cluster).await.unwrap();
         edgecd_spoke::runtime::ensure_namespace(cluster.client(), STATE_NS)
@@ -101,7 +106,10 @@ impl Spoke {
             let _ = stopped.await;
         }));
         let link_stop = hub.map(|hub| {
-            let config = HubLinkConfig::new(format!("http://{hub}"), CLUSTER, STATE_NS);
+            let config = HubLinkConfig {
+                exec,
+                ..HubLinkConfig::new(format!("http://{hub}"), CLUSTER, STATE_NS)
+            };
             let (stop, stopped) = oneshot::channel::<()>();
             tokio::spawn(link::run(config, Arc::clone(&engine), async move {
                 let _ = stopped.await;
@@ -664,6 +672,7 @@ async fn twenty_log_follows_on_one_spoke_leave_its_reports_flowing() {
                         );
                     }
                     LiveEvent::End(end) => panic!("a follow ended: {end:?}"),
+                    LiveEvent::InputCredit(_) => {}
                 }
             }
         }));
@@ -700,7 +709,7 @@ async fn twenty_log_follows_on_one_spoke_leave_its_reports_flowing() {
         let end = tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 match stream.next().await {
-                    Some(LiveEvent::Chunk(_)) => {}
+                    Some(LiveEvent::Chunk(_) | LiveEvent::InputCredit(_)) => {}
                     Some(LiveEvent::End(end)) => return end,
                     None => panic!("the stream ended"),
                 }
@@ -727,6 +736,138 @@ async fn twenty_log_follows_on_one_spoke_leave_its_reports_flowing() {
          with 20 follows median {loaded_median} ms max {loaded_max} ms; logs {:.0} KB/s through the stream",
         rate / 1000.0
     );
+}
+
+/// An exec session of `default/demo`'s Deployment: `command`, with stdin.
+fn exec_request(command: &[&str]) -> LiveRequest {
+    LiveRequest {
+        app: edgecd_proto::v1::AppRef {
+            project: "default".into(),
+            name: "demo".into(),
+        },
+        request: edgecd_proto::v1::live_open::Request::Exec(edgecd_proto::v1::LiveExecRequest {
+            resource: Some(edgecd_proto::v1::ResourceKey {
+                group: "apps".into(),
+                version: "v1".into(),
+                kind: "Deployment".into(),
+                namespace: "demo".into(),
+                name: "demo".into(),
+            }),
+            command: command.iter().map(|c| (*c).to_owned()).collect(),
+            stdin: true,
+            ..Default::default()
+        }),
+        max_bytes: 64 << 20,
+        max_duration: Duration::from_secs(120),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_carries_a_megabyte_both_ways_within_credit_and_a_spoke_can_refuse_it() {
+    let (_dir, store, hub, registry) = hub_with_cluster_and_registry().await;
+    let emulator = emulator().await;
+    let (_git, _repo, spoke) = talk_demo_synced(store.as_ref(), &emulator, hub).await;
+    use edgecd_proto::v1::live_input::Input;
+
+    // `cat` of a megabyte: the hub sends stdin only as the spoke's input credit allows, the output comes back
+    // within the hub's credit, and the session ends with the command's exit code.
+    let mut session = registry.open_live(CLUSTER, exec_request(&["cat"])).unwrap();
+    let sent: Vec<u8> = (0..1_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut received = Vec::new();
+    let mut outstanding = 0usize;
+    let mut pieces = sent.chunks(32 * 1024);
+    let mut closed = false;
+    let mut most_outstanding = 0;
+    let mut started = None;
+    let end = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            while outstanding < edgecd_hub::link::live::INPUT_WINDOW && !closed {
+                let input = match pieces.next() {
+                    Some(piece) => Input::Stdin(piece.to_vec()),
+                    None => {
+                        closed = true;
+                        Input::StdinClosed(true)
+                    }
+                };
+                outstanding += edgecd_hub::link::live::input_cost(&input);
+                most_outstanding = most_outstanding.max(outstanding);
+                assert!(session.input(input).await, "the stream ended");
+            }
+            match session.next().await {
+                Some(LiveEvent::Chunk(chunk)) if chunk.channel == 0 => {
+                    started = Some((chunk.pod, chunk.container));
+                }
+                Some(LiveEvent::Chunk(chunk)) => received.extend_from_slice(&chunk.data),
+                Some(LiveEvent::InputCredit(bytes)) => outstanding -= bytes as usize,
+                Some(LiveEvent::End(end)) => return end,
+                None => panic!("the stream ended"),
+            }
+        }
+    })
+    .await
+    .expect("the session ended");
+    assert_eq!(
+        end.code,
+        edgecd_proto::v1::LiveEndCode::Ok as i32,
+        "{end:?}"
+    );
+    assert_eq!(end.exit_code, Some(0));
+    let (pod, container) = started.expect("the first chunk names where the command runs");
+    assert!(pod.starts_with("demo-"), "{pod}");
+    assert!(!container.is_empty());
+    assert_eq!(received.len(), sent.len());
+    assert!(received == sent, "cat returned other bytes");
+    assert!(
+        most_outstanding <= edgecd_hub::link::live::INPUT_WINDOW + 32 * 1024,
+        "{most_outstanding}"
+    );
+
+    // A non-zero exit code and stderr come back as such.
+    let mut session = registry
+        .open_live(
+            CLUSTER,
+            exec_request(&["sh", "-c", "echo oops >&2; exit 7"]),
+        )
+        .unwrap();
+    let mut stderr = Vec::new();
+    let end = loop {
+        match session.next().await {
+            Some(LiveEvent::Chunk(chunk))
+                if chunk.channel == edgecd_proto::v1::LiveChannel::Stderr as i32 =>
+            {
+                stderr.extend_from_slice(&chunk.data);
+            }
+            Some(LiveEvent::Chunk(_) | LiveEvent::InputCredit(_)) => {}
+            Some(LiveEvent::End(end)) => break end,
+            None => panic!("the stream ended"),
+        }
+    };
+    assert_eq!(end.exit_code, Some(7), "{end:?}");
+    assert_eq!(stderr, b"oops\n");
+    drop(spoke);
+
+    // A spoke started with --exec=false refuses every exec session, whatever the hub asks.
+    let _refusing = Spoke::start_with_exec(&emulator, Some(hub), false).await;
+    let end = wait_for("the refusing spoke connected and answering", async || {
+        let mut session = registry.open_live(CLUSTER, exec_request(&["true"])).ok()?;
+        loop {
+            match session.next().await? {
+                // The old spoke's stream may still answer until the new one holds the cluster's.
+                LiveEvent::End(end) => {
+                    return (end.code == edgecd_proto::v1::LiveEndCode::Forbidden as i32)
+                        .then_some(end);
+                }
+                LiveEvent::Chunk(_) | LiveEvent::InputCredit(_) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        end.code,
+        edgecd_proto::v1::LiveEndCode::Forbidden as i32,
+        "{end:?}"
+    );
+    assert!(end.message.contains("exec is turned off"), "{end:?}");
 }
 
 /// A project that allows no cluster-scoped kinds and only `team-*` namespaces.

@@ -108,9 +108,17 @@ impl Cli {
     /// Runs with standard input (and output) a pseudo-terminal, as a person at a shell, typing
     /// `typed`: through util-linux `script`. Everything the command wrote is in `stdout`.
     pub async fn run_tty(&self, args: &[&str], typed: &str) -> Run {
+        self.run_tty_sized(args, typed, None).await
+    }
+
+    /// As [`Cli::run_tty`], in a terminal of `(rows, columns)` when given.
+    pub async fn run_tty_sized(&self, args: &[&str], typed: &str, size: Option<(u16, u16)>) -> Run {
         use tokio::io::AsyncWriteExt as _;
         let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-        let mut line = quote(env!("CARGO_BIN_EXE_edgecd"));
+        let mut line = size
+            .map(|(rows, cols)| format!("stty rows {rows} cols {cols}; "))
+            .unwrap_or_default();
+        line.push_str(&quote(env!("CARGO_BIN_EXE_edgecd")));
         for arg in args {
             line.push(' ');
             line.push_str(&quote(arg));
