@@ -8,7 +8,8 @@
 //!  kube::Client ──HTTPS──▶ server (routing, auth) ──▶ store (objects, RVs, history) ◀── stages (status, GC)
 //!                               │                        │  ▲
 //!                               ├─ discovery             │  └─ ssa (apply/update, managedFields)
-//!                               └─ watch ◀── broadcast ──┘
+//!                               ├─ watch ◀── broadcast ──┘
+//!                               └─ exec (pods/exec over WebSocket) ──▶ exec_runtime (simulated commands, shell)
 //! ```
 //!
 //! Start one with [`KubeEmulator::start`], or use [`TestClusters::from_env_or_emulator`] to run the same
