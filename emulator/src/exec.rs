@@ -305,10 +305,8 @@ pub async fn serve(
             ),
             details: None,
         })?;
-    let hostname = Some(str_at(&pod, "/spec/hostname"))
-        .filter(|h| !h.is_empty())
-        .unwrap_or(name)
-        .to_string();
+    // The pod's name (not `spec.hostname`), as the other back end's runtime answers `hostname`.
+    let hostname = name.to_string();
     let session = Session {
         v5: protocol == V5,
         opts,
@@ -317,8 +315,10 @@ pub async fn serve(
         shutdown,
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let running = store.exec_session();
     tokio::spawn(async move {
         let _permit = permit;
+        let _running = running;
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };

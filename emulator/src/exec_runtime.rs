@@ -278,7 +278,7 @@ impl Process {
                     self.print(to_stderr, &line).await?;
                     Ok(Flow::Next(0))
                 }
-                "cat" => self.cat(args, to_stderr).await,
+                "cat" => self.cat(to_stderr).await,
                 "true" => Ok(Flow::Next(0)),
                 "false" => Ok(Flow::Next(1)),
                 "hostname" => {
@@ -296,7 +296,7 @@ impl Process {
                 }
                 _ => {
                     self.error(&format!(
-                        "exec: \"{name}\": executable file not found in $PATH\n"
+                        "exec: {name:?}: executable file not found in $PATH\n"
                     ))
                     .await?;
                     Ok(Flow::Next(127))
@@ -305,48 +305,30 @@ impl Process {
         })
     }
 
-    async fn cat(&mut self, args: &[String], to_stderr: bool) -> Result<Flow, Gone> {
-        let mut status = 0;
-        let mut read_stdin = args.is_empty();
-        for arg in args {
-            if arg == "-" {
-                read_stdin = true;
-            } else {
-                self.error(&format!("cat: {arg}: No such file or directory\n"))
-                    .await?;
-                status = 1;
-            }
+    /// `cat`: stdin to stdout until EOF (there are no files: arguments are ignored, as the other back end does).
+    async fn cat(&mut self, to_stderr: bool) -> Result<Flow, Gone> {
+        let stream = if to_stderr {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        while let Some(chunk) = self.chunk().await {
+            self.write(stream, &chunk).await?;
         }
-        if read_stdin {
-            let stream = if to_stderr {
-                Stream::Stderr
-            } else {
-                Stream::Stdout
-            };
-            while let Some(chunk) = self.chunk().await {
-                self.write(stream, &chunk).await?;
-            }
-        }
-        Ok(Flow::Next(status))
+        Ok(Flow::Next(0))
     }
 
     async fn sleep(&mut self, args: &[String]) -> Result<Flow, Gone> {
-        if args.is_empty() {
+        let Some(arg) = args.first() else {
             self.error("sleep: missing operand\n").await?;
             return Ok(Flow::Next(1));
-        }
-        let mut total = Duration::ZERO;
-        for arg in args {
-            match seconds(arg) {
-                Some(d) => total = total.saturating_add(d),
-                None => {
-                    self.error(&format!("sleep: invalid time interval '{arg}'\n"))
-                        .await?;
-                    return Ok(Flow::Next(1));
-                }
-            }
-        }
-        tokio::time::sleep(total.min(MAX_SLEEP)).await;
+        };
+        let Some(duration) = seconds(arg) else {
+            self.error(&format!("sleep: invalid time interval '{arg}'\n"))
+                .await?;
+            return Ok(Flow::Next(1));
+        };
+        tokio::time::sleep(duration.min(MAX_SLEEP)).await;
         Ok(Flow::Next(0))
     }
 
@@ -354,16 +336,13 @@ impl Process {
         let Some(arg) = args.first() else {
             return Ok(Flow::Exit(last));
         };
-        if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
-            self.error(&format!("sh: exit: Illegal number: {arg}\n"))
+        let Ok(n) = arg.parse::<i64>() else {
+            self.error(&format!("sh: exit: {arg}: numeric argument required\n"))
                 .await?;
             return Ok(Flow::Exit(2));
-        }
+        };
         // Only the low 8 bits of a status survive, as with a real process.
-        let low = arg
-            .bytes()
-            .fold(0u32, |acc, d| (acc * 10 + u32::from(d - b'0')) % 256);
-        Ok(Flow::Exit(i32::try_from(low).unwrap_or(0)))
+        Ok(Flow::Exit(i32::try_from(n.rem_euclid(256)).unwrap_or(0)))
     }
 
     async fn stty(&mut self, args: &[String], to_stderr: bool) -> Result<Flow, Gone> {
@@ -371,12 +350,14 @@ impl Process {
             self.error("stty: standard input: Not a tty\n").await?;
             return Ok(Flow::Next(1));
         };
-        if args.first().is_some_and(|a| a == "size") {
-            let size = *tty.borrow();
-            let (rows, cols) = size.map_or((0, 0), |s| (s.height, s.width));
-            self.print(to_stderr, &format!("{rows} {cols}\n")).await?;
+        if args.len() != 1 || args[0] != "size" {
+            let message = format!("stty: invalid argument '{}'\n", args.join(" "));
+            self.error(&message).await?;
+            return Ok(Flow::Next(1));
         }
-        // Any other setting (`stty -echo`, `stty raw`) is accepted and changes nothing.
+        let size = *tty.borrow();
+        let (rows, cols) = size.map_or((0, 0), |s| (s.height, s.width));
+        self.print(to_stderr, &format!("{rows} {cols}\n")).await?;
         Ok(Flow::Next(0))
     }
 
@@ -406,8 +387,10 @@ impl Process {
                     return Ok(Flow::Next(flow.code()));
                 }
             } else {
-                self.error(&format!("sh: cannot open {arg}: No such file\n"))
-                    .await?;
+                self.error(&format!(
+                    "sh: can't open '{arg}': No such file or directory\n"
+                ))
+                .await?;
                 return Ok(Flow::Next(2));
             }
         }
@@ -497,13 +480,13 @@ fn erase_char(line: &mut Vec<u8>) -> bool {
     true
 }
 
-/// A `sleep` operand: non-negative seconds, fractions allowed.
+/// A `sleep` operand: seconds, fractions and exponents allowed, from 0 to 10⁹.
 fn seconds(arg: &str) -> Option<Duration> {
-    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    let secs: f64 = arg.parse().ok()?;
+    if !(0.0..=1e9).contains(&secs) {
         return None;
     }
-    let secs: f64 = arg.parse().ok()?;
-    Duration::try_from_secs_f64(secs.min(MAX_SLEEP.as_secs_f64())).ok()
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// One command of a script.
@@ -545,7 +528,7 @@ fn parse_script(script: &str) -> Result<Vec<Command>, &'static str> {
                 }
                 cmd = Command::default();
             }
-            ' ' | '\t' => cmd.argv.extend(word.take()),
+            ' ' | '\t' | '\r' => cmd.argv.extend(word.take()),
             '>' if chars.get(i) == Some(&'&') && chars.get(i + 1) == Some(&'2') => {
                 // `>&2`, or `1>&2` when the word so far is the descriptor `1`.
                 if word.as_deref() == Some("1") && chars.get(i.wrapping_sub(2)) == Some(&'1') {
@@ -623,8 +606,9 @@ mod tests {
         assert_eq!(seconds("0"), Some(Duration::ZERO));
         assert_eq!(seconds("-1"), None);
         assert_eq!(seconds("x"), None);
-        assert_eq!(seconds("1e3"), None);
-        assert_eq!(seconds("99999999999999999999"), Some(MAX_SLEEP));
+        assert_eq!(seconds("1e3"), Some(Duration::from_secs(1000)));
+        assert_eq!(seconds("nan"), None);
+        assert_eq!(seconds("1e10"), None);
     }
 
     struct Run {
@@ -716,8 +700,10 @@ mod tests {
         let r = run(&["sh", "-c", "exit x; echo no"], None, None).await;
         assert_eq!(
             (r.stderr.as_str(), r.exit),
-            ("sh: exit: Illegal number: x\n", 2)
+            ("sh: exit: x: numeric argument required\n", 2)
         );
+        let r = run(&["sh", "-c", "exit -1"], None, None).await;
+        assert_eq!(r.exit, 255);
         // A nested sh's exit ends only that shell.
         let r = run(&["sh", "-c", "sh -c 'exit 5'; echo after"], None, None).await;
         assert_eq!((r.stdout.as_str(), r.exit), ("after\n", 0));
@@ -736,10 +722,20 @@ mod tests {
         let r = run(&["exit", "7"], None, None).await;
         assert_eq!(r.exit, 7);
         let r = run(&["cat", "/etc/passwd"], Some(b"x"), None).await;
+        assert_eq!((r.stdout.as_str(), r.exit), ("x", 0));
+        let r = run(&["sh", "script.sh"], None, None).await;
         assert_eq!(
-            (r.stdout.as_str(), r.stderr.as_str(), r.exit),
-            ("", "cat: /etc/passwd: No such file or directory\n", 1)
+            (r.stderr.as_str(), r.exit),
+            ("sh: can't open 'script.sh': No such file or directory\n", 2)
         );
+        let r = run(&["stty", "-echo"], Some(b""), SIZE).await;
+        assert_eq!(
+            (r.stdout.as_str(), r.exit),
+            ("stty: invalid argument '-echo'\r\n", 1)
+        );
+        // A line ending in \r\n (no TTY): the \r is a blank.
+        let r = run(&["sh"], Some(b"echo a\r\n"), None).await;
+        assert_eq!(r.stdout, "a\n");
         let r = run(&["sh", "-c", "sleep x"], None, None).await;
         assert_eq!(
             (r.stderr.as_str(), r.exit),
