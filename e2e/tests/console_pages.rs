@@ -465,6 +465,59 @@ async fn every_console_page_shows_the_fleet() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The terminal: a shell in the Deployment's first running pod, through the console's WebSocket to ExecPod
+    // (exec opened to the project's deployers first: it is off by default).
+    let client = fleet.client();
+    let mut project = client
+        .get_project(v1::GetProjectRequest {
+            name: "default".into(),
+        })
+        .await
+        .unwrap();
+    project.exec_role = v1::ProjectRoleKind::Deployer as i32;
+    client
+        .update_project(v1::UpdateProjectRequest {
+            project: Some(project),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    browser.click("#details-tab-terminal").await.unwrap();
+    browser
+        .wait_text("#terminal-status", WAIT, |t| {
+            t.starts_with("Connected: nginx-")
+        })
+        .await
+        .unwrap();
+    wait(
+        &browser,
+        "const rows = document.querySelector('#details-terminal .xterm-rows'); return !!rows && rows.textContent.includes('$')",
+    )
+    .await;
+    for key in "echo hi-from-the-browser".chars() {
+        browser.press_key(key).await.unwrap();
+    }
+    browser.press_key('\u{E007}').await.unwrap();
+    // The shell echoes the line as typed, then its output: the marker twice.
+    wait(
+        &browser,
+        "const rows = document.querySelector('#details-terminal .xterm-rows'); \
+         return !!rows && rows.textContent.split('hi-from-the-browser').length >= 3",
+    )
+    .await;
+    assert_eq!(cluster1.open_execs(), 1);
+    clear_toasts(&browser).await;
+    browser.screenshot(&shots, "terminal").await.unwrap();
+    // Leaving the tab closes the terminal, down to the command at the spoke.
+    browser.click("#details-tab-events").await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while cluster1.open_execs() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the console's terminal was not closed at the spoke"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The graph view: the application, its resources, their children; clicking a box selects it.
     browser.click("#view-graph").await.unwrap();
     wait(

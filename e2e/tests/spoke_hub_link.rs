@@ -751,7 +751,7 @@ fn exec_request(command: &[&str]) -> LiveRequest {
                 version: "v1".into(),
                 kind: "Deployment".into(),
                 namespace: "demo".into(),
-                name: "demo".into(),
+                name: "nginx".into(),
             }),
             command: command.iter().map(|c| (*c).to_owned()).collect(),
             stdin: true,
@@ -813,7 +813,7 @@ async fn exec_carries_a_megabyte_both_ways_within_credit_and_a_spoke_can_refuse_
     );
     assert_eq!(end.exit_code, Some(0));
     let (pod, container) = started.expect("the first chunk names where the command runs");
-    assert!(pod.starts_with("demo-"), "{pod}");
+    assert!(pod.starts_with("nginx-"), "{pod}");
     assert!(!container.is_empty());
     assert_eq!(received.len(), sent.len());
     assert!(received == sent, "cat returned other bytes");

@@ -161,6 +161,7 @@ pub struct Store {
     history: usize,
     /// Pod log follows being served (`pods/log?follow=true`).
     log_follows: Arc<std::sync::atomic::AtomicUsize>,
+    execs: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -173,7 +174,7 @@ struct State {
     allocated: u32,
 }
 
-/// One open pod log follow; dropped, it is closed.
+/// One open pod log follow (or exec session); dropped, it is closed.
 #[derive(Debug)]
 pub(crate) struct LogFollow(Arc<std::sync::atomic::AtomicUsize>);
 
@@ -323,6 +324,7 @@ impl Store {
             tx,
             history,
             log_follows: Arc::default(),
+            execs: Arc::default(),
         };
         store.bootstrap();
         store
@@ -338,6 +340,17 @@ impl Store {
         self.log_follows
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         LogFollow(Arc::clone(&self.log_follows))
+    }
+
+    /// Exec sessions running now: a client that went away has ended its command.
+    pub fn open_execs(&self) -> usize {
+        self.execs.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Counts an exec session for as long as the returned guard lives.
+    pub(crate) fn exec_session(&self) -> LogFollow {
+        self.execs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        LogFollow(Arc::clone(&self.execs))
     }
 
     fn bootstrap(&self) {
