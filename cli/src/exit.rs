@@ -38,6 +38,13 @@ impl Exit {
     }
 }
 
+/// The exit code of a command run elsewhere (`app exec`), passed through as the CLI's own, as kubectl does:
+/// not an error of edgecd's, so nothing more is printed (the command's own stderr and the one line
+/// `command terminated with exit code N` were).
+#[derive(Debug, thiserror::Error)]
+#[error("command terminated with exit code {0}")]
+pub struct PassThrough(pub u8);
+
 /// An error with a hint on what to do next, printed on its own line after the error.
 #[derive(Debug)]
 pub struct Hinted {

@@ -31,11 +31,20 @@ fn main() -> ExitCode {
         let invocation = trace::start(&trace::command_path());
         let result = cmd::run(cli).await;
         if let Some(invocation) = invocation {
-            invocation.finish(result.as_ref().err()).await;
+            let failed = result
+                .as_ref()
+                .err()
+                .filter(|e| !e.is::<exit::PassThrough>());
+            invocation.finish(failed).await;
         }
         result
     });
     match result {
+        Err(error) if error.is::<exit::PassThrough>() => ExitCode::from(
+            error
+                .downcast_ref::<exit::PassThrough>()
+                .map_or(exit::FAILURE, |p| p.0),
+        ),
         Ok(()) => ExitCode::from(exit::OK),
         // The reader of stdout went away (`edgecd app list | head -1`): nothing more to say to it, and
         // nothing went wrong; exit 0 quietly, as ripgrep does.

@@ -1,14 +1,13 @@
 //! `edgecd app exec`: a command in a container of an app's pod through its spoke, as `kubectl exec` runs one: stdin passed with `-i`, a raw terminal with `-t` (resized with the window), the command's exit code as the CLI's.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write as _};
 
 use edgecd_proto::client::{Client, ExecInput};
 use edgecd_proto::v1;
 use futures::StreamExt as _;
-use tokio::io::AsyncReadExt as _;
 
 use crate::args::ExecArgs;
-use crate::exit::Exit;
+use crate::exit::PassThrough;
 
 use super::appref::{app_ref, display};
 
@@ -58,18 +57,33 @@ fn target(args: &ExecArgs) -> Option<String> {
     })
 }
 
-/// Copies local stdin to the session, then ends it (stdin's EOF is the command's).
-async fn pump_stdin(mut input: ExecInput) {
-    let mut stdin = tokio::io::stdin();
-    let mut buf = vec![0; 8192];
-    loop {
-        match stdin.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if input.stdin(&buf[..n]).await.is_err() {
-                    return;
+/// Reads local stdin on a thread of its own (a blocking read the process does not wait for when it exits, unlike
+/// the runtime's blocking pool), a few chunks ahead.
+fn read_stdin() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0; 8192];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
                 }
             }
+        }
+    });
+    rx
+}
+
+/// Copies local stdin to the session, then ends it (stdin's EOF is the command's).
+async fn pump_stdin(mut input: ExecInput) {
+    let mut stdin = read_stdin();
+    while let Some(data) = stdin.recv().await {
+        if input.stdin(&data).await.is_err() {
+            return;
         }
     }
     let _ = input.close_stdin().await;
@@ -162,11 +176,10 @@ pub async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
     drop(_raw);
     match code {
         Some(0) => Ok(()),
-        Some(code) => Err(Exit::new(
-            u8::try_from(code).unwrap_or(1),
-            format!("command terminated with exit code {code}"),
-        )
-        .into()),
+        Some(code) => {
+            eprintln!("command terminated with exit code {code}");
+            Err(PassThrough(u8::try_from(code).unwrap_or(1)).into())
+        }
         None => anyhow::bail!(
             "the exec session in {} ended without the command's exit code",
             display(&app)
