@@ -383,7 +383,9 @@ async fn asset(uri: axum::http::Uri, headers: HeaderMap) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            // Inline styles for the terminal: xterm.js colours its rows with a `<style>` element it writes.
+            // Scripts stay `'self'` only.
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
         ),
     );
     if let Ok(v) = HeaderValue::from_str(&etag) {

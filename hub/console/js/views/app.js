@@ -529,7 +529,8 @@ export async function render({ root, params, query, live, navigate }) {
       }
       const [{ Terminal }, { FitAddon }] = modules;
       box.replaceChildren();
-      const xterm = new Terminal({ cursorBlink: true, fontSize: 13, scrollback: 5000, fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" });
+      const xterm = new Terminal({ cursorBlink: true, fontSize: 13, scrollback: 5000, fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace",
+        theme: { background: "#0b0e14", foreground: "#e6e6e6", cursor: "#e6e6e6", selectionBackground: "#3a4a66" } });
       const fit = new FitAddon();
       xterm.loadAddon(fit);
       xterm.open(box);
