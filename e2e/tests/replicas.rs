@@ -26,8 +26,14 @@ const STATE_NS: &str = "edgecd-system";
 type Client = HubServiceClient<Channel>;
 
 async fn start_replica(url: &str, id: &str) -> RunningServer {
+    start_replica_with(url, id, None).await
+}
+
+/// A replica that peers reach at `peer_host` (live calls relayed between replicas), if given.
+async fn start_replica_with(url: &str, id: &str, peer_host: Option<&str>) -> RunningServer {
     let mut config = ServerConfig::insecure_local(Database::Postgres(url.to_owned()));
     config.replica_id = id.into();
+    config.peer_host = peer_host.map(str::to_owned);
     config.link = LinkConfig {
         heartbeat_interval: Duration::from_millis(500),
         stale_after: Duration::from_secs(2),
@@ -339,4 +345,221 @@ async fn replicas_share_one_postgres_and_lose_nothing() {
 
     spoke.disconnect().await;
     a.shutdown().await.unwrap();
+}
+
+/// The app `default/demo` of the talk's repository, synced automatically to cluster-1.
+fn automated_demo(repo: &edgecd_testkit::GitRepo) -> v1::CreateApplicationRequest {
+    v1::CreateApplicationRequest {
+        meta: Some(v1::ApplicationMeta {
+            project: "default".into(),
+            name: "demo".into(),
+            ..v1::ApplicationMeta::default()
+        }),
+        spec: Some(v1::ApplicationSpec {
+            source: Some(v1::ApplicationSource {
+                repo_url: repo.url().into(),
+                target_revision: "HEAD".into(),
+                path: "deploy/overlays/cluster1".into(),
+                ..v1::ApplicationSource::default()
+            }),
+            destination: Some(v1::Destination {
+                cluster: "cluster-1".into(),
+                namespace: "demo".into(),
+                ..v1::Destination::default()
+            }),
+            sync_policy: Some(v1::SyncPolicy {
+                automated: Some(v1::AutomatedSync {
+                    prune: true,
+                    self_heal: true,
+                    allow_empty: false,
+                }),
+                sync_options: vec!["CreateNamespace=true".into()],
+                retry: None,
+            }),
+            ..v1::ApplicationSpec::default()
+        }),
+        ..v1::CreateApplicationRequest::default()
+    }
+}
+
+fn nginx() -> Option<v1::ResourceKey> {
+    Some(v1::ResourceKey {
+        group: "apps".into(),
+        version: "v1".into(),
+        kind: "Deployment".into(),
+        namespace: "demo".into(),
+        name: "nginx".into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_reads_and_exec_on_one_replica_are_relayed_to_the_replica_holding_the_stream() {
+    let mut pg = PgServer::start().unwrap();
+    let url = pg.create_database().unwrap();
+    let a = start_replica_with(&url, "hub-a", Some("127.0.0.1")).await;
+    let b = start_replica_with(&url, "hub-b", Some("127.0.0.1")).await;
+    // A replica without a peer address: a call there for cluster-1 cannot be relayed.
+    let c = start_replica(&url, "hub-c").await;
+    let mut api_a = client(&a).await;
+    let emulator = KubeEmulator::start(EmulatorConfig {
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let git = GitServer::start().unwrap();
+    let repo = git.create_repo("demo").unwrap();
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
+        .unwrap();
+    repo.commit("demo").unwrap();
+    api_a
+        .create_cluster(v1::CreateClusterRequest {
+            name: "cluster-1".into(),
+            ..v1::CreateClusterRequest::default()
+        })
+        .await
+        .unwrap();
+    // The spoke holds its stream on B; every call below goes to A.
+    let _spoke = Spoke::start(&emulator, b.grpc_addr()).await;
+    wait_connected_to(&mut api_a, "hub-b").await;
+    api_a
+        .create_application(automated_demo(&repo))
+        .await
+        .unwrap();
+    wait_for("demo Synced and Healthy", async || {
+        let app = api_a
+            .get_application(v1::GetApplicationRequest {
+                app: demo(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        let status = app.status?;
+        (status.sync.as_ref()?.status == v1::SyncStatusCode::Synced as i32
+            && status.health.as_ref()?.status == v1::HealthStatusCode::Healthy as i32)
+            .then_some(())
+    })
+    .await;
+
+    // A live manifest, events and logs asked of A come from the cluster through B.
+    let manifest = api_a
+        .get_live_manifest(v1::GetLiveManifestRequest {
+            app: demo(),
+            resource: nginx(),
+            managed_fields: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        manifest.yaml.contains("kind: Deployment"),
+        "{}",
+        manifest.yaml
+    );
+    api_a
+        .list_live_events(v1::ListLiveEventsRequest {
+            app: demo(),
+            resource: nginx(),
+        })
+        .await
+        .unwrap();
+    let mut logs = api_a
+        .stream_pod_logs(v1::StreamPodLogsRequest {
+            app: demo(),
+            resource: nginx(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let chunk = logs.message().await.unwrap().expect("a log chunk");
+    assert!(chunk.pod.starts_with("nginx-"), "{chunk:?}");
+
+    // Exec through A: the session runs on B, which audits it with the caller's address and A's.
+    let mut project = api_a
+        .get_project(v1::GetProjectRequest {
+            name: "default".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    project.exec_role = v1::ProjectRoleKind::Deployer as i32;
+    api_a
+        .update_project(v1::UpdateProjectRequest {
+            project: Some(project),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    use v1::exec_pod_request::Request;
+    let requests = [
+        Request::Start(v1::ExecStart {
+            app: demo(),
+            resource: nginx(),
+            command: vec!["sh".into(), "-c".into(), "cat; exit 6".into()],
+            stdin: true,
+            ..Default::default()
+        }),
+        Request::Stdin(b"across replicas\n".to_vec()),
+        Request::StdinClosed(true),
+    ]
+    .map(|r| v1::ExecPodRequest { request: Some(r) });
+    let mut output = api_a
+        .exec_pod(futures::stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut stdout, mut exit, mut cluster) = (Vec::new(), None, String::new());
+    while let Some(answer) = output.message().await.unwrap() {
+        match answer.response {
+            Some(v1::exec_pod_response::Response::Started(started)) => cluster = started.cluster,
+            Some(v1::exec_pod_response::Response::Stdout(data)) => stdout.extend(data),
+            Some(v1::exec_pod_response::Response::Exit(e)) => exit = Some(e.code),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        (stdout.as_slice(), exit),
+        (&b"across replicas\n"[..], Some(6))
+    );
+    assert_eq!(cluster, "cluster-1");
+    let audit = api_a
+        .list_audit_log(v1::ListAuditLogRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    let ended = audit
+        .iter()
+        .find(|e| e.action == "ExecPod" && e.result == "ok")
+        .unwrap_or_else(|| panic!("no audit entry of the session: {audit:#?}"));
+    assert!(ended.message.contains("exit code 6"), "{ended:?}");
+    assert!(
+        ended.source.contains(" via "),
+        "the caller and the relay: {ended:?}"
+    );
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "ExecPod" && e.result == "started")
+            .count(),
+        1,
+        "one session, audited once: {audit:#?}"
+    );
+
+    // C has no peer address: it says which replica holds the stream.
+    let refused = client(&c)
+        .await
+        .get_live_manifest(v1::GetLiveManifestRequest {
+            app: demo(),
+            resource: nginx(),
+            managed_fields: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("hub-b"), "{refused:?}");
+    drop((a, b, c));
+    pg.stop().unwrap();
 }

@@ -51,6 +51,11 @@ struct ServeArgs {
     /// This replica's name (default: the host name, or a random one).
     #[arg(long, env = "EDGECD_HUB_REPLICA_ID")]
     replica_id: Option<String>,
+    /// The host other replicas reach this one's gRPC port at (its pod IP, a headless Service name): live
+    /// reads and exec about a cluster another replica holds are then relayed to it (docs/hub.md). With TLS,
+    /// the serving certificate must name it (--tls-san).
+    #[arg(long, env = "EDGECD_HUB_PEER_HOST")]
+    peer_host: Option<String>,
     /// How often application sets at the hub are re-evaluated (git revisions polled), e.g. 3m.
     #[arg(long, env = "EDGECD_HUB_APPSET_INTERVAL", default_value = "3m", value_parser = parse_duration)]
     appset_interval: std::time::Duration,
@@ -146,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(id) = args.replica_id.or_else(|| std::env::var("HOSTNAME").ok()) {
         config.replica_id = id;
     }
+    config.peer_host = args.peer_host.filter(|h| !h.trim().is_empty());
     let mut server = Server::start(config).await.context("starting the hub")?;
     let stop = async {
         let ctrl_c = tokio::signal::ctrl_c();

@@ -105,6 +105,11 @@ pub struct ServerConfig {
     /// a SQLite database whose marker says it existed, or issued spoke
     /// certificates without a CA (`--init-new-fleet`). See [`Server::start`].
     pub init_new_fleet: bool,
+    /// The host other replicas reach this one's gRPC port at (a pod IP, a headless Service name); with it,
+    /// live reads and exec about a cluster another replica holds are relayed there, and this replica registers
+    /// `scheme://peer_host:grpc-port` for its peers. With TLS, the serving certificate must name it
+    /// (`--tls-san`). `None`: no relaying (such calls are answered UNAVAILABLE naming the holder).
+    pub peer_host: Option<String>,
 }
 
 impl ServerConfig {
@@ -130,6 +135,7 @@ impl ServerConfig {
             grpc_handshake_timeout: Duration::from_secs(30),
             grpc_max_handshakes: 512,
             init_new_fleet: false,
+            peer_host: None,
         }
     }
 }
@@ -285,6 +291,32 @@ impl Server {
             })?;
         let grpc_addr = local_addr(&grpc_listener, config.grpc_listen)?;
         let http_addr = local_addr(&http_listener, config.http_listen)?;
+        let registration = config.peer_host.as_deref().and_then(|host| {
+            let ca = pki.as_ref().map(|p| p.ca_pem().to_owned());
+            if tls.is_some() && ca.is_none() {
+                tracing::warn!(
+                    "--peer-host is set but the gRPC port's TLS is not the hub CA's: live calls are not relayed \
+                     between replicas"
+                );
+                return None;
+            }
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let host = if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            };
+            let address = format!("{scheme}://{host}:{}", grpc_addr.port());
+            api.set_relay(Arc::new(crate::api::relay::Relay::new(
+                config.replica_id.clone(),
+                ca.filter(|_| tls.is_some()),
+            )));
+            Some(spawn_registration(
+                Arc::clone(&store),
+                config.replica_id.clone(),
+                address,
+            ))
+        });
 
         let (git_dir, git_temp) = match &config.git_cache_dir {
             Some(dir) => (dir.clone(), None),
@@ -317,6 +349,7 @@ impl Server {
         ];
         background.push(appsets.spawn());
         background.push(spawn_expiry(Arc::clone(&store), config.expiry_interval));
+        background.extend(registration);
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let handshakes = Arc::new(Handshakes::default());
@@ -513,6 +546,22 @@ fn local_addr(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, 
     listener.local_addr().map_err(|source| ServerError::Listen {
         addr: wanted,
         source,
+    })
+}
+
+/// Registers this replica's peer address now and every minute (a replica's row says where it answers).
+fn spawn_registration(store: Arc<dyn Store>, replica: String, address: String) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match store.register_replica(&replica, &address).await {
+                Ok(()) => tracing::debug!(%address, "Peer address registered."),
+                Err(error) => {
+                    tracing::warn!(%error, "Cannot register this replica's peer address.")
+                }
+            }
+        }
     })
 }
 

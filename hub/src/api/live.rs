@@ -6,12 +6,12 @@ use std::time::Duration;
 use edgecd_core::access::Action;
 use edgecd_core::app::AppOrigin;
 use edgecd_proto::v1::{self, LiveEndCode};
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::{Call, HubApi, convert};
+use super::{Call, HubApi, convert, relay};
 use crate::link::live::{INPUT_WINDOW, LiveEvent, LiveRequest, LiveStream, input_cost};
 use crate::retry::with_retry_after;
 use crate::store::{AuditEntry, ConnectionKind};
@@ -55,7 +55,14 @@ fn end_status(end: &v1::LiveEnd, cluster: &str) -> Option<Status> {
     }
 }
 
-/// Opens a session for `app` on its cluster's stream, after checking `action` in its project.
+/// Where a live call is answered: a session on a stream this replica holds, or the replica that holds it.
+enum Opened {
+    Here(LiveStream, String),
+    There(Box<relay::Peer>),
+}
+
+/// Opens a session for `app` on its cluster's stream, after checking `action` in its project; when another
+/// replica holds the stream, that replica (if the call can be relayed there).
 async fn open(
     api: &HubApi,
     call: &Call,
@@ -64,7 +71,7 @@ async fn open(
     request: v1::live_open::Request,
     max_bytes: u64,
     max_duration: Duration,
-) -> Result<(LiveStream, String), Status> {
+) -> Result<Opened, Status> {
     let app = convert::app_ref(app)?;
     api.authorize(call, action, app.project.as_str()).await?;
     let (record, cluster) = super::commands::app_and_cluster(api, &app).await?;
@@ -114,18 +121,22 @@ async fn open(
         max_bytes,
         max_duration,
     };
-    let stream = registry.open_live(&cluster.name, request).map_err(|_| {
-        let holder = &cluster.connection.hub_replica;
-        with_retry_after(
-            Status::unavailable(format!(
-                "the stream of cluster {} is held by hub replica {holder}, not this one; live reads are answered by \
-                 the replica holding the stream (ask it directly, or retry)",
-                cluster.name,
-            )),
-            retry,
-        )
-    })?;
-    Ok((stream, cluster.name))
+    if let Ok(stream) = registry.open_live(&cluster.name, request) {
+        return Ok(Opened::Here(stream, cluster.name));
+    }
+    let holder = &cluster.connection.hub_replica;
+    if let Some(peer) = relay::peer(api, call, holder).await {
+        return Ok(Opened::There(Box::new(peer)));
+    }
+    Err(with_retry_after(
+        Status::unavailable(format!(
+            "the stream of cluster {} is held by hub replica {holder}, not this one, and the call cannot be relayed \
+             there (a relayed call, a replica without a peer address, or credentials that cannot travel); retry, \
+             or ask that replica",
+            cluster.name,
+        )),
+        retry,
+    ))
 }
 
 /// Reads a session to its end (within `limit`), gathering what it sent.
@@ -169,17 +180,27 @@ async fn gather(
     Ok((data, events))
 }
 
+/// One answer (a manifest or events) read here, or the replica to ask.
+enum Once {
+    Read(Vec<u8>, Vec<v1::Event>, String),
+    There(Box<relay::Peer>),
+}
+
 /// Reads one answer (a manifest or events) about `app` within the query timeout.
 async fn read_once(
     api: &HubApi,
     call: &Call,
     app: Option<&v1::AppRef>,
     request: v1::live_open::Request,
-) -> Result<(Vec<u8>, Vec<v1::Event>, String), Status> {
+) -> Result<Once, Status> {
     let limit = api.config().query_timeout;
-    let (stream, cluster) = open(api, call, app, Action::Read, request, MAX_ANSWER, limit).await?;
-    let (data, events) = gather(stream, &cluster, limit).await?;
-    Ok((data, events, cluster))
+    match open(api, call, app, Action::Read, request, MAX_ANSWER, limit).await? {
+        Opened::Here(stream, cluster) => {
+            let (data, events) = gather(stream, &cluster, limit).await?;
+            Ok(Once::Read(data, events, cluster))
+        }
+        Opened::There(peer) => Ok(Once::There(peer)),
+    }
 }
 
 pub(super) async fn manifest(
@@ -188,10 +209,16 @@ pub(super) async fn manifest(
     req: v1::GetLiveManifestRequest,
 ) -> Result<v1::LiveManifest, Status> {
     let request = v1::live_open::Request::Manifest(v1::LiveManifestRequest {
-        resource: req.resource,
+        resource: req.resource.clone(),
         managed_fields: req.managed_fields,
     });
-    let (data, _, cluster) = read_once(api, call, req.app.as_ref(), request).await?;
+    let (data, cluster) = match read_once(api, call, req.app.as_ref(), request).await? {
+        Once::Read(data, _, cluster) => (data, cluster),
+        Once::There(mut peer) => {
+            let request = peer.request(req);
+            return Ok(peer.client.get_live_manifest(request).await?.into_inner());
+        }
+    };
     let yaml = String::from_utf8(data).map_err(|_| {
         Status::internal(format!(
             "cluster {cluster} sent a manifest that is not UTF-8"
@@ -206,10 +233,15 @@ pub(super) async fn events(
     req: v1::ListLiveEventsRequest,
 ) -> Result<v1::ListLiveEventsResponse, Status> {
     let request = v1::live_open::Request::Events(v1::LiveEventsRequest {
-        resource: req.resource,
+        resource: req.resource.clone(),
     });
-    let (_, items, _) = read_once(api, call, req.app.as_ref(), request).await?;
-    Ok(v1::ListLiveEventsResponse { items })
+    match read_once(api, call, req.app.as_ref(), request).await? {
+        Once::Read(_, items, _) => Ok(v1::ListLiveEventsResponse { items }),
+        Once::There(mut peer) => {
+            let request = peer.request(req);
+            Ok(peer.client.list_live_events(request).await?.into_inner())
+        }
+    }
 }
 
 pub(super) async fn logs(
@@ -228,6 +260,7 @@ pub(super) async fn logs(
         ));
     }
     let follow = req.follow;
+    let relayed = req.clone();
     let request = v1::live_open::Request::Logs(v1::LiveLogsRequest {
         resource: req.resource,
         container: req.container,
@@ -237,7 +270,7 @@ pub(super) async fn logs(
         follow,
     });
     let limit = if follow { MAX_FOLLOW } else { MAX_READ };
-    let (mut stream, cluster) = open(
+    let (mut stream, cluster) = match open(
         api,
         call,
         req.app.as_ref(),
@@ -246,7 +279,16 @@ pub(super) async fn logs(
         MAX_LOG_BYTES,
         limit,
     )
-    .await?;
+    .await?
+    {
+        Opened::Here(stream, cluster) => (stream, cluster),
+        Opened::There(mut peer) => {
+            // The holder's stream, as it comes; dropping it ends the read there.
+            let request = peer.request(relayed);
+            let stream = peer.client.stream_pod_logs(request).await?.into_inner();
+            return Ok(Box::pin(stream));
+        }
+    };
     // A few chunks ahead of the client at most: the spoke's credit follows what the client takes.
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
@@ -363,6 +405,7 @@ pub(super) async fn exec(
         ));
     };
     check_start(&start)?;
+    let relayed = start.clone();
     let app = start.app.clone().unwrap_or_default();
     let resource = start
         .resource
@@ -397,12 +440,31 @@ pub(super) async fn exec(
             "{}/{} {resource} on cluster {}",
             app.project,
             app.name,
-            opened.as_ref().map(|(_, c)| c.as_str()).unwrap_or("?")
+            match &opened {
+                Ok(Opened::Here(_, cluster)) => cluster.as_str(),
+                Ok(Opened::There(peer)) => peer.replica.as_str(),
+                Err(_) => "?",
+            }
         ),
         command,
     };
     let (mut stream, cluster) = match opened {
-        Ok(opened) => opened,
+        Ok(Opened::Here(stream, cluster)) => (stream, cluster),
+        Ok(Opened::There(mut peer)) => {
+            // The holder runs (and audits) the session: the start, then the client's requests as they come.
+            let first = v1::ExecPodRequest {
+                request: Some(v1::exec_pod_request::Request::Start(relayed)),
+            };
+            let rest = futures::stream::unfold(input, |mut input| async move {
+                match input.message().await {
+                    Ok(Some(message)) => Some((message, input)),
+                    _ => None,
+                }
+            });
+            let request = peer.request(futures::stream::once(async { first }).chain(rest));
+            let stream = peer.client.exec_pod(request).await?.into_inner();
+            return Ok(Box::pin(stream));
+        }
         Err(status) => {
             audit
                 .write(

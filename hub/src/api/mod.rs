@@ -18,6 +18,7 @@ mod deployments;
 mod events;
 mod live;
 mod projects;
+pub mod relay;
 mod watch;
 
 use std::collections::HashMap;
@@ -97,6 +98,9 @@ struct Inner {
     pki: std::sync::OnceLock<Arc<crate::pki::Pki>>,
     /// The spoke streams this replica holds, for live sessions (set by the server that runs the link).
     live: std::sync::OnceLock<Arc<crate::link::Registry>>,
+    /// The way to peer replicas, for live calls about clusters another replica holds (set when this replica
+    /// has a peer address).
+    relay: std::sync::OnceLock<Arc<relay::Relay>>,
 }
 
 /// One admitted, authenticated call.
@@ -111,6 +115,8 @@ pub(crate) struct Call {
     /// The trace to continue in what the call leaves behind (a stored command): the RPC span's when this
     /// hub exports traces, else the caller's unchanged.
     pub trace: Option<TraceContext>,
+    /// Another replica relayed this call here: it is not relayed again.
+    pub relayed: bool,
     started: Instant,
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -136,6 +142,7 @@ impl HubApi {
                 appsets: std::sync::OnceLock::new(),
                 pki: std::sync::OnceLock::new(),
                 live: std::sync::OnceLock::new(),
+                relay: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -165,6 +172,15 @@ impl HubApi {
 
     /// Gives the API the streams this replica holds: live reads (`GetLiveManifest`, `ListLiveEvents`,
     /// `StreamPodLogs`) become available for their clusters.
+    /// Lets live calls about clusters another replica holds be relayed there.
+    pub fn set_relay(&self, relay: Arc<relay::Relay>) {
+        let _ = self.inner.relay.set(relay);
+    }
+
+    pub(crate) fn relay(&self) -> Option<&Arc<relay::Relay>> {
+        self.inner.relay.get()
+    }
+
     pub fn set_live(&self, registry: Arc<crate::link::Registry>) {
         let _ = self.inner.live.set(registry);
     }
@@ -251,12 +267,14 @@ impl HubApi {
             }
         };
         tracing::Span::current().record("subject", principal.subject.as_str());
+        let peer = credentials.peer.map(|p| p.to_string()).unwrap_or_default();
         Ok(Call {
             method,
             principal,
-            peer: credentials.peer.map(|p| p.to_string()).unwrap_or_default(),
+            peer: relay::audit_source(request.metadata(), &peer),
             bearer: credentials.bearer.map(crate::store::model::Redacted),
             trace: None,
+            relayed: request.metadata().contains_key(relay::RELAYED_BY),
             started,
             _permit: Some(permit),
         })

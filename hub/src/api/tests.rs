@@ -140,6 +140,7 @@ async fn readable_projects_follow_bindings_and_grants() {
         peer: String::new(),
         bearer: None,
         trace: None,
+        relayed: false,
         started: Instant::now(),
         _permit: None,
     };

@@ -390,6 +390,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Refreshes the query planner's statistics (`ANALYZE`), e.g. after a bulk import.
     fn analyze(&self) -> StoreFuture<'_, ()>;
 
+    // --- replicas ---
+    /// Records where replica `id` answers its peers (`https://10.0.0.5:8443`), now.
+    fn register_replica<'a>(&'a self, id: &'a str, peer_address: &'a str) -> StoreFuture<'a, ()>;
+    /// Where replica `id` answers its peers, if it said.
+    fn replica_address<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<String>>;
+
     /// Tries to become the one replica, among those sharing this store, that
     /// holds `role`; `None` if another holds it. The role is held until the
     /// returned [`Leadership`] is dropped or reports itself lost (on

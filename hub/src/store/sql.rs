@@ -2482,6 +2482,30 @@ impl Backend {
         expect_one(result.rows_affected(), || format!("token {id}"))
     }
 
+    // --- replicas ---
+    #[tracing::instrument(skip(self))]
+    async fn register_replica(&self, id: &str, peer_address: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO hub_replicas (id, peer_address, seen_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET peer_address = excluded.peer_address, seen_at = excluded.seen_at",
+        )
+        .bind(id)
+        .bind(peer_address)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::classify(|| format!("hub replica {id}")))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn replica_address(&self, id: &str) -> Result<Option<String>> {
+        let row = keyed("SELECT peer_address FROM hub_replicas WHERE id = $1", &[id])
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
     // --- maintenance, roles and notifications ---
     #[tracing::instrument(skip_all)]
     async fn analyze(&self) -> Result<()> {
@@ -2572,6 +2596,8 @@ boxed_impl! {
     fn revoke_token(&self, id: &'a str, at: OffsetDateTime) -> ();
     fn analyze(&self) -> ();
     fn try_lead(&self, role: &'a str) -> Option<Leadership>;
+    fn register_replica(&self, id: &'a str, peer_address: &'a str) -> ();
+    fn replica_address(&self, id: &'a str) -> Option<String>;
     fn notify(&self, channel: &'a str, payload: &'a str) -> ();
     fn listen(&self, channels: &'a [&'a str]) -> BoxStream<'static, ListenEvent>;
 }
