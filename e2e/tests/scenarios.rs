@@ -692,9 +692,16 @@ async fn a_field_changed_by_another_manager_is_detected_and_healed(backend: Back
         edited.metadata.managed_fields
     );
     spoke.engine.trigger("web");
-    let status = wait_for("web OutOfSync", PATIENCE, async || {
+    // Both edits, seen together: a reconcile started by the Deployment's watch event may come before the
+    // ConfigMap's edit.
+    let status = wait_for("web OutOfSync with both edits", PATIENCE, async || {
         let status = app_status(&spoke, "web").await?;
-        (status.sync.status == SyncStatus::OutOfSync).then_some(status)
+        let edited = status
+            .resources
+            .iter()
+            .filter(|r| r.status == SyncStatus::OutOfSync)
+            .count();
+        (status.sync.status == SyncStatus::OutOfSync && edited >= 2).then_some(status)
     })
     .await;
     let out_of_sync: Vec<(&str, &str)> = status

@@ -85,4 +85,5 @@ on_both_backends!(
     app_counts_per_cluster,
     counts_stay_exact_through_changes,
     names_select_the_hub_app_and_every_edge_app,
+    replicas_register_their_peer_addresses,
 );

@@ -2876,3 +2876,28 @@ pub async fn counts_stay_exact_through_changes(store: &dyn Store) {
         assert_eq!(per_cluster, by_cluster, "{filter:?}");
     }
 }
+
+pub async fn replicas_register_their_peer_addresses(store: &dyn Store) {
+    assert_eq!(store.replica_address("hub-a").await.unwrap(), None);
+    store
+        .register_replica("hub-a", "https://10.0.0.5:8443")
+        .await
+        .unwrap();
+    store
+        .register_replica("hub-b", "https://10.0.0.6:8443")
+        .await
+        .unwrap();
+    // A replica restarted elsewhere registers again: its new address replaces the old.
+    store
+        .register_replica("hub-a", "https://10.0.0.9:8443")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.replica_address("hub-a").await.unwrap().as_deref(),
+        Some("https://10.0.0.9:8443")
+    );
+    assert_eq!(
+        store.replica_address("hub-b").await.unwrap().as_deref(),
+        Some("https://10.0.0.6:8443")
+    );
+}
