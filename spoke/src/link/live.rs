@@ -247,6 +247,11 @@ impl Live {
         let Some(running) = self.running.get(&input.session_id) else {
             return;
         };
+        if running.task.is_finished() {
+            // Keys typed after the command ended: nothing takes them.
+            self.running.remove(&input.session_id);
+            return;
+        }
         let cost = input_cost(&piece);
         let held = running.input_held.fetch_add(cost, Ordering::AcqRel) + cost;
         if held > INPUT_LIMIT || running.input.send(piece).is_err() {
