@@ -1,0 +1,1080 @@
+//! The hub's Helm chart (`charts/edgecd-hub`) under real Helm v4: `helm lint --strict`, golden renders (`charts/edgecd-hub/tests/golden/`, `EDGECD_UPDATE_GOLDEN=1` rewrites them), the values schemas of both charts refusing wrong values, and `helm install` into a real API server (testkit's `RealCluster`) after which the real `edgecd-hub` binary is started with exactly the installed Deployment's container args and env (Secrets read back from the API server, downward-API fields played with loopback values, mounted Secrets written to a temp dir), on SQLite and on PostgreSQL, and must answer `/ready`, `GetServerInfo` and the admin's login.
+//!
+//! Without `EDGECD_HELM_BIN` and without Go, every test says SKIPPED.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use edgecd_hub::pki::MasterKey;
+use edgecd_hub::store::{PgStore, Store as _};
+use edgecd_proto::client::{Client, ClientConfig, Tls};
+use edgecd_testkit::{PgServer, RealCluster, helm, net, realkube};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, PersistentVolumeClaim, PodSpec, Secret, Service,
+};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ObjectMeta, PostParams};
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/edgecd-hub");
+const SPOKE_CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/edgecd-spoke");
+/// The Secrets both installs name (the PostgreSQL one also names `DB_SECRET` and `CA_SECRET`).
+const MASTER_KEY_SECRET: &str = "edgecd-hub-master-key";
+const ADMIN_SECRET: &str = "edgecd-hub-admin";
+const DB_SECRET: &str = "edgecd-hub-db";
+const CA_SECRET: &str = "edgecd-hub-ca";
+const ADMIN_PASSWORD: &str = "chart-admin-password-7";
+
+/// One golden render: `helm template RELEASE CHART -n NAMESPACE -f VALUES... --set ...`.
+struct Golden {
+    file: &'static str,
+    release: &'static str,
+    namespace: &'static str,
+    /// Values files, relative to the chart.
+    values: &'static [&'static str],
+    sets: &'static [&'static str],
+}
+
+/// The SQLite release: the chart's defaults with the two Secrets named.
+const SQLITE_SETS: &[&str] = &[
+    "masterKey.existingSecret=edgecd-hub-master-key",
+    "adminPassword.existingSecret=edgecd-hub-admin",
+];
+
+const GOLDEN: &[Golden] = &[
+    Golden {
+        file: "default.yaml",
+        release: "edgecd-hub",
+        namespace: "edgecd-hub",
+        values: &[],
+        sets: SQLITE_SETS,
+    },
+    Golden {
+        file: "postgres.yaml",
+        release: "hub",
+        namespace: "fleet",
+        values: &["tests/postgres-values.yaml"],
+        // Not installed below: the real API server has no ServiceMonitor CRD.
+        sets: &["serviceMonitor.enabled=true"],
+    },
+];
+
+/// The helm binary, or `None` (with a message) where it cannot be had.
+fn helm_binary() -> Option<PathBuf> {
+    if !helm::available() {
+        eprintln!(
+            "SKIPPED: neither EDGECD_HELM_BIN is set nor Go installed, so helm cannot be built"
+        );
+        return None;
+    }
+    Some(helm::helm_binary().unwrap())
+}
+
+/// Runs helm with its cache, config and data homes in a private temp dir (nothing read from or written
+/// to the user's).
+fn run_helm(bin: &Path, args: &[&str]) -> std::process::Output {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let home = HOME.get_or_init(|| tempfile::tempdir().unwrap()).path();
+    Command::new(bin)
+        .args(args)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs helm, failing with its output; its stdout.
+fn helm(bin: &Path, args: &[&str]) -> String {
+    let output = run_helm(bin, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "helm {} failed ({}):\n{stdout}\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// `args`, then `--values CHART/FILE` for each file and `--set S` for each set.
+fn with_values(mut args: Vec<String>, values: &[&str], sets: &[&str]) -> Vec<String> {
+    for file in values {
+        args.extend(["--values".into(), format!("{CHART}/{file}")]);
+    }
+    for set in sets {
+        args.extend(["--set".into(), (*set).to_owned()]);
+    }
+    args
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn the_chart_lints_strictly_and_renders_as_its_golden_files() {
+    let Some(bin) = helm_binary() else {
+        return;
+    };
+    let update = std::env::var_os("EDGECD_UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let golden_dir = Path::new(CHART).join("tests/golden");
+    for golden in GOLDEN {
+        let lint = with_values(
+            vec!["lint".into(), "--strict".into(), CHART.into()],
+            golden.values,
+            golden.sets,
+        );
+        let lint = helm(&bin, &strs(&lint));
+        assert!(lint.contains("0 chart(s) failed"), "{lint}");
+
+        let template = with_values(
+            vec![
+                "template".into(),
+                golden.release.into(),
+                CHART.into(),
+                "--namespace".into(),
+                golden.namespace.into(),
+            ],
+            golden.values,
+            golden.sets,
+        );
+        let rendered = helm(&bin, &strs(&template));
+        let path = golden_dir.join(golden.file);
+        if update {
+            std::fs::create_dir_all(&golden_dir).unwrap();
+            std::fs::write(&path, &rendered).unwrap();
+            eprintln!("rewrote {}", path.display());
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "reading {}: {e} (EDGECD_UPDATE_GOLDEN=1 writes it)",
+                path.display()
+            )
+        });
+        if rendered != expected {
+            let line = rendered
+                .lines()
+                .zip(expected.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or_else(|| rendered.lines().count().min(expected.lines().count()));
+            panic!(
+                "helm template differs from {} at line {}:\n  rendered: {:?}\n  golden:   {:?}\n\
+                 If the change is intended, rerun with EDGECD_UPDATE_GOLDEN=1 and commit the golden file.",
+                path.display(),
+                line + 1,
+                rendered.lines().nth(line),
+                expected.lines().nth(line),
+            );
+        }
+    }
+}
+
+/// Values that `helm template` must refuse: (chart, sets, what the refusal says).
+const REFUSED: &[(&str, &[&str], &str)] = &[
+    // The hub's values.schema.json.
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "replicaCount=three"],
+        "at '/replicaCount': got string, want integer",
+    ),
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "grpc.port=grpc"],
+        "at '/grpc/port': got string, want integer",
+    ),
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "ingress.enabled=yes"],
+        "at '/ingress/enabled': got string, want boolean",
+    ),
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "database.type=mysql"],
+        "at '/database/type'",
+    ),
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "databse.type=postgres"],
+        "additional properties 'databse' not allowed",
+    ),
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "rateLimits.loginPerIp=lots"],
+        "at '/rateLimits/loginPerIp'",
+    ),
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "appsetInterval=3 minutes"],
+        "at '/appsetInterval'",
+    ),
+    // The hub's templates: combinations the schema cannot express.
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "replicaCount=3"],
+        "replicaCount is 3, but SQLite serves one replica",
+    ),
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "database.type=postgres"],
+        "database.type=postgres needs database.postgres.existingSecret",
+    ),
+    (CHART, &[], "masterKey.existingSecret is required"),
+    (
+        CHART,
+        &[
+            "masterKey.existingSecret=k",
+            "oidc.issuer=https://idp.example.com",
+        ],
+        "oidc needs all of issuer, clientId and jwksUrl, or none",
+    ),
+    // The spoke's values.schema.json.
+    (
+        SPOKE_CHART,
+        &["clusterName=ci", "concurrency=many"],
+        "at '/concurrency': got string, want integer",
+    ),
+    (
+        SPOKE_CHART,
+        &["clusterName=ci", "exec.enabled=sometimes"],
+        "at '/exec/enabled': got string, want boolean",
+    ),
+    (
+        SPOKE_CHART,
+        &["clusterName=ci", "adminPort=admin"],
+        "at '/adminPort': got string, want integer",
+    ),
+    (SPOKE_CHART, &["clusterName=Edge_01"], "at '/clusterName'"),
+    (
+        SPOKE_CHART,
+        &["clusterName=ci", "hub.adress=https://hub.example.com"],
+        "additional properties 'adress' not allowed",
+    ),
+];
+
+#[test]
+fn the_values_schemas_refuse_wrong_values_of_both_charts() {
+    let Some(bin) = helm_binary() else {
+        return;
+    };
+    for &(chart, sets, expected) in REFUSED {
+        let mut args = vec!["template", "x", chart];
+        for set in sets {
+            args.extend(["--set", *set]);
+        }
+        let output = run_helm(&bin, &args);
+        let ok = output.status.success();
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !ok,
+            "helm template {chart} {sets:?} was accepted:\n{output}"
+        );
+        assert!(
+            output.contains(expected),
+            "helm template {chart} {sets:?} failed without {expected:?}:\n{output}"
+        );
+    }
+    // The values shipped and those of the tests pass (lint --strict checks the schema too).
+    for (chart, values, sets) in [
+        (SPOKE_CHART, None, &["clusterName=ci"][..]),
+        (
+            SPOKE_CHART,
+            Some(format!("{SPOKE_CHART}/tests/narrow-rbac-values.yaml")),
+            &["clusterName=ci"][..],
+        ),
+        (CHART, None, SQLITE_SETS),
+        (
+            CHART,
+            Some(format!("{CHART}/tests/postgres-values.yaml")),
+            &[][..],
+        ),
+    ] {
+        let mut args = vec!["lint", "--strict", chart];
+        if let Some(values) = &values {
+            args.extend(["--values", values.as_str()]);
+        }
+        for set in sets {
+            args.extend(["--set", *set]);
+        }
+        let lint = helm(&bin, &args);
+        assert!(lint.contains("0 chart(s) failed"), "{lint}");
+    }
+}
+
+/// A real control plane, or `None` (with a message) where helm or realkube cannot be had.
+fn real_cluster() -> Option<(PathBuf, RealCluster)> {
+    let helm_bin = helm_binary()?;
+    if std::env::var_os("EDGECD_REALKUBE_BIN").is_none() && !realkube::go_available() {
+        eprintln!(
+            "SKIPPED: Go is not installed, so the real control plane (testkit/realkube) cannot be built"
+        );
+        return None;
+    }
+    let real = RealCluster::start().unwrap();
+    eprintln!(
+        "realkube ready in {:?} ({})",
+        real.started_in(),
+        real.dir().display()
+    );
+    Some((helm_bin, real))
+}
+
+/// Creates `namespace` and a Secret in it with `data`.
+async fn secret(client: &kube::Client, namespace: &str, name: &str, data: &[(&str, &str)]) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+async fn namespace(client: &kube::Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+}
+
+/// `helm install RELEASE CHART -n NAMESPACE` with `values` and `sets` (no `--wait`: the SQLite claim is
+/// never bound, there being no provisioner; the pods are not what is tested).
+fn install(bin: &Path, real: &RealCluster, golden: &Golden, sets: &[&str]) {
+    let kubeconfig = real.kubeconfig_path().to_str().unwrap().to_owned();
+    let args = with_values(
+        vec![
+            "install".into(),
+            golden.release.into(),
+            CHART.into(),
+            "--kubeconfig".into(),
+            kubeconfig,
+            "--namespace".into(),
+            golden.namespace.into(),
+        ],
+        golden.values,
+        sets,
+    );
+    let out = helm(bin, &strs(&args));
+    assert!(out.contains("STATUS: deployed"), "{out}");
+}
+
+/// The installed Deployment's pod spec, after checking what every install must have: the security
+/// context the chart promises and the probes on `/live` and `/ready`.
+async fn installed_pod_spec(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    replicas: i32,
+) -> PodSpec {
+    let deployment = Api::<Deployment>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .unwrap();
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(replicas));
+    assert_eq!(
+        spec.strategy.unwrap().type_.as_deref(),
+        Some("Recreate"),
+        "replicas are upgraded together"
+    );
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    assert_eq!(
+        pod.security_context.as_ref().unwrap().run_as_non_root,
+        Some(true)
+    );
+    let hub = container(&pod);
+    let security = hub.security_context.as_ref().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_owned()][..])
+    );
+    let probe_path = |probe: &Option<k8s_openapi::api::core::v1::Probe>| {
+        probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .and_then(|g| g.path.clone())
+    };
+    assert_eq!(probe_path(&hub.liveness_probe).as_deref(), Some("/live"));
+    assert_eq!(probe_path(&hub.readiness_probe).as_deref(), Some("/ready"));
+    let requests = hub.resources.as_ref().unwrap().requests.as_ref().unwrap();
+    assert!(requests.contains_key("cpu") && requests.contains_key("memory"));
+    pod
+}
+
+fn container(pod: &PodSpec) -> &Container {
+    pod.containers.iter().find(|c| c.name == "hub").unwrap()
+}
+
+/// One pod of the Deployment as the test plays it: what the downward API gives the container.
+struct Pod {
+    name: String,
+    ip: IpAddr,
+}
+
+/// `edgecd-hub` started as the container of a pod would be; killed on drop, its log kept in a file.
+struct HubProcess {
+    child: Child,
+    log: PathBuf,
+    /// Where the ports named `grpc` and `http` ended up (the pod's IP, a free port).
+    grpc: SocketAddr,
+    http: SocketAddr,
+    ready_path: String,
+    live_path: String,
+    /// Host directory of each mount path.
+    mounts: BTreeMap<String, PathBuf>,
+}
+
+impl HubProcess {
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kubernetes' `$(VAR)` expansion in env values and args: a variable defined before is substituted, `$$`
+/// is a `$`, anything else stays as written.
+fn expand(value: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some((name, tail)) = after
+            .strip_prefix('(')
+            .and_then(|inner| inner.split_once(')'))
+        {
+            match vars.get(name) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&format!("$({name})")),
+            }
+            rest = tail;
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Reads key `key` of Secret `name` back from the API server.
+async fn secret_value(client: &kube::Client, namespace: &str, name: &str, key: &str) -> Vec<u8> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .unwrap();
+    secret
+        .data
+        .unwrap_or_default()
+        .remove(key)
+        .unwrap_or_else(|| panic!("Secret {name} has no key {key}"))
+        .0
+}
+
+/// Writes the files a Secret or ConfigMap volume shows: its `items`, or every key.
+fn write_projection(
+    dir: &Path,
+    data: BTreeMap<String, Vec<u8>>,
+    items: Option<&Vec<k8s_openapi::api::core::v1::KeyToPath>>,
+) {
+    match items {
+        Some(items) => {
+            for item in items {
+                let bytes = data
+                    .get(&item.key)
+                    .unwrap_or_else(|| panic!("no key {} to project", item.key));
+                let path = dir.join(&item.path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, bytes).unwrap();
+            }
+        }
+        None => {
+            for (key, bytes) in data {
+                std::fs::write(dir.join(key), bytes).unwrap();
+            }
+        }
+    }
+}
+
+/// Starts the real `edgecd-hub` with exactly the container's args and env: env values from the referenced
+/// Secrets (read back from the API server), downward-API fields from `pod`, each volume a directory under
+/// `dir` (Secrets and ConfigMaps written into it, emptyDirs and claims empty), paths under a mount path
+/// moved there, and each listen address on a container port moved to the pod's IP and a free port.
+async fn start_as_container(
+    client: &kube::Client,
+    namespace: &str,
+    spec: &PodSpec,
+    pod: &Pod,
+    dir: &Path,
+) -> HubProcess {
+    let hub = container(spec);
+    assert!(
+        hub.command.is_none(),
+        "the image's entrypoint is edgecd-hub"
+    );
+    let volumes: BTreeMap<&str, _> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| (v.name.as_str(), v))
+        .collect();
+    let mut mounts = BTreeMap::new();
+    for mount in hub.volume_mounts.iter().flatten() {
+        assert!(mount.sub_path.is_none() && mount.sub_path_expr.is_none());
+        let host = dir.join("volumes").join(&mount.name);
+        std::fs::create_dir_all(&host).unwrap();
+        let volume = volumes[mount.name.as_str()];
+        if let Some(source) = &volume.secret {
+            let name = source.secret_name.as_deref().unwrap();
+            let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+                .get(name)
+                .await
+                .unwrap();
+            let data = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            write_projection(&host, data, source.items.as_ref());
+        } else if let Some(source) = &volume.config_map {
+            let map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+                .get(&source.name)
+                .await
+                .unwrap();
+            let data = map
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect();
+            write_projection(&host, data, source.items.as_ref());
+        } else {
+            assert!(
+                volume.empty_dir.is_some() || volume.persistent_volume_claim.is_some(),
+                "volume {} is of a kind this test cannot play",
+                volume.name
+            );
+        }
+        mounts.insert(mount.mount_path.clone(), host);
+    }
+    let on_host = |value: String| -> String {
+        // The longest mount path that holds the value.
+        mounts
+            .iter()
+            .filter(|(path, _)| value == **path || value.starts_with(&format!("{path}/")))
+            .max_by_key(|(path, _)| path.len())
+            .map_or(value.clone(), |(path, host)| {
+                format!("{}{}", host.display(), &value[path.len()..])
+            })
+    };
+
+    let container_ports: BTreeMap<u16, String> = hub
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            (
+                u16::try_from(p.container_port).unwrap(),
+                p.name.clone().unwrap(),
+            )
+        })
+        .collect();
+    let mut listening = BTreeMap::new();
+    let mut env = BTreeMap::new();
+    let mut ordered = Vec::new();
+    for var in hub.env.iter().flatten() {
+        let value = if let Some(value) = &var.value {
+            expand(value, &env)
+        } else {
+            let from = var.value_from.as_ref().unwrap();
+            if let Some(field) = &from.field_ref {
+                match field.field_path.as_str() {
+                    "metadata.name" => pod.name.clone(),
+                    "metadata.namespace" => namespace.to_owned(),
+                    "status.podIP" => pod.ip.to_string(),
+                    other => panic!("{}: downward-API field {other} not played", var.name),
+                }
+            } else if let Some(key) = &from.secret_key_ref {
+                String::from_utf8(secret_value(client, namespace, &key.name, &key.key).await)
+                    .unwrap()
+            } else {
+                panic!("{}: a value source this test cannot play", var.name)
+            }
+        };
+        let mut value = on_host(value);
+        // A listen address on one of the container's ports: all interfaces in the pod, here the pod's
+        // IP on a free port.
+        if let Ok(addr) = value.parse::<SocketAddr>()
+            && let Some(port_name) = container_ports.get(&addr.port())
+        {
+            assert!(
+                addr.ip().is_unspecified(),
+                "{} listens on {addr}, not on every interface of the pod",
+                var.name
+            );
+            let moved = SocketAddr::new(pod.ip, net::free_port().unwrap());
+            listening.insert(port_name.clone(), moved);
+            value = moved.to_string();
+        }
+        env.insert(var.name.clone(), value.clone());
+        ordered.push((var.name.clone(), value));
+    }
+    let args: Vec<String> = hub
+        .args
+        .iter()
+        .flatten()
+        .map(|a| on_host(expand(a, &env)))
+        .collect();
+    let grpc = *listening
+        .get("grpc")
+        .expect("no env var makes the hub listen on the port named grpc");
+    let http = *listening
+        .get("http")
+        .expect("no env var makes the hub listen on the port named http");
+
+    let bin = edgecd_testkit::binaries::workspace_binary("edgecd-hub", "edgecd-hub").unwrap();
+    let log = dir.join("hub.log");
+    eprintln!(
+        "starting {} {} as pod {} ({}) with {:?}",
+        bin.display(),
+        args.join(" "),
+        pod.name,
+        pod.ip,
+        ordered.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
+    );
+    let child = Command::new(&bin)
+        .args(&args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(ordered)
+        .stdin(Stdio::null())
+        .stdout(File::create(&log).unwrap())
+        .stderr(File::create(dir.join("hub.stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let path_of = |probe: &Option<k8s_openapi::api::core::v1::Probe>| {
+        probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .and_then(|g| g.path.clone())
+            .unwrap()
+    };
+    HubProcess {
+        child,
+        log,
+        grpc,
+        http,
+        ready_path: path_of(&hub.readiness_probe),
+        live_path: path_of(&hub.liveness_probe),
+        mounts,
+    }
+}
+
+/// The status code of `GET path` on `addr`, or `None` if it does not answer.
+fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    String::from_utf8_lossy(&response)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Waits until the readiness probe's path answers 200 (and the liveness probe's then too).
+async fn wait_ready(hub: &mut HubProcess) {
+    let timeout = Duration::from_secs(90);
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = hub.child.try_wait() {
+            panic!(
+                "edgecd-hub exited ({status}) before it was ready:\n{}\nstderr:\n{}",
+                hub.log_tail(),
+                std::fs::read_to_string(hub.log.with_file_name("hub.stderr")).unwrap_or_default()
+            );
+        }
+        let (addr, path) = (hub.http, hub.ready_path.clone());
+        let ready = tokio::task::spawn_blocking(move || http_status(addr, &path))
+            .await
+            .unwrap();
+        if ready == Some(200) {
+            eprintln!(
+                "{} answered 200 after {:?}",
+                hub.ready_path,
+                start.elapsed()
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{} did not answer 200 within {timeout:?} (last: {ready:?}):\n{}",
+            hub.ready_path,
+            hub.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (addr, path) = (hub.http, hub.live_path.clone());
+    let live = tokio::task::spawn_blocking(move || http_status(addr, &path))
+        .await
+        .unwrap();
+    assert_eq!(live, Some(200));
+}
+
+/// Accepts any server certificate and keeps the chain it was shown: how an operator reads a generated
+/// CA off the hub (`openssl s_client -showcerts`), which the test then verifies properly.
+#[derive(Debug)]
+struct KeepChain {
+    chain: Mutex<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    schemes: Vec<rustls::SignatureScheme>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for KeepChain {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let mut chain = self.chain.lock().unwrap();
+        chain.push(end_entity.clone().into_owned());
+        chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls_pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls_pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.schemes.clone()
+    }
+}
+
+/// The last certificate of the chain the hub serves on `addr` (its CA), as PEM.
+fn served_ca(addr: SocketAddr) -> String {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(KeepChain {
+        chain: Mutex::new(Vec::new()),
+        schemes: provider
+            .signature_verification_algorithms
+            .supported_schemes(),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    let mut connection =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let mut socket = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    while connection.is_handshaking() {
+        connection.complete_io(&mut socket).unwrap();
+    }
+    let chain = verifier.chain.lock().unwrap();
+    assert!(
+        chain.len() >= 2,
+        "the hub serves its CA after its certificate"
+    );
+    let der = base64::engine::general_purpose::STANDARD.encode(chain.last().unwrap());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in der.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+/// Calls the hub's gRPC port as clients do, verifying its certificate against `ca_pem` for each of
+/// `names` (None: the address dialled, i.e. the pod's IP): `GetServerInfo` names the pod's replica,
+/// and the first admin (created from the password Secret) logs in.
+async fn check_api(hub: &HubProcess, pod: &Pod, ca_pem: &str, names: &[Option<String>]) {
+    for name in names {
+        let mut config =
+            ClientConfig::new(format!("https://{}", hub.grpc)).with_tls(Tls::CaPem(ca_pem.into()));
+        config.tls_server_name.clone_from(name);
+        let client = Client::connect(config).await.unwrap_or_else(|e| {
+            panic!(
+                "connecting to {} as {name:?}: {e}\n{}",
+                hub.grpc,
+                hub.log_tail()
+            )
+        });
+        let info = client.get_server_info().await.unwrap();
+        assert_eq!(info.replica, pod.name, "{name:?}");
+        assert_eq!(info.login_methods, vec!["local"]);
+        let session = client
+            .login_password("admin", ADMIN_PASSWORD)
+            .await
+            .unwrap();
+        let admin = client
+            .with_token(Some(&secrecy::SecretString::from(session.token)))
+            .unwrap();
+        assert_eq!(admin.who_am_i().await.unwrap().name, "admin");
+    }
+}
+
+/// The gRPC Service's in-cluster names, which the serving certificate must carry.
+fn service_names(service: &str, namespace: &str) -> Vec<Option<String>> {
+    vec![
+        Some(service.to_owned()),
+        Some(format!("{service}.{namespace}.svc")),
+        Some(format!("{service}.{namespace}.svc.cluster.local")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_installed_chart_starts_the_real_hub_on_sqlite_and_on_postgresql() {
+    let Some((helm_bin, real)) = real_cluster() else {
+        return;
+    };
+    let client = real.client().await.unwrap();
+    let (_, master_key) = MasterKey::generate().unwrap();
+
+    // SQLite: the chart's defaults, one replica, a claim for the database.
+    let sqlite = &GOLDEN[0];
+    let ns = sqlite.namespace;
+    namespace(&client, ns).await;
+    secret(
+        &client,
+        ns,
+        MASTER_KEY_SECRET,
+        &[("master.key", master_key.as_str())],
+    )
+    .await;
+    secret(&client, ns, ADMIN_SECRET, &[("password", ADMIN_PASSWORD)]).await;
+    install(&helm_bin, &real, sqlite, sqlite.sets);
+    let claim = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .get("edgecd-hub-data")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim.metadata.annotations.unwrap()["helm.sh/resource-policy"],
+        "keep"
+    );
+    for service in ["edgecd-hub-grpc", "edgecd-hub-http"] {
+        Api::<Service>::namespaced(client.clone(), ns)
+            .get(service)
+            .await
+            .unwrap();
+    }
+    let spec = installed_pod_spec(&client, ns, "edgecd-hub", 1).await;
+    let env_names: Vec<&str> = container(&spec)
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(
+        !env_names.contains(&"EDGECD_HUB_PEER_HOST"),
+        "one replica relays to nobody"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pod = Pod {
+        name: "edgecd-hub-5d9c7b8f6-x2k4q".into(),
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let mut hub = start_as_container(&client, ns, &spec, &pod, dir.path()).await;
+    wait_ready(&mut hub).await;
+    // The database is on the claim's volume.
+    assert!(hub.mounts["/var/lib/edgecd-hub"].join("hub.db").exists());
+    let grpc = hub.grpc;
+    let ca = tokio::task::spawn_blocking(move || served_ca(grpc))
+        .await
+        .unwrap();
+    let mut names = service_names("edgecd-hub-grpc", ns);
+    names.extend([None, Some("localhost".into())]);
+    check_api(&hub, &pod, &ca, &names).await;
+    drop(hub);
+
+    // PostgreSQL: three replicas, an operator CA, Ingress and NetworkPolicy (tests/postgres-values.yaml).
+    let pg = PgServer::start().unwrap();
+    let url = pg.create_database().unwrap();
+    let postgres = &GOLDEN[1];
+    let ns = postgres.namespace;
+    // An operator CA: the control plane's own (realkube writes a P-256 key in PKCS#8 PEM), as an
+    // organisation would bring its CA.
+    let ca_cert = std::fs::read_to_string(real.dir().join("data/pki/ca.crt")).unwrap();
+    let ca_key = std::fs::read_to_string(real.dir().join("data/pki/ca.key")).unwrap();
+    namespace(&client, ns).await;
+    secret(
+        &client,
+        ns,
+        MASTER_KEY_SECRET,
+        &[("master.key", master_key.as_str())],
+    )
+    .await;
+    secret(&client, ns, ADMIN_SECRET, &[("password", ADMIN_PASSWORD)]).await;
+    secret(&client, ns, DB_SECRET, &[("url", &url)]).await;
+    secret(
+        &client,
+        ns,
+        CA_SECRET,
+        &[("tls.crt", ca_cert.as_str()), ("tls.key", ca_key.as_str())],
+    )
+    .await;
+    install(&helm_bin, &real, postgres, &[]);
+    let full = "hub-edgecd-hub";
+    Api::<Ingress>::namespaced(client.clone(), ns)
+        .get(&format!("{full}-console"))
+        .await
+        .unwrap();
+    Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+        .get(full)
+        .await
+        .unwrap();
+    Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+        .get(full)
+        .await
+        .unwrap();
+    let grpc_service = Api::<Service>::namespaced(client.clone(), ns)
+        .get(&format!("{full}-grpc"))
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(grpc_service.type_.as_deref(), Some("LoadBalancer"));
+    assert_eq!(
+        grpc_service.external_traffic_policy.as_deref(),
+        Some("Local")
+    );
+    let spec = installed_pod_spec(&client, ns, full, 3).await;
+    let hub_container = container(&spec);
+    let field = |name: &str| {
+        hub_container
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value_from.as_ref())
+            .and_then(|f| f.field_ref.as_ref())
+            .map(|f| f.field_path.clone())
+    };
+    assert_eq!(
+        field("EDGECD_HUB_PEER_HOST").as_deref(),
+        Some("status.podIP")
+    );
+    assert_eq!(
+        field("EDGECD_HUB_REPLICA_ID").as_deref(),
+        Some("metadata.name")
+    );
+
+    // Two of the replicas, sharing the database, with pod IPs 127.0.0.2 and 127.0.0.3 (127.0.0.1 is named
+    // by every certificate of the chart): each registers its pod IP as its peer address, and its
+    // certificate names that IP (through $(EDGECD_HUB_PEER_HOST)), the Service and tls.names.
+    let store = PgStore::connect_url(&url).await.unwrap();
+    let mut running = Vec::new();
+    for (n, name) in [
+        "hub-edgecd-hub-7f6d5c4b3-a1b2c",
+        "hub-edgecd-hub-7f6d5c4b3-d3e4f",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pod = Pod {
+            name: name.into(),
+            ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + u8::try_from(n).unwrap())),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut hub = start_as_container(&client, ns, &spec, &pod, dir.path()).await;
+        wait_ready(&mut hub).await;
+        let mut names = service_names(&format!("{full}-grpc"), ns);
+        names.extend([None, Some("hub.example.com".into())]);
+        check_api(&hub, &pod, &ca_cert, &names).await;
+        let expected = format!("https://{}", hub.grpc);
+        let start = Instant::now();
+        loop {
+            let registered = store.replica_address(&pod.name).await.unwrap();
+            if registered.as_deref() == Some(expected.as_str()) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{} registered {registered:?}, not {expected}",
+                pod.name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        running.push((hub, dir));
+    }
+    drop(running);
+    drop(pg);
+}
