@@ -53,7 +53,7 @@ struct ServeArgs {
     replica_id: Option<String>,
     /// The host other replicas reach this one's gRPC port at (its pod IP, a headless Service name): live
     /// reads and exec about a cluster another replica holds are then relayed to it (docs/hub.md). With TLS,
-    /// the serving certificate must name it (--tls-san).
+    /// the serving certificate must name it (--tls-name).
     #[arg(long, env = "EDGECD_HUB_PEER_HOST")]
     peer_host: Option<String>,
     /// How often application sets at the hub are re-evaluated (git revisions polled), e.g. 3m.

@@ -108,7 +108,7 @@ pub struct ServerConfig {
     /// The host other replicas reach this one's gRPC port at (a pod IP, a headless Service name); with it,
     /// live reads and exec about a cluster another replica holds are relayed there, and this replica registers
     /// `scheme://peer_host:grpc-port` for its peers. With TLS, the serving certificate must name it
-    /// (`--tls-san`). `None`: no relaying (such calls are answered UNAVAILABLE naming the holder).
+    /// (`--tls-name`). `None`: no relaying (such calls are answered UNAVAILABLE naming the holder).
     pub peer_host: Option<String>,
 }
 
