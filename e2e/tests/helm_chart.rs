@@ -7,7 +7,6 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use edgecd_core::app::{
@@ -62,40 +61,12 @@ const GOLDEN: &[Golden] = &[
     },
 ];
 
-/// The helm binary, or `None` (with a message) where it cannot be had.
 fn helm_binary() -> Option<PathBuf> {
-    if !helm::available() {
-        eprintln!(
-            "SKIPPED: neither EDGECD_HELM_BIN is set nor Go installed, so helm cannot be built"
-        );
-        return None;
-    }
-    Some(helm::helm_binary().unwrap())
+    helm::binary_or_skip()
 }
 
-/// Runs helm with its cache, config and data homes in a private temp dir
-/// (nothing read from or written to the user's), failing with its output.
 fn helm(bin: &Path, args: &[&str]) -> String {
-    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let home = HOME.get_or_init(|| tempfile::tempdir().unwrap()).path();
-    let output = Command::new(bin)
-        .args(args)
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "helm {} failed ({}):\n{stdout}\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    helm::stdout(bin, args)
 }
 
 fn with_sets<'a>(mut args: Vec<&'a str>, sets: &[&'a str]) -> Vec<&'a str> {
@@ -110,7 +81,6 @@ fn the_chart_lints_strictly_and_renders_as_its_golden_files() {
     let Some(bin) = helm_binary() else {
         return;
     };
-    let update = std::env::var_os("EDGECD_UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let golden_dir = Path::new(CHART).join("tests/golden");
     for golden in GOLDEN {
         let lint = helm(
@@ -132,34 +102,7 @@ fn the_chart_lints_strictly_and_renders_as_its_golden_files() {
                 golden.sets,
             ),
         );
-        let path = golden_dir.join(golden.file);
-        if update {
-            std::fs::create_dir_all(&golden_dir).unwrap();
-            std::fs::write(&path, &rendered).unwrap();
-            eprintln!("rewrote {}", path.display());
-            continue;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "reading {}: {e} (EDGECD_UPDATE_GOLDEN=1 writes it)",
-                path.display()
-            )
-        });
-        if rendered != expected {
-            let line = rendered
-                .lines()
-                .zip(expected.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or_else(|| rendered.lines().count().min(expected.lines().count()));
-            panic!(
-                "helm template differs from {} at line {}:\n  rendered: {:?}\n  golden:   {:?}\n\
-                 If the change is intended, rerun with EDGECD_UPDATE_GOLDEN=1 and commit the golden file.",
-                path.display(),
-                line + 1,
-                rendered.lines().nth(line),
-                expected.lines().nth(line),
-            );
-        }
+        helm::check_golden(&golden_dir.join(golden.file), &rendered);
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -69,45 +69,16 @@ const GOLDEN: &[Golden] = &[
     },
 ];
 
-/// The helm binary, or `None` (with a message) where it cannot be had.
 fn helm_binary() -> Option<PathBuf> {
-    if !helm::available() {
-        eprintln!(
-            "SKIPPED: neither EDGECD_HELM_BIN is set nor Go installed, so helm cannot be built"
-        );
-        return None;
-    }
-    Some(helm::helm_binary().unwrap())
+    helm::binary_or_skip()
 }
 
-/// Runs helm with its cache, config and data homes in a private temp dir (nothing read from or written
-/// to the user's).
 fn run_helm(bin: &Path, args: &[&str]) -> std::process::Output {
-    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let home = HOME.get_or_init(|| tempfile::tempdir().unwrap()).path();
-    Command::new(bin)
-        .args(args)
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    helm::run(bin, args).unwrap()
 }
 
-/// Runs helm, failing with its output; its stdout.
 fn helm(bin: &Path, args: &[&str]) -> String {
-    let output = run_helm(bin, args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "helm {} failed ({}):\n{stdout}\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    helm::stdout(bin, args)
 }
 
 /// `args`, then `--values CHART/FILE` for each file and `--set S` for each set.
@@ -130,7 +101,6 @@ fn the_chart_lints_strictly_and_renders_as_its_golden_files() {
     let Some(bin) = helm_binary() else {
         return;
     };
-    let update = std::env::var_os("EDGECD_UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let golden_dir = Path::new(CHART).join("tests/golden");
     for golden in GOLDEN {
         let lint = with_values(
@@ -153,34 +123,7 @@ fn the_chart_lints_strictly_and_renders_as_its_golden_files() {
             golden.sets,
         );
         let rendered = helm(&bin, &strs(&template));
-        let path = golden_dir.join(golden.file);
-        if update {
-            std::fs::create_dir_all(&golden_dir).unwrap();
-            std::fs::write(&path, &rendered).unwrap();
-            eprintln!("rewrote {}", path.display());
-            continue;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "reading {}: {e} (EDGECD_UPDATE_GOLDEN=1 writes it)",
-                path.display()
-            )
-        });
-        if rendered != expected {
-            let line = rendered
-                .lines()
-                .zip(expected.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or_else(|| rendered.lines().count().min(expected.lines().count()));
-            panic!(
-                "helm template differs from {} at line {}:\n  rendered: {:?}\n  golden:   {:?}\n\
-                 If the change is intended, rerun with EDGECD_UPDATE_GOLDEN=1 and commit the golden file.",
-                path.display(),
-                line + 1,
-                rendered.lines().nth(line),
-                expected.lines().nth(line),
-            );
-        }
+        helm::check_golden(&golden_dir.join(golden.file), &rendered);
     }
 }
 

@@ -233,32 +233,7 @@ async fn replicas_share_one_postgres_and_lose_nothing() {
     let mut spoke = Spoke::start(&emulator, b.grpc_addr()).await;
     wait_connected_to(&mut api_a, "hub-b").await;
     api_a
-        .create_application(v1::CreateApplicationRequest {
-            meta: Some(v1::ApplicationMeta {
-                project: "default".into(),
-                name: "demo".into(),
-                ..v1::ApplicationMeta::default()
-            }),
-            spec: Some(v1::ApplicationSpec {
-                source: Some(v1::ApplicationSource {
-                    repo_url: repo.url().into(),
-                    target_revision: "HEAD".into(),
-                    path: "deploy/overlays/cluster1".into(),
-                    ..v1::ApplicationSource::default()
-                }),
-                destination: Some(v1::Destination {
-                    cluster: "cluster-1".into(),
-                    namespace: "demo".into(),
-                    ..v1::Destination::default()
-                }),
-                sync_policy: Some(v1::SyncPolicy {
-                    sync_options: vec!["CreateNamespace=true".into()],
-                    ..v1::SyncPolicy::default()
-                }),
-                ..v1::ApplicationSpec::default()
-            }),
-            ..v1::CreateApplicationRequest::default()
-        })
+        .create_application(demo_app(&repo, false))
         .await
         .unwrap();
 
@@ -347,8 +322,8 @@ async fn replicas_share_one_postgres_and_lose_nothing() {
     a.shutdown().await.unwrap();
 }
 
-/// The app `default/demo` of the talk's repository, synced automatically to cluster-1.
-fn automated_demo(repo: &edgecd_testkit::GitRepo) -> v1::CreateApplicationRequest {
+/// The app `default/demo` of the talk's repository on cluster-1, synced automatically when `automated`.
+fn demo_app(repo: &edgecd_testkit::GitRepo, automated: bool) -> v1::CreateApplicationRequest {
     v1::CreateApplicationRequest {
         meta: Some(v1::ApplicationMeta {
             project: "default".into(),
@@ -368,7 +343,7 @@ fn automated_demo(repo: &edgecd_testkit::GitRepo) -> v1::CreateApplicationReques
                 ..v1::Destination::default()
             }),
             sync_policy: Some(v1::SyncPolicy {
-                automated: Some(v1::AutomatedSync {
+                automated: automated.then_some(v1::AutomatedSync {
                     prune: true,
                     self_heal: true,
                     allow_empty: false,
@@ -423,7 +398,7 @@ async fn live_reads_and_exec_on_one_replica_are_relayed_to_the_replica_holding_t
     let _spoke = Spoke::start(&emulator, b.grpc_addr()).await;
     wait_connected_to(&mut api_a, "hub-b").await;
     api_a
-        .create_application(automated_demo(&repo))
+        .create_application(demo_app(&repo, true))
         .await
         .unwrap();
     wait_for("demo Synced and Healthy", async || {
