@@ -14,7 +14,7 @@ use edgecd_core::app::{
 };
 use edgecd_core::{Health, SyncStatus};
 use edgecd_spoke::crd::Application;
-use edgecd_testkit::{GitRepo, RealCluster, helm, net, realkube};
+use edgecd_testkit::{GitRepo, RealCluster, helm, net};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
@@ -131,19 +131,7 @@ impl Drop for SpokeProcess {
 /// simulator starts the spoke's pod, so the Deployment becomes available), or
 /// `None` where helm or realkube cannot be had.
 async fn installed(extra: &[&str]) -> Option<(PathBuf, RealCluster)> {
-    let helm_bin = helm_binary()?;
-    if std::env::var_os("EDGECD_REALKUBE_BIN").is_none() && !realkube::go_available() {
-        eprintln!(
-            "SKIPPED: Go is not installed, so the real control plane (testkit/realkube) cannot be built"
-        );
-        return None;
-    }
-    let real = RealCluster::start().unwrap();
-    eprintln!(
-        "realkube ready in {:?} ({})",
-        real.started_in(),
-        real.dir().display()
-    );
+    let (helm_bin, real) = helm::binary_and_real_cluster()?;
     let kubeconfig = real.kubeconfig_path().to_str().unwrap().to_owned();
     let start = Instant::now();
     let mut args = vec![

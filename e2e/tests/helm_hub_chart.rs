@@ -17,7 +17,7 @@ use base64::Engine as _;
 use edgecd_hub::pki::MasterKey;
 use edgecd_hub::store::{PgStore, Store as _};
 use edgecd_proto::client::{Client, ClientConfig, Tls};
-use edgecd_testkit::{PgServer, RealCluster, helm, net, realkube};
+use edgecd_testkit::{PgServer, RealCluster, helm, net};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Namespace, PersistentVolumeClaim, PodSpec, Secret, Service,
@@ -264,20 +264,7 @@ fn the_values_schemas_refuse_wrong_values_of_both_charts() {
 
 /// A real control plane, or `None` (with a message) where helm or realkube cannot be had.
 fn real_cluster() -> Option<(PathBuf, RealCluster)> {
-    let helm_bin = helm_binary()?;
-    if std::env::var_os("EDGECD_REALKUBE_BIN").is_none() && !realkube::go_available() {
-        eprintln!(
-            "SKIPPED: Go is not installed, so the real control plane (testkit/realkube) cannot be built"
-        );
-        return None;
-    }
-    let real = RealCluster::start().unwrap();
-    eprintln!(
-        "realkube ready in {:?} ({})",
-        real.started_in(),
-        real.dir().display()
-    );
-    Some((helm_bin, real))
+    helm::binary_and_real_cluster()
 }
 
 /// Creates `namespace` and a Secret in it with `data`.

@@ -123,6 +123,32 @@ impl Spoke {
     }
 }
 
+/// An emulated cluster, and the talk's repository on a git server.
+async fn talk_demo() -> (KubeEmulator, GitServer, edgecd_testkit::GitRepo) {
+    let emulator = KubeEmulator::start(EmulatorConfig {
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let git = GitServer::start().unwrap();
+    let repo = git.create_repo("demo").unwrap();
+    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
+        .unwrap();
+    repo.commit("demo").unwrap();
+    (emulator, git, repo)
+}
+
+/// Registers cluster-1 with the fleet.
+async fn register_cluster(api: &mut Client) {
+    api.create_cluster(v1::CreateClusterRequest {
+        name: "cluster-1".into(),
+        ..v1::CreateClusterRequest::default()
+    })
+    .await
+    .unwrap();
+}
+
 /// Whether the replica reports that it evaluates the hub's application sets.
 async fn leads_appsets(hub: &RunningServer) -> bool {
     edgecd_bench::hub_metric(hub.http_addr(), "edgecd_hub_appsets_leader")
@@ -210,26 +236,10 @@ async fn replicas_share_one_postgres_and_lose_nothing() {
     .await;
     let a = start_replica(&url, "hub-a").await;
     let mut api_a = client(&a).await;
-    let emulator = KubeEmulator::start(EmulatorConfig {
-        stage_delay: Duration::from_millis(50),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let git = GitServer::start().unwrap();
-    let repo = git.create_repo("demo").unwrap();
-    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
-        .unwrap();
-    repo.commit("demo").unwrap();
+    let (emulator, _git, repo) = talk_demo().await;
 
     // Registered and configured on A; the spoke connects to B.
-    api_a
-        .create_cluster(v1::CreateClusterRequest {
-            name: "cluster-1".into(),
-            ..v1::CreateClusterRequest::default()
-        })
-        .await
-        .unwrap();
+    register_cluster(&mut api_a).await;
     let mut spoke = Spoke::start(&emulator, b.grpc_addr()).await;
     wait_connected_to(&mut api_a, "hub-b").await;
     api_a
@@ -376,24 +386,8 @@ async fn live_reads_and_exec_on_one_replica_are_relayed_to_the_replica_holding_t
     // A replica without a peer address: a call there for cluster-1 cannot be relayed.
     let c = start_replica(&url, "hub-c").await;
     let mut api_a = client(&a).await;
-    let emulator = KubeEmulator::start(EmulatorConfig {
-        stage_delay: Duration::from_millis(50),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let git = GitServer::start().unwrap();
-    let repo = git.create_repo("demo").unwrap();
-    repo.copy_dir(&testdata().join("talk-demo-repo"), "")
-        .unwrap();
-    repo.commit("demo").unwrap();
-    api_a
-        .create_cluster(v1::CreateClusterRequest {
-            name: "cluster-1".into(),
-            ..v1::CreateClusterRequest::default()
-        })
-        .await
-        .unwrap();
+    let (emulator, _git, repo) = talk_demo().await;
+    register_cluster(&mut api_a).await;
     // The spoke holds its stream on B; every call below goes to A.
     let _spoke = Spoke::start(&emulator, b.grpc_addr()).await;
     wait_connected_to(&mut api_a, "hub-b").await;

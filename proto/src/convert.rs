@@ -714,6 +714,15 @@ pub fn live_event_bytes(event: &v1::Event) -> usize {
     event.reason.len() + event.message.len() + event.id.len() + 64
 }
 
+/// Bytes a piece of exec input counts against the spoke's input credit (a resize or the end of stdin counts
+/// one), as both the hub and the spoke count it.
+pub fn live_input_cost(input: &v1::live_input::Input) -> usize {
+    match input {
+        v1::live_input::Input::Stdin(data) => data.len().max(1),
+        v1::live_input::Input::Resize(_) | v1::live_input::Input::StdinClosed(_) => 1,
+    }
+}
+
 /// A deployment of the fleet's record.
 pub fn deployment(d: &Deployment) -> v1::Deployment {
     let kind = if d.rollback_of.is_some() {

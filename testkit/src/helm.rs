@@ -38,6 +38,28 @@ pub fn binary_or_skip() -> Option<PathBuf> {
     }
 }
 
+/// The helm binary and a real control plane started for the test, or `None` after printing `SKIPPED: …`
+/// where either cannot be had.
+pub fn binary_and_real_cluster() -> Option<(PathBuf, realkube::RealCluster)> {
+    let bin = binary_or_skip()?;
+    if std::env::var_os("EDGECD_REALKUBE_BIN").is_none() && !realkube::go_available() {
+        eprintln!(
+            "SKIPPED: Go is not installed, so the real control plane (testkit/realkube) cannot be built"
+        );
+        return None;
+    }
+    let real = match realkube::RealCluster::start() {
+        Ok(real) => real,
+        Err(error) => panic!("starting the real control plane: {error}"),
+    };
+    eprintln!(
+        "realkube ready in {:?} ({})",
+        real.started_in(),
+        real.dir().display()
+    );
+    Some((bin, real))
+}
+
 /// Runs `bin` with `args`, its cache, config and data homes in a private temp dir (nothing read from or
 /// written to the user's), with no KUBECONFIG of the environment.
 pub fn run(bin: &std::path::Path, args: &[&str]) -> std::io::Result<std::process::Output> {

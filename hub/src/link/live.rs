@@ -141,12 +141,7 @@ impl LiveStream {
 }
 
 /// Bytes a piece of exec input counts against the spoke's input credit.
-pub fn input_cost(input: &v1::live_input::Input) -> usize {
-    match input {
-        v1::live_input::Input::Stdin(data) => data.len().max(1),
-        v1::live_input::Input::Resize(_) | v1::live_input::Input::StdinClosed(_) => 1,
-    }
-}
+pub use edgecd_proto::convert::live_input_cost as input_cost;
 
 impl Drop for LiveStream {
     fn drop(&mut self) {

@@ -111,13 +111,7 @@ struct Input {
     held: Arc<AtomicUsize>,
 }
 
-/// Bytes a piece of input counts (as the hub counts them).
-fn input_cost(input: &v1::live_input::Input) -> usize {
-    match input {
-        v1::live_input::Input::Stdin(data) => data.len().max(1),
-        v1::live_input::Input::Resize(_) | v1::live_input::Input::StdinClosed(_) => 1,
-    }
-}
+use edgecd_proto::convert::live_input_cost as input_cost;
 
 impl Drop for Live {
     fn drop(&mut self) {
