@@ -368,6 +368,42 @@ async fn missing_commands_hints_and_papercuts() {
         ["cluster-1", "cluster-2", "cluster-9", "cluster-10"],
         "{clusters:?}"
     );
+    // Each spoke's release and where it stands against the hub's (the version-skew policy); a cluster whose
+    // spoke never connected has none yet.
+    let version = env!("CARGO_PKG_VERSION");
+    let described = cli.run(&["cluster", "get", "cluster-1"]).await.ok();
+    assert!(
+        described
+            .stdout
+            .contains(&format!("{version} (same release as the hub)")),
+        "{described:?}"
+    );
+    let got = cli
+        .run(&["cluster", "get", "cluster-1", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(field(&got, "/spokeVersion"), version, "{got}");
+    assert_eq!(
+        field(&got, "/versionSkew"),
+        "same release as the hub",
+        "{got}"
+    );
+    let never = cli
+        .run(&["cluster", "get", "cluster-9", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        field(&never, "/versionSkew"),
+        "the spoke has not reported its version yet",
+        "{never}"
+    );
+    let wide = cli.run(&["cluster", "list", "-o", "wide"]).await.ok();
+    assert!(
+        wide.stdout.contains(" SPOKE ") && wide.stdout.contains(version),
+        "{wide:?}"
+    );
     // Apps too: gen-2 before gen-10.
     let repo = fleet.repo().url().to_owned();
     for name in ["gen-10", "gen-2"] {

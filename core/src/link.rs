@@ -5,8 +5,10 @@ pub mod capabilities;
 pub mod digest;
 pub mod inbox;
 pub mod outbox;
+pub mod skew;
 
 pub use backoff::Backoff;
 pub use capabilities::{Capabilities, NegotiationError, ProtocolVersion};
 pub use inbox::{Inbox, Receipt};
 pub use outbox::{Outbox, OutboxError};
+pub use skew::{Skew, SkewPolicy};

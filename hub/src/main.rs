@@ -84,6 +84,15 @@ struct ServeArgs {
     /// `{trace_id}` is replaced, e.g. 'https://tempo.example/trace/{trace_id}'.
     #[arg(long, env = "EDGECD_HUB_TRACE_URL_TEMPLATE")]
     trace_url_template: Option<String>,
+    /// Mark the console's session cookie Secure: set it when browsers reach the console over HTTPS (an Ingress or
+    /// load balancer terminating TLS in front of the HTTP port); browsers then never send it over plain HTTP.
+    #[arg(long, env = "EDGECD_HUB_CONSOLE_SECURE_COOKIES")]
+    console_secure_cookies: bool,
+    /// The CA certificate (PEM) of the PostgreSQL server, when a private CA issued its certificate: the hub then
+    /// connects over TLS and verifies the server's certificate and name against it (sslmode=verify-full unless
+    /// the URL says verify-ca or require). Without it, an sslmode in the URL verifies against the system's roots.
+    #[arg(long, env = "EDGECD_HUB_DATABASE_CA_FILE")]
+    database_ca_file: Option<PathBuf>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -123,6 +132,11 @@ async fn main() -> anyhow::Result<()> {
     config.http_listen = args.http_listen;
     config.appsets.interval = args.appset_interval;
     config.init_new_fleet = args.init_new_fleet;
+    config.console_secure_cookies = args.console_secure_cookies;
+    if args.database_ca_file.is_some() && !matches!(config.database, Database::Postgres(_)) {
+        bail!("--database-ca-file needs --database (a postgres:// URL)");
+    }
+    config.database_ca_file = args.database_ca_file;
     config.link.renew_grace = args.renew_grace;
     if let Some(template) = args.trace_url_template {
         if !template.contains("{trace_id}") {

@@ -110,6 +110,12 @@ pub struct ServerConfig {
     /// `scheme://peer_host:grpc-port` for its peers. With TLS, the serving certificate must name it
     /// (`--tls-name`). `None`: no relaying (such calls are answered UNAVAILABLE naming the holder).
     pub peer_host: Option<String>,
+    /// Mark the console's session cookie `Secure`: browsers reach the console over HTTPS (an Ingress or load
+    /// balancer terminating TLS in front of the HTTP port), so the cookie never travels in clear text.
+    pub console_secure_cookies: bool,
+    /// The CA certificate (PEM) of the PostgreSQL server: the hub connects over TLS and verifies the server's
+    /// certificate and name against it (`--database-ca-file`).
+    pub database_ca_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -136,6 +142,8 @@ impl ServerConfig {
             grpc_max_handshakes: 512,
             init_new_fleet: false,
             peer_host: None,
+            console_secure_cookies: false,
+            database_ca_file: None,
         }
     }
 }
@@ -200,7 +208,7 @@ impl Server {
                 }
                 Database::Postgres(url) => {
                     let store = Arc::new(
-                        PgStore::connect_url(url)
+                        PgStore::connect_url_with_ca(url, config.database_ca_file.as_deref())
                             .await
                             .map_err(ServerError::Store)?,
                     );
@@ -412,7 +420,7 @@ impl Server {
             Arc::new(api.clone()),
             crate::console::ConsoleConfig {
                 store: Some(Arc::clone(&store)),
-                ..crate::console::ConsoleConfig::default()
+                secure_cookies: config.console_secure_cookies,
             },
         ));
         let mut http_stop = stop_rx;

@@ -42,6 +42,9 @@ pub struct GitHttpServer {
 #[derive(Debug, Clone)]
 pub struct TestCa {
     pub ca_pem: String,
+    /// The server certificate and its key (PKCS#8), PEM: for servers configured by files.
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
     cert_der: Vec<u8>,
     key_der: Vec<u8>,
 }
@@ -375,6 +378,8 @@ impl TestCa {
         let server = server_params.signed_by(&server_key, &ca).map_err(setup)?;
         Ok(Self {
             ca_pem: ca.pem(),
+            server_cert_pem: server.pem(),
+            server_key_pem: server_key.serialize_pem(),
             cert_der: server.der().to_vec(),
             key_der: server_key.serialize_der(),
         })

@@ -18,6 +18,8 @@ pub struct PgServer {
     port: u16,
     as_postgres_user: bool,
     running: bool,
+    /// Serving TLS only (`start_tls`): the CA certificate clients verify it with.
+    tls_ca: Option<PathBuf>,
 }
 
 static DATABASE_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -25,6 +27,22 @@ static DATABASE_COUNTER: AtomicU32 = AtomicU32::new(0);
 impl PgServer {
     /// Starts a fresh server. `EDGECD_PG_BIN` overrides the binary directory.
     pub fn start() -> Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// Starts a fresh server that accepts TCP connections over TLS only (`hostssl` in `pg_hba.conf`, no plain
+    /// `host` line), with a certificate for `127.0.0.1` and `localhost` issued by a CA of its own
+    /// ([`Self::tls_ca_file`]).
+    pub fn start_tls() -> Result<Self> {
+        Self::start_with(true)
+    }
+
+    /// The CA certificate (PEM) a TLS server's certificate verifies against; `None` without TLS.
+    pub fn tls_ca_file(&self) -> Option<&Path> {
+        self.tls_ca.as_deref()
+    }
+
+    fn start_with(tls: bool) -> Result<Self> {
         let bin = find_bin_dir()?;
         let as_postgres_user = is_root();
         let dir = tempfile::Builder::new()
@@ -42,8 +60,12 @@ impl PgServer {
             port: 0,
             as_postgres_user,
             running: false,
+            tls_ca: None,
         };
         server.initdb()?;
+        if tls {
+            server.configure_tls()?;
+        }
         // A port may be taken between probing and binding: try a few.
         let mut last_error = None;
         for _ in 0..5 {
@@ -129,10 +151,46 @@ impl PgServer {
         Ok(())
     }
 
+    /// A CA and a server certificate in the data directory, `ssl=on`, and TCP clients accepted over TLS only.
+    fn configure_tls(&mut self) -> Result<()> {
+        let certs = crate::git_http::TestCa::generate()?;
+        let data = self.data_dir();
+        let write = |name: &str, text: &str| {
+            let path = data.join(name);
+            std::fs::write(&path, text).map_err(io_error(&format!("writing {}", path.display())))
+        };
+        write("server.crt", &certs.server_cert_pem)?;
+        write("server.key", &certs.server_key_pem)?;
+        // TCP clients only over TLS (libpq tools such as createdb prefer TLS, so they still connect).
+        write(
+            "pg_hba.conf",
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        )?;
+        let key_path = data.join("server.key").display().to_string();
+        if self.as_postgres_user {
+            for name in ["server.crt", "server.key", "pg_hba.conf"] {
+                run(Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(data.join(name)))?;
+            }
+        }
+        run(Command::new("chmod").args(["0600", &key_path]))?;
+        let ca_path = self.dir.path().join("ca.crt");
+        std::fs::write(&ca_path, &certs.ca_pem)
+            .map_err(io_error(&format!("writing {}", ca_path.display())))?;
+        self.tls_ca = Some(ca_path);
+        Ok(())
+    }
+
     fn pg_ctl_start(&self) -> Result<()> {
         let data = self.data_dir();
+        let tls = if self.tls_ca.is_some() {
+            " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+        } else {
+            ""
+        };
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c full_page_writes=off -c max_connections=300",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c full_page_writes=off -c max_connections=300{tls}",
             self.port,
             data.display()
         );

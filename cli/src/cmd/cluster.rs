@@ -26,6 +26,8 @@ pub struct ClusterView {
     pub labels: BTreeMap<String, String>,
     pub server_url: String,
     pub spoke_version: String,
+    /// The spoke's release against the hub's (docs/protocol.md#version-skew).
+    pub version_skew: String,
     pub kubernetes_version: String,
     pub apps: u32,
     pub synced: u32,
@@ -48,6 +50,11 @@ impl From<&v1::Cluster> for ClusterView {
             hub_replica: connection.hub_replica,
             labels: c.labels.clone().into_iter().collect(),
             server_url: c.server_url.clone(),
+            version_skew: versions
+                .skew
+                .as_ref()
+                .map(|s| s.message.clone())
+                .unwrap_or_default(),
             spoke_version: versions.spoke_version,
             kubernetes_version: versions.kubernetes_version,
             apps: counts.total,
@@ -57,6 +64,19 @@ impl From<&v1::Cluster> for ClusterView {
             created_at: time_text(c.created_at.as_ref()),
             certificate_not_after: time_text(c.certificate_not_after.as_ref()),
         }
+    }
+}
+
+/// The spoke's version, marked when it is outside the supported skew.
+fn spoke_cell(versions: &v1::ClusterVersions) -> String {
+    let unsupported = versions
+        .skew
+        .as_ref()
+        .is_some_and(|s| s.state == v1::version_skew::State::Unsupported as i32);
+    if unsupported {
+        format!("{} (unsupported skew)", versions.spoke_version)
+    } else {
+        or_dash(&versions.spoke_version)
     }
 }
 
@@ -81,7 +101,7 @@ pub fn cluster_table(clusters: &[v1::Cluster], wide: bool, now: OffsetDateTime) 
         if wide {
             row.extend([
                 counts.degraded.to_string(),
-                or_dash(&versions.spoke_version),
+                spoke_cell(&versions),
                 or_dash(&versions.kubernetes_version),
                 or_dash(&connection.hub_replica),
                 labels_text(&c.labels),
@@ -235,7 +255,14 @@ fn describe(view: &ClusterView) -> String {
         ("Hub replica", or_dash(&view.hub_replica)),
         ("Labels", labels_text(&labels)),
         ("Server URL", or_dash(&view.server_url)),
-        ("Spoke", or_dash(&view.spoke_version)),
+        (
+            "Spoke",
+            if view.spoke_version.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{} ({})", view.spoke_version, view.version_skew)
+            },
+        ),
         ("Kubernetes", or_dash(&view.kubernetes_version)),
         (
             "Apps",

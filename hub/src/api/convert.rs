@@ -118,6 +118,24 @@ fn destined(app: &AppRecord) -> std::borrow::Cow<'_, edgecd_core::app::Applicati
     }
 }
 
+/// The spoke's release against this hub's under the version-skew policy.
+fn version_skew(spoke_version: &str) -> v1::VersionSkew {
+    use edgecd_core::link::Skew;
+    use v1::version_skew::State;
+    let skew = edgecd_core::link::skew::POLICY.assess(env!("CARGO_PKG_VERSION"), spoke_version);
+    let (state, minors) = match &skew {
+        Skew::Same => (State::Same, 0),
+        Skew::Supported { minors } => (State::Supported, *minors),
+        Skew::Unsupported { .. } => (State::Unsupported, 0),
+        Skew::Unknown { .. } => (State::Unknown, 0),
+    };
+    v1::VersionSkew {
+        state: state as i32,
+        message: skew.to_string(),
+        minors: i32::try_from(minors).unwrap_or_default(),
+    }
+}
+
 pub(crate) fn cluster(c: &ClusterRecord, counts: Option<&AppCounts>) -> v1::Cluster {
     v1::Cluster {
         name: c.name.clone(),
@@ -130,6 +148,7 @@ pub(crate) fn cluster(c: &ClusterRecord, counts: Option<&AppCounts>) -> v1::Clus
             protocol_major: c.versions.protocol_major,
             protocol_minor: c.versions.protocol_minor,
             capabilities: c.versions.capabilities.clone(),
+            skew: Some(version_skew(&c.versions.spoke_version)),
         }),
         connection: Some(if c.revoked_at.is_some() {
             v1::ConnectionState {

@@ -393,6 +393,17 @@ pub fn cluster(c: &v1::Cluster) -> Value {
         json!(versions.kubernetes_version),
     );
     out.insert("spokeVersion".into(), json!(versions.spoke_version));
+    let skew = versions.skew.unwrap_or_default();
+    out.insert(
+        "versionSkew".into(),
+        json!({
+            "state": v1::version_skew::State::try_from(skew.state)
+                .unwrap_or_default()
+                .as_str_name()
+                .trim_start_matches("STATE_"),
+            "message": skew.message,
+        }),
+    );
     out.insert(
         "appCount".into(),
         c.app_counts

@@ -55,7 +55,7 @@ pub const CSRF_HEADER: &str = "x-edgecd-csrf";
 /// Console settings.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleConfig {
-    /// Mark the session cookie `Secure` (the HTTP port serves TLS).
+    /// Mark the session cookie `Secure` (browsers reach the console over HTTPS, through a TLS-terminating proxy).
     pub secure_cookies: bool,
     /// The hub's store, for the notifications of application-set changes
     /// (`appset` events of `/api/v1/watch`); without it the application
@@ -489,9 +489,14 @@ async fn logout<S: HubService>(
         .logout(caller.request(v1::LogoutRequest {}))
         .await;
     let mut response = Json(json!({})).into_response();
+    // Cleared with the attributes it was set with (a browser keeps a Secure cookie a plain one cannot replace).
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("edgecd_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        HeaderValue::from_static(if c.inner.config.secure_cookies {
+            "edgecd_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        } else {
+            "edgecd_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        }),
     );
     Ok(response)
 }

@@ -300,6 +300,11 @@ pub(super) async fn run(
         same_epoch,
         "Spoke connected."
     );
+    let skew = edgecd_core::link::skew::POLICY.assess(&config.hub_version, &hello.spoke_version);
+    if let edgecd_core::link::Skew::Unsupported { reason } = &skew {
+        // It still connects: capabilities govern what either side sends; the API shows the skew.
+        tracing::warn!(spoke_version = %hello.spoke_version, %reason, "Spoke release outside the supported version skew.");
+    }
     notify(ctx, super::CLUSTERS_CHANNEL).await;
 
     let mut session = Session {

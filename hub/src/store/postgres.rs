@@ -88,9 +88,30 @@ impl PgStore {
 
     /// Connects with default settings to a `postgres://` URL.
     pub async fn connect_url(url: &str) -> Result<Self> {
-        let options: PgConnectOptions = url.parse().map_err(|_| StoreError::Invalid {
+        Self::connect_url_with_ca(url, None).await
+    }
+
+    /// Connects with default settings to a `postgres://` URL; with `ca_file`, over TLS verifying the server's
+    /// certificate and name against that CA (PEM), as `sslmode=verify-full&sslrootcert=FILE` would (an explicit
+    /// `verify-ca` or `require` in the URL is kept; `disable` is refused as contradicting the CA file).
+    pub async fn connect_url_with_ca(url: &str, ca_file: Option<&std::path::Path>) -> Result<Self> {
+        use sqlx::postgres::PgSslMode;
+        let mut options: PgConnectOptions = url.parse().map_err(|_| StoreError::Invalid {
             reason: "malformed PostgreSQL URL".into(),
         })?;
+        if let Some(ca_file) = ca_file {
+            options = match options.get_ssl_mode() {
+                PgSslMode::Disable => {
+                    return Err(StoreError::Invalid {
+                        reason: "the PostgreSQL URL says sslmode=disable, but a database CA file is given"
+                            .into(),
+                    });
+                }
+                PgSslMode::Allow | PgSslMode::Prefer => options.ssl_mode(PgSslMode::VerifyFull),
+                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => options,
+            }
+            .ssl_root_cert(ca_file);
+        }
         Self::connect(options, &PgSettings::default()).await
     }
 

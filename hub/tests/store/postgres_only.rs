@@ -255,3 +255,38 @@ async fn one_replica_holds_a_role_at_a_time() {
     })
     .await;
 }
+
+/// A database that accepts only TLS (as a managed PostgreSQL does with `sslmode=verify-full` in its URL): the
+/// store connects over TLS, verifying the server's certificate against the CA named by `sslrootcert`, and runs
+/// its migrations and queries; with another CA the connection is refused, so the certificate was checked.
+#[tokio::test]
+async fn the_store_connects_over_tls_and_verifies_the_server() {
+    let server = PgServer::start_tls().unwrap();
+    let ca = server.tls_ca_file().unwrap().display().to_string();
+    let url = server.create_database().unwrap();
+    let store = PgStore::connect_url(&format!("{url}?sslmode=verify-full&sslrootcert={ca}"))
+        .await
+        .unwrap();
+    store.check_intact().unwrap();
+    store
+        .create_cluster(&NewCluster {
+            name: "edge-tls".into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_cluster("edge-tls").await.unwrap().name,
+        "edge-tls"
+    );
+
+    // Another CA's certificate as the root: the server is not trusted.
+    let other = PgServer::start_tls().unwrap();
+    let other_ca = other.tls_ca_file().unwrap().display().to_string();
+    let refused =
+        PgStore::connect_url(&format!("{url}?sslmode=verify-full&sslrootcert={other_ca}")).await;
+    assert!(
+        refused.is_err(),
+        "a server certificate of another CA was accepted"
+    );
+}

@@ -49,7 +49,10 @@ pub struct HubLinkConfig {
     /// `http(s)://host:port` of the hub's gRPC endpoint.
     pub endpoint: String,
     pub cluster_name: String,
+    /// The release this spoke announces (its crate version; a release build's tag).
     pub spoke_version: String,
+    /// The wire protocol it speaks (`edgecd_proto::PROTOCOL_MAJOR`/`MINOR` of this build).
+    pub protocol: ProtocolVersion,
     /// Namespace of the Application CRs.
     pub namespace: String,
     pub capabilities: Capabilities,
@@ -87,6 +90,10 @@ impl HubLinkConfig {
             endpoint: endpoint.into(),
             cluster_name: cluster_name.into(),
             spoke_version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: ProtocolVersion {
+                major: edgecd_proto::PROTOCOL_MAJOR,
+                minor: edgecd_proto::PROTOCOL_MINOR,
+            },
             namespace: namespace.into(),
             // Repository credentials (`repo-credentials.v1`) are announced when
             // `credentials` is set.
@@ -409,10 +416,7 @@ impl Link {
         HelloParams {
             cluster_name: self.config.cluster_name.clone(),
             spoke_version: self.config.spoke_version.clone(),
-            protocol: ProtocolVersion {
-                major: edgecd_proto::PROTOCOL_MAJOR,
-                minor: edgecd_proto::PROTOCOL_MINOR,
-            },
+            protocol: self.config.protocol,
             capabilities: self.announced_capabilities(),
             kubernetes_version: String::new(),
             server_url: self.config.server_url.clone(),

@@ -20,7 +20,8 @@ export async function render({ root, params, live }) {
           el("dt", {}, "Last heartbeat"), el("dd", {}, ago(c.lastHeartbeat)),
           el("dt", {}, "API server"), el("dd", { class: "mono" }, c.serverUrl || "—"),
           el("dt", {}, "Kubernetes"), el("dd", {}, c.kubernetesVersion || "—"),
-          el("dt", {}, "Spoke"), el("dd", {}, c.spokeVersion || "—"),
+          el("dt", {}, "Spoke"), el("dd", { id: "cluster-spoke-version" }, c.spokeVersion || "—",
+            c.versionSkew && c.versionSkew.message && c.spokeVersion ? el("span", { class: c.versionSkew.state === "UNSUPPORTED" ? "badge b-warn skew" : "muted" }, " ", c.versionSkew.message) : ""),
           el("dt", {}, "Certificate expires"), el("dd", {}, c.certificateNotAfter ? new Date(c.certificateNotAfter).toLocaleString() : "—"),
           el("dt", {}, "Labels"), el("dd", {}, labels(c.labels)))));
       const tbody = el("tbody");

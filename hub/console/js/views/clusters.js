@@ -14,6 +14,12 @@ function appCounts(c) {
     n.degraded ? [" ", el("a", { href: `#/apps?cluster=${name}&health=Degraded`, class: "badge b-bad", title: "degraded" }, `${n.degraded} degraded`)] : ""];
 }
 
+/** A warning next to a spoke version outside the supported skew (docs/protocol.md#version-skew). */
+export function skewBadge(skew) {
+  if (!skew || skew.state !== "UNSUPPORTED") return "";
+  return [" ", el("span", { class: "badge b-warn skew", title: skew.message }, "unsupported skew")];
+}
+
 export function clusterRow(c) {
   const href = `#/clusters/${encodeURIComponent(c.name)}`;
   const since = c.connection !== "Connected" && c.connectionSince;
@@ -22,7 +28,7 @@ export function clusterRow(c) {
     el("td", {}, connectionBadge(c.connection), since ? el("span", { class: "muted" }, " since ", ago(c.connectionSince)) : ""),
     el("td", {}, labels(c.labels)),
     el("td", {}, c.kubernetesVersion || "—"),
-    el("td", {}, c.spokeVersion || "—"),
+    el("td", {}, c.spokeVersion || "—", skewBadge(c.versionSkew)),
     el("td", {}, appCounts(c)),
     el("td", {}, c.lastHeartbeat ? ago(c.lastHeartbeat) : el("span", { class: "muted" }, "never")));
 }
