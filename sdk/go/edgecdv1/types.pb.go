@@ -600,6 +600,65 @@ func (DeploymentKind) EnumDescriptor() ([]byte, []int) {
 	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
+type VersionSkew_State int32
+
+const (
+	VersionSkew_STATE_UNSPECIFIED VersionSkew_State = 0
+	// The same major and minor version as the hub.
+	VersionSkew_STATE_SAME VersionSkew_State = 1
+	// Within the policy.
+	VersionSkew_STATE_SUPPORTED VersionSkew_State = 2
+	// Outside the policy: the message says which side to upgrade.
+	VersionSkew_STATE_UNSUPPORTED VersionSkew_State = 3
+	// No version reported yet, or one that is not MAJOR.MINOR.PATCH.
+	VersionSkew_STATE_UNKNOWN VersionSkew_State = 4
+)
+
+// Enum value maps for VersionSkew_State.
+var (
+	VersionSkew_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_SAME",
+		2: "STATE_SUPPORTED",
+		3: "STATE_UNSUPPORTED",
+		4: "STATE_UNKNOWN",
+	}
+	VersionSkew_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"STATE_SAME":        1,
+		"STATE_SUPPORTED":   2,
+		"STATE_UNSUPPORTED": 3,
+		"STATE_UNKNOWN":     4,
+	}
+)
+
+func (x VersionSkew_State) Enum() *VersionSkew_State {
+	p := new(VersionSkew_State)
+	*p = x
+	return p
+}
+
+func (x VersionSkew_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VersionSkew_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_edgecd_v1_types_proto_enumTypes[10].Descriptor()
+}
+
+func (VersionSkew_State) Type() protoreflect.EnumType {
+	return &file_edgecd_v1_types_proto_enumTypes[10]
+}
+
+func (x VersionSkew_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VersionSkew_State.Descriptor instead.
+func (VersionSkew_State) EnumDescriptor() ([]byte, []int) {
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{36, 0}
+}
+
 // Identifies an application: names are unique per project, so two teams'
 // `nginx` never collide.
 type AppRef struct {
@@ -3501,8 +3560,11 @@ type ClusterVersions struct {
 	ProtocolMajor     uint32                 `protobuf:"varint,3,opt,name=protocol_major,json=protocolMajor,proto3" json:"protocol_major,omitempty"`
 	ProtocolMinor     uint32                 `protobuf:"varint,4,opt,name=protocol_minor,json=protocolMinor,proto3" json:"protocol_minor,omitempty"`
 	Capabilities      []string               `protobuf:"bytes,5,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Where the spoke's release stands against the hub's under the version-skew policy (computed by the hub that
+	// answers; docs/protocol.md#version-skew).
+	Skew          *VersionSkew `protobuf:"bytes,6,opt,name=skew,proto3" json:"skew,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterVersions) Reset() {
@@ -3570,6 +3632,77 @@ func (x *ClusterVersions) GetCapabilities() []string {
 	return nil
 }
 
+func (x *ClusterVersions) GetSkew() *VersionSkew {
+	if x != nil {
+		return x.Skew
+	}
+	return nil
+}
+
+// A spoke's release against the hub's: spokes up to two minor versions older than the hub and one newer are
+// supported. An unsupported pairing still connects (capabilities govern the wire); it is shown so it gets fixed.
+type VersionSkew struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State VersionSkew_State      `protobuf:"varint,1,opt,name=state,proto3,enum=edgecd.v1.VersionSkew_State" json:"state,omitempty"`
+	// Human-readable: "1 minor version older than the hub (supported)", or why it is unsupported.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Spoke minor minus hub minor, when both are MAJOR.MINOR.PATCH of the same major.
+	Minors        int32 `protobuf:"zigzag32,3,opt,name=minors,proto3" json:"minors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionSkew) Reset() {
+	*x = VersionSkew{}
+	mi := &file_edgecd_v1_types_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionSkew) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionSkew) ProtoMessage() {}
+
+func (x *VersionSkew) ProtoReflect() protoreflect.Message {
+	mi := &file_edgecd_v1_types_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionSkew.ProtoReflect.Descriptor instead.
+func (*VersionSkew) Descriptor() ([]byte, []int) {
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *VersionSkew) GetState() VersionSkew_State {
+	if x != nil {
+		return x.State
+	}
+	return VersionSkew_STATE_UNSPECIFIED
+}
+
+func (x *VersionSkew) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *VersionSkew) GetMinors() int32 {
+	if x != nil {
+		return x.Minors
+	}
+	return 0
+}
+
 type AppCounts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Total         uint32                 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
@@ -3587,7 +3720,7 @@ type AppCounts struct {
 
 func (x *AppCounts) Reset() {
 	*x = AppCounts{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[36]
+	mi := &file_edgecd_v1_types_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3599,7 +3732,7 @@ func (x *AppCounts) String() string {
 func (*AppCounts) ProtoMessage() {}
 
 func (x *AppCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[36]
+	mi := &file_edgecd_v1_types_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3612,7 +3745,7 @@ func (x *AppCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppCounts.ProtoReflect.Descriptor instead.
 func (*AppCounts) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{36}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AppCounts) GetTotal() uint32 {
@@ -3698,7 +3831,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[37]
+	mi := &file_edgecd_v1_types_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3843,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[37]
+	mi := &file_edgecd_v1_types_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3856,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{37}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Cluster) GetName() string {
@@ -3812,7 +3945,7 @@ type ProjectDestination struct {
 
 func (x *ProjectDestination) Reset() {
 	*x = ProjectDestination{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[38]
+	mi := &file_edgecd_v1_types_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3824,7 +3957,7 @@ func (x *ProjectDestination) String() string {
 func (*ProjectDestination) ProtoMessage() {}
 
 func (x *ProjectDestination) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[38]
+	mi := &file_edgecd_v1_types_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3837,7 +3970,7 @@ func (x *ProjectDestination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectDestination.ProtoReflect.Descriptor instead.
 func (*ProjectDestination) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{38}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ProjectDestination) GetClusterSelector() *LabelSelector {
@@ -3880,7 +4013,7 @@ type GroupKind struct {
 
 func (x *GroupKind) Reset() {
 	*x = GroupKind{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[39]
+	mi := &file_edgecd_v1_types_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3892,7 +4025,7 @@ func (x *GroupKind) String() string {
 func (*GroupKind) ProtoMessage() {}
 
 func (x *GroupKind) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[39]
+	mi := &file_edgecd_v1_types_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3905,7 +4038,7 @@ func (x *GroupKind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupKind.ProtoReflect.Descriptor instead.
 func (*GroupKind) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{39}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GroupKind) GetGroup() string {
@@ -3941,7 +4074,7 @@ type OrphanedResources struct {
 
 func (x *OrphanedResources) Reset() {
 	*x = OrphanedResources{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[40]
+	mi := &file_edgecd_v1_types_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3953,7 +4086,7 @@ func (x *OrphanedResources) String() string {
 func (*OrphanedResources) ProtoMessage() {}
 
 func (x *OrphanedResources) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[40]
+	mi := &file_edgecd_v1_types_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3966,7 +4099,7 @@ func (x *OrphanedResources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphanedResources.ProtoReflect.Descriptor instead.
 func (*OrphanedResources) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{40}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *OrphanedResources) GetWarn() bool {
@@ -3996,7 +4129,7 @@ type ProjectRoleBinding struct {
 
 func (x *ProjectRoleBinding) Reset() {
 	*x = ProjectRoleBinding{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[41]
+	mi := &file_edgecd_v1_types_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4008,7 +4141,7 @@ func (x *ProjectRoleBinding) String() string {
 func (*ProjectRoleBinding) ProtoMessage() {}
 
 func (x *ProjectRoleBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[41]
+	mi := &file_edgecd_v1_types_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4021,7 +4154,7 @@ func (x *ProjectRoleBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectRoleBinding.ProtoReflect.Descriptor instead.
 func (*ProjectRoleBinding) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{41}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ProjectRoleBinding) GetRole() ProjectRoleKind {
@@ -4079,7 +4212,7 @@ type Project struct {
 
 func (x *Project) Reset() {
 	*x = Project{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[42]
+	mi := &file_edgecd_v1_types_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4091,7 +4224,7 @@ func (x *Project) String() string {
 func (*Project) ProtoMessage() {}
 
 func (x *Project) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[42]
+	mi := &file_edgecd_v1_types_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4104,7 +4237,7 @@ func (x *Project) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Project.ProtoReflect.Descriptor instead.
 func (*Project) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{42}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Project) GetName() string {
@@ -4235,7 +4368,7 @@ type ApplicationSetGenerator struct {
 
 func (x *ApplicationSetGenerator) Reset() {
 	*x = ApplicationSetGenerator{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[43]
+	mi := &file_edgecd_v1_types_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4247,7 +4380,7 @@ func (x *ApplicationSetGenerator) String() string {
 func (*ApplicationSetGenerator) ProtoMessage() {}
 
 func (x *ApplicationSetGenerator) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[43]
+	mi := &file_edgecd_v1_types_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4260,7 +4393,7 @@ func (x *ApplicationSetGenerator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationSetGenerator.ProtoReflect.Descriptor instead.
 func (*ApplicationSetGenerator) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{43}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ApplicationSetGenerator) GetGenerator() isApplicationSetGenerator_Generator {
@@ -4359,7 +4492,7 @@ type ListGenerator struct {
 
 func (x *ListGenerator) Reset() {
 	*x = ListGenerator{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[44]
+	mi := &file_edgecd_v1_types_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4371,7 +4504,7 @@ func (x *ListGenerator) String() string {
 func (*ListGenerator) ProtoMessage() {}
 
 func (x *ListGenerator) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[44]
+	mi := &file_edgecd_v1_types_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4384,7 +4517,7 @@ func (x *ListGenerator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGenerator.ProtoReflect.Descriptor instead.
 func (*ListGenerator) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{44}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListGenerator) GetElementsJson() []string {
@@ -4405,7 +4538,7 @@ type ClustersGenerator struct {
 
 func (x *ClustersGenerator) Reset() {
 	*x = ClustersGenerator{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[45]
+	mi := &file_edgecd_v1_types_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4417,7 +4550,7 @@ func (x *ClustersGenerator) String() string {
 func (*ClustersGenerator) ProtoMessage() {}
 
 func (x *ClustersGenerator) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[45]
+	mi := &file_edgecd_v1_types_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4430,7 +4563,7 @@ func (x *ClustersGenerator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClustersGenerator.ProtoReflect.Descriptor instead.
 func (*ClustersGenerator) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{45}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ClustersGenerator) GetSelector() *LabelSelector {
@@ -4457,7 +4590,7 @@ type GitDirectory struct {
 
 func (x *GitDirectory) Reset() {
 	*x = GitDirectory{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[46]
+	mi := &file_edgecd_v1_types_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4469,7 +4602,7 @@ func (x *GitDirectory) String() string {
 func (*GitDirectory) ProtoMessage() {}
 
 func (x *GitDirectory) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[46]
+	mi := &file_edgecd_v1_types_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4482,7 +4615,7 @@ func (x *GitDirectory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GitDirectory.ProtoReflect.Descriptor instead.
 func (*GitDirectory) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{46}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GitDirectory) GetPath() string {
@@ -4509,7 +4642,7 @@ type GitFile struct {
 
 func (x *GitFile) Reset() {
 	*x = GitFile{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[47]
+	mi := &file_edgecd_v1_types_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4521,7 +4654,7 @@ func (x *GitFile) String() string {
 func (*GitFile) ProtoMessage() {}
 
 func (x *GitFile) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[47]
+	mi := &file_edgecd_v1_types_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4534,7 +4667,7 @@ func (x *GitFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GitFile.ProtoReflect.Descriptor instead.
 func (*GitFile) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{47}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GitFile) GetPath() string {
@@ -4566,7 +4699,7 @@ type GitGenerator struct {
 
 func (x *GitGenerator) Reset() {
 	*x = GitGenerator{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[48]
+	mi := &file_edgecd_v1_types_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4578,7 +4711,7 @@ func (x *GitGenerator) String() string {
 func (*GitGenerator) ProtoMessage() {}
 
 func (x *GitGenerator) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[48]
+	mi := &file_edgecd_v1_types_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4591,7 +4724,7 @@ func (x *GitGenerator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GitGenerator.ProtoReflect.Descriptor instead.
 func (*GitGenerator) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{48}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GitGenerator) GetRepoUrl() string {
@@ -4645,7 +4778,7 @@ type MatrixGenerator struct {
 
 func (x *MatrixGenerator) Reset() {
 	*x = MatrixGenerator{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[49]
+	mi := &file_edgecd_v1_types_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4657,7 +4790,7 @@ func (x *MatrixGenerator) String() string {
 func (*MatrixGenerator) ProtoMessage() {}
 
 func (x *MatrixGenerator) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[49]
+	mi := &file_edgecd_v1_types_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4670,7 +4803,7 @@ func (x *MatrixGenerator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatrixGenerator.ProtoReflect.Descriptor instead.
 func (*MatrixGenerator) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{49}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MatrixGenerator) GetGenerators() []*ApplicationSetGenerator {
@@ -4690,7 +4823,7 @@ type MergeGenerator struct {
 
 func (x *MergeGenerator) Reset() {
 	*x = MergeGenerator{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[50]
+	mi := &file_edgecd_v1_types_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4702,7 +4835,7 @@ func (x *MergeGenerator) String() string {
 func (*MergeGenerator) ProtoMessage() {}
 
 func (x *MergeGenerator) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[50]
+	mi := &file_edgecd_v1_types_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4715,7 +4848,7 @@ func (x *MergeGenerator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergeGenerator.ProtoReflect.Descriptor instead.
 func (*MergeGenerator) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{50}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MergeGenerator) GetMergeKeys() []string {
@@ -4747,7 +4880,7 @@ type ApplicationTemplate struct {
 
 func (x *ApplicationTemplate) Reset() {
 	*x = ApplicationTemplate{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[51]
+	mi := &file_edgecd_v1_types_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4759,7 +4892,7 @@ func (x *ApplicationTemplate) String() string {
 func (*ApplicationTemplate) ProtoMessage() {}
 
 func (x *ApplicationTemplate) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[51]
+	mi := &file_edgecd_v1_types_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4772,7 +4905,7 @@ func (x *ApplicationTemplate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationTemplate.ProtoReflect.Descriptor instead.
 func (*ApplicationTemplate) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{51}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ApplicationTemplate) GetName() string {
@@ -4842,7 +4975,7 @@ type ApplicationSet struct {
 
 func (x *ApplicationSet) Reset() {
 	*x = ApplicationSet{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[52]
+	mi := &file_edgecd_v1_types_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4854,7 +4987,7 @@ func (x *ApplicationSet) String() string {
 func (*ApplicationSet) ProtoMessage() {}
 
 func (x *ApplicationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[52]
+	mi := &file_edgecd_v1_types_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4867,7 +5000,7 @@ func (x *ApplicationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationSet.ProtoReflect.Descriptor instead.
 func (*ApplicationSet) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{52}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ApplicationSet) GetProject() string {
@@ -4980,7 +5113,7 @@ type SyncCommand struct {
 
 func (x *SyncCommand) Reset() {
 	*x = SyncCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[53]
+	mi := &file_edgecd_v1_types_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4992,7 +5125,7 @@ func (x *SyncCommand) String() string {
 func (*SyncCommand) ProtoMessage() {}
 
 func (x *SyncCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[53]
+	mi := &file_edgecd_v1_types_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5005,7 +5138,7 @@ func (x *SyncCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncCommand.ProtoReflect.Descriptor instead.
 func (*SyncCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{53}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *SyncCommand) GetRevision() string {
@@ -5060,7 +5193,7 @@ type RefreshCommand struct {
 
 func (x *RefreshCommand) Reset() {
 	*x = RefreshCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[54]
+	mi := &file_edgecd_v1_types_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5072,7 +5205,7 @@ func (x *RefreshCommand) String() string {
 func (*RefreshCommand) ProtoMessage() {}
 
 func (x *RefreshCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[54]
+	mi := &file_edgecd_v1_types_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5085,7 +5218,7 @@ func (x *RefreshCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCommand.ProtoReflect.Descriptor instead.
 func (*RefreshCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{54}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RefreshCommand) GetHard() bool {
@@ -5106,7 +5239,7 @@ type RollbackCommand struct {
 
 func (x *RollbackCommand) Reset() {
 	*x = RollbackCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[55]
+	mi := &file_edgecd_v1_types_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5118,7 +5251,7 @@ func (x *RollbackCommand) String() string {
 func (*RollbackCommand) ProtoMessage() {}
 
 func (x *RollbackCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[55]
+	mi := &file_edgecd_v1_types_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5131,7 +5264,7 @@ func (x *RollbackCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackCommand.ProtoReflect.Descriptor instead.
 func (*RollbackCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{55}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RollbackCommand) GetHistoryId() int64 {
@@ -5163,7 +5296,7 @@ type TerminateCommand struct {
 
 func (x *TerminateCommand) Reset() {
 	*x = TerminateCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[56]
+	mi := &file_edgecd_v1_types_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5175,7 +5308,7 @@ func (x *TerminateCommand) String() string {
 func (*TerminateCommand) ProtoMessage() {}
 
 func (x *TerminateCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[56]
+	mi := &file_edgecd_v1_types_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5188,7 +5321,7 @@ func (x *TerminateCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateCommand.ProtoReflect.Descriptor instead.
 func (*TerminateCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{56}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{57}
 }
 
 // Deletes an app created at the edge (its Application CR at the spoke),
@@ -5204,7 +5337,7 @@ type DeleteCommand struct {
 
 func (x *DeleteCommand) Reset() {
 	*x = DeleteCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[57]
+	mi := &file_edgecd_v1_types_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5216,7 +5349,7 @@ func (x *DeleteCommand) String() string {
 func (*DeleteCommand) ProtoMessage() {}
 
 func (x *DeleteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[57]
+	mi := &file_edgecd_v1_types_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5229,7 +5362,7 @@ func (x *DeleteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCommand.ProtoReflect.Descriptor instead.
 func (*DeleteCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{57}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DeleteCommand) GetCascade() bool {
@@ -5249,7 +5382,7 @@ type DiffCommand struct {
 
 func (x *DiffCommand) Reset() {
 	*x = DiffCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[58]
+	mi := &file_edgecd_v1_types_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5261,7 +5394,7 @@ func (x *DiffCommand) String() string {
 func (*DiffCommand) ProtoMessage() {}
 
 func (x *DiffCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[58]
+	mi := &file_edgecd_v1_types_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5274,7 +5407,7 @@ func (x *DiffCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffCommand.ProtoReflect.Descriptor instead.
 func (*DiffCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{58}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DiffCommand) GetResources() []*ResourceKey {
@@ -5293,7 +5426,7 @@ type ManifestsCommand struct {
 
 func (x *ManifestsCommand) Reset() {
 	*x = ManifestsCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[59]
+	mi := &file_edgecd_v1_types_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5305,7 +5438,7 @@ func (x *ManifestsCommand) String() string {
 func (*ManifestsCommand) ProtoMessage() {}
 
 func (x *ManifestsCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[59]
+	mi := &file_edgecd_v1_types_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5318,7 +5451,7 @@ func (x *ManifestsCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestsCommand.ProtoReflect.Descriptor instead.
 func (*ManifestsCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{59}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ManifestsCommand) GetRevision() string {
@@ -5359,7 +5492,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[60]
+	mi := &file_edgecd_v1_types_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5371,7 +5504,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[60]
+	mi := &file_edgecd_v1_types_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5384,7 +5517,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{60}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Command) GetId() string {
@@ -5568,7 +5701,7 @@ type ResourceDiff struct {
 
 func (x *ResourceDiff) Reset() {
 	*x = ResourceDiff{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[61]
+	mi := &file_edgecd_v1_types_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5580,7 +5713,7 @@ func (x *ResourceDiff) String() string {
 func (*ResourceDiff) ProtoMessage() {}
 
 func (x *ResourceDiff) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[61]
+	mi := &file_edgecd_v1_types_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5593,7 +5726,7 @@ func (x *ResourceDiff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceDiff.ProtoReflect.Descriptor instead.
 func (*ResourceDiff) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{61}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ResourceDiff) GetKey() *ResourceKey {
@@ -5640,7 +5773,7 @@ type DiffResult struct {
 
 func (x *DiffResult) Reset() {
 	*x = DiffResult{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[62]
+	mi := &file_edgecd_v1_types_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5652,7 +5785,7 @@ func (x *DiffResult) String() string {
 func (*DiffResult) ProtoMessage() {}
 
 func (x *DiffResult) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[62]
+	mi := &file_edgecd_v1_types_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5665,7 +5798,7 @@ func (x *DiffResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffResult.ProtoReflect.Descriptor instead.
 func (*DiffResult) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{62}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *DiffResult) GetResources() []*ResourceDiff {
@@ -5685,7 +5818,7 @@ type ManifestsResult struct {
 
 func (x *ManifestsResult) Reset() {
 	*x = ManifestsResult{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[63]
+	mi := &file_edgecd_v1_types_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5697,7 +5830,7 @@ func (x *ManifestsResult) String() string {
 func (*ManifestsResult) ProtoMessage() {}
 
 func (x *ManifestsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[63]
+	mi := &file_edgecd_v1_types_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5710,7 +5843,7 @@ func (x *ManifestsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestsResult.ProtoReflect.Descriptor instead.
 func (*ManifestsResult) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{63}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ManifestsResult) GetRevision() string {
@@ -5751,7 +5884,7 @@ type CommandStatus struct {
 
 func (x *CommandStatus) Reset() {
 	*x = CommandStatus{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[64]
+	mi := &file_edgecd_v1_types_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5763,7 +5896,7 @@ func (x *CommandStatus) String() string {
 func (*CommandStatus) ProtoMessage() {}
 
 func (x *CommandStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[64]
+	mi := &file_edgecd_v1_types_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5776,7 +5909,7 @@ func (x *CommandStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandStatus.ProtoReflect.Descriptor instead.
 func (*CommandStatus) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{64}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CommandStatus) GetCommandId() string {
@@ -5894,7 +6027,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[65]
+	mi := &file_edgecd_v1_types_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5906,7 +6039,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[65]
+	mi := &file_edgecd_v1_types_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5919,7 +6052,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{65}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Event) GetId() string {
@@ -6013,7 +6146,7 @@ type Deployment struct {
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[66]
+	mi := &file_edgecd_v1_types_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6025,7 +6158,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[66]
+	mi := &file_edgecd_v1_types_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6038,7 +6171,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{66}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Deployment) GetCluster() string {
@@ -6432,13 +6565,25 @@ const file_edgecd_v1_types_proto_rawDesc = "" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12A\n" +
 	"\x0elast_heartbeat\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rlastHeartbeat\x12\x1f\n" +
 	"\vhub_replica\x18\x04 \x01(\tR\n" +
-	"hubReplica\"\xd7\x01\n" +
+	"hubReplica\"\x83\x02\n" +
 	"\x0fClusterVersions\x12#\n" +
 	"\rspoke_version\x18\x01 \x01(\tR\fspokeVersion\x12-\n" +
 	"\x12kubernetes_version\x18\x02 \x01(\tR\x11kubernetesVersion\x12%\n" +
 	"\x0eprotocol_major\x18\x03 \x01(\rR\rprotocolMajor\x12%\n" +
 	"\x0eprotocol_minor\x18\x04 \x01(\rR\rprotocolMinor\x12\"\n" +
-	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\"\x83\x02\n" +
+	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\x12*\n" +
+	"\x04skew\x18\x06 \x01(\v2\x16.edgecd.v1.VersionSkewR\x04skew\"\xe2\x01\n" +
+	"\vVersionSkew\x122\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1c.edgecd.v1.VersionSkew.StateR\x05state\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06minors\x18\x03 \x01(\x11R\x06minors\"m\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"STATE_SAME\x10\x01\x12\x13\n" +
+	"\x0fSTATE_SUPPORTED\x10\x02\x12\x15\n" +
+	"\x11STATE_UNSUPPORTED\x10\x03\x12\x11\n" +
+	"\rSTATE_UNKNOWN\x10\x04\"\x83\x02\n" +
 	"\tAppCounts\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\rR\x05total\x12\x16\n" +
 	"\x06synced\x18\x02 \x01(\rR\x06synced\x12\x1e\n" +
@@ -6754,8 +6899,8 @@ func file_edgecd_v1_types_proto_rawDescGZIP() []byte {
 	return file_edgecd_v1_types_proto_rawDescData
 }
 
-var file_edgecd_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_edgecd_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
+var file_edgecd_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_edgecd_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_edgecd_v1_types_proto_goTypes = []any{
 	(SyncStatusCode)(0),              // 0: edgecd.v1.SyncStatusCode
 	(HealthStatusCode)(0),            // 1: edgecd.v1.HealthStatusCode
@@ -6767,236 +6912,240 @@ var file_edgecd_v1_types_proto_goTypes = []any{
 	(CommandOutcome)(0),              // 7: edgecd.v1.CommandOutcome
 	(EventSeverity)(0),               // 8: edgecd.v1.EventSeverity
 	(DeploymentKind)(0),              // 9: edgecd.v1.DeploymentKind
-	(*AppRef)(nil),                   // 10: edgecd.v1.AppRef
-	(*ResourceKey)(nil),              // 11: edgecd.v1.ResourceKey
-	(*TerminalSize)(nil),             // 12: edgecd.v1.TerminalSize
-	(*LabelSelector)(nil),            // 13: edgecd.v1.LabelSelector
-	(*LabelSelectorRequirement)(nil), // 14: edgecd.v1.LabelSelectorRequirement
-	(*ApplicationSource)(nil),        // 15: edgecd.v1.ApplicationSource
-	(*HelmSource)(nil),               // 16: edgecd.v1.HelmSource
-	(*HelmParameter)(nil),            // 17: edgecd.v1.HelmParameter
-	(*HelmFileParameter)(nil),        // 18: edgecd.v1.HelmFileParameter
-	(*DirectorySource)(nil),          // 19: edgecd.v1.DirectorySource
-	(*JsonnetSource)(nil),            // 20: edgecd.v1.JsonnetSource
-	(*JsonnetVar)(nil),               // 21: edgecd.v1.JsonnetVar
-	(*KustomizeSource)(nil),          // 22: edgecd.v1.KustomizeSource
-	(*KustomizeReplica)(nil),         // 23: edgecd.v1.KustomizeReplica
-	(*Destination)(nil),              // 24: edgecd.v1.Destination
-	(*SyncPolicy)(nil),               // 25: edgecd.v1.SyncPolicy
-	(*AutomatedSync)(nil),            // 26: edgecd.v1.AutomatedSync
-	(*RetryStrategy)(nil),            // 27: edgecd.v1.RetryStrategy
-	(*IgnoreDifference)(nil),         // 28: edgecd.v1.IgnoreDifference
-	(*ManagedNamespaceMetadata)(nil), // 29: edgecd.v1.ManagedNamespaceMetadata
-	(*InfoItem)(nil),                 // 30: edgecd.v1.InfoItem
-	(*ApplicationSpec)(nil),          // 31: edgecd.v1.ApplicationSpec
-	(*HealthStatus)(nil),             // 32: edgecd.v1.HealthStatus
-	(*SyncStatus)(nil),               // 33: edgecd.v1.SyncStatus
-	(*ResourceStatus)(nil),           // 34: edgecd.v1.ResourceStatus
-	(*Condition)(nil),                // 35: edgecd.v1.Condition
-	(*ResourceResult)(nil),           // 36: edgecd.v1.ResourceResult
-	(*OperationState)(nil),           // 37: edgecd.v1.OperationState
-	(*HistoryEntry)(nil),             // 38: edgecd.v1.HistoryEntry
-	(*ApplicationStatus)(nil),        // 39: edgecd.v1.ApplicationStatus
-	(*OwnerRef)(nil),                 // 40: edgecd.v1.OwnerRef
-	(*ApplicationMeta)(nil),          // 41: edgecd.v1.ApplicationMeta
-	(*Application)(nil),              // 42: edgecd.v1.Application
-	(*ApplicationSummary)(nil),       // 43: edgecd.v1.ApplicationSummary
-	(*ConnectionState)(nil),          // 44: edgecd.v1.ConnectionState
-	(*ClusterVersions)(nil),          // 45: edgecd.v1.ClusterVersions
-	(*AppCounts)(nil),                // 46: edgecd.v1.AppCounts
-	(*Cluster)(nil),                  // 47: edgecd.v1.Cluster
-	(*ProjectDestination)(nil),       // 48: edgecd.v1.ProjectDestination
-	(*GroupKind)(nil),                // 49: edgecd.v1.GroupKind
-	(*OrphanedResources)(nil),        // 50: edgecd.v1.OrphanedResources
-	(*ProjectRoleBinding)(nil),       // 51: edgecd.v1.ProjectRoleBinding
-	(*Project)(nil),                  // 52: edgecd.v1.Project
-	(*ApplicationSetGenerator)(nil),  // 53: edgecd.v1.ApplicationSetGenerator
-	(*ListGenerator)(nil),            // 54: edgecd.v1.ListGenerator
-	(*ClustersGenerator)(nil),        // 55: edgecd.v1.ClustersGenerator
-	(*GitDirectory)(nil),             // 56: edgecd.v1.GitDirectory
-	(*GitFile)(nil),                  // 57: edgecd.v1.GitFile
-	(*GitGenerator)(nil),             // 58: edgecd.v1.GitGenerator
-	(*MatrixGenerator)(nil),          // 59: edgecd.v1.MatrixGenerator
-	(*MergeGenerator)(nil),           // 60: edgecd.v1.MergeGenerator
-	(*ApplicationTemplate)(nil),      // 61: edgecd.v1.ApplicationTemplate
-	(*ApplicationSet)(nil),           // 62: edgecd.v1.ApplicationSet
-	(*SyncCommand)(nil),              // 63: edgecd.v1.SyncCommand
-	(*RefreshCommand)(nil),           // 64: edgecd.v1.RefreshCommand
-	(*RollbackCommand)(nil),          // 65: edgecd.v1.RollbackCommand
-	(*TerminateCommand)(nil),         // 66: edgecd.v1.TerminateCommand
-	(*DeleteCommand)(nil),            // 67: edgecd.v1.DeleteCommand
-	(*DiffCommand)(nil),              // 68: edgecd.v1.DiffCommand
-	(*ManifestsCommand)(nil),         // 69: edgecd.v1.ManifestsCommand
-	(*Command)(nil),                  // 70: edgecd.v1.Command
-	(*ResourceDiff)(nil),             // 71: edgecd.v1.ResourceDiff
-	(*DiffResult)(nil),               // 72: edgecd.v1.DiffResult
-	(*ManifestsResult)(nil),          // 73: edgecd.v1.ManifestsResult
-	(*CommandStatus)(nil),            // 74: edgecd.v1.CommandStatus
-	(*Event)(nil),                    // 75: edgecd.v1.Event
-	(*Deployment)(nil),               // 76: edgecd.v1.Deployment
-	nil,                              // 77: edgecd.v1.LabelSelector.MatchLabelsEntry
-	nil,                              // 78: edgecd.v1.KustomizeSource.CommonLabelsEntry
-	nil,                              // 79: edgecd.v1.KustomizeSource.CommonAnnotationsEntry
-	nil,                              // 80: edgecd.v1.ManagedNamespaceMetadata.LabelsEntry
-	nil,                              // 81: edgecd.v1.ManagedNamespaceMetadata.AnnotationsEntry
-	nil,                              // 82: edgecd.v1.ApplicationMeta.LabelsEntry
-	nil,                              // 83: edgecd.v1.ApplicationMeta.AnnotationsEntry
-	nil,                              // 84: edgecd.v1.ApplicationSummary.LabelsEntry
-	nil,                              // 85: edgecd.v1.Cluster.LabelsEntry
-	nil,                              // 86: edgecd.v1.Cluster.AnnotationsEntry
-	nil,                              // 87: edgecd.v1.ClustersGenerator.ValuesEntry
-	nil,                              // 88: edgecd.v1.GitGenerator.ValuesEntry
-	nil,                              // 89: edgecd.v1.ApplicationTemplate.LabelsEntry
-	nil,                              // 90: edgecd.v1.ApplicationTemplate.AnnotationsEntry
-	(*durationpb.Duration)(nil),      // 91: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 92: google.protobuf.Timestamp
+	(VersionSkew_State)(0),           // 10: edgecd.v1.VersionSkew.State
+	(*AppRef)(nil),                   // 11: edgecd.v1.AppRef
+	(*ResourceKey)(nil),              // 12: edgecd.v1.ResourceKey
+	(*TerminalSize)(nil),             // 13: edgecd.v1.TerminalSize
+	(*LabelSelector)(nil),            // 14: edgecd.v1.LabelSelector
+	(*LabelSelectorRequirement)(nil), // 15: edgecd.v1.LabelSelectorRequirement
+	(*ApplicationSource)(nil),        // 16: edgecd.v1.ApplicationSource
+	(*HelmSource)(nil),               // 17: edgecd.v1.HelmSource
+	(*HelmParameter)(nil),            // 18: edgecd.v1.HelmParameter
+	(*HelmFileParameter)(nil),        // 19: edgecd.v1.HelmFileParameter
+	(*DirectorySource)(nil),          // 20: edgecd.v1.DirectorySource
+	(*JsonnetSource)(nil),            // 21: edgecd.v1.JsonnetSource
+	(*JsonnetVar)(nil),               // 22: edgecd.v1.JsonnetVar
+	(*KustomizeSource)(nil),          // 23: edgecd.v1.KustomizeSource
+	(*KustomizeReplica)(nil),         // 24: edgecd.v1.KustomizeReplica
+	(*Destination)(nil),              // 25: edgecd.v1.Destination
+	(*SyncPolicy)(nil),               // 26: edgecd.v1.SyncPolicy
+	(*AutomatedSync)(nil),            // 27: edgecd.v1.AutomatedSync
+	(*RetryStrategy)(nil),            // 28: edgecd.v1.RetryStrategy
+	(*IgnoreDifference)(nil),         // 29: edgecd.v1.IgnoreDifference
+	(*ManagedNamespaceMetadata)(nil), // 30: edgecd.v1.ManagedNamespaceMetadata
+	(*InfoItem)(nil),                 // 31: edgecd.v1.InfoItem
+	(*ApplicationSpec)(nil),          // 32: edgecd.v1.ApplicationSpec
+	(*HealthStatus)(nil),             // 33: edgecd.v1.HealthStatus
+	(*SyncStatus)(nil),               // 34: edgecd.v1.SyncStatus
+	(*ResourceStatus)(nil),           // 35: edgecd.v1.ResourceStatus
+	(*Condition)(nil),                // 36: edgecd.v1.Condition
+	(*ResourceResult)(nil),           // 37: edgecd.v1.ResourceResult
+	(*OperationState)(nil),           // 38: edgecd.v1.OperationState
+	(*HistoryEntry)(nil),             // 39: edgecd.v1.HistoryEntry
+	(*ApplicationStatus)(nil),        // 40: edgecd.v1.ApplicationStatus
+	(*OwnerRef)(nil),                 // 41: edgecd.v1.OwnerRef
+	(*ApplicationMeta)(nil),          // 42: edgecd.v1.ApplicationMeta
+	(*Application)(nil),              // 43: edgecd.v1.Application
+	(*ApplicationSummary)(nil),       // 44: edgecd.v1.ApplicationSummary
+	(*ConnectionState)(nil),          // 45: edgecd.v1.ConnectionState
+	(*ClusterVersions)(nil),          // 46: edgecd.v1.ClusterVersions
+	(*VersionSkew)(nil),              // 47: edgecd.v1.VersionSkew
+	(*AppCounts)(nil),                // 48: edgecd.v1.AppCounts
+	(*Cluster)(nil),                  // 49: edgecd.v1.Cluster
+	(*ProjectDestination)(nil),       // 50: edgecd.v1.ProjectDestination
+	(*GroupKind)(nil),                // 51: edgecd.v1.GroupKind
+	(*OrphanedResources)(nil),        // 52: edgecd.v1.OrphanedResources
+	(*ProjectRoleBinding)(nil),       // 53: edgecd.v1.ProjectRoleBinding
+	(*Project)(nil),                  // 54: edgecd.v1.Project
+	(*ApplicationSetGenerator)(nil),  // 55: edgecd.v1.ApplicationSetGenerator
+	(*ListGenerator)(nil),            // 56: edgecd.v1.ListGenerator
+	(*ClustersGenerator)(nil),        // 57: edgecd.v1.ClustersGenerator
+	(*GitDirectory)(nil),             // 58: edgecd.v1.GitDirectory
+	(*GitFile)(nil),                  // 59: edgecd.v1.GitFile
+	(*GitGenerator)(nil),             // 60: edgecd.v1.GitGenerator
+	(*MatrixGenerator)(nil),          // 61: edgecd.v1.MatrixGenerator
+	(*MergeGenerator)(nil),           // 62: edgecd.v1.MergeGenerator
+	(*ApplicationTemplate)(nil),      // 63: edgecd.v1.ApplicationTemplate
+	(*ApplicationSet)(nil),           // 64: edgecd.v1.ApplicationSet
+	(*SyncCommand)(nil),              // 65: edgecd.v1.SyncCommand
+	(*RefreshCommand)(nil),           // 66: edgecd.v1.RefreshCommand
+	(*RollbackCommand)(nil),          // 67: edgecd.v1.RollbackCommand
+	(*TerminateCommand)(nil),         // 68: edgecd.v1.TerminateCommand
+	(*DeleteCommand)(nil),            // 69: edgecd.v1.DeleteCommand
+	(*DiffCommand)(nil),              // 70: edgecd.v1.DiffCommand
+	(*ManifestsCommand)(nil),         // 71: edgecd.v1.ManifestsCommand
+	(*Command)(nil),                  // 72: edgecd.v1.Command
+	(*ResourceDiff)(nil),             // 73: edgecd.v1.ResourceDiff
+	(*DiffResult)(nil),               // 74: edgecd.v1.DiffResult
+	(*ManifestsResult)(nil),          // 75: edgecd.v1.ManifestsResult
+	(*CommandStatus)(nil),            // 76: edgecd.v1.CommandStatus
+	(*Event)(nil),                    // 77: edgecd.v1.Event
+	(*Deployment)(nil),               // 78: edgecd.v1.Deployment
+	nil,                              // 79: edgecd.v1.LabelSelector.MatchLabelsEntry
+	nil,                              // 80: edgecd.v1.KustomizeSource.CommonLabelsEntry
+	nil,                              // 81: edgecd.v1.KustomizeSource.CommonAnnotationsEntry
+	nil,                              // 82: edgecd.v1.ManagedNamespaceMetadata.LabelsEntry
+	nil,                              // 83: edgecd.v1.ManagedNamespaceMetadata.AnnotationsEntry
+	nil,                              // 84: edgecd.v1.ApplicationMeta.LabelsEntry
+	nil,                              // 85: edgecd.v1.ApplicationMeta.AnnotationsEntry
+	nil,                              // 86: edgecd.v1.ApplicationSummary.LabelsEntry
+	nil,                              // 87: edgecd.v1.Cluster.LabelsEntry
+	nil,                              // 88: edgecd.v1.Cluster.AnnotationsEntry
+	nil,                              // 89: edgecd.v1.ClustersGenerator.ValuesEntry
+	nil,                              // 90: edgecd.v1.GitGenerator.ValuesEntry
+	nil,                              // 91: edgecd.v1.ApplicationTemplate.LabelsEntry
+	nil,                              // 92: edgecd.v1.ApplicationTemplate.AnnotationsEntry
+	(*durationpb.Duration)(nil),      // 93: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 94: google.protobuf.Timestamp
 }
 var file_edgecd_v1_types_proto_depIdxs = []int32{
-	77,  // 0: edgecd.v1.LabelSelector.match_labels:type_name -> edgecd.v1.LabelSelector.MatchLabelsEntry
-	14,  // 1: edgecd.v1.LabelSelector.match_expressions:type_name -> edgecd.v1.LabelSelectorRequirement
-	19,  // 2: edgecd.v1.ApplicationSource.directory:type_name -> edgecd.v1.DirectorySource
-	22,  // 3: edgecd.v1.ApplicationSource.kustomize:type_name -> edgecd.v1.KustomizeSource
-	16,  // 4: edgecd.v1.ApplicationSource.helm:type_name -> edgecd.v1.HelmSource
-	17,  // 5: edgecd.v1.HelmSource.parameters:type_name -> edgecd.v1.HelmParameter
-	18,  // 6: edgecd.v1.HelmSource.file_parameters:type_name -> edgecd.v1.HelmFileParameter
-	20,  // 7: edgecd.v1.DirectorySource.jsonnet:type_name -> edgecd.v1.JsonnetSource
-	21,  // 8: edgecd.v1.JsonnetSource.ext_vars:type_name -> edgecd.v1.JsonnetVar
-	21,  // 9: edgecd.v1.JsonnetSource.tlas:type_name -> edgecd.v1.JsonnetVar
-	78,  // 10: edgecd.v1.KustomizeSource.common_labels:type_name -> edgecd.v1.KustomizeSource.CommonLabelsEntry
-	79,  // 11: edgecd.v1.KustomizeSource.common_annotations:type_name -> edgecd.v1.KustomizeSource.CommonAnnotationsEntry
-	23,  // 12: edgecd.v1.KustomizeSource.replicas:type_name -> edgecd.v1.KustomizeReplica
-	26,  // 13: edgecd.v1.SyncPolicy.automated:type_name -> edgecd.v1.AutomatedSync
-	27,  // 14: edgecd.v1.SyncPolicy.retry:type_name -> edgecd.v1.RetryStrategy
-	91,  // 15: edgecd.v1.RetryStrategy.backoff_duration:type_name -> google.protobuf.Duration
-	91,  // 16: edgecd.v1.RetryStrategy.backoff_max_duration:type_name -> google.protobuf.Duration
-	80,  // 17: edgecd.v1.ManagedNamespaceMetadata.labels:type_name -> edgecd.v1.ManagedNamespaceMetadata.LabelsEntry
-	81,  // 18: edgecd.v1.ManagedNamespaceMetadata.annotations:type_name -> edgecd.v1.ManagedNamespaceMetadata.AnnotationsEntry
-	15,  // 19: edgecd.v1.ApplicationSpec.source:type_name -> edgecd.v1.ApplicationSource
-	24,  // 20: edgecd.v1.ApplicationSpec.destination:type_name -> edgecd.v1.Destination
-	25,  // 21: edgecd.v1.ApplicationSpec.sync_policy:type_name -> edgecd.v1.SyncPolicy
-	28,  // 22: edgecd.v1.ApplicationSpec.ignore_differences:type_name -> edgecd.v1.IgnoreDifference
-	29,  // 23: edgecd.v1.ApplicationSpec.managed_namespace_metadata:type_name -> edgecd.v1.ManagedNamespaceMetadata
-	30,  // 24: edgecd.v1.ApplicationSpec.info:type_name -> edgecd.v1.InfoItem
+	79,  // 0: edgecd.v1.LabelSelector.match_labels:type_name -> edgecd.v1.LabelSelector.MatchLabelsEntry
+	15,  // 1: edgecd.v1.LabelSelector.match_expressions:type_name -> edgecd.v1.LabelSelectorRequirement
+	20,  // 2: edgecd.v1.ApplicationSource.directory:type_name -> edgecd.v1.DirectorySource
+	23,  // 3: edgecd.v1.ApplicationSource.kustomize:type_name -> edgecd.v1.KustomizeSource
+	17,  // 4: edgecd.v1.ApplicationSource.helm:type_name -> edgecd.v1.HelmSource
+	18,  // 5: edgecd.v1.HelmSource.parameters:type_name -> edgecd.v1.HelmParameter
+	19,  // 6: edgecd.v1.HelmSource.file_parameters:type_name -> edgecd.v1.HelmFileParameter
+	21,  // 7: edgecd.v1.DirectorySource.jsonnet:type_name -> edgecd.v1.JsonnetSource
+	22,  // 8: edgecd.v1.JsonnetSource.ext_vars:type_name -> edgecd.v1.JsonnetVar
+	22,  // 9: edgecd.v1.JsonnetSource.tlas:type_name -> edgecd.v1.JsonnetVar
+	80,  // 10: edgecd.v1.KustomizeSource.common_labels:type_name -> edgecd.v1.KustomizeSource.CommonLabelsEntry
+	81,  // 11: edgecd.v1.KustomizeSource.common_annotations:type_name -> edgecd.v1.KustomizeSource.CommonAnnotationsEntry
+	24,  // 12: edgecd.v1.KustomizeSource.replicas:type_name -> edgecd.v1.KustomizeReplica
+	27,  // 13: edgecd.v1.SyncPolicy.automated:type_name -> edgecd.v1.AutomatedSync
+	28,  // 14: edgecd.v1.SyncPolicy.retry:type_name -> edgecd.v1.RetryStrategy
+	93,  // 15: edgecd.v1.RetryStrategy.backoff_duration:type_name -> google.protobuf.Duration
+	93,  // 16: edgecd.v1.RetryStrategy.backoff_max_duration:type_name -> google.protobuf.Duration
+	82,  // 17: edgecd.v1.ManagedNamespaceMetadata.labels:type_name -> edgecd.v1.ManagedNamespaceMetadata.LabelsEntry
+	83,  // 18: edgecd.v1.ManagedNamespaceMetadata.annotations:type_name -> edgecd.v1.ManagedNamespaceMetadata.AnnotationsEntry
+	16,  // 19: edgecd.v1.ApplicationSpec.source:type_name -> edgecd.v1.ApplicationSource
+	25,  // 20: edgecd.v1.ApplicationSpec.destination:type_name -> edgecd.v1.Destination
+	26,  // 21: edgecd.v1.ApplicationSpec.sync_policy:type_name -> edgecd.v1.SyncPolicy
+	29,  // 22: edgecd.v1.ApplicationSpec.ignore_differences:type_name -> edgecd.v1.IgnoreDifference
+	30,  // 23: edgecd.v1.ApplicationSpec.managed_namespace_metadata:type_name -> edgecd.v1.ManagedNamespaceMetadata
+	31,  // 24: edgecd.v1.ApplicationSpec.info:type_name -> edgecd.v1.InfoItem
 	1,   // 25: edgecd.v1.HealthStatus.status:type_name -> edgecd.v1.HealthStatusCode
 	0,   // 26: edgecd.v1.SyncStatus.status:type_name -> edgecd.v1.SyncStatusCode
-	11,  // 27: edgecd.v1.ResourceStatus.key:type_name -> edgecd.v1.ResourceKey
+	12,  // 27: edgecd.v1.ResourceStatus.key:type_name -> edgecd.v1.ResourceKey
 	0,   // 28: edgecd.v1.ResourceStatus.sync:type_name -> edgecd.v1.SyncStatusCode
-	32,  // 29: edgecd.v1.ResourceStatus.health:type_name -> edgecd.v1.HealthStatus
-	92,  // 30: edgecd.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	11,  // 31: edgecd.v1.ResourceResult.key:type_name -> edgecd.v1.ResourceKey
+	33,  // 29: edgecd.v1.ResourceStatus.health:type_name -> edgecd.v1.HealthStatus
+	94,  // 30: edgecd.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	12,  // 31: edgecd.v1.ResourceResult.key:type_name -> edgecd.v1.ResourceKey
 	2,   // 32: edgecd.v1.OperationState.phase:type_name -> edgecd.v1.OperationPhase
-	92,  // 33: edgecd.v1.OperationState.started_at:type_name -> google.protobuf.Timestamp
-	92,  // 34: edgecd.v1.OperationState.finished_at:type_name -> google.protobuf.Timestamp
-	36,  // 35: edgecd.v1.OperationState.resources:type_name -> edgecd.v1.ResourceResult
-	15,  // 36: edgecd.v1.HistoryEntry.source:type_name -> edgecd.v1.ApplicationSource
-	92,  // 37: edgecd.v1.HistoryEntry.started_at:type_name -> google.protobuf.Timestamp
-	92,  // 38: edgecd.v1.HistoryEntry.deployed_at:type_name -> google.protobuf.Timestamp
+	94,  // 33: edgecd.v1.OperationState.started_at:type_name -> google.protobuf.Timestamp
+	94,  // 34: edgecd.v1.OperationState.finished_at:type_name -> google.protobuf.Timestamp
+	37,  // 35: edgecd.v1.OperationState.resources:type_name -> edgecd.v1.ResourceResult
+	16,  // 36: edgecd.v1.HistoryEntry.source:type_name -> edgecd.v1.ApplicationSource
+	94,  // 37: edgecd.v1.HistoryEntry.started_at:type_name -> google.protobuf.Timestamp
+	94,  // 38: edgecd.v1.HistoryEntry.deployed_at:type_name -> google.protobuf.Timestamp
 	2,   // 39: edgecd.v1.HistoryEntry.result:type_name -> edgecd.v1.OperationPhase
-	36,  // 40: edgecd.v1.HistoryEntry.resources:type_name -> edgecd.v1.ResourceResult
-	33,  // 41: edgecd.v1.ApplicationStatus.sync:type_name -> edgecd.v1.SyncStatus
-	32,  // 42: edgecd.v1.ApplicationStatus.health:type_name -> edgecd.v1.HealthStatus
-	34,  // 43: edgecd.v1.ApplicationStatus.resources:type_name -> edgecd.v1.ResourceStatus
-	35,  // 44: edgecd.v1.ApplicationStatus.conditions:type_name -> edgecd.v1.Condition
-	37,  // 45: edgecd.v1.ApplicationStatus.operation_state:type_name -> edgecd.v1.OperationState
-	38,  // 46: edgecd.v1.ApplicationStatus.history:type_name -> edgecd.v1.HistoryEntry
-	92,  // 47: edgecd.v1.ApplicationStatus.reconciled_at:type_name -> google.protobuf.Timestamp
-	82,  // 48: edgecd.v1.ApplicationMeta.labels:type_name -> edgecd.v1.ApplicationMeta.LabelsEntry
-	83,  // 49: edgecd.v1.ApplicationMeta.annotations:type_name -> edgecd.v1.ApplicationMeta.AnnotationsEntry
-	92,  // 50: edgecd.v1.ApplicationMeta.created_at:type_name -> google.protobuf.Timestamp
-	92,  // 51: edgecd.v1.ApplicationMeta.updated_at:type_name -> google.protobuf.Timestamp
+	37,  // 40: edgecd.v1.HistoryEntry.resources:type_name -> edgecd.v1.ResourceResult
+	34,  // 41: edgecd.v1.ApplicationStatus.sync:type_name -> edgecd.v1.SyncStatus
+	33,  // 42: edgecd.v1.ApplicationStatus.health:type_name -> edgecd.v1.HealthStatus
+	35,  // 43: edgecd.v1.ApplicationStatus.resources:type_name -> edgecd.v1.ResourceStatus
+	36,  // 44: edgecd.v1.ApplicationStatus.conditions:type_name -> edgecd.v1.Condition
+	38,  // 45: edgecd.v1.ApplicationStatus.operation_state:type_name -> edgecd.v1.OperationState
+	39,  // 46: edgecd.v1.ApplicationStatus.history:type_name -> edgecd.v1.HistoryEntry
+	94,  // 47: edgecd.v1.ApplicationStatus.reconciled_at:type_name -> google.protobuf.Timestamp
+	84,  // 48: edgecd.v1.ApplicationMeta.labels:type_name -> edgecd.v1.ApplicationMeta.LabelsEntry
+	85,  // 49: edgecd.v1.ApplicationMeta.annotations:type_name -> edgecd.v1.ApplicationMeta.AnnotationsEntry
+	94,  // 50: edgecd.v1.ApplicationMeta.created_at:type_name -> google.protobuf.Timestamp
+	94,  // 51: edgecd.v1.ApplicationMeta.updated_at:type_name -> google.protobuf.Timestamp
 	3,   // 52: edgecd.v1.ApplicationMeta.origin:type_name -> edgecd.v1.AppOrigin
-	40,  // 53: edgecd.v1.ApplicationMeta.owner:type_name -> edgecd.v1.OwnerRef
-	92,  // 54: edgecd.v1.ApplicationMeta.deletion_requested_at:type_name -> google.protobuf.Timestamp
-	41,  // 55: edgecd.v1.Application.meta:type_name -> edgecd.v1.ApplicationMeta
-	31,  // 56: edgecd.v1.Application.spec:type_name -> edgecd.v1.ApplicationSpec
-	39,  // 57: edgecd.v1.Application.status:type_name -> edgecd.v1.ApplicationStatus
-	44,  // 58: edgecd.v1.Application.cluster_connection:type_name -> edgecd.v1.ConnectionState
+	41,  // 53: edgecd.v1.ApplicationMeta.owner:type_name -> edgecd.v1.OwnerRef
+	94,  // 54: edgecd.v1.ApplicationMeta.deletion_requested_at:type_name -> google.protobuf.Timestamp
+	42,  // 55: edgecd.v1.Application.meta:type_name -> edgecd.v1.ApplicationMeta
+	32,  // 56: edgecd.v1.Application.spec:type_name -> edgecd.v1.ApplicationSpec
+	40,  // 57: edgecd.v1.Application.status:type_name -> edgecd.v1.ApplicationStatus
+	45,  // 58: edgecd.v1.Application.cluster_connection:type_name -> edgecd.v1.ConnectionState
 	0,   // 59: edgecd.v1.ApplicationSummary.sync:type_name -> edgecd.v1.SyncStatusCode
 	1,   // 60: edgecd.v1.ApplicationSummary.health:type_name -> edgecd.v1.HealthStatusCode
 	2,   // 61: edgecd.v1.ApplicationSummary.operation_phase:type_name -> edgecd.v1.OperationPhase
-	84,  // 62: edgecd.v1.ApplicationSummary.labels:type_name -> edgecd.v1.ApplicationSummary.LabelsEntry
-	92,  // 63: edgecd.v1.ApplicationSummary.updated_at:type_name -> google.protobuf.Timestamp
+	86,  // 62: edgecd.v1.ApplicationSummary.labels:type_name -> edgecd.v1.ApplicationSummary.LabelsEntry
+	94,  // 63: edgecd.v1.ApplicationSummary.updated_at:type_name -> google.protobuf.Timestamp
 	3,   // 64: edgecd.v1.ApplicationSummary.origin:type_name -> edgecd.v1.AppOrigin
-	40,  // 65: edgecd.v1.ApplicationSummary.owner:type_name -> edgecd.v1.OwnerRef
-	44,  // 66: edgecd.v1.ApplicationSummary.cluster_connection:type_name -> edgecd.v1.ConnectionState
+	41,  // 65: edgecd.v1.ApplicationSummary.owner:type_name -> edgecd.v1.OwnerRef
+	45,  // 66: edgecd.v1.ApplicationSummary.cluster_connection:type_name -> edgecd.v1.ConnectionState
 	4,   // 67: edgecd.v1.ConnectionState.state:type_name -> edgecd.v1.ConnectionStateCode
-	92,  // 68: edgecd.v1.ConnectionState.since:type_name -> google.protobuf.Timestamp
-	92,  // 69: edgecd.v1.ConnectionState.last_heartbeat:type_name -> google.protobuf.Timestamp
-	85,  // 70: edgecd.v1.Cluster.labels:type_name -> edgecd.v1.Cluster.LabelsEntry
-	86,  // 71: edgecd.v1.Cluster.annotations:type_name -> edgecd.v1.Cluster.AnnotationsEntry
-	45,  // 72: edgecd.v1.Cluster.versions:type_name -> edgecd.v1.ClusterVersions
-	44,  // 73: edgecd.v1.Cluster.connection:type_name -> edgecd.v1.ConnectionState
-	46,  // 74: edgecd.v1.Cluster.app_counts:type_name -> edgecd.v1.AppCounts
-	92,  // 75: edgecd.v1.Cluster.created_at:type_name -> google.protobuf.Timestamp
-	92,  // 76: edgecd.v1.Cluster.certificate_not_after:type_name -> google.protobuf.Timestamp
-	13,  // 77: edgecd.v1.ProjectDestination.cluster_selector:type_name -> edgecd.v1.LabelSelector
-	49,  // 78: edgecd.v1.OrphanedResources.ignore:type_name -> edgecd.v1.GroupKind
-	5,   // 79: edgecd.v1.ProjectRoleBinding.role:type_name -> edgecd.v1.ProjectRoleKind
-	48,  // 80: edgecd.v1.Project.destinations:type_name -> edgecd.v1.ProjectDestination
-	49,  // 81: edgecd.v1.Project.cluster_resource_allow:type_name -> edgecd.v1.GroupKind
-	49,  // 82: edgecd.v1.Project.cluster_resource_deny:type_name -> edgecd.v1.GroupKind
-	49,  // 83: edgecd.v1.Project.namespace_resource_deny:type_name -> edgecd.v1.GroupKind
-	51,  // 84: edgecd.v1.Project.roles:type_name -> edgecd.v1.ProjectRoleBinding
-	92,  // 85: edgecd.v1.Project.created_at:type_name -> google.protobuf.Timestamp
-	49,  // 86: edgecd.v1.Project.namespace_resource_allow:type_name -> edgecd.v1.GroupKind
-	50,  // 87: edgecd.v1.Project.orphaned_resources:type_name -> edgecd.v1.OrphanedResources
-	5,   // 88: edgecd.v1.Project.logs_role:type_name -> edgecd.v1.ProjectRoleKind
-	5,   // 89: edgecd.v1.Project.exec_role:type_name -> edgecd.v1.ProjectRoleKind
-	54,  // 90: edgecd.v1.ApplicationSetGenerator.list:type_name -> edgecd.v1.ListGenerator
-	55,  // 91: edgecd.v1.ApplicationSetGenerator.clusters:type_name -> edgecd.v1.ClustersGenerator
-	58,  // 92: edgecd.v1.ApplicationSetGenerator.git:type_name -> edgecd.v1.GitGenerator
-	59,  // 93: edgecd.v1.ApplicationSetGenerator.matrix:type_name -> edgecd.v1.MatrixGenerator
-	60,  // 94: edgecd.v1.ApplicationSetGenerator.merge:type_name -> edgecd.v1.MergeGenerator
-	13,  // 95: edgecd.v1.ClustersGenerator.selector:type_name -> edgecd.v1.LabelSelector
-	87,  // 96: edgecd.v1.ClustersGenerator.values:type_name -> edgecd.v1.ClustersGenerator.ValuesEntry
-	56,  // 97: edgecd.v1.GitGenerator.directories:type_name -> edgecd.v1.GitDirectory
-	57,  // 98: edgecd.v1.GitGenerator.files:type_name -> edgecd.v1.GitFile
-	88,  // 99: edgecd.v1.GitGenerator.values:type_name -> edgecd.v1.GitGenerator.ValuesEntry
-	53,  // 100: edgecd.v1.MatrixGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
-	53,  // 101: edgecd.v1.MergeGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
-	89,  // 102: edgecd.v1.ApplicationTemplate.labels:type_name -> edgecd.v1.ApplicationTemplate.LabelsEntry
-	90,  // 103: edgecd.v1.ApplicationTemplate.annotations:type_name -> edgecd.v1.ApplicationTemplate.AnnotationsEntry
-	31,  // 104: edgecd.v1.ApplicationTemplate.spec:type_name -> edgecd.v1.ApplicationSpec
-	53,  // 105: edgecd.v1.ApplicationSet.generators:type_name -> edgecd.v1.ApplicationSetGenerator
-	61,  // 106: edgecd.v1.ApplicationSet.template:type_name -> edgecd.v1.ApplicationTemplate
-	6,   // 107: edgecd.v1.ApplicationSet.policy:type_name -> edgecd.v1.ApplicationSetPolicy
-	10,  // 108: edgecd.v1.ApplicationSet.generated:type_name -> edgecd.v1.AppRef
-	35,  // 109: edgecd.v1.ApplicationSet.conditions:type_name -> edgecd.v1.Condition
-	92,  // 110: edgecd.v1.ApplicationSet.created_at:type_name -> google.protobuf.Timestamp
-	11,  // 111: edgecd.v1.SyncCommand.resources:type_name -> edgecd.v1.ResourceKey
-	11,  // 112: edgecd.v1.DiffCommand.resources:type_name -> edgecd.v1.ResourceKey
-	10,  // 113: edgecd.v1.Command.app:type_name -> edgecd.v1.AppRef
-	92,  // 114: edgecd.v1.Command.deadline:type_name -> google.protobuf.Timestamp
-	92,  // 115: edgecd.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	63,  // 116: edgecd.v1.Command.sync:type_name -> edgecd.v1.SyncCommand
-	64,  // 117: edgecd.v1.Command.refresh:type_name -> edgecd.v1.RefreshCommand
-	65,  // 118: edgecd.v1.Command.rollback:type_name -> edgecd.v1.RollbackCommand
-	66,  // 119: edgecd.v1.Command.terminate:type_name -> edgecd.v1.TerminateCommand
-	68,  // 120: edgecd.v1.Command.diff:type_name -> edgecd.v1.DiffCommand
-	69,  // 121: edgecd.v1.Command.manifests:type_name -> edgecd.v1.ManifestsCommand
-	67,  // 122: edgecd.v1.Command.delete:type_name -> edgecd.v1.DeleteCommand
-	11,  // 123: edgecd.v1.ResourceDiff.key:type_name -> edgecd.v1.ResourceKey
-	71,  // 124: edgecd.v1.DiffResult.resources:type_name -> edgecd.v1.ResourceDiff
-	7,   // 125: edgecd.v1.CommandStatus.outcome:type_name -> edgecd.v1.CommandOutcome
-	92,  // 126: edgecd.v1.CommandStatus.updated_at:type_name -> google.protobuf.Timestamp
-	10,  // 127: edgecd.v1.CommandStatus.app:type_name -> edgecd.v1.AppRef
-	37,  // 128: edgecd.v1.CommandStatus.operation:type_name -> edgecd.v1.OperationState
-	72,  // 129: edgecd.v1.CommandStatus.diff:type_name -> edgecd.v1.DiffResult
-	73,  // 130: edgecd.v1.CommandStatus.manifests:type_name -> edgecd.v1.ManifestsResult
-	10,  // 131: edgecd.v1.Event.app:type_name -> edgecd.v1.AppRef
-	11,  // 132: edgecd.v1.Event.resource:type_name -> edgecd.v1.ResourceKey
-	8,   // 133: edgecd.v1.Event.severity:type_name -> edgecd.v1.EventSeverity
-	92,  // 134: edgecd.v1.Event.time:type_name -> google.protobuf.Timestamp
-	10,  // 135: edgecd.v1.Deployment.app:type_name -> edgecd.v1.AppRef
-	9,   // 136: edgecd.v1.Deployment.kind:type_name -> edgecd.v1.DeploymentKind
-	2,   // 137: edgecd.v1.Deployment.result:type_name -> edgecd.v1.OperationPhase
-	92,  // 138: edgecd.v1.Deployment.started_at:type_name -> google.protobuf.Timestamp
-	92,  // 139: edgecd.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
-	140, // [140:140] is the sub-list for method output_type
-	140, // [140:140] is the sub-list for method input_type
-	140, // [140:140] is the sub-list for extension type_name
-	140, // [140:140] is the sub-list for extension extendee
-	0,   // [0:140] is the sub-list for field type_name
+	94,  // 68: edgecd.v1.ConnectionState.since:type_name -> google.protobuf.Timestamp
+	94,  // 69: edgecd.v1.ConnectionState.last_heartbeat:type_name -> google.protobuf.Timestamp
+	47,  // 70: edgecd.v1.ClusterVersions.skew:type_name -> edgecd.v1.VersionSkew
+	10,  // 71: edgecd.v1.VersionSkew.state:type_name -> edgecd.v1.VersionSkew.State
+	87,  // 72: edgecd.v1.Cluster.labels:type_name -> edgecd.v1.Cluster.LabelsEntry
+	88,  // 73: edgecd.v1.Cluster.annotations:type_name -> edgecd.v1.Cluster.AnnotationsEntry
+	46,  // 74: edgecd.v1.Cluster.versions:type_name -> edgecd.v1.ClusterVersions
+	45,  // 75: edgecd.v1.Cluster.connection:type_name -> edgecd.v1.ConnectionState
+	48,  // 76: edgecd.v1.Cluster.app_counts:type_name -> edgecd.v1.AppCounts
+	94,  // 77: edgecd.v1.Cluster.created_at:type_name -> google.protobuf.Timestamp
+	94,  // 78: edgecd.v1.Cluster.certificate_not_after:type_name -> google.protobuf.Timestamp
+	14,  // 79: edgecd.v1.ProjectDestination.cluster_selector:type_name -> edgecd.v1.LabelSelector
+	51,  // 80: edgecd.v1.OrphanedResources.ignore:type_name -> edgecd.v1.GroupKind
+	5,   // 81: edgecd.v1.ProjectRoleBinding.role:type_name -> edgecd.v1.ProjectRoleKind
+	50,  // 82: edgecd.v1.Project.destinations:type_name -> edgecd.v1.ProjectDestination
+	51,  // 83: edgecd.v1.Project.cluster_resource_allow:type_name -> edgecd.v1.GroupKind
+	51,  // 84: edgecd.v1.Project.cluster_resource_deny:type_name -> edgecd.v1.GroupKind
+	51,  // 85: edgecd.v1.Project.namespace_resource_deny:type_name -> edgecd.v1.GroupKind
+	53,  // 86: edgecd.v1.Project.roles:type_name -> edgecd.v1.ProjectRoleBinding
+	94,  // 87: edgecd.v1.Project.created_at:type_name -> google.protobuf.Timestamp
+	51,  // 88: edgecd.v1.Project.namespace_resource_allow:type_name -> edgecd.v1.GroupKind
+	52,  // 89: edgecd.v1.Project.orphaned_resources:type_name -> edgecd.v1.OrphanedResources
+	5,   // 90: edgecd.v1.Project.logs_role:type_name -> edgecd.v1.ProjectRoleKind
+	5,   // 91: edgecd.v1.Project.exec_role:type_name -> edgecd.v1.ProjectRoleKind
+	56,  // 92: edgecd.v1.ApplicationSetGenerator.list:type_name -> edgecd.v1.ListGenerator
+	57,  // 93: edgecd.v1.ApplicationSetGenerator.clusters:type_name -> edgecd.v1.ClustersGenerator
+	60,  // 94: edgecd.v1.ApplicationSetGenerator.git:type_name -> edgecd.v1.GitGenerator
+	61,  // 95: edgecd.v1.ApplicationSetGenerator.matrix:type_name -> edgecd.v1.MatrixGenerator
+	62,  // 96: edgecd.v1.ApplicationSetGenerator.merge:type_name -> edgecd.v1.MergeGenerator
+	14,  // 97: edgecd.v1.ClustersGenerator.selector:type_name -> edgecd.v1.LabelSelector
+	89,  // 98: edgecd.v1.ClustersGenerator.values:type_name -> edgecd.v1.ClustersGenerator.ValuesEntry
+	58,  // 99: edgecd.v1.GitGenerator.directories:type_name -> edgecd.v1.GitDirectory
+	59,  // 100: edgecd.v1.GitGenerator.files:type_name -> edgecd.v1.GitFile
+	90,  // 101: edgecd.v1.GitGenerator.values:type_name -> edgecd.v1.GitGenerator.ValuesEntry
+	55,  // 102: edgecd.v1.MatrixGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
+	55,  // 103: edgecd.v1.MergeGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
+	91,  // 104: edgecd.v1.ApplicationTemplate.labels:type_name -> edgecd.v1.ApplicationTemplate.LabelsEntry
+	92,  // 105: edgecd.v1.ApplicationTemplate.annotations:type_name -> edgecd.v1.ApplicationTemplate.AnnotationsEntry
+	32,  // 106: edgecd.v1.ApplicationTemplate.spec:type_name -> edgecd.v1.ApplicationSpec
+	55,  // 107: edgecd.v1.ApplicationSet.generators:type_name -> edgecd.v1.ApplicationSetGenerator
+	63,  // 108: edgecd.v1.ApplicationSet.template:type_name -> edgecd.v1.ApplicationTemplate
+	6,   // 109: edgecd.v1.ApplicationSet.policy:type_name -> edgecd.v1.ApplicationSetPolicy
+	11,  // 110: edgecd.v1.ApplicationSet.generated:type_name -> edgecd.v1.AppRef
+	36,  // 111: edgecd.v1.ApplicationSet.conditions:type_name -> edgecd.v1.Condition
+	94,  // 112: edgecd.v1.ApplicationSet.created_at:type_name -> google.protobuf.Timestamp
+	12,  // 113: edgecd.v1.SyncCommand.resources:type_name -> edgecd.v1.ResourceKey
+	12,  // 114: edgecd.v1.DiffCommand.resources:type_name -> edgecd.v1.ResourceKey
+	11,  // 115: edgecd.v1.Command.app:type_name -> edgecd.v1.AppRef
+	94,  // 116: edgecd.v1.Command.deadline:type_name -> google.protobuf.Timestamp
+	94,  // 117: edgecd.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	65,  // 118: edgecd.v1.Command.sync:type_name -> edgecd.v1.SyncCommand
+	66,  // 119: edgecd.v1.Command.refresh:type_name -> edgecd.v1.RefreshCommand
+	67,  // 120: edgecd.v1.Command.rollback:type_name -> edgecd.v1.RollbackCommand
+	68,  // 121: edgecd.v1.Command.terminate:type_name -> edgecd.v1.TerminateCommand
+	70,  // 122: edgecd.v1.Command.diff:type_name -> edgecd.v1.DiffCommand
+	71,  // 123: edgecd.v1.Command.manifests:type_name -> edgecd.v1.ManifestsCommand
+	69,  // 124: edgecd.v1.Command.delete:type_name -> edgecd.v1.DeleteCommand
+	12,  // 125: edgecd.v1.ResourceDiff.key:type_name -> edgecd.v1.ResourceKey
+	73,  // 126: edgecd.v1.DiffResult.resources:type_name -> edgecd.v1.ResourceDiff
+	7,   // 127: edgecd.v1.CommandStatus.outcome:type_name -> edgecd.v1.CommandOutcome
+	94,  // 128: edgecd.v1.CommandStatus.updated_at:type_name -> google.protobuf.Timestamp
+	11,  // 129: edgecd.v1.CommandStatus.app:type_name -> edgecd.v1.AppRef
+	38,  // 130: edgecd.v1.CommandStatus.operation:type_name -> edgecd.v1.OperationState
+	74,  // 131: edgecd.v1.CommandStatus.diff:type_name -> edgecd.v1.DiffResult
+	75,  // 132: edgecd.v1.CommandStatus.manifests:type_name -> edgecd.v1.ManifestsResult
+	11,  // 133: edgecd.v1.Event.app:type_name -> edgecd.v1.AppRef
+	12,  // 134: edgecd.v1.Event.resource:type_name -> edgecd.v1.ResourceKey
+	8,   // 135: edgecd.v1.Event.severity:type_name -> edgecd.v1.EventSeverity
+	94,  // 136: edgecd.v1.Event.time:type_name -> google.protobuf.Timestamp
+	11,  // 137: edgecd.v1.Deployment.app:type_name -> edgecd.v1.AppRef
+	9,   // 138: edgecd.v1.Deployment.kind:type_name -> edgecd.v1.DeploymentKind
+	2,   // 139: edgecd.v1.Deployment.result:type_name -> edgecd.v1.OperationPhase
+	94,  // 140: edgecd.v1.Deployment.started_at:type_name -> google.protobuf.Timestamp
+	94,  // 141: edgecd.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
+	142, // [142:142] is the sub-list for method output_type
+	142, // [142:142] is the sub-list for method input_type
+	142, // [142:142] is the sub-list for extension type_name
+	142, // [142:142] is the sub-list for extension extendee
+	0,   // [0:142] is the sub-list for field type_name
 }
 
 func init() { file_edgecd_v1_types_proto_init() }
@@ -7008,15 +7157,15 @@ func file_edgecd_v1_types_proto_init() {
 		(*ApplicationSource_Directory)(nil),
 		(*ApplicationSource_Kustomize)(nil),
 	}
-	file_edgecd_v1_types_proto_msgTypes[40].OneofWrappers = []any{}
-	file_edgecd_v1_types_proto_msgTypes[43].OneofWrappers = []any{
+	file_edgecd_v1_types_proto_msgTypes[41].OneofWrappers = []any{}
+	file_edgecd_v1_types_proto_msgTypes[44].OneofWrappers = []any{
 		(*ApplicationSetGenerator_List)(nil),
 		(*ApplicationSetGenerator_Clusters)(nil),
 		(*ApplicationSetGenerator_Git)(nil),
 		(*ApplicationSetGenerator_Matrix)(nil),
 		(*ApplicationSetGenerator_Merge)(nil),
 	}
-	file_edgecd_v1_types_proto_msgTypes[60].OneofWrappers = []any{
+	file_edgecd_v1_types_proto_msgTypes[61].OneofWrappers = []any{
 		(*Command_Sync)(nil),
 		(*Command_Refresh)(nil),
 		(*Command_Rollback)(nil),
@@ -7025,7 +7174,7 @@ func file_edgecd_v1_types_proto_init() {
 		(*Command_Manifests)(nil),
 		(*Command_Delete)(nil),
 	}
-	file_edgecd_v1_types_proto_msgTypes[64].OneofWrappers = []any{
+	file_edgecd_v1_types_proto_msgTypes[65].OneofWrappers = []any{
 		(*CommandStatus_Operation)(nil),
 		(*CommandStatus_Diff)(nil),
 		(*CommandStatus_Manifests)(nil),
@@ -7035,8 +7184,8 @@ func file_edgecd_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_edgecd_v1_types_proto_rawDesc), len(file_edgecd_v1_types_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   81,
+			NumEnums:      11,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
