@@ -13,6 +13,7 @@ use edgecd_core::app::{
     ApplicationSource, ApplicationSpec, ApplicationStatus, AutomatedSync, Destination, SyncPolicy,
 };
 use edgecd_core::{Health, SyncStatus};
+use edgecd_e2e::images;
 use edgecd_spoke::crd::Application;
 use edgecd_testkit::{GitRepo, RealCluster, helm, net};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -208,7 +209,9 @@ async fn client_for(kubeconfig: &Path) -> kube::Client {
 
 /// Starts the real `edgecd-spoke run`, standalone, with `kubeconfig`.
 fn start_spoke(kubeconfig: &Path, dir: &Path) -> SpokeProcess {
-    let bin = edgecd_testkit::binaries::workspace_binary("edgecd-spoke", "edgecd-spoke").unwrap();
+    // The binary the image's ENTRYPOINT runs (the chart's container sets args only).
+    let (package, bin) = images::entrypoint_binary(images::Image::Spoke).unwrap();
+    let bin = edgecd_testkit::binaries::workspace_binary(&package, &bin).unwrap();
     let log = dir.join("spoke.log");
     let admin_addr = format!("127.0.0.1:{}", net::free_port().unwrap());
     let child = Command::new(&bin)

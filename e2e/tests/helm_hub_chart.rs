@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use edgecd_e2e::images;
 use edgecd_hub::pki::MasterKey;
 use edgecd_hub::store::{PgStore, Store as _};
 use edgecd_proto::client::{Client, ClientConfig, Tls};
@@ -490,7 +491,8 @@ async fn start_as_container(
     let hub = container(spec);
     assert!(
         hub.command.is_none(),
-        "the image's entrypoint is edgecd-hub"
+        "the image's entrypoint ({}) runs the hub",
+        images::DOCKERFILE
     );
     let volumes: BTreeMap<&str, _> = spec
         .volumes
@@ -613,7 +615,9 @@ async fn start_as_container(
         .get("http")
         .expect("no env var makes the hub listen on the port named http");
 
-    let bin = edgecd_testkit::binaries::workspace_binary("edgecd-hub", "edgecd-hub").unwrap();
+    // The binary the image's ENTRYPOINT runs.
+    let (package, bin) = images::entrypoint_binary(images::Image::Hub).unwrap();
+    let bin = edgecd_testkit::binaries::workspace_binary(&package, &bin).unwrap();
     let log = dir.join("hub.log");
     eprintln!(
         "starting {} {} as pod {} ({}) with {:?}",
