@@ -307,10 +307,16 @@ async fn namespace(client: &kube::Client, name: &str) {
 /// `helm install RELEASE CHART -n NAMESPACE` with `values` and `sets` (no `--wait`: the SQLite claim is
 /// never bound, there being no provisioner; the pods are not what is tested).
 fn install(bin: &Path, real: &RealCluster, golden: &Golden, sets: &[&str]) {
+    release(bin, real, golden, "install", sets);
+}
+
+/// `helm VERB RELEASE CHART -n NAMESPACE` (`install` or `upgrade`) with the golden's values and `sets`; returns
+/// the release's revision.
+fn release(bin: &Path, real: &RealCluster, golden: &Golden, verb: &str, sets: &[&str]) -> u32 {
     let kubeconfig = real.kubeconfig_path().to_str().unwrap().to_owned();
     let args = with_values(
         vec![
-            "install".into(),
+            verb.into(),
             golden.release.into(),
             CHART.into(),
             "--kubeconfig".into(),
@@ -323,6 +329,10 @@ fn install(bin: &Path, real: &RealCluster, golden: &Golden, sets: &[&str]) {
     );
     let out = helm(bin, &strs(&args));
     assert!(out.contains("STATUS: deployed"), "{out}");
+    out.lines()
+        .find_map(|line| line.strip_prefix("REVISION: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no revision in:\n{out}"))
 }
 
 /// The installed Deployment's pod spec, after checking what every install must have: the security
@@ -673,6 +683,33 @@ fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
         .ok()
 }
 
+/// The `Set-Cookie` header of the console's login (`POST /api/v1/login` on the HTTP port) as the admin.
+fn console_login_cookie(addr: SocketAddr) -> String {
+    let body = format!(r#"{{"username":"admin","password":"{ADMIN_PASSWORD}"}}"#);
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         X-Edgecd-Csrf: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    response
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no session cookie from the console's login:\n{response}"))
+}
+
 /// Waits until the readiness probe's path answers 200 (and the liveness probe's then too).
 async fn wait_ready(hub: &mut HubProcess) {
     let timeout = Duration::from_secs(90);
@@ -897,10 +934,56 @@ async fn the_installed_chart_starts_the_real_hub_on_sqlite_and_on_postgresql() {
     let mut names = service_names("edgecd-hub-grpc", ns);
     names.extend([None, Some("localhost".into())]);
     check_api(&hub, &pod, &ca, &names).await;
+    // No Ingress with TLS: the console is plain HTTP, its cookie not marked Secure.
+    let http = hub.http;
+    let cookie = tokio::task::spawn_blocking(move || console_login_cookie(http))
+        .await
+        .unwrap();
+    assert!(cookie.starts_with("edgecd_session="), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    drop(hub);
+
+    // `helm upgrade` with new settings: the Deployment's pod spec follows, the claim and the database on it stay
+    // (the hub started from the new spec on the same volume serves the same CA, which lives in the database).
+    let mut upgraded_sets = sqlite.sets.to_vec();
+    upgraded_sets.extend(["log.filter=debug", "http.secureCookies=true"]);
+    assert_eq!(
+        release(&helm_bin, &real, sqlite, "upgrade", &upgraded_sets),
+        2
+    );
+    let spec = installed_pod_spec(&client, ns, "edgecd-hub", 1).await;
+    let env_value = |name: &str| {
+        container(&spec)
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(env_value("EDGECD_HUB_LOG").as_deref(), Some("debug"));
+    assert_eq!(
+        env_value("EDGECD_HUB_CONSOLE_SECURE_COOKIES").as_deref(),
+        Some("true")
+    );
+    let mut hub = start_as_container(&client, ns, &spec, &pod, dir.path()).await;
+    wait_ready(&mut hub).await;
+    let grpc = hub.grpc;
+    let ca_after = tokio::task::spawn_blocking(move || served_ca(grpc))
+        .await
+        .unwrap();
+    assert_eq!(ca_after, ca, "the upgraded hub opened another database");
+    check_api(&hub, &pod, &ca, &names).await;
+    let http = hub.http;
+    let cookie = tokio::task::spawn_blocking(move || console_login_cookie(http))
+        .await
+        .unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
     drop(hub);
 
     // PostgreSQL: three replicas, an operator CA, Ingress and NetworkPolicy (tests/postgres-values.yaml).
-    let pg = PgServer::start().unwrap();
+    // TLS only, its certificate issued by a CA of its own: the hub verifies it with the CA from the ConfigMap.
+    let pg = PgServer::start_tls().unwrap();
+    let pg_ca_file = pg.tls_ca_file().unwrap().to_owned();
     let url = pg.create_database().unwrap();
     let postgres = &GOLDEN[1];
     let ns = postgres.namespace;
@@ -918,6 +1001,21 @@ async fn the_installed_chart_starts_the_real_hub_on_sqlite_and_on_postgresql() {
     .await;
     secret(&client, ns, ADMIN_SECRET, &[("password", ADMIN_PASSWORD)]).await;
     secret(&client, ns, DB_SECRET, &[("url", &url)]).await;
+    let pg_ca = std::fs::read_to_string(&pg_ca_file).unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("edgecd-hub-postgres-ca".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some([("ca.crt".to_owned(), pg_ca)].into()),
+                ..ConfigMap::default()
+            },
+        )
+        .await
+        .unwrap();
     secret(
         &client,
         ns,
@@ -974,7 +1072,9 @@ async fn the_installed_chart_starts_the_real_hub_on_sqlite_and_on_postgresql() {
     // Two of the replicas, sharing the database, with pod IPs 127.0.0.2 and 127.0.0.3 (127.0.0.1 is named
     // by every certificate of the chart): each registers its pod IP as its peer address, and its
     // certificate names that IP (through $(EDGECD_HUB_PEER_HOST)), the Service and tls.names.
-    let store = PgStore::connect_url(&url).await.unwrap();
+    let store = PgStore::connect_url_with_ca(&url, Some(&pg_ca_file))
+        .await
+        .unwrap();
     let mut running = Vec::new();
     for (n, name) in [
         "hub-edgecd-hub-7f6d5c4b3-a1b2c",
@@ -993,6 +1093,13 @@ async fn the_installed_chart_starts_the_real_hub_on_sqlite_and_on_postgresql() {
         let mut names = service_names(&format!("{full}-grpc"), ns);
         names.extend([None, Some("hub.example.com".into())]);
         check_api(&hub, &pod, &ca_cert, &names).await;
+        // The console is behind the Ingress with TLS: the chart turns Secure cookies on, and the hub
+        // understands the setting.
+        let http = hub.http;
+        let cookie = tokio::task::spawn_blocking(move || console_login_cookie(http))
+            .await
+            .unwrap();
+        assert!(cookie.ends_with("; Secure"), "{cookie}");
         let expected = format!("https://{}", hub.grpc);
         let start = Instant::now();
         loop {
