@@ -1,4 +1,4 @@
-//! The spoke's Helm chart (`charts/edgecd-spoke`) under real Helm v4 (`scripts/helm-build`, or `EDGECD_HELM_BIN`): `helm lint --strict`, `helm template` compared byte for byte with the golden renders in `charts/edgecd-spoke/tests/golden/` (`EDGECD_UPDATE_GOLDEN=1` rewrites them), `helm install --wait` into a real API server (testkit's `RealCluster`), and the real `edgecd-spoke` binary syncing apps with only the chart's ServiceAccount token and RBAC, the default rules and the narrowed ones of `charts/edgecd-spoke/tests/narrow-rbac-values.yaml` (under which the API server refuses a kind outside them as Forbidden for the ServiceAccount).
+//! The spoke's Helm chart (`charts/edgecd-spoke`) under real Helm v4 (`scripts/helm-build`, or `EDGECD_HELM_BIN`): `helm lint --strict`, `helm template` compared byte for byte with the golden renders in `charts/edgecd-spoke/tests/golden/` (`EDGECD_UPDATE_GOLDEN=1` rewrites them), `helm install --wait` and `helm upgrade --wait` into a real API server (testkit's `RealCluster`), and the real `edgecd-spoke` binary syncing apps with only the chart's ServiceAccount token and RBAC, the default rules and the narrowed ones of `charts/edgecd-spoke/tests/narrow-rbac-values.yaml` (under which the API server refuses a kind outside them as Forbidden for the ServiceAccount).
 //!
 //! Without `EDGECD_HELM_BIN` and without Go, every test says SKIPPED.
 
@@ -306,7 +306,7 @@ const WEB_YAML: &str = include_str!("../../testdata/web-app/all.yaml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_installed_chart_runs_the_spoke_with_its_own_service_account() {
-    let Some((_helm, real)) = installed(&[]).await else {
+    let Some((helm_bin, real)) = installed(&[]).await else {
         return;
     };
     let admin = real.client().await.unwrap();
@@ -387,6 +387,64 @@ async fn the_installed_chart_runs_the_spoke_with_its_own_service_account() {
     assert!(
         managers.iter().any(|m| m.contains("edgecd")),
         "{managers:?}"
+    );
+    drop(spoke);
+
+    // `helm upgrade` with a new setting: the Deployment's pod spec follows (revision 2, rolled out by the node
+    // simulator), and a spoke started again after it takes over the cluster as it was: the app stays Synced at
+    // the same revision, and nothing is deployed again.
+    let kubeconfig_path = real.kubeconfig_path().to_str().unwrap().to_owned();
+    let out = helm(
+        &helm_bin,
+        &[
+            "upgrade",
+            RELEASE,
+            CHART,
+            "--kubeconfig",
+            &kubeconfig_path,
+            "--namespace",
+            RELEASE_NS,
+            "--reuse-values",
+            "--set",
+            "log.filter=debug",
+            "--wait",
+            "--timeout",
+            "180s",
+        ],
+    );
+    assert!(
+        out.contains("STATUS: deployed") && out.contains("REVISION: 2"),
+        "{out}"
+    );
+    let upgraded = deployments.get(RELEASE).await.unwrap();
+    let env = upgraded.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        env.iter()
+            .any(|e| e.name == "SPOKE_LOG" && e.value.as_deref() == Some("debug")),
+        "{env:?}"
+    );
+    assert_eq!(upgraded.status.unwrap().available_replicas, Some(1));
+    let before = status.history.len();
+    let mut spoke = start_spoke(&kubeconfig, dir.path());
+    let after = wait_for_app(
+        &apps,
+        "web",
+        "Synced and Healthy after the restart",
+        &mut spoke,
+        synced_and_healthy,
+    )
+    .await;
+    assert_eq!(after.sync.revision, head);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let again = apps.get("web").await.unwrap().status.unwrap();
+    assert_eq!(
+        again.history.len(),
+        before,
+        "the restarted spoke deployed again: {:?}",
+        again.history
     );
     drop(spoke);
 }
