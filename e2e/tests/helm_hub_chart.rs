@@ -943,10 +943,24 @@ async fn the_installed_chart_starts_the_real_hub_on_sqlite_and_on_postgresql() {
     assert!(!cookie.contains("Secure"), "{cookie}");
     drop(hub);
 
-    // `helm upgrade` with new settings: the Deployment's pod spec follows, the claim and the database on it stay
-    // (the hub started from the new spec on the same volume serves the same CA, which lives in the database).
+    // `helm upgrade` with new settings, and the first step of a master-key rotation (docs/operations.md): the
+    // Deployment's pod spec follows, the claim and the database on it stay (the hub started from the new spec on
+    // the same volume serves the same CA, which lives in the database, sealed again with the new key).
+    let (_, new_master_key) = MasterKey::generate().unwrap();
+    secret(
+        &client,
+        ns,
+        "edgecd-hub-master-key-2",
+        &[("master.key", new_master_key.as_str())],
+    )
+    .await;
     let mut upgraded_sets = sqlite.sets.to_vec();
-    upgraded_sets.extend(["log.filter=debug", "http.secureCookies=true"]);
+    upgraded_sets.extend([
+        "log.filter=debug",
+        "http.secureCookies=true",
+        "masterKey.existingSecret=edgecd-hub-master-key-2",
+        "masterKey.previousExistingSecret=edgecd-hub-master-key",
+    ]);
     assert_eq!(
         release(&helm_bin, &real, sqlite, "upgrade", &upgraded_sets),
         2
@@ -978,6 +992,30 @@ async fn the_installed_chart_starts_the_real_hub_on_sqlite_and_on_postgresql() {
         .await
         .unwrap();
     assert!(cookie.ends_with("; Secure"), "{cookie}");
+    drop(hub);
+
+    // The rotation's second step: the previous key dropped. The new key alone opens the fleet's CA.
+    upgraded_sets.retain(|set| !set.starts_with("masterKey.previousExistingSecret"));
+    upgraded_sets.push("masterKey.previousExistingSecret=");
+    assert_eq!(
+        release(&helm_bin, &real, sqlite, "upgrade", &upgraded_sets),
+        3
+    );
+    let spec = installed_pod_spec(&client, ns, "edgecd-hub", 1).await;
+    assert!(
+        !container(&spec)
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "EDGECD_HUB_PREVIOUS_MASTER_KEY_FILE")
+    );
+    let mut hub = start_as_container(&client, ns, &spec, &pod, dir.path()).await;
+    wait_ready(&mut hub).await;
+    let grpc = hub.grpc;
+    let ca_rotated = tokio::task::spawn_blocking(move || served_ca(grpc))
+        .await
+        .unwrap();
+    assert_eq!(ca_rotated, ca, "the CA changed with the master key");
     drop(hub);
 
     // PostgreSQL: three replicas, an operator CA, Ingress and NetworkPolicy (tests/postgres-values.yaml).

@@ -851,3 +851,116 @@ async fn certificate_rotation_during_a_live_stream_loses_no_message() {
         assert_eq!(command.outcome, CommandOutcome::Delivered, "{id}");
     }
 }
+
+/// Master-key rotation (docs/operations.md#master-key), on SQLite and on PostgreSQL: a hub started with the new
+/// key and the previous one seals the stored CA key and every repository credential again with the new key
+/// (also with two replicas starting at once: each value is replaced once), after which the new key alone opens
+/// them and the old one no longer does; the fleet's CA is the same throughout.
+async fn rotation(db: Db) {
+    use edgecd_hub::pki::repos::{self, RepoSecret};
+    use edgecd_hub::security::SecuritySettings;
+    let names = vec!["127.0.0.1".to_owned()];
+    let (old, old_text) = MasterKey::generate().unwrap();
+    let first = SecuritySettings::stored(old, names.clone())
+        .open(db.fleet.clone(), db.security.clone())
+        .await
+        .unwrap();
+    let secret = RepoSecret {
+        username: "deploy-bot".into(),
+        password: "s3cret".into(),
+        ..RepoSecret::default()
+    };
+    for prefix in ["https://git.example.com/a/", "https://git.example.com/b/"] {
+        repos::put(
+            db.security.as_ref(),
+            first.sealer().unwrap(),
+            prefix,
+            &[],
+            &secret,
+        )
+        .await
+        .unwrap();
+    }
+    let ca_hash = first.ca_hash();
+
+    // The new key with the previous one, on two replicas at once.
+    let (_, new_text) = MasterKey::generate().unwrap();
+    let rotating = || {
+        MasterKey::from_text(&new_text, "new")
+            .unwrap()
+            .with_previous(MasterKey::from_text(&old_text, "old").unwrap())
+    };
+    let (replica_a, replica_b) = (
+        SecuritySettings::stored(rotating(), names.clone()),
+        SecuritySettings::stored(rotating(), names.clone()),
+    );
+    let (a, b) = tokio::join!(
+        replica_a.open(db.fleet.clone(), db.security.clone()),
+        replica_b.open(db.fleet.clone(), db.security.clone()),
+    );
+    assert_eq!(a.unwrap().ca_hash(), ca_hash);
+    assert_eq!(b.unwrap().ca_hash(), ca_hash);
+
+    // The new key alone: everything opens; the old key alone opens nothing any more.
+    let new_only = SecuritySettings::stored(MasterKey::from_text(&new_text, "new").unwrap(), names)
+        .open(db.fleet.clone(), db.security.clone())
+        .await
+        .unwrap();
+    assert_eq!(new_only.ca_hash(), ca_hash);
+    let old_only = MasterKey::from_text(&old_text, "old").unwrap();
+    for record in db.security.list_repo_credentials().await.unwrap() {
+        assert_eq!(
+            repos::open(new_only.sealer().unwrap(), &record).unwrap(),
+            secret
+        );
+        assert!(
+            repos::open(&old_only, &record).is_err(),
+            "{}",
+            record.url_prefix
+        );
+    }
+    let err = Pki::open(
+        db.fleet.clone(),
+        db.security.clone(),
+        CaSource::Store(&old_only),
+        PkiConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("wrong master key"), "{err}");
+
+    // A credential neither key opens is reported, not fatal; the rest of the fleet starts.
+    let (stray, _) = MasterKey::generate().unwrap();
+    repos::put(
+        db.security.as_ref(),
+        &stray,
+        "https://git.example.com/stray/",
+        &[],
+        &secret,
+    )
+    .await
+    .unwrap();
+    let report = edgecd_hub::pki::reseal(db.security.as_ref(), &rotating())
+        .await
+        .unwrap();
+    assert_eq!(
+        report,
+        edgecd_hub::pki::ResealReport {
+            ca_key: false,
+            credentials: 0,
+            unopened: vec!["https://git.example.com/stray/".to_owned()],
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_master_key_rotation_seals_everything_again_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rotation(sqlite_db(&dir).await).await;
+}
+
+#[tokio::test]
+async fn a_master_key_rotation_seals_everything_again_on_postgresql() {
+    let url = pg_server().create_database().unwrap();
+    rotation(pg_db(&url).await).await;
+}

@@ -622,6 +622,54 @@ fn check_token(
     Ok(())
 }
 
+/// What [`reseal`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResealReport {
+    /// The stored CA key was sealed again with the current key.
+    pub ca_key: bool,
+    /// Repository credentials sealed again.
+    pub credentials: usize,
+    /// URL prefixes of credentials neither key opens (to be set again by an operator).
+    pub unopened: Vec<String>,
+}
+
+/// A master-key rotation's second step (docs/operations.md#master-key): every value at rest that only
+/// `master`'s previous key opens (the stored CA key, repository credentials) is sealed again with the current
+/// key. Each value is replaced only if it is still what was read, so replicas doing it at once, or an operator
+/// changing a credential meanwhile, lose nothing. Values the current key already opens are left alone.
+pub async fn reseal(
+    security: &dyn SecurityStore,
+    master: &MasterKey,
+) -> Result<ResealReport, PkiError> {
+    let mut report = ResealReport::default();
+    if let Some(stored) = security.get_hub_ca().await? {
+        let (key, by_previous) = master.open_noting_key(CA_KEY_PURPOSE, &stored.key_sealed.0)?;
+        if by_previous {
+            let sealed = master.seal(CA_KEY_PURPOSE, &key)?;
+            report.ca_key = security
+                .reseal_hub_ca(&stored.key_sealed.0, &sealed)
+                .await?;
+        }
+    }
+    for record in security.list_repo_credentials().await? {
+        let purpose = repos::purpose(&record.url_prefix);
+        match master.open_noting_key(&purpose, &record.sealed.0) {
+            Ok((_, false)) => {}
+            Ok((secret, true)) => {
+                let sealed = master.seal(&purpose, &secret)?;
+                if security
+                    .reseal_repo_credential(&record.url_prefix, &record.sealed.0, &sealed)
+                    .await?
+                {
+                    report.credentials += 1;
+                }
+            }
+            Err(_) => report.unopened.push(record.url_prefix.clone()),
+        }
+    }
+    Ok(report)
+}
+
 async fn load_or_create_ca(
     security: &dyn SecurityStore,
     master: &MasterKey,

@@ -51,7 +51,7 @@ pub struct OpenCredential {
 /// Notification channel: repository credentials changed (payload: URL prefix).
 pub const REPO_CREDENTIALS_CHANNEL: &str = "edgecd_repo_credentials";
 
-fn purpose(url_prefix: &str) -> String {
+pub(super) fn purpose(url_prefix: &str) -> String {
     format!("repo-credential:{url_prefix}")
 }
 

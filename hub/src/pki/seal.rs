@@ -28,14 +28,20 @@ pub enum SealError {
     Seal { purpose: String, reason: String },
 }
 
-/// The 32-byte key that seals secrets at rest. Never printed.
+/// The 32-byte key that seals secrets at rest, and during a rotation the key it replaces (which only opens:
+/// values it opens are sealed again with the current key, see `pki::reseal`). Never printed.
 pub struct MasterKey {
     key: LessSafeKey,
+    previous: Option<LessSafeKey>,
 }
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(<redacted>)")
+        f.write_str(if self.previous.is_some() {
+            "MasterKey(<redacted>, previous <redacted>)"
+        } else {
+            "MasterKey(<redacted>)"
+        })
     }
 }
 
@@ -53,7 +59,21 @@ impl MasterKey {
             .map_err(|_| bad("rejected by the cipher"))?;
         Ok(Self {
             key: LessSafeKey::new(unbound),
+            previous: None,
         })
+    }
+
+    /// This key, opening also what `previous` sealed (a master-key rotation: `--previous-master-key-file`).
+    pub fn with_previous(self, previous: MasterKey) -> Self {
+        Self {
+            key: self.key,
+            previous: Some(previous.key),
+        }
+    }
+
+    /// Whether a previous key is kept for opening.
+    pub fn has_previous(&self) -> bool {
+        self.previous.is_some()
     }
 
     /// Parses text holding 32 bytes as 64 hex digits or base64.
@@ -142,30 +162,53 @@ impl MasterKey {
         Ok(base64::engine::general_purpose::STANDARD.encode(out))
     }
 
-    /// Decrypts a value sealed for `purpose`.
+    /// Decrypts a value sealed for `purpose` (with the current key, or else the previous one).
     pub fn open(&self, purpose: &str, sealed: &str) -> Result<Vec<u8>, SealError> {
-        let fail = || SealError::Open {
-            purpose: purpose.into(),
-        };
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(sealed.trim())
-            .map_err(|_| fail())?;
-        if raw.len() < 1 + NONCE_LEN || raw[0] != VERSION {
-            return Err(fail());
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&raw[1..=NONCE_LEN]);
-        let mut buffer = raw[1 + NONCE_LEN..].to_vec();
-        let plain = self
-            .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(purpose.as_bytes()),
-                &mut buffer,
-            )
-            .map_err(|_| fail())?;
-        Ok(plain.to_vec())
+        self.open_noting_key(purpose, sealed)
+            .map(|(plain, _)| plain)
     }
+
+    /// Decrypts a value sealed for `purpose`; the flag says whether only the previous key opened it (it is to
+    /// be sealed again with the current one).
+    pub fn open_noting_key(
+        &self,
+        purpose: &str,
+        sealed: &str,
+    ) -> Result<(Vec<u8>, bool), SealError> {
+        if let Some(plain) = open_with(&self.key, purpose, sealed) {
+            return Ok((plain, false));
+        }
+        if let Some(plain) = self
+            .previous
+            .as_ref()
+            .and_then(|previous| open_with(previous, purpose, sealed))
+        {
+            return Ok((plain, true));
+        }
+        Err(SealError::Open {
+            purpose: purpose.into(),
+        })
+    }
+}
+
+fn open_with(key: &LessSafeKey, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(sealed.trim())
+        .ok()?;
+    if raw.len() < 1 + NONCE_LEN || raw[0] != VERSION {
+        return None;
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&raw[1..=NONCE_LEN]);
+    let mut buffer = raw[1 + NONCE_LEN..].to_vec();
+    let plain = key
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(purpose.as_bytes()),
+            &mut buffer,
+        )
+        .ok()?;
+    Some(plain.to_vec())
 }
 
 #[cfg(test)]
@@ -187,6 +230,33 @@ mod tests {
         );
         let same = MasterKey::from_text(&text, "test").unwrap();
         assert_eq!(same.open("hub-ca-key", &sealed).unwrap(), b"secret key");
+    }
+
+    #[test]
+    fn a_rotated_key_opens_what_the_previous_one_sealed_and_says_so() {
+        let (old, _) = MasterKey::generate().unwrap();
+        let sealed_old = old.seal("hub-ca-key", b"secret key").unwrap();
+        let (new, _) = MasterKey::generate().unwrap();
+        assert!(new.open("hub-ca-key", &sealed_old).is_err());
+        let (old_again, _) = (MasterKey::from_bytes(&[7; 32]).unwrap(), ());
+        let rotated = new.with_previous(old);
+        assert!(rotated.has_previous());
+        assert_eq!(
+            rotated.open_noting_key("hub-ca-key", &sealed_old).unwrap(),
+            (b"secret key".to_vec(), true)
+        );
+        let sealed_new = rotated.seal("hub-ca-key", b"secret key").unwrap();
+        assert_eq!(
+            rotated.open_noting_key("hub-ca-key", &sealed_new).unwrap(),
+            (b"secret key".to_vec(), false)
+        );
+        // Neither key: refused, as before.
+        let foreign = old_again.seal("hub-ca-key", b"x").unwrap();
+        assert!(rotated.open("hub-ca-key", &foreign).is_err());
+        assert_eq!(
+            format!("{rotated:?}"),
+            "MasterKey(<redacted>, previous <redacted>)"
+        );
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub struct SecurityArgs {
     /// the database and its backups.
     #[arg(long, env = "EDGECD_HUB_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// During a master-key rotation: the key being replaced. What it sealed is opened and sealed again with
+    /// the master key at start; once every replica has started with both, drop this flag
+    /// (docs/operations.md#master-key).
+    #[arg(long, env = "EDGECD_HUB_PREVIOUS_MASTER_KEY_FILE")]
+    pub previous_master_key_file: Option<PathBuf>,
     /// Operator-supplied CA certificate (PEM) instead of the generated one.
     #[arg(long, env = "EDGECD_HUB_CA_CERT", requires = "ca_key")]
     pub ca_cert: Option<PathBuf>,
@@ -94,6 +99,8 @@ pub enum SecurityArgsError {
     NoMasterKey,
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
+    #[error("--previous-master-key-file needs the new master key (--master-key-file or {env})", env = crate::pki::MASTER_KEY_ENV)]
+    PreviousWithoutMaster,
 }
 
 fn read(path: &PathBuf) -> Result<String, SecurityArgsError> {
@@ -109,6 +116,13 @@ impl SecurityArgs {
         let master = match &self.master_key_file {
             Some(path) => Some(MasterKey::from_file(path)?),
             None => MasterKey::from_env()?,
+        };
+        let master = match (master, &self.previous_master_key_file) {
+            (Some(master), Some(previous)) => {
+                Some(master.with_previous(MasterKey::from_file(previous)?))
+            }
+            (None, Some(_)) => return Err(SecurityArgsError::PreviousWithoutMaster),
+            (master, None) => master,
         };
         let ca = match (&self.ca_cert, &self.ca_key, master) {
             // The master key, when given, still seals repository credentials.

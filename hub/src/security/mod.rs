@@ -89,6 +89,28 @@ impl SecuritySettings {
                 cert_pem, key_pem, ..
             } => CaSource::Supplied { cert_pem, key_pem },
         };
+        let master = match &self.ca {
+            CaSettings::Stored(master)
+            | CaSettings::Supplied {
+                master: Some(master),
+                ..
+            } => Some(master),
+            CaSettings::Supplied { master: None, .. } => None,
+        };
+        // A master-key rotation: what the previous key sealed is sealed again with the new one first, so the
+        // previous key can be dropped once every replica has run with both.
+        if let Some(master) = master.filter(|m| m.has_previous()) {
+            let report = crate::pki::reseal(security.as_ref(), master).await?;
+            tracing::info!(
+                ca_key = report.ca_key,
+                credentials = report.credentials,
+                unopened = report.unopened.len(),
+                "Sealed again with the new master key what the previous one sealed."
+            );
+            for prefix in &report.unopened {
+                tracing::warn!(url_prefix = %prefix, "Neither master key opens this repository credential; set it again.");
+            }
+        }
         let pki = Pki::open(fleet, security, source, self.pki.clone()).await?;
         Ok(match &self.ca {
             CaSettings::Stored(master)

@@ -74,6 +74,9 @@ pub trait SecurityStore: Send + Sync + std::fmt::Debug {
     /// Stores the CA unless one exists; returns whether this call stored it
     /// (two replicas starting at once: the first wins, both use its CA).
     fn insert_hub_ca<'a>(&'a self, ca: &'a StoredCa) -> StoreFuture<'a, bool>;
+    /// Replaces the CA key's sealed form with `new` if it is still `old` (sealed again under a new master key);
+    /// returns whether it did (another replica may have done it first).
+    fn reseal_hub_ca<'a>(&'a self, old: &'a str, new: &'a str) -> StoreFuture<'a, bool>;
 
     fn create_bootstrap_token<'a>(&'a self, token: &'a BootstrapTokenRecord)
     -> StoreFuture<'a, ()>;
@@ -114,4 +117,12 @@ pub trait SecurityStore: Send + Sync + std::fmt::Debug {
     ) -> StoreFuture<'a, ()>;
     fn list_repo_credentials(&self) -> StoreFuture<'_, Vec<RepoCredentialRecord>>;
     fn delete_repo_credential<'a>(&'a self, url_prefix: &'a str) -> StoreFuture<'a, ()>;
+    /// Replaces a credential's sealed form with `new` if it is still `old` (sealed again under a new master
+    /// key), leaving a credential changed meanwhile alone; returns whether it did.
+    fn reseal_repo_credential<'a>(
+        &'a self,
+        url_prefix: &'a str,
+        old: &'a str,
+        new: &'a str,
+    ) -> StoreFuture<'a, bool>;
 }

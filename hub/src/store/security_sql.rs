@@ -114,6 +114,16 @@ impl Backend {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn reseal_hub_ca(&self, old: &str, new: &str) -> Result<bool> {
+        let result =
+            sqlx::query("UPDATE hub_ca SET key_sealed = $1 WHERE id = 1 AND key_sealed = $2")
+                .bind(new)
+                .bind(old)
+                .execute(self.pool())
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     async fn create_bootstrap_token(&self, token: &BootstrapTokenRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO bootstrap_tokens \
@@ -286,12 +296,25 @@ impl Backend {
         let deleted = delete.execute(self.pool()).await?.rows_affected();
         expect_one(deleted, || format!("repository credential {url_prefix}"))
     }
+
+    async fn reseal_repo_credential(&self, url_prefix: &str, old: &str, new: &str) -> Result<bool> {
+        let result = sqlx::query(
+            "UPDATE repo_credentials SET sealed = $1 WHERE url_prefix = $2 AND sealed = $3",
+        )
+        .bind(new)
+        .bind(url_prefix)
+        .bind(old)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
 }
 
 boxed_impl! {
     impl SecurityStore {}
     fn get_hub_ca(&self) -> Option<StoredCa>;
     fn insert_hub_ca(&self, ca: &'a StoredCa) -> bool;
+    fn reseal_hub_ca(&self, old: &'a str, new: &'a str) -> bool;
     fn create_bootstrap_token(&self, token: &'a BootstrapTokenRecord) -> ();
     fn get_bootstrap_token(&self, id: &'a str) -> BootstrapTokenRecord;
     fn consume_bootstrap_token(&self, id: &'a str, secret_hash: &'a str, now: OffsetDateTime, certificate: &'a CertificateRecord) -> bool;
@@ -306,4 +329,5 @@ boxed_impl! {
     fn put_repo_credential(&self, credential: &'a RepoCredentialRecord) -> ();
     fn list_repo_credentials(&self) -> Vec<RepoCredentialRecord>;
     fn delete_repo_credential(&self, url_prefix: &'a str) -> ();
+    fn reseal_repo_credential(&self, url_prefix: &'a str, old: &'a str, new: &'a str) -> bool;
 }
