@@ -1,12 +1,10 @@
-//! The spoke's Helm chart (`charts/edgecd-spoke`) under real Helm v4 (`scripts/helm-build`, or `EDGECD_HELM_BIN`): `helm lint --strict`, `helm template` compared byte for byte with the golden renders in `charts/edgecd-spoke/tests/golden/` (`EDGECD_UPDATE_GOLDEN=1` rewrites them), `helm install --wait` and `helm upgrade --wait` into a real API server (testkit's `RealCluster`), and the real `edgecd-spoke` binary syncing apps with only the chart's ServiceAccount token and RBAC, the default rules and the narrowed ones of `charts/edgecd-spoke/tests/narrow-rbac-values.yaml` (under which the API server refuses a kind outside them as Forbidden for the ServiceAccount).
+//! The spoke's Helm chart (`charts/edgecd-spoke`) under real Helm v4 (`scripts/helm-build`, or `EDGECD_HELM_BIN`): `helm lint --strict`, `helm template` compared byte for byte with the golden renders in `charts/edgecd-spoke/tests/golden/` (`EDGECD_UPDATE_GOLDEN=1` rewrites them), `helm install --wait` and `helm upgrade --wait` into a real API server (testkit's `RealCluster`), and the real `edgecd-spoke` binary, started exactly as the installed Deployment's container says (`edgecd_e2e::pod`: args, env, volumes, ports; the ServiceAccount's token handed over as a kubeconfig), syncing apps with only the chart's ServiceAccount token and RBAC, the default rules and the narrowed ones of `charts/edgecd-spoke/tests/narrow-rbac-values.yaml` (under which the API server refuses a kind outside them as Forbidden for the ServiceAccount).
 //!
 //! Without `EDGECD_HELM_BIN` and without Go, every test says SKIPPED.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgecd_core::app::{
@@ -14,8 +12,9 @@ use edgecd_core::app::{
 };
 use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::images;
+use edgecd_e2e::pod::{self, ContainerProcess, Pod};
 use edgecd_spoke::crd::Application;
-use edgecd_testkit::{GitRepo, RealCluster, helm, net};
+use edgecd_testkit::{GitRepo, RealCluster, helm};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
@@ -107,24 +106,12 @@ fn the_chart_lints_strictly_and_renders_as_its_golden_files() {
     }
 }
 
-/// A running `edgecd-spoke run`, killed on drop; its log is kept in a file.
-struct SpokeProcess {
-    child: Child,
-    log: PathBuf,
-}
+/// The spoke started as the installed Deployment's container (`edgecd_e2e::pod`); killed on drop.
+struct SpokeProcess(ContainerProcess);
 
 impl SpokeProcess {
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for SpokeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.log_tail()
     }
 }
 
@@ -207,32 +194,41 @@ async fn client_for(kubeconfig: &Path) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
-/// Starts the real `edgecd-spoke run`, standalone, with `kubeconfig`.
-fn start_spoke(kubeconfig: &Path, dir: &Path) -> SpokeProcess {
-    // The binary the image's ENTRYPOINT runs (the chart's container sets args only).
+/// Starts the real spoke (the image's entrypoint) exactly as the installed Deployment's container says: its
+/// args and env (the cluster name, state namespace, poll interval, cache directory and admin address from the
+/// chart's values), its volumes as directories, its admin port moved to a free loopback port. The one thing a
+/// cluster gives the pod that the test must hand over itself is the ServiceAccount's credentials: `kubeconfig`
+/// (the chart's ServiceAccount token) as `KUBECONFIG`, where a pod would find the token mounted.
+async fn start_spoke(admin: &kube::Client, kubeconfig: &Path, dir: &Path) -> SpokeProcess {
+    let deployment = Api::<Deployment>::namespaced(admin.clone(), RELEASE_NS)
+        .get(RELEASE)
+        .await
+        .unwrap();
+    let spec = deployment.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        spec.service_account_name.as_deref(),
+        Some(RELEASE),
+        "the pod runs as the chart's ServiceAccount"
+    );
     let (package, bin) = images::entrypoint_binary(images::Image::Spoke).unwrap();
     let bin = edgecd_testkit::binaries::workspace_binary(&package, &bin).unwrap();
-    let log = dir.join("spoke.log");
-    let admin_addr = format!("127.0.0.1:{}", net::free_port().unwrap());
-    let child = Command::new(&bin)
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--cluster-name", "helm-ci"])
-        .args(["--state-namespace", RELEASE_NS])
-        .args(["--poll-interval", "2s"])
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(["--admin-addr", &admin_addr])
-        .args(["--log-format", "text", "--log", "info"])
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(File::create(dir.join("spoke.stdout")).unwrap())
-        .stderr(File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    SpokeProcess { child, log }
+    let pod = Pod {
+        name: format!("{RELEASE}-6c9f8d7b5-q7x2m"),
+        ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    };
+    let mut process = pod::start(pod::Start {
+        client: admin,
+        namespace: RELEASE_NS,
+        spec: &spec,
+        container: "spoke",
+        pod: &pod,
+        dir,
+        binary: &bin,
+        extra_env: vec![("KUBECONFIG".to_owned(), kubeconfig.display().to_string())],
+    })
+    .await;
+    process.wait_ready(Duration::from_secs(90)).await;
+    SpokeProcess(process)
 }
 
 fn app(name: &str, repo: &GitRepo, path: &str) -> Application {
@@ -275,7 +271,7 @@ async fn wait_for_app(
     let start = Instant::now();
     let mut last = None;
     while start.elapsed() < timeout {
-        if let Ok(Some(status)) = spoke.child.try_wait() {
+        if let Ok(Some(status)) = spoke.0.child.try_wait() {
             panic!(
                 "edgecd-spoke exited ({status}) while waiting for {what}:\n{}",
                 spoke.log_tail()
@@ -342,7 +338,7 @@ async fn the_installed_chart_runs_the_spoke_with_its_own_service_account() {
             .as_deref(),
         Some("system:serviceaccount:edgecd-system:edgecd-spoke")
     );
-    let mut spoke = start_spoke(&kubeconfig, dir.path());
+    let mut spoke = start_spoke(&admin, &kubeconfig, dir.path()).await;
 
     let repo = GitRepo::local().unwrap();
     repo.write("web/all.yaml", WEB_YAML).unwrap();
@@ -428,7 +424,7 @@ async fn the_installed_chart_runs_the_spoke_with_its_own_service_account() {
     );
     assert_eq!(upgraded.status.unwrap().available_replicas, Some(1));
     let before = status.history.len();
-    let mut spoke = start_spoke(&kubeconfig, dir.path());
+    let mut spoke = start_spoke(&admin, &kubeconfig, dir.path()).await;
     let after = wait_for_app(
         &apps,
         "web",
@@ -459,7 +455,7 @@ async fn narrowed_rbac_syncs_the_kinds_it_allows_and_refuses_others_as_forbidden
     let admin = real.client().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = service_account_kubeconfig(&real, dir.path()).await;
-    let mut spoke = start_spoke(&kubeconfig, dir.path());
+    let mut spoke = start_spoke(&admin, &kubeconfig, dir.path()).await;
 
     let repo = GitRepo::local().unwrap();
     repo.write(

@@ -5,20 +5,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use edgecd_e2e::images;
+use edgecd_e2e::pod::{self, ContainerProcess, Pod};
 use edgecd_hub::pki::MasterKey;
 use edgecd_hub::store::{PgStore, Store as _};
 use edgecd_proto::client::{Client, ClientConfig, Tls};
-use edgecd_testkit::{PgServer, RealCluster, helm, net};
+use edgecd_testkit::{PgServer, RealCluster, helm};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Namespace, PersistentVolumeClaim, PodSpec, Secret, Service,
@@ -385,112 +384,23 @@ fn container(pod: &PodSpec) -> &Container {
     pod.containers.iter().find(|c| c.name == "hub").unwrap()
 }
 
-/// One pod of the Deployment as the test plays it: what the downward API gives the container.
-struct Pod {
-    name: String,
-    ip: IpAddr,
-}
-
-/// `edgecd-hub` started as the container of a pod would be; killed on drop, its log kept in a file.
+/// `edgecd-hub` started as the container of a pod would be (`edgecd_e2e::pod`), with where its ports landed.
 struct HubProcess {
-    child: Child,
-    log: PathBuf,
+    process: ContainerProcess,
     /// Where the ports named `grpc` and `http` ended up (the pod's IP, a free port).
     grpc: SocketAddr,
     http: SocketAddr,
-    ready_path: String,
-    live_path: String,
     /// Host directory of each mount path.
     mounts: BTreeMap<String, PathBuf>,
 }
 
 impl HubProcess {
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        self.process.log_tail()
     }
 }
 
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Kubernetes' `$(VAR)` expansion in env values and args: a variable defined before is substituted, `$$`
-/// is a `$`, anything else stays as written.
-fn expand(value: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-        } else if let Some((name, tail)) = after
-            .strip_prefix('(')
-            .and_then(|inner| inner.split_once(')'))
-        {
-            match vars.get(name) {
-                Some(v) => out.push_str(v),
-                None => out.push_str(&format!("$({name})")),
-            }
-            rest = tail;
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Reads key `key` of Secret `name` back from the API server.
-async fn secret_value(client: &kube::Client, namespace: &str, name: &str, key: &str) -> Vec<u8> {
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get(name)
-        .await
-        .unwrap();
-    secret
-        .data
-        .unwrap_or_default()
-        .remove(key)
-        .unwrap_or_else(|| panic!("Secret {name} has no key {key}"))
-        .0
-}
-
-/// Writes the files a Secret or ConfigMap volume shows: its `items`, or every key.
-fn write_projection(
-    dir: &Path,
-    data: BTreeMap<String, Vec<u8>>,
-    items: Option<&Vec<k8s_openapi::api::core::v1::KeyToPath>>,
-) {
-    match items {
-        Some(items) => {
-            for item in items {
-                let bytes = data
-                    .get(&item.key)
-                    .unwrap_or_else(|| panic!("no key {} to project", item.key));
-                let path = dir.join(&item.path);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(path, bytes).unwrap();
-            }
-        }
-        None => {
-            for (key, bytes) in data {
-                std::fs::write(dir.join(key), bytes).unwrap();
-            }
-        }
-    }
-}
-
-/// Starts the real `edgecd-hub` with exactly the container's args and env: env values from the referenced
-/// Secrets (read back from the API server), downward-API fields from `pod`, each volume a directory under
-/// `dir` (Secrets and ConfigMaps written into it, emptyDirs and claims empty), paths under a mount path
-/// moved there, and each listen address on a container port moved to the pod's IP and a free port.
+/// Starts the real `edgecd-hub` (the image's entrypoint) as the hub container of `spec` in pod `pod`.
 async fn start_as_container(
     client: &kube::Client,
     namespace: &str,
@@ -498,189 +408,25 @@ async fn start_as_container(
     pod: &Pod,
     dir: &Path,
 ) -> HubProcess {
-    let hub = container(spec);
-    assert!(
-        hub.command.is_none(),
-        "the image's entrypoint ({}) runs the hub",
-        images::DOCKERFILE
-    );
-    let volumes: BTreeMap<&str, _> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| (v.name.as_str(), v))
-        .collect();
-    let mut mounts = BTreeMap::new();
-    for mount in hub.volume_mounts.iter().flatten() {
-        assert!(mount.sub_path.is_none() && mount.sub_path_expr.is_none());
-        let host = dir.join("volumes").join(&mount.name);
-        std::fs::create_dir_all(&host).unwrap();
-        let volume = volumes[mount.name.as_str()];
-        if let Some(source) = &volume.secret {
-            let name = source.secret_name.as_deref().unwrap();
-            let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-                .get(name)
-                .await
-                .unwrap();
-            let data = secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
-            write_projection(&host, data, source.items.as_ref());
-        } else if let Some(source) = &volume.config_map {
-            let map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-                .get(&source.name)
-                .await
-                .unwrap();
-            let data = map
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect();
-            write_projection(&host, data, source.items.as_ref());
-        } else {
-            assert!(
-                volume.empty_dir.is_some() || volume.persistent_volume_claim.is_some(),
-                "volume {} is of a kind this test cannot play",
-                volume.name
-            );
-        }
-        mounts.insert(mount.mount_path.clone(), host);
-    }
-    let on_host = |value: String| -> String {
-        // The longest mount path that holds the value.
-        mounts
-            .iter()
-            .filter(|(path, _)| value == **path || value.starts_with(&format!("{path}/")))
-            .max_by_key(|(path, _)| path.len())
-            .map_or(value.clone(), |(path, host)| {
-                format!("{}{}", host.display(), &value[path.len()..])
-            })
-    };
-
-    let container_ports: BTreeMap<u16, String> = hub
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| {
-            (
-                u16::try_from(p.container_port).unwrap(),
-                p.name.clone().unwrap(),
-            )
-        })
-        .collect();
-    let mut listening = BTreeMap::new();
-    let mut env = BTreeMap::new();
-    let mut ordered = Vec::new();
-    for var in hub.env.iter().flatten() {
-        let value = if let Some(value) = &var.value {
-            expand(value, &env)
-        } else {
-            let from = var.value_from.as_ref().unwrap();
-            if let Some(field) = &from.field_ref {
-                match field.field_path.as_str() {
-                    "metadata.name" => pod.name.clone(),
-                    "metadata.namespace" => namespace.to_owned(),
-                    "status.podIP" => pod.ip.to_string(),
-                    other => panic!("{}: downward-API field {other} not played", var.name),
-                }
-            } else if let Some(key) = &from.secret_key_ref {
-                String::from_utf8(secret_value(client, namespace, &key.name, &key.key).await)
-                    .unwrap()
-            } else {
-                panic!("{}: a value source this test cannot play", var.name)
-            }
-        };
-        let mut value = on_host(value);
-        // A listen address on one of the container's ports: all interfaces in the pod, here the pod's
-        // IP on a free port.
-        if let Ok(addr) = value.parse::<SocketAddr>()
-            && let Some(port_name) = container_ports.get(&addr.port())
-        {
-            assert!(
-                addr.ip().is_unspecified(),
-                "{} listens on {addr}, not on every interface of the pod",
-                var.name
-            );
-            let moved = SocketAddr::new(pod.ip, net::free_port().unwrap());
-            listening.insert(port_name.clone(), moved);
-            value = moved.to_string();
-        }
-        env.insert(var.name.clone(), value.clone());
-        ordered.push((var.name.clone(), value));
-    }
-    let args: Vec<String> = hub
-        .args
-        .iter()
-        .flatten()
-        .map(|a| on_host(expand(a, &env)))
-        .collect();
-    let grpc = *listening
-        .get("grpc")
-        .expect("no env var makes the hub listen on the port named grpc");
-    let http = *listening
-        .get("http")
-        .expect("no env var makes the hub listen on the port named http");
-
-    // The binary the image's ENTRYPOINT runs.
     let (package, bin) = images::entrypoint_binary(images::Image::Hub).unwrap();
     let bin = edgecd_testkit::binaries::workspace_binary(&package, &bin).unwrap();
-    let log = dir.join("hub.log");
-    eprintln!(
-        "starting {} {} as pod {} ({}) with {:?}",
-        bin.display(),
-        args.join(" "),
-        pod.name,
-        pod.ip,
-        ordered.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
-    );
-    let child = Command::new(&bin)
-        .args(&args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(ordered)
-        .stdin(Stdio::null())
-        .stdout(File::create(&log).unwrap())
-        .stderr(File::create(dir.join("hub.stderr")).unwrap())
-        .spawn()
-        .unwrap();
-    let path_of = |probe: &Option<k8s_openapi::api::core::v1::Probe>| {
-        probe
-            .as_ref()
-            .and_then(|p| p.http_get.as_ref())
-            .and_then(|g| g.path.clone())
-            .unwrap()
-    };
+    let process = pod::start(pod::Start {
+        client,
+        namespace,
+        spec,
+        container: "hub",
+        pod,
+        dir,
+        binary: &bin,
+        extra_env: Vec::new(),
+    })
+    .await;
     HubProcess {
-        child,
-        log,
-        grpc,
-        http,
-        ready_path: path_of(&hub.readiness_probe),
-        live_path: path_of(&hub.liveness_probe),
-        mounts,
+        grpc: process.port("grpc"),
+        http: process.port("http"),
+        mounts: process.mounts.clone(),
+        process,
     }
-}
-
-/// The status code of `GET path` on `addr`, or `None` if it does not answer.
-fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    String::from_utf8_lossy(&response)
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// The `Set-Cookie` header of the console's login (`POST /api/v1/login` on the HTTP port) as the admin.
@@ -712,41 +458,7 @@ fn console_login_cookie(addr: SocketAddr) -> String {
 
 /// Waits until the readiness probe's path answers 200 (and the liveness probe's then too).
 async fn wait_ready(hub: &mut HubProcess) {
-    let timeout = Duration::from_secs(90);
-    let start = Instant::now();
-    loop {
-        if let Ok(Some(status)) = hub.child.try_wait() {
-            panic!(
-                "edgecd-hub exited ({status}) before it was ready:\n{}\nstderr:\n{}",
-                hub.log_tail(),
-                std::fs::read_to_string(hub.log.with_file_name("hub.stderr")).unwrap_or_default()
-            );
-        }
-        let (addr, path) = (hub.http, hub.ready_path.clone());
-        let ready = tokio::task::spawn_blocking(move || http_status(addr, &path))
-            .await
-            .unwrap();
-        if ready == Some(200) {
-            eprintln!(
-                "{} answered 200 after {:?}",
-                hub.ready_path,
-                start.elapsed()
-            );
-            break;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{} did not answer 200 within {timeout:?} (last: {ready:?}):\n{}",
-            hub.ready_path,
-            hub.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (addr, path) = (hub.http, hub.live_path.clone());
-    let live = tokio::task::spawn_blocking(move || http_status(addr, &path))
-        .await
-        .unwrap();
-    assert_eq!(live, Some(200));
+    hub.process.wait_ready(Duration::from_secs(90)).await;
 }
 
 /// Accepts any server certificate and keeps the chain it was shown: how an operator reads a generated
