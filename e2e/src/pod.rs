@@ -6,6 +6,9 @@
 //! listen address on a container port moved to the pod's IP and a free port. Only what the caller names in
 //! `extra_env` is added (for example the credentials a ServiceAccount token would give in a cluster).
 
+// Test support: every failure here is the calling test's failure, so it panics (with the object and the cause).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read as _, Write as _};
