@@ -999,3 +999,138 @@ async fn spoke_refuses_a_cluster_role_its_project_denies_even_when_the_hub_deliv
     );
     assert!(!spoke.exists("", "ConfigMap", "team-a", "harmless").await);
 }
+
+/// Capability negotiation from the spoke's side, one capability at a time: a hub that lacks it (its
+/// `LinkConfig.capabilities` without it) is sent nothing it governs, while everything else still flows; with
+/// every capability, something governed by each arrives (the control). Observed in the hub's store, which
+/// ingests what arrives whether or not it was agreed: the app's resource tree (`resource-trees.v1`), its events
+/// (`events.v1`), its deployment record (`deployments.v1`), and an app created at the edge
+/// (`autonomous-apps.v1`). (`digest.v1` leaves nothing in the store; the hub's own side is
+/// `hub/tests/capabilities.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_lacking_a_capability_is_sent_nothing_it_governs() {
+    use edgecd_core::link::capabilities::names;
+    const GOVERNED: [&str; 4] = [
+        names::RESOURCE_TREES,
+        names::EVENTS,
+        names::DEPLOYMENTS,
+        names::AUTONOMOUS_APPS,
+    ];
+    for missing in [None].into_iter().chain(GOVERNED.map(Some)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
+        store
+            .create_cluster(&NewCluster {
+                name: CLUSTER.into(),
+                ..NewCluster::default()
+            })
+            .await
+            .unwrap();
+        let mut config = LinkConfig {
+            heartbeat_interval: Duration::from_millis(500),
+            stale_after: Duration::from_secs(2),
+            ..LinkConfig::default()
+        };
+        if let Some(missing) = missing {
+            config.capabilities = config.capabilities.without(missing);
+        }
+        let link = SpokeLink::new(config, Arc::clone(&store));
+        link.spawn_router();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hub = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(SpokeServiceServer::new(link))
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await
+                .unwrap();
+        });
+        let emulator = emulator().await;
+        let (_git, repo, spoke) = talk_demo_synced(store.as_ref(), &emulator, hub).await;
+        // An app created at the edge.
+        let edge = Application::new(
+            "edge",
+            STATE_NS,
+            ApplicationSpec {
+                project: "default".into(),
+                source: ApplicationSource {
+                    repo_url: repo.url().into(),
+                    target_revision: "HEAD".into(),
+                    path: "deploy/overlays/cluster2".into(),
+                    ..ApplicationSource::default()
+                },
+                destination: Destination {
+                    namespace: "edge-demo".into(),
+                    ..Destination::default()
+                },
+                sync_policy: Some(SyncPolicy {
+                    automated: Some(AutomatedSync {
+                        prune: true,
+                        self_heal: true,
+                        allow_empty: false,
+                    }),
+                    sync_options: vec!["CreateNamespace=true".into()],
+                    retry: None,
+                }),
+                ..ApplicationSpec::default()
+            },
+        );
+        spoke
+            .apps()
+            .create(&Default::default(), &edge)
+            .await
+            .unwrap();
+
+        // What arrived, per capability.
+        let arrived = async |capability: &str| -> bool {
+            match capability {
+                names::RESOURCE_TREES => store
+                    .get_resource_tree("default", "demo")
+                    .await
+                    .is_ok_and(|tree| tree.is_some()),
+                names::EVENTS => store
+                    .list_events(
+                        &EventFilter {
+                            cluster: Some(CLUSTER.into()),
+                            app: Some(("default".into(), "demo".into())),
+                        },
+                        10,
+                        None,
+                    )
+                    .await
+                    .is_ok_and(|page| !page.items.is_empty()),
+                names::DEPLOYMENTS => !deployments(store.as_ref()).await.is_empty(),
+                names::AUTONOMOUS_APPS => store
+                    .get_app("default", &format!("edge@{CLUSTER}"))
+                    .await
+                    .is_ok(),
+                other => panic!("{other} is not observed here"),
+            }
+        };
+        // Everything agreed arrives (and, with every capability, that is each of them)...
+        for capability in GOVERNED.iter().filter(|c| Some(**c) != missing) {
+            wait_for(
+                &format!("what {capability} governs, without {missing:?}"),
+                async || arrived(capability).await.then_some(()),
+            )
+            .await;
+        }
+        // ... and what the hub lacks never does, though it would have by now.
+        if let Some(missing) = missing {
+            // The edge app's own sync, which a report of it would follow, is done at the spoke.
+            wait_for("the edge app synced at the spoke", async || {
+                let app = spoke.apps().get("edge").await.ok()?;
+                (app.status?.sync.status == SyncStatus::Synced).then_some(())
+            })
+            .await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert!(
+                !arrived(missing).await,
+                "a hub without {missing} was sent what it governs"
+            );
+        }
+        drop(spoke);
+        server.abort();
+    }
+}

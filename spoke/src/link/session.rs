@@ -650,9 +650,10 @@ impl Link {
         if self.outbox.len() + 1 >= self.config.buffer_capacity {
             return;
         }
-        let Ok(list) = self.apps.list(&ListParams::default()).await else {
+        let Ok(mut list) = self.apps.list(&ListParams::default()).await else {
             return;
         };
+        list.items.retain(|app| self.reportable(app));
         self.snapshot_owed = false;
         let cluster = self.config.cluster_name.clone();
         let mut reports: Vec<AppStatusReport> =
@@ -698,6 +699,9 @@ impl Link {
         match event {
             watcher::Event::Apply(app) | watcher::Event::InitApply(app) => self.on_app(&app).await,
             watcher::Event::Delete(app) => {
+                if !self.reportable(&app) {
+                    return;
+                }
                 let name = app.metadata.name.clone().unwrap_or_default();
                 self.reported.remove(&name);
                 self.trees.remove(&name);
@@ -735,6 +739,9 @@ impl Link {
                     tracing::warn!(%error, "Cannot revert the managed app.");
                 }
             }
+        }
+        if !self.reportable(app) {
+            return;
         }
         let status_version = app.status.as_ref().map_or(0, |s| s.status_version);
         if self.reported.get(&name) != Some(&status_version) {
@@ -844,6 +851,12 @@ impl Link {
 
     fn agreed_to(&self, capability: &str) -> bool {
         self.agreed.as_ref().is_none_or(|c| c.contains(capability))
+    }
+
+    /// Whether the hub hears about `app` at all: an app created at the edge only under `autonomous-apps.v1`
+    /// (a hub without it knows no such app; nothing about it, status, tree, events or deployments, is sent).
+    fn reportable(&self, app: &Application) -> bool {
+        app.origin() != AppOrigin::Autonomous || self.agreed_to(names::AUTONOMOUS_APPS)
     }
 
     /// Queues the app's resource tree if it changed since it was last queued (coalesced per app: the newest
