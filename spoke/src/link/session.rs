@@ -38,6 +38,11 @@ const LINK_MANAGER: &str = "edgecd-hub-link";
 const SNAPSHOT_CHUNK: usize = 100;
 /// Commands remembered for idempotent redelivery.
 const REMEMBERED_COMMANDS: usize = 1024;
+/// Holds an Application the hub deleted with cascade until its resources are gone (`delete_cr`).
+const CASCADE_FINALIZER: &str = "edgecd.io/cascade-delete";
+/// Rounds of a cascading delete (each after the last found something to delete), and the pause between them.
+const CASCADE_ROUNDS: usize = 10;
+const CASCADE_ROUND_DELAY: Duration = Duration::from_millis(300);
 /// Events buffered while the outbox has no room (beyond, the oldest are dropped and reported as dropped).
 const EVENT_BUFFER: usize = 1000;
 /// Deployments buffered while the outbox has no room (beyond, every app's history is sent again later).
@@ -725,6 +730,20 @@ impl Link {
 
     async fn on_app(&mut self, app: &Application) {
         let name = app.metadata.name.clone().unwrap_or_default();
+        // A cascading delete this spoke started and did not finish (it stopped halfway): finish it.
+        if app.metadata.deletion_timestamp.is_some()
+            && app
+                .metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == CASCADE_FINALIZER)
+        {
+            if let Err(error) = self.finish_cascade(&name, app).await {
+                tracing::warn!(%error, app = %name, "Cannot finish deleting an app and its resources.");
+            }
+            return;
+        }
         // Revert local edits of hub-managed apps.
         if is_managed(app)
             && let Some(desired) = self.desired.get(&name).cloned()
@@ -1306,21 +1325,84 @@ impl Link {
             tracing::info!(app = %name, "Deleting the app and keeping its resources (deleted without cascade).");
         } else if preserve {
             tracing::info!(app = %name, "Deleting the app and keeping its resources (preserve-resources-on-deletion).");
-        } else if let Some(status) = &app.status {
-            // Only what the app manages: its status also lists objects it never applied.
-            let owner = app.qualified_name();
-            for resource in &status.resources {
-                if let Err(error) = self
+        } else if app.status.as_ref().is_some_and(|s| !s.resources.is_empty()) {
+            // A cascade: the app is marked deleted first (held by a finalizer of ours), so the engine stops
+            // reconciling it (no self-heal brings back what is deleted next); then its resources go, then the
+            // finalizer. A spoke that stops halfway finishes when it sees the app again (`on_app`).
+            let mut finalizers = app.metadata.finalizers.clone().unwrap_or_default();
+            if !finalizers.iter().any(|f| f == CASCADE_FINALIZER) {
+                finalizers.push(CASCADE_FINALIZER.to_owned());
+                let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
+                self.apps
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+            return match self.apps.delete(name, &DeleteParams::default()).await {
+                Ok(_) => self.finish_cascade(name, app).await,
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        match self.apps.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The second half of a cascading delete (`delete_cr`): the app, marked deleted and held by our finalizer,
+    /// loses the resources it manages, then the finalizer (and with it the Application).
+    async fn finish_cascade(&self, name: &str, app: &crd::Application) -> Result<(), kube::Error> {
+        // Only what the app manages: its status also lists objects it never applied. A sync of the app that was
+        // already running when it was marked deleted may still apply an object after its deletion: rounds
+        // follow until one finds nothing left to delete. An object that cannot be deleted keeps the finalizer
+        // (the delete is tried again with the next desired set, or the app's next change).
+        let owner = app.qualified_name();
+        let mut failed = None;
+        for round in 0..CASCADE_ROUNDS {
+            let mut deleted = 0;
+            for resource in app.status.iter().flat_map(|s| &s.resources) {
+                match self
                     .engine
                     .cluster()
                     .delete_managed(&owner, &resource.key)
                     .await
                 {
-                    tracing::warn!(%error, "Cannot delete a resource of a removed app.");
+                    Ok(true) => deleted += 1,
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "Cannot delete a resource of a removed app.");
+                        failed = Some(error);
+                    }
                 }
             }
+            if deleted == 0 {
+                break;
+            }
+            if round > 0 {
+                tracing::info!(app = %name, deleted, "Deleted again objects of a removed app that came back.");
+            }
+            tokio::time::sleep(CASCADE_ROUND_DELAY).await;
         }
-        match self.apps.delete(name, &DeleteParams::default()).await {
+        if let Some(error) = failed {
+            return Err(kube::Error::Service(Box::new(error)));
+        }
+        let Some(current) = self.apps.get_opt(name).await? else {
+            return Ok(());
+        };
+        let finalizers: Vec<String> = current
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f != CASCADE_FINALIZER)
+            .collect();
+        let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
+        match self
+            .apps
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(e) => Err(e),
