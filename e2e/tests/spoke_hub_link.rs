@@ -1134,3 +1134,115 @@ async fn a_hub_lacking_a_capability_is_sent_nothing_it_governs() {
         server.abort();
     }
 }
+
+/// Serves a hub link for `store` on `listener`; the task ends (its streams cut) when aborted.
+fn serve_hub(store: Arc<dyn Store>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    let config = LinkConfig {
+        heartbeat_interval: Duration::from_millis(500),
+        stale_after: Duration::from_secs(2),
+        ..LinkConfig::default()
+    };
+    let link = SpokeLink::new(config, store);
+    link.spawn_router();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(SpokeServiceServer::new(link))
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    })
+}
+
+/// A hub restored from a backup (docs/operations.md#restoring) remembers an older point of the spoke's stream
+/// than the spoke was acknowledged for. The spoke starts a new stream epoch instead of resending from where
+/// it was (which the hub would refuse as a gap, again on every reconnection), and the restored hub gets every
+/// app's status as it is now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoke_resumes_with_a_hub_restored_from_an_older_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).await.unwrap());
+    store
+        .create_cluster(&NewCluster {
+            name: CLUSTER.into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    // The first hub on a runtime of its own, so that losing it ends its connections too.
+    let hub = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let first_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let first_store = Arc::clone(&store);
+    first_runtime.spawn(async move {
+        let listener = TcpListener::bind(hub).await.unwrap();
+        let _ = serve_hub(first_store, listener).await;
+    });
+    let emulator = emulator().await;
+    let (_git, repo, _spoke) = talk_demo_synced(store.as_ref(), &emulator, hub).await;
+
+    // The backup: SQLite's online copy, while the hub runs.
+    let backup = dir.path().join("backup.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "VACUUM INTO '{}'",
+        backup.display()
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    // After it, more reports the hub acknowledges: a new commit deployed.
+    repo.write(
+        "deploy/overlays/cluster1/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    repo.write(
+        "deploy/overlays/cluster1/kustomization.yaml",
+        "resources:\n- ../../base\n- extra.yaml\npatchesStrategicMerge:\n- service.yaml\n",
+    )
+    .unwrap();
+    let newer = repo.commit("an extra ConfigMap").unwrap();
+    wait_for("the new commit's status at the hub", async || {
+        let status = app(store.as_ref(), "default").await.status?;
+        (status.sync.revision == newer && status.sync.status == SyncStatus::Synced).then_some(())
+    })
+    .await;
+
+    // The hub is lost (its process ends, and with it every connection) and restored from the backup, at the
+    // same address.
+    first_runtime.shutdown_background();
+    let restored: Arc<dyn Store> = Arc::new(SqliteStore::open(&backup).await.unwrap());
+    assert_ne!(
+        app(restored.as_ref(), "default")
+            .await
+            .status
+            .unwrap()
+            .sync
+            .revision,
+        newer,
+        "the backup predates the new commit"
+    );
+    let listener = TcpListener::bind(hub).await.unwrap();
+    let _second = serve_hub(Arc::clone(&restored), listener);
+    wait_for(
+        "the restored hub with the spoke's current status",
+        async || {
+            let status = app(restored.as_ref(), "default").await.status?;
+            let connected = restored.get_cluster(CLUSTER).await.ok()?.connection.state
+                == edgecd_hub::store::ConnectionKind::Connected;
+            (status.sync.revision == newer && connected).then_some(())
+        },
+    )
+    .await;
+}

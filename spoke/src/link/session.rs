@@ -479,6 +479,24 @@ impl Link {
         self.established_at = Some(tokio::time::Instant::now());
         let negotiated = session.negotiated.clone();
         tracing::info!(hub = %negotiated.hub_replica, resume = negotiated.resume_spoke_seq, "Connected to the hub.");
+        // A hub that has less of this epoch than it acknowledged (its database restored from a backup) would
+        // see a gap in what is resent and end every stream: start a fresh epoch, which also makes it ask for
+        // every app's status again.
+        if negotiated.resume_spoke_seq < self.outbox.acked() {
+            tracing::warn!(
+                resume = negotiated.resume_spoke_seq,
+                acknowledged = self.outbox.acked(),
+                "The hub lost reports it had acknowledged (a restored database?); starting a new stream epoch."
+            );
+            self.epoch = uuid_like();
+            self.outbox = Outbox::new(1, 256, self.config.buffer_capacity);
+            self.snapshot_owed = true;
+            self.trees_owed = true;
+            self.deployments_owed = true;
+            return Err(LinkError::Protocol(
+                "a resume point before what the hub acknowledged",
+            ));
+        }
         // Drop what the hub has and resend the rest first.
         let resend = match self.outbox.resume(negotiated.resume_spoke_seq) {
             Ok(resend) => resend,
