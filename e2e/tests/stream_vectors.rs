@@ -42,48 +42,20 @@ const CLUSTER: &str = "edge-1";
 
 /// This major's version directories of the vectors.
 fn version_dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/testdata/stream");
-    let prefix = format!("v{}.", edgecd_proto::PROTOCOL_MAJOR);
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.is_dir()
-                && path
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
-        })
-        .collect();
-    dirs.sort();
-    assert!(!dirs.is_empty(), "no vectors under {}", root.display());
-    dirs
+    edgecd_testkit::stream_vectors::version_dirs(edgecd_proto::PROTOCOL_MAJOR)
 }
 
 /// The hub messages of one version directory (`hub_*.txt`: `#` comments, then hex), in the order
 /// of their own `seq`.
 fn hub_vectors(dir: &Path) -> Vec<(String, HubMessage)> {
-    let mut vectors = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        if !name.starts_with("hub_") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let hex: String = text
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .flat_map(str::chars)
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
-        let message = HubMessage::decode(bytes.as_slice())
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        vectors.push((name, message));
-    }
+    let mut vectors: Vec<(String, HubMessage)> = edgecd_testkit::stream_vectors::read(dir, "hub_")
+        .into_iter()
+        .map(|(name, path, bytes)| {
+            let message = HubMessage::decode(bytes.as_slice())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (name, message)
+        })
+        .collect();
     vectors.sort_by_key(|(name, m)| (m.seq, name.clone()));
     vectors
 }

@@ -16,6 +16,7 @@ pub mod net;
 pub mod otlp;
 pub mod postgres;
 pub mod realkube;
+pub mod stream_vectors;
 mod watchdog;
 
 pub use git::{GitRepo, GitServer};
