@@ -1,29 +1,48 @@
-//! Helm sources end to end on the Kubernetes API emulator, with the real spoke runtime and testkit's helm (`EDGECD_HELM_BIN`): an ApplicationSet at each of three spokes generates an app of the fixture chart `testdata/helm/web` from git with `valueFiles: [values-{{name}}.yaml]`; each cluster renders its own values, and the chart's `.Capabilities.APIVersions.Has` branch differs on the cluster that serves the Widget API; a values change that drops a `required` value gives a ComparisonError naming the template's file and line and leaves the live objects alone. Then the chart packaged into a chart repository on loopback behind basic auth, the credential an Argo CD repository Secret (`type: helm`): refused without it, synced with it.
+//! Helm sources end to end with the real spoke runtime and testkit's helm (`EDGECD_HELM_BIN`), on the Kubernetes API emulator and on a real API server (`<scenario>::emulator`, `<scenario>::real_cluster`, one cluster each): the fixture chart `testdata/helm/web` from git with a values file renders without its Widget (`.Capabilities.APIVersions.Has`), and renders it once the spoke has synced the Widget CRD (forgetting the capabilities it discovered) and the app is refreshed; a values change that drops a `required` value gives a ComparisonError naming the template's file and line and leaves the live objects alone; the chart packaged into a chart repository on loopback behind basic auth is refused without a credential and synced with an Argo CD repository Secret (`type: helm`).
 //!
-//! Without a helm binary (neither `EDGECD_HELM_BIN` nor Go), every test says SKIPPED.
+//! Emulator only: an ApplicationSet at each of three spokes generating the chart's app with `valueFiles: [values-{{name}}.yaml]`, each cluster rendering its own values and only the one serving the Widget API rendering a Widget (three real control planes in one test would be too heavy for CI; the per-cluster capabilities are shown on a real server by the scenarios above).
+//!
+//! Without a helm binary (neither `EDGECD_HELM_BIN` nor Go), every test says SKIPPED; without a real control plane (neither `EDGECD_REALKUBE_BIN` nor Go), every `real_cluster` test does.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use edgecd_core::app::Condition;
 use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
-use edgecd_e2e::harness;
+use edgecd_e2e::harness::{self, Backend, Leftovers, STATE_NS, wait_for};
 use edgecd_e2e::testdata;
 use edgecd_spoke::appset::ApplicationSet;
 use edgecd_spoke::cluster::LiveCluster;
-use edgecd_spoke::crd::Application;
+use edgecd_spoke::crd::{Application, REFRESH_ANNOTATION};
 use edgecd_spoke::runtime::Runtime;
-use edgecd_testkit::GitServer;
 use edgecd_testkit::chart_repo::{ChartRepoServer, index_repo, package_chart};
+use edgecd_testkit::{GitRepo, GitServer};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, PostParams};
-use serde_json::json;
+use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
 
-const STATE_NS: &str = "edgecd-system";
+/// The namespace the chart is released into.
 const APP_NS: &str = "web";
+/// The fixture chart's CustomResourceDefinition (`testdata/helm/widget-crd.yaml`).
+const WIDGET_CRD: &str = "widgets.example.edgecd.io";
+/// How long any one expected state may take to appear.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// What the scenarios create, deleted first on a cluster that outlives them (`EDGECD_E2E_KUBECONFIG`).
+const LEFTOVERS: Leftovers<'static> = Leftovers {
+    namespaces: &[APP_NS],
+    crds: &[WIDGET_CRD],
+};
+
+edgecd_e2e::on_both_back_ends!(
+    a_chart_from_git_renders_its_widget_once_the_spoke_has_synced_the_widget_crd,
+    a_chart_template_error_leaves_live_objects_untouched,
+    a_chart_from_a_chart_repository_behind_basic_auth_is_synced_with_a_helm_secret,
+);
 
 fn helm_binary() -> Option<PathBuf> {
     if !edgecd_testkit::helm::available() {
@@ -35,28 +54,19 @@ fn helm_binary() -> Option<PathBuf> {
     Some(edgecd_testkit::helm::helm_binary().unwrap())
 }
 
-async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while tokio::time::Instant::now() < deadline {
-        if let Some(value) = check().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// A running spoke runtime (stopped when dropped).
 struct Spoke {
     _stop: tokio::sync::oneshot::Sender<()>,
     _dir: tempfile::TempDir,
 }
 
-/// The real spoke runtime for `kubeconfig`, as `edgecd-spoke run --cluster-name NAME --helm-binary HELM`.
-async fn start_spoke(kubeconfig: &Path, name: &str, helm: &Path) -> Spoke {
+/// The real spoke runtime for `kubeconfig` (and `context`), as `edgecd-spoke run --cluster-name NAME
+/// --helm-binary HELM`.
+async fn start_spoke(kubeconfig: &Path, context: Option<String>, name: &str, helm: &Path) -> Spoke {
     let dir = tempfile::tempdir().unwrap();
     let mut config =
         harness::test_runtime_config(kubeconfig, name, dir.path().join("cache")).unwrap();
+    config.context = context;
     config.engine.helm_binary = helm.to_path_buf();
     config.engine.helm_dir = Some(dir.path().join("cache/helm"));
     let runtime = Runtime::start(config).await.unwrap();
@@ -70,14 +80,94 @@ async fn start_spoke(kubeconfig: &Path, name: &str, helm: &Path) -> Spoke {
     }
 }
 
+/// The spoke runtime on `backend`'s cluster, through a kubeconfig as the binary reads it.
+async fn start_spoke_on(backend: &Backend, name: &str, helm: &Path, dir: &Path) -> Spoke {
+    let (kubeconfig, context) = match backend {
+        Backend::Emulator(emulator) => (emulator.write_kubeconfigs(dir).unwrap().remove(0), None),
+        Backend::Real(real) => (real.kubeconfig_path().to_path_buf(), None),
+        Backend::External(_) => {
+            let paths = std::env::var_os("EDGECD_E2E_KUBECONFIG").unwrap();
+            let first = std::env::split_paths(&paths).next().unwrap();
+            (first, std::env::var("EDGECD_E2E_CONTEXT").ok())
+        }
+    };
+    start_spoke(&kubeconfig, context, name, helm).await
+}
+
 async fn synced_healthy(apps: &Api<Application>, name: &str) -> Application {
-    wait_for(&format!("{name} Synced and Healthy"), async || {
-        let app = apps.get(name).await.ok()?;
-        let status = app.status.as_ref()?;
-        (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
-            .then_some(app)
-    })
+    wait_for(
+        &format!("{name} Synced and Healthy"),
+        PATIENCE,
+        async || {
+            let app = apps.get(name).await.ok()?;
+            let status = app.status.as_ref()?;
+            (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
+                .then_some(app)
+        },
+    )
     .await
+}
+
+/// The app's ComparisonError, once its sync status is Unknown.
+async fn comparison_error(apps: &Api<Application>, name: &str) -> Condition {
+    wait_for(
+        &format!("a ComparisonError on {name}"),
+        PATIENCE,
+        async || {
+            let status = apps.get(name).await.ok()?.status?;
+            if status.sync.status != SyncStatus::Unknown {
+                return None;
+            }
+            status
+                .conditions
+                .into_iter()
+                .find(|c| c.kind == "ComparisonError")
+        },
+    )
+    .await
+}
+
+/// An Application CR in the state namespace with `source`, synced automatically into [`APP_NS`].
+fn application(name: &str, source: Value) -> Application {
+    serde_json::from_value(json!({
+        "apiVersion": "edgecd.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": STATE_NS},
+        "spec": {
+            "project": "default",
+            "source": source,
+            "destination": {"namespace": APP_NS},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}
+        }
+    }))
+    .unwrap()
+}
+
+/// The chart `charts/web` of `repo` with one values file.
+fn web_from_git(repo: &GitRepo, values_file: &str) -> Application {
+    application(
+        "web",
+        json!({
+            "repoURL": repo.url(),
+            "targetRevision": "HEAD",
+            "path": "charts/web",
+            "helm": {"valueFiles": [values_file]}
+        }),
+    )
+}
+
+/// A git repository holding the fixture chart at `charts/web` and its CRD at `crds/`.
+fn web_repo(server: &GitServer) -> GitRepo {
+    let repo = server.create_repo("fleet").unwrap();
+    repo.copy_dir(&testdata().join("helm/web"), "charts/web")
+        .unwrap();
+    repo.write(
+        "crds/widget-crd.yaml",
+        &std::fs::read_to_string(testdata().join("helm/widget-crd.yaml")).unwrap(),
+    )
+    .unwrap();
+    repo.commit("the web chart and the Widget CRD").unwrap();
+    repo
 }
 
 fn widgets() -> ApiResource {
@@ -90,7 +180,20 @@ fn widgets() -> ApiResource {
     }
 }
 
-/// Installs the Widget CRD and waits until discovery serves it.
+/// Waits until discovery serves the Widget API.
+async fn widgets_discovered(client: &kube::Client) {
+    wait_for("the Widget API in discovery", PATIENCE, async || {
+        // A fresh adapter each time: capabilities are cached per adapter.
+        let caps = LiveCluster::new(client.clone()).capabilities().await.ok()?;
+        caps.api_versions
+            .iter()
+            .any(|v| v == "example.edgecd.io/v1/Widget")
+            .then_some(())
+    })
+    .await;
+}
+
+/// Installs the Widget CRD directly (not through a spoke) and waits until discovery serves it.
 async fn serve_widgets(client: &kube::Client) {
     let crd = edgecd_render::yaml::load_one(
         &std::fs::read_to_string(testdata().join("helm/widget-crd.yaml")).unwrap(),
@@ -102,130 +205,126 @@ async fn serve_widgets(client: &kube::Client) {
         .create(&PostParams::default(), &crd)
         .await
         .unwrap();
-    wait_for("the Widget API in discovery", async || {
-        // A fresh adapter each time: capabilities are cached per adapter.
-        let caps = LiveCluster::new(client.clone()).capabilities().await.ok()?;
-        caps.api_versions
-            .iter()
-            .any(|v| v == "example.edgecd.io/v1/Widget")
-            .then_some(())
+    widgets_discovered(client).await;
+}
+
+/// The chart from git with `values-tokyo.yaml`: the cluster does not serve Widgets, so the chart's ConfigMap
+/// says `absent` and no Widget is rendered. The spoke caches the capabilities it discovered (ten minutes) and
+/// forgets them when a sync of its own applies CRDs: a second app syncs `testdata/helm/widget-crd.yaml`, and a
+/// refresh of the chart's app (`edgecd.io/refresh`) renders it again with the Widget API among the API
+/// versions: the ConfigMap says `served` and the Widget is applied.
+async fn a_chart_from_git_renders_its_widget_once_the_spoke_has_synced_the_widget_crd(
+    backend: Backend,
+) {
+    let Some(helm) = helm_binary() else { return };
+    let server = GitServer::start().unwrap();
+    let repo = web_repo(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let client = backend.client().await.unwrap();
+    let _spoke = start_spoke_on(&backend, "tokyo", &helm, dir.path()).await;
+    let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
+    apps.create(
+        &PostParams::default(),
+        &web_from_git(&repo, "values-tokyo.yaml"),
+    )
+    .await
+    .unwrap();
+    let synced = synced_healthy(&apps, "web").await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
+    let data = maps.get("web-config").await.unwrap().data.unwrap();
+    assert_eq!(data["region"], "ap-northeast");
+    assert_eq!(data["replicas"], "3");
+    assert_eq!(data["namespace"], APP_NS);
+    assert!(data["kubeVersion"].starts_with("v1."), "{data:?}");
+    assert_eq!(data["widgets"], "absent");
+    maps.get("web-extras").await.unwrap();
+    let kinds: Vec<&str> = synced
+        .status
+        .as_ref()
+        .unwrap()
+        .resources
+        .iter()
+        .map(|r| r.key.kind.as_str())
+        .collect();
+    assert!(!kinds.contains(&"Widget"), "{kinds:?}");
+
+    // The spoke installs the CRD (a plain-manifest app): its sync forgets the discovered capabilities.
+    let crd_app = application(
+        "widget-crd",
+        json!({"repoURL": repo.url(), "targetRevision": "HEAD", "path": "crds"}),
+    );
+    apps.create(&PostParams::default(), &crd_app).await.unwrap();
+    synced_healthy(&apps, "widget-crd").await;
+    widgets_discovered(&client).await;
+
+    // Nothing in git changed, so only a refresh renders the chart again, now with the Widget API.
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the ConfigMap saying widgets are served",
+        PATIENCE,
+        async || {
+            let data = maps.get("web-config").await.ok()?.data?;
+            (data["widgets"] == "served").then_some(())
+        },
+    )
+    .await;
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), APP_NS, &widgets());
+    let widget = wait_for("the Widget", PATIENCE, async || {
+        widgets.get("web").await.ok()
     })
+    .await;
+    assert_eq!(widget.data["spec"]["size"], 3);
+    // The status written after that sync lists the Widget, Synced and Healthy.
+    wait_for(
+        "web Synced and Healthy with its Widget",
+        PATIENCE,
+        async || {
+            let status = apps.get("web").await.ok()?.status?;
+            (status.sync.status == SyncStatus::Synced
+                && status.health.status == Health::Healthy
+                && status
+                    .resources
+                    .iter()
+                    .any(|r| r.key.kind == "Widget" && r.key.name == "web"))
+            .then_some(())
+        },
+    )
     .await;
 }
 
-/// The set each spoke gets: one app per cluster (the spoke's own), values from `values-<cluster>.yaml`.
-fn web_set(repo_url: &str) -> ApplicationSet {
-    let spec = json!({
-        "generators": [{"clusters": {}}],
-        "template": {
-            "metadata": {"name": "web-{{name}}"},
-            "spec": {
-                "project": "default",
-                "source": {
-                    "repoURL": repo_url,
-                    "targetRevision": "HEAD",
-                    "path": "charts/web",
-                    "helm": {"valueFiles": ["values-{{name}}.yaml"]}
-                },
-                "destination": {"server": "https://kubernetes.default.svc", "namespace": APP_NS},
-                "syncPolicy": {"automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}
-            }
-        }
-    });
-    ApplicationSet::new("web", STATE_NS, spec)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capabilities() {
+/// The chart from git with `values-paris.yaml`, synced; the values file then loses its `region`: helm's
+/// `required` fails, the ComparisonError names the template's file and line, and nothing live changes.
+async fn a_chart_template_error_leaves_live_objects_untouched(backend: Backend) {
     let Some(helm) = helm_binary() else { return };
-    let emulator = KubeEmulator::start(EmulatorConfig {
-        clusters: 3,
-        stage_delay: Duration::from_millis(50),
-        ..EmulatorConfig::default()
-    })
+    let server = GitServer::start().unwrap();
+    let repo = web_repo(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let client = backend.client().await.unwrap();
+    let _spoke = start_spoke_on(&backend, "paris", &helm, dir.path()).await;
+    let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
+    apps.create(
+        &PostParams::default(),
+        &web_from_git(&repo, "values-paris.yaml"),
+    )
     .await
     .unwrap();
-    let server = GitServer::start().unwrap();
-    let repo = server.create_repo("fleet").unwrap();
-    repo.copy_dir(&testdata().join("helm/web"), "charts/web")
-        .unwrap();
-    repo.commit("the web chart").unwrap();
+    synced_healthy(&apps, "web").await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
+    let before = maps.get("web-config").await.unwrap();
+    assert_eq!(before.data.as_ref().unwrap()["region"], "eu-west");
+    assert_eq!(before.data.as_ref().unwrap()["replicas"], "2");
+    let extras_before = maps.get("web-extras").await.unwrap().metadata;
 
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfigs = emulator.write_kubeconfigs(dir.path()).unwrap();
-    let paris_client = emulator.clusters()[0].client().await.unwrap();
-    let tokyo_client = emulator.clusters()[1].client().await.unwrap();
-    let lima_client = emulator.clusters()[2].client().await.unwrap();
-    // Only tokyo serves the Widget API: the chart renders a Widget there and says so in its ConfigMap.
-    serve_widgets(&tokyo_client).await;
-    let _paris = start_spoke(&kubeconfigs[0], "paris", &helm).await;
-    let _tokyo = start_spoke(&kubeconfigs[1], "tokyo", &helm).await;
-    let _lima = start_spoke(&kubeconfigs[2], "lima", &helm).await;
-    for client in [&paris_client, &tokyo_client, &lima_client] {
-        Api::<ApplicationSet>::namespaced(client.clone(), STATE_NS)
-            .create(&PostParams::default(), &web_set(repo.url()))
-            .await
-            .unwrap();
-    }
-
-    let paris_apps: Api<Application> = Api::namespaced(paris_client.clone(), STATE_NS);
-    let tokyo_apps: Api<Application> = Api::namespaced(tokyo_client.clone(), STATE_NS);
-    let lima_apps: Api<Application> = Api::namespaced(lima_client.clone(), STATE_NS);
-    synced_healthy(&paris_apps, "web-paris").await;
-    synced_healthy(&tokyo_apps, "web-tokyo").await;
-    synced_healthy(&lima_apps, "web-lima").await;
-    // lima's values file sets only its region: the chart's defaults fill the rest.
-    let lima = Api::<ConfigMap>::namespaced(lima_client.clone(), APP_NS)
-        .get("web-lima-config")
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    assert_eq!(lima["region"], "sa-west");
-    assert_eq!(lima["widgets"], "absent");
-
-    let paris_maps: Api<ConfigMap> = Api::namespaced(paris_client.clone(), APP_NS);
-    let tokyo_maps: Api<ConfigMap> = Api::namespaced(tokyo_client.clone(), APP_NS);
-    let paris = paris_maps
-        .get("web-paris-config")
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    let tokyo = tokyo_maps
-        .get("web-tokyo-config")
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    assert_eq!(paris["region"], "eu-west");
-    assert_eq!(paris["replicas"], "2");
-    assert_eq!(paris["namespace"], APP_NS);
-    assert_eq!(paris["widgets"], "absent");
-    assert_eq!(tokyo["region"], "ap-northeast");
-    assert_eq!(tokyo["widgets"], "served");
-    assert!(tokyo["kubeVersion"].starts_with("v1."), "{tokyo:?}");
-    paris_maps.get("web-paris-extras").await.unwrap();
-    let tokyo_widgets: Api<DynamicObject> =
-        Api::namespaced_with(tokyo_client.clone(), APP_NS, &widgets());
-    assert_eq!(
-        tokyo_widgets.get("web-tokyo").await.unwrap().data["spec"]["size"],
-        3
-    );
-
-    // paris loses its region: helm's `required` fails, named with file and line; nothing live changes.
-    let before = paris_maps.get("web-paris-config").await.unwrap().metadata;
     repo.write("charts/web/values-paris.yaml", "replicas: 4\n")
         .unwrap();
     repo.commit("paris without a region").unwrap();
-    let condition = wait_for("a ComparisonError on web-paris", async || {
-        let status = paris_apps.get("web-paris").await.ok()?.status?;
-        status
-            .conditions
-            .into_iter()
-            .find(|c| c.kind == "ComparisonError")
-    })
-    .await;
+    let condition = comparison_error(&apps, "web").await;
     assert!(
         condition
             .message
@@ -234,21 +333,28 @@ async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capab
         "{}",
         condition.message
     );
-    let after = paris_maps.get("web-paris-config").await.unwrap();
-    assert_eq!(after.metadata.resource_version, before.resource_version);
+    let after = maps.get("web-config").await.unwrap();
+    assert_eq!(after.metadata.uid, before.metadata.uid);
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
     assert_eq!(after.data.unwrap()["replicas"], "2");
+    let extras_after = maps.get("web-extras").await.unwrap().metadata;
+    assert_eq!(
+        extras_after.resource_version,
+        extras_before.resource_version
+    );
+    assert!(extras_after.deletion_timestamp.is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chart_from_a_chart_repository_behind_basic_auth_is_synced_with_a_helm_secret() {
+/// The chart packaged as 1.0.0 and 1.1.0 into a chart repository on loopback behind basic auth: without a
+/// credential the repository's 401 is a ComparisonError (the password nowhere in it); with an Argo CD
+/// repository Secret of type helm the highest version the range accepts is synced with the inline values.
+async fn a_chart_from_a_chart_repository_behind_basic_auth_is_synced_with_a_helm_secret(
+    backend: Backend,
+) {
     let Some(helm) = helm_binary() else { return };
-    let emulator = KubeEmulator::start(EmulatorConfig {
-        clusters: 1,
-        stage_delay: Duration::from_millis(50),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
     let charts = tempfile::tempdir().unwrap();
     let server = ChartRepoServer::start(charts.path(), Some(("reader", "s3cret")))
         .await
@@ -259,38 +365,22 @@ async fn a_chart_from_a_chart_repository_behind_basic_auth_is_synced_with_a_helm
     index_repo(&helm, charts.path(), server.url()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfigs = emulator.write_kubeconfigs(dir.path()).unwrap();
-    let client = emulator.clusters()[0].client().await.unwrap();
-    let _spoke = start_spoke(&kubeconfigs[0], "lima", &helm).await;
+    let client = backend.client().await.unwrap();
+    let _spoke = start_spoke_on(&backend, "lima", &helm, dir.path()).await;
     let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
-    let document = json!({
-        "apiVersion": "edgecd.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": "web", "namespace": STATE_NS},
-        "spec": {
-            "project": "default",
-            "source": {
-                "repoURL": server.url(),
-                "chart": "web",
-                "targetRevision": "~1.0 || ^1.1",
-                "helm": {"releaseName": "shop", "valuesObject": {"region": "sa-east", "replicas": 7}}
-            },
-            "destination": {"namespace": APP_NS},
-            "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}
-        }
-    });
-    let app: Application = serde_json::from_value(document).unwrap();
+    let app = application(
+        "web",
+        json!({
+            "repoURL": server.url(),
+            "chart": "web",
+            "targetRevision": "~1.0 || ^1.1",
+            "helm": {"releaseName": "shop", "valuesObject": {"region": "sa-east", "replicas": 7}}
+        }),
+    );
     apps.create(&PostParams::default(), &app).await.unwrap();
 
     // Without the credential: the repository's 401, as a ComparisonError.
-    let condition = wait_for("a ComparisonError without credentials", async || {
-        let status = apps.get("web").await.ok()?.status?;
-        status
-            .conditions
-            .into_iter()
-            .find(|c| c.kind == "ComparisonError")
-    })
-    .await;
+    let condition = comparison_error(&apps, "web").await;
     assert!(
         condition.message.contains("HTTP 401"),
         "{}",
@@ -341,5 +431,104 @@ async fn a_chart_from_a_chart_repository_behind_basic_auth_is_synced_with_a_helm
             .requests()
             .iter()
             .any(|r| r.path.ends_with("web-1.1.0.tgz") && r.authorized && r.status == 200)
+    );
+}
+
+/// The set each spoke gets: one app per cluster (the spoke's own), values from `values-<cluster>.yaml`.
+fn web_set(repo_url: &str) -> ApplicationSet {
+    let spec = json!({
+        "generators": [{"clusters": {}}],
+        "template": {
+            "metadata": {"name": "web-{{name}}"},
+            "spec": {
+                "project": "default",
+                "source": {
+                    "repoURL": repo_url,
+                    "targetRevision": "HEAD",
+                    "path": "charts/web",
+                    "helm": {"valueFiles": ["values-{{name}}.yaml"]}
+                },
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": APP_NS},
+                "syncPolicy": {"automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}
+            }
+        }
+    });
+    ApplicationSet::new("web", STATE_NS, spec)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capabilities() {
+    let Some(helm) = helm_binary() else { return };
+    let emulator = KubeEmulator::start(EmulatorConfig {
+        clusters: 3,
+        stage_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let server = GitServer::start().unwrap();
+    let repo = web_repo(&server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfigs = emulator.write_kubeconfigs(dir.path()).unwrap();
+    let paris_client = emulator.clusters()[0].client().await.unwrap();
+    let tokyo_client = emulator.clusters()[1].client().await.unwrap();
+    let lima_client = emulator.clusters()[2].client().await.unwrap();
+    // Only tokyo serves the Widget API: the chart renders a Widget there and says so in its ConfigMap.
+    serve_widgets(&tokyo_client).await;
+    let _paris = start_spoke(&kubeconfigs[0], None, "paris", &helm).await;
+    let _tokyo = start_spoke(&kubeconfigs[1], None, "tokyo", &helm).await;
+    let _lima = start_spoke(&kubeconfigs[2], None, "lima", &helm).await;
+    for client in [&paris_client, &tokyo_client, &lima_client] {
+        Api::<ApplicationSet>::namespaced(client.clone(), STATE_NS)
+            .create(&PostParams::default(), &web_set(repo.url()))
+            .await
+            .unwrap();
+    }
+
+    let paris_apps: Api<Application> = Api::namespaced(paris_client.clone(), STATE_NS);
+    let tokyo_apps: Api<Application> = Api::namespaced(tokyo_client.clone(), STATE_NS);
+    let lima_apps: Api<Application> = Api::namespaced(lima_client.clone(), STATE_NS);
+    synced_healthy(&paris_apps, "web-paris").await;
+    synced_healthy(&tokyo_apps, "web-tokyo").await;
+    synced_healthy(&lima_apps, "web-lima").await;
+    // lima's values file sets only its region: the chart's defaults fill the rest.
+    let lima = Api::<ConfigMap>::namespaced(lima_client.clone(), APP_NS)
+        .get("web-lima-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(lima["region"], "sa-west");
+    assert_eq!(lima["replicas"], "1");
+    assert_eq!(lima["widgets"], "absent");
+
+    let paris_maps: Api<ConfigMap> = Api::namespaced(paris_client.clone(), APP_NS);
+    let tokyo_maps: Api<ConfigMap> = Api::namespaced(tokyo_client.clone(), APP_NS);
+    let paris = paris_maps
+        .get("web-paris-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let tokyo = tokyo_maps
+        .get("web-tokyo-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(paris["region"], "eu-west");
+    assert_eq!(paris["replicas"], "2");
+    assert_eq!(paris["namespace"], APP_NS);
+    assert_eq!(paris["widgets"], "absent");
+    assert_eq!(tokyo["region"], "ap-northeast");
+    assert_eq!(tokyo["widgets"], "served");
+    assert!(tokyo["kubeVersion"].starts_with("v1."), "{tokyo:?}");
+    paris_maps.get("web-paris-extras").await.unwrap();
+    let tokyo_widgets: Api<DynamicObject> =
+        Api::namespaced_with(tokyo_client.clone(), APP_NS, &widgets());
+    assert_eq!(
+        tokyo_widgets.get("web-tokyo").await.unwrap().data["spec"]["size"],
+        3
     );
 }
