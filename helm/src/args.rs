@@ -1,5 +1,6 @@
-//! The `helm template` command line of a source (pure): flags in Argo CD's order, `--set` values escaped as Argo CD escapes them, files resolved inside the repository.
+//! The `helm template` command line of a source (pure): flags in Argo CD's order, `--set` values escaped as Argo CD escapes them, files resolved inside the repository, the chart package, or another source's checkout (`$ref/…`).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
@@ -101,8 +102,130 @@ pub fn escape_set_value(value: &str) -> String {
 /// Why a file named by the source cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
-    #[error("{field} {file:?}: leaves the repository")]
-    Outside { field: String, file: String },
+    /// `place`: `the repository`, `chart web 1.2.0`.
+    #[error("{field} {file:?}: leaves {place}")]
+    Outside {
+        field: String,
+        file: String,
+        place: String,
+    },
+    #[error("{field} {file:?}: no source with ref {name:?} ({known})")]
+    UnknownRef {
+        field: String,
+        file: String,
+        name: String,
+        /// `known refs: a, b` or `this app has no source with a ref`.
+        known: String,
+    },
+    #[error("{field} {file:?}: {reason}")]
+    Invalid {
+        field: String,
+        file: String,
+        reason: String,
+    },
+}
+
+/// Another source of a multi-source app (Argo CD's `sources[].ref`): its checkout, where `$ref/…` files
+/// resolve, and its commit, which the render cache key holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRef {
+    /// The checkout's root directory.
+    pub root: PathBuf,
+    /// The commit checked out.
+    pub commit: String,
+}
+
+/// Other sources by ref name (without the `$`).
+pub type SourceRefs = BTreeMap<String, SourceRef>;
+
+/// Where the files a source names are looked for.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRoots<'a> {
+    /// `(root, dir)`: plain files are relative to `dir` and never above `root` (a checkout and the chart
+    /// directory in it, or an unpacked package's chart directory twice); `None` when the chart has no
+    /// directory to read (a package rendered as it is).
+    pub base: Option<(&'a Path, &'a Path)>,
+    /// What `base` is, for messages: `the repository`, `chart web 1.2.0`.
+    pub place: &'a str,
+    /// Other sources, for `$ref/…` files.
+    pub refs: &'a SourceRefs,
+}
+
+/// The ref name of a `$ref/…` file, when it is one.
+pub fn ref_name(file: &str) -> Option<&str> {
+    let rest = file.strip_prefix('$')?;
+    Some(rest.split_once('/').map_or(rest, |(name, _)| name))
+}
+
+impl FileRoots<'_> {
+    /// Resolves `file` (`field` names it in messages): `$ref/path` inside that source's checkout, anything
+    /// else inside `base` (see [`resolve_in_repo`]); `Ok(None)` when it does not exist. URLs are refused.
+    pub fn resolve(&self, file: &str, field: &str) -> Result<Option<PathBuf>, FileError> {
+        let invalid = |reason: &str| FileError::Invalid {
+            field: field.to_owned(),
+            file: file.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if file.contains("://") {
+            return Err(invalid(
+                "remote files are not supported; name a file of the repository",
+            ));
+        }
+        if let Some(rest) = file.strip_prefix('$') {
+            let Some((name, path)) = rest
+                .split_once('/')
+                .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            else {
+                return Err(invalid(
+                    "a source reference names a file: $ref/path/to/file.yaml",
+                ));
+            };
+            let source = self.refs.get(name).ok_or_else(|| FileError::UnknownRef {
+                field: field.to_owned(),
+                file: file.to_owned(),
+                name: name.to_owned(),
+                known: if self.refs.is_empty() {
+                    "this app has no source with a ref".to_owned()
+                } else {
+                    format!(
+                        "known refs: {}",
+                        self.refs
+                            .keys()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+            })?;
+            return resolve_in_repo(&source.root, &source.root, path, field).map_err(|e| match e {
+                FileError::Outside { .. } => FileError::Outside {
+                    field: field.to_owned(),
+                    file: file.to_owned(),
+                    place: format!("the source with ref {name:?}"),
+                },
+                other => other,
+            });
+        }
+        let Some((root, dir)) = self.base else {
+            return Err(invalid("this chart has no files to read"));
+        };
+        resolve_in_repo(root, dir, file, field).map_err(|e| match e {
+            FileError::Outside { field, file, .. } => FileError::Outside {
+                field,
+                file,
+                place: self.place.to_owned(),
+            },
+            other => other,
+        })
+    }
+
+    /// Where `file` was looked for, for a message saying it is missing.
+    pub fn place_of(&self, file: &str) -> String {
+        match ref_name(file) {
+            Some(name) => format!("the source with ref {name:?}"),
+            None => self.place.to_owned(),
+        }
+    }
 }
 
 /// Resolves `file` (relative to `chart_dir`, inside `repo_root`): lexically first (`..` never above the
@@ -116,6 +239,7 @@ pub fn resolve_in_repo(
     let outside = || FileError::Outside {
         field: field.to_owned(),
         file: file.to_owned(),
+        place: "the repository".to_owned(),
     };
     let relative = Path::new(file);
     if relative.is_absolute() {
@@ -264,5 +388,102 @@ mod tests {
                 "valueFiles[1] \"link.yaml\": leaves the repository"
             );
         }
+    }
+
+    /// `$ref/path` resolves inside that source's checkout with the same escape and symlink rules; an unknown
+    /// ref names the file and the known refs; plain files stay inside their base.
+    #[test]
+    fn ref_files_resolve_inside_their_source() {
+        let repo = tempfile::tempdir().unwrap();
+        let values = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(repo.path().join("chart")).unwrap();
+        std::fs::create_dir_all(values.path().join("envs")).unwrap();
+        std::fs::write(values.path().join("envs/paris.yaml"), "region: eu").unwrap();
+        let chart = repo.path().join("chart");
+        let refs = SourceRefs::from([(
+            "values".to_owned(),
+            SourceRef {
+                root: values.path().to_path_buf(),
+                commit: "abc".into(),
+            },
+        )]);
+        let roots = FileRoots {
+            base: Some((repo.path(), &chart)),
+            place: "the repository",
+            refs: &refs,
+        };
+        assert_eq!(
+            roots
+                .resolve("$values/envs/paris.yaml", "valueFiles[0]")
+                .unwrap(),
+            Some(values.path().join("envs/paris.yaml"))
+        );
+        assert_eq!(roots.resolve("$values/envs/none.yaml", "v").unwrap(), None);
+        assert_eq!(
+            roots.place_of("$values/envs/none.yaml"),
+            "the source with ref \"values\""
+        );
+        assert_eq!(
+            roots
+                .resolve("$other/x.yaml", "valueFiles[1]")
+                .unwrap_err()
+                .to_string(),
+            "valueFiles[1] \"$other/x.yaml\": no source with ref \"other\" (known refs: values)"
+        );
+        let none = FileRoots {
+            refs: &SourceRefs::new(),
+            ..roots
+        };
+        assert!(
+            none.resolve("$values/x.yaml", "v")
+                .unwrap_err()
+                .to_string()
+                .ends_with("(this app has no source with a ref)")
+        );
+        assert_eq!(
+            roots
+                .resolve("$values/../../etc/passwd", "fileParameters[0].path")
+                .unwrap_err()
+                .to_string(),
+            "fileParameters[0].path \"$values/../../etc/passwd\": leaves the source with ref \"values\""
+        );
+        for bad in ["$values", "$values/", "$/x.yaml"] {
+            let err = roots.resolve(bad, "v").unwrap_err().to_string();
+            assert!(err.contains("a source reference names a file"), "{err}");
+        }
+        assert!(
+            roots
+                .resolve("https://x.example/v.yaml", "v")
+                .unwrap_err()
+                .to_string()
+                .contains("remote files")
+        );
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(repo.path(), values.path().join("escape")).unwrap();
+            std::fs::write(repo.path().join("secret.yaml"), "s: 1").unwrap();
+            let err = roots
+                .resolve("$values/escape/secret.yaml", "v")
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .ends_with("leaves the source with ref \"values\""),
+                "{err}"
+            );
+        }
+        // An unpacked package is its own root: nothing above its chart directory.
+        let package = FileRoots {
+            base: Some((&chart, &chart)),
+            place: "chart web 1.0.0",
+            refs: &refs,
+        };
+        assert_eq!(
+            package
+                .resolve("../secret.yaml", "valueFiles[0]")
+                .unwrap_err()
+                .to_string(),
+            "valueFiles[0] \"../secret.yaml\": leaves chart web 1.0.0"
+        );
+        assert_eq!(package.place_of("values.yaml"), "chart web 1.0.0");
     }
 }

@@ -1,22 +1,25 @@
-//! Helm sources, shared by the spoke and the hub (app of apps): a chart directory of a checkout or a chart of a chart repository rendered with the official `helm template` (a bounded subprocess, see [`run`]), with the destination cluster's capabilities, the output loaded with the workspace's YAML loader and cached by (commit or chart digest, options, capabilities).
+//! Helm sources, shared by the spoke and the hub (app of apps): a chart directory of a checkout or a chart of a chart repository rendered with the official `helm template` (a bounded subprocess, see [`run`]), with the destination cluster's capabilities, dependencies that are not vendored fetched into a private scratch copy ([`deps`], [`package`]), value files of the chart, its package or another source (`$ref/…`, [`args`]), the output loaded with the workspace's YAML loader and cached by (commit or chart digest, dependencies' digests, refs' commits, options, capabilities).
 //!
 //! `edgecd-render` stays free of subprocesses and network: this crate is where both live.
 
 pub mod args;
+pub mod deps;
+pub mod package;
 pub mod repo;
 pub mod run;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use edgecd_core::app::{ApplicationSource, HelmSource};
-use edgecd_git::RepoCredential;
+use edgecd_git::{Credentials, RepoCredential, RepoUrl};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tracing::Instrument as _;
 
-pub use args::TemplateArgs;
+pub use args::{FileRoots, SourceRef, SourceRefs, TemplateArgs};
+pub use package::{ChartLimits, PackageError};
 pub use repo::{ChartRepos, FetchedChart, RepoError, RepoLimits};
 pub use run::{RunError, RunLimits};
 
@@ -32,6 +35,8 @@ pub struct HelmConfig {
     pub dir: PathBuf,
     pub run: RunLimits,
     pub repos: RepoLimits,
+    /// Dependencies, package unpacking and chart copies.
+    pub charts: ChartLimits,
     /// Render results kept.
     pub cache_entries: usize,
 }
@@ -44,6 +49,7 @@ impl HelmConfig {
             dir: dir.into(),
             run: RunLimits::default(),
             repos: RepoLimits::default(),
+            charts: ChartLimits::default(),
             cache_entries: 128,
         }
     }
@@ -69,6 +75,35 @@ pub struct RenderContext<'a> {
     pub capabilities: &'a Capabilities,
 }
 
+/// What a render may read besides the chart itself, for [`HelmRenderer::render_dir_with`] and
+/// [`HelmRenderer::render_repo_chart_with`]. `RenderInputs::default()` is none of it: no other sources, no
+/// credentials, indexes reused within their TTL.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderInputs<'a> {
+    /// The app's other sources by ref name (Argo CD's `sources[].ref`): a values file or file parameter
+    /// `$name/path` resolves inside `refs[name].root`; the commits of the refs a source names are part of the
+    /// render cache key.
+    pub refs: &'a SourceRefs,
+    /// Chart repository credentials, matched like git's (the longest URL prefix of the repository URL wins):
+    /// for the chart of a chart repository and for every dependency fetched from a chart repository. Each is
+    /// sent only to its own repository's scheme, host and port.
+    pub credentials: Option<&'a Credentials>,
+    /// A hard refresh: chart repository indexes are fetched again.
+    pub hard: bool,
+}
+
+static NO_REFS: SourceRefs = BTreeMap::new();
+
+impl Default for RenderInputs<'_> {
+    fn default() -> Self {
+        Self {
+            refs: &NO_REFS,
+            credentials: None,
+            hard: false,
+        }
+    }
+}
+
 /// Why a Helm source could not be rendered. Messages name the field or file and never carry credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum HelmError {
@@ -82,6 +117,24 @@ pub enum HelmError {
     Output(String),
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// The chart (`charts/web` in git, `web 1.2.0` from a repository) or one of its dependencies.
+    #[error("chart {chart}: {}{message}", dependency_prefix(.dependency))]
+    Chart {
+        chart: String,
+        /// Empty for the chart's own metadata.
+        dependency: String,
+        message: String,
+    },
+    /// A dependency's chart repository failed (unreachable, no such version, digest mismatch).
+    #[error("chart {chart}: dependency {dependency}: {source}")]
+    DependencyRepo {
+        chart: String,
+        dependency: String,
+        #[source]
+        source: Box<RepoError>,
+    },
+    #[error(transparent)]
+    Package(#[from] PackageError),
     #[error("helm working directory {path}: {source}")]
     Io {
         path: String,
@@ -90,18 +143,132 @@ pub enum HelmError {
     },
 }
 
+fn dependency_prefix(dependency: &str) -> String {
+    if dependency.is_empty() {
+        String::new()
+    } else {
+        format!("dependency {dependency}: ")
+    }
+}
+
 /// Renders Helm sources; one per process, shared (cheap to share behind an `Arc`).
 #[derive(Debug)]
 pub struct HelmRenderer {
     config: HelmConfig,
     repos: ChartRepos,
     cache: Mutex<RenderCache>,
+    /// What each package (by digest) holds in `Chart.yaml`, `Chart.lock` and `charts/`.
+    packages: Mutex<HashMap<String, Arc<deps::ChartDependencies>>>,
 }
 
 #[derive(Debug, Default)]
 struct RenderCache {
     tick: u64,
     entries: HashMap<String, (u64, Arc<Vec<Value>>)>,
+}
+
+/// The dependencies a render adds to a scratch copy of the chart.
+#[derive(Debug, Clone, Default)]
+struct Resolved {
+    /// Fetched from chart repositories: name and verified package.
+    fetched: Vec<(String, FetchedChart)>,
+    /// `file://` directories: the dependency and its path relative to the chart directory.
+    directories: Vec<(deps::Dependency, String)>,
+}
+
+impl Resolved {
+    fn is_empty(&self) -> bool {
+        self.fetched.is_empty() && self.directories.is_empty()
+    }
+
+    /// What the render cache key holds of them: names and digests (directories are part of the chart's own
+    /// commit or digest).
+    fn key_parts(&self) -> Vec<String> {
+        self.fetched
+            .iter()
+            .map(|(name, chart)| format!("dependency:{name}:sha256:{}", chart.digest))
+            .chain(
+                self.directories
+                    .iter()
+                    .map(|(d, path)| format!("dependency:{}:file://{path}", d.name)),
+            )
+            .collect()
+    }
+}
+
+/// The chart of one render.
+#[derive(Debug, Clone)]
+enum Chart {
+    /// A chart directory of a checkout.
+    Dir {
+        repo_root: PathBuf,
+        chart_dir: PathBuf,
+    },
+    /// A verified package; `unpack` when its files are read or dependencies are added.
+    Package { package: PathBuf, unpack: bool },
+}
+
+/// Where helm is pointed for one render, once the scratch directory is ready.
+#[derive(Debug)]
+struct Prepared {
+    /// What `helm template` is given: the chart directory, its scratch copy, the package or its unpacked chart.
+    chart: PathBuf,
+    /// Where plain files resolve: `(root, dir)`, see [`FileRoots::base`].
+    base: Option<(PathBuf, PathBuf)>,
+    /// What `base` is, for messages.
+    place: String,
+    /// helm's working directory.
+    cwd: PathBuf,
+}
+
+impl Chart {
+    /// Copies or unpacks the chart into `scratch` when dependencies are added or the package's files read
+    /// (blocking: run off the async workers).
+    fn prepare(
+        self,
+        scratch: &Path,
+        label: &str,
+        resolved: &Resolved,
+        limits: ChartLimits,
+    ) -> Result<Prepared, HelmError> {
+        match self {
+            Chart::Dir {
+                repo_root,
+                chart_dir,
+            } => {
+                let chart = if resolved.is_empty() {
+                    chart_dir.clone()
+                } else {
+                    let name = chart_dir.file_name().unwrap_or_else(|| "chart".as_ref());
+                    let copy = scratch.join("chart").join(name);
+                    package::copy_dir(&chart_dir, &copy, label, limits)?;
+                    add_dependencies(&copy, &repo_root, &chart_dir, label, resolved, limits)?;
+                    copy
+                };
+                Ok(Prepared {
+                    chart,
+                    base: Some((repo_root, chart_dir.clone())),
+                    place: "the repository".into(),
+                    cwd: chart_dir,
+                })
+            }
+            Chart::Package { package, unpack } => {
+                let (chart, base) = if unpack {
+                    let dir = package::unpack(&package, &scratch.join("package"), label, limits)?;
+                    add_dependencies(&dir, &dir, &dir, label, resolved, limits)?;
+                    (dir.clone(), Some((dir.clone(), dir)))
+                } else {
+                    (package, None)
+                };
+                Ok(Prepared {
+                    chart,
+                    base,
+                    place: format!("chart {label}"),
+                    cwd: scratch.to_path_buf(),
+                })
+            }
+        }
+    }
 }
 
 impl HelmRenderer {
@@ -117,6 +284,7 @@ impl HelmRenderer {
             config,
             repos,
             cache: Mutex::default(),
+            packages: Mutex::default(),
         }
     }
 
@@ -133,7 +301,9 @@ impl HelmRenderer {
             .len()
     }
 
-    /// Renders the chart directory `chart_dir` of a checkout at `commit` rooted at `repo_root`.
+    /// Renders the chart directory `chart_dir` of a checkout at `commit` rooted at `repo_root`, with no other
+    /// sources and no chart repository credentials: [`render_dir_with`](Self::render_dir_with) with
+    /// `RenderInputs::default()`.
     pub async fn render_dir(
         &self,
         source: &ApplicationSource,
@@ -142,21 +312,69 @@ impl HelmRenderer {
         chart_dir: &Path,
         commit: &str,
     ) -> Result<Arc<Vec<Value>>, HelmError> {
+        self.render_dir_with(
+            source,
+            context,
+            &RenderInputs::default(),
+            repo_root,
+            chart_dir,
+            commit,
+        )
+        .await
+    }
+
+    /// Renders the chart directory `chart_dir` of a checkout at `commit` rooted at `repo_root`. Dependencies
+    /// that `Chart.yaml` declares and `charts/` does not vendor are fetched (chart repositories, with
+    /// `inputs.credentials`) or copied (`file://`, inside `repo_root`) into a private scratch copy of the
+    /// chart, which is what helm renders; the checkout is never written. `$ref/…` files resolve in
+    /// `inputs.refs`.
+    pub async fn render_dir_with(
+        &self,
+        source: &ApplicationSource,
+        context: &RenderContext<'_>,
+        inputs: &RenderInputs<'_>,
+        repo_root: &Path,
+        chart_dir: &Path,
+        commit: &str,
+    ) -> Result<Arc<Vec<Value>>, HelmError> {
         let helm = source.helm.clone().unwrap_or_default();
         let span = tracing::info_span!("helm_template", chart = %source.path, commit = %commit);
-        let key = cache_key(
-            &format!("git:{}@{commit}:{}", source.repo_url, source.path),
-            &helm,
-            context,
-        );
-        self.template(&helm, context, chart_dir, Some((repo_root, chart_dir)), key)
-            .instrument(span)
-            .await
+        let label = if source.path.is_empty() {
+            ".".to_owned()
+        } else {
+            source.path.clone()
+        };
+        async move {
+            let files = package::inspect_dir(chart_dir, &label, self.config.charts)?;
+            let dependencies =
+                deps::ChartDependencies::parse(&files, self.config.charts.max_metadata_bytes)
+                    .map_err(|e| chart_error(&label, e))?;
+            let resolved = self
+                .resolve_dependencies(&dependencies, &label, inputs, None)
+                .await?;
+            let mut parts = resolved.key_parts();
+            parts.extend(ref_key_parts(&helm, inputs.refs));
+            let key = cache_key(
+                &format!("git:{}@{commit}:{}", source.repo_url, source.path),
+                &helm,
+                context,
+                &parts,
+            );
+            let chart = Chart::Dir {
+                repo_root: repo_root.to_path_buf(),
+                chart_dir: chart_dir.to_path_buf(),
+            };
+            self.template(&helm, context, inputs.refs, chart, &label, &resolved, key)
+                .await
+        }
+        .instrument(span)
+        .await
     }
 
     /// Renders the chart `source.chart` of the chart repository `source.repoURL` at the version
-    /// `source.targetRevision` resolves to; returns that version and the objects. `hard` fetches the index
-    /// again.
+    /// `source.targetRevision` resolves to, with `credential` for that repository and no other sources;
+    /// returns that version and the objects. `hard` fetches the indexes again. Dependencies from the same
+    /// repository (`credential`'s URL prefix) get `credential` too.
     pub async fn render_repo_chart(
         &self,
         source: &ApplicationSource,
@@ -164,47 +382,177 @@ impl HelmRenderer {
         credential: Option<&RepoCredential>,
         hard: bool,
     ) -> Result<(String, Arc<Vec<Value>>), HelmError> {
+        let inputs = RenderInputs {
+            hard,
+            ..RenderInputs::default()
+        };
+        self.repo_chart(source, context, &inputs, credential).await
+    }
+
+    /// Renders the chart `source.chart` of the chart repository `source.repoURL` at the version
+    /// `source.targetRevision` resolves to; returns that version and the objects. The repository's
+    /// credential, and each dependency's, is the one of `inputs.credentials` whose URL prefix matches.
+    /// `valueFiles` and `fileParameters` resolve inside the chart of the package (unpacked into a private
+    /// scratch directory, never above the chart's directory) or, as `$ref/…`, in `inputs.refs`; missing
+    /// dependencies are fetched as for [`render_dir_with`](Self::render_dir_with).
+    pub async fn render_repo_chart_with(
+        &self,
+        source: &ApplicationSource,
+        context: &RenderContext<'_>,
+        inputs: &RenderInputs<'_>,
+    ) -> Result<(String, Arc<Vec<Value>>), HelmError> {
+        let credential = find_credential(inputs.credentials, &source.repo_url);
+        self.repo_chart(source, context, inputs, credential.as_deref())
+            .await
+    }
+
+    async fn repo_chart(
+        &self,
+        source: &ApplicationSource,
+        context: &RenderContext<'_>,
+        inputs: &RenderInputs<'_>,
+        credential: Option<&RepoCredential>,
+    ) -> Result<(String, Arc<Vec<Value>>), HelmError> {
         let helm = source.helm.clone().unwrap_or_default();
         let span =
             tracing::info_span!("helm_template", chart = %source.chart, repo = %source.repo_url);
         async move {
-        if !helm.value_files.is_empty() || !helm.file_parameters.is_empty() {
-            return Err(HelmError::Spec {
-                field: if helm.value_files.is_empty() {
-                    "fileParameters".into()
-                } else {
-                    "valueFiles".into()
-                },
-                message: "files of a chart from a chart repository are not supported yet; use values or valuesObject".into(),
-            });
-        }
-        let fetched = self
-            .repos
-            .fetch(
-                &source.repo_url,
-                &source.chart,
-                &source.target_revision,
-                credential,
-                helm.pass_credentials,
-                hard,
-            )
-            .await?;
-        let key = cache_key(&format!("chart:sha256:{}", fetched.digest), &helm, context);
-        let objects = self
-            .template(&helm, context, &fetched.package, None, key)
-            .await?;
-        Ok((fetched.version, objects))
+            let fetched = self
+                .repos
+                .fetch(
+                    &source.repo_url,
+                    &source.chart,
+                    &source.target_revision,
+                    credential,
+                    helm.pass_credentials,
+                    inputs.hard,
+                )
+                .await?;
+            let label = format!("{} {}", source.chart, fetched.version);
+            let dependencies = self.package_dependencies(&fetched, &label).await?;
+            let resolved = self
+                .resolve_dependencies(&dependencies, &label, inputs, credential)
+                .await?;
+            let mut parts = resolved.key_parts();
+            parts.extend(ref_key_parts(&helm, inputs.refs));
+            let key = cache_key(
+                &format!("chart:sha256:{}", fetched.digest),
+                &helm,
+                context,
+                &parts,
+            );
+            let reads_files = helm
+                .value_files
+                .iter()
+                .chain(helm.file_parameters.iter().map(|p| &p.path))
+                .any(|f| args::ref_name(f).is_none());
+            let chart = Chart::Package {
+                package: fetched.package.clone(),
+                unpack: reads_files || !resolved.is_empty(),
+            };
+            let objects = self
+                .template(&helm, context, inputs.refs, chart, &label, &resolved, key)
+                .await?;
+            Ok((fetched.version, objects))
         }
         .instrument(span)
         .await
     }
 
+    /// What a package holds of its dependencies, read once per digest (off the async workers).
+    async fn package_dependencies(
+        &self,
+        fetched: &FetchedChart,
+        label: &str,
+    ) -> Result<Arc<deps::ChartDependencies>, HelmError> {
+        if let Some(found) = self
+            .packages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&fetched.digest)
+        {
+            return Ok(Arc::clone(found));
+        }
+        let files = {
+            let package = fetched.package.clone();
+            let owned = label.to_owned();
+            let limits = self.config.charts;
+            tokio::task::spawn_blocking(move || package::inspect(&package, &owned, limits))
+                .await
+                .map_err(|e| HelmError::Io {
+                    path: format!("chart {label}"),
+                    source: std::io::Error::other(format!("reading the package: {e}")),
+                })??
+        };
+        let parsed = Arc::new(
+            deps::ChartDependencies::parse(&files, self.config.charts.max_metadata_bytes)
+                .map_err(|e| chart_error(label, e))?,
+        );
+        let mut packages = self.packages.lock().unwrap_or_else(PoisonError::into_inner);
+        if packages.len() >= 256 {
+            packages.clear();
+        }
+        packages.insert(fetched.digest.clone(), Arc::clone(&parsed));
+        Ok(parsed)
+    }
+
+    /// Fetches the dependencies the chart does not vendor from their chart repositories (index and package
+    /// cached, verified by digest); `file://` ones are copied later, when the scratch copy exists.
+    async fn resolve_dependencies(
+        &self,
+        dependencies: &deps::ChartDependencies,
+        label: &str,
+        inputs: &RenderInputs<'_>,
+        chart_credential: Option<&RepoCredential>,
+    ) -> Result<Resolved, HelmError> {
+        let missing = dependencies
+            .missing(self.config.charts.max_dependencies)
+            .map_err(|e| chart_error(label, e))?;
+        let mut resolved = Resolved::default();
+        for deps::Missing { dependency, origin } in missing {
+            match origin {
+                deps::Origin::Repository { url, wanted } => {
+                    let credential = find_credential(inputs.credentials, &url).or_else(|| {
+                        chart_credential
+                            .filter(|c| !c.url_prefix.is_empty() && url.starts_with(&c.url_prefix))
+                            .map(|c| Arc::new(c.clone()))
+                    });
+                    let fetched = self
+                        .repos
+                        .fetch(
+                            &url,
+                            &dependency.name,
+                            &wanted,
+                            credential.as_deref(),
+                            false,
+                            inputs.hard,
+                        )
+                        .await
+                        .map_err(|source| HelmError::DependencyRepo {
+                            chart: label.to_owned(),
+                            dependency: dependency.name.clone(),
+                            source: Box::new(source),
+                        })?;
+                    tracing::debug!(dependency = %dependency.name, version = %fetched.version, "Chart dependency fetched.");
+                    resolved.fetched.push((dependency.name, fetched));
+                }
+                deps::Origin::Directory { path } => resolved.directories.push((dependency, path)),
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// A render from the cache, else helm run on `chart` (a scratch copy with the dependencies added, when
+    /// there are any) and the result cached under `key`.
+    #[allow(clippy::too_many_arguments)]
     async fn template(
         &self,
         helm: &HelmSource,
         context: &RenderContext<'_>,
-        chart: &Path,
-        in_repo: Option<(&Path, &Path)>,
+        refs: &SourceRefs,
+        chart: Chart,
+        label: &str,
+        resolved: &Resolved,
         key: String,
     ) -> Result<Arc<Vec<Value>>, HelmError> {
         {
@@ -225,18 +573,53 @@ impl HelmRenderer {
         std::fs::create_dir_all(&home).map_err(io(&home))?;
         let scratch_root = self.config.dir.join("tmp");
         std::fs::create_dir_all(&scratch_root).map_err(io(&scratch_root))?;
-        // Private (0700) per render: the inline values live here.
+        // Private (0700) per render: the inline values, the chart's copy or unpacked package live here.
         let scratch = tempfile::Builder::new()
             .prefix("render-")
             .tempdir_in(&scratch_root)
             .map_err(io(&scratch_root))?;
-        let mut args = template_args(helm, context, chart, in_repo)?;
+        let chart_shown = format!("chart {label}");
+        let prepared = {
+            let scratch = scratch.path().to_path_buf();
+            let label = label.to_owned();
+            let resolved = resolved.clone();
+            let limits = self.config.charts;
+            tokio::task::spawn_blocking(move || chart.prepare(&scratch, &label, &resolved, limits))
+                .await
+                .map_err(|e| HelmError::Io {
+                    path: chart_shown.clone(),
+                    source: std::io::Error::other(format!("preparing the chart: {e}")),
+                })??
+        };
+        let roots = FileRoots {
+            base: prepared
+                .base
+                .as_ref()
+                .map(|(r, d)| (r.as_path(), d.as_path())),
+            place: &prepared.place,
+            refs,
+        };
+        let chart_path = &prepared.chart;
+        let cwd = &prepared.cwd;
+        let mut args = template_args(helm, context, chart_path, &roots)?;
+        let values_file = scratch.path().join("values.yaml");
         if let Some(values) = inline_values(helm) {
-            let file = scratch.path().join("values.yaml");
-            std::fs::write(&file, values).map_err(io(&file))?;
-            args.values.push(file);
+            std::fs::write(&values_file, values).map_err(io(&values_file))?;
+            args.values.push(values_file.clone());
         }
-        let cwd = in_repo.map_or(scratch.path(), |(_, dir)| dir);
+        // helm's messages name files by path: the scratch directory and other checkouts are shown as what
+        // they are.
+        let mut shown: Vec<(String, String)> = vec![(
+            values_file.display().to_string(),
+            "spec.source.helm.values".into(),
+        )];
+        if chart_path != cwd {
+            shown.push((chart_path.display().to_string(), chart_shown.clone()));
+        }
+        for (name, source) in refs {
+            shown.push((source.root.display().to_string(), format!("${name}")));
+        }
+        shown.push((scratch.path().display().to_string(), "(scratch)".into()));
         let started = std::time::Instant::now();
         let output = run::run(
             &self.config.binary,
@@ -247,12 +630,14 @@ impl HelmRenderer {
         )
         .await
         .map_err(|e| match e {
-            RunError::Failed { message } => RunError::Failed {
-                message: message.replace(
-                    &scratch.path().join("values.yaml").display().to_string(),
-                    "spec.source.helm.values",
-                ),
-            },
+            RunError::Failed { mut message } => {
+                for (path, name) in &shown {
+                    if !path.is_empty() {
+                        message = message.replace(path.as_str(), name);
+                    }
+                }
+                RunError::Failed { message }
+            }
             other => other,
         })?;
         let text = String::from_utf8(output).map_err(|_| HelmError::Output("not UTF-8".into()))?;
@@ -274,42 +659,146 @@ impl HelmRenderer {
     }
 }
 
-/// The `helm template` arguments of a source: files resolved inside the repository (missing values files
-/// skipped with `ignoreMissingValueFiles`, else an error), capabilities from the source or the cluster.
+/// Puts the resolved dependencies into `chart/charts/`: fetched packages (hard-linked from the package
+/// cache, else copied) and `file://` directories (resolved from `dir`, inside `root`; copied).
+fn add_dependencies(
+    chart: &Path,
+    root: &Path,
+    dir: &Path,
+    label: &str,
+    resolved: &Resolved,
+    limits: ChartLimits,
+) -> Result<(), HelmError> {
+    if resolved.is_empty() {
+        return Ok(());
+    }
+    let charts = chart.join("charts");
+    std::fs::create_dir_all(&charts).map_err(|source| HelmError::Io {
+        path: format!("chart {label}: charts/"),
+        source,
+    })?;
+    for (name, fetched) in &resolved.fetched {
+        let short = fetched.digest.get(..12).unwrap_or(&fetched.digest);
+        let target = charts.join(format!("{name}-{short}.tgz"));
+        if target.exists() {
+            continue;
+        }
+        if std::fs::hard_link(&fetched.package, &target).is_err() {
+            std::fs::copy(&fetched.package, &target).map_err(|source| HelmError::Io {
+                path: format!("chart {label}: charts/{name}"),
+                source,
+            })?;
+        }
+    }
+    for (dependency, path) in &resolved.directories {
+        let fail = |message: String| HelmError::Chart {
+            chart: label.to_owned(),
+            dependency: dependency.name.clone(),
+            message,
+        };
+        let shown = format!("file://{path}");
+        if path.starts_with('/') {
+            return Err(fail(format!(
+                "{shown:?} is absolute; name a directory relative to the chart"
+            )));
+        }
+        let field = format!("dependency {}", dependency.name);
+        let found = args::resolve_in_repo(root, dir, path, &field)
+            .map_err(|_| fail(format!("{shown:?} leaves the repository")))?
+            .ok_or_else(|| fail(format!("{shown:?}: no such directory")))?;
+        if dir.starts_with(&found) {
+            return Err(fail(format!(
+                "{shown:?} is the chart itself or a directory holding it"
+            )));
+        }
+        let files = package::inspect_dir(&found, label, limits)?;
+        let text = files
+            .chart_yaml
+            .ok_or_else(|| fail(format!("{shown:?} holds no Chart.yaml")))?;
+        let version = deps::chart_version(&text, limits.max_metadata_bytes)
+            .map_err(|e| fail(format!("{shown:?}: {e}")))?;
+        if !deps::accepts(&dependency.version, &version) {
+            return Err(fail(format!(
+                "{shown:?} is version {version}, which {:?} does not accept",
+                dependency.version
+            )));
+        }
+        let mut target = charts.join(&dependency.name);
+        let mut n = 1;
+        while target.exists() {
+            n += 1;
+            target = charts.join(format!("{}-{n}", dependency.name));
+        }
+        package::copy_dir(&found, &target, label, limits)?;
+    }
+    Ok(())
+}
+
+/// A dependency error of the chart `label`.
+fn chart_error(label: &str, e: deps::DependencyError) -> HelmError {
+    HelmError::Chart {
+        chart: label.to_owned(),
+        dependency: e.dependency,
+        message: e.message,
+    }
+}
+
+/// The credential of `credentials` for the repository `url` (longest URL prefix).
+fn find_credential(credentials: Option<&Credentials>, url: &str) -> Option<Arc<RepoCredential>> {
+    let url = RepoUrl::parse(url).ok()?;
+    credentials?.find(&url)
+}
+
+/// The commits of the refs the source's files name, for the cache key.
+fn ref_key_parts(helm: &HelmSource, refs: &SourceRefs) -> Vec<String> {
+    let mut names: Vec<&str> = helm
+        .value_files
+        .iter()
+        .chain(helm.file_parameters.iter().map(|p| &p.path))
+        .filter_map(|f| args::ref_name(f))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| Some(format!("ref:{name}:{}", refs.get(name)?.commit)))
+        .collect()
+}
+
+/// The `helm template` arguments of a source: files resolved by `roots` (missing values files skipped with
+/// `ignoreMissingValueFiles`, else an error), capabilities from the source or the cluster.
 pub fn template_args(
     helm: &HelmSource,
     context: &RenderContext<'_>,
     chart: &Path,
-    in_repo: Option<(&Path, &Path)>,
+    roots: &FileRoots<'_>,
 ) -> Result<TemplateArgs, HelmError> {
     let mut values = Vec::new();
     let mut file_parameters = Vec::new();
-    if let Some((root, dir)) = in_repo {
-        for (i, file) in helm.value_files.iter().enumerate() {
-            let field = format!("valueFiles[{i}]");
-            match args::resolve_in_repo(root, dir, file, &field)? {
-                Some(path) => values.push(path),
-                None if helm.ignore_missing_value_files => {
-                    tracing::debug!(file = %file, "Missing values file skipped (ignoreMissingValueFiles).");
-                }
-                None => {
-                    return Err(HelmError::Spec {
-                        field,
-                        message: format!("{file:?}: no such file in the repository"),
-                    });
-                }
+    for (i, file) in helm.value_files.iter().enumerate() {
+        let field = format!("valueFiles[{i}]");
+        match roots.resolve(file, &field)? {
+            Some(path) => values.push(path),
+            None if helm.ignore_missing_value_files => {
+                tracing::debug!(file = %file, "Missing values file skipped (ignoreMissingValueFiles).");
+            }
+            None => {
+                return Err(HelmError::Spec {
+                    field,
+                    message: format!("{file:?}: no such file in {}", roots.place_of(file)),
+                });
             }
         }
-        for (i, p) in helm.file_parameters.iter().enumerate() {
-            let field = format!("fileParameters[{i}].path");
-            match args::resolve_in_repo(root, dir, &p.path, &field)? {
-                Some(path) => file_parameters.push((p.name.clone(), path)),
-                None => {
-                    return Err(HelmError::Spec {
-                        field,
-                        message: format!("{:?}: no such file in the repository", p.path),
-                    });
-                }
+    }
+    for (i, p) in helm.file_parameters.iter().enumerate() {
+        let field = format!("fileParameters[{i}].path");
+        match roots.resolve(&p.path, &field)? {
+            Some(path) => file_parameters.push((p.name.clone(), path)),
+            None => {
+                return Err(HelmError::Spec {
+                    field,
+                    message: format!("{:?}: no such file in {}", p.path, roots.place_of(&p.path)),
+                });
             }
         }
     }
@@ -395,8 +884,13 @@ pub fn load_manifests(text: &str) -> Result<Vec<Value>, HelmError> {
     Ok(objects)
 }
 
-/// The render cache key: what the output depends on, hashed.
-fn cache_key(base: &str, helm: &HelmSource, context: &RenderContext<'_>) -> String {
+/// The render cache key: what the output depends on (`parts`: dependencies' digests, refs' commits), hashed.
+fn cache_key(
+    base: &str,
+    helm: &HelmSource,
+    context: &RenderContext<'_>,
+    parts: &[String],
+) -> String {
     let mut hasher = Sha256::new();
     hasher.update(base.as_bytes());
     hasher.update([0]);
@@ -407,6 +901,10 @@ fn cache_key(base: &str, helm: &HelmSource, context: &RenderContext<'_>) -> Stri
     hasher.update(context.namespace.as_bytes());
     hasher.update([0]);
     hasher.update(serde_json::to_vec(context.capabilities).unwrap_or_default());
+    for part in parts {
+        hasher.update([0]);
+        hasher.update(part.as_bytes());
+    }
     repo::hex(&hasher.finalize())
 }
 
@@ -437,7 +935,12 @@ mod tests {
             namespace: "edge",
             capabilities: &cluster,
         };
-        let args = template_args(&HelmSource::default(), &context, Path::new("c"), None).unwrap();
+        let none = FileRoots {
+            base: None,
+            place: "the repository",
+            refs: &SourceRefs::new(),
+        };
+        let args = template_args(&HelmSource::default(), &context, Path::new("c"), &none).unwrap();
         assert_eq!(args.kube_version, "v1.31.2");
         assert_eq!(args.api_versions, cluster.api_versions);
         assert_eq!(
@@ -450,7 +953,7 @@ mod tests {
             api_versions: vec!["x.example/v1".into()],
             ..HelmSource::default()
         };
-        let args = template_args(&own, &context, Path::new("c"), None).unwrap();
+        let args = template_args(&own, &context, Path::new("c"), &none).unwrap();
         assert_eq!(args.api_versions, ["x.example/v1"]);
         assert_eq!(args.kube_version, "v1.31.2");
         assert_eq!(
@@ -474,16 +977,22 @@ mod tests {
             value_files: vec!["values-missing.yaml".into()],
             ..HelmSource::default()
         };
-        let err = template_args(&helm, &context, &chart, Some((repo.path(), &chart))).unwrap_err();
+        let refs = SourceRefs::new();
+        let roots = FileRoots {
+            base: Some((repo.path(), &chart)),
+            place: "the repository",
+            refs: &refs,
+        };
+        let err = template_args(&helm, &context, &chart, &roots).unwrap_err();
         assert_eq!(
             err.to_string(),
             "spec.source.helm.valueFiles[0]: \"values-missing.yaml\": no such file in the repository"
         );
         helm.ignore_missing_value_files = true;
-        let args = template_args(&helm, &context, &chart, Some((repo.path(), &chart))).unwrap();
+        let args = template_args(&helm, &context, &chart, &roots).unwrap();
         assert!(args.values.is_empty());
         helm.value_files = vec!["../../outside.yaml".into()];
-        let err = template_args(&helm, &context, &chart, Some((repo.path(), &chart))).unwrap_err();
+        let err = template_args(&helm, &context, &chart, &roots).unwrap_err();
         assert!(err.to_string().contains("leaves the repository"), "{err}");
     }
 
