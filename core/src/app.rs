@@ -35,6 +35,14 @@ pub struct ApplicationSource {
     /// Helm options; a git source with them renders the chart directory `path` with `helm template`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helm: Option<HelmSource>,
+    /// Multi-source apps (Argo CD's `sources[].ref`): the name other sources' Helm value files use for this
+    /// source's checkout (`$name/path/values.yaml`). A source with a ref and neither `path` nor `chart` is
+    /// only a place values come from: it is not rendered.
+    #[serde(rename = "ref", default, skip_serializing_if = "String::is_empty")]
+    pub ref_name: String,
+    /// Multi-source apps: a name for the source, shown with it (Argo CD's `sources[].name`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
 }
 
 /// Argo CD's `spec.source.helm`: how `helm template` renders the chart.
@@ -187,6 +195,17 @@ impl ApplicationSource {
     /// (`helm` options given).
     pub fn is_helm(&self) -> bool {
         !self.chart.is_empty() || self.helm.is_some()
+    }
+
+    /// Whether this is the unset source of a multi-source spec (no repository).
+    pub fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether this source's objects are part of the app: every source but a `ref` with neither `path` nor
+    /// `chart`, which only provides value files to the others (as Argo CD).
+    pub fn is_rendered(&self) -> bool {
+        self.ref_name.is_empty() || !self.path.is_empty() || !self.chart.is_empty()
     }
 
     /// How to render this source checked out under `repo_root`: the
@@ -528,7 +547,14 @@ pub struct ApplicationSpec {
     /// The project; empty means `default`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub project: String,
+    /// The one source of a single-source app; unset (empty) when `sources` is set.
+    #[serde(default, skip_serializing_if = "ApplicationSource::is_unset")]
     pub source: ApplicationSource,
+    /// A multi-source app's sources (Argo CD's `spec.sources`), rendered in order and their objects
+    /// combined (a later source's object replaces an earlier one's of the same key); when set, `source` is
+    /// unset. See [`sources`](Self::sources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<ApplicationSource>,
     #[serde(default)]
     pub destination: Destination,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -548,6 +574,29 @@ pub struct ApplicationSpec {
 
 impl ApplicationSpec {
     pub const DEFAULT_HISTORY_LIMIT: u32 = 10;
+
+    /// The app's sources: `sources` for a multi-source app, else the one `source`.
+    pub fn sources(&self) -> &[ApplicationSource] {
+        if self.sources.is_empty() {
+            std::slice::from_ref(&self.source)
+        } else {
+            &self.sources
+        }
+    }
+
+    /// Whether the app has `sources` rather than one `source`.
+    pub fn is_multi_source(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
+    /// The first source that is rendered (not only a `ref` for values): what a one-line view shows as the
+    /// app's repository and path.
+    pub fn primary_source(&self) -> &ApplicationSource {
+        self.sources()
+            .iter()
+            .find(|s| s.is_rendered())
+            .unwrap_or(&self.sources()[0])
+    }
 
     pub fn history_limit(&self) -> usize {
         self.revision_history_limit
@@ -816,6 +865,12 @@ impl ApplicationSource {
     /// Checks what the hub can check before any spoke sees the source: the repository URL's form, a
     /// bounded revision, and a path that stays inside the repository. Fields are named `source.*`.
     pub fn validate(&self) -> Result<(), SpecError> {
+        self.validate_with_refs(None)
+    }
+
+    /// [`validate`](Self::validate) for a source of a multi-source app whose sources define the refs `refs`
+    /// (Helm value files may name `$ref/path`); `None` for a single-source app.
+    pub fn validate_with_refs(&self, refs: Option<&[&str]>) -> Result<(), SpecError> {
         if !self.chart.is_empty() {
             check_chart_repo_url(&self.repo_url)
                 .map_err(|m| SpecError::new("source.repoURL", m))?;
@@ -835,9 +890,29 @@ impl ApplicationSource {
         }
         check_source_path(&self.path).map_err(|m| SpecError::new("source.path", m))?;
         if let Some(helm) = &self.helm {
-            helm.validate(&self.path)?;
+            helm.validate_with_refs(&self.path, refs)?;
         }
         Ok(())
+    }
+}
+
+/// Most sources of a multi-source app.
+pub const MAX_SOURCES: usize = 32;
+
+/// Checks a multi-source ref name: letters, digits, `-` and `_`, at most 63 (what `$name/` can name).
+pub fn check_ref_name(name: &str) -> Result<(), String> {
+    if !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a source ref (at most 63 letters, digits, '-' and '_')",
+            shown(name)
+        ))
     }
 }
 
@@ -882,18 +957,43 @@ pub fn check_chart_name(chart: &str) -> Result<(), String> {
 }
 
 /// Checks a file named relative to the chart directory `chart_dir`: it stays inside the repository.
-fn check_file_in_repo(chart_dir: &str, file: &str) -> Result<(), String> {
+fn check_file_in_repo(chart_dir: &str, file: &str, refs: Option<&[&str]>) -> Result<(), String> {
     if file.contains("://") {
         return Err(format!(
             "{}: remote files are not supported; name a file of the repository",
             shown(file)
         ));
     }
-    if file.starts_with('$') {
-        return Err(format!(
-            "{}: source references ($ref/…) belong to multi-source applications, which are not supported yet (issue #26)",
-            shown(file)
-        ));
+    if let Some(rest) = file.strip_prefix('$') {
+        // `$ref/path`: a file of another source of a multi-source app, relative to its repository root.
+        let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some(refs) = refs else {
+            return Err(format!(
+                "{}: files of another source ($ref/…) belong to multi-source applications (spec.sources with a ref)",
+                shown(file)
+            ));
+        };
+        if !refs.contains(&name) {
+            return Err(format!(
+                "{}: no source has ref {} (refs: {})",
+                shown(file),
+                shown(name),
+                if refs.is_empty() {
+                    "none".to_owned()
+                } else {
+                    refs.join(", ")
+                }
+            ));
+        }
+        if path.trim().is_empty() {
+            return Err(format!("{}: names no file after the ref", shown(file)));
+        }
+        return check_source_path(path).map_err(|_| {
+            format!(
+                "{} leaves the repository of ${name} or is absolute",
+                shown(file)
+            )
+        });
     }
     if file.trim().is_empty() {
         return Err("is empty".into());
@@ -933,6 +1033,16 @@ impl HelmSource {
     /// Checks names, paths (inside the repository, relative to the chart directory `chart_dir`) and values.
     /// Fields are named `source.helm.*`.
     pub fn validate(&self, chart_dir: &str) -> Result<(), SpecError> {
+        self.validate_with_refs(chart_dir, None)
+    }
+
+    /// [`validate`](Self::validate) in a multi-source app whose sources define `refs`: value files and file
+    /// parameters may be `$ref/path`.
+    pub fn validate_with_refs(
+        &self,
+        chart_dir: &str,
+        refs: Option<&[&str]>,
+    ) -> Result<(), SpecError> {
         let field = |f: &str| format!("source.helm.{f}");
         let name = &self.release_name;
         if !name.is_empty()
@@ -958,7 +1068,7 @@ impl HelmSource {
             ));
         }
         for (i, file) in self.value_files.iter().enumerate() {
-            check_file_in_repo(chart_dir, file)
+            check_file_in_repo(chart_dir, file, refs)
                 .map_err(|m| SpecError::new(field(&format!("valueFiles[{i}]")), m))?;
         }
         for (i, p) in self.file_parameters.iter().enumerate() {
@@ -968,7 +1078,7 @@ impl HelmSource {
                     "required",
                 ));
             }
-            check_file_in_repo(chart_dir, &p.path)
+            check_file_in_repo(chart_dir, &p.path, refs)
                 .map_err(|m| SpecError::new(field(&format!("fileParameters[{i}].path")), m))?;
         }
         for (i, p) in self.parameters.iter().enumerate() {
@@ -1050,8 +1160,82 @@ impl ApplicationSpec {
     /// apps), so a spec a spoke cannot use is refused where it is written.
     pub fn validate(&self) -> Result<(), SpecError> {
         let in_spec = |e: SpecError| SpecError::new(format!("spec.{}", e.field), e.message);
-        self.source.validate().map_err(in_spec)?;
+        if self.sources.is_empty() {
+            self.source.validate().map_err(in_spec)?;
+            if !self.source.ref_name.is_empty() {
+                return Err(SpecError::new(
+                    "spec.source.ref",
+                    "refs name sources of multi-source applications; use spec.sources",
+                ));
+            }
+        } else {
+            self.validate_sources()?;
+        }
         self.destination.validate().map_err(in_spec)
+    }
+
+    /// Checks `sources`: each source as a single one (fields named `spec.sources[i].*`), refs well formed and
+    /// unique, every `$ref/…` naming one of them, at least one source rendered, `source` unset.
+    fn validate_sources(&self) -> Result<(), SpecError> {
+        if !self.source.is_unset() {
+            return Err(SpecError::new(
+                "spec.source",
+                "set either spec.source or spec.sources, not both",
+            ));
+        }
+        if self.sources.len() > MAX_SOURCES {
+            return Err(SpecError::new(
+                "spec.sources",
+                format!(
+                    "has {} sources; at most {MAX_SOURCES} are accepted",
+                    self.sources.len()
+                ),
+            ));
+        }
+        let mut refs: Vec<&str> = Vec::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            if source.ref_name.is_empty() {
+                continue;
+            }
+            check_ref_name(&source.ref_name)
+                .map_err(|m| SpecError::new(format!("spec.sources[{i}].ref"), m))?;
+            if refs.contains(&source.ref_name.as_str()) {
+                return Err(SpecError::new(
+                    format!("spec.sources[{i}].ref"),
+                    format!(
+                        "{} is the ref of an earlier source",
+                        shown(&source.ref_name)
+                    ),
+                ));
+            }
+            refs.push(&source.ref_name);
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            let at = |e: SpecError| {
+                let field = e.field.strip_prefix("source").unwrap_or(&e.field);
+                SpecError::new(format!("spec.sources[{i}]{field}"), e.message)
+            };
+            source.validate_with_refs(Some(&refs)).map_err(at)?;
+            if source.name.len() > 253 || source.name.chars().any(char::is_control) {
+                return Err(SpecError::new(
+                    format!("spec.sources[{i}].name"),
+                    "is not a source name (at most 253 characters, no control characters)",
+                ));
+            }
+            if !source.ref_name.is_empty() && !source.chart.is_empty() {
+                return Err(SpecError::new(
+                    format!("spec.sources[{i}].ref"),
+                    "a chart of a chart repository has no files for other sources to name; refs name git sources",
+                ));
+            }
+        }
+        if !self.sources.iter().any(ApplicationSource::is_rendered) {
+            return Err(SpecError::new(
+                "spec.sources",
+                "every source is only a ref (no path or chart): nothing would be rendered",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -1231,8 +1415,17 @@ pub struct OperationState {
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub id: i64,
+    /// The commit (or chart version) deployed; for a multi-source app, `revisions` joined with `, `.
     pub revision: String,
+    /// The source deployed; unset for a multi-source app (see `sources`).
+    #[serde(default, skip_serializing_if = "ApplicationSource::is_unset")]
     pub source: ApplicationSource,
+    /// A multi-source app: the sources deployed, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<ApplicationSource>,
+    /// A multi-source app: each source's commit (or chart version), in the order of `sources`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -1248,6 +1441,23 @@ pub struct HistoryEntry {
     /// A rollback: the id of the history entry whose source and revision it deployed again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<i64>,
+}
+
+impl HistoryEntry {
+    /// The sources deployed: `sources` for a multi-source app, else the one `source`.
+    pub fn deployed_sources(&self) -> &[ApplicationSource] {
+        if self.sources.is_empty() {
+            std::slice::from_ref(&self.source)
+        } else {
+            &self.sources
+        }
+    }
+}
+
+/// One revision string for the revisions of an app's sources, in order: the revision itself for one source,
+/// else the revisions joined with `, ` (what a multi-source app reports as its sync revision).
+pub fn joined_revision(revisions: &[String]) -> String {
+    revisions.join(", ")
 }
 
 /// What the spoke reports about an application.

@@ -967,7 +967,7 @@ mod tests {
             );
         }
         let err = refused(&app(
-            json!({"project": "edge", "sources": [{"repoURL": "r"}], "destination": {}}),
+            json!({"project": "edge", "sources": [], "destination": {}}),
         ));
         assert_eq!(err.field, "spec.sources");
         let err = refused(&app(
@@ -978,6 +978,59 @@ mod tests {
             "{}",
             err.message
         );
+        // A multi-source app: a `$ref` names a ref of its sources, refs are unique and well formed, and
+        // something is rendered.
+        let multi = |sources: Value| {
+            app(json!({"project": "edge", "sources": sources, "destination": {"namespace": "web"}}))
+        };
+        let chart = json!({"repoURL": "https://x/charts", "path": "web", "helm": {"valueFiles": ["$values/web/values.yaml"]}});
+        let values = json!({"repoURL": "https://x/values", "ref": "values"});
+        for (sources, field, cause) in [
+            (
+                json!([chart.clone()]),
+                "spec.sources[0].helm.valueFiles[0]",
+                "no source has ref \"values\"",
+            ),
+            (
+                json!([chart.clone(), values.clone(), values.clone()]),
+                "spec.sources[2].ref",
+                "ref of an earlier source",
+            ),
+            (
+                json!([values.clone()]),
+                "spec.sources",
+                "nothing would be rendered",
+            ),
+            (
+                json!([chart.clone(), {"repoURL": "https://x/values", "ref": "va lues"}]),
+                "spec.sources[1].ref",
+                "is not a source ref",
+            ),
+            (
+                json!([{"repoURL": "https://x/charts", "path": "web", "helm": {"valueFiles": ["$values/../../etc/passwd"]}}, values.clone()]),
+                "spec.sources[0].helm.valueFiles[0]",
+                "leaves the repository of $values",
+            ),
+            (
+                json!([chart.clone(), {"repoURL": "https://x/c", "chart": "web", "ref": "values"}]),
+                "spec.sources[1].ref",
+                "refs name git sources",
+            ),
+        ] {
+            let err = refused(&multi(sources));
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.message.contains(cause), "{err}");
+        }
+        let Document::Application(imported) =
+            parse_document(&multi(json!([chart.clone(), values.clone()]))).unwrap()
+        else {
+            panic!("not an application")
+        };
+        assert_eq!(imported.spec.sources.len(), 2);
+        assert!(imported.spec.source.is_unset());
+        assert_eq!(imported.spec.sources[1].ref_name, "values");
+        assert!(!imported.spec.sources[1].is_rendered());
+        assert_eq!(imported.spec.primary_source().repo_url, "https://x/charts");
         let err = refused(&app(
             json!({"project": "edge", "source": {"repoURL": "oci://r.example/charts", "chart": "web"}}),
         ));

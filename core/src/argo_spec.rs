@@ -116,15 +116,8 @@ fn check_helm_source(h: &Map<String, Value>, at: &str, warnings: &mut Vec<String
             .enumerate()
         {
             let fp = format!("{at}.valueFiles[{i}]");
-            let f = f.as_str().ok_or_else(|| fail(&fp, "expected a string"))?;
-            if f.starts_with('$') {
-                return Err(fail(
-                    &fp,
-                    format!(
-                        "{f:?}: values from another source ($ref/…) belong to multi-source applications, which are not supported yet (issue #26)"
-                    ),
-                ));
-            }
+            // `$ref/…` files are checked against the app's refs with the converted spec.
+            f.as_str().ok_or_else(|| fail(&fp, "expected a string"))?;
         }
     }
     if let Some(v) = h.get("version").and_then(Value::as_str)
@@ -220,27 +213,53 @@ pub fn check_application_spec_warned(
         &[
             "project",
             "source",
+            "sources",
             "destination",
             "syncPolicy",
             "revisionHistoryLimit",
             "ignoreDifferences",
             "info",
         ],
-        &[
-            (
-                "sources",
-                "multi-source applications are not supported yet (issue #26: Helm value files from another source are their main use); use a single spec.source",
-            ),
-            (
-                "sourceHydrator",
-                "the source hydrator is not supported: edgecd renders spec.source itself at every spoke; point spec.source at the hydrated branch instead",
-            ),
-        ],
+        &[(
+            "sourceHydrator",
+            "the source hydrator is not supported: edgecd renders spec.source itself at every spoke; point spec.source at the hydrated branch instead",
+        )],
     )?;
     let source_path = format!("{path}.source");
-    match obj.get("source") {
-        Some(s) => check_source_warned(as_object(s, &source_path)?, &source_path, warnings)?,
-        None => return Err(fail(&source_path, "required")),
+    match (
+        obj.get("source"),
+        obj.get("sources").filter(|v| !v.is_null()),
+    ) {
+        (source, Some(sources)) => {
+            // As Argo CD: with `sources`, `source` is ignored.
+            if source.is_some_and(|s| !s.is_null()) {
+                warnings.push(format!(
+                    "{source_path}: ignored, as Argo CD does, because {path}.sources is set"
+                ));
+            }
+            let at = format!("{path}.sources");
+            let list = as_array(sources, &at)?;
+            if list.is_empty() {
+                return Err(fail(&at, "is empty; name at least one source"));
+            }
+            for (i, s) in list.iter().enumerate() {
+                let si = format!("{at}[{i}]");
+                check_source_warned(as_object(s, &si)?, &si, warnings)?;
+            }
+        }
+        (Some(s), None) => {
+            let s = as_object(s, &source_path)?;
+            for key in ["ref", "name"] {
+                if s.contains_key(key) {
+                    return Err(fail(
+                        &format!("{source_path}.{key}"),
+                        "names a source of a multi-source application; use spec.sources",
+                    ));
+                }
+            }
+            check_source_warned(s, &source_path, warnings)?;
+        }
+        (None, None) => return Err(fail(&source_path, "required")),
     }
     if let Some(d) = obj.get("destination") {
         let at = format!("{path}.destination");
@@ -382,21 +401,13 @@ pub(crate) fn check_source_warned(
             "kustomize",
             "helm",
             "chart",
+            "ref",
+            "name",
         ],
-        &[
-            (
-                "plugin",
-                "config management plugins are not supported: a spoke runs no external programs; render the manifests in CI and point the source at them",
-            ),
-            (
-                "ref",
-                "source refs belong to multi-source applications, which are not supported yet (issue #26)",
-            ),
-            (
-                "name",
-                "named sources belong to multi-source applications, which are not supported yet (issue #26)",
-            ),
-        ],
+        &[(
+            "plugin",
+            "config management plugins are not supported: a spoke runs no external programs; render the manifests in CI and point the source at them",
+        )],
     )?;
     if let Some(url) = src.get("repoURL").and_then(Value::as_str)
         && url
@@ -573,26 +584,42 @@ pub(crate) fn normalize_application_spec(spec: &mut Value) {
     if let Some(managed) = managed {
         obj.insert("managedNamespaceMetadata".into(), managed);
     }
+    // As Argo CD: with `sources`, `source` is ignored.
+    if obj.get("sources").is_some_and(|s| !s.is_null()) {
+        obj.remove("source");
+    }
     if let Some(Value::Object(src)) = obj.get_mut("source") {
-        if let Some(Value::Object(k)) = src.get_mut("kustomize") {
-            k.remove("kubeVersion");
-            k.remove("apiVersions");
+        normalize_source(src);
+    }
+    if let Some(Value::Array(sources)) = obj.get_mut("sources") {
+        for src in sources {
+            if let Value::Object(src) = src {
+                normalize_source(src);
+            }
         }
-        if let Some(Value::Object(d)) = src.get_mut("directory")
-            && d.get("jsonnet").is_some_and(|j| {
-                is_empty_value(j)
-                    || j.as_object()
-                        .is_some_and(|o| o.values().all(is_empty_value))
-            })
-        {
-            d.remove("jsonnet");
-        }
-        // Argo CD also takes `helm.values` written as a mapping: it is `valuesObject` then.
-        if let Some(Value::Object(h)) = src.get_mut("helm")
-            && h.get("values").is_some_and(Value::is_object)
-            && let Some(values) = h.remove("values")
-        {
-            h.entry("valuesObject").or_insert(values);
-        }
+    }
+}
+
+/// [`normalize_application_spec`] for one source.
+fn normalize_source(src: &mut serde_json::Map<String, Value>) {
+    if let Some(Value::Object(k)) = src.get_mut("kustomize") {
+        k.remove("kubeVersion");
+        k.remove("apiVersions");
+    }
+    if let Some(Value::Object(d)) = src.get_mut("directory")
+        && d.get("jsonnet").is_some_and(|j| {
+            is_empty_value(j)
+                || j.as_object()
+                    .is_some_and(|o| o.values().all(is_empty_value))
+        })
+    {
+        d.remove("jsonnet");
+    }
+    // Argo CD also takes `helm.values` written as a mapping: it is `valuesObject` then.
+    if let Some(Value::Object(h)) = src.get_mut("helm")
+        && h.get("values").is_some_and(Value::is_object)
+        && let Some(values) = h.remove("values")
+    {
+        h.entry("valuesObject").or_insert(values);
     }
 }

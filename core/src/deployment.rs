@@ -158,6 +158,8 @@ mod tests {
             id,
             revision: revision.into(),
             source: Default::default(),
+            sources: vec![],
+            revisions: vec![],
             started_at: at,
             deployed_at: at + time::Duration::seconds(30),
             result,

@@ -246,6 +246,18 @@ impl ProjectSpec {
         }
     }
 
+    /// [`check_source`](Self::check_source) for every source of an app (a multi-source app's refs included:
+    /// a values repository is a source too).
+    pub fn check_sources(
+        &self,
+        project: &str,
+        spec: &crate::app::ApplicationSpec,
+    ) -> Result<(), PolicyViolation> {
+        spec.sources()
+            .iter()
+            .try_for_each(|s| self.check_source(project, &s.repo_url))
+    }
+
     pub fn check_source(&self, project: &str, repo: &str) -> Result<(), PolicyViolation> {
         let normalized = repo.trim_end_matches('/');
         if self

@@ -146,6 +146,8 @@ mod tests {
             id,
             revision: "a".repeat(40),
             source: Default::default(),
+            sources: vec![],
+            revisions: vec![],
             started_at: now,
             deployed_at: now,
             result: OperationPhase::Succeeded,

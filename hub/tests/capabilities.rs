@@ -39,10 +39,11 @@ const HUB_SENT: &[&str] = &[
     names::COMMAND_DELETE,
     names::COMMAND_SYNC_OPTIONS,
     names::TRACE_CONTEXT,
+    names::MULTI_SOURCE,
 ];
 
 /// A hub on a fresh SQLite store holding, for `cluster-1`, something that every capability of [`HUB_SENT`]
-/// governs: an app, its project, two application sets (one needing the whole Argo CD spec), and one pending
+/// governs: an app and a multi-source app, their project, two application sets (one needing the whole Argo CD spec), and one pending
 /// command of each kind (one carrying a trace context). Returns the store, the hub's address and the commands
 /// by the capability each needs.
 async fn hub_with_one_of_everything() -> (
@@ -76,6 +77,40 @@ async fn hub_with_one_of_everything() -> (
                 destination: Destination {
                     cluster: CLUSTER.into(),
                     namespace: "demo".into(),
+                    ..Destination::default()
+                },
+                ..ApplicationSpec::default()
+            },
+            labels: Default::default(),
+            owner: None,
+        })
+        .await
+        .unwrap();
+    // A multi-source app: chart from one repository, values from another.
+    let multi = ApplicationSource {
+        repo_url: "https://git.example/charts".into(),
+        path: "web".into(),
+        helm: Some(edgecd_core::app::HelmSource {
+            value_files: vec!["$values/web/values.yaml".into()],
+            ..Default::default()
+        }),
+        ..ApplicationSource::default()
+    };
+    let values = ApplicationSource {
+        repo_url: "https://git.example/values".into(),
+        ref_name: "values".into(),
+        ..ApplicationSource::default()
+    };
+    store
+        .create_app(&NewApp {
+            project: "default".into(),
+            name: "multi".into(),
+            spec: ApplicationSpec {
+                project: "default".into(),
+                sources: vec![multi, values],
+                destination: Destination {
+                    cluster: CLUSTER.into(),
+                    namespace: "web".into(),
                     ..Destination::default()
                 },
                 ..ApplicationSpec::default()
@@ -169,7 +204,17 @@ async fn hub_with_one_of_everything() -> (
 fn governing(message: &HubMessage) -> Vec<&'static str> {
     use hub_message::Body;
     match &message.body {
-        Some(Body::DesiredApps(_)) => vec![names::DESIRED_APPS],
+        Some(Body::DesiredApps(desired)) => {
+            let mut found = vec![names::DESIRED_APPS];
+            if desired
+                .upserts
+                .iter()
+                .any(|a| a.spec.as_ref().is_some_and(|s| !s.sources.is_empty()))
+            {
+                found.push(names::MULTI_SOURCE);
+            }
+            found
+        }
         Some(Body::ProjectPolicies(_)) => vec![names::PROJECT_POLICIES],
         Some(Body::ApplicationSets(sets)) => {
             let mut found = vec![names::APPLICATION_SETS];

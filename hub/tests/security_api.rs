@@ -386,6 +386,33 @@ async fn rbac_attacks(backend: Backend) {
         "{}",
         err.message()
     );
+    // A forbidden repository as the second source of a multi-source app (its values repository) is refused
+    // as well: the project's sourceRepos hold for every source.
+    let mut multi = app_spec("https://git.example.com/teams/x", "edge-1", "team-b-web");
+    multi.sources = vec![
+        multi.source.clone(),
+        serde_json::from_value(
+            serde_json::json!({"repoURL": "https://evil.example.com/values", "ref": "values"}),
+        )
+        .unwrap(),
+    ];
+    multi.source = Default::default();
+    let err = api
+        .create_application(authed(
+            &bob,
+            v1::CreateApplicationRequest {
+                spec: Some(edgecd_proto::convert::application_spec(&multi)),
+                ..create("", "")
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("https://evil.example.com/values"),
+        "{}",
+        err.message()
+    );
     let err = api
         .create_application(authed(
             &bob,

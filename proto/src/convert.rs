@@ -232,8 +232,8 @@ pub fn from_label_selector(s: &v1::LabelSelector) -> Result<LabelSelector, Conve
 
 // === spec ===
 
-pub fn application_spec(spec: &ApplicationSpec) -> v1::ApplicationSpec {
-    let source = &spec.source;
+/// The protocol form of one source.
+fn application_source(source: &ApplicationSource) -> v1::ApplicationSource {
     let render = if let Some(k) = &source.kustomize {
         Some(v1::application_source::Render::Kustomize(
             v1::KustomizeSource {
@@ -287,15 +287,24 @@ pub fn application_spec(spec: &ApplicationSpec) -> v1::ApplicationSpec {
             })
         })
     };
+    v1::ApplicationSource {
+        repo_url: source.repo_url.clone(),
+        target_revision: source.target_revision.clone(),
+        path: source.path.clone(),
+        render,
+        helm: source.helm.as_ref().map(helm_source),
+        chart: source.chart.clone(),
+        r#ref: source.ref_name.clone(),
+        name: source.name.clone(),
+    }
+}
+
+pub fn application_spec(spec: &ApplicationSpec) -> v1::ApplicationSpec {
     v1::ApplicationSpec {
-        source: Some(v1::ApplicationSource {
-            repo_url: source.repo_url.clone(),
-            target_revision: source.target_revision.clone(),
-            path: source.path.clone(),
-            render,
-            helm: source.helm.as_ref().map(helm_source),
-            chart: source.chart.clone(),
-        }),
+        // A multi-source spec has no `source`.
+        source: (!spec.source.is_unset() || spec.sources.is_empty())
+            .then(|| application_source(&spec.source)),
+        sources: spec.sources.iter().map(application_source).collect(),
         destination: Some(v1::Destination {
             cluster: spec.destination.cluster.clone(),
             namespace: spec.destination.namespace.clone(),
@@ -438,12 +447,91 @@ pub fn from_application_spec(
     spec: &v1::ApplicationSpec,
     project: &str,
 ) -> Result<ApplicationSpec, ConvertError> {
-    let source = spec
-        .source
-        .as_ref()
-        .ok_or_else(|| invalid("spec.source", "is required"))?;
+    let sources = spec
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| from_application_source(s, &format!("spec.sources[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let source = match (&spec.source, sources.is_empty()) {
+        (Some(source), _) => from_application_source(source, "spec.source")?,
+        (None, false) => ApplicationSource::default(),
+        (None, true) => return Err(invalid("spec.source", "is required")),
+    };
+    let destination = spec.destination.clone().unwrap_or_default();
+    let sync_policy = spec.sync_policy.as_ref().map(|p| SyncPolicy {
+        automated: p.automated.as_ref().map(|a| AutomatedSync {
+            prune: a.prune,
+            self_heal: a.self_heal,
+            allow_empty: a.allow_empty,
+        }),
+        sync_options: p.sync_options.clone(),
+        retry: p.retry.as_ref().map(|r| RetryStrategy {
+            limit: i64::from(r.limit),
+            backoff: Some(RetryBackoff {
+                duration: r
+                    .backoff_duration
+                    .as_ref()
+                    .and_then(from_duration)
+                    .map(GoDuration),
+                factor: (r.backoff_factor > 0).then_some(r.backoff_factor),
+                max_duration: r
+                    .backoff_max_duration
+                    .as_ref()
+                    .and_then(from_duration)
+                    .map(GoDuration),
+            }),
+        }),
+    });
+    Ok(ApplicationSpec {
+        project: project.to_owned(),
+        source,
+        sources,
+        destination: Destination {
+            cluster: destination.cluster,
+            server: destination.server,
+            namespace: destination.namespace,
+        },
+        sync_policy,
+        revision_history_limit: (spec.revision_history_limit > 0)
+            .then_some(spec.revision_history_limit),
+        ignore_differences: spec
+            .ignore_differences
+            .iter()
+            .map(|d| IgnoreDifference {
+                group: d.group.clone(),
+                kind: d.kind.clone(),
+                name: d.name.clone(),
+                namespace: d.namespace.clone(),
+                json_pointers: d.json_pointers.clone(),
+                managed_fields_managers: d.managed_fields_managers.clone(),
+                jq_path_expressions: d.jq_path_expressions.clone(),
+            })
+            .collect(),
+        managed_namespace_metadata: spec.managed_namespace_metadata.as_ref().map(|m| {
+            edgecd_core::app::ManagedNamespaceMetadata {
+                labels: m.labels.clone().into_iter().collect(),
+                annotations: m.annotations.clone().into_iter().collect(),
+            }
+        }),
+        info: spec
+            .info
+            .iter()
+            .map(|i| edgecd_core::app::InfoItem {
+                name: i.name.clone(),
+                value: i.value.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// The domain form of one source; `field` names it in errors (`spec.source`, `spec.sources[1]`).
+fn from_application_source(
+    source: &v1::ApplicationSource,
+    field: &str,
+) -> Result<ApplicationSource, ConvertError> {
     if source.repo_url.trim().is_empty() {
-        return Err(invalid("spec.source.repoURL", "is required"));
+        return Err(invalid(&format!("{field}.repoURL"), "is required"));
     }
     let (directory, kustomize) = match &source.render {
         Some(v1::application_source::Render::Directory(d)) => (
@@ -480,7 +568,7 @@ pub fn from_application_spec(
                     .map(|(i, p)| {
                         serde_json::from_str(p).map_err(|e| {
                             invalid(
-                                &format!("spec.source.kustomize.patches[{i}]"),
+                                &format!("{field}.kustomize.patches[{i}]"),
                                 format!("is not a JSON object: {e}"),
                             )
                         })
@@ -512,77 +600,16 @@ pub fn from_application_spec(
         ),
         None => (None, None),
     };
-    let destination = spec.destination.clone().unwrap_or_default();
-    let sync_policy = spec.sync_policy.as_ref().map(|p| SyncPolicy {
-        automated: p.automated.as_ref().map(|a| AutomatedSync {
-            prune: a.prune,
-            self_heal: a.self_heal,
-            allow_empty: a.allow_empty,
-        }),
-        sync_options: p.sync_options.clone(),
-        retry: p.retry.as_ref().map(|r| RetryStrategy {
-            limit: i64::from(r.limit),
-            backoff: Some(RetryBackoff {
-                duration: r
-                    .backoff_duration
-                    .as_ref()
-                    .and_then(from_duration)
-                    .map(GoDuration),
-                factor: (r.backoff_factor > 0).then_some(r.backoff_factor),
-                max_duration: r
-                    .backoff_max_duration
-                    .as_ref()
-                    .and_then(from_duration)
-                    .map(GoDuration),
-            }),
-        }),
-    });
-    Ok(ApplicationSpec {
-        project: project.to_owned(),
-        source: ApplicationSource {
-            repo_url: source.repo_url.clone(),
-            target_revision: source.target_revision.clone(),
-            path: source.path.clone(),
-            directory,
-            kustomize,
-            chart: source.chart.clone(),
-            helm: source.helm.as_ref().map(from_helm_source).transpose()?,
-        },
-        destination: Destination {
-            cluster: destination.cluster,
-            server: destination.server,
-            namespace: destination.namespace,
-        },
-        sync_policy,
-        revision_history_limit: (spec.revision_history_limit > 0)
-            .then_some(spec.revision_history_limit),
-        ignore_differences: spec
-            .ignore_differences
-            .iter()
-            .map(|d| IgnoreDifference {
-                group: d.group.clone(),
-                kind: d.kind.clone(),
-                name: d.name.clone(),
-                namespace: d.namespace.clone(),
-                json_pointers: d.json_pointers.clone(),
-                managed_fields_managers: d.managed_fields_managers.clone(),
-                jq_path_expressions: d.jq_path_expressions.clone(),
-            })
-            .collect(),
-        managed_namespace_metadata: spec.managed_namespace_metadata.as_ref().map(|m| {
-            edgecd_core::app::ManagedNamespaceMetadata {
-                labels: m.labels.clone().into_iter().collect(),
-                annotations: m.annotations.clone().into_iter().collect(),
-            }
-        }),
-        info: spec
-            .info
-            .iter()
-            .map(|i| edgecd_core::app::InfoItem {
-                name: i.name.clone(),
-                value: i.value.clone(),
-            })
-            .collect(),
+    Ok(ApplicationSource {
+        repo_url: source.repo_url.clone(),
+        target_revision: source.target_revision.clone(),
+        path: source.path.clone(),
+        directory,
+        kustomize,
+        chart: source.chart.clone(),
+        helm: source.helm.as_ref().map(from_helm_source).transpose()?,
+        ref_name: source.r#ref.clone(),
+        name: source.name.clone(),
     })
 }
 
@@ -665,11 +692,10 @@ fn history_entry(h: &HistoryEntry) -> v1::HistoryEntry {
     v1::HistoryEntry {
         id: h.id,
         revision: h.revision.clone(),
-        source: application_spec(&ApplicationSpec {
-            source: h.source.clone(),
-            ..ApplicationSpec::default()
-        })
-        .source,
+        source: (!h.source.is_unset() || h.sources.is_empty())
+            .then(|| application_source(&h.source)),
+        revisions: h.revisions.clone(),
+        sources: h.sources.iter().map(application_source).collect(),
         started_at: Some(timestamp(h.started_at)),
         deployed_at: Some(timestamp(h.deployed_at)),
         result: phase_code(h.result) as i32,
@@ -682,22 +708,23 @@ fn history_entry(h: &HistoryEntry) -> v1::HistoryEntry {
 }
 
 fn from_history_entry(h: &v1::HistoryEntry) -> HistoryEntry {
+    // History is shown, never acted on at the hub: a source that does not convert is shown empty.
     let source = h
         .source
         .as_ref()
-        .and_then(|s| {
-            let spec = v1::ApplicationSpec {
-                source: Some(s.clone()),
-                ..v1::ApplicationSpec::default()
-            };
-            from_application_spec(&spec, "").ok()
-        })
-        .map(|spec| spec.source)
+        .and_then(|s| from_application_source(s, "history.source").ok())
         .unwrap_or_default();
+    let sources = h
+        .sources
+        .iter()
+        .map(|s| from_application_source(s, "history.sources").unwrap_or_default())
+        .collect();
     HistoryEntry {
         id: h.id,
         revision: h.revision.clone(),
         source,
+        sources,
+        revisions: h.revisions.clone(),
         started_at: time_or_epoch(&h.started_at),
         deployed_at: time_or_epoch(&h.deployed_at),
         result: from_phase_code(h.result).unwrap_or(OperationPhase::Error),
@@ -1128,6 +1155,7 @@ mod tests {
 
     fn full_spec() -> ApplicationSpec {
         ApplicationSpec {
+            sources: vec![],
             project: "team-a".into(),
             source: ApplicationSource {
                 repo_url: "https://git.example/fleet.git".into(),
@@ -1328,6 +1356,8 @@ mod tests {
                 id: 3,
                 revision: "abc".into(),
                 source: full_spec().source,
+                sources: vec![],
+                revisions: vec![],
                 started_at: t,
                 deployed_at: t,
                 result: OperationPhase::Succeeded,

@@ -288,6 +288,8 @@ mod tests {
                 id: next_history_id(&history),
                 revision: format!("r{i}"),
                 source: Default::default(),
+                sources: vec![],
+                revisions: vec![],
                 started_at: t,
                 deployed_at: t,
                 result: OperationPhase::Succeeded,

@@ -23,4 +23,5 @@ pub mod plan;
 pub mod policy;
 pub mod reconcile;
 pub mod runtime;
+pub mod sources;
 pub mod sync;

@@ -29,6 +29,7 @@ use crate::decide::{self, AutoSync, Facts};
 use crate::git::{GitCache, GitError, RefreshMode, RepoUrl, Revision};
 use crate::live::LiveIndex;
 use crate::plan::APP_LABEL;
+use crate::sources::{SourceRefs, Wanted};
 use crate::sync::{AppTarget, Comparison, ResourceDiff, SyncOptions, Termination, compare, sync};
 
 /// Condition types the engine sets.
@@ -245,7 +246,7 @@ impl CompareCounts {
 /// policies it was checked against.
 #[derive(Clone, Copy)]
 struct CompareInputs<'a> {
-    source: &'a ApplicationSource,
+    sources: &'a [ApplicationSource],
     commit: &'a str,
     app: &'a str,
     app_label: &'a str,
@@ -260,7 +261,7 @@ impl CompareInputs<'_> {
     fn hash(&self) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         // The source has no `Hash`; its JSON is streamed into the hasher (no string built).
-        let _ = serde_json::to_writer(HashWriter(&mut hasher), self.source);
+        let _ = serde_json::to_writer(HashWriter(&mut hasher), self.sources);
         self.commit.hash(&mut hasher);
         self.app.hash(&mut hasher);
         self.app_label.hash(&mut hasher);
@@ -395,12 +396,15 @@ impl Engine {
         &self,
         project: &str,
         spec: &edgecd_core::project::ProjectSpec,
-        source: &ApplicationSource,
+        sources: &[ApplicationSource],
         target: &AppTarget,
     ) -> Vec<String> {
         let mut refused = Vec::new();
-        if let Err(violation) = crate::policy::check_source(spec, project, &source.repo_url) {
-            refused.push(format!("source {}: {violation}", source.repo_url));
+        // Every source, a multi-source app's refs included: a values repository is a source too.
+        for source in sources {
+            if let Err(violation) = crate::policy::check_source(spec, project, &source.repo_url) {
+                refused.push(format!("source {}: {violation}", source.repo_url));
+            }
         }
         let cluster = if self.config.cluster_name.is_empty() {
             "*"
@@ -497,7 +501,7 @@ impl Engine {
     fn memo_comparison(
         &self,
         cr_name: &str,
-        source: &ApplicationSource,
+        sources: &[ApplicationSource],
         target: &AppTarget,
         comparison: &Comparison,
         generation: Option<i64>,
@@ -525,7 +529,7 @@ impl Engine {
                     comparison.resources.iter().map(|r| r.key.clone()).collect();
                 Some(ComparisonMemo {
                     inputs: CompareInputs {
-                        source,
+                        sources,
                         commit: &comparison.revision,
                         app: &target.app,
                         app_label: &target.app_label,
@@ -634,8 +638,92 @@ impl Engine {
         });
     }
 
-    /// Renders the app's source at `revision` (or its target revision). A Helm chart of a chart repository
-    /// is rendered at the version its target revision resolves to, which is returned as the revision.
+    /// Renders what a reconcile wants: the one source of a single-source app, or every source of a
+    /// multi-source app (refs checked out first, for `$ref/…` value files), their objects combined. Returns each
+    /// source's resolved revision (commit or chart version) and the objects.
+    #[tracing::instrument(skip_all, fields(app = %app.qualified_name(), sources = wanted.sources.len()))]
+    async fn render_wanted(
+        &self,
+        app: &Application,
+        wanted: &Wanted,
+        mode: RefreshMode,
+    ) -> Result<(Vec<String>, Vec<Value>), String> {
+        if let Some((source, revision)) = wanted.single() {
+            let (commit, objects) = self
+                .render_source(app, source, revision, mode, &SourceRefs::default())
+                .await?;
+            return Ok((vec![commit], objects));
+        }
+        // The refs' checkouts, held (leased) until every source is rendered.
+        let mut refs = SourceRefs::default();
+        let mut resolved: Vec<Option<String>> = vec![None; wanted.sources.len()];
+        for (i, (source, revision)) in wanted.sources.iter().zip(&wanted.revisions).enumerate() {
+            if source.ref_name.is_empty() {
+                continue;
+            }
+            let at = |e: String| format!("spec.sources[{i}] (ref {}): {e}", source.ref_name);
+            let (commit, checkout) = self
+                .checkout(source, revision, "", mode)
+                .await
+                .map_err(at)?;
+            resolved[i] = Some(commit.clone());
+            refs.insert(&source.ref_name, checkout, commit);
+        }
+        let mut per_source = Vec::new();
+        for (i, (source, revision)) in wanted.sources.iter().zip(&wanted.revisions).enumerate() {
+            if !source.is_rendered() {
+                continue;
+            }
+            let (commit, objects) = self
+                .render_source(app, source, revision, mode, &refs)
+                .await
+                .map_err(|e| format!("spec.sources[{i}]: {e}"))?;
+            resolved[i] = Some(commit);
+            per_source.push(objects);
+        }
+        let (objects, replaced) = crate::sources::combine(per_source);
+        if !replaced.is_empty() {
+            tracing::warn!(app = %app.qualified_name(), objects = %replaced.join(", "), "Several sources render the same objects: the last source's are used.");
+        }
+        let revisions = resolved
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        Ok((revisions, objects))
+    }
+
+    /// Resolves `revision` of a git source and materialises its checkout with `path` inside; errors are shown
+    /// without the spoke's cache paths.
+    async fn checkout(
+        &self,
+        source: &ApplicationSource,
+        revision: &str,
+        path: &str,
+        mode: RefreshMode,
+    ) -> Result<(String, crate::git::Checkout), String> {
+        let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
+        let revision = if revision.is_empty() {
+            Revision::head()
+        } else {
+            Revision::new(revision)
+        };
+        let repo_cache = self.git.repo_cache_path(&url);
+        let cache_dir = repo_cache.parent().and_then(std::path::Path::parent);
+        let commit = self
+            .git
+            .refresh(&url, &revision, mode)
+            .await
+            .map_err(|e: GitError| without_host_paths(&e.to_string(), None, cache_dir))?;
+        let checkout = self
+            .git
+            .materialise(&url, commit, path)
+            .await
+            .map_err(|e| without_host_paths(&e.to_string(), None, cache_dir))?;
+        Ok((commit.to_string(), checkout))
+    }
+
+    /// Renders one source at `revision` (or its target revision). A Helm chart of a chart repository is
+    /// rendered at the version its target revision resolves to, which is returned as the revision.
     #[tracing::instrument(skip_all, fields(app = %app.qualified_name(), repo = %source.repo_url, path = %source.path, revision))]
     async fn render_source(
         &self,
@@ -643,9 +731,10 @@ impl Engine {
         source: &ApplicationSource,
         revision: &str,
         mode: RefreshMode,
+        refs: &SourceRefs,
     ) -> Result<(String, Vec<Value>), String> {
         if !source.chart.is_empty() {
-            return self.render_repo_chart(app, source, mode).await;
+            return self.render_repo_chart(app, source, mode, refs).await;
         }
         let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
         let revision = if revision.is_empty() {
@@ -728,7 +817,9 @@ impl Engine {
         app: &Application,
         source: &ApplicationSource,
         mode: RefreshMode,
+        refs: &SourceRefs,
     ) -> Result<(String, Vec<Value>), String> {
+        let _ = refs;
         let capabilities = self
             .cluster
             .capabilities()
@@ -797,7 +888,7 @@ impl Engine {
         }
         let inventory: Vec<ResourceKey> = status.resources.iter().map(|r| r.key.clone()).collect();
         let inputs = CompareInputs {
-            source,
+            sources: std::slice::from_ref(source),
             commit: &commit,
             app: &app.qualified_name(),
             app_label: cr_name,
@@ -856,19 +947,13 @@ impl Engine {
         };
 
         // What to render: the spec, or a history entry for a rollback.
-        let (source, revision) = match request.as_ref().and_then(|r| r.rollback.as_ref()) {
+        let wanted = match request.as_ref().and_then(|r| r.rollback.as_ref()) {
             Some(rollback) => match status.history.iter().find(|h| h.id == rollback.id) {
-                Some(entry) => (entry.source.clone(), entry.revision.clone()),
-                None => {
-                    let message = format!("rollback: no history entry with id {}", rollback.id);
-                    status.operation_state = Some(finished_operation(
-                        request.as_ref(),
-                        OperationPhase::Failed,
-                        &message,
-                        now,
-                    ));
-                    return Ok(self.finish(status, &previous, true, now));
-                }
+                Some(entry) => Wanted::from_history(entry),
+                None => Err(format!(
+                    "rollback: no history entry with id {}",
+                    rollback.id
+                )),
             },
             None => {
                 let sync_revision = request
@@ -876,10 +961,19 @@ impl Engine {
                     .and_then(|r| r.sync.as_ref())
                     .map(|s| s.revision.clone())
                     .filter(|r| !r.is_empty());
-                (
-                    app.spec.source.clone(),
-                    sync_revision.unwrap_or_else(|| app.spec.source.target_revision.clone()),
-                )
+                Wanted::from_spec(&app.spec, sync_revision)
+            }
+        };
+        let wanted = match wanted {
+            Ok(wanted) => wanted,
+            Err(message) => {
+                status.operation_state = Some(finished_operation(
+                    request.as_ref(),
+                    OperationPhase::Failed,
+                    &message,
+                    now,
+                ));
+                return Ok(self.finish(status, &previous, true, now));
             }
         };
 
@@ -892,10 +986,13 @@ impl Engine {
             && !refresh_requested
             && !interrupted
             && status.sync.status == SyncStatus::Synced
+            && let Some((source, revision)) = wanted.single()
         {
-            self.reuse_before_render(app, &source, &revision, &status, policies)
+            self.reuse_before_render(app, source, revision, &status, policies)
                 .await
         } else {
+            // A multi-source app is rendered (each source's ls-remote and render are cached); the comparison
+            // after rendering is still reused when nothing changed.
             Early::Render
         };
         let rendered = match early {
@@ -910,9 +1007,9 @@ impl Engine {
                 return Ok(self.finish(status, &previous, false, now));
             }
             Early::GitFailed(message) => Err(message),
-            Early::Render => self.render_source(app, &source, &revision, mode).await,
+            Early::Render => self.render_wanted(app, &wanted, mode).await,
         };
-        let (commit, objects) = match rendered {
+        let (revisions, objects) = match rendered {
             Ok(rendered) => rendered,
             Err(message) => {
                 // Never touch live objects when the source cannot be rendered.
@@ -939,6 +1036,7 @@ impl Engine {
             }
         };
 
+        let commit = edgecd_core::app::joined_revision(&revisions);
         let inventory: Vec<ResourceKey> = status.resources.iter().map(|r| r.key.clone()).collect();
         let target = AppTarget {
             app: app.qualified_name(),
@@ -953,7 +1051,7 @@ impl Engine {
         let generation = app.metadata.generation;
         let violations = match self.policies.get(app.project()) {
             Some(policy) => {
-                self.policy_violations(app.project(), &policy, &source, &target)
+                self.policy_violations(app.project(), &policy, &wanted.sources, &target)
                     .await
             }
             None => Vec::new(),
@@ -993,7 +1091,7 @@ impl Engine {
             && status.sync.revision == commit
         {
             let inputs = CompareInputs {
-                source: &source,
+                sources: &wanted.sources,
                 commit: &commit,
                 app: &target.app,
                 app_label: &target.app_label,
@@ -1088,7 +1186,7 @@ impl Engine {
             ran = Some(
                 self.run_sync(
                     app,
-                    &source,
+                    (&wanted, &revisions),
                     &target,
                     &comparison,
                     &asked,
@@ -1128,7 +1226,7 @@ impl Engine {
                     ran = Some(
                         self.run_sync(
                             app,
-                            &source,
+                            (&wanted, &revisions),
                             &target,
                             &comparison,
                             &Asked {
@@ -1163,13 +1261,20 @@ impl Engine {
                 };
                 let comparison = compare(&self.cluster, &after).await?;
                 self.watch_kinds(&comparison).await;
-                self.memo_comparison(&cr_name, &source, &after, &comparison, generation, policies);
+                self.memo_comparison(
+                    &cr_name,
+                    &wanted.sources,
+                    &after,
+                    &comparison,
+                    generation,
+                    policies,
+                );
                 comparison
             }
             None => {
                 self.memo_comparison(
                     &cr_name,
-                    &source,
+                    &wanted.sources,
                     &target,
                     &comparison,
                     generation,
@@ -1183,9 +1288,7 @@ impl Engine {
         // An operation at another source or revision than the spec's (a rollback, a sync to a given
         // revision) leaves a status that describes what it applied: compare with the spec again
         // soon, so the app shows OutOfSync against its target as Argo CD does, not at the next poll.
-        if request.is_some()
-            && (source != app.spec.source || revision != app.spec.source.target_revision)
-        {
+        if request.is_some() && !wanted.is_spec(&app.spec) {
             outcome.requeue = outcome.requeue.min(self.config.progress_interval);
         }
         Ok(outcome)
@@ -1196,7 +1299,7 @@ impl Engine {
     async fn run_sync(
         &self,
         app: &Application,
-        source: &ApplicationSource,
+        (wanted, revisions): (&Wanted, &[String]),
         target: &AppTarget,
         comparison: &Comparison,
         asked: &Asked,
@@ -1319,7 +1422,21 @@ impl Engine {
             let entry = HistoryEntry {
                 id: decide::next_history_id(&status.history),
                 revision: target.revision.clone(),
-                source: source.clone(),
+                // A multi-source app's entry names every source and its revision (a rollback deploys them).
+                source: match wanted.single() {
+                    Some((source, _)) => source.clone(),
+                    None => ApplicationSource::default(),
+                },
+                sources: if wanted.multi {
+                    wanted.sources.clone()
+                } else {
+                    vec![]
+                },
+                revisions: if wanted.multi {
+                    revisions.to_vec()
+                } else {
+                    vec![]
+                },
                 started_at: outcome.started_at,
                 deployed_at: outcome.finished_at,
                 result: outcome.phase,
@@ -1419,14 +1536,11 @@ impl Engine {
     /// The per-resource differences between git and the cluster, for the
     /// hub's `GetApplicationDiff` (only the spoke can see live state).
     pub async fn diff(&self, app: &Application) -> Result<Vec<ResourceDiff>, String> {
-        let (commit, objects) = self
-            .render_source(
-                app,
-                &app.spec.source,
-                &app.spec.source.target_revision,
-                RefreshMode::Normal,
-            )
+        let wanted = Wanted::from_spec(&app.spec, None)?;
+        let (revisions, objects) = self
+            .render_wanted(app, &wanted, RefreshMode::Normal)
             .await?;
+        let commit = edgecd_core::app::joined_revision(&revisions);
         let inventory = app
             .status
             .as_ref()
@@ -1454,14 +1568,14 @@ impl Engine {
         app: &Application,
         revision: &str,
     ) -> Result<(String, Vec<String>), String> {
-        let revision = if revision.is_empty() {
-            app.spec.source.target_revision.as_str()
-        } else {
-            revision
-        };
-        let (commit, objects) = self
-            .render_source(app, &app.spec.source, revision, RefreshMode::Normal)
+        let wanted = Wanted::from_spec(
+            &app.spec,
+            (!revision.is_empty()).then(|| revision.to_owned()),
+        )?;
+        let (revisions, objects) = self
+            .render_wanted(app, &wanted, RefreshMode::Normal)
             .await?;
+        let commit = edgecd_core::app::joined_revision(&revisions);
         let documents = objects
             .iter()
             .map(|o| edgecd_render::to_yaml(std::slice::from_ref(o)))
@@ -2089,7 +2203,7 @@ mod tests {
             ..ResourceKey::default()
         }];
         let base = CompareInputs {
-            source: &source,
+            sources: std::slice::from_ref(&source),
             commit: "a",
             app: "default/web",
             app_label: "web",
@@ -2110,7 +2224,7 @@ mod tests {
                 ..base
             },
             CompareInputs {
-                source: &other_source,
+                sources: std::slice::from_ref(&other_source),
                 ..base
             },
             CompareInputs {

@@ -732,15 +732,45 @@ pub fn describe(app: &v1::Application, now: OffsetDateTime) -> String {
             ),
         ),
         ("Namespace", or_dash(&destination.namespace)),
-        ("Repo", source.repo_url.clone()),
-        ("Path", or_dash(&source.path)),
-        ("Target", or_dash(&source.target_revision)),
+    ]);
+    if spec.sources.is_empty() {
+        lines.extend([
+            ("Repo", source.repo_url.clone()),
+            ("Path", or_dash(&source.path)),
+            ("Target", or_dash(&source.target_revision)),
+        ]);
+    } else {
+        // A multi-source app: one line per source, in order.
+        for s in &spec.sources {
+            let what = if s.chart.is_empty() {
+                or_dash(&s.path)
+            } else {
+                format!("chart {}", s.chart)
+            };
+            let mut line = format!("{} {what} @ {}", s.repo_url, or_dash(&s.target_revision));
+            if !s.r#ref.is_empty() {
+                line.push_str(&format!(" (ref ${})", s.r#ref));
+            }
+            if !s.name.is_empty() {
+                line.push_str(&format!(" ({})", s.name));
+            }
+            lines.push(("Source", line));
+        }
+    }
+    lines.extend([
         ("Sync policy", policy),
         (
             "Sync",
             match sync.revision.as_str() {
                 "" => sync_name(sync.status).to_owned(),
-                rev => format!("{} to {}", sync_name(sync.status), short_rev(rev)),
+                rev => format!(
+                    "{} to {}",
+                    sync_name(sync.status),
+                    rev.split(", ")
+                        .map(short_rev)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             },
         ),
         ("Health", {
@@ -1054,6 +1084,13 @@ async fn set(client: &Client, output: Output, args: AppSetArgs) -> anyhow::Resul
             *field = value;
         }
     };
+    if !spec.sources.is_empty()
+        && (args.repo.is_some() || args.path.is_some() || args.revision.is_some())
+    {
+        anyhow::bail!(Exit::usage(
+            "--repo, --path and --revision change a single-source app; edit a multi-source app's spec.sources with `edgecd apply -f`"
+        ));
+    }
     assign(&mut source.repo_url, args.repo);
     assign(&mut source.path, args.path);
     assign(&mut source.target_revision, args.revision);
@@ -1084,7 +1121,9 @@ async fn set(client: &Client, output: Output, args: AppSetArgs) -> anyhow::Resul
     if !changed {
         anyhow::bail!(Exit::usage("nothing to change: pass at least one flag"));
     }
-    spec.source = Some(source);
+    if spec.sources.is_empty() {
+        spec.source = Some(source);
+    }
     spec.destination = Some(destination);
     spec.sync_policy = Some(policy);
     let expected = meta.spec_version;

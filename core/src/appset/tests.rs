@@ -647,8 +647,8 @@ fn unknown_and_unsupported_fields_are_refused_by_path() {
             "spec.template.spec.source.helm.bogus",
         ),
         (
-            Box::new(|s| s["template"]["spec"]["sources"] = json!([{"repoURL": "r"}])),
-            "spec.template.spec.sources",
+            Box::new(|s| s["template"]["spec"]["source"]["ref"] = json!("values")),
+            "spec.template.spec.source.ref",
         ),
         (
             Box::new(|s| s["template"]["metadata"]["ownerReferences"] = json!([])),

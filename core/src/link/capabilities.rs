@@ -52,6 +52,10 @@ pub mod names {
     pub const LIVE_SESSIONS: &str = "live-sessions.v1";
     /// Exec sessions on the stream (LiveExecRequest, LiveInput, the spoke's input credit, exit codes).
     pub const LIVE_EXEC: &str = "live-exec.v1";
+    /// Multi-source apps (`ApplicationSpec.sources`, source refs, `$ref/…` value files). A spoke without it
+    /// would read such an app as one without a source, so the hub does not send it (the spoke keeps what it
+    /// had).
+    pub const MULTI_SOURCE: &str = "multi-source.v1";
 }
 
 /// Every capability this build implements.
@@ -76,6 +80,7 @@ pub const ALL_V1: &[&str] = &[
     names::DEPLOYMENTS,
     names::LIVE_SESSIONS,
     names::LIVE_EXEC,
+    names::MULTI_SOURCE,
 ];
 
 /// `major.minor` of the wire protocol.

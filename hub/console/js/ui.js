@@ -89,7 +89,8 @@ export function ago(iso) {
   return el("time", { datetime: iso, title: t.toLocaleString() }, text);
 }
 
-export const shortRev = (r) => (r ? r.slice(0, 8) : "");
+/** A revision shortened to 8 characters; a multi-source app's revisions (joined with ", ") each. */
+export const shortRev = (r) => (r ? r.split(", ").map((x) => x.slice(0, 8)).join(", ") : "");
 
 // The hub's --trace-url-template ({trace_id} replaced), from whoami; empty: trace ids are shown, not linked.
 let traceUrlTemplate = "";

@@ -168,7 +168,7 @@ async fn checked_spec(
     };
     project
         .spec
-        .check_source(app.project.as_str(), &spec.source.repo_url)
+        .check_sources(app.project.as_str(), &spec)
         .map_err(|v| Status::permission_denied(v.to_string()))?;
     project
         .spec

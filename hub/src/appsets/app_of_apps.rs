@@ -307,6 +307,12 @@ impl AppSetController {
         parent: &AppRecord,
         hard: bool,
     ) -> Result<(String, Vec<Child>), String> {
+        if parent.spec.is_multi_source() {
+            return Err(
+                "spec.sources: multi-source app-of-apps parents are not rendered by the hub yet; give the parent one spec.source"
+                    .into(),
+            );
+        }
         let source = &parent.spec.source;
         if source.is_helm() {
             return Err(format!(
@@ -723,7 +729,7 @@ impl AppSetController {
             .map_err(|e| e.to_string())?;
         project
             .spec
-            .check_source(&spec.project, &spec.source.repo_url)
+            .check_sources(&spec.project, spec)
             .map_err(|v| v.to_string())?;
         let (server, labels) = clusters
             .iter()

@@ -673,7 +673,7 @@ impl AppSetController {
             .map_err(|e| e.to_string())?;
         project
             .spec
-            .check_source(&app.project, &app.spec.source.repo_url)
+            .check_sources(&app.project, &app.spec)
             .map_err(|v| v.to_string())?;
         project
             .spec

@@ -21,8 +21,8 @@ use super::convert::{self, CommandPayload};
 use super::{LinkConfig, Signal};
 use crate::store::{
     AppFilter, AppQuery, ClusterConnection, ClusterVersions, CommandOutcome, CommandRecord,
-    CommandUpdate, ConnectionKind, DesiredChange, SpokeSeq, StatusBatch, StatusReport, Store,
-    StoreError,
+    CommandUpdate, ConnectionKind, DesiredChange, DesiredChanges, SpokeSeq, StatusBatch,
+    StatusReport, Store, StoreError,
 };
 
 /// Why a session ended abnormally.
@@ -762,6 +762,7 @@ impl Session<'_> {
         if since == changes.version && since != 0 {
             return Ok(());
         }
+        self.withhold_unsupported(&mut changes);
         let message = convert::desired_apps(&changes, since);
         tracing::debug!(
             base = since,
@@ -773,6 +774,27 @@ impl Session<'_> {
         self.spoke_desired = changes.version;
         self.send_sequenced(hub_message::Body::DesiredApps(message), vec![])
             .await
+    }
+
+    /// Leaves out of `changes` the apps this spoke cannot read: multi-source apps for a spoke without
+    /// `multi-source.v1` (it would see an app without a source). The spoke keeps what it had of them; the hub
+    /// warns, naming the capability.
+    fn withhold_unsupported(&self, changes: &mut DesiredChanges) {
+        use edgecd_core::link::capabilities::names;
+        if self.capabilities.contains(names::MULTI_SOURCE) {
+            return;
+        }
+        changes.changes.retain(|change| match change {
+            DesiredChange::Upsert(app) if app.spec.is_multi_source() => {
+                tracing::warn!(
+                    app = %format!("{}/{}", app.project, app.name),
+                    "Not sent to the spoke: it does not support {} (multi-source apps); upgrade it.",
+                    names::MULTI_SOURCE
+                );
+                false
+            }
+            _ => true,
+        });
     }
 
     async fn send_commands(&mut self) -> Result<(), SessionError> {
@@ -1147,7 +1169,7 @@ impl Session<'_> {
                         &record.labels,
                         &edge.spec.destination.namespace,
                     )
-                    .and_then(|()| spec.check_source(&report.project, &edge.spec.source.repo_url))
+                    .and_then(|()| spec.check_sources(&report.project, &edge.spec))
                     .err()
                     .map(|violation| violation.to_string()),
             };
@@ -1392,7 +1414,8 @@ impl Session<'_> {
         theirs: &edgecd_proto::v1::Digest,
     ) -> Result<(), SessionError> {
         let name = self.ctx.cluster.as_str();
-        let desired = self.ctx.store.desired_changes(name, 0).await?;
+        let mut desired = self.ctx.store.desired_changes(name, 0).await?;
+        self.withhold_unsupported(&mut desired);
         let entries: Vec<(String, String, u64)> = desired
             .changes
             .iter()

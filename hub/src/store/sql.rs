@@ -528,11 +528,11 @@ async fn insert_apps(
         .opt_text("owner_scope", owner(|o| &o.scope))
         .text("cluster", rows.iter().map(|r| r.cluster))
         .text("namespace", spec().map(|s| &*s.destination.namespace))
-        .text("repo_url", spec().map(|s| &*s.source.repo_url))
-        .text("path", spec().map(|s| &*s.source.path))
+        .text("repo_url", spec().map(|s| &*s.primary_source().repo_url))
+        .text("path", spec().map(|s| &*s.primary_source().path))
         .text(
             "target_revision",
-            spec().map(|s| &*s.source.target_revision),
+            spec().map(|s| &*s.primary_source().target_revision),
         )
         .bool("automated", spec().map(|s| s.automated().is_some()))
         .bigint("desired_version", rows.iter().map(|r| r.desired_version))
@@ -899,9 +899,9 @@ async fn ingest_report(
         .bind(owner.map(|o| o.name.as_str()))
         .bind(owner.map(|o| o.scope.as_str()))
         .bind(&spec.destination.namespace)
-        .bind(&spec.source.repo_url)
-        .bind(&spec.source.path)
-        .bind(&spec.source.target_revision)
+        .bind(&spec.primary_source().repo_url)
+        .bind(&spec.primary_source().path)
+        .bind(&spec.primary_source().target_revision)
         .bind(spec.automated().is_some())
         .execute(&mut *conn)
         .await?;
@@ -1599,9 +1599,9 @@ impl Backend {
         .bind(Json(labels))
         .bind(&cluster)
         .bind(&spec.destination.namespace)
-        .bind(&spec.source.repo_url)
-        .bind(&spec.source.path)
-        .bind(&spec.source.target_revision)
+        .bind(&spec.primary_source().repo_url)
+        .bind(&spec.primary_source().path)
+        .bind(&spec.primary_source().target_revision)
         .bind(spec.automated().is_some())
         .bind(version)
         .execute(&mut *tx)

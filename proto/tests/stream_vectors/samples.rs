@@ -222,6 +222,8 @@ fn source(kustomize: bool) -> ApplicationSource {
             version: s("v3"),
         }),
         chart: s("guestbook"),
+        r#ref: s("values"),
+        name: s("guestbook"),
     }
 }
 
@@ -240,6 +242,7 @@ fn ignore_difference(kind: &str) -> IgnoreDifference {
 pub fn application_spec(kustomize: bool) -> ApplicationSpec {
     ApplicationSpec {
         source: Some(source(kustomize)),
+        sources: vec![source(!kustomize), source(kustomize)],
         destination: Some(Destination {
             cluster: s(CLUSTER),
             namespace: s("guestbook"),
@@ -311,6 +314,8 @@ fn history_entry(id: i64, rollback_of: i64) -> HistoryEntry {
         id,
         revision: format!("{id:040x}"),
         source: Some(source(id % 2 == 0)),
+        sources: vec![source(true), source(false)],
+        revisions: vec![format!("{id:040x}"), s("1.2.5")],
         started_at: ts(10 * id),
         deployed_at: ts(10 * id + 5),
         result: OperationPhase::Succeeded as i32,

@@ -979,7 +979,13 @@ type ApplicationSource struct {
 	Helm *HelmSource `protobuf:"bytes,6,opt,name=helm,proto3" json:"helm,omitempty"`
 	// A chart name in the Helm chart repository `repo_url`; `target_revision`
 	// is then the chart version or a semver range. Empty for git sources.
-	Chart         string `protobuf:"bytes,7,opt,name=chart,proto3" json:"chart,omitempty"`
+	Chart string `protobuf:"bytes,7,opt,name=chart,proto3" json:"chart,omitempty"`
+	// Multi-source apps: the name by which other sources' Helm value files
+	// refer to this source's repository (`$ref/path`). A source with a ref and
+	// neither path nor chart only provides files; it is not rendered.
+	Ref string `protobuf:"bytes,8,opt,name=ref,proto3" json:"ref,omitempty"`
+	// Multi-source apps: a name shown with the source.
+	Name          string `protobuf:"bytes,9,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1070,6 +1076,20 @@ func (x *ApplicationSource) GetHelm() *HelmSource {
 func (x *ApplicationSource) GetChart() string {
 	if x != nil {
 		return x.Chart
+	}
+	return ""
+}
+
+func (x *ApplicationSource) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ApplicationSource) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -2248,18 +2268,23 @@ func (x *InfoItem) GetValue() string {
 }
 
 type ApplicationSpec struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Source      *ApplicationSource     `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	Destination *Destination           `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
-	SyncPolicy  *SyncPolicy            `protobuf:"bytes,3,opt,name=sync_policy,json=syncPolicy,proto3" json:"sync_policy,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source of a single-source app; unset when `sources` is set.
+	Source      *ApplicationSource `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Destination *Destination       `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	SyncPolicy  *SyncPolicy        `protobuf:"bytes,3,opt,name=sync_policy,json=syncPolicy,proto3" json:"sync_policy,omitempty"`
 	// How many sync results to keep in history (default 10).
 	RevisionHistoryLimit uint32              `protobuf:"varint,4,opt,name=revision_history_limit,json=revisionHistoryLimit,proto3" json:"revision_history_limit,omitempty"`
 	IgnoreDifferences    []*IgnoreDifference `protobuf:"bytes,5,rep,name=ignore_differences,json=ignoreDifferences,proto3" json:"ignore_differences,omitempty"`
 	// Argo CD's syncPolicy.managedNamespaceMetadata.
 	ManagedNamespaceMetadata *ManagedNamespaceMetadata `protobuf:"bytes,6,opt,name=managed_namespace_metadata,json=managedNamespaceMetadata,proto3" json:"managed_namespace_metadata,omitempty"`
 	Info                     []*InfoItem               `protobuf:"bytes,7,rep,name=info,proto3" json:"info,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// A multi-source app's sources (Argo CD's `sources`), rendered in order
+	// and their objects combined. Spokes without the capability
+	// `multi-source.v1` are not sent such apps.
+	Sources       []*ApplicationSource `protobuf:"bytes,8,rep,name=sources,proto3" json:"sources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApplicationSpec) Reset() {
@@ -2337,6 +2362,13 @@ func (x *ApplicationSpec) GetManagedNamespaceMetadata() *ManagedNamespaceMetadat
 func (x *ApplicationSpec) GetInfo() []*InfoItem {
 	if x != nil {
 		return x.Info
+	}
+	return nil
+}
+
+func (x *ApplicationSpec) GetSources() []*ApplicationSource {
+	if x != nil {
+		return x.Sources
 	}
 	return nil
 }
@@ -2799,8 +2831,12 @@ type HistoryEntry struct {
 	// The trace the sync ran in (see OperationState.trace_id).
 	TraceId string `protobuf:"bytes,9,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	// A rollback: the id of the entry it deployed again (0 with rollback false: a sync).
-	Rollback      bool  `protobuf:"varint,10,opt,name=rollback,proto3" json:"rollback,omitempty"`
-	RollbackOf    int64 `protobuf:"varint,11,opt,name=rollback_of,json=rollbackOf,proto3" json:"rollback_of,omitempty"`
+	Rollback   bool  `protobuf:"varint,10,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	RollbackOf int64 `protobuf:"varint,11,opt,name=rollback_of,json=rollbackOf,proto3" json:"rollback_of,omitempty"`
+	// A multi-source app: each source's revision, in the order of `sources`
+	// (`revision` then holds them joined with ", ", and `source` is unset).
+	Revisions     []string             `protobuf:"bytes,12,rep,name=revisions,proto3" json:"revisions,omitempty"`
+	Sources       []*ApplicationSource `protobuf:"bytes,13,rep,name=sources,proto3" json:"sources,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2910,6 +2946,20 @@ func (x *HistoryEntry) GetRollbackOf() int64 {
 		return x.RollbackOf
 	}
 	return 0
+}
+
+func (x *HistoryEntry) GetRevisions() []string {
+	if x != nil {
+		return x.Revisions
+	}
+	return nil
+}
+
+func (x *HistoryEntry) GetSources() []*ApplicationSource {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
 }
 
 type ApplicationStatus struct {
@@ -6305,7 +6355,7 @@ const file_edgecd_v1_types_proto_rawDesc = "" +
 	"\x18LabelSelectorRequirement\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1a\n" +
 	"\boperator\x18\x02 \x01(\tR\boperator\x12\x16\n" +
-	"\x06values\x18\x03 \x03(\tR\x06values\"\xae\x02\n" +
+	"\x06values\x18\x03 \x03(\tR\x06values\"\xd4\x02\n" +
 	"\x11ApplicationSource\x12\x19\n" +
 	"\brepo_url\x18\x01 \x01(\tR\arepoUrl\x12'\n" +
 	"\x0ftarget_revision\x18\x02 \x01(\tR\x0etargetRevision\x12\x12\n" +
@@ -6313,7 +6363,9 @@ const file_edgecd_v1_types_proto_rawDesc = "" +
 	"\tdirectory\x18\x04 \x01(\v2\x1a.edgecd.v1.DirectorySourceH\x00R\tdirectory\x12:\n" +
 	"\tkustomize\x18\x05 \x01(\v2\x1a.edgecd.v1.KustomizeSourceH\x00R\tkustomize\x12)\n" +
 	"\x04helm\x18\x06 \x01(\v2\x15.edgecd.v1.HelmSourceR\x04helm\x12\x14\n" +
-	"\x05chart\x18\a \x01(\tR\x05chartB\b\n" +
+	"\x05chart\x18\a \x01(\tR\x05chart\x12\x10\n" +
+	"\x03ref\x18\b \x01(\tR\x03ref\x12\x12\n" +
+	"\x04name\x18\t \x01(\tR\x04nameB\b\n" +
 	"\x06render\"\xe6\x04\n" +
 	"\n" +
 	"HelmSource\x12!\n" +
@@ -6427,7 +6479,7 @@ const file_edgecd_v1_types_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"4\n" +
 	"\bInfoItem\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xc7\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xff\x03\n" +
 	"\x0fApplicationSpec\x124\n" +
 	"\x06source\x18\x01 \x01(\v2\x1c.edgecd.v1.ApplicationSourceR\x06source\x128\n" +
 	"\vdestination\x18\x02 \x01(\v2\x16.edgecd.v1.DestinationR\vdestination\x126\n" +
@@ -6436,7 +6488,8 @@ const file_edgecd_v1_types_proto_rawDesc = "" +
 	"\x16revision_history_limit\x18\x04 \x01(\rR\x14revisionHistoryLimit\x12J\n" +
 	"\x12ignore_differences\x18\x05 \x03(\v2\x1b.edgecd.v1.IgnoreDifferenceR\x11ignoreDifferences\x12a\n" +
 	"\x1amanaged_namespace_metadata\x18\x06 \x01(\v2#.edgecd.v1.ManagedNamespaceMetadataR\x18managedNamespaceMetadata\x12'\n" +
-	"\x04info\x18\a \x03(\v2\x13.edgecd.v1.InfoItemR\x04info\"]\n" +
+	"\x04info\x18\a \x03(\v2\x13.edgecd.v1.InfoItemR\x04info\x126\n" +
+	"\asources\x18\b \x03(\v2\x1c.edgecd.v1.ApplicationSourceR\asources\"]\n" +
 	"\fHealthStatus\x123\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1b.edgecd.v1.HealthStatusCodeR\x06status\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"[\n" +
@@ -6475,7 +6528,7 @@ const file_edgecd_v1_types_proto_rawDesc = "" +
 	"retryCount\x12!\n" +
 	"\finitiated_by\x18\t \x01(\tR\vinitiatedBy\x12\x19\n" +
 	"\btrace_id\x18\n" +
-	" \x01(\tR\atraceId\"\xcf\x03\n" +
+	" \x01(\tR\atraceId\"\xa5\x04\n" +
 	"\fHistoryEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x124\n" +
@@ -6491,7 +6544,9 @@ const file_edgecd_v1_types_proto_rawDesc = "" +
 	"\brollback\x18\n" +
 	" \x01(\bR\brollback\x12\x1f\n" +
 	"\vrollback_of\x18\v \x01(\x03R\n" +
-	"rollbackOf\"\xf1\x03\n" +
+	"rollbackOf\x12\x1c\n" +
+	"\trevisions\x18\f \x03(\tR\trevisions\x126\n" +
+	"\asources\x18\r \x03(\v2\x1c.edgecd.v1.ApplicationSourceR\asources\"\xf1\x03\n" +
 	"\x11ApplicationStatus\x12)\n" +
 	"\x04sync\x18\x01 \x01(\v2\x15.edgecd.v1.SyncStatusR\x04sync\x12/\n" +
 	"\x06health\x18\x02 \x01(\v2\x17.edgecd.v1.HealthStatusR\x06health\x127\n" +
@@ -7024,128 +7079,130 @@ var file_edgecd_v1_types_proto_depIdxs = []int32{
 	29,  // 22: edgecd.v1.ApplicationSpec.ignore_differences:type_name -> edgecd.v1.IgnoreDifference
 	30,  // 23: edgecd.v1.ApplicationSpec.managed_namespace_metadata:type_name -> edgecd.v1.ManagedNamespaceMetadata
 	31,  // 24: edgecd.v1.ApplicationSpec.info:type_name -> edgecd.v1.InfoItem
-	1,   // 25: edgecd.v1.HealthStatus.status:type_name -> edgecd.v1.HealthStatusCode
-	0,   // 26: edgecd.v1.SyncStatus.status:type_name -> edgecd.v1.SyncStatusCode
-	12,  // 27: edgecd.v1.ResourceStatus.key:type_name -> edgecd.v1.ResourceKey
-	0,   // 28: edgecd.v1.ResourceStatus.sync:type_name -> edgecd.v1.SyncStatusCode
-	33,  // 29: edgecd.v1.ResourceStatus.health:type_name -> edgecd.v1.HealthStatus
-	94,  // 30: edgecd.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	12,  // 31: edgecd.v1.ResourceResult.key:type_name -> edgecd.v1.ResourceKey
-	2,   // 32: edgecd.v1.OperationState.phase:type_name -> edgecd.v1.OperationPhase
-	94,  // 33: edgecd.v1.OperationState.started_at:type_name -> google.protobuf.Timestamp
-	94,  // 34: edgecd.v1.OperationState.finished_at:type_name -> google.protobuf.Timestamp
-	37,  // 35: edgecd.v1.OperationState.resources:type_name -> edgecd.v1.ResourceResult
-	16,  // 36: edgecd.v1.HistoryEntry.source:type_name -> edgecd.v1.ApplicationSource
-	94,  // 37: edgecd.v1.HistoryEntry.started_at:type_name -> google.protobuf.Timestamp
-	94,  // 38: edgecd.v1.HistoryEntry.deployed_at:type_name -> google.protobuf.Timestamp
-	2,   // 39: edgecd.v1.HistoryEntry.result:type_name -> edgecd.v1.OperationPhase
-	37,  // 40: edgecd.v1.HistoryEntry.resources:type_name -> edgecd.v1.ResourceResult
-	34,  // 41: edgecd.v1.ApplicationStatus.sync:type_name -> edgecd.v1.SyncStatus
-	33,  // 42: edgecd.v1.ApplicationStatus.health:type_name -> edgecd.v1.HealthStatus
-	35,  // 43: edgecd.v1.ApplicationStatus.resources:type_name -> edgecd.v1.ResourceStatus
-	36,  // 44: edgecd.v1.ApplicationStatus.conditions:type_name -> edgecd.v1.Condition
-	38,  // 45: edgecd.v1.ApplicationStatus.operation_state:type_name -> edgecd.v1.OperationState
-	39,  // 46: edgecd.v1.ApplicationStatus.history:type_name -> edgecd.v1.HistoryEntry
-	94,  // 47: edgecd.v1.ApplicationStatus.reconciled_at:type_name -> google.protobuf.Timestamp
-	84,  // 48: edgecd.v1.ApplicationMeta.labels:type_name -> edgecd.v1.ApplicationMeta.LabelsEntry
-	85,  // 49: edgecd.v1.ApplicationMeta.annotations:type_name -> edgecd.v1.ApplicationMeta.AnnotationsEntry
-	94,  // 50: edgecd.v1.ApplicationMeta.created_at:type_name -> google.protobuf.Timestamp
-	94,  // 51: edgecd.v1.ApplicationMeta.updated_at:type_name -> google.protobuf.Timestamp
-	3,   // 52: edgecd.v1.ApplicationMeta.origin:type_name -> edgecd.v1.AppOrigin
-	41,  // 53: edgecd.v1.ApplicationMeta.owner:type_name -> edgecd.v1.OwnerRef
-	94,  // 54: edgecd.v1.ApplicationMeta.deletion_requested_at:type_name -> google.protobuf.Timestamp
-	42,  // 55: edgecd.v1.Application.meta:type_name -> edgecd.v1.ApplicationMeta
-	32,  // 56: edgecd.v1.Application.spec:type_name -> edgecd.v1.ApplicationSpec
-	40,  // 57: edgecd.v1.Application.status:type_name -> edgecd.v1.ApplicationStatus
-	45,  // 58: edgecd.v1.Application.cluster_connection:type_name -> edgecd.v1.ConnectionState
-	0,   // 59: edgecd.v1.ApplicationSummary.sync:type_name -> edgecd.v1.SyncStatusCode
-	1,   // 60: edgecd.v1.ApplicationSummary.health:type_name -> edgecd.v1.HealthStatusCode
-	2,   // 61: edgecd.v1.ApplicationSummary.operation_phase:type_name -> edgecd.v1.OperationPhase
-	86,  // 62: edgecd.v1.ApplicationSummary.labels:type_name -> edgecd.v1.ApplicationSummary.LabelsEntry
-	94,  // 63: edgecd.v1.ApplicationSummary.updated_at:type_name -> google.protobuf.Timestamp
-	3,   // 64: edgecd.v1.ApplicationSummary.origin:type_name -> edgecd.v1.AppOrigin
-	41,  // 65: edgecd.v1.ApplicationSummary.owner:type_name -> edgecd.v1.OwnerRef
-	45,  // 66: edgecd.v1.ApplicationSummary.cluster_connection:type_name -> edgecd.v1.ConnectionState
-	4,   // 67: edgecd.v1.ConnectionState.state:type_name -> edgecd.v1.ConnectionStateCode
-	94,  // 68: edgecd.v1.ConnectionState.since:type_name -> google.protobuf.Timestamp
-	94,  // 69: edgecd.v1.ConnectionState.last_heartbeat:type_name -> google.protobuf.Timestamp
-	47,  // 70: edgecd.v1.ClusterVersions.skew:type_name -> edgecd.v1.VersionSkew
-	10,  // 71: edgecd.v1.VersionSkew.state:type_name -> edgecd.v1.VersionSkew.State
-	87,  // 72: edgecd.v1.Cluster.labels:type_name -> edgecd.v1.Cluster.LabelsEntry
-	88,  // 73: edgecd.v1.Cluster.annotations:type_name -> edgecd.v1.Cluster.AnnotationsEntry
-	46,  // 74: edgecd.v1.Cluster.versions:type_name -> edgecd.v1.ClusterVersions
-	45,  // 75: edgecd.v1.Cluster.connection:type_name -> edgecd.v1.ConnectionState
-	48,  // 76: edgecd.v1.Cluster.app_counts:type_name -> edgecd.v1.AppCounts
-	94,  // 77: edgecd.v1.Cluster.created_at:type_name -> google.protobuf.Timestamp
-	94,  // 78: edgecd.v1.Cluster.certificate_not_after:type_name -> google.protobuf.Timestamp
-	14,  // 79: edgecd.v1.ProjectDestination.cluster_selector:type_name -> edgecd.v1.LabelSelector
-	51,  // 80: edgecd.v1.OrphanedResources.ignore:type_name -> edgecd.v1.GroupKind
-	5,   // 81: edgecd.v1.ProjectRoleBinding.role:type_name -> edgecd.v1.ProjectRoleKind
-	50,  // 82: edgecd.v1.Project.destinations:type_name -> edgecd.v1.ProjectDestination
-	51,  // 83: edgecd.v1.Project.cluster_resource_allow:type_name -> edgecd.v1.GroupKind
-	51,  // 84: edgecd.v1.Project.cluster_resource_deny:type_name -> edgecd.v1.GroupKind
-	51,  // 85: edgecd.v1.Project.namespace_resource_deny:type_name -> edgecd.v1.GroupKind
-	53,  // 86: edgecd.v1.Project.roles:type_name -> edgecd.v1.ProjectRoleBinding
-	94,  // 87: edgecd.v1.Project.created_at:type_name -> google.protobuf.Timestamp
-	51,  // 88: edgecd.v1.Project.namespace_resource_allow:type_name -> edgecd.v1.GroupKind
-	52,  // 89: edgecd.v1.Project.orphaned_resources:type_name -> edgecd.v1.OrphanedResources
-	5,   // 90: edgecd.v1.Project.logs_role:type_name -> edgecd.v1.ProjectRoleKind
-	5,   // 91: edgecd.v1.Project.exec_role:type_name -> edgecd.v1.ProjectRoleKind
-	56,  // 92: edgecd.v1.ApplicationSetGenerator.list:type_name -> edgecd.v1.ListGenerator
-	57,  // 93: edgecd.v1.ApplicationSetGenerator.clusters:type_name -> edgecd.v1.ClustersGenerator
-	60,  // 94: edgecd.v1.ApplicationSetGenerator.git:type_name -> edgecd.v1.GitGenerator
-	61,  // 95: edgecd.v1.ApplicationSetGenerator.matrix:type_name -> edgecd.v1.MatrixGenerator
-	62,  // 96: edgecd.v1.ApplicationSetGenerator.merge:type_name -> edgecd.v1.MergeGenerator
-	14,  // 97: edgecd.v1.ClustersGenerator.selector:type_name -> edgecd.v1.LabelSelector
-	89,  // 98: edgecd.v1.ClustersGenerator.values:type_name -> edgecd.v1.ClustersGenerator.ValuesEntry
-	58,  // 99: edgecd.v1.GitGenerator.directories:type_name -> edgecd.v1.GitDirectory
-	59,  // 100: edgecd.v1.GitGenerator.files:type_name -> edgecd.v1.GitFile
-	90,  // 101: edgecd.v1.GitGenerator.values:type_name -> edgecd.v1.GitGenerator.ValuesEntry
-	55,  // 102: edgecd.v1.MatrixGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
-	55,  // 103: edgecd.v1.MergeGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
-	91,  // 104: edgecd.v1.ApplicationTemplate.labels:type_name -> edgecd.v1.ApplicationTemplate.LabelsEntry
-	92,  // 105: edgecd.v1.ApplicationTemplate.annotations:type_name -> edgecd.v1.ApplicationTemplate.AnnotationsEntry
-	32,  // 106: edgecd.v1.ApplicationTemplate.spec:type_name -> edgecd.v1.ApplicationSpec
-	55,  // 107: edgecd.v1.ApplicationSet.generators:type_name -> edgecd.v1.ApplicationSetGenerator
-	63,  // 108: edgecd.v1.ApplicationSet.template:type_name -> edgecd.v1.ApplicationTemplate
-	6,   // 109: edgecd.v1.ApplicationSet.policy:type_name -> edgecd.v1.ApplicationSetPolicy
-	11,  // 110: edgecd.v1.ApplicationSet.generated:type_name -> edgecd.v1.AppRef
-	36,  // 111: edgecd.v1.ApplicationSet.conditions:type_name -> edgecd.v1.Condition
-	94,  // 112: edgecd.v1.ApplicationSet.created_at:type_name -> google.protobuf.Timestamp
-	12,  // 113: edgecd.v1.SyncCommand.resources:type_name -> edgecd.v1.ResourceKey
-	12,  // 114: edgecd.v1.DiffCommand.resources:type_name -> edgecd.v1.ResourceKey
-	11,  // 115: edgecd.v1.Command.app:type_name -> edgecd.v1.AppRef
-	94,  // 116: edgecd.v1.Command.deadline:type_name -> google.protobuf.Timestamp
-	94,  // 117: edgecd.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	65,  // 118: edgecd.v1.Command.sync:type_name -> edgecd.v1.SyncCommand
-	66,  // 119: edgecd.v1.Command.refresh:type_name -> edgecd.v1.RefreshCommand
-	67,  // 120: edgecd.v1.Command.rollback:type_name -> edgecd.v1.RollbackCommand
-	68,  // 121: edgecd.v1.Command.terminate:type_name -> edgecd.v1.TerminateCommand
-	70,  // 122: edgecd.v1.Command.diff:type_name -> edgecd.v1.DiffCommand
-	71,  // 123: edgecd.v1.Command.manifests:type_name -> edgecd.v1.ManifestsCommand
-	69,  // 124: edgecd.v1.Command.delete:type_name -> edgecd.v1.DeleteCommand
-	12,  // 125: edgecd.v1.ResourceDiff.key:type_name -> edgecd.v1.ResourceKey
-	73,  // 126: edgecd.v1.DiffResult.resources:type_name -> edgecd.v1.ResourceDiff
-	7,   // 127: edgecd.v1.CommandStatus.outcome:type_name -> edgecd.v1.CommandOutcome
-	94,  // 128: edgecd.v1.CommandStatus.updated_at:type_name -> google.protobuf.Timestamp
-	11,  // 129: edgecd.v1.CommandStatus.app:type_name -> edgecd.v1.AppRef
-	38,  // 130: edgecd.v1.CommandStatus.operation:type_name -> edgecd.v1.OperationState
-	74,  // 131: edgecd.v1.CommandStatus.diff:type_name -> edgecd.v1.DiffResult
-	75,  // 132: edgecd.v1.CommandStatus.manifests:type_name -> edgecd.v1.ManifestsResult
-	11,  // 133: edgecd.v1.Event.app:type_name -> edgecd.v1.AppRef
-	12,  // 134: edgecd.v1.Event.resource:type_name -> edgecd.v1.ResourceKey
-	8,   // 135: edgecd.v1.Event.severity:type_name -> edgecd.v1.EventSeverity
-	94,  // 136: edgecd.v1.Event.time:type_name -> google.protobuf.Timestamp
-	11,  // 137: edgecd.v1.Deployment.app:type_name -> edgecd.v1.AppRef
-	9,   // 138: edgecd.v1.Deployment.kind:type_name -> edgecd.v1.DeploymentKind
-	2,   // 139: edgecd.v1.Deployment.result:type_name -> edgecd.v1.OperationPhase
-	94,  // 140: edgecd.v1.Deployment.started_at:type_name -> google.protobuf.Timestamp
-	94,  // 141: edgecd.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
-	142, // [142:142] is the sub-list for method output_type
-	142, // [142:142] is the sub-list for method input_type
-	142, // [142:142] is the sub-list for extension type_name
-	142, // [142:142] is the sub-list for extension extendee
-	0,   // [0:142] is the sub-list for field type_name
+	16,  // 25: edgecd.v1.ApplicationSpec.sources:type_name -> edgecd.v1.ApplicationSource
+	1,   // 26: edgecd.v1.HealthStatus.status:type_name -> edgecd.v1.HealthStatusCode
+	0,   // 27: edgecd.v1.SyncStatus.status:type_name -> edgecd.v1.SyncStatusCode
+	12,  // 28: edgecd.v1.ResourceStatus.key:type_name -> edgecd.v1.ResourceKey
+	0,   // 29: edgecd.v1.ResourceStatus.sync:type_name -> edgecd.v1.SyncStatusCode
+	33,  // 30: edgecd.v1.ResourceStatus.health:type_name -> edgecd.v1.HealthStatus
+	94,  // 31: edgecd.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	12,  // 32: edgecd.v1.ResourceResult.key:type_name -> edgecd.v1.ResourceKey
+	2,   // 33: edgecd.v1.OperationState.phase:type_name -> edgecd.v1.OperationPhase
+	94,  // 34: edgecd.v1.OperationState.started_at:type_name -> google.protobuf.Timestamp
+	94,  // 35: edgecd.v1.OperationState.finished_at:type_name -> google.protobuf.Timestamp
+	37,  // 36: edgecd.v1.OperationState.resources:type_name -> edgecd.v1.ResourceResult
+	16,  // 37: edgecd.v1.HistoryEntry.source:type_name -> edgecd.v1.ApplicationSource
+	94,  // 38: edgecd.v1.HistoryEntry.started_at:type_name -> google.protobuf.Timestamp
+	94,  // 39: edgecd.v1.HistoryEntry.deployed_at:type_name -> google.protobuf.Timestamp
+	2,   // 40: edgecd.v1.HistoryEntry.result:type_name -> edgecd.v1.OperationPhase
+	37,  // 41: edgecd.v1.HistoryEntry.resources:type_name -> edgecd.v1.ResourceResult
+	16,  // 42: edgecd.v1.HistoryEntry.sources:type_name -> edgecd.v1.ApplicationSource
+	34,  // 43: edgecd.v1.ApplicationStatus.sync:type_name -> edgecd.v1.SyncStatus
+	33,  // 44: edgecd.v1.ApplicationStatus.health:type_name -> edgecd.v1.HealthStatus
+	35,  // 45: edgecd.v1.ApplicationStatus.resources:type_name -> edgecd.v1.ResourceStatus
+	36,  // 46: edgecd.v1.ApplicationStatus.conditions:type_name -> edgecd.v1.Condition
+	38,  // 47: edgecd.v1.ApplicationStatus.operation_state:type_name -> edgecd.v1.OperationState
+	39,  // 48: edgecd.v1.ApplicationStatus.history:type_name -> edgecd.v1.HistoryEntry
+	94,  // 49: edgecd.v1.ApplicationStatus.reconciled_at:type_name -> google.protobuf.Timestamp
+	84,  // 50: edgecd.v1.ApplicationMeta.labels:type_name -> edgecd.v1.ApplicationMeta.LabelsEntry
+	85,  // 51: edgecd.v1.ApplicationMeta.annotations:type_name -> edgecd.v1.ApplicationMeta.AnnotationsEntry
+	94,  // 52: edgecd.v1.ApplicationMeta.created_at:type_name -> google.protobuf.Timestamp
+	94,  // 53: edgecd.v1.ApplicationMeta.updated_at:type_name -> google.protobuf.Timestamp
+	3,   // 54: edgecd.v1.ApplicationMeta.origin:type_name -> edgecd.v1.AppOrigin
+	41,  // 55: edgecd.v1.ApplicationMeta.owner:type_name -> edgecd.v1.OwnerRef
+	94,  // 56: edgecd.v1.ApplicationMeta.deletion_requested_at:type_name -> google.protobuf.Timestamp
+	42,  // 57: edgecd.v1.Application.meta:type_name -> edgecd.v1.ApplicationMeta
+	32,  // 58: edgecd.v1.Application.spec:type_name -> edgecd.v1.ApplicationSpec
+	40,  // 59: edgecd.v1.Application.status:type_name -> edgecd.v1.ApplicationStatus
+	45,  // 60: edgecd.v1.Application.cluster_connection:type_name -> edgecd.v1.ConnectionState
+	0,   // 61: edgecd.v1.ApplicationSummary.sync:type_name -> edgecd.v1.SyncStatusCode
+	1,   // 62: edgecd.v1.ApplicationSummary.health:type_name -> edgecd.v1.HealthStatusCode
+	2,   // 63: edgecd.v1.ApplicationSummary.operation_phase:type_name -> edgecd.v1.OperationPhase
+	86,  // 64: edgecd.v1.ApplicationSummary.labels:type_name -> edgecd.v1.ApplicationSummary.LabelsEntry
+	94,  // 65: edgecd.v1.ApplicationSummary.updated_at:type_name -> google.protobuf.Timestamp
+	3,   // 66: edgecd.v1.ApplicationSummary.origin:type_name -> edgecd.v1.AppOrigin
+	41,  // 67: edgecd.v1.ApplicationSummary.owner:type_name -> edgecd.v1.OwnerRef
+	45,  // 68: edgecd.v1.ApplicationSummary.cluster_connection:type_name -> edgecd.v1.ConnectionState
+	4,   // 69: edgecd.v1.ConnectionState.state:type_name -> edgecd.v1.ConnectionStateCode
+	94,  // 70: edgecd.v1.ConnectionState.since:type_name -> google.protobuf.Timestamp
+	94,  // 71: edgecd.v1.ConnectionState.last_heartbeat:type_name -> google.protobuf.Timestamp
+	47,  // 72: edgecd.v1.ClusterVersions.skew:type_name -> edgecd.v1.VersionSkew
+	10,  // 73: edgecd.v1.VersionSkew.state:type_name -> edgecd.v1.VersionSkew.State
+	87,  // 74: edgecd.v1.Cluster.labels:type_name -> edgecd.v1.Cluster.LabelsEntry
+	88,  // 75: edgecd.v1.Cluster.annotations:type_name -> edgecd.v1.Cluster.AnnotationsEntry
+	46,  // 76: edgecd.v1.Cluster.versions:type_name -> edgecd.v1.ClusterVersions
+	45,  // 77: edgecd.v1.Cluster.connection:type_name -> edgecd.v1.ConnectionState
+	48,  // 78: edgecd.v1.Cluster.app_counts:type_name -> edgecd.v1.AppCounts
+	94,  // 79: edgecd.v1.Cluster.created_at:type_name -> google.protobuf.Timestamp
+	94,  // 80: edgecd.v1.Cluster.certificate_not_after:type_name -> google.protobuf.Timestamp
+	14,  // 81: edgecd.v1.ProjectDestination.cluster_selector:type_name -> edgecd.v1.LabelSelector
+	51,  // 82: edgecd.v1.OrphanedResources.ignore:type_name -> edgecd.v1.GroupKind
+	5,   // 83: edgecd.v1.ProjectRoleBinding.role:type_name -> edgecd.v1.ProjectRoleKind
+	50,  // 84: edgecd.v1.Project.destinations:type_name -> edgecd.v1.ProjectDestination
+	51,  // 85: edgecd.v1.Project.cluster_resource_allow:type_name -> edgecd.v1.GroupKind
+	51,  // 86: edgecd.v1.Project.cluster_resource_deny:type_name -> edgecd.v1.GroupKind
+	51,  // 87: edgecd.v1.Project.namespace_resource_deny:type_name -> edgecd.v1.GroupKind
+	53,  // 88: edgecd.v1.Project.roles:type_name -> edgecd.v1.ProjectRoleBinding
+	94,  // 89: edgecd.v1.Project.created_at:type_name -> google.protobuf.Timestamp
+	51,  // 90: edgecd.v1.Project.namespace_resource_allow:type_name -> edgecd.v1.GroupKind
+	52,  // 91: edgecd.v1.Project.orphaned_resources:type_name -> edgecd.v1.OrphanedResources
+	5,   // 92: edgecd.v1.Project.logs_role:type_name -> edgecd.v1.ProjectRoleKind
+	5,   // 93: edgecd.v1.Project.exec_role:type_name -> edgecd.v1.ProjectRoleKind
+	56,  // 94: edgecd.v1.ApplicationSetGenerator.list:type_name -> edgecd.v1.ListGenerator
+	57,  // 95: edgecd.v1.ApplicationSetGenerator.clusters:type_name -> edgecd.v1.ClustersGenerator
+	60,  // 96: edgecd.v1.ApplicationSetGenerator.git:type_name -> edgecd.v1.GitGenerator
+	61,  // 97: edgecd.v1.ApplicationSetGenerator.matrix:type_name -> edgecd.v1.MatrixGenerator
+	62,  // 98: edgecd.v1.ApplicationSetGenerator.merge:type_name -> edgecd.v1.MergeGenerator
+	14,  // 99: edgecd.v1.ClustersGenerator.selector:type_name -> edgecd.v1.LabelSelector
+	89,  // 100: edgecd.v1.ClustersGenerator.values:type_name -> edgecd.v1.ClustersGenerator.ValuesEntry
+	58,  // 101: edgecd.v1.GitGenerator.directories:type_name -> edgecd.v1.GitDirectory
+	59,  // 102: edgecd.v1.GitGenerator.files:type_name -> edgecd.v1.GitFile
+	90,  // 103: edgecd.v1.GitGenerator.values:type_name -> edgecd.v1.GitGenerator.ValuesEntry
+	55,  // 104: edgecd.v1.MatrixGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
+	55,  // 105: edgecd.v1.MergeGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
+	91,  // 106: edgecd.v1.ApplicationTemplate.labels:type_name -> edgecd.v1.ApplicationTemplate.LabelsEntry
+	92,  // 107: edgecd.v1.ApplicationTemplate.annotations:type_name -> edgecd.v1.ApplicationTemplate.AnnotationsEntry
+	32,  // 108: edgecd.v1.ApplicationTemplate.spec:type_name -> edgecd.v1.ApplicationSpec
+	55,  // 109: edgecd.v1.ApplicationSet.generators:type_name -> edgecd.v1.ApplicationSetGenerator
+	63,  // 110: edgecd.v1.ApplicationSet.template:type_name -> edgecd.v1.ApplicationTemplate
+	6,   // 111: edgecd.v1.ApplicationSet.policy:type_name -> edgecd.v1.ApplicationSetPolicy
+	11,  // 112: edgecd.v1.ApplicationSet.generated:type_name -> edgecd.v1.AppRef
+	36,  // 113: edgecd.v1.ApplicationSet.conditions:type_name -> edgecd.v1.Condition
+	94,  // 114: edgecd.v1.ApplicationSet.created_at:type_name -> google.protobuf.Timestamp
+	12,  // 115: edgecd.v1.SyncCommand.resources:type_name -> edgecd.v1.ResourceKey
+	12,  // 116: edgecd.v1.DiffCommand.resources:type_name -> edgecd.v1.ResourceKey
+	11,  // 117: edgecd.v1.Command.app:type_name -> edgecd.v1.AppRef
+	94,  // 118: edgecd.v1.Command.deadline:type_name -> google.protobuf.Timestamp
+	94,  // 119: edgecd.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	65,  // 120: edgecd.v1.Command.sync:type_name -> edgecd.v1.SyncCommand
+	66,  // 121: edgecd.v1.Command.refresh:type_name -> edgecd.v1.RefreshCommand
+	67,  // 122: edgecd.v1.Command.rollback:type_name -> edgecd.v1.RollbackCommand
+	68,  // 123: edgecd.v1.Command.terminate:type_name -> edgecd.v1.TerminateCommand
+	70,  // 124: edgecd.v1.Command.diff:type_name -> edgecd.v1.DiffCommand
+	71,  // 125: edgecd.v1.Command.manifests:type_name -> edgecd.v1.ManifestsCommand
+	69,  // 126: edgecd.v1.Command.delete:type_name -> edgecd.v1.DeleteCommand
+	12,  // 127: edgecd.v1.ResourceDiff.key:type_name -> edgecd.v1.ResourceKey
+	73,  // 128: edgecd.v1.DiffResult.resources:type_name -> edgecd.v1.ResourceDiff
+	7,   // 129: edgecd.v1.CommandStatus.outcome:type_name -> edgecd.v1.CommandOutcome
+	94,  // 130: edgecd.v1.CommandStatus.updated_at:type_name -> google.protobuf.Timestamp
+	11,  // 131: edgecd.v1.CommandStatus.app:type_name -> edgecd.v1.AppRef
+	38,  // 132: edgecd.v1.CommandStatus.operation:type_name -> edgecd.v1.OperationState
+	74,  // 133: edgecd.v1.CommandStatus.diff:type_name -> edgecd.v1.DiffResult
+	75,  // 134: edgecd.v1.CommandStatus.manifests:type_name -> edgecd.v1.ManifestsResult
+	11,  // 135: edgecd.v1.Event.app:type_name -> edgecd.v1.AppRef
+	12,  // 136: edgecd.v1.Event.resource:type_name -> edgecd.v1.ResourceKey
+	8,   // 137: edgecd.v1.Event.severity:type_name -> edgecd.v1.EventSeverity
+	94,  // 138: edgecd.v1.Event.time:type_name -> google.protobuf.Timestamp
+	11,  // 139: edgecd.v1.Deployment.app:type_name -> edgecd.v1.AppRef
+	9,   // 140: edgecd.v1.Deployment.kind:type_name -> edgecd.v1.DeploymentKind
+	2,   // 141: edgecd.v1.Deployment.result:type_name -> edgecd.v1.OperationPhase
+	94,  // 142: edgecd.v1.Deployment.started_at:type_name -> google.protobuf.Timestamp
+	94,  // 143: edgecd.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
+	144, // [144:144] is the sub-list for method output_type
+	144, // [144:144] is the sub-list for method input_type
+	144, // [144:144] is the sub-list for extension type_name
+	144, // [144:144] is the sub-list for extension extendee
+	0,   // [0:144] is the sub-list for field type_name
 }
 
 func init() { file_edgecd_v1_types_proto_init() }

@@ -119,6 +119,7 @@ impl HubLinkConfig {
                 names::DEPLOYMENTS,
                 names::LIVE_SESSIONS,
                 names::LIVE_EXEC,
+                names::MULTI_SOURCE,
             ]),
             buffer_capacity: 10_000,
             connect_timeout: Duration::from_secs(10),

@@ -234,9 +234,13 @@ export async function render({ root, params, query, live, navigate }) {
         el("dt", {}, "Project"), el("dd", {}, a.project),
         el("dt", {}, "Cluster"), el("dd", {}, el("a", { href: `#/clusters/${seg(a.cluster)}` }, a.cluster)),
         el("dt", {}, "Namespace"), el("dd", {}, dst.namespace || "—"),
-        el("dt", {}, "Repository"), el("dd", { class: "mono" }, src.repoURL || "—"),
-        el("dt", {}, "Path"), el("dd", { class: "mono" }, src.path || "."),
-        el("dt", {}, "Target revision"), el("dd", { class: "mono" }, src.targetRevision || "HEAD"),
+        (spec.sources || []).length
+          ? [el("dt", {}, "Sources"), el("dd", { id: "app-sources" }, el("ol", { class: "plain" }, spec.sources.map((s) =>
+            el("li", { class: "mono" }, s.repoURL, " ", s.chart ? `chart ${s.chart}` : (s.path || "."), " @ ", s.targetRevision || (s.chart ? "latest" : "HEAD"),
+              s.ref ? ` (ref $${s.ref})` : "", s.name ? ` — ${s.name}` : ""))))]
+          : [el("dt", {}, "Repository"), el("dd", { class: "mono" }, src.repoURL || "—"),
+            el("dt", {}, "Path"), el("dd", { class: "mono" }, src.path || "."),
+            el("dt", {}, "Target revision"), el("dd", { class: "mono" }, src.targetRevision || "HEAD")],
         el("dt", {}, "Synced revision"), el("dd", { class: "mono", title: a.revision }, shortRev(a.revision) || "—"),
         el("dt", {}, "Sync policy"), el("dd", {}, auto ? `automated${auto.prune ? ", prune" : ""}${auto.selfHeal ? ", self-heal" : ""}` : "manual"),
         el("dt", {}, "Labels"), el("dd", {}, labels(a.labels)),
