@@ -1004,7 +1004,13 @@ fn check_file_in_repo(chart_dir: &str, file: &str, refs: Option<&[&str]>) -> Res
             shown(file)
         ));
     }
-    check_source_path(&format!("{chart_dir}/{file}"))
+    // A chart at the repository root (or a chart of a chart repository) has no directory to join.
+    let joined = if chart_dir.is_empty() || chart_dir == "." {
+        file.to_owned()
+    } else {
+        format!("{chart_dir}/{file}")
+    };
+    check_source_path(&joined)
         .map_err(|_| format!("{} leaves the repository or is absolute", shown(file)))
 }
 

@@ -191,6 +191,77 @@ pub fn test_runtime_config(
     })
 }
 
+/// The real spoke runtime (`edgecd-spoke run`) on a back end's cluster; stopped when dropped.
+#[allow(missing_debug_implementations)]
+pub struct RuntimeSpoke {
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl RuntimeSpoke {
+    /// Starts the runtime on `backend`'s cluster through a kubeconfig, as the binary reads it
+    /// (`edgecd-spoke run --cluster-name NAME [--helm-binary HELM]`), standalone, with
+    /// [`test_runtime_config`]'s settings and its caches in a fresh directory.
+    pub async fn start(
+        backend: &Backend,
+        name: &str,
+        helm: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let (kubeconfig, context) = match backend {
+            Backend::Emulator(emulator) => {
+                let mut written = emulator.write_kubeconfigs(dir.path())?;
+                anyhow::ensure!(!written.is_empty(), "the emulator wrote no kubeconfig");
+                (written.remove(0), None)
+            }
+            Backend::Real(real) => (real.kubeconfig_path().to_path_buf(), None),
+            Backend::External(_) => {
+                let paths = std::env::var_os("EDGECD_E2E_KUBECONFIG")
+                    .context("EDGECD_E2E_KUBECONFIG is not set")?;
+                let first = std::env::split_paths(&paths)
+                    .next()
+                    .context("EDGECD_E2E_KUBECONFIG is empty")?;
+                (first, std::env::var("EDGECD_E2E_CONTEXT").ok())
+            }
+        };
+        Self::start_in(dir, &kubeconfig, context, name, helm).await
+    }
+
+    /// Starts the runtime on the cluster of `kubeconfig` (and `context`).
+    pub async fn start_with_kubeconfig(
+        kubeconfig: &std::path::Path,
+        context: Option<String>,
+        name: &str,
+        helm: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        Self::start_in(tempfile::tempdir()?, kubeconfig, context, name, helm).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        kubeconfig: &std::path::Path,
+        context: Option<String>,
+        name: &str,
+        helm: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut config = test_runtime_config(kubeconfig, name, dir.path().join("cache"))?;
+        config.context = context;
+        if let Some(helm) = helm {
+            config.engine.helm_binary = helm.to_path_buf();
+            config.engine.helm_dir = Some(dir.path().join("cache/helm"));
+        }
+        let runtime = edgecd_spoke::runtime::Runtime::start(config).await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(runtime.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            _stop: stop,
+            _dir: dir,
+        })
+    }
+}
+
 /// A spoke engine (reconcile loop, git cache) on one cluster, with a hub
 /// link that can be started and stopped. Everything stops when dropped.
 #[allow(missing_debug_implementations)]

@@ -6,18 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use edgecd_core::app::Condition;
 use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
-use edgecd_e2e::harness::{self, Backend, Leftovers, STATE_NS, wait_for};
+use edgecd_e2e::harness::{Backend, Leftovers, RuntimeSpoke, STATE_NS, wait_for};
 use edgecd_e2e::testdata;
 use edgecd_spoke::appset::ApplicationSet;
 use edgecd_spoke::cluster::LiveCluster;
 use edgecd_spoke::crd::{Application, REFRESH_ANNOTATION};
-use edgecd_spoke::runtime::Runtime;
 use edgecd_testkit::chart_repo::{ChartRepoServer, index_repo, package_chart};
 use edgecd_testkit::{GitRepo, GitServer};
 use k8s_openapi::ByteString;
@@ -52,46 +51,6 @@ fn helm_binary() -> Option<PathBuf> {
         return None;
     }
     Some(edgecd_testkit::helm::helm_binary().unwrap())
-}
-
-/// A running spoke runtime (stopped when dropped).
-struct Spoke {
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-/// The real spoke runtime for `kubeconfig` (and `context`), as `edgecd-spoke run --cluster-name NAME
-/// --helm-binary HELM`.
-async fn start_spoke(kubeconfig: &Path, context: Option<String>, name: &str, helm: &Path) -> Spoke {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        harness::test_runtime_config(kubeconfig, name, dir.path().join("cache")).unwrap();
-    config.context = context;
-    config.engine.helm_binary = helm.to_path_buf();
-    config.engine.helm_dir = Some(dir.path().join("cache/helm"));
-    let runtime = Runtime::start(config).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(runtime.run_until(async move {
-        let _ = stopped.await;
-    }));
-    Spoke {
-        _stop: stop,
-        _dir: dir,
-    }
-}
-
-/// The spoke runtime on `backend`'s cluster, through a kubeconfig as the binary reads it.
-async fn start_spoke_on(backend: &Backend, name: &str, helm: &Path, dir: &Path) -> Spoke {
-    let (kubeconfig, context) = match backend {
-        Backend::Emulator(emulator) => (emulator.write_kubeconfigs(dir).unwrap().remove(0), None),
-        Backend::Real(real) => (real.kubeconfig_path().to_path_buf(), None),
-        Backend::External(_) => {
-            let paths = std::env::var_os("EDGECD_E2E_KUBECONFIG").unwrap();
-            let first = std::env::split_paths(&paths).next().unwrap();
-            (first, std::env::var("EDGECD_E2E_CONTEXT").ok())
-        }
-    };
-    start_spoke(&kubeconfig, context, name, helm).await
 }
 
 async fn synced_healthy(apps: &Api<Application>, name: &str) -> Application {
@@ -219,9 +178,10 @@ async fn a_chart_from_git_renders_its_widget_once_the_spoke_has_synced_the_widge
     let Some(helm) = helm_binary() else { return };
     let server = GitServer::start().unwrap();
     let repo = web_repo(&server);
-    let dir = tempfile::tempdir().unwrap();
     let client = backend.client().await.unwrap();
-    let _spoke = start_spoke_on(&backend, "tokyo", &helm, dir.path()).await;
+    let _spoke = RuntimeSpoke::start(&backend, "tokyo", Some(&helm))
+        .await
+        .unwrap();
     let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
     apps.create(
         &PostParams::default(),
@@ -304,9 +264,10 @@ async fn a_chart_template_error_leaves_live_objects_untouched(backend: Backend) 
     let Some(helm) = helm_binary() else { return };
     let server = GitServer::start().unwrap();
     let repo = web_repo(&server);
-    let dir = tempfile::tempdir().unwrap();
     let client = backend.client().await.unwrap();
-    let _spoke = start_spoke_on(&backend, "paris", &helm, dir.path()).await;
+    let _spoke = RuntimeSpoke::start(&backend, "paris", Some(&helm))
+        .await
+        .unwrap();
     let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
     apps.create(
         &PostParams::default(),
@@ -364,9 +325,10 @@ async fn a_chart_from_a_chart_repository_behind_basic_auth_is_synced_with_a_helm
     package_chart(&helm, &chart, "1.1.0", charts.path()).unwrap();
     index_repo(&helm, charts.path(), server.url()).unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
     let client = backend.client().await.unwrap();
-    let _spoke = start_spoke_on(&backend, "lima", &helm, dir.path()).await;
+    let _spoke = RuntimeSpoke::start(&backend, "lima", Some(&helm))
+        .await
+        .unwrap();
     let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
     let app = application(
         "web",
@@ -476,9 +438,15 @@ async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capab
     let lima_client = emulator.clusters()[2].client().await.unwrap();
     // Only tokyo serves the Widget API: the chart renders a Widget there and says so in its ConfigMap.
     serve_widgets(&tokyo_client).await;
-    let _paris = start_spoke(&kubeconfigs[0], None, "paris", &helm).await;
-    let _tokyo = start_spoke(&kubeconfigs[1], None, "tokyo", &helm).await;
-    let _lima = start_spoke(&kubeconfigs[2], None, "lima", &helm).await;
+    let _paris = RuntimeSpoke::start_with_kubeconfig(&kubeconfigs[0], None, "paris", Some(&helm))
+        .await
+        .unwrap();
+    let _tokyo = RuntimeSpoke::start_with_kubeconfig(&kubeconfigs[1], None, "tokyo", Some(&helm))
+        .await
+        .unwrap();
+    let _lima = RuntimeSpoke::start_with_kubeconfig(&kubeconfigs[2], None, "lima", Some(&helm))
+        .await
+        .unwrap();
     for client in [&paris_client, &tokyo_client, &lima_client] {
         Api::<ApplicationSet>::namespaced(client.clone(), STATE_NS)
             .create(&PostParams::default(), &web_set(repo.url()))

@@ -273,6 +273,21 @@ impl CompareInputs<'_> {
     }
 }
 
+/// A multi-source app's refs as the Helm renderer takes them (`$name/…` files resolve in `root`).
+fn helm_refs(refs: &SourceRefs) -> edgecd_helm::SourceRefs {
+    refs.iter()
+        .map(|(name, root, commit)| {
+            (
+                name.to_owned(),
+                edgecd_helm::SourceRef {
+                    root: root.to_path_buf(),
+                    commit: commit.to_owned(),
+                },
+            )
+        })
+        .collect()
+}
+
 /// Feeds written bytes into a hasher.
 struct HashWriter<'a, H>(&'a mut H);
 
@@ -780,10 +795,24 @@ impl Engine {
                 namespace: &app.spec.destination.namespace,
                 capabilities: &capabilities,
             };
+            let helm_refs = helm_refs(refs);
+            let credentials = self.git.credentials().snapshot();
+            let inputs = edgecd_helm::RenderInputs {
+                refs: &helm_refs,
+                credentials: Some(&credentials),
+                hard: mode == RefreshMode::Hard,
+            };
             // The checkout lease keeps the directory alive while rendering.
             let objects = self
                 .helm
-                .render_dir(source, &context, &root, checkout.dir(), &commit_text)
+                .render_dir_with(
+                    source,
+                    &context,
+                    &inputs,
+                    &root,
+                    checkout.dir(),
+                    &commit_text,
+                )
                 .await
                 .map_err(|e| without_host_paths(&e.to_string(), Some(&root), cache_dir))?;
             drop(checkout);
@@ -819,15 +848,19 @@ impl Engine {
         mode: RefreshMode,
         refs: &SourceRefs,
     ) -> Result<(String, Vec<Value>), String> {
-        let _ = refs;
         let capabilities = self
             .cluster
             .capabilities()
             .await
             .map_err(|e| e.to_string())?;
-        let credential = RepoUrl::parse(&source.repo_url)
-            .ok()
-            .and_then(|url| self.git.credentials().find(&url));
+        // The longest matching URL prefix wins, for the chart and for each dependency it fetches.
+        let credentials = self.git.credentials().snapshot();
+        let helm_refs = helm_refs(refs);
+        let inputs = edgecd_helm::RenderInputs {
+            refs: &helm_refs,
+            credentials: Some(&credentials),
+            hard: mode == RefreshMode::Hard,
+        };
         let app_name = app.app_name();
         let context = edgecd_helm::RenderContext {
             app_name: &app_name,
@@ -836,12 +869,7 @@ impl Engine {
         };
         let (version, objects) = self
             .helm
-            .render_repo_chart(
-                source,
-                &context,
-                credential.as_deref(),
-                mode == RefreshMode::Hard,
-            )
+            .render_repo_chart_with(source, &context, &inputs)
             .await
             .map_err(|e| e.to_string())?;
         let objects = crate::argo::edge_children(objects.as_ref().clone(), &self.config.namespace)?;
