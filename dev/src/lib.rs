@@ -128,6 +128,8 @@ pub struct FleetConfig {
     pub edge_addons: bool,
     /// The hub's `--trace-url-template` (empty: none).
     pub trace_url_template: String,
+    /// The hub's `--helm-binary` (Helm app-of-apps parents).
+    pub helm_binary: PathBuf,
 }
 
 impl Default for FleetConfig {
@@ -144,6 +146,7 @@ impl Default for FleetConfig {
             enrolled: None,
             edge_addons: false,
             trace_url_template: String::new(),
+            helm_binary: "helm".into(),
         }
     }
 }
@@ -230,6 +233,7 @@ impl Fleet {
         hub_config.http_listen = config.http_listen;
         hub_config.drain_timeout = Duration::from_secs(3);
         hub_config.api.trace_url_template = config.trace_url_template.clone();
+        hub_config.helm_binary = config.helm_binary.clone();
         hub_config.link = LinkConfig {
             heartbeat_interval: (config.stale_after / 3).max(Duration::from_millis(200)),
             stale_after: config.stale_after,

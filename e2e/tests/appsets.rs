@@ -523,7 +523,12 @@ const TALK_CLUSTERS: [(&str, &str, &str); 3] = [
 /// A dev fleet whose clusters have the talk's server URLs and namespace, the talk's repository on
 /// its git server, and `deploy/applications.yaml` with the repoURL pointing there.
 async fn talk_demo_fleet() -> (Fleet, edgecd_testkit::GitRepo, String) {
-    let fleet = Fleet::start(FleetConfig::default(), |_| {}).await.unwrap();
+    talk_demo_fleet_with(FleetConfig::default()).await
+}
+
+/// [`talk_demo_fleet`] with `config`.
+async fn talk_demo_fleet_with(config: FleetConfig) -> (Fleet, edgecd_testkit::GitRepo, String) {
+    let fleet = Fleet::start(config, |_| {}).await.unwrap();
     for (cluster, server, _) in TALK_CLUSTERS {
         let current = fleet
             .client()
@@ -810,6 +815,64 @@ async fn talk_demo_as_app_of_apps_parent() {
         .unwrap();
     wait_exists(&fleet, "kubecon-demo", "demo-cluster1", false).await;
     wait_exists(&fleet, "kubecon-demo", "demo-cluster2", false).await;
+    fleet.shutdown().await;
+}
+
+/// The talk's app of apps with a Helm chart as the parent (`testdata/helm/talk-apps`, its children from
+/// `values.clusters`), rendered at the hub with `helm template`: the three children deploy their overlays;
+/// the parent's values changed to two clusters prune the third child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_helm_chart_as_app_of_apps_parent_is_rendered_at_the_hub() {
+    if !edgecd_testkit::helm::available() {
+        eprintln!(
+            "SKIPPED: neither EDGECD_HELM_BIN is set nor Go installed, so helm cannot be built"
+        );
+        return;
+    }
+    let helm_binary = edgecd_testkit::helm::helm_binary().unwrap();
+    let (fleet, repo, _) = talk_demo_fleet_with(FleetConfig {
+        helm_binary,
+        ..FleetConfig::default()
+    })
+    .await;
+    fleet.create_open_project("kubecon-demo").await.unwrap();
+    repo.copy_dir(&fixture("helm/talk-apps"), "charts/talk-apps")
+        .unwrap();
+    repo.commit("the children as a Helm chart").unwrap();
+    let parent = |clusters: &[(&str, &str, &str)]| {
+        let list: String = clusters
+            .iter()
+            .map(|(_, server, overlay)| {
+                format!("          - overlay: {overlay}\n            server: {server}\n")
+            })
+            .collect();
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: demo-apps\n  namespace: argocd\nspec:\n  project: kubecon-demo\n  source:\n    repoURL: {url}\n    targetRevision: HEAD\n    path: charts/talk-apps\n    helm:\n      values: |\n        repoURL: {url}\n        clusters:\n{list}  destination:\n    server: https://kubernetes.default.svc\n    namespace: argocd\n  syncPolicy:\n    automated:\n      prune: true\n",
+            url = repo.url()
+        )
+    };
+    apply(&fleet, parent(&TALK_CLUSTERS), "").await;
+    for (_, _, overlay) in TALK_CLUSTERS {
+        wait_exists(&fleet, "kubecon-demo", &format!("demo-{overlay}"), true).await;
+        let owner = app(&fleet, "kubecon-demo", &format!("demo-{overlay}"))
+            .await
+            .unwrap()
+            .meta
+            .unwrap()
+            .owner
+            .expect("children record their parent");
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("Application", "demo-apps")
+        );
+    }
+    assert_talk_demo_deployed(&fleet).await;
+    wait_synced_healthy(&fleet, "kubecon-demo", "demo-apps").await;
+
+    // Two clusters in the parent's values: the third child is pruned.
+    apply(&fleet, parent(&TALK_CLUSTERS[..2]), "").await;
+    wait_exists(&fleet, "kubecon-demo", "demo-cluster3", false).await;
+    assert!(app(&fleet, "kubecon-demo", "demo-cluster1").await.is_some());
     fleet.shutdown().await;
 }
 

@@ -407,6 +407,22 @@ fn the_spoke_image_ships_the_helm_scripts_helm_build_pins_where_the_spoke_looks(
             "{dir} is not on the spoke image's PATH {path}"
         );
     }
+    // The hub image ships the same helm on its PATH, for Helm app-of-apps parents (`--helm-binary`'s
+    // default, `helm`, as the spoke's).
+    let hub = target_stage(&file, Image::Hub);
+    let hub_copy = hub
+        .copies()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.from.as_deref() == Some(helm_stage_name.as_str()))
+        .expect("the hub image copies helm");
+    let hub_path = hub.env_var("PATH").expect("the hub image sets PATH");
+    let (hub_dir, hub_name) = hub_copy.dest.rsplit_once('/').unwrap();
+    assert_eq!(hub_name, "helm", "the hub runs helm from PATH");
+    assert!(
+        hub_path.split(':').any(|p| p == hub_dir),
+        "{hub_dir} is not on the hub image's PATH {hub_path}"
+    );
     // The chart keeps that default, and says which helm the image ships.
     let chart = values(Image::Spoke);
     assert_eq!(chart["helmBinary"], "", "the chart overrides --helm-binary");

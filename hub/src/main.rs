@@ -63,6 +63,10 @@ struct ServeArgs {
     /// default: `git` under --data-dir.
     #[arg(long, env = "EDGECD_HUB_GIT_CACHE_DIR")]
     git_cache_dir: Option<PathBuf>,
+    /// The helm binary that renders app-of-apps parents that are Helm charts (a name looked up on PATH, or a
+    /// path); the image ships it on PATH.
+    #[arg(long, env = "EDGECD_HUB_HELM_BINARY", default_value = "helm")]
+    helm_binary: PathBuf,
     /// Create a new, empty fleet (database and CA) even where an existing one is evidenced:
     /// the SQLite database is missing but its marker (`hub.db.fleet`) is present, or the store
     /// has no CA but records certificates issued to spokes. Every spoke must then enroll again.
@@ -148,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
         args.git_cache_dir
             .unwrap_or_else(|| args.data_dir.join("git")),
     );
+    config.helm_binary = args.helm_binary;
     if args.insecure_disable_auth {
         // No CA, no TLS, no accounts: every caller is an admin and spokes
         // are trusted by the name they send. Development only.

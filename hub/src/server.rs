@@ -91,6 +91,9 @@ pub struct ServerConfig {
     /// Where the hub caches git repositories (application-set git
     /// generators); `None`: a temporary directory removed at shutdown.
     pub git_cache_dir: Option<std::path::PathBuf>,
+    /// The `helm` that renders app-of-apps parents that are Helm charts (an absolute path, or a name looked
+    /// up on `PATH`); its home and chart cache live under the git cache directory.
+    pub helm_binary: std::path::PathBuf,
     /// Bounds on the HTTP port's connections (header timeout, cap).
     pub http: crate::admin::HttpLimits,
     /// A gRPC connection that has not sent a request this long after it
@@ -137,6 +140,7 @@ impl ServerConfig {
             security: None,
             appsets: crate::appsets::AppSetConfig::default(),
             git_cache_dir: None,
+            helm_binary: "helm".into(),
             http: crate::admin::HttpLimits::default(),
             grpc_handshake_timeout: Duration::from_secs(30),
             grpc_max_handshakes: 512,
@@ -338,12 +342,16 @@ impl Server {
         };
         // Filled from the hub's sealed repository credentials by the controller.
         let git = edgecd_git::GitCache::new(
-            edgecd_git::GitConfig::new(git_dir),
+            edgecd_git::GitConfig::new(git_dir.clone()),
             edgecd_git::CredentialStore::new(edgecd_git::Credentials::default()),
         )
         .map_err(|e| ServerError::GitCache(std::io::Error::other(e.to_string())))?;
+        let helm = Arc::new(edgecd_helm::HelmRenderer::new(
+            edgecd_helm::HelmConfig::new(config.helm_binary.clone(), git_dir.join("helm")),
+        ));
         let mut appsets =
-            crate::appsets::AppSetController::new(Arc::clone(&store), git, config.appsets.clone());
+            crate::appsets::AppSetController::new(Arc::clone(&store), git, config.appsets.clone())
+                .with_helm(helm);
         if let Some(pki) = &pki {
             appsets = appsets.with_pki(Arc::clone(pki));
         }

@@ -314,17 +314,10 @@ impl AppSetController {
             );
         }
         let source = &parent.spec.source;
-        if source.is_helm() {
-            return Err(format!(
-                "{}: Helm app-of-apps parents are not rendered by the hub yet (issue #26); render the child Applications from a plain or kustomize directory",
-                if source.chart.is_empty() {
-                    "spec.source.helm"
-                } else {
-                    "spec.source.chart"
-                }
-            ));
-        }
         self.check_repo(&parent.project, &source.repo_url).await?;
+        if source.is_helm() {
+            return self.render_helm_children(parent, hard).await;
+        }
         let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
         let revision = if source.target_revision.is_empty() {
             Revision::head()
@@ -355,55 +348,141 @@ impl AppSetController {
         .await
         .map_err(|e| format!("render task failed: {e}"))?
         .map_err(|e| e.to_string())?;
-
-        let mut children = Vec::with_capacity(objects.len());
-        let mut names = BTreeSet::new();
-        for object in &objects {
-            let document = parse_document(object).map_err(|e| e.to_string())?;
-            let child = match document {
-                Document::Application(app) => {
-                    let project = if app.project.is_empty() {
-                        "default"
-                    } else {
-                        app.project.as_str()
-                    };
-                    if project != parent.project {
-                        return Err(format!(
-                            "Application {}: its project {project} is not its parent's ({}); children live in their parent's project",
-                            app.name, parent.project
-                        ));
-                    }
-                    let mut spec = app.spec;
-                    spec.project = parent.project.clone();
-                    Child::App {
-                        name: app.name,
-                        labels: app.labels,
-                        spec: Box::new(spec),
-                    }
-                }
-                Document::ApplicationSet(set) => Child::Set {
-                    spec: serde_json::to_value(&set.spec).map_err(|e| e.to_string())?,
-                    name: set.name,
-                },
-                Document::Project(project) => {
-                    return Err(format!(
-                        "AppProject {}: a parent application does not create projects; apply projects with `edgecd apply`",
-                        project.name
-                    ));
-                }
-            };
-            if !names.insert((child.kind(), child.name().to_owned())) {
-                return Err(format!(
-                    "{} {} is rendered twice",
-                    child.kind(),
-                    child.name()
-                ));
-            }
-            children.push(child);
-        }
-        Ok((commit.to_string(), children))
+        Ok((commit.to_string(), children_of(parent, &objects)?))
     }
 
+    /// A Helm parent's children: its chart (a directory in git or a chart of a chart repository) rendered with
+    /// `helm template` as at a spoke, but with Helm's default capabilities (the hub is no cluster; the parent's
+    /// `helm.kubeVersion`/`apiVersions` set them) and the hub's repository credentials its project may use.
+    async fn render_helm_children(
+        &self,
+        parent: &AppRecord,
+        hard: bool,
+    ) -> Result<(String, Vec<Child>), String> {
+        let source = &parent.spec.source;
+        let Some(helm) = &self.helm else {
+            return Err(format!(
+                "{}: this hub renders no Helm parents (it was started without a helm binary)",
+                if source.chart.is_empty() {
+                    "spec.source.helm"
+                } else {
+                    "spec.source.chart"
+                }
+            ));
+        };
+        let capabilities = edgecd_helm::Capabilities::default();
+        let context = edgecd_helm::RenderContext {
+            app_name: &parent.name,
+            namespace: &parent.spec.destination.namespace,
+            capabilities: &capabilities,
+        };
+        let credentials = self.credentials_for(&parent.project);
+        let refs = edgecd_helm::SourceRefs::default();
+        let inputs = edgecd_helm::RenderInputs {
+            refs: &refs,
+            credentials: Some(&credentials),
+            hard,
+        };
+        let (revision, objects) = if source.chart.is_empty() {
+            let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
+            let revision = if source.target_revision.is_empty() {
+                Revision::head()
+            } else {
+                Revision::new(&source.target_revision)
+            };
+            let mode = if hard {
+                RefreshMode::Hard
+            } else {
+                RefreshMode::Normal
+            };
+            let commit = self
+                .git
+                .refresh(&url, &revision, mode)
+                .await
+                .map_err(|e| e.to_string())?;
+            let checkout = self
+                .git
+                .materialise(&url, commit, &source.path)
+                .await
+                .map_err(|e| e.to_string())?;
+            let commit = commit.to_string();
+            // The checkout lease keeps the directory alive while rendering.
+            let objects = helm
+                .render_dir_with(
+                    source,
+                    &context,
+                    &inputs,
+                    checkout.root(),
+                    checkout.dir(),
+                    &commit,
+                )
+                .await
+                .map_err(|e| {
+                    e.to_string()
+                        .replace(&format!("{}/", checkout.root().display()), "")
+                })?;
+            (commit, objects)
+        } else {
+            helm.render_repo_chart_with(source, &context, &inputs)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        Ok((revision, children_of(parent, &objects)?))
+    }
+}
+
+/// The children a parent's rendered `objects` declare: Applications (in the parent's project) and
+/// ApplicationSets; errors name the document.
+fn children_of(parent: &AppRecord, objects: &[serde_json::Value]) -> Result<Vec<Child>, String> {
+    let mut children = Vec::with_capacity(objects.len());
+    let mut names = BTreeSet::new();
+    for object in objects {
+        let document = parse_document(object).map_err(|e| e.to_string())?;
+        let child = match document {
+            Document::Application(app) => {
+                let project = if app.project.is_empty() {
+                    "default"
+                } else {
+                    app.project.as_str()
+                };
+                if project != parent.project {
+                    return Err(format!(
+                        "Application {}: its project {project} is not its parent's ({}); children live in their parent's project",
+                        app.name, parent.project
+                    ));
+                }
+                let mut spec = app.spec;
+                spec.project = parent.project.clone();
+                Child::App {
+                    name: app.name,
+                    labels: app.labels,
+                    spec: Box::new(spec),
+                }
+            }
+            Document::ApplicationSet(set) => Child::Set {
+                spec: serde_json::to_value(&set.spec).map_err(|e| e.to_string())?,
+                name: set.name,
+            },
+            Document::Project(project) => {
+                return Err(format!(
+                    "AppProject {}: a parent application does not create projects; apply projects with `edgecd apply`",
+                    project.name
+                ));
+            }
+        };
+        if !names.insert((child.kind(), child.name().to_owned())) {
+            return Err(format!(
+                "{} {} is rendered twice",
+                child.kind(),
+                child.name()
+            ));
+        }
+        children.push(child);
+    }
+    Ok(children)
+}
+
+impl AppSetController {
     /// Compares (and, if `apply`, creates, updates and prunes) the parent's children.
     async fn sync_children(
         &self,

@@ -109,6 +109,8 @@ pub struct AppSetController {
     credential_projects: Arc<std::sync::Mutex<Vec<CredentialScope>>>,
     /// Set to 1 while this replica holds `LEADER_ROLE`.
     leader_gauge: prometheus_client::metrics::gauge::Gauge,
+    /// Renders app-of-apps parents that are Helm charts; `None`: such parents are refused.
+    helm: Option<Arc<edgecd_helm::HelmRenderer>>,
 }
 
 /// What one evaluation changed.
@@ -129,7 +131,37 @@ impl AppSetController {
             pki: None,
             credential_projects: Arc::default(),
             leader_gauge: prometheus_client::metrics::gauge::Gauge::default(),
+            helm: None,
         }
+    }
+
+    /// Renders Helm app-of-apps parents with `helm`.
+    pub fn with_helm(mut self, helm: Arc<edgecd_helm::HelmRenderer>) -> Self {
+        self.helm = Some(helm);
+        self
+    }
+
+    /// The hub's repository credentials that `project` may use (a credential scoped to other projects is left
+    /// out), for a Helm parent's chart repository and dependencies.
+    pub(crate) fn credentials_for(&self, project: &str) -> edgecd_git::Credentials {
+        let scopes = self
+            .credential_projects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let all = self.git.credentials().snapshot();
+        edgecd_git::Credentials::new(
+            all.entries()
+                .filter(|c| {
+                    scopes
+                        .iter()
+                        .find(|(prefix, _)| *prefix == c.url_prefix)
+                        .is_none_or(|(_, projects)| {
+                            projects.is_empty() || projects.iter().any(|p| p == project)
+                        })
+                })
+                .cloned(),
+        )
     }
 
     /// Reports whether this replica evaluates the sets on `gauge`.
