@@ -33,9 +33,11 @@ pub(crate) fn build(
     dir: &Path,
     repo: &RepoRoot,
     edits: Option<&KustomizeEdits>,
+    helm: Option<&dyn crate::HelmChartInflator>,
 ) -> Result<Vec<Value>> {
     let mut builder = Builder {
         repo,
+        helm,
         stack: Vec::new(),
         edits,
         root: dir.to_path_buf(),
@@ -170,6 +172,8 @@ fn kustomization_file(dir: &Path) -> PathBuf {
 
 struct Builder<'a> {
     repo: &'a RepoRoot,
+    /// Renders `helmCharts` entries; without one they fail naming the entry.
+    helm: Option<&'a dyn crate::HelmChartInflator>,
     stack: Vec<PathBuf>,
     /// Applied to the root kustomization only.
     edits: Option<&'a KustomizeEdits>,
@@ -459,6 +463,37 @@ impl Builder<'_> {
                 resources,
                 &mut seen,
             )?;
+        }
+        // kustomize's third built-in generator, after the ConfigMap and Secret generators.
+        for (index, chart) in k.helm_charts.iter().enumerate() {
+            let objects = crate::helm::inflate(
+                self.repo,
+                (dir, file),
+                (index, chart),
+                &k.helm_globals,
+                self.helm,
+            )?;
+            let inflated = objects.into_iter().map(|object| {
+                let mut resource = Resource::new(
+                    object,
+                    Some(Origin::Generator {
+                        kustomization: file.to_path_buf(),
+                        kind: "HelmChartInflationGenerator",
+                    }),
+                );
+                self.set_origin(&mut resource);
+                resource
+            });
+            add_resources(resources, &mut seen, inflated, file).map_err(|e| match e {
+                RenderError::DuplicateId { path, id } => RenderError::transform(
+                    path,
+                    format!(
+                        "{}: may not add resource with an already registered id: {id}",
+                        crate::helm::entry_label(index, chart)
+                    ),
+                ),
+                other => other,
+            })?;
         }
         for entry in &k.components {
             if is_remote(entry) {

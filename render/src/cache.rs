@@ -46,6 +46,52 @@ impl RenderCache {
         self.get_or_insert_with(commit, path, options, || crate::render(path, options))
     }
 
+    /// [`RenderCache::render`] with `helm` inflating `helmCharts` ([`crate::render_with`]). A render that
+    /// inflated a chart is not cached: its output also depends on the chart packages fetched and the cluster's
+    /// capabilities, which the inflator's own cache keys by (edgecd-helm caches by chart digest, values and
+    /// capabilities), so the kustomize part is built again each time.
+    pub fn render_with(
+        &mut self,
+        commit: &str,
+        path: &Path,
+        options: &RenderOptions,
+        helm: Option<&dyn crate::HelmChartInflator>,
+    ) -> Result<Arc<Vec<Value>>> {
+        let Some(helm) = helm else {
+            return self.render(commit, path, options);
+        };
+        if let Some(found) = self.lookup(commit, path, options) {
+            return Ok(found);
+        }
+        let counted = Counting {
+            inner: helm,
+            used: std::sync::atomic::AtomicBool::new(false),
+        };
+        let objects = crate::render_with(path, options, Some(&counted))?;
+        if counted.used.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(Arc::new(objects));
+        }
+        self.get_or_insert_with(commit, path, options, || Ok(objects))
+    }
+
+    fn lookup(
+        &mut self,
+        commit: &str,
+        path: &Path,
+        options: &RenderOptions,
+    ) -> Option<Arc<Vec<Value>>> {
+        let key = Key {
+            commit: commit.to_string(),
+            path: path.to_path_buf(),
+            options: options.clone(),
+        };
+        self.tick += 1;
+        let tick = self.tick;
+        let entry = self.entries.get_mut(&key)?;
+        entry.0 = tick;
+        Some(Arc::clone(&entry.1))
+    }
+
     /// Like [`RenderCache::render`] with a caller-supplied render function (used by tests and callers that
     /// render from a checkout elsewhere).
     pub fn get_or_insert_with(
@@ -87,6 +133,19 @@ impl RenderCache {
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// An inflator that records whether it was asked for anything.
+struct Counting<'a> {
+    inner: &'a dyn crate::HelmChartInflator,
+    used: std::sync::atomic::AtomicBool,
+}
+
+impl crate::HelmChartInflator for Counting<'_> {
+    fn inflate(&self, chart: &crate::ChartInflation) -> std::result::Result<Vec<Value>, String> {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.inflate(chart)
     }
 }
 

@@ -41,6 +41,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "transformers",
     "crds",
     "openapi",
+    "helmCharts",
+    "helmGlobals",
 ];
 
 /// Fields kustomize builds with programs edgecd does not run, and why they are refused.
@@ -53,11 +55,9 @@ const REFUSED_FIELDS: &[(&str, &str)] = &[
         "validators",
         "validator plugins are external programs; edgecd runs none",
     ),
-    ("helmCharts", "inflating a chart needs the helm program"),
-    ("helmGlobals", "inflating a chart needs the helm program"),
     (
         "helmChartInflationGenerator",
-        "inflating a chart needs the helm program",
+        "the deprecated form is not supported; use helmCharts",
     ),
 ];
 
@@ -101,6 +101,10 @@ pub(crate) struct Kustomization {
     pub vars: Vec<crate::vars::Var>,
     /// `transformers` entries: files holding built-in transformer configurations.
     pub transformers: Vec<String>,
+    /// `helmCharts` entries (kustomize's Helm chart inflation generator).
+    pub helm_charts: Vec<crate::helm::HelmChart>,
+    /// `helmGlobals`.
+    pub helm_globals: crate::helm::HelmGlobals,
 }
 
 /// A built-in transformer configured in a file listed under `transformers`.
@@ -652,6 +656,7 @@ impl Kustomization {
                 ));
             }
         }
+        (k.helm_charts, k.helm_globals) = crate::helm::parse(map, file)?;
         k.resources = p.strings(map.get("resources"), "resources")?;
         k.resources.extend(p.strings(map.get("bases"), "bases")?);
         k.components = p.strings(map.get("components"), "components")?;

@@ -19,6 +19,7 @@ mod fieldspec;
 #[doc(hidden)]
 pub mod fuzzing;
 mod generators;
+mod helm;
 mod jsonnet;
 mod kustomization;
 mod loader;
@@ -40,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 pub use cache::RenderCache;
 pub use error::{RenderError, Result};
+pub use helm::{ChartInflation, ChartLocation, DEFAULT_RELEASE_NAME, HelmChartInflator};
 pub use jsonnet::{JsonnetLimits, JsonnetOptions, JsonnetVar};
 pub use kustomization::{KUSTOMIZATION_FILE_NAMES, KustomizeEdits};
 pub use serde_json::Value;
@@ -68,7 +70,18 @@ pub struct RenderOptions {
 }
 
 /// Renders `dir`: a kustomize build when it holds a kustomization file, otherwise its manifest files.
+/// A kustomization with `helmCharts` fails here (no chart inflator); see [`render_with`].
 pub fn render(dir: &Path, options: &RenderOptions) -> Result<Vec<Value>> {
+    render_with(dir, options, None)
+}
+
+/// [`render`] with `helm` inflating the kustomizations' `helmCharts` entries (kustomize's
+/// `build --enable-helm`); `None` makes such entries fail, naming the kustomization and the entry.
+pub fn render_with(
+    dir: &Path,
+    options: &RenderOptions,
+    helm: Option<&dyn HelmChartInflator>,
+) -> Result<Vec<Value>> {
     let absolute = std::path::absolute(dir).map_err(|source| RenderError::Io {
         path: dir.to_path_buf(),
         source,
@@ -94,7 +107,7 @@ pub fn render(dir: &Path, options: &RenderOptions) -> Result<Vec<Value>> {
     let repo = loader::RepoRoot::new(&root)?;
     repo.check(&dir)?;
     if kustomization::find_file(&dir).is_some() {
-        build::build(&dir, &repo, options.kustomize.as_ref())
+        build::build(&dir, &repo, options.kustomize.as_ref(), helm)
     } else {
         plain::render(&dir, &repo, options)
     }
