@@ -850,6 +850,48 @@ mod tests {
         assert_eq!(refused(&doc).field, "metadata.labels");
     }
 
+    /// Argo CD's source hydrator: its dry source is what edgecd renders at every spoke, so it is imported as
+    /// `spec.source`, with a warning that no hydrated commit is written; with a source beside it, or a plugin as
+    /// its dry source, it is refused.
+    #[test]
+    fn a_source_hydrators_dry_source_is_the_source() {
+        let dry = json!({"repoURL": "https://x/apps", "path": "helm-guestbook", "targetRevision": "HEAD",
+                         "helm": {"releaseName": "my-release"}});
+        let hydrated = |extra: Value| {
+            let mut spec = json!({"project": "edge", "destination": {"namespace": "web"},
+                                  "sourceHydrator": {"drySource": dry.clone(),
+                                                     "syncSource": {"targetBranch": "environments/dev", "path": "hydrated"}}});
+            for (k, v) in extra.as_object().unwrap() {
+                spec[k] = v.clone();
+            }
+            app(spec)
+        };
+        let (Document::Application(imported), warnings) =
+            parse_document_warned(&hydrated(json!({}))).unwrap()
+        else {
+            panic!("not an application")
+        };
+        assert_eq!(imported.spec.source.path, "helm-guestbook");
+        assert_eq!(
+            imported.spec.source.helm.unwrap().release_name,
+            "my-release"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("spec.sourceHydrator:") && w.contains("drySource")),
+            "{warnings:?}"
+        );
+        let err = refused(&hydrated(json!({"source": {"repoURL": "https://x/other"}})));
+        assert_eq!(err.field, "spec.sourceHydrator", "{err}");
+        let mut plugin = hydrated(json!({}));
+        plugin["spec"]["sourceHydrator"]["drySource"]["plugin"] = json!({"name": "cmp"});
+        assert_eq!(
+            refused(&plugin).field,
+            "spec.sourceHydrator.drySource.plugin"
+        );
+    }
+
     /// Argo CD's Helm sources (a chart directory in git, a chart of a chart repository) map onto
     /// `source.helm` and `source.chart`, every field kept; `values` written as a mapping is `valuesObject`.
     #[test]

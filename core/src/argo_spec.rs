@@ -214,52 +214,72 @@ pub fn check_application_spec_warned(
             "project",
             "source",
             "sources",
+            "sourceHydrator",
             "destination",
             "syncPolicy",
             "revisionHistoryLimit",
             "ignoreDifferences",
             "info",
         ],
-        &[(
-            "sourceHydrator",
-            "the source hydrator is not supported: edgecd renders spec.source itself at every spoke; point spec.source at the hydrated branch instead",
-        )],
+        &[],
     )?;
     let source_path = format!("{path}.source");
-    match (
-        obj.get("source"),
-        obj.get("sources").filter(|v| !v.is_null()),
-    ) {
-        (source, Some(sources)) => {
-            // As Argo CD: with `sources`, `source` is ignored.
-            if source.is_some_and(|s| !s.is_null()) {
-                warnings.push(format!(
-                    "{source_path}: ignored, as Argo CD does, because {path}.sources is set"
-                ));
-            }
-            let at = format!("{path}.sources");
-            let list = as_array(sources, &at)?;
-            if list.is_empty() {
-                return Err(fail(&at, "is empty; name at least one source"));
-            }
-            for (i, s) in list.iter().enumerate() {
-                let si = format!("{at}[{i}]");
-                check_source_warned(as_object(s, &si)?, &si, warnings)?;
-            }
+    if let Some(hydrator) = obj.get("sourceHydrator").filter(|v| !v.is_null()) {
+        let at = format!("{path}.sourceHydrator");
+        if obj.get("source").is_some_and(|s| !s.is_null())
+            || obj.get("sources").is_some_and(|s| !s.is_null())
+        {
+            return Err(fail(
+                &at,
+                "an application has a source hydrator or a source, not both",
+            ));
         }
-        (Some(s), None) => {
-            let s = as_object(s, &source_path)?;
-            for key in ["ref", "name"] {
-                if s.contains_key(key) {
-                    return Err(fail(
-                        &format!("{source_path}.{key}"),
-                        "names a source of a multi-source application; use spec.sources",
+        let h = as_object(hydrator, &at)?;
+        check_keys(h, &at, &["drySource", "syncSource", "hydrateTo"], &[])?;
+        let dry_at = format!("{at}.drySource");
+        let dry = h
+            .get("drySource")
+            .ok_or_else(|| fail(&dry_at, "required"))?;
+        check_source_warned(as_object(dry, &dry_at)?, &dry_at, warnings)?;
+        warnings.push(format!(
+            "{at}: edgecd renders drySource itself at every spoke (what hydration would commit) and deploys it as spec.source; no hydrated manifests are written to syncSource.targetBranch"
+        ));
+    } else {
+        match (
+            obj.get("source"),
+            obj.get("sources").filter(|v| !v.is_null()),
+        ) {
+            (source, Some(sources)) => {
+                // As Argo CD: with `sources`, `source` is ignored.
+                if source.is_some_and(|s| !s.is_null()) {
+                    warnings.push(format!(
+                        "{source_path}: ignored, as Argo CD does, because {path}.sources is set"
                     ));
                 }
+                let at = format!("{path}.sources");
+                let list = as_array(sources, &at)?;
+                if list.is_empty() {
+                    return Err(fail(&at, "is empty; name at least one source"));
+                }
+                for (i, s) in list.iter().enumerate() {
+                    let si = format!("{at}[{i}]");
+                    check_source_warned(as_object(s, &si)?, &si, warnings)?;
+                }
             }
-            check_source_warned(s, &source_path, warnings)?;
+            (Some(s), None) => {
+                let s = as_object(s, &source_path)?;
+                for key in ["ref", "name"] {
+                    if s.contains_key(key) {
+                        return Err(fail(
+                            &format!("{source_path}.{key}"),
+                            "names a source of a multi-source application; use spec.sources",
+                        ));
+                    }
+                }
+                check_source_warned(s, &source_path, warnings)?;
+            }
+            (None, None) => return Err(fail(&source_path, "required")),
         }
-        (None, None) => return Err(fail(&source_path, "required")),
     }
     if let Some(d) = obj.get("destination") {
         let at = format!("{path}.destination");
@@ -587,6 +607,12 @@ pub(crate) fn normalize_application_spec(spec: &mut Value) {
     // As Argo CD: with `sources`, `source` is ignored.
     if obj.get("sources").is_some_and(|s| !s.is_null()) {
         obj.remove("source");
+    }
+    // The source hydrator's dry source is what edgecd renders (see check_application_spec_warned).
+    if let Some(Value::Object(mut hydrator)) = obj.remove("sourceHydrator")
+        && let Some(dry) = hydrator.remove("drySource")
+    {
+        obj.insert("source".into(), dry);
     }
     if let Some(Value::Object(src)) = obj.get_mut("source") {
         normalize_source(src);
