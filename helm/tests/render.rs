@@ -320,3 +320,48 @@ async fn a_chart_repository_resolves_versions_verifies_digests_and_uses_credenti
         "{err}"
     );
 }
+
+/// A chart cannot reach out while it renders: `getHostByName` answers nothing (helm runs without `--enable-dns`)
+/// and `lookup` finds nothing (no cluster: its `KUBECONFIG` does not exist).
+#[tokio::test]
+async fn a_chart_renders_without_dns_or_a_cluster() {
+    let Some(helm) = helm_binary() else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let chart = repo.path().join("probe");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: probe\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/probe.yaml"),
+        concat!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\ndata:\n",
+            "  dns: {{ getHostByName \"localhost\" | quote }}\n",
+            "  lookup: {{ lookup \"v1\" \"Namespace\" \"\" \"kube-system\" | toJson | quote }}\n",
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let renderer = new_renderer(&helm, cache.path());
+    let source = ApplicationSource {
+        repo_url: "https://git.example/probe".into(),
+        path: "probe".into(),
+        helm: Some(HelmSource::default()),
+        ..ApplicationSource::default()
+    };
+    let capabilities = Capabilities::default();
+    let context = RenderContext {
+        app_name: "probe",
+        namespace: "default",
+        capabilities: &capabilities,
+    };
+    let objects = renderer
+        .render_dir(&source, &context, repo.path(), &chart, "c0ffee")
+        .await
+        .unwrap();
+    let data = &config_map(&objects, "probe")["data"];
+    assert_eq!(data["dns"], "", "helm resolved a name: {data}");
+    assert_eq!(data["lookup"], "{}", "helm reached a cluster: {data}");
+}
