@@ -871,12 +871,25 @@ impl ApplicationSource {
     /// [`validate`](Self::validate) for a source of a multi-source app whose sources define the refs `refs`
     /// (Helm value files may name `$ref/path`); `None` for a single-source app.
     pub fn validate_with_refs(&self, refs: Option<&[&str]>) -> Result<(), SpecError> {
+        let oci = !self.chart.is_empty() && is_oci_url(&self.repo_url);
         if !self.chart.is_empty() {
             check_chart_repo_url(&self.repo_url)
                 .map_err(|m| SpecError::new("source.repoURL", m))?;
             check_chart_name(&self.chart).map_err(|m| SpecError::new("source.chart", m))?;
+            if oci && !is_oci_name_component(&self.chart) {
+                return Err(SpecError::new(
+                    "source.chart",
+                    format!(
+                        "{} is not a chart of an OCI registry (lower-case letters, digits, '.', '_' and '-' between them)",
+                        shown(&self.chart)
+                    ),
+                ));
+            }
         }
-        check_repo_url(&self.repo_url).map_err(|m| SpecError::new("source.repoURL", m))?;
+        // An OCI registry is no git repository; its URL was checked above.
+        if !oci {
+            check_repo_url(&self.repo_url).map_err(|m| SpecError::new("source.repoURL", m))?;
+        }
         if self.target_revision.len() > MAX_REVISION_BYTES
             || self.target_revision.chars().any(char::is_control)
         {
@@ -919,14 +932,12 @@ pub fn check_ref_name(name: &str) -> Result<(), String> {
 /// Longest inline `helm.values` (or `valuesObject` as JSON) accepted, in bytes.
 pub const MAX_HELM_VALUES_BYTES: usize = 1024 * 1024;
 
-/// Checks a chart repository URL: `https://` or `http://` with a host and no credentials.
+/// Checks a chart repository URL: `https://` or `http://` with a host and no credentials, or an OCI registry
+/// (`oci://host[:port][/path]`, see [`check_oci_registry_url`]).
 pub fn check_chart_repo_url(url: &str) -> Result<(), String> {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     if lower.starts_with("oci://") {
-        return Err(format!(
-            "{}: OCI chart registries are not supported yet (issue #26); use an https:// chart repository or a chart directory in git",
-            shown(url)
-        ));
+        return check_oci_registry_url(url);
     }
     if !(lower.starts_with("https://") || lower.starts_with("http://")) {
         return Err(format!(
@@ -935,6 +946,70 @@ pub fn check_chart_repo_url(url: &str) -> Result<(), String> {
         ));
     }
     check_repo_url(url)
+}
+
+/// Whether a chart source's `repoURL` is an OCI registry (`oci://…`).
+pub fn is_oci_url(url: &str) -> bool {
+    url.get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("oci://"))
+}
+
+/// Checks the OCI registry URL of a Helm chart: `oci://host[:port][/path]` with no credentials, query or
+/// fragment, and a path of lower-case repository name components (the chart's repository is `path/chart`).
+pub fn check_oci_registry_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_REPO_URL_BYTES {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_REPO_URL_BYTES} are accepted",
+            url.len()
+        ));
+    }
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "{} holds whitespace or a control character",
+            shown(url)
+        ));
+    }
+    let rest = url.get(6..).unwrap_or_default();
+    if rest.contains(['?', '#']) {
+        return Err(format!(
+            "{} has a query or fragment (expected oci://host[:port]/path)",
+            shown(url)
+        ));
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        return Err(format!(
+            "\"oci://…@{host}/…\" carries credentials; store them as repository credentials instead"
+        ));
+    }
+    if authority.is_empty() {
+        return Err(format!("{} names no registry host", shown(url)));
+    }
+    if !host_chars_ok(authority) {
+        return Err(format!("{} has an invalid host", shown(url)));
+    }
+    if !path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .all(is_oci_name_component)
+    {
+        return Err(format!(
+            "{} is not an OCI repository path (lower-case letters, digits, '.', '_' and '-' between them)",
+            shown(url)
+        ));
+    }
+    Ok(())
+}
+
+/// A repository name component of an OCI registry, loosely: lower-case letters and digits with `.`, `_` and
+/// `-` between them (the render checks the exact grammar).
+fn is_oci_name_component(component: &str) -> bool {
+    let b = component.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    b.first().is_some_and(|&c| alnum(c))
+        && b.last().is_some_and(|&c| alnum(c))
+        && b.iter()
+            .all(|&c| alnum(c) || matches!(c, b'.' | b'_' | b'-'))
 }
 
 /// Checks a chart name: one path segment of letters, digits, `-`, `_` and `.` (not `.` or `..`).
@@ -1780,11 +1855,38 @@ mod tests {
                 .validate()
                 .is_ok()
         );
-        let oci = chart("oci://registry.example/charts", "nginx")
-            .validate()
-            .unwrap_err();
-        assert_eq!(oci.field, "source.repoURL");
-        assert!(oci.message.contains("OCI"), "{}", oci.message);
+        // OCI registries: oci://host[:port]/path with a lower-case chart; no credentials, no git source.
+        assert!(
+            chart("oci://registry.example/charts", "nginx")
+                .validate()
+                .is_ok()
+        );
+        assert!(chart("oci://127.0.0.1:5000", "web").validate().is_ok());
+        for (url, name, field) in [
+            (
+                "oci://user:pw@registry.example/charts",
+                "nginx",
+                "source.repoURL",
+            ),
+            ("oci://registry.example/Charts", "nginx", "source.repoURL"),
+            ("oci:///charts", "nginx", "source.repoURL"),
+            (
+                "oci://registry.example/charts?x=1",
+                "nginx",
+                "source.repoURL",
+            ),
+            ("oci://registry.example/charts", "NGINX", "source.chart"),
+        ] {
+            let err = chart(url, name).validate().unwrap_err();
+            assert_eq!(err.field, field, "{url} {name}: {err:?}");
+            assert!(!err.message.contains("pw@"), "{}", err.message);
+        }
+        let git_oci = ApplicationSource {
+            repo_url: "oci://registry.example/charts".into(),
+            path: ".".into(),
+            ..ApplicationSource::default()
+        };
+        assert_eq!(git_oci.validate().unwrap_err().field, "source.repoURL");
         assert_eq!(
             chart("git@github.com:x/y.git", "nginx")
                 .validate()

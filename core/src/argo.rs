@@ -1074,9 +1074,17 @@ mod tests {
         assert!(!imported.spec.sources[1].is_rendered());
         assert_eq!(imported.spec.primary_source().repo_url, "https://x/charts");
         let err = refused(&app(
-            json!({"project": "edge", "source": {"repoURL": "oci://r.example/charts", "chart": "web"}}),
+            json!({"project": "edge", "source": {"repoURL": "oci://r.example/charts", "path": "web"}}),
         ));
         assert_eq!(err.field, "spec.source.repoURL");
+        // A Helm chart of an OCI registry is a chart source.
+        let Document::Application(oci) = parse_document(&app(
+            json!({"project": "edge", "source": {"repoURL": "oci://r.example/charts", "chart": "web", "targetRevision": "1.2.x"}}),
+        ))
+        .unwrap() else {
+            panic!("not an application")
+        };
+        assert_eq!(oci.spec.source.chart, "web");
         let mut spec = base_spec();
         spec["sourceHydrator"] = json!({"drySource": {"repoURL": "https://x/r"}});
         assert_eq!(refused(&app(spec)).field, "spec.sourceHydrator");

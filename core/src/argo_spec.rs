@@ -429,10 +429,15 @@ pub(crate) fn check_source_warned(
             "config management plugins are not supported: a spoke runs no external programs; render the manifests in CI and point the source at them",
         )],
     )?;
+    // A Helm chart of an OCI registry (`chart` set) is a chart source; any other OCI artifact is not.
     if let Some(url) = src.get("repoURL").and_then(Value::as_str)
         && url
             .get(..6)
             .is_some_and(|s| s.eq_ignore_ascii_case("oci://"))
+        && src
+            .get("chart")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
     {
         return Err(fail(
             &format!("{path}.repoURL"),

@@ -1,4 +1,4 @@
-//! Chart dependencies (pure): `dependencies:` of `Chart.yaml` and the versions `Chart.lock` pins, what is vendored in `charts/`, and where each missing dependency comes from (a chart repository, a `file://` directory; `oci://` and repository names refused).
+//! Chart dependencies (pure): `dependencies:` of `Chart.yaml` and the versions `Chart.lock` pins, what is vendored in `charts/`, and where each missing dependency comes from (a chart repository or an `oci://` registry, a `file://` directory; repository names refused).
 
 use crate::package::ChartFiles;
 use crate::repo::{ChartVersion, resolve_version};
@@ -29,7 +29,8 @@ pub struct ChartDependencies {
 /// Where a missing dependency is had from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    /// A chart repository, and the version to ask it for (exact when locked).
+    /// A chart repository (`https://`, `http://`) or an OCI registry (`oci://`), and the version to ask it for
+    /// (exact when locked).
     Repository { url: String, wanted: String },
     /// A directory relative to the chart (`file://` stripped).
     Directory { path: String },
@@ -116,7 +117,10 @@ impl ChartDependencies {
             let origin = if repository.is_empty() {
                 // Not vendored and nowhere to fetch it from: helm says so when it renders.
                 continue;
-            } else if lower.starts_with("https://") || lower.starts_with("http://") {
+            } else if lower.starts_with("https://")
+                || lower.starts_with("http://")
+                || crate::oci::is_oci(repository)
+            {
                 check_repository_url(repository).map_err(fail)?;
                 Origin::Repository {
                     url: repository.to_owned(),
@@ -126,18 +130,13 @@ impl ChartDependencies {
                 Origin::Directory {
                     path: path.to_owned(),
                 }
-            } else if lower.starts_with("oci://") {
-                return Err(fail(format!(
-                    "repository {}: OCI registries are not supported yet (issue #26); vendor the chart in charts/ or use an https:// chart repository",
-                    redacted(repository)
-                )));
             } else if repository.starts_with('@') || lower.starts_with("alias:") {
                 return Err(fail(format!(
                     "repository {repository:?}: repository names are not supported yet (there is no repositories.yaml); write the repository's https:// URL"
                 )));
             } else {
                 return Err(fail(format!(
-                    "repository {}: not a chart repository (expected https://, http:// or file://)",
+                    "repository {}: not a chart repository (expected https://, http://, oci:// or file://)",
                     redacted(repository)
                 )));
             };
@@ -359,7 +358,6 @@ mod tests {
             .unwrap_err()
             .message
         };
-        assert!(one("oci://r.example/c").contains("OCI registries are not supported yet"));
         assert!(one("@stable").contains("repository names are not supported yet"));
         assert!(one("alias:stable").contains("repository names are not supported yet"));
         let message = one("https://user:hunter2@charts.example/");
@@ -380,6 +378,22 @@ mod tests {
             err.message.contains("is not a chart name"),
             "{}",
             err.message
+        );
+    }
+
+    /// An `oci://` dependency comes from its registry like one of a chart repository.
+    #[test]
+    fn oci_dependencies_come_from_their_registry() {
+        let deps = chart(
+            "name: p\nversion: 1.0.0\ndependencies:\n- name: lib\n  version: ~1.2.0\n  repository: oci://registry.example/charts\n",
+            None,
+        );
+        assert_eq!(
+            deps.missing(64).unwrap()[0].origin,
+            Origin::Repository {
+                url: "oci://registry.example/charts".into(),
+                wanted: "~1.2.0".into()
+            }
         );
     }
 

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod deps;
+pub mod oci;
 pub mod package;
 pub mod repo;
 pub mod run;
@@ -743,8 +744,12 @@ fn chart_error(label: &str, e: deps::DependencyError) -> HelmError {
     }
 }
 
-/// The credential of `credentials` for the repository `url` (longest URL prefix).
+/// The credential of `credentials` for the repository `url` (longest URL prefix; for an OCI registry with or
+/// without `oci://`).
 fn find_credential(credentials: Option<&Credentials>, url: &str) -> Option<Arc<RepoCredential>> {
+    if oci::is_oci(url) {
+        return oci::find_credential(credentials?, url);
+    }
     let url = RepoUrl::parse(url).ok()?;
     credentials?.find(&url)
 }

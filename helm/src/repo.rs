@@ -19,8 +19,10 @@ pub struct RepoLimits {
     pub max_chart_bytes: usize,
     /// Time for one request (connect, headers and body).
     pub timeout: Duration,
-    /// How long a fetched index is reused (a hard refresh fetches it again).
+    /// How long a fetched index is reused (a hard refresh fetches it again); also an OCI repository's tags.
     pub index_ttl: Duration,
+    /// OCI registries (`oci://`).
+    pub oci: crate::oci::OciLimits,
 }
 
 impl Default for RepoLimits {
@@ -30,6 +32,7 @@ impl Default for RepoLimits {
             max_chart_bytes: 32 * 1024 * 1024,
             timeout: Duration::from_secs(30),
             index_ttl: Duration::from_secs(60),
+            oci: crate::oci::OciLimits::default(),
         }
     }
 }
@@ -68,6 +71,9 @@ pub enum RepoError {
     },
     #[error("chart cache {path}: {reason}")]
     Cache { path: String, reason: String },
+    /// An OCI registry's (boxed: it is the largest).
+    #[error(transparent)]
+    Oci(Box<crate::oci::OciError>),
 }
 
 /// One chart version of an index.
@@ -97,6 +103,7 @@ pub struct ChartRepos {
     dir: PathBuf,
     limits: RepoLimits,
     indexes: Mutex<HashMap<String, (Instant, Arc<Index>)>>,
+    oci: crate::oci::OciCache,
 }
 
 /// Parses an `index.yaml` document.
@@ -209,7 +216,7 @@ fn to_cargo_req(constraint: &str) -> String {
 }
 
 /// Roots for https: the system's (read once) and a repository credential's CA.
-fn tls_config(ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn tls_config(ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
     static SYSTEM: OnceLock<Vec<rustls_pki_types::CertificateDer<'static>>> = OnceLock::new();
     let system = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
     let mut roots = rustls::RootCertStore::empty();
@@ -233,7 +240,7 @@ fn tls_config(ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String>
 }
 
 /// Scheme, host and port of a URL: where credentials may be sent.
-fn origin(uri: &http::Uri) -> (String, String, u16) {
+pub(crate) fn origin(uri: &http::Uri) -> (String, String, u16) {
     let scheme = uri.scheme_str().unwrap_or_default().to_ascii_lowercase();
     let port = uri
         .port_u16()
@@ -372,7 +379,7 @@ async fn get_once(
     Ok(Fetched::Body(body.to_bytes().to_vec()))
 }
 
-async fn send<T>(
+pub(crate) async fn send<T>(
     io: T,
     request: http::Request<http_body_util::Empty<bytes::Bytes>>,
 ) -> Result<http::Response<hyper::body::Incoming>, String>
@@ -390,7 +397,7 @@ where
 }
 
 /// `reference` (absolute, or relative to `base` as a browser resolves it) as a URI.
-fn join_url(base: &http::Uri, reference: &str) -> Result<http::Uri, String> {
+pub(crate) fn join_url(base: &http::Uri, reference: &str) -> Result<http::Uri, String> {
     if reference.contains("://") {
         return reference.parse().map_err(|e| format!("{reference:?}: {e}"));
     }
@@ -420,7 +427,13 @@ impl ChartRepos {
             dir: dir.into(),
             limits,
             indexes: Mutex::default(),
+            oci: crate::oci::OciCache::default(),
         }
+    }
+
+    /// The client's bounds.
+    pub(crate) fn limits(&self) -> RepoLimits {
+        self.limits
     }
 
     /// The package cache directory.
@@ -488,7 +501,8 @@ impl ChartRepos {
     }
 
     /// The package of `chart` at the version `wanted` resolves to, from the cache when its digest is there,
-    /// else downloaded and verified against the index's digest.
+    /// else downloaded and verified against the index's digest. An `oci://` repository is an OCI registry
+    /// ([`crate::oci`]: tags, manifest, chart layer verified against its digest).
     pub async fn fetch(
         &self,
         repo_url: &str,
@@ -498,6 +512,12 @@ impl ChartRepos {
         pass_credentials: bool,
         hard: bool,
     ) -> Result<FetchedChart, RepoError> {
+        if crate::oci::is_oci(repo_url) {
+            return self
+                .oci
+                .fetch(self, repo_url, chart, wanted, credential, hard)
+                .await;
+        }
         let index = self.index(repo_url, credential, hard).await?;
         let versions = index.get(chart).ok_or_else(|| RepoError::NoChart {
             repo: repo_url.to_owned(),
@@ -569,7 +589,7 @@ impl ChartRepos {
     }
 
     /// The cached package with this digest, when present and intact.
-    fn cached(&self, digest: &str) -> Option<PathBuf> {
+    pub(crate) fn cached(&self, digest: &str) -> Option<PathBuf> {
         if !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
@@ -578,7 +598,7 @@ impl ChartRepos {
         (hex(&Sha256::digest(&bytes)) == digest).then_some(path)
     }
 
-    fn store(&self, digest: &str, bytes: &[u8]) -> Result<PathBuf, RepoError> {
+    pub(crate) fn store(&self, digest: &str, bytes: &[u8]) -> Result<PathBuf, RepoError> {
         let cache_error = |path: &Path, e: std::io::Error| RepoError::Cache {
             path: path.display().to_string(),
             reason: e.to_string(),

@@ -13,6 +13,7 @@ pub mod git_http;
 mod gobuilt;
 pub mod helm;
 pub mod net;
+pub mod oci_registry;
 pub mod otlp;
 pub mod postgres;
 pub mod realkube;

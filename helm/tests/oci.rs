@@ -1,0 +1,463 @@
+//! Helm charts from an OCI registry for real: testkit's registry (`testkit/ociregistry`, go-containerregistry's in-memory registry on loopback) holding the fixture chart `testdata/helm/lib` pushed with the real `helm push`, rendered with the real helm: exact tags and semver ranges over a paginated tag list (Helm's `_` for `+`), layers cached by digest, a missing tag, an unknown chart and a corrupted layer failing with the registry and chart named, basic auth and the Bearer token flow refused without a credential and accepted with one (matched with or without `oci://`), and `oci://` chart dependencies.
+//!
+//! Without a helm binary or the registry (neither their `EDGECD_*_BIN` nor Go) every test says SKIPPED.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use edgecd_core::app::{ApplicationSource, HelmSource};
+use edgecd_git::{Credentials, RepoCredential};
+use edgecd_helm::oci::OciError;
+use edgecd_helm::{
+    Capabilities, HelmConfig, HelmError, HelmRenderer, RenderContext, RenderInputs, RepoError,
+};
+use edgecd_testkit::chart_repo::package_chart;
+use edgecd_testkit::oci_registry::{OciAuth, OciRegistry, OciRegistryOptions, OciRequest};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/helm");
+/// The placeholder the fixture `parent`'s `Chart.yaml` names `lib`'s repository with.
+const PLACEHOLDER: &str = "http://charts.invalid/replaced-by-the-test/";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(FIXTURES).join(name)
+}
+
+/// The helm binary, or `None` after printing `SKIPPED: …` where it or the registry cannot be had.
+fn helm_binary() -> Option<PathBuf> {
+    let helm = edgecd_testkit::helm::binary_or_skip()?;
+    if !edgecd_testkit::oci_registry::available() {
+        eprintln!(
+            "SKIPPED: neither EDGECD_OCIREGISTRY_BIN is set nor Go installed, so the test registry cannot be built"
+        );
+        return None;
+    }
+    Some(helm)
+}
+
+/// A registry started with `options` holding `lib` at `versions` under `charts/`, and the packages pushed.
+fn registry_with_lib(
+    helm: &Path,
+    options: OciRegistryOptions,
+    versions: &[&str],
+) -> (OciRegistry, tempfile::TempDir) {
+    let registry = OciRegistry::start(options).unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    for version in versions {
+        let package = package_chart(helm, &fixture("lib"), version, packages.path()).unwrap();
+        let pushed = registry.push(helm, &package, "charts").unwrap();
+        assert!(pushed.contains("Pushed:"), "{pushed}");
+    }
+    (registry, packages)
+}
+
+fn sha256_of(file: &Path) -> String {
+    let bytes = std::fs::read(file).unwrap();
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn chart_source(registry: &OciRegistry, chart: &str, target_revision: &str) -> ApplicationSource {
+    ApplicationSource {
+        repo_url: registry.url("charts"),
+        chart: chart.into(),
+        target_revision: target_revision.into(),
+        helm: Some(HelmSource::default()),
+        ..ApplicationSource::default()
+    }
+}
+
+fn credentials(prefix: &str, user: &str, password: &str) -> Credentials {
+    Credentials::new([RepoCredential {
+        url_prefix: prefix.into(),
+        username: Some(user.into()),
+        password: Some(password.to_owned().into()),
+        ..RepoCredential::default()
+    }])
+}
+
+fn config_map<'a>(objects: &'a [Value], name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no ConfigMap {name} in {objects:?}"))
+}
+
+fn count(requests: &[OciRequest], what: impl Fn(&OciRequest) -> bool) -> usize {
+    requests.iter().filter(|r| what(r)).count()
+}
+
+fn is_tags(r: &OciRequest) -> bool {
+    r.method == "GET" && r.path.contains("/tags/list")
+}
+
+fn is_blob_get(r: &OciRequest) -> bool {
+    r.method == "GET" && r.path.contains("/blobs/sha256:")
+}
+
+/// Renders `source` with `credentials`; the version and the objects, or the error.
+async fn render(
+    renderer: &HelmRenderer,
+    source: &ApplicationSource,
+    credentials: Option<&Credentials>,
+) -> Result<(String, Vec<Value>), HelmError> {
+    let caps = Capabilities::default();
+    let context = RenderContext {
+        app_name: "edge",
+        namespace: "apps",
+        capabilities: &caps,
+    };
+    let inputs = RenderInputs {
+        credentials,
+        ..RenderInputs::default()
+    };
+    renderer
+        .render_repo_chart_with(source, &context, &inputs)
+        .await
+        .map(|(version, objects)| (version, objects.as_ref().clone()))
+}
+
+/// An exact version is fetched by its tag without listing tags; a range (and an exact version written with a
+/// leading `v`) resolves over the whole tag list, one tag per page here, with Helm's `_` read as `+`; the
+/// chart layer is cached by its digest, which is the pushed package's SHA-256.
+#[tokio::test]
+async fn exact_tags_and_ranges_over_a_paginated_tag_list_resolve_and_render() {
+    let Some(helm) = helm_binary() else { return };
+    let (registry, packages) = registry_with_lib(
+        &helm,
+        OciRegistryOptions {
+            tags_page: 1,
+            ..OciRegistryOptions::default()
+        },
+        &["1.0.0", "1.1.0", "1.2.0+build.1", "2.0.0-rc.1"],
+    );
+    let pushed = registry.requests().len();
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new(&helm, work.path()));
+
+    let (version, objects) = render(&renderer, &chart_source(&registry, "lib", "1.1.0"), None)
+        .await
+        .unwrap();
+    assert_eq!(version, "1.1.0");
+    assert_eq!(config_map(&objects, "edge-lib")["data"]["version"], "1.1.0");
+    let requests = registry.requests().split_off(pushed);
+    assert_eq!(count(&requests, is_tags), 0, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/v2/charts/lib/manifests/1.1.0" && r.status == 200),
+        "{requests:?}"
+    );
+    let digest = sha256_of(&packages.path().join("lib-1.1.0.tgz"));
+    assert!(
+        work.path()
+            .join(format!("charts/sha256-{digest}.tgz"))
+            .is_file(),
+        "the layer is cached by digest"
+    );
+
+    // Ranges: every page of the tag list (four tags, one per page), then the highest match.
+    for (wanted, expected) in [
+        ("^1.0", "1.2.0+build.1"),
+        ("", "1.2.0+build.1"),
+        ("~1.1.0", "1.1.0"),
+        (">=2.0.0-0", "2.0.0-rc.1"),
+        ("v1.0.0", "1.0.0"),
+    ] {
+        let (version, objects) = render(&renderer, &chart_source(&registry, "lib", wanted), None)
+            .await
+            .unwrap_or_else(|e| panic!("{wanted:?}: {e}"));
+        assert_eq!(version, expected, "{wanted:?}");
+        assert_eq!(
+            config_map(&objects, "edge-lib")["data"]["version"],
+            expected,
+            "{wanted:?}"
+        );
+    }
+    let requests = registry.requests().split_off(pushed);
+    assert_eq!(
+        count(&requests, is_tags),
+        4,
+        "four pages, listed once and reused: {requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| is_tags(r) && r.path.contains("last=1.0.0")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/v2/charts/lib/manifests/1.2.0_build.1"),
+        "{requests:?}"
+    );
+
+    // Another renderer on the same cache directory asks for the manifest but not for the layer again.
+    let blobs = count(&registry.requests(), is_blob_get);
+    let again = HelmRenderer::new(HelmConfig::new(&helm, work.path()));
+    let (version, _) = render(&again, &chart_source(&registry, "lib", "1.1.0"), None)
+        .await
+        .unwrap();
+    assert_eq!(version, "1.1.0");
+    assert_eq!(count(&registry.requests(), is_blob_get), blobs);
+}
+
+/// A tag the repository does not have, a range nothing matches and an unknown chart fail naming the
+/// registry and the chart; a layer that does not match the manifest's digest is not used.
+#[tokio::test]
+async fn missing_tags_unknown_charts_and_corrupted_layers_fail() {
+    let Some(helm) = helm_binary() else { return };
+    let (registry, _packages) =
+        registry_with_lib(&helm, OciRegistryOptions::default(), &["1.0.0", "1.1.0"]);
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new(&helm, work.path()));
+    let url = registry.url("charts");
+    for wanted in ["9.9.9", "^3.0"] {
+        let err = render(&renderer, &chart_source(&registry, "lib", wanted), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, HelmError::Repo(RepoError::Oci(e)) if matches!(**e, OciError::NoVersion { .. })),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("OCI registry {url}: chart lib: no tag matches {wanted:?} (latest: 1.1.0)")
+        );
+    }
+    let err = render(&renderer, &chart_source(&registry, "nope", "1.0.0"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "OCI registry {url}: chart nope: fetching http://{}/v2/charts/nope/tags/list: HTTP 404 Not Found (NAME_UNKNOWN)",
+            registry.address()
+        )
+    );
+
+    let (corrupt, packages) = registry_with_lib(
+        &helm,
+        OciRegistryOptions {
+            corrupt_blobs: true,
+            ..OciRegistryOptions::default()
+        },
+        &["1.0.0"],
+    );
+    let digest = sha256_of(&packages.path().join("lib-1.0.0.tgz"));
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new(&helm, work.path()));
+    let err = render(&renderer, &chart_source(&corrupt, "lib", "1.0.0"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, HelmError::Repo(RepoError::Oci(e)) if matches!(**e, OciError::Digest { .. })),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(&format!(
+            "OCI registry {}: chart lib 1.0.0: digest mismatch (manifest: sha256:{digest}, downloaded: sha256:",
+            corrupt.url("charts")
+        )),
+        "{err}"
+    );
+    assert!(
+        !work.path().join("charts").exists()
+            || std::fs::read_dir(work.path().join("charts"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing is cached"
+    );
+}
+
+/// Basic auth: without a credential the registry's 401 says none matched; a wrong password is refused
+/// without showing it; Argo CD's `enableOCI` form of the URL (no scheme) matches and is sent.
+#[tokio::test]
+async fn basic_auth_is_refused_without_a_credential_and_accepted_with_one() {
+    let Some(helm) = helm_binary() else { return };
+    let (registry, _packages) = registry_with_lib(
+        &helm,
+        OciRegistryOptions {
+            auth: OciAuth::basic("reader", "s3cret"),
+            ..OciRegistryOptions::default()
+        },
+        &["1.0.0"],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new(&helm, work.path()));
+    let source = chart_source(&registry, "lib", "1.0.0");
+    let err = render(&renderer, &source, None).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("HTTP 401 Unauthorized (no repository credential matches this registry)"),
+        "{err}"
+    );
+    let prefix = format!("{}/charts", registry.address());
+    let wrong = credentials(&prefix, "reader", "not-the-password");
+    let err = render(&renderer, &source, Some(&wrong)).await.unwrap_err();
+    assert!(err.to_string().ends_with("HTTP 401 Unauthorized"), "{err}");
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+
+    let right = credentials(&prefix, "reader", "s3cret");
+    let (version, objects) = render(&renderer, &source, Some(&right)).await.unwrap();
+    assert_eq!(version, "1.0.0");
+    config_map(&objects, "edge-lib");
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .any(|r| is_blob_get(r) && r.auth == "basic" && r.status == 200)
+    );
+}
+
+/// The Bearer token flow: the registry's 401 names its token endpoint, which refuses a request without
+/// credentials; with a credential (`oci://` prefix) the token endpoint gets basic auth, the registry only
+/// the token.
+#[tokio::test]
+async fn the_token_flow_trades_the_credential_for_a_bearer_token() {
+    let Some(helm) = helm_binary() else { return };
+    let (registry, _packages) = registry_with_lib(
+        &helm,
+        OciRegistryOptions {
+            auth: OciAuth::token("reader", "s3cret"),
+            ..OciRegistryOptions::default()
+        },
+        &["1.0.0", "1.1.0"],
+    );
+    let pushed = registry.requests().len();
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new(&helm, work.path()));
+    let source = chart_source(&registry, "lib", "^1.0.0");
+    let err = render(&renderer, &source, None).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "token endpoint http://{}/token: HTTP 401 Unauthorized (no repository credential matches this registry)",
+            registry.address()
+        )),
+        "{err}"
+    );
+
+    let set = credentials(&format!("oci://{}", registry.address()), "reader", "s3cret");
+    let (version, objects) = render(&renderer, &source, Some(&set)).await.unwrap();
+    assert_eq!(version, "1.1.0");
+    assert_eq!(config_map(&objects, "edge-lib")["data"]["version"], "1.1.0");
+    let requests = registry.requests().split_off(pushed);
+    assert!(
+        requests.iter().any(|r| r.path.starts_with("/token?")
+            && r.path.contains("scope=repository%3Acharts%2Flib%3Apull")
+            && r.auth == "basic"
+            && r.status == 200),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.path.starts_with("/v2/"))
+            .all(|r| r.auth == "none" || r.auth == "bearer"),
+        "the password goes to the token endpoint only: {requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| is_blob_get(r) && r.auth == "bearer" && r.status == 200),
+        "{requests:?}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A chart in git whose dependency `lib` comes from an `oci://` registry behind basic auth: fetched with the
+/// credential matching the registry, at the highest version the range accepts or the one `Chart.lock` pins.
+#[tokio::test]
+async fn oci_dependencies_are_fetched_from_their_registry() {
+    let Some(helm) = helm_binary() else { return };
+    let (registry, _packages) = registry_with_lib(
+        &helm,
+        OciRegistryOptions {
+            auth: OciAuth::basic("reader", "s3cret"),
+            ..OciRegistryOptions::default()
+        },
+        &["1.0.0", "1.1.0"],
+    );
+    let repo = tempfile::tempdir().unwrap();
+    let chart = repo.path().join("charts/parent");
+    copy_dir(&fixture("parent"), &chart);
+    copy_dir(&fixture("common"), &repo.path().join("charts/common"));
+    let chart_yaml = chart.join("Chart.yaml");
+    let oci = registry.url("charts");
+    let text = std::fs::read_to_string(&chart_yaml).unwrap();
+    std::fs::write(&chart_yaml, text.replace(PLACEHOLDER, &oci)).unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new(&helm, work.path()));
+    let caps = Capabilities::default();
+    let context = RenderContext {
+        app_name: "edge",
+        namespace: "apps",
+        capabilities: &caps,
+    };
+    let source = ApplicationSource {
+        repo_url: "https://git.example/fleet".into(),
+        path: "charts/parent".into(),
+        helm: Some(HelmSource::default()),
+        ..ApplicationSource::default()
+    };
+    let err = renderer
+        .render_dir_with(
+            &source,
+            &context,
+            &RenderInputs::default(),
+            repo.path(),
+            &chart,
+            "c1",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "chart charts/parent: dependency lib: OCI registry {oci}: chart lib: fetching"
+        )) && err.to_string().contains("HTTP 401 Unauthorized"),
+        "{err}"
+    );
+
+    let set = credentials(&oci, "reader", "s3cret");
+    let inputs = RenderInputs {
+        credentials: Some(&set),
+        ..RenderInputs::default()
+    };
+    let objects = renderer
+        .render_dir_with(&source, &context, &inputs, repo.path(), &chart, "c1")
+        .await
+        .unwrap();
+    let lib = config_map(&objects, "edge-lib");
+    assert_eq!(lib["data"]["version"], "1.1.0");
+    assert_eq!(lib["data"]["greeting"], "hello from parent");
+    config_map(&objects, "edge-common");
+
+    let lock = format!(
+        "dependencies:\n- name: lib\n  repository: {oci}\n  version: 1.0.0\n- name: common\n  repository: file://../common\n  version: 0.1.0\ndigest: sha256:0\ngenerated: \"2025-01-01T00:00:00Z\"\n"
+    );
+    std::fs::write(chart.join("Chart.lock"), lock).unwrap();
+    let objects = renderer
+        .render_dir_with(&source, &context, &inputs, repo.path(), &chart, "c2")
+        .await
+        .unwrap();
+    assert_eq!(config_map(&objects, "edge-lib")["data"]["version"], "1.0.0");
+}
