@@ -74,6 +74,41 @@ impl RenderCache {
         self.get_or_insert_with(commit, path, options, || Ok(objects))
     }
 
+    /// [`RenderCache::render_with`] on a cache shared behind a mutex, which is held only to look up and to
+    /// insert, never while rendering (a chart inflation can take seconds: other renders go on meanwhile).
+    pub fn render_shared(
+        cache: &std::sync::Mutex<RenderCache>,
+        commit: &str,
+        path: &Path,
+        options: &RenderOptions,
+        helm: Option<&dyn crate::HelmChartInflator>,
+    ) -> Result<Arc<Vec<Value>>> {
+        let lock = || {
+            cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(found) = lock().lookup(commit, path, options) {
+            return Ok(found);
+        }
+        let counted = helm.map(|inner| Counting {
+            inner,
+            used: std::sync::atomic::AtomicBool::new(false),
+        });
+        let objects = crate::render_with(
+            path,
+            options,
+            counted.as_ref().map(|c| c as &dyn crate::HelmChartInflator),
+        )?;
+        if counted
+            .as_ref()
+            .is_some_and(|c| c.used.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Ok(Arc::new(objects));
+        }
+        lock().get_or_insert_with(commit, path, options, || Ok(objects))
+    }
+
     fn lookup(
         &mut self,
         commit: &str,

@@ -326,6 +326,25 @@ fn skip_hooks_and_no_caching_of_inflated_renders() {
         .render_with("c1", dir, &repo_options(dir), Some(&helm))
         .unwrap();
     assert!(cache.is_empty());
+    let shared = std::sync::Mutex::new(cache);
+    edgecd_render::RenderCache::render_shared(&shared, "c1", dir, &repo_options(dir), Some(&helm))
+        .unwrap();
+    assert!(shared.lock().unwrap().is_empty());
+    // A kustomization without helmCharts is cached as ever, inflator or not.
+    let plain = tempfile::tempdir().unwrap();
+    write(
+        &plain.path().join("kustomization.yaml"),
+        "configMapGenerator:\n- name: c\n  literals: [a=b]\n",
+    );
+    edgecd_render::RenderCache::render_shared(
+        &shared,
+        "c1",
+        plain.path(),
+        &repo_options(plain.path()),
+        Some(&helm),
+    )
+    .unwrap();
+    assert_eq!(shared.lock().unwrap().len(), 1);
     write(
         &dir.join("kustomization.yaml"),
         "helmCharts:\n- name: web\n  valuesInline: {region: a}\n",

@@ -32,6 +32,10 @@ use crate::plan::APP_LABEL;
 use crate::sources::{SourceRefs, Wanted};
 use crate::sync::{AppTarget, Comparison, ResourceDiff, SyncOptions, Termination, compare, sync};
 
+// The chart inflator of kustomizations' helmCharts (its own file; declared here, beside its one user).
+#[path = "helm_charts.rs"]
+mod helm_charts;
+
 /// Condition types the engine sets.
 pub mod conditions {
     pub const COMPARISON_ERROR: &str = "ComparisonError";
@@ -822,13 +826,22 @@ impl Engine {
         }
         let renders = Arc::clone(&self.renders);
         let span = tracing::info_span!("render", commit = %commit_text);
+        // A kustomization's helmCharts are inflated by edgecd-helm, with this cluster's capabilities.
+        let inflator = helm_charts::SpokeInflator {
+            handle: tokio::runtime::Handle::current(),
+            helm: Arc::clone(&self.helm),
+            cluster: self.cluster.clone(),
+            credentials: self.git.credentials().snapshot(),
+            hard: mode == RefreshMode::Hard,
+            repo_url: source.repo_url.clone(),
+            root: root.clone(),
+            commit: commit_text.clone(),
+        };
         let objects = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             // The checkout lease keeps the directory alive while rendering.
             let _checkout = checkout;
-            let mut cache = renders.lock().unwrap_or_else(PoisonError::into_inner);
-            cache
-                .render(&cache_key, &dir, &options)
+            RenderCache::render_shared(&renders, &cache_key, &dir, &options, Some(&inflator))
                 .map(|objects| objects.as_ref().clone())
         })
         .await
