@@ -1,0 +1,215 @@
+//! A Helm chart from an OCI registry end to end with the real spoke runtime, on the Kubernetes API emulator and on a real API server (`<scenario>::emulator`, `<scenario>::real_cluster`): the fixture chart `testdata/helm/web` pushed with the real `helm push` as 1.0.0 and 1.1.0 to testkit's registry on loopback (go-containerregistry's, behind the Bearer token flow); an app with `repoURL: oci://…/charts`, `chart: web` and a range is refused with the registry's 401 without a credential (the password nowhere in it), synced at 1.1.0 with an Argo CD repository Secret (`type: helm`, `enableOCI: "true"`, `url` without a scheme), and synced at 1.2.0 once that is pushed and the app hard-refreshed.
+//!
+//! Without a helm binary or the registry (neither their `EDGECD_*_BIN` nor Go) every test says SKIPPED;
+//! without a real control plane (neither `EDGECD_REALKUBE_BIN` nor Go), every `real_cluster` test does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use edgecd_core::app::Condition;
+use edgecd_core::{Health, SyncStatus};
+use edgecd_e2e::harness::{Backend, Leftovers, RuntimeSpoke, STATE_NS, wait_for};
+use edgecd_e2e::testdata;
+use edgecd_spoke::crd::{Application, REFRESH_ANNOTATION};
+use edgecd_testkit::chart_repo::package_chart;
+use edgecd_testkit::oci_registry::{OciAuth, OciRegistry, OciRegistryOptions};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+/// The namespace the chart is released into.
+const APP_NS: &str = "web-oci";
+/// How long any one expected state may take to appear.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// What the scenario creates, deleted first on a cluster that outlives it (`EDGECD_E2E_KUBECONFIG`).
+const LEFTOVERS: Leftovers<'static> = Leftovers {
+    namespaces: &[APP_NS],
+    crds: &[],
+};
+
+edgecd_e2e::on_both_back_ends!(
+    a_chart_from_an_oci_registry_behind_a_token_is_synced_with_an_enable_oci_secret,
+);
+
+/// helm, or `None` after printing `SKIPPED: …` where it or the registry cannot be had.
+fn helm_binary() -> Option<PathBuf> {
+    if !edgecd_testkit::helm::available() {
+        eprintln!(
+            "SKIPPED: neither EDGECD_HELM_BIN is set nor Go installed, so helm cannot be built"
+        );
+        return None;
+    }
+    if !edgecd_testkit::oci_registry::available() {
+        eprintln!(
+            "SKIPPED: neither EDGECD_OCIREGISTRY_BIN is set nor Go installed, so the test registry cannot be built"
+        );
+        return None;
+    }
+    Some(edgecd_testkit::helm::helm_binary().unwrap())
+}
+
+/// `web` packaged at `version` and pushed to `charts/` of the registry.
+fn push_web(helm: &std::path::Path, registry: &OciRegistry, version: &str) {
+    let packages = tempfile::tempdir().unwrap();
+    let package =
+        package_chart(helm, &testdata().join("helm/web"), version, packages.path()).unwrap();
+    let pushed = registry.push(helm, &package, "charts").unwrap();
+    assert!(pushed.contains("Pushed:"), "{pushed}");
+}
+
+/// The app's ComparisonError, once its sync status is Unknown.
+async fn comparison_error(apps: &Api<Application>, name: &str) -> Condition {
+    wait_for(
+        &format!("a ComparisonError on {name}"),
+        PATIENCE,
+        async || {
+            let status = apps.get(name).await.ok()?.status?;
+            if status.sync.status != SyncStatus::Unknown {
+                return None;
+            }
+            status
+                .conditions
+                .into_iter()
+                .find(|c| c.kind == "ComparisonError")
+        },
+    )
+    .await
+}
+
+/// Waits until the app is Synced and Healthy at `revision`.
+async fn synced_at(apps: &Api<Application>, name: &str, revision: &str) -> Application {
+    wait_for(
+        &format!("{name} Synced and Healthy at {revision}"),
+        PATIENCE,
+        async || {
+            let app = apps.get(name).await.ok()?;
+            let status = app.status.as_ref()?;
+            (status.sync.status == SyncStatus::Synced
+                && status.health.status == Health::Healthy
+                && status.sync.revision == revision)
+                .then_some(app)
+        },
+    )
+    .await
+}
+
+/// The chart pushed as 1.0.0 and 1.1.0 to a registry behind the token flow: without a credential the
+/// registry's 401 (through its token endpoint) is a ComparisonError without the password; with an Argo CD
+/// repository Secret for OCI (`type: helm`, `enableOCI`, `url: 127.0.0.1:PORT/charts`) the highest version
+/// the range accepts is synced with the inline values; 1.2.0 pushed later is synced after a hard refresh.
+async fn a_chart_from_an_oci_registry_behind_a_token_is_synced_with_an_enable_oci_secret(
+    backend: Backend,
+) {
+    let Some(helm) = helm_binary() else { return };
+    let registry = OciRegistry::start(OciRegistryOptions {
+        auth: OciAuth::token("reader", "s3cret"),
+        ..OciRegistryOptions::default()
+    })
+    .unwrap();
+    push_web(&helm, &registry, "1.0.0");
+    push_web(&helm, &registry, "1.1.0");
+
+    let client = backend.client().await.unwrap();
+    let _spoke = RuntimeSpoke::start(&backend, "lima", Some(&helm))
+        .await
+        .unwrap();
+    let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
+    let app: Application = serde_json::from_value(json!({
+        "apiVersion": "edgecd.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "web", "namespace": STATE_NS},
+        "spec": {
+            "project": "default",
+            "source": {
+                "repoURL": registry.url("charts"),
+                "chart": "web",
+                "targetRevision": "1.x",
+                "helm": {"releaseName": "shop", "valuesObject": {"region": "sa-east", "replicas": 7}}
+            },
+            "destination": {"namespace": APP_NS},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}
+        }
+    }))
+    .unwrap();
+    apps.create(&PostParams::default(), &app).await.unwrap();
+
+    // Without a credential: the token endpoint's 401, as a ComparisonError naming the registry.
+    let condition = comparison_error(&apps, "web").await;
+    assert!(
+        condition.message.contains("HTTP 401")
+            && condition.message.contains(&registry.url("charts")),
+        "{}",
+        condition.message
+    );
+    assert!(!condition.message.contains("s3cret"));
+
+    // An Argo CD repository Secret for an OCI Helm registry: the chart's highest matching version is synced.
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("registry".into()),
+            labels: Some(
+                [(
+                    "argocd.argoproj.io/secret-type".to_owned(),
+                    "repository".to_owned(),
+                )]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            [
+                ("type", "helm"),
+                ("name", "charts"),
+                ("enableOCI", "true"),
+                ("url", &format!("{}/charts", registry.address())),
+                ("username", "reader"),
+                ("password", "s3cret"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+            .collect(),
+        ),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), STATE_NS)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    synced_at(&apps, "web", "1.1.0").await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
+    let data = maps.get("shop-config").await.unwrap().data.unwrap();
+    assert_eq!(
+        (data["region"].as_str(), data["replicas"].as_str()),
+        ("sa-east", "7")
+    );
+    maps.get("shop-extras").await.unwrap();
+    let requests = registry.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.starts_with("/token?") && r.auth == "basic" && r.status == 200),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.path.starts_with("/v2/") && r.method == "GET")
+            .all(|r| r.auth == "none" || r.auth == "bearer"),
+        "the password goes to the token endpoint only: {requests:?}"
+    );
+
+    // A new version in the range: a hard refresh lists the tags again and the app syncs it.
+    push_web(&helm, &registry, "1.2.0");
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "hard"}}})),
+    )
+    .await
+    .unwrap();
+    synced_at(&apps, "web", "1.2.0").await;
+}
