@@ -1,4 +1,4 @@
-//! Kustomize `helmCharts` end to end with the real spoke runtime and testkit's helm, on the Kubernetes API emulator and on a real API server: a kustomization in git inflates the fixture chart `testdata/helm/web` vendored beside it and the same chart from a chart repository on loopback (fetched by the spoke, never written into the checkout), each with `valuesInline`, and its namespace, labels and a patch land on the chart's objects; a template error fails the render naming the chart's file, with the live objects untouched.
+//! Kustomize `helmCharts` end to end with the real spoke runtime and testkit's helm, on the Kubernetes API emulator and on a real API server: a kustomization in git inflates the fixture chart `testdata/helm/web` vendored beside it and the same chart from a chart repository on loopback (fetched by the spoke, never written into the checkout), each with `valuesInline` (and, where testkit's OCI registry can be had, the chart pushed to it), and its namespace, labels and a patch land on the chart's objects; a template error fails the render naming the chart's file, with the live objects untouched.
 //!
 //! Without a helm binary (neither `EDGECD_HELM_BIN` nor Go), every test says SKIPPED; without a real control plane, every `real_cluster` test does.
 
@@ -12,22 +12,26 @@ use edgecd_e2e::testdata;
 use edgecd_spoke::crd::Application;
 use edgecd_testkit::GitServer;
 use edgecd_testkit::chart_repo::{ChartRepoServer, index_repo, package_chart};
+use edgecd_testkit::oci_registry::{OciRegistry, OciRegistryOptions};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
 /// The namespace the kustomization puts everything in.
 const APP_NS: &str = "shop";
+/// The namespace of the OCI scenario.
+const OCI_NS: &str = "shop-oci";
 /// How long any one expected state may take to appear.
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// What the scenario creates, deleted first on a cluster that outlives it (`EDGECD_E2E_KUBECONFIG`).
 const LEFTOVERS: Leftovers<'static> = Leftovers {
-    namespaces: &[APP_NS],
+    namespaces: &[APP_NS, OCI_NS],
     crds: &[],
 };
 
 edgecd_e2e::on_both_back_ends!(a_kustomization_inflates_helm_charts);
+edgecd_e2e::on_both_back_ends!(a_kustomization_inflates_a_chart_from_an_oci_registry);
 
 fn kustomization(region: &str, repo: &str) -> String {
     format!(
@@ -132,4 +136,73 @@ async fn a_kustomization_inflates_helm_charts(backend: Backend) {
     }
     let after = maps.get("shop-config").await.unwrap();
     assert_eq!(after.metadata.resource_version, before);
+}
+
+/// The chart pushed with `helm push` to testkit's OCI registry on loopback: `repo: oci://…/charts` and
+/// `name: web` is the registry's `charts/web`, fetched by the spoke as an `oci://` Helm source is.
+async fn a_kustomization_inflates_a_chart_from_an_oci_registry(backend: Backend) {
+    if !edgecd_testkit::helm::available() || !edgecd_testkit::oci_registry::available() {
+        eprintln!(
+            "SKIPPED: helm or the test OCI registry cannot be had (EDGECD_HELM_BIN/EDGECD_OCIREGISTRY_BIN unset, no Go)"
+        );
+        return;
+    }
+    let helm = edgecd_testkit::helm::helm_binary().unwrap();
+    let registry = OciRegistry::start(OciRegistryOptions::default()).unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let package = package_chart(
+        &helm,
+        &testdata().join("helm/web"),
+        "1.2.0",
+        packages.path(),
+    )
+    .unwrap();
+    registry.push(&helm, &package, "charts").unwrap();
+
+    let server = GitServer::start().unwrap();
+    let repo = server.create_repo("shop").unwrap();
+    repo.write(
+        "shop/kustomization.yaml",
+        &format!(
+            "namespace: shop-oci\nhelmCharts:\n- name: web\n  repo: {}\n  version: \">=1.0.0\"\n  releaseName: oci\n  valuesInline:\n    region: ap-south\n",
+            registry.url("charts")
+        ),
+    )
+    .unwrap();
+    repo.commit("a chart from an OCI registry").unwrap();
+
+    let client = backend.client().await.unwrap();
+    let _spoke = RuntimeSpoke::start(&backend, "tokyo", Some(&helm))
+        .await
+        .unwrap();
+    let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
+    let app: Application = serde_json::from_value(json!({
+        "apiVersion": "edgecd.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "shop-oci", "namespace": STATE_NS},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo.url(), "targetRevision": "HEAD", "path": "shop"},
+            "destination": {"namespace": OCI_NS},
+            "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}
+        }
+    }))
+    .unwrap();
+    apps.create(&PostParams::default(), &app).await.unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), OCI_NS);
+    let deployed = wait_for("the OCI chart deployed", PATIENCE, async || {
+        let status = apps.get("shop-oci").await.ok()?.status?;
+        (status.sync.status == SyncStatus::Synced).then_some(())?;
+        maps.get("oci-config").await.ok()
+    })
+    .await;
+    assert_eq!(deployed.data.unwrap()["region"], "ap-south");
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/v2/charts/web/blobs/sha256:") && r.status == 200),
+        "{:?}",
+        registry.requests()
+    );
 }

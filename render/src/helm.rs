@@ -31,7 +31,9 @@ pub enum ChartLocation {
     /// A chart directory inside the repository (`<chartHome>/<name>`, or `<chartHome>/<name>-<version>/<name>`
     /// with `repo` and `version`).
     Directory(PathBuf),
-    /// A chart of an HTTP(S) chart repository, to be fetched by the inflator (never into the checkout).
+    /// A chart of an HTTP(S) chart repository, or of an OCI registry (`oci://host/path`: the chart is
+    /// `path/<name>`, as kustomize pulls `<repo>/<name>`), to be fetched by the inflator (never into the
+    /// checkout).
     Repository {
         url: String,
         name: String,
@@ -316,14 +318,10 @@ pub(crate) fn inflate(
             "no repo specified for pull, no chart found at '{}'",
             shown(&chart_dir)
         )));
-    } else if chart.repo.starts_with("oci://") {
-        return Err(fail(format!(
-            "OCI chart repository {} is not supported yet in helmCharts; use an https chart repository or \
-             vendor the chart under {}",
-            chart.repo,
-            shown(&chart_home)
-        )));
-    } else if chart.repo.starts_with("https://") || chart.repo.starts_with("http://") {
+    } else if ["https://", "http://", "oci://"]
+        .iter()
+        .any(|scheme| chart.repo.starts_with(scheme))
+    {
         ChartLocation::Repository {
             url: chart.repo.clone(),
             name: chart.name.clone(),
@@ -331,7 +329,7 @@ pub(crate) fn inflate(
         }
     } else {
         return Err(fail(format!(
-            "repo {:?} is not a chart repository URL (https://…)",
+            "repo {:?} is neither a chart repository (https://…) nor an OCI registry (oci://…)",
             chart.repo
         )));
     };

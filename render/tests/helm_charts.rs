@@ -268,8 +268,8 @@ fn errors_name_the_kustomization_the_entry_and_the_cause() {
             ],
         ),
         (
-            "helmCharts:\n- name: web\n  repo: oci://registry.invalid/charts\n  version: 1.0.0\n",
-            &["helmCharts[0] (web)", "OCI", "not supported yet"],
+            "helmCharts:\n- name: web\n  repo: ftp://charts.invalid/\n  version: 1.0.0\n",
+            &["helmCharts[0] (web)", "neither a chart repository"],
         ),
     ];
     for (kustomization, wanted) in cases {
