@@ -1,4 +1,4 @@
-//! Helm chart repositories: `index.yaml` fetched over HTTP(S) (bounded in size and time, briefly cached), the version resolved (exact or a semver range), the packaged chart downloaded, checked against the index's digest and cached by digest.
+//! Helm chart repositories: `index.yaml` fetched over HTTP(S) (bounded in size and time, briefly cached), the version resolved (exact or a semver range), the packaged chart downloaded, checked against the index's digest and cached by digest; `oci://` repositories are handed to [`crate::oci`], which shares the package cache.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
