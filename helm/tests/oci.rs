@@ -461,3 +461,113 @@ async fn oci_dependencies_are_fetched_from_their_registry() {
         .unwrap();
     assert_eq!(config_map(&objects, "edge-lib")["data"]["version"], "1.0.0");
 }
+
+/// A registry that answers every request with what `answer` makes of its path (status line, headers and
+/// body), or never answers when it returns `None`.
+async fn hostile_registry(
+    answer: impl Fn(&str) -> Option<(String, Vec<u8>)> + Send + Sync + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let answer = std::sync::Arc::new(answer);
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = std::sync::Arc::clone(&answer);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let Some((head, body)) = answer(&path) else {
+                    // Hold the connection open, answering nothing.
+                    let _ = stream.read(&mut buffer).await;
+                    return;
+                };
+                let response = format!(
+                    "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (address, task)
+}
+
+/// Hostile registries are bounded: a manifest larger than 4 MiB, a tag list whose pages never end, a token
+/// realm over plain HTTP elsewhere than loopback, and a registry that never answers all fail naming the
+/// registry, the chart and the bound.
+#[tokio::test]
+async fn hostile_registries_are_bounded_in_bytes_pages_and_time() {
+    let Some(helm) = helm_binary() else { return };
+    let (address, _task) = hostile_registry(|path| {
+        if path.contains("/huge/manifests/") {
+            Some(("HTTP/1.1 200 OK".into(), vec![b' '; 5 * 1024 * 1024]))
+        } else if path.contains("/endless/tags/list") {
+            Some((
+                "HTTP/1.1 200 OK\r\nLink: </v2/charts/endless/tags/list?last=x>; rel=\"next\"".into(),
+                br#"{"name":"charts/endless","tags":["1.0.0"]}"#.to_vec(),
+            ))
+        } else if path.contains("/realm/") {
+            Some((
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://auth.example/token\",service=\"x\"".into(),
+                Vec::new(),
+            ))
+        } else if path.contains("/silent/") {
+            None
+        } else {
+            Some(("HTTP/1.1 404 Not Found".into(), Vec::new()))
+        }
+    })
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let mut config = HelmConfig::new(&helm, work.path());
+    config.repos.timeout = std::time::Duration::from_secs(1);
+    let renderer = HelmRenderer::new(config);
+    let url = format!("oci://{address}/charts");
+    let source = |chart: &str, wanted: &str| ApplicationSource {
+        repo_url: url.clone(),
+        chart: chart.into(),
+        target_revision: wanted.into(),
+        ..ApplicationSource::default()
+    };
+    let cases = [
+        (
+            source("huge", "1.0.0"),
+            format!(
+                "OCI registry {url}: chart huge: fetching http://{address}/v2/charts/huge/manifests/1.0.0: larger than 4194304 bytes"
+            ),
+        ),
+        (
+            source("endless", "^1.0"),
+            format!(
+                "OCI registry {url}: chart endless: fetching http://{address}/v2/charts/endless/tags/list: the tag list has more than 64 pages"
+            ),
+        ),
+        (
+            source("realm", "1.0.0"),
+            format!(
+                "OCI registry {url}: chart realm: fetching http://{address}/v2/charts/realm/manifests/1.0.0: the token realm \"http://auth.example/token\" is not https:// (credentials are sent there)"
+            ),
+        ),
+        (
+            source("silent", "1.0.0"),
+            format!(
+                "OCI registry {url}: chart silent: fetching http://{address}/v2/charts/silent/manifests/1.0.0: no answer within 1s"
+            ),
+        ),
+    ];
+    for (source, expected) in cases {
+        let err = render(&renderer, &source, None).await.unwrap_err();
+        assert_eq!(err.to_string(), expected);
+    }
+}
