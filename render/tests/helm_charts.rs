@@ -199,6 +199,9 @@ fn fields_and_values_merge_match_kubectl() {
         "helmCharts:\n- name: web\n  version: 0.1.0\n  repo: https://charts.invalid/\n  valuesInline: {region: z}\n",
         // Namespace, prefix and labels of the kustomization over the chart and a generator.
         "namespace: ns\nnamePrefix: p-\nlabels:\n- pairs: {a: b}\nconfigMapGenerator:\n- name: gen\n  literals: [k=v]\nhelmCharts:\n- name: web\n  valuesFile: v.yaml\n",
+        // The chart's crds/ only with includeCRDs; origins recorded with buildMetadata.
+        "helmCharts:\n- name: web\n  includeCRDs: true\n  skipTests: true\n  valuesInline: {region: c}\n",
+        "buildMetadata: [originAnnotations]\nhelmCharts:\n- name: web\n  valuesInline: {region: o}\n",
     ];
     for (i, kustomization) in cases.iter().enumerate() {
         let temp = tempfile::tempdir().unwrap();
@@ -206,6 +209,10 @@ fn fields_and_values_merge_match_kubectl() {
         copy_chart(&dir.join("charts/web"));
         copy_chart(&dir.join("vendor/web"));
         copy_chart(&dir.join("charts/web-0.1.0/web"));
+        write(
+            &dir.join("charts/web/crds/widgets.yaml"),
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.edgecd.io\nspec:\n  group: example.edgecd.io\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions: []\n",
+        );
         write(&dir.join("v.yaml"), "region: file\n");
         write(&dir.join("kustomization.yaml"), kustomization);
         let objects = render_with(dir, &repo_options(dir), Some(&inflator(helm.clone())))
@@ -351,4 +358,32 @@ fn skip_hooks_and_no_caching_of_inflated_renders() {
     );
     let objects = render_with(dir, &repo_options(dir), Some(&helm)).unwrap();
     assert!(objects.iter().any(|o| o["metadata"]["name"] == "hook"));
+}
+
+/// A base's charts are inflated in the base (its own chart home) and the overlay transforms them as the
+/// base's objects.
+#[test]
+fn an_overlay_over_a_base_with_helm_charts_matches_kubectl() {
+    let Some(helm) = helm_bin() else { return };
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    copy_chart(&root.join("base/charts/web"));
+    write(
+        &root.join("base/kustomization.yaml"),
+        "helmCharts:\n- name: web\n  releaseName: base\n  valuesInline: {region: b}\n",
+    );
+    write(
+        &root.join("overlay/kustomization.yaml"),
+        "resources: [../base]\nnamePrefix: o-\nnamespace: over\npatches:\n- target: {kind: ConfigMap, name: base-config}\n  patch: |\n    - op: replace\n      path: /data/region\n      value: patched\n",
+    );
+    let dir = root.join("overlay");
+    let objects = render_with(&dir, &repo_options(root), Some(&inflator(helm.clone()))).unwrap();
+    let text = to_yaml(&objects);
+    assert!(
+        text.contains("name: o-base-config") && text.contains("region: patched"),
+        "{text}"
+    );
+    if let Some(expected) = kubectl_kustomize(&dir, &helm) {
+        assert_eq!(text, expected);
+    }
 }
