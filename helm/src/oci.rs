@@ -297,9 +297,9 @@ type ResolvedTag = (Instant, String, String);
 /// What the registry client keeps between renders: tag lists and tag resolutions (reused like indexes).
 #[derive(Debug, Default)]
 pub(crate) struct OciCache {
-    /// Tags by `authority/repository`.
+    /// Tags by credential and `authority/repository`.
     tags: Mutex<HashMap<String, ListedTags>>,
-    /// `(authority/repository, wanted)` → the version and chart layer digest it resolved to.
+    /// `(credential and authority/repository, wanted)` → the version and chart layer digest it resolved to.
     resolved: Mutex<HashMap<(String, String), ResolvedTag>>,
 }
 
@@ -780,8 +780,19 @@ impl OciCache {
                 reason,
             })?;
         let limits = repos.limits();
+        // Per credential: what one credential could list or resolve is not handed to a render without it.
+        let identity = credential.map_or_else(String::new, |c| {
+            format!(
+                "{}\u{0}{}",
+                c.url_prefix,
+                c.username.as_deref().unwrap_or_default()
+            )
+        });
         let key = (
-            format!("{}/{}", reference.authority, reference.repository),
+            format!(
+                "{identity}\u{0}{}/{}",
+                reference.authority, reference.repository
+            ),
             wanted.trim().to_owned(),
         );
         if !hard

@@ -277,7 +277,8 @@ async fn missing_tags_unknown_charts_and_corrupted_layers_fail() {
 }
 
 /// Basic auth: without a credential the registry's 401 says none matched; a wrong password is refused
-/// without showing it; Argo CD's `enableOCI` form of the URL (no scheme) matches and is sent.
+/// without showing it; Argo CD's `enableOCI` form of the URL (no scheme) matches and is sent; what it fetched
+/// is not reused for a render without it.
 #[tokio::test]
 async fn basic_auth_is_refused_without_a_credential_and_accepted_with_one() {
     let Some(helm) = helm_binary() else { return };
@@ -314,6 +315,10 @@ async fn basic_auth_is_refused_without_a_credential_and_accepted_with_one() {
             .iter()
             .any(|r| is_blob_get(r) && r.auth == "basic" && r.status == 200)
     );
+    // What the credential fetched (the resolved tag, the cached layer) is no way around it for a render
+    // without one.
+    let err = render(&renderer, &source, None).await.unwrap_err();
+    assert!(err.to_string().contains("HTTP 401 Unauthorized"), "{err}");
 }
 
 /// The Bearer token flow: the registry's 401 names its token endpoint, which refuses a request without
