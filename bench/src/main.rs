@@ -12,7 +12,7 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
-    /// Native kustomize rendering versus `kubectl kustomize` / `kustomize build`.
+    /// Native kustomize rendering versus `kubectl kustomize` / `kustomize build`, Jsonnet, and Helm charts through edgecd versus `helm template`.
     Render(bench::render::RenderBench),
     /// Spoke steady state: CPU per reconcile pass over 100 unchanged apps and peak RSS.
     Spoke(bench::spoke::SpokeBench),

@@ -1,5 +1,5 @@
-//! `edgecd-bench render`: native kustomize rendering versus the external `kubectl kustomize` process, and native
-//! Jsonnet evaluation versus the `jsonnet`/`jrsonnet` program.
+//! `edgecd-bench render`: native kustomize rendering versus the external `kubectl kustomize` process, native
+//! Jsonnet evaluation versus the `jsonnet`/`jrsonnet` program, and Helm charts through `edgecd-helm` versus `helm template`.
 //!
 //! Inputs (by default all of them): the talk-demo overlays, the largest real-world corpus cases
 //! (kube-prometheus, Argo CD's cluster install, Kubeflow Pipelines' multi-user overlay; unpacked from
@@ -10,6 +10,11 @@
 //! A generated Jsonnet program (a library, an extVar, a comprehension of Deployments, Services and ConfigMaps)
 //! is evaluated natively and, when `jsonnet` or `jrsonnet` is installed, by that program, the objects compared
 //! as JSON; without one the comparison is skipped and the output says so.
+//! A Helm chart (`testdata/helm/bench`: a Deployment, a Service and a ConfigMap per entry of a generated values
+//! list) is rendered through edgecd's path (`edgecd_helm::HelmRenderer::render_dir`: a cold render runs `helm
+//! template` as the spoke does, a cached one is answered from the render cache) beside the same `helm template`
+//! command run directly, alternately in the same run, the objects compared as JSON; without a helm binary
+//! (`EDGECD_HELM_BIN` or `helm` on `PATH`) the row is skipped and the output says why.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,6 +65,9 @@ pub struct RenderBench {
     /// Apps of the generated Jsonnet program (3 objects each; 0 leaves it out).
     #[arg(long, default_value_t = 1000)]
     pub jsonnet_apps: usize,
+    /// Entries of the Helm chart's generated values list (3 objects each; 0 leaves the Helm row out).
+    #[arg(long, default_value_t = 1000)]
+    pub helm_apps: usize,
 }
 
 /// Figures for one input.
@@ -95,8 +103,8 @@ impl RenderBench {
         let inputs = self.inputs(scratch.path())?;
         let external = find_external();
         let startup = match &external {
-            Some(tool) => Some(self.measure_startup(tool, scratch.path())?),
-            None => None,
+            Some(tool) if !inputs.is_empty() => Some(self.measure_startup(tool, scratch.path())?),
+            _ => None,
         };
         let startup_us = startup.map(micros);
         let mut rows = Vec::new();
@@ -109,6 +117,19 @@ impl RenderBench {
             eprintln!("measuring the generated Jsonnet program …");
             rows.push(self.measure_jsonnet(scratch.path(), jsonnet_tool.as_deref())?);
         }
+        let helm = if self.helm_apps > 0 && self.dirs.is_empty() {
+            match find_helm() {
+                Some(helm) => {
+                    eprintln!("measuring the Helm chart …");
+                    Ok(self.measure_helm(scratch.path(), &helm)?)
+                }
+                None => Err(
+                    "helm row skipped: no helm binary (EDGECD_HELM_BIN unset or not a file, no `helm` on PATH)",
+                ),
+            }
+        } else {
+            Err("helm row left out (--helm-apps 0 or --dir)")
+        };
         let tool = external
             .as_ref()
             .map_or("none".to_string(), |t| t.join(" "));
@@ -156,6 +177,10 @@ impl RenderBench {
                 ),
             }
         }
+        match &helm {
+            Ok(row) => row.print(),
+            Err(reason) => println!("{reason}"),
+        }
         let summary = serde_json::json!({
             "bench": "render",
             "external_tool": tool,
@@ -163,10 +188,15 @@ impl RenderBench {
             "external_startup_us": startup_us,
             "inputs": rows.len(),
             "rows": rows,
+            "helm": helm.as_ref().ok(),
+            "helm_skipped": helm.as_ref().err(),
         });
         println!("{summary}");
         if rows.iter().any(|r| r.identical == Some(false)) {
             bail!("native output differs from the external tool's for some input");
+        }
+        if helm.as_ref().is_ok_and(|row| !row.identical) {
+            bail!("edgecd's Helm render differs from `helm template`'s objects");
         }
         Ok(())
     }
@@ -401,6 +431,394 @@ impl RenderBench {
         row.ratio = Some(external_median_us / native_median_us);
         row.identical = Some(identical);
         Ok(row)
+    }
+}
+
+/// The Helm row: edgecd's render path (cold and cached) beside the plain `helm template` command.
+#[derive(Debug, serde::Serialize)]
+struct HelmRow {
+    input: String,
+    /// The helm binary and what `helm version --short` says.
+    helm: String,
+    helm_version: String,
+    objects: usize,
+    /// Bytes of `helm template`'s stdout.
+    output_bytes: usize,
+    /// `HelmRenderer::render_dir` at a commit not rendered before: `helm template` run as the spoke runs it
+    /// (bounded subprocess, empty environment), its output loaded into objects and cached.
+    edgecd_cold_runs: usize,
+    edgecd_cold_median_us: f64,
+    /// `HelmRenderer::render_dir` at the commit just rendered: answered by the render cache.
+    edgecd_cached_runs: usize,
+    edgecd_cached_median_us: f64,
+    /// The same `helm template` command line run directly (stdout read, not parsed).
+    helm_runs: usize,
+    helm_median_us: f64,
+    /// `edgecd_helm::load_manifests` on that stdout: the part of a cold render that loads helm's output.
+    load_median_us: f64,
+    /// edgecd cold median / helm median.
+    cold_ratio: f64,
+    /// edgecd cached median / helm median.
+    cached_ratio: f64,
+    /// edgecd's objects equal `helm template`'s stdout loaded as YAML, in every run.
+    identical: bool,
+}
+
+impl HelmRow {
+    fn print(&self) {
+        println!(
+            "helm row: {} ({}); edgecd = edgecd_helm::HelmRenderer::render_dir, cold (a commit not rendered before: helm runs) and cached; helm = the same `helm template` command run directly, alternating with the cold renders; identical = same objects as JSON",
+            self.helm, self.helm_version
+        );
+        println!(
+            "{:<32} {:>7} {:>15} {:>17} {:>17} {:>14} {:>10} {:>12} {:>9}",
+            "input",
+            "objects",
+            "edgecd cold ms",
+            "edgecd cached ms",
+            "helm template ms",
+            "output load ms",
+            "cold/helm",
+            "cached/helm",
+            "identical"
+        );
+        println!(
+            "{:<32} {:>7} {:>15.1} {:>17.4} {:>17.1} {:>14.1} {:>10.3} {:>12.6} {:>9}",
+            self.input,
+            self.objects,
+            self.edgecd_cold_median_us / 1000.0,
+            self.edgecd_cached_median_us / 1000.0,
+            self.helm_median_us / 1000.0,
+            self.load_median_us / 1000.0,
+            self.cold_ratio,
+            self.cached_ratio,
+            if self.identical { "yes" } else { "NO" },
+        );
+    }
+}
+
+/// The Kubernetes version the Helm row renders for (`--kube-version`).
+const HELM_KUBE_VERSION: &str = "v1.35.4";
+
+/// The API versions and kinds the Helm row renders with (`--api-versions`): what the spoke's discovery finds on
+/// a Kubernetes v1.35.4 API server without CRDs (testkit's realkube), every version of every group.
+const HELM_API_KINDS: &[(&str, &[&str])] = &[
+    (
+        "v1",
+        &[
+            "Binding",
+            "ComponentStatus",
+            "ConfigMap",
+            "Endpoints",
+            "Event",
+            "LimitRange",
+            "Namespace",
+            "Node",
+            "PersistentVolume",
+            "PersistentVolumeClaim",
+            "Pod",
+            "PodTemplate",
+            "ReplicationController",
+            "ResourceQuota",
+            "Secret",
+            "Service",
+            "ServiceAccount",
+        ],
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        &[
+            "MutatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+            "ValidatingWebhookConfiguration",
+        ],
+    ),
+    ("apiextensions.k8s.io/v1", &["CustomResourceDefinition"]),
+    ("apiregistration.k8s.io/v1", &["APIService"]),
+    (
+        "apps/v1",
+        &[
+            "ControllerRevision",
+            "DaemonSet",
+            "Deployment",
+            "ReplicaSet",
+            "StatefulSet",
+        ],
+    ),
+    (
+        "authentication.k8s.io/v1",
+        &["SelfSubjectReview", "TokenReview"],
+    ),
+    (
+        "authorization.k8s.io/v1",
+        &[
+            "LocalSubjectAccessReview",
+            "SelfSubjectAccessReview",
+            "SelfSubjectRulesReview",
+            "SubjectAccessReview",
+        ],
+    ),
+    ("autoscaling/v1", &["HorizontalPodAutoscaler"]),
+    ("autoscaling/v2", &["HorizontalPodAutoscaler"]),
+    ("batch/v1", &["CronJob", "Job"]),
+    ("certificates.k8s.io/v1", &["CertificateSigningRequest"]),
+    ("coordination.k8s.io/v1", &["Lease"]),
+    ("discovery.k8s.io/v1", &["EndpointSlice"]),
+    ("events.k8s.io/v1", &["Event"]),
+    (
+        "flowcontrol.apiserver.k8s.io/v1",
+        &["FlowSchema", "PriorityLevelConfiguration"],
+    ),
+    (
+        "networking.k8s.io/v1",
+        &[
+            "IPAddress",
+            "Ingress",
+            "IngressClass",
+            "NetworkPolicy",
+            "ServiceCIDR",
+        ],
+    ),
+    ("node.k8s.io/v1", &["RuntimeClass"]),
+    ("policy/v1", &["PodDisruptionBudget"]),
+    (
+        "rbac.authorization.k8s.io/v1",
+        &["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
+    ),
+    (
+        "resource.k8s.io/v1",
+        &[
+            "DeviceClass",
+            "ResourceClaim",
+            "ResourceClaimTemplate",
+            "ResourceSlice",
+        ],
+    ),
+    ("scheduling.k8s.io/v1", &["PriorityClass"]),
+    (
+        "storage.k8s.io/v1",
+        &[
+            "CSIDriver",
+            "CSINode",
+            "CSIStorageCapacity",
+            "StorageClass",
+            "VolumeAttachment",
+            "VolumeAttributesClass",
+        ],
+    ),
+];
+
+/// `group/version` and `group/version/Kind` of [`HELM_API_KINDS`], as the spoke lists them.
+fn helm_api_versions() -> Vec<String> {
+    let mut versions = std::collections::BTreeSet::new();
+    for (api_version, kinds) in HELM_API_KINDS {
+        versions.insert((*api_version).to_string());
+        for kind in *kinds {
+            versions.insert(format!("{api_version}/{kind}"));
+        }
+    }
+    versions.into_iter().collect()
+}
+
+/// The values file of the Helm row: `apps` entries of the chart `testdata/helm/bench`.
+fn helm_values(apps: usize) -> String {
+    let mut text = String::from("apps:\n");
+    for i in 1..=apps {
+        let tags: Vec<String> = (0..i % 5).map(|t| format!("t{t}")).collect();
+        text.push_str(&format!(
+            "- name: app-{i:04}\n  replicas: {}\n  port: {}\n  tags: [{}]\n",
+            1 + i % 3,
+            8080 + i % 2,
+            tags.join(", ")
+        ));
+    }
+    text
+}
+
+/// The helm binary: `EDGECD_HELM_BIN`, else `helm` on `PATH`.
+fn find_helm() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("EDGECD_HELM_BIN").filter(|b| !b.is_empty()) {
+        let bin = PathBuf::from(bin);
+        return bin.is_file().then_some(bin);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("helm"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Copies the directory `from` to `to` (files and folders only).
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("listing {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+impl RenderBench {
+    /// The chart `testdata/helm/bench` with `--helm-apps` entries, through `HelmRenderer::render_dir` (cold
+    /// renders alternating with the plain `helm template` command, then cached renders).
+    fn measure_helm(&self, scratch: &Path, helm: &Path) -> anyhow::Result<HelmRow> {
+        let root = scratch.join("helm-repo");
+        let chart = root.join("charts/bench");
+        copy_dir(&edgecd_testkit::testdata().join("helm/bench"), &chart)?;
+        let values = chart.join("values-bench.yaml");
+        std::fs::write(&values, helm_values(self.helm_apps))?;
+        let capabilities = edgecd_helm::Capabilities {
+            kube_version: HELM_KUBE_VERSION.into(),
+            api_versions: helm_api_versions(),
+        };
+        let source = edgecd_core::app::ApplicationSource {
+            repo_url: "https://git.example/bench.git".into(),
+            path: "charts/bench".into(),
+            helm: Some(edgecd_core::app::HelmSource {
+                value_files: vec!["values-bench.yaml".into()],
+                ..edgecd_core::app::HelmSource::default()
+            }),
+            ..edgecd_core::app::ApplicationSource::default()
+        };
+        let context = edgecd_helm::RenderContext {
+            app_name: "bench",
+            namespace: "bench",
+            capabilities: &capabilities,
+        };
+        let mut config = edgecd_helm::HelmConfig::new(helm, scratch.join("helm-home"));
+        // Every cold render is a new cache entry: keep a few, not 128 renders of thousands of objects.
+        config.cache_entries = 4;
+        let renderer = edgecd_helm::HelmRenderer::new(config);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting a Tokio runtime")?;
+        let render = |commit: &str| {
+            runtime
+                .block_on(renderer.render_dir(&source, &context, &root, &chart, commit))
+                .context("rendering the chart through edgecd_helm")
+        };
+        // The plain command a person would type for the same release.
+        let mut plain = Command::new(helm);
+        plain
+            .args(["template", "bench"])
+            .arg(&chart)
+            .args(["--namespace", "bench", "--include-crds", "--kube-version"])
+            .arg(HELM_KUBE_VERSION);
+        for version in &capabilities.api_versions {
+            plain.args(["--api-versions", version]);
+        }
+        plain.arg("--values").arg(&values);
+        let mut run_plain = || -> anyhow::Result<(Duration, Vec<u8>)> {
+            let start = Instant::now();
+            let output = plain.output().context("running helm template")?;
+            let elapsed = start.elapsed();
+            if !output.status.success() {
+                bail!(
+                    "helm template failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            Ok((elapsed, output.stdout))
+        };
+        let version = Command::new(helm)
+            .args(["version", "--short"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+
+        // One of each first (helm's home created, files in the page cache), not counted.
+        render("0000000000000000000000000000000000000000")?;
+        run_plain()?;
+        let budget = Duration::from_secs_f64(self.external_seconds);
+        let started = Instant::now();
+        let (mut cold, mut direct, mut load) = (Vec::new(), Vec::new(), Vec::new());
+        let mut identical = true;
+        let (mut objects, mut output_bytes) = (0, 0);
+        let mut last_commit = String::new();
+        while cold.len() < self.external_iterations.max(1)
+            && (cold.len() < 3 || started.elapsed() < budget)
+        {
+            // A commit not rendered before: a cache miss, so helm runs.
+            let commit = format!("{:040x}", cold.len() + 1);
+            let edgecd_first = cold.len() % 2 == 0;
+            let mut ours = None;
+            if edgecd_first {
+                let start = Instant::now();
+                ours = Some(render(&commit)?);
+                cold.push(start.elapsed());
+            }
+            let (elapsed, stdout) = run_plain()?;
+            direct.push(elapsed);
+            if !edgecd_first {
+                let start = Instant::now();
+                ours = Some(render(&commit)?);
+                cold.push(start.elapsed());
+            }
+            let ours = ours.context("no edgecd render")?;
+            let text = std::str::from_utf8(&stdout).context("helm's output is not UTF-8")?;
+            let start = Instant::now();
+            std::hint::black_box(
+                edgecd_helm::load_manifests(text).context("loading helm's output")?,
+            );
+            load.push(start.elapsed());
+            let theirs: Vec<serde_json::Value> = edgecd_render::yaml::load_documents(text)
+                .context("loading helm's output")?
+                .into_iter()
+                .filter(|document| !document.is_null())
+                .collect();
+            identical &= *ours == theirs;
+            objects = ours.len();
+            output_bytes = stdout.len();
+            last_commit = commit;
+        }
+
+        // The commit just rendered again: the render cache answers.
+        let budget = Duration::from_secs_f64(self.native_seconds);
+        let started = Instant::now();
+        let cached = runtime.block_on(async {
+            let mut cached = Vec::new();
+            while cached.len() < self.iterations.max(1)
+                && (cached.len() < 5 || started.elapsed() < budget)
+            {
+                let start = Instant::now();
+                let objects = renderer
+                    .render_dir(&source, &context, &root, &chart, &last_commit)
+                    .await
+                    .context("rendering the chart through edgecd_helm (cached)")?;
+                cached.push(start.elapsed());
+                std::hint::black_box(&objects);
+            }
+            anyhow::Ok(cached)
+        })?;
+        let (cold_us, cached_us, direct_us) = (
+            micros(median(&cold)),
+            micros(median(&cached)),
+            micros(median(&direct)),
+        );
+        Ok(HelmRow {
+            input: format!("helm chart {objects} objects"),
+            helm: helm.display().to_string(),
+            helm_version: version,
+            objects,
+            output_bytes,
+            edgecd_cold_runs: cold.len(),
+            edgecd_cold_median_us: cold_us,
+            edgecd_cached_runs: cached.len(),
+            edgecd_cached_median_us: cached_us,
+            helm_runs: direct.len(),
+            helm_median_us: direct_us,
+            load_median_us: micros(median(&load)),
+            cold_ratio: cold_us / direct_us,
+            cached_ratio: cached_us / direct_us,
+            identical,
+        })
     }
 }
 
