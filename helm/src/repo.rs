@@ -448,7 +448,17 @@ impl ChartRepos {
         credential: Option<&RepoCredential>,
         hard: bool,
     ) -> Result<Arc<Index>, RepoError> {
-        let key = repo_base(repo_url);
+        let base_url = repo_base(repo_url);
+        // Per credential: an index fetched with one is never handed to a render without it (a hub parent whose
+        // project may not use the credential, another credential of the same repository).
+        let identity = credential.map(|c| {
+            format!(
+                "{}\u{0}{}",
+                c.url_prefix,
+                c.username.as_deref().unwrap_or_default()
+            )
+        });
+        let key = format!("{}\u{0}{base_url}", identity.unwrap_or_default());
         if !hard
             && let Some((at, index)) = self
                 .indexes
@@ -459,7 +469,7 @@ impl ChartRepos {
         {
             return Ok(Arc::clone(index));
         }
-        let url = format!("{key}index.yaml");
+        let url = format!("{base_url}index.yaml");
         let base: http::Uri = url.parse().map_err(|e| RepoError::Fetch {
             repo: repo_url.to_owned(),
             url: url.clone(),

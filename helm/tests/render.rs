@@ -283,6 +283,13 @@ async fn a_chart_repository_resolves_versions_verifies_digests_and_uses_credenti
             .iter()
             .any(|r| r.path.ends_with("web-0.1.0.tgz") && r.authorized)
     );
+    // What was fetched with the credential is not reused by a render without it (a hub parent whose project may
+    // not use the credential): it asks the repository again, and is refused.
+    let err = renderer
+        .render_repo_chart(&repo_source(server.url(), "0.1.0"), &context, None, false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("HTTP 401"), "{err}");
 
     // A package that is not the one the index names is refused; nothing is rendered from it.
     let (dir, server) = chart_repository(&helm, None).await;
