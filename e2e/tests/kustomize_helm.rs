@@ -35,7 +35,7 @@ edgecd_e2e::on_both_back_ends!(a_kustomization_inflates_a_chart_from_an_oci_regi
 
 fn kustomization(region: &str, repo: &str) -> String {
     format!(
-        "namespace: shop\nlabels:\n- pairs:\n    team: edge\nhelmCharts:\n- name: web\n  releaseName: shop\n  valuesInline:\n    region: {region}\n    replicas: 2\n- name: web\n  repo: {repo}\n  version: 1.0.0\n  releaseName: remote\n  valuesInline:\n    region: sa-east\npatches:\n- target:\n    kind: ConfigMap\n    name: shop-config\n  patch: |\n    - op: add\n      path: /data/patched\n      value: \"yes\"\n"
+        "namespace: shop\nlabels:\n- pairs:\n    team: edge\nhelmCharts:\n- name: web\n  releaseName: shop\n  valuesInline:\n    region: {region}\n    replicas: 2\n- name: web\n  repo: {repo}\n  version: 1.0.0\n  releaseName: remote\n  valuesInline:\n    region: sa-east\n    replicas: null\npatches:\n- target:\n    kind: ConfigMap\n    name: shop-config\n  patch: |\n    - op: add\n      path: /data/patched\n      value: \"yes\"\n"
     )
 }
 
@@ -104,8 +104,12 @@ async fn a_kustomization_inflates_helm_charts(backend: Backend) {
     assert_eq!(local.metadata.labels.unwrap()["team"], "edge");
     assert!(maps.get("shop-extras").await.is_ok());
     // The chart repository's package, fetched by the spoke.
+    // Its values.yaml (read from the fetched package) merged with valuesInline as kustomize merges them: the
+    // inline `replicas: null` leaves the chart's 1 (passed to helm alone, the null would delete it).
     let remote = maps.get("remote-config").await.unwrap();
-    assert_eq!(remote.data.unwrap()["region"], "sa-east");
+    let remote_data = remote.data.unwrap();
+    assert_eq!(remote_data["region"], "sa-east");
+    assert_eq!(remote_data["replicas"], "1");
     assert_eq!(remote.metadata.labels.unwrap()["team"], "edge");
 
     // A template error (the required region emptied): a ComparisonError naming the chart's file; live stays.

@@ -921,6 +921,71 @@ fn find_on_path(name: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// kustomize's `helmCharts` (the spoke's chart inflator): what it reads of a chart of a repository.
+impl HelmRenderer {
+    /// The `values.yaml` of the chart `chart` of the chart repository or OCI registry `repo_url` at the version
+    /// `version` resolves to (fetched, verified and cached as for [`render_repo_chart_with`](Self::render_repo_chart_with),
+    /// with `inputs.credentials`; unpacked into a private scratch directory under the chart limits and removed
+    /// after); `None` when the chart has none. kustomize merges a `helmCharts` entry's `valuesInline` with it.
+    pub async fn repo_chart_values(
+        &self,
+        repo_url: &str,
+        chart: &str,
+        version: &str,
+        inputs: &RenderInputs<'_>,
+    ) -> Result<Option<String>, HelmError> {
+        let credential = find_credential(inputs.credentials, repo_url);
+        let fetched = self
+            .repos
+            .fetch(
+                repo_url,
+                chart,
+                version,
+                credential.as_deref(),
+                false,
+                inputs.hard,
+            )
+            .await?;
+        let label = format!("{chart} {}", fetched.version);
+        let scratch_root = self.config.dir.join("tmp");
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| HelmError::Io { path, source }
+        };
+        std::fs::create_dir_all(&scratch_root).map_err(io(&scratch_root))?;
+        let scratch = tempfile::Builder::new()
+            .prefix("values-")
+            .tempdir_in(&scratch_root)
+            .map_err(io(&scratch_root))?;
+        let limits = self.config.charts;
+        let package = fetched.package.clone();
+        let dest = scratch.path().to_path_buf();
+        let shown = format!("chart {label}");
+        tokio::task::spawn_blocking(move || -> Result<Option<String>, HelmError> {
+            let dir = package::unpack(&package, &dest, &label, limits)?;
+            match std::fs::read(dir.join("values.yaml")) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(HelmError::Io {
+                    path: format!("chart {label}: values.yaml"),
+                    source,
+                }),
+                Ok(bytes) => String::from_utf8(bytes)
+                    .map(Some)
+                    .map_err(|_| HelmError::Chart {
+                        chart: label,
+                        dependency: String::new(),
+                        message: "values.yaml is not UTF-8".into(),
+                    }),
+            }
+        })
+        .await
+        .map_err(|e| HelmError::Io {
+            path: shown,
+            source: std::io::Error::other(format!("reading values.yaml: {e}")),
+        })?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

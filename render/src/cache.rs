@@ -182,6 +182,14 @@ impl crate::HelmChartInflator for Counting<'_> {
         self.used.store(true, std::sync::atomic::Ordering::Relaxed);
         self.inner.inflate(chart)
     }
+
+    fn repository_chart_values(
+        &self,
+        chart: &crate::ChartLocation,
+    ) -> std::result::Result<Option<String>, String> {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.repository_chart_values(chart)
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,13 @@ pub trait HelmChartInflator: Send + Sync {
     /// The chart's objects, in helm's output order; the error is the cause (helm's message, a fetch failure),
     /// which the render wraps with the kustomization file and the entry.
     fn inflate(&self, chart: &ChartInflation) -> std::result::Result<Vec<Value>, String>;
+
+    /// The `values.yaml` text of a chart of a repository ([`ChartLocation::Repository`]; `None` when it has
+    /// none), which kustomize merges with `valuesInline` when the entry names no `valuesFile`.
+    fn repository_chart_values(
+        &self,
+        chart: &ChartLocation,
+    ) -> std::result::Result<Option<String>, String>;
 }
 
 /// Where the chart of a `helmCharts` entry is.
@@ -353,7 +360,33 @@ pub(crate) fn inflate(
                 let relative = relative_to(&chart_dir.join("values.yaml"), dir);
                 Some(read_values(&relative, "the chart's values.yaml")?)
             }
-            ChartLocation::Repository { .. } => None,
+            // Read only when there are inline values to merge it with (helm applies it anyway).
+            ChartLocation::Repository { .. } if chart.values_inline.is_empty() => None,
+            ChartLocation::Repository { .. } => {
+                let text = inflator
+                    .repository_chart_values(&location)
+                    .map_err(&fail)?
+                    .ok_or_else(|| {
+                        fail("the chart has no values.yaml to merge valuesInline with".into())
+                    })?;
+                if text.len() as u64 > MAX_VALUES_BYTES {
+                    return Err(fail(format!(
+                        "the chart's values.yaml has {} bytes; at most {MAX_VALUES_BYTES} are read",
+                        text.len()
+                    )));
+                }
+                let value = crate::yaml::load_one_within(&text, repo.yaml_budget())
+                    .map_err(|e| fail(format!("the chart's values.yaml: {e}")))?;
+                match value {
+                    Value::Null => Some(Value::Object(Map::new())),
+                    Value::Object(_) => Some(value),
+                    _ => {
+                        return Err(fail(
+                            "the chart's values.yaml: values must be a mapping".into(),
+                        ));
+                    }
+                }
+            }
         }
     };
     let mut values = if chart.values_inline.is_empty() {
@@ -361,7 +394,7 @@ pub(crate) fn inflate(
     } else {
         let inline = Value::Object(chart.values_inline.clone());
         match (chart.values_merge, base) {
-            (ValuesMerge::Replace, _) | (ValuesMerge::Override, None) => inline,
+            (ValuesMerge::Replace, _) | (_, None) => inline,
             (ValuesMerge::Override, Some(mut file_values)) => {
                 merge_ignoring_nulls(&mut file_values, &inline);
                 file_values
@@ -370,13 +403,6 @@ pub(crate) fn inflate(
                 let mut merged = inline;
                 merge_ignoring_nulls(&mut merged, &file_values);
                 merged
-            }
-            (ValuesMerge::Merge, None) => {
-                return Err(fail(
-                    "valuesMerge: merge with the values.yaml of a chart from a chart repository is not supported \
-                     yet; name a valuesFile in the repository, or use override"
-                        .into(),
-                ));
             }
         }
     };

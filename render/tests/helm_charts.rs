@@ -75,6 +75,9 @@ impl HelmChartInflator for HelmCli {
             .filter(|v| !v.is_null())
             .collect())
     }
+    fn repository_chart_values(&self, chart: &ChartLocation) -> Result<Option<String>, String> {
+        Err(format!("not a local chart: {chart:?}"))
+    }
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -28,6 +28,20 @@ impl HelmChartInflator for SpokeInflator {
     fn inflate(&self, chart: &ChartInflation) -> Result<Vec<Value>, String> {
         self.handle.block_on(self.inflate_async(chart))
     }
+
+    fn repository_chart_values(&self, chart: &ChartLocation) -> Result<Option<String>, String> {
+        let ChartLocation::Repository { url, name, version } = chart else {
+            return Ok(None);
+        };
+        let inputs = edgecd_helm::RenderInputs {
+            credentials: Some(&self.credentials),
+            hard: self.hard,
+            ..edgecd_helm::RenderInputs::default()
+        };
+        self.handle
+            .block_on(self.helm.repo_chart_values(url, name, version, &inputs))
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl SpokeInflator {
