@@ -306,7 +306,12 @@ pub(crate) fn inflate(
         &globals.chart_home
     };
     let chart_home = crate::loader::normalize(&dir.join(chart_home_text));
-    if !chart_home.starts_with(repo.root()) {
+    // The repository root is canonical: the escape check starts from the directory's real path.
+    let real_dir = dir.canonicalize().map_err(|source| RenderError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !crate::loader::normalize(&real_dir.join(chart_home_text)).starts_with(repo.root()) {
         return Err(fail(format!(
             "helmGlobals.chartHome {chart_home_text:?} leaves the repository"
         )));

@@ -390,3 +390,26 @@ fn an_overlay_over_a_base_with_helm_charts_matches_kubectl() {
         assert_eq!(text, expected);
     }
 }
+
+/// A checkout reached through a symlinked directory (the repository root is canonicalized, the rendered
+/// directory is not): the chart home is still found inside the repository.
+#[test]
+fn a_repository_reached_through_a_symlink_inflates() {
+    let Some(helm) = helm_bin() else { return };
+    let temp = tempfile::tempdir().unwrap();
+    let real = temp.path().join("real");
+    copy_chart(&real.join("app/charts/web"));
+    write(
+        &real.join("app/kustomization.yaml"),
+        "helmCharts:\n- name: web\n  valuesInline: {region: l}\n",
+    );
+    let link = temp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let objects = render_with(
+        &link.join("app"),
+        &repo_options(&link),
+        Some(&inflator(helm)),
+    )
+    .unwrap();
+    assert!(objects.iter().any(|o| o["data"]["region"] == "l"));
+}
