@@ -851,8 +851,8 @@ mod tests {
     }
 
     /// Argo CD's source hydrator: its dry source is what edgecd renders at every spoke, so it is imported as
-    /// `spec.source`, with a warning that no hydrated commit is written; with a source beside it, or a plugin as
-    /// its dry source, it is refused.
+    /// `spec.source`, with a warning that no hydrated commit is written; a source beside it is ignored (as Argo CD
+    /// does, with a warning); a plugin as its dry source is refused.
     #[test]
     fn a_source_hydrators_dry_source_is_the_source() {
         let dry = json!({"repoURL": "https://x/apps", "path": "helm-guestbook", "targetRevision": "HEAD",
@@ -882,8 +882,20 @@ mod tests {
                 .any(|w| w.starts_with("spec.sourceHydrator:") && w.contains("drySource")),
             "{warnings:?}"
         );
-        let err = refused(&hydrated(json!({"source": {"repoURL": "https://x/other"}})));
-        assert_eq!(err.field, "spec.sourceHydrator", "{err}");
+        // As Argo CD, a source beside the hydrator is ignored.
+        let (Document::Application(imported), warnings) =
+            parse_document_warned(&hydrated(json!({"source": {"repoURL": "https://x/other"}})))
+                .unwrap()
+        else {
+            panic!("not an application")
+        };
+        assert_eq!(imported.spec.source.repo_url, "https://x/apps");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("spec.source: ignored")),
+            "{warnings:?}"
+        );
         let mut plugin = hydrated(json!({}));
         plugin["spec"]["sourceHydrator"]["drySource"]["plugin"] = json!({"name": "cmp"});
         assert_eq!(
@@ -1085,9 +1097,20 @@ mod tests {
             panic!("not an application")
         };
         assert_eq!(oci.spec.source.chart, "web");
+        // Argo CD's spelling without a scheme is the same chart.
+        let Document::Application(bare) = parse_document(&app(
+            json!({"project": "edge", "source": {"repoURL": "registry-1.docker.io/bitnamicharts", "chart": "nginx", "targetRevision": "15.9.0"}}),
+        ))
+        .unwrap() else {
+            panic!("not an application")
+        };
+        assert_eq!(
+            bare.spec.source.repo_url,
+            "oci://registry-1.docker.io/bitnamicharts"
+        );
         let mut spec = base_spec();
-        spec["sourceHydrator"] = json!({"drySource": {"repoURL": "https://x/r"}});
-        assert_eq!(refused(&app(spec)).field, "spec.sourceHydrator");
+        spec["sourceHydrator"] = json!({"syncSource": {"targetBranch": "env/dev"}});
+        assert_eq!(refused(&app(spec)).field, "spec.sourceHydrator.drySource");
         let mut spec = base_spec();
         spec["syncPolicy"] =
             json!({"managedNamespaceMetadata": {"labels": {"a": "b"}, "finalizers": []}});

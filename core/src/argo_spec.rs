@@ -226,13 +226,13 @@ pub fn check_application_spec_warned(
     let source_path = format!("{path}.source");
     if let Some(hydrator) = obj.get("sourceHydrator").filter(|v| !v.is_null()) {
         let at = format!("{path}.sourceHydrator");
-        if obj.get("source").is_some_and(|s| !s.is_null())
-            || obj.get("sources").is_some_and(|s| !s.is_null())
-        {
-            return Err(fail(
-                &at,
-                "an application has a source hydrator or a source, not both",
-            ));
+        // As Argo CD: with a source hydrator, `source` and `sources` are ignored.
+        for key in ["source", "sources"] {
+            if obj.get(key).is_some_and(|s| !s.is_null()) {
+                warnings.push(format!(
+                    "{path}.{key}: ignored, as Argo CD does, because {at} is set"
+                ));
+            }
         }
         let h = as_object(hydrator, &at)?;
         check_keys(h, &at, &["drySource", "syncSource", "hydrateTo"], &[])?;
@@ -613,10 +613,12 @@ pub(crate) fn normalize_application_spec(spec: &mut Value) {
     if obj.get("sources").is_some_and(|s| !s.is_null()) {
         obj.remove("source");
     }
-    // The source hydrator's dry source is what edgecd renders (see check_application_spec_warned).
+    // The source hydrator's dry source is what edgecd renders (see check_application_spec_warned); with it,
+    // Argo CD ignores `source` and `sources`.
     if let Some(Value::Object(mut hydrator)) = obj.remove("sourceHydrator")
         && let Some(dry) = hydrator.remove("drySource")
     {
+        obj.remove("sources");
         obj.insert("source".into(), dry);
     }
     if let Some(Value::Object(src)) = obj.get_mut("source") {
@@ -633,6 +635,19 @@ pub(crate) fn normalize_application_spec(spec: &mut Value) {
 
 /// [`normalize_application_spec`] for one source.
 fn normalize_source(src: &mut serde_json::Map<String, Value>) {
+    // Argo CD's spelling of a Helm chart of an OCI registry: `repoURL: registry/path` (no scheme) with `chart`.
+    let has_chart = src
+        .get("chart")
+        .and_then(Value::as_str)
+        .is_some_and(|c| !c.is_empty());
+    if has_chart
+        && let Some(Value::String(url)) = src.get_mut("repoURL")
+        && !url.is_empty()
+        && !url.contains("://")
+        && !url.contains('@')
+    {
+        *url = format!("oci://{url}");
+    }
     if let Some(Value::Object(k)) = src.get_mut("kustomize") {
         k.remove("kubeVersion");
         k.remove("apiVersions");
