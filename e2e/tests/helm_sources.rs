@@ -40,6 +40,7 @@ const LEFTOVERS: Leftovers<'static> = Leftovers {
 edgecd_e2e::on_both_back_ends!(
     a_chart_from_git_renders_its_widget_once_the_spoke_has_synced_the_widget_crd,
     a_chart_template_error_leaves_live_objects_untouched,
+    a_hard_refresh_rediscovers_the_clusters_capabilities,
     a_chart_from_a_chart_repository_behind_basic_auth_is_synced_with_a_helm_secret,
 );
 
@@ -253,6 +254,48 @@ async fn a_chart_from_git_renders_its_widget_once_the_spoke_has_synced_the_widge
                     .iter()
                     .any(|r| r.key.kind == "Widget" && r.key.name == "web"))
             .then_some(())
+        },
+    )
+    .await;
+}
+
+/// A CRD that another actor installs (here the test, not the spoke) is seen by the chart at the next hard refresh,
+/// not when the spoke's ten-minute cache of capabilities runs out: the ConfigMap says `served`.
+async fn a_hard_refresh_rediscovers_the_clusters_capabilities(backend: Backend) {
+    let Some(helm) = helm_binary() else { return };
+    let server = GitServer::start().unwrap();
+    let repo = web_repo(&server);
+    let client = backend.client().await.unwrap();
+    let _spoke = RuntimeSpoke::start(&backend, "paris", Some(&helm))
+        .await
+        .unwrap();
+    let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
+    apps.create(
+        &PostParams::default(),
+        &web_from_git(&repo, "values-paris.yaml"),
+    )
+    .await
+    .unwrap();
+    synced_healthy(&apps, "web").await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
+    assert_eq!(
+        maps.get("web-config").await.unwrap().data.unwrap()["widgets"],
+        "absent"
+    );
+    serve_widgets(&client).await;
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "hard"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the ConfigMap saying widgets are served",
+        PATIENCE,
+        async || {
+            let data = maps.get("web-config").await.ok()?.data?;
+            (data["widgets"] == "served").then_some(())
         },
     )
     .await;

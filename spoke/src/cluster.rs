@@ -157,8 +157,8 @@ impl LiveCluster {
     }
 
     /// What Helm charts see as `.Capabilities`: the server's version and every `group/version` and
-    /// `group/version/Kind` it serves (all versions of every group), by discovery; reused for ten minutes
-    /// and forgotten with the kinds (after CRDs change).
+    /// `group/version/Kind` it serves (all versions of every group), by discovery; reused for ten minutes,
+    /// forgotten with the kinds (after the spoke's own sync applies CRDs) and at a hard refresh.
     pub async fn capabilities(&self) -> Result<Arc<edgecd_helm::Capabilities>, ClusterError> {
         if let Some((at, capabilities)) = self.capabilities.read().await.as_ref()
             && at.elapsed() < LISTABLE_KINDS_TTL
@@ -249,6 +249,12 @@ impl LiveCluster {
     }
 
     /// Forgets cached kinds (after CRDs change).
+    /// Forgets the discovered Helm capabilities only (a hard refresh: a CRD another actor installed is seen by
+    /// the next render, not ten minutes later).
+    pub async fn forget_capabilities(&self) {
+        *self.capabilities.write().await = None;
+    }
+
     pub async fn forget_kinds(&self) {
         self.kinds.write().await.clear();
         *self.listable.write().await = None;

@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod decide;
 pub use edgecd_git as git;
 pub mod health;
+mod helm_charts;
 pub mod link;
 pub mod live;
 pub mod metrics;

@@ -32,10 +32,6 @@ use crate::plan::APP_LABEL;
 use crate::sources::{SourceRefs, Wanted};
 use crate::sync::{AppTarget, Comparison, ResourceDiff, SyncOptions, Termination, compare, sync};
 
-// The chart inflator of kustomizations' helmCharts (its own file; declared here, beside its one user).
-#[path = "helm_charts.rs"]
-mod helm_charts;
-
 /// Condition types the engine sets.
 pub mod conditions {
     pub const COMPARISON_ERROR: &str = "ComparisonError";
@@ -667,6 +663,10 @@ impl Engine {
         wanted: &Wanted,
         mode: RefreshMode,
     ) -> Result<(Vec<String>, Vec<Value>), String> {
+        if mode == RefreshMode::Hard {
+            // A CRD installed by someone else is in the capabilities Helm charts see from now on.
+            self.cluster.forget_capabilities().await;
+        }
         if let Some((source, revision)) = wanted.single() {
             let (commit, objects) = self
                 .render_source(app, source, revision, mode, &SourceRefs::default())
@@ -827,7 +827,7 @@ impl Engine {
         let renders = Arc::clone(&self.renders);
         let span = tracing::info_span!("render", commit = %commit_text);
         // A kustomization's helmCharts are inflated by edgecd-helm, with this cluster's capabilities.
-        let inflator = helm_charts::SpokeInflator {
+        let inflator = crate::helm_charts::SpokeInflator {
             handle: tokio::runtime::Handle::current(),
             helm: Arc::clone(&self.helm),
             cluster: self.cluster.clone(),
