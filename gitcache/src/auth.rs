@@ -44,7 +44,7 @@ pub(crate) fn callbacks<'a>(
         }
         if url != repo.as_str() {
             let covered = RepoUrl::parse(url)
-                .is_ok_and(|seen| seen.as_str().starts_with(credential.url_prefix.as_str()));
+                .is_ok_and(|seen| crate::prefix_covers(&credential.url_prefix, seen.as_str()));
             if !covered {
                 return refuse(
                     "the server redirected to a URL the matching credential does not cover".into(),

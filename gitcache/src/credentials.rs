@@ -38,6 +38,35 @@ pub struct CredentialStore {
     current: Arc<RwLock<Arc<Credentials>>>,
 }
 
+/// Whether a credential for `prefix` covers the URL `url`: `url` starts with `prefix` **on a boundary** — the
+/// prefix ends with `/` (or, for an scp-like `user@host:` prefix, with `:`), or what follows it in `url` is
+/// nothing, `/`, `?`, `#`, or a `.git` suffix (`https://git.example/team/app` covers `…/app.git`). So
+/// `https://github.com/org` covers `https://github.com/org/repo` (Argo CD's repo-creds templates) but
+/// `https://charts.corp.example` does not cover `https://charts.corp.example.evil.io/`, nor
+/// `https://github.com/org` cover `https://github.com/organisation`.
+///
+/// This is the one rule every credential lookup uses (git, Helm chart repositories; OCI registries add an
+/// authority check, see `edgecd_helm::oci::find_credential`). An empty prefix covers nothing.
+pub fn prefix_covers(prefix: &str, url: &str) -> bool {
+    if prefix.is_empty() {
+        return false;
+    }
+    let Some(rest) = url.strip_prefix(prefix) else {
+        return false;
+    };
+    if prefix.ends_with('/') || (prefix.ends_with(':') && !prefix.contains("://")) {
+        return true;
+    }
+    let rest = rest.strip_prefix(".git").map_or(rest, |after| {
+        if after.is_empty() || after.starts_with(['/', '?', '#']) {
+            after
+        } else {
+            rest
+        }
+    });
+    rest.is_empty() || rest.starts_with(['/', '?', '#'])
+}
+
 // === impl Credentials ===
 
 impl Credentials {
@@ -51,7 +80,7 @@ impl Credentials {
     pub fn find(&self, url: &RepoUrl) -> Option<Arc<RepoCredential>> {
         self.entries
             .iter()
-            .filter(|entry| url.as_str().starts_with(entry.url_prefix.as_str()))
+            .filter(|entry| prefix_covers(&entry.url_prefix, url.as_str()))
             .max_by_key(|entry| entry.url_prefix.len())
             .cloned()
     }
@@ -176,6 +205,40 @@ mod tests {
                 .find(&url("ssh://deploy@git.example.com/x.git"))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn prefixes_match_only_on_a_boundary() {
+        let store = CredentialStore::new(Credentials::new([
+            credential("https://charts.corp.example", "corp"),
+            credential("https://github.com/org", "org"),
+            credential("https://git.example.com/team/app", "app"),
+        ]));
+        let user = |text: &str| store.find(&url(text)).and_then(|c| c.username.clone());
+        assert_eq!(user("https://charts.corp.example.evil.io/x"), None);
+        assert_eq!(user("https://charts.corp.example:8443.evil.io/x"), None);
+        assert_eq!(user("https://github.com/organisation/repo"), None);
+        assert_eq!(user("https://git.example.com/team/application.git"), None);
+        assert_eq!(
+            user("https://charts.corp.example/stable").as_deref(),
+            Some("corp")
+        );
+        assert_eq!(user("https://charts.corp.example").as_deref(), Some("corp"));
+        assert_eq!(user("https://github.com/org/repo").as_deref(), Some("org"));
+        assert_eq!(
+            user("https://git.example.com/team/app.git").as_deref(),
+            Some("app")
+        );
+        assert_eq!(
+            user("https://git.example.com/team/app").as_deref(),
+            Some("app")
+        );
+        assert!(prefix_covers("git@github.com:", "git@github.com:org/x.git"));
+        assert!(!prefix_covers(
+            "git@github.com",
+            "git@github.com.evil.io:x.git"
+        ));
+        assert!(!prefix_covers("", "https://a.example/"));
     }
 
     #[test]

@@ -35,7 +35,7 @@ use tokio::sync::{RwLock, Semaphore};
 use tracing::Instrument as _;
 
 pub use checkout::{Checkout, RepoPath, SizeLimits};
-pub use credentials::{CredentialStore, Credentials, RepoCredential};
+pub use credentials::{CredentialStore, Credentials, RepoCredential, prefix_covers};
 pub use error::{GitError, Result};
 pub use metrics::{GitMetrics, GitMetricsSnapshot};
 pub use revision::{CommitId, Revision};

@@ -515,7 +515,7 @@ impl HelmRenderer {
                 deps::Origin::Repository { url, wanted } => {
                     let credential = find_credential(inputs.credentials, &url).or_else(|| {
                         chart_credential
-                            .filter(|c| !c.url_prefix.is_empty() && url.starts_with(&c.url_prefix))
+                            .filter(|c| credential_covers(&c.url_prefix, &url))
                             .map(|c| Arc::new(c.clone()))
                     });
                     let fetched = self
@@ -752,6 +752,15 @@ fn find_credential(credentials: Option<&Credentials>, url: &str) -> Option<Arc<R
     }
     let url = RepoUrl::parse(url).ok()?;
     credentials?.find(&url)
+}
+
+/// Whether a credential for `prefix` covers the repository `url`, by the rule every lookup uses: on a
+/// boundary ([`edgecd_git::prefix_covers`]), and for an OCI registry on the same authority too.
+fn credential_covers(prefix: &str, url: &str) -> bool {
+    if oci::is_oci(url) {
+        return oci::prefix_covers_oci(prefix, url);
+    }
+    RepoUrl::parse(url).is_ok_and(|u| edgecd_git::prefix_covers(prefix, u.as_str()))
 }
 
 /// The commits of the refs the source's files name, for the cache key.

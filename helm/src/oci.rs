@@ -267,26 +267,42 @@ fn tag_ok(tag: &str) -> bool {
 }
 
 /// The credential for the registry URL `url` (`oci://host/path`): the longest URL prefix, written with
-/// `oci://` or without a scheme (Argo CD's `enableOCI` repository Secrets have `url: host/path`), that the
-/// URL without its scheme starts with (host compared without case).
+/// `oci://` or without a scheme (Argo CD's `enableOCI` repository Secrets have `url: host/path`), that covers
+/// the URL without its scheme (compared without case) by [`prefix_covers_oci`].
 pub fn find_credential(credentials: &Credentials, url: &str) -> Option<Arc<RepoCredential>> {
-    let target = url.get(6..)?.to_ascii_lowercase();
     credentials
         .entries()
-        .filter_map(|entry| {
-            let prefix = entry.url_prefix.trim();
-            let prefix = if is_oci(prefix) {
-                prefix.get(6..)?
-            } else {
-                prefix
-            };
-            (!prefix.is_empty()
-                && !prefix.contains("://")
-                && target.starts_with(&prefix.to_ascii_lowercase()))
-            .then_some((prefix.len(), entry))
-        })
-        .max_by_key(|(len, _)| *len)
-        .map(|(_, entry)| Arc::new(entry.clone()))
+        .filter(|entry| prefix_covers_oci(&entry.url_prefix, url))
+        .max_by_key(|entry| entry.url_prefix.trim().len())
+        .map(|entry| Arc::new(entry.clone()))
+}
+
+/// Whether a credential's `prefix` (`oci://host[:port]/path` or `host[:port]/path`) covers the registry URL
+/// `url` (`oci://…`): the prefix's authority (host and port) is the URL's, without case, and the rest matches
+/// on a boundary ([`edgecd_git::prefix_covers`]). `ghcr.io` covers `oci://ghcr.io/org/chart`, never
+/// `oci://ghcr.io.attacker.net/x` nor `oci://ghcr.io:8443/x`.
+pub fn prefix_covers_oci(prefix: &str, url: &str) -> bool {
+    let Some(target) = url.get(6..).filter(|_| is_oci(url)) else {
+        return false;
+    };
+    let target = target.to_ascii_lowercase();
+    let prefix = prefix.trim();
+    let prefix = if is_oci(prefix) {
+        prefix.get(6..).unwrap_or_default()
+    } else {
+        prefix
+    };
+    if prefix.is_empty() || prefix.contains("://") {
+        return false;
+    }
+    let prefix = prefix.to_ascii_lowercase();
+    let authority = |text: &str| {
+        text.split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    authority(&prefix) == authority(&target) && edgecd_git::prefix_covers(&prefix, &target)
 }
 
 /// A repository's tags, when they were listed.
@@ -1144,6 +1160,30 @@ mod tests {
         assert_eq!(user("oci://ghcr.io/org/other").as_deref(), Some("bare"));
         assert_eq!(user("oci://registry.example/x").as_deref(), Some("host"));
         assert_eq!(user("oci://quay.io/org"), None);
+        assert_eq!(user("oci://registry.example:5000/x"), None);
+    }
+
+    #[test]
+    fn credentials_never_match_another_host_or_a_longer_name() {
+        let credential = |prefix: &str, user: &str| RepoCredential {
+            url_prefix: prefix.into(),
+            username: Some(user.into()),
+            password: Some("p".to_owned().into()),
+            ..RepoCredential::default()
+        };
+        let set = Credentials::new([
+            credential("ghcr.io", "argo"),
+            credential("oci://registry.example/team", "team"),
+        ]);
+        let user = |url: &str| find_credential(&set, url).and_then(|c| c.username.clone());
+        assert_eq!(user("oci://ghcr.io.attacker.net/x"), None);
+        assert_eq!(user("oci://ghcr.io:444/x"), None);
+        assert_eq!(user("oci://registry.example/teamster/x"), None);
+        assert_eq!(user("oci://ghcr.io/org/x").as_deref(), Some("argo"));
+        assert_eq!(
+            user("oci://registry.example/team/x").as_deref(),
+            Some("team")
+        );
     }
 
     #[test]

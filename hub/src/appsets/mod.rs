@@ -272,7 +272,7 @@ impl AppSetController {
             .clone();
         let best = scopes
             .iter()
-            .filter(|(prefix, _)| repo_url.starts_with(prefix.as_str()))
+            .filter(|(prefix, _)| credential_covers(prefix, repo_url))
             .max_by_key(|(prefix, _)| prefix.len());
         if let Some((prefix, projects)) = best
             && !projects.is_empty()
@@ -971,4 +971,14 @@ fn condition(kind: &str, message: impl Into<String>) -> Condition {
         message: message.into(),
         last_transition_time: OffsetDateTime::now_utc(),
     }
+}
+
+/// Whether the credential for `prefix` is the one the spoke would use for `repo_url` (the shared rule: a
+/// boundary after the prefix; for an OCI registry, the same authority too).
+fn credential_covers(prefix: &str, repo_url: &str) -> bool {
+    if edgecd_helm::oci::is_oci(repo_url) {
+        return edgecd_helm::oci::prefix_covers_oci(prefix, repo_url);
+    }
+    edgecd_git::RepoUrl::parse(repo_url)
+        .is_ok_and(|url| edgecd_git::prefix_covers(prefix, url.as_str()))
 }
