@@ -150,18 +150,7 @@ impl AppSetController {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let all = self.git.credentials().snapshot();
-        edgecd_git::Credentials::new(
-            all.entries()
-                .filter(|c| {
-                    scopes
-                        .iter()
-                        .find(|(prefix, _)| *prefix == c.url_prefix)
-                        .is_none_or(|(_, projects)| {
-                            projects.is_empty() || projects.iter().any(|p| p == project)
-                        })
-                })
-                .cloned(),
-        )
+        credentials_for_project(&all, &scopes, project)
     }
 
     /// Reports whether this replica evaluates the sets on `gauge`.
@@ -244,13 +233,17 @@ impl AppSetController {
                 }
             }
         }
+        // The scopes first, under the same lock as the swap: a reader never sees a credential whose scope is
+        // not known yet (and `credentials_for` denies a prefix with no known scope anyway).
+        let mut known = self
+            .credential_projects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *known = scopes;
         self.git
             .credentials()
             .replace(edgecd_git::Credentials::new(entries));
-        *self
-            .credential_projects
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = scopes;
+        drop(known);
     }
 
     /// Refuses a repository the project may not read from: not in its source repositories, or
@@ -973,6 +966,27 @@ fn condition(kind: &str, message: impl Into<String>) -> Condition {
     }
 }
 
+/// The credentials of `all` that `project` may use: those whose prefix has a known scope that is empty (every
+/// project) or names `project`. A prefix with no known scope is denied.
+fn credentials_for_project(
+    all: &edgecd_git::Credentials,
+    scopes: &[CredentialScope],
+    project: &str,
+) -> edgecd_git::Credentials {
+    edgecd_git::Credentials::new(
+        all.entries()
+            .filter(|c| {
+                scopes
+                    .iter()
+                    .find(|(prefix, _)| *prefix == c.url_prefix)
+                    .is_some_and(|(_, projects)| {
+                        projects.is_empty() || projects.iter().any(|p| p == project)
+                    })
+            })
+            .cloned(),
+    )
+}
+
 /// Whether the credential for `prefix` is the one the spoke would use for `repo_url` (the shared rule: a
 /// boundary after the prefix; for an OCI registry, the same authority too).
 fn credential_covers(prefix: &str, repo_url: &str) -> bool {
@@ -981,4 +995,52 @@ fn credential_covers(prefix: &str, repo_url: &str) -> bool {
     }
     edgecd_git::RepoUrl::parse(repo_url)
         .is_ok_and(|url| edgecd_git::prefix_covers(prefix, url.as_str()))
+}
+
+#[cfg(test)]
+mod credential_scope_tests {
+    use super::*;
+
+    fn credential(prefix: &str) -> edgecd_git::RepoCredential {
+        edgecd_git::RepoCredential {
+            url_prefix: prefix.to_owned(),
+            username: Some("u".to_owned()),
+            password: Some("p".to_owned().into()),
+            ..edgecd_git::RepoCredential::default()
+        }
+    }
+
+    #[test]
+    fn a_prefix_with_no_known_scope_is_denied() {
+        let all = edgecd_git::Credentials::new([
+            credential("https://a.example/"),
+            credential("https://b.example/"),
+            credential("https://all.example/"),
+            credential("https://unscoped.example/"),
+        ]);
+        let scopes = vec![
+            ("https://a.example/".to_owned(), vec!["team-a".to_owned()]),
+            ("https://b.example/".to_owned(), vec!["team-b".to_owned()]),
+            ("https://all.example/".to_owned(), vec![]),
+        ];
+        let prefixes = |project: &str| {
+            credentials_for_project(&all, &scopes, project)
+                .prefixes()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            prefixes("team-a"),
+            ["https://a.example/", "https://all.example/"]
+        );
+        assert_eq!(
+            prefixes("team-b"),
+            ["https://b.example/", "https://all.example/"]
+        );
+        assert_eq!(
+            credentials_for_project(&all, &[], "team-a").len(),
+            0,
+            "credentials whose scopes are not known yet are denied"
+        );
+    }
 }
