@@ -1,4 +1,4 @@
-//! A Helm chart from an OCI registry end to end with the real spoke runtime, on the Kubernetes API emulator and on a real API server (`<scenario>::emulator`, `<scenario>::real_cluster`): the fixture chart `testdata/helm/web` pushed with the real `helm push` as 1.0.0 and 1.1.0 to testkit's registry on loopback (go-containerregistry's, behind the Bearer token flow); an app with `repoURL: oci://…/charts`, `chart: web` and a range is refused with the registry's 401 without a credential (the password nowhere in it), synced at 1.1.0 with an Argo CD repository Secret (`type: helm`, `enableOCI: "true"`, `url` without a scheme), and synced at 1.2.0 once that is pushed and the app hard-refreshed.
+//! A Helm chart from an OCI registry end to end with the real spoke runtime, on the Kubernetes API emulator and on a real API server (`<scenario>::emulator`, `<scenario>::real_cluster`): the fixture chart `testdata/helm/web` pushed with the real `helm push` as 1.0.0 and 1.1.0 to testkit's registry on loopback (go-containerregistry's, behind the Bearer token flow); an app with `repoURL: oci://…/charts`, `chart: web` and a range is refused with the registry's 401 without a credential (the password nowhere in it), synced at 1.1.0 with an Argo CD repository Secret (`type: helm`, `enableOCI: "true"`, `url` without a scheme), and synced at 1.2.0 once that is pushed and the app hard-refreshed; a rollback to the entry of 1.1.0 deploys 1.1.0 again.
 //!
 //! Without a helm binary or the registry (neither their `EDGECD_*_BIN` nor Go) every test says SKIPPED;
 //! without a real control plane (neither `EDGECD_REALKUBE_BIN` nor Go), every `real_cluster` test does.
@@ -211,5 +211,32 @@ async fn a_chart_from_an_oci_registry_behind_a_token_is_synced_with_an_enable_oc
     )
     .await
     .unwrap();
-    synced_at(&apps, "web", "1.2.0").await;
+    let synced = synced_at(&apps, "web", "1.2.0").await;
+
+    // A rollback to the entry that deployed 1.1.0 deploys 1.1.0 again, not what the range resolves to now.
+    let history = synced.status.unwrap().history;
+    let first = history
+        .iter()
+        .find(|h| h.revision == "1.1.0")
+        .expect("1.1.0 is in the history");
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({
+            "spec": {"syncPolicy": {"automated": null}},
+            "operation": {"commandId": "rollback-1", "rollback": {"id": first.id}}
+        })),
+    )
+    .await
+    .unwrap();
+    let rolled = wait_for("the rollback's history entry", PATIENCE, async || {
+        let status = apps.get("web").await.ok()?.status?;
+        status
+            .history
+            .last()
+            .filter(|h| h.rollback_of == Some(first.id))
+            .cloned()
+    })
+    .await;
+    assert_eq!(rolled.revision, "1.1.0");
 }

@@ -1,6 +1,6 @@
 //! Helm sources end to end with the real spoke runtime and testkit's helm (`EDGECD_HELM_BIN`), on the Kubernetes API emulator and on a real API server (`<scenario>::emulator`, `<scenario>::real_cluster`, one cluster each): the fixture chart `testdata/helm/web` from git with a values file renders without its Widget (`.Capabilities.APIVersions.Has`), and renders it once the spoke has synced the Widget CRD (forgetting the capabilities it discovered) and the app is refreshed; a values change that drops a `required` value gives a ComparisonError naming the template's file and line and leaves the live objects alone; the chart packaged into a chart repository on loopback behind basic auth is refused without a credential and synced with an Argo CD repository Secret (`type: helm`).
 //!
-//! Emulator only: an ApplicationSet at each of three spokes generating the chart's app with `valueFiles: [values-{{name}}.yaml]`, each cluster rendering its own values and only the one serving the Widget API rendering a Widget (three real control planes in one test would be too heavy for CI; the per-cluster capabilities are shown on a real server by the scenarios above).
+//! An ApplicationSet at the spoke of each cluster generating the chart's app with `valueFiles: [values-{{name}}.yaml]`, each cluster rendering its own values and only the one serving the Widget API rendering a Widget: on three emulated clusters, and on two real control planes (two, to keep CI's memory and time in bounds).
 //!
 //! Without a helm binary (neither `EDGECD_HELM_BIN` nor Go), every test says SKIPPED; without a real control plane (neither `EDGECD_REALKUBE_BIN` nor Go), every `real_cluster` test does.
 
@@ -461,6 +461,94 @@ fn web_set(repo_url: &str) -> ApplicationSet {
     ApplicationSet::new("web", STATE_NS, spec)
 }
 
+/// One cluster of the ApplicationSet test: its name (the values file it gets), an admin client, and the
+/// kubeconfig its spoke runs with.
+struct NamedCluster {
+    name: &'static str,
+    client: kube::Client,
+    kubeconfig: PathBuf,
+}
+
+/// What `values-<name>.yaml` and the cluster's capabilities make of the chart: region, replicas, widgets.
+fn expected(name: &str) -> (&'static str, &'static str, &'static str) {
+    match name {
+        "paris" => ("eu-west", "2", "absent"),
+        "tokyo" => ("ap-northeast", "3", "served"),
+        "lima" => ("sa-west", "1", "absent"),
+        other => panic!("no values file for {other}"),
+    }
+}
+
+/// The same ApplicationSet at the spoke of each cluster (only `tokyo` serves the Widget API): each generates its
+/// own app with `valueFiles: [values-<cluster>.yaml]` and renders its own values (the chart's defaults filling
+/// the rest) with its own capabilities; only tokyo renders a Widget.
+async fn applicationset_per_cluster(helm: &std::path::Path, clusters: &[NamedCluster]) {
+    let server = GitServer::start().unwrap();
+    let repo = web_repo(&server);
+    for cluster in clusters.iter().filter(|c| c.name == "tokyo") {
+        serve_widgets(&cluster.client).await;
+    }
+    let mut spokes = Vec::new();
+    for cluster in clusters {
+        spokes.push(
+            RuntimeSpoke::start_with_kubeconfig(&cluster.kubeconfig, None, cluster.name, Some(helm))
+                .await
+                .unwrap(),
+        );
+        Api::<ApplicationSet>::namespaced(cluster.client.clone(), STATE_NS)
+            .create(&PostParams::default(), &web_set(repo.url()))
+            .await
+            .unwrap();
+    }
+    for cluster in clusters {
+        let apps: Api<Application> = Api::namespaced(cluster.client.clone(), STATE_NS);
+        let app = format!("web-{}", cluster.name);
+        let synced = synced_healthy(&apps, &app).await;
+        let data = Api::<ConfigMap>::namespaced(cluster.client.clone(), APP_NS)
+            .get(&format!("{app}-config"))
+            .await
+            .unwrap()
+            .data
+            .unwrap();
+        let (region, replicas, widgets) = expected(cluster.name);
+        assert_eq!(
+            (
+                data["region"].as_str(),
+                data["replicas"].as_str(),
+                data["widgets"].as_str()
+            ),
+            (region, replicas, widgets),
+            "{}: {data:?}",
+            cluster.name
+        );
+        assert_eq!(data["namespace"], APP_NS);
+        assert!(data["kubeVersion"].starts_with("v1."), "{data:?}");
+        Api::<ConfigMap>::namespaced(cluster.client.clone(), APP_NS)
+            .get(&format!("{app}-extras"))
+            .await
+            .unwrap();
+        let has_widget = synced
+            .status
+            .as_ref()
+            .unwrap()
+            .resources
+            .iter()
+            .any(|r| r.key.kind == "Widget");
+        assert_eq!(has_widget, cluster.name == "tokyo", "{}", cluster.name);
+        if cluster.name == "tokyo" {
+            let widgets: Api<DynamicObject> =
+                Api::namespaced_with(cluster.client.clone(), APP_NS, &widgets());
+            let widget = wait_for("tokyo's Widget", PATIENCE, async || {
+                widgets.get(&app).await.ok()
+            })
+            .await;
+            assert_eq!(widget.data["spec"]["size"], 3);
+        }
+    }
+    drop(spokes);
+}
+
+/// Three emulated clusters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capabilities() {
     let Some(helm) = helm_binary() else { return };
@@ -471,75 +559,47 @@ async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capab
     })
     .await
     .unwrap();
-    let server = GitServer::start().unwrap();
-    let repo = web_repo(&server);
-
     let dir = tempfile::tempdir().unwrap();
     let kubeconfigs = emulator.write_kubeconfigs(dir.path()).unwrap();
-    let paris_client = emulator.clusters()[0].client().await.unwrap();
-    let tokyo_client = emulator.clusters()[1].client().await.unwrap();
-    let lima_client = emulator.clusters()[2].client().await.unwrap();
-    // Only tokyo serves the Widget API: the chart renders a Widget there and says so in its ConfigMap.
-    serve_widgets(&tokyo_client).await;
-    let _paris = RuntimeSpoke::start_with_kubeconfig(&kubeconfigs[0], None, "paris", Some(&helm))
-        .await
-        .unwrap();
-    let _tokyo = RuntimeSpoke::start_with_kubeconfig(&kubeconfigs[1], None, "tokyo", Some(&helm))
-        .await
-        .unwrap();
-    let _lima = RuntimeSpoke::start_with_kubeconfig(&kubeconfigs[2], None, "lima", Some(&helm))
-        .await
-        .unwrap();
-    for client in [&paris_client, &tokyo_client, &lima_client] {
-        Api::<ApplicationSet>::namespaced(client.clone(), STATE_NS)
-            .create(&PostParams::default(), &web_set(repo.url()))
-            .await
-            .unwrap();
+    let mut clusters = Vec::new();
+    for (i, name) in ["paris", "tokyo", "lima"].into_iter().enumerate() {
+        clusters.push(NamedCluster {
+            name,
+            client: emulator.clusters()[i].client().await.unwrap(),
+            kubeconfig: kubeconfigs[i].clone(),
+        });
     }
+    applicationset_per_cluster(&helm, &clusters).await;
+}
 
-    let paris_apps: Api<Application> = Api::namespaced(paris_client.clone(), STATE_NS);
-    let tokyo_apps: Api<Application> = Api::namespaced(tokyo_client.clone(), STATE_NS);
-    let lima_apps: Api<Application> = Api::namespaced(lima_client.clone(), STATE_NS);
-    synced_healthy(&paris_apps, "web-paris").await;
-    synced_healthy(&tokyo_apps, "web-tokyo").await;
-    synced_healthy(&lima_apps, "web-lima").await;
-    // lima's values file sets only its region: the chart's defaults fill the rest.
-    let lima = Api::<ConfigMap>::namespaced(lima_client.clone(), APP_NS)
-        .get("web-lima-config")
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    assert_eq!(lima["region"], "sa-west");
-    assert_eq!(lima["replicas"], "1");
-    assert_eq!(lima["widgets"], "absent");
-
-    let paris_maps: Api<ConfigMap> = Api::namespaced(paris_client.clone(), APP_NS);
-    let tokyo_maps: Api<ConfigMap> = Api::namespaced(tokyo_client.clone(), APP_NS);
-    let paris = paris_maps
-        .get("web-paris-config")
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    let tokyo = tokyo_maps
-        .get("web-tokyo-config")
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    assert_eq!(paris["region"], "eu-west");
-    assert_eq!(paris["replicas"], "2");
-    assert_eq!(paris["namespace"], APP_NS);
-    assert_eq!(paris["widgets"], "absent");
-    assert_eq!(tokyo["region"], "ap-northeast");
-    assert_eq!(tokyo["widgets"], "served");
-    assert!(tokyo["kubeVersion"].starts_with("v1."), "{tokyo:?}");
-    paris_maps.get("web-paris-extras").await.unwrap();
-    let tokyo_widgets: Api<DynamicObject> =
-        Api::namespaced_with(tokyo_client.clone(), APP_NS, &widgets());
-    assert_eq!(
-        tokyo_widgets.get("web-tokyo").await.unwrap().data["spec"]["size"],
-        3
+/// Two real control planes, one serving the Widget API (two, not three, to keep CI's memory and time in bounds;
+/// the third cluster's values add nothing the emulator test does not show).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applicationset_renders_a_chart_per_real_cluster_with_its_values_and_capabilities() {
+    let Some(helm) = helm_binary() else { return };
+    if std::env::var_os("EDGECD_REALKUBE_BIN").is_none() && !edgecd_testkit::realkube::go_available()
+    {
+        eprintln!(
+            "SKIPPED: Go is not installed, so the real control plane (testkit/realkube) cannot be built"
+        );
+        return;
+    }
+    let (paris, tokyo) = tokio::join!(
+        tokio::task::spawn_blocking(edgecd_testkit::RealCluster::start),
+        tokio::task::spawn_blocking(edgecd_testkit::RealCluster::start),
     );
+    let (paris, tokyo) = (paris.unwrap().unwrap(), tokyo.unwrap().unwrap());
+    let clusters = [
+        NamedCluster {
+            name: "paris",
+            client: paris.client().await.unwrap(),
+            kubeconfig: paris.kubeconfig_path().to_path_buf(),
+        },
+        NamedCluster {
+            name: "tokyo",
+            client: tokyo.client().await.unwrap(),
+            kubeconfig: tokyo.kubeconfig_path().to_path_buf(),
+        },
+    ];
+    applicationset_per_cluster(&helm, &clusters).await;
 }

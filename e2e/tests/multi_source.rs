@@ -1,4 +1,4 @@
-//! Multi-source apps end to end with the real spoke runtime and testkit's helm, on the Kubernetes API emulator and on a real API server (`<scenario>::emulator`, `<scenario>::real_cluster`): the fixture chart `testdata/helm/web` from one git repository with its values file from a second (`$values/web/values.yaml`, Argo CD's `ref`), the second repository's `extra/` directory rendered too. The app's revision is both commits; a commit to the values repository alone makes it OutOfSync and a sync deploys it; a rollback deploys the first entry's two sources at their revisions; a sync to a given revision is refused for a multi-source app; a `$ref` to no source fails the render naming the file, with the live objects untouched.
+//! Multi-source apps end to end with the real spoke runtime and testkit's helm, on the Kubernetes API emulator and on a real API server (`<scenario>::emulator`, `<scenario>::real_cluster`): the fixture chart `testdata/helm/web` from one git repository with its values file from a second (`$values/web/values.yaml`, Argo CD's `ref`), the second repository's `extra/` directory rendered too, and a third source whose ConfigMap names the second's with its namespace (the last source's wins). The app's revision is both commits; a commit to the values repository alone makes it OutOfSync and a sync deploys it; a rollback deploys the first entry's two sources at their revisions; a sync to a given revision is refused for a multi-source app; a `$ref` to no source fails the render naming the file, with the live objects untouched.
 //!
 //! Without a helm binary (neither `EDGECD_HELM_BIN` nor Go), every test says SKIPPED; without a real control plane, every `real_cluster` test does.
 
@@ -73,6 +73,13 @@ async fn a_chart_with_values_from_a_second_repository(backend: Backend) {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  from: the values repository\n",
         )
         .unwrap();
+    // The same ConfigMap again, in the destination namespace by name: a later source's object replaces it.
+    values
+        .write(
+            "dup/configmap.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: web\ndata:\n  from: the last source\n",
+        )
+        .unwrap();
     let first_values = values
         .commit("values for web, and an extra object")
         .unwrap();
@@ -91,7 +98,8 @@ async fn a_chart_with_values_from_a_second_repository(backend: Backend) {
             "sources": [
                 {"repoURL": charts.url(), "targetRevision": "HEAD", "path": "charts/web",
                  "helm": {"valueFiles": ["$values/web/values.yaml"]}},
-                {"repoURL": values.url(), "targetRevision": "HEAD", "ref": "values", "path": "extra"}
+                {"repoURL": values.url(), "targetRevision": "HEAD", "ref": "values", "path": "extra"},
+                {"repoURL": values.url(), "targetRevision": "HEAD", "path": "dup"}
             ],
             "destination": {"namespace": APP_NS},
             "syncPolicy": {"syncOptions": ["CreateNamespace=true"]}
@@ -109,7 +117,7 @@ async fn a_chart_with_values_from_a_second_repository(backend: Backend) {
         .await
         .unwrap();
     };
-    let both = |values: &str| format!("{chart_commit}, {values}");
+    let both = |values: &str| format!("{chart_commit}, {values}, {values}");
 
     // Both sources are rendered: the chart with the second repository's values, and its `extra/` directory.
     let first = both(&first_values);
@@ -126,9 +134,13 @@ async fn a_chart_with_values_from_a_second_repository(backend: Backend) {
     assert_eq!(entry.revision, first);
     assert_eq!(
         entry.revisions,
-        [chart_commit.clone(), first_values.clone()]
+        [
+            chart_commit.clone(),
+            first_values.clone(),
+            first_values.clone()
+        ]
     );
-    assert_eq!(entry.sources.len(), 2);
+    assert_eq!(entry.sources.len(), 3);
     assert_eq!(entry.sources[1].ref_name, "values");
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
     assert_eq!(region(&maps).await, "eu-west");
@@ -138,7 +150,7 @@ async fn a_chart_with_values_from_a_second_repository(backend: Backend) {
     );
     assert_eq!(
         maps.get("extra").await.unwrap().data.unwrap()["from"],
-        "the values repository"
+        "the last source"
     );
 
     // A commit to the values repository alone: OutOfSync at the new pair of commits, deployed by a sync.

@@ -367,3 +367,73 @@ async fn a_spoke_lacking_a_capability_is_sent_nothing_it_governs() {
         }
     }
 }
+
+/// A multi-source app is, for a spoke without `multi-source.v1`, a delete that keeps its resources: the spoke
+/// stops managing it and prunes nothing (an app that was single-source there and became multi-source is not
+/// torn down), and the hub's digest leaves it out as the spoke's does.
+#[tokio::test]
+async fn a_spoke_without_multi_source_is_told_to_let_go_of_such_apps_keeping_their_resources() {
+    let (_dir, _store, addr, _) = hub_with_one_of_everything().await;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let hello = HelloParams {
+        cluster_name: CLUSTER.into(),
+        spoke_version: "0.1.0".into(),
+        protocol: ProtocolVersion { major: 1, minor: 0 },
+        capabilities: Capabilities::all_v1().without(names::MULTI_SOURCE),
+        kubernetes_version: "v1.33.0".into(),
+        server_url: "https://10.0.0.1:6443".into(),
+        epoch: "epoch-1".into(),
+        last_hub_seq: 0,
+        desired_version: 0,
+        next_spoke_seq: 1,
+    };
+    let mut session = handshake(channel, &hello).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut desired = Vec::new();
+    while let Ok(message) = tokio::time::timeout_at(deadline, session.inbound.message()).await {
+        let Some(message) = message.unwrap() else {
+            break;
+        };
+        if let Some(hub_message::Body::DesiredApps(apps)) = &message.body {
+            desired.push(apps.clone());
+        }
+        if message.seq > 0 {
+            session
+                .outbound
+                .send(SpokeMessage {
+                    seq: 0,
+                    ack: message.seq,
+                    body: None,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let named = |refs: &[edgecd_proto::v1::AppRef]| refs.iter().any(|r| r.name == "multi");
+    assert!(!desired.is_empty(), "no desired set arrived");
+    assert!(
+        desired.iter().all(|d| !d
+            .upserts
+            .iter()
+            .any(|u| u.meta.as_ref().is_some_and(|m| m.name == "multi"))),
+        "the multi-source app was sent: {desired:?}"
+    );
+    assert!(
+        desired
+            .iter()
+            .any(|d| named(&d.deletes) && named(&d.keep_resources)),
+        "the multi-source app is not a delete keeping its resources: {desired:?}"
+    );
+    // The single-source app still arrives.
+    assert!(
+        desired.iter().any(|d| d
+            .upserts
+            .iter()
+            .any(|u| u.meta.as_ref().is_some_and(|m| m.name == "demo"))),
+        "{desired:?}"
+    );
+}

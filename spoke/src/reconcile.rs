@@ -700,6 +700,30 @@ impl Engine {
             resolved[i] = Some(commit);
             per_source.push(objects);
         }
+        // Objects of a namespaced kind without a namespace are the destination namespace's (as the sync applies
+        // them), so two sources naming one object with and without its namespace are one object (as Argo CD).
+        let destination = app.spec.destination.namespace.as_str();
+        if !destination.is_empty() {
+            for object in per_source.iter_mut().flatten() {
+                let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
+                let (Some(api_version), Some(kind)) = (text("/apiVersion"), text("/kind")) else {
+                    continue;
+                };
+                if text("/metadata/namespace").is_some_and(|n| !n.is_empty()) {
+                    continue;
+                }
+                let namespaced = self
+                    .cluster
+                    .resolve(&api_version, &kind)
+                    .await
+                    .is_ok_and(|r| r.namespaced);
+                if namespaced
+                    && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    meta.insert("namespace".into(), Value::String(destination.to_owned()));
+                }
+            }
+        }
         let (objects, replaced) = crate::sources::combine(per_source);
         if !replaced.is_empty() {
             tracing::warn!(app = %app.qualified_name(), objects = %replaced.join(", "), "Several sources render the same objects: the last source's are used.");
@@ -753,6 +777,14 @@ impl Engine {
         refs: &SourceRefs,
     ) -> Result<(String, Vec<Value>), String> {
         if !source.chart.is_empty() {
+            // A rollback or a sync to a given version renders that version, not what the range resolves to now.
+            if !revision.is_empty() && revision != source.target_revision {
+                let pinned = ApplicationSource {
+                    target_revision: revision.to_owned(),
+                    ..source.clone()
+                };
+                return self.render_repo_chart(app, &pinned, mode, refs).await;
+            }
             return self.render_repo_chart(app, source, mode, refs).await;
         }
         let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;

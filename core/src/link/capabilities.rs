@@ -53,8 +53,8 @@ pub mod names {
     /// Exec sessions on the stream (LiveExecRequest, LiveInput, the spoke's input credit, exit codes).
     pub const LIVE_EXEC: &str = "live-exec.v1";
     /// Multi-source apps (`ApplicationSpec.sources`, source refs, `$ref/…` value files). A spoke without it
-    /// would read such an app as one without a source, so the hub does not send it (the spoke keeps what it
-    /// had).
+    /// would read such an app as one without a source, so the hub sends it as deleted without cascade (the spoke
+    /// stops managing it and prunes nothing).
     pub const MULTI_SOURCE: &str = "multi-source.v1";
 }
 

@@ -776,25 +776,36 @@ impl Session<'_> {
             .await
     }
 
-    /// Leaves out of `changes` the apps this spoke cannot read: multi-source apps for a spoke without
-    /// `multi-source.v1` (it would see an app without a source). The spoke keeps what it had of them; the hub
-    /// warns, naming the capability.
+    /// Replaces, in `changes`, the apps this spoke cannot read by deletes that keep their resources: multi-source
+    /// apps for a spoke without `multi-source.v1`, which would read them as apps without a source. The spoke stops
+    /// managing such an app and leaves everything it deployed in place (an app that was single-source and became
+    /// multi-source is not pruned); it is not in the hub's digest either, so the two agree. The hub warns, naming
+    /// the capability.
     fn withhold_unsupported(&self, changes: &mut DesiredChanges) {
         use edgecd_core::link::capabilities::names;
         if self.capabilities.contains(names::MULTI_SOURCE) {
             return;
         }
-        changes.changes.retain(|change| match change {
-            DesiredChange::Upsert(app) if app.spec.is_multi_source() => {
-                tracing::warn!(
-                    app = %format!("{}/{}", app.project, app.name),
-                    "Not sent to the spoke: it does not support {} (multi-source apps); upgrade it.",
-                    names::MULTI_SOURCE
-                );
-                false
+        for change in &mut changes.changes {
+            let DesiredChange::Upsert(app) = change else {
+                continue;
+            };
+            if !app.spec.is_multi_source() {
+                continue;
             }
-            _ => true,
-        });
+            tracing::warn!(
+                app = %format!("{}/{}", app.project, app.name),
+                "Not sent to the spoke: it does not support {} (multi-source apps); it stops managing the app and keeps its resources. Upgrade it.",
+                names::MULTI_SOURCE
+            );
+            *change = DesiredChange::Delete {
+                project: app.project.clone(),
+                name: app.name.clone(),
+                uid: app.uid.clone(),
+                desired_version: app.desired_version,
+                keep_resources: true,
+            };
+        }
     }
 
     async fn send_commands(&mut self) -> Result<(), SessionError> {
