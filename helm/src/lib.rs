@@ -79,7 +79,7 @@ pub struct RenderContext<'a> {
 /// What a render may read besides the chart itself, for [`HelmRenderer::render_dir_with`] and
 /// [`HelmRenderer::render_repo_chart_with`]. `RenderInputs::default()` is none of it: no other sources, no
 /// credentials, indexes reused within their TTL.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct RenderInputs<'a> {
     /// The app's other sources by ref name (Argo CD's `sources[].ref`): a values file or file parameter
     /// `$name/path` resolves inside `refs[name].root`; the commits of the refs a source names are part of the
@@ -91,9 +91,28 @@ pub struct RenderInputs<'a> {
     pub credentials: Option<&'a Credentials>,
     /// A hard refresh: chart repository indexes are fetched again.
     pub hard: bool,
+    /// The repositories this render may fetch from (the app's project's `sourceRepos`, checked at the spoke):
+    /// every chart repository or OCI registry URL — the chart of a repository, each dependency, a kustomize
+    /// `helmCharts` entry's `repo` — is passed to it **before** any request or cache lookup, and an `Err`
+    /// (naming the policy) refuses the render. `None`: every repository is allowed.
+    pub allowed_repos: Option<&'a RepoCheck>,
 }
 
+/// A check of a repository URL a render would fetch from: `Err` says why it is not allowed.
+pub type RepoCheck = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
 static NO_REFS: SourceRefs = BTreeMap::new();
+
+impl std::fmt::Debug for RenderInputs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderInputs")
+            .field("refs", &self.refs)
+            .field("credentials", &self.credentials)
+            .field("hard", &self.hard)
+            .field("allowed_repos", &self.allowed_repos.map(|_| "<check>"))
+            .finish()
+    }
+}
 
 impl Default for RenderInputs<'_> {
     fn default() -> Self {
@@ -101,6 +120,7 @@ impl Default for RenderInputs<'_> {
             refs: &NO_REFS,
             credentials: None,
             hard: false,
+            allowed_repos: None,
         }
     }
 }
@@ -133,6 +153,13 @@ pub enum HelmError {
         dependency: String,
         #[source]
         source: Box<RepoError>,
+    },
+    /// A chart repository or registry the render may not fetch from (the project's `sourceRepos`).
+    #[error("{what}: repository {url} is not allowed: {message} (sourceRepos)")]
+    RepoNotAllowed {
+        what: String,
+        url: String,
+        message: String,
     },
     #[error(transparent)]
     Package(#[from] PackageError),
@@ -402,6 +429,7 @@ impl HelmRenderer {
         context: &RenderContext<'_>,
         inputs: &RenderInputs<'_>,
     ) -> Result<(String, Arc<Vec<Value>>), HelmError> {
+        check_repo(inputs, || format!("chart {}", source.chart), &source.repo_url)?;
         let credential = find_credential(inputs.credentials, &source.repo_url);
         self.repo_chart(source, context, inputs, credential.as_deref())
             .await
@@ -513,6 +541,11 @@ impl HelmRenderer {
         for deps::Missing { dependency, origin } in missing {
             match origin {
                 deps::Origin::Repository { url, wanted } => {
+                    check_repo(
+                        inputs,
+                        || format!("chart {label}: dependency {}", dependency.name),
+                        &url,
+                    )?;
                     let credential = find_credential(inputs.credentials, &url).or_else(|| {
                         chart_credential
                             .filter(|c| credential_covers(&c.url_prefix, &url))
@@ -754,6 +787,22 @@ fn find_credential(credentials: Option<&Credentials>, url: &str) -> Option<Arc<R
     credentials?.find(&url)
 }
 
+/// Refuses `url` when `inputs.allowed_repos` does not allow it; `what` names the chart or dependency.
+fn check_repo(
+    inputs: &RenderInputs<'_>,
+    what: impl FnOnce() -> String,
+    url: &str,
+) -> Result<(), HelmError> {
+    match inputs.allowed_repos.map(|allowed| allowed(url)) {
+        Some(Err(message)) => Err(HelmError::RepoNotAllowed {
+            what: what(),
+            url: url.to_owned(),
+            message,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a credential for `prefix` covers the repository `url`, by the rule every lookup uses: on a
 /// boundary ([`edgecd_git::prefix_covers`]), and for an OCI registry on the same authority too.
 fn credential_covers(prefix: &str, url: &str) -> bool {
@@ -943,6 +992,7 @@ impl HelmRenderer {
         version: &str,
         inputs: &RenderInputs<'_>,
     ) -> Result<Option<String>, HelmError> {
+        check_repo(inputs, || format!("chart {chart}"), repo_url)?;
         let credential = find_credential(inputs.credentials, repo_url);
         let fetched = self
             .repos

@@ -351,6 +351,73 @@ async fn dependency_repositories_get_their_own_credential() {
 }
 
 #[tokio::test]
+async fn a_dependency_repository_the_project_does_not_allow_is_refused_before_any_request() {
+    let Some(helm) = helm_binary() else { return };
+    let (_served, server) = lib_repository(&helm, Some(("reader", "s3cret")), |_, _| {}).await;
+    let (repo, chart) = checkout(server.url());
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new(&helm, work.path()));
+    let caps = Capabilities::default();
+    let context = RenderContext {
+        app_name: "edge",
+        namespace: "apps",
+        capabilities: &caps,
+    };
+    // Another project's credential for the repository is in the spoke's set.
+    let credentials = Credentials::new([RepoCredential {
+        url_prefix: server.url().to_owned(),
+        username: Some("reader".into()),
+        password: Some("s3cret".to_owned().into()),
+        ..RepoCredential::default()
+    }]);
+    let allowed = |url: &str| -> Result<(), String> {
+        if url.starts_with("https://git.example/") {
+            Ok(())
+        } else {
+            Err(format!("project team-b does not allow source repository {url}"))
+        }
+    };
+    let inputs = RenderInputs {
+        credentials: Some(&credentials),
+        allowed_repos: Some(&allowed),
+        ..RenderInputs::default()
+    };
+    let source = git_source(HelmSource::default());
+    let err = renderer
+        .render_dir_with(&source, &context, &inputs, repo.path(), &chart, "c1")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "chart charts/parent: dependency lib: repository {} is not allowed: project team-b does not allow source repository",
+            server.url()
+        )) && text.ends_with("(sourceRepos)"),
+        "{text}"
+    );
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    // The chart of a repository (an app's chart, a helmCharts entry) is checked the same way.
+    let repo_source = ApplicationSource {
+        repo_url: server.url().to_owned(),
+        chart: "lib".into(),
+        target_revision: "1.0.0".into(),
+        helm: Some(HelmSource::default()),
+        ..ApplicationSource::default()
+    };
+    let err = renderer
+        .render_repo_chart_with(&repo_source, &context, &inputs)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("chart lib: repository"), "{err}");
+    let err = renderer
+        .repo_chart_values(server.url(), "lib", "1.0.0", &inputs)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not allowed"), "{err}");
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+}
+
+#[tokio::test]
 async fn a_package_reads_its_own_value_files_and_gets_its_missing_dependencies() {
     let Some(helm) = helm_binary() else { return };
     let (_served, server) = lib_repository(&helm, None, |dir, url| {

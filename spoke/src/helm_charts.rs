@@ -16,6 +16,8 @@ pub(crate) struct SpokeInflator {
     pub helm: Arc<edgecd_helm::HelmRenderer>,
     pub cluster: LiveCluster,
     pub credentials: Arc<Credentials>,
+    /// The repositories the app's project allows charts to be fetched from (`None`: no policy known, all).
+    pub allowed_repos: Option<Arc<edgecd_helm::RepoCheck>>,
     /// A hard refresh fetches chart repository indexes again.
     pub hard: bool,
     /// The checkout's repository URL, root and commit (part of edgecd-helm's cache key for a chart in git).
@@ -36,6 +38,7 @@ impl HelmChartInflator for SpokeInflator {
         let inputs = edgecd_helm::RenderInputs {
             credentials: Some(&self.credentials),
             hard: self.hard,
+            allowed_repos: self.allowed_repos.as_deref(),
             ..edgecd_helm::RenderInputs::default()
         };
         self.handle
@@ -71,6 +74,7 @@ impl SpokeInflator {
         let inputs = edgecd_helm::RenderInputs {
             credentials: Some(&self.credentials),
             hard: self.hard,
+            allowed_repos: self.allowed_repos.as_deref(),
             ..edgecd_helm::RenderInputs::default()
         };
         let objects = match &chart.chart {
@@ -106,5 +110,77 @@ impl SpokeInflator {
         }
         .map_err(|e| e.to_string())?;
         Ok(objects.as_ref().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// team-b's kustomization names team-a's chart repository in `helmCharts`: refused before any request,
+    /// though the spoke holds a credential for it.
+    #[test]
+    fn a_helm_charts_repository_the_project_does_not_allow_is_refused_before_any_request() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // A "chart repository" that counts connections and answers none.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let team_a = format!("http://{}/team-a", listener.local_addr().unwrap());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        let work = tempfile::tempdir().unwrap();
+        let client = {
+            let _entered = runtime.enter();
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap()))
+                .unwrap()
+        };
+        let policy = edgecd_core::project::ProjectSpec {
+            source_repos: vec!["https://git.example/team-b/*".into()],
+            ..edgecd_core::project::ProjectSpec::default()
+        };
+        let inflator = SpokeInflator {
+            handle: runtime.handle().clone(),
+            helm: Arc::new(edgecd_helm::HelmRenderer::new(
+                edgecd_helm::HelmConfig::new("helm", work.path()),
+            )),
+            cluster: LiveCluster::new(client),
+            credentials: Arc::new(Credentials::new([crate::git::RepoCredential {
+                url_prefix: team_a.clone(),
+                username: Some("team-a".into()),
+                password: Some("team-a-secret".to_owned().into()),
+                ..crate::git::RepoCredential::default()
+            }])),
+            allowed_repos: crate::policy::repo_check(Some(policy), "team-b"),
+            hard: false,
+            repo_url: "https://git.example/team-b/apps".into(),
+            root: work.path().to_path_buf(),
+            commit: "c1".into(),
+        };
+        let error = inflator
+            .repository_chart_values(&ChartLocation::Repository {
+                url: team_a.clone(),
+                name: "private".into(),
+                version: "1.0.0".into(),
+            })
+            .unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "chart private: repository {team_a} is not allowed: project team-b does not allow source repository {team_a} (sourceRepos)"
+            )
+        );
+        assert!(!error.contains("team-a-secret"));
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // No policy known for the project: as before, nothing is refused here.
+        assert!(crate::policy::repo_check(None, "team-b").is_none());
     }
 }

@@ -118,6 +118,20 @@ pub fn check_source(spec: &ProjectSpec, project: &str, repo: &str) -> Result<(),
     spec.check_source(project, repo)
 }
 
+/// The check of the repositories a render of an app of `project` may fetch charts from (a Helm chart's
+/// dependencies, a kustomization's `helmCharts` repos, OCI registries): the project's `sourceRepos`, by
+/// `policy` as the hub sent it. `None` (every repository) when no policy is known for the project.
+pub fn repo_check(
+    policy: Option<ProjectSpec>,
+    project: &str,
+) -> Option<std::sync::Arc<edgecd_helm::RepoCheck>> {
+    let spec = policy?;
+    let project = project.to_owned();
+    Some(std::sync::Arc::new(move |url: &str| {
+        check_source(&spec, &project, url).map_err(|v| v.to_string())
+    }))
+}
+
 /// Checks one object the app would apply: its kind and name against the project's resource white- and
 /// blacklists (cluster-scoped kinds must be allowed, namespaced kinds allowed when a whitelist is set and not
 /// denied; the error names the rule) and, for a namespaced object, its namespace against the project's

@@ -405,6 +405,13 @@ impl Engine {
         &self.policies
     }
 
+    /// The repositories a render of `app` may fetch charts from (dependencies, `helmCharts` repos, OCI
+    /// registries): those its project's `sourceRepos` allow, by the policy the hub sent. With no policy known for
+    /// the project, every repository (as before the hub sent one).
+    fn allowed_repos(&self, app: &Application) -> Option<Arc<edgecd_helm::RepoCheck>> {
+        crate::policy::repo_check(self.policies.get(app.project()), app.project())
+    }
+
     /// Every rendered object (and the source) the app's project refuses, as messages naming the object and
     /// the rule. Kinds the cluster does not know are left to the comparison, which reports them.
     async fn policy_violations(
@@ -833,10 +840,12 @@ impl Engine {
             };
             let helm_refs = helm_refs(refs);
             let credentials = self.git.credentials().snapshot();
+            let allowed = self.allowed_repos(app);
             let inputs = edgecd_helm::RenderInputs {
                 refs: &helm_refs,
                 credentials: Some(&credentials),
                 hard: mode == RefreshMode::Hard,
+                allowed_repos: allowed.as_deref(),
             };
             // The checkout lease keeps the directory alive while rendering.
             let objects = self
@@ -864,6 +873,7 @@ impl Engine {
             helm: Arc::clone(&self.helm),
             cluster: self.cluster.clone(),
             credentials: self.git.credentials().snapshot(),
+            allowed_repos: self.allowed_repos(app),
             hard: mode == RefreshMode::Hard,
             repo_url: source.repo_url.clone(),
             root: root.clone(),
@@ -901,10 +911,12 @@ impl Engine {
         // The longest matching URL prefix wins, for the chart and for each dependency it fetches.
         let credentials = self.git.credentials().snapshot();
         let helm_refs = helm_refs(refs);
+        let allowed = self.allowed_repos(app);
         let inputs = edgecd_helm::RenderInputs {
             refs: &helm_refs,
             credentials: Some(&credentials),
             hard: mode == RefreshMode::Hard,
+            allowed_repos: allowed.as_deref(),
         };
         let app_name = app.app_name();
         let context = edgecd_helm::RenderContext {

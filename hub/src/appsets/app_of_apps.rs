@@ -378,10 +378,24 @@ impl AppSetController {
         };
         let credentials = self.credentials_for(&parent.project);
         let refs = edgecd_helm::SourceRefs::default();
+        // Dependencies' repositories must be allowed by the parent's project `sourceRepos`, as at a spoke.
+        let policy = self
+            .store
+            .get_project(&parent.project)
+            .await
+            .map_err(|e| e.to_string())?
+            .spec;
+        let project = parent.project.clone();
+        let allowed = move |url: &str| {
+            policy
+                .check_source(&project, url)
+                .map_err(|v| v.to_string())
+        };
         let inputs = edgecd_helm::RenderInputs {
             refs: &refs,
             credentials: Some(&credentials),
             hard,
+            allowed_repos: Some(&allowed),
         };
         let (revision, objects) = if source.chart.is_empty() {
             let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
