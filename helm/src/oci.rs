@@ -562,7 +562,8 @@ impl Session<'_> {
                     .parse()
                     .map_err(|_| format!("the token realm {} is not a URL", shown(realm)))?;
                 let (realm_scheme, realm_host, _) = repo::origin(&realm_uri);
-                let plain_ok = realm_scheme == "http" && is_loopback(&realm_host);
+                let plain_ok = transport_allowed(self.reference, &realm_scheme, &realm_host)
+                    && realm_scheme == "http";
                 if realm_scheme != "https" && !plain_ok {
                     return Err(format!(
                         "the token realm {} is not https:// (credentials are sent there)",
@@ -617,7 +618,8 @@ impl Session<'_> {
     }
 
     /// GET `url` (redirects followed, at most five) within the session's per-request timeout. The
-    /// Authorization goes only to the origin of `url`; a redirect may go to https://, or http:// on loopback.
+    /// Authorization goes only to the origin of `url`; a redirect may go to https://, or http:// on loopback
+    /// when the registry itself is on loopback.
     async fn get_url(
         &self,
         url: &str,
@@ -632,10 +634,9 @@ impl Session<'_> {
             let mut uri = first;
             for _ in 0..6 {
                 let here = repo::origin(&uri);
-                let allowed = here.0 == "https" || (here.0 == "http" && is_loopback(&here.1));
-                if !allowed {
+                if !transport_allowed(self.reference, &here.0, &here.1) {
                     return Err(format!(
-                        "refusing {}://{}: only https://, or http:// on loopback",
+                        "refusing {}://{}: only https://, or http:// on loopback for a registry on loopback",
                         here.0, here.1
                     ));
                 }
@@ -680,6 +681,13 @@ impl Session<'_> {
             .await
             .map_err(|_| format!("no answer within {:?}", self.timeout))?
     }
+}
+
+/// Whether a request of a fetch from the registry `reference` may go to `scheme://host` (a token realm, a
+/// redirect): `https`; plain `http` only on loopback, and only when the registry itself is on loopback (a remote
+/// registry never sends the spoke to a plain-HTTP service on its own loopback).
+fn transport_allowed(reference: &OciReference, scheme: &str, host: &str) -> bool {
+    scheme == "https" || (scheme == "http" && reference.scheme == "http" && is_loopback(host))
 }
 
 /// `Basic …` for a credential with a password.
@@ -1161,6 +1169,19 @@ mod tests {
         assert_eq!(user("oci://registry.example/x").as_deref(), Some("host"));
         assert_eq!(user("oci://quay.io/org"), None);
         assert_eq!(user("oci://registry.example:5000/x"), None);
+    }
+
+    #[test]
+    fn plain_http_on_loopback_only_for_a_registry_on_loopback() {
+        let remote = OciReference::parse("oci://ghcr.io/org", "web").unwrap();
+        let local = OciReference::parse("oci://127.0.0.1:5000/org", "web").unwrap();
+        assert!(transport_allowed(&remote, "https", "cdn.example"));
+        assert!(!transport_allowed(&remote, "http", "127.0.0.1"));
+        assert!(!transport_allowed(&remote, "http", "localhost"));
+        assert!(!transport_allowed(&remote, "http", "[::1]"));
+        assert!(transport_allowed(&local, "http", "127.0.0.1"));
+        assert!(transport_allowed(&local, "https", "cdn.example"));
+        assert!(!transport_allowed(&local, "http", "cdn.example"));
     }
 
     #[test]
