@@ -429,7 +429,11 @@ impl HelmRenderer {
         context: &RenderContext<'_>,
         inputs: &RenderInputs<'_>,
     ) -> Result<(String, Arc<Vec<Value>>), HelmError> {
-        check_repo(inputs, || format!("chart {}", source.chart), &source.repo_url)?;
+        check_repo(
+            inputs,
+            || format!("chart {}", source.chart),
+            &source.repo_url,
+        )?;
         let credential = find_credential(inputs.credentials, &source.repo_url);
         self.repo_chart(source, context, inputs, credential.as_deref())
             .await

@@ -73,7 +73,8 @@ fn walk(
         std::fs::File::open(package).map_err(|e| fail(format!("reading the package: {e}")))?;
     let exceeded = Rc::new(Cell::new(false));
     let bounded = Bounded {
-        inner: flate2::read::GzDecoder::new(std::io::BufReader::new(file)),
+        // Every gzip member, as helm reads them (a second member would otherwise be seen by helm only).
+        inner: flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)),
         left: limits.max_unpacked_bytes,
         exceeded: Rc::clone(&exceeded),
     };
@@ -87,6 +88,8 @@ fn walk(
     };
     let mut archive = tar::Archive::new(bounded);
     let mut top: Option<String> = None;
+    // Whether `top` is a directory (a file beside the chart names it only until a directory is seen).
+    let mut top_is_dir = false;
     let entries = archive
         .entries()
         .map_err(|e| fail(io("not a gzipped tar archive", e)))?;
@@ -121,8 +124,24 @@ fn walk(
         let Some((first, rest)) = parts.split_first() else {
             continue;
         };
-        if top.is_none() {
-            top = Some(first.to_string_lossy().into_owned());
+        let first = first.to_string_lossy();
+        if !rest.is_empty() || matches!(kind, Kind::Dir) {
+            // One chart directory: helm strips the first component of every entry, so entries under two top
+            // directories would be merged into one chart that this reader and helm would see differently.
+            match &top {
+                Some(top) if *top != first && top_is_dir => {
+                    return Err(fail(format!(
+                        "more than one top-level directory ({top}, {first})"
+                    )));
+                }
+                Some(_) if top_is_dir => {}
+                _ => {
+                    top = Some(first.into_owned());
+                    top_is_dir = true;
+                }
+            }
+        } else if top.is_none() {
+            top = Some(first.into_owned());
         }
         if rest.is_empty() {
             // The top directory itself, or a file beside it (Helm ignores those too).
@@ -481,6 +500,76 @@ mod tests {
             std::fs::symlink_metadata(chart.join("link")).is_err(),
             "links are never created"
         );
+    }
+
+    #[test]
+    fn every_gzip_member_is_read_and_one_top_directory_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = ChartLimits::default();
+        // Two gzip members, as helm reads them: the second's template is part of the chart.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        let chart_yaml = b"apiVersion: v2\nname: web\nversion: 1.0.0\n";
+        header.set_size(chart_yaml.len() as u64);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "web/Chart.yaml", &chart_yaml[..])
+            .unwrap();
+        // No end-of-archive blocks in the first member: the tar stream goes on in the second.
+        let first_tar = builder.get_ref().clone();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "web/templates/evil.yaml", &b"a: 1\n"[..])
+            .unwrap();
+        let second_tar = builder.into_inner().unwrap();
+        let gz = |bytes: &[u8]| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(bytes).unwrap();
+            gz.finish().unwrap()
+        };
+        let mut bytes = gz(&first_tar);
+        bytes.extend(gz(&second_tar));
+        let path = write(dir.path(), &bytes);
+        let out = tempfile::tempdir().unwrap();
+        let chart = unpack(&path, out.path(), "web 1.0.0", limits).unwrap();
+        assert!(chart.join("Chart.yaml").is_file());
+        assert!(
+            chart.join("templates/evil.yaml").is_file(),
+            "the second gzip member is read"
+        );
+        // The byte bound holds over every member.
+        let small = ChartLimits {
+            max_unpacked_bytes: first_tar.len() as u64 + 100,
+            ..limits
+        };
+        let err = inspect(&path, "web", small).unwrap_err();
+        assert!(err.to_string().contains("unpacks to more than"), "{err}");
+
+        // Two top directories: refused.
+        let path = write(
+            dir.path(),
+            &package(&[
+                ("web/Chart.yaml", FILE, b"name: web\nversion: 1.0.0\n"),
+                ("other/templates/x.yaml", FILE, b"a: 1\n"),
+            ]),
+        );
+        let err = inspect(&path, "web 1.0.0", limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "chart web 1.0.0: more than one top-level directory (web, other)"
+        );
+        // A file beside the chart directory is not a second one.
+        let path = write(
+            dir.path(),
+            &package(&[
+                ("README", FILE, b"beside"),
+                ("web/Chart.yaml", FILE, b"name: web\nversion: 1.0.0\n"),
+            ]),
+        );
+        assert!(inspect(&path, "web 1.0.0", limits).is_ok());
     }
 
     #[test]

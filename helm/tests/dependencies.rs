@@ -374,7 +374,9 @@ async fn a_dependency_repository_the_project_does_not_allow_is_refused_before_an
         if url.starts_with("https://git.example/") {
             Ok(())
         } else {
-            Err(format!("project team-b does not allow source repository {url}"))
+            Err(format!(
+                "project team-b does not allow source repository {url}"
+            ))
         }
     };
     let inputs = RenderInputs {
@@ -408,7 +410,10 @@ async fn a_dependency_repository_the_project_does_not_allow_is_refused_before_an
         .render_repo_chart_with(&repo_source, &context, &inputs)
         .await
         .unwrap_err();
-    assert!(err.to_string().starts_with("chart lib: repository"), "{err}");
+    assert!(
+        err.to_string().starts_with("chart lib: repository"),
+        "{err}"
+    );
     let err = renderer
         .repo_chart_values(server.url(), "lib", "1.0.0", &inputs)
         .await
