@@ -1,13 +1,79 @@
 //! The spoke's [`HelmChartInflator`] for kustomizations' `helmCharts`: edgecd-render asks, edgecd-helm renders (a chart directory of the checkout, or a chart of a chart repository fetched into its digest cache) with this cluster's capabilities, as for Helm sources.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use edgecd_core::app::{ApplicationSource, HelmSource};
 use edgecd_render::{ChartInflation, ChartLocation, HelmChartInflator, Value};
 
 use crate::cluster::LiveCluster;
 use crate::git::Credentials;
+
+/// At most this many `helmCharts` inflations in one render (every kustomization of it, nested bases included).
+pub(crate) const MAX_INFLATIONS_PER_RENDER: usize = 64;
+/// One render's inflations (and chart fetches) must be done this long after its first one started.
+pub(crate) const INFLATION_DEADLINE: Duration = Duration::from_secs(300);
+
+/// What one render may still spend on inflating charts: render's `MAX_CHARTS` bounds one kustomization, and
+/// each inflation has its own timeouts, so nested bases would multiply both without this.
+#[derive(Debug)]
+pub(crate) struct InflationBudget {
+    max_inflations: usize,
+    deadline: Duration,
+    used: AtomicUsize,
+    started: Mutex<Option<Instant>>,
+}
+
+impl Default for InflationBudget {
+    fn default() -> Self {
+        Self::with_limits(MAX_INFLATIONS_PER_RENDER, INFLATION_DEADLINE)
+    }
+}
+
+impl InflationBudget {
+    pub(crate) fn with_limits(max_inflations: usize, deadline: Duration) -> Self {
+        Self {
+            max_inflations,
+            deadline,
+            used: AtomicUsize::new(0),
+            started: Mutex::new(None),
+        }
+    }
+
+    /// The time left of the render's deadline (which starts with its first inflation or fetch), or why none is.
+    fn remaining(&self) -> Result<Duration, String> {
+        let started = *self
+            .started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(Instant::now);
+        self.deadline
+            .checked_sub(started.elapsed())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| self.deadline_error())
+    }
+
+    fn deadline_error(&self) -> String {
+        format!(
+            "the render's helmCharts took longer than {}s (the limit for one render, every kustomization included); not inflated",
+            self.deadline.as_secs()
+        )
+    }
+
+    /// Takes one inflation; refused past the count.
+    fn take(&self) -> Result<Duration, String> {
+        let used = self.used.fetch_add(1, Ordering::SeqCst);
+        if used >= self.max_inflations {
+            return Err(format!(
+                "more than {} helmCharts inflations in one render (the limit for one render, every kustomization included); not inflated",
+                self.max_inflations
+            ));
+        }
+        self.remaining()
+    }
+}
 
 /// Inflates charts for one render of one checkout; called from the render's blocking thread.
 pub(crate) struct SpokeInflator {
@@ -24,11 +90,18 @@ pub(crate) struct SpokeInflator {
     pub repo_url: String,
     pub root: PathBuf,
     pub commit: String,
+    /// The render's inflation budget (count and deadline).
+    pub budget: InflationBudget,
 }
 
 impl HelmChartInflator for SpokeInflator {
     fn inflate(&self, chart: &ChartInflation) -> Result<Vec<Value>, String> {
-        self.handle.block_on(self.inflate_async(chart))
+        let left = self.budget.take()?;
+        self.handle.block_on(async {
+            tokio::time::timeout(left, self.inflate_async(chart))
+                .await
+                .map_err(|_| self.budget.deadline_error())?
+        })
     }
 
     fn repository_chart_values(&self, chart: &ChartLocation) -> Result<Option<String>, String> {
@@ -41,9 +114,16 @@ impl HelmChartInflator for SpokeInflator {
             allowed_repos: self.allowed_repos.as_deref(),
             ..edgecd_helm::RenderInputs::default()
         };
-        self.handle
-            .block_on(self.helm.repo_chart_values(url, name, version, &inputs))
+        let left = self.budget.remaining()?;
+        self.handle.block_on(async {
+            tokio::time::timeout(
+                left,
+                self.helm.repo_chart_values(url, name, version, &inputs),
+            )
+            .await
+            .map_err(|_| self.budget.deadline_error())?
             .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -164,6 +244,7 @@ mod tests {
             repo_url: "https://git.example/team-b/apps".into(),
             root: work.path().to_path_buf(),
             commit: "c1".into(),
+            budget: InflationBudget::default(),
         };
         let error = inflator
             .repository_chart_values(&ChartLocation::Repository {
@@ -182,5 +263,78 @@ mod tests {
         assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
         // No policy known for the project: as before, nothing is refused here.
         assert!(crate::policy::repo_check(None, "team-b").is_none());
+    }
+
+    /// Nested bases multiply render's per-kustomization `MAX_CHARTS`: one render's inflations are bounded in
+    /// count and time, refused before anything is fetched or run.
+    #[test]
+    fn one_renders_inflations_are_bounded_in_count_and_time() {
+        let budget = InflationBudget::with_limits(2, Duration::from_secs(300));
+        assert!(budget.take().is_ok() && budget.take().is_ok());
+        assert_eq!(
+            budget.take().unwrap_err(),
+            "more than 2 helmCharts inflations in one render (the limit for one render, every kustomization included); not inflated"
+        );
+        let budget = InflationBudget::with_limits(64, Duration::from_millis(50));
+        assert!(budget.take().is_ok());
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(
+            budget.take().unwrap_err(),
+            "the render's helmCharts took longer than 0s (the limit for one render, every kustomization included); not inflated"
+        );
+        assert_eq!(MAX_INFLATIONS_PER_RENDER, 64);
+        assert_eq!(INFLATION_DEADLINE, Duration::from_secs(300));
+
+        // Through the inflator: the 65th inflation of a render is refused without a request.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let client = {
+            let _entered = runtime.enter();
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap()))
+                .unwrap()
+        };
+        let budget = InflationBudget::default();
+        for _ in 0..MAX_INFLATIONS_PER_RENDER {
+            budget.take().unwrap();
+        }
+        let inflator = SpokeInflator {
+            handle: runtime.handle().clone(),
+            helm: Arc::new(edgecd_helm::HelmRenderer::new(
+                edgecd_helm::HelmConfig::new("helm", work.path()),
+            )),
+            cluster: LiveCluster::new(client),
+            credentials: Arc::new(Credentials::default()),
+            allowed_repos: None,
+            hard: false,
+            repo_url: "https://git.example/apps".into(),
+            root: work.path().to_path_buf(),
+            commit: "c1".into(),
+            budget,
+        };
+        let chart = ChartInflation {
+            kustomization: work.path().join("kustomization.yaml"),
+            repo_root: work.path().to_path_buf(),
+            chart: ChartLocation::Repository {
+                url: "http://127.0.0.1:1/charts".into(),
+                name: "web".into(),
+                version: "1.0.0".into(),
+            },
+            release_name: "web".into(),
+            namespace: String::new(),
+            values: None,
+            include_crds: false,
+            skip_tests: false,
+            api_versions: Vec::new(),
+            kube_version: String::new(),
+        };
+        let error = inflator.inflate(&chart).unwrap_err();
+        assert!(
+            error.starts_with("more than 64 helmCharts inflations"),
+            "{error}"
+        );
     }
 }

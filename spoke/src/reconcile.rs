@@ -878,6 +878,7 @@ impl Engine {
             repo_url: source.repo_url.clone(),
             root: root.clone(),
             commit: commit_text.clone(),
+            budget: crate::helm_charts::InflationBudget::default(),
         };
         let objects = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
