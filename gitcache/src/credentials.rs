@@ -39,7 +39,8 @@ pub struct CredentialStore {
 }
 
 /// Whether a credential for `prefix` covers the URL `url`: `url` starts with `prefix` **on a boundary** — the
-/// prefix ends with `/` (or, for an scp-like `user@host:` prefix, with `:`), or what follows it in `url` is
+/// prefix ends with `/` or `:` (`http://127.0.0.1:` covers every port of that host, `git@host:` every path of
+/// an scp-like URL), or what follows it in `url` is
 /// nothing, `/`, `?`, `#`, or a `.git` suffix (`https://git.example/team/app` covers `…/app.git`). So
 /// `https://github.com/org` covers `https://github.com/org/repo` (Argo CD's repo-creds templates) but
 /// `https://charts.corp.example` does not cover `https://charts.corp.example.evil.io/`, nor
@@ -54,7 +55,7 @@ pub fn prefix_covers(prefix: &str, url: &str) -> bool {
     let Some(rest) = url.strip_prefix(prefix) else {
         return false;
     };
-    if prefix.ends_with('/') || (prefix.ends_with(':') && !prefix.contains("://")) {
+    if prefix.ends_with(['/', ':']) {
         return true;
     }
     let rest = rest.strip_prefix(".git").map_or(rest, |after| {
