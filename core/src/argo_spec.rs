@@ -642,9 +642,12 @@ fn normalize_source(src: &mut serde_json::Map<String, Value>) {
         .is_some_and(|c| !c.is_empty());
     if has_chart
         && let Some(Value::String(url)) = src.get_mut("repoURL")
-        && !url.is_empty()
         && !url.contains("://")
         && !url.contains('@')
+        && url
+            .split('/')
+            .next()
+            .is_some_and(|host| host.contains('.') || host.contains(':') || host == "localhost")
     {
         *url = format!("oci://{url}");
     }
