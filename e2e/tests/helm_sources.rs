@@ -510,14 +510,14 @@ async fn applicationset_per_cluster(helm: &std::path::Path, clusters: &[NamedClu
             .unwrap()
             .data
             .unwrap();
-        let (region, replicas, widgets) = expected(cluster.name);
+        let (region, replicas, served) = expected(cluster.name);
         assert_eq!(
             (
                 data["region"].as_str(),
                 data["replicas"].as_str(),
                 data["widgets"].as_str()
             ),
-            (region, replicas, widgets),
+            (region, replicas, served),
             "{}: {data:?}",
             cluster.name
         );
