@@ -491,9 +491,14 @@ async fn applicationset_per_cluster(helm: &std::path::Path, clusters: &[NamedClu
     let mut spokes = Vec::new();
     for cluster in clusters {
         spokes.push(
-            RuntimeSpoke::start_with_kubeconfig(&cluster.kubeconfig, None, cluster.name, Some(helm))
-                .await
-                .unwrap(),
+            RuntimeSpoke::start_with_kubeconfig(
+                &cluster.kubeconfig,
+                None,
+                cluster.name,
+                Some(helm),
+            )
+            .await
+            .unwrap(),
         );
         Api::<ApplicationSet>::namespaced(cluster.client.clone(), STATE_NS)
             .create(&PostParams::default(), &web_set(repo.url()))
@@ -577,7 +582,8 @@ async fn an_applicationset_renders_a_chart_per_cluster_with_its_values_and_capab
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_applicationset_renders_a_chart_per_real_cluster_with_its_values_and_capabilities() {
     let Some(helm) = helm_binary() else { return };
-    if std::env::var_os("EDGECD_REALKUBE_BIN").is_none() && !edgecd_testkit::realkube::go_available()
+    if std::env::var_os("EDGECD_REALKUBE_BIN").is_none()
+        && !edgecd_testkit::realkube::go_available()
     {
         eprintln!(
             "SKIPPED: Go is not installed, so the real control plane (testkit/realkube) cannot be built"
