@@ -626,13 +626,13 @@ async fn the_cli_drives_the_dev_fleet() {
     assert!(shrunk.stdout.contains("(on cluster-2)"), "{shrunk:?}");
     cli.run(&["appset", "delete", "cluster-addons"]).await.ok();
     // Argo CD import refuses what edgecd does not support, naming the field, and applies nothing.
-    let multi = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: multi-app\nspec:\n  sources:\n  - repoURL: https://charts.example\n    chart: nginx\n    targetRevision: 1.0.0\n  - repoURL: https://github.com/example/values\n    ref: values\n  destination:\n    name: cluster-1\n";
+    let plugin = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: plugin-app\nspec:\n  source:\n    repoURL: https://github.com/example/apps\n    plugin:\n      name: cmp\n  destination:\n    name: cluster-1\n";
     let refused = cli
-        .run_with_stdin(&["import", "argocd", "-f", "-"], multi)
+        .run_with_stdin(&["import", "argocd", "-f", "-"], plugin)
         .await;
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(
-        refused.stderr.contains("spec.sources"),
+        refused.stderr.contains("spec.source.plugin"),
         "{}",
         refused.stderr
     );

@@ -619,19 +619,20 @@ async fn talk_demo_applications_import_to_the_right_clusters() {
     let again = apply(&fleet, yaml, "").await;
     assert!(again.iter().all(|r| r.action == "unchanged"), "{again:?}");
 
-    // A multi-source app (not supported yet) is refused naming the field, and nothing of the file is applied.
-    let multi = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: multi-app\nspec:\n  project: kubecon-demo\n  sources:\n  - repoURL: https://charts.example\n    chart: nginx\n    targetRevision: 1.0.0\n  - repoURL: https://github.com/example/values\n    ref: values\n  destination:\n    name: cluster-1\n    namespace: web\n";
+    // A config management plugin (deliberately unsupported) is refused naming the field, and nothing of the
+    // file is applied.
+    let plugin = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: plugin-app\nspec:\n  project: kubecon-demo\n  source:\n    repoURL: https://github.com/example/apps\n    plugin:\n      name: cmp\n  destination:\n    name: cluster-1\n    namespace: web\n";
     let error = fleet
         .client()
         .apply_manifests(v1::ApplyManifestsRequest {
-            yaml: multi.into(),
+            yaml: plugin.into(),
             ..Default::default()
         })
         .await
         .unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("spec.sources"), "{text}");
-    assert!(app(&fleet, "kubecon-demo", "multi-app").await.is_none());
+    assert!(text.contains("spec.source.plugin"), "{text}");
+    assert!(app(&fleet, "kubecon-demo", "plugin-app").await.is_none());
     fleet.shutdown().await;
 }
 
