@@ -6,9 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use common::{PLACEHOLDER, config_map, copy_dir, fixture};
 use edgecd_core::app::{ApplicationSource, HelmFileParameter, HelmParameter, HelmSource};
 use edgecd_git::{Credentials, RepoCredential};
 use edgecd_helm::{
@@ -18,29 +21,8 @@ use edgecd_helm::{
 use edgecd_testkit::chart_repo::{ChartRepoServer, index_repo, package_chart};
 use serde_json::Value;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/helm");
-/// The placeholder the fixture's `Chart.yaml` names `lib`'s repository with.
-const PLACEHOLDER: &str = "http://charts.invalid/replaced-by-the-test/";
-
 fn helm_binary() -> Option<PathBuf> {
     edgecd_testkit::helm::binary_or_skip()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(FIXTURES).join(name)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Every path under `dir`, sorted: what a render must leave as it found.
@@ -58,13 +40,6 @@ fn listing(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-fn config_map<'a>(objects: &'a [Value], name: &str) -> &'a Value {
-    objects
-        .iter()
-        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no ConfigMap {name} in {objects:?}"))
 }
 
 fn has_config_map(objects: &[Value], name: &str) -> bool {

@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{PLACEHOLDER, config_map, copy_dir, fixture};
 use edgecd_core::app::{ApplicationSource, HelmSource};
 use edgecd_git::{Credentials, RepoCredential};
 use edgecd_helm::oci::OciError;
@@ -16,14 +19,6 @@ use edgecd_testkit::chart_repo::package_chart;
 use edgecd_testkit::oci_registry::{OciAuth, OciRegistry, OciRegistryOptions, OciRequest};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/helm");
-/// The placeholder the fixture `parent`'s `Chart.yaml` names `lib`'s repository with.
-const PLACEHOLDER: &str = "http://charts.invalid/replaced-by-the-test/";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(FIXTURES).join(name)
-}
 
 /// The helm binary, or `None` after printing `SKIPPED: …` where it or the registry cannot be had.
 fn helm_binary() -> Option<PathBuf> {
@@ -78,13 +73,6 @@ fn credentials(prefix: &str, user: &str, password: &str) -> Credentials {
         password: Some(password.to_owned().into()),
         ..RepoCredential::default()
     }])
-}
-
-fn config_map<'a>(objects: &'a [Value], name: &str) -> &'a Value {
-    objects
-        .iter()
-        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no ConfigMap {name} in {objects:?}"))
 }
 
 fn count(requests: &[OciRequest], what: impl Fn(&OciRequest) -> bool) -> usize {
@@ -373,19 +361,6 @@ async fn the_token_flow_trades_the_credential_for_a_bearer_token() {
             .any(|r| is_blob_get(r) && r.auth == "bearer" && r.status == 200),
         "{requests:?}"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A chart in git whose dependency `lib` comes from an `oci://` registry behind basic auth: fetched with the

@@ -4,15 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{FIXTURES, config_map, copy_dir};
 use edgecd_core::app::{ApplicationSource, HelmSource};
 use edgecd_git::RepoCredential;
 use edgecd_helm::{Capabilities, HelmConfig, HelmError, HelmRenderer, RenderContext, RepoError};
 use edgecd_testkit::chart_repo::{ChartRepoServer, index_repo, package_chart};
-use serde_json::{Value, json};
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/helm");
+use serde_json::json;
 
 fn helm_binary() -> Option<PathBuf> {
     if !edgecd_testkit::helm::available() {
@@ -28,32 +29,12 @@ fn new_renderer(helm: &Path, dir: &Path) -> HelmRenderer {
     HelmRenderer::new(HelmConfig::new(helm, dir))
 }
 
-fn config_map<'a>(objects: &'a [Value], name: &str) -> &'a Value {
-    objects
-        .iter()
-        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no ConfigMap {name} in {objects:?}"))
-}
-
 /// A copy of the fixture chart as a repository checkout (`charts/web`).
 fn checkout() -> (tempfile::TempDir, PathBuf) {
     let repo = tempfile::tempdir().unwrap();
     let chart = repo.path().join("charts/web");
     copy_dir(&Path::new(FIXTURES).join("web"), &chart);
     (repo, chart)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[tokio::test]
