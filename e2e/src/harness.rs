@@ -362,6 +362,42 @@ pub async fn wait_for<T>(
     }
 }
 
+/// The Application CR `name` of `apps` once it is Synced and Healthy; panics after `timeout`.
+pub async fn synced_healthy(apps: &Api<Application>, name: &str, timeout: Duration) -> Application {
+    wait_for(&format!("{name} Synced and Healthy"), timeout, async || {
+        let app = apps.get(name).await.ok()?;
+        let status = app.status.as_ref()?;
+        (status.sync.status == edgecd_core::SyncStatus::Synced
+            && status.health.status == edgecd_core::Health::Healthy)
+            .then_some(app)
+    })
+    .await
+}
+
+/// The `ComparisonError` condition of the Application CR `name` of `apps`, once its sync status is Unknown;
+/// panics after `timeout`.
+pub async fn comparison_error(
+    apps: &Api<Application>,
+    name: &str,
+    timeout: Duration,
+) -> edgecd_core::app::Condition {
+    wait_for(
+        &format!("a ComparisonError on {name}"),
+        timeout,
+        async || {
+            let status = apps.get(name).await.ok()?.status?;
+            if status.sync.status != edgecd_core::SyncStatus::Unknown {
+                return None;
+            }
+            status
+                .conditions
+                .into_iter()
+                .find(|c| c.kind == "ComparisonError")
+        },
+    )
+    .await
+}
+
 /// Runs each named scenario (an `async fn(Backend)`) on the emulator and on
 /// a real control plane, as `<scenario>::emulator` and
 /// `<scenario>::real_cluster`. The calling test file defines `LEFTOVERS` (what a real cluster may keep).

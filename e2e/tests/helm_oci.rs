@@ -8,9 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgecd_core::app::Condition;
 use edgecd_core::{Health, SyncStatus};
-use edgecd_e2e::harness::{Backend, Leftovers, RuntimeSpoke, STATE_NS, wait_for};
+use edgecd_e2e::harness::{Backend, Leftovers, RuntimeSpoke, STATE_NS, comparison_error, wait_for};
 use edgecd_e2e::testdata;
 use edgecd_spoke::crd::{Application, REFRESH_ANNOTATION};
 use edgecd_testkit::chart_repo::package_chart;
@@ -59,25 +58,6 @@ fn push_web(helm: &std::path::Path, registry: &OciRegistry, version: &str) {
         package_chart(helm, &testdata().join("helm/web"), version, packages.path()).unwrap();
     let pushed = registry.push(helm, &package, "charts").unwrap();
     assert!(pushed.contains("Pushed:"), "{pushed}");
-}
-
-/// The app's ComparisonError, once its sync status is Unknown.
-async fn comparison_error(apps: &Api<Application>, name: &str) -> Condition {
-    wait_for(
-        &format!("a ComparisonError on {name}"),
-        PATIENCE,
-        async || {
-            let status = apps.get(name).await.ok()?.status?;
-            if status.sync.status != SyncStatus::Unknown {
-                return None;
-            }
-            status
-                .conditions
-                .into_iter()
-                .find(|c| c.kind == "ComparisonError")
-        },
-    )
-    .await
 }
 
 /// Waits until the app is Synced and Healthy at `revision`.
@@ -138,7 +118,7 @@ async fn a_chart_from_an_oci_registry_behind_a_token_is_synced_with_an_enable_oc
     apps.create(&PostParams::default(), &app).await.unwrap();
 
     // Without a credential: the token endpoint's 401, as a ComparisonError naming the registry.
-    let condition = comparison_error(&apps, "web").await;
+    let condition = comparison_error(&apps, "web", PATIENCE).await;
     assert!(
         condition.message.contains("HTTP 401")
             && condition.message.contains(&registry.url("charts")),

@@ -9,10 +9,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgecd_core::app::Condition;
 use edgecd_core::{Health, SyncStatus};
 use edgecd_e2e::emulator::{EmulatorConfig, KubeEmulator};
-use edgecd_e2e::harness::{Backend, Leftovers, RuntimeSpoke, STATE_NS, wait_for};
+use edgecd_e2e::harness::{
+    Backend, Leftovers, RuntimeSpoke, STATE_NS, comparison_error, synced_healthy, wait_for,
+};
 use edgecd_e2e::testdata;
 use edgecd_spoke::appset::ApplicationSet;
 use edgecd_spoke::cluster::LiveCluster;
@@ -52,39 +53,6 @@ fn helm_binary() -> Option<PathBuf> {
         return None;
     }
     Some(edgecd_testkit::helm::helm_binary().unwrap())
-}
-
-async fn synced_healthy(apps: &Api<Application>, name: &str) -> Application {
-    wait_for(
-        &format!("{name} Synced and Healthy"),
-        PATIENCE,
-        async || {
-            let app = apps.get(name).await.ok()?;
-            let status = app.status.as_ref()?;
-            (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
-                .then_some(app)
-        },
-    )
-    .await
-}
-
-/// The app's ComparisonError, once its sync status is Unknown.
-async fn comparison_error(apps: &Api<Application>, name: &str) -> Condition {
-    wait_for(
-        &format!("a ComparisonError on {name}"),
-        PATIENCE,
-        async || {
-            let status = apps.get(name).await.ok()?.status?;
-            if status.sync.status != SyncStatus::Unknown {
-                return None;
-            }
-            status
-                .conditions
-                .into_iter()
-                .find(|c| c.kind == "ComparisonError")
-        },
-    )
-    .await
 }
 
 /// An Application CR in the state namespace with `source`, synced automatically into [`APP_NS`].
@@ -190,7 +158,7 @@ async fn a_chart_from_git_renders_its_widget_once_the_spoke_has_synced_the_widge
     )
     .await
     .unwrap();
-    let synced = synced_healthy(&apps, "web").await;
+    let synced = synced_healthy(&apps, "web", PATIENCE).await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
     let data = maps.get("web-config").await.unwrap().data.unwrap();
     assert_eq!(data["region"], "ap-northeast");
@@ -215,7 +183,7 @@ async fn a_chart_from_git_renders_its_widget_once_the_spoke_has_synced_the_widge
         json!({"repoURL": repo.url(), "targetRevision": "HEAD", "path": "crds"}),
     );
     apps.create(&PostParams::default(), &crd_app).await.unwrap();
-    synced_healthy(&apps, "widget-crd").await;
+    synced_healthy(&apps, "widget-crd", PATIENCE).await;
     widgets_discovered(&client).await;
 
     // Nothing in git changed, so only a refresh renders the chart again, now with the Widget API.
@@ -276,7 +244,7 @@ async fn a_hard_refresh_rediscovers_the_clusters_capabilities(backend: Backend) 
     )
     .await
     .unwrap();
-    synced_healthy(&apps, "web").await;
+    synced_healthy(&apps, "web", PATIENCE).await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
     assert_eq!(
         maps.get("web-config").await.unwrap().data.unwrap()["widgets"],
@@ -318,7 +286,7 @@ async fn a_chart_template_error_leaves_live_objects_untouched(backend: Backend) 
     )
     .await
     .unwrap();
-    synced_healthy(&apps, "web").await;
+    synced_healthy(&apps, "web", PATIENCE).await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
     let before = maps.get("web-config").await.unwrap();
     assert_eq!(before.data.as_ref().unwrap()["region"], "eu-west");
@@ -328,7 +296,7 @@ async fn a_chart_template_error_leaves_live_objects_untouched(backend: Backend) 
     repo.write("charts/web/values-paris.yaml", "replicas: 4\n")
         .unwrap();
     repo.commit("paris without a region").unwrap();
-    let condition = comparison_error(&apps, "web").await;
+    let condition = comparison_error(&apps, "web", PATIENCE).await;
     assert!(
         condition
             .message
@@ -385,7 +353,7 @@ async fn a_chart_from_a_chart_repository_behind_basic_auth_is_synced_with_a_helm
     apps.create(&PostParams::default(), &app).await.unwrap();
 
     // Without the credential: the repository's 401, as a ComparisonError.
-    let condition = comparison_error(&apps, "web").await;
+    let condition = comparison_error(&apps, "web", PATIENCE).await;
     assert!(
         condition.message.contains("HTTP 401"),
         "{}",
@@ -423,7 +391,7 @@ async fn a_chart_from_a_chart_repository_behind_basic_auth_is_synced_with_a_helm
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let synced = synced_healthy(&apps, "web").await;
+    let synced = synced_healthy(&apps, "web", PATIENCE).await;
     assert_eq!(synced.status.unwrap().sync.revision, "1.1.0");
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
     let data = maps.get("shop-config").await.unwrap().data.unwrap();
@@ -508,7 +476,7 @@ async fn applicationset_per_cluster(helm: &std::path::Path, clusters: &[NamedClu
     for cluster in clusters {
         let apps: Api<Application> = Api::namespaced(cluster.client.clone(), STATE_NS);
         let app = format!("web-{}", cluster.name);
-        let synced = synced_healthy(&apps, &app).await;
+        let synced = synced_healthy(&apps, &app, PATIENCE).await;
         let data = Api::<ConfigMap>::namespaced(cluster.client.clone(), APP_NS)
             .get(&format!("{app}-config"))
             .await
