@@ -39,6 +39,22 @@ fn kustomization(region: &str, repo: &str) -> String {
     )
 }
 
+/// The Application CR `name` for the kustomization `shop/` of `repo_url`, synced automatically into `namespace`.
+fn shop_app(name: &str, repo_url: &str, namespace: &str) -> Application {
+    serde_json::from_value(json!({
+        "apiVersion": "edgecd.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": STATE_NS},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo_url, "targetRevision": "HEAD", "path": "shop"},
+            "destination": {"namespace": namespace},
+            "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}
+        }
+    }))
+    .unwrap()
+}
+
 async fn a_kustomization_inflates_helm_charts(backend: Backend) {
     if !edgecd_testkit::helm::available() {
         eprintln!(
@@ -74,19 +90,12 @@ async fn a_kustomization_inflates_helm_charts(backend: Backend) {
         .await
         .unwrap();
     let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
-    let app: Application = serde_json::from_value(json!({
-        "apiVersion": "edgecd.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": "shop", "namespace": STATE_NS},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": repo.url(), "targetRevision": "HEAD", "path": "shop"},
-            "destination": {"namespace": APP_NS},
-            "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}
-        }
-    }))
+    apps.create(
+        &PostParams::default(),
+        &shop_app("shop", repo.url(), APP_NS),
+    )
+    .await
     .unwrap();
-    apps.create(&PostParams::default(), &app).await.unwrap();
 
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), APP_NS);
     wait_for("the inflated charts deployed", PATIENCE, async || {
@@ -180,19 +189,12 @@ async fn a_kustomization_inflates_a_chart_from_an_oci_registry(backend: Backend)
         .await
         .unwrap();
     let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
-    let app: Application = serde_json::from_value(json!({
-        "apiVersion": "edgecd.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": "shop-oci", "namespace": STATE_NS},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": repo.url(), "targetRevision": "HEAD", "path": "shop"},
-            "destination": {"namespace": OCI_NS},
-            "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}
-        }
-    }))
+    apps.create(
+        &PostParams::default(),
+        &shop_app("shop-oci", repo.url(), OCI_NS),
+    )
+    .await
     .unwrap();
-    apps.create(&PostParams::default(), &app).await.unwrap();
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), OCI_NS);
     let deployed = wait_for("the OCI chart deployed", PATIENCE, async || {
         let status = apps.get("shop-oci").await.ok()?.status?;
