@@ -742,8 +742,8 @@ impl Engine {
         Ok((revisions, objects))
     }
 
-    /// Resolves `revision` of a git source and materialises its checkout with `path` inside; errors are shown
-    /// without the spoke's cache paths.
+    /// Resolves `revision` of a git source (empty: `HEAD`) and materialises its checkout with `path` inside;
+    /// errors are shown without the spoke's cache paths.
     async fn checkout(
         &self,
         source: &ApplicationSource,
@@ -794,28 +794,13 @@ impl Engine {
             }
             return self.render_repo_chart(app, source, mode, refs).await;
         }
+        let (commit_text, checkout) = self.checkout(source, revision, &source.path, mode).await?;
         let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
-        let revision = if revision.is_empty() {
-            Revision::head()
-        } else {
-            Revision::new(revision)
-        };
         // `<cache>/repos/<key>.git`: the cache directory, hidden from messages.
         let repo_cache = self.git.repo_cache_path(&url);
         let cache_dir = repo_cache.parent().and_then(std::path::Path::parent);
-        let commit = self
-            .git
-            .refresh(&url, &revision, mode)
-            .await
-            .map_err(|e: GitError| without_host_paths(&e.to_string(), None, cache_dir))?;
-        let checkout = self
-            .git
-            .materialise(&url, commit, &source.path)
-            .await
-            .map_err(|e| without_host_paths(&e.to_string(), None, cache_dir))?;
         let root = checkout.root().to_path_buf();
         let dir: PathBuf = checkout.dir().to_path_buf();
-        let commit_text = commit.to_string();
         // Argo CD's build environment ($ARGOCD_APP_NAME, $ARGOCD_APP_REVISION, …) for kustomize values and Jsonnet variables.
         let env = BuildEnv::for_app(
             &app.app_name(),

@@ -109,10 +109,6 @@ impl SourceRefs {
             .iter()
             .map(|(name, checkout, commit)| (name.as_str(), checkout.root(), commit.as_str()))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.refs.is_empty()
-    }
 }
 
 /// The key by which objects of two sources are the same object: group, kind, namespace and name.
