@@ -318,6 +318,25 @@ impl AppSetController {
         if source.is_helm() {
             return self.render_helm_children(parent, hard).await;
         }
+        let (commit, checkout) = self.checkout(source, hard).await?;
+        let options = source.render_options(checkout.root().to_path_buf());
+        let dir = checkout.dir().to_path_buf();
+        let objects = tokio::task::spawn_blocking(move || {
+            let _checkout = checkout;
+            edgecd_render::render(&dir, &options)
+        })
+        .await
+        .map_err(|e| format!("render task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+        Ok((commit.to_string(), children_of(parent, &objects)?))
+    }
+
+    /// The parent's git source at its target revision (fetched again with `hard`), materialised with its path.
+    async fn checkout(
+        &self,
+        source: &edgecd_core::app::ApplicationSource,
+        hard: bool,
+    ) -> Result<(edgecd_git::CommitId, edgecd_git::Checkout), String> {
         let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
         let revision = if source.target_revision.is_empty() {
             Revision::head()
@@ -339,16 +358,7 @@ impl AppSetController {
             .materialise(&url, commit, &source.path)
             .await
             .map_err(|e| e.to_string())?;
-        let options = source.render_options(checkout.root().to_path_buf());
-        let dir = checkout.dir().to_path_buf();
-        let objects = tokio::task::spawn_blocking(move || {
-            let _checkout = checkout;
-            edgecd_render::render(&dir, &options)
-        })
-        .await
-        .map_err(|e| format!("render task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
-        Ok((commit.to_string(), children_of(parent, &objects)?))
+        Ok((commit, checkout))
     }
 
     /// A Helm parent's children: its chart (a directory in git or a chart of a chart repository) rendered with
@@ -398,27 +408,7 @@ impl AppSetController {
             allowed_repos: Some(&allowed),
         };
         let (revision, objects) = if source.chart.is_empty() {
-            let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
-            let revision = if source.target_revision.is_empty() {
-                Revision::head()
-            } else {
-                Revision::new(&source.target_revision)
-            };
-            let mode = if hard {
-                RefreshMode::Hard
-            } else {
-                RefreshMode::Normal
-            };
-            let commit = self
-                .git
-                .refresh(&url, &revision, mode)
-                .await
-                .map_err(|e| e.to_string())?;
-            let checkout = self
-                .git
-                .materialise(&url, commit, &source.path)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (commit, checkout) = self.checkout(source, hard).await?;
             let commit = commit.to_string();
             // The checkout lease keeps the directory alive while rendering.
             let objects = helm
