@@ -2,6 +2,7 @@
 
 pub mod console;
 pub mod fanout;
+pub mod faults;
 pub mod ingest;
 pub mod list;
 pub mod render;

@@ -28,6 +28,8 @@ enum Bench {
     Fanout(bench::fanout::FanoutBench),
     /// Hub streams: N concurrent spoke streams on one replica; memory per stream.
     Streams(bench::streams::StreamsBench),
+    /// Faults: hub replicas on one PostgreSQL under load, a replica killed, a reconnect storm, a partition, PostgreSQL restarted; checks nothing acknowledged is lost.
+    Faults(bench::faults::FaultsBench),
     /// Console in headless Chromium: first rendered app-table page and filter changes over 100,000 apps.
     Console(bench::console::ConsoleBench),
 }
@@ -50,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Fanout(fanout) => fanout.run(),
         Bench::Streams(streams) => streams.run(),
         Bench::Console(console) => console.run(),
+        Bench::Faults(faults) => faults.run(),
     }
 }

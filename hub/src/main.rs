@@ -76,6 +76,13 @@ struct ServeArgs {
     /// its key) instead of enrolling again with a new bootstrap token, e.g. 168h; 0s turns it off.
     #[arg(long, env = "EDGECD_HUB_RENEW_GRACE", default_value = "168h", value_parser = parse_duration)]
     renew_grace: std::time::Duration,
+    /// How often the hub and its spokes exchange heartbeats on a stream, e.g. 10s.
+    #[arg(long, env = "EDGECD_HUB_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    heartbeat_interval: std::time::Duration,
+    /// The staleness threshold: a connected cluster whose stream has been silent this long is shown Stale (its
+    /// apps' last status no longer trusted), e.g. 30s. Keep it at least three heartbeats.
+    #[arg(long, env = "EDGECD_HUB_STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
+    stale_after: std::time::Duration,
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "EDGECD_HUB_LOG", default_value = "info")]
     log: String,
@@ -142,6 +149,15 @@ async fn main() -> anyhow::Result<()> {
     }
     config.database_ca_file = args.database_ca_file;
     config.link.renew_grace = args.renew_grace;
+    if args.heartbeat_interval.is_zero()
+        || args.stale_after < args.heartbeat_interval.saturating_mul(2)
+    {
+        bail!(
+            "--stale-after must be at least two --heartbeat-interval, and the interval above zero"
+        );
+    }
+    config.link.heartbeat_interval = args.heartbeat_interval;
+    config.link.stale_after = args.stale_after;
     if let Some(template) = args.trace_url_template {
         if !template.contains("{trace_id}") {
             bail!("--trace-url-template must contain {{trace_id}}");

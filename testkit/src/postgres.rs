@@ -106,6 +106,15 @@ impl PgServer {
         Ok(self.database_url(&name))
     }
 
+    /// Runs one SQL statement with `psql` in database `database` and returns its unaligned, tuples-only output.
+    pub fn query(&self, database: &str, sql: &str) -> Result<String> {
+        let output = run(Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-p"])
+            .arg(self.port.to_string())
+            .args(["-d", database, "-c", sql]))?;
+        Ok(output.trim().to_owned())
+    }
+
     /// Stops the server abruptly (as a crash would), keeping its data.
     pub fn stop(&mut self) -> Result<()> {
         if self.running {

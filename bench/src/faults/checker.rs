@@ -1,0 +1,374 @@
+//! The checker: what the hub showed while the faults ran (cluster connection states, which replica held the fleet-wide job), what the operator issued, and after the heal the assertions that nothing acknowledged was lost, every command ran once in effect, no cut-off cluster looked connected, and one writer ran each job.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use edgecd_proto::v1;
+use edgecd_proto::v1::hub_service_client::HubServiceClient;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::journal::Journal;
+use super::spoke::{PROJECT, version_of};
+
+/// What the monitor saw and the harness did, with times.
+#[derive(Debug, Default)]
+pub struct Record {
+    /// (when, cluster, state) of the watched clusters.
+    pub states: Vec<(Instant, String, i32)>,
+    /// (when, replica, app name) of watched apps shown Healthy with the cluster's connection state.
+    pub healthy_apps: Vec<(Instant, String, i32)>,
+    /// (when, replicas holding the `appsets` role at that poll).
+    pub leaders: Vec<(Instant, Vec<String>)>,
+    /// cluster → (cut, healed) intervals.
+    pub cuts: BTreeMap<String, Vec<(Instant, Option<Instant>)>>,
+    /// Command ids the API returned, with the app each is for.
+    pub issued: BTreeMap<String, String>,
+}
+
+/// The live replicas' endpoints (gRPC, HTTP), as the harness changes them.
+pub type Replicas = Arc<Mutex<Vec<(String, String, std::net::SocketAddr)>>>;
+
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Polls the hub every `period` for the watched clusters' states and apps and every replica's leader gauge.
+pub fn spawn_monitor(
+    replicas: Replicas,
+    watched: Vec<(String, String)>,
+    record: Arc<Mutex<Record>>,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut turn = 0_usize;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let live = lock(&replicas).clone();
+            if live.is_empty() {
+                continue;
+            }
+            turn = turn.wrapping_add(1);
+            let (endpoint, _, _) = &live[turn % live.len()];
+            if !watched.is_empty()
+                && let Ok(channel) = super::super::simspoke::channel(endpoint)
+            {
+                let mut api = HubServiceClient::new(channel);
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(5), all_clusters(&mut api)).await;
+                if let Ok(Ok(clusters)) = answer {
+                    let now = Instant::now();
+                    let mut record = lock(&record);
+                    for (cluster, _) in &watched {
+                        if let Some(c) = clusters.iter().find(|c| &c.name == cluster) {
+                            let state = c.connection.as_ref().map_or(0, |s| s.state);
+                            record.states.push((now, cluster.clone(), state));
+                        }
+                    }
+                }
+                for (cluster, app) in &watched {
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        api.get_application(v1::GetApplicationRequest {
+                            app: Some(v1::AppRef {
+                                project: PROJECT.into(),
+                                name: app.clone(),
+                            }),
+                        }),
+                    )
+                    .await;
+                    if let Ok(Ok(app)) = answer {
+                        let app = app.into_inner();
+                        let healthy = app
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.health.as_ref())
+                            .is_some_and(|h| h.status == v1::HealthStatusCode::Healthy as i32);
+                        if healthy {
+                            let state = app.cluster_connection.as_ref().map_or(0, |s| s.state);
+                            lock(&record).healthy_apps.push((
+                                Instant::now(),
+                                cluster.clone(),
+                                state,
+                            ));
+                        }
+                    }
+                }
+            }
+            // Every replica says whether it holds the role.
+            let mut holders = Vec::new();
+            for (_, id, http) in &live {
+                let held = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    crate::hub_metric(*http, "appsets_leader"),
+                )
+                .await;
+                if matches!(held, Ok(Ok(v)) if v >= 1.0) {
+                    holders.push(id.clone());
+                }
+            }
+            lock(&record).leaders.push((Instant::now(), holders));
+        }
+    })
+}
+
+/// Every cluster, paged through `ListClusters`.
+async fn all_clusters(
+    api: &mut HubServiceClient<tonic::transport::Channel>,
+) -> Result<Vec<v1::Cluster>, tonic::Status> {
+    let mut clusters = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = api
+            .list_clusters(v1::ListClustersRequest {
+                page_size: 1000,
+                page_token: token.clone(),
+                ..v1::ListClustersRequest::default()
+            })
+            .await?
+            .into_inner();
+        clusters.extend(page.items);
+        if page.next_page_token.is_empty() {
+            return Ok(clusters);
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// What the checker concluded: violated invariants, and figures.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub violations: Vec<String>,
+    pub figures: BTreeMap<String, serde_json::Value>,
+}
+
+impl Verdict {
+    pub fn figure(&mut self, name: &str, value: impl Into<serde_json::Value>) {
+        self.figures.insert(name.to_owned(), value.into());
+    }
+}
+
+/// Every app's status revision as the hub shows it (app name → version), paged through `ListApplications`.
+pub async fn hub_versions(endpoint: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut api = HubServiceClient::new(super::super::simspoke::channel(endpoint)?)
+        .max_decoding_message_size(64 << 20);
+    let mut versions = BTreeMap::new();
+    let mut token = String::new();
+    loop {
+        let page = api
+            .list_applications(v1::ListApplicationsRequest {
+                page_size: 1000,
+                page_token: token.clone(),
+                ..v1::ListApplicationsRequest::default()
+            })
+            .await?
+            .into_inner();
+        for item in page.items {
+            versions.insert(item.name, version_of(&item.revision).unwrap_or(0));
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(versions);
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Waits (up to `limit`) until the hub shows every app at the cluster's current version; returns how long it
+/// took, or `None` if it never did.
+pub async fn wait_converged(
+    endpoint: &str,
+    journal: &Journal,
+    apps: &[String],
+    limit: Duration,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if journal.drained()
+            && let Ok(shown) = hub_versions(endpoint).await
+            && apps.iter().enumerate().all(|(i, name)| {
+                shown.get(name).copied().unwrap_or(0) >= journal.current_version(i)
+            })
+        {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// Acknowledged status: the hub shows, for every app, at least the newest version it acknowledged.
+pub async fn check_status(
+    endpoint: &str,
+    journal: &Journal,
+    apps: &[String],
+    verdict: &mut Verdict,
+) -> anyhow::Result<()> {
+    let shown = hub_versions(endpoint).await?;
+    let mut lost = 0_u64;
+    let mut acknowledged = 0_u64;
+    for (i, name) in apps.iter().enumerate() {
+        let acked = journal.acked_version(i);
+        acknowledged += acked;
+        let at_hub = shown.get(name).copied().unwrap_or(0);
+        if at_hub < acked {
+            lost += 1;
+            if lost <= 5 {
+                verdict.violations.push(format!(
+                    "{name}: the hub acknowledged status version {acked} but shows {at_hub}"
+                ));
+            }
+        }
+    }
+    if lost > 5 {
+        verdict
+            .violations
+            .push(format!("… {lost} apps in all lost an acknowledged status"));
+    }
+    verdict.figure("apps_with_acknowledged_status_lost", lost);
+    verdict.figure("acknowledged_changes", acknowledged);
+    Ok(())
+}
+
+/// Commands: every issued command executed (at least once, redeliveries deduplicated by id) and reported
+/// Succeeded at the hub; nothing executed that was not issued. Waits up to `limit` for stragglers.
+pub async fn check_commands(
+    endpoint: &str,
+    journal: &Journal,
+    issued: &BTreeMap<String, String>,
+    limit: Duration,
+    verdict: &mut Verdict,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut api = HubServiceClient::new(super::super::simspoke::channel(endpoint)?);
+    let mut pending: BTreeSet<String> = issued.keys().cloned().collect();
+    loop {
+        let executed = journal.commands();
+        let mut still = BTreeSet::new();
+        for id in &pending {
+            let outcome = api
+                .get_command(v1::GetCommandRequest {
+                    command_id: id.clone(),
+                })
+                .await
+                .map(|c| c.into_inner().outcome)
+                .unwrap_or(0);
+            if !executed.contains_key(id) || outcome != v1::CommandOutcome::Succeeded as i32 {
+                still.insert(id.clone());
+            }
+        }
+        pending = still;
+        if pending.is_empty() || start.elapsed() > limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let executed = journal.commands();
+    for id in pending.iter().take(5) {
+        let app = issued.get(id).map_or("?", String::as_str);
+        let ran = executed.contains_key(id);
+        verdict.violations.push(format!(
+            "command {id} for {app}: {}",
+            if ran {
+                "executed but not recorded Succeeded at the hub"
+            } else {
+                "issued and never executed"
+            }
+        ));
+    }
+    let phantom: Vec<&String> = executed
+        .keys()
+        .filter(|id| !issued.contains_key(*id))
+        .collect();
+    for id in phantom.iter().take(5) {
+        verdict
+            .violations
+            .push(format!("command {id} executed but never issued"));
+    }
+    let redelivered: u32 = executed.values().map(|n| n.saturating_sub(1)).sum();
+    verdict.figure("commands_issued", issued.len());
+    verdict.figure("commands_lost", pending.len());
+    verdict.figure("commands_redelivered_deduplicated", redelivered);
+    Ok(())
+}
+
+/// Connection honesty: no watched cluster shown Connected (and no app of one shown Healthy while its cluster
+/// shows Connected) once it had been cut off longer than `bound`; and the time each cut took to show.
+pub fn check_connections(record: &Record, bound: Duration, verdict: &mut Verdict) {
+    let cut_for = |cluster: &str, at: Instant| -> Option<Duration> {
+        record.cuts.get(cluster)?.iter().find_map(|(from, to)| {
+            (at >= *from && to.is_none_or(|to| at <= to)).then(|| at - *from)
+        })
+    };
+    let connected = v1::ConnectionStateCode::Connected as i32;
+    let mut wrong = 0_usize;
+    for (at, cluster, state) in &record.states {
+        if *state == connected && cut_for(cluster, *at).is_some_and(|d| d > bound) {
+            wrong += 1;
+            if wrong <= 5 {
+                verdict.violations.push(format!(
+                    "{cluster} shown Connected {:.1} s into a cut (bound {:.1} s)",
+                    cut_for(cluster, *at).unwrap_or_default().as_secs_f64(),
+                    bound.as_secs_f64()
+                ));
+            }
+        }
+    }
+    for (at, cluster, state) in &record.healthy_apps {
+        if *state == connected && cut_for(cluster, *at).is_some_and(|d| d > bound) {
+            wrong += 1;
+            if wrong <= 10 {
+                verdict.violations.push(format!(
+                    "an app of {cluster} shown Healthy with its cluster Connected {:.1} s into a cut",
+                    cut_for(cluster, *at).unwrap_or_default().as_secs_f64()
+                ));
+            }
+        }
+    }
+    // Time from each cut to the first observation that is not Connected.
+    let mut shown_after: Vec<f64> = Vec::new();
+    for (cluster, cuts) in &record.cuts {
+        for (from, to) in cuts {
+            let first = record.states.iter().find(|(at, c, s)| {
+                c == cluster && at >= from && to.is_none_or(|to| *at <= to) && *s != connected
+            });
+            if let Some((at, _, _)) = first {
+                shown_after.push((*at - *from).as_secs_f64());
+            }
+        }
+    }
+    let max = shown_after.iter().copied().fold(0.0_f64, f64::max);
+    verdict.figure("cut_shown_stale_max_s", (max * 10.0).round() / 10.0);
+    verdict.figure("cuts_observed_stale", shown_after.len());
+}
+
+/// One writer per fleet-wide job: no two replicas held the `appsets` role for longer than `overlap`.
+pub fn check_single_writer(record: &Record, overlap: Duration, verdict: &mut Verdict) {
+    let mut since: Option<Instant> = None;
+    let mut longest = Duration::ZERO;
+    for (at, holders) in &record.leaders {
+        if holders.len() > 1 {
+            let from = *since.get_or_insert(*at);
+            longest = longest.max(*at - from);
+        } else {
+            since = None;
+        }
+    }
+    if longest > overlap {
+        verdict.violations.push(format!(
+            "two replicas held the appsets role at once for {:.1} s (documented overlap {:.1} s)",
+            longest.as_secs_f64(),
+            overlap.as_secs_f64()
+        ));
+    }
+    let polls_with_one = record.leaders.iter().filter(|(_, h)| h.len() == 1).count();
+    verdict.figure("leader_polls", record.leaders.len());
+    verdict.figure("leader_polls_with_one_holder", polls_with_one);
+    verdict.figure("leader_overlap_max_s", longest.as_secs_f64());
+}

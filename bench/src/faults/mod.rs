@@ -1,0 +1,854 @@
+//! `edgecd-bench faults`: hub replicas (processes) on one PostgreSQL, simulated spokes that keep the real spoke's promises, operator commands, and faults (a replica killed, a reconnect storm, a partition, PostgreSQL restarted); the checker then asserts that nothing acknowledged was lost and prints each scenario's figures.
+//!
+//! ```text
+//!  load (status changes/s) ─► SimCluster ×N ─► Relay (load balancer; cuts a partition) ─► edgecd-hub ×R ─► PostgreSQL
+//!  operator (SyncApplication every --command-every) ─────────────────────────────────────┘
+//!  monitor (ListClusters, GetApplication, /metrics leader gauge) ─► Record ─► checker ◄─ Journal (what spokes saw)
+//! ```
+
+mod checker;
+mod hubs;
+mod journal;
+mod relay;
+mod spoke;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use edgecd_hub::store::{ImportedApp, NewApp, NewCluster, PgStore, Store as _};
+use edgecd_proto::v1;
+use edgecd_proto::v1::hub_service_client::HubServiceClient;
+use rand::Rng as _;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use checker::Verdict;
+use checker::{Record, Replicas, lock};
+pub use hubs::{HubProcess, HubSettings, sibling_hub_binary};
+use journal::Journal;
+use relay::Relay;
+use spoke::{SimCluster, SpokeSettings};
+
+use super::simspoke::percentile_ms;
+
+/// The fault scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// `kill -9` of a hub replica under load; its spokes reconnect to the survivors.
+    Kill,
+    /// Every stream cut at once (the hub killed and started again); time until all are resynced.
+    Storm,
+    /// Some spokes cut off from the hub (a black-holing relay) while their clusters keep changing; then healed.
+    Partition,
+    /// PostgreSQL stopped abruptly and started again, the hub left running.
+    PgRestart,
+    /// Every scenario above, one after the other.
+    All,
+}
+
+/// Options of the faults harness; the defaults are the full-size runs of docs/reliability.md.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FaultsBench {
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    pub scenario: Scenario,
+    /// Hub replicas sharing the database (the storm restarts a single one).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// Simulated spoke streams (kill, partition, pg-restart).
+    #[arg(long, default_value_t = 1000)]
+    pub streams: usize,
+    /// Apps per stream.
+    #[arg(long, default_value_t = 5)]
+    pub apps: usize,
+    /// Status changes per second over the whole fleet.
+    #[arg(long, default_value_t = 5000)]
+    pub rate: u64,
+    /// How often the operator issues a sync, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub command_every_ms: u64,
+    /// Seconds of load before the fault.
+    #[arg(long, default_value_t = 10)]
+    pub before_s: u64,
+    /// Seconds of load after the fault (or the heal).
+    #[arg(long, default_value_t = 20)]
+    pub after_s: u64,
+    /// Streams of the reconnect storm (one app each).
+    #[arg(long, default_value_t = 10_000)]
+    pub storm_streams: usize,
+    /// How long the partition lasts, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub partition_s: u64,
+    /// Share of the streams cut off by the partition.
+    #[arg(long, default_value_t = 0.1)]
+    pub partition_share: f64,
+    /// How long PostgreSQL stays down, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub pg_down_s: u64,
+    /// The hubs' heartbeat interval, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub heartbeat_ms: u64,
+    /// The hubs' staleness threshold, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub stale_after_ms: u64,
+    /// The `edgecd-hub` binary (default: beside `edgecd-bench`).
+    #[arg(long)]
+    pub hub_binary: Option<PathBuf>,
+}
+
+/// One scenario's outcome.
+#[derive(Debug)]
+pub struct Report {
+    pub scenario: Scenario,
+    pub verdict: Verdict,
+}
+
+impl FaultsBench {
+    pub fn run(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?;
+        let reports = runtime.block_on(self.run_scenarios())?;
+        print_table(&reports);
+        let failed: Vec<String> = reports
+            .iter()
+            .flat_map(|r| {
+                r.verdict
+                    .violations
+                    .iter()
+                    .map(move |v| format!("{:?}: {v}", r.scenario))
+            })
+            .collect();
+        if !failed.is_empty() {
+            bail!("invariants violated:\n{}", failed.join("\n"));
+        }
+        Ok(())
+    }
+
+    /// Runs the chosen scenarios; each report holds its violations (none expected) and figures.
+    pub async fn run_scenarios(&self) -> anyhow::Result<Vec<Report>> {
+        let chosen = match self.scenario {
+            Scenario::All => vec![
+                Scenario::Kill,
+                Scenario::Storm,
+                Scenario::Partition,
+                Scenario::PgRestart,
+            ],
+            one => vec![one],
+        };
+        let binary = match &self.hub_binary {
+            Some(path) => path.clone(),
+            None => sibling_hub_binary()?,
+        };
+        let mut reports = Vec::new();
+        for scenario in chosen {
+            eprintln!("faults: {scenario:?}…");
+            let verdict = match scenario {
+                Scenario::Kill => self.kill(&binary).await?,
+                Scenario::Storm => self.storm(&binary).await?,
+                Scenario::Partition => self.partition(&binary).await?,
+                Scenario::PgRestart => self.pg_restart(&binary).await?,
+                Scenario::All => continue,
+            };
+            let report = Report { scenario, verdict };
+            println!("{}", json_line(&report));
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(1))
+    }
+
+    fn stale_after(&self) -> Duration {
+        Duration::from_millis(self.stale_after_ms.max(1))
+    }
+
+    /// How long a cut may go unseen: the threshold, one heartbeat (the hub checks on its heartbeat tick) and a
+    /// second for the write and the monitor's poll.
+    fn connection_bound(&self) -> Duration {
+        self.stale_after() + self.heartbeat() + Duration::from_secs(1)
+    }
+
+    async fn kill(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
+        let mut fleet = Fleet::start(
+            self,
+            binary,
+            FleetShape {
+                replicas: self.replicas.max(2),
+                streams: self.streams,
+                apps: self.apps,
+                cut_group: 0,
+                via_relay: true,
+            },
+        )
+        .await?;
+        fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
+        tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        let before = fleet.journal.recoveries().len();
+        let victim_pid = fleet.hubs[0].pid();
+        fleet.kill_replica(0).await?;
+        let killed = Instant::now();
+        tokio::time::sleep(Duration::from_secs(self.after_s)).await;
+        let mut verdict = fleet.finish(self).await?;
+        let mut reconnects: Vec<Duration> = fleet.journal.recoveries()[before..].to_vec();
+        verdict.figure("killed_pid", victim_pid.unwrap_or_default());
+        verdict.figure("streams_reconnected", reconnects.len());
+        verdict.figure("reconnect_p50_ms", percentile_ms(&mut reconnects, 50.0));
+        verdict.figure("reconnect_p99_ms", percentile_ms(&mut reconnects, 99.0));
+        verdict.figure("reconnect_max_ms", percentile_ms(&mut reconnects, 100.0));
+        verdict.figure("seconds_after_kill", killed.elapsed().as_secs_f64().round());
+        if reconnects.is_empty() {
+            verdict
+                .violations
+                .push("no stream was lost: the kill did not happen".into());
+        }
+        fleet.stop().await;
+        Ok(verdict)
+    }
+
+    async fn storm(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
+        let mut fleet = Fleet::start(
+            self,
+            binary,
+            FleetShape {
+                replicas: 1,
+                streams: self.storm_streams,
+                apps: 1,
+                cut_group: 0,
+                via_relay: false,
+            },
+        )
+        .await?;
+        // A trickle of changes; the storm is the resync.
+        fleet.start_load(
+            (self.storm_streams as u64 / 10).max(1),
+            Duration::from_millis(self.command_every_ms),
+        );
+        tokio::time::sleep(Duration::from_secs(self.before_s.min(5))).await;
+        let commits_before = fleet.commits();
+        fleet.hubs[0].kill().await?;
+        let cut = Instant::now();
+        fleet.hubs[0].restart().await?;
+        let up = Instant::now();
+        let pid = fleet.hubs[0].pid().unwrap_or_default();
+        let total = fleet.clusters.len();
+        let mut rss_max = 0_u64;
+        let limit = Duration::from_secs(300);
+        let resynced_after = loop {
+            rss_max = rss_max.max(super::simspoke::rss_kib(pid).unwrap_or(0));
+            if fleet.journal.resynced_count() >= total {
+                break Some(up.elapsed());
+            }
+            if up.elapsed() > limit {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let commits = fleet.commits().saturating_sub(commits_before);
+        let storm_s = resynced_after.map_or(f64::NAN, |d| d.as_secs_f64());
+        let mut verdict = fleet.finish(self).await?;
+        let mut reconnects = fleet.journal.recoveries();
+        match resynced_after {
+            Some(d) => verdict.figure(
+                "all_resynced_after_restart_s",
+                (d.as_secs_f64() * 10.0).round() / 10.0,
+            ),
+            None => verdict.violations.push(format!(
+                "not every stream resynced within {limit:?} of the restart"
+            )),
+        }
+        verdict.figure("streams", total);
+        verdict.figure("restart_took_ms", (up - cut).as_millis() as u64);
+        verdict.figure("reconnect_p99_ms", percentile_ms(&mut reconnects, 99.0));
+        verdict.figure("hub_rss_max_mib", rss_max / 1024);
+        verdict.figure("db_transactions_during_storm", commits);
+        if storm_s.is_finite() && storm_s > 0.0 {
+            verdict.figure("db_transactions_per_s", (commits as f64 / storm_s).round());
+        }
+        fleet.stop().await;
+        Ok(verdict)
+    }
+
+    async fn partition(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
+        let cut_group = ((self.streams as f64 * self.partition_share).ceil() as usize)
+            .clamp(1, self.streams.max(1));
+        let mut fleet = Fleet::start(
+            self,
+            binary,
+            FleetShape {
+                replicas: self.replicas.max(1),
+                streams: self.streams,
+                apps: self.apps,
+                cut_group,
+                via_relay: true,
+            },
+        )
+        .await?;
+        fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
+        tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        fleet.cut();
+        tokio::time::sleep(Duration::from_secs(self.partition_s)).await;
+        let targets = fleet.cut_targets();
+        fleet.heal();
+        let healed = Instant::now();
+        let converged_after = fleet
+            .converged_within(&targets, Duration::from_secs(120))
+            .await
+            .map(|_| healed.elapsed());
+        tokio::time::sleep(Duration::from_secs(self.after_s.min(5))).await;
+        let mut verdict = fleet.finish(self).await?;
+        match converged_after {
+            Some(d) => verdict.figure(
+                "converged_after_heal_s",
+                (d.as_secs_f64() * 10.0).round() / 10.0,
+            ),
+            None => verdict
+                .violations
+                .push("the hub did not converge within 120 s of the heal".into()),
+        }
+        verdict.figure("streams_cut", cut_group);
+        verdict.figure("partition_s", self.partition_s);
+        verdict.figure("stale_after_s", self.stale_after().as_secs_f64());
+        fleet.stop().await;
+        Ok(verdict)
+    }
+
+    async fn pg_restart(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
+        let mut fleet = Fleet::start(
+            self,
+            binary,
+            FleetShape {
+                replicas: self.replicas.max(1),
+                streams: self.streams,
+                apps: self.apps,
+                cut_group: 0,
+                via_relay: true,
+            },
+        )
+        .await?;
+        fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
+        tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        fleet.stop_postgres().await?;
+        tokio::time::sleep(Duration::from_secs(self.pg_down_s)).await;
+        fleet.start_postgres().await?;
+        let up = Instant::now();
+        let answering = fleet.api_answering_within(Duration::from_secs(60)).await;
+        tokio::time::sleep(Duration::from_secs(self.after_s)).await;
+        let mut verdict = fleet.finish(self).await?;
+        match answering {
+            Some(d) => verdict.figure(
+                "api_answering_after_restart_s",
+                (d.as_secs_f64() * 10.0).round() / 10.0,
+            ),
+            None => verdict
+                .violations
+                .push("a replica's API did not answer within 60 s of PostgreSQL's restart".into()),
+        }
+        verdict.figure("postgres_down_s", self.pg_down_s);
+        verdict.figure("since_restart_s", up.elapsed().as_secs_f64().round());
+        fleet.stop().await;
+        Ok(verdict)
+    }
+}
+
+/// The shape of one scenario's fleet.
+#[derive(Debug, Clone, Copy)]
+struct FleetShape {
+    replicas: usize,
+    streams: usize,
+    apps: usize,
+    /// The first `cut_group` streams go through the relay that partitions.
+    cut_group: usize,
+    /// Streams go through relays (a load balancer over the replicas), or straight to the first replica.
+    via_relay: bool,
+}
+
+/// A running scenario: PostgreSQL, the replicas, relays, simulated spokes, load and monitor.
+struct Fleet {
+    pg: Option<edgecd_testkit::PgServer>,
+    database: String,
+    hubs: Vec<HubProcess>,
+    replicas: Replicas,
+    /// [0]: the rest of the fleet; [1]: the group a partition cuts.
+    relays: Vec<Relay>,
+    journal: Arc<Journal>,
+    apps: Vec<String>,
+    apps_per_cluster: usize,
+    clusters: Vec<String>,
+    cut_group: usize,
+    changes: Vec<mpsc::UnboundedSender<usize>>,
+    record: Arc<Mutex<Record>>,
+    load_stop: watch::Sender<bool>,
+    fleet_stop: watch::Sender<bool>,
+    load: Vec<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    async fn start(
+        bench: &FaultsBench,
+        binary: &std::path::Path,
+        shape: FleetShape,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("edgecd-faults-")
+            .tempdir()?;
+        let pg = tokio::task::spawn_blocking(edgecd_testkit::PgServer::start)
+            .await?
+            .context("starting PostgreSQL")?;
+        let url = pg.create_database().context("creating the database")?;
+        let database = url.rsplit('/').next().unwrap_or_default().to_owned();
+        let clusters: Vec<String> = (0..shape.streams).map(|i| format!("edge-{i:05}")).collect();
+        let mut apps = Vec::with_capacity(shape.streams * shape.apps);
+        {
+            let store = PgStore::connect_url(&url)
+                .await
+                .context("opening PostgreSQL")?;
+            let mut imported = Vec::new();
+            for cluster in &clusters {
+                store
+                    .create_cluster(&NewCluster {
+                        name: cluster.clone(),
+                        ..NewCluster::default()
+                    })
+                    .await?;
+                for name in spoke::app_names(cluster, shape.apps) {
+                    imported.push(ImportedApp {
+                        app: NewApp {
+                            project: spoke::PROJECT.into(),
+                            name: name.clone(),
+                            spec: crate::web_app_spec(cluster),
+                            labels: BTreeMap::default(),
+                            owner: None,
+                        },
+                        status: None,
+                    });
+                    apps.push(name);
+                }
+            }
+            for chunk in imported.chunks(5_000) {
+                store.import_apps(chunk).await?;
+            }
+            store.analyze().await?;
+        }
+        let settings = HubSettings {
+            binary: binary.to_path_buf(),
+            database: url,
+            heartbeat: bench.heartbeat(),
+            stale_after: bench.stale_after(),
+            log_dir: dir.path().to_path_buf(),
+        };
+        let mut hubs = Vec::new();
+        for i in 0..shape.replicas.max(1) {
+            hubs.push(HubProcess::start(&settings, &format!("replica-{i}")).await?);
+        }
+        let replicas: Replicas = Arc::new(Mutex::new(
+            hubs.iter()
+                .map(|h| (h.endpoint(), h.id.clone(), h.http))
+                .collect(),
+        ));
+        let targets: Vec<_> = hubs.iter().map(|h| h.grpc).collect();
+        let mut relays = Vec::new();
+        if shape.via_relay {
+            relays.push(Relay::start(targets.clone()).await?);
+            relays.push(Relay::start(targets).await?);
+        }
+        let journal = Arc::new(Journal::new(apps.len(), clusters.len()));
+        let (fleet_stop, fleet_stopped) = watch::channel(false);
+        let (load_stop, _) = watch::channel(false);
+        let spoke_settings = SpokeSettings {
+            batch: 50,
+            heartbeat: bench.heartbeat(),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        };
+        let mut changes = Vec::new();
+        let mut tasks = Vec::new();
+        for (i, cluster) in clusters.iter().enumerate() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            changes.push(tx);
+            let endpoint = match relays.as_slice() {
+                [rest, cut, ..] => {
+                    if i < shape.cut_group {
+                        cut.endpoint()
+                    } else {
+                        rest.endpoint()
+                    }
+                }
+                _ => hubs[0].endpoint(),
+            };
+            let sim = SimCluster::new(
+                cluster,
+                i,
+                i * shape.apps,
+                shape.apps,
+                Arc::clone(&journal),
+                spoke_settings.clone(),
+            );
+            tasks.push(tokio::spawn(sim.run(endpoint, rx, fleet_stopped.clone())));
+        }
+        let record = Arc::new(Mutex::new(Record::default()));
+        let watched: Vec<(String, String)> = clusters[..shape.cut_group]
+            .iter()
+            .map(|c| (c.clone(), spoke::app_names(c, 1).remove(0)))
+            .collect();
+        tasks.push(checker::spawn_monitor(
+            Arc::clone(&replicas),
+            watched,
+            Arc::clone(&record),
+            Duration::from_millis(250),
+            fleet_stopped,
+        ));
+        let fleet = Self {
+            pg: Some(pg),
+            database,
+            hubs,
+            replicas,
+            relays,
+            journal,
+            apps,
+            apps_per_cluster: shape.apps,
+            clusters,
+            cut_group: shape.cut_group,
+            changes,
+            record,
+            load_stop,
+            fleet_stop,
+            load: Vec::new(),
+            tasks,
+            _dir: dir,
+        };
+        // Everyone connected and caught up before any fault.
+        let start = Instant::now();
+        while fleet.journal.resynced_count() < fleet.clusters.len() {
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!(
+                    "only {} of {} streams connected within 600 s",
+                    fleet.journal.resynced_count(),
+                    fleet.clusters.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!(
+            "faults: {} streams on {} replica(s) connected in {:.1} s",
+            fleet.clusters.len(),
+            fleet.hubs.len(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(fleet)
+    }
+
+    /// Status changes at `rate`/s over random apps, and a sync every `command_every` on a live replica.
+    fn start_load(&mut self, rate: u64, command_every: Duration) {
+        let senders = self.changes.clone();
+        let per_cluster = self.apps_per_cluster.max(1);
+        let total = self.apps.len();
+        let mut stop = self.load_stop.subscribe();
+        self.load.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut owed = 0.0_f64;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                owed += rate as f64 / 100.0;
+                let mut rng = rand::rng();
+                while owed >= 1.0 && total > 0 {
+                    owed -= 1.0;
+                    let app = rng.random_range(0..total);
+                    if let Some(sender) = senders.get(app / per_cluster) {
+                        let _ = sender.send(app % per_cluster);
+                    }
+                }
+            }
+        }));
+        let replicas = Arc::clone(&self.replicas);
+        let apps = self.apps.clone();
+        let record = Arc::clone(&self.record);
+        let mut stop = self.load_stop.subscribe();
+        self.load.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(command_every.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut turn = 0_usize;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                if apps.is_empty() {
+                    continue;
+                }
+                let app = apps[rand::rng().random_range(0..apps.len())].clone();
+                let live = lock(&replicas).clone();
+                for attempt in 0..live.len() {
+                    turn = turn.wrapping_add(1);
+                    let (endpoint, _, _) = &live[(turn + attempt) % live.len()];
+                    let Ok(channel) = super::simspoke::channel(endpoint) else {
+                        continue;
+                    };
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        HubServiceClient::new(channel).sync_application(
+                            v1::SyncApplicationRequest {
+                                app: Some(v1::AppRef {
+                                    project: spoke::PROJECT.into(),
+                                    name: app.clone(),
+                                }),
+                                sync: Some(v1::SyncCommand::default()),
+                                ttl: Some(edgecd_proto::convert::duration(Duration::from_secs(
+                                    3600,
+                                ))),
+                            },
+                        ),
+                    )
+                    .await;
+                    if let Ok(Ok(status)) = answer {
+                        lock(&record)
+                            .issued
+                            .insert(status.into_inner().command_id, app.clone());
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+
+    async fn kill_replica(&mut self, index: usize) -> anyhow::Result<()> {
+        let id = self.hubs[index].id.clone();
+        self.hubs[index].kill().await?;
+        lock(&self.replicas).retain(|(_, r, _)| *r != id);
+        let survivors: Vec<_> = self
+            .hubs
+            .iter()
+            .filter(|h| h.is_running())
+            .map(|h| h.grpc)
+            .collect();
+        for relay in &self.relays {
+            relay.set_targets(survivors.clone());
+        }
+        Ok(())
+    }
+
+    fn cut(&self) {
+        if let Some(relay) = self.relays.get(1) {
+            relay.cut();
+        }
+        let now = Instant::now();
+        let mut record = lock(&self.record);
+        for cluster in &self.clusters[..self.cut_group] {
+            record
+                .cuts
+                .entry(cluster.clone())
+                .or_default()
+                .push((now, None));
+        }
+    }
+
+    fn heal(&self) {
+        let now = Instant::now();
+        {
+            let mut record = lock(&self.record);
+            for cuts in record.cuts.values_mut() {
+                for cut in cuts.iter_mut() {
+                    if cut.1.is_none() {
+                        cut.1 = Some(now);
+                    }
+                }
+            }
+        }
+        if let Some(relay) = self.relays.get(1) {
+            relay.heal();
+        }
+    }
+
+    async fn stop_postgres(&mut self) -> anyhow::Result<()> {
+        let mut pg = self.pg.take().context("no PostgreSQL")?;
+        let pg = tokio::task::spawn_blocking(move || pg.stop().map(|()| pg)).await??;
+        self.pg = Some(pg);
+        Ok(())
+    }
+
+    async fn start_postgres(&mut self) -> anyhow::Result<()> {
+        let mut pg = self.pg.take().context("no PostgreSQL")?;
+        let pg = tokio::task::spawn_blocking(move || pg.restart().map(|()| pg)).await??;
+        self.pg = Some(pg);
+        Ok(())
+    }
+
+    /// Committed transactions of the fleet's database so far.
+    fn commits(&self) -> u64 {
+        self.pg
+            .as_ref()
+            .and_then(|pg| {
+                pg.query(
+                    &self.database,
+                    "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+                )
+                .ok()
+            })
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// How long until every live replica's API answers a read again.
+    async fn api_answering_within(&self, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        let live = lock(&self.replicas).clone();
+        for (endpoint, _, _) in &live {
+            loop {
+                if start.elapsed() > limit {
+                    return None;
+                }
+                if let Ok(channel) = super::simspoke::channel(endpoint) {
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        HubServiceClient::new(channel).list_clusters(v1::ListClustersRequest {
+                            page_size: 1,
+                            ..v1::ListClustersRequest::default()
+                        }),
+                    )
+                    .await;
+                    if matches!(answer, Ok(Ok(_))) {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Some(start.elapsed())
+    }
+
+    /// The cut-off clusters' apps and their versions now (what they did during the partition).
+    fn cut_targets(&self) -> Vec<(String, u64)> {
+        (0..self.cut_group * self.apps_per_cluster)
+            .map(|i| (self.apps[i].clone(), self.journal.current_version(i)))
+            .collect()
+    }
+
+    /// Waits until the hub shows each of `targets` at least at its version.
+    async fn converged_within(
+        &self,
+        targets: &[(String, u64)],
+        limit: Duration,
+    ) -> Option<Duration> {
+        let endpoint = lock(&self.replicas).first()?.0.clone();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(shown) = checker::hub_versions(&endpoint).await
+                && targets
+                    .iter()
+                    .all(|(name, version)| shown.get(name).copied().unwrap_or(0) >= *version)
+            {
+                return Some(start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// Stops the load, waits for the fleet to drain, and checks every invariant.
+    async fn finish(&mut self, bench: &FaultsBench) -> anyhow::Result<Verdict> {
+        let _ = self.load_stop.send(true);
+        for task in self.load.drain(..) {
+            let _ = task.await;
+        }
+        let mut verdict = Verdict::default();
+        let endpoint = lock(&self.replicas)
+            .first()
+            .map(|r| r.0.clone())
+            .context("no live replica")?;
+        match checker::wait_converged(
+            &endpoint,
+            &self.journal,
+            &self.apps,
+            Duration::from_secs(180),
+        )
+        .await
+        {
+            Some(d) => verdict.figure(
+                "drained_after_load_s",
+                (d.as_secs_f64() * 10.0).round() / 10.0,
+            ),
+            None => verdict.violations.push(
+                "the fleet did not drain: changes still unacknowledged or not shown after 180 s"
+                    .into(),
+            ),
+        }
+        checker::check_status(&endpoint, &self.journal, &self.apps, &mut verdict).await?;
+        let issued = lock(&self.record).issued.clone();
+        checker::check_commands(
+            &endpoint,
+            &self.journal,
+            &issued,
+            Duration::from_secs(120),
+            &mut verdict,
+        )
+        .await?;
+        {
+            let record = lock(&self.record);
+            checker::check_connections(&record, bench.connection_bound(), &mut verdict);
+            // A replica that lost its database session keeps believing it leads until its next check fails:
+            // two checks of `LEADER_CHECK` (5 s) each.
+            checker::check_single_writer(&record, Duration::from_secs(10), &mut verdict);
+        }
+        verdict.figure("replicas", self.hubs.len());
+        verdict.figure("streams", self.clusters.len());
+        verdict.figure("apps", self.apps.len());
+        verdict.figure("stream_losses", self.journal.losses());
+        Ok(verdict)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.load_stop.send(true);
+        let _ = self.fleet_stop.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        for hub in &mut self.hubs {
+            let _ = hub.kill().await;
+        }
+    }
+}
+
+/// One JSON line per scenario.
+fn json_line(report: &Report) -> serde_json::Value {
+    serde_json::json!({
+        "bench": "faults",
+        "scenario": report.scenario,
+        "violations": report.verdict.violations,
+        "figures": report.verdict.figures,
+    })
+}
+
+fn print_table(reports: &[Report]) {
+    println!("{:<11} {:<40} value", "scenario", "figure");
+    for report in reports {
+        for (name, value) in &report.verdict.figures {
+            println!(
+                "{:<11} {:<40} {value}",
+                format!("{:?}", report.scenario).to_lowercase(),
+                name
+            );
+        }
+        println!(
+            "{:<11} {:<40} {}",
+            format!("{:?}", report.scenario).to_lowercase(),
+            "invariants",
+            if report.verdict.violations.is_empty() {
+                "held".to_owned()
+            } else {
+                format!("{} violated", report.verdict.violations.len())
+            }
+        );
+    }
+}
