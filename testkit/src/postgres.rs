@@ -106,13 +106,96 @@ impl PgServer {
         Ok(self.database_url(&name))
     }
 
-    /// Runs one SQL statement with `psql` in database `database` and returns its unaligned, tuples-only output.
+    /// Runs SQL with `psql` in database `database` and returns its unaligned, tuples-only output.
     pub fn query(&self, database: &str, sql: &str) -> Result<String> {
-        let output = run(Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-p"])
+        psql(self.port, database, sql)
+    }
+
+    /// Starts a hot standby of this server on a port of its own: a base backup (`pg_basebackup -R`, which
+    /// leaves the standby streaming from this server), started, and waited for until it streams. With
+    /// `synchronous`, this server then waits for the standby to confirm every commit
+    /// (`synchronous_standby_names = '*'`, set after the backup so the standby, once promoted, waits for
+    /// nobody), so a failover to it loses no committed transaction.
+    pub fn start_standby(&self, synchronous: bool) -> Result<PgServer> {
+        let dir = tempfile::Builder::new()
+            .prefix("edgecd-pg-standby-")
+            .tempdir()
+            .map_err(io_error("creating the standby's temp dir"))?;
+        if self.as_postgres_user {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()))?;
+        }
+        let mut standby = Self {
+            bin: self.bin.clone(),
+            dir,
+            port: 0,
+            as_postgres_user: self.as_postgres_user,
+            running: false,
+            tls_ca: None,
+        };
+        run(standby
+            .command("pg_basebackup")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-X",
+                "stream",
+                "-R",
+                "-c",
+                "fast",
+                "-p",
+            ])
             .arg(self.port.to_string())
-            .args(["-d", database, "-c", sql]))?;
-        Ok(output.trim().to_owned())
+            .arg("-D")
+            .arg(standby.data_dir()))?;
+        let mut last_error = None;
+        for _ in 0..5 {
+            standby.port = net::free_port()?;
+            match standby.pg_ctl_start() {
+                Ok(()) => {
+                    standby.running = true;
+                    last_error = None;
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if let Some(error) = last_error {
+            return Err(error);
+        }
+        standby.spawn_watchdog()?;
+        let start = std::time::Instant::now();
+        loop {
+            let streaming = self.query(
+                "postgres",
+                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+            )?;
+            if streaming.trim() != "0" {
+                break;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(60) {
+                return Err(Error::Setup(
+                    "the standby did not stream within 60 s".into(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if synchronous {
+            self.query(
+                "postgres",
+                "ALTER SYSTEM SET synchronous_standby_names = '*'",
+            )?;
+            self.query("postgres", "SELECT pg_reload_conf()")?;
+        }
+        Ok(standby)
+    }
+
+    /// Promotes a standby to primary (`pg_ctl promote`, waiting until it accepts writes).
+    pub fn promote(&self) -> Result<()> {
+        self.pg_ctl(&["promote", "-w", "-t", "60"])
     }
 
     /// Stops the server abruptly (as a crash would), keeping its data.
@@ -258,6 +341,16 @@ impl Drop for PgServer {
         // Best effort: the watchdog catches what this misses.
         let _ = self.stop();
     }
+}
+
+/// Runs SQL with `psql` as `postgres` against the server on loopback port `port`, in database `database`;
+/// returns its unaligned, tuples-only output.
+pub fn psql(port: u16, database: &str, sql: &str) -> Result<String> {
+    let output = run(Command::new(find_bin_dir()?.join("psql"))
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-p"])
+        .arg(port.to_string())
+        .args(["-d", database, "-c", sql]))?;
+    Ok(output.trim().to_owned())
 }
 
 fn is_root() -> bool {

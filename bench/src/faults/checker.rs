@@ -25,6 +25,8 @@ pub struct Record {
     pub cuts: BTreeMap<String, Vec<(Instant, Option<Instant>)>>,
     /// Command ids the API returned, with the app each is for.
     pub issued: BTreeMap<String, String>,
+    /// When each was returned.
+    pub issued_at: Vec<Instant>,
 }
 
 /// The live replicas' endpoints (gRPC, HTTP), as the harness changes them.
@@ -211,6 +213,17 @@ pub async fn check_status(
     verdict: &mut Verdict,
 ) -> anyhow::Result<()> {
     let shown = hub_versions(endpoint).await?;
+    compare_status(&shown, journal, apps, verdict);
+    Ok(())
+}
+
+/// [`check_status`] on what the hub showed (`shown`: app name → version).
+pub fn compare_status(
+    shown: &BTreeMap<String, u64>,
+    journal: &Journal,
+    apps: &[String],
+    verdict: &mut Verdict,
+) {
     let mut lost = 0_u64;
     let mut acknowledged = 0_u64;
     for (i, name) in apps.iter().enumerate() {
@@ -233,7 +246,6 @@ pub async fn check_status(
     }
     verdict.figure("apps_with_acknowledged_status_lost", lost);
     verdict.figure("acknowledged_changes", acknowledged);
-    Ok(())
 }
 
 /// Commands: every issued command executed (at least once, redeliveries deduplicated by id) and reported
@@ -352,6 +364,9 @@ pub fn check_connections(record: &Record, bound: Duration, verdict: &mut Verdict
 pub fn check_single_writer(record: &Record, overlap: Duration, verdict: &mut Verdict) {
     let mut since: Option<Instant> = None;
     let mut longest = Duration::ZERO;
+    // And the longest stretch with no writer (a takeover's delay).
+    let mut none_since: Option<Instant> = None;
+    let mut longest_none = Duration::ZERO;
     for (at, holders) in &record.leaders {
         if holders.len() > 1 {
             let from = *since.get_or_insert(*at);
@@ -359,6 +374,15 @@ pub fn check_single_writer(record: &Record, overlap: Duration, verdict: &mut Ver
         } else {
             since = None;
         }
+        if holders.is_empty() {
+            none_since.get_or_insert(*at);
+        } else if let Some(from) = none_since.take() {
+            longest_none = longest_none.max(*at - from);
+        }
+    }
+    // A gap still open at the last poll counts up to it.
+    if let (Some(from), Some((last, _))) = (none_since, record.leaders.last()) {
+        longest_none = longest_none.max(*last - from);
     }
     if longest > overlap {
         verdict.violations.push(format!(
@@ -370,5 +394,104 @@ pub fn check_single_writer(record: &Record, overlap: Duration, verdict: &mut Ver
     let polls_with_one = record.leaders.iter().filter(|(_, h)| h.len() == 1).count();
     verdict.figure("leader_polls", record.leaders.len());
     verdict.figure("leader_polls_with_one_holder", polls_with_one);
-    verdict.figure("leader_overlap_max_s", longest.as_secs_f64());
+    verdict.figure("leader_overlap_max_s", round1(longest));
+    verdict.figure("leader_gap_max_s", round1(longest_none));
+}
+
+/// Seconds to one decimal.
+pub fn round1(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal_with(acked: &[u64]) -> Journal {
+        let journal = Journal::new(acked.len(), 1);
+        for (i, v) in acked.iter().enumerate() {
+            journal.acknowledged(i, *v);
+        }
+        journal
+    }
+
+    #[test]
+    fn a_status_the_hub_acknowledged_and_no_longer_shows_is_a_loss() {
+        let apps = vec!["a".to_owned(), "b".to_owned()];
+        let journal = journal_with(&[4, 7]);
+        let mut verdict = Verdict::default();
+        let shown = BTreeMap::from([("a".to_owned(), 4), ("b".to_owned(), 6)]);
+        compare_status(&shown, &journal, &apps, &mut verdict);
+        assert_eq!(verdict.violations.len(), 1, "{:?}", verdict.violations);
+        assert!(
+            verdict.violations[0]
+                .starts_with("b: the hub acknowledged status version 7 but shows 6")
+        );
+        assert_eq!(verdict.figures["apps_with_acknowledged_status_lost"], 1);
+
+        // Newer than acknowledged (stored, the acknowledgement lost with the stream) is no loss.
+        let mut verdict = Verdict::default();
+        let shown = BTreeMap::from([("a".to_owned(), 5), ("b".to_owned(), 7)]);
+        compare_status(&shown, &journal, &apps, &mut verdict);
+        assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+    }
+
+    #[test]
+    fn connected_past_the_bound_into_a_cut_is_a_violation_and_within_it_is_not() {
+        let t0 = Instant::now();
+        let connected = v1::ConnectionStateCode::Connected as i32;
+        let stale = v1::ConnectionStateCode::Stale as i32;
+        let mut record = Record::default();
+        record.cuts.insert(
+            "edge-1".into(),
+            vec![(t0, Some(t0 + Duration::from_secs(20)))],
+        );
+        record.states = vec![
+            (t0 + Duration::from_secs(2), "edge-1".into(), connected),
+            (t0 + Duration::from_secs(3), "edge-1".into(), stale),
+        ];
+        let mut verdict = Verdict::default();
+        check_connections(&record, Duration::from_secs(5), &mut verdict);
+        assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+        assert_eq!(verdict.figures["cut_shown_stale_max_s"], 3.0);
+
+        record
+            .states
+            .push((t0 + Duration::from_secs(9), "edge-1".into(), connected));
+        record
+            .healthy_apps
+            .push((t0 + Duration::from_secs(9), "edge-1".into(), connected));
+        // After the heal, Connected is right again.
+        record
+            .states
+            .push((t0 + Duration::from_secs(30), "edge-1".into(), connected));
+        let mut verdict = Verdict::default();
+        check_connections(&record, Duration::from_secs(5), &mut verdict);
+        assert_eq!(verdict.violations.len(), 2, "{:?}", verdict.violations);
+        assert!(verdict.violations[0].contains("shown Connected 9.0 s into a cut"));
+        assert!(verdict.violations[1].contains("shown Healthy with its cluster Connected"));
+    }
+
+    #[test]
+    fn two_writers_longer_than_the_overlap_is_a_violation() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut record = Record::default();
+        record.leaders = vec![
+            (at(0), vec!["r0".into()]),
+            (at(1), vec![]),
+            (at(4), vec!["r1".into()]),
+            (at(5), vec!["r1".into(), "r2".into()]),
+            (at(7), vec!["r1".into(), "r2".into()]),
+            (at(8), vec!["r2".into()]),
+        ];
+        let mut verdict = Verdict::default();
+        check_single_writer(&record, Duration::from_secs(3), &mut verdict);
+        assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+        assert_eq!(verdict.figures["leader_overlap_max_s"], 2.0);
+        assert_eq!(verdict.figures["leader_gap_max_s"], 3.0);
+        let mut verdict = Verdict::default();
+        check_single_writer(&record, Duration::from_secs(1), &mut verdict);
+        assert_eq!(verdict.violations.len(), 1, "{:?}", verdict.violations);
+    }
 }

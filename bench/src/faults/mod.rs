@@ -46,6 +46,12 @@ pub enum Scenario {
     Partition,
     /// PostgreSQL stopped abruptly and started again, the hub left running.
     PgRestart,
+    /// The PostgreSQL primary killed and its synchronous hot standby promoted; the hubs follow through their
+    /// multi-host URL, not restarted.
+    PgFailover,
+    /// The database slowed: a lock held on the status table while operators call the API; the hub must push
+    /// back (RESOURCE_EXHAUSTED or UNAVAILABLE, with `retry-after`) instead of queuing without bound.
+    SlowDb,
     /// Every scenario above, one after the other.
     All,
 }
@@ -88,6 +94,12 @@ pub struct FaultsBench {
     /// How long PostgreSQL stays down, in seconds.
     #[arg(long, default_value_t = 10)]
     pub pg_down_s: u64,
+    /// How long the slow-database scenario holds its lock, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub slow_db_s: u64,
+    /// Operators calling the API at once while the database is slow (above the hub's 512 calls in flight).
+    #[arg(long, default_value_t = 600)]
+    pub callers: usize,
     /// The hubs' heartbeat interval, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub heartbeat_ms: u64,
@@ -137,6 +149,8 @@ impl FaultsBench {
                 Scenario::Storm,
                 Scenario::Partition,
                 Scenario::PgRestart,
+                Scenario::PgFailover,
+                Scenario::SlowDb,
             ],
             one => vec![one],
         };
@@ -152,6 +166,8 @@ impl FaultsBench {
                 Scenario::Storm => self.storm(&binary).await?,
                 Scenario::Partition => self.partition(&binary).await?,
                 Scenario::PgRestart => self.pg_restart(&binary).await?,
+                Scenario::PgFailover => self.pg_failover(&binary).await?,
+                Scenario::SlowDb => self.slow_db(&binary).await?,
                 Scenario::All => continue,
             };
             let report = Report { scenario, verdict };
@@ -185,6 +201,7 @@ impl FaultsBench {
                 apps: self.apps,
                 cut_group: 0,
                 via_relay: true,
+                standby: false,
             },
         )
         .await?;
@@ -199,9 +216,18 @@ impl FaultsBench {
         let mut reconnects: Vec<Duration> = fleet.journal.recoveries()[before..].to_vec();
         verdict.figure("killed_pid", victim_pid.unwrap_or_default());
         verdict.figure("streams_reconnected", reconnects.len());
-        verdict.figure("reconnect_p50_ms", percentile_ms(&mut reconnects, 50.0));
-        verdict.figure("reconnect_p99_ms", percentile_ms(&mut reconnects, 99.0));
-        verdict.figure("reconnect_max_ms", percentile_ms(&mut reconnects, 100.0));
+        verdict.figure(
+            "reconnect_p50_ms",
+            ms1(percentile_ms(&mut reconnects, 50.0)),
+        );
+        verdict.figure(
+            "reconnect_p99_ms",
+            ms1(percentile_ms(&mut reconnects, 99.0)),
+        );
+        verdict.figure(
+            "reconnect_max_ms",
+            ms1(percentile_ms(&mut reconnects, 100.0)),
+        );
         verdict.figure("seconds_after_kill", killed.elapsed().as_secs_f64().round());
         if reconnects.is_empty() {
             verdict
@@ -222,6 +248,7 @@ impl FaultsBench {
                 apps: 1,
                 cut_group: 0,
                 via_relay: false,
+                standby: false,
             },
         )
         .await?;
@@ -255,17 +282,17 @@ impl FaultsBench {
         let mut verdict = fleet.finish(self).await?;
         let mut reconnects = fleet.journal.recoveries();
         match resynced_after {
-            Some(d) => verdict.figure(
-                "all_resynced_after_restart_s",
-                (d.as_secs_f64() * 10.0).round() / 10.0,
-            ),
+            Some(d) => verdict.figure("all_resynced_after_restart_s", checker::round1(d)),
             None => verdict.violations.push(format!(
                 "not every stream resynced within {limit:?} of the restart"
             )),
         }
         verdict.figure("streams", total);
         verdict.figure("restart_took_ms", (up - cut).as_millis() as u64);
-        verdict.figure("reconnect_p99_ms", percentile_ms(&mut reconnects, 99.0));
+        verdict.figure(
+            "reconnect_p99_ms",
+            ms1(percentile_ms(&mut reconnects, 99.0)),
+        );
         verdict.figure("hub_rss_max_mib", rss_max / 1024);
         verdict.figure("db_transactions_during_storm", commits);
         if storm_s.is_finite() && storm_s > 0.0 {
@@ -287,6 +314,7 @@ impl FaultsBench {
                 apps: self.apps,
                 cut_group,
                 via_relay: true,
+                standby: false,
             },
         )
         .await?;
@@ -304,10 +332,7 @@ impl FaultsBench {
         tokio::time::sleep(Duration::from_secs(self.after_s.min(5))).await;
         let mut verdict = fleet.finish(self).await?;
         match converged_after {
-            Some(d) => verdict.figure(
-                "converged_after_heal_s",
-                (d.as_secs_f64() * 10.0).round() / 10.0,
-            ),
+            Some(d) => verdict.figure("converged_after_heal_s", checker::round1(d)),
             None => verdict
                 .violations
                 .push("the hub did not converge within 120 s of the heal".into()),
@@ -329,6 +354,7 @@ impl FaultsBench {
                 apps: self.apps,
                 cut_group: 0,
                 via_relay: true,
+                standby: false,
             },
         )
         .await?;
@@ -342,10 +368,7 @@ impl FaultsBench {
         tokio::time::sleep(Duration::from_secs(self.after_s)).await;
         let mut verdict = fleet.finish(self).await?;
         match answering {
-            Some(d) => verdict.figure(
-                "api_answering_after_restart_s",
-                (d.as_secs_f64() * 10.0).round() / 10.0,
-            ),
+            Some(d) => verdict.figure("api_answering_after_restart_s", checker::round1(d)),
             None => verdict
                 .violations
                 .push("a replica's API did not answer within 60 s of PostgreSQL's restart".into()),
@@ -355,6 +378,203 @@ impl FaultsBench {
         fleet.stop().await;
         Ok(verdict)
     }
+}
+
+impl FaultsBench {
+    async fn pg_failover(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
+        let mut fleet = Fleet::start(
+            self,
+            binary,
+            FleetShape {
+                replicas: self.replicas.max(1),
+                streams: self.streams,
+                apps: self.apps,
+                cut_group: 0,
+                via_relay: true,
+                standby: true,
+            },
+        )
+        .await?;
+        fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
+        tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        let killed = Instant::now();
+        fleet.stop_postgres().await?;
+        let standby = fleet.standby.take().context("no standby")?;
+        let standby =
+            tokio::task::spawn_blocking(move || standby.promote().map(|()| standby)).await??;
+        fleet.standby = Some(standby);
+        let promoted = Instant::now();
+        let answering = fleet.api_answering_within(Duration::from_secs(60)).await;
+        let first_command = fleet
+            .first_command_after(promoted, Duration::from_secs(60))
+            .await;
+        tokio::time::sleep(Duration::from_secs(self.after_s)).await;
+        let mut verdict = fleet.finish(self).await?;
+        verdict.figure("promote_took_s", checker::round1(promoted - killed));
+        match answering {
+            Some(d) => verdict.figure("api_reads_after_promotion_s", checker::round1(d)),
+            None => verdict
+                .violations
+                .push("a replica's API did not answer within 60 s of the promotion".into()),
+        }
+        match first_command {
+            Some(d) => verdict.figure("api_writes_after_promotion_s", checker::round1(d)),
+            None => verdict
+                .violations
+                .push("no command could be issued within 60 s of the promotion".into()),
+        }
+        verdict.figure("replication", "synchronous");
+        fleet.stop().await;
+        Ok(verdict)
+    }
+}
+
+impl FaultsBench {
+    async fn slow_db(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
+        let mut fleet = Fleet::start(
+            self,
+            binary,
+            FleetShape {
+                replicas: self.replicas.max(1),
+                streams: self.streams,
+                apps: self.apps,
+                cut_group: 0,
+                via_relay: true,
+                standby: false,
+            },
+        )
+        .await?;
+        fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
+        tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        let hold = Duration::from_secs(self.slow_db_s.max(1));
+        let holder = fleet.hold_lock("app_status", hold)?;
+        // Let the lock be taken before the callers start.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let calls = Arc::new(Mutex::new(Vec::<CallOutcome>::new()));
+        let until = Instant::now() + hold.saturating_sub(Duration::from_millis(500));
+        let live = lock_replicas(&fleet.replicas);
+        let mut callers = Vec::new();
+        for i in 0..self.callers.max(1) {
+            let endpoint = live[i % live.len()].0.clone();
+            let app = fleet.apps[i % fleet.apps.len()].clone();
+            let calls = Arc::clone(&calls);
+            callers.push(tokio::spawn(async move {
+                let Ok(channel) = super::simspoke::channel(&endpoint) else {
+                    return;
+                };
+                let mut api = HubServiceClient::new(channel);
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        api.get_application(v1::GetApplicationRequest {
+                            app: Some(v1::AppRef {
+                                project: spoke::PROJECT.into(),
+                                name: app.clone(),
+                            }),
+                        }),
+                    )
+                    .await;
+                    let outcome = match answer {
+                        Err(_) => CallOutcome::TimedOut,
+                        Ok(Ok(_)) => CallOutcome::Answered(started.elapsed()),
+                        Ok(Err(status)) => {
+                            let retry_after = status.metadata().get("retry-after").is_some();
+                            CallOutcome::Refused(status.code(), retry_after, started.elapsed())
+                        }
+                    };
+                    let refused = matches!(outcome, CallOutcome::Refused(..));
+                    lock(&calls).push(outcome);
+                    if refused {
+                        // A well-behaved client honours retry-after (1 s); this one retries sooner to press.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }));
+        }
+        let mut rss_max = 0_u64;
+        while Instant::now() < until {
+            for hub in &fleet.hubs {
+                if let Some(pid) = hub.pid() {
+                    rss_max = rss_max.max(super::simspoke::rss_kib(pid).unwrap_or(0));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for caller in callers {
+            let _ = caller.await;
+        }
+        holder.await.context("the lock holder")??;
+        let mut verdict = fleet.finish(self).await?;
+        let calls = std::mem::take(&mut *lock(&calls));
+        let mut answered = Vec::new();
+        let mut refused_in = Vec::new();
+        let (mut exhausted, mut unavailable, mut other, mut timed_out, mut without_retry_after) =
+            (0_u64, 0_u64, 0_u64, 0_u64, 0_u64);
+        for call in calls.iter().cloned() {
+            match call {
+                CallOutcome::Answered(d) => answered.push(d),
+                CallOutcome::TimedOut => timed_out += 1,
+                CallOutcome::Refused(code, retry_after, d) => {
+                    refused_in.push(d);
+                    match code {
+                        tonic::Code::ResourceExhausted => exhausted += 1,
+                        tonic::Code::Unavailable => unavailable += 1,
+                        _ => other += 1,
+                    }
+                    if !retry_after
+                        && matches!(
+                            code,
+                            tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+                        )
+                    {
+                        without_retry_after += 1;
+                    }
+                }
+            }
+        }
+        if exhausted + unavailable == 0 {
+            verdict
+                .violations
+                .push("the hub never pushed back while the database was slow".into());
+        }
+        if without_retry_after > 0 {
+            verdict.violations.push(format!(
+                "{without_retry_after} refusals without retry-after"
+            ));
+        }
+        if timed_out > 0 {
+            verdict.violations.push(format!(
+                "{timed_out} calls neither answered nor refused within 30 s (queued without bound)"
+            ));
+        }
+        verdict.figure("lock_held_s", hold.as_secs());
+        verdict.figure("callers", self.callers);
+        verdict.figure("calls", calls.len());
+        verdict.figure("answered", answered.len());
+        verdict.figure("answered_max_ms", ms1(percentile_ms(&mut answered, 100.0)));
+        verdict.figure("refused_resource_exhausted", exhausted);
+        verdict.figure("refused_unavailable", unavailable);
+        verdict.figure("refused_other", other);
+        verdict.figure("refused_p50_ms", ms1(percentile_ms(&mut refused_in, 50.0)));
+        verdict.figure("refused_max_ms", ms1(percentile_ms(&mut refused_in, 100.0)));
+        verdict.figure("hub_rss_max_mib", rss_max / 1024);
+        fleet.stop().await;
+        Ok(verdict)
+    }
+}
+
+/// How one API call during the slow-database scenario ended.
+#[derive(Debug, Clone)]
+enum CallOutcome {
+    Answered(Duration),
+    /// Refused: code, whether `retry-after` came with it, and how long it took.
+    Refused(tonic::Code, bool, Duration),
+    TimedOut,
+}
+
+fn lock_replicas(replicas: &Replicas) -> Vec<(String, String, std::net::SocketAddr)> {
+    lock(replicas).clone()
 }
 
 /// The shape of one scenario's fleet.
@@ -367,11 +587,15 @@ struct FleetShape {
     cut_group: usize,
     /// Streams go through relays (a load balancer over the replicas), or straight to the first replica.
     via_relay: bool,
+    /// A synchronous hot standby, named second in the hubs' multi-host URL.
+    standby: bool,
 }
 
 /// A running scenario: PostgreSQL, the replicas, relays, simulated spokes, load and monitor.
 struct Fleet {
     pg: Option<edgecd_testkit::PgServer>,
+    /// The hot standby, when the shape has one.
+    standby: Option<edgecd_testkit::PgServer>,
     database: String,
     hubs: Vec<HubProcess>,
     replicas: Replicas,
@@ -438,9 +662,26 @@ impl Fleet {
             }
             store.analyze().await?;
         }
+        let (standby, database_url) = if shape.standby {
+            let standby = {
+                let pg = &pg;
+                // Synchronous: a commit the hub was told of is on both servers.
+                tokio::task::block_in_place(|| pg.start_standby(true))
+            }
+            .context("starting the standby")?;
+            // libpq's multi-host form: the hubs use whichever accepts writes.
+            let url = format!(
+                "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{database}",
+                pg.port(),
+                standby.port()
+            );
+            (Some(standby), url)
+        } else {
+            (None, url)
+        };
         let settings = HubSettings {
             binary: binary.to_path_buf(),
-            database: url,
+            database: database_url,
             heartbeat: bench.heartbeat(),
             stale_after: bench.stale_after(),
             log_dir: dir.path().to_path_buf(),
@@ -508,6 +749,7 @@ impl Fleet {
         ));
         let fleet = Self {
             pg: Some(pg),
+            standby,
             database,
             hubs,
             replicas,
@@ -613,9 +855,11 @@ impl Fleet {
                     )
                     .await;
                     if let Ok(Ok(status)) = answer {
-                        lock(&record)
+                        let mut record = lock(&record);
+                        record
                             .issued
                             .insert(status.into_inner().command_id, app.clone());
+                        record.issued_at.push(Instant::now());
                         break;
                     }
                 }
@@ -685,6 +929,26 @@ impl Fleet {
         Ok(())
     }
 
+    /// Holds an exclusive lock on `table` for `hold` (a transaction that sleeps), in the background.
+    fn hold_lock(
+        &self,
+        table: &str,
+        hold: Duration,
+    ) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+        let pg = self.pg.as_ref().context("no PostgreSQL")?;
+        let port = pg.port();
+        let database = self.database.clone();
+        let sql = format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({}); COMMIT;",
+            hold.as_secs_f64()
+        );
+        Ok(tokio::task::spawn_blocking(move || {
+            edgecd_testkit::postgres::psql(port, &database, &sql)
+                .map(|_| ())
+                .context("holding the lock")
+        }))
+    }
+
     /// Committed transactions of the fleet's database so far.
     fn commits(&self) -> u64 {
         self.pg
@@ -698,6 +962,18 @@ impl Fleet {
             })
             .and_then(|text| text.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// How long after `since` the operator's first command was issued (a write through the API).
+    async fn first_command_after(&self, since: Instant, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(at) = lock(&self.record).issued_at.iter().find(|at| **at >= since) {
+                return Some(*at - since);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     /// How long until every live replica's API answers a read again.
@@ -775,10 +1051,7 @@ impl Fleet {
         )
         .await
         {
-            Some(d) => verdict.figure(
-                "drained_after_load_s",
-                (d.as_secs_f64() * 10.0).round() / 10.0,
-            ),
+            Some(d) => verdict.figure("drained_after_load_s", checker::round1(d)),
             None => verdict.violations.push(
                 "the fleet did not drain: changes still unacknowledged or not shown after 180 s"
                     .into(),
@@ -818,6 +1091,11 @@ impl Fleet {
             let _ = hub.kill().await;
         }
     }
+}
+
+/// Milliseconds to one decimal.
+fn ms1(ms: f64) -> f64 {
+    (ms * 10.0).round() / 10.0
 }
 
 /// One JSON line per scenario.

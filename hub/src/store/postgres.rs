@@ -1,5 +1,6 @@
 //! PostgreSQL backend, shared by several hub replicas: the pools, and the dialect `sql.rs` is compiled against (arrays, row locks, LISTEN/NOTIFY, advisory locks).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -13,6 +14,9 @@ use super::codec::to_u64;
 use super::model::ListenEvent;
 use super::{COMMAND_UPDATES_CHANNEL, IDS_PER_NOTIFICATION, Leadership, Result, StoreError};
 use sql::{Args, Column, Notes};
+
+#[path = "pg_primary.rs"]
+mod pg_primary;
 
 /// The queries, written once for both backends (see `sql.rs`).
 #[allow(clippy::duplicate_mod)]
@@ -29,6 +33,18 @@ type Backend = PgStore;
 pub struct PgStore {
     pool: PgPool,
     link: PgPool,
+    /// With several hosts in the URL: the task following the primary (stopped with the last clone).
+    _primary_watch: Option<Arc<AbortOnDrop>>,
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Pool settings; the connection options carry the credentials.
@@ -64,15 +80,47 @@ impl PgStore {
     /// advisory lock) and makes sure the `default` project exists.
     #[tracing::instrument(skip_all, fields(db.system = "postgresql"))]
     pub async fn connect(options: PgConnectOptions, settings: &PgSettings) -> Result<Self> {
+        Self::connect_hosts(vec![options], settings).await
+    }
+
+    /// [`Self::connect`] to one of several hosts: the one that accepts writes, followed when the primary moves
+    /// (`pg_primary`).
+    #[tracing::instrument(skip_all, fields(db.system = "postgresql", hosts = hosts.len()))]
+    pub async fn connect_hosts(
+        hosts: Vec<PgConnectOptions>,
+        settings: &PgSettings,
+    ) -> Result<Self> {
+        let (primary, options) = if hosts.len() > 1 {
+            let wait = settings.link_acquire_timeout.max(Duration::from_secs(10));
+            let primary = Arc::new(pg_primary::Primary::find(hosts, wait).await);
+            let options = primary.options();
+            (Some(primary), options)
+        } else {
+            let options = hosts
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::Invalid {
+                    reason: "no PostgreSQL host".into(),
+                })?;
+            (None, options)
+        };
         let pool_with = |connections: u32, acquire_timeout: Duration| {
-            PgPoolOptions::new()
+            let mut pool = PgPoolOptions::new()
                 .max_connections(connections)
                 // sqlx retries a refused connection until this deadline.
                 .acquire_timeout(acquire_timeout)
                 // A connection broken by a server restart is found and replaced
                 // at checkout instead of failing a query.
-                .test_before_acquire(true)
-                .connect_lazy_with(options.clone())
+                .test_before_acquire(true);
+            if let Some(primary) = &primary {
+                // After the primary moved, connections to the old one (alive, now a standby or cut off) go.
+                let fresh = primary.fresh_check();
+                pool = pool.before_acquire(move |_, meta| {
+                    let keep = fresh(meta.age);
+                    Box::pin(async move { Ok(keep) })
+                });
+            }
+            pool.connect_lazy_with(options.clone())
         };
         let pool = pool_with(settings.max_connections, settings.acquire_timeout);
         let link = pool_with(settings.link_connections, settings.link_acquire_timeout);
@@ -83,7 +131,13 @@ impl PgStore {
             .await
             .map_err(StoreError::Migrate)?;
         sql::create_default_project(&link).await?;
-        Ok(Self { pool, link })
+        let _primary_watch =
+            primary.map(|p| Arc::new(AbortOnDrop(p.watch([pool.clone(), link.clone()]))));
+        Ok(Self {
+            pool,
+            link,
+            _primary_watch,
+        })
     }
 
     /// Connects with default settings to a `postgres://` URL.
@@ -96,23 +150,27 @@ impl PgStore {
     /// `verify-ca` or `require` in the URL is kept; `disable` is refused as contradicting the CA file).
     pub async fn connect_url_with_ca(url: &str, ca_file: Option<&std::path::Path>) -> Result<Self> {
         use sqlx::postgres::PgSslMode;
-        let mut options: PgConnectOptions = url.parse().map_err(|_| StoreError::Invalid {
-            reason: "malformed PostgreSQL URL".into(),
-        })?;
-        if let Some(ca_file) = ca_file {
-            options = match options.get_ssl_mode() {
-                PgSslMode::Disable => {
-                    return Err(StoreError::Invalid {
-                        reason: "the PostgreSQL URL says sslmode=disable, but a database CA file is given"
-                            .into(),
-                    });
+        let mut hosts = Vec::new();
+        for url in pg_primary::split_hosts(url)? {
+            let mut options: PgConnectOptions = url.parse().map_err(|_| StoreError::Invalid {
+                reason: "malformed PostgreSQL URL".into(),
+            })?;
+            if let Some(ca_file) = ca_file {
+                options = match options.get_ssl_mode() {
+                    PgSslMode::Disable => {
+                        return Err(StoreError::Invalid {
+                            reason: "the PostgreSQL URL says sslmode=disable, but a database CA file is given"
+                                .into(),
+                        });
+                    }
+                    PgSslMode::Allow | PgSslMode::Prefer => options.ssl_mode(PgSslMode::VerifyFull),
+                    PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => options,
                 }
-                PgSslMode::Allow | PgSslMode::Prefer => options.ssl_mode(PgSslMode::VerifyFull),
-                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => options,
+                .ssl_root_cert(ca_file);
             }
-            .ssl_root_cert(ca_file);
+            hosts.push(options);
         }
-        Self::connect(options, &PgSettings::default()).await
+        Self::connect_hosts(hosts, &PgSettings::default()).await
     }
 
     /// The pool of the spoke link's ingest and outbox delivery.
