@@ -18,8 +18,10 @@ pub struct Journal {
     commands: Mutex<BTreeMap<String, u32>>,
     /// Clusters whose stream is up and caught up since their last loss.
     resynced: Mutex<BTreeSet<String>>,
-    /// Time from a stream's loss to its resync, one entry per loss.
+    /// Time from a stream's loss to its resync (stream up, everything since acknowledged), one entry per loss.
     recoveries: Mutex<Vec<Duration>>,
+    /// Time from a stream's loss to the hub's `Welcome` on a new stream, one entry per loss.
+    reconnects: Mutex<Vec<Duration>>,
     losses: AtomicU64,
 }
 
@@ -32,6 +34,7 @@ impl Journal {
             commands: Mutex::default(),
             resynced: Mutex::default(),
             recoveries: Mutex::default(),
+            reconnects: Mutex::default(),
             losses: AtomicU64::new(0),
         }
     }
@@ -93,6 +96,16 @@ impl Journal {
         if let Some(at) = lost_at {
             lock(&self.recoveries).push(at.elapsed());
         }
+    }
+
+    /// A lost stream is back: `after` since the loss.
+    pub fn reconnected(&self, after: Duration) {
+        lock(&self.reconnects).push(after);
+    }
+
+    /// Loss-to-Welcome times so far.
+    pub fn reconnects(&self) -> Vec<Duration> {
+        lock(&self.reconnects).clone()
     }
 
     pub fn resynced_count(&self) -> usize {

@@ -9,6 +9,7 @@
 mod checker;
 mod hubs;
 mod journal;
+mod real;
 mod relay;
 mod spoke;
 
@@ -94,6 +95,10 @@ pub struct FaultsBench {
     /// How long PostgreSQL stays down, in seconds.
     #[arg(long, default_value_t = 10)]
     pub pg_down_s: u64,
+    /// Real spokes (the spoke's engine and link on emulated clusters, syncing a git repository) beside the
+    /// simulated ones; with a partition, the first is cut off too.
+    #[arg(long, default_value_t = 2)]
+    pub real_spokes: usize,
     /// How long the slow-database scenario holds its lock, in seconds.
     #[arg(long, default_value_t = 10)]
     pub slow_db_s: u64,
@@ -207,27 +212,30 @@ impl FaultsBench {
         .await?;
         fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
         tokio::time::sleep(Duration::from_secs(self.before_s)).await;
-        let before = fleet.journal.recoveries().len();
+        let before = (
+            fleet.journal.reconnects().len(),
+            fleet.journal.recoveries().len(),
+        );
         let victim_pid = fleet.hubs[0].pid();
         fleet.kill_replica(0).await?;
         let killed = Instant::now();
         tokio::time::sleep(Duration::from_secs(self.after_s)).await;
         let mut verdict = fleet.finish(self).await?;
-        let mut reconnects: Vec<Duration> = fleet.journal.recoveries()[before..].to_vec();
+        let mut reconnects: Vec<Duration> = fleet.journal.reconnects()[before.0..].to_vec();
+        let mut caught_up: Vec<Duration> = fleet.journal.recoveries()[before.1..].to_vec();
         verdict.figure("killed_pid", victim_pid.unwrap_or_default());
         verdict.figure("streams_reconnected", reconnects.len());
-        verdict.figure(
-            "reconnect_p50_ms",
-            ms1(percentile_ms(&mut reconnects, 50.0)),
-        );
-        verdict.figure(
-            "reconnect_p99_ms",
-            ms1(percentile_ms(&mut reconnects, 99.0)),
-        );
-        verdict.figure(
-            "reconnect_max_ms",
-            ms1(percentile_ms(&mut reconnects, 100.0)),
-        );
+        for (name, samples) in [
+            ("reconnect", &mut reconnects),
+            ("caught_up", &mut caught_up),
+        ] {
+            for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
+                verdict.figure(
+                    &format!("{name}_{label}_ms"),
+                    ms1(percentile_ms(samples, p)),
+                );
+            }
+        }
         verdict.figure("seconds_after_kill", killed.elapsed().as_secs_f64().round());
         if reconnects.is_empty() {
             verdict
@@ -280,7 +288,7 @@ impl FaultsBench {
         let commits = fleet.commits().saturating_sub(commits_before);
         let storm_s = resynced_after.map_or(f64::NAN, |d| d.as_secs_f64());
         let mut verdict = fleet.finish(self).await?;
-        let mut reconnects = fleet.journal.recoveries();
+        let mut reconnects = fleet.journal.reconnects();
         match resynced_after {
             Some(d) => verdict.figure("all_resynced_after_restart_s", checker::round1(d)),
             None => verdict.violations.push(format!(
@@ -607,6 +615,10 @@ struct Fleet {
     clusters: Vec<String>,
     cut_group: usize,
     changes: Vec<mpsc::UnboundedSender<usize>>,
+    /// The real spokes' clusters and the repository they sync.
+    real: Vec<String>,
+    demo: real::DemoRepo,
+    _emulator: Option<edgecd_kube_emulator::KubeEmulator>,
     record: Arc<Mutex<Record>>,
     load_stop: watch::Sender<bool>,
     fleet_stop: watch::Sender<bool>,
@@ -631,6 +643,8 @@ impl Fleet {
         let database = url.rsplit('/').next().unwrap_or_default().to_owned();
         let clusters: Vec<String> = (0..shape.streams).map(|i| format!("edge-{i:05}")).collect();
         let mut apps = Vec::with_capacity(shape.streams * shape.apps);
+        let demo = tokio::task::block_in_place(real::DemoRepo::start)?;
+        let real_clusters: Vec<String> = (0..bench.real_spokes).map(real::cluster_name).collect();
         {
             let store = PgStore::connect_url(&url)
                 .await
@@ -656,6 +670,24 @@ impl Fleet {
                     });
                     apps.push(name);
                 }
+            }
+            for cluster in &real_clusters {
+                store
+                    .create_cluster(&NewCluster {
+                        name: cluster.clone(),
+                        ..NewCluster::default()
+                    })
+                    .await?;
+                imported.push(ImportedApp {
+                    app: NewApp {
+                        project: spoke::PROJECT.into(),
+                        name: real::app_name(cluster),
+                        spec: demo.spec(cluster),
+                        labels: BTreeMap::default(),
+                        owner: None,
+                    },
+                    status: None,
+                });
             }
             for chunk in imported.chunks(5_000) {
                 store.import_apps(chunk).await?;
@@ -735,11 +767,48 @@ impl Fleet {
             );
             tasks.push(tokio::spawn(sim.run(endpoint, rx, fleet_stopped.clone())));
         }
+        // The real spokes: the first is in the partitioned group when there is one.
+        let emulator = if real_clusters.is_empty() {
+            None
+        } else {
+            Some(real::emulator(real_clusters.len()).await?)
+        };
+        if let Some(emulator) = &emulator {
+            for (i, cluster) in real_clusters.iter().enumerate() {
+                let endpoint = match relays.as_slice() {
+                    [rest, cut, ..] => {
+                        if i == 0 && shape.cut_group > 0 {
+                            cut.endpoint()
+                        } else {
+                            rest.endpoint()
+                        }
+                    }
+                    _ => hubs[0].endpoint(),
+                };
+                let cache = dir.path().join(format!("{cluster}-git"));
+                tasks.extend(
+                    real::start_spoke(
+                        emulator,
+                        i,
+                        cluster,
+                        &endpoint,
+                        &cache,
+                        fleet_stopped.clone(),
+                    )
+                    .await?,
+                );
+            }
+        }
         let record = Arc::new(Mutex::new(Record::default()));
-        let watched: Vec<(String, String)> = clusters[..shape.cut_group]
+        let mut watched: Vec<(String, String)> = clusters[..shape.cut_group]
             .iter()
             .map(|c| (c.clone(), spoke::app_names(c, 1).remove(0)))
             .collect();
+        if shape.cut_group > 0
+            && let Some(first) = real_clusters.first()
+        {
+            watched.push((first.clone(), real::app_name(first)));
+        }
         tasks.push(checker::spawn_monitor(
             Arc::clone(&replicas),
             watched,
@@ -760,6 +829,9 @@ impl Fleet {
             clusters,
             cut_group: shape.cut_group,
             changes,
+            real: real_clusters,
+            demo,
+            _emulator: emulator,
             record,
             load_stop,
             fleet_stop,
@@ -779,13 +851,69 @@ impl Fleet {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let head = fleet.demo.repo.head()?;
+        if let Err(behind) = fleet.real_synced_at(&head, Duration::from_secs(180)).await {
+            bail!("the real spokes did not sync within 180 s: {behind}");
+        }
         eprintln!(
-            "faults: {} streams on {} replica(s) connected in {:.1} s",
+            "faults: {} simulated and {} real spokes on {} replica(s) connected and synced in {:.1} s",
             fleet.clusters.len(),
+            fleet.real.len(),
             fleet.hubs.len(),
             start.elapsed().as_secs_f64()
         );
         Ok(fleet)
+    }
+
+    /// Waits until the hub shows every real spoke's app Synced and Healthy at `commit`; else says which is not.
+    async fn real_synced_at(&self, commit: &str, limit: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        let mut behind = String::new();
+        while start.elapsed() < limit {
+            let endpoint = lock(&self.replicas).first().map(|r| r.0.clone());
+            behind.clear();
+            if let Some(endpoint) = endpoint
+                && let Ok(channel) = super::simspoke::channel(&endpoint)
+            {
+                let mut api = HubServiceClient::new(channel);
+                for cluster in &self.real {
+                    let app = api
+                        .get_application(v1::GetApplicationRequest {
+                            app: Some(v1::AppRef {
+                                project: spoke::PROJECT.into(),
+                                name: real::app_name(cluster),
+                            }),
+                        })
+                        .await
+                        .map(tonic::Response::into_inner);
+                    let status = app.as_ref().ok().and_then(|a| a.status.as_ref());
+                    let sync = status.and_then(|s| s.sync.as_ref());
+                    let healthy = status
+                        .and_then(|s| s.health.as_ref())
+                        .is_some_and(|h| h.status == v1::HealthStatusCode::Healthy as i32);
+                    let synced = sync.is_some_and(|s| {
+                        s.status == v1::SyncStatusCode::Synced as i32 && s.revision == commit
+                    });
+                    if !(healthy && synced) {
+                        behind = format!(
+                            "{cluster}: sync {:?} at {:?}, healthy {healthy}",
+                            sync.map(|s| s.status),
+                            sync.map(|s| s.revision.clone())
+                        );
+                        break;
+                    }
+                }
+                if behind.is_empty() {
+                    return Ok(start.elapsed());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(if behind.is_empty() {
+            "no replica answered".into()
+        } else {
+            behind
+        })
     }
 
     /// Status changes at `rate`/s over random apps, and a sync every `command_every` on a live replica.
@@ -815,7 +943,9 @@ impl Fleet {
             }
         }));
         let replicas = Arc::clone(&self.replicas);
-        let apps = self.apps.clone();
+        // The real spokes' apps get commands too.
+        let mut apps = self.apps.clone();
+        apps.extend(self.real.iter().map(|c| real::app_name(c)));
         let record = Arc::clone(&self.record);
         let mut stop = self.load_stop.subscribe();
         self.load.push(tokio::spawn(async move {
@@ -889,7 +1019,8 @@ impl Fleet {
         }
         let now = Instant::now();
         let mut record = lock(&self.record);
-        for cluster in &self.clusters[..self.cut_group] {
+        let real = self.real.first().filter(|_| self.cut_group > 0);
+        for cluster in self.clusters[..self.cut_group].iter().chain(real) {
             record
                 .cuts
                 .entry(cluster.clone())
@@ -1059,10 +1190,13 @@ impl Fleet {
         }
         checker::check_status(&endpoint, &self.journal, &self.apps, &mut verdict).await?;
         let issued = lock(&self.record).issued.clone();
+        let real_apps: std::collections::BTreeSet<String> =
+            self.real.iter().map(|c| real::app_name(c)).collect();
         checker::check_commands(
             &endpoint,
             &self.journal,
             &issued,
+            &real_apps,
             Duration::from_secs(120),
             &mut verdict,
         )
@@ -1074,6 +1208,17 @@ impl Fleet {
             // two checks of `LEADER_CHECK` (5 s) each.
             checker::check_single_writer(&record, Duration::from_secs(10), &mut verdict);
         }
+        // The real spokes deploy a new commit after the faults, and the hub shows it.
+        if !self.real.is_empty() {
+            let commit = tokio::task::block_in_place(|| self.demo.change(1))?;
+            match self.real_synced_at(&commit, Duration::from_secs(180)).await {
+                Ok(d) => verdict.figure("real_spokes_deployed_new_commit_s", checker::round1(d)),
+                Err(behind) => verdict.violations.push(format!(
+                    "a real spoke did not deploy the commit made after the faults within 180 s: {behind}"
+                )),
+            }
+        }
+        verdict.figure("real_spokes", self.real.len());
         verdict.figure("replicas", self.hubs.len());
         verdict.figure("streams", self.clusters.len());
         verdict.figure("apps", self.apps.len());

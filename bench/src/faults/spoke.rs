@@ -218,6 +218,9 @@ impl SimCluster {
                 Some(_) => {}
             }
         };
+        if let Some(at) = lost_at.as_ref() {
+            self.journal.reconnected(at.elapsed());
+        }
         let mut hub_seq = welcome.resume_hub_seq;
         // The hub stored everything up to resume_spoke_seq: acknowledged.
         self.acknowledge(welcome.resume_spoke_seq);
