@@ -41,6 +41,26 @@ pub enum Received {
     Other,
 }
 
+/// The `Hello` of a simulated spoke of `cluster`: status deltas, desired apps and commands; `epoch` and
+/// `next_seq` as the spoke's send buffer stands.
+pub fn hello(cluster: &str, version: &str, epoch: &str, next_seq: u64) -> v1::Hello {
+    v1::Hello {
+        cluster_name: cluster.to_owned(),
+        spoke_version: version.to_owned(),
+        protocol: Some(v1::ProtocolVersion {
+            major: edgecd_proto::PROTOCOL_MAJOR,
+            minor: edgecd_proto::PROTOCOL_MINOR,
+        }),
+        capabilities: [names::STATUS_DELTAS, names::DESIRED_APPS, names::COMMANDS]
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect(),
+        spoke_epoch: epoch.to_owned(),
+        next_spoke_seq: next_seq,
+        ..v1::Hello::default()
+    }
+}
+
 /// A lazily connecting channel to a hub (one TCP connection per spoke).
 pub fn channel(hub: &str) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(hub.to_owned())?
@@ -53,21 +73,7 @@ impl SimSpoke {
     /// Opens the stream and completes the handshake.
     pub async fn connect(channel: Channel, cluster: &str) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(64);
-        let hello = v1::Hello {
-            cluster_name: cluster.to_owned(),
-            spoke_version: "bench".into(),
-            protocol: Some(v1::ProtocolVersion {
-                major: edgecd_proto::PROTOCOL_MAJOR,
-                minor: edgecd_proto::PROTOCOL_MINOR,
-            }),
-            capabilities: [names::STATUS_DELTAS, names::DESIRED_APPS, names::COMMANDS]
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
-            spoke_epoch: uuid::Uuid::new_v4().to_string(),
-            next_spoke_seq: 1,
-            ..v1::Hello::default()
-        };
+        let hello = hello(cluster, "bench", &uuid::Uuid::new_v4().to_string(), 1);
         tx.send(v1::SpokeMessage {
             seq: 0,
             ack: 0,

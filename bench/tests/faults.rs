@@ -48,6 +48,7 @@ async fn run(scenario: Scenario) -> Report {
     assert!(figure(&report, "acknowledged_changes") > 0.0);
     assert!(figure(&report, "commands_issued") > 0.0);
     assert!(figure(&report, "real_spokes_deployed_new_commit_s") >= 0.0);
+    assert!(figure(&report, "commands_to_real_spokes") > 0.0);
     report
 }
 

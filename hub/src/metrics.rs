@@ -95,6 +95,11 @@ impl Metrics {
             link.edge_apps_refused.clone(),
         );
         registry.register(
+            "spoke_handshakes_deferred",
+            "New spoke streams refused with retry-after because too many handshakes ran at once (a reconnect storm)",
+            link.handshakes_deferred.clone(),
+        );
+        registry.register(
             "commands_issued",
             "Commands enqueued through the API",
             commands_issued.clone(),

@@ -217,3 +217,29 @@ async fn a_gap_in_sequence_numbers_ends_the_stream_with_an_error() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(status.message().contains("expected 1, got 5"), "{status:?}");
 }
+
+/// Handshakes take turns (`max_handshakes`), and each turn is given back once Welcome is sent, not held for
+/// the stream's life: with one turn, streams still open one after another while the earlier ones stay up.
+#[tokio::test]
+async fn a_handshake_turn_is_given_back_after_welcome() {
+    let addr = start_hub(LinkConfig {
+        max_handshakes: 1,
+        hello_timeout: Duration::from_secs(3),
+        ..LinkConfig::default()
+    })
+    .await;
+    let mut open = Vec::new();
+    for epoch in ["epoch-1", "epoch-2", "epoch-3"] {
+        let mut params = hello(Capabilities::all_v1(), V1_0);
+        params.epoch = epoch.into();
+        let session = tokio::time::timeout(
+            Duration::from_secs(2),
+            handshake(channel(addr).await, &params),
+        )
+        .await
+        .expect("a turn held by an earlier, established stream")
+        .unwrap();
+        assert_eq!(session.negotiated.cluster_name, "cluster-1");
+        open.push(session);
+    }
+}

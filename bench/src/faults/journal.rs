@@ -22,6 +22,8 @@ pub struct Journal {
     recoveries: Mutex<Vec<Duration>>,
     /// Time from a stream's loss to the hub's `Welcome` on a new stream, one entry per loss.
     reconnects: Mutex<Vec<Duration>>,
+    /// Every `Welcome`: (cluster, when).
+    welcomes: Mutex<Vec<(String, Instant)>>,
     losses: AtomicU64,
 }
 
@@ -35,6 +37,7 @@ impl Journal {
             resynced: Mutex::default(),
             recoveries: Mutex::default(),
             reconnects: Mutex::default(),
+            welcomes: Mutex::default(),
             losses: AtomicU64::new(0),
         }
     }
@@ -101,6 +104,19 @@ impl Journal {
     /// A lost stream is back: `after` since the loss.
     pub fn reconnected(&self, after: Duration) {
         lock(&self.reconnects).push(after);
+    }
+
+    /// The hub welcomed `cluster` on a stream (its first, or a reconnect).
+    pub fn welcomed(&self, cluster: &str) {
+        lock(&self.welcomes).push((cluster.to_owned(), Instant::now()));
+    }
+
+    /// When `cluster` was first welcomed at or after `since`.
+    pub fn welcomed_after(&self, cluster: &str, since: Instant) -> Option<Instant> {
+        lock(&self.welcomes)
+            .iter()
+            .find(|(c, at)| c == cluster && *at >= since)
+            .map(|(_, at)| *at)
     }
 
     /// Loss-to-Welcome times so far.

@@ -196,22 +196,36 @@ impl FaultsBench {
         self.stale_after() + self.heartbeat() + Duration::from_secs(1)
     }
 
-    async fn kill(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
-        let mut fleet = Fleet::start(
-            self,
-            binary,
-            FleetShape {
-                replicas: self.replicas.max(2),
-                streams: self.streams,
-                apps: self.apps,
-                cut_group: 0,
-                via_relay: true,
-                standby: false,
-            },
-        )
-        .await?;
+    /// The usual fleet: the replicas, streams and apps asked for, through relays, no partition, no standby.
+    fn shape(&self) -> FleetShape {
+        FleetShape {
+            replicas: self.replicas.max(1),
+            streams: self.streams,
+            apps: self.apps,
+            cut_group: 0,
+            via_relay: true,
+            standby: false,
+        }
+    }
+
+    /// Starts a scenario's fleet and its load, and lets it run for `before_s`.
+    async fn loaded(&self, binary: &std::path::Path, shape: FleetShape) -> anyhow::Result<Fleet> {
+        let mut fleet = Fleet::start(self, binary, shape).await?;
         fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
         tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        Ok(fleet)
+    }
+
+    async fn kill(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
+        let mut fleet = self
+            .loaded(
+                binary,
+                FleetShape {
+                    replicas: self.replicas.max(2),
+                    ..self.shape()
+                },
+            )
+            .await?;
         let before = (
             fleet.journal.reconnects().len(),
             fleet.journal.recoveries().len(),
@@ -313,21 +327,15 @@ impl FaultsBench {
     async fn partition(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
         let cut_group = ((self.streams as f64 * self.partition_share).ceil() as usize)
             .clamp(1, self.streams.max(1));
-        let mut fleet = Fleet::start(
-            self,
-            binary,
-            FleetShape {
-                replicas: self.replicas.max(1),
-                streams: self.streams,
-                apps: self.apps,
-                cut_group,
-                via_relay: true,
-                standby: false,
-            },
-        )
-        .await?;
-        fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
-        tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        let mut fleet = self
+            .loaded(
+                binary,
+                FleetShape {
+                    cut_group,
+                    ..self.shape()
+                },
+            )
+            .await?;
         fleet.cut();
         tokio::time::sleep(Duration::from_secs(self.partition_s)).await;
         let targets = fleet.cut_targets();
@@ -338,7 +346,20 @@ impl FaultsBench {
             .await
             .map(|_| healed.elapsed());
         tokio::time::sleep(Duration::from_secs(self.after_s.min(5))).await;
+        let mut back: Vec<Duration> = fleet.clusters[..fleet.cut_group]
+            .iter()
+            .filter_map(|c| fleet.journal.welcomed_after(c, healed))
+            .map(|at| at - healed)
+            .collect();
         let mut verdict = fleet.finish(self).await?;
+        verdict.figure(
+            "reconnected_after_heal_p50_ms",
+            ms1(percentile_ms(&mut back, 50.0)),
+        );
+        verdict.figure(
+            "reconnected_after_heal_max_ms",
+            ms1(percentile_ms(&mut back, 100.0)),
+        );
         match converged_after {
             Some(d) => verdict.figure("converged_after_heal_s", checker::round1(d)),
             None => verdict
@@ -353,21 +374,7 @@ impl FaultsBench {
     }
 
     async fn pg_restart(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
-        let mut fleet = Fleet::start(
-            self,
-            binary,
-            FleetShape {
-                replicas: self.replicas.max(1),
-                streams: self.streams,
-                apps: self.apps,
-                cut_group: 0,
-                via_relay: true,
-                standby: false,
-            },
-        )
-        .await?;
-        fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
-        tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        let mut fleet = self.loaded(binary, self.shape()).await?;
         fleet.stop_postgres().await?;
         tokio::time::sleep(Duration::from_secs(self.pg_down_s)).await;
         fleet.start_postgres().await?;
@@ -386,25 +393,17 @@ impl FaultsBench {
         fleet.stop().await;
         Ok(verdict)
     }
-}
 
-impl FaultsBench {
     async fn pg_failover(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
-        let mut fleet = Fleet::start(
-            self,
-            binary,
-            FleetShape {
-                replicas: self.replicas.max(1),
-                streams: self.streams,
-                apps: self.apps,
-                cut_group: 0,
-                via_relay: true,
-                standby: true,
-            },
-        )
-        .await?;
-        fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
-        tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        let mut fleet = self
+            .loaded(
+                binary,
+                FleetShape {
+                    standby: true,
+                    ..self.shape()
+                },
+            )
+            .await?;
         let killed = Instant::now();
         fleet.stop_postgres().await?;
         let standby = fleet.standby.take().context("no standby")?;
@@ -435,25 +434,9 @@ impl FaultsBench {
         fleet.stop().await;
         Ok(verdict)
     }
-}
 
-impl FaultsBench {
     async fn slow_db(&self, binary: &std::path::Path) -> anyhow::Result<Verdict> {
-        let mut fleet = Fleet::start(
-            self,
-            binary,
-            FleetShape {
-                replicas: self.replicas.max(1),
-                streams: self.streams,
-                apps: self.apps,
-                cut_group: 0,
-                via_relay: true,
-                standby: false,
-            },
-        )
-        .await?;
-        fleet.start_load(self.rate, Duration::from_millis(self.command_every_ms));
-        tokio::time::sleep(Duration::from_secs(self.before_s)).await;
+        let mut fleet = self.loaded(binary, self.shape()).await?;
         let hold = Duration::from_secs(self.slow_db_s.max(1));
         let holder = fleet.hold_lock("app_status", hold)?;
         // Let the lock be taken before the callers start.
@@ -943,24 +926,29 @@ impl Fleet {
             }
         }));
         let replicas = Arc::clone(&self.replicas);
-        // The real spokes' apps get commands too.
-        let mut apps = self.apps.clone();
-        apps.extend(self.real.iter().map(|c| real::app_name(c)));
+        let apps = self.apps.clone();
+        // Every fifth command goes to a real spoke's app, in turn.
+        let real_apps: Vec<String> = self.real.iter().map(|c| real::app_name(c)).collect();
         let record = Arc::clone(&self.record);
         let mut stop = self.load_stop.subscribe();
         self.load.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(command_every.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut turn = 0_usize;
+            let mut issued = 0_usize;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.changed() => return,
                 }
-                if apps.is_empty() {
+                issued += 1;
+                let app = if issued % 5 == 0 && !real_apps.is_empty() {
+                    real_apps[(issued / 5) % real_apps.len()].clone()
+                } else if apps.is_empty() {
                     continue;
-                }
-                let app = apps[rand::rng().random_range(0..apps.len())].clone();
+                } else {
+                    apps[rand::rng().random_range(0..apps.len())].clone()
+                };
                 let live = lock(&replicas).clone();
                 for attempt in 0..live.len() {
                     turn = turn.wrapping_add(1);

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use edgecd_core::link::capabilities::names;
 use edgecd_proto::v1;
 use edgecd_proto::v1::spoke_service_client::SpokeServiceClient;
 use rand::Rng as _;
@@ -177,21 +176,8 @@ impl SimCluster {
     ) -> anyhow::Result<Ended> {
         let channel = super::super::simspoke::channel(endpoint)?;
         let (tx, rx) = mpsc::channel::<v1::SpokeMessage>(1024);
-        let hello = v1::Hello {
-            cluster_name: self.cluster.clone(),
-            spoke_version: "faults".into(),
-            protocol: Some(v1::ProtocolVersion {
-                major: edgecd_proto::PROTOCOL_MAJOR,
-                minor: edgecd_proto::PROTOCOL_MINOR,
-            }),
-            capabilities: [names::STATUS_DELTAS, names::DESIRED_APPS, names::COMMANDS]
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
-            spoke_epoch: self.epoch.clone(),
-            next_spoke_seq: self.next_seq,
-            ..v1::Hello::default()
-        };
+        let hello =
+            super::super::simspoke::hello(&self.cluster, "faults", &self.epoch, self.next_seq);
         tx.send(v1::SpokeMessage {
             seq: 0,
             ack: 0,
@@ -218,6 +204,7 @@ impl SimCluster {
                 Some(_) => {}
             }
         };
+        self.journal.welcomed(&self.cluster);
         if let Some(at) = lost_at.as_ref() {
             self.journal.reconnected(at.elapsed());
         }

@@ -49,6 +49,8 @@ pub struct LinkCounters {
     pub commands_delivered: prometheus_client::metrics::counter::Counter,
     /// Reports of edge-created apps refused (project unknown or not allowing the cluster).
     pub edge_apps_refused: prometheus_client::metrics::counter::Counter,
+    /// New streams refused because too many handshakes ran at once (`LinkConfig::max_handshakes`).
+    pub handshakes_deferred: prometheus_client::metrics::counter::Counter,
 }
 
 /// How the hub learns which cluster is at the other end of a stream.
@@ -79,6 +81,10 @@ pub struct LinkConfig {
     pub window: u32,
     /// How long a new stream may take to send Hello.
     pub hello_timeout: Duration,
+    /// Streams whose handshake (Hello to Welcome, a few database round trips each) runs at once; more wait
+    /// up to `hello_timeout` for a turn, then are refused with UNAVAILABLE and a jittered `retry-after`. In a
+    /// reconnect storm this keeps the handshakes from starving each other of database connections.
+    pub max_handshakes: usize,
     pub identity: IdentityMode,
     pub counters: LinkCounters,
     /// How long after its expiry a certificate may still be renewed through `RenewCertificate` (a spoke that
@@ -112,6 +118,7 @@ impl Default for LinkConfig {
             digest_interval: Duration::from_secs(300),
             window: 256,
             hello_timeout: Duration::from_secs(10),
+            max_handshakes: 32,
             identity: IdentityMode::TrustHelloInsecure,
             counters: LinkCounters::default(),
             renew_grace: DEFAULT_RENEW_GRACE,
@@ -283,11 +290,14 @@ pub struct SpokeLink {
     registry: Arc<Registry>,
     pki: Option<Arc<crate::pki::Pki>>,
     draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Turns for handshakes (`LinkConfig::max_handshakes`).
+    handshakes: Arc<tokio::sync::Semaphore>,
 }
 
 impl SpokeLink {
     pub fn new(config: LinkConfig, store: Arc<dyn Store>) -> Self {
         Self {
+            handshakes: Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1))),
             config: Arc::new(config),
             store,
             registry: Arc::default(),
@@ -582,6 +592,25 @@ impl SpokeService for SpokeLink {
             }
         };
         tracing::Span::current().record("cluster", cluster.as_str());
+        // A turn for the handshake; held until the session has sent Welcome.
+        let turn = match tokio::time::timeout(
+            self.config.hello_timeout,
+            Arc::clone(&self.handshakes).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(turn)) => turn,
+            _ => {
+                self.config.counters.handshakes_deferred.inc();
+                // Spread the retries: a storm comes back as a trickle.
+                let after =
+                    Duration::from_millis(rand::Rng::random_range(&mut rand::rng(), 1_000..5_000));
+                return Err(crate::retry::with_retry_after(
+                    Status::unavailable("too many spokes are connecting at once; retry later"),
+                    after,
+                ));
+            }
+        };
         // The cluster must be registered at the hub.
         match self.store.get_cluster(cluster.as_str()).await {
             Ok(record) if record.revoked_at.is_some() => {
@@ -624,7 +653,8 @@ impl SpokeService for SpokeLink {
         tokio::spawn(
             async move {
                 let result =
-                    session::run(&context, hello, inbound, signals, live_rx, tx.clone()).await;
+                    session::run(&context, hello, inbound, signals, live_rx, tx.clone(), turn)
+                        .await;
                 registry.unregister(cluster.as_str(), registration);
                 session::disconnected(&context).await;
                 if let Err(error) = result {

@@ -233,6 +233,7 @@ pub(super) async fn run(
     mut signals: mpsc::Receiver<Signal>,
     mut live: mpsc::Receiver<super::live::LiveControl>,
     outbound: Outbound,
+    handshake_turn: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), SessionError> {
     let config = &ctx.config;
     let theirs = hello
@@ -355,6 +356,8 @@ pub(super) async fn run(
         .send_control(hub_message::Body::Welcome(welcome))
         .await?;
     session.flush().await?;
+    // Handshake done: the next stream's turn.
+    drop(handshake_turn);
 
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.tick().await;
@@ -422,6 +425,12 @@ pub(super) async fn run(
                     }
                 }
                 session.flush().await?;
+            }
+            // Silent past the threshold: Stale now, not at the next heartbeat (up to one interval later).
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(
+                session.last_seen + config.stale_after + Duration::from_millis(1),
+            )), if !session.stale => {
+                session.check_staleness().await?;
             }
             _ = heartbeat.tick() => {
                 let beat = Heartbeat {
