@@ -250,8 +250,9 @@ pub fn compare_status(
 
 /// Commands: every issued command executed (at least once, redeliveries deduplicated by id) and reported
 /// Succeeded at the hub; nothing executed that was not issued. A command for one of `real_apps` (a real
-/// spoke's, whose executions the journal does not see) counts as executed when the hub records it Succeeded,
-/// which only the spoke's report does. Waits up to `limit` for stragglers.
+/// spoke's, whose executions the journal does not see) must reach a final answer at the hub, which only the
+/// spoke's report gives: Succeeded, or Failed when another operation of the app was still running. One left
+/// Running is lost. Waits up to `limit` for stragglers.
 pub async fn check_commands(
     endpoint: &str,
     journal: &Journal,
@@ -263,22 +264,27 @@ pub async fn check_commands(
     let start = Instant::now();
     let mut api = HubServiceClient::new(super::super::simspoke::channel(endpoint)?);
     let mut pending: BTreeSet<String> = issued.keys().cloned().collect();
+    // The hub's last word on each command still pending: outcome and message.
+    let mut last: BTreeMap<String, (i32, String)> = BTreeMap::new();
     loop {
         let executed = journal.commands();
         let mut still = BTreeSet::new();
         for id in &pending {
-            let outcome = api
+            let status = api
                 .get_command(v1::GetCommandRequest {
                     command_id: id.clone(),
                 })
                 .await
-                .map(|c| c.into_inner().outcome)
-                .unwrap_or(0);
+                .map(tonic::Response::into_inner);
+            let (outcome, message) = status.map_or((0, String::new()), |c| (c.outcome, c.message));
             let real = issued.get(id).is_some_and(|app| real_apps.contains(app));
-            if !(real || executed.contains_key(id))
-                || outcome != v1::CommandOutcome::Succeeded as i32
-            {
+            // A real spoke may refuse a sync while another operation of the app runs (as Argo CD does):
+            // a final answer, not a lost command.
+            let answered = outcome == v1::CommandOutcome::Succeeded as i32
+                || (real && outcome == v1::CommandOutcome::Failed as i32);
+            if !(real || executed.contains_key(id)) || !answered {
                 still.insert(id.clone());
+                last.insert(id.clone(), (outcome, message));
             }
         }
         pending = still;
@@ -290,14 +296,18 @@ pub async fn check_commands(
     let executed = journal.commands();
     for id in pending.iter().take(5) {
         let app = issued.get(id).map_or("?", String::as_str);
-        let ran = executed.contains_key(id) || real_apps.contains(app);
+        let (outcome, message) = last.get(id).cloned().unwrap_or_default();
+        let outcome = v1::CommandOutcome::try_from(outcome)
+            .map_or_else(|_| outcome.to_string(), |o| o.as_str_name().to_owned());
+        let what = if real_apps.contains(app) {
+            "a real spoke's command"
+        } else if executed.contains_key(id) {
+            "executed by the spoke"
+        } else {
+            "never executed"
+        };
         verdict.violations.push(format!(
-            "command {id} for {app}: {}",
-            if ran {
-                "executed but not recorded Succeeded at the hub"
-            } else {
-                "issued and never executed"
-            }
+            "command {id} for {app} ({what}) is {outcome} at the hub ({message:?}), not Succeeded"
         ));
     }
     let phantom: Vec<&String> = executed

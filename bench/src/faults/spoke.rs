@@ -232,8 +232,6 @@ impl SimCluster {
             .unwrap_or(self.settings.heartbeat);
         let mut beat = tokio::time::interval(heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut flush = tokio::time::interval(Duration::from_millis(20));
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut resynced = false;
         // A hub silent for three heartbeats is gone (a dead link shows no error): reconnect, as a real spoke does.
         let silence_limit = heartbeat.saturating_mul(3);
@@ -241,6 +239,22 @@ impl SimCluster {
         let mut watchdog = tokio::time::interval(heartbeat);
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Changed apps go out as soon as the window allows (every event that adds one or frees the
+            // window comes through here), what arrived together in one batch: no timer per stream.
+            while let Ok(app) = changes.try_recv() {
+                self.change(app);
+            }
+            while !self.dirty.is_empty() && (self.outbox.len() as u64) < window {
+                let body = self.next_batch();
+                let seq = self.next_seq - 1;
+                tx.send(v1::SpokeMessage {
+                    seq,
+                    ack: hub_seq,
+                    body: Some(body),
+                })
+                .await
+                .context("sending status")?;
+            }
             let idle = self.outbox.is_empty() && self.dirty.is_empty();
             self.journal.set_pending(self.index, !idle);
             if !resynced && idle {
@@ -254,15 +268,6 @@ impl SimCluster {
                     Some(app) => self.change(app),
                     None => return Ok(Ended::Stopped),
                 },
-                _ = flush.tick() => {
-                    while !self.dirty.is_empty() && (self.outbox.len() as u64) < window {
-                        let body = self.next_batch();
-                        let seq = self.next_seq - 1;
-                        tx.send(v1::SpokeMessage { seq, ack: hub_seq, body: Some(body) })
-                            .await
-                            .context("sending status")?;
-                    }
-                }
                 _ = watchdog.tick() => {
                     if heard.elapsed() > silence_limit {
                         bail!("the hub has been silent for {:?}", heard.elapsed());

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  triggers: set created/changed (APPSETS_CHANNEL) · cluster joined/relabelled/removed
-//!            (CLUSTERS_CHANNEL, re-evaluated only if cluster facts changed) · git poll tick
+//!            (CLUSTERS_CHANNEL, looked at once a second at most, re-evaluated only if cluster facts changed) · git poll tick
 //!      │
 //!      ▼
 //!  evaluate(set) ─ spec ─ clusters (store) ─ RepoSnapshots (edgecd-git) ─► generate (core)
@@ -307,6 +307,9 @@ impl AppSetController {
         let mut health_tick = tokio::time::interval(Duration::from_secs(2));
         let mut parents_dirty = false;
         let mut facts_seen: Option<Vec<ClusterFacts>> = None;
+        // Cluster changes are looked at at most this often.
+        let mut facts_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut clusters_dirty = false;
         // Only the replica holding the role evaluates; the first try is at once.
         let mut leadership: Option<crate::store::Leadership> = None;
         let mut lead_tick = tokio::time::interval(LEAD_RETRY);
@@ -328,6 +331,24 @@ impl AppSetController {
                     }
                     (None, true)
                 }
+                _ = facts_tick.tick() => {
+                    if !std::mem::take(&mut clusters_dirty) {
+                        continue;
+                    }
+                    // Re-evaluate only if the facts moved.
+                    match self.cluster_facts().await {
+                        Ok(facts) if facts_seen.as_ref() == Some(&facts) => continue,
+                        Ok(facts) => {
+                            facts_seen = Some(facts);
+                            (Some(None), true)
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "Application sets: listing clusters failed.");
+                            clusters_dirty = true;
+                            continue;
+                        }
+                    }
+                }
                 event = notifications.next() => match event {
                     Some(ListenEvent::Notification { channel, payload }) => match channel.as_str() {
                         APPSETS_CHANNEL => (Some((payload != "*").then_some(payload)), false),
@@ -347,19 +368,11 @@ impl AppSetController {
                             continue;
                         }
                         CLUSTERS_CHANNEL => {
-                            // Connection changes are frequent and irrelevant to
-                            // generators: re-evaluate only if the facts moved.
-                            match self.cluster_facts().await {
-                                Ok(facts) if facts_seen.as_ref() == Some(&facts) => continue,
-                                Ok(facts) => {
-                                    facts_seen = Some(facts);
-                                    (Some(None), true)
-                                }
-                                Err(error) => {
-                                    tracing::debug!(%error, "Application sets: listing clusters failed.");
-                                    continue;
-                                }
-                            }
+                            // Connection changes are frequent (a reconnect storm sends one per
+                            // stream) and irrelevant to generators: the facts are compared at
+                            // most once per `facts_tick`, not listed once per notification.
+                            clusters_dirty = true;
+                            continue;
                         }
                         _ => continue,
                     },

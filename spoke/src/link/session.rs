@@ -1514,6 +1514,21 @@ impl Link {
         };
         // The CR's own name: a hub app's, or the name an app created at the edge keeps.
         let name = app.metadata.name.clone().unwrap_or_default();
+        // One operation at a time, as in Argo CD: a second sync or rollback while a command's operation
+        // is pending would overwrite it, and the first command would never get its result.
+        if matches!(
+            command.kind,
+            Some(command::Kind::Sync(_) | command::Kind::Rollback(_))
+        ) && let Some((running, _)) = self.pending_operations.get(&name)
+            && *running != id
+        {
+            let message = format!(
+                "another operation is already in progress for {} (command {running}); retry when it has finished",
+                app.qualified_name()
+            );
+            self.report_command(status(v1::CommandOutcome::Failed, message));
+            return;
+        }
         let initiated_by = command.issued_by.clone();
         let result = match command.kind {
             Some(command::Kind::Sync(sync)) => {
