@@ -942,7 +942,7 @@ impl Fleet {
                     _ = stop.changed() => return,
                 }
                 issued += 1;
-                let app = if issued % 5 == 0 && !real_apps.is_empty() {
+                let app = if issued.is_multiple_of(5) && !real_apps.is_empty() {
                     real_apps[(issued / 5) % real_apps.len()].clone()
                 } else if apps.is_empty() {
                     continue;
