@@ -71,7 +71,8 @@ async fn a_replica_killed_under_load_loses_no_acknowledged_status_and_no_command
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stream_cut_at_once_resyncs_and_loses_nothing() {
     let report = run(Scenario::Storm).await;
-    assert_eq!(figure(&report, "stream_losses"), 300.0);
+    // Every stream was cut (a late heartbeat on a busy machine may cut one again).
+    assert!(figure(&report, "stream_losses") >= 300.0);
     assert!(figure(&report, "all_resynced_after_restart_s") >= 0.0);
 }
 

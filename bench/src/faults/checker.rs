@@ -251,8 +251,8 @@ pub fn compare_status(
 /// Commands: every issued command executed (at least once, redeliveries deduplicated by id) and reported
 /// Succeeded at the hub; nothing executed that was not issued. A command for one of `real_apps` (a real
 /// spoke's, whose executions the journal does not see) must reach a final answer at the hub, which only the
-/// spoke's report gives: Succeeded, or Failed when another operation of the app was still running. One left
-/// Running is lost. Waits up to `limit` for stragglers.
+/// spoke's report gives: Succeeded, or Failed because another operation of the app was still running (any
+/// other failure is a violation). One left Running is lost. Waits up to `limit` for stragglers.
 pub async fn check_commands(
     endpoint: &str,
     journal: &Journal,
@@ -281,7 +281,9 @@ pub async fn check_commands(
             // A real spoke may refuse a sync while another operation of the app runs (as Argo CD does):
             // a final answer, not a lost command.
             let answered = outcome == v1::CommandOutcome::Succeeded as i32
-                || (real && outcome == v1::CommandOutcome::Failed as i32);
+                || (real
+                    && outcome == v1::CommandOutcome::Failed as i32
+                    && message.contains("another operation is already in progress"));
             if !(real || executed.contains_key(id)) || !answered {
                 still.insert(id.clone());
                 last.insert(id.clone(), (outcome, message));

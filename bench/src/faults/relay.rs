@@ -30,6 +30,8 @@ impl Relay {
             let mut next = 0_usize;
             loop {
                 let Ok((inbound, _)) = listener.accept().await else {
+                    // Out of descriptors, say: no busy loop.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
                 let list = shared

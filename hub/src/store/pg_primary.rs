@@ -22,6 +22,20 @@ const CHECK: Duration = Duration::from_secs(1);
 /// Splits a multi-host URL into one single-host URL per host, in order; a single-host URL is returned as is.
 /// `target_session_attrs` is dropped: the hub always needs the primary (`read-write`).
 pub(crate) fn split_hosts(url: &str) -> Result<Vec<String>, StoreError> {
+    let authority_end = url
+        .split_once("://")
+        .map(|(_, rest)| rest.find(['/', '?']).unwrap_or(rest.len()));
+    let several = url
+        .split_once("://")
+        .zip(authority_end)
+        .is_some_and(|((_, rest), end)| {
+            let authority = &rest[..end];
+            authority[authority.rfind('@').map_or(0, |at| at + 1)..].contains(',')
+        });
+    if !several {
+        // One host (or none, as a Unix-socket URL `postgres:///db?host=/run/postgresql` has): as given.
+        return Ok(vec![url.to_owned()]);
+    }
     let invalid = |why: &str| StoreError::Invalid {
         reason: format!("malformed PostgreSQL URL: {why}"),
     };
@@ -67,8 +81,7 @@ fn now_ms() -> u64 {
     u64::try_from(ORIGIN.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The hosts and which one is the primary the pools use.
-#[derive(Debug)]
+/// The hosts and which one is the primary the pools use. (No `Debug`: the connect options hold the password.)
 pub(crate) struct Primary {
     hosts: Vec<PgConnectOptions>,
     current: AtomicUsize,
@@ -203,9 +216,18 @@ mod tests {
             split_hosts("postgresql://10.0.0.1,10.0.0.2/db").unwrap(),
             vec!["postgresql://10.0.0.1/db", "postgresql://10.0.0.2/db"]
         );
+        // One host, or none (a Unix socket): exactly as given.
         assert_eq!(
             split_hosts("postgres://u@h/db?target_session_attrs=any").unwrap(),
-            vec!["postgres://u@h/db"]
+            vec!["postgres://u@h/db?target_session_attrs=any"]
+        );
+        assert_eq!(
+            split_hosts("postgres:///edgecd?host=/var/run/postgresql").unwrap(),
+            vec!["postgres:///edgecd?host=/var/run/postgresql"]
+        );
+        assert_eq!(
+            split_hosts("postgres://user@/db").unwrap(),
+            vec!["postgres://user@/db"]
         );
         // A password may hold '@' and ','; the host list starts after the last '@'.
         assert_eq!(
@@ -213,6 +235,5 @@ mod tests {
             vec!["postgres://u:p@,x@h1/db", "postgres://u:p@,x@h2/db"]
         );
         assert!(split_hosts("postgres://u@h1,,h2/db").is_err());
-        assert!(split_hosts("h1,h2").is_err());
     }
 }

@@ -1516,18 +1516,33 @@ impl Link {
         let name = app.metadata.name.clone().unwrap_or_default();
         // One operation at a time, as in Argo CD: a second sync or rollback while a command's operation
         // is pending would overwrite it, and the first command would never get its result.
+        // The pending entry counts only while the CR shows that command's operation as requested or
+        // running: one whose operation was replaced, whose app was deleted and created again, or whose end
+        // was never seen is dropped, so it cannot refuse every later operation.
         if matches!(
             command.kind,
             Some(command::Kind::Sync(_) | command::Kind::Rollback(_))
-        ) && let Some((running, _)) = self.pending_operations.get(&name)
-            && *running != id
+        ) && let Some((running, _)) = self.pending_operations.get(&name).cloned()
+            && running != id
         {
-            let message = format!(
-                "another operation is already in progress for {} (command {running}); retry when it has finished",
-                app.qualified_name()
-            );
-            self.report_command(status(v1::CommandOutcome::Failed, message));
-            return;
+            let requested = app
+                .operation
+                .as_ref()
+                .is_some_and(|op| op.command_id == running);
+            let in_progress = app
+                .status
+                .as_ref()
+                .and_then(|s| s.operation_state.as_ref())
+                .is_some_and(|op| op.command_id == running && !op.phase.is_finished());
+            if requested || in_progress {
+                let message = format!(
+                    "another operation is already in progress for {} (command {running}); retry when it has finished",
+                    app.qualified_name()
+                );
+                self.report_command(status(v1::CommandOutcome::Failed, message));
+                return;
+            }
+            self.pending_operations.remove(&name);
         }
         let initiated_by = command.issued_by.clone();
         let result = match command.kind {
