@@ -632,46 +632,38 @@ impl Fleet {
             let store = PgStore::connect_url(&url)
                 .await
                 .context("opening PostgreSQL")?;
-            let mut imported = Vec::new();
+            // Every app, simulated or real: (name, spec).
+            let mut wanted: Vec<(String, edgecd_core::app::ApplicationSpec)> = Vec::new();
             for cluster in &clusters {
-                store
-                    .create_cluster(&NewCluster {
-                        name: cluster.clone(),
-                        ..NewCluster::default()
-                    })
-                    .await?;
                 for name in spoke::app_names(cluster, shape.apps) {
-                    imported.push(ImportedApp {
-                        app: NewApp {
-                            project: spoke::PROJECT.into(),
-                            name: name.clone(),
-                            spec: crate::web_app_spec(cluster),
-                            labels: BTreeMap::default(),
-                            owner: None,
-                        },
-                        status: None,
-                    });
-                    apps.push(name);
+                    apps.push(name.clone());
+                    wanted.push((name, crate::web_app_spec(cluster)));
                 }
             }
             for cluster in &real_clusters {
+                wanted.push((real::app_name(cluster), demo.spec(cluster)));
+            }
+            for cluster in clusters.iter().chain(&real_clusters) {
                 store
                     .create_cluster(&NewCluster {
                         name: cluster.clone(),
                         ..NewCluster::default()
                     })
                     .await?;
-                imported.push(ImportedApp {
+            }
+            let imported: Vec<ImportedApp> = wanted
+                .into_iter()
+                .map(|(name, spec)| ImportedApp {
                     app: NewApp {
                         project: spoke::PROJECT.into(),
-                        name: real::app_name(cluster),
-                        spec: demo.spec(cluster),
+                        name,
+                        spec,
                         labels: BTreeMap::default(),
                         owner: None,
                     },
                     status: None,
-                });
-            }
+                })
+                .collect();
             for chunk in imported.chunks(5_000) {
                 store.import_apps(chunk).await?;
             }
