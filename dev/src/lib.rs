@@ -366,6 +366,7 @@ impl Fleet {
                 fleet
                     .client
                     .sync_application(v1::SyncApplicationRequest {
+                        request_id: String::new(),
                         app: Some(app.clone()),
                         sync: Some(v1::SyncCommand::default()),
                         ttl: None,

@@ -165,6 +165,7 @@ async fn sync(fleet: &Fleet, project: &str, name: &str) {
     fleet
         .client()
         .sync_application(v1::SyncApplicationRequest {
+            request_id: String::new(),
             app: Some(v1::AppRef::new(project, name)),
             sync: Some(v1::SyncCommand::default()),
             ttl: None,
@@ -796,6 +797,7 @@ async fn talk_demo_as_app_of_apps_parent() {
     fleet
         .client()
         .refresh_application(v1::RefreshApplicationRequest {
+            request_id: String::new(),
             app: Some(v1::AppRef::new("kubecon-demo", "demo-apps")),
             hard: true,
             ttl: None,

@@ -192,6 +192,7 @@ async fn same_named_edge_apps_of_two_clusters_are_two_apps() {
         let issued = fleet
             .client()
             .sync_application(v1::SyncApplicationRequest {
+                request_id: String::new(),
                 app: Some(v1::AppRef::new("default", name)),
                 sync: Some(v1::SyncCommand::default()),
                 ttl: None,
@@ -416,6 +417,7 @@ async fn a_hub_app_never_takes_over_an_edge_app_of_the_same_name() {
     let issued = fleet
         .client()
         .sync_application(v1::SyncApplicationRequest {
+            request_id: String::new(),
             app: Some(v1::AppRef::new("default", "web")),
             sync: Some(v1::SyncCommand::default()),
             ttl: None,

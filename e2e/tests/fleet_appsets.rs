@@ -153,6 +153,7 @@ async fn one_set_evaluated_at_every_matching_cluster() {
     let command = fleet
         .client()
         .sync_application(v1::SyncApplicationRequest {
+            request_id: String::new(),
             app: Some(v1::AppRef::new("default", "guestbook@cluster-2")),
             sync: Some(v1::SyncCommand::default()),
             ttl: None,

@@ -303,6 +303,7 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     // A sync command reaches the spoke; its result is recorded.
     let command = api
         .sync_application(v1::SyncApplicationRequest {
+            request_id: String::new(),
             app: app_ref("default", "demo"),
             sync: Some(v1::SyncCommand {
                 prune: true,
@@ -438,6 +439,7 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     assert!(err.message().contains("cluster-1"), "{}", err.message());
     let pending = api
         .refresh_application(v1::RefreshApplicationRequest {
+            request_id: String::new(),
             app: app_ref("default", "demo"),
             hard: true,
             ttl: None,
@@ -513,6 +515,7 @@ async fn apps_created_through_the_api_are_synced_and_commands_reach_the_spoke() 
     .await;
     let again = api
         .sync_application(v1::SyncApplicationRequest {
+            request_id: String::new(),
             app: app_ref("default", "demo"),
             sync: Some(v1::SyncCommand::default()),
             ttl: None,

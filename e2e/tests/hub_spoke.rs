@@ -146,6 +146,7 @@ async fn app(store: &dyn Store) -> AppRecord {
 
 async fn enqueue(store: &dyn Store, payload: CommandPayload) -> String {
     let command = NewCommand {
+        id: None,
         project: "default".into(),
         app: "demo".into(),
         cluster: "cluster-1".into(),

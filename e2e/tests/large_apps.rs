@@ -95,6 +95,7 @@ async fn an_app_of_five_thousand_objects_syncs_three_times_and_stays_writable() 
         let issued = fleet
             .client()
             .sync_application(v1::SyncApplicationRequest {
+                request_id: String::new(),
                 app: Some(v1::AppRef::new("default", "big")),
                 sync: Some(v1::SyncCommand {
                     revision: commit.clone(),

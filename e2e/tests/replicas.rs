@@ -213,6 +213,7 @@ async fn wait_command(api: &mut Client, id: &str) {
 
 async fn refresh(api: &mut Client) -> String {
     api.refresh_application(v1::RefreshApplicationRequest {
+        request_id: String::new(),
         app: demo(),
         hard: false,
         ttl: None,
@@ -250,6 +251,7 @@ async fn replicas_share_one_postgres_and_lose_nothing() {
     // A sync issued on A reaches the spoke through B (routed via Postgres).
     let sync = api_a
         .sync_application(v1::SyncApplicationRequest {
+            request_id: String::new(),
             app: demo(),
             sync: Some(v1::SyncCommand::default()),
             ttl: None,
@@ -317,6 +319,7 @@ async fn replicas_share_one_postgres_and_lose_nothing() {
     let after = wait_for("a command to be accepted after the restart", async || {
         api_a
             .refresh_application(v1::RefreshApplicationRequest {
+                request_id: String::new(),
                 app: demo(),
                 hard: false,
                 ttl: None,

@@ -265,6 +265,7 @@ async fn app(store: &dyn Store, project: &str) -> AppRecord {
 
 async fn enqueue(store: &dyn Store, project: &str, payload: CommandPayload) -> String {
     let command = NewCommand {
+        id: None,
         project: project.into(),
         app: "demo".into(),
         cluster: CLUSTER.into(),

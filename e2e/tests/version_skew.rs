@@ -149,6 +149,7 @@ async fn refresh(store: &dyn Store, cluster: &str) -> String {
     let payload = CommandPayload::Refresh { hard: true };
     store
         .enqueue_command(&NewCommand {
+            id: None,
             project: "default".into(),
             app: format!("demo-{cluster}"),
             cluster: cluster.into(),

@@ -163,6 +163,7 @@ async fn hub_with_one_of_everything() -> (
     ] {
         let record = store
             .enqueue_command(&NewCommand {
+                id: None,
                 project: "default".into(),
                 app: "demo".into(),
                 cluster: CLUSTER.into(),

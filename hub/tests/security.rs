@@ -777,6 +777,7 @@ async fn certificate_rotation_during_a_live_stream_loses_no_message() {
         let record = db
             .fleet
             .enqueue_command(&NewCommand {
+                id: None,
                 project: "default".into(),
                 app: "web".into(),
                 cluster: "edge-1".into(),

@@ -251,6 +251,7 @@ fn app_ref(project: &str) -> Option<v1::AppRef> {
 
 fn sync(project: &str) -> v1::SyncApplicationRequest {
     v1::SyncApplicationRequest {
+        request_id: String::new(),
         app: app_ref(project),
         sync: Some(v1::SyncCommand::default()),
         ttl: None,

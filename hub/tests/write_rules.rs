@@ -1,4 +1,4 @@
-//! One rule on every write path, over real gRPC: an app owned by an ApplicationSet is refused by CreateApplication (upsert), UpdateApplication and ApplyManifests alike; an unchanged spec keeps its version; refusals the hub can know (rollback with auto-sync on, to an unknown history entry) fail at once; commands for a cluster that is not connected say so, and an identical queued command is reused; a set never lists an app another set owns.
+//! One rule on every write path, over real gRPC: an app owned by an ApplicationSet is refused by CreateApplication (upsert), UpdateApplication and ApplyManifests alike; an unchanged spec keeps its version; refusals the hub can know (rollback with auto-sync on, to an unknown history entry) fail at once; commands for a cluster that is not connected say so, and an identical queued command is reused; a request id makes a command call idempotent; a set never lists an app another set owns.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -219,6 +219,7 @@ async fn refusals_the_hub_can_know_fail_at_once() {
     // A selected resource without a kind or name is refused naming what it needs.
     let selective = client
         .sync_application(v1::SyncApplicationRequest {
+            request_id: String::new(),
             app: Some(v1::AppRef::new("default", "manual")),
             sync: Some(v1::SyncCommand {
                 resources: vec![v1::ResourceKey {
@@ -249,6 +250,7 @@ async fn commands_for_an_unconnected_cluster_say_so_and_identical_ones_are_merge
         .unwrap();
     let sync = |prune: bool| {
         client.sync_application(v1::SyncApplicationRequest {
+            request_id: String::new(),
             app: Some(v1::AppRef::new("default", "web")),
             sync: Some(v1::SyncCommand {
                 prune,
@@ -385,5 +387,101 @@ async fn a_set_never_lists_an_app_another_set_owns() {
         .unwrap();
     let names: Vec<&str> = owned.items.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["mine"]);
+    hub.hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_id_makes_a_command_call_idempotent() {
+    use edgecd_hub::store::{CommandOutcome, CommandUpdate};
+    let hub = hub().await;
+    let client = &hub.client;
+    for name in ["web", "db"] {
+        client
+            .create_application(create(name, spec(&format!("apps/{name}"), false), false))
+            .await
+            .unwrap();
+    }
+    let sync = |app: &'static str, prune: bool, request_id: &str| {
+        client.sync_application(v1::SyncApplicationRequest {
+            app: Some(v1::AppRef::new("default", app)),
+            sync: Some(v1::SyncCommand {
+                prune,
+                ..v1::SyncCommand::default()
+            }),
+            ttl: None,
+            request_id: request_id.into(),
+        })
+    };
+    const ID: &str = "6F1C2A4E-94B0-4C55-9D1E-0B6B3C1F7A21";
+    let first = sync("web", false, ID).await.unwrap();
+    assert_eq!(
+        first.command_id,
+        ID.to_lowercase(),
+        "the command takes the request id"
+    );
+    // The command runs and is no longer pending, so only the request id can make a retry the same call.
+    let ran = hub
+        .hub
+        .store()
+        .record_command_status(&CommandUpdate {
+            id: first.command_id.clone(),
+            outcome: CommandOutcome::Succeeded,
+            message: String::new(),
+            result: None,
+        })
+        .await
+        .unwrap();
+    assert!(ran);
+    let retry = sync("web", false, &ID.to_lowercase()).await.unwrap();
+    assert_eq!(retry.command_id, first.command_id);
+    assert_eq!(retry.outcome, v1::CommandOutcome::Succeeded as i32);
+    assert!(
+        retry.notice.contains("already received"),
+        "{}",
+        retry.notice
+    );
+    let fresh = sync("web", false, "").await.unwrap();
+    assert_ne!(
+        fresh.command_id, first.command_id,
+        "without a request id a new call issues a new command"
+    );
+    let commands = client
+        .list_commands(v1::ListCommandsRequest {
+            cluster: "edge-1".into(),
+            ..v1::ListCommandsRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(commands.items.len(), 2, "{commands:?}");
+
+    // The same request id for another request (other options, another app, another kind) is refused.
+    for other in [
+        sync("web", true, ID).await,
+        sync("db", false, ID).await,
+        client
+            .refresh_application(v1::RefreshApplicationRequest {
+                app: Some(v1::AppRef::new("default", "web")),
+                hard: false,
+                ttl: None,
+                request_id: ID.into(),
+            })
+            .await,
+    ] {
+        match other {
+            Err(Error::AlreadyExists(message)) => {
+                assert!(
+                    message.contains("already used for a different request"),
+                    "{message}"
+                )
+            }
+            other => panic!("expected ALREADY_EXISTS, got {other:?}"),
+        }
+    }
+    match sync("web", false, "not-a-uuid").await {
+        Err(Error::InvalidArgument(message)) => {
+            assert!(message.contains("is not a UUID"), "{message}")
+        }
+        other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+    }
     hub.hub.shutdown().await.unwrap();
 }

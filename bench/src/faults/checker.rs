@@ -27,6 +27,9 @@ pub struct Record {
     pub issued: BTreeMap<String, String>,
     /// When each was returned.
     pub issued_at: Vec<Instant>,
+    /// Request ids of calls not answered (yet): each may have issued its command (taking the request id
+    /// as its id) or not.
+    pub unanswered: BTreeSet<String>,
 }
 
 /// The live replicas' endpoints (gRPC, HTTP), as the harness changes them.
@@ -248,15 +251,30 @@ pub fn compare_status(
     verdict.figure("acknowledged_changes", acknowledged);
 }
 
+/// Commands a spoke executed that no operator call issued: neither answered with their id nor still
+/// unanswered under it (a request id is the id its command takes).
+fn phantoms<'a>(
+    executed: impl IntoIterator<Item = &'a String>,
+    issued: &BTreeMap<String, String>,
+    unanswered: &BTreeSet<String>,
+) -> Vec<&'a String> {
+    executed
+        .into_iter()
+        .filter(|id| !issued.contains_key(*id) && !unanswered.contains(*id))
+        .collect()
+}
+
 /// Commands: every issued command executed (at least once, redeliveries deduplicated by id) and reported
 /// Succeeded at the hub; nothing executed that was not issued. A command for one of `real_apps` (a real
 /// spoke's, whose executions the journal does not see) must reach a final answer at the hub, which only the
 /// spoke's report gives: Succeeded, or Failed because another operation of the app was still running (any
-/// other failure is a violation). One left Running is lost. Waits up to `limit` for stragglers.
+/// other failure is a violation). One left Running is lost. Waits up to `limit` for stragglers. A command
+/// whose call was never answered (`unanswered`) need not run, and may.
 pub async fn check_commands(
     endpoint: &str,
     journal: &Journal,
     issued: &BTreeMap<String, String>,
+    unanswered: &BTreeSet<String>,
     real_apps: &BTreeSet<String>,
     limit: Duration,
     verdict: &mut Verdict,
@@ -312,17 +330,14 @@ pub async fn check_commands(
             "command {id} for {app} ({what}) is {outcome} at the hub ({message:?}), not Succeeded"
         ));
     }
-    let phantom: Vec<&String> = executed
-        .keys()
-        .filter(|id| !issued.contains_key(*id))
-        .collect();
-    for id in phantom.iter().take(5) {
+    for id in phantoms(executed.keys(), issued, unanswered).iter().take(5) {
         verdict
             .violations
             .push(format!("command {id} executed but never issued"));
     }
     let redelivered: u32 = executed.values().map(|n| n.saturating_sub(1)).sum();
     verdict.figure("commands_issued", issued.len());
+    verdict.figure("commands_unanswered", unanswered.len());
     verdict.figure(
         "commands_to_real_spokes",
         issued
@@ -438,6 +453,18 @@ mod tests {
             journal.acknowledged(i, *v);
         }
         journal
+    }
+
+    #[test]
+    fn a_command_executed_under_an_unanswered_request_id_is_no_phantom() {
+        let issued = BTreeMap::from([("a".to_owned(), "app-1".to_owned())]);
+        let unanswered = BTreeSet::from(["b".to_owned()]);
+        let executed = ["a", "b", "c"].map(str::to_owned);
+        assert_eq!(
+            phantoms(&executed, &issued, &unanswered),
+            vec![&"c".to_owned()]
+        );
+        assert!(phantoms(&executed[..2], &issued, &unanswered).is_empty());
     }
 
     #[test]

@@ -35,6 +35,9 @@ use spoke::{SimCluster, SpokeSettings};
 
 use super::simspoke::percentile_ms;
 
+/// How long the operator retries one command (with its request id) before leaving it unanswered.
+const OPERATOR_RETRY_FOR: Duration = Duration::from_secs(30);
+
 /// The fault scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -941,37 +944,49 @@ impl Fleet {
                 } else {
                     apps[rand::rng().random_range(0..apps.len())].clone()
                 };
-                let live = lock(&replicas).clone();
-                for attempt in 0..live.len() {
-                    turn = turn.wrapping_add(1);
-                    let (endpoint, _, _) = &live[(turn + attempt) % live.len()];
-                    let Ok(channel) = super::simspoke::channel(endpoint) else {
-                        continue;
-                    };
-                    let answer = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        HubServiceClient::new(channel).sync_application(
-                            v1::SyncApplicationRequest {
-                                app: Some(v1::AppRef {
-                                    project: spoke::PROJECT.into(),
-                                    name: app.clone(),
-                                }),
-                                sync: Some(v1::SyncCommand::default()),
-                                ttl: Some(edgecd_proto::convert::duration(Duration::from_secs(
-                                    3600,
-                                ))),
-                            },
-                        ),
-                    )
-                    .await;
-                    if let Ok(Ok(status)) = answer {
-                        let mut record = lock(&record);
-                        record
-                            .issued
-                            .insert(status.into_inner().command_id, app.clone());
-                        record.issued_at.push(Instant::now());
-                        break;
+                // One request id per command, kept across retries: a call whose answer was lost (a
+                // replica killed, the database restarted) may still have issued the command, and the
+                // retry must then get that command back rather than issue a second one. Until an answer
+                // comes the id is "unanswered": if it runs, it was issued.
+                let request_id = uuid::Uuid::new_v4().to_string();
+                lock(&record).unanswered.insert(request_id.clone());
+                let started = Instant::now();
+                'answered: while started.elapsed() < OPERATOR_RETRY_FOR {
+                    let live = lock(&replicas).clone();
+                    for attempt in 0..live.len() {
+                        turn = turn.wrapping_add(1);
+                        let (endpoint, _, _) = &live[(turn + attempt) % live.len()];
+                        let Ok(channel) = super::simspoke::channel(endpoint) else {
+                            continue;
+                        };
+                        let answer = tokio::time::timeout(
+                            Duration::from_secs(5),
+                            HubServiceClient::new(channel).sync_application(
+                                v1::SyncApplicationRequest {
+                                    app: Some(v1::AppRef {
+                                        project: spoke::PROJECT.into(),
+                                        name: app.clone(),
+                                    }),
+                                    sync: Some(v1::SyncCommand::default()),
+                                    ttl: Some(edgecd_proto::convert::duration(
+                                        Duration::from_secs(3600),
+                                    )),
+                                    request_id: request_id.clone(),
+                                },
+                            ),
+                        )
+                        .await;
+                        if let Ok(Ok(status)) = answer {
+                            let mut record = lock(&record);
+                            record.unanswered.remove(&request_id);
+                            record
+                                .issued
+                                .insert(status.into_inner().command_id, app.clone());
+                            record.issued_at.push(Instant::now());
+                            break 'answered;
+                        }
                     }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         }));
@@ -1169,13 +1184,17 @@ impl Fleet {
             ),
         }
         checker::check_status(&endpoint, &self.journal, &self.apps, &mut verdict).await?;
-        let issued = lock(&self.record).issued.clone();
+        let (issued, unanswered) = {
+            let record = lock(&self.record);
+            (record.issued.clone(), record.unanswered.clone())
+        };
         let real_apps: std::collections::BTreeSet<String> =
             self.real.iter().map(|c| real::app_name(c)).collect();
         checker::check_commands(
             &endpoint,
             &self.journal,
             &issued,
+            &unanswered,
             &real_apps,
             Duration::from_secs(120),
             &mut verdict,

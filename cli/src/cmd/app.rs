@@ -104,6 +104,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             };
             let status = client
                 .sync_application(v1::SyncApplicationRequest {
+                    request_id: String::new(),
                     app: Some(app.clone()),
                     sync: Some(sync),
                     ttl: None,
@@ -144,6 +145,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             };
             let status = client
                 .refresh_application(v1::RefreshApplicationRequest {
+                    request_id: String::new(),
                     app: Some(app.clone()),
                     hard,
                     ttl: None,
@@ -208,6 +210,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             // history id): that error ends the command here, before any wait.
             let status = client
                 .rollback_application(v1::RollbackApplicationRequest {
+                    request_id: String::new(),
                     app: Some(app.clone()),
                     history_id: id,
                     prune,
@@ -263,6 +266,7 @@ pub async fn run(session: &Session, command: AppCommand) -> anyhow::Result<()> {
             let app = app_ref(&app.name, project.as_deref())?;
             let status = client
                 .terminate_operation(v1::TerminateOperationRequest {
+                    request_id: String::new(),
                     app: Some(app.clone()),
                 })
                 .await?;

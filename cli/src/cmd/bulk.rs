@@ -581,6 +581,7 @@ pub async fn rollback(
             let id = previous_id(client, &app_ref).await?;
             let status = client
                 .rollback_application(v1::RollbackApplicationRequest {
+                    request_id: String::new(),
                     app: Some(app_ref.clone()),
                     history_id: id,
                     prune,

@@ -44,12 +44,14 @@ async fn issue(
     app: Option<&v1::AppRef>,
     payload: CommandPayload,
     ttl: Duration,
+    request_id: &str,
 ) -> Result<v1::CommandStatus, Status> {
     let target = app
         .map(|a| format!("app:{}/{}", a.project, a.name))
         .unwrap_or_default();
     let result = async {
         let app = convert::app_ref(app)?;
+        let request_id = parse_request_id(request_id)?;
         api.authorize(call, Action::Operate, app.project.as_str())
             .await?;
         let record = api
@@ -58,6 +60,11 @@ async fn issue(
             .await
             .map_err(|e| store_error(e, format!("application {app}")))?;
         refuse_up_front(&record, &payload)?;
+        if let Some(id) = &request_id
+            && let Some(status) = earlier_request(api, &app, &payload, id).await?
+        {
+            return Ok(status);
+        }
         // An identical command still waiting for delivery is the same
         // request: answer with it instead of queueing the work twice.
         if let Some(queued) = identical_pending(api, &app, &payload).await? {
@@ -73,7 +80,27 @@ async fn issue(
             );
             return Ok(status);
         }
-        let command = enqueue(api, call, &app, Some(&record.cluster), payload, ttl).await?;
+        let command = match enqueue_as(
+            api,
+            call,
+            &app,
+            Some(&record.cluster),
+            payload.clone(),
+            ttl,
+            request_id.clone(),
+        )
+        .await
+        {
+            Ok(command) => command,
+            // Two calls with one request id at once: the other one's insert won.
+            Err(error) => match &request_id {
+                Some(id) => match earlier_request(api, &app, &payload, id).await? {
+                    Some(status) => return Ok(status),
+                    None => return Err(error),
+                },
+                None => return Err(error),
+            },
+        };
         let mut status = convert::command_status(&command);
         status.notice = unreachable_notice(api, &command.cluster).await;
         Ok(status)
@@ -81,6 +108,55 @@ async fn issue(
     .await;
     api.audit(call, &target, &result).await;
     result
+}
+
+/// A request id, when given: a UUID (any version), kept in its canonical lower-case form so a retry
+/// spelled differently is still the same request.
+fn parse_request_id(raw: &str) -> Result<Option<String>, Status> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if raw.len() > 64 {
+        return Err(Status::invalid_argument(
+            "request_id must be a UUID (it is longer than 64 bytes)",
+        ));
+    }
+    uuid::Uuid::parse_str(raw)
+        .map(|id| Some(id.hyphenated().to_string()))
+        .map_err(|e| Status::invalid_argument(format!("request_id {raw:?} is not a UUID: {e}")))
+}
+
+/// The command an earlier call with this request id issued, when there was one: the same app and
+/// the same command answer with it (a retry), anything else is refused rather than answered with a
+/// command the caller did not ask for.
+async fn earlier_request(
+    api: &HubApi,
+    app: &AppRef,
+    payload: &CommandPayload,
+    id: &str,
+) -> Result<Option<v1::CommandStatus>, Status> {
+    let earlier = match api.store().get_command(id).await {
+        Ok(command) => command,
+        Err(crate::store::StoreError::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(store_error(error, format!("command {id}"))),
+    };
+    let wanted =
+        serde_json::to_value(payload).map_err(|_| Status::internal("cannot encode the command"))?;
+    if earlier.project != app.project.as_str()
+        || earlier.app != app.name.as_str()
+        || earlier.kind != command_payload_kind(payload)
+        || earlier.payload != wanted
+    {
+        return Err(Status::already_exists(format!(
+            "request_id {id} was already used for a different request; use a new UUID for a new request"
+        )));
+    }
+    let mut status = convert::command_status(&earlier);
+    status.notice = format!(
+        "request {id} was already received: this is the {} command it issued",
+        earlier.kind
+    );
+    Ok(Some(status))
 }
 
 /// Refusals the hub can know before queueing, so the caller hears at once rather than after the spoke answers:
@@ -177,6 +253,19 @@ pub(super) async fn enqueue(
     payload: CommandPayload,
     ttl: Duration,
 ) -> Result<CommandRecord, Status> {
+    enqueue_as(api, call, app, cluster, payload, ttl, None).await
+}
+
+/// [`enqueue`] with the id the command takes (a caller's request id), or a fresh one.
+async fn enqueue_as(
+    api: &HubApi,
+    call: &Call,
+    app: &AppRef,
+    cluster: Option<&str>,
+    payload: CommandPayload,
+    ttl: Duration,
+    id: Option<String>,
+) -> Result<CommandRecord, Status> {
     let what = format!("application {app}");
     let cluster = match cluster {
         Some(cluster) => cluster.to_owned(),
@@ -189,6 +278,7 @@ pub(super) async fn enqueue(
         }
     };
     let command = NewCommand {
+        id,
         project: app.project.as_str().to_owned(),
         app: app.name.as_str().to_owned(),
         cluster,
@@ -242,7 +332,15 @@ pub(super) async fn sync(
     req: v1::SyncApplicationRequest,
 ) -> Result<v1::CommandStatus, Status> {
     let payload = sync_payload(req.sync.as_ref())?;
-    issue(api, call, req.app.as_ref(), payload, ttl(req.ttl.as_ref())?).await
+    issue(
+        api,
+        call,
+        req.app.as_ref(),
+        payload,
+        ttl(req.ttl.as_ref())?,
+        &req.request_id,
+    )
+    .await
 }
 
 pub(super) async fn refresh(
@@ -251,7 +349,15 @@ pub(super) async fn refresh(
     req: v1::RefreshApplicationRequest,
 ) -> Result<v1::CommandStatus, Status> {
     let payload = CommandPayload::Refresh { hard: req.hard };
-    issue(api, call, req.app.as_ref(), payload, ttl(req.ttl.as_ref())?).await
+    issue(
+        api,
+        call,
+        req.app.as_ref(),
+        payload,
+        ttl(req.ttl.as_ref())?,
+        &req.request_id,
+    )
+    .await
 }
 
 pub(super) async fn rollback(
@@ -264,7 +370,15 @@ pub(super) async fn rollback(
         prune: req.prune,
         dry_run: req.dry_run,
     };
-    issue(api, call, req.app.as_ref(), payload, ttl(req.ttl.as_ref())?).await
+    issue(
+        api,
+        call,
+        req.app.as_ref(),
+        payload,
+        ttl(req.ttl.as_ref())?,
+        &req.request_id,
+    )
+    .await
 }
 
 pub(super) async fn terminate(
@@ -278,6 +392,7 @@ pub(super) async fn terminate(
         req.app.as_ref(),
         CommandPayload::Terminate,
         DEFAULT_TTL,
+        &req.request_id,
     )
     .await
 }
@@ -485,6 +600,7 @@ async fn bulk_inner(
                 connection.map_or_else(String::new, |state| connection_notice(&cluster, state)),
             );
             NewCommand {
+                id: None,
                 project,
                 app,
                 cluster,

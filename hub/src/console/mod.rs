@@ -1098,6 +1098,7 @@ async fn command<S: HubService>(
     let status = match command.as_str() {
         "sync" => {
             api.sync_application(caller.request(v1::SyncApplicationRequest {
+                request_id: String::new(),
                 app,
                 sync: Some(body.sync()?),
                 ttl: None,
@@ -1106,6 +1107,7 @@ async fn command<S: HubService>(
         }
         "refresh" => {
             api.refresh_application(caller.request(v1::RefreshApplicationRequest {
+                request_id: String::new(),
                 app,
                 hard: body.hard.unwrap_or(false),
                 ttl: None,
@@ -1117,6 +1119,7 @@ async fn command<S: HubService>(
                 return Err(ApiError::bad_request("rollback needs the history id"));
             };
             api.rollback_application(caller.request(v1::RollbackApplicationRequest {
+                request_id: String::new(),
                 app,
                 history_id: id,
                 prune: body.prune.unwrap_or(false),
@@ -1126,8 +1129,11 @@ async fn command<S: HubService>(
             .await?
         }
         "terminate" => {
-            api.terminate_operation(caller.request(v1::TerminateOperationRequest { app }))
-                .await?
+            api.terminate_operation(caller.request(v1::TerminateOperationRequest {
+                request_id: String::new(),
+                app,
+            }))
+            .await?
         }
         other => {
             return Err(ApiError {
@@ -1259,6 +1265,7 @@ async fn bulk<S: HubService>(
         let result = match &kind {
             v1::bulk_command_request::Kind::Sync(sync) => {
                 api.sync_application(caller.request(v1::SyncApplicationRequest {
+                    request_id: String::new(),
                     app,
                     sync: Some(sync.clone()),
                     ttl: None,
@@ -1267,6 +1274,7 @@ async fn bulk<S: HubService>(
             }
             v1::bulk_command_request::Kind::Refresh(refresh) => {
                 api.refresh_application(caller.request(v1::RefreshApplicationRequest {
+                    request_id: String::new(),
                     app,
                     hard: refresh.hard,
                     ttl: None,

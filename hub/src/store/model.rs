@@ -404,6 +404,9 @@ pub enum CommandOutcome {
 /// A command to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewCommand {
+    /// The id it takes: a caller's request id (a UUID, which makes the call
+    /// idempotent), or `None` for a fresh one.
+    pub id: Option<String>,
     pub project: String,
     pub app: String,
     pub cluster: String,

@@ -2063,7 +2063,10 @@ impl Backend {
         }
         let ids: Vec<String> = commands
             .iter()
-            .map(|_| uuid::Uuid::new_v4().to_string())
+            .map(|c| {
+                c.id.clone()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+            })
             .collect();
         let payloads = commands
             .iter()

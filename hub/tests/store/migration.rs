@@ -32,6 +32,7 @@ pub async fn fill(store: &dyn Store) {
     for app in ["web", "nginx@c1"] {
         store
             .enqueue_command(&NewCommand {
+                id: None,
                 project: "default".into(),
                 app: app.into(),
                 cluster: "c1".into(),

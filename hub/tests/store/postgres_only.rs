@@ -12,6 +12,7 @@ use crate::fixtures::*;
 
 fn command_for(cluster: &str) -> NewCommand {
     NewCommand {
+        id: None,
         project: "default".into(),
         app: "web".into(),
         cluster: cluster.into(),

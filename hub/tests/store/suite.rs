@@ -1535,6 +1535,7 @@ pub async fn counts_match_the_oracle(store: &dyn Store) {
 
 fn command(app: &str, cluster: &str, deadline: OffsetDateTime) -> NewCommand {
     NewCommand {
+        id: None,
         project: "default".into(),
         app: app.into(),
         cluster: cluster.into(),

@@ -1862,7 +1862,12 @@ type SyncApplicationRequest struct {
 	App   *AppRef                `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
 	Sync  *SyncCommand           `protobuf:"bytes,2,opt,name=sync,proto3" json:"sync,omitempty"`
 	// How long the command stays deliverable; default 1 h.
-	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Makes the call idempotent: a client-chosen UUID. The command takes it as
+	// its id, and a repeat of the call with the same id (a retry after a
+	// timeout or a lost answer) answers with the command the first call
+	// created instead of issuing another. Empty: the hub picks the id.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1918,11 +1923,23 @@ func (x *SyncApplicationRequest) GetTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *SyncApplicationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type RefreshApplicationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *AppRef                `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
-	Hard          bool                   `protobuf:"varint,2,opt,name=hard,proto3" json:"hard,omitempty"`
-	Ttl           *durationpb.Duration   `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *AppRef                `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Hard  bool                   `protobuf:"varint,2,opt,name=hard,proto3" json:"hard,omitempty"`
+	Ttl   *durationpb.Duration   `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Makes the call idempotent: a client-chosen UUID. The command takes it as
+	// its id, and a repeat of the call with the same id (a retry after a
+	// timeout or a lost answer) answers with the command the first call
+	// created instead of issuing another. Empty: the hub picks the id.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1978,13 +1995,25 @@ func (x *RefreshApplicationRequest) GetTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *RefreshApplicationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type RollbackApplicationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *AppRef                `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
-	HistoryId     int64                  `protobuf:"varint,2,opt,name=history_id,json=historyId,proto3" json:"history_id,omitempty"`
-	Prune         bool                   `protobuf:"varint,3,opt,name=prune,proto3" json:"prune,omitempty"`
-	DryRun        bool                   `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	Ttl           *durationpb.Duration   `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	App       *AppRef                `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	HistoryId int64                  `protobuf:"varint,2,opt,name=history_id,json=historyId,proto3" json:"history_id,omitempty"`
+	Prune     bool                   `protobuf:"varint,3,opt,name=prune,proto3" json:"prune,omitempty"`
+	DryRun    bool                   `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Ttl       *durationpb.Duration   `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Makes the call idempotent: a client-chosen UUID. The command takes it as
+	// its id, and a repeat of the call with the same id (a retry after a
+	// timeout or a lost answer) answers with the command the first call
+	// created instead of issuing another. Empty: the hub picks the id.
+	RequestId     string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2054,9 +2083,21 @@ func (x *RollbackApplicationRequest) GetTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *RollbackApplicationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type TerminateOperationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *AppRef                `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *AppRef                `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// Makes the call idempotent: a client-chosen UUID. The command takes it as
+	// its id, and a repeat of the call with the same id (a retry after a
+	// timeout or a lost answer) answers with the command the first call
+	// created instead of issuing another. Empty: the hub picks the id.
+	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2096,6 +2137,13 @@ func (x *TerminateOperationRequest) GetApp() *AppRef {
 		return x.App
 	}
 	return nil
+}
+
+func (x *TerminateOperationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type GetApplicationDiffRequest struct {
@@ -6738,24 +6786,32 @@ const file_edgecd_v1_hub_proto_rawDesc = "" +
 	"\x12ListHistoryRequest\x12#\n" +
 	"\x03app\x18\x01 \x01(\v2\x11.edgecd.v1.AppRefR\x03app\"H\n" +
 	"\x13ListHistoryResponse\x121\n" +
-	"\aentries\x18\x01 \x03(\v2\x17.edgecd.v1.HistoryEntryR\aentries\"\x96\x01\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.edgecd.v1.HistoryEntryR\aentries\"\xb5\x01\n" +
 	"\x16SyncApplicationRequest\x12#\n" +
 	"\x03app\x18\x01 \x01(\v2\x11.edgecd.v1.AppRefR\x03app\x12*\n" +
 	"\x04sync\x18\x02 \x01(\v2\x16.edgecd.v1.SyncCommandR\x04sync\x12+\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x81\x01\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"\xa0\x01\n" +
 	"\x19RefreshApplicationRequest\x12#\n" +
 	"\x03app\x18\x01 \x01(\v2\x11.edgecd.v1.AppRefR\x03app\x12\x12\n" +
 	"\x04hard\x18\x02 \x01(\bR\x04hard\x12+\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xbc\x01\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"\xdb\x01\n" +
 	"\x1aRollbackApplicationRequest\x12#\n" +
 	"\x03app\x18\x01 \x01(\v2\x11.edgecd.v1.AppRefR\x03app\x12\x1d\n" +
 	"\n" +
 	"history_id\x18\x02 \x01(\x03R\thistoryId\x12\x14\n" +
 	"\x05prune\x18\x03 \x01(\bR\x05prune\x12\x17\n" +
 	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x12+\n" +
-	"\x03ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"@\n" +
+	"\x03ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\"_\n" +
 	"\x19TerminateOperationRequest\x12#\n" +
-	"\x03app\x18\x01 \x01(\v2\x11.edgecd.v1.AppRefR\x03app\"v\n" +
+	"\x03app\x18\x01 \x01(\v2\x11.edgecd.v1.AppRefR\x03app\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"v\n" +
 	"\x19GetApplicationDiffRequest\x12#\n" +
 	"\x03app\x18\x01 \x01(\v2\x11.edgecd.v1.AppRefR\x03app\x124\n" +
 	"\tresources\x18\x02 \x03(\v2\x16.edgecd.v1.ResourceKeyR\tresources\"a\n" +
