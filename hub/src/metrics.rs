@@ -100,6 +100,11 @@ impl Metrics {
             link.handshakes_deferred.clone(),
         );
         registry.register(
+            "spoke_session_store_retries",
+            "Store calls of spoke sessions tried again after a transient database error instead of ending the stream",
+            link.store_retries.clone(),
+        );
+        registry.register(
             "commands_issued",
             "Commands enqueued through the API",
             commands_issued.clone(),

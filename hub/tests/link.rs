@@ -1,4 +1,4 @@
-//! The `Connect` stream over real TCP between the hub's SpokeService and the spoke's link client: handshake, capability negotiation, version skew, acknowledgements.
+//! The `Connect` stream over real TCP between the hub's SpokeService and the spoke's link client: handshake, capability negotiation, version skew, acknowledgements, a database outage waited out.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,9 +9,9 @@ use std::time::Duration;
 use edgecd_core::link::capabilities::names;
 use edgecd_core::link::{Capabilities, ProtocolVersion};
 use edgecd_hub::link::{LinkConfig, SpokeLink};
-use edgecd_hub::store::{NewCluster, SqliteStore, Store};
+use edgecd_hub::store::{NewCluster, PgStore, SqliteStore, Store};
 use edgecd_proto::v1::spoke_service_server::SpokeServiceServer;
-use edgecd_proto::v1::{SpokeMessage, go_away};
+use edgecd_proto::v1::{AppStatusBatch, SpokeMessage, go_away, spoke_message};
 use edgecd_spoke::link::{HelloParams, LinkError, LinkSession, handshake};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -21,6 +21,15 @@ use tonic::transport::{Channel, Server};
 async fn start_hub(config: LinkConfig) -> SocketAddr {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("hub.db")).await.unwrap();
+    start_hub_on(config, Arc::new(store), dir).await
+}
+
+/// A hub on `store`, with `cluster-1` registered; `dir` lives as long as the server.
+async fn start_hub_on(
+    config: LinkConfig,
+    store: Arc<dyn Store>,
+    dir: tempfile::TempDir,
+) -> SocketAddr {
     store
         .create_cluster(&NewCluster {
             name: "cluster-1".into(),
@@ -28,7 +37,6 @@ async fn start_hub(config: LinkConfig) -> SocketAddr {
         })
         .await
         .unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
     let link = SpokeLink::new(config, store);
     link.spawn_router();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -160,19 +168,6 @@ async fn sequenced_messages_are_acked_including_replays_and_unknown_types() {
         ack: 0,
         body: None,
     };
-    // The next pure acknowledgement from the hub.
-    async fn next_ack(session: &mut LinkSession) -> u64 {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(5), session.inbound.message())
-                .await
-                .expect("ack in time")
-                .unwrap()
-                .expect("stream open");
-            if message.body.is_none() {
-                return message.ack;
-            }
-        }
-    }
     for seq in [1, 2, 2, 3] {
         session.outbound.send(unknown(seq)).await.unwrap();
     }
@@ -241,5 +236,69 @@ async fn a_handshake_turn_is_given_back_after_welcome() {
         .unwrap();
         assert_eq!(session.negotiated.cluster_name, "cluster-1");
         open.push(session);
+    }
+}
+
+/// A session waits out a short database outage (PostgreSQL stopped and started again) instead of ending the
+/// stream: a status message sent while the database is down is stored and acknowledged on the same stream once
+/// it is back. An ended stream would send the spoke back through the handshake, which in a reconnect storm
+/// means into the same crowd.
+#[tokio::test]
+async fn a_session_waits_out_a_short_database_outage_on_the_same_stream() {
+    let mut pg = edgecd_testkit::postgres::PgServer::start().unwrap();
+    let url = pg.create_database().unwrap();
+    let store: Arc<dyn Store> = Arc::new(PgStore::connect_url(&url).await.unwrap());
+    // Patience is two heartbeats: 20 s, ample for a restart of a local server.
+    let addr = start_hub_on(
+        LinkConfig {
+            heartbeat_interval: Duration::from_secs(10),
+            ..LinkConfig::default()
+        },
+        Arc::clone(&store),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let mut session = handshake(channel(addr).await, &hello(Capabilities::all_v1(), V1_0))
+        .await
+        .unwrap();
+    let status = |seq| SpokeMessage {
+        seq,
+        ack: 0,
+        body: Some(spoke_message::Body::AppStatus(AppStatusBatch::default())),
+    };
+    session.outbound.send(status(1)).await.unwrap();
+    assert_eq!(next_ack(&mut session).await, 1);
+
+    pg.stop().unwrap();
+    session.outbound.send(status(2)).await.unwrap();
+    // 7 s: longer than the link pool's acquire timeout (5 s), which alone would ride out a shorter outage.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Kept until the end: dropping the server stops it.
+    let _pg = tokio::task::spawn_blocking(move || {
+        pg.restart().unwrap();
+        pg
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        next_ack(&mut session).await,
+        2,
+        "the message sent during the outage is acknowledged on the same stream"
+    );
+    let link = store.get_link_state("cluster-1").await.unwrap();
+    assert_eq!((link.spoke_epoch.as_str(), link.spoke_seq), ("epoch-1", 2));
+}
+
+/// The next pure acknowledgement from the hub on `session` (within 30 s); panics if the stream ends.
+async fn next_ack(session: &mut LinkSession) -> u64 {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), session.inbound.message())
+            .await
+            .expect("ack in time")
+            .expect("the stream stays open")
+            .expect("stream open");
+        if message.body.is_none() {
+            return message.ack;
+        }
     }
 }

@@ -51,6 +51,8 @@ pub struct LinkCounters {
     pub edge_apps_refused: prometheus_client::metrics::counter::Counter,
     /// New streams refused because too many handshakes ran at once (`LinkConfig::max_handshakes`).
     pub handshakes_deferred: prometheus_client::metrics::counter::Counter,
+    /// Store calls of a session tried again after a transient database error (rather than ending the stream).
+    pub store_retries: prometheus_client::metrics::counter::Counter,
 }
 
 /// How the hub learns which cluster is at the other end of a stream.
@@ -102,6 +104,12 @@ impl LinkConfig {
             major: edgecd_proto::PROTOCOL_MAJOR,
             minor: edgecd_proto::PROTOCOL_MINOR,
         }
+    }
+
+    /// How long a session waits out a transient database error before it ends its stream: two heartbeat
+    /// intervals, so that the spoke's watchdog (three silent intervals) does not give up on the hub first.
+    pub fn store_patience(&self) -> Duration {
+        self.heartbeat_interval * 2
     }
 }
 

@@ -73,6 +73,44 @@ type Outbound = mpsc::Sender<Result<Box<HubMessage>, Status>>;
 /// Messages already received that one turn of the session takes together.
 const MAX_MESSAGES_PER_TURN: usize = 16;
 
+/// The first pause before a store call that failed transiently is tried again; it doubles up to
+/// [`MAX_STORE_PAUSE`], with jitter.
+const FIRST_STORE_PAUSE: Duration = Duration::from_millis(100);
+const MAX_STORE_PAUSE: Duration = Duration::from_secs(2);
+
+/// Runs a store call, and runs it again while it fails transiently (the pool saturated, the server
+/// restarting or failing over) until `patience` has passed since the first try. A session waits out a
+/// short hiccup of the database instead of ending its stream: an ended stream sends its spoke back
+/// through the handshake, into the same crowd, with more work for the same database. Only idempotent
+/// calls go through here (a failed transaction changed nothing).
+async fn patiently<T, Fut>(
+    patience: Duration,
+    retries: &prometheus_client::metrics::counter::Counter,
+    what: &'static str,
+    mut call: impl FnMut() -> Fut,
+) -> Result<T, StoreError>
+where
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let started = Instant::now();
+    let mut pause = FIRST_STORE_PAUSE;
+    loop {
+        match call().await {
+            Err(error) if error.is_transient() => {
+                let wait = pause.mul_f64(rand::random_range(0.5..=1.0));
+                if started.elapsed() + wait >= patience {
+                    return Err(error);
+                }
+                retries.inc();
+                tracing::debug!(%error, what, ?wait, "Waiting out a transient database error.");
+                tokio::time::sleep(wait).await;
+                pause = (pause * 2).min(MAX_STORE_PAUSE);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Consecutive status deltas of one turn, merged: per app only the report
 /// with the highest status version is kept (a status is state, and a newer
 /// one supersedes an older one entirely).
@@ -264,7 +302,12 @@ pub(super) async fn run(
         };
 
     let name = ctx.cluster.as_str();
-    let link = ctx.store.get_link_state(name).await?;
+    let patience = ctx.config.store_patience();
+    let retries = &ctx.config.counters.store_retries;
+    let link = patiently(patience, retries, "get_link_state", || {
+        ctx.store.get_link_state(name)
+    })
+    .await?;
     let same_epoch = !hello.spoke_epoch.is_empty() && link.spoke_epoch == hello.spoke_epoch;
     let resume = if same_epoch { link.spoke_seq } else { 0 };
     let now = OffsetDateTime::now_utc();
@@ -275,25 +318,25 @@ pub(super) async fn run(
         protocol_minor: theirs.minor,
         capabilities: agreed.iter().map(str::to_owned).collect(),
     };
-    ctx.store
-        .record_cluster_hello(
+    patiently(patience, retries, "record_cluster_hello", || {
+        ctx.store.record_cluster_hello(
             name,
             &hello.server_url,
             &versions,
             ctx.certificate_not_after,
         )
-        .await?;
-    ctx.store
-        .set_cluster_connection(
-            name,
-            &ClusterConnection {
-                state: ConnectionKind::Connected,
-                since: Some(now),
-                last_heartbeat: Some(now),
-                hub_replica: config.replica.clone(),
-            },
-        )
-        .await?;
+    })
+    .await?;
+    let connected = ClusterConnection {
+        state: ConnectionKind::Connected,
+        since: Some(now),
+        last_heartbeat: Some(now),
+        hub_replica: config.replica.clone(),
+    };
+    patiently(patience, retries, "set_cluster_connection", || {
+        ctx.store.set_cluster_connection(name, &connected)
+    })
+    .await?;
     tracing::info!(
         spoke_version = %hello.spoke_version,
         protocol = %theirs,
@@ -487,7 +530,14 @@ impl Session<'_> {
                 page_size: 1000,
                 cursor: cursor.take(),
             };
-            let page = self.ctx.store.list_apps(&query).await?;
+            let store = &self.ctx.store;
+            let page = patiently(
+                self.ctx.config.store_patience(),
+                &self.ctx.config.counters.store_retries,
+                "list_apps",
+                || store.list_apps(&query),
+            )
+            .await?;
             for app in page.items {
                 let local = convert::spoke_name(&app.name).to_owned();
                 self.edge_apps.insert((app.project, local));
@@ -542,27 +592,59 @@ impl Session<'_> {
             .map_err(|_| SessionError::ClientGone)
     }
 
-    /// Sends what is pending, as far as the window allows.
+    /// Sends what is pending, as far as the window allows; waits out a transient database error (what
+    /// failed stays pending and is tried again) for the session's patience.
     async fn flush(&mut self) -> Result<(), SessionError> {
+        let started = Instant::now();
+        let mut pause = FIRST_STORE_PAUSE;
+        loop {
+            match self.flush_once().await {
+                Err(SessionError::Store(error)) if error.is_transient() => {
+                    let wait = pause.mul_f64(rand::random_range(0.5..=1.0));
+                    if started.elapsed() + wait >= self.ctx.config.store_patience() {
+                        return Err(error.into());
+                    }
+                    self.ctx.config.counters.store_retries.inc();
+                    tracing::debug!(%error, ?wait, "Waiting out a transient database error before sending.");
+                    tokio::time::sleep(wait).await;
+                    pause = (pause * 2).min(MAX_STORE_PAUSE);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One try of [`Self::flush`]: a part that fails is left pending.
+    async fn flush_once(&mut self) -> Result<(), SessionError> {
         if self.desired_dirty && !self.window_full() {
             self.desired_dirty = false;
-            self.send_desired().await?;
+            self.send_desired()
+                .await
+                .inspect_err(|_| self.desired_dirty = true)?;
         }
         if self.commands_dirty && !self.window_full() {
             self.commands_dirty = false;
-            self.send_commands().await?;
+            self.send_commands()
+                .await
+                .inspect_err(|_| self.commands_dirty = true)?;
         }
         if self.credentials_dirty && !self.window_full() {
             self.credentials_dirty = false;
-            self.send_credentials().await?;
+            self.send_credentials()
+                .await
+                .inspect_err(|_| self.credentials_dirty = true)?;
         }
         if self.policies_dirty && !self.window_full() {
             self.policies_dirty = false;
-            self.send_policies().await?;
+            self.send_policies()
+                .await
+                .inspect_err(|_| self.policies_dirty = true)?;
         }
         if self.appsets_dirty && !self.window_full() {
             self.appsets_dirty = false;
-            self.send_appsets().await?;
+            self.send_appsets()
+                .await
+                .inspect_err(|_| self.appsets_dirty = true)?;
         }
         Ok(())
     }
@@ -961,13 +1043,22 @@ impl Session<'_> {
                 last_heartbeat: Some(self.last_seen_at),
                 hub_replica: self.ctx.config.replica.clone(),
             };
-            self.ctx
-                .store
-                .set_cluster_connection(self.name(), &connection)
-                .await?;
+            self.set_connection(&connection).await?;
             notify(self.ctx, super::CLUSTERS_CHANNEL).await;
         }
         Ok(())
+    }
+
+    /// Records the cluster's connection state, waiting out a transient database error.
+    async fn set_connection(&self, connection: &ClusterConnection) -> Result<(), StoreError> {
+        let (store, name) = (&self.ctx.store, self.name());
+        patiently(
+            self.ctx.config.store_patience(),
+            &self.ctx.config.counters.store_retries,
+            "set_cluster_connection",
+            || store.set_cluster_connection(name, connection),
+        )
+        .await
     }
 
     async fn seen(&mut self, heartbeat: bool) -> Result<(), SessionError> {
@@ -983,10 +1074,7 @@ impl Session<'_> {
                 last_heartbeat: Some(now),
                 hub_replica: self.ctx.config.replica.clone(),
             };
-            self.ctx
-                .store
-                .set_cluster_connection(self.name(), &connection)
-                .await?;
+            self.set_connection(&connection).await?;
             if was_stale {
                 notify(self.ctx, super::CLUSTERS_CHANNEL).await;
             }
@@ -1104,11 +1192,14 @@ impl Session<'_> {
             let local = convert::spoke_name(&report.name).to_owned();
             self.edge_apps.insert((report.project.clone(), local));
         }
-        let outcome = self
-            .ctx
-            .store
-            .ingest_status_batch(self.name(), at, batch)
-            .await?;
+        let (store, name) = (&self.ctx.store, self.name());
+        let outcome = patiently(
+            self.ctx.config.store_patience(),
+            &self.ctx.config.counters.store_retries,
+            "ingest_status_batch",
+            || store.ingest_status_batch(name, at, batch),
+        )
+        .await?;
         self.ctx.config.counters.ingested.inc_by(messages);
         self.ctx
             .config
@@ -1238,10 +1329,15 @@ impl Session<'_> {
             .flatten()
             .collect();
         if !delivered.is_empty() {
-            self.ctx
-                .store
-                .mark_commands_delivered(&delivered, OffsetDateTime::now_utc())
-                .await?;
+            let store = &self.ctx.store;
+            let now = OffsetDateTime::now_utc();
+            patiently(
+                self.ctx.config.store_patience(),
+                &self.ctx.config.counters.store_retries,
+                "mark_commands_delivered",
+                || store.mark_commands_delivered(&delivered, now),
+            )
+            .await?;
             self.ctx
                 .config
                 .counters
