@@ -7,6 +7,7 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod convert;
+pub mod retry;
 
 /// Generated code for package `edgecd.v1`.
 pub mod v1 {

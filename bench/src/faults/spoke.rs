@@ -113,7 +113,7 @@ impl SimCluster {
             if *stop.borrow() {
                 return;
             }
-            match self
+            let hinted = match self
                 .session(
                     &endpoint,
                     &mut changes,
@@ -130,8 +130,11 @@ impl SimCluster {
                         lost_at = Some(Instant::now());
                         self.journal.disconnected(&self.cluster);
                     }
+                    error
+                        .downcast_ref::<tonic::Status>()
+                        .and_then(edgecd_proto::retry::retry_after)
                 }
-            }
+            };
             // Full jitter: uniform in [0, min(cap, base · 2^attempt)].
             let ceiling = self
                 .settings
@@ -139,7 +142,12 @@ impl SimCluster {
                 .saturating_mul(1 << attempt.min(10))
                 .min(self.settings.backoff_max);
             attempt = attempt.saturating_add(1);
-            let delay = ceiling.mul_f64(rand::rng().random::<f64>());
+            let mut delay = ceiling.mul_f64(rand::rng().random::<f64>());
+            // The hub's retry-after (its handshake turns all taken, its database unavailable) is a floor,
+            // spread by up to 20 % as the spoke does.
+            if let Some(hint) = hinted.filter(|hint| *hint > delay) {
+                delay = hint.mul_f64(1.0 + 0.2 * rand::rng().random::<f64>());
+            }
             // Local changes go on while the hub is out of reach.
             let wake = tokio::time::sleep(delay);
             tokio::pin!(wake);

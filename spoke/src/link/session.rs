@@ -348,6 +348,9 @@ async fn watch_kube_events(client: kube::Client, tx: mpsc::Sender<Input>) {
 /// purpose: the backoff resets and the hub's retry-after is the delay. A session that ran for a
 /// while resets it too; failures before Welcome (unreachable, TLS, refused, `GoAway` instead of
 /// Welcome) grow it.
+///
+/// A refusal with a `retry-after` (the hub's handshakes are all taken in a reconnect storm, its database
+/// is unavailable) is a failure whose hint is a floor, before Welcome and after it.
 fn session_outcome(result: &Result<(), LinkError>, lasted: Option<Duration>) -> SessionOutcome {
     let hinted = match result {
         Err(LinkError::GoAway {
@@ -355,6 +358,8 @@ fn session_outcome(result: &Result<(), LinkError>, lasted: Option<Duration>) -> 
             retry_after,
             ..
         }) => Some((*reason, *retry_after)),
+        Err(LinkError::Refused(status)) => edgecd_proto::retry::retry_after(status)
+            .map(|hint| (go_away::Reason::Overloaded, Some(hint))),
         _ => None,
     };
     match (lasted, hinted) {
@@ -1990,6 +1995,39 @@ mod tests {
         assert_eq!(
             session_outcome(&Err(LinkError::Closed), None),
             SessionOutcome::Failed { retry_after: None }
+        );
+    }
+
+    /// A refusal's `retry-after` (the hub's handshake turns all taken, its database unavailable) is a floor
+    /// on the next delay, before Welcome and after; a refusal without one is a plain failure or end.
+    #[test]
+    fn a_refusal_with_retry_after_is_a_failure_whose_hint_is_a_floor() {
+        let refused = |hint: Option<&str>| {
+            let mut status = tonic::Status::unavailable("too many handshakes at once");
+            if let Some(hint) = hint {
+                status
+                    .metadata_mut()
+                    .insert("retry-after", hint.parse().unwrap());
+            }
+            Err(LinkError::Refused(status))
+        };
+        let hint = Some(Duration::from_secs(7));
+        for lasted in [None, Some(Duration::from_secs(120))] {
+            assert_eq!(
+                session_outcome(&refused(Some("7")), lasted),
+                SessionOutcome::Failed { retry_after: hint }
+            );
+        }
+        assert_eq!(
+            session_outcome(&refused(None), None),
+            SessionOutcome::Failed { retry_after: None }
+        );
+        let mut backoff = Backoff::reconnect();
+        let delay =
+            backoff.delay_after(&mut rand::rng(), session_outcome(&refused(Some("7")), None));
+        assert!(
+            delay >= Duration::from_secs(7) && delay <= Duration::from_millis(8400),
+            "{delay:?}"
         );
     }
 
