@@ -165,6 +165,11 @@ const REFUSED: &[(&str, &[&str], &str)] = &[
         &["masterKey.existingSecret=k", "appsetInterval=3 minutes"],
         "at '/appsetInterval'",
     ),
+    (
+        CHART,
+        &["masterKey.existingSecret=k", "link.staleAfter=0"],
+        "at '/link/staleAfter'",
+    ),
     // The hub's templates: combinations the schema cannot express.
     (
         CHART,
