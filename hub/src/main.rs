@@ -83,6 +83,11 @@ struct ServeArgs {
     /// apps' last status no longer trusted), e.g. 30s. Keep it at least three heartbeats.
     #[arg(long, env = "EDGECD_HUB_STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
     stale_after: std::time::Duration,
+    /// Spoke handshakes (Hello to Welcome) this replica runs at once; more wait up to the Hello timeout
+    /// (10 s) for a turn, then are refused with UNAVAILABLE and a jittered retry-after. Bounds a reconnect
+    /// storm's load on the database.
+    #[arg(long, env = "EDGECD_HUB_MAX_HANDSHAKES", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_handshakes: u32,
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "EDGECD_HUB_LOG", default_value = "info")]
     log: String,
@@ -158,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
     }
     config.link.heartbeat_interval = args.heartbeat_interval;
     config.link.stale_after = args.stale_after;
+    config.link.max_handshakes = args.max_handshakes as usize;
     if let Some(template) = args.trace_url_template {
         if !template.contains("{trace_id}") {
             bail!("--trace-url-template must contain {{trace_id}}");

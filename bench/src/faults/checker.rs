@@ -39,89 +39,164 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Polls the hub every `period` for the watched clusters' states and apps and every replica's leader gauge.
+/// Polls the hub every `period` for the watched clusters' states, their apps, and every replica's leader
+/// gauge: three loops side by side, so a slow one (a hundred apps read under load) does not stretch the
+/// others' period, and a state is observed within about one `ListClusters` call of its change.
 pub fn spawn_monitor(
     replicas: Replicas,
     watched: Vec<(String, String)>,
     record: Arc<Mutex<Record>>,
     period: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut turn = 0_usize;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            let live = lock(&replicas).clone();
-            if live.is_empty() {
-                continue;
-            }
-            turn = turn.wrapping_add(1);
-            let (endpoint, _, _) = &live[turn % live.len()];
-            if !watched.is_empty()
-                && let Ok(channel) = super::super::simspoke::channel(endpoint)
-            {
-                let mut api = HubServiceClient::new(channel);
-                let answer =
-                    tokio::time::timeout(Duration::from_secs(5), all_clusters(&mut api)).await;
-                if let Ok(Ok(clusters)) = answer {
-                    let now = Instant::now();
-                    let mut record = lock(&record);
-                    for (cluster, _) in &watched {
-                        if let Some(c) = clusters.iter().find(|c| &c.name == cluster) {
-                            let state = c.connection.as_ref().map_or(0, |s| s.state);
-                            record.states.push((now, cluster.clone(), state));
-                        }
-                    }
+        tokio::join!(
+            poll_states(&replicas, &watched, &record, period, stop.clone()),
+            poll_apps(&replicas, &watched, &record, period, stop.clone()),
+            poll_leaders(&replicas, &record, period, stop),
+        );
+    })
+}
+
+/// Waits for the next tick of `tick`; false once `stop` changed (the fleet stopped).
+async fn next_tick(tick: &mut tokio::time::Interval, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tick.tick() => true,
+        _ = stop.changed() => false,
+    }
+}
+
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// The live replicas in turn: the next one's gRPC endpoint.
+fn next_replica(replicas: &Replicas, turn: &mut usize) -> Option<String> {
+    let live = lock(replicas).clone();
+    if live.is_empty() {
+        return None;
+    }
+    *turn = turn.wrapping_add(1);
+    Some(live[*turn % live.len()].0.clone())
+}
+
+/// The watched clusters' connection states, from `ListClusters`.
+async fn poll_states(
+    replicas: &Replicas,
+    watched: &[(String, String)],
+    record: &Mutex<Record>,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    if watched.is_empty() {
+        return;
+    }
+    let (mut tick, mut turn) = (every(period), 0_usize);
+    while next_tick(&mut tick, &mut stop).await {
+        let Some(endpoint) = next_replica(replicas, &mut turn) else {
+            continue;
+        };
+        let Ok(channel) = super::super::simspoke::channel(&endpoint) else {
+            continue;
+        };
+        let mut api = HubServiceClient::new(channel);
+        let answer = tokio::time::timeout(Duration::from_secs(5), all_clusters(&mut api)).await;
+        if let Ok(Ok(clusters)) = answer {
+            let now = Instant::now();
+            let mut record = lock(record);
+            for (cluster, _) in watched {
+                if let Some(c) = clusters.iter().find(|c| &c.name == cluster) {
+                    let state = c.connection.as_ref().map_or(0, |s| s.state);
+                    record.states.push((now, cluster.clone(), state));
                 }
-                for (cluster, app) in &watched {
-                    let answer = tokio::time::timeout(
-                        Duration::from_secs(2),
-                        api.get_application(v1::GetApplicationRequest {
-                            app: Some(v1::AppRef {
-                                project: PROJECT.into(),
-                                name: app.clone(),
-                            }),
-                        }),
-                    )
-                    .await;
-                    if let Ok(Ok(app)) = answer {
-                        let app = app.into_inner();
-                        let healthy = app
-                            .status
-                            .as_ref()
-                            .and_then(|s| s.health.as_ref())
-                            .is_some_and(|h| h.status == v1::HealthStatusCode::Healthy as i32);
-                        if healthy {
-                            let state = app.cluster_connection.as_ref().map_or(0, |s| s.state);
-                            lock(&record).healthy_apps.push((
-                                Instant::now(),
-                                cluster.clone(),
-                                state,
-                            ));
-                        }
-                    }
-                }
             }
-            // Every replica says whether it holds the role.
-            let mut holders = Vec::new();
-            for (_, id, http) in &live {
-                let held = tokio::time::timeout(
+        }
+    }
+}
+
+/// One app of each watched cluster: shown Healthy, and with which connection state of its cluster. The
+/// apps are read at once, each answer recorded when it arrives.
+async fn poll_apps(
+    replicas: &Replicas,
+    watched: &[(String, String)],
+    record: &Arc<Mutex<Record>>,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    if watched.is_empty() {
+        return;
+    }
+    let (mut tick, mut turn) = (every(period), 0_usize);
+    while next_tick(&mut tick, &mut stop).await {
+        let Some(endpoint) = next_replica(replicas, &mut turn) else {
+            continue;
+        };
+        let Ok(channel) = super::super::simspoke::channel(&endpoint) else {
+            continue;
+        };
+        let api = HubServiceClient::new(channel);
+        let mut reads = tokio::task::JoinSet::new();
+        for (cluster, app) in watched.iter().cloned() {
+            let (mut api, record) = (api.clone(), Arc::clone(record));
+            reads.spawn(async move {
+                let answer = tokio::time::timeout(
                     Duration::from_secs(2),
-                    crate::hub_metric(*http, "appsets_leader"),
+                    api.get_application(v1::GetApplicationRequest {
+                        app: Some(v1::AppRef {
+                            project: PROJECT.into(),
+                            name: app,
+                        }),
+                    }),
                 )
                 .await;
-                if matches!(held, Ok(Ok(v)) if v >= 1.0) {
-                    holders.push(id.clone());
+                if let Ok(Ok(app)) = answer {
+                    let app = app.into_inner();
+                    let healthy = app
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.health.as_ref())
+                        .is_some_and(|h| h.status == v1::HealthStatusCode::Healthy as i32);
+                    if healthy {
+                        let state = app.cluster_connection.as_ref().map_or(0, |s| s.state);
+                        lock(&record)
+                            .healthy_apps
+                            .push((Instant::now(), cluster, state));
+                    }
                 }
-            }
-            lock(&record).leaders.push((Instant::now(), holders));
+            });
         }
-    })
+        while reads.join_next().await.is_some() {}
+    }
+}
+
+/// Which replicas say they hold the `appsets` role (each one's gauge).
+async fn poll_leaders(
+    replicas: &Replicas,
+    record: &Mutex<Record>,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = every(period);
+    while next_tick(&mut tick, &mut stop).await {
+        let live = lock(replicas).clone();
+        if live.is_empty() {
+            continue;
+        }
+        let mut holders = Vec::new();
+        for (_, id, http) in &live {
+            let held = tokio::time::timeout(
+                Duration::from_secs(2),
+                crate::hub_metric(*http, "appsets_leader"),
+            )
+            .await;
+            if matches!(held, Ok(Ok(v)) if v >= 1.0) {
+                holders.push(id.clone());
+            }
+        }
+        lock(record).leaders.push((Instant::now(), holders));
+    }
 }
 
 /// Every cluster, paged through `ListClusters`.
@@ -162,6 +237,14 @@ impl Verdict {
 
 /// Every app's status revision as the hub shows it (app name → version), paged through `ListApplications`.
 pub async fn hub_versions(endpoint: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    hub_versions_of(endpoint, v1::ApplicationFilter::default()).await
+}
+
+/// [`hub_versions`] of the apps `filter` selects.
+pub async fn hub_versions_of(
+    endpoint: &str,
+    filter: v1::ApplicationFilter,
+) -> anyhow::Result<BTreeMap<String, u64>> {
     let mut api = HubServiceClient::new(super::super::simspoke::channel(endpoint)?)
         .max_decoding_message_size(64 << 20);
     let mut versions = BTreeMap::new();
@@ -169,6 +252,7 @@ pub async fn hub_versions(endpoint: &str) -> anyhow::Result<BTreeMap<String, u64
     loop {
         let page = api
             .list_applications(v1::ListApplicationsRequest {
+                filter: Some(filter.clone()),
                 page_size: 1000,
                 page_token: token.clone(),
                 ..v1::ListApplicationsRequest::default()

@@ -318,23 +318,20 @@ pub(super) async fn run(
         protocol_minor: theirs.minor,
         capabilities: agreed.iter().map(str::to_owned).collect(),
     };
-    patiently(patience, retries, "record_cluster_hello", || {
-        ctx.store.record_cluster_hello(
-            name,
-            &hello.server_url,
-            &versions,
-            ctx.certificate_not_after,
-        )
-    })
-    .await?;
     let connected = ClusterConnection {
         state: ConnectionKind::Connected,
         since: Some(now),
         last_heartbeat: Some(now),
         hub_replica: config.replica.clone(),
     };
-    patiently(patience, retries, "set_cluster_connection", || {
-        ctx.store.set_cluster_connection(name, &connected)
+    patiently(patience, retries, "record_cluster_hello", || {
+        ctx.store.record_cluster_hello(
+            name,
+            &hello.server_url,
+            &versions,
+            ctx.certificate_not_after,
+            &connected,
+        )
     })
     .await?;
     tracing::info!(

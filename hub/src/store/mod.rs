@@ -132,6 +132,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Whether every connection of the API's pool is open and in use: a call that timed out waiting for
+    /// one met a saturated pool (a slow database, more calls than connections), not a server that is
+    /// down, where connections cannot be opened at all. No query.
+    fn pool_saturated(&self) -> bool {
+        false
+    }
+
     // --- projects ---
     fn create_project<'a>(
         &'a self,
@@ -167,13 +174,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records a handshake: versions, certificate expiry, and the server URL the spoke reports
     /// unless one was set when the cluster was added or with `cluster set` (the operator's URL is
     /// what Argo CD `destination.server` values name), or another cluster has that URL already
-    /// (a URL names one cluster, or `destination.server` would be ambiguous).
+    /// (a URL names one cluster, or `destination.server` would be ambiguous); and the connection state
+    /// the handshake leaves (as [`Store::set_cluster_connection`]), in the same statement: a reconnect
+    /// storm's handshakes take one round trip each for both.
     fn record_cluster_hello<'a>(
         &'a self,
         name: &'a str,
         server_url: &'a str,
         versions: &'a ClusterVersions,
         certificate_not_after: Option<OffsetDateTime>,
+        connection: &'a ClusterConnection,
     ) -> StoreFuture<'a, ()>;
     /// Sets the API server URL Argo CD `destination.server` values name this cluster by.
     fn set_cluster_server_url<'a>(

@@ -1341,16 +1341,24 @@ impl Backend {
         server_url: &str,
         versions: &ClusterVersions,
         certificate_not_after: Option<OffsetDateTime>,
+        connection: &ClusterConnection,
     ) -> Result<()> {
+        // A revoked cluster stays revoked, as in `set_cluster_connection`.
         let result = sqlx::query(
             "UPDATE clusters SET server_url = CASE WHEN server_url = '' AND NOT EXISTS \
              (SELECT 1 FROM clusters o WHERE o.server_url = $2 AND o.name <> $1) THEN $2 ELSE server_url END, \
-             versions = $3, certificate_not_after = $4 WHERE name = $1",
+             versions = $3, certificate_not_after = $4, \
+             conn_state = CASE WHEN revoked_at IS NULL THEN $5 ELSE 'Revoked' END, \
+             conn_since = $6, last_heartbeat = $7, hub_replica = $8 WHERE name = $1",
         )
         .bind(name)
         .bind(server_url)
         .bind(Json(versions))
         .bind(certificate_not_after.map(to_ms))
+        .bind(connection.state.as_str())
+        .bind(connection.since.map(to_ms))
+        .bind(connection.last_heartbeat.map(to_ms))
+        .bind(&connection.hub_replica)
         .execute(self.pool())
         .await?;
         expect_one(result.rows_affected(), || format!("cluster {name}"))
@@ -2539,6 +2547,11 @@ boxed_impl! {
             dialect::check_intact(self)
         }
 
+        fn pool_saturated(&self) -> bool {
+            let pool = self.pool();
+            pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections()
+        }
+
         fn appsets(&self) -> &dyn crate::store::AppSetStore {
             self
         }
@@ -2552,7 +2565,7 @@ boxed_impl! {
     fn get_cluster(&self, name: &'a str) -> ClusterRecord;
     fn list_clusters(&self, selector: &'a LabelSelector) -> Vec<ClusterRecord>;
     fn update_cluster_labels(&self, name: &'a str, expected_version: u64, labels: &'a Labels, annotations: &'a Labels) -> ClusterRecord;
-    fn record_cluster_hello(&self, name: &'a str, server_url: &'a str, versions: &'a ClusterVersions, certificate_not_after: Option<OffsetDateTime>) -> ();
+    fn record_cluster_hello(&self, name: &'a str, server_url: &'a str, versions: &'a ClusterVersions, certificate_not_after: Option<OffsetDateTime>, connection: &'a ClusterConnection) -> ();
     fn set_cluster_server_url(&self, name: &'a str, server_url: &'a str) -> ();
     fn set_cluster_connection(&self, name: &'a str, connection: &'a ClusterConnection) -> ();
     fn revoke_cluster(&self, name: &'a str, at: OffsetDateTime) -> ();

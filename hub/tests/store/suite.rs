@@ -141,25 +141,20 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
         capabilities: vec!["status-deltas.v1".into()],
     };
     let not_after = OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
+    let since = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let connected = ClusterConnection {
+        state: ConnectionKind::Connected,
+        since: Some(since),
+        last_heartbeat: Some(since),
+        hub_replica: "replica-b".into(),
+    };
     store
         .record_cluster_hello(
             "edge-1",
             "https://10.0.0.1:6443",
             &versions,
             Some(not_after),
-        )
-        .await
-        .unwrap();
-    let since = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-    store
-        .set_cluster_connection(
-            "edge-1",
-            &ClusterConnection {
-                state: ConnectionKind::Connected,
-                since: Some(since),
-                last_heartbeat: Some(since),
-                hub_replica: "replica-b".into(),
-            },
+            &connected,
         )
         .await
         .unwrap();
@@ -171,12 +166,24 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
     // one cluster, or `destination.server` would be ambiguous.
     store.set_cluster_server_url("edge-2", "").await.unwrap();
     store
-        .record_cluster_hello("edge-2", "https://edge-1.example:6443", &versions, None)
+        .record_cluster_hello(
+            "edge-2",
+            "https://edge-1.example:6443",
+            &versions,
+            None,
+            &connected,
+        )
         .await
         .unwrap();
     assert_eq!(store.get_cluster("edge-2").await.unwrap().server_url, "");
     store
-        .record_cluster_hello("edge-2", "https://edge-2.example:6443", &versions, None)
+        .record_cluster_hello(
+            "edge-2",
+            "https://edge-2.example:6443",
+            &versions,
+            None,
+            &connected,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -209,6 +216,21 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
         "revocation sticks"
     );
     assert_eq!(revoked.revoked_at, Some(since));
+    // A handshake recorded after the revocation (a stream that raced it) does not undo it either.
+    store
+        .record_cluster_hello(
+            "edge-1",
+            "https://10.0.0.1:6443",
+            &versions,
+            None,
+            &connected,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_cluster("edge-1").await.unwrap().connection.state,
+        ConnectionKind::Revoked
+    );
 
     store
         .create_app(&new_app("default", "web", "edge-2"))
