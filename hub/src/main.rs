@@ -86,7 +86,7 @@ struct ServeArgs {
     /// Spoke handshakes (Hello to Welcome) this replica runs at once; more wait up to the Hello timeout
     /// (10 s) for a turn, then are refused with UNAVAILABLE and a jittered retry-after. Bounds a reconnect
     /// storm's load on the database.
-    #[arg(long, env = "EDGECD_HUB_MAX_HANDSHAKES", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "EDGECD_HUB_MAX_HANDSHAKES", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_handshakes: u32,
     /// Log filter (tracing-subscriber syntax).
     #[arg(long, env = "EDGECD_HUB_LOG", default_value = "info")]

@@ -126,7 +126,7 @@ impl Default for LinkConfig {
             digest_interval: Duration::from_secs(300),
             window: 256,
             hello_timeout: Duration::from_secs(10),
-            max_handshakes: 32,
+            max_handshakes: 128,
             identity: IdentityMode::TrustHelloInsecure,
             counters: LinkCounters::default(),
             renew_grace: DEFAULT_RENEW_GRACE,
