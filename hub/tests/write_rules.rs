@@ -477,6 +477,31 @@ async fn a_request_id_makes_a_command_call_idempotent() {
             other => panic!("expected ALREADY_EXISTS, got {other:?}"),
         }
     }
+    // A call with a request id does not join an identical pending command: its command takes the id, so a
+    // retry finds it even after the other one was delivered.
+    let pending = sync("db", false, "").await.unwrap();
+    const OTHER: &str = "0d5a8f0e-3b7c-4f7e-9a51-2f4f7c9e6b10";
+    let own = sync("db", false, OTHER).await.unwrap();
+    assert_eq!(own.command_id, OTHER);
+    assert_ne!(own.command_id, pending.command_id);
+    assert_eq!(
+        sync("db", false, OTHER).await.unwrap().command_id,
+        OTHER,
+        "a retry answers with the same command"
+    );
+    // A retry is answered even once the app is gone.
+    client
+        .delete_application(v1::DeleteApplicationRequest {
+            app: Some(v1::AppRef::new("default", "db")),
+            ..v1::DeleteApplicationRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        sync("db", false, OTHER).await.unwrap().command_id,
+        OTHER,
+        "a retry after the app was deleted answers with the command issued"
+    );
     match sync("web", false, "not-a-uuid").await {
         Err(Error::InvalidArgument(message)) => {
             assert!(message.contains("is not a UUID"), "{message}")

@@ -1135,8 +1135,7 @@ impl Fleet {
         Some(start.elapsed())
     }
 
-    /// The cut-off clusters' apps and their versions now (what they did during the partition).
-    /// The cut clusters' apps (index) with their current version.
+    /// The cut-off clusters' apps (by index) and their versions now (what they did during the partition).
     fn cut_targets(&self) -> Vec<(usize, u64)> {
         (0..self.cut_group * self.apps_per_cluster)
             .map(|i| (i, self.journal.current_version(i)))

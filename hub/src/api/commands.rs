@@ -54,20 +54,27 @@ async fn issue(
         let request_id = parse_request_id(request_id)?;
         api.authorize(call, Action::Operate, app.project.as_str())
             .await?;
+        // A retry answers with what the first call issued, before anything that may have changed since
+        // (the app deleted, automated sync turned on) could refuse it.
+        if let Some(id) = &request_id
+            && let Some(status) = earlier_request(api, &app, &payload, id).await?
+        {
+            return Ok(status);
+        }
         let record = api
             .store()
             .get_app(app.project.as_str(), app.name.as_str())
             .await
             .map_err(|e| store_error(e, format!("application {app}")))?;
         refuse_up_front(&record, &payload)?;
-        if let Some(id) = &request_id
-            && let Some(status) = earlier_request(api, &app, &payload, id).await?
-        {
-            return Ok(status);
-        }
         // An identical command still waiting for delivery is the same
-        // request: answer with it instead of queueing the work twice.
-        if let Some(queued) = identical_pending(api, &app, &payload).await? {
+        // request: answer with it instead of queueing the work twice. Not
+        // under a request id: the command must then take that id, or a retry
+        // whose answer was lost (and the joined command delivered since)
+        // would find nothing under it and issue the work a second time.
+        if request_id.is_none()
+            && let Some(queued) = identical_pending(api, &app, &payload).await?
+        {
             let mut status = convert::command_status(&queued);
             status.notice = format!(
                 "an identical {} command queued at {} by {} has not been delivered yet: this request joins it",

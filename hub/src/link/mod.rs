@@ -106,8 +106,10 @@ impl LinkConfig {
         }
     }
 
-    /// How long a session waits out a transient database error before it ends its stream: two heartbeat
-    /// intervals, so that the spoke's watchdog (three silent intervals) does not give up on the hub first.
+    /// How long one turn of a session waits out transient database errors before it ends its stream: two
+    /// heartbeat intervals, so that the hub is never silent on a stream for long (no heartbeat goes out
+    /// while a turn waits); a spoke that watches for three silent intervals, as the faults harness's
+    /// simulated spokes do, does not give up on the hub first.
     pub fn store_patience(&self) -> Duration {
         self.heartbeat_interval * 2
     }

@@ -79,12 +79,13 @@ const FIRST_STORE_PAUSE: Duration = Duration::from_millis(100);
 const MAX_STORE_PAUSE: Duration = Duration::from_secs(2);
 
 /// Runs a store call, and runs it again while it fails transiently (the pool saturated, the server
-/// restarting or failing over) until `patience` has passed since the first try. A session waits out a
+/// restarting or failing over) as long as a try can start before `deadline`. A session waits out a
 /// short hiccup of the database instead of ending its stream: an ended stream sends its spoke back
 /// through the handshake, into the same crowd, with more work for the same database. Only idempotent
-/// calls go through here (a failed transaction changed nothing).
+/// calls go through here (a failed transaction changed nothing). The deadline is the session turn's
+/// ([`Session::patience_deadline`]), so that waits within one turn do not add up.
 async fn patiently<T, Fut>(
-    patience: Duration,
+    deadline: Instant,
     retries: &prometheus_client::metrics::counter::Counter,
     what: &'static str,
     mut call: impl FnMut() -> Fut,
@@ -92,13 +93,12 @@ async fn patiently<T, Fut>(
 where
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
-    let started = Instant::now();
     let mut pause = FIRST_STORE_PAUSE;
     loop {
         match call().await {
             Err(error) if error.is_transient() => {
                 let wait = pause.mul_f64(rand::random_range(0.5..=1.0));
-                if started.elapsed() + wait >= patience {
+                if Instant::now() + wait >= deadline {
                     return Err(error);
                 }
                 retries.inc();
@@ -261,6 +261,8 @@ struct Session<'a> {
     edge_apps: HashSet<(String, String)>,
     /// Live sessions open on this stream (their readers, by id).
     live: super::live::Sessions,
+    /// The end of this turn's patience with the database ([`Session::patience_deadline`]).
+    deadline: Option<Instant>,
 }
 
 /// Runs a session until the spoke disconnects or breaks the protocol.
@@ -302,9 +304,11 @@ pub(super) async fn run(
         };
 
     let name = ctx.cluster.as_str();
-    let patience = ctx.config.store_patience();
+    // The handshake's patience ends with the Hello timeout: a spoke waiting longer for its Welcome
+    // has likely given up, and the stream holds a handshake turn.
+    let deadline = Instant::now() + ctx.config.store_patience().min(config.hello_timeout);
     let retries = &ctx.config.counters.store_retries;
-    let link = patiently(patience, retries, "get_link_state", || {
+    let link = patiently(deadline, retries, "get_link_state", || {
         ctx.store.get_link_state(name)
     })
     .await?;
@@ -324,7 +328,7 @@ pub(super) async fn run(
         last_heartbeat: Some(now),
         hub_replica: config.replica.clone(),
     };
-    patiently(patience, retries, "record_cluster_hello", || {
+    patiently(deadline, retries, "record_cluster_hello", || {
         ctx.store.record_cluster_hello(
             name,
             &hello.server_url,
@@ -374,6 +378,7 @@ pub(super) async fn run(
         stale: false,
         edge_apps: HashSet::new(),
         live: super::live::Sessions::default(),
+        deadline: Some(deadline),
     };
     session.load_edge_apps().await?;
     let welcome = Welcome {
@@ -402,6 +407,8 @@ pub(super) async fn run(
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.tick().await;
     loop {
+        // Each turn has its own patience with the database.
+        session.deadline = None;
         tokio::select! {
             message = inbound.next() => {
                 let Some(message) = message else { return Ok(()) };
@@ -513,6 +520,16 @@ impl Session<'_> {
         self.ctx.cluster.as_str()
     }
 
+    /// The end of this turn's patience with the database: [`LinkConfig::store_patience`] from its first
+    /// store call, reset every turn of the session loop (and the Hello timeout's end during the handshake).
+    /// Waits within a turn share it, so no turn keeps the hub silent for much longer than that.
+    fn patience_deadline(&mut self) -> Instant {
+        let patience = self.ctx.config.store_patience();
+        *self
+            .deadline
+            .get_or_insert_with(|| Instant::now() + patience)
+    }
+
     /// Reads which of the cluster's apps were created at the edge.
     async fn load_edge_apps(&mut self) -> Result<(), SessionError> {
         let mut cursor = None;
@@ -527,12 +544,12 @@ impl Session<'_> {
                 page_size: 1000,
                 cursor: cursor.take(),
             };
-            let store = &self.ctx.store;
+            let (deadline, ctx) = (self.patience_deadline(), self.ctx);
             let page = patiently(
-                self.ctx.config.store_patience(),
-                &self.ctx.config.counters.store_retries,
+                deadline,
+                &ctx.config.counters.store_retries,
                 "list_apps",
-                || store.list_apps(&query),
+                || ctx.store.list_apps(&query),
             )
             .await?;
             for app in page.items {
@@ -592,13 +609,13 @@ impl Session<'_> {
     /// Sends what is pending, as far as the window allows; waits out a transient database error (what
     /// failed stays pending and is tried again) for the session's patience.
     async fn flush(&mut self) -> Result<(), SessionError> {
-        let started = Instant::now();
+        let deadline = self.patience_deadline();
         let mut pause = FIRST_STORE_PAUSE;
         loop {
             match self.flush_once().await {
                 Err(SessionError::Store(error)) if error.is_transient() => {
                     let wait = pause.mul_f64(rand::random_range(0.5..=1.0));
-                    if started.elapsed() + wait >= self.ctx.config.store_patience() {
+                    if Instant::now() + wait >= deadline {
                         return Err(error.into());
                     }
                     self.ctx.config.counters.store_retries.inc();
@@ -902,7 +919,11 @@ impl Session<'_> {
         // turn it is not keeps the flag and tries again on its next pass.
         if self.expiry_due && self.ctx.expiry.take_turn() {
             self.expiry_due = false;
-            self.ctx.store.expire_commands(now).await?;
+            self.ctx
+                .store
+                .expire_commands(now)
+                .await
+                .inspect_err(|_| self.expiry_due = true)?;
         }
         let commands = self
             .ctx
@@ -1047,13 +1068,16 @@ impl Session<'_> {
     }
 
     /// Records the cluster's connection state, waiting out a transient database error.
-    async fn set_connection(&self, connection: &ClusterConnection) -> Result<(), StoreError> {
-        let (store, name) = (&self.ctx.store, self.name());
+    async fn set_connection(&mut self, connection: &ClusterConnection) -> Result<(), StoreError> {
+        let (deadline, ctx) = (self.patience_deadline(), self.ctx);
         patiently(
-            self.ctx.config.store_patience(),
-            &self.ctx.config.counters.store_retries,
+            deadline,
+            &ctx.config.counters.store_retries,
             "set_cluster_connection",
-            || store.set_cluster_connection(name, connection),
+            || {
+                ctx.store
+                    .set_cluster_connection(ctx.cluster.as_str(), connection)
+            },
         )
         .await
     }
@@ -1107,6 +1131,9 @@ impl Session<'_> {
                 match message.body {
                     Some(spoke_message::Body::LiveChunk(chunk)) => {
                         if let Some(cancel) = self.live.chunk(chunk) {
+                            // Every message carries the inbox's acknowledgement, which already
+                            // covers the deltas merged so far: store them first.
+                            self.store_merged(&mut merged).await?;
                             self.send_control(cancel).await?;
                         }
                     }
@@ -1189,12 +1216,15 @@ impl Session<'_> {
             let local = convert::spoke_name(&report.name).to_owned();
             self.edge_apps.insert((report.project.clone(), local));
         }
-        let (store, name) = (&self.ctx.store, self.name());
+        let (deadline, ctx) = (self.patience_deadline(), self.ctx);
         let outcome = patiently(
-            self.ctx.config.store_patience(),
-            &self.ctx.config.counters.store_retries,
+            deadline,
+            &ctx.config.counters.store_retries,
             "ingest_status_batch",
-            || store.ingest_status_batch(name, at, batch),
+            || {
+                ctx.store
+                    .ingest_status_batch(ctx.cluster.as_str(), at, batch)
+            },
         )
         .await?;
         self.ctx.config.counters.ingested.inc_by(messages);
@@ -1326,13 +1356,13 @@ impl Session<'_> {
             .flatten()
             .collect();
         if !delivered.is_empty() {
-            let store = &self.ctx.store;
+            let (deadline, ctx) = (self.patience_deadline(), self.ctx);
             let now = OffsetDateTime::now_utc();
             patiently(
-                self.ctx.config.store_patience(),
-                &self.ctx.config.counters.store_retries,
+                deadline,
+                &ctx.config.counters.store_retries,
                 "mark_commands_delivered",
-                || store.mark_commands_delivered(&delivered, now),
+                || ctx.store.mark_commands_delivered(&delivered, now),
             )
             .await?;
             self.ctx
