@@ -72,14 +72,18 @@ fn every(period: Duration) -> tokio::time::Interval {
     tick
 }
 
-/// The live replicas in turn: the next one's gRPC endpoint.
-fn next_replica(replicas: &Replicas, turn: &mut usize) -> Option<String> {
+/// The live replicas in turn: an API client of the next one.
+fn next_replica(
+    replicas: &Replicas,
+    turn: &mut usize,
+) -> Option<HubServiceClient<tonic::transport::Channel>> {
     let live = lock(replicas).clone();
     if live.is_empty() {
         return None;
     }
     *turn = turn.wrapping_add(1);
-    Some(live[*turn % live.len()].0.clone())
+    let channel = super::super::simspoke::channel(&live[*turn % live.len()].0).ok()?;
+    Some(HubServiceClient::new(channel))
 }
 
 /// The watched clusters' connection states, from `ListClusters`.
@@ -95,13 +99,9 @@ async fn poll_states(
     }
     let (mut tick, mut turn) = (every(period), 0_usize);
     while next_tick(&mut tick, &mut stop).await {
-        let Some(endpoint) = next_replica(replicas, &mut turn) else {
+        let Some(mut api) = next_replica(replicas, &mut turn) else {
             continue;
         };
-        let Ok(channel) = super::super::simspoke::channel(&endpoint) else {
-            continue;
-        };
-        let mut api = HubServiceClient::new(channel);
         let answer = tokio::time::timeout(Duration::from_secs(5), all_clusters(&mut api)).await;
         if let Ok(Ok(clusters)) = answer {
             let now = Instant::now();
@@ -130,13 +130,9 @@ async fn poll_apps(
     }
     let (mut tick, mut turn) = (every(period), 0_usize);
     while next_tick(&mut tick, &mut stop).await {
-        let Some(endpoint) = next_replica(replicas, &mut turn) else {
+        let Some(api) = next_replica(replicas, &mut turn) else {
             continue;
         };
-        let Ok(channel) = super::super::simspoke::channel(&endpoint) else {
-            continue;
-        };
-        let api = HubServiceClient::new(channel);
         let mut reads = tokio::task::JoinSet::new();
         for (cluster, app) in watched.iter().cloned() {
             let (mut api, record) = (api.clone(), Arc::clone(record));

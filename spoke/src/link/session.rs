@@ -812,39 +812,7 @@ impl Link {
             self.seen.insert(name.clone(), reports::Seen::of(status));
         }
         // A command's operation finished: report its result.
-        if let Some((command_id, trace)) = self.pending_operations.get(&name).cloned()
-            && let Some(op) = app.status.as_ref().and_then(|s| s.operation_state.as_ref())
-            && op.command_id == command_id
-            && op.phase.is_finished()
-        {
-            self.pending_operations.remove(&name);
-            // The way back: the result's report is a span of the action's trace.
-            let span = tracing::info_span!(
-                "report_result",
-                otel.kind = "producer",
-                command = %command_id,
-                app = %app.qualified_name(),
-                phase = ?op.phase,
-            );
-            if let Some(parent) = &trace {
-                propagation::set_parent(&span, parent);
-            }
-            let _entered = span.enter();
-            let outcome = if op.phase == OperationPhase::Succeeded {
-                v1::CommandOutcome::Succeeded
-            } else {
-                v1::CommandOutcome::Failed
-            };
-            let status = CommandStatus {
-                command_id,
-                outcome: outcome as i32,
-                message: op.message.clone(),
-                updated_at: Some(pc::timestamp(OffsetDateTime::now_utc())),
-                payload: Some(command_status::Payload::Operation(pc::operation_state(op))),
-                ..CommandStatus::default()
-            };
-            self.report_command(status);
-        }
+        self.report_finished_operation(&name, app);
         // A terminated operation ended: the terminate command's result.
         if let Some((command_id, asked_at)) = self.pending_terminations.get(&name).cloned()
             && let Some(op) = app.status.as_ref().and_then(|s| s.operation_state.as_ref())
@@ -874,6 +842,46 @@ impl Link {
             };
             self.report_command(status);
         }
+    }
+
+    /// Reports the result of the command whose operation the app's CR shows finished, if one is pending
+    /// for it; true when it did (the entry is then gone).
+    fn report_finished_operation(&mut self, name: &str, app: &Application) -> bool {
+        if let Some((command_id, trace)) = self.pending_operations.get(name).cloned()
+            && let Some(op) = app.status.as_ref().and_then(|s| s.operation_state.as_ref())
+            && op.command_id == command_id
+            && op.phase.is_finished()
+        {
+            self.pending_operations.remove(name);
+            // The way back: the result's report is a span of the action's trace.
+            let span = tracing::info_span!(
+                "report_result",
+                otel.kind = "producer",
+                command = %command_id,
+                app = %app.qualified_name(),
+                phase = ?op.phase,
+            );
+            if let Some(parent) = &trace {
+                propagation::set_parent(&span, parent);
+            }
+            let _entered = span.enter();
+            let outcome = if op.phase == OperationPhase::Succeeded {
+                v1::CommandOutcome::Succeeded
+            } else {
+                v1::CommandOutcome::Failed
+            };
+            let status = CommandStatus {
+                command_id,
+                outcome: outcome as i32,
+                message: op.message.clone(),
+                updated_at: Some(pc::timestamp(OffsetDateTime::now_utc())),
+                payload: Some(command_status::Payload::Operation(pc::operation_state(op))),
+                ..CommandStatus::default()
+            };
+            self.report_command(status);
+            return true;
+        }
+        false
     }
 
     /// Whether the hub agreed to `capability` on the last stream (assumed before the first one).
@@ -1547,7 +1555,11 @@ impl Link {
                 self.report_command(status(v1::CommandOutcome::Failed, message));
                 return;
             }
-            self.pending_operations.remove(&name);
+            // Its operation finished and the watch has not delivered that yet: report the result now, or
+            // the entry is replaced below and the first command never gets its answer.
+            if !self.report_finished_operation(&name, &app) {
+                self.pending_operations.remove(&name);
+            }
         }
         let initiated_by = command.issued_by.clone();
         let result = match command.kind {
