@@ -12,3 +12,15 @@ pub(crate) fn with_retry_after(mut status: Status, after: Duration) -> Status {
     }
     status
 }
+
+/// The message of a refusal because the database did not serve in time.
+pub(crate) const DATABASE_UNAVAILABLE: &str = "the hub's database is unavailable; retry later";
+
+/// A refusal because the database did not serve in time (a transient store error): UNAVAILABLE with
+/// `retry-after: 1`, never the driver's details. The API, the link and the PKI answer with it alike.
+pub(crate) fn database_unavailable() -> Status {
+    with_retry_after(
+        Status::unavailable(DATABASE_UNAVAILABLE),
+        Duration::from_secs(1),
+    )
+}

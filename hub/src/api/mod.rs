@@ -480,16 +480,13 @@ pub(crate) use crate::retry::with_retry_after;
 
 /// Maps a store error to a gRPC status whose message names `what` (e.g.
 /// "application team-a/nginx"); driver text goes to the log, never to the client.
-/// The message of a call refused because the database did not serve in time.
-const DATABASE_UNAVAILABLE: &str = "the hub's database is unavailable; retry later";
-
 /// A refusal for an unavailable database, when every connection of the pool was in use: the database is
 /// slow or the replica has more calls than connections, so this is pushback (RESOURCE_EXHAUSTED, with the
 /// same `retry-after`), not an outage. The pool's state is read when the call ends, just after its wait
 /// timed out.
 fn saturation(status: Status, store: &dyn crate::store::Store) -> Status {
     if status.code() == tonic::Code::Unavailable
-        && status.message() == DATABASE_UNAVAILABLE
+        && status.message() == crate::retry::DATABASE_UNAVAILABLE
         && store.pool_saturated()
     {
         return with_retry_after(
@@ -533,10 +530,7 @@ pub(crate) fn store_error(error: StoreError, what: impl Into<String>) -> Status 
         }
         StoreError::Unavailable(source) => {
             tracing::warn!(error = %source, what, "Database unavailable.");
-            with_retry_after(
-                Status::unavailable(DATABASE_UNAVAILABLE),
-                Duration::from_secs(1),
-            )
+            crate::retry::database_unavailable()
         }
         StoreError::Lost { reason } => {
             tracing::error!(%reason, what, "The database cannot be written.");

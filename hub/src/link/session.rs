@@ -56,10 +56,7 @@ impl SessionError {
             Self::Negotiation(_) => Status::failed_precondition(self.to_string()),
             Self::Transport(status) => status.clone(),
             // Never leak database details to the peer.
-            Self::Store(_) => crate::retry::with_retry_after(
-                Status::unavailable("the hub's database is unavailable; retry later"),
-                Duration::from_secs(1),
-            ),
+            Self::Store(_) => crate::retry::database_unavailable(),
             Self::ClientGone => Status::cancelled(self.to_string()),
         }
     }
@@ -93,21 +90,45 @@ async fn patiently<T, Fut>(
 where
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
-    let mut pause = FIRST_STORE_PAUSE;
+    let mut pauses = StorePauses::until(deadline);
     loop {
         match call().await {
             Err(error) if error.is_transient() => {
-                let wait = pause.mul_f64(rand::random_range(0.5..=1.0));
-                if Instant::now() + wait >= deadline {
+                let Some(wait) = pauses.next() else {
                     return Err(error);
-                }
+                };
                 retries.inc();
                 tracing::debug!(%error, what, ?wait, "Waiting out a transient database error.");
                 tokio::time::sleep(wait).await;
-                pause = (pause * 2).min(MAX_STORE_PAUSE);
             }
             other => return other,
         }
+    }
+}
+
+/// The pauses between tries of a store call that failed transiently: from [`FIRST_STORE_PAUSE`],
+/// doubling up to [`MAX_STORE_PAUSE`], each jittered down to half; none that would end past the deadline.
+struct StorePauses {
+    next: Duration,
+    deadline: Instant,
+}
+
+impl StorePauses {
+    fn until(deadline: Instant) -> Self {
+        Self {
+            next: FIRST_STORE_PAUSE,
+            deadline,
+        }
+    }
+
+    /// The next pause, or `None`: give up.
+    fn next(&mut self) -> Option<Duration> {
+        let wait = self.next.mul_f64(rand::random_range(0.5..=1.0));
+        if Instant::now() + wait >= self.deadline {
+            return None;
+        }
+        self.next = (self.next * 2).min(MAX_STORE_PAUSE);
+        Some(wait)
     }
 }
 
@@ -609,19 +630,16 @@ impl Session<'_> {
     /// Sends what is pending, as far as the window allows; waits out a transient database error (what
     /// failed stays pending and is tried again) for the session's patience.
     async fn flush(&mut self) -> Result<(), SessionError> {
-        let deadline = self.patience_deadline();
-        let mut pause = FIRST_STORE_PAUSE;
+        let mut pauses = StorePauses::until(self.patience_deadline());
         loop {
             match self.flush_once().await {
                 Err(SessionError::Store(error)) if error.is_transient() => {
-                    let wait = pause.mul_f64(rand::random_range(0.5..=1.0));
-                    if Instant::now() + wait >= deadline {
+                    let Some(wait) = pauses.next() else {
                         return Err(error.into());
-                    }
+                    };
                     self.ctx.config.counters.store_retries.inc();
                     tracing::debug!(%error, ?wait, "Waiting out a transient database error before sending.");
                     tokio::time::sleep(wait).await;
-                    pause = (pause * 2).min(MAX_STORE_PAUSE);
                 }
                 other => return other,
             }

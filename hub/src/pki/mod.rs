@@ -141,10 +141,7 @@ impl PkiError {
             | Self::CertificateExpiredBeyondGrace { .. } => {
                 Status::permission_denied(self.to_string())
             }
-            Self::Store(error) if error.is_transient() => crate::retry::with_retry_after(
-                Status::unavailable("the hub's database is unavailable; retry later"),
-                std::time::Duration::from_secs(1),
-            ),
+            Self::Store(error) if error.is_transient() => crate::retry::database_unavailable(),
             Self::Store(_) | Self::Ca(_) | Self::Seal(_) | Self::Tls(_) => {
                 Status::internal("the hub could not complete the request; see the hub's logs")
             }
