@@ -105,6 +105,11 @@ impl Metrics {
             link.store_retries.clone(),
         );
         registry.register(
+            "spoke_heartbeat_writes",
+            "Statements that recorded the heartbeats of this replica's spokes together (about one a second)",
+            link.heartbeat_writes.clone(),
+        );
+        registry.register(
             "commands_issued",
             "Commands enqueued through the API",
             commands_issued.clone(),

@@ -289,6 +289,77 @@ async fn a_session_waits_out_a_short_database_outage_on_the_same_stream() {
     assert_eq!((link.spoke_epoch.as_str(), link.spoke_seq), ("epoch-1", 2));
 }
 
+/// Heartbeats reach the store written together (about once a second), and a stream's end is the last word:
+/// a heartbeat still waiting to be written when the stream ends is folded into the Disconnected record,
+/// never written after it as Connected.
+#[tokio::test]
+async fn heartbeats_are_written_together_and_a_disconnect_is_the_last_word() {
+    use edgecd_hub::store::ConnectionKind;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
+    let config = LinkConfig {
+        heartbeat_interval: Duration::from_secs(10),
+        ..LinkConfig::default()
+    };
+    assert_eq!(
+        edgecd_hub::link::HeartbeatBook::period(&config),
+        Duration::from_secs(1)
+    );
+    let addr = start_hub_on(config, Arc::clone(&store), dir).await;
+    let heartbeat = || SpokeMessage {
+        seq: 0,
+        ack: 0,
+        body: Some(spoke_message::Body::Heartbeat(Default::default())),
+    };
+    let connection = || async { store.get_cluster("cluster-1").await.unwrap().connection };
+
+    let session = handshake(channel(addr).await, &hello(Capabilities::all_v1(), V1_0))
+        .await
+        .unwrap();
+    let connected = connection().await;
+    assert_eq!(connected.state, ConnectionKind::Connected);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    session.outbound.send(heartbeat()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while connection().await.last_heartbeat <= connected.last_heartbeat {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the heartbeat is recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let written = connection().await;
+    assert_eq!(written.state, ConnectionKind::Connected);
+    assert_eq!(
+        written.since, connected.since,
+        "connected since the handshake"
+    );
+
+    // A heartbeat, then the stream ends at once: well inside the second before the next write.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    session.outbound.send(heartbeat()).await.unwrap();
+    // The spoke's half closes (after what it sent); its inbound half stays open.
+    drop(session.outbound);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while connection().await.state != ConnectionKind::Disconnected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the disconnect is recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past two more writes of the book.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let ended = connection().await;
+    assert_eq!(ended.state, ConnectionKind::Disconnected);
+    assert_eq!(ended.hub_replica, "");
+    assert!(
+        ended.last_heartbeat > written.last_heartbeat,
+        "the last heartbeat is kept in the disconnect record"
+    );
+}
+
 /// The next pure acknowledgement from the hub on `session` (within 30 s); panics if the stream ends.
 async fn next_ack(session: &mut LinkSession) -> u64 {
     loop {

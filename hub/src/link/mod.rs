@@ -7,6 +7,7 @@
 //! ```
 
 mod convert;
+mod heartbeats;
 pub mod live;
 mod session;
 
@@ -29,6 +30,7 @@ use tracing::Instrument;
 
 pub(crate) use self::convert::command as command_message;
 pub use self::convert::{CommandPayload, command_payload_kind};
+pub use self::heartbeats::HeartbeatBook;
 pub use self::session::SessionError;
 use crate::store::{COMMANDS_CHANNEL, ListenEvent, Store};
 
@@ -53,6 +55,8 @@ pub struct LinkCounters {
     pub handshakes_deferred: prometheus_client::metrics::counter::Counter,
     /// Store calls of a session tried again after a transient database error (rather than ending the stream).
     pub store_retries: prometheus_client::metrics::counter::Counter,
+    /// Statements that recorded heartbeats of many sessions together ([`HeartbeatBook`]).
+    pub heartbeat_writes: prometheus_client::metrics::counter::Counter,
 }
 
 /// How the hub learns which cluster is at the other end of a stream.
@@ -156,6 +160,7 @@ pub struct Registry {
     sessions: Mutex<HashMap<String, Held>>,
     next_id: Mutex<u64>,
     expiry: Arc<ExpiryTurns>,
+    heartbeats: Arc<HeartbeatBook>,
 }
 
 /// One stream held by this replica: its registration, its signals, its live sessions.
@@ -256,10 +261,16 @@ impl Registry {
         Ok(live::LiveStream::new(id, events, control))
     }
 
-    fn unregister(&self, cluster: &str, id: u64) {
+    /// Removes a session's registration; false when a newer stream of the cluster holds it here now.
+    fn unregister(&self, cluster: &str, id: u64) -> bool {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if sessions.get(cluster).is_some_and(|held| held.id == id) {
-            sessions.remove(cluster);
+        match sessions.get(cluster) {
+            Some(held) if held.id == id => {
+                sessions.remove(cluster);
+                true
+            }
+            Some(_) => false,
+            None => true,
         }
     }
 
@@ -658,6 +669,7 @@ impl SpokeService for SpokeLink {
             pki: self.pki.clone(),
             certificate_not_after: certificate.as_ref().map(|c| c.not_after),
             expiry: Arc::clone(&self.registry.expiry),
+            heartbeats: Arc::clone(&self.registry.heartbeats),
         };
         let registry = Arc::clone(&self.registry);
         tokio::spawn(
@@ -665,8 +677,10 @@ impl SpokeService for SpokeLink {
                 let result =
                     session::run(&context, hello, inbound, signals, live_rx, tx.clone(), turn)
                         .await;
-                registry.unregister(cluster.as_str(), registration);
-                session::disconnected(&context).await;
+                // A newer stream of the cluster on this replica has recorded its own connection.
+                if registry.unregister(cluster.as_str(), registration) {
+                    session::disconnected(&context).await;
+                }
                 if let Err(error) = result {
                     tracing::info!(%error, "Spoke session ended.");
                     let _ = tx.send(Err(error.into_status())).await;

@@ -196,6 +196,8 @@ pub(super) struct Context {
     pub certificate_not_after: Option<OffsetDateTime>,
     /// This replica's sessions take turns expiring overdue commands.
     pub expiry: Arc<super::ExpiryTurns>,
+    /// This replica's sessions write their heartbeats together.
+    pub heartbeats: Arc<super::HeartbeatBook>,
 }
 
 /// Waits for the first message, which must be Hello.
@@ -215,6 +217,8 @@ pub(super) async fn read_hello(
 /// Records that the stream is gone, unless another replica holds the cluster now.
 pub(super) async fn disconnected(ctx: &Context) {
     let name = ctx.cluster.as_str();
+    // The stream's last heartbeat, if not written yet, is folded in here; none is written after this.
+    let (pending, writes_held) = ctx.heartbeats.forget(name).await;
     let Ok(record) = ctx.store.get_cluster(name).await else {
         return;
     };
@@ -224,12 +228,13 @@ pub(super) async fn disconnected(ctx: &Context) {
     let connection = ClusterConnection {
         state: ConnectionKind::Disconnected,
         since: Some(OffsetDateTime::now_utc()),
-        last_heartbeat: record.connection.last_heartbeat,
+        last_heartbeat: record.connection.last_heartbeat.max(pending),
         hub_replica: String::new(),
     };
     if let Err(error) = ctx.store.set_cluster_connection(name, &connection).await {
         tracing::warn!(%error, "Cannot record the disconnect.");
     }
+    drop(writes_held);
     notify(ctx, super::CLUSTERS_CHANNEL).await;
 }
 
@@ -1105,18 +1110,22 @@ impl Session<'_> {
         let was_stale = self.stale;
         self.last_seen = Instant::now();
         self.last_seen_at = now;
-        if was_stale || heartbeat {
+        if was_stale {
+            // Back from Stale: written at once, and announced.
             self.stale = false;
             let connection = ClusterConnection {
                 state: ConnectionKind::Connected,
-                since: None,
+                since: Some(now),
                 last_heartbeat: Some(now),
                 hub_replica: self.ctx.config.replica.clone(),
             };
             self.set_connection(&connection).await?;
-            if was_stale {
-                notify(self.ctx, super::CLUSTERS_CHANNEL).await;
-            }
+            notify(self.ctx, super::CLUSTERS_CHANNEL).await;
+        } else if heartbeat {
+            // Written with the other sessions' heartbeats, within a second.
+            let ctx = self.ctx;
+            ctx.heartbeats
+                .beat(&ctx.store, &ctx.config, ctx.cluster.as_str(), now);
         }
         Ok(())
     }

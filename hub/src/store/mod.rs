@@ -197,6 +197,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         connection: &'a ClusterConnection,
     ) -> StoreFuture<'a, ()>;
     fn revoke_cluster<'a>(&'a self, name: &'a str, at: OffsetDateTime) -> StoreFuture<'a, ()>;
+    /// Records heartbeats of many clusters in one statement (`beats`: cluster and when its stream was last
+    /// heard, on `replica`): each cluster is Connected (a revoked one stays Revoked) with that heartbeat,
+    /// unless its recorded heartbeat is as new or newer or another replica holds it, so that a late write
+    /// never undoes a later state (Stale, or another replica's handshake). A cluster that was not Connected
+    /// is Connected since the heartbeat. Returns how many clusters were updated.
+    fn record_heartbeats<'a>(
+        &'a self,
+        replica: &'a str,
+        beats: &'a [(String, OffsetDateTime)],
+    ) -> StoreFuture<'a, u64>;
     /// Deletes the hub's records of apps created at the edge of `cluster`
     /// (only the one named by `app`, if given): what an admin does to an
     /// edge-created app the hub should not show, and what revoking a cluster

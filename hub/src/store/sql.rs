@@ -1396,6 +1396,37 @@ impl Backend {
         expect_one(result.rows_affected(), || format!("cluster {name}"))
     }
 
+    #[tracing::instrument(skip_all, fields(clusters = beats.len()))]
+    async fn record_heartbeats(
+        &self,
+        replica: &str,
+        beats: &[(String, OffsetDateTime)],
+    ) -> Result<u64> {
+        if beats.is_empty() {
+            return Ok(0);
+        }
+        let mut args = Args::default();
+        let replica = args.add(replica)?;
+        let t = Table::default()
+            .text("name", beats.iter().map(|(name, _)| name.as_str()))
+            .bigint("at", beats.iter().map(|(_, at)| to_ms(*at)))
+            .bind(&mut args, "t")?;
+        // Old values on the right of SET: a cluster Connected already keeps its `conn_since`.
+        let update = format!(
+            "UPDATE clusters AS c SET \
+             conn_state = CASE WHEN c.revoked_at IS NULL THEN 'Connected' ELSE 'Revoked' END, \
+             conn_since = CASE WHEN c.revoked_at IS NULL AND c.conn_state <> 'Connected' THEN t.at \
+             ELSE c.conn_since END, \
+             last_heartbeat = t.at, hub_replica = {replica} FROM {t} \
+             WHERE c.name = t.name AND c.hub_replica IN ({replica}, '') \
+             AND (c.last_heartbeat IS NULL OR c.last_heartbeat < t.at)"
+        );
+        let result = sqlx::query_with(AssertSqlSafe(update), args.0)
+            .execute(self.pool())
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     #[tracing::instrument(skip_all, fields(cluster = name))]
     async fn revoke_cluster(&self, name: &str, at: OffsetDateTime) -> Result<()> {
         let result = sqlx::query(
@@ -2569,6 +2600,7 @@ boxed_impl! {
     fn set_cluster_server_url(&self, name: &'a str, server_url: &'a str) -> ();
     fn set_cluster_connection(&self, name: &'a str, connection: &'a ClusterConnection) -> ();
     fn revoke_cluster(&self, name: &'a str, at: OffsetDateTime) -> ();
+    fn record_heartbeats(&self, replica: &'a str, beats: &'a [(String, OffsetDateTime)]) -> u64;
     fn delete_edge_apps(&self, cluster: &'a str, app: Option<(&'a str, &'a str)>) -> u64;
     fn disconnect_silent_clusters(&self, silent_since: OffsetDateTime) -> Vec<String>;
     fn delete_cluster(&self, name: &'a str) -> ();

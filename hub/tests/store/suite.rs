@@ -332,6 +332,170 @@ pub async fn silent_clusters_are_disconnected(store: &dyn Store) {
     );
 }
 
+/// Heartbeats written together: each cluster held by the writing replica (or by none) is Connected with
+/// its heartbeat, unless what is recorded is as new or newer (a Stale mark, another replica's handshake);
+/// a cluster Connected already keeps since when; a revoked one stays Revoked.
+pub async fn heartbeats_are_written_together(store: &dyn Store) {
+    let now = OffsetDateTime::now_utc().replace_millisecond(0).unwrap();
+    let (before, beat, after) = (
+        now - time::Duration::seconds(20),
+        now - time::Duration::seconds(10),
+        now,
+    );
+    let clusters = [
+        // name, state, since, last heartbeat, replica
+        (
+            "hb-live",
+            ConnectionKind::Connected,
+            before,
+            before,
+            "replica-a",
+        ),
+        (
+            "hb-stale-later",
+            ConnectionKind::Stale,
+            beat,
+            beat,
+            "replica-a",
+        ),
+        (
+            "hb-swept",
+            ConnectionKind::Disconnected,
+            before,
+            before,
+            "replica-a",
+        ),
+        (
+            "hb-dropped",
+            ConnectionKind::Disconnected,
+            before,
+            before,
+            "",
+        ),
+        (
+            "hb-moved",
+            ConnectionKind::Connected,
+            before,
+            before,
+            "replica-b",
+        ),
+        (
+            "hb-newer",
+            ConnectionKind::Connected,
+            after,
+            after,
+            "replica-a",
+        ),
+    ];
+    for (name, state, since, heartbeat, replica) in clusters {
+        store
+            .create_cluster(&NewCluster {
+                name: name.into(),
+                ..NewCluster::default()
+            })
+            .await
+            .unwrap();
+        store
+            .set_cluster_connection(
+                name,
+                &ClusterConnection {
+                    state,
+                    since: Some(since),
+                    last_heartbeat: Some(heartbeat),
+                    hub_replica: replica.into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .create_cluster(&NewCluster {
+            name: "hb-revoked".into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    store.revoke_cluster("hb-revoked", before).await.unwrap();
+    let mut beats: Vec<(String, OffsetDateTime)> = clusters
+        .iter()
+        .map(|c| (c.0.to_owned(), beat))
+        .chain([
+            ("hb-revoked".to_owned(), beat),
+            ("hb-unknown".to_owned(), beat),
+        ])
+        .collect();
+    beats.sort();
+    let written = store.record_heartbeats("replica-a", &beats).await.unwrap();
+    assert_eq!(written, 4, "hb-live, hb-swept, hb-dropped and hb-revoked");
+
+    let seconds = |t: Option<OffsetDateTime>| t.map(OffsetDateTime::unix_timestamp);
+    let expected = [
+        // name, state, since, last heartbeat, replica
+        (
+            "hb-live",
+            ConnectionKind::Connected,
+            before,
+            beat,
+            "replica-a",
+        ),
+        (
+            "hb-stale-later",
+            ConnectionKind::Stale,
+            beat,
+            beat,
+            "replica-a",
+        ),
+        (
+            "hb-swept",
+            ConnectionKind::Connected,
+            beat,
+            beat,
+            "replica-a",
+        ),
+        (
+            "hb-dropped",
+            ConnectionKind::Connected,
+            beat,
+            beat,
+            "replica-a",
+        ),
+        (
+            "hb-moved",
+            ConnectionKind::Connected,
+            before,
+            before,
+            "replica-b",
+        ),
+        (
+            "hb-newer",
+            ConnectionKind::Connected,
+            after,
+            after,
+            "replica-a",
+        ),
+    ];
+    for (name, state, since, heartbeat, replica) in expected {
+        let connection = store.get_cluster(name).await.unwrap().connection;
+        assert_eq!(connection.state, state, "{name}");
+        assert_eq!(seconds(connection.since), seconds(Some(since)), "{name}");
+        assert_eq!(
+            seconds(connection.last_heartbeat),
+            seconds(Some(heartbeat)),
+            "{name}"
+        );
+        assert_eq!(connection.hub_replica, replica, "{name}");
+    }
+    let revoked = store.get_cluster("hb-revoked").await.unwrap().connection;
+    assert_eq!(revoked.state, ConnectionKind::Revoked);
+    assert_eq!(seconds(revoked.since), seconds(Some(before)));
+    // The same heartbeats again change nothing; nothing to write is no statement.
+    assert_eq!(
+        store.record_heartbeats("replica-a", &beats).await.unwrap(),
+        0
+    );
+    assert_eq!(store.record_heartbeats("replica-a", &[]).await.unwrap(), 0);
+}
+
 /// Invariant 5 in numbers: an app whose cluster is not connected is counted
 /// and filtered as Unknown, whatever it last reported (which the summary
 /// keeps beside the connection state); apps of a connected cluster and of
