@@ -119,6 +119,16 @@ pub struct FaultsBench {
     pub hub_binary: Option<PathBuf>,
 }
 
+/// How the hub converged after a partition healed (times since the heal).
+struct Convergence {
+    /// Every change made before the heal stored (acknowledged to its spoke).
+    stored: Option<Duration>,
+    /// And shown by the API.
+    shown: Option<Duration>,
+    /// When each cut cluster had all of its stored.
+    clusters: Vec<(String, Duration)>,
+}
+
 /// One scenario's outcome.
 #[derive(Debug)]
 pub struct Report {
@@ -344,16 +354,38 @@ impl FaultsBench {
         let targets = fleet.cut_targets();
         fleet.heal();
         let healed = Instant::now();
-        let (stored_after, shown_after) = fleet
+        let convergence = fleet
             .converged_within(&targets, healed, Duration::from_secs(120))
             .await;
+        let (stored_after, shown_after) = (convergence.stored, convergence.shown);
         tokio::time::sleep(Duration::from_secs(self.after_s.min(5))).await;
         let mut back: Vec<Duration> = fleet.clusters[..fleet.cut_group]
             .iter()
             .filter_map(|c| fleet.journal.welcomed_after(c, healed))
             .map(|at| at - healed)
             .collect();
+        // Where the time goes: a cluster's Welcome after the heal, then its resend until stored.
+        let mut converged: Vec<Duration> = convergence.clusters.iter().map(|(_, at)| *at).collect();
+        let mut resend: Vec<Duration> = convergence
+            .clusters
+            .iter()
+            .filter_map(|(cluster, at)| {
+                let welcomed = fleet.journal.welcomed_after(cluster, healed)? - healed;
+                Some(at.saturating_sub(welcomed))
+            })
+            .collect();
         let mut verdict = fleet.finish(self).await?;
+        for (name, samples) in [
+            ("cluster_converged", &mut converged),
+            ("resend_after_welcome", &mut resend),
+        ] {
+            for (label, p) in [("p50", 50.0), ("p90", 90.0), ("max", 100.0)] {
+                verdict.figure(
+                    &format!("{name}_{label}_ms"),
+                    ms1(percentile_ms(samples, p)),
+                );
+            }
+        }
         verdict.figure(
             "reconnected_after_heal_p50_ms",
             ms1(percentile_ms(&mut back, 50.0)),
@@ -1150,20 +1182,39 @@ impl Fleet {
         targets: &[(usize, u64)],
         since: Instant,
         limit: Duration,
-    ) -> (Option<Duration>, Option<Duration>) {
+    ) -> Convergence {
         let mut stored = None;
+        // When each cut cluster had all its targets stored.
+        let per_cluster = self.apps_per_cluster.max(1);
+        let mut clusters: Vec<Option<Duration>> = vec![None; self.cut_group];
         while since.elapsed() < limit {
-            if targets
-                .iter()
-                .all(|(i, version)| self.journal.acked_version(*i) >= *version)
-            {
-                stored = Some(since.elapsed());
+            let at = since.elapsed();
+            for (c, chunk) in targets.chunks(per_cluster).enumerate() {
+                if let Some(slot) = clusters.get_mut(c).filter(|slot| slot.is_none())
+                    && chunk
+                        .iter()
+                        .all(|(i, version)| self.journal.acked_version(*i) >= *version)
+                {
+                    *slot = Some(at);
+                }
+            }
+            if clusters.iter().all(Option::is_some) {
+                stored = Some(at);
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let clusters = self.clusters[..self.cut_group]
+            .iter()
+            .zip(clusters)
+            .filter_map(|(name, at)| Some((name.clone(), at?)))
+            .collect();
         let Some(endpoint) = lock(&self.replicas).first().map(|r| r.0.clone()) else {
-            return (stored, None);
+            return Convergence {
+                stored,
+                shown: None,
+                clusters,
+            };
         };
         let filter = v1::ApplicationFilter {
             clusters: self.clusters[..self.cut_group].to_vec(),
@@ -1175,11 +1226,19 @@ impl Fleet {
                     .iter()
                     .all(|(i, version)| shown.get(&self.apps[*i]).copied().unwrap_or(0) >= *version)
             {
-                return (stored, Some(since.elapsed()));
+                return Convergence {
+                    stored,
+                    shown: Some(since.elapsed()),
+                    clusters,
+                };
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        (stored, None)
+        Convergence {
+            stored,
+            shown: None,
+            clusters,
+        }
     }
 
     /// Stops the load, waits for the fleet to drain, and checks every invariant.

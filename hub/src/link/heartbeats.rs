@@ -4,9 +4,10 @@
 //! the console read); state changes (the handshake, Stale, back from Stale) are still written by the session
 //! at once. At 10,000 spokes on a 10 s interval this turns 1,000 single-row commits a second into one
 //! statement, which is what a reconnect storm or a slow database needs the database's time for. A heartbeat
-//! reaches the store at most [`HeartbeatBook::period`] late, far inside the staleness threshold; a write that
-//! arrives after a newer one (a Stale mark, another replica's handshake) changes nothing
-//! ([`Store::record_heartbeats`]).
+//! reaches the store at most [`HeartbeatBook::period`] late, far inside the staleness threshold. A heartbeat
+//! applies only while its stream owns the cluster's connection record, and never goes back in time
+//! ([`Store::record_heartbeats`]): one that lands after its stream's disconnect, a newer stream's handshake
+//! on any replica, or its own Stale mark changes nothing, so no lock is shared with the sessions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,19 +18,16 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use super::LinkConfig;
-use crate::store::Store;
+use crate::store::{Store, StreamBeat};
 
 /// Most clusters written by one statement.
 const MAX_PER_STATEMENT: usize = 2_000;
 
-/// Heartbeats waiting to be written, newest per cluster.
+/// Heartbeats waiting to be written, newest per cluster (with the stream it came on).
 #[derive(Debug, Default)]
 pub struct HeartbeatBook {
-    pending: Mutex<HashMap<String, OffsetDateTime>>,
+    pending: Mutex<HashMap<String, (String, OffsetDateTime)>>,
     writer: AtomicBool,
-    /// Held while heartbeats are written, and by a session recording its disconnect
-    /// ([`HeartbeatBook::forget`]), so that no heartbeat taken before a disconnect lands after it.
-    writing: tokio::sync::Mutex<()>,
 }
 
 impl HeartbeatBook {
@@ -40,19 +38,25 @@ impl HeartbeatBook {
             .max(Duration::from_millis(10))
     }
 
-    /// Notes that `cluster`'s stream was heard at `at`; the first note starts the writer (a task that ends
-    /// with the book).
+    /// Notes that `cluster`'s stream `stream` was heard at `at`; the first note starts the writer (a task
+    /// that ends with the book).
     pub(super) fn beat(
         self: &Arc<Self>,
         store: &Arc<dyn Store>,
         config: &Arc<LinkConfig>,
         cluster: &str,
+        stream: &str,
         at: OffsetDateTime,
     ) {
         {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let entry = pending.entry(cluster.to_owned()).or_insert(at);
-            *entry = (*entry).max(at);
+            match pending.get_mut(cluster) {
+                Some(entry) if entry.0 == stream => entry.1 = entry.1.max(at),
+                // A newer stream of the cluster on this replica: its heartbeat is the one that can apply.
+                _ => {
+                    pending.insert(cluster.to_owned(), (stream.to_owned(), at));
+                }
+            }
         }
         if !self.writer.swap(true, Ordering::AcqRel) {
             let (book, store, config) =
@@ -63,51 +67,49 @@ impl HeartbeatBook {
         }
     }
 
-    /// Removes `cluster`'s pending heartbeat, once no write is in flight, and returns it with a guard that
-    /// holds writes off: the caller records the cluster's disconnect under it. No heartbeat of the ended
-    /// stream is written after that.
-    pub(super) async fn forget(
-        &self,
-        cluster: &str,
-    ) -> (Option<OffsetDateTime>, tokio::sync::MutexGuard<'_, ()>) {
-        let guard = self.writing.lock().await;
-        let pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(cluster);
-        (pending, guard)
+    /// Takes `stream`'s pending heartbeat, if it has one: its disconnect records it instead.
+    pub(super) fn forget(&self, cluster: &str, stream: &str) -> Option<OffsetDateTime> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        match pending.get(cluster) {
+            Some((owner, _)) if owner == stream => pending.remove(cluster).map(|(_, at)| at),
+            _ => None,
+        }
     }
 
     /// Takes what is pending.
-    fn take(&self) -> Vec<(String, OffsetDateTime)> {
-        let mut beats: Vec<(String, OffsetDateTime)> =
+    fn take(&self) -> Vec<StreamBeat> {
+        let mut beats: Vec<StreamBeat> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
                 .into_iter()
+                .map(|(cluster, (stream, at))| StreamBeat {
+                    cluster,
+                    stream,
+                    at,
+                })
                 .collect();
         // One order for every replica's statements: two that overlap lock their rows in the same order.
-        beats.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        beats.sort_unstable_by(|a, b| a.cluster.cmp(&b.cluster));
         beats
     }
 
-    /// Puts back what could not be written, keeping anything newer noted meanwhile.
-    fn restore(&self, beats: Vec<(String, OffsetDateTime)>) {
+    /// Puts back what could not be written, keeping anything noted meanwhile.
+    fn restore(&self, beats: Vec<StreamBeat>) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        for (cluster, at) in beats {
-            let entry = pending.entry(cluster).or_insert(at);
-            *entry = (*entry).max(at);
+        for beat in beats {
+            pending
+                .entry(beat.cluster)
+                .or_insert((beat.stream, beat.at));
         }
     }
 
     /// Writes what is pending now, in statements of at most [`MAX_PER_STATEMENT`] clusters; what fails is
     /// kept for the next time. Returns how many clusters were updated.
     pub async fn write(&self, store: &dyn Store, config: &LinkConfig) -> crate::store::Result<u64> {
-        let _writing = self.writing.lock().await;
         let mut beats = self.take();
         let mut written = 0;
         while !beats.is_empty() {
             let rest = beats.split_off(beats.len().min(MAX_PER_STATEMENT));
-            match store.record_heartbeats(&config.replica, &beats).await {
+            match store.record_heartbeats(&beats).await {
                 Ok(n) => {
                     written += n;
                     config.counters.heartbeat_writes.inc();

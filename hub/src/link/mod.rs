@@ -670,6 +670,7 @@ impl SpokeService for SpokeLink {
             certificate_not_after: certificate.as_ref().map(|c| c.not_after),
             expiry: Arc::clone(&self.registry.expiry),
             heartbeats: Arc::clone(&self.registry.heartbeats),
+            stream: uuid::Uuid::new_v4().simple().to_string(),
         };
         let registry = Arc::clone(&self.registry);
         tokio::spawn(

@@ -198,6 +198,9 @@ pub(super) struct Context {
     pub expiry: Arc<super::ExpiryTurns>,
     /// This replica's sessions write their heartbeats together.
     pub heartbeats: Arc<super::HeartbeatBook>,
+    /// This stream's id: its handshake makes it the owner of the cluster's connection record, and its
+    /// later writes there apply only while it still is (`Store::set_stream_connection`).
+    pub stream: String,
 }
 
 /// Waits for the first message, which must be Hello.
@@ -214,28 +217,26 @@ pub(super) async fn read_hello(
     }
 }
 
-/// Records that the stream is gone, unless another replica holds the cluster now.
+/// Records that the stream is gone, unless a newer stream (on any replica) holds the cluster now.
 pub(super) async fn disconnected(ctx: &Context) {
     let name = ctx.cluster.as_str();
-    // The stream's last heartbeat, if not written yet, is folded in here; none is written after this.
-    let (pending, writes_held) = ctx.heartbeats.forget(name).await;
-    let Ok(record) = ctx.store.get_cluster(name).await else {
-        return;
-    };
-    if record.connection.hub_replica != ctx.config.replica || record.revoked_at.is_some() {
-        return;
-    }
     let connection = ClusterConnection {
         state: ConnectionKind::Disconnected,
         since: Some(OffsetDateTime::now_utc()),
-        last_heartbeat: record.connection.last_heartbeat.max(pending),
+        // Its last heartbeat, if not written yet.
+        last_heartbeat: ctx.heartbeats.forget(name, &ctx.stream),
         hub_replica: String::new(),
     };
-    if let Err(error) = ctx.store.set_cluster_connection(name, &connection).await {
-        tracing::warn!(%error, "Cannot record the disconnect.");
+    match ctx
+        .store
+        .set_stream_connection(name, &ctx.stream, &connection)
+        .await
+    {
+        Ok(true) => notify(ctx, super::CLUSTERS_CHANNEL).await,
+        // A newer stream owns the record, or the cluster is gone.
+        Ok(false) => {}
+        Err(error) => tracing::warn!(%error, "Cannot record the disconnect."),
     }
-    drop(writes_held);
-    notify(ctx, super::CLUSTERS_CHANNEL).await;
 }
 
 /// Announces a change of this cluster on `channel` (payload: the cluster
@@ -361,6 +362,7 @@ pub(super) async fn run(
             &versions,
             ctx.certificate_not_after,
             &connected,
+            &ctx.stream,
         )
     })
     .await?;
@@ -1090,19 +1092,27 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Records the cluster's connection state, waiting out a transient database error.
+    /// Records the cluster's connection state, waiting out a transient database error; nothing when a
+    /// newer stream owns the record (this one is about to end).
     async fn set_connection(&mut self, connection: &ClusterConnection) -> Result<(), StoreError> {
         let (deadline, ctx) = (self.patience_deadline(), self.ctx);
-        patiently(
+        let ours = patiently(
             deadline,
             &ctx.config.counters.store_retries,
-            "set_cluster_connection",
+            "set_stream_connection",
             || {
                 ctx.store
-                    .set_cluster_connection(ctx.cluster.as_str(), connection)
+                    .set_stream_connection(ctx.cluster.as_str(), &ctx.stream, connection)
             },
         )
-        .await
+        .await?;
+        if !ours {
+            tracing::info!(
+                state = connection.state.as_str(),
+                "A newer stream of this cluster holds its connection record; not recording."
+            );
+        }
+        Ok(())
     }
 
     async fn seen(&mut self, heartbeat: bool) -> Result<(), SessionError> {
@@ -1124,8 +1134,13 @@ impl Session<'_> {
         } else if heartbeat {
             // Written with the other sessions' heartbeats, within a second.
             let ctx = self.ctx;
-            ctx.heartbeats
-                .beat(&ctx.store, &ctx.config, ctx.cluster.as_str(), now);
+            ctx.heartbeats.beat(
+                &ctx.store,
+                &ctx.config,
+                ctx.cluster.as_str(),
+                &ctx.stream,
+                now,
+            );
         }
         Ok(())
     }

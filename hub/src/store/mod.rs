@@ -176,7 +176,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// what Argo CD `destination.server` values name), or another cluster has that URL already
     /// (a URL names one cluster, or `destination.server` would be ambiguous); and the connection state
     /// the handshake leaves (as [`Store::set_cluster_connection`]), in the same statement: a reconnect
-    /// storm's handshakes take one round trip each for both.
+    /// storm's handshakes take one round trip each for both. `stream` (a fresh id per stream) becomes the
+    /// owner of the connection record: see [`Store::set_stream_connection`].
     fn record_cluster_hello<'a>(
         &'a self,
         name: &'a str,
@@ -184,7 +185,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         versions: &'a ClusterVersions,
         certificate_not_after: Option<OffsetDateTime>,
         connection: &'a ClusterConnection,
+        stream: &'a str,
     ) -> StoreFuture<'a, ()>;
+    /// Records the connection state a stream leaves, only while `stream` still owns the cluster's connection
+    /// record (no newer handshake, on any replica, took it): a late write of an ended or superseded stream
+    /// changes nothing. The heartbeat recorded never goes back in time; a revoked cluster stays Revoked;
+    /// a Disconnected state gives the record up (no later write of the stream applies). Returns whether
+    /// the record was the stream's.
+    fn set_stream_connection<'a>(
+        &'a self,
+        name: &'a str,
+        stream: &'a str,
+        connection: &'a ClusterConnection,
+    ) -> StoreFuture<'a, bool>;
     /// Sets the API server URL Argo CD `destination.server` values name this cluster by.
     fn set_cluster_server_url<'a>(
         &'a self,
@@ -197,16 +210,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         connection: &'a ClusterConnection,
     ) -> StoreFuture<'a, ()>;
     fn revoke_cluster<'a>(&'a self, name: &'a str, at: OffsetDateTime) -> StoreFuture<'a, ()>;
-    /// Records heartbeats of many clusters in one statement (`beats`: cluster and when its stream was last
-    /// heard, on `replica`): each cluster is Connected (a revoked one stays Revoked) with that heartbeat,
-    /// unless its recorded heartbeat is as new or newer or another replica holds it, so that a late write
-    /// never undoes a later state (Stale, or another replica's handshake). A cluster that was not Connected
-    /// is Connected since the heartbeat. Returns how many clusters were updated.
-    fn record_heartbeats<'a>(
-        &'a self,
-        replica: &'a str,
-        beats: &'a [(String, OffsetDateTime)],
-    ) -> StoreFuture<'a, u64>;
+    /// Records heartbeats of many streams in one statement: each cluster whose connection record its
+    /// stream still owns is Connected (a revoked one stays Revoked) with the heartbeat, unless the recorded
+    /// heartbeat is as new or newer (a Stale mark of the same stream). A cluster that was not Connected (the
+    /// sweeper marked it Disconnected while its heartbeats were late) is Connected since the heartbeat.
+    /// Returns how many clusters were updated.
+    fn record_heartbeats<'a>(&'a self, beats: &'a [StreamBeat]) -> StoreFuture<'a, u64>;
     /// Deletes the hub's records of apps created at the edge of `cluster`
     /// (only the one named by `app`, if given): what an admin does to an
     /// edge-created app the hub should not show, and what revoking a cluster

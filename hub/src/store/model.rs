@@ -69,6 +69,15 @@ pub struct ClusterConnection {
     pub hub_replica: String,
 }
 
+/// A spoke stream heard at `at` (a heartbeat), for [`crate::store::Store::record_heartbeats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamBeat {
+    pub cluster: String,
+    /// The stream's id, as given to `record_cluster_hello`.
+    pub stream: String,
+    pub at: OffsetDateTime,
+}
+
 /// A registered cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterRecord {

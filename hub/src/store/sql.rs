@@ -1342,6 +1342,7 @@ impl Backend {
         versions: &ClusterVersions,
         certificate_not_after: Option<OffsetDateTime>,
         connection: &ClusterConnection,
+        stream: &str,
     ) -> Result<()> {
         // A revoked cluster stays revoked, as in `set_cluster_connection`.
         let result = sqlx::query(
@@ -1349,7 +1350,7 @@ impl Backend {
              (SELECT 1 FROM clusters o WHERE o.server_url = $2 AND o.name <> $1) THEN $2 ELSE server_url END, \
              versions = $3, certificate_not_after = $4, \
              conn_state = CASE WHEN revoked_at IS NULL THEN $5 ELSE 'Revoked' END, \
-             conn_since = $6, last_heartbeat = $7, hub_replica = $8 WHERE name = $1",
+             conn_since = $6, last_heartbeat = $7, hub_replica = $8, conn_stream = $9 WHERE name = $1",
         )
         .bind(name)
         .bind(server_url)
@@ -1359,9 +1360,38 @@ impl Backend {
         .bind(connection.since.map(to_ms))
         .bind(connection.last_heartbeat.map(to_ms))
         .bind(&connection.hub_replica)
+        .bind(stream)
         .execute(self.pool())
         .await?;
         expect_one(result.rows_affected(), || format!("cluster {name}"))
+    }
+
+    #[tracing::instrument(skip_all, fields(cluster = name, state = connection.state.as_str()))]
+    async fn set_stream_connection(
+        &self,
+        name: &str,
+        stream: &str,
+        connection: &ClusterConnection,
+    ) -> Result<bool> {
+        let release = connection.state == ConnectionKind::Disconnected;
+        let result = sqlx::query(
+            "UPDATE clusters SET conn_state = CASE WHEN revoked_at IS NULL THEN $3 ELSE 'Revoked' END, \
+             conn_since = CASE WHEN revoked_at IS NULL THEN $4 ELSE conn_since END, \
+             last_heartbeat = CASE WHEN last_heartbeat IS NULL OR last_heartbeat < $5 THEN $5 \
+             ELSE last_heartbeat END, \
+             hub_replica = $6, conn_stream = CASE WHEN $7 THEN '' ELSE conn_stream END \
+             WHERE name = $1 AND conn_stream = $2 AND conn_stream <> ''",
+        )
+        .bind(name)
+        .bind(stream)
+        .bind(connection.state.as_str())
+        .bind(connection.since.map(to_ms))
+        .bind(connection.last_heartbeat.map(to_ms))
+        .bind(&connection.hub_replica)
+        .bind(release)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() > 0)
     }
 
     #[tracing::instrument(skip_all, fields(cluster = name))]
@@ -1397,19 +1427,15 @@ impl Backend {
     }
 
     #[tracing::instrument(skip_all, fields(clusters = beats.len()))]
-    async fn record_heartbeats(
-        &self,
-        replica: &str,
-        beats: &[(String, OffsetDateTime)],
-    ) -> Result<u64> {
+    async fn record_heartbeats(&self, beats: &[StreamBeat]) -> Result<u64> {
         if beats.is_empty() {
             return Ok(0);
         }
         let mut args = Args::default();
-        let replica = args.add(replica)?;
         let t = Table::default()
-            .text("name", beats.iter().map(|(name, _)| name.as_str()))
-            .bigint("at", beats.iter().map(|(_, at)| to_ms(*at)))
+            .text("name", beats.iter().map(|b| b.cluster.as_str()))
+            .text("stream", beats.iter().map(|b| b.stream.as_str()))
+            .bigint("at", beats.iter().map(|b| to_ms(b.at)))
             .bind(&mut args, "t")?;
         // Old values on the right of SET: a cluster Connected already keeps its `conn_since`.
         let update = format!(
@@ -1417,8 +1443,8 @@ impl Backend {
              conn_state = CASE WHEN c.revoked_at IS NULL THEN 'Connected' ELSE 'Revoked' END, \
              conn_since = CASE WHEN c.revoked_at IS NULL AND c.conn_state <> 'Connected' THEN t.at \
              ELSE c.conn_since END, \
-             last_heartbeat = t.at, hub_replica = {replica} FROM {t} \
-             WHERE c.name = t.name AND c.hub_replica IN ({replica}, '') \
+             last_heartbeat = t.at FROM {t} \
+             WHERE c.name = t.name AND c.conn_stream = t.stream AND c.conn_stream <> '' \
              AND (c.last_heartbeat IS NULL OR c.last_heartbeat < t.at)"
         );
         let result = sqlx::query_with(AssertSqlSafe(update), args.0)
@@ -2596,11 +2622,12 @@ boxed_impl! {
     fn get_cluster(&self, name: &'a str) -> ClusterRecord;
     fn list_clusters(&self, selector: &'a LabelSelector) -> Vec<ClusterRecord>;
     fn update_cluster_labels(&self, name: &'a str, expected_version: u64, labels: &'a Labels, annotations: &'a Labels) -> ClusterRecord;
-    fn record_cluster_hello(&self, name: &'a str, server_url: &'a str, versions: &'a ClusterVersions, certificate_not_after: Option<OffsetDateTime>, connection: &'a ClusterConnection) -> ();
+    fn record_cluster_hello(&self, name: &'a str, server_url: &'a str, versions: &'a ClusterVersions, certificate_not_after: Option<OffsetDateTime>, connection: &'a ClusterConnection, stream: &'a str) -> ();
     fn set_cluster_server_url(&self, name: &'a str, server_url: &'a str) -> ();
     fn set_cluster_connection(&self, name: &'a str, connection: &'a ClusterConnection) -> ();
     fn revoke_cluster(&self, name: &'a str, at: OffsetDateTime) -> ();
-    fn record_heartbeats(&self, replica: &'a str, beats: &'a [(String, OffsetDateTime)]) -> u64;
+    fn record_heartbeats(&self, beats: &'a [StreamBeat]) -> u64;
+    fn set_stream_connection(&self, name: &'a str, stream: &'a str, connection: &'a ClusterConnection) -> bool;
     fn delete_edge_apps(&self, cluster: &'a str, app: Option<(&'a str, &'a str)>) -> u64;
     fn disconnect_silent_clusters(&self, silent_since: OffsetDateTime) -> Vec<String>;
     fn delete_cluster(&self, name: &'a str) -> ();

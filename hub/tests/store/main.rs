@@ -60,7 +60,7 @@ on_both_backends!(
     projects_crud,
     clusters_crud_and_connection,
     silent_clusters_are_disconnected,
-    heartbeats_are_written_together,
+    streams_own_their_connection_record,
     unreachable_clusters_count_their_apps_as_unknown,
     apps_crud_and_optimistic_concurrency,
     desired_changes_with_tombstones,

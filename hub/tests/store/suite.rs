@@ -155,6 +155,7 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
             &versions,
             Some(not_after),
             &connected,
+            "stream-1",
         )
         .await
         .unwrap();
@@ -172,6 +173,7 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
             &versions,
             None,
             &connected,
+            "stream-1",
         )
         .await
         .unwrap();
@@ -183,6 +185,7 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
             &versions,
             None,
             &connected,
+            "stream-1",
         )
         .await
         .unwrap();
@@ -224,6 +227,7 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
             &versions,
             None,
             &connected,
+            "stream-1",
         )
         .await
         .unwrap();
@@ -332,62 +336,49 @@ pub async fn silent_clusters_are_disconnected(store: &dyn Store) {
     );
 }
 
-/// Heartbeats written together: each cluster held by the writing replica (or by none) is Connected with
-/// its heartbeat, unless what is recorded is as new or newer (a Stale mark, another replica's handshake);
-/// a cluster Connected already keeps since when; a revoked one stays Revoked.
-pub async fn heartbeats_are_written_together(store: &dyn Store) {
+/// A stream owns its cluster's connection record from its handshake on: heartbeats written together and
+/// the stream's later states apply only while it still does. A heartbeat never goes back in time; a
+/// cluster Connected already keeps since when; a revoked one stays Revoked; a disconnect gives the record up.
+pub async fn streams_own_their_connection_record(store: &dyn Store) {
     let now = OffsetDateTime::now_utc().replace_millisecond(0).unwrap();
-    let (before, beat, after) = (
+    let (older, before, beat, after) = (
+        now - time::Duration::seconds(60),
         now - time::Duration::seconds(20),
         now - time::Duration::seconds(10),
         now,
     );
-    let clusters = [
-        // name, state, since, last heartbeat, replica
-        (
-            "hb-live",
-            ConnectionKind::Connected,
-            before,
-            before,
-            "replica-a",
-        ),
-        (
-            "hb-stale-later",
-            ConnectionKind::Stale,
-            beat,
-            beat,
-            "replica-a",
-        ),
-        (
-            "hb-swept",
-            ConnectionKind::Disconnected,
-            before,
-            before,
-            "replica-a",
-        ),
-        (
-            "hb-dropped",
-            ConnectionKind::Disconnected,
-            before,
-            before,
-            "",
-        ),
-        (
-            "hb-moved",
-            ConnectionKind::Connected,
-            before,
-            before,
-            "replica-b",
-        ),
-        (
-            "hb-newer",
-            ConnectionKind::Connected,
-            after,
-            after,
-            "replica-a",
-        ),
-    ];
-    for (name, state, since, heartbeat, replica) in clusters {
+    let versions = ClusterVersions::default();
+    let hello = |stream: &'static str, at: OffsetDateTime| {
+        let versions = versions.clone();
+        async move {
+            let name = format!("hb-{stream}");
+            store
+                .record_cluster_hello(
+                    &name,
+                    "",
+                    &versions,
+                    None,
+                    &ClusterConnection {
+                        state: ConnectionKind::Connected,
+                        since: Some(at),
+                        last_heartbeat: Some(at),
+                        hub_replica: "replica-a".into(),
+                    },
+                    stream,
+                )
+                .await
+                .unwrap();
+        }
+    };
+    for name in [
+        "hb-live",
+        "hb-stale",
+        "hb-swept",
+        "hb-ended",
+        "hb-superseded",
+        "hb-newer",
+        "hb-revoked",
+    ] {
         store
             .create_cluster(&NewCluster {
                 name: name.into(),
@@ -395,38 +386,101 @@ pub async fn heartbeats_are_written_together(store: &dyn Store) {
             })
             .await
             .unwrap();
+    }
+    for (stream, at) in [
+        ("live", before),
+        ("stale", before),
+        ("swept", older),
+        ("ended", before),
+        ("superseded", before),
+        ("newer", after),
+        ("revoked", before),
+    ] {
+        hello(stream, at).await;
+    }
+    let state = |state, since, heartbeat: OffsetDateTime| ClusterConnection {
+        state,
+        since: Some(since),
+        last_heartbeat: Some(heartbeat),
+        hub_replica: "replica-a".into(),
+    };
+    // Its own Stale mark, as of its last message.
+    assert!(
         store
-            .set_cluster_connection(
-                name,
+            .set_stream_connection(
+                "hb-stale",
+                "stale",
+                &state(ConnectionKind::Stale, beat, beat)
+            )
+            .await
+            .unwrap()
+    );
+    // The sweeper, while the stream's heartbeats were late.
+    store
+        .disconnect_silent_clusters(now - time::Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_cluster("hb-swept")
+            .await
+            .unwrap()
+            .connection
+            .state,
+        ConnectionKind::Disconnected
+    );
+    // The stream ended: the record is given up.
+    assert!(
+        store
+            .set_stream_connection(
+                "hb-ended",
+                "ended",
                 &ClusterConnection {
-                    state,
-                    since: Some(since),
-                    last_heartbeat: Some(heartbeat),
-                    hub_replica: replica.into(),
+                    state: ConnectionKind::Disconnected,
+                    since: Some(before),
+                    last_heartbeat: None,
+                    hub_replica: String::new(),
                 },
             )
             .await
-            .unwrap();
-    }
+            .unwrap()
+    );
+    // Another stream's handshake (on another replica) took the record.
     store
-        .create_cluster(&NewCluster {
-            name: "hb-revoked".into(),
-            ..NewCluster::default()
-        })
+        .record_cluster_hello(
+            "hb-superseded",
+            "",
+            &versions,
+            None,
+            &ClusterConnection {
+                hub_replica: "replica-b".into(),
+                ..state(ConnectionKind::Connected, before, before)
+            },
+            "successor",
+        )
         .await
         .unwrap();
     store.revoke_cluster("hb-revoked", before).await.unwrap();
-    let mut beats: Vec<(String, OffsetDateTime)> = clusters
-        .iter()
-        .map(|c| (c.0.to_owned(), beat))
-        .chain([
-            ("hb-revoked".to_owned(), beat),
-            ("hb-unknown".to_owned(), beat),
-        ])
-        .collect();
-    beats.sort();
-    let written = store.record_heartbeats("replica-a", &beats).await.unwrap();
-    assert_eq!(written, 4, "hb-live, hb-swept, hb-dropped and hb-revoked");
+
+    let beats: Vec<StreamBeat> = [
+        ("hb-ended", "ended"),
+        ("hb-live", "live"),
+        ("hb-newer", "newer"),
+        ("hb-revoked", "revoked"),
+        ("hb-stale", "stale"),
+        ("hb-superseded", "superseded"),
+        ("hb-swept", "swept"),
+        ("hb-unknown", "unknown"),
+    ]
+    .into_iter()
+    .map(|(cluster, stream)| StreamBeat {
+        cluster: cluster.into(),
+        stream: stream.into(),
+        at: beat,
+    })
+    .collect();
+    let written = store.record_heartbeats(&beats).await.unwrap();
+    assert_eq!(written, 3, "hb-live, hb-swept and hb-revoked");
 
     let seconds = |t: Option<OffsetDateTime>| t.map(OffsetDateTime::unix_timestamp);
     let expected = [
@@ -434,50 +488,57 @@ pub async fn heartbeats_are_written_together(store: &dyn Store) {
         (
             "hb-live",
             ConnectionKind::Connected,
-            before,
+            Some(before),
             beat,
             "replica-a",
         ),
         (
-            "hb-stale-later",
+            "hb-stale",
             ConnectionKind::Stale,
-            beat,
+            Some(beat),
             beat,
             "replica-a",
         ),
         (
             "hb-swept",
             ConnectionKind::Connected,
-            beat,
-            beat,
-            "replica-a",
-        ),
-        (
-            "hb-dropped",
-            ConnectionKind::Connected,
-            beat,
+            Some(beat),
             beat,
             "replica-a",
         ),
         (
-            "hb-moved",
-            ConnectionKind::Connected,
+            "hb-ended",
+            ConnectionKind::Disconnected,
+            Some(before),
             before,
+            "",
+        ),
+        (
+            "hb-superseded",
+            ConnectionKind::Connected,
+            Some(before),
             before,
             "replica-b",
         ),
         (
             "hb-newer",
             ConnectionKind::Connected,
+            Some(after),
             after,
-            after,
+            "replica-a",
+        ),
+        (
+            "hb-revoked",
+            ConnectionKind::Revoked,
+            Some(before),
+            beat,
             "replica-a",
         ),
     ];
     for (name, state, since, heartbeat, replica) in expected {
         let connection = store.get_cluster(name).await.unwrap().connection;
         assert_eq!(connection.state, state, "{name}");
-        assert_eq!(seconds(connection.since), seconds(Some(since)), "{name}");
+        assert_eq!(seconds(connection.since), seconds(since), "{name}");
         assert_eq!(
             seconds(connection.last_heartbeat),
             seconds(Some(heartbeat)),
@@ -485,15 +546,50 @@ pub async fn heartbeats_are_written_together(store: &dyn Store) {
         );
         assert_eq!(connection.hub_replica, replica, "{name}");
     }
-    let revoked = store.get_cluster("hb-revoked").await.unwrap().connection;
-    assert_eq!(revoked.state, ConnectionKind::Revoked);
-    assert_eq!(seconds(revoked.since), seconds(Some(before)));
     // The same heartbeats again change nothing; nothing to write is no statement.
+    assert_eq!(store.record_heartbeats(&beats).await.unwrap(), 0);
+    assert_eq!(store.record_heartbeats(&[]).await.unwrap(), 0);
+    // Later states of a stream that gave the record up, or lost it, change nothing either.
+    for (name, stream) in [("hb-ended", "ended"), ("hb-superseded", "superseded")] {
+        assert!(
+            !store
+                .set_stream_connection(name, stream, &state(ConnectionKind::Stale, after, after))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+    }
     assert_eq!(
-        store.record_heartbeats("replica-a", &beats).await.unwrap(),
-        0
+        store
+            .get_cluster("hb-superseded")
+            .await
+            .unwrap()
+            .connection
+            .hub_replica,
+        "replica-b"
     );
-    assert_eq!(store.record_heartbeats("replica-a", &[]).await.unwrap(), 0);
+    // A heartbeat never goes back in time.
+    assert!(
+        store
+            .set_stream_connection(
+                "hb-newer",
+                "newer",
+                &state(ConnectionKind::Stale, before, before)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        seconds(
+            store
+                .get_cluster("hb-newer")
+                .await
+                .unwrap()
+                .connection
+                .last_heartbeat
+        ),
+        seconds(Some(after))
+    );
 }
 
 /// Invariant 5 in numbers: an app whose cluster is not connected is counted
