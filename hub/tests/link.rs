@@ -360,6 +360,73 @@ async fn heartbeats_are_written_together_and_a_disconnect_is_the_last_word() {
     );
 }
 
+/// Two streams of one cluster open at once (the older one black-holed on another path, say): once the newer
+/// one's handshake told it where to resume, the older one stores nothing more and is ended with ABORTED, so
+/// what the newer one sends from the resume point on (renumbered and coalesced, `coalesced-resume.v1`) is
+/// never taken for a duplicate of what the older one sent.
+#[tokio::test]
+async fn a_newer_stream_fences_the_older_one_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
+    // Two replicas on one store: the newer stream's replica cannot tell the older one's session to go.
+    let addr = start_hub_on(LinkConfig::default(), Arc::clone(&store), dir).await;
+    let other = {
+        let link = SpokeLink::new(LinkConfig::default(), Arc::clone(&store));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            Server::builder()
+                .add_service(SpokeServiceServer::new(link))
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await
+                .unwrap();
+        });
+        addr
+    };
+    let status = |seq| SpokeMessage {
+        seq,
+        ack: 0,
+        body: Some(spoke_message::Body::AppStatus(AppStatusBatch::default())),
+    };
+    let mut older = handshake(channel(addr).await, &hello(Capabilities::all_v1(), V1_0))
+        .await
+        .unwrap();
+    assert!(
+        older
+            .negotiated
+            .capabilities
+            .contains(names::COALESCED_RESUME)
+    );
+    older.outbound.send(status(1)).await.unwrap();
+    assert_eq!(next_ack(&mut older).await, 1);
+
+    let mut newer = handshake(channel(other).await, &hello(Capabilities::all_v1(), V1_0))
+        .await
+        .unwrap();
+    assert_eq!(newer.negotiated.resume_spoke_seq, 1);
+    older.outbound.send(status(2)).await.unwrap();
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), older.inbound.message())
+            .await
+            .expect("the older stream ends in time")
+        {
+            Ok(Some(message)) => {
+                assert!(message.ack < 2, "the older stream's message is not stored")
+            }
+            Ok(None) => panic!("the older stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), tonic::Code::Aborted, "{ended:?}");
+    assert_eq!(
+        store.get_link_state("cluster-1").await.unwrap().spoke_seq,
+        1
+    );
+    newer.outbound.send(status(2)).await.unwrap();
+    assert_eq!(next_ack(&mut newer).await, 2);
+}
+
 /// The next pure acknowledgement from the hub on `session` (within 30 s); panics if the stream ends.
 async fn next_ack(session: &mut LinkSession) -> u64 {
     loop {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use edgecd_core::link::capabilities::names;
 use edgecd_proto::v1;
 use edgecd_proto::v1::spoke_service_client::SpokeServiceClient;
 use rand::Rng as _;
@@ -184,8 +185,9 @@ impl SimCluster {
     ) -> anyhow::Result<Ended> {
         let channel = super::super::simspoke::channel(endpoint)?;
         let (tx, rx) = mpsc::channel::<v1::SpokeMessage>(1024);
-        let hello =
+        let mut hello =
             super::super::simspoke::hello(&self.cluster, "faults", &self.epoch, self.next_seq);
+        hello.capabilities.push(names::COALESCED_RESUME.to_owned());
         tx.send(v1::SpokeMessage {
             seq: 0,
             ack: 0,
@@ -222,6 +224,26 @@ impl SimCluster {
         if welcome.full_status_resync {
             // The hub lost track (a new epoch on its side): everything is sent again, as new messages.
             self.dirty.extend(0..self.names.len());
+        }
+        if welcome
+            .capabilities
+            .iter()
+            .any(|c| c == names::COALESCED_RESUME)
+        {
+            // As the spoke's outbox does (`Outbox::resume_coalesced`): what was in flight is sent again
+            // coalesced by app (each changed app once, at its current version), numbered on from the resume
+            // point; command results keep their order.
+            let unacked = std::mem::take(&mut self.outbox);
+            self.next_seq = welcome.resume_spoke_seq + 1;
+            for outgoing in unacked.into_values() {
+                if outgoing.changes.is_empty() {
+                    self.outbox.insert(self.next_seq, outgoing);
+                    self.next_seq += 1;
+                } else {
+                    self.dirty
+                        .extend(outgoing.changes.iter().map(|(app, _)| *app));
+                }
+            }
         }
         for (seq, outgoing) in &self.outbox {
             tx.send(v1::SpokeMessage {

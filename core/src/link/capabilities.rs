@@ -56,6 +56,11 @@ pub mod names {
     /// would read such an app as one without a source, so the hub sends it as deleted without cascade (the spoke
     /// stops managing it and prunes nothing).
     pub const MULTI_SOURCE: &str = "multi-source.v1";
+    /// The hub stores a status message only from the stream that owns the cluster's link (the newest
+    /// handshake), so once it said `Welcome.resume_spoke_seq`, nothing beyond it can be stored from an older
+    /// stream: the spoke may send again what it had in flight coalesced by app, numbered on from that point,
+    /// instead of message by message.
+    pub const COALESCED_RESUME: &str = "coalesced-resume.v1";
 }
 
 /// Every capability this build implements.
@@ -81,6 +86,7 @@ pub const ALL_V1: &[&str] = &[
     names::LIVE_SESSIONS,
     names::LIVE_EXEC,
     names::MULTI_SOURCE,
+    names::COALESCED_RESUME,
 ];
 
 /// `major.minor` of the wire protocol.

@@ -37,8 +37,8 @@ pub struct Outbox<K, M> {
     pending: BTreeMap<u64, (Option<K>, M)>,
     pending_by_key: HashMap<K, u64>,
     next_slot: u64,
-    /// Sent, unacknowledged messages in seq order.
-    in_flight: VecDeque<(u64, M)>,
+    /// Sent, unacknowledged messages in seq order, with their coalescing keys.
+    in_flight: VecDeque<(u64, Option<K>, M)>,
     /// Messages replaced by a newer one with the same key (observability).
     coalesced: u64,
 }
@@ -92,12 +92,12 @@ impl<K: Eq + Hash + Clone, M: Clone> Outbox<K, M> {
             return None;
         }
         let (_, (key, message)) = self.pending.pop_first()?;
-        if let Some(k) = key {
-            self.pending_by_key.remove(&k);
+        if let Some(k) = &key {
+            self.pending_by_key.remove(k);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.in_flight.push_back((seq, message.clone()));
+        self.in_flight.push_back((seq, key, message.clone()));
         Some((seq, message))
     }
 
@@ -113,7 +113,7 @@ impl<K: Eq + Hash + Clone, M: Clone> Outbox<K, M> {
         }
         if seq > self.acked {
             self.acked = seq;
-            while self.in_flight.front().is_some_and(|(s, _)| *s <= seq) {
+            while self.in_flight.front().is_some_and(|(s, _, _)| *s <= seq) {
                 self.in_flight.pop_front();
             }
         }
@@ -124,7 +124,44 @@ impl<K: Eq + Hash + Clone, M: Clone> Outbox<K, M> {
     /// `peer_has`. Returns the in-flight messages to send again, in order.
     pub fn resume(&mut self, peer_has: u64) -> Result<Vec<(u64, M)>, OutboxError> {
         self.ack(peer_has)?;
-        Ok(self.in_flight.iter().cloned().collect())
+        Ok(self
+            .in_flight
+            .iter()
+            .map(|(seq, _, message)| (*seq, message.clone()))
+            .collect())
+    }
+
+    /// After a reconnect to a peer that fences older streams off (nothing above `peer_has` can be stored
+    /// once it said `peer_has`): the unacknowledged messages go back to the front of the unsent ones, in
+    /// order, coalesced by key with each other and with what was queued meanwhile (newest wins, in the
+    /// place of the oldest), and numbering goes on from `peer_has + 1`. What a long outage piled up in
+    /// flight is then sent once per key instead of message by message.
+    pub fn resume_coalesced(&mut self, peer_has: u64) -> Result<(), OutboxError> {
+        self.ack(peer_has)?;
+        let queued: Vec<(Option<K>, M)> = std::mem::take(&mut self.pending).into_values().collect();
+        self.pending_by_key.clear();
+        let unacked: Vec<(Option<K>, M)> = self
+            .in_flight
+            .drain(..)
+            .map(|(_, key, message)| (key, message))
+            .collect();
+        self.next_slot = 0;
+        for (key, message) in unacked.into_iter().chain(queued) {
+            let slot = key.as_ref().and_then(|k| self.pending_by_key.get(k));
+            if let Some(entry) = slot.and_then(|slot| self.pending.get_mut(slot)) {
+                entry.1 = message;
+                self.coalesced += 1;
+                continue;
+            }
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            if let Some(k) = &key {
+                self.pending_by_key.insert(k.clone(), slot);
+            }
+            self.pending.insert(slot, (key, message));
+        }
+        self.next_seq = self.acked + 1;
+        Ok(())
     }
 
     pub fn acked(&self) -> u64 {
@@ -213,6 +250,47 @@ mod tests {
         out.push(Some("k"), "old".into()).unwrap();
         out.push(Some("k"), "new".into()).unwrap();
         assert_eq!(out.next_to_send(), Some((1, "new".into())));
+    }
+
+    #[test]
+    fn a_coalesced_resume_renumbers_and_sends_each_key_once() {
+        let mut out = Outbox::new(1, 10, 100);
+        out.push(Some("app-a"), "a1".into()).unwrap();
+        drain(&mut out);
+        out.push(Some("app-b"), "b1".into()).unwrap();
+        out.push(None, "event-1".into()).unwrap();
+        out.push(Some("app-a"), "a2".into()).unwrap();
+        drain(&mut out);
+        out.push(Some("app-a"), "a3".into()).unwrap();
+        out.push(Some("app-b"), "b2".into()).unwrap();
+        // Sent into a dead stream: seq 2 to 6 never arrived.
+        drain(&mut out);
+        out.push(None, "event-2".into()).unwrap();
+        out.push(Some("app-c"), "c1".into()).unwrap();
+        // The peer holds seq 1 (a1) only.
+        out.resume_coalesced(1).unwrap();
+        assert_eq!(out.in_flight(), 0);
+        assert_eq!(
+            drain(&mut out),
+            vec![
+                (2, "b2".into()),
+                (3, "event-1".into()),
+                (4, "a3".into()),
+                (5, "event-2".into()),
+                (6, "c1".into()),
+            ]
+        );
+        assert_eq!(out.acked(), 1);
+        // Acknowledgements count from the new numbering.
+        out.ack(6).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(
+            out.ack(7),
+            Err(OutboxError::AckBeyondSent {
+                acked: 7,
+                highest_sent: 6
+            })
+        );
     }
 
     #[test]

@@ -543,6 +543,9 @@ pub(crate) fn store_error(error: StoreError, what: impl Into<String>) -> Status 
                 Duration::from_secs(30),
             )
         }
+        StoreError::Superseded { .. } => {
+            Status::aborted(format!("{what} was taken over by a newer stream"))
+        }
         StoreError::Database(source) => {
             tracing::error!(error = %source, what, "Database error.");
             Status::internal(format!(

@@ -55,6 +55,9 @@ impl SessionError {
             }
             Self::Negotiation(_) => Status::failed_precondition(self.to_string()),
             Self::Transport(status) => status.clone(),
+            Self::Store(StoreError::Superseded { .. }) => {
+                Status::aborted("a newer stream of this cluster took over")
+            }
             // Never leak database details to the peer.
             Self::Store(_) => crate::retry::database_unavailable(),
             Self::ClientGone => Status::cancelled(self.to_string()),
@@ -335,8 +338,10 @@ pub(super) async fn run(
     // has likely given up, and the stream holds a handshake turn.
     let deadline = Instant::now() + ctx.config.store_patience().min(config.hello_timeout);
     let retries = &ctx.config.counters.store_retries;
-    let link = patiently(deadline, retries, "get_link_state", || {
-        ctx.store.get_link_state(name)
+    // From here on only this stream's messages are stored: nothing past the resume point it is told can be
+    // stored by an older one still open (on this replica or another), so the spoke may renumber what it resends.
+    let link = patiently(deadline, retries, "claim_link", || {
+        ctx.store.claim_link(name, &ctx.stream)
     })
     .await?;
     let same_epoch = !hello.spoke_epoch.is_empty() && link.spoke_epoch == hello.spoke_epoch;
@@ -1210,6 +1215,7 @@ impl Session<'_> {
                         let at = SpokeSeq {
                             epoch: self.epoch.clone(),
                             seq: message.seq,
+                            stream: Some(self.ctx.stream.clone()),
                         };
                         self.process(&at, body).await?;
                         self.inbox.processed(message.seq);
@@ -1240,6 +1246,7 @@ impl Session<'_> {
         let at = SpokeSeq {
             epoch: self.epoch.clone(),
             seq,
+            stream: Some(self.ctx.stream.clone()),
         };
         self.ingest_status(&at, &batch, messages).await
     }

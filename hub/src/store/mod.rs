@@ -109,6 +109,10 @@ pub enum StoreError {
     /// read-only); retrying does not help.
     #[error("the database cannot be written: {reason}")]
     Lost { reason: String },
+    /// A spoke stream's message arrived after a newer stream of its cluster took the link over
+    /// (`Store::claim_link`): the older stream must end, unacknowledged.
+    #[error("{what} was taken over by a newer stream")]
+    Superseded { what: String },
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("database migration failed")]
@@ -239,6 +243,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Refused with `InUse` while managed apps target the cluster; its
     /// autonomous apps, link state and outbox go with it.
     fn delete_cluster<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
+    /// Makes `stream` (a fresh id per spoke stream) the owner of the cluster's link, after any message of
+    /// an older stream being stored commits, and returns the link's resume point: from then on only
+    /// `stream`'s messages are stored (`SpokeSeq::stream`), so nothing beyond the returned point can be
+    /// stored by an older stream.
+    fn claim_link<'a>(&'a self, cluster: &'a str, stream: &'a str) -> StoreFuture<'a, LinkState>;
     fn get_link_state<'a>(&'a self, cluster: &'a str) -> StoreFuture<'a, LinkState>;
 
     // --- applications ---

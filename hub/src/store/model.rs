@@ -121,6 +121,9 @@ pub struct LinkState {
 pub struct SpokeSeq {
     pub epoch: String,
     pub seq: u64,
+    /// The stream the message came on (the id its handshake gave `Store::claim_link`): the message is
+    /// stored only while that stream owns the cluster's link. `None` stores it whichever stream does.
+    pub stream: Option<String>,
 }
 
 // === Applications ===

@@ -418,18 +418,38 @@ async fn begin_ingest<'c>(
     let mut tx = pool.begin_with(dialect::BEGIN_WRITE).await?;
     // One statement: a conflicting row is locked even when the WHERE clause
     // leaves it unchanged (a duplicate), and nothing is returned then.
+    // A stream that no longer owns the link stores nothing: the WHERE clause is checked on the row as locked,
+    // after a `claim_link` that committed meanwhile.
     let fresh = sqlx::query(
-        "INSERT INTO cluster_link (cluster, spoke_epoch, spoke_seq) VALUES ($1, $2, $3) \
+        "INSERT INTO cluster_link (cluster, spoke_epoch, spoke_seq, stream) VALUES ($1, $2, $3, COALESCE($4, '')) \
          ON CONFLICT (cluster) DO UPDATE SET spoke_epoch = EXCLUDED.spoke_epoch, spoke_seq = EXCLUDED.spoke_seq \
          WHERE NOT (cluster_link.spoke_epoch = EXCLUDED.spoke_epoch AND cluster_link.spoke_seq >= EXCLUDED.spoke_seq) \
+         AND ($4 IS NULL OR cluster_link.stream = $4) \
          RETURNING 1",
     )
     .bind(cluster)
     .bind(&at.epoch)
     .bind(to_i64(at.seq))
+    .bind(at.stream.as_deref())
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(fresh.map(|_| tx))
+    if fresh.is_some() {
+        return Ok(Some(tx));
+    }
+    // A duplicate, or a stream taken over.
+    if let Some(stream) = &at.stream {
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT stream FROM cluster_link WHERE cluster = $1")
+                .bind(cluster)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if owner.as_deref() != Some(stream.as_str()) {
+            return Err(StoreError::Superseded {
+                what: format!("the stream of cluster {cluster}"),
+            });
+        }
+    }
+    Ok(None)
 }
 
 async fn fetch_app(conn: &mut Conn, project: &str, name: &str) -> Result<AppRecord> {
@@ -1522,6 +1542,24 @@ impl Backend {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(cluster))]
+    async fn claim_link(&self, cluster: &str, stream: &str) -> Result<LinkState> {
+        let row = sqlx::query(
+            "INSERT INTO cluster_link (cluster, stream) VALUES ($1, $2) \
+             ON CONFLICT (cluster) DO UPDATE SET stream = EXCLUDED.stream \
+             RETURNING spoke_epoch, spoke_seq, desired_version",
+        )
+        .bind(cluster)
+        .bind(stream)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(LinkState {
+            spoke_epoch: row.try_get("spoke_epoch")?,
+            spoke_seq: to_u64(row.try_get("spoke_seq")?),
+            desired_version: to_u64(row.try_get("desired_version")?),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(cluster))]
@@ -2631,6 +2669,7 @@ boxed_impl! {
     fn delete_edge_apps(&self, cluster: &'a str, app: Option<(&'a str, &'a str)>) -> u64;
     fn disconnect_silent_clusters(&self, silent_since: OffsetDateTime) -> Vec<String>;
     fn delete_cluster(&self, name: &'a str) -> ();
+    fn claim_link(&self, cluster: &'a str, stream: &'a str) -> LinkState;
     fn get_link_state(&self, cluster: &'a str) -> LinkState;
     fn create_app(&self, app: &'a NewApp) -> AppRecord;
     fn import_apps(&self, apps: &'a [ImportedApp]) -> u64;

@@ -110,6 +110,7 @@ pub fn at(epoch: &str, seq: u64) -> SpokeSeq {
     SpokeSeq {
         epoch: epoch.into(),
         seq,
+        stream: None,
     }
 }
 

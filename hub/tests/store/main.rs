@@ -65,6 +65,7 @@ on_both_backends!(
     apps_crud_and_optimistic_concurrency,
     desired_changes_with_tombstones,
     status_ingest_is_idempotent_and_ordered,
+    an_older_stream_stores_nothing_once_a_newer_one_claimed_the_link,
     autonomous_apps_and_full_snapshots,
     edge_apps_are_deleted_by_cluster,
     every_list_filter_matches_the_oracle,

@@ -934,6 +934,66 @@ async fn summary(store: &dyn Store, name: &str) -> AppSummary {
         .expect("listed")
 }
 
+/// Once a newer stream of a cluster claimed its link, an older stream's status message is refused, never
+/// stored, wherever in the older stream it comes; the resume point the claim returned is final, so the spoke
+/// may renumber what it sends after it. A duplicate of the owner's is still a duplicate.
+pub async fn an_older_stream_stores_nothing_once_a_newer_one_claimed_the_link(store: &dyn Store) {
+    store.create_cluster(&cluster("c1", &[])).await.unwrap();
+    store
+        .create_app(&new_app("default", "web", "c1"))
+        .await
+        .unwrap();
+    let on = |stream: &str, seq: u64, version: u64| {
+        (
+            SpokeSeq {
+                stream: Some(stream.to_owned()),
+                ..at("epoch-1", seq)
+            },
+            StatusBatch {
+                reports: vec![report(
+                    "default",
+                    "web",
+                    status(SyncStatus::Synced, Health::Healthy, version),
+                )],
+                ..StatusBatch::default()
+            },
+        )
+    };
+    assert_eq!(store.claim_link("c1", "first").await.unwrap().spoke_seq, 0);
+    let (seq, batch) = on("first", 1, 1);
+    let stored = store.ingest_status_batch("c1", &seq, &batch).await.unwrap();
+    assert_eq!((stored.applied, stored.duplicate), (1, false));
+
+    let resume = store.claim_link("c1", "second").await.unwrap();
+    assert_eq!(
+        (resume.spoke_epoch.as_str(), resume.spoke_seq),
+        ("epoch-1", 1)
+    );
+    // The older stream's next message, and a retransmission of one it had stored: both refused.
+    for (seq, version) in [(2, 2), (1, 1)] {
+        let (seq, batch) = on("first", seq, version);
+        let refused = store.ingest_status_batch("c1", &seq, &batch).await;
+        assert!(
+            matches!(refused, Err(StoreError::Superseded { .. })),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(store.get_link_state("c1").await.unwrap().spoke_seq, 1);
+    // The new owner goes on from the resume point, with what it has now.
+    let (seq, batch) = on("second", 2, 7);
+    let stored = store.ingest_status_batch("c1", &seq, &batch).await.unwrap();
+    assert_eq!((stored.applied, stored.duplicate), (1, false));
+    let again = store.ingest_status_batch("c1", &seq, &batch).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(summary(store, "web").await.status_version, 7);
+    // A message not tied to a stream (no fencing asked) is stored whoever owns the link.
+    let stored = store
+        .ingest_status_batch("c1", &at("epoch-1", 3), &on("any", 3, 8).1)
+        .await
+        .unwrap();
+    assert_eq!(stored.applied, 1);
+}
+
 pub async fn status_ingest_is_idempotent_and_ordered(store: &dyn Store) {
     store.create_cluster(&cluster("c1", &[])).await.unwrap();
     store

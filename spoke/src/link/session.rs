@@ -120,6 +120,7 @@ impl HubLinkConfig {
                 names::LIVE_SESSIONS,
                 names::LIVE_EXEC,
                 names::MULTI_SOURCE,
+                names::COALESCED_RESUME,
             ]),
             buffer_capacity: 10_000,
             connect_timeout: Duration::from_secs(10),
@@ -503,8 +504,17 @@ impl Link {
                 "a resume point before what the hub acknowledged",
             ));
         }
-        // Drop what the hub has and resend the rest first.
-        let resend = match self.outbox.resume(negotiated.resume_spoke_seq) {
+        // Drop what the hub has and resend the rest first: coalesced by app and numbered on from the resume
+        // point where the hub fences older streams off (after a long outage, what piled up in flight is sent
+        // once per app), else message by message as sent.
+        let resumed = if negotiated.capabilities.contains(names::COALESCED_RESUME) {
+            self.outbox
+                .resume_coalesced(negotiated.resume_spoke_seq)
+                .map(|()| Vec::new())
+        } else {
+            self.outbox.resume(negotiated.resume_spoke_seq)
+        };
+        let resend = match resumed {
             Ok(resend) => resend,
             // Only an acknowledgement beyond what was sent fails here: the
             // hub knows a later seq of this epoch than we ever sent, so
