@@ -22,6 +22,10 @@ pub enum OutboxError {
     /// protocol violation; the link must be reset.
     #[error("peer acknowledged seq {acked} but only {highest_sent} was sent")]
     AckBeyondSent { acked: u64, highest_sent: u64 },
+    /// The peer resumes from before what it had acknowledged (it lost messages it had stored): numbering on
+    /// from there would leave a gap; the link must start over (a new epoch).
+    #[error("peer resumes from seq {resume} but had acknowledged {acked}")]
+    ResumeBeforeAcked { resume: u64, acked: u64 },
 }
 
 /// Sender-side buffer for one direction of a link.
@@ -137,6 +141,12 @@ impl<K: Eq + Hash + Clone, M: Clone> Outbox<K, M> {
     /// place of the oldest), and numbering goes on from `peer_has + 1`. What a long outage piled up in
     /// flight is then sent once per key instead of message by message.
     pub fn resume_coalesced(&mut self, peer_has: u64) -> Result<(), OutboxError> {
+        if peer_has < self.acked {
+            return Err(OutboxError::ResumeBeforeAcked {
+                resume: peer_has,
+                acked: self.acked,
+            });
+        }
         self.ack(peer_has)?;
         let queued: Vec<(Option<K>, M)> = std::mem::take(&mut self.pending).into_values().collect();
         self.pending_by_key.clear();
@@ -289,6 +299,14 @@ mod tests {
             Err(OutboxError::AckBeyondSent {
                 acked: 7,
                 highest_sent: 6
+            })
+        );
+        // A peer that lost what it had acknowledged cannot be resumed from.
+        assert_eq!(
+            out.resume_coalesced(5),
+            Err(OutboxError::ResumeBeforeAcked {
+                resume: 5,
+                acked: 6
             })
         );
     }

@@ -9,7 +9,7 @@
 //! ([`Store::record_heartbeats`]): one that lands after its stream's disconnect, a newer stream's handshake
 //! on any replica, or its own Stale mark changes nothing, so no lock is shared with the sessions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -28,6 +28,9 @@ const MAX_PER_STATEMENT: usize = 2_000;
 pub struct HeartbeatBook {
     pending: Mutex<HashMap<String, (String, OffsetDateTime)>>,
     writer: AtomicBool,
+    /// Streams whose cluster's connection record another stream owns now: their sessions end at their next
+    /// heartbeat tick ([`HeartbeatBook::disowned`]), so that their spokes reconnect and claim it again.
+    disowned: Mutex<HashSet<String>>,
 }
 
 impl HeartbeatBook {
@@ -76,6 +79,14 @@ impl HeartbeatBook {
         }
     }
 
+    /// Whether `stream` lost its cluster's connection record (told once).
+    pub(super) fn disowned(&self, stream: &str) -> bool {
+        self.disowned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(stream)
+    }
+
     /// Takes what is pending.
     fn take(&self) -> Vec<StreamBeat> {
         let mut beats: Vec<StreamBeat> =
@@ -110,8 +121,18 @@ impl HeartbeatBook {
         while !beats.is_empty() {
             let rest = beats.split_off(beats.len().min(MAX_PER_STATEMENT));
             match store.record_heartbeats(&beats).await {
-                Ok(n) => {
-                    written += n;
+                Ok(recorded) => {
+                    written += recorded.written;
+                    if !recorded.disowned.is_empty() {
+                        tracing::warn!(
+                            streams = recorded.disowned.len(),
+                            "Streams whose cluster's connection record a newer stream owns; ending them."
+                        );
+                        self.disowned
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .extend(recorded.disowned);
+                    }
                     config.counters.heartbeat_writes.inc();
                     beats = rest;
                 }

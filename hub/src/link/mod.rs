@@ -261,16 +261,10 @@ impl Registry {
         Ok(live::LiveStream::new(id, events, control))
     }
 
-    /// Removes a session's registration; false when a newer stream of the cluster holds it here now.
-    fn unregister(&self, cluster: &str, id: u64) -> bool {
+    fn unregister(&self, cluster: &str, id: u64) {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        match sessions.get(cluster) {
-            Some(held) if held.id == id => {
-                sessions.remove(cluster);
-                true
-            }
-            Some(_) => false,
-            None => true,
+        if sessions.get(cluster).is_some_and(|held| held.id == id) {
+            sessions.remove(cluster);
         }
     }
 
@@ -678,10 +672,9 @@ impl SpokeService for SpokeLink {
                 let result =
                     session::run(&context, hello, inbound, signals, live_rx, tx.clone(), turn)
                         .await;
-                // A newer stream of the cluster on this replica has recorded its own connection.
-                if registry.unregister(cluster.as_str(), registration) {
-                    session::disconnected(&context).await;
-                }
+                registry.unregister(cluster.as_str(), registration);
+                // A no-op when a newer stream owns the cluster's connection record.
+                session::disconnected(&context).await;
                 if let Err(error) = result {
                     tracing::info!(%error, "Spoke session ended.");
                     let _ = tx.send(Err(error.into_status())).await;

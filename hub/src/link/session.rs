@@ -519,6 +519,13 @@ pub(super) async fn run(
                     buffered: 0,
                 };
                 session.send_control(hub_message::Body::Heartbeat(beat)).await?;
+                // Another stream's handshake took the cluster's connection record (one that raced this one's,
+                // or came later and ended): this one can no longer record its state; its spoke reconnects.
+                if ctx.heartbeats.disowned(&ctx.stream) {
+                    tracing::warn!("A newer stream of this cluster owns its connection record; asking the spoke to reconnect.");
+                    go_away(&session.outbound, go_away::Reason::Replaced, "a newer stream of this cluster took over".into(), Duration::ZERO).await?;
+                    return Ok(());
+                }
                 // The certificate the stream was opened with expired: the
                 // spoke renewed it long ago (at two thirds) and must now
                 // reconnect with the current one.

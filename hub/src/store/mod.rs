@@ -218,8 +218,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// stream still owns is Connected (a revoked one stays Revoked) with the heartbeat, unless the recorded
     /// heartbeat is as new or newer (a Stale mark of the same stream). A cluster that was not Connected (the
     /// sweeper marked it Disconnected while its heartbeats were late) is Connected since the heartbeat.
-    /// Returns how many clusters were updated.
-    fn record_heartbeats<'a>(&'a self, beats: &'a [StreamBeat]) -> StoreFuture<'a, u64>;
+    /// Returns how many clusters were updated, and the streams whose cluster's record another stream owns
+    /// now (their sessions should end, so that their spokes reconnect and claim it again).
+    fn record_heartbeats<'a>(
+        &'a self,
+        beats: &'a [StreamBeat],
+    ) -> StoreFuture<'a, HeartbeatsRecorded>;
     /// Deletes the hub's records of apps created at the edge of `cluster`
     /// (only the one named by `app`, if given): what an admin does to an
     /// edge-created app the hub should not show, and what revoking a cluster

@@ -78,6 +78,16 @@ pub struct StreamBeat {
     pub at: OffsetDateTime,
 }
 
+/// What [`crate::store::Store::record_heartbeats`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatsRecorded {
+    /// Clusters updated.
+    pub written: u64,
+    /// Streams whose heartbeat was not written because the cluster's connection record is no longer
+    /// theirs (a newer stream's handshake took it, or a disconnect gave it up).
+    pub disowned: Vec<String>,
+}
+
 /// A registered cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterRecord {

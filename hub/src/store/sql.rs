@@ -1370,7 +1370,8 @@ impl Backend {
              (SELECT 1 FROM clusters o WHERE o.server_url = $2 AND o.name <> $1) THEN $2 ELSE server_url END, \
              versions = $3, certificate_not_after = $4, \
              conn_state = CASE WHEN revoked_at IS NULL THEN $5 ELSE 'Revoked' END, \
-             conn_since = $6, last_heartbeat = $7, hub_replica = $8, conn_stream = $9 WHERE name = $1",
+             conn_since = $6, last_heartbeat = $7, hub_replica = $8, conn_stream = $9 WHERE name = $1 \
+             AND EXISTS (SELECT 1 FROM cluster_link l WHERE l.cluster = $1 AND l.stream = $9)",
         )
         .bind(name)
         .bind(server_url)
@@ -1383,7 +1384,21 @@ impl Backend {
         .bind(stream)
         .execute(self.pool())
         .await?;
-        expect_one(result.rows_affected(), || format!("cluster {name}"))
+        if result.rows_affected() == 0 {
+            // The cluster is gone, or a newer stream claimed its link since this one did.
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT name FROM clusters WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.pool())
+                    .await?;
+            return Err(match exists {
+                Some(_) => StoreError::Superseded {
+                    what: format!("the stream of cluster {name}"),
+                },
+                None => not_found(format!("cluster {name}")),
+            });
+        }
+        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(cluster = name, state = connection.state.as_str()))]
@@ -1447,30 +1462,67 @@ impl Backend {
     }
 
     #[tracing::instrument(skip_all, fields(clusters = beats.len()))]
-    async fn record_heartbeats(&self, beats: &[StreamBeat]) -> Result<u64> {
+    async fn record_heartbeats(&self, beats: &[StreamBeat]) -> Result<HeartbeatsRecorded> {
         if beats.is_empty() {
-            return Ok(0);
+            return Ok(HeartbeatsRecorded::default());
         }
         let mut args = Args::default();
         let t = Table::default()
-            .text("name", beats.iter().map(|b| b.cluster.as_str()))
+            .text("cluster", beats.iter().map(|b| b.cluster.as_str()))
             .text("stream", beats.iter().map(|b| b.stream.as_str()))
             .bigint("at", beats.iter().map(|b| to_ms(b.at)))
             .bind(&mut args, "t")?;
-        // Old values on the right of SET: a cluster Connected already keeps its `conn_since`.
+        // Old values on the right of SET: a cluster Connected already keeps its `conn_since`. (SQLite's
+        // RETURNING takes unqualified columns of the updated table only: the table of values names none alike.)
         let update = format!(
             "UPDATE clusters AS c SET \
              conn_state = CASE WHEN c.revoked_at IS NULL THEN 'Connected' ELSE 'Revoked' END, \
              conn_since = CASE WHEN c.revoked_at IS NULL AND c.conn_state <> 'Connected' THEN t.at \
              ELSE c.conn_since END, \
              last_heartbeat = t.at FROM {t} \
-             WHERE c.name = t.name AND c.conn_stream = t.stream AND c.conn_stream <> '' \
-             AND (c.last_heartbeat IS NULL OR c.last_heartbeat < t.at)"
+             WHERE c.name = t.cluster AND c.conn_stream = t.stream AND c.conn_stream <> '' \
+             AND (c.last_heartbeat IS NULL OR c.last_heartbeat < t.at) RETURNING name"
         );
-        let result = sqlx::query_with(AssertSqlSafe(update), args.0)
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected())
+        let written: BTreeSet<String> = sqlx::query_scalar_with(AssertSqlSafe(update), args.0)
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .collect();
+        let mut recorded = HeartbeatsRecorded {
+            written: written.len() as u64,
+            disowned: Vec::new(),
+        };
+        // Why the others were not written: a newer heartbeat or Stale mark of the same stream (nothing to
+        // do), or the record is no longer the stream's.
+        let unwritten: Vec<&StreamBeat> = beats
+            .iter()
+            .filter(|b| !written.contains(&b.cluster))
+            .collect();
+        if unwritten.is_empty() {
+            return Ok(recorded);
+        }
+        let mut args = Args::default();
+        let names = dialect::in_list(
+            &mut args,
+            Column::text(unwritten.iter().map(|b| b.cluster.as_str())),
+        )?;
+        let select = format!("SELECT name, conn_stream FROM clusters WHERE name {names}");
+        let owners: HashMap<String, String> = sqlx::query_with(AssertSqlSafe(select), args.0)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("name")?, row.try_get("conn_stream")?)))
+            .collect::<Result<_>>()?;
+        recorded.disowned = unwritten
+            .into_iter()
+            .filter(|b| {
+                owners
+                    .get(&b.cluster)
+                    .is_some_and(|owner| *owner != b.stream)
+            })
+            .map(|b| b.stream.clone())
+            .collect();
+        Ok(recorded)
     }
 
     #[tracing::instrument(skip_all, fields(cluster = name))]
@@ -2664,7 +2716,7 @@ boxed_impl! {
     fn set_cluster_server_url(&self, name: &'a str, server_url: &'a str) -> ();
     fn set_cluster_connection(&self, name: &'a str, connection: &'a ClusterConnection) -> ();
     fn revoke_cluster(&self, name: &'a str, at: OffsetDateTime) -> ();
-    fn record_heartbeats(&self, beats: &'a [StreamBeat]) -> u64;
+    fn record_heartbeats(&self, beats: &'a [StreamBeat]) -> HeartbeatsRecorded;
     fn set_stream_connection(&self, name: &'a str, stream: &'a str, connection: &'a ClusterConnection) -> bool;
     fn delete_edge_apps(&self, cluster: &'a str, app: Option<(&'a str, &'a str)>) -> u64;
     fn disconnect_silent_clusters(&self, silent_since: OffsetDateTime) -> Vec<String>;

@@ -148,6 +148,10 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
         last_heartbeat: Some(since),
         hub_replica: "replica-b".into(),
     };
+    // A handshake claims the link first (`record_cluster_hello` refuses a stream that does not own it).
+    for name in ["edge-1", "edge-2"] {
+        store.claim_link(name, "stream-1").await.unwrap();
+    }
     store
         .record_cluster_hello(
             "edge-1",
@@ -352,6 +356,7 @@ pub async fn streams_own_their_connection_record(store: &dyn Store) {
         let versions = versions.clone();
         async move {
             let name = format!("hb-{stream}");
+            store.claim_link(&name, stream).await.unwrap();
             store
                 .record_cluster_hello(
                     &name,
@@ -447,6 +452,10 @@ pub async fn streams_own_their_connection_record(store: &dyn Store) {
     );
     // Another stream's handshake (on another replica) took the record.
     store
+        .claim_link("hb-superseded", "successor")
+        .await
+        .unwrap();
+    store
         .record_cluster_hello(
             "hb-superseded",
             "",
@@ -479,8 +488,10 @@ pub async fn streams_own_their_connection_record(store: &dyn Store) {
         at: beat,
     })
     .collect();
-    let written = store.record_heartbeats(&beats).await.unwrap();
-    assert_eq!(written, 3, "hb-live, hb-swept and hb-revoked");
+    let recorded = store.record_heartbeats(&beats).await.unwrap();
+    assert_eq!(recorded.written, 3, "hb-live, hb-swept and hb-revoked");
+    // Their sessions are to end: the record is another stream's, or given up.
+    assert_eq!(recorded.disowned, ["ended", "superseded"]);
 
     let seconds = |t: Option<OffsetDateTime>| t.map(OffsetDateTime::unix_timestamp);
     let expected = [
@@ -547,8 +558,11 @@ pub async fn streams_own_their_connection_record(store: &dyn Store) {
         assert_eq!(connection.hub_replica, replica, "{name}");
     }
     // The same heartbeats again change nothing; nothing to write is no statement.
-    assert_eq!(store.record_heartbeats(&beats).await.unwrap(), 0);
-    assert_eq!(store.record_heartbeats(&[]).await.unwrap(), 0);
+    assert_eq!(store.record_heartbeats(&beats).await.unwrap().written, 0);
+    assert_eq!(
+        store.record_heartbeats(&[]).await.unwrap(),
+        HeartbeatsRecorded::default()
+    );
     // Later states of a stream that gave the record up, or lost it, change nothing either.
     for (name, stream) in [("hb-ended", "ended"), ("hb-superseded", "superseded")] {
         assert!(
@@ -969,6 +983,21 @@ pub async fn an_older_stream_stores_nothing_once_a_newer_one_claimed_the_link(st
         (resume.spoke_epoch.as_str(), resume.spoke_seq),
         ("epoch-1", 1)
     );
+    // The older stream's handshake, had it raced this one, cannot take the connection record either.
+    let versions = ClusterVersions::default();
+    let connection = ClusterConnection {
+        state: ConnectionKind::Connected,
+        since: None,
+        last_heartbeat: None,
+        hub_replica: "replica-a".into(),
+    };
+    let hello = |stream| store.record_cluster_hello("c1", "", &versions, None, &connection, stream);
+    let refused = hello("first").await;
+    assert!(
+        matches!(refused, Err(StoreError::Superseded { .. })),
+        "{refused:?}"
+    );
+    hello("second").await.unwrap();
     // The older stream's next message, and a retransmission of one it had stored: both refused.
     for (seq, version) in [(2, 2), (1, 1)] {
         let (seq, batch) = on("first", seq, version);
