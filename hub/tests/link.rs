@@ -39,6 +39,11 @@ async fn start_hub_on(
         .unwrap();
     let link = SpokeLink::new(config, store);
     link.spawn_router();
+    serve(link, Some(dir)).await
+}
+
+/// Serves `link` on a fresh local port (`dir` lives as long as the server).
+async fn serve(link: SpokeLink, dir: Option<tempfile::TempDir>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -371,19 +376,11 @@ async fn a_newer_stream_fences_the_older_one_off() {
         Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
     // Two replicas on one store: the newer stream's replica cannot tell the older one's session to go.
     let addr = start_hub_on(LinkConfig::default(), Arc::clone(&store), dir).await;
-    let other = {
-        let link = SpokeLink::new(LinkConfig::default(), Arc::clone(&store));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            Server::builder()
-                .add_service(SpokeServiceServer::new(link))
-                .serve_with_incoming(TcpListenerStream::new(listener))
-                .await
-                .unwrap();
-        });
-        addr
-    };
+    let other = serve(
+        SpokeLink::new(LinkConfig::default(), Arc::clone(&store)),
+        None,
+    )
+    .await;
     let status = |seq| SpokeMessage {
         seq,
         ack: 0,
