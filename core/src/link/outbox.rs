@@ -137,9 +137,11 @@ impl<K: Eq + Hash + Clone, M: Clone> Outbox<K, M> {
 
     /// After a reconnect to a peer that fences older streams off (nothing above `peer_has` can be stored
     /// once it said `peer_has`): the unacknowledged messages go back to the front of the unsent ones, in
-    /// order, coalesced by key with each other and with what was queued meanwhile (newest wins, in the
-    /// place of the oldest), and numbering goes on from `peer_has + 1`. What a long outage piled up in
-    /// flight is then sent once per key instead of message by message.
+    /// order, coalesced by key with each other and with what was queued meanwhile, and numbering goes on
+    /// from `peer_has + 1`. What a long outage piled up in flight is then sent once per key instead of
+    /// message by message. The newest message of a key takes the place of the newest, not the oldest: it
+    /// never moves ahead of an unkeyed message sent after an older one of its key (a status, then a full
+    /// snapshot, then the app's removal stays a snapshot, then the removal).
     pub fn resume_coalesced(&mut self, peer_has: u64) -> Result<(), OutboxError> {
         if peer_has < self.acked {
             return Err(OutboxError::ResumeBeforeAcked {
@@ -157,11 +159,9 @@ impl<K: Eq + Hash + Clone, M: Clone> Outbox<K, M> {
             .collect();
         self.next_slot = 0;
         for (key, message) in unacked.into_iter().chain(queued) {
-            let slot = key.as_ref().and_then(|k| self.pending_by_key.get(k));
-            if let Some(entry) = slot.and_then(|slot| self.pending.get_mut(slot)) {
-                entry.1 = message;
+            if let Some(older) = key.as_ref().and_then(|k| self.pending_by_key.remove(k)) {
+                self.pending.remove(&older);
                 self.coalesced += 1;
-                continue;
             }
             let slot = self.next_slot;
             self.next_slot += 1;
@@ -280,12 +280,14 @@ mod tests {
         // The peer holds seq 1 (a1) only.
         out.resume_coalesced(1).unwrap();
         assert_eq!(out.in_flight(), 0);
+        assert_eq!(out.coalesced(), 2);
+        // Each key once, at its newest place: nothing moves ahead of an unkeyed message sent after it.
         assert_eq!(
             drain(&mut out),
             vec![
-                (2, "b2".into()),
-                (3, "event-1".into()),
-                (4, "a3".into()),
+                (2, "event-1".into()),
+                (3, "a3".into()),
+                (4, "b2".into()),
                 (5, "event-2".into()),
                 (6, "c1".into()),
             ]

@@ -9,10 +9,10 @@
 //! ([`Store::record_heartbeats`]): one that lands after its stream's disconnect, a newer stream's handshake
 //! on any replica, or its own Stale mark changes nothing, so no lock is shared with the sessions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -29,8 +29,9 @@ pub struct HeartbeatBook {
     pending: Mutex<HashMap<String, (String, OffsetDateTime)>>,
     writer: AtomicBool,
     /// Streams whose cluster's connection record another stream owns now: their sessions end at their next
-    /// heartbeat tick ([`HeartbeatBook::disowned`]), so that their spokes reconnect and claim it again.
-    disowned: Mutex<HashSet<String>>,
+    /// heartbeat tick ([`HeartbeatBook::disowned`]), so that their spokes reconnect and claim it again. With
+    /// when each was found: one whose session had already ended is dropped after a few heartbeat intervals.
+    disowned: Mutex<HashMap<String, Instant>>,
 }
 
 impl HeartbeatBook {
@@ -85,6 +86,7 @@ impl HeartbeatBook {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(stream)
+            .is_some()
     }
 
     /// Takes what is pending.
@@ -123,15 +125,16 @@ impl HeartbeatBook {
             match store.record_heartbeats(&beats).await {
                 Ok(recorded) => {
                     written += recorded.written;
+                    let mut disowned = self.disowned.lock().unwrap_or_else(PoisonError::into_inner);
+                    let keep = config.heartbeat_interval.saturating_mul(6);
+                    disowned.retain(|_, found| found.elapsed() < keep);
                     if !recorded.disowned.is_empty() {
                         tracing::warn!(
                             streams = recorded.disowned.len(),
                             "Streams whose cluster's connection record a newer stream owns; ending them."
                         );
-                        self.disowned
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .extend(recorded.disowned);
+                        let now = Instant::now();
+                        disowned.extend(recorded.disowned.into_iter().map(|stream| (stream, now)));
                     }
                     config.counters.heartbeat_writes.inc();
                     beats = rest;

@@ -180,8 +180,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// what Argo CD `destination.server` values name), or another cluster has that URL already
     /// (a URL names one cluster, or `destination.server` would be ambiguous); and the connection state
     /// the handshake leaves (as [`Store::set_cluster_connection`]), in the same statement: a reconnect
-    /// storm's handshakes take one round trip each for both. `stream` (a fresh id per stream) becomes the
-    /// owner of the connection record: see [`Store::set_stream_connection`].
+    /// storm's handshakes take one round trip each for both. Only for the stream that claimed the cluster's
+    /// link last ([`Store::claim_link`], which makes it the owner of the connection record too): an older
+    /// handshake that lost the race is refused with `Superseded`.
     fn record_cluster_hello<'a>(
         &'a self,
         name: &'a str,
@@ -247,10 +248,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Refused with `InUse` while managed apps target the cluster; its
     /// autonomous apps, link state and outbox go with it.
     fn delete_cluster<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
-    /// Makes `stream` (a fresh id per spoke stream) the owner of the cluster's link, after any message of
-    /// an older stream being stored commits, and returns the link's resume point: from then on only
-    /// `stream`'s messages are stored (`SpokeSeq::stream`), so nothing beyond the returned point can be
-    /// stored by an older stream.
+    /// Makes `stream` (a fresh id per spoke stream) the owner of the cluster's link and connection record,
+    /// after any message of an older stream being stored commits, and returns the link's resume point: from
+    /// then on only `stream`'s messages are stored (`SpokeSeq::stream`), so nothing beyond the returned point
+    /// can be stored by an older stream, and only its writes apply to the connection record
+    /// ([`Store::set_stream_connection`]).
     fn claim_link<'a>(&'a self, cluster: &'a str, stream: &'a str) -> StoreFuture<'a, LinkState>;
     fn get_link_state<'a>(&'a self, cluster: &'a str) -> StoreFuture<'a, LinkState>;
 

@@ -1370,8 +1370,7 @@ impl Backend {
              (SELECT 1 FROM clusters o WHERE o.server_url = $2 AND o.name <> $1) THEN $2 ELSE server_url END, \
              versions = $3, certificate_not_after = $4, \
              conn_state = CASE WHEN revoked_at IS NULL THEN $5 ELSE 'Revoked' END, \
-             conn_since = $6, last_heartbeat = $7, hub_replica = $8, conn_stream = $9 WHERE name = $1 \
-             AND EXISTS (SELECT 1 FROM cluster_link l WHERE l.cluster = $1 AND l.stream = $9)",
+             conn_since = $6, last_heartbeat = $7, hub_replica = $8 WHERE name = $1 AND conn_stream = $9",
         )
         .bind(name)
         .bind(server_url)
@@ -1598,6 +1597,7 @@ impl Backend {
 
     #[tracing::instrument(skip_all, fields(cluster))]
     async fn claim_link(&self, cluster: &str, stream: &str) -> Result<LinkState> {
+        let mut tx = self.pool().begin_with(dialect::BEGIN_WRITE).await?;
         let row = sqlx::query(
             "INSERT INTO cluster_link (cluster, stream) VALUES ($1, $2) \
              ON CONFLICT (cluster) DO UPDATE SET stream = EXCLUDED.stream \
@@ -1605,8 +1605,17 @@ impl Backend {
         )
         .bind(cluster)
         .bind(stream)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        // The connection record is the new stream's too, at once: an older stream's writes there (its
+        // disconnect, its heartbeats) and an older handshake's hello, which checks this on the row it
+        // updates, change nothing from now on.
+        sqlx::query("UPDATE clusters SET conn_stream = $2 WHERE name = $1")
+            .bind(cluster)
+            .bind(stream)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(LinkState {
             spoke_epoch: row.try_get("spoke_epoch")?,
             spoke_seq: to_u64(row.try_get("spoke_seq")?),
