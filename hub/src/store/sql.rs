@@ -155,6 +155,14 @@ impl Notes {
 
 // === Rows ===
 
+fn link_state_from_row(row: &Row) -> Result<LinkState> {
+    Ok(LinkState {
+        spoke_epoch: row.try_get("spoke_epoch")?,
+        spoke_seq: to_u64(row.try_get("spoke_seq")?),
+        desired_version: to_u64(row.try_get("desired_version")?),
+    })
+}
+
 fn project_from_row(row: &Row) -> Result<ProjectRecord> {
     Ok(ProjectRecord {
         name: row.try_get("name")?,
@@ -1616,11 +1624,7 @@ impl Backend {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(LinkState {
-            spoke_epoch: row.try_get("spoke_epoch")?,
-            spoke_seq: to_u64(row.try_get("spoke_seq")?),
-            desired_version: to_u64(row.try_get("desired_version")?),
-        })
+        link_state_from_row(&row)
     }
 
     #[tracing::instrument(skip_all, fields(cluster))]
@@ -1630,14 +1634,8 @@ impl Backend {
         let row = keyed(select, &[cluster])
             .fetch_optional(self.pool())
             .await?;
-        Ok(match row {
-            Some(row) => LinkState {
-                spoke_epoch: row.try_get("spoke_epoch")?,
-                spoke_seq: to_u64(row.try_get("spoke_seq")?),
-                desired_version: to_u64(row.try_get("desired_version")?),
-            },
-            None => LinkState::default(),
-        })
+        row.as_ref()
+            .map_or(Ok(LinkState::default()), link_state_from_row)
     }
 
     // --- applications ---

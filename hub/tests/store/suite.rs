@@ -384,13 +384,7 @@ pub async fn streams_own_their_connection_record(store: &dyn Store) {
         "hb-newer",
         "hb-revoked",
     ] {
-        store
-            .create_cluster(&NewCluster {
-                name: name.into(),
-                ..NewCluster::default()
-            })
-            .await
-            .unwrap();
+        store.create_cluster(&cluster(name, &[])).await.unwrap();
     }
     for (stream, at) in [
         ("live", before),
