@@ -39,6 +39,7 @@ async fn start_hub(store: Arc<dyn Store>) -> SocketAddr {
     };
     let link = SpokeLink::new(config, store);
     link.spawn_router();
+    link.spawn_watch();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

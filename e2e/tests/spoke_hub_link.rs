@@ -49,6 +49,7 @@ async fn start_hub_with_registry(store: Arc<dyn Store>) -> (SocketAddr, Arc<Regi
     let link = SpokeLink::new(config, store);
     let registry = Arc::clone(link.registry());
     link.spawn_router();
+    link.spawn_watch();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -1038,6 +1039,7 @@ async fn a_hub_lacking_a_capability_is_sent_nothing_it_governs() {
         }
         let link = SpokeLink::new(config, Arc::clone(&store));
         link.spawn_router();
+        link.spawn_watch();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let hub = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -1145,6 +1147,7 @@ fn serve_hub(store: Arc<dyn Store>, listener: TcpListener) -> tokio::task::JoinH
     };
     let link = SpokeLink::new(config, store);
     link.spawn_router();
+    link.spawn_watch();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(SpokeServiceServer::new(link))

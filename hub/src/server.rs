@@ -361,6 +361,7 @@ impl Server {
         let mut background = vec![
             link.spawn_router(),
             link.spawn_sweeper(),
+            link.spawn_watch(),
             api.spawn_change_feed(),
         ];
         background.push(appsets.spawn());

@@ -188,6 +188,7 @@ async fn hub_with_one_of_everything() -> (
     };
     let link = SpokeLink::new(config, Arc::clone(&store));
     link.spawn_router();
+    link.spawn_watch();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -39,6 +39,7 @@ async fn start_hub_on(
         .unwrap();
     let link = SpokeLink::new(config, store);
     link.spawn_router();
+    link.spawn_watch();
     serve(link, Some(dir)).await
 }
 

@@ -70,6 +70,7 @@ async fn start_hub(lifetime: Duration) -> Hub {
     assert_eq!(config.renew_grace, DEFAULT_RENEW_GRACE);
     let link = SpokeLink::new(config, store.clone()).with_pki(pki.clone());
     link.spawn_router();
+    link.spawn_watch();
     let tls = pki
         .server_tls_config(&["localhost".into(), "127.0.0.1".into()])
         .unwrap();

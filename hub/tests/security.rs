@@ -90,6 +90,7 @@ async fn start_hub_with(db: &Db, master: &MasterKey, pki_config: PkiConfig) -> H
     };
     let link = SpokeLink::new(config, db.fleet.clone()).with_pki(pki.clone());
     link.spawn_router();
+    link.spawn_watch();
     let tls = pki
         .server_tls_config(&["localhost".into(), "127.0.0.1".into()])
         .unwrap();

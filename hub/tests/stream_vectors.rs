@@ -112,6 +112,7 @@ async fn store(dir: &Path) -> Arc<dyn Store> {
 async fn start_hub(store: Arc<dyn Store>) -> Channel {
     let link = SpokeLink::new(LinkConfig::default(), store);
     link.spawn_router();
+    link.spawn_watch();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

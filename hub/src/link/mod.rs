@@ -10,6 +10,7 @@ mod convert;
 mod heartbeats;
 pub mod live;
 mod session;
+mod watch;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -145,6 +146,8 @@ impl Default for LinkConfig {
 pub(crate) enum Signal {
     DesiredChanged,
     CommandsPending,
+    /// Projects, application sets or the cluster's labels changed: re-check policies, sets and credentials.
+    SettingsChanged,
     /// Notifications may have been missed: check everything.
     Resync,
     /// Another stream of the same cluster took over.
@@ -159,7 +162,6 @@ pub(crate) enum Signal {
 pub struct Registry {
     sessions: Mutex<HashMap<String, Held>>,
     next_id: Mutex<u64>,
-    expiry: Arc<ExpiryTurns>,
     heartbeats: Arc<HeartbeatBook>,
 }
 
@@ -169,36 +171,6 @@ struct Held {
     id: u64,
     signals: mpsc::Sender<Signal>,
     live: mpsc::Sender<live::LiveControl>,
-}
-
-/// Rate limit of the fleet-wide command expiry: every session asks for it
-/// (at start and on heartbeats), one per second gets it.
-#[derive(Debug, Default)]
-pub struct ExpiryTurns {
-    last: std::sync::atomic::AtomicU64,
-}
-
-impl ExpiryTurns {
-    const EVERY: Duration = Duration::from_secs(1);
-
-    /// Whether the caller should run the expiry now.
-    pub(crate) fn take_turn(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        let now = u64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis(),
-        )
-        .unwrap_or(u64::MAX);
-        let last = self.last.load(Ordering::Relaxed);
-        let every = u64::try_from(Self::EVERY.as_millis()).unwrap_or(u64::MAX);
-        now.saturating_sub(last) >= every
-            && self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-    }
 }
 
 impl Registry {
@@ -418,6 +390,46 @@ impl SpokeLink {
         )
     }
 
+    /// Spawns the replica's watch ([`watch`]): once a heartbeat, one read finds what the sessions held here
+    /// would otherwise each poll for (commands to deliver, edited projects and application sets, relabelled
+    /// clusters) and wakes the sessions it concerns; the same pass answers commands whose deadline passed.
+    pub fn spawn_watch(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let registry = Arc::clone(&self.registry);
+        let period = self.config.heartbeat_interval.max(Duration::from_millis(100));
+        tokio::spawn(
+            async move {
+                let mut seen = watch::Watch::default();
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let now = time::OffsetDateTime::now_utc();
+                    if let Err(error) = store.expire_commands(now).await {
+                        tracing::debug!(%error, "Cannot expire overdue commands; retrying on the next pass.");
+                    }
+                    let wake = match store.link_watch(now).await {
+                        Ok(read) => seen.read(read),
+                        Err(error) => {
+                            tracing::warn!(%error, "Cannot read what the link watches; retrying on the next pass.");
+                            continue;
+                        }
+                    };
+                    for cluster in &wake.commands {
+                        registry.signal(cluster, Signal::CommandsPending);
+                    }
+                    if wake.settings_everywhere {
+                        registry.signal_all(Signal::SettingsChanged);
+                    }
+                    for cluster in &wake.settings {
+                        registry.signal(cluster, Signal::SettingsChanged);
+                    }
+                }
+            }
+            .instrument(tracing::info_span!("link_watch")),
+        )
+    }
+
     /// Spawns [`route_notifications`](Self::route_notifications).
     pub fn spawn_router(&self) -> tokio::task::JoinHandle<()> {
         let link = self.clone();
@@ -627,13 +639,13 @@ impl SpokeService for SpokeLink {
             }
         };
         // The cluster must be registered at the hub.
-        match self.store.get_cluster(cluster.as_str()).await {
+        let accepted_record = match self.store.get_cluster(cluster.as_str()).await {
             Ok(record) if record.revoked_at.is_some() => {
                 return Err(Status::permission_denied(format!(
                     "cluster {cluster} has been revoked"
                 )));
             }
-            Ok(_) => {}
+            Ok(record) => record,
             Err(crate::store::StoreError::NotFound { .. }) => {
                 return Err(Status::not_found(format!(
                     "cluster {cluster} is not registered at this hub"
@@ -643,7 +655,7 @@ impl SpokeService for SpokeLink {
                 tracing::warn!(%error, "Cannot read the cluster record.");
                 return Err(Status::unavailable("the hub's database is unavailable"));
             }
-        }
+        };
         let (tx, rx) = mpsc::channel(self.config.window as usize + 16);
         let (signal_tx, signals) = mpsc::channel(8);
         let (live_tx, live_rx) = mpsc::channel(256);
@@ -662,8 +674,8 @@ impl SpokeService for SpokeLink {
             cluster: cluster.clone(),
             pki: self.pki.clone(),
             certificate_not_after: certificate.as_ref().map(|c| c.not_after),
-            expiry: Arc::clone(&self.registry.expiry),
             heartbeats: Arc::clone(&self.registry.heartbeats),
+            accepted_record: Some(accepted_record),
             stream: uuid::Uuid::new_v4().simple().to_string(),
         };
         let registry = Arc::clone(&self.registry);

@@ -185,8 +185,17 @@ impl MergedStatus {
     }
 }
 
-/// Heartbeats between re-checks of the project policies sent to the spoke.
-const POLICY_RECHECK_TICKS: u32 = 6;
+/// The projects of the apps a full desired set upserts.
+fn projects_of(desired: &DesiredChanges) -> std::collections::BTreeSet<String> {
+    desired
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            DesiredChange::Upsert(app) => Some(app.project.clone()),
+            DesiredChange::Delete { .. } => None,
+        })
+        .collect()
+}
 
 /// What every session needs.
 pub(super) struct Context {
@@ -197,8 +206,8 @@ pub(super) struct Context {
     pub pki: Option<Arc<crate::pki::Pki>>,
     /// Expiry of the client certificate the stream was opened with.
     pub certificate_not_after: Option<OffsetDateTime>,
-    /// This replica's sessions take turns expiring overdue commands.
-    pub expiry: Arc<super::ExpiryTurns>,
+    /// The cluster's record, read when the stream was accepted.
+    pub accepted_record: Option<crate::store::ClusterRecord>,
     /// This replica's sessions write their heartbeats together.
     pub heartbeats: Arc<super::HeartbeatBook>,
     /// This stream's id: its handshake makes it the owner of the cluster's connection record, and its
@@ -267,21 +276,20 @@ struct Session<'a> {
     sent_commands: HashSet<String>,
     desired_dirty: bool,
     commands_dirty: bool,
-    /// Expire overdue commands on the next command pass: at start and on
-    /// heartbeat ticks only, not on every wake-up (the expiry is fleet-wide,
-    /// and overdue commands are never delivered anyway).
-    expiry_due: bool,
     /// Repository credentials may have changed; and a hash of the set last sent.
     credentials_dirty: bool,
     credentials_sent: Option<String>,
     /// Project policies may have changed; and a hash of the set last sent.
     policies_dirty: bool,
     policies_sent: Option<u64>,
+    /// The projects of the cluster's desired apps, when the last desired-set read was a full one: the
+    /// policies need no second read of the set (at a handshake, both are sent together).
+    desired_projects: Option<std::collections::BTreeSet<String>>,
+    /// The cluster's record as read when the stream was accepted, for the first application-set pass.
+    accepted_record: Option<crate::store::ClusterRecord>,
     /// Application sets assigned to this cluster may have changed; and a hash of the snapshot last sent.
     appsets_dirty: bool,
     appsets_sent: Option<u64>,
-    /// Heartbeats since the project policies were last re-checked.
-    policy_ticks: u32,
     last_seen: Instant,
     last_seen_at: OffsetDateTime,
     stale: bool,
@@ -398,14 +406,14 @@ pub(super) async fn run(
         sent_commands: HashSet::new(),
         desired_dirty: true,
         commands_dirty: true,
-        expiry_due: true,
         credentials_dirty: true,
         credentials_sent: None,
         policies_dirty: true,
         policies_sent: None,
+        desired_projects: None,
+        accepted_record: ctx.accepted_record.clone(),
         appsets_dirty: true,
         appsets_sent: None,
-        policy_ticks: 0,
         last_seen: Instant::now(),
         last_seen_at: now,
         stale: false,
@@ -484,6 +492,12 @@ pub(super) async fn run(
                         session.appsets_dirty = true;
                     }
                     Some(Signal::CommandsPending) => session.commands_dirty = true,
+                    Some(Signal::SettingsChanged) => {
+                        session.policies_dirty = true;
+                        session.appsets_dirty = true;
+                        // A set scoped to this cluster entitles it to its project's credentials.
+                        session.credentials_dirty = true;
+                    }
                     Some(Signal::Resync) => {
                         session.desired_dirty = true;
                         session.commands_dirty = true;
@@ -534,21 +548,9 @@ pub(super) async fn run(
                     go_away(&session.outbound, go_away::Reason::Draining, "the client certificate of this stream expired; reconnect with the renewed one".into(), Duration::ZERO).await?;
                     return Ok(());
                 }
+                // Commands to deliver, project and set edits and relabelling reach the session as signals
+                // from the replica's watch (`SpokeLink::spawn_watch`): an idle session reads nothing here.
                 session.check_staleness().await?;
-                // Commands whose deadline passed are answered here too.
-                session.commands_dirty = true;
-                session.expiry_due = true;
-                // Project edits carry no signal: re-check the policies every few heartbeats.
-                session.policy_ticks += 1;
-                if session.policy_ticks >= POLICY_RECHECK_TICKS {
-                    session.policy_ticks = 0;
-                    session.policies_dirty = true;
-                    // Cluster relabelling carries no signal to the session either.
-                    session.appsets_dirty = true;
-                    // Nor does a set scoped to this cluster, which entitles it
-                    // to its project's credentials (sent only when changed).
-                    session.credentials_dirty = true;
-                }
                 session.flush().await?;
             }
         }
@@ -707,7 +709,12 @@ impl Session<'_> {
         if !self.capabilities.contains(names::APPLICATION_SETS) {
             return Ok(());
         }
-        let cluster = self.ctx.store.get_cluster(self.name()).await?;
+        // Read a moment ago at the handshake, or again: labels change, and a hello records the server URL
+        // of a cluster that had none.
+        let cluster = match self.accepted_record.take() {
+            Some(record) if !record.server_url.is_empty() => record,
+            _ => self.ctx.store.get_cluster(self.name()).await?,
+        };
         let records =
             crate::store::appsets::evaluated_at(self.ctx.store.as_ref(), &cluster).await?;
         let mut sets = Vec::with_capacity(records.len());
@@ -786,15 +793,10 @@ impl Session<'_> {
         if !self.capabilities.contains(names::PROJECT_POLICIES) {
             return Ok(());
         }
-        let desired = self.ctx.store.desired_changes(self.name(), 0).await?;
-        let names: std::collections::BTreeSet<String> = desired
-            .changes
-            .iter()
-            .filter_map(|c| match c {
-                DesiredChange::Upsert(app) => Some(app.project.clone()),
-                DesiredChange::Delete { .. } => None,
-            })
-            .collect();
+        let names = match self.desired_projects.take() {
+            Some(names) => names,
+            None => projects_of(&self.ctx.store.desired_changes(self.name(), 0).await?),
+        };
         let mut projects = Vec::new();
         for name in &names {
             match self.ctx.store.get_project(name).await {
@@ -901,6 +903,8 @@ impl Session<'_> {
             since = 0;
             changes = self.ctx.store.desired_changes(self.name(), 0).await?;
         }
+        // Kept only from a full read, so never older than the last read.
+        self.desired_projects = (since == 0).then(|| projects_of(&changes));
         if since == changes.version && since != 0 {
             return Ok(());
         }
@@ -951,17 +955,8 @@ impl Session<'_> {
     }
 
     async fn send_commands(&mut self) -> Result<(), SessionError> {
+        // Overdue commands are never delivered; the replica's watch answers them (expired).
         let now = OffsetDateTime::now_utc();
-        // Fleet-wide, so at most once a second per replica: a session whose
-        // turn it is not keeps the flag and tries again on its next pass.
-        if self.expiry_due && self.ctx.expiry.take_turn() {
-            self.expiry_due = false;
-            self.ctx
-                .store
-                .expire_commands(now)
-                .await
-                .inspect_err(|_| self.expiry_due = true)?;
-        }
         let commands = self
             .ctx
             .store

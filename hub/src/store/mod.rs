@@ -225,6 +225,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &'a self,
         beats: &'a [StreamBeat],
     ) -> StoreFuture<'a, HeartbeatsRecorded>;
+    /// What a hub replica watches for its sessions, in one read: clusters with commands to deliver at
+    /// `now`, a mark of the projects and application sets, and every cluster's version.
+    fn link_watch<'a>(&'a self, now: OffsetDateTime) -> StoreFuture<'a, LinkWatch>;
     /// Deletes the hub's records of apps created at the edge of `cluster`
     /// (only the one named by `app`, if given): what an admin does to an
     /// edge-created app the hub should not show, and what revoking a cluster

@@ -88,6 +88,26 @@ pub struct HeartbeatsRecorded {
     pub disowned: Vec<String>,
 }
 
+/// What a hub replica reads once a heartbeat on behalf of every session it holds
+/// ([`crate::store::Store::link_watch`]): instead of each session polling, the replica wakes those it concerns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkWatch {
+    /// Clusters with a command to deliver: pending, or delivered without a result, before its deadline.
+    pub clusters_with_commands: Vec<String>,
+    /// Changes whenever a project or an application set is created, edited or deleted.
+    pub settings: SettingsMark,
+    /// Every cluster's version: bumped when its labels or annotations change or it is revoked.
+    pub cluster_versions: Vec<(String, u64)>,
+}
+
+/// A mark of the projects and application sets: their counts, the sums of their versions (each edit bumps
+/// one), and the newest creation time (a set deleted and another created keep the count but not that).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettingsMark {
+    pub projects: (i64, i64, i64),
+    pub appsets: (i64, i64, i64),
+}
+
 /// A registered cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterRecord {

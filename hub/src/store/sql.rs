@@ -1557,6 +1557,42 @@ impl Backend {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn link_watch(&self, now: OffsetDateTime) -> Result<LinkWatch> {
+        // The partial index `commands_open` holds only open commands.
+        let clusters_with_commands = sqlx::query_scalar(
+            "SELECT DISTINCT cluster FROM commands \
+             WHERE outcome IN ('Pending', 'Delivered') AND deadline > $1",
+        )
+        .bind(to_ms(now))
+        .fetch_all(self.pool())
+        .await?;
+        let mark: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM projects), \
+                    (SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM projects), \
+                    (SELECT COALESCE(MAX(created_at), 0) FROM projects), \
+                    (SELECT count(*) FROM application_sets), \
+                    (SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM application_sets), \
+                    (SELECT COALESCE(MAX(created_at), 0) FROM application_sets)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let versions: Vec<(String, i64)> = sqlx::query_as("SELECT name, version FROM clusters")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(LinkWatch {
+            clusters_with_commands,
+            settings: SettingsMark {
+                projects: (mark.0, mark.1, mark.2),
+                appsets: (mark.3, mark.4, mark.5),
+            },
+            cluster_versions: versions
+                .into_iter()
+                .map(|(name, version)| (name, u64::try_from(version).unwrap_or_default()))
+                .collect(),
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn disconnect_silent_clusters(
         &self,
         silent_since: OffsetDateTime,
@@ -2726,6 +2762,7 @@ boxed_impl! {
     fn record_heartbeats(&self, beats: &'a [StreamBeat]) -> HeartbeatsRecorded;
     fn set_stream_connection(&self, name: &'a str, stream: &'a str, connection: &'a ClusterConnection) -> bool;
     fn delete_edge_apps(&self, cluster: &'a str, app: Option<(&'a str, &'a str)>) -> u64;
+    fn link_watch(&self, now: OffsetDateTime) -> LinkWatch;
     fn disconnect_silent_clusters(&self, silent_since: OffsetDateTime) -> Vec<String>;
     fn delete_cluster(&self, name: &'a str) -> ();
     fn claim_link(&self, cluster: &'a str, stream: &'a str) -> LinkState;

@@ -61,6 +61,7 @@ on_both_backends!(
     clusters_crud_and_connection,
     silent_clusters_are_disconnected,
     streams_own_their_connection_record,
+    the_link_watch_sees_commands_edits_and_relabelling,
     unreachable_clusters_count_their_apps_as_unknown,
     apps_crud_and_optimistic_concurrency,
     desired_changes_with_tombstones,

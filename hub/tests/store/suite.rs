@@ -3267,3 +3267,78 @@ pub async fn replicas_register_their_peer_addresses(store: &dyn Store) {
         Some("https://10.0.0.6:8443")
     );
 }
+
+/// What a hub replica watches for its sessions: clusters with commands to deliver (not overdue ones), a mark
+/// that moves with every project or application-set edit, and each cluster's version, which relabelling bumps.
+pub async fn the_link_watch_sees_commands_edits_and_relabelling(store: &dyn Store) {
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::minutes(10);
+    for name in ["w1", "w2"] {
+        store.create_cluster(&cluster(name, &[])).await.unwrap();
+    }
+    let version = |watch: &LinkWatch, name: &str| {
+        watch
+            .cluster_versions
+            .iter()
+            .find(|(cluster, _)| cluster == name)
+            .map(|(_, version)| *version)
+    };
+    let quiet = store.link_watch(now).await.unwrap();
+    assert!(quiet.clusters_with_commands.is_empty());
+    assert!(version(&quiet, "w1").is_some() && version(&quiet, "w2").is_some());
+
+    store
+        .enqueue_command(&command("web", "w1", later))
+        .await
+        .unwrap();
+    store
+        .enqueue_command(&command("web", "w2", now - time::Duration::seconds(1)))
+        .await
+        .unwrap();
+    let commands = store.link_watch(now).await.unwrap();
+    assert_eq!(commands.clusters_with_commands, ["w1"], "overdue ones left out");
+    assert_eq!(commands.settings, quiet.settings);
+
+    let mut marks = vec![commands.settings];
+    let default = store.get_project("default").await.unwrap();
+    store
+        .update_project("default", default.version, &default.spec)
+        .await
+        .unwrap();
+    marks.push(store.link_watch(now).await.unwrap().settings);
+    store
+        .create_project("team-w", &ProjectSpec::default())
+        .await
+        .unwrap();
+    marks.push(store.link_watch(now).await.unwrap().settings);
+    store.delete_project("team-w").await.unwrap();
+    marks.push(store.link_watch(now).await.unwrap().settings);
+    let set = NewAppSet {
+        project: "default".into(),
+        name: "watched".into(),
+        scope: "w1".into(),
+        spec: serde_json::json!({
+            "generators": [{"clusters": {}}],
+            "template": {"metadata": {"name": "{{name}}.web"},
+                         "spec": {"source": {"repoURL": "https://git.example/web"}, "destination": {"server": "{{server}}"}}}
+        }),
+        owner: None,
+    };
+    store.appsets().create_appset(&set).await.unwrap();
+    marks.push(store.link_watch(now).await.unwrap().settings);
+    store.appsets().delete_appset("default", "watched").await.unwrap();
+    let relabelled = {
+        let w2 = store.get_cluster("w2").await.unwrap();
+        store
+            .update_cluster_labels("w2", w2.version, &labels(&[("env", "prod")]), &Labels::new())
+            .await
+            .unwrap();
+        store.link_watch(now).await.unwrap()
+    };
+    marks.push(relabelled.settings);
+    for pair in marks.windows(2) {
+        assert_ne!(pair[0], pair[1], "every project or set edit moves the mark");
+    }
+    assert_eq!(version(&relabelled, "w1"), version(&quiet, "w1"));
+    assert!(version(&relabelled, "w2") > version(&quiet, "w2"));
+}
