@@ -29,6 +29,7 @@ fn reduced(scenario: Scenario) -> FaultsBench {
         hub_binary: Some(
             edgecd_testkit::binaries::workspace_binary("edgecd-hub", "edgecd-hub").unwrap(),
         ),
+        log_dir: None,
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Journal {
     /// Every `Welcome`: (cluster, when).
     welcomes: Mutex<Vec<(String, Instant)>>,
     losses: AtomicU64,
+    /// Why streams were lost (a short form of the error), and how often.
+    loss_causes: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Journal {
@@ -39,6 +41,7 @@ impl Journal {
             reconnects: Mutex::default(),
             welcomes: Mutex::default(),
             losses: AtomicU64::new(0),
+            loss_causes: Mutex::default(),
         }
     }
 
@@ -88,8 +91,9 @@ impl Journal {
         lock(&self.commands).clone()
     }
 
-    pub fn disconnected(&self, cluster: &str) {
+    pub fn disconnected(&self, cluster: &str, cause: String) {
         self.losses.fetch_add(1, Ordering::SeqCst);
+        *lock(&self.loss_causes).entry(cause).or_default() += 1;
         lock(&self.resynced).remove(cluster);
     }
 
@@ -126,6 +130,11 @@ impl Journal {
 
     pub fn resynced_count(&self) -> usize {
         lock(&self.resynced).len()
+    }
+
+    /// Why streams were lost, and how often.
+    pub fn loss_causes(&self) -> BTreeMap<String, u64> {
+        lock(&self.loss_causes).clone()
     }
 
     pub fn losses(&self) -> u64 {

@@ -117,6 +117,9 @@ pub struct FaultsBench {
     /// The `edgecd-hub` binary (default: beside `edgecd-bench`).
     #[arg(long)]
     pub hub_binary: Option<PathBuf>,
+    /// Where the hub replicas' logs go, kept after the run (default: a temporary directory removed with it).
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
 }
 
 /// How the hub converged after a partition healed (times since the heal).
@@ -317,7 +320,14 @@ impl FaultsBench {
         let mut verdict = fleet.finish(self).await?;
         let mut reconnects = fleet.journal.reconnects();
         match resynced_after {
-            Some(d) => verdict.figure("all_resynced_after_restart_s", checker::round1(d)),
+            Some(d) => {
+                verdict.figure("all_resynced_after_restart_s", checker::round1(d));
+                // The restart is done when the API answers, which the storm itself delays: from the kill too.
+                verdict.figure(
+                    "all_resynced_after_kill_s",
+                    checker::round1(d + (up - cut)),
+                );
+            }
             None => verdict.violations.push(format!(
                 "not every stream resynced within {limit:?} of the restart"
             )),
@@ -731,7 +741,14 @@ impl Fleet {
             database: database_url,
             heartbeat: bench.heartbeat(),
             stale_after: bench.stale_after(),
-            log_dir: dir.path().to_path_buf(),
+            log_dir: match &bench.log_dir {
+                Some(kept) => {
+                    std::fs::create_dir_all(kept)
+                        .with_context(|| format!("creating {}", kept.display()))?;
+                    kept.clone()
+                }
+                None => dir.path().to_path_buf(),
+            },
         };
         let mut hubs = Vec::new();
         for i in 0..shape.replicas.max(1) {
@@ -1305,6 +1322,10 @@ impl Fleet {
         verdict.figure("streams", self.clusters.len());
         verdict.figure("apps", self.apps.len());
         verdict.figure("stream_losses", self.journal.losses());
+        verdict.figure(
+            "stream_losses_by_cause",
+            serde_json::to_value(self.journal.loss_causes()).unwrap_or_default(),
+        );
         Ok(verdict)
     }
 

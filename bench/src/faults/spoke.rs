@@ -75,6 +75,16 @@ enum Ended {
     Stopped,
 }
 
+/// A short form of why a stream ended, to count losses by: the status code and the first words of its
+/// message, or the first words of the error.
+fn loss_cause(error: &anyhow::Error) -> String {
+    let words = |text: &str| text.split_whitespace().take(5).collect::<Vec<_>>().join(" ");
+    match error.downcast_ref::<tonic::Status>() {
+        Some(status) => format!("{:?}: {}", status.code(), words(status.message())),
+        None => words(&error.to_string()),
+    }
+}
+
 impl SimCluster {
     pub fn new(
         cluster: &str,
@@ -129,7 +139,7 @@ impl SimCluster {
                     tracing::debug!(cluster = %self.cluster, %error, "simulated spoke: stream ended");
                     if lost_at.is_none() {
                         lost_at = Some(Instant::now());
-                        self.journal.disconnected(&self.cluster);
+                        self.journal.disconnected(&self.cluster, loss_cause(&error));
                     }
                     error
                         .downcast_ref::<tonic::Status>()

@@ -296,7 +296,8 @@ struct Session<'a> {
     /// `(project, name)` of the apps this cluster created at the edge, in the
     /// spoke's names (the hub's are `name@cluster`): what a message without
     /// an origin (removal, tree, events) names is an edge app if it is here.
-    edge_apps: HashSet<(String, String)>,
+    /// Read when first needed (a message without an origin, a command to check): `None` until then.
+    edge_apps: Option<HashSet<(String, String)>>,
     /// Live sessions open on this stream (their readers, by id).
     live: super::live::Sessions,
     /// The end of this turn's patience with the database ([`Session::patience_deadline`]).
@@ -417,11 +418,10 @@ pub(super) async fn run(
         last_seen: Instant::now(),
         last_seen_at: now,
         stale: false,
-        edge_apps: HashSet::new(),
+        edge_apps: None,
         live: super::live::Sessions::default(),
         deadline: Some(deadline),
     };
-    session.load_edge_apps().await?;
     let welcome = Welcome {
         cluster_name: name.to_owned(),
         protocol: Some(edgecd_proto::v1::ProtocolVersion {
@@ -572,8 +572,13 @@ impl Session<'_> {
             .get_or_insert_with(|| Instant::now() + patience)
     }
 
-    /// Reads which of the cluster's apps were created at the edge.
+    /// Reads which of the cluster's apps were created at the edge, unless read already: only what needs it
+    /// pays for it (most handshakes send and receive nothing that does).
     async fn load_edge_apps(&mut self) -> Result<(), SessionError> {
+        if self.edge_apps.is_some() {
+            return Ok(());
+        }
+        let mut edge_apps = HashSet::new();
         let mut cursor = None;
         loop {
             let query = AppQuery {
@@ -596,11 +601,14 @@ impl Session<'_> {
             .await?;
             for app in page.items {
                 let local = convert::spoke_name(&app.name).to_owned();
-                self.edge_apps.insert((app.project, local));
+                edge_apps.insert((app.project, local));
             }
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
-                None => return Ok(()),
+                None => {
+                    self.edge_apps = Some(edge_apps);
+                    return Ok(());
+                }
             }
         }
     }
@@ -610,7 +618,8 @@ impl Session<'_> {
     fn hub_name(&self, project: &str, local: &str) -> Option<String> {
         let edge = self
             .edge_apps
-            .contains(&(project.to_owned(), local.to_owned()));
+            .as_ref()
+            .is_some_and(|apps| apps.contains(&(project.to_owned(), local.to_owned())));
         convert::hub_name(local, edge, self.name())
     }
 
@@ -993,6 +1002,7 @@ impl Session<'_> {
                 .await?;
                 continue;
             }
+            self.load_edge_apps().await?;
             if let Some(why) = self.name_conflict(&record).await? {
                 self.reject(&record.id, CommandOutcome::Rejected, why)
                     .await?;
@@ -1037,7 +1047,8 @@ impl Session<'_> {
             // never applied it there (it does not overwrite an edge app).
             if self
                 .edge_apps
-                .contains(&(project.to_owned(), local.to_owned()))
+                .as_ref()
+                .is_some_and(|apps| apps.contains(&(project.to_owned(), local.to_owned())))
             {
                 return Ok(Some(format!(
                     "cluster {cluster} has an application {local} created at the edge \
@@ -1263,9 +1274,12 @@ impl Session<'_> {
     ) -> Result<(), SessionError> {
         let admitted = self.admit_edge_apps(batch).await?;
         let batch = admitted.as_ref().unwrap_or(batch);
-        for report in batch.reports.iter().filter(|r| r.autonomous.is_some()) {
-            let local = convert::spoke_name(&report.name).to_owned();
-            self.edge_apps.insert((report.project.clone(), local));
+        // Not read yet: a later read finds them in the store.
+        if let Some(edge_apps) = self.edge_apps.as_mut() {
+            for report in batch.reports.iter().filter(|r| r.autonomous.is_some()) {
+                let local = convert::spoke_name(&report.name).to_owned();
+                edge_apps.insert((report.project.clone(), local));
+            }
         }
         let (deadline, ctx) = (self.patience_deadline(), self.ctx);
         let outcome = patiently(
@@ -1431,6 +1445,10 @@ impl Session<'_> {
         at: &SpokeSeq,
         body: Option<spoke_message::Body>,
     ) -> Result<(), SessionError> {
+        // What names an app without an origin is an edge app's message if the cluster has one by that name.
+        if !matches!(body, Some(spoke_message::Body::AppStatus(_)) | None) {
+            self.load_edge_apps().await?;
+        }
         let store = &self.ctx.store;
         let name = self.ctx.cluster.as_str();
         match body {
@@ -1444,7 +1462,9 @@ impl Session<'_> {
                 if let Some(app) = removed.app
                     && let Some(hub_name) = self.hub_name(&app.project, &app.name)
                 {
-                    self.edge_apps.remove(&(app.project.clone(), app.name));
+                    if let Some(edge_apps) = self.edge_apps.as_mut() {
+                        edge_apps.remove(&(app.project.clone(), app.name));
+                    }
                     gone.push((app.project, hub_name));
                 }
                 let batch = StatusBatch {
