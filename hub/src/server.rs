@@ -99,10 +99,11 @@ pub struct ServerConfig {
     /// A gRPC connection that has not sent a request this long after it
     /// was accepted (TLS handshake, HTTP/2 preface, first call) is closed.
     pub grpc_handshake_timeout: Duration,
-    /// Connections that may wait for their first call at once; a new one
-    /// beyond it is closed when accepted (established connections are not
-    /// counted), so a flood of silent connections cannot take every file
-    /// descriptor.
+    /// Connections that may wait for their first call at once; while that
+    /// many do, no new one is accepted (it waits in the listen backlog, then
+    /// in the client's connect), and established connections are not
+    /// counted: a flood of silent connections cannot take every file
+    /// descriptor, and a reconnect storm is slowed down, not turned away.
     pub grpc_max_handshakes: usize,
     /// Start a new fleet even where there is evidence of an existing one:
     /// a SQLite database whose marker says it existed, or issued spoke
@@ -394,22 +395,23 @@ impl Server {
         let (kill, killed) = watch::channel(false);
         let handshake_timeout = config.grpc_handshake_timeout;
         let max_handshakes = config.grpc_max_handshakes;
-        let incoming = TcpListenerStream::new(grpc_listener).filter_map(move |conn| {
-            let conn = match conn {
-                Ok(io) if handshakes.waiting() >= max_handshakes => {
-                    tracing::warn!(
-                        peer = ?io.peer_addr().ok(),
-                        max_handshakes,
-                        "Too many gRPC connections without a call: closing a new one."
-                    );
-                    None
+        // While `max_handshakes` connections wait for their first call, accepting pauses: a new connection
+        // waits in the listen backlog instead of being closed, so a reconnect storm (every spoke dialling at
+        // once, the hub busy) is served at the pace the hub can, not turned away to come back into the same
+        // crowd.
+        let incoming = futures::stream::unfold(
+            (TcpListenerStream::new(grpc_listener), handshakes),
+            move |(mut listener, handshakes)| {
+                let killed = killed.clone();
+                async move {
+                    handshakes.room(max_handshakes).await;
+                    let conn = listener.next().await?.map(|io| {
+                        Killable::new(io, killed).with_handshake(&handshakes, handshake_timeout)
+                    });
+                    Some((conn, (listener, handshakes)))
                 }
-                conn => Some(conn.map(|io| {
-                    Killable::new(io, killed.clone()).with_handshake(&handshakes, handshake_timeout)
-                })),
-            };
-            std::future::ready(conn)
-        });
+            },
+        );
         let grpc = tokio::spawn(async move {
             router
                 .serve_with_incoming_shutdown(incoming, async move {
@@ -722,13 +724,40 @@ impl Drop for RunningServer {
 /// (unique among a listener's open connections): the call's interceptor
 /// marks the connection, which then drops its handshake deadline.
 #[derive(Debug, Default)]
-struct Handshakes(std::sync::Mutex<HashMap<SocketAddr, Arc<AtomicBool>>>);
+struct Handshakes {
+    waiting: std::sync::Mutex<HashMap<SocketAddr, Arc<AtomicBool>>>,
+    /// Told when a connection stops waiting.
+    freed: tokio::sync::Notify,
+}
 
 impl Handshakes {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<AtomicBool>>> {
-        self.0
+        self.waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Returns once fewer than `max` connections wait for their first call.
+    async fn room(&self, max: usize) {
+        let mut paused = false;
+        loop {
+            // Made before the check: a connection freed in between still wakes it.
+            let freed = self.freed.notified();
+            let waiting = self.waiting();
+            if waiting < max {
+                return;
+            }
+            if !paused {
+                paused = true;
+                tracing::warn!(
+                    waiting,
+                    max_handshakes = max,
+                    "Too many gRPC connections without a call: accepting paused until one makes its first call or is closed."
+                );
+            }
+            // A connection's deadline passing wakes it too (`forget`); the timeout is a safety net.
+            let _ = tokio::time::timeout(Duration::from_millis(100), freed).await;
+        }
     }
 
     fn register(&self, peer: SocketAddr) -> Arc<AtomicBool> {
@@ -742,15 +771,20 @@ impl Handshakes {
     }
 
     fn served(&self, peer: SocketAddr) {
-        if let Some(flag) = self.lock().remove(&peer) {
+        let removed = self.lock().remove(&peer);
+        if let Some(flag) = removed {
             flag.store(true, Ordering::Release);
+            self.freed.notify_waiters();
         }
     }
 
     fn forget(&self, peer: SocketAddr, flag: &Arc<AtomicBool>) {
-        let mut waiting = self.lock();
-        if waiting.get(&peer).is_some_and(|f| Arc::ptr_eq(f, flag)) {
-            waiting.remove(&peer);
+        let removed = {
+            let mut waiting = self.lock();
+            waiting.get(&peer).is_some_and(|f| Arc::ptr_eq(f, flag)) && waiting.remove(&peer).is_some()
+        };
+        if removed {
+            self.freed.notify_waiters();
         }
     }
 }

@@ -337,19 +337,35 @@ async fn grpc_port_caps_connections_without_a_call() {
         .await
         .unwrap();
     // One silent connection fills the waiting room (30 s deadline)...
-    let _silent = TcpStream::connect(hub.grpc_addr()).await.unwrap();
+    let silent = TcpStream::connect(hub.grpc_addr()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // ...so another one is closed at once, while a serving one still works.
-    let mut second = TcpStream::connect(hub.grpc_addr()).await.unwrap();
-    let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf)).await;
+    // ...so another one is not accepted: its call waits (in the listen backlog), it is not refused...
+    let addr = hub.grpc_addr();
+    let mut waiting = tokio::spawn(async move {
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        HubServiceClient::new(channel)
+            .get_server_info(v1::GetServerInfoRequest {})
+            .await
+    });
     assert!(
-        matches!(read, Ok(Ok(0) | Err(_))),
-        "the connection over the cap is closed: {read:?}"
+        tokio::time::timeout(Duration::from_secs(1), &mut waiting)
+            .await
+            .is_err(),
+        "a connection over the cap is not served while the room is full"
     );
+    // ...while a serving one still works.
     api.get_server_info(v1::GetServerInfoRequest {})
         .await
         .expect("an established connection keeps working");
+    // The silent one leaves: the waiting one is accepted and answered.
+    drop(silent);
+    let answered = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("served once the room has space")
+        .unwrap();
+    assert!(answered.is_ok(), "{answered:?}");
     hub.shutdown().await.unwrap();
 }
 

@@ -163,6 +163,7 @@ pub struct Registry {
     sessions: Mutex<HashMap<String, Held>>,
     next_id: Mutex<u64>,
     heartbeats: Arc<HeartbeatBook>,
+    settings: Arc<watch::SettingsCache>,
 }
 
 /// One stream held by this replica: its registration, its signals, its live sessions.
@@ -415,6 +416,13 @@ impl SpokeLink {
                             continue;
                         }
                     };
+                    // Before the wake-up: what woken sessions read is at least as new as the mark.
+                    if wake.settings_everywhere
+                        && let Err(error) = registry.settings.refresh(store.as_ref()).await
+                    {
+                        tracing::warn!(%error, "Cannot read the projects and application sets; handshakes read them themselves.");
+                        seen.forget_settings();
+                    }
                     for cluster in &wake.commands {
                         registry.signal(cluster, Signal::CommandsPending);
                     }
@@ -675,6 +683,7 @@ impl SpokeService for SpokeLink {
             pki: self.pki.clone(),
             certificate_not_after: certificate.as_ref().map(|c| c.not_after),
             heartbeats: Arc::clone(&self.registry.heartbeats),
+            settings: Arc::clone(&self.registry.settings),
             accepted_record: Some(accepted_record),
             stream: uuid::Uuid::new_v4().simple().to_string(),
         };

@@ -208,6 +208,8 @@ pub(super) struct Context {
     pub certificate_not_after: Option<OffsetDateTime>,
     /// The cluster's record, read when the stream was accepted.
     pub accepted_record: Option<crate::store::ClusterRecord>,
+    /// The projects and application sets as this replica's watch last read them, for handshakes.
+    pub settings: Arc<super::watch::SettingsCache>,
     /// This replica's sessions write their heartbeats together.
     pub heartbeats: Arc<super::HeartbeatBook>,
     /// This stream's id: its handshake makes it the owner of the cluster's connection record, and its
@@ -287,6 +289,8 @@ struct Session<'a> {
     desired_projects: Option<std::collections::BTreeSet<String>>,
     /// The cluster's record as read when the stream was accepted, for the first application-set pass.
     accepted_record: Option<crate::store::ClusterRecord>,
+    /// The handshake's pass: projects and sets come from the replica's watch ([`Context::settings`]).
+    handshake_pass: bool,
     /// Application sets assigned to this cluster may have changed; and a hash of the snapshot last sent.
     appsets_dirty: bool,
     appsets_sent: Option<u64>,
@@ -413,6 +417,7 @@ pub(super) async fn run(
         policies_sent: None,
         desired_projects: None,
         accepted_record: ctx.accepted_record.clone(),
+        handshake_pass: true,
         appsets_dirty: true,
         appsets_sent: None,
         last_seen: Instant::now(),
@@ -442,6 +447,7 @@ pub(super) async fn run(
         .send_control(hub_message::Body::Welcome(welcome))
         .await?;
     session.flush().await?;
+    session.handshake_pass = false;
     // Handshake done: the next stream's turn.
     drop(handshake_turn);
 
@@ -724,8 +730,14 @@ impl Session<'_> {
             Some(record) if !record.server_url.is_empty() => record,
             _ => self.ctx.store.get_cluster(self.name()).await?,
         };
-        let records =
-            crate::store::appsets::evaluated_at(self.ctx.store.as_ref(), &cluster).await?;
+        let cached = self
+            .handshake_pass
+            .then(|| self.ctx.settings.current())
+            .flatten();
+        let records = match cached {
+            Some(settings) => crate::store::appsets::evaluated_among(&settings.appsets, &cluster),
+            None => crate::store::appsets::evaluated_at(self.ctx.store.as_ref(), &cluster).await?,
+        };
         let mut sets = Vec::with_capacity(records.len());
         let full_specs = self.capabilities.contains(names::APPSET_ARGO_SPEC);
         for record in &records {
@@ -806,8 +818,21 @@ impl Session<'_> {
             Some(names) => names,
             None => projects_of(&self.ctx.store.desired_changes(self.name(), 0).await?),
         };
+        let cached = self
+            .handshake_pass
+            .then(|| self.ctx.settings.current())
+            .flatten();
         let mut projects = Vec::new();
         for name in &names {
+            if let Some(record) = cached.as_ref().and_then(|c| c.projects.get(name)) {
+                projects.push(edgecd_proto::convert::project(
+                    &record.name,
+                    &record.spec,
+                    record.version,
+                    Some(record.created_at),
+                ));
+                continue;
+            }
             match self.ctx.store.get_project(name).await {
                 Ok(record) => projects.push(edgecd_proto::convert::project(
                     &record.name,

@@ -32,13 +32,18 @@ pub async fn evaluated_at(
     store: &dyn super::Store,
     cluster: &super::ClusterRecord,
 ) -> Result<Vec<AppSetRecord>> {
-    Ok(store
-        .appsets()
-        .list_appsets(&[], None)
-        .await?
-        .into_iter()
+    Ok(evaluated_among(
+        &store.appsets().list_appsets(&[], None).await?,
+        cluster,
+    ))
+}
+
+/// Which of `sets` are evaluated at `cluster`'s spoke (see [`evaluated_at`]).
+pub fn evaluated_among(sets: &[AppSetRecord], cluster: &super::ClusterRecord) -> Vec<AppSetRecord> {
+    sets.iter()
         .filter(|set| scope_of(set).includes(&cluster.name, &cluster.labels))
-        .collect())
+        .cloned()
+        .collect()
 }
 
 /// A stored application set.
