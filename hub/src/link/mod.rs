@@ -10,6 +10,7 @@ mod convert;
 mod heartbeats;
 pub mod live;
 mod session;
+mod turns;
 mod watch;
 
 use std::collections::HashMap;
@@ -89,8 +90,9 @@ pub struct LinkConfig {
     /// How long a new stream may take to send Hello.
     pub hello_timeout: Duration,
     /// Streams whose handshake (Hello to Welcome, a few database round trips each) runs at once; more wait
-    /// up to `hello_timeout` for a turn, then are refused with UNAVAILABLE and a jittered `retry-after`. In a
-    /// reconnect storm this keeps the handshakes from starving each other of database connections.
+    /// up to `hello_timeout` for a turn, then are refused with UNAVAILABLE and a `retry-after` of how long
+    /// those still waiting will take at the measured pace, jittered ([`turns`]). In a reconnect storm this
+    /// keeps the handshakes from starving each other of database connections.
     pub max_handshakes: usize,
     pub identity: IdentityMode,
     pub counters: LinkCounters,
@@ -279,13 +281,13 @@ pub struct SpokeLink {
     pki: Option<Arc<crate::pki::Pki>>,
     draining: Arc<std::sync::atomic::AtomicBool>,
     /// Turns for handshakes (`LinkConfig::max_handshakes`).
-    handshakes: Arc<tokio::sync::Semaphore>,
+    handshakes: Arc<turns::HandshakeTurns>,
 }
 
 impl SpokeLink {
     pub fn new(config: LinkConfig, store: Arc<dyn Store>) -> Self {
         Self {
-            handshakes: Arc::new(tokio::sync::Semaphore::new(config.max_handshakes.max(1))),
+            handshakes: turns::HandshakeTurns::new(config.max_handshakes),
             config: Arc::new(config),
             store,
             registry: Arc::default(),
@@ -628,18 +630,11 @@ impl SpokeService for SpokeLink {
         };
         tracing::Span::current().record("cluster", cluster.as_str());
         // A turn for the handshake; held until the session has sent Welcome.
-        let turn = match tokio::time::timeout(
-            self.config.hello_timeout,
-            Arc::clone(&self.handshakes).acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(turn)) => turn,
-            _ => {
+        let turn = match self.handshakes.take(self.config.hello_timeout).await {
+            Ok(turn) => turn,
+            Err(after) => {
                 self.config.counters.handshakes_deferred.inc();
-                // Spread the retries: a storm comes back as a trickle.
-                let after =
-                    Duration::from_millis(rand::Rng::random_range(&mut rand::rng(), 1_000..5_000));
+                // Told when those already waiting will have had their turns: a storm comes back spread out.
                 return Err(crate::retry::with_retry_after(
                     Status::unavailable("too many spokes are connecting at once; retry later"),
                     after,

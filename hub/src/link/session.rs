@@ -316,7 +316,7 @@ pub(super) async fn run(
     mut signals: mpsc::Receiver<Signal>,
     mut live: mpsc::Receiver<super::live::LiveControl>,
     outbound: Outbound,
-    handshake_turn: tokio::sync::OwnedSemaphorePermit,
+    handshake_turn: super::turns::Turn,
 ) -> Result<(), SessionError> {
     let config = &ctx.config;
     let theirs = hello
