@@ -36,9 +36,7 @@ pub use self::heartbeats::HeartbeatBook;
 pub use self::session::SessionError;
 use crate::store::{COMMANDS_CHANNEL, ListenEvent, Store};
 
-pub use crate::store::{DESIRED_CHANNEL, REVOKED_CHANNEL};
-/// Notification channel: statuses of a cluster's apps changed (payload: cluster).
-pub const APPS_CHANNEL: &str = "edgecd_apps";
+pub use crate::store::{APPS_CHANNEL, DESIRED_CHANNEL, REVOKED_CHANNEL};
 /// Notification channel: a cluster's connection state changed (payload: cluster).
 pub const CLUSTERS_CHANNEL: &str = "edgecd_clusters";
 

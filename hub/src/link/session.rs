@@ -1323,9 +1323,7 @@ impl Session<'_> {
             .counters
             .status_reports
             .inc_by(u64::from(outcome.applied));
-        if outcome.applied + outcome.created + outcome.deleted + outcome.reset > 0 {
-            notify(self.ctx, super::APPS_CHANNEL).await;
-        }
+        // A batch that changed something was announced on `APPS_CHANNEL` in its own transaction.
         if outcome.rejected > 0 {
             tracing::warn!(
                 rejected = outcome.rejected,
@@ -1496,11 +1494,9 @@ impl Session<'_> {
                     removed: gone,
                     ..StatusBatch::default()
                 };
-                let outcome = store.ingest_status_batch(name, at, &batch).await?;
+                // Announced on `APPS_CHANNEL` in its transaction when it removed something.
+                store.ingest_status_batch(name, at, &batch).await?;
                 self.ctx.config.counters.ingested.inc();
-                if outcome.deleted + outcome.reset > 0 {
-                    notify(self.ctx, super::APPS_CHANNEL).await;
-                }
             }
             Some(spoke_message::Body::ResourceTree(tree)) => {
                 let app = tree.app.clone().unwrap_or_default();

@@ -44,6 +44,9 @@ pub const COMMANDS_CHANNEL: &str = "edgecd_commands";
 
 /// Notification channel: a cluster's desired set changed (payload: cluster).
 pub const DESIRED_CHANNEL: &str = "edgecd_desired";
+/// Notification channel: statuses of a cluster's apps changed (payload: cluster); a status batch that
+/// changed something announces it in its own transaction.
+pub const APPS_CHANNEL: &str = "edgecd_apps";
 /// Notification channel: a cluster was revoked or removed (payload: cluster).
 pub const REVOKED_CHANNEL: &str = "edgecd_revoked";
 /// Notification channel: a managed app was deleted (payload `project/name`).
@@ -310,6 +313,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreFuture<'a, Option<serde_json::Value>>;
 
     // --- spoke ingest: each call is one transaction that also records (epoch, seq) ---
+    /// Stores a status batch; one that changed an app's status or record announces the cluster on
+    /// [`APPS_CHANNEL`] in the same transaction.
     fn ingest_status_batch<'a>(
         &'a self,
         cluster: &'a str,

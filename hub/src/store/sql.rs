@@ -32,7 +32,7 @@ use crate::store::codec::{
 use crate::store::model::*;
 use crate::store::query::{self, Bind, Sql};
 use crate::store::{
-    COMMAND_UPDATES_CHANNEL, COMMANDS_CHANNEL, EVENTS_CHANNEL, Leadership, Result, Store,
+    APPS_CHANNEL, COMMAND_UPDATES_CHANNEL, COMMANDS_CHANNEL, EVENTS_CHANNEL, Leadership, Result, Store,
     StoreError, command_update_payloads,
 };
 
@@ -2035,7 +2035,12 @@ impl Backend {
                 "s.cluster = $1 AND s.snapshot_id IS DISTINCT FROM $2 AND s.status_version > 0";
             forget(&mut tx, apps, statuses, binds, &mut outcome).await?;
         }
-        tx.commit().await?;
+        // Announced in the same transaction: no second one (and no second connection) per batch.
+        let mut notes = Notes::default();
+        if outcome.applied + outcome.created + outcome.deleted + outcome.reset > 0 {
+            notes.0.push((APPS_CHANNEL, cluster.to_owned()));
+        }
+        dialect::commit(self, tx, notes).await?;
         Ok(outcome)
     }
 
