@@ -394,7 +394,8 @@ impl Server {
         let mut grpc_stop = stop_rx.clone();
         let (kill, killed) = watch::channel(false);
         let handshake_timeout = config.grpc_handshake_timeout;
-        let max_handshakes = config.grpc_max_handshakes;
+        // At least one, or nothing would ever be accepted.
+        let max_handshakes = config.grpc_max_handshakes.max(1);
         // While `max_handshakes` connections wait for their first call, accepting pauses: a new connection
         // waits in the listen backlog instead of being closed, so a reconnect storm (every spoke dialling at
         // once, the hub busy) is served at the pace the hub can, not turned away to come back into the same
@@ -781,7 +782,8 @@ impl Handshakes {
     fn forget(&self, peer: SocketAddr, flag: &Arc<AtomicBool>) {
         let removed = {
             let mut waiting = self.lock();
-            waiting.get(&peer).is_some_and(|f| Arc::ptr_eq(f, flag)) && waiting.remove(&peer).is_some()
+            waiting.get(&peer).is_some_and(|f| Arc::ptr_eq(f, flag))
+                && waiting.remove(&peer).is_some()
         };
         if removed {
             self.freed.notify_waiters();

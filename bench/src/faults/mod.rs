@@ -323,10 +323,7 @@ impl FaultsBench {
             Some(d) => {
                 verdict.figure("all_resynced_after_restart_s", checker::round1(d));
                 // The restart is done when the API answers, which the storm itself delays: from the kill too.
-                verdict.figure(
-                    "all_resynced_after_kill_s",
-                    checker::round1(d + (up - cut)),
-                );
+                verdict.figure("all_resynced_after_kill_s", checker::round1(d + (up - cut)));
             }
             None => verdict.violations.push(format!(
                 "not every stream resynced within {limit:?} of the restart"

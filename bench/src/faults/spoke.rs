@@ -78,7 +78,12 @@ enum Ended {
 /// A short form of why a stream ended, to count losses by: the status code and the first words of its
 /// message, or the first words of the error.
 fn loss_cause(error: &anyhow::Error) -> String {
-    let words = |text: &str| text.split_whitespace().take(5).collect::<Vec<_>>().join(" ");
+    let words = |text: &str| {
+        text.split_whitespace()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     match error.downcast_ref::<tonic::Status>() {
         Some(status) => format!("{:?}: {}", status.code(), words(status.message())),
         None => words(&error.to_string()),

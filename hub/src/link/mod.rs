@@ -157,6 +157,63 @@ pub(crate) enum Signal {
     Drain(Duration),
 }
 
+/// The signals a session has not handled yet, kept as a set: a burst of one kind (commands issued one after
+/// another) never crowds out another (a revocation, a project edit), as it could in a bounded queue of signals.
+/// The session's channel only wakes it; it then takes them all ([`Pending::take`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    bits: std::sync::atomic::AtomicU8,
+    drain_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Pending {
+    const DESIRED: u8 = 1;
+    const COMMANDS: u8 = 1 << 1;
+    const SETTINGS: u8 = 1 << 2;
+    const RESYNC: u8 = 1 << 3;
+    const REPLACED: u8 = 1 << 4;
+    const REVOKED: u8 = 1 << 5;
+    const DRAIN: u8 = 1 << 6;
+
+    pub(crate) fn add(&self, signal: Signal) {
+        use std::sync::atomic::Ordering;
+        let bit = match signal {
+            Signal::DesiredChanged => Self::DESIRED,
+            Signal::CommandsPending => Self::COMMANDS,
+            Signal::SettingsChanged => Self::SETTINGS,
+            Signal::Resync => Self::RESYNC,
+            Signal::Replaced => Self::REPLACED,
+            Signal::Revoked => Self::REVOKED,
+            Signal::Drain(retry_after) => {
+                let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+                self.drain_ms.store(ms, Ordering::Release);
+                Self::DRAIN
+            }
+        };
+        self.bits.fetch_or(bit, Ordering::AcqRel);
+    }
+
+    /// Takes every pending signal, those that end the session first (revoked, replaced, draining).
+    pub(crate) fn take(&self) -> Vec<Signal> {
+        use std::sync::atomic::Ordering;
+        let bits = self.bits.swap(0, Ordering::AcqRel);
+        let drain = Duration::from_millis(self.drain_ms.load(Ordering::Acquire));
+        [
+            (Self::REVOKED, Signal::Revoked),
+            (Self::REPLACED, Signal::Replaced),
+            (Self::DRAIN, Signal::Drain(drain)),
+            (Self::RESYNC, Signal::Resync),
+            (Self::DESIRED, Signal::DesiredChanged),
+            (Self::COMMANDS, Signal::CommandsPending),
+            (Self::SETTINGS, Signal::SettingsChanged),
+        ]
+        .into_iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, signal)| signal)
+        .collect()
+    }
+}
+
 /// The sessions held by this replica, by cluster.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -170,8 +227,17 @@ pub struct Registry {
 #[derive(Debug)]
 struct Held {
     id: u64,
-    signals: mpsc::Sender<Signal>,
+    /// Wakes the session (capacity one: a full channel holds a wake-up it has not taken yet).
+    wake: mpsc::Sender<()>,
+    pending: Arc<Pending>,
     live: mpsc::Sender<live::LiveControl>,
+}
+
+impl Held {
+    fn signal(&self, signal: Signal) {
+        self.pending.add(signal);
+        let _ = self.wake.try_send(());
+    }
 }
 
 impl Registry {
@@ -179,7 +245,8 @@ impl Registry {
     fn register(
         &self,
         cluster: &str,
-        tx: mpsc::Sender<Signal>,
+        wake: mpsc::Sender<()>,
+        pending: Arc<Pending>,
         live: mpsc::Sender<live::LiveControl>,
     ) -> u64 {
         let id = {
@@ -195,12 +262,13 @@ impl Registry {
                 cluster.to_owned(),
                 Held {
                     id,
-                    signals: tx,
+                    wake,
+                    pending,
                     live,
                 },
             );
         if let Some(old) = old {
-            let _ = old.signals.try_send(Signal::Replaced);
+            old.signal(Signal::Replaced);
         }
         id
     }
@@ -244,15 +312,14 @@ impl Registry {
     fn signal(&self, cluster: &str, signal: Signal) {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(held) = sessions.get(cluster) {
-            // A full queue already holds a pending wake-up for the session.
-            let _ = held.signals.try_send(signal);
+            held.signal(signal);
         }
     }
 
     fn signal_all(&self, signal: Signal) {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         for held in sessions.values() {
-            let _ = held.signals.try_send(signal);
+            held.signal(signal);
         }
     }
 
@@ -397,7 +464,10 @@ impl SpokeLink {
     pub fn spawn_watch(&self) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let registry = Arc::clone(&self.registry);
-        let period = self.config.heartbeat_interval.max(Duration::from_millis(100));
+        let period = self
+            .config
+            .heartbeat_interval
+            .max(Duration::from_millis(100));
         tokio::spawn(
             async move {
                 let mut seen = watch::Watch::default();
@@ -658,9 +728,12 @@ impl SpokeService for SpokeLink {
             }
         };
         let (tx, rx) = mpsc::channel(self.config.window as usize + 16);
-        let (signal_tx, signals) = mpsc::channel(8);
+        let (wake, signals) = mpsc::channel(1);
+        let pending = Arc::new(Pending::default());
         let (live_tx, live_rx) = mpsc::channel(256);
-        let registration = self.registry.register(cluster.as_str(), signal_tx, live_tx);
+        let registration =
+            self.registry
+                .register(cluster.as_str(), wake, Arc::clone(&pending), live_tx);
         if let (Some(pki), Some(identity)) = (&self.pki, &certificate) {
             // A revocation between the check above and the registration
             // would have found no session to end: check once more.
@@ -678,6 +751,7 @@ impl SpokeService for SpokeLink {
             heartbeats: Arc::clone(&self.registry.heartbeats),
             settings: Arc::clone(&self.registry.settings),
             accepted_record: Some(accepted_record),
+            pending,
             stream: uuid::Uuid::new_v4().simple().to_string(),
         };
         let registry = Arc::clone(&self.registry);
@@ -699,5 +773,43 @@ impl SpokeService for SpokeLink {
         Ok(Response::new(Box::pin(
             ReceiverStream::new(rx).map(|item| item.map(|message| *message)),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of one signal (commands issued one after another) never crowds out another: a revocation or a
+    /// project edit behind it still reaches the session, which a bounded queue of signals dropped.
+    #[tokio::test]
+    async fn no_signal_crowds_out_another() {
+        let registry = Registry::default();
+        let (wake, mut woken) = mpsc::channel(1);
+        let pending = Arc::new(Pending::default());
+        let (live, _live) = mpsc::channel(1);
+        registry.register("edge-1", wake, Arc::clone(&pending), live);
+        for _ in 0..20 {
+            registry.signal("edge-1", Signal::CommandsPending);
+        }
+        registry.signal("edge-1", Signal::SettingsChanged);
+        registry.signal_all(Signal::Revoked);
+        assert_eq!(woken.recv().await, Some(()));
+        assert!(
+            woken.try_recv().is_err(),
+            "one wake-up, however many signals"
+        );
+        assert_eq!(
+            pending.take(),
+            [
+                Signal::Revoked,
+                Signal::CommandsPending,
+                Signal::SettingsChanged
+            ],
+            "the ones that end the session first"
+        );
+        assert!(pending.take().is_empty(), "taken once");
+        registry.signal("edge-1", Signal::Drain(Duration::from_secs(7)));
+        assert_eq!(pending.take(), [Signal::Drain(Duration::from_secs(7))]);
     }
 }

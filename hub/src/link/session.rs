@@ -208,6 +208,8 @@ pub(super) struct Context {
     pub certificate_not_after: Option<OffsetDateTime>,
     /// The cluster's record, read when the stream was accepted.
     pub accepted_record: Option<crate::store::ClusterRecord>,
+    /// The signals this session has not handled yet; its channel of wake-ups says when to look.
+    pub pending: Arc<super::Pending>,
     /// The projects and application sets as this replica's watch last read them, for handshakes.
     pub settings: Arc<super::watch::SettingsCache>,
     /// This replica's sessions write their heartbeats together.
@@ -284,13 +286,15 @@ struct Session<'a> {
     /// Project policies may have changed; and a hash of the set last sent.
     policies_dirty: bool,
     policies_sent: Option<u64>,
-    /// The projects of the cluster's desired apps, when the last desired-set read was a full one: the
-    /// policies need no second read of the set (at a handshake, both are sent together).
+    /// The projects of the cluster's desired apps, from the last full read of its desired set while no read
+    /// since found a change: the policies need no read of their own (at a handshake, both are sent together;
+    /// after a project edit, every session re-checks them).
     desired_projects: Option<std::collections::BTreeSet<String>>,
     /// The cluster's record as read when the stream was accepted, for the first application-set pass.
     accepted_record: Option<crate::store::ClusterRecord>,
-    /// The handshake's pass: projects and sets come from the replica's watch ([`Context::settings`]).
-    handshake_pass: bool,
+    /// The next pass takes the projects and sets from the replica's watch ([`Context::settings`]): at the
+    /// handshake, and after the watch signalled their edit; a fresh read otherwise.
+    settings_from_watch: bool,
     /// Application sets assigned to this cluster may have changed; and a hash of the snapshot last sent.
     appsets_dirty: bool,
     appsets_sent: Option<u64>,
@@ -313,7 +317,7 @@ pub(super) async fn run(
     ctx: &Context,
     hello: Hello,
     mut inbound: Streaming<SpokeMessage>,
-    mut signals: mpsc::Receiver<Signal>,
+    mut signals: mpsc::Receiver<()>,
     mut live: mpsc::Receiver<super::live::LiveControl>,
     outbound: Outbound,
     handshake_turn: super::turns::Turn,
@@ -417,7 +421,7 @@ pub(super) async fn run(
         policies_sent: None,
         desired_projects: None,
         accepted_record: ctx.accepted_record.clone(),
-        handshake_pass: true,
+        settings_from_watch: true,
         appsets_dirty: true,
         appsets_sent: None,
         last_seen: Instant::now(),
@@ -447,7 +451,9 @@ pub(super) async fn run(
         .send_control(hub_message::Body::Welcome(welcome))
         .await?;
     session.flush().await?;
-    session.handshake_pass = false;
+    session.settings_from_watch = false;
+    // Labels change: later passes read the record again.
+    session.accepted_record = None;
     // Handshake done: the next stream's turn.
     drop(handshake_turn);
 
@@ -490,41 +496,50 @@ pub(super) async fn run(
                 }
             }
             signal = signals.recv() => {
-                match signal {
-                    Some(Signal::DesiredChanged) => {
-                        session.desired_dirty = true;
-                        session.credentials_dirty = true;
-                        session.policies_dirty = true;
-                        session.appsets_dirty = true;
-                    }
-                    Some(Signal::CommandsPending) => session.commands_dirty = true,
-                    Some(Signal::SettingsChanged) => {
-                        session.policies_dirty = true;
-                        session.appsets_dirty = true;
-                        // A set scoped to this cluster entitles it to its project's credentials.
-                        session.credentials_dirty = true;
-                    }
-                    Some(Signal::Resync) => {
-                        session.desired_dirty = true;
-                        session.commands_dirty = true;
-                        session.credentials_dirty = true;
-                        session.policies_dirty = true;
-                        session.appsets_dirty = true;
-                    }
-                    Some(Signal::Replaced) => {
-                        go_away(&session.outbound, go_away::Reason::Replaced, "a newer stream of this cluster took over".into(), Duration::ZERO).await?;
-                        return Ok(());
-                    }
-                    Some(Signal::Drain(retry_after)) => {
-                        go_away(&session.outbound, go_away::Reason::Draining, "this hub replica is shutting down; reconnect to another".into(), retry_after).await?;
-                        return Ok(());
-                    }
-                    Some(Signal::Revoked) | None => {
-                        go_away(&session.outbound, go_away::Reason::Revoked, format!("cluster {name} was revoked or removed"), Duration::from_secs(3600)).await?;
-                        return Ok(());
+                // Unregistered: the cluster was revoked or removed.
+                let pending = if signal.is_some() { ctx.pending.take() } else { vec![Signal::Revoked] };
+                for signal in &pending {
+                    match *signal {
+                        Signal::DesiredChanged | Signal::Resync => {
+                            session.desired_dirty = true;
+                            session.credentials_dirty = true;
+                            session.policies_dirty = true;
+                            session.appsets_dirty = true;
+                            if *signal == Signal::Resync {
+                                session.commands_dirty = true;
+                            }
+                        }
+                        Signal::CommandsPending => session.commands_dirty = true,
+                        Signal::SettingsChanged => {
+                            session.policies_dirty = true;
+                            session.appsets_dirty = true;
+                            // A set scoped to this cluster entitles it to its project's credentials.
+                            session.credentials_dirty = true;
+                        }
+                        Signal::Replaced => {
+                            go_away(&session.outbound, go_away::Reason::Replaced, "a newer stream of this cluster took over".into(), Duration::ZERO).await?;
+                            return Ok(());
+                        }
+                        Signal::Drain(retry_after) => {
+                            go_away(&session.outbound, go_away::Reason::Draining, "this hub replica is shutting down; reconnect to another".into(), retry_after).await?;
+                            return Ok(());
+                        }
+                        Signal::Revoked => {
+                            go_away(&session.outbound, go_away::Reason::Revoked, format!("cluster {name} was revoked or removed"), Duration::from_secs(3600)).await?;
+                            return Ok(());
+                        }
                     }
                 }
-                session.flush().await?;
+                // The watch read the projects and sets before it signalled an edit of them: what it read serves
+                // this pass, unless something else asks for a fresh read (an app or a set scoped here changed,
+                // or notifications were missed).
+                session.settings_from_watch = pending.contains(&Signal::SettingsChanged)
+                    && !pending
+                        .iter()
+                        .any(|s| matches!(s, Signal::DesiredChanged | Signal::Resync));
+                let flushed = session.flush().await;
+                session.settings_from_watch = false;
+                flushed?;
             }
             // Silent past the threshold: Stale now, not at the next heartbeat (up to one interval later).
             () = tokio::time::sleep_until(tokio::time::Instant::from_std(
@@ -731,7 +746,7 @@ impl Session<'_> {
             _ => self.ctx.store.get_cluster(self.name()).await?,
         };
         let cached = self
-            .handshake_pass
+            .settings_from_watch
             .then(|| self.ctx.settings.current())
             .flatten();
         let records = match cached {
@@ -814,12 +829,16 @@ impl Session<'_> {
         if !self.capabilities.contains(names::PROJECT_POLICIES) {
             return Ok(());
         }
-        let names = match self.desired_projects.take() {
-            Some(names) => names,
-            None => projects_of(&self.ctx.store.desired_changes(self.name(), 0).await?),
+        let names = match &self.desired_projects {
+            Some(names) => names.clone(),
+            None => {
+                let names = projects_of(&self.ctx.store.desired_changes(self.name(), 0).await?);
+                self.desired_projects = Some(names.clone());
+                names
+            }
         };
         let cached = self
-            .handshake_pass
+            .settings_from_watch
             .then(|| self.ctx.settings.current())
             .flatten();
         let mut projects = Vec::new();
@@ -937,8 +956,13 @@ impl Session<'_> {
             since = 0;
             changes = self.ctx.store.desired_changes(self.name(), 0).await?;
         }
-        // Kept only from a full read, so never older than the last read.
-        self.desired_projects = (since == 0).then(|| projects_of(&changes));
+        // Known from a full read and kept while reads find nothing new; a change since is not folded in (read
+        // again when the policies need it).
+        if since == 0 {
+            self.desired_projects = Some(projects_of(&changes));
+        } else if !changes.changes.is_empty() {
+            self.desired_projects = None;
+        }
         if since == changes.version && since != 0 {
             return Ok(());
         }

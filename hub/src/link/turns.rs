@@ -44,6 +44,36 @@ impl Drop for Turn {
     }
 }
 
+/// One stream waiting for a turn, counted in [`HandshakeTurns::waiting`] until it leaves or is dropped.
+struct InLine<'a> {
+    waiting: &'a AtomicUsize,
+    left: bool,
+}
+
+impl<'a> InLine<'a> {
+    fn join(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::Relaxed);
+        Self {
+            waiting,
+            left: false,
+        }
+    }
+
+    /// Leaves the line; how many waited, this one included.
+    fn leave(mut self) -> usize {
+        self.left = true;
+        self.waiting.fetch_sub(1, Ordering::Relaxed)
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl HandshakeTurns {
     pub(crate) fn new(turns: usize) -> Arc<Self> {
         let turns = turns.max(1);
@@ -57,17 +87,21 @@ impl HandshakeTurns {
 
     /// Waits up to `patience` for a turn; else, how long the caller should wait before trying again.
     pub(crate) async fn take(self: &Arc<Self>, patience: Duration) -> Result<Turn, Duration> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+        // Counted while waiting, also when the caller gives up (its call dropped): a guard, not a decrement
+        // after the wait.
+        let in_line = InLine::join(&self.waiting);
         let permit =
             tokio::time::timeout(patience, Arc::clone(&self.semaphore).acquire_owned()).await;
-        let waiting = self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let waiting = in_line.leave();
         match permit {
             Ok(Ok(permit)) => Ok(Turn {
                 _permit: permit,
                 started: Instant::now(),
                 turns: Arc::clone(self),
             }),
-            _ => Err(self.retry_after(waiting, rand::Rng::random_range(&mut rand::rng(), 0.5..1.5))),
+            _ => {
+                Err(self.retry_after(waiting, rand::Rng::random_range(&mut rand::rng(), 0.5..1.5)))
+            }
         }
     }
 
@@ -79,7 +113,9 @@ impl HandshakeTurns {
             us => Duration::from_micros(us),
         };
         let drain = mean.as_secs_f64() * waiting as f64 / self.turns as f64;
-        Duration::from_secs_f64((drain * jitter).clamp(RETRY_AFTER.0.as_secs_f64(), RETRY_AFTER.1.as_secs_f64()))
+        Duration::from_secs_f64(
+            (drain * jitter).clamp(RETRY_AFTER.0.as_secs_f64(), RETRY_AFTER.1.as_secs_f64()),
+        )
     }
 }
 
@@ -90,7 +126,11 @@ mod tests {
     #[tokio::test]
     async fn a_refused_stream_is_told_when_those_ahead_will_have_had_their_turn() {
         let turns = HandshakeTurns::new(2);
-        assert_eq!(turns.retry_after(10, 1.0), RETRY_AFTER.0, "nothing measured: a short guess");
+        assert_eq!(
+            turns.retry_after(10, 1.0),
+            RETRY_AFTER.0,
+            "nothing measured: a short guess"
+        );
         // Turns that take 400 ms: 1,000 streams ahead, two at a time, take 200 s; capped at 120 s.
         turns.mean_us.store(400_000, Ordering::Relaxed);
         assert_eq!(turns.retry_after(100, 1.0), Duration::from_secs(20));
@@ -102,10 +142,31 @@ mod tests {
         let refused = turns.take(Duration::from_millis(10)).await.unwrap_err();
         assert!(refused >= RETRY_AFTER.0, "{refused:?}");
         drop((first, second));
-        assert!(turns.take(Duration::from_millis(10)).await.is_ok(), "a turn given back is free");
+        assert!(
+            turns.take(Duration::from_millis(10)).await.is_ok(),
+            "a turn given back is free"
+        );
         assert!(
             turns.mean_us.load(Ordering::Relaxed) < 400_000,
             "short turns bring the mean down"
         );
+
+        // A caller that gives up while waiting (its call dropped) leaves the line.
+        let held = [
+            turns.take(Duration::from_millis(10)).await.unwrap(),
+            turns.take(Duration::from_millis(10)).await.unwrap(),
+        ];
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(20),
+            turns.take(Duration::from_secs(60)),
+        )
+        .await;
+        assert!(given_up.is_err());
+        assert_eq!(
+            turns.waiting.load(Ordering::Relaxed),
+            0,
+            "nobody is left counted in line"
+        );
+        drop(held);
     }
 }

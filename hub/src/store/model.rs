@@ -101,7 +101,8 @@ pub struct LinkWatch {
 }
 
 /// A mark of the projects and application sets: their counts, the sums of their versions (each edit bumps
-/// one), and the newest creation time (a set deleted and another created keep the count but not that).
+/// one) and the sums of their creation times (a set deleted and another created keep the count and may keep
+/// the versions' sum, not that one unless both were created in the same millisecond; no clock need agree).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SettingsMark {
     pub projects: (i64, i64, i64),

@@ -32,8 +32,8 @@ use crate::store::codec::{
 use crate::store::model::*;
 use crate::store::query::{self, Bind, Sql};
 use crate::store::{
-    APPS_CHANNEL, COMMAND_UPDATES_CHANNEL, COMMANDS_CHANNEL, EVENTS_CHANNEL, Leadership, Result, Store,
-    StoreError, command_update_payloads,
+    APPS_CHANNEL, COMMAND_UPDATES_CHANNEL, COMMANDS_CHANNEL, EVENTS_CHANNEL, Leadership, Result,
+    Store, StoreError, command_update_payloads,
 };
 
 /// `impl $trait for Backend`: the items given, and for each signature
@@ -1569,10 +1569,10 @@ impl Backend {
         let mark: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM projects), \
                     (SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM projects), \
-                    (SELECT COALESCE(MAX(created_at), 0) FROM projects), \
+                    (SELECT CAST(COALESCE(SUM(created_at), 0) AS BIGINT) FROM projects), \
                     (SELECT count(*) FROM application_sets), \
                     (SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM application_sets), \
-                    (SELECT COALESCE(MAX(created_at), 0) FROM application_sets)",
+                    (SELECT CAST(COALESCE(SUM(created_at), 0) AS BIGINT) FROM application_sets)",
         )
         .fetch_one(self.pool())
         .await?;

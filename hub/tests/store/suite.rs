@@ -3296,7 +3296,11 @@ pub async fn the_link_watch_sees_commands_edits_and_relabelling(store: &dyn Stor
         .await
         .unwrap();
     let commands = store.link_watch(now).await.unwrap();
-    assert_eq!(commands.clusters_with_commands, ["w1"], "overdue ones left out");
+    assert_eq!(
+        commands.clusters_with_commands,
+        ["w1"],
+        "overdue ones left out"
+    );
     assert_eq!(commands.settings, quiet.settings);
 
     let mut marks = vec![commands.settings];
@@ -3326,11 +3330,20 @@ pub async fn the_link_watch_sees_commands_edits_and_relabelling(store: &dyn Stor
     };
     store.appsets().create_appset(&set).await.unwrap();
     marks.push(store.link_watch(now).await.unwrap().settings);
-    store.appsets().delete_appset("default", "watched").await.unwrap();
+    store
+        .appsets()
+        .delete_appset("default", "watched")
+        .await
+        .unwrap();
     let relabelled = {
         let w2 = store.get_cluster("w2").await.unwrap();
         store
-            .update_cluster_labels("w2", w2.version, &labels(&[("env", "prod")]), &Labels::new())
+            .update_cluster_labels(
+                "w2",
+                w2.version,
+                &labels(&[("env", "prod")]),
+                &Labels::new(),
+            )
             .await
             .unwrap();
         store.link_watch(now).await.unwrap()
