@@ -438,3 +438,117 @@ async fn next_ack(session: &mut LinkSession) -> u64 {
         }
     }
 }
+
+/// An idle session hears of what it no longer polls for from the replica's watch alone: here no router relays
+/// store notifications, so a command issued to its cluster and an edit of its app's project (which no
+/// notification announces) reach the spoke only through the watch, within a heartbeat or two. Without the watch
+/// neither arrives.
+#[tokio::test]
+async fn an_idle_session_hears_of_commands_and_project_edits_from_the_watch() {
+    use edgecd_core::app::{ApplicationSource, ApplicationSpec, Destination};
+    use edgecd_hub::link::{CommandPayload, command_payload_kind};
+    use edgecd_hub::store::{NewApp, NewCommand};
+    use edgecd_proto::v1::hub_message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
+    store
+        .create_cluster(&NewCluster {
+            name: "cluster-1".into(),
+            ..NewCluster::default()
+        })
+        .await
+        .unwrap();
+    store
+        .create_app(&NewApp {
+            project: "default".into(),
+            name: "demo".into(),
+            spec: ApplicationSpec {
+                project: "default".into(),
+                source: ApplicationSource {
+                    repo_url: "https://git.example/demo".into(),
+                    target_revision: "HEAD".into(),
+                    path: "deploy".into(),
+                    ..ApplicationSource::default()
+                },
+                destination: Destination {
+                    cluster: "cluster-1".into(),
+                    namespace: "demo".into(),
+                    ..Destination::default()
+                },
+                ..ApplicationSpec::default()
+            },
+            labels: Default::default(),
+            owner: None,
+        })
+        .await
+        .unwrap();
+    let link = SpokeLink::new(
+        LinkConfig {
+            heartbeat_interval: Duration::from_millis(300),
+            ..LinkConfig::default()
+        },
+        Arc::clone(&store),
+    );
+    link.spawn_watch();
+    let addr = serve(link, Some(dir)).await;
+    let mut session = handshake(channel(addr).await, &hello(Capabilities::all_v1(), V1_0))
+        .await
+        .unwrap();
+    // What the handshake sends: the project's policy as it is now.
+    let policy_version = |message: &edgecd_proto::v1::HubMessage| match &message.body {
+        Some(hub_message::Body::ProjectPolicies(p)) => p
+            .projects
+            .iter()
+            .find(|p| p.name == "default")
+            .map(|p| p.version),
+        _ => None,
+    };
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let message = session.inbound.message().await.unwrap().unwrap();
+            if let Some(version) = policy_version(&message) {
+                return version;
+            }
+        }
+    })
+    .await
+    .expect("the handshake sends the policies");
+
+    let payload = CommandPayload::Refresh { hard: false };
+    let command = store
+        .enqueue_command(&NewCommand {
+            id: None,
+            project: "default".into(),
+            app: "demo".into(),
+            cluster: "cluster-1".into(),
+            kind: command_payload_kind(&payload).into(),
+            payload: serde_json::to_value(&payload).unwrap(),
+            issued_by: "alice".into(),
+            deadline: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            trace: None,
+        })
+        .await
+        .unwrap();
+    let project = store.get_project("default").await.unwrap();
+    store
+        .update_project("default", project.version, &project.spec)
+        .await
+        .unwrap();
+    let (mut commanded, mut edited) = (false, None);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !commanded || edited.is_none() {
+            let message = session.inbound.message().await.unwrap().unwrap();
+            if let Some(hub_message::Body::Command(c)) = &message.body {
+                commanded |= c.id == command.id;
+            }
+            if let Some(version) = policy_version(&message) {
+                edited = Some(version);
+            }
+        }
+    })
+    .await
+    .expect("the command and the edited policy arrive without a notification");
+    assert!(edited > Some(first), "{edited:?} after {first}");
+}
