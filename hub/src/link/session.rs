@@ -947,6 +947,8 @@ impl Session<'_> {
     async fn send_desired(&mut self) -> Result<(), SessionError> {
         use edgecd_core::link::capabilities::names;
         if !self.capabilities.contains(names::DESIRED_APPS) {
+            // Nothing here reads the set, so nothing would notice it changed: the policies read it themselves.
+            self.desired_projects = None;
             return Ok(());
         }
         let mut since = self.spoke_desired;

@@ -5,10 +5,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::store::{AppSetRecord, LinkWatch, ProjectRecord, SettingsMark, Store, StoreError};
 
-/// The projects and application sets as the watch last read them, for handshakes: a session's first pass
-/// takes them from here instead of reading them itself (at 10,000 spokes reconnecting, two reads each).
-/// At most one watch pass old; a change since then moves the mark, and the next pass wakes every session,
-/// which then reads them itself.
+/// The projects and application sets as the watch last read them: a session's handshake pass, and the pass
+/// the watch wakes it for after an edit, take them from here instead of reading them itself (at 10,000 spokes,
+/// two reads each). At most one watch pass old; a change since then moves the mark, and the next pass reads
+/// them again before it wakes every session.
 #[derive(Debug, Default)]
 pub struct SettingsCache {
     current: RwLock<Option<Arc<Settings>>>,
