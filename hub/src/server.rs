@@ -81,8 +81,6 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Spokes told to go away on shutdown come back no sooner than this.
     pub drain_retry_after: Duration,
-    /// Interval of the command-expiry sweep.
-    pub expiry_interval: Duration,
     /// The hub CA, spoke enrollment and mTLS; `None`: no CA (spokes trusted
     /// by the name in Hello, development only).
     pub security: Option<crate::security::SecuritySettings>,
@@ -137,7 +135,6 @@ impl ServerConfig {
             api: ApiConfig::default(),
             drain_timeout: Duration::from_secs(10),
             drain_retry_after: Duration::from_secs(1),
-            expiry_interval: Duration::from_secs(30),
             security: None,
             appsets: crate::appsets::AppSetConfig::default(),
             git_cache_dir: None,
@@ -366,7 +363,6 @@ impl Server {
             api.spawn_change_feed(),
         ];
         background.push(appsets.spawn());
-        background.push(spawn_expiry(Arc::clone(&store), config.expiry_interval));
         background.extend(registration);
 
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -580,20 +576,6 @@ fn spawn_registration(store: Arc<dyn Store>, replica: String, address: String) -
                 Err(error) => {
                     tracing::warn!(%error, "Cannot register this replica's peer address.")
                 }
-            }
-        }
-    })
-}
-
-fn spawn_expiry(store: Arc<dyn Store>, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            match store.expire_commands(OffsetDateTime::now_utc()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "Commands expired undelivered."),
-                Err(error) => tracing::debug!(%error, "Command expiry sweep failed."),
             }
         }
     })

@@ -30,6 +30,15 @@ async fn start_hub_on(
     store: Arc<dyn Store>,
     dir: tempfile::TempDir,
 ) -> SocketAddr {
+    register_cluster_1(store.as_ref()).await;
+    let link = SpokeLink::new(config, store);
+    link.spawn_router();
+    link.spawn_watch();
+    serve(link, Some(dir)).await
+}
+
+/// Registers `cluster-1`, the cluster every test's spoke connects as.
+async fn register_cluster_1(store: &dyn Store) {
     store
         .create_cluster(&NewCluster {
             name: "cluster-1".into(),
@@ -37,10 +46,6 @@ async fn start_hub_on(
         })
         .await
         .unwrap();
-    let link = SpokeLink::new(config, store);
-    link.spawn_router();
-    link.spawn_watch();
-    serve(link, Some(dir)).await
 }
 
 /// Serves `link` on a fresh local port (`dir` lives as long as the server).
@@ -453,13 +458,7 @@ async fn an_idle_session_hears_of_commands_and_project_edits_from_the_watch() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
-    store
-        .create_cluster(&NewCluster {
-            name: "cluster-1".into(),
-            ..NewCluster::default()
-        })
-        .await
-        .unwrap();
+    register_cluster_1(store.as_ref()).await;
     store
         .create_app(&NewApp {
             project: "default".into(),

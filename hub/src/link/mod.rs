@@ -476,8 +476,10 @@ impl SpokeLink {
                 loop {
                     tick.tick().await;
                     let now = time::OffsetDateTime::now_utc();
-                    if let Err(error) = store.expire_commands(now).await {
-                        tracing::debug!(%error, "Cannot expire overdue commands; retrying on the next pass.");
+                    match store.expire_commands(now).await {
+                        Ok(0) => {}
+                        Ok(expired) => tracing::info!(expired, "Commands expired undelivered."),
+                        Err(error) => tracing::debug!(%error, "Cannot expire overdue commands; retrying on the next pass."),
                     }
                     let wake = match store.link_watch(now).await {
                         Ok(read) => seen.read(read),
