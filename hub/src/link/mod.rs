@@ -36,9 +36,7 @@ pub use self::heartbeats::HeartbeatBook;
 pub use self::session::SessionError;
 use crate::store::{COMMANDS_CHANNEL, ListenEvent, Store};
 
-pub use crate::store::{APPS_CHANNEL, DESIRED_CHANNEL, REVOKED_CHANNEL};
-/// Notification channel: a cluster's connection state changed (payload: cluster).
-pub const CLUSTERS_CHANNEL: &str = "edgecd_clusters";
+pub use crate::store::{APPS_CHANNEL, CLUSTERS_CHANNEL, DESIRED_CHANNEL, REVOKED_CHANNEL};
 
 /// Counters of the link, exported by the hub's `/metrics`.
 #[derive(Debug, Clone, Default)]
@@ -711,40 +709,24 @@ impl SpokeService for SpokeLink {
                 ));
             }
         };
-        // The cluster must be registered at the hub.
-        let accepted_record = match self.store.get_cluster(cluster.as_str()).await {
-            Ok(record) if record.revoked_at.is_some() => {
-                return Err(Status::permission_denied(format!(
-                    "cluster {cluster} has been revoked"
-                )));
-            }
-            Ok(record) => record,
-            Err(crate::store::StoreError::NotFound { .. }) => {
-                return Err(Status::not_found(format!(
-                    "cluster {cluster} is not registered at this hub"
-                )));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "Cannot read the cluster record.");
-                return Err(Status::unavailable("the hub's database is unavailable"));
-            }
-        };
         let (tx, rx) = mpsc::channel(self.config.window as usize + 16);
         let (wake, signals) = mpsc::channel(1);
         let pending = Arc::new(Pending::default());
         let (live_tx, live_rx) = mpsc::channel(256);
+        // Registered before the link opens: what changes for the cluster after the opening's read (a
+        // command, a desired change, a revocation) is signalled to this session.
         let registration =
             self.registry
                 .register(cluster.as_str(), wake, Arc::clone(&pending), live_tx);
         if let (Some(pki), Some(identity)) = (&self.pki, &certificate) {
-            // A revocation between the check above and the registration
-            // would have found no session to end: check once more.
+            // A revocation of the certificate between the check above and the registration would have found
+            // no session to end: check once more.
             if let Err(error) = pki.check_still_valid(identity).await {
                 self.registry.unregister(cluster.as_str(), registration);
                 return Err(error.into_status());
             }
         }
-        let context = session::Context {
+        let mut context = session::Context {
             config: Arc::clone(&self.config),
             store: Arc::clone(&self.store),
             cluster: cluster.clone(),
@@ -752,16 +734,41 @@ impl SpokeService for SpokeLink {
             certificate_not_after: certificate.as_ref().map(|c| c.not_after),
             heartbeats: Arc::clone(&self.registry.heartbeats),
             settings: Arc::clone(&self.registry.settings),
-            accepted_record: Some(accepted_record),
+            accepted_record: None,
             pending,
             stream: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        // The cluster must be registered at the hub and not revoked; the handshake's store work is one
+        // transaction.
+        let opening = match session::open(&mut context, &hello, &tx, turn).await {
+            Ok(opening) => opening,
+            Err(refusal) => {
+                self.registry.unregister(cluster.as_str(), registration);
+                return match refusal {
+                    session::Refusal::Status(status) => Err(status),
+                    // The GoAway is queued: the stream ends after it.
+                    session::Refusal::GoneAway => {
+                        drop(tx);
+                        Ok(Response::new(Box::pin(
+                            ReceiverStream::new(rx).map(|item| item.map(|message| *message)),
+                        )))
+                    }
+                };
+            }
         };
         let registry = Arc::clone(&self.registry);
         tokio::spawn(
             async move {
-                let result =
-                    session::run(&context, hello, inbound, signals, live_rx, tx.clone(), turn)
-                        .await;
+                let result = session::run(
+                    &context,
+                    hello,
+                    opening,
+                    inbound,
+                    signals,
+                    live_rx,
+                    tx.clone(),
+                )
+                .await;
                 registry.unregister(cluster.as_str(), registration);
                 // A no-op when a newer stream owns the cluster's connection record.
                 session::disconnected(&context).await;

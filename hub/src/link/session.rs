@@ -277,6 +277,9 @@ struct Session<'a> {
     delivering: BTreeMap<u64, Vec<String>>,
     /// Desired-set version the spoke has (as far as this session knows).
     spoke_desired: u64,
+    /// The desired set's version when the link opened, until the first desired pass: a spoke that has it
+    /// already (a reconnect with nothing changed) needs no read.
+    opened_desired: Option<u64>,
     sent_commands: HashSet<String>,
     desired_dirty: bool,
     commands_dirty: bool,
@@ -312,16 +315,41 @@ struct Session<'a> {
     deadline: Option<Instant>,
 }
 
-/// Runs a session until the spoke disconnects or breaks the protocol.
-pub(super) async fn run(
-    ctx: &Context,
-    hello: Hello,
-    mut inbound: Streaming<SpokeMessage>,
-    mut signals: mpsc::Receiver<()>,
-    mut live: mpsc::Receiver<super::live::LiveControl>,
-    outbound: Outbound,
-    handshake_turn: super::turns::Turn,
-) -> Result<(), SessionError> {
+/// A stream past its handshake's store work, for [`run`].
+pub(super) struct Opening {
+    /// The capabilities both sides agreed on.
+    agreed: Capabilities,
+    /// Where the spoke resumes, and whether its epoch is the one the link knew.
+    resume: u64,
+    same_epoch: bool,
+    /// The desired set's version when the link opened.
+    desired_version: u64,
+    /// Whether the cluster had commands to deliver when the link opened.
+    commands_open: bool,
+    /// The end of the handshake's patience with the database.
+    deadline: Instant,
+    at: OffsetDateTime,
+    /// The stream's handshake turn, held until it has sent Welcome.
+    turn: super::turns::Turn,
+}
+
+/// How [`open`] ended without an opening.
+pub(super) enum Refusal {
+    /// The stream is refused with this status; nothing was recorded.
+    Status(Status),
+    /// The spoke was sent a GoAway (no protocol in common): the stream ends after it.
+    GoneAway,
+}
+
+/// The handshake's store work, before the session starts: negotiates the protocol, then opens the link in
+/// one transaction ([`Store::open_link`]: the stream's claim, the hello, the announcement, the resume point,
+/// the desired set's version and whether commands wait). Sets [`Context::accepted_record`].
+pub(super) async fn open(
+    ctx: &mut Context,
+    hello: &Hello,
+    outbound: &Outbound,
+    turn: super::turns::Turn,
+) -> Result<Opening, Refusal> {
     let config = &ctx.config;
     let theirs = hello
         .protocol
@@ -339,55 +367,70 @@ pub(super) async fn run(
             Ok(agreed) => agreed,
             Err(error) => {
                 tracing::warn!(%error, "Refusing spoke: protocol negotiation failed.");
-                go_away(
-                    &outbound,
-                    go_away::Reason::ProtocolUnsupported,
-                    error.to_string(),
-                    Duration::from_secs(300),
-                )
-                .await?;
-                return Ok(());
+                return Err(
+                    match go_away(
+                        outbound,
+                        go_away::Reason::ProtocolUnsupported,
+                        error.to_string(),
+                        Duration::from_secs(300),
+                    )
+                    .await
+                    {
+                        Ok(()) => Refusal::GoneAway,
+                        Err(error) => Refusal::Status(error.into_status()),
+                    },
+                );
             }
         };
 
     let name = ctx.cluster.as_str();
     // The handshake's patience ends with the Hello timeout: a spoke waiting longer for its Welcome
     // has likely given up, and the stream holds a handshake turn.
-    let deadline = Instant::now() + ctx.config.store_patience().min(config.hello_timeout);
-    let retries = &ctx.config.counters.store_retries;
+    let deadline = Instant::now() + config.store_patience().min(config.hello_timeout);
+    let retries = &config.counters.store_retries;
+    let now = OffsetDateTime::now_utc();
+    let link_hello = crate::store::LinkHello {
+        server_url: hello.server_url.clone(),
+        versions: ClusterVersions {
+            spoke_version: hello.spoke_version.clone(),
+            kubernetes_version: hello.kubernetes_version.clone(),
+            protocol_major: theirs.major,
+            protocol_minor: theirs.minor,
+            capabilities: agreed.iter().map(str::to_owned).collect(),
+        },
+        certificate_not_after: ctx.certificate_not_after,
+        connection: ClusterConnection {
+            state: ConnectionKind::Connected,
+            since: Some(now),
+            last_heartbeat: Some(now),
+            hub_replica: config.replica.clone(),
+        },
+    };
     // From here on only this stream's messages are stored: nothing past the resume point it is told can be
     // stored by an older one still open (on this replica or another), so the spoke may renumber what it resends.
-    let link = patiently(deadline, retries, "claim_link", || {
-        ctx.store.claim_link(name, &ctx.stream)
+    let opened = patiently(deadline, retries, "open_link", || {
+        ctx.store.open_link(name, &ctx.stream, &link_hello, now)
     })
-    .await?;
-    let same_epoch = !hello.spoke_epoch.is_empty() && link.spoke_epoch == hello.spoke_epoch;
-    let resume = if same_epoch { link.spoke_seq } else { 0 };
-    let now = OffsetDateTime::now_utc();
-    let versions = ClusterVersions {
-        spoke_version: hello.spoke_version.clone(),
-        kubernetes_version: hello.kubernetes_version.clone(),
-        protocol_major: theirs.major,
-        protocol_minor: theirs.minor,
-        capabilities: agreed.iter().map(str::to_owned).collect(),
+    .await;
+    let link = match opened {
+        Ok(crate::store::LinkOpened::Open(link)) => *link,
+        Ok(crate::store::LinkOpened::Revoked) => {
+            return Err(Refusal::Status(Status::permission_denied(format!(
+                "cluster {name} has been revoked"
+            ))));
+        }
+        Err(StoreError::NotFound { .. }) => {
+            return Err(Refusal::Status(Status::not_found(format!(
+                "cluster {name} is not registered at this hub"
+            ))));
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Cannot open the cluster's link.");
+            return Err(Refusal::Status(SessionError::from(error).into_status()));
+        }
     };
-    let connected = ClusterConnection {
-        state: ConnectionKind::Connected,
-        since: Some(now),
-        last_heartbeat: Some(now),
-        hub_replica: config.replica.clone(),
-    };
-    patiently(deadline, retries, "record_cluster_hello", || {
-        ctx.store.record_cluster_hello(
-            name,
-            &hello.server_url,
-            &versions,
-            ctx.certificate_not_after,
-            &connected,
-            &ctx.stream,
-        )
-    })
-    .await?;
+    let same_epoch = !hello.spoke_epoch.is_empty() && link.state.spoke_epoch == hello.spoke_epoch;
+    let resume = if same_epoch { link.state.spoke_seq } else { 0 };
     tracing::info!(
         spoke_version = %hello.spoke_version,
         protocol = %theirs,
@@ -400,7 +443,41 @@ pub(super) async fn run(
         // It still connects: capabilities govern what either side sends; the API shows the skew.
         tracing::warn!(spoke_version = %hello.spoke_version, %reason, "Spoke release outside the supported version skew.");
     }
-    notify(ctx, super::CLUSTERS_CHANNEL).await;
+    ctx.accepted_record = Some(link.cluster);
+    Ok(Opening {
+        agreed,
+        resume,
+        same_epoch,
+        desired_version: link.state.desired_version,
+        commands_open: link.commands_open,
+        deadline,
+        at: now,
+        turn,
+    })
+}
+
+/// Runs a session until the spoke disconnects or breaks the protocol.
+pub(super) async fn run(
+    ctx: &Context,
+    hello: Hello,
+    opening: Opening,
+    mut inbound: Streaming<SpokeMessage>,
+    mut signals: mpsc::Receiver<()>,
+    mut live: mpsc::Receiver<super::live::LiveControl>,
+    outbound: Outbound,
+) -> Result<(), SessionError> {
+    let config = &ctx.config;
+    let name = ctx.cluster.as_str();
+    let Opening {
+        agreed,
+        resume,
+        same_epoch,
+        desired_version,
+        commands_open,
+        deadline,
+        at: now,
+        turn: handshake_turn,
+    } = opening;
 
     let mut session = Session {
         ctx,
@@ -412,9 +489,11 @@ pub(super) async fn run(
         hub_acked: 0,
         delivering: BTreeMap::new(),
         spoke_desired: hello.desired_version,
+        opened_desired: Some(desired_version),
         sent_commands: HashSet::new(),
         desired_dirty: true,
-        commands_dirty: true,
+        // Without any when the link opened, none is read until the router or the watch tells of one.
+        commands_dirty: commands_open,
         credentials_dirty: true,
         credentials_sent: None,
         policies_dirty: true,
@@ -952,6 +1031,11 @@ impl Session<'_> {
             return Ok(());
         }
         let mut since = self.spoke_desired;
+        // The spoke has the version the link opened at: nothing changed since (a change after the opening
+        // is signalled to this session, which is registered by then, and makes a later pass read).
+        if self.opened_desired.take() == Some(since) && since != 0 {
+            return Ok(());
+        }
         let mut changes = self.ctx.store.desired_changes(self.name(), since).await?;
         if since > changes.version {
             // The spoke is ahead of the database (restored backup): start over.

@@ -47,6 +47,9 @@ pub const DESIRED_CHANNEL: &str = "edgecd_desired";
 /// Notification channel: statuses of a cluster's apps changed (payload: cluster); a status batch that
 /// changed something announces it in its own transaction.
 pub const APPS_CHANNEL: &str = "edgecd_apps";
+/// Notification channel: a cluster's connection state changed (payload: cluster); a handshake announces its
+/// cluster in its own transaction.
+pub const CLUSTERS_CHANNEL: &str = "edgecd_clusters";
 /// Notification channel: a cluster was revoked or removed (payload: cluster).
 pub const REVOKED_CHANNEL: &str = "edgecd_revoked";
 /// Notification channel: a managed app was deleted (payload `project/name`).
@@ -113,7 +116,7 @@ pub enum StoreError {
     #[error("the database cannot be written: {reason}")]
     Lost { reason: String },
     /// A spoke stream's message arrived after a newer stream of its cluster took the link over
-    /// (`Store::claim_link`): the older stream must end, unacknowledged.
+    /// (`Store::open_link`): the older stream must end, unacknowledged.
     #[error("{what} was taken over by a newer stream")]
     Superseded { what: String },
     #[error("database error")]
@@ -178,23 +181,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         labels: &'a Labels,
         annotations: &'a Labels,
     ) -> StoreFuture<'a, ClusterRecord>;
-    /// Records a handshake: versions, certificate expiry, and the server URL the spoke reports
-    /// unless one was set when the cluster was added or with `cluster set` (the operator's URL is
-    /// what Argo CD `destination.server` values name), or another cluster has that URL already
-    /// (a URL names one cluster, or `destination.server` would be ambiguous); and the connection state
-    /// the handshake leaves (as [`Store::set_cluster_connection`]), in the same statement: a reconnect
-    /// storm's handshakes take one round trip each for both. Only for the stream that claimed the cluster's
-    /// link last ([`Store::claim_link`], which makes it the owner of the connection record too): an older
-    /// handshake that lost the race is refused with `Superseded`.
-    fn record_cluster_hello<'a>(
-        &'a self,
-        name: &'a str,
-        server_url: &'a str,
-        versions: &'a ClusterVersions,
-        certificate_not_after: Option<OffsetDateTime>,
-        connection: &'a ClusterConnection,
-        stream: &'a str,
-    ) -> StoreFuture<'a, ()>;
     /// Records the connection state a stream leaves, only while `stream` still owns the cluster's connection
     /// record (no newer handshake, on any replica, took it): a late write of an ended or superseded stream
     /// changes nothing. The heartbeat recorded never goes back in time; a revoked cluster stays Revoked;
@@ -254,12 +240,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Refused with `InUse` while managed apps target the cluster; its
     /// autonomous apps, link state and outbox go with it.
     fn delete_cluster<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
-    /// Makes `stream` (a fresh id per spoke stream) the owner of the cluster's link and connection record,
-    /// after any message of an older stream being stored commits, and returns the link's resume point: from
+    /// A spoke's handshake, in one transaction (a reconnect storm's handshakes take one each): makes `stream`
+    /// (a fresh id per spoke stream) the owner of the cluster's link and connection record, after any message
+    /// of an older stream being stored commits; records the handshake ([`LinkHello`]: versions, certificate
+    /// expiry, the server URL the spoke reports unless the cluster has one or another cluster has that one, and
+    /// the connection state); announces the cluster on `edgecd_clusters`; and returns the link's resume point,
+    /// the desired set's version, the cluster's record and whether it has commands to deliver at `now`. From
     /// then on only `stream`'s messages are stored (`SpokeSeq::stream`), so nothing beyond the returned point
     /// can be stored by an older stream, and only its writes apply to the connection record
-    /// ([`Store::set_stream_connection`]).
-    fn claim_link<'a>(&'a self, cluster: &'a str, stream: &'a str) -> StoreFuture<'a, LinkState>;
+    /// ([`Store::set_stream_connection`]). A revoked cluster is [`LinkOpened::Revoked`] and nothing is
+    /// written; an unknown one is `NotFound`.
+    fn open_link<'a>(
+        &'a self,
+        cluster: &'a str,
+        stream: &'a str,
+        hello: &'a LinkHello,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, LinkOpened>;
     fn get_link_state<'a>(&'a self, cluster: &'a str) -> StoreFuture<'a, LinkState>;
 
     // --- applications ---

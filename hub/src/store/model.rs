@@ -73,7 +73,7 @@ pub struct ClusterConnection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamBeat {
     pub cluster: String,
-    /// The stream's id, as given to `record_cluster_hello`.
+    /// The stream's id, as given to `Store::open_link`.
     pub stream: String,
     pub at: OffsetDateTime,
 }
@@ -147,12 +147,46 @@ pub struct LinkState {
     pub desired_version: u64,
 }
 
+/// What a spoke's handshake records ([`Store::open_link`](super::Store::open_link)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkHello {
+    /// The API server URL the spoke reports: recorded unless the cluster has one (the operator's URL is what
+    /// Argo CD `destination.server` values name) or another cluster has this one (a URL names one cluster).
+    pub server_url: String,
+    pub versions: ClusterVersions,
+    /// When the stream's client certificate expires, if it has one.
+    pub certificate_not_after: Option<OffsetDateTime>,
+    /// The connection state the handshake leaves.
+    pub connection: ClusterConnection,
+}
+
+/// What a handshake's one transaction found ([`Store::open_link`](super::Store::open_link)).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkOpened {
+    /// The stream owns the cluster's link and connection record now.
+    Open(Box<OpenLink>),
+    /// The cluster is revoked: nothing was written.
+    Revoked,
+}
+
+/// A link a stream has just opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenLink {
+    /// Where the spoke's messages stand (its resume point) and the desired set's version, as claimed.
+    pub state: LinkState,
+    /// The cluster's record with the handshake written into it.
+    pub cluster: ClusterRecord,
+    /// Whether the cluster had commands to deliver (pending, or delivered and unanswered) when the link opened:
+    /// without any, the session reads none until it is told of one.
+    pub commands_open: bool,
+}
+
 /// Position of a sequenced spoke message: `(epoch, seq)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpokeSeq {
     pub epoch: String,
     pub seq: u64,
-    /// The stream the message came on (the id its handshake gave `Store::claim_link`): the message is
+    /// The stream the message came on (the id its handshake gave `Store::open_link`): the message is
     /// stored only while that stream owns the cluster's link. `None` stores it whichever stream does.
     pub stream: Option<String>,
 }

@@ -32,8 +32,8 @@ use crate::store::codec::{
 use crate::store::model::*;
 use crate::store::query::{self, Bind, Sql};
 use crate::store::{
-    APPS_CHANNEL, COMMAND_UPDATES_CHANNEL, COMMANDS_CHANNEL, EVENTS_CHANNEL, Leadership, Result,
-    Store, StoreError, command_update_payloads,
+    APPS_CHANNEL, CLUSTERS_CHANNEL, COMMAND_UPDATES_CHANNEL, COMMANDS_CHANNEL, EVENTS_CHANNEL,
+    Leadership, Result, Store, StoreError, command_update_payloads,
 };
 
 /// `impl $trait for Backend`: the items given, and for each signature
@@ -427,7 +427,7 @@ async fn begin_ingest<'c>(
     // One statement: a conflicting row is locked even when the WHERE clause
     // leaves it unchanged (a duplicate), and nothing is returned then.
     // A stream that no longer owns the link stores nothing: the WHERE clause is checked on the row as locked,
-    // after a `claim_link` that committed meanwhile.
+    // after an `open_link` that committed meanwhile.
     let fresh = sqlx::query(
         "INSERT INTO cluster_link (cluster, spoke_epoch, spoke_seq, stream) VALUES ($1, $2, $3, COALESCE($4, '')) \
          ON CONFLICT (cluster) DO UPDATE SET spoke_epoch = EXCLUDED.spoke_epoch, spoke_seq = EXCLUDED.spoke_seq \
@@ -1362,52 +1362,6 @@ impl Backend {
         cluster_from_row(&row)
     }
 
-    #[tracing::instrument(skip_all, fields(cluster = name))]
-    async fn record_cluster_hello(
-        &self,
-        name: &str,
-        server_url: &str,
-        versions: &ClusterVersions,
-        certificate_not_after: Option<OffsetDateTime>,
-        connection: &ClusterConnection,
-        stream: &str,
-    ) -> Result<()> {
-        // A revoked cluster stays revoked, as in `set_cluster_connection`.
-        let result = sqlx::query(
-            "UPDATE clusters SET server_url = CASE WHEN server_url = '' AND NOT EXISTS \
-             (SELECT 1 FROM clusters o WHERE o.server_url = $2 AND o.name <> $1) THEN $2 ELSE server_url END, \
-             versions = $3, certificate_not_after = $4, \
-             conn_state = CASE WHEN revoked_at IS NULL THEN $5 ELSE 'Revoked' END, \
-             conn_since = $6, last_heartbeat = $7, hub_replica = $8 WHERE name = $1 AND conn_stream = $9",
-        )
-        .bind(name)
-        .bind(server_url)
-        .bind(Json(versions))
-        .bind(certificate_not_after.map(to_ms))
-        .bind(connection.state.as_str())
-        .bind(connection.since.map(to_ms))
-        .bind(connection.last_heartbeat.map(to_ms))
-        .bind(&connection.hub_replica)
-        .bind(stream)
-        .execute(self.pool())
-        .await?;
-        if result.rows_affected() == 0 {
-            // The cluster is gone, or a newer stream claimed its link since this one did.
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT name FROM clusters WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(self.pool())
-                    .await?;
-            return Err(match exists {
-                Some(_) => StoreError::Superseded {
-                    what: format!("the stream of cluster {name}"),
-                },
-                None => not_found(format!("cluster {name}")),
-            });
-        }
-        Ok(())
-    }
-
     #[tracing::instrument(skip_all, fields(cluster = name, state = connection.state.as_str()))]
     async fn set_stream_connection(
         &self,
@@ -1640,9 +1594,17 @@ impl Backend {
     }
 
     #[tracing::instrument(skip_all, fields(cluster))]
-    async fn claim_link(&self, cluster: &str, stream: &str) -> Result<LinkState> {
-        let mut tx = self.pool().begin_with(dialect::BEGIN_WRITE).await?;
-        let row = sqlx::query(
+    async fn open_link(
+        &self,
+        cluster: &str,
+        stream: &str,
+        hello: &LinkHello,
+        now: OffsetDateTime,
+    ) -> Result<LinkOpened> {
+        let mut tx = self.link().begin_with(dialect::BEGIN_WRITE).await?;
+        // The link row first, as a status batch being stored takes it (`begin_ingest`): this waits for one of an
+        // older stream to commit, and the batch after it finds the link taken.
+        let link = sqlx::query(
             "INSERT INTO cluster_link (cluster, stream) VALUES ($1, $2) \
              ON CONFLICT (cluster) DO UPDATE SET stream = EXCLUDED.stream \
              RETURNING spoke_epoch, spoke_seq, desired_version",
@@ -1652,15 +1614,55 @@ impl Backend {
         .fetch_one(&mut *tx)
         .await?;
         // The connection record is the new stream's too, at once: an older stream's writes there (its
-        // disconnect, its heartbeats) and an older handshake's hello, which checks this on the row it
-        // updates, change nothing from now on.
-        sqlx::query("UPDATE clusters SET conn_stream = $2 WHERE name = $1")
-            .bind(cluster)
-            .bind(stream)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        link_state_from_row(&row)
+        // disconnect, its heartbeats) change nothing from now on.
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE clusters SET conn_stream = $2, \
+             server_url = CASE WHEN server_url = '' AND NOT EXISTS \
+             (SELECT 1 FROM clusters o WHERE o.server_url = $3 AND o.name <> $1) THEN $3 ELSE server_url END, \
+             versions = $4, certificate_not_after = $5, conn_state = $6, conn_since = $7, last_heartbeat = $8, \
+             hub_replica = $9 WHERE name = $1 AND revoked_at IS NULL RETURNING {CLUSTER_COLUMNS}"
+        )))
+        .bind(cluster)
+        .bind(stream)
+        .bind(&hello.server_url)
+        .bind(Json(&hello.versions))
+        .bind(hello.certificate_not_after.map(to_ms))
+        .bind(hello.connection.state.as_str())
+        .bind(hello.connection.since.map(to_ms))
+        .bind(hello.connection.last_heartbeat.map(to_ms))
+        .bind(&hello.connection.hub_replica)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            // Revoked, or not registered: nothing is written (the link row above goes with the rollback).
+            let revoked: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT revoked_at FROM clusters WHERE name = $1")
+                    .bind(cluster)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            drop(tx);
+            return match revoked {
+                Some(_) => Ok(LinkOpened::Revoked),
+                None => Err(not_found(format!("cluster {cluster}"))),
+            };
+        };
+        // The partial index `commands_open` holds only open commands.
+        let commands_open: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM commands WHERE cluster = $1 \
+             AND outcome IN ('Pending', 'Delivered') AND deadline > $2)",
+        )
+        .bind(cluster)
+        .bind(to_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut notes = Notes::default();
+        notes.0.push((CLUSTERS_CHANNEL, cluster.to_owned()));
+        dialect::commit(self, tx, notes).await?;
+        Ok(LinkOpened::Open(Box::new(OpenLink {
+            state: link_state_from_row(&link)?,
+            cluster: cluster_from_row(&row)?,
+            commands_open,
+        })))
     }
 
     #[tracing::instrument(skip_all, fields(cluster))]
@@ -2760,7 +2762,6 @@ boxed_impl! {
     fn get_cluster(&self, name: &'a str) -> ClusterRecord;
     fn list_clusters(&self, selector: &'a LabelSelector) -> Vec<ClusterRecord>;
     fn update_cluster_labels(&self, name: &'a str, expected_version: u64, labels: &'a Labels, annotations: &'a Labels) -> ClusterRecord;
-    fn record_cluster_hello(&self, name: &'a str, server_url: &'a str, versions: &'a ClusterVersions, certificate_not_after: Option<OffsetDateTime>, connection: &'a ClusterConnection, stream: &'a str) -> ();
     fn set_cluster_server_url(&self, name: &'a str, server_url: &'a str) -> ();
     fn set_cluster_connection(&self, name: &'a str, connection: &'a ClusterConnection) -> ();
     fn revoke_cluster(&self, name: &'a str, at: OffsetDateTime) -> ();
@@ -2770,7 +2771,7 @@ boxed_impl! {
     fn link_watch(&self, now: OffsetDateTime) -> LinkWatch;
     fn disconnect_silent_clusters(&self, silent_since: OffsetDateTime) -> Vec<String>;
     fn delete_cluster(&self, name: &'a str) -> ();
-    fn claim_link(&self, cluster: &'a str, stream: &'a str) -> LinkState;
+    fn open_link(&self, cluster: &'a str, stream: &'a str, hello: &'a LinkHello, now: OffsetDateTime) -> LinkOpened;
     fn get_link_state(&self, cluster: &'a str) -> LinkState;
     fn create_app(&self, app: &'a NewApp) -> AppRecord;
     fn import_apps(&self, apps: &'a [ImportedApp]) -> u64;

@@ -62,6 +62,7 @@ on_both_backends!(
     silent_clusters_are_disconnected,
     streams_own_their_connection_record,
     the_link_watch_sees_commands_edits_and_relabelling,
+    a_link_opens_with_what_its_session_needs,
     unreachable_clusters_count_their_apps_as_unknown,
     apps_crud_and_optimistic_concurrency,
     desired_changes_with_tombstones,

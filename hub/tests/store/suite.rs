@@ -148,21 +148,22 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
         last_heartbeat: Some(since),
         hub_replica: "replica-b".into(),
     };
-    // A handshake claims the link first (`record_cluster_hello` refuses a stream that does not own it).
-    for name in ["edge-1", "edge-2"] {
-        store.claim_link(name, "stream-1").await.unwrap();
-    }
-    store
-        .record_cluster_hello(
-            "edge-1",
-            "https://10.0.0.1:6443",
-            &versions,
-            Some(not_after),
-            &connected,
-            "stream-1",
-        )
-        .await
-        .unwrap();
+    let handshake = |server_url: &str, not_after| LinkHello {
+        server_url: server_url.into(),
+        versions: versions.clone(),
+        certificate_not_after: not_after,
+        connection: connected.clone(),
+    };
+    let opened = open_link(
+        store,
+        "edge-1",
+        "stream-1",
+        &handshake("https://10.0.0.1:6443", Some(not_after)),
+    )
+    .await;
+    // The handshake's record comes back from the one transaction.
+    assert_eq!(opened.cluster, store.get_cluster("edge-1").await.unwrap());
+    assert!(!opened.commands_open);
     let got = store.get_cluster("edge-1").await.unwrap();
     assert_eq!(got.versions, versions);
     // The URL the cluster was added with is kept over the one the spoke reports.
@@ -170,29 +171,11 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
     // A cluster without a URL takes the one its spoke reports, unless another cluster has it: a URL names
     // one cluster, or `destination.server` would be ambiguous.
     store.set_cluster_server_url("edge-2", "").await.unwrap();
-    store
-        .record_cluster_hello(
-            "edge-2",
-            "https://edge-1.example:6443",
-            &versions,
-            None,
-            &connected,
-            "stream-1",
-        )
-        .await
-        .unwrap();
+    let hello_1 = handshake("https://edge-1.example:6443", None);
+    open_link(store, "edge-2", "stream-1", &hello_1).await;
     assert_eq!(store.get_cluster("edge-2").await.unwrap().server_url, "");
-    store
-        .record_cluster_hello(
-            "edge-2",
-            "https://edge-2.example:6443",
-            &versions,
-            None,
-            &connected,
-            "stream-1",
-        )
-        .await
-        .unwrap();
+    let hello_2 = handshake("https://edge-2.example:6443", None);
+    open_link(store, "edge-2", "stream-2", &hello_2).await;
     assert_eq!(
         store.get_cluster("edge-2").await.unwrap().server_url,
         "https://edge-2.example:6443"
@@ -223,21 +206,37 @@ pub async fn clusters_crud_and_connection(store: &dyn Store) {
         "revocation sticks"
     );
     assert_eq!(revoked.revoked_at, Some(since));
-    // A handshake recorded after the revocation (a stream that raced it) does not undo it either.
-    store
-        .record_cluster_hello(
+    // A handshake after the revocation (a stream that raced it) is refused and writes nothing: the
+    // connection record stays Revoked and the link is not taken.
+    let link_before = store.get_link_state("edge-1").await.unwrap();
+    let refused = store
+        .open_link(
             "edge-1",
-            "https://10.0.0.1:6443",
-            &versions,
-            None,
-            &connected,
-            "stream-1",
+            "stream-3",
+            &handshake("https://10.0.0.9:6443", None),
+            OffsetDateTime::now_utc(),
         )
         .await
         .unwrap();
+    assert_eq!(refused, LinkOpened::Revoked);
+    assert_eq!(store.get_cluster("edge-1").await.unwrap(), revoked);
+    assert_eq!(store.get_link_state("edge-1").await.unwrap(), link_before);
+    // An unknown cluster is not found, and leaves no link behind.
+    let unknown = store
+        .open_link(
+            "nowhere",
+            "stream-4",
+            &handshake("", None),
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound { .. })),
+        "{unknown:?}"
+    );
     assert_eq!(
-        store.get_cluster("edge-1").await.unwrap().connection.state,
-        ConnectionKind::Revoked
+        store.get_link_state("nowhere").await.unwrap(),
+        LinkState::default()
     );
 
     store
@@ -340,6 +339,18 @@ pub async fn silent_clusters_are_disconnected(store: &dyn Store) {
     );
 }
 
+/// Opens `cluster`'s link for `stream` ([`Store::open_link`]), which must succeed.
+async fn open_link(store: &dyn Store, cluster: &str, stream: &str, hello: &LinkHello) -> OpenLink {
+    match store
+        .open_link(cluster, stream, hello, OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+    {
+        LinkOpened::Open(link) => *link,
+        LinkOpened::Revoked => panic!("cluster {cluster} is revoked"),
+    }
+}
+
 /// A stream owns its cluster's connection record from its handshake on: heartbeats written together and
 /// the stream's later states apply only while it still does. A heartbeat never goes back in time; a
 /// cluster Connected already keeps since when; a revoked one stays Revoked; a disconnect gives the record up.
@@ -353,26 +364,19 @@ pub async fn streams_own_their_connection_record(store: &dyn Store) {
     );
     let versions = ClusterVersions::default();
     let hello = |stream: &'static str, at: OffsetDateTime| {
-        let versions = versions.clone();
+        let hello = LinkHello {
+            server_url: String::new(),
+            versions: versions.clone(),
+            certificate_not_after: None,
+            connection: ClusterConnection {
+                state: ConnectionKind::Connected,
+                since: Some(at),
+                last_heartbeat: Some(at),
+                hub_replica: "replica-a".into(),
+            },
+        };
         async move {
-            let name = format!("hb-{stream}");
-            store.claim_link(&name, stream).await.unwrap();
-            store
-                .record_cluster_hello(
-                    &name,
-                    "",
-                    &versions,
-                    None,
-                    &ClusterConnection {
-                        state: ConnectionKind::Connected,
-                        since: Some(at),
-                        last_heartbeat: Some(at),
-                        hub_replica: "replica-a".into(),
-                    },
-                    stream,
-                )
-                .await
-                .unwrap();
+            open_link(store, &format!("hb-{stream}"), stream, &hello).await;
         }
     };
     for name in [
@@ -445,24 +449,16 @@ pub async fn streams_own_their_connection_record(store: &dyn Store) {
             .unwrap()
     );
     // Another stream's handshake (on another replica) took the record.
-    store
-        .claim_link("hb-superseded", "successor")
-        .await
-        .unwrap();
-    store
-        .record_cluster_hello(
-            "hb-superseded",
-            "",
-            &versions,
-            None,
-            &ClusterConnection {
-                hub_replica: "replica-b".into(),
-                ..state(ConnectionKind::Connected, before, before)
-            },
-            "successor",
-        )
-        .await
-        .unwrap();
+    let successor = LinkHello {
+        server_url: String::new(),
+        versions: versions.clone(),
+        certificate_not_after: None,
+        connection: ClusterConnection {
+            hub_replica: "replica-b".into(),
+            ..state(ConnectionKind::Connected, before, before)
+        },
+    };
+    open_link(store, "hb-superseded", "successor", &successor).await;
     store.revoke_cluster("hb-revoked", before).await.unwrap();
 
     let beats: Vec<StreamBeat> = [
@@ -967,31 +963,45 @@ pub async fn an_older_stream_stores_nothing_once_a_newer_one_claimed_the_link(st
             },
         )
     };
-    assert_eq!(store.claim_link("c1", "first").await.unwrap().spoke_seq, 0);
+    let hello = LinkHello {
+        server_url: String::new(),
+        versions: ClusterVersions::default(),
+        certificate_not_after: None,
+        connection: ClusterConnection {
+            state: ConnectionKind::Connected,
+            since: None,
+            last_heartbeat: None,
+            hub_replica: "replica-a".into(),
+        },
+    };
+    let first = open_link(store, "c1", "first", &hello).await;
+    assert_eq!(first.state.spoke_seq, 0);
     let (seq, batch) = on("first", 1, 1);
     let stored = store.ingest_status_batch("c1", &seq, &batch).await.unwrap();
     assert_eq!((stored.applied, stored.duplicate), (1, false));
 
-    let resume = store.claim_link("c1", "second").await.unwrap();
+    let resume = open_link(store, "c1", "second", &hello).await.state;
     assert_eq!(
         (resume.spoke_epoch.as_str(), resume.spoke_seq),
         ("epoch-1", 1)
     );
-    // The older stream's handshake, had it raced this one, cannot take the connection record either.
-    let versions = ClusterVersions::default();
-    let connection = ClusterConnection {
-        state: ConnectionKind::Connected,
-        since: None,
-        last_heartbeat: None,
-        hub_replica: "replica-a".into(),
+    // The older stream cannot write the connection record either; the newer one can.
+    let disconnected = ClusterConnection {
+        state: ConnectionKind::Disconnected,
+        ..hello.connection.clone()
     };
-    let hello = |stream| store.record_cluster_hello("c1", "", &versions, None, &connection, stream);
-    let refused = hello("first").await;
     assert!(
-        matches!(refused, Err(StoreError::Superseded { .. })),
-        "{refused:?}"
+        !store
+            .set_stream_connection("c1", "first", &disconnected)
+            .await
+            .unwrap()
     );
-    hello("second").await.unwrap();
+    assert!(
+        store
+            .set_stream_connection("c1", "second", &hello.connection)
+            .await
+            .unwrap()
+    );
     // The older stream's next message, and a retransmission of one it had stored: both refused.
     for (seq, version) in [(2, 2), (1, 1)] {
         let (seq, batch) = on("first", seq, version);
@@ -3354,4 +3364,97 @@ pub async fn the_link_watch_sees_commands_edits_and_relabelling(store: &dyn Stor
     }
     assert_eq!(version(&relabelled, "w1"), version(&quiet, "w1"));
     assert!(version(&relabelled, "w2") > version(&quiet, "w2"));
+}
+
+/// A handshake's store work is one transaction that returns what the session needs to skip its own reads: the
+/// desired set's version (as the desired read would give it), whether commands wait (pending or delivered
+/// and unanswered, not overdue, not done), the cluster's record as written, and an announcement of the
+/// cluster to watchers.
+pub async fn a_link_opens_with_what_its_session_needs(store: &dyn Store) {
+    let now = OffsetDateTime::now_utc();
+    store.create_cluster(&cluster("o1", &[])).await.unwrap();
+    store
+        .create_app(&new_app("default", "web", "o1"))
+        .await
+        .unwrap();
+    let mut clusters = store.listen(&[CLUSTERS_CHANNEL]).await.unwrap();
+    let hello = LinkHello {
+        server_url: "https://o1.example:6443".into(),
+        versions: ClusterVersions {
+            spoke_version: "1.4.0".into(),
+            ..ClusterVersions::default()
+        },
+        certificate_not_after: None,
+        connection: ClusterConnection {
+            state: ConnectionKind::Connected,
+            since: Some(now.replace_millisecond(0).unwrap()),
+            last_heartbeat: Some(now.replace_millisecond(0).unwrap()),
+            hub_replica: "replica-a".into(),
+        },
+    };
+    let open = |stream: &'static str, at: OffsetDateTime| {
+        let hello = hello.clone();
+        async move {
+            match store.open_link("o1", stream, &hello, at).await.unwrap() {
+                LinkOpened::Open(link) => *link,
+                LinkOpened::Revoked => panic!("o1 is not revoked"),
+            }
+        }
+    };
+    let quiet = open("s1", now).await;
+    assert!(!quiet.commands_open);
+    let desired = store.desired_changes("o1", 0).await.unwrap();
+    assert!(desired.version > 0);
+    assert_eq!(quiet.state.desired_version, desired.version);
+    assert_eq!(quiet.cluster.versions.spoke_version, "1.4.0");
+    assert_eq!(quiet.cluster.connection, hello.connection);
+    let announced = tokio::time::timeout(Duration::from_secs(5), clusters.next())
+        .await
+        .expect("the cluster announced within 5 s")
+        .expect("stream open");
+    assert_eq!(
+        announced,
+        ListenEvent::Notification {
+            channel: CLUSTERS_CHANNEL.into(),
+            payload: "o1".into()
+        }
+    );
+
+    // A command to deliver: the next opening knows, until its deadline passes or it is answered.
+    let deadline = now + time::Duration::minutes(10);
+    let issued = store
+        .enqueue_command(&command("web", "o1", deadline))
+        .await
+        .unwrap();
+    assert!(open("s2", now).await.commands_open);
+    store
+        .mark_commands_delivered(std::slice::from_ref(&issued.id), now)
+        .await
+        .unwrap();
+    assert!(
+        open("s3", now).await.commands_open,
+        "delivered on an older stream and unanswered: delivered again"
+    );
+    assert!(
+        !open("s4", deadline + time::Duration::seconds(1))
+            .await
+            .commands_open,
+        "overdue"
+    );
+    store
+        .record_command_status(&CommandUpdate {
+            id: issued.id.clone(),
+            outcome: CommandOutcome::Succeeded,
+            message: String::new(),
+            result: None,
+        })
+        .await
+        .unwrap();
+    assert!(!open("s5", now).await.commands_open, "answered");
+    // Another app changes the desired set: the next opening sees the new version.
+    store
+        .create_app(&new_app("default", "db", "o1"))
+        .await
+        .unwrap();
+    assert!(open("s6", now).await.state.desired_version > quiet.state.desired_version);
 }
