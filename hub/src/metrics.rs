@@ -105,6 +105,11 @@ impl Metrics {
             link.store_retries.clone(),
         );
         registry.register(
+            "spoke_status_groups",
+            "Groups of spoke status batches stored together in one transaction by the replica's writers (with ingested_messages, the mean group size)",
+            link.status_groups.clone(),
+        );
+        registry.register(
             "spoke_heartbeat_writes",
             "Statements that recorded the heartbeats of this replica's spokes together (about one a second)",
             link.heartbeat_writes.clone(),

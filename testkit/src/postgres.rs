@@ -281,11 +281,19 @@ impl PgServer {
         } else {
             ""
         };
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c full_page_writes=off -c max_connections=300{tls}",
             self.port,
             data.display()
         );
+        // For profiling a run by hand (the faults bench's database, say): e.g.
+        // `-c shared_preload_libraries=pg_stat_statements`. Tests never set it.
+        if let Ok(extra) = std::env::var("EDGECD_TEST_PG_OPTIONS")
+            && !extra.trim().is_empty()
+        {
+            options.push(' ');
+            options.push_str(extra.trim());
+        }
         let log = self.dir.path().join("postgres.log");
         let result = self.pg_ctl(&[
             "start",

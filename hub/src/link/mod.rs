@@ -7,6 +7,7 @@
 //! ```
 
 mod convert;
+mod group;
 mod heartbeats;
 pub mod live;
 mod session;
@@ -55,6 +56,9 @@ pub struct LinkCounters {
     pub store_retries: prometheus_client::metrics::counter::Counter,
     /// Statements that recorded heartbeats of many sessions together ([`HeartbeatBook`]).
     pub heartbeat_writes: prometheus_client::metrics::counter::Counter,
+    /// Groups of status batches stored together by the replica's writers ([`group`]): with `ingested`, the
+    /// mean group size.
+    pub status_groups: prometheus_client::metrics::counter::Counter,
 }
 
 /// How the hub learns which cluster is at the other end of a stream.
@@ -219,6 +223,7 @@ pub struct Registry {
     next_id: Mutex<u64>,
     heartbeats: Arc<HeartbeatBook>,
     settings: Arc<watch::SettingsCache>,
+    statuses: Arc<group::StatusGroups>,
 }
 
 /// One stream held by this replica: its registration, its signals, its live sessions.
@@ -733,6 +738,7 @@ impl SpokeService for SpokeLink {
             pki: self.pki.clone(),
             certificate_not_after: certificate.as_ref().map(|c| c.not_after),
             heartbeats: Arc::clone(&self.registry.heartbeats),
+            statuses: Arc::clone(&self.registry.statuses),
             settings: Arc::clone(&self.registry.settings),
             accepted_record: None,
             pending,

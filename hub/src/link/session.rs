@@ -22,7 +22,7 @@ use super::{LinkConfig, Signal};
 use crate::store::{
     AppFilter, AppQuery, ClusterConnection, ClusterVersions, CommandOutcome, CommandRecord,
     CommandUpdate, ConnectionKind, DesiredChange, DesiredChanges, SpokeSeq, StatusBatch,
-    StatusReport, Store, StoreError,
+    StatusReport, StatusWrite, Store, StoreError,
 };
 
 /// Why a session ended abnormally.
@@ -214,6 +214,8 @@ pub(super) struct Context {
     pub settings: Arc<super::watch::SettingsCache>,
     /// This replica's sessions write their heartbeats together.
     pub heartbeats: Arc<super::HeartbeatBook>,
+    /// And their status batches ([`super::group`]).
+    pub statuses: Arc<super::group::StatusGroups>,
     /// This stream's id: its handshake makes it the owner of the cluster's connection record, and its
     /// later writes there apply only while it still is (`Store::set_stream_connection`).
     pub stream: String,
@@ -1417,13 +1419,23 @@ impl Session<'_> {
             }
         }
         let (deadline, ctx) = (self.patience_deadline(), self.ctx);
+        let write = StatusWrite {
+            cluster: ctx.cluster.as_str().to_owned(),
+            at: at.clone(),
+            batch: batch.clone(),
+        };
+        // With the batches of the replica's other sessions that are waiting too: one transaction for all.
         let outcome = patiently(
             deadline,
             &ctx.config.counters.store_retries,
             "ingest_status_batch",
             || {
-                ctx.store
-                    .ingest_status_batch(ctx.cluster.as_str(), at, batch)
+                ctx.statuses.ingest(
+                    &ctx.store,
+                    &ctx.config.counters.status_groups,
+                    write.clone(),
+                    deadline,
+                )
             },
         )
         .await?;

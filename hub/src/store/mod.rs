@@ -318,6 +318,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         at: &'a SpokeSeq,
         batch: &'a StatusBatch,
     ) -> StoreFuture<'a, IngestOutcome>;
+    /// Stores many status batches, of any clusters, as [`Store::ingest_status_batch`] stores each, in one
+    /// transaction of a few statements for those that can share them ([`StatusWrite::groupable`], one per
+    /// cluster): a replica's group commit. The others, and all of them if the shared transaction fails, are
+    /// stored one by one, so that one bad batch costs the others nothing. One result per write, in order.
+    fn ingest_status_group<'a>(
+        &'a self,
+        writes: &'a [StatusWrite],
+    ) -> StoreFuture<'a, Vec<Result<IngestOutcome>>>;
     fn ingest_resource_tree<'a>(
         &'a self,
         cluster: &'a str,

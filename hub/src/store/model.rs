@@ -366,6 +366,25 @@ pub struct StatusBatch {
     pub snapshot: Option<SnapshotPart>,
 }
 
+/// One status batch of a group stored together ([`Store::ingest_status_group`](super::Store::ingest_status_group)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusWrite {
+    pub cluster: String,
+    pub at: SpokeSeq,
+    pub batch: StatusBatch,
+}
+
+impl StatusWrite {
+    /// Whether it can share statements with others of its group: managed apps' reports only, from a stream
+    /// (fenced), with nothing removed and no snapshot. The others are stored one by one.
+    pub fn groupable(&self) -> bool {
+        self.at.stream.is_some()
+            && self.batch.snapshot.is_none()
+            && self.batch.removed.is_empty()
+            && self.batch.reports.iter().all(|r| r.autonomous.is_none())
+    }
+}
+
 /// What one ingest call did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IngestOutcome {
@@ -384,6 +403,8 @@ pub struct IngestOutcome {
     pub deleted: u32,
     /// Managed apps whose status was reset because a full snapshot lacked them.
     pub reset: u32,
+    /// Stored in one transaction with other batches ([`Store::ingest_status_group`](super::Store::ingest_status_group)).
+    pub shared: bool,
 }
 
 // === Fleet queries ===

@@ -1031,6 +1031,181 @@ async fn ingest_managed_reports(
     Ok(())
 }
 
+/// Stores groupable status batches of distinct clusters (sorted by cluster) in one transaction: one statement
+/// fences them all (as `begin_ingest` fences one), one looks their apps up, one writes the newest statuses,
+/// one announces the clusters that changed. Each batch's outcome is what `ingest_status_batch` gives it.
+async fn ingest_shared(
+    store: &Backend,
+    writes: &[&StatusWrite],
+) -> Result<Vec<Result<IngestOutcome>>> {
+    let mut tx = store.link().begin_with(dialect::BEGIN_WRITE).await?;
+    let mut args = Args::default();
+    let fence = Table::default()
+        .text("cluster", writes.iter().map(|w| w.cluster.as_str()))
+        .text("epoch", writes.iter().map(|w| w.at.epoch.as_str()))
+        .bigint("seq", writes.iter().map(|w| to_i64(w.at.seq)))
+        .text(
+            "stream",
+            writes
+                .iter()
+                .map(|w| w.at.stream.as_deref().unwrap_or_default()),
+        )
+        .bind(&mut args, "f")?;
+    // `WHERE true`: SQLite reads `ON CONFLICT` after a bare `FROM` as a join's.
+    let fresh: BTreeSet<String> = sqlx::query_scalar_with(
+        AssertSqlSafe(format!(
+            "INSERT INTO cluster_link (cluster, spoke_epoch, spoke_seq, stream) \
+             SELECT f.cluster, f.epoch, f.seq, f.stream FROM {fence} WHERE true ORDER BY f.ord \
+             ON CONFLICT (cluster) DO UPDATE SET spoke_epoch = EXCLUDED.spoke_epoch, spoke_seq = EXCLUDED.spoke_seq \
+             WHERE NOT (cluster_link.spoke_epoch = EXCLUDED.spoke_epoch AND cluster_link.spoke_seq >= EXCLUDED.spoke_seq) \
+             AND cluster_link.stream = EXCLUDED.stream \
+             RETURNING cluster"
+        )),
+        args.0,
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    // The others: duplicates, or streams taken over.
+    let stale: Vec<&str> = writes
+        .iter()
+        .filter(|w| !fresh.contains(&w.cluster))
+        .map(|w| w.cluster.as_str())
+        .collect();
+    let mut owners = HashMap::new();
+    if !stale.is_empty() {
+        let mut args = Args::default();
+        let list = dialect::in_list(&mut args, Column::text(stale.iter().copied()))?;
+        let rows: Vec<(String, String)> = sqlx::query_as_with(
+            AssertSqlSafe(format!(
+                "SELECT cluster, stream FROM cluster_link WHERE cluster {list}"
+            )),
+            args.0,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        owners.extend(rows);
+    }
+    let mut outcomes: Vec<Result<IngestOutcome>> = Vec::with_capacity(writes.len());
+    let mut newest: Vec<(i64, &StatusReport, &str, usize)> = Vec::new();
+    let reports: Vec<&StatusReport> = writes
+        .iter()
+        .filter(|w| fresh.contains(&w.cluster))
+        .flat_map(|w| w.batch.reports.iter())
+        .collect();
+    let mut known: HashMap<(String, String), ReportedApp> = HashMap::with_capacity(reports.len());
+    if !reports.is_empty() {
+        let mut args = Args::default();
+        let pairs = Table::default()
+            .text("project", reports.iter().map(|r| r.project.as_str()))
+            .text("name", reports.iter().map(|r| r.name.as_str()))
+            .bind(&mut args, "r")?;
+        let rows = sqlx::query_with(AssertSqlSafe(dialect::reported_apps(&pairs)), args.0)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            known.insert(
+                (row.try_get("project")?, row.try_get("name")?),
+                ReportedApp {
+                    id: row.try_get("id")?,
+                    cluster: row.try_get("cluster")?,
+                    origin: parse_origin(row.try_get("origin")?)?,
+                    status_version: to_u64(row.try_get("status_version")?),
+                },
+            );
+        }
+    }
+    for (index, write) in writes.iter().enumerate() {
+        let cluster = write.cluster.as_str();
+        if !fresh.contains(cluster) {
+            outcomes.push(match owners.get(cluster) {
+                Some(owner) if Some(owner) != write.at.stream.as_ref() => {
+                    Err(StoreError::Superseded {
+                        what: format!("the stream of cluster {cluster}"),
+                    })
+                }
+                _ => Ok(IngestOutcome {
+                    shared: true,
+                    ..duplicate()
+                }),
+            });
+            continue;
+        }
+        let reports: Vec<&StatusReport> = write.batch.reports.iter().collect();
+        // This cluster's apps only: an app belongs to one cluster, so no other write of the group plans it.
+        let mine = reports
+            .iter()
+            .filter_map(|r| {
+                let key = (r.project.clone(), r.name.clone());
+                known
+                    .get(&key)
+                    .filter(|app| app.cluster == cluster)
+                    .map(|app| (key, app.clone()))
+            })
+            .collect();
+        let mut outcome = IngestOutcome {
+            shared: true,
+            ..IngestOutcome::default()
+        };
+        let ManagedWrites {
+            newest: planned, ..
+        } = plan_managed_reports(cluster, &reports, mine, &mut outcome);
+        newest.extend(planned.into_iter().map(|(id, r)| (id, r, cluster, index)));
+        outcomes.push(Ok(outcome));
+    }
+    let mut notes = Notes::default();
+    if !newest.is_empty() {
+        let statuses: Vec<&ApplicationStatus> =
+            newest.iter().map(|(_, r, _, _)| &r.status).collect();
+        let documents = documents(&statuses)?;
+        let mut args = Args::default();
+        let v = Table::default()
+            .bigint("id", newest.iter().map(|(id, ..)| *id))
+            .text("cluster", newest.iter().map(|(_, _, cluster, _)| *cluster));
+        let v = status_columns(v, &statuses, &documents).bind(&mut args, "v")?;
+        let now = args.add(now_ms())?;
+        let probe = dialect::probe_ids(
+            &mut args,
+            "s.app_id",
+            newest.iter().map(|(id, ..)| *id).collect(),
+        )?;
+        let written: BTreeSet<i64> = sqlx::query_scalar_with(
+            AssertSqlSafe(format!(
+                "UPDATE app_status AS s SET sync = v.sync, health = v.health, revision = v.revision, \
+                 operation_phase = v.phase, error_conditions = v.errors, status_version = v.status_version, \
+                 updated_at = {now}, status = v.status{jsonb} FROM {v} \
+                 WHERE {probe}s.app_id = v.id AND s.cluster = v.cluster \
+                 AND s.status_version < v.status_version RETURNING app_id",
+                jsonb = dialect::JSONB
+            )),
+            args.0,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        // A concurrent move of an app to another cluster: not written after all.
+        for (id, _, _, index) in &newest {
+            if !written.contains(id)
+                && let Some(Ok(outcome)) = outcomes.get_mut(*index)
+            {
+                outcome.applied = outcome.applied.saturating_sub(1);
+                outcome.rejected += 1;
+            }
+        }
+    }
+    for (write, outcome) in writes.iter().zip(&outcomes) {
+        if let Ok(outcome) = outcome
+            && outcome.applied > 0
+        {
+            notes.0.push((APPS_CHANNEL, write.cluster.clone()));
+        }
+    }
+    dialect::commit(store, tx, notes).await?;
+    Ok(outcomes)
+}
+
 /// The serialised status documents.
 fn documents(statuses: &[&ApplicationStatus]) -> Result<Vec<String>> {
     let documents = statuses.iter().map(serde_json::to_string);
@@ -2046,6 +2221,46 @@ impl Backend {
         Ok(outcome)
     }
 
+    #[tracing::instrument(skip_all, fields(writes = writes.len()))]
+    async fn ingest_status_group(
+        &self,
+        writes: &[StatusWrite],
+    ) -> Result<Vec<Result<IngestOutcome>>> {
+        let mut results: Vec<Option<Result<IngestOutcome>>> = writes.iter().map(|_| None).collect();
+        let mut clusters = BTreeSet::new();
+        // In the order of their clusters: concurrent groups lock link rows in one order.
+        let mut shared: Vec<&StatusWrite> = writes
+            .iter()
+            .filter(|w| w.groupable() && clusters.insert(w.cluster.as_str()))
+            .collect();
+        shared.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        if shared.len() > 1 {
+            match ingest_shared(self, &shared).await {
+                Ok(outcomes) => {
+                    for (write, outcome) in shared.iter().zip(outcomes) {
+                        if let Some(i) = writes.iter().position(|w| std::ptr::eq(w, *write)) {
+                            results[i] = Some(outcome);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "A shared status transaction failed; storing its batches one by one.")
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(writes.len());
+        for (write, result) in writes.iter().zip(results) {
+            out.push(match result {
+                Some(result) => result,
+                None => {
+                    self.ingest_status_batch(&write.cluster, &write.at, &write.batch)
+                        .await
+                }
+            });
+        }
+        Ok(out)
+    }
+
     #[tracing::instrument(skip_all, fields(cluster, epoch = %at.epoch, seq = at.seq, project, app = name))]
     async fn ingest_resource_tree(
         &self,
@@ -2783,6 +2998,7 @@ boxed_impl! {
     fn count_apps(&self, filter: &'a AppFilter) -> AppCounts;
     fn get_resource_tree(&self, project: &'a str, name: &'a str) -> Option<serde_json::Value>;
     fn ingest_status_batch(&self, cluster: &'a str, at: &'a SpokeSeq, batch: &'a StatusBatch) -> IngestOutcome;
+    fn ingest_status_group(&self, writes: &'a [StatusWrite]) -> Vec<Result<IngestOutcome>>;
     fn ingest_resource_tree(&self, cluster: &'a str, at: &'a SpokeSeq, project: &'a str, name: &'a str, tree: &'a serde_json::Value) -> IngestOutcome;
     fn ingest_events(&self, cluster: &'a str, at: &'a SpokeSeq, events: &'a [EventRecord]) -> IngestOutcome;
     fn ingest_command_statuses(&self, cluster: &'a str, at: &'a SpokeSeq, updates: &'a [CommandUpdate]) -> IngestOutcome;

@@ -63,6 +63,7 @@ on_both_backends!(
     streams_own_their_connection_record,
     the_link_watch_sees_commands_edits_and_relabelling,
     a_link_opens_with_what_its_session_needs,
+    a_status_group_stores_each_batch_as_alone,
     unreachable_clusters_count_their_apps_as_unknown,
     apps_crud_and_optimistic_concurrency,
     desired_changes_with_tombstones,

@@ -3458,3 +3458,123 @@ pub async fn a_link_opens_with_what_its_session_needs(store: &dyn Store) {
         .unwrap();
     assert!(open("s6", now).await.state.desired_version > quiet.state.desired_version);
 }
+
+/// A group of status batches of many clusters, stored together, gives each batch what storing it alone gives:
+/// fenced by its stream (a taken-over one is refused, a duplicate is a duplicate), reports of another
+/// cluster's app refused, older versions stale, a second batch of one cluster stored after the first, and
+/// every cluster that changed announced.
+pub async fn a_status_group_stores_each_batch_as_alone(store: &dyn Store) {
+    for (name, app) in [("g1", "ga"), ("g2", "gb"), ("g3", "gc")] {
+        store.create_cluster(&cluster(name, &[])).await.unwrap();
+        store
+            .create_app(&new_app("default", app, name))
+            .await
+            .unwrap();
+    }
+    let hello = LinkHello {
+        server_url: String::new(),
+        versions: ClusterVersions::default(),
+        certificate_not_after: None,
+        connection: ClusterConnection {
+            state: ConnectionKind::Connected,
+            since: None,
+            last_heartbeat: None,
+            hub_replica: "replica-a".into(),
+        },
+    };
+    for cluster in ["g1", "g2", "g3"] {
+        open_link(store, cluster, &format!("s-{cluster}"), &hello).await;
+    }
+    let mut apps = store.listen(&[APPS_CHANNEL]).await.unwrap();
+    let write = |cluster: &str, stream: &str, seq: u64, reports: Vec<(&str, u64)>| StatusWrite {
+        cluster: cluster.into(),
+        at: SpokeSeq {
+            stream: Some(stream.into()),
+            ..at("epoch-1", seq)
+        },
+        batch: StatusBatch {
+            reports: reports
+                .into_iter()
+                .map(|(app, version)| {
+                    report(
+                        "default",
+                        app,
+                        status(SyncStatus::Synced, Health::Healthy, version),
+                    )
+                })
+                .collect(),
+            ..StatusBatch::default()
+        },
+    };
+    let group = vec![
+        write("g2", "s-g2", 1, vec![("gb", 3), ("ga", 9)]),
+        write("g1", "s-g1", 1, vec![("ga", 2)]),
+        write("g3", "taken-over", 1, vec![("gc", 5)]),
+        write("g1", "s-g1", 2, vec![("ga", 4)]),
+    ];
+    assert!(group.iter().all(StatusWrite::groupable));
+    let results = store.ingest_status_group(&group).await.unwrap();
+    assert_eq!(results.len(), 4);
+    let outcome = |i: usize| results[i].as_ref().unwrap().clone();
+    assert!(
+        outcome(0).shared && outcome(1).shared,
+        "the first batch of each cluster shares one transaction"
+    );
+    assert!(
+        !outcome(3).shared,
+        "a second batch of a cluster is stored alone"
+    );
+    assert_eq!(
+        (outcome(0).applied, outcome(0).rejected),
+        (1, 1),
+        "another cluster's app is refused"
+    );
+    assert_eq!(outcome(1).applied, 1);
+    assert!(
+        matches!(results[2], Err(StoreError::Superseded { .. })),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(
+        outcome(3).applied,
+        1,
+        "the second batch of g1 after the first"
+    );
+    assert_eq!(summary(store, "gb").await.status_version, 3);
+    assert_eq!(summary(store, "ga").await.status_version, 4);
+    assert_eq!(summary(store, "gc").await.status_version, 0);
+    assert_eq!(store.get_link_state("g1").await.unwrap().spoke_seq, 2);
+    assert_eq!(store.get_link_state("g3").await.unwrap().spoke_seq, 0);
+    let mut announced = BTreeSet::new();
+    while announced.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(5), apps.next())
+            .await
+            .expect("an announcement within 5 s")
+            .expect("stream open");
+        if let ListenEvent::Notification { payload, .. } = event {
+            announced.insert(payload);
+        }
+    }
+    assert_eq!(announced, BTreeSet::from(["g1".into(), "g2".into()]));
+
+    // Again: duplicates; and a newer sequence with an older version is stale.
+    let again = store.ingest_status_group(&group[..2]).await.unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|o| o.duplicate && o.shared))
+    );
+    let stale = store
+        .ingest_status_group(&[
+            write("g1", "s-g1", 3, vec![("ga", 1)]),
+            write("g2", "s-g2", 2, vec![("gb", 7)]),
+        ])
+        .await
+        .unwrap();
+    let stale: Vec<IngestOutcome> = stale.into_iter().map(Result::unwrap).collect();
+    assert!(stale[0].shared && stale[1].shared);
+    assert_eq!((stale[0].applied, stale[0].stale), (0, 1));
+    assert_eq!(stale[1].applied, 1);
+    assert_eq!(summary(store, "ga").await.status_version, 4);
+    assert_eq!(summary(store, "gb").await.status_version, 7);
+}
