@@ -66,7 +66,8 @@ impl HeartbeatBook {
             let (book, store, config) =
                 (Arc::downgrade(self), Arc::clone(store), Arc::clone(config));
             tokio::spawn(
-                write_loop(book, store, config).instrument(tracing::info_span!("heartbeat_writer")),
+                write_loop(book, store, config)
+                    .instrument(tracing::info_span!(parent: None, "heartbeat_writer")),
             );
         }
     }

@@ -226,6 +226,19 @@ pub struct Registry {
     statuses: Arc<group::StatusGroups>,
 }
 
+/// A stream's place in the [`Registry`], given up when dropped.
+struct Registration {
+    registry: Arc<Registry>,
+    cluster: String,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.unregister(&self.cluster, self.id);
+    }
+}
+
 /// One stream held by this replica: its registration, its signals, its live sessions.
 #[derive(Debug)]
 struct Held {
@@ -720,14 +733,19 @@ impl SpokeService for SpokeLink {
         let (live_tx, live_rx) = mpsc::channel(256);
         // Registered before the link opens: what changes for the cluster after the opening's read (a
         // command, a desired change, a revocation) is signalled to this session.
-        let registration =
-            self.registry
-                .register(cluster.as_str(), wake, Arc::clone(&pending), live_tx);
+        // Unregistered when dropped: by an early return below, by the call being dropped (a spoke gone while
+        // its handshake waited for the database), or when the session ends.
+        let registration = Registration {
+            id: self
+                .registry
+                .register(cluster.as_str(), wake, Arc::clone(&pending), live_tx),
+            registry: Arc::clone(&self.registry),
+            cluster: cluster.as_str().to_owned(),
+        };
         if let (Some(pki), Some(identity)) = (&self.pki, &certificate) {
             // A revocation of the certificate between the check above and the registration would have found
             // no session to end: check once more.
             if let Err(error) = pki.check_still_valid(identity).await {
-                self.registry.unregister(cluster.as_str(), registration);
                 return Err(error.into_status());
             }
         }
@@ -749,7 +767,7 @@ impl SpokeService for SpokeLink {
         let opening = match session::open(&mut context, &hello, &tx, turn).await {
             Ok(opening) => opening,
             Err(refusal) => {
-                self.registry.unregister(cluster.as_str(), registration);
+                drop(registration);
                 return match refusal {
                     session::Refusal::Status(status) => Err(status),
                     // The GoAway is queued: the stream ends after it.
@@ -762,7 +780,6 @@ impl SpokeService for SpokeLink {
                 };
             }
         };
-        let registry = Arc::clone(&self.registry);
         tokio::spawn(
             async move {
                 let result = session::run(
@@ -775,7 +792,7 @@ impl SpokeService for SpokeLink {
                     tx.clone(),
                 )
                 .await;
-                registry.unregister(cluster.as_str(), registration);
+                drop(registration);
                 // A no-op when a newer stream owns the cluster's connection record.
                 session::disconnected(&context).await;
                 if let Err(error) = result {

@@ -320,8 +320,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreFuture<'a, IngestOutcome>;
     /// Stores many status batches, of any clusters, as [`Store::ingest_status_batch`] stores each, in one
     /// transaction of a few statements for those that can share them ([`StatusWrite::groupable`], one per
-    /// cluster): a replica's group commit. The others, and all of them if the shared transaction fails, are
-    /// stored one by one, so that one bad batch costs the others nothing. One result per write, in order.
+    /// cluster): a replica's group commit. The others are stored one by one after it. One result per write,
+    /// in order; an error if the shared transaction failed, which then wrote nothing (the caller stores them
+    /// one by one if the error was not transient, so that one bad batch costs the others nothing).
     fn ingest_status_group<'a>(
         &'a self,
         writes: &'a [StatusWrite],
@@ -500,6 +501,20 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
+
+    /// Another error of the same kind, for each of the calls one failed shared transaction answers
+    /// (`sqlx::Error` cannot be cloned): transient as this one is, with its message. `None` for others.
+    pub fn transient_copy(&self) -> Option<StoreError> {
+        let Self::Unavailable(source) = self else {
+            return None;
+        };
+        Some(Self::Unavailable(match source {
+            sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
+            other => sqlx::Error::Io(std::io::Error::other(other.to_string())),
+        }))
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -523,10 +538,15 @@ impl From<sqlx::Error> for StoreError {
             },
             // Connection exceptions (08) and operator intervention such as a
             // shutdown (57): the server is going away, not the query's fault.
+            // A deadlock or serialization failure (PostgreSQL's 40P01, 40001)
+            // rolled the whole transaction back: trying it again is safe.
             sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57")) =>
+                if db.code().is_some_and(|code| {
+                    code.starts_with("08")
+                        || code.starts_with("57")
+                        || code == "40P01"
+                        || code == "40001"
+                }) =>
             {
                 StoreError::Unavailable(sqlx::Error::Database(db))
             }

@@ -1119,15 +1119,14 @@ async fn ingest_shared(
     for (index, write) in writes.iter().enumerate() {
         let cluster = write.cluster.as_str();
         if !fresh.contains(cluster) {
+            // As `begin_ingest`: a duplicate only while the stream owns the link.
             outcomes.push(match owners.get(cluster) {
-                Some(owner) if Some(owner) != write.at.stream.as_ref() => {
-                    Err(StoreError::Superseded {
-                        what: format!("the stream of cluster {cluster}"),
-                    })
-                }
-                _ => Ok(IngestOutcome {
+                Some(owner) if Some(owner) == write.at.stream.as_ref() => Ok(IngestOutcome {
                     shared: true,
                     ..duplicate()
+                }),
+                _ => Err(StoreError::Superseded {
+                    what: format!("the stream of cluster {cluster}"),
                 }),
             });
             continue;
@@ -1880,15 +1879,17 @@ impl Backend {
     #[tracing::instrument(skip_all, fields(apps = apps.len()))]
     async fn import_apps(&self, apps: &[ImportedApp]) -> Result<u64> {
         let mut tx = self.pool().begin_with(dialect::BEGIN_WRITE).await?;
-        let mut versions: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut clusters = BTreeSet::new();
         for imported in apps {
             AppRef::parse_hub(&imported.app.project, &imported.app.name).map_err(invalid)?;
             let cluster = imported.app.spec.destination.cluster.as_str();
             ClusterName::parse(cluster).map_err(invalid)?;
-            if !versions.contains_key(cluster) {
-                let version = bump_desired_version(&mut tx, cluster).await?;
-                versions.insert(cluster, version);
-            }
+            clusters.insert(cluster);
+        }
+        // In the order of their names, as a group of status batches locks link rows.
+        let mut versions: BTreeMap<&str, i64> = BTreeMap::new();
+        for cluster in clusters {
+            versions.insert(cluster, bump_desired_version(&mut tx, cluster).await?);
         }
         for chunk in apps.chunks(query::IMPORT_CHUNK) {
             let rows: Vec<AppRow> = chunk
@@ -2235,16 +2236,10 @@ impl Backend {
             .collect();
         shared.sort_by(|a, b| a.cluster.cmp(&b.cluster));
         if shared.len() > 1 {
-            match ingest_shared(self, &shared).await {
-                Ok(outcomes) => {
-                    for (write, outcome) in shared.iter().zip(outcomes) {
-                        if let Some(i) = writes.iter().position(|w| std::ptr::eq(w, *write)) {
-                            results[i] = Some(outcome);
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "A shared status transaction failed; storing its batches one by one.")
+            let outcomes = ingest_shared(self, &shared).await?;
+            for (write, outcome) in shared.iter().zip(outcomes) {
+                if let Some(i) = writes.iter().position(|w| std::ptr::eq(w, *write)) {
+                    results[i] = Some(outcome);
                 }
             }
         }

@@ -3427,6 +3427,10 @@ pub async fn a_link_opens_with_what_its_session_needs(store: &dyn Store) {
         .await
         .unwrap();
     assert!(open("s2", now).await.commands_open);
+    // Another cluster's opening knows of none: the command is o1's.
+    store.create_cluster(&cluster("o2", &[])).await.unwrap();
+    let other = store.open_link("o2", "t1", &hello, now).await.unwrap();
+    assert!(matches!(other, LinkOpened::Open(link) if !link.commands_open));
     store
         .mark_commands_delivered(std::slice::from_ref(&issued.id), now)
         .await
@@ -3540,7 +3544,11 @@ pub async fn a_status_group_stores_each_batch_as_alone(store: &dyn Store) {
         1,
         "the second batch of g1 after the first"
     );
-    assert_eq!(summary(store, "gb").await.status_version, 3);
+    let gb = summary(store, "gb").await;
+    assert_eq!(
+        (gb.status_version, gb.sync, gb.health, gb.revision.as_str()),
+        (3, SyncStatus::Synced, Health::Healthy, "rev-3")
+    );
     assert_eq!(summary(store, "ga").await.status_version, 4);
     assert_eq!(summary(store, "gc").await.status_version, 0);
     assert_eq!(store.get_link_state("g1").await.unwrap().spoke_seq, 2);
@@ -3551,6 +3559,13 @@ pub async fn a_status_group_stores_each_batch_as_alone(store: &dyn Store) {
             .await
             .expect("an announcement within 5 s")
             .expect("stream open");
+        if let ListenEvent::Notification { payload, .. } = event {
+            announced.insert(payload);
+        }
+    }
+    // g1 again (its second batch, stored alone); g3 changed nothing: never announced.
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(300), apps.next()).await
+    {
         if let ListenEvent::Notification { payload, .. } = event {
             announced.insert(payload);
         }
@@ -3577,4 +3592,38 @@ pub async fn a_status_group_stores_each_batch_as_alone(store: &dyn Store) {
     assert_eq!(stale[1].applied, 1);
     assert_eq!(summary(store, "ga").await.status_version, 4);
     assert_eq!(summary(store, "gb").await.status_version, 7);
+    // A new epoch (the spoke restarted) starts its numbering again; a stream that never opened its cluster's
+    // link is refused, as alone.
+    store.create_cluster(&cluster("g4", &[])).await.unwrap();
+    store
+        .create_app(&new_app("default", "gd", "g4"))
+        .await
+        .unwrap();
+    let mut restarted = write("g2", "s-g2", 1, vec![("gb", 8)]);
+    restarted.at.epoch = "epoch-2".into();
+    let unopened = write("g4", "s-g4", 1, vec![("gd", 2)]);
+    let fresh = store
+        .ingest_status_group(&[restarted, unopened.clone()])
+        .await
+        .unwrap();
+    assert!(
+        fresh[0].as_ref().is_ok_and(|o| o.shared && o.applied == 1),
+        "{fresh:?}"
+    );
+    assert!(
+        matches!(fresh[1], Err(StoreError::Superseded { .. })),
+        "{fresh:?}"
+    );
+    let alone = store
+        .ingest_status_batch(&unopened.cluster, &unopened.at, &unopened.batch)
+        .await;
+    assert!(
+        matches!(alone, Err(StoreError::Superseded { .. })),
+        "{alone:?}"
+    );
+    assert_eq!(
+        store.get_link_state("g2").await.unwrap().spoke_epoch,
+        "epoch-2"
+    );
+    assert_eq!(summary(store, "gd").await.status_version, 0);
 }
