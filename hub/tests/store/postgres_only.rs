@@ -291,3 +291,23 @@ async fn the_store_connects_over_tls_and_verifies_the_server() {
         "a server certificate of another CA was accepted"
     );
 }
+
+/// A transaction the server rolled back for a deadlock or a serialization failure is tried again, not failed:
+/// those errors are transient (what a group of status batches and an app's move across clusters, which lock
+/// link rows in different orders, can run into); a constraint violation is not.
+#[tokio::test]
+async fn deadlocks_and_serialization_failures_are_transient() {
+    let url = crate::pg_server().create_database().unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for (code, transient) in [("40P01", true), ("40001", true), ("23505", false)] {
+        let raised = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{code}'; END $$"
+        )))
+        .execute(&pool)
+        .await
+        .expect_err("raised");
+        let error = StoreError::from(raised);
+        assert_eq!(error.is_transient(), transient, "{code}: {error:?}");
+        assert_eq!(error.transient_copy().is_some(), transient, "{code}");
+    }
+}
