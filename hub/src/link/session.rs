@@ -206,7 +206,7 @@ pub(super) struct Context {
     pub pki: Option<Arc<crate::pki::Pki>>,
     /// Expiry of the client certificate the stream was opened with.
     pub certificate_not_after: Option<OffsetDateTime>,
-    /// The cluster's record, read when the stream was accepted.
+    /// The cluster's record as the link's opening wrote it ([`open`]); `None` before.
     pub accepted_record: Option<crate::store::ClusterRecord>,
     /// The signals this session has not handled yet; its channel of wake-ups says when to look.
     pub pending: Arc<super::Pending>,
@@ -295,7 +295,7 @@ struct Session<'a> {
     /// since found a change: the policies need no read of their own (at a handshake, both are sent together;
     /// after a project edit, every session re-checks them).
     desired_projects: Option<std::collections::BTreeSet<String>>,
-    /// The cluster's record as read when the stream was accepted, for the first application-set pass.
+    /// The cluster's record as the handshake wrote it, for the first application-set pass.
     accepted_record: Option<crate::store::ClusterRecord>,
     /// The next pass takes the projects and sets from the replica's watch ([`Context::settings`]): at the
     /// handshake, and after the watch signalled their edit; a fresh read otherwise.
@@ -820,11 +820,11 @@ impl Session<'_> {
         if !self.capabilities.contains(names::APPLICATION_SETS) {
             return Ok(());
         }
-        // Read a moment ago at the handshake, or again: labels change, and a hello records the server URL
-        // of a cluster that had none.
+        // As the handshake wrote it (with the server URL the hello recorded, if the cluster had none), or read
+        // again: labels change.
         let cluster = match self.accepted_record.take() {
-            Some(record) if !record.server_url.is_empty() => record,
-            _ => self.ctx.store.get_cluster(self.name()).await?,
+            Some(record) => record,
+            None => self.ctx.store.get_cluster(self.name()).await?,
         };
         let cached = self
             .settings_from_watch
