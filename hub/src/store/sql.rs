@@ -940,6 +940,37 @@ async fn ingest_report(
     Ok(())
 }
 
+/// The apps `reports` name, by (project, name), as one lookup reads them: id, cluster, origin, status version.
+async fn reported_apps(
+    conn: &mut Conn,
+    reports: &[&StatusReport],
+) -> Result<HashMap<(String, String), ReportedApp>> {
+    let mut known = HashMap::with_capacity(reports.len());
+    if reports.is_empty() {
+        return Ok(known);
+    }
+    let mut args = Args::default();
+    let pairs = Table::default()
+        .text("project", reports.iter().map(|r| r.project.as_str()))
+        .text("name", reports.iter().map(|r| r.name.as_str()))
+        .bind(&mut args, "r")?;
+    let rows = sqlx::query_with(AssertSqlSafe(dialect::reported_apps(&pairs)), args.0)
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in &rows {
+        known.insert(
+            (row.try_get("project")?, row.try_get("name")?),
+            ReportedApp {
+                id: row.try_get("id")?,
+                cluster: row.try_get("cluster")?,
+                origin: parse_origin(row.try_get("origin")?)?,
+                status_version: to_u64(row.try_get("status_version")?),
+            },
+        );
+    }
+    Ok(known)
+}
+
 /// Stores the managed apps' reports of a batch set-based: one lookup of
 /// every reported app (`dialect::reported_apps`), the ingest rules applied
 /// in memory in batch order (`codec::plan_managed_reports`), then one
@@ -958,26 +989,7 @@ async fn ingest_managed_reports(
     if reports.is_empty() {
         return Ok(());
     }
-    let mut args = Args::default();
-    let pairs = Table::default()
-        .text("project", reports.iter().map(|r| r.project.as_str()))
-        .text("name", reports.iter().map(|r| r.name.as_str()))
-        .bind(&mut args, "r")?;
-    let rows = sqlx::query_with(AssertSqlSafe(dialect::reported_apps(&pairs)), args.0)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut known = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        known.insert(
-            (row.try_get("project")?, row.try_get("name")?),
-            ReportedApp {
-                id: row.try_get("id")?,
-                cluster: row.try_get("cluster")?,
-                origin: parse_origin(row.try_get("origin")?)?,
-                status_version: to_u64(row.try_get("status_version")?),
-            },
-        );
-    }
+    let known = reported_apps(conn, reports).await?;
     let ManagedWrites { newest, stale } = plan_managed_reports(cluster, reports, known, outcome);
     if !newest.is_empty() {
         let ids: Vec<i64> = newest.iter().map(|(id, _)| *id).collect();
@@ -1094,28 +1106,7 @@ async fn ingest_shared(
         .filter(|w| fresh.contains(&w.cluster))
         .flat_map(|w| w.batch.reports.iter())
         .collect();
-    let mut known: HashMap<(String, String), ReportedApp> = HashMap::with_capacity(reports.len());
-    if !reports.is_empty() {
-        let mut args = Args::default();
-        let pairs = Table::default()
-            .text("project", reports.iter().map(|r| r.project.as_str()))
-            .text("name", reports.iter().map(|r| r.name.as_str()))
-            .bind(&mut args, "r")?;
-        let rows = sqlx::query_with(AssertSqlSafe(dialect::reported_apps(&pairs)), args.0)
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in &rows {
-            known.insert(
-                (row.try_get("project")?, row.try_get("name")?),
-                ReportedApp {
-                    id: row.try_get("id")?,
-                    cluster: row.try_get("cluster")?,
-                    origin: parse_origin(row.try_get("origin")?)?,
-                    status_version: to_u64(row.try_get("status_version")?),
-                },
-            );
-        }
-    }
+    let known = reported_apps(&mut tx, &reports).await?;
     for (index, write) in writes.iter().enumerate() {
         let cluster = write.cluster.as_str();
         if !fresh.contains(cluster) {

@@ -339,6 +339,21 @@ pub async fn silent_clusters_are_disconnected(store: &dyn Store) {
     );
 }
 
+/// A handshake that reports nothing but being Connected, on `replica-a`.
+fn plain_hello() -> LinkHello {
+    LinkHello {
+        server_url: String::new(),
+        versions: ClusterVersions::default(),
+        certificate_not_after: None,
+        connection: ClusterConnection {
+            state: ConnectionKind::Connected,
+            since: None,
+            last_heartbeat: None,
+            hub_replica: "replica-a".into(),
+        },
+    }
+}
+
 /// Opens `cluster`'s link for `stream` ([`Store::open_link`]), which must succeed.
 async fn open_link(store: &dyn Store, cluster: &str, stream: &str, hello: &LinkHello) -> OpenLink {
     match store
@@ -963,17 +978,7 @@ pub async fn an_older_stream_stores_nothing_once_a_newer_one_claimed_the_link(st
             },
         )
     };
-    let hello = LinkHello {
-        server_url: String::new(),
-        versions: ClusterVersions::default(),
-        certificate_not_after: None,
-        connection: ClusterConnection {
-            state: ConnectionKind::Connected,
-            since: None,
-            last_heartbeat: None,
-            hub_replica: "replica-a".into(),
-        },
-    };
+    let hello = plain_hello();
     let first = open_link(store, "c1", "first", &hello).await;
     assert_eq!(first.state.spoke_seq, 0);
     let (seq, batch) = on("first", 1, 1);
@@ -3475,17 +3480,7 @@ pub async fn a_status_group_stores_each_batch_as_alone(store: &dyn Store) {
             .await
             .unwrap();
     }
-    let hello = LinkHello {
-        server_url: String::new(),
-        versions: ClusterVersions::default(),
-        certificate_not_after: None,
-        connection: ClusterConnection {
-            state: ConnectionKind::Connected,
-            since: None,
-            last_heartbeat: None,
-            hub_replica: "replica-a".into(),
-        },
-    };
+    let hello = plain_hello();
     for cluster in ["g1", "g2", "g3"] {
         open_link(store, cluster, &format!("s-{cluster}"), &hello).await;
     }
