@@ -992,34 +992,11 @@ async fn ingest_managed_reports(
     let known = reported_apps(conn, reports).await?;
     let ManagedWrites { newest, stale } = plan_managed_reports(cluster, reports, known, outcome);
     if !newest.is_empty() {
-        let ids: Vec<i64> = newest.iter().map(|(id, _)| *id).collect();
-        let statuses: Vec<&ApplicationStatus> = newest.iter().map(|(_, r)| &r.status).collect();
-        let documents = documents(&statuses)?;
-        let mut args = Args::default();
-        let v = Table::default().bigint("id", ids.iter().copied());
-        let v = status_columns(v, &statuses, &documents).bind(&mut args, "v")?;
-        let now = args.add(now_ms())?;
-        let snapshot_id = args.add(snapshot)?;
-        let cluster_p = args.add(cluster)?;
-        // One narrow status row per app (migration 0011); an app's origin
-        // never changes, so the lookup's Managed check holds.
-        let probe = dialect::probe_ids(&mut args, "s.app_id", ids)?;
-        let written = sqlx::query_with(
-            AssertSqlSafe(format!(
-                "UPDATE app_status AS s SET sync = v.sync, health = v.health, revision = v.revision, \
-                 operation_phase = v.phase, error_conditions = v.errors, status_version = v.status_version, \
-                 updated_at = {now}, snapshot_id = COALESCE({snapshot_id}, s.snapshot_id), \
-                 status = v.status{jsonb} FROM {v} \
-                 WHERE {probe}s.app_id = v.id AND s.cluster = {cluster_p} \
-                 AND s.status_version < v.status_version",
-                jsonb = dialect::JSONB
-            )),
-            args.0,
-        )
-        .execute(&mut *conn)
-        .await?;
+        let rows: Vec<(i64, &StatusReport, &str)> =
+            newest.iter().map(|(id, r)| (*id, *r, cluster)).collect();
+        let written = write_newest(conn, &rows, snapshot).await?;
         // A concurrent move of an app to another cluster: not written after all.
-        let lost = to_u32((newest.len() as u64).saturating_sub(written.rows_affected()));
+        let lost = to_u32((newest.len() as u64).saturating_sub(written.len() as u64));
         outcome.applied = outcome.applied.saturating_sub(lost);
         outcome.rejected += lost;
     }
@@ -1041,6 +1018,47 @@ async fn ingest_managed_reports(
         .await?;
     }
     Ok(())
+}
+
+/// Writes the newest status of each app in `rows` (id, report, the reporting cluster) in one statement, where
+/// the app is still that cluster's and its stored version older (a concurrent change is never overwritten),
+/// stamping `snapshot` if given; returns the ids written.
+async fn write_newest(
+    conn: &mut Conn,
+    rows: &[(i64, &StatusReport, &str)],
+    snapshot: Option<&str>,
+) -> Result<BTreeSet<i64>> {
+    let statuses: Vec<&ApplicationStatus> = rows.iter().map(|(_, r, _)| &r.status).collect();
+    let documents = documents(&statuses)?;
+    let mut args = Args::default();
+    let v = Table::default()
+        .bigint("id", rows.iter().map(|(id, ..)| *id))
+        .text("cluster", rows.iter().map(|(_, _, cluster)| *cluster));
+    let v = status_columns(v, &statuses, &documents).bind(&mut args, "v")?;
+    let now = args.add(now_ms())?;
+    let snapshot_id = args.add(snapshot)?;
+    // One narrow status row per app (migration 0011); an app's origin never changes, so the lookup's Managed
+    // check holds.
+    let probe = dialect::probe_ids(
+        &mut args,
+        "s.app_id",
+        rows.iter().map(|(id, ..)| *id).collect(),
+    )?;
+    let written = sqlx::query_scalar_with(
+        AssertSqlSafe(format!(
+            "UPDATE app_status AS s SET sync = v.sync, health = v.health, revision = v.revision, \
+             operation_phase = v.phase, error_conditions = v.errors, status_version = v.status_version, \
+             updated_at = {now}, snapshot_id = COALESCE({snapshot_id}, s.snapshot_id), \
+             status = v.status{jsonb} FROM {v} \
+             WHERE {probe}s.app_id = v.id AND s.cluster = v.cluster \
+             AND s.status_version < v.status_version RETURNING app_id",
+            jsonb = dialect::JSONB
+        )),
+        args.0,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(written.into_iter().collect())
 }
 
 /// Stores groupable status batches of distinct clusters (sorted by cluster) in one transaction: one statement
@@ -1146,35 +1164,11 @@ async fn ingest_shared(
     }
     let mut notes = Notes::default();
     if !newest.is_empty() {
-        let statuses: Vec<&ApplicationStatus> =
-            newest.iter().map(|(_, r, _, _)| &r.status).collect();
-        let documents = documents(&statuses)?;
-        let mut args = Args::default();
-        let v = Table::default()
-            .bigint("id", newest.iter().map(|(id, ..)| *id))
-            .text("cluster", newest.iter().map(|(_, _, cluster, _)| *cluster));
-        let v = status_columns(v, &statuses, &documents).bind(&mut args, "v")?;
-        let now = args.add(now_ms())?;
-        let probe = dialect::probe_ids(
-            &mut args,
-            "s.app_id",
-            newest.iter().map(|(id, ..)| *id).collect(),
-        )?;
-        let written: BTreeSet<i64> = sqlx::query_scalar_with(
-            AssertSqlSafe(format!(
-                "UPDATE app_status AS s SET sync = v.sync, health = v.health, revision = v.revision, \
-                 operation_phase = v.phase, error_conditions = v.errors, status_version = v.status_version, \
-                 updated_at = {now}, status = v.status{jsonb} FROM {v} \
-                 WHERE {probe}s.app_id = v.id AND s.cluster = v.cluster \
-                 AND s.status_version < v.status_version RETURNING app_id",
-                jsonb = dialect::JSONB
-            )),
-            args.0,
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+        let rows: Vec<(i64, &StatusReport, &str)> = newest
+            .iter()
+            .map(|(id, r, cluster, _)| (*id, *r, *cluster))
+            .collect();
+        let written = write_newest(&mut tx, &rows, None).await?;
         // A concurrent move of an app to another cluster: not written after all.
         for (id, _, _, index) in &newest {
             if !written.contains(id)
@@ -2221,17 +2215,15 @@ impl Backend {
         let mut results: Vec<Option<Result<IngestOutcome>>> = writes.iter().map(|_| None).collect();
         let mut clusters = BTreeSet::new();
         // In the order of their clusters: concurrent groups lock link rows in one order.
-        let mut shared: Vec<&StatusWrite> = writes
-            .iter()
-            .filter(|w| w.groupable() && clusters.insert(w.cluster.as_str()))
+        let mut shared: Vec<usize> = (0..writes.len())
+            .filter(|&i| writes[i].groupable() && clusters.insert(writes[i].cluster.as_str()))
             .collect();
-        shared.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        shared.sort_by(|&a, &b| writes[a].cluster.cmp(&writes[b].cluster));
         if shared.len() > 1 {
-            let outcomes = ingest_shared(self, &shared).await?;
-            for (write, outcome) in shared.iter().zip(outcomes) {
-                if let Some(i) = writes.iter().position(|w| std::ptr::eq(w, *write)) {
-                    results[i] = Some(outcome);
-                }
+            let group: Vec<&StatusWrite> = shared.iter().map(|&i| &writes[i]).collect();
+            let outcomes = ingest_shared(self, &group).await?;
+            for (i, outcome) in shared.into_iter().zip(outcomes) {
+                results[i] = Some(outcome);
             }
         }
         let mut out = Vec::with_capacity(writes.len());
