@@ -197,6 +197,12 @@ impl ApplicationSource {
         !self.chart.is_empty() || self.helm.is_some()
     }
 
+    /// Whether this source is an OCI artifact (Argo CD's OCI sources): an `oci://` `repoURL` naming the
+    /// artifact itself, without a `chart`; `targetRevision` is its tag and `path` a directory inside it.
+    pub fn is_oci_artifact(&self) -> bool {
+        self.chart.is_empty() && is_oci_url(&self.repo_url)
+    }
+
     /// Whether this is the unset source of a multi-source spec (no repository).
     pub fn is_unset(&self) -> bool {
         *self == Self::default()
@@ -886,8 +892,22 @@ impl ApplicationSource {
                 ));
             }
         }
-        // An OCI registry is no git repository; its URL was checked above.
-        if !oci {
+        if self.is_oci_artifact() {
+            // An OCI artifact: the URL names the artifact's repository (at least one path component).
+            check_oci_registry_url(&self.repo_url)
+                .map_err(|m| SpecError::new("source.repoURL", m))?;
+            let named = self.repo_url.get(6..).and_then(|rest| rest.split_once('/'));
+            if named.is_none_or(|(_, path)| path.trim_matches('/').is_empty()) {
+                return Err(SpecError::new(
+                    "source.repoURL",
+                    format!(
+                        "{} names a registry but no artifact (expected oci://host[:port]/path/name, or a chart)",
+                        shown(&self.repo_url)
+                    ),
+                ));
+            }
+        } else if !oci {
+            // An OCI registry is no git repository; a chart's URL was checked above.
             check_repo_url(&self.repo_url).map_err(|m| SpecError::new("source.repoURL", m))?;
         }
         if self.target_revision.len() > MAX_REVISION_BYTES
@@ -1303,10 +1323,11 @@ impl ApplicationSpec {
                     "is not a source name (at most 253 characters, no control characters)",
                 ));
             }
-            if !source.ref_name.is_empty() && !source.chart.is_empty() {
+            if !source.ref_name.is_empty() && (!source.chart.is_empty() || source.is_oci_artifact())
+            {
                 return Err(SpecError::new(
                     format!("spec.sources[{i}].ref"),
-                    "a chart of a chart repository has no files for other sources to name; refs name git sources",
+                    "a chart of a chart repository or an OCI artifact has no files for other sources to name; refs name git sources",
                 ));
             }
         }
@@ -1881,12 +1902,36 @@ mod tests {
             assert_eq!(err.field, field, "{url} {name}: {err:?}");
             assert!(!err.message.contains("pw@"), "{}", err.message);
         }
-        let git_oci = ApplicationSource {
-            repo_url: "oci://registry.example/charts".into(),
+        // An OCI artifact: the URL names it; a registry alone, credentials or an invalid path are refused.
+        let artifact = |url: &str| ApplicationSource {
+            repo_url: url.into(),
             path: ".".into(),
+            target_revision: "1.16.1".into(),
             ..ApplicationSource::default()
         };
-        assert_eq!(git_oci.validate().unwrap_err().field, "source.repoURL");
+        assert!(artifact("oci://registry.example/team/manifests").is_oci_artifact());
+        assert!(
+            artifact("oci://registry.example/team/manifests")
+                .validate()
+                .is_ok()
+        );
+        assert!(artifact("oci://127.0.0.1:5000/web").validate().is_ok());
+        for url in [
+            "oci://registry.example",
+            "oci://registry.example/",
+            "oci://u:p@registry.example/web",
+            "oci://registry.example/Web",
+            "oci://registry.example/web?x=1",
+        ] {
+            let err = artifact(url).validate().unwrap_err();
+            assert_eq!(err.field, "source.repoURL", "{url}: {err:?}");
+            assert!(!err.message.contains("u:p"), "{}", err.message);
+        }
+        let leaving = ApplicationSource {
+            path: "../x".into(),
+            ..artifact("oci://registry.example/web")
+        };
+        assert_eq!(leaving.validate().unwrap_err().field, "source.path");
         assert_eq!(
             chart("git@github.com:x/y.git", "nginx")
                 .validate()

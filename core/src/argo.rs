@@ -339,6 +339,19 @@ fn argo_role(
             "{at}.jwtTokens: accepted and ignored (edgecd issues its own project-scoped API tokens: edgecd account token create)"
         ));
     }
+    let groups: Vec<String> = match role.get("groups").filter(|v| !v.is_null()) {
+        Some(g) => serde_json::from_value(g.clone())
+            .map_err(|e| fail(&format!("{at}.groups"), e.to_string()))?,
+        None => Vec::new(),
+    };
+    if groups.is_empty() {
+        // Argo CD gives such a role to its JWT tokens only; edgecd's API tokens replace those, so the role
+        // grants nothing here whatever its policies say (an app-scoped CI role is the usual case).
+        warnings.push(format!(
+            "{at}: role {name:?} has no groups (Argo CD gives it to JWT tokens only); not imported, its policies not used (create an edgecd API token for the project instead: edgecd account token create)"
+        ));
+        return Ok(None);
+    }
     let mut strongest: Option<ProjectRole> = None;
     let policies = match role.get("policies").filter(|v| !v.is_null()) {
         Some(p) => as_array(p, &format!("{at}.policies"))?.clone(),
@@ -398,20 +411,9 @@ fn argo_role(
         }
         strongest = strongest.max(Some(needed));
     }
-    let groups: Vec<String> = match role.get("groups").filter(|v| !v.is_null()) {
-        Some(g) => serde_json::from_value(g.clone())
-            .map_err(|e| fail(&format!("{at}.groups"), e.to_string()))?,
-        None => Vec::new(),
-    };
     match strongest {
         None => {
             warnings.push(format!("{at}: role {name:?} grants nothing; not imported"));
-            Ok(None)
-        }
-        Some(_) if groups.is_empty() => {
-            warnings.push(format!(
-                "{at}: role {name:?} has no groups (Argo CD gives it to JWT tokens only); not imported"
-            ));
             Ok(None)
         }
         Some(role) => Ok(Some(RoleBinding {
@@ -999,7 +1001,7 @@ mod tests {
                 "spec.source.kustomize.components[0]",
             ),
             (
-                json!({"repoURL": "oci://registry-1.docker.io/x/y"}),
+                json!({"repoURL": "oci://registry-1.docker.io"}),
                 "spec.source.repoURL",
             ),
             (
@@ -1085,8 +1087,17 @@ mod tests {
         assert_eq!(imported.spec.sources[1].ref_name, "values");
         assert!(!imported.spec.sources[1].is_rendered());
         assert_eq!(imported.spec.primary_source().repo_url, "https://x/charts");
+        // An OCI artifact (Argo CD 3.1's OCI sources): the URL names it, `path` is a directory inside.
+        let Document::Application(artifact) = parse_document(&app(
+            json!({"project": "edge", "source": {"repoURL": "oci://r.example/team/manifests", "path": "web", "targetRevision": "1.0.0"}}),
+        ))
+        .unwrap() else {
+            panic!("not an application")
+        };
+        assert!(artifact.spec.source.is_oci_artifact());
+        assert_eq!(artifact.spec.source.path, "web");
         let err = refused(&app(
-            json!({"project": "edge", "source": {"repoURL": "oci://r.example/charts", "path": "web"}}),
+            json!({"project": "edge", "source": {"repoURL": "oci://r.example", "path": "web"}}),
         ));
         assert_eq!(err.field, "spec.source.repoURL");
         // A Helm chart of an OCI registry is a chart source.
@@ -1108,6 +1119,26 @@ mod tests {
             bare.spec.source.repo_url,
             "oci://registry-1.docker.io/bitnamicharts"
         );
+        // With the image in `path` and no chart, it is the OCI artifact the path names.
+        let Document::Application(bare) = parse_document(&app(
+            json!({"project": "edge", "source": {"repoURL": "registry-1.docker.io", "path": "bitnamicharts/nginx", "targetRevision": "1.16.1"}}),
+        ))
+        .unwrap() else {
+            panic!("not an application")
+        };
+        assert_eq!(
+            (
+                bare.spec.source.repo_url.as_str(),
+                bare.spec.source.path.as_str()
+            ),
+            ("oci://registry-1.docker.io/bitnamicharts/nginx", ".")
+        );
+        assert!(bare.spec.source.is_oci_artifact());
+        // A git URL without a scheme stays what it is (and is refused as one).
+        let err = refused(&app(
+            json!({"project": "edge", "source": {"repoURL": "registry-1.docker.io", "path": "../x"}}),
+        ));
+        assert_eq!(err.field, "spec.source.repoURL");
         let mut spec = base_spec();
         spec["sourceHydrator"] = json!({"syncSource": {"targetBranch": "env/dev"}});
         assert_eq!(refused(&app(spec)).field, "spec.sourceHydrator.drySource");
@@ -1323,6 +1354,20 @@ mod tests {
             assert_eq!(err.field, path, "{err}");
             assert_eq!(err.source, "argoproj.io/v1alpha1 AppProject kubecon-demo");
         }
+        // A role with no groups is Argo CD's JWT-token-only role: not imported, whatever its policies (an
+        // app-scoped CI role is refused above only because it has groups to grant it to).
+        let mut d = doc.clone();
+        d["spec"]["roles"] = json!([{"name": "ci", "policies": ["p, proj:kubecon-demo:ci, applications, sync, kubecon-demo/guestbook-dev, allow"], "jwtTokens": [{"iat": 1535390316}]}]);
+        let (Document::Project(project), warnings) = parse_document_warned(&d).unwrap() else {
+            panic!("not a project")
+        };
+        assert!(project.spec.roles.is_empty(), "{:?}", project.spec.roles);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("spec.roles[0]: role \"ci\" has no groups")),
+            "{warnings:?}"
+        );
         // A destination naming no cluster matches none, as in Argo CD: accepted with a warning.
         let mut d = doc.clone();
         d["spec"]["destinations"][1] = json!({"namespace": "x"});

@@ -429,21 +429,6 @@ pub(crate) fn check_source_warned(
             "config management plugins are not supported: a spoke runs no external programs; render the manifests in CI and point the source at them",
         )],
     )?;
-    // A Helm chart of an OCI registry (`chart` set) is a chart source; any other OCI artifact is not.
-    if let Some(url) = src.get("repoURL").and_then(Value::as_str)
-        && url
-            .get(..6)
-            .is_some_and(|s| s.eq_ignore_ascii_case("oci://"))
-        && src
-            .get("chart")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-    {
-        return Err(fail(
-            &format!("{path}.repoURL"),
-            "OCI sources are not supported yet (issue #26); use a git repository or an https:// chart repository",
-        ));
-    }
     if let Some(h) = src.get("helm").filter(|v| !v.is_null()) {
         check_helm_source(
             as_object(h, &format!("{path}.helm"))?,
@@ -640,16 +625,34 @@ fn normalize_source(src: &mut serde_json::Map<String, Value>) {
         .get("chart")
         .and_then(Value::as_str)
         .is_some_and(|c| !c.is_empty());
+    let registry_host = |url: &str| {
+        !url.contains("://")
+            && !url.contains('@')
+            && url
+                .split('/')
+                .next()
+                .is_some_and(|host| host.contains('.') || host.contains(':') || host == "localhost")
+    };
     if has_chart
         && let Some(Value::String(url)) = src.get_mut("repoURL")
-        && !url.contains("://")
-        && !url.contains('@')
-        && url
-            .split('/')
-            .next()
-            .is_some_and(|host| host.contains('.') || host.contains(':') || host == "localhost")
+        && registry_host(url)
     {
         *url = format!("oci://{url}");
+    }
+    // Argo CD's other spelling, with a Helm OCI repository credential: `repoURL: registry` (no scheme) and the
+    // image in `path`, no `chart`: the OCI artifact `oci://registry/path`, its root the source's path.
+    let path = src
+        .get("path")
+        .and_then(Value::as_str)
+        .map(|p| p.trim_matches('/').to_owned())
+        .filter(|p| !p.is_empty() && p != "." && !p.split('/').any(|c| c == ".." || c == "."));
+    if !has_chart
+        && let Some(path) = path
+        && let Some(Value::String(url)) = src.get_mut("repoURL")
+        && registry_host(url)
+    {
+        *url = format!("oci://{}/{path}", url.trim_end_matches('/'));
+        src.insert("path".into(), Value::String(".".into()));
     }
     if let Some(Value::Object(k)) = src.get_mut("kustomize") {
         k.remove("kubeVersion");

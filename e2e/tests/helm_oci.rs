@@ -1,4 +1,4 @@
-//! A Helm chart from an OCI registry end to end with the real spoke runtime, on the Kubernetes API emulator and on a real API server (`<scenario>::emulator`, `<scenario>::real_cluster`): the fixture chart `testdata/helm/web` pushed with the real `helm push` as 1.0.0 and 1.1.0 to testkit's registry on loopback (go-containerregistry's, behind the Bearer token flow); an app with `repoURL: oci://…/charts`, `chart: web` and a range is refused with the registry's 401 without a credential (the password nowhere in it), synced at 1.1.0 with an Argo CD repository Secret (`type: helm`, `enableOCI: "true"`, `url` without a scheme), and synced at 1.2.0 once that is pushed and the app hard-refreshed; a rollback to the entry of 1.1.0 deploys 1.1.0 again.
+//! A Helm chart from an OCI registry, and OCI artifacts (Argo CD 3.1's OCI sources), end to end with the real spoke runtime, on the Kubernetes API emulator and on a real API server (`<scenario>::emulator`, `<scenario>::real_cluster`): the fixture chart `testdata/helm/web` pushed with the real `helm push` as 1.0.0 and 1.1.0 to testkit's registry on loopback (go-containerregistry's, behind the Bearer token flow); an app with `repoURL: oci://…/charts`, `chart: web` and a range is refused with the registry's 401 without a credential (the password nowhere in it), synced at 1.1.0 with an Argo CD repository Secret (`type: helm`, `enableOCI: "true"`, `url` without a scheme), and synced at 1.2.0 once that is pushed and the app hard-refreshed; a rollback to the entry of 1.1.0 deploys 1.1.0 again. OCI artifacts, behind basic auth with an Argo CD `type: oci` repository Secret: a kustomize tree pushed as 1.0.0 and 1.1.0 (`repoURL: oci://…/team/manifests`, `path: overlays/edge`, `targetRevision: 1.x`) is synced at 1.1.0, and the chart pushed with `helm push` as an artifact (`repoURL: oci://…/charts/web`, `path: .`, helm values) is rendered with helm.
 //!
 //! Without a helm binary or the registry (neither their `EDGECD_*_BIN` nor Go) every test says SKIPPED;
 //! without a real control plane (neither `EDGECD_REALKUBE_BIN` nor Go), every `real_cluster` test does.
@@ -21,17 +21,20 @@ use serde_json::json;
 
 /// The namespace the chart is released into.
 const APP_NS: &str = "web-oci";
+/// The namespace of the OCI artifact scenario.
+const ARTIFACT_NS: &str = "artifact-oci";
 /// How long any one expected state may take to appear.
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// What the scenario creates, deleted first on a cluster that outlives it (`EDGECD_E2E_KUBECONFIG`).
 const LEFTOVERS: Leftovers<'static> = Leftovers {
-    namespaces: &[APP_NS],
+    namespaces: &[APP_NS, ARTIFACT_NS],
     crds: &[],
 };
 
 edgecd_e2e::on_both_back_ends!(
     a_chart_from_an_oci_registry_behind_a_token_is_synced_with_an_enable_oci_secret,
+    oci_artifacts_of_manifests_and_of_a_chart_are_synced_with_an_oci_secret,
 );
 
 /// helm, or `None` after printing `SKIPPED: …` where it or the registry cannot be had.
@@ -219,4 +222,133 @@ async fn a_chart_from_an_oci_registry_behind_a_token_is_synced_with_an_enable_oc
     })
     .await;
     assert_eq!(rolled.revision, "1.1.0");
+}
+
+/// The kustomize tree of the artifact scenario, with the region `region` in its overlay.
+fn artifact_tree(region: &str) -> tempfile::TempDir {
+    let tree = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let file = tree.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
+    write(
+        "base/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  region: none\n",
+    );
+    write("base/kustomization.yaml", "resources:\n- settings.yaml\n");
+    write(
+        "overlays/edge/kustomization.yaml",
+        &format!(
+            "resources:\n- ../../base\nnamePrefix: edge-\npatches:\n- patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: settings\n    data:\n      region: {region}\n"
+        ),
+    );
+    tree
+}
+
+/// A kustomize tree pushed as an OCI artifact (1.0.0 and 1.1.0) and the chart pushed with `helm push`, to a
+/// registry behind basic auth, with one Argo CD repository Secret of `type: oci` for the whole registry: the
+/// tree's overlay is synced at the highest tag `1.x` accepts, and the chart artifact (`path: .`) is rendered
+/// with helm and its values.
+async fn oci_artifacts_of_manifests_and_of_a_chart_are_synced_with_an_oci_secret(backend: Backend) {
+    let Some(helm) = helm_binary() else { return };
+    let registry = OciRegistry::start(OciRegistryOptions {
+        auth: OciAuth::basic("reader", "s3cret"),
+        ..OciRegistryOptions::default()
+    })
+    .unwrap();
+    for (tag, region) in [("1.0.0", "eu-west"), ("1.1.0", "sa-east")] {
+        let tree = artifact_tree(region);
+        let layer = edgecd_testkit::oci_registry::tar_gz_dir(tree.path()).unwrap();
+        registry
+            .push_artifact(
+                "team/manifests",
+                tag,
+                "application/vnd.oci.image.config.v1+json",
+                b"{}",
+                &[("application/vnd.oci.image.layer.v1.tar+gzip", &layer)],
+            )
+            .unwrap();
+    }
+    push_web(&helm, &registry, "1.0.0");
+
+    let client = backend.client().await.unwrap();
+    let _spoke = RuntimeSpoke::start(&backend, "lima", Some(&helm))
+        .await
+        .unwrap();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("registry".into()),
+            labels: Some(
+                [(
+                    "argocd.argoproj.io/secret-type".to_owned(),
+                    "repository".to_owned(),
+                )]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            [
+                ("type", "oci"),
+                ("url", &format!("oci://{}", registry.address())),
+                ("username", "reader"),
+                ("password", "s3cret"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+            .collect(),
+        ),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), STATE_NS)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let apps: Api<Application> = Api::namespaced(client.clone(), STATE_NS);
+    for (name, source) in [
+        (
+            "manifests",
+            json!({"repoURL": registry.url("team/manifests"), "path": "overlays/edge", "targetRevision": "1.x"}),
+        ),
+        (
+            "web-artifact",
+            json!({
+                "repoURL": registry.url("charts/web"), "path": ".", "targetRevision": "1.0.0",
+                "helm": {"releaseName": "art", "valuesObject": {"region": "ap-south", "replicas": 2}}
+            }),
+        ),
+    ] {
+        let app: Application = serde_json::from_value(json!({
+            "apiVersion": "edgecd.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": name, "namespace": STATE_NS},
+            "spec": {
+                "project": "default",
+                "source": source,
+                "destination": {"namespace": ARTIFACT_NS},
+                "syncPolicy": {"automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}
+            }
+        }))
+        .unwrap();
+        apps.create(&PostParams::default(), &app).await.unwrap();
+    }
+    synced_at(&apps, "manifests", "1.1.0").await;
+    synced_at(&apps, "web-artifact", "1.0.0").await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARTIFACT_NS);
+    let settings = maps.get("edge-settings").await.unwrap().data.unwrap();
+    assert_eq!(settings["region"], "sa-east");
+    let chart = maps.get("art-config").await.unwrap().data.unwrap();
+    assert_eq!(
+        (chart["region"].as_str(), chart["replicas"].as_str()),
+        ("ap-south", "2")
+    );
+    let requests = registry.requests();
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.path.starts_with("/v2/team/manifests/") && r.method == "GET")
+            .all(|r| r.auth == "basic" || r.status == 401),
+        "{requests:?}"
+    );
 }

@@ -163,6 +163,13 @@ pub enum HelmError {
     },
     #[error(transparent)]
     Package(#[from] PackageError),
+    /// An OCI artifact source that could not be unpacked (`artifact my-image 1.2.0`).
+    #[error("OCI registry {registry}: {what}: {reason}")]
+    Artifact {
+        registry: String,
+        what: String,
+        reason: String,
+    },
     #[error("helm working directory {path}: {source}")]
     Io {
         path: String,
@@ -437,6 +444,69 @@ impl HelmRenderer {
         let credential = find_credential(inputs.credentials, &source.repo_url);
         self.repo_chart(source, context, inputs, credential.as_deref())
             .await
+    }
+
+    /// The tree of the OCI artifact `source.repoURL` names (Argo CD's OCI sources: no `chart`) at the tag
+    /// `source.targetRevision` resolves to, with the credential of `inputs.credentials` whose URL prefix
+    /// matches, after the project's `sourceRepos` allowed it. The content layer is verified against the
+    /// manifest's digest and unpacked once per digest under the renderer's directory (`artifacts/`): plain
+    /// files and directories only, bounded as chart packages are; a Helm chart's top directory is the tree's
+    /// root, as Argo CD unpacks it. The caller renders `source.path` inside it and must not write there.
+    pub async fn fetch_artifact(
+        &self,
+        source: &ApplicationSource,
+        inputs: &RenderInputs<'_>,
+    ) -> Result<ArtifactTree, HelmError> {
+        check_repo(
+            inputs,
+            || format!("artifact {}", source.repo_url),
+            &source.repo_url,
+        )?;
+        let credential = find_credential(inputs.credentials, &source.repo_url);
+        let fetched = self
+            .repos
+            .fetch_artifact(
+                &source.repo_url,
+                &source.target_revision,
+                credential.as_deref(),
+                inputs.hard,
+            )
+            .await?;
+        let artifacts = self.config.dir.join("artifacts");
+        let root = artifacts.join(format!("sha256-{}", fetched.digest));
+        if !root.is_dir() {
+            let registry = deps::redacted(&source.repo_url)
+                .trim_matches('"')
+                .to_owned();
+            let name = source
+                .repo_url
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            let what = format!("artifact {name}:{}", fetched.version);
+            let limits = self.config.charts;
+            let package = fetched.package.clone();
+            let target = root.clone();
+            let label = what.clone();
+            let media_type = fetched.media_type;
+            let unpacked = tokio::task::spawn_blocking(move || {
+                unpack_artifact(&package, media_type, &artifacts, &target, &label, limits)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("unpacking: {e}")));
+            unpacked.map_err(|reason| HelmError::Artifact {
+                registry,
+                what,
+                reason,
+            })?;
+        }
+        Ok(ArtifactTree {
+            version: fetched.version,
+            digest: fetched.digest,
+            root,
+            helm_chart: fetched.media_type == oci::CHART_LAYER_MEDIA_TYPE,
+        })
     }
 
     async fn repo_chart(
@@ -789,6 +859,49 @@ fn find_credential(credentials: Option<&Credentials>, url: &str) -> Option<Arc<R
     }
     let url = RepoUrl::parse(url).ok()?;
     credentials?.find(&url)
+}
+
+/// An OCI artifact source's unpacked tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactTree {
+    /// The tag the target revision resolved to.
+    pub version: String,
+    /// Hex SHA-256 of the content layer.
+    pub digest: String,
+    /// The unpacked tree (shared: read it, never write it).
+    pub root: PathBuf,
+    /// Whether the content layer is a Helm chart (rendered with helm, as Argo CD does).
+    pub helm_chart: bool,
+}
+
+/// Unpacks a content layer into a fresh directory beside `target` and renames it there (a render that
+/// unpacked the same digest first wins; its tree is the same).
+fn unpack_artifact(
+    package: &Path,
+    media_type: &str,
+    artifacts: &Path,
+    target: &Path,
+    label: &str,
+    limits: ChartLimits,
+) -> Result<(), String> {
+    std::fs::create_dir_all(artifacts).map_err(|e| format!("creating the artifact cache: {e}"))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(artifacts)
+        .map_err(|e| format!("creating a scratch directory: {e}"))?;
+    let tree = if media_type == oci::CHART_LAYER_MEDIA_TYPE {
+        package::unpack(package, scratch.path(), label, limits).map_err(|e| e.reason)?
+    } else {
+        let tree = scratch.path().join("tree");
+        let gzip = media_type.ends_with("+gzip");
+        package::unpack_tree(package, &tree, label, limits, gzip).map_err(|e| e.reason)?;
+        tree
+    };
+    match std::fs::rename(&tree, target) {
+        Ok(()) => Ok(()),
+        Err(_) if target.is_dir() => Ok(()),
+        Err(e) => Err(format!("storing the unpacked tree: {e}")),
+    }
 }
 
 /// Refuses `url` when `inputs.allowed_repos` does not allow it; `what` names the chart or dependency.

@@ -1,4 +1,4 @@
-//! Helm charts in OCI registries (`oci://registry/path` + chart, Argo CD's and Helm's spelling): the version resolved (an exact tag, or a semver range over the repository's paginated tag list, Helm's `_` for `+`), the image manifest checked to be a Helm chart, the chart layer downloaded, verified against its digest and cached by digest like chart repository packages; anonymous, basic and Bearer-token auth; every response bounded in bytes and time.
+//! Helm charts and other artifacts in OCI registries (`oci://registry/path` + chart, Argo CD's and Helm's spelling; `oci://registry/path/name` alone, Argo CD's OCI sources, one content layer): the version resolved (an exact tag, or a semver range over the repository's paginated tag list, Helm's `_` for `+`), the image manifest checked to be a Helm chart, the chart layer downloaded, verified against its digest and cached by digest like chart repository packages; anonymous, basic and Bearer-token auth; every response bounded in bytes and time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,41 +57,42 @@ impl Default for OciLimits {
 pub enum OciError {
     #[error("OCI registry {registry}: {reason}")]
     Reference { registry: String, reason: String },
-    #[error("OCI registry {registry}: chart {chart}: fetching {url}: {reason}")]
+    #[error("OCI registry {registry}: {subject}: fetching {url}: {reason}")]
     Fetch {
         registry: String,
-        chart: String,
+        /// `chart web`, or `artifact my-image` (an OCI artifact source).
+        subject: String,
         url: String,
         reason: String,
     },
-    #[error("OCI registry {registry}: chart {chart}: no tag matches {wanted:?} (latest: {latest})")]
+    #[error("OCI registry {registry}: {subject}: no tag matches {wanted:?} (latest: {latest})")]
     NoVersion {
         registry: String,
-        chart: String,
+        subject: String,
         wanted: String,
         latest: String,
     },
-    #[error("OCI registry {registry}: chart {chart}:{tag}: {reason}")]
+    #[error("OCI registry {registry}: {subject}:{tag}: {reason}")]
     Manifest {
         registry: String,
-        chart: String,
+        subject: String,
         tag: String,
         reason: String,
     },
     #[error(
-        "OCI registry {registry}: chart {chart} {version}: digest mismatch (manifest: sha256:{expected}, downloaded: sha256:{actual}); not used"
+        "OCI registry {registry}: {subject} {version}: digest mismatch (manifest: sha256:{expected}, downloaded: sha256:{actual}); not used"
     )]
     Digest {
         registry: String,
-        chart: String,
+        subject: String,
         version: String,
         expected: String,
         actual: String,
     },
-    #[error("OCI registry {registry}: chart {chart}: no answer within {limit:?}")]
+    #[error("OCI registry {registry}: {subject}: no answer within {limit:?}")]
     Timeout {
         registry: String,
-        chart: String,
+        subject: String,
         limit: Duration,
     },
 }
@@ -141,7 +142,12 @@ impl OciReference {
             return Err(format!("{authority:?} is not a registry host"));
         }
         let mut components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        components.push(chart);
+        if !chart.is_empty() {
+            components.push(chart);
+        }
+        if components.is_empty() {
+            return Err("names no repository (expected oci://host[:port]/path)".into());
+        }
         for component in &components {
             if !component_ok(component) {
                 return Err(format!(
@@ -307,8 +313,50 @@ pub fn prefix_covers_oci(prefix: &str, url: &str) -> bool {
 
 /// A repository's tags, when they were listed.
 type ListedTags = (Instant, Arc<Vec<String>>);
-/// When a version was resolved, the version and its chart layer's digest.
-type ResolvedTag = (Instant, String, String);
+/// When a version was resolved, the version, its content layer's digest and media type.
+type ResolvedTag = (Instant, String, String, &'static str);
+
+/// The media types of an OCI artifact's content layer that a source may have (Argo CD's default
+/// `--oci-layer-media-types`): a tar, a gzipped tar, or a Helm chart.
+pub const ARTIFACT_LAYER_MEDIA_TYPES: [&str; 3] = [
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    CHART_LAYER_MEDIA_TYPE,
+];
+
+/// Most layers an artifact's manifest may list (content and others, such as provenance), as Argo CD.
+const MAX_ARTIFACT_LAYERS: usize = 10;
+
+/// What is pulled from a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pull<'a> {
+    /// The Helm chart `name` of the registry path (`oci://host/path` + `chart`).
+    Chart(&'a str),
+    /// The artifact the URL itself names (`oci://host/path/name`, Argo CD's OCI sources): an image manifest
+    /// with exactly one content layer of [`ARTIFACT_LAYER_MEDIA_TYPES`].
+    Artifact,
+}
+
+impl<'a> Pull<'a> {
+    /// The chart name joined to the registry path (empty for an artifact).
+    fn chart(self) -> &'a str {
+        match self {
+            Self::Chart(chart) => chart,
+            Self::Artifact => "",
+        }
+    }
+
+    /// What messages call it: `chart web`, `artifact my-image`.
+    fn subject(self, reference: &OciReference) -> String {
+        match self {
+            Self::Chart(chart) => format!("chart {chart}"),
+            Self::Artifact => format!(
+                "artifact {}",
+                reference.repository.rsplit('/').next().unwrap_or_default()
+            ),
+        }
+    }
+}
 
 /// What the registry client keeps between renders: tag lists and tag resolutions (reused like indexes).
 #[derive(Debug, Default)]
@@ -375,27 +423,89 @@ fn chart_layer(body: &[u8], max_chart_bytes: usize) -> Result<(String, u64), Str
             "the manifest does not have exactly one {CHART_LAYER_MEDIA_TYPE} layer"
         ));
     };
-    let hex = layer
-        .digest
-        .strip_prefix("sha256:")
-        .filter(|h| {
-            h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
-        .ok_or_else(|| {
-            format!(
-                "the chart layer's digest {} is not sha256:<64 hex digits>",
-                shown(&layer.digest)
-            )
-        })?;
+    let hex = layer_hex(&layer.digest, "chart")?;
     if layer.size > max_chart_bytes as u64 {
         return Err(format!(
             "the chart layer has {} bytes; at most {max_chart_bytes} are accepted",
             layer.size
         ));
     }
-    Ok((hex.to_owned(), layer.size))
+    Ok((hex, layer.size))
+}
+
+/// The content layer of an artifact's manifest: its hex SHA-256, size and media type. As Argo CD: at most
+/// ten layers; the content layers are those of a tar or gzipped tar media type, and there must be exactly one,
+/// of [`ARTIFACT_LAYER_MEDIA_TYPES`]; other layers (provenance, attestations) are ignored. The config media
+/// type is not checked (an artifact may have any).
+fn artifact_layer(body: &[u8], max_bytes: usize) -> Result<(String, u64, &'static str), String> {
+    let manifest: Manifest =
+        serde_json::from_slice(body).map_err(|e| format!("the manifest is not JSON: {e}"))?;
+    if manifest.schema_version != Some(2) {
+        return Err("the manifest is not schemaVersion 2".into());
+    }
+    if let Some(media_type) = &manifest.media_type
+        && media_type != OCI_MANIFEST_MEDIA_TYPE
+    {
+        return Err(format!(
+            "the manifest is {}, not an OCI image manifest (an image index or another media type is not used)",
+            shown(media_type)
+        ));
+    }
+    if manifest.layers.len() > MAX_ARTIFACT_LAYERS {
+        return Err(format!(
+            "the manifest lists {} layers; at most {MAX_ARTIFACT_LAYERS} are accepted",
+            manifest.layers.len()
+        ));
+    }
+    let mut content = Vec::new();
+    for layer in &manifest.layers {
+        if !(layer.media_type.ends_with("tar+gzip") || layer.media_type.ends_with("tar")) {
+            continue;
+        }
+        let known = ARTIFACT_LAYER_MEDIA_TYPES
+            .iter()
+            .find(|t| **t == layer.media_type)
+            .ok_or_else(|| {
+                format!(
+                    "the content layer's media type {} is not one of {}",
+                    shown(&layer.media_type),
+                    ARTIFACT_LAYER_MEDIA_TYPES.join(", ")
+                )
+            })?;
+        content.push((layer, *known));
+    }
+    let [(layer, media_type)] = content.as_slice() else {
+        return Err(format!(
+            "the manifest has {} content layers (tar or gzipped tar); exactly one is expected",
+            content.len()
+        ));
+    };
+    let hex = layer_hex(&layer.digest, "content")?;
+    if layer.size > max_bytes as u64 {
+        return Err(format!(
+            "the content layer has {} bytes; at most {max_bytes} are accepted",
+            layer.size
+        ));
+    }
+    Ok((hex, layer.size, media_type))
+}
+
+/// The hex of a layer's `sha256:` digest.
+fn layer_hex(digest: &str, what: &str) -> Result<String, String> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "the {what} layer's digest {} is not sha256:<64 hex digits>",
+                shown(digest)
+            )
+        })
 }
 
 /// A registry's text for messages: quoted, at most 100 characters, control characters escaped.
@@ -785,24 +895,25 @@ async fn request(
 }
 
 impl OciCache {
-    /// The chart `chart` of the registry `repo_url` at the version `wanted` resolves to: from the cache when
-    /// the tag's resolution is recent and its layer is cached, else the manifest fetched and the chart layer
-    /// downloaded and verified against the manifest's digest.
+    /// What `pull` names in the registry `repo_url` (a chart of it, or the artifact it names) at the version
+    /// `wanted` resolves to: from the cache when the tag's resolution is recent and its layer is cached, else
+    /// the manifest fetched and the content layer downloaded and verified against the manifest's digest.
     pub(crate) async fn fetch(
         &self,
         repos: &ChartRepos,
         repo_url: &str,
-        chart: &str,
+        pull: Pull<'_>,
         wanted: &str,
         credential: Option<&RepoCredential>,
         hard: bool,
     ) -> Result<FetchedChart, RepoError> {
         let registry = crate::deps::redacted(repo_url).trim_matches('"').to_owned();
         let reference =
-            OciReference::parse(repo_url, chart).map_err(|reason| OciError::Reference {
+            OciReference::parse(repo_url, pull.chart()).map_err(|reason| OciError::Reference {
                 registry: registry.clone(),
                 reason,
             })?;
+        let subject = pull.subject(&reference);
         let limits = repos.limits();
         // Per credential: what one credential could list or resolve is not handed to a render without it.
         let identity = credential.map_or_else(String::new, |c| {
@@ -820,7 +931,7 @@ impl OciCache {
             wanted.trim().to_owned(),
         );
         if !hard
-            && let Some((at, version, digest)) = self
+            && let Some((at, version, digest, media_type)) = self
                 .resolved
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -833,6 +944,7 @@ impl OciCache {
                 version,
                 digest,
                 package,
+                media_type,
             });
         }
         let mut session = Session {
@@ -842,12 +954,20 @@ impl OciCache {
             max_token_bytes: limits.oci.max_token_bytes,
             authorization: None,
         };
-        let work = self.fetch_in(repos, &mut session, &registry, chart, wanted, &key, hard);
+        let work = self.fetch_in(
+            repos,
+            &mut session,
+            &registry,
+            (pull, &subject),
+            wanted,
+            &key,
+            hard,
+        );
         let fetched = tokio::time::timeout(limits.oci.max_fetch_time, work)
             .await
             .map_err(|_| OciError::Timeout {
                 registry: registry.clone(),
-                chart: chart.to_owned(),
+                subject: subject.clone(),
                 limit: limits.oci.max_fetch_time,
             })??;
         let mut resolved = self.resolved.lock().unwrap_or_else(PoisonError::into_inner);
@@ -860,6 +980,7 @@ impl OciCache {
                 Instant::now(),
                 fetched.version.clone(),
                 fetched.digest.clone(),
+                fetched.media_type,
             ),
         );
         Ok(fetched)
@@ -871,7 +992,7 @@ impl OciCache {
         repos: &ChartRepos,
         session: &mut Session<'_>,
         registry: &str,
-        chart: &str,
+        (pull, subject): (Pull<'_>, &str),
         wanted: &str,
         key: &(String, String),
         hard: bool,
@@ -881,7 +1002,7 @@ impl OciCache {
         let base = session.reference.base();
         let fetch_error = |path: &str, reason: String| OciError::Fetch {
             registry: registry.to_owned(),
-            chart: chart.to_owned(),
+            subject: subject.to_owned(),
             url: format!("{base}{path}"),
             reason,
         };
@@ -892,7 +1013,9 @@ impl OciCache {
         // whose tag is missing, is resolved over the tag list.
         let mut manifest = None;
         let mut tag = wanted.replace('+', "_");
-        if exact && tag_ok(&tag) {
+        // An artifact's target revision may be any tag (`latest`, `main`), asked for as it is first.
+        let direct = exact || (pull == Pull::Artifact && !wanted.is_empty());
+        if direct && tag_ok(&tag) {
             let path = format!("/v2/{repository}/manifests/{tag}");
             match session
                 .get(
@@ -925,7 +1048,7 @@ impl OciCache {
                 let found = repo::resolve_version(&versions, wanted).ok_or_else(|| {
                     OciError::NoVersion {
                         registry: registry.to_owned(),
-                        chart: chart.to_owned(),
+                        subject: subject.to_owned(),
                         wanted: wanted.to_owned(),
                         latest: repo::resolve_version(&versions, "")
                             .map_or_else(|| "none".to_owned(), |v| v.version.clone()),
@@ -951,7 +1074,7 @@ impl OciCache {
         };
         let manifest_error = |reason: String| OciError::Manifest {
             registry: registry.to_owned(),
-            chart: chart.to_owned(),
+            subject: subject.to_owned(),
             tag: tag.clone(),
             reason,
         };
@@ -970,13 +1093,18 @@ impl OciCache {
                 .into());
             }
         }
-        let (digest, size) =
-            chart_layer(&answer.body, limits.max_chart_bytes).map_err(manifest_error)?;
+        let (digest, size, media_type) = match pull {
+            Pull::Chart(_) => chart_layer(&answer.body, limits.max_chart_bytes)
+                .map(|(digest, size)| (digest, size, CHART_LAYER_MEDIA_TYPE)),
+            Pull::Artifact => artifact_layer(&answer.body, limits.max_chart_bytes),
+        }
+        .map_err(manifest_error)?;
         if let Some(package) = repos.cached(&digest) {
             return Ok(FetchedChart {
                 version,
                 digest,
                 package,
+                media_type,
             });
         }
         let path = format!("/v2/{repository}/blobs/sha256:{digest}");
@@ -991,7 +1119,7 @@ impl OciCache {
         if actual != digest {
             return Err(OciError::Digest {
                 registry: registry.to_owned(),
-                chart: chart.to_owned(),
+                subject: subject.to_owned(),
                 version,
                 expected: digest,
                 actual,
@@ -1003,6 +1131,7 @@ impl OciCache {
             version,
             digest: actual,
             package,
+            media_type,
         })
     }
 

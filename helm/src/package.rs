@@ -1,4 +1,4 @@
-//! Chart packages (`.tgz`) read in-process and chart directories copied, both bounded: total bytes, entry count, only plain files and directories (links and devices are skipped, never created), no absolute paths and no `..`.
+//! Chart packages (`.tgz`) and OCI artifact layers (tar, gzipped or not) read in-process and chart directories copied, all bounded: total bytes, entry count, only plain files and directories (links and devices are skipped, never created), no absolute paths and no `..`.
 
 use std::cell::Cell;
 use std::io::Read;
@@ -57,12 +57,22 @@ enum Kind {
     Other,
 }
 
-/// Reads a package's entries (the first path component, the chart's top directory, stripped) and hands each
-/// plain file and directory to `visit`. Returns the top directory's name.
+/// How an archive is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A packaged chart: gzipped, one top directory (stripped).
+    Chart,
+    /// An OCI artifact's content layer, gzipped or not, its entries as they are.
+    Tree { gzip: bool },
+}
+
+/// Reads a package's entries (for a chart, the first path component, the chart's top directory, stripped) and
+/// hands each plain file and directory to `visit`. Returns the top directory's name (empty for a tree).
 fn walk(
     package: &Path,
     label: &str,
     limits: ChartLimits,
+    layout: Layout,
     mut visit: impl FnMut(&Path, Kind, &mut dyn Read) -> Result<(), String>,
 ) -> Result<String, PackageError> {
     let fail = |reason: String| PackageError {
@@ -72,9 +82,15 @@ fn walk(
     let file =
         std::fs::File::open(package).map_err(|e| fail(format!("reading the package: {e}")))?;
     let exceeded = Rc::new(Cell::new(false));
-    let bounded = Bounded {
+    let reader: Box<dyn Read> = match layout {
+        Layout::Tree { gzip: false } => Box::new(std::io::BufReader::new(file)),
         // Every gzip member, as helm reads them (a second member would otherwise be seen by helm only).
-        inner: flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)),
+        Layout::Chart | Layout::Tree { gzip: true } => Box::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::new(file),
+        )),
+    };
+    let bounded = Bounded {
+        inner: reader,
         left: limits.max_unpacked_bytes,
         exceeded: Rc::clone(&exceeded),
     };
@@ -120,6 +136,16 @@ fn walk(
                     )));
                 }
             }
+        }
+        if let Layout::Tree { .. } = layout {
+            if parts.is_empty() || matches!(kind, Kind::Other) {
+                continue;
+            }
+            let relative: PathBuf = parts.iter().collect();
+            visit(&relative, kind, &mut entry)
+                .map_err(|reason| fail(format!("entry {shown}: {reason}")))?;
+            top.get_or_insert_with(String::new);
+            continue;
         }
         let Some((first, rest)) = parts.split_first() else {
             continue;
@@ -174,23 +200,61 @@ pub fn unpack(
         chart: label.to_owned(),
         reason: format!("creating the scratch directory: {e}"),
     })?;
-    walk(package, label, limits, |relative, kind, reader| {
-        let target = chart.join(relative);
-        match kind {
-            Kind::Dir => std::fs::create_dir_all(&target).map_err(|e| e.to_string()),
-            Kind::File => {
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-                }
-                // Only directories and plain files are ever created here, so no component is a link.
-                let mut out = std::fs::File::create(&target).map_err(|e| e.to_string())?;
-                std::io::copy(reader, &mut out).map_err(|e| e.to_string())?;
-                Ok(())
-            }
-            Kind::Other => Ok(()),
-        }
-    })?;
+    walk(
+        package,
+        label,
+        limits,
+        Layout::Chart,
+        |relative, kind, reader| write_entry(&chart, relative, kind, reader),
+    )?;
     Ok(chart)
+}
+
+/// Unpacks an OCI artifact's content layer `package` (a tar, gzipped when `gzip`) under `dest` (fresh and
+/// private), entries where the archive puts them: only plain files and directories, within the limits, none
+/// absolute or leaving `dest`.
+pub fn unpack_tree(
+    package: &Path,
+    dest: &Path,
+    label: &str,
+    limits: ChartLimits,
+    gzip: bool,
+) -> Result<(), PackageError> {
+    std::fs::create_dir_all(dest).map_err(|e| PackageError {
+        chart: label.to_owned(),
+        reason: format!("creating the scratch directory: {e}"),
+    })?;
+    walk(
+        package,
+        label,
+        limits,
+        Layout::Tree { gzip },
+        |relative, kind, reader| write_entry(dest, relative, kind, reader),
+    )?;
+    Ok(())
+}
+
+/// Creates one checked entry (a relative path of normal components) under `root`.
+fn write_entry(
+    root: &Path,
+    relative: &Path,
+    kind: Kind,
+    reader: &mut dyn Read,
+) -> Result<(), String> {
+    let target = root.join(relative);
+    match kind {
+        Kind::Dir => std::fs::create_dir_all(&target).map_err(|e| e.to_string()),
+        Kind::File => {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            // Only directories and plain files are ever created here, so no component is a link.
+            let mut out = std::fs::File::create(&target).map_err(|e| e.to_string())?;
+            std::io::copy(reader, &mut out).map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        Kind::Other => Ok(()),
+    }
 }
 
 /// Reads what [`ChartFiles`] holds from a package without unpacking it.
@@ -201,30 +265,36 @@ pub fn inspect(
 ) -> Result<ChartFiles, PackageError> {
     let mut files = ChartFiles::default();
     let max = limits.max_metadata_bytes;
-    walk(package, label, limits, |relative, kind, reader| {
-        if !matches!(kind, Kind::File) {
-            return Ok(());
-        }
-        let parts: Vec<&std::ffi::OsStr> = relative.iter().collect();
-        match parts.as_slice() {
-            [name] if *name == "Chart.yaml" => files.chart_yaml = Some(read_text(reader, max)?),
-            [name] if *name == "Chart.lock" => files.chart_lock = Some(read_text(reader, max)?),
-            [charts, archive] if *charts == "charts" => {
-                let archive = archive.to_string_lossy();
-                if archive.ends_with(".tgz") {
-                    files.vendored_archives.push(archive.into_owned());
-                }
+    walk(
+        package,
+        label,
+        limits,
+        Layout::Chart,
+        |relative, kind, reader| {
+            if !matches!(kind, Kind::File) {
+                return Ok(());
             }
-            [charts, _, name] if *charts == "charts" && *name == "Chart.yaml" => {
-                let text = read_text(reader, max)?;
-                if let Some(name) = chart_name(&text) {
-                    files.vendored_dirs.push(name);
+            let parts: Vec<&std::ffi::OsStr> = relative.iter().collect();
+            match parts.as_slice() {
+                [name] if *name == "Chart.yaml" => files.chart_yaml = Some(read_text(reader, max)?),
+                [name] if *name == "Chart.lock" => files.chart_lock = Some(read_text(reader, max)?),
+                [charts, archive] if *charts == "charts" => {
+                    let archive = archive.to_string_lossy();
+                    if archive.ends_with(".tgz") {
+                        files.vendored_archives.push(archive.into_owned());
+                    }
                 }
+                [charts, _, name] if *charts == "charts" && *name == "Chart.yaml" => {
+                    let text = read_text(reader, max)?;
+                    if let Some(name) = chart_name(&text) {
+                        files.vendored_dirs.push(name);
+                    }
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     Ok(files)
 }
 

@@ -95,6 +95,9 @@ pub struct FetchedChart {
     /// Hex SHA-256 of the package.
     pub digest: String,
     pub package: PathBuf,
+    /// What the package is: a Helm chart ([`CHART_LAYER_MEDIA_TYPE`](crate::oci::CHART_LAYER_MEDIA_TYPE)), or
+    /// another of an OCI artifact's [content layer types](crate::oci::ARTIFACT_LAYER_MEDIA_TYPES).
+    pub media_type: &'static str,
 }
 
 /// The chart repository client of one process: indexes reused for a while, packages cached by digest.
@@ -525,7 +528,14 @@ impl ChartRepos {
         if crate::oci::is_oci(repo_url) {
             return self
                 .oci
-                .fetch(self, repo_url, chart, wanted, credential, hard)
+                .fetch(
+                    self,
+                    repo_url,
+                    crate::oci::Pull::Chart(chart),
+                    wanted,
+                    credential,
+                    hard,
+                )
                 .await;
         }
         let index = self.index(repo_url, credential, hard).await?;
@@ -547,6 +557,7 @@ impl ChartRepos {
                 version: found.version.clone(),
                 digest: digest.clone(),
                 package,
+                media_type: crate::oci::CHART_LAYER_MEDIA_TYPE,
             });
         }
         let fetch_error = |url: &str, reason: String| RepoError::Fetch {
@@ -595,7 +606,29 @@ impl ChartRepos {
             version: found.version.clone(),
             digest: actual,
             package,
+            media_type: crate::oci::CHART_LAYER_MEDIA_TYPE,
         })
+    }
+
+    /// The content layer of the OCI artifact `repo_url` names (Argo CD's OCI sources) at the tag `wanted`
+    /// resolves to (any tag as it is, else a semver range over the tags), cached by digest like packages.
+    pub async fn fetch_artifact(
+        &self,
+        repo_url: &str,
+        wanted: &str,
+        credential: Option<&RepoCredential>,
+        hard: bool,
+    ) -> Result<FetchedChart, RepoError> {
+        self.oci
+            .fetch(
+                self,
+                repo_url,
+                crate::oci::Pull::Artifact,
+                wanted,
+                credential,
+                hard,
+            )
+            .await
     }
 
     /// The cached package with this digest, when present and intact.

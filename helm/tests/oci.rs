@@ -551,3 +551,291 @@ async fn hostile_registries_are_bounded_in_bytes_pages_and_time() {
         assert_eq!(err.to_string(), expected);
     }
 }
+
+/// The media type of a gzipped tar layer of an OCI image (what `oras push` writes for a directory).
+const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// A tar of `(name, type, content)` entries, names written raw (so `..` can be had), gzipped when `gzip`.
+fn layer(entries: &[(&str, tar::EntryType, &[u8])], gzip: bool) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        if *kind == tar::EntryType::Symlink {
+            header.set_link_name("/etc/passwd").unwrap();
+        }
+        let data: &[u8] = if *kind == tar::EntryType::Regular {
+            data
+        } else {
+            &[]
+        };
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    if !gzip {
+        return tar;
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
+const FILE: tar::EntryType = tar::EntryType::Regular;
+const DIR: tar::EntryType = tar::EntryType::Directory;
+
+fn artifact_source(registry: &OciRegistry, repository: &str, revision: &str) -> ApplicationSource {
+    ApplicationSource {
+        repo_url: registry.url(repository),
+        path: ".".into(),
+        target_revision: revision.into(),
+        ..ApplicationSource::default()
+    }
+}
+
+fn registry() -> Option<OciRegistry> {
+    if !edgecd_testkit::oci_registry::available() {
+        eprintln!(
+            "SKIPPED: neither EDGECD_OCIREGISTRY_BIN is set nor Go installed, so the test registry cannot be built"
+        );
+        return None;
+    }
+    Some(OciRegistry::start(OciRegistryOptions::default()).unwrap())
+}
+
+/// An OCI artifact of manifests (Argo CD 3.1's OCI sources): its one content layer, gzipped or a plain tar,
+/// is fetched by tag (any tag, `latest` too) or by a semver range over the tags, verified, and unpacked once
+/// per digest with its paths as they are; other layers (provenance) are ignored; a Helm chart pushed with
+/// `helm push` is an artifact too, its top directory the tree's root.
+#[tokio::test]
+async fn oci_artifacts_are_fetched_by_tag_or_range_and_unpacked_once() {
+    let Some(registry) = registry() else { return };
+    let v1 = layer(
+        &[
+            ("web", DIR, b""),
+            ("web/cm.yaml", FILE, b"kind: ConfigMap\n"),
+            ("web/kustomization.yaml", FILE, b"resources: [cm.yaml]\n"),
+        ],
+        true,
+    );
+    let v2 = layer(&[("web/cm.yaml", FILE, b"kind: ConfigMap # 2\n")], false);
+    let provenance = b"{}".as_slice();
+    registry
+        .push_artifact(
+            "team/manifests",
+            "1.0.0",
+            "application/vnd.oci.image.config.v1+json",
+            b"{}",
+            &[
+                (TAR_GZIP, &v1),
+                ("application/vnd.in-toto+json", provenance),
+            ],
+        )
+        .unwrap();
+    for tag in ["1.1.0", "latest"] {
+        registry
+            .push_artifact(
+                "team/manifests",
+                tag,
+                "application/vnd.oci.empty.v1+json",
+                b"{}",
+                &[("application/vnd.oci.image.layer.v1.tar", &v2)],
+            )
+            .unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new("helm", work.path()));
+    let inputs = RenderInputs::default();
+
+    let tree = renderer
+        .fetch_artifact(
+            &artifact_source(&registry, "team/manifests", "1.0.0"),
+            &inputs,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tree.version, "1.0.0");
+    assert_eq!(
+        tree.digest,
+        Sha256::digest(&v1)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    assert!(!tree.helm_chart);
+    assert_eq!(
+        std::fs::read_to_string(tree.root.join("web/kustomization.yaml")).unwrap(),
+        "resources: [cm.yaml]\n"
+    );
+    assert!(tree.root.starts_with(work.path().join("artifacts")));
+
+    for (wanted, expected) in [("^1.0", "1.1.0"), ("latest", "latest"), ("1.1.0", "1.1.0")] {
+        let tree = renderer
+            .fetch_artifact(
+                &artifact_source(&registry, "team/manifests", wanted),
+                &inputs,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{wanted}: {e}"));
+        assert_eq!(tree.version, expected, "{wanted}");
+        assert_eq!(
+            std::fs::read_to_string(tree.root.join("web/cm.yaml")).unwrap(),
+            "kind: ConfigMap # 2\n",
+            "{wanted}"
+        );
+    }
+    // The same digest is downloaded once: later fetches ask for manifests only.
+    let blobs = registry
+        .requests()
+        .iter()
+        .filter(|r| is_blob_get(r))
+        .count();
+    assert_eq!(blobs, 2, "{:?}", registry.requests());
+
+    // A Helm chart pushed with helm is an artifact whose root is the chart.
+    if let Some(helm) = edgecd_testkit::helm::binary_or_skip() {
+        let packages = tempfile::tempdir().unwrap();
+        let package = package_chart(&helm, &fixture("lib"), "1.0.0", packages.path()).unwrap();
+        registry.push(&helm, &package, "charts").unwrap();
+        let tree = renderer
+            .fetch_artifact(&artifact_source(&registry, "charts/lib", "1.0.0"), &inputs)
+            .await
+            .unwrap();
+        assert!(tree.helm_chart);
+        assert!(tree.root.join("Chart.yaml").is_file());
+    }
+}
+
+/// What Argo CD refuses is refused, naming the registry, the artifact and the cause: no content layer, two,
+/// a media type not allowed, a missing tag; an entry leaving the tree fails the unpack and leaves nothing;
+/// links are never created; a project that does not allow the registry is asked before any request.
+#[tokio::test]
+async fn oci_artifacts_are_refused_for_what_argo_cd_refuses() {
+    let Some(registry) = registry() else { return };
+    let ok = layer(&[("a.yaml", FILE, b"kind: ConfigMap\n")], true);
+    type Layers<'a> = Vec<(&'a str, &'a [u8])>;
+    let cases: [(&str, Layers, &str); 3] = [
+        ("none", vec![], "0 content layers"),
+        (
+            "two",
+            vec![(TAR_GZIP, &ok), (TAR_GZIP, &ok)],
+            "2 content layers",
+        ),
+        (
+            "odd",
+            vec![("application/vnd.example.tar+gzip", &ok)],
+            "\"application/vnd.example.tar+gzip\" is not one of",
+        ),
+    ];
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new("helm", work.path()));
+    let inputs = RenderInputs::default();
+    for (name, layers, expected) in &cases {
+        registry
+            .push_artifact(
+                &format!("team/{name}"),
+                "1.0.0",
+                "application/vnd.oci.empty.v1+json",
+                b"{}",
+                layers,
+            )
+            .unwrap();
+        let err = renderer
+            .fetch_artifact(
+                &artifact_source(&registry, &format!("team/{name}"), "1.0.0"),
+                &inputs,
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "OCI registry {}: artifact {name}:1.0.0: ",
+                registry.url(&format!("team/{name}"))
+            )) && err.contains(expected),
+            "{name}: {err}"
+        );
+    }
+    let err = renderer
+        .fetch_artifact(&artifact_source(&registry, "team/odd", "2.0.0"), &inputs)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("artifact odd: no tag matches \"2.0.0\""),
+        "{err}"
+    );
+
+    // An entry leaving the tree: refused, nothing unpacked; a link is skipped, never created.
+    let escaping = layer(
+        &[("ok.yaml", FILE, b"x: 1\n"), ("../../evil", FILE, b"x")],
+        true,
+    );
+    registry
+        .push_artifact(
+            "team/escape",
+            "1.0.0",
+            "application/vnd.oci.empty.v1+json",
+            b"{}",
+            &[(TAR_GZIP, &escaping)],
+        )
+        .unwrap();
+    let err = renderer
+        .fetch_artifact(&artifact_source(&registry, "team/escape", "1.0.0"), &inputs)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("leaves the chart") || err.contains(".."),
+        "{err}"
+    );
+    assert!(!work.path().join("evil").exists());
+    let artifacts: Vec<_> = std::fs::read_dir(work.path().join("artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(artifacts.is_empty(), "{artifacts:?}");
+    let linked = layer(
+        &[
+            ("ok.yaml", FILE, b"x: 1\n"),
+            ("passwd", tar::EntryType::Symlink, b""),
+        ],
+        true,
+    );
+    registry
+        .push_artifact(
+            "team/link",
+            "1.0.0",
+            "application/vnd.oci.empty.v1+json",
+            b"{}",
+            &[(TAR_GZIP, &linked)],
+        )
+        .unwrap();
+    let tree = renderer
+        .fetch_artifact(&artifact_source(&registry, "team/link", "1.0.0"), &inputs)
+        .await
+        .unwrap();
+    assert!(tree.root.join("ok.yaml").is_file());
+    assert!(std::fs::symlink_metadata(tree.root.join("passwd")).is_err());
+
+    // The project's sourceRepos is asked first: no request reaches the registry.
+    let before = registry.requests().len();
+    let deny = |url: &str| -> Result<(), String> {
+        Err(format!(
+            "project team does not allow source repository {url}"
+        ))
+    };
+    let inputs = RenderInputs {
+        allowed_repos: Some(&deny),
+        ..RenderInputs::default()
+    };
+    let err = renderer
+        .fetch_artifact(&artifact_source(&registry, "team/link", "1.0.0"), &inputs)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HelmError::RepoNotAllowed { .. }), "{err:?}");
+    assert_eq!(registry.requests().len(), before);
+}

@@ -70,11 +70,11 @@ pub fn credential_from_secret(secret: &Secret) -> Result<RepoCredential, SecretE
             values.insert(key.as_str(), value.clone());
         }
     }
-    // `helm`: a chart repository (basic auth, CA), matched by URL prefix like a git repository.
+    // `helm`: a chart repository (basic auth, CA), matched by URL prefix like a git repository; `oci`: an OCI
+    // registry of artifacts (Argo CD 3.1's OCI sources), matched like an OCI Helm registry.
     if let Some(kind) = values.get("type").map(|t| t.trim())
         && !kind.is_empty()
-        && kind != "git"
-        && kind != "helm"
+        && !["git", "helm", "oci"].contains(&kind)
     {
         return Err(SecretError::UnsupportedType {
             secret: name,
@@ -502,7 +502,15 @@ mod tests {
     fn unusable_secrets_are_reported_by_name() {
         let (set, errors) = credentials_from_secrets(&[
             secret("no-url", &[("password", "x")]),
-            secret("oci", &[("type", "oci"), ("url", "https://charts.example")]),
+            secret("svn", &[("type", "svn"), ("url", "https://charts.example")]),
+            secret(
+                "oci",
+                &[
+                    ("type", "oci"),
+                    ("url", "oci://registry.example/team"),
+                    ("password", "p"),
+                ],
+            ),
             secret(
                 "helm",
                 &[
@@ -516,9 +524,13 @@ mod tests {
                 &[("url", "https://git.example.com/"), ("password", "hunter2")],
             ),
         ]);
-        // A chart repository (`type: helm`) counts, matched by URL prefix like a git repository.
-        assert_eq!(set.len(), 2);
+        // A chart repository (`type: helm`) and an OCI registry (`type: oci`) count, matched by URL prefix.
+        assert_eq!(set.len(), 3);
         assert!(set.find(&url("https://charts.example/stable")).is_some());
+        assert!(
+            set.entries()
+                .any(|c| c.url_prefix.starts_with("oci://registry.example/team"))
+        );
         assert_eq!(
             errors,
             [
@@ -526,8 +538,8 @@ mod tests {
                     secret: "no-url".into()
                 },
                 SecretError::UnsupportedType {
-                    secret: "oci".into(),
-                    kind: "oci".into()
+                    secret: "svn".into(),
+                    kind: "svn".into()
                 }
             ]
         );

@@ -783,6 +783,11 @@ impl Engine {
         mode: RefreshMode,
         refs: &SourceRefs,
     ) -> Result<(String, Vec<Value>), String> {
+        if source.is_oci_artifact() {
+            return self
+                .render_artifact(app, source, revision, mode, refs)
+                .await;
+        }
         if !source.chart.is_empty() {
             // A rollback or a sync to a given version renders that version, not what the range resolves to now.
             if !revision.is_empty() && revision != source.target_revision {
@@ -880,6 +885,112 @@ impl Engine {
         Ok((commit_text, objects))
     }
 
+    /// Renders an OCI artifact source (Argo CD's OCI sources: `repoURL: oci://registry/path/name`, no `chart`)
+    /// at the tag `revision` or its target revision resolves to: the artifact's content layer, verified and
+    /// unpacked once per digest by edgecd-helm, and `source.path` inside it rendered as a git directory is
+    /// (plain YAML, kustomize, Jsonnet), or with helm when the source has `helm` options or the layer is a
+    /// Helm chart. Returns the tag and the objects.
+    async fn render_artifact(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        revision: &str,
+        mode: RefreshMode,
+        refs: &SourceRefs,
+    ) -> Result<(String, Vec<Value>), String> {
+        // A rollback or a sync to a given tag renders that tag, not what the range resolves to now.
+        let pinned;
+        let source = if !revision.is_empty() && revision != source.target_revision {
+            pinned = ApplicationSource {
+                target_revision: revision.to_owned(),
+                ..source.clone()
+            };
+            &pinned
+        } else {
+            source
+        };
+        let credentials = self.git.credentials().snapshot();
+        let helm_refs = helm_refs(refs);
+        let allowed = self.allowed_repos(app);
+        let inputs = edgecd_helm::RenderInputs {
+            refs: &helm_refs,
+            credentials: Some(&credentials),
+            hard: mode == RefreshMode::Hard,
+            allowed_repos: allowed.as_deref(),
+        };
+        let tree = self
+            .helm
+            .fetch_artifact(source, &inputs)
+            .await
+            .map_err(|e| e.to_string())?;
+        let root = tree.root.clone();
+        let dir = root.join(&source.path);
+        // The path was checked at the hub (relative, never above the root); the tree holds no links.
+        if !dir.is_dir() {
+            return Err(format!(
+                "spec.source.path: {:?} is not a directory of the artifact {} {}",
+                source.path, source.repo_url, tree.version
+            ));
+        }
+        let revision = tree.version.clone();
+        let digest = format!("sha256:{}", tree.digest);
+        let hide = |e: String| without_host_paths(&e, Some(&root), None);
+        if source.helm.is_some() || tree.helm_chart {
+            let capabilities = self
+                .cluster
+                .capabilities()
+                .await
+                .map_err(|e| e.to_string())?;
+            let app_name = app.app_name();
+            let context = edgecd_helm::RenderContext {
+                app_name: &app_name,
+                namespace: &app.spec.destination.namespace,
+                capabilities: &capabilities,
+            };
+            let objects = self
+                .helm
+                .render_dir_with(source, &context, &inputs, &root, &dir, &digest)
+                .await
+                .map_err(|e| hide(e.to_string()))?;
+            let objects =
+                crate::argo::edge_children(objects.as_ref().clone(), &self.config.namespace)?;
+            return Ok((revision, objects));
+        }
+        let env = BuildEnv::for_app(
+            &app.app_name(),
+            &app.spec.destination.namespace,
+            app.project(),
+            &revision,
+            source,
+        );
+        let options = source.render_options_in(root.clone(), &env);
+        let cache_key = format!("{}@{digest}", source.repo_url);
+        let renders = Arc::clone(&self.renders);
+        let span = tracing::info_span!("render", artifact = %digest);
+        let inflator = crate::helm_charts::SpokeInflator {
+            handle: tokio::runtime::Handle::current(),
+            helm: Arc::clone(&self.helm),
+            cluster: self.cluster.clone(),
+            credentials,
+            allowed_repos: self.allowed_repos(app),
+            hard: mode == RefreshMode::Hard,
+            repo_url: source.repo_url.clone(),
+            root: root.clone(),
+            commit: digest.clone(),
+            budget: crate::helm_charts::InflationBudget::default(),
+        };
+        let objects = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            RenderCache::render_shared(&renders, &cache_key, &dir, &options, Some(&inflator))
+                .map(|objects| objects.as_ref().clone())
+        })
+        .await
+        .map_err(|e| format!("render task failed: {e}"))?
+        .map_err(|e| hide(e.to_string()))?;
+        let objects = crate::argo::edge_children(objects, &self.config.namespace)?;
+        Ok((revision, objects))
+    }
+
     /// Renders a chart of a Helm chart repository (`source.chart`) with the cluster's capabilities and the
     /// repository credential whose URL prefix matches; returns the chart version and the objects.
     async fn render_repo_chart(
@@ -936,7 +1047,10 @@ impl Engine {
             return Early::Render;
         };
         // A chart of a chart repository has no git revision to ask for: rendered (its index is cached briefly).
-        if !self.remember(cr_name, |m| m.comparison.is_some()) || !source.chart.is_empty() {
+        if !self.remember(cr_name, |m| m.comparison.is_some())
+            || !source.chart.is_empty()
+            || source.is_oci_artifact()
+        {
             return Early::Render;
         }
         let Ok(url) = RepoUrl::parse(&source.repo_url) else {

@@ -199,10 +199,202 @@ impl OciRegistry {
         Ok(text)
     }
 
+    /// Pushes an OCI artifact as `oras push` would: the blobs `config` (of `config_media_type`) and each
+    /// `(media type, bytes)` layer (monolithic uploads), then an OCI image manifest tagged `tag` in the
+    /// repository `repository` (`team/manifests`). Basic auth is sent when the registry has it (a token
+    /// registry is not pushed to here). Returns the manifest's digest (`sha256:…`).
+    pub fn push_artifact(
+        &self,
+        repository: &str,
+        tag: &str,
+        config_media_type: &str,
+        config: &[u8],
+        layers: &[(&str, &[u8])],
+    ) -> Result<String> {
+        let authorization = match &self.auth {
+            OciAuth::Anonymous => None,
+            OciAuth::Basic { user, password } => {
+                use base64::Engine as _;
+                let pair =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Some(format!("Basic {pair}"))
+            }
+            OciAuth::Token { .. } => {
+                return Err(Error::Setup(
+                    "push_artifact pushes to an anonymous or basic-auth registry".into(),
+                ));
+            }
+        };
+        let auth = authorization.as_deref();
+        let mut descriptors = Vec::new();
+        let blob = |media_type: &str, bytes: &[u8]| -> Result<serde_json::Value> {
+            let digest = format!("sha256:{}", sha256_hex(bytes));
+            let path = format!("/v2/{repository}/blobs/uploads/");
+            let (status, headers, body) = http(&self.address, "POST", &path, auth, None, &[])?;
+            if status != 202 {
+                return Err(Error::Setup(format!(
+                    "POST {path}: HTTP {status}: {}",
+                    String::from_utf8_lossy(&body)
+                )));
+            }
+            let location = header(&headers, "location")
+                .ok_or_else(|| Error::Setup(format!("POST {path}: no Location")))?;
+            let location = location
+                .strip_prefix(&format!("http://{}", self.address))
+                .unwrap_or(&location)
+                .to_owned();
+            let separator = if location.contains('?') { '&' } else { '?' };
+            let put = format!("{location}{separator}digest={digest}");
+            let (status, _, body) = http(
+                &self.address,
+                "PUT",
+                &put,
+                auth,
+                Some("application/octet-stream"),
+                bytes,
+            )?;
+            if status != 201 {
+                return Err(Error::Setup(format!(
+                    "PUT {put}: HTTP {status}: {}",
+                    String::from_utf8_lossy(&body)
+                )));
+            }
+            Ok(serde_json::json!({"mediaType": media_type, "digest": digest, "size": bytes.len()}))
+        };
+        let config = blob(config_media_type, config)?;
+        for (media_type, bytes) in layers {
+            descriptors.push(blob(media_type, bytes)?);
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config,
+            "layers": descriptors,
+        });
+        let bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| Error::Setup(format!("encoding the manifest: {e}")))?;
+        let path = format!("/v2/{repository}/manifests/{tag}");
+        let (status, _, body) = http(
+            &self.address,
+            "PUT",
+            &path,
+            auth,
+            Some("application/vnd.oci.image.manifest.v1+json"),
+            &bytes,
+        )?;
+        if status != 201 {
+            return Err(Error::Setup(format!(
+                "PUT {path}: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok(format!("sha256:{}", sha256_hex(&bytes)))
+    }
+
     /// The registry's temp dir (its log, helm's homes for pushes).
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A gzipped tar of the directory `dir` (every file and directory under it, paths relative to it), what
+/// `oras push` writes for a directory: the content layer of an OCI artifact.
+pub fn tar_gz_dir(dir: &Path) -> Result<Vec<u8>> {
+    let fail = |e: std::io::Error| Error::Setup(format!("archiving {}: {e}", dir.display()));
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut builder = tar::Builder::new(encoder);
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).map_err(fail)?;
+    builder.into_inner().map_err(fail)?.finish().map_err(fail)
+}
+
+/// Lower-case hex SHA-256.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A header's value (names compared without case).
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// An HTTP answer: the status, the headers and the body.
+type HttpAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// One HTTP/1.1 request to the loopback registry (`Connection: close`): the status, headers and body.
+fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<HttpAnswer> {
+    use std::io::{Read as _, Write as _};
+    let fail = |e: std::io::Error| Error::Setup(format!("{method} {path}: {e}"));
+    let mut stream = std::net::TcpStream::connect(address).map_err(fail)?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .map_err(fail)?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(authorization) = authorization {
+        head.push_str(&format!("Authorization: {authorization}\r\n"));
+    }
+    if let Some(content_type) = content_type {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).map_err(fail)?;
+    stream.write_all(body).map_err(fail)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(fail)?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| Error::Setup(format!("{method} {path}: no HTTP answer")))?;
+    let text = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::Setup(format!("{method} {path}: no HTTP status")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut rest = answer[split + 4..].to_vec();
+    if header(&headers, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        rest = dechunk(&rest);
+    }
+    Ok((status, headers, rest))
+}
+
+/// The body of a chunked answer (error texts only; malformed input ends it).
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&data[..end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 || data.len() < end + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[(end + 4 + size).min(data.len())..];
+    }
+    out
 }
 
 /// `2026/01/02 03:04:05 GET /v2/… auth=bearer status=200` as a request.

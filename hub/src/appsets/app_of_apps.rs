@@ -314,6 +314,12 @@ impl AppSetController {
             );
         }
         let source = &parent.spec.source;
+        if source.is_oci_artifact() {
+            return Err(
+                "spec.source.repoURL: an OCI artifact parent is not rendered by the hub yet (spokes render OCI artifacts); give the parent a git source or a chart"
+                    .into(),
+            );
+        }
         self.check_repo(&parent.project, &source.repo_url).await?;
         if source.is_helm() {
             return self.render_helm_children(parent, hard).await;
