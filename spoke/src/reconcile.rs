@@ -803,20 +803,50 @@ impl Engine {
         let url = RepoUrl::parse(&source.repo_url).map_err(|e| e.to_string())?;
         // `<cache>/repos/<key>.git`: the cache directory, hidden from messages.
         let repo_cache = self.git.repo_cache_path(&url);
-        let cache_dir = repo_cache.parent().and_then(std::path::Path::parent);
-        let root = checkout.root().to_path_buf();
-        let dir: PathBuf = checkout.dir().to_path_buf();
-        // Argo CD's build environment ($ARGOCD_APP_NAME, $ARGOCD_APP_REVISION, …) for kustomize values and Jsonnet variables.
-        let env = BuildEnv::for_app(
-            &app.app_name(),
-            &app.spec.destination.namespace,
-            app.project(),
-            &commit_text,
-            source,
-        );
-        let options = source.render_options_in(checkout.root().to_path_buf(), &env);
-        let cache_key = format!("{}@{commit_text}", url.cache_key());
-        if source.helm.is_some() {
+        let tree = Tree {
+            root: checkout.root().to_path_buf(),
+            dir: checkout.dir().to_path_buf(),
+            revision: commit_text.clone(),
+            app_revision: commit_text.clone(),
+            cache_key: format!("{}@{commit_text}", url.cache_key()),
+            cache_dir: repo_cache
+                .parent()
+                .and_then(std::path::Path::parent)
+                .map(std::path::Path::to_path_buf),
+            // The checkout lease keeps the directory alive while rendering.
+            guard: checkout,
+        };
+        let objects = self
+            .render_tree(app, source, tree, source.helm.is_some(), mode, refs)
+            .await?;
+        Ok((commit_text, objects))
+    }
+
+    /// Renders the directory of `tree`: with helm when `helm` (the chart directory, its dependencies fetched),
+    /// else as plain YAML, kustomize (`helmCharts` inflated by edgecd-helm with this cluster's capabilities) or
+    /// Jsonnet with Argo CD's build environment. Application and ApplicationSet documents become this spoke's
+    /// own CRs (app of apps). Errors name files relative to the tree's root, never a host path.
+    async fn render_tree<G: Send + 'static>(
+        &self,
+        app: &Application,
+        source: &ApplicationSource,
+        tree: Tree<G>,
+        helm: bool,
+        mode: RefreshMode,
+        refs: &SourceRefs,
+    ) -> Result<Vec<Value>, String> {
+        let Tree {
+            root,
+            dir,
+            revision,
+            app_revision,
+            cache_key,
+            cache_dir,
+            guard,
+        } = tree;
+        let hide = |e: String| without_host_paths(&e, Some(&root), cache_dir.as_deref());
+        let credentials = self.git.credentials().snapshot();
+        if helm {
             let capabilities = self
                 .cluster
                 .capabilities()
@@ -829,7 +859,6 @@ impl Engine {
                 capabilities: &capabilities,
             };
             let helm_refs = helm_refs(refs);
-            let credentials = self.git.credentials().snapshot();
             let allowed = self.allowed_repos(app);
             let inputs = edgecd_helm::RenderInputs {
                 refs: &helm_refs,
@@ -837,52 +866,49 @@ impl Engine {
                 hard: mode == RefreshMode::Hard,
                 allowed_repos: allowed.as_deref(),
             };
-            // The checkout lease keeps the directory alive while rendering.
             let objects = self
                 .helm
-                .render_dir_with(
-                    source,
-                    &context,
-                    &inputs,
-                    &root,
-                    checkout.dir(),
-                    &commit_text,
-                )
+                .render_dir_with(source, &context, &inputs, &root, &dir, &revision)
                 .await
-                .map_err(|e| without_host_paths(&e.to_string(), Some(&root), cache_dir))?;
-            drop(checkout);
-            let objects =
-                crate::argo::edge_children(objects.as_ref().clone(), &self.config.namespace)?;
-            return Ok((commit_text, objects));
+                .map_err(|e| hide(e.to_string()))?;
+            drop(guard);
+            return crate::argo::edge_children(objects.as_ref().clone(), &self.config.namespace);
         }
+        // Argo CD's build environment ($ARGOCD_APP_NAME, $ARGOCD_APP_REVISION, …) for kustomize values and Jsonnet variables.
+        let env = BuildEnv::for_app(
+            &app.app_name(),
+            &app.spec.destination.namespace,
+            app.project(),
+            &app_revision,
+            source,
+        );
+        let options = source.render_options_in(root.clone(), &env);
         let renders = Arc::clone(&self.renders);
-        let span = tracing::info_span!("render", commit = %commit_text);
+        let span = tracing::info_span!("render", commit = %revision);
         // A kustomization's helmCharts are inflated by edgecd-helm, with this cluster's capabilities.
         let inflator = crate::helm_charts::SpokeInflator {
             handle: tokio::runtime::Handle::current(),
             helm: Arc::clone(&self.helm),
             cluster: self.cluster.clone(),
-            credentials: self.git.credentials().snapshot(),
+            credentials,
             allowed_repos: self.allowed_repos(app),
             hard: mode == RefreshMode::Hard,
             repo_url: source.repo_url.clone(),
             root: root.clone(),
-            commit: commit_text.clone(),
+            commit: revision,
             budget: crate::helm_charts::InflationBudget::default(),
         };
         let objects = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            // The checkout lease keeps the directory alive while rendering.
-            let _checkout = checkout;
+            // The guard (a checkout lease) keeps the directory alive while rendering.
+            let _guard = guard;
             RenderCache::render_shared(&renders, &cache_key, &dir, &options, Some(&inflator))
                 .map(|objects| objects.as_ref().clone())
         })
         .await
         .map_err(|e| format!("render task failed: {e}"))?
-        .map_err(|e| without_host_paths(&e.to_string(), Some(&root), cache_dir))?;
-        // App of apps: Application/ApplicationSet documents become this spoke's own CRs.
-        let objects = crate::argo::edge_children(objects, &self.config.namespace)?;
-        Ok((commit_text, objects))
+        .map_err(|e| hide(e.to_string()))?;
+        crate::argo::edge_children(objects, &self.config.namespace)
     }
 
     /// Renders an OCI artifact source (Argo CD's OCI sources: `repoURL: oci://registry/path/name`, no `chart`)
@@ -918,77 +944,34 @@ impl Engine {
             hard: mode == RefreshMode::Hard,
             allowed_repos: allowed.as_deref(),
         };
-        let tree = self
+        let artifact = self
             .helm
             .fetch_artifact(source, &inputs)
             .await
             .map_err(|e| e.to_string())?;
-        let root = tree.root.clone();
-        let dir = root.join(&source.path);
+        let dir = artifact.root.join(&source.path);
         // The path was checked at the hub (relative, never above the root); the tree holds no links.
         if !dir.is_dir() {
             return Err(format!(
                 "spec.source.path: {:?} is not a directory of the artifact {} {}",
-                source.path, source.repo_url, tree.version
+                source.path, source.repo_url, artifact.version
             ));
         }
-        let revision = tree.version.clone();
-        let digest = format!("sha256:{}", tree.digest);
-        let hide = |e: String| without_host_paths(&e, Some(&root), None);
-        if source.helm.is_some() || tree.helm_chart {
-            let capabilities = self
-                .cluster
-                .capabilities()
-                .await
-                .map_err(|e| e.to_string())?;
-            let app_name = app.app_name();
-            let context = edgecd_helm::RenderContext {
-                app_name: &app_name,
-                namespace: &app.spec.destination.namespace,
-                capabilities: &capabilities,
-            };
-            let objects = self
-                .helm
-                .render_dir_with(source, &context, &inputs, &root, &dir, &digest)
-                .await
-                .map_err(|e| hide(e.to_string()))?;
-            let objects =
-                crate::argo::edge_children(objects.as_ref().clone(), &self.config.namespace)?;
-            return Ok((revision, objects));
-        }
-        let env = BuildEnv::for_app(
-            &app.app_name(),
-            &app.spec.destination.namespace,
-            app.project(),
-            &revision,
-            source,
-        );
-        let options = source.render_options_in(root.clone(), &env);
-        let cache_key = format!("{}@{digest}", source.repo_url);
-        let renders = Arc::clone(&self.renders);
-        let span = tracing::info_span!("render", artifact = %digest);
-        let inflator = crate::helm_charts::SpokeInflator {
-            handle: tokio::runtime::Handle::current(),
-            helm: Arc::clone(&self.helm),
-            cluster: self.cluster.clone(),
-            credentials,
-            allowed_repos: self.allowed_repos(app),
-            hard: mode == RefreshMode::Hard,
-            repo_url: source.repo_url.clone(),
-            root: root.clone(),
-            commit: digest.clone(),
-            budget: crate::helm_charts::InflationBudget::default(),
+        let digest = format!("sha256:{}", artifact.digest);
+        let tree = Tree {
+            root: artifact.root.clone(),
+            dir,
+            cache_key: format!("{}@{digest}", source.repo_url),
+            revision: digest,
+            app_revision: artifact.version.clone(),
+            cache_dir: None,
+            guard: (),
         };
-        let objects = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            RenderCache::render_shared(&renders, &cache_key, &dir, &options, Some(&inflator))
-                .map(|objects| objects.as_ref().clone())
-        })
-        .await
-        .map_err(|e| format!("render task failed: {e}"))?
-        .map_err(|e| hide(e.to_string()))?;
-        let objects = crate::argo::edge_children(objects, &self.config.namespace)?;
-        Ok((revision, objects))
+        let helm = source.helm.is_some() || artifact.helm_chart;
+        let objects = self
+            .render_tree(app, source, tree, helm, mode, refs)
+            .await?;
+        Ok((artifact.version, objects))
     }
 
     /// Renders a chart of a Helm chart repository (`source.chart`) with the cluster's capabilities and the
@@ -2222,6 +2205,22 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// A directory to render (a checkout, an unpacked artifact) and what the render is keyed and reported by.
+struct Tree<G> {
+    root: PathBuf,
+    /// The source's directory inside `root`.
+    dir: PathBuf,
+    /// The commit, or the artifact's `sha256:<digest>`: the render cache's key part and the helm commit.
+    revision: String,
+    /// `$ARGOCD_APP_REVISION`: the commit, or the artifact's tag.
+    app_revision: String,
+    cache_key: String,
+    /// A cache directory hidden from messages.
+    cache_dir: Option<PathBuf>,
+    /// Kept until the render ends (a checkout lease).
+    guard: G,
 }
 
 /// A git or render error as viewers see it (app conditions, the hub, the console): paths inside the
