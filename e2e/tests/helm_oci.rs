@@ -257,10 +257,11 @@ async fn oci_artifacts_of_manifests_and_of_a_chart_are_synced_with_an_oci_secret
         ..OciRegistryOptions::default()
     })
     .unwrap();
+    let mut manifests = Vec::new();
     for (tag, region) in [("1.0.0", "eu-west"), ("1.1.0", "sa-east")] {
         let tree = artifact_tree(region);
         let layer = edgecd_testkit::oci_registry::tar_gz_dir(tree.path()).unwrap();
-        registry
+        let digest = registry
             .push_artifact(
                 "team/manifests",
                 tag,
@@ -269,6 +270,7 @@ async fn oci_artifacts_of_manifests_and_of_a_chart_are_synced_with_an_oci_secret
                 &[("application/vnd.oci.image.layer.v1.tar+gzip", &layer)],
             )
             .unwrap();
+        manifests.push(format!("{tag}@{digest}"));
     }
     push_web(&helm, &registry, "1.0.0");
 
@@ -333,15 +335,42 @@ async fn oci_artifacts_of_manifests_and_of_a_chart_are_synced_with_an_oci_secret
         .unwrap();
         apps.create(&PostParams::default(), &app).await.unwrap();
     }
-    synced_at(&apps, "manifests", "1.1.0").await;
-    synced_at(&apps, "web-artifact", "1.0.0").await;
+    // The revision is the tag and the manifest's digest (a tag pushed again is a new revision).
+    synced_at(&apps, "manifests", &manifests[1]).await;
+    let chart = wait_for("web-artifact Synced and Healthy", PATIENCE, async || {
+        let status = apps.get("web-artifact").await.ok()?.status?;
+        (status.sync.status == SyncStatus::Synced && status.health.status == Health::Healthy)
+            .then_some(status.sync.revision)
+    })
+    .await;
+    assert!(chart.starts_with("1.0.0@sha256:"), "{chart}");
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARTIFACT_NS);
     let settings = maps.get("edge-settings").await.unwrap().data.unwrap();
     assert_eq!(settings["region"], "sa-east");
-    let chart = maps.get("art-config").await.unwrap().data.unwrap();
+    let values = maps.get("art-config").await.unwrap().data.unwrap();
     assert_eq!(
-        (chart["region"].as_str(), chart["replicas"].as_str()),
+        (values["region"].as_str(), values["replicas"].as_str()),
         ("ap-south", "2")
+    );
+    // An Application written at the spoke (not through the hub) with a path leaving the artifact is refused
+    // before anything is fetched or rendered.
+    let escape: Application = serde_json::from_value(json!({
+        "apiVersion": "edgecd.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "escape", "namespace": STATE_NS},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": registry.url("team/manifests"), "path": "../..", "targetRevision": "1.0.0", "helm": {}},
+            "destination": {"namespace": ARTIFACT_NS}
+        }
+    }))
+    .unwrap();
+    apps.create(&PostParams::default(), &escape).await.unwrap();
+    let condition = comparison_error(&apps, "escape", PATIENCE).await;
+    assert!(
+        condition.message.contains("spec.source.path: "),
+        "{}",
+        condition.message
     );
     let requests = registry.requests();
     assert!(

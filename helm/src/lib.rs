@@ -473,7 +473,10 @@ impl HelmRenderer {
             )
             .await?;
         let artifacts = self.config.dir.join("artifacts");
-        let root = artifacts.join(format!("sha256-{}", fetched.digest));
+        // Per layout too: the same layer pushed as a chart (its top directory the root) and as a tarball.
+        let helm_chart = fetched.media_type == oci::CHART_LAYER_MEDIA_TYPE;
+        let layout = if helm_chart { "chart" } else { "tree" };
+        let root = artifacts.join(format!("sha256-{}-{layout}", fetched.digest));
         if !root.is_dir() {
             let registry = deps::redacted(&source.repo_url)
                 .trim_matches('"')
@@ -501,11 +504,17 @@ impl HelmRenderer {
                 reason,
             })?;
         }
+        let revision = if fetched.version.is_empty() {
+            format!("sha256:{}", fetched.manifest_digest)
+        } else {
+            format!("{}@sha256:{}", fetched.version, fetched.manifest_digest)
+        };
         Ok(ArtifactTree {
             version: fetched.version,
+            revision,
             digest: fetched.digest,
             root,
-            helm_chart: fetched.media_type == oci::CHART_LAYER_MEDIA_TYPE,
+            helm_chart,
         })
     }
 
@@ -864,8 +873,11 @@ fn find_credential(credentials: Option<&Credentials>, url: &str) -> Option<Arc<R
 /// An OCI artifact source's unpacked tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactTree {
-    /// The tag the target revision resolved to.
+    /// The tag the target revision resolved to (empty when it was pinned by a digest alone).
     pub version: String,
+    /// What the app's revision is: `tag@sha256:<manifest digest>` (or `sha256:<…>`), as Argo CD reports an
+    /// OCI source's digest; a re-pushed tag is a new revision, and the revision fetches that manifest again.
+    pub revision: String,
     /// Hex SHA-256 of the content layer.
     pub digest: String,
     /// The unpacked tree (shared: read it, never write it).

@@ -314,7 +314,7 @@ pub fn prefix_covers_oci(prefix: &str, url: &str) -> bool {
 /// A repository's tags, when they were listed.
 type ListedTags = (Instant, Arc<Vec<String>>);
 /// When a version was resolved, the version, its content layer's digest and media type.
-type ResolvedTag = (Instant, String, String, &'static str);
+type ResolvedTag = (Instant, String, String, &'static str, String);
 
 /// The media types of an OCI artifact's content layer that a source may have (Argo CD's default
 /// `--oci-layer-media-types`): a tar, a gzipped tar, or a Helm chart.
@@ -488,6 +488,20 @@ fn artifact_layer(body: &[u8], max_bytes: usize) -> Result<(String, u64, &'stati
         ));
     }
     Ok((hex, layer.size, media_type))
+}
+
+/// `(tag, hex)` of a revision pinned by a manifest digest: `sha256:<hex>` (no tag) or `<tag>@sha256:<hex>`.
+fn pinned_digest(wanted: &str) -> Option<(String, String)> {
+    let (tag, digest) = match wanted.rsplit_once('@') {
+        Some((tag, digest)) => (tag, digest),
+        None => ("", wanted),
+    };
+    let hex = digest.strip_prefix("sha256:")?;
+    let ok = hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (ok && (tag.is_empty() || tag_ok(tag))).then(|| (tag.to_owned(), hex.to_owned()))
 }
 
 /// The hex of a layer's `sha256:` digest.
@@ -923,15 +937,20 @@ impl OciCache {
                 c.username.as_deref().unwrap_or_default()
             )
         });
+        // Per kind too: a chart and an artifact of one repository resolve and are checked differently.
+        let kind = match pull {
+            Pull::Chart(_) => "chart",
+            Pull::Artifact => "artifact",
+        };
         let key = (
             format!(
-                "{identity}\u{0}{}/{}",
+                "{kind}\u{0}{identity}\u{0}{}/{}",
                 reference.authority, reference.repository
             ),
             wanted.trim().to_owned(),
         );
         if !hard
-            && let Some((at, version, digest, media_type)) = self
+            && let Some((at, version, digest, media_type, manifest_digest)) = self
                 .resolved
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -945,6 +964,7 @@ impl OciCache {
                 digest,
                 package,
                 media_type,
+                manifest_digest,
             });
         }
         let mut session = Session {
@@ -981,6 +1001,7 @@ impl OciCache {
                 fetched.version.clone(),
                 fetched.digest.clone(),
                 fetched.media_type,
+                fetched.manifest_digest.clone(),
             ),
         );
         Ok(fetched)
@@ -1013,9 +1034,38 @@ impl OciCache {
         // whose tag is missing, is resolved over the tag list.
         let mut manifest = None;
         let mut tag = wanted.replace('+', "_");
+        // An artifact pinned by its manifest's digest (`sha256:…`, or `tag@sha256:…` as edgecd reports an
+        // artifact's revision): that manifest, checked against the digest.
+        let pinned = match pull {
+            Pull::Artifact => pinned_digest(wanted),
+            Pull::Chart(_) => None,
+        };
+        if let Some((_, hex)) = &pinned {
+            let path = format!("/v2/{repository}/manifests/sha256:{hex}");
+            let answer = session
+                .get(
+                    &path,
+                    OCI_MANIFEST_MEDIA_TYPE,
+                    limits.oci.max_manifest_bytes,
+                )
+                .await
+                .map_err(|reason| fetch_error(&path, reason))?;
+            let actual = repo::hex(&Sha256::digest(&answer.body));
+            if actual != *hex {
+                return Err(fetch_error(
+                    &path,
+                    format!(
+                        "the manifest's digest is sha256:{actual}, not the sha256:{hex} asked for"
+                    ),
+                )
+                .into());
+            }
+            manifest = Some(answer);
+            tag = format!("sha256:{hex}");
+        }
         // An artifact's target revision may be any tag (`latest`, `main`), asked for as it is first.
         let direct = exact || (pull == Pull::Artifact && !wanted.is_empty());
-        if direct && tag_ok(&tag) {
+        if manifest.is_none() && direct && tag_ok(&tag) {
             let path = format!("/v2/{repository}/manifests/{tag}");
             match session
                 .get(
@@ -1030,9 +1080,10 @@ impl OciCache {
                 Err(reason) => return Err(fetch_error(&path, reason).into()),
             }
         }
-        let version = match manifest {
-            Some(_) => wanted.to_owned(),
-            None => {
+        let version = match (&manifest, &pinned) {
+            (Some(_), Some((pinned_tag, _))) => pinned_tag.clone(),
+            (Some(_), None) => wanted.to_owned(),
+            (None, _) => {
                 let tags = self
                     .tags(session, &key.0, limits, hard)
                     .await
@@ -1093,6 +1144,7 @@ impl OciCache {
                 .into());
             }
         }
+        let manifest_digest = repo::hex(&Sha256::digest(&answer.body));
         let (digest, size, media_type) = match pull {
             Pull::Chart(_) => chart_layer(&answer.body, limits.max_chart_bytes)
                 .map(|(digest, size)| (digest, size, CHART_LAYER_MEDIA_TYPE)),
@@ -1105,6 +1157,7 @@ impl OciCache {
                 digest,
                 package,
                 media_type,
+                manifest_digest,
             });
         }
         let path = format!("/v2/{repository}/blobs/sha256:{digest}");
@@ -1132,6 +1185,7 @@ impl OciCache {
             digest: actual,
             package,
             media_type,
+            manifest_digest,
         })
     }
 

@@ -98,6 +98,8 @@ pub struct FetchedChart {
     /// What the package is: a Helm chart ([`CHART_LAYER_MEDIA_TYPE`](crate::oci::CHART_LAYER_MEDIA_TYPE)), or
     /// another of an OCI artifact's [content layer types](crate::oci::ARTIFACT_LAYER_MEDIA_TYPES).
     pub media_type: &'static str,
+    /// Hex SHA-256 of the OCI manifest the package was found through (empty for a chart repository).
+    pub manifest_digest: String,
 }
 
 /// The chart repository client of one process: indexes reused for a while, packages cached by digest.
@@ -558,6 +560,7 @@ impl ChartRepos {
                 digest: digest.clone(),
                 package,
                 media_type: crate::oci::CHART_LAYER_MEDIA_TYPE,
+                manifest_digest: String::new(),
             });
         }
         let fetch_error = |url: &str, reason: String| RepoError::Fetch {
@@ -607,6 +610,7 @@ impl ChartRepos {
             digest: actual,
             package,
             media_type: crate::oci::CHART_LAYER_MEDIA_TYPE,
+            manifest_digest: String::new(),
         })
     }
 

@@ -48,7 +48,7 @@ pub enum SecretError {
     MissingUrl { secret: String },
     #[error("Secret {secret}: key `{key}` is not UTF-8")]
     NotUtf8 { secret: String, key: String },
-    #[error("Secret {secret}: repository type `{kind}` is not supported (only git and helm)")]
+    #[error("Secret {secret}: repository type `{kind}` is not supported (only git, helm and oci)")]
     UnsupportedType { secret: String, kind: String },
 }
 

@@ -944,14 +944,23 @@ impl Engine {
             hard: mode == RefreshMode::Hard,
             allowed_repos: allowed.as_deref(),
         };
+        // Checked at the hub, and again here: an Application written at the spoke has not been through the hub.
+        edgecd_core::app::check_source_path(&source.path)
+            .map_err(|e| format!("spec.source.path: {e}"))?;
+        let cache_dir = self.helm.config().dir.clone();
         let artifact = self
             .helm
             .fetch_artifact(source, &inputs)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| without_host_paths(&e.to_string(), None, Some(&cache_dir)))?;
         let dir = artifact.root.join(&source.path);
-        // The path was checked at the hub (relative, never above the root); the tree holds no links.
-        if !dir.is_dir() {
+        // The tree holds no links; a `..` that stays inside is allowed by the check above, so the resolved
+        // directory is checked to be inside the tree too.
+        let inside = match (dir.canonicalize(), artifact.root.canonicalize()) {
+            (Ok(dir), Ok(root)) => dir.starts_with(root),
+            _ => false,
+        };
+        if !inside || !dir.is_dir() {
             return Err(format!(
                 "spec.source.path: {:?} is not a directory of the artifact {} {}",
                 source.path, source.repo_url, artifact.version
@@ -963,15 +972,15 @@ impl Engine {
             dir,
             cache_key: format!("{}@{digest}", source.repo_url),
             revision: digest,
-            app_revision: artifact.version.clone(),
-            cache_dir: None,
+            app_revision: artifact.revision.clone(),
+            cache_dir: Some(cache_dir),
             guard: (),
         };
         let helm = source.helm.is_some() || artifact.helm_chart;
         let objects = self
             .render_tree(app, source, tree, helm, mode, refs)
             .await?;
-        Ok((artifact.version, objects))
+        Ok((artifact.revision, objects))
     }
 
     /// Renders a chart of a Helm chart repository (`source.chart`) with the cluster's capabilities and the
