@@ -1134,11 +1134,16 @@ mod tests {
             ("oci://registry-1.docker.io/bitnamicharts/nginx", ".")
         );
         assert!(bare.spec.source.is_oci_artifact());
-        // A git URL without a scheme stays what it is (and is refused as one).
-        let err = refused(&app(
-            json!({"project": "edge", "source": {"repoURL": "registry-1.docker.io", "path": "../x"}}),
-        ));
-        assert_eq!(err.field, "spec.source.repoURL");
+        // A host with a path, or a path leaving the image, stays what it is (and is refused as a URL).
+        for (url, path) in [
+            ("github.com/org/repo", "apps"),
+            ("registry-1.docker.io", "../x"),
+        ] {
+            let err = refused(&app(
+                json!({"project": "edge", "source": {"repoURL": url, "path": path}}),
+            ));
+            assert_eq!(err.field, "spec.source.repoURL", "{url} {path}");
+        }
         let mut spec = base_spec();
         spec["sourceHydrator"] = json!({"syncSource": {"targetBranch": "env/dev"}});
         assert_eq!(refused(&app(spec)).field, "spec.sourceHydrator.drySource");

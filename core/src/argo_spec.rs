@@ -639,8 +639,9 @@ fn normalize_source(src: &mut serde_json::Map<String, Value>) {
     {
         *url = format!("oci://{url}");
     }
-    // Argo CD's other spelling, with a Helm OCI repository credential: `repoURL: registry` (no scheme) and the
-    // image in `path`, no `chart`: the OCI artifact `oci://registry/path`, its root the source's path.
+    // Argo CD's other spelling, with a Helm OCI repository credential: `repoURL: registry` (a bare host, no
+    // scheme, no path) and the image in `path`, no `chart`: the OCI artifact `oci://registry/path`, its root
+    // the source's path. A host with a path (`github.com/org/repo`) is left as written (and refused as a URL).
     let path = src
         .get("path")
         .and_then(Value::as_str)
@@ -650,6 +651,7 @@ fn normalize_source(src: &mut serde_json::Map<String, Value>) {
         && let Some(path) = path
         && let Some(Value::String(url)) = src.get_mut("repoURL")
         && registry_host(url)
+        && !url.trim_end_matches('/').contains('/')
     {
         *url = format!("oci://{}/{path}", url.trim_end_matches('/'));
         src.insert("path".into(), Value::String(".".into()));

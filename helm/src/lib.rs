@@ -476,7 +476,16 @@ impl HelmRenderer {
         // Per layout too: the same layer pushed as a chart (its top directory the root) and as a tarball.
         let helm_chart = fetched.media_type == oci::CHART_LAYER_MEDIA_TYPE;
         let layout = if helm_chart { "chart" } else { "tree" };
-        let root = artifacts.join(format!("sha256-{}-{layout}", fetched.digest));
+        // Per origin too, as the package cache is (the package's directory names it).
+        let scope = fetched
+            .package
+            .parent()
+            .and_then(Path::file_name)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let root = artifacts
+            .join(scope)
+            .join(format!("sha256-{}-{layout}", fetched.digest));
         if !root.is_dir() {
             let registry = deps::redacted(&source.repo_url)
                 .trim_matches('"')
@@ -503,7 +512,14 @@ impl HelmRenderer {
                 what,
                 reason,
             })?;
+            // A new tree: the least recently used idle ones beyond the cap go (off the async workers).
+            let dir = self.config.dir.join("artifacts");
+            let _ = tokio::task::spawn_blocking(move || {
+                sweep_artifacts(&dir, MAX_ARTIFACT_TREES, ARTIFACT_IDLE);
+            })
+            .await;
         }
+        touch(&root);
         let revision = if fetched.version.is_empty() {
             format!("sha256:{}", fetched.manifest_digest)
         } else {
@@ -896,10 +912,11 @@ fn unpack_artifact(
     label: &str,
     limits: ChartLimits,
 ) -> Result<(), String> {
-    std::fs::create_dir_all(artifacts).map_err(|e| format!("creating the artifact cache: {e}"))?;
+    let parent = target.parent().unwrap_or(artifacts);
+    std::fs::create_dir_all(parent).map_err(|e| format!("creating the artifact cache: {e}"))?;
     let scratch = tempfile::Builder::new()
         .prefix(".unpack-")
-        .tempdir_in(artifacts)
+        .tempdir_in(parent)
         .map_err(|e| format!("creating a scratch directory: {e}"))?;
     let tree = if media_type == oci::CHART_LAYER_MEDIA_TYPE {
         package::unpack(package, scratch.path(), label, limits).map_err(|e| e.reason)?
@@ -913,6 +930,70 @@ fn unpack_artifact(
         Ok(()) => Ok(()),
         Err(_) if target.is_dir() => Ok(()),
         Err(e) => Err(format!("storing the unpacked tree: {e}")),
+    }
+}
+
+/// Unpacked artifact trees kept: beyond this many, the least recently used idle ones are removed.
+const MAX_ARTIFACT_TREES: usize = 32;
+/// How long a tree (or a scratch directory left by a process that died) must have been unused before it may
+/// be removed: far longer than any render holds one.
+const ARTIFACT_IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Marks a tree as used now (its modification time), so the sweep keeps it.
+fn touch(tree: &Path) {
+    if let Ok(dir) = std::fs::File::open(tree) {
+        let _ = dir.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Removes, under `artifacts/<origin>/`, the scratch directories idle for `idle` (a process killed while
+/// unpacking) and, beyond `keep` trees, the least recently used trees idle for `idle`; empty origin
+/// directories go too. Best effort: what cannot be read or removed is left.
+fn sweep_artifacts(artifacts: &Path, keep: usize, idle: std::time::Duration) {
+    let now = std::time::SystemTime::now();
+    let idle_since = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|at| now.duration_since(at).ok())
+    };
+    let mut trees = Vec::new();
+    let Ok(origins) = std::fs::read_dir(artifacts) else {
+        return;
+    };
+    for origin in origins.filter_map(Result::ok).map(|e| e.path()) {
+        let Ok(entries) = std::fs::read_dir(&origin) else {
+            continue;
+        };
+        let mut empty = true;
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            let unused = idle_since(&path);
+            let scratch = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".unpack-"));
+            if scratch && unused.is_some_and(|d| d >= idle) {
+                let _ = std::fs::remove_dir_all(&path);
+                continue;
+            }
+            empty = false;
+            if !scratch {
+                trees.push((unused.unwrap_or_default(), path));
+            }
+        }
+        if empty {
+            let _ = std::fs::remove_dir(&origin);
+        }
+    }
+    if trees.len() <= keep {
+        return;
+    }
+    // Most idle first.
+    trees.sort_by_key(|t| std::cmp::Reverse(t.0));
+    let excess = trees.len() - keep;
+    for (unused, path) in trees.into_iter().take(excess) {
+        if unused >= idle {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 
@@ -1177,6 +1258,41 @@ impl HelmRenderer {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    #[test]
+    fn idle_artifact_trees_beyond_the_cap_and_dead_scratch_directories_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = dir.path().join("artifacts");
+        let origin = artifacts.join("0123456789abcdef");
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let make = |name: &str, old: bool| {
+            let path = origin.join(name);
+            std::fs::create_dir_all(&path).unwrap();
+            std::fs::write(path.join("a.yaml"), "x: 1\n").unwrap();
+            if old {
+                std::fs::File::open(&path)
+                    .unwrap()
+                    .set_modified(hour_ago)
+                    .unwrap();
+            }
+            path
+        };
+        let old_a = make("sha256-a-tree", true);
+        let old_b = make("sha256-b-tree", true);
+        let fresh = make("sha256-c-tree", false);
+        let dead = make(".unpack-x", true);
+        let live = make(".unpack-y", false);
+        // Two kept: the most idle one goes; the fresh one stays even beyond the cap.
+        super::sweep_artifacts(&artifacts, 2, std::time::Duration::from_secs(600));
+        assert!(!dead.exists() && live.exists());
+        let left: Vec<bool> = [&old_a, &old_b, &fresh]
+            .iter()
+            .map(|p| p.exists())
+            .collect();
+        assert_eq!(left.iter().filter(|x| **x).count(), 2, "{left:?}");
+        assert!(fresh.exists());
+        super::sweep_artifacts(&artifacts, 0, std::time::Duration::from_secs(600));
+        assert!(fresh.exists() && !old_a.exists() && !old_b.exists());
+    }
 
     use super::*;
 

@@ -172,6 +172,11 @@ impl OciReference {
         })
     }
 
+    /// `oci://host[:port]/repository`: what the package cache is scoped by.
+    pub fn origin(&self) -> String {
+        format!("oci://{}/{}", self.authority, self.repository)
+    }
+
     /// `scheme://host[:port]`.
     pub fn base(&self) -> String {
         format!("{}://{}", self.scheme, self.authority)
@@ -957,7 +962,7 @@ impl OciCache {
                 .get(&key)
                 .cloned()
             && at.elapsed() < limits.index_ttl
-            && let Some(package) = repos.cached(&digest)
+            && let Some(package) = repos.cached(&reference.origin(), &digest)
         {
             return Ok(FetchedChart {
                 version,
@@ -1151,7 +1156,7 @@ impl OciCache {
             Pull::Artifact => artifact_layer(&answer.body, limits.max_chart_bytes),
         }
         .map_err(manifest_error)?;
-        if let Some(package) = repos.cached(&digest) {
+        if let Some(package) = repos.cached(&session.reference.origin(), &digest) {
             return Ok(FetchedChart {
                 version,
                 digest,
@@ -1179,7 +1184,7 @@ impl OciCache {
             }
             .into());
         }
-        let package = repos.store(&actual, &blob.body)?;
+        let package = repos.store(&session.reference.origin(), &actual, &blob.body)?;
         Ok(FetchedChart {
             version,
             digest: actual,

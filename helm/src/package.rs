@@ -1,6 +1,7 @@
 //! Chart packages (`.tgz`) and OCI artifact layers (tar, gzipped or not) read in-process and chart directories copied, all bounded: total bytes, entry count, only plain files and directories (links and devices are skipped, never created), no absolute paths and no `..`.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
@@ -57,6 +58,9 @@ enum Kind {
     Other,
 }
 
+/// Deepest path (in components) an archive entry may have.
+const MAX_DEPTH: usize = 64;
+
 /// How an archive is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -109,12 +113,16 @@ fn walk(
     let entries = archive
         .entries()
         .map_err(|e| fail(io("not a gzipped tar archive", e)))?;
+    // Every directory an entry implies (its parents are created too), bounded like the entries: a few
+    // entries with deep paths must not create millions of directories.
+    let mut implied: HashSet<PathBuf> = HashSet::new();
     for (i, entry) in entries.enumerate() {
         if i >= limits.max_entries {
             return Err(fail(format!("more than {} entries", limits.max_entries)));
         }
         let mut entry = entry.map_err(|e| fail(io("reading the archive", e)))?;
-        let kind = match entry.header().entry_type() {
+        let entry_type = entry.header().entry_type();
+        let kind = match entry_type {
             tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
             tar::EntryType::Directory => Kind::Dir,
             _ => Kind::Other,
@@ -137,7 +145,35 @@ fn walk(
                 }
             }
         }
+        if parts.len() > MAX_DEPTH {
+            return Err(fail(format!(
+                "entry {shown} is nested deeper than {MAX_DEPTH} directories"
+            )));
+        }
+        if !matches!(kind, Kind::Other) {
+            let depth = if matches!(kind, Kind::Dir) {
+                parts.len()
+            } else {
+                parts.len().saturating_sub(1)
+            };
+            for n in 1..=depth {
+                implied.insert(parts[..n].iter().collect());
+            }
+            if implied.len() > limits.max_entries {
+                return Err(fail(format!(
+                    "its paths make more than {} directories",
+                    limits.max_entries
+                )));
+            }
+        }
         if let Layout::Tree { .. } = layout {
+            // A link in an artifact would make a file disappear from the render (links are never created):
+            // refused, naming it, rather than dropped.
+            if matches!(entry_type, tar::EntryType::Symlink | tar::EntryType::Link) {
+                return Err(fail(format!(
+                    "entry {shown} is a link; links are not unpacked (archive the file itself)"
+                )));
+            }
             if parts.is_empty() || matches!(kind, Kind::Other) {
                 continue;
             }

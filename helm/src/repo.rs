@@ -553,7 +553,7 @@ impl ChartRepos {
                 .map_or_else(|| "none".to_owned(), |v| v.version.clone()),
         })?;
         if let Some(digest) = &found.digest
-            && let Some(package) = self.cached(digest)
+            && let Some(package) = self.cached(repo_url, digest)
         {
             return Ok(FetchedChart {
                 version: found.version.clone(),
@@ -604,7 +604,7 @@ impl ChartRepos {
                 actual,
             });
         }
-        let package = self.store(&actual, &body)?;
+        let package = self.store(repo_url, &actual, &body)?;
         Ok(FetchedChart {
             version: found.version.clone(),
             digest: actual,
@@ -635,25 +635,41 @@ impl ChartRepos {
             .await
     }
 
-    /// The cached package with this digest, when present and intact.
-    pub(crate) fn cached(&self, digest: &str) -> Option<PathBuf> {
+    /// Where a package of `origin` (a chart repository's URL, or `oci://registry/repository`) with this digest
+    /// is cached: one directory per origin. A digest is no secret, so what was downloaded from one origin is
+    /// never handed to a render that named another: a registry or index that names another's digest gets a
+    /// cache miss and must serve the bytes itself.
+    fn package_path(&self, origin: &str, digest: &str) -> PathBuf {
+        let scope = hex(&Sha256::digest(origin.trim_end_matches('/').as_bytes()));
+        self.dir
+            .join(scope.get(..16).unwrap_or(&scope))
+            .join(format!("sha256-{digest}.tgz"))
+    }
+
+    /// The cached package of `origin` with this digest, when present and intact.
+    pub(crate) fn cached(&self, origin: &str, digest: &str) -> Option<PathBuf> {
         if !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        let path = self.dir.join(format!("sha256-{digest}.tgz"));
+        let path = self.package_path(origin, digest);
         let bytes = std::fs::read(&path).ok()?;
         (hex(&Sha256::digest(&bytes)) == digest).then_some(path)
     }
 
-    pub(crate) fn store(&self, digest: &str, bytes: &[u8]) -> Result<PathBuf, RepoError> {
+    pub(crate) fn store(
+        &self,
+        origin: &str,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<PathBuf, RepoError> {
         let cache_error = |path: &Path, e: std::io::Error| RepoError::Cache {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
-        std::fs::create_dir_all(&self.dir).map_err(|e| cache_error(&self.dir, e))?;
-        let path = self.dir.join(format!("sha256-{digest}.tgz"));
-        let mut temp =
-            tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| cache_error(&self.dir, e))?;
+        let path = self.package_path(origin, digest);
+        let dir = path.parent().unwrap_or(&self.dir).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| cache_error(&dir, e))?;
+        let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| cache_error(&dir, e))?;
         std::io::Write::write_all(&mut temp, bytes).map_err(|e| cache_error(&path, e))?;
         temp.persist(&path)
             .map_err(|e| cache_error(&path, e.error))?;

@@ -48,6 +48,15 @@ fn registry_with_lib(
     (registry, packages)
 }
 
+/// The cached package with this digest (under its origin's directory of `<dir>/charts/`).
+fn cached_package(dir: &Path, digest: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir.join("charts"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|origin| origin.path().join(format!("sha256-{digest}.tgz")))
+        .find(|p| p.is_file())
+}
+
 fn sha256_of(file: &Path) -> String {
     let bytes = std::fs::read(file).unwrap();
     Sha256::digest(&bytes)
@@ -142,9 +151,7 @@ async fn exact_tags_and_ranges_over_a_paginated_tag_list_resolve_and_render() {
     );
     let digest = sha256_of(&packages.path().join("lib-1.1.0.tgz"));
     assert!(
-        work.path()
-            .join(format!("charts/sha256-{digest}.tgz"))
-            .is_file(),
+        cached_package(work.path(), &digest).is_some(),
         "the layer is cached by digest"
     );
 
@@ -767,8 +774,8 @@ async fn oci_artifacts_are_fetched_by_tag_or_range_and_unpacked_once() {
 }
 
 /// What Argo CD refuses is refused, naming the registry, the artifact and the cause: no content layer, two,
-/// a media type not allowed, a missing tag; an entry leaving the tree fails the unpack and leaves nothing;
-/// links are never created; a project that does not allow the registry is asked before any request.
+/// a media type not allowed, a missing tag; an entry leaving the tree, a link or a path too deep fails the
+/// unpack and leaves nothing; a project that does not allow the registry is asked before any request.
 #[tokio::test]
 async fn oci_artifacts_are_refused_for_what_argo_cd_refuses() {
     let Some(registry) = registry() else { return };
@@ -848,11 +855,15 @@ async fn oci_artifacts_are_refused_for_what_argo_cd_refuses() {
     assert!(err.contains("is absolute or leaves the chart"), "{err}");
     assert!(!work.path().join("evil").exists());
     assert!(!work.path().join("artifacts/evil").exists());
-    let artifacts: Vec<_> = std::fs::read_dir(work.path().join("artifacts"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(artifacts.is_empty(), "{artifacts:?}");
+    // Nothing unpacked is kept: the origin's directory holds no tree and no scratch directory.
+    for origin in std::fs::read_dir(work.path().join("artifacts")).unwrap() {
+        let kept: Vec<_> = std::fs::read_dir(origin.unwrap().path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(kept.is_empty(), "{kept:?}");
+    }
+    // A link is refused, naming it (never created, never silently dropped); so is a path 65 directories deep.
     let linked = layer(
         &[
             ("ok.yaml", FILE, b"x: 1\n"),
@@ -869,12 +880,37 @@ async fn oci_artifacts_are_refused_for_what_argo_cd_refuses() {
             &[(TAR_GZIP, &linked)],
         )
         .unwrap();
-    let tree = renderer
+    let err = renderer
         .fetch_artifact(&artifact_source(&registry, "team/link", "1.0.0"), &inputs)
         .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("entry \"passwd\" is a link"), "{err}");
+    let deep = format!("{}x.yaml", "d/".repeat(64));
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(2);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, &deep, b"x\n".as_slice())
         .unwrap();
-    assert!(tree.root.join("ok.yaml").is_file());
-    assert!(std::fs::symlink_metadata(tree.root.join("passwd")).is_err());
+    let deep_layer = builder.into_inner().unwrap();
+    registry
+        .push_artifact(
+            "team/deep",
+            "1.0.0",
+            "application/vnd.oci.empty.v1+json",
+            b"{}",
+            &[("application/vnd.oci.image.layer.v1.tar", &deep_layer)],
+        )
+        .unwrap();
+    let err = renderer
+        .fetch_artifact(&artifact_source(&registry, "team/deep", "1.0.0"), &inputs)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nested deeper than 64 directories"), "{err}");
 
     // The project's sourceRepos is asked first: no request reaches the registry.
     let before = registry.requests().len();
@@ -893,4 +929,52 @@ async fn oci_artifacts_are_refused_for_what_argo_cd_refuses() {
         .unwrap_err();
     assert!(matches!(err, HelmError::RepoNotAllowed { .. }), "{err:?}");
     assert_eq!(registry.requests().len(), before);
+}
+
+/// A digest is no secret: a registry whose manifest names the digest of a layer that another registry served
+/// (another team's private artifact, cached on this spoke) does not get it from the cache; it must serve the
+/// bytes itself, and without them the fetch fails.
+#[tokio::test]
+async fn a_layer_cached_from_one_registry_is_not_served_for_another() {
+    let Some(private) = registry() else { return };
+    let Some(hostile) = registry() else { return };
+    let secret = layer(&[("secret.yaml", FILE, b"kind: Secret\n")], true);
+    private
+        .push_artifact(
+            "team-a/app",
+            "1.0.0",
+            "application/vnd.oci.empty.v1+json",
+            b"{}",
+            &[(TAR_GZIP, &secret)],
+        )
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let renderer = HelmRenderer::new(HelmConfig::new("helm", work.path()));
+    let inputs = RenderInputs::default();
+    let tree = renderer
+        .fetch_artifact(&artifact_source(&private, "team-a/app", "1.0.0"), &inputs)
+        .await
+        .unwrap();
+    let digest = format!("sha256:{}", tree.digest);
+    hostile
+        .push_manifest(
+            "team-b/app",
+            "1.0.0",
+            &serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": format!("sha256:{}", "4".repeat(64)), "size": 2},
+                "layers": [{"mediaType": TAR_GZIP, "digest": digest, "size": secret.len()}],
+            }),
+        )
+        .unwrap();
+    let err = renderer
+        .fetch_artifact(&artifact_source(&hostile, "team-b/app", "1.0.0"), &inputs)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("/v2/team-b/app/blobs/{digest}")) && err.contains("HTTP 404"),
+        "{err}"
+    );
 }

@@ -211,20 +211,7 @@ impl OciRegistry {
         config: &[u8],
         layers: &[(&str, &[u8])],
     ) -> Result<String> {
-        let authorization = match &self.auth {
-            OciAuth::Anonymous => None,
-            OciAuth::Basic { user, password } => {
-                use base64::Engine as _;
-                let pair =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-                Some(format!("Basic {pair}"))
-            }
-            OciAuth::Token { .. } => {
-                return Err(Error::Setup(
-                    "push_artifact pushes to an anonymous or basic-auth registry".into(),
-                ));
-            }
-        };
+        let authorization = self.authorization()?;
         let auth = authorization.as_deref();
         let mut descriptors = Vec::new();
         let blob = |media_type: &str, bytes: &[u8]| -> Result<serde_json::Value> {
@@ -271,7 +258,20 @@ impl OciRegistry {
             "config": config,
             "layers": descriptors,
         });
-        let bytes = serde_json::to_vec(&manifest)
+        self.push_manifest(repository, tag, &manifest)
+    }
+
+    /// PUTs `manifest` (an OCI image manifest) as `repository:tag`, its blobs not uploaded (a hostile registry
+    /// naming blobs it does not hold). Returns its digest (`sha256:…`).
+    pub fn push_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        manifest: &serde_json::Value,
+    ) -> Result<String> {
+        let authorization = self.authorization()?;
+        let auth = authorization.as_deref();
+        let bytes = serde_json::to_vec(manifest)
             .map_err(|e| Error::Setup(format!("encoding the manifest: {e}")))?;
         let path = format!("/v2/{repository}/manifests/{tag}");
         let (status, _, body) = http(
@@ -289,6 +289,22 @@ impl OciRegistry {
             )));
         }
         Ok(format!("sha256:{}", sha256_hex(&bytes)))
+    }
+
+    /// The Authorization of a push: none, or basic auth (a token registry is not pushed to here).
+    fn authorization(&self) -> Result<Option<String>> {
+        match &self.auth {
+            OciAuth::Anonymous => Ok(None),
+            OciAuth::Basic { user, password } => {
+                use base64::Engine as _;
+                let pair =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Ok(Some(format!("Basic {pair}")))
+            }
+            OciAuth::Token { .. } => Err(Error::Setup(
+                "pushes go to an anonymous or basic-auth registry".into(),
+            )),
+        }
     }
 
     /// The registry's temp dir (its log, helm's homes for pushes).
