@@ -270,14 +270,17 @@ fn check_template(t: &Value, path: &str) -> Res {
 const UNSUPPORTED_GENERATORS: &[(&str, &str)] = &[
     ("scmProvider", "the scmProvider generator is not supported"),
     ("pullRequest", "the pullRequest generator is not supported"),
-    (
-        "clusterDecisionResource",
-        "the clusterDecisionResource generator is not supported",
-    ),
     ("plugin", "the plugin generator is not supported"),
 ];
 
-const KINDS: &[&str] = &["list", "clusters", "git", "matrix", "merge"];
+const KINDS: &[&str] = &[
+    "list",
+    "clusters",
+    "git",
+    "matrix",
+    "merge",
+    "clusterDecisionResource",
+];
 
 pub(super) fn check_generator(g: &Value, path: &str, depth: usize) -> Res {
     let obj = object(g, path)?;
@@ -293,7 +296,7 @@ pub(super) fn check_generator(g: &Value, path: &str, depth: usize) -> Res {
     let Some((kind, body)) = kinds.next() else {
         return Err(err(
             path,
-            "empty generator: expected one of list, clusters, git, matrix, merge",
+            "empty generator: expected one of list, clusters, git, matrix, merge, clusterDecisionResource",
         ));
     };
     if let Some((other, _)) = kinds.next() {
@@ -335,6 +338,49 @@ pub(super) fn check_generator(g: &Value, path: &str, depth: usize) -> Res {
             }
         }
         "git" => check_git(body, &at)?,
+        "clusterDecisionResource" => {
+            keys(
+                body,
+                &at,
+                &[
+                    "configMapRef",
+                    "name",
+                    "labelSelector",
+                    "values",
+                    "requeueAfterSeconds",
+                    "template",
+                ],
+                &[],
+            )?;
+            let cp = format!("{at}.configMapRef");
+            match body.get("configMapRef") {
+                Some(Value::String(name)) if !name.is_empty() => {}
+                Some(v) if !v.is_null() => string(v, &cp)?,
+                _ => {
+                    return Err(err(
+                        &cp,
+                        "required: the ConfigMap that names the resources' kind",
+                    ));
+                }
+            }
+            if let Some(v) = body.get("name").filter(|v| !v.is_null()) {
+                string(v, &format!("{at}.name"))?;
+            }
+            if let Some(s) = body.get("labelSelector").filter(|s| !s.is_null()) {
+                check_selector(s, &format!("{at}.labelSelector"))?;
+            }
+            if let Some(v) = body.get("values").filter(|v| !v.is_null()) {
+                string_map(v, &format!("{at}.values"))?;
+            }
+            if let Some(v) = body.get("requeueAfterSeconds").filter(|v| !v.is_null())
+                && !v.is_u64()
+            {
+                return Err(err(
+                    &format!("{at}.requeueAfterSeconds"),
+                    "expected a number of seconds",
+                ));
+            }
+        }
         "matrix" | "merge" => {
             if depth >= 2 {
                 return Err(err(&at, "combination generators nest at most two levels"));

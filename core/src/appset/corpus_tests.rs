@@ -1,4 +1,4 @@
-//! The real-world ApplicationSets of `testdata/argocd-realworld` generated against a fixed fleet and the git trees of `git-trees.json`: what each generates is pinned in `generated.tsv`, and every Go-template app is checked against real Go (`gotmpl/oracle` renders the same template over the same parameters: `testdata/gotemplate/argocd-corpus-*.json`).
+//! The real-world ApplicationSets of `testdata/argocd-realworld` generated against a fixed fleet, the git trees of `git-trees.json` and the decision resources of `decisions.json`: what each generates is pinned in `generated.tsv`, and every Go-template app is checked against real Go (`gotmpl/oracle` renders the same template over the same parameters: `testdata/gotemplate/argocd-corpus-*.json`).
 //!
 //! `EDGECD_UPDATE_GOLDEN=1 cargo test -p edgecd-core --lib corpus` rewrites `generated.tsv` and the oracle's
 //! cases; then `cd gotmpl/oracle && go run . -cases ../../testdata/gotemplate/argocd-corpus-cases.json -out
@@ -48,6 +48,34 @@ fn trees() -> Trees {
 }
 
 /// The fleet the corpus's cluster generators select from: labels the examples select on.
+/// The ConfigMaps and decision resources of `decisions.json`, matched by exact apiVersion and kind.
+struct Decisions(Value);
+
+impl DecisionLookup for Decisions {
+    fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        serde_json::from_value(self.0["configMaps"].get(name)?.clone()).ok()
+    }
+
+    fn resources(&self, api_version: &str, kind: &str) -> Vec<DecisionResource> {
+        self.0["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["apiVersion"] == api_version && r["kind"] == kind)
+            .map(|r| DecisionResource {
+                name: r["name"].as_str().unwrap_or_default().to_owned(),
+                labels: serde_json::from_value(r["labels"].clone()).unwrap_or_default(),
+                status: r["status"].clone(),
+            })
+            .collect()
+    }
+}
+
+fn decisions() -> Decisions {
+    let text = std::fs::read_to_string(testdata().join("argocd-realworld/decisions.json")).unwrap();
+    Decisions(serde_json::from_str(&text).unwrap())
+}
+
 fn fleet() -> Vec<ClusterFacts> {
     let facts =
         |name: &str, server: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]| {
@@ -163,9 +191,11 @@ fn app_from_go_tree(tree: &Value) -> (String, Value, Value, crate::app::Applicat
 fn corpus_sets_generate_what_go_renders() {
     let trees = trees();
     let fleet = fleet();
+    let decisions = decisions();
     let ctx = EvalContext {
         clusters: &fleet,
         git: &trees,
+        decisions: &decisions,
     };
     let mut lines = Vec::new();
     let mut cases = Vec::new();

@@ -429,6 +429,12 @@ fn eval_kind(
             Ok(out)
         }
         GeneratorKind::Merge(m) => eval_merge(m, ctx, mode, &format!("{path}.merge"), depth),
+        GeneratorKind::ClusterDecisionResource(g) => super::decisions::eval(
+            g,
+            ctx,
+            mode.is_go(),
+            &format!("{path}.clusterDecisionResource"),
+        ),
     }
 }
 

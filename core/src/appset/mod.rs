@@ -11,6 +11,7 @@
 //! shape their parameters per mode exactly as Argo CD's do.
 
 mod check;
+mod decisions;
 mod eval;
 mod glob;
 mod plan;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::ApplicationSpec;
 use crate::selector::LabelSelector;
 
+pub use decisions::{DECISION_CONFIG_KEYS, check_config as check_decision_config};
 pub use eval::{Generation, generate, generate_each};
 pub use glob::glob_match;
 pub use plan::plan;
@@ -187,6 +189,7 @@ pub enum GeneratorKind {
     Git(GitGenerator),
     Matrix(MatrixGenerator),
     Merge(MergeGenerator),
+    ClusterDecisionResource(ClusterDecisionResourceGenerator),
 }
 
 impl GeneratorKind {
@@ -198,8 +201,32 @@ impl GeneratorKind {
             Self::Git(g) => g.template.as_ref(),
             Self::Matrix(g) => g.template.as_ref(),
             Self::Merge(g) => g.template.as_ref(),
+            Self::ClusterDecisionResource(g) => g.template.as_ref(),
         }
     }
+}
+
+/// Argo CD's `clusterDecisionResource` generator: the clusters a placement decided, read from "duck-typed"
+/// resources (Open Cluster Management's `PlacementDecision`, or any kind with a list of decisions in its
+/// status). The ConfigMap `configMapRef` names the kind (`apiVersion`, `kind`), the status list
+/// (`statusListKey`, default `clusters`) and the key of each decision that names a cluster (`matchKey`).
+/// At the hub, the ConfigMap and the resources are those applied to it ([`DecisionLookup`]).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterDecisionResourceGenerator {
+    pub config_map_ref: String,
+    /// One resource by name; or, empty, those `label_selector` selects (exactly one of the two is set).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "LabelSelector::is_empty")]
+    pub label_selector: LabelSelector,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+    /// Accepted; the hub evaluates a set again whenever a decision resource changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requeue_after_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<GeneratorTemplate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -300,7 +327,9 @@ impl ApplicationSetSpec {
                     }
                     GeneratorKind::Matrix(m) => walk(&m.generators, out),
                     GeneratorKind::Merge(m) => walk(&m.generators, out),
-                    GeneratorKind::List(_) | GeneratorKind::Clusters(_) => {}
+                    GeneratorKind::List(_)
+                    | GeneratorKind::Clusters(_)
+                    | GeneratorKind::ClusterDecisionResource(_) => {}
                 }
             }
         }
@@ -323,6 +352,7 @@ impl ApplicationSetSpec {
                         GeneratorKind::Git(_) => false,
                         GeneratorKind::Matrix(m) => walk(&m.generators),
                         GeneratorKind::Merge(m) => walk(&m.generators),
+                        GeneratorKind::ClusterDecisionResource(_) => true,
                     }
             })
         }
@@ -332,6 +362,22 @@ impl ApplicationSetSpec {
             || self.preserved_fields.is_some()
             || !self.ignore_application_differences.is_empty()
             || walk(&self.generators)
+    }
+
+    /// Whether a generator (matrix and merge children included) reads decision resources
+    /// (`clusterDecisionResource`).
+    pub fn uses_decision_resources(&self) -> bool {
+        fn walk(generators: &[Generator]) -> bool {
+            generators.iter().any(|g| match &g.kind {
+                GeneratorKind::ClusterDecisionResource(_) => true,
+                GeneratorKind::Matrix(m) => walk(&m.generators),
+                GeneratorKind::Merge(m) => walk(&m.generators),
+                GeneratorKind::List(_) | GeneratorKind::Clusters(_) | GeneratorKind::Git(_) => {
+                    false
+                }
+            })
+        }
+        walk(&self.generators)
     }
 
     /// The policy in effect (`sync` when unset).
@@ -367,10 +413,42 @@ pub trait GitLookup {
     fn repo(&self, repo_url: &str, revision: &str) -> Result<&dyn RepoFiles, String>;
 }
 
+/// One resource the `clusterDecisionResource` generator reads: its name, labels and `status`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DecisionResource {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub status: serde_json::Value,
+}
+
+/// What the `clusterDecisionResource` generator reads (at the hub: the ConfigMaps and decision resources
+/// applied to it).
+pub trait DecisionLookup {
+    /// The `data` of the ConfigMap `name`, if there is one.
+    fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>>;
+    /// Every resource of `api_version` and `kind`, by name.
+    fn resources(&self, api_version: &str, kind: &str) -> Vec<DecisionResource>;
+}
+
+/// No ConfigMaps and no decision resources (where none are held: a spoke).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDecisions;
+
+impl DecisionLookup for NoDecisions {
+    fn config_map(&self, _name: &str) -> Option<BTreeMap<String, String>> {
+        None
+    }
+
+    fn resources(&self, _api_version: &str, _kind: &str) -> Vec<DecisionResource> {
+        Vec::new()
+    }
+}
+
 /// Everything generators read.
 pub struct EvalContext<'a> {
     pub clusters: &'a [ClusterFacts],
     pub git: &'a dyn GitLookup,
+    pub decisions: &'a dyn DecisionLookup,
 }
 
 impl std::fmt::Debug for EvalContext<'_> {

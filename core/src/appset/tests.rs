@@ -144,6 +144,7 @@ fn run(
         &EvalContext {
             clusters,
             git: repos,
+            decisions: &super::NoDecisions,
         },
     )
 }
@@ -175,6 +176,7 @@ fn nginx_per_cluster_fixture() {
         &EvalContext {
             clusters: &clusters,
             git: &Repos::default(),
+            decisions: &super::NoDecisions,
         },
     )
     .unwrap();
@@ -213,6 +215,7 @@ fn cluster_addons_fixture_over_real_tree() {
         &EvalContext {
             clusters: &[],
             git: &repos,
+            decisions: &super::NoDecisions,
         },
     )
     .unwrap();
@@ -492,6 +495,7 @@ fn a_duplicated_name_leaves_out_only_that_name() {
         &EvalContext {
             clusters: &[],
             git: &Repos::default(),
+            decisions: &super::NoDecisions,
         },
     )
     .unwrap();
@@ -1022,4 +1026,200 @@ fn plan_keeps_preserved_fields_and_ignored_differences() {
     assert_eq!(updated.spec.source.target_revision, "hotfix");
     assert_eq!(updated.annotations["note"], "kept");
     assert_eq!(updated.labels["owner"], "ops");
+}
+
+/// Decision resources held in memory, matched by exact apiVersion and kind.
+#[derive(Default)]
+struct MemDecisions {
+    config_maps: BTreeMap<String, BTreeMap<String, String>>,
+    resources: Vec<(String, String, DecisionResource)>,
+}
+
+impl DecisionLookup for MemDecisions {
+    fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.config_maps.get(name).cloned()
+    }
+
+    fn resources(&self, api_version: &str, kind: &str) -> Vec<DecisionResource> {
+        self.resources
+            .iter()
+            .filter(|(a, k, _)| a == api_version && k == kind)
+            .map(|(_, _, r)| r.clone())
+            .collect()
+    }
+}
+
+fn ocm_decisions() -> MemDecisions {
+    let api = "cluster.open-cluster-management.io/v1beta1";
+    let decision = |name: &str, placement: &str, status: Value| {
+        (
+            api.to_owned(),
+            "placementdecisions".to_owned(),
+            DecisionResource {
+                name: name.into(),
+                labels: [(
+                    "cluster.open-cluster-management.io/placement".to_owned(),
+                    placement.to_owned(),
+                )]
+                .into(),
+                status,
+            },
+        )
+    };
+    MemDecisions {
+        config_maps: [(
+            "ocm-placement-generator".to_owned(),
+            [
+                ("apiVersion", api),
+                ("kind", "placementdecisions"),
+                ("statusListKey", "decisions"),
+                ("matchKey", "clusterName"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        )]
+        .into(),
+        resources: vec![
+            decision(
+                "app-placement-decision-1",
+                "app-placement",
+                json!({"decisions": [
+                    {"clusterName": "edge-1", "reason": ""},
+                    {"clusterName": "not-enrolled", "reason": ""},
+                    {"reason": "no cluster named"},
+                ]}),
+            ),
+            decision(
+                "app-placement-decision-2",
+                "app-placement",
+                json!({"decisions": [{"clusterName": "edge-3", "reason": "spread", "score": 7}]}),
+            ),
+            decision(
+                "other-decision-1",
+                "other",
+                json!({"decisions": [{"clusterName": "edge-2"}]}),
+            ),
+            // No status yet: nothing decided.
+            decision("app-placement-decision-3", "app-placement", Value::Null),
+        ],
+    }
+}
+
+/// Argo CD's `clusterDecisionResource`, as Open Cluster Management uses it (the corpus's
+/// `ocm-placement-generator`): the decisions of every resource the label selector picks, each matched to an
+/// enrolled cluster by `matchKey`, give `name`, `server` and the decision's own keys as text; a decision
+/// naming no enrolled cluster is skipped; `values` come as `values.*` (a map with Go templates).
+#[test]
+fn cluster_decision_resources_generate_one_set_per_decided_cluster() {
+    let clusters = [
+        cluster("edge-1", "https://edge-1.example", &[]),
+        cluster("edge-2", "https://edge-2.example", &[]),
+        cluster("edge-3", "https://edge-3.example", &[]),
+    ];
+    let decisions = ocm_decisions();
+    let ctx = EvalContext {
+        clusters: &clusters,
+        git: &Repos::default(),
+        decisions: &decisions,
+    };
+    let spec = |generator: Value, go: bool, name: &str| {
+        ApplicationSetSpec::from_json(&json!({
+            "goTemplate": go,
+            "generators": [{"clusterDecisionResource": generator}],
+            "template": {
+                "metadata": {"name": name},
+                "spec": {
+                    "project": "default",
+                    "source": {"repoURL": "https://github.com/argoproj/argocd-example-apps.git", "path": "guestbook"},
+                    "destination": {"server": if go { "{{.server}}" } else { "{{server}}" }, "namespace": "guestbook"}
+                }
+            }
+        }))
+        .unwrap()
+    };
+    let selected = json!({
+        "configMapRef": "ocm-placement-generator",
+        "labelSelector": {"matchLabels": {"cluster.open-cluster-management.io/placement": "app-placement"}},
+        "requeueAfterSeconds": 30,
+        "values": {"tier": "edge"}
+    });
+    let apps = generate(
+        &spec(selected.clone(), false, "{{name}}-guestbook-app"),
+        &ctx,
+    )
+    .unwrap();
+    let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["edge-1-guestbook-app", "edge-3-guestbook-app"]);
+    assert_eq!(apps[1].spec.destination.server, "https://edge-3.example");
+    let params = &apps[1].params;
+    assert_eq!(params["clusterName"], "edge-3");
+    assert_eq!(params["reason"], "spread");
+    assert_eq!(params["score"], "7");
+    assert_eq!(params["values.tier"], "edge");
+
+    // Go templates: the same sets, `values` a map.
+    let apps = generate(
+        &spec(selected, true, "{{.clusterName}}-{{.values.tier}}"),
+        &ctx,
+    )
+    .unwrap();
+    let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["edge-1-edge", "edge-3-edge"]);
+
+    // One resource by name.
+    let by_name = json!({"configMapRef": "ocm-placement-generator", "name": "other-decision-1"});
+    let apps = generate(&spec(by_name, false, "{{name}}-x"), &ctx).unwrap();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0].name, "edge-2-x");
+
+    // What Argo CD refuses while generating, naming the field.
+    for (generator, field, message) in [
+        (
+            json!({"configMapRef": "missing", "name": "x"}),
+            ".configMapRef",
+            "no ConfigMap \"missing\"",
+        ),
+        (
+            json!({"configMapRef": "ocm-placement-generator", "name": "x", "labelSelector": {"matchLabels": {"a": "b"}}}),
+            "",
+            "exactly one",
+        ),
+        (
+            json!({"configMapRef": "ocm-placement-generator"}),
+            "",
+            "exactly one",
+        ),
+        (
+            json!({"configMapRef": "ocm-placement-generator", "name": "nope"}),
+            "",
+            "no placementdecisions",
+        ),
+    ] {
+        let err = generate(&spec(generator.clone(), false, "{{name}}"), &ctx).unwrap_err();
+        assert_eq!(
+            err.path,
+            format!("spec.generators[0].clusterDecisionResource{field}"),
+            "{generator}"
+        );
+        assert!(err.message.contains(message), "{generator}: {err}");
+    }
+    // A ConfigMap without matchKey generates nothing (as Argo CD).
+    let mut no_key = ocm_decisions();
+    no_key
+        .config_maps
+        .get_mut("ocm-placement-generator")
+        .unwrap()
+        .remove("matchKey");
+    let ctx = EvalContext {
+        clusters: &clusters,
+        git: &Repos::default(),
+        decisions: &no_key,
+    };
+    let generator = json!({"configMapRef": "ocm-placement-generator", "name": "other-decision-1"});
+    assert!(
+        generate(&spec(generator, false, "{{name}}"), &ctx)
+            .unwrap()
+            .is_empty()
+    );
 }

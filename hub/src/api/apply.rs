@@ -44,9 +44,22 @@ pub(super) async fn apply(
     let documents = edgecd_render::yaml::load_documents_within(&req.yaml, &budget)
         .map_err(|e| Status::invalid_argument(format!("manifests: {e}")))?;
     let mut parsed = Vec::new();
+    let mut decisions = Vec::new();
     let mut refused = Vec::new();
     for (index, doc) in documents.iter().enumerate() {
         if doc.is_null() {
+            continue;
+        }
+        // Not an Argo CD or edgecd object: a ConfigMap or decision resource of clusterDecisionResource generators.
+        if let Some(decision) = crate::appsets::decisions::parse_document(doc) {
+            let (api_version, kind, name) = source(doc);
+            match decision {
+                Ok(decision) => decisions.push(decision),
+                Err(error) => refused.push(format!(
+                    "document {}: {api_version} {kind} {name}: {error}",
+                    index + 1
+                )),
+            }
             continue;
         }
         match parse_document_warned(doc) {
@@ -60,15 +73,18 @@ pub(super) async fn apply(
             refused.join("; ")
         )));
     }
-    if parsed.is_empty() {
+    if parsed.is_empty() && decisions.is_empty() {
         return Err(Status::invalid_argument("the manifests hold no document"));
+    }
+    let mut results = Vec::with_capacity(parsed.len() + decisions.len());
+    if !decisions.is_empty() {
+        results.extend(apply_decisions(api, call, decisions, req.dry_run).await?);
     }
     let default_project = if req.default_project.is_empty() {
         "default"
     } else {
         req.default_project.as_str()
     };
-    let mut results = Vec::with_capacity(parsed.len());
     // Projects first, so the apps and sets of the same file can use them.
     parsed.sort_by_key(|(_, d, _)| !matches!(d, Document::Project(_)));
     for (source, document, warnings) in parsed {
@@ -84,12 +100,26 @@ pub(super) async fn apply(
                 apply_app(api, call, app, default_project, &req.cluster, req.dry_run).await
             }
             Document::ApplicationSet(set) => {
-                let scope = if req.scope.is_empty() {
-                    &req.cluster
+                let reads_decisions = set.spec.uses_decision_resources();
+                let scope = if !req.scope.is_empty() {
+                    req.scope.as_str()
+                } else if reads_decisions {
+                    // The decision resources are the hub's: such a set is evaluated there, whatever cluster
+                    // the call names for `in-cluster`.
+                    ""
                 } else {
-                    &req.scope
+                    req.cluster.as_str()
                 };
-                apply_set(api, call, set, default_project, scope, req.dry_run).await
+                let applied = apply_set(api, call, set, default_project, scope, req.dry_run).await;
+                applied.map(|mut result| {
+                    if reads_decisions && !req.cluster.is_empty() && req.scope.is_empty() {
+                        result.warnings.push(format!(
+                            "spec.generators: a clusterDecisionResource generator reads the decision resources the hub holds, so the set is evaluated at the hub, not at cluster {}'s spoke (a destination https://kubernetes.default.svc in its template is the hub itself; name the decided cluster instead: destination.name '{{{{name}}}}')",
+                            req.cluster
+                        ));
+                    }
+                    result
+                })
             }
         };
         let mut result = match result {
@@ -110,6 +140,113 @@ pub(super) async fn apply(
         results.push(result);
     }
     Ok(v1::ApplyManifestsResponse { results })
+}
+
+/// Stores the ConfigMaps and decision resources of one call (admins only): every decision resource's kind
+/// must be named by a ConfigMap, stored or in the same call, else nothing of the call is applied. A change
+/// re-evaluates the hub's application sets.
+async fn apply_decisions(
+    api: &HubApi,
+    call: &Call,
+    documents: Vec<crate::appsets::decisions::DecisionDocument>,
+    dry_run: bool,
+) -> Result<Vec<v1::ApplyResult>, Status> {
+    use crate::appsets::decisions::{MAX_DECISION_RESOURCES, kind_matches};
+    api.authorize_admin(call)?;
+    let stored = api
+        .store()
+        .appsets()
+        .list_decision_resources()
+        .await
+        .map_err(|e| store_error(e, "decision resources"))?;
+    let named: Vec<(String, String)> = stored
+        .iter()
+        .filter(|r| crate::appsets::decisions::is_config_map(&r.api_version, &r.kind))
+        .filter_map(|r| {
+            Some((
+                r.body.get("apiVersion")?.as_str()?.to_owned(),
+                r.body.get("kind")?.as_str()?.to_owned(),
+            ))
+        })
+        .chain(documents.iter().filter_map(|d| d.names_kind()))
+        .collect();
+    let unnamed: Vec<String> = documents
+        .iter()
+        .filter(|d| !d.is_config_map())
+        .filter(|d| {
+            !named
+                .iter()
+                .any(|(api_version, kind)| *api_version == d.api_version && kind_matches(&d.kind, kind))
+        })
+        .map(|d| {
+            format!(
+                "{} {} {}: the hub keeps Application, ApplicationSet and AppProject objects, and the ConfigMaps and resources of clusterDecisionResource generators; no ConfigMap names {} {} (data.apiVersion, data.kind)",
+                d.api_version, d.kind, d.name, d.api_version, d.kind
+            )
+        })
+        .collect();
+    if !unnamed.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "nothing was applied: {}",
+            unnamed.join("; ")
+        )));
+    }
+    let new = documents
+        .iter()
+        .filter(|d| {
+            !stored
+                .iter()
+                .any(|r| r.api_version == d.api_version && r.kind == d.kind && r.name == d.name)
+        })
+        .count();
+    if stored.len() + new > MAX_DECISION_RESOURCES {
+        return Err(Status::resource_exhausted(format!(
+            "nothing was applied: the hub keeps at most {MAX_DECISION_RESOURCES} ConfigMaps and decision resources ({} held, {new} new)",
+            stored.len()
+        )));
+    }
+    let mut results = Vec::with_capacity(documents.len());
+    let mut changed = false;
+    for d in documents {
+        let existing = stored
+            .iter()
+            .find(|r| r.api_version == d.api_version && r.kind == d.kind && r.name == d.name);
+        let action = match existing {
+            Some(r) if r.labels == d.labels && r.body == d.body => "unchanged",
+            Some(_) => "updated",
+            None => "created",
+        };
+        let source = format!("{} {} {}", d.api_version, d.kind, d.name);
+        if !dry_run && action != "unchanged" {
+            let target = format!("decision:{}/{}/{}", d.api_version, d.kind, d.name);
+            let outcome = api
+                .store()
+                .appsets()
+                .put_decision_resource(&d.api_version, &d.kind, &d.name, &d.labels, &d.body)
+                .await
+                .map_err(|e| store_error(e, source.clone()));
+            api.audit(call, &target, &outcome).await;
+            changed |= outcome?;
+        }
+        let mut result = result(
+            action,
+            &d.kind,
+            "",
+            &d.name,
+            if dry_run {
+                "dry run".into()
+            } else {
+                String::new()
+            },
+        );
+        result.source = source;
+        results.push(result);
+    }
+    if changed {
+        // Every hub-evaluated set reads them again (they are few, and cheap to evaluate).
+        api.announce(crate::appsets::APPSETS_CHANNEL, "*").await;
+    }
+    Ok(results)
 }
 
 /// A document's project: the one it names, or the request's default when it names none (or Argo

@@ -78,6 +78,13 @@ pub(crate) async fn parse(
             Status::invalid_argument(format!("application set {project}/{}: {e}", set.name))
         })?,
     };
+    // Decision resources are held by the hub: a set reading them is evaluated there.
+    if scope != AppSetScope::Hub && spec.uses_decision_resources() {
+        return Err(Status::invalid_argument(format!(
+            "application set {project}/{}: a clusterDecisionResource generator reads the decision resources held by the hub, so the set is evaluated at the hub: apply it without a cluster scope",
+            set.name
+        )));
+    }
     // Named clusters must be registered; a selector may match clusters enrolled later.
     if let AppSetScope::Clusters(names) = &scope {
         for cluster in names {

@@ -19,6 +19,7 @@
 //! evaluating at once (a lost role noticed late) still converge.
 
 mod app_of_apps;
+pub mod decisions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -492,11 +493,23 @@ impl AppSetController {
             .into_iter()
             .map(|((url, rev), commit)| (format!("{url}@{rev}"), commit.to_string()))
             .collect();
+        let decisions = if spec.uses_decision_resources() {
+            decisions::HubDecisions::new(
+                self.store
+                    .appsets()
+                    .list_decision_resources()
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            decisions::HubDecisions::default()
+        };
         let generation = generate_each(
             spec,
             &EvalContext {
                 clusters: &clusters,
                 git: &snapshots,
+                decisions: &decisions,
             },
         )
         .map_err(|e| e.to_string())?;

@@ -91,8 +91,38 @@ pub struct NewAppSet {
     pub owner: Option<OwnerRef>,
 }
 
+/// A resource `clusterDecisionResource` generators read, applied to the hub: a ConfigMap naming a duck type
+/// (`v1`, `ConfigMap`, `body` its `data`) or a decision resource (`body` its `status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRecord {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub body: serde_json::Value,
+    pub updated_at: OffsetDateTime,
+}
+
 /// Application sets in the store, and the status of apps the hub evaluates itself.
 pub trait AppSetStore: Send + Sync {
+    /// Creates or replaces a decision resource (by apiVersion, kind and name); whether anything changed.
+    fn put_decision_resource<'a>(
+        &'a self,
+        api_version: &'a str,
+        kind: &'a str,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+        body: &'a serde_json::Value,
+    ) -> StoreFuture<'a, bool>;
+    /// Every decision resource, by apiVersion, kind and name.
+    fn list_decision_resources(&self) -> StoreFuture<'_, Vec<DecisionRecord>>;
+    /// Fails with `NotFound` if there is none.
+    fn delete_decision_resource<'a>(
+        &'a self,
+        api_version: &'a str,
+        kind: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, ()>;
     /// Fails with `AlreadyExists` if the set exists, `NotFound` if its project does not.
     fn create_appset<'a>(&'a self, set: &'a NewAppSet) -> StoreFuture<'a, AppSetRecord>;
     fn get_appset<'a>(&'a self, project: &'a str, name: &'a str) -> StoreFuture<'a, AppSetRecord>;

@@ -5,7 +5,7 @@ use sqlx::{AssertSqlSafe, Row as _};
 use super::{
     Backend, Row, conflict, expect_one, invalid, keyed, owner_from_row, require_project, row_by,
 };
-use crate::store::appsets::{AppSetRecord, AppSetStatus, AppSetStore, NewAppSet};
+use crate::store::appsets::{AppSetRecord, AppSetStatus, AppSetStore, DecisionRecord, NewAppSet};
 use crate::store::codec::{
     checked_from_ms, checked_version, error_conditions, now_ms, phase_of, to_i64,
 };
@@ -182,8 +182,85 @@ impl Backend {
     }
 }
 
+impl Backend {
+    #[tracing::instrument(skip_all, fields(api_version, kind, name))]
+    async fn put_decision_resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        body: &serde_json::Value,
+    ) -> Result<bool> {
+        let labels = serde_json::to_string(labels)?;
+        let body = serde_json::to_string(body)?;
+        // Written only when something differs, so an unchanged apply re-evaluates nothing.
+        let result = sqlx::query(
+            "INSERT INTO decision_resources (api_version, kind, name, labels, body, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (api_version, kind, name) DO UPDATE \
+             SET labels = excluded.labels, body = excluded.body, updated_at = excluded.updated_at \
+             WHERE decision_resources.labels <> excluded.labels \
+                OR decision_resources.body <> excluded.body",
+        )
+        .bind(api_version)
+        .bind(kind)
+        .bind(name)
+        .bind(labels)
+        .bind(body)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_decision_resources(&self) -> Result<Vec<DecisionRecord>> {
+        let rows = sqlx::query(
+            "SELECT api_version, kind, name, labels, body, updated_at FROM decision_resources \
+             ORDER BY api_version, kind, name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let labels: String = row.try_get("labels")?;
+                let body: String = row.try_get("body")?;
+                Ok(DecisionRecord {
+                    api_version: row.try_get("api_version")?,
+                    kind: row.try_get("kind")?,
+                    name: row.try_get("name")?,
+                    labels: serde_json::from_str(&labels)?,
+                    body: serde_json::from_str(&body)?,
+                    updated_at: checked_from_ms(row.try_get("updated_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(api_version, kind, name))]
+    async fn delete_decision_resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<()> {
+        let delete =
+            "DELETE FROM decision_resources WHERE api_version = $1 AND kind = $2 AND name = $3";
+        let result = keyed(delete, &[api_version, kind, name])
+            .execute(self.pool())
+            .await?;
+        expect_one(result.rows_affected(), || {
+            format!("{kind} {name} ({api_version})")
+        })
+    }
+}
+
 boxed_impl! {
     impl AppSetStore {}
+    fn put_decision_resource(&self, api_version: &'a str, kind: &'a str, name: &'a str, labels: &'a std::collections::BTreeMap<String, String>, body: &'a serde_json::Value) -> bool;
+    fn list_decision_resources(&self) -> Vec<DecisionRecord>;
+    fn delete_decision_resource(&self, api_version: &'a str, kind: &'a str, name: &'a str) -> ();
     fn create_appset(&self, set: &'a NewAppSet) -> AppSetRecord;
     fn get_appset(&self, project: &'a str, name: &'a str) -> AppSetRecord;
     fn list_appsets(&self, projects: &'a [String], scope: Option<&'a str>) -> Vec<AppSetRecord>;

@@ -1,4 +1,4 @@
-//! The application-set store (`AppSetStore`) on both real backends: create, conflicts, owner, scope filter, status, optimistic concurrency, delete, and the status of hub-evaluated apps.
+//! The application-set store (`AppSetStore`) on both real backends: create, conflicts, owner, scope filter, status, optimistic concurrency, delete, the status of hub-evaluated apps, and the decision resources of clusterDecisionResource generators.
 
 use edgecd_core::app::{ApplicationStatus, Condition, HealthReport, OwnerRef, SyncReport};
 use edgecd_core::{Health, SyncStatus};
@@ -186,6 +186,73 @@ async fn hub_app_status_is_indexed(store: &dyn Store) {
     ));
 }
 
+/// The resources clusterDecisionResource generators read: created, written again only when they differ (so an
+/// unchanged apply re-evaluates nothing), listed in order, deleted.
+async fn decision_resources_are_kept(store: &dyn Store) {
+    let sets = store.appsets();
+    let api = "cluster.open-cluster-management.io/v1beta1";
+    let labels: std::collections::BTreeMap<String, String> = [(
+        "cluster.open-cluster-management.io/placement".to_owned(),
+        "web".to_owned(),
+    )]
+    .into();
+    let status = json!({"decisions": [{"clusterName": "edge-1", "reason": ""}]});
+    let config =
+        json!({"apiVersion": api, "kind": "placementdecisions", "matchKey": "clusterName"});
+    let none = std::collections::BTreeMap::new();
+    assert!(
+        sets.put_decision_resource(api, "PlacementDecision", "web-1", &labels, &status)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sets.put_decision_resource("v1", "ConfigMap", "ocm", &none, &config)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sets
+            .put_decision_resource(api, "PlacementDecision", "web-1", &labels, &status)
+            .await
+            .unwrap()
+    );
+    let moved = json!({"decisions": [{"clusterName": "edge-2", "reason": ""}]});
+    assert!(
+        sets.put_decision_resource(api, "PlacementDecision", "web-1", &labels, &moved)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sets.put_decision_resource(api, "PlacementDecision", "web-1", &none, &moved)
+            .await
+            .unwrap()
+    );
+    let all = sets.list_decision_resources().await.unwrap();
+    let keys: Vec<(&str, &str, &str)> = all
+        .iter()
+        .map(|r| (r.api_version.as_str(), r.kind.as_str(), r.name.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (api, "PlacementDecision", "web-1"),
+            ("v1", "ConfigMap", "ocm")
+        ]
+    );
+    assert_eq!(all[0].body, moved);
+    assert!(all[0].labels.is_empty());
+    assert_eq!(all[1].body, config);
+    sets.delete_decision_resource("v1", "ConfigMap", "ocm")
+        .await
+        .unwrap();
+    assert!(matches!(
+        sets.delete_decision_resource("v1", "ConfigMap", "ocm")
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(sets.list_decision_resources().await.unwrap().len(), 1);
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -209,4 +276,8 @@ macro_rules! both {
     };
 }
 
-both!(appsets_crud, hub_app_status_is_indexed);
+both!(
+    appsets_crud,
+    hub_app_status_is_indexed,
+    decision_resources_are_kept
+);

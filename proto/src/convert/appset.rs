@@ -109,6 +109,10 @@ fn generator(g: &Generator) -> Result<v1::ApplicationSetGenerator, ConvertError>
                 .map(generator)
                 .collect::<Result<_, _>>()?,
         }),
+        // No typed form: the set's `spec_json` (always sent) carries it (`needs_full_spec`).
+        GeneratorKind::ClusterDecisionResource(_) => {
+            return Ok(v1::ApplicationSetGenerator { generator: None });
+        }
     };
     Ok(v1::ApplicationSetGenerator {
         generator: Some(inner),

@@ -388,6 +388,7 @@ async fn evaluate(
         let context = EvalContext {
             clusters: &clusters,
             git: &snapshots,
+            decisions: &edgecd_core::appset::NoDecisions,
         };
         appset::generate_each(&spec, &context)
     };
