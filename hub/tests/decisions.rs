@@ -172,7 +172,43 @@ async fn placement_decisions_applied_to_the_hub_choose_the_clusters() {
             .contains("data.extra: a ConfigMap is kept by the hub only"),
         "{err}"
     );
-    apps_become(client, &["edge-2-guestbook"]).await;
+    // Nothing of the refused calls was stored: the decision is still edge-2's.
+    let response = apply(client, &decision(&["edge-2"])).await.unwrap();
+    assert_eq!(response.results[0].action, "unchanged", "{response:?}");
+    let twice = format!("{}---\n{}", decision(&["edge-1"]), decision(&["edge-3"]));
+    let err = apply(client, &twice).await.unwrap_err();
+    assert!(err.to_string().contains("is given twice"), "{err}");
+    // A resource cannot name its own kind through its status: only a ConfigMap does.
+    let sneaky = "apiVersion: example.io/v1\nkind: Foo\nmetadata:\n  name: foo\nstatus:\n  apiVersion: example.io/v1\n  kind: Foo\n";
+    let err = apply(client, sneaky).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no ConfigMap names example.io/v1 Foo"),
+        "{err}"
+    );
+
+    // Open Cluster Management's pull model: the template's destination is in-cluster, which is each decided
+    // cluster (the generated Application is shipped there).
+    let pull = SET
+        .replace("guestbook-app-set", "pull-app-set")
+        .replace("'{{name}}-guestbook'", "'{{name}}-pull'")
+        .replace(
+            "name: '{{clusterName}}'",
+            "server: https://kubernetes.default.svc",
+        );
+    let response = apply(client, &pull).await.unwrap();
+    assert_eq!(response.results[0].action, "created", "{response:?}");
+    apps_become(client, &["edge-2-guestbook", "edge-2-pull"]).await;
+    let app = client
+        .get_application(v1::GetApplicationRequest {
+            app: Some(v1::AppRef {
+                project: "default".into(),
+                name: "edge-2-pull".into(),
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.spec.unwrap().destination.unwrap().cluster, "edge-2");
 
     // A set reading decisions is evaluated at the hub: scoped to a spoke, it is refused.
     let response = client

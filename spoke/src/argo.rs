@@ -60,6 +60,10 @@ fn child(object: &Value, state_namespace: &str) -> Result<Value, String> {
                 "spec": serde_json::to_value(&spec).map_err(|e| e.to_string())?,
             }))
         }
+        Document::ApplicationSet(set) if set.spec.uses_decision_resources() => Err(format!(
+            "ApplicationSet {}: spec.generators: a clusterDecisionResource generator reads the decision resources the hub holds, so the set is evaluated at the hub; apply it to the hub",
+            set.name
+        )),
         Document::ApplicationSet(set) => Ok(json!({
             "apiVersion": EDGECD,
             "kind": "ApplicationSet",
@@ -103,5 +107,18 @@ mod tests {
         assert!(error.contains("spec.source"), "{error}");
         let project = json!({"apiVersion": ARGO, "kind": "AppProject", "metadata": {"name": "p"}, "spec": {}});
         assert!(edge_children(vec![project], "ns").is_err());
+        // A set reading the hub's decision resources is not evaluated at a spoke.
+        let decided = json!({"apiVersion": ARGO, "kind": "ApplicationSet", "metadata": {"name": "placed"},
+            "spec": {"generators": [{"clusterDecisionResource": {"configMapRef": "ocm", "name": "d"}}],
+                     "template": {"metadata": {"name": "{{name}}"}, "spec": {"project": "default",
+                        "source": {"repoURL": "https://git.example/r", "path": "p"},
+                        "destination": {"name": "{{name}}", "namespace": "web"}}}}});
+        let error = edge_children(vec![decided], "ns").unwrap_err();
+        assert!(
+            error.contains(
+                "ApplicationSet placed: spec.generators: a clusterDecisionResource generator"
+            ),
+            "{error}"
+        );
     }
 }

@@ -355,7 +355,7 @@ pub(super) fn check_generator(g: &Value, path: &str, depth: usize) -> Res {
             let cp = format!("{at}.configMapRef");
             match body.get("configMapRef") {
                 Some(Value::String(name)) if !name.is_empty() => {}
-                Some(v) if !v.is_null() => string(v, &cp)?,
+                Some(v) if !v.is_null() && !v.is_string() => string(v, &cp)?,
                 _ => {
                     return Err(err(
                         &cp,

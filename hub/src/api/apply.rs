@@ -114,7 +114,7 @@ pub(super) async fn apply(
                 applied.map(|mut result| {
                     if reads_decisions && !req.cluster.is_empty() && req.scope.is_empty() {
                         result.warnings.push(format!(
-                            "spec.generators: a clusterDecisionResource generator reads the decision resources the hub holds, so the set is evaluated at the hub, not at cluster {}'s spoke (a destination https://kubernetes.default.svc in its template is the hub itself; name the decided cluster instead: destination.name '{{{{name}}}}')",
+                            "spec.generators: a clusterDecisionResource generator reads the decision resources the hub holds, so the set is evaluated at the hub, not at cluster {}'s spoke; an in-cluster destination (https://kubernetes.default.svc) in its template is each decided cluster",
                             req.cluster
                         ));
                     }
@@ -170,6 +170,16 @@ async fn apply_decisions(
         })
         .chain(documents.iter().filter_map(|d| d.names_kind()))
         .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = documents
+        .iter()
+        .find(|d| !seen.insert((d.api_version.as_str(), d.kind.as_str(), d.name.as_str())))
+    {
+        return Err(Status::invalid_argument(format!(
+            "nothing was applied: {} {} {} is given twice",
+            twice.api_version, twice.kind, twice.name
+        )));
+    }
     let unnamed: Vec<String> = documents
         .iter()
         .filter(|d| !d.is_config_map())
@@ -207,6 +217,17 @@ async fn apply_decisions(
     }
     let mut results = Vec::with_capacity(documents.len());
     let mut changed = false;
+    // Sets are told even when a later write fails: what was written is there.
+    let announce = async |changed: bool| {
+        if changed {
+            // The hub's controller evaluates again the sets that read decision resources (watchers ignore it).
+            api.announce(
+                crate::appsets::APPSETS_CHANNEL,
+                crate::appsets::DECISIONS_CHANGED,
+            )
+            .await;
+        }
+    };
     for d in documents {
         let existing = stored
             .iter()
@@ -226,7 +247,13 @@ async fn apply_decisions(
                 .await
                 .map_err(|e| store_error(e, source.clone()));
             api.audit(call, &target, &outcome).await;
-            changed |= outcome?;
+            match outcome {
+                Ok(written) => changed |= written,
+                Err(status) => {
+                    announce(changed).await;
+                    return Err(status);
+                }
+            }
         }
         let mut result = result(
             action,
@@ -242,10 +269,7 @@ async fn apply_decisions(
         result.source = source;
         results.push(result);
     }
-    if changed {
-        // Every hub-evaluated set reads them again (they are few, and cheap to evaluate).
-        api.announce(crate::appsets::APPSETS_CHANNEL, "*").await;
-    }
+    announce(changed).await;
     Ok(results)
 }
 

@@ -454,7 +454,7 @@ impl Watcher {
     /// Sends an announced application set (`project/name`) as it is now, or
     /// its deletion; `*` re-lists every readable set.
     async fn appset(&mut self, payload: &str) -> Result<(), Gone> {
-        if !self.appsets {
+        if !self.appsets || payload == crate::appsets::DECISIONS_CHANGED {
             return Ok(());
         }
         let Some((project, name)) = payload.split_once('/') else {

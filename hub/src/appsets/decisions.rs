@@ -93,8 +93,11 @@ impl DecisionDocument {
         is_config_map(&self.api_version, &self.kind)
     }
 
-    /// `(apiVersion, kind)` a ConfigMap names.
+    /// `(apiVersion, kind)` a ConfigMap names (nothing for another document, whatever its status holds).
     pub fn names_kind(&self) -> Option<(String, String)> {
+        if !self.is_config_map() {
+            return None;
+        }
         let text = |key: &str| self.body.get(key).and_then(serde_json::Value::as_str);
         Some((text("apiVersion")?.to_owned(), text("kind")?.to_owned()))
     }

@@ -57,6 +57,9 @@ const LEAD_RETRY: Duration = Duration::from_secs(10);
 pub const OWNER_KIND: &str = "ApplicationSet";
 /// The API server URL that means "the cluster evaluating the set" in Argo CD.
 pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+/// The `APPSETS_CHANNEL` payload announcing that decision resources changed: the controller evaluates the
+/// sets that read them; watchers ignore it.
+pub const DECISIONS_CHANGED: &str = "decisions";
 
 pub use crate::store::appsets::{evaluated_at, scope_from, scope_of};
 
@@ -409,7 +412,13 @@ impl AppSetController {
             }
         };
         for set in sets {
-            if only.is_some_and(|o| o != format!("{}/{}", set.project, set.name)) {
+            if only == Some(DECISIONS_CHANGED) {
+                let reads = ApplicationSetSpec::from_json(&set.spec)
+                    .is_ok_and(|spec| spec.uses_decision_resources());
+                if !reads {
+                    continue;
+                }
+            } else if only.is_some_and(|o| o != format!("{}/{}", set.project, set.name)) {
                 continue;
             }
             if let Err(error) = self.reconcile(&set).await {
@@ -521,8 +530,9 @@ impl AppSetController {
             .into_iter()
             .map(|(name, error)| (name, error.to_string()))
             .collect();
+        let decided = spec.uses_decision_resources();
         for mut app in generated {
-            match self.admit(&mut app, &clusters).await {
+            match self.admit(&mut app, &clusters, decided).await {
                 Ok(()) => valid.push(app),
                 Err(why) => refused.push((app.name, why)),
             }
@@ -700,11 +710,18 @@ impl AppSetController {
 
     /// Checks the rendered spec and labels (`ApplicationSpec::validate`, Kubernetes' label rules),
     /// resolves the destination to an enrolled cluster and checks the app's project limits.
-    async fn admit(&self, app: &mut GeneratedApp, clusters: &[ClusterFacts]) -> Result<(), String> {
+    async fn admit(
+        &self,
+        app: &mut GeneratedApp,
+        clusters: &[ClusterFacts],
+        decided: bool,
+    ) -> Result<(), String> {
         app.spec.validate().map_err(|e| e.to_string())?;
         edgecd_core::app::validate_labels(&app.labels, "spec.template.metadata.labels")
             .map_err(|e| e.to_string())?;
-        let cluster = match element_cluster(app, clusters) {
+        let placed = element_cluster(app, clusters)
+            .or_else(|| decided.then(|| decided_cluster(app, clusters)).flatten());
+        let cluster = match placed {
             Some(cluster) => cluster,
             None => resolve_destination(
                 &app.spec.destination.cluster,
@@ -932,6 +949,24 @@ fn element_cluster<'a>(
     clusters
         .iter()
         .find(|c| c.name == name && c.server.is_empty())
+}
+
+/// For a set reading decision resources, an app whose destination is `in-cluster` goes to the cluster its
+/// decision names (its `name` parameter): in Open Cluster Management's pull model the generated Application is
+/// shipped to the decided cluster, where `https://kubernetes.default.svc` is that cluster itself.
+fn decided_cluster<'a>(
+    app: &GeneratedApp,
+    clusters: &'a [ClusterFacts],
+) -> Option<&'a ClusterFacts> {
+    let destination = &app.spec.destination;
+    let in_cluster = destination.cluster == HUB_CLUSTER
+        || (destination.cluster.is_empty()
+            && destination.server.trim_end_matches('/') == IN_CLUSTER_SERVER);
+    if !in_cluster {
+        return None;
+    }
+    let name = app.params.get("name")?.as_str()?;
+    clusters.iter().find(|c| c.name == name)
 }
 
 /// The enrolled cluster an Argo CD destination names: `name` first, else the one cluster whose server URL is `server`.
