@@ -1775,3 +1775,51 @@ async fn repository_credentials_work_with_an_operator_supplied_ca_and_a_master_k
         "this hub has no master key: repository credentials are not available"
     );
 }
+
+/// The ConfigMaps and decision resources of clusterDecisionResource generators choose clusters for every
+/// project's sets: a project owner may neither apply them nor dry-run them, and nothing is stored (the admin's
+/// apply afterwards creates them).
+#[tokio::test]
+async fn a_project_owner_cannot_apply_decision_resources() {
+    let fleet = fleet(Backend::Sqlite, None).await;
+    let mut api = fleet.client();
+    let bob = fleet.login("bob").await;
+    let root = fleet.login("root").await;
+    let yaml = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ocm-placement-generator
+data:
+  apiVersion: cluster.open-cluster-management.io/v1beta1
+  kind: placementdecisions
+  matchKey: clusterName
+---
+apiVersion: cluster.open-cluster-management.io/v1beta1
+kind: PlacementDecision
+metadata:
+  name: team-a-placement
+status:
+  decisions:
+  - clusterName: edge-1
+";
+    let request = |dry_run: bool| v1::ApplyManifestsRequest {
+        yaml: yaml.into(),
+        dry_run,
+        default_project: "team-b".into(),
+        ..v1::ApplyManifestsRequest::default()
+    };
+    for dry_run in [true, false] {
+        let status = api
+            .apply_manifests(authed(&bob, request(dry_run)))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    }
+    let applied = api
+        .apply_manifests(authed(&root, request(false)))
+        .await
+        .unwrap()
+        .into_inner();
+    let actions: Vec<&str> = applied.results.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["created", "created"], "{applied:?}");
+}
