@@ -220,9 +220,11 @@ async fn a_chart_repository_resolves_versions_verifies_digests_and_uses_credenti
         .await
         .unwrap();
     assert_eq!(version, "0.1.0");
-    let cached = std::fs::read_dir(work.path().join("charts"))
+    // Packages are cached per origin (the repository), one file per digest.
+    let cached: usize = std::fs::read_dir(work.path().join("charts"))
         .unwrap()
-        .count();
+        .map(|origin| std::fs::read_dir(origin.unwrap().path()).unwrap().count())
+        .sum();
     assert_eq!(cached, 2, "one package per digest");
     let err = renderer
         .render_repo_chart(&repo_source(server.url(), "9.9.9"), &context, None, false)
