@@ -1814,6 +1814,12 @@ status:
             .await
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        assert!(
+            status
+                .message()
+                .starts_with("v1 ConfigMap ocm-placement-generator, cluster.open-cluster-management.io/v1beta1 PlacementDecision team-a-placement: "),
+            "{status:?}"
+        );
     }
     let applied = api
         .apply_manifests(authed(&root, request(false)))

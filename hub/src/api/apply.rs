@@ -152,7 +152,20 @@ async fn apply_decisions(
     dry_run: bool,
 ) -> Result<Vec<v1::ApplyResult>, Status> {
     use crate::appsets::decisions::{MAX_DECISION_RESOURCES, kind_matches};
-    api.authorize_admin(call)?;
+    api.authorize_admin(call).map_err(|status| {
+        let named: Vec<String> = documents
+            .iter()
+            .map(|d| format!("{} {} {}", d.api_version, d.kind, d.name))
+            .collect();
+        Status::new(
+            status.code(),
+            format!(
+                "{}: {}; only admins apply ConfigMaps and the resources of clusterDecisionResource generators (otherwise the hub keeps Application, ApplicationSet and AppProject objects)",
+                named.join(", "),
+                status.message()
+            ),
+        )
+    })?;
     let stored = api
         .store()
         .appsets()
