@@ -397,19 +397,7 @@ struct Descriptor {
 /// The chart layer of a manifest: its hex SHA-256 and size. Checks that the manifest is an OCI image
 /// manifest of a Helm chart (config media type) with exactly one chart layer.
 fn chart_layer(body: &[u8], max_chart_bytes: usize) -> Result<(String, u64), String> {
-    let manifest: Manifest =
-        serde_json::from_slice(body).map_err(|e| format!("the manifest is not JSON: {e}"))?;
-    if manifest.schema_version != Some(2) {
-        return Err("the manifest is not schemaVersion 2".into());
-    }
-    if let Some(media_type) = &manifest.media_type
-        && media_type != OCI_MANIFEST_MEDIA_TYPE
-    {
-        return Err(format!(
-            "the manifest is {}, not an OCI image manifest of a Helm chart",
-            shown(media_type)
-        ));
-    }
+    let manifest = image_manifest(body, "of a Helm chart")?;
     let config = manifest
         .config
         .as_ref()
@@ -443,19 +431,7 @@ fn chart_layer(body: &[u8], max_chart_bytes: usize) -> Result<(String, u64), Str
 /// of [`ARTIFACT_LAYER_MEDIA_TYPES`]; other layers (provenance, attestations) are ignored. The config media
 /// type is not checked (an artifact may have any).
 fn artifact_layer(body: &[u8], max_bytes: usize) -> Result<(String, u64, &'static str), String> {
-    let manifest: Manifest =
-        serde_json::from_slice(body).map_err(|e| format!("the manifest is not JSON: {e}"))?;
-    if manifest.schema_version != Some(2) {
-        return Err("the manifest is not schemaVersion 2".into());
-    }
-    if let Some(media_type) = &manifest.media_type
-        && media_type != OCI_MANIFEST_MEDIA_TYPE
-    {
-        return Err(format!(
-            "the manifest is {}, not an OCI image manifest (an image index or another media type is not used)",
-            shown(media_type)
-        ));
-    }
+    let manifest = image_manifest(body, "(an image index or another media type is not used)")?;
     if manifest.layers.len() > MAX_ARTIFACT_LAYERS {
         return Err(format!(
             "the manifest lists {} layers; at most {MAX_ARTIFACT_LAYERS} are accepted",
@@ -507,6 +483,25 @@ fn pinned_digest(wanted: &str) -> Option<(String, String)> {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     (ok && (tag.is_empty() || tag_ok(tag))).then(|| (tag.to_owned(), hex.to_owned()))
+}
+
+/// A manifest's body read as a schema 2 OCI image manifest; `what` ends the message refusing another media
+/// type.
+fn image_manifest(body: &[u8], what: &str) -> Result<Manifest, String> {
+    let manifest: Manifest =
+        serde_json::from_slice(body).map_err(|e| format!("the manifest is not JSON: {e}"))?;
+    if manifest.schema_version != Some(2) {
+        return Err("the manifest is not schemaVersion 2".into());
+    }
+    if let Some(media_type) = &manifest.media_type
+        && media_type != OCI_MANIFEST_MEDIA_TYPE
+    {
+        return Err(format!(
+            "the manifest is {}, not an OCI image manifest {what}",
+            shown(media_type)
+        ));
+    }
+    Ok(manifest)
 }
 
 /// The hex of a layer's `sha256:` digest.

@@ -232,10 +232,7 @@ pub fn unpack(
     limits: ChartLimits,
 ) -> Result<PathBuf, PackageError> {
     let chart = dest.join("chart");
-    std::fs::create_dir_all(&chart).map_err(|e| PackageError {
-        chart: label.to_owned(),
-        reason: format!("creating the scratch directory: {e}"),
-    })?;
+    create_scratch(&chart, label)?;
     walk(
         package,
         label,
@@ -256,10 +253,7 @@ pub fn unpack_tree(
     limits: ChartLimits,
     gzip: bool,
 ) -> Result<(), PackageError> {
-    std::fs::create_dir_all(dest).map_err(|e| PackageError {
-        chart: label.to_owned(),
-        reason: format!("creating the scratch directory: {e}"),
-    })?;
+    create_scratch(dest, label)?;
     walk(
         package,
         label,
@@ -268,6 +262,14 @@ pub fn unpack_tree(
         |relative, kind, reader| write_entry(dest, relative, kind, reader),
     )?;
     Ok(())
+}
+
+/// Creates the directory an archive is unpacked into.
+fn create_scratch(dir: &Path, label: &str) -> Result<(), PackageError> {
+    std::fs::create_dir_all(dir).map_err(|e| PackageError {
+        chart: label.to_owned(),
+        reason: format!("creating the scratch directory: {e}"),
+    })
 }
 
 /// Creates one checked entry (a relative path of normal components) under `root`.

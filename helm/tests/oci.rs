@@ -853,8 +853,6 @@ async fn oci_artifacts_are_refused_for_what_argo_cd_refuses() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("is absolute or leaves the chart"), "{err}");
-    assert!(!work.path().join("evil").exists());
-    assert!(!work.path().join("artifacts/evil").exists());
     // Nothing unpacked is kept: the origin's directory holds no tree and no scratch directory.
     for origin in std::fs::read_dir(work.path().join("artifacts")).unwrap() {
         let kept: Vec<_> = std::fs::read_dir(origin.unwrap().path())

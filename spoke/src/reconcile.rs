@@ -412,6 +412,17 @@ impl Engine {
         crate::policy::repo_check(self.policies.get(app.project()), app.project())
     }
 
+    /// What every Helm render and chart or artifact fetch of one source is given: the credentials now, the
+    /// refs' checkouts, the project's repository check, and whether the refresh is hard.
+    fn render_parts(&self, app: &Application, refs: &SourceRefs, mode: RefreshMode) -> RenderParts {
+        RenderParts {
+            credentials: self.git.credentials().snapshot(),
+            refs: helm_refs(refs),
+            allowed: self.allowed_repos(app),
+            hard: mode == RefreshMode::Hard,
+        }
+    }
+
     /// Every rendered object (and the source) the app's project refuses, as messages naming the object and
     /// the rule. Kinds the cluster does not know are left to the comparison, which reports them.
     async fn policy_violations(
@@ -817,7 +828,13 @@ impl Engine {
             guard: checkout,
         };
         let objects = self
-            .render_tree(app, source, tree, source.helm.is_some(), mode, refs)
+            .render_tree(
+                app,
+                source,
+                tree,
+                source.helm.is_some(),
+                self.render_parts(app, refs, mode),
+            )
             .await?;
         Ok((commit_text, objects))
     }
@@ -832,8 +849,7 @@ impl Engine {
         source: &ApplicationSource,
         tree: Tree<G>,
         helm: bool,
-        mode: RefreshMode,
-        refs: &SourceRefs,
+        parts: RenderParts,
     ) -> Result<Vec<Value>, String> {
         let Tree {
             root,
@@ -845,7 +861,6 @@ impl Engine {
             guard,
         } = tree;
         let hide = |e: String| without_host_paths(&e, Some(&root), cache_dir.as_deref());
-        let credentials = self.git.credentials().snapshot();
         if helm {
             let capabilities = self
                 .cluster
@@ -858,17 +873,9 @@ impl Engine {
                 namespace: &app.spec.destination.namespace,
                 capabilities: &capabilities,
             };
-            let helm_refs = helm_refs(refs);
-            let allowed = self.allowed_repos(app);
-            let inputs = edgecd_helm::RenderInputs {
-                refs: &helm_refs,
-                credentials: Some(&credentials),
-                hard: mode == RefreshMode::Hard,
-                allowed_repos: allowed.as_deref(),
-            };
             let objects = self
                 .helm
-                .render_dir_with(source, &context, &inputs, &root, &dir, &revision)
+                .render_dir_with(source, &context, &parts.inputs(), &root, &dir, &revision)
                 .await
                 .map_err(|e| hide(e.to_string()))?;
             drop(guard);
@@ -890,9 +897,9 @@ impl Engine {
             handle: tokio::runtime::Handle::current(),
             helm: Arc::clone(&self.helm),
             cluster: self.cluster.clone(),
-            credentials,
-            allowed_repos: self.allowed_repos(app),
-            hard: mode == RefreshMode::Hard,
+            credentials: parts.credentials,
+            allowed_repos: parts.allowed,
+            hard: parts.hard,
             repo_url: source.repo_url.clone(),
             root: root.clone(),
             commit: revision,
@@ -935,22 +942,14 @@ impl Engine {
         } else {
             source
         };
-        let credentials = self.git.credentials().snapshot();
-        let helm_refs = helm_refs(refs);
-        let allowed = self.allowed_repos(app);
-        let inputs = edgecd_helm::RenderInputs {
-            refs: &helm_refs,
-            credentials: Some(&credentials),
-            hard: mode == RefreshMode::Hard,
-            allowed_repos: allowed.as_deref(),
-        };
+        let parts = self.render_parts(app, refs, mode);
         // Checked at the hub, and again here: an Application written at the spoke has not been through the hub.
         edgecd_core::app::check_source_path(&source.path)
             .map_err(|e| format!("spec.source.path: {e}"))?;
         let cache_dir = self.helm.config().dir.clone();
         let artifact = self
             .helm
-            .fetch_artifact(source, &inputs)
+            .fetch_artifact(source, &parts.inputs())
             .await
             .map_err(|e| without_host_paths(&e.to_string(), None, Some(&cache_dir)))?;
         let dir = artifact.root.join(&source.path);
@@ -977,9 +976,7 @@ impl Engine {
             guard: (),
         };
         let helm = source.helm.is_some() || artifact.helm_chart;
-        let objects = self
-            .render_tree(app, source, tree, helm, mode, refs)
-            .await?;
+        let objects = self.render_tree(app, source, tree, helm, parts).await?;
         Ok((artifact.revision, objects))
     }
 
@@ -998,15 +995,8 @@ impl Engine {
             .await
             .map_err(|e| e.to_string())?;
         // The longest matching URL prefix wins, for the chart and for each dependency it fetches.
-        let credentials = self.git.credentials().snapshot();
-        let helm_refs = helm_refs(refs);
-        let allowed = self.allowed_repos(app);
-        let inputs = edgecd_helm::RenderInputs {
-            refs: &helm_refs,
-            credentials: Some(&credentials),
-            hard: mode == RefreshMode::Hard,
-            allowed_repos: allowed.as_deref(),
-        };
+        let parts = self.render_parts(app, refs, mode);
+        let inputs = parts.inputs();
         let app_name = app.app_name();
         let context = edgecd_helm::RenderContext {
             app_name: &app_name,
@@ -2214,6 +2204,25 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The owned parts of [`edgecd_helm::RenderInputs`] for one source's render.
+struct RenderParts {
+    credentials: Arc<edgecd_git::Credentials>,
+    refs: edgecd_helm::SourceRefs,
+    allowed: Option<Arc<edgecd_helm::RepoCheck>>,
+    hard: bool,
+}
+
+impl RenderParts {
+    fn inputs(&self) -> edgecd_helm::RenderInputs<'_> {
+        edgecd_helm::RenderInputs {
+            refs: &self.refs,
+            credentials: Some(&self.credentials),
+            hard: self.hard,
+            allowed_repos: self.allowed.as_deref(),
+        }
+    }
 }
 
 /// A directory to render (a checkout, an unpacked artifact) and what the render is keyed and reported by.

@@ -33,16 +33,13 @@ pub(super) fn eval(
         )
     })?;
     let text = |key: &str| data.get(key).map(String::as_str).unwrap_or_default();
-    let (api_version, kind) = (text("apiVersion"), text("kind"));
-    if kind.is_empty() || api_version.find('/').is_none_or(|i| i < 1) {
-        return Err(fail(
+    check_config(&data).map_err(|e| {
+        fail(
             ".configMapRef",
-            format!(
-                "ConfigMap {:?} must name the resource's kind: data.kind and data.apiVersion (group/version), found kind {kind:?}, apiVersion {api_version:?}",
-                g.config_map_ref
-            ),
-        ));
-    }
+            format!("ConfigMap {:?}: {e}", g.config_map_ref),
+        )
+    })?;
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
     let by_name = !g.name.is_empty();
     if by_name != g.label_selector.is_empty() {
         return Err(fail(

@@ -175,12 +175,7 @@ async fn apply_decisions(
     let named: Vec<(String, String)> = stored
         .iter()
         .filter(|r| crate::appsets::decisions::is_config_map(&r.api_version, &r.kind))
-        .filter_map(|r| {
-            Some((
-                r.body.get("apiVersion")?.as_str()?.to_owned(),
-                r.body.get("kind")?.as_str()?.to_owned(),
-            ))
-        })
+        .filter_map(|r| crate::appsets::decisions::named_kind(&r.body))
         .chain(documents.iter().filter_map(|d| d.names_kind()))
         .collect();
     let mut seen = std::collections::BTreeSet::new();

@@ -98,9 +98,14 @@ impl DecisionDocument {
         if !self.is_config_map() {
             return None;
         }
-        let text = |key: &str| self.body.get(key).and_then(serde_json::Value::as_str);
-        Some((text("apiVersion")?.to_owned(), text("kind")?.to_owned()))
+        named_kind(&self.body)
     }
+}
+
+/// `(apiVersion, kind)` in a ConfigMap's data.
+pub fn named_kind(data: &serde_json::Value) -> Option<(String, String)> {
+    let text = |key: &str| data.get(key).and_then(serde_json::Value::as_str);
+    Some((text("apiVersion")?.to_owned(), text("kind")?.to_owned()))
 }
 
 /// Reads a document that is not an Argo CD or edgecd object (`argoproj.io/…`, `edgecd.io/…`: `None`) as a
