@@ -63,6 +63,29 @@ fn push_web(helm: &std::path::Path, registry: &OciRegistry, version: &str) {
     assert!(pushed.contains("Pushed:"), "{pushed}");
 }
 
+/// An Argo CD repository Secret `registry` holding `data`.
+fn repository_secret(data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some("registry".into()),
+            labels: Some(
+                [(
+                    "argocd.argoproj.io/secret-type".to_owned(),
+                    "repository".to_owned(),
+                )]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
 /// Waits until the app is Synced and Healthy at `revision`.
 async fn synced_at(apps: &Api<Application>, name: &str, revision: &str) -> Application {
     wait_for(
@@ -131,33 +154,14 @@ async fn a_chart_from_an_oci_registry_behind_a_token_is_synced_with_an_enable_oc
     assert!(!condition.message.contains("s3cret"));
 
     // An Argo CD repository Secret for an OCI Helm registry: the chart's highest matching version is synced.
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("registry".into()),
-            labels: Some(
-                [(
-                    "argocd.argoproj.io/secret-type".to_owned(),
-                    "repository".to_owned(),
-                )]
-                .into(),
-            ),
-            ..ObjectMeta::default()
-        },
-        data: Some(
-            [
-                ("type", "helm"),
-                ("name", "charts"),
-                ("enableOCI", "true"),
-                ("url", &format!("{}/charts", registry.address())),
-                ("username", "reader"),
-                ("password", "s3cret"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
-            .collect(),
-        ),
-        ..Secret::default()
-    };
+    let secret = repository_secret(&[
+        ("type", "helm"),
+        ("name", "charts"),
+        ("enableOCI", "true"),
+        ("url", &format!("{}/charts", registry.address())),
+        ("username", "reader"),
+        ("password", "s3cret"),
+    ]);
     Api::<Secret>::namespaced(client.clone(), STATE_NS)
         .create(&PostParams::default(), &secret)
         .await
@@ -278,31 +282,12 @@ async fn oci_artifacts_of_manifests_and_of_a_chart_are_synced_with_an_oci_secret
     let _spoke = RuntimeSpoke::start(&backend, "lima", Some(&helm))
         .await
         .unwrap();
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("registry".into()),
-            labels: Some(
-                [(
-                    "argocd.argoproj.io/secret-type".to_owned(),
-                    "repository".to_owned(),
-                )]
-                .into(),
-            ),
-            ..ObjectMeta::default()
-        },
-        data: Some(
-            [
-                ("type", "oci"),
-                ("url", &format!("oci://{}", registry.address())),
-                ("username", "reader"),
-                ("password", "s3cret"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
-            .collect(),
-        ),
-        ..Secret::default()
-    };
+    let secret = repository_secret(&[
+        ("type", "oci"),
+        ("url", &format!("oci://{}", registry.address())),
+        ("username", "reader"),
+        ("password", "s3cret"),
+    ]);
     Api::<Secret>::namespaced(client.clone(), STATE_NS)
         .create(&PostParams::default(), &secret)
         .await
