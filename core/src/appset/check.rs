@@ -87,12 +87,13 @@ pub(super) fn check_spec(spec: &Value, path: &str) -> Res {
             "preservedFields",
             "ignoreApplicationDifferences",
             "applyNestedSelectors",
-        ],
-        &[(
             "strategy",
-            "progressive syncs (strategy) are not supported: every generated app syncs on its own policy; roll changes out with sync windows or per-cluster sets",
-        )],
+        ],
+        &[],
     )?;
+    if let Some(strategy) = obj.get("strategy") {
+        check_strategy(strategy, &format!("{path}.strategy"))?;
+    }
     if let Some(go) = obj.get("goTemplate") {
         boolean(go, &format!("{path}.goTemplate"))?;
     }
@@ -217,6 +218,134 @@ pub(super) fn check_spec(spec: &Value, path: &str) -> Res {
 }
 
 /// A generator's `template`: the shape of a template, every field optional.
+/// `strategy`: `AllAtOnce`, or `RollingSync` with at least one step; each step's expressions use `In` or
+/// `NotIn`, and its `maxUpdate` is a number of apps or a percentage.
+fn check_strategy(v: &Value, path: &str) -> Res {
+    use super::rollout::{MAX_EXPRESSIONS, MAX_STEPS, MAX_VALUES, MaxUpdate, ROLLING_SYNC};
+    let obj = object(v, path)?;
+    keys(obj, path, &["type", "rollingSync", "deletionOrder"], &[])?;
+    let kind = match obj.get("type") {
+        None => "",
+        Some(t) => t
+            .as_str()
+            .ok_or_else(|| err(&format!("{path}.type"), "expected a string"))?,
+    };
+    if !matches!(kind, "" | "AllAtOnce" | ROLLING_SYNC) {
+        return Err(err(
+            &format!("{path}.type"),
+            format!("unknown strategy {kind:?}: AllAtOnce or RollingSync"),
+        ));
+    }
+    if let Some(order) = obj.get("deletionOrder") {
+        let at = format!("{path}.deletionOrder");
+        let order = order
+            .as_str()
+            .ok_or_else(|| err(&at, "expected a string"))?;
+        if order.eq_ignore_ascii_case("Reverse") {
+            return Err(err(
+                &at,
+                "Reverse is not supported: the hub deletes a set's applications together, and the spokes delete their resources on their own; \
+                 it cannot wait for one step's resources to be gone before the next (remove AllAtOnce apps step by step by changing the set's generators instead)",
+            ));
+        }
+        if !order.is_empty() && !order.eq_ignore_ascii_case("AllAtOnce") {
+            return Err(err(
+                &at,
+                format!("unknown deletion order {order:?}: AllAtOnce"),
+            ));
+        }
+    }
+    let steps = match obj.get("rollingSync") {
+        None => None,
+        Some(r) => {
+            let at = format!("{path}.rollingSync");
+            let r = object(r, &at)?;
+            keys(r, &at, &["steps"], &[])?;
+            r.get("steps")
+                .map(|s| array(s, &format!("{at}.steps")))
+                .transpose()?
+        }
+    };
+    let steps = steps.map_or(&[][..], Vec::as_slice);
+    if kind == ROLLING_SYNC && steps.is_empty() {
+        return Err(err(
+            &format!("{path}.rollingSync.steps"),
+            "a RollingSync strategy needs at least one step",
+        ));
+    }
+    if steps.len() > MAX_STEPS {
+        return Err(err(
+            &format!("{path}.rollingSync.steps"),
+            format!("at most {MAX_STEPS} steps ({} given)", steps.len()),
+        ));
+    }
+    for (i, step) in steps.iter().enumerate() {
+        let at = format!("{path}.rollingSync.steps[{i}]");
+        let step = object(step, &at)?;
+        keys(step, &at, &["matchExpressions", "maxUpdate"], &[])?;
+        if let Some(exprs) = step.get("matchExpressions") {
+            let at = format!("{at}.matchExpressions");
+            let exprs = array(exprs, &at)?;
+            if exprs.len() > MAX_EXPRESSIONS {
+                return Err(err(
+                    &at,
+                    format!(
+                        "at most {MAX_EXPRESSIONS} expressions ({} given)",
+                        exprs.len()
+                    ),
+                ));
+            }
+            for (j, e) in exprs.iter().enumerate() {
+                let at = format!("{at}[{j}]");
+                let e = object(e, &at)?;
+                keys(e, &at, &["key", "operator", "values"], &[])?;
+                match e.get("key").and_then(Value::as_str) {
+                    Some(k) if !k.is_empty() => {}
+                    _ => return Err(err(&format!("{at}.key"), "a label key is required")),
+                }
+                match e.get("operator").and_then(Value::as_str) {
+                    Some("In" | "NotIn") => {}
+                    other => {
+                        return Err(err(
+                            &format!("{at}.operator"),
+                            format!(
+                                "{}: a rollout step selects apps with In or NotIn",
+                                other.map_or_else(|| "missing".to_owned(), |o| format!("{o:?}"))
+                            ),
+                        ));
+                    }
+                }
+                if let Some(values) = e.get("values") {
+                    let values = strings(values, &format!("{at}.values"))?;
+                    if values.len() > MAX_VALUES {
+                        return Err(err(
+                            &format!("{at}.values"),
+                            format!("at most {MAX_VALUES} values ({} given)", values.len()),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(m) = step.get("maxUpdate") {
+            let at = format!("{at}.maxUpdate");
+            let valid = match m {
+                Value::Number(n) => n.as_u64().is_some(),
+                Value::String(s) => MaxUpdate::percent(s).is_some(),
+                _ => false,
+            };
+            if !valid {
+                return Err(err(
+                    &at,
+                    format!(
+                        "{m}: a number of applications (0 or more) or a percentage of the step's (10%)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_generator_template(t: &Value, path: &str) -> Res {
     let obj = object(t, path)?;
     keys(obj, path, &["metadata", "spec"], &[])?;

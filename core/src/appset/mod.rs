@@ -15,6 +15,7 @@ mod decisions;
 mod eval;
 mod glob;
 mod plan;
+pub mod rollout;
 pub mod scope;
 mod template;
 
@@ -77,6 +78,9 @@ pub struct ApplicationSetSpec {
     /// Fields of generated apps the set does not overwrite once the app exists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_application_differences: Vec<AppDifferenceIgnore>,
+    /// `AllAtOnce` (unset) or a progressive `RollingSync` (hub-evaluated sets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<rollout::Strategy>,
 }
 
 /// Argo's `preservedFields`: keys of labels and annotations kept from the existing app on update.
@@ -378,6 +382,28 @@ impl ApplicationSetSpec {
             })
         }
         walk(&self.generators)
+    }
+
+    /// The steps of a progressive sync (`strategy.type: RollingSync`); `None` when every app syncs on its
+    /// own policy.
+    pub fn rolling_steps(&self) -> Option<&[rollout::RolloutStep]> {
+        self.strategy.as_ref()?.rolling_steps()
+    }
+
+    /// Why the set can only be evaluated at the hub (it reads decision resources, or rolls its apps out
+    /// across clusters), if it can.
+    pub fn hub_only(&self) -> Option<&'static str> {
+        if self.uses_decision_resources() {
+            Some(
+                "its clusterDecisionResource generator reads decision resources applied to the hub",
+            )
+        } else if self.rolling_steps().is_some() {
+            Some(
+                "its RollingSync strategy gates each step on the health of the apps of the steps before it, which only the hub sees across clusters",
+            )
+        } else {
+            None
+        }
     }
 
     /// The policy in effect (`sync` when unset).

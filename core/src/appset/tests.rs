@@ -560,7 +560,39 @@ fn unknown_and_unsupported_fields_are_refused_by_path() {
     let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|s| s["strategy"] = json!({"type": "RollingSync"})),
-            "spec.strategy",
+            "spec.strategy.rollingSync.steps",
+        ),
+        (
+            Box::new(|s| s["strategy"] = json!({"type": "Canary"})),
+            "spec.strategy.type",
+        ),
+        (
+            Box::new(|s| {
+                s["strategy"] = json!({"type": "RollingSync", "deletionOrder": "Reverse",
+                    "rollingSync": {"steps": [{}]}})
+            }),
+            "spec.strategy.deletionOrder",
+        ),
+        (
+            Box::new(|s| {
+                s["strategy"] = json!({"type": "RollingSync", "rollingSync": {"steps": [
+                    {"matchExpressions": [{"key": "env", "operator": "Exists"}]}]}})
+            }),
+            "spec.strategy.rollingSync.steps[0].matchExpressions[0].operator",
+        ),
+        (
+            Box::new(|s| {
+                s["strategy"] = json!({"type": "RollingSync", "rollingSync": {"steps": [
+                    {}, {"maxUpdate": "2"}]}})
+            }),
+            "spec.strategy.rollingSync.steps[1].maxUpdate",
+        ),
+        (
+            Box::new(|s| {
+                s["strategy"] = json!({"type": "RollingSync", "rollingSync": {"steps": [
+                    {"maxUpdate": -1}]}})
+            }),
+            "spec.strategy.rollingSync.steps[0].maxUpdate",
         ),
         (
             Box::new(|s| s["goTemplateOptions"] = json!(["missingkey=maybe"])),
