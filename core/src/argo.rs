@@ -264,6 +264,18 @@ fn parse_inner(
                 project_or_default(literal)
                     .map_err(|(_, m)| fail("spec.template.spec.project", m))?
             };
+            if spec.rolling_steps().is_some()
+                && spec
+                    .template
+                    .spec
+                    .pointer("/syncPolicy/automated")
+                    .is_some_and(|a| !a.is_null())
+            {
+                warnings.push(
+                    "spec.template.spec.syncPolicy.automated: turned off on the generated applications, as Argo CD does: the RollingSync strategy syncs each in its step's turn (with prune if the template asks it)"
+                        .into(),
+                );
+            }
             Ok(Document::ApplicationSet(ImportedAppSet {
                 name: meta.name,
                 project,

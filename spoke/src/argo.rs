@@ -60,9 +60,10 @@ fn child(object: &Value, state_namespace: &str) -> Result<Value, String> {
                 "spec": serde_json::to_value(&spec).map_err(|e| e.to_string())?,
             }))
         }
-        Document::ApplicationSet(set) if set.spec.uses_decision_resources() => Err(format!(
-            "ApplicationSet {}: spec.generators: a clusterDecisionResource generator reads the decision resources the hub holds, so the set is evaluated at the hub; apply it to the hub",
-            set.name
+        Document::ApplicationSet(set) if set.spec.hub_only().is_some() => Err(format!(
+            "ApplicationSet {}: the set is evaluated at the hub only ({}); apply it to the hub",
+            set.name,
+            set.spec.hub_only().unwrap_or_default()
         )),
         Document::ApplicationSet(set) => Ok(json!({
             "apiVersion": EDGECD,
@@ -113,12 +114,17 @@ mod tests {
                      "template": {"metadata": {"name": "{{name}}"}, "spec": {"project": "default",
                         "source": {"repoURL": "https://git.example/r", "path": "p"},
                         "destination": {"name": "{{name}}", "namespace": "web"}}}}});
-        let error = edge_children(vec![decided], "ns").unwrap_err();
+        let error = edge_children(vec![decided.clone()], "ns").unwrap_err();
         assert!(
-            error.contains(
-                "ApplicationSet placed: spec.generators: a clusterDecisionResource generator"
-            ),
+            error.contains("ApplicationSet placed: the set is evaluated at the hub only (its clusterDecisionResource generator"),
             "{error}"
         );
+        // Nor is a progressive sync, whose steps wait on apps of other clusters.
+        let mut rolling = decided;
+        rolling["spec"]["generators"] = json!([{"list": {"elements": [{"name": "a"}]}}]);
+        rolling["spec"]["strategy"] =
+            json!({"type": "RollingSync", "rollingSync": {"steps": [{}]}});
+        let error = edge_children(vec![rolling], "ns").unwrap_err();
+        assert!(error.contains("(its RollingSync strategy"), "{error}");
     }
 }

@@ -28,7 +28,20 @@ struct AppsetView {
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     per_cluster: std::collections::BTreeMap<String, usize>,
     conditions: Vec<String>,
+    /// A progressive sync's place of every app (`strategy: RollingSync`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strategy: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rollout: Vec<RolloutView>,
     created_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RolloutView {
+    app: String,
+    step: i32,
+    status: String,
+    message: String,
 }
 
 /// Generated apps per cluster: `guestbook@cluster-1` counts for cluster-1; hub-generated apps count for none.
@@ -97,6 +110,24 @@ impl From<&v1::ApplicationSet> for AppsetView {
                 .conditions
                 .iter()
                 .map(|c| format!("{}: {}", c.r#type, c.message))
+                .collect(),
+            strategy: spec
+                .as_ref()
+                .and_then(|spec| spec.strategy.as_ref())
+                .and_then(|st| serde_json::to_value(st).ok()),
+            rollout: s
+                .rollout
+                .iter()
+                .map(|r| RolloutView {
+                    app: r
+                        .app
+                        .as_ref()
+                        .map(|a| format!("{}/{}", a.project, a.name))
+                        .unwrap_or_default(),
+                    step: r.step,
+                    status: r.status.clone(),
+                    message: r.message.clone(),
+                })
                 .collect(),
             created_at: time_text(s.created_at.as_ref()),
         }
@@ -199,6 +230,25 @@ fn describe(view: &AppsetView) -> anyhow::Result<String> {
     if let Some(policy) = &view.sync_policy {
         text.push_str("Sync policy:\n");
         text.push_str(&indented_yaml(policy, 2)?);
+    }
+    if let Some(strategy) = &view.strategy {
+        text.push_str("Strategy:\n");
+        text.push_str(&indented_yaml(strategy, 2)?);
+    }
+    if !view.rollout.is_empty() {
+        text.push_str("Rollout:\n");
+        let width = view.rollout.iter().map(|r| r.app.len()).max().unwrap_or(0);
+        for r in &view.rollout {
+            let step = if r.step < 0 {
+                "-".to_owned()
+            } else {
+                r.step.to_string()
+            };
+            text.push_str(&format!(
+                "  {:<width$}  step {step:<3} {:<12} {}\n",
+                r.app, r.status, r.message
+            ));
+        }
     }
     Ok(text)
 }

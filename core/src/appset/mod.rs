@@ -344,7 +344,7 @@ impl ApplicationSetSpec {
 
     /// Whether the set uses anything the protocol's typed summary of a set cannot carry (Go templates, a
     /// template patch, generator selectors or templates, `elementsYaml`, `flatList`, preserved fields, ignored
-    /// differences): such a set travels as its JSON spec only.
+    /// differences, a strategy): such a set travels as its JSON spec only.
     pub fn needs_full_spec(&self) -> bool {
         fn walk(generators: &[Generator]) -> bool {
             generators.iter().any(|g| {
@@ -365,6 +365,7 @@ impl ApplicationSetSpec {
             || self.template_patch.is_some()
             || self.preserved_fields.is_some()
             || !self.ignore_application_differences.is_empty()
+            || self.strategy.is_some()
             || walk(&self.generators)
     }
 

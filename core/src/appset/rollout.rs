@@ -421,11 +421,9 @@ fn update(
     let mut entry = old.clone();
     entry.step = step;
     let revision = app.reported.as_ref().map_or("", |r| r.revision.as_str());
-    let revision_changed =
-        !revision.is_empty() && !old.target_revision.is_empty() && revision != old.target_revision;
-    if !revision.is_empty() && old.target_revision.is_empty() {
-        entry.target_revision = revision.to_owned();
-    }
+    // A first revision counts too: an app that failed before it had one (a comparison error) has changes
+    // to roll out once it has one.
+    let revision_changed = !revision.is_empty() && revision != old.target_revision;
     let spec_changed = app.spec_version != old.spec_version;
     if revision_changed || spec_changed {
         entry.target_revision = revision.to_owned();

@@ -50,6 +50,22 @@ pub(crate) fn to_proto(record: &AppSetRecord) -> Result<v1::ApplicationSet, Stat
             last_transition_time: Some(pc::timestamp(c.last_transition_time)),
         })
         .collect();
+    set.rollout = record
+        .status
+        .rollout
+        .iter()
+        .map(|r| v1::RolloutApplication {
+            app: Some(v1::AppRef {
+                project: r.project.clone(),
+                name: r.application.clone(),
+            }),
+            status: r.status.as_str().to_owned(),
+            step: i32::try_from(r.step).unwrap_or(-1),
+            message: r.message.clone(),
+            last_transition_time: Some(pc::timestamp(r.last_transition_time)),
+            command_id: r.command.clone(),
+        })
+        .collect();
     set.created_at = Some(pc::timestamp(record.created_at));
     Ok(set)
 }
@@ -78,10 +94,13 @@ pub(crate) async fn parse(
             Status::invalid_argument(format!("application set {project}/{}: {e}", set.name))
         })?,
     };
-    // Decision resources are held by the hub: a set reading them is evaluated there.
-    if scope != AppSetScope::Hub && spec.uses_decision_resources() {
+    // Decision resources are held by the hub, and only the hub sees a rollout's apps across clusters: such
+    // a set is evaluated there.
+    if scope != AppSetScope::Hub
+        && let Some(why) = spec.hub_only()
+    {
         return Err(Status::invalid_argument(format!(
-            "application set {project}/{}: a clusterDecisionResource generator reads the decision resources held by the hub, so the set is evaluated at the hub: apply it without a cluster scope",
+            "application set {project}/{}: the set is evaluated at the hub ({why}): apply it without a cluster scope",
             set.name
         )));
     }

@@ -20,6 +20,7 @@
 
 mod app_of_apps;
 pub mod decisions;
+mod rollout;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -317,6 +318,12 @@ impl AppSetController {
         // Only the replica holding the role evaluates; the first try is at once.
         let mut leadership: Option<crate::store::Leadership> = None;
         let mut lead_tick = tokio::time::interval(LEAD_RETRY);
+        // Progressive syncs: looked at when an app's status changed (at most every tick), and every tick
+        // while syncs are in flight. Until a pass finds no rolling set, and again whenever a set changes.
+        let mut rollout_tick = tokio::time::interval(rollout::ROLLOUT_TICK);
+        let mut rollouts_dirty = true;
+        let mut rolling_sets = true;
+        let mut rollouts_in_flight = false;
         loop {
             // What to do: sets (all, or one `project/name`), parents, or both.
             let (sets, parents): (Option<Option<String>>, bool) = tokio::select! {
@@ -329,6 +336,14 @@ impl AppSetController {
                     (Some(None), true)
                 }
                 _ = tick.tick() => (Some(None), true),
+                _ = rollout_tick.tick() => {
+                    let due = std::mem::take(&mut rollouts_dirty) && rolling_sets;
+                    if !(due || rollouts_in_flight) || !self.holds(&mut leadership) {
+                        continue;
+                    }
+                    (rolling_sets, rollouts_in_flight) = self.advance_rollouts().await;
+                    continue;
+                }
                 _ = health_tick.tick() => {
                     if !std::mem::take(&mut parents_dirty) {
                         continue;
@@ -355,7 +370,11 @@ impl AppSetController {
                 }
                 event = notifications.next() => match event {
                     Some(ListenEvent::Notification { channel, payload }) => match channel.as_str() {
-                        APPSETS_CHANNEL => (Some((payload != "*").then_some(payload)), false),
+                        APPSETS_CHANNEL => {
+                            rolling_sets = true;
+                            rollouts_dirty = true;
+                            (Some((payload != "*").then_some(payload)), false)
+                        }
                         // A parent (an app at the hub itself) changed, or a command for one was queued.
                         DESIRED_CHANNEL | crate::store::COMMANDS_CHANNEL if payload == HUB_CLUSTER => (None, true),
                         crate::pki::repos::REPO_CREDENTIALS_CHANNEL => {
@@ -363,6 +382,7 @@ impl AppSetController {
                             (Some(None), true)
                         }
                         crate::link::APPS_CHANNEL => {
+                            rollouts_dirty = true;
                             let watched = self
                                 .child_clusters
                                 .lock()
@@ -448,6 +468,8 @@ impl AppSetController {
         let mut status = AppSetStatus {
             observed_version: set.version,
             generated: set.status.generated.clone(),
+            rollout: set.status.rollout.clone(),
+            rollout_prune: set.status.rollout_prune.clone(),
             ..AppSetStatus::default()
         };
         let outcome = match self.evaluate(set, &mut status).await {
@@ -457,6 +479,14 @@ impl AppSetController {
                 Outcome::default()
             }
         };
+        // A progressive sync moves on with what was just created or updated (or, after an error, with the
+        // apps as they are).
+        if let Ok(spec) = ApplicationSetSpec::from_json(&set.spec)
+            && (spec.rolling_steps().is_some() || !status.rollout.is_empty())
+            && let Err(error) = self.advance_rollout(set, &spec, &mut status).await
+        {
+            tracing::warn!(%error, "Rollout pass failed.");
+        }
         self.store
             .appsets()
             .set_appset_status(&set.project, &set.name, &status)
@@ -562,6 +592,22 @@ impl AppSetController {
             }
         }
         status.revisions = revisions;
+        if spec.rolling_steps().is_some() {
+            // The rollout asks each app's sync in its turn (with prune where the template's automation
+            // asked it), so the apps have no automation of their own, as Argo CD's RollingSync does.
+            status.rollout_prune = valid
+                .iter()
+                .filter(|app| app.spec.automated().is_some_and(|a| a.prune))
+                .map(|app| format!("{}/{}", app.project, app.name))
+                .collect();
+            for app in &mut valid {
+                if let Some(policy) = app.spec.sync_policy.as_mut() {
+                    policy.automated = None;
+                }
+            }
+        } else {
+            status.rollout_prune.clear();
+        }
         let owner = OwnerRef {
             kind: OWNER_KIND.into(),
             project: set.project.clone(),
@@ -1017,6 +1063,7 @@ fn status_changed(old: &AppSetStatus, new: &AppSetStatus) -> bool {
         || old.revisions != new.revisions
         || old.observed_version != new.observed_version
         || conditions(old) != conditions(new)
+        || old.rollout != new.rollout
 }
 
 fn condition(kind: &str, message: impl Into<String>) -> Condition {

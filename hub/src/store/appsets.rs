@@ -79,6 +79,13 @@ pub struct AppSetStatus {
     /// Spec version the evaluation used.
     #[serde(default)]
     pub observed_version: u64,
+    /// A progressive sync's place of every app (`strategy: RollingSync`), kept between passes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout: Vec<edgecd_core::appset::rollout::RolloutAppStatus>,
+    /// Generated apps (`project/name`) whose template asked automated sync with prune: a progressive sync
+    /// turns automation off and asks their syncs with prune.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout_prune: Vec<String>,
 }
 
 /// A set to create or replace.

@@ -183,6 +183,7 @@ pub fn appset_spec_from_proto(
         template_patch: None,
         preserved_fields: None,
         ignore_application_differences: Vec::new(),
+        strategy: None,
     };
     // The same strict checks as Argo YAML gets (goTemplate refused, template spec fields).
     let json = serde_json::to_value(&spec).map_err(|e| invalid("spec", e.to_string()))?;

@@ -5018,7 +5018,10 @@ type ApplicationSet struct {
 	// ignoreApplicationDifferences) travels here. A client may send it instead
 	// of the typed fields. Sent to spokes only under the capability
 	// `application-sets.argo-spec.v1`.
-	SpecJson      string `protobuf:"bytes,13,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
+	SpecJson string `protobuf:"bytes,13,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
+	// A progressive sync's place of every generated app (`strategy.type:
+	// RollingSync`, hub-evaluated sets only), sorted by project and name.
+	Rollout       []*RolloutApplication `protobuf:"bytes,14,rep,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5144,6 +5147,104 @@ func (x *ApplicationSet) GetSpecJson() string {
 	return ""
 }
 
+func (x *ApplicationSet) GetRollout() []*RolloutApplication {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+// One app of a progressive sync (Argo CD's ApplicationSet
+// `status.applicationStatus`).
+type RolloutApplication struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *AppRef                `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// Waiting (changes to roll out, waiting for its step or maxUpdate), Pending
+	// (a sync was asked), Progressing (synced or syncing, not yet Healthy) or
+	// Healthy (Synced and Healthy at its current revision and spec).
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// 1-based; -1: no step selects it (synced by hand only).
+	Step               int32                  `protobuf:"varint,3,opt,name=step,proto3" json:"step,omitempty"`
+	Message            string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	LastTransitionTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_transition_time,json=lastTransitionTime,proto3" json:"last_transition_time,omitempty"`
+	// The sync command the rollout asked for it, if any.
+	CommandId     string `protobuf:"bytes,6,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutApplication) Reset() {
+	*x = RolloutApplication{}
+	mi := &file_edgecd_v1_types_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutApplication) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutApplication) ProtoMessage() {}
+
+func (x *RolloutApplication) ProtoReflect() protoreflect.Message {
+	mi := &file_edgecd_v1_types_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutApplication.ProtoReflect.Descriptor instead.
+func (*RolloutApplication) Descriptor() ([]byte, []int) {
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RolloutApplication) GetApp() *AppRef {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+func (x *RolloutApplication) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RolloutApplication) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *RolloutApplication) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *RolloutApplication) GetLastTransitionTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastTransitionTime
+	}
+	return nil
+}
+
+func (x *RolloutApplication) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
 type SyncCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Revision to sync to; empty means the app's target revision.
@@ -5163,7 +5264,7 @@ type SyncCommand struct {
 
 func (x *SyncCommand) Reset() {
 	*x = SyncCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[54]
+	mi := &file_edgecd_v1_types_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5175,7 +5276,7 @@ func (x *SyncCommand) String() string {
 func (*SyncCommand) ProtoMessage() {}
 
 func (x *SyncCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[54]
+	mi := &file_edgecd_v1_types_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5188,7 +5289,7 @@ func (x *SyncCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncCommand.ProtoReflect.Descriptor instead.
 func (*SyncCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{54}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SyncCommand) GetRevision() string {
@@ -5243,7 +5344,7 @@ type RefreshCommand struct {
 
 func (x *RefreshCommand) Reset() {
 	*x = RefreshCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[55]
+	mi := &file_edgecd_v1_types_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5255,7 +5356,7 @@ func (x *RefreshCommand) String() string {
 func (*RefreshCommand) ProtoMessage() {}
 
 func (x *RefreshCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[55]
+	mi := &file_edgecd_v1_types_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5268,7 +5369,7 @@ func (x *RefreshCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshCommand.ProtoReflect.Descriptor instead.
 func (*RefreshCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{55}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RefreshCommand) GetHard() bool {
@@ -5289,7 +5390,7 @@ type RollbackCommand struct {
 
 func (x *RollbackCommand) Reset() {
 	*x = RollbackCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[56]
+	mi := &file_edgecd_v1_types_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5301,7 +5402,7 @@ func (x *RollbackCommand) String() string {
 func (*RollbackCommand) ProtoMessage() {}
 
 func (x *RollbackCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[56]
+	mi := &file_edgecd_v1_types_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5314,7 +5415,7 @@ func (x *RollbackCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackCommand.ProtoReflect.Descriptor instead.
 func (*RollbackCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{56}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RollbackCommand) GetHistoryId() int64 {
@@ -5346,7 +5447,7 @@ type TerminateCommand struct {
 
 func (x *TerminateCommand) Reset() {
 	*x = TerminateCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[57]
+	mi := &file_edgecd_v1_types_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5358,7 +5459,7 @@ func (x *TerminateCommand) String() string {
 func (*TerminateCommand) ProtoMessage() {}
 
 func (x *TerminateCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[57]
+	mi := &file_edgecd_v1_types_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5371,7 +5472,7 @@ func (x *TerminateCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminateCommand.ProtoReflect.Descriptor instead.
 func (*TerminateCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{57}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{58}
 }
 
 // Deletes an app created at the edge (its Application CR at the spoke),
@@ -5387,7 +5488,7 @@ type DeleteCommand struct {
 
 func (x *DeleteCommand) Reset() {
 	*x = DeleteCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[58]
+	mi := &file_edgecd_v1_types_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5399,7 +5500,7 @@ func (x *DeleteCommand) String() string {
 func (*DeleteCommand) ProtoMessage() {}
 
 func (x *DeleteCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[58]
+	mi := &file_edgecd_v1_types_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5412,7 +5513,7 @@ func (x *DeleteCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCommand.ProtoReflect.Descriptor instead.
 func (*DeleteCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{58}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DeleteCommand) GetCascade() bool {
@@ -5432,7 +5533,7 @@ type DiffCommand struct {
 
 func (x *DiffCommand) Reset() {
 	*x = DiffCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[59]
+	mi := &file_edgecd_v1_types_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5444,7 +5545,7 @@ func (x *DiffCommand) String() string {
 func (*DiffCommand) ProtoMessage() {}
 
 func (x *DiffCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[59]
+	mi := &file_edgecd_v1_types_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5457,7 +5558,7 @@ func (x *DiffCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffCommand.ProtoReflect.Descriptor instead.
 func (*DiffCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{59}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DiffCommand) GetResources() []*ResourceKey {
@@ -5476,7 +5577,7 @@ type ManifestsCommand struct {
 
 func (x *ManifestsCommand) Reset() {
 	*x = ManifestsCommand{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[60]
+	mi := &file_edgecd_v1_types_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5488,7 +5589,7 @@ func (x *ManifestsCommand) String() string {
 func (*ManifestsCommand) ProtoMessage() {}
 
 func (x *ManifestsCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[60]
+	mi := &file_edgecd_v1_types_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5501,7 +5602,7 @@ func (x *ManifestsCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestsCommand.ProtoReflect.Descriptor instead.
 func (*ManifestsCommand) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{60}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ManifestsCommand) GetRevision() string {
@@ -5542,7 +5643,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[61]
+	mi := &file_edgecd_v1_types_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5554,7 +5655,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[61]
+	mi := &file_edgecd_v1_types_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5567,7 +5668,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{61}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Command) GetId() string {
@@ -5751,7 +5852,7 @@ type ResourceDiff struct {
 
 func (x *ResourceDiff) Reset() {
 	*x = ResourceDiff{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[62]
+	mi := &file_edgecd_v1_types_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5763,7 +5864,7 @@ func (x *ResourceDiff) String() string {
 func (*ResourceDiff) ProtoMessage() {}
 
 func (x *ResourceDiff) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[62]
+	mi := &file_edgecd_v1_types_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5776,7 +5877,7 @@ func (x *ResourceDiff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceDiff.ProtoReflect.Descriptor instead.
 func (*ResourceDiff) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{62}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ResourceDiff) GetKey() *ResourceKey {
@@ -5823,7 +5924,7 @@ type DiffResult struct {
 
 func (x *DiffResult) Reset() {
 	*x = DiffResult{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[63]
+	mi := &file_edgecd_v1_types_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5835,7 +5936,7 @@ func (x *DiffResult) String() string {
 func (*DiffResult) ProtoMessage() {}
 
 func (x *DiffResult) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[63]
+	mi := &file_edgecd_v1_types_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5848,7 +5949,7 @@ func (x *DiffResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffResult.ProtoReflect.Descriptor instead.
 func (*DiffResult) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{63}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DiffResult) GetResources() []*ResourceDiff {
@@ -5868,7 +5969,7 @@ type ManifestsResult struct {
 
 func (x *ManifestsResult) Reset() {
 	*x = ManifestsResult{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[64]
+	mi := &file_edgecd_v1_types_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5880,7 +5981,7 @@ func (x *ManifestsResult) String() string {
 func (*ManifestsResult) ProtoMessage() {}
 
 func (x *ManifestsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[64]
+	mi := &file_edgecd_v1_types_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5893,7 +5994,7 @@ func (x *ManifestsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestsResult.ProtoReflect.Descriptor instead.
 func (*ManifestsResult) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{64}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ManifestsResult) GetRevision() string {
@@ -5934,7 +6035,7 @@ type CommandStatus struct {
 
 func (x *CommandStatus) Reset() {
 	*x = CommandStatus{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[65]
+	mi := &file_edgecd_v1_types_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5946,7 +6047,7 @@ func (x *CommandStatus) String() string {
 func (*CommandStatus) ProtoMessage() {}
 
 func (x *CommandStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[65]
+	mi := &file_edgecd_v1_types_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5959,7 +6060,7 @@ func (x *CommandStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandStatus.ProtoReflect.Descriptor instead.
 func (*CommandStatus) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{65}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CommandStatus) GetCommandId() string {
@@ -6077,7 +6178,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[66]
+	mi := &file_edgecd_v1_types_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6089,7 +6190,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[66]
+	mi := &file_edgecd_v1_types_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6102,7 +6203,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{66}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Event) GetId() string {
@@ -6196,7 +6297,7 @@ type Deployment struct {
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_edgecd_v1_types_proto_msgTypes[67]
+	mi := &file_edgecd_v1_types_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6208,7 +6309,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_edgecd_v1_types_proto_msgTypes[67]
+	mi := &file_edgecd_v1_types_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6221,7 +6322,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{67}
+	return file_edgecd_v1_types_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Deployment) GetCluster() string {
@@ -6760,7 +6861,7 @@ const file_edgecd_v1_types_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcc\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x05\n" +
 	"\x0eApplicationSet\x12\x18\n" +
 	"\aproject\x18\x01 \x01(\tR\aproject\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12B\n" +
@@ -6781,7 +6882,16 @@ const file_edgecd_v1_types_proto_rawDesc = "" +
 	"conditions\x129\n" +
 	"\n" +
 	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1b\n" +
-	"\tspec_json\x18\r \x01(\tR\bspecJson\"\xd8\x01\n" +
+	"\tspec_json\x18\r \x01(\tR\bspecJson\x127\n" +
+	"\arollout\x18\x0e \x03(\v2\x1d.edgecd.v1.RolloutApplicationR\arollout\"\xec\x01\n" +
+	"\x12RolloutApplication\x12#\n" +
+	"\x03app\x18\x01 \x01(\v2\x11.edgecd.v1.AppRefR\x03app\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
+	"\x04step\x18\x03 \x01(\x05R\x04step\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12L\n" +
+	"\x14last_transition_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x12lastTransitionTime\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x06 \x01(\tR\tcommandId\"\xd8\x01\n" +
 	"\vSyncCommand\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\tR\brevision\x12\x14\n" +
 	"\x05prune\x18\x02 \x01(\bR\x05prune\x12\x17\n" +
@@ -6955,7 +7065,7 @@ func file_edgecd_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_edgecd_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_edgecd_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_edgecd_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_edgecd_v1_types_proto_goTypes = []any{
 	(SyncStatusCode)(0),              // 0: edgecd.v1.SyncStatusCode
 	(HealthStatusCode)(0),            // 1: edgecd.v1.HealthStatusCode
@@ -7022,39 +7132,40 @@ var file_edgecd_v1_types_proto_goTypes = []any{
 	(*MergeGenerator)(nil),           // 62: edgecd.v1.MergeGenerator
 	(*ApplicationTemplate)(nil),      // 63: edgecd.v1.ApplicationTemplate
 	(*ApplicationSet)(nil),           // 64: edgecd.v1.ApplicationSet
-	(*SyncCommand)(nil),              // 65: edgecd.v1.SyncCommand
-	(*RefreshCommand)(nil),           // 66: edgecd.v1.RefreshCommand
-	(*RollbackCommand)(nil),          // 67: edgecd.v1.RollbackCommand
-	(*TerminateCommand)(nil),         // 68: edgecd.v1.TerminateCommand
-	(*DeleteCommand)(nil),            // 69: edgecd.v1.DeleteCommand
-	(*DiffCommand)(nil),              // 70: edgecd.v1.DiffCommand
-	(*ManifestsCommand)(nil),         // 71: edgecd.v1.ManifestsCommand
-	(*Command)(nil),                  // 72: edgecd.v1.Command
-	(*ResourceDiff)(nil),             // 73: edgecd.v1.ResourceDiff
-	(*DiffResult)(nil),               // 74: edgecd.v1.DiffResult
-	(*ManifestsResult)(nil),          // 75: edgecd.v1.ManifestsResult
-	(*CommandStatus)(nil),            // 76: edgecd.v1.CommandStatus
-	(*Event)(nil),                    // 77: edgecd.v1.Event
-	(*Deployment)(nil),               // 78: edgecd.v1.Deployment
-	nil,                              // 79: edgecd.v1.LabelSelector.MatchLabelsEntry
-	nil,                              // 80: edgecd.v1.KustomizeSource.CommonLabelsEntry
-	nil,                              // 81: edgecd.v1.KustomizeSource.CommonAnnotationsEntry
-	nil,                              // 82: edgecd.v1.ManagedNamespaceMetadata.LabelsEntry
-	nil,                              // 83: edgecd.v1.ManagedNamespaceMetadata.AnnotationsEntry
-	nil,                              // 84: edgecd.v1.ApplicationMeta.LabelsEntry
-	nil,                              // 85: edgecd.v1.ApplicationMeta.AnnotationsEntry
-	nil,                              // 86: edgecd.v1.ApplicationSummary.LabelsEntry
-	nil,                              // 87: edgecd.v1.Cluster.LabelsEntry
-	nil,                              // 88: edgecd.v1.Cluster.AnnotationsEntry
-	nil,                              // 89: edgecd.v1.ClustersGenerator.ValuesEntry
-	nil,                              // 90: edgecd.v1.GitGenerator.ValuesEntry
-	nil,                              // 91: edgecd.v1.ApplicationTemplate.LabelsEntry
-	nil,                              // 92: edgecd.v1.ApplicationTemplate.AnnotationsEntry
-	(*durationpb.Duration)(nil),      // 93: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 94: google.protobuf.Timestamp
+	(*RolloutApplication)(nil),       // 65: edgecd.v1.RolloutApplication
+	(*SyncCommand)(nil),              // 66: edgecd.v1.SyncCommand
+	(*RefreshCommand)(nil),           // 67: edgecd.v1.RefreshCommand
+	(*RollbackCommand)(nil),          // 68: edgecd.v1.RollbackCommand
+	(*TerminateCommand)(nil),         // 69: edgecd.v1.TerminateCommand
+	(*DeleteCommand)(nil),            // 70: edgecd.v1.DeleteCommand
+	(*DiffCommand)(nil),              // 71: edgecd.v1.DiffCommand
+	(*ManifestsCommand)(nil),         // 72: edgecd.v1.ManifestsCommand
+	(*Command)(nil),                  // 73: edgecd.v1.Command
+	(*ResourceDiff)(nil),             // 74: edgecd.v1.ResourceDiff
+	(*DiffResult)(nil),               // 75: edgecd.v1.DiffResult
+	(*ManifestsResult)(nil),          // 76: edgecd.v1.ManifestsResult
+	(*CommandStatus)(nil),            // 77: edgecd.v1.CommandStatus
+	(*Event)(nil),                    // 78: edgecd.v1.Event
+	(*Deployment)(nil),               // 79: edgecd.v1.Deployment
+	nil,                              // 80: edgecd.v1.LabelSelector.MatchLabelsEntry
+	nil,                              // 81: edgecd.v1.KustomizeSource.CommonLabelsEntry
+	nil,                              // 82: edgecd.v1.KustomizeSource.CommonAnnotationsEntry
+	nil,                              // 83: edgecd.v1.ManagedNamespaceMetadata.LabelsEntry
+	nil,                              // 84: edgecd.v1.ManagedNamespaceMetadata.AnnotationsEntry
+	nil,                              // 85: edgecd.v1.ApplicationMeta.LabelsEntry
+	nil,                              // 86: edgecd.v1.ApplicationMeta.AnnotationsEntry
+	nil,                              // 87: edgecd.v1.ApplicationSummary.LabelsEntry
+	nil,                              // 88: edgecd.v1.Cluster.LabelsEntry
+	nil,                              // 89: edgecd.v1.Cluster.AnnotationsEntry
+	nil,                              // 90: edgecd.v1.ClustersGenerator.ValuesEntry
+	nil,                              // 91: edgecd.v1.GitGenerator.ValuesEntry
+	nil,                              // 92: edgecd.v1.ApplicationTemplate.LabelsEntry
+	nil,                              // 93: edgecd.v1.ApplicationTemplate.AnnotationsEntry
+	(*durationpb.Duration)(nil),      // 94: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 95: google.protobuf.Timestamp
 }
 var file_edgecd_v1_types_proto_depIdxs = []int32{
-	79,  // 0: edgecd.v1.LabelSelector.match_labels:type_name -> edgecd.v1.LabelSelector.MatchLabelsEntry
+	80,  // 0: edgecd.v1.LabelSelector.match_labels:type_name -> edgecd.v1.LabelSelector.MatchLabelsEntry
 	15,  // 1: edgecd.v1.LabelSelector.match_expressions:type_name -> edgecd.v1.LabelSelectorRequirement
 	20,  // 2: edgecd.v1.ApplicationSource.directory:type_name -> edgecd.v1.DirectorySource
 	23,  // 3: edgecd.v1.ApplicationSource.kustomize:type_name -> edgecd.v1.KustomizeSource
@@ -7064,15 +7175,15 @@ var file_edgecd_v1_types_proto_depIdxs = []int32{
 	21,  // 7: edgecd.v1.DirectorySource.jsonnet:type_name -> edgecd.v1.JsonnetSource
 	22,  // 8: edgecd.v1.JsonnetSource.ext_vars:type_name -> edgecd.v1.JsonnetVar
 	22,  // 9: edgecd.v1.JsonnetSource.tlas:type_name -> edgecd.v1.JsonnetVar
-	80,  // 10: edgecd.v1.KustomizeSource.common_labels:type_name -> edgecd.v1.KustomizeSource.CommonLabelsEntry
-	81,  // 11: edgecd.v1.KustomizeSource.common_annotations:type_name -> edgecd.v1.KustomizeSource.CommonAnnotationsEntry
+	81,  // 10: edgecd.v1.KustomizeSource.common_labels:type_name -> edgecd.v1.KustomizeSource.CommonLabelsEntry
+	82,  // 11: edgecd.v1.KustomizeSource.common_annotations:type_name -> edgecd.v1.KustomizeSource.CommonAnnotationsEntry
 	24,  // 12: edgecd.v1.KustomizeSource.replicas:type_name -> edgecd.v1.KustomizeReplica
 	27,  // 13: edgecd.v1.SyncPolicy.automated:type_name -> edgecd.v1.AutomatedSync
 	28,  // 14: edgecd.v1.SyncPolicy.retry:type_name -> edgecd.v1.RetryStrategy
-	93,  // 15: edgecd.v1.RetryStrategy.backoff_duration:type_name -> google.protobuf.Duration
-	93,  // 16: edgecd.v1.RetryStrategy.backoff_max_duration:type_name -> google.protobuf.Duration
-	82,  // 17: edgecd.v1.ManagedNamespaceMetadata.labels:type_name -> edgecd.v1.ManagedNamespaceMetadata.LabelsEntry
-	83,  // 18: edgecd.v1.ManagedNamespaceMetadata.annotations:type_name -> edgecd.v1.ManagedNamespaceMetadata.AnnotationsEntry
+	94,  // 15: edgecd.v1.RetryStrategy.backoff_duration:type_name -> google.protobuf.Duration
+	94,  // 16: edgecd.v1.RetryStrategy.backoff_max_duration:type_name -> google.protobuf.Duration
+	83,  // 17: edgecd.v1.ManagedNamespaceMetadata.labels:type_name -> edgecd.v1.ManagedNamespaceMetadata.LabelsEntry
+	84,  // 18: edgecd.v1.ManagedNamespaceMetadata.annotations:type_name -> edgecd.v1.ManagedNamespaceMetadata.AnnotationsEntry
 	16,  // 19: edgecd.v1.ApplicationSpec.source:type_name -> edgecd.v1.ApplicationSource
 	25,  // 20: edgecd.v1.ApplicationSpec.destination:type_name -> edgecd.v1.Destination
 	26,  // 21: edgecd.v1.ApplicationSpec.sync_policy:type_name -> edgecd.v1.SyncPolicy
@@ -7085,15 +7196,15 @@ var file_edgecd_v1_types_proto_depIdxs = []int32{
 	12,  // 28: edgecd.v1.ResourceStatus.key:type_name -> edgecd.v1.ResourceKey
 	0,   // 29: edgecd.v1.ResourceStatus.sync:type_name -> edgecd.v1.SyncStatusCode
 	33,  // 30: edgecd.v1.ResourceStatus.health:type_name -> edgecd.v1.HealthStatus
-	94,  // 31: edgecd.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	95,  // 31: edgecd.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
 	12,  // 32: edgecd.v1.ResourceResult.key:type_name -> edgecd.v1.ResourceKey
 	2,   // 33: edgecd.v1.OperationState.phase:type_name -> edgecd.v1.OperationPhase
-	94,  // 34: edgecd.v1.OperationState.started_at:type_name -> google.protobuf.Timestamp
-	94,  // 35: edgecd.v1.OperationState.finished_at:type_name -> google.protobuf.Timestamp
+	95,  // 34: edgecd.v1.OperationState.started_at:type_name -> google.protobuf.Timestamp
+	95,  // 35: edgecd.v1.OperationState.finished_at:type_name -> google.protobuf.Timestamp
 	37,  // 36: edgecd.v1.OperationState.resources:type_name -> edgecd.v1.ResourceResult
 	16,  // 37: edgecd.v1.HistoryEntry.source:type_name -> edgecd.v1.ApplicationSource
-	94,  // 38: edgecd.v1.HistoryEntry.started_at:type_name -> google.protobuf.Timestamp
-	94,  // 39: edgecd.v1.HistoryEntry.deployed_at:type_name -> google.protobuf.Timestamp
+	95,  // 38: edgecd.v1.HistoryEntry.started_at:type_name -> google.protobuf.Timestamp
+	95,  // 39: edgecd.v1.HistoryEntry.deployed_at:type_name -> google.protobuf.Timestamp
 	2,   // 40: edgecd.v1.HistoryEntry.result:type_name -> edgecd.v1.OperationPhase
 	37,  // 41: edgecd.v1.HistoryEntry.resources:type_name -> edgecd.v1.ResourceResult
 	16,  // 42: edgecd.v1.HistoryEntry.sources:type_name -> edgecd.v1.ApplicationSource
@@ -7103,14 +7214,14 @@ var file_edgecd_v1_types_proto_depIdxs = []int32{
 	36,  // 46: edgecd.v1.ApplicationStatus.conditions:type_name -> edgecd.v1.Condition
 	38,  // 47: edgecd.v1.ApplicationStatus.operation_state:type_name -> edgecd.v1.OperationState
 	39,  // 48: edgecd.v1.ApplicationStatus.history:type_name -> edgecd.v1.HistoryEntry
-	94,  // 49: edgecd.v1.ApplicationStatus.reconciled_at:type_name -> google.protobuf.Timestamp
-	84,  // 50: edgecd.v1.ApplicationMeta.labels:type_name -> edgecd.v1.ApplicationMeta.LabelsEntry
-	85,  // 51: edgecd.v1.ApplicationMeta.annotations:type_name -> edgecd.v1.ApplicationMeta.AnnotationsEntry
-	94,  // 52: edgecd.v1.ApplicationMeta.created_at:type_name -> google.protobuf.Timestamp
-	94,  // 53: edgecd.v1.ApplicationMeta.updated_at:type_name -> google.protobuf.Timestamp
+	95,  // 49: edgecd.v1.ApplicationStatus.reconciled_at:type_name -> google.protobuf.Timestamp
+	85,  // 50: edgecd.v1.ApplicationMeta.labels:type_name -> edgecd.v1.ApplicationMeta.LabelsEntry
+	86,  // 51: edgecd.v1.ApplicationMeta.annotations:type_name -> edgecd.v1.ApplicationMeta.AnnotationsEntry
+	95,  // 52: edgecd.v1.ApplicationMeta.created_at:type_name -> google.protobuf.Timestamp
+	95,  // 53: edgecd.v1.ApplicationMeta.updated_at:type_name -> google.protobuf.Timestamp
 	3,   // 54: edgecd.v1.ApplicationMeta.origin:type_name -> edgecd.v1.AppOrigin
 	41,  // 55: edgecd.v1.ApplicationMeta.owner:type_name -> edgecd.v1.OwnerRef
-	94,  // 56: edgecd.v1.ApplicationMeta.deletion_requested_at:type_name -> google.protobuf.Timestamp
+	95,  // 56: edgecd.v1.ApplicationMeta.deletion_requested_at:type_name -> google.protobuf.Timestamp
 	42,  // 57: edgecd.v1.Application.meta:type_name -> edgecd.v1.ApplicationMeta
 	32,  // 58: edgecd.v1.Application.spec:type_name -> edgecd.v1.ApplicationSpec
 	40,  // 59: edgecd.v1.Application.status:type_name -> edgecd.v1.ApplicationStatus
@@ -7118,23 +7229,23 @@ var file_edgecd_v1_types_proto_depIdxs = []int32{
 	0,   // 61: edgecd.v1.ApplicationSummary.sync:type_name -> edgecd.v1.SyncStatusCode
 	1,   // 62: edgecd.v1.ApplicationSummary.health:type_name -> edgecd.v1.HealthStatusCode
 	2,   // 63: edgecd.v1.ApplicationSummary.operation_phase:type_name -> edgecd.v1.OperationPhase
-	86,  // 64: edgecd.v1.ApplicationSummary.labels:type_name -> edgecd.v1.ApplicationSummary.LabelsEntry
-	94,  // 65: edgecd.v1.ApplicationSummary.updated_at:type_name -> google.protobuf.Timestamp
+	87,  // 64: edgecd.v1.ApplicationSummary.labels:type_name -> edgecd.v1.ApplicationSummary.LabelsEntry
+	95,  // 65: edgecd.v1.ApplicationSummary.updated_at:type_name -> google.protobuf.Timestamp
 	3,   // 66: edgecd.v1.ApplicationSummary.origin:type_name -> edgecd.v1.AppOrigin
 	41,  // 67: edgecd.v1.ApplicationSummary.owner:type_name -> edgecd.v1.OwnerRef
 	45,  // 68: edgecd.v1.ApplicationSummary.cluster_connection:type_name -> edgecd.v1.ConnectionState
 	4,   // 69: edgecd.v1.ConnectionState.state:type_name -> edgecd.v1.ConnectionStateCode
-	94,  // 70: edgecd.v1.ConnectionState.since:type_name -> google.protobuf.Timestamp
-	94,  // 71: edgecd.v1.ConnectionState.last_heartbeat:type_name -> google.protobuf.Timestamp
+	95,  // 70: edgecd.v1.ConnectionState.since:type_name -> google.protobuf.Timestamp
+	95,  // 71: edgecd.v1.ConnectionState.last_heartbeat:type_name -> google.protobuf.Timestamp
 	47,  // 72: edgecd.v1.ClusterVersions.skew:type_name -> edgecd.v1.VersionSkew
 	10,  // 73: edgecd.v1.VersionSkew.state:type_name -> edgecd.v1.VersionSkew.State
-	87,  // 74: edgecd.v1.Cluster.labels:type_name -> edgecd.v1.Cluster.LabelsEntry
-	88,  // 75: edgecd.v1.Cluster.annotations:type_name -> edgecd.v1.Cluster.AnnotationsEntry
+	88,  // 74: edgecd.v1.Cluster.labels:type_name -> edgecd.v1.Cluster.LabelsEntry
+	89,  // 75: edgecd.v1.Cluster.annotations:type_name -> edgecd.v1.Cluster.AnnotationsEntry
 	46,  // 76: edgecd.v1.Cluster.versions:type_name -> edgecd.v1.ClusterVersions
 	45,  // 77: edgecd.v1.Cluster.connection:type_name -> edgecd.v1.ConnectionState
 	48,  // 78: edgecd.v1.Cluster.app_counts:type_name -> edgecd.v1.AppCounts
-	94,  // 79: edgecd.v1.Cluster.created_at:type_name -> google.protobuf.Timestamp
-	94,  // 80: edgecd.v1.Cluster.certificate_not_after:type_name -> google.protobuf.Timestamp
+	95,  // 79: edgecd.v1.Cluster.created_at:type_name -> google.protobuf.Timestamp
+	95,  // 80: edgecd.v1.Cluster.certificate_not_after:type_name -> google.protobuf.Timestamp
 	14,  // 81: edgecd.v1.ProjectDestination.cluster_selector:type_name -> edgecd.v1.LabelSelector
 	51,  // 82: edgecd.v1.OrphanedResources.ignore:type_name -> edgecd.v1.GroupKind
 	5,   // 83: edgecd.v1.ProjectRoleBinding.role:type_name -> edgecd.v1.ProjectRoleKind
@@ -7143,7 +7254,7 @@ var file_edgecd_v1_types_proto_depIdxs = []int32{
 	51,  // 86: edgecd.v1.Project.cluster_resource_deny:type_name -> edgecd.v1.GroupKind
 	51,  // 87: edgecd.v1.Project.namespace_resource_deny:type_name -> edgecd.v1.GroupKind
 	53,  // 88: edgecd.v1.Project.roles:type_name -> edgecd.v1.ProjectRoleBinding
-	94,  // 89: edgecd.v1.Project.created_at:type_name -> google.protobuf.Timestamp
+	95,  // 89: edgecd.v1.Project.created_at:type_name -> google.protobuf.Timestamp
 	51,  // 90: edgecd.v1.Project.namespace_resource_allow:type_name -> edgecd.v1.GroupKind
 	52,  // 91: edgecd.v1.Project.orphaned_resources:type_name -> edgecd.v1.OrphanedResources
 	5,   // 92: edgecd.v1.Project.logs_role:type_name -> edgecd.v1.ProjectRoleKind
@@ -7154,55 +7265,58 @@ var file_edgecd_v1_types_proto_depIdxs = []int32{
 	61,  // 97: edgecd.v1.ApplicationSetGenerator.matrix:type_name -> edgecd.v1.MatrixGenerator
 	62,  // 98: edgecd.v1.ApplicationSetGenerator.merge:type_name -> edgecd.v1.MergeGenerator
 	14,  // 99: edgecd.v1.ClustersGenerator.selector:type_name -> edgecd.v1.LabelSelector
-	89,  // 100: edgecd.v1.ClustersGenerator.values:type_name -> edgecd.v1.ClustersGenerator.ValuesEntry
+	90,  // 100: edgecd.v1.ClustersGenerator.values:type_name -> edgecd.v1.ClustersGenerator.ValuesEntry
 	58,  // 101: edgecd.v1.GitGenerator.directories:type_name -> edgecd.v1.GitDirectory
 	59,  // 102: edgecd.v1.GitGenerator.files:type_name -> edgecd.v1.GitFile
-	90,  // 103: edgecd.v1.GitGenerator.values:type_name -> edgecd.v1.GitGenerator.ValuesEntry
+	91,  // 103: edgecd.v1.GitGenerator.values:type_name -> edgecd.v1.GitGenerator.ValuesEntry
 	55,  // 104: edgecd.v1.MatrixGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
 	55,  // 105: edgecd.v1.MergeGenerator.generators:type_name -> edgecd.v1.ApplicationSetGenerator
-	91,  // 106: edgecd.v1.ApplicationTemplate.labels:type_name -> edgecd.v1.ApplicationTemplate.LabelsEntry
-	92,  // 107: edgecd.v1.ApplicationTemplate.annotations:type_name -> edgecd.v1.ApplicationTemplate.AnnotationsEntry
+	92,  // 106: edgecd.v1.ApplicationTemplate.labels:type_name -> edgecd.v1.ApplicationTemplate.LabelsEntry
+	93,  // 107: edgecd.v1.ApplicationTemplate.annotations:type_name -> edgecd.v1.ApplicationTemplate.AnnotationsEntry
 	32,  // 108: edgecd.v1.ApplicationTemplate.spec:type_name -> edgecd.v1.ApplicationSpec
 	55,  // 109: edgecd.v1.ApplicationSet.generators:type_name -> edgecd.v1.ApplicationSetGenerator
 	63,  // 110: edgecd.v1.ApplicationSet.template:type_name -> edgecd.v1.ApplicationTemplate
 	6,   // 111: edgecd.v1.ApplicationSet.policy:type_name -> edgecd.v1.ApplicationSetPolicy
 	11,  // 112: edgecd.v1.ApplicationSet.generated:type_name -> edgecd.v1.AppRef
 	36,  // 113: edgecd.v1.ApplicationSet.conditions:type_name -> edgecd.v1.Condition
-	94,  // 114: edgecd.v1.ApplicationSet.created_at:type_name -> google.protobuf.Timestamp
-	12,  // 115: edgecd.v1.SyncCommand.resources:type_name -> edgecd.v1.ResourceKey
-	12,  // 116: edgecd.v1.DiffCommand.resources:type_name -> edgecd.v1.ResourceKey
-	11,  // 117: edgecd.v1.Command.app:type_name -> edgecd.v1.AppRef
-	94,  // 118: edgecd.v1.Command.deadline:type_name -> google.protobuf.Timestamp
-	94,  // 119: edgecd.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	65,  // 120: edgecd.v1.Command.sync:type_name -> edgecd.v1.SyncCommand
-	66,  // 121: edgecd.v1.Command.refresh:type_name -> edgecd.v1.RefreshCommand
-	67,  // 122: edgecd.v1.Command.rollback:type_name -> edgecd.v1.RollbackCommand
-	68,  // 123: edgecd.v1.Command.terminate:type_name -> edgecd.v1.TerminateCommand
-	70,  // 124: edgecd.v1.Command.diff:type_name -> edgecd.v1.DiffCommand
-	71,  // 125: edgecd.v1.Command.manifests:type_name -> edgecd.v1.ManifestsCommand
-	69,  // 126: edgecd.v1.Command.delete:type_name -> edgecd.v1.DeleteCommand
-	12,  // 127: edgecd.v1.ResourceDiff.key:type_name -> edgecd.v1.ResourceKey
-	73,  // 128: edgecd.v1.DiffResult.resources:type_name -> edgecd.v1.ResourceDiff
-	7,   // 129: edgecd.v1.CommandStatus.outcome:type_name -> edgecd.v1.CommandOutcome
-	94,  // 130: edgecd.v1.CommandStatus.updated_at:type_name -> google.protobuf.Timestamp
-	11,  // 131: edgecd.v1.CommandStatus.app:type_name -> edgecd.v1.AppRef
-	38,  // 132: edgecd.v1.CommandStatus.operation:type_name -> edgecd.v1.OperationState
-	74,  // 133: edgecd.v1.CommandStatus.diff:type_name -> edgecd.v1.DiffResult
-	75,  // 134: edgecd.v1.CommandStatus.manifests:type_name -> edgecd.v1.ManifestsResult
-	11,  // 135: edgecd.v1.Event.app:type_name -> edgecd.v1.AppRef
-	12,  // 136: edgecd.v1.Event.resource:type_name -> edgecd.v1.ResourceKey
-	8,   // 137: edgecd.v1.Event.severity:type_name -> edgecd.v1.EventSeverity
-	94,  // 138: edgecd.v1.Event.time:type_name -> google.protobuf.Timestamp
-	11,  // 139: edgecd.v1.Deployment.app:type_name -> edgecd.v1.AppRef
-	9,   // 140: edgecd.v1.Deployment.kind:type_name -> edgecd.v1.DeploymentKind
-	2,   // 141: edgecd.v1.Deployment.result:type_name -> edgecd.v1.OperationPhase
-	94,  // 142: edgecd.v1.Deployment.started_at:type_name -> google.protobuf.Timestamp
-	94,  // 143: edgecd.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
-	144, // [144:144] is the sub-list for method output_type
-	144, // [144:144] is the sub-list for method input_type
-	144, // [144:144] is the sub-list for extension type_name
-	144, // [144:144] is the sub-list for extension extendee
-	0,   // [0:144] is the sub-list for field type_name
+	95,  // 114: edgecd.v1.ApplicationSet.created_at:type_name -> google.protobuf.Timestamp
+	65,  // 115: edgecd.v1.ApplicationSet.rollout:type_name -> edgecd.v1.RolloutApplication
+	11,  // 116: edgecd.v1.RolloutApplication.app:type_name -> edgecd.v1.AppRef
+	95,  // 117: edgecd.v1.RolloutApplication.last_transition_time:type_name -> google.protobuf.Timestamp
+	12,  // 118: edgecd.v1.SyncCommand.resources:type_name -> edgecd.v1.ResourceKey
+	12,  // 119: edgecd.v1.DiffCommand.resources:type_name -> edgecd.v1.ResourceKey
+	11,  // 120: edgecd.v1.Command.app:type_name -> edgecd.v1.AppRef
+	95,  // 121: edgecd.v1.Command.deadline:type_name -> google.protobuf.Timestamp
+	95,  // 122: edgecd.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	66,  // 123: edgecd.v1.Command.sync:type_name -> edgecd.v1.SyncCommand
+	67,  // 124: edgecd.v1.Command.refresh:type_name -> edgecd.v1.RefreshCommand
+	68,  // 125: edgecd.v1.Command.rollback:type_name -> edgecd.v1.RollbackCommand
+	69,  // 126: edgecd.v1.Command.terminate:type_name -> edgecd.v1.TerminateCommand
+	71,  // 127: edgecd.v1.Command.diff:type_name -> edgecd.v1.DiffCommand
+	72,  // 128: edgecd.v1.Command.manifests:type_name -> edgecd.v1.ManifestsCommand
+	70,  // 129: edgecd.v1.Command.delete:type_name -> edgecd.v1.DeleteCommand
+	12,  // 130: edgecd.v1.ResourceDiff.key:type_name -> edgecd.v1.ResourceKey
+	74,  // 131: edgecd.v1.DiffResult.resources:type_name -> edgecd.v1.ResourceDiff
+	7,   // 132: edgecd.v1.CommandStatus.outcome:type_name -> edgecd.v1.CommandOutcome
+	95,  // 133: edgecd.v1.CommandStatus.updated_at:type_name -> google.protobuf.Timestamp
+	11,  // 134: edgecd.v1.CommandStatus.app:type_name -> edgecd.v1.AppRef
+	38,  // 135: edgecd.v1.CommandStatus.operation:type_name -> edgecd.v1.OperationState
+	75,  // 136: edgecd.v1.CommandStatus.diff:type_name -> edgecd.v1.DiffResult
+	76,  // 137: edgecd.v1.CommandStatus.manifests:type_name -> edgecd.v1.ManifestsResult
+	11,  // 138: edgecd.v1.Event.app:type_name -> edgecd.v1.AppRef
+	12,  // 139: edgecd.v1.Event.resource:type_name -> edgecd.v1.ResourceKey
+	8,   // 140: edgecd.v1.Event.severity:type_name -> edgecd.v1.EventSeverity
+	95,  // 141: edgecd.v1.Event.time:type_name -> google.protobuf.Timestamp
+	11,  // 142: edgecd.v1.Deployment.app:type_name -> edgecd.v1.AppRef
+	9,   // 143: edgecd.v1.Deployment.kind:type_name -> edgecd.v1.DeploymentKind
+	2,   // 144: edgecd.v1.Deployment.result:type_name -> edgecd.v1.OperationPhase
+	95,  // 145: edgecd.v1.Deployment.started_at:type_name -> google.protobuf.Timestamp
+	95,  // 146: edgecd.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
+	147, // [147:147] is the sub-list for method output_type
+	147, // [147:147] is the sub-list for method input_type
+	147, // [147:147] is the sub-list for extension type_name
+	147, // [147:147] is the sub-list for extension extendee
+	0,   // [0:147] is the sub-list for field type_name
 }
 
 func init() { file_edgecd_v1_types_proto_init() }
@@ -7222,7 +7336,7 @@ func file_edgecd_v1_types_proto_init() {
 		(*ApplicationSetGenerator_Matrix)(nil),
 		(*ApplicationSetGenerator_Merge)(nil),
 	}
-	file_edgecd_v1_types_proto_msgTypes[61].OneofWrappers = []any{
+	file_edgecd_v1_types_proto_msgTypes[62].OneofWrappers = []any{
 		(*Command_Sync)(nil),
 		(*Command_Refresh)(nil),
 		(*Command_Rollback)(nil),
@@ -7231,7 +7345,7 @@ func file_edgecd_v1_types_proto_init() {
 		(*Command_Manifests)(nil),
 		(*Command_Delete)(nil),
 	}
-	file_edgecd_v1_types_proto_msgTypes[65].OneofWrappers = []any{
+	file_edgecd_v1_types_proto_msgTypes[66].OneofWrappers = []any{
 		(*CommandStatus_Operation)(nil),
 		(*CommandStatus_Diff)(nil),
 		(*CommandStatus_Manifests)(nil),
@@ -7242,7 +7356,7 @@ func file_edgecd_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_edgecd_v1_types_proto_rawDesc), len(file_edgecd_v1_types_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   82,
+			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -364,6 +364,15 @@ async fn evaluate(
             ));
         }
     };
+    // Generating its apps here while ignoring what only the hub can honour would defeat the set's purpose.
+    if let Some(why) = spec.hub_only() {
+        return Ok(Evaluation::failed(
+            "InvalidSpec",
+            format!(
+                "ApplicationSet {set_cr}: the set is evaluated at the hub only ({why}); apply it to the hub"
+            ),
+        ));
+    }
     let snapshots = match RepoSnapshots::load(&sets.git, &spec.git_sources()).await {
         Ok(snapshots) => snapshots,
         Err(error) => {
