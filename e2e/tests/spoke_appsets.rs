@@ -354,8 +354,8 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
     let status = sets.get("cluster-addons").await.unwrap().status.unwrap();
     assert_eq!(status.applications.len(), 3, "{status:?}");
 
-    // An invalid spec too (progressive syncs are refused).
-    let patch = serde_json::json!({"spec": {"strategy": {"type": "RollingSync"}}});
+    // A set only the hub can evaluate too: a progressive sync's steps wait on apps of other clusters.
+    let patch = serde_json::json!({"spec": {"strategy": {"type": "RollingSync", "rollingSync": {"steps": [{}]}}}});
     sets.patch(
         "cluster-addons",
         &PatchParams::default(),
@@ -368,7 +368,11 @@ async fn a_spoke_generates_one_app_per_folder_of_its_own_path() {
         status
             .conditions
             .iter()
-            .any(|c| c.type_ == "ErrorOccurred" && c.message.contains("spec.strategy"))
+            .any(|c| {
+                c.type_ == "ErrorOccurred"
+                    && c.message
+                        .contains("evaluated at the hub only (its RollingSync strategy")
+            })
             .then_some(())
     })
     .await;

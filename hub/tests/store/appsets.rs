@@ -80,6 +80,19 @@ async fn appsets_crud(store: &dyn Store) {
         }],
         revisions: [("https://git.example/web@HEAD".to_owned(), "abc".to_owned())].into(),
         observed_version: 1,
+        // A progressive sync's place of each app is kept with the status.
+        rollout: vec![edgecd_core::appset::rollout::RolloutAppStatus {
+            project: "default".into(),
+            application: "cluster-1.web".into(),
+            status: edgecd_core::appset::rollout::RolloutPhase::Pending,
+            step: 2,
+            message: "step 2 is rolling out: sync asked".into(),
+            target_revision: "abc".into(),
+            spec_version: 3,
+            last_transition_time: time::OffsetDateTime::UNIX_EPOCH,
+            command: "c-1".into(),
+        }],
+        rollout_prune: vec!["default/cluster-1.web".into()],
     };
     sets.set_appset_status("default", "web", &status)
         .await

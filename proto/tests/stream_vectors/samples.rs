@@ -841,6 +841,24 @@ fn application_set(name: &str, first: ApplicationSetGenerator) -> ApplicationSet
         ],
         created_at: ts(9),
         spec_json: s(APPSET_SPEC_JSON),
+        rollout: vec![
+            RolloutApplication {
+                app: Some(app_ref("edge-1-guestbook")),
+                status: s("Healthy"),
+                step: 1,
+                message: s("Synced and Healthy"),
+                last_transition_time: ts(10),
+                command_id: s("c-1"),
+            },
+            RolloutApplication {
+                app: Some(app_ref("edge-2-guestbook")),
+                status: s("Pending"),
+                step: 2,
+                message: s("step 2 is rolling out: sync asked"),
+                last_transition_time: ts(11),
+                command_id: s("c-2"),
+            },
+        ],
     }
 }
 
