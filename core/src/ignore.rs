@@ -108,8 +108,45 @@ pub fn check_jq_path(expression: &str) -> Result<(), JqError> {
 type Filter = jaq_core::Filter<jaq_core::data::JustLut<jaq_json::Val>>;
 
 fn compile(expression: &str) -> Result<Filter, JqError> {
+    compile_code(expression, &format!("del({expression})"))
+}
+
+/// Most paths [`jq_paths`] gives for one expression.
+const MAX_JQ_PATHS: usize = 4096;
+
+/// The fields `expression` selects in `object`, as JSON pointers (at most 4,096); `None` when it fails on this
+/// object or is refused by [`check_jq_path`].
+pub fn jq_paths(object: &Value, expression: &str) -> Option<Vec<String>> {
+    use jaq_core::{Ctx, Vars, data, unwrap_valr};
+    check_jq_path(expression).ok()?;
+    let filter = compile_code(expression, &format!("path({expression})")).ok()?;
+    let text = serde_json::to_string(object).ok()?;
+    let input = jaq_json::read::parse_single(text.as_bytes()).ok()?;
+    let ctx = Ctx::<data::JustLut<jaq_json::Val>>::new(&filter.lut, Vars::new([]));
+    let mut pointers = Vec::new();
+    for path in filter
+        .id
+        .run((ctx, input))
+        .map(unwrap_valr)
+        .take(MAX_JQ_PATHS)
+    {
+        let path: Value = serde_json::from_str(&path.ok()?.to_string()).ok()?;
+        let tokens: Vec<String> = path
+            .as_array()?
+            .iter()
+            .map(|t| match t {
+                Value::String(key) => Some(key.clone()),
+                Value::Number(n) => n.as_u64().map(|i| i.to_string()),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        pointers.push(pointer_of(&tokens));
+    }
+    Some(pointers)
+}
+
+fn compile_code(expression: &str, code: &str) -> Result<Filter, JqError> {
     use jaq_core::load::{Arena, File, Loader};
-    let code = format!("del({expression})");
     let defs = jaq_core::defs()
         .chain(jaq_std::defs())
         .chain(jaq_json::defs());
@@ -119,13 +156,7 @@ fn compile(expression: &str) -> Result<Filter, JqError> {
     let loader = Loader::new(defs);
     let arena = Arena::default();
     let modules = loader
-        .load(
-            &arena,
-            File {
-                code: code.as_str(),
-                path: (),
-            },
-        )
+        .load(&arena, File { code, path: () })
         .map_err(|_| jq_error(expression, "does not parse as jq"))?;
     jaq_core::Compiler::default()
         .with_funs(funs)

@@ -134,14 +134,18 @@ pub(super) fn check_spec(spec: &Value, path: &str) -> Res {
             keys(
                 rule,
                 &rp,
-                &["name", "names", "jsonPointers"],
-                &[(
-                    "jqPathExpressions",
-                    "jq path expressions are not supported here yet; name the fields with jsonPointers",
-                )],
+                &["name", "names", "jsonPointers", "jqPathExpressions"],
+                &[],
             )?;
             if let Some(n) = rule.get("name") {
                 string(n, &format!("{rp}.name"))?;
+            }
+            if let Some(list) = rule.get("jqPathExpressions") {
+                let lp = format!("{rp}.jqPathExpressions");
+                for (j, text) in strings(list, &lp)?.into_iter().enumerate() {
+                    crate::ignore::check_jq_path(text)
+                        .map_err(|e| err(&format!("{lp}[{j}]"), e.to_string()))?;
+                }
             }
             for field in ["names", "jsonPointers"] {
                 if let Some(list) = rule.get(field) {
@@ -300,7 +304,13 @@ fn check_strategy(v: &Value, path: &str) -> Res {
                 let e = object(e, &at)?;
                 keys(e, &at, &["key", "operator", "values"], &[])?;
                 match e.get("key").and_then(Value::as_str) {
-                    Some(k) if !k.is_empty() => {}
+                    Some(k) if !k.is_empty() && k.len() <= 317 => {}
+                    Some(k) if !k.is_empty() => {
+                        return Err(err(
+                            &format!("{at}.key"),
+                            "longer than a label key can be (317 bytes)",
+                        ));
+                    }
                     _ => return Err(err(&format!("{at}.key"), "a label key is required")),
                 }
                 match e.get("operator").and_then(Value::as_str) {
@@ -321,6 +331,12 @@ fn check_strategy(v: &Value, path: &str) -> Res {
                         return Err(err(
                             &format!("{at}.values"),
                             format!("at most {MAX_VALUES} values ({} given)", values.len()),
+                        ));
+                    }
+                    if let Some(k) = values.iter().position(|v| v.len() > 63) {
+                        return Err(err(
+                            &format!("{at}.values[{k}]"),
+                            "longer than a label value can be (63 bytes)",
                         ));
                     }
                 }

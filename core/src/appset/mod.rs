@@ -92,7 +92,7 @@ pub struct PreservedFields {
     pub labels: Vec<String>,
 }
 
-/// One `ignoreApplicationDifferences` rule: the apps it covers (`name`, `names`; none: every app) and the JSON pointers (into the Application: `/spec/source/targetRevision`) whose existing values win over the generated ones.
+/// One `ignoreApplicationDifferences` rule: the apps it covers (`name`, `names`; none: every app) and the fields, by JSON pointer (into the Application: `/spec/source/targetRevision`) or jq path expression (`.spec.source.helm.values`), whose existing values win over the generated ones.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppDifferenceIgnore {
@@ -102,6 +102,9 @@ pub struct AppDifferenceIgnore {
     pub names: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub json_pointers: Vec<String>,
+    /// jq path expressions (`.spec.source.helm.values`), checked as the spoke's `ignoreDifferences` ones are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jq_path_expressions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

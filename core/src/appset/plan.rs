@@ -78,7 +78,7 @@ fn keep_existing(
             }
         }
     }
-    let pointers: Vec<&str> = spec
+    let rules: Vec<_> = spec
         .ignore_application_differences
         .iter()
         .filter(|rule| {
@@ -86,9 +86,11 @@ fn keep_existing(
                 || rule.name == app.name
                 || rule.names.contains(&app.name)
         })
-        .flat_map(|rule| rule.json_pointers.iter().map(String::as_str))
         .collect();
-    if pointers.is_empty() {
+    if rules
+        .iter()
+        .all(|r| r.json_pointers.is_empty() && r.jq_path_expressions.is_empty())
+    {
         return app;
     }
     let as_json = |labels: &BTreeMap<String, String>,
@@ -101,7 +103,21 @@ fn keep_existing(
     };
     let live = as_json(&current.labels, &current.annotations, &current.spec);
     let mut wanted = as_json(&app.labels, &app.annotations, &app.spec);
-    for pointer in pointers {
+    // A jq expression names the fields it selects in either app (an expression failing on one selects nothing
+    // there, as Argo CD leaves the app as it is).
+    let mut pointers: Vec<String> = Vec::new();
+    for rule in &rules {
+        pointers.extend(rule.json_pointers.iter().cloned());
+        for expression in &rule.jq_path_expressions {
+            for doc in [&live, &wanted] {
+                pointers.extend(crate::ignore::jq_paths(doc, expression).unwrap_or_default());
+            }
+        }
+    }
+    pointers.sort();
+    pointers.dedup();
+    for pointer in &pointers {
+        let pointer = pointer.as_str();
         match live.pointer(pointer) {
             Some(v) => set_pointer(&mut wanted, pointer, v.clone()),
             None => crate::ignore::delete_pointer(&mut wanted, pointer),

@@ -17,11 +17,11 @@ use time::OffsetDateTime;
 use crate::status::{Health, SyncStatus};
 
 /// Most steps a rollout may have.
-pub const MAX_STEPS: usize = 64;
+pub const MAX_STEPS: usize = 32;
 /// Most match expressions per step.
-pub const MAX_EXPRESSIONS: usize = 32;
+pub const MAX_EXPRESSIONS: usize = 16;
 /// Most values per match expression.
-pub const MAX_VALUES: usize = 256;
+pub const MAX_VALUES: usize = 64;
 
 /// The set's `strategy`: `AllAtOnce` (the default: every generated app syncs on its own policy) or
 /// `RollingSync` (the set syncs its apps step by step).
@@ -188,6 +188,8 @@ pub struct Reported {
     pub revision: String,
     /// The command that started the app's current or last operation (empty: none did).
     pub operation_command: String,
+    /// When the spoke last compared the app (its clock).
+    pub reconciled_at: Option<OffsetDateTime>,
 }
 
 /// One app the set owns, as the rollout sees it.
@@ -197,6 +199,9 @@ pub struct RolloutApp {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub spec_version: u64,
+    /// Apps with the same non-empty key render one source (repository and target revision): a later step's
+    /// app of a key is synced only at the revision the earlier steps' apps of that key are Healthy at.
+    pub source: String,
     /// `None` until the spoke reports it.
     pub reported: Option<Reported>,
 }
@@ -207,6 +212,12 @@ impl RolloutApp {
         self.reported
             .as_ref()
             .filter(|r| r.observed_spec_version == self.spec_version)
+    }
+
+    /// Synced and Healthy now, for its current spec (an unreachable cluster's health is Unknown).
+    fn synced_and_healthy(&self) -> bool {
+        self.current()
+            .is_some_and(|r| r.sync == SyncStatus::Synced && r.health == Health::Healthy)
     }
 }
 
@@ -222,33 +233,37 @@ pub enum CommandProgress {
     Undelivered(String),
 }
 
+/// Most configuration problems named in one pass.
+const MAX_ISSUES: usize = 20;
+
 /// The result of one pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advance {
     /// Every owned app's entry, sorted by project and name.
     pub statuses: Vec<RolloutAppStatus>,
-    /// Indices into `statuses` of the apps moved to Pending now: the caller asks each a sync and records
-    /// its command, or puts it back to Waiting.
+    /// Indices into `statuses` of the apps moved to Pending now: the caller asks each a sync (at the
+    /// entry's `target_revision`, where it pins one) and records its command, or puts it back to Waiting.
     pub to_sync: Vec<usize>,
     /// The step being rolled out (1-based), or `None` when every step's apps are Healthy.
     pub progressing_step: Option<usize>,
     /// Human summary for the set's condition.
     pub summary: String,
-    /// Configuration problems: an app two steps select, a step selecting nothing.
+    /// Configuration problems: an app two steps select, a step selecting nothing (at most 20, then a count).
     pub issues: Vec<String>,
 }
 
 impl Advance {
-    /// Whether apps are Pending or Progressing (a pass should look again soon).
-    pub fn in_flight(&self) -> bool {
-        self.statuses
-            .iter()
-            .any(|s| matches!(s.status, RolloutPhase::Pending | RolloutPhase::Progressing))
+    /// Whether syncs were asked and have not started (a pass should look at their commands again soon).
+    pub fn awaiting_commands(&self) -> bool {
+        self.statuses.iter().any(|s| {
+            s.status == RolloutPhase::Pending
+                || !s.command.is_empty() && s.status == RolloutPhase::Waiting
+        })
     }
 }
 
-/// The first step (0-based) whose expressions all match `labels`.
-fn step_of(steps: &[RolloutStep], labels: &BTreeMap<String, String>) -> Vec<usize> {
+/// The steps (0-based) whose expressions all match `labels`.
+fn steps_selecting(steps: &[RolloutStep], labels: &BTreeMap<String, String>) -> Vec<usize> {
     steps
         .iter()
         .enumerate()
@@ -257,9 +272,19 @@ fn step_of(steps: &[RolloutStep], labels: &BTreeMap<String, String>) -> Vec<usiz
         .collect()
 }
 
+/// Whether an entry counts against its step's `maxUpdate`: a sync asked or running, or a sync still in flight
+/// for an app that went back to Waiting.
+fn updating(entry: &RolloutAppStatus) -> bool {
+    match entry.status {
+        RolloutPhase::Pending | RolloutPhase::Progressing => true,
+        RolloutPhase::Waiting => !entry.command.is_empty(),
+        RolloutPhase::Healthy => false,
+    }
+}
+
 /// Moves the rollout on: updates every app's entry from its report and the commands asked before, opens
-/// the steps whose predecessors are Healthy, and moves Waiting apps of open steps to Pending as `maxUpdate`
-/// allows.
+/// the steps whose predecessors are Synced and Healthy, and moves Waiting apps of open steps to Pending as
+/// `maxUpdate` allows.
 pub fn advance(
     steps: &[RolloutStep],
     previous: &[RolloutAppStatus],
@@ -277,7 +302,7 @@ pub fn advance(
     let mut statuses = Vec::with_capacity(apps.len());
     let mut step_apps: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for app in &apps {
-        let selected = step_of(steps, &app.labels);
+        let selected = steps_selecting(steps, &app.labels);
         if selected.len() > 1 {
             let list: Vec<String> = selected.iter().map(|i| (i + 1).to_string()).collect();
             issues.push(format!(
@@ -295,25 +320,21 @@ pub fn advance(
         let step_number = step.map_or(-1, |s| s as i64 + 1);
         let entry = match before.get(&(app.project.as_str(), app.name.as_str())) {
             Some(old) => update(old, app, step_number, commands, now),
-            None => settle(
-                RolloutAppStatus {
-                    project: app.project.clone(),
-                    application: app.name.clone(),
-                    status: RolloutPhase::Waiting,
-                    step: step_number,
-                    message: "new in the rollout: waiting for its step".into(),
-                    target_revision: app
-                        .reported
-                        .as_ref()
-                        .map(|r| r.revision.clone())
-                        .unwrap_or_default(),
-                    spec_version: app.spec_version,
-                    last_transition_time: now,
-                    command: String::new(),
-                },
-                app,
-                now,
-            ),
+            None => RolloutAppStatus {
+                project: app.project.clone(),
+                application: app.name.clone(),
+                status: RolloutPhase::Waiting,
+                step: step_number,
+                message: "new in the rollout: waiting for its step".into(),
+                target_revision: app
+                    .reported
+                    .as_ref()
+                    .map(|r| r.revision.clone())
+                    .unwrap_or_default(),
+                spec_version: app.spec_version,
+                last_transition_time: now,
+                command: String::new(),
+            },
         };
         statuses.push(entry);
     }
@@ -322,8 +343,16 @@ pub fn advance(
             issues.push(format!("step {} selects no application", i + 1));
         }
     }
+    if issues.len() > MAX_ISSUES {
+        let more = issues.len() - MAX_ISSUES;
+        issues.truncate(MAX_ISSUES);
+        issues.push(format!("and {more} more"));
+    }
 
-    // Open steps in order; the first with an app that is not Healthy is the last open one.
+    // Open steps in order: a step is open while every app of the steps before it is Healthy in the rollout
+    // and Synced and Healthy in its current report. `healthy_at` keeps, per source, the revision the open
+    // steps' apps run: a later step's app of that source syncs only at that revision.
+    let mut healthy_at: BTreeMap<&str, &str> = BTreeMap::new();
     let mut to_sync = Vec::new();
     let mut progressing_step = None;
     for (i, members) in step_apps.iter().enumerate() {
@@ -331,38 +360,57 @@ pub fn advance(
             .max_update
             .as_ref()
             .map_or(usize::MAX, |m| m.limit(members.len()));
-        let mut updating = members
-            .iter()
-            .filter(|&&m| {
-                matches!(
-                    statuses[m].status,
-                    RolloutPhase::Pending | RolloutPhase::Progressing
-                )
-            })
-            .count();
+        let mut busy = members.iter().filter(|&&m| updating(&statuses[m])).count();
         for &m in members {
-            if updating >= limit {
+            if busy >= limit {
                 break;
             }
             let app = apps[m];
             let entry = &mut statuses[m];
+            if entry.status != RolloutPhase::Waiting || !entry.command.is_empty() {
+                continue;
+            }
             // A sync is asked only once the spoke has the app's current spec (else it could run the old one,
             // or not know the app yet).
-            if entry.status == RolloutPhase::Waiting && app.current().is_some() {
-                entry.status = RolloutPhase::Pending;
-                entry.message = format!("step {} is rolling out: sync asked", i + 1);
-                entry.last_transition_time = now;
-                entry.command.clear();
-                to_sync.push(m);
-                updating += 1;
+            let Some(report) = app.current() else {
+                continue;
+            };
+            if let Some(&revision) = healthy_at.get(app.source.as_str())
+                && revision != report.revision
+            {
+                entry.message = format!(
+                    "waiting for its spoke to see revision {revision}, which the steps before it are Healthy at (it reports {})",
+                    if report.revision.is_empty() {
+                        "none"
+                    } else {
+                        &report.revision
+                    }
+                );
+                continue;
             }
+            entry.status = RolloutPhase::Pending;
+            entry.message = format!("step {} is rolling out: sync asked", i + 1);
+            entry.target_revision = report.revision.clone();
+            entry.last_transition_time = now;
+            to_sync.push(m);
+            busy += 1;
         }
-        if members
+        let done = members
             .iter()
-            .any(|&m| statuses[m].status != RolloutPhase::Healthy)
-        {
+            .all(|&m| statuses[m].status == RolloutPhase::Healthy && apps[m].synced_and_healthy());
+        if !done {
             progressing_step = Some(i + 1);
             break;
+        }
+        for &m in members {
+            let app = apps[m];
+            if !app.source.is_empty()
+                && let Some(report) = app.current()
+            {
+                healthy_at
+                    .entry(app.source.as_str())
+                    .or_insert(report.revision.as_str());
+            }
         }
     }
     let summary = summarize(steps.len(), &step_apps, &statuses, progressing_step);
@@ -404,13 +452,14 @@ fn summarize(
             )
         }
         None => format!(
-            "rollout complete: every application of the {steps} step(s) is Healthy{by_hand}"
+            "rollout complete: every application of the {steps} step(s) is Synced and Healthy{by_hand}"
         ),
     }
 }
 
-/// Carries an existing entry forward: a new revision or spec sends it back to Waiting; a Pending one moves
-/// on when its sync started or finished; then [`settle`].
+/// Carries an existing entry forward: the command it asked moves a Pending entry on (or back), a new
+/// revision or spec sends it back to Waiting (a sync still in flight keeps counting against `maxUpdate`
+/// until it ends), then [`settle`].
 fn update(
     old: &RolloutAppStatus,
     app: &RolloutApp,
@@ -420,25 +469,11 @@ fn update(
 ) -> RolloutAppStatus {
     let mut entry = old.clone();
     entry.step = step;
-    let revision = app.reported.as_ref().map_or("", |r| r.revision.as_str());
-    // A first revision counts too: an app that failed before it had one (a comparison error) has changes
-    // to roll out once it has one.
-    let revision_changed = !revision.is_empty() && revision != old.target_revision;
-    let spec_changed = app.spec_version != old.spec_version;
-    if revision_changed || spec_changed {
-        entry.target_revision = revision.to_owned();
-        entry.spec_version = app.spec_version;
-        entry.status = RolloutPhase::Waiting;
-        entry.command.clear();
-        entry.last_transition_time = now;
-        entry.message = match (revision_changed, spec_changed) {
-            (true, true) => "new revision and spec: waiting for its step",
-            (true, false) => "new revision: waiting for its step",
-            _ => "new spec: waiting for its step",
-        }
-        .into();
-        return settle(entry, app, now);
-    }
+    let in_flight = !entry.command.is_empty()
+        && matches!(
+            commands.get(&entry.command),
+            Some(CommandProgress::InFlight)
+        );
     if entry.status == RolloutPhase::Pending {
         let started = !entry.command.is_empty()
             && app
@@ -477,11 +512,36 @@ fn update(
             }
         }
     }
+    // A Waiting app whose earlier sync has ended may be asked again.
+    if entry.status == RolloutPhase::Waiting && !in_flight {
+        entry.command.clear();
+    }
+
+    // A first revision counts too: an app that failed before it had one (a comparison error) has changes
+    // to roll out once it has one.
+    let revision = app.reported.as_ref().map_or("", |r| r.revision.as_str());
+    let revision_changed = !revision.is_empty() && revision != old.target_revision;
+    let spec_changed = app.spec_version != old.spec_version;
+    if revision_changed || spec_changed {
+        entry.target_revision = revision.to_owned();
+        entry.spec_version = app.spec_version;
+        entry.status = RolloutPhase::Waiting;
+        if !in_flight {
+            entry.command.clear();
+        }
+        entry.last_transition_time = now;
+        entry.message = match (revision_changed, spec_changed) {
+            (true, true) => "new revision and spec: waiting for its step",
+            (true, false) => "new revision: waiting for its step",
+            _ => "new spec: waiting for its step",
+        }
+        .into();
+    }
     settle(entry, app, now)
 }
 
-/// Waiting or Progressing apps that are Synced at their current spec move on without a sync: to Healthy if
-/// Healthy, else (Waiting) to Progressing.
+/// A Waiting app that its spoke compared after it started waiting and found Synced needs no sync: Healthy,
+/// or Progressing until it is; a Progressing one becomes Healthy once Synced and Healthy.
 fn settle(mut entry: RolloutAppStatus, app: &RolloutApp, now: OffsetDateTime) -> RolloutAppStatus {
     let Some(report) = app.current() else {
         return entry;
@@ -489,15 +549,25 @@ fn settle(mut entry: RolloutAppStatus, app: &RolloutApp, now: OffsetDateTime) ->
     if report.sync != SyncStatus::Synced {
         return entry;
     }
+    // The report must be newer than the change that made the app wait (a report computed before it, but sent
+    // after, would skip the sync). A spoke's clock behind the hub's only costs a sync.
+    let fresh = report
+        .reconciled_at
+        .is_some_and(|at| at > entry.last_transition_time);
     match entry.status {
-        RolloutPhase::Waiting | RolloutPhase::Progressing if report.health == Health::Healthy => {
-            entry.status = RolloutPhase::Healthy;
-            entry.message = "Synced and Healthy".into();
+        RolloutPhase::Waiting if fresh && entry.command.is_empty() => {
+            if report.health == Health::Healthy {
+                entry.status = RolloutPhase::Healthy;
+                entry.message = "Synced and Healthy".into();
+            } else {
+                entry.status = RolloutPhase::Progressing;
+                entry.message = format!("Synced, {}: waiting for it to be Healthy", report.health);
+            }
             entry.last_transition_time = now;
         }
-        RolloutPhase::Waiting => {
-            entry.status = RolloutPhase::Progressing;
-            entry.message = format!("Synced, {}: waiting for it to be Healthy", report.health);
+        RolloutPhase::Progressing if report.health == Health::Healthy => {
+            entry.status = RolloutPhase::Healthy;
+            entry.message = "Synced and Healthy".into();
             entry.last_transition_time = now;
         }
         _ => {}

@@ -607,9 +607,9 @@ fn unknown_and_unsupported_fields_are_refused_by_path() {
         ),
         (
             Box::new(|s| {
-                s["ignoreApplicationDifferences"] = json!([{"jqPathExpressions": [".spec"]}])
+                s["ignoreApplicationDifferences"] = json!([{"jqPathExpressions": [".spec[]*2"]}])
             }),
-            "spec.ignoreApplicationDifferences[0].jqPathExpressions",
+            "spec.ignoreApplicationDifferences[0].jqPathExpressions[0]",
         ),
         (
             Box::new(|s| s["ignoreApplicationDifferences"] = json!([{"jsonPointers": ["spec"]}])),
@@ -1058,6 +1058,49 @@ fn plan_keeps_preserved_fields_and_ignored_differences() {
     assert_eq!(updated.spec.source.target_revision, "hotfix");
     assert_eq!(updated.annotations["note"], "kept");
     assert_eq!(updated.labels["owner"], "ops");
+}
+
+#[test]
+fn ignored_application_differences_by_jq_path_keep_the_live_values() {
+    let spec = ApplicationSetSpec::from_json(&json!({
+        "generators": [{"list": {"elements": []}}],
+        "template": {"metadata": {"name": "x"}, "spec": {"source": {"repoURL": "r"}, "destination": {"name": "c"}}},
+        "ignoreApplicationDifferences": [
+            // Argo CD's example: the live value of a field the generated app also sets, and an added one.
+            {"jqPathExpressions": [".spec.source.targetRevision", ".metadata.labels | select(.pinned) | .pinned"]},
+            {"names": ["other"], "jqPathExpressions": [".spec.source.path"]}
+        ]
+    }))
+    .unwrap();
+    let mut live = gen_app("app", "p");
+    live.spec.source.target_revision = "hotfix".into();
+    live.labels.insert("pinned".into(), "yes".into());
+    let current = vec![existing(&live, true)];
+    let mut wanted = gen_app("app", "p");
+    wanted.spec.source.target_revision = "main".into();
+    let p = plan(&spec, &current, vec![wanted.clone()]);
+    assert!(p.update.is_empty(), "only ignored fields differ: {p:?}");
+    wanted.spec.source.path = "moved".into();
+    let p = plan(&spec, &current, vec![wanted]);
+    let updated = &p.update[0];
+    assert_eq!(
+        updated.spec.source.path, "moved",
+        "the rule for `other` does not apply"
+    );
+    assert_eq!(updated.spec.source.target_revision, "hotfix");
+    assert_eq!(updated.labels["pinned"], "yes");
+
+    // Checked as the spoke's jq expressions are: an unbounded one is refused by path.
+    let err = ApplicationSetSpec::from_json(&json!({
+        "generators": [{"list": {"elements": []}}],
+        "template": {"metadata": {"name": "x"}, "spec": {"source": {"repoURL": "r"}, "destination": {"name": "c"}}},
+        "ignoreApplicationDifferences": [{"jqPathExpressions": [".spec | recurse"]}]
+    }))
+    .unwrap_err();
+    assert_eq!(
+        err.path,
+        "spec.ignoreApplicationDifferences[0].jqPathExpressions[0]"
+    );
 }
 
 /// Decision resources held in memory, matched by exact apiVersion and kind.

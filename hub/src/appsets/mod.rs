@@ -410,6 +410,8 @@ impl AppSetController {
             }
             if let Some(only) = sets {
                 self.reconcile_sets(only.as_deref()).await;
+                // Syncs a rollout asked while evaluating are watched from the next tick on.
+                rollouts_dirty = true;
             }
             if parents && let Err(error) = self.reconcile_parents().await {
                 tracing::warn!(%error, "App of apps: reconciling parents failed.");
@@ -684,6 +686,38 @@ impl AppSetController {
                     outcome.updated.push(app.name);
                 }
                 Err(error) => problems.push(format!("{}: {error}", app.name)),
+            }
+        }
+        if spec.rolling_steps().is_some() {
+            // Automation off on every app the set owns, whatever the policy or ignored differences keep: an
+            // app syncing on its own would skip the rollout's steps.
+            for old in existing.iter().filter(|e| e.owned_by_this_set) {
+                let Some(policy) = old.spec.sync_policy.as_ref() else {
+                    continue;
+                };
+                if policy.automated.is_none() || outcome.updated.contains(&old.name) {
+                    continue;
+                }
+                let Some(&(version, ref cluster)) =
+                    versions.get(&(old.project.clone(), old.name.clone()))
+                else {
+                    continue;
+                };
+                let mut manual = old.spec.clone();
+                if let Some(policy) = manual.sync_policy.as_mut() {
+                    policy.automated = None;
+                }
+                match self
+                    .store
+                    .update_app(&old.project, &old.name, version, &manual, &old.labels)
+                    .await
+                {
+                    Ok(_) => {
+                        touched.insert(cluster.clone());
+                        outcome.updated.push(old.name.clone());
+                    }
+                    Err(error) => problems.push(format!("{}: {error}", old.name)),
+                }
             }
         }
         for name in plan.delete {

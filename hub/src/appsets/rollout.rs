@@ -6,7 +6,7 @@
 //! ```
 //!
 //! A pass runs after each evaluation of such a set, when an app of a cluster changes status (at most every
-//! `ROLLOUT_TICK`), and every `ROLLOUT_TICK` while syncs are in flight.
+//! `ROLLOUT_TICK`), and every `ROLLOUT_TICK` while asked syncs have not started (their commands are watched).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -95,7 +95,7 @@ impl AppSetController {
     }
 
     /// Moves `set`'s rollout on in `status` (its `rollout` entries and rollout conditions), asking the syncs
-    /// of the apps whose turn it is; true while syncs are in flight.
+    /// of the apps whose turn it is; true while asked syncs have not started (their commands are watched).
     #[tracing::instrument(skip_all, fields(project = %set.project, appset = %set.name))]
     pub(super) async fn advance_rollout(
         &self,
@@ -103,9 +103,10 @@ impl AppSetController {
         spec: &ApplicationSetSpec,
         status: &mut AppSetStatus,
     ) -> Result<bool, StoreError> {
-        status
-            .conditions
-            .retain(|c| !ROLLOUT_CONDITIONS.contains(&c.kind.as_str()));
+        let (previous, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut status.conditions)
+            .into_iter()
+            .partition(|c| ROLLOUT_CONDITIONS.contains(&c.kind.as_str()));
+        status.conditions = kept;
         let Some(steps) = spec.rolling_steps() else {
             // No longer rolling: every app syncs on its own policy again.
             status.rollout.clear();
@@ -118,43 +119,51 @@ impl AppSetController {
             name: set.name.clone(),
             scope: HUB_SCOPE.into(),
         };
-        let (apps, clusters) = self.rollout_apps(&owner).await?;
+        let (apps, targets) = self.rollout_apps(&owner).await?;
         let asked: Vec<String> = status
             .rollout
             .iter()
-            .filter(|s| s.status == RolloutPhase::Pending && !s.command.is_empty())
+            .filter(|s| !s.command.is_empty())
             .map(|s| s.command.clone())
             .collect();
-        let commands = command_progress(&self.store.get_commands(&asked).await?, &asked);
+        let commands = command_progress(&self.store.get_commands(&asked).await?);
         let now = OffsetDateTime::now_utc();
         let mut advance = rollout::advance(steps, &status.rollout, &apps, &commands, now);
         let prune: BTreeSet<&str> = status.rollout_prune.iter().map(String::as_str).collect();
-        self.ask_syncs(set, &mut advance, &prune, &clusters).await;
-        let in_flight = advance.in_flight();
+        self.ask_syncs(set, &mut advance, &prune, &targets).await;
+        let awaiting = advance.awaiting_commands();
         status.rollout = advance.statuses;
         let kind = if advance.progressing_step.is_some() {
             "RolloutProgressing"
         } else {
             "RolloutComplete"
         };
-        status.conditions.push(condition(kind, advance.summary));
+        let mut conditions = vec![condition(kind, advance.summary)];
         if !advance.issues.is_empty() {
-            status
-                .conditions
-                .push(condition("InvalidRolloutConfig", advance.issues.join("; ")));
+            conditions.push(condition("InvalidRolloutConfig", advance.issues.join("; ")));
         }
-        Ok(in_flight)
+        // An unchanged condition keeps its time (and the status is not written again for nothing).
+        for mut new in conditions {
+            if let Some(old) = previous
+                .iter()
+                .find(|c| c.kind == new.kind && c.message == new.message)
+            {
+                new.last_transition_time = old.last_transition_time;
+            }
+            status.conditions.push(new);
+        }
+        Ok(awaiting)
     }
 
-    /// The set's apps as the rollout sees them (labels and spec version, and what their spoke reported), and
-    /// the cluster of each.
+    /// The set's apps as the rollout sees them (labels and spec version, their source, and what their spoke
+    /// reported), and where each one's syncs go.
     async fn rollout_apps(
         &self,
         owner: &OwnerRef,
-    ) -> Result<(Vec<RolloutApp>, Clusters), StoreError> {
+    ) -> Result<(Vec<RolloutApp>, Targets), StoreError> {
         let summaries = owned_summaries(self.store.as_ref(), owner).await?;
         let mut apps = Vec::with_capacity(summaries.len());
-        let mut clusters = Clusters::new();
+        let mut targets = Targets::new();
         for summary in summaries {
             let health = summary.health_shown();
             // The operation's command and the spec version the report is for are in the full status.
@@ -173,20 +182,32 @@ impl AppSetController {
                     .as_ref()
                     .map(|o| o.command_id.clone())
                     .unwrap_or_default(),
+                reconciled_at: s.reconciled_at,
             });
-            clusters.insert(
+            // One git source: its revisions are commits, comparable across apps and pinned in the syncs asked.
+            let source = match record.spec.sources() {
+                [one] if one.chart.is_empty() && !one.repo_url.starts_with("oci://") => {
+                    format!("{}@{}", one.repo_url, one.target_revision)
+                }
+                _ => String::new(),
+            };
+            targets.insert(
                 (record.project.clone(), record.name.clone()),
-                record.cluster,
+                Target {
+                    cluster: record.cluster,
+                    pin: !source.is_empty(),
+                },
             );
             apps.push(RolloutApp {
                 project: record.project,
                 name: record.name,
                 labels: record.labels,
                 spec_version: record.spec_version,
+                source,
                 reported,
             });
         }
-        Ok((apps, clusters))
+        Ok((apps, targets))
     }
 
     /// Enqueues a sync for every app `advance` moved to Pending and records its command; an app whose sync
@@ -196,22 +217,27 @@ impl AppSetController {
         set: &AppSetRecord,
         advance: &mut Advance,
         prune: &BTreeSet<&str>,
-        clusters: &Clusters,
+        targets: &Targets,
     ) {
         let issued_by = format!("appset:{}/{} (RollingSync)", set.project, set.name);
         for &i in &advance.to_sync {
             let entry = &mut advance.statuses[i];
             let qualified = format!("{}/{}", entry.project, entry.application);
-            let Some(cluster) = clusters
-                .get(&(entry.project.clone(), entry.application.clone()))
-                .cloned()
+            let Some(target) = targets.get(&(entry.project.clone(), entry.application.clone()))
             else {
                 entry.status = RolloutPhase::Waiting;
                 entry.message = "its destination cluster is not known: waiting".into();
                 continue;
             };
+            // At the commit its step was opened for: a command that waits in the outbox for a disconnected
+            // cluster never deploys a commit pushed meanwhile, which the steps before it have not run.
+            let revision = if target.pin {
+                entry.target_revision.clone()
+            } else {
+                String::new()
+            };
             let payload = CommandPayload::Sync {
-                revision: String::new(),
+                revision,
                 prune: prune.contains(qualified.as_str()),
                 dry_run: false,
                 force: false,
@@ -222,7 +248,7 @@ impl AppSetController {
                 id: None,
                 project: entry.project.clone(),
                 app: entry.application.clone(),
-                cluster: cluster.clone(),
+                cluster: target.cluster.clone(),
                 kind: command_payload_kind(&payload).to_owned(),
                 payload: serde_json::to_value(&payload).unwrap_or_default(),
                 issued_by: issued_by.clone(),
@@ -231,7 +257,7 @@ impl AppSetController {
             };
             match self.store.enqueue_command(&command).await {
                 Ok(record) => {
-                    tracing::info!(app = %qualified, %cluster, command = %record.id, step = entry.step, "Rollout: sync asked.");
+                    tracing::info!(app = %qualified, cluster = %target.cluster, command = %record.id, step = entry.step, "Rollout: sync asked.");
                     entry.command = record.id;
                 }
                 Err(error) => {
@@ -244,34 +270,36 @@ impl AppSetController {
     }
 }
 
-/// The cluster of each app, by (project, name).
-type Clusters = BTreeMap<(String, String), String>;
+/// Where an app's syncs go, and whether they are pinned to the revision its step was opened for (a single
+/// git source, whose revisions are commits).
+struct Target {
+    cluster: String,
+    pin: bool,
+}
+
+/// Each app's [`Target`], by (project, name).
+type Targets = BTreeMap<(String, String), Target>;
 
 /// Where each asked command is, by id; an id the outbox no longer holds is left out (the core asks again).
-fn command_progress(
-    records: &[crate::store::CommandRecord],
-    asked: &[String],
-) -> BTreeMap<String, CommandProgress> {
-    let mut out = BTreeMap::new();
-    for record in records {
-        if !asked.contains(&record.id) {
-            continue;
-        }
-        let progress = match record.outcome {
-            CommandOutcome::Pending | CommandOutcome::Delivered | CommandOutcome::Running => {
-                CommandProgress::InFlight
-            }
-            CommandOutcome::Expired => CommandProgress::Undelivered(format!(
-                "expired before its spoke took it: {}",
-                record.message
-            )),
-            outcome => CommandProgress::Finished(if record.message.is_empty() {
-                format!("{outcome:?}")
-            } else {
-                format!("{outcome:?}: {}", record.message)
-            }),
-        };
-        out.insert(record.id.clone(), progress);
-    }
-    out
+fn command_progress(records: &[crate::store::CommandRecord]) -> BTreeMap<String, CommandProgress> {
+    records
+        .iter()
+        .map(|record| {
+            let progress = match record.outcome {
+                CommandOutcome::Pending | CommandOutcome::Delivered | CommandOutcome::Running => {
+                    CommandProgress::InFlight
+                }
+                CommandOutcome::Expired => CommandProgress::Undelivered(format!(
+                    "expired before its spoke took it: {}",
+                    record.message
+                )),
+                outcome => CommandProgress::Finished(if record.message.is_empty() {
+                    format!("{outcome:?}")
+                } else {
+                    format!("{outcome:?}: {}", record.message)
+                }),
+            };
+            (record.id.clone(), progress)
+        })
+        .collect()
 }

@@ -27,13 +27,30 @@ fn app(name: &str, env: &str) -> RolloutApp {
         name: name.into(),
         labels: BTreeMap::from([("env".to_owned(), env.to_owned())]),
         spec_version: 1,
+        source: "https://git.example/web.git@HEAD".into(),
         reported: Some(Reported {
             observed_spec_version: 1,
             sync: SyncStatus::OutOfSync,
             health: Health::Missing,
             revision: "aaa".into(),
             operation_command: String::new(),
+            reconciled_at: Some(now() + time::Duration::seconds(10)),
         }),
+    }
+}
+
+/// A Healthy entry for `app` at its reported revision and spec, as an earlier pass left it.
+fn healthy_entry(app: &RolloutApp, step: i64) -> RolloutAppStatus {
+    RolloutAppStatus {
+        project: app.project.clone(),
+        application: app.name.clone(),
+        status: RolloutPhase::Healthy,
+        step,
+        message: "Synced and Healthy".into(),
+        target_revision: app.reported.as_ref().expect("reported").revision.clone(),
+        spec_version: app.spec_version,
+        last_transition_time: now(),
+        command: String::new(),
     }
 }
 
@@ -119,19 +136,16 @@ fn steps_roll_out_in_order_and_each_waits_for_the_one_before_to_be_healthy() {
     assert_eq!(synced(&fifth), ["b-prod", "c-prod"]);
     assert_eq!(fifth.progressing_step, Some(2));
 
-    // Done when every app is Healthy.
-    let mut done_statuses = fifth.statuses.clone();
+    // Done when every app is Healthy: their syncs start and they report Synced and Healthy.
+    let mut fifth = fifth;
+    issue(&mut fifth, &mut commands);
     for app in &mut apps[1..] {
         report(app, SyncStatus::Synced, Health::Healthy);
+        app.reported.as_mut().expect("reported").operation_command = format!("cmd-{}", app.name);
     }
-    for s in &mut done_statuses {
-        if s.status == RolloutPhase::Pending {
-            s.status = RolloutPhase::Progressing;
-        }
-    }
-    let done = advance(&steps, &done_statuses, &apps, &commands, now());
-    assert_eq!(done.progressing_step, None);
-    assert!(!done.in_flight());
+    let done = advance(&steps, &fifth.statuses, &apps, &commands, now());
+    assert_eq!(done.progressing_step, None, "{:?}", done.statuses);
+    assert!(!done.awaiting_commands());
     assert!(
         done.summary.starts_with("rollout complete"),
         "{}",
@@ -238,29 +252,42 @@ fn selection_follows_argo_cd_in_and_not_in_and_reports_what_is_odd() {
 }
 
 #[test]
-fn an_app_already_synced_needs_no_sync_and_an_unreported_spec_gets_none() {
+fn a_waiting_app_found_synced_after_it_started_waiting_needs_no_sync() {
     let steps = vec![step("dev", None), step("prod", None)];
     let mut ready = app("a-dev", "dev");
     report(&mut ready, SyncStatus::Synced, Health::Healthy);
-    let mut unseen = app("b-prod", "prod");
-    unseen.spec_version = 2; // the spoke still reports spec 1
-    let apps = vec![ready, unseen];
-    let out = advance(&steps, &[], &apps, &BTreeMap::new(), now());
-    assert_eq!(phase(&out, "a-dev"), RolloutPhase::Healthy);
-    assert!(
-        out.to_sync.is_empty(),
-        "b-prod's spoke has not seen its spec"
+    let mut waiting = healthy_entry(&ready, 1);
+    waiting.status = RolloutPhase::Waiting;
+    // Compared after it started waiting: Healthy with no sync.
+    let out = advance(
+        &steps,
+        &[waiting.clone()],
+        &[ready.clone()],
+        &BTreeMap::new(),
+        now(),
     );
-    assert_eq!(out.progressing_step, Some(2));
+    assert_eq!(phase(&out, "a-dev"), RolloutPhase::Healthy);
+    assert!(out.to_sync.is_empty());
+    // A report computed before it started waiting (a stale one, sent late) proves nothing: a sync is asked.
+    ready.reported.as_mut().expect("reported").reconciled_at = Some(now());
+    let out = advance(&steps, &[waiting], &[ready], &BTreeMap::new(), now());
+    assert_eq!(synced(&out), ["a-dev"]);
+}
 
-    let mut apps = apps;
-    apps[1]
+#[test]
+fn a_sync_is_asked_only_once_the_spoke_reports_the_current_spec() {
+    let steps = vec![step("dev", None)];
+    let mut unseen = app("a-dev", "dev");
+    unseen.spec_version = 2; // the spoke still reports spec 1
+    let out = advance(&steps, &[], &[unseen.clone()], &BTreeMap::new(), now());
+    assert!(out.to_sync.is_empty(), "its spoke has not seen its spec");
+    unseen
         .reported
         .as_mut()
         .expect("reported")
         .observed_spec_version = 2;
-    let next = advance(&steps, &out.statuses, &apps, &BTreeMap::new(), now());
-    assert_eq!(synced(&next), ["b-prod"]);
+    let next = advance(&steps, &out.statuses, &[unseen], &BTreeMap::new(), now());
+    assert_eq!(synced(&next), ["a-dev"]);
 }
 
 #[test]
@@ -270,8 +297,9 @@ fn a_new_revision_or_spec_sends_a_healthy_app_back_to_waiting_and_the_first_step
     for a in &mut apps {
         report(a, SyncStatus::Synced, Health::Healthy);
     }
-    let healthy = advance(&steps, &[], &apps, &BTreeMap::new(), now());
-    assert_eq!(healthy.progressing_step, None);
+    let healthy = vec![healthy_entry(&apps[0], 1), healthy_entry(&apps[1], 2)];
+    let still = advance(&steps, &healthy, &apps, &BTreeMap::new(), now());
+    assert_eq!(still.progressing_step, None);
 
     // git moved: both OutOfSync at a new revision; only step 1 syncs.
     for a in &mut apps {
@@ -279,27 +307,25 @@ fn a_new_revision_or_spec_sends_a_healthy_app_back_to_waiting_and_the_first_step
         r.revision = "bbb".into();
         r.sync = SyncStatus::OutOfSync;
     }
-    let moved = advance(&steps, &healthy.statuses, &apps, &BTreeMap::new(), now());
+    let moved = advance(&steps, &still.statuses, &apps, &BTreeMap::new(), now());
     assert_eq!(phase(&moved, "b-prod"), RolloutPhase::Waiting);
     assert_eq!(synced(&moved), ["a-dev"]);
+    assert_eq!(moved.statuses[0].target_revision, "bbb");
     assert!(
         moved.statuses[1].message.contains("new revision"),
         "{}",
         moved.statuses[1].message
     );
 
-    // A spec change alone does the same.
-    let mut apps2 = apps.clone();
-    for a in &mut apps2 {
-        report(a, SyncStatus::Synced, Health::Healthy);
-    }
-    let settled = advance(&steps, &moved.statuses, &apps2, &BTreeMap::new(), now());
-    let settled = advance(&steps, &settled.statuses, &apps2, &BTreeMap::new(), now());
-    apps2[1].spec_version = 2;
-    let r = apps2[1].reported.as_mut().expect("reported");
+    // A spec change alone does the same for step 2, once step 1 is Healthy again.
+    report(&mut apps[0], SyncStatus::Synced, Health::Healthy);
+    report(&mut apps[1], SyncStatus::Synced, Health::Healthy);
+    let healthy = vec![healthy_entry(&apps[0], 1), healthy_entry(&apps[1], 2)];
+    apps[1].spec_version = 2;
+    let r = apps[1].reported.as_mut().expect("reported");
     r.observed_spec_version = 2;
     r.sync = SyncStatus::OutOfSync;
-    let respec = advance(&steps, &settled.statuses, &apps2, &BTreeMap::new(), now());
+    let respec = advance(&steps, &healthy, &apps, &BTreeMap::new(), now());
     assert_eq!(
         synced(&respec),
         ["b-prod"],
@@ -309,41 +335,77 @@ fn a_new_revision_or_spec_sends_a_healthy_app_back_to_waiting_and_the_first_step
 }
 
 #[test]
-fn a_sync_that_never_ran_is_asked_again_and_one_that_failed_waits_for_health() {
+fn a_step_stays_closed_while_an_earlier_app_is_not_synced_and_healthy_now() {
     let steps = vec![step("dev", None), step("prod", None)];
-    let apps = vec![app("a-dev", "dev"), app("b-prod", "prod")];
+    let mut apps = vec![app("a-dev", "dev"), app("b-prod", "prod")];
+    report(&mut apps[0], SyncStatus::Synced, Health::Healthy);
+    let entries = vec![
+        healthy_entry(&apps[0], 1),
+        RolloutAppStatus {
+            status: RolloutPhase::Waiting,
+            ..healthy_entry(&apps[1], 2)
+        },
+    ];
+    // The canary's cluster is unreachable (its health counts as Unknown), or it degraded since: step 2 waits.
+    for health in [Health::Unknown, Health::Degraded] {
+        report(&mut apps[0], SyncStatus::Synced, health);
+        let out = advance(&steps, &entries, &apps, &BTreeMap::new(), now());
+        assert!(out.to_sync.is_empty(), "{health:?}");
+        assert_eq!(out.progressing_step, Some(1), "{health:?}");
+    }
+    report(&mut apps[0], SyncStatus::Synced, Health::Healthy);
+    let out = advance(&steps, &entries, &apps, &BTreeMap::new(), now());
+    assert_eq!(synced(&out), ["b-prod"]);
+}
+
+#[test]
+fn a_later_step_syncs_only_the_revision_the_earlier_steps_are_healthy_at() {
+    let steps = vec![step("dev", None), step("prod", None)];
+    let mut apps = vec![app("a-dev", "dev"), app("b-prod", "prod")];
+    report(&mut apps[0], SyncStatus::Synced, Health::Healthy);
+    let entries = vec![healthy_entry(&apps[0], 1), healthy_entry(&apps[1], 2)];
+    // prod's spoke polled git first: it sees bbb, the canary still runs aaa.
+    apps[1].reported.as_mut().expect("reported").revision = "bbb".into();
+    let out = advance(&steps, &entries, &apps, &BTreeMap::new(), now());
+    assert!(out.to_sync.is_empty(), "{:?}", out.statuses);
+    assert!(
+        out.statuses[1].message.contains("revision aaa"),
+        "{}",
+        out.statuses[1].message
+    );
+    // Another source is not held by the canary's revision.
+    apps[1].source = "https://git.example/other.git@HEAD".into();
+    let out = advance(&steps, &entries, &apps, &BTreeMap::new(), now());
+    assert_eq!(synced(&out), ["b-prod"]);
+    assert_eq!(
+        out.statuses[1].target_revision, "bbb",
+        "the sync is asked at what the spoke reported"
+    );
+}
+
+#[test]
+fn a_sync_still_in_flight_counts_against_max_update_after_a_new_revision() {
+    let steps = vec![step("prod", Some(MaxUpdate::Count(1)))];
+    let mut apps = vec![app("x", "prod"), app("y", "prod")];
     let mut commands = BTreeMap::new();
     let mut first = advance(&steps, &[], &apps, &commands, now());
+    assert_eq!(synced(&first), ["x"]);
     issue(&mut first, &mut commands);
-
+    // A new revision while x's sync is still queued: x waits, but its sync still counts, so y is not asked.
+    for a in &mut apps {
+        a.reported.as_mut().expect("reported").revision = "bbb".into();
+    }
+    let second = advance(&steps, &first.statuses, &apps, &commands, now());
+    assert_eq!(phase(&second, "x"), RolloutPhase::Waiting);
+    assert!(second.to_sync.is_empty(), "{:?}", second.statuses);
+    assert!(second.awaiting_commands());
+    // Its sync ends: one of them is asked now.
     commands.insert(
-        "cmd-a-dev".into(),
-        CommandProgress::Undelivered("expired before its spoke took it".into()),
+        "cmd-x".into(),
+        CommandProgress::Finished("Succeeded".into()),
     );
-    let again = advance(&steps, &first.statuses, &apps, &commands, now());
-    assert_eq!(synced(&again), ["a-dev"], "asked again at once");
-    assert!(again.statuses[0].command.is_empty());
-
-    let mut again = again;
-    issue(&mut again, &mut commands);
-    commands.insert(
-        "cmd-a-dev".into(),
-        CommandProgress::Finished("Failed: boom".into()),
-    );
-    let failed = advance(&steps, &again.statuses, &apps, &commands, now());
-    assert_eq!(phase(&failed, "a-dev"), RolloutPhase::Progressing);
-    assert!(failed.statuses[0].message.contains("Failed: boom"));
-    assert!(
-        failed.to_sync.is_empty(),
-        "a failed app holds the rollout until it is Healthy"
-    );
-
-    // A Pending entry whose command is unknown is asked again too.
-    let mut lost = again.statuses.clone();
-    lost[0].status = RolloutPhase::Pending;
-    lost[0].command = "cmd-gone".into();
-    let out = advance(&steps, &lost, &apps, &BTreeMap::new(), now());
-    assert_eq!(synced(&out), ["a-dev"]);
+    let third = advance(&steps, &second.statuses, &apps, &commands, now());
+    assert_eq!(third.to_sync.len(), 1, "{:?}", third.statuses);
 }
 
 #[test]
@@ -351,8 +413,13 @@ fn an_app_no_longer_owned_leaves_the_rollout() {
     let steps = vec![step("dev", None)];
     let apps = vec![app("a-dev", "dev"), app("b-dev", "dev")];
     let first = advance(&steps, &[], &apps, &BTreeMap::new(), now());
-    let out = advance(&steps, &first.statuses, &apps[..1], &BTreeMap::new(), now());
-    assert_eq!(out.statuses.len(), 1);
+    let out = advance(&steps, &first.statuses, &apps[1..], &BTreeMap::new(), now());
+    let left: Vec<&str> = out
+        .statuses
+        .iter()
+        .map(|s| s.application.as_str())
+        .collect();
+    assert_eq!(left, ["b-dev"]);
 }
 
 #[test]
