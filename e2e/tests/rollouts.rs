@@ -1,4 +1,4 @@
-//! Progressive syncs end to end (#23): an Argo CD ApplicationSet with `strategy: RollingSync` applied at the hub of a three-cluster dev fleet (real hub and spokes, git daemon, gRPC over TLS; the Kubernetes API emulator as the only stand-in). The dev step's app is synced first and never becomes Healthy (the emulator's `stuck` fault), so the prod step is never synced; once git fixes it, the prod apps are synced one at a time (`maxUpdate: 1`), each by one sync the rollout asks, until the rollout is complete.
+//! Progressive syncs end to end (#23): an Argo CD ApplicationSet with `strategy: RollingSync` applied at the hub of a three-cluster dev fleet (real hub and spokes, git daemon, gRPC over TLS; the Kubernetes API emulator as the only stand-in). The dev step's app is synced first and never becomes Healthy (the emulator's `stuck` fault), so the prod step is never synced; once git fixes it, the prod apps are synced one at a time (`maxUpdate: 1`), each by one sync the rollout asks, until the rollout is complete; the console's set page shows every app's step and phase.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 use edgecd_e2e::dev::{Fleet, FleetConfig};
 use edgecd_e2e::harness::wait_for;
 use edgecd_proto::v1;
+use edgecd_testkit::browser::Browser;
 
 const DEADLINE: Duration = Duration::from_secs(180);
 const ISSUER: &str = "appset:default/web (RollingSync)";
@@ -307,5 +308,52 @@ async fn a_rolling_sync_waits_for_each_step_to_be_healthy_and_honours_max_update
             .unwrap();
         assert!(first > last_dev, "{app} synced before dev was fixed");
     }
+
+    // The console's set page shows the rollout: every app's step and phase.
+    let browser = Browser::start().await.expect("headless Chromium");
+    let page = format!("{}/#/appsets/default/web", fleet.console_url());
+    browser.goto(&page).await.unwrap();
+    browser
+        .wait_for("input[name=username]", DEADLINE)
+        .await
+        .unwrap();
+    browser
+        .eval(&format!(
+            "document.querySelector('input[name=username]').value = 'admin'; \
+             document.querySelector('input[name=password]').value = {:?}; \
+             document.querySelector('form button[type=submit]').click(); return true",
+            fleet.admin_password()
+        ))
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "return (document.querySelector('#whoami') || {}).textContent === 'admin'",
+            DEADLINE,
+        )
+        .await
+        .unwrap();
+    browser.goto(&page).await.unwrap();
+    browser
+        .wait_until(
+            "return document.querySelectorAll('#appset-rollout tbody tr[data-phase=\"Healthy\"]').length === 3",
+            DEADLINE,
+        )
+        .await
+        .unwrap();
+    let rows = browser
+        .eval(
+            "return [...document.querySelectorAll('#appset-rollout tbody tr')].map(r => r.dataset.step + ' ' + r.dataset.app)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            "1 default/web-cluster-1",
+            "2 default/web-cluster-2",
+            "2 default/web-cluster-3"
+        ])
+    );
     fleet.shutdown().await;
 }

@@ -588,6 +588,17 @@ fn condition(c: &v1::Condition) -> Value {
     })
 }
 
+/// One app's place in a progressive sync.
+fn rollout_app(r: &v1::RolloutApplication) -> Value {
+    let app = r.app.clone().unwrap_or_default();
+    json!({
+        "project": app.project, "name": app.name,
+        "phase": r.status, "step": r.step, "message": r.message,
+        "commandId": r.command_id,
+        "lastTransitionTime": time(r.last_transition_time.as_ref()),
+    })
+}
+
 /// An application set: where it is evaluated, what generates and what it
 /// stamps out, how many apps it generated and its conditions (errors flagged).
 pub fn appset(s: &v1::ApplicationSet) -> Value {
@@ -616,6 +627,7 @@ pub fn appset(s: &v1::ApplicationSet) -> Value {
         "generatedApps": generated,
         "conditions": s.conditions.iter().map(condition).collect::<Vec<_>>(),
         "error": s.conditions.iter().any(|c| c.r#type.contains("Error")),
+        "rollout": s.rollout.iter().map(rollout_app).collect::<Vec<_>>(),
         "version": s.version,
         "createdAt": time(s.created_at.as_ref()),
     })
@@ -867,7 +879,19 @@ mod tests {
             ],
             ..Default::default()
         };
+        let mut set = set;
+        set.rollout = vec![v1::RolloutApplication {
+            app: Some(v1::AppRef::new("default", "web-1")),
+            status: "Pending".into(),
+            step: 2,
+            message: "step 2 is rolling out: sync asked".into(),
+            command_id: "c-1".into(),
+            ..Default::default()
+        }];
         let v = appset(&set);
+        assert_eq!(v["rollout"][0]["name"], "web-1");
+        assert_eq!(v["rollout"][0]["phase"], "Pending");
+        assert_eq!(v["rollout"][0]["step"], 2);
         assert_eq!(v["scope"], "hub");
         assert_eq!(v["policy"], "create-only");
         assert_eq!(v["error"], true);

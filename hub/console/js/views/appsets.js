@@ -200,6 +200,26 @@ async function detail({ root, params, live }) {
               el("td", {}, ago(c.lastTransitionTime))))))
           : el("p", { class: "muted" }, "No conditions."))));
 
+  // A progressive sync (strategy RollingSync): each app's step and phase, updated live with the set.
+  const rolloutBox = el("div", { id: "appset-rollout-box" });
+  const phaseClass = { Healthy: "badge b-ok", Progressing: "badge b-warn", Pending: "badge b-warn", Waiting: "badge b-neutral" };
+  const renderRollout = (s) => {
+    const apps = (s.rollout || []).slice().sort((a, b) => (a.step < 0) - (b.step < 0) || a.step - b.step || natural(a.name, b.name));
+    rolloutBox.replaceChildren(...(apps.length ? [
+      el("h2", {}, "Rollout"),
+      el("table", { class: "data", id: "appset-rollout" },
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Step"), el("th", { scope: "col" }, "Application"),
+          el("th", { scope: "col" }, "Phase"), el("th", { scope: "col" }, "Message"), el("th", { scope: "col" }, "Since"))),
+        el("tbody", {}, apps.map((r) => el("tr", { dataset: { app: `${r.project}/${r.name}`, phase: r.phase, step: String(r.step) } },
+          el("td", {}, r.step < 0 ? "—" : String(r.step)),
+          el("td", {}, el("a", { href: `#/apps/${seg(r.project)}/${seg(r.name)}` }, r.name)),
+          el("td", {}, el("span", { class: phaseClass[r.phase] || "badge b-neutral" }, r.phase)),
+          el("td", { class: "wrap" }, r.message || ""),
+          el("td", {}, ago(r.lastTransitionTime))))))] : []));
+  };
+  renderRollout(set);
+  root.append(rolloutBox);
+
   const status = el("div", { class: "muted", id: "generated-status" }, "Loading…");
   const tbody = el("tbody");
   keyboardRows(tbody);
@@ -242,8 +262,15 @@ async function detail({ root, params, live }) {
   status.textContent = page.items.length
     ? `${n} application${n === 1 ? "" : "s"}${page.nextCursor ? ", showing the first " + page.items.length : ""}`
     : "No applications generated (yet).";
-  // Live: rows of this set's apps update in place.
+  // Live: rows of this set's apps update in place; the rollout follows the set.
   return live.subscribe((type, data) => {
+    if (type === "appset") {
+      if (data.all || (data.project === set.project && data.name === set.name && data.rollout)) {
+        if (data.all) api.appset(set.project, set.name).then(renderRollout, () => {});
+        else renderRollout(data);
+      }
+      return;
+    }
     const key = `${data.project}/${data.name}`;
     const current = rows.get(key);
     if (!current) return;
