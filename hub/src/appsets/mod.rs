@@ -319,11 +319,12 @@ impl AppSetController {
         let mut leadership: Option<crate::store::Leadership> = None;
         let mut lead_tick = tokio::time::interval(LEAD_RETRY);
         // Progressive syncs: looked at when an app's status changed (at most every tick), and every tick
-        // while syncs are in flight. Until a pass finds no rolling set, and again whenever a set changes.
+        // while asked syncs have not started; status changes are ignored once a pass finds no rolling set,
+        // until a set changes.
         let mut rollout_tick = tokio::time::interval(rollout::ROLLOUT_TICK);
         let mut rollouts_dirty = true;
         let mut rolling_sets = true;
-        let mut rollouts_in_flight = false;
+        let mut rollouts_awaiting = false;
         loop {
             // What to do: sets (all, or one `project/name`), parents, or both.
             let (sets, parents): (Option<Option<String>>, bool) = tokio::select! {
@@ -338,10 +339,10 @@ impl AppSetController {
                 _ = tick.tick() => (Some(None), true),
                 _ = rollout_tick.tick() => {
                     let due = std::mem::take(&mut rollouts_dirty) && rolling_sets;
-                    if !(due || rollouts_in_flight) || !self.holds(&mut leadership) {
+                    if !(due || rollouts_awaiting) || !self.holds(&mut leadership) {
                         continue;
                     }
-                    (rolling_sets, rollouts_in_flight) = self.advance_rollouts().await;
+                    (rolling_sets, rollouts_awaiting) = self.advance_rollouts().await;
                     continue;
                 }
                 _ = health_tick.tick() => {
@@ -419,19 +420,26 @@ impl AppSetController {
         }
     }
 
-    /// Evaluates every hub-scoped set, or only `project/name`.
-    async fn reconcile_sets(&self, only: Option<&str>) {
-        let sets = match self
+    /// Every hub-scoped set; `None` (logged) when the store cannot list them.
+    async fn hub_sets(&self) -> Option<Vec<AppSetRecord>> {
+        match self
             .store
             .appsets()
             .list_appsets(&[], Some(HUB_SCOPE))
             .await
         {
-            Ok(sets) => sets,
+            Ok(sets) => Some(sets),
             Err(error) => {
                 tracing::warn!(%error, "Application sets: listing failed.");
-                return;
+                None
             }
+        }
+    }
+
+    /// Evaluates every hub-scoped set, or only `project/name`.
+    async fn reconcile_sets(&self, only: Option<&str>) {
+        let Some(sets) = self.hub_sets().await else {
+            return;
         };
         for set in sets {
             if only == Some(DECISIONS_CHANGED) {

@@ -36,22 +36,15 @@ pub(super) const ROLLOUT_CONDITIONS: [&str; 3] = [
 ];
 
 impl AppSetController {
-    /// One pass over every hub set with a rolling sync: whether any set rolls out, and whether any has syncs
-    /// in flight. A set that stopped rolling (strategy changed) has its rollout status cleared.
+    /// One pass over every hub set with a rolling sync: whether any set rolls out, and whether any has asked
+    /// syncs that have not started. A set that stopped rolling (strategy changed) has its rollout status
+    /// cleared.
     pub(super) async fn advance_rollouts(&self) -> (bool, bool) {
-        let sets = match self
-            .store
-            .appsets()
-            .list_appsets(&[], Some(HUB_SCOPE))
-            .await
-        {
-            Ok(sets) => sets,
-            Err(error) => {
-                tracing::warn!(%error, "Rollouts: listing the sets failed.");
-                return (true, true);
-            }
+        let Some(sets) = self.hub_sets().await else {
+            // Looked at again next tick.
+            return (true, true);
         };
-        let mut in_flight = false;
+        let mut awaiting = false;
         let mut rolling = false;
         for set in sets {
             let Ok(spec) = ApplicationSetSpec::from_json(&set.spec) else {
@@ -63,9 +56,9 @@ impl AppSetController {
             rolling = true;
             let mut status = set.status.clone();
             match self.advance_rollout(&set, &spec, &mut status).await {
-                Ok(flight) => in_flight |= flight,
+                Ok(waits) => awaiting |= waits,
                 Err(error) => {
-                    in_flight = true;
+                    awaiting = true;
                     tracing::warn!(project = %set.project, appset = %set.name, %error, "Rollout pass failed.");
                     continue;
                 }
@@ -91,7 +84,7 @@ impl AppSetController {
                 }
             }
         }
-        (rolling, in_flight)
+        (rolling, awaiting)
     }
 
     /// Moves `set`'s rollout on in `status` (its `rollout` entries and rollout conditions), asking the syncs
