@@ -1,5 +1,7 @@
 //! Argo CD's `ignoreDifferences`: which rules apply to an object, and the object with the ignored fields removed (JSON pointers, jq path expressions run as `del(…)` by jaq, fields owned by named managers), so a difference there neither makes an app OutOfSync nor, with `RespectIgnoreDifferences=true`, gets applied.
 
+mod grammar;
+
 use serde_json::Value;
 
 use crate::app::IgnoreDifference;
@@ -72,7 +74,9 @@ fn jq_error(expression: &str, reason: impl Into<String>) -> JqError {
 }
 
 /// Checks a jq path expression: bounded in length, free of unbounded or impure names, `*` (string
-/// repetition) and compilable by jaq as `del(expression)`.
+/// repetition), within the path grammar whose evaluation is bounded by the object's size (`grammar`: paths and
+/// `select` filters; no `,`, `..`, object construction or arithmetic, which multiply outputs without data), and
+/// compilable by jaq as `del(expression)`.
 pub fn check_jq_path(expression: &str) -> Result<(), JqError> {
     if expression.trim().is_empty() {
         return Err(jq_error(expression, "is empty"));
@@ -102,6 +106,12 @@ pub fn check_jq_path(expression: &str) -> Result<(), JqError> {
             ));
         }
     }
+    grammar::check(expression).map_err(|why| {
+        jq_error(
+            expression,
+            format!("is not a path expression edgecd evaluates: {why}"),
+        )
+    })?;
     compile(expression).map(|_| ())
 }
 
@@ -423,5 +433,20 @@ mod tests {
             assert!(err.to_string().starts_with("jq path expression"), "{err}");
         }
         assert!(check_jq_path(&".a".repeat(600)).is_err());
+        // Doubling the outputs at every stage without reading any data: 2^100 evaluations of a filter that
+        // never yields, which would hold the hub's controller (an ApplicationSet's ignoreApplicationDifferences)
+        // or a spoke's comparison forever. Only names were refused before; the path grammar refuses it.
+        let doubling = format!("{}select(false)", "(.,.)|".repeat(100));
+        assert!(doubling.len() < MAX_JQ_EXPRESSION_BYTES);
+        let err = check_jq_path(&doubling).unwrap_err();
+        assert!(err.reason.contains("not a path expression"), "{err}");
+        for bad in [
+            ".a + .b",
+            "{a: .x[]}",
+            ".spec | ..",
+            r#".a[] | select(.b[] == "x")"#,
+        ] {
+            assert!(check_jq_path(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -64,12 +64,10 @@ fn edgecd_outcomes(corpus: &Path) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_corpus_against_argo_cds_own_crds() {
-    if std::env::var_os("EDGECD_KUBECTL_BIN").is_none()
-        && std::env::var_os("EDGECD_REALKUBE_BIN").is_none()
-        && !realkube::go_available()
-    {
+    // Argo CD's CRDs come from the Go module proxy, whatever binaries are given.
+    if !realkube::go_available() {
         eprintln!(
-            "SKIPPED: Go is not installed, so realkube, kubectl and Argo CD's CRDs are out of reach"
+            "SKIPPED: Go is not installed, so Argo CD's CRDs (and realkube) are out of reach"
         );
         return;
     }

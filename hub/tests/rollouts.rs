@@ -201,3 +201,62 @@ async fn a_rolling_sync_turns_automation_off_on_every_app_of_the_set() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn automation_kept_by_ignored_differences_goes_too() {
+    let hub = hub().await;
+    let client = &hub.client;
+    client
+        .create_cluster(v1::CreateClusterRequest {
+            name: "edge-2".into(),
+            ..v1::CreateClusterRequest::default()
+        })
+        .await
+        .unwrap();
+    // Argo CD's documented pattern: the set leaves the apps' sync policy as it finds it.
+    let ignoring = |strategy: &str| {
+        set_yaml(strategy).replace(
+            "  syncPolicy:\n    applicationsSync: create-only\n",
+            "  ignoreApplicationDifferences:\n  - jsonPointers: [/spec/syncPolicy]\n",
+        )
+    };
+    let result = apply(client, &ignoring(""), "").await;
+    assert_eq!(result.action, "created", "{result:?}");
+    assert_eq!(
+        automation(client, |_, a| a.iter().all(|on| *on)).await,
+        [true, true]
+    );
+    let get = async |name: &str| {
+        client
+            .get_application(v1::GetApplicationRequest {
+                app: Some(v1::AppRef::new("default", name)),
+            })
+            .await
+            .unwrap()
+    };
+    let before = get("web-edge-1").await.meta.unwrap().spec_version;
+    // Switched to a rolling sync with a template change in the same apply: the apps are updated once, without
+    // automation; the ignored `/spec/syncPolicy` does not bring it back for a moment (a write with automation
+    // on, taken back by the next evaluation, would let every spoke sync the new spec at once).
+    let result = apply(
+        client,
+        &ignoring(ROLLING).replace("path: web", "path: web2"),
+        "",
+    )
+    .await;
+    assert_eq!(result.action, "updated", "{result:?}");
+    automation(client, |_, a| a.iter().all(|on| !on)).await;
+    for name in ["web-edge-1", "web-edge-2"] {
+        let app = get(name).await;
+        assert_eq!(
+            app.spec.unwrap().source.unwrap().path,
+            "web2",
+            "{name} was updated"
+        );
+    }
+    assert_eq!(
+        get("web-edge-1").await.meta.unwrap().spec_version,
+        before + 1,
+        "written once"
+    );
+}

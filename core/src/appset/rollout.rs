@@ -188,6 +188,8 @@ pub struct Reported {
     pub revision: String,
     /// The command that started the app's current or last operation (empty: none did).
     pub operation_command: String,
+    /// Whether that operation is still running.
+    pub operation_running: bool,
     /// When the spoke last compared the app (its clock).
     pub reconciled_at: Option<OffsetDateTime>,
 }
@@ -405,7 +407,7 @@ pub fn advance(
         for &m in members {
             let app = apps[m];
             if !app.source.is_empty()
-                && let Some(report) = app.current()
+                && let Some(report) = app.current().filter(|r| !r.revision.is_empty())
             {
                 healthy_at
                     .entry(app.source.as_str())
@@ -469,7 +471,13 @@ fn update(
 ) -> RolloutAppStatus {
     let mut entry = old.clone();
     entry.step = step;
+    // The outbox may still say Running when the spoke's report shows the operation over (a spoke restarted
+    // mid-sync never answers the command): the report wins.
+    let operation_over = app.reported.as_ref().is_some_and(|r| {
+        !entry.command.is_empty() && r.operation_command == entry.command && !r.operation_running
+    });
     let in_flight = !entry.command.is_empty()
+        && !operation_over
         && matches!(
             commands.get(&entry.command),
             Some(CommandProgress::InFlight)

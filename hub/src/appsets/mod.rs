@@ -636,6 +636,14 @@ impl AppSetController {
         // deletes only what its generators no longer produce. Everything else no longer
         // generated (a revoked cluster's app) is deleted per the policy.
         let mut plan = plan(&spec, &existing, valid);
+        if spec.rolling_steps().is_some() {
+            // Also where ignored differences (`/spec/syncPolicy`) kept an existing app's automation.
+            for app in plan.create.iter_mut().chain(plan.update.iter_mut()) {
+                if let Some(policy) = app.spec.sync_policy.as_mut() {
+                    policy.automated = None;
+                }
+            }
+        }
         plan.delete
             .retain(|name| !refused.iter().any(|(refused, _)| refused == name));
         let mut problems: Vec<String> = refused

@@ -175,14 +175,25 @@ impl AppSetController {
                     .as_ref()
                     .map(|o| o.command_id.clone())
                     .unwrap_or_default(),
+                operation_running: s.operation_state.as_ref().is_some_and(|o| {
+                    matches!(
+                        o.phase,
+                        edgecd_core::app::OperationPhase::Running
+                            | edgecd_core::app::OperationPhase::Terminating
+                    )
+                }),
                 reconciled_at: s.reconciled_at,
             });
-            // One git source: its revisions are commits, comparable across apps and pinned in the syncs asked.
-            let source = match record.spec.sources() {
-                [one] if one.chart.is_empty() && !one.repo_url.starts_with("oci://") => {
-                    format!("{}@{}", one.repo_url, one.target_revision)
-                }
-                _ => String::new(),
+            // One git source (`source`, not a `sources` list, which the spoke syncs at its targets only): its
+            // revisions are commits, comparable across apps and pinned in the syncs asked.
+            let one = &record.spec.source;
+            let source = if !record.spec.is_multi_source()
+                && one.chart.is_empty()
+                && !one.repo_url.starts_with("oci://")
+            {
+                format!("{}@{}", one.repo_url, one.target_revision)
+            } else {
+                String::new()
             };
             targets.insert(
                 (record.project.clone(), record.name.clone()),

@@ -34,6 +34,7 @@ fn app(name: &str, env: &str) -> RolloutApp {
             health: Health::Missing,
             revision: "aaa".into(),
             operation_command: String::new(),
+            operation_running: false,
             reconciled_at: Some(now() + time::Duration::seconds(10)),
         }),
     }
@@ -468,4 +469,38 @@ fn argo_cd_rolling_sync_specs_are_read_with_their_steps() {
     let parsed = crate::appset::ApplicationSetSpec::from_json(&all_at_once).expect("valid");
     assert!(parsed.rolling_steps().is_none());
     assert!(parsed.hub_only().is_none());
+}
+
+#[test]
+fn a_sync_whose_operation_ended_no_longer_counts_even_if_its_command_never_answered() {
+    let steps = vec![step("prod", Some(MaxUpdate::Count(1)))];
+    let mut apps = vec![app("x", "prod"), app("y", "prod")];
+    let mut commands = BTreeMap::new();
+    let mut first = advance(&steps, &[], &apps, &commands, now());
+    issue(&mut first, &mut commands);
+    // x's sync runs, then a new revision arrives; the outbox still says Running (its spoke restarted mid-sync
+    // and never answered).
+    let r = apps[0].reported.as_mut().expect("reported");
+    r.operation_command = "cmd-x".into();
+    r.operation_running = true;
+    let running = advance(&steps, &first.statuses, &apps, &commands, now());
+    assert_eq!(phase(&running, "x"), RolloutPhase::Progressing);
+    for a in &mut apps {
+        a.reported.as_mut().expect("reported").revision = "bbb".into();
+    }
+    let moved = advance(&steps, &running.statuses, &apps, &commands, now());
+    assert_eq!(phase(&moved, "x"), RolloutPhase::Waiting);
+    assert!(
+        moved.to_sync.is_empty(),
+        "x's operation still runs: {:?}",
+        moved.statuses
+    );
+    // The spoke reports the operation over: x's sync no longer counts, and one of the two is asked.
+    apps[0]
+        .reported
+        .as_mut()
+        .expect("reported")
+        .operation_running = false;
+    let next = advance(&steps, &moved.statuses, &apps, &commands, now());
+    assert_eq!(next.to_sync.len(), 1, "{:?}", next.statuses);
 }
