@@ -78,6 +78,13 @@ fn jq_error(expression: &str, reason: impl Into<String>) -> JqError {
 /// `select` filters; no `,`, `..`, object construction or arithmetic, which multiply outputs without data), and
 /// compilable by jaq as `del(expression)`.
 pub fn check_jq_path(expression: &str) -> Result<(), JqError> {
+    check_shape(expression)?;
+    compile_code(expression, &format!("del({expression})")).map(|_| ())
+}
+
+/// Everything [`check_jq_path`] checks but compiling: what evaluating the expression runs before it
+/// compiles the filter it needs.
+fn check_shape(expression: &str) -> Result<(), JqError> {
     if expression.trim().is_empty() {
         return Err(jq_error(expression, "is empty"));
     }
@@ -111,15 +118,10 @@ pub fn check_jq_path(expression: &str) -> Result<(), JqError> {
             expression,
             format!("is not a path expression edgecd evaluates: {why}"),
         )
-    })?;
-    compile(expression).map(|_| ())
+    })
 }
 
 type Filter = jaq_core::Filter<jaq_core::data::JustLut<jaq_json::Val>>;
-
-fn compile(expression: &str) -> Result<Filter, JqError> {
-    compile_code(expression, &format!("del({expression})"))
-}
 
 /// Most paths [`jq_paths`] gives for one expression.
 const MAX_JQ_PATHS: usize = 4096;
@@ -127,20 +129,14 @@ const MAX_JQ_PATHS: usize = 4096;
 /// The fields `expression` selects in `object`, as JSON pointers (at most 4,096); `None` when it fails on this
 /// object or is refused by [`check_jq_path`].
 pub fn jq_paths(object: &Value, expression: &str) -> Option<Vec<String>> {
-    use jaq_core::{Ctx, Vars, data, unwrap_valr};
-    check_jq_path(expression).ok()?;
-    let filter = compile_code(expression, &format!("path({expression})")).ok()?;
-    let text = serde_json::to_string(object).ok()?;
-    let input = jaq_json::read::parse_single(text.as_bytes()).ok()?;
-    let ctx = Ctx::<data::JustLut<jaq_json::Val>>::new(&filter.lut, Vars::new([]));
-    let mut pointers = Vec::new();
-    for path in filter
-        .id
-        .run((ctx, input))
-        .map(unwrap_valr)
-        .take(MAX_JQ_PATHS)
-    {
-        let path: Value = serde_json::from_str(&path.ok()?.to_string()).ok()?;
+    run_jq(
+        object,
+        expression,
+        &format!("path({expression})"),
+        MAX_JQ_PATHS,
+    )?
+    .iter()
+    .map(|path| {
         let tokens: Vec<String> = path
             .as_array()?
             .iter()
@@ -150,9 +146,27 @@ pub fn jq_paths(object: &Value, expression: &str) -> Option<Vec<String>> {
                 _ => None,
             })
             .collect::<Option<_>>()?;
-        pointers.push(pointer_of(&tokens));
-    }
-    Some(pointers)
+        Some(pointer_of(&tokens))
+    })
+    .collect()
+}
+
+/// The first `most` outputs of `code` (a filter built around `expression`, which is checked first) run on
+/// `object`, compiled once; `None` when the expression is refused or fails on this object.
+fn run_jq(object: &Value, expression: &str, code: &str, most: usize) -> Option<Vec<Value>> {
+    use jaq_core::{Ctx, Vars, data, unwrap_valr};
+    check_shape(expression).ok()?;
+    let filter = compile_code(expression, code).ok()?;
+    let text = serde_json::to_string(object).ok()?;
+    let input = jaq_json::read::parse_single(text.as_bytes()).ok()?;
+    let ctx = Ctx::<data::JustLut<jaq_json::Val>>::new(&filter.lut, Vars::new([]));
+    filter
+        .id
+        .run((ctx, input))
+        .map(unwrap_valr)
+        .take(most)
+        .map(|out| serde_json::from_str(&out.ok()?.to_string()).ok())
+        .collect()
 }
 
 fn compile_code(expression: &str, code: &str) -> Result<Filter, JqError> {
@@ -182,15 +196,9 @@ fn compile_code(expression: &str, code: &str) -> Result<Filter, JqError> {
 /// `object` with the paths `expression` selects deleted; `None` when it fails on this object (Argo CD then
 /// leaves the object as it is).
 fn delete_jq(object: &Value, expression: &str) -> Option<Value> {
-    use jaq_core::{Ctx, Vars, data, unwrap_valr};
-    check_jq_path(expression).ok()?;
-    let filter = compile(expression).ok()?;
-    let text = serde_json::to_string(object).ok()?;
-    let input = jaq_json::read::parse_single(text.as_bytes()).ok()?;
-    let ctx = Ctx::<data::JustLut<jaq_json::Val>>::new(&filter.lut, Vars::new([]));
-    let mut out = filter.id.run((ctx, input)).map(unwrap_valr);
-    let first = out.next()?.ok()?;
-    serde_json::from_str(&first.to_string()).ok()
+    run_jq(object, expression, &format!("del({expression})"), 1)?
+        .into_iter()
+        .next()
 }
 
 /// Whether `rule` applies to an object of `group`/`kind` named `name` in `namespace` (empty rule fields match

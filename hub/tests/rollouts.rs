@@ -72,6 +72,30 @@ async fn apply(
         .remove(0)
 }
 
+/// A hub with `edge-1` and `edge-2` registered.
+async fn hub_with_two_clusters() -> local_hub::Hub {
+    let hub = hub().await;
+    hub.client
+        .create_cluster(v1::CreateClusterRequest {
+            name: "edge-2".into(),
+            ..v1::CreateClusterRequest::default()
+        })
+        .await
+        .unwrap();
+    hub
+}
+
+async fn get_app(
+    client: &edgecd_proto::client::Client,
+    name: &str,
+) -> Result<v1::Application, edgecd_proto::client::Error> {
+    client
+        .get_application(v1::GetApplicationRequest {
+            app: Some(v1::AppRef::new("default", name)),
+        })
+        .await
+}
+
 /// Whether each generated app has automated sync, once both exist and `done` holds for the set.
 async fn automation(
     client: &edgecd_proto::client::Client,
@@ -81,12 +105,7 @@ async fn automation(
     loop {
         let mut automated = Vec::new();
         for name in ["web-edge-1", "web-edge-2"] {
-            if let Ok(app) = client
-                .get_application(v1::GetApplicationRequest {
-                    app: Some(v1::AppRef::new("default", name)),
-                })
-                .await
-            {
+            if let Ok(app) = get_app(client, name).await {
                 automated.push(
                     app.spec
                         .and_then(|s| s.sync_policy)
@@ -111,15 +130,8 @@ async fn automation(
 
 #[tokio::test]
 async fn a_rolling_sync_turns_automation_off_on_every_app_of_the_set() {
-    let hub = hub().await;
+    let hub = hub_with_two_clusters().await;
     let client = &hub.client;
-    client
-        .create_cluster(v1::CreateClusterRequest {
-            name: "edge-2".into(),
-            ..v1::CreateClusterRequest::default()
-        })
-        .await
-        .unwrap();
 
     // All at once, create-only: the apps sync on their own.
     let result = apply(client, &set_yaml(""), "").await;
@@ -204,15 +216,8 @@ async fn a_rolling_sync_turns_automation_off_on_every_app_of_the_set() {
 
 #[tokio::test]
 async fn automation_kept_by_ignored_differences_goes_too() {
-    let hub = hub().await;
+    let hub = hub_with_two_clusters().await;
     let client = &hub.client;
-    client
-        .create_cluster(v1::CreateClusterRequest {
-            name: "edge-2".into(),
-            ..v1::CreateClusterRequest::default()
-        })
-        .await
-        .unwrap();
     // Argo CD's documented pattern: the set leaves the apps' sync policy as it finds it.
     let ignoring = |strategy: &str| {
         set_yaml(strategy).replace(
@@ -226,15 +231,12 @@ async fn automation_kept_by_ignored_differences_goes_too() {
         automation(client, |_, a| a.iter().all(|on| *on)).await,
         [true, true]
     );
-    let get = async |name: &str| {
-        client
-            .get_application(v1::GetApplicationRequest {
-                app: Some(v1::AppRef::new("default", name)),
-            })
-            .await
-            .unwrap()
-    };
-    let before = get("web-edge-1").await.meta.unwrap().spec_version;
+    let before = get_app(client, "web-edge-1")
+        .await
+        .unwrap()
+        .meta
+        .unwrap()
+        .spec_version;
     // Switched to a rolling sync with a template change in the same apply: the apps are updated once, without
     // automation; the ignored `/spec/syncPolicy` does not bring it back for a moment (a write with automation
     // on, taken back by the next evaluation, would let every spoke sync the new spec at once).
@@ -247,7 +249,7 @@ async fn automation_kept_by_ignored_differences_goes_too() {
     assert_eq!(result.action, "updated", "{result:?}");
     automation(client, |_, a| a.iter().all(|on| !on)).await;
     for name in ["web-edge-1", "web-edge-2"] {
-        let app = get(name).await;
+        let app = get_app(client, name).await.unwrap();
         assert_eq!(
             app.spec.unwrap().source.unwrap().path,
             "web2",
@@ -255,7 +257,12 @@ async fn automation_kept_by_ignored_differences_goes_too() {
         );
     }
     assert_eq!(
-        get("web-edge-1").await.meta.unwrap().spec_version,
+        get_app(client, "web-edge-1")
+            .await
+            .unwrap()
+            .meta
+            .unwrap()
+            .spec_version,
         before + 1,
         "written once"
     );

@@ -60,17 +60,18 @@ fn child(object: &Value, state_namespace: &str) -> Result<Value, String> {
                 "spec": serde_json::to_value(&spec).map_err(|e| e.to_string())?,
             }))
         }
-        Document::ApplicationSet(set) if set.spec.hub_only().is_some() => Err(format!(
-            "ApplicationSet {}: the set is evaluated at the hub only ({}); apply it to the hub",
-            set.name,
-            set.spec.hub_only().unwrap_or_default()
-        )),
-        Document::ApplicationSet(set) => Ok(json!({
-            "apiVersion": EDGECD,
-            "kind": "ApplicationSet",
-            "metadata": { "name": set.name, "namespace": state_namespace },
-            "spec": serde_json::to_value(&set.spec).map_err(|e| e.to_string())?,
-        })),
+        Document::ApplicationSet(set) => match set.spec.hub_only() {
+            Some(why) => Err(format!(
+                "ApplicationSet {}: the set is evaluated at the hub only ({why}); apply it to the hub",
+                set.name
+            )),
+            None => Ok(json!({
+                "apiVersion": EDGECD,
+                "kind": "ApplicationSet",
+                "metadata": { "name": set.name, "namespace": state_namespace },
+                "spec": serde_json::to_value(&set.spec).map_err(|e| e.to_string())?,
+            })),
+        },
         Document::Project(project) => Err(format!(
             "AppProject {}: projects are not created from an app's manifests",
             project.name

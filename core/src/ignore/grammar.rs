@@ -81,28 +81,15 @@ fn tokens(text: &str) -> Result<Vec<Token>, GrammarError> {
                 }
                 out.push(Token::Name(text[start..i].to_owned()));
             }
-            b'(' => {
-                out.push(Token::Open);
-                i += 1;
-            }
-            b')' => {
-                out.push(Token::Close);
-                i += 1;
-            }
-            b'[' => {
-                out.push(Token::OpenBracket);
-                i += 1;
-            }
-            b']' => {
-                out.push(Token::CloseBracket);
-                i += 1;
-            }
-            b'|' => {
-                out.push(Token::Pipe);
-                i += 1;
-            }
-            b'?' => {
-                out.push(Token::Question);
+            b'(' | b')' | b'[' | b']' | b'|' | b'?' => {
+                out.push(match c {
+                    b'(' => Token::Open,
+                    b')' => Token::Close,
+                    b'[' => Token::OpenBracket,
+                    b']' => Token::CloseBracket,
+                    b'|' => Token::Pipe,
+                    _ => Token::Question,
+                });
                 i += 1;
             }
             b'=' | b'!' | b'<' | b'>' => {

@@ -497,11 +497,21 @@ impl AppSetController {
         {
             tracing::warn!(%error, "Rollout pass failed.");
         }
+        self.record_status(set, &status).await?;
+        Ok(outcome)
+    }
+
+    /// Stores `status` as `set`'s, announcing it to watchers when what they see changed.
+    async fn record_status(
+        &self,
+        set: &AppSetRecord,
+        status: &AppSetStatus,
+    ) -> Result<(), StoreError> {
         self.store
             .appsets()
-            .set_appset_status(&set.project, &set.name, &status)
+            .set_appset_status(&set.project, &set.name, status)
             .await?;
-        if status_changed(&set.status, &status) {
+        if status_changed(&set.status, status) {
             let _ = self
                 .store
                 .notify(
@@ -510,7 +520,7 @@ impl AppSetController {
                 )
                 .await;
         }
-        Ok(outcome)
+        Ok(())
     }
 
     /// Generates the set's apps, resolves their destinations and checks their projects: the valid apps,
@@ -611,9 +621,7 @@ impl AppSetController {
                 .map(|app| format!("{}/{}", app.project, app.name))
                 .collect();
             for app in &mut valid {
-                if let Some(policy) = app.spec.sync_policy.as_mut() {
-                    policy.automated = None;
-                }
+                without_automation(&mut app.spec);
             }
         } else {
             status.rollout_prune.clear();
@@ -639,9 +647,7 @@ impl AppSetController {
         if spec.rolling_steps().is_some() {
             // Also where ignored differences (`/spec/syncPolicy`) kept an existing app's automation.
             for app in plan.create.iter_mut().chain(plan.update.iter_mut()) {
-                if let Some(policy) = app.spec.sync_policy.as_mut() {
-                    policy.automated = None;
-                }
+                without_automation(&mut app.spec);
             }
         }
         plan.delete
@@ -720,9 +726,7 @@ impl AppSetController {
                     continue;
                 };
                 let mut manual = old.spec.clone();
-                if let Some(policy) = manual.sync_policy.as_mut() {
-                    policy.automated = None;
-                }
+                without_automation(&mut manual);
                 match self
                     .store
                     .update_app(&old.project, &old.name, version, &manual, &old.labels)
@@ -1114,6 +1118,13 @@ fn status_changed(old: &AppSetStatus, new: &AppSetStatus) -> bool {
         || old.observed_version != new.observed_version
         || conditions(old) != conditions(new)
         || old.rollout != new.rollout
+}
+
+/// `spec` with automated sync off: a progressive sync's apps are synced by the rollout only.
+fn without_automation(spec: &mut edgecd_core::app::ApplicationSpec) {
+    if let Some(policy) = spec.sync_policy.as_mut() {
+        policy.automated = None;
+    }
 }
 
 fn condition(kind: &str, message: impl Into<String>) -> Condition {

@@ -63,25 +63,10 @@ impl AppSetController {
                     continue;
                 }
             }
-            if status != set.status {
-                if let Err(error) = self
-                    .store
-                    .appsets()
-                    .set_appset_status(&set.project, &set.name, &status)
-                    .await
-                {
-                    tracing::warn!(project = %set.project, appset = %set.name, %error, "Cannot record the rollout.");
-                    continue;
-                }
-                if super::status_changed(&set.status, &status) {
-                    let _ = self
-                        .store
-                        .notify(
-                            super::APPSET_STATUS_CHANNEL,
-                            &format!("{}/{}", set.project, set.name),
-                        )
-                        .await;
-                }
+            if status != set.status
+                && let Err(error) = self.record_status(&set, &status).await
+            {
+                tracing::warn!(project = %set.project, appset = %set.name, %error, "Cannot record the rollout.");
             }
         }
         (rolling, awaiting)
@@ -248,13 +233,21 @@ impl AppSetController {
                 resources: Vec::new(),
                 apply_out_of_sync_only: false,
             };
+            let encoded = match serde_json::to_value(&payload) {
+                Ok(encoded) => encoded,
+                Err(error) => {
+                    entry.status = RolloutPhase::Waiting;
+                    entry.message = format!("its sync could not be encoded ({error}): waiting");
+                    continue;
+                }
+            };
             let command = NewCommand {
                 id: None,
                 project: entry.project.clone(),
                 app: entry.application.clone(),
                 cluster: target.cluster.clone(),
                 kind: command_payload_kind(&payload).to_owned(),
-                payload: serde_json::to_value(&payload).unwrap_or_default(),
+                payload: encoded,
                 issued_by: issued_by.clone(),
                 deadline: OffsetDateTime::now_utc() + SYNC_TTL,
                 trace: None,
